@@ -1,0 +1,172 @@
+# mtd-agent — build, test, install.
+#
+#   make            build/mtd-agent and build/mtdctl
+#   make deps       install build and test dependencies (apt-get)
+#   make check      deps, build, unit, sanitizer unit, integration, e2e, fuzz smoke
+#   make demo       the agent on the example policies, in namespaces of its own
+#   make bench      benchmarks (each prints a comparison measured in the same run)
+#   make fuzz       each fuzz target for FUZZ_SECONDS
+#   make install    honours DESTDIR and PREFIX
+#   make format     clang-format every source
+
+BUILD ?= build
+PREFIX ?= /usr/local
+DESTDIR ?=
+SBINDIR ?= $(PREFIX)/sbin
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share/mtd
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 5
+
+CC ?= cc
+PKGS := libnftnl libmnl libseccomp libcrypto libsystemd inih jansson libcap
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+WARNINGS := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
+	-Wmissing-prototypes -Wstrict-prototypes
+BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARNINGS) -Icommon -Iagent -Irotator $(PKG_CFLAGS) \
+	-DMTD_SOURCE_DIR=\"$(CURDIR)\" -DMTD_DATADIR=\"$(DATADIR)\"
+OPT_CFLAGS ?= -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2
+CFLAGS ?=
+LDFLAGS ?=
+ALL_CFLAGS = $(BASE_CFLAGS) $(OPT_CFLAGS) $(CFLAGS)
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+# Programs: agent/mtd-agent.c is the daemon's main, agent/mtdctl*.c the CLI.
+AGENT_MAIN := agent/mtd-agent.c
+MTDCTL_SRCS := $(sort $(wildcard agent/mtdctl*.c))
+CORE_SRCS := $(filter-out $(AGENT_MAIN) $(MTDCTL_SRCS),$(sort $(wildcard agent/*.c)))
+ROTATOR_SRCS := $(sort $(wildcard rotator/*.c))
+UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(sort $(wildcard tests/unit/test_*.c)))
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+BENCH_SRCS := $(sort $(wildcard tests/bench/bench_*.c))
+HEADERS := $(wildcard common/*.h agent/*.h rotator/*.h tests/unit/*.h)
+
+.PHONY: all deps check unit san-unit integration e2e fuzz fuzz-smoke bench demo install \
+	uninstall format clean
+
+all: $(BUILD)/mtd-agent $(BUILD)/mtdctl
+
+# --- objects -----------------------------------------------------------------
+$(BUILD)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/san/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libmtd.a: $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/librotator.a: $(patsubst %.c,$(BUILD)/obj/%.o,$(ROTATOR_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/san/libmtd.a: $(patsubst %.c,$(BUILD)/san/%.o,$(CORE_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/san/librotator.a: $(patsubst %.c,$(BUILD)/san/%.o,$(ROTATOR_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+LIBS = $(BUILD)/libmtd.a $(BUILD)/librotator.a
+SAN_LIBS = $(BUILD)/san/libmtd.a $(BUILD)/san/librotator.a
+
+$(BUILD)/mtd-agent: $(BUILD)/obj/$(AGENT_MAIN:.c=.o) $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/mtdctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(MTDCTL_SRCS)) $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# --- unit tests (cmocka), plain and sanitized --------------------------------
+$(BUILD)/tests/%: tests/unit/%.c $(LIBS) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
+
+$(BUILD)/san/tests/%: tests/unit/%.c $(SAN_LIBS) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(SAN_LIBS) \
+		$(PKG_LIBS) $(CMOCKA_LIBS)
+
+unit: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+	@tests/run-unit $(BUILD)/tests $(UNIT_TESTS)
+
+san-unit: $(addprefix $(BUILD)/san/tests/,$(UNIT_TESTS))
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		tests/run-unit $(BUILD)/san/tests $(UNIT_TESTS)
+
+# --- integration and end-to-end (root, real kernel, own namespaces) ---------
+integration: all
+	@BUILD=$(BUILD) tests/run-scripts integration tests/integration
+
+e2e: all
+	@BUILD=$(BUILD) tests/run-scripts e2e tests/e2e
+
+# --- fuzzing (clang libFuzzer) -----------------------------------------------
+FUZZ_CC ?= clang
+FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRCS) $(ROTATOR_SRCS) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(BASE_CFLAGS) -Wno-missing-prototypes $(FUZZ_FLAGS) -o $@ $< $(CORE_SRCS) \
+		$(ROTATOR_SRCS) $(PKG_LIBS)
+
+fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
+	@tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
+	@tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+
+# --- benchmarks ----------------------------------------------------------------
+$(BUILD)/bench/%: tests/bench/%.c $(LIBS) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/bench -o $@ $< $(LIBS) $(PKG_LIBS)
+
+bench: all $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+	@BUILD=$(BUILD) tests/run-bench
+
+# --- the two commands of the README -------------------------------------------
+deps:
+	@scripts/deps
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/check
+
+demo: all
+	@BUILD=$(BUILD) scripts/demo
+
+# --- install -------------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(TMPFILESDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DATADIR)/examples
+	install -m 0755 $(BUILD)/mtd-agent $(DESTDIR)$(SBINDIR)/mtd-agent
+	install -m 0755 $(BUILD)/mtdctl $(DESTDIR)$(BINDIR)/mtdctl
+	install -m 0644 docs/*.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 docs/*.8 $(DESTDIR)$(MANDIR)/man8/
+	sed 's|@SBINDIR@|$(SBINDIR)|g; s|@BINDIR@|$(BINDIR)|g' systemd/mtd-agent.service.in \
+		> $(DESTDIR)$(SYSTEMDUNITDIR)/mtd-agent.service
+	install -m 0644 systemd/mtd-agent.tmpfiles $(DESTDIR)$(TMPFILESDIR)/mtd-agent.conf
+	install -m 0644 systemd/mtd-agent.sysusers $(DESTDIR)$(SYSUSERSDIR)/mtd-agent.conf
+	install -m 0644 policies/examples/*.policy $(DESTDIR)$(DATADIR)/examples/
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/mtd-agent $(DESTDIR)$(BINDIR)/mtdctl \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/mtd-agent.service \
+		$(DESTDIR)$(TMPFILESDIR)/mtd-agent.conf $(DESTDIR)$(SYSUSERSDIR)/mtd-agent.conf
+	rm -rf $(DESTDIR)$(DATADIR)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) build-*

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/* Tamper-evident audit log: append-only JSON lines, each MACed with
+ * HMAC-SHA256 over the record body, which carries its seq and the previous
+ * record's MAC. The MAC key evolves one way at every seal (end of an audit
+ * epoch) and the old key is erased, so a key stolen today cannot forge
+ * yesterday's records. The record format and verification rules are in
+ * docs/audit-log.md. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#define AUDIT_KEY_SIZE 32
+#define AUDIT_MAC_SIZE 32
+
+struct audit_log;
+
+struct audit_options {
+	uint64_t max_bytes; /* rotate when the file would exceed this; 0 = never */
+	unsigned keep;      /* rotated files kept: audit.log.1 .. audit.log.N */
+};
+
+/* What audit_log_open found and did about the previous run. */
+struct audit_open_report {
+	bool created_key;      /* no key existed: a fresh initial key was made */
+	char *verify_key_path; /* where the initial (verification) key was written, or NULL */
+	bool unclean_restart;  /* the previous run did not stop cleanly */
+	size_t torn_bytes;     /* a torn last record of that many bytes was cut off (kept in the
+				  unclean-restart record) */
+};
+
+/* Open (or create) the log at log_path, with the evolving key kept in
+ * STATE_DIR/audit.key. If no key exists yet, creates the initial key and
+ * writes a copy to STATE_DIR/audit-verify.key for the operator to take
+ * off-host. Continues the chain from the last record; if the previous run
+ * ended uncleanly (no agent-stop record, or a torn last line), appends an
+ * "unclean-restart" record (torn bytes preserved in it). */
+int audit_log_open(const char *log_path, const char *state_dir, const struct audit_options *options,
+		   struct audit_log **ret_log, struct audit_open_report *ret_report);
+
+/* Append one record. fields is a JSON object (borrowed; may be NULL). When
+ * sync is true the record is on disk (fdatasync) when this returns. ret_seq
+ * may be NULL. Returns the written line (without newline) in *ret_line if
+ * ret_line is not NULL (caller frees). */
+int audit_log_append(struct audit_log *log, const char *type, json_t *fields, bool sync,
+		     uint64_t *ret_seq, char **ret_line);
+
+/* End the current audit epoch: append a "seal" record, evolve the key, persist
+ * it (write temp, fsync, rename, fsync dir) and erase the old key from memory. */
+int audit_log_seal(struct audit_log *log);
+
+uint64_t audit_log_last_seq(const struct audit_log *log);
+uint64_t audit_log_epoch(const struct audit_log *log);
+const char *audit_log_path(const struct audit_log *log);
+
+/* Closes without writing anything; the caller appends "agent-stop" and seals
+ * first for a clean stop. */
+void audit_log_close(struct audit_log *log);
+void audit_open_report_done(struct audit_open_report *report);
+
+/* Create the initial key: writes it to key_out (created, 0600, never
+ * overwritten) and starts STATE_DIR/audit.key from it. Fails with -EEXIST if
+ * either exists. */
+int audit_key_init(const char *state_dir, const char *key_out);
+
+/* Read a verification key file (64 hex digits and a newline). */
+int audit_key_read(const char *path, uint8_t ret_key[AUDIT_KEY_SIZE]);
+
+/* The one-way key evolution: next = HMAC-SHA256(key, "mtd-audit-key-evolve"). */
+void audit_key_evolve(const uint8_t key[AUDIT_KEY_SIZE], uint8_t ret_next[AUDIT_KEY_SIZE]);
+
+struct audit_verify_result {
+	bool ok;
+	uint64_t records;      /* records verified */
+	uint64_t first_seq;    /* seq of the first record seen */
+	uint64_t last_seq;     /* seq of the last good record */
+	uint64_t bad_seq;      /* when !ok: the first bad seq (or the seq expected there) */
+	char *bad_file;        /* when !ok: the file and line of the problem */
+	unsigned bad_line;
+	char *reason;          /* when !ok: why */
+	bool torn_tail;        /* the last line is an incomplete record */
+	bool unsealed_tail;    /* records after the last seal (a running agent, or a cut) */
+};
+
+/* Verify files in order (oldest first) with the initial key. Detects a
+ * modified, inserted, deleted or reordered record, a broken chain between
+ * files, and a torn last record. Returns 0 when the verification ran (see
+ * result->ok), negative errno when a file could not be read. */
+int audit_verify_files(const uint8_t key0[AUDIT_KEY_SIZE], const char *const *paths, size_t n_paths,
+		       struct audit_verify_result *ret_result);
+void audit_verify_result_done(struct audit_verify_result *result);
+
+/* Parsed view of one record line, for readers (mtdctl audit show, the
+ * control socket, the fuzzer). Does not check the MAC. */
+struct audit_record {
+	uint64_t seq;
+	uint64_t epoch;
+	char *type;
+	json_t *object; /* the whole record as parsed */
+};
+
+int audit_record_parse(const char *line, size_t len, struct audit_record *ret_record);
+void audit_record_done(struct audit_record *record);

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+/* Policy files: one service per *.policy file, parsed with libinih and
+ * validated as a whole set. The schema is documented in docs/mtd.policy.5. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#define POLICY_NAME_MAX 32 /* service names: [a-z0-9][a-z0-9_-]{0,31} */
+#define POLICY_ERROR_MAX 512
+
+/* One error, rendered as "FILE:LINE: Section.Key: reason". line is 0 when the
+ * error concerns the whole file (unreadable file, missing section). */
+struct policy_error {
+	char *file;
+	unsigned line;
+	char *section; /* may be NULL */
+	char *key;     /* may be NULL */
+	char *reason;
+};
+
+struct policy_errors {
+	struct policy_error *items;
+	size_t count;
+};
+
+enum policy_proto {
+	POLICY_PROTO_TCP,
+	POLICY_PROTO_UDP,
+};
+
+struct port_range {
+	uint16_t first;
+	uint16_t last; /* inclusive; first <= last */
+};
+
+struct cidr {
+	int family; /* AF_INET or AF_INET6 */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} addr;
+	unsigned prefix_len;
+};
+
+struct socket_address {
+	int family; /* AF_INET or AF_INET6 */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} addr;
+	uint16_t port;
+};
+
+/* Egress=PROTO/PORT[-PORT] [CIDR] — one allowed outbound flow. */
+struct egress_rule {
+	enum policy_proto proto;
+	struct port_range ports;
+	bool has_destination;
+	struct cidr destination;
+};
+
+enum health_check_kind {
+	HEALTH_CHECK_NONE,
+	HEALTH_CHECK_TCP,
+};
+
+enum compromise_action {
+	COMPROMISE_QUARANTINE, /* freeze and keep for forensics */
+	COMPROMISE_KILL,       /* kill and clean up */
+};
+
+enum syscall_violation_action {
+	SYSCALL_VIOLATION_QUARANTINE,
+	SYSCALL_VIOLATION_KILL,
+	SYSCALL_VIOLATION_ERRNO, /* deny with an error, record, keep running */
+};
+
+enum syscall_default_action {
+	SYSCALL_DEFAULT_ERRNO, /* EPERM */
+	SYSCALL_DEFAULT_KILL,  /* kill the process (SIGSYS) */
+};
+
+struct string_list {
+	char **items;
+	size_t count;
+};
+
+struct policy {
+	char *path; /* file it was read from */
+
+	/* [Service] */
+	char *name;
+	char *snapshot;      /* Snapshot= absolute dir; NULL for a host service */
+	char *snapshot_key;  /* SnapshotKey= Ed25519 public key (PEM) */
+	struct string_list exec_argv; /* Exec= split with shell-like quoting */
+	bool has_listen_port;
+	uint16_t listen_port; /* ListenPort=PORT/PROTO */
+	enum policy_proto listen_proto;
+	bool has_backend; /* Backend=ADDR:PORT, a host service; excludes Snapshot= */
+	struct socket_address backend;
+	char *user;  /* User= name or uid, NULL = root inside the envelope */
+	char *group; /* Group= */
+	uint64_t max_lifetime_usec;        /* MaxLifetime=, 0 = unlimited */
+	uint64_t max_lifetime_jitter_usec; /* MaxLifetimeJitter= */
+	enum health_check_kind health_check;
+	uint64_t health_interval_usec; /* HealthInterval= */
+	uint64_t health_timeout_usec;  /* HealthTimeout= */
+	unsigned health_failures;      /* HealthFailures= */
+	enum compromise_action on_compromise; /* OnCompromise= */
+	uint64_t quarantine_max_bytes;        /* QuarantineMax= */
+	unsigned replace_burst;               /* ReplaceBurst= */
+	uint64_t replace_interval_usec;       /* ReplaceInterval= */
+	bool allow_devices; /* SnapshotAllowDevices= */
+	bool allow_setuid;  /* SnapshotAllowSetuid= */
+
+	/* [Rotation] */
+	bool has_public_ports;
+	struct port_range public_ports; /* PublicPorts= */
+	uint64_t interval_usec;         /* Interval= */
+	uint64_t grace_usec;            /* Grace= */
+	char *key_file;                 /* KeyFile= */
+	unsigned decoys;                /* Decoys= */
+	uint64_t decoy_block_usec;      /* DecoyBlock= */
+	struct cidr *address_pools;     /* AddressPool= (repeat appends) */
+	size_t address_pool_count;
+	bool local_access; /* LocalAccess= DNAT for connections from the host itself */
+
+	/* [Envelope] */
+	struct string_list system_calls;           /* SystemCalls= names and @groups */
+	struct string_list violation_system_calls; /* ViolationSystemCalls= */
+	enum syscall_default_action syscall_default; /* SystemCallDefault= */
+	enum syscall_violation_action on_syscall_violation; /* OnSyscallViolation= */
+	struct string_list writable;                /* Writable= absolute paths */
+	struct egress_rule *egress;                 /* Egress= */
+	size_t egress_count;
+	unsigned egress_alert_threshold; /* EgressAlertThreshold= packets */
+	uint64_t capabilities;           /* Capabilities= bit mask of CAP_* numbers */
+	uint64_t memory_max_bytes;       /* MemoryMax=, 0 = unlimited */
+	uint64_t tasks_max;              /* TasksMax=, 0 = unlimited */
+	unsigned cpu_quota_percent;      /* CPUQuota=, 0 = unlimited */
+	uint64_t writable_size_bytes;    /* WritableSize= size of the tmpfs upper layer */
+	uint64_t limit_nofile;           /* LimitNOFILE= */
+	bool private_users;              /* PrivateUsers= */
+};
+
+struct policy_set {
+	struct policy **policies; /* sorted by name */
+	size_t count;
+};
+
+/* Parse and validate every *.policy file under each path (a file or a
+ * directory, not recursive) as one set. Returns 0 and the set when there are no
+ * errors; otherwise -EINVAL (or -errno) and every error found in ret_errors
+ * (which the caller frees with policy_errors_free). Never half-fills. */
+int policy_set_load(const char *const *paths, size_t n_paths, struct policy_set **ret_set,
+		    struct policy_errors *ret_errors);
+
+/* Parse one policy from memory (used by the fuzzer and by unit tests). The
+ * file name only labels errors. Set-wide checks (duplicates, overlaps) are not
+ * done here. */
+int policy_parse_buffer(const char *file_name, const char *text, size_t len,
+			struct policy **ret_policy, struct policy_errors *errors);
+
+const struct policy *policy_set_find(const struct policy_set *set, const char *name);
+
+void policy_free(struct policy *policy);
+void policy_set_free(struct policy_set *set);
+void policy_errors_free(struct policy_errors *errors);
+
+/* "FILE:LINE: Section.Key: reason" (LINE omitted when 0, "Section.Key: " when
+ * no key). Returns a malloc'd string. */
+char *policy_error_format(const struct policy_error *error);
+
+/* A JSON-friendly rendering is in policy_json.h (needs jansson). */
