@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Keyed port schedule (see docs/schedule.md for the normative description):
+ *
+ *   base    = "mtd-port-v1" 0x00 service 0x00 epoch(8 bytes, big endian)
+ *   block_i = HMAC-SHA256(key, base || i(4 bytes, big endian)), i = 0, 1, ...
+ *   words   = each block split into eight 32-bit big-endian words, in order
+ *   R       = last - first + 1; limit = 2^32 - (2^32 mod R)
+ *   a word w < limit yields first + (w mod R); others are rejected;
+ *   a port already yielded is skipped, so candidates are distinct.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include "macro.h"
+#include "schedule.h"
+
+#define BLOCK_SIZE 32
+
+struct stream {
+	EVP_MAC *mac;
+	EVP_MAC_CTX *ctx;
+	uint8_t msg[sizeof(SCHEDULE_LABEL) + SCHEDULE_MAX_SERVICE_NAME + 1 + 8 + 4];
+	size_t base_len;
+	uint32_t counter;
+	bool counter_wrapped;
+	uint8_t block[BLOCK_SIZE];
+	unsigned word; /* next word of block; 8 = block used up */
+	uint32_t first;
+	uint32_t range;
+	uint64_t limit;
+	uint32_t n_yielded;
+	uint64_t seen[65536 / 64];
+};
+
+static void stream_done(struct stream *s)
+{
+	EVP_MAC_CTX_free(s->ctx);
+	EVP_MAC_free(s->mac);
+	s->ctx = NULL;
+	s->mac = NULL;
+}
+
+static bool service_valid(const char *service)
+{
+	size_t len;
+
+	if (!service)
+		return false;
+	len = strlen(service);
+	return len > 0 && len <= SCHEDULE_MAX_SERVICE_NAME;
+}
+
+static int stream_init(struct stream *s, const uint8_t *key, size_t key_len, const char *service,
+		       uint64_t epoch, uint16_t first, uint16_t last)
+{
+	OSSL_PARAM params[2];
+	size_t name_len, off = 0;
+
+	if (!key || key_len == 0 || !service_valid(service) || first == 0 || first > last)
+		return -EINVAL;
+
+	memset(s, 0, sizeof(*s));
+	name_len = strlen(service);
+	memcpy(s->msg, SCHEDULE_LABEL, sizeof(SCHEDULE_LABEL)); /* includes the 0x00 */
+	off = sizeof(SCHEDULE_LABEL);
+	memcpy(s->msg + off, service, name_len);
+	off += name_len;
+	s->msg[off++] = 0;
+	for (int i = 7; i >= 0; i--)
+		s->msg[off++] = (uint8_t)(epoch >> (8 * i));
+	s->base_len = off;
+	s->word = BLOCK_SIZE / 4;
+	s->first = first;
+	s->range = (uint32_t)last - first + 1;
+	s->limit = (1ULL << 32) - ((1ULL << 32) % s->range);
+
+	s->mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+	if (!s->mac)
+		return -ENOMEM;
+	s->ctx = EVP_MAC_CTX_new(s->mac);
+	if (!s->ctx) {
+		stream_done(s);
+		return -ENOMEM;
+	}
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_init(s->ctx, key, key_len, params) != 1) {
+		stream_done(s);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int stream_refill(struct stream *s)
+{
+	size_t off = s->base_len, out_len = 0;
+
+	if (s->counter_wrapped)
+		return -ERANGE;
+	for (int i = 3; i >= 0; i--)
+		s->msg[off++] = (uint8_t)(s->counter >> (8 * i));
+	if (EVP_MAC_init(s->ctx, NULL, 0, NULL) != 1 ||
+	    EVP_MAC_update(s->ctx, s->msg, off) != 1 ||
+	    EVP_MAC_final(s->ctx, s->block, &out_len, sizeof(s->block)) != 1 ||
+	    out_len != BLOCK_SIZE)
+		return -EIO;
+	if (++s->counter == 0)
+		s->counter_wrapped = true;
+	s->word = 0;
+	return 0;
+}
+
+/* Next distinct candidate; -ENOSPC once every port of the range was yielded. */
+static int stream_next(struct stream *s, uint16_t *ret_port)
+{
+	for (;;) {
+		const uint8_t *b;
+		uint32_t w, port;
+		int r;
+
+		if (s->n_yielded >= s->range)
+			return -ENOSPC;
+		if (s->word >= BLOCK_SIZE / 4) {
+			r = stream_refill(s);
+			if (r < 0)
+				return r;
+		}
+		b = s->block + 4 * s->word++;
+		w = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+		if (w >= s->limit)
+			continue;
+		port = s->first + w % s->range;
+		if (s->seen[port / 64] & (1ULL << (port % 64)))
+			continue;
+		s->seen[port / 64] |= 1ULL << (port % 64);
+		s->n_yielded++;
+		*ret_port = (uint16_t)port;
+		return 0;
+	}
+}
+
+int schedule_epoch(uint64_t unix_time, uint64_t interval_seconds, uint64_t *ret_epoch)
+{
+	if (interval_seconds == 0)
+		return -EINVAL;
+	*ret_epoch = unix_time / interval_seconds;
+	return 0;
+}
+
+int schedule_candidates(const uint8_t *key, size_t key_len, const char *service, uint64_t epoch,
+			uint16_t first, uint16_t last, uint16_t *ret_ports, size_t n)
+{
+	_cleanup_free_ struct stream *s = NULL;
+	_cleanup_free_ uint16_t *ports = NULL;
+	int r;
+
+	if (!ret_ports || first == 0 || first > last || n > (size_t)last - first + 1)
+		return -EINVAL;
+	s = malloc(sizeof(*s));
+	ports = calloc(n ? n : 1, sizeof(*ports));
+	if (!s || !ports)
+		return -ENOMEM;
+	r = stream_init(s, key, key_len, service, epoch, first, last);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		r = stream_next(s, &ports[i]);
+		if (r < 0) {
+			stream_done(s);
+			return r;
+		}
+	}
+	stream_done(s);
+	memcpy(ret_ports, ports, n * sizeof(*ports));
+	return 0;
+}
+
+static bool params_valid(const struct schedule_params *p)
+{
+	return p && p->key && p->key_len > 0 && service_valid(p->service) && p->first > 0 &&
+	       p->first <= p->last && p->interval_sec > 0 && p->grace_sec < p->interval_sec &&
+	       p->n_decoys <= SCHEDULE_MAX_DECOYS;
+}
+
+static bool excluded(const struct schedule_params *p, uint16_t port)
+{
+	return p->exclude && p->exclude(port, p->userdata);
+}
+
+/* Advance s to the first candidate that is not excluded. */
+static int stream_pick(struct stream *s, const struct schedule_params *p, uint16_t *ret_port)
+{
+	for (;;) {
+		uint16_t port;
+		int r = stream_next(s, &port);
+
+		if (r == -ENOSPC)
+			return -EADDRINUSE;
+		if (r < 0)
+			return r;
+		if (!excluded(p, port)) {
+			*ret_port = port;
+			return 0;
+		}
+	}
+}
+
+int schedule_port(const struct schedule_params *p, uint64_t epoch, uint16_t *ret_port)
+{
+	_cleanup_free_ struct stream *s = NULL;
+	uint16_t port = 0;
+	int r;
+
+	if (!params_valid(p) || !ret_port)
+		return -EINVAL;
+	s = malloc(sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	r = stream_init(s, p->key, p->key_len, p->service, epoch, p->first, p->last);
+	if (r < 0)
+		return r;
+	r = stream_pick(s, p, &port);
+	stream_done(s);
+	if (r < 0)
+		return r;
+	*ret_port = port;
+	return 0;
+}
+
+int schedule_compute(const struct schedule_params *p, uint64_t now_usec,
+		     struct schedule_result *ret)
+{
+	_cleanup_free_ struct stream *s = NULL;
+	struct schedule_result res = {};
+	uint64_t now_sec = now_usec / 1000000;
+	int r;
+
+	if (!params_valid(p) || !ret)
+		return -EINVAL;
+	if (p->interval_sec > UINT64_MAX / 1000000)
+		return -ERANGE;
+	r = schedule_epoch(now_sec, p->interval_sec, &res.epoch);
+	if (r < 0)
+		return r;
+	if (res.epoch == UINT64_MAX)
+		return -ERANGE;
+	r = schedule_next_boundary_usec(now_usec, p->interval_sec, &res.next_boundary_usec);
+	if (r < 0)
+		return r;
+	res.boundary_usec = res.next_boundary_usec - p->interval_sec * 1000000;
+
+	if (res.epoch > 0) {
+		r = schedule_port(p, res.epoch - 1, &res.prev_port);
+		if (r < 0)
+			return r;
+	}
+	r = schedule_port(p, res.epoch + 1, &res.next_port);
+	if (r < 0)
+		return r;
+
+	s = malloc(sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	r = stream_init(s, p->key, p->key_len, p->service, res.epoch, p->first, p->last);
+	if (r < 0)
+		return r;
+	r = stream_pick(s, p, &res.port);
+	while (r >= 0 && res.n_decoys < p->n_decoys) {
+		uint16_t d;
+
+		r = stream_pick(s, p, &d);
+		if (r == -EADDRINUSE) {
+			r = 0; /* range exhausted: fewer decoys */
+			break;
+		}
+		if (r >= 0 && d != res.prev_port && d != res.next_port)
+			res.decoys[res.n_decoys++] = d;
+	}
+	stream_done(s);
+	if (r < 0)
+		return r;
+
+	if (res.prev_port != res.port && schedule_in_grace(now_usec, p->interval_sec, p->grace_sec))
+		res.grace_port = res.prev_port;
+	*ret = res;
+	return 0;
+}
+
+int schedule_next_boundary_usec(uint64_t now_usec, uint64_t interval_sec, uint64_t *ret_usec)
+{
+	uint64_t interval_usec, epoch;
+
+	if (interval_sec == 0)
+		return -EINVAL;
+	if (interval_sec > UINT64_MAX / 1000000)
+		return -ERANGE;
+	interval_usec = interval_sec * 1000000;
+	epoch = now_usec / interval_usec;
+	if (epoch + 1 > UINT64_MAX / interval_usec)
+		return -ERANGE;
+	*ret_usec = (epoch + 1) * interval_usec;
+	return 0;
+}
+
+bool schedule_in_grace(uint64_t now_usec, uint64_t interval_sec, uint64_t grace_sec)
+{
+	if (interval_sec == 0 || interval_sec > UINT64_MAX / 1000000 || grace_sec >= interval_sec)
+		return false;
+	return now_usec % (interval_sec * 1000000) < grace_sec * 1000000;
+}
