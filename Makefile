@@ -10,6 +10,7 @@
 #   make format     clang-format every source
 
 BUILD ?= build
+VERSION := 0.1.0
 PREFIX ?= /usr/local
 DESTDIR ?=
 SBINDIR ?= $(PREFIX)/sbin
@@ -31,7 +32,8 @@ CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
 	-Wmissing-prototypes -Wstrict-prototypes
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARNINGS) -Icommon -Iagent -Irotator $(PKG_CFLAGS) \
-	-DMTD_SOURCE_DIR=\"$(CURDIR)\" -DMTD_DATADIR=\"$(DATADIR)\"
+	-DMTD_SOURCE_DIR=\"$(CURDIR)\" -DMTD_DATADIR=\"$(DATADIR)\" \
+	-DMTD_VERSION=\"$(VERSION)\"
 OPT_CFLAGS ?= -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2
 CFLAGS ?=
 LDFLAGS ?=

@@ -1,0 +1,532 @@
+/* SPDX-License-Identifier: MIT */
+#include "agent.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <systemd/sd-daemon.h>
+
+#include "audit.h"
+#include "control.h"
+#include "log.h"
+#include "macro.h"
+#include "policy.h"
+#include "policy_json.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy_set *, policy_set_free)
+
+/* At most this many records in one `audit show` request; mtdctl asks again
+ * from where a reply stopped. */
+#define AUDIT_SHOW_RECORDS_MAX 10000
+#define AUDIT_SHOW_BATCH_BYTES (64 * 1024)
+
+struct agent {
+	struct agent_options options;
+	char *socket_path;
+	sd_event *event;
+	struct policy_set *policies;
+	uint64_t policies_loaded_usec; /* CLOCK_REALTIME */
+	uint64_t started_usec;         /* CLOCK_MONOTONIC */
+	uint64_t reloads;
+	uint64_t reload_failures;
+	struct audit_log *audit;
+	struct control_server *control;
+	sd_event_source *seal_timer;
+};
+
+static uint64_t now_usec(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int agent_audit(struct agent *agent, const char *type, json_t *fields, bool sync)
+{
+	_cleanup_(json_decrefp) json_t *owned = fields ? fields : json_object();
+	_cleanup_free_ char *line = NULL;
+	uint64_t seq;
+	int r;
+
+	r = audit_log_append(agent->audit, type, owned, sync, &seq, &line);
+	if (r < 0) {
+		log_error("audit: cannot append %s record to %s: %s", type,
+			  agent->options.audit_log, strerror(-r));
+		return r;
+	}
+	log_audit_event(type, seq, owned, line);
+
+	if (agent->control) {
+		_cleanup_(json_decrefp) json_t *message = json_object();
+		_cleanup_(json_decrefp) json_t *records = json_array();
+		json_t *record = json_loads(line, 0, NULL);
+		_cleanup_free_ char *text = NULL;
+
+		if (message && records && record && json_array_append_new(records, record) == 0 &&
+		    json_object_set_new(message, "ok", json_true()) == 0 &&
+		    json_object_set(message, "records", records) == 0 &&
+		    json_object_set_new(message, "more", json_true()) == 0) {
+			text = json_dumps(message, JSON_COMPACT);
+			if (text)
+				control_server_broadcast(agent->control, text);
+		}
+	}
+	return 0;
+}
+
+static json_t *policy_names(const struct policy_set *set)
+{
+	json_t *names = json_array();
+
+	for (size_t i = 0; set && names && i < set->count; i++)
+		json_array_append_new(names, json_string(set->policies[i]->name));
+	return names;
+}
+
+/* Services in b that are not in a (by name). */
+static json_t *policy_names_missing(const struct policy_set *a, const struct policy_set *b)
+{
+	json_t *names = json_array();
+
+	for (size_t i = 0; b && names && i < b->count; i++)
+		if (!a || !policy_set_find(a, b->policies[i]->name))
+			json_array_append_new(names, json_string(b->policies[i]->name));
+	return names;
+}
+
+static json_t *error_lines(const struct policy_errors *errors)
+{
+	json_t *lines = json_array();
+
+	for (size_t i = 0; lines && i < errors->count; i++) {
+		_cleanup_free_ char *line = policy_error_format(&errors->items[i]);
+		if (line)
+			json_array_append_new(lines, json_string(line));
+	}
+	return lines;
+}
+
+static int load_policies(const char *policy_dir, struct policy_set **ret_set,
+			 json_t **ret_errors)
+{
+	const char *paths[] = {policy_dir};
+	struct policy_errors errors = {0};
+	struct policy_set *set = NULL;
+	int r;
+
+	r = policy_set_load(paths, 1, &set, &errors);
+	if (r < 0) {
+		*ret_errors = error_lines(&errors);
+		if (errors.count == 0)
+			json_array_append_new(*ret_errors,
+					      json_sprintf("%s: %s", policy_dir, strerror(-r)));
+		policy_errors_free(&errors);
+		return r;
+	}
+	policy_errors_free(&errors);
+	*ret_set = set;
+	return 0;
+}
+
+int agent_reload(struct agent *agent, const char *source, json_t **ret_result,
+		 char **ret_error, json_t **ret_error_details)
+{
+	_cleanup_(policy_set_freep) struct policy_set *next = NULL;
+	_cleanup_(json_decrefp) json_t *errors = NULL;
+	json_t *fields;
+	int r;
+
+	r = load_policies(agent->options.policy_dir, &next, &errors);
+	if (r < 0) {
+		size_t n = json_array_size(errors);
+
+		agent->reload_failures++;
+		for (size_t i = 0; i < n; i++)
+			log_error("reload: %s", json_string_value(json_array_get(errors, i)));
+		fields = json_pack("{s:s, s:O, s:s}", "source", source, "errors", errors,
+				   "outcome", "previous policy set kept");
+		(void)agent_audit(agent, "policy-reload-failed", fields, true);
+		if (asprintf(ret_error, "reload refused: %zu error%s in the policy set; the "
+					"previous set stays in force",
+			     n, n == 1 ? "" : "s") < 0)
+			*ret_error = NULL;
+		*ret_error_details = TAKE_PTR(errors);
+		return r;
+	}
+
+	fields = json_pack("{s:s, s:o, s:o, s:o}", "source", source, "services",
+			   policy_names(next), "added", policy_names_missing(agent->policies, next),
+			   "removed", policy_names_missing(next, agent->policies));
+	/* The record is on disk before the new set takes effect: if the audit
+	 * log cannot be written, nothing changes. */
+	r = agent_audit(agent, "policy-reload", json_incref(fields), true);
+	if (r < 0) {
+		json_decref(fields);
+		*ret_error = strdup("reload refused: the audit log cannot be written");
+		*ret_error_details = json_array();
+		return r;
+	}
+	policy_set_free(agent->policies);
+	agent->policies = TAKE_PTR(next);
+	agent->policies_loaded_usec = now_usec(CLOCK_REALTIME);
+	agent->reloads++;
+	log_info("reload: %zu service(s) in force", agent->policies->count);
+	*ret_result = fields;
+	return 0;
+}
+
+static json_t *service_summary(const struct policy *p)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s}", "name", p->name, "kind",
+			      p->has_backend ? "host" : "managed", "file", p->path);
+
+	if (o && p->has_public_ports) {
+		json_object_set_new(o, "public_ports",
+				    json_sprintf("%u-%u", p->public_ports.first,
+						 p->public_ports.last));
+		json_object_set_new(o, "interval_usec", json_integer((json_int_t)p->interval_usec));
+	}
+	return o;
+}
+
+static json_t *status_json(struct agent *agent)
+{
+	json_t *services = json_array();
+
+	for (size_t i = 0; services && i < agent->policies->count; i++)
+		json_array_append_new(services, service_summary(agent->policies->policies[i]));
+
+	return json_pack("{s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:{s:s, s:I, s:I}}", "pid",
+			 (int)getpid(), "version", MTD_VERSION, "uptime_usec",
+			 (json_int_t)(now_usec(CLOCK_MONOTONIC) - agent->started_usec),
+			 "policy_dir", agent->options.policy_dir, "policies_loaded_usec",
+			 (json_int_t)agent->policies_loaded_usec, "reloads",
+			 (json_int_t)agent->reloads, "reload_failures",
+			 (json_int_t)agent->reload_failures, "services", services, "audit", "path",
+			 agent->options.audit_log, "last_seq",
+			 (json_int_t)audit_log_last_seq(agent->audit), "epoch",
+			 (json_int_t)audit_log_epoch(agent->audit));
+}
+
+static void reply_result(struct control_client *client, json_t *result)
+{
+	_cleanup_free_ char *text = control_reply_ok(result);
+
+	if (!text)
+		text = control_reply_error("out of memory");
+	(void)control_client_send(client, text);
+	json_decref(result);
+}
+
+static void reply_error(struct control_client *client, const char *reason)
+{
+	_cleanup_free_ char *text = control_reply_error(reason);
+
+	(void)control_client_send(client, text);
+}
+
+static void handle_policy_list(struct agent *agent, struct control_client *client)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; list && i < agent->policies->count; i++)
+		json_array_append_new(list, service_summary(agent->policies->policies[i]));
+	reply_result(client, list);
+}
+
+static void handle_policy_show(struct agent *agent, struct control_client *client,
+			       const char *name)
+{
+	const struct policy *p = policy_set_find(agent->policies, name);
+	char reason[128];
+
+	if (!p) {
+		snprintf(reason, sizeof(reason), "no service named %s", name);
+		reply_error(client, reason);
+		return;
+	}
+	reply_result(client, policy_to_json(p));
+}
+
+static void handle_reload(struct agent *agent, struct control_client *client)
+{
+	json_t *result = NULL, *details = NULL;
+	_cleanup_free_ char *error = NULL;
+
+	(void)sd_notify(0, "RELOADING=1");
+	if (agent_reload(agent, "control", &result, &error, &details) < 0) {
+		_cleanup_free_ char *text = control_reply_error_details(
+			error ? error : "reload refused", "errors", details);
+		(void)control_client_send(client, text);
+		json_decref(details);
+	} else {
+		reply_result(client, result);
+	}
+	(void)sd_notify(0, "READY=1");
+}
+
+static int send_records(struct control_client *client, json_t *records, bool more,
+			uint64_t next_since, bool truncated)
+{
+	_cleanup_(json_decrefp) json_t *message = json_pack(
+		"{s:b, s:O, s:b, s:I, s:b}", "ok", 1, "records", records, "more", more,
+		"next_since", (json_int_t)next_since, "truncated", truncated);
+	_cleanup_free_ char *text = message ? json_dumps(message, JSON_COMPACT) : NULL;
+
+	if (!text)
+		return -ENOMEM;
+	return control_client_send(client, text);
+}
+
+/* Streams the records with seq > since from the rotated files (oldest first)
+ * and the current one, in batches. */
+static void handle_audit_show(struct agent *agent, struct control_client *client,
+			      const struct control_request *request)
+{
+	_cleanup_(json_decrefp) json_t *batch = json_array();
+	size_t batch_bytes = 0, sent = 0;
+	uint64_t last_seq = request->since;
+	bool truncated = false;
+
+	for (int i = (int)agent->options.audit_keep; i >= 0 && !truncated; i--) {
+		_cleanup_free_ char *path = NULL;
+		_cleanup_fclose_ FILE *f = NULL;
+		_cleanup_free_ char *line = NULL;
+		size_t cap = 0;
+		ssize_t len;
+
+		if (i == 0)
+			path = strdup(agent->options.audit_log);
+		else if (asprintf(&path, "%s.%d", agent->options.audit_log, i) < 0)
+			path = NULL;
+		if (!path)
+			break;
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while ((len = getline(&line, &cap, f)) > 0) {
+			struct audit_record record;
+
+			if (line[len - 1] != '\n')
+				break; /* torn or still being written */
+			if (audit_record_parse(line, (size_t)len - 1, &record) < 0)
+				continue;
+			if (record.seq > request->since) {
+				json_array_append(batch, record.object);
+				batch_bytes += (size_t)len;
+				last_seq = record.seq;
+				sent++;
+			}
+			audit_record_done(&record);
+			if (sent >= AUDIT_SHOW_RECORDS_MAX) {
+				truncated = true;
+				break;
+			}
+			if (batch_bytes >= AUDIT_SHOW_BATCH_BYTES) {
+				if (send_records(client, batch, true, last_seq, false) < 0)
+					return;
+				json_array_clear(batch);
+				batch_bytes = 0;
+			}
+		}
+	}
+	if (send_records(client, batch, request->follow && !truncated, last_seq, truncated) < 0)
+		return;
+	if (request->follow && !truncated)
+		control_client_follow(client);
+}
+
+static void on_control_request(struct control_client *client, const struct control_peer *peer,
+			       const struct control_request *request, void *userdata)
+{
+	struct agent *agent = userdata;
+	char reason[CONTROL_REASON_MAX];
+	const char *command = control_command_name(request->command);
+
+	if (!control_peer_may(peer, request->command, reason)) {
+		if (control_command_is_mutating(request->command))
+			(void)agent_audit(agent, "control-denied",
+					  json_pack("{s:s, s:i, s:i}", "command", command, "uid",
+						    (int)peer->uid, "pid", (int)peer->pid),
+					  true);
+		reply_error(client, reason);
+		return;
+	}
+
+	if (control_command_is_mutating(request->command) &&
+	    agent_audit(agent, "control-request",
+			json_pack("{s:s, s:i, s:i}", "command", command, "uid", (int)peer->uid,
+				  "pid", (int)peer->pid),
+			true) < 0) {
+		reply_error(client, "refused: the audit log cannot be written");
+		return;
+	}
+
+	switch (request->command) {
+	case CONTROL_STATUS:
+		reply_result(client, status_json(agent));
+		break;
+	case CONTROL_POLICY_LIST:
+		handle_policy_list(agent, client);
+		break;
+	case CONTROL_POLICY_SHOW:
+		handle_policy_show(agent, client, request->name);
+		break;
+	case CONTROL_RELOAD:
+		handle_reload(agent, client);
+		break;
+	case CONTROL_AUDIT_SHOW:
+		handle_audit_show(agent, client, request);
+		break;
+	case _CONTROL_COMMAND_MAX:
+		reply_error(client, "unknown command");
+		break;
+	}
+}
+
+static void on_control_refusal(const struct control_peer *peer, const char *reason,
+			       void *userdata)
+{
+	log_warning("control: refused a request from uid %u pid %d: %s", (unsigned)peer->uid,
+		    (int)peer->pid, reason);
+}
+
+static int on_seal_timer(sd_event_source *source, uint64_t usec, void *userdata)
+{
+	struct agent *agent = userdata;
+	int r = audit_log_seal(agent->audit);
+
+	if (r < 0)
+		log_error("audit: cannot seal epoch %llu: %s",
+			  (unsigned long long)audit_log_epoch(agent->audit), strerror(-r));
+	return sd_event_source_set_time(source, usec + agent->options.audit_epoch_usec);
+}
+
+static gid_t lookup_read_group(const char *name)
+{
+	struct group *g = name ? getgrnam(name) : NULL;
+
+	return g ? g->gr_gid : (gid_t)-1;
+}
+
+static int open_audit(struct agent *agent)
+{
+	struct audit_options options = {
+		.max_bytes = agent->options.audit_max_bytes,
+		.keep = agent->options.audit_keep,
+	};
+	struct audit_open_report report = {0};
+	int r;
+
+	r = audit_log_open(agent->options.audit_log, agent->options.state_dir, &options,
+			   &agent->audit, &report);
+	if (r < 0) {
+		log_error("audit: cannot open %s (key in %s): %s", agent->options.audit_log,
+			  agent->options.state_dir, strerror(-r));
+		return r;
+	}
+	if (report.created_key && report.verify_key_path)
+		log_notice("audit: created a new audit key; the verification key is %s — copy "
+			   "it off this host and delete it here",
+			   report.verify_key_path);
+	if (report.unclean_restart)
+		log_warning("audit: the previous run did not stop cleanly%s",
+			    report.torn_bytes ? " (a torn last record was kept in the "
+						"unclean-restart record)"
+					      : "");
+	audit_open_report_done(&report);
+	return 0;
+}
+
+int agent_new(sd_event *event, const struct agent_options *options, struct agent **ret_agent)
+{
+	_cleanup_(json_decrefp) json_t *errors = NULL;
+	struct agent *agent;
+	gid_t read_group;
+	int r;
+
+	agent = calloc(1, sizeof(*agent));
+	if (!agent)
+		return -ENOMEM;
+	agent->options = *options;
+	agent->event = sd_event_ref(event);
+	agent->started_usec = now_usec(CLOCK_MONOTONIC);
+
+	r = open_audit(agent);
+	if (r < 0)
+		goto fail;
+
+	r = load_policies(options->policy_dir, &agent->policies, &errors);
+	if (r < 0) {
+		for (size_t i = 0; i < json_array_size(errors); i++)
+			log_error("%s", json_string_value(json_array_get(errors, i)));
+		log_error("refusing to start: the policy set in %s is invalid",
+			  options->policy_dir);
+		(void)agent_audit(agent, "policy-load-failed",
+				  json_pack("{s:s, s:O}", "policy_dir", options->policy_dir,
+					    "errors", errors),
+				  true);
+		goto fail;
+	}
+	agent->policies_loaded_usec = now_usec(CLOCK_REALTIME);
+
+	if (asprintf(&agent->socket_path, "%s/control.sock", options->runtime_dir) < 0) {
+		agent->socket_path = NULL;
+		r = -ENOMEM;
+		goto fail;
+	}
+	(void)mkdir(options->runtime_dir, 0755);
+	read_group = lookup_read_group(options->read_group);
+	r = control_server_new(event, agent->socket_path, read_group, on_control_request,
+			       on_control_refusal, agent, &agent->control);
+	if (r < 0) {
+		log_error("control: cannot listen on %s: %s", agent->socket_path, strerror(-r));
+		goto fail;
+	}
+
+	r = sd_event_add_time_relative(event, &agent->seal_timer, CLOCK_MONOTONIC,
+				       options->audit_epoch_usec, 0, on_seal_timer, agent);
+	if (r < 0)
+		goto fail;
+
+	r = agent_audit(agent, "agent-start",
+			json_pack("{s:i, s:s, s:s, s:o}", "pid", (int)getpid(), "version",
+				  MTD_VERSION, "policy_dir", options->policy_dir, "services",
+				  policy_names(agent->policies)),
+			true);
+	if (r < 0)
+		goto fail;
+
+	*ret_agent = agent;
+	return 0;
+fail:
+	agent_free(agent);
+	return r < 0 ? r : -EINVAL;
+}
+
+void agent_stop(struct agent *agent, const char *reason)
+{
+	control_server_free(TAKE_PTR(agent->control));
+	(void)agent_audit(agent, "agent-stop", json_pack("{s:s}", "reason", reason), true);
+	if (audit_log_seal(agent->audit) < 0)
+		log_error("audit: cannot seal the last epoch");
+}
+
+void agent_free(struct agent *agent)
+{
+	if (!agent)
+		return;
+	control_server_free(agent->control);
+	sd_event_source_disable_unref(agent->seal_timer);
+	audit_log_close(agent->audit);
+	policy_set_free(agent->policies);
+	free(agent->socket_path);
+	sd_event_unref(agent->event);
+	free(agent);
+}

@@ -1,0 +1,389 @@
+/* SPDX-License-Identifier: MIT */
+#include "control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "macro.h"
+
+#define CONTROL_CLIENTS_MAX 64
+/* A client that stops reading (a stalled `audit show --follow`) is dropped
+ * once this much is waiting for it, so it cannot make the agent hoard memory. */
+#define CONTROL_QUEUE_MAX (4u * 1024 * 1024)
+#define CONTROL_SNDBUF (512 * 1024)
+
+struct queued_message {
+	struct queued_message *next;
+	size_t len;
+	char data[];
+};
+
+struct control_client {
+	struct control_server *server;
+	struct control_client *next;
+	int fd;
+	sd_event_source *io;
+	struct control_peer peer;
+	struct queued_message *head, *tail;
+	size_t queued_bytes;
+	bool follow;
+	bool dead; /* freed by the reaper, never inside a callback that may still use it */
+};
+
+struct control_server {
+	sd_event *event;
+	int fd;
+	sd_event_source *io;
+	sd_event_source *reaper;
+	char *path;
+	gid_t read_group;
+	control_request_handler_t on_request;
+	control_refusal_handler_t on_refusal;
+	void *userdata;
+	struct control_client *clients;
+	unsigned n_clients;
+};
+
+static void client_free(struct control_client *client)
+{
+	struct queued_message *m = client->head;
+
+	while (m) {
+		struct queued_message *next = m->next;
+		free(m);
+		m = next;
+	}
+	sd_event_source_disable_unref(client->io);
+	if (client->fd >= 0)
+		close(client->fd);
+	free(client);
+}
+
+static void client_kill(struct control_client *client)
+{
+	if (client->dead)
+		return;
+	client->dead = true;
+	sd_event_source_set_enabled(client->io, SD_EVENT_OFF);
+	sd_event_source_set_enabled(client->server->reaper, SD_EVENT_ONESHOT);
+}
+
+static int reap_dead_clients(sd_event_source *source, void *userdata)
+{
+	struct control_server *server = userdata;
+	struct control_client **link = &server->clients;
+
+	while (*link) {
+		struct control_client *client = *link;
+		if (client->dead) {
+			*link = client->next;
+			server->n_clients--;
+			client_free(client);
+		} else {
+			link = &client->next;
+		}
+	}
+	return 0;
+}
+
+static int client_update_events(struct control_client *client)
+{
+	uint32_t events = EPOLLIN | (client->head ? EPOLLOUT : 0);
+
+	return sd_event_source_set_io_events(client->io, events);
+}
+
+/* Write as much of the queue as the socket takes now. */
+static int client_flush(struct control_client *client)
+{
+	while (client->head) {
+		struct queued_message *m = client->head;
+		ssize_t n = send(client->fd, m->data, m->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			return -errno;
+		}
+		client->head = m->next;
+		if (!client->head)
+			client->tail = NULL;
+		client->queued_bytes -= m->len;
+		free(m);
+	}
+	return client_update_events(client);
+}
+
+int control_client_send(struct control_client *client, const char *message)
+{
+	size_t len;
+	struct queued_message *m;
+
+	if (client->dead)
+		return -ECONNRESET;
+	if (!message) {
+		client_kill(client);
+		return -ENOMEM;
+	}
+	len = strlen(message);
+	if (client->queued_bytes + len > CONTROL_QUEUE_MAX) {
+		client_kill(client);
+		return -ENOBUFS;
+	}
+	m = malloc(sizeof(*m) + len);
+	if (!m) {
+		client_kill(client);
+		return -ENOMEM;
+	}
+	m->next = NULL;
+	m->len = len;
+	memcpy(m->data, message, len);
+	if (client->tail)
+		client->tail->next = m;
+	else
+		client->head = m;
+	client->tail = m;
+	client->queued_bytes += len;
+
+	if (client_flush(client) < 0) {
+		client_kill(client);
+		return -ECONNRESET;
+	}
+	return 0;
+}
+
+void control_client_follow(struct control_client *client)
+{
+	client->follow = true;
+}
+
+void control_server_broadcast(struct control_server *server, const char *message)
+{
+	for (struct control_client *c = server->clients; c; c = c->next)
+		if (c->follow && !c->dead)
+			(void)control_client_send(c, message);
+}
+
+bool control_peer_may(const struct control_peer *peer, enum control_command command,
+		      char reason[CONTROL_REASON_MAX])
+{
+	if (peer->uid == 0)
+		return true;
+	if (control_command_is_mutating(command)) {
+		snprintf(reason, CONTROL_REASON_MAX, "permission denied: %s requires root",
+			 control_command_name(command));
+		return false;
+	}
+	if (!peer->in_read_group) {
+		snprintf(reason, CONTROL_REASON_MAX,
+			 "permission denied: %s requires root or group mtd",
+			 control_command_name(command));
+		return false;
+	}
+	return true;
+}
+
+static void refuse(struct control_client *client, const char *reason)
+{
+	struct control_server *server = client->server;
+	_cleanup_free_ char *reply = control_reply_error(reason);
+
+	if (server->on_refusal)
+		server->on_refusal(&client->peer, reason, server->userdata);
+	(void)control_client_send(client, reply);
+}
+
+static int client_read(struct control_client *client)
+{
+	char buffer[CONTROL_REQUEST_MAX + 1];
+
+	while (!client->dead) {
+		struct control_request request;
+		char reason[CONTROL_REASON_MAX];
+		/* MSG_TRUNC makes recv return the message's real length, so an
+		 * oversized request is refused instead of read in pieces. */
+		ssize_t n = recv(client->fd, buffer, sizeof(buffer), MSG_DONTWAIT | MSG_TRUNC);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			return -errno;
+		}
+		if (n == 0)
+			return -ECONNRESET; /* the peer closed */
+
+		if (control_request_decode(buffer, (size_t)n, &request, reason) < 0) {
+			refuse(client, reason);
+			continue;
+		}
+		client->server->on_request(client, &client->peer, &request,
+					   client->server->userdata);
+	}
+	return 0;
+}
+
+static int on_client_io(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	struct control_client *client = userdata;
+
+	if (revents & EPOLLOUT) {
+		if (client_flush(client) < 0) {
+			client_kill(client);
+			return 0;
+		}
+	}
+	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		if (client_read(client) < 0)
+			client_kill(client);
+	}
+	return 0;
+}
+
+static bool peer_in_group(int fd, gid_t primary, gid_t group)
+{
+	gid_t groups[256];
+	socklen_t len = sizeof(groups);
+
+	if (group == (gid_t)-1)
+		return false;
+	if (primary == group)
+		return true;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return false; /* fail closed: too many groups or no support */
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == group)
+			return true;
+	return false;
+}
+
+static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	struct control_server *server = userdata;
+
+	for (;;) {
+		_cleanup_close_ int client_fd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+		struct control_client *client;
+		int sndbuf = CONTROL_SNDBUF;
+
+		if (client_fd < 0)
+			return 0; /* EAGAIN, or a peer gone before accept */
+		if (server->n_clients >= CONTROL_CLIENTS_MAX)
+			continue; /* closed by cleanup: too many clients */
+		if (getsockopt(client_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+			continue;
+		(void)setsockopt(client_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+
+		client = calloc(1, sizeof(*client));
+		if (!client)
+			continue;
+		client->server = server;
+		client->peer.pid = cred.pid;
+		client->peer.uid = cred.uid;
+		client->peer.gid = cred.gid;
+		client->peer.in_read_group = peer_in_group(client_fd, cred.gid, server->read_group);
+		client->fd = TAKE_FD(client_fd);
+		if (sd_event_add_io(server->event, &client->io, client->fd, EPOLLIN, on_client_io,
+				    client) < 0) {
+			client_free(client);
+			continue;
+		}
+		client->next = server->clients;
+		server->clients = client;
+		server->n_clients++;
+	}
+}
+
+static int bind_socket(const char *path, gid_t read_group, int *ret_fd)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	_cleanup_close_ int fd = -1;
+
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(addr.sun_path, path, strlen(path) + 1);
+
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* A socket file left by a killed agent would make bind fail. */
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+		return -errno;
+	if (read_group != (gid_t)-1 && chown(path, (uid_t)-1, read_group) < 0)
+		return -errno;
+	if (chmod(path, read_group != (gid_t)-1 ? 0660 : 0600) < 0)
+		return -errno;
+	if (listen(fd, 16) < 0)
+		return -errno;
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+int control_server_new(sd_event *event, const char *socket_path, gid_t read_group,
+		       control_request_handler_t on_request, control_refusal_handler_t on_refusal,
+		       void *userdata, struct control_server **ret_server)
+{
+	struct control_server *server;
+	int r;
+
+	server = calloc(1, sizeof(*server));
+	if (!server)
+		return -ENOMEM;
+	server->fd = -1;
+	server->event = sd_event_ref(event);
+	server->read_group = read_group;
+	server->on_request = on_request;
+	server->on_refusal = on_refusal;
+	server->userdata = userdata;
+	server->path = strdup(socket_path);
+	if (!server->path) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = bind_socket(socket_path, read_group, &server->fd);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_io(event, &server->io, server->fd, EPOLLIN, on_accept, server);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_defer(event, &server->reaper, reap_dead_clients, server);
+	if (r < 0)
+		goto fail;
+	sd_event_source_set_enabled(server->reaper, SD_EVENT_OFF);
+
+	*ret_server = server;
+	return 0;
+fail:
+	control_server_free(server);
+	return r;
+}
+
+void control_server_free(struct control_server *server)
+{
+	if (!server)
+		return;
+	while (server->clients) {
+		struct control_client *next = server->clients->next;
+		client_free(server->clients);
+		server->clients = next;
+	}
+	sd_event_source_disable_unref(server->io);
+	sd_event_source_disable_unref(server->reaper);
+	if (server->fd >= 0) {
+		close(server->fd);
+		unlink(server->path);
+	}
+	free(server->path);
+	sd_event_unref(server->event);
+	free(server);
+}

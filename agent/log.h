@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* The daemon's log: the journal with structured fields (MESSAGE_ID per event
+ * type, MTD_EVENT=, MTD_SERVICE=, MTD_INSTANCE=), and stderr as well when
+ * stderr is not already the journal (a terminal, a test). */
+#pragma once
+
+#include <jansson.h>
+#include <stdint.h>
+#include <syslog.h>
+
+#include "macro.h"
+
+_printf_(2, 3) void log_message(int priority, const char *fmt, ...);
+
+#define log_error(...) log_message(LOG_ERR, __VA_ARGS__)
+#define log_warning(...) log_message(LOG_WARNING, __VA_ARGS__)
+#define log_notice(...) log_message(LOG_NOTICE, __VA_ARGS__)
+#define log_info(...) log_message(LOG_INFO, __VA_ARGS__)
+
+/* Send one audit event to the journal: MESSAGE_ID of the event type,
+ * MTD_EVENT=type, MTD_SEQ=seq, MTD_SERVICE=/MTD_INSTANCE= when fields name
+ * them, and the record line as MTD_RECORD=. */
+void log_audit_event(const char *type, uint64_t seq, json_t *fields, const char *record_line);
+
+/* The MESSAGE_ID (32 hex digits) of an audit event type. */
+const char *log_message_id(const char *type);

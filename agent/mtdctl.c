@@ -1,0 +1,576 @@
+/* SPDX-License-Identifier: MIT */
+/* mtdctl: the operator's CLI. Commands that need the agent talk to its
+ * control socket; the offline ones (policy check, audit init/verify) are in
+ * mtdctl_offline.c. Human tables by default, the agent's JSON with --json. */
+#include "mtdctl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control_proto.h"
+
+
+/* Big enough for the largest reply the agent sends (CONTROL_REPLY_MAX) with room. */
+#define REPLY_BUFFER_SIZE (256 * 1024)
+
+int mtdctl_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("mtdctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_FAILURE;
+}
+
+int mtdctl_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("mtdctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see mtdctl --help)\n", stderr);
+	return EXIT_USAGE;
+}
+
+void mtdctl_format_usec(uint64_t usec, char *buffer, size_t size)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t usec;
+	} units[] = {
+		{"d", 86400000000ull}, {"h", 3600000000ull}, {"min", 60000000ull},
+		{"s", 1000000ull},     {"ms", 1000ull},
+	};
+	size_t used = 0;
+
+	buffer[0] = '\0';
+	for (size_t i = 0; i < ELEMENTSOF(units) && used < size; i++) {
+		uint64_t n = usec / units[i].usec;
+		if (n == 0)
+			continue;
+		used += (size_t)snprintf(buffer + used, size - used, "%s%llu%s", used ? " " : "",
+					 (unsigned long long)n, units[i].suffix);
+		usec %= units[i].usec;
+		/* Seconds are precise enough once there are minutes. */
+		if (units[i].usec >= 60000000ull && usec < 60000000ull) {
+			n = usec / 1000000ull;
+			if (n && used < size)
+				used += (size_t)snprintf(buffer + used, size - used, " %llus",
+							 (unsigned long long)n);
+			return;
+		}
+	}
+	if (!buffer[0])
+		snprintf(buffer, size, "0");
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mtdctl [--socket PATH] [--json] COMMAND [ARG]...\n"
+		"Control the mtd-agent moving-target-defense agent.\n\n"
+		"Commands that ask the running agent:\n"
+		"  status                      agent and services\n"
+		"  policy list                 services in force\n"
+		"  policy show NAME            one service's policy as the agent holds it\n"
+		"  reload                      validate the policy directory and apply it (root)\n"
+		"  audit show [--since SEQ] [--follow]\n"
+		"                              audit records after SEQ; --follow keeps going\n\n"
+		"Commands that work offline:\n"
+		"  policy check PATH...        validate policy files or directories\n"
+		"  audit init --key-out FILE [--state-dir DIR]\n"
+		"                              create the audit key; FILE is the verification key\n"
+		"  audit verify --key FILE LOG...\n"
+		"                              verify audit logs (oldest first)\n\n"
+		"Options:\n"
+		"  --socket PATH   control socket [/run/mtd/control.sock]\n"
+		"  --json          print the raw JSON\n"
+		"  --help, --version\n\n"
+		"Exit status: 0 ok, 1 failure, 2 usage.\n");
+}
+
+static int connect_agent(const char *path, int *ret_fd)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(addr.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+static int send_request(const struct mtdctl *ctl, const struct control_request *request,
+			int *ret_fd)
+{
+	_cleanup_free_ char *message = control_request_encode(request);
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (!message)
+		return mtdctl_fail("out of memory");
+	r = connect_agent(ctl->socket_path, &fd);
+	if (r < 0)
+		return mtdctl_fail("cannot reach the agent at %s: %s", ctl->socket_path,
+				   strerror(-r));
+	if (send(fd, message, strlen(message), MSG_NOSIGNAL) < 0)
+		return mtdctl_fail("cannot send to the agent at %s: %s", ctl->socket_path,
+				   strerror(errno));
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+/* One reply message; NULL with an error printed when the agent closed or sent
+ * something that is not a JSON object. */
+static json_t *receive_reply(int fd, const char *socket_path)
+{
+	_cleanup_free_ char *buffer = malloc(REPLY_BUFFER_SIZE);
+	json_error_t error;
+	json_t *reply;
+	ssize_t n;
+
+	if (!buffer) {
+		mtdctl_fail("out of memory");
+		return NULL;
+	}
+	do
+		n = recv(fd, buffer, REPLY_BUFFER_SIZE, MSG_TRUNC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		mtdctl_fail("reading from the agent at %s: %s", socket_path, strerror(errno));
+		return NULL;
+	}
+	if (n == 0) {
+		mtdctl_fail("the agent at %s closed the connection", socket_path);
+		return NULL;
+	}
+	if (n > REPLY_BUFFER_SIZE) {
+		mtdctl_fail("reply from the agent too large (%zd bytes)", n);
+		return NULL;
+	}
+	reply = json_loadb(buffer, (size_t)n, 0, &error);
+	if (!json_is_object(reply)) {
+		json_decref(reply);
+		mtdctl_fail("malformed reply from the agent: %s", error.text);
+		return NULL;
+	}
+	return reply;
+}
+
+static void print_json(json_t *value)
+{
+	_cleanup_free_ char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (text)
+		puts(text);
+}
+
+/* One request, one reply: returns the reply's result (new reference) or NULL
+ * with the failure printed; *ret_exit is the exit code to use. */
+static json_t *call(const struct mtdctl *ctl, const struct control_request *request,
+		    int *ret_exit)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_(json_decrefp) json_t *reply = NULL;
+	json_t *errors;
+
+	*ret_exit = send_request(ctl, request, &fd);
+	if (*ret_exit != 0)
+		return NULL;
+	reply = receive_reply(fd, ctl->socket_path);
+	if (!reply) {
+		*ret_exit = EXIT_FAILURE;
+		return NULL;
+	}
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		const char *reason = json_string_value(json_object_get(reply, "error"));
+
+		if (ctl->json)
+			print_json(reply);
+		errors = json_object_get(reply, "errors");
+		for (size_t i = 0; !ctl->json && i < json_array_size(errors); i++)
+			fprintf(stderr, "%s\n", json_string_value(json_array_get(errors, i)));
+		*ret_exit = mtdctl_fail("%s", reason ? reason : "the agent refused the request");
+		return NULL;
+	}
+	*ret_exit = 0;
+	return json_incref(json_object_get(reply, "result"));
+}
+
+static const char *string_or(json_t *o, const char *key, const char *fallback)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : fallback;
+}
+
+static void print_services_table(json_t *services)
+{
+	size_t i;
+	json_t *s;
+
+	if (json_array_size(services) == 0) {
+		printf("no services\n");
+		return;
+	}
+	printf("%-20s %-8s %-13s %-9s %s\n", "SERVICE", "KIND", "PUBLIC-PORTS", "INTERVAL",
+	       "FILE");
+	json_array_foreach(services, i, s)
+	{
+		char interval[64] = "-";
+		json_t *iv = json_object_get(s, "interval_usec");
+
+		if (json_is_integer(iv))
+			mtdctl_format_usec((uint64_t)json_integer_value(iv), interval,
+					   sizeof(interval));
+		printf("%-20s %-8s %-13s %-9s %s\n", string_or(s, "name", "?"),
+		       string_or(s, "kind", "?"), string_or(s, "public_ports", "-"), interval,
+		       string_or(s, "file", "-"));
+	}
+}
+
+static int command_status(const struct mtdctl *ctl)
+{
+	struct control_request request = {.command = CONTROL_STATUS};
+	_cleanup_(json_decrefp) json_t *result = NULL;
+	char uptime[64], loaded[64] = "?";
+	json_t *audit;
+	int exit_code;
+	time_t t;
+	struct tm tm;
+
+	result = call(ctl, &request, &exit_code);
+	if (!result)
+		return exit_code;
+	if (ctl->json) {
+		print_json(result);
+		return 0;
+	}
+	mtdctl_format_usec((uint64_t)json_integer_value(json_object_get(result, "uptime_usec")),
+			   uptime, sizeof(uptime));
+	t = (time_t)(json_integer_value(json_object_get(result, "policies_loaded_usec")) /
+		     1000000);
+	if (gmtime_r(&t, &tm))
+		strftime(loaded, sizeof(loaded), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	audit = json_object_get(result, "audit");
+
+	printf("agent:    mtd-agent %s, pid %lld, up %s\n", string_or(result, "version", "?"),
+	       (long long)json_integer_value(json_object_get(result, "pid")), uptime);
+	printf("policies: %zu service(s) from %s, loaded %s, %lld reload(s), %lld refused\n",
+	       json_array_size(json_object_get(result, "services")),
+	       string_or(result, "policy_dir", "?"), loaded,
+	       (long long)json_integer_value(json_object_get(result, "reloads")),
+	       (long long)json_integer_value(json_object_get(result, "reload_failures")));
+	printf("audit:    %s, last seq %lld, key epoch %lld\n\n", string_or(audit, "path", "?"),
+	       (long long)json_integer_value(json_object_get(audit, "last_seq")),
+	       (long long)json_integer_value(json_object_get(audit, "epoch")));
+	print_services_table(json_object_get(result, "services"));
+	return 0;
+}
+
+static int command_policy_list(const struct mtdctl *ctl)
+{
+	struct control_request request = {.command = CONTROL_POLICY_LIST};
+	_cleanup_(json_decrefp) json_t *result = NULL;
+	int exit_code;
+
+	result = call(ctl, &request, &exit_code);
+	if (!result)
+		return exit_code;
+	if (ctl->json)
+		print_json(result);
+	else
+		print_services_table(result);
+	return 0;
+}
+
+static void print_value(json_t *value)
+{
+	size_t i;
+	json_t *item;
+
+	switch (json_typeof(value)) {
+	case JSON_STRING:
+		fputs(json_string_value(value), stdout);
+		break;
+	case JSON_ARRAY:
+		json_array_foreach(value, i, item)
+		{
+			if (i)
+				fputs(json_is_object(item) ? "; " : " ", stdout);
+			print_value(item);
+		}
+		break;
+	default: {
+		_cleanup_free_ char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (text)
+			fputs(text, stdout);
+	}
+	}
+}
+
+static int command_policy_show(const struct mtdctl *ctl, const char *name)
+{
+	struct control_request request = {.command = CONTROL_POLICY_SHOW};
+	_cleanup_(json_decrefp) json_t *result = NULL;
+	const char *key;
+	json_t *value;
+	int exit_code;
+
+	if (strlen(name) >= sizeof(request.name))
+		return mtdctl_usage_error("service name too long: %s", name);
+	snprintf(request.name, sizeof(request.name), "%s", name);
+	result = call(ctl, &request, &exit_code);
+	if (!result)
+		return exit_code;
+	if (ctl->json || !json_is_object(result)) {
+		print_json(result);
+		return 0;
+	}
+	/* Sections as objects, keys as "  Key = value" lines. */
+	json_object_foreach(result, key, value)
+	{
+		if (json_is_object(value)) {
+			const char *k;
+			json_t *v;
+
+			printf("[%s]\n", key);
+			json_object_foreach(value, k, v)
+			{
+				printf("  %-22s ", k);
+				print_value(v);
+				putchar('\n');
+			}
+		} else {
+			printf("%-24s ", key);
+			print_value(value);
+			putchar('\n');
+		}
+	}
+	return 0;
+}
+
+static int command_reload(const struct mtdctl *ctl)
+{
+	struct control_request request = {.command = CONTROL_RELOAD};
+	_cleanup_(json_decrefp) json_t *result = NULL;
+	int exit_code;
+
+	result = call(ctl, &request, &exit_code);
+	if (!result)
+		return exit_code;
+	if (ctl->json) {
+		print_json(result);
+		return 0;
+	}
+	printf("reloaded: %zu service(s) in force", json_array_size(json_object_get(result, "services")));
+	if (json_array_size(json_object_get(result, "added"))) {
+		fputs("; added: ", stdout);
+		print_value(json_object_get(result, "added"));
+	}
+	if (json_array_size(json_object_get(result, "removed"))) {
+		fputs("; removed: ", stdout);
+		print_value(json_object_get(result, "removed"));
+	}
+	putchar('\n');
+	return 0;
+}
+
+static void print_record(json_t *record, bool json)
+{
+	char when[64] = "?";
+	const char *realtime = json_string_value(json_object_get(record, "realtime"));
+	_cleanup_free_ char *fields = NULL;
+
+	if (json) {
+		_cleanup_free_ char *text = json_dumps(record, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (text)
+			puts(text);
+		return;
+	}
+	if (realtime)
+		snprintf(when, sizeof(when), "%.19s", realtime);
+	fields = json_dumps(json_object_get(record, "fields"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+	printf("%6lld  %s  %-22s %s\n", (long long)json_integer_value(json_object_get(record, "seq")),
+	       when, string_or(record, "type", "?"), fields ? fields : "{}");
+}
+
+static int command_audit_show(const struct mtdctl *ctl, uint64_t since, bool follow)
+{
+	for (;;) {
+		struct control_request request = {
+			.command = CONTROL_AUDIT_SHOW, .since = since, .follow = follow};
+		_cleanup_close_ int fd = -1;
+		bool truncated = false;
+		int r;
+
+		r = send_request(ctl, &request, &fd);
+		if (r != 0)
+			return r;
+		for (;;) {
+			_cleanup_(json_decrefp) json_t *reply = receive_reply(fd, ctl->socket_path);
+			json_t *records, *record;
+			size_t i;
+
+			if (!reply)
+				return EXIT_FAILURE;
+			if (!json_is_true(json_object_get(reply, "ok")))
+				return mtdctl_fail("%s", string_or(reply, "error", "refused"));
+			records = json_object_get(reply, "records");
+			json_array_foreach(records, i, record)
+			{
+				print_record(record, ctl->json);
+				since = (uint64_t)json_integer_value(json_object_get(record, "seq"));
+			}
+			fflush(stdout);
+			if (!json_is_true(json_object_get(reply, "more"))) {
+				truncated = json_is_true(json_object_get(reply, "truncated"));
+				break;
+			}
+		}
+		/* The agent sends at most a page per request: ask for the rest. */
+		if (!truncated)
+			return 0;
+	}
+}
+
+static int parse_since(const char *value, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	if (!value[0] || value[0] == '-' || value[0] == '+')
+		return -EINVAL;
+	v = strtoull(value, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static int dispatch_audit(const struct mtdctl *ctl, int argc, char **argv)
+{
+	if (argc < 2)
+		return mtdctl_usage_error("audit: expected show, init or verify");
+	if (streq(argv[1], "init"))
+		return mtdctl_audit_init(ctl, argc - 1, argv + 1);
+	if (streq(argv[1], "verify"))
+		return mtdctl_audit_verify(ctl, argc - 1, argv + 1);
+	if (streq(argv[1], "show")) {
+		uint64_t since = 0;
+		bool follow = false;
+
+		for (int i = 2; i < argc; i++) {
+			if (streq(argv[i], "--follow") || streq(argv[i], "-f")) {
+				follow = true;
+			} else if (streq(argv[i], "--since") && i + 1 < argc) {
+				if (parse_since(argv[++i], &since) < 0)
+					return mtdctl_usage_error("audit show: --since wants a "
+								  "sequence number, not '%s'",
+								  argv[i]);
+			} else {
+				return mtdctl_usage_error("audit show: unexpected argument '%s'",
+							  argv[i]);
+			}
+		}
+		return command_audit_show(ctl, since, follow);
+	}
+	return mtdctl_usage_error("audit: unknown subcommand '%s'", argv[1]);
+}
+
+static int dispatch(const struct mtdctl *ctl, int argc, char **argv)
+{
+	const char *command = argv[0];
+
+	if (streq(command, "status")) {
+		if (argc != 1)
+			return mtdctl_usage_error("status takes no arguments");
+		return command_status(ctl);
+	}
+	if (streq(command, "reload")) {
+		if (argc != 1)
+			return mtdctl_usage_error("reload takes no arguments");
+		return command_reload(ctl);
+	}
+	if (streq(command, "policy")) {
+		if (argc >= 2 && streq(argv[1], "list") && argc == 2)
+			return command_policy_list(ctl);
+		if (argc == 3 && streq(argv[1], "show"))
+			return command_policy_show(ctl, argv[2]);
+		if (argc >= 2 && streq(argv[1], "check"))
+			return mtdctl_policy_check(ctl, argc - 1, argv + 1);
+		return mtdctl_usage_error("policy: expected list, show NAME or check PATH...");
+	}
+	if (streq(command, "audit"))
+		return dispatch_audit(ctl, argc, argv);
+	return mtdctl_usage_error("unknown command '%s'", command);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"socket", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{},
+	};
+	struct mtdctl ctl = {.socket_path = "/run/mtd/control.sock"};
+	int c;
+
+	/* "+": stop at the command, whose own options are parsed by it. */
+	while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+		switch (c) {
+		case 's':
+			ctl.socket_path = optarg;
+			break;
+		case 'j':
+			ctl.json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("mtdctl %s\n", MTD_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	/* --json may also follow the command. */
+	for (int i = optind; i < argc; i++)
+		if (streq(argv[i], "--json")) {
+			ctl.json = true;
+			memmove(&argv[i], &argv[i + 1], (size_t)(argc - i - 1) * sizeof(char *));
+			argc--;
+			i--;
+		}
+	return dispatch(&ctl, argc - optind, argv + optind);
+}
