@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+/* The control protocol decoder: every request from a socket is hostile. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "control_proto.h"
+#include "macro.h"
+
+static int decode(const char *text, struct control_request *request, char *reason)
+{
+	return control_request_decode(text, strlen(text), request, reason);
+}
+
+static void assert_refused(const char *text, const char *expected_reason)
+{
+	struct control_request request;
+	char reason[CONTROL_REASON_MAX] = "";
+
+	assert_int_equal(decode(text, &request, reason), -EINVAL);
+	assert_string_equal(reason, expected_reason);
+}
+
+static void test_status_request_decodes(void **state)
+{
+	struct control_request request;
+	char reason[CONTROL_REASON_MAX];
+
+	assert_int_equal(decode("{\"command\":\"status\"}", &request, reason), 0);
+	assert_int_equal(request.command, CONTROL_STATUS);
+	assert_false(control_command_is_mutating(request.command));
+}
+
+static void test_reload_is_the_mutating_command(void **state)
+{
+	struct control_request request;
+	char reason[CONTROL_REASON_MAX];
+
+	assert_int_equal(decode("{\"command\":\"reload\"}", &request, reason), 0);
+	assert_int_equal(request.command, CONTROL_RELOAD);
+	assert_true(control_command_is_mutating(CONTROL_RELOAD));
+	for (int c = 0; c < _CONTROL_COMMAND_MAX; c++)
+		if (c != CONTROL_RELOAD)
+			assert_false(control_command_is_mutating(c));
+}
+
+static void test_policy_show_takes_a_valid_name(void **state)
+{
+	struct control_request request;
+	char reason[CONTROL_REASON_MAX];
+
+	assert_int_equal(decode("{\"command\":\"policy-show\",\"name\":\"web-1\"}", &request,
+				reason),
+			 0);
+	assert_string_equal(request.name, "web-1");
+	assert_refused("{\"command\":\"policy-show\"}", "policy-show: missing field \"name\"");
+	assert_refused("{\"command\":\"policy-show\",\"name\":7}",
+		       "policy-show: field \"name\" must be a string");
+	assert_refused("{\"command\":\"policy-show\",\"name\":\"../etc\"}",
+		       "policy-show: \"name\" is not a valid service name");
+	assert_refused("{\"command\":\"policy-show\",\"name\":\"\"}",
+		       "policy-show: \"name\" is not a valid service name");
+	assert_refused("{\"command\":\"policy-show\",\"name\":"
+		       "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+		       "policy-show: \"name\" is not a valid service name");
+}
+
+static void test_audit_show_fields_are_typed(void **state)
+{
+	struct control_request request;
+	char reason[CONTROL_REASON_MAX];
+
+	assert_int_equal(decode("{\"command\":\"audit-show\",\"since\":42,\"follow\":true}",
+				&request, reason),
+			 0);
+	assert_int_equal(request.since, 42);
+	assert_true(request.follow);
+	assert_int_equal(decode("{\"command\":\"audit-show\"}", &request, reason), 0);
+	assert_int_equal(request.since, 0);
+	assert_false(request.follow);
+	assert_refused("{\"command\":\"audit-show\",\"since\":-1}",
+		       "audit-show: field \"since\" must be a non-negative integer");
+	assert_refused("{\"command\":\"audit-show\",\"since\":\"1\"}",
+		       "audit-show: field \"since\" must be a non-negative integer");
+	assert_refused("{\"command\":\"audit-show\",\"follow\":1}",
+		       "audit-show: field \"follow\" must be true or false");
+}
+
+static void test_unknown_commands_and_fields_are_refused(void **state)
+{
+	assert_refused("{\"command\":\"shutdown\"}",
+		       "unknown command (known: status, policy-list, policy-show, reload, "
+		       "audit-show)");
+	assert_refused("{\"command\":\"status\",\"force\":true}",
+		       "status: unknown field \"force\"");
+	assert_refused("{\"command\":\"reload\",\"name\":\"web\"}", "reload: unknown field \"name\"");
+	assert_refused("{\"command\":\"status\",\"bad key\":1}", "status: unknown field");
+	assert_refused("{}", "missing field \"command\"");
+	assert_refused("{\"command\":3}", "field \"command\" must be a string");
+}
+
+static void test_malformed_messages_are_refused(void **state)
+{
+	struct control_request request;
+	char reason[CONTROL_REASON_MAX];
+
+	assert_refused("[\"status\"]", "request must be a JSON object");
+	assert_int_equal(decode("\"status\"", &request, reason), -EINVAL);
+	assert_non_null(strstr(reason, "malformed JSON"));
+	assert_int_equal(decode("{\"command\":", &request, reason), -EINVAL);
+	assert_non_null(strstr(reason, "malformed JSON"));
+	assert_int_equal(control_request_decode("", 0, &request, reason), -EINVAL);
+	assert_string_equal(reason, "empty request");
+	assert_int_equal(control_request_decode("{\"command\":\"status\"}\0x", 22, &request, reason),
+			 -EINVAL);
+	assert_string_equal(reason, "request contains a NUL byte");
+	assert_refused("{\"command\":\"status\",\"command\":\"reload\"}",
+		       "malformed JSON at column 39: duplicate object key near '\"command\"'");
+}
+
+static void test_oversized_request_is_refused(void **state)
+{
+	size_t len = CONTROL_REQUEST_MAX + 1;
+	_cleanup_free_ char *big = malloc(len);
+	struct control_request request;
+	char reason[CONTROL_REASON_MAX];
+
+	assert_non_null(big);
+	memset(big, ' ', len);
+	assert_int_equal(control_request_decode(big, len, &request, reason), -EMSGSIZE);
+	assert_non_null(strstr(reason, "too large"));
+}
+
+static void test_encode_round_trips(void **state)
+{
+	struct control_request in = {.command = CONTROL_AUDIT_SHOW, .since = 7, .follow = true};
+	struct control_request out;
+	char reason[CONTROL_REASON_MAX];
+	_cleanup_free_ char *text = control_request_encode(&in);
+
+	assert_non_null(text);
+	assert_int_equal(decode(text, &out, reason), 0);
+	assert_int_equal(out.command, CONTROL_AUDIT_SHOW);
+	assert_int_equal(out.since, 7);
+	assert_true(out.follow);
+}
+
+static void test_replies_are_json_objects(void **state)
+{
+	_cleanup_free_ char *ok = control_reply_ok(NULL);
+	_cleanup_free_ char *error = control_reply_error("nope");
+
+	assert_string_equal(ok, "{\"ok\":true}");
+	assert_string_equal(error, "{\"ok\":false,\"error\":\"nope\"}");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_status_request_decodes),
+		cmocka_unit_test(test_reload_is_the_mutating_command),
+		cmocka_unit_test(test_policy_show_takes_a_valid_name),
+		cmocka_unit_test(test_audit_show_fields_are_typed),
+		cmocka_unit_test(test_unknown_commands_and_fields_are_refused),
+		cmocka_unit_test(test_malformed_messages_are_refused),
+		cmocka_unit_test(test_oversized_request_is_refused),
+		cmocka_unit_test(test_encode_round_trips),
+		cmocka_unit_test(test_replies_are_json_objects),
+	};
+	return cmocka_run_group_tests_name("control_proto", tests, NULL, NULL);
+}
