@@ -121,7 +121,7 @@ static void test_malformed_messages_are_refused(void **state)
 			 -EINVAL);
 	assert_string_equal(reason, "request contains a NUL byte");
 	assert_refused("{\"command\":\"status\",\"command\":\"reload\"}",
-		       "malformed JSON at column 39: duplicate object key near '\"command\"'");
+		       "malformed JSON at column 29: duplicate object key near '\"command\"'");
 }
 
 static void test_oversized_request_is_refused(void **state)
