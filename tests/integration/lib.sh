@@ -1,0 +1,135 @@
+# Shared helpers for integration tests (bash). Each test re-executes itself in
+# private namespaces (mount + network at least) so nothing it does reaches the
+# host: call `enter_private_namespaces "$@"` first.
+set -u
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD_DIR=$REPO/${BUILD:-build}
+AGENT=$BUILD_DIR/mtd-agent
+MTDCTL=$BUILD_DIR/mtdctl
+TEST_NAME=$(basename "$0" .sh)
+CHECKS=0
+
+fail() {
+	echo "FAIL [$TEST_NAME]: $*" >&2
+	exit 1
+}
+
+skip() {
+	echo "SKIP [$TEST_NAME]: $*" >&2
+	exit 77
+}
+
+ok() {
+	CHECKS=$((CHECKS + 1))
+	echo "  ok: $*"
+}
+
+need_root() {
+	[ "$(id -u)" -eq 0 ] || skip "needs root"
+}
+
+# Re-run this script inside new mount + network (+ uts, ipc) namespaces; the
+# outer shell waits and returns its status. Mount changes are private, so
+# whatever the test mounts disappears with the namespace.
+enter_private_namespaces() {
+	if [ "${MTD_TEST_IN_NAMESPACE:-}" != "1" ]; then
+		need_root
+		[ -x "$AGENT" ] && [ -x "$MTDCTL" ] || fail "build first: $AGENT, $MTDCTL"
+		MTD_TEST_IN_NAMESPACE=1 exec unshare --mount --net --uts --ipc --propagation private \
+			-- bash "$0" "$@"
+	fi
+	ip link set lo up
+}
+
+# A fresh work directory, removed on exit together with any agent left running.
+WORK=""
+AGENT_PID=""
+cleanup_work() {
+	if [ -n "$AGENT_PID" ] && kill -0 "$AGENT_PID" 2>/dev/null; then
+		kill -KILL "$AGENT_PID" 2>/dev/null
+		wait "$AGENT_PID" 2>/dev/null
+	fi
+	[ -n "$WORK" ] && rm -rf "$WORK"
+}
+make_work_dir() {
+	WORK=$(mktemp -d /tmp/mtd-test.XXXXXX)
+	chmod 0755 "$WORK"
+	trap cleanup_work EXIT
+	mkdir -p "$WORK/policies" "$WORK/state" "$WORK/run" "$WORK/log" "$WORK/keys"
+	chmod 0755 "$WORK/run"
+}
+
+# write_key FILE: a 32-byte key as 64 hex digits.
+write_key() {
+	od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$1"
+	echo >>"$1"
+	chmod 0600 "$1"
+}
+
+# write_host_policy NAME PORTS BACKEND: a host service (only its port rotates).
+write_host_policy() {
+	local name=$1 ports=$2 backend=$3
+	[ -f "$WORK/keys/$name.key" ] || write_key "$WORK/keys/$name.key"
+	cat >"$WORK/policies/$name.policy" <<POLICY
+[Service]
+Name=$name
+Backend=$backend
+
+[Rotation]
+PublicPorts=$ports
+Interval=60s
+Grace=10s
+KeyFile=$WORK/keys/$name.key
+POLICY
+}
+
+SOCKET=""
+AGENT_LOG=""
+# start_agent [EXTRA ARGS]: starts the agent on $WORK and waits for its socket.
+start_agent() {
+	SOCKET=$WORK/run/control.sock
+	AGENT_LOG=$WORK/agent.stderr
+	"$AGENT" --policy-dir "$WORK/policies" --state-dir "$WORK/state" \
+		--runtime-dir "$WORK/run" --audit-log "$WORK/log/audit.log" "$@" \
+		2>>"$AGENT_LOG" &
+	AGENT_PID=$!
+	for _ in $(seq 1 200); do
+		[ -S "$SOCKET" ] && return 0
+		kill -0 "$AGENT_PID" 2>/dev/null || {
+			cat "$AGENT_LOG" >&2
+			fail "the agent exited during start"
+		}
+		sleep 0.05
+	done
+	fail "the agent did not create $SOCKET"
+}
+
+# stop_agent: SIGTERM and wait; returns the agent's exit status.
+stop_agent() {
+	local rc
+	kill -TERM "$AGENT_PID"
+	wait "$AGENT_PID"
+	rc=$?
+	AGENT_PID=""
+	return $rc
+}
+
+mtdctl() {
+	"$MTDCTL" --socket "$SOCKET" "$@"
+}
+
+# as_user UID GID[,GROUPS] CMD...: run as an unprivileged user.
+as_user() {
+	local uid=$1 groups=$2
+	shift 2
+	local gid=${groups%%,*}
+	setpriv --reuid="$uid" --regid="$gid" --groups="$groups" --inh-caps=-all -- "$@"
+}
+
+assert_contains() { # HAYSTACK NEEDLE WHAT
+	case "$1" in
+	*"$2"*) ok "$3" ;;
+	*) fail "$3: expected to find '$2' in: $1" ;;
+	esac
+}
