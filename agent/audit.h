@@ -99,6 +99,14 @@ struct audit_record {
 	uint64_t epoch;
 	char *type;
 	json_t *object; /* the whole record as parsed */
+	/* Borrowed from object (valid until audit_record_done): */
+	uint64_t realtime_usec;
+	uint64_t monotonic_usec;
+	const char *realtime; /* "2026-11-22T02:30:00.123456Z" */
+	const char *boot_id;
+	const char *prev; /* 64 hex digits */
+	const char *mac;  /* 64 hex digits */
+	json_t *fields;   /* object */
 };
 
 int audit_record_parse(const char *line, size_t len, struct audit_record *ret_record);
