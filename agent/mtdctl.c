@@ -94,7 +94,11 @@ static void usage(FILE *out)
 		"  audit init --key-out FILE [--state-dir DIR]\n"
 		"                              create the audit key; FILE is the verification key\n"
 		"  audit verify --key FILE LOG...\n"
-		"                              verify audit logs (oldest first)\n\n"
+		"                              verify audit logs (oldest first)\n"
+		"  port SERVICE --policy FILE [--at TIME] [--candidates N]\n"
+		"                              the service's public port now (or at TIME)\n"
+		"  connect SERVICE --policy FILE HOST\n"
+		"                              stdio proxy to the current port (ssh ProxyCommand)\n\n"
 		"Options:\n"
 		"  --socket PATH   control socket [/run/mtd/control.sock]\n"
 		"  --json          print the raw JSON\n"
@@ -525,6 +529,10 @@ static int dispatch(const struct mtdctl *ctl, int argc, char **argv)
 	}
 	if (streq(command, "audit"))
 		return dispatch_audit(ctl, argc, argv);
+	if (streq(command, "port"))
+		return mtdctl_port(ctl, argc, argv);
+	if (streq(command, "connect"))
+		return mtdctl_connect(ctl, argc, argv);
 	return mtdctl_usage_error("unknown command '%s'", command);
 }
 

@@ -27,3 +27,5 @@ void mtdctl_format_usec(uint64_t usec, char *buffer, size_t size);
 int mtdctl_policy_check(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_audit_init(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_audit_verify(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_port(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_connect(const struct mtdctl *ctl, int argc, char **argv);
