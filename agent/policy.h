@@ -144,6 +144,8 @@ struct policy {
 	uint64_t writable_size_bytes;    /* WritableSize= size of the tmpfs upper layer */
 	uint64_t limit_nofile;           /* LimitNOFILE= */
 	bool private_users;              /* PrivateUsers= */
+
+	struct policy_source *source; /* private to agent/policy.c: line of each key */
 };
 
 struct policy_set {
@@ -169,6 +171,12 @@ const struct policy *policy_set_find(const struct policy_set *set, const char *n
 void policy_free(struct policy *policy);
 void policy_set_free(struct policy_set *set);
 void policy_errors_free(struct policy_errors *errors);
+
+/* Read a KeyFile=: hex text (64 to 256 hex digits = 32 to 128 bytes; white
+ * space, blank lines and '#' comment lines ignored), a regular file of at most
+ * 64 KiB. Returns 0 and a malloc'd key (the caller explicit_bzero()s and frees
+ * it), -EINVAL for bad contents, or -errno. */
+int policy_read_key_file(const char *path, uint8_t **ret_key, size_t *ret_len);
 
 /* "FILE:LINE: Section.Key: reason" (LINE omitted when 0, "Section.Key: " when
  * no key). Returns a malloc'd string. */
