@@ -43,7 +43,7 @@ assert_contains "$out" "permission denied: reload requires root" "reload is root
 
 out=$(as_user $NOBODY $NOBODY "$MTDCTL" --socket "$SOCKET" status 2>&1) &&
 	fail "status as a user outside the read group succeeded"
-assert_contains "$out" "permission denied" "users outside the read group are refused"
+assert_contains "$out" "ermission denied" "users outside the read group are refused (socket mode 0660)"
 
 out=$(mtdctl audit show) || fail "audit show"
 assert_contains "$out" "control-denied" "the denied reload is audited"
@@ -111,7 +111,7 @@ case "$out" in *"     1  "* | *"     3  "*) fail "audit show --since 3 printed s
 ok "audit show --since skips earlier records"
 
 # --- follow sees new records -----------------------------------------------------
-mtdctl audit show --follow --since 1000000 >"$WORK/follow.out" &
+"$MTDCTL" --socket "$SOCKET" audit show --follow --since 1000000 >"$WORK/follow.out" &
 follower=$!
 sleep 0.3
 mtdctl reload >/dev/null || fail "reload while following"
@@ -134,6 +134,7 @@ assert_contains "$out" "ok:" "the audit log verifies"
 # --- an unclean stop is audited at the next start --------------------------------------
 start_agent
 kill -KILL "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null || true
 wait "$AGENT_PID" 2>/dev/null
 AGENT_PID=""
 start_agent

@@ -94,8 +94,9 @@ start_agent() {
 		--runtime-dir "$WORK/run" --audit-log "$WORK/log/audit.log" "$@" \
 		2>>"$AGENT_LOG" &
 	AGENT_PID=$!
+	# A killed agent leaves its socket file: wait for an answer, not a file.
 	for _ in $(seq 1 200); do
-		[ -S "$SOCKET" ] && return 0
+		"$MTDCTL" --socket "$SOCKET" status >/dev/null 2>&1 && return 0
 		kill -0 "$AGENT_PID" 2>/dev/null || {
 			cat "$AGENT_LOG" >&2
 			fail "the agent exited during start"
