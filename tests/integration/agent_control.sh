@@ -135,7 +135,6 @@ assert_contains "$out" "ok:" "the audit log verifies"
 start_agent
 kill -KILL "$AGENT_PID"
 wait "$AGENT_PID" 2>/dev/null || true
-wait "$AGENT_PID" 2>/dev/null
 AGENT_PID=""
 start_agent
 out=$(mtdctl audit show) || fail "audit show after restart"
