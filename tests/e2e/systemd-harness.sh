@@ -2,7 +2,7 @@
 # The e2e harness itself: a real systemd boots in private namespaces and a
 # Type=notify service becomes active (READY=1 reached PID 1), reloads and stops.
 cd "$(dirname "$0")/../.." || exit 1
-. tests/e2e/lib-systemd.sh
+. tests/e2e/lib-systemd.bash
 
 fail() {
 	sd_log "FAIL: $*"

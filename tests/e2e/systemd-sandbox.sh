@@ -4,7 +4,7 @@
 # systemd/mtd-agent.service.in (ExecStart and readiness replaced by a drop-in)
 # inside a real systemd, and checks each need and each refusal for real.
 cd "$(dirname "$0")/../.." || exit 1
-. tests/e2e/lib-systemd.sh
+. tests/e2e/lib-systemd.bash
 
 fail() {
 	sd_log "FAIL: $*"

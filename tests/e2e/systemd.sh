@@ -1,6 +1,6 @@
 #!/bin/bash
 # End-to-end: the installed mtd-agent unit under a real systemd (PID 1 of its
-# own namespaces, see lib-systemd.sh). Installs with `make install DESTDIR=`,
+# own namespaces, see lib-systemd.bash). Installs with `make install DESTDIR=`,
 # then: systemd-analyze verify passes, sysusers/tmpfiles did their part, start
 # reaches "active" only through READY=1, mtdctl answers (root and group mtd),
 # reload applies a changed policy set and refuses a broken one while the unit
@@ -10,7 +10,7 @@
 # env: BUILD (build dir, default build), MTD_EXPOSURE_MAX (highest accepted
 # `systemd-analyze security` exposure of the unit, default 4.0).
 cd "$(dirname "$0")/../.." || exit 1
-. tests/e2e/lib-systemd.sh
+. tests/e2e/lib-systemd.bash
 
 B=${BUILD:-build}
 EXPOSURE_MAX=${MTD_EXPOSURE_MAX:-4.0}

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# lib-systemd.sh — boot a real systemd (252+) as PID 1 in private namespaces,
+# lib-systemd.bash — (sourced, not a test: tests/run-scripts runs *.sh) boot a real systemd (252+) as PID 1 in private namespaces,
 # without a VM, and talk to it from the host. Sourced by tests/e2e/*.sh.
 #
 #   sd_init                 make the scratch dir ($SD_DIR) and the staging tree
