@@ -1,0 +1,61 @@
+#!/bin/bash
+# The daemon's paths under valgrind: start, every control command, a refused
+# and an accepted reload, a SIGHUP reload, hostile requests, clean stop — no
+# memory errors and no leaks.
+. "$(dirname "$0")/lib.sh"
+command -v valgrind >/dev/null || skip "valgrind is not installed"
+enter_private_namespaces "$@"
+make_work_dir
+
+write_host_policy ssh 20000-20999 127.0.0.1:22
+write_host_policy dns 21000-21999 '[::1]:53'
+
+REAL_AGENT=$AGENT
+VG_LOG=$WORK/valgrind.log
+# start_agent runs $AGENT: point it at valgrind with the real agent as argument.
+cat >"$WORK/agent-under-valgrind" <<SCRIPT
+#!/bin/sh
+exec valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
+	--errors-for-leak-kinds=definite,indirect --track-fds=no --log-file="$VG_LOG" \
+	"$REAL_AGENT" "\$@"
+SCRIPT
+chmod +x "$WORK/agent-under-valgrind"
+AGENT=$WORK/agent-under-valgrind
+start_agent
+
+mtdctl status >/dev/null || fail "status"
+mtdctl --json status >/dev/null || fail "status --json"
+mtdctl policy list >/dev/null || fail "policy list"
+mtdctl policy show ssh >/dev/null || fail "policy show"
+mtdctl policy show nosuch >/dev/null 2>&1 && fail "policy show nosuch succeeded"
+printf '[Service]\nName=x\nBogus=1\n' >"$WORK/policies/x.policy"
+mtdctl reload >/dev/null 2>&1 && fail "a broken reload succeeded"
+kill -HUP "$AGENT_PID"
+sleep 1
+rm "$WORK/policies/x.policy"
+write_host_policy web 22000-22999 127.0.0.1:8080
+mtdctl reload >/dev/null || fail "reload"
+mtdctl audit show >/dev/null || fail "audit show"
+if command -v python3 >/dev/null; then
+	python3 - "$SOCKET" <<'PY' || fail "hostile requests"
+import socket, sys
+for raw in [b"x", b"{" * 5000, b'{"command":"nope"}', b'{"command":"policy-show","name":5}']:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(sys.argv[1]); s.send(raw); s.recv(65536); s.close()
+# a client that connects and leaves without asking
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.connect(sys.argv[1]); s.close()
+PY
+fi
+ok "every command ran under valgrind"
+
+kill -TERM "$AGENT_PID"
+wait "$AGENT_PID"
+rc=$?
+AGENT_PID=""
+if [ $rc -ne 0 ]; then
+	cat "$VG_LOG" >&2
+	fail "the agent under valgrind exited $rc (99 = memory errors or leaks)"
+fi
+[ -s "$VG_LOG" ] && { cat "$VG_LOG" >&2; fail "valgrind reported something"; }
+ok "valgrind: no errors, no definite or indirect leaks"
+echo "$TEST_NAME: $CHECKS checks passed"
