@@ -1,7 +1,7 @@
 #!/bin/bash
 # The agent's spine on the real kernel: control socket with peer credentials,
 # reload that keeps the old set on any error, audit trail, clean stop.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 enter_private_namespaces "$@"
 make_work_dir
 

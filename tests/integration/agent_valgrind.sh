@@ -2,7 +2,7 @@
 # The daemon's paths under valgrind: start, every control command, a refused
 # and an accepted reload, a SIGHUP reload, hostile requests, clean stop — no
 # memory errors and no leaks.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 command -v valgrind >/dev/null || skip "valgrind is not installed"
 enter_private_namespaces "$@"
 make_work_dir
