@@ -152,7 +152,7 @@ static int check_chain(struct verifier *v, const struct audit_record *rec)
 		if (rec->seq > v->last_seq + 1)
 			return fail(v, v->last_seq + 1,
 				    "seq %" PRIu64 " follows seq %" PRIu64 ": %" PRIu64
-				    " record(s) missing%s%s%s",
+				    " record(s) missing or out of order%s%s%s",
 				    rec->seq, v->last_seq, rec->seq - v->last_seq - 1,
 				    cross ? " between " : "", cross ? v->prev_file : "",
 				    cross ? " and this file" : "");
