@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# lib-systemd.bash — (sourced, not a test: tests/run-scripts runs *.sh) boot a real systemd (252+) as PID 1 in private namespaces,
-# without a VM, and talk to it from the host. Sourced by tests/e2e/*.sh.
+# lib-systemd.bash — boot a real systemd (252+) as PID 1 in private namespaces,
+# without a VM, and talk to it from the host. Sourced by tests/e2e/*.sh (not
+# named *.sh itself: tests/run-scripts runs every *.sh as a test).
 #
 #   sd_init                 make the scratch dir ($SD_DIR) and the staging tree
 #                           ($SD_STAGE); arm the teardown trap
