@@ -5,7 +5,7 @@
 # reaches "active" only through READY=1, mtdctl answers (root and group mtd),
 # reload applies a changed policy set and refuses a broken one while the unit
 # stays up, audit events reach the journal with MESSAGE_ID= and MTD_EVENT=,
-# a crash is restarted, and stop is clean (inactive, not failed, socket gone).
+# a crash is restarted, the watchdog is fed, and stop is clean (inactive, not failed, socket gone).
 #
 # env: BUILD (build dir, default build), MTD_EXPOSURE_MAX (highest accepted
 # `systemd-analyze security` exposure of the unit, default 4.0).
@@ -202,6 +202,21 @@ done
 [ "$(sd_in systemctl is-active "$UNIT")" = active ] || fail "not restarted after SIGKILL"
 [ "$(sd_in systemctl show -P NRestarts "$UNIT")" = 1 ] || fail "NRestarts is not 1"
 sd_in mtdctl policy list | grep -qw e2e-beta || fail "restarted agent lacks e2e-beta"
+
+# --- the watchdog is fed (a 2 s watchdog for 5 s, no restart) -------------------------
+step "watchdog pings"
+sd_in mkdir -p /run/systemd/system/$UNIT.d || fail "mkdir drop-in"
+sd_in sh -c "printf '[Service]\nWatchdogSec=2s\n' >/run/systemd/system/$UNIT.d/e2e-watchdog.conf"
+sd_in systemctl daemon-reload || fail "daemon-reload"
+sd_in systemctl restart "$UNIT" || fail "restart with WatchdogSec=2s"
+[ "$(sd_in systemctl show -P WatchdogUSec "$UNIT")" = 2s ] || fail "drop-in not in force"
+wd_pid=$(sd_in systemctl show -P MainPID "$UNIT")
+sleep 5
+[ "$(sd_in systemctl is-active "$UNIT")" = active ] || fail "not active under a 2 s watchdog"
+[ "$(sd_in systemctl show -P MainPID "$UNIT")" = "$wd_pid" ] || fail "watchdog restarted the agent"
+sd_in journalctl -q -u "$UNIT" | grep -qi 'watchdog timeout' && fail "watchdog timeout in the journal"
+sd_in rm -r /run/systemd/system/$UNIT.d
+sd_in systemctl daemon-reload
 
 # --- stop is clean -------------------------------------------------------------------------
 step "systemctl stop"
