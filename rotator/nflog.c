@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: MIT */
+/* NFLOG listener for decoy hits (see nflog.h). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_log.h>
+
+#include "macro.h"
+#include "nflog.h"
+#include "ruleset.h"
+
+#define COPY_RANGE 128 /* enough for the IP and transport headers */
+
+struct rotator_nflog {
+	struct mnl_socket *nl;
+	uint32_t portid;
+	uint32_t seq;
+	uint16_t group;
+	char buf[16384];
+};
+
+static struct nlmsghdr *config_msg(char *buf, uint16_t group, uint32_t seq)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nfgenmsg *nfg;
+
+	nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = seq;
+	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = AF_UNSPEC;
+	nfg->version = NFNETLINK_V0;
+	nfg->res_id = htons(group);
+	return nlh;
+}
+
+static int request(struct rotator_nflog *l, struct nlmsghdr *nlh)
+{
+	uint32_t seq = nlh->nlmsg_seq;
+
+	if (mnl_socket_sendto(l->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(l->nl, l->buf, sizeof(l->buf));
+		int r;
+
+		if (n < 0) {
+			struct pollfd pfd = { .fd = mnl_socket_get_fd(l->nl), .events = POLLIN };
+
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				return -errno;
+			r = poll(&pfd, 1, 5000);
+			if (r == 0)
+				return -ETIMEDOUT;
+			continue;
+		}
+		r = mnl_cb_run(l->buf, (size_t)n, seq, l->portid, NULL, NULL);
+		if (r < 0)
+			return errno > 0 ? -errno : -EIO;
+		if (r == MNL_CB_STOP)
+			return 0;
+	}
+}
+
+int rotator_nflog_open(uint16_t group, struct rotator_nflog **ret)
+{
+	struct rotator_nflog *l;
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nfulnl_msg_config_cmd cmd = { .command = NFULNL_CFG_CMD_BIND };
+	struct nfulnl_msg_config_mode mode = { .copy_range = htonl(COPY_RANGE),
+					       .copy_mode = NFULNL_COPY_PACKET };
+	struct nlmsghdr *nlh;
+	int r;
+
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->group = group;
+	l->seq = (uint32_t)time(NULL);
+	l->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (!l->nl) {
+		r = -errno;
+		free(l);
+		return r;
+	}
+	if (mnl_socket_bind(l->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		r = -errno;
+		rotator_nflog_free(l);
+		return r;
+	}
+	l->portid = mnl_socket_get_portid(l->nl);
+
+	nlh = config_msg(buf, group, ++l->seq);
+	mnl_attr_put(nlh, NFULA_CFG_CMD, sizeof(cmd), &cmd);
+	r = request(l, nlh);
+	if (r >= 0) {
+		nlh = config_msg(buf, group, ++l->seq);
+		mnl_attr_put(nlh, NFULA_CFG_MODE, sizeof(mode), &mode);
+		r = request(l, nlh);
+	}
+	if (r < 0) {
+		rotator_nflog_free(l);
+		return r;
+	}
+	*ret = l;
+	return 0;
+}
+
+void rotator_nflog_free(struct rotator_nflog *l)
+{
+	if (!l)
+		return;
+	if (l->nl)
+		mnl_socket_close(l->nl); /* closing unbinds the group */
+	free(l);
+}
+
+int rotator_nflog_fd(const struct rotator_nflog *l)
+{
+	return mnl_socket_get_fd(l->nl);
+}
+
+int rotator_nflog_wait(struct rotator_nflog *l, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = mnl_socket_get_fd(l->nl), .events = POLLIN };
+	int r;
+
+	do
+		r = poll(&pfd, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	return r > 0;
+}
+
+/* IPv4 or IPv6 header (no IPv6 extension headers) followed by TCP/UDP. */
+static int parse_packet(const uint8_t *p, size_t len, struct rotator_hit *hit)
+{
+	size_t l4;
+
+	memset(hit, 0, sizeof(*hit));
+	if (len < 1)
+		return -EBADMSG;
+	if (p[0] >> 4 == 4) {
+		if (len < 20)
+			return -EBADMSG;
+		l4 = (size_t)(p[0] & 0xf) * 4;
+		hit->proto = p[9];
+		hit->source.family = AF_INET;
+		memcpy(&hit->source.in, p + 12, 4);
+	} else if (p[0] >> 4 == 6) {
+		if (len < 40)
+			return -EBADMSG;
+		l4 = 40;
+		hit->proto = p[6];
+		hit->source.family = AF_INET6;
+		memcpy(&hit->source.in6, p + 8, 16);
+	} else
+		return -EBADMSG;
+	if ((hit->proto != IPPROTO_TCP && hit->proto != IPPROTO_UDP) || l4 < 20 || len < l4 + 4)
+		return -EBADMSG;
+	hit->port = (uint16_t)(p[l4 + 2] << 8 | p[l4 + 3]);
+	return 0;
+}
+
+struct parse_ctx {
+	struct rotator_hit *hits;
+	size_t n, max;
+};
+
+static int packet_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct parse_ctx *ctx = data;
+	const struct nlattr *attr;
+	const char *prefix = NULL;
+	const void *payload = NULL;
+	size_t payload_len = 0;
+
+	if ((nlh->nlmsg_type & 0xff) != NFULNL_MSG_PACKET || ctx->n >= ctx->max)
+		return MNL_CB_OK;
+	mnl_attr_for_each(attr, nlh, sizeof(struct nfgenmsg)) {
+		switch (mnl_attr_get_type(attr)) {
+		case NFULA_PREFIX:
+			if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
+				prefix = mnl_attr_get_str(attr);
+			break;
+		case NFULA_PAYLOAD:
+			payload = mnl_attr_get_payload(attr);
+			payload_len = mnl_attr_get_payload_len(attr);
+			break;
+		}
+	}
+	if (!prefix || strcmp(prefix, RS_LOG_PREFIX) != 0 || !payload)
+		return MNL_CB_OK;
+	if (parse_packet(payload, payload_len, &ctx->hits[ctx->n]) >= 0)
+		ctx->n++;
+	return MNL_CB_OK;
+}
+
+int rotator_nflog_read(struct rotator_nflog *l, struct rotator_hit *hits, size_t n,
+		       size_t *ret_n)
+{
+	struct parse_ctx ctx = { .hits = hits, .max = n };
+
+	for (;;) {
+		ssize_t len = mnl_socket_recvfrom(l->nl, l->buf, sizeof(l->buf));
+
+		if (len < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			return -errno;
+		}
+		/* portid 0 and seq 0: unsolicited messages from the kernel */
+		if (mnl_cb_run(l->buf, (size_t)len, 0, 0, packet_cb, &ctx) < 0)
+			return errno > 0 ? -errno : -EBADMSG;
+		if (ctx.n >= ctx.max)
+			break;
+	}
+	*ret_n = ctx.n;
+	return 0;
+}

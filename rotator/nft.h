@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The netlink transaction layer: one long-lived non-blocking
+ * NETLINK_NETFILTER socket, batches paged in memory and sent as ONE
+ * transaction (one sendmsg with an iovec of all pages), guarded by the
+ * ruleset generation id, with a bounded retry on ERESTART. Every message gets
+ * its own sequence number and a description, so a kernel error is reported
+ * against the object that caused it, with the extended-ack text.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macro.h"
+#include "rotator.h"
+
+struct nlmsghdr;
+struct nft_sock;
+struct nft_txn;
+
+int nft_sock_open(struct nft_sock **ret);
+void nft_sock_close(struct nft_sock *s);
+uint32_t nft_sock_portid(const struct nft_sock *s);
+
+/* Current ruleset generation id (NFT_MSG_GETGEN). */
+int nft_get_genid(struct nft_sock *s, uint32_t *ret_genid);
+
+/* Whether table FAMILY NAME exists; its flags and owner portid (0 if none). */
+int nft_get_table(struct nft_sock *s, uint16_t family, const char *name, bool *ret_exists,
+		  uint32_t *ret_flags, uint32_t *ret_owner);
+
+int nft_txn_new(struct nft_sock *s, struct nft_txn **ret);
+void nft_txn_free(struct nft_txn *t);
+
+/*
+ * Start the next message of the transaction: returns its header (type is an
+ * NFT_MSG_* command, built with nftnl_nlmsg_build_hdr) for the caller to fill
+ * the payload with nftnl_*_nlmsg_build_payload(), then call nft_txn_msg_end().
+ * The description names the object in error reports. NULL on ENOMEM.
+ * A message must stay below NFT_TXN_MSG_MAX bytes.
+ */
+#define NFT_TXN_MSG_MAX (64 * 1024)
+struct nlmsghdr *nft_txn_msg(struct nft_txn *t, uint16_t cmd, uint16_t family, uint16_t flags,
+			     const char *fmt, ...) _printf_(5, 6);
+int nft_txn_msg_end(struct nft_txn *t, struct nlmsghdr *nlh);
+
+size_t nft_txn_n_msgs(const struct nft_txn *t);
+size_t nft_txn_size(const struct nft_txn *t);
+
+/*
+ * Send the transaction (genid-guarded) and collect the verdict. Retries up to
+ * max_restarts times on ERESTART. 0 on commit; negative errno otherwise with
+ * err (may be NULL) naming the failing object.
+ */
+int nft_txn_commit(struct nft_sock *s, struct nft_txn *t, unsigned max_restarts,
+		   struct rotator_error *err);
+
+/* Fill err (if not NULL) with a library-side reason. Returns e. */
+int rotator_error_set(struct rotator_error *err, int e, const char *object, const char *fmt, ...)
+	_printf_(4, 5);

@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: MIT */
+/* Pure nftables expression and rule builders (see nft_expr.h). */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/udata.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/rtnetlink.h>
+
+#include "macro.h"
+#include "nft_expr.h"
+#include "rotator.h"
+
+#define LOOPBACK_IFINDEX 1 /* "lo" is ifindex 1 in every network namespace */
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_rule *, nftnl_rule_free)
+#define _cleanup_rule_ _cleanup_(nftnl_rule_freep)
+
+static int add(struct nftnl_rule *r, struct nftnl_expr *e)
+{
+	if (!e)
+		return -ENOMEM;
+	nftnl_rule_add_expr(r, e);
+	return 0;
+}
+
+static int meta_load(struct nftnl_rule *r, uint32_t key, uint32_t dreg)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("meta");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
+	}
+	return add(r, e);
+}
+
+static int cmp(struct nftnl_rule *r, uint32_t sreg, uint32_t op, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("cmp");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+	}
+	return add(r, e);
+}
+
+static int cmp_u32(struct nftnl_rule *r, uint32_t op, uint32_t v)
+{
+	return cmp(r, NFT_REG_1, op, &v, sizeof(v));
+}
+
+static int cmp_u8(struct nftnl_rule *r, uint32_t op, uint8_t v)
+{
+	return cmp(r, NFT_REG_1, op, &v, sizeof(v));
+}
+
+static int payload_load(struct nftnl_rule *r, uint32_t base, uint32_t offset, uint32_t len,
+			uint32_t dreg)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("payload");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+	}
+	return add(r, e);
+}
+
+/* dreg 0: plain membership test */
+static int lookup(struct nftnl_rule *r, uint32_t sreg, const char *set, uint32_t dreg)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("lookup");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, sreg);
+		nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
+		if (dreg)
+			nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, dreg);
+	}
+	return add(r, e);
+}
+
+static int fib_daddr_local(struct nftnl_rule *r)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("fib");
+	int k;
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+	}
+	k = add(r, e);
+	return k < 0 ? k : cmp_u32(r, NFT_CMP_EQ, RTN_LOCAL);
+}
+
+static int nfproto_is(struct nftnl_rule *r, uint8_t nfproto)
+{
+	int k = meta_load(r, NFT_META_NFPROTO, NFT_REG_1);
+
+	return k < 0 ? k : cmp_u8(r, NFT_CMP_EQ, nfproto);
+}
+
+static int iif_is_loopback(struct nftnl_rule *r, uint32_t op)
+{
+	int k = meta_load(r, NFT_META_IIF, NFT_REG_1);
+
+	return k < 0 ? k : cmp_u32(r, op, LOOPBACK_IFINDEX);
+}
+
+/* meta l4proto . th dport into reg 1 / reg32 01 */
+static int proto_dport_key(struct nftnl_rule *r)
+{
+	int k = meta_load(r, NFT_META_L4PROTO, NFT_REG_1);
+
+	return k < 0 ? k : payload_load(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_01);
+}
+
+static int counter(struct nftnl_rule *r)
+{
+	return add(r, nftnl_expr_alloc("counter"));
+}
+
+static int verdict(struct nftnl_rule *r, int v)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)v);
+	}
+	return add(r, e);
+}
+
+static bool nfproto_valid(uint8_t nfproto)
+{
+	return nfproto == NFPROTO_IPV4 || nfproto == NFPROTO_IPV6;
+}
+
+/* source or destination address of the network header, into dreg */
+static int addr_load(struct nftnl_rule *r, uint8_t nfproto, bool source, uint32_t dreg)
+{
+	if (nfproto == NFPROTO_IPV4)
+		return payload_load(r, NFT_PAYLOAD_NETWORK_HEADER, source ? 12 : 16, 4, dreg);
+	return payload_load(r, NFT_PAYLOAD_NETWORK_HEADER, source ? 8 : 24, 16, dreg);
+}
+
+int nft_rule_set_comment(struct nftnl_rule *r, const char *comment)
+{
+	struct nftnl_udata_buf *udata;
+
+	if (!comment)
+		return 0;
+	if (strlen(comment) >= NFTNL_UDATA_COMMENT_MAXLEN)
+		return -EINVAL;
+	udata = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16);
+	if (!udata)
+		return -ENOMEM;
+	if (!nftnl_udata_put_strz(udata, NFTNL_UDATA_RULE_COMMENT, comment)) {
+		nftnl_udata_buf_free(udata);
+		return -ENOMEM;
+	}
+	nftnl_rule_set_data(r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(udata),
+			    nftnl_udata_buf_len(udata));
+	nftnl_udata_buf_free(udata);
+	return 0;
+}
+
+static struct nftnl_rule *rule_new(const char *chain)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+
+	if (!r)
+		return NULL;
+	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, ROTATOR_TABLE);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+	return r;
+}
+
+/* Hand the rule over when every step succeeded. */
+static struct nftnl_rule *rule_done(struct nftnl_rule **r, int k, const char *comment)
+{
+	if (k >= 0)
+		k = nft_rule_set_comment(*r, comment);
+	if (k < 0)
+		return NULL;
+	return TAKE_PTR(*r);
+}
+
+struct nftnl_rule *nft_rule_loopback_accept(const char *chain, const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
+	int k;
+
+	if (!r)
+		return NULL;
+	k = iif_is_loopback(r, NFT_CMP_EQ);
+	if (k >= 0)
+		k = verdict(r, NF_ACCEPT);
+	return rule_done(&r, k, comment);
+}
+
+struct nftnl_rule *nft_rule_blocked_drop(const char *chain, uint8_t nfproto, const char *set,
+					 const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = NULL;
+	int k;
+
+	if (!nfproto_valid(nfproto) || !(r = rule_new(chain)))
+		return NULL;
+	k = nfproto_is(r, nfproto);
+	if (k >= 0)
+		k = addr_load(r, nfproto, true, NFT_REG_1);
+	if (k >= 0)
+		k = lookup(r, NFT_REG_1, set, 0);
+	if (k >= 0)
+		k = counter(r);
+	if (k >= 0)
+		k = verdict(r, NF_DROP);
+	return rule_done(&r, k, comment);
+}
+
+static int dynset_add(struct nftnl_rule *r, const char *set, uint64_t timeout_ms)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("dynset");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_ADD);
+		nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set);
+		if (timeout_ms)
+			nftnl_expr_set_u64(e, NFTNL_EXPR_DYNSET_TIMEOUT, timeout_ms);
+	}
+	return add(r, e);
+}
+
+static int log_group(struct nftnl_rule *r, uint16_t group, const char *prefix)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("log");
+
+	if (e) {
+		nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_GROUP, group);
+		if (prefix)
+			nftnl_expr_set_str(e, NFTNL_EXPR_LOG_PREFIX, prefix);
+	}
+	return add(r, e);
+}
+
+struct nftnl_rule *nft_rule_decoy_hit(const char *chain, uint8_t nfproto, const char *decoy_set,
+				      const char *blocked_set, uint64_t timeout_ms,
+				      uint16_t log_group_id, const char *log_prefix,
+				      const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = NULL;
+	int k;
+
+	if (!nfproto_valid(nfproto) || !(r = rule_new(chain)))
+		return NULL;
+	k = fib_daddr_local(r);
+	if (k >= 0)
+		k = nfproto_is(r, nfproto);
+	if (k >= 0)
+		k = proto_dport_key(r);
+	if (k >= 0)
+		k = lookup(r, NFT_REG_1, decoy_set, 0);
+	if (k >= 0)
+		k = addr_load(r, nfproto, true, NFT_REG_1);
+	if (k >= 0)
+		k = dynset_add(r, blocked_set, timeout_ms);
+	if (k >= 0)
+		k = log_group(r, log_group_id, log_prefix);
+	if (k >= 0)
+		k = counter(r);
+	if (k >= 0)
+		k = verdict(r, NF_DROP);
+	return rule_done(&r, k, comment);
+}
+
+static int dnat(struct nftnl_rule *r, uint8_t nfproto)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("nat");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, nfproto);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+		/* the port follows the address in the map data: 4 or 16 bytes on */
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN,
+				   nfproto == NFPROTO_IPV4 ? NFT_REG32_01 : NFT_REG_2);
+	}
+	return add(r, e);
+}
+
+struct nftnl_rule *nft_rule_dnat(const char *chain, uint8_t nfproto, const char *map,
+				 const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = NULL;
+	int k;
+
+	if (!nfproto_valid(nfproto) || !(r = rule_new(chain)))
+		return NULL;
+	k = fib_daddr_local(r);
+	if (k >= 0)
+		k = proto_dport_key(r);
+	if (k >= 0)
+		k = lookup(r, NFT_REG_1, map, NFT_REG_1);
+	if (k >= 0)
+		k = dnat(r, nfproto);
+	return rule_done(&r, k, comment);
+}
+
+static int ct_status_not_dnat(struct nftnl_rule *r)
+{
+	uint32_t mask = IPS_DST_NAT, zero = 0;
+	struct nftnl_expr *e = nftnl_expr_alloc("ct");
+	int k;
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	}
+	k = add(r, e);
+	if (k < 0)
+		return k;
+	e = nftnl_expr_alloc("bitwise");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+	}
+	k = add(r, e);
+	return k < 0 ? k : cmp_u32(r, NFT_CMP_NEQ, IPS_DST_NAT);
+}
+
+struct nftnl_rule *nft_rule_backend_guard(const char *chain, uint8_t nfproto, const char *set,
+					  const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = NULL;
+	int k;
+
+	if (!nfproto_valid(nfproto) || !(r = rule_new(chain)))
+		return NULL;
+	k = iif_is_loopback(r, NFT_CMP_NEQ);
+	if (k >= 0)
+		k = ct_status_not_dnat(r);
+	if (k >= 0)
+		k = nfproto_is(r, nfproto);
+	if (k >= 0)
+		k = meta_load(r, NFT_META_L4PROTO, NFT_REG_1);
+	if (k >= 0)
+		k = addr_load(r, nfproto, false, NFT_REG32_01);
+	if (k >= 0)
+		k = payload_load(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2,
+				 nfproto == NFPROTO_IPV4 ? NFT_REG32_02 : NFT_REG32_05);
+	if (k >= 0)
+		k = lookup(r, NFT_REG_1, set, 0);
+	if (k >= 0)
+		k = counter(r);
+	if (k >= 0)
+		k = verdict(r, NF_DROP);
+	return rule_done(&r, k, comment);
+}

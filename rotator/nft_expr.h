@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pure builders for the rules of `inet mtd`: no socket, no kernel. Each
+ * recipe returns a complete struct nftnl_rule (family inet, table mtd) or
+ * NULL on ENOMEM; tests/unit/test_rotator_expr.c pins their bytecode.
+ */
+#pragma once
+
+#include <stdint.h>
+
+struct nftnl_rule;
+
+/* iif "lo" accept */
+struct nftnl_rule *nft_rule_loopback_accept(const char *chain, const char *comment);
+
+/* meta nfproto ipvX ip[6] saddr @set counter drop */
+struct nftnl_rule *nft_rule_blocked_drop(const char *chain, uint8_t nfproto, const char *set,
+					 const char *comment);
+
+/* fib daddr type local meta l4proto . th dport @decoys meta nfproto ipvX
+ * add @blocked { ip[6] saddr timeout T } log prefix P group G counter drop */
+struct nftnl_rule *nft_rule_decoy_hit(const char *chain, uint8_t nfproto, const char *decoy_set,
+				      const char *blocked_set, uint64_t timeout_ms,
+				      uint16_t log_group, const char *log_prefix,
+				      const char *comment);
+
+/* fib daddr type local dnat ip[6] to meta l4proto . th dport map @map */
+struct nftnl_rule *nft_rule_dnat(const char *chain, uint8_t nfproto, const char *map,
+				 const char *comment);
+
+/* iif != "lo" ct status & dnat != dnat meta nfproto ipvX
+ * meta l4proto . ip[6] daddr . th dport @set counter drop */
+struct nftnl_rule *nft_rule_backend_guard(const char *chain, uint8_t nfproto, const char *set,
+					  const char *comment);
+
+/* Attach a comment (nft shows `comment "..."`). 0 or -ENOMEM/-EINVAL. */
+int nft_rule_set_comment(struct nftnl_rule *r, const char *comment);

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rotator: programs the agent's private nftables table `inet mtd` from a plain
+ * description (services with their current/grace public ports, backends and
+ * decoys; sources to unblock). Every rotator_apply() is one atomic netlink
+ * transaction. No agent types, no logging: errors come back as a negative
+ * errno plus a struct rotator_error naming the object the kernel refused.
+ * See docs/nftables.md for the table layout.
+ */
+#pragma once
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ROTATOR_TABLE "mtd"
+#define ROTATOR_MAX_DECOYS 64
+#define ROTATOR_MAX_NAME 64
+
+struct rotator;
+
+struct rotator_error {
+	int err;           /* negative errno, 0 if none */
+	char object[160];  /* what the kernel refused, e.g. "service web: map svc4" */
+	char message[256]; /* extended-ack text from the kernel, or a library reason */
+};
+
+struct rotator_addr {
+	int family; /* AF_INET or AF_INET6 */
+	union {
+		struct in_addr in;
+		struct in6_addr in6;
+	};
+};
+
+struct rotator_service {
+	const char *name;      /* for error messages and decoy-hit attribution */
+	uint8_t proto;         /* IPPROTO_TCP or IPPROTO_UDP */
+	uint16_t port;         /* current public port (host order, != 0) */
+	uint16_t grace_port;   /* previous public port still accepted, 0 = none */
+	const uint16_t *decoys; /* decoy ports of this epoch */
+	size_t n_decoys;        /* <= ROTATOR_MAX_DECOYS */
+	struct rotator_addr backend; /* its family decides IPv4 or IPv6 DNAT */
+	uint16_t backend_port;
+	bool local_access; /* also DNAT connections made from the host itself */
+};
+
+/* The complete desired element state: every apply replaces the contents of
+ * the service maps, backend sets and the decoy set. Blocked sources are
+ * only ever added by the kernel (decoy hits) and removed by `unblock`. For a
+ * dual-stack service give two entries (same name, one per family). */
+struct rotator_plan {
+	const struct rotator_service *services;
+	size_t n_services;
+	const struct rotator_addr *unblock; /* sources to remove from the blocked sets */
+	size_t n_unblock;
+};
+
+struct rotator_config {
+	uint16_t nflog_group;    /* NFLOG group decoy hits are logged to */
+	uint32_t block_timeout_sec; /* how long a decoy toucher stays blocked (> 0) */
+};
+
+enum {
+	ROTATOR_F_PERSIST = 1 << 0, /* table has owner|persist: survives the agent */
+	ROTATOR_F_ADOPTED = 1 << 1, /* an existing `inet mtd` was found and replaced */
+	ROTATOR_F_PROGRAMMED = 1 << 2, /* the table has been created by this handle */
+};
+
+/* Opens the long-lived netlink socket. Nothing is programmed until the first
+ * rotator_apply(), which creates (or adopts) the table and fills it in the
+ * same transaction, so there is never an empty window. */
+int rotator_new(const struct rotator_config *config, struct rotator **ret);
+void rotator_free(struct rotator *r);
+
+/* One transaction. On -ERESTART (ruleset changed under us) it retries a few
+ * times by itself. On error nothing changed in the kernel. */
+int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct rotator_error *err);
+
+/* ROTATOR_F_* */
+unsigned rotator_flags(const struct rotator *r);
+
+/* Deletes the table (clean shutdown when asked to, tests). Fine if absent. */
+int rotator_remove(struct rotator *r, struct rotator_error *err);
+
+/* Name of the service that owned a decoy port in the last applied plan, or
+ * NULL. For attributing decoy hits. */
+const char *rotator_decoy_owner(const struct rotator *r, uint8_t proto, uint16_t port);

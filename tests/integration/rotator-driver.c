@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Test driver for the rotator library (built by rotator_nft.sh, not by make).
+ *
+ *   rotator-driver [-g GROUP] [-b BLOCK_SEC] apply [SERVICE...] [-u ADDR...]
+ *       SERVICE = name,proto,port,grace,backend_addr,backend_port,local,decoy:decoy:...
+ *   rotator-driver remove
+ *   rotator-driver [-g GROUP] hits N TIMEOUT_MS     print N decoy hits from NFLOG
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rotator.h"
+#include "nflog.h"
+
+static int parse_addr(const char *s, struct rotator_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET, s, &a->in) == 1) {
+		a->family = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, &a->in6) == 1) {
+		a->family = AF_INET6;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int parse_service(char *spec, struct rotator_service *s, uint16_t *decoys)
+{
+	char *f[8] = {};
+	int n = 0;
+
+	for (char *p = strtok(spec, ","); p && n < 8; p = strtok(NULL, ","))
+		f[n++] = p;
+	if (n < 7)
+		return -EINVAL;
+	memset(s, 0, sizeof(*s));
+	s->name = f[0];
+	s->proto = strcmp(f[1], "udp") == 0 ? IPPROTO_UDP : IPPROTO_TCP;
+	s->port = (uint16_t)strtoul(f[2], NULL, 10);
+	s->grace_port = (uint16_t)strtoul(f[3], NULL, 10);
+	if (parse_addr(f[4], &s->backend) < 0)
+		return -EINVAL;
+	s->backend_port = (uint16_t)strtoul(f[5], NULL, 10);
+	s->local_access = strcmp(f[6], "1") == 0;
+	if (n == 8)
+		for (char *p = strtok(f[7], ":"); p && s->n_decoys < ROTATOR_MAX_DECOYS;
+		     p = strtok(NULL, ":"))
+			decoys[s->n_decoys++] = (uint16_t)strtoul(p, NULL, 10);
+	s->decoys = decoys;
+	return 0;
+}
+
+static int print_err(const char *what, int r, const struct rotator_error *err)
+{
+	fprintf(stderr, "%s: %s (object: %s; kernel: %s)\n", what, strerror(-r), err->object,
+		err->message);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct rotator_config cfg = { .nflog_group = 7, .block_timeout_sec = 600 };
+	struct rotator_error err = {};
+	struct rotator *rot = NULL;
+	int opt, r;
+
+	while ((opt = getopt(argc, argv, "+g:b:")) != -1) {
+		if (opt == 'g')
+			cfg.nflog_group = (uint16_t)atoi(optarg);
+		else if (opt == 'b')
+			cfg.block_timeout_sec = (uint32_t)atoi(optarg);
+		else
+			return 2;
+	}
+	if (optind >= argc)
+		return 2;
+
+	if (strcmp(argv[optind], "hits") == 0) {
+		struct rotator_nflog *log = NULL;
+		int want = optind + 1 < argc ? atoi(argv[optind + 1]) : 1;
+		int timeout = optind + 2 < argc ? atoi(argv[optind + 2]) : 5000;
+
+		r = rotator_nflog_open(cfg.nflog_group, &log);
+		if (r < 0) {
+			fprintf(stderr, "nflog: %s\n", strerror(-r));
+			return 1;
+		}
+		printf("listening\n");
+		fflush(stdout);
+		for (int got = 0; got < want;) {
+			struct rotator_hit hits[16];
+			size_t n = 0;
+			char text[INET6_ADDRSTRLEN];
+
+			r = rotator_nflog_wait(log, timeout);
+			if (r <= 0) {
+				fprintf(stderr, "nflog: %s\n", r == 0 ? "timeout" : strerror(-r));
+				rotator_nflog_free(log);
+				return 1;
+			}
+			r = rotator_nflog_read(log, hits, 16, &n);
+			if (r < 0) {
+				fprintf(stderr, "nflog read: %s\n", strerror(-r));
+				rotator_nflog_free(log);
+				return 1;
+			}
+			for (size_t i = 0; i < n; i++, got++) {
+				inet_ntop(hits[i].source.family, &hits[i].source.in6, text,
+					  sizeof(text));
+				if (hits[i].source.family == AF_INET)
+					inet_ntop(AF_INET, &hits[i].source.in, text, sizeof(text));
+				printf("hit %s %s %u\n", text,
+				       hits[i].proto == IPPROTO_UDP ? "udp" : "tcp", hits[i].port);
+			}
+			fflush(stdout);
+		}
+		rotator_nflog_free(log);
+		return 0;
+	}
+
+	r = rotator_new(&cfg, &rot);
+	if (r < 0) {
+		fprintf(stderr, "rotator_new: %s\n", strerror(-r));
+		return 1;
+	}
+	if (strcmp(argv[optind], "remove") == 0) {
+		r = rotator_remove(rot, &err);
+		rotator_free(rot);
+		return r < 0 ? print_err("remove", r, &err) : 0;
+	}
+	if (strcmp(argv[optind], "apply") == 0) {
+		int n = argc - optind - 1;
+		struct rotator_service *svcs = calloc((size_t)n + 1, sizeof(*svcs));
+		uint16_t(*decoys)[ROTATOR_MAX_DECOYS] = calloc((size_t)n + 1, sizeof(*decoys));
+		struct rotator_addr *unblock = calloc((size_t)n + 1, sizeof(*unblock));
+		struct rotator_plan plan = { .services = svcs, .unblock = unblock };
+
+		for (int i = optind + 1; i < argc; i++) {
+			if (strcmp(argv[i], "-u") == 0 && i + 1 < argc) {
+				if (parse_addr(argv[++i], &unblock[plan.n_unblock++]) < 0)
+					return 2;
+				continue;
+			}
+			if (parse_service(argv[i], &svcs[plan.n_services],
+					  decoys[plan.n_services]) < 0) {
+				fprintf(stderr, "bad service spec %s\n", argv[i]);
+				return 2;
+			}
+			plan.n_services++;
+		}
+		r = rotator_apply(rot, &plan, &err);
+		if (r < 0) {
+			rotator_free(rot);
+			return print_err("apply", r, &err);
+		}
+		printf("applied persist=%d adopted=%d\n", !!(rotator_flags(rot) & ROTATOR_F_PERSIST),
+		       !!(rotator_flags(rot) & ROTATOR_F_ADOPTED));
+		rotator_free(rot);
+		free(svcs);
+		free(decoys);
+		free(unblock);
+		return 0;
+	}
+	rotator_free(rot);
+	return 2;
+}
