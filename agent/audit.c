@@ -213,8 +213,8 @@ static int write_line(struct audit_log *log, const char *line, size_t len, bool 
 static int rotate(struct audit_log *log);
 
 /* Appends one record of any type (the public entry points restrict types). */
-static int emit(struct audit_log *log, const char *type, json_t *fields, bool sync,
-		bool may_rotate, uint64_t *ret_seq, char **ret_line)
+static int emit(struct audit_log *log, const char *type, json_t *fields, bool sync, bool may_rotate,
+		uint64_t *ret_seq, char **ret_line)
 {
 	_cleanup_(json_decrefp) json_t *seal_fields = NULL;
 	_cleanup_free_ char *line = NULL;
@@ -231,22 +231,22 @@ static int emit(struct audit_log *log, const char *type, json_t *fields, bool sy
 			 * right after the previous seal (seq 0 before the first).
 			 * Built here because a rotation adds one. */
 			json_decref(seal_fields);
-			seal_fields = json_pack("{s:I,s:I}", "epoch", (json_int_t)log->key.epoch,
-						"records",
-						(json_int_t)(log->last_seq - log->key.seal_seq));
+			seal_fields =
+			    json_pack("{s:I,s:I}", "epoch", (json_int_t)log->key.epoch, "records",
+				      (json_int_t)(log->last_seq - log->key.seal_seq));
 			if (!seal_fields)
 				return -ENOMEM;
 			fields = seal_fields;
 		}
 		head = (struct audit_record_head){
-			.seq = log->last_seq + 1,
-			.realtime_usec = clock_usec(CLOCK_REALTIME),
-			.monotonic_usec = clock_usec(CLOCK_MONOTONIC),
-			.epoch = log->key.epoch,
-			.boot_id = log->boot_id,
-			.type = type,
-			.fields = fields,
-			.prev = log->prev,
+		    .seq = log->last_seq + 1,
+		    .realtime_usec = clock_usec(CLOCK_REALTIME),
+		    .monotonic_usec = clock_usec(CLOCK_MONOTONIC),
+		    .epoch = log->key.epoch,
+		    .boot_id = log->boot_id,
+		    .type = type,
+		    .fields = fields,
+		    .prev = log->prev,
 		};
 		free(line);
 		line = NULL;
@@ -475,15 +475,17 @@ static int emit_unclean(struct audit_log *log, const char *reason, const char *l
 
 		if (!b64)
 			return -ENOMEM;
-		EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)t->torn + done, (int)n);
+		EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)t->torn + done,
+				(int)n);
 		if (done == 0) {
-			if (json_object_set_new(fields, "torn_bytes", json_integer((json_int_t)t->torn_len)) < 0 ||
+			if (json_object_set_new(fields, "torn_bytes",
+						json_integer((json_int_t)t->torn_len)) < 0 ||
 			    json_object_set_new(fields, "torn_base64", json_string(b64)) < 0)
 				return -ENOMEM;
 			r = emit(log, AUDIT_TYPE_UNCLEAN, fields, true, true, NULL, NULL);
 		} else {
-			_cleanup_(json_decrefp) json_t *part = json_pack(
-				"{s:I,s:s}", "offset", (json_int_t)done, "torn_base64", b64);
+			_cleanup_(json_decrefp) json_t *part =
+			    json_pack("{s:I,s:s}", "offset", (json_int_t)done, "torn_base64", b64);
 
 			if (!part)
 				return -ENOMEM;
@@ -529,7 +531,8 @@ static int recover(struct audit_log *log, struct audit_open_report *report)
 		r = rotated_name(log, 1, &rotated);
 		if (r < 0)
 			goto out;
-		fd1 = openat(log->log_dir_fd, rotated, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+		fd1 =
+		    openat(log->log_dir_fd, rotated, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
 		if (fd1 >= 0) {
 			r = read_tail(fd1, &rt);
 			if (r < 0)
@@ -571,7 +574,8 @@ static int recover(struct audit_log *log, struct audit_open_report *report)
 	if (src == &rt) {
 		_cleanup_(json_decrefp) json_t *fields = json_pack("{s:s}", "previous", rotated);
 
-		r = fields ? emit(log, AUDIT_TYPE_ROTATED, fields, true, false, NULL, NULL) : -ENOMEM;
+		r = fields ? emit(log, AUDIT_TYPE_ROTATED, fields, true, false, NULL, NULL)
+			   : -ENOMEM;
 		if (r < 0)
 			goto out;
 	}

@@ -52,7 +52,7 @@ struct audit_record_head {
 	uint64_t epoch;
 	const char *boot_id;
 	const char *type;
-	json_t *fields; /* object, or NULL for {} */
+	json_t *fields;	  /* object, or NULL for {} */
 	const char *prev; /* 64 hex digits */
 };
 

@@ -152,10 +152,9 @@ int audit_key_state_load(int dir_fd, struct audit_key_state *ret_state)
 	r = -EBADMSG;
 	if (!expect(&c, "{\"version\":") || !number(&c, 1, &version) || version != 1 ||
 	    !expect(&c, ",\"epoch\":") || !number(&c, AUDIT_SEQ_MAX, &st.epoch) ||
-	    !expect(&c, ",\"key\":\"") || !hex64(&c, key_hex) ||
-	    !expect(&c, "\",\"seal_seq\":") || !number(&c, AUDIT_SEQ_MAX, &st.seal_seq) ||
-	    !expect(&c, ",\"seal_mac\":\"") || !hex64(&c, st.seal_mac) || !expect(&c, "\"}\n") ||
-	    c.p != c.end)
+	    !expect(&c, ",\"key\":\"") || !hex64(&c, key_hex) || !expect(&c, "\",\"seal_seq\":") ||
+	    !number(&c, AUDIT_SEQ_MAX, &st.seal_seq) || !expect(&c, ",\"seal_mac\":\"") ||
+	    !hex64(&c, st.seal_mac) || !expect(&c, "\"}\n") || c.p != c.end)
 		goto out;
 	if (audit_unhex(key_hex, AUDIT_KEY_HEX_LEN, st.key) < 0)
 		goto out;
@@ -205,8 +204,7 @@ int audit_key_state_store(int dir_fd, const struct audit_key_state *state, bool 
 		r = -errno;
 		goto fail;
 	}
-	if (renameat2(dir_fd, tmp, dir_fd, AUDIT_KEY_FILE, no_replace ? RENAME_NOREPLACE : 0) <
-	    0) {
+	if (renameat2(dir_fd, tmp, dir_fd, AUDIT_KEY_FILE, no_replace ? RENAME_NOREPLACE : 0) < 0) {
 		r = -errno;
 		goto fail;
 	}
@@ -273,8 +271,8 @@ int audit_key_init(const char *state_dir, const char *key_out)
 	hex[AUDIT_KEY_HEX_LEN] = '\n';
 	hex[AUDIT_KEY_HEX_LEN + 1] = '\0';
 
-	out_fd = open(key_out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
-		      0600);
+	out_fd =
+	    open(key_out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
 	if (out_fd < 0) {
 		r = -errno;
 		goto out;

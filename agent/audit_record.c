@@ -22,8 +22,8 @@ int audit_hmac(const uint8_t key[AUDIT_KEY_SIZE], const void *data, size_t len,
 	       uint8_t ret_mac[AUDIT_MAC_SIZE])
 {
 	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
-		OSSL_PARAM_construct_end(),
+	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+	    OSSL_PARAM_construct_end(),
 	};
 	uint8_t out[AUDIT_MAC_SIZE];
 	size_t out_len = 0;
@@ -310,10 +310,9 @@ static int get_string(json_t *obj, const char *key, const char **ret, char *reas
 int audit_record_parse_reason(const char *line, size_t len, struct audit_record *ret_record,
 			      char *reason, size_t reason_size)
 {
-	static const char *const members[] = {"seq",	 "realtime", "realtime_usec",
-					      "monotonic_usec", "boot_id",  "epoch",
-					      "type",	 "fields",   "prev",
-					      "mac"};
+	static const char *const members[] = {
+	    "seq",   "realtime", "realtime_usec", "monotonic_usec", "boot_id",
+	    "epoch", "type",	 "fields",	  "prev",	    "mac"};
 	_cleanup_(json_decrefp) json_t *obj = NULL;
 	struct audit_record rec = {};
 	const char *key;
@@ -346,7 +345,8 @@ int audit_record_parse_reason(const char *line, size_t len, struct audit_record 
 				  error.column, error.text);
 	if (!json_is_object(obj))
 		return reason_set(reason, reason_size, "record is not a JSON object");
-	json_object_foreach (obj, key, value) {
+	json_object_foreach(obj, key, value)
+	{
 		bool known = false;
 
 		for (size_t i = 0; i < ELEMENTSOF(members); i++)

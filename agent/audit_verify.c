@@ -21,7 +21,7 @@ struct verifier {
 	uint64_t key_epoch;
 	unsigned flags;
 
-	bool started; /* a record has been verified */
+	bool started;	 /* a record has been verified */
 	bool after_seal; /* the last verified record is a seal */
 	uint64_t last_seq;
 	char last_mac[AUDIT_MAC_HEX_LEN + 1];
@@ -29,7 +29,7 @@ struct verifier {
 	uint64_t epoch_start_seq;
 	uint64_t epoch_first_seen; /* first seq verified in the current epoch */
 
-	const char *file; /* current file */
+	const char *file;      /* current file */
 	const char *prev_file; /* the file before it, NULL for the first */
 	unsigned line;
 	bool file_has_records;
@@ -85,7 +85,8 @@ static int check_epoch(struct verifier *v, const struct audit_record *rec)
 	if (!v->started) {
 		/* Anchor: a later file verified alone starts in a later epoch. */
 		if (rec->epoch > AUDIT_EPOCH_MAX)
-			return fail(v, rec->seq, "epoch %" PRIu64 " is implausibly large (max %" PRIu64 ")",
+			return fail(v, rec->seq,
+				    "epoch %" PRIu64 " is implausibly large (max %" PRIu64 ")",
 				    rec->epoch, AUDIT_EPOCH_MAX);
 		memcpy(v->key, v->key0, sizeof(v->key));
 		v->key_epoch = 0;
@@ -99,7 +100,8 @@ static int check_epoch(struct verifier *v, const struct audit_record *rec)
 	if (v->after_seal) {
 		if (rec->epoch != v->key_epoch + 1)
 			return fail(v, rec->seq,
-				    "seq %" PRIu64 " is in epoch %" PRIu64 " but follows the seal of epoch %" PRIu64
+				    "seq %" PRIu64 " is in epoch %" PRIu64
+				    " but follows the seal of epoch %" PRIu64
 				    " (expected epoch %" PRIu64 ")",
 				    rec->seq, rec->epoch, v->key_epoch, v->key_epoch + 1);
 		r = evolve(v);
@@ -109,8 +111,8 @@ static int check_epoch(struct verifier *v, const struct audit_record *rec)
 	}
 	if (rec->epoch != v->key_epoch)
 		return fail(v, rec->seq,
-			    "seq %" PRIu64 " is in epoch %" PRIu64 " without a seal before it (expected epoch %" PRIu64
-			    ")",
+			    "seq %" PRIu64 " is in epoch %" PRIu64
+			    " without a seal before it (expected epoch %" PRIu64 ")",
 			    rec->seq, rec->epoch, v->key_epoch);
 	return 1;
 }
@@ -128,7 +130,8 @@ static int check_mac(struct verifier *v, const struct audit_record *rec, const c
 		if (!v->started)
 			return fail(v, rec->seq,
 				    "MAC mismatch at seq %" PRIu64
-				    " (the first record): wrong verification key, or the record was modified",
+				    " (the first record): wrong verification key, or the record "
+				    "was modified",
 				    rec->seq);
 		return fail(v, rec->seq, "MAC mismatch at seq %" PRIu64 ": the record was modified",
 			    rec->seq);
@@ -144,8 +147,8 @@ static int check_chain(struct verifier *v, const struct audit_record *rec)
 		if (rec->seq == 1 && !streq(rec->prev, AUDIT_ZERO_MAC))
 			return fail(v, 1, "seq 1 starts the chain but its prev is not all zeros");
 		if (rec->seq != 1 && streq(rec->prev, AUDIT_ZERO_MAC))
-			return fail(v, rec->seq, "seq %" PRIu64 " has the chain-start prev of zeros",
-				    rec->seq);
+			return fail(v, rec->seq,
+				    "seq %" PRIu64 " has the chain-start prev of zeros", rec->seq);
 		return 1;
 	}
 	if (rec->seq != v->last_seq + 1) {
@@ -157,9 +160,10 @@ static int check_chain(struct verifier *v, const struct audit_record *rec)
 				    cross ? " between " : "", cross ? v->prev_file : "",
 				    cross ? " and this file" : "");
 		return fail(v, v->last_seq + 1,
-			    "seq %" PRIu64 " follows seq %" PRIu64 ": records reordered or duplicated%s%s%s",
-			    rec->seq, v->last_seq, cross ? " (between " : "", cross ? v->prev_file : "",
-			    cross ? " and this file)" : "");
+			    "seq %" PRIu64 " follows seq %" PRIu64
+			    ": records reordered or duplicated%s%s%s",
+			    rec->seq, v->last_seq, cross ? " (between " : "",
+			    cross ? v->prev_file : "", cross ? " and this file)" : "");
 	}
 	if (!audit_mac_hex_equal(rec->prev, v->last_mac))
 		return fail(v, rec->seq,
@@ -178,10 +182,12 @@ static int check_type(struct verifier *v, const struct audit_record *rec)
 	if (streq(rec->type, AUDIT_TYPE_ROTATED)) {
 		if (v->line != 1)
 			return fail(v, rec->seq,
-				    "seq %" PRIu64 ": log-rotated record is not the first of its file",
+				    "seq %" PRIu64
+				    ": log-rotated record is not the first of its file",
 				    rec->seq);
 		if (!json_is_string(json_object_get(rec->fields, "previous")))
-			return fail(v, rec->seq, "seq %" PRIu64 ": log-rotated record without \"previous\"",
+			return fail(v, rec->seq,
+				    "seq %" PRIu64 ": log-rotated record without \"previous\"",
 				    rec->seq);
 		return 1;
 	}
@@ -193,7 +199,8 @@ static int check_type(struct verifier *v, const struct audit_record *rec)
 	if (!json_is_integer(e) || !json_is_integer(n) || json_integer_value(n) < 0 ||
 	    json_integer_value(e) < 0 || (uint64_t)json_integer_value(e) != rec->epoch)
 		return fail(v, rec->seq,
-			    "seq %" PRIu64 ": seal record without a matching epoch and records count",
+			    "seq %" PRIu64
+			    ": seal record without a matching epoch and records count",
 			    rec->seq);
 	count = (uint64_t)json_integer_value(n);
 	if (v->epoch_start_known) {
@@ -297,9 +304,10 @@ static int verify_stream(struct verifier *v, FILE *f, bool last_file, char *buf)
 
 	/* Bytes after the last newline: a record whose write was cut short. */
 	if (!last_file)
-		return fail(v, next_seq(v),
-			    "torn record at the end of a file that is not the last, after seq %" PRIu64,
-			    v->last_seq);
+		return fail(
+		    v, next_seq(v),
+		    "torn record at the end of a file that is not the last, after seq %" PRIu64,
+		    v->last_seq);
 	v->res.torn_tail = true;
 	if (!v->started)
 		return fail(v, 0, "torn last record, no complete record before it");

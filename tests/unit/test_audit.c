@@ -417,8 +417,12 @@ static void test_forged_record_is_detected(void **state)
 	lines_read(f->log, &l);
 	assert_int_equal(audit_record_parse(l.v[2], strlen(l.v[2]), &prev), 0);
 	assert_int_equal(RAND_bytes(forger, sizeof(forger)), 1);
-	head = (struct audit_record_head){.seq = 4, .realtime_usec = 1, .monotonic_usec = 1,
-					  .epoch = 0, .boot_id = "x", .type = "event",
+	head = (struct audit_record_head){.seq = 4,
+					  .realtime_usec = 1,
+					  .monotonic_usec = 1,
+					  .epoch = 0,
+					  .boot_id = "x",
+					  .type = "event",
 					  .prev = prev.mac};
 	assert_int_equal(audit_record_line(forger, &head, &line, &len, mac), 0);
 	audit_record_done(&prev);
@@ -1034,9 +1038,14 @@ static void chain_init(struct chain *c)
 static void chain_add(struct chain *c, uint64_t seq, uint64_t epoch, const char *type,
 		      json_t *fields)
 {
-	struct audit_record_head head = {.seq = seq, .realtime_usec = 1700000000000000,
-					 .monotonic_usec = 5, .epoch = epoch, .boot_id = "b",
-					 .type = type, .fields = fields, .prev = c->prev};
+	struct audit_record_head head = {.seq = seq,
+					 .realtime_usec = 1700000000000000,
+					 .monotonic_usec = 5,
+					 .epoch = epoch,
+					 .boot_id = "b",
+					 .type = type,
+					 .fields = fields,
+					 .prev = c->prev};
 	char *line;
 	size_t len;
 
@@ -1175,14 +1184,14 @@ static void test_malformed_lines_have_clear_reasons(void **state)
 		const char *text;
 		const char *reason;
 	} cases[] = {
-		{"not json\n", "malformed JSON"},
-		{"[1,2]\n", "not a JSON object"},
-		{"\n", "empty line"},
-		{"{\"seq\":1}\n", "missing member"},
-		{"{\"seq\":1,\x01}\n", "control or non-ASCII byte 0x01 at column 10"},
-		{"{\"seq\":\"1\"}\n", "\"seq\" is not an integer"},
-		{"{\"seq\":1,\"x\":2}\n", "unexpected member \"x\""},
-		{"{\"seq\":1,\"seq\":2}\n", "malformed JSON"},
+	    {"not json\n", "malformed JSON"},
+	    {"[1,2]\n", "not a JSON object"},
+	    {"\n", "empty line"},
+	    {"{\"seq\":1}\n", "missing member"},
+	    {"{\"seq\":1,\x01}\n", "control or non-ASCII byte 0x01 at column 10"},
+	    {"{\"seq\":\"1\"}\n", "\"seq\" is not an integer"},
+	    {"{\"seq\":1,\"x\":2}\n", "unexpected member \"x\""},
+	    {"{\"seq\":1,\"seq\":2}\n", "malformed JSON"},
 	};
 	struct audit_verify_result res = {};
 	struct chain c;
@@ -1240,42 +1249,42 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
-		T(test_clean_chain_verifies),
-		T(test_record_format_is_canonical),
-		T(test_unsealed_tail_is_a_warning),
-		T(test_seal_evolves_key_across_epochs),
-		T(test_modified_field_is_detected),
-		T(test_modified_mac_is_detected),
-		T(test_inserted_record_is_detected),
-		T(test_forged_record_is_detected),
-		T(test_deleted_middle_record_is_detected),
-		T(test_swapped_records_are_detected),
-		T(test_wrong_key_fails),
-		T(test_truncated_log_shows_as_unsealed_tail),
-		T(test_torn_tail_is_detected),
-		T(test_open_after_torn_tail_records_unclean_restart),
-		T(test_long_torn_tail_is_kept_whole),
-		T(test_restart_without_agent_stop_is_unclean),
-		T(test_restart_after_clean_stop_is_clean),
-		T(test_open_refuses_tampered_last_record),
-		T(test_second_open_is_refused_while_open),
-		T(test_open_refuses_log_without_key),
-		T(test_rotation_chain_verifies_across_files),
-		T(test_chain_break_between_files_is_detected),
-		T(test_later_rotated_file_verifies_alone_in_later_epoch),
-		T(test_open_after_cut_rotation_continues_chain),
-		T(test_key_file_update_is_atomic_and_private),
-		T(test_old_key_not_recoverable_after_seal),
-		T(test_key_init_never_overwrites),
-		T(test_crash_between_seal_and_key_save_recovers),
-		T(test_missing_log_is_recorded),
-		T(test_hand_built_chain_verifies),
-		T(test_epoch_change_without_seal_is_rejected),
-		T(test_epoch_skip_after_seal_is_rejected),
-		T(test_seal_with_wrong_count_is_rejected),
-		T(test_chain_start_rules),
-		T(test_malformed_lines_have_clear_reasons),
-		T(test_record_parse_limits),
+	    T(test_clean_chain_verifies),
+	    T(test_record_format_is_canonical),
+	    T(test_unsealed_tail_is_a_warning),
+	    T(test_seal_evolves_key_across_epochs),
+	    T(test_modified_field_is_detected),
+	    T(test_modified_mac_is_detected),
+	    T(test_inserted_record_is_detected),
+	    T(test_forged_record_is_detected),
+	    T(test_deleted_middle_record_is_detected),
+	    T(test_swapped_records_are_detected),
+	    T(test_wrong_key_fails),
+	    T(test_truncated_log_shows_as_unsealed_tail),
+	    T(test_torn_tail_is_detected),
+	    T(test_open_after_torn_tail_records_unclean_restart),
+	    T(test_long_torn_tail_is_kept_whole),
+	    T(test_restart_without_agent_stop_is_unclean),
+	    T(test_restart_after_clean_stop_is_clean),
+	    T(test_open_refuses_tampered_last_record),
+	    T(test_second_open_is_refused_while_open),
+	    T(test_open_refuses_log_without_key),
+	    T(test_rotation_chain_verifies_across_files),
+	    T(test_chain_break_between_files_is_detected),
+	    T(test_later_rotated_file_verifies_alone_in_later_epoch),
+	    T(test_open_after_cut_rotation_continues_chain),
+	    T(test_key_file_update_is_atomic_and_private),
+	    T(test_old_key_not_recoverable_after_seal),
+	    T(test_key_init_never_overwrites),
+	    T(test_crash_between_seal_and_key_save_recovers),
+	    T(test_missing_log_is_recorded),
+	    T(test_hand_built_chain_verifies),
+	    T(test_epoch_change_without_seal_is_rejected),
+	    T(test_epoch_skip_after_seal_is_rejected),
+	    T(test_seal_with_wrong_count_is_rejected),
+	    T(test_chain_start_rules),
+	    T(test_malformed_lines_have_clear_reasons),
+	    T(test_record_parse_limits),
 #undef T
 	};
 
