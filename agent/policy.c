@@ -11,6 +11,7 @@
  * inih, and policy parsing is single-threaded). */
 #include <errno.h>
 #include <ini.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -791,6 +792,19 @@ static void policy_freep(struct policy **p)
 	policy_free(*p);
 }
 
+/* Errors of one file in line order (stable; whole-file errors, line 0, last). */
+static void sort_errors(struct policy_error *items, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		struct policy_error e = items[i];
+		unsigned key = e.line ? e.line : UINT_MAX;
+		size_t j = i;
+		for (; j > 0 && (items[j - 1].line ? items[j - 1].line : UINT_MAX) > key; j--)
+			items[j] = items[j - 1];
+		items[j] = e;
+	}
+}
+
 int policy_parse_buffer(const char *file_name, const char *text, size_t len,
 			struct policy **ret_policy, struct policy_errors *errors)
 {
@@ -842,6 +856,7 @@ int policy_parse_buffer(const char *file_name, const char *text, size_t len,
 	r = policy_validate(p, errors);
 	if (r < 0)
 		return r;
+	sort_errors(errors->items + before, errors->count - before);
 	if (errors->count > before)
 		return -EINVAL;
 	*ret_policy = TAKE_PTR(p);

@@ -88,7 +88,8 @@ static int list_dir(const char *dir, struct file_list *l, struct policy_errors *
 			break;
 	}
 	closedir(d);
-	qsort(l->paths + first, l->count - first, sizeof(char *), cmp_str);
+	if (l->count > first)
+		qsort(l->paths + first, l->count - first, sizeof(char *), cmp_str);
 	return r;
 }
 
