@@ -48,6 +48,7 @@ ROTATOR_SRCS := $(sort $(wildcard rotator/*.c))
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(sort $(wildcard tests/unit/test_*.c)))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 BENCH_SRCS := $(sort $(wildcard tests/bench/bench_*.c))
+TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(sort $(wildcard tests/tools/*.c)))
 HEADERS := $(wildcard common/*.h agent/*.h rotator/*.h tests/unit/*.h)
 
 .PHONY: all deps check unit san-unit integration e2e fuzz fuzz-smoke bench demo install \
@@ -107,10 +108,15 @@ san-unit: $(addprefix $(BUILD)/san/tests/,$(UNIT_TESTS))
 		tests/run-unit $(BUILD)/san/tests $(UNIT_TESTS)
 
 # --- integration and end-to-end (root, real kernel, own namespaces) ---------
-integration: all
+# Small programs the network tests drive (tests/tools/*.c).
+$(BUILD)/tools/%: tests/tools/%.c $(LIBS) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS) $(PKG_LIBS)
+
+integration: all $(TEST_TOOLS)
 	@BUILD=$(BUILD) tests/run-scripts integration tests/integration
 
-e2e: all
+e2e: all $(TEST_TOOLS)
 	@BUILD=$(BUILD) tests/run-scripts e2e tests/e2e
 
 # --- fuzzing (clang libFuzzer) -----------------------------------------------
@@ -132,7 +138,7 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIBS) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/bench -o $@ $< $(LIBS) $(PKG_LIBS)
 
-bench: all $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+bench: all $(TEST_TOOLS) $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 	@BUILD=$(BUILD) tests/run-bench
 
 # --- the two commands of the README -------------------------------------------

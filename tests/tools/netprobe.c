@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/* netprobe: the TCP ends of the network tests, so they need no netcat
+ * flavour or interpreter.
+ *
+ *   netprobe echo-server ADDR PORT      echo every connection (forks), until killed
+ *   netprobe ping HOST PORT [MS]        connect, send a line, expect it back; exit 0/1
+ *   netprobe stream HOST PORT SECONDS   one connection: write a counting pattern,
+ *                                       read it back, fail on any lost or wrong byte
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int resolve(const char *host, const char *port, int flags, struct addrinfo **ret)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = flags};
+	int r = getaddrinfo(host, port, &hints, ret);
+
+	if (r != 0) {
+		fprintf(stderr, "netprobe: %s:%s: %s\n", host, port, gai_strerror(r));
+		return -1;
+	}
+	return 0;
+}
+
+static int connect_timeout(const char *host, const char *port, int timeout_ms)
+{
+	struct addrinfo *ai;
+	int fd = -1;
+
+	if (resolve(host, port, 0, &ai) < 0)
+		return -1;
+	for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
+		struct pollfd pfd;
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0)
+			continue;
+		if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS)
+			goto next;
+		pfd = (struct pollfd){.fd = fd, .events = POLLOUT};
+		if (poll(&pfd, 1, timeout_ms) <= 0) {
+			errno = ETIMEDOUT;
+			goto next;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
+			errno = err;
+			goto next;
+		}
+		fcntl(fd, F_SETFL, 0);
+		break;
+	next:
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+static int echo_server(const char *addr, const char *port)
+{
+	struct addrinfo *ai;
+	int fd, one = 1;
+
+	if (resolve(addr, port, AI_PASSIVE, &ai) < 0)
+		return 2;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+		fprintf(stderr, "netprobe: listen %s:%s: %s\n", addr, port, strerror(errno));
+		return 2;
+	}
+	freeaddrinfo(ai);
+	signal(SIGCHLD, SIG_IGN);
+	for (;;) {
+		int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+		char buffer[65536];
+		ssize_t n;
+
+		if (c < 0)
+			continue;
+		if (fork() == 0) {
+			close(fd);
+			while ((n = read(c, buffer, sizeof(buffer))) > 0)
+				if (write(c, buffer, (size_t)n) != n)
+					break;
+			_exit(0);
+		}
+		close(c);
+	}
+}
+
+static int ping(const char *host, const char *port, int timeout_ms)
+{
+	static const char line[] = "mtd-ping\n";
+	char buffer[sizeof(line)];
+	size_t got = 0;
+	int fd = connect_timeout(host, port, timeout_ms);
+	struct pollfd pfd;
+
+	if (fd < 0) {
+		fprintf(stderr, "netprobe: connect %s:%s: %s\n", host, port, strerror(errno));
+		return 1;
+	}
+	if (write(fd, line, sizeof(line) - 1) != (ssize_t)(sizeof(line) - 1))
+		return 1;
+	pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+	while (got < sizeof(line) - 1) {
+		ssize_t n;
+
+		if (poll(&pfd, 1, timeout_ms) <= 0) {
+			fprintf(stderr, "netprobe: %s:%s: no echo\n", host, port);
+			return 1;
+		}
+		n = read(fd, buffer + got, sizeof(line) - 1 - got);
+		if (n <= 0) {
+			fprintf(stderr, "netprobe: %s:%s: closed before the echo\n", host, port);
+			return 1;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	return memcmp(buffer, line, sizeof(line) - 1) == 0 ? 0 : 1;
+}
+
+static uint8_t pattern_byte(uint64_t offset)
+{
+	return (uint8_t)(offset * 131 + (offset >> 8));
+}
+
+/* Writes and reads back a pattern for SECONDS; every byte must come back in order. */
+static int stream(const char *host, const char *port, int seconds)
+{
+	int fd = connect_timeout(host, port, 3000);
+	uint64_t written = 0, read_back = 0;
+	time_t end = time(NULL) + seconds;
+	uint8_t out[4096], in[65536];
+
+	if (fd < 0) {
+		fprintf(stderr, "netprobe: connect %s:%s: %s\n", host, port, strerror(errno));
+		return 1;
+	}
+	while (time(NULL) < end || read_back < written) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+
+		if (time(NULL) < end && written - read_back < 1u << 20) {
+			for (size_t i = 0; i < sizeof(out); i++)
+				out[i] = pattern_byte(written + i);
+			if (write(fd, out, sizeof(out)) != (ssize_t)sizeof(out)) {
+				fprintf(stderr, "netprobe: stream write failed after %llu bytes: %s\n",
+					(unsigned long long)written, strerror(errno));
+				return 1;
+			}
+			written += sizeof(out);
+		}
+		if (poll(&pfd, 1, time(NULL) < end ? 10 : 5000) == 0 && time(NULL) >= end) {
+			fprintf(stderr, "netprobe: stream stalled: %llu of %llu bytes back\n",
+				(unsigned long long)read_back, (unsigned long long)written);
+			return 1;
+		}
+		if (!(pfd.revents & POLLIN))
+			continue;
+		n = read(fd, in, sizeof(in));
+		if (n <= 0) {
+			fprintf(stderr, "netprobe: stream closed after %llu bytes back\n",
+				(unsigned long long)read_back);
+			return 1;
+		}
+		for (ssize_t i = 0; i < n; i++)
+			if (in[i] != pattern_byte(read_back + (uint64_t)i)) {
+				fprintf(stderr, "netprobe: stream byte %llu wrong\n",
+					(unsigned long long)(read_back + (uint64_t)i));
+				return 1;
+			}
+		read_back += (uint64_t)n;
+		/* Pace the writer so the connection lives through the whole run. */
+		usleep(2000);
+	}
+	printf("stream: %llu bytes written and read back intact over %d s\n",
+	       (unsigned long long)written, seconds);
+	close(fd);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	signal(SIGPIPE, SIG_IGN);
+	if (argc == 4 && strcmp(argv[1], "echo-server") == 0)
+		return echo_server(argv[2], argv[3]);
+	if ((argc == 4 || argc == 5) && strcmp(argv[1], "ping") == 0)
+		return ping(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : 2000);
+	if (argc == 5 && strcmp(argv[1], "stream") == 0)
+		return stream(argv[2], argv[3], atoi(argv[4]));
+	fprintf(stderr, "usage: netprobe echo-server ADDR PORT | ping HOST PORT [MS] | stream HOST "
+			"PORT SECONDS\n");
+	return 2;
+}
