@@ -216,7 +216,6 @@ static int rotate(struct audit_log *log);
 static int emit(struct audit_log *log, const char *type, json_t *fields, bool sync, bool may_rotate,
 		uint64_t *ret_seq, char **ret_line)
 {
-	_cleanup_(json_decrefp) json_t *seal_fields = NULL;
 	_cleanup_free_ char *line = NULL;
 	char mac[AUDIT_MAC_HEX_LEN + 1];
 	struct audit_record_head head;
@@ -226,18 +225,6 @@ static int emit(struct audit_log *log, const char *type, json_t *fields, bool sy
 	if (log->broken)
 		return log->broken;
 	for (int pass = 0;; pass++) {
-		if (streq(type, AUDIT_TYPE_SEAL)) {
-			/* Records of this epoch before the seal: the epoch began
-			 * right after the previous seal (seq 0 before the first).
-			 * Built here because a rotation adds one. */
-			json_decref(seal_fields);
-			seal_fields =
-			    json_pack("{s:I,s:I}", "epoch", (json_int_t)log->key.epoch, "records",
-				      (json_int_t)(log->last_seq - log->key.seal_seq));
-			if (!seal_fields)
-				return -ENOMEM;
-			fields = seal_fields;
-		}
 		head = (struct audit_record_head){
 		    .seq = log->last_seq + 1,
 		    .realtime_usec = clock_usec(CLOCK_REALTIME),
@@ -392,6 +379,7 @@ static int evolve_after_seal(struct audit_log *log, uint64_t seal_seq, const cha
 
 int audit_log_seal(struct audit_log *log)
 {
+	_cleanup_(json_decrefp) json_t *fields = NULL;
 	uint64_t seq;
 	int r;
 
@@ -399,7 +387,16 @@ int audit_log_seal(struct audit_log *log)
 		return -EINVAL;
 	if (log->broken)
 		return log->broken;
-	r = emit(log, AUDIT_TYPE_SEAL, NULL, true, true, &seq, NULL);
+	/* Records of this epoch before the seal: the epoch began right after
+	 * the previous seal (seq 0 before the first one). */
+	fields = json_pack("{s:I,s:I}", "epoch", (json_int_t)log->key.epoch, "records",
+			   (json_int_t)(log->last_seq - log->key.seal_seq));
+	if (!fields)
+		return -ENOMEM;
+	/* A seal never starts a new file (it may overshoot max_bytes by its
+	 * own size): "agent-stop" then "seal" stay adjacent, which is how the
+	 * next open recognises a clean stop. */
+	r = emit(log, AUDIT_TYPE_SEAL, fields, true, false, &seq, NULL);
 	if (r < 0)
 		return r;
 	r = evolve_after_seal(log, seq, log->prev);

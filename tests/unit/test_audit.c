@@ -824,6 +824,33 @@ static void test_later_rotated_file_verifies_alone_in_later_epoch(void **state)
 	audit_verify_result_done(&res);
 }
 
+static void test_clean_stops_across_rotations_stay_clean(void **state)
+{
+	struct fx *f = *state;
+	struct audit_verify_result res = {};
+	const char *all[] = {f->log3, f->log2, f->log1, f->log};
+
+	/* Different fill levels put agent-stop and the seal at every position
+	 * relative to a rotation. */
+	for (int run = 0; run < 10; run++) {
+		struct audit_open_report rep = {};
+		struct audit_log *log = open_log_opts(f, 1500, 3, &rep);
+
+		assert_false(rep.unclean_restart);
+		audit_open_report_done(&rep);
+		append(log, "agent-start", run);
+		for (int i = 0; i < run % 4; i++)
+			append(log, "event", i);
+		append(log, "agent-stop", run);
+		assert_int_equal(audit_log_seal(log), 0);
+		audit_log_close(log);
+	}
+	verify_paths(f, all, 4, &res);
+	assert_true(res.ok);
+	assert_false(res.unsealed_tail);
+	audit_verify_result_done(&res);
+}
+
 static void test_open_after_cut_rotation_continues_chain(void **state)
 {
 	struct fx *f = *state;
@@ -1272,6 +1299,7 @@ int main(void)
 	    T(test_rotation_chain_verifies_across_files),
 	    T(test_chain_break_between_files_is_detected),
 	    T(test_later_rotated_file_verifies_alone_in_later_epoch),
+	    T(test_clean_stops_across_rotations_stay_clean),
 	    T(test_open_after_cut_rotation_continues_chain),
 	    T(test_key_file_update_is_atomic_and_private),
 	    T(test_old_key_not_recoverable_after_seal),
