@@ -6,6 +6,7 @@
  *       SERVICE = name,proto,port,grace,backend_addr,backend_port,local,decoy:decoy:...
  *   rotator-driver remove
  *   rotator-driver [-g GROUP] hits N TIMEOUT_MS     print N decoy hits from NFLOG
+ *   rotator-driver serve PORT       TCP backend on [::]:PORT (dual stack), answers "mtd-ok"
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "rotator.h"
 #include "nflog.h"
@@ -65,6 +68,30 @@ static int print_err(const char *what, int r, const struct rotator_error *err)
 	return 1;
 }
 
+static int serve(uint16_t port)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0), zero = 0, one = 1;
+
+	if (fd < 0 || setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+		perror("serve");
+		return 1;
+	}
+	printf("serving\n");
+	fflush(stdout);
+	for (;;) {
+		int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (c < 0)
+			continue;
+		if (write(c, "mtd-ok\n", 7) != 7)
+			perror("write");
+		close(c);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct rotator_config cfg = { .nflog_group = 7, .block_timeout_sec = 600 };
@@ -83,6 +110,8 @@ int main(int argc, char **argv)
 	if (optind >= argc)
 		return 2;
 
+	if (strcmp(argv[optind], "serve") == 0 && optind + 1 < argc)
+		return serve((uint16_t)atoi(argv[optind + 1]));
 	if (strcmp(argv[optind], "hits") == 0) {
 		struct rotator_nflog *log = NULL;
 		int want = optind + 1 < argc ? atoi(argv[optind + 1]) : 1;

@@ -1,0 +1,140 @@
+#!/bin/bash
+# The rotator library against the real kernel, only inside network namespaces
+# this script creates (and deletes on every exit path): a server namespace
+# with `inet mtd` and a TCP backend, a client namespace joined by a veth pair
+# (IPv4 and IPv6). Checks DNAT through the public port, the real port being
+# unreachable, rotation with grace, decoy hit -> block -> NFLOG -> unblock,
+# adoption of the persisted table, a foreign table left byte-identical, and
+# removal. Needs root, nft, ip, cc and pkg-config.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD="$root/$BUILD" ;; esac
+
+[ "$(id -u)" -eq 0 ] || { echo "skip: needs root"; exit 77; }
+for tool in ip nft cc pkg-config timeout; do
+	command -v "$tool" >/dev/null || { echo "skip: $tool missing"; exit 77; }
+done
+
+tmp=$(mktemp -d /tmp/rotator-nft.XXXXXX)
+srv="mtd-rot-srv-$$"
+cli="mtd-rot-cli-$$"
+pids=""
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	ip netns del "$srv" 2>/dev/null
+	ip netns del "$cli" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+fail() { echo "FAIL: $*"; [ -n "${srv_ready:-}" ] && ip netns exec "$srv" nft list table inet mtd 2>&1 | head -80; exit 1; }
+ok() { echo "ok: $*"; }
+
+# --- build the driver against the library -------------------------------------
+make -s -C "$root" BUILD="$BUILD" "$BUILD/librotator.a" >/dev/null || fail "building librotator.a"
+cc -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -I"$root/common" -I"$root/rotator" -O2 \
+	-o "$tmp/driver" "$here/rotator-driver.c" "$BUILD/librotator.a" \
+	$(pkg-config --cflags --libs libnftnl libmnl libcrypto) || fail "building rotator-driver"
+drv="$tmp/driver"
+
+# --- topology ---------------------------------------------------------------------
+ip netns add "$srv" && ip netns add "$cli" || fail "creating namespaces"
+ip link add veth-s netns "$srv" type veth peer name veth-c netns "$cli" || fail "veth"
+S="ip netns exec $srv"
+C="ip netns exec $cli"
+$S ip link set lo up; $C ip link set lo up
+$S ip addr add 10.77.0.1/24 dev veth-s; $C ip addr add 10.77.0.2/24 dev veth-c
+$S ip addr add fd77::1/64 dev veth-s nodad; $C ip addr add fd77::2/64 dev veth-c nodad
+$S ip link set veth-s up; $C ip link set veth-c up
+
+# connect HOST PORT: prints the backend's greeting, fails on refusal/drop
+connect() { $C timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2 && head -c 6 <&3" 2>/dev/null; }
+expect_ok() { [ "$(connect "$1" "$2")" = "mtd-ok" ] || fail "$3: $1 port $2 not reachable"; ok "$3"; }
+expect_no() { [ "$(connect "$1" "$2")" != "mtd-ok" ] || fail "$3: $1 port $2 reachable"; ok "$3"; }
+
+$S "$drv" serve 8080 >"$tmp/serve.log" 2>&1 &
+pids="$pids $!"
+for _ in $(seq 50); do grep -q serving "$tmp/serve.log" && break; sleep 0.1; done
+expect_ok 10.77.0.1 8080 "backend reachable directly before the agent (control)"
+
+# --- a foreign table that must stay untouched -------------------------------------
+$S nft -f - <<'NFT' || fail "foreign table"
+table ip foreign {
+	set admins { type ipv4_addr; elements = { 192.0.2.1, 192.0.2.2 } }
+	chain mine {
+		ip saddr @admins counter accept comment "not ours"
+	}
+}
+NFT
+$S nft list table ip foreign >"$tmp/foreign.before"
+
+# --- first apply: create -------------------------------------------------------------
+out=$($S "$drv" -g 7 -b 600 apply web,tcp,24847,0,10.77.0.1,8080,0,27447:27448 \
+	web,tcp,24847,0,fd77::1,8080,0,27449) || fail "first apply: $out"
+srv_ready=1
+case "$out" in *"persist=1"*) ;; *) echo "skip: kernel without table persist flag ($out)"; exit 77 ;; esac
+ok "apply creates the table ($out)"
+list=$($S nft list table inet mtd)
+echo "$list" >"$tmp/list1"
+echo "$list" | grep -q 'tcp . 24847 : 10.77.0.1 . 8080' || fail "svc4 element missing"
+echo "$list" | grep -q 'tcp . 24847 : fd77::1 . 8080' || fail "svc6 element missing"
+echo "$list" | grep -q 'tcp . 10.77.0.1 . 8080' || fail "backends4 element missing"
+echo "$list" | grep -q 'tcp . 27447' || fail "decoy element missing"
+echo "$list" | grep -q 'comment "decoy ports of this epoch' || fail "set comments missing"
+ok "nft list table inet mtd shows the plan"
+
+expect_ok 10.77.0.1 24847 "IPv4 public port reaches the backend through DNAT"
+expect_ok fd77::1 24847 "IPv6 public port reaches the backend through DNAT"
+expect_no 10.77.0.1 8080 "real backend port unreachable from the client (IPv4)"
+expect_no fd77::1 8080 "real backend port unreachable from the client (IPv6)"
+$S timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080' || fail "backend not reachable locally"
+ok "the host itself still reaches the backend directly"
+
+# --- rotation with grace, adoption by a second process --------------------------------
+out=$($S "$drv" apply web,tcp,25000,24847,10.77.0.1,8080,0,27450) || fail "rotate: $out"
+case "$out" in *"adopted=1"*) ;; *) fail "persisted table not adopted: $out" ;; esac
+[ "$($S nft list table inet mtd | grep -c '^	chain ')" -eq 5 ] || fail "duplicated chains after adoption"
+[ "$($S nft list table inet mtd | grep -c 'dnat ip to')" -eq 2 ] || fail "duplicated rules after adoption"
+ok "restart adopts the persisted table without duplicates"
+expect_ok 10.77.0.1 25000 "new port after rotation"
+expect_ok 10.77.0.1 24847 "previous port during grace"
+$S nft list set inet mtd decoys | grep -q 27447 && fail "old decoys not replaced"
+out=$($S "$drv" apply web,tcp,25000,0,10.77.0.1,8080,0,27450) || fail "end grace: $out"
+expect_no 10.77.0.1 24847 "stale port refused after grace"
+expect_ok 10.77.0.1 25000 "current port still works after grace"
+
+# --- decoy hit: blocked, reported through NFLOG, unblocked -------------------------------
+$S "$drv" -g 7 hits 1 5000 >"$tmp/hits.log" 2>&1 &
+hits_pid=$!
+pids="$pids $hits_pid"
+for _ in $(seq 50); do grep -q listening "$tmp/hits.log" && break; sleep 0.1; done
+expect_no 10.77.0.1 27450 "decoy port does not answer"
+wait "$hits_pid" || fail "no NFLOG hit: $(cat "$tmp/hits.log")"
+grep -q "hit 10.77.0.2 tcp 27450" "$tmp/hits.log" || fail "hit not parsed: $(cat "$tmp/hits.log")"
+ok "decoy hit reported with source and port ($(grep hit "$tmp/hits.log"))"
+$S nft list set inet mtd blocked4 | grep -q 10.77.0.2 || fail "source not in blocked4"
+expect_no 10.77.0.1 25000 "blocked source no longer reaches the service"
+out=$($S "$drv" apply web,tcp,25000,0,10.77.0.1,8080,0,27450 -u 10.77.0.2 -u 192.0.2.99) ||
+	fail "unblock: $out"
+$S nft list set inet mtd blocked4 | grep -q 10.77.0.2 && fail "source still blocked"
+expect_ok 10.77.0.1 25000 "unblocked source reaches the service again"
+
+# --- errors name the object -----------------------------------------------------------------
+out=$($S "$drv" apply a,tcp,26000,0,10.77.0.1,8080,0 b,tcp,26000,0,10.77.0.1,8081,0 2>&1) &&
+	fail "duplicate public port accepted"
+echo "$out" | grep -q "service b" || fail "error does not name the service: $out"
+expect_ok 10.77.0.1 25000 "a refused transaction changes nothing"
+ok "kernel error mapped to its object ($out)"
+
+# --- removal; the foreign table is byte-identical ----------------------------------------------
+$S "$drv" remove || fail "remove"
+$S nft list table inet mtd >/dev/null 2>&1 && fail "table still there after remove"
+$S nft list table ip foreign >"$tmp/foreign.after"
+cmp -s "$tmp/foreign.before" "$tmp/foreign.after" || fail "foreign table changed"
+ok "foreign table byte-identical; inet mtd removed"
+echo "--- table as programmed by the first apply:"
+cat "$tmp/list1"
+exit 0
