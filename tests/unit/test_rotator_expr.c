@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The rule recipes of rotator/nft_expr.c against golden nftnl_rule_snprintf
+ * strings, without a kernel. The goldens match what `nft --debug=netlink`
+ * prints for the equivalent nft rules (see docs/nftables.md), so a change
+ * here is a change of the bytecode the kernel runs.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/udata.h>
+#include <linux/netfilter.h>
+
+#include "nft_expr.h"
+
+static const char golden_loopback_accept[] =
+	"inet mtd c\n"
+	"  [ meta load iif => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000001 ]\n"
+	"  [ immediate reg 0 accept ]\n";
+
+static const char golden_blocked_drop_ipv4[] =
+	"inet mtd c\n"
+	"  [ meta load nfproto => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000002 ]\n"
+	"  [ payload load 4b @ network header + 12 => reg 1 ]\n"
+	"  [ lookup reg 1 set blocked4 ]\n"
+	"  [ counter pkts 0 bytes 0 ]\n"
+	"  [ immediate reg 0 drop ]\n";
+
+static const char golden_blocked_drop_ipv6[] =
+	"inet mtd c\n"
+	"  [ meta load nfproto => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x0000000a ]\n"
+	"  [ payload load 16b @ network header + 8 => reg 1 ]\n"
+	"  [ lookup reg 1 set blocked6 ]\n"
+	"  [ counter pkts 0 bytes 0 ]\n"
+	"  [ immediate reg 0 drop ]\n";
+
+static const char golden_decoy_hit_ipv4[] =
+	"inet mtd c\n"
+	"  [ fib daddr type => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000002 ]\n"
+	"  [ meta load nfproto => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000002 ]\n"
+	"  [ meta load l4proto => reg 1 ]\n"
+	"  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
+	"  [ lookup reg 1 set decoys ]\n"
+	"  [ payload load 4b @ network header + 12 => reg 1 ]\n"
+	"  [ dynset add reg_key 1 set blocked4 timeout 600000ms ]\n"
+	"  [ log prefix mtd-decoy  group 7 snaplen 0 qthreshold 0 ]\n"
+	"  [ counter pkts 0 bytes 0 ]\n"
+	"  [ immediate reg 0 drop ]\n";
+
+static const char golden_dnat_ipv4[] =
+	"inet mtd c\n"
+	"  [ fib daddr type => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000002 ]\n"
+	"  [ meta load l4proto => reg 1 ]\n"
+	"  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
+	"  [ lookup reg 1 set svc4 dreg 1 ]\n"
+	"  [ nat dnat ip addr_min reg 1 proto_min reg 9 ]\n";
+
+static const char golden_dnat_ipv6[] =
+	"inet mtd c\n"
+	"  [ fib daddr type => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000002 ]\n"
+	"  [ meta load l4proto => reg 1 ]\n"
+	"  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
+	"  [ lookup reg 1 set svc6 dreg 1 ]\n"
+	"  [ nat dnat ip6 addr_min reg 1 proto_min reg 2 ]\n";
+
+static const char golden_backend_guard_ipv4[] =
+	"inet mtd c\n"
+	"  [ meta load iif => reg 1 ]\n"
+	"  [ cmp neq reg 1 0x00000001 ]\n"
+	"  [ ct load status => reg 1 ]\n"
+	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
+	"  [ cmp neq reg 1 0x00000020 ]\n"
+	"  [ meta load nfproto => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000002 ]\n"
+	"  [ meta load l4proto => reg 1 ]\n"
+	"  [ payload load 4b @ network header + 16 => reg 9 ]\n"
+	"  [ payload load 2b @ transport header + 2 => reg 10 ]\n"
+	"  [ lookup reg 1 set backends4 ]\n"
+	"  [ counter pkts 0 bytes 0 ]\n"
+	"  [ immediate reg 0 drop ]\n";
+
+static const char golden_backend_guard_ipv6[] =
+	"inet mtd c\n"
+	"  [ meta load iif => reg 1 ]\n"
+	"  [ cmp neq reg 1 0x00000001 ]\n"
+	"  [ ct load status => reg 1 ]\n"
+	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
+	"  [ cmp neq reg 1 0x00000020 ]\n"
+	"  [ meta load nfproto => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x0000000a ]\n"
+	"  [ meta load l4proto => reg 1 ]\n"
+	"  [ payload load 16b @ network header + 24 => reg 9 ]\n"
+	"  [ payload load 2b @ transport header + 2 => reg 13 ]\n"
+	"  [ lookup reg 1 set backends6 ]\n"
+	"  [ counter pkts 0 bytes 0 ]\n"
+	"  [ immediate reg 0 drop ]\n";
+
+static void check(struct nftnl_rule *r, const char *golden)
+{
+	char buf[4096];
+
+	assert_non_null(r);
+	nftnl_rule_snprintf(buf, sizeof(buf), r, NFTNL_OUTPUT_DEFAULT, 0);
+	assert_string_equal(buf, golden);
+	nftnl_rule_free(r);
+}
+
+static void test_loopback_accept_bytecode(void **state)
+{
+	check(nft_rule_loopback_accept("c", NULL), golden_loopback_accept);
+}
+
+static void test_blocked_drop_bytecode(void **state)
+{
+	check(nft_rule_blocked_drop("c", NFPROTO_IPV4, "blocked4", NULL), golden_blocked_drop_ipv4);
+	check(nft_rule_blocked_drop("c", NFPROTO_IPV6, "blocked6", NULL), golden_blocked_drop_ipv6);
+}
+
+static void test_decoy_hit_blocks_logs_and_drops(void **state)
+{
+	check(nft_rule_decoy_hit("c", NFPROTO_IPV4, "decoys", "blocked4", 600000, 7, "mtd-decoy ",
+				 NULL),
+	      golden_decoy_hit_ipv4);
+}
+
+static void test_dnat_takes_address_and_port_from_map(void **state)
+{
+	/* IPv4: port right after the 4-byte address (reg32 01 = 9); IPv6: after 16 bytes (reg 2) */
+	check(nft_rule_dnat("c", NFPROTO_IPV4, "svc4", NULL), golden_dnat_ipv4);
+	check(nft_rule_dnat("c", NFPROTO_IPV6, "svc6", NULL), golden_dnat_ipv6);
+}
+
+static void test_backend_guard_requires_dnat(void **state)
+{
+	check(nft_rule_backend_guard("c", NFPROTO_IPV4, "backends4", NULL),
+	      golden_backend_guard_ipv4);
+	check(nft_rule_backend_guard("c", NFPROTO_IPV6, "backends6", NULL),
+	      golden_backend_guard_ipv6);
+}
+
+static void test_comment_is_stored_as_rule_userdata(void **state)
+{
+	struct nftnl_rule *r = nft_rule_loopback_accept("c", "hello");
+	const char *data;
+	uint32_t len = 0;
+
+	assert_non_null(r);
+	data = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &len);
+	assert_non_null(data);
+	/* TLV: type NFTNL_UDATA_RULE_COMMENT, length, "hello\0" */
+	assert_int_equal(len, 2 + 6);
+	assert_int_equal(data[0], NFTNL_UDATA_RULE_COMMENT);
+	assert_int_equal(data[1], 6);
+	assert_memory_equal(data + 2, "hello", 6);
+	nftnl_rule_free(r);
+}
+
+static void test_bad_family_or_comment_is_refused(void **state)
+{
+	char long_comment[200];
+
+	assert_null(nft_rule_dnat("c", NFPROTO_ARP, "svc4", NULL));
+	assert_null(nft_rule_blocked_drop("c", NFPROTO_INET, "blocked4", NULL));
+	memset(long_comment, 'x', sizeof(long_comment) - 1);
+	long_comment[sizeof(long_comment) - 1] = 0;
+	assert_null(nft_rule_loopback_accept("c", long_comment));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_loopback_accept_bytecode),
+		cmocka_unit_test(test_blocked_drop_bytecode),
+		cmocka_unit_test(test_decoy_hit_blocks_logs_and_drops),
+		cmocka_unit_test(test_dnat_takes_address_and_port_from_map),
+		cmocka_unit_test(test_backend_guard_requires_dnat),
+		cmocka_unit_test(test_comment_is_stored_as_rule_userdata),
+		cmocka_unit_test(test_bad_family_or_comment_is_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
