@@ -144,6 +144,9 @@ static int check_chain(struct verifier *v, const struct audit_record *rec)
 	bool cross = v->prev_file && !v->file_has_records;
 
 	if (!v->started) {
+		if (rec->seq == 1 && rec->epoch != 0)
+			return fail(v, 1, "seq 1 starts the chain but is in epoch %" PRIu64,
+				    rec->epoch);
 		if (rec->seq == 1 && !streq(rec->prev, AUDIT_ZERO_MAC))
 			return fail(v, 1, "seq 1 starts the chain but its prev is not all zeros");
 		if (rec->seq != 1 && streq(rec->prev, AUDIT_ZERO_MAC))

@@ -1183,6 +1183,13 @@ static void test_chain_start_rules(void **state)
 	assert_bad(&res, 1, 1, "prev is not all zeros");
 	audit_verify_result_done(&res);
 
+	/* the chain start in a later epoch */
+	chain_init(&c);
+	chain_add(&c, 1, 2, "event", NULL);
+	chain_verify(&c, &res);
+	assert_bad(&res, 1, 1, "seq 1 starts the chain but is in epoch 2");
+	audit_verify_result_done(&res);
+
 	/* a later seq claiming to start the chain */
 	chain_init(&c);
 	chain_add(&c, 7, 0, "event", NULL);
