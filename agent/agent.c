@@ -17,6 +17,7 @@
 #include "macro.h"
 #include "policy.h"
 #include "policy_json.h"
+#include "rotation.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy_set *, policy_set_free)
 
@@ -36,6 +37,7 @@ struct agent {
 	uint64_t reload_failures;
 	struct audit_log *audit;
 	struct control_server *control;
+	struct rotation *rotation;
 	sd_event_source *seal_timer;
 };
 
@@ -134,39 +136,57 @@ static int load_policies(const char *policy_dir, struct policy_set **ret_set,
 	return 0;
 }
 
+static int reload_refused(struct agent *agent, const char *source, json_t *errors,
+			  char **ret_error, json_t **ret_error_details)
+{
+	size_t n = json_array_size(errors);
+
+	agent->reload_failures++;
+	for (size_t i = 0; i < n; i++)
+		log_error("reload: %s", json_string_value(json_array_get(errors, i)));
+	(void)agent_audit(agent, "policy-reload-failed",
+			  json_pack("{s:s, s:O, s:s}", "source", source, "errors", errors,
+				    "outcome", "previous policy set kept"),
+			  true);
+	if (asprintf(ret_error, "reload refused: %zu error%s; the previous set stays in force", n,
+		     n == 1 ? "" : "s") < 0)
+		*ret_error = NULL;
+	*ret_error_details = json_incref(errors);
+	return -EINVAL;
+}
+
 int agent_reload(struct agent *agent, const char *source, json_t **ret_result,
 		 char **ret_error, json_t **ret_error_details)
 {
 	_cleanup_(policy_set_freep) struct policy_set *next = NULL;
 	_cleanup_(json_decrefp) json_t *errors = NULL;
+	_cleanup_free_ char *rotation_error = NULL;
 	json_t *fields;
 	int r;
 
 	r = load_policies(agent->options.policy_dir, &next, &errors);
-	if (r < 0) {
-		size_t n = json_array_size(errors);
+	if (r < 0)
+		return reload_refused(agent, source, errors, ret_error, ret_error_details);
 
-		agent->reload_failures++;
-		for (size_t i = 0; i < n; i++)
-			log_error("reload: %s", json_string_value(json_array_get(errors, i)));
-		fields = json_pack("{s:s, s:O, s:s}", "source", source, "errors", errors,
-				   "outcome", "previous policy set kept");
-		(void)agent_audit(agent, "policy-reload-failed", fields, true);
-		if (asprintf(ret_error, "reload refused: %zu error%s in the policy set; the "
-					"previous set stays in force",
-			     n, n == 1 ? "" : "s") < 0)
-			*ret_error = NULL;
-		*ret_error_details = TAKE_PTR(errors);
-		return r;
+	/* One nftables transaction for the new set; on failure the kernel and the
+	 * agent keep the old one. */
+	r = rotation_apply_policies(agent->rotation, next, &rotation_error);
+	if (r < 0) {
+		errors = json_pack("[s]", rotation_error ? rotation_error : strerror(-r));
+		return reload_refused(agent, source, errors, ret_error, ret_error_details);
 	}
 
 	fields = json_pack("{s:s, s:o, s:o, s:o}", "source", source, "services",
 			   policy_names(next), "added", policy_names_missing(agent->policies, next),
 			   "removed", policy_names_missing(next, agent->policies));
-	/* The record is on disk before the new set takes effect: if the audit
-	 * log cannot be written, nothing changes. */
 	r = agent_audit(agent, "policy-reload", json_incref(fields), true);
 	if (r < 0) {
+		/* A change that cannot be audited is undone. */
+		_cleanup_free_ char *undo_error = NULL;
+
+		if (rotation_apply_policies(agent->rotation, agent->policies, &undo_error) < 0)
+			log_error("reload: cannot restore the previous rotation: %s",
+				  undo_error ? undo_error : "?");
 		json_decref(fields);
 		*ret_error = strdup("reload refused: the audit log cannot be written");
 		*ret_error_details = json_array();
@@ -202,7 +222,7 @@ static json_t *status_json(struct agent *agent)
 	for (size_t i = 0; services && i < agent->policies->count; i++)
 		json_array_append_new(services, service_summary(agent->policies->policies[i]));
 
-	return json_pack("{s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:{s:s, s:I, s:I}}", "pid",
+	return json_pack("{s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:{s:s, s:I, s:I}, s:o}", "pid",
 			 (int)getpid(), "version", MTD_VERSION, "uptime_usec",
 			 (json_int_t)(now_usec(CLOCK_MONOTONIC) - agent->started_usec),
 			 "policy_dir", agent->options.policy_dir, "policies_loaded_usec",
@@ -211,7 +231,8 @@ static json_t *status_json(struct agent *agent)
 			 (json_int_t)agent->reload_failures, "services", services, "audit", "path",
 			 agent->options.audit_log, "last_seq",
 			 (json_int_t)audit_log_last_seq(agent->audit), "epoch",
-			 (json_int_t)audit_log_epoch(agent->audit));
+			 (json_int_t)audit_log_epoch(agent->audit), "rotation",
+			 rotation_status(agent->rotation));
 }
 
 static void reply_result(struct control_client *client, json_t *result)
@@ -269,6 +290,19 @@ static void handle_reload(struct agent *agent, struct control_client *client)
 		reply_result(client, result);
 	}
 	(void)sd_notify(0, "READY=1");
+}
+
+static void handle_unblock(struct agent *agent, struct control_client *client,
+			   const char *address)
+{
+	_cleanup_free_ char *error = NULL;
+
+	if (rotation_unblock(agent->rotation, address, &error) < 0) {
+		reply_error(client, error ? error : "unblock failed");
+		return;
+	}
+	(void)agent_audit(agent, "source-unblocked", json_pack("{s:s}", "source", address), true);
+	reply_result(client, json_pack("{s:s}", "unblocked", address));
 }
 
 static int send_records(struct control_client *client, json_t *records, bool more,
@@ -384,6 +418,9 @@ static void on_control_request(struct control_client *client, const struct contr
 	case CONTROL_AUDIT_SHOW:
 		handle_audit_show(agent, client, request);
 		break;
+	case CONTROL_UNBLOCK:
+		handle_unblock(agent, client, request->address);
+		break;
 	case _CONTROL_COMMAND_MAX:
 		reply_error(client, "unknown command");
 		break;
@@ -406,6 +443,66 @@ static int on_seal_timer(sd_event_source *source, uint64_t usec, void *userdata)
 		log_error("audit: cannot seal epoch %llu: %s",
 			  (unsigned long long)audit_log_epoch(agent->audit), strerror(-r));
 	return sd_event_source_set_time(source, usec + agent->options.audit_epoch_usec);
+}
+
+static void on_decoy_hit(const char *service, const char *source, const char *proto,
+			 uint16_t port, void *userdata)
+{
+	struct agent *agent = userdata;
+
+	log_warning("decoy hit: %s touched %s/%u%s%s; the source is blocked", source, proto,
+		    (unsigned)port, service ? " of service " : "", service ? service : "");
+	(void)agent_audit(agent, "decoy-hit",
+			  json_pack("{s:s?, s:s, s:s, s:i}", "service", service, "source", source,
+				    "proto", proto, "port", (int)port),
+			  true);
+}
+
+static void on_rotation_failed(const char *reason, void *userdata)
+{
+	struct agent *agent = userdata;
+
+	(void)agent_audit(agent, "rotation-failed",
+			  json_pack("{s:s, s:s}", "reason", reason, "outcome",
+				    "previous ports stay in force"),
+			  true);
+}
+
+/* Fail closed: an agent that cannot program its table does not start. */
+static int start_rotation(struct agent *agent)
+{
+	struct rotation_options options = {
+		.nflog_group = agent->options.nflog_group,
+		.remove_on_stop = agent->options.remove_table_on_stop,
+	};
+	struct rotation_hooks hooks = {
+		.on_decoy_hit = on_decoy_hit,
+		.on_apply_failed = on_rotation_failed,
+		.userdata = agent,
+	};
+	_cleanup_free_ char *error = NULL;
+	int r;
+
+	r = rotation_new(agent->event, &options, &hooks, &agent->rotation);
+	if (r < 0) {
+		log_error("rotation: cannot listen for decoy hits on NFLOG group %u: %s",
+			  (unsigned)options.nflog_group, strerror(-r));
+		(void)agent_audit(agent, "rotation-failed",
+				  json_pack("{s:s, s:s}", "reason", "NFLOG group unavailable",
+					    "outcome", "agent not started"),
+				  true);
+		return r;
+	}
+	r = rotation_apply_policies(agent->rotation, agent->policies, &error);
+	if (r < 0) {
+		log_error("rotation: %s", error ? error : strerror(-r));
+		(void)agent_audit(agent, "rotation-failed",
+				  json_pack("{s:s, s:s}", "reason", error ? error : strerror(-r),
+					    "outcome", "agent not started"),
+				  true);
+		return r;
+	}
+	return 0;
 }
 
 static gid_t lookup_read_group(const char *name)
@@ -476,6 +573,10 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 	}
 	agent->policies_loaded_usec = now_usec(CLOCK_REALTIME);
 
+	r = start_rotation(agent);
+	if (r < 0)
+		goto fail;
+
 	if (asprintf(&agent->socket_path, "%s/control.sock", options->runtime_dir) < 0) {
 		agent->socket_path = NULL;
 		r = -ENOMEM;
@@ -513,6 +614,7 @@ fail:
 void agent_stop(struct agent *agent, const char *reason)
 {
 	control_server_free(TAKE_PTR(agent->control));
+	rotation_free(TAKE_PTR(agent->rotation));
 	(void)agent_audit(agent, "agent-stop", json_pack("{s:s}", "reason", reason), true);
 	if (audit_log_seal(agent->audit) < 0)
 		log_error("audit: cannot seal the last epoch");
@@ -523,6 +625,7 @@ void agent_free(struct agent *agent)
 	if (!agent)
 		return;
 	control_server_free(agent->control);
+	rotation_free(agent->rotation);
 	sd_event_source_disable_unref(agent->seal_timer);
 	audit_log_close(agent->audit);
 	policy_set_free(agent->policies);

@@ -18,6 +18,8 @@ struct agent_options {
 	uint64_t audit_epoch_usec; /* how often the audit key evolves (seal) */
 	uint64_t audit_max_bytes;  /* audit log rotation size */
 	unsigned audit_keep;       /* rotated audit files kept */
+	uint16_t nflog_group;      /* NFLOG group of decoy hits */
+	bool remove_table_on_stop; /* delete `inet mtd` on a clean stop */
 };
 
 struct agent;

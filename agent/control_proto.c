@@ -22,6 +22,7 @@ static const struct command_info commands[_CONTROL_COMMAND_MAX] = {
 	[CONTROL_POLICY_SHOW] = {"policy-show", false, {"name", NULL}},
 	[CONTROL_RELOAD] = {"reload", true, {NULL}},
 	[CONTROL_AUDIT_SHOW] = {"audit-show", false, {"since", "follow", NULL}},
+	[CONTROL_UNBLOCK] = {"unblock", true, {"address", NULL}},
 };
 
 const char *control_command_name(enum control_command command)
@@ -84,6 +85,16 @@ static bool is_valid_service_name(const char *s)
 	return true;
 }
 
+/* Characters of an IPv4/IPv6 address; the agent parses it with inet_pton. */
+static bool is_address_text(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= sizeof(((struct control_request *)0)->address))
+		return false;
+	return strspn(s, "0123456789abcdefABCDEF.:") == n;
+}
+
 /* Only short printable words are echoed back in a reason. */
 static bool is_printable_word(const char *s)
 {
@@ -131,7 +142,7 @@ int control_request_decode(const char *message, size_t len, struct control_reque
 		return refuse(ret_reason, "field \"command\" must be a string");
 	if (control_command_from_name(json_string_value(value), &request.command) < 0)
 		return refuse(ret_reason, "unknown command (known: status, policy-list, "
-					  "policy-show, reload, audit-show)");
+					  "policy-show, reload, audit-show, unblock)");
 	info = &commands[request.command];
 
 	json_object_foreach(root, key, value)
@@ -171,6 +182,16 @@ int control_request_decode(const char *message, size_t len, struct control_reque
 		}
 	}
 
+	if (request.command == CONTROL_UNBLOCK) {
+		value = json_object_get(root, "address");
+		if (!value)
+			return refuse(ret_reason, "unblock: missing field \"address\"");
+		if (!json_is_string(value) || !is_address_text(json_string_value(value)))
+			return refuse(ret_reason,
+				      "unblock: field \"address\" must be an IPv4 or IPv6 address");
+		snprintf(request.address, sizeof(request.address), "%s", json_string_value(value));
+	}
+
 	*ret_request = request;
 	return 0;
 }
@@ -186,6 +207,9 @@ char *control_request_encode(const struct control_request *request)
 		return NULL;
 	if (request->command == CONTROL_POLICY_SHOW &&
 	    json_object_set_new(root, "name", json_string(request->name)) < 0)
+		return NULL;
+	if (request->command == CONTROL_UNBLOCK &&
+	    json_object_set_new(root, "address", json_string(request->address)) < 0)
 		return NULL;
 	if (request->command == CONTROL_AUDIT_SHOW) {
 		if (json_object_set_new(root, "since", json_integer((json_int_t)request->since)) <

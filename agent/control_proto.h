@@ -22,6 +22,7 @@ enum control_command {
 	CONTROL_POLICY_SHOW,
 	CONTROL_RELOAD,
 	CONTROL_AUDIT_SHOW,
+	CONTROL_UNBLOCK,
 	_CONTROL_COMMAND_MAX,
 };
 
@@ -30,6 +31,7 @@ struct control_request {
 	char name[64];  /* policy-show: service name */
 	uint64_t since; /* audit-show: records with seq > since */
 	bool follow;    /* audit-show: keep streaming new records */
+	char address[48]; /* unblock: an IPv4 or IPv6 address */
 };
 
 /* Parse and validate one request message. On failure returns -EINVAL (or

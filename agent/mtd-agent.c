@@ -29,6 +29,8 @@ static void usage(FILE *out)
 		"  --audit-max-size BYTES  rotate the audit log past this size [67108864]\n"
 		"  --audit-keep N        rotated audit logs kept [8]\n"
 		"  --read-group NAME     group allowed read-only control commands [mtd]\n"
+		"  --nflog-group N       NFLOG group the decoy rule logs hits to [7321]\n"
+		"  --remove-table-on-stop  delete the nftables table inet mtd on a clean stop\n"
 		"  --help, --version\n");
 }
 
@@ -64,6 +66,8 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 		OPT_AUDIT_MAX_SIZE,
 		OPT_AUDIT_KEEP,
 		OPT_READ_GROUP,
+		OPT_NFLOG_GROUP,
+		OPT_REMOVE_TABLE,
 		OPT_HELP,
 		OPT_VERSION,
 	};
@@ -76,6 +80,8 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 		{"audit-max-size", required_argument, NULL, OPT_AUDIT_MAX_SIZE},
 		{"audit-keep", required_argument, NULL, OPT_AUDIT_KEEP},
 		{"read-group", required_argument, NULL, OPT_READ_GROUP},
+		{"nflog-group", required_argument, NULL, OPT_NFLOG_GROUP},
+		{"remove-table-on-stop", no_argument, NULL, OPT_REMOVE_TABLE},
 		{"help", no_argument, NULL, OPT_HELP},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{},
@@ -115,6 +121,14 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 			break;
 		case OPT_READ_GROUP:
 			options->read_group = optarg;
+			break;
+		case OPT_NFLOG_GROUP:
+			if (parse_u64_option("nflog-group", optarg, 1, 65535, &value) < 0)
+				return 2;
+			options->nflog_group = (uint16_t)value;
+			break;
+		case OPT_REMOVE_TABLE:
+			options->remove_table_on_stop = true;
 			break;
 		case OPT_HELP:
 			usage(stdout);
@@ -173,6 +187,7 @@ int main(int argc, char **argv)
 		.audit_epoch_usec = 3600 * USEC_PER_SEC,
 		.audit_max_bytes = 64ull * 1024 * 1024,
 		.audit_keep = 8,
+		.nflog_group = 7321,
 	};
 	sd_event *event = NULL;
 	struct agent *agent = NULL;

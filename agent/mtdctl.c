@@ -87,6 +87,7 @@ static void usage(FILE *out)
 		"  policy list                 services in force\n"
 		"  policy show NAME            one service's policy as the agent holds it\n"
 		"  reload                      validate the policy directory and apply it (root)\n"
+		"  unblock ADDRESS             let a source blocked by a decoy hit in again (root)\n"
 		"  audit show [--since SEQ] [--follow]\n"
 		"                              audit records after SEQ; --follow keeps going\n\n"
 		"Commands that work offline:\n"
@@ -254,6 +255,79 @@ static void print_services_table(json_t *services)
 	}
 }
 
+static void format_utc_time(uint64_t usec, char *buffer, size_t size)
+{
+	time_t t = (time_t)(usec / 1000000);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buffer, size, "%H:%M:%S", &tm))
+		snprintf(buffer, size, "?");
+}
+
+static void print_rotation(json_t *rotation)
+{
+	json_t *services = json_object_get(rotation, "services");
+	json_t *blocked = json_object_get(rotation, "blocked");
+	json_t *table = json_object_get(rotation, "table");
+	json_t *s;
+	size_t i;
+
+	if (!json_is_object(rotation))
+		return;
+	printf("\nrotation: table inet mtd%s, %lld transaction(s), %lld failed\n",
+	       json_is_true(json_object_get(table, "persist")) ? " (persist)" : " (owner only)",
+	       (long long)json_integer_value(json_object_get(table, "transactions")),
+	       (long long)json_integer_value(json_object_get(table, "failures")));
+	if (json_array_size(services) > 0)
+		printf("%-20s %-6s %-6s %-14s %-7s %s\n", "SERVICE", "PORT", "GRACE",
+		       "NEXT-BOUNDARY", "DECOYS", "DECOY-HITS");
+	json_array_foreach(services, i, s)
+	{
+		char next[32], grace[16] = "-";
+		long long grace_port = json_integer_value(json_object_get(s, "grace_port"));
+
+		format_utc_time((uint64_t)json_integer_value(json_object_get(s, "next_boundary_usec")),
+				next, sizeof(next));
+		if (grace_port)
+			snprintf(grace, sizeof(grace), "%lld", grace_port);
+		printf("%-20s %-6lld %-6s %-14s %-7zu %lld\n", string_or(s, "name", "?"),
+		       (long long)json_integer_value(json_object_get(s, "port")), grace, next,
+		       json_array_size(json_object_get(s, "decoys")),
+		       (long long)json_integer_value(json_object_get(s, "decoy_hits")));
+	}
+	if (json_array_size(blocked) > 0) {
+		printf("\nblocked sources:\n");
+		json_array_foreach(blocked, i, s)
+		{
+			char until[32];
+
+			format_utc_time((uint64_t)json_integer_value(json_object_get(s, "until_usec")),
+					until, sizeof(until));
+			printf("  %-40s until %s UTC (decoy of %s)\n", string_or(s, "address", "?"),
+			       until, string_or(s, "service", "?"));
+		}
+	}
+}
+
+static int command_unblock(const struct mtdctl *ctl, const char *address)
+{
+	struct control_request request = {.command = CONTROL_UNBLOCK};
+	_cleanup_(json_decrefp) json_t *result = NULL;
+	int exit_code;
+
+	if (strlen(address) >= sizeof(request.address))
+		return mtdctl_usage_error("unblock: '%s' is not an address", address);
+	snprintf(request.address, sizeof(request.address), "%s", address);
+	result = call(ctl, &request, &exit_code);
+	if (!result)
+		return exit_code;
+	if (ctl->json)
+		print_json(result);
+	else
+		printf("unblocked %s\n", address);
+	return 0;
+}
+
 static int command_status(const struct mtdctl *ctl)
 {
 	struct control_request request = {.command = CONTROL_STATUS};
@@ -290,6 +364,7 @@ static int command_status(const struct mtdctl *ctl)
 	       (long long)json_integer_value(json_object_get(audit, "last_seq")),
 	       (long long)json_integer_value(json_object_get(audit, "epoch")));
 	print_services_table(json_object_get(result, "services"));
+	print_rotation(json_object_get(result, "rotation"));
 	return 0;
 }
 
@@ -529,6 +604,11 @@ static int dispatch(const struct mtdctl *ctl, int argc, char **argv)
 	}
 	if (streq(command, "audit"))
 		return dispatch_audit(ctl, argc, argv);
+	if (streq(command, "unblock")) {
+		if (argc != 2)
+			return mtdctl_usage_error("unblock: expected one address");
+		return command_unblock(ctl, argv[1]);
+	}
 	if (streq(command, "port"))
 		return mtdctl_port(ctl, argc, argv);
 	if (streq(command, "connect"))

@@ -1,0 +1,578 @@
+/* SPDX-License-Identifier: MIT */
+#include "rotation.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host_ports.h"
+#include "macro.h"
+#include "nflog.h"
+#include "rotator.h"
+#include "schedule.h"
+
+#define USEC_PER_SEC 1000000ull
+/* Boundaries are exact to the millisecond; sd-event's default slack is 250 ms. */
+#define TIMER_ACCURACY_USEC 1000ull
+#define BLOCKED_TRACKED_MAX 4096
+
+struct rotated_service {
+	const struct policy *policy; /* borrowed from the set in force */
+	uint8_t *key;
+	size_t key_len;
+	struct schedule_result schedule;
+	uint64_t decoy_hits;
+};
+
+/* A source the agent saw touch a decoy; the kernel set is the authority,
+ * this is what status shows. */
+struct blocked_source {
+	char address[INET6_ADDRSTRLEN];
+	char service[POLICY_NAME_MAX + 1];
+	uint64_t until_usec; /* CLOCK_REALTIME */
+};
+
+struct rotation {
+	sd_event *event;
+	struct rotation_options options;
+	struct rotation_hooks hooks;
+	struct rotator *rotator;
+	struct rotator_nflog *nflog;
+	sd_event_source *nflog_source;
+	sd_event_source *timer;
+	sd_event_source *clock_watch;
+	int clock_fd;
+	struct rotated_service *services;
+	size_t n_services;
+	uint64_t block_timeout_usec;
+	uint64_t transactions;
+	uint64_t failures;
+	uint64_t last_apply_usec; /* CLOCK_REALTIME of the last committed transaction */
+	struct blocked_source *blocked;
+	size_t n_blocked;
+};
+
+static uint64_t realtime_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void services_free(struct rotated_service *services, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (services[i].key) {
+			explicit_bzero(services[i].key, services[i].key_len);
+			free(services[i].key);
+		}
+	free(services);
+}
+
+/* Only services with somewhere to send traffic are programmed: host services
+ * now, managed services once they have an instance. */
+static bool policy_is_routable(const struct policy *p)
+{
+	return p->has_public_ports && p->has_backend;
+}
+
+struct exclusion {
+	const struct host_ports *bound;
+	enum policy_proto proto;
+};
+
+static bool exclude_port(uint16_t port, void *userdata)
+{
+	const struct exclusion *e = userdata;
+
+	return host_ports_is_bound(e->bound, e->proto, port);
+}
+
+static int compute_schedule(struct rotated_service *s, const struct host_ports *bound,
+			    uint64_t now_usec)
+{
+	const struct policy *p = s->policy;
+	struct exclusion exclusion = {
+		.bound = bound,
+		.proto = p->has_listen_port ? p->listen_proto : POLICY_PROTO_TCP,
+	};
+	struct schedule_params params = {
+		.key = s->key,
+		.key_len = s->key_len,
+		.service = p->name,
+		.first = p->public_ports.first,
+		.last = p->public_ports.last,
+		.interval_sec = p->interval_usec / USEC_PER_SEC,
+		/* Grace is decided here, to the microsecond (Grace=500ms). */
+		.grace_sec = 0,
+		.n_decoys = p->decoys,
+		.exclude = exclude_port,
+		.userdata = &exclusion,
+	};
+	struct schedule_result *result = &s->schedule;
+	int r;
+
+	r = schedule_compute(&params, now_usec, result);
+	if (r < 0)
+		return r;
+	result->grace_port = 0;
+	if (result->prev_port && result->prev_port != result->port &&
+	    now_usec - result->boundary_usec < p->grace_usec)
+		result->grace_port = result->prev_port;
+	return 0;
+}
+
+static int compute_all(struct rotated_service *services, size_t n, uint64_t now_usec)
+{
+	struct host_ports *bound = NULL;
+	int r;
+
+	r = host_ports_scan(&bound);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		r = compute_schedule(&services[i], bound, now_usec);
+		if (r < 0)
+			break;
+	}
+	host_ports_free(bound);
+	return r < 0 ? r : 0;
+}
+
+static void backend_of(const struct policy *p, struct rotator_addr *ret_addr)
+{
+	memset(ret_addr, 0, sizeof(*ret_addr));
+	ret_addr->family = p->backend.family;
+	if (p->backend.family == AF_INET)
+		ret_addr->in = p->backend.addr.v4;
+	else
+		ret_addr->in6 = p->backend.addr.v6;
+}
+
+static int program(struct rotation *rotation, struct rotated_service *services, size_t n,
+		   const struct rotator_addr *unblock, size_t n_unblock, char **ret_error)
+{
+	_cleanup_free_ struct rotator_service *plan_services = calloc(n ? n : 1,
+								      sizeof(*plan_services));
+	struct rotator_plan plan = {.unblock = unblock, .n_unblock = n_unblock};
+	struct rotator_error error = {0};
+	int r;
+
+	if (!plan_services)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct policy *p = services[i].policy;
+		struct rotator_service *rs = &plan_services[plan.n_services++];
+
+		rs->name = p->name;
+		rs->proto = p->has_listen_port && p->listen_proto == POLICY_PROTO_UDP ? IPPROTO_UDP
+										       : IPPROTO_TCP;
+		rs->port = services[i].schedule.port;
+		rs->grace_port = services[i].schedule.grace_port;
+		rs->decoys = services[i].schedule.decoys;
+		rs->n_decoys = services[i].schedule.n_decoys;
+		backend_of(p, &rs->backend);
+		rs->backend_port = p->backend.port;
+		rs->local_access = p->local_access;
+	}
+	plan.services = plan_services;
+
+	r = rotator_apply(rotation->rotator, &plan, &error);
+	if (r < 0) {
+		rotation->failures++;
+		if (ret_error &&
+		    asprintf(ret_error, "nftables: %s%s%s", error.object[0] ? error.object : "",
+			     error.object[0] ? ": " : "",
+			     error.message[0] ? error.message : strerror(-r)) < 0)
+			*ret_error = NULL;
+		return r;
+	}
+	rotation->transactions++;
+	rotation->last_apply_usec = realtime_usec();
+	return 0;
+}
+
+/* The next moment the table must change: a boundary, or the end of a grace. */
+static uint64_t next_change_usec(const struct rotated_service *services, size_t n)
+{
+	uint64_t next = UINT64_MAX;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct schedule_result *s = &services[i].schedule;
+		uint64_t t = s->next_boundary_usec;
+
+		if (s->grace_port)
+			t = s->boundary_usec + services[i].policy->grace_usec;
+		if (t < next)
+			next = t;
+	}
+	return next;
+}
+
+static int arm_timer(struct rotation *rotation)
+{
+	uint64_t next = next_change_usec(rotation->services, rotation->n_services);
+
+	if (next == UINT64_MAX)
+		return sd_event_source_set_enabled(rotation->timer, SD_EVENT_OFF);
+	(void)sd_event_source_set_time(rotation->timer, next);
+	return sd_event_source_set_enabled(rotation->timer, SD_EVENT_ONESHOT);
+}
+
+static void rotate_now(struct rotation *rotation, uint64_t at_least_usec)
+{
+	uint64_t now = realtime_usec();
+	_cleanup_free_ char *error = NULL;
+	int r;
+
+	/* A timer never fires early, but the clock may have been set back. */
+	if (now < at_least_usec)
+		now = at_least_usec;
+	r = compute_all(rotation->services, rotation->n_services, now);
+	if (r >= 0)
+		r = program(rotation, rotation->services, rotation->n_services, NULL, 0, &error);
+	if (r < 0 && rotation->hooks.on_apply_failed) {
+		char reason[320];
+
+		snprintf(reason, sizeof(reason), "%s", error ? error : strerror(-r));
+		rotation->hooks.on_apply_failed(reason, rotation->hooks.userdata);
+	}
+	(void)arm_timer(rotation);
+}
+
+static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
+{
+	rotate_now(userdata, usec);
+	return 0;
+}
+
+/* A timerfd armed at the far future with TFD_TIMER_CANCEL_ON_SET becomes
+ * readable (ECANCELED) whenever the realtime clock is set: then every
+ * boundary is recomputed and the timer re-armed. */
+static int arm_clock_watch(int fd)
+{
+	struct itimerspec far = {.it_value = {.tv_sec = INT32_MAX}};
+
+	if (timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &far, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+static int on_clock_set(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	struct rotation *rotation = userdata;
+	uint64_t expirations;
+
+	/* ECANCELED is the point: the clock was set. */
+	if (read(fd, &expirations, sizeof(expirations)) < 0 && errno != ECANCELED &&
+	    errno != EAGAIN)
+		return 0;
+	(void)arm_clock_watch(fd);
+	rotate_now(rotation, 0);
+	return 0;
+}
+
+static const char *proto_name(uint8_t proto)
+{
+	return proto == IPPROTO_UDP ? "udp" : "tcp";
+}
+
+static void remember_blocked(struct rotation *rotation, const char *address, const char *service)
+{
+	uint64_t now = realtime_usec();
+	struct blocked_source *b = NULL;
+
+	for (size_t i = 0; i < rotation->n_blocked; i++)
+		if (streq(rotation->blocked[i].address, address) ||
+		    rotation->blocked[i].until_usec <= now) {
+			b = &rotation->blocked[i];
+			break;
+		}
+	if (!b) {
+		struct blocked_source *grown;
+
+		if (rotation->n_blocked >= BLOCKED_TRACKED_MAX)
+			return;
+		grown = realloc(rotation->blocked, (rotation->n_blocked + 1) * sizeof(*grown));
+		if (!grown)
+			return;
+		rotation->blocked = grown;
+		b = &rotation->blocked[rotation->n_blocked++];
+	}
+	snprintf(b->address, sizeof(b->address), "%s", address);
+	snprintf(b->service, sizeof(b->service), "%s", service ? service : "");
+	b->until_usec = now + rotation->block_timeout_usec;
+}
+
+static int on_nflog(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	struct rotation *rotation = userdata;
+	struct rotator_hit hits[64];
+	size_t n = 0;
+
+	do {
+		int r = rotator_nflog_read(rotation->nflog, hits, ELEMENTSOF(hits), &n);
+		if (r < 0 && r != -ENOBUFS)
+			return 0;
+		for (size_t i = 0; i < n; i++) {
+			char address[INET6_ADDRSTRLEN] = "?";
+			const char *service =
+				rotator_decoy_owner(rotation->rotator, hits[i].proto, hits[i].port);
+
+			inet_ntop(hits[i].source.family, &hits[i].source.in6, address,
+				  sizeof(address));
+			for (size_t j = 0; service && j < rotation->n_services; j++)
+				if (streq(rotation->services[j].policy->name, service))
+					rotation->services[j].decoy_hits++;
+			remember_blocked(rotation, address, service);
+			if (rotation->hooks.on_decoy_hit)
+				rotation->hooks.on_decoy_hit(service, address,
+							     proto_name(hits[i].proto), hits[i].port,
+							     rotation->hooks.userdata);
+		}
+	} while (n == ELEMENTSOF(hits));
+	return 0;
+}
+
+static uint64_t max_decoy_block_usec(const struct policy_set *set)
+{
+	uint64_t max = 0;
+
+	for (size_t i = 0; set && i < set->count; i++)
+		if (set->policies[i]->decoy_block_usec > max)
+			max = set->policies[i]->decoy_block_usec;
+	return max ? max : 600 * USEC_PER_SEC;
+}
+
+int rotation_new(sd_event *event, const struct rotation_options *options,
+		 const struct rotation_hooks *hooks, struct rotation **ret_rotation)
+{
+	struct rotation *rotation;
+	int r;
+
+	rotation = calloc(1, sizeof(*rotation));
+	if (!rotation)
+		return -ENOMEM;
+	rotation->clock_fd = -1;
+	rotation->event = sd_event_ref(event);
+	rotation->options = *options;
+	rotation->hooks = *hooks;
+
+	r = sd_event_add_time(event, &rotation->timer, CLOCK_REALTIME, UINT64_MAX,
+			      TIMER_ACCURACY_USEC, on_timer, rotation);
+	if (r < 0)
+		goto fail;
+	(void)sd_event_source_set_enabled(rotation->timer, SD_EVENT_OFF);
+
+	rotation->clock_fd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (rotation->clock_fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = arm_clock_watch(rotation->clock_fd);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_io(event, &rotation->clock_watch, rotation->clock_fd, EPOLLIN,
+			    on_clock_set, rotation);
+	if (r < 0)
+		goto fail;
+
+	r = rotator_nflog_open(options->nflog_group, &rotation->nflog);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_io(event, &rotation->nflog_source, rotator_nflog_fd(rotation->nflog),
+			    EPOLLIN, on_nflog, rotation);
+	if (r < 0)
+		goto fail;
+
+	*ret_rotation = rotation;
+	return 0;
+fail:
+	rotation_free(rotation);
+	return r;
+}
+
+static int load_services(const struct policy_set *set, struct rotated_service **ret_services,
+			 size_t *ret_n, char **ret_error)
+{
+	struct rotated_service *services = calloc(set->count ? set->count : 1, sizeof(*services));
+	size_t n = 0;
+
+	if (!services)
+		return -ENOMEM;
+	for (size_t i = 0; i < set->count; i++) {
+		const struct policy *p = set->policies[i];
+		struct rotated_service *s;
+		int r;
+
+		if (!policy_is_routable(p))
+			continue;
+		s = &services[n++];
+		s->policy = p;
+		r = policy_read_key_file(p->key_file, &s->key, &s->key_len);
+		if (r < 0) {
+			if (asprintf(ret_error, "%s: KeyFile %s: %s", p->name, p->key_file,
+				     strerror(-r)) < 0)
+				*ret_error = NULL;
+			services_free(services, n);
+			return r;
+		}
+	}
+	*ret_services = services;
+	*ret_n = n;
+	return 0;
+}
+
+int rotation_apply_policies(struct rotation *rotation, const struct policy_set *set,
+			    char **ret_error)
+{
+	struct rotated_service *services = NULL;
+	size_t n = 0;
+	int r;
+
+	r = load_services(set, &services, &n, ret_error);
+	if (r < 0)
+		return r;
+
+	/* Decoy hits among services from the old set keep their counts. */
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < rotation->n_services; j++)
+			if (streq(services[i].policy->name, rotation->services[j].policy->name))
+				services[i].decoy_hits = rotation->services[j].decoy_hits;
+
+	r = compute_all(services, n, realtime_usec());
+	if (r < 0) {
+		if (asprintf(ret_error, "schedule: %s", strerror(-r)) < 0)
+			*ret_error = NULL;
+		services_free(services, n);
+		return r;
+	}
+
+	if (!rotation->rotator) {
+		struct rotator_config config = {
+			.nflog_group = rotation->options.nflog_group,
+			.block_timeout_sec = (uint32_t)(max_decoy_block_usec(set) / USEC_PER_SEC),
+		};
+
+		r = rotator_new(&config, &rotation->rotator);
+		if (r < 0) {
+			if (asprintf(ret_error, "nftables: cannot open netlink: %s", strerror(-r)) <
+			    0)
+				*ret_error = NULL;
+			services_free(services, n);
+			return r;
+		}
+		rotation->block_timeout_usec = (uint64_t)config.block_timeout_sec * USEC_PER_SEC;
+	}
+
+	r = program(rotation, services, n, NULL, 0, ret_error);
+	if (r < 0) {
+		services_free(services, n);
+		return r;
+	}
+	services_free(rotation->services, rotation->n_services);
+	rotation->services = services;
+	rotation->n_services = n;
+	(void)arm_timer(rotation);
+	return 0;
+}
+
+static json_t *ports_json(const uint16_t *ports, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, json_integer(ports[i]));
+	return a;
+}
+
+json_t *rotation_status(const struct rotation *rotation)
+{
+	json_t *services = json_array(), *blocked = json_array();
+	uint64_t now = realtime_usec();
+	unsigned flags = rotation->rotator ? rotator_flags(rotation->rotator) : 0;
+
+	for (size_t i = 0; services && i < rotation->n_services; i++) {
+		const struct rotated_service *s = &rotation->services[i];
+
+		json_array_append_new(
+			services,
+			json_pack("{s:s, s:I, s:i, s:i, s:I, s:I, s:o, s:I}", "name",
+				  s->policy->name, "epoch", (json_int_t)s->schedule.epoch, "port",
+				  s->schedule.port, "grace_port", s->schedule.grace_port,
+				  "boundary_usec", (json_int_t)s->schedule.boundary_usec,
+				  "next_boundary_usec", (json_int_t)s->schedule.next_boundary_usec,
+				  "decoys", ports_json(s->schedule.decoys, s->schedule.n_decoys),
+				  "decoy_hits", (json_int_t)s->decoy_hits));
+	}
+	for (size_t i = 0; blocked && i < rotation->n_blocked; i++) {
+		const struct blocked_source *b = &rotation->blocked[i];
+
+		if (b->until_usec <= now)
+			continue;
+		json_array_append_new(blocked, json_pack("{s:s, s:s, s:I}", "address", b->address,
+							 "service", b->service, "until_usec",
+							 (json_int_t)b->until_usec));
+	}
+	return json_pack("{s:o, s:o, s:{s:b, s:b, s:I, s:I, s:I}}", "services", services,
+			 "blocked", blocked, "table", "persist",
+			 (flags & ROTATOR_F_PERSIST) != 0, "adopted",
+			 (flags & ROTATOR_F_ADOPTED) != 0, "transactions",
+			 (json_int_t)rotation->transactions, "failures",
+			 (json_int_t)rotation->failures, "last_apply_usec",
+			 (json_int_t)rotation->last_apply_usec);
+}
+
+int rotation_unblock(struct rotation *rotation, const char *address, char **ret_error)
+{
+	struct rotator_addr addr = {0};
+	char canonical[INET6_ADDRSTRLEN];
+	int r;
+
+	if (inet_pton(AF_INET, address, &addr.in) == 1)
+		addr.family = AF_INET;
+	else if (inet_pton(AF_INET6, address, &addr.in6) == 1)
+		addr.family = AF_INET6;
+	else {
+		if (asprintf(ret_error, "'%s' is not an IPv4 or IPv6 address", address) < 0)
+			*ret_error = NULL;
+		return -EINVAL;
+	}
+	if (!rotation->rotator) {
+		*ret_error = strdup("no table is programmed");
+		return -ENOENT;
+	}
+	r = program(rotation, rotation->services, rotation->n_services, &addr, 1, ret_error);
+	if (r < 0)
+		return r;
+	inet_ntop(addr.family, &addr.in6, canonical, sizeof(canonical));
+	for (size_t i = 0; i < rotation->n_blocked; i++)
+		if (streq(rotation->blocked[i].address, canonical))
+			rotation->blocked[i].until_usec = 0;
+	return 0;
+}
+
+void rotation_free(struct rotation *rotation)
+{
+	if (!rotation)
+		return;
+	if (rotation->rotator && rotation->options.remove_on_stop)
+		(void)rotator_remove(rotation->rotator, NULL);
+	rotator_free(rotation->rotator);
+	sd_event_source_disable_unref(rotation->nflog_source);
+	rotator_nflog_free(rotation->nflog);
+	sd_event_source_disable_unref(rotation->timer);
+	sd_event_source_disable_unref(rotation->clock_watch);
+	if (rotation->clock_fd >= 0)
+		close(rotation->clock_fd);
+	services_free(rotation->services, rotation->n_services);
+	free(rotation->blocked);
+	sd_event_unref(rotation->event);
+	free(rotation);
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/* Port rotation as the agent runs it: the keyed schedule of every service,
+ * one nftables transaction per boundary (rotator/), timers on CLOCK_REALTIME
+ * re-armed after clock jumps, and decoy hits read from NFLOG. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "policy.h"
+
+struct rotation;
+
+struct rotation_hooks {
+	/* A source touched a decoy port of service (NULL if unknown); the kernel
+	 * has blocked it already. Called from the event loop. */
+	void (*on_decoy_hit)(const char *service, const char *source, const char *proto,
+			     uint16_t port, void *userdata);
+	/* The transaction of a boundary failed; the previous epoch's ports stay. */
+	void (*on_apply_failed)(const char *reason, void *userdata);
+	void *userdata;
+};
+
+struct rotation_options {
+	uint16_t nflog_group;
+	bool remove_on_stop; /* delete `inet mtd` on a clean stop */
+};
+
+int rotation_new(sd_event *event, const struct rotation_options *options,
+		 const struct rotation_hooks *hooks, struct rotation **ret_rotation);
+
+/* Prepare the policy set's services (keys read, schedule computed) and
+ * program them in one transaction. On failure nothing changed, in memory or
+ * in the kernel, and ret_error says why in one line. The set must outlive its
+ * use (the caller swaps sets only after this succeeds). */
+int rotation_apply_policies(struct rotation *rotation, const struct policy_set *set,
+			    char **ret_error);
+
+/* {"services":[{name, port, grace_port, epoch, next_boundary_usec, decoys, decoy_hits,
+ *   backend, ...}], "table": {...}} */
+json_t *rotation_status(const struct rotation *rotation);
+
+/* Remove a source from the blocked sets. -EINVAL for an address that does
+ * not parse (ret_error says so). */
+int rotation_unblock(struct rotation *rotation, const char *address, char **ret_error);
+
+/* Leaves the table in place (so ports stay closed) unless remove_on_stop. */
+void rotation_free(struct rotation *rotation);
