@@ -598,6 +598,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	struct parse_state *st = user;
 	struct policy_source *src = st->p->source;
 	const struct schema_entry *e;
+	_cleanup_free_ char *stripped = NULL;
 	const char *reason = NULL;
 	char q[256];
 	int i, r;
@@ -626,6 +627,23 @@ static int handler(void *user, const char *section, const char *name, const char
 	}
 	if (!src->key_line[i])
 		src->key_line[i] = st->line;
+	if (e->parse != parse_exec) {
+		/* "Key=value   # comment": white space then '#' ends the value.
+		 * Exec= does this itself, but honours quotes. */
+		for (const char *c = value; *c; c++)
+			if (*c == '#' && (c == value || c[-1] == ' ' || c[-1] == '\t')) {
+				size_t n = (size_t)(c - value);
+				while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+					n--;
+				stripped = strndup(value, n);
+				if (!stripped) {
+					st->oom = -ENOMEM;
+					return 1;
+				}
+				value = stripped;
+				break;
+			}
+	}
 	if (!*value) {
 		add_error(st, section_names[e->section], e->key, "empty value");
 		return 1;

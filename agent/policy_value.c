@@ -52,6 +52,8 @@ int policy_parse_uint64(const char *s, uint64_t min, uint64_t max, uint64_t *ret
 
 	if (!s || !*s)
 		return fail(ret_reason, "empty value");
+	if (!isdigit((unsigned char)*p))
+		return fail(ret_reason, "not an unsigned decimal number");
 	r = parse_digits(&p, &v, ret_reason);
 	if (r < 0)
 		return r;
@@ -145,6 +147,8 @@ int policy_parse_timespan(const char *s, uint64_t *ret_usec, const char **ret_re
 			p++;
 		if (!*p)
 			break;
+		if (!isdigit((unsigned char)*p))
+			return fail(ret_reason, "not a time span (e.g. 90s, 15min, 2h 30min)");
 		r = parse_digits(&p, &n, ret_reason);
 		if (r < 0)
 			return r;
@@ -230,6 +234,8 @@ int policy_parse_size(const char *s, uint64_t *ret_bytes, const char **ret_reaso
 
 	if (!s || !*s)
 		return fail(ret_reason, "empty value");
+	if (!isdigit((unsigned char)*p))
+		return fail(ret_reason, "not a size (e.g. 4096, 512K, 256M, 1G)");
 	r = parse_digits(&p, &n, ret_reason);
 	if (r < 0)
 		return r;
