@@ -263,7 +263,7 @@ static struct page *txn_page(struct nft_txn *t)
 	return &t->pages[t->n_pages - 1];
 }
 
-static int txn_describe(struct nft_txn *t, uint32_t seq, const char *fmt, va_list ap)
+_printf_(3, 0) static int txn_describe(struct nft_txn *t, uint32_t seq, const char *fmt, va_list ap)
 {
 	size_t i = seq - t->first_seq;
 

@@ -1,0 +1,189 @@
+#!/bin/bash
+# Port rotation end to end on the real kernel: the agent in a server
+# namespace, clients in a client namespace joined by a veth pair (IPv4 and
+# IPv6), real TCP echo servers as backends.
+#
+#   - a client following the schedule (Interval=1s) across 60+ boundaries: 0 failures
+#   - a long-lived stream survives 20+ rotations with no byte lost
+#   - a stale port after Grace is dead; the backend's real port is unreachable
+#   - a decoy touch blocks the source (audited); mtdctl unblock restores it
+#   - SIGKILL at random points: the table stays whole, a restart adopts it
+#   - a foreign table is byte-identical at the end
+. "$(dirname "$0")/lib.bash"
+enter_private_namespaces "$@"
+make_work_dir
+NETPROBE=$BUILD_DIR/tools/netprobe
+[ -x "$NETPROBE" ] || fail "build first: $NETPROBE"
+BOUNDARIES=${MTD_TEST_BOUNDARIES:-62}
+
+# --- topology: this namespace is the server; "cli" is the client -------------
+# /run/netns is a tmpfs of this private mount namespace, so the client
+# namespace is invisible to the host and vanishes with this test.
+mkdir -p /run/netns
+mount -t tmpfs -o mode=0755 mtd-test-netns /run/netns
+ip netns add cli
+ip link add veth-srv type veth peer name veth-cli netns cli
+ip addr add 10.213.0.1/24 dev veth-srv
+ip -6 addr add fd00:213::1/64 dev veth-srv nodad
+ip link set veth-srv up
+ip -n cli addr add 10.213.0.2/24 dev veth-cli
+ip -n cli -6 addr add fd00:213::2/64 dev veth-cli nodad
+ip -n cli link set veth-cli up
+ip -n cli link set lo up
+in_client() { ip netns exec cli "$@"; }
+in_client "$NETPROBE" ping 10.213.0.1 9 300 2>/dev/null
+ok "topology: client and server namespaces joined by a veth pair"
+
+# A foreign table the agent must never touch (no counters, so it cannot change by itself).
+nft -f - <<'NFT'
+table ip foreign {
+	set admins { type ipv4_addr; elements = { 192.0.2.7, 198.51.100.9 } }
+	chain input { type filter hook input priority 10; policy accept; ip saddr @admins tcp dport 2222 accept; }
+}
+NFT
+FOREIGN_BEFORE=$(nft -a list table ip foreign)
+
+# --- backends and policies ----------------------------------------------------------
+"$NETPROBE" echo-server 10.213.0.1 8022 &
+ECHO4=$!
+"$NETPROBE" echo-server fd00:213::1 8023 &
+ECHO6=$!
+stop_echo() { kill "$ECHO4" "$ECHO6" 2>/dev/null; }
+trap 'stop_echo; cleanup_work' EXIT
+
+write_key "$WORK/keys/echo4.key"
+write_key "$WORK/keys/echo6.key"
+cat >"$WORK/policies/echo4.policy" <<POLICY
+[Service]
+Name=echo4
+Backend=10.213.0.1:8022
+
+[Rotation]
+PublicPorts=20000-20999
+Interval=1s
+Grace=500ms
+KeyFile=$WORK/keys/echo4.key
+Decoys=4
+DecoyBlock=10min
+POLICY
+cat >"$WORK/policies/echo6.policy" <<POLICY
+[Service]
+Name=echo6
+Backend=[fd00:213::1]:8023
+
+[Rotation]
+PublicPorts=21000-21999
+Interval=1s
+Grace=500ms
+KeyFile=$WORK/keys/echo6.key
+Decoys=4
+POLICY
+start_agent
+P4=$WORK/policies/echo4.policy
+P6=$WORK/policies/echo6.policy
+
+# One schedule-following connection: `mtdctl connect` computes the port from
+# the policy and key and carries a line through the echo backend.
+follow_once() { # SERVICE POLICY HOST
+	local got
+	got=$(echo mtd-ping | in_client timeout 5 "$MTDCTL" connect "$1" --policy "$2" "$3" 2>&1)
+	[ "$got" = "mtd-ping" ]
+}
+
+follow_once echo4 "$P4" 10.213.0.1 || fail "IPv4 client cannot reach echo4 through its public port"
+ok "IPv4: a client holding the key reaches the backend through the public port"
+follow_once echo6 "$P6" fd00:213::1 || fail "IPv6 client cannot reach echo6 through its public port"
+ok "IPv6: a client holding the key reaches the backend through the public port"
+
+# --- the real port is unreachable except through the DNAT ---------------------------
+in_client "$NETPROBE" ping 10.213.0.1 8022 700 2>/dev/null && fail "the backend's real IPv4 port answers the client"
+in_client "$NETPROBE" ping fd00:213::1 8023 700 2>/dev/null && fail "the backend's real IPv6 port answers the client"
+ok "the backend's real port is unreachable from the client namespace"
+
+# --- the streaming connection lives through 20+ rotations ----------------------------
+port=$("$MTDCTL" port echo4 --policy "$P4" 2>/dev/null)
+epoch_before=$("$MTDCTL" --json port echo4 --policy "$P4" | sed -n 's/.*"epoch": \([0-9]*\).*/\1/p')
+in_client "$NETPROBE" stream 10.213.0.1 "$port" 22 >"$WORK/stream.out" 2>&1 &
+STREAM=$!
+
+# --- meanwhile: a client following the schedule across $BOUNDARIES boundaries -------
+start_epoch=$("$MTDCTL" --json port echo4 --policy "$P4" | sed -n 's/.*"epoch": \([0-9]*\).*/\1/p')
+attempts=0
+failures=0
+while :; do
+	epoch=$("$MTDCTL" --json port echo4 --policy "$P4" | sed -n 's/.*"epoch": \([0-9]*\).*/\1/p')
+	[ $((epoch - start_epoch)) -ge "$BOUNDARIES" ] && break
+	attempts=$((attempts + 1))
+	follow_once echo4 "$P4" 10.213.0.1 || failures=$((failures + 1))
+	if [ $((attempts % 4)) -eq 0 ]; then
+		attempts=$((attempts + 1))
+		follow_once echo6 "$P6" fd00:213::1 || failures=$((failures + 1))
+	fi
+	sleep 0.$((RANDOM % 3))
+done
+[ "$failures" -eq 0 ] || fail "$failures of $attempts schedule-following connections failed"
+ok "a client following the schedule: $attempts connections across $BOUNDARIES boundaries, 0 failed"
+
+wait "$STREAM" || { cat "$WORK/stream.out"; fail "the long-lived stream broke during rotation"; }
+epoch_after=$("$MTDCTL" --json port echo4 --policy "$P4" | sed -n 's/.*"epoch": \([0-9]*\).*/\1/p')
+[ $((epoch_after - epoch_before)) -ge 20 ] || fail "the stream spanned only $((epoch_after - epoch_before)) rotations"
+ok "a stream survived $((epoch_after - epoch_before)) rotations: $(cat "$WORK/stream.out")"
+
+# --- a stale port after Grace is dead -----------------------------------------------
+stale=$("$MTDCTL" port echo4 --policy "$P4" 2>/dev/null)
+sleep 1.8
+now=$("$MTDCTL" port echo4 --policy "$P4" 2>/dev/null)
+if [ "$stale" != "$now" ]; then
+	in_client "$NETPROBE" ping 10.213.0.1 "$stale" 700 2>/dev/null && fail "stale port $stale still answers after Grace"
+	ok "a stale port ($stale) is dead after Grace"
+fi
+
+# --- decoys block the source ------------------------------------------------------
+decoy=$(mtdctl --json status | tr -d ' \n' | sed -n 's/.*"name":"echo4"[^]]*"decoys":\[\([0-9]*\).*/\1/p')
+[ -n "$decoy" ] || fail "status shows no decoy port for echo4"
+in_client "$NETPROBE" ping 10.213.0.1 "$decoy" 500 2>/dev/null && fail "decoy port $decoy answered"
+sleep 0.3
+follow_once echo4 "$P4" 10.213.0.1 && fail "a source that touched a decoy still reaches the service"
+ok "touching decoy $decoy blocks the source: its next schedule-following connect fails"
+out=$(mtdctl audit show) || fail "audit show"
+assert_contains "$out" '"source":"10.213.0.2"' "the decoy hit is audited with the source address"
+assert_contains "$(mtdctl status)" "10.213.0.2" "status lists the blocked source"
+as_user 65534 65534 "$MTDCTL" --socket "$SOCKET" unblock 10.213.0.2 >/dev/null 2>&1 &&
+	fail "a non-root user could unblock"
+mtdctl unblock 10.213.0.2 >/dev/null || fail "mtdctl unblock"
+follow_once echo4 "$P4" 10.213.0.1 || fail "unblock did not restore the source"
+ok "mtdctl unblock restores the source"
+assert_contains "$(mtdctl audit show)" "source-unblocked" "the unblock is audited"
+
+# --- SIGKILL at random points: the table stays whole; a restart adopts it -------------
+table_shape() { # rule and chain count, elements per map/set (ports vary, counts must not)
+	nft -a list table inet mtd | grep -cE '^\s+(chain|.*(accept|drop|dnat|log))'
+}
+shape=$(table_shape)
+kills=${MTD_TEST_KILLS:-15}
+for i in $(seq 1 "$kills"); do
+	sleep 0.$((RANDOM % 10))$((RANDOM % 10))
+	kill -KILL "$AGENT_PID"
+	wait "$AGENT_PID" 2>/dev/null
+	AGENT_PID=""
+	nft list table inet mtd >/dev/null 2>&1 || fail "kill $i: the table vanished with the agent"
+	n4=$(nft -j list map inet mtd svc4 | grep -o '"elem"' | wc -l)
+	elems=$(nft list map inet mtd svc4 | tr -d '\n' | grep -o 'tcp \. [0-9]* :' | wc -l)
+	[ "$elems" -ge 1 ] && [ "$elems" -le 2 ] || fail "kill $i: svc4 holds $elems elements (want 1 or 2: current, grace)"
+	decoys=$(nft list set inet mtd decoys | tr -d '\n' | grep -o 'tcp \. [0-9]*' | wc -l)
+	[ "$decoys" -eq 8 ] || fail "kill $i: the decoy set holds $decoys ports, want 8 (never half an epoch)"
+	start_agent
+	[ "$(table_shape)" = "$shape" ] || fail "kill $i: the restarted agent changed the table's rules ($shape -> $(table_shape))"
+	: "$n4"
+done
+ok "$kills SIGKILLs at random points: the table stayed whole, each restart adopted it without duplicates"
+follow_once echo4 "$P4" 10.213.0.1 || fail "service unreachable after the kills"
+ok "the service answers after the restarts"
+
+stop_agent || fail "clean stop"
+[ "$(nft -a list table ip foreign)" = "$FOREIGN_BEFORE" ] || fail "the foreign table changed"
+ok "the foreign table is byte-identical"
+out=$("$MTDCTL" audit verify --key "$WORK/state/audit-verify.key" "$WORK/log/audit.log") ||
+	fail "audit verify: $out"
+ok "the audit log verifies"
+echo "$TEST_NAME: $CHECKS checks passed"
