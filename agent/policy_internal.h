@@ -5,7 +5,7 @@
 #include "macro.h"
 #include "policy.h"
 
-#define POLICY_LINE_MAX 4096          /* longest accepted line, in bytes */
+#define POLICY_LINE_MAX 4096	       /* longest accepted line, in bytes */
 #define POLICY_FILE_SIZE_MAX (1 << 20) /* largest accepted policy file */
 
 /* Append one error; section, key may be NULL. Returns 0 or -ENOMEM. */

@@ -33,8 +33,9 @@ static void set_timespan(struct out *o, const char *key, uint64_t usec)
 static void set_size(struct out *o, const char *key, uint64_t bytes)
 {
 	char buf[POLICY_SIZE_MAX], k[64];
-	set(o, key, bytes ? json_string(policy_format_size(buf, sizeof(buf), bytes))
-			  : json_string("infinity"));
+	set(o, key,
+	    bytes ? json_string(policy_format_size(buf, sizeof(buf), bytes))
+		  : json_string("infinity"));
 	snprintf(k, sizeof(k), "%s_bytes", key);
 	set(o, k, json_integer((json_int_t)bytes));
 }
@@ -119,9 +120,8 @@ static json_t *rotation_json(const struct policy *p)
 	set_timespan(&o, "decoy_block", p->decoy_block_usec);
 	for (size_t i = 0; pools && i < p->address_pool_count; i++) {
 		char buf[POLICY_CIDR_MAX];
-		if (json_array_append_new(
-			    pools, json_string(policy_format_cidr(buf, sizeof(buf),
-								  &p->address_pools[i]))) < 0)
+		if (json_array_append_new(pools, json_string(policy_format_cidr(
+						     buf, sizeof(buf), &p->address_pools[i]))) < 0)
 			o.ok = false;
 	}
 	set(&o, "address_pools", pools);
@@ -142,9 +142,9 @@ static json_t *egress_json(const struct policy *p)
 		char buf[POLICY_CIDR_MAX];
 		json_t *r = json_pack("{s:s, s:o, s:s?}", "proto", policy_proto_to_string(e->proto),
 				      "ports", ports_json(&e->ports), "destination",
-				      e->has_destination ? policy_format_cidr(buf, sizeof(buf),
-									      &e->destination)
-							 : NULL);
+				      e->has_destination
+					  ? policy_format_cidr(buf, sizeof(buf), &e->destination)
+					  : NULL);
 		if (!r || json_array_append_new(a, r) < 0) {
 			json_decref(a);
 			return NULL;
@@ -168,7 +168,8 @@ static json_t *caps_json(uint64_t mask)
 			return NULL;
 		}
 		for (i = 0; name[i] && i + 1 < sizeof(upper); i++)
-			upper[i] = (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32 : name[i]);
+			upper[i] =
+			    (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32 : name[i]);
 		upper[i] = 0;
 		cap_free(name);
 		if (json_array_append_new(a, json_string(upper)) < 0) {

@@ -146,23 +146,21 @@ static int check_set(struct policy **ps, size_t n, struct policy_errors *errors)
 			int r = 0;
 
 			if (streq(a->name, b->name))
-				r = policy_errors_add(errors, b->path,
-						      policy_key_line(b, "Service", "Name"),
-						      "Service", "Name",
-						      "duplicate service name \"%s\" (also in %s:%u)",
-						      b->name, a->path,
-						      policy_key_line(a, "Service", "Name"));
+				r = policy_errors_add(
+				    errors, b->path, policy_key_line(b, "Service", "Name"),
+				    "Service", "Name",
+				    "duplicate service name \"%s\" (also in %s:%u)", b->name,
+				    a->path, policy_key_line(a, "Service", "Name"));
 			else if (a->has_public_ports && b->has_public_ports &&
 				 ranges_overlap(&a->public_ports, &b->public_ports))
 				r = policy_errors_add(
-					errors, b->path,
-					policy_key_line(b, "Rotation", "PublicPorts"), "Rotation",
-					"PublicPorts",
-					"%u-%u of service \"%s\" overlaps PublicPorts=%u-%u of "
-					"service \"%s\" (%s:%u)",
-					b->public_ports.first, b->public_ports.last, b->name,
-					a->public_ports.first, a->public_ports.last, a->name, a->path,
-					policy_key_line(a, "Rotation", "PublicPorts"));
+				    errors, b->path, policy_key_line(b, "Rotation", "PublicPorts"),
+				    "Rotation", "PublicPorts",
+				    "%u-%u of service \"%s\" overlaps PublicPorts=%u-%u of "
+				    "service \"%s\" (%s:%u)",
+				    b->public_ports.first, b->public_ports.last, b->name,
+				    a->public_ports.first, a->public_ports.last, a->name, a->path,
+				    policy_key_line(a, "Rotation", "PublicPorts"));
 			if (r < 0)
 				return r;
 			if (streq(a->name, b->name))
@@ -174,18 +172,18 @@ static int check_set(struct policy **ps, size_t n, struct policy_errors *errors)
 								 &a->address_pools[y]))
 						continue;
 					r = policy_errors_add(
-						errors, b->path,
-						policy_key_line(b, "Rotation", "AddressPool"),
-						"Rotation", "AddressPool",
-						"%s of service \"%s\" overlaps AddressPool=%s of "
-						"service \"%s\" (%s:%u)",
-						policy_format_cidr(cb, sizeof(cb),
-								   &b->address_pools[x]),
-						b->name,
-						policy_format_cidr(ca, sizeof(ca),
-								   &a->address_pools[y]),
-						a->name, a->path,
-						policy_key_line(a, "Rotation", "AddressPool"));
+					    errors, b->path,
+					    policy_key_line(b, "Rotation", "AddressPool"),
+					    "Rotation", "AddressPool",
+					    "%s of service \"%s\" overlaps AddressPool=%s of "
+					    "service \"%s\" (%s:%u)",
+					    policy_format_cidr(cb, sizeof(cb),
+							       &b->address_pools[x]),
+					    b->name,
+					    policy_format_cidr(ca, sizeof(ca),
+							       &a->address_pools[y]),
+					    a->name, a->path,
+					    policy_key_line(a, "Rotation", "AddressPool"));
 					if (r < 0)
 						return r;
 				}
@@ -221,8 +219,8 @@ int policy_set_load(const char *const *paths, size_t n_paths, struct policy_set 
 		char *copy;
 
 		if (stat(paths[i], &st) < 0)
-			r = policy_errors_add(&errors, paths[i], 0, NULL, NULL,
-					      "cannot access: %s", strerror(errno));
+			r = policy_errors_add(&errors, paths[i], 0, NULL, NULL, "cannot access: %s",
+					      strerror(errno));
 		else if (S_ISDIR(st.st_mode))
 			r = list_dir(paths[i], &files, &errors);
 		else if (!(copy = strdup(paths[i])))

@@ -104,28 +104,28 @@ struct unit {
 };
 
 static const struct unit time_units[] = {
-	{"us", 1},
-	{"usec", 1},
-	{"ms", USEC_PER_MSEC},
-	{"msec", USEC_PER_MSEC},
-	{"s", USEC_PER_SEC},
-	{"sec", USEC_PER_SEC},
-	{"second", USEC_PER_SEC},
-	{"seconds", USEC_PER_SEC},
-	{"m", USEC_PER_MINUTE},
-	{"min", USEC_PER_MINUTE},
-	{"minute", USEC_PER_MINUTE},
-	{"minutes", USEC_PER_MINUTE},
-	{"h", USEC_PER_HOUR},
-	{"hr", USEC_PER_HOUR},
-	{"hour", USEC_PER_HOUR},
-	{"hours", USEC_PER_HOUR},
-	{"d", USEC_PER_DAY},
-	{"day", USEC_PER_DAY},
-	{"days", USEC_PER_DAY},
-	{"w", USEC_PER_WEEK},
-	{"week", USEC_PER_WEEK},
-	{"weeks", USEC_PER_WEEK},
+    {"us", 1},
+    {"usec", 1},
+    {"ms", USEC_PER_MSEC},
+    {"msec", USEC_PER_MSEC},
+    {"s", USEC_PER_SEC},
+    {"sec", USEC_PER_SEC},
+    {"second", USEC_PER_SEC},
+    {"seconds", USEC_PER_SEC},
+    {"m", USEC_PER_MINUTE},
+    {"min", USEC_PER_MINUTE},
+    {"minute", USEC_PER_MINUTE},
+    {"minutes", USEC_PER_MINUTE},
+    {"h", USEC_PER_HOUR},
+    {"hr", USEC_PER_HOUR},
+    {"hour", USEC_PER_HOUR},
+    {"hours", USEC_PER_HOUR},
+    {"d", USEC_PER_DAY},
+    {"day", USEC_PER_DAY},
+    {"days", USEC_PER_DAY},
+    {"w", USEC_PER_WEEK},
+    {"week", USEC_PER_WEEK},
+    {"weeks", USEC_PER_WEEK},
 };
 
 int policy_parse_timespan(const char *s, uint64_t *ret_usec, const char **ret_reason)
@@ -189,9 +189,13 @@ int policy_parse_timespan(const char *s, uint64_t *ret_usec, const char **ret_re
 char *policy_format_timespan(char *buf, size_t size, uint64_t usec)
 {
 	static const struct unit order[] = {
-		{"w", USEC_PER_WEEK}, {"d", USEC_PER_DAY}, {"h", USEC_PER_HOUR},
-		{"min", USEC_PER_MINUTE}, {"s", USEC_PER_SEC}, {"ms", USEC_PER_MSEC},
-		{"us", 1},
+	    {"w", USEC_PER_WEEK},
+	    {"d", USEC_PER_DAY},
+	    {"h", USEC_PER_HOUR},
+	    {"min", USEC_PER_MINUTE},
+	    {"s", USEC_PER_SEC},
+	    {"ms", USEC_PER_MSEC},
+	    {"us", 1},
 	};
 	size_t off = 0;
 
@@ -222,11 +226,11 @@ char *policy_format_timespan(char *buf, size_t size, uint64_t usec)
 int policy_parse_size(const char *s, uint64_t *ret_bytes, const char **ret_reason)
 {
 	static const struct unit size_units[] = {
-		{"B", 1},
-		{"K", UINT64_C(1) << 10},
-		{"M", UINT64_C(1) << 20},
-		{"G", UINT64_C(1) << 30},
-		{"T", UINT64_C(1) << 40},
+	    {"B", 1},
+	    {"K", UINT64_C(1) << 10},
+	    {"M", UINT64_C(1) << 20},
+	    {"G", UINT64_C(1) << 30},
+	    {"T", UINT64_C(1) << 40},
 	};
 	const char *p = s;
 	uint64_t n, mult = 1;
@@ -434,8 +438,7 @@ bool policy_cidr_overlap(const struct cidr *a, const struct cidr *b)
 	return true;
 }
 
-int policy_parse_socket_address(const char *s, struct socket_address *ret,
-				const char **ret_reason)
+int policy_parse_socket_address(const char *s, struct socket_address *ret, const char **ret_reason)
 {
 	struct socket_address sa = {0};
 	char addr[INET6_ADDRSTRLEN];
@@ -674,8 +677,8 @@ int policy_check_service_name(const char *s, const char **ret_reason)
 	if (!islower((unsigned char)s[0]) && !isdigit((unsigned char)s[0]))
 		return fail(ret_reason, "service name must start with [a-z0-9]");
 	for (size_t i = 1; i < n; i++)
-		if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) &&
-		    s[i] != '_' && s[i] != '-')
+		if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && s[i] != '_' &&
+		    s[i] != '-')
 			return fail(ret_reason, "service name may only contain [a-z0-9_-]");
 	return 0;
 }
@@ -697,8 +700,8 @@ int policy_check_user_name(const char *s, const char **ret_reason)
 	if (!islower((unsigned char)s[0]) && s[0] != '_')
 		return fail(ret_reason, "name must start with [a-z_]");
 	for (size_t i = 1; i < n; i++)
-		if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) &&
-		    s[i] != '_' && s[i] != '-')
+		if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && s[i] != '_' &&
+		    s[i] != '-')
 			return fail(ret_reason, "name may only contain [a-z0-9_-]");
 	return 0;
 }

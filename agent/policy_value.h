@@ -20,7 +20,7 @@
 
 #define POLICY_PATH_MAX 4095 /* longest accepted absolute path */
 #define POLICY_EXEC_ARGS_MAX 256
-#define POLICY_KEY_MIN 32  /* bytes of key material in a KeyFile= */
+#define POLICY_KEY_MIN 32 /* bytes of key material in a KeyFile= */
 #define POLICY_KEY_MAX 128
 
 /* Unsigned decimal, full-string, no sign, no leading/trailing space; bounds
@@ -67,8 +67,7 @@ char *policy_format_cidr(char *buf, size_t size, const struct cidr *cidr);
 bool policy_cidr_overlap(const struct cidr *a, const struct cidr *b);
 
 /* "127.0.0.1:22", "[::1]:22". */
-int policy_parse_socket_address(const char *s, struct socket_address *ret,
-				const char **ret_reason);
+int policy_parse_socket_address(const char *s, struct socket_address *ret, const char **ret_reason);
 char *policy_format_socket_address(char *buf, size_t size, const struct socket_address *sa);
 #define POLICY_SOCKADDR_MAX 64
 

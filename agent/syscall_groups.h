@@ -10,8 +10,8 @@
 #include <stddef.h>
 
 struct syscall_group {
-	const char *name; /* "@basic-io" */
-	const char *help; /* one line */
+	const char *name;	    /* "@basic-io" */
+	const char *help;	    /* one line */
 	const char *const *members; /* NULL-terminated; names and "@groups" */
 };
 
@@ -26,6 +26,5 @@ const struct syscall_group *syscall_groups_all(size_t *ret_count);
  * architecture. Unknown groups or names given directly are -EINVAL; names
  * that come from a group and do not exist natively are skipped. Free the
  * result with syscall_names_free(). */
-int syscall_list_expand(char *const *items, size_t n_items, char ***ret_names,
-			size_t *ret_count);
+int syscall_list_expand(char *const *items, size_t n_items, char ***ret_names, size_t *ret_count);
 void syscall_names_free(char **names);

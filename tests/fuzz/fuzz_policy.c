@@ -10,6 +10,8 @@
 #include "policy.h"
 #include "policy_json.h"
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct policy *p = NULL;

@@ -121,8 +121,8 @@ static void test_bad_corpus_reports_exact_errors(void **state)
 static void test_bad_corpus_same_errors_from_buffer(void **state)
 {
 	/* policy_parse_buffer (the fuzzer's entry) agrees with the file loader. */
-	static const char *const names[] = {"many-errors", "bad-egress", "nul-byte",
-					    "crlf-and-bom", "host-with-managed-keys"};
+	static const char *const names[] = {"many-errors", "bad-egress", "nul-byte", "crlf-and-bom",
+					    "host-with-managed-keys"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		char path[256], expected[256];
 		struct policy *p = NULL;
@@ -140,8 +140,8 @@ static void test_bad_corpus_same_errors_from_buffer(void **state)
 		assert_non_null(text);
 		assert_int_equal(read(fd, text, (size_t)st.st_size), st.st_size);
 		close(fd);
-		assert_int_equal(
-			policy_parse_buffer(path, text, (size_t)st.st_size, &p, &errors), -EINVAL);
+		assert_int_equal(policy_parse_buffer(path, text, (size_t)st.st_size, &p, &errors),
+				 -EINVAL);
 		assert_null(p);
 		want = read_all(expected);
 		got = render_errors(&errors);
@@ -429,8 +429,7 @@ static void test_every_key_of_full_policy(void **state)
 	assert_int_equal(p->egress[3].destination.family, AF_INET6);
 	assert_int_equal(p->egress_alert_threshold, 100);
 	assert_true(p->capabilities == ((UINT64_C(1) << CAP_NET_BIND_SERVICE) |
-					(UINT64_C(1) << CAP_SETUID) |
-					(UINT64_C(1) << CAP_SETGID)));
+					(UINT64_C(1) << CAP_SETUID) | (UINT64_C(1) << CAP_SETGID)));
 	assert_true(p->memory_max_bytes == UINT64_C(1) << 30);
 	assert_true(p->tasks_max == 0);
 	assert_int_equal(p->cpu_quota_percent, 150);
@@ -461,27 +460,25 @@ static void test_json_renders_readable_values(void **state)
 	assert_string_equal(json_string_value(json_object_get(svc, "quarantine_max")), "1G");
 	assert_string_equal(json_string_value(json_object_get(svc, "on_compromise")), "kill");
 	assert_string_equal(
-		json_string_value(json_object_get(json_object_get(rot, "public_ports"), "text")),
-		"22000-22999");
+	    json_string_value(json_object_get(json_object_get(rot, "public_ports"), "text")),
+	    "22000-22999");
 	assert_string_equal(json_string_value(json_object_get(rot, "interval")), "1min 30s");
-	assert_string_equal(json_string_value(json_array_get(json_object_get(rot, "address_pools"),
-							     1)),
-			    "fd00:213:7::/64");
-	assert_string_equal(json_string_value(json_array_get(json_object_get(env, "capabilities"),
-							     0)),
-			    "CAP_SETGID");
+	assert_string_equal(
+	    json_string_value(json_array_get(json_object_get(rot, "address_pools"), 1)),
+	    "fd00:213:7::/64");
+	assert_string_equal(
+	    json_string_value(json_array_get(json_object_get(env, "capabilities"), 0)),
+	    "CAP_SETGID");
 	assert_int_equal(json_array_size(json_object_get(env, "capabilities")), 3);
 	assert_int_equal(json_array_size(json_object_get(env, "egress")), 4);
-	assert_string_equal(
-		json_string_value(json_object_get(
-			json_array_get(json_object_get(env, "egress"), 0), "destination")),
-		"192.0.2.53/32");
-	assert_true(json_is_null(json_object_get(
-		json_array_get(json_object_get(env, "egress"), 1), "destination")));
+	assert_string_equal(json_string_value(json_object_get(
+				json_array_get(json_object_get(env, "egress"), 0), "destination")),
+			    "192.0.2.53/32");
+	assert_true(json_is_null(
+	    json_object_get(json_array_get(json_object_get(env, "egress"), 1), "destination")));
 	assert_string_equal(json_string_value(json_object_get(env, "tasks_max")), "infinity");
 	assert_string_equal(json_string_value(json_object_get(env, "cpu_quota")), "150%");
-	assert_string_equal(json_string_value(json_object_get(env, "system_call_default")),
-			    "kill");
+	assert_string_equal(json_string_value(json_object_get(env, "system_call_default")), "kill");
 	assert_int_equal(json_array_size(json_object_get(env, "system_calls")), 4);
 	json_decref(j);
 	policy_free(p);
@@ -521,13 +518,13 @@ static void test_grace_default_fits_short_interval(void **state)
 static void test_repeated_keys_append(void **state)
 {
 	struct policy *p =
-		parse_ok("tests/policy/good/x.policy",
-			 "[Service]\nName=x\nSnapshot=/s\nExec=/bin/x\nListenPort=1\n"
-			 "[Rotation]\nPublicPorts=100-200\nKeyFile=../keys/test.key\n"
-			 "[Envelope]\nSystemCalls=read\nSystemCalls=write close\n"
-			 "Capabilities=CAP_CHOWN\nCapabilities=CAP_KILL\n"
-			 "Writable=/a\nWritable=/b /c\n[Rotation]\nAddressPool=10.1.0.0/16\n"
-			 "AddressPool=10.2.0.0/16\n");
+	    parse_ok("tests/policy/good/x.policy",
+		     "[Service]\nName=x\nSnapshot=/s\nExec=/bin/x\nListenPort=1\n"
+		     "[Rotation]\nPublicPorts=100-200\nKeyFile=../keys/test.key\n"
+		     "[Envelope]\nSystemCalls=read\nSystemCalls=write close\n"
+		     "Capabilities=CAP_CHOWN\nCapabilities=CAP_KILL\n"
+		     "Writable=/a\nWritable=/b /c\n[Rotation]\nAddressPool=10.1.0.0/16\n"
+		     "AddressPool=10.2.0.0/16\n");
 	assert_int_equal(p->system_calls.count, 3);
 	assert_string_equal(p->system_calls.items[2], "close");
 	assert_null(p->system_calls.items[3]);
@@ -539,8 +536,8 @@ static void test_repeated_keys_append(void **state)
 
 static void test_error_format_variants(void **state)
 {
-	struct policy_error e = {.file = "f.policy", .line = 3, .section = "Service",
-				 .key = "Name", .reason = "bad"};
+	struct policy_error e = {
+	    .file = "f.policy", .line = 3, .section = "Service", .key = "Name", .reason = "bad"};
 	char *s;
 
 	s = policy_error_format(&e);
@@ -579,24 +576,24 @@ static void test_garbage_input_never_crashes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bad_corpus_reports_exact_errors),
-		cmocka_unit_test(test_bad_corpus_same_errors_from_buffer),
-		cmocka_unit_test(test_bad_sets_report_exact_errors),
-		cmocka_unit_test(test_duplicate_name_blames_later_file),
-		cmocka_unit_test(test_good_directory_loads_sorted_by_name),
-		cmocka_unit_test(test_examples_load),
-		cmocka_unit_test(test_empty_directory_is_an_empty_set),
-		cmocka_unit_test(test_missing_path_is_an_error),
-		cmocka_unit_test(test_unreadable_file_is_an_error),
-		cmocka_unit_test(test_defaults_of_managed_service),
-		cmocka_unit_test(test_defaults_of_host_service),
-		cmocka_unit_test(test_every_key_of_full_policy),
-		cmocka_unit_test(test_json_renders_readable_values),
-		cmocka_unit_test(test_key_file_is_read_as_hex),
-		cmocka_unit_test(test_grace_default_fits_short_interval),
-		cmocka_unit_test(test_repeated_keys_append),
-		cmocka_unit_test(test_error_format_variants),
-		cmocka_unit_test(test_garbage_input_never_crashes),
+	    cmocka_unit_test(test_bad_corpus_reports_exact_errors),
+	    cmocka_unit_test(test_bad_corpus_same_errors_from_buffer),
+	    cmocka_unit_test(test_bad_sets_report_exact_errors),
+	    cmocka_unit_test(test_duplicate_name_blames_later_file),
+	    cmocka_unit_test(test_good_directory_loads_sorted_by_name),
+	    cmocka_unit_test(test_examples_load),
+	    cmocka_unit_test(test_empty_directory_is_an_empty_set),
+	    cmocka_unit_test(test_missing_path_is_an_error),
+	    cmocka_unit_test(test_unreadable_file_is_an_error),
+	    cmocka_unit_test(test_defaults_of_managed_service),
+	    cmocka_unit_test(test_defaults_of_host_service),
+	    cmocka_unit_test(test_every_key_of_full_policy),
+	    cmocka_unit_test(test_json_renders_readable_values),
+	    cmocka_unit_test(test_key_file_is_read_as_hex),
+	    cmocka_unit_test(test_grace_default_fits_short_interval),
+	    cmocka_unit_test(test_repeated_keys_append),
+	    cmocka_unit_test(test_error_format_variants),
+	    cmocka_unit_test(test_garbage_input_never_crashes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,20 +23,20 @@ static void test_timespan_accepts_systemd_forms(void **state)
 		const char *in;
 		uint64_t usec;
 	} good[] = {
-		{"90s", 90 * USEC_PER_SEC},
-		{"15min", 15 * USEC_PER_MINUTE},
-		{"1h", USEC_PER_HOUR},
-		{"2h 30min", 2 * USEC_PER_HOUR + 30 * USEC_PER_MINUTE},
-		{"2h30min", 2 * USEC_PER_HOUR + 30 * USEC_PER_MINUTE},
-		{"500ms", 500 * USEC_PER_MSEC},
-		{"1d", USEC_PER_DAY},
-		{"1w", USEC_PER_WEEK},
-		{"60", 60 * USEC_PER_SEC},
-		{"0", 0},
-		{"7us", 7},
-		{"3 minutes", 3 * USEC_PER_MINUTE},
-		{"1m 1s 1ms", USEC_PER_MINUTE + USEC_PER_SEC + USEC_PER_MSEC},
-		{"18446744073709551615us", UINT64_MAX},
+	    {"90s", 90 * USEC_PER_SEC},
+	    {"15min", 15 * USEC_PER_MINUTE},
+	    {"1h", USEC_PER_HOUR},
+	    {"2h 30min", 2 * USEC_PER_HOUR + 30 * USEC_PER_MINUTE},
+	    {"2h30min", 2 * USEC_PER_HOUR + 30 * USEC_PER_MINUTE},
+	    {"500ms", 500 * USEC_PER_MSEC},
+	    {"1d", USEC_PER_DAY},
+	    {"1w", USEC_PER_WEEK},
+	    {"60", 60 * USEC_PER_SEC},
+	    {"0", 0},
+	    {"7us", 7},
+	    {"3 minutes", 3 * USEC_PER_MINUTE},
+	    {"1m 1s 1ms", USEC_PER_MINUTE + USEC_PER_SEC + USEC_PER_MSEC},
+	    {"18446744073709551615us", UINT64_MAX},
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		uint64_t v = 1234;
@@ -49,8 +49,21 @@ static void test_timespan_accepts_systemd_forms(void **state)
 static void test_timespan_rejects_garbage_and_overflow(void **state)
 {
 	static const char *const bad[] = {
-		"", " ", "s", "15mins", "1.5s", "-1s", "1 2", "1h 30", "10x", "1h-",
-		"18446744073709551616us", "18446744073709551615s", "213503983d", "abc", "+5s",
+	    "",
+	    " ",
+	    "s",
+	    "15mins",
+	    "1.5s",
+	    "-1s",
+	    "1 2",
+	    "1h 30",
+	    "10x",
+	    "1h-",
+	    "18446744073709551616us",
+	    "18446744073709551615s",
+	    "213503983d",
+	    "abc",
+	    "+5s",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		uint64_t v = 4321;
@@ -98,8 +111,9 @@ static void test_size_parses_base_1024(void **state)
 
 static void test_size_rejects_bad_suffix_and_overflow(void **state)
 {
-	static const char *const bad[] = {"", "M", "1.5G", "256m", "256MB", "1 G", "-1",
-					  "16777216T", "99999999999999999999", "1P", "0x10"};
+	static const char *const bad[] = {
+	    "",	  "M",	 "1.5G", "256m", "256MB", "1 G", "-1", "16777216T", "99999999999999999999",
+	    "1P", "0x10"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		uint64_t v = 7;
 		const char *why = NULL;
@@ -264,10 +278,10 @@ static void test_socket_address(void **state)
 	assert_int_equal(sa.port, 2222);
 	assert_string_equal(policy_format_socket_address(buf, sizeof(buf), &sa), "[::1]:2222");
 
-	static const char *const bad[] = {"127.0.0.1",  "127.0.0.1:",	"127.0.0.1:0",
-					  ":22",	"::1:22",	"[::1]",
-					  "[::1]22",	"[127.0.0.1]:22", "localhost:22",
-					  "127.0.0.1:65536", "[::1:22", "1.2.3.4:22x"};
+	static const char *const bad[] = {
+	    "127.0.0.1",    "127.0.0.1:",      "127.0.0.1:0", ":22",
+	    "::1:22",	    "[::1]",	       "[::1]22",     "[127.0.0.1]:22",
+	    "localhost:22", "127.0.0.1:65536", "[::1:22",     "1.2.3.4:22x"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(policy_parse_socket_address(bad[i], &sa, &why), -EINVAL);
 }
@@ -283,8 +297,7 @@ static void test_egress_rules(void **state)
 	assert_int_equal(e.ports.first, 53);
 	assert_int_equal(e.ports.last, 53);
 	assert_true(e.has_destination);
-	assert_string_equal(policy_format_cidr(buf, sizeof(buf), &e.destination),
-			    "192.0.2.53/32");
+	assert_string_equal(policy_format_cidr(buf, sizeof(buf), &e.destination), "192.0.2.53/32");
 	assert_int_equal(policy_parse_egress("tcp/443", &e, &why), 0);
 	assert_false(e.has_destination);
 	assert_int_equal(policy_parse_egress("tcp/8000-8100 10.0.0.0/8", &e, &why), 0);
@@ -384,9 +397,9 @@ static void test_group_expansion_is_flat_sorted_and_native(void **state)
 			assert_true(strcmp(names[i - 1], names[i]) < 0); /* sorted, unique */
 	}
 	assert_null(names[n]);
-	assert_true(has(names, "accept4"));  /* from @network-io, nested */
-	assert_true(has(names, "openat"));   /* from @file-system */
-	assert_true(has(names, "ptrace"));   /* given directly */
+	assert_true(has(names, "accept4")); /* from @network-io, nested */
+	assert_true(has(names, "openat"));  /* from @file-system */
+	assert_true(has(names, "ptrace"));  /* given directly */
 	assert_false(has(names, "io_uring_setup"));
 	assert_false(has(names, "userfaultfd"));
 #if defined(__x86_64__)
@@ -410,8 +423,7 @@ static void test_exec_split_quoting(void **state)
 	size_t n = 0;
 	const char *why;
 
-	assert_int_equal(policy_split_words("/usr/sbin/nginx -g \"daemon off;\"", &v, &n, &why),
-			 0);
+	assert_int_equal(policy_split_words("/usr/sbin/nginx -g \"daemon off;\"", &v, &n, &why), 0);
 	assert_int_equal(n, 3);
 	assert_string_equal(v[0], "/usr/sbin/nginx");
 	assert_string_equal(v[1], "-g");
@@ -470,10 +482,12 @@ static void test_exec_split_argument_cap(void **state)
 
 static void test_service_names(void **state)
 {
-	static const char *const good[] = {"web", "a", "0", "ssh-2", "my_svc",
-					   "abcdefghijklmnopqrstuvwxyz012345"};
-	static const char *const bad[] = {"",     "Web",   "-web", "_web", "we b", "web.x",
-					  "wéb", "abcdefghijklmnopqrstuvwxyz0123456", "web/", "a:b"};
+	static const char *const good[] = {"web",   "a",      "0",
+					   "ssh-2", "my_svc", "abcdefghijklmnopqrstuvwxyz012345"};
+	static const char *const bad[] = {
+	    "",	    "Web",   "-web", "_web",
+	    "we b", "web.x", "wéb",  "abcdefghijklmnopqrstuvwxyz0123456",
+	    "web/", "a:b"};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		assert_int_equal(policy_check_service_name(good[i], NULL), 0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -539,29 +553,29 @@ static void test_key_text(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_timespan_accepts_systemd_forms),
-		cmocka_unit_test(test_timespan_rejects_garbage_and_overflow),
-		cmocka_unit_test(test_timespan_format_round_trips),
-		cmocka_unit_test(test_size_parses_base_1024),
-		cmocka_unit_test(test_size_rejects_bad_suffix_and_overflow),
-		cmocka_unit_test(test_size_format),
-		cmocka_unit_test(test_unsigned_bounds),
-		cmocka_unit_test(test_bool_words),
-		cmocka_unit_test(test_ports_and_ranges),
-		cmocka_unit_test(test_cidr_v4_v6),
-		cmocka_unit_test(test_cidr_overlap),
-		cmocka_unit_test(test_socket_address),
-		cmocka_unit_test(test_egress_rules),
-		cmocka_unit_test(test_capability_names),
-		cmocka_unit_test(test_syscall_names_and_groups),
-		cmocka_unit_test(test_every_group_member_is_known_on_x86_64),
-		cmocka_unit_test(test_group_expansion_is_flat_sorted_and_native),
-		cmocka_unit_test(test_exec_split_quoting),
-		cmocka_unit_test(test_exec_split_argument_cap),
-		cmocka_unit_test(test_service_names),
-		cmocka_unit_test(test_user_names),
-		cmocka_unit_test(test_absolute_paths),
-		cmocka_unit_test(test_key_text),
+	    cmocka_unit_test(test_timespan_accepts_systemd_forms),
+	    cmocka_unit_test(test_timespan_rejects_garbage_and_overflow),
+	    cmocka_unit_test(test_timespan_format_round_trips),
+	    cmocka_unit_test(test_size_parses_base_1024),
+	    cmocka_unit_test(test_size_rejects_bad_suffix_and_overflow),
+	    cmocka_unit_test(test_size_format),
+	    cmocka_unit_test(test_unsigned_bounds),
+	    cmocka_unit_test(test_bool_words),
+	    cmocka_unit_test(test_ports_and_ranges),
+	    cmocka_unit_test(test_cidr_v4_v6),
+	    cmocka_unit_test(test_cidr_overlap),
+	    cmocka_unit_test(test_socket_address),
+	    cmocka_unit_test(test_egress_rules),
+	    cmocka_unit_test(test_capability_names),
+	    cmocka_unit_test(test_syscall_names_and_groups),
+	    cmocka_unit_test(test_every_group_member_is_known_on_x86_64),
+	    cmocka_unit_test(test_group_expansion_is_flat_sorted_and_native),
+	    cmocka_unit_test(test_exec_split_quoting),
+	    cmocka_unit_test(test_exec_split_argument_cap),
+	    cmocka_unit_test(test_service_names),
+	    cmocka_unit_test(test_user_names),
+	    cmocka_unit_test(test_absolute_paths),
+	    cmocka_unit_test(test_key_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
