@@ -37,17 +37,35 @@ static void test_status_request_decodes(void **state)
 	assert_false(control_command_is_mutating(request.command));
 }
 
-static void test_reload_is_the_mutating_command(void **state)
+static void test_reload_and_unblock_are_the_mutating_commands(void **state)
 {
 	struct control_request request;
 	char reason[CONTROL_REASON_MAX];
 
 	assert_int_equal(decode("{\"command\":\"reload\"}", &request, reason), 0);
 	assert_int_equal(request.command, CONTROL_RELOAD);
-	assert_true(control_command_is_mutating(CONTROL_RELOAD));
 	for (int c = 0; c < _CONTROL_COMMAND_MAX; c++)
-		if (c != CONTROL_RELOAD)
-			assert_false(control_command_is_mutating(c));
+		assert_int_equal(control_command_is_mutating(c),
+				 c == CONTROL_RELOAD || c == CONTROL_UNBLOCK);
+}
+
+static void test_unblock_takes_an_address(void **state)
+{
+	struct control_request request;
+	char reason[CONTROL_REASON_MAX];
+
+	assert_int_equal(decode("{\"command\":\"unblock\",\"address\":\"10.0.0.2\"}", &request,
+				reason),
+			 0);
+	assert_string_equal(request.address, "10.0.0.2");
+	assert_int_equal(decode("{\"command\":\"unblock\",\"address\":\"fd00::2\"}", &request,
+				reason),
+			 0);
+	assert_refused("{\"command\":\"unblock\"}", "unblock: missing field \"address\"");
+	assert_refused("{\"command\":\"unblock\",\"address\":\"10.0.0.2; rm\"}",
+		       "unblock: field \"address\" must be an IPv4 or IPv6 address");
+	assert_refused("{\"command\":\"unblock\",\"address\":[1]}",
+		       "unblock: field \"address\" must be an IPv4 or IPv6 address");
 }
 
 static void test_policy_show_takes_a_valid_name(void **state)
@@ -96,7 +114,7 @@ static void test_unknown_commands_and_fields_are_refused(void **state)
 {
 	assert_refused("{\"command\":\"shutdown\"}",
 		       "unknown command (known: status, policy-list, policy-show, reload, "
-		       "audit-show)");
+		       "audit-show, unblock)");
 	assert_refused("{\"command\":\"status\",\"force\":true}",
 		       "status: unknown field \"force\"");
 	assert_refused("{\"command\":\"reload\",\"name\":\"web\"}", "reload: unknown field \"name\"");
@@ -164,7 +182,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_status_request_decodes),
-		cmocka_unit_test(test_reload_is_the_mutating_command),
+		cmocka_unit_test(test_reload_and_unblock_are_the_mutating_commands),
+		cmocka_unit_test(test_unblock_takes_an_address),
 		cmocka_unit_test(test_policy_show_takes_a_valid_name),
 		cmocka_unit_test(test_audit_show_fields_are_typed),
 		cmocka_unit_test(test_unknown_commands_and_fields_are_refused),
