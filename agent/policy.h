@@ -178,8 +178,9 @@ void policy_errors_free(struct policy_errors *errors);
  * it), -EINVAL for bad contents, or -errno. */
 int policy_read_key_file(const char *path, uint8_t **ret_key, size_t *ret_len);
 
-/* "FILE:LINE: Section.Key: reason" (LINE omitted when 0, "Section.Key: " when
- * no key). Returns a malloc'd string. */
+/* "FILE:LINE: Section.Key: reason"; ":LINE" is omitted when 0, "[Section]: "
+ * replaces "Section.Key: " when there is no key, and neither appears when
+ * there is no section. Returns a malloc'd string (NULL on OOM). */
 char *policy_error_format(const struct policy_error *error);
 
 /* A JSON-friendly rendering is in policy_json.h (needs jansson). */

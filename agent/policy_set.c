@@ -101,6 +101,13 @@ static int read_policy_file(const char *path, char **ret_text, size_t *ret_len,
 	struct stat st;
 	size_t got = 0;
 
+	/* Look before opening: opening some devices has side effects. */
+	if (stat(path, &st) < 0)
+		return policy_errors_add(errors, path, 0, NULL, NULL, "cannot read: %s",
+					 strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return policy_errors_add(errors, path, 0, NULL, NULL,
+					 "cannot read: not a regular file");
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return policy_errors_add(errors, path, 0, NULL, NULL, "cannot read: %s",

@@ -94,6 +94,13 @@ static int read_key_file(const char *path, uint8_t **ret_key, size_t *ret_len,
 	int r;
 
 	*ret_reason = NULL;
+	/* Look before opening: opening some devices has side effects. */
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode)) {
+		*ret_reason = "not a regular file";
+		return -EINVAL;
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
