@@ -81,6 +81,8 @@ int rotator_nflog_open(uint16_t group, struct rotator_nflog **ret)
 	struct nlmsghdr *nlh;
 	int r;
 
+	/* No uninitialised attribute padding may reach the kernel. */
+	memset(buf, 0, sizeof(buf));
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;

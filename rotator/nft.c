@@ -246,7 +246,9 @@ static int txn_add_page(struct nft_txn *t)
 		return -ENOMEM;
 	t->pages = pages;
 	p = &t->pages[t->n_pages];
-	p->mem = malloc(PAGE_ALLOC);
+	/* Zeroed: attribute padding is sent as is. Large, so calloc gets fresh
+	 * zero pages from mmap at no memset cost. */
+	p->mem = calloc(1, PAGE_ALLOC);
 	if (!p->mem)
 		return -ENOMEM;
 	p->batch = mnl_nlmsg_batch_start(p->mem, PAGE_LIMIT);
