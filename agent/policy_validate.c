@@ -250,6 +250,12 @@ static void validate_rotation(struct vstate *v)
 	if (!kl(v, "Rotation", "KeyFile"))
 		err(v, rot, "Rotation", "KeyFile", "required key missing");
 
+	/* The schedule counts epochs in whole seconds: floor(unix_time / Interval). */
+	if (kl(v, "Rotation", "Interval") && p->interval_usec % USEC_PER_SEC != 0)
+		err(v, kl(v, "Rotation", "Interval"), "Rotation", "Interval",
+		    "%s is not a whole number of seconds",
+		    policy_format_timespan(a, sizeof(a), p->interval_usec));
+
 	if (!kl(v, "Rotation", "Grace")) {
 		p->grace_usec = 15 * USEC_PER_SEC;
 		if (p->grace_usec > p->interval_usec / 2)
