@@ -324,7 +324,7 @@ int mtdctl_connect(const struct mtdctl *ctl, int argc, char **argv)
 	struct client_schedule s;
 	struct schedule_params params;
 	struct schedule_result result;
-	uint16_t order[3];
+	uint16_t order[SCHEDULE_CLIENT_CANDIDATES + 2];
 	size_t n_order = 0, n_candidates;
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
 	_cleanup_close_ int sock = -1;
@@ -347,10 +347,11 @@ int mtdctl_connect(const struct mtdctl *ctl, int argc, char **argv)
 	if (r != 0)
 		return r;
 	params = schedule_params_of(&s);
-	/* Only the first candidate: the agent's decoys follow its port in the
-	 * candidate stream, so probing further candidates would touch a decoy and
-	 * get this client blocked. */
-	n_candidates = 1;
+	/* The client window: candidates the agent never uses as decoys, tried in
+	 * order, so a port skipped because it was bound on the host is followed. */
+	n_candidates = SCHEDULE_CLIENT_CANDIDATES;
+	if (n_candidates > (size_t)params.last - params.first + 1)
+		n_candidates = (size_t)params.last - params.first + 1;
 	r = schedule_compute(&params, realtime_usec(), &result);
 	if (r >= 0)
 		r = schedule_candidates(s.key, s.key_len, s.policy->name, result.epoch,
@@ -367,6 +368,7 @@ int mtdctl_connect(const struct mtdctl *ctl, int argc, char **argv)
 	r = getaddrinfo(host, NULL, &hints, &ai);
 	if (r != 0)
 		return mtdctl_fail("connect: %s: %s", host, gai_strerror(r));
+	/* Try each port once on every address; refused or silent moves on. */
 	r = -ECONNREFUSED;
 	for (size_t i = 0; i < n_order && sock < 0; i++)
 		for (struct addrinfo *a = ai; a && sock < 0; a = a->ai_next)

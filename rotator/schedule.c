@@ -232,11 +232,49 @@ int schedule_port(const struct schedule_params *p, uint64_t epoch, uint16_t *ret
 	return 0;
 }
 
+/* The client windows (first SCHEDULE_CLIENT_CANDIDATES candidates) of the
+ * epochs before and after. */
+struct window {
+	uint16_t ports[2 * SCHEDULE_CLIENT_CANDIDATES];
+	size_t n;
+};
+
+static int client_windows(const struct schedule_params *p, uint64_t epoch, struct window *ret)
+{
+	size_t range = (size_t)p->last - p->first + 1;
+	size_t n = range < SCHEDULE_CLIENT_CANDIDATES ? range : SCHEDULE_CLIENT_CANDIDATES;
+	int r;
+
+	ret->n = 0;
+	if (epoch > 0) {
+		r = schedule_candidates(p->key, p->key_len, p->service, epoch - 1, p->first,
+					p->last, ret->ports, n);
+		if (r < 0)
+			return r;
+		ret->n = n;
+	}
+	r = schedule_candidates(p->key, p->key_len, p->service, epoch + 1, p->first, p->last,
+				ret->ports + ret->n, n);
+	if (r < 0)
+		return r;
+	ret->n += n;
+	return 0;
+}
+
+static bool in_window(const struct window *w, uint16_t port)
+{
+	for (size_t i = 0; i < w->n; i++)
+		if (w->ports[i] == port)
+			return true;
+	return false;
+}
+
 int schedule_compute(const struct schedule_params *p, uint64_t now_usec,
 		     struct schedule_result *ret)
 {
 	_cleanup_free_ struct stream *s = NULL;
 	struct schedule_result res = {};
+	struct window neighbours = {0};
 	uint64_t now_sec = now_usec / 1000000;
 	int r;
 
@@ -263,6 +301,12 @@ int schedule_compute(const struct schedule_params *p, uint64_t now_usec,
 	if (r < 0)
 		return r;
 
+	/* A client whose clock is an epoch off the agent's tries the neighbours'
+	 * windows: those are never decoys either. */
+	r = client_windows(p, res.epoch, &neighbours);
+	if (r < 0)
+		return r;
+
 	s = malloc(sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -270,6 +314,17 @@ int schedule_compute(const struct schedule_params *p, uint64_t now_usec,
 	if (r < 0)
 		return r;
 	r = stream_pick(s, p, &res.port);
+	/* The first candidates are the ones a client may try in order; none of
+	 * them is ever a decoy, so trying them cannot get a client blocked. */
+	while (r >= 0 && s->n_yielded < SCHEDULE_CLIENT_CANDIDATES) {
+		uint16_t skipped;
+
+		r = stream_next(s, &skipped);
+		if (r == -ENOSPC)
+			r = 0;
+		if (r == 0 && s->n_yielded >= s->range)
+			break;
+	}
 	while (r >= 0 && res.n_decoys < p->n_decoys) {
 		uint16_t d;
 
@@ -278,7 +333,8 @@ int schedule_compute(const struct schedule_params *p, uint64_t now_usec,
 			r = 0; /* range exhausted: fewer decoys */
 			break;
 		}
-		if (r >= 0 && d != res.prev_port && d != res.next_port)
+		if (r >= 0 && d != res.prev_port && d != res.next_port &&
+		    !in_window(&neighbours, d))
 			res.decoys[res.n_decoys++] = d;
 	}
 	stream_done(s);

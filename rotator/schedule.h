@@ -13,6 +13,9 @@
 #define SCHEDULE_LABEL "mtd-port-v1"
 #define SCHEDULE_MAX_DECOYS 64
 #define SCHEDULE_MAX_SERVICE_NAME 255
+/* Clients try this many candidates of an epoch in order (mtdctl connect);
+ * decoys are never among them. */
+#define SCHEDULE_CLIENT_CANDIDATES 4
 
 /* epoch = floor(unix_time / interval_seconds). -EINVAL if the interval is 0. */
 int schedule_epoch(uint64_t unix_time, uint64_t interval_seconds, uint64_t *ret_epoch);
