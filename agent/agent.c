@@ -468,6 +468,15 @@ static void on_rotation_failed(const char *reason, void *userdata)
 			  true);
 }
 
+static void on_clock_set(void *userdata)
+{
+	struct agent *agent = userdata;
+
+	log_notice("the realtime clock was set: ports and boundaries recomputed");
+	(void)agent_audit(agent, "clock-set",
+			  json_pack("{s:s}", "outcome", "ports and boundaries recomputed"), true);
+}
+
 /* Fail closed: an agent that cannot program its table does not start. */
 static int start_rotation(struct agent *agent)
 {
@@ -478,6 +487,7 @@ static int start_rotation(struct agent *agent)
 	struct rotation_hooks hooks = {
 		.on_decoy_hit = on_decoy_hit,
 		.on_apply_failed = on_rotation_failed,
+		.on_clock_set = on_clock_set,
 		.userdata = agent,
 	};
 	_cleanup_free_ char *error = NULL;

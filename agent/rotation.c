@@ -275,6 +275,8 @@ static int on_clock_set(sd_event_source *source, int fd, uint32_t revents, void 
 		return 0;
 	(void)arm_clock_watch(fd);
 	rotate_now(rotation, 0);
+	if (rotation->hooks.on_clock_set)
+		rotation->hooks.on_clock_set(rotation->hooks.userdata);
 	return 0;
 }
 

@@ -18,6 +18,8 @@ struct rotation_hooks {
 	 * has blocked it already. Called from the event loop. */
 	void (*on_decoy_hit)(const char *service, const char *source, const char *proto,
 			     uint16_t port, void *userdata);
+	/* The realtime clock was set; every boundary has been recomputed. */
+	void (*on_clock_set)(void *userdata);
 	/* The transaction of a boundary failed; the previous epoch's ports stay. */
 	void (*on_apply_failed)(const char *reason, void *userdata);
 	void *userdata;

@@ -7,6 +7,7 @@
 #   - a long-lived stream survives 20+ rotations with no byte lost
 #   - a stale port after Grace is dead; the backend's real port is unreachable
 #   - a decoy touch blocks the source (audited); mtdctl unblock restores it
+#   - a clock set (jump, resume) re-arms the boundaries
 #   - SIGKILL at random points: the table stays whole, a restart adopts it
 #   - a foreign table is byte-identical at the end
 . "$(dirname "$0")/lib.bash"
@@ -154,6 +155,16 @@ mtdctl unblock 10.213.0.2 >/dev/null || fail "mtdctl unblock"
 follow_once echo4 "$P4" 10.213.0.1 || fail "unblock did not restore the source"
 ok "mtdctl unblock restores the source"
 assert_contains "$(mtdctl audit show)" "source-unblocked" "the unblock is audited"
+
+# --- a clock set re-arms the boundaries ---------------------------------------------
+# clock-nudge sets the realtime clock to its own value: no real change, but
+# the kernel reports a clock set, as after a jump or a resume from suspend.
+"$BUILD_DIR/tools/clock-nudge" || fail "clock-nudge"
+sleep 0.3
+assert_contains "$(mtdctl audit show)" "clock-set" "a clock set is noticed and audited"
+sleep 1.2
+follow_once echo4 "$P4" 10.213.0.1 || fail "no service after the clock set"
+ok "the schedule keeps rotating after the clock set"
 
 # --- SIGKILL at random points: the table stays whole; a restart adopts it -------------
 table_shape() { # rule and chain count, elements per map/set (ports vary, counts must not)
