@@ -22,19 +22,28 @@
 #define PAGE_ALLOC (PAGE_LIMIT + NFT_TXN_MSG_MAX)
 #define RECV_BUF (64 * 1024)
 #define RECV_TIMEOUT_MS 5000
-#define DESC_LEN 96
+#define SPARE_PAGES 16
+
+struct page {
+	char *mem;
+	struct mnl_nlmsg_batch *batch;
+};
 
 struct nft_sock {
 	struct mnl_socket *nl;
 	uint32_t portid;
 	uint32_t seq;
 	int sndbuf;
+	/* pages of finished transactions, reused: no allocation (and no page
+	 * faults on fresh mmap'd memory) on the hot path */
+	char *spare[SPARE_PAGES];
+	size_t n_spare;
 	char buf[RECV_BUF];
 };
 
-struct page {
-	char *mem;
-	struct mnl_nlmsg_batch *batch;
+struct msg_info {
+	struct nft_ref ref;
+	const struct nlmsghdr *nlh; /* where it lives in the pages */
 };
 
 struct nft_txn {
@@ -43,12 +52,15 @@ struct nft_txn {
 	size_t n_pages;
 	uint32_t first_seq; /* seq of the batch begin message */
 	uint32_t next_seq;
-	char (*desc)[DESC_LEN]; /* by seq - first_seq */
-	size_t n_desc, cap_desc;
+	struct msg_info *msgs; /* by seq - first_seq */
+	size_t n_msgs, cap_msgs;
+	nft_describe_fn describe;
+	void *describe_data;
 	unsigned char *genid; /* NFNL_BATCH_GENID payload inside the begin message */
 	struct nlmsghdr *last; /* last command message (carries NLM_F_ACK) */
 	uint32_t last_seq;
 	bool ended;
+	enum nft_outcome outcome;
 };
 
 int rotator_error_set(struct rotator_error *err, int e, const char *object, const char *fmt, ...)
@@ -101,6 +113,8 @@ void nft_sock_close(struct nft_sock *s)
 		return;
 	if (s->nl)
 		mnl_socket_close(s->nl);
+	for (size_t i = 0; i < s->n_spare; i++)
+		free(s->spare[i]);
 	free(s);
 }
 
@@ -246,9 +260,10 @@ static int txn_add_page(struct nft_txn *t)
 		return -ENOMEM;
 	t->pages = pages;
 	p = &t->pages[t->n_pages];
-	/* Zeroed: attribute padding is sent as is. Large, so calloc gets fresh
-	 * zero pages from mmap at no memset cost. */
-	p->mem = calloc(1, PAGE_ALLOC);
+	/* Zeroed once: attribute padding is sent as is (libmnl zeroes the
+	 * padding it writes, so a reused page holds no uninitialised bytes).
+	 * Large, so calloc gets fresh zero pages from mmap at no memset cost. */
+	p->mem = t->sock->n_spare ? t->sock->spare[--t->sock->n_spare] : calloc(1, PAGE_ALLOC);
 	if (!p->mem)
 		return -ENOMEM;
 	p->batch = mnl_nlmsg_batch_start(p->mem, PAGE_LIMIT);
@@ -265,34 +280,47 @@ static struct page *txn_page(struct nft_txn *t)
 	return &t->pages[t->n_pages - 1];
 }
 
-_printf_(3, 0) static int txn_describe(struct nft_txn *t, uint32_t seq, const char *fmt, va_list ap)
+static int txn_note(struct nft_txn *t, uint32_t seq, const struct nft_ref *ref)
 {
 	size_t i = seq - t->first_seq;
 
-	if (i >= t->cap_desc) {
-		size_t cap = t->cap_desc ? t->cap_desc * 2 : 64;
-		char(*d)[DESC_LEN] = realloc(t->desc, cap * DESC_LEN);
+	if (i >= t->cap_msgs) {
+		size_t cap = t->cap_msgs ? t->cap_msgs * 2 : 64;
+		struct msg_info *m = realloc(t->msgs, cap * sizeof(*m));
 
-		if (!d)
+		if (!m)
 			return -ENOMEM;
-		t->desc = d;
-		t->cap_desc = cap;
+		t->msgs = m;
+		t->cap_msgs = cap;
 	}
-	vsnprintf(t->desc[i], DESC_LEN, fmt, ap);
-	t->n_desc = i + 1;
+	t->msgs[i] = (struct msg_info){ .ref = *ref };
+	t->n_msgs = i + 1;
 	return 0;
 }
 
-static int txn_describef(struct nft_txn *t, uint32_t seq, const char *fmt, ...) _printf_(3, 4);
-static int txn_describef(struct nft_txn *t, uint32_t seq, const char *fmt, ...)
+void nft_txn_set_describe(struct nft_txn *t, nft_describe_fn fn, void *userdata)
 {
-	va_list ap;
-	int r;
+	t->describe = fn;
+	t->describe_data = userdata;
+}
 
-	va_start(ap, fmt);
-	r = txn_describe(t, seq, fmt, ap);
-	va_end(ap);
-	return r;
+enum nft_outcome nft_txn_outcome(const struct nft_txn *t)
+{
+	return t->outcome;
+}
+
+/* The object of message i, formatted now that it failed. */
+static void txn_describe(const struct nft_txn *t, size_t i, uint32_t bad_offset, char *buf,
+			 size_t len)
+{
+	const struct msg_info *m = &t->msgs[i];
+
+	if (m->ref.kind && t->describe) {
+		t->describe(t->describe_data, &m->ref, m->nlh, bad_offset, buf, len);
+		return;
+	}
+	snprintf(buf, len, "%s%s%s", m->ref.what ? m->ref.what : "message",
+		 m->ref.name ? " " : "", m->ref.name ? m->ref.name : "");
 }
 
 /* Account for the message just written at the page's cursor; moves it to a
@@ -342,11 +370,12 @@ int nft_txn_new(struct nft_sock *s, struct nft_txn **ret)
 	attr = (struct nlattr *)mnl_nlmsg_get_payload_tail(nlh);
 	mnl_attr_put_u32(nlh, NFNL_BATCH_GENID, 0);
 	t->genid = mnl_attr_get_payload(attr);
-	if (txn_describef(t, nlh->nlmsg_seq, "transaction") < 0 || !txn_advance(t, nlh)) {
+	if (txn_note(t, nlh->nlmsg_seq, &(struct nft_ref){ .what = "transaction" }) < 0 ||
+	    !(nlh = txn_advance(t, nlh))) {
 		nft_txn_free(t);
 		return -ENOMEM;
 	}
-	/* keep the socket's counter ahead of every seq this transaction uses */
+	t->msgs[0].nlh = nlh;
 	*ret = t;
 	return 0;
 }
@@ -357,26 +386,22 @@ void nft_txn_free(struct nft_txn *t)
 		return;
 	for (size_t i = 0; i < t->n_pages; i++) {
 		mnl_nlmsg_batch_stop(t->pages[i].batch);
-		free(t->pages[i].mem);
+		if (t->sock->n_spare < SPARE_PAGES)
+			t->sock->spare[t->sock->n_spare++] = t->pages[i].mem;
+		else
+			free(t->pages[i].mem);
 	}
 	free(t->pages);
-	free(t->desc);
+	free(t->msgs);
 	free(t);
 }
 
 struct nlmsghdr *nft_txn_msg(struct nft_txn *t, uint16_t cmd, uint16_t family, uint16_t flags,
-			     const char *fmt, ...)
+			     const struct nft_ref *ref)
 {
 	uint32_t seq = t->next_seq;
-	va_list ap;
-	int r;
 
-	if (t->ended)
-		return NULL;
-	va_start(ap, fmt);
-	r = txn_describe(t, seq, fmt, ap);
-	va_end(ap);
-	if (r < 0)
+	if (t->ended || txn_note(t, seq, ref) < 0)
 		return NULL;
 	t->next_seq++;
 	return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(txn_page(t)->batch), cmd, family,
@@ -390,6 +415,7 @@ int nft_txn_msg_end(struct nft_txn *t, struct nlmsghdr *nlh)
 	nlh = txn_advance(t, nlh);
 	if (!nlh)
 		return -ENOMEM;
+	t->msgs[nlh->nlmsg_seq - t->first_seq].nlh = nlh;
 	t->last = nlh;
 	t->last_seq = nlh->nlmsg_seq;
 	return 0;
@@ -419,8 +445,10 @@ static int txn_end(struct nft_txn *t)
 		return -ENODATA;
 	t->last->nlmsg_flags |= NLM_F_ACK; /* the kernel's ack for it ends our wait */
 	nlh = nftnl_batch_end(mnl_nlmsg_batch_current(txn_page(t)->batch), t->next_seq);
-	if (txn_describef(t, t->next_seq, "transaction end") < 0 || !txn_advance(t, nlh))
+	if (txn_note(t, t->next_seq, &(struct nft_ref){ .what = "transaction end" }) < 0 ||
+	    !(nlh = txn_advance(t, nlh)))
 		return -ENOMEM;
+	t->msgs[t->n_msgs - 1].nlh = nlh;
 	t->next_seq++;
 	if ((int32_t)(t->next_seq - t->sock->seq) > 0)
 		t->sock->seq = t->next_seq;
@@ -470,25 +498,29 @@ static int txn_send(struct nft_sock *s, struct nft_txn *t)
 	return 0;
 }
 
-static void extack_message(const struct nlmsghdr *nlh, char *out, size_t len)
+/* The extended ack's text (into out) and the offset of the blamed attribute. */
+static uint32_t extack_parse(const struct nlmsghdr *nlh, char *out, size_t len)
 {
 	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
 	const struct nlattr *attr;
 	size_t off = sizeof(*e);
+	uint32_t bad = 0;
 
 	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
-		return;
+		return 0;
 	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
 		off += e->msg.nlmsg_len - sizeof(struct nlmsghdr);
 	if (off > mnl_nlmsg_get_payload_len(nlh))
-		return;
+		return 0;
 	mnl_attr_for_each(attr, nlh, off) {
-		if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG &&
-		    mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0) {
+		if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG && out &&
+		    mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
 			snprintf(out, len, "%s", mnl_attr_get_str(attr));
-			return;
-		}
+		if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_OFFS &&
+		    mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
+			bad = mnl_attr_get_u32(attr);
 	}
+	return bad;
 }
 
 static int txn_collect(struct nft_sock *s, struct nft_txn *t, struct rotator_error *err)
@@ -513,7 +545,7 @@ static int txn_collect(struct nft_sock *s, struct nft_txn *t, struct rotator_err
 			const struct nlmsgerr *e;
 			uint32_t i = nlh->nlmsg_seq - t->first_seq;
 
-			if (nlh->nlmsg_type != NLMSG_ERROR || i >= t->n_desc ||
+			if (nlh->nlmsg_type != NLMSG_ERROR || i >= t->n_msgs ||
 			    nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(*e))
 				continue; /* not about this transaction */
 			e = mnl_nlmsg_get_payload(nlh);
@@ -524,13 +556,19 @@ static int txn_collect(struct nft_sock *s, struct nft_txn *t, struct rotator_err
 			failed = true;
 			first = e->error;
 			if (err) {
-				rotator_error_set(err, first, t->desc[i], NULL);
-				extack_message(nlh, err->message, sizeof(err->message));
+				uint32_t bad;
+
+				err->err = first;
+				err->message[0] = 0;
+				bad = extack_parse(nlh, err->message, sizeof(err->message));
+				txn_describe(t, i, bad, err->object, sizeof(err->object));
 			}
 		}
 	}
-	if (failed)
+	if (failed) {
+		t->outcome = NFT_TXN_REFUSED; /* a refused batch changes nothing */
 		return first;
+	}
 	return done ? 0 : rotator_error_set(err, -EIO, "transaction", "no verdict from kernel");
 }
 
@@ -539,6 +577,7 @@ int nft_txn_commit(struct nft_sock *s, struct nft_txn *t, unsigned max_restarts,
 {
 	int r = txn_end(t);
 
+	t->outcome = NFT_TXN_REFUSED; /* nothing sent yet */
 	if (r < 0)
 		return rotator_error_set(err, r, "transaction", "building the batch");
 	for (unsigned attempt = 0;; attempt++) {
@@ -552,11 +591,14 @@ int nft_txn_commit(struct nft_sock *s, struct nft_txn *t, unsigned max_restarts,
 			return rotator_error_set(err, r, "ruleset generation", "NFT_MSG_GETGEN failed");
 		genid = htonl(genid);
 		memcpy(t->genid, &genid, sizeof(genid));
+		t->outcome = NFT_TXN_UNKNOWN;
 		r = txn_send(s, t);
 		if (r < 0)
 			return rotator_error_set(err, r, "transaction", "sending %zu bytes",
 						 nft_txn_size(t));
 		r = txn_collect(s, t, err);
+		if (r == 0)
+			t->outcome = NFT_TXN_COMMITTED;
 		if (r != -ERESTART || attempt >= max_restarts)
 			return r;
 	}

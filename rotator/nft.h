@@ -32,22 +32,55 @@ int nft_get_table(struct nft_sock *s, uint16_t family, const char *name, bool *r
 		  uint32_t *ret_flags, uint32_t *ret_owner);
 
 int nft_txn_new(struct nft_sock *s, struct nft_txn **ret);
+/* Frees the transaction; its pages go back to the socket for the next one. */
 void nft_txn_free(struct nft_txn *t);
+
+/*
+ * What a message is about, for error reports only: nothing is formatted
+ * unless the kernel refuses the message. kind 0: the text "what name" (both
+ * static strings, name may be NULL); any other kind is formatted by the
+ * transaction's describe callback.
+ */
+struct nft_ref {
+	uint16_t kind;
+	uint16_t sub;
+	uint32_t index;
+	const char *what;
+	const char *name;
+};
+
+/*
+ * Formats the object of a refused message into buf: ref as given to
+ * nft_txn_msg, the message as sent, and the offset in it of the attribute
+ * the kernel blamed (extended ack NLMSGERR_ATTR_OFFS), or 0 if none.
+ */
+typedef void (*nft_describe_fn)(void *userdata, const struct nft_ref *ref,
+				const struct nlmsghdr *msg, uint32_t bad_offset, char *buf,
+				size_t len);
+void nft_txn_set_describe(struct nft_txn *t, nft_describe_fn fn, void *userdata);
 
 /*
  * Start the next message of the transaction: returns its header (type is an
  * NFT_MSG_* command, built with nftnl_nlmsg_build_hdr) for the caller to fill
- * the payload with nftnl_*_nlmsg_build_payload(), then call nft_txn_msg_end().
- * The description names the object in error reports. NULL on ENOMEM.
- * A message must stay below NFT_TXN_MSG_MAX bytes.
+ * the payload with nftnl_*_nlmsg_build_payload() or mnl_attr_put*(), then
+ * call nft_txn_msg_end(). NULL on ENOMEM. A message must stay below
+ * NFT_TXN_MSG_MAX bytes.
  */
 #define NFT_TXN_MSG_MAX (64 * 1024)
 struct nlmsghdr *nft_txn_msg(struct nft_txn *t, uint16_t cmd, uint16_t family, uint16_t flags,
-			     const char *fmt, ...) _printf_(5, 6);
+			     const struct nft_ref *ref);
 int nft_txn_msg_end(struct nft_txn *t, struct nlmsghdr *nlh);
 
 size_t nft_txn_n_msgs(const struct nft_txn *t);
 size_t nft_txn_size(const struct nft_txn *t);
+
+enum nft_outcome {
+	NFT_TXN_PENDING,   /* not committed yet */
+	NFT_TXN_COMMITTED, /* the kernel applied it */
+	NFT_TXN_REFUSED,   /* the kernel refused it: nothing changed */
+	NFT_TXN_UNKNOWN,   /* no clear verdict (send/receive failure): may have applied */
+};
+enum nft_outcome nft_txn_outcome(const struct nft_txn *t);
 
 /*
  * Send the transaction (genid-guarded) and collect the verdict. Retries up to

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The rotator's public API (rotator.h): plan validation, adoption, apply. */
 #include <errno.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 
+#include "delta.h"
+#include "elements.h"
 #include "macro.h"
 #include "nft.h"
 #include "rotator.h"
@@ -16,19 +19,20 @@
 
 #define MAX_RESTARTS 5
 
-struct decoy_owner {
-	uint8_t proto;
-	uint16_t port;
-	char name[ROTATOR_MAX_NAME];
-};
-
 struct rotator {
 	struct nft_sock *sock;
 	struct rotator_config config;
 	bool try_persist;
 	unsigned flags;
-	struct decoy_owner *owners;
-	size_t n_owners;
+	/* The elements the kernel has: what the last committed transaction left.
+	 * Unknown (cur_valid false) after a transaction with no clear verdict or
+	 * one the kernel refused because an element was (not) there: the next
+	 * apply then flushes and re-adds everything. */
+	struct rs_state cur;
+	bool cur_valid;
+	struct rs_state next, empty; /* the plan being applied; nothing */
+	struct rs_delta delta;
+	struct rotator_stats stats;
 };
 
 int rotator_new(const struct rotator_config *config, struct rotator **ret)
@@ -48,6 +52,7 @@ int rotator_new(const struct rotator_config *config, struct rotator **ret)
 	}
 	r->config = *config;
 	r->try_persist = true;
+	r->cur_valid = true;
 	*ret = r;
 	return 0;
 }
@@ -57,7 +62,9 @@ void rotator_free(struct rotator *r)
 	if (!r)
 		return;
 	nft_sock_close(r->sock); /* without persist, the kernel drops the table now */
-	free(r->owners);
+	rs_state_free(&r->cur);
+	rs_state_free(&r->next);
+	rs_delta_free(&r->delta);
 	free(r);
 }
 
@@ -76,31 +83,47 @@ static bool addr_valid(const struct rotator_addr *a)
 #define SETBIT(set, proto, port)                                                                   \
 	((set)[((proto) == IPPROTO_UDP) * 1024 + (port) / 64] |= (1ULL << ((port) % 64)))
 
+static int service_error(struct rotator_error *err, int e, const struct rotator_service *s,
+			 const char *fmt, ...) _printf_(4, 5);
+static int service_error(struct rotator_error *err, int e, const struct rotator_service *s,
+			 const char *fmt, ...)
+{
+	char object[ROTATOR_MAX_NAME + 16], message[128];
+	va_list ap;
+
+	snprintf(object, sizeof(object), "service %.*s", ROTATOR_MAX_NAME,
+		 s->name ? s->name : "(null)");
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	return rotator_error_set(err, e, object, "%s", message);
+}
+
 static int plan_check(const struct rotator_plan *plan, struct rotator_error *err)
 {
 	_cleanup_free_ uint64_t *public = NULL; /* tcp then udp, one bit per port */
 
 	if (!plan || (plan->n_services && !plan->services) || (plan->n_unblock && !plan->unblock))
 		return rotator_error_set(err, -EINVAL, "plan", "missing services or addresses");
+	if (plan->n_services > UINT32_MAX / 4)
+		return rotator_error_set(err, -E2BIG, "plan", "too many services");
 	public = calloc(2 * 1024, sizeof(uint64_t));
 	if (!public)
 		return rotator_error_set(err, -ENOMEM, "plan", NULL);
 
 	for (size_t i = 0; i < plan->n_services; i++) {
 		const struct rotator_service *s = &plan->services[i];
-		char object[ROTATOR_MAX_NAME + 16];
 
-		snprintf(object, sizeof(object), "service %s", s->name ? s->name : "(null)");
-		if (!s->name || !*s->name || strlen(s->name) >= ROTATOR_MAX_NAME)
-			return rotator_error_set(err, -EINVAL, object, "bad name");
+		if (!s->name || !*s->name || strnlen(s->name, ROTATOR_MAX_NAME) >= ROTATOR_MAX_NAME)
+			return service_error(err, -EINVAL, s, "bad name");
 		if (s->proto != IPPROTO_TCP && s->proto != IPPROTO_UDP)
-			return rotator_error_set(err, -EPROTONOSUPPORT, object,
-						 "protocol must be tcp or udp");
+			return service_error(err, -EPROTONOSUPPORT, s,
+					     "protocol must be tcp or udp");
 		if (s->port == 0 || s->backend_port == 0 || !addr_valid(&s->backend))
-			return rotator_error_set(err, -EINVAL, object,
-						 "needs a public port and a backend address and port");
+			return service_error(err, -EINVAL, s,
+					     "needs a public port and a backend address and port");
 		if (s->n_decoys > ROTATOR_MAX_DECOYS || (s->n_decoys && !s->decoys))
-			return rotator_error_set(err, -EINVAL, object, "too many decoys");
+			return service_error(err, -EINVAL, s, "too many decoys");
 		SETBIT(public, s->proto, s->port);
 		if (s->grace_port)
 			SETBIT(public, s->proto, s->grace_port);
@@ -108,16 +131,11 @@ static int plan_check(const struct rotator_plan *plan, struct rotator_error *err
 	for (size_t i = 0; i < plan->n_services; i++) {
 		const struct rotator_service *s = &plan->services[i];
 
-		for (size_t j = 0; j < s->n_decoys; j++) {
-			char object[ROTATOR_MAX_NAME + 16];
-
-			if (s->decoys[j] && !BIT(public, s->proto, s->decoys[j]))
-				continue;
-			snprintf(object, sizeof(object), "service %s", s->name);
-			return rotator_error_set(err, -EADDRINUSE, object,
-						 "decoy port %u is 0 or a public port",
-						 s->decoys[j]);
-		}
+		for (size_t j = 0; j < s->n_decoys; j++)
+			if (!s->decoys[j] || BIT(public, s->proto, s->decoys[j]))
+				return service_error(err, -EADDRINUSE, s,
+						     "decoy port %u is 0 or a public port",
+						     s->decoys[j]);
 	}
 	for (size_t i = 0; i < plan->n_unblock; i++)
 		if (!addr_valid(&plan->unblock[i]))
@@ -125,38 +143,19 @@ static int plan_check(const struct rotator_plan *plan, struct rotator_error *err
 	return 0;
 }
 
-static int remember_decoys(struct rotator *r, const struct rotator_plan *plan)
-{
-	struct decoy_owner *o;
-	size_t n = 0;
-
-	for (size_t i = 0; i < plan->n_services; i++)
-		n += plan->services[i].n_decoys;
-	o = calloc(n ? n : 1, sizeof(*o));
-	if (!o)
-		return -ENOMEM;
-	n = 0;
-	for (size_t i = 0; i < plan->n_services; i++) {
-		const struct rotator_service *s = &plan->services[i];
-
-		for (size_t j = 0; j < s->n_decoys; j++, n++) {
-			o[n].proto = s->proto;
-			o[n].port = s->decoys[j];
-			snprintf(o[n].name, sizeof(o[n].name), "%s", s->name);
-		}
-	}
-	free(r->owners);
-	r->owners = o;
-	r->n_owners = n;
-	return 0;
-}
-
 const char *rotator_decoy_owner(const struct rotator *r, uint8_t proto, uint16_t port)
 {
-	for (size_t i = 0; i < r->n_owners; i++)
-		if (r->owners[i].proto == proto && r->owners[i].port == port)
-			return r->owners[i].name;
-	return NULL;
+	const struct rs_elem *e;
+	uint8_t key[8];
+
+	rs_key_proto_port(key, proto, port);
+	e = rs_state_find(&r->cur, RS_SET_DECOYS, key, sizeof(key));
+	return e ? rs_state_owner(&r->cur, e) : NULL;
+}
+
+void rotator_last_stats(const struct rotator *r, struct rotator_stats *ret)
+{
+	*ret = r->stats;
 }
 
 /* Build and commit one transaction. *adopted is set when an old table is
@@ -165,6 +164,11 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 		      struct rotator_error *err)
 {
 	struct nft_txn *t = NULL;
+	const struct rs_state *old;
+	struct elements_ctx ctx;
+	struct rotator_stats stats;
+	enum nft_outcome outcome;
+	bool flush;
 	int k;
 
 	k = nft_txn_new(r->sock, &t);
@@ -197,14 +201,50 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 		if (k >= 0)
 			k = ruleset_add_layout(t, table_flags, &r->config);
 	}
+	/* the delta against what the kernel has: everything when the table is
+	 * new (or adopted: rebuilt from scratch) or its contents are unknown */
+	old = (r->flags & ROTATOR_F_PROGRAMMED) && r->cur_valid ? &r->cur : &r->empty;
+	flush = (r->flags & ROTATOR_F_PROGRAMMED) && !r->cur_valid;
+	ctx = (struct elements_ctx){ .old = old, .new_state = &r->next, .delta = &r->delta,
+				     .plan = plan };
 	if (k >= 0)
-		k = ruleset_add_elements(t, plan);
+		k = rs_delta_compute(old, &r->next, &r->delta);
+	if (k >= 0)
+		k = elements_add_delta(t, &ctx, flush);
+	if (k >= 0)
+		k = elements_add_unblock(t, &ctx);
 	if (k < 0) {
 		nft_txn_free(t);
 		return rotator_error_set(err, k, "transaction", "building the batch");
 	}
+	stats = (struct rotator_stats){
+		.elements_deleted = rs_delta_count_del(&r->delta),
+		.elements_added = rs_delta_count_add(&r->delta),
+		.messages = nft_txn_n_msgs(t) - 1,
+		.bytes = nft_txn_size(t),
+		.full = old == &r->empty,
+	};
+	if (stats.messages == 0) { /* nothing changes: no transaction */
+		nft_txn_free(t);
+		r->stats = stats;
+		return 0;
+	}
+	nft_txn_set_describe(t, elements_describe, &ctx);
 	k = nft_txn_commit(r->sock, t, MAX_RESTARTS, err);
+	outcome = nft_txn_outcome(t);
 	nft_txn_free(t);
+	if (k >= 0) {
+		struct rs_state tmp = r->cur;
+
+		r->cur = r->next; /* the kernel has the new plan now */
+		r->next = tmp;
+		r->cur_valid = true;
+		r->stats = stats;
+	} else if (outcome != NFT_TXN_REFUSED || k == -ENOENT || k == -EEXIST) {
+		/* no verdict (may have been applied), or the kernel's elements
+		 * are not what we remembered: resynchronise on the next apply */
+		r->cur_valid = false;
+	}
 	return k;
 }
 
@@ -218,6 +258,8 @@ int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct rot
 	if (!r)
 		return rotator_error_set(err, -EINVAL, "rotator", NULL);
 	k = plan_check(plan, err);
+	if (k >= 0)
+		k = rs_state_build(&r->next, plan, err);
 	if (k < 0)
 		return k;
 	k = apply_once(r, plan, &adopted, err);
@@ -237,9 +279,6 @@ int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct rot
 		if (adopted)
 			r->flags |= ROTATOR_F_ADOPTED;
 	}
-	k = remember_decoys(r, plan);
-	if (k < 0)
-		return rotator_error_set(err, k, "rotator", "remembering decoy owners");
 	return 0;
 }
 
@@ -256,6 +295,7 @@ int rotator_remove(struct rotator *r, struct rotator_error *err)
 		return rotator_error_set(err, k, RS_TABLE_DESC, "looking it up");
 	if (!exists) {
 		r->flags &= ~ROTATOR_F_PROGRAMMED;
+		rs_state_clear(&r->cur);
 		return 0;
 	}
 	k = nft_txn_new(r->sock, &t);
@@ -267,7 +307,10 @@ int rotator_remove(struct rotator *r, struct rotator_error *err)
 	}
 	k = nft_txn_commit(r->sock, t, MAX_RESTARTS, err);
 	nft_txn_free(t);
-	if (k >= 0)
+	if (k >= 0) {
 		r->flags &= ~ROTATOR_F_PROGRAMMED;
+		rs_state_clear(&r->cur);
+		r->cur_valid = true;
+	}
 	return k;
 }

@@ -46,8 +46,9 @@ struct rotator_service {
 	bool local_access; /* also DNAT connections made from the host itself */
 };
 
-/* The complete desired element state: every apply replaces the contents of
- * the service maps, backend sets and the decoy set. Blocked sources are
+/* The complete desired element state: every apply makes the contents of
+ * the service maps, backend sets and the decoy set exactly this (sending only
+ * the changes). Blocked sources are
  * only ever added by the kernel (decoy hits) and removed by `unblock`. For a
  * dual-stack service give two entries (same name, one per family). */
 struct rotator_plan {
@@ -80,6 +81,18 @@ int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct rot
 
 /* ROTATOR_F_* */
 unsigned rotator_flags(const struct rotator *r);
+
+/* What the last successful rotator_apply() sent: it sends only the element
+ * changes from the plan it applied before (the first apply, and one after an
+ * unclear outcome, send everything). */
+struct rotator_stats {
+	size_t elements_deleted;
+	size_t elements_added;
+	size_t messages; /* in its transaction, 0: nothing changed, nothing sent */
+	size_t bytes;
+	bool full;       /* built or resynchronised every element */
+};
+void rotator_last_stats(const struct rotator *r, struct rotator_stats *ret);
 
 /* Deletes the table (clean shutdown when asked to, tests). Fine if absent. */
 int rotator_remove(struct rotator *r, struct rotator_error *err);

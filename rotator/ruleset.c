@@ -20,10 +20,6 @@
 #include "nft_expr.h"
 #include "ruleset.h"
 
-#ifndef NFT_MSG_DESTROYSETELEM
-#define NFT_MSG_DESTROYSETELEM 30 /* Linux 6.3: delete, no error if absent */
-#endif
-
 /* nft's datatype ids, concatenations are (a << 6) | b */
 enum {
 	TYPE_IPADDR = 7,
@@ -118,7 +114,8 @@ int ruleset_delete_table(struct nft_txn *t)
 		return -ENOMEM;
 	nftnl_table_set_str(tb, NFTNL_TABLE_NAME, ROTATOR_TABLE);
 	nlh = nft_txn_msg(t, NFT_MSG_DELTABLE, NFPROTO_INET, 0,
-			  "adopting: delete the " RS_TABLE_DESC " of a previous run");
+			  &(struct nft_ref){
+				  .what = "adopting: delete the " RS_TABLE_DESC " of a previous run" });
 	if (!nlh) {
 		nftnl_table_free(tb);
 		return -ENOMEM;
@@ -150,7 +147,10 @@ static int add_table(struct nft_txn *t, uint32_t flags)
 			     nftnl_udata_buf_len(u));
 	nftnl_udata_buf_free(u);
 	nlh = nft_txn_msg(t, NFT_MSG_NEWTABLE, NFPROTO_INET, NLM_F_CREATE | NLM_F_EXCL,
-			  RS_TABLE_DESC " (flags 0x%x)", flags);
+			  &(struct nft_ref){ .what = RS_TABLE_DESC,
+					     .name = (flags & NFT_TABLE_F_PERSIST) ?
+							     "(flags owner,persist)" :
+							     "(flags owner)" });
 	if (!nlh) {
 		nftnl_table_free(tb);
 		return -ENOMEM;
@@ -190,8 +190,8 @@ static int add_set(struct nft_txn *t, const struct set_def *d, uint32_t id)
 		nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, d->size);
 	nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(u), nftnl_udata_buf_len(u));
 	nftnl_udata_buf_free(u);
-	nlh = nft_txn_msg(t, NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE | NLM_F_EXCL, "%s %s",
-			  d->data_len ? "map" : "set", d->name);
+	nlh = nft_txn_msg(t, NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE | NLM_F_EXCL,
+			  &(struct nft_ref){ .what = d->data_len ? "map" : "set", .name = d->name });
 	if (!nlh) {
 		nftnl_set_free(s);
 		return -ENOMEM;
@@ -226,8 +226,8 @@ static int add_chain(struct nft_txn *t, const struct chain_def *d)
 	nftnl_chain_set_data(c, NFTNL_CHAIN_USERDATA, nftnl_udata_buf_data(u),
 			     nftnl_udata_buf_len(u));
 	nftnl_udata_buf_free(u);
-	nlh = nft_txn_msg(t, NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE | NLM_F_EXCL, "chain %s",
-			  d->name);
+	nlh = nft_txn_msg(t, NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE | NLM_F_EXCL,
+			  &(struct nft_ref){ .what = "chain", .name = d->name });
 	if (!nlh) {
 		nftnl_chain_free(c);
 		return -ENOMEM;
@@ -245,8 +245,7 @@ static int add_rule(struct nft_txn *t, struct nftnl_rule *rule, const char *what
 	if (!rule)
 		return -ENOMEM;
 	nlh = nft_txn_msg(t, NFT_MSG_NEWRULE, NFPROTO_INET, NLM_F_CREATE | NLM_F_APPEND,
-			  "rule '%s' in chain %s", what,
-			  nftnl_rule_get_str(rule, NFTNL_RULE_CHAIN));
+			  &(struct nft_ref){ .what = "rule", .name = what });
 	if (!nlh) {
 		nftnl_rule_free(rule);
 		return -ENOMEM;
@@ -276,35 +275,35 @@ int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
 		const char *what;
 	} rules[] = {
 		{ nft_rule_loopback_accept(CH_PRE_FILTER, "this host's own traffic is never blocked"),
-		  "loopback" },
+		  "loopback accept in " CH_PRE_FILTER },
 		{ nft_rule_blocked_drop(CH_PRE_FILTER, NFPROTO_IPV4, RS_BLOCKED4,
 					"blocked IPv4 sources reach nothing"),
-		  "blocked4" },
+		  "blocked4 drop in " CH_PRE_FILTER },
 		{ nft_rule_blocked_drop(CH_PRE_FILTER, NFPROTO_IPV6, RS_BLOCKED6,
 					"blocked IPv6 sources reach nothing"),
-		  "blocked6" },
+		  "blocked6 drop in " CH_PRE_FILTER },
 		{ nft_rule_decoy_hit(CH_PRE_FILTER, NFPROTO_IPV4, RS_DECOYS, RS_BLOCKED4, timeout_ms,
 				     group, RS_LOG_PREFIX, "decoy hit: block and report the source"),
-		  "decoy4" },
+		  "IPv4 decoy hit in " CH_PRE_FILTER },
 		{ nft_rule_decoy_hit(CH_PRE_FILTER, NFPROTO_IPV6, RS_DECOYS, RS_BLOCKED6, timeout_ms,
 				     group, RS_LOG_PREFIX, "decoy hit: block and report the source"),
-		  "decoy6" },
-		{ nft_rule_dnat(CH_PRE_NAT, NFPROTO_IPV4, RS_SVC4, NULL), "dnat4" },
-		{ nft_rule_dnat(CH_PRE_NAT, NFPROTO_IPV6, RS_SVC6, NULL), "dnat6" },
-		{ nft_rule_dnat(CH_OUT_NAT, NFPROTO_IPV4, RS_LOCAL4, NULL), "local dnat4" },
-		{ nft_rule_dnat(CH_OUT_NAT, NFPROTO_IPV6, RS_LOCAL6, NULL), "local dnat6" },
+		  "IPv6 decoy hit in " CH_PRE_FILTER },
+		{ nft_rule_dnat(CH_PRE_NAT, NFPROTO_IPV4, RS_SVC4, NULL), "dnat @" RS_SVC4 " in " CH_PRE_NAT },
+		{ nft_rule_dnat(CH_PRE_NAT, NFPROTO_IPV6, RS_SVC6, NULL), "dnat @" RS_SVC6 " in " CH_PRE_NAT },
+		{ nft_rule_dnat(CH_OUT_NAT, NFPROTO_IPV4, RS_LOCAL4, NULL), "dnat @" RS_LOCAL4 " in " CH_OUT_NAT },
+		{ nft_rule_dnat(CH_OUT_NAT, NFPROTO_IPV6, RS_LOCAL6, NULL), "dnat @" RS_LOCAL6 " in " CH_OUT_NAT },
 		{ nft_rule_backend_guard(CH_IN_FILTER, NFPROTO_IPV4, RS_BACKENDS4,
 					 "real port without DNAT"),
-		  "guard4" },
+		  "backend guard4 in " CH_IN_FILTER },
 		{ nft_rule_backend_guard(CH_IN_FILTER, NFPROTO_IPV6, RS_BACKENDS6,
 					 "real port without DNAT"),
-		  "guard6" },
+		  "backend guard6 in " CH_IN_FILTER },
 		{ nft_rule_backend_guard(CH_FWD_FILTER, NFPROTO_IPV4, RS_BACKENDS4,
 					 "real port without DNAT"),
-		  "forward guard4" },
+		  "backend guard4 in " CH_FWD_FILTER },
 		{ nft_rule_backend_guard(CH_FWD_FILTER, NFPROTO_IPV6, RS_BACKENDS6,
 					 "real port without DNAT"),
-		  "forward guard6" },
+		  "backend guard6 in " CH_FWD_FILTER },
 	};
 	for (size_t i = 0; i < ELEMENTSOF(rules); i++) {
 		if (r >= 0)
@@ -312,204 +311,5 @@ int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
 		else
 			nftnl_rule_free(rules[i].rule);
 	}
-	return r;
-}
-
-/* --- elements ----------------------------------------------------------------- */
-
-static int flush_set(struct nft_txn *t, const char *name)
-{
-	struct nlmsghdr *nlh = nft_txn_msg(t, NFT_MSG_DELSETELEM, NFPROTO_INET, 0,
-					   "flush of %s", name);
-
-	if (!nlh)
-		return -ENOMEM;
-	/* no element list: the kernel flushes the whole set */
-	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, ROTATOR_TABLE);
-	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, name);
-	return nft_txn_msg_end(t, nlh);
-}
-
-static size_t put_proto_port(uint8_t *b, uint8_t proto, uint16_t port)
-{
-	memset(b, 0, 8);
-	b[0] = proto;
-	b[4] = (uint8_t)(port >> 8);
-	b[5] = (uint8_t)port;
-	return 8;
-}
-
-static size_t put_addr(uint8_t *b, const struct rotator_addr *a)
-{
-	if (a->family == AF_INET) {
-		memcpy(b, &a->in, 4);
-		return 4;
-	}
-	memcpy(b, &a->in6, 16);
-	return 16;
-}
-
-static size_t put_port(uint8_t *b, uint16_t port)
-{
-	b[0] = (uint8_t)(port >> 8);
-	b[1] = (uint8_t)port;
-	b[2] = b[3] = 0;
-	return 4;
-}
-
-static int elem_add(struct nftnl_set *s, const void *key, size_t key_len, const void *data,
-		    size_t data_len)
-{
-	struct nftnl_set_elem *e = nftnl_set_elem_alloc();
-
-	if (!e)
-		return -ENOMEM;
-	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, (uint32_t)key_len);
-	if (data)
-		nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, data, (uint32_t)data_len);
-	nftnl_set_elem_add(s, e);
-	return 0;
-}
-
-static struct nftnl_set *elem_set(const char *name)
-{
-	struct nftnl_set *s = nftnl_set_alloc();
-
-	if (!s)
-		return NULL;
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, ROTATOR_TABLE);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
-	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
-	return s;
-}
-
-static int send_elems(struct nft_txn *t, struct nftnl_set *s, uint16_t cmd, uint16_t flags,
-		      const char *service, const char *what)
-{
-	struct nlmsghdr *nlh = nft_txn_msg(t, cmd, NFPROTO_INET, flags, "service %s: %s %s",
-					   service, what, nftnl_set_get_str(s, NFTNL_SET_NAME));
-
-	if (!nlh)
-		return -ENOMEM;
-	nftnl_set_elems_nlmsg_build_payload(nlh, s);
-	return nft_txn_msg_end(t, nlh);
-}
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct nftnl_set *, nftnl_set_free)
-#define _cleanup_set_ _cleanup_(nftnl_set_freep)
-
-static int service_map_elems(struct nft_txn *t, const struct rotator_service *svc,
-			     const char *map)
-{
-	_cleanup_set_ struct nftnl_set *s = elem_set(map);
-	uint8_t key[8], data[20];
-	size_t data_len;
-	int r;
-
-	if (!s)
-		return -ENOMEM;
-	data_len = put_addr(data, &svc->backend);
-	data_len += put_port(data + data_len, svc->backend_port);
-	put_proto_port(key, svc->proto, svc->port);
-	r = elem_add(s, key, sizeof(key), data, data_len);
-	if (r >= 0 && svc->grace_port && svc->grace_port != svc->port) {
-		put_proto_port(key, svc->proto, svc->grace_port);
-		r = elem_add(s, key, sizeof(key), data, data_len);
-	}
-	if (r < 0)
-		return r;
-	/* EXCL: a public port taken twice is an error naming this service */
-	return send_elems(t, s, NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, svc->name,
-			  "public ports in map");
-}
-
-static int service_backend_elem(struct nft_txn *t, const struct rotator_service *svc)
-{
-	bool v4 = svc->backend.family == AF_INET;
-	_cleanup_set_ struct nftnl_set *s = elem_set(v4 ? RS_BACKENDS4 : RS_BACKENDS6);
-	uint8_t key[24] = { svc->proto };
-	size_t len = 4;
-	int r;
-
-	if (!s)
-		return -ENOMEM;
-	len += put_addr(key + len, &svc->backend);
-	len += put_port(key + len, svc->backend_port);
-	r = elem_add(s, key, len, NULL, 0);
-	if (r < 0)
-		return r;
-	/* no EXCL: services may share a backend */
-	return send_elems(t, s, NFT_MSG_NEWSETELEM, NLM_F_CREATE, svc->name, "backend in set");
-}
-
-static int service_decoy_elems(struct nft_txn *t, const struct rotator_service *svc)
-{
-	_cleanup_set_ struct nftnl_set *s = NULL;
-	uint8_t key[8];
-	int r = 0;
-
-	if (svc->n_decoys == 0)
-		return 0;
-	s = elem_set(RS_DECOYS);
-	if (!s)
-		return -ENOMEM;
-	for (size_t i = 0; r >= 0 && i < svc->n_decoys; i++) {
-		put_proto_port(key, svc->proto, svc->decoys[i]);
-		r = elem_add(s, key, sizeof(key), NULL, 0);
-	}
-	if (r < 0)
-		return r;
-	return send_elems(t, s, NFT_MSG_NEWSETELEM, NLM_F_CREATE, svc->name, "decoys in set");
-}
-
-static int unblock_elem(struct nft_txn *t, const struct rotator_addr *a)
-{
-	bool v4 = a->family == AF_INET;
-	_cleanup_set_ struct nftnl_set *s = elem_set(v4 ? RS_BLOCKED4 : RS_BLOCKED6);
-	char text[INET6_ADDRSTRLEN] = "?";
-	struct nlmsghdr *nlh;
-	uint8_t key[16];
-	size_t len;
-	int r;
-
-	if (!s)
-		return -ENOMEM;
-	len = put_addr(key, a);
-	r = elem_add(s, key, len, NULL, 0);
-	if (r < 0)
-		return r;
-	inet_ntop(a->family, v4 ? (const void *)&a->in : (const void *)&a->in6, text,
-		  sizeof(text));
-	/* DESTROY: an address that already expired is not an error */
-	nlh = nft_txn_msg(t, NFT_MSG_DESTROYSETELEM, NFPROTO_INET, 0, "unblock %s in set %s",
-			  text, v4 ? RS_BLOCKED4 : RS_BLOCKED6);
-	if (!nlh)
-		return -ENOMEM;
-	nftnl_set_elems_nlmsg_build_payload(nlh, s);
-	return nft_txn_msg_end(t, nlh);
-}
-
-int ruleset_add_elements(struct nft_txn *t, const struct rotator_plan *plan)
-{
-	static const char *const per_epoch[] = { RS_SVC4,      RS_SVC6,      RS_LOCAL4, RS_LOCAL6,
-						 RS_BACKENDS4, RS_BACKENDS6, RS_DECOYS };
-	int r = 0;
-
-	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(per_epoch); i++)
-		r = flush_set(t, per_epoch[i]);
-	for (size_t i = 0; r >= 0 && i < plan->n_services; i++) {
-		const struct rotator_service *svc = &plan->services[i];
-		bool v4 = svc->backend.family == AF_INET;
-
-		r = service_map_elems(t, svc, v4 ? RS_SVC4 : RS_SVC6);
-		if (r >= 0 && svc->local_access)
-			r = service_map_elems(t, svc, v4 ? RS_LOCAL4 : RS_LOCAL6);
-		if (r >= 0)
-			r = service_backend_elem(t, svc);
-		if (r >= 0)
-			r = service_decoy_elems(t, svc);
-	}
-	for (size_t i = 0; r >= 0 && i < plan->n_unblock; i++)
-		r = unblock_elem(t, &plan->unblock[i]);
 	return r;
 }

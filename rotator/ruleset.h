@@ -35,8 +35,3 @@ int ruleset_delete_table(struct nft_txn *t);
 /* Table (with NFT_TABLE_F_* flags), sets, maps, chains and rules. */
 int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
 		       const struct rotator_config *config);
-
-/* Flush the per-epoch sets and maps, then add every element of the plan;
- * remove the plan's unblocked sources. One message per service and set, so
- * an error names the service. */
-int ruleset_add_elements(struct nft_txn *t, const struct rotator_plan *plan);

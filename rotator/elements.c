@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/* Element messages of a delta (see elements.h). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+
+#include "elements.h"
+#include "ruleset.h"
+
+#ifndef NFT_MSG_DESTROYSETELEM
+#define NFT_MSG_DESTROYSETELEM 30 /* Linux 6.3: delete, no error if absent */
+#endif
+
+/* close a message a little before the page slack could be overrun */
+#define MSG_FULL (NFT_TXN_MSG_MAX - 512)
+
+enum {
+	REF_FLUSH = 1,
+	REF_DEL,
+	REF_ADD,
+	REF_UNBLOCK,
+};
+
+static struct nlmsghdr *elems_msg_start(struct nft_txn *t, uint16_t cmd, uint16_t flags,
+					const char *set, struct nlattr **ret_list,
+					const struct nft_ref *ref)
+{
+	struct nlmsghdr *nlh = nft_txn_msg(t, cmd, NFPROTO_INET, flags, ref);
+
+	if (!nlh)
+		return NULL;
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, ROTATOR_TABLE);
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set);
+	*ret_list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+	return nlh;
+}
+
+static void put_value(struct nlmsghdr *nlh, uint16_t type, const uint8_t *v, size_t len)
+{
+	struct nlattr *nest = mnl_attr_nest_start(nlh, type);
+
+	mnl_attr_put(nlh, NFTA_DATA_VALUE, len, v);
+	mnl_attr_nest_end(nlh, nest);
+}
+
+/* One operation on a list of elements of one set, in as many messages as it
+ * takes. Each message's ref carries the position of its first element. */
+static int send_elems(struct nft_txn *t, enum rs_set set, bool add, const struct rs_table *tab,
+		      const uint32_t *idx, size_t n)
+{
+	uint16_t cmd = add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM;
+	/* EXCL: the delta only adds what the kernel does not have; anything
+	 * else means our state is wrong, which must not pass silently */
+	uint16_t flags = add ? NLM_F_CREATE | NLM_F_EXCL : 0;
+	struct nlmsghdr *nlh = NULL;
+	struct nlattr *list = NULL;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct rs_elem *e = &tab->elems[idx[i]];
+		struct nlattr *el;
+
+		if (!nlh) {
+			struct nft_ref ref = { .kind = add ? REF_ADD : REF_DEL,
+					       .sub = (uint16_t)set,
+					       .index = (uint32_t)i };
+
+			nlh = elems_msg_start(t, cmd, flags, rs_set_name(set), &list, &ref);
+			if (!nlh)
+				return -ENOMEM;
+		}
+		el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+		put_value(nlh, NFTA_SET_ELEM_KEY, e->key, e->key_len);
+		if (add && e->data_len)
+			put_value(nlh, NFTA_SET_ELEM_DATA, e->data, e->data_len);
+		mnl_attr_nest_end(nlh, el);
+		if (nlh->nlmsg_len >= MSG_FULL || i + 1 == n) {
+			mnl_attr_nest_end(nlh, list);
+			r = nft_txn_msg_end(t, nlh);
+			if (r < 0)
+				return r;
+			nlh = NULL;
+		}
+	}
+	return 0;
+}
+
+static int flush_set(struct nft_txn *t, enum rs_set set)
+{
+	struct nft_ref ref = { .kind = REF_FLUSH, .sub = (uint16_t)set };
+	struct nlmsghdr *nlh = nft_txn_msg(t, NFT_MSG_DELSETELEM, NFPROTO_INET, 0, &ref);
+
+	if (!nlh)
+		return -ENOMEM;
+	/* no element list: the kernel flushes the whole set */
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, ROTATOR_TABLE);
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, rs_set_name(set));
+	return nft_txn_msg_end(t, nlh);
+}
+
+int elements_add_delta(struct nft_txn *t, const struct elements_ctx *ctx, bool flush)
+{
+	const struct rs_delta *d = ctx->delta;
+	int r = 0;
+
+	for (size_t s = 0; flush && r >= 0 && s < RS_N_SETS; s++)
+		r = flush_set(t, (enum rs_set)s);
+	for (size_t s = 0; r >= 0 && s < RS_N_SETS; s++)
+		r = send_elems(t, (enum rs_set)s, false, &ctx->old->sets[s], d->del[s],
+			       d->n_del[s]);
+	for (size_t s = 0; r >= 0 && s < RS_N_SETS; s++)
+		r = send_elems(t, (enum rs_set)s, true, &ctx->new_state->sets[s], d->add[s],
+			       d->n_add[s]);
+	return r;
+}
+
+int elements_add_unblock(struct nft_txn *t, const struct elements_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->plan->n_unblock; i++) {
+		const struct rotator_addr *a = &ctx->plan->unblock[i];
+		bool v4 = a->family == AF_INET;
+		struct nft_ref ref = { .kind = REF_UNBLOCK, .index = (uint32_t)i };
+		struct nlattr *list, *el;
+		struct nlmsghdr *nlh;
+		int r;
+
+		/* DESTROY: an address that already expired is not an error */
+		nlh = elems_msg_start(t, NFT_MSG_DESTROYSETELEM, 0, v4 ? RS_BLOCKED4 : RS_BLOCKED6,
+				      &list, &ref);
+		if (!nlh)
+			return -ENOMEM;
+		el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+		put_value(nlh, NFTA_SET_ELEM_KEY, v4 ? (const uint8_t *)&a->in : a->in6.s6_addr,
+			  v4 ? 4 : 16);
+		mnl_attr_nest_end(nlh, el);
+		mnl_attr_nest_end(nlh, list);
+		r = nft_txn_msg_end(t, nlh);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Which element of msg's element list holds the attribute at offset; -1. */
+static long elem_at(const struct nlmsghdr *msg, uint32_t offset)
+{
+	const struct nlattr *attr, *el;
+	long i = 0;
+
+	if (!msg || !offset)
+		return -1;
+	mnl_attr_for_each(attr, msg, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(attr) != NFTA_SET_ELEM_LIST_ELEMENTS)
+			continue;
+		mnl_attr_for_each_nested(el, attr) {
+			uint32_t start = (uint32_t)((const char *)el - (const char *)msg);
+
+			if (offset >= start && offset < start + el->nla_len)
+				return i;
+			i++;
+		}
+	}
+	return -1;
+}
+
+void elements_describe(void *userdata, const struct nft_ref *ref, const struct nlmsghdr *msg,
+		       uint32_t bad_offset, char *buf, size_t len)
+{
+	const struct elements_ctx *ctx = userdata;
+	enum rs_set set = (enum rs_set)ref->sub;
+	const char *kind = rs_set_is_map(set) ? "map" : "set";
+	bool add = ref->kind == REF_ADD;
+	const struct rs_state *st = add ? ctx->new_state : ctx->old;
+	const uint32_t *idx = add ? ctx->delta->add[set] : ctx->delta->del[set];
+	size_t n = add ? ctx->delta->n_add[set] : ctx->delta->n_del[set];
+	const struct rs_elem *e;
+	char text[96];
+	long at;
+
+	switch (ref->kind) {
+	case REF_FLUSH:
+		snprintf(buf, len, "flush of %s %s", kind, rs_set_name(set));
+		return;
+	case REF_UNBLOCK: {
+		const struct rotator_addr *a = &ctx->plan->unblock[ref->index];
+		char addr[INET6_ADDRSTRLEN] = "?";
+
+		inet_ntop(a->family, a->family == AF_INET ? (const void *)&a->in : &a->in6, addr,
+			  sizeof(addr));
+		snprintf(buf, len, "unblock %s in set %s", addr,
+			 a->family == AF_INET ? RS_BLOCKED4 : RS_BLOCKED6);
+		return;
+	}
+	case REF_ADD:
+	case REF_DEL:
+		break;
+	default:
+		snprintf(buf, len, "message of kind %u", ref->kind);
+		return;
+	}
+	at = elem_at(msg, bad_offset);
+	if (at < 0 || ref->index + (size_t)at >= n) {
+		snprintf(buf, len, "%s %s: %s elements from #%u", kind, rs_set_name(set),
+			 add ? "adding" : "deleting", ref->index);
+		return;
+	}
+	e = &st->sets[set].elems[idx[ref->index + (size_t)at]];
+	rs_elem_text(set, e, text, sizeof(text));
+	snprintf(buf, len, "service %s: %s %s %s %s %s", rs_state_owner(st, e),
+		 add ? "adding" : "deleting", text, add ? "to" : "from", kind, rs_set_name(set));
+}
