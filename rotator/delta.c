@@ -94,14 +94,19 @@ void rs_elem_text(enum rs_set set, const struct rs_elem *e, char *buf, size_t le
 
 /* --- hash tables -------------------------------------------------------------- */
 
+/* murmur3's 64-bit finaliser over the three key words: every input bit
+ * reaches the low bits the table index uses */
 static uint64_t hash_key(const uint8_t *key)
 {
-	uint64_t w[3];
+	uint64_t w[3], h;
 
 	memcpy(w, key, sizeof(w));
-	w[0] ^= w[1] * 0x9e3779b97f4a7c15ULL ^ w[2] * 0xc2b2ae3d27d4eb4fULL;
-	w[0] *= 0xff51afd7ed558ccdULL;
-	return w[0] ^ (w[0] >> 29);
+	h = w[0] ^ (w[1] * 0x9e3779b97f4a7c15ULL) ^ (w[2] * 0xc2b2ae3d27d4eb4fULL);
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	return h ^ (h >> 33);
 }
 
 /* Slot of key: its element's slot, or the free slot where it would go. */
