@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The rotator's element state and delta (rotator/delta.c) without a kernel:
+ * old state + new plan -> the deletions and additions of the transaction.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "delta.h"
+
+static struct rotator_service svc(const char *name, uint16_t port, uint16_t grace,
+				  const char *backend, const uint16_t *decoys, size_t n_decoys)
+{
+	struct rotator_service s = { .name = name, .proto = IPPROTO_TCP, .port = port,
+				     .grace_port = grace, .decoys = decoys, .n_decoys = n_decoys,
+				     .backend_port = 8080 };
+
+	if (inet_pton(AF_INET, backend, &s.backend.in) == 1)
+		s.backend.family = AF_INET;
+	else {
+		assert_int_equal(inet_pton(AF_INET6, backend, &s.backend.in6), 1);
+		s.backend.family = AF_INET6;
+	}
+	return s;
+}
+
+static int build(struct rs_state *st, const struct rotator_service *s, size_t n)
+{
+	struct rotator_plan plan = { .services = s, .n_services = n };
+	struct rotator_error err = {};
+
+	return rs_state_build(st, &plan, &err);
+}
+
+/* The text of every deletion (-) and addition (+) of set `set`, sorted. */
+static void delta_text(const struct rs_state *old, const struct rs_state *new_state,
+		       const struct rs_delta *d, enum rs_set set, char *buf, size_t len)
+{
+	char items[256][96];
+	size_t n = 0, off = 0;
+
+	for (size_t i = 0; i < d->n_del[set]; i++, n++) {
+		items[n][0] = '-';
+		rs_elem_text(set, &old->sets[set].elems[d->del[set][i]], items[n] + 1, 95);
+	}
+	for (size_t i = 0; i < d->n_add[set]; i++, n++) {
+		items[n][0] = '+';
+		rs_elem_text(set, &new_state->sets[set].elems[d->add[set][i]], items[n] + 1, 95);
+	}
+	qsort(items, n, sizeof(items[0]), (int (*)(const void *, const void *))strcmp);
+	buf[0] = 0;
+	for (size_t i = 0; i < n; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", items[i]);
+}
+
+static void test_delta_first_apply_adds_everything(void **state)
+{
+	static const uint16_t decoys[] = { 27447, 27448 };
+	struct rotator_service s[] = { svc("web", 24847, 0, "10.0.0.1", decoys, 2),
+				       svc("web", 24847, 0, "fd00::1", decoys, 2) };
+	struct rs_state empty = {}, st = {};
+	struct rs_delta d = {};
+	char text[1024];
+
+	assert_int_equal(build(&st, s, 2), 0);
+	assert_int_equal(rs_delta_compute(&empty, &st, &d), 0);
+	assert_int_equal(rs_delta_count_del(&d), 0);
+	/* svc4, svc6, backends4, backends6, 2 decoys shared by both entries */
+	assert_int_equal(rs_delta_count_add(&d), 6);
+	delta_text(&empty, &st, &d, RS_SET_SVC4, text, sizeof(text));
+	assert_string_equal(text, "+tcp . 24847 : 10.0.0.1 . 8080");
+	delta_text(&empty, &st, &d, RS_SET_SVC6, text, sizeof(text));
+	assert_string_equal(text, "+tcp . 24847 : fd00::1 . 8080");
+	delta_text(&empty, &st, &d, RS_SET_BACKENDS4, text, sizeof(text));
+	assert_string_equal(text, "+tcp . 10.0.0.1 . 8080");
+	delta_text(&empty, &st, &d, RS_SET_DECOYS, text, sizeof(text));
+	assert_string_equal(text, "+tcp . 27447, +tcp . 27448");
+	rs_state_free(&st);
+	rs_delta_free(&d);
+}
+
+static void test_delta_boundary_keeps_grace_and_replaces_decoys(void **state)
+{
+	static const uint16_t d0[] = { 30001, 30002, 30003 }, d1[] = { 30003, 30004, 30005 };
+	struct rotator_service before[] = { svc("a", 20000, 0, "10.0.0.1", d0, 3),
+					    svc("b", 21000, 0, "10.0.0.2", NULL, 0) };
+	struct rotator_service after[] = { svc("a", 20001, 20000, "10.0.0.1", d1, 3),
+					   svc("b", 21000, 0, "10.0.0.2", NULL, 0) };
+	struct rs_state old = {}, st = {};
+	struct rs_delta d = {};
+	char text[1024];
+
+	before[0].local_access = after[0].local_access = true;
+	assert_int_equal(build(&old, before, 2), 0);
+	assert_int_equal(build(&st, after, 2), 0);
+	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
+	/* the previous port stays (now grace), b is not touched at all */
+	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
+	assert_string_equal(text, "+tcp . 20001 : 10.0.0.1 . 8080");
+	delta_text(&old, &st, &d, RS_SET_LOCAL4, text, sizeof(text));
+	assert_string_equal(text, "+tcp . 20001 : 10.0.0.1 . 8080");
+	delta_text(&old, &st, &d, RS_SET_BACKENDS4, text, sizeof(text));
+	assert_string_equal(text, "");
+	/* a decoy kept across the boundary (30003) is not touched */
+	delta_text(&old, &st, &d, RS_SET_DECOYS, text, sizeof(text));
+	assert_string_equal(text, "+tcp . 30004, +tcp . 30005, -tcp . 30001, -tcp . 30002");
+	assert_int_equal(rs_delta_count_del(&d), 2);
+	assert_int_equal(rs_delta_count_add(&d), 4);
+	rs_state_free(&old);
+	rs_state_free(&st);
+	rs_delta_free(&d);
+}
+
+static void test_delta_grace_end_deletes_only_the_grace_port(void **state)
+{
+	struct rotator_service in_grace[] = { svc("a", 20001, 20000, "10.0.0.1", NULL, 0) };
+	struct rotator_service after[] = { svc("a", 20001, 0, "10.0.0.1", NULL, 0) };
+	struct rs_state old = {}, st = {};
+	struct rs_delta d = {};
+	char text[1024];
+
+	assert_int_equal(build(&old, in_grace, 1), 0);
+	assert_int_equal(build(&st, after, 1), 0);
+	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
+	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
+	assert_string_equal(text, "-tcp . 20000 : 10.0.0.1 . 8080");
+	assert_int_equal(rs_delta_count_del(&d), 1);
+	assert_int_equal(rs_delta_count_add(&d), 0);
+	rs_state_free(&old);
+	rs_state_free(&st);
+	rs_delta_free(&d);
+}
+
+static void test_delta_unchanged_plan_is_empty(void **state)
+{
+	static const uint16_t decoys[] = { 30001 };
+	struct rotator_service s[] = { svc("a", 20001, 20000, "10.0.0.1", decoys, 1) };
+	struct rs_state old = {}, st = {};
+	struct rs_delta d = {};
+
+	assert_int_equal(build(&old, s, 1), 0);
+	assert_int_equal(build(&st, s, 1), 0);
+	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
+	assert_int_equal(rs_delta_count_del(&d) + rs_delta_count_add(&d), 0);
+	rs_state_free(&old);
+	rs_state_free(&st);
+	rs_delta_free(&d);
+}
+
+static void test_delta_backend_change_replaces_the_map_value(void **state)
+{
+	struct rotator_service before[] = { svc("a", 20001, 0, "10.0.0.1", NULL, 0) };
+	struct rotator_service after[] = { svc("a", 20001, 0, "10.0.0.9", NULL, 0) };
+	struct rs_state old = {}, st = {};
+	struct rs_delta d = {};
+	char text[1024];
+
+	assert_int_equal(build(&old, before, 1), 0);
+	assert_int_equal(build(&st, after, 1), 0);
+	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
+	/* same key, other data: delete then add (deletions are sent first) */
+	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
+	assert_string_equal(text, "+tcp . 20001 : 10.0.0.9 . 8080, -tcp . 20001 : 10.0.0.1 . 8080");
+	delta_text(&old, &st, &d, RS_SET_BACKENDS4, text, sizeof(text));
+	assert_string_equal(text, "+tcp . 10.0.0.9 . 8080, -tcp . 10.0.0.1 . 8080");
+	rs_state_free(&old);
+	rs_state_free(&st);
+	rs_delta_free(&d);
+}
+
+static void test_state_rejects_public_port_twice_naming_both(void **state)
+{
+	struct rotator_service s[] = { svc("a", 26000, 0, "10.0.0.1", NULL, 0),
+				       svc("b", 26000, 0, "10.0.0.2", NULL, 0) };
+	struct rotator_plan plan = { .services = s, .n_services = 2 };
+	struct rotator_error err = {};
+	struct rs_state st = {};
+
+	assert_int_equal(rs_state_build(&st, &plan, &err), -EEXIST);
+	assert_string_equal(err.object, "service b: public ports in map svc4");
+	assert_string_equal(err.message, "port tcp/26000 is also used by service a");
+	assert_int_equal(rs_state_count(&st), 0);
+	rs_state_free(&st);
+}
+
+static void test_state_shares_backends_and_finds_decoy_owner(void **state)
+{
+	static const uint16_t da[] = { 30001 }, db[] = { 30002 };
+	struct rotator_service s[] = { svc("a", 20000, 0, "10.0.0.1", da, 1),
+				       svc("b", 21000, 0, "10.0.0.1", db, 1) };
+	struct rs_state st = {};
+	const struct rs_elem *e;
+	uint8_t key[8];
+
+	assert_int_equal(build(&st, s, 2), 0);
+	assert_int_equal(st.sets[RS_SET_BACKENDS4].n, 1); /* same backend once */
+	rs_key_proto_port(key, IPPROTO_TCP, 30002);
+	e = rs_state_find(&st, RS_SET_DECOYS, key, sizeof(key));
+	assert_non_null(e);
+	assert_string_equal(rs_state_owner(&st, e), "b");
+	rs_key_proto_port(key, IPPROTO_UDP, 30002);
+	assert_null(rs_state_find(&st, RS_SET_DECOYS, key, sizeof(key)));
+	rs_state_free(&st);
+}
+
+/* Many services and memory reuse across builds: the delta of two unrelated
+ * plans deletes all of the old and adds all of the new. */
+static void test_delta_large_plans_reuse_memory(void **state)
+{
+	enum { N = 2000 };
+	static struct rotator_service a[N], b[N];
+	static char names[N][16];
+	static uint16_t decoys[N][4];
+	struct rs_state old = {}, st = {};
+	struct rs_delta d = {};
+
+	for (size_t i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "s%zu", i);
+		for (size_t j = 0; j < 4; j++)
+			decoys[i][j] = (uint16_t)(40000 + i * 4 + j);
+		a[i] = svc(names[i], (uint16_t)(1000 + i), 0, "10.0.0.1", decoys[i], 4);
+		b[i] = svc(names[i], (uint16_t)(5000 + i), (uint16_t)(1000 + i), "10.0.0.1", NULL,
+			   0);
+	}
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(build(&old, a, N), 0);
+		assert_int_equal(build(&st, b, N), 0);
+		assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
+		assert_int_equal(d.n_add[RS_SET_SVC4], N);     /* the new ports */
+		assert_int_equal(d.n_del[RS_SET_SVC4], 0);     /* old ports stay as grace */
+		assert_int_equal(d.n_del[RS_SET_DECOYS], 4 * N); /* every decoy goes */
+		assert_int_equal(d.n_add[RS_SET_BACKENDS4] + d.n_del[RS_SET_BACKENDS4], 0);
+	}
+	rs_state_free(&old);
+	rs_state_free(&st);
+	rs_delta_free(&d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_delta_first_apply_adds_everything),
+		cmocka_unit_test(test_delta_boundary_keeps_grace_and_replaces_decoys),
+		cmocka_unit_test(test_delta_grace_end_deletes_only_the_grace_port),
+		cmocka_unit_test(test_delta_unchanged_plan_is_empty),
+		cmocka_unit_test(test_delta_backend_change_replaces_the_map_value),
+		cmocka_unit_test(test_state_rejects_public_port_twice_naming_both),
+		cmocka_unit_test(test_state_shares_backends_and_finds_decoy_owner),
+		cmocka_unit_test(test_delta_large_plans_reuse_memory),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
