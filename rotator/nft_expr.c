@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Pure nftables expression and rule builders (see nft_expr.h). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -259,10 +260,10 @@ static int log_group(struct nftnl_rule *r, uint16_t group, const char *prefix)
 	return add(r, e);
 }
 
-struct nftnl_rule *nft_rule_decoy_hit(const char *chain, uint8_t nfproto, const char *decoy_set,
-				      const char *blocked_set, uint64_t timeout_ms,
-				      uint16_t log_group_id, const char *log_prefix,
-				      const char *comment)
+static struct nftnl_rule *decoy_hit(const char *chain, uint8_t nfproto, const char *decoy_set,
+				    const char *blocked_set, uint64_t timeout_ms,
+				    uint16_t log_group_id, const char *log_prefix, bool drop,
+				    const char *comment)
 {
 	_cleanup_rule_ struct nftnl_rule *r = NULL;
 	int k;
@@ -284,6 +285,84 @@ struct nftnl_rule *nft_rule_decoy_hit(const char *chain, uint8_t nfproto, const 
 		k = log_group(r, log_group_id, log_prefix);
 	if (k >= 0)
 		k = counter(r);
+	if (k >= 0 && drop)
+		k = verdict(r, NF_DROP);
+	return rule_done(&r, k, comment);
+}
+
+struct nftnl_rule *nft_rule_decoy_hit(const char *chain, uint8_t nfproto, const char *decoy_set,
+				      const char *blocked_set, uint64_t timeout_ms,
+				      uint16_t log_group_id, const char *log_prefix,
+				      const char *comment)
+{
+	return decoy_hit(chain, nfproto, decoy_set, blocked_set, timeout_ms, log_group_id,
+			 log_prefix, true, comment);
+}
+
+struct nftnl_rule *nft_rule_decoy_report(const char *chain, uint8_t nfproto,
+					 const char *decoy_set, const char *blocked_set,
+					 uint64_t timeout_ms, uint16_t log_group_id,
+					 const char *log_prefix, const char *comment)
+{
+	return decoy_hit(chain, nfproto, decoy_set, blocked_set, timeout_ms, log_group_id,
+			 log_prefix, false, comment);
+}
+
+/* the port (host order) into reg 1, network order, as NAT expects it */
+static int port_imm(struct nftnl_rule *r, uint16_t port)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
+	uint16_t be = htons(port);
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+		nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, &be, sizeof(be));
+	}
+	return add(r, e);
+}
+
+struct nftnl_rule *nft_rule_decoy_redirect(const char *chain, const char *decoy_set,
+					   uint16_t port, const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
+	struct nftnl_expr *e;
+	int k;
+
+	if (!r || port == 0)
+		return NULL;
+	k = fib_daddr_local(r);
+	if (k >= 0)
+		k = proto_dport_key(r);
+	if (k >= 0)
+		k = lookup(r, NFT_REG_1, decoy_set, 0);
+	if (k >= 0)
+		k = cmp_u8(r, NFT_CMP_EQ, IPPROTO_TCP); /* reg 1 still holds l4proto */
+	if (k >= 0)
+		k = port_imm(r, port);
+	if (k >= 0) {
+		e = nftnl_expr_alloc("redir");
+		if (e)
+			nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_REG_PROTO_MIN, NFT_REG_1);
+		k = add(r, e);
+	}
+	return rule_done(&r, k, comment);
+}
+
+struct nftnl_rule *nft_rule_decoy_drop_non_tcp(const char *chain, const char *decoy_set,
+					       const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
+	int k;
+
+	if (!r)
+		return NULL;
+	k = fib_daddr_local(r);
+	if (k >= 0)
+		k = proto_dport_key(r);
+	if (k >= 0)
+		k = lookup(r, NFT_REG_1, decoy_set, 0);
+	if (k >= 0)
+		k = cmp_u8(r, NFT_CMP_NEQ, IPPROTO_TCP);
 	if (k >= 0)
 		k = verdict(r, NF_DROP);
 	return rule_done(&r, k, comment);
@@ -345,6 +424,83 @@ static int ct_status_not_dnat(struct nftnl_rule *r)
 	}
 	k = add(r, e);
 	return k < 0 ? k : cmp_u32(r, NFT_CMP_NEQ, IPS_DST_NAT);
+}
+
+struct nftnl_rule *nft_rule_honeypot_guard(const char *chain, uint16_t port,
+					   const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
+	uint16_t be = htons(port);
+	int k;
+
+	if (!r || port == 0)
+		return NULL;
+	k = iif_is_loopback(r, NFT_CMP_NEQ);
+	if (k >= 0)
+		k = ct_status_not_dnat(r);
+	if (k >= 0)
+		k = meta_load(r, NFT_META_L4PROTO, NFT_REG_1);
+	if (k >= 0)
+		k = cmp_u8(r, NFT_CMP_EQ, IPPROTO_TCP);
+	if (k >= 0)
+		k = payload_load(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1);
+	if (k >= 0)
+		k = cmp(r, NFT_REG_1, NFT_CMP_EQ, &be, sizeof(be));
+	if (k >= 0)
+		k = counter(r);
+	if (k >= 0)
+		k = verdict(r, NF_DROP);
+	return rule_done(&r, k, comment);
+}
+
+struct nftnl_rule *nft_rule_honeypot_flow_accept(const char *chain, uint16_t port,
+						 const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
+	uint32_t mask = IPS_DST_NAT, zero = 0;
+	uint16_t be = htons(port);
+	struct nftnl_expr *e;
+	int k;
+
+	if (!r || port == 0)
+		return NULL;
+	e = nftnl_expr_alloc("ct");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	}
+	k = add(r, e);
+	if (k >= 0) {
+		e = nftnl_expr_alloc("bitwise");
+		if (e) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
+			nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+			nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+		}
+		k = add(r, e);
+	}
+	if (k >= 0)
+		k = cmp_u32(r, NFT_CMP_EQ, IPS_DST_NAT);
+	if (k >= 0)
+		k = meta_load(r, NFT_META_L4PROTO, NFT_REG_1);
+	if (k >= 0)
+		k = cmp_u8(r, NFT_CMP_EQ, IPPROTO_TCP);
+	if (k >= 0) {
+		e = nftnl_expr_alloc("ct");
+		if (e) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_PROTO_SRC);
+			nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, 1); /* IP_CT_DIR_REPLY */
+			nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+		}
+		k = add(r, e);
+	}
+	if (k >= 0)
+		k = cmp(r, NFT_REG_1, NFT_CMP_EQ, &be, sizeof(be));
+	if (k >= 0)
+		k = verdict(r, NF_ACCEPT);
+	return rule_done(&r, k, comment);
 }
 
 struct nftnl_rule *nft_rule_backend_guard(const char *chain, uint8_t nfproto, const char *set,

@@ -24,6 +24,31 @@ struct nftnl_rule *nft_rule_decoy_hit(const char *chain, uint8_t nfproto, const 
 				      uint16_t log_group, const char *log_prefix,
 				      const char *comment);
 
+/* The same without the drop: the packet goes on (to the honeypot redirect). */
+struct nftnl_rule *nft_rule_decoy_report(const char *chain, uint8_t nfproto,
+					 const char *decoy_set, const char *blocked_set,
+					 uint64_t timeout_ms, uint16_t log_group_id,
+					 const char *log_prefix, const char *comment);
+
+/* fib daddr type local meta l4proto . th dport @decoys meta l4proto tcp
+ * redirect to :port (nat chains only) */
+struct nftnl_rule *nft_rule_decoy_redirect(const char *chain, const char *decoy_set,
+					   uint16_t port, const char *comment);
+
+/* fib daddr type local meta l4proto . th dport @decoys meta l4proto != tcp drop */
+struct nftnl_rule *nft_rule_decoy_drop_non_tcp(const char *chain, const char *decoy_set,
+					       const char *comment);
+
+/* ct status & dnat == dnat meta l4proto tcp ct reply proto-src port accept:
+ * a connection already redirected to the honeypot completes its handshake
+ * although its source is blocked (so the decoy looks open to connect()) */
+struct nftnl_rule *nft_rule_honeypot_flow_accept(const char *chain, uint16_t port,
+						 const char *comment);
+
+/* iif != "lo" ct status & dnat != dnat meta l4proto tcp th dport port counter drop */
+struct nftnl_rule *nft_rule_honeypot_guard(const char *chain, uint16_t port,
+					   const char *comment);
+
 /* fib daddr type local dnat ip[6] to meta l4proto . th dport map @map */
 struct nftnl_rule *nft_rule_dnat(const char *chain, uint8_t nfproto, const char *map,
 				 const char *comment);

@@ -99,7 +99,7 @@ static int service_error(struct rotator_error *err, int e, const struct rotator_
 	return rotator_error_set(err, e, object, "%s", message);
 }
 
-static int plan_check(const struct rotator_plan *plan, struct rotator_error *err)
+static int plan_check(const struct rotator_plan *plan, uint16_t hp, struct rotator_error *err)
 {
 	_cleanup_free_ uint64_t *public = NULL; /* tcp then udp, one bit per port */
 
@@ -122,6 +122,9 @@ static int plan_check(const struct rotator_plan *plan, struct rotator_error *err
 		if (s->port == 0 || s->backend_port == 0 || !addr_valid(&s->backend))
 			return service_error(err, -EINVAL, s,
 					     "needs a public port and a backend address and port");
+		if (hp && s->proto == IPPROTO_TCP && s->backend_port == hp)
+			return service_error(err, -EADDRINUSE, s,
+					     "backend port %u is the honeypot port", hp);
 		if (s->n_decoys > ROTATOR_MAX_DECOYS || (s->n_decoys && !s->decoys))
 			return service_error(err, -EINVAL, s, "too many decoys");
 		SETBIT(public, s->proto, s->port);
@@ -257,7 +260,7 @@ int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct rot
 		*err = (struct rotator_error){};
 	if (!r)
 		return rotator_error_set(err, -EINVAL, "rotator", NULL);
-	k = plan_check(plan, err);
+	k = plan_check(plan, r->config.honeypot_port, err);
 	if (k >= 0)
 		k = rs_state_build(&r->next, plan, err);
 	if (k < 0)

@@ -61,6 +61,13 @@ struct rotator_plan {
 struct rotator_config {
 	uint16_t nflog_group;    /* NFLOG group decoy hits are logged to */
 	uint32_t block_timeout_sec; /* how long a decoy toucher stays blocked (> 0) */
+	/* TCP decoys look open: after blocking and logging the source, the SYN
+	 * is redirected to this local port, where the caller runs a listener
+	 * (rotator_honeypot_open(), honeypot.h) that completes the handshake.
+	 * The port itself is unreachable except through that redirect.
+	 * 0: decoy packets are dropped (they look filtered). UDP decoys are
+	 * always dropped. Fixed for the table's life (set on creation). */
+	uint16_t honeypot_port;
 };
 
 enum {

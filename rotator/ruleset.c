@@ -259,7 +259,7 @@ int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
 		       const struct rotator_config *config)
 {
 	uint64_t timeout_ms = (uint64_t)config->block_timeout_sec * 1000;
-	uint16_t group = config->nflog_group;
+	uint16_t group = config->nflog_group, hp = config->honeypot_port;
 	int r;
 
 	r = add_table(t, table_flags);
@@ -273,42 +273,67 @@ int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
 	struct {
 		struct nftnl_rule *rule;
 		const char *what;
+		bool only_with_honeypot_port;
 	} rules[] = {
 		{ nft_rule_loopback_accept(CH_PRE_FILTER, "this host's own traffic is never blocked"),
-		  "loopback accept in " CH_PRE_FILTER },
+		  "loopback accept in " CH_PRE_FILTER, false },
+		{ hp ? nft_rule_honeypot_flow_accept(CH_PRE_FILTER, hp,
+						     "decoy connections end at the honeypot") :
+		       NULL,
+		  "honeypot flow accept in " CH_PRE_FILTER, true },
 		{ nft_rule_blocked_drop(CH_PRE_FILTER, NFPROTO_IPV4, RS_BLOCKED4,
 					"blocked IPv4 sources reach nothing"),
-		  "blocked4 drop in " CH_PRE_FILTER },
+		  "blocked4 drop in " CH_PRE_FILTER, false },
 		{ nft_rule_blocked_drop(CH_PRE_FILTER, NFPROTO_IPV6, RS_BLOCKED6,
 					"blocked IPv6 sources reach nothing"),
-		  "blocked6 drop in " CH_PRE_FILTER },
-		{ nft_rule_decoy_hit(CH_PRE_FILTER, NFPROTO_IPV4, RS_DECOYS, RS_BLOCKED4, timeout_ms,
-				     group, RS_LOG_PREFIX, "decoy hit: block and report the source"),
-		  "IPv4 decoy hit in " CH_PRE_FILTER },
-		{ nft_rule_decoy_hit(CH_PRE_FILTER, NFPROTO_IPV6, RS_DECOYS, RS_BLOCKED6, timeout_ms,
-				     group, RS_LOG_PREFIX, "decoy hit: block and report the source"),
-		  "IPv6 decoy hit in " CH_PRE_FILTER },
-		{ nft_rule_dnat(CH_PRE_NAT, NFPROTO_IPV4, RS_SVC4, NULL), "dnat @" RS_SVC4 " in " CH_PRE_NAT },
-		{ nft_rule_dnat(CH_PRE_NAT, NFPROTO_IPV6, RS_SVC6, NULL), "dnat @" RS_SVC6 " in " CH_PRE_NAT },
-		{ nft_rule_dnat(CH_OUT_NAT, NFPROTO_IPV4, RS_LOCAL4, NULL), "dnat @" RS_LOCAL4 " in " CH_OUT_NAT },
-		{ nft_rule_dnat(CH_OUT_NAT, NFPROTO_IPV6, RS_LOCAL6, NULL), "dnat @" RS_LOCAL6 " in " CH_OUT_NAT },
+		  "blocked6 drop in " CH_PRE_FILTER, false },
+		{ hp ? nft_rule_decoy_report(CH_PRE_FILTER, NFPROTO_IPV4, RS_DECOYS, RS_BLOCKED4,
+					     timeout_ms, group, RS_LOG_PREFIX,
+					     "decoy hit: block and report the source") :
+		       nft_rule_decoy_hit(CH_PRE_FILTER, NFPROTO_IPV4, RS_DECOYS, RS_BLOCKED4,
+					  timeout_ms, group, RS_LOG_PREFIX,
+					  "decoy hit: block and report the source"),
+		  "IPv4 decoy hit in " CH_PRE_FILTER, false },
+		{ hp ? nft_rule_decoy_report(CH_PRE_FILTER, NFPROTO_IPV6, RS_DECOYS, RS_BLOCKED6,
+					     timeout_ms, group, RS_LOG_PREFIX,
+					     "decoy hit: block and report the source") :
+		       nft_rule_decoy_hit(CH_PRE_FILTER, NFPROTO_IPV6, RS_DECOYS, RS_BLOCKED6,
+					  timeout_ms, group, RS_LOG_PREFIX,
+					  "decoy hit: block and report the source"),
+		  "IPv6 decoy hit in " CH_PRE_FILTER, false },
+		{ hp ? nft_rule_decoy_drop_non_tcp(CH_PRE_FILTER, RS_DECOYS,
+						   "UDP decoys are dropped, not redirected") :
+		       NULL,
+		  "UDP decoy drop in " CH_PRE_FILTER, true },
+		{ hp ? nft_rule_decoy_redirect(CH_PRE_NAT, RS_DECOYS, hp,
+					       "TCP decoys look open: the honeypot answers") :
+		       NULL,
+		  "decoy redirect in " CH_PRE_NAT, true },
+		{ nft_rule_dnat(CH_PRE_NAT, NFPROTO_IPV4, RS_SVC4, NULL), "dnat @" RS_SVC4 " in " CH_PRE_NAT, false },
+		{ nft_rule_dnat(CH_PRE_NAT, NFPROTO_IPV6, RS_SVC6, NULL), "dnat @" RS_SVC6 " in " CH_PRE_NAT, false },
+		{ nft_rule_dnat(CH_OUT_NAT, NFPROTO_IPV4, RS_LOCAL4, NULL), "dnat @" RS_LOCAL4 " in " CH_OUT_NAT, false },
+		{ nft_rule_dnat(CH_OUT_NAT, NFPROTO_IPV6, RS_LOCAL6, NULL), "dnat @" RS_LOCAL6 " in " CH_OUT_NAT, false },
 		{ nft_rule_backend_guard(CH_IN_FILTER, NFPROTO_IPV4, RS_BACKENDS4,
 					 "real port without DNAT"),
-		  "backend guard4 in " CH_IN_FILTER },
+		  "backend guard4 in " CH_IN_FILTER, false },
 		{ nft_rule_backend_guard(CH_IN_FILTER, NFPROTO_IPV6, RS_BACKENDS6,
 					 "real port without DNAT"),
-		  "backend guard6 in " CH_IN_FILTER },
+		  "backend guard6 in " CH_IN_FILTER, false },
+		{ hp ? nft_rule_honeypot_guard(CH_IN_FILTER, hp,
+					       "the honeypot only through a decoy redirect") :
+		       NULL,
+		  "honeypot guard in " CH_IN_FILTER, true },
 		{ nft_rule_backend_guard(CH_FWD_FILTER, NFPROTO_IPV4, RS_BACKENDS4,
 					 "real port without DNAT"),
-		  "backend guard4 in " CH_FWD_FILTER },
+		  "backend guard4 in " CH_FWD_FILTER, false },
 		{ nft_rule_backend_guard(CH_FWD_FILTER, NFPROTO_IPV6, RS_BACKENDS6,
 					 "real port without DNAT"),
-		  "backend guard6 in " CH_FWD_FILTER },
+		  "backend guard6 in " CH_FWD_FILTER, false },
 	};
 	for (size_t i = 0; i < ELEMENTSOF(rules); i++) {
-		if (r >= 0)
-			r = add_rule(t, rules[i].rule, rules[i].what);
-		else
+		if (r >= 0 && (hp || !rules[i].only_with_honeypot_port))
+			r = add_rule(t, rules[i].rule, rules[i].what); /* takes it */
+		else if (rules[i].rule)
 			nftnl_rule_free(rules[i].rule);
 	}
 	return r;

@@ -2,11 +2,15 @@
 /*
  * Test driver for the rotator library (built by rotator_nft.sh, not by make).
  *
- *   rotator-driver [-g GROUP] [-b BLOCK_SEC] apply [SERVICE...] [-u ADDR...]
+ *   rotator-driver [-g GROUP] [-b BLOCK_SEC] [-H HONEYPOT_PORT] apply [SERVICE...] [-u ADDR...]
  *       SERVICE = name,proto,port,grace,backend_addr,backend_port,local,decoy:decoy:...
+ *       Several plans in one process (one rotator): separate them with "--";
+ *       prints what each transaction sent ("step N: -DEL +ADD msgs M").
  *   rotator-driver remove
  *   rotator-driver [-g GROUP] hits N TIMEOUT_MS     print N decoy hits from NFLOG
  *   rotator-driver serve PORT       TCP backend on [::]:PORT (dual stack), answers "mtd-ok"
+ *   rotator-driver honeypot PORT N  the decoy honeypot on PORT: exits after closing N
+ *                                   connections (or after 10 s)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,8 +22,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "rotator.h"
+#include <poll.h>
+
+#include "honeypot.h"
 #include "nflog.h"
+#include "rotator.h"
 
 static int parse_addr(const char *s, struct rotator_addr *a)
 {
@@ -99,9 +106,11 @@ int main(int argc, char **argv)
 	struct rotator *rot = NULL;
 	int opt, r;
 
-	while ((opt = getopt(argc, argv, "+g:b:")) != -1) {
+	while ((opt = getopt(argc, argv, "+g:b:H:")) != -1) {
 		if (opt == 'g')
 			cfg.nflog_group = (uint16_t)atoi(optarg);
+		else if (opt == 'H')
+			cfg.honeypot_port = (uint16_t)atoi(optarg);
 		else if (opt == 'b')
 			cfg.block_timeout_sec = (uint32_t)atoi(optarg);
 		else
@@ -112,6 +121,33 @@ int main(int argc, char **argv)
 
 	if (strcmp(argv[optind], "serve") == 0 && optind + 1 < argc)
 		return serve((uint16_t)atoi(argv[optind + 1]));
+	if (strcmp(argv[optind], "honeypot") == 0 && optind + 2 < argc) {
+		struct rotator_honeypot *h = NULL;
+		int want = atoi(argv[optind + 2]), got = 0;
+
+		r = rotator_honeypot_open((uint16_t)atoi(argv[optind + 1]), &h);
+		if (r < 0) {
+			fprintf(stderr, "honeypot: %s\n", strerror(-r));
+			return 1;
+		}
+		printf("listening\n");
+		fflush(stdout);
+		for (int waited = 0; got < want && waited < 100; waited++) {
+			struct pollfd pfd = { .fd = rotator_honeypot_fd(h), .events = POLLIN };
+
+			if (poll(&pfd, 1, 100) > 0) {
+				r = rotator_honeypot_accept_all(h);
+				if (r < 0) {
+					fprintf(stderr, "honeypot: %s\n", strerror(-r));
+					break;
+				}
+				got += r;
+			}
+		}
+		printf("closed %d\n", got);
+		rotator_honeypot_free(h);
+		return got >= want ? 0 : 1;
+	}
 	if (strcmp(argv[optind], "hits") == 0) {
 		struct rotator_nflog *log = NULL;
 		int want = optind + 1 < argc ? atoi(argv[optind + 1]) : 1;
@@ -172,7 +208,23 @@ int main(int argc, char **argv)
 		struct rotator_addr *unblock = calloc((size_t)n + 1, sizeof(*unblock));
 		struct rotator_plan plan = { .services = svcs, .unblock = unblock };
 
-		for (int i = optind + 1; i < argc; i++) {
+		int step = 0;
+
+		for (int i = optind + 1; i <= argc; i++) {
+			if (i == argc || strcmp(argv[i], "--") == 0) {
+				struct rotator_stats st;
+
+				r = rotator_apply(rot, &plan, &err);
+				if (r < 0) {
+					rotator_free(rot);
+					return print_err("apply", r, &err);
+				}
+				rotator_last_stats(rot, &st);
+				printf("step %d: -%zu +%zu msgs %zu%s\n", ++step, st.elements_deleted,
+				       st.elements_added, st.messages, st.full ? " full" : "");
+				plan.n_services = plan.n_unblock = 0;
+				continue;
+			}
 			if (strcmp(argv[i], "-u") == 0 && i + 1 < argc) {
 				if (parse_addr(argv[++i], &unblock[plan.n_unblock++]) < 0)
 					return 2;
@@ -184,11 +236,6 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			plan.n_services++;
-		}
-		r = rotator_apply(rot, &plan, &err);
-		if (r < 0) {
-			rotator_free(rot);
-			return print_err("apply", r, &err);
 		}
 		printf("applied persist=%d adopted=%d\n", !!(rotator_flags(rot) & ROTATOR_F_PERSIST),
 		       !!(rotator_flags(rot) & ROTATOR_F_ADOPTED));

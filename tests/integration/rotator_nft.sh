@@ -4,8 +4,9 @@
 # with `inet mtd` and a TCP backend, a client namespace joined by a veth pair
 # (IPv4 and IPv6). Checks DNAT through the public port, the real port being
 # unreachable, rotation with grace, decoy hit -> block -> NFLOG -> unblock,
-# adoption of the persisted table, a foreign table left byte-identical, and
-# removal. Needs root, nft, ip, cc and pkg-config.
+# adoption of the persisted table, deltas (only the element changes are sent),
+# decoys that look open (honeypot redirect; still blocked and reported), a
+# foreign table left byte-identical, and removal. Needs root, nft, ip, cc and pkg-config.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -128,6 +129,55 @@ out=$($S "$drv" apply a,tcp,26000,0,10.77.0.1,8080,0 b,tcp,26000,0,10.77.0.1,808
 echo "$out" | grep -q "service b" || fail "error does not name the service: $out"
 expect_ok 10.77.0.1 25000 "a refused transaction changes nothing"
 ok "kernel error mapped to its object ($out)"
+
+# --- deltas: applies in one process send only the changes ------------------------------
+out=$($S "$drv" apply web,tcp,25000,0,10.77.0.1,8080,0,27450 \
+	-- web,tcp,25001,25000,10.77.0.1,8080,0,27451 \
+	-- web,tcp,25001,0,10.77.0.1,8080,0,27451 \
+	-- web,tcp,25001,0,10.77.0.1,8080,0,27451) || fail "delta applies: $out"
+echo "$out" | grep -q '^step 1: -0 +3 msgs .* full$' || fail "first apply not a full build: $out"
+echo "$out" | grep -q '^step 2: -1 +2 msgs 3$' || fail "boundary not a delta (-decoy +port +decoy): $out"
+echo "$out" | grep -q '^step 3: -1 +0 msgs 1$' || fail "grace end not a delta (-grace port): $out"
+echo "$out" | grep -q '^step 4: -0 +0 msgs 0$' || fail "unchanged plan sent something: $out"
+ok "boundary, grace end and no-op send only their element changes ($(echo $out))"
+[ "$($S nft list map inet mtd svc4 | grep -c ' : 10.77.0.1 . 8080')" -eq 1 ] &&
+	$S nft list map inet mtd svc4 | grep -q 'tcp . 25001 : 10.77.0.1 . 8080' ||
+	fail "svc4 after the deltas: $($S nft list map inet mtd svc4)"
+$S nft list set inet mtd decoys | grep -q 27451 && ! $S nft list set inet mtd decoys | grep -q 27450 ||
+	fail "decoys after the deltas"
+expect_ok 10.77.0.1 25001 "the table after the deltas is the last plan"
+expect_no 10.77.0.1 25000 "the grace port is gone after its delta"
+
+# --- decoys that look open: honeypot redirect, still blocked and reported -------------------
+out=$($S "$drv" -g 7 -H 9999 apply web,tcp,25001,0,10.77.0.1,8080,0,27460:27461 \
+	web,tcp,25001,0,fd77::1,8080,0,27460:27461) || fail "apply with honeypot: $out"
+$S nft list chain inet mtd prerouting_nat | grep -q 'redirect to :9999' || fail "no redirect rule"
+$S "$drv" honeypot 9999 1 >"$tmp/honeypot.log" 2>&1 &
+hp_pid=$!
+pids="$pids $hp_pid"
+$S "$drv" -g 7 hits 1 5000 >"$tmp/hits2.log" 2>&1 &
+hits_pid=$!
+pids="$pids $hits_pid"
+for _ in $(seq 50); do
+	grep -q listening "$tmp/honeypot.log" && grep -q listening "$tmp/hits2.log" && break
+	sleep 0.1
+done
+$C timeout 2 bash -c 'exec 3<>/dev/tcp/10.77.0.1/9999' 2>/dev/null &&
+	fail "honeypot port reachable directly"
+ok "the honeypot port is unreachable except through a decoy"
+$S nft list set inet mtd blocked4 | grep -q 10.77.0.2 && fail "direct honeypot try blocked the source"
+$C timeout 3 bash -c 'exec 3<>/dev/tcp/10.77.0.1/27460' || fail "decoy connect() did not succeed"
+ok "a TCP decoy looks open: connect() succeeds"
+wait "$hp_pid" || fail "honeypot did not accept the decoy connection: $(cat "$tmp/honeypot.log")"
+ok "the honeypot accepted and closed it ($(tail -1 "$tmp/honeypot.log"))"
+wait "$hits_pid" || fail "no NFLOG hit: $(cat "$tmp/hits2.log")"
+grep -q "hit 10.77.0.2 tcp 27460" "$tmp/hits2.log" || fail "hit not parsed: $(cat "$tmp/hits2.log")"
+ok "the decoy hit is reported ($(grep hit "$tmp/hits2.log"))"
+$S nft list set inet mtd blocked4 | grep -q 10.77.0.2 || fail "source not in blocked4"
+expect_no 10.77.0.1 25001 "the source that touched the open-looking decoy reaches no service"
+out=$($S "$drv" -g 7 -H 9999 apply web,tcp,25001,0,10.77.0.1,8080,0,27460:27461 \
+	-u 10.77.0.2) || fail "unblock: $out"
+expect_ok 10.77.0.1 25001 "unblocked again"
 
 # --- removal; the foreign table is byte-identical ----------------------------------------------
 $S "$drv" remove || fail "remove"
