@@ -109,6 +109,67 @@ static const char golden_backend_guard_ipv6[] =
 	"  [ counter pkts 0 bytes 0 ]\n"
 	"  [ immediate reg 0 drop ]\n";
 
+/* honeypot (rotator_config.honeypot_port = 9999 = 0x270f) */
+static const char golden_decoy_report_ipv4[] =
+	"inet mtd c\n"
+	"  [ fib daddr type => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000002 ]\n"
+	"  [ meta load nfproto => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000002 ]\n"
+	"  [ meta load l4proto => reg 1 ]\n"
+	"  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
+	"  [ lookup reg 1 set decoys ]\n"
+	"  [ payload load 4b @ network header + 12 => reg 1 ]\n"
+	"  [ dynset add reg_key 1 set blocked4 timeout 600000ms ]\n"
+	"  [ log prefix mtd-decoy  group 7 snaplen 0 qthreshold 0 ]\n"
+	"  [ counter pkts 0 bytes 0 ]\n";
+
+static const char golden_decoy_redirect[] =
+	"inet mtd c\n"
+	"  [ fib daddr type => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000002 ]\n"
+	"  [ meta load l4proto => reg 1 ]\n"
+	"  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
+	"  [ lookup reg 1 set decoys ]\n"
+	"  [ cmp eq reg 1 0x00000006 ]\n"
+	"  [ immediate reg 1 0x00000f27 ]\n"
+	"  [ redir proto_min reg 1 ]\n";
+
+static const char golden_decoy_drop_non_tcp[] =
+	"inet mtd c\n"
+	"  [ fib daddr type => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000002 ]\n"
+	"  [ meta load l4proto => reg 1 ]\n"
+	"  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
+	"  [ lookup reg 1 set decoys ]\n"
+	"  [ cmp neq reg 1 0x00000006 ]\n"
+	"  [ immediate reg 0 drop ]\n";
+
+static const char golden_honeypot_guard[] =
+	"inet mtd c\n"
+	"  [ meta load iif => reg 1 ]\n"
+	"  [ cmp neq reg 1 0x00000001 ]\n"
+	"  [ ct load status => reg 1 ]\n"
+	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
+	"  [ cmp neq reg 1 0x00000020 ]\n"
+	"  [ meta load l4proto => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000006 ]\n"
+	"  [ payload load 2b @ transport header + 2 => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000f27 ]\n"
+	"  [ counter pkts 0 bytes 0 ]\n"
+	"  [ immediate reg 0 drop ]\n";
+
+static const char golden_honeypot_flow_accept[] =
+	"inet mtd c\n"
+	"  [ ct load status => reg 1 ]\n"
+	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
+	"  [ cmp eq reg 1 0x00000020 ]\n"
+	"  [ meta load l4proto => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000006 ]\n"
+	"  [ ct load proto_src => reg 1 , dir reply ]\n"
+	"  [ cmp eq reg 1 0x00000f27 ]\n"
+	"  [ immediate reg 0 accept ]\n";
+
 static void check(struct nftnl_rule *r, const char *golden)
 {
 	char buf[4096];
@@ -135,6 +196,18 @@ static void test_decoy_hit_blocks_logs_and_drops(void **state)
 	check(nft_rule_decoy_hit("c", NFPROTO_IPV4, "decoys", "blocked4", 600000, 7, "mtd-decoy ",
 				 NULL),
 	      golden_decoy_hit_ipv4);
+}
+
+static void test_honeypot_rules_report_redirect_and_guard(void **state)
+{
+	check(nft_rule_decoy_report("c", NFPROTO_IPV4, "decoys", "blocked4", 600000, 7,
+				    "mtd-decoy ", NULL),
+	      golden_decoy_report_ipv4);
+	check(nft_rule_decoy_redirect("c", "decoys", 9999, NULL), golden_decoy_redirect);
+	check(nft_rule_decoy_drop_non_tcp("c", "decoys", NULL), golden_decoy_drop_non_tcp);
+	check(nft_rule_honeypot_guard("c", 9999, NULL), golden_honeypot_guard);
+	check(nft_rule_honeypot_flow_accept("c", 9999, NULL), golden_honeypot_flow_accept);
+	assert_null(nft_rule_decoy_redirect("c", "decoys", 0, NULL));
 }
 
 static void test_dnat_takes_address_and_port_from_map(void **state)
@@ -186,6 +259,7 @@ int main(void)
 		cmocka_unit_test(test_loopback_accept_bytecode),
 		cmocka_unit_test(test_blocked_drop_bytecode),
 		cmocka_unit_test(test_decoy_hit_blocks_logs_and_drops),
+		cmocka_unit_test(test_honeypot_rules_report_redirect_and_guard),
 		cmocka_unit_test(test_dnat_takes_address_and_port_from_map),
 		cmocka_unit_test(test_backend_guard_requires_dnat),
 		cmocka_unit_test(test_comment_is_stored_as_rule_userdata),
