@@ -99,7 +99,13 @@ static void usage(FILE *out)
 		"  port SERVICE --policy FILE [--at TIME] [--candidates N]\n"
 		"                              the service's public port now (or at TIME)\n"
 		"  connect SERVICE --policy FILE HOST\n"
-		"                              stdio proxy to the current port (ssh ProxyCommand)\n\n"
+		"                              stdio proxy to the current port (ssh ProxyCommand)\n"
+		"  keygen --out PREFIX         Ed25519 pair PREFIX.key (0600) and PREFIX.pub\n"
+		"  snapshot create --key KEY [--allow-devices] [--allow-setuid] SRC DEST\n"
+		"  snapshot create --key KEY --from-binary BINARY... DEST\n"
+		"                              signed snapshot of a tree or of a binary's closure\n"
+		"  snapshot verify --pubkey PUB [--allow-devices] [--allow-setuid] DIR\n"
+		"                              exit 0 only if DIR matches its signed manifest\n\n"
 		"Options:\n"
 		"  --socket PATH   control socket [/run/mtd/control.sock]\n"
 		"  --json          print the raw JSON\n"
@@ -613,6 +619,10 @@ static int dispatch(const struct mtdctl *ctl, int argc, char **argv)
 		return mtdctl_port(ctl, argc, argv);
 	if (streq(command, "connect"))
 		return mtdctl_connect(ctl, argc, argv);
+	if (streq(command, "keygen"))
+		return mtdctl_keygen(ctl, argc, argv);
+	if (streq(command, "snapshot"))
+		return mtdctl_snapshot(ctl, argc, argv);
 	return mtdctl_usage_error("unknown command '%s'", command);
 }
 

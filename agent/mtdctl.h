@@ -29,3 +29,5 @@ int mtdctl_audit_init(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_audit_verify(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_port(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_connect(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_keygen(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_snapshot(const struct mtdctl *ctl, int argc, char **argv);
