@@ -1,0 +1,664 @@
+/* SPDX-License-Identifier: MIT */
+/* The envelope recipe, top to bottom as envelope.h lists it: the parent's
+ * preparation, then the child's steps, one function each, each failing
+ * closed. The child never allocates and never returns. */
+#include <errno.h>
+#include <grp.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "envelope.h"
+#include "macro.h"
+
+#define ERR_FD (SECCOMP_POLICY_EXEC_FD + 1) /* the report socket after the fds step */
+#define HIGH_FD_BASE 200			    /* scratch range while fds are shuffled */
+#define SPAWN_TIMEOUT_MS 10000
+#define CLEANUP_TIMEOUT_USEC (5 * 1000000ULL)
+
+struct envelope_instance {
+	pid_t pid;
+	int pidfd;
+	int upper_fd;
+	bool reaped, cleaned;
+	struct cgroup_instance *cgroup;
+};
+
+/* What the child needs, prepared by the parent (the child gets a copy). */
+struct child_ctx {
+	const struct envelope_spec *spec;
+	int sock;     /* report/go socket, child end */
+	int upper_fd; /* detached tmpfs mount */
+	int last_cap;
+};
+
+struct child_report {
+	char step[32];
+	int err;
+	char detail[256];
+};
+
+void envelope_spec_init(struct envelope_spec *spec)
+{
+	*spec = (struct envelope_spec){.exec_fd = -1, .stdio_fds = {-1, -1, -1}};
+}
+
+/* --- async-signal-safe helpers for the child ------------------------------------ */
+
+static void copy_str(char *dst, size_t size, const char *src)
+{
+	size_t i = 0;
+
+	for (; src && src[i] && i + 1 < size; i++)
+		dst[i] = src[i];
+	dst[i] = '\0';
+}
+
+/* Append src (and a number when num >= 0) to dst of size; returns dst. */
+static char *append(char *dst, size_t size, const char *src, long num)
+{
+	size_t n = strlen(dst);
+
+	for (; src && *src && n + 1 < size; src++)
+		dst[n++] = *src;
+	if (num >= 0) {
+		char digits[24];
+		int k = 0;
+		do
+			digits[k++] = (char)('0' + num % 10);
+		while ((num /= 10) > 0);
+		while (k > 0 && n + 1 < size)
+			dst[n++] = digits[--k];
+	}
+	dst[n] = '\0';
+	return dst;
+}
+
+static int child_sock = -1;
+
+_Noreturn static void child_fail(const char *step, int err, const char *detail)
+{
+	struct child_report rep;
+
+	memset(&rep, 0, sizeof(rep));
+	copy_str(rep.step, sizeof(rep.step), step);
+	rep.err = err > 0 ? err : EIO;
+	copy_str(rep.detail, sizeof(rep.detail), detail);
+	if (child_sock >= 0)
+		(void)send(child_sock, &rep, sizeof(rep), MSG_NOSIGNAL);
+	_exit(127);
+}
+
+/* Fail the step with errno when the call returned < 0. */
+#define CHECK(call, step, detail)                                                                  \
+	do {                                                                                       \
+		if ((call) < 0)                                                                    \
+			child_fail(step, errno, detail);                                           \
+	} while (0)
+
+/* --- the child's steps ----------------------------------------------------------- */
+
+static void child_wait_for_go(const struct child_ctx *ctx)
+{
+	char go = 0;
+	ssize_t k;
+
+	do
+		k = read(ctx->sock, &go, 1);
+	while (k < 0 && errno == EINTR);
+	if (k != 1 || go != 'g')
+		_exit(127); /* the parent gave up (or died): nothing to report to */
+}
+
+static void mkdir_in_root(const char *path, mode_t mode, const char *step)
+{
+	if (mkdir(path, mode) < 0) {
+		if (errno != EEXIST)
+			child_fail(step, errno, path);
+		return; /* the snapshot's own: not copied up */
+	}
+	CHECK(chmod(path, mode), step, path); /* the umask may have cut it */
+}
+
+static void bind_dev_node(const char *name)
+{
+	char src[32] = "", dst[32] = "";
+	int fd;
+
+	append(src, sizeof(src), "/dev/", -1);
+	append(src, sizeof(src), name, -1);
+	append(dst, sizeof(dst), "dev/", -1);
+	append(dst, sizeof(dst), name, -1);
+	fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+	CHECK(fd, "mount dev", dst);
+	close(fd);
+	CHECK(mount(src, dst, NULL, MS_BIND, NULL), "mount dev", src);
+}
+
+static void child_mount_dev(void)
+{
+	static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+	static const char *const links[][2] = {
+		{"/proc/self/fd", "dev/fd"},	 {"/proc/self/fd/0", "dev/stdin"},
+		{"/proc/self/fd/1", "dev/stdout"}, {"/proc/self/fd/2", "dev/stderr"},
+		{"pts/ptmx", "dev/ptmx"},
+	};
+
+	mkdir_in_root("dev", 0755, "mount dev");
+	CHECK(mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k,nr_inodes=64"),
+	      "mount dev", "tmpfs on /dev");
+	for (size_t i = 0; i < ELEMENTSOF(nodes); i++)
+		bind_dev_node(nodes[i]);
+	for (size_t i = 0; i < ELEMENTSOF(links); i++)
+		CHECK(symlink(links[i][0], links[i][1]), "mount dev", links[i][1]);
+	CHECK(mkdir("dev/pts", 0755), "mount dev", "dev/pts");
+	CHECK(mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		    "newinstance,ptmxmode=0666,mode=0620"),
+	      "mount dev", "devpts");
+	CHECK(mkdir("dev/shm", 01777), "mount dev", "dev/shm");
+	CHECK(mount("tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=01777,size=16m"),
+	      "mount dev", "tmpfs on /dev/shm");
+}
+
+static void child_mount_proc(void)
+{
+	static const char *const ro[] = {"proc/sys", "proc/sysrq-trigger"};
+
+	mkdir_in_root("proc", 0555, "mount proc");
+	CHECK(mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mount proc",
+	      "proc");
+	for (size_t i = 0; i < ELEMENTSOF(ro); i++) {
+		if (mount(ro[i], ro[i], NULL, MS_BIND | MS_REC, NULL) < 0) {
+			if (errno == ENOENT)
+				continue; /* not built into this kernel */
+			child_fail("mount proc", errno, ro[i]);
+		}
+		CHECK(mount(NULL, ro[i], NULL,
+			    MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			    NULL),
+		      "mount proc", ro[i]);
+	}
+}
+
+/* The root: overlay of the snapshot (read-only lower) and the tmpfs (upper,
+ * work) at <tmpfs>/root; /dev and /proc inside it; then pivot_root. */
+static void child_mount(const struct child_ctx *ctx)
+{
+	char fdpath[40] = "", opts[256] = "";
+	int lower;
+
+	/* nothing mounted from here on propagates back to the host */
+	CHECK(mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL), "mount propagation", "/");
+	lower = open(ctx->spec->lower_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	CHECK(lower, "mount overlay", ctx->spec->lower_dir);
+	/* attach the agent's tmpfs in this namespace (overlayfs takes its upper
+	 * from a mount of the caller's namespace); /tmp is only a place to hang
+	 * it, reached through the fd from here on */
+	CHECK(syscall(SYS_move_mount, ctx->upper_fd, "", AT_FDCWD, "/tmp",
+		      MOVE_MOUNT_F_EMPTY_PATH),
+	      "mount tmpfs", "attach the writable layer");
+	append(fdpath, sizeof(fdpath), "/proc/self/fd/", ctx->upper_fd);
+	append(opts, sizeof(opts), "lowerdir=/proc/self/fd/", lower);
+	append(opts, sizeof(opts), ",upperdir=", -1);
+	append(append(opts, sizeof(opts), fdpath, -1), sizeof(opts), "/upper,workdir=", -1);
+	append(append(opts, sizeof(opts), fdpath, -1), sizeof(opts), "/work", -1);
+	CHECK(fchdir(ctx->upper_fd), "mount overlay", "tmpfs");
+	CHECK(mount("overlay", "root", "overlay", MS_NOSUID | MS_NODEV, opts), "mount overlay",
+	      ctx->spec->lower_dir);
+	close(lower);
+	CHECK(chdir("root"), "mount overlay", "root");
+
+	child_mount_dev();
+	child_mount_proc();
+	mkdir_in_root("tmp", 01777, "mount overlay");
+
+	/* pivot_root(".", "."): the old root ends up on top, detach it */
+	CHECK(syscall(SYS_pivot_root, ".", "."), "pivot_root", "new root");
+	CHECK(umount2(".", MNT_DETACH), "pivot_root", "detach old root");
+	CHECK(chdir("/"), "pivot_root", "chdir /");
+}
+
+static void child_hostname(const struct child_ctx *ctx)
+{
+	const char *h = ctx->spec->hostname ? ctx->spec->hostname : ctx->spec->instance_id;
+
+	CHECK(sethostname(h, strlen(h)), "hostname", h);
+}
+
+static void child_bounding_set(const struct child_ctx *ctx)
+{
+	for (int c = 0; c <= ctx->last_cap; c++)
+		if (!(ctx->spec->capabilities & (1ULL << c)))
+			CHECK(prctl(PR_CAPBSET_DROP, c, 0, 0, 0), "capability bounding set",
+			      "PR_CAPBSET_DROP");
+}
+
+static void child_credentials(const struct child_ctx *ctx)
+{
+	const struct envelope_spec *s = ctx->spec;
+
+	/* keep the permitted set across the uid change; the next step trims it */
+	CHECK(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "credentials", "PR_SET_KEEPCAPS");
+	CHECK(setgroups(0, NULL), "credentials", "setgroups");
+	CHECK(setresgid(s->gid, s->gid, s->gid), "credentials", "setresgid");
+	CHECK(setresuid(s->uid, s->uid, s->uid), "credentials", "setresuid");
+}
+
+static void child_capabilities(const struct child_ctx *ctx)
+{
+	uint64_t m = ctx->spec->capabilities;
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct d[2] = {
+		{(uint32_t)m, (uint32_t)m, (uint32_t)m},
+		{(uint32_t)(m >> 32), (uint32_t)(m >> 32), (uint32_t)(m >> 32)},
+	};
+
+	CHECK(syscall(SYS_capset, &h, d), "capabilities", "capset");
+	/* a non-root service keeps them across exec only as ambient caps; root
+	 * gets its bounding set (= the kept set) anyway */
+	if (ctx->spec->uid != 0)
+		for (int c = 0; c <= ctx->last_cap; c++)
+			if (m & (1ULL << c))
+				CHECK(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0),
+				      "capabilities", "PR_CAP_AMBIENT_RAISE");
+	CHECK(prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "capabilities", "PR_SET_KEEPCAPS");
+}
+
+static void child_no_new_privs(void)
+{
+	CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs", "PR_SET_NO_NEW_PRIVS");
+}
+
+/* stdio, pass_fds at 3.., the binary at SECCOMP_POLICY_EXEC_FD and the report
+ * socket at ERR_FD (both close-on-exec); everything else closed. */
+static void child_fds(const struct child_ctx *ctx)
+{
+	const struct envelope_spec *s = ctx->spec;
+	int hi_std[3], hi_pass[ENVELOPE_MAX_PASS_FDS], hi_exec, hi_sock;
+
+	for (int i = 0; i < 3; i++) {
+		int src = s->stdio_fds[i];
+		if (src < 0) {
+			src = open("/dev/null", i == 0 ? O_RDONLY : O_WRONLY);
+			CHECK(src, "fds", "/dev/null");
+		}
+		hi_std[i] = fcntl(src, F_DUPFD_CLOEXEC, HIGH_FD_BASE);
+		CHECK(hi_std[i], "fds", "stdio");
+	}
+	for (size_t i = 0; i < s->n_pass_fds; i++) {
+		hi_pass[i] = fcntl(s->pass_fds[i], F_DUPFD_CLOEXEC, HIGH_FD_BASE);
+		CHECK(hi_pass[i], "fds", "pass_fds");
+	}
+	hi_exec = fcntl(s->exec_fd, F_DUPFD_CLOEXEC, HIGH_FD_BASE);
+	CHECK(hi_exec, "fds", "exec fd");
+	hi_sock = fcntl(ctx->sock, F_DUPFD_CLOEXEC, HIGH_FD_BASE);
+	CHECK(hi_sock, "fds", "report socket");
+
+	CHECK(dup3(hi_sock, ERR_FD, O_CLOEXEC), "fds", "report socket");
+	child_sock = ERR_FD;
+	for (int i = 0; i < 3; i++)
+		CHECK(dup2(hi_std[i], i), "fds", "stdio");
+	for (size_t i = 0; i < s->n_pass_fds; i++)
+		CHECK(dup2(hi_pass[i], 3 + (int)i), "fds", "pass_fds");
+	CHECK(dup3(hi_exec, SECCOMP_POLICY_EXEC_FD, O_CLOEXEC), "fds", "exec fd");
+	CHECK(syscall(SYS_close_range, 3 + s->n_pass_fds, SECCOMP_POLICY_EXEC_FD - 1, 0), "fds",
+	      "close_range");
+	CHECK(syscall(SYS_close_range, ERR_FD + 1, ~0U, 0), "fds", "close_range");
+}
+
+static void child_rlimits(const struct child_ctx *ctx)
+{
+	struct rlimit core = {0, 0};
+
+	if (ctx->spec->limit_nofile > 0) {
+		struct rlimit nofile = {ctx->spec->limit_nofile, ctx->spec->limit_nofile};
+		CHECK(setrlimit(RLIMIT_NOFILE, &nofile), "rlimits", "RLIMIT_NOFILE");
+	}
+	CHECK(setrlimit(RLIMIT_CORE, &core), "rlimits", "RLIMIT_CORE");
+}
+
+static void child_seccomp(const struct child_ctx *ctx)
+{
+	int r;
+
+	if (!ctx->spec->seccomp)
+		return;
+	r = seccomp_program_load(ctx->spec->seccomp);
+	if (r < 0)
+		child_fail("seccomp", -r, "SECCOMP_SET_MODE_FILTER");
+}
+
+_Noreturn static void child_exec(const struct child_ctx *ctx)
+{
+	syscall(SYS_execveat, SECCOMP_POLICY_EXEC_FD, "", ctx->spec->argv, ctx->spec->envp,
+		AT_EMPTY_PATH);
+	/* the report may itself be refused by the filter: the parent then sees
+	 * success and the exit status 127 right after */
+	child_fail("exec", errno, ctx->spec->argv[0]);
+}
+
+_Noreturn static void child_main(const struct child_ctx *ctx)
+{
+	child_sock = ctx->sock;
+	umask(0022);
+	child_wait_for_go(ctx);
+	child_mount(ctx);
+	child_hostname(ctx);
+	child_bounding_set(ctx);
+	child_credentials(ctx);
+	child_capabilities(ctx);
+	child_no_new_privs();
+	child_fds(ctx);
+	child_rlimits(ctx);
+	child_seccomp(ctx);
+	child_exec(ctx);
+}
+
+/* --- the parent ----------------------------------------------------------------- */
+
+static int set_error(struct envelope_error *e, const char *step, int err, const char *detail)
+{
+	if (e) {
+		memset(e, 0, sizeof(*e));
+		copy_str(e->step, sizeof(e->step), step);
+		e->err = err < 0 ? -err : err;
+		copy_str(e->detail, sizeof(e->detail), detail);
+	}
+	return err < 0 ? err : -err;
+}
+
+const char *envelope_error_format(const struct envelope_error *e, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s%s%s: %s", e->step, e->detail[0] ? ": " : "", e->detail,
+		 strerror(e->err));
+	return buf;
+}
+
+static int read_last_cap(void)
+{
+	char buf[16] = "";
+	_cleanup_close_ int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) <= 0)
+		return CAP_LAST_CAP;
+	int v = atoi(buf);
+	return v > 0 && v < 64 ? v : CAP_LAST_CAP;
+}
+
+/* The writable layer: a detached tmpfs of the given size with upper/, work/
+ * and root/ (the overlay's mount point). Never visible in the host's mount
+ * table; gone when the last fd and the instance are. */
+static int make_upper(uint64_t size, int *ret_fd, const char **ret_detail)
+{
+	_cleanup_close_ int fs = -1, mnt = -1;
+	char sz[32];
+	static const char *const dirs[] = {"upper", "work", "root"};
+
+	*ret_detail = "fsopen tmpfs";
+	fs = syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return -errno;
+	snprintf(sz, sizeof(sz), "%llu", (unsigned long long)size);
+	*ret_detail = "tmpfs size";
+	if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "size", sz, 0) < 0)
+		return -errno;
+	*ret_detail = "tmpfs mode";
+	if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "0755", 0) < 0)
+		return -errno;
+	*ret_detail = "tmpfs create";
+	if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		return -errno;
+	*ret_detail = "fsmount";
+	mnt = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	if (mnt < 0)
+		return -errno;
+	for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+		*ret_detail = dirs[i];
+		/* explicit modes: the agent runs with UMask=0077 */
+		if (mkdirat(mnt, dirs[i], 0755) < 0 || fchmodat(mnt, dirs[i], 0755, 0) < 0)
+			return -errno;
+	}
+	*ret_fd = TAKE_FD(mnt);
+	return 0;
+}
+
+static int validate_spec(const struct envelope_spec *s, struct envelope_error *e)
+{
+	if (!s->instance_id || !s->instance_id[0])
+		return set_error(e, "spec", EINVAL, "instance_id");
+	if (!s->lower_dir || s->lower_dir[0] != '/')
+		return set_error(e, "spec", EINVAL, "lower_dir must be absolute");
+	if (s->upper_size_bytes == 0)
+		return set_error(e, "spec", EINVAL, "upper_size_bytes");
+	if (s->exec_fd < 0 || !s->argv || !s->argv[0] || !s->envp)
+		return set_error(e, "spec", EINVAL, "exec_fd/argv/envp");
+	if (s->n_pass_fds > ENVELOPE_MAX_PASS_FDS || (s->n_pass_fds && !s->pass_fds))
+		return set_error(e, "spec", EINVAL, "pass_fds");
+	if (s->capabilities >> (read_last_cap() + 1))
+		return set_error(e, "spec", EINVAL, "capability beyond the kernel's last");
+	return 0;
+}
+
+static void kill_and_reap(struct envelope_instance *e)
+{
+	siginfo_t si;
+
+	(void)syscall(SYS_pidfd_send_signal, e->pidfd, SIGKILL, NULL, 0);
+	while (waitid(P_PIDFD, e->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+		;
+	e->reaped = true;
+}
+
+/* After go: EOF = exec happened, a record = a step failed. */
+static int await_exec(int sock, struct child_report *rep)
+{
+	struct pollfd p = {.fd = sock, .events = POLLIN};
+	ssize_t k;
+	int r;
+
+	do
+		r = poll(&p, 1, SPAWN_TIMEOUT_MS);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	if (r == 0)
+		return -ETIMEDOUT;
+	do
+		k = recv(sock, rep, sizeof(*rep), 0);
+	while (k < 0 && errno == EINTR);
+	if (k < 0)
+		return -errno;
+	if (k == 0)
+		return 0;
+	if (k != sizeof(*rep))
+		return -EBADMSG;
+	rep->step[sizeof(rep->step) - 1] = '\0';
+	rep->detail[sizeof(rep->detail) - 1] = '\0';
+	return 1;
+}
+
+int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *cgroups,
+		   struct envelope_instance **ret, struct envelope_error *ret_error)
+{
+	_cleanup_free_ struct envelope_instance *e = NULL;
+	int sv[2] = {-1, -1}, r;
+	const char *step = NULL, *detail = "";
+	struct child_report rep;
+
+	r = validate_spec(spec, ret_error);
+	if (r < 0)
+		return r;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return set_error(ret_error, "spec", ENOMEM, "");
+	e->pidfd = e->upper_fd = -1;
+
+	r = cgroup_instance_create(cgroups, spec->instance_id, &spec->limits, &e->cgroup, &step);
+	if (r < 0)
+		return set_error(ret_error, step, r, spec->instance_id);
+	r = make_upper(spec->upper_size_bytes, &e->upper_fd, &detail);
+	if (r < 0) {
+		set_error(ret_error, "mount tmpfs", r, detail);
+		goto fail;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		r = set_error(ret_error, "clone", -errno, "socketpair");
+		goto fail;
+	}
+
+	struct child_ctx ctx = {
+		.spec = spec,
+		.sock = sv[1],
+		.upper_fd = e->upper_fd,
+		.last_cap = read_last_cap(),
+	};
+	struct clone_args args = {
+		.flags = CLONE_PIDFD | CLONE_INTO_CGROUP | CLONE_NEWNS | CLONE_NEWPID |
+			 CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP,
+		.pidfd = (uint64_t)(uintptr_t)&e->pidfd,
+		.exit_signal = SIGCHLD,
+		.cgroup = (uint64_t)cgroup_instance_fd(e->cgroup),
+	};
+	long pid = syscall(SYS_clone3, &args, sizeof(args));
+	if (pid < 0) {
+		r = set_error(ret_error, "clone", -errno, "clone3");
+		goto fail;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		child_main(&ctx);
+	}
+	e->pid = (pid_t)pid;
+	closep(&sv[1]);
+	sv[1] = -1;
+
+	r = cgroup_instance_attach_v1(e->cgroup, e->pid);
+	if (r < 0) {
+		set_error(ret_error, "cgroup attach", r, cgroup_instance_path(e->cgroup));
+		goto fail;
+	}
+	if (spec->setup_in_parent) {
+		r = spec->setup_in_parent(e->pid, e->pidfd, spec->userdata);
+		if (r != 0) {
+			r = set_error(ret_error, "setup in parent", r < 0 ? r : -EIO, "");
+			goto fail;
+		}
+	}
+	if (send(sv[0], "g", 1, MSG_NOSIGNAL) != 1) {
+		r = set_error(ret_error, "clone", -errno, "child gone before go");
+		goto fail;
+	}
+	r = await_exec(sv[0], &rep);
+	if (r < 0) {
+		set_error(ret_error, "exec", r, "waiting for the child");
+		goto fail;
+	}
+	if (r > 0) {
+		r = set_error(ret_error, rep.step, rep.err, rep.detail);
+		goto fail;
+	}
+	closep(&sv[0]);
+	*ret = TAKE_PTR(e);
+	return 0;
+fail:
+	closep(&sv[0]);
+	closep(&sv[1]);
+	if (e->pidfd >= 0)
+		kill_and_reap(e);
+	(void)envelope_cleanup(e);
+	envelope_free(TAKE_PTR(e));
+	return r;
+}
+
+pid_t envelope_pid(const struct envelope_instance *e)
+{
+	return e->pid;
+}
+
+int envelope_pidfd(const struct envelope_instance *e)
+{
+	return e->pidfd;
+}
+
+int envelope_upper_fd(const struct envelope_instance *e)
+{
+	return e->upper_fd;
+}
+
+const char *envelope_cgroup_path(const struct envelope_instance *e)
+{
+	return e->cgroup ? cgroup_instance_path(e->cgroup) : NULL;
+}
+
+int envelope_freeze(struct envelope_instance *e, bool freeze)
+{
+	if (!e->cgroup)
+		return -ESRCH;
+	return cgroup_instance_freeze(e->cgroup, freeze, CLEANUP_TIMEOUT_USEC);
+}
+
+int envelope_kill(struct envelope_instance *e)
+{
+	if (!e->cgroup)
+		return -ESRCH;
+	return cgroup_instance_kill(e->cgroup);
+}
+
+int envelope_wait(struct envelope_instance *e, siginfo_t *ret_info)
+{
+	siginfo_t si = {0};
+
+	if (e->reaped)
+		return -ECHILD;
+	while (waitid(P_PIDFD, e->pidfd, &si, WEXITED) < 0)
+		if (errno != EINTR)
+			return -errno;
+	e->reaped = true;
+	if (ret_info)
+		*ret_info = si;
+	return 0;
+}
+
+int envelope_cleanup(struct envelope_instance *e)
+{
+	int r;
+
+	if (e->cleaned)
+		return 0;
+	if (e->cgroup) {
+		r = cgroup_instance_remove(e->cgroup, CLEANUP_TIMEOUT_USEC);
+		if (r < 0)
+			return r;
+		cgroup_instance_free(e->cgroup);
+		e->cgroup = NULL;
+	}
+	closep(&e->upper_fd);
+	e->upper_fd = -1;
+	e->cleaned = true;
+	return 0;
+}
+
+void envelope_free(struct envelope_instance *e)
+{
+	if (!e)
+		return;
+	(void)envelope_cleanup(e);
+	cgroup_instance_free(e->cgroup);
+	closep(&e->upper_fd);
+	closep(&e->pidfd);
+	free(e);
+}
