@@ -376,8 +376,16 @@ static int resolve_in_manifest(const struct snapshot_manifest *m, const char *pa
 				return -ELOOP;
 			}
 			/* Continue with target + the rest of the path. */
-			snprintf(next, sizeof(next), "%s/%s", e->target, p);
-			strcpy(rest, next);
+			size_t tlen = strlen(e->target), plen = strlen(p);
+
+			if (tlen + 1 + plen >= sizeof(next)) {
+				snapshot_error_set(error, path, "path too long");
+				return -ENAMETOOLONG;
+			}
+			memcpy(next, e->target, tlen);
+			next[tlen] = '/';
+			memcpy(next + tlen + 1, p, plen + 1);
+			memcpy(rest, next, tlen + plen + 2);
 			p = rest;
 			if (e->target[0] == '/')
 				strcpy(cur, "/");
