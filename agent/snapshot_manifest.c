@@ -441,7 +441,7 @@ static int parse_entry(struct parser *ps, struct snapshot_entry *e)
 	r = next_field(ps, "type", false, &s, &len);
 	if (r < 0)
 		return r;
-	if (len != 1 || !strchr("dflcbp", s[0]))
+	if (len != 1 || !s[0] || !strchr("dflcbp", s[0]))
 		return parse_fail(ps, "type: want one of d f l c b p");
 	e->type = s[0];
 
