@@ -482,6 +482,7 @@ static int start_rotation(struct agent *agent)
 {
 	struct rotation_options options = {
 		.nflog_group = agent->options.nflog_group,
+		.honeypot_port = agent->options.honeypot_port,
 		.remove_on_stop = agent->options.remove_table_on_stop,
 	};
 	struct rotation_hooks hooks = {
@@ -495,11 +496,14 @@ static int start_rotation(struct agent *agent)
 
 	r = rotation_new(agent->event, &options, &hooks, &agent->rotation);
 	if (r < 0) {
-		log_error("rotation: cannot listen for decoy hits on NFLOG group %u: %s",
-			  (unsigned)options.nflog_group, strerror(-r));
+		log_error("rotation: cannot listen for decoy hits (NFLOG group %u, honeypot port "
+			  "%u): %s",
+			  (unsigned)options.nflog_group, (unsigned)options.honeypot_port,
+			  strerror(-r));
 		(void)agent_audit(agent, "rotation-failed",
-				  json_pack("{s:s, s:s}", "reason", "NFLOG group unavailable",
-					    "outcome", "agent not started"),
+				  json_pack("{s:s, s:s}", "reason",
+					    "NFLOG group or honeypot port unavailable", "outcome",
+					    "agent not started"),
 				  true);
 		return r;
 	}

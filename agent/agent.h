@@ -19,6 +19,7 @@ struct agent_options {
 	uint64_t audit_max_bytes;  /* audit log rotation size */
 	unsigned audit_keep;       /* rotated audit files kept */
 	uint16_t nflog_group;      /* NFLOG group of decoy hits */
+	uint16_t honeypot_port;    /* listener that makes TCP decoys look open; 0 = drop */
 	bool remove_table_on_stop; /* delete `inet mtd` on a clean stop */
 };
 

@@ -30,6 +30,7 @@ static void usage(FILE *out)
 		"  --audit-keep N        rotated audit logs kept [8]\n"
 		"  --read-group NAME     group allowed read-only control commands [mtd]\n"
 		"  --nflog-group N       NFLOG group the decoy rule logs hits to [7321]\n"
+		"  --honeypot-port PORT  TCP decoys redirect here so they look open; 0 drops [7321]\n"
 		"  --remove-table-on-stop  delete the nftables table inet mtd on a clean stop\n"
 		"  --help, --version\n");
 }
@@ -68,6 +69,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 		OPT_READ_GROUP,
 		OPT_NFLOG_GROUP,
 		OPT_REMOVE_TABLE,
+		OPT_HONEYPOT_PORT,
 		OPT_HELP,
 		OPT_VERSION,
 	};
@@ -82,6 +84,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 		{"read-group", required_argument, NULL, OPT_READ_GROUP},
 		{"nflog-group", required_argument, NULL, OPT_NFLOG_GROUP},
 		{"remove-table-on-stop", no_argument, NULL, OPT_REMOVE_TABLE},
+		{"honeypot-port", required_argument, NULL, OPT_HONEYPOT_PORT},
 		{"help", no_argument, NULL, OPT_HELP},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{},
@@ -126,6 +129,11 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 			if (parse_u64_option("nflog-group", optarg, 1, 65535, &value) < 0)
 				return 2;
 			options->nflog_group = (uint16_t)value;
+			break;
+		case OPT_HONEYPOT_PORT:
+			if (parse_u64_option("honeypot-port", optarg, 0, 65535, &value) < 0)
+				return 2;
+			options->honeypot_port = (uint16_t)value;
 			break;
 		case OPT_REMOVE_TABLE:
 			options->remove_table_on_stop = true;
@@ -188,6 +196,7 @@ int main(int argc, char **argv)
 		.audit_max_bytes = 64ull * 1024 * 1024,
 		.audit_keep = 8,
 		.nflog_group = 7321,
+		.honeypot_port = 7321,
 	};
 	sd_event *event = NULL;
 	struct agent *agent = NULL;

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "honeypot.h"
 #include "host_ports.h"
 #include "macro.h"
 #include "nflog.h"
@@ -44,6 +45,8 @@ struct rotation {
 	struct rotator *rotator;
 	struct rotator_nflog *nflog;
 	sd_event_source *nflog_source;
+	struct rotator_honeypot *honeypot;
+	sd_event_source *honeypot_source;
 	sd_event_source *timer;
 	sd_event_source *clock_watch;
 	int clock_fd;
@@ -342,6 +345,16 @@ static int on_nflog(sd_event_source *source, int fd, uint32_t revents, void *use
 	return 0;
 }
 
+static int on_honeypot(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	struct rotation *rotation = userdata;
+
+	/* Whoever got here touched a decoy and is blocked already (NFLOG reports
+	 * it); the handshake only made the port look open. */
+	(void)rotator_honeypot_accept_all(rotation->honeypot);
+	return 0;
+}
+
 static uint64_t max_decoy_block_usec(const struct policy_set *set)
 {
 	uint64_t max = 0;
@@ -393,6 +406,17 @@ int rotation_new(sd_event *event, const struct rotation_options *options,
 	if (r < 0)
 		goto fail;
 
+	if (options->honeypot_port) {
+		r = rotator_honeypot_open(options->honeypot_port, &rotation->honeypot);
+		if (r < 0)
+			goto fail;
+		r = sd_event_add_io(event, &rotation->honeypot_source,
+				    rotator_honeypot_fd(rotation->honeypot), EPOLLIN, on_honeypot,
+				    rotation);
+		if (r < 0)
+			goto fail;
+	}
+
 	*ret_rotation = rotation;
 	return 0;
 fail:
@@ -438,6 +462,21 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 	size_t n = 0;
 	int r;
 
+	for (size_t i = 0; rotation->options.honeypot_port && i < set->count; i++) {
+		const struct policy *p = set->policies[i];
+
+		if (p->has_public_ports && p->public_ports.first <= rotation->options.honeypot_port &&
+		    rotation->options.honeypot_port <= p->public_ports.last) {
+			if (asprintf(ret_error,
+				     "%s: PublicPorts=%u-%u contains the agent's honeypot port %u "
+				     "(--honeypot-port)",
+				     p->name, p->public_ports.first, p->public_ports.last,
+				     rotation->options.honeypot_port) < 0)
+				*ret_error = NULL;
+			return -EADDRINUSE;
+		}
+	}
+
 	r = load_services(set, &services, &n, ret_error);
 	if (r < 0)
 		return r;
@@ -459,6 +498,7 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 	if (!rotation->rotator) {
 		struct rotator_config config = {
 			.nflog_group = rotation->options.nflog_group,
+			.honeypot_port = rotation->options.honeypot_port,
 			.block_timeout_sec = (uint32_t)(max_decoy_block_usec(set) / USEC_PER_SEC),
 		};
 
@@ -569,6 +609,8 @@ void rotation_free(struct rotation *rotation)
 	rotator_free(rotation->rotator);
 	sd_event_source_disable_unref(rotation->nflog_source);
 	rotator_nflog_free(rotation->nflog);
+	sd_event_source_disable_unref(rotation->honeypot_source);
+	rotator_honeypot_free(rotation->honeypot);
 	sd_event_source_disable_unref(rotation->timer);
 	sd_event_source_disable_unref(rotation->clock_watch);
 	if (rotation->clock_fd >= 0)

@@ -27,6 +27,7 @@ struct rotation_hooks {
 
 struct rotation_options {
 	uint16_t nflog_group;
+	uint16_t honeypot_port; /* TCP decoys redirect here so they look open; 0 = drop */
 	bool remove_on_stop; /* delete `inet mtd` on a clean stop */
 };
 

@@ -4,6 +4,7 @@
  *
  *   netprobe echo-server ADDR PORT      echo every connection (forks), until killed
  *   netprobe ping HOST PORT [MS]        connect, send a line, expect it back; exit 0/1
+ *   netprobe connect HOST PORT [MS]     does the port complete a TCP handshake? exit 0/1
  *   netprobe stream HOST PORT SECONDS   one connection: write a counting pattern,
  *                                       read it back, fail on any lost or wrong byte
  */
@@ -202,9 +203,16 @@ int main(int argc, char **argv)
 		return echo_server(argv[2], argv[3]);
 	if ((argc == 4 || argc == 5) && strcmp(argv[1], "ping") == 0)
 		return ping(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : 2000);
+	if ((argc == 4 || argc == 5) && strcmp(argv[1], "connect") == 0) {
+		int fd = connect_timeout(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : 2000);
+		if (fd < 0)
+			return 1;
+		close(fd);
+		return 0;
+	}
 	if (argc == 5 && strcmp(argv[1], "stream") == 0)
 		return stream(argv[2], argv[3], atoi(argv[4]));
-	fprintf(stderr, "usage: netprobe echo-server ADDR PORT | ping HOST PORT [MS] | stream HOST "
-			"PORT SECONDS\n");
+	fprintf(stderr, "usage: netprobe echo-server ADDR PORT | ping HOST PORT [MS] | connect HOST PORT "
+			"[MS] | stream HOST PORT SECONDS\n");
 	return 2;
 }
