@@ -115,6 +115,16 @@ expect freeze "freeze=frozen"
 expect freeze "thaw=thawed"
 expect freeze "status=killed:9"
 ok "freeze and thaw through cgroup.freeze; cgroup.kill ends a running instance"
+run cleanup-first --cleanup-first --timeout 5 -- probe sleep
+expect cleanup-first "cleanup_first=ok"
+expect cleanup-first "status=killed:9"
+! grep -q "^timeout=" "$T/cleanup-first" || fail "cleanup-first: the instance survived its cleanup"
+ok "envelope_cleanup kills the tree and removes the cgroups before pid 1 is reaped"
+run tree --exec /bin/busybox --timeout 2 -- sh -c \
+	'sleep 100 & sleep 100 & setsid sleep 100 & (sleep 100 &) ; echo tree=$(ls /proc | grep -c "^[0-9]"); wait'
+grep -Eq '^tree=[5-9]$' "$T/tree" || fail "tree: $(cat "$T/tree")"
+expect tree "status=killed:9"
+ok "a forking shell (busybox from the host as a memfd) in the envelope: its whole tree dies with cgroup.kill, cgroup removed"
 
 envelope_no_leftovers
 ok "no cgroup left behind"

@@ -19,6 +19,8 @@
  *   --fail-setup          setup_in_parent fails (fail-closed test)
  *   --timeout SEC         cgroup.kill after SEC seconds (default 30)
  *   --freeze-test         freeze, check, thaw before waiting
+ *   --cleanup-first       envelope_cleanup() (kill, remove cgroups) before pid 1 is
+ *                         reaped, as the agent may do on stop
  *
  * Prints "status=exited:N", "status=killed:SIG" or "status=dumped:SIG" on
  * success and exits 0; on a refused spawn prints
@@ -135,11 +137,11 @@ int main(int argc, char **argv)
 		{"nofile", 1, 0, 'n'},	   {"memory-max", 1, 0, 'm'},	{"tasks-max", 1, 0, 't'},
 		{"cpu-quota", 1, 0, 'q'},  {"hostname", 1, 0, 'h'},	{"marker", 1, 0, 'k'},
 		{"fail-setup", 0, 0, 'F'}, {"timeout", 1, 0, 'T'},	{"freeze-test", 0, 0, 'Z'},
-		{0, 0, 0, 0},
+		{"cleanup-first", 0, 0, 'X'}, {0, 0, 0, 0},
 	};
 	struct envelope_spec spec;
 	char id[64], cgname[64], *exec_path = NULL, *syscalls = NULL;
-	bool use_memfd = false, seccomp_invalid = false, freeze_test = false;
+	bool use_memfd = false, seccomp_invalid = false, freeze_test = false, cleanup_first = false;
 	enum seccomp_default def = SECCOMP_DEFAULT_ERRNO;
 	int timeout = 30, marker_fd = -1, o, r;
 	struct seccomp_program *prog = NULL, bad = {0};
@@ -187,6 +189,7 @@ int main(int argc, char **argv)
 		case 'F': spec.setup_in_parent = fail_setup; break;
 		case 'T': timeout = atoi(optarg); break;
 		case 'Z': freeze_test = true; break;
+		case 'X': cleanup_first = true; break;
 		default: return 1;
 		}
 	}
@@ -255,6 +258,11 @@ int main(int argc, char **argv)
 		printf("freeze=%s\n", r < 0 ? strerror(-r) : "frozen");
 		r = envelope_freeze(e, false);
 		printf("thaw=%s\n", r < 0 ? strerror(-r) : "thawed");
+		fflush(stdout);
+	}
+	if (cleanup_first) {
+		r = envelope_cleanup(e);
+		printf("cleanup_first=%s\n", r < 0 ? strerror(-r) : "ok");
 		fflush(stdout);
 	}
 	struct pollfd p = {.fd = envelope_pidfd(e), .events = POLLIN};
