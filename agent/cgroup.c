@@ -17,9 +17,9 @@
 #include "macro.h"
 
 static const char *const controller_names[_CGROUP_CONTROLLER_MAX] = {
-	[CGROUP_MEMORY] = "memory",
-	[CGROUP_PIDS] = "pids",
-	[CGROUP_CPU] = "cpu",
+    [CGROUP_MEMORY] = "memory",
+    [CGROUP_PIDS] = "pids",
+    [CGROUP_CPU] = "cpu",
 };
 
 const char *cgroup_controller_name(enum cgroup_controller c)
@@ -372,8 +372,8 @@ static int wait_events_key(int dirfd, const char *key, long want, uint64_t timeo
 
 struct cgroup_root {
 	struct cgroup_layout layout;
-	char *unified;				/* AGENT/NAME in cgroup2 */
-	char *v1[_CGROUP_CONTROLLER_MAX];	/* AGENT/NAME in each v1 hierarchy used */
+	char *unified;			  /* AGENT/NAME in cgroup2 */
+	char *v1[_CGROUP_CONTROLLER_MAX]; /* AGENT/NAME in each v1 hierarchy used */
 	bool hybrid;
 };
 
@@ -595,8 +595,7 @@ static bool valid_id(const char *id)
 }
 
 /* Writes the limit for controller ctl into dir (v2 file names when unified). */
-static int write_limit(int dfd, enum cgroup_controller ctl, bool v2,
-		       const struct cgroup_limits *l)
+static int write_limit(int dfd, enum cgroup_controller ctl, bool v2, const struct cgroup_limits *l)
 {
 	char buf[64];
 	int r;
@@ -650,9 +649,9 @@ static bool limit_wanted(enum cgroup_controller c, const struct cgroup_limits *l
 }
 
 static const char *const limit_steps[_CGROUP_CONTROLLER_MAX] = {
-	[CGROUP_MEMORY] = "cgroup memory",
-	[CGROUP_PIDS] = "cgroup pids",
-	[CGROUP_CPU] = "cgroup cpu",
+    [CGROUP_MEMORY] = "cgroup memory",
+    [CGROUP_PIDS] = "cgroup pids",
+    [CGROUP_CPU] = "cgroup cpu",
 };
 
 static void rmdir_all(struct cgroup_instance *c)

@@ -41,9 +41,9 @@ const char *cgroup_controller_name(enum cgroup_controller c);
 /* Where the hierarchies are and where the agent sits in them. Absolute
  * directory paths; NULL where there is none. */
 struct cgroup_layout {
-	char *unified;				   /* AGENT's directory in the cgroup2 mount */
-	bool unified_has[_CGROUP_CONTROLLER_MAX];  /* controller available in cgroup2 */
-	char *v1[_CGROUP_CONTROLLER_MAX];	   /* AGENT's directory in each v1 hierarchy */
+	char *unified;				  /* AGENT's directory in the cgroup2 mount */
+	bool unified_has[_CGROUP_CONTROLLER_MAX]; /* controller available in cgroup2 */
+	char *v1[_CGROUP_CONTROLLER_MAX];	  /* AGENT's directory in each v1 hierarchy */
 };
 
 void cgroup_layout_done(struct cgroup_layout *l);

@@ -26,7 +26,7 @@
 #include "macro.h"
 
 #define ERR_FD (SECCOMP_POLICY_EXEC_FD + 1) /* the report socket after the fds step */
-#define HIGH_FD_BASE 200			    /* scratch range while fds are shuffled */
+#define HIGH_FD_BASE 200		    /* scratch range while fds are shuffled */
 #define SPAWN_TIMEOUT_MS 10000
 #define CLEANUP_TIMEOUT_USEC (5 * 1000000ULL)
 
@@ -153,13 +153,14 @@ static void child_mount_dev(void)
 {
 	static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
 	static const char *const links[][2] = {
-		{"/proc/self/fd", "dev/fd"},	 {"/proc/self/fd/0", "dev/stdin"},
-		{"/proc/self/fd/1", "dev/stdout"}, {"/proc/self/fd/2", "dev/stderr"},
-		{"pts/ptmx", "dev/ptmx"},
+	    {"/proc/self/fd", "dev/fd"},       {"/proc/self/fd/0", "dev/stdin"},
+	    {"/proc/self/fd/1", "dev/stdout"}, {"/proc/self/fd/2", "dev/stderr"},
+	    {"pts/ptmx", "dev/ptmx"},
 	};
 
 	mkdir_in_root("dev", 0755, "mount dev");
-	CHECK(mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k,nr_inodes=64"),
+	CHECK(mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC,
+		    "mode=0755,size=64k,nr_inodes=64"),
 	      "mount dev", "tmpfs on /dev");
 	for (size_t i = 0; i < ELEMENTSOF(nodes); i++)
 		bind_dev_node(nodes[i]);
@@ -208,8 +209,7 @@ static void child_mount(const struct child_ctx *ctx)
 	/* attach the agent's tmpfs in this namespace (overlayfs takes its upper
 	 * from a mount of the caller's namespace); /tmp is only a place to hang
 	 * it, reached through the fd from here on */
-	CHECK(syscall(SYS_move_mount, ctx->upper_fd, "", AT_FDCWD, "/tmp",
-		      MOVE_MOUNT_F_EMPTY_PATH),
+	CHECK(syscall(SYS_move_mount, ctx->upper_fd, "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH),
 	      "mount tmpfs", "attach the writable layer");
 	append(fdpath, sizeof(fdpath), "/proc/self/fd/", ctx->upper_fd);
 	append(opts, sizeof(opts), "lowerdir=/proc/self/fd/", lower);
@@ -263,8 +263,8 @@ static void child_capabilities(const struct child_ctx *ctx)
 	uint64_t m = ctx->spec->capabilities;
 	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
 	struct __user_cap_data_struct d[2] = {
-		{(uint32_t)m, (uint32_t)m, (uint32_t)m},
-		{(uint32_t)(m >> 32), (uint32_t)(m >> 32), (uint32_t)(m >> 32)},
+	    {(uint32_t)m, (uint32_t)m, (uint32_t)m},
+	    {(uint32_t)(m >> 32), (uint32_t)(m >> 32), (uint32_t)(m >> 32)},
 	};
 
 	CHECK(syscall(SYS_capset, &h, d), "capabilities", "capset");
@@ -521,17 +521,17 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 	}
 
 	struct child_ctx ctx = {
-		.spec = spec,
-		.sock = sv[1],
-		.upper_fd = e->upper_fd,
-		.last_cap = read_last_cap(),
+	    .spec = spec,
+	    .sock = sv[1],
+	    .upper_fd = e->upper_fd,
+	    .last_cap = read_last_cap(),
 	};
 	struct clone_args args = {
-		.flags = CLONE_PIDFD | CLONE_INTO_CGROUP | CLONE_NEWNS | CLONE_NEWPID |
-			 CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP,
-		.pidfd = (uint64_t)(uintptr_t)&e->pidfd,
-		.exit_signal = SIGCHLD,
-		.cgroup = (uint64_t)cgroup_instance_fd(e->cgroup),
+	    .flags = CLONE_PIDFD | CLONE_INTO_CGROUP | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
+		     CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP,
+	    .pidfd = (uint64_t)(uintptr_t)&e->pidfd,
+	    .exit_signal = SIGCHLD,
+	    .cgroup = (uint64_t)cgroup_instance_fd(e->cgroup),
 	};
 	long pid = syscall(SYS_clone3, &args, sizeof(args));
 	if (pid < 0) {

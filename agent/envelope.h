@@ -55,7 +55,7 @@ struct envelope_spec {
 	char *const *envp;
 	uid_t uid; /* inside (User=/Group=), 0 = root */
 	gid_t gid;
-	uint64_t capabilities; /* bit mask of CAP_* kept in every set */
+	uint64_t capabilities;		       /* bit mask of CAP_* kept in every set */
 	const struct seccomp_program *seccomp; /* NULL: no filter (tests only) */
 	uint64_t limit_nofile;		       /* 0 = inherit */
 	struct cgroup_limits limits;

@@ -63,8 +63,8 @@ static int export_program(scmp_filter_ctx ctx, struct sock_filter **ret, size_t 
 int seccomp_program_compile_names(char *const *names, size_t n_names, enum seccomp_default def,
 				  struct seccomp_program **ret)
 {
-	uint32_t def_action = def == SECCOMP_DEFAULT_KILL ? SCMP_ACT_KILL_PROCESS
-							   : SCMP_ACT_ERRNO(EPERM);
+	uint32_t def_action =
+	    def == SECCOMP_DEFAULT_KILL ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_ERRNO(EPERM);
 	_cleanup_(seccomp_releasep) scmp_filter_ctx ctx = seccomp_init(def_action);
 	_cleanup_free_ struct seccomp_program *p = NULL;
 	bool has_execveat = false;
@@ -144,8 +144,8 @@ int seccomp_program_compile(char *const *items, size_t n_items, enum seccomp_def
 int seccomp_program_load(const struct seccomp_program *p)
 {
 	struct sock_fprog prog = {
-		.len = (unsigned short)p->count,
-		.filter = p->insns,
+	    .len = (unsigned short)p->count,
+	    .filter = p->insns,
 	};
 
 	if (!p->insns || p->count == 0 || p->count > BPF_MAXINSNS)

@@ -103,8 +103,8 @@ static int memfd_of(const char *path)
 }
 
 /* One launch of each kind: returns ms until ready, < 0 on failure. */
-static double launch_envelope(struct envelope_spec *spec, const struct cgroup_root *root,
-			      int round, double *teardown_ms)
+static double launch_envelope(struct envelope_spec *spec, const struct cgroup_root *root, int round,
+			      double *teardown_ms)
 {
 	int pfd[2];
 	char id[32];
@@ -121,7 +121,8 @@ static double launch_envelope(struct envelope_spec *spec, const struct cgroup_ro
 	t0 = now_ms();
 	if (envelope_spawn(spec, root, &e, &err) < 0) {
 		char buf[512];
-		fprintf(stderr, "bench: envelope: %s\n", envelope_error_format(&err, buf, sizeof(buf)));
+		fprintf(stderr, "bench: envelope: %s\n",
+			envelope_error_format(&err, buf, sizeof(buf)));
 		close(pfd[0]);
 		close(pfd[1]);
 		return -1;
@@ -220,17 +221,33 @@ int main(void)
 	if (spec.exec_fd < 0)
 		goto out;
 
-	char *bwrap_argv[] = {"/usr/bin/bwrap", "--unshare-pid", "--unshare-net", "--unshare-uts",
-			      "--unshare-ipc", "--unshare-cgroup", "--ro-bind", lower, "/",
-			      "--dev", "/dev", "--proc", "/proc", "--cap-drop", "ALL",
-			      "--new-session", "--", "/probe", "ready", NULL};
+	char *bwrap_argv[] = {"/usr/bin/bwrap",
+			      "--unshare-pid",
+			      "--unshare-net",
+			      "--unshare-uts",
+			      "--unshare-ipc",
+			      "--unshare-cgroup",
+			      "--ro-bind",
+			      lower,
+			      "/",
+			      "--dev",
+			      "/dev",
+			      "--proc",
+			      "/proc",
+			      "--cap-drop",
+			      "ALL",
+			      "--new-session",
+			      "--",
+			      "/probe",
+			      "ready",
+			      NULL};
 	char *bare_argv[] = {probe, "ready", NULL};
 
 	/* warm-up, then interleaved rounds so drift hits all three alike */
 	double dummy;
 	for (int i = 0; i < 5; i++)
-		if (launch_envelope(&spec, root, -1 - i, &dummy) < 0 || launch_argv(bwrap_argv) < 0 ||
-		    launch_argv(bare_argv) < 0) {
+		if (launch_envelope(&spec, root, -1 - i, &dummy) < 0 ||
+		    launch_argv(bwrap_argv) < 0 || launch_argv(bare_argv) < 0) {
 			fprintf(stderr, "bench: warm-up launch failed\n");
 			goto out;
 		}
@@ -245,7 +262,8 @@ int main(void)
 	}
 	struct stats s_env = stats_of(env, ROUNDS), s_bw = stats_of(bw, ROUNDS),
 		     s_fe = stats_of(fe, ROUNDS), s_td = stats_of(td, ROUNDS);
-	printf("cold launch until the program signals readiness over an inherited pipe after exec\n");
+	printf(
+	    "cold launch until the program signals readiness over an inherited pipe after exec\n");
 	printf("(%d launches each, interleaved; %s cgroups)\n\n", ROUNDS,
 	       cgroup_root_is_hybrid(root) ? "hybrid" : "unified");
 	printf("%-34s %10s %10s %10s\n", "launch", "median ms", "p95 ms", "min ms");

@@ -57,7 +57,8 @@ static int parse_caps(const char *list, uint64_t *ret)
 
 	if (!copy)
 		return -ENOMEM;
-	for (char *save = NULL, *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+	for (char *save = NULL, *t = strtok_r(copy, ",", &save); t;
+	     t = strtok_r(NULL, ",", &save)) {
 		cap_value_t v;
 		if (cap_from_name(t, &v) < 0) {
 			fprintf(stderr, "envelope-run: unknown capability %s\n", t);
@@ -77,7 +78,8 @@ static int split_words(const char *list, char ***ret, size_t *ret_n)
 
 	if (!copy)
 		return -ENOMEM;
-	for (char *save = NULL, *t = strtok_r(copy, " ,", &save); t; t = strtok_r(NULL, " ,", &save)) {
+	for (char *save = NULL, *t = strtok_r(copy, " ,", &save); t;
+	     t = strtok_r(NULL, " ,", &save)) {
 		char **nv = realloc(v, (n + 2) * sizeof(char *));
 		if (!nv)
 			return -ENOMEM;
@@ -130,14 +132,29 @@ static void print_status(const siginfo_t *si)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"id", 1, 0, 'i'},	   {"cgroup-name", 1, 0, 'C'},	{"lower", 1, 0, 'l'},
-		{"upper-size", 1, 0, 'U'}, {"exec", 1, 0, 'e'},		{"memfd", 0, 0, 'M'},
-		{"uid", 1, 0, 'u'},	   {"gid", 1, 0, 'g'},		{"caps", 1, 0, 'c'},
-		{"syscalls", 1, 0, 's'},   {"syscall-default", 1, 0, 'd'}, {"seccomp-invalid", 0, 0, 'I'},
-		{"nofile", 1, 0, 'n'},	   {"memory-max", 1, 0, 'm'},	{"tasks-max", 1, 0, 't'},
-		{"cpu-quota", 1, 0, 'q'},  {"hostname", 1, 0, 'h'},	{"marker", 1, 0, 'k'},
-		{"fail-setup", 0, 0, 'F'}, {"timeout", 1, 0, 'T'},	{"freeze-test", 0, 0, 'Z'},
-		{"cleanup-first", 0, 0, 'X'}, {0, 0, 0, 0},
+	    {"id", 1, 0, 'i'},
+	    {"cgroup-name", 1, 0, 'C'},
+	    {"lower", 1, 0, 'l'},
+	    {"upper-size", 1, 0, 'U'},
+	    {"exec", 1, 0, 'e'},
+	    {"memfd", 0, 0, 'M'},
+	    {"uid", 1, 0, 'u'},
+	    {"gid", 1, 0, 'g'},
+	    {"caps", 1, 0, 'c'},
+	    {"syscalls", 1, 0, 's'},
+	    {"syscall-default", 1, 0, 'd'},
+	    {"seccomp-invalid", 0, 0, 'I'},
+	    {"nofile", 1, 0, 'n'},
+	    {"memory-max", 1, 0, 'm'},
+	    {"tasks-max", 1, 0, 't'},
+	    {"cpu-quota", 1, 0, 'q'},
+	    {"hostname", 1, 0, 'h'},
+	    {"marker", 1, 0, 'k'},
+	    {"fail-setup", 0, 0, 'F'},
+	    {"timeout", 1, 0, 'T'},
+	    {"freeze-test", 0, 0, 'Z'},
+	    {"cleanup-first", 0, 0, 'X'},
+	    {0, 0, 0, 0},
 	};
 	struct envelope_spec spec;
 	char id[64], cgname[64], *exec_path = NULL, *syscalls = NULL;
@@ -159,26 +176,59 @@ int main(int argc, char **argv)
 	spec.stdio_fds[2] = 2;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
-		case 'i': snprintf(id, sizeof(id), "%s", optarg); break;
-		case 'C': snprintf(cgname, sizeof(cgname), "%s", optarg); break;
-		case 'l': spec.lower_dir = optarg; break;
-		case 'U': spec.upper_size_bytes = strtoull(optarg, NULL, 0); break;
-		case 'e': exec_path = optarg; break;
-		case 'M': use_memfd = true; break;
-		case 'u': spec.uid = strtoul(optarg, NULL, 10); break;
-		case 'g': spec.gid = strtoul(optarg, NULL, 10); break;
+		case 'i':
+			snprintf(id, sizeof(id), "%s", optarg);
+			break;
+		case 'C':
+			snprintf(cgname, sizeof(cgname), "%s", optarg);
+			break;
+		case 'l':
+			spec.lower_dir = optarg;
+			break;
+		case 'U':
+			spec.upper_size_bytes = strtoull(optarg, NULL, 0);
+			break;
+		case 'e':
+			exec_path = optarg;
+			break;
+		case 'M':
+			use_memfd = true;
+			break;
+		case 'u':
+			spec.uid = strtoul(optarg, NULL, 10);
+			break;
+		case 'g':
+			spec.gid = strtoul(optarg, NULL, 10);
+			break;
 		case 'c':
 			if (parse_caps(optarg, &spec.capabilities) < 0)
 				return 1;
 			break;
-		case 's': syscalls = optarg; break;
-		case 'd': def = strcmp(optarg, "kill") == 0 ? SECCOMP_DEFAULT_KILL : SECCOMP_DEFAULT_ERRNO; break;
-		case 'I': seccomp_invalid = true; break;
-		case 'n': spec.limit_nofile = strtoull(optarg, NULL, 10); break;
-		case 'm': spec.limits.memory_max = strtoull(optarg, NULL, 0); break;
-		case 't': spec.limits.tasks_max = strtoull(optarg, NULL, 10); break;
-		case 'q': spec.limits.cpu_quota_percent = strtoul(optarg, NULL, 10); break;
-		case 'h': spec.hostname = optarg; break;
+		case 's':
+			syscalls = optarg;
+			break;
+		case 'd':
+			def = strcmp(optarg, "kill") == 0 ? SECCOMP_DEFAULT_KILL
+							  : SECCOMP_DEFAULT_ERRNO;
+			break;
+		case 'I':
+			seccomp_invalid = true;
+			break;
+		case 'n':
+			spec.limit_nofile = strtoull(optarg, NULL, 10);
+			break;
+		case 'm':
+			spec.limits.memory_max = strtoull(optarg, NULL, 0);
+			break;
+		case 't':
+			spec.limits.tasks_max = strtoull(optarg, NULL, 10);
+			break;
+		case 'q':
+			spec.limits.cpu_quota_percent = strtoul(optarg, NULL, 10);
+			break;
+		case 'h':
+			spec.hostname = optarg;
+			break;
 		case 'k':
 			marker_fd = open(optarg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 			if (marker_fd < 0) {
@@ -186,15 +236,25 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			break;
-		case 'F': spec.setup_in_parent = fail_setup; break;
-		case 'T': timeout = atoi(optarg); break;
-		case 'Z': freeze_test = true; break;
-		case 'X': cleanup_first = true; break;
-		default: return 1;
+		case 'F':
+			spec.setup_in_parent = fail_setup;
+			break;
+		case 'T':
+			timeout = atoi(optarg);
+			break;
+		case 'Z':
+			freeze_test = true;
+			break;
+		case 'X':
+			cleanup_first = true;
+			break;
+		default:
+			return 1;
 		}
 	}
 	if (!exec_path || !spec.lower_dir || optind >= argc) {
-		fprintf(stderr, "usage: envelope-run --lower DIR --exec BIN [options] -- ARGV...\n");
+		fprintf(stderr,
+			"usage: envelope-run --lower DIR --exec BIN [options] -- ARGV...\n");
 		return 1;
 	}
 	spec.argv = &argv[optind];
@@ -241,7 +301,8 @@ int main(int argc, char **argv)
 	r = envelope_spawn(&spec, root, &e, &err);
 	if (r < 0) {
 		char buf[512];
-		fprintf(stderr, "envelope-run: %s\n", envelope_error_format(&err, buf, sizeof(buf)));
+		fprintf(stderr, "envelope-run: %s\n",
+			envelope_error_format(&err, buf, sizeof(buf)));
 		printf("spawn-failed step=%s errno=%d detail=%s\n", err.step, err.err, err.detail);
 		r = cgroup_root_remove(root);
 		if (r < 0)

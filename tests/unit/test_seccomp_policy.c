@@ -162,7 +162,7 @@ static void test_groups_expand(void **state)
 
 	assert_int_equal(seccomp_program_compile(items, 1, SECCOMP_DEFAULT_ERRNO, &p, NULL), 0);
 	assert_true(p->n_allowed > 100);
-	assert_int_equal(in_child(p, PROBE_UNAME), 0);	/* in @system-service */
+	assert_int_equal(in_child(p, PROBE_UNAME), 0);	 /* in @system-service */
 	assert_int_equal(in_child(p, PROBE_GETPPID), 0); /* in @default */
 	seccomp_program_free(p);
 }
@@ -174,7 +174,8 @@ static void test_unknown_name_or_group_is_refused_and_named(void **state)
 	struct seccomp_program *p = NULL;
 	const char *bad = NULL;
 
-	assert_int_equal(seccomp_program_compile(items, 2, SECCOMP_DEFAULT_ERRNO, &p, &bad), -EINVAL);
+	assert_int_equal(seccomp_program_compile(items, 2, SECCOMP_DEFAULT_ERRNO, &p, &bad),
+			 -EINVAL);
 	assert_null(p);
 	assert_string_equal(bad, "no_such_call");
 	bad = NULL;
@@ -203,13 +204,13 @@ static void test_invalid_program_is_refused_by_load(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_listed_calls_pass_others_get_eperm),
-		cmocka_unit_test(test_default_kill_kills_with_sigsys),
-		cmocka_unit_test(test_clone3_is_enosys_even_when_listed),
-		cmocka_unit_test(test_execveat_only_for_the_envelope_fd),
-		cmocka_unit_test(test_groups_expand),
-		cmocka_unit_test(test_unknown_name_or_group_is_refused_and_named),
-		cmocka_unit_test(test_invalid_program_is_refused_by_load),
+	    cmocka_unit_test(test_listed_calls_pass_others_get_eperm),
+	    cmocka_unit_test(test_default_kill_kills_with_sigsys),
+	    cmocka_unit_test(test_clone3_is_enosys_even_when_listed),
+	    cmocka_unit_test(test_execveat_only_for_the_envelope_fd),
+	    cmocka_unit_test(test_groups_expand),
+	    cmocka_unit_test(test_unknown_name_or_group_is_refused_and_named),
+	    cmocka_unit_test(test_invalid_program_is_refused_by_load),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
