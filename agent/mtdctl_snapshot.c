@@ -10,12 +10,12 @@
 #include "mtdctl.h"
 #include "snapshot.h"
 
-static int snapshot_fail(const struct mtdctl *ctl, const char *what,
-			 const struct snapshot_error *e, int r)
+static int snapshot_fail(const struct mtdctl *ctl, const char *what, const struct snapshot_error *e,
+			 int r)
 {
 	if (ctl->json) {
-		json_t *o = json_pack("{s:b, s:s, s:s}", "ok", 0, "path", e->path, "reason",
-				      e->reason);
+		json_t *o =
+		    json_pack("{s:b, s:s, s:s}", "ok", 0, "path", e->path, "reason", e->reason);
 		char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
 
 		if (text)

@@ -23,7 +23,7 @@
 struct snapshot {
 	struct snapshot_manifest manifest;
 	char *root_path; /* absolute DIR/root */
-	int root_fd;     /* DIR/root, O_DIRECTORY */
+	int root_fd;	 /* DIR/root, O_DIRECTORY */
 	struct snapshot_stats stats;
 };
 
@@ -79,9 +79,9 @@ static int check_content(int root_fd, struct snapshot_hasher *h, const struct sn
 		return r;
 	}
 	if (size != want->size) {
-		snapshot_error_set_entry(error, want->path, "size differs (%llu bytes, expected %llu)",
-					 (unsigned long long)size,
-					 (unsigned long long)want->size);
+		snapshot_error_set_entry(error, want->path,
+					 "size differs (%llu bytes, expected %llu)",
+					 (unsigned long long)size, (unsigned long long)want->size);
 		return -EBADMSG;
 	}
 	if (memcmp(sha, want->sha256, sizeof(sha)) != 0)
@@ -125,10 +125,9 @@ static int compare_entry(int root_fd, struct snapshot_hasher *h, const struct sn
 			return -EBADMSG;
 		}
 		if (found->size != want->size) {
-			snapshot_error_set_entry(error, want->path,
-						 "size differs (%llu bytes, expected %llu)",
-						 (unsigned long long)found->size,
-						 (unsigned long long)want->size);
+			snapshot_error_set_entry(
+			    error, want->path, "size differs (%llu bytes, expected %llu)",
+			    (unsigned long long)found->size, (unsigned long long)want->size);
 			return -EBADMSG;
 		}
 		return check_content(root_fd, h, want, found, error);
@@ -144,10 +143,9 @@ static int compare_entry(int root_fd, struct snapshot_hasher *h, const struct sn
 	case SNAPSHOT_CHAR:
 	case SNAPSHOT_BLOCK:
 		if (found->major != want->major || found->minor != want->minor) {
-			snapshot_error_set_entry(error, want->path,
-						 "device number differs (%u:%u, expected %u:%u)",
-						 found->major, found->minor, want->major,
-						 want->minor);
+			snapshot_error_set_entry(
+			    error, want->path, "device number differs (%u:%u, expected %u:%u)",
+			    found->major, found->minor, want->major, want->minor);
 			return -EBADMSG;
 		}
 		return 0;
@@ -254,9 +252,9 @@ int snapshot_verify(const char *dir, const char *pubkey_path, const struct snaps
 	if (root_fd < 0) {
 		r = -errno;
 		snapshot_error_set(ret_error, "root", "%s",
-				   r == -ENOENT ? "missing" : r == -ENOTDIR || r == -ELOOP
-								 ? "not a directory"
-								 : strerror(-r));
+				   r == -ENOENT			  ? "missing"
+				   : r == -ENOTDIR || r == -ELOOP ? "not a directory"
+								  : strerror(-r));
 		goto fail;
 	}
 	r = snapshot_walk(root_fd, &found, ret_error);
@@ -343,7 +341,8 @@ static int resolve_in_manifest(const struct snapshot_manifest *m, const char *pa
 			p++;
 		clen = (size_t)(p - comp);
 		if (e->type != SNAPSHOT_DIR) {
-			snapshot_error_set_entry(error, cur, "not a directory (resolving %s)", path);
+			snapshot_error_set_entry(error, cur, "not a directory (resolving %s)",
+						 path);
 			return -ENOTDIR;
 		}
 		if (clen == 1 && comp[0] == '.')
@@ -504,17 +503,17 @@ int snapshot_open_exec(const struct snapshot *s, const char *path_inside_root, i
 	/* The manifest path has no symlink left: refuse any on disk. */
 	fd = snapshot_open_beneath(s->root_fd, e->path, O_RDONLY | O_NONBLOCK);
 	if (fd < 0) {
-		snapshot_error_set_entry(ret_error, e->path, "changed since verification: cannot open: %s",
+		snapshot_error_set_entry(ret_error, e->path,
+					 "changed since verification: cannot open: %s",
 					 strerror(-fd));
 		return fd == -ELOOP || fd == -EXDEV || fd == -ENOENT ? -EBADMSG : fd;
 	}
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != e->size) {
-		snapshot_error_set_entry(ret_error, e->path,
-					 "changed since verification: %s", !S_ISREG(st.st_mode)
-						 ? "not a regular file"
-						 : "size differs");
+		snapshot_error_set_entry(ret_error, e->path, "changed since verification: %s",
+					 !S_ISREG(st.st_mode) ? "not a regular file"
+							      : "size differs");
 		return -EBADMSG;
 	}
 	memfd = create_memfd(e->path);

@@ -28,9 +28,9 @@ struct snapshot_error {
 };
 
 struct snapshot_stats {
-	uint64_t entries;     /* manifest lines, the root directory included */
-	uint64_t files;       /* regular files */
-	uint64_t bytes;       /* bytes of regular files (all hashed) */
+	uint64_t entries; /* manifest lines, the root directory included */
+	uint64_t files;	  /* regular files */
+	uint64_t bytes;	  /* bytes of regular files (all hashed) */
 };
 
 struct snapshot;
@@ -78,6 +78,5 @@ int snapshot_create(const char *src, const char *dest, const char *privkey_path,
  * closure (ELF PT_INTERP and `INTERP --list BINARY`; the binaries themselves
  * never run). Each file keeps its host path, symlinks on the way included;
  * /dev, /proc and /tmp are created empty. */
-int snapshot_create_from_binaries(const char *const *binaries, size_t n_binaries,
-				  const char *dest, const char *privkey_path,
-				  struct snapshot_error *ret_error);
+int snapshot_create_from_binaries(const char *const *binaries, size_t n_binaries, const char *dest,
+				  const char *privkey_path, struct snapshot_error *ret_error);

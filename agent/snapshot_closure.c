@@ -29,7 +29,8 @@ struct importer {
 };
 
 /* The PT_INTERP of an ELF file, or "" for a static one. */
-static int elf_interpreter(const char *path, char *interp, size_t size, struct snapshot_error *error)
+static int elf_interpreter(const char *path, char *interp, size_t size,
+			   struct snapshot_error *error)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	unsigned char ident[EI_NIDENT];
@@ -108,8 +109,7 @@ static int list_libraries(const char *interp, const char *binary, char **ret,
 	pid_t pid;
 
 	/* Only a loader the administrator controls is run. */
-	if (stat(interp, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
-	    (st.st_mode & 022)) {
+	if (stat(interp, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022)) {
 		snapshot_error_set(error, interp,
 				   "ELF interpreter of %s is not a root-owned, non-writable file",
 				   binary);
@@ -163,8 +163,8 @@ static int open_stage_dir(struct importer *im, const char *path)
  * path parent/name, unless it is already there. */
 static int import_inode(struct importer *im, const char *parent, const char *name)
 {
-	_cleanup_close_ int host = open(parent[0] ? parent : "/",
-					O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int host =
+	    open(parent[0] ? parent : "/", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	_cleanup_close_ int stage = open_stage_dir(im, parent[0] ? parent : "/");
 	struct stat st, existing;
 	int r;
@@ -257,9 +257,9 @@ static int import_path(struct importer *im, const char *path)
 				snapshot_error_set(im->error, path, "too many levels of symlinks");
 				return -ELOOP;
 			}
-			if ((size_t)snprintf(rest, sizeof(rest), "%s%s%s%s",
-					     target[0] == '/' ? "" : cur, target[0] == '/' ? "" : "/",
-					     target, p) >= sizeof(rest))
+			if ((size_t)snprintf(
+				rest, sizeof(rest), "%s%s%s%s", target[0] == '/' ? "" : cur,
+				target[0] == '/' ? "" : "/", target, p) >= sizeof(rest))
 				return -ENAMETOOLONG;
 			return import_path(im, rest);
 		}
@@ -318,9 +318,8 @@ static int make_dir(int root_fd, const char *name, mode_t mode, bool as_root)
 	return fchmod(fd, mode) < 0 ? -errno : 0;
 }
 
-int snapshot_create_from_binaries(const char *const *binaries, size_t n_binaries,
-				  const char *dest, const char *privkey_path,
-				  struct snapshot_error *ret_error)
+int snapshot_create_from_binaries(const char *const *binaries, size_t n_binaries, const char *dest,
+				  const char *privkey_path, struct snapshot_error *ret_error)
 {
 	struct snapshot_stage st;
 	struct importer im = {.as_root = geteuid() == 0, .error = ret_error};
@@ -341,7 +340,8 @@ int snapshot_create_from_binaries(const char *const *binaries, size_t n_binaries
 	im.root_fd = st.root_fd;
 	if ((im.as_root && fchown(st.root_fd, 0, 0) < 0) || fchmod(st.root_fd, 0755) < 0) {
 		r = -errno;
-		snapshot_error_set(ret_error, st.tmp_path, "cannot set owner/mode: %s", strerror(-r));
+		snapshot_error_set(ret_error, st.tmp_path, "cannot set owner/mode: %s",
+				   strerror(-r));
 	}
 	for (size_t i = 0; r == 0 && i < n_binaries; i++) {
 		char interp[PATH_MAX];

@@ -104,8 +104,8 @@ int snapshot_apply_meta(int dirfd, const char *name, int fd, const struct stat *
 int snapshot_copy_inode(int src_dir, int dst_dir, const char *name, const struct stat *st)
 {
 	if (S_ISREG(st->st_mode)) {
-		_cleanup_close_ int in = openat(src_dir, name,
-						O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+		_cleanup_close_ int in =
+		    openat(src_dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 		_cleanup_close_ int out = -1;
 		int r;
 
@@ -165,7 +165,8 @@ static void copy_error(struct copy *c, const char *fmt, ...)
 
 static int refuse_source(struct copy *c, const struct stat *st)
 {
-	struct snapshot_entry e = {.type = snapshot_type_of(st->st_mode), .mode = st->st_mode & 07777};
+	struct snapshot_entry e = {.type = snapshot_type_of(st->st_mode),
+				   .mode = st->st_mode & 07777};
 	const char *refused = snapshot_entry_refused(&e, c->opts);
 
 	if (!refused)
@@ -215,30 +216,26 @@ static int copy_dir(struct copy *c, int src, int dst, unsigned depth)
 		if (r < 0)
 			break;
 		if (S_ISDIR(st.st_mode)) {
-			_cleanup_close_ int s = openat(src, de->d_name,
-						       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			_cleanup_close_ int s = openat(
+			    src, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			_cleanup_close_ int t = -1;
 
 			if (s < 0 || mkdirat(dst, de->d_name, 0700) < 0 ||
 			    (t = openat(dst, de->d_name,
 					O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
 				r = -errno;
-				copy_error(c, "cannot copy directory: %s",
-						   strerror(-r));
+				copy_error(c, "cannot copy directory: %s", strerror(-r));
 				break;
 			}
 			r = copy_dir(c, s, t, depth + 1);
 			/* Metadata last, so a read-only directory could be filled. */
 			if (r == 0 && (r = snapshot_apply_meta(-1, NULL, t, &st)) < 0)
-				copy_error(c, "cannot set owner/mode: %s",
-						   strerror(-r));
+				copy_error(c, "cannot set owner/mode: %s", strerror(-r));
 		} else {
 			r = snapshot_copy_inode(src, dst, de->d_name, &st);
 			if (r < 0)
-				copy_error(c, "cannot copy: %s%s",
-						   strerror(-r),
-						   r == -EPERM ? " (owners and devices need root)"
-							       : "");
+				copy_error(c, "cannot copy: %s%s", strerror(-r),
+					   r == -EPERM ? " (owners and devices need root)" : "");
 		}
 		c->path[len] = '\0';
 	}
@@ -295,8 +292,8 @@ int snapshot_stage_begin(const char *dest, struct snapshot_stage *ret_stage,
 	st.dest = strdup(dest);
 	st.dir_fd = open(st.tmp_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (!st.dest || st.dir_fd < 0 || mkdirat(st.dir_fd, "root", 0700) < 0 ||
-	    (st.root_fd = openat(st.dir_fd, "root", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-							    O_CLOEXEC)) < 0) {
+	    (st.root_fd =
+		 openat(st.dir_fd, "root", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
 		int r = st.dest ? -errno : -ENOMEM;
 		snapshot_error_set(error, st.tmp_path, "cannot prepare: %s", strerror(-r));
 		snapshot_stage_abort(&st);
@@ -321,8 +318,8 @@ void snapshot_stage_abort(struct snapshot_stage *st)
 
 static int write_at(int dirfd, const char *name, const void *data, size_t size)
 {
-	_cleanup_close_ int fd = openat(dirfd, name,
-					O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	_cleanup_close_ int fd =
+	    openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	size_t done = 0;
 
 	if (fd < 0)
@@ -361,7 +358,8 @@ static int describe(int root_fd, struct snapshot_manifest *ret, struct snapshot_
 		uint64_t size = 0;
 
 		if (e->type == SNAPSHOT_SOCKET) {
-			snapshot_error_set_entry(error, e->path, "socket not allowed in a snapshot");
+			snapshot_error_set_entry(error, e->path,
+						 "socket not allowed in a snapshot");
 			r = -EPERM;
 			break;
 		}
@@ -422,7 +420,8 @@ int snapshot_stage_commit(struct snapshot_stage *st, const char *privkey_path,
 	}
 	if (rename(st->tmp_path, st->dest) < 0) {
 		r = -errno;
-		snapshot_error_set(error, st->dest, "cannot rename the staged snapshot into place: %s",
+		snapshot_error_set(error, st->dest,
+				   "cannot rename the staged snapshot into place: %s",
 				   strerror(-r));
 		return r;
 	}
@@ -449,7 +448,8 @@ int snapshot_create(const char *src, const char *dest, const char *privkey_path,
 	src_fd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (src_fd < 0 || fstat(src_fd, &s) < 0) {
 		r = -errno;
-		snapshot_error_set(ret_error, src, "cannot open source directory: %s", strerror(-r));
+		snapshot_error_set(ret_error, src, "cannot open source directory: %s",
+				   strerror(-r));
 		return r;
 	}
 	r = snapshot_stage_begin(dest, &st, ret_error);

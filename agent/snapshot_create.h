@@ -10,8 +10,8 @@
 struct snapshot_stage {
 	char *dest;
 	char *tmp_path; /* DEST.tmp-XXXXXX */
-	int dir_fd;     /* tmp_path */
-	int root_fd;    /* tmp_path/root */
+	int dir_fd;	/* tmp_path */
+	int root_fd;	/* tmp_path/root */
 };
 
 /* DEST must not exist or be empty; creates DEST.tmp-XXXXXX/root. */

@@ -14,9 +14,9 @@
 #include "snapshot.h"
 
 #define SNAPSHOT_MANIFEST_HEADER "mtd-snapshot-manifest 1\n"
-#define SNAPSHOT_MANIFEST_MAX (512u << 20)  /* bytes */
-#define SNAPSHOT_PATH_MAX 4095              /* raw bytes of a path or target */
-#define SNAPSHOT_DEPTH_MAX 256              /* directory levels */
+#define SNAPSHOT_MANIFEST_MAX (512u << 20) /* bytes */
+#define SNAPSHOT_PATH_MAX 4095		   /* raw bytes of a path or target */
+#define SNAPSHOT_DEPTH_MAX 256		   /* directory levels */
 #define SNAPSHOT_SIG_SIZE 64
 #define SNAPSHOT_SHA256_SIZE 32
 
@@ -31,13 +31,13 @@ enum snapshot_type {
 };
 
 struct snapshot_entry {
-	char *path;   /* raw bytes, "/" or "/a/b", NUL-terminated */
-	char *target; /* symlinks: raw target; NULL otherwise */
-	char type;    /* enum snapshot_type */
+	char *path;    /* raw bytes, "/" or "/a/b", NUL-terminated */
+	char *target;  /* symlinks: raw target; NULL otherwise */
+	char type;     /* enum snapshot_type */
 	uint32_t mode; /* permission bits (07777) */
 	uint32_t uid, gid;
-	uint64_t size;              /* regular files */
-	uint32_t major, minor;      /* devices */
+	uint64_t size;			      /* regular files */
+	uint32_t major, minor;		      /* devices */
 	uint8_t sha256[SNAPSHOT_SHA256_SIZE]; /* regular files */
 	/* Only for entries found on disk: */
 	uint64_t nlink;
@@ -51,11 +51,11 @@ struct snapshot_manifest {
 };
 
 /* --- errors (snapshot_manifest.c) --- */
-_printf_(3, 4) void snapshot_error_set(struct snapshot_error *e, const char *path,
-				       const char *fmt, ...);
+_printf_(3, 4) void snapshot_error_set(struct snapshot_error *e, const char *path, const char *fmt,
+				       ...);
 /* "root" + escaped path ("/" alone gives "root") */
-void snapshot_error_set_entry(struct snapshot_error *e, const char *raw_path, const char *fmt,
-			      ...) _printf_(3, 4);
+void snapshot_error_set_entry(struct snapshot_error *e, const char *raw_path, const char *fmt, ...)
+    _printf_(3, 4);
 
 /* --- the manifest (snapshot_manifest.c) --- */
 /* Escape raw bytes into buffer as the manifest does; returns the length it
@@ -70,8 +70,7 @@ const struct snapshot_entry *snapshot_manifest_find(const struct snapshot_manife
 int snapshot_manifest_parse(const char *data, size_t size, struct snapshot_manifest *ret_manifest,
 			    struct snapshot_error *ret_error);
 /* The canonical text of a sorted manifest (malloc'd). */
-int snapshot_manifest_format(const struct snapshot_manifest *m, char **ret_text,
-			     size_t *ret_size);
+int snapshot_manifest_format(const struct snapshot_manifest *m, char **ret_text, size_t *ret_size);
 /* NULL when allowed, else the reason an entry is refused by the options. */
 const char *snapshot_entry_refused(const struct snapshot_entry *e,
 				   const struct snapshot_options *opts);
@@ -79,10 +78,11 @@ char snapshot_type_of(mode_t mode);
 const char *snapshot_type_name(char type);
 
 /* --- keys and signatures (snapshot_sign.c) --- */
-int snapshot_load_private_key(const char *path, EVP_PKEY **ret_key, struct snapshot_error *ret_error);
-int snapshot_load_public_key(const char *path, EVP_PKEY **ret_key, struct snapshot_error *ret_error);
-int snapshot_sign(EVP_PKEY *key, const void *data, size_t size,
-		  uint8_t ret_sig[SNAPSHOT_SIG_SIZE]);
+int snapshot_load_private_key(const char *path, EVP_PKEY **ret_key,
+			      struct snapshot_error *ret_error);
+int snapshot_load_public_key(const char *path, EVP_PKEY **ret_key,
+			     struct snapshot_error *ret_error);
+int snapshot_sign(EVP_PKEY *key, const void *data, size_t size, uint8_t ret_sig[SNAPSHOT_SIG_SIZE]);
 /* 0 when the signature holds, -EBADMSG when not. */
 int snapshot_signature_check(EVP_PKEY *key, const void *data, size_t size,
 			     const uint8_t sig[SNAPSHOT_SIG_SIZE]);
@@ -105,7 +105,8 @@ int snapshot_hash_fd(struct snapshot_hasher *h, int fd, uint8_t ret_sha256[SNAPS
 /* Every entry under the directory root_fd (root included as "/"), lstat
  * only, symlinks read, never followed; unsorted. Sockets are listed (type
  * 's') for the caller to refuse. */
-int snapshot_walk(int root_fd, struct snapshot_manifest *ret_list, struct snapshot_error *ret_error);
+int snapshot_walk(int root_fd, struct snapshot_manifest *ret_list,
+		  struct snapshot_error *ret_error);
 /* Open a regular file by its manifest path below root_fd, refusing any
  * symlink or escape on the way (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS). */
 int snapshot_open_beneath(int root_fd, const char *path, int flags);

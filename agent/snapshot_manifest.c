@@ -398,8 +398,7 @@ static int check_path(struct parser *ps, const char *path)
 	return 0;
 }
 
-static int parse_number(struct parser *ps, const char *what, uint64_t max, bool last,
-			uint64_t *ret)
+static int parse_number(struct parser *ps, const char *what, uint64_t max, bool last, uint64_t *ret)
 {
 	const char *s;
 	size_t len;
@@ -414,7 +413,8 @@ static int parse_number(struct parser *ps, const char *what, uint64_t max, bool 
 		if (s[i] < '0' || s[i] > '9')
 			return parse_fail(ps, "%s: not a decimal number", what);
 		if (v > (max - (uint64_t)(s[i] - '0')) / 10)
-			return parse_fail(ps, "%s: larger than %llu", what, (unsigned long long)max);
+			return parse_fail(ps, "%s: larger than %llu", what,
+					  (unsigned long long)max);
 		v = v * 10 + (uint64_t)(s[i] - '0');
 	}
 	*ret = v;
@@ -558,7 +558,8 @@ int snapshot_manifest_parse(const char *data, size_t size, struct snapshot_manif
 			break;
 		if (m.count == 1) {
 			if (!streq(e->path, "/") || e->type != SNAPSHOT_DIR) {
-				r = parse_fail(&ps, "the first entry must be the root directory \"/\"");
+				r = parse_fail(&ps,
+					       "the first entry must be the root directory \"/\"");
 				break;
 			}
 		} else {

@@ -23,8 +23,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free)
 int snapshot_read_file_at(int dirfd, const char *name, size_t max, char **ret_data,
 			  size_t *ret_size)
 {
-	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
-						     O_NONBLOCK);
+	_cleanup_close_ int fd =
+	    openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	_cleanup_free_ char *data = NULL;
 	struct stat st;
 	size_t n = 0;
@@ -114,7 +114,8 @@ static int load_key(const char *path, bool private, EVP_PKEY **ret_key,
 	return 0;
 }
 
-int snapshot_load_private_key(const char *path, EVP_PKEY **ret_key, struct snapshot_error *ret_error)
+int snapshot_load_private_key(const char *path, EVP_PKEY **ret_key,
+			      struct snapshot_error *ret_error)
 {
 	return load_key(path, true, ret_key, ret_error);
 }
@@ -161,8 +162,8 @@ int snapshot_signature_check(EVP_PKEY *key, const void *data, size_t size,
 /* Write a PEM produced by fn into a new file (O_EXCL). */
 static int write_new_file(const char *path, mode_t mode, const char *data, size_t size)
 {
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-				      mode);
+	_cleanup_close_ int fd =
+	    open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	size_t done = 0;
 
 	if (fd < 0)
@@ -182,7 +183,7 @@ static int write_new_file(const char *path, mode_t mode, const char *data, size_
 	if (fsync(fd) < 0)
 		goto fail;
 	return 0;
-fail: {
+fail : {
 	int r = -errno;
 	unlink(path);
 	return r;

@@ -70,8 +70,8 @@ int snapshot_hash_fd(struct snapshot_hasher *h, int fd, uint8_t ret_sha256[SNAPS
 int snapshot_open_beneath(int root_fd, const char *path, int flags)
 {
 	struct open_how how = {
-		.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY),
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	    .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY),
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 	const char *relative = path[0] == '/' ? path + 1 : path;
 	long fd;
@@ -121,7 +121,8 @@ static int walk_dir(int dirfd, const char *prefix, unsigned depth, struct snapsh
 	int r = 0;
 
 	if (depth > SNAPSHOT_DEPTH_MAX) {
-		snapshot_error_set_entry(error, prefix, "deeper than %d levels", SNAPSHOT_DEPTH_MAX);
+		snapshot_error_set_entry(error, prefix, "deeper than %d levels",
+					 SNAPSHOT_DEPTH_MAX);
 		return -ELOOP;
 	}
 	fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
@@ -170,9 +171,8 @@ static int walk_dir(int dirfd, const char *prefix, unsigned depth, struct snapsh
 			break;
 		}
 		if (e->type == SNAPSHOT_DIR) {
-			_cleanup_close_ int sub = openat(dirfd, de->d_name,
-							 O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-								 O_CLOEXEC);
+			_cleanup_close_ int sub = openat(
+			    dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub < 0) {
 				r = -errno;
 				snapshot_error_set_entry(error, path, "cannot open: %s",

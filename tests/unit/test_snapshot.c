@@ -266,7 +266,8 @@ static void test_hard_link_refused(void **state)
 		snprintf(outside, sizeof(outside), "%s/outside", f->dir);
 		assert_int_equal(link(at(f, "snap/root/etc/config"), outside), 0);
 	}
-	verify_refused(f, f->pub, NULL, "root/etc/config", "hard link (2 links; a snapshot has none)");
+	verify_refused(f, f->pub, NULL, "root/etc/config",
+		       "hard link (2 links; a snapshot has none)");
 }
 
 static void test_truncated_manifest_refused(void **state)
@@ -348,7 +349,8 @@ static void test_fifo_refused_unless_allowed(void **state)
 	assert_int_equal(access(f->snap, F_OK), -1); /* nothing left behind */
 	create_ok(f, &allow);
 	verify_ok(f, &allow);
-	verify_refused(f, f->pub, NULL, "root/var/pipe", "fifo not allowed (SnapshotAllowDevices=)");
+	verify_refused(f, f->pub, NULL, "root/var/pipe",
+		       "fifo not allowed (SnapshotAllowDevices=)");
 }
 
 static void test_setuid_refused_unless_allowed(void **state)
@@ -383,7 +385,8 @@ static void test_device_refused_unless_allowed(void **state)
 		       "device node not allowed (SnapshotAllowDevices=)");
 	assert_int_equal(unlink(at(f, "snap/root/var/null")), 0);
 	assert_int_equal(mknod(f->path, S_IFCHR | 0644, makedev(1, 5)), 0);
-	verify_refused(f, f->pub, &allow, "root/var/null", "device number differs (1:5, expected 1:3)");
+	verify_refused(f, f->pub, &allow, "root/var/null",
+		       "device number differs (1:5, expected 1:3)");
 }
 
 static void test_escaped_names_round_trip(void **state)
@@ -396,9 +399,8 @@ static void test_escaped_names_round_trip(void **state)
 	assert_int_equal(symlink("../x y", at(f, "src/etc/odd link")), 0);
 	create_ok(f, NULL);
 	verify_ok(f, NULL);
-	assert_int_equal(snapshot_read_file_at(AT_FDCWD, at(f, "snap/manifest"), 1 << 20, &text,
-					       &size),
-			 0);
+	assert_int_equal(
+	    snapshot_read_file_at(AT_FDCWD, at(f, "snap/manifest"), 1 << 20, &text, &size), 0);
 	assert_non_null(strstr(text, "\n/etc/a\\x20b\\x5cc\\x0a\\xff f 0644 "));
 	assert_non_null(strstr(text, "\n/etc/odd\\x20link l 0777 0 0 ../x\\x20y\n") ||
 			strstr(text, "\n/etc/odd\\x20link l 0777 "));
@@ -431,7 +433,8 @@ static void test_keygen_refuses_overwrite(void **state)
 	assert_int_equal(chmod(f->key, 0644), 0);
 	assert_int_equal(snapshot_create(f->src, f->snap, f->key, NULL, &f->e), -EPERM);
 	assert_non_null(strstr(f->e.reason, "too open"));
-	assert_int_equal(snapshot_create(f->src, f->snap, f->pub, NULL, &f->e), -EPERM + 0 * 0 - 0 ?: -EPERM);
+	assert_int_equal(snapshot_create(f->src, f->snap, f->pub, NULL, &f->e),
+			 -EPERM + 0 * 0 - 0 ?: -EPERM);
 }
 
 /* --- snapshot_open_exec --- */
@@ -519,8 +522,8 @@ static void test_open_exec_refuses_file_modified_after_verify(void **state)
 	assert_int_equal(snapshot_open_exec(s, "/bin/sh", &fd, &f->e), -EBADMSG);
 	assert_int_equal(fd, -1);
 	assert_string_equal(f->e.path, "root/bin/prog");
-	assert_true(strncmp(f->e.reason, "changed since verification: content differs (sha256 ",
-			    52) == 0);
+	assert_true(
+	    strncmp(f->e.reason, "changed since verification: content differs (sha256 ", 52) == 0);
 }
 
 static void test_open_exec_refuses_symlink_swapped_in(void **state)
@@ -585,56 +588,57 @@ static void test_manifest_parser_rejects(void **state)
 	static const struct {
 		const char *text, *reason;
 	} cases[] = {
-		{"", "line 1: not an mtd snapshot manifest"},
-		{"mtd-snapshot-manifest 2\n/ d 0755 0 0\n", "line 1: not an mtd"},
-		{SNAPSHOT_MANIFEST_HEADER, "line 1: no entries"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0", "line 2: last line does not end"},
-		{SNAPSHOT_MANIFEST_HEADER "/a d 0755 0 0\n", "line 2: the first entry must be"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/b d 0755 0 0\n/a d 0755 0 0\n",
-		 "line 4: entries out of order"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a d 0755 0 0\n/a d 0755 0 0\n",
-		 "line 4: entries out of order or duplicated"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a/b d 0755 0 0\n",
-		 "line 3: parent directory is not in the manifest"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a f 0644 0 0 1 00\n/a/b d 0755 0 0\n",
-		 "line 3: sha256: want 64"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a/../b d 0755 0 0\n",
-		 "line 3: path has a '.' or '..'"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n//a d 0755 0 0\n",
-		 "line 3: path has an empty component"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\na d 0755 0 0\n",
-		 "line 3: path does not start with '/'"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/\\x41 d 0755 0 0\n",
-		 "line 3: path: byte 'A' must not be escaped"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/\\x0A d 0755 0 0\n",
-		 "line 3: path: bad escape"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/\\x00 d 0755 0 0\n", "line 3: path: NUL"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/\\x0 d 0755 0 0\n",
-		 "line 3: path: truncated escape"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a\tb d 0755 0 0\n",
-		 "line 3: path: byte 0x09 must be escaped"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a x 0755 0 0\n", "line 3: type: want"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a d 0755 00 0\n", "line 3: uid: leading"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a d 0755 0 4294967295\n",
-		 "line 3: gid: larger than 4294967294"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a d 0755 0 0 \n",
-		 "line 3: unexpected text after gid"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a d 0755 0  0\n",
-		 "line 3: gid: missing or empty"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a l 0755 0 0 b\n",
-		 "line 3: mode: a symlink's mode is 0777"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a l 0777 0 0\n",
-		 "line 3: line ends before the field after gid"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a c 0600 0 0 1\n",
-		 "line 3: line ends before the field after major"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a f 0644 0 0 -1 x\n",
-		 "line 3: size: not a decimal"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a f 0644 0 0 9223372036854775808 x\n",
-		 "line 3: size: larger than"},
-		{SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n\n", "line 3: path: missing"},
-		{SNAPSHOT_MANIFEST_HEADER "/ f 0755 0 0 0 "
-					  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n",
-		 "line 2: the first entry must be"},
+	    {"", "line 1: not an mtd snapshot manifest"},
+	    {"mtd-snapshot-manifest 2\n/ d 0755 0 0\n", "line 1: not an mtd"},
+	    {SNAPSHOT_MANIFEST_HEADER, "line 1: no entries"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0", "line 2: last line does not end"},
+	    {SNAPSHOT_MANIFEST_HEADER "/a d 0755 0 0\n", "line 2: the first entry must be"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/b d 0755 0 0\n/a d 0755 0 0\n",
+	     "line 4: entries out of order"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a d 0755 0 0\n/a d 0755 0 0\n",
+	     "line 4: entries out of order or duplicated"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a/b d 0755 0 0\n",
+	     "line 3: parent directory is not in the manifest"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a f 0644 0 0 1 00\n/a/b d 0755 0 0\n",
+	     "line 3: sha256: want 64"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a/../b d 0755 0 0\n",
+	     "line 3: path has a '.' or '..'"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n//a d 0755 0 0\n",
+	     "line 3: path has an empty component"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\na d 0755 0 0\n",
+	     "line 3: path does not start with '/'"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/\\x41 d 0755 0 0\n",
+	     "line 3: path: byte 'A' must not be escaped"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/\\x0A d 0755 0 0\n",
+	     "line 3: path: bad escape"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/\\x00 d 0755 0 0\n", "line 3: path: NUL"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/\\x0 d 0755 0 0\n",
+	     "line 3: path: truncated escape"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a\tb d 0755 0 0\n",
+	     "line 3: path: byte 0x09 must be escaped"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a x 0755 0 0\n", "line 3: type: want"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a d 0755 00 0\n", "line 3: uid: leading"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a d 0755 0 4294967295\n",
+	     "line 3: gid: larger than 4294967294"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a d 0755 0 0 \n",
+	     "line 3: unexpected text after gid"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a d 0755 0  0\n",
+	     "line 3: gid: missing or empty"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a l 0755 0 0 b\n",
+	     "line 3: mode: a symlink's mode is 0777"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a l 0777 0 0\n",
+	     "line 3: line ends before the field after gid"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a c 0600 0 0 1\n",
+	     "line 3: line ends before the field after major"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a f 0644 0 0 -1 x\n",
+	     "line 3: size: not a decimal"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n/a f 0644 0 0 9223372036854775808 x\n",
+	     "line 3: size: larger than"},
+	    {SNAPSHOT_MANIFEST_HEADER "/ d 0755 0 0\n\n", "line 3: path: missing"},
+	    {SNAPSHOT_MANIFEST_HEADER
+	     "/ f 0755 0 0 0 "
+	     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n",
+	     "line 2: the first entry must be"},
 	};
 	struct snapshot_error e;
 
@@ -654,16 +658,15 @@ static void test_manifest_parser_rejects(void **state)
 
 static void test_manifest_parse_format_round_trip(void **state)
 {
-	static const char text[] =
-		SNAPSHOT_MANIFEST_HEADER
-		"/ d 0755 0 0\n"
-		"/a-b p 0600 1 2\n"
-		"/a d 1777 0 0\n"
-		"/a/dev c 0666 0 0 1 3\n"
-		"/a/disk b 0660 0 6 8 0\n"
-		"/a/f f 4755 0 0 0 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n"
-		"/a/l l 0777 0 0 /abs/\\x20\\xff\n"
-		"/\\xff d 0700 4294967294 0\n";
+	static const char text[] = SNAPSHOT_MANIFEST_HEADER
+	    "/ d 0755 0 0\n"
+	    "/a-b p 0600 1 2\n"
+	    "/a d 1777 0 0\n"
+	    "/a/dev c 0666 0 0 1 3\n"
+	    "/a/disk b 0660 0 6 8 0\n"
+	    "/a/f f 4755 0 0 0 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n"
+	    "/a/l l 0777 0 0 /abs/\\x20\\xff\n"
+	    "/\\xff d 0700 4294967294 0\n";
 	struct snapshot_manifest m = {0};
 	struct snapshot_error e;
 	_cleanup_free_ char *out = NULL;
@@ -673,17 +676,16 @@ static void test_manifest_parse_format_round_trip(void **state)
 	assert_int_equal(snapshot_manifest_parse(text, strlen(text), &m, &e), -EBADMSG);
 	assert_non_null(strstr(e.reason, "line 4: entries out of order"));
 	{
-		static const char sorted[] =
-			SNAPSHOT_MANIFEST_HEADER
-			"/ d 0755 0 0\n"
-			"/a d 1777 0 0\n"
-			"/a-b p 0600 1 2\n"
-			"/a/dev c 0666 0 0 1 3\n"
-			"/a/disk b 0660 0 6 8 0\n"
-			"/a/f f 4755 0 0 0 "
-			"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n"
-			"/a/l l 0777 0 0 /abs/\\x20\\xff\n"
-			"/\\xff d 0700 4294967294 0\n";
+		static const char sorted[] = SNAPSHOT_MANIFEST_HEADER
+		    "/ d 0755 0 0\n"
+		    "/a d 1777 0 0\n"
+		    "/a-b p 0600 1 2\n"
+		    "/a/dev c 0666 0 0 1 3\n"
+		    "/a/disk b 0660 0 6 8 0\n"
+		    "/a/f f 4755 0 0 0 "
+		    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n"
+		    "/a/l l 0777 0 0 /abs/\\x20\\xff\n"
+		    "/\\xff d 0700 4294967294 0\n";
 
 		if (snapshot_manifest_parse(sorted, strlen(sorted), &m, &e) < 0)
 			fail_msg("%s", e.reason);
@@ -705,34 +707,34 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
-		T(test_good_snapshot_verifies),
-		T(test_flipped_byte_refused),
-		T(test_changed_mode_refused),
-		T(test_changed_owner_refused),
-		T(test_added_file_refused),
-		T(test_added_empty_dir_refused),
-		T(test_removed_file_refused),
-		T(test_swapped_symlink_target_refused),
-		T(test_file_replaced_by_symlink_refused),
-		T(test_hard_link_refused),
-		T(test_truncated_manifest_refused),
-		T(test_bad_signature_refused),
-		T(test_wrong_public_key_refused),
-		T(test_missing_signature_refused),
-		T(test_signed_malformed_manifest_names_line),
-		T(test_fifo_refused_unless_allowed),
-		T(test_setuid_refused_unless_allowed),
-		T(test_device_refused_unless_allowed),
-		T(test_escaped_names_round_trip),
-		T(test_create_refuses_nonempty_dest_and_accepts_empty),
-		T(test_keygen_refuses_overwrite),
-		T(test_open_exec_returns_sealed_memfd),
-		T(test_open_exec_resolves_symlinks_inside_root),
-		T(test_open_exec_refuses_file_modified_after_verify),
-		T(test_open_exec_refuses_symlink_swapped_in),
-		T(test_execveat_of_sealed_memfd),
-		cmocka_unit_test(test_manifest_parser_rejects),
-		cmocka_unit_test(test_manifest_parse_format_round_trip),
+	    T(test_good_snapshot_verifies),
+	    T(test_flipped_byte_refused),
+	    T(test_changed_mode_refused),
+	    T(test_changed_owner_refused),
+	    T(test_added_file_refused),
+	    T(test_added_empty_dir_refused),
+	    T(test_removed_file_refused),
+	    T(test_swapped_symlink_target_refused),
+	    T(test_file_replaced_by_symlink_refused),
+	    T(test_hard_link_refused),
+	    T(test_truncated_manifest_refused),
+	    T(test_bad_signature_refused),
+	    T(test_wrong_public_key_refused),
+	    T(test_missing_signature_refused),
+	    T(test_signed_malformed_manifest_names_line),
+	    T(test_fifo_refused_unless_allowed),
+	    T(test_setuid_refused_unless_allowed),
+	    T(test_device_refused_unless_allowed),
+	    T(test_escaped_names_round_trip),
+	    T(test_create_refuses_nonempty_dest_and_accepts_empty),
+	    T(test_keygen_refuses_overwrite),
+	    T(test_open_exec_returns_sealed_memfd),
+	    T(test_open_exec_resolves_symlinks_inside_root),
+	    T(test_open_exec_refuses_file_modified_after_verify),
+	    T(test_open_exec_refuses_symlink_swapped_in),
+	    T(test_execveat_of_sealed_memfd),
+	    cmocka_unit_test(test_manifest_parser_rejects),
+	    cmocka_unit_test(test_manifest_parse_format_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
