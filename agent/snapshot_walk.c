@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,11 +68,45 @@ int snapshot_hash_fd(struct snapshot_hasher *h, int fd, uint8_t ret_sha256[SNAPS
 	return 0;
 }
 
+/* Without openat2 (Linux < 5.6, valgrind): one component at a time, each
+ * opened O_NOFOLLOW, which refuses the same things for the canonical paths
+ * of a manifest (no ".", "..", or empty component). */
+static int open_by_components(int root_fd, const char *relative, int flags)
+{
+	_cleanup_close_ int dir = -1;
+	int at = root_fd;
+	const char *p = relative;
+
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		char name[NAME_MAX + 1];
+		int fd;
+
+		if (n == 0 || n > NAME_MAX || (n == 1 && p[0] == '.' && slash) ||
+		    (n == 2 && p[0] == '.' && p[1] == '.'))
+			return -EINVAL;
+		memcpy(name, p, n);
+		name[n] = '\0';
+		if (!slash) {
+			fd = openat(at, name, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+			return fd < 0 ? -errno : fd;
+		}
+		fd = openat(at, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return errno == ENOTDIR ? -ELOOP : -errno;
+		closep(&dir);
+		dir = fd;
+		at = fd;
+		p = slash + 1;
+	}
+}
+
 int snapshot_open_beneath(int root_fd, const char *path, int flags)
 {
 	struct open_how how = {
-	    .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY),
-	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+		.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY),
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 	const char *relative = path[0] == '/' ? path + 1 : path;
 	long fd;
@@ -79,6 +114,8 @@ int snapshot_open_beneath(int root_fd, const char *path, int flags)
 	if (!relative[0])
 		relative = ".";
 	fd = syscall(SYS_openat2, root_fd, relative, &how, sizeof(how));
+	if (fd < 0 && errno == ENOSYS)
+		return open_by_components(root_fd, relative, flags);
 	return fd < 0 ? -errno : (int)fd;
 }
 
