@@ -536,6 +536,11 @@ const char *cgroup_root_path(const struct cgroup_root *r)
 	return r->unified;
 }
 
+const char *cgroup_root_v1_path(const struct cgroup_root *r, enum cgroup_controller c)
+{
+	return (unsigned)c < _CGROUP_CONTROLLER_MAX ? r->v1[c] : NULL;
+}
+
 int cgroup_root_remove(struct cgroup_root *r)
 {
 	int ret = 0;

@@ -72,6 +72,14 @@ bool cgroup_root_is_hybrid(const struct cgroup_root *r);
 /* True when the limit can be set at all (controller somewhere). */
 bool cgroup_root_has(const struct cgroup_root *r, enum cgroup_controller c);
 const char *cgroup_root_path(const struct cgroup_root *r); /* cgroup2 dir */
+/* AGENT/name in the v1 hierarchy of a controller, or NULL (unified hosts). */
+const char *cgroup_root_v1_path(const struct cgroup_root *r, enum cgroup_controller c);
+
+/* Kill and remove every instance cgroup left under AGENT/name (an agent that
+ * was killed leaves its instances running): cgroup_purge.c. Returns how many
+ * were removed, or a negative errno if one could not be. */
+int cgroup_root_purge(const struct cgroup_root *r, uint64_t timeout_usec);
+
 /* rmdir AGENT/name in every hierarchy (must be empty of instances). */
 int cgroup_root_remove(struct cgroup_root *r);
 void cgroup_root_free(struct cgroup_root *r);

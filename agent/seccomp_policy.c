@@ -98,9 +98,15 @@ int seccomp_program_compile_names(char *const *names, size_t n_names, enum secco
 	if (r < 0)
 		return r;
 	if (!has_execveat) {
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(execveat), 2,
-				     SCMP_A0(SCMP_CMP_EQ, SECCOMP_POLICY_EXEC_FD),
-				     SCMP_A4(SCMP_CMP_EQ, AT_EMPTY_PATH));
+		/* Spelled out: the SCMP_A0() macros leave datum_b to the compiler,
+		 * which clang's -Wmissing-field-initializers refuses. */
+		const struct scmp_arg_cmp exec_fd = {.arg = 0, .op = SCMP_CMP_EQ,
+						     .datum_a = SECCOMP_POLICY_EXEC_FD};
+		const struct scmp_arg_cmp empty_path = {.arg = 4, .op = SCMP_CMP_EQ,
+							.datum_a = AT_EMPTY_PATH};
+
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(execveat), 2, exec_fd,
+				     empty_path);
 		if (r < 0)
 			return r;
 	}
