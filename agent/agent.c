@@ -17,6 +17,7 @@
 #include "macro.h"
 #include "policy.h"
 #include "policy_json.h"
+#include "fleet.h"
 #include "rotation.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy_set *, policy_set_free)
@@ -38,6 +39,7 @@ struct agent {
 	struct audit_log *audit;
 	struct control_server *control;
 	struct rotation *rotation;
+	struct fleet *fleet;
 	sd_event_source *seal_timer;
 };
 
@@ -192,8 +194,15 @@ int agent_reload(struct agent *agent, const char *source, json_t **ret_result,
 		*ret_error_details = json_array();
 		return r;
 	}
-	policy_set_free(agent->policies);
-	agent->policies = TAKE_PTR(next);
+	{
+		/* The fleet lets go of the old set's policies before it is freed. */
+		struct policy_set *old = agent->policies;
+
+		agent->policies = TAKE_PTR(next);
+		if (agent->fleet)
+			fleet_apply_policies(agent->fleet, agent->policies);
+		policy_set_free(old);
+	}
 	agent->policies_loaded_usec = now_usec(CLOCK_REALTIME);
 	agent->reloads++;
 	log_info("reload: %zu service(s) in force", agent->policies->count);
@@ -421,6 +430,9 @@ static void on_control_request(struct control_client *client, const struct contr
 	case CONTROL_UNBLOCK:
 		handle_unblock(agent, client, request->address);
 		break;
+	case CONTROL_INSTANCES:
+		reply_result(client, agent->fleet ? fleet_instances_json(agent->fleet) : json_array());
+		break;
 	case _CONTROL_COMMAND_MAX:
 		reply_error(client, "unknown command");
 		break;
@@ -519,6 +531,42 @@ static int start_rotation(struct agent *agent)
 	return 0;
 }
 
+static int fleet_audit(const char *type, json_t *fields, bool sync, void *userdata)
+{
+	return agent_audit(userdata, type, fields, sync);
+}
+
+/* Managed services need cgroups; an agent that only rotates host services
+ * runs without them. Fail closed: with managed services and no cgroups, the
+ * agent does not start. */
+static int start_fleet(struct agent *agent)
+{
+	struct fleet_hooks hooks = {.audit = fleet_audit, .userdata = agent};
+	_cleanup_free_ char *error = NULL;
+	bool managed = false;
+	int r;
+
+	for (size_t i = 0; i < agent->policies->count; i++)
+		managed |= agent->policies->policies[i]->snapshot != NULL;
+	r = fleet_new(agent->event, agent->rotation, agent->options.instances_cgroup, &hooks,
+		      &agent->fleet, &error);
+	if (r < 0) {
+		log_error("instances: %s", error ? error : strerror(-r));
+		if (managed) {
+			(void)agent_audit(agent, "fleet-failed",
+					  json_pack("{s:s, s:s}", "reason",
+						    error ? error : strerror(-r), "outcome",
+						    "agent not started"),
+					  true);
+			return r;
+		}
+		log_warning("instances: managed services will be refused until a restart");
+		return 0;
+	}
+	fleet_apply_policies(agent->fleet, agent->policies);
+	return 0;
+}
+
 static gid_t lookup_read_group(const char *name)
 {
 	struct group *g = name ? getgrnam(name) : NULL;
@@ -610,6 +658,10 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 	if (r < 0)
 		goto fail;
 
+	r = start_fleet(agent);
+	if (r < 0)
+		goto fail;
+
 	r = agent_audit(agent, "agent-start",
 			json_pack("{s:i, s:s, s:s, s:o}", "pid", (int)getpid(), "version",
 				  MTD_VERSION, "policy_dir", options->policy_dir, "services",
@@ -628,6 +680,7 @@ fail:
 void agent_stop(struct agent *agent, const char *reason)
 {
 	control_server_free(TAKE_PTR(agent->control));
+	fleet_free(TAKE_PTR(agent->fleet));
 	rotation_free(TAKE_PTR(agent->rotation));
 	(void)agent_audit(agent, "agent-stop", json_pack("{s:s}", "reason", reason), true);
 	if (audit_log_seal(agent->audit) < 0)
@@ -639,6 +692,7 @@ void agent_free(struct agent *agent)
 	if (!agent)
 		return;
 	control_server_free(agent->control);
+	fleet_free(agent->fleet);
 	rotation_free(agent->rotation);
 	sd_event_source_disable_unref(agent->seal_timer);
 	audit_log_close(agent->audit);

@@ -21,6 +21,7 @@ struct agent_options {
 	uint16_t nflog_group;      /* NFLOG group of decoy hits */
 	uint16_t honeypot_port;    /* listener that makes TCP decoys look open; 0 = drop */
 	bool remove_table_on_stop; /* delete `inet mtd` on a clean stop */
+	const char *instances_cgroup; /* parent cgroup of instances, under the agent's own */
 };
 
 struct agent;

@@ -23,6 +23,7 @@ static const struct command_info commands[_CONTROL_COMMAND_MAX] = {
 	[CONTROL_RELOAD] = {"reload", true, {NULL}},
 	[CONTROL_AUDIT_SHOW] = {"audit-show", false, {"since", "follow", NULL}},
 	[CONTROL_UNBLOCK] = {"unblock", true, {"address", NULL}},
+	[CONTROL_INSTANCES] = {"instances", false, {NULL}},
 };
 
 const char *control_command_name(enum control_command command)
@@ -142,7 +143,7 @@ int control_request_decode(const char *message, size_t len, struct control_reque
 		return refuse(ret_reason, "field \"command\" must be a string");
 	if (control_command_from_name(json_string_value(value), &request.command) < 0)
 		return refuse(ret_reason, "unknown command (known: status, policy-list, "
-					  "policy-show, reload, audit-show, unblock)");
+					  "policy-show, reload, audit-show, unblock, instances)");
 	info = &commands[request.command];
 
 	json_object_foreach(root, key, value)

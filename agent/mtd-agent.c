@@ -32,6 +32,8 @@ static void usage(FILE *out)
 		"  --nflog-group N       NFLOG group the decoy rule logs hits to [7321]\n"
 		"  --honeypot-port PORT  TCP decoys redirect here so they look open; 0 drops [7321]\n"
 		"  --remove-table-on-stop  delete the nftables table inet mtd on a clean stop\n"
+		"  --instances-cgroup NAME  parent cgroup of instances, under the agent's own\n"
+		"                        [mtd-instances]\n"
 		"  --help, --version\n");
 }
 
@@ -70,6 +72,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 		OPT_NFLOG_GROUP,
 		OPT_REMOVE_TABLE,
 		OPT_HONEYPOT_PORT,
+		OPT_INSTANCES_CGROUP,
 		OPT_HELP,
 		OPT_VERSION,
 	};
@@ -85,6 +88,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 		{"nflog-group", required_argument, NULL, OPT_NFLOG_GROUP},
 		{"remove-table-on-stop", no_argument, NULL, OPT_REMOVE_TABLE},
 		{"honeypot-port", required_argument, NULL, OPT_HONEYPOT_PORT},
+		{"instances-cgroup", required_argument, NULL, OPT_INSTANCES_CGROUP},
 		{"help", no_argument, NULL, OPT_HELP},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{},
@@ -134,6 +138,16 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 			if (parse_u64_option("honeypot-port", optarg, 0, 65535, &value) < 0)
 				return 2;
 			options->honeypot_port = (uint16_t)value;
+			break;
+		case OPT_INSTANCES_CGROUP:
+			if (!optarg[0] || strchr(optarg, '/') || streq(optarg, ".") ||
+			    streq(optarg, "..")) {
+				fprintf(stderr, "mtd-agent: --instances-cgroup: '%s' is not a "
+						"cgroup name\n",
+					optarg);
+				return 2;
+			}
+			options->instances_cgroup = optarg;
 			break;
 		case OPT_REMOVE_TABLE:
 			options->remove_table_on_stop = true;
@@ -197,6 +211,7 @@ int main(int argc, char **argv)
 		.audit_keep = 8,
 		.nflog_group = 7321,
 		.honeypot_port = 7321,
+		.instances_cgroup = "mtd-instances",
 	};
 	sd_event *event = NULL;
 	struct agent *agent = NULL;
@@ -211,6 +226,8 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	/* sd-event supervises instances by pidfd and wants SIGCHLD blocked. */
+	sigaddset(&mask, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	/* A vanished control client must not kill the agent. */
 	signal(SIGPIPE, SIG_IGN);

@@ -88,6 +88,7 @@ static void usage(FILE *out)
 		"  policy show NAME            one service's policy as the agent holds it\n"
 		"  reload                      validate the policy directory and apply it (root)\n"
 		"  unblock ADDRESS             let a source blocked by a decoy hit in again (root)\n"
+		"  instances                   running instances: id, service, pid, address, state\n"
 		"  audit show [--since SEQ] [--follow]\n"
 		"                              audit records after SEQ; --follow keeps going\n\n"
 		"Commands that work offline:\n"
@@ -331,6 +332,47 @@ static int command_unblock(const struct mtdctl *ctl, const char *address)
 		print_json(result);
 	else
 		printf("unblocked %s\n", address);
+	return 0;
+}
+
+static int command_instances(const struct mtdctl *ctl)
+{
+	struct control_request request = {.command = CONTROL_INSTANCES};
+	_cleanup_(json_decrefp) json_t *result = NULL;
+	json_t *i;
+	size_t k;
+	int exit_code;
+
+	result = call(ctl, &request, &exit_code);
+	if (!result)
+		return exit_code;
+	if (ctl->json) {
+		print_json(result);
+		return 0;
+	}
+	if (json_array_size(result) == 0) {
+		printf("no instances\n");
+		return 0;
+	}
+	printf("%-20s %-14s %-7s %-28s %-10s %-10s %s\n", "ID", "SERVICE", "PID", "ADDRESS", "AGE",
+	       "STATE", "HEALTH");
+	json_array_foreach(result, k, i)
+	{
+		char age[64] = "-", address[64] = "-";
+		json_t *addresses = json_object_get(i, "addresses");
+		json_t *pid = json_object_get(i, "pid");
+
+		if (json_is_integer(json_object_get(i, "age_usec")))
+			mtdctl_format_usec((uint64_t)json_integer_value(json_object_get(i, "age_usec")),
+					   age, sizeof(age));
+		if (json_array_size(addresses) > 0)
+			snprintf(address, sizeof(address), "%s%s",
+				 json_string_value(json_array_get(addresses, 0)),
+				 json_array_size(addresses) > 1 ? " +v6" : "");
+		printf("%-20s %-14s %-7lld %-28s %-10s %-10s %s\n", string_or(i, "id", "-"),
+		       string_or(i, "service", "?"), pid ? (long long)json_integer_value(pid) : 0LL,
+		       address, age, string_or(i, "state", "?"), string_or(i, "health", ""));
+	}
 	return 0;
 }
 
@@ -610,6 +652,11 @@ static int dispatch(const struct mtdctl *ctl, int argc, char **argv)
 	}
 	if (streq(command, "audit"))
 		return dispatch_audit(ctl, argc, argv);
+	if (streq(command, "instances")) {
+		if (argc != 1)
+			return mtdctl_usage_error("instances takes no arguments");
+		return command_instances(ctl);
+	}
 	if (streq(command, "unblock")) {
 		if (argc != 2)
 			return mtdctl_usage_error("unblock: expected one address");

@@ -38,6 +38,14 @@ struct blocked_source {
 	uint64_t until_usec; /* CLOCK_REALTIME */
 };
 
+/* Where a managed service's traffic goes now: its healthy instance. */
+struct instance_backend {
+	char service[POLICY_NAME_MAX + 1];
+	struct rotator_addr addresses[2];
+	size_t n_addresses;
+	uint16_t port;
+};
+
 struct rotation {
 	sd_event *event;
 	struct rotation_options options;
@@ -58,6 +66,8 @@ struct rotation {
 	uint64_t last_apply_usec; /* CLOCK_REALTIME of the last committed transaction */
 	struct blocked_source *blocked;
 	size_t n_blocked;
+	struct instance_backend *instance_backends;
+	size_t n_instance_backends;
 };
 
 static uint64_t realtime_usec(void)
@@ -78,11 +88,21 @@ static void services_free(struct rotated_service *services, size_t n)
 	free(services);
 }
 
-/* Only services with somewhere to send traffic are programmed: host services
- * now, managed services once they have an instance. */
-static bool policy_is_routable(const struct policy *p)
+/* Every service with public ports is scheduled; it is programmed once it has
+ * somewhere to send traffic: a host service always (Backend=), a managed one
+ * once an instance is healthy (rotation_set_instance_backend). */
+static bool policy_rotates(const struct policy *p)
 {
-	return p->has_public_ports && p->has_backend;
+	return p->has_public_ports;
+}
+
+static const struct instance_backend *find_instance_backend(const struct rotation *rotation,
+							      const char *service)
+{
+	for (size_t i = 0; i < rotation->n_instance_backends; i++)
+		if (streq(rotation->instance_backends[i].service, service))
+			return &rotation->instance_backends[i];
+	return NULL;
 }
 
 struct exclusion {
@@ -158,10 +178,30 @@ static void backend_of(const struct policy *p, struct rotator_addr *ret_addr)
 		ret_addr->in6 = p->backend.addr.v6;
 }
 
+static uint8_t proto_of(const struct policy *p)
+{
+	return p->has_listen_port && p->listen_proto == POLICY_PROTO_UDP ? IPPROTO_UDP
+									 : IPPROTO_TCP;
+}
+
+static void fill_service(struct rotator_service *rs, const struct rotated_service *s)
+{
+	const struct policy *p = s->policy;
+
+	rs->name = p->name;
+	rs->proto = proto_of(p);
+	rs->port = s->schedule.port;
+	rs->grace_port = s->schedule.grace_port;
+	rs->decoys = s->schedule.decoys;
+	rs->n_decoys = s->schedule.n_decoys;
+	rs->local_access = p->local_access;
+}
+
 static int program(struct rotation *rotation, struct rotated_service *services, size_t n,
 		   const struct rotator_addr *unblock, size_t n_unblock, char **ret_error)
 {
-	_cleanup_free_ struct rotator_service *plan_services = calloc(n ? n : 1,
+	/* Up to two entries a service: a dual-stack instance has two addresses. */
+	_cleanup_free_ struct rotator_service *plan_services = calloc(2 * n + 1,
 								      sizeof(*plan_services));
 	struct rotator_plan plan = {.unblock = unblock, .n_unblock = n_unblock};
 	struct rotator_error error = {0};
@@ -171,18 +211,27 @@ static int program(struct rotation *rotation, struct rotated_service *services, 
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		const struct policy *p = services[i].policy;
-		struct rotator_service *rs = &plan_services[plan.n_services++];
+		const struct instance_backend *b;
 
-		rs->name = p->name;
-		rs->proto = p->has_listen_port && p->listen_proto == POLICY_PROTO_UDP ? IPPROTO_UDP
-										       : IPPROTO_TCP;
-		rs->port = services[i].schedule.port;
-		rs->grace_port = services[i].schedule.grace_port;
-		rs->decoys = services[i].schedule.decoys;
-		rs->n_decoys = services[i].schedule.n_decoys;
-		backend_of(p, &rs->backend);
-		rs->backend_port = p->backend.port;
-		rs->local_access = p->local_access;
+		if (p->has_backend) {
+			struct rotator_service *rs = &plan_services[plan.n_services++];
+
+			fill_service(rs, &services[i]);
+			backend_of(p, &rs->backend);
+			rs->backend_port = p->backend.port;
+			continue;
+		}
+		b = find_instance_backend(rotation, p->name);
+		for (size_t a = 0; b && a < b->n_addresses; a++) {
+			struct rotator_service *rs = &plan_services[plan.n_services++];
+
+			fill_service(rs, &services[i]);
+			/* Decoys once per service, not once per address family. */
+			if (a > 0)
+				rs->n_decoys = 0;
+			rs->backend = b->addresses[a];
+			rs->backend_port = b->port;
+		}
 	}
 	plan.services = plan_services;
 
@@ -198,6 +247,69 @@ static int program(struct rotation *rotation, struct rotated_service *services, 
 	}
 	rotation->transactions++;
 	rotation->last_apply_usec = realtime_usec();
+	return 0;
+}
+
+int rotation_set_instance_backend(struct rotation *rotation, const char *service,
+				  const struct rotator_addr *addresses, size_t n_addresses,
+				  uint16_t port, char **ret_error)
+{
+	struct instance_backend *b = (struct instance_backend *)find_instance_backend(rotation,
+										       service);
+	struct instance_backend saved = {0};
+	bool existed = b != NULL;
+	int r;
+
+	if (n_addresses > ELEMENTSOF(b->addresses))
+		return -EINVAL;
+	if (!b) {
+		struct instance_backend *grown = realloc(
+			rotation->instance_backends,
+			(rotation->n_instance_backends + 1) * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		rotation->instance_backends = grown;
+		b = &rotation->instance_backends[rotation->n_instance_backends++];
+		memset(b, 0, sizeof(*b));
+		snprintf(b->service, sizeof(b->service), "%s", service);
+	} else {
+		saved = *b;
+	}
+	memcpy(b->addresses, addresses, n_addresses * sizeof(*addresses));
+	b->n_addresses = n_addresses;
+	b->port = port;
+
+	/* Moving traffic to the new instance is one transaction; if it fails the
+	 * old route stays, in the kernel and here. */
+	r = program(rotation, rotation->services, rotation->n_services, NULL, 0, ret_error);
+	if (r < 0) {
+		if (existed)
+			*b = saved;
+		else
+			rotation->n_instance_backends--;
+	}
+	return r;
+}
+
+int rotation_clear_instance_backend(struct rotation *rotation, const char *service,
+				    char **ret_error)
+{
+	for (size_t i = 0; i < rotation->n_instance_backends; i++) {
+		struct instance_backend saved = rotation->instance_backends[i];
+		int r;
+
+		if (!streq(saved.service, service))
+			continue;
+		rotation->instance_backends[i] =
+			rotation->instance_backends[--rotation->n_instance_backends];
+		r = program(rotation, rotation->services, rotation->n_services, NULL, 0, ret_error);
+		if (r < 0) {
+			rotation->instance_backends[rotation->n_instance_backends++] =
+				rotation->instance_backends[i];
+			rotation->instance_backends[i] = saved;
+		}
+		return r;
+	}
 	return 0;
 }
 
@@ -437,7 +549,7 @@ static int load_services(const struct policy_set *set, struct rotated_service **
 		struct rotated_service *s;
 		int r;
 
-		if (!policy_is_routable(p))
+		if (!policy_rotates(p))
 			continue;
 		s = &services[n++];
 		s->policy = p;
@@ -617,6 +729,7 @@ void rotation_free(struct rotation *rotation)
 		close(rotation->clock_fd);
 	services_free(rotation->services, rotation->n_services);
 	free(rotation->blocked);
+	free(rotation->instance_backends);
 	sd_event_unref(rotation->event);
 	free(rotation);
 }

@@ -41,6 +41,17 @@ int rotation_new(sd_event *event, const struct rotation_options *options,
 int rotation_apply_policies(struct rotation *rotation, const struct policy_set *set,
 			    char **ret_error);
 
+/* A managed service's traffic goes to its healthy instance: one transaction
+ * moves the public (and grace) port to these addresses (one per family).
+ * On failure the previous route stays. */
+struct rotator_addr;
+int rotation_set_instance_backend(struct rotation *rotation, const char *service,
+				  const struct rotator_addr *addresses, size_t n_addresses,
+				  uint16_t port, char **ret_error);
+/* No instance serves: the service's public port leads nowhere (dropped). */
+int rotation_clear_instance_backend(struct rotation *rotation, const char *service,
+				    char **ret_error);
+
 /* {"services":[{name, port, grace_port, epoch, next_boundary_usec, decoys, decoy_hits,
  *   backend, ...}], "table": {...}} */
 json_t *rotation_status(const struct rotation *rotation);

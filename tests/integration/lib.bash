@@ -50,6 +50,7 @@ cleanup_work() {
 		kill -KILL "$AGENT_PID" 2>/dev/null
 		wait "$AGENT_PID" 2>/dev/null
 	fi
+	remove_test_cgroups
 	[ -n "$WORK" ] && rm -rf "$WORK"
 }
 make_work_dir() {
@@ -84,6 +85,39 @@ KeyFile=$WORK/keys/$name.key
 POLICY
 }
 
+# setup_client_namespace: this namespace is the server (10.213.0.1,
+# fd00:213::1); "cli" is a client namespace (10.213.0.2, fd00:213::2) joined by
+# a veth pair. /run/netns is a tmpfs of this private mount namespace, so the
+# client namespace is invisible to the host and vanishes with the test.
+setup_client_namespace() {
+	mkdir -p /run/netns
+	mount -t tmpfs -o mode=0755 mtd-test-netns /run/netns
+	ip netns add cli
+	ip link add veth-srv type veth peer name veth-cli netns cli
+	ip addr add 10.213.0.1/24 dev veth-srv
+	ip -6 addr add fd00:213::1/64 dev veth-srv nodad
+	ip link set veth-srv up
+	ip -n cli addr add 10.213.0.2/24 dev veth-cli
+	ip -n cli -6 addr add fd00:213::2/64 dev veth-cli nodad
+	ip -n cli link set veth-cli up
+	ip -n cli link set lo up
+}
+in_client() { ip netns exec cli "$@"; }
+
+# Instances' cgroups get a test-unique parent, removed on exit even when the
+# agent could not (killed, failed).
+INSTANCES_CGROUP="mtd-test-instances-$$"
+remove_test_cgroups() {
+	local d sub
+	for d in $(find /sys/fs/cgroup -maxdepth 6 -type d -name "$INSTANCES_CGROUP" 2>/dev/null); do
+		find "$d" -depth -type d | while read -r sub; do
+			[ -e "$sub/cgroup.kill" ] && echo 1 >"$sub/cgroup.kill" 2>/dev/null
+			for p in $(cat "$sub/cgroup.procs" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+			for _ in $(seq 50); do rmdir "$sub" 2>/dev/null && break; sleep 0.1; done
+		done
+	done
+}
+
 SOCKET=""
 AGENT_LOG=""
 # start_agent [EXTRA ARGS]: starts the agent on $WORK and waits for its socket.
@@ -91,8 +125,8 @@ start_agent() {
 	SOCKET=$WORK/run/control.sock
 	AGENT_LOG=$WORK/agent.stderr
 	"$AGENT" --policy-dir "$WORK/policies" --state-dir "$WORK/state" \
-		--runtime-dir "$WORK/run" --audit-log "$WORK/log/audit.log" "$@" \
-		2>>"$AGENT_LOG" &
+		--runtime-dir "$WORK/run" --audit-log "$WORK/log/audit.log" \
+		--instances-cgroup "$INSTANCES_CGROUP" "$@" 2>>"$AGENT_LOG" &
 	AGENT_PID=$!
 	# A killed agent leaves its socket file: wait for an answer, not a file.
 	for _ in $(seq 1 200); do

@@ -18,20 +18,7 @@ NETPROBE=$BUILD_DIR/tools/netprobe
 BOUNDARIES=${MTD_TEST_BOUNDARIES:-62}
 
 # --- topology: this namespace is the server; "cli" is the client -------------
-# /run/netns is a tmpfs of this private mount namespace, so the client
-# namespace is invisible to the host and vanishes with this test.
-mkdir -p /run/netns
-mount -t tmpfs -o mode=0755 mtd-test-netns /run/netns
-ip netns add cli
-ip link add veth-srv type veth peer name veth-cli netns cli
-ip addr add 10.213.0.1/24 dev veth-srv
-ip -6 addr add fd00:213::1/64 dev veth-srv nodad
-ip link set veth-srv up
-ip -n cli addr add 10.213.0.2/24 dev veth-cli
-ip -n cli -6 addr add fd00:213::2/64 dev veth-cli nodad
-ip -n cli link set veth-cli up
-ip -n cli link set lo up
-in_client() { ip netns exec cli "$@"; }
+setup_client_namespace
 in_client "$NETPROBE" ping 10.213.0.1 9 300 2>/dev/null
 ok "topology: client and server namespaces joined by a veth pair"
 

@@ -114,7 +114,7 @@ static void test_unknown_commands_and_fields_are_refused(void **state)
 {
 	assert_refused("{\"command\":\"shutdown\"}",
 		       "unknown command (known: status, policy-list, policy-show, reload, "
-		       "audit-show, unblock)");
+		       "audit-show, unblock, instances)");
 	assert_refused("{\"command\":\"status\",\"force\":true}",
 		       "status: unknown field \"force\"");
 	assert_refused("{\"command\":\"reload\",\"name\":\"web\"}", "reload: unknown field \"name\"");

@@ -1,0 +1,676 @@
+/* SPDX-License-Identifier: MIT */
+#include "fleet.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <grp.h>
+#include <net/if.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "address_pool.h"
+#include "cgroup.h"
+#include "instance.h"
+#include "macro.h"
+#include "policy_json.h"
+#include "rotator.h"
+#include "seccomp_policy.h"
+#include "snapshot.h"
+
+#define USEC_PER_SEC 1000000ull
+/* An instance that dies sooner than this after its start counts as a crash
+ * loop: the next start waits, doubling up to the cap. */
+#define QUICK_FAILURE_USEC (10 * USEC_PER_SEC)
+#define BACKOFF_FIRST_USEC (250 * 1000ull)
+#define BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
+
+struct managed_service {
+	struct fleet *fleet;
+	char name[POLICY_NAME_MAX + 1];
+	const struct policy *policy;
+	char *policy_text; /* the policy as JSON, to notice a change on reload */
+	struct snapshot *snapshot;
+	struct seccomp_program *seccomp;
+	uid_t uid;
+	gid_t gid;
+	char failed[320]; /* why the service cannot run; empty when it can */
+	struct instance *current; /* serving, or the first one starting */
+	struct instance *next;    /* a replacement starting */
+	bool routed;              /* the public port leads to current */
+	sd_event_source *restart_timer;
+	unsigned quick_failures;
+	struct netdev_address previous[2];
+	size_t n_previous;
+};
+
+struct fleet {
+	sd_event *event;
+	struct rotation *rotation;
+	struct cgroup_root *cgroups;
+	struct fleet_hooks hooks;
+	struct managed_service **services;
+	size_t n_services;
+	uint64_t instance_counter;
+};
+
+static uint64_t monotonic_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void audit(struct fleet *fleet, const char *type, json_t *fields, bool sync)
+{
+	if (fleet->hooks.audit)
+		(void)fleet->hooks.audit(type, fields, sync, fleet->hooks.userdata);
+	else
+		json_decref(fields);
+}
+
+static json_t *addresses_json(const struct netdev_address *a, size_t n)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; list && i < n; i++) {
+		char text[INET6_ADDRSTRLEN] = "?";
+
+		inet_ntop(a[i].family, &a[i].v4, text, sizeof(text));
+		json_array_append_new(list, json_string(text));
+	}
+	return list;
+}
+
+static void schedule_restart(struct managed_service *svc);
+static void start_instance(struct managed_service *svc);
+
+/* Route the service's public port to an instance: one transaction. */
+static int route_to(struct managed_service *svc, struct instance *instance)
+{
+	struct rotator_addr backends[2] = {0};
+	const struct netdev_address *a;
+	_cleanup_free_ char *error = NULL;
+	size_t n;
+	int r;
+
+	a = instance_addresses(instance, &n);
+	for (size_t i = 0; i < n; i++) {
+		backends[i].family = a[i].family;
+		memcpy(&backends[i].in6, &a[i].v6,
+		       a[i].family == AF_INET ? sizeof(struct in_addr) : sizeof(struct in6_addr));
+	}
+	r = rotation_set_instance_backend(svc->fleet->rotation, svc->name, backends, n,
+					  svc->policy->listen_port, &error);
+	if (r < 0)
+		audit(svc->fleet, "instance-route-failed",
+		      json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance",
+				instance_id(instance), "reason", error ? error : strerror(-r)),
+		      true);
+	return r;
+}
+
+static void unroute(struct managed_service *svc)
+{
+	_cleanup_free_ char *error = NULL;
+
+	if (!svc->routed)
+		return;
+	svc->routed = false;
+	if (rotation_clear_instance_backend(svc->fleet->rotation, svc->name, &error) < 0)
+		audit(svc->fleet, "instance-route-failed",
+		      json_pack("{s:s, s:s}", "service", svc->name, "reason",
+				error ? error : "cannot remove the route"),
+		      true);
+}
+
+static struct managed_service *service_of(struct fleet *fleet, const struct instance *instance)
+{
+	for (size_t i = 0; i < fleet->n_services; i++) {
+		struct managed_service *svc = fleet->services[i];
+		if (svc->current == instance || svc->next == instance)
+			return svc;
+	}
+	return NULL;
+}
+
+static void stop_instance(struct managed_service *svc, struct instance *instance,
+			  const char *reason)
+{
+	if (!instance)
+		return;
+	audit(svc->fleet, "instance-stop",
+	      json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance", instance_id(instance),
+			"reason", reason),
+	      false);
+	if (svc->current == instance) {
+		unroute(svc);
+		svc->current = NULL;
+	}
+	if (svc->next == instance)
+		svc->next = NULL;
+	instance_destroy(instance);
+}
+
+static void on_instance_healthy(struct instance *instance, void *userdata)
+{
+	struct fleet *fleet = userdata;
+	struct managed_service *svc = service_of(fleet, instance);
+
+	if (!svc)
+		return;
+	audit(fleet, "instance-healthy",
+	      json_pack("{s:s, s:s}", "service", svc->name, "instance", instance_id(instance)),
+	      false);
+	if (instance == svc->next) {
+		struct instance *old = svc->current;
+
+		/* Traffic moves in one transaction; then the old one goes. */
+		if (route_to(svc, instance) < 0) {
+			stop_instance(svc, instance, "replacement could not be routed");
+			return;
+		}
+		svc->current = instance;
+		svc->next = NULL;
+		svc->routed = true;
+		if (old) {
+			audit(fleet, "instance-replaced",
+			      json_pack("{s:s, s:s, s:s}", "service", svc->name, "old",
+					instance_id(old), "new", instance_id(instance)),
+			      true);
+			instance_destroy(old);
+		}
+		return;
+	}
+	if (instance == svc->current && !svc->routed) {
+		if (route_to(svc, instance) == 0)
+			svc->routed = true;
+		else
+			stop_instance(svc, instance, "could not be routed");
+	}
+}
+
+static void on_instance_unhealthy(struct instance *instance, const char *reason, void *userdata)
+{
+	struct fleet *fleet = userdata;
+	struct managed_service *svc = service_of(fleet, instance);
+
+	if (!svc)
+		return;
+	audit(fleet, "instance-unhealthy",
+	      json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance", instance_id(instance),
+			"reason", reason),
+	      true);
+	/* Replace: the new instance takes the traffic once healthy. */
+	if (instance == svc->current && !svc->next)
+		start_instance(svc);
+}
+
+static void on_instance_exit(struct instance *instance, const siginfo_t *info, void *userdata)
+{
+	struct fleet *fleet = userdata;
+	struct managed_service *svc = service_of(fleet, instance);
+	bool sigsys = (info->si_code == CLD_KILLED || info->si_code == CLD_DUMPED) &&
+		      info->si_status == SIGSYS;
+	bool quick = monotonic_usec() - instance_started_usec(instance) < QUICK_FAILURE_USEC;
+	char how[64];
+
+	if (!svc)
+		return;
+	instance_format_exit(info, how, sizeof(how));
+	audit(fleet, "instance-exit",
+	      json_pack("{s:s, s:s, s:s, s:i, s:b}", "service", svc->name, "instance",
+			instance_id(instance), "status", how, "pid", (int)info->si_pid, "sigsys",
+			sigsys),
+	      true);
+	svc->quick_failures = quick ? svc->quick_failures + 1 : 0;
+	if (svc->current == instance) {
+		unroute(svc);
+		svc->current = NULL;
+		instance_destroy(instance);
+		if (svc->next) {
+			/* The replacement takes over as the one starting. */
+			svc->current = svc->next;
+			svc->next = NULL;
+			if (instance_state(svc->current) == INSTANCE_HEALTHY &&
+			    route_to(svc, svc->current) == 0)
+				svc->routed = true;
+		} else {
+			schedule_restart(svc);
+		}
+		return;
+	}
+	svc->next = NULL;
+	instance_destroy(instance);
+}
+
+static int on_restart_timer(sd_event_source *source, uint64_t usec, void *userdata)
+{
+	start_instance(userdata);
+	return 0;
+}
+
+static void schedule_restart(struct managed_service *svc)
+{
+	uint64_t delay = 0;
+
+	if (svc->failed[0])
+		return;
+	if (svc->quick_failures > 0) {
+		unsigned shift = svc->quick_failures - 1 < 16 ? svc->quick_failures - 1 : 16;
+
+		delay = BACKOFF_FIRST_USEC << shift;
+		if (delay > BACKOFF_MAX_USEC)
+			delay = BACKOFF_MAX_USEC;
+		audit(svc->fleet, "instance-backoff",
+		      json_pack("{s:s, s:i, s:I}", "service", svc->name, "quick_failures",
+				(int)svc->quick_failures, "delay_usec", (json_int_t)delay),
+		      false);
+	}
+	if (!svc->restart_timer) {
+		if (sd_event_add_time_relative(svc->fleet->event, &svc->restart_timer,
+					       CLOCK_MONOTONIC, delay, 0, on_restart_timer, svc) < 0)
+			return;
+	} else {
+		(void)sd_event_source_set_time_relative(svc->restart_timer, delay);
+	}
+	(void)sd_event_source_set_enabled(svc->restart_timer, SD_EVENT_ONESHOT);
+}
+
+/* A fresh address from each of the service's pools (one IPv4, one IPv6 at
+ * most), never one a live instance has or the previous instance had. */
+static int pick_addresses(struct managed_service *svc, struct netdev_address *ret, size_t *ret_n)
+{
+	struct netdev_address avoid[6];
+	size_t n_avoid = 0, n = 0;
+	bool have_v4 = false, have_v6 = false;
+
+	for (struct instance *live[] = {svc->current, svc->next}, **i = live; i < live + 2; i++) {
+		const struct netdev_address *a;
+		size_t k;
+
+		if (!*i)
+			continue;
+		a = instance_addresses(*i, &k);
+		for (size_t j = 0; j < k && n_avoid < ELEMENTSOF(avoid); j++)
+			avoid[n_avoid++] = a[j];
+	}
+	for (size_t j = 0; j < svc->n_previous && n_avoid < ELEMENTSOF(avoid); j++)
+		avoid[n_avoid++] = svc->previous[j];
+
+	for (size_t i = 0; i < svc->policy->address_pool_count && n < 2; i++) {
+		const struct cidr *pool = &svc->policy->address_pools[i];
+		int r;
+
+		if ((pool->family == AF_INET && have_v4) || (pool->family == AF_INET6 && have_v6))
+			continue;
+		r = address_pool_pick(pool, avoid, n_avoid, &ret[n]);
+		if (r < 0)
+			return r;
+		have_v4 |= pool->family == AF_INET;
+		have_v6 |= pool->family == AF_INET6;
+		n++;
+	}
+	if (n == 0)
+		return -EADDRNOTAVAIL;
+	*ret_n = n;
+	return 0;
+}
+
+static void start_instance(struct managed_service *svc)
+{
+	struct fleet *fleet = svc->fleet;
+	struct instance_hooks hooks = {
+		.on_healthy = on_instance_healthy,
+		.on_unhealthy = on_instance_unhealthy,
+		.on_exit = on_instance_exit,
+		.userdata = fleet,
+	};
+	struct instance_spec spec = {
+		.policy = svc->policy,
+		.snapshot = svc->snapshot,
+		.seccomp = svc->seccomp,
+		.cgroups = fleet->cgroups,
+		.uid = svc->uid,
+		.gid = svc->gid,
+	};
+	char id[INSTANCE_ID_MAX], ifname[IFNAMSIZ], step[32] = "", detail[320] = "";
+	struct instance *instance = NULL;
+	uint64_t number = ++fleet->instance_counter;
+	int r;
+
+	if (svc->failed[0] || (svc->current && svc->next))
+		return;
+	snprintf(id, sizeof(id), "%s-%llu", svc->name, (unsigned long long)number);
+	snprintf(ifname, sizeof(ifname), "mtdi%llu", (unsigned long long)number);
+	spec.id = id;
+	spec.host_ifname = ifname;
+
+	r = pick_addresses(svc, spec.addresses, &spec.n_addresses);
+	if (r < 0) {
+		snprintf(step, sizeof(step), "address");
+		snprintf(detail, sizeof(detail), "AddressPool=: %s", strerror(-r));
+	} else {
+		r = instance_start(fleet->event, &spec, &hooks, &instance, step, detail);
+	}
+	if (r < 0) {
+		/* Fail closed: nothing runs; audited, then retried with back-off. */
+		audit(fleet, "instance-start-failed",
+		      json_pack("{s:s, s:s, s:s, s:s}", "service", svc->name, "instance", id, "step",
+				step, "reason", detail),
+		      true);
+		svc->quick_failures++;
+		if (!svc->current)
+			schedule_restart(svc);
+		return;
+	}
+	memcpy(svc->previous, spec.addresses, sizeof(svc->previous));
+	svc->n_previous = spec.n_addresses;
+	if (svc->current)
+		svc->next = instance;
+	else
+		svc->current = instance;
+	audit(fleet, "instance-start",
+	      json_pack("{s:s, s:s, s:i, s:o, s:s}", "service", svc->name, "instance", id, "pid",
+			(int)instance_pid(instance),
+			"addresses", addresses_json(spec.addresses, spec.n_addresses), "link", ifname),
+	      true);
+	/* A service without a health check is healthy at once (the hook ran
+	 * before svc->current was set): route it now. */
+	if (instance_state(instance) == INSTANCE_HEALTHY)
+		on_instance_healthy(instance, fleet);
+}
+
+/* User=/Group= by number, or by name in the snapshot's own passwd/group. */
+static int resolve_ids(const struct policy *p, const struct snapshot *s, uid_t *ret_uid,
+		       gid_t *ret_gid, char *error, size_t error_size)
+{
+	_cleanup_free_ char *passwd_path = NULL, *group_path = NULL;
+	uid_t uid = 0;
+	gid_t gid = 0;
+	bool gid_set = false;
+	char *end;
+
+	if (asprintf(&passwd_path, "%s/etc/passwd", snapshot_root(s)) < 0 ||
+	    asprintf(&group_path, "%s/etc/group", snapshot_root(s)) < 0)
+		return -ENOMEM;
+	if (p->user) {
+		unsigned long v = strtoul(p->user, &end, 10);
+
+		if (*p->user && !*end) {
+			uid = (uid_t)v;
+		} else {
+			_cleanup_fclose_ FILE *f = fopen(passwd_path, "re");
+			struct passwd *pw = NULL;
+
+			while (f && (pw = fgetpwent(f)))
+				if (streq(pw->pw_name, p->user))
+					break;
+			if (!pw) {
+				snprintf(error, error_size, "User=%s: not in the snapshot's /etc/passwd",
+					 p->user);
+				return -ESRCH;
+			}
+			uid = pw->pw_uid;
+			gid = pw->pw_gid;
+			gid_set = true;
+		}
+	}
+	if (p->group) {
+		unsigned long v = strtoul(p->group, &end, 10);
+
+		if (*p->group && !*end) {
+			gid = (gid_t)v;
+		} else {
+			_cleanup_fclose_ FILE *f = fopen(group_path, "re");
+			struct group *gr = NULL;
+
+			while (f && (gr = fgetgrent(f)))
+				if (streq(gr->gr_name, p->group))
+					break;
+			if (!gr) {
+				snprintf(error, error_size, "Group=%s: not in the snapshot's /etc/group",
+					 p->group);
+				return -ESRCH;
+			}
+			gid = gr->gr_gid;
+		}
+	} else if (!gid_set) {
+		gid = (gid_t)uid;
+	}
+	*ret_uid = uid;
+	*ret_gid = gid;
+	return 0;
+}
+
+/* Verify the snapshot and compile the filter for one load of the policy. */
+static void prepare(struct managed_service *svc)
+{
+	const struct policy *p = svc->policy;
+	struct snapshot_options options = {
+		.allow_devices = p->allow_devices,
+		.allow_setuid = p->allow_setuid,
+	};
+	struct snapshot_error error = {0};
+	const char *bad_item = NULL;
+	int r;
+
+	if (!p->snapshot_key) {
+		snprintf(svc->failed, sizeof(svc->failed),
+			 "no SnapshotKey=: an unsigned snapshot is never launched");
+		goto refused;
+	}
+	if (p->address_pool_count == 0) {
+		snprintf(svc->failed, sizeof(svc->failed), "no AddressPool= for its instances");
+		goto refused;
+	}
+	r = snapshot_verify(p->snapshot, p->snapshot_key, &options, &svc->snapshot, &error);
+	if (r < 0) {
+		snprintf(svc->failed, sizeof(svc->failed), "snapshot %s: %.120s: %.120s", p->snapshot,
+			 error.path, error.reason);
+		goto refused;
+	}
+	audit(svc->fleet, "snapshot-verified",
+	      json_pack("{s:s, s:s}", "service", svc->name, "snapshot", p->snapshot), false);
+	r = seccomp_program_compile(p->system_calls.items, p->system_calls.count,
+				    p->syscall_default == SYSCALL_DEFAULT_KILL ? SECCOMP_DEFAULT_KILL
+									       : SECCOMP_DEFAULT_ERRNO,
+				    &svc->seccomp, &bad_item);
+	if (r < 0) {
+		snprintf(svc->failed, sizeof(svc->failed), "SystemCalls=: cannot compile%s%s: %s",
+			 bad_item ? " " : "", bad_item ? bad_item : "", strerror(-r));
+		goto refused;
+	}
+	if (resolve_ids(p, svc->snapshot, &svc->uid, &svc->gid, svc->failed,
+			sizeof(svc->failed)) < 0)
+		goto refused;
+	return;
+refused:
+	audit(svc->fleet, "service-failed",
+	      json_pack("{s:s, s:s}", "service", svc->name, "reason", svc->failed), true);
+}
+
+static void service_free(struct managed_service *svc)
+{
+	if (!svc)
+		return;
+	stop_instance(svc, svc->next, "service stopped");
+	stop_instance(svc, svc->current, "service stopped");
+	sd_event_source_disable_unref(svc->restart_timer);
+	snapshot_free(svc->snapshot);
+	seccomp_program_free(svc->seccomp);
+	free(svc->policy_text);
+	free(svc);
+}
+
+static char *policy_text(const struct policy *p)
+{
+	json_t *o = policy_to_json(p);
+	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+	json_decref(o);
+	return text;
+}
+
+static struct managed_service *find_service(struct fleet *fleet, const char *name)
+{
+	for (size_t i = 0; i < fleet->n_services; i++)
+		if (fleet->services[i] && streq(fleet->services[i]->name, name))
+			return fleet->services[i];
+	return NULL;
+}
+
+void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set)
+{
+	struct managed_service **next = calloc(set->count + 1, sizeof(*next));
+	size_t n = 0;
+
+	if (!next)
+		return;
+	for (size_t i = 0; i < set->count; i++) {
+		const struct policy *p = set->policies[i];
+		struct managed_service *old, *svc;
+		_cleanup_free_ char *text = NULL;
+
+		if (!p->snapshot)
+			continue;
+		text = policy_text(p);
+		svc = calloc(1, sizeof(*svc));
+		if (!svc)
+			break;
+		svc->fleet = fleet;
+		snprintf(svc->name, sizeof(svc->name), "%s", p->name);
+		svc->policy = p;
+		svc->policy_text = TAKE_PTR(text);
+		prepare(svc);
+
+		old = find_service(fleet, p->name);
+		if (old) {
+			/* Instances move over; a changed policy gets a replacement. */
+			bool changed = !old->policy_text || !svc->policy_text ||
+				       !streq(old->policy_text, svc->policy_text);
+
+			svc->current = TAKE_PTR(old->current);
+			svc->next = TAKE_PTR(old->next);
+			svc->routed = old->routed;
+			old->routed = false;
+			memcpy(svc->previous, old->previous, sizeof(svc->previous));
+			svc->n_previous = old->n_previous;
+			for (size_t j = 0; j < fleet->n_services; j++)
+				if (fleet->services[j] == old)
+					fleet->services[j] = NULL;
+			service_free(old);
+			next[n++] = svc;
+			if (svc->failed[0]) {
+				stop_instance(svc, svc->next, "the service failed verification");
+				stop_instance(svc, svc->current, "the service failed verification");
+			} else if (changed) {
+				stop_instance(svc, svc->next, "policy changed");
+				start_instance(svc);
+			} else if (!svc->current) {
+				start_instance(svc);
+			}
+			continue;
+		}
+		next[n++] = svc;
+		start_instance(svc);
+	}
+	/* Services that are gone. */
+	for (size_t j = 0; j < fleet->n_services; j++)
+		service_free(fleet->services[j]);
+	free(fleet->services);
+	fleet->services = next;
+	fleet->n_services = n;
+}
+
+json_t *fleet_instances_json(const struct fleet *fleet)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; list && i < fleet->n_services; i++) {
+		const struct managed_service *svc = fleet->services[i];
+
+		if (svc->failed[0])
+			json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "service", svc->name,
+							      "state", "failed", "health",
+							      svc->failed));
+		for (const struct instance *const *x = (const struct instance *const[]){svc->current,
+											  svc->next},
+						*const *end = x + 2;
+		     x < end; x++)
+			if (*x)
+				json_array_append_new(list, instance_to_json(*x));
+	}
+	return list;
+}
+
+static void purge_links(void)
+{
+	struct if_nameindex *links = if_nameindex();
+
+	for (struct if_nameindex *l = links; l && l->if_index; l++)
+		if (strncmp(l->if_name, "mtdi", 4) == 0)
+			(void)netdev_delete_link(l->if_name);
+	if (links)
+		if_freenameindex(links);
+}
+
+int fleet_new(sd_event *event, struct rotation *rotation, const char *cgroup_name,
+	      const struct fleet_hooks *hooks, struct fleet **ret_fleet, char **ret_error)
+{
+	struct fleet *fleet = calloc(1, sizeof(*fleet));
+	int r;
+
+	if (!fleet)
+		return -ENOMEM;
+	fleet->event = sd_event_ref(event);
+	fleet->rotation = rotation;
+	fleet->hooks = *hooks;
+	r = cgroup_root_open(cgroup_name, &fleet->cgroups);
+	if (r < 0) {
+		if (asprintf(ret_error, "cgroup %s: %s", cgroup_name, strerror(-r)) < 0)
+			*ret_error = NULL;
+		sd_event_unref(fleet->event);
+		free(fleet);
+		return r;
+	}
+	/* A killed agent leaves its instances running: end them and their links. */
+	r = cgroup_root_purge(fleet->cgroups, 5 * USEC_PER_SEC);
+	if (r > 0)
+		audit(fleet, "instances-purged",
+		      json_pack("{s:i, s:s}", "count", r, "reason",
+				"left running by a previous agent"),
+		      true);
+	purge_links();
+
+	/* Forwarding carries DNATed traffic to the instances' links. */
+	r = netdev_enable_forwarding();
+	if (r < 0) {
+		if (asprintf(ret_error, "IP forwarding: %s", strerror(-r)) < 0)
+			*ret_error = NULL;
+		cgroup_root_free(fleet->cgroups);
+		sd_event_unref(fleet->event);
+		free(fleet);
+		return r;
+	}
+	*ret_fleet = fleet;
+	return 0;
+}
+
+void fleet_free(struct fleet *fleet)
+{
+	if (!fleet)
+		return;
+	for (size_t i = 0; i < fleet->n_services; i++)
+		service_free(fleet->services[i]);
+	free(fleet->services);
+	if (fleet->cgroups) {
+		(void)cgroup_root_remove(fleet->cgroups);
+		cgroup_root_free(fleet->cgroups);
+	}
+	sd_event_unref(fleet->event);
+	free(fleet);
+}

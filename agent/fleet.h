@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/* The managed services of the policy set in force: each one's verified
+ * snapshot and compiled seccomp filter (once per policy load), its running
+ * instance, restarts with back-off, and routing its public port to the
+ * instance once healthy (rotation.c). */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "policy.h"
+#include "rotation.h"
+
+struct fleet;
+
+struct fleet_hooks {
+	/* Audit one event (fields stolen); security events are synced. */
+	int (*audit)(const char *type, json_t *fields, bool sync, void *userdata);
+	void *userdata;
+};
+
+/* cgroup_name: the instances' parent cgroup under the agent's own. */
+int fleet_new(sd_event *event, struct rotation *rotation, const char *cgroup_name,
+	      const struct fleet_hooks *hooks, struct fleet **ret_fleet, char **ret_error);
+
+/* Take the managed services of a (validated, applied) policy set: verify
+ * their snapshots, compile their filters, start what is new or changed,
+ * stop what is gone. A service that cannot be prepared (tampered snapshot,
+ * missing key) is marked failed and audited; the others go on. The set must
+ * outlive its use (until the next call). */
+void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set);
+
+/* [{id, service, pid, addresses, age_usec, state, health}, ...] and failed services */
+json_t *fleet_instances_json(const struct fleet *fleet);
+
+/* Stop every instance and remove everything they had (cgroups, links,
+ * writable layers, routes). */
+void fleet_free(struct fleet *fleet);

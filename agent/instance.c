@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: MIT */
+#include "instance.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "envelope.h"
+#include "health.h"
+#include "macro.h"
+
+struct instance {
+	char id[INSTANCE_ID_MAX];
+	char service[POLICY_NAME_MAX + 1];
+	char host_ifname[IFNAMSIZ];
+	/* Copied from the policy at start: a reload frees the old policy set
+	 * while this instance may still run. */
+	bool health_tcp;
+	uint16_t listen_port;
+	uint64_t health_interval_usec;
+	uint64_t health_timeout_usec;
+	unsigned health_failures_max;
+	sd_event *event;
+	struct instance_hooks hooks;
+	enum instance_state state;
+	struct envelope_instance *envelope;
+	sd_event_source *child_source;
+	sd_event_source *health_timer;
+	struct health_probe *probe;
+	unsigned health_failures; /* consecutive */
+	char last_health[96];
+	struct netdev_address addresses[2];
+	size_t n_addresses;
+	uint64_t started_usec;
+	bool link_created;
+};
+
+static uint64_t monotonic_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+const char *instance_state_name(enum instance_state state)
+{
+	switch (state) {
+	case INSTANCE_STARTING:
+		return "starting";
+	case INSTANCE_HEALTHY:
+		return "healthy";
+	case INSTANCE_UNHEALTHY:
+		return "unhealthy";
+	case INSTANCE_EXITED:
+		return "exited";
+	}
+	return "?";
+}
+
+/* Everything the instance holds, in reverse order of setup. */
+static void release(struct instance *instance)
+{
+	health_probe_cancel(TAKE_PTR(instance->probe));
+	instance->health_timer = sd_event_source_disable_unref(instance->health_timer);
+	instance->child_source = sd_event_source_disable_unref(instance->child_source);
+	if (instance->envelope) {
+		(void)envelope_cleanup(instance->envelope);
+		envelope_free(TAKE_PTR(instance->envelope));
+	}
+	if (instance->link_created) {
+		(void)netdev_delete_link(instance->host_ifname);
+		instance->link_created = false;
+	}
+}
+
+void instance_destroy(struct instance *instance)
+{
+	if (!instance)
+		return;
+	release(instance);
+	sd_event_unref(instance->event);
+	free(instance);
+}
+
+static void arm_health(struct instance *instance);
+
+static void on_health_done(bool healthy, const char *reason, void *userdata)
+{
+	struct instance *instance = userdata;
+
+	instance->probe = NULL;
+	snprintf(instance->last_health, sizeof(instance->last_health), "%s", reason);
+	if (healthy) {
+		instance->health_failures = 0;
+		if (instance->state != INSTANCE_HEALTHY) {
+			instance->state = INSTANCE_HEALTHY;
+			if (instance->hooks.on_healthy)
+				instance->hooks.on_healthy(instance, instance->hooks.userdata);
+		}
+	} else if (++instance->health_failures >= instance->health_failures_max &&
+		   instance->state == INSTANCE_HEALTHY) {
+		instance->state = INSTANCE_UNHEALTHY;
+		if (instance->hooks.on_unhealthy)
+			instance->hooks.on_unhealthy(instance, reason, instance->hooks.userdata);
+		return; /* the owner replaces it; no more probes */
+	}
+	arm_health(instance);
+}
+
+static int on_health_timer(sd_event_source *source, uint64_t usec, void *userdata)
+{
+	struct instance *instance = userdata;
+	int r;
+
+	r = health_probe_start(instance->event, &instance->addresses[0], instance->listen_port,
+			       instance->health_timeout_usec, on_health_done, instance,
+			       &instance->probe);
+	if (r < 0) {
+		char reason[96];
+
+		snprintf(reason, sizeof(reason), "probe: %s", strerror(-r));
+		on_health_done(false, reason, instance);
+	}
+	return 0;
+}
+
+/* Until healthy, probe often so a new instance takes traffic quickly; then
+ * every HealthInterval=. */
+static void arm_health(struct instance *instance)
+{
+	uint64_t delay = instance->state == INSTANCE_HEALTHY ? instance->health_interval_usec : 2000;
+
+	if (!instance->health_timer) {
+		if (sd_event_add_time_relative(instance->event, &instance->health_timer,
+					       CLOCK_MONOTONIC, delay, 0, on_health_timer,
+					       instance) < 0)
+			return;
+	} else {
+		(void)sd_event_source_set_time_relative(instance->health_timer, delay);
+	}
+	(void)sd_event_source_set_enabled(instance->health_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_child(sd_event_source *source, const siginfo_t *info, void *userdata)
+{
+	struct instance *instance = userdata;
+	siginfo_t copy = *info;
+
+	instance->state = INSTANCE_EXITED;
+	release(instance);
+	if (instance->hooks.on_exit)
+		instance->hooks.on_exit(instance, &copy, instance->hooks.userdata);
+	return 0;
+}
+
+struct setup_context {
+	struct instance *instance;
+	char step[32];
+	char detail[320];
+};
+
+/* In the parent, while the child waits before its first mount: its link. */
+static int setup_link(pid_t pid, int pidfd, void *userdata)
+{
+	struct setup_context *ctx = userdata;
+	struct instance *instance = ctx->instance;
+	struct netdev_link_spec link = {.n_addresses = instance->n_addresses};
+	char path[64], error[256];
+	_cleanup_close_ int netns = -1;
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	netns = open(path, O_RDONLY | O_CLOEXEC);
+	if (netns < 0) {
+		snprintf(ctx->step, sizeof(ctx->step), "network namespace");
+		snprintf(ctx->detail, sizeof(ctx->detail), "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	snprintf(link.host_ifname, sizeof(link.host_ifname), "%s", instance->host_ifname);
+	link.netns_fd = netns;
+	memcpy(link.addresses, instance->addresses, sizeof(link.addresses));
+	r = netdev_create_instance_link(&link, error);
+	if (r < 0) {
+		snprintf(ctx->step, sizeof(ctx->step), "network link");
+		snprintf(ctx->detail, sizeof(ctx->detail), "%s: %s", instance->host_ifname, error);
+		return r;
+	}
+	instance->link_created = true;
+	return 0;
+}
+
+int instance_start(sd_event *event, const struct instance_spec *spec,
+		   const struct instance_hooks *hooks, struct instance **ret_instance,
+		   char ret_step[32], char ret_detail[320])
+{
+	const struct policy *p = spec->policy;
+	struct instance *instance;
+	struct setup_context ctx = {0};
+	struct envelope_spec env;
+	struct envelope_error env_error = {0};
+	struct snapshot_error snap_error = {0};
+	_cleanup_close_ int exec_fd = -1;
+	char instance_env[96];
+	char *envp[] = {(char *)"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			instance_env, NULL};
+	int r;
+
+	instance = calloc(1, sizeof(*instance));
+	if (!instance)
+		return -ENOMEM;
+	snprintf(instance->id, sizeof(instance->id), "%s", spec->id);
+	snprintf(instance->service, sizeof(instance->service), "%s", p->name);
+	snprintf(instance->host_ifname, sizeof(instance->host_ifname), "%s", spec->host_ifname);
+	instance->health_tcp = p->health_check == HEALTH_CHECK_TCP && p->has_listen_port;
+	instance->listen_port = p->listen_port;
+	instance->health_interval_usec = p->health_interval_usec;
+	instance->health_timeout_usec = p->health_timeout_usec;
+	instance->health_failures_max = p->health_failures;
+	instance->event = sd_event_ref(event);
+	instance->hooks = *hooks;
+	memcpy(instance->addresses, spec->addresses, sizeof(instance->addresses));
+	instance->n_addresses = spec->n_addresses;
+	snprintf(instance_env, sizeof(instance_env), "MTD_INSTANCE=%s", spec->id);
+
+	/* The bytes that run are the bytes that were hashed: a sealed copy. */
+	r = snapshot_open_exec(spec->snapshot, p->exec_argv.items[0], &exec_fd, &snap_error);
+	if (r < 0) {
+		snprintf(ret_step, 32, "verify binary");
+		snprintf(ret_detail, 320, "%.150s: %.160s", snap_error.path, snap_error.reason);
+		goto fail;
+	}
+
+	envelope_spec_init(&env);
+	env.instance_id = instance->id;
+	env.lower_dir = snapshot_root(spec->snapshot);
+	env.upper_size_bytes = p->writable_size_bytes;
+	env.exec_fd = exec_fd;
+	env.argv = p->exec_argv.items;
+	env.envp = envp;
+	env.uid = spec->uid;
+	env.gid = spec->gid;
+	env.capabilities = p->capabilities;
+	env.seccomp = spec->seccomp;
+	env.limit_nofile = p->limit_nofile;
+	env.limits = (struct cgroup_limits){
+		.memory_max = p->memory_max_bytes,
+		.tasks_max = p->tasks_max,
+		.cpu_quota_percent = p->cpu_quota_percent,
+	};
+	env.hostname = p->name;
+	/* Output goes where the agent's goes (the journal under systemd). */
+	env.stdio_fds[1] = STDERR_FILENO;
+	env.stdio_fds[2] = STDERR_FILENO;
+	ctx.instance = instance;
+	env.setup_in_parent = setup_link;
+	env.userdata = &ctx;
+
+	r = envelope_spawn(&env, spec->cgroups, &instance->envelope, &env_error);
+	if (r < 0) {
+		if (ctx.step[0]) {
+			snprintf(ret_step, 32, "%s", ctx.step);
+			snprintf(ret_detail, 320, "%s", ctx.detail);
+		} else {
+			char text[320];
+
+			snprintf(ret_step, 32, "%s", env_error.step);
+			snprintf(ret_detail, 320, "%s",
+				 envelope_error_format(&env_error, text, sizeof(text)));
+		}
+		goto fail;
+	}
+	instance->started_usec = monotonic_usec();
+
+	r = sd_event_add_child_pidfd(event, &instance->child_source,
+				     envelope_pidfd(instance->envelope), WEXITED, on_child, instance);
+	if (r < 0) {
+		snprintf(ret_step, 32, "supervise");
+		snprintf(ret_detail, 320, "pidfd: %s", strerror(-r));
+		goto fail;
+	}
+	/* The envelope owns the pidfd. */
+	(void)sd_event_source_set_child_pidfd_own(instance->child_source, false);
+
+	if (instance->health_tcp) {
+		arm_health(instance);
+	} else {
+		instance->state = INSTANCE_HEALTHY;
+		snprintf(instance->last_health, sizeof(instance->last_health), "no health check");
+	}
+	*ret_instance = instance;
+	if (instance->state == INSTANCE_HEALTHY && hooks->on_healthy)
+		hooks->on_healthy(instance, hooks->userdata);
+	return 0;
+fail:
+	instance_destroy(instance);
+	return r < 0 ? r : -EIO;
+}
+
+const char *instance_id(const struct instance *instance)
+{
+	return instance->id;
+}
+
+const char *instance_service(const struct instance *instance)
+{
+	return instance->service;
+}
+
+enum instance_state instance_state(const struct instance *instance)
+{
+	return instance->state;
+}
+
+pid_t instance_pid(const struct instance *instance)
+{
+	return instance->envelope ? envelope_pid(instance->envelope) : 0;
+}
+
+const struct netdev_address *instance_addresses(const struct instance *instance, size_t *ret_n)
+{
+	*ret_n = instance->n_addresses;
+	return instance->addresses;
+}
+
+uint64_t instance_started_usec(const struct instance *instance)
+{
+	return instance->started_usec;
+}
+
+json_t *instance_to_json(const struct instance *instance)
+{
+	json_t *addresses = json_array();
+
+	for (size_t i = 0; addresses && i < instance->n_addresses; i++) {
+		char text[INET6_ADDRSTRLEN] = "?";
+
+		inet_ntop(instance->addresses[i].family, &instance->addresses[i].v4, text,
+			  sizeof(text));
+		json_array_append_new(addresses, json_string(text));
+	}
+	return json_pack("{s:s, s:s, s:i, s:o, s:I, s:s, s:s, s:s}", "id", instance->id, "service",
+			 instance->service, "pid", (int)instance_pid(instance), "addresses",
+			 addresses, "age_usec",
+			 (json_int_t)(monotonic_usec() - instance->started_usec), "state",
+			 instance_state_name(instance->state), "health", instance->last_health,
+			 "link", instance->host_ifname);
+}
+
+void instance_format_exit(const siginfo_t *info, char *buffer, size_t size)
+{
+	const char *signal_name;
+
+	switch (info->si_code) {
+	case CLD_EXITED:
+		snprintf(buffer, size, "exited %d", info->si_status);
+		return;
+	case CLD_KILLED:
+	case CLD_DUMPED:
+		signal_name = sigabbrev_np(info->si_status);
+		snprintf(buffer, size, "%s by SIG%s", info->si_code == CLD_KILLED ? "killed" : "dumped",
+			 signal_name ? signal_name : "?");
+		return;
+	default:
+		snprintf(buffer, size, "ended (code %d)", info->si_code);
+	}
+}

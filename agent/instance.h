@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/* One running instance of a managed service: its envelope (envelope.c), its
+ * link to the host (netdev.c), its health checks, and supervision by pidfd on
+ * the agent's event loop. The service level above (fleet.c) decides when to
+ * start, replace and route to instances. */
+#pragma once
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "cgroup.h"
+#include "netdev.h"
+#include "policy.h"
+#include "seccomp_policy.h"
+#include "snapshot.h"
+
+#define INSTANCE_ID_MAX 48
+
+enum instance_state {
+	INSTANCE_STARTING, /* running, not yet healthy */
+	INSTANCE_HEALTHY,
+	INSTANCE_UNHEALTHY, /* HealthFailures= consecutive failures */
+	INSTANCE_EXITED,
+};
+
+struct instance;
+
+struct instance_hooks {
+	void (*on_healthy)(struct instance *instance, void *userdata);
+	void (*on_unhealthy)(struct instance *instance, const char *reason, void *userdata);
+	/* pid 1 of the instance exited; the instance is cleaned up already. */
+	void (*on_exit)(struct instance *instance, const siginfo_t *info, void *userdata);
+	void *userdata;
+};
+
+struct instance_spec {
+	const char *id;
+	const struct policy *policy;
+	const struct snapshot *snapshot;      /* verified */
+	const struct seccomp_program *seccomp; /* compiled for this policy load */
+	const struct cgroup_root *cgroups;
+	const char *host_ifname;
+	struct netdev_address addresses[2];
+	size_t n_addresses;
+	uid_t uid; /* resolved from User=/Group= in the snapshot */
+	gid_t gid;
+};
+
+/* Verify and open the binary, spawn the envelope, set up the link, start
+ * health checks. Fails closed: on any error nothing runs and nothing
+ * remains; ret_step/ret_detail say what failed. */
+int instance_start(sd_event *event, const struct instance_spec *spec,
+		   const struct instance_hooks *hooks, struct instance **ret_instance,
+		   char ret_step[32], char ret_detail[320]);
+
+/* Kill every process of the instance and remove everything it had: cgroups,
+ * writable layer, link. Then free. NULL is fine. */
+void instance_destroy(struct instance *instance);
+
+const char *instance_id(const struct instance *instance);
+const char *instance_service(const struct instance *instance);
+enum instance_state instance_state(const struct instance *instance);
+pid_t instance_pid(const struct instance *instance);
+const struct netdev_address *instance_addresses(const struct instance *instance, size_t *ret_n);
+uint64_t instance_started_usec(const struct instance *instance); /* CLOCK_MONOTONIC */
+const char *instance_state_name(enum instance_state state);
+
+/* {id, service, pid, addresses, age_usec, state, health} */
+json_t *instance_to_json(const struct instance *instance);
+
+/* "exited 3", "killed by SIGSYS", "dumped by SIGSYS" */
+void instance_format_exit(const siginfo_t *info, char *buffer, size_t size);
