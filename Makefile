@@ -149,7 +149,7 @@ check: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/check
 
-demo: all
+demo: all $(TEST_TOOLS)
 	@BUILD=$(BUILD) scripts/demo
 
 # --- install -------------------------------------------------------------------
