@@ -167,6 +167,35 @@ static const struct rs_elem *table_insert(struct rs_table *t, const struct rs_el
 	return &t->elems[t->n - 1];
 }
 
+/* Room for n elements, keeping those there (rehashed if the slots grow). */
+static int table_grow(struct rs_table *t, size_t n)
+{
+	size_t slots = t->n_slots ? t->n_slots : 64;
+
+	if (n > t->cap) {
+		struct rs_elem *e = realloc(t->elems, n * sizeof(*e));
+
+		if (!e)
+			return -ENOMEM;
+		t->elems = e;
+		t->cap = n;
+	}
+	while (slots < 2 * n)
+		slots *= 2;
+	if (slots > t->n_slots) {
+		uint32_t *s = calloc(slots, sizeof(*s));
+
+		if (!s)
+			return -ENOMEM;
+		free(t->slots);
+		t->slots = s;
+		t->n_slots = slots;
+		for (size_t i = 0; i < t->n; i++)
+			t->slots[table_probe(t, t->elems[i].key)] = (uint32_t)i + 1;
+	}
+	return 0;
+}
+
 const struct rs_elem *rs_state_find(const struct rs_state *state, enum rs_set set,
 				    const uint8_t *key, size_t key_len)
 {
@@ -195,7 +224,7 @@ void rs_state_clear(struct rs_state *state)
 
 		if (t->n)
 			memset(t->slots, 0, t->n_slots * sizeof(*t->slots));
-		t->n = 0;
+		t->n = t->n_plan = 0;
 	}
 	state->n_names = 0;
 }
@@ -250,12 +279,17 @@ static int state_reserve(struct rs_state *state, const struct rotator_plan *plan
 	return r;
 }
 
+static uint32_t ttl_with_margin(uint32_t ttl_ms)
+{
+	return ttl_ms ? ttl_ms + ROTATOR_EXPIRY_MARGIN_MS : 0;
+}
+
 static int map_add(struct rs_state *state, enum rs_set set, const struct rotator_plan *plan,
-		   uint32_t owner, uint16_t port, struct rotator_error *err)
+		   uint32_t owner, uint16_t port, uint32_t ttl_ms, struct rotator_error *err)
 {
 	const struct rotator_service *s = &plan->services[owner];
 	const struct rs_elem *there;
-	struct rs_elem e = { .owner = owner };
+	struct rs_elem e = { .owner = owner, .ttl_ms = ttl_with_margin(ttl_ms) };
 	bool dup;
 
 	e.key_len = (uint8_t)rs_key_proto_port(e.key, s->proto, port);
@@ -292,16 +326,17 @@ int rs_state_build(struct rs_state *state, const struct rotator_plan *plan,
 		size_t len = strlen(s->name);
 
 		memcpy(state->names[i], s->name, len + 1); /* checked < ROTATOR_MAX_NAME */
-		r = map_add(state, v4 ? RS_SET_SVC4 : RS_SET_SVC6, plan, owner, s->port, err);
+		r = map_add(state, v4 ? RS_SET_SVC4 : RS_SET_SVC6, plan, owner, s->port,
+			    s->port_ttl_ms, err);
 		if (r >= 0 && s->grace_port && s->grace_port != s->port)
 			r = map_add(state, v4 ? RS_SET_SVC4 : RS_SET_SVC6, plan, owner,
-				    s->grace_port, err);
+				    s->grace_port, s->grace_ttl_ms, err);
 		if (r >= 0 && s->local_access)
 			r = map_add(state, v4 ? RS_SET_LOCAL4 : RS_SET_LOCAL6, plan, owner,
-				    s->port, err);
+				    s->port, s->port_ttl_ms, err);
 		if (r >= 0 && s->local_access && s->grace_port && s->grace_port != s->port)
 			r = map_add(state, v4 ? RS_SET_LOCAL4 : RS_SET_LOCAL6, plan, owner,
-				    s->grace_port, err);
+				    s->grace_port, s->grace_ttl_ms, err);
 		if (r < 0) {
 			rs_state_clear(state);
 			return r;
@@ -312,58 +347,190 @@ int rs_state_build(struct rs_state *state, const struct rotator_plan *plan,
 		e.key_len = (uint8_t)len;
 		table_insert(&state->sets[v4 ? RS_SET_BACKENDS4 : RS_SET_BACKENDS6], &e, &dup);
 		for (size_t j = 0; j < s->n_decoys; j++) {
-			struct rs_elem d = { .owner = owner };
+			struct rs_elem d = { .owner = owner,
+					     .ttl_ms = ttl_with_margin(s->decoys_ttl_ms) };
 
 			d.key_len = (uint8_t)rs_key_proto_port(d.key, s->proto, s->decoys[j]);
 			table_insert(&state->sets[RS_SET_DECOYS], &d, &dup);
 		}
 	}
 	state->n_names = plan->n_services;
+	for (size_t set = 0; set < RS_N_SETS; set++)
+		state->sets[set].n_plan = state->sets[set].n;
 	return 0;
 }
 
 /* --- delta ------------------------------------------------------------------- */
 
-static int delta_reserve(struct rs_delta *d, size_t set, size_t n)
+static int grow_list(uint32_t **list, size_t n)
 {
-	if (n > d->cap[set]) {
-		uint32_t *del = realloc(d->del[set], n * sizeof(*del)), *add;
+	uint32_t *l = realloc(*list, n * sizeof(*l));
 
-		if (!del)
-			return -ENOMEM;
-		d->del[set] = del;
-		add = realloc(d->add[set], n * sizeof(*add));
-		if (!add)
-			return -ENOMEM;
-		d->add[set] = add;
-		d->cap[set] = n;
-	}
-	d->n_del[set] = d->n_add[set] = 0;
+	if (!l)
+		return -ENOMEM;
+	*list = l;
 	return 0;
 }
 
-int rs_delta_compute(const struct rs_state *old, const struct rs_state *new_state,
-		     struct rs_delta *delta)
+static int delta_reserve(struct rs_delta *d, size_t set, size_t n)
+{
+	if (n > d->cap[set]) {
+		if (grow_list(&d->del[set], n) < 0 || grow_list(&d->gone[set], n) < 0 ||
+		    grow_list(&d->add[set], n) < 0 || grow_list(&d->upd[set], n) < 0)
+			return -ENOMEM;
+		d->cap[set] = n;
+	}
+	d->n_del[set] = d->n_gone[set] = d->n_add[set] = d->n_upd[set] = 0;
+	return 0;
+}
+
+/* The sets keyed by protocol . public port. */
+static bool is_port_set(size_t set)
+{
+	return set != RS_SET_BACKENDS4 && set != RS_SET_BACKENDS6;
+}
+
+/* Whether key is a public or decoy port of the plan (not counting elements
+ * left to expire) in any set but `except`. */
+static bool port_planned(const struct rs_state *st, size_t except, const uint8_t *key)
 {
 	for (size_t s = 0; s < RS_N_SETS; s++) {
-		const struct rs_table *o = &old->sets[s], *n = &new_state->sets[s];
-		int r = delta_reserve(delta, s, o->n + n->n);
+		const struct rs_table *t = &st->sets[s];
+		uint32_t slot;
 
+		if (s == except || !is_port_set(s) || !t->n)
+			continue;
+		slot = t->slots[table_probe(t, key)];
+		if (slot && slot <= t->n_plan)
+			return true;
+	}
+	return false;
+}
+
+/* The new state's owner index for an old element's owner (its name is
+ * appended to the new state's names the first time). */
+static int carry_owner(struct rs_delta *d, const struct rs_state *old, struct rs_state *st,
+		       uint32_t owner, uint32_t *ret)
+{
+	if (owner >= old->n_names)
+		return -EINVAL;
+	if (d->owner_map[owner] == UINT32_MAX) {
+		if (st->n_names == st->cap_names) {
+			size_t cap = st->cap_names ? 2 * st->cap_names : 16;
+			char(*names)[ROTATOR_MAX_NAME] = realloc(st->names, cap * sizeof(*names));
+
+			if (!names)
+				return -ENOMEM;
+			st->names = names;
+			st->cap_names = cap;
+		}
+		memcpy(st->names[st->n_names], old->names[owner], ROTATOR_MAX_NAME);
+		d->owner_map[owner] = (uint32_t)st->n_names++;
+	}
+	*ret = d->owner_map[owner];
+	return 0;
+}
+
+/* An element of the new plan against the old state's element with its key. */
+static void delta_elem(struct rs_delta *d, size_t s, const struct rs_elem *o, uint32_t o_idx,
+		       struct rs_elem *e, uint32_t e_idx, uint64_t now)
+{
+	uint64_t target = e->ttl_ms ? now + e->ttl_ms : 0;
+
+	/* expired long enough ago that the kernel has surely dropped it too */
+	if (o && o->expires_ms && o->expires_ms + RS_EXPIRY_GUARD_MS <= now)
+		o = NULL;
+	if (!o) {
+		e->expires_ms = target;
+		d->add[s][d->n_add[s]++] = e_idx;
+		return;
+	}
+	if (memcmp(o->data, e->data, RS_DATA_MAX) != 0 || !o->ttl_ms != !e->ttl_ms) {
+		/* other data (or a timeout to add or drop): replace */
+		if (o->expires_ms)
+			d->gone[s][d->n_gone[s]++] = o_idx;
+		else
+			d->del[s][d->n_del[s]++] = o_idx;
+		e->expires_ms = target;
+		d->add[s][d->n_add[s]++] = e_idx;
+		return;
+	}
+	if (!e->ttl_ms || (o->expires_ms > now && o->expires_ms + RS_EXPIRY_TOLERANCE_MS >= target &&
+			   o->expires_ms <= target + RS_EXPIRY_TOLERANCE_MS)) {
+		e->expires_ms = o->expires_ms; /* unchanged: not touched */
+		return;
+	}
+	/* its expiry moves (kept across a boundary, a clock step), or it may
+	 * have just expired: create or refresh, no NLM_F_EXCL */
+	e->expires_ms = target;
+	d->upd[s][d->n_upd[s]++] = e_idx;
+}
+
+int rs_delta_compute(const struct rs_state *old, struct rs_state *new_state, uint64_t now_ms,
+		     struct rs_delta *delta)
+{
+	int r;
+
+	delta->n_expiring = 0;
+	if (old->n_names > delta->cap_owner_map) {
+		uint32_t *m = realloc(delta->owner_map, old->n_names * sizeof(*m));
+
+		if (!m)
+			return -ENOMEM;
+		delta->owner_map = m;
+		delta->cap_owner_map = old->n_names;
+	}
+	if (old->n_names)
+		memset(delta->owner_map, 0xff, old->n_names * sizeof(*delta->owner_map));
+	for (size_t s = 0; s < RS_N_SETS; s++) {
+		const struct rs_table *o = &old->sets[s];
+		struct rs_table *n = &new_state->sets[s];
+
+		r = delta_reserve(delta, s, o->n + n->n);
 		if (r < 0)
 			return r;
-		for (size_t i = 0; i < n->n; i++) {
-			const struct rs_elem *e = &n->elems[i];
+		for (size_t i = 0; i < n->n_plan; i++) {
+			struct rs_elem *e = &n->elems[i];
 			uint32_t slot = o->n ? o->slots[table_probe(o, e->key)] : 0;
 
-			if (slot && memcmp(o->elems[slot - 1].data, e->data, RS_DATA_MAX) == 0)
-				continue; /* unchanged: not touched */
-			if (slot) /* same key, other data: replace */
-				delta->del[s][delta->n_del[s]++] = slot - 1;
-			delta->add[s][delta->n_add[s]++] = (uint32_t)i;
+			delta_elem(delta, s, slot ? &o->elems[slot - 1] : NULL, slot - 1, e,
+				   (uint32_t)i, now_ms);
 		}
-		for (size_t i = 0; i < o->n; i++)
-			if (!n->n || !n->slots[table_probe(n, o->elems[i].key)])
+	}
+	/* the old elements the plan drops, once every set's plan is known */
+	for (size_t s = 0; s < RS_N_SETS; s++) {
+		const struct rs_table *o = &old->sets[s];
+		struct rs_table *n = &new_state->sets[s];
+
+		r = table_grow(n, n->n + o->n);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < o->n; i++) {
+			const struct rs_elem *e = &o->elems[i];
+			struct rs_elem carried;
+			bool dup;
+
+			if (n->n && n->slots[table_probe(n, e->key)])
+				continue; /* in the plan: handled above */
+			if (!e->expires_ms) {
 				delta->del[s][delta->n_del[s]++] = (uint32_t)i;
+				continue;
+			}
+			if (e->expires_ms + RS_EXPIRY_GUARD_MS <= now_ms)
+				continue; /* gone */
+			if (e->expires_ms > now_ms + RS_LINGER_MS ||
+			    (is_port_set(s) && port_planned(new_state, s, e->key))) {
+				delta->gone[s][delta->n_gone[s]++] = (uint32_t)i;
+				continue;
+			}
+			/* expires within RS_LINGER_MS: leave it, remember it */
+			carried = *e;
+			r = carry_owner(delta, old, new_state, e->owner, &carried.owner);
+			if (r < 0)
+				return r;
+			table_insert(n, &carried, &dup);
+			delta->n_expiring++;
+		}
 	}
 	return 0;
 }
@@ -372,8 +539,11 @@ void rs_delta_free(struct rs_delta *delta)
 {
 	for (size_t s = 0; s < RS_N_SETS; s++) {
 		free(delta->del[s]);
+		free(delta->gone[s]);
 		free(delta->add[s]);
+		free(delta->upd[s]);
 	}
+	free(delta->owner_map);
 	*delta = (struct rs_delta){};
 }
 
@@ -382,7 +552,7 @@ size_t rs_delta_count_del(const struct rs_delta *delta)
 	size_t n = 0;
 
 	for (size_t s = 0; s < RS_N_SETS; s++)
-		n += delta->n_del[s];
+		n += delta->n_del[s] + delta->n_gone[s];
 	return n;
 }
 
@@ -391,6 +561,6 @@ size_t rs_delta_count_add(const struct rs_delta *delta)
 	size_t n = 0;
 
 	for (size_t s = 0; s < RS_N_SETS; s++)
-		n += delta->n_add[s];
+		n += delta->n_add[s] + delta->n_upd[s];
 	return n;
 }

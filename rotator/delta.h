@@ -10,6 +10,15 @@
  * elements to delete (in the old state, not in the new one, or with other
  * data) and to add (in the new state, not in the old one, or with other data).
  * An element in both with the same data is not touched.
+ *
+ * Expiring elements (a ttl in the plan): the state also remembers when each
+ * one expires (CLOCK_MONOTONIC ms, the kernel's clock for set timeouts). An
+ * element past its expiry is gone. One the plan drops that expires within
+ * RS_LINGER_MS is left to expire (kept in the new state, nothing sent),
+ * unless its port is a public or decoy port of the new plan; otherwise it is
+ * destroyed (NFT_MSG_DESTROYSETELEM: it may have expired meanwhile). One
+ * kept whose expiry must move by more than RS_EXPIRY_TOLERANCE_MS is re-added
+ * without NLM_F_EXCL (the kernel updates its timeout).
  */
 #pragma once
 
@@ -33,16 +42,27 @@ enum rs_set {
 #define RS_KEY_MAX 24
 #define RS_DATA_MAX 20
 
+/* an element dropped by the plan that expires within this is left to expire */
+#define RS_LINGER_MS (2 * ROTATOR_EXPIRY_MARGIN_MS)
+/* an expiry that moves less than this is not re-sent */
+#define RS_EXPIRY_TOLERANCE_MS (ROTATOR_EXPIRY_MARGIN_MS / 2)
+/* the model's expiry (taken before the batch is sent) can precede the
+ * kernel's by the transaction's latency: until then an element may be there */
+#define RS_EXPIRY_GUARD_MS 1000
+
 struct rs_elem {
 	uint8_t key[RS_KEY_MAX];   /* zero beyond key_len */
 	uint8_t data[RS_DATA_MAX]; /* maps only; zero beyond data_len */
 	uint8_t key_len, data_len;
-	uint32_t owner; /* index of the owning service (rs_state.names) */
+	uint32_t owner;      /* index of the owning service (rs_state.names) */
+	uint32_t ttl_ms;     /* timeout to send, margin included; 0: never expires */
+	uint64_t expires_ms; /* CLOCK_MONOTONIC; 0: never (set by rs_delta_compute) */
 };
 
 struct rs_table {
 	struct rs_elem *elems;
 	size_t n, cap;
+	size_t n_plan; /* elems[0..n_plan) are the plan's, the rest are left to expire */
 	uint32_t *slots; /* open addressing: element index + 1, 0 = free */
 	size_t n_slots;  /* power of two, at least twice n */
 };
@@ -53,14 +73,23 @@ struct rs_state {
 	size_t n_names, cap_names;
 };
 
-/* What to send: indices into the old state's elements (del) and the new
- * state's (add), per set. An element whose data changes is in both. */
+/* What to send: indices into the old state's elements (del: delete, gone:
+ * destroy, no error if already expired) and the new state's (add: create,
+ * NLM_F_EXCL; upd: create or refresh the timeout of an expiring element),
+ * per set. An element whose data changes is deleted and added. */
 struct rs_delta {
 	uint32_t *del[RS_N_SETS];
 	size_t n_del[RS_N_SETS];
+	uint32_t *gone[RS_N_SETS];
+	size_t n_gone[RS_N_SETS];
 	uint32_t *add[RS_N_SETS];
 	size_t n_add[RS_N_SETS];
-	size_t cap[RS_N_SETS]; /* of both del and add */
+	uint32_t *upd[RS_N_SETS];
+	size_t n_upd[RS_N_SETS];
+	size_t n_expiring; /* left to expire: carried into the new state */
+	size_t cap[RS_N_SETS]; /* of each list */
+	uint32_t *owner_map;   /* old owner -> new owner, for carried elements */
+	size_t cap_owner_map;
 };
 
 /* Set and map names in the table (RS_SVC4, ...) and whether it is a map. */
@@ -82,12 +111,15 @@ const struct rs_elem *rs_state_find(const struct rs_state *state, enum rs_set se
 				    const uint8_t *key, size_t key_len);
 const char *rs_state_owner(const struct rs_state *state, const struct rs_elem *e);
 
-/* The delta from old to new into *delta (memory reused). 0 or -ENOMEM. */
-int rs_delta_compute(const struct rs_state *old, const struct rs_state *new_state,
+/* The delta from old to new at now_ms (CLOCK_MONOTONIC) into *delta (memory
+ * reused). Completes new_state: the expiry of each element as the kernel
+ * will have it, and the old elements left to expire. 0 or -ENOMEM. */
+int rs_delta_compute(const struct rs_state *old, struct rs_state *new_state, uint64_t now_ms,
 		     struct rs_delta *delta);
 void rs_delta_free(struct rs_delta *delta);
 size_t rs_delta_count_del(const struct rs_delta *delta);
 size_t rs_delta_count_add(const struct rs_delta *delta);
+
 
 /* Element encodings (the kernel's register layout). */
 size_t rs_key_proto_port(uint8_t *b, uint8_t proto, uint16_t port);

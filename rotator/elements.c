@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Element messages of a delta (see elements.h). */
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -23,10 +24,37 @@
 
 enum {
 	REF_FLUSH = 1,
-	REF_DEL,
-	REF_ADD,
+	REF_DEL,    /* NFT_MSG_DELSETELEM: the element must be there */
+	REF_GONE,   /* NFT_MSG_DESTROYSETELEM: an expiring element, may be gone */
+	REF_ADD,    /* NFT_MSG_NEWSETELEM, NLM_F_EXCL: the element must not be there */
+	REF_UPD,    /* NFT_MSG_NEWSETELEM: create, or refresh an expiring one's timeout */
 	REF_UNBLOCK,
 };
+
+static bool ref_is_add(uint16_t kind)
+{
+	return kind == REF_ADD || kind == REF_UPD;
+}
+
+/* The delta's list for a message kind. */
+static const uint32_t *ref_list(const struct rs_delta *d, uint16_t kind, enum rs_set set,
+				size_t *ret_n)
+{
+	switch (kind) {
+	case REF_DEL:
+		*ret_n = d->n_del[set];
+		return d->del[set];
+	case REF_GONE:
+		*ret_n = d->n_gone[set];
+		return d->gone[set];
+	case REF_ADD:
+		*ret_n = d->n_add[set];
+		return d->add[set];
+	default:
+		*ret_n = d->n_upd[set];
+		return d->upd[set];
+	}
+}
 
 static struct nlmsghdr *elems_msg_start(struct nft_txn *t, uint16_t cmd, uint16_t flags,
 					const char *set, struct nlattr **ret_list,
@@ -52,13 +80,16 @@ static void put_value(struct nlmsghdr *nlh, uint16_t type, const uint8_t *v, siz
 
 /* One operation on a list of elements of one set, in as many messages as it
  * takes. Each message's ref carries the position of its first element. */
-static int send_elems(struct nft_txn *t, enum rs_set set, bool add, const struct rs_table *tab,
-		      const uint32_t *idx, size_t n)
+static int send_elems(struct nft_txn *t, enum rs_set set, uint16_t kind,
+		      const struct rs_table *tab, const uint32_t *idx, size_t n)
 {
-	uint16_t cmd = add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM;
+	bool add = ref_is_add(kind);
+	uint16_t cmd = add ? NFT_MSG_NEWSETELEM :
+		       kind == REF_GONE ? NFT_MSG_DESTROYSETELEM : NFT_MSG_DELSETELEM;
 	/* EXCL: the delta only adds what the kernel does not have; anything
-	 * else means our state is wrong, which must not pass silently */
-	uint16_t flags = add ? NLM_F_CREATE | NLM_F_EXCL : 0;
+	 * else means our state is wrong, which must not pass silently. Without
+	 * it, an element that is there gets the new timeout. */
+	uint16_t flags = kind == REF_ADD ? NLM_F_CREATE | NLM_F_EXCL : add ? NLM_F_CREATE : 0;
 	struct nlmsghdr *nlh = NULL;
 	struct nlattr *list = NULL;
 	int r;
@@ -68,7 +99,7 @@ static int send_elems(struct nft_txn *t, enum rs_set set, bool add, const struct
 		struct nlattr *el;
 
 		if (!nlh) {
-			struct nft_ref ref = { .kind = add ? REF_ADD : REF_DEL,
+			struct nft_ref ref = { .kind = kind,
 					       .sub = (uint16_t)set,
 					       .index = (uint32_t)i };
 
@@ -78,6 +109,8 @@ static int send_elems(struct nft_txn *t, enum rs_set set, bool add, const struct
 		}
 		el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
 		put_value(nlh, NFTA_SET_ELEM_KEY, e->key, e->key_len);
+		if (add && e->ttl_ms)
+			mnl_attr_put_u64(nlh, NFTA_SET_ELEM_TIMEOUT, htobe64(e->ttl_ms));
 		if (add && e->data_len)
 			put_value(nlh, NFTA_SET_ELEM_DATA, e->data, e->data_len);
 		mnl_attr_nest_end(nlh, el);
@@ -113,11 +146,17 @@ int elements_add_delta(struct nft_txn *t, const struct elements_ctx *ctx, bool f
 	for (size_t s = 0; flush && r >= 0 && s < RS_N_SETS; s++)
 		r = flush_set(t, (enum rs_set)s);
 	for (size_t s = 0; r >= 0 && s < RS_N_SETS; s++)
-		r = send_elems(t, (enum rs_set)s, false, &ctx->old->sets[s], d->del[s],
+		r = send_elems(t, (enum rs_set)s, REF_DEL, &ctx->old->sets[s], d->del[s],
 			       d->n_del[s]);
 	for (size_t s = 0; r >= 0 && s < RS_N_SETS; s++)
-		r = send_elems(t, (enum rs_set)s, true, &ctx->new_state->sets[s], d->add[s],
+		r = send_elems(t, (enum rs_set)s, REF_GONE, &ctx->old->sets[s], d->gone[s],
+			       d->n_gone[s]);
+	for (size_t s = 0; r >= 0 && s < RS_N_SETS; s++)
+		r = send_elems(t, (enum rs_set)s, REF_ADD, &ctx->new_state->sets[s], d->add[s],
 			       d->n_add[s]);
+	for (size_t s = 0; r >= 0 && s < RS_N_SETS; s++)
+		r = send_elems(t, (enum rs_set)s, REF_UPD, &ctx->new_state->sets[s], d->upd[s],
+			       d->n_upd[s]);
 	return r;
 }
 
@@ -176,10 +215,10 @@ void elements_describe(void *userdata, const struct nft_ref *ref, const struct n
 	const struct elements_ctx *ctx = userdata;
 	enum rs_set set = (enum rs_set)ref->sub;
 	const char *kind = rs_set_is_map(set) ? "map" : "set";
-	bool add = ref->kind == REF_ADD;
+	bool add = ref_is_add(ref->kind);
 	const struct rs_state *st = add ? ctx->new_state : ctx->old;
-	const uint32_t *idx = add ? ctx->delta->add[set] : ctx->delta->del[set];
-	size_t n = add ? ctx->delta->n_add[set] : ctx->delta->n_del[set];
+	const uint32_t *idx;
+	size_t n = 0;
 	const struct rs_elem *e;
 	char text[96];
 	long at;
@@ -199,12 +238,15 @@ void elements_describe(void *userdata, const struct nft_ref *ref, const struct n
 		return;
 	}
 	case REF_ADD:
+	case REF_UPD:
 	case REF_DEL:
+	case REF_GONE:
 		break;
 	default:
 		snprintf(buf, len, "message of kind %u", ref->kind);
 		return;
 	}
+	idx = ref_list(ctx->delta, ref->kind, set, &n);
 	at = elem_at(msg, bad_offset);
 	if (at < 0 || ref->index + (size_t)at >= n) {
 		snprintf(buf, len, "%s %s: %s elements from #%u", kind, rs_set_name(set),

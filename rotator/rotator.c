@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -161,6 +162,14 @@ void rotator_last_stats(const struct rotator *r, struct rotator_stats *ret)
 	*ret = r->stats;
 }
 
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* the kernel's clock for set timeouts */
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* Build and commit one transaction. *adopted is set when an old table is
  * replaced by it. */
 static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *adopted,
@@ -211,7 +220,7 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 	ctx = (struct elements_ctx){ .old = old, .new_state = &r->next, .delta = &r->delta,
 				     .plan = plan };
 	if (k >= 0)
-		k = rs_delta_compute(old, &r->next, &r->delta);
+		k = rs_delta_compute(old, &r->next, monotonic_ms(), &r->delta);
 	if (k >= 0)
 		k = elements_add_delta(t, &ctx, flush);
 	if (k >= 0)
@@ -223,12 +232,18 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 	stats = (struct rotator_stats){
 		.elements_deleted = rs_delta_count_del(&r->delta),
 		.elements_added = rs_delta_count_add(&r->delta),
+		.elements_expiring = r->delta.n_expiring,
 		.messages = nft_txn_n_msgs(t) - 1,
 		.bytes = nft_txn_size(t),
 		.full = old == &r->empty,
 	};
 	if (stats.messages == 0) { /* nothing changes: no transaction */
+		struct rs_state tmp = r->cur;
+
 		nft_txn_free(t);
+		/* the same elements, minus those that expired */
+		r->cur = r->next;
+		r->next = tmp;
 		r->stats = stats;
 		return 0;
 	}

@@ -17,6 +17,12 @@
 #define ROTATOR_TABLE "mtd"
 #define ROTATOR_MAX_DECOYS 64
 #define ROTATOR_MAX_NAME 64
+/* Added to every expiry (see rotator_service.port_ttl_ms): covers the
+ * agent's timer and transaction latency and the kernel's jiffy rounding, so
+ * an element never stops matching before its time. A decoy lingers this long
+ * into the next epoch (harmless: decoys are never in a neighbouring epoch's
+ * client window) and a grace port is accepted this much longer. */
+#define ROTATOR_EXPIRY_MARGIN_MS 100
 
 struct rotator;
 
@@ -44,6 +50,19 @@ struct rotator_service {
 	struct rotator_addr backend; /* its family decides IPv4 or IPv6 DNAT */
 	uint16_t backend_port;
 	bool local_access; /* also DNAT connections made from the host itself */
+	/* Expiring elements. 0: the element stays until a plan drops it (it is
+	 * then deleted). Otherwise how long from this apply it must keep
+	 * matching; the kernel drops it by itself ROTATOR_EXPIRY_MARGIN_MS
+	 * later, so a plan that no longer has it sends nothing (no deletion, no
+	 * grace-end transaction), and if the agent dies its ports close:
+	 *   port_ttl_ms   = next boundary + Grace - now
+	 *   grace_ttl_ms  = boundary + Grace - now
+	 *   decoys_ttl_ms = next boundary - now
+	 * An element is re-sent only when its expiry moves by more than half the
+	 * margin (a decoy chosen again, a clock step). */
+	uint32_t port_ttl_ms;
+	uint32_t grace_ttl_ms;
+	uint32_t decoys_ttl_ms;
 };
 
 /* The complete desired element state: every apply makes the contents of
@@ -93,8 +112,9 @@ unsigned rotator_flags(const struct rotator *r);
  * changes from the plan it applied before (the first apply, and one after an
  * unclear outcome, send everything). */
 struct rotator_stats {
-	size_t elements_deleted;
-	size_t elements_added;
+	size_t elements_deleted; /* incl. expiring ones dropped before their time */
+	size_t elements_added;   /* incl. expiry refreshes of elements kept */
+	size_t elements_expiring; /* dropped by the plan, left to expire (nothing sent) */
 	size_t messages; /* in its transaction, 0: nothing changed, nothing sent */
 	size_t bytes;
 	bool full;       /* built or resynchronised every element */

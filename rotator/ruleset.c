@@ -30,6 +30,9 @@ enum {
 #define CONCAT2(a, b) (((a) << 6) | (b))
 #define CONCAT3(a, b, c) (((((a) << 6) | (b)) << 6) | (c))
 
+/* The per-epoch maps and the decoy set have the timeout flag: their elements
+ * may expire (rotator_service.port_ttl_ms); no size limit, as expired
+ * elements count until the kernel's garbage collection frees them. */
 struct set_def {
 	const char *name;
 	uint32_t key_type, key_len;
@@ -41,22 +44,22 @@ struct set_def {
 
 static const struct set_def sets[] = {
 	{ RS_SVC4, CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,
-	  CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE), 8, NFT_SET_MAP, 0,
+	  CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE), 8, NFT_SET_MAP | NFT_SET_TIMEOUT, 0,
 	  "public port -> IPv4 backend: current and grace port of each service" },
 	{ RS_SVC6, CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,
-	  CONCAT2(TYPE_IP6ADDR, TYPE_INET_SERVICE), 20, NFT_SET_MAP, 0,
+	  CONCAT2(TYPE_IP6ADDR, TYPE_INET_SERVICE), 20, NFT_SET_MAP | NFT_SET_TIMEOUT, 0,
 	  "public port -> IPv6 backend: current and grace port of each service" },
 	{ RS_LOCAL4, CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,
-	  CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE), 8, NFT_SET_MAP, 0,
+	  CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE), 8, NFT_SET_MAP | NFT_SET_TIMEOUT, 0,
 	  "like svc4, for clients on this host (services with local access)" },
 	{ RS_LOCAL6, CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,
-	  CONCAT2(TYPE_IP6ADDR, TYPE_INET_SERVICE), 20, NFT_SET_MAP, 0,
+	  CONCAT2(TYPE_IP6ADDR, TYPE_INET_SERVICE), 20, NFT_SET_MAP | NFT_SET_TIMEOUT, 0,
 	  "like svc6, for clients on this host (services with local access)" },
 	{ RS_BACKENDS4, CONCAT3(TYPE_INET_PROTOCOL, TYPE_IPADDR, TYPE_INET_SERVICE), 12, 0, 0, 0,
 	  0, "real IPv4 backends: reachable from outside only through the DNAT" },
 	{ RS_BACKENDS6, CONCAT3(TYPE_INET_PROTOCOL, TYPE_IP6ADDR, TYPE_INET_SERVICE), 24, 0, 0,
 	  0, 0, "real IPv6 backends: reachable from outside only through the DNAT" },
-	{ RS_DECOYS, CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8, 0, 0, 0, 0,
+	{ RS_DECOYS, CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8, 0, 0, NFT_SET_TIMEOUT, 0,
 	  "decoy ports of this epoch: a source touching one is blocked" },
 	{ RS_BLOCKED4, TYPE_IPADDR, 4, 0, 0, NFT_SET_TIMEOUT | NFT_SET_EVAL, 65535,
 	  "IPv4 sources that touched a decoy" },

@@ -73,7 +73,7 @@ static void test_delta_first_apply_adds_everything(void **state)
 	char text[1024];
 
 	assert_int_equal(build(&st, s, 2), 0);
-	assert_int_equal(rs_delta_compute(&empty, &st, &d), 0);
+	assert_int_equal(rs_delta_compute(&empty, &st, 0, &d), 0);
 	assert_int_equal(rs_delta_count_del(&d), 0);
 	/* svc4, svc6, backends4, backends6, 2 decoys shared by both entries */
 	assert_int_equal(rs_delta_count_add(&d), 6);
@@ -103,7 +103,7 @@ static void test_delta_boundary_keeps_grace_and_replaces_decoys(void **state)
 	before[0].local_access = after[0].local_access = true;
 	assert_int_equal(build(&old, before, 2), 0);
 	assert_int_equal(build(&st, after, 2), 0);
-	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
+	assert_int_equal(rs_delta_compute(&old, &st, 0, &d), 0);
 	/* the previous port stays (now grace), b is not touched at all */
 	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
 	assert_string_equal(text, "+tcp . 20001 : 10.0.0.1 . 8080");
@@ -131,7 +131,7 @@ static void test_delta_grace_end_deletes_only_the_grace_port(void **state)
 
 	assert_int_equal(build(&old, in_grace, 1), 0);
 	assert_int_equal(build(&st, after, 1), 0);
-	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
+	assert_int_equal(rs_delta_compute(&old, &st, 0, &d), 0);
 	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
 	assert_string_equal(text, "-tcp . 20000 : 10.0.0.1 . 8080");
 	assert_int_equal(rs_delta_count_del(&d), 1);
@@ -150,7 +150,7 @@ static void test_delta_unchanged_plan_is_empty(void **state)
 
 	assert_int_equal(build(&old, s, 1), 0);
 	assert_int_equal(build(&st, s, 1), 0);
-	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
+	assert_int_equal(rs_delta_compute(&old, &st, 0, &d), 0);
 	assert_int_equal(rs_delta_count_del(&d) + rs_delta_count_add(&d), 0);
 	rs_state_free(&old);
 	rs_state_free(&st);
@@ -167,7 +167,7 @@ static void test_delta_backend_change_replaces_the_map_value(void **state)
 
 	assert_int_equal(build(&old, before, 1), 0);
 	assert_int_equal(build(&st, after, 1), 0);
-	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
+	assert_int_equal(rs_delta_compute(&old, &st, 0, &d), 0);
 	/* same key, other data: delete then add (deletions are sent first) */
 	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
 	assert_string_equal(text, "+tcp . 20001 : 10.0.0.9 . 8080, -tcp . 20001 : 10.0.0.1 . 8080");
@@ -235,7 +235,7 @@ static void test_delta_large_plans_reuse_memory(void **state)
 	for (int round = 0; round < 3; round++) {
 		assert_int_equal(build(&old, a, N), 0);
 		assert_int_equal(build(&st, b, N), 0);
-		assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
+		assert_int_equal(rs_delta_compute(&old, &st, 0, &d), 0);
 		assert_int_equal(d.n_add[RS_SET_SVC4], N);     /* the new ports */
 		assert_int_equal(d.n_del[RS_SET_SVC4], 0);     /* old ports stay as grace */
 		assert_int_equal(d.n_del[RS_SET_DECOYS], 4 * N); /* every decoy goes */
