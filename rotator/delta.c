@@ -518,18 +518,20 @@ int rs_delta_compute(const struct rs_state *old, struct rs_state *new_state, uin
 			}
 			if (e->expires_ms + RS_EXPIRY_GUARD_MS <= now_ms)
 				continue; /* gone */
-			if (e->expires_ms > now_ms + RS_LINGER_MS ||
-			    (is_port_set(s) && port_planned(new_state, s, e->key))) {
+			if (e->expires_ms > now_ms &&
+			    (e->expires_ms > now_ms + RS_LINGER_MS ||
+			     (is_port_set(s) && port_planned(new_state, s, e->key)))) {
 				delta->gone[s][delta->n_gone[s]++] = (uint32_t)i;
 				continue;
 			}
-			/* expires within RS_LINGER_MS: leave it, remember it */
+			/* expires within RS_LINGER_MS: leave it, remember it (also
+			 * just after its expiry: the kernel's may be a little later) */
 			carried = *e;
 			r = carry_owner(delta, old, new_state, e->owner, &carried.owner);
 			if (r < 0)
 				return r;
 			table_insert(n, &carried, &dup);
-			delta->n_expiring++;
+			delta->n_expiring += e->expires_ms > now_ms;
 		}
 	}
 	return 0;

@@ -2,10 +2,12 @@
 /*
  * Rotation benchmark: the time of the rotator's one transaction that moves
  * the public ports of N services (N = 64, 1024) at an epoch boundary, and of
- * the one that ends the grace period, against `nft -f` applying the same
- * element changes (delete/add element statements computed here from the two
- * plans, checked equal to the rotator's counts) to a table with the same
- * sets, in the same run.
+ * the apply at the end of the grace period, against `nft -f` applying the
+ * same element changes (element statements with the same timeouts, computed
+ * here from the plans by a model of expiry of its own, checked equal to the
+ * rotator's counts) to a table with the same sets, in the same run.
+ * Elements expire (rotator_service.*_ttl_ms), so both sides run on a real,
+ * compressed clock: epochs of EPOCH_MS with GRACE_MS of grace.
  * Must run in a fresh network namespace (tests/run-bench uses unshare -n);
  * it refuses to run in the host's.
  */
@@ -32,6 +34,11 @@
 #endif
 #define RANGE 50 /* ports per service, disjoint ranges from 10000 */
 #define BENCH_TABLE "mtdbench"
+#define EPOCH_MS 400 /* the compressed epoch both sides are paced on */
+#define GRACE_MS 100
+#define MARGIN_MS ROTATOR_EXPIRY_MARGIN_MS
+#define LINGER_MS (2 * MARGIN_MS)
+#define TOLERANCE_MS (MARGIN_MS / 2)
 
 static uint64_t now_ns(void)
 {
@@ -39,6 +46,22 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_until_ns(uint64_t t)
+{
+	struct timespec ts = { .tv_sec = (time_t)(t / 1000000000ULL),
+			       .tv_nsec = (long)(t % 1000000000ULL) };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+/* Step i's time on the compressed clock: 0 = epoch 0 after grace, then
+ * boundary and grace end of epochs 1..RUNS. */
+static uint64_t step_ms(size_t i)
+{
+	return i == 0 ? GRACE_MS : (i + 1) / 2 * EPOCH_MS + (i % 2 ? 0 : GRACE_MS);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -86,9 +109,12 @@ struct epoch_plan {
 static const uint8_t key[32] = "bench-key-bench-key-bench-key-01";
 
 /* The plan for n services at `at` seconds into `epoch`, from the real keyed
- * schedule: 5 s is inside grace (current + previous port), 20 s after it. */
+ * schedule: 5 s is inside grace (current + previous port), 20 s after it.
+ * The ports come from a 60 s schedule; the lives (TTLs) from the compressed
+ * clock: at a boundary, or at the end of grace. */
 static int make_plan(size_t n, uint64_t epoch, unsigned at, struct epoch_plan *p)
 {
+	bool boundary = at < 15;
 	p->svcs = calloc(n, sizeof(*p->svcs));
 	p->decoys = calloc(n, sizeof(*p->decoys));
 	p->names = calloc(n, sizeof(*p->names));
@@ -120,6 +146,11 @@ static int make_plan(size_t n, uint64_t epoch, unsigned at, struct epoch_plan *p
 		s->backend.in.s_addr = htonl(0x0a000000u | (uint32_t)(i + 1));
 		s->backend_port = 8000;
 		s->local_access = i % 2 == 0;
+#ifndef NO_EXPIRY /* -DNO_EXPIRY: the same bench with elements that never expire */
+		s->port_ttl_ms = boundary ? EPOCH_MS + GRACE_MS : EPOCH_MS;
+		s->grace_ttl_ms = s->grace_port ? GRACE_MS : 0;
+		s->decoys_ttl_ms = boundary ? EPOCH_MS : EPOCH_MS - GRACE_MS;
+#endif
 	}
 	p->plan = (struct rotator_plan){ .services = p->svcs, .n_services = n };
 	return 0;
@@ -140,16 +171,28 @@ struct line {
 	const char *set;
 	char key[40];
 	char val[40]; /* maps: "addr . port", sets: "" */
+	uint32_t ttl; /* ms, margin included */
+	uint64_t expires; /* on the compressed clock */
 };
+
+static int cmp_key(const struct line *x, const struct line *y)
+{
+	int c = strcmp(x->set, y->set);
+
+	return c ? c : strcmp(x->key, y->key);
+}
 
 static int cmp_line(const void *a, const void *b)
 {
 	const struct line *x = a, *y = b;
-	int c = strcmp(x->set, y->set);
+	int c = cmp_key(x, y);
 
-	if (!c)
-		c = strcmp(x->key, y->key);
 	return c ? c : strcmp(x->val, y->val);
+}
+
+static uint32_t with_margin(uint32_t ttl)
+{
+	return ttl ? ttl + MARGIN_MS : 0;
 }
 
 /* Every element of the plan (IPv4 backends: svc4, local4, backends4, decoys),
@@ -164,6 +207,7 @@ static struct line *plan_lines(const struct rotator_plan *plan, size_t *ret_n)
 	for (size_t i = 0; i < plan->n_services; i++) {
 		const struct rotator_service *s = &plan->services[i];
 		uint16_t ports[2] = { s->port, s->grace_port };
+		uint32_t ttls[2] = { with_margin(s->port_ttl_ms), with_margin(s->grace_ttl_ms) };
 		char a[INET_ADDRSTRLEN];
 
 		inet_ntop(AF_INET, &s->backend.in, a, sizeof(a));
@@ -174,6 +218,7 @@ static struct line *plan_lines(const struct rotator_plan *plan, size_t *ret_n)
 				l[n].set = local ? "local4" : "svc4";
 				snprintf(l[n].key, sizeof(l[n].key), "tcp . %u", ports[p]);
 				snprintf(l[n].val, sizeof(l[n].val), "%s . %u", a, s->backend_port);
+				l[n].ttl = ttls[p];
 				n++;
 			}
 		}
@@ -183,6 +228,7 @@ static struct line *plan_lines(const struct rotator_plan *plan, size_t *ret_n)
 		for (size_t j = 0; j < s->n_decoys; j++) {
 			l[n].set = "decoys";
 			snprintf(l[n].key, sizeof(l[n].key), "tcp . %u", s->decoys[j]);
+			l[n].ttl = with_margin(s->decoys_ttl_ms);
 			n++;
 		}
 	}
@@ -199,41 +245,74 @@ static void put_elements(FILE *f, const char *set, const struct line *l, size_t 
 {
 	size_t cnt = 0;
 
-	for (size_t i = 0; i < n; i++)
-		if (streq(l[i].set, set))
-			fprintf(f, "%s%s%s%s", cnt++ ? ", " : "", l[i].key,
-				with_val && l[i].val[0] ? " : " : "", with_val ? l[i].val : "");
+	for (size_t i = 0; i < n; i++) {
+		if (!streq(l[i].set, set))
+			continue;
+		fprintf(f, "%s%s", cnt++ ? ", " : "", l[i].key);
+		if (with_val && l[i].ttl)
+			fprintf(f, " timeout %ums", l[i].ttl);
+		if (with_val && l[i].val[0])
+			fprintf(f, " : %s", l[i].val);
+	}
 }
 
-/* The nft script taking the table from plan `from` to plan `to`: deletions,
- * then additions, like the rotator's transaction. Counts in ret_del/ret_add. */
-static int write_delta_script(const char *path, const struct rotator_plan *from,
-			      const struct rotator_plan *to, size_t *ret_del, size_t *ret_add)
+/* What the table holds on the nft side: its elements (sorted) with expiry. */
+struct model {
+	struct line *l;
+	size_t n;
+};
+
+/* The nft script taking the table (as *m holds it) to plan `to` at time now
+ * on the compressed clock, by the rules of expiry: an element the plan keeps
+ * is re-added only when its expiry moves by more than TOLERANCE_MS; one the
+ * plan drops is left to expire if it does within LINGER_MS, else deleted; an
+ * expired one is gone. Deletions, then additions, like the rotator's
+ * transaction. Counts in ret_del/ret_add; *m becomes the new contents. */
+static int write_delta_script(const char *path, struct model *m, const struct rotator_plan *to,
+			      uint64_t now, size_t *ret_del, size_t *ret_add)
 {
 	static const char *const order[] = { "svc4", "local4", "backends4", "decoys" };
 	_cleanup_fclose_ FILE *f = fopen(path, "we");
-	_cleanup_free_ struct line *a = NULL, *b = NULL, *del = NULL, *add = NULL;
-	size_t na = 0, nb = 0, nd = 0, nadd = 0, i = 0, j = 0;
+	_cleanup_free_ struct line *b = NULL, *del = NULL, *add = NULL, *next = NULL;
+	size_t nb = 0, nd = 0, nadd = 0, nn = 0, i = 0, j = 0;
 
 	if (!f)
 		return -errno;
-	a = plan_lines(from, &na);
 	b = plan_lines(to, &nb);
-	del = calloc(na + 1, sizeof(*del));
+	del = calloc(m->n + 1, sizeof(*del));
 	add = calloc(nb + 1, sizeof(*add));
-	if (!a || !b || !del || !add)
+	next = calloc(m->n + nb + 1, sizeof(*next));
+	if (!b || !del || !add || !next)
 		return -ENOMEM;
-	/* an element whose key stays but whose value changes is both deleted
-	 * and added, as in the rotator's transaction */
-	while (i < na || j < nb) {
-		int c = i == na ? 1 : j == nb ? -1 : cmp_line(&a[i], &b[j]);
+	while (i < m->n || j < nb) {
+		int c = i == m->n ? 1 : j == nb ? -1 : cmp_key(&m->l[i], &b[j]);
+		struct line *o = i < m->n ? &m->l[i] : NULL;
 
-		if (c == 0)
-			i++, j++;
-		else if (c < 0)
-			del[nd++] = a[i++];
-		else
-			add[nadd++] = b[j++];
+		if (o && c <= 0 && o->ttl && o->expires <= now) { /* expired: gone */
+			i++;
+			continue;
+		}
+		if (c < 0) { /* dropped by the plan */
+			if (!o->ttl || o->expires > now + LINGER_MS)
+				del[nd++] = *o;
+			else
+				next[nn++] = *o; /* left to expire */
+			i++;
+			continue;
+		}
+		b[j].expires = b[j].ttl ? now + b[j].ttl : 0;
+		if (c == 0 && streq(o->val, b[j].val) &&
+		    (!b[j].ttl || (o->expires + TOLERANCE_MS >= b[j].expires &&
+				   o->expires <= b[j].expires + TOLERANCE_MS)))
+			b[j].expires = o->expires; /* kept, not touched */
+		else {
+			if (c == 0 && !streq(o->val, b[j].val))
+				del[nd++] = *o;
+			add[nadd++] = b[j];
+		}
+		next[nn++] = b[j];
+		i += c == 0;
+		j++;
 	}
 	for (size_t pass = 0; pass < 2; pass++) {
 		const struct line *l = pass ? add : del;
@@ -254,29 +333,23 @@ static int write_delta_script(const char *path, const struct rotator_plan *from,
 	}
 	if (fflush(f) != 0)
 		return -errno;
+	free(m->l);
+	m->l = TAKE_PTR(next);
+	m->n = nn;
 	*ret_del = nd;
 	*ret_add = nadd;
 	return 0;
 }
 
-/* The whole plan as an nft script (the initial fill). */
-static int write_full_script(const char *path, const struct rotator_plan *plan)
-{
-	struct rotator_plan none = { 0 };
-	size_t d, a;
-
-	return write_delta_script(path, &none, plan, &d, &a);
-}
-
 static const char bench_table[] =
 	"table inet " BENCH_TABLE " {\n"
-	" map svc4 { type inet_proto . inet_service : ipv4_addr . inet_service; }\n"
-	" map svc6 { type inet_proto . inet_service : ipv6_addr . inet_service; }\n"
-	" map local4 { type inet_proto . inet_service : ipv4_addr . inet_service; }\n"
-	" map local6 { type inet_proto . inet_service : ipv6_addr . inet_service; }\n"
+	" map svc4 { type inet_proto . inet_service : ipv4_addr . inet_service; flags timeout; }\n"
+	" map svc6 { type inet_proto . inet_service : ipv6_addr . inet_service; flags timeout; }\n"
+	" map local4 { type inet_proto . inet_service : ipv4_addr . inet_service; flags timeout; }\n"
+	" map local6 { type inet_proto . inet_service : ipv6_addr . inet_service; flags timeout; }\n"
 	" set backends4 { type inet_proto . ipv4_addr . inet_service; }\n"
 	" set backends6 { type inet_proto . ipv6_addr . inet_service; }\n"
-	" set decoys { type inet_proto . inet_service; }\n"
+	" set decoys { type inet_proto . inet_service; flags timeout; }\n"
 	"}\n";
 
 /* fork/exec nft -f path; its wall time in ns, or negative errno. */
@@ -307,13 +380,15 @@ enum { BOUNDARY, GRACE_END, N_KINDS };
 static const char *const kind_name[N_KINDS] = { "boundary", "grace end" };
 
 struct result {
-	uint64_t ours, theirs; /* medians, ns */
+	uint64_t ours, theirs; /* medians, ns; theirs 0: nothing to apply */
 	size_t del, add;       /* element changes of one transaction (the last run) */
+	size_t expiring;       /* left to expire by the rotator (the last run) */
 };
 
-/* RUNS epochs of n services: at each, the boundary transaction (new current
- * port, previous one kept as grace port, decoys replaced) and the grace-end
- * transaction (grace port removed), both sides applying the same changes. */
+/* RUNS epochs of n services on the compressed clock: at each, the boundary
+ * transaction (new current port added, previous one kept as grace port, new
+ * decoys added; the old ones expire) and the apply at the end of grace (the
+ * grace port expires by itself), both sides applying the same changes. */
 static int bench(size_t n, const char *dir, struct result res[N_KINDS])
 {
 	struct rotator_config cfg = { .nflog_group = 7, .block_timeout_sec = 600 };
@@ -321,9 +396,10 @@ static int bench(size_t n, const char *dir, struct result res[N_KINDS])
 	struct rotator *rot = NULL;
 	/* plans[0] = epoch 0 after grace; then boundary and grace end of 1..RUNS */
 	struct epoch_plan plans[2 * RUNS + 1] = {};
-	uint64_t ours[N_KINDS][RUNS], theirs[N_KINDS][RUNS];
+	uint64_t ours[N_KINDS][RUNS], theirs[N_KINDS][RUNS], t0;
 	char path[2 * RUNS + 1][256], table_path[256];
 	size_t del[2 * RUNS + 1] = {}, add[2 * RUNS + 1] = {};
+	struct model model = {};
 	int r;
 
 	r = make_plan(n, 29000000, 20, &plans[0]);
@@ -334,10 +410,10 @@ static int bench(size_t n, const char *dir, struct result res[N_KINDS])
 	}
 	for (size_t i = 0; r >= 0 && i <= 2 * RUNS; i++) {
 		snprintf(path[i], sizeof(path[i]), "%s/step-%zu-%zu.nft", dir, n, i);
-		r = i ? write_delta_script(path[i], &plans[i - 1].plan, &plans[i].plan, &del[i],
-					   &add[i]) :
-			write_full_script(path[i], &plans[0].plan);
+		r = write_delta_script(path[i], &model, &plans[i].plan, step_ms(i), &del[i],
+				       &add[i]);
 	}
+	free(model.l);
 	if (r < 0) {
 		fprintf(stderr, "bench: building plans: %s\n", strerror(-r));
 		goto out;
@@ -345,18 +421,20 @@ static int bench(size_t n, const char *dir, struct result res[N_KINDS])
 
 	/* ours: the table and its elements created by the first apply, untimed */
 	r = rotator_new(&cfg, &rot);
-	if (r >= 0)
-		r = rotator_apply(rot, &plans[0].plan, &err);
-	for (size_t i = 1; r >= 0 && i <= 2 * RUNS; i++) {
+	t0 = now_ns() + 50000000ULL;
+	for (size_t i = 0; r >= 0 && i <= 2 * RUNS; i++) {
 		struct rotator_stats st;
-		uint64_t t0 = now_ns();
+		uint64_t start;
 
+		sleep_until_ns(t0 + step_ms(i) * 1000000ULL);
+		start = now_ns();
 		r = rotator_apply(rot, &plans[i].plan, &err);
-		ours[(i - 1) % 2][(i - 1) / 2] = now_ns() - t0;
+		if (i)
+			ours[(i - 1) % 2][(i - 1) / 2] = now_ns() - start;
 		if (r < 0)
 			break;
 		rotator_last_stats(rot, &st);
-		if (st.elements_deleted != del[i] || st.elements_added != add[i] || st.full) {
+		if (i && (st.elements_deleted != del[i] || st.elements_added != add[i] || st.full)) {
 			fprintf(stderr,
 				"bench: step %zu: rotator sent -%zu +%zu elements%s, nft script "
 				"-%zu +%zu: not the same change\n",
@@ -365,6 +443,8 @@ static int bench(size_t n, const char *dir, struct result res[N_KINDS])
 			r = -EPROTO;
 			goto out;
 		}
+		if (i >= 2 * RUNS - 1)
+			res[(i - 1) % 2].expiring = st.elements_expiring;
 	}
 	if (r < 0) {
 		fprintf(stderr, "bench: rotator_apply: %s (%s: %s)\n", strerror(-r), err.object,
@@ -372,7 +452,8 @@ static int bench(size_t n, const char *dir, struct result res[N_KINDS])
 		goto out;
 	}
 
-	/* theirs: the same sets in a plain table, the same changes via nft -f */
+	/* theirs: the same sets in a plain table, the same changes via nft -f,
+	 * on the same clock */
 	snprintf(table_path, sizeof(table_path), "%s/table.nft", dir);
 	{
 		_cleanup_fclose_ FILE *f = fopen(table_path, "we");
@@ -382,20 +463,25 @@ static int bench(size_t n, const char *dir, struct result res[N_KINDS])
 			goto out;
 		}
 	}
-	if (run_nft(table_path) < 0 || run_nft(path[0]) < 0) {
+	if (run_nft(table_path) < 0) {
 		fprintf(stderr, "bench: nft -f failed (is nft installed?)\n");
 		r = -EIO;
 		goto out;
 	}
-	for (size_t i = 1; i <= 2 * RUNS; i++) {
-		int64_t t = run_nft(path[i]);
+	t0 = now_ns() + 50000000ULL;
+	for (size_t i = 0; i <= 2 * RUNS; i++) {
+		int64_t t = 0;
 
+		sleep_until_ns(t0 + step_ms(i) * 1000000ULL);
+		if (del[i] + add[i] || i == 0)
+			t = run_nft(path[i]);
 		if (t < 0) {
 			fprintf(stderr, "bench: nft -f %s: %s\n", path[i], strerror((int)-t));
 			r = (int)t;
 			goto out;
 		}
-		theirs[(i - 1) % 2][(i - 1) / 2] = (uint64_t)t;
+		if (i)
+			theirs[(i - 1) % 2][(i - 1) / 2] = (uint64_t)t;
 	}
 	for (size_t k = 0; k < N_KINDS; k++) {
 		res[k].ours = median(ours[k], RUNS);
@@ -433,15 +519,20 @@ int main(void)
 	}
 	printf("rotation: the transaction that moves the public ports of N services (each with "
 	       "%d decoys, half with local access)\n", DECOYS);
-	printf("boundary = new current port added, previous one kept as grace port, decoys "
-	       "replaced; grace end = grace port removed\n");
-	printf("both sides apply the same element changes (deleted/added counts; the rotator's "
-	       "own counts are checked equal)\n");
+	printf("elements expire (timeouts): epochs of %d ms with %d ms of grace on a real clock, "
+	       "expiry margin %d ms\n", EPOCH_MS, GRACE_MS, MARGIN_MS);
+	printf("boundary = new current port added (the previous one stays as grace port), new "
+	       "decoys added, kept ones refreshed, old ones left to expire; grace end = the "
+	       "grace port expires by itself\n");
+	printf("both sides apply the same element changes with the same timeouts "
+	       "(deleted/added counts; the rotator's own counts are checked equal)\n");
 	printf("medians of %d epochs; rotator = rotator_apply() incl. plan diff and genid round "
-	       "trip; nft = fork/exec `nft -f` of a script with the same delete/add element "
-	       "statements\n\n", RUNS);
-	printf("| services | transaction | deleted | added | rotator (ms) | nft -f (ms) |  ratio |\n");
-	printf("|----------|-------------|---------|-------|--------------|-------------|--------|\n");
+	       "trip; nft = fork/exec `nft -f` of a script with the same element statements "
+	       "(none when nothing changes)\n\n", RUNS);
+	printf("| services | transaction | deleted | added | expiring | rotator (ms) | nft -f (ms) "
+	       "|  ratio |\n");
+	printf("|----------|-------------|---------|-------|----------|--------------|-------------"
+	       "|--------|\n");
 	for (size_t i = 0; i < ELEMENTSOF(sizes); i++) {
 		struct result res[N_KINDS] = {};
 
@@ -453,10 +544,18 @@ int main(void)
 		for (size_t k = 0; k < N_KINDS; k++) {
 			double ratio = (double)res[k].theirs / (double)res[k].ours;
 
-			printf("| %8zu | %-11s | %7zu | %5zu | %12.3f | %11.3f | %5.1fx |\n",
-			       sizes[i], kind_name[k], res[k].del, res[k].add,
-			       (double)res[k].ours / 1e6, (double)res[k].theirs / 1e6, ratio);
-			if (k == BOUNDARY && ratio < targets[i])
+			if (!res[k].theirs)
+				printf("| %8zu | %-11s | %7zu | %5zu | %8zu | %12.3f | %11s | %6s |\n",
+				       sizes[i], kind_name[k], res[k].del, res[k].add,
+				       res[k].expiring, (double)res[k].ours / 1e6, "(nothing)",
+				       "-");
+			else
+				printf("| %8zu | %-11s | %7zu | %5zu | %8zu | %12.3f | %11.3f | "
+				       "%5.1fx |\n",
+				       sizes[i], kind_name[k], res[k].del, res[k].add,
+				       res[k].expiring, (double)res[k].ours / 1e6,
+				       (double)res[k].theirs / 1e6, ratio);
+			if (k == BOUNDARY && (!res[k].theirs || ratio < targets[i]))
 				ok = false;
 		}
 	}
