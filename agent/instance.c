@@ -60,6 +60,8 @@ const char *instance_state_name(enum instance_state state)
 		return "unhealthy";
 	case INSTANCE_EXITED:
 		return "exited";
+	case INSTANCE_QUARANTINED:
+		return "quarantined";
 	}
 	return "?";
 }
@@ -301,6 +303,37 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 fail:
 	instance_destroy(instance);
 	return r < 0 ? r : -EIO;
+}
+
+int instance_isolate_and_freeze(struct instance *instance)
+{
+	int r;
+
+	health_probe_cancel(TAKE_PTR(instance->probe));
+	instance->health_timer = sd_event_source_disable_unref(instance->health_timer);
+	if (instance->link_created) {
+		r = netdev_delete_link(instance->host_ifname);
+		if (r < 0 && r != -ENODEV)
+			return r;
+		instance->link_created = false;
+	}
+	if (!instance->envelope)
+		return -ESRCH;
+	r = envelope_freeze(instance->envelope, true);
+	if (r < 0)
+		return r;
+	instance->state = INSTANCE_QUARANTINED;
+	return 0;
+}
+
+int instance_upper_fd(const struct instance *instance)
+{
+	return instance->envelope ? envelope_upper_fd(instance->envelope) : -1;
+}
+
+const char *instance_cgroup_path(const struct instance *instance)
+{
+	return instance->envelope ? envelope_cgroup_path(instance->envelope) : NULL;
 }
 
 const char *instance_id(const struct instance *instance)

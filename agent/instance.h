@@ -24,6 +24,7 @@ enum instance_state {
 	INSTANCE_HEALTHY,
 	INSTANCE_UNHEALTHY, /* HealthFailures= consecutive failures */
 	INSTANCE_EXITED,
+	INSTANCE_QUARANTINED, /* frozen, cut off, kept for forensics */
 };
 
 struct instance;
@@ -67,6 +68,15 @@ pid_t instance_pid(const struct instance *instance);
 const struct netdev_address *instance_addresses(const struct instance *instance, size_t *ret_n);
 uint64_t instance_started_usec(const struct instance *instance); /* CLOCK_MONOTONIC */
 const char *instance_state_name(enum instance_state state);
+
+/* Quarantine: stop supervising health, cut the network (the link goes, so
+ * every connection of the instance ends), freeze every process. */
+int instance_isolate_and_freeze(struct instance *instance);
+
+/* For the evidence copy: the writable layer (a tmpfs with upper/) and the
+ * instance's cgroup2 directory. */
+int instance_upper_fd(const struct instance *instance);
+const char *instance_cgroup_path(const struct instance *instance);
 
 /* {id, service, pid, addresses, age_usec, state, health} */
 json_t *instance_to_json(const struct instance *instance);
