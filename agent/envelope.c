@@ -34,6 +34,7 @@ struct envelope_instance {
 	pid_t pid;
 	int pidfd;
 	int upper_fd;
+	int notify_fd; /* seccomp listener, -1 without violations */
 	bool reaped, cleaned;
 	struct cgroup_instance *cgroup;
 };
@@ -46,6 +47,8 @@ struct child_ctx {
 	int last_cap;
 };
 
+/* err > 0: the step failed. err == 0: the seccomp listener rides along as
+ * SCM_RIGHTS (step "listener"). */
 struct child_report {
 	char step[32];
 	int err;
@@ -331,12 +334,49 @@ static void child_rlimits(const struct child_ctx *ctx)
 	CHECK(setrlimit(RLIMIT_CORE, &core), "rlimits", "RLIMIT_CORE");
 }
 
+/* The listener to the parent over the report socket (SCM_RIGHTS). Runs under
+ * the notify filter, which cannot list sendmsg (seccomp_policy.h). */
+static void child_send_listener(int listener)
+{
+	struct child_report rep;
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = {.iov_base = &rep, .iov_len = sizeof(rep)};
+	struct msghdr mh = {
+	    .msg_iov = &iov,
+	    .msg_iovlen = 1,
+	    .msg_control = control.buf,
+	    .msg_controllen = sizeof(control.buf),
+	};
+	struct cmsghdr *c;
+
+	memset(&rep, 0, sizeof(rep));
+	copy_str(rep.step, sizeof(rep.step), "listener");
+	memset(&control, 0, sizeof(control));
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &listener, sizeof(int));
+	CHECK(sendmsg(child_sock, &mh, MSG_NOSIGNAL), "seccomp", "hand over the listener");
+}
+
+/* With violations, two filters: the notify filter (its listener goes to the
+ * parent at once, before anything else can be filtered), then the main
+ * filter. The listener is close-on-exec: the service never holds it. */
 static void child_seccomp(const struct child_ctx *ctx)
 {
-	int r;
+	int r, listener = -1;
 
 	if (!ctx->spec->seccomp)
 		return;
+	r = seccomp_program_load_notify(ctx->spec->seccomp, &listener);
+	if (r < 0)
+		child_fail("seccomp", -r, "SECCOMP_FILTER_FLAG_NEW_LISTENER");
+	if (listener >= 0)
+		child_send_listener(listener);
 	r = seccomp_program_load(ctx->spec->seccomp);
 	if (r < 0)
 		child_fail("seccomp", -r, "SECCOMP_SET_MODE_FILTER");
@@ -463,32 +503,74 @@ static void kill_and_reap(struct envelope_instance *e)
 	e->reaped = true;
 }
 
-/* After go: EOF = exec happened, a record = a step failed. */
-static int await_exec(int sock, struct child_report *rep)
+/* One message from the child: 0 = EOF, 1 = a record (and *ret_fd = an fd
+ * that came with it, else -1). */
+static int recv_report(int sock, struct child_report *rep, int *ret_fd)
 {
-	struct pollfd p = {.fd = sock, .events = POLLIN};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = {.iov_base = rep, .iov_len = sizeof(*rep)};
+	struct msghdr mh = {
+	    .msg_iov = &iov,
+	    .msg_iovlen = 1,
+	    .msg_control = control.buf,
+	    .msg_controllen = sizeof(control.buf),
+	};
+	int fd = -1;
 	ssize_t k;
-	int r;
 
 	do
-		r = poll(&p, 1, SPAWN_TIMEOUT_MS);
-	while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return -errno;
-	if (r == 0)
-		return -ETIMEDOUT;
-	do
-		k = recv(sock, rep, sizeof(*rep), 0);
+		k = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
 	while (k < 0 && errno == EINTR);
 	if (k < 0)
 		return -errno;
-	if (k == 0)
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int)) && fd < 0)
+			memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	if (k == 0 && fd < 0)
 		return 0;
-	if (k != sizeof(*rep))
+	if (k != sizeof(*rep) || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC))) {
+		closep(&fd);
 		return -EBADMSG;
+	}
 	rep->step[sizeof(rep->step) - 1] = '\0';
 	rep->detail[sizeof(rep->detail) - 1] = '\0';
+	*ret_fd = fd;
 	return 1;
+}
+
+/* After go: EOF = exec happened, a failure record = a step failed (1). The
+ * seccomp listener, when the child sends one, comes before either and goes to
+ * *ret_listener (the caller closes it on failure). */
+static int await_exec(int sock, struct child_report *rep, int *ret_listener)
+{
+	for (;;) {
+		struct pollfd p = {.fd = sock, .events = POLLIN};
+		int r, fd = -1;
+
+		do
+			r = poll(&p, 1, SPAWN_TIMEOUT_MS);
+		while (r < 0 && errno == EINTR);
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ETIMEDOUT;
+		r = recv_report(sock, rep, &fd);
+		if (r <= 0)
+			return r;
+		if (rep->err > 0) {
+			closep(&fd);
+			return 1;
+		}
+		if (fd < 0 || *ret_listener >= 0 || !streq(rep->step, "listener")) {
+			closep(&fd);
+			return -EBADMSG;
+		}
+		*ret_listener = fd;
+	}
 }
 
 int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *cgroups,
@@ -505,7 +587,7 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return set_error(ret_error, "spec", ENOMEM, "");
-	e->pidfd = e->upper_fd = -1;
+	e->pidfd = e->upper_fd = e->notify_fd = -1;
 
 	r = cgroup_instance_create(cgroups, spec->instance_id, &spec->limits, &e->cgroup, &step);
 	if (r < 0)
@@ -562,13 +644,18 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 		r = set_error(ret_error, "clone", -errno, "child gone before go");
 		goto fail;
 	}
-	r = await_exec(sv[0], &rep);
+	r = await_exec(sv[0], &rep, &e->notify_fd);
 	if (r < 0) {
 		set_error(ret_error, "exec", r, "waiting for the child");
 		goto fail;
 	}
 	if (r > 0) {
 		r = set_error(ret_error, rep.step, rep.err, rep.detail);
+		goto fail;
+	}
+	/* fail closed: violations that nobody would hear of */
+	if (spec->seccomp && spec->seccomp->n_violations > 0 && e->notify_fd < 0) {
+		r = set_error(ret_error, "seccomp", EPROTO, "no listener from the child");
 		goto fail;
 	}
 	closep(&sv[0]);
@@ -592,6 +679,11 @@ pid_t envelope_pid(const struct envelope_instance *e)
 int envelope_pidfd(const struct envelope_instance *e)
 {
 	return e->pidfd;
+}
+
+int envelope_notify_fd(const struct envelope_instance *e)
+{
+	return e->notify_fd;
 }
 
 int envelope_upper_fd(const struct envelope_instance *e)
@@ -659,6 +751,7 @@ void envelope_free(struct envelope_instance *e)
 	(void)envelope_cleanup(e);
 	cgroup_instance_free(e->cgroup);
 	closep(&e->upper_fd);
+	closep(&e->notify_fd);
 	closep(&e->pidfd);
 	free(e);
 }

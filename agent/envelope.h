@@ -24,7 +24,9 @@
  *           no_new_privs
  *           fds (stdio, pass_fds at 3.., everything else closed)
  *           rlimits (NOFILE, CORE=0)
- *           seccomp (last)
+ *           seccomp (last): with ViolationSystemCalls=, the notify filter
+ *           first, its listener to the parent (SCM_RIGHTS over the report
+ *           socket), then the main filter
  *           execveat(binary, "", argv, envp, AT_EMPTY_PATH)
  *
  * The child runs on a copy of the caller's memory (no CLONE_VM): nothing it
@@ -88,6 +90,12 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 
 pid_t envelope_pid(const struct envelope_instance *e);
 int envelope_pidfd(const struct envelope_instance *e); /* owned by the instance */
+/* The seccomp listener (SECCOMP_FILTER_FLAG_NEW_LISTENER) of an instance
+ * whose program has violations, for seccomp_notify_handle(); -1 without.
+ * Owned by the instance (close-on-exec, non-blocking use via poll), valid
+ * until envelope_free(). A spawn whose program has violations fails at step
+ * "seccomp" when the listener does not arrive. */
+int envelope_notify_fd(const struct envelope_instance *e);
 /* The tmpfs of the writable layer (directories upper/ and work/): what the
  * instance wrote, for quarantine copies. Owned by the instance; valid until
  * envelope_cleanup(). */

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/* The seccomp violation signal: read and answer the user notifications of an
+ * instance's notify filter (seccomp_policy.h), one at a time, from the agent's
+ * event loop. Every notification is answered with EPERM before
+ * seccomp_notify_handle() returns: the system call never runs (never
+ * SECCOMP_USER_NOTIF_FLAG_CONTINUE), and the caller in the instance goes on
+ * with errno = EPERM. What the agent does next (OnSyscallViolation=) is its
+ * own business. See docs/seccomp.md.
+ *
+ * In an sd-event loop: an io source on envelope_notify_fd() for EPOLLIN; on
+ * each wake-up call seccomp_notify_handle() until -EAGAIN; on -EPIPE (or
+ * EPOLLHUP in revents) the instance is gone: disable the source (the fd stays
+ * owned by the envelope instance). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SECCOMP_VIOLATION_NAME_MAX 32
+
+struct seccomp_violation {
+	uint64_t id;	   /* the kernel's notification cookie */
+	pid_t pid;	   /* of the caller, in the reader's pid namespace (0 if none) */
+	int nr;		   /* system call number */
+	uint32_t arch;	   /* AUDIT_ARCH_* */
+	char name[SECCOMP_VIOLATION_NAME_MAX]; /* "ptrace"; "syscall-NR" if unknown */
+	uint64_t args[6];
+	uint64_t instruction_pointer;
+	/* false: the caller was gone (killed) before the answer; the violation
+	 * still happened */
+	bool answered;
+};
+
+/* Receive one pending notification, answer it with EPERM, describe it in
+ * *ret. Never blocks. 0: *ret filled; -EAGAIN: nothing pending; -EPIPE: the
+ * listener hung up (no process uses the filter any more); other -errno:
+ * failure (*ret untouched). */
+int seccomp_notify_handle(int listener_fd, struct seccomp_violation *ret);
+
+/* "pid=N syscall=NAME nr=N args=0x..,0x..,0x..,0x..,0x..,0x.. ip=0x.." into
+ * buf (for log lines and audit records); returns buf. */
+const char *seccomp_violation_format(const struct seccomp_violation *v, char *buf, size_t size);
