@@ -45,6 +45,8 @@ ok "control: with every step possible the target runs and writes the marker"
 
 refused no-lower "mount overlay" --lower "$T/does-not-exist"
 refused bad-seccomp "seccomp" --seccomp-invalid
+# violations but no number left for the seccomp listener (fds 0-3 taken)
+refused no-listener "seccomp" --violations keyctl --nofile 4
 refused setup-fails "setup in parent" --fail-setup
 refused bad-hostname "hostname" --hostname "$(printf 'h%.0s' $(seq 80))"
 refused huge-nofile "rlimits" --nofile 2000000000

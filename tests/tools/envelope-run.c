@@ -13,6 +13,13 @@
  *   --caps LIST           comma-separated CAP_* names kept ("" = none, default)
  *   --syscalls LIST       space- or comma-separated names and @groups (default: no filter)
  *   --syscall-default errno|kill
+ *   --violations LIST     ViolationSystemCalls=: names and @groups notified to this tool
+ *                         (--syscalls defaults to @system-service then); prints
+ *                         "notify_fd=yes|none", then one line per violation while
+ *                         the instance runs:
+ *                         "violation pid=N syscall=NAME nr=N args=0x..,(6) ip=0x.. answered=yes|no"
+ *                         (each answered with EPERM), and after the instance is
+ *                         reaped "notify_after_exit=hangup" when the listener hung up
  *   --seccomp-invalid     load a program the kernel refuses (fail-closed test)
  *   --nofile N  --memory-max BYTES  --tasks-max N  --cpu-quota PCT  --hostname H
  *   --marker FILE         open FILE (append) and pass it as fd 3
@@ -43,6 +50,7 @@
 #include "cgroup.h"
 #include "envelope.h"
 #include "macro.h"
+#include "seccomp_notify.h"
 #include "seccomp_policy.h"
 
 static int fail_setup(pid_t pid, int pidfd, void *userdata)
@@ -111,6 +119,46 @@ static int memfd_copy(const char *path)
 	return fd;
 }
 
+/* Answer and print every pending violation; false once the listener hung up. */
+static bool serve_violations(int fd)
+{
+	struct seccomp_violation v;
+	char buf[256];
+	int r;
+
+	while ((r = seccomp_notify_handle(fd, &v)) == 0) {
+		printf("violation %s answered=%s\n", seccomp_violation_format(&v, buf, sizeof(buf)),
+		       v.answered ? "yes" : "no");
+		fflush(stdout);
+	}
+	if (r == -EAGAIN)
+		return true;
+	if (r != -EPIPE)
+		fprintf(stderr, "envelope-run: seccomp notification: %s\n", strerror(-r));
+	return false;
+}
+
+/* Until pid 1 exits (or the timeout): serve the listener, if any. 0 = timed out. */
+static int wait_serving(struct envelope_instance *e, int timeout_ms)
+{
+	int nfd = envelope_notify_fd(e);
+
+	for (;;) {
+		struct pollfd p[2] = {{.fd = envelope_pidfd(e), .events = POLLIN},
+				      {.fd = nfd, .events = POLLIN}};
+		int r = poll(p, nfd >= 0 ? 2 : 1, timeout_ms);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r;
+		if (nfd >= 0 && p[1].revents && !serve_violations(nfd))
+			nfd = -1; /* hung up: only the pidfd from here on */
+		if (p[0].revents)
+			return 1;
+	}
+}
+
 static void print_status(const siginfo_t *si)
 {
 	switch (si->si_code) {
@@ -143,6 +191,7 @@ int main(int argc, char **argv)
 	    {"caps", 1, 0, 'c'},
 	    {"syscalls", 1, 0, 's'},
 	    {"syscall-default", 1, 0, 'd'},
+	    {"violations", 1, 0, 'V'},
 	    {"seccomp-invalid", 0, 0, 'I'},
 	    {"nofile", 1, 0, 'n'},
 	    {"memory-max", 1, 0, 'm'},
@@ -157,7 +206,7 @@ int main(int argc, char **argv)
 	    {0, 0, 0, 0},
 	};
 	struct envelope_spec spec;
-	char id[64], cgname[64], *exec_path = NULL, *syscalls = NULL;
+	char id[64], cgname[64], *exec_path = NULL, *syscalls = NULL, *violations = NULL;
 	bool use_memfd = false, seccomp_invalid = false, freeze_test = false, cleanup_first = false;
 	enum seccomp_default def = SECCOMP_DEFAULT_ERRNO;
 	int timeout = 30, marker_fd = -1, o, r;
@@ -210,6 +259,9 @@ int main(int argc, char **argv)
 		case 'd':
 			def = strcmp(optarg, "kill") == 0 ? SECCOMP_DEFAULT_KILL
 							  : SECCOMP_DEFAULT_ERRNO;
+			break;
+		case 'V':
+			violations = optarg;
 			break;
 		case 'I':
 			seccomp_invalid = true;
@@ -271,13 +323,15 @@ int main(int argc, char **argv)
 		bad.insns = &bad_insn;
 		bad.count = 1;
 		spec.seccomp = &bad;
-	} else if (syscalls) {
-		char **items = NULL;
-		size_t n = 0;
+	} else if (syscalls || violations) {
+		char **items = NULL, **vitems = NULL;
+		size_t n = 0, nv = 0;
 		const char *bad_item = NULL;
-		if (split_words(syscalls, &items, &n) < 0)
+		if (split_words(syscalls ? syscalls : "@system-service", &items, &n) < 0 ||
+		    (violations && split_words(violations, &vitems, &nv) < 0))
 			return 1;
-		r = seccomp_program_compile(items, n, def, &prog, &bad_item);
+		r = seccomp_program_compile_violations(items, n, vitems, nv, def, &prog,
+						       &bad_item);
 		if (r < 0) {
 			fprintf(stderr, "envelope-run: seccomp: %s: %s\n", bad_item ? bad_item : "",
 				strerror(-r));
@@ -314,6 +368,10 @@ int main(int argc, char **argv)
 		envelope_cgroup_path(e));
 
 	int rc = 0;
+	if (violations) {
+		printf("notify_fd=%s\n", envelope_notify_fd(e) >= 0 ? "yes" : "none");
+		fflush(stdout);
+	}
 	if (freeze_test) {
 		r = envelope_freeze(e, true);
 		printf("freeze=%s\n", r < 0 ? strerror(-r) : "frozen");
@@ -326,8 +384,7 @@ int main(int argc, char **argv)
 		printf("cleanup_first=%s\n", r < 0 ? strerror(-r) : "ok");
 		fflush(stdout);
 	}
-	struct pollfd p = {.fd = envelope_pidfd(e), .events = POLLIN};
-	if (poll(&p, 1, timeout * 1000) == 0) {
+	if (wait_serving(e, timeout * 1000) == 0) {
 		fprintf(stderr, "envelope-run: timeout, cgroup.kill\n");
 		printf("timeout=1\n");
 		envelope_kill(e);
@@ -339,6 +396,11 @@ int main(int argc, char **argv)
 		rc = 1;
 	} else
 		print_status(&si);
+	if (envelope_notify_fd(e) >= 0) {
+		struct seccomp_violation v;
+		r = seccomp_notify_handle(envelope_notify_fd(e), &v);
+		printf("notify_after_exit=%s\n", r == -EPIPE ? "hangup" : strerror(-r));
+	}
 	r = envelope_cleanup(e);
 	if (r < 0) {
 		fprintf(stderr, "envelope-run: cleanup: %s\n", strerror(-r));
