@@ -127,6 +127,10 @@ if [ "$stale" != "$now" ]; then
 fi
 
 # --- decoys block the source ------------------------------------------------------
+# Decoys change every second here: read one just after a boundary, so it is
+# still a decoy when the client touches it.
+now_ms=$(date +%s%3N)
+sleep "0.$(printf '%03d' $(( (1000 - now_ms % 1000 + 50) % 1000 )))"
 decoy=$(mtdctl --json status | tr -d ' \n' | sed -n 's/.*"name":"echo4"[^]]*"decoys":\[\([0-9]*\).*/\1/p')
 [ -n "$decoy" ] || fail "status shows no decoy port for echo4"
 in_client "$NETPROBE" connect 10.213.0.1 "$decoy" 1000 || fail "decoy port $decoy does not look open"
