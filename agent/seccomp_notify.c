@@ -22,8 +22,9 @@ static int notif_sizes(size_t *ret_notif, size_t *ret_resp)
 
 	if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0)
 		return -errno;
-	*ret_notif = sizes.seccomp_notif > sizeof(struct seccomp_notif) ? sizes.seccomp_notif
-									: sizeof(struct seccomp_notif);
+	*ret_notif = sizes.seccomp_notif > sizeof(struct seccomp_notif)
+			 ? sizes.seccomp_notif
+			 : sizeof(struct seccomp_notif);
 	*ret_resp = sizes.seccomp_notif_resp > sizeof(struct seccomp_notif_resp)
 			? sizes.seccomp_notif_resp
 			: sizeof(struct seccomp_notif_resp);

@@ -21,10 +21,10 @@
 #define SECCOMP_VIOLATION_NAME_MAX 32
 
 struct seccomp_violation {
-	uint64_t id;	   /* the kernel's notification cookie */
-	pid_t pid;	   /* of the caller, in the reader's pid namespace (0 if none) */
-	int nr;		   /* system call number */
-	uint32_t arch;	   /* AUDIT_ARCH_* */
+	uint64_t id;   /* the kernel's notification cookie */
+	pid_t pid;     /* of the caller, in the reader's pid namespace (0 if none) */
+	int nr;	       /* system call number */
+	uint32_t arch; /* AUDIT_ARCH_* */
 	char name[SECCOMP_VIOLATION_NAME_MAX]; /* "ptrace"; "syscall-NR" if unknown */
 	uint64_t args[6];
 	uint64_t instruction_pointer;

@@ -117,14 +117,14 @@ static int resolve(const char *name)
 /* The envelope's own exec form: execveat(SECCOMP_POLICY_EXEC_FD, "", ...,
  * AT_EMPTY_PATH). Spelled out: the SCMP_A0() macros leave datum_b to the
  * compiler, which clang's -Wmissing-field-initializers refuses. */
-static const struct scmp_arg_cmp exec_fd_eq = {.arg = 0, .op = SCMP_CMP_EQ,
-					       .datum_a = SECCOMP_POLICY_EXEC_FD};
-static const struct scmp_arg_cmp empty_path_eq = {.arg = 4, .op = SCMP_CMP_EQ,
-						  .datum_a = AT_EMPTY_PATH};
-static const struct scmp_arg_cmp exec_fd_ne = {.arg = 0, .op = SCMP_CMP_NE,
-					       .datum_a = SECCOMP_POLICY_EXEC_FD};
-static const struct scmp_arg_cmp empty_path_ne = {.arg = 4, .op = SCMP_CMP_NE,
-						  .datum_a = AT_EMPTY_PATH};
+static const struct scmp_arg_cmp exec_fd_eq = {
+    .arg = 0, .op = SCMP_CMP_EQ, .datum_a = SECCOMP_POLICY_EXEC_FD};
+static const struct scmp_arg_cmp empty_path_eq = {
+    .arg = 4, .op = SCMP_CMP_EQ, .datum_a = AT_EMPTY_PATH};
+static const struct scmp_arg_cmp exec_fd_ne = {
+    .arg = 0, .op = SCMP_CMP_NE, .datum_a = SECCOMP_POLICY_EXEC_FD};
+static const struct scmp_arg_cmp empty_path_ne = {
+    .arg = 4, .op = SCMP_CMP_NE, .datum_a = AT_EMPTY_PATH};
 
 /* The main filter: names allowed, violations allowed too (the notify filter
  * turns them into notifications), clone3 ENOSYS unless a violation, execveat
@@ -213,8 +213,7 @@ static int compile_notify(char *const *violations, size_t n_violations, struct s
 
 int seccomp_program_compile_names_violations(char *const *names, size_t n_names,
 					     char *const *violations, size_t n_violations,
-					     enum seccomp_default def,
-					     struct seccomp_program **ret)
+					     enum seccomp_default def, struct seccomp_program **ret)
 {
 	_cleanup_(seccomp_program_freep) struct seccomp_program *p = NULL;
 	int r;
@@ -283,10 +282,9 @@ static const char *envelope_need_item(char *const *items, size_t n_items)
 	return NULL;
 }
 
-int seccomp_program_compile_violations(char *const *items, size_t n_items,
-				       char *const *violations, size_t n_violations,
-				       enum seccomp_default def, struct seccomp_program **ret,
-				       const char **ret_bad_item)
+int seccomp_program_compile_violations(char *const *items, size_t n_items, char *const *violations,
+				       size_t n_violations, enum seccomp_default def,
+				       struct seccomp_program **ret, const char **ret_bad_item)
 {
 	_cleanup_(syscall_names_freep) char **names = NULL;
 	_cleanup_(syscall_names_freep) char **vnames = NULL;
@@ -314,8 +312,7 @@ int seccomp_program_compile_violations(char *const *items, size_t n_items,
 int seccomp_program_compile(char *const *items, size_t n_items, enum seccomp_default def,
 			    struct seccomp_program **ret, const char **ret_bad_item)
 {
-	return seccomp_program_compile_violations(items, n_items, NULL, 0, def, ret,
-						  ret_bad_item);
+	return seccomp_program_compile_violations(items, n_items, NULL, 0, def, ret, ret_bad_item);
 }
 
 static int load_filter(const struct sock_filter *insns, size_t count, unsigned flags)

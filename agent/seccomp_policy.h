@@ -41,8 +41,8 @@ enum seccomp_default {
 };
 
 struct seccomp_program {
-	struct sock_filter *insns; /* the main filter */
-	size_t count;		   /* instructions */
+	struct sock_filter *insns;	  /* the main filter */
+	size_t count;			  /* instructions */
 	struct sock_filter *notify_insns; /* the notify filter; NULL without violations */
 	size_t notify_count;
 	enum seccomp_default default_action;
@@ -61,10 +61,9 @@ int seccomp_program_compile(char *const *items, size_t n_items, enum seccomp_def
  * name or group in either list, or a violation the envelope itself needs
  * (sendmsg, sendto, seccomp, exit_group); ret_bad_item points into items or
  * violations. */
-int seccomp_program_compile_violations(char *const *items, size_t n_items,
-				       char *const *violations, size_t n_violations,
-				       enum seccomp_default def, struct seccomp_program **ret,
-				       const char **ret_bad_item);
+int seccomp_program_compile_violations(char *const *items, size_t n_items, char *const *violations,
+				       size_t n_violations, enum seccomp_default def,
+				       struct seccomp_program **ret, const char **ret_bad_item);
 
 /* Same from already expanded lists of system call names. */
 int seccomp_program_compile_names(char *const *names, size_t n_names, enum seccomp_default def,

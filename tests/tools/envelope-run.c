@@ -330,8 +330,7 @@ int main(int argc, char **argv)
 		if (split_words(syscalls ? syscalls : "@system-service", &items, &n) < 0 ||
 		    (violations && split_words(violations, &vitems, &nv) < 0))
 			return 1;
-		r = seccomp_program_compile_violations(items, n, vitems, nv, def, &prog,
-						       &bad_item);
+		r = seccomp_program_compile_violations(items, n, vitems, nv, def, &prog, &bad_item);
 		if (r < 0) {
 			fprintf(stderr, "envelope-run: seccomp: %s: %s\n", bad_item ? bad_item : "",
 				strerror(-r));

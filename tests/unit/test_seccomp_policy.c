@@ -217,9 +217,9 @@ static void test_invalid_program_is_refused_by_load(void **state)
 #define MAX_SEEN 4
 
 struct notify_run {
-	int err;	 /* errno the probe saw (0 = success), -SIGNAL if killed */
+	int err;	   /* errno the probe saw (0 = success), -SIGNAL if killed */
 	int eagain_before; /* seccomp_notify_handle() before "go": -EAGAIN expected */
-	int after_exit;	 /* seccomp_notify_handle() after the reap: -EPIPE expected */
+	int after_exit;	   /* seccomp_notify_handle() after the reap: -EPIPE expected */
 	size_t n_seen;
 	struct seccomp_violation seen[MAX_SEEN];
 	pid_t pid;
@@ -346,9 +346,8 @@ static struct seccomp_program *compile_violations(enum seccomp_default def, char
 {
 	struct seccomp_program *p = NULL;
 
-	assert_int_equal(seccomp_program_compile_violations(items, n_items, violations, n_v, def,
-							    &p, NULL),
-			 0);
+	assert_int_equal(
+	    seccomp_program_compile_violations(items, n_items, violations, n_v, def, &p, NULL), 0);
 	assert_non_null(p);
 	assert_non_null(p->notify_insns);
 	assert_int_equal(p->n_violations, n_v);
@@ -374,9 +373,10 @@ static void test_violation_is_notified_with_args_and_answered_eperm(void **state
 	const uint64_t want[6] = {0x11, 0x22, 0x33, 0x44, 0x55, UINT64_MAX};
 	assert_memory_equal(run.seen[0].args, want, sizeof(want));
 	assert_int_equal(run.after_exit, -EPIPE); /* hung up once the child is reaped */
-	snprintf(want_line, sizeof(want_line),
-		 "pid=%d syscall=getppid nr=%d args=0x11,0x22,0x33,0x44,0x55,0xffffffffffffffff ip=0x",
-		 (int)run.pid, SYS_getppid);
+	snprintf(
+	    want_line, sizeof(want_line),
+	    "pid=%d syscall=getppid nr=%d args=0x11,0x22,0x33,0x44,0x55,0xffffffffffffffff ip=0x",
+	    (int)run.pid, SYS_getppid);
 	seccomp_violation_format(&run.seen[0], line, sizeof(line));
 	assert_true(strncmp(line, want_line, strlen(want_line)) == 0);
 	seccomp_program_free(p);
@@ -457,9 +457,8 @@ static void test_violations_the_envelope_needs_are_refused(void **state)
 
 	for (size_t i = 0; i < ELEMENTSOF(needs); i++) {
 		bad = NULL;
-		assert_int_equal(seccomp_program_compile_violations(base, 6, needs[i], 1,
-								    SECCOMP_DEFAULT_ERRNO, &p,
-								    &bad),
+		assert_int_equal(seccomp_program_compile_violations(
+				     base, 6, needs[i], 1, SECCOMP_DEFAULT_ERRNO, &p, &bad),
 				 -EINVAL);
 		assert_null(p);
 		assert_ptr_equal(bad, needs[i][0]);
