@@ -282,6 +282,25 @@ static const char *envelope_need_item(char *const *items, size_t n_items)
 	return NULL;
 }
 
+int seccomp_violations_check(char *const *items, size_t n_items, const char **ret_bad_item)
+{
+	_cleanup_(syscall_names_freep) char **names = NULL;
+	size_t n = 0;
+	const char *bad;
+	int r;
+
+	r = expand(items, n_items, &names, &n, ret_bad_item);
+	if (r < 0)
+		return r;
+	bad = envelope_need_item(items, n_items);
+	if (bad) {
+		if (ret_bad_item)
+			*ret_bad_item = bad;
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int seccomp_program_compile_violations(char *const *items, size_t n_items, char *const *violations,
 				       size_t n_violations, enum seccomp_default def,
 				       struct seccomp_program **ret, const char **ret_bad_item)
@@ -289,22 +308,18 @@ int seccomp_program_compile_violations(char *const *items, size_t n_items, char 
 	_cleanup_(syscall_names_freep) char **names = NULL;
 	_cleanup_(syscall_names_freep) char **vnames = NULL;
 	size_t n = 0, nv = 0;
-	const char *bad;
 	int r;
 
 	r = expand(items, n_items, &names, &n, ret_bad_item);
 	if (r < 0)
 		return r;
 	if (n_violations > 0) {
+		r = seccomp_violations_check(violations, n_violations, ret_bad_item);
+		if (r < 0)
+			return r;
 		r = expand(violations, n_violations, &vnames, &nv, ret_bad_item);
 		if (r < 0)
 			return r;
-		bad = envelope_need_item(violations, n_violations);
-		if (bad) {
-			if (ret_bad_item)
-				*ret_bad_item = bad;
-			return -EINVAL;
-		}
 	}
 	return seccomp_program_compile_names_violations(names, n, vnames, nv, def, ret);
 }

@@ -65,6 +65,11 @@ int seccomp_program_compile_violations(char *const *items, size_t n_items, char 
 				       size_t n_violations, enum seccomp_default def,
 				       struct seccomp_program **ret, const char **ret_bad_item);
 
+/* Only the checks of the violation list (for policy validation, without
+ * compiling): 0, or -EINVAL for an unknown name or group or a call the
+ * envelope needs, with ret_bad_item (may be NULL) pointing into items. */
+int seccomp_violations_check(char *const *items, size_t n_items, const char **ret_bad_item);
+
 /* Same from already expanded lists of system call names. */
 int seccomp_program_compile_names(char *const *names, size_t n_names, enum seccomp_default def,
 				  struct seccomp_program **ret);

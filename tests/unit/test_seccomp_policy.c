@@ -462,7 +462,11 @@ static void test_violations_the_envelope_needs_are_refused(void **state)
 				 -EINVAL);
 		assert_null(p);
 		assert_ptr_equal(bad, needs[i][0]);
+		bad = NULL;
+		assert_int_equal(seccomp_violations_check(needs[i], 1, &bad), -EINVAL);
+		assert_ptr_equal(bad, needs[i][0]);
 	}
+	assert_int_equal(seccomp_violations_check(unknown, 1, &bad), 0); /* ptrace */
 	assert_int_equal(seccomp_program_compile_violations(base, 6, unknown, 2,
 							    SECCOMP_DEFAULT_ERRNO, &p, &bad),
 			 -EINVAL);
