@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "address_pool.h"
 #include "cgroup.h"
@@ -34,6 +35,7 @@ struct managed_service {
 	char *policy_text; /* the policy as JSON, to notice a change on reload */
 	struct snapshot *snapshot;
 	struct seccomp_program *seccomp;
+	int exec_fd; /* sealed memfd of the verified binary, for every launch */
 	uid_t uid;
 	gid_t gid;
 	char failed[320]; /* why the service cannot run; empty when it can */
@@ -332,6 +334,7 @@ static void start_instance(struct managed_service *svc)
 	struct instance_spec spec = {
 		.policy = svc->policy,
 		.snapshot = svc->snapshot,
+		.exec_fd = svc->exec_fd,
 		.seccomp = svc->seccomp,
 		.cgroups = fleet->cgroups,
 		.uid = svc->uid,
@@ -473,6 +476,14 @@ static void prepare(struct managed_service *svc)
 			 error.path, error.reason);
 		goto refused;
 	}
+	/* The bytes that run are the bytes that were hashed: one sealed copy
+	 * of the binary per policy load, shared by every launch. */
+	r = snapshot_open_exec(svc->snapshot, p->exec_argv.items[0], &svc->exec_fd, &error);
+	if (r < 0) {
+		snprintf(svc->failed, sizeof(svc->failed), "Exec=%s: %.120s: %.120s",
+			 p->exec_argv.items[0], error.path, error.reason);
+		goto refused;
+	}
 	audit(svc->fleet, "snapshot-verified",
 	      json_pack("{s:s, s:s}", "service", svc->name, "snapshot", p->snapshot), false);
 	r = seccomp_program_compile(p->system_calls.items, p->system_calls.count,
@@ -501,6 +512,8 @@ static void service_free(struct managed_service *svc)
 	stop_instance(svc, svc->current, "service stopped");
 	sd_event_source_disable_unref(svc->restart_timer);
 	snapshot_free(svc->snapshot);
+	if (svc->exec_fd >= 0)
+		close(svc->exec_fd);
 	seccomp_program_free(svc->seccomp);
 	free(svc->policy_text);
 	free(svc);
@@ -542,6 +555,7 @@ void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set)
 		if (!svc)
 			break;
 		svc->fleet = fleet;
+		svc->exec_fd = -1;
 		snprintf(svc->name, sizeof(svc->name), "%s", p->name);
 		svc->policy = p;
 		svc->policy_text = TAKE_PTR(text);

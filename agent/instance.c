@@ -207,8 +207,6 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	struct setup_context ctx = {0};
 	struct envelope_spec env;
 	struct envelope_error env_error = {0};
-	struct snapshot_error snap_error = {0};
-	_cleanup_close_ int exec_fd = -1;
 	char instance_env[96];
 	char *envp[] = {(char *)"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 			instance_env, NULL};
@@ -231,19 +229,11 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	instance->n_addresses = spec->n_addresses;
 	snprintf(instance_env, sizeof(instance_env), "MTD_INSTANCE=%s", spec->id);
 
-	/* The bytes that run are the bytes that were hashed: a sealed copy. */
-	r = snapshot_open_exec(spec->snapshot, p->exec_argv.items[0], &exec_fd, &snap_error);
-	if (r < 0) {
-		snprintf(ret_step, 32, "verify binary");
-		snprintf(ret_detail, 320, "%.150s: %.160s", snap_error.path, snap_error.reason);
-		goto fail;
-	}
-
 	envelope_spec_init(&env);
 	env.instance_id = instance->id;
 	env.lower_dir = snapshot_root(spec->snapshot);
 	env.upper_size_bytes = p->writable_size_bytes;
-	env.exec_fd = exec_fd;
+	env.exec_fd = spec->exec_fd;
 	env.argv = p->exec_argv.items;
 	env.envp = envp;
 	env.uid = spec->uid;

@@ -41,6 +41,8 @@ struct instance_spec {
 	const char *id;
 	const struct policy *policy;
 	const struct snapshot *snapshot;      /* verified */
+	int exec_fd; /* the service binary as a sealed memfd (snapshot_open_exec), made once
+			per policy load: sealed, so every launch runs the verified bytes */
 	const struct seccomp_program *seccomp; /* compiled for this policy load */
 	const struct cgroup_root *cgroups;
 	const char *host_ifname;
