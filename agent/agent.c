@@ -314,6 +314,49 @@ static void handle_unblock(struct agent *agent, struct control_client *client,
 	reply_result(client, json_pack("{s:s}", "unblocked", address));
 }
 
+static void handle_quarantine_command(struct agent *agent, struct control_client *client,
+				      const struct control_peer *peer,
+				      const struct control_request *request)
+{
+	_cleanup_free_ char *message = NULL;
+	json_t *result = NULL;
+	char reason[128];
+	int r;
+
+	if (!agent->fleet) {
+		reply_error(client, "no managed services run on this agent");
+		return;
+	}
+	switch (request->command) {
+	case CONTROL_QUARANTINE:
+		r = fleet_quarantine(agent->fleet, request->target,
+				     request->reason[0] ? request->reason : "operator request",
+				     json_pack("{s:i, s:i}", "uid", (int)peer->uid, "pid", (int)peer->pid),
+				     &message);
+		if (r == 0)
+			result = json_pack("{s:s}", "message", message ? message : "quarantining");
+		break;
+	case CONTROL_RELEASE:
+		r = fleet_release(agent->fleet, request->target);
+		if (r == 0)
+			result = json_pack("{s:s}", "released", request->target);
+		break;
+	default:
+		r = fleet_inspect(agent->fleet, request->target, &result);
+		break;
+	}
+	if (r < 0) {
+		snprintf(reason, sizeof(reason), "%s: %s", request->target,
+			 r == -ENOENT ? (request->command == CONTROL_QUARANTINE
+						 ? "no such instance or service with an instance"
+						 : "no such quarantined instance")
+				      : strerror(-r));
+		reply_error(client, reason);
+		return;
+	}
+	reply_result(client, result);
+}
+
 static int send_records(struct control_client *client, json_t *records, bool more,
 			uint64_t next_since, bool truncated)
 {
@@ -433,6 +476,11 @@ static void on_control_request(struct control_client *client, const struct contr
 	case CONTROL_INSTANCES:
 		reply_result(client, agent->fleet ? fleet_instances_json(agent->fleet) : json_array());
 		break;
+	case CONTROL_QUARANTINE:
+	case CONTROL_RELEASE:
+	case CONTROL_INSPECT:
+		handle_quarantine_command(agent, client, peer, request);
+		break;
 	case _CONTROL_COMMAND_MAX:
 		reply_error(client, "unknown command");
 		break;
@@ -548,8 +596,8 @@ static int start_fleet(struct agent *agent)
 
 	for (size_t i = 0; i < agent->policies->count; i++)
 		managed |= agent->policies->policies[i]->snapshot != NULL;
-	r = fleet_new(agent->event, agent->rotation, agent->options.instances_cgroup, &hooks,
-		      &agent->fleet, &error);
+	r = fleet_new(agent->event, agent->rotation, agent->options.instances_cgroup,
+		      agent->options.state_dir, &hooks, &agent->fleet, &error);
 	if (r < 0) {
 		log_error("instances: %s", error ? error : strerror(-r));
 		if (managed) {

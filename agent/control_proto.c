@@ -24,6 +24,9 @@ static const struct command_info commands[_CONTROL_COMMAND_MAX] = {
 	[CONTROL_AUDIT_SHOW] = {"audit-show", false, {"since", "follow", NULL}},
 	[CONTROL_UNBLOCK] = {"unblock", true, {"address", NULL}},
 	[CONTROL_INSTANCES] = {"instances", false, {NULL}},
+	[CONTROL_QUARANTINE] = {"quarantine", true, {"target", "reason", NULL}},
+	[CONTROL_RELEASE] = {"release", true, {"target", NULL}},
+	[CONTROL_INSPECT] = {"inspect", false, {"target", NULL}},
 };
 
 const char *control_command_name(enum control_command command)
@@ -86,6 +89,35 @@ static bool is_valid_service_name(const char *s)
 	return true;
 }
 
+static bool is_valid_instance_id(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 48)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			  (i > 0 && (c == '-' || c == '_'));
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* A reason goes into the audit log and the journal: printable ASCII only. */
+static bool is_printable_text(const char *s, size_t size)
+{
+	size_t n = strlen(s);
+
+	if (n >= size)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return false;
+	return true;
+}
+
 /* Characters of an IPv4/IPv6 address; the agent parses it with inet_pton. */
 static bool is_address_text(const char *s)
 {
@@ -143,7 +175,8 @@ int control_request_decode(const char *message, size_t len, struct control_reque
 		return refuse(ret_reason, "field \"command\" must be a string");
 	if (control_command_from_name(json_string_value(value), &request.command) < 0)
 		return refuse(ret_reason, "unknown command (known: status, policy-list, "
-					  "policy-show, reload, audit-show, unblock, instances)");
+					  "policy-show, reload, audit-show, unblock, instances, quarantine, release, "
+					  "inspect)");
 	info = &commands[request.command];
 
 	json_object_foreach(root, key, value)
@@ -183,6 +216,28 @@ int control_request_decode(const char *message, size_t len, struct control_reque
 		}
 	}
 
+	if (request.command == CONTROL_QUARANTINE || request.command == CONTROL_RELEASE ||
+	    request.command == CONTROL_INSPECT) {
+		value = json_object_get(root, "target");
+		if (!value)
+			return refuse(ret_reason, "%s: missing field \"target\"", info->name);
+		/* Instance ids are service names with a "-N" suffix. */
+		if (!json_is_string(value) || !is_valid_instance_id(json_string_value(value)))
+			return refuse(ret_reason, "%s: \"target\" is not an instance id or service name",
+				      info->name);
+		snprintf(request.target, sizeof(request.target), "%s", json_string_value(value));
+		value = json_object_get(root, "reason");
+		if (value) {
+			if (!json_is_string(value) || !is_printable_text(json_string_value(value),
+									 sizeof(request.reason)))
+				return refuse(ret_reason, "%s: \"reason\" must be printable text of at "
+							  "most %zu characters",
+					      info->name, sizeof(request.reason) - 1);
+			snprintf(request.reason, sizeof(request.reason), "%s",
+				 json_string_value(value));
+		}
+	}
+
 	if (request.command == CONTROL_UNBLOCK) {
 		value = json_object_get(root, "address");
 		if (!value)
@@ -208,6 +263,13 @@ char *control_request_encode(const struct control_request *request)
 		return NULL;
 	if (request->command == CONTROL_POLICY_SHOW &&
 	    json_object_set_new(root, "name", json_string(request->name)) < 0)
+		return NULL;
+	if ((request->command == CONTROL_QUARANTINE || request->command == CONTROL_RELEASE ||
+	     request->command == CONTROL_INSPECT) &&
+	    json_object_set_new(root, "target", json_string(request->target)) < 0)
+		return NULL;
+	if (request->command == CONTROL_QUARANTINE && request->reason[0] &&
+	    json_object_set_new(root, "reason", json_string(request->reason)) < 0)
 		return NULL;
 	if (request->command == CONTROL_UNBLOCK &&
 	    json_object_set_new(root, "address", json_string(request->address)) < 0)

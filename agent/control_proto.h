@@ -24,6 +24,9 @@ enum control_command {
 	CONTROL_AUDIT_SHOW,
 	CONTROL_UNBLOCK,
 	CONTROL_INSTANCES,
+	CONTROL_QUARANTINE,
+	CONTROL_RELEASE,
+	CONTROL_INSPECT,
 	_CONTROL_COMMAND_MAX,
 };
 
@@ -33,6 +36,8 @@ struct control_request {
 	uint64_t since; /* audit-show: records with seq > since */
 	bool follow;    /* audit-show: keep streaming new records */
 	char address[48]; /* unblock: an IPv4 or IPv6 address */
+	char target[64];  /* quarantine: instance id or service; release, inspect: instance id */
+	char reason[200]; /* quarantine: free text, printable ASCII */
 };
 
 /* Parse and validate one request message. On failure returns -EINVAL (or

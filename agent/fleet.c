@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "fleet.h"
+#include "fleet_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,44 +22,7 @@
 #include "seccomp_policy.h"
 #include "snapshot.h"
 
-#define USEC_PER_SEC 1000000ull
-/* An instance that dies sooner than this after its start counts as a crash
- * loop: the next start waits, doubling up to the cap. */
-#define QUICK_FAILURE_USEC (10 * USEC_PER_SEC)
-#define BACKOFF_FIRST_USEC (250 * 1000ull)
-#define BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
-
-struct managed_service {
-	struct fleet *fleet;
-	char name[POLICY_NAME_MAX + 1];
-	const struct policy *policy;
-	char *policy_text; /* the policy as JSON, to notice a change on reload */
-	struct snapshot *snapshot;
-	struct seccomp_program *seccomp;
-	int exec_fd; /* sealed memfd of the verified binary, for every launch */
-	uid_t uid;
-	gid_t gid;
-	char failed[320]; /* why the service cannot run; empty when it can */
-	struct instance *current; /* serving, or the first one starting */
-	struct instance *next;    /* a replacement starting */
-	bool routed;              /* the public port leads to current */
-	sd_event_source *restart_timer;
-	unsigned quick_failures;
-	struct netdev_address previous[2];
-	size_t n_previous;
-};
-
-struct fleet {
-	sd_event *event;
-	struct rotation *rotation;
-	struct cgroup_root *cgroups;
-	struct fleet_hooks hooks;
-	struct managed_service **services;
-	size_t n_services;
-	uint64_t instance_counter;
-};
-
-static uint64_t monotonic_usec(void)
+uint64_t monotonic_usec(void)
 {
 	struct timespec ts;
 
@@ -66,7 +30,7 @@ static uint64_t monotonic_usec(void)
 	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void audit(struct fleet *fleet, const char *type, json_t *fields, bool sync)
+void fleet_audit(struct fleet *fleet, const char *type, json_t *fields, bool sync)
 {
 	if (fleet->hooks.audit)
 		(void)fleet->hooks.audit(type, fields, sync, fleet->hooks.userdata);
@@ -87,11 +51,9 @@ static json_t *addresses_json(const struct netdev_address *a, size_t n)
 	return list;
 }
 
-static void schedule_restart(struct managed_service *svc);
-static void start_instance(struct managed_service *svc);
 
 /* Route the service's public port to an instance: one transaction. */
-static int route_to(struct managed_service *svc, struct instance *instance)
+int route_to(struct managed_service *svc, struct instance *instance)
 {
 	struct rotator_addr backends[2] = {0};
 	const struct netdev_address *a;
@@ -108,7 +70,7 @@ static int route_to(struct managed_service *svc, struct instance *instance)
 	r = rotation_set_instance_backend(svc->fleet->rotation, svc->name, backends, n,
 					  svc->policy->listen_port, &error);
 	if (r < 0)
-		audit(svc->fleet, "instance-route-failed",
+		fleet_audit(svc->fleet, "instance-route-failed",
 		      json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance",
 				instance_id(instance), "reason", error ? error : strerror(-r)),
 		      true);
@@ -123,13 +85,13 @@ static void unroute(struct managed_service *svc)
 		return;
 	svc->routed = false;
 	if (rotation_clear_instance_backend(svc->fleet->rotation, svc->name, &error) < 0)
-		audit(svc->fleet, "instance-route-failed",
+		fleet_audit(svc->fleet, "instance-route-failed",
 		      json_pack("{s:s, s:s}", "service", svc->name, "reason",
 				error ? error : "cannot remove the route"),
 		      true);
 }
 
-static struct managed_service *service_of(struct fleet *fleet, const struct instance *instance)
+struct managed_service *service_of(struct fleet *fleet, const struct instance *instance)
 {
 	for (size_t i = 0; i < fleet->n_services; i++) {
 		struct managed_service *svc = fleet->services[i];
@@ -139,12 +101,12 @@ static struct managed_service *service_of(struct fleet *fleet, const struct inst
 	return NULL;
 }
 
-static void stop_instance(struct managed_service *svc, struct instance *instance,
+void stop_instance(struct managed_service *svc, struct instance *instance,
 			  const char *reason)
 {
 	if (!instance)
 		return;
-	audit(svc->fleet, "instance-stop",
+	fleet_audit(svc->fleet, "instance-stop",
 	      json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance", instance_id(instance),
 			"reason", reason),
 	      false);
@@ -164,34 +126,20 @@ static void on_instance_healthy(struct instance *instance, void *userdata)
 
 	if (!svc)
 		return;
-	audit(fleet, "instance-healthy",
+	fleet_audit(fleet, "instance-healthy",
 	      json_pack("{s:s, s:s}", "service", svc->name, "instance", instance_id(instance)),
 	      false);
 	if (instance == svc->next) {
-		struct instance *old = svc->current;
-
-		/* Traffic moves in one transaction; then the old one goes. */
-		if (route_to(svc, instance) < 0) {
-			stop_instance(svc, instance, "replacement could not be routed");
-			return;
-		}
-		svc->current = instance;
-		svc->next = NULL;
-		svc->routed = true;
-		if (old) {
-			audit(fleet, "instance-replaced",
-			      json_pack("{s:s, s:s, s:s}", "service", svc->name, "old",
-					instance_id(old), "new", instance_id(instance)),
-			      true);
-			instance_destroy(old);
-		}
+		response_replacement_healthy(svc);
 		return;
 	}
 	if (instance == svc->current && !svc->routed) {
-		if (route_to(svc, instance) == 0)
+		if (route_to(svc, instance) == 0) {
 			svc->routed = true;
-		else
+			response_arm_lifetime(svc);
+		} else {
 			stop_instance(svc, instance, "could not be routed");
+		}
 	}
 }
 
@@ -202,13 +150,14 @@ static void on_instance_unhealthy(struct instance *instance, const char *reason,
 
 	if (!svc)
 		return;
-	audit(fleet, "instance-unhealthy",
+	fleet_audit(fleet, "instance-unhealthy",
 	      json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance", instance_id(instance),
 			"reason", reason),
 	      true);
-	/* Replace: the new instance takes the traffic once healthy. */
-	if (instance == svc->current && !svc->next)
-		start_instance(svc);
+	/* Replaced, not quarantined: failing health is no sign of compromise. */
+	if (instance == svc->current)
+		response_replace(svc, instance, "health", json_pack("{s:s}", "health", reason),
+				 DISPOSE_KILL);
 }
 
 static void on_instance_exit(struct instance *instance, const siginfo_t *info, void *userdata)
@@ -223,7 +172,7 @@ static void on_instance_exit(struct instance *instance, const siginfo_t *info, v
 	if (!svc)
 		return;
 	instance_format_exit(info, how, sizeof(how));
-	audit(fleet, "instance-exit",
+	fleet_audit(fleet, "instance-exit",
 	      json_pack("{s:s, s:s, s:s, s:i, s:b}", "service", svc->name, "instance",
 			instance_id(instance), "status", how, "pid", (int)info->si_pid, "sigsys",
 			sigsys),
@@ -237,9 +186,12 @@ static void on_instance_exit(struct instance *instance, const siginfo_t *info, v
 			/* The replacement takes over as the one starting. */
 			svc->current = svc->next;
 			svc->next = NULL;
+			svc->replacing = false;
 			if (instance_state(svc->current) == INSTANCE_HEALTHY &&
-			    route_to(svc, svc->current) == 0)
+			    route_to(svc, svc->current) == 0) {
 				svc->routed = true;
+				response_arm_lifetime(svc);
+			}
 		} else {
 			schedule_restart(svc);
 		}
@@ -247,6 +199,9 @@ static void on_instance_exit(struct instance *instance, const siginfo_t *info, v
 	}
 	svc->next = NULL;
 	instance_destroy(instance);
+	/* A replacement that died is started again; the old one keeps serving. */
+	if (svc->replacing)
+		schedule_restart(svc);
 }
 
 static int on_restart_timer(sd_event_source *source, uint64_t usec, void *userdata)
@@ -255,7 +210,7 @@ static int on_restart_timer(sd_event_source *source, uint64_t usec, void *userda
 	return 0;
 }
 
-static void schedule_restart(struct managed_service *svc)
+void schedule_restart(struct managed_service *svc)
 {
 	uint64_t delay = 0;
 
@@ -267,7 +222,7 @@ static void schedule_restart(struct managed_service *svc)
 		delay = BACKOFF_FIRST_USEC << shift;
 		if (delay > BACKOFF_MAX_USEC)
 			delay = BACKOFF_MAX_USEC;
-		audit(svc->fleet, "instance-backoff",
+		fleet_audit(svc->fleet, "instance-backoff",
 		      json_pack("{s:s, s:i, s:I}", "service", svc->name, "quick_failures",
 				(int)svc->quick_failures, "delay_usec", (json_int_t)delay),
 		      false);
@@ -322,7 +277,7 @@ static int pick_addresses(struct managed_service *svc, struct netdev_address *re
 	return 0;
 }
 
-static void start_instance(struct managed_service *svc)
+void start_instance(struct managed_service *svc)
 {
 	struct fleet *fleet = svc->fleet;
 	struct instance_hooks hooks = {
@@ -361,7 +316,7 @@ static void start_instance(struct managed_service *svc)
 	}
 	if (r < 0) {
 		/* Fail closed: nothing runs; audited, then retried with back-off. */
-		audit(fleet, "instance-start-failed",
+		fleet_audit(fleet, "instance-start-failed",
 		      json_pack("{s:s, s:s, s:s, s:s}", "service", svc->name, "instance", id, "step",
 				step, "reason", detail),
 		      true);
@@ -376,7 +331,7 @@ static void start_instance(struct managed_service *svc)
 		svc->next = instance;
 	else
 		svc->current = instance;
-	audit(fleet, "instance-start",
+	fleet_audit(fleet, "instance-start",
 	      json_pack("{s:s, s:s, s:i, s:o, s:s}", "service", svc->name, "instance", id, "pid",
 			(int)instance_pid(instance),
 			"addresses", addresses_json(spec.addresses, spec.n_addresses), "link", ifname),
@@ -484,7 +439,7 @@ static void prepare(struct managed_service *svc)
 			 p->exec_argv.items[0], error.path, error.reason);
 		goto refused;
 	}
-	audit(svc->fleet, "snapshot-verified",
+	fleet_audit(svc->fleet, "snapshot-verified",
 	      json_pack("{s:s, s:s}", "service", svc->name, "snapshot", p->snapshot), false);
 	r = seccomp_program_compile(p->system_calls.items, p->system_calls.count,
 				    p->syscall_default == SYSCALL_DEFAULT_KILL ? SECCOMP_DEFAULT_KILL
@@ -500,7 +455,7 @@ static void prepare(struct managed_service *svc)
 		goto refused;
 	return;
 refused:
-	audit(svc->fleet, "service-failed",
+	fleet_audit(svc->fleet, "service-failed",
 	      json_pack("{s:s, s:s}", "service", svc->name, "reason", svc->failed), true);
 }
 
@@ -510,6 +465,7 @@ static void service_free(struct managed_service *svc)
 		return;
 	stop_instance(svc, svc->next, "service stopped");
 	stop_instance(svc, svc->current, "service stopped");
+	response_service_done(svc);
 	sd_event_source_disable_unref(svc->restart_timer);
 	snapshot_free(svc->snapshot);
 	if (svc->exec_fd >= 0)
@@ -618,6 +574,8 @@ json_t *fleet_instances_json(const struct fleet *fleet)
 			if (*x)
 				json_array_append_new(list, instance_to_json(*x));
 	}
+	for (size_t i = 0; list && i < fleet->n_quarantined; i++)
+		json_array_append_new(list, instance_to_json(fleet->quarantined[i].instance));
 	return list;
 }
 
@@ -633,13 +591,19 @@ static void purge_links(void)
 }
 
 int fleet_new(sd_event *event, struct rotation *rotation, const char *cgroup_name,
-	      const struct fleet_hooks *hooks, struct fleet **ret_fleet, char **ret_error)
+	      const char *state_dir, const struct fleet_hooks *hooks, struct fleet **ret_fleet,
+	      char **ret_error)
 {
 	struct fleet *fleet = calloc(1, sizeof(*fleet));
 	int r;
 
 	if (!fleet)
 		return -ENOMEM;
+	fleet->state_dir = strdup(state_dir);
+	if (!fleet->state_dir) {
+		free(fleet);
+		return -ENOMEM;
+	}
 	fleet->event = sd_event_ref(event);
 	fleet->rotation = rotation;
 	fleet->hooks = *hooks;
@@ -648,13 +612,14 @@ int fleet_new(sd_event *event, struct rotation *rotation, const char *cgroup_nam
 		if (asprintf(ret_error, "cgroup %s: %s", cgroup_name, strerror(-r)) < 0)
 			*ret_error = NULL;
 		sd_event_unref(fleet->event);
+		free(fleet->state_dir);
 		free(fleet);
 		return r;
 	}
 	/* A killed agent leaves its instances running: end them and their links. */
 	r = cgroup_root_purge(fleet->cgroups, 5 * USEC_PER_SEC);
 	if (r > 0)
-		audit(fleet, "instances-purged",
+		fleet_audit(fleet, "instances-purged",
 		      json_pack("{s:i, s:s}", "count", r, "reason",
 				"left running by a previous agent"),
 		      true);
@@ -667,6 +632,7 @@ int fleet_new(sd_event *event, struct rotation *rotation, const char *cgroup_nam
 			*ret_error = NULL;
 		cgroup_root_free(fleet->cgroups);
 		sd_event_unref(fleet->event);
+		free(fleet->state_dir);
 		free(fleet);
 		return r;
 	}
@@ -681,10 +647,12 @@ void fleet_free(struct fleet *fleet)
 	for (size_t i = 0; i < fleet->n_services; i++)
 		service_free(fleet->services[i]);
 	free(fleet->services);
+	response_fleet_done(fleet);
 	if (fleet->cgroups) {
 		(void)cgroup_root_remove(fleet->cgroups);
 		cgroup_root_free(fleet->cgroups);
 	}
 	sd_event_unref(fleet->event);
+	free(fleet->state_dir);
 	free(fleet);
 }

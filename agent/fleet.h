@@ -20,9 +20,11 @@ struct fleet_hooks {
 	void *userdata;
 };
 
-/* cgroup_name: the instances' parent cgroup under the agent's own. */
+/* cgroup_name: the instances' parent cgroup under the agent's own;
+ * state_dir: quarantined instances' evidence goes to STATE_DIR/quarantine. */
 int fleet_new(sd_event *event, struct rotation *rotation, const char *cgroup_name,
-	      const struct fleet_hooks *hooks, struct fleet **ret_fleet, char **ret_error);
+	      const char *state_dir, const struct fleet_hooks *hooks, struct fleet **ret_fleet,
+	      char **ret_error);
 
 /* Take the managed services of a (validated, applied) policy set: verify
  * their snapshots, compile their filters, start what is new or changed,
@@ -33,6 +35,20 @@ void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set);
 
 /* [{id, service, pid, addresses, age_usec, state, health}, ...] and failed services */
 json_t *fleet_instances_json(const struct fleet *fleet);
+
+/* mtdctl quarantine: target is an instance id or a service name (its serving
+ * instance). The replacement starts at once; the instance is frozen and kept
+ * once the replacement serves. -ENOENT: no such instance. ret_message says
+ * what was started. */
+int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason, json_t *requester,
+		     char **ret_message);
+
+/* mtdctl release: kill a quarantined instance and remove everything of it,
+ * its evidence included. -ENOENT: not quarantined. */
+int fleet_release(struct fleet *fleet, const char *id);
+
+/* mtdctl inspect: what was kept of a quarantined instance and why. */
+int fleet_inspect(struct fleet *fleet, const char *id, json_t **ret);
 
 /* Stop every instance and remove everything they had (cgroups, links,
  * writable layers, routes). */

@@ -89,6 +89,10 @@ static void usage(FILE *out)
 		"  reload                      validate the policy directory and apply it (root)\n"
 		"  unblock ADDRESS             let a source blocked by a decoy hit in again (root)\n"
 		"  instances                   running instances: id, service, pid, address, state\n"
+		"  quarantine INSTANCE|SERVICE [--reason TEXT]\n"
+		"                              replace it, then freeze it for forensics (root)\n"
+		"  release ID                  kill a quarantined instance, remove what was kept (root)\n"
+		"  inspect ID                  what was kept of a quarantined instance, and why\n"
 		"  audit show [--since SEQ] [--follow]\n"
 		"                              audit records after SEQ; --follow keeps going\n\n"
 		"Commands that work offline:\n"
@@ -376,6 +380,45 @@ static int command_instances(const struct mtdctl *ctl)
 	return 0;
 }
 
+/* quarantine TARGET [--reason TEXT] | release ID | inspect ID */
+static int command_quarantine(const struct mtdctl *ctl, enum control_command command, int argc,
+			      char **argv)
+{
+	struct control_request request = {.command = command};
+	_cleanup_(json_decrefp) json_t *result = NULL;
+	const char *name = control_command_name(command);
+	const char *target = NULL;
+	int exit_code;
+
+	for (int i = 1; i < argc; i++) {
+		if (command == CONTROL_QUARANTINE && streq(argv[i], "--reason") && i + 1 < argc) {
+			if (strlen(argv[++i]) >= sizeof(request.reason))
+				return mtdctl_usage_error("%s: --reason is longer than %zu characters",
+							  name, sizeof(request.reason) - 1);
+			snprintf(request.reason, sizeof(request.reason), "%s", argv[i]);
+		} else if (argv[i][0] != '-' && !target) {
+			target = argv[i];
+		} else {
+			return mtdctl_usage_error("%s: unexpected argument '%s'", name, argv[i]);
+		}
+	}
+	if (!target || strlen(target) >= sizeof(request.target))
+		return mtdctl_usage_error("%s: expected %s", name,
+					  command == CONTROL_QUARANTINE ? "INSTANCE or SERVICE"
+									: "an instance id");
+	snprintf(request.target, sizeof(request.target), "%s", target);
+	result = call(ctl, &request, &exit_code);
+	if (!result)
+		return exit_code;
+	if (ctl->json || command == CONTROL_INSPECT)
+		print_json(result);
+	else if (command == CONTROL_QUARANTINE)
+		printf("%s\n", string_or(result, "message", "quarantining"));
+	else
+		printf("released %s\n", target);
+	return 0;
+}
+
 static int command_status(const struct mtdctl *ctl)
 {
 	struct control_request request = {.command = CONTROL_STATUS};
@@ -657,6 +700,12 @@ static int dispatch(const struct mtdctl *ctl, int argc, char **argv)
 			return mtdctl_usage_error("instances takes no arguments");
 		return command_instances(ctl);
 	}
+	if (streq(command, "quarantine"))
+		return command_quarantine(ctl, CONTROL_QUARANTINE, argc, argv);
+	if (streq(command, "release"))
+		return command_quarantine(ctl, CONTROL_RELEASE, argc, argv);
+	if (streq(command, "inspect"))
+		return command_quarantine(ctl, CONTROL_INSPECT, argc, argv);
 	if (streq(command, "unblock")) {
 		if (argc != 2)
 			return mtdctl_usage_error("unblock: expected one address");

@@ -46,7 +46,28 @@ static void test_reload_and_unblock_are_the_mutating_commands(void **state)
 	assert_int_equal(request.command, CONTROL_RELOAD);
 	for (int c = 0; c < _CONTROL_COMMAND_MAX; c++)
 		assert_int_equal(control_command_is_mutating(c),
-				 c == CONTROL_RELOAD || c == CONTROL_UNBLOCK);
+				 c == CONTROL_RELOAD || c == CONTROL_UNBLOCK ||
+					 c == CONTROL_QUARANTINE || c == CONTROL_RELEASE);
+}
+
+static void test_quarantine_takes_a_target_and_a_reason(void **state)
+{
+	struct control_request request;
+	char reason[CONTROL_REASON_MAX];
+
+	assert_int_equal(decode("{\"command\":\"quarantine\",\"target\":\"web-3\","
+				"\"reason\":\"odd outbound traffic\"}",
+				&request, reason),
+			 0);
+	assert_string_equal(request.target, "web-3");
+	assert_string_equal(request.reason, "odd outbound traffic");
+	assert_refused("{\"command\":\"quarantine\"}", "quarantine: missing field \"target\"");
+	assert_refused("{\"command\":\"release\",\"target\":\"../x\"}",
+		       "release: \"target\" is not an instance id or service name");
+	assert_refused("{\"command\":\"quarantine\",\"target\":\"web\",\"reason\":\"a\\nb\"}",
+		       "quarantine: \"reason\" must be printable text of at most 199 characters");
+	assert_refused("{\"command\":\"inspect\",\"target\":\"web-1\",\"reason\":\"x\"}",
+		       "inspect: unknown field \"reason\"");
 }
 
 static void test_unblock_takes_an_address(void **state)
@@ -114,7 +135,7 @@ static void test_unknown_commands_and_fields_are_refused(void **state)
 {
 	assert_refused("{\"command\":\"shutdown\"}",
 		       "unknown command (known: status, policy-list, policy-show, reload, "
-		       "audit-show, unblock, instances)");
+		       "audit-show, unblock, instances, quarantine, release, inspect)");
 	assert_refused("{\"command\":\"status\",\"force\":true}",
 		       "status: unknown field \"force\"");
 	assert_refused("{\"command\":\"reload\",\"name\":\"web\"}", "reload: unknown field \"name\"");
@@ -184,6 +205,7 @@ int main(void)
 		cmocka_unit_test(test_status_request_decodes),
 		cmocka_unit_test(test_reload_and_unblock_are_the_mutating_commands),
 		cmocka_unit_test(test_unblock_takes_an_address),
+		cmocka_unit_test(test_quarantine_takes_a_target_and_a_reason),
 		cmocka_unit_test(test_policy_show_takes_a_valid_name),
 		cmocka_unit_test(test_audit_show_fields_are_typed),
 		cmocka_unit_test(test_unknown_commands_and_fields_are_refused),

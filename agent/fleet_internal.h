@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared between fleet.c (the managed services and their instances) and
+ * response.c (replacement, quarantine, rejuvenation). Not for other files. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "fleet.h"
+#include "instance.h"
+#include "netdev.h"
+#include "policy.h"
+#include "seccomp_policy.h"
+#include "snapshot.h"
+
+#define USEC_PER_SEC 1000000ull
+/* An instance that dies sooner than this after its start counts as a crash
+ * loop: the next start waits, doubling up to the cap. */
+#define QUICK_FAILURE_USEC (10 * USEC_PER_SEC)
+#define BACKOFF_FIRST_USEC (250 * 1000ull)
+#define BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
+
+enum disposal {
+	DISPOSE_KILL,       /* kill and clean up */
+	DISPOSE_QUARANTINE, /* freeze, cut off, keep for forensics */
+};
+
+struct managed_service {
+	struct fleet *fleet;
+	char name[POLICY_NAME_MAX + 1];
+	const struct policy *policy;
+	char *policy_text; /* the policy as JSON, to notice a change on reload */
+	struct snapshot *snapshot;
+	struct seccomp_program *seccomp;
+	int exec_fd; /* sealed memfd of the verified binary, for every launch */
+	uid_t uid;
+	gid_t gid;
+	char failed[320]; /* why the service cannot run; empty when it can */
+	struct instance *current; /* serving, or the first one starting */
+	struct instance *next;    /* a replacement starting */
+	bool routed;              /* the public port leads to current */
+	sd_event_source *restart_timer;
+	unsigned quick_failures;
+	struct netdev_address previous[2];
+	size_t n_previous;
+
+	/* A replacement under way (response.c): what happens to current once
+	 * next is healthy and routed. */
+	bool replacing;
+	enum disposal disposal;
+	char reason[64];
+	json_t *evidence;
+	sd_event_source *replacement_deadline;
+	sd_event_source *lifetime_timer;
+	uint64_t *replacements; /* monotonic times of recent replacements (storm bound) */
+	size_t n_replacements;
+};
+
+struct quarantined_instance {
+	char service[POLICY_NAME_MAX + 1];
+	struct instance *instance;
+};
+
+struct fleet {
+	sd_event *event;
+	char *state_dir;
+	struct quarantined_instance *quarantined;
+	size_t n_quarantined;
+	struct rotation *rotation;
+	struct cgroup_root *cgroups;
+	struct fleet_hooks hooks;
+	struct managed_service **services;
+	size_t n_services;
+	uint64_t instance_counter;
+};
+
+
+uint64_t monotonic_usec(void);
+void fleet_audit(struct fleet *fleet, const char *type, json_t *fields, bool sync);
+struct managed_service *service_of(struct fleet *fleet, const struct instance *instance);
+int route_to(struct managed_service *svc, struct instance *instance);
+void stop_instance(struct managed_service *svc, struct instance *instance, const char *reason);
+void start_instance(struct managed_service *svc);
+void schedule_restart(struct managed_service *svc);
+
+/* response.c */
+/* Replace the serving instance: start a fresh one from the clean snapshot;
+ * once it is healthy, one transaction routes the public port to it, then the
+ * old one is disposed of. evidence is stolen (may be NULL). */
+void response_replace(struct managed_service *svc, struct instance *instance, const char *reason,
+		      json_t *evidence, enum disposal disposal);
+/* next became healthy: route to it and dispose of the old one. */
+void response_replacement_healthy(struct managed_service *svc);
+/* Arm MaxLifetime= (with jitter) for the serving instance. */
+void response_arm_lifetime(struct managed_service *svc);
+/* The service's response state goes (service removed or stopped). */
+void response_service_done(struct managed_service *svc);
+/* Quarantined instances are freed with the fleet. */
+void response_fleet_done(struct fleet *fleet);

@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: MIT */
+/* The response loop: replace a serving instance with a fresh one from the
+ * clean snapshot, move the public port to it in one transaction once it is
+ * healthy, then kill the old one or freeze it for forensics. Used for
+ * compromise signals, failed health, MaxLifetime= and `mtdctl quarantine`.
+ * Replacement storms are bounded by ReplaceBurst= per ReplaceInterval=. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <sys/random.h>
+
+#include "fleet_internal.h"
+#include "macro.h"
+#include "quarantine.h"
+
+#define USEC_PER_SEC 1000000ull
+/* How long a replacement may take to become healthy before it is given up
+ * (the old instance keeps serving, audited). */
+#define REPLACEMENT_DEADLINE_USEC (20 * USEC_PER_SEC)
+/* A service over its storm bound waits as long as the longest restart
+ * back-off (30 s) before the next instance. */
+#define STORM_BACKOFF_USEC (30 * USEC_PER_SEC)
+
+static const char *disposal_name(enum disposal d)
+{
+	return d == DISPOSE_QUARANTINE ? "quarantine" : "kill";
+}
+
+/* ReplaceBurst= replacements per ReplaceInterval=: true when one more would
+ * exceed it. Records the attempt otherwise. */
+static bool storm_exceeded(struct managed_service *svc)
+{
+	uint64_t now = monotonic_usec(), window = svc->policy->replace_interval_usec;
+	size_t kept = 0;
+	uint64_t *grown;
+
+	for (size_t i = 0; i < svc->n_replacements; i++)
+		if (now - svc->replacements[i] < window)
+			svc->replacements[kept++] = svc->replacements[i];
+	svc->n_replacements = kept;
+	if (kept >= svc->policy->replace_burst)
+		return true;
+	grown = realloc(svc->replacements, (kept + 1) * sizeof(*grown));
+	if (!grown)
+		return false;
+	svc->replacements = grown;
+	svc->replacements[svc->n_replacements++] = now;
+	return false;
+}
+
+static void clear_pending(struct managed_service *svc)
+{
+	svc->replacing = false;
+	svc->reason[0] = '\0';
+	json_decref(svc->evidence);
+	svc->evidence = NULL;
+	svc->replacement_deadline = sd_event_source_disable_unref(svc->replacement_deadline);
+}
+
+/* Freeze, cut off and keep an instance (no longer current or next). */
+static void quarantine_instance(struct fleet *fleet, struct managed_service *svc,
+				struct instance *instance, const char *reason, json_t *evidence)
+{
+	struct quarantine_record record = {0};
+	struct quarantine_result result = {0};
+	_cleanup_free_ char *error = NULL, *kept = NULL;
+	struct quarantined_instance *grown;
+	char text[2][INET6_ADDRSTRLEN];
+	const char *addresses[2];
+	const struct netdev_address *a;
+	size_t n;
+	int r;
+
+	r = instance_isolate_and_freeze(instance);
+	if (r < 0) {
+		/* Could not freeze: kill rather than leave it running cut off. */
+		fleet_audit(fleet, "quarantine-failed",
+			    json_pack("{s:s, s:s, s:s, s:s}", "service", svc->name, "instance",
+				      instance_id(instance), "reason", strerror(-r), "outcome",
+				      "killed instead"),
+			    true);
+		instance_destroy(instance);
+		return;
+	}
+	a = instance_addresses(instance, &n);
+	for (size_t i = 0; i < n && i < 2; i++) {
+		inet_ntop(a[i].family, &a[i].v4, text[i], sizeof(text[i]));
+		addresses[i] = text[i];
+	}
+	record.id = instance_id(instance);
+	record.service = svc->name;
+	record.reason = reason;
+	record.evidence = evidence;
+	record.pid = instance_pid(instance);
+	record.addresses = addresses;
+	record.n_addresses = n < 2 ? n : 2;
+	if (asprintf(&kept, "%s/quarantine/%s", fleet->state_dir, instance_id(instance)) < 0)
+		kept = NULL;
+	r = quarantine_save(fleet->state_dir, &record, instance_upper_fd(instance),
+			    instance_cgroup_path(instance), svc->policy->quarantine_max_bytes, &result,
+			    &error);
+	for (size_t i = 0; i < result.n_evicted; i++) {
+		/* Evicted evidence: its frozen instance goes too. */
+		for (size_t j = 0; j < fleet->n_quarantined; j++)
+			if (streq(instance_id(fleet->quarantined[j].instance), result.evicted[i])) {
+				instance_destroy(fleet->quarantined[j].instance);
+				fleet->quarantined[j] = fleet->quarantined[--fleet->n_quarantined];
+				break;
+			}
+		fleet_audit(fleet, "quarantine-evicted",
+			    json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance",
+				      result.evicted[i], "reason", "QuarantineMax= reached"),
+			    true);
+	}
+	grown = realloc(fleet->quarantined, (fleet->n_quarantined + 1) * sizeof(*grown));
+	if (!grown) {
+		instance_destroy(instance);
+		quarantine_result_done(&result);
+		return;
+	}
+	fleet->quarantined = grown;
+	snprintf(fleet->quarantined[fleet->n_quarantined].service, POLICY_NAME_MAX + 1, "%s",
+		 svc->name);
+	fleet->quarantined[fleet->n_quarantined++].instance = instance;
+	fleet_audit(fleet, "instance-quarantined",
+		    json_pack("{s:s, s:s, s:s, s:O?, s:s?, s:s, s:b, s:s?}", "service", svc->name,
+			      "instance", instance_id(instance), "reason", reason, "evidence",
+			      evidence, "kept", r < 0 ? NULL : kept, "manifest_sha256",
+			      result.manifest_sha256, "truncated", result.truncated, "save_error",
+			      r < 0 ? (error ? error : strerror(-r)) : NULL),
+		    true);
+	quarantine_result_done(&result);
+}
+
+static void dispose(struct fleet *fleet, struct managed_service *svc, struct instance *instance,
+		    enum disposal disposal, const char *reason, json_t *evidence)
+{
+	if (disposal == DISPOSE_QUARANTINE) {
+		quarantine_instance(fleet, svc, instance, reason, evidence);
+		return;
+	}
+	fleet_audit(fleet, "instance-killed",
+		    json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance",
+			      instance_id(instance), "reason", reason),
+		    true);
+	instance_destroy(instance);
+}
+
+static int on_replacement_deadline(sd_event_source *source, uint64_t usec, void *userdata)
+{
+	struct managed_service *svc = userdata;
+
+	fleet_audit(svc->fleet, "replacement-failed",
+		    json_pack("{s:s, s:s, s:s, s:s}", "service", svc->name, "reason", svc->reason,
+			      "why", "the replacement did not become healthy in time", "outcome",
+			      svc->current ? "the current instance keeps serving"
+					   : "no instance serves"),
+		    true);
+	if (svc->next)
+		stop_instance(svc, svc->next, "replacement timed out");
+	clear_pending(svc);
+	return 0;
+}
+
+void response_replace(struct managed_service *svc, struct instance *instance, const char *reason,
+		      json_t *evidence, enum disposal disposal)
+{
+	struct fleet *fleet = svc->fleet;
+
+	fleet_audit(fleet, "instance-replace",
+		    json_pack("{s:s, s:s, s:s, s:O?, s:s}", "service", svc->name, "instance",
+			      instance_id(instance), "reason", reason, "evidence", evidence,
+			      "then", disposal_name(disposal)),
+		    true);
+
+	if (instance == svc->next) {
+		/* The replacement itself is affected: dispose of it, start another. */
+		svc->next = NULL;
+		dispose(fleet, svc, instance, disposal, reason, evidence);
+		json_decref(evidence);
+		start_instance(svc);
+		return;
+	}
+	if (svc->replacing) {
+		/* Already under way: the strongest disposal and the first reason win. */
+		if (disposal == DISPOSE_QUARANTINE)
+			svc->disposal = DISPOSE_QUARANTINE;
+		json_decref(evidence);
+		return;
+	}
+	if (storm_exceeded(svc)) {
+		/* Fail closed: the affected instance goes now, the service waits. */
+		fleet_audit(fleet, "replacement-storm",
+			    json_pack("{s:s, s:i, s:I, s:I}", "service", svc->name, "burst",
+				      (int)svc->policy->replace_burst, "interval_usec",
+				      (json_int_t)svc->policy->replace_interval_usec, "backoff_usec",
+				      (json_int_t)STORM_BACKOFF_USEC),
+			    true);
+		if (instance == svc->current) {
+			svc->current = NULL;
+			svc->routed = false;
+			(void)rotation_clear_instance_backend(fleet->rotation, svc->name, NULL);
+			dispose(fleet, svc, instance, disposal, reason, evidence);
+		}
+		json_decref(evidence);
+		svc->quick_failures = 8; /* the restart back-off at its long end */
+		schedule_restart(svc);
+		return;
+	}
+
+	svc->replacing = true;
+	svc->disposal = disposal;
+	snprintf(svc->reason, sizeof(svc->reason), "%s", reason);
+	svc->evidence = evidence;
+	svc->lifetime_timer = sd_event_source_disable_unref(svc->lifetime_timer);
+	(void)sd_event_add_time_relative(fleet->event, &svc->replacement_deadline, CLOCK_MONOTONIC,
+					 REPLACEMENT_DEADLINE_USEC, 0, on_replacement_deadline, svc);
+	start_instance(svc);
+	if (!svc->next && svc->replacing)
+		fleet_audit(fleet, "replacement-failed",
+			    json_pack("{s:s, s:s, s:s}", "service", svc->name, "why",
+				      "the replacement could not start", "outcome",
+				      "the current instance keeps serving; retried"),
+			    true);
+}
+
+void response_replacement_healthy(struct managed_service *svc)
+{
+	struct fleet *fleet = svc->fleet;
+	struct instance *old = svc->current, *fresh = svc->next;
+
+	/* One transaction: the public port now leads to the replacement. */
+	if (route_to(svc, fresh) < 0) {
+		stop_instance(svc, fresh, "replacement could not be routed");
+		return;
+	}
+	svc->current = fresh;
+	svc->next = NULL;
+	svc->routed = true;
+	if (old) {
+		fleet_audit(fleet, "instance-replaced",
+			    json_pack("{s:s, s:s, s:s, s:s}", "service", svc->name, "old",
+				      instance_id(old), "new", instance_id(fresh), "reason",
+				      svc->replacing ? svc->reason : "policy changed"),
+			    true);
+		dispose(fleet, svc, old, svc->replacing ? svc->disposal : DISPOSE_KILL,
+			svc->replacing ? svc->reason : "policy changed", svc->evidence);
+	}
+	clear_pending(svc);
+	response_arm_lifetime(svc);
+}
+
+static int on_lifetime(sd_event_source *source, uint64_t usec, void *userdata)
+{
+	struct managed_service *svc = userdata;
+
+	svc->lifetime_timer = sd_event_source_disable_unref(svc->lifetime_timer);
+	if (svc->current)
+		response_replace(svc, svc->current, "max-lifetime", NULL, DISPOSE_KILL);
+	return 0;
+}
+
+void response_arm_lifetime(struct managed_service *svc)
+{
+	uint64_t lifetime = svc->policy->max_lifetime_usec, jitter = 0;
+
+	svc->lifetime_timer = sd_event_source_disable_unref(svc->lifetime_timer);
+	if (!lifetime || !svc->current)
+		return;
+	/* Jitter shortens each lifetime by a random amount, so instances of
+	 * many services do not all turn over at once and an attacker cannot
+	 * predict the moment. */
+	if (svc->policy->max_lifetime_jitter_usec &&
+	    getrandom(&jitter, sizeof(jitter), 0) == sizeof(jitter))
+		jitter %= svc->policy->max_lifetime_jitter_usec;
+	(void)sd_event_add_time_relative(svc->fleet->event, &svc->lifetime_timer, CLOCK_MONOTONIC,
+					 lifetime - jitter, 0, on_lifetime, svc);
+}
+
+void response_service_done(struct managed_service *svc)
+{
+	clear_pending(svc);
+	svc->lifetime_timer = sd_event_source_disable_unref(svc->lifetime_timer);
+	free(svc->replacements);
+	svc->replacements = NULL;
+	svc->n_replacements = 0;
+}
+
+void response_fleet_done(struct fleet *fleet)
+{
+	for (size_t i = 0; i < fleet->n_quarantined; i++)
+		instance_destroy(fleet->quarantined[i].instance);
+	free(fleet->quarantined);
+	fleet->quarantined = NULL;
+	fleet->n_quarantined = 0;
+}
+
+static struct managed_service *find_target(struct fleet *fleet, const char *target,
+					   struct instance **ret_instance)
+{
+	for (size_t i = 0; i < fleet->n_services; i++) {
+		struct managed_service *svc = fleet->services[i];
+
+		if (streq(svc->name, target) && svc->current) {
+			*ret_instance = svc->current;
+			return svc;
+		}
+		for (struct instance *x[] = {svc->current, svc->next}, **p = x; p < x + 2; p++)
+			if (*p && streq(instance_id(*p), target)) {
+				*ret_instance = *p;
+				return svc;
+			}
+	}
+	return NULL;
+}
+
+int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason, json_t *requester,
+		     char **ret_message)
+{
+	struct instance *instance = NULL;
+	struct managed_service *svc = find_target(fleet, target, &instance);
+	json_t *evidence;
+
+	if (!svc)
+		return -ENOENT;
+	evidence = json_pack("{s:s, s:O?}", "reason", reason, "requested_by", requester);
+	if (asprintf(ret_message, "quarantining %s: a replacement starts from the clean snapshot",
+		     instance_id(instance)) < 0)
+		*ret_message = NULL;
+	response_replace(svc, instance, "manual", evidence, DISPOSE_QUARANTINE);
+	return 0;
+}
+
+static ssize_t find_quarantined(struct fleet *fleet, const char *id)
+{
+	for (size_t i = 0; i < fleet->n_quarantined; i++)
+		if (streq(instance_id(fleet->quarantined[i].instance), id))
+			return (ssize_t)i;
+	return -1;
+}
+
+int fleet_release(struct fleet *fleet, const char *id)
+{
+	ssize_t i = find_quarantined(fleet, id);
+	int r;
+
+	if (i < 0)
+		return -ENOENT;
+	instance_destroy(fleet->quarantined[i].instance);
+	fleet->quarantined[i] = fleet->quarantined[--fleet->n_quarantined];
+	r = quarantine_remove(fleet->state_dir, id);
+	fleet_audit(fleet, "instance-released",
+		    json_pack("{s:s, s:s?}", "instance", id, "evidence_removal_error",
+			      r < 0 && r != -ENOENT ? strerror(-r) : NULL),
+		    true);
+	return 0;
+}
+
+int fleet_inspect(struct fleet *fleet, const char *id, json_t **ret)
+{
+	return quarantine_inspect(fleet->state_dir, id, ret);
+}
