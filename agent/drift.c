@@ -145,7 +145,8 @@ static bool regular_is_executable(int dirfd, const char *name, const struct stat
 
 	if (st->st_mode & 0111)
 		return true;
-	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_NOATIME | O_CLOEXEC);
+	fd = openat(dirfd, name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_NOATIME | O_CLOEXEC);
 	if (fd < 0 && errno == EPERM)
 		fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &now) < 0 || !S_ISREG(now.st_mode))
@@ -153,7 +154,10 @@ static bool regular_is_executable(int dirfd, const char *name, const struct stat
 	if (now.st_mode & 0111)
 		return true;
 	n = pread(fd, head, sizeof(head), 0);
-	if (n >= 4 && memcmp(head, "\x7f" "ELF", 4) == 0)
+	if (n >= 4 && memcmp(head,
+			     "\x7f"
+			     "ELF",
+			     4) == 0)
 		return true;
 	return n >= 2 && head[0] == '#' && head[1] == '!';
 }
@@ -280,8 +284,11 @@ int drift_scan(int upper_fd, char *const *writable, size_t n_writable, drift_sca
 	       void *userdata)
 {
 	struct sink s = {
-	    .emit = scan_emit, .writable = writable, .n_writable = n_writable,
-	    .cb = cb, .userdata = userdata,
+	    .emit = scan_emit,
+	    .writable = writable,
+	    .n_writable = n_writable,
+	    .cb = cb,
+	    .userdata = userdata,
 	};
 	_cleanup_close_ int fd = open_upper_path(upper_fd, "");
 
@@ -398,7 +405,10 @@ static void watch_forget(struct drift_watch *w, int wd)
 static struct sink watch_sink(struct drift_watch *w)
 {
 	return (struct sink){
-	    .emit = watch_emit, .writable = w->writable, .n_writable = w->n_writable, .watch = w,
+	    .emit = watch_emit,
+	    .writable = w->writable,
+	    .n_writable = w->n_writable,
+	    .watch = w,
 	};
 }
 

@@ -16,7 +16,9 @@
  *                            opaque directory outside every Writable= path: a
  *                            file or directory of the snapshot was removed
  *   events-lost              the watch could not keep up (its own queue of
- *                            reports is full); call drift_scan() for the state
+ *                            reports is full, no inotify watch left); call
+ *                            drift_scan(). From either: a directory deeper
+ *                            than 256 levels, not looked into
  *
  * A Writable= entry covers itself and what is below it, by whole path
  * components: "/var/cache/nginx" covers "/var/cache/nginx/x", not
@@ -55,8 +57,8 @@ const char *drift_kind_name(enum drift_kind kind);
 bool drift_path_writable(const char *path, char *const *writable, size_t n_writable);
 
 /* Walk upper/ of the writable layer and call cb for everything reportable
- * (never events-lost). cb returning non-zero stops the walk and is returned.
- * 0 when the walk completed; -errno when it could not. */
+ * (events-lost only for a directory too deep to walk). cb returning non-zero stops the walk and is
+ * returned. 0 when the walk completed; -errno when it could not. */
 typedef int (*drift_scan_cb)(const struct drift_event *event, void *userdata);
 int drift_scan(int upper_fd, char *const *writable, size_t n_writable, drift_scan_cb cb,
 	       void *userdata);

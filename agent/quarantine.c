@@ -60,7 +60,8 @@ static _printf_(3, 4) int fail(char **ret_error, int r, const char *fmt, ...)
 	if (vasprintf(&what, fmt, ap) < 0)
 		what = NULL;
 	va_end(ap);
-	if (ret_error && asprintf(ret_error, "%s: %s", what ? what : "quarantine", strerror(-r)) < 0)
+	if (ret_error &&
+	    asprintf(ret_error, "%s: %s", what ? what : "quarantine", strerror(-r)) < 0)
 		*ret_error = NULL;
 	return r;
 }
@@ -203,7 +204,8 @@ static json_t *status_numbers(const char *status, const char *key)
 	size_t kl = strlen(key);
 	json_t *list;
 
-	for (const char *line = status; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+	for (const char *line = status; line && *line;
+	     line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
 		const char *p;
 
 		if (strncmp(line, key, kl) != 0 || line[kl] != ':')
@@ -232,7 +234,8 @@ static json_t *status_text(const char *status, const char *key)
 {
 	size_t kl = strlen(key);
 
-	for (const char *line = status; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+	for (const char *line = status; line && *line;
+	     line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
 		const char *v, *end;
 
 		if (strncmp(line, key, kl) != 0 || line[kl] != ':')
@@ -277,8 +280,9 @@ static json_t *process_json(pid_t pid, const char *cgroup_rel)
 	o = json_pack("{s:i, s:s, s:s?, s:o, s:o, s:o, s:o, s:o, s:o, s:s}", "pid", (int)pid,
 		      "cgroup", cgroup_rel, "comm", comm, "cmdline", argv ? argv : json_array(),
 		      "state", status_text(status, "State"), "ppid", status_numbers(status, "PPid"),
-		      "nspid", status_numbers(status, "NSpid"), "uid", status_numbers(status, "Uid"),
-		      "gid", status_numbers(status, "Gid"), "exe", exe);
+		      "nspid", status_numbers(status, "NSpid"), "uid",
+		      status_numbers(status, "Uid"), "gid", status_numbers(status, "Gid"), "exe",
+		      exe);
 	return o;
 }
 
@@ -386,14 +390,13 @@ static json_t *metadata_json(const struct quarantine_record *rec, uint64_t quara
 	return json_pack("{s:i, s:s, s:s, s:s, s:O?, s:I, s:o, s:I, s:o, s:o, s:i, s:b, s:{s:I, "
 			 "s:I, s:I, s:I}}",
 			 "format", 1, "id", rec->id, "service", rec->service, "reason",
-			 rec->reason ? rec->reason : "", "evidence", rec->evidence,
-			 "started_usec", (json_int_t)rec->started_usec, "started",
-			 time_json(rec->started_usec), "quarantined_usec", (json_int_t)quarantined,
-			 "quarantined", time_json(quarantined), "addresses",
-			 addresses ? addresses : json_array(), "pid", (int)rec->pid, "truncated",
-			 estimate ? false : c->truncated, "upper", "entries",
-			 (json_int_t)(estimate ? big : (int64_t)c->entries), "files",
-			 (json_int_t)(estimate ? big : (int64_t)c->files), "bytes_saved",
+			 rec->reason ? rec->reason : "", "evidence", rec->evidence, "started_usec",
+			 (json_int_t)rec->started_usec, "started", time_json(rec->started_usec),
+			 "quarantined_usec", (json_int_t)quarantined, "quarantined",
+			 time_json(quarantined), "addresses", addresses ? addresses : json_array(),
+			 "pid", (int)rec->pid, "truncated", estimate ? false : c->truncated,
+			 "upper", "entries", (json_int_t)(estimate ? big : (int64_t)c->entries),
+			 "files", (json_int_t)(estimate ? big : (int64_t)c->files), "bytes_saved",
 			 (json_int_t)(estimate ? big : (int64_t)c->saved), "bytes_found",
 			 (json_int_t)(estimate ? big : (int64_t)c->found));
 }
@@ -538,8 +541,8 @@ static int build(int entry, const struct quarantine_record *rec, int upper_fd,
 	r = quarantine_copy_upper(&c, upper_fd, entry);
 	if (r < 0) {
 		quarantine_copy_done(&c);
-		return fail(ret_error, r, "copy of the writable layer%s%s", c.error_path[0] ? " at " : "",
-			    c.error_path);
+		return fail(ret_error, r, "copy of the writable layer%s%s",
+			    c.error_path[0] ? " at " : "", c.error_path);
 	}
 	json_decref(meta);
 	free(meta_text);

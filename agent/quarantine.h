@@ -22,23 +22,23 @@
 #define QUARANTINE_ID_MAX 48 /* [a-z0-9][a-z0-9_-]{0,47} */
 
 struct quarantine_record {
-	const char *id;	     /* instance id (quarantine_id_valid) */
-	const char *service; /* service name (same alphabet) */
-	const char *reason;  /* "seccomp violation", "drift", "manual", ... */
-	json_t *evidence;    /* object or NULL; borrowed */
-	uint64_t started_usec;	   /* CLOCK_REALTIME, 0 = unknown */
-	uint64_t quarantined_usec; /* CLOCK_REALTIME, 0 = now */
+	const char *id;		      /* instance id (quarantine_id_valid) */
+	const char *service;	      /* service name (same alphabet) */
+	const char *reason;	      /* "seccomp violation", "drift", "manual", ... */
+	json_t *evidence;	      /* object or NULL; borrowed */
+	uint64_t started_usec;	      /* CLOCK_REALTIME, 0 = unknown */
+	uint64_t quarantined_usec;    /* CLOCK_REALTIME, 0 = now */
 	const char *const *addresses; /* the instance's addresses, as text */
 	size_t n_addresses;
 	pid_t pid; /* pid 1 of the instance, in the agent's pid namespace */
 };
 
 struct quarantine_result {
-	uint64_t bytes;	 /* size of the new entry (sum of its files) */
-	bool truncated;	 /* the upper copy stopped at the cap */
-	bool over_cap;	 /* the entry alone is larger than the cap */
+	uint64_t bytes;		  /* size of the new entry (sum of its files) */
+	bool truncated;		  /* the upper copy stopped at the cap */
+	bool over_cap;		  /* the entry alone is larger than the cap */
 	char manifest_sha256[65]; /* hex SHA-256 of ID/MANIFEST: audit it */
-	char **evicted;	 /* ids removed to make room, oldest first; NULL-terminated */
+	char **evicted;		  /* ids removed to make room, oldest first; NULL-terminated */
 	size_t n_evicted;
 };
 

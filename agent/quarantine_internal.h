@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QUARANTINE_MAX_DEPTH 256		/* directories below upper/ */
-#define QUARANTINE_JSON_MAX (64u << 20)	/* metadata.json, processes.json read back */
+#define QUARANTINE_MAX_DEPTH 256	/* directories below upper/ */
+#define QUARANTINE_JSON_MAX (64u << 20) /* metadata.json, processes.json read back */
 #define QUARANTINE_CMDLINE_MAX 65536
 #define QUARANTINE_MANIFEST_MAX (256u << 20)
 /* A manifest line without its path: "f 0755 4294967295 4294967295
@@ -17,13 +17,13 @@
 #define QUARANTINE_LINE_FIXED 160
 
 struct quarantine_line {
-	char *text; /* the whole line with '\n' */
+	char *text;	  /* the whole line with '\n' */
 	const char *path; /* inside text: the escaped path */
 };
 
 /* The upper copy in progress and the manifest lines gathered. */
 struct quarantine_copy {
-	uint64_t budget;  /* bytes the upper copy may use (content + manifest lines) */
+	uint64_t budget; /* bytes the upper copy may use (content + manifest lines) */
 	uint64_t used;
 	uint64_t saved;	  /* content bytes copied */
 	uint64_t found;	  /* content bytes of the instance's regular files seen */

@@ -140,7 +140,8 @@ void quarantine_copy_done(struct quarantine_copy *c)
 
 static int open_read_nofollow(int at, const char *name)
 {
-	int fd = openat(at, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_NOATIME | O_CLOEXEC);
+	int fd =
+	    openat(at, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_NOATIME | O_CLOEXEC);
 
 	if (fd < 0 && errno == EPERM)
 		fd = openat(at, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -489,8 +490,8 @@ static int tree_walk(int fd, const char *rel, unsigned depth, tree_cb cb, void *
 		}
 		r = cb(fd, de->d_name, path, &st, userdata);
 		if (r == 0 && S_ISDIR(st.st_mode)) {
-			_cleanup_close_ int sub = openat(fd, de->d_name,
-							 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			_cleanup_close_ int sub =
+			    openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub >= 0)
 				r = tree_walk(sub, path, depth + 1, cb, userdata);
 		}
@@ -559,10 +560,12 @@ static bool parse_line(char *line, struct mentry *e)
 
 	for (char *t = strtok_r(line, " ", &save); t && k < 8; t = strtok_r(NULL, " ", &save))
 		f[k++] = t;
-	if (k != 8 || strtok_r(NULL, " ", &save) || strlen(f[0]) != 1 || !strchr("fdlwcbps", f[0][0]))
+	if (k != 8 || strtok_r(NULL, " ", &save) || strlen(f[0]) != 1 ||
+	    !strchr("fdlwcbps", f[0][0]))
 		return false;
 	if (strlen(f[1]) != 4 || !all_of(f[1], 4, "01234567") ||
-	    !all_of(f[2], strlen(f[2]), "0123456789") || !all_of(f[3], strlen(f[3]), "0123456789") ||
+	    !all_of(f[2], strlen(f[2]), "0123456789") ||
+	    !all_of(f[3], strlen(f[3]), "0123456789") ||
 	    !all_of(f[4], strlen(f[4]), "0123456789") || strlen(f[4]) > 20)
 		return false;
 	if (!streq(f[5], "-") && (strlen(f[5]) != 64 || !all_of(f[5], 64, hex)))
@@ -658,8 +661,8 @@ static void check_entry(struct verify *v, int entry, const struct mentry *e)
 	fd = open_read_nofollow(dir, name);
 	closep(&dir);
 	dir = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || dir < 0 || copy_bytes(fd, dir, e->size, &copied, &more, sha) < 0 ||
-	    more || !streq(sha, e->sha))
+	if (fd < 0 || dir < 0 || copy_bytes(fd, dir, e->size, &copied, &more, sha) < 0 || more ||
+	    !streq(sha, e->sha))
 		problem(v, e->esc, "content differs");
 }
 

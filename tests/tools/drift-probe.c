@@ -94,8 +94,12 @@ static int watch(struct drift_watch *w, int upper_fd, const char **ret_first)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"lower", 1, 0, 'l'},	{"state", 1, 0, 's'}, {"id", 1, 0, 'i'},
-	    {"cgroup-name", 1, 0, 'C'}, {"writable", 1, 0, 'w'}, {"cap", 1, 0, 'c'},
+	    {"lower", 1, 0, 'l'},
+	    {"state", 1, 0, 's'},
+	    {"id", 1, 0, 'i'},
+	    {"cgroup-name", 1, 0, 'C'},
+	    {"writable", 1, 0, 'w'},
+	    {"cap", 1, 0, 'c'},
 	    {0, 0, 0, 0},
 	};
 	char *writable[MAX_WRITABLE], cgname[64], busybox[4096];
@@ -144,8 +148,9 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!lower || !state || !quarantine_id_valid(id) || optind + 1 != argc) {
-		fprintf(stderr, "usage: drift-probe --lower DIR --state DIR --id ID [--writable P]... "
-				"[--cap BYTES] -- SCRIPT\n");
+		fprintf(stderr,
+			"usage: drift-probe --lower DIR --state DIR --id ID [--writable P]... "
+			"[--cap BYTES] -- SCRIPT\n");
 		return 1;
 	}
 	char *args[] = {"sh", "-c", argv[optind], NULL};

@@ -120,7 +120,10 @@ static void make_tree(struct fixture *f)
 	put(f, "/var/cache/nginx/sub/page", "cached\n", 0644);
 	put(f, "/var/cache/nginxfoo/y", "not covered\n", 0644);
 	put(f, "/var/cache/nginx/run.sh", "#!/bin/sh\necho hi\n", 0644);
-	put(f, "/var/cache/nginx/elf", "\x7f" "ELF\x02\x01\x01", 0600);
+	put(f, "/var/cache/nginx/elf",
+	    "\x7f"
+	    "ELF\x02\x01\x01",
+	    0600);
 	put(f, "/tmp/tool", "plain text but executable\n", 0755);
 	put(f, "/run/pid", "1\n", 0644);
 	/* a symlink out of a writable path: reported where it is, never followed */
@@ -262,7 +265,10 @@ static void test_watch_reports_new_writes_with_instance_paths(void **state)
 	put(f, "/var/cache/nginx/later", "text", 0644);
 	sh("chmod u+x %s/upper/var/cache/nginx/later", f->dir);
 	assert_true(wait_for(f, w, "new-executable /var/cache/nginx/later"));
-	put(f, "/var/cache/nginx/payload", "\x7f" "ELF....", 0644);
+	put(f, "/var/cache/nginx/payload",
+	    "\x7f"
+	    "ELF....",
+	    0644);
 	assert_true(wait_for(f, w, "new-executable /var/cache/nginx/payload"));
 	/* a file moved in, and a directory moved: its watch follows it */
 	sh("echo x > %s/moved && mv %s/moved %s/upper/etc/moved", f->dir, f->dir, f->dir);

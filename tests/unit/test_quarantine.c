@@ -72,7 +72,8 @@ static int setup(void **state)
 	sh("mkdir -p %s %s/upper/etc %s/upper/var/cache %s/work %s/sub", f->state, f->layer,
 	   f->layer, f->layer, f->cgroup);
 	sh("printf 'evil:x:0:0::/:/bin/sh\\n' > %s/upper/etc/passwd", f->layer);
-	sh("printf '\\177ELF dropped' > %s/upper/var/cache/tool && chmod 4755 %s/upper/var/cache/tool",
+	sh("printf '\\177ELF dropped' > %s/upper/var/cache/tool && chmod 4755 "
+	   "%s/upper/var/cache/tool",
 	   f->layer, f->layer);
 	sh("ln -s /etc/shadow %s/upper/var/cache/shadow-link", f->layer);
 	sh("mkfifo %s/upper/var/cache/fifo", f->layer);
@@ -113,12 +114,12 @@ static struct quarantine_record record(const char *id, const char *service, uint
 	};
 }
 
-static int save(struct fixture *f, const char *id, const char *service, uint64_t when,
-		uint64_t cap, struct quarantine_result *res)
+static int save(struct fixture *f, const char *id, const char *service, uint64_t when, uint64_t cap,
+		struct quarantine_result *res)
 {
 	struct quarantine_record rec = record(id, service, when);
-	json_t *evidence = json_pack("{s:s, s:s}", "kind", "write-outside-writable", "path",
-				     "/etc/passwd");
+	json_t *evidence =
+	    json_pack("{s:s, s:s}", "kind", "write-outside-writable", "path", "/etc/passwd");
 	char *error = NULL;
 	int r;
 
@@ -136,7 +137,8 @@ static void test_ids_are_validated_strictly(void **state)
 	assert_true(quarantine_id_valid("web-1"));
 	assert_true(quarantine_id_valid("0"));
 	assert_true(quarantine_id_valid("a_b-c9"));
-	assert_true(quarantine_id_valid("abcdefghijabcdefghijabcdefghijabcdefghijabcdefgh")); /* 48 */
+	assert_true(
+	    quarantine_id_valid("abcdefghijabcdefghijabcdefghijabcdefghijabcdefgh")); /* 48 */
 	assert_false(quarantine_id_valid("abcdefghijabcdefghijabcdefghijabcdefghijabcdefghi"));
 	assert_false(quarantine_id_valid(""));
 	assert_false(quarantine_id_valid(NULL));
@@ -196,8 +198,8 @@ static void test_save_writes_the_evidence(void **state)
 	assert_int_equal(json_integer_value(json_object_get(meta, "pid")), 4242);
 	assert_string_equal(json_string_value(json_object_get(meta, "started")),
 			    "2023-11-14T22:13:20Z");
-	assert_string_equal(json_string_value(json_array_get(json_object_get(meta, "addresses"), 1)),
-			    "fd00::7");
+	assert_string_equal(
+	    json_string_value(json_array_get(json_object_get(meta, "addresses"), 1)), "fd00::7");
 	assert_true(json_is_false(json_object_get(meta, "truncated")));
 	assert_true(json_integer_value(json_object_get(meta, "quarantined_usec")) > 0);
 	json_decref(meta);
@@ -214,7 +216,8 @@ static void test_save_writes_the_evidence(void **state)
 		json_t *p = json_array_get(list, i);
 
 		assert_int_equal(json_integer_value(json_object_get(p, "pid")), getpid());
-		assert_string_equal(json_string_value(json_object_get(p, "comm")), "test_quarantine");
+		assert_string_equal(json_string_value(json_object_get(p, "comm")),
+				    "test_quarantine");
 		assert_int_equal(json_integer_value(json_array_get(json_object_get(p, "uid"), 0)),
 				 getuid());
 		assert_non_null(json_string_value(json_object_get(p, "state")));
@@ -231,7 +234,8 @@ static void test_save_writes_the_evidence(void **state)
 		snprintf(sha + 2 * i, 3, "%02x", md[i]);
 	assert_string_equal(sha, res.manifest_sha256);
 	assert_true(strncmp(manifest, "mtd-quarantine-manifest 1\n", 26) == 0);
-	snprintf(path, sizeof(path), "p 0644 %u %u 0 - - upper/var/cache/fifo\n", getuid(), getgid());
+	snprintf(path, sizeof(path), "p 0644 %u %u 0 - - upper/var/cache/fifo\n", getuid(),
+		 getgid());
 	assert_non_null(strstr(manifest, path));
 	snprintf(path, sizeof(path), "f 4755 %u %u 12 ", getuid(), getgid());
 	assert_non_null(strstr(manifest, path));
@@ -276,8 +280,8 @@ static void test_inspect_verifies_and_detects_tampering(void **state)
 	assert_string_equal(
 	    json_string_value(json_object_get(json_object_get(o, "manifest"), "sha256")),
 	    res.manifest_sha256);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "metadata"), "id")),
-			    "web-2");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(o, "metadata"), "id")), "web-2");
 	assert_non_null(json_object_get(o, "processes"));
 	json_decref(o);
 	quarantine_result_done(&res);
