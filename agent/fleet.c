@@ -160,6 +160,84 @@ static void on_instance_unhealthy(struct instance *instance, const char *reason,
 				 DISPOSE_KILL);
 }
 
+/* A signal is audited at once and answered on the next loop iteration, when
+ * no instance callback is on the stack (the response may destroy it). */
+struct pending_signal {
+	struct fleet *fleet;
+	sd_event_source *source;
+	char service[POLICY_NAME_MAX + 1];
+	char instance[INSTANCE_ID_MAX];
+	char kind[32];
+	json_t *evidence;
+};
+
+static enum disposal disposal_for(const struct policy *p, const char *kind)
+{
+	if (streq(kind, "seccomp-violation"))
+		return p->on_syscall_violation == SYSCALL_VIOLATION_KILL ? DISPOSE_KILL
+									  : DISPOSE_QUARANTINE;
+	return p->on_compromise == COMPROMISE_KILL ? DISPOSE_KILL : DISPOSE_QUARANTINE;
+}
+
+static int on_pending_signal(sd_event_source *source, void *userdata)
+{
+	struct pending_signal *ps = userdata;
+	struct managed_service *svc = NULL;
+	struct instance *instance = NULL;
+
+	for (size_t i = 0; i < ps->fleet->n_services && !svc; i++)
+		if (streq(ps->fleet->services[i]->name, ps->service))
+			svc = ps->fleet->services[i];
+	for (struct instance **x = svc ? (struct instance *[]){svc->current, svc->next} : NULL,
+			     **end = x ? x + 2 : NULL;
+	     x && x < end; x++)
+		if (*x && streq(instance_id(*x), ps->instance))
+			instance = *x;
+	/* Gone, or already being replaced for this or another signal: nothing more. */
+	if (svc && instance && instance_state(instance) != INSTANCE_QUARANTINED)
+		response_replace(svc, instance, ps->kind, TAKE_PTR(ps->evidence),
+				 disposal_for(svc->policy, ps->kind));
+	json_decref(ps->evidence);
+	sd_event_source_disable_unref(ps->source);
+	free(ps);
+	return 0;
+}
+
+static void on_instance_signal(struct instance *instance, const char *kind, json_t *evidence,
+			       void *userdata)
+{
+	struct fleet *fleet = userdata;
+	struct managed_service *svc = service_of(fleet, instance);
+	struct pending_signal *ps;
+	bool respond;
+
+	if (!svc) {
+		json_decref(evidence);
+		return;
+	}
+	fleet_audit(fleet, kind,
+		    json_pack("{s:s, s:s, s:O}", "service", svc->name, "instance",
+			      instance_id(instance), "evidence", evidence),
+		    true);
+	/* OnSyscallViolation=errno: the call failed with EPERM; record only. */
+	respond = !(streq(kind, "seccomp-violation") &&
+		    svc->policy->on_syscall_violation == SYSCALL_VIOLATION_ERRNO);
+	ps = respond ? calloc(1, sizeof(*ps)) : NULL;
+	if (!ps) {
+		json_decref(evidence);
+		return;
+	}
+	ps->fleet = fleet;
+	snprintf(ps->service, sizeof(ps->service), "%s", svc->name);
+	snprintf(ps->instance, sizeof(ps->instance), "%s", instance_id(instance));
+	snprintf(ps->kind, sizeof(ps->kind), "%s", kind);
+	ps->evidence = evidence;
+	if (sd_event_add_defer(fleet->event, &ps->source, on_pending_signal, ps) < 0) {
+		json_decref(ps->evidence);
+		free(ps);
+	}
+}
+
 static void on_instance_exit(struct instance *instance, const siginfo_t *info, void *userdata)
 {
 	struct fleet *fleet = userdata;
@@ -284,6 +362,7 @@ void start_instance(struct managed_service *svc)
 		.on_healthy = on_instance_healthy,
 		.on_unhealthy = on_instance_unhealthy,
 		.on_exit = on_instance_exit,
+		.on_signal = on_instance_signal,
 		.userdata = fleet,
 	};
 	struct instance_spec spec = {
@@ -292,6 +371,8 @@ void start_instance(struct managed_service *svc)
 		.exec_fd = svc->exec_fd,
 		.seccomp = svc->seccomp,
 		.cgroups = fleet->cgroups,
+		.writable = svc->policy->writable.items,
+		.n_writable = svc->policy->writable.count,
 		.uid = svc->uid,
 		.gid = svc->gid,
 	};
@@ -441,12 +522,14 @@ static void prepare(struct managed_service *svc)
 	}
 	fleet_audit(svc->fleet, "snapshot-verified",
 	      json_pack("{s:s, s:s}", "service", svc->name, "snapshot", p->snapshot), false);
-	r = seccomp_program_compile(p->system_calls.items, p->system_calls.count,
-				    p->syscall_default == SYSCALL_DEFAULT_KILL ? SECCOMP_DEFAULT_KILL
-									       : SECCOMP_DEFAULT_ERRNO,
-				    &svc->seccomp, &bad_item);
+	r = seccomp_program_compile_violations(
+		p->system_calls.items, p->system_calls.count, p->violation_system_calls.items,
+		p->violation_system_calls.count,
+		p->syscall_default == SYSCALL_DEFAULT_KILL ? SECCOMP_DEFAULT_KILL : SECCOMP_DEFAULT_ERRNO,
+		&svc->seccomp, &bad_item);
 	if (r < 0) {
-		snprintf(svc->failed, sizeof(svc->failed), "SystemCalls=: cannot compile%s%s: %s",
+		snprintf(svc->failed, sizeof(svc->failed),
+			 "SystemCalls=/ViolationSystemCalls=: cannot compile%s%s: %s",
 			 bad_item ? " " : "", bad_item ? bad_item : "", strerror(-r));
 		goto refused;
 	}

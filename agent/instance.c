@@ -11,8 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "drift.h"
 #include "envelope.h"
 #include "health.h"
+#include "seccomp_notify.h"
 #include "macro.h"
 
 struct instance {
@@ -31,6 +33,9 @@ struct instance {
 	enum instance_state state;
 	struct envelope_instance *envelope;
 	sd_event_source *child_source;
+	sd_event_source *violation_source; /* seccomp notifications */
+	struct drift_watch *drift;
+	sd_event_source *drift_source;
 	sd_event_source *health_timer;
 	struct health_probe *probe;
 	unsigned health_failures; /* consecutive */
@@ -72,6 +77,9 @@ static void release(struct instance *instance)
 	health_probe_cancel(TAKE_PTR(instance->probe));
 	instance->health_timer = sd_event_source_disable_unref(instance->health_timer);
 	instance->child_source = sd_event_source_disable_unref(instance->child_source);
+	instance->violation_source = sd_event_source_disable_unref(instance->violation_source);
+	instance->drift_source = sd_event_source_disable_unref(instance->drift_source);
+	drift_watch_free(TAKE_PTR(instance->drift));
 	if (instance->envelope) {
 		(void)envelope_cleanup(instance->envelope);
 		envelope_free(TAKE_PTR(instance->envelope));
@@ -159,6 +167,82 @@ static int on_child(sd_event_source *source, const siginfo_t *info, void *userda
 	release(instance);
 	if (instance->hooks.on_exit)
 		instance->hooks.on_exit(instance, &copy, instance->hooks.userdata);
+	return 0;
+}
+
+static void raise_signal(struct instance *instance, const char *kind, json_t *evidence)
+{
+	if (instance->hooks.on_signal)
+		instance->hooks.on_signal(instance, kind, evidence, instance->hooks.userdata);
+	else
+		json_decref(evidence);
+}
+
+static int on_violation(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	struct instance *instance = userdata;
+	struct seccomp_violation v;
+	int r;
+
+	/* Each notification is answered EPERM inside seccomp_notify_handle. */
+	while ((r = seccomp_notify_handle(fd, &v)) == 0) {
+		json_t *args = json_array();
+
+		for (size_t i = 0; args && i < ELEMENTSOF(v.args); i++)
+			json_array_append_new(args, json_sprintf("0x%llx", (unsigned long long)v.args[i]));
+		/* The owner responds later (deferred): this instance stays valid here. */
+		raise_signal(instance, "seccomp-violation",
+			     json_pack("{s:s, s:i, s:i, s:o, s:b}", "syscall", v.name, "nr", v.nr,
+				       "pid", (int)v.pid, "args", args, "answered", v.answered));
+	}
+	if (r == -EPIPE || (revents & EPOLLHUP))
+		(void)sd_event_source_set_enabled(source, SD_EVENT_OFF);
+	return 0;
+}
+
+static int on_drift(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	struct instance *instance = userdata;
+	struct drift_event events[16];
+	size_t n = 0;
+
+	do {
+		if (drift_watch_read(instance->drift, events, ELEMENTSOF(events), &n) < 0)
+			return 0;
+		for (size_t i = 0; i < n; i++)
+			raise_signal(instance, "drift",
+				     json_pack("{s:s, s:s}", "kind", drift_kind_name(events[i].kind),
+					       "path", events[i].path));
+	} while (n == ELEMENTSOF(events));
+	return 0;
+}
+
+/* The detection sources of a running instance: seccomp notifications and
+ * drift in its writable layer. Failing to watch is failing to start. */
+static int watch_signals(struct instance *instance, char *const *writable, size_t n_writable,
+			 char ret_step[32], char ret_detail[320])
+{
+	int fd = envelope_notify_fd(instance->envelope), r;
+
+	if (fd >= 0) {
+		r = sd_event_add_io(instance->event, &instance->violation_source, fd, EPOLLIN,
+				    on_violation, instance);
+		if (r < 0) {
+			snprintf(ret_step, 32, "seccomp notify");
+			snprintf(ret_detail, 320, "event source: %s", strerror(-r));
+			return r;
+		}
+	}
+	r = drift_watch_new(envelope_upper_fd(instance->envelope), writable, n_writable,
+			    &instance->drift);
+	if (r >= 0)
+		r = sd_event_add_io(instance->event, &instance->drift_source,
+				    drift_watch_fd(instance->drift), EPOLLIN, on_drift, instance);
+	if (r < 0) {
+		snprintf(ret_step, 32, "drift watch");
+		snprintf(ret_detail, 320, "upper layer: %s", strerror(-r));
+		return r;
+	}
 	return 0;
 }
 
@@ -279,6 +363,9 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	}
 	/* The envelope owns the pidfd. */
 	(void)sd_event_source_set_child_pidfd_own(instance->child_source, false);
+	r = watch_signals(instance, spec->writable, spec->n_writable, ret_step, ret_detail);
+	if (r < 0)
+		goto fail;
 
 	if (instance->health_tcp) {
 		arm_health(instance);
@@ -301,6 +388,10 @@ int instance_isolate_and_freeze(struct instance *instance)
 
 	health_probe_cancel(TAKE_PTR(instance->probe));
 	instance->health_timer = sd_event_source_disable_unref(instance->health_timer);
+	/* Frozen callers of a violation must still be answered: keep that source.
+	 * Drift is over: what was written is in the evidence. */
+	instance->drift_source = sd_event_source_disable_unref(instance->drift_source);
+	drift_watch_free(TAKE_PTR(instance->drift));
 	if (instance->link_created) {
 		r = netdev_delete_link(instance->host_ifname);
 		if (r < 0 && r != -ENODEV)

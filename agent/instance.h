@@ -32,6 +32,11 @@ struct instance;
 struct instance_hooks {
 	void (*on_healthy)(struct instance *instance, void *userdata);
 	void (*on_unhealthy)(struct instance *instance, const char *reason, void *userdata);
+	/* A signal of compromise; evidence is a new JSON object (stolen). kind:
+	 * "seccomp-violation" (answered EPERM already), "drift". The hook must not
+	 * destroy the instance before it returns (respond later, e.g. deferred). */
+	void (*on_signal)(struct instance *instance, const char *kind, json_t *evidence,
+			  void *userdata);
 	/* pid 1 of the instance exited; the instance is cleaned up already. */
 	void (*on_exit)(struct instance *instance, const siginfo_t *info, void *userdata);
 	void *userdata;
@@ -48,6 +53,8 @@ struct instance_spec {
 	const char *host_ifname;
 	struct netdev_address addresses[2];
 	size_t n_addresses;
+	char *const *writable; /* Writable= paths, for drift */
+	size_t n_writable;
 	uid_t uid; /* resolved from User=/Group= in the snapshot */
 	gid_t gid;
 };
