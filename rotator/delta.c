@@ -8,17 +8,28 @@
 #include <string.h>
 
 #include "delta.h"
+#include "egress.h"
+#include "macro.h"
 #include "nft.h" /* rotator_error_set */
 #include "ruleset.h"
 
 static const struct {
 	const char *name;
-	bool map;
+	bool map, interval;
 } set_info[RS_N_SETS] = {
-	[RS_SET_SVC4] = { RS_SVC4, true },	   [RS_SET_SVC6] = { RS_SVC6, true },
-	[RS_SET_LOCAL4] = { RS_LOCAL4, true },	   [RS_SET_LOCAL6] = { RS_LOCAL6, true },
-	[RS_SET_BACKENDS4] = { RS_BACKENDS4, false }, [RS_SET_BACKENDS6] = { RS_BACKENDS6, false },
+	[RS_SET_SVC4] = { RS_SVC4, true },
+	[RS_SET_SVC6] = { RS_SVC6, true },
+	[RS_SET_LOCAL4] = { RS_LOCAL4, true },
+	[RS_SET_LOCAL6] = { RS_LOCAL6, true },
+	[RS_SET_BACKENDS4] = { RS_BACKENDS4, false },
+	[RS_SET_BACKENDS6] = { RS_BACKENDS6, false },
 	[RS_SET_DECOYS] = { RS_DECOYS, false },
+	[RS_SET_INSTANCES4] = { RS_INSTANCES4, false },
+	[RS_SET_INSTANCES6] = { RS_INSTANCES6, false },
+	[RS_SET_INGRESS4] = { RS_INGRESS4, false },
+	[RS_SET_INGRESS6] = { RS_INGRESS6, false },
+	[RS_SET_EGRESS4] = { RS_EGRESS4, false, true },
+	[RS_SET_EGRESS6] = { RS_EGRESS6, false, true },
 };
 
 const char *rs_set_name(enum rs_set set)
@@ -29,6 +40,16 @@ const char *rs_set_name(enum rs_set set)
 bool rs_set_is_map(enum rs_set set)
 {
 	return set < RS_N_SETS && set_info[set].map;
+}
+
+bool rs_set_is_interval(enum rs_set set)
+{
+	return set < RS_N_SETS && set_info[set].interval;
+}
+
+bool rs_set_is_instance(enum rs_set set)
+{
+	return set >= RS_FIRST_INSTANCE_SET && set < RS_N_SETS;
 }
 
 /* --- encodings ------------------------------------------------------------- */
@@ -73,9 +94,51 @@ static void addr_port_text(const uint8_t *b, size_t len, char *buf, size_t n)
 	snprintf(buf, n, "%s . %u", a, (unsigned)(b[len - 4] << 8 | b[len - 3]));
 }
 
+static void addr_text(const uint8_t *b, size_t len, char *buf, size_t n)
+{
+	if (!inet_ntop(len == 4 ? AF_INET : AF_INET6, b, buf, (socklen_t)n))
+		snprintf(buf, n, "?");
+}
+
+static void egress_text(const struct rs_elem *e, char *buf, size_t len)
+{
+	size_t al = e->key_len == 16 ? 4 : 16;
+	const uint8_t *k = e->key, *end = e->data;
+	char src[INET6_ADDRSTRLEN], a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+	unsigned p0 = (unsigned)(k[2 * al + 4] << 8 | k[2 * al + 5]);
+	unsigned p1 = (unsigned)(end[2 * al + 4] << 8 | end[2 * al + 5]);
+
+	addr_text(k, al, src, sizeof(src));
+	addr_text(k + al + 4, al, a, sizeof(a));
+	addr_text(end + al + 4, al, b, sizeof(b));
+	snprintf(buf, len, "%s . %s . %s-%s . %u-%u", src, proto_text(k[al]), a, b, p0, p1);
+}
+
 void rs_elem_text(enum rs_set set, const struct rs_elem *e, char *buf, size_t len)
 {
 	char ap[INET6_ADDRSTRLEN + 16];
+
+	switch (set) {
+	case RS_SET_INSTANCES4:
+	case RS_SET_INSTANCES6:
+		addr_text(e->key, e->key_len, buf, len);
+		return;
+	case RS_SET_INGRESS4:
+	case RS_SET_INGRESS6: {
+		size_t al = e->key_len - 8u;
+
+		addr_text(e->key, al, ap, sizeof(ap));
+		snprintf(buf, len, "%s . %s . %u", ap, proto_text(e->key[al]),
+			 (unsigned)(e->key[al + 4] << 8 | e->key[al + 5]));
+		return;
+	}
+	case RS_SET_EGRESS4:
+	case RS_SET_EGRESS6:
+		egress_text(e, buf, len);
+		return;
+	default:
+		break;
+	}
 
 	if (set == RS_SET_BACKENDS4 || set == RS_SET_BACKENDS6) {
 		addr_port_text(e->key + 4, e->key_len - 4u, ap, sizeof(ap));
@@ -98,10 +161,11 @@ void rs_elem_text(enum rs_set set, const struct rs_elem *e, char *buf, size_t le
  * reaches the low bits the table index uses */
 static uint64_t hash_key(const uint8_t *key)
 {
-	uint64_t w[3], h;
+	uint64_t w[RS_KEY_MAX / 8], h;
 
 	memcpy(w, key, sizeof(w));
-	h = w[0] ^ (w[1] * 0x9e3779b97f4a7c15ULL) ^ (w[2] * 0xc2b2ae3d27d4eb4fULL);
+	h = w[0] ^ (w[1] * 0x9e3779b97f4a7c15ULL) ^ (w[2] * 0xc2b2ae3d27d4eb4fULL) ^
+	    (w[3] * 0x165667b19e3779f9ULL) ^ (w[4] * 0x27d4eb2f165667c5ULL);
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdULL;
 	h ^= h >> 33;
@@ -263,17 +327,29 @@ static int state_reserve(struct rs_state *state, const struct rotator_plan *plan
 		want[v4 ? RS_SET_BACKENDS4 : RS_SET_BACKENDS6]++;
 		want[RS_SET_DECOYS] += s->n_decoys;
 	}
+	for (size_t i = 0; i < plan->n_instances; i++) {
+		const struct rotator_instance *in = &plan->instances[i];
+
+		for (size_t a = 0; a < in->n_addresses; a++) {
+			bool v4 = in->addresses[a].family == AF_INET;
+
+			want[v4 ? RS_SET_INSTANCES4 : RS_SET_INSTANCES6]++;
+			want[v4 ? RS_SET_INGRESS4 : RS_SET_INGRESS6]++;
+			/* a first guess: overlapping rules may need more (grown then) */
+			want[v4 ? RS_SET_EGRESS4 : RS_SET_EGRESS6] += in->n_egress;
+		}
+	}
 	for (size_t s = 0; r >= 0 && s < RS_N_SETS; s++)
 		r = table_reserve(&state->sets[s], want[s]);
-	if (r >= 0 && plan->n_services > state->cap_names) {
-		char(*names)[ROTATOR_MAX_NAME] =
-			realloc(state->names, plan->n_services * sizeof(*names));
+	if (r >= 0 && plan->n_services + plan->n_instances > state->cap_names) {
+		size_t cap = plan->n_services + plan->n_instances;
+		char(*names)[ROTATOR_MAX_NAME] = realloc(state->names, cap * sizeof(*names));
 
 		if (!names)
 			r = -ENOMEM;
 		else {
 			state->names = names;
-			state->cap_names = plan->n_services;
+			state->cap_names = cap;
 		}
 	}
 	return r;
@@ -307,6 +383,95 @@ static int map_add(struct rs_state *state, enum rs_set set, const struct rotator
 				  proto_text(s->proto), port, plan->services[there->owner].name);
 	}
 	return -EEXIST;
+}
+
+static int instance_error(struct rotator_error *err, int e, const struct rotator_instance *in,
+			  const char *message, const char *arg)
+{
+	char object[ROTATOR_MAX_NAME + 16];
+
+	snprintf(object, sizeof(object), "instance %s", in->name);
+	return rotator_error_set(err, e, object, "%s%s", message, arg);
+}
+
+/* The egress boxes of one instance address: saddr . proto . daddr . port
+ * from its first to its last corner. */
+static int egress_add(struct rs_state *state, uint32_t owner, const struct rotator_instance *in,
+		      const struct rotator_addr *src, struct rotator_error *err)
+{
+	bool v4 = src->family == AF_INET;
+	struct rs_table *t = &state->sets[v4 ? RS_SET_EGRESS4 : RS_SET_EGRESS6];
+	_cleanup_free_ struct egress_box *boxes = NULL;
+	size_t n = 0, al = v4 ? 4 : 16;
+	int r;
+
+	if (!in->n_egress)
+		return 0;
+	boxes = calloc(EGRESS_MAX_BOXES, sizeof(*boxes));
+	if (!boxes)
+		return -ENOMEM;
+	r = egress_boxes(in->egress, in->n_egress, src->family, boxes, EGRESS_MAX_BOXES, &n);
+	if (r < 0)
+		return instance_error(err, r, in, "egress rules: too many or invalid", "");
+	r = table_grow(t, t->n + n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		struct rs_elem e = { .owner = owner };
+		bool dup;
+
+		put_addr(e.key, src);
+		e.key[al] = boxes[i].proto;
+		memcpy(e.key + al + 4, boxes[i].addr_first, al);
+		put_port(e.key + 2 * al + 4, boxes[i].port_first);
+		e.key_len = (uint8_t)(2 * al + 8);
+		memcpy(e.data, e.key, e.key_len); /* the end: same source and proto */
+		memcpy(e.data + al + 4, boxes[i].addr_last, al);
+		put_port(e.data + 2 * al + 4, boxes[i].port_last);
+		e.data_len = e.key_len;
+		table_insert(t, &e, &dup); /* disjoint boxes: never a duplicate */
+	}
+	return 0;
+}
+
+static int instance_add(struct rs_state *state, const struct rotator_plan *plan, uint32_t owner,
+			const struct rotator_instance *in, struct rotator_error *err)
+{
+	memcpy(state->names[owner], in->name, strlen(in->name) + 1); /* checked */
+	for (size_t a = 0; a < in->n_addresses; a++) {
+		const struct rotator_addr *addr = &in->addresses[a];
+		bool v4 = addr->family == AF_INET, dup;
+		size_t al = v4 ? 4 : 16;
+		struct rs_elem e = { .owner = owner };
+		const struct rs_elem *there;
+		int r;
+
+		e.key_len = (uint8_t)put_addr(e.key, addr);
+		there = table_insert(&state->sets[v4 ? RS_SET_INSTANCES4 : RS_SET_INSTANCES6], &e,
+				     &dup);
+		if (dup) {
+			const char *other = there->owner >= plan->n_services ?
+						    plan->instances[there->owner - plan->n_services]
+							    .name :
+						    "?";
+
+			return instance_error(err, -EEXIST, in, "address also used by instance ",
+					      other);
+		}
+		if (in->port) {
+			memset(&e, 0, sizeof(e));
+			e.owner = owner;
+			put_addr(e.key, addr);
+			e.key[al] = in->proto;
+			put_port(e.key + al + 4, in->port);
+			e.key_len = (uint8_t)(al + 8);
+			table_insert(&state->sets[v4 ? RS_SET_INGRESS4 : RS_SET_INGRESS6], &e, &dup);
+		}
+		r = egress_add(state, owner, in, addr, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 int rs_state_build(struct rs_state *state, const struct rotator_plan *plan,
@@ -354,7 +519,15 @@ int rs_state_build(struct rs_state *state, const struct rotator_plan *plan,
 			table_insert(&state->sets[RS_SET_DECOYS], &d, &dup);
 		}
 	}
-	state->n_names = plan->n_services;
+	for (size_t i = 0; i < plan->n_instances; i++) {
+		r = instance_add(state, plan, (uint32_t)(plan->n_services + i), &plan->instances[i],
+				 err);
+		if (r < 0) {
+			rs_state_clear(state);
+			return r;
+		}
+	}
+	state->n_names = plan->n_services + plan->n_instances;
 	for (size_t set = 0; set < RS_N_SETS; set++)
 		state->sets[set].n_plan = state->sets[set].n;
 	return 0;
@@ -387,7 +560,7 @@ static int delta_reserve(struct rs_delta *d, size_t set, size_t n)
 /* The sets keyed by protocol . public port. */
 static bool is_port_set(size_t set)
 {
-	return set != RS_SET_BACKENDS4 && set != RS_SET_BACKENDS6;
+	return set < RS_FIRST_INSTANCE_SET && set != RS_SET_BACKENDS4 && set != RS_SET_BACKENDS6;
 }
 
 /* Whether key is a public or decoy port of the plan (not counting elements

@@ -36,11 +36,19 @@ enum rs_set {
 	RS_SET_BACKENDS4,
 	RS_SET_BACKENDS6,
 	RS_SET_DECOYS,
+	/* the instance envelope (rotator_config.instance_envelope) */
+	RS_SET_INSTANCES4,
+	RS_SET_INSTANCES6,
+	RS_SET_INGRESS4,
+	RS_SET_INGRESS6,
+	RS_SET_EGRESS4, /* intervals: data holds the key's end */
+	RS_SET_EGRESS6,
 	RS_N_SETS,
 };
+#define RS_FIRST_INSTANCE_SET RS_SET_INSTANCES4
 
-#define RS_KEY_MAX 24
-#define RS_DATA_MAX 20
+#define RS_KEY_MAX 40  /* inst_egress6: saddr . proto . daddr . port */
+#define RS_DATA_MAX 40 /* map data, or an interval's end key */
 
 /* an element dropped by the plan that expires within this is left to expire */
 #define RS_LINGER_MS (2 * ROTATOR_EXPIRY_MARGIN_MS)
@@ -52,9 +60,9 @@ enum rs_set {
 
 struct rs_elem {
 	uint8_t key[RS_KEY_MAX];   /* zero beyond key_len */
-	uint8_t data[RS_DATA_MAX]; /* maps only; zero beyond data_len */
+	uint8_t data[RS_DATA_MAX]; /* maps; interval sets: the end key; zero beyond data_len */
 	uint8_t key_len, data_len;
-	uint32_t owner;      /* index of the owning service (rs_state.names) */
+	uint32_t owner; /* index of the owning service or instance (rs_state.names) */
 	uint32_t ttl_ms;     /* timeout to send, margin included; 0: never expires */
 	uint64_t expires_ms; /* CLOCK_MONOTONIC; 0: never (set by rs_delta_compute) */
 };
@@ -69,7 +77,7 @@ struct rs_table {
 
 struct rs_state {
 	struct rs_table sets[RS_N_SETS];
-	char (*names)[ROTATOR_MAX_NAME];
+	char (*names)[ROTATOR_MAX_NAME]; /* the plan's services, then its instances */
 	size_t n_names, cap_names;
 };
 
@@ -92,14 +100,18 @@ struct rs_delta {
 	size_t cap_owner_map;
 };
 
-/* Set and map names in the table (RS_SVC4, ...) and whether it is a map. */
+/* Set and map names in the table (RS_SVC4, ...), whether it is a map, an
+ * interval set (elements carry an end key in data), an instance's. */
 const char *rs_set_name(enum rs_set set);
 bool rs_set_is_map(enum rs_set set);
+bool rs_set_is_interval(enum rs_set set);
+bool rs_set_is_instance(enum rs_set set);
 
 /* Replace *state (its memory is reused) with the elements of a validated
  * plan. The same public port twice in one map is -EEXIST with err naming
  * both services; the state is then empty. Sets (backends, decoys) take
- * duplicates once, owned by the first service. */
+ * duplicates once, owned by the first service. An instance address used by
+ * two instances is -EEXIST naming both. */
 int rs_state_build(struct rs_state *state, const struct rotator_plan *plan,
 		   struct rotator_error *err);
 void rs_state_clear(struct rs_state *state); /* empty, memory kept */

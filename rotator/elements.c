@@ -111,7 +111,9 @@ static int send_elems(struct nft_txn *t, enum rs_set set, uint16_t kind,
 		put_value(nlh, NFTA_SET_ELEM_KEY, e->key, e->key_len);
 		if (add && e->ttl_ms)
 			mnl_attr_put_u64(nlh, NFTA_SET_ELEM_TIMEOUT, htobe64(e->ttl_ms));
-		if (add && e->data_len)
+		if (rs_set_is_interval(set))
+			put_value(nlh, NFTA_SET_ELEM_KEY_END, e->data, e->data_len);
+		else if (add && e->data_len)
 			put_value(nlh, NFTA_SET_ELEM_DATA, e->data, e->data_len);
 		mnl_attr_nest_end(nlh, el);
 		if (nlh->nlmsg_len >= MSG_FULL || i + 1 == n) {
@@ -144,7 +146,8 @@ int elements_add_delta(struct nft_txn *t, const struct elements_ctx *ctx, bool f
 	int r = 0;
 
 	for (size_t s = 0; flush && r >= 0 && s < RS_N_SETS; s++)
-		r = flush_set(t, (enum rs_set)s);
+		if (ctx->envelope || !rs_set_is_instance((enum rs_set)s))
+			r = flush_set(t, (enum rs_set)s);
 	for (size_t s = 0; r >= 0 && s < RS_N_SETS; s++)
 		r = send_elems(t, (enum rs_set)s, REF_DEL, &ctx->old->sets[s], d->del[s],
 			       d->n_del[s]);
@@ -255,6 +258,7 @@ void elements_describe(void *userdata, const struct nft_ref *ref, const struct n
 	}
 	e = &st->sets[set].elems[idx[ref->index + (size_t)at]];
 	rs_elem_text(set, e, text, sizeof(text));
-	snprintf(buf, len, "service %s: %s %s %s %s %s", rs_state_owner(st, e),
+	snprintf(buf, len, "%s %s: %s %s %s %s %s",
+		 rs_set_is_instance(set) ? "instance" : "service", rs_state_owner(st, e),
 		 add ? "adding" : "deleting", text, add ? "to" : "from", kind, rs_set_name(set));
 }

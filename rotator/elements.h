@@ -21,6 +21,7 @@ struct elements_ctx {
 	const struct rs_state *new_state; /* additions index into it */
 	const struct rs_delta *delta;
 	const struct rotator_plan *plan; /* unblocked addresses */
+	bool envelope; /* the instance sets exist (rotator_config.instance_envelope) */
 };
 
 /* With flush, every per-epoch set is flushed first (the kernel's contents

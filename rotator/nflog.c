@@ -144,38 +144,45 @@ int rotator_nflog_wait(struct rotator_nflog *l, int timeout_ms)
 	return r > 0;
 }
 
-/* IPv4 or IPv6 header (no IPv6 extension headers) followed by TCP/UDP. */
-static int parse_packet(const uint8_t *p, size_t len, struct rotator_hit *hit)
+/* IPv4 or IPv6 header (no IPv6 extension headers) and the transport
+ * header's ports when it has them. */
+static int parse_packet(const uint8_t *p, size_t len, struct rotator_egress_drop *d)
 {
 	size_t l4;
 
-	memset(hit, 0, sizeof(*hit));
+	memset(d, 0, sizeof(*d));
 	if (len < 1)
 		return -EBADMSG;
 	if (p[0] >> 4 == 4) {
 		if (len < 20)
 			return -EBADMSG;
 		l4 = (size_t)(p[0] & 0xf) * 4;
-		hit->proto = p[9];
-		hit->source.family = AF_INET;
-		memcpy(&hit->source.in, p + 12, 4);
+		d->proto = p[9];
+		d->source.family = d->destination.family = AF_INET;
+		memcpy(&d->source.in, p + 12, 4);
+		memcpy(&d->destination.in, p + 16, 4);
+		if (l4 < 20)
+			return -EBADMSG;
 	} else if (p[0] >> 4 == 6) {
 		if (len < 40)
 			return -EBADMSG;
 		l4 = 40;
-		hit->proto = p[6];
-		hit->source.family = AF_INET6;
-		memcpy(&hit->source.in6, p + 8, 16);
+		d->proto = p[6];
+		d->source.family = d->destination.family = AF_INET6;
+		memcpy(&d->source.in6, p + 8, 16);
+		memcpy(&d->destination.in6, p + 24, 16);
 	} else
 		return -EBADMSG;
-	if ((hit->proto != IPPROTO_TCP && hit->proto != IPPROTO_UDP) || l4 < 20 || len < l4 + 4)
-		return -EBADMSG;
-	hit->port = (uint16_t)(p[l4 + 2] << 8 | p[l4 + 3]);
+	if ((d->proto == IPPROTO_TCP || d->proto == IPPROTO_UDP || d->proto == IPPROTO_SCTP ||
+	     d->proto == IPPROTO_UDPLITE) &&
+	    len >= l4 + 4)
+		d->port = (uint16_t)(p[l4 + 2] << 8 | p[l4 + 3]);
 	return 0;
 }
 
 struct parse_ctx {
-	struct rotator_hit *hits;
+	struct rotator_hit *hits;        /* decoy mode */
+	struct rotator_egress_drop *drops; /* egress mode */
 	size_t n, max;
 };
 
@@ -186,6 +193,8 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
 	const char *prefix = NULL;
 	const void *payload = NULL;
 	size_t payload_len = 0;
+	uint32_t indev = 0;
+	struct rotator_egress_drop d;
 
 	if ((nlh->nlmsg_type & 0xff) != NFULNL_MSG_PACKET || ctx->n >= ctx->max)
 		return MNL_CB_OK;
@@ -199,20 +208,34 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
 			payload = mnl_attr_get_payload(attr);
 			payload_len = mnl_attr_get_payload_len(attr);
 			break;
+		case NFULA_IFINDEX_INDEV:
+			if (mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
+				indev = ntohl(mnl_attr_get_u32(attr));
+			break;
 		}
 	}
-	if (!prefix || strcmp(prefix, RS_LOG_PREFIX) != 0 || !payload)
+	if (!prefix || !payload || parse_packet(payload, payload_len, &d) < 0)
 		return MNL_CB_OK;
-	if (parse_packet(payload, payload_len, &ctx->hits[ctx->n]) >= 0)
+	if (ctx->hits) {
+		struct rotator_hit *h = &ctx->hits[ctx->n];
+
+		if (strcmp(prefix, RS_LOG_PREFIX) != 0 ||
+		    (d.proto != IPPROTO_TCP && d.proto != IPPROTO_UDP))
+			return MNL_CB_OK;
+		*h = (struct rotator_hit){ .source = d.source, .proto = d.proto, .port = d.port };
 		ctx->n++;
+		return MNL_CB_OK;
+	}
+	if (strcmp(prefix, RS_EGRESS_LOG_PREFIX) != 0 && strcmp(prefix, RS_SPOOF_LOG_PREFIX) != 0)
+		return MNL_CB_OK;
+	d.ifindex = indev;
+	d.spoofed = strcmp(prefix, RS_SPOOF_LOG_PREFIX) == 0;
+	ctx->drops[ctx->n++] = d;
 	return MNL_CB_OK;
 }
 
-int rotator_nflog_read(struct rotator_nflog *l, struct rotator_hit *hits, size_t n,
-		       size_t *ret_n)
+static int read_queued(struct rotator_nflog *l, struct parse_ctx *ctx)
 {
-	struct parse_ctx ctx = { .hits = hits, .max = n };
-
 	for (;;) {
 		ssize_t len = mnl_socket_recvfrom(l->nl, l->buf, sizeof(l->buf));
 
@@ -224,11 +247,34 @@ int rotator_nflog_read(struct rotator_nflog *l, struct rotator_hit *hits, size_t
 			return -errno;
 		}
 		/* portid 0 and seq 0: unsolicited messages from the kernel */
-		if (mnl_cb_run(l->buf, (size_t)len, 0, 0, packet_cb, &ctx) < 0)
+		if (mnl_cb_run(l->buf, (size_t)len, 0, 0, packet_cb, ctx) < 0)
 			return errno > 0 ? -errno : -EBADMSG;
-		if (ctx.n >= ctx.max)
+		if (ctx->n >= ctx->max)
 			break;
 	}
+	return 0;
+}
+
+int rotator_nflog_read_egress(struct rotator_nflog *l, struct rotator_egress_drop *drops,
+			      size_t n, size_t *ret_n)
+{
+	struct parse_ctx ctx = { .drops = drops, .max = n };
+	int r = read_queued(l, &ctx);
+
+	if (r < 0)
+		return r;
+	*ret_n = ctx.n;
+	return 0;
+}
+
+int rotator_nflog_read(struct rotator_nflog *l, struct rotator_hit *hits, size_t n,
+		       size_t *ret_n)
+{
+	struct parse_ctx ctx = { .hits = hits, .max = n };
+	int r = read_queued(l, &ctx);
+
+	if (r < 0)
+		return r;
 	*ret_n = ctx.n;
 	return 0;
 }

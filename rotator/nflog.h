@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,3 +38,22 @@ int rotator_nflog_wait(struct rotator_nflog *l, int timeout_ms);
  * skipped. -ENOBUFS means the kernel dropped log messages (overrun). */
 int rotator_nflog_read(struct rotator_nflog *l, struct rotator_hit *hits, size_t n,
 		       size_t *ret_n);
+
+/*
+ * Egress drops of the instance envelope: open a listener on
+ * rotator_config.egress_nflog_group and read them with this instead. The
+ * instance is the source address (rotator_instance_owner()); a spoofed
+ * source (not routed via the link it came from) is flagged, and the link it
+ * came in on (ifindex, the host end "mtdi<N>") names the instance then.
+ */
+struct rotator_egress_drop {
+	struct rotator_addr source, destination;
+	uint8_t proto;  /* any IP protocol (ICMP too) */
+	uint16_t port;  /* destination port for TCP/UDP/SCTP/UDP-Lite, else 0 */
+	uint32_t ifindex; /* the link it came in on, 0 if not known */
+	bool spoofed;   /* logged by the anti-spoofing rule ("mtd-spoof ") */
+};
+
+/* Like rotator_nflog_read(), for a listener on the egress group. */
+int rotator_nflog_read_egress(struct rotator_nflog *l, struct rotator_egress_drop *drops,
+			      size_t n, size_t *ret_n);

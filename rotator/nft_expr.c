@@ -531,3 +531,236 @@ struct nftnl_rule *nft_rule_backend_guard(const char *chain, uint8_t nfproto, co
 		k = verdict(r, NF_DROP);
 	return rule_done(&r, k, comment);
 }
+
+/* --- the instance envelope ------------------------------------------------------- */
+
+/* iifname/oifname "prefix*": only the prefix's bytes are compared */
+static int ifname_prefix(struct nftnl_rule *r, bool outgoing, const char *prefix)
+{
+	size_t len = strlen(prefix);
+	int k;
+
+	if (len == 0 || len >= 16)
+		return -EINVAL;
+	k = meta_load(r, outgoing ? NFT_META_OIFNAME : NFT_META_IIFNAME, NFT_REG_1);
+	return k < 0 ? k : cmp(r, NFT_REG_1, NFT_CMP_EQ, prefix, (uint32_t)len);
+}
+
+static int jump(struct nftnl_rule *r, const char *target)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)NFT_JUMP);
+		nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, target);
+	}
+	return add(r, e);
+}
+
+struct nftnl_rule *nft_rule_ifname_jump(const char *chain, bool outgoing, const char *prefix,
+					const char *target, const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
+	int k;
+
+	if (!r)
+		return NULL;
+	k = ifname_prefix(r, outgoing, prefix);
+	if (k >= 0)
+		k = jump(r, target);
+	return rule_done(&r, k, comment);
+}
+
+struct nftnl_rule *nft_rule_icmpv6_link_accept(const char *chain, const char *prefix,
+					       const char *set, const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
+	int k;
+
+	if (!r)
+		return NULL;
+	k = ifname_prefix(r, false, prefix);
+	if (k >= 0)
+		k = nfproto_is(r, NFPROTO_IPV6);
+	if (k >= 0)
+		k = meta_load(r, NFT_META_L4PROTO, NFT_REG_1);
+	if (k >= 0)
+		k = cmp_u8(r, NFT_CMP_EQ, IPPROTO_ICMPV6);
+	if (k >= 0)
+		k = payload_load(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1);
+	if (k >= 0)
+		k = lookup(r, NFT_REG_1, set, 0);
+	if (k >= 0)
+		k = verdict(r, NF_ACCEPT);
+	return rule_done(&r, k, comment);
+}
+
+struct nftnl_rule *nft_rule_antispoof_drop(const char *chain, uint16_t log_group_id,
+					   const char *log_prefix, const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
+	struct nftnl_expr *e;
+	int k;
+
+	if (!r)
+		return NULL;
+	e = nftnl_expr_alloc("fib");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS,
+				   NFTA_FIB_F_SADDR | NFTA_FIB_F_IIF | NFTA_FIB_F_PRESENT);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_OIF);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+	}
+	k = add(r, e);
+	if (k >= 0)
+		k = cmp_u8(r, NFT_CMP_EQ, 0);
+	if (k >= 0)
+		k = log_group(r, log_group_id, log_prefix);
+	if (k >= 0)
+		k = counter(r);
+	if (k >= 0)
+		k = verdict(r, NF_DROP);
+	return rule_done(&r, k, comment);
+}
+
+static int ct_state_established_related(struct nftnl_rule *r)
+{
+	uint32_t mask = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED);
+	uint32_t zero = 0;
+	struct nftnl_expr *e = nftnl_expr_alloc("ct");
+	int k;
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	}
+	k = add(r, e);
+	if (k < 0)
+		return k;
+	e = nftnl_expr_alloc("bitwise");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+	}
+	k = add(r, e);
+	return k < 0 ? k : cmp_u32(r, NFT_CMP_NEQ, 0);
+}
+
+struct nftnl_rule *nft_rule_ct_live_return(const char *chain, uint8_t nfproto, bool source,
+					   const char *set, const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = NULL;
+	int k;
+
+	if (!nfproto_valid(nfproto) || !(r = rule_new(chain)))
+		return NULL;
+	k = ct_state_established_related(r);
+	if (k >= 0)
+		k = nfproto_is(r, nfproto);
+	if (k >= 0)
+		k = addr_load(r, nfproto, source, NFT_REG_1);
+	if (k >= 0)
+		k = lookup(r, NFT_REG_1, set, 0);
+	if (k >= 0)
+		k = verdict(r, NFT_RETURN);
+	return rule_done(&r, k, comment);
+}
+
+static int ct_status_dnat(struct nftnl_rule *r)
+{
+	uint32_t mask = IPS_DST_NAT, zero = 0;
+	struct nftnl_expr *e = nftnl_expr_alloc("ct");
+	int k;
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	}
+	k = add(r, e);
+	if (k < 0)
+		return k;
+	e = nftnl_expr_alloc("bitwise");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+	}
+	k = add(r, e);
+	return k < 0 ? k : cmp_u32(r, NFT_CMP_EQ, IPS_DST_NAT);
+}
+
+/* reg32 index n (0..15) as a register number */
+#define REG32(n) ((uint32_t)NFT_REG32_00 + (n))
+
+struct nftnl_rule *nft_rule_ingress_return(const char *chain, uint8_t nfproto, const char *set,
+					   const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = NULL;
+	uint32_t words = nfproto == NFPROTO_IPV4 ? 1 : 4;
+	int k;
+
+	if (!nfproto_valid(nfproto) || !(r = rule_new(chain)))
+		return NULL;
+	k = ct_status_dnat(r);
+	if (k >= 0)
+		k = nfproto_is(r, nfproto);
+	if (k >= 0)
+		k = addr_load(r, nfproto, false, NFT_REG_1);
+	if (k >= 0)
+		k = meta_load(r, NFT_META_L4PROTO, REG32(words));
+	if (k >= 0)
+		k = payload_load(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, REG32(words + 1));
+	if (k >= 0)
+		k = lookup(r, NFT_REG_1, set, 0);
+	if (k >= 0)
+		k = verdict(r, NFT_RETURN);
+	return rule_done(&r, k, comment);
+}
+
+struct nftnl_rule *nft_rule_egress_return(const char *chain, uint8_t nfproto, const char *set,
+					  const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = NULL;
+	uint32_t words = nfproto == NFPROTO_IPV4 ? 1 : 4;
+	int k;
+
+	if (!nfproto_valid(nfproto) || !(r = rule_new(chain)))
+		return NULL;
+	k = nfproto_is(r, nfproto);
+	if (k >= 0)
+		k = addr_load(r, nfproto, true, NFT_REG_1);
+	if (k >= 0)
+		k = meta_load(r, NFT_META_L4PROTO, REG32(words));
+	if (k >= 0)
+		k = addr_load(r, nfproto, false, REG32(words + 1));
+	if (k >= 0)
+		k = payload_load(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, REG32(2 * words + 1));
+	if (k >= 0)
+		k = lookup(r, NFT_REG_1, set, 0);
+	if (k >= 0)
+		k = verdict(r, NFT_RETURN);
+	return rule_done(&r, k, comment);
+}
+
+struct nftnl_rule *nft_rule_drop(const char *chain, uint16_t log_group_id, const char *log_prefix,
+				 const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
+	int k = 0;
+
+	if (!r)
+		return NULL;
+	if (log_prefix)
+		k = log_group(r, log_group_id, log_prefix);
+	if (k >= 0)
+		k = counter(r);
+	if (k >= 0)
+		k = verdict(r, NF_DROP);
+	return rule_done(&r, k, comment);
+}

@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct nftnl_rule;
@@ -60,3 +61,35 @@ struct nftnl_rule *nft_rule_backend_guard(const char *chain, uint8_t nfproto, co
 
 /* Attach a comment (nft shows `comment "..."`). 0 or -ENOMEM/-EINVAL. */
 int nft_rule_set_comment(struct nftnl_rule *r, const char *comment);
+
+/* --- the instance envelope (prefix: ROTATOR_INSTANCE_IFPREFIX) --------------- */
+
+/* iifname "PREFIX*" jump target, or oifname with outgoing */
+struct nftnl_rule *nft_rule_ifname_jump(const char *chain, bool outgoing, const char *prefix,
+					const char *target, const char *comment);
+
+/* iifname "PREFIX*" meta nfproto ipv6 meta l4proto ipv6-icmp icmpv6 type @set accept */
+struct nftnl_rule *nft_rule_icmpv6_link_accept(const char *chain, const char *prefix,
+					       const char *set, const char *comment);
+
+/* fib saddr . iif oif missing log prefix P group G counter drop: a source
+ * address not routed back through the link it came from */
+struct nftnl_rule *nft_rule_antispoof_drop(const char *chain, uint16_t log_group_id,
+					   const char *log_prefix, const char *comment);
+
+/* ct state established,related ip[6] saddr|daddr @set return */
+struct nftnl_rule *nft_rule_ct_live_return(const char *chain, uint8_t nfproto, bool source,
+					   const char *set, const char *comment);
+
+/* ct status & dnat == dnat meta nfproto ipvX
+ * ip[6] daddr . meta l4proto . th dport @set return */
+struct nftnl_rule *nft_rule_ingress_return(const char *chain, uint8_t nfproto, const char *set,
+					   const char *comment);
+
+/* meta nfproto ipvX ip[6] saddr . meta l4proto . ip[6] daddr . th dport @set return */
+struct nftnl_rule *nft_rule_egress_return(const char *chain, uint8_t nfproto, const char *set,
+					  const char *comment);
+
+/* [log prefix P group G] counter drop (no log when log_prefix is NULL) */
+struct nftnl_rule *nft_rule_drop(const char *chain, uint16_t log_group_id, const char *log_prefix,
+				 const char *comment);

@@ -41,7 +41,8 @@ int rotator_new(const struct rotator_config *config, struct rotator **ret)
 	struct rotator *r;
 	int k;
 
-	if (!config || config->block_timeout_sec == 0 || !ret)
+	if (!config || config->block_timeout_sec == 0 || !ret ||
+	    (config->instance_envelope && config->egress_nflog_group == config->nflog_group))
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -100,7 +101,64 @@ static int service_error(struct rotator_error *err, int e, const struct rotator_
 	return rotator_error_set(err, e, object, "%s", message);
 }
 
-static int plan_check(const struct rotator_plan *plan, uint16_t hp, struct rotator_error *err)
+static int instance_error(struct rotator_error *err, int e, const struct rotator_instance *in,
+			  const char *message)
+{
+	char object[ROTATOR_MAX_NAME + 16];
+
+	snprintf(object, sizeof(object), "instance %.*s", ROTATOR_MAX_NAME,
+		 in->name ? in->name : "(null)");
+	return rotator_error_set(err, e, object, "%s", message);
+}
+
+static int instances_check(const struct rotator_plan *plan, bool envelope,
+			   struct rotator_error *err)
+{
+	if (plan->n_instances && !plan->instances)
+		return rotator_error_set(err, -EINVAL, "plan", "missing instances");
+	if (plan->n_instances && !envelope)
+		return rotator_error_set(err, -EINVAL, "plan",
+					 "instances need rotator_config.instance_envelope");
+	if (plan->n_instances > UINT32_MAX / 4 - plan->n_services)
+		return rotator_error_set(err, -E2BIG, "plan", "too many instances");
+	for (size_t i = 0; i < plan->n_instances; i++) {
+		const struct rotator_instance *in = &plan->instances[i];
+
+		if (!in->name || !*in->name ||
+		    strnlen(in->name, ROTATOR_MAX_NAME) >= ROTATOR_MAX_NAME)
+			return instance_error(err, -EINVAL, in, "bad name");
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(plan->instances[j].name, in->name) == 0)
+				return instance_error(err, -EEXIST, in, "name used twice");
+		if (!in->n_addresses || in->n_addresses > 2 || !in->addresses)
+			return instance_error(err, -EINVAL, in, "needs one or two addresses");
+		for (size_t a = 0; a < in->n_addresses; a++)
+			if (!addr_valid(&in->addresses[a]))
+				return instance_error(err, -EAFNOSUPPORT, in, "bad address family");
+		if (in->port && in->proto != IPPROTO_TCP && in->proto != IPPROTO_UDP)
+			return instance_error(err, -EPROTONOSUPPORT, in,
+					      "protocol must be tcp or udp");
+		if (in->n_egress > ROTATOR_MAX_EGRESS || (in->n_egress && !in->egress))
+			return instance_error(err, -EINVAL, in, "too many egress rules");
+		for (size_t e = 0; e < in->n_egress; e++) {
+			const struct rotator_egress *g = &in->egress[e];
+
+			if (g->proto != IPPROTO_TCP && g->proto != IPPROTO_UDP)
+				return instance_error(err, -EPROTONOSUPPORT, in,
+						      "egress protocol must be tcp or udp");
+			if (!g->port_first || g->port_first > g->port_last)
+				return instance_error(err, -EINVAL, in, "bad egress port range");
+			if (g->has_destination &&
+			    (!addr_valid(&g->destination) ||
+			     g->prefix_len > (g->destination.family == AF_INET ? 32u : 128u)))
+				return instance_error(err, -EINVAL, in, "bad egress destination");
+		}
+	}
+	return 0;
+}
+
+static int plan_check(const struct rotator_plan *plan, uint16_t hp, bool envelope,
+		      struct rotator_error *err)
 {
 	_cleanup_free_ uint64_t *public = NULL; /* tcp then udp, one bit per port */
 
@@ -144,7 +202,20 @@ static int plan_check(const struct rotator_plan *plan, uint16_t hp, struct rotat
 	for (size_t i = 0; i < plan->n_unblock; i++)
 		if (!addr_valid(&plan->unblock[i]))
 			return rotator_error_set(err, -EAFNOSUPPORT, "unblock", "bad address family");
-	return 0;
+	return instances_check(plan, envelope, err);
+}
+
+const char *rotator_instance_owner(const struct rotator *r, const struct rotator_addr *addr)
+{
+	const struct rs_elem *e;
+
+	if (!addr || !addr_valid(addr))
+		return NULL;
+	if (addr->family == AF_INET)
+		e = rs_state_find(&r->cur, RS_SET_INSTANCES4, (const uint8_t *)&addr->in, 4);
+	else
+		e = rs_state_find(&r->cur, RS_SET_INSTANCES6, addr->in6.s6_addr, 16);
+	return e ? rs_state_owner(&r->cur, e) : NULL;
 }
 
 const char *rotator_decoy_owner(const struct rotator *r, uint8_t proto, uint16_t port)
@@ -218,7 +289,7 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 	old = (r->flags & ROTATOR_F_PROGRAMMED) && r->cur_valid ? &r->cur : &r->empty;
 	flush = (r->flags & ROTATOR_F_PROGRAMMED) && !r->cur_valid;
 	ctx = (struct elements_ctx){ .old = old, .new_state = &r->next, .delta = &r->delta,
-				     .plan = plan };
+				     .plan = plan, .envelope = r->config.instance_envelope };
 	if (k >= 0)
 		k = rs_delta_compute(old, &r->next, monotonic_ms(), &r->delta);
 	if (k >= 0)
@@ -275,7 +346,7 @@ int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct rot
 		*err = (struct rotator_error){};
 	if (!r)
 		return rotator_error_set(err, -EINVAL, "rotator", NULL);
-	k = plan_check(plan, r->config.honeypot_port, err);
+	k = plan_check(plan, r->config.honeypot_port, r->config.instance_envelope, err);
 	if (k >= 0)
 		k = rs_state_build(&r->next, plan, err);
 	if (k < 0)

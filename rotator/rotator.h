@@ -23,6 +23,10 @@
  * into the next epoch (harmless: decoys are never in a neighbouring epoch's
  * client window) and a grace port is accepted this much longer. */
 #define ROTATOR_EXPIRY_MARGIN_MS 100
+/* Host ends of instance links: the envelope's static rules match every
+ * interface whose name starts with this (the agent names them mtdi<N>). */
+#define ROTATOR_INSTANCE_IFPREFIX "mtdi"
+#define ROTATOR_MAX_EGRESS 64 /* Egress= rules per instance */
 
 struct rotator;
 
@@ -65,6 +69,37 @@ struct rotator_service {
 	uint32_t decoys_ttl_ms;
 };
 
+/* One Egress= rule of an instance: it may open flows of proto to ports
+ * [port_first, port_last] of destination/prefix_len (any destination of the
+ * instance's families without one). */
+struct rotator_egress {
+	uint8_t proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	uint16_t port_first, port_last; /* host order, 1 <= first <= last */
+	bool has_destination;
+	struct rotator_addr destination; /* host bits beyond prefix_len are ignored */
+	unsigned prefix_len;             /* <= 32 / 128 */
+};
+
+/*
+ * A service instance behind an "mtdi*" link, enveloped in both directions
+ * (docs/nftables.md, "Instance envelope"): to it only established/related
+ * flows and new flows that came through the agent's DNAT to
+ * address . proto . port; from it only established/related flows and new
+ * flows its egress rules allow; everything else dropped (egress drops logged
+ * to rotator_config.egress_nflog_group). An instance that is not in the plan
+ * (never added, or dropped: quarantine, stop) has nothing: even its
+ * established flows are cut. Needs rotator_config.instance_envelope.
+ */
+struct rotator_instance {
+	const char *name; /* unique, for errors and drop attribution */
+	const struct rotator_addr *addresses; /* its own addresses (/32, /128), 1 or 2 */
+	size_t n_addresses;
+	uint8_t proto; /* ingress: IPPROTO_TCP or IPPROTO_UDP */
+	uint16_t port; /* ingress port (its ListenPort); 0: no ingress at all */
+	const struct rotator_egress *egress;
+	size_t n_egress; /* <= ROTATOR_MAX_EGRESS */
+};
+
 /* The complete desired element state: every apply makes the contents of
  * the service maps, backend sets and the decoy set exactly this (sending only
  * the changes). Blocked sources are
@@ -75,6 +110,10 @@ struct rotator_plan {
 	size_t n_services;
 	const struct rotator_addr *unblock; /* sources to remove from the blocked sets */
 	size_t n_unblock;
+	/* the enveloped instances (their elements: added, kept, removed like
+	 * ports, in the same transaction as the service routes) */
+	const struct rotator_instance *instances;
+	size_t n_instances;
 };
 
 struct rotator_config {
@@ -87,6 +126,13 @@ struct rotator_config {
 	 * 0: decoy packets are dropped (they look filtered). UDP decoys are
 	 * always dropped. Fixed for the table's life (set on creation). */
 	uint16_t honeypot_port;
+	/* The per-instance envelope (default-deny to and from every "mtdi*"
+	 * link, opened by the plan's instances). Off: no envelope rules, a plan
+	 * with instances is refused. Fixed for the table's life. */
+	bool instance_envelope;
+	/* NFLOG group of egress drops (prefix "mtd-egress "; "mtd-spoof " for
+	 * a source address not routed via its link), != nflog_group */
+	uint16_t egress_nflog_group;
 };
 
 enum {
@@ -123,6 +169,10 @@ void rotator_last_stats(const struct rotator *r, struct rotator_stats *ret);
 
 /* Deletes the table (clean shutdown when asked to, tests). Fine if absent. */
 int rotator_remove(struct rotator *r, struct rotator_error *err);
+
+/* Name of the instance that owns this address in the last applied plan, or
+ * NULL. For attributing egress drops (nflog.h). */
+const char *rotator_instance_owner(const struct rotator *r, const struct rotator_addr *addr);
 
 /* Name of the service that owned a decoy port in the last applied plan, or
  * NULL. For attributing decoy hits. */

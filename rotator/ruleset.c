@@ -20,66 +20,46 @@
 #include "nft_expr.h"
 #include "ruleset.h"
 
-/* nft's datatype ids, concatenations are (a << 6) | b */
-enum {
-	TYPE_IPADDR = 7,
-	TYPE_IP6ADDR = 8,
-	TYPE_INET_PROTOCOL = 12,
-	TYPE_INET_SERVICE = 13,
-};
-#define CONCAT2(a, b) (((a) << 6) | (b))
-#define CONCAT3(a, b, c) (((((a) << 6) | (b)) << 6) | (c))
+#define TYPE_IPADDR RS_TYPE_IPADDR
+#define TYPE_IP6ADDR RS_TYPE_IP6ADDR
+#define TYPE_INET_PROTOCOL RS_TYPE_INET_PROTOCOL
+#define TYPE_INET_SERVICE RS_TYPE_INET_SERVICE
+#define CONCAT2 RS_CONCAT2
+#define CONCAT3 RS_CONCAT3
 
 /* The per-epoch maps and the decoy set have the timeout flag: their elements
  * may expire (rotator_service.port_ttl_ms); no size limit, as expired
  * elements count until the kernel's garbage collection frees them. */
-struct set_def {
-	const char *name;
-	uint32_t key_type, key_len;
-	uint32_t data_type, data_len; /* 0: plain set */
-	uint32_t flags;
-	uint32_t size;
-	const char *comment;
-};
-
 static const struct set_def sets[] = {
 	{ RS_SVC4, CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,
 	  CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE), 8, NFT_SET_MAP | NFT_SET_TIMEOUT, 0,
-	  "public port -> IPv4 backend: current and grace port of each service" },
+	  "public port -> IPv4 backend: current and grace port of each service", NULL },
 	{ RS_SVC6, CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,
 	  CONCAT2(TYPE_IP6ADDR, TYPE_INET_SERVICE), 20, NFT_SET_MAP | NFT_SET_TIMEOUT, 0,
-	  "public port -> IPv6 backend: current and grace port of each service" },
+	  "public port -> IPv6 backend: current and grace port of each service", NULL },
 	{ RS_LOCAL4, CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,
 	  CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE), 8, NFT_SET_MAP | NFT_SET_TIMEOUT, 0,
-	  "like svc4, for clients on this host (services with local access)" },
+	  "like svc4, for clients on this host (services with local access)", NULL },
 	{ RS_LOCAL6, CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,
 	  CONCAT2(TYPE_IP6ADDR, TYPE_INET_SERVICE), 20, NFT_SET_MAP | NFT_SET_TIMEOUT, 0,
-	  "like svc6, for clients on this host (services with local access)" },
+	  "like svc6, for clients on this host (services with local access)", NULL },
 	{ RS_BACKENDS4, CONCAT3(TYPE_INET_PROTOCOL, TYPE_IPADDR, TYPE_INET_SERVICE), 12, 0, 0, 0,
-	  0, "real IPv4 backends: reachable from outside only through the DNAT" },
+	  0, "real IPv4 backends: reachable from outside only through the DNAT", NULL },
 	{ RS_BACKENDS6, CONCAT3(TYPE_INET_PROTOCOL, TYPE_IP6ADDR, TYPE_INET_SERVICE), 24, 0, 0,
-	  0, 0, "real IPv6 backends: reachable from outside only through the DNAT" },
+	  0, 0, "real IPv6 backends: reachable from outside only through the DNAT", NULL },
 	{ RS_DECOYS, CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8, 0, 0, NFT_SET_TIMEOUT, 0,
-	  "decoy ports of this epoch: a source touching one is blocked" },
+	  "decoy ports of this epoch: a source touching one is blocked", NULL },
 	{ RS_BLOCKED4, TYPE_IPADDR, 4, 0, 0, NFT_SET_TIMEOUT | NFT_SET_EVAL, 65535,
-	  "IPv4 sources that touched a decoy" },
+	  "IPv4 sources that touched a decoy", NULL },
 	{ RS_BLOCKED6, TYPE_IP6ADDR, 16, 0, 0, NFT_SET_TIMEOUT | NFT_SET_EVAL, 65535,
-	  "IPv6 sources that touched a decoy" },
-};
-
-struct chain_def {
-	const char *name;
-	const char *type;
-	uint32_t hook;
-	int32_t prio;
-	const char *comment;
+	  "IPv6 sources that touched a decoy", NULL },
 };
 
 #define CH_PRE_FILTER "prerouting_filter"
 #define CH_PRE_NAT "prerouting_nat"
 #define CH_OUT_NAT "output_nat"
-#define CH_IN_FILTER "input_filter"
-#define CH_FWD_FILTER "forward_filter"
+#define CH_IN_FILTER RS_CH_INPUT_FILTER
+#define CH_FWD_FILTER RS_CH_FORWARD_FILTER
 
 static const struct chain_def chains[] = {
 	{ CH_PRE_FILTER, "filter", NF_INET_PRE_ROUTING, -150,
@@ -163,7 +143,7 @@ static int add_table(struct nft_txn *t, uint32_t flags)
 	return nft_txn_msg_end(t, nlh);
 }
 
-static int add_set(struct nft_txn *t, const struct set_def *d, uint32_t id)
+int ruleset_add_set(struct nft_txn *t, const struct set_def *d, uint32_t id)
 {
 	struct nftnl_udata_buf *u = NULL;
 	struct nlmsghdr *nlh;
@@ -191,6 +171,11 @@ static int add_set(struct nft_txn *t, const struct set_def *d, uint32_t id)
 	}
 	if (d->size)
 		nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, d->size);
+	if (d->field_len) {
+		size_t n = strlen((const char *)d->field_len);
+
+		nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, d->field_len, (uint32_t)n);
+	}
 	nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(u), nftnl_udata_buf_len(u));
 	nftnl_udata_buf_free(u);
 	nlh = nft_txn_msg(t, NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE | NLM_F_EXCL,
@@ -204,7 +189,7 @@ static int add_set(struct nft_txn *t, const struct set_def *d, uint32_t id)
 	return nft_txn_msg_end(t, nlh);
 }
 
-static int add_chain(struct nft_txn *t, const struct chain_def *d)
+int ruleset_add_chain(struct nft_txn *t, const struct chain_def *d)
 {
 	struct nftnl_udata_buf *u = NULL;
 	struct nftnl_chain *c;
@@ -222,10 +207,12 @@ static int add_chain(struct nft_txn *t, const struct chain_def *d)
 	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, ROTATOR_TABLE);
 	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, d->name);
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, d->type);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, d->hook);
-	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, d->prio);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	if (d->type) { /* a base chain */
+		nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, d->type);
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, d->hook);
+		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, d->prio);
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	}
 	nftnl_chain_set_data(c, NFTNL_CHAIN_USERDATA, nftnl_udata_buf_data(u),
 			     nftnl_udata_buf_len(u));
 	nftnl_udata_buf_free(u);
@@ -240,8 +227,7 @@ static int add_chain(struct nft_txn *t, const struct chain_def *d)
 	return nft_txn_msg_end(t, nlh);
 }
 
-/* Takes ownership of rule. */
-static int add_rule(struct nft_txn *t, struct nftnl_rule *rule, const char *what)
+int ruleset_add_rule(struct nft_txn *t, struct nftnl_rule *rule, const char *what)
 {
 	struct nlmsghdr *nlh;
 
@@ -267,9 +253,11 @@ int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
 
 	r = add_table(t, table_flags);
 	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(sets); i++)
-		r = add_set(t, &sets[i], (uint32_t)i + 1);
+		r = ruleset_add_set(t, &sets[i], (uint32_t)i + 1);
 	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(chains); i++)
-		r = add_chain(t, &chains[i]);
+		r = ruleset_add_chain(t, &chains[i]);
+	if (r >= 0 && config->instance_envelope)
+		r = ruleset_add_instance_objects(t, ELEMENTSOF(sets) + 1);
 	if (r < 0)
 		return r;
 
@@ -335,9 +323,11 @@ int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
 	};
 	for (size_t i = 0; i < ELEMENTSOF(rules); i++) {
 		if (r >= 0 && (hp || !rules[i].only_with_honeypot_port))
-			r = add_rule(t, rules[i].rule, rules[i].what); /* takes it */
+			r = ruleset_add_rule(t, rules[i].rule, rules[i].what); /* takes it */
 		else if (rules[i].rule)
 			nftnl_rule_free(rules[i].rule);
 	}
+	if (r >= 0 && config->instance_envelope)
+		r = ruleset_add_instance_rules(t, config);
 	return r;
 }
