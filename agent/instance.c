@@ -81,7 +81,13 @@ static void release(struct instance *instance)
 	instance->drift_source = sd_event_source_disable_unref(instance->drift_source);
 	drift_watch_free(TAKE_PTR(instance->drift));
 	if (instance->envelope) {
+		siginfo_t info;
+
 		(void)envelope_cleanup(instance->envelope);
+		/* pid 1 is dead now (the cgroup is empty): reap it unless the
+		 * event loop already did, so no zombie outlives the instance. */
+		(void)waitid(P_PIDFD, (id_t)envelope_pidfd(instance->envelope), &info,
+			     WEXITED | WNOHANG);
 		envelope_free(TAKE_PTR(instance->envelope));
 	}
 	if (instance->link_created) {

@@ -168,3 +168,45 @@ assert_contains() { # HAYSTACK NEEDLE WHAT
 	*) fail "$3: expected to find '$2' in: $1" ;;
 	esac
 }
+
+# make_web_snapshot DIR: a signed snapshot of busybox httpd serving /www, with
+# a shell and two CGI scripts that misbehave on request (for the detection
+# tests): /cgi-bin/mount calls mount(2), /cgi-bin/tamper writes to /data (the
+# service user's, but outside any Writable= of the tests).
+# Keys: $WORK/keys/snap.key, $WORK/keys/snap.pub.
+make_web_snapshot() {
+	local dest=$1 t=$WORK/tree
+	mkdir -p "$t/bin" "$t/www/cgi-bin" "$t/etc" "$t/tmp" "$t/dev" "$t/proc" "$t/data" "$(dirname "$dest")"
+	chown 1000:1000 "$t/data"
+	chmod 1777 "$t/tmp"
+	cp /bin/busybox "$t/bin/busybox"
+	ln -sf busybox "$t/bin/sh"
+	echo "<h1>served from a signed snapshot</h1>" >"$t/www/index.html"
+	printf '#!/bin/sh\necho "Content-type: text/plain"\necho\n/bin/busybox mount -t tmpfs x /tmp 2>&1\necho mounted\n' >"$t/www/cgi-bin/mount"
+	printf '#!/bin/sh\necho "Content-type: text/plain"\necho\necho evil >/data/dropped\necho tampered\n' >"$t/www/cgi-bin/tamper"
+	chmod 0755 "$t/www/cgi-bin/mount" "$t/www/cgi-bin/tamper"
+	printf 'root:x:0:0::/:/bin/sh\nwww:x:1000:1000::/www:/bin/sh\n' >"$t/etc/passwd"
+	printf 'root:x:0:\nwww:x:1000:\n' >"$t/etc/group"
+	[ -f "$WORK/keys/snap.key" ] || "$MTDCTL" keygen --out "$WORK/keys/snap" >/dev/null || fail "keygen"
+	"$MTDCTL" snapshot create --key "$WORK/keys/snap.key" "$t" "$dest" >/dev/null ||
+		fail "snapshot create"
+}
+
+# http_get SERVICE POLICY HOST PATH: a GET through the service's public port,
+# from the client namespace.
+http_get() {
+	printf 'GET %s HTTP/1.0\r\n\r\n' "$4" | in_client timeout 8 "$MTDCTL" connect "$1" --policy "$2" "$3" 2>&1
+}
+
+# json_instances: mtdctl --json instances on one line
+json_instances() { mtdctl --json instances | tr -d ' \n'; }
+
+# wait_for CONDITION-COMMAND [TRIES]: retry every 0.1 s
+wait_for() {
+	local tries=${2:-100}
+	for _ in $(seq 1 "$tries"); do
+		eval "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}

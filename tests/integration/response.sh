@@ -1,0 +1,161 @@
+#!/bin/bash
+# The response loop end to end, one test per signal with a real instance
+# (busybox httpd from a signed snapshot, CGI scripts that misbehave on
+# request): a seccomp violation and a write outside Writable= get the instance
+# replaced and quarantined; failing health and MaxLifetime= get it replaced and
+# killed; `mtdctl quarantine` / `inspect` / `release`; a client loop sees no
+# failed connection during 50 replacements; the audit log verifies.
+. "$(dirname "$0")/lib.bash"
+[ -x /bin/busybox ] || skip "busybox-static is not installed"
+enter_private_namespaces "$@"
+make_work_dir
+setup_client_namespace
+REPLACEMENTS=${MTD_TEST_REPLACEMENTS:-50}
+
+make_web_snapshot "$WORK/snapshots/web"
+write_key "$WORK/keys/web.key"
+write_policy() { # extra [Service] lines
+	cat >"$WORK/policies/web.policy" <<POLICY
+[Service]
+Name=web
+Snapshot=$WORK/snapshots/web
+SnapshotKey=$WORK/keys/snap.pub
+Exec=/bin/busybox httpd -f -p 8080 -h /www
+ListenPort=8080/tcp
+User=www
+HealthInterval=300ms
+HealthTimeout=200ms
+HealthFailures=2
+OnCompromise=quarantine
+ReplaceBurst=1000
+ReplaceInterval=1min
+QuarantineMax=64M
+$1
+
+[Rotation]
+PublicPorts=20000-20999
+Interval=60s
+Grace=10s
+KeyFile=$WORK/keys/web.key
+AddressPool=10.214.0.0/24
+
+[Envelope]
+SystemCalls=@system-service @network-io
+ViolationSystemCalls=mount
+OnSyscallViolation=quarantine
+Writable=/tmp
+POLICY
+}
+write_policy ""
+P=$WORK/policies/web.policy
+"$MTDCTL" policy check "$WORK/policies" >/dev/null || fail "the test policy does not validate"
+
+serving_id() { json_instances | grep -o '"id":"web-[0-9]*"[^}]*"state":"healthy"' | head -n 1 | sed 's/"id":"\([^"]*\)".*/\1/'; }
+serving_pid() { json_instances | grep -o '"id":"'"$1"'"[^}]*' | sed -n 's/.*"pid":\([0-9]*\).*/\1/p'; }
+state_of() { json_instances | grep -o '"id":"'"$1"'"[^}]*' | sed -n 's/.*"state":"\([a-z]*\)".*/\1/p'; }
+# wait_replaced OLD: until an instance other than OLD is healthy and serving
+wait_replaced() { wait_for '[ -n "$(serving_id)" ] && [ "$(serving_id)" != "$1" ]' 150; }
+
+start_agent
+wait_for '[ -n "$(serving_id)" ]' 100 || fail "no healthy instance: $(mtdctl instances)"
+assert_contains "$(http_get web "$P" 10.213.0.1 /)" "signed snapshot" "the first instance serves"
+
+# --- seccomp violation: quarantine ---------------------------------------------------
+victim=$(serving_id)
+victim_pid=$(serving_pid "$victim")
+out=$(http_get web "$P" 10.213.0.1 /cgi-bin/mount)
+assert_contains "$out" "mounted" "the CGI went on after the violation (mount answered with an error)"
+wait_replaced "$victim" || fail "no replacement after the seccomp violation"
+wait_for '[ "$(state_of "$victim")" = quarantined ]' 50 || fail "$victim is not quarantined: $(mtdctl instances)"
+ok "a seccomp violation gets $victim replaced and quarantined"
+out=$(mtdctl audit show)
+assert_contains "$out" '"syscall":"mount"' "the violation is audited with the system call"
+assert_contains "$out" "instance-quarantined" "the quarantine is audited"
+assert_contains "$(http_get web "$P" 10.213.0.1 /)" "signed snapshot" "the replacement serves the public port"
+grep -q "^State:.*[SD]" /proc/"$victim_pid"/status || fail "the quarantined pid 1 is gone"
+[ -f "$WORK/state/quarantine/$victim/metadata.json" ] || fail "no evidence kept for $victim"
+out=$(mtdctl inspect "$victim")
+assert_contains "$out" "seccomp-violation" "inspect says why it was quarantined"
+assert_contains "$out" '"verified": true' "inspect checks the kept evidence against its manifest"
+
+# --- drift: a write outside Writable= -------------------------------------------------
+victim=$(serving_id)
+http_get web "$P" 10.213.0.1 /cgi-bin/tamper >/dev/null
+wait_replaced "$victim" || fail "no replacement after the drift"
+wait_for '[ "$(state_of "$victim")" = quarantined ]' 50 || fail "$victim is not quarantined after drift"
+ok "a write to /data (outside Writable=) gets $victim replaced and quarantined"
+assert_contains "$(mtdctl audit show)" '"path":"/data/dropped"' "the drift is audited with the path"
+[ -n "$(find "$WORK/state/quarantine/$victim" -path '*data/dropped')" ] ||
+	fail "the written /data/dropped is not in the evidence"
+ok "the evidence holds what the instance wrote"
+
+# --- failing health: replaced, not quarantined -------------------------------------------
+victim=$(serving_id)
+nsenter -t "$(serving_pid "$victim")" -n ip link set eth0 down
+wait_replaced "$victim" || fail "no replacement after failing health"
+wait_for '[ -z "$(state_of "$victim")" ]' 50 || fail "$victim is still there: $(mtdctl instances)"
+ok "an unhealthy instance is replaced and killed, not quarantined"
+assert_contains "$(mtdctl audit show)" "instance-unhealthy" "failing health is audited"
+
+# --- manual quarantine, inspect, release --------------------------------------------------
+victim=$(serving_id)
+victim_link=$(json_instances | grep -o '"id":"'"$victim"'"[^}]*' | sed -n 's/.*"link":"\([^"]*\)".*/\1/p')
+as_user 65534 65534 "$MTDCTL" --socket "$SOCKET" quarantine web >/dev/null 2>&1 &&
+	fail "a non-root user could quarantine"
+out=$(mtdctl quarantine web --reason "operator saw odd logs") || fail "mtdctl quarantine"
+assert_contains "$out" "$victim" "mtdctl quarantine names the instance"
+wait_replaced "$victim" || fail "no replacement after mtdctl quarantine"
+wait_for '[ "$(state_of "$victim")" = quarantined ]' 50 || fail "$victim is not quarantined"
+assert_contains "$(mtdctl inspect "$victim")" "operator saw odd logs" "the operator's reason is kept"
+victim_pid=$(serving_pid "$victim")
+mtdctl release "$victim" >/dev/null || fail "mtdctl release"
+wait_for '! kill -0 '"$victim_pid"' 2>/dev/null' 50 || fail "released pid $victim_pid still runs"
+[ -z "$(state_of "$victim")" ] || fail "$victim is still listed after release"
+[ -e "$WORK/state/quarantine/$victim" ] && fail "the evidence of $victim remains after release"
+ip -o link | grep -q "$victim_link:" && fail "the link $victim_link remains after release"
+[ -z "$(find /sys/fs/cgroup -maxdepth 7 -type d -name "$victim")" ] || fail "the cgroup of $victim remains"
+grep -q "10.214" <<<"$(nft list map inet mtd svc4)" || fail "nothing routes to the serving instance"
+ok "after mtdctl release no process, link, cgroup or evidence of $victim remains"
+assert_contains "$(mtdctl audit show)" "instance-released" "the release is audited"
+
+# --- MaxLifetime: proactive rejuvenation --------------------------------------------------
+write_policy "MaxLifetime=10s
+MaxLifetimeJitter=2s"
+mtdctl reload >/dev/null || fail "reload with MaxLifetime="
+wait_for 'mtdctl audit show | grep -q "max-lifetime"' 160 || fail "no rejuvenation within MaxLifetime="
+ok "MaxLifetime= replaces the instance (replacement first, then the old one goes)"
+write_policy ""
+mtdctl reload >/dev/null || fail "reload without MaxLifetime="
+wait_for '[ -n "$(serving_id)" ]' 100 || fail "no healthy instance after the reload"
+
+# --- a client loop during many replacements ----------------------------------------------
+failures_file=$WORK/client.failures
+: >"$failures_file"
+(
+	while [ ! -e "$WORK/client.stop" ]; do
+		http_get web "$P" 10.213.0.1 / | grep -q "signed snapshot" || echo x >>"$failures_file"
+	done
+) &
+client=$!
+for i in $(seq 1 "$REPLACEMENTS"); do
+	victim=$(serving_id)
+	mtdctl quarantine "$victim" --reason "round $i" >/dev/null || fail "quarantine round $i"
+	wait_replaced "$victim" || fail "round $i: no replacement"
+	wait_for '[ "$(state_of "$victim")" = quarantined ]' 50 || fail "round $i: not quarantined"
+	mtdctl release "$victim" >/dev/null || fail "round $i: release"
+done
+touch "$WORK/client.stop"
+wait "$client"
+requests=$(grep -c "control-request" /dev/null; true)
+failed=$(wc -l <"$failures_file")
+[ "$failed" -eq 0 ] || fail "$failed client requests failed during $REPLACEMENTS replacements"
+ok "a client looping through the public port saw no failure during $REPLACEMENTS replacements"
+
+stop_agent || fail "clean stop"
+[ -z "$(find /sys/fs/cgroup -maxdepth 6 -name "$INSTANCES_CGROUP" 2>/dev/null)" ] || fail "cgroups remain"
+ip -o link | grep -q mtdi && fail "an instance link remains"
+ok "a clean stop leaves no instance, cgroup or link (quarantined ones included)"
+out=$("$MTDCTL" audit verify --key "$WORK/state/audit-verify.key" "$WORK/log/audit.log") ||
+	fail "audit verify: $out"
+ok "the audit log verifies"
+echo "$TEST_NAME: $CHECKS checks passed"
