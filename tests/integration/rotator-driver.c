@@ -2,12 +2,17 @@
 /*
  * Test driver for the rotator library (built by rotator_nft.sh, not by make).
  *
- *   rotator-driver [-g GROUP] [-b BLOCK_SEC] [-H HONEYPOT_PORT] apply [SERVICE...] [-u ADDR...]
+ *   rotator-driver [-g GROUP] [-b BLOCK_SEC] [-H HONEYPOT_PORT] [-E EGRESS_GROUP]
+ *                  apply [SERVICE...] [-u ADDR...] [-i INSTANCE...]
  *       SERVICE = name,proto,port,grace,backend_addr,backend_port,local,decoy:decoy:...
+ *       INSTANCE = name,addr[+addr],proto,port[,EGRESS...] (-E enables the envelope)
+ *       EGRESS = proto/port[-port][@cidr]
  *       Several plans in one process (one rotator): separate them with "--";
  *       prints what each transaction sent ("step N: -DEL +ADD msgs M").
  *   rotator-driver remove
  *   rotator-driver [-g GROUP] hits N TIMEOUT_MS     print N decoy hits from NFLOG
+ *   rotator-driver -E GROUP egress N TIMEOUT_MS   print N egress drops from NFLOG
+ *   rotator-driver echo PORT [GREETING]  TCP echo on [::]:PORT (greets first), held connections
  *   rotator-driver serve PORT       TCP backend on [::]:PORT (dual stack), answers "mtd-ok"
  *   rotator-driver honeypot PORT N  the decoy honeypot on PORT: exits after closing N
  *                                   connections (or after 10 s)
@@ -20,13 +25,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <net/if.h>
 #include <unistd.h>
 
 #include <poll.h>
+#include <signal.h>
 
 #include "honeypot.h"
 #include "nflog.h"
 #include "rotator.h"
+
+#define ELEMS(x) (sizeof(x) / sizeof((x)[0]))
 
 static int parse_addr(const char *s, struct rotator_addr *a)
 {
@@ -68,6 +77,62 @@ static int parse_service(char *spec, struct rotator_service *s, uint16_t *decoys
 	return 0;
 }
 
+static int parse_egress(char *spec, struct rotator_egress *e)
+{
+	char *at = strchr(spec, '@'), *slash = strchr(spec, '/'), *dash;
+
+	memset(e, 0, sizeof(*e));
+	if (!slash)
+		return -EINVAL;
+	*slash = 0;
+	e->proto = strcmp(spec, "udp") == 0 ? IPPROTO_UDP : IPPROTO_TCP;
+	if (at) {
+		char *plen = strchr(at + 1, '/');
+
+		*at = 0;
+		if (plen)
+			*plen++ = 0;
+		if (parse_addr(at + 1, &e->destination) < 0)
+			return -EINVAL;
+		e->has_destination = true;
+		e->prefix_len = plen ? (unsigned)atoi(plen) :
+				       e->destination.family == AF_INET ? 32 : 128;
+	}
+	dash = strchr(slash + 1, '-');
+	e->port_first = (uint16_t)atoi(slash + 1);
+	e->port_last = dash ? (uint16_t)atoi(dash + 1) : e->port_first;
+	return 0;
+}
+
+/* name,addr[+addr],proto,port[,egress...]: arrays from the caller */
+static int parse_instance(char *spec, struct rotator_instance *in, struct rotator_addr *addrs,
+			  struct rotator_egress *egress)
+{
+	char *f[3 + ROTATOR_MAX_EGRESS + 1] = {}, *plus;
+	int n = 0;
+
+	for (char *p = strtok(spec, ","); p && n < (int)ELEMS(f); p = strtok(NULL, ","))
+		f[n++] = p;
+	if (n < 4)
+		return -EINVAL;
+	memset(in, 0, sizeof(*in));
+	in->name = f[0];
+	plus = strchr(f[1], '+');
+	if (plus)
+		*plus++ = 0;
+	if (parse_addr(f[1], &addrs[0]) < 0 || (plus && parse_addr(plus, &addrs[1]) < 0))
+		return -EINVAL;
+	in->addresses = addrs;
+	in->n_addresses = plus ? 2 : 1;
+	in->proto = strcmp(f[2], "udp") == 0 ? IPPROTO_UDP : IPPROTO_TCP;
+	in->port = (uint16_t)atoi(f[3]);
+	for (int i = 4; i < n; i++)
+		if (parse_egress(f[i], &egress[in->n_egress++]) < 0)
+			return -EINVAL;
+	in->egress = egress;
+	return 0;
+}
+
 static int print_err(const char *what, int r, const struct rotator_error *err)
 {
 	fprintf(stderr, "%s: %s (object: %s; kernel: %s)\n", what, strerror(-r), err->object,
@@ -99,6 +164,40 @@ static int serve(uint16_t port)
 	}
 }
 
+/* TCP echo on [::]:PORT, one child per connection (held connections) */
+static int echo_serve(uint16_t port, const char *greeting)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0), zero = 0, one = 1;
+
+	if (fd < 0 || setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+		perror("echo");
+		return 1;
+	}
+	signal(SIGCHLD, SIG_IGN);
+	printf("serving\n");
+	fflush(stdout);
+	for (;;) {
+		int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+		char buf[512];
+		ssize_t n;
+
+		if (c < 0)
+			continue;
+		if (fork() == 0) {
+			if (greeting && (write(c, greeting, strlen(greeting)) < 0 || write(c, "\n", 1) < 0))
+				_exit(1);
+			while ((n = read(c, buf, sizeof(buf))) > 0)
+				if (write(c, buf, (size_t)n) != n)
+					break;
+			_exit(0);
+		}
+		close(c);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct rotator_config cfg = { .nflog_group = 7, .block_timeout_sec = 600 };
@@ -106,8 +205,11 @@ int main(int argc, char **argv)
 	struct rotator *rot = NULL;
 	int opt, r;
 
-	while ((opt = getopt(argc, argv, "+g:b:H:")) != -1) {
-		if (opt == 'g')
+	while ((opt = getopt(argc, argv, "+g:b:H:E:")) != -1) {
+		if (opt == 'E') {
+			cfg.instance_envelope = true;
+			cfg.egress_nflog_group = (uint16_t)atoi(optarg);
+		} else if (opt == 'g')
 			cfg.nflog_group = (uint16_t)atoi(optarg);
 		else if (opt == 'H')
 			cfg.honeypot_port = (uint16_t)atoi(optarg);
@@ -119,6 +221,9 @@ int main(int argc, char **argv)
 	if (optind >= argc)
 		return 2;
 
+	if (strcmp(argv[optind], "echo") == 0 && optind + 1 < argc)
+		return echo_serve((uint16_t)atoi(argv[optind + 1]),
+				  optind + 2 < argc ? argv[optind + 2] : NULL);
 	if (strcmp(argv[optind], "serve") == 0 && optind + 1 < argc)
 		return serve((uint16_t)atoi(argv[optind + 1]));
 	if (strcmp(argv[optind], "honeypot") == 0 && optind + 2 < argc) {
@@ -147,6 +252,52 @@ int main(int argc, char **argv)
 		printf("closed %d\n", got);
 		rotator_honeypot_free(h);
 		return got >= want ? 0 : 1;
+	}
+	if (strcmp(argv[optind], "egress") == 0) {
+		struct rotator_nflog *log = NULL;
+		int want = optind + 1 < argc ? atoi(argv[optind + 1]) : 1;
+		int timeout = optind + 2 < argc ? atoi(argv[optind + 2]) : 5000;
+
+		r = rotator_nflog_open(cfg.egress_nflog_group, &log);
+		if (r < 0) {
+			fprintf(stderr, "nflog: %s\n", strerror(-r));
+			return 1;
+		}
+		printf("listening\n");
+		fflush(stdout);
+		for (int got = 0; got < want;) {
+			struct rotator_egress_drop drops[16];
+			size_t n = 0;
+
+			r = rotator_nflog_wait(log, timeout);
+			if (r > 0)
+				r = rotator_nflog_read_egress(log, drops, 16, &n) < 0 ? -EIO : 1;
+			if (r <= 0) {
+				fprintf(stderr, "nflog: %s\n", r == 0 ? "timeout" : strerror(-r));
+				rotator_nflog_free(log);
+				return 1;
+			}
+			for (size_t i = 0; i < n; i++, got++) {
+				char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN];
+				char ifname[IF_NAMESIZE] = "?";
+
+				inet_ntop(drops[i].source.family, drops[i].source.family == AF_INET ?
+					  (void *)&drops[i].source.in : &drops[i].source.in6,
+					  src, sizeof(src));
+				inet_ntop(drops[i].destination.family,
+					  drops[i].destination.family == AF_INET ?
+						  (void *)&drops[i].destination.in :
+						  &drops[i].destination.in6,
+					  dst, sizeof(dst));
+				if (drops[i].ifindex)
+					if_indextoname(drops[i].ifindex, ifname);
+				printf("drop %s %s %u %u on %s%s\n", src, dst, drops[i].proto,
+				       drops[i].port, ifname, drops[i].spoofed ? " spoofed" : "");
+			}
+			fflush(stdout);
+		}
+		rotator_nflog_free(log);
+		return 0;
 	}
 	if (strcmp(argv[optind], "hits") == 0) {
 		struct rotator_nflog *log = NULL;
@@ -206,7 +357,11 @@ int main(int argc, char **argv)
 		struct rotator_service *svcs = calloc((size_t)n + 1, sizeof(*svcs));
 		uint16_t(*decoys)[ROTATOR_MAX_DECOYS] = calloc((size_t)n + 1, sizeof(*decoys));
 		struct rotator_addr *unblock = calloc((size_t)n + 1, sizeof(*unblock));
-		struct rotator_plan plan = { .services = svcs, .unblock = unblock };
+		struct rotator_instance *insts = calloc((size_t)n + 1, sizeof(*insts));
+		struct rotator_addr(*iaddrs)[2] = calloc((size_t)n + 1, sizeof(*iaddrs));
+		struct rotator_egress(*iegress)[ROTATOR_MAX_EGRESS] =
+			calloc((size_t)n + 1, sizeof(*iegress));
+		struct rotator_plan plan = { .services = svcs, .unblock = unblock, .instances = insts };
 
 		int step = 0;
 
@@ -222,7 +377,16 @@ int main(int argc, char **argv)
 				rotator_last_stats(rot, &st);
 				printf("step %d: -%zu +%zu msgs %zu%s\n", ++step, st.elements_deleted,
 				       st.elements_added, st.messages, st.full ? " full" : "");
-				plan.n_services = plan.n_unblock = 0;
+				plan.n_services = plan.n_unblock = plan.n_instances = 0;
+				continue;
+			}
+			if (strcmp(argv[i], "-i") == 0 && i + 1 < argc) {
+				size_t k = plan.n_instances++;
+
+				if (parse_instance(argv[++i], &insts[k], iaddrs[k], iegress[k]) < 0) {
+					fprintf(stderr, "bad instance spec\n");
+					return 2;
+				}
 				continue;
 			}
 			if (strcmp(argv[i], "-u") == 0 && i + 1 < argc) {
@@ -243,6 +407,9 @@ int main(int argc, char **argv)
 		free(svcs);
 		free(decoys);
 		free(unblock);
+		free(insts);
+		free(iaddrs);
+		free(iegress);
 		return 0;
 	}
 	rotator_free(rot);
