@@ -614,7 +614,7 @@ struct nftnl_rule *nft_rule_antispoof_drop(const char *chain, uint16_t log_group
 	}
 	k = add(r, e);
 	if (k >= 0)
-		k = cmp_u8(r, NFT_CMP_EQ, 0);
+		k = cmp_u32(r, NFT_CMP_EQ, 0); /* as nft: "oif missing" */
 	if (k >= 0)
 		k = log_group(r, log_group_id, log_prefix);
 	if (k >= 0)
@@ -692,7 +692,7 @@ static int ct_status_dnat(struct nftnl_rule *r)
 		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
 	}
 	k = add(r, e);
-	return k < 0 ? k : cmp_u32(r, NFT_CMP_EQ, IPS_DST_NAT);
+	return k < 0 ? k : cmp_u32(r, NFT_CMP_NEQ, 0); /* as nft: "ct status dnat" */
 }
 
 /* reg32 index n (0..15) as a register number */

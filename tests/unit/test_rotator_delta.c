@@ -17,6 +17,9 @@
 #include <cmocka.h>
 
 #include "delta.h"
+#include "egress.h"
+
+#define ELEMENTSOF_T(x) (sizeof(x) / sizeof((x)[0]))
 
 static struct rotator_service svc(const char *name, uint16_t port, uint16_t grace,
 				  const char *backend, const uint16_t *decoys, size_t n_decoys)
@@ -246,6 +249,166 @@ static void test_delta_large_plans_reuse_memory(void **state)
 	rs_delta_free(&d);
 }
 
+static struct rotator_addr addr(const char *text)
+{
+	struct rotator_addr a = {};
+
+	if (inet_pton(AF_INET, text, &a.in) == 1)
+		a.family = AF_INET;
+	else {
+		assert_int_equal(inet_pton(AF_INET6, text, &a.in6), 1);
+		a.family = AF_INET6;
+	}
+	return a;
+}
+
+static struct rotator_egress egress(uint8_t proto, uint16_t first, uint16_t last,
+				    const char *dest, unsigned prefix_len)
+{
+	struct rotator_egress e = { .proto = proto, .port_first = first, .port_last = last };
+
+	if (dest) {
+		e.has_destination = true;
+		e.destination = addr(dest);
+		e.prefix_len = prefix_len;
+	}
+	return e;
+}
+
+static int build_plan(struct rs_state *st, const struct rotator_service *s, size_t n,
+		      const struct rotator_instance *in, size_t n_in, struct rotator_error *err)
+{
+	struct rotator_plan plan = { .services = s, .n_services = n, .instances = in,
+				     .n_instances = n_in };
+
+	return rs_state_build(st, &plan, err);
+}
+
+/* Quarantine/replacement: the route moves to the new instance and the old
+ * one's elements go, in the same delta; the service's other elements stay. */
+static void test_delta_instance_swap_moves_route_and_removes_old_elements(void **state)
+{
+	struct rotator_addr a1[] = { addr("10.214.0.5"), addr("fd00:214::5") };
+	struct rotator_addr a2[] = { addr("10.214.0.6") };
+	struct rotator_egress eg[] = { egress(IPPROTO_UDP, 53, 53, "192.0.2.53", 32),
+				       egress(IPPROTO_TCP, 443, 443, NULL, 0) };
+	struct rotator_instance before[] = { { .name = "web-1", .addresses = a1, .n_addresses = 2,
+					       .proto = IPPROTO_TCP, .port = 8080, .egress = eg,
+					       .n_egress = 2 } };
+	struct rotator_instance after[] = { { .name = "web-2", .addresses = a2, .n_addresses = 1,
+					      .proto = IPPROTO_TCP, .port = 8080, .egress = eg,
+					      .n_egress = 1 } };
+	struct rotator_service s1[] = { svc("web", 20000, 0, "10.214.0.5", NULL, 0) };
+	struct rotator_service s2[] = { svc("web", 20000, 0, "10.214.0.6", NULL, 0) };
+	struct rs_state old = {}, st = {}, empty = {};
+	struct rs_delta d = {};
+	struct rotator_error err = {};
+	char text[1024];
+
+	assert_int_equal(build_plan(&old, s1, 1, before, 1, &err), 0);
+	assert_int_equal(rs_delta_compute(&empty, &old, 0, &d), 0);
+	delta_text(&empty, &old, &d, RS_SET_INSTANCES6, text, sizeof(text));
+	assert_string_equal(text, "+fd00:214::5");
+	delta_text(&empty, &old, &d, RS_SET_INGRESS4, text, sizeof(text));
+	assert_string_equal(text, "+10.214.0.5 . tcp . 8080");
+	/* no destination: every address of the family; udp only to its /32 */
+	delta_text(&empty, &old, &d, RS_SET_EGRESS4, text, sizeof(text));
+	assert_string_equal(text, "+10.214.0.5 . tcp . 0.0.0.0-255.255.255.255 . 443-443, "
+				  "+10.214.0.5 . udp . 192.0.2.53-192.0.2.53 . 53-53");
+	delta_text(&empty, &old, &d, RS_SET_EGRESS6, text, sizeof(text));
+	assert_string_equal(text, "+fd00:214::5 . tcp . ::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff . 443-443");
+
+	assert_int_equal(build_plan(&st, s2, 1, after, 1, &err), 0);
+	assert_int_equal(rs_delta_compute(&old, &st, 0, &d), 0);
+	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
+	assert_string_equal(text, "+tcp . 20000 : 10.214.0.6 . 8080, -tcp . 20000 : 10.214.0.5 . 8080");
+	delta_text(&old, &st, &d, RS_SET_INSTANCES4, text, sizeof(text));
+	assert_string_equal(text, "+10.214.0.6, -10.214.0.5");
+	delta_text(&old, &st, &d, RS_SET_INSTANCES6, text, sizeof(text));
+	assert_string_equal(text, "-fd00:214::5");
+	delta_text(&old, &st, &d, RS_SET_INGRESS6, text, sizeof(text));
+	assert_string_equal(text, "-fd00:214::5 . tcp . 8080");
+	delta_text(&old, &st, &d, RS_SET_EGRESS4, text, sizeof(text));
+	assert_string_equal(text, "+10.214.0.6 . udp . 192.0.2.53-192.0.2.53 . 53-53, "
+				  "-10.214.0.5 . tcp . 0.0.0.0-255.255.255.255 . 443-443, "
+				  "-10.214.0.5 . udp . 192.0.2.53-192.0.2.53 . 53-53");
+	assert_string_equal(rs_state_owner(&st, &st.sets[RS_SET_INSTANCES4].elems[0]), "web-2");
+
+	/* the same plan again: nothing to send */
+	assert_int_equal(build_plan(&old, s2, 1, after, 1, &err), 0);
+	assert_int_equal(rs_delta_compute(&st, &old, 0, &d), 0);
+	assert_int_equal(rs_delta_count_del(&d) + rs_delta_count_add(&d), 0);
+	rs_state_free(&old);
+	rs_state_free(&st);
+	rs_delta_free(&d);
+}
+
+static void test_state_rejects_instance_address_twice_naming_both(void **state)
+{
+	struct rotator_addr a[] = { addr("10.214.0.5") };
+	struct rotator_instance in[] = {
+		{ .name = "a", .addresses = a, .n_addresses = 1, .proto = IPPROTO_TCP, .port = 80 },
+		{ .name = "b", .addresses = a, .n_addresses = 1, .proto = IPPROTO_TCP, .port = 80 },
+	};
+	struct rotator_error err = {};
+	struct rs_state st = {};
+
+	assert_int_equal(build_plan(&st, NULL, 0, in, 2, &err), -EEXIST);
+	assert_string_equal(err.object, "instance b");
+	assert_string_equal(err.message, "address also used by instance a");
+	assert_int_equal(rs_state_count(&st), 0);
+	rs_state_free(&st);
+}
+
+static void box_text(const struct egress_box *b, int family, char *buf, size_t len)
+{
+	char x[INET6_ADDRSTRLEN], y[INET6_ADDRSTRLEN];
+
+	inet_ntop(family, b->addr_first, x, sizeof(x));
+	inet_ntop(family, b->addr_last, y, sizeof(y));
+	snprintf(buf, len, "%s %s-%s %u-%u", b->proto == IPPROTO_TCP ? "tcp" : "udp", x, y,
+		 b->port_first, b->port_last);
+}
+
+/* pipapo refuses an element with an end inside another: overlapping rules
+ * become disjoint boxes covering exactly their union */
+static void test_egress_overlapping_rules_become_disjoint_boxes(void **state)
+{
+	struct rotator_egress rules[] = {
+		egress(IPPROTO_TCP, 5353, 5353, "10.88.0.0", 24),
+		egress(IPPROTO_TCP, 5300, 5353, "10.88.0.2", 32),
+		egress(IPPROTO_TCP, 5353, 5353, "10.88.0.77", 24), /* host bits ignored, same /24 */
+		egress(IPPROTO_UDP, 53, 53, NULL, 0),
+		egress(IPPROTO_UDP, 53, 53, "192.0.2.53", 32),     /* inside the one above */
+		egress(IPPROTO_TCP, 80, 80, "fd00::", 8),          /* other family: skipped */
+	};
+	struct egress_box boxes[16];
+	char text[4][160];
+	size_t n = 0;
+
+	assert_int_equal(egress_boxes(rules, ELEMENTSOF_T(rules), AF_INET, boxes, 16, &n), 0);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < n; i++)
+		box_text(&boxes[i], AF_INET, text[i], sizeof(text[i]));
+	assert_string_equal(text[0], "tcp 10.88.0.0-10.88.0.1 5353-5353");
+	assert_string_equal(text[1], "tcp 10.88.0.2-10.88.0.2 5300-5353");
+	assert_string_equal(text[2], "tcp 10.88.0.3-10.88.0.255 5353-5353");
+	assert_string_equal(text[3], "udp 0.0.0.0-255.255.255.255 53-53");
+
+	/* adjacent and overlapping port ranges merge; too many boxes is E2BIG */
+	struct rotator_egress ports[] = { egress(IPPROTO_TCP, 1, 100, NULL, 0),
+					  egress(IPPROTO_TCP, 101, 200, NULL, 0),
+					  egress(IPPROTO_TCP, 150, 300, NULL, 0),
+					  egress(IPPROTO_TCP, 1000, 1000, "fd00::1", 128) };
+	assert_int_equal(egress_boxes(ports, 4, AF_INET6, boxes, 16, &n), 0);
+	assert_int_equal(n, 4);
+	box_text(&boxes[1], AF_INET6, text[0], sizeof(text[0]));
+	assert_string_equal(text[0], "tcp fd00::1-fd00::1 1-300");
+	assert_int_equal(egress_boxes(ports, 4, AF_INET6, boxes, 2, &n), -E2BIG);
+	ports[0].port_first = 0;
+	assert_int_equal(egress_boxes(ports, 4, AF_INET6, boxes, 16, &n), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -257,6 +420,9 @@ int main(void)
 		cmocka_unit_test(test_state_rejects_public_port_twice_naming_both),
 		cmocka_unit_test(test_state_shares_backends_and_finds_decoy_owner),
 		cmocka_unit_test(test_delta_large_plans_reuse_memory),
+		cmocka_unit_test(test_delta_instance_swap_moves_route_and_removes_old_elements),
+		cmocka_unit_test(test_state_rejects_instance_address_twice_naming_both),
+		cmocka_unit_test(test_egress_overlapping_rules_become_disjoint_boxes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

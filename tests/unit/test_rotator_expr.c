@@ -170,6 +170,120 @@ static const char golden_honeypot_flow_accept[] =
 	"  [ cmp eq reg 1 0x00000f27 ]\n"
 	"  [ immediate reg 0 accept ]\n";
 
+/* the instance envelope (ROTATOR_INSTANCE_IFPREFIX "mtdi", egress NFLOG group 9) */
+static const char golden_jump_to_instance[] =
+	"inet mtd c\n"
+	"  [ meta load oifname => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x6964746d ]\n"
+	"  [ immediate reg 0 jump -> instance_ingress ]\n";
+
+static const char golden_jump_from_instance[] =
+	"inet mtd c\n"
+	"  [ meta load iifname => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x6964746d ]\n"
+	"  [ immediate reg 0 jump -> instance_egress ]\n";
+
+static const char golden_icmpv6_link_accept[] =
+	"inet mtd c\n"
+	"  [ meta load iifname => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x6964746d ]\n"
+	"  [ meta load nfproto => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x0000000a ]\n"
+	"  [ meta load l4proto => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x0000003a ]\n"
+	"  [ payload load 1b @ transport header + 0 => reg 1 ]\n"
+	"  [ lookup reg 1 set icmpv6_link ]\n"
+	"  [ immediate reg 0 accept ]\n";
+
+static const char golden_antispoof_drop[] =
+	"inet mtd c\n"
+	"  [ fib saddr . iif oif present => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000000 ]\n"
+	"  [ log prefix mtd-spoof  group 9 snaplen 0 qthreshold 0 ]\n"
+	"  [ counter pkts 0 bytes 0 ]\n"
+	"  [ immediate reg 0 drop ]\n";
+
+static const char golden_ct_live_ipv4_daddr[] =
+	"inet mtd c\n"
+	"  [ ct load state => reg 1 ]\n"
+	"  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
+	"  [ cmp neq reg 1 0x00000000 ]\n"
+	"  [ meta load nfproto => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000002 ]\n"
+	"  [ payload load 4b @ network header + 16 => reg 1 ]\n"
+	"  [ lookup reg 1 set instances4 ]\n"
+	"  [ immediate reg 0 return ]\n";
+
+static const char golden_ct_live_ipv6_saddr[] =
+	"inet mtd c\n"
+	"  [ ct load state => reg 1 ]\n"
+	"  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
+	"  [ cmp neq reg 1 0x00000000 ]\n"
+	"  [ meta load nfproto => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x0000000a ]\n"
+	"  [ payload load 16b @ network header + 8 => reg 1 ]\n"
+	"  [ lookup reg 1 set instances6 ]\n"
+	"  [ immediate reg 0 return ]\n";
+
+static const char golden_ingress_ipv4[] =
+	"inet mtd c\n"
+	"  [ ct load status => reg 1 ]\n"
+	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
+	"  [ cmp neq reg 1 0x00000000 ]\n"
+	"  [ meta load nfproto => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000002 ]\n"
+	"  [ payload load 4b @ network header + 16 => reg 1 ]\n"
+	"  [ meta load l4proto => reg 9 ]\n"
+	"  [ payload load 2b @ transport header + 2 => reg 10 ]\n"
+	"  [ lookup reg 1 set inst_ingress4 ]\n"
+	"  [ immediate reg 0 return ]\n";
+
+static const char golden_ingress_ipv6[] =
+	"inet mtd c\n"
+	"  [ ct load status => reg 1 ]\n"
+	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
+	"  [ cmp neq reg 1 0x00000000 ]\n"
+	"  [ meta load nfproto => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x0000000a ]\n"
+	"  [ payload load 16b @ network header + 24 => reg 1 ]\n"
+	"  [ meta load l4proto => reg 12 ]\n"
+	"  [ payload load 2b @ transport header + 2 => reg 13 ]\n"
+	"  [ lookup reg 1 set inst_ingress6 ]\n"
+	"  [ immediate reg 0 return ]\n";
+
+static const char golden_egress_ipv4[] =
+	"inet mtd c\n"
+	"  [ meta load nfproto => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000002 ]\n"
+	"  [ payload load 4b @ network header + 12 => reg 1 ]\n"
+	"  [ meta load l4proto => reg 9 ]\n"
+	"  [ payload load 4b @ network header + 16 => reg 10 ]\n"
+	"  [ payload load 2b @ transport header + 2 => reg 11 ]\n"
+	"  [ lookup reg 1 set inst_egress4 ]\n"
+	"  [ immediate reg 0 return ]\n";
+
+static const char golden_egress_ipv6[] =
+	"inet mtd c\n"
+	"  [ meta load nfproto => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x0000000a ]\n"
+	"  [ payload load 16b @ network header + 8 => reg 1 ]\n"
+	"  [ meta load l4proto => reg 12 ]\n"
+	"  [ payload load 16b @ network header + 24 => reg 13 ]\n"
+	"  [ payload load 2b @ transport header + 2 => reg 17 ]\n"
+	"  [ lookup reg 1 set inst_egress6 ]\n"
+	"  [ immediate reg 0 return ]\n";
+
+static const char golden_counted_drop[] =
+	"inet mtd c\n"
+	"  [ counter pkts 0 bytes 0 ]\n"
+	"  [ immediate reg 0 drop ]\n";
+
+static const char golden_logged_drop[] =
+	"inet mtd c\n"
+	"  [ log prefix mtd-egress  group 9 snaplen 0 qthreshold 0 ]\n"
+	"  [ counter pkts 0 bytes 0 ]\n"
+	"  [ immediate reg 0 drop ]\n";
+
 static void check(struct nftnl_rule *r, const char *golden)
 {
 	char buf[4096];
@@ -253,6 +367,42 @@ static void test_bad_family_or_comment_is_refused(void **state)
 	assert_null(nft_rule_loopback_accept("c", long_comment));
 }
 
+static void test_instance_links_jump_to_the_envelope_chains(void **state)
+{
+	check(nft_rule_ifname_jump("c", true, "mtdi", "instance_ingress", NULL),
+	      golden_jump_to_instance);
+	check(nft_rule_ifname_jump("c", false, "mtdi", "instance_egress", NULL),
+	      golden_jump_from_instance);
+	check(nft_rule_icmpv6_link_accept("c", "mtdi", "icmpv6_link", NULL),
+	      golden_icmpv6_link_accept);
+	assert_null(nft_rule_ifname_jump("c", true, "", "x", NULL));
+	assert_null(nft_rule_ifname_jump("c", true, "0123456789abcdef", "x", NULL));
+}
+
+static void test_instance_ingress_needs_dnat_and_its_port(void **state)
+{
+	check(nft_rule_ct_live_return("c", NFPROTO_IPV4, false, "instances4", NULL),
+	      golden_ct_live_ipv4_daddr);
+	check(nft_rule_ingress_return("c", NFPROTO_IPV4, "inst_ingress4", NULL),
+	      golden_ingress_ipv4);
+	/* IPv6: the 16-byte address fills reg32 00-03, proto reg32 04 (12), port 05 (13) */
+	check(nft_rule_ingress_return("c", NFPROTO_IPV6, "inst_ingress6", NULL),
+	      golden_ingress_ipv6);
+	check(nft_rule_drop("c", 0, NULL, NULL), golden_counted_drop);
+}
+
+static void test_instance_egress_spoof_check_rules_and_logged_drop(void **state)
+{
+	check(nft_rule_antispoof_drop("c", 9, "mtd-spoof ", NULL), golden_antispoof_drop);
+	check(nft_rule_ct_live_return("c", NFPROTO_IPV6, true, "instances6", NULL),
+	      golden_ct_live_ipv6_saddr);
+	/* saddr . l4proto . daddr . dport: 4+4+4+4 and 16+4+16+4 bytes of registers */
+	check(nft_rule_egress_return("c", NFPROTO_IPV4, "inst_egress4", NULL), golden_egress_ipv4);
+	check(nft_rule_egress_return("c", NFPROTO_IPV6, "inst_egress6", NULL), golden_egress_ipv6);
+	check(nft_rule_drop("c", 9, "mtd-egress ", NULL), golden_logged_drop);
+	assert_null(nft_rule_egress_return("c", NFPROTO_ARP, "inst_egress4", NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -264,6 +414,9 @@ int main(void)
 		cmocka_unit_test(test_backend_guard_requires_dnat),
 		cmocka_unit_test(test_comment_is_stored_as_rule_userdata),
 		cmocka_unit_test(test_bad_family_or_comment_is_refused),
+		cmocka_unit_test(test_instance_links_jump_to_the_envelope_chains),
+		cmocka_unit_test(test_instance_ingress_needs_dnat_and_its_port),
+		cmocka_unit_test(test_instance_egress_spoof_check_rules_and_logged_drop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
