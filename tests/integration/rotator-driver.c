@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <net/if.h>
 #include <unistd.h>
 
@@ -369,14 +370,22 @@ int main(int argc, char **argv)
 			if (i == argc || strcmp(argv[i], "--") == 0) {
 				struct rotator_stats st;
 
+				struct timespec t0, t1;
+
+				clock_gettime(CLOCK_MONOTONIC, &t0);
 				r = rotator_apply(rot, &plan, &err);
+				clock_gettime(CLOCK_MONOTONIC, &t1);
 				if (r < 0) {
 					rotator_free(rot);
 					return print_err("apply", r, &err);
 				}
 				rotator_last_stats(rot, &st);
-				printf("step %d: -%zu +%zu msgs %zu%s\n", ++step, st.elements_deleted,
+				printf("step %d: -%zu +%zu msgs %zu%s", ++step, st.elements_deleted,
 				       st.elements_added, st.messages, st.full ? " full" : "");
+				if (getenv("MTD_DRIVER_TIME"))
+					printf(" %.3f ms", (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+								   (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+				printf("\n");
 				plan.n_services = plan.n_unblock = plan.n_instances = 0;
 				continue;
 			}
