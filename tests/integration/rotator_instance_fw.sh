@@ -198,6 +198,19 @@ expect "(5) instance 2's egress works" mtd-ok inst2 10.88.0.2 5353
 nft list table inet mtd | grep -q '10.214.0.5' && fail "(5) an element of instance 1 is left"
 ok "(5) no element of instance 1 is left"
 
+# --- spoofing: instance 1 sends as instance 2 (whose egress allows 5353) ----------------------
+"$drv" -E 9 egress 1000 4000 >"$tmp/spoof.log" 2>&1 &
+eg_pid=$!
+pids="$pids $eg_pid"
+for _ in $(seq 50); do grep -q listening "$tmp/spoof.log" && break; sleep 0.1; done
+$I1 ip addr add 10.214.0.6/32 dev eth0
+$I1 ip route change default via 169.254.0.1 dev eth0 src 10.214.0.6
+expect "instance 1 using instance 2's address reaches nothing" "" inst1 10.88.0.2 5353
+wait "$eg_pid"
+grep -q "^drop 10.214.0.6 10.88.0.2 6 5353 on mtdi1 spoofed$" "$tmp/spoof.log" ||
+	fail "spoofed packet not reported: $(cat "$tmp/spoof.log")"
+ok "the spoofed packets are reported as spoofed, on instance 1's link"
+
 # --- fail closed: an instance whose elements cannot be installed ------------------------------
 out=$("$drv" -E 9 apply $SVC2 -i "$INST2" -i "i3,10.214.0.6,tcp,7000" 2>&1) &&
 	fail "two instances with one address accepted: $out"
