@@ -314,8 +314,11 @@ static void print_rotation(json_t *rotation)
 
 			format_utc_time((uint64_t)json_integer_value(json_object_get(s, "until_usec")),
 					until, sizeof(until));
-			printf("  %-40s until %s UTC (decoy of %s)\n", string_or(s, "address", "?"),
-			       until, string_or(s, "service", "?"));
+			const char *service = string_or(s, "service", "");
+
+			printf("  %-40s until %s UTC (%s%s)\n", string_or(s, "address", "?"), until,
+			       service[0] ? "decoy of " : "touched a decoy of an earlier epoch",
+			       service);
 		}
 	}
 }

@@ -5,6 +5,9 @@
  *   netprobe echo-server ADDR PORT      echo every connection (forks), until killed
  *   netprobe ping HOST PORT [MS]        connect, send a line, expect it back; exit 0/1
  *   netprobe connect HOST PORT [MS]     does the port complete a TCP handshake? exit 0/1
+ *   netprobe scan HOST FIRST LAST       a naive TCP connect scan in port order: prints
+ *                                       open ports, counts refused ones, stops after
+ *                                       10 silent ports in a row (blocked)
  *   netprobe stream HOST PORT SECONDS   one connection: write a counting pattern,
  *                                       read it back, fail on any lost or wrong byte
  */
@@ -196,6 +199,35 @@ static int stream(const char *host, const char *port, int seconds)
 	return 0;
 }
 
+static int scan(const char *host, unsigned first, unsigned last)
+{
+	unsigned refused = 0, silent_in_a_row = 0, open = 0;
+
+	for (unsigned port = first; port <= last; port++) {
+		char text[8];
+		int fd;
+
+		snprintf(text, sizeof(text), "%u", port);
+		errno = 0;
+		fd = connect_timeout(host, text, 100);
+		if (fd >= 0) {
+			printf("scan: %u open\n", port);
+			close(fd);
+			open++;
+			silent_in_a_row = 0;
+		} else if (errno == ECONNREFUSED) {
+			refused++;
+			silent_in_a_row = 0;
+		} else if (++silent_in_a_row >= 10) {
+			printf("scan: from port %u on, no answer at all: this source is blocked\n",
+			       port - 9);
+			break;
+		}
+	}
+	printf("scan: %u open, %u refused\n", open, refused);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -210,9 +242,11 @@ int main(int argc, char **argv)
 		close(fd);
 		return 0;
 	}
+	if (argc == 5 && strcmp(argv[1], "scan") == 0)
+		return scan(argv[2], (unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]));
 	if (argc == 5 && strcmp(argv[1], "stream") == 0)
 		return stream(argv[2], argv[3], atoi(argv[4]));
 	fprintf(stderr, "usage: netprobe echo-server ADDR PORT | ping HOST PORT [MS] | connect HOST PORT "
-			"[MS] | stream HOST PORT SECONDS\n");
+			"[MS] | scan HOST FIRST LAST | stream HOST PORT SECONDS\n");
 	return 2;
 }
