@@ -518,6 +518,19 @@ static void on_decoy_hit(const char *service, const char *source, const char *pr
 			  true);
 }
 
+static void on_egress_drop(const char *instance, const char *source, const char *destination,
+			   uint8_t proto, uint16_t port, bool spoofed, void *userdata)
+{
+	struct agent *agent = userdata;
+
+	if (!agent->fleet)
+		return;
+	fleet_egress_drop(agent->fleet, instance,
+			  json_pack("{s:s, s:s, s:i, s:i, s:b}", "source", source, "destination",
+				    destination, "proto", (int)proto, "port", (int)port, "spoofed",
+				    spoofed));
+}
+
 static void on_rotation_failed(const char *reason, void *userdata)
 {
 	struct agent *agent = userdata;
@@ -542,12 +555,14 @@ static int start_rotation(struct agent *agent)
 {
 	struct rotation_options options = {
 		.nflog_group = agent->options.nflog_group,
+		.egress_nflog_group = (uint16_t)(agent->options.nflog_group + 1),
 		.honeypot_port = agent->options.honeypot_port,
 		.remove_on_stop = agent->options.remove_table_on_stop,
 	};
 	struct rotation_hooks hooks = {
 		.on_decoy_hit = on_decoy_hit,
 		.on_apply_failed = on_rotation_failed,
+		.on_egress_drop = on_egress_drop,
 		.on_clock_set = on_clock_set,
 		.userdata = agent,
 	};

@@ -53,7 +53,21 @@ static json_t *addresses_json(const struct netdev_address *a, size_t n)
 
 
 /* Route the service's public port to an instance: one transaction. */
-int route_to(struct managed_service *svc, struct instance *instance)
+void fleet_destroy_instance(struct fleet *fleet, struct instance *instance)
+{
+	_cleanup_free_ char *error = NULL;
+
+	if (!instance)
+		return;
+	if (rotation_remove_instance(fleet->rotation, instance_id(instance), &error) < 0)
+		fleet_audit(fleet, "instance-route-failed",
+			    json_pack("{s:s, s:s}", "instance", instance_id(instance), "reason",
+				      error ? error : "cannot remove its envelope"),
+			    true);
+	instance_destroy(instance);
+}
+
+int route_to(struct managed_service *svc, struct instance *instance, struct instance *cut)
 {
 	struct rotator_addr backends[2] = {0};
 	const struct netdev_address *a;
@@ -68,7 +82,7 @@ int route_to(struct managed_service *svc, struct instance *instance)
 		       a[i].family == AF_INET ? sizeof(struct in_addr) : sizeof(struct in6_addr));
 	}
 	r = rotation_set_instance_backend(svc->fleet->rotation, svc->name, backends, n,
-					  svc->policy->listen_port, &error);
+					  svc->policy->listen_port, cut ? instance_id(cut) : NULL, &error);
 	if (r < 0)
 		fleet_audit(svc->fleet, "instance-route-failed",
 		      json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance",
@@ -116,7 +130,7 @@ void stop_instance(struct managed_service *svc, struct instance *instance,
 	}
 	if (svc->next == instance)
 		svc->next = NULL;
-	instance_destroy(instance);
+	fleet_destroy_instance(svc->fleet, instance);
 }
 
 static void on_instance_healthy(struct instance *instance, void *userdata)
@@ -134,7 +148,7 @@ static void on_instance_healthy(struct instance *instance, void *userdata)
 		return;
 	}
 	if (instance == svc->current && !svc->routed) {
-		if (route_to(svc, instance) == 0) {
+		if (route_to(svc, instance, NULL) == 0) {
 			svc->routed = true;
 			response_arm_lifetime(svc);
 		} else {
@@ -238,6 +252,33 @@ static void on_instance_signal(struct instance *instance, const char *kind, json
 	}
 }
 
+void fleet_egress_drop(struct fleet *fleet, const char *instance_name, json_t *evidence)
+{
+	for (size_t i = 0; instance_name && i < fleet->n_services; i++) {
+		struct managed_service *svc = fleet->services[i];
+
+		for (struct instance *x[] = {svc->current, svc->next}, **p = x; p < x + 2; p++) {
+			if (!*p || !streq(instance_id(*p), instance_name))
+				continue;
+			if (!streq(svc->egress_instance, instance_name)) {
+				snprintf(svc->egress_instance, sizeof(svc->egress_instance), "%s",
+					 instance_name);
+				svc->egress_drops = 0;
+			}
+			/* EgressAlertThreshold= drops make a compromise signal, once. */
+			if (++svc->egress_drops == svc->policy->egress_alert_threshold) {
+				json_object_set_new(evidence, "drops",
+						    json_integer(svc->egress_drops));
+				on_instance_signal(*p, "egress", evidence, fleet);
+				return;
+			}
+			json_decref(evidence);
+			return;
+		}
+	}
+	json_decref(evidence);
+}
+
 static void on_instance_exit(struct instance *instance, const siginfo_t *info, void *userdata)
 {
 	struct fleet *fleet = userdata;
@@ -259,14 +300,14 @@ static void on_instance_exit(struct instance *instance, const siginfo_t *info, v
 	if (svc->current == instance) {
 		unroute(svc);
 		svc->current = NULL;
-		instance_destroy(instance);
+		fleet_destroy_instance(fleet, instance);
 		if (svc->next) {
 			/* The replacement takes over as the one starting. */
 			svc->current = svc->next;
 			svc->next = NULL;
 			svc->replacing = false;
 			if (instance_state(svc->current) == INSTANCE_HEALTHY &&
-			    route_to(svc, svc->current) == 0) {
+			    route_to(svc, svc->current, NULL) == 0) {
 				svc->routed = true;
 				response_arm_lifetime(svc);
 			}
@@ -276,7 +317,7 @@ static void on_instance_exit(struct instance *instance, const siginfo_t *info, v
 		return;
 	}
 	svc->next = NULL;
-	instance_destroy(instance);
+	fleet_destroy_instance(fleet, instance);
 	/* A replacement that died is started again; the old one keeps serving. */
 	if (svc->replacing)
 		schedule_restart(svc);
@@ -355,6 +396,30 @@ static int pick_addresses(struct managed_service *svc, struct netdev_address *re
 	return 0;
 }
 
+/* The instance's firewall in inet mtd, before anything of it runs. */
+static int add_envelope(struct managed_service *svc, const char *id,
+			const struct instance_spec *spec, char *detail, size_t size)
+{
+	struct rotator_addr addresses[2] = {0};
+	_cleanup_free_ char *error = NULL;
+	int r;
+
+	for (size_t i = 0; i < spec->n_addresses; i++) {
+		addresses[i].family = spec->addresses[i].family;
+		memcpy(&addresses[i].in6, &spec->addresses[i].v6,
+		       spec->addresses[i].family == AF_INET ? sizeof(struct in_addr)
+							    : sizeof(struct in6_addr));
+	}
+	r = rotation_add_instance(svc->fleet->rotation, id, addresses, spec->n_addresses,
+				  svc->policy->listen_proto == POLICY_PROTO_UDP ? IPPROTO_UDP
+										: IPPROTO_TCP,
+				  svc->policy->listen_port, svc->policy->egress,
+				  svc->policy->egress_count, &error);
+	if (r < 0)
+		snprintf(detail, size, "%s", error ? error : strerror(-r));
+	return r;
+}
+
 void start_instance(struct managed_service *svc)
 {
 	struct fleet *fleet = svc->fleet;
@@ -393,7 +458,14 @@ void start_instance(struct managed_service *svc)
 		snprintf(step, sizeof(step), "address");
 		snprintf(detail, sizeof(detail), "AddressPool=: %s", strerror(-r));
 	} else {
+		r = add_envelope(svc, id, &spec, detail, sizeof(detail));
+		if (r < 0)
+			snprintf(step, sizeof(step), "nftables envelope");
+	}
+	if (r >= 0) {
 		r = instance_start(fleet->event, &spec, &hooks, &instance, step, detail);
+		if (r < 0)
+			(void)rotation_remove_instance(fleet->rotation, id, NULL);
 	}
 	if (r < 0) {
 		/* Fail closed: nothing runs; audited, then retried with back-off. */

@@ -55,6 +55,8 @@ struct managed_service {
 	sd_event_source *replacement_deadline;
 	sd_event_source *lifetime_timer;
 	uint64_t *replacements; /* monotonic times of recent replacements (storm bound) */
+	char egress_instance[INSTANCE_ID_MAX]; /* whose egress drops are counted */
+	unsigned egress_drops;
 	size_t n_replacements;
 };
 
@@ -80,7 +82,11 @@ struct fleet {
 uint64_t monotonic_usec(void);
 void fleet_audit(struct fleet *fleet, const char *type, json_t *fields, bool sync);
 struct managed_service *service_of(struct fleet *fleet, const struct instance *instance);
-int route_to(struct managed_service *svc, struct instance *instance);
+/* Route the public port to instance; cut (may be NULL) loses its envelope in
+ * the same transaction. */
+int route_to(struct managed_service *svc, struct instance *instance, struct instance *cut);
+/* Remove its envelope from the table, then destroy it. */
+void fleet_destroy_instance(struct fleet *fleet, struct instance *instance);
 void stop_instance(struct managed_service *svc, struct instance *instance, const char *reason);
 void start_instance(struct managed_service *svc);
 void schedule_restart(struct managed_service *svc);

@@ -29,7 +29,8 @@ static void usage(FILE *out)
 		"  --audit-max-size BYTES  rotate the audit log past this size [67108864]\n"
 		"  --audit-keep N        rotated audit logs kept [8]\n"
 		"  --read-group NAME     group allowed read-only control commands [mtd]\n"
-		"  --nflog-group N       NFLOG group the decoy rule logs hits to [7321]\n"
+		"  --nflog-group N       NFLOG group the decoy rule logs hits to [7321]; N+1 gets\n"
+		"                        the drops of the instances' envelopes\n"
 		"  --honeypot-port PORT  TCP decoys redirect here so they look open; 0 drops [7321]\n"
 		"  --remove-table-on-stop  delete the nftables table inet mtd on a clean stop\n"
 		"  --instances-cgroup NAME  parent cgroup of instances, under the agent's own\n"
@@ -130,7 +131,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 			options->read_group = optarg;
 			break;
 		case OPT_NFLOG_GROUP:
-			if (parse_u64_option("nflog-group", optarg, 1, 65535, &value) < 0)
+			if (parse_u64_option("nflog-group", optarg, 1, 65534, &value) < 0)
 				return 2;
 			options->nflog_group = (uint16_t)value;
 			break;

@@ -368,11 +368,22 @@ int mtdctl_connect(const struct mtdctl *ctl, int argc, char **argv)
 	r = getaddrinfo(host, NULL, &hints, &ai);
 	if (r != 0)
 		return mtdctl_fail("connect: %s: %s", host, gai_strerror(r));
-	/* Try each port once on every address; refused or silent moves on. */
+	/* Try each port once on every address; refused or silent moves on. A
+	 * silent one may have been caught mid-switch (its conntrack entry pinned
+	 * to an instance that was just cut off): one more pass, with new source
+	 * ports, gets fresh translations. */
 	r = -ECONNREFUSED;
-	for (size_t i = 0; i < n_order && sock < 0; i++)
-		for (struct addrinfo *a = ai; a && sock < 0; a = a->ai_next)
-			r = connect_with_timeout(a, order[i], &sock);
+	for (int pass = 0; pass < 2 && sock < 0; pass++) {
+		bool silent = false;
+
+		for (size_t i = 0; i < n_order && sock < 0; i++)
+			for (struct addrinfo *a = ai; a && sock < 0; a = a->ai_next) {
+				r = connect_with_timeout(a, order[i], &sock);
+				silent |= r == -ETIMEDOUT;
+			}
+		if (!silent)
+			break;
+	}
 	freeaddrinfo(ai);
 	if (sock < 0)
 		return mtdctl_fail("connect: %s service %s: no candidate port answered (%s)", host,

@@ -81,7 +81,7 @@ static void quarantine_instance(struct fleet *fleet, struct managed_service *svc
 				      instance_id(instance), "reason", strerror(-r), "outcome",
 				      "killed instead"),
 			    true);
-		instance_destroy(instance);
+		fleet_destroy_instance(fleet, instance);
 		return;
 	}
 	a = instance_addresses(instance, &n);
@@ -105,7 +105,7 @@ static void quarantine_instance(struct fleet *fleet, struct managed_service *svc
 		/* Evicted evidence: its frozen instance goes too. */
 		for (size_t j = 0; j < fleet->n_quarantined; j++)
 			if (streq(instance_id(fleet->quarantined[j].instance), result.evicted[i])) {
-				instance_destroy(fleet->quarantined[j].instance);
+				fleet_destroy_instance(fleet, fleet->quarantined[j].instance);
 				fleet->quarantined[j] = fleet->quarantined[--fleet->n_quarantined];
 				break;
 			}
@@ -116,7 +116,7 @@ static void quarantine_instance(struct fleet *fleet, struct managed_service *svc
 	}
 	grown = realloc(fleet->quarantined, (fleet->n_quarantined + 1) * sizeof(*grown));
 	if (!grown) {
-		instance_destroy(instance);
+		fleet_destroy_instance(fleet, instance);
 		quarantine_result_done(&result);
 		return;
 	}
@@ -145,7 +145,7 @@ static void dispose(struct fleet *fleet, struct managed_service *svc, struct ins
 		    json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance",
 			      instance_id(instance), "reason", reason),
 		    true);
-	instance_destroy(instance);
+	fleet_destroy_instance(fleet, instance);
 }
 
 static int on_replacement_deadline(sd_event_source *source, uint64_t usec, void *userdata)
@@ -232,7 +232,9 @@ void response_replacement_healthy(struct managed_service *svc)
 	struct instance *old = svc->current, *fresh = svc->next;
 
 	/* One transaction: the public port now leads to the replacement. */
-	if (route_to(svc, fresh) < 0) {
+	/* ...and the old one is cut off (its envelope leaves the table) in the
+	 * same transaction: its connections end now, not earlier. */
+	if (route_to(svc, fresh, old) < 0) {
 		stop_instance(svc, fresh, "replacement could not be routed");
 		return;
 	}
@@ -291,7 +293,7 @@ void response_service_done(struct managed_service *svc)
 void response_fleet_done(struct fleet *fleet)
 {
 	for (size_t i = 0; i < fleet->n_quarantined; i++)
-		instance_destroy(fleet->quarantined[i].instance);
+		fleet_destroy_instance(fleet, fleet->quarantined[i].instance);
 	free(fleet->quarantined);
 	fleet->quarantined = NULL;
 	fleet->n_quarantined = 0;
@@ -348,7 +350,7 @@ int fleet_release(struct fleet *fleet, const char *id)
 
 	if (i < 0)
 		return -ENOENT;
-	instance_destroy(fleet->quarantined[i].instance);
+	fleet_destroy_instance(fleet, fleet->quarantined[i].instance);
 	fleet->quarantined[i] = fleet->quarantined[--fleet->n_quarantined];
 	r = quarantine_remove(fleet->state_dir, id);
 	fleet_audit(fleet, "instance-released",

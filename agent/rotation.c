@@ -46,6 +46,17 @@ struct instance_backend {
 	uint16_t port;
 };
 
+/* A live instance, enveloped in the table (rotator_instance). */
+struct enveloped_instance {
+	char name[64];
+	struct rotator_addr addresses[2];
+	size_t n_addresses;
+	uint8_t proto;
+	uint16_t port;
+	struct rotator_egress *egress;
+	size_t n_egress;
+};
+
 struct rotation {
 	sd_event *event;
 	struct rotation_options options;
@@ -68,6 +79,10 @@ struct rotation {
 	size_t n_blocked;
 	struct instance_backend *instance_backends;
 	size_t n_instance_backends;
+	struct enveloped_instance *instances;
+	size_t n_instances;
+	struct rotator_nflog *egress_log;
+	sd_event_source *egress_source;
 };
 
 static uint64_t realtime_usec(void)
@@ -197,9 +212,24 @@ static void fill_service(struct rotator_service *rs, const struct rotated_servic
 	rs->local_access = p->local_access;
 }
 
+static int program_cut(struct rotation *rotation, struct rotated_service *services, size_t n,
+		       const struct rotator_addr *unblock, size_t n_unblock, const char *cut,
+		       char **ret_error);
+
 static int program(struct rotation *rotation, struct rotated_service *services, size_t n,
 		   const struct rotator_addr *unblock, size_t n_unblock, char **ret_error)
 {
+	return program_cut(rotation, services, n, unblock, n_unblock, NULL, ret_error);
+}
+
+/* The plan: every service's ports and every live instance's envelope, but
+ * the instance named cut (if any): its elements go in the same transaction. */
+static int program_cut(struct rotation *rotation, struct rotated_service *services, size_t n,
+		       const struct rotator_addr *unblock, size_t n_unblock, const char *cut,
+		       char **ret_error)
+{
+	_cleanup_free_ struct rotator_instance *plan_instances =
+		calloc(rotation->n_instances + 1, sizeof(*plan_instances));
 	/* Up to two entries a service: a dual-stack instance has two addresses. */
 	_cleanup_free_ struct rotator_service *plan_services = calloc(2 * n + 1,
 								      sizeof(*plan_services));
@@ -207,8 +237,24 @@ static int program(struct rotation *rotation, struct rotated_service *services, 
 	struct rotator_error error = {0};
 	int r;
 
-	if (!plan_services)
+	if (!plan_services || !plan_instances)
 		return -ENOMEM;
+	for (size_t i = 0; i < rotation->n_instances; i++) {
+		const struct enveloped_instance *e = &rotation->instances[i];
+
+		if (cut && streq(e->name, cut))
+			continue;
+		plan_instances[plan.n_instances++] = (struct rotator_instance){
+			.name = e->name,
+			.addresses = e->addresses,
+			.n_addresses = e->n_addresses,
+			.proto = e->proto,
+			.port = e->port,
+			.egress = e->egress,
+			.n_egress = e->n_egress,
+		};
+	}
+	plan.instances = plan_instances;
 	for (size_t i = 0; i < n; i++) {
 		const struct policy *p = services[i].policy;
 		const struct instance_backend *b;
@@ -250,9 +296,19 @@ static int program(struct rotation *rotation, struct rotated_service *services, 
 	return 0;
 }
 
+static void instances_remove_named(struct rotation *rotation, const char *name)
+{
+	for (size_t i = 0; i < rotation->n_instances; i++)
+		if (streq(rotation->instances[i].name, name)) {
+			free(rotation->instances[i].egress);
+			rotation->instances[i] = rotation->instances[--rotation->n_instances];
+			return;
+		}
+}
+
 int rotation_set_instance_backend(struct rotation *rotation, const char *service,
 				  const struct rotator_addr *addresses, size_t n_addresses,
-				  uint16_t port, char **ret_error)
+				  uint16_t port, const char *cut_instance, char **ret_error)
 {
 	struct instance_backend *b = (struct instance_backend *)find_instance_backend(rotation,
 										       service);
@@ -279,16 +335,20 @@ int rotation_set_instance_backend(struct rotation *rotation, const char *service
 	b->n_addresses = n_addresses;
 	b->port = port;
 
-	/* Moving traffic to the new instance is one transaction; if it fails the
-	 * old route stays, in the kernel and here. */
-	r = program(rotation, rotation->services, rotation->n_services, NULL, 0, ret_error);
+	/* Moving traffic to the new instance (and cutting the old one off) is
+	 * one transaction; if it fails the old route stays, in the kernel and here. */
+	r = program_cut(rotation, rotation->services, rotation->n_services, NULL, 0, cut_instance,
+			ret_error);
 	if (r < 0) {
 		if (existed)
 			*b = saved;
 		else
 			rotation->n_instance_backends--;
+		return r;
 	}
-	return r;
+	if (cut_instance)
+		instances_remove_named(rotation, cut_instance);
+	return 0;
 }
 
 int rotation_clear_instance_backend(struct rotation *rotation, const char *service,
@@ -457,6 +517,35 @@ static int on_nflog(sd_event_source *source, int fd, uint32_t revents, void *use
 	return 0;
 }
 
+static int on_egress_drop(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	struct rotation *rotation = userdata;
+	struct rotator_egress_drop drops[64];
+	size_t n = 0;
+
+	do {
+		int r = rotator_nflog_read_egress(rotation->egress_log, drops, ELEMENTSOF(drops), &n);
+		if (r < 0 && r != -ENOBUFS)
+			return 0;
+		for (size_t i = 0; i < n; i++) {
+			char from[INET6_ADDRSTRLEN] = "?", to[INET6_ADDRSTRLEN] = "?";
+			const char *owner = rotation->rotator
+						    ? rotator_instance_owner(rotation->rotator,
+									     &drops[i].source)
+						    : NULL;
+
+			inet_ntop(drops[i].source.family, &drops[i].source.in6, from, sizeof(from));
+			inet_ntop(drops[i].destination.family, &drops[i].destination.in6, to,
+				  sizeof(to));
+			if (rotation->hooks.on_egress_drop)
+				rotation->hooks.on_egress_drop(owner, from, to, drops[i].proto,
+							       drops[i].port, drops[i].spoofed,
+							       rotation->hooks.userdata);
+		}
+	} while (n == ELEMENTSOF(drops));
+	return 0;
+}
+
 static int on_honeypot(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
 	struct rotation *rotation = userdata;
@@ -515,6 +604,14 @@ int rotation_new(sd_event *event, const struct rotation_options *options,
 		goto fail;
 	r = sd_event_add_io(event, &rotation->nflog_source, rotator_nflog_fd(rotation->nflog),
 			    EPOLLIN, on_nflog, rotation);
+	if (r < 0)
+		goto fail;
+
+	r = rotator_nflog_open(options->egress_nflog_group, &rotation->egress_log);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_io(event, &rotation->egress_source, rotator_nflog_fd(rotation->egress_log),
+			    EPOLLIN, on_egress_drop, rotation);
 	if (r < 0)
 		goto fail;
 
@@ -611,6 +708,8 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 		struct rotator_config config = {
 			.nflog_group = rotation->options.nflog_group,
 			.honeypot_port = rotation->options.honeypot_port,
+			.instance_envelope = true,
+			.egress_nflog_group = rotation->options.egress_nflog_group,
 			.block_timeout_sec = (uint32_t)(max_decoy_block_usec(set) / USEC_PER_SEC),
 		};
 
@@ -635,6 +734,72 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 	rotation->n_services = n;
 	(void)arm_timer(rotation);
 	return 0;
+}
+
+int rotation_add_instance(struct rotation *rotation, const char *name,
+			  const struct rotator_addr *addresses, size_t n_addresses, uint8_t proto,
+			  uint16_t port, const struct egress_rule *egress, size_t n_egress,
+			  char **ret_error)
+{
+	struct enveloped_instance *grown, *e;
+	int r;
+
+	if (n_addresses == 0 || n_addresses > 2 || strlen(name) >= sizeof(e->name))
+		return -EINVAL;
+	grown = realloc(rotation->instances, (rotation->n_instances + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	rotation->instances = grown;
+	e = &rotation->instances[rotation->n_instances];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	memcpy(e->addresses, addresses, n_addresses * sizeof(*addresses));
+	e->n_addresses = n_addresses;
+	e->proto = proto;
+	e->port = port;
+	e->egress = calloc(n_egress + 1, sizeof(*e->egress));
+	if (!e->egress)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_egress; i++) {
+		const struct egress_rule *x = &egress[i];
+		struct rotator_egress *y = &e->egress[i];
+
+		y->proto = x->proto == POLICY_PROTO_UDP ? IPPROTO_UDP : IPPROTO_TCP;
+		y->port_first = x->ports.first;
+		y->port_last = x->ports.last;
+		y->has_destination = x->has_destination;
+		if (x->has_destination) {
+			y->destination.family = x->destination.family;
+			memcpy(&y->destination.in6, &x->destination.addr,
+			       x->destination.family == AF_INET ? sizeof(struct in_addr)
+								 : sizeof(struct in6_addr));
+			y->prefix_len = x->destination.prefix_len;
+		}
+	}
+	e->n_egress = n_egress;
+	rotation->n_instances++;
+
+	/* Fail closed: no envelope in the kernel, no instance. */
+	r = program(rotation, rotation->services, rotation->n_services, NULL, 0, ret_error);
+	if (r < 0)
+		instances_remove_named(rotation, name);
+	return r;
+}
+
+int rotation_remove_instance(struct rotation *rotation, const char *name, char **ret_error)
+{
+	bool present = false;
+	int r;
+
+	for (size_t i = 0; i < rotation->n_instances; i++)
+		present |= streq(rotation->instances[i].name, name);
+	if (!present)
+		return 0;
+	r = program_cut(rotation, rotation->services, rotation->n_services, NULL, 0, name,
+			ret_error);
+	/* Gone from the registry either way: the next transaction drops it. */
+	instances_remove_named(rotation, name);
+	return r;
 }
 
 static json_t *ports_json(const uint16_t *ports, size_t n)
@@ -721,6 +886,8 @@ void rotation_free(struct rotation *rotation)
 	rotator_free(rotation->rotator);
 	sd_event_source_disable_unref(rotation->nflog_source);
 	rotator_nflog_free(rotation->nflog);
+	sd_event_source_disable_unref(rotation->egress_source);
+	rotator_nflog_free(rotation->egress_log);
 	sd_event_source_disable_unref(rotation->honeypot_source);
 	rotator_honeypot_free(rotation->honeypot);
 	sd_event_source_disable_unref(rotation->timer);
@@ -730,6 +897,9 @@ void rotation_free(struct rotation *rotation)
 	services_free(rotation->services, rotation->n_services);
 	free(rotation->blocked);
 	free(rotation->instance_backends);
+	for (size_t i = 0; i < rotation->n_instances; i++)
+		free(rotation->instances[i].egress);
+	free(rotation->instances);
 	sd_event_unref(rotation->event);
 	free(rotation);
 }

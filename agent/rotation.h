@@ -20,6 +20,10 @@ struct rotation_hooks {
 			     uint16_t port, void *userdata);
 	/* The realtime clock was set; every boundary has been recomputed. */
 	void (*on_clock_set)(void *userdata);
+	/* An instance's envelope dropped a packet it sent (instance NULL when
+	 * unknown; spoofed: its source was not its own address). */
+	void (*on_egress_drop)(const char *instance, const char *source, const char *destination,
+			       uint8_t proto, uint16_t port, bool spoofed, void *userdata);
 	/* The transaction of a boundary failed; the previous epoch's ports stay. */
 	void (*on_apply_failed)(const char *reason, void *userdata);
 	void *userdata;
@@ -27,6 +31,7 @@ struct rotation_hooks {
 
 struct rotation_options {
 	uint16_t nflog_group;
+	uint16_t egress_nflog_group; /* drops of the instance envelopes */
 	uint16_t honeypot_port; /* TCP decoys redirect here so they look open; 0 = drop */
 	bool remove_on_stop; /* delete `inet mtd` on a clean stop */
 };
@@ -47,7 +52,18 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 struct rotator_addr;
 int rotation_set_instance_backend(struct rotation *rotation, const char *service,
 				  const struct rotator_addr *addresses, size_t n_addresses,
-				  uint16_t port, char **ret_error);
+				  uint16_t port, const char *cut_instance, char **ret_error);
+
+/* An instance's envelope in the table (default-deny both ways but its
+ * ListenPort through the DNAT and its Egress= rules): one transaction; on
+ * failure the instance must not start. Remove takes it out again (its flows
+ * are cut); cut_instance above does the same within the route change. */
+struct egress_rule;
+int rotation_add_instance(struct rotation *rotation, const char *name,
+			  const struct rotator_addr *addresses, size_t n_addresses, uint8_t proto,
+			  uint16_t port, const struct egress_rule *egress, size_t n_egress,
+			  char **ret_error);
+int rotation_remove_instance(struct rotation *rotation, const char *name, char **ret_error);
 /* No instance serves: the service's public port leads nowhere (dropped). */
 int rotation_clear_instance_backend(struct rotation *rotation, const char *service,
 				    char **ret_error);
