@@ -171,7 +171,7 @@ static void on_instance_unhealthy(struct instance *instance, const char *reason,
 	/* Replaced, not quarantined: failing health is no sign of compromise. */
 	if (instance == svc->current)
 		response_replace(svc, instance, "health", json_pack("{s:s}", "health", reason),
-				 DISPOSE_KILL);
+				 DISPOSE_KILL, 0);
 }
 
 /* A signal is audited at once and answered on the next loop iteration, when
@@ -183,6 +183,7 @@ struct pending_signal {
 	char instance[INSTANCE_ID_MAX];
 	char kind[32];
 	json_t *evidence;
+	uint64_t detected_usec;
 };
 
 static enum disposal disposal_for(const struct policy *p, const char *kind)
@@ -210,7 +211,7 @@ static int on_pending_signal(sd_event_source *source, void *userdata)
 	/* Gone, or already being replaced for this or another signal: nothing more. */
 	if (svc && instance && instance_state(instance) != INSTANCE_QUARANTINED)
 		response_replace(svc, instance, ps->kind, TAKE_PTR(ps->evidence),
-				 disposal_for(svc->policy, ps->kind));
+				 disposal_for(svc->policy, ps->kind), ps->detected_usec);
 	json_decref(ps->evidence);
 	sd_event_source_disable_unref(ps->source);
 	free(ps);
@@ -242,6 +243,7 @@ static void on_instance_signal(struct instance *instance, const char *kind, json
 		return;
 	}
 	ps->fleet = fleet;
+	ps->detected_usec = monotonic_usec();
 	snprintf(ps->service, sizeof(ps->service), "%s", svc->name);
 	snprintf(ps->instance, sizeof(ps->instance), "%s", instance_id(instance));
 	snprintf(ps->kind, sizeof(ps->kind), "%s", kind);

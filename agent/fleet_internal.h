@@ -49,6 +49,7 @@ struct managed_service {
 	/* A replacement under way (response.c): what happens to current once
 	 * next is healthy and routed. */
 	bool replacing;
+	uint64_t detected_usec; /* CLOCK_MONOTONIC when the signal arrived */
 	enum disposal disposal;
 	char reason[64];
 	json_t *evidence;
@@ -93,10 +94,12 @@ void schedule_restart(struct managed_service *svc);
 
 /* response.c */
 /* Replace the serving instance: start a fresh one from the clean snapshot;
+ * detected_usec: when the signal arrived (CLOCK_MONOTONIC; 0 = now), for the
+ * detection-to-replacement time in the instance-replaced record;
  * once it is healthy, one transaction routes the public port to it, then the
  * old one is disposed of. evidence is stolen (may be NULL). */
 void response_replace(struct managed_service *svc, struct instance *instance, const char *reason,
-		      json_t *evidence, enum disposal disposal);
+		      json_t *evidence, enum disposal disposal, uint64_t detected_usec);
 /* next became healthy: route to it and dispose of the old one. */
 void response_replacement_healthy(struct managed_service *svc);
 /* Arm MaxLifetime= (with jitter) for the serving instance. */

@@ -165,7 +165,7 @@ static int on_replacement_deadline(sd_event_source *source, uint64_t usec, void 
 }
 
 void response_replace(struct managed_service *svc, struct instance *instance, const char *reason,
-		      json_t *evidence, enum disposal disposal)
+		      json_t *evidence, enum disposal disposal, uint64_t detected_usec)
 {
 	struct fleet *fleet = svc->fleet;
 
@@ -211,6 +211,7 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 	}
 
 	svc->replacing = true;
+	svc->detected_usec = detected_usec ? detected_usec : monotonic_usec();
 	svc->disposal = disposal;
 	snprintf(svc->reason, sizeof(svc->reason), "%s", reason);
 	svc->evidence = evidence;
@@ -242,10 +243,15 @@ void response_replacement_healthy(struct managed_service *svc)
 	svc->next = NULL;
 	svc->routed = true;
 	if (old) {
+		/* From the signal to the replacement taking the public port. */
 		fleet_audit(fleet, "instance-replaced",
-			    json_pack("{s:s, s:s, s:s, s:s}", "service", svc->name, "old",
+			    json_pack("{s:s, s:s, s:s, s:s, s:I}", "service", svc->name, "old",
 				      instance_id(old), "new", instance_id(fresh), "reason",
-				      svc->replacing ? svc->reason : "policy changed"),
+				      svc->replacing ? svc->reason : "policy changed",
+				      "detection_to_replacement_usec",
+				      svc->replacing ? (json_int_t)(monotonic_usec() -
+								    svc->detected_usec)
+						     : (json_int_t)0),
 			    true);
 		dispose(fleet, svc, old, svc->replacing ? svc->disposal : DISPOSE_KILL,
 			svc->replacing ? svc->reason : "policy changed", svc->evidence);
@@ -260,7 +266,7 @@ static int on_lifetime(sd_event_source *source, uint64_t usec, void *userdata)
 
 	svc->lifetime_timer = sd_event_source_disable_unref(svc->lifetime_timer);
 	if (svc->current)
-		response_replace(svc, svc->current, "max-lifetime", NULL, DISPOSE_KILL);
+		response_replace(svc, svc->current, "max-lifetime", NULL, DISPOSE_KILL, 0);
 	return 0;
 }
 
@@ -331,7 +337,7 @@ int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason
 	if (asprintf(ret_message, "quarantining %s: a replacement starts from the clean snapshot",
 		     instance_id(instance)) < 0)
 		*ret_message = NULL;
-	response_replace(svc, instance, "manual", evidence, DISPOSE_QUARANTINE);
+	response_replace(svc, instance, "manual", evidence, DISPOSE_QUARANTINE, 0);
 	return 0;
 }
 
