@@ -135,6 +135,27 @@ assert_contains "$out" '"delay_usec":1000000' "the back-off grows (250ms, 500ms,
 rm "$WORK/policies/crash.policy"
 mtdctl reload >/dev/null || fail "reload without the crashing service"
 
+# --- fail closed: an envelope the table cannot take means no instance -------------------
+# 65 Egress= rules are more than the rotator puts in one instance's envelope
+# (64): the nftables step fails, and nothing of the instance may run.
+write_key "$WORK/keys/wide.key"
+{
+	printf '[Service]\nName=wide\nSnapshot=%s\nSnapshotKey=%s\n' "$WORK/snapshots/web" "$WORK/keys/snap.pub"
+	printf 'Exec=/bin/busybox httpd -f -p 8082 -h /www\nListenPort=8082/tcp\n'
+	printf '[Rotation]\nPublicPorts=22000-22999\nKeyFile=%s\nAddressPool=10.216.0.0/24\n' "$WORK/keys/wide.key"
+	printf '[Envelope]\n'
+	for i in $(seq 1 65); do printf 'Egress=tcp/%d 192.0.2.%d\n' $((1000 + i)) "$i"; done
+} >"$WORK/policies/wide.policy"
+mtdctl reload >/dev/null || fail "reload with the wide service"
+wait_for 'mtdctl audit show | grep -q "\"step\":\"nftables envelope\""' 50 ||
+	fail "no instance-start-failed at the nftables step: $(mtdctl audit show | tail -3)"
+case "$(mtdctl instances)" in *wide-*) fail "an instance of wide runs without its envelope" ;; esac
+ip -o link | grep -q "mtdi.*" && [ "$(ip -o link | grep -c mtdi)" -gt 1 ] &&
+	fail "a link was created for an instance that must not start"
+ok "when the nftables envelope cannot be installed, no instance starts (audited with the step)"
+rm "$WORK/policies/wide.policy"
+mtdctl reload >/dev/null || fail "reload without the wide service"
+
 # --- a tampered snapshot is refused -----------------------------------------------------
 printf 'x' | dd of="$WORK/snapshots/web/root/www/index.html" bs=1 seek=3 conv=notrunc 2>/dev/null
 mtdctl reload >/dev/null || fail "reload"
