@@ -298,6 +298,15 @@ static void on_instance_exit(struct instance *instance, const siginfo_t *info, v
 			instance_id(instance), "status", how, "pid", (int)info->si_pid, "sigsys",
 			sigsys),
 	      true);
+	/* A SIGSYS death is a seccomp violation too (SystemCallDefault=kill, or
+	 * the agent's own unit filter): audited as such; the restart below is
+	 * the replacement. */
+	if (sigsys)
+		fleet_audit(fleet, "seccomp-violation",
+			    json_pack("{s:s, s:s, s:{s:s, s:i}}", "service", svc->name, "instance",
+				      instance_id(instance), "evidence", "signal", "SIGSYS", "pid",
+				      (int)info->si_pid),
+			    true);
 	svc->quick_failures = quick ? svc->quick_failures + 1 : 0;
 	if (svc->current == instance) {
 		unroute(svc);
