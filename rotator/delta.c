@@ -17,19 +17,19 @@ static const struct {
 	const char *name;
 	bool map, interval;
 } set_info[RS_N_SETS] = {
-	[RS_SET_SVC4] = { RS_SVC4, true },
-	[RS_SET_SVC6] = { RS_SVC6, true },
-	[RS_SET_LOCAL4] = { RS_LOCAL4, true },
-	[RS_SET_LOCAL6] = { RS_LOCAL6, true },
-	[RS_SET_BACKENDS4] = { RS_BACKENDS4, false },
-	[RS_SET_BACKENDS6] = { RS_BACKENDS6, false },
-	[RS_SET_DECOYS] = { RS_DECOYS, false },
-	[RS_SET_INSTANCES4] = { RS_INSTANCES4, false },
-	[RS_SET_INSTANCES6] = { RS_INSTANCES6, false },
-	[RS_SET_INGRESS4] = { RS_INGRESS4, false },
-	[RS_SET_INGRESS6] = { RS_INGRESS6, false },
-	[RS_SET_EGRESS4] = { RS_EGRESS4, false, true },
-	[RS_SET_EGRESS6] = { RS_EGRESS6, false, true },
+	[RS_SET_SVC4] = { .name = RS_SVC4, .map = true },
+	[RS_SET_SVC6] = { .name = RS_SVC6, .map = true },
+	[RS_SET_LOCAL4] = { .name = RS_LOCAL4, .map = true },
+	[RS_SET_LOCAL6] = { .name = RS_LOCAL6, .map = true },
+	[RS_SET_BACKENDS4] = { .name = RS_BACKENDS4, .map = false },
+	[RS_SET_BACKENDS6] = { .name = RS_BACKENDS6, .map = false },
+	[RS_SET_DECOYS] = { .name = RS_DECOYS, .map = false },
+	[RS_SET_INSTANCES4] = { .name = RS_INSTANCES4, .map = false },
+	[RS_SET_INSTANCES6] = { .name = RS_INSTANCES6, .map = false },
+	[RS_SET_INGRESS4] = { .name = RS_INGRESS4, .map = false },
+	[RS_SET_INGRESS6] = { .name = RS_INGRESS6, .map = false },
+	[RS_SET_EGRESS4] = { .name = RS_EGRESS4, .map = false, .interval = true },
+	[RS_SET_EGRESS6] = { .name = RS_EGRESS6, .map = false, .interval = true },
 };
 
 const char *rs_set_name(enum rs_set set)
