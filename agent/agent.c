@@ -506,15 +506,20 @@ static int on_seal_timer(sd_event_source *source, uint64_t usec, void *userdata)
 }
 
 static void on_decoy_hit(const char *service, const char *source, const char *proto,
-			 uint16_t port, void *userdata)
+			 uint16_t port, const char *const *reached, size_t n_reached, void *userdata)
 {
 	struct agent *agent = userdata;
+	json_t *instances = json_array();
+
+	for (size_t i = 0; instances && i < n_reached; i++)
+		json_array_append_new(instances, json_string(reached[i]));
 
 	log_warning("decoy hit: %s touched %s/%u%s%s; the source is blocked", source, proto,
 		    (unsigned)port, service ? " of service " : "", service ? service : "");
 	(void)agent_audit(agent, "decoy-hit",
-			  json_pack("{s:s?, s:s, s:s, s:i}", "service", service, "source", source,
-				    "proto", proto, "port", (int)port),
+			  json_pack("{s:s?, s:s, s:s, s:i, s:o}", "service", service, "source",
+				    source, "proto", proto, "port", (int)port, "reached_instances",
+				    instances),
 			  true);
 }
 

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conntrack.h"
 #include "honeypot.h"
 #include "host_ports.h"
 #include "macro.h"
@@ -508,10 +509,25 @@ static int on_nflog(sd_event_source *source, int fd, uint32_t revents, void *use
 				if (streq(rotation->services[j].policy->name, service))
 					rotation->services[j].decoy_hits++;
 			remember_blocked(rotation, address, service);
-			if (rotation->hooks.on_decoy_hit)
+			if (rotation->hooks.on_decoy_hit) {
+				/* Link the hit to the instances this source reached. */
+				struct rotator_addr reached[8];
+				const char *names[8];
+				size_t n_reached = 0, n_names = 0;
+
+				if (rotator_conntrack_reached(&hits[i].source, reached,
+							      ELEMENTSOF(reached), &n_reached) < 0)
+					n_reached = 0;
+				for (size_t j = 0; j < n_reached; j++) {
+					const char *owner =
+						rotator_instance_owner(rotation->rotator, &reached[j]);
+					if (owner)
+						names[n_names++] = owner;
+				}
 				rotation->hooks.on_decoy_hit(service, address,
 							     proto_name(hits[i].proto), hits[i].port,
-							     rotation->hooks.userdata);
+							     names, n_names, rotation->hooks.userdata);
+			}
 		}
 	} while (n == ELEMENTSOF(hits));
 	return 0;

@@ -15,9 +15,11 @@ struct rotation;
 
 struct rotation_hooks {
 	/* A source touched a decoy port of service (NULL if unknown); the kernel
-	 * has blocked it already. Called from the event loop. */
+	 * has blocked it already. reached_instances: instances it has flows to
+	 * (conntrack). Called from the event loop. */
 	void (*on_decoy_hit)(const char *service, const char *source, const char *proto,
-			     uint16_t port, void *userdata);
+			     uint16_t port, const char *const *reached_instances,
+			     size_t n_reached, void *userdata);
 	/* The realtime clock was set; every boundary has been recomputed. */
 	void (*on_clock_set)(void *userdata);
 	/* An instance's envelope dropped a packet it sent (instance NULL when

@@ -37,6 +37,7 @@ PublicPorts=20000-20999
 Interval=60s
 Grace=10s
 KeyFile=$WORK/keys/web.key
+Decoys=4
 AddressPool=10.214.0.0/24
 
 [Envelope]
@@ -61,6 +62,15 @@ wait_replaced() { wait_for '[ -n "$(serving_id)" ] && [ "$(serving_id)" != "$1" 
 start_agent
 wait_for '[ -n "$(serving_id)" ]' 100 || fail "no healthy instance: $(mtdctl instances)"
 assert_contains "$(http_get web "$P" 10.213.0.1 /)" "signed snapshot" "the first instance serves"
+
+# --- a decoy hit is linked to the instances its source reached --------------------------
+decoy=$(mtdctl --json status | tr -d ' \n' | sed -n 's/.*"name":"web"[^]]*"decoys":\[\([0-9]*\).*/\1/p')
+[ -n "$decoy" ] || fail "no decoy port in status"
+in_client "$BUILD_DIR/tools/netprobe" connect 10.213.0.1 "$decoy" 1000 >/dev/null 2>&1
+wait_for 'mtdctl audit show | grep -q decoy-hit' 30 || fail "the decoy hit is not audited"
+assert_contains "$(mtdctl audit show | grep decoy-hit)" "\"reached_instances\":[\"$(serving_id)\"]" \
+	"the decoy hit names the instance its source had reached"
+mtdctl unblock 10.213.0.2 >/dev/null || fail "unblock"
 
 # --- seccomp violation: quarantine ---------------------------------------------------
 victim=$(serving_id)

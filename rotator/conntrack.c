@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+#include "conntrack.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "macro.h"
+
+struct dump {
+	const struct rotator_addr *source;
+	struct rotator_addr *found;
+	size_t max, n;
+};
+
+/* The address of one side of a tuple: CTA_TUPLE_IP / CTA_IP_V4_SRC etc. */
+static bool tuple_address(const struct nlattr *tuple, uint16_t v4, uint16_t v6,
+			  struct rotator_addr *ret)
+{
+	const struct nlattr *a, *ip = NULL;
+
+	mnl_attr_for_each_nested(a, tuple)
+		if (mnl_attr_get_type(a) == CTA_TUPLE_IP)
+			ip = a;
+	if (!ip)
+		return false;
+	mnl_attr_for_each_nested(a, ip)
+	{
+		if (mnl_attr_get_type(a) == v4 && mnl_attr_get_payload_len(a) == 4) {
+			memset(ret, 0, sizeof(*ret));
+			ret->family = AF_INET;
+			memcpy(&ret->in, mnl_attr_get_payload(a), 4);
+			return true;
+		}
+		if (mnl_attr_get_type(a) == v6 && mnl_attr_get_payload_len(a) == 16) {
+			memset(ret, 0, sizeof(*ret));
+			ret->family = AF_INET6;
+			memcpy(&ret->in6, mnl_attr_get_payload(a), 16);
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool same_address(const struct rotator_addr *a, const struct rotator_addr *b)
+{
+	return a->family == b->family &&
+	       memcmp(&a->in6, &b->in6, a->family == AF_INET ? 4 : 16) == 0;
+}
+
+/* For each flow whose original source is the one asked about, the reply's
+ * source: where the flow really went (after the DNAT). */
+static int on_flow(const struct nlmsghdr *nlh, void *userdata)
+{
+	struct dump *d = userdata;
+	const struct nlattr *a, *orig = NULL, *reply = NULL;
+	struct rotator_addr src, dst;
+
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+	{
+		if (mnl_attr_get_type(a) == CTA_TUPLE_ORIG)
+			orig = a;
+		else if (mnl_attr_get_type(a) == CTA_TUPLE_REPLY)
+			reply = a;
+	}
+	if (!orig || !reply || !tuple_address(orig, CTA_IP_V4_SRC, CTA_IP_V6_SRC, &src) ||
+	    !same_address(&src, d->source) ||
+	    !tuple_address(reply, CTA_IP_V4_SRC, CTA_IP_V6_SRC, &dst))
+		return MNL_CB_OK;
+	for (size_t i = 0; i < d->n; i++)
+		if (same_address(&d->found[i], &dst))
+			return MNL_CB_OK;
+	if (d->n < d->max)
+		d->found[d->n++] = dst;
+	return MNL_CB_OK;
+}
+
+int rotator_conntrack_reached(const struct rotator_addr *source, struct rotator_addr *ret_found,
+			      size_t max, size_t *ret_n)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct mnl_socket *nl;
+	struct nlmsghdr *nlh;
+	struct nfgenmsg *nfg;
+	struct dump d = {.source = source, .found = ret_found, .max = max};
+	uint32_t seq = (uint32_t)time(NULL), portid;
+	ssize_t n;
+	int r = 0;
+
+	nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (!nl)
+		return -errno;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		r = -errno;
+		goto out;
+	}
+	portid = mnl_socket_get_portid(nl);
+	memset(buf, 0, sizeof(buf));
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = seq;
+	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = (uint8_t)source->family;
+	nfg->version = NFNETLINK_V0;
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		r = -errno;
+		goto out;
+	}
+	for (;;) {
+		n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		r = mnl_cb_run(buf, (size_t)n, seq, portid, on_flow, &d);
+		if (r <= MNL_CB_STOP) {
+			r = r < 0 ? -errno : 0;
+			break;
+		}
+	}
+out:
+	mnl_socket_close(nl);
+	if (r < 0)
+		return r;
+	*ret_n = d.n;
+	return 0;
+}
