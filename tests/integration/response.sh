@@ -162,6 +162,24 @@ write_policy ""
 mtdctl reload >/dev/null || fail "reload without MaxLifetime="
 wait_for '[ -n "$(serving_id)" ]' 100 || fail "no healthy instance after the reload"
 
+# --- OnSyscallViolation=errno: recorded, the call fails, the instance stays --------------
+sed -i 's/^OnSyscallViolation=quarantine/OnSyscallViolation=errno/' "$P"
+mtdctl reload >/dev/null || fail "reload with OnSyscallViolation=errno"
+wait_for '[ -n "$(serving_id)" ] && [ "$(json_instances | grep -o healthy | wc -l)" -eq 1 ]' 100 ||
+	fail "no single healthy instance after the reload"
+keeper=$(serving_id)
+before=$(mtdctl audit show | grep -c seccomp-violation)
+out=$(http_get web "$P" 10.213.0.1 /cgi-bin/mount)
+assert_contains "$out" "mounted" "under errno the violating call fails and the request goes on"
+wait_for '[ $(mtdctl audit show | grep -c seccomp-violation) -gt '"$before"' ]' 30 ||
+	fail "the violation under errno is not audited"
+sleep 0.5
+[ "$(serving_id)" = "$keeper" ] || fail "OnSyscallViolation=errno replaced the instance"
+ok "OnSyscallViolation=errno audits the violation and keeps the instance"
+sed -i 's/^OnSyscallViolation=errno/OnSyscallViolation=quarantine/' "$P"
+mtdctl reload >/dev/null || fail "reload back to quarantine"
+wait_for '[ -n "$(serving_id)" ] && [ "$(serving_id)" != "$keeper" ]' 150 || fail "no instance after the reload"
+
 # --- a client loop during many replacements ----------------------------------------------
 # A failed request either found no open port (a serving gap: never allowed)
 # or lost a connection that was already open to the instance being
