@@ -71,13 +71,14 @@ static bool command_accepts_field(const struct command_info *info, const char *f
 	return false;
 }
 
-/* Service names follow the policy rule; checked here too so a hostile name
+/* Service names and instance ids ("web-3") follow the policy's name rule:
+ * [a-z0-9][a-z0-9_-]*, at most max_len; checked here too so a hostile name
  * never reaches a lookup or a log line. */
-static bool is_valid_service_name(const char *s)
+static bool is_valid_name(const char *s, size_t max_len)
 {
 	size_t n = strlen(s);
 
-	if (n == 0 || n > 32)
+	if (n == 0 || n > max_len)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
@@ -89,20 +90,14 @@ static bool is_valid_service_name(const char *s)
 	return true;
 }
 
+static bool is_valid_service_name(const char *s)
+{
+	return is_valid_name(s, 32);
+}
+
 static bool is_valid_instance_id(const char *s)
 {
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 48)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-			  (i > 0 && (c == '-' || c == '_'));
-		if (!ok)
-			return false;
-	}
-	return true;
+	return is_valid_name(s, 48);
 }
 
 /* A reason goes into the audit log and the journal: printable ASCII only. */
