@@ -122,10 +122,21 @@ e2e: all $(TEST_TOOLS)
 # --- fuzzing (clang libFuzzer) -----------------------------------------------
 FUZZ_CC ?= clang
 FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(CORE_SRCS) $(ROTATOR_SRCS) $(HEADERS)
+# The sources are compiled once for every target (instrumented, not linked
+# with the fuzzer's main), then each target links its own entry point.
+FUZZ_OBJ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -g -O1
+$(BUILD)/fuzzobj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(BASE_CFLAGS) -Wno-missing-prototypes $(FUZZ_FLAGS) -o $@ $< $(CORE_SRCS) \
-		$(ROTATOR_SRCS) $(PKG_LIBS)
+	$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZ_OBJ_FLAGS) -c $< -o $@
+
+$(BUILD)/fuzzobj/libfuzzed.a: $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(CORE_SRCS) $(ROTATOR_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzzobj/libfuzzed.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(BASE_CFLAGS) -Wno-missing-prototypes $(FUZZ_FLAGS) -o $@ $< \
+		$(BUILD)/fuzzobj/libfuzzed.a $(PKG_LIBS)
 
 fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
 	@tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
