@@ -36,6 +36,8 @@ struct instance {
 	sd_event_source *violation_source; /* seccomp notifications */
 	struct drift_watch *drift;
 	sd_event_source *drift_source;
+	char **writable; /* Writable= (copied: the policy may be freed on reload) */
+	size_t n_writable;
 	sd_event_source *health_timer;
 	struct health_probe *probe;
 	unsigned health_failures; /* consecutive */
@@ -101,6 +103,9 @@ void instance_destroy(struct instance *instance)
 	if (!instance)
 		return;
 	release(instance);
+	for (size_t i = 0; i < instance->n_writable; i++)
+		free(instance->writable[i]);
+	free(instance->writable);
 	sd_event_unref(instance->event);
 	free(instance);
 }
@@ -206,6 +211,41 @@ static int on_violation(sd_event_source *source, int fd, uint32_t revents, void 
 	return 0;
 }
 
+static int collect_drift(const struct drift_event *event, void *userdata)
+{
+	json_array_append_new(userdata, json_pack("{s:s, s:s}", "kind",
+						  drift_kind_name(event->kind), "path",
+						  event->path));
+	return 0;
+}
+
+static int raise_scanned(const struct drift_event *event, void *userdata)
+{
+	raise_signal(userdata, "drift",
+		     json_pack("{s:s, s:s, s:s}", "kind", drift_kind_name(event->kind), "path",
+			       event->path, "found_by", "scan"));
+	return 0;
+}
+
+int instance_scan_drift(struct instance *instance, json_t **ret_findings)
+{
+	json_t *list = json_array();
+	int r;
+
+	if (!instance->envelope || !list) {
+		json_decref(list);
+		return -ESRCH;
+	}
+	r = drift_scan(envelope_upper_fd(instance->envelope), instance->writable,
+		       instance->n_writable, collect_drift, list);
+	if (r < 0) {
+		json_decref(list);
+		return r;
+	}
+	*ret_findings = list;
+	return 0;
+}
+
 static int on_drift(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
 	struct instance *instance = userdata;
@@ -215,10 +255,18 @@ static int on_drift(sd_event_source *source, int fd, uint32_t revents, void *use
 	do {
 		if (drift_watch_read(instance->drift, events, ELEMENTSOF(events), &n) < 0)
 			return 0;
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
+			/* The watch fell behind: a scan of the whole layer says what is there. */
+			if (events[i].kind == DRIFT_EVENTS_LOST) {
+				(void)drift_scan(envelope_upper_fd(instance->envelope),
+						 instance->writable, instance->n_writable,
+						 raise_scanned, instance);
+				continue;
+			}
 			raise_signal(instance, "drift",
 				     json_pack("{s:s, s:s}", "kind", drift_kind_name(events[i].kind),
 					       "path", events[i].path));
+		}
 	} while (n == ELEMENTSOF(events));
 	return 0;
 }
@@ -369,7 +417,20 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	}
 	/* The envelope owns the pidfd. */
 	(void)sd_event_source_set_child_pidfd_own(instance->child_source, false);
-	r = watch_signals(instance, spec->writable, spec->n_writable, ret_step, ret_detail);
+	instance->writable = calloc(spec->n_writable + 1, sizeof(char *));
+	for (size_t i = 0; instance->writable && i < spec->n_writable; i++) {
+		instance->writable[i] = strdup(spec->writable[i]);
+		if (!instance->writable[i])
+			break;
+		instance->n_writable++;
+	}
+	if (!instance->writable || instance->n_writable != spec->n_writable) {
+		snprintf(ret_step, 32, "drift watch");
+		snprintf(ret_detail, 320, "out of memory");
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = watch_signals(instance, instance->writable, instance->n_writable, ret_step, ret_detail);
 	if (r < 0)
 		goto fail;
 

@@ -82,6 +82,10 @@ const char *instance_state_name(enum instance_state state);
  * every connection of the instance ends), freeze every process. */
 int instance_isolate_and_freeze(struct instance *instance);
 
+/* Drift scan on demand: what the instance's writable layer holds that its
+ * policy does not allow, as [{kind, path}]. */
+int instance_scan_drift(struct instance *instance, json_t **ret_findings);
+
 /* For the evidence copy: the writable layer (a tmpfs with upper/) and the
  * instance's cgroup2 directory. */
 int instance_upper_fd(const struct instance *instance);

@@ -368,5 +368,19 @@ int fleet_release(struct fleet *fleet, const char *id)
 
 int fleet_inspect(struct fleet *fleet, const char *id, json_t **ret)
 {
+	struct instance *instance = NULL;
+	struct managed_service *svc = find_target(fleet, id, &instance);
+	json_t *findings;
+	int r;
+
+	/* A live instance: a drift scan of its writable layer, now. */
+	if (svc && streq(instance_id(instance), id)) {
+		r = instance_scan_drift(instance, &findings);
+		if (r < 0)
+			return r;
+		*ret = json_pack("{s:o, s:o}", "instance", instance_to_json(instance), "drift",
+				 findings);
+		return *ret ? 0 : -ENOMEM;
+	}
 	return quarantine_inspect(fleet->state_dir, id, ret);
 }

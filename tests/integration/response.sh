@@ -222,6 +222,25 @@ cuts=$(wc -l <"$cuts_file")
 [ "$cuts" -le "$REPLACEMENTS" ] || fail "$cuts requests failed, more than one per quarantine"
 ok "a client looping through the public port: $requests requests during $REPLACEMENTS replacements, none found the port closed ($cuts were open to a quarantined instance and were cut with it)"
 
+# --- inspect of a live instance scans its writable layer now -------------------------------
+out=$(mtdctl inspect "$(serving_id)")
+assert_contains "$out" '"drift": []' "inspect of a live instance scans its writable layer (nothing found)"
+
+# --- replacement storms are bounded -------------------------------------------------------
+sed -i 's/^ReplaceBurst=1000/ReplaceBurst=2/' "$P"
+mtdctl reload >/dev/null || fail "reload with ReplaceBurst=2"
+wait_for '[ "$(json_instances | grep -o healthy | wc -l)" -eq 1 ]' 100 || fail "no single healthy instance"
+for i in 1 2 3; do
+	victim=$(serving_id)
+	[ -n "$victim" ] || break
+	mtdctl quarantine "$victim" >/dev/null
+	wait_for '[ "$(serving_id)" != "'"$victim"'" ]' 100
+done
+wait_for 'mtdctl audit show | grep -q replacement-storm' 50 || fail "no replacement-storm record"
+ok "a third compromise within ReplaceInterval= is a storm: audited, the service backs off"
+mtdctl instances | grep -q healthy && fail "the service did not back off"
+ok "during the back-off nothing serves (fail closed)"
+
 stop_agent || fail "clean stop"
 [ -z "$(find /sys/fs/cgroup -maxdepth 6 -name "$INSTANCES_CGROUP" 2>/dev/null)" ] || fail "cgroups remain"
 ip -o link | grep -q mtdi && fail "an instance link remains"
