@@ -168,10 +168,13 @@ static void on_instance_unhealthy(struct instance *instance, const char *reason,
 	      json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance", instance_id(instance),
 			"reason", reason),
 	      true);
-	/* Replaced, not quarantined: failing health is no sign of compromise. */
+	/* Replaced and killed unless OnUnhealthy=quarantine: failing health is
+	 * no sign of compromise by itself. */
 	if (instance == svc->current)
 		response_replace(svc, instance, "health", json_pack("{s:s}", "health", reason),
-				 DISPOSE_KILL, 0);
+				 svc->policy->on_unhealthy == COMPROMISE_QUARANTINE ? DISPOSE_QUARANTINE
+										     : DISPOSE_KILL,
+				 0);
 }
 
 /* A signal is audited at once and answered on the next loop iteration, when

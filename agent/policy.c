@@ -238,6 +238,7 @@ static struct policy *policy_new(void)
 	p->health_timeout_usec = 1 * USEC_PER_SEC;
 	p->health_failures = 3;
 	p->on_compromise = COMPROMISE_QUARANTINE;
+	p->on_unhealthy = COMPROMISE_KILL; /* failing health is no sign of compromise */
 	p->quarantine_max_bytes = UINT64_C(256) << 20;
 	p->replace_burst = 5;
 	p->replace_interval_usec = USEC_PER_MINUTE;

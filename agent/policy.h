@@ -110,6 +110,7 @@ struct policy {
 	uint64_t health_timeout_usec;  /* HealthTimeout= */
 	unsigned health_failures;      /* HealthFailures= */
 	enum compromise_action on_compromise; /* OnCompromise= */
+	enum compromise_action on_unhealthy;  /* OnUnhealthy= (default kill) */
 	uint64_t quarantine_max_bytes;        /* QuarantineMax= */
 	unsigned replace_burst;               /* ReplaceBurst= */
 	uint64_t replace_interval_usec;       /* ReplaceInterval= */

@@ -95,6 +95,7 @@ static json_t *service_json(const struct policy *p)
 	set_timespan(&o, "health_timeout", p->health_timeout_usec);
 	set(&o, "health_failures", json_integer(p->health_failures));
 	set_str(&o, "on_compromise", compromise[p->on_compromise == COMPROMISE_KILL]);
+	set_str(&o, "on_unhealthy", compromise[p->on_unhealthy == COMPROMISE_KILL]);
 	set_size(&o, "quarantine_max", p->quarantine_max_bytes);
 	set(&o, "replace_burst", json_integer(p->replace_burst));
 	set_timespan(&o, "replace_interval", p->replace_interval_usec);

@@ -407,6 +407,7 @@ static const struct schema_entry schema[] = {
      USEC_PER_MINUTE, NULL, 0},
     {S, "HealthFailures", parse_uint, OFF(health_failures), 1, 100, NULL, 0},
     {S, "OnCompromise", parse_enum, OFF(on_compromise), 0, 1, compromise_names, M},
+    {S, "OnUnhealthy", parse_enum, OFF(on_unhealthy), 0, 1, compromise_names, M},
     {S, "QuarantineMax", parse_size, OFF(quarantine_max_bytes), 0, UINT64_MAX, NULL, M},
     {S, "ReplaceBurst", parse_uint, OFF(replace_burst), 1, 1000, NULL, M},
     {S, "ReplaceInterval", parse_timespan, OFF(replace_interval_usec), USEC_PER_SEC, USEC_PER_DAY,

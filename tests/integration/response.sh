@@ -130,6 +130,18 @@ wait_replaced "$victim" || fail "no replacement after failing health"
 wait_for '[ -z "$(state_of "$victim")" ]' 50 || fail "$victim is still there: $(mtdctl instances)"
 ok "an unhealthy instance is replaced and killed, not quarantined"
 assert_contains "$(mtdctl audit show)" "instance-unhealthy" "failing health is audited"
+sed -i 's/^QuarantineMax=64M/QuarantineMax=64M\nOnUnhealthy=quarantine/' "$P"
+mtdctl reload >/dev/null || fail "reload with OnUnhealthy=quarantine"
+wait_for '[ "$(json_instances | grep -o healthy | wc -l)" -eq 1 ]' 100 || fail "no single healthy instance"
+victim=$(serving_id)
+nsenter -t "$(serving_pid "$victim")" -n ip link set eth0 down
+wait_replaced "$victim" || fail "no replacement after failing health (OnUnhealthy=quarantine)"
+wait_for "[ \"\$(state_of \"$victim\")\" = quarantined ]" 50 || fail "$victim not quarantined under OnUnhealthy=quarantine"
+ok "OnUnhealthy=quarantine quarantines an unhealthy instance"
+mtdctl release "$victim" >/dev/null || fail "release"
+sed -i '/^OnUnhealthy=quarantine/d' "$P"
+mtdctl reload >/dev/null || fail "reload"
+wait_for '[ "$(json_instances | grep -o healthy | wc -l)" -eq 1 ]' 100 || fail "no single healthy instance"
 
 # --- manual quarantine, inspect, release --------------------------------------------------
 victim=$(serving_id)
