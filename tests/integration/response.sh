@@ -57,7 +57,7 @@ serving_id() { json_instances | grep -o '"id":"web-[0-9]*"[^}]*"state":"healthy"
 serving_pid() { json_instances | grep -o '"id":"'"$1"'"[^}]*' | sed -n 's/.*"pid":\([0-9]*\).*/\1/p'; }
 state_of() { json_instances | grep -o '"id":"'"$1"'"[^}]*' | sed -n 's/.*"state":"\([a-z]*\)".*/\1/p'; }
 # wait_replaced OLD: until an instance other than OLD is healthy and serving
-wait_replaced() { wait_for '[ -n "$(serving_id)" ] && [ "$(serving_id)" != "$1" ]' 150; }
+wait_replaced() { wait_for '[ -n "$(serving_id)" ] && [ "$(serving_id)" != "'"$1"'" ]' 150; }
 
 start_agent
 wait_for '[ -n "$(serving_id)" ]' 100 || fail "no healthy instance: $(mtdctl instances)"
