@@ -159,8 +159,10 @@ static void arm_health(struct instance *instance)
 	uint64_t delay = instance->state == INSTANCE_HEALTHY ? instance->health_interval_usec : 2000;
 
 	if (!instance->health_timer) {
+		/* 1 ms accuracy: sd-event's default slack (250 ms) would delay the
+		 * first probes of a replacement, and with them the switch. */
 		if (sd_event_add_time_relative(instance->event, &instance->health_timer,
-					       CLOCK_MONOTONIC, delay, 0, on_health_timer,
+					       CLOCK_MONOTONIC, delay, 1000, on_health_timer,
 					       instance) < 0)
 			return;
 	} else {
