@@ -114,34 +114,31 @@ static int link_create_veth(struct rtnl *r, const char *host, const char *inner,
 	return rtnl_talk(r, nlh);
 }
 
-static int link_set_up(struct rtnl *r, int ifindex)
+/* RTM_NEWLINK (set flags) or RTM_DELLINK on an existing link. */
+static int link_request(struct rtnl *r, uint16_t type, int ifindex, unsigned flags)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh;
 	struct ifinfomsg *ifi;
 
 	memset(buf, 0, sizeof(buf));
-	nlh = rtnl_msg(r, buf, RTM_NEWLINK, 0);
+	nlh = rtnl_msg(r, buf, type, 0);
 	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
 	ifi->ifi_family = AF_UNSPEC;
 	ifi->ifi_index = ifindex;
-	ifi->ifi_flags = IFF_UP;
-	ifi->ifi_change = IFF_UP;
+	ifi->ifi_flags = flags;
+	ifi->ifi_change = flags;
 	return rtnl_talk(r, nlh);
+}
+
+static int link_set_up(struct rtnl *r, int ifindex)
+{
+	return link_request(r, RTM_NEWLINK, ifindex, IFF_UP);
 }
 
 static int link_delete(struct rtnl *r, int ifindex)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nlmsghdr *nlh;
-	struct ifinfomsg *ifi;
-
-	memset(buf, 0, sizeof(buf));
-	nlh = rtnl_msg(r, buf, RTM_DELLINK, 0);
-	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
-	ifi->ifi_family = AF_UNSPEC;
-	ifi->ifi_index = ifindex;
-	return rtnl_talk(r, nlh);
+	return link_request(r, RTM_DELLINK, ifindex, 0);
 }
 
 static size_t address_size(int family)
