@@ -576,6 +576,7 @@ struct cgroup_instance {
 	char *unified;
 	int unified_fd;
 	char *v1[_CGROUP_CONTROLLER_MAX]; /* only those that hold a limit */
+	int v1_tasks_fd[_CGROUP_CONTROLLER_MAX]; /* V1DIR/tasks, O_WRONLY, or -1 */
 };
 
 void cgroup_instance_free(struct cgroup_instance *c)
@@ -584,8 +585,10 @@ void cgroup_instance_free(struct cgroup_instance *c)
 		return;
 	closep(&c->unified_fd);
 	free(c->unified);
-	for (int i = 0; i < _CGROUP_CONTROLLER_MAX; i++)
+	for (int i = 0; i < _CGROUP_CONTROLLER_MAX; i++) {
 		free(c->v1[i]);
+		closep(&c->v1_tasks_fd[i]);
+	}
 	free(c);
 }
 
@@ -686,6 +689,8 @@ int cgroup_instance_create(const struct cgroup_root *root, const char *id,
 		return -ENOMEM;
 	}
 	c->unified_fd = -1;
+	for (int i = 0; i < _CGROUP_CONTROLLER_MAX; i++)
+		c->v1_tasks_fd[i] = -1;
 	if (asprintf(&c->unified, "%s/%s", root->unified, id) < 0) {
 		c->unified = NULL;
 		r = -ENOMEM;
@@ -735,6 +740,11 @@ int cgroup_instance_create(const struct cgroup_root *root, const char *id,
 		r = write_limit(dfd, i, false, limits);
 		if (r < 0)
 			goto fail;
+		c->v1_tasks_fd[i] = openat(dfd, "tasks", O_WRONLY | O_CLOEXEC);
+		if (c->v1_tasks_fd[i] < 0) {
+			r = -errno;
+			goto fail;
+		}
 	}
 	*ret = c;
 	return 0;
@@ -755,17 +765,15 @@ const char *cgroup_instance_path(const struct cgroup_instance *c)
 	return c->unified;
 }
 
-int cgroup_instance_attach_v1(const struct cgroup_instance *c, pid_t pid)
+int cgroup_instance_join_v1_self(const struct cgroup_instance *c)
 {
-	char buf[32];
-
-	snprintf(buf, sizeof(buf), "%d", (int)pid);
 	for (int i = 0; i < _CGROUP_CONTROLLER_MAX; i++) {
-		if (!c->v1[i])
+		if (c->v1_tasks_fd[i] < 0)
 			continue;
-		int r = write_path(c->v1[i], "cgroup.procs", buf);
-		if (r < 0)
-			return r;
+		/* "0" = the calling thread: the kernel skips the global
+		 * threadgroup lock and its RCU grace period (see cgroup.h) */
+		if (write(c->v1_tasks_fd[i], "0", 1) != 1)
+			return errno ? -errno : -EIO;
 	}
 	return 0;
 }

@@ -42,6 +42,7 @@ struct envelope_instance {
 /* What the child needs, prepared by the parent (the child gets a copy). */
 struct child_ctx {
 	const struct envelope_spec *spec;
+	const struct cgroup_instance *cgroup;
 	int sock;     /* report/go socket, child end */
 	int upper_fd; /* detached tmpfs mount */
 	int last_cap;
@@ -125,6 +126,15 @@ static void child_wait_for_go(const struct child_ctx *ctx)
 	while (k < 0 && errno == EINTR);
 	if (k != 1 || go != 'g')
 		_exit(127); /* the parent gave up (or died): nothing to report to */
+}
+
+/* Before anything that allocates: the v1 limits hold from here on. */
+static void child_join_cgroups(const struct child_ctx *ctx)
+{
+	int r = cgroup_instance_join_v1_self(ctx->cgroup);
+
+	if (r < 0)
+		child_fail("cgroup attach", -r, "v1 tasks");
 }
 
 static void mkdir_in_root(const char *path, mode_t mode, const char *step)
@@ -395,9 +405,13 @@ _Noreturn static void child_main(const struct child_ctx *ctx)
 {
 	child_sock = ctx->sock;
 	umask(0022);
-	child_wait_for_go(ctx);
+	child_join_cgroups(ctx);
 	child_mount(ctx);
 	child_hostname(ctx);
+	/* The mounts above ran while the parent built the link; what follows
+	 * changes credentials, and the parent must have opened our network
+	 * namespace through /proc/PID before we stop being its to open. */
+	child_wait_for_go(ctx);
 	child_bounding_set(ctx);
 	child_credentials(ctx);
 	child_capabilities(ctx);
@@ -604,6 +618,7 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 
 	struct child_ctx ctx = {
 	    .spec = spec,
+	    .cgroup = e->cgroup,
 	    .sock = sv[1],
 	    .upper_fd = e->upper_fd,
 	    .last_cap = read_last_cap(),
@@ -628,11 +643,6 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 	closep(&sv[1]);
 	sv[1] = -1;
 
-	r = cgroup_instance_attach_v1(e->cgroup, e->pid);
-	if (r < 0) {
-		set_error(ret_error, "cgroup attach", r, cgroup_instance_path(e->cgroup));
-		goto fail;
-	}
 	if (spec->setup_in_parent) {
 		r = spec->setup_in_parent(e->pid, e->pidfd, spec->userdata);
 		if (r != 0) {
@@ -640,10 +650,9 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 			goto fail;
 		}
 	}
-	if (send(sv[0], "g", 1, MSG_NOSIGNAL) != 1) {
-		r = set_error(ret_error, "clone", -errno, "child gone before go");
-		goto fail;
-	}
+	/* A child that failed a step before "go" has reported and gone: the
+	 * send fails, the report is still to be read. */
+	int go_errno = send(sv[0], "g", 1, MSG_NOSIGNAL) == 1 ? 0 : errno;
 	r = await_exec(sv[0], &rep, &e->notify_fd);
 	if (r < 0) {
 		set_error(ret_error, "exec", r, "waiting for the child");
@@ -651,6 +660,10 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 	}
 	if (r > 0) {
 		r = set_error(ret_error, rep.step, rep.err, rep.detail);
+		goto fail;
+	}
+	if (go_errno) {
+		r = set_error(ret_error, "clone", -go_errno, "child gone before go");
 		goto fail;
 	}
 	/* fail closed: violations that nobody would hear of */

@@ -10,14 +10,16 @@
  *           agent holds; upper/, work/, root/ inside)
  *           clone3(CLONE_PIDFD | CLONE_INTO_CGROUP | CLONE_NEWNS | CLONE_NEWPID |
  *                  CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP)
- *           hybrid hosts: the pid into each v1 controller cgroup
- *           spec->setup_in_parent (the agent moves the veth in here)
+ *           spec->setup_in_parent (the agent moves the veth in here),
+ *           while the child does its mounts
  *           "go" to the child, then wait for exec (EOF) or an error record
- *   child:  wait for go
+ *   child:  hybrid hosts: into each v1 controller cgroup ("0" to its tasks)
  *           mounts: / rslave, the tmpfs attached, overlay (lower = lower_dir,
  *           read-only; upper/work on the tmpfs), minimal /dev, fresh /proc
  *           (/proc/sys read-only), pivot_root, old root detached
  *           hostname
+ *           wait for go (the parent opened /proc/PID/ns/net: no credential
+ *           change before that)
  *           capability bounding set
  *           credentials (setgroups, setresgid, setresuid; keep-caps)
  *           capabilities (permitted, effective, inheritable; ambient if uid != 0)
@@ -65,8 +67,8 @@ struct envelope_spec {
 	int stdio_fds[3];     /* -1: /dev/null inside (envelope_spec_init) */
 	const int *pass_fds;  /* become fds 3, 4, ... in the instance */
 	size_t n_pass_fds;
-	/* Called in the parent after clone3, while the child waits before its
-	 * first mount. Non-zero return: the child is killed, the spawn fails
+	/* Called in the parent after clone3, while the child does its mounts
+	 * (then waits before its credentials change). Non-zero return: the child is killed, the spawn fails
 	 * (step "setup in parent", err = the return value if negative). */
 	int (*setup_in_parent)(pid_t pid, int pidfd, void *userdata);
 	void *userdata;

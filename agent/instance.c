@@ -308,7 +308,7 @@ struct setup_context {
 	char detail[320];
 };
 
-/* In the parent, while the child waits before its first mount: its link. */
+/* In the parent, while the child does its mounts: its link. */
 static int setup_link(pid_t pid, int pidfd, void *userdata)
 {
 	struct setup_context *ctx = userdata;

@@ -99,6 +99,13 @@ static int new_filter(uint32_t def_action, scmp_filter_ctx *ret)
 	r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
 	if (r < 0)
 		return r;
+	/* A binary tree instead of a linear list: a syscall meets ~log2(n)
+	 * comparisons, not up to n. It is cheaper for every syscall the service
+	 * makes and for the kernel's action cache, which runs each syscall
+	 * number through the filter when it is loaded, at every launch. */
+	r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+	if (r < 0)
+		return r;
 	*ret = TAKE_PTR(ctx);
 	return 0;
 }

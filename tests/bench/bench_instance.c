@@ -14,9 +14,12 @@
  *              accepts on 127.0.0.1 (bwrap here shares the network: no link)
  *   fork+exec  fork + execve of busybox httpd, until it accepts on 127.0.0.1
  *
- * A second instance row launches without memory/pids limits: on this
- * hybrid-cgroup host those limits need cgroup v1, whose migration cost is the
- * largest part of a launch.
+ * A second instance row launches without memory/pids limits. On a hybrid
+ * cgroup host those limits live in cgroup v1 and the child has to be moved
+ * there; two more rows time that move alone, both ways, in the same run: the
+ * parent writing the child's pid to cgroup.procs (write-locks the kernel's
+ * global threadgroup rwsem: an RCU grace period) and the child writing "0" to
+ * tasks itself (no global lock), which is what the envelope does.
  *
  * Snapshot verification is done once, as the agent does per policy load; its
  * throughput has its own benchmark (bench_snapshot.sh). Needs root and
@@ -43,6 +46,7 @@
 
 #define ROUNDS 100
 #define HTTPD_PORT 8080
+#define MOVES 30
 
 static char work[] = "/tmp/mtd-bench-instance.XXXXXX";
 
@@ -202,6 +206,85 @@ static double launch_process(char *const argv[], uint16_t port)
 	return r < 0 ? -1 : t;
 }
 
+/* The v1 memory hierarchy's mount point, or NULL (unified host). */
+static char *v1_memory_mount(void)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[1024];
+
+	while (f && fgets(line, sizeof(line), f)) {
+		char mnt[512], fstype[64], super[256];
+		const char *dash = strstr(line, " - ");
+
+		if (!dash || sscanf(line, "%*s %*s %*s %*s %511s", mnt) != 1 ||
+		    sscanf(dash + 3, "%63s %*s %255s", fstype, super) != 2)
+			continue;
+		if (streq(fstype, "cgroup") && strstr(super, "memory"))
+			return strdup(mnt);
+	}
+	return NULL;
+}
+
+/* Moves a fresh child into dir (a v1 cgroup), n times each way; the child
+ * then exits. by_pid: the parent writes the pid to cgroup.procs; otherwise
+ * the child writes "0" to tasks and reports its time through a pipe. */
+static int time_v1_moves(const char *dir, bool by_pid, double *v, int n)
+{
+	char procs[600], tasks[600];
+
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+	snprintf(tasks, sizeof(tasks), "%s/tasks", dir);
+	for (int i = 0; i < n; i++) {
+		int go[2], result[2];
+
+		if (pipe2(go, O_CLOEXEC) < 0 || pipe2(result, O_CLOEXEC) < 0)
+			return -errno;
+		pid_t pid = fork();
+		if (pid < 0)
+			return -errno;
+		if (pid == 0) {
+			char c;
+			double t = 0;
+			if (read(go[0], &c, 1) != 1)
+				_exit(1);
+			if (!by_pid) {
+				int fd = open(tasks, O_WRONLY | O_CLOEXEC);
+				double t0 = now_ms();
+				if (fd < 0 || write(fd, "0", 1) != 1)
+					_exit(1);
+				t = now_ms() - t0;
+			}
+			_exit(write(result[1], &t, sizeof(t)) == sizeof(t) ? 0 : 1);
+		}
+		close(go[0]);
+		close(result[1]);
+		if (by_pid) {
+			char text[32];
+			int fd = open(procs, O_WRONLY | O_CLOEXEC), k = snprintf(text, sizeof(text), "%d", (int)pid);
+			double t0 = now_ms();
+			if (fd < 0 || write(fd, text, (size_t)k) != k) {
+				close(fd);
+				return -EIO;
+			}
+			v[i] = now_ms() - t0;
+			close(fd);
+		}
+		double t = -1;
+		int status = 1;
+		if (write(go[1], "g", 1) != 1 || read(result[0], &t, sizeof(t)) != sizeof(t))
+			t = -1;
+		close(go[1]);
+		close(result[0]);
+		waitpid(pid, &status, 0);
+		if (t < 0 || status != 0)
+			return -EIO;
+		if (!by_pid)
+			v[i] = t;
+		usleep(20000); /* let the kernel's RCU sync state go idle again, as between launches */
+	}
+	return 0;
+}
+
 static void print_row(const char *what, double *v, int n)
 {
 	qsort(v, (size_t)n, sizeof(double), cmp_double);
@@ -308,12 +391,30 @@ int main(void)
 	print_row("instance without memory/pids limits", inst_nolimits, ROUNDS);
 	print_row("bwrap (namespaces, read-only root, no link)", bw, ROUNDS);
 	print_row("fork+exec", bare, ROUNDS);
-	printf("\nthis host %s: on a hybrid host the memory and pids limits live in cgroup v1, "
-	       "and moving the new process into a v1 cgroup (a write to cgroup.procs) waits for "
-	       "an RCU grace period; on a unified host the child is cloned straight into its "
-	       "cgroup (CLONE_INTO_CGROUP) and that cost does not exist — the second row shows "
-	       "the launch without it\n",
-	       cgroup_root_is_hybrid(cgroups) ? "is hybrid" : "is unified");
+	if (cgroup_root_is_hybrid(cgroups)) {
+		static double by_pid[MOVES], by_self[MOVES];
+		_cleanup_free_ char *mount = v1_memory_mount();
+		char dir[600];
+
+		snprintf(dir, sizeof(dir), "%s/mtd-bench-move", mount ? mount : "/nonexistent");
+		if (!mount || (mkdir(dir, 0755) < 0 && errno != EEXIST) ||
+		    time_v1_moves(dir, true, by_pid, MOVES) < 0 ||
+		    time_v1_moves(dir, false, by_self, MOVES) < 0) {
+			fprintf(stderr, "bench: timing v1 moves in %s failed\n", dir);
+			(void)rmdir(dir);
+			goto out;
+		}
+		(void)rmdir(dir);
+		print_row("v1 move: parent writes pid to cgroup.procs", by_pid, MOVES);
+		print_row("v1 move: child writes 0 to tasks (agent)", by_self, MOVES);
+		printf("\nthis host is hybrid: the memory and pids limits live in cgroup v1 and the "
+		       "child moves itself there (last row); moving it by pid write-locks the "
+		       "kernel's global threadgroup rwsem and waits for an RCU grace period (the row "
+		       "above it) unless favordynmods was ever set on this boot\n");
+	} else {
+		printf("\nthis host is unified: the child is cloned straight into its cgroup "
+		       "(CLONE_INTO_CGROUP), limits included\n");
+	}
 	printf("target: instance median <= 5 ms: %s (%.2f ms with limits, %.2f ms without)\n",
 	       inst[ROUNDS / 2] <= 5.0 ? "met" : "NOT met", inst[ROUNDS / 2],
 	       inst_nolimits[ROUNDS / 2]);
