@@ -498,11 +498,14 @@ void start_instance(struct managed_service *svc)
 		svc->next = instance;
 	else
 		svc->current = instance;
+	/* A replacement's start is synced with the instance-replaced record
+	 * that follows it within milliseconds: its health probes must not wait
+	 * for the disk. */
 	fleet_audit(fleet, "instance-start",
 	      json_pack("{s:s, s:s, s:i, s:o, s:s}", "service", svc->name, "instance", id, "pid",
 			(int)instance_pid(instance),
 			"addresses", addresses_json(spec.addresses, spec.n_addresses), "link", ifname),
-	      true);
+	      !svc->replacing);
 	/* A service without a health check is healthy at once (the hook ran
 	 * before svc->current was set): route it now. */
 	if (instance_state(instance) == INSTANCE_HEALTHY)

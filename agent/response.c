@@ -169,11 +169,14 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 {
 	struct fleet *fleet = svc->fleet;
 
+	/* Written at once, made durable by the next synced record: the
+	 * signal's own record was synced before we got here, and the response
+	 * must not wait for the disk (an fdatasync took 0.3 to 9 ms here). */
 	fleet_audit(fleet, "instance-replace",
 		    json_pack("{s:s, s:s, s:s, s:O?, s:s}", "service", svc->name, "instance",
 			      instance_id(instance), "reason", reason, "evidence", evidence,
 			      "then", disposal_name(disposal)),
-		    true);
+		    false);
 
 	if (instance == svc->next) {
 		/* The replacement itself is affected: dispose of it, start another. */
