@@ -172,17 +172,19 @@ sd_stage1() {
 }
 
 sd_boot() {
-	local timeout=${1:-60} hostcg i state
+	local timeout=${1:-60} hostcg i state stage1
 	hostcg=$(sd_host_cgroup2)
 	SD_CG=$hostcg/$SD_NAME-$$
 	mkdir "$SD_CG"
+	# Built here, not in the subshell: a command substitution there would be
+	# a short-lived child that the search for PID 1 below could take for it.
+	stage1="$(declare -f sd_stage1); SD_NAME=$SD_NAME; sd_stage1 $SD_DIR"
 	# The subshell moves itself into the fresh cgroup, then unshares: the
-	# cgroup namespace is rooted at that cgroup.
+	# cgroup namespace is rooted at that cgroup. Its only child is PID 1.
 	(
 		echo "$BASHPID" >"$SD_CG/cgroup.procs"
 		exec setsid unshare --pid --fork --mount --net --uts --ipc --cgroup \
-			--propagation private \
-			bash -c "$(declare -f sd_stage1); SD_NAME=$SD_NAME; sd_stage1 $SD_DIR" \
+			--propagation private bash -c "$stage1" \
 			</dev/null >>"$SD_DIR/console.log" 2>&1
 	) &
 	SD_UNSHARE_PID=$!
@@ -246,6 +248,9 @@ sd_teardown() {
 		kill -KILL "$SD_PID" 2>/dev/null || true
 	fi
 	if [ -n "$SD_UNSHARE_PID" ]; then
+		# whatever PID 1 became (or if it was never found): it dies, and
+		# with it the namespaces, or the wait below never returns
+		pkill -KILL -P "$SD_UNSHARE_PID" 2>/dev/null || true
 		wait "$SD_UNSHARE_PID" 2>/dev/null || true
 	fi
 	if [ -n "$SD_CG" ] && [ -d "$SD_CG" ]; then
