@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <linux/netfilter.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,13 +18,20 @@ static const struct {
 	const char *name;
 	bool map, interval;
 } set_info[RS_N_SETS] = {
-	[RS_SET_SVC4] = { .name = RS_SVC4, .map = true },
-	[RS_SET_SVC6] = { .name = RS_SVC6, .map = true },
-	[RS_SET_LOCAL4] = { .name = RS_LOCAL4, .map = true },
-	[RS_SET_LOCAL6] = { .name = RS_LOCAL6, .map = true },
+	[RS_SET_SVC4] = { .name = RS_BANK_NAME(RS_SVC4, 0), .map = true },
+	[RS_SET_SVC6] = { .name = RS_BANK_NAME(RS_SVC6, 0), .map = true },
+	[RS_SET_LOCAL4] = { .name = RS_BANK_NAME(RS_LOCAL4, 0), .map = true },
+	[RS_SET_LOCAL6] = { .name = RS_BANK_NAME(RS_LOCAL6, 0), .map = true },
+	[RS_SET_DECOYS] = { .name = RS_BANK_NAME(RS_DECOYS, 0), .map = false },
+	[RS_SET_SVC4_1] = { .name = RS_BANK_NAME(RS_SVC4, 1), .map = true },
+	[RS_SET_SVC6_1] = { .name = RS_BANK_NAME(RS_SVC6, 1), .map = true },
+	[RS_SET_LOCAL4_1] = { .name = RS_BANK_NAME(RS_LOCAL4, 1), .map = true },
+	[RS_SET_LOCAL6_1] = { .name = RS_BANK_NAME(RS_LOCAL6, 1), .map = true },
+	[RS_SET_DECOYS_1] = { .name = RS_BANK_NAME(RS_DECOYS, 1), .map = false },
+	[RS_SET_ACTIVE0] = { .name = RS_ACTIVE0, .map = false },
+	[RS_SET_ACTIVE1] = { .name = RS_ACTIVE1, .map = false },
 	[RS_SET_BACKENDS4] = { .name = RS_BACKENDS4, .map = false },
 	[RS_SET_BACKENDS6] = { .name = RS_BACKENDS6, .map = false },
-	[RS_SET_DECOYS] = { .name = RS_DECOYS, .map = false },
 	[RS_SET_INSTANCES4] = { .name = RS_INSTANCES4, .map = false },
 	[RS_SET_INSTANCES6] = { .name = RS_INSTANCES6, .map = false },
 	[RS_SET_INGRESS4] = { .name = RS_INGRESS4, .map = false },
@@ -53,6 +61,13 @@ bool rs_set_is_instance(enum rs_set set)
 }
 
 /* --- encodings ------------------------------------------------------------- */
+
+size_t rs_key_nfproto(uint8_t *b, uint8_t nfproto)
+{
+	memset(b, 0, 4);
+	b[0] = nfproto;
+	return 1;
+}
 
 size_t rs_key_proto_port(uint8_t *b, uint8_t proto, uint16_t port)
 {
@@ -135,6 +150,10 @@ void rs_elem_text(enum rs_set set, const struct rs_elem *e, char *buf, size_t le
 	case RS_SET_EGRESS4:
 	case RS_SET_EGRESS6:
 		egress_text(e, buf, len);
+		return;
+	case RS_SET_ACTIVE0:
+	case RS_SET_ACTIVE1:
+		snprintf(buf, len, "%s", e->key[0] == NFPROTO_IPV4 ? "ipv4" : "ipv6");
 		return;
 	default:
 		break;
@@ -288,7 +307,7 @@ void rs_state_clear(struct rs_state *state)
 
 		if (t->n)
 			memset(t->slots, 0, t->n_slots * sizeof(*t->slots));
-		t->n = t->n_plan = 0;
+		t->n = 0;
 	}
 	state->n_names = 0;
 }
@@ -312,21 +331,30 @@ size_t rs_state_count(const struct rs_state *state)
 	return n;
 }
 
-static int state_reserve(struct rs_state *state, const struct rotator_plan *plan)
+static void want_services(size_t *want, const struct rotator_service *svcs, size_t n,
+			  unsigned bank)
 {
-	size_t want[RS_N_SETS] = {};
-	int r = 0;
-
-	for (size_t i = 0; i < plan->n_services; i++) {
-		const struct rotator_service *s = &plan->services[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct rotator_service *s = &svcs[i];
 		bool v4 = s->backend.family == AF_INET;
 
-		want[v4 ? RS_SET_SVC4 : RS_SET_SVC6] += 2;
+		want[rs_bank_set(v4 ? RS_SET_SVC4 : RS_SET_SVC6, bank)] += 2;
 		if (s->local_access)
-			want[v4 ? RS_SET_LOCAL4 : RS_SET_LOCAL6] += 2;
+			want[rs_bank_set(v4 ? RS_SET_LOCAL4 : RS_SET_LOCAL6, bank)] += 2;
 		want[v4 ? RS_SET_BACKENDS4 : RS_SET_BACKENDS6]++;
-		want[RS_SET_DECOYS] += s->n_decoys;
+		want[rs_bank_set(RS_SET_DECOYS, bank)] += s->n_decoys;
 	}
+}
+
+static int state_reserve(struct rs_state *state, const struct rotator_plan *plan,
+			 unsigned live_bank)
+{
+	size_t want[RS_N_SETS] = { [RS_SET_ACTIVE0] = 2, [RS_SET_ACTIVE1] = 2 };
+	size_t n_names = plan->n_services + plan->n_next + plan->n_instances;
+	int r = 0;
+
+	want_services(want, plan->services, plan->n_services, live_bank);
+	want_services(want, plan->next, plan->n_next, !live_bank);
 	for (size_t i = 0; i < plan->n_instances; i++) {
 		const struct rotator_instance *in = &plan->instances[i];
 
@@ -341,31 +369,24 @@ static int state_reserve(struct rs_state *state, const struct rotator_plan *plan
 	}
 	for (size_t s = 0; r >= 0 && s < RS_N_SETS; s++)
 		r = table_reserve(&state->sets[s], want[s]);
-	if (r >= 0 && plan->n_services + plan->n_instances > state->cap_names) {
-		size_t cap = plan->n_services + plan->n_instances;
-		char(*names)[ROTATOR_MAX_NAME] = realloc(state->names, cap * sizeof(*names));
+	if (r >= 0 && n_names > state->cap_names) {
+		char(*names)[ROTATOR_MAX_NAME] = realloc(state->names, n_names * sizeof(*names));
 
 		if (!names)
 			r = -ENOMEM;
 		else {
 			state->names = names;
-			state->cap_names = cap;
+			state->cap_names = n_names;
 		}
 	}
 	return r;
 }
 
-static uint32_t ttl_with_margin(uint32_t ttl_ms)
+static int map_add(struct rs_state *state, enum rs_set set, const struct rotator_service *s,
+		   uint32_t owner, uint16_t port, struct rotator_error *err)
 {
-	return ttl_ms ? ttl_ms + ROTATOR_EXPIRY_MARGIN_MS : 0;
-}
-
-static int map_add(struct rs_state *state, enum rs_set set, const struct rotator_plan *plan,
-		   uint32_t owner, uint16_t port, uint32_t ttl_ms, struct rotator_error *err)
-{
-	const struct rotator_service *s = &plan->services[owner];
 	const struct rs_elem *there;
-	struct rs_elem e = { .owner = owner, .ttl_ms = ttl_with_margin(ttl_ms) };
+	struct rs_elem e = { .owner = owner };
 	bool dup;
 
 	e.key_len = (uint8_t)rs_key_proto_port(e.key, s->proto, port);
@@ -380,7 +401,7 @@ static int map_add(struct rs_state *state, enum rs_set set, const struct rotator
 		snprintf(object, sizeof(object), "service %s: public ports in map %s", s->name,
 			 rs_set_name(set));
 		rotator_error_set(err, -EEXIST, object, "port %s/%u is also used by service %s",
-				  proto_text(s->proto), port, plan->services[there->owner].name);
+				  proto_text(s->proto), port, state->names[there->owner]);
 	}
 	return -EEXIST;
 }
@@ -434,8 +455,8 @@ static int egress_add(struct rs_state *state, uint32_t owner, const struct rotat
 	return 0;
 }
 
-static int instance_add(struct rs_state *state, const struct rotator_plan *plan, uint32_t owner,
-			const struct rotator_instance *in, struct rotator_error *err)
+static int instance_add(struct rs_state *state, uint32_t owner, const struct rotator_instance *in,
+			struct rotator_error *err)
 {
 	memcpy(state->names[owner], in->name, strlen(in->name) + 1); /* checked */
 	for (size_t a = 0; a < in->n_addresses; a++) {
@@ -449,15 +470,9 @@ static int instance_add(struct rs_state *state, const struct rotator_plan *plan,
 		e.key_len = (uint8_t)put_addr(e.key, addr);
 		there = table_insert(&state->sets[v4 ? RS_SET_INSTANCES4 : RS_SET_INSTANCES6], &e,
 				     &dup);
-		if (dup) {
-			const char *other = there->owner >= plan->n_services ?
-						    plan->instances[there->owner - plan->n_services]
-							    .name :
-						    "?";
-
+		if (dup)
 			return instance_error(err, -EEXIST, in, "address also used by instance ",
-					      other);
-		}
+					      state->names[there->owner]);
 		if (in->port) {
 			memset(&e, 0, sizeof(e));
 			e.owner = owner;
@@ -474,62 +489,89 @@ static int instance_add(struct rs_state *state, const struct rotator_plan *plan,
 	return 0;
 }
 
-int rs_state_build(struct rs_state *state, const struct rotator_plan *plan,
-		   struct rotator_error *err)
+/* The services of one bank; their owners (names) from first_owner on. */
+static int services_add(struct rs_state *state, const struct rotator_service *svcs, size_t n,
+			uint32_t first_owner, unsigned bank, struct rotator_error *err)
 {
-	int r;
-
-	rs_state_clear(state);
-	r = state_reserve(state, plan);
-	if (r < 0)
-		return rotator_error_set(err, r, "rotator", "element state");
-	for (size_t i = 0; i < plan->n_services; i++) {
-		const struct rotator_service *s = &plan->services[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct rotator_service *s = &svcs[i];
 		bool v4 = s->backend.family == AF_INET, dup;
-		uint32_t owner = (uint32_t)i;
+		enum rs_set map = rs_bank_set(v4 ? RS_SET_SVC4 : RS_SET_SVC6, bank);
+		enum rs_set local = rs_bank_set(v4 ? RS_SET_LOCAL4 : RS_SET_LOCAL6, bank);
+		bool grace = s->grace_port && s->grace_port != s->port;
+		uint32_t owner = first_owner + (uint32_t)i;
 		struct rs_elem e = { .owner = owner };
 		size_t len = strlen(s->name);
+		int r;
 
-		memcpy(state->names[i], s->name, len + 1); /* checked < ROTATOR_MAX_NAME */
-		r = map_add(state, v4 ? RS_SET_SVC4 : RS_SET_SVC6, plan, owner, s->port,
-			    s->port_ttl_ms, err);
-		if (r >= 0 && s->grace_port && s->grace_port != s->port)
-			r = map_add(state, v4 ? RS_SET_SVC4 : RS_SET_SVC6, plan, owner,
-				    s->grace_port, s->grace_ttl_ms, err);
+		memcpy(state->names[owner], s->name, len + 1); /* checked < ROTATOR_MAX_NAME */
+		r = map_add(state, map, s, owner, s->port, err);
+		if (r >= 0 && grace)
+			r = map_add(state, map, s, owner, s->grace_port, err);
 		if (r >= 0 && s->local_access)
-			r = map_add(state, v4 ? RS_SET_LOCAL4 : RS_SET_LOCAL6, plan, owner,
-				    s->port, s->port_ttl_ms, err);
-		if (r >= 0 && s->local_access && s->grace_port && s->grace_port != s->port)
-			r = map_add(state, v4 ? RS_SET_LOCAL4 : RS_SET_LOCAL6, plan, owner,
-				    s->grace_port, s->grace_ttl_ms, err);
-		if (r < 0) {
-			rs_state_clear(state);
+			r = map_add(state, local, s, owner, s->port, err);
+		if (r >= 0 && s->local_access && grace)
+			r = map_add(state, local, s, owner, s->grace_port, err);
+		if (r < 0)
 			return r;
-		}
 		e.key[0] = s->proto;
 		len = 4 + put_addr(e.key + 4, &s->backend);
 		len += put_port(e.key + len, s->backend_port);
 		e.key_len = (uint8_t)len;
 		table_insert(&state->sets[v4 ? RS_SET_BACKENDS4 : RS_SET_BACKENDS6], &e, &dup);
 		for (size_t j = 0; j < s->n_decoys; j++) {
-			struct rs_elem d = { .owner = owner,
-					     .ttl_ms = ttl_with_margin(s->decoys_ttl_ms) };
+			struct rs_elem d = { .owner = owner };
 
 			d.key_len = (uint8_t)rs_key_proto_port(d.key, s->proto, s->decoys[j]);
-			table_insert(&state->sets[RS_SET_DECOYS], &d, &dup);
+			table_insert(&state->sets[rs_bank_set(RS_SET_DECOYS, bank)], &d, &dup);
 		}
 	}
-	for (size_t i = 0; i < plan->n_instances; i++) {
-		r = instance_add(state, plan, (uint32_t)(plan->n_services + i), &plan->instances[i],
-				 err);
-		if (r < 0) {
-			rs_state_clear(state);
-			return r;
-		}
+	return 0;
+}
+
+int rs_state_switch(struct rs_state *state, unsigned live_bank)
+{
+	static const uint8_t nfprotos[] = { NFPROTO_IPV4, NFPROTO_IPV6 };
+	int r;
+
+	r = table_reserve(&state->sets[RS_SET_ACTIVE0], 2);
+	if (r >= 0)
+		r = table_reserve(&state->sets[RS_SET_ACTIVE1], 2);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ELEMENTSOF(nfprotos); i++) {
+		struct rs_elem e = { .owner = UINT32_MAX };
+		bool dup;
+
+		e.key_len = (uint8_t)rs_key_nfproto(e.key, nfprotos[i]);
+		table_insert(&state->sets[live_bank ? RS_SET_ACTIVE1 : RS_SET_ACTIVE0], &e, &dup);
 	}
-	state->n_names = plan->n_services + plan->n_instances;
-	for (size_t set = 0; set < RS_N_SETS; set++)
-		state->sets[set].n_plan = state->sets[set].n;
+	return 0;
+}
+
+int rs_state_build(struct rs_state *state, const struct rotator_plan *plan, unsigned live_bank,
+		   struct rotator_error *err)
+{
+	uint32_t first_instance = (uint32_t)(plan->n_services + plan->n_next);
+	int r;
+
+	rs_state_clear(state);
+	r = state_reserve(state, plan, live_bank);
+	if (r >= 0)
+		r = rs_state_switch(state, live_bank);
+	if (r < 0)
+		return rotator_error_set(err, r, "rotator", "element state");
+	r = services_add(state, plan->services, plan->n_services, 0, live_bank, err);
+	if (r >= 0)
+		r = services_add(state, plan->next, plan->n_next, (uint32_t)plan->n_services,
+				 !live_bank, err);
+	for (size_t i = 0; r >= 0 && i < plan->n_instances; i++)
+		r = instance_add(state, first_instance + (uint32_t)i, &plan->instances[i], err);
+	if (r < 0) {
+		rs_state_clear(state);
+		return r;
+	}
+	state->n_names = first_instance + plan->n_instances;
 	return 0;
 }
 
@@ -548,177 +590,65 @@ static int grow_list(uint32_t **list, size_t n)
 static int delta_reserve(struct rs_delta *d, size_t set, size_t n)
 {
 	if (n > d->cap[set]) {
-		if (grow_list(&d->del[set], n) < 0 || grow_list(&d->gone[set], n) < 0 ||
-		    grow_list(&d->add[set], n) < 0 || grow_list(&d->upd[set], n) < 0)
+		if (grow_list(&d->del[set], n) < 0 || grow_list(&d->add[set], n) < 0)
 			return -ENOMEM;
 		d->cap[set] = n;
 	}
-	d->n_del[set] = d->n_gone[set] = d->n_add[set] = d->n_upd[set] = 0;
+	d->n_del[set] = d->n_add[set] = 0;
 	return 0;
 }
 
-/* The sets keyed by protocol . public port. */
-static bool is_port_set(size_t set)
+static bool is_active_set(size_t set)
 {
-	return set < RS_FIRST_INSTANCE_SET && set != RS_SET_BACKENDS4 && set != RS_SET_BACKENDS6;
+	return set == RS_SET_ACTIVE0 || set == RS_SET_ACTIVE1;
 }
 
-/* Whether key is a public or decoy port of the plan (not counting elements
- * left to expire) in any set but `except`. */
-static bool port_planned(const struct rs_state *st, size_t except, const uint8_t *key)
+static int delta_compute(const struct rs_state *old, const struct rs_state *new_state,
+			 bool only_active_sets, struct rs_delta *delta)
 {
 	for (size_t s = 0; s < RS_N_SETS; s++) {
-		const struct rs_table *t = &st->sets[s];
-		uint32_t slot;
+		const struct rs_table *o = &old->sets[s], *n = &new_state->sets[s];
+		int r = delta_reserve(delta, s, o->n + n->n);
 
-		if (s == except || !is_port_set(s) || !t->n)
-			continue;
-		slot = t->slots[table_probe(t, key)];
-		if (slot && slot <= t->n_plan)
-			return true;
-	}
-	return false;
-}
-
-/* The new state's owner index for an old element's owner (its name is
- * appended to the new state's names the first time). */
-static int carry_owner(struct rs_delta *d, const struct rs_state *old, struct rs_state *st,
-		       uint32_t owner, uint32_t *ret)
-{
-	if (owner >= old->n_names)
-		return -EINVAL;
-	if (d->owner_map[owner] == UINT32_MAX) {
-		if (st->n_names == st->cap_names) {
-			size_t cap = st->cap_names ? 2 * st->cap_names : 16;
-			char(*names)[ROTATOR_MAX_NAME] = realloc(st->names, cap * sizeof(*names));
-
-			if (!names)
-				return -ENOMEM;
-			st->names = names;
-			st->cap_names = cap;
-		}
-		memcpy(st->names[st->n_names], old->names[owner], ROTATOR_MAX_NAME);
-		d->owner_map[owner] = (uint32_t)st->n_names++;
-	}
-	*ret = d->owner_map[owner];
-	return 0;
-}
-
-/* An element of the new plan against the old state's element with its key. */
-static void delta_elem(struct rs_delta *d, size_t s, const struct rs_elem *o, uint32_t o_idx,
-		       struct rs_elem *e, uint32_t e_idx, uint64_t now)
-{
-	uint64_t target = e->ttl_ms ? now + e->ttl_ms : 0;
-
-	/* expired long enough ago that the kernel has surely dropped it too */
-	if (o && o->expires_ms && o->expires_ms + RS_EXPIRY_GUARD_MS <= now)
-		o = NULL;
-	if (!o) {
-		e->expires_ms = target;
-		d->add[s][d->n_add[s]++] = e_idx;
-		return;
-	}
-	if (memcmp(o->data, e->data, RS_DATA_MAX) != 0 || !o->ttl_ms != !e->ttl_ms) {
-		/* other data (or a timeout to add or drop): replace */
-		if (o->expires_ms)
-			d->gone[s][d->n_gone[s]++] = o_idx;
-		else
-			d->del[s][d->n_del[s]++] = o_idx;
-		e->expires_ms = target;
-		d->add[s][d->n_add[s]++] = e_idx;
-		return;
-	}
-	if (!e->ttl_ms || (o->expires_ms > now && o->expires_ms + RS_EXPIRY_TOLERANCE_MS >= target &&
-			   o->expires_ms <= target + RS_EXPIRY_TOLERANCE_MS)) {
-		e->expires_ms = o->expires_ms; /* unchanged: not touched */
-		return;
-	}
-	/* its expiry moves (kept across a boundary, a clock step), or it may
-	 * have just expired: create or refresh, no NLM_F_EXCL */
-	e->expires_ms = target;
-	d->upd[s][d->n_upd[s]++] = e_idx;
-}
-
-int rs_delta_compute(const struct rs_state *old, struct rs_state *new_state, uint64_t now_ms,
-		     struct rs_delta *delta)
-{
-	int r;
-
-	delta->n_expiring = 0;
-	if (old->n_names > delta->cap_owner_map) {
-		uint32_t *m = realloc(delta->owner_map, old->n_names * sizeof(*m));
-
-		if (!m)
-			return -ENOMEM;
-		delta->owner_map = m;
-		delta->cap_owner_map = old->n_names;
-	}
-	if (old->n_names)
-		memset(delta->owner_map, 0xff, old->n_names * sizeof(*delta->owner_map));
-	for (size_t s = 0; s < RS_N_SETS; s++) {
-		const struct rs_table *o = &old->sets[s];
-		struct rs_table *n = &new_state->sets[s];
-
-		r = delta_reserve(delta, s, o->n + n->n);
 		if (r < 0)
 			return r;
-		for (size_t i = 0; i < n->n_plan; i++) {
-			struct rs_elem *e = &n->elems[i];
+		if (only_active_sets && !is_active_set(s))
+			continue;
+		for (size_t i = 0; i < n->n; i++) {
+			const struct rs_elem *e = &n->elems[i];
 			uint32_t slot = o->n ? o->slots[table_probe(o, e->key)] : 0;
 
-			delta_elem(delta, s, slot ? &o->elems[slot - 1] : NULL, slot - 1, e,
-				   (uint32_t)i, now_ms);
+			if (slot && memcmp(o->elems[slot - 1].data, e->data, RS_DATA_MAX) == 0)
+				continue; /* there, the same: not touched */
+			if (slot) /* other data: replaced */
+				delta->del[s][delta->n_del[s]++] = slot - 1;
+			delta->add[s][delta->n_add[s]++] = (uint32_t)i;
 		}
-	}
-	/* the old elements the plan drops, once every set's plan is known */
-	for (size_t s = 0; s < RS_N_SETS; s++) {
-		const struct rs_table *o = &old->sets[s];
-		struct rs_table *n = &new_state->sets[s];
-
-		r = table_grow(n, n->n + o->n);
-		if (r < 0)
-			return r;
-		for (size_t i = 0; i < o->n; i++) {
-			const struct rs_elem *e = &o->elems[i];
-			struct rs_elem carried;
-			bool dup;
-
-			if (n->n && n->slots[table_probe(n, e->key)])
-				continue; /* in the plan: handled above */
-			if (!e->expires_ms) {
+		for (size_t i = 0; i < o->n; i++)
+			if (!n->n || !n->slots[table_probe(n, o->elems[i].key)])
 				delta->del[s][delta->n_del[s]++] = (uint32_t)i;
-				continue;
-			}
-			if (e->expires_ms + RS_EXPIRY_GUARD_MS <= now_ms)
-				continue; /* gone */
-			if (e->expires_ms > now_ms &&
-			    (e->expires_ms > now_ms + RS_LINGER_MS ||
-			     (is_port_set(s) && port_planned(new_state, s, e->key)))) {
-				delta->gone[s][delta->n_gone[s]++] = (uint32_t)i;
-				continue;
-			}
-			/* expires within RS_LINGER_MS: leave it, remember it (also
-			 * just after its expiry: the kernel's may be a little later) */
-			carried = *e;
-			r = carry_owner(delta, old, new_state, e->owner, &carried.owner);
-			if (r < 0)
-				return r;
-			table_insert(n, &carried, &dup);
-			delta->n_expiring += e->expires_ms > now_ms;
-		}
 	}
 	return 0;
+}
+
+int rs_delta_compute(const struct rs_state *old, const struct rs_state *new_state,
+		     struct rs_delta *delta)
+{
+	return delta_compute(old, new_state, false, delta);
+}
+
+int rs_delta_switch(const struct rs_state *old, const struct rs_state *new_state,
+		    struct rs_delta *delta)
+{
+	return delta_compute(old, new_state, true, delta);
 }
 
 void rs_delta_free(struct rs_delta *delta)
 {
 	for (size_t s = 0; s < RS_N_SETS; s++) {
 		free(delta->del[s]);
-		free(delta->gone[s]);
 		free(delta->add[s]);
-		free(delta->upd[s]);
 	}
-	free(delta->owner_map);
 	*delta = (struct rs_delta){};
 }
 
@@ -727,7 +657,7 @@ size_t rs_delta_count_del(const struct rs_delta *delta)
 	size_t n = 0;
 
 	for (size_t s = 0; s < RS_N_SETS; s++)
-		n += delta->n_del[s] + delta->n_gone[s];
+		n += delta->n_del[s];
 	return n;
 }
 
@@ -736,6 +666,6 @@ size_t rs_delta_count_add(const struct rs_delta *delta)
 	size_t n = 0;
 
 	for (size_t s = 0; s < RS_N_SETS; s++)
-		n += delta->n_add[s] + delta->n_upd[s];
+		n += delta->n_add[s];
 	return n;
 }

@@ -11,14 +11,10 @@
  * data) and to add (in the new state, not in the old one, or with other data).
  * An element in both with the same data is not touched.
  *
- * Expiring elements (a ttl in the plan): the state also remembers when each
- * one expires (CLOCK_MONOTONIC ms, the kernel's clock for set timeouts). An
- * element past its expiry is gone. One the plan drops that expires within
- * RS_LINGER_MS is left to expire (kept in the new state, nothing sent),
- * unless its port is a public or decoy port of the new plan; otherwise it is
- * destroyed (NFT_MSG_DESTROYSETELEM: it may have expired meanwhile). One
- * kept whose expiry must move by more than RS_EXPIRY_TOLERANCE_MS is re-added
- * without NLM_F_EXCL (the kernel updates its timeout).
+ * The per-epoch maps and decoy sets exist once per bank (docs/nftables.md,
+ * "Two banks"): a state is built with the plan's services in the live bank,
+ * its next services in the other, and ipv4 and ipv6 in the live bank's
+ * active set.
  */
 #pragma once
 
@@ -29,13 +25,22 @@
 #include "rotator.h"
 
 enum rs_set {
+	/* bank 0 */
 	RS_SET_SVC4,
 	RS_SET_SVC6,
 	RS_SET_LOCAL4,
 	RS_SET_LOCAL6,
+	RS_SET_DECOYS,
+	/* bank 1: the same, RS_BANK_SETS on (rs_bank_set()) */
+	RS_SET_SVC4_1,
+	RS_SET_SVC6_1,
+	RS_SET_LOCAL4_1,
+	RS_SET_LOCAL6_1,
+	RS_SET_DECOYS_1,
+	RS_SET_ACTIVE0, /* key: the nfproto (ipv4, ipv6) while bank 0 is live */
+	RS_SET_ACTIVE1,
 	RS_SET_BACKENDS4,
 	RS_SET_BACKENDS6,
-	RS_SET_DECOYS,
 	/* the instance envelope (rotator_config.instance_envelope) */
 	RS_SET_INSTANCES4,
 	RS_SET_INSTANCES6,
@@ -46,58 +51,47 @@ enum rs_set {
 	RS_N_SETS,
 };
 #define RS_FIRST_INSTANCE_SET RS_SET_INSTANCES4
+#define RS_BANK_SETS 5
+
+/* A bank-0 set's counterpart in bank (0 or 1). */
+static inline enum rs_set rs_bank_set(enum rs_set bank0_set, unsigned bank)
+{
+	return (enum rs_set)(bank0_set + bank * RS_BANK_SETS);
+}
 
 #define RS_KEY_MAX 40  /* inst_egress6: saddr . proto . daddr . port */
 #define RS_DATA_MAX 40 /* map data, or an interval's end key */
-
-/* an element dropped by the plan that expires within this is left to expire */
-#define RS_LINGER_MS (2 * ROTATOR_EXPIRY_MARGIN_MS)
-/* an expiry that moves less than this is not re-sent */
-#define RS_EXPIRY_TOLERANCE_MS (ROTATOR_EXPIRY_MARGIN_MS / 2)
-/* the model's expiry (taken before the batch is sent) can precede the
- * kernel's by the transaction's latency: until then an element may be there */
-#define RS_EXPIRY_GUARD_MS 1000
 
 struct rs_elem {
 	uint8_t key[RS_KEY_MAX];   /* zero beyond key_len */
 	uint8_t data[RS_DATA_MAX]; /* maps; interval sets: the end key; zero beyond data_len */
 	uint8_t key_len, data_len;
 	uint32_t owner; /* index of the owning service or instance (rs_state.names) */
-	uint32_t ttl_ms;     /* timeout to send, margin included; 0: never expires */
-	uint64_t expires_ms; /* CLOCK_MONOTONIC; 0: never (set by rs_delta_compute) */
 };
 
 struct rs_table {
 	struct rs_elem *elems;
 	size_t n, cap;
-	size_t n_plan; /* elems[0..n_plan) are the plan's, the rest are left to expire */
 	uint32_t *slots; /* open addressing: element index + 1, 0 = free */
 	size_t n_slots;  /* power of two, at least twice n */
 };
 
 struct rs_state {
 	struct rs_table sets[RS_N_SETS];
-	char (*names)[ROTATOR_MAX_NAME]; /* the plan's services, then its instances */
+	/* the plan's services, its next services, then its instances */
+	char (*names)[ROTATOR_MAX_NAME];
 	size_t n_names, cap_names;
 };
 
-/* What to send: indices into the old state's elements (del: delete, gone:
- * destroy, no error if already expired) and the new state's (add: create,
- * NLM_F_EXCL; upd: create or refresh the timeout of an expiring element),
- * per set. An element whose data changes is deleted and added. */
+/* What to send: indices into the old state's elements (del) and the new
+ * state's (add, NLM_F_EXCL), per set. An element whose data changes is
+ * deleted and added. */
 struct rs_delta {
 	uint32_t *del[RS_N_SETS];
 	size_t n_del[RS_N_SETS];
-	uint32_t *gone[RS_N_SETS];
-	size_t n_gone[RS_N_SETS];
 	uint32_t *add[RS_N_SETS];
 	size_t n_add[RS_N_SETS];
-	uint32_t *upd[RS_N_SETS];
-	size_t n_upd[RS_N_SETS];
-	size_t n_expiring; /* left to expire: carried into the new state */
 	size_t cap[RS_N_SETS]; /* of each list */
-	uint32_t *owner_map;   /* old owner -> new owner, for carried elements */
-	size_t cap_owner_map;
 };
 
 /* Set and map names in the table (RS_SVC4, ...), whether it is a map, an
@@ -108,12 +102,18 @@ bool rs_set_is_interval(enum rs_set set);
 bool rs_set_is_instance(enum rs_set set);
 
 /* Replace *state (its memory is reused) with the elements of a validated
- * plan. The same public port twice in one map is -EEXIST with err naming
- * both services; the state is then empty. Sets (backends, decoys) take
+ * plan, its services in live_bank (0 or 1), its next services in the other.
+ * The same public port twice in one map is -EEXIST with err naming both
+ * services; the state is then empty. Sets (backends, decoys) take
  * duplicates once, owned by the first service. An instance address used by
  * two instances is -EEXIST naming both. */
-int rs_state_build(struct rs_state *state, const struct rotator_plan *plan,
+int rs_state_build(struct rs_state *state, const struct rotator_plan *plan, unsigned live_bank,
 		   struct rotator_error *err);
+/* Make live_bank's active set the one that holds ipv4 and ipv6 (what a
+ * switch of banks does to the kernel's table). */
+int rs_state_switch(struct rs_state *state, unsigned live_bank);
+/* ipv4 / ipv6 keys of the active sets */
+size_t rs_key_nfproto(uint8_t *b, uint8_t nfproto);
 void rs_state_clear(struct rs_state *state); /* empty, memory kept */
 void rs_state_free(struct rs_state *state);  /* empty, memory released */
 size_t rs_state_count(const struct rs_state *state);
@@ -123,11 +123,12 @@ const struct rs_elem *rs_state_find(const struct rs_state *state, enum rs_set se
 				    const uint8_t *key, size_t key_len);
 const char *rs_state_owner(const struct rs_state *state, const struct rs_elem *e);
 
-/* The delta from old to new at now_ms (CLOCK_MONOTONIC) into *delta (memory
- * reused). Completes new_state: the expiry of each element as the kernel
- * will have it, and the old elements left to expire. 0 or -ENOMEM. */
-int rs_delta_compute(const struct rs_state *old, struct rs_state *new_state, uint64_t now_ms,
+/* The delta from old to new_state into *delta (memory reused). 0 or -ENOMEM. */
+int rs_delta_compute(const struct rs_state *old, const struct rs_state *new_state,
 		     struct rs_delta *delta);
+/* The same for the active sets alone (a switch of banks), the rest untouched. */
+int rs_delta_switch(const struct rs_state *old, const struct rs_state *new_state,
+		    struct rs_delta *delta);
 void rs_delta_free(struct rs_delta *delta);
 size_t rs_delta_count_del(const struct rs_delta *delta);
 size_t rs_delta_count_add(const struct rs_delta *delta);

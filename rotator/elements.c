@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Element messages of a delta (see elements.h). */
 #include <arpa/inet.h>
-#include <endian.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -24,37 +23,10 @@
 
 enum {
 	REF_FLUSH = 1,
-	REF_DEL,    /* NFT_MSG_DELSETELEM: the element must be there */
-	REF_GONE,   /* NFT_MSG_DESTROYSETELEM: an expiring element, may be gone */
-	REF_ADD,    /* NFT_MSG_NEWSETELEM, NLM_F_EXCL: the element must not be there */
-	REF_UPD,    /* NFT_MSG_NEWSETELEM: create, or refresh an expiring one's timeout */
+	REF_DEL, /* NFT_MSG_DELSETELEM: the element must be there */
+	REF_ADD, /* NFT_MSG_NEWSETELEM, NLM_F_EXCL: the element must not be there */
 	REF_UNBLOCK,
 };
-
-static bool ref_is_add(uint16_t kind)
-{
-	return kind == REF_ADD || kind == REF_UPD;
-}
-
-/* The delta's list for a message kind. */
-static const uint32_t *ref_list(const struct rs_delta *d, uint16_t kind, enum rs_set set,
-				size_t *ret_n)
-{
-	switch (kind) {
-	case REF_DEL:
-		*ret_n = d->n_del[set];
-		return d->del[set];
-	case REF_GONE:
-		*ret_n = d->n_gone[set];
-		return d->gone[set];
-	case REF_ADD:
-		*ret_n = d->n_add[set];
-		return d->add[set];
-	default:
-		*ret_n = d->n_upd[set];
-		return d->upd[set];
-	}
-}
 
 static struct nlmsghdr *elems_msg_start(struct nft_txn *t, uint16_t cmd, uint16_t flags,
 					const char *set, struct nlattr **ret_list,
@@ -83,13 +55,11 @@ static void put_value(struct nlmsghdr *nlh, uint16_t type, const uint8_t *v, siz
 static int send_elems(struct nft_txn *t, enum rs_set set, uint16_t kind,
 		      const struct rs_table *tab, const uint32_t *idx, size_t n)
 {
-	bool add = ref_is_add(kind);
-	uint16_t cmd = add ? NFT_MSG_NEWSETELEM :
-		       kind == REF_GONE ? NFT_MSG_DESTROYSETELEM : NFT_MSG_DELSETELEM;
+	bool add = kind == REF_ADD;
+	uint16_t cmd = add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM;
 	/* EXCL: the delta only adds what the kernel does not have; anything
-	 * else means our state is wrong, which must not pass silently. Without
-	 * it, an element that is there gets the new timeout. */
-	uint16_t flags = kind == REF_ADD ? NLM_F_CREATE | NLM_F_EXCL : add ? NLM_F_CREATE : 0;
+	 * else means our state is wrong, which must not pass silently. */
+	uint16_t flags = add ? NLM_F_CREATE | NLM_F_EXCL : 0;
 	struct nlmsghdr *nlh = NULL;
 	struct nlattr *list = NULL;
 	int r;
@@ -109,8 +79,6 @@ static int send_elems(struct nft_txn *t, enum rs_set set, uint16_t kind,
 		}
 		el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
 		put_value(nlh, NFTA_SET_ELEM_KEY, e->key, e->key_len);
-		if (add && e->ttl_ms)
-			mnl_attr_put_u64(nlh, NFTA_SET_ELEM_TIMEOUT, htobe64(e->ttl_ms));
 		if (rs_set_is_interval(set))
 			put_value(nlh, NFTA_SET_ELEM_KEY_END, e->data, e->data_len);
 		else if (add && e->data_len)
@@ -152,14 +120,8 @@ int elements_add_delta(struct nft_txn *t, const struct elements_ctx *ctx, bool f
 		r = send_elems(t, (enum rs_set)s, REF_DEL, &ctx->old->sets[s], d->del[s],
 			       d->n_del[s]);
 	for (size_t s = 0; r >= 0 && s < RS_N_SETS; s++)
-		r = send_elems(t, (enum rs_set)s, REF_GONE, &ctx->old->sets[s], d->gone[s],
-			       d->n_gone[s]);
-	for (size_t s = 0; r >= 0 && s < RS_N_SETS; s++)
 		r = send_elems(t, (enum rs_set)s, REF_ADD, &ctx->new_state->sets[s], d->add[s],
 			       d->n_add[s]);
-	for (size_t s = 0; r >= 0 && s < RS_N_SETS; s++)
-		r = send_elems(t, (enum rs_set)s, REF_UPD, &ctx->new_state->sets[s], d->upd[s],
-			       d->n_upd[s]);
 	return r;
 }
 
@@ -218,7 +180,7 @@ void elements_describe(void *userdata, const struct nft_ref *ref, const struct n
 	const struct elements_ctx *ctx = userdata;
 	enum rs_set set = (enum rs_set)ref->sub;
 	const char *kind = rs_set_is_map(set) ? "map" : "set";
-	bool add = ref_is_add(ref->kind);
+	bool add = ref->kind == REF_ADD;
 	const struct rs_state *st = add ? ctx->new_state : ctx->old;
 	const uint32_t *idx;
 	size_t n = 0;
@@ -241,15 +203,14 @@ void elements_describe(void *userdata, const struct nft_ref *ref, const struct n
 		return;
 	}
 	case REF_ADD:
-	case REF_UPD:
 	case REF_DEL:
-	case REF_GONE:
 		break;
 	default:
 		snprintf(buf, len, "message of kind %u", ref->kind);
 		return;
 	}
-	idx = ref_list(ctx->delta, ref->kind, set, &n);
+	idx = add ? ctx->delta->add[set] : ctx->delta->del[set];
+	n = add ? ctx->delta->n_add[set] : ctx->delta->n_del[set];
 	at = elem_at(msg, bad_offset);
 	if (at < 0 || ref->index + (size_t)at >= n) {
 		snprintf(buf, len, "%s %s: %s elements from #%u", kind, rs_set_name(set),
@@ -258,6 +219,11 @@ void elements_describe(void *userdata, const struct nft_ref *ref, const struct n
 	}
 	e = &st->sets[set].elems[idx[ref->index + (size_t)at]];
 	rs_elem_text(set, e, text, sizeof(text));
+	if (set == RS_SET_ACTIVE0 || set == RS_SET_ACTIVE1) {
+		snprintf(buf, len, "switching banks: %s %s %s set %s", add ? "adding" : "deleting",
+			 text, add ? "to" : "from", rs_set_name(set));
+		return;
+	}
 	snprintf(buf, len, "%s %s: %s %s %s %s %s",
 		 rs_set_is_instance(set) ? "instance" : "service", rs_state_owner(st, e),
 		 add ? "adding" : "deleting", text, add ? "to" : "from", kind, rs_set_name(set));

@@ -572,6 +572,22 @@ struct nftnl_rule *nft_rule_ifname_jump(const char *chain, bool outgoing, const 
 	return rule_done(&r, k, comment);
 }
 
+struct nftnl_rule *nft_rule_bank_jump(const char *chain, const char *active_set,
+				      const char *target, const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
+	int k;
+
+	if (!r)
+		return NULL;
+	k = meta_load(r, NFT_META_NFPROTO, NFT_REG_1);
+	if (k >= 0)
+		k = lookup(r, NFT_REG_1, active_set, 0);
+	if (k >= 0)
+		k = jump(r, target);
+	return rule_done(&r, k, comment);
+}
+
 struct nftnl_rule *nft_rule_icmpv6_link_accept(const char *chain, const char *prefix,
 					       const char *set, const char *comment)
 {

@@ -59,6 +59,11 @@ struct nftnl_rule *nft_rule_dnat(const char *chain, uint8_t nfproto, const char 
 struct nftnl_rule *nft_rule_backend_guard(const char *chain, uint8_t nfproto, const char *set,
 					  const char *comment);
 
+/* meta nfproto @active_set jump target: the dispatch to a bank's chain,
+ * taken while the bank is live (its active set holds ipv4 and ipv6) */
+struct nftnl_rule *nft_rule_bank_jump(const char *chain, const char *active_set,
+				      const char *target, const char *comment);
+
 /* Attach a comment (nft shows `comment "..."`). 0 or -ENOMEM/-EINVAL. */
 int nft_rule_set_comment(struct nftnl_rule *r, const char *comment);
 

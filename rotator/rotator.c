@@ -20,6 +20,13 @@
 
 #define MAX_RESTARTS 5
 
+/* A plan's services or instances as bytes: every field that decides an
+ * element, in a fixed order, so two equal codes mean equal elements. */
+struct plan_code {
+	uint8_t *bytes;
+	size_t n, cap;
+};
+
 struct rotator {
 	struct nft_sock *sock;
 	struct rotator_config config;
@@ -32,8 +39,16 @@ struct rotator {
 	struct rs_state cur;
 	bool cur_valid;
 	struct rs_state next, empty; /* the plan being applied; nothing */
+	struct rs_state switched;    /* the active sets after a switch of banks */
 	struct rs_delta delta;
 	struct rotator_stats stats;
+	unsigned live_bank; /* 0 or 1 (docs/nftables.md, "Two banks") */
+	/* What the banks and the instance sets hold, as plan_code() writes
+	 * it: a plan whose services are what the idle bank holds is a switch
+	 * of banks, found without building its element state. Valid with
+	 * cur_valid and codes_valid. */
+	struct plan_code code_live, code_idle, code_instances, code_scratch;
+	bool codes_valid;
 };
 
 int rotator_new(const struct rotator_config *config, struct rotator **ret)
@@ -66,7 +81,12 @@ void rotator_free(struct rotator *r)
 	nft_sock_close(r->sock); /* without persist, the kernel drops the table now */
 	rs_state_free(&r->cur);
 	rs_state_free(&r->next);
+	rs_state_free(&r->switched);
 	rs_delta_free(&r->delta);
+	free(r->code_live.bytes);
+	free(r->code_idle.bytes);
+	free(r->code_instances.bytes);
+	free(r->code_scratch.bytes);
 	free(r);
 }
 
@@ -157,21 +177,22 @@ static int instances_check(const struct rotator_plan *plan, bool envelope,
 	return 0;
 }
 
-static int plan_check(const struct rotator_plan *plan, uint16_t hp, bool envelope,
-		      struct rotator_error *err)
+/* The services of one bank: each valid, decoys not on a public port. */
+static int services_check(const struct rotator_service *svcs, size_t n, uint16_t hp,
+			  struct rotator_error *err)
 {
 	_cleanup_free_ uint64_t *public = NULL; /* tcp then udp, one bit per port */
 
-	if (!plan || (plan->n_services && !plan->services) || (plan->n_unblock && !plan->unblock))
-		return rotator_error_set(err, -EINVAL, "plan", "missing services or addresses");
-	if (plan->n_services > UINT32_MAX / 4)
+	if (n && !svcs)
+		return rotator_error_set(err, -EINVAL, "plan", "missing services");
+	if (n > UINT32_MAX / 8)
 		return rotator_error_set(err, -E2BIG, "plan", "too many services");
 	public = calloc(2 * 1024, sizeof(uint64_t));
 	if (!public)
 		return rotator_error_set(err, -ENOMEM, "plan", NULL);
 
-	for (size_t i = 0; i < plan->n_services; i++) {
-		const struct rotator_service *s = &plan->services[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct rotator_service *s = &svcs[i];
 
 		if (!s->name || !*s->name || strnlen(s->name, ROTATOR_MAX_NAME) >= ROTATOR_MAX_NAME)
 			return service_error(err, -EINVAL, s, "bad name");
@@ -190,8 +211,8 @@ static int plan_check(const struct rotator_plan *plan, uint16_t hp, bool envelop
 		if (s->grace_port)
 			SETBIT(public, s->proto, s->grace_port);
 	}
-	for (size_t i = 0; i < plan->n_services; i++) {
-		const struct rotator_service *s = &plan->services[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct rotator_service *s = &svcs[i];
 
 		for (size_t j = 0; j < s->n_decoys; j++)
 			if (!s->decoys[j] || BIT(public, s->proto, s->decoys[j]))
@@ -199,10 +220,112 @@ static int plan_check(const struct rotator_plan *plan, uint16_t hp, bool envelop
 						     "decoy port %u is 0 or a public port",
 						     s->decoys[j]);
 	}
+	return 0;
+}
+
+static int plan_check(const struct rotator_plan *plan, uint16_t hp, bool envelope,
+		      struct rotator_error *err)
+{
+	int k;
+
+	if (!plan || (plan->n_unblock && !plan->unblock))
+		return rotator_error_set(err, -EINVAL, "plan", "missing services or addresses");
+	k = services_check(plan->services, plan->n_services, hp, err);
+	if (k >= 0)
+		k = services_check(plan->next, plan->n_next, hp, err);
+	if (k < 0)
+		return k;
 	for (size_t i = 0; i < plan->n_unblock; i++)
 		if (!addr_valid(&plan->unblock[i]))
 			return rotator_error_set(err, -EAFNOSUPPORT, "unblock", "bad address family");
 	return instances_check(plan, envelope, err);
+}
+
+/* --- plan codes ----------------------------------------------------------------- */
+
+static int code_put(struct plan_code *c, const void *data, size_t len)
+{
+	if (c->n + len > c->cap) {
+		size_t cap = c->cap ? c->cap : 4096;
+		uint8_t *b;
+
+		while (cap < c->n + len)
+			cap *= 2;
+		b = realloc(c->bytes, cap);
+		if (!b)
+			return -ENOMEM;
+		c->bytes = b;
+		c->cap = cap;
+	}
+	memcpy(c->bytes + c->n, data, len);
+	c->n += len;
+	return 0;
+}
+
+static int code_addr(struct plan_code *c, const struct rotator_addr *a)
+{
+	uint8_t family = (uint8_t)a->family;
+	int k = code_put(c, &family, 1);
+
+	if (k >= 0)
+		k = a->family == AF_INET ? code_put(c, &a->in, 4) : code_put(c, &a->in6, 16);
+	return k;
+}
+
+static int code_services(struct plan_code *c, const struct rotator_service *svcs, size_t n)
+{
+	int k = 0;
+
+	c->n = 0;
+	for (size_t i = 0; k >= 0 && i < n; i++) {
+		const struct rotator_service *s = &svcs[i];
+		uint16_t fixed[4] = { s->proto, s->port, s->grace_port, s->backend_port };
+		uint8_t flags[2] = { s->local_access, (uint8_t)s->n_decoys };
+
+		k = code_put(c, s->name, strlen(s->name) + 1);
+		if (k >= 0)
+			k = code_put(c, fixed, sizeof(fixed));
+		if (k >= 0)
+			k = code_put(c, flags, sizeof(flags));
+		if (k >= 0)
+			k = code_put(c, s->decoys, s->n_decoys * sizeof(*s->decoys));
+		if (k >= 0)
+			k = code_addr(c, &s->backend);
+	}
+	return k;
+}
+
+static int code_instances(struct plan_code *c, const struct rotator_plan *plan)
+{
+	int k = 0;
+
+	c->n = 0;
+	for (size_t i = 0; k >= 0 && i < plan->n_instances; i++) {
+		const struct rotator_instance *in = &plan->instances[i];
+		uint16_t fixed[4] = { in->proto, in->port, (uint16_t)in->n_addresses,
+				      (uint16_t)in->n_egress };
+
+		k = code_put(c, in->name, strlen(in->name) + 1);
+		if (k >= 0)
+			k = code_put(c, fixed, sizeof(fixed));
+		for (size_t a = 0; k >= 0 && a < in->n_addresses; a++)
+			k = code_addr(c, &in->addresses[a]);
+		for (size_t e = 0; k >= 0 && e < in->n_egress; e++) {
+			const struct rotator_egress *g = &in->egress[e];
+			uint16_t rule[5] = { g->proto, g->port_first, g->port_last,
+					     g->has_destination, (uint16_t)g->prefix_len };
+
+			k = code_put(c, rule, sizeof(rule));
+			if (k >= 0 && g->has_destination)
+				k = code_addr(c, &g->destination);
+		}
+	}
+	return k;
+}
+
+static bool code_equal(const struct plan_code *a, const struct plan_code *b)
+{
+	return a->n == b->n && (a->n == 0 || memcmp(a->bytes, b->bytes, a->n) == 0);
 }
 
 const char *rotator_instance_owner(const struct rotator *r, const struct rotator_addr *addr)
@@ -224,7 +347,11 @@ const char *rotator_decoy_owner(const struct rotator *r, uint8_t proto, uint16_t
 	uint8_t key[8];
 
 	rs_key_proto_port(key, proto, port);
-	e = rs_state_find(&r->cur, RS_SET_DECOYS, key, sizeof(key));
+	/* the live bank's first: a hit just before a switch is the idle one's */
+	e = rs_state_find(&r->cur, rs_bank_set(RS_SET_DECOYS, r->live_bank), key, sizeof(key));
+	if (!e)
+		e = rs_state_find(&r->cur, rs_bank_set(RS_SET_DECOYS, !r->live_bank), key,
+				  sizeof(key));
 	return e ? rs_state_owner(&r->cur, e) : NULL;
 }
 
@@ -233,16 +360,29 @@ void rotator_last_stats(const struct rotator *r, struct rotator_stats *ret)
 	*ret = r->stats;
 }
 
-static uint64_t monotonic_ms(void)
+/* Commit t (taken). Afterwards the kernel holds *applied, or, if the
+ * outcome is unclear or the kernel disagreed about an element, the
+ * remembered state is marked unknown (the next apply resynchronises). */
+static int commit(struct rotator *r, struct nft_txn *t, struct elements_ctx *ctx,
+		  struct rotator_error *err)
 {
-	struct timespec ts;
+	enum nft_outcome outcome;
+	int k;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* the kernel's clock for set timeouts */
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	nft_txn_set_describe(t, elements_describe, ctx);
+	k = nft_txn_commit(r->sock, t, MAX_RESTARTS, err);
+	outcome = nft_txn_outcome(t);
+	nft_txn_free(t);
+	if (k < 0) {
+		r->codes_valid = false;
+		if (outcome != NFT_TXN_REFUSED || k == -ENOENT || k == -EEXIST)
+			r->cur_valid = false;
+	}
+	return k;
 }
 
-/* Build and commit one transaction. *adopted is set when an old table is
- * replaced by it. */
+/* Build and commit one transaction from r->next (built from plan).
+ * *adopted is set when an old table is replaced by it. */
 static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *adopted,
 		      struct rotator_error *err)
 {
@@ -250,7 +390,6 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 	const struct rs_state *old;
 	struct elements_ctx ctx;
 	struct rotator_stats stats;
-	enum nft_outcome outcome;
 	bool flush;
 	int k;
 
@@ -291,7 +430,7 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 	ctx = (struct elements_ctx){ .old = old, .new_state = &r->next, .delta = &r->delta,
 				     .plan = plan, .envelope = r->config.instance_envelope };
 	if (k >= 0)
-		k = rs_delta_compute(old, &r->next, monotonic_ms(), &r->delta);
+		k = rs_delta_compute(old, &r->next, &r->delta);
 	if (k >= 0)
 		k = elements_add_delta(t, &ctx, flush);
 	if (k >= 0)
@@ -303,25 +442,14 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 	stats = (struct rotator_stats){
 		.elements_deleted = rs_delta_count_del(&r->delta),
 		.elements_added = rs_delta_count_add(&r->delta),
-		.elements_expiring = r->delta.n_expiring,
 		.messages = nft_txn_n_msgs(t) - 1,
 		.bytes = nft_txn_size(t),
 		.full = old == &r->empty,
 	};
-	if (stats.messages == 0) { /* nothing changes: no transaction */
-		struct rs_state tmp = r->cur;
-
+	if (stats.messages == 0) /* nothing changes: no transaction */
 		nft_txn_free(t);
-		/* the same elements, minus those that expired */
-		r->cur = r->next;
-		r->next = tmp;
-		r->stats = stats;
-		return 0;
-	}
-	nft_txn_set_describe(t, elements_describe, &ctx);
-	k = nft_txn_commit(r->sock, t, MAX_RESTARTS, err);
-	outcome = nft_txn_outcome(t);
-	nft_txn_free(t);
+	else
+		k = commit(r, t, &ctx, err);
 	if (k >= 0) {
 		struct rs_state tmp = r->cur;
 
@@ -329,12 +457,83 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 		r->next = tmp;
 		r->cur_valid = true;
 		r->stats = stats;
-	} else if (outcome != NFT_TXN_REFUSED || k == -ENOENT || k == -EEXIST) {
-		/* no verdict (may have been applied), or the kernel's elements
-		 * are not what we remembered: resynchronise on the next apply */
-		r->cur_valid = false;
 	}
 	return k;
+}
+
+/* The plan's services are what the idle bank holds: one transaction that
+ * moves ipv4 and ipv6 from the live bank's active set to the idle one's
+ * (and unblocks the plan's sources), whatever the number of services. */
+static int apply_switch(struct rotator *r, const struct rotator_plan *plan,
+			struct rotator_error *err)
+{
+	unsigned bank = !r->live_bank;
+	struct nft_txn *t = NULL;
+	struct elements_ctx ctx = { .old = &r->cur, .new_state = &r->switched,
+				    .delta = &r->delta, .plan = plan,
+				    .envelope = r->config.instance_envelope };
+	struct plan_code tmp;
+	size_t bytes;
+	int k;
+
+	rs_state_clear(&r->switched);
+	k = rs_state_switch(&r->switched, bank);
+	if (k >= 0)
+		k = rs_delta_switch(&r->cur, &r->switched, &r->delta);
+	if (k >= 0)
+		k = nft_txn_new(r->sock, &t);
+	if (k >= 0)
+		k = elements_add_delta(t, &ctx, false);
+	if (k >= 0)
+		k = elements_add_unblock(t, &ctx);
+	if (k < 0) {
+		nft_txn_free(t);
+		return rotator_error_set(err, k, "transaction", "building the batch");
+	}
+	bytes = nft_txn_size(t);
+	r->stats = (struct rotator_stats){
+		.elements_deleted = rs_delta_count_del(&r->delta),
+		.elements_added = rs_delta_count_add(&r->delta),
+		.messages = nft_txn_n_msgs(t) - 1,
+		.bytes = bytes,
+		.switched = true,
+	};
+	k = commit(r, t, &ctx, err);
+	if (k < 0)
+		return k;
+	k = rs_state_switch(&r->cur, bank);
+	if (k < 0) { /* the kernel switched, our model could not follow */
+		r->cur_valid = r->codes_valid = false;
+		return rotator_error_set(err, k, "rotator", "element state");
+	}
+	r->live_bank = bank;
+	tmp = r->code_live;
+	r->code_live = r->code_idle;
+	r->code_idle = tmp;
+	return 0;
+}
+
+/* Whether plan needs a full apply (0), is a switch of banks (1), or
+ * changes nothing (2); from the codes of what the banks hold. */
+static int classify(struct rotator *r, const struct rotator_plan *plan)
+{
+	bool instances_same;
+
+	if (!(r->flags & ROTATOR_F_PROGRAMMED) || !r->cur_valid || !r->codes_valid)
+		return 0;
+	if (code_instances(&r->code_scratch, plan) < 0)
+		return 0;
+	instances_same = code_equal(&r->code_scratch, &r->code_instances);
+	if (!instances_same || code_services(&r->code_scratch, plan->services,
+					     plan->n_services) < 0)
+		return 0;
+	if (code_equal(&r->code_scratch, &r->code_live)) {
+		if (plan->n_unblock ||
+		    code_services(&r->code_scratch, plan->next, plan->n_next) < 0)
+			return 0;
+		return code_equal(&r->code_scratch, &r->code_idle) ? 2 : 0;
+	}
+	return code_equal(&r->code_scratch, &r->code_idle) ? 1 : 0;
 }
 
 int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct rotator_error *err)
@@ -347,8 +546,18 @@ int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct rot
 	if (!r)
 		return rotator_error_set(err, -EINVAL, "rotator", NULL);
 	k = plan_check(plan, r->config.honeypot_port, r->config.instance_envelope, err);
-	if (k >= 0)
-		k = rs_state_build(&r->next, plan, err);
+	if (k < 0)
+		return k;
+	switch (classify(r, plan)) {
+	case 1:
+		return apply_switch(r, plan, err);
+	case 2:
+		r->stats = (struct rotator_stats){};
+		return 0;
+	default:
+		break;
+	}
+	k = rs_state_build(&r->next, plan, r->live_bank, err);
 	if (k < 0)
 		return k;
 	k = apply_once(r, plan, &adopted, err);
@@ -368,6 +577,10 @@ int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct rot
 		if (adopted)
 			r->flags |= ROTATOR_F_ADOPTED;
 	}
+	/* what the banks hold now, for recognising the next switch */
+	r->codes_valid = code_services(&r->code_live, plan->services, plan->n_services) >= 0 &&
+			 code_services(&r->code_idle, plan->next, plan->n_next) >= 0 &&
+			 code_instances(&r->code_instances, plan) >= 0;
 	return 0;
 }
 
@@ -382,6 +595,7 @@ int rotator_remove(struct rotator *r, struct rotator_error *err)
 	k = nft_get_table(r->sock, NFPROTO_INET, ROTATOR_TABLE, &exists, NULL, NULL);
 	if (k < 0)
 		return rotator_error_set(err, k, RS_TABLE_DESC, "looking it up");
+	r->codes_valid = false;
 	if (!exists) {
 		r->flags &= ~ROTATOR_F_PROGRAMMED;
 		rs_state_clear(&r->cur);

@@ -17,12 +17,6 @@
 #define ROTATOR_TABLE "mtd"
 #define ROTATOR_MAX_DECOYS 64
 #define ROTATOR_MAX_NAME 64
-/* Added to every expiry (see rotator_service.port_ttl_ms): covers the
- * agent's timer and transaction latency and the kernel's jiffy rounding, so
- * an element never stops matching before its time. A decoy lingers this long
- * into the next epoch (harmless: decoys are never in a neighbouring epoch's
- * client window) and a grace port is accepted this much longer. */
-#define ROTATOR_EXPIRY_MARGIN_MS 100
 /* Host ends of instance links: the envelope's static rules match every
  * interface whose name starts with this (the agent names them mtdi<N>). */
 #define ROTATOR_INSTANCE_IFPREFIX "mtdi"
@@ -54,19 +48,6 @@ struct rotator_service {
 	struct rotator_addr backend; /* its family decides IPv4 or IPv6 DNAT */
 	uint16_t backend_port;
 	bool local_access; /* also DNAT connections made from the host itself */
-	/* Expiring elements. 0: the element stays until a plan drops it (it is
-	 * then deleted). Otherwise how long from this apply it must keep
-	 * matching; the kernel drops it by itself ROTATOR_EXPIRY_MARGIN_MS
-	 * later, so a plan that no longer has it sends nothing (no deletion, no
-	 * grace-end transaction), and if the agent dies its ports close:
-	 *   port_ttl_ms   = next boundary + Grace - now
-	 *   grace_ttl_ms  = boundary + Grace - now
-	 *   decoys_ttl_ms = next boundary - now
-	 * An element is re-sent only when its expiry moves by more than half the
-	 * margin (a decoy chosen again, a clock step). */
-	uint32_t port_ttl_ms;
-	uint32_t grace_ttl_ms;
-	uint32_t decoys_ttl_ms;
 };
 
 /* One Egress= rule of an instance: it may open flows of proto to ports
@@ -101,13 +82,22 @@ struct rotator_instance {
 };
 
 /* The complete desired element state: every apply makes the contents of
- * the service maps, backend sets and the decoy set exactly this (sending only
- * the changes). Blocked sources are
- * only ever added by the kernel (decoy hits) and removed by `unblock`. For a
- * dual-stack service give two entries (same name, one per family). */
+ * the service maps, backend sets and decoy sets exactly this (sending only
+ * the changes). Blocked sources are only ever added by the kernel (decoy
+ * hits) and removed by `unblock`. For a dual-stack service give two entries
+ * (same name, one per family).
+ *
+ * The per-epoch maps and decoy sets come in two banks (docs/nftables.md,
+ * "Two banks"): the live one holds `services`, the idle one `next`, what the
+ * services will be after their next change (a boundary or the end of a
+ * grace). When a later plan's `services` are exactly what the idle bank
+ * holds, the apply only switches banks: a transaction of four elements,
+ * whatever the number of services. */
 struct rotator_plan {
 	const struct rotator_service *services;
 	size_t n_services;
+	const struct rotator_service *next; /* NULL: the idle bank is emptied */
+	size_t n_next;
 	const struct rotator_addr *unblock; /* sources to remove from the blocked sets */
 	size_t n_unblock;
 	/* the enveloped instances (their elements: added, kept, removed like
@@ -158,12 +148,15 @@ unsigned rotator_flags(const struct rotator *r);
  * changes from the plan it applied before (the first apply, and one after an
  * unclear outcome, send everything). */
 struct rotator_stats {
-	size_t elements_deleted; /* incl. expiring ones dropped before their time */
-	size_t elements_added;   /* incl. expiry refreshes of elements kept */
-	size_t elements_expiring; /* dropped by the plan, left to expire (nothing sent) */
+	size_t elements_deleted;
+	size_t elements_added;
 	size_t messages; /* in its transaction, 0: nothing changed, nothing sent */
 	size_t bytes;
 	bool full;       /* built or resynchronised every element */
+	/* The transaction only switched banks: the idle bank now holds the
+	 * previous services, not the plan's `next`. Apply the same plan again
+	 * (a second transaction) to load it. */
+	bool switched;
 };
 void rotator_last_stats(const struct rotator *r, struct rotator_stats *ret);
 

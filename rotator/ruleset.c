@@ -24,31 +24,42 @@
 #define TYPE_IP6ADDR RS_TYPE_IP6ADDR
 #define TYPE_INET_PROTOCOL RS_TYPE_INET_PROTOCOL
 #define TYPE_INET_SERVICE RS_TYPE_INET_SERVICE
+#define TYPE_NFPROTO RS_TYPE_NFPROTO
 #define CONCAT2 RS_CONCAT2
 #define CONCAT3 RS_CONCAT3
 
-/* The per-epoch maps and the decoy set have the timeout flag: their elements
- * may expire (rotator_service.port_ttl_ms); no size limit, as expired
- * elements count until the kernel's garbage collection frees them. */
+#define BANK_SETS(b)                                                                               \
+	{ RS_BANK_NAME(RS_SVC4, b), CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,             \
+	  CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE), 8, NFT_SET_MAP, 0,                               \
+	  "bank " #b ": public port -> IPv4 backend, current and grace port of each service",      \
+	  NULL },                                                                                   \
+	{ RS_BANK_NAME(RS_SVC6, b), CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,             \
+	  CONCAT2(TYPE_IP6ADDR, TYPE_INET_SERVICE), 20, NFT_SET_MAP, 0,                             \
+	  "bank " #b ": public port -> IPv6 backend, current and grace port of each service",      \
+	  NULL },                                                                                   \
+	{ RS_BANK_NAME(RS_LOCAL4, b), CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,           \
+	  CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE), 8, NFT_SET_MAP, 0,                               \
+	  "bank " #b ": like svc4, for clients on this host (services with local access)", NULL }, \
+	{ RS_BANK_NAME(RS_LOCAL6, b), CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,           \
+	  CONCAT2(TYPE_IP6ADDR, TYPE_INET_SERVICE), 20, NFT_SET_MAP, 0,                             \
+	  "bank " #b ": like svc6, for clients on this host (services with local access)", NULL }, \
+	{ RS_BANK_NAME(RS_DECOYS, b), CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8, 0, 0, 0,  \
+	  0, "bank " #b ": decoy ports: a source touching one is blocked", NULL }
+
+/* Every per-epoch map and set twice (docs/nftables.md, "Two banks"): the
+ * live bank is the one whose active set holds ipv4 and ipv6; the idle one is
+ * loaded ahead with the next epoch, so a boundary only switches banks. */
 static const struct set_def sets[] = {
-	{ RS_SVC4, CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,
-	  CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE), 8, NFT_SET_MAP | NFT_SET_TIMEOUT, 0,
-	  "public port -> IPv4 backend: current and grace port of each service", NULL },
-	{ RS_SVC6, CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,
-	  CONCAT2(TYPE_IP6ADDR, TYPE_INET_SERVICE), 20, NFT_SET_MAP | NFT_SET_TIMEOUT, 0,
-	  "public port -> IPv6 backend: current and grace port of each service", NULL },
-	{ RS_LOCAL4, CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,
-	  CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE), 8, NFT_SET_MAP | NFT_SET_TIMEOUT, 0,
-	  "like svc4, for clients on this host (services with local access)", NULL },
-	{ RS_LOCAL6, CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,
-	  CONCAT2(TYPE_IP6ADDR, TYPE_INET_SERVICE), 20, NFT_SET_MAP | NFT_SET_TIMEOUT, 0,
-	  "like svc6, for clients on this host (services with local access)", NULL },
+	BANK_SETS(0),
+	BANK_SETS(1),
+	{ RS_ACTIVE0, TYPE_NFPROTO, 1, 0, 0, 0, 0,
+	  "ipv4 and ipv6 while bank 0 is live (a boundary moves them to the other bank)", NULL },
+	{ RS_ACTIVE1, TYPE_NFPROTO, 1, 0, 0, 0, 0,
+	  "ipv4 and ipv6 while bank 1 is live (a boundary moves them to the other bank)", NULL },
 	{ RS_BACKENDS4, CONCAT3(TYPE_INET_PROTOCOL, TYPE_IPADDR, TYPE_INET_SERVICE), 12, 0, 0, 0,
 	  0, "real IPv4 backends: reachable from outside only through the DNAT", NULL },
 	{ RS_BACKENDS6, CONCAT3(TYPE_INET_PROTOCOL, TYPE_IP6ADDR, TYPE_INET_SERVICE), 24, 0, 0,
 	  0, 0, "real IPv6 backends: reachable from outside only through the DNAT", NULL },
-	{ RS_DECOYS, CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8, 0, 0, NFT_SET_TIMEOUT, 0,
-	  "decoy ports of this epoch: a source touching one is blocked", NULL },
 	{ RS_BLOCKED4, TYPE_IPADDR, 4, 0, 0, NFT_SET_TIMEOUT | NFT_SET_EVAL, 65535,
 	  "IPv4 sources that touched a decoy", NULL },
 	{ RS_BLOCKED6, TYPE_IP6ADDR, 16, 0, 0, NFT_SET_TIMEOUT | NFT_SET_EVAL, 65535,
@@ -60,6 +71,16 @@ static const struct set_def sets[] = {
 #define CH_OUT_NAT "output_nat"
 #define CH_IN_FILTER RS_CH_INPUT_FILTER
 #define CH_FWD_FILTER RS_CH_FORWARD_FILTER
+#define CH_BANK_FILTER(b) "bank" #b "_filter"
+#define CH_BANK_NAT(b) "bank" #b "_nat"
+#define CH_BANK_LOCAL(b) "bank" #b "_local"
+
+#define BANK_CHAINS(b)                                                                             \
+	{ CH_BANK_FILTER(b), NULL, 0, 0,                                                           \
+	  "bank " #b ": touching a decoy blocks the source" },                                     \
+	{ CH_BANK_NAT(b), NULL, 0, 0, "bank " #b ": public port -> backend" },                    \
+	{ CH_BANK_LOCAL(b), NULL, 0, 0,                                                            \
+	  "bank " #b ": public port -> backend for clients on this host" }
 
 static const struct chain_def chains[] = {
 	{ CH_PRE_FILTER, "filter", NF_INET_PRE_ROUTING, -150,
@@ -71,6 +92,8 @@ static const struct chain_def chains[] = {
 	  "backends on this host: only through the DNAT" },
 	{ CH_FWD_FILTER, "filter", NF_INET_FORWARD, 0,
 	  "backends behind this host: only through the DNAT" },
+	BANK_CHAINS(0),
+	BANK_CHAINS(1),
 };
 
 static int udata_comment(uint8_t type, const char *comment, struct nftnl_udata_buf **ret)
@@ -244,11 +267,76 @@ int ruleset_add_rule(struct nft_txn *t, struct nftnl_rule *rule, const char *wha
 	return nft_txn_msg_end(t, nlh);
 }
 
-int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
-		       const struct rotator_config *config)
+struct rule_item {
+	struct nftnl_rule *rule; /* NULL: out of memory, or not wanted */
+	const char *what;
+	bool unwanted; /* not in this configuration (no honeypot) */
+};
+
+/* Adds the wanted rules in order (each is taken); frees the rest. */
+static int add_rules(struct nft_txn *t, struct rule_item *rules, size_t n)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (r >= 0 && !rules[i].unwanted)
+			r = ruleset_add_rule(t, rules[i].rule, rules[i].what); /* takes it */
+		else if (rules[i].rule)
+			nftnl_rule_free(rules[i].rule);
+	}
+	return r;
+}
+
+/* The rules of one bank's chains: its decoys, its public ports. */
+static int add_bank_rules(struct nft_txn *t, unsigned bank, const struct rotator_config *config)
 {
 	uint64_t timeout_ms = (uint64_t)config->block_timeout_sec * 1000;
 	uint16_t group = config->nflog_group, hp = config->honeypot_port;
+	const char *filter = bank ? CH_BANK_FILTER(1) : CH_BANK_FILTER(0);
+	const char *nat = bank ? CH_BANK_NAT(1) : CH_BANK_NAT(0);
+	const char *local = bank ? CH_BANK_LOCAL(1) : CH_BANK_LOCAL(0);
+	const char *decoys = bank ? RS_BANK_NAME(RS_DECOYS, 1) : RS_BANK_NAME(RS_DECOYS, 0);
+	const char *comment = "decoy hit: block and report the source";
+	struct rule_item rules[] = {
+		{ hp ? nft_rule_decoy_report(filter, NFPROTO_IPV4, decoys, RS_BLOCKED4, timeout_ms,
+					     group, RS_LOG_PREFIX, comment) :
+		       nft_rule_decoy_hit(filter, NFPROTO_IPV4, decoys, RS_BLOCKED4, timeout_ms,
+					  group, RS_LOG_PREFIX, comment),
+		  "IPv4 decoy hit in a bank's filter chain", false },
+		{ hp ? nft_rule_decoy_report(filter, NFPROTO_IPV6, decoys, RS_BLOCKED6, timeout_ms,
+					     group, RS_LOG_PREFIX, comment) :
+		       nft_rule_decoy_hit(filter, NFPROTO_IPV6, decoys, RS_BLOCKED6, timeout_ms,
+					  group, RS_LOG_PREFIX, comment),
+		  "IPv6 decoy hit in a bank's filter chain", false },
+		{ hp ? nft_rule_decoy_drop_non_tcp(filter, decoys,
+						   "UDP decoys are dropped, not redirected") :
+		       NULL,
+		  "UDP decoy drop in a bank's filter chain", !hp },
+		{ hp ? nft_rule_decoy_redirect(nat, decoys, hp,
+					       "TCP decoys look open: the honeypot answers") :
+		       NULL,
+		  "decoy redirect in a bank's nat chain", !hp },
+		{ nft_rule_dnat(nat, NFPROTO_IPV4,
+				bank ? RS_BANK_NAME(RS_SVC4, 1) : RS_BANK_NAME(RS_SVC4, 0), NULL),
+		  "IPv4 dnat in a bank's nat chain", false },
+		{ nft_rule_dnat(nat, NFPROTO_IPV6,
+				bank ? RS_BANK_NAME(RS_SVC6, 1) : RS_BANK_NAME(RS_SVC6, 0), NULL),
+		  "IPv6 dnat in a bank's nat chain", false },
+		{ nft_rule_dnat(local, NFPROTO_IPV4,
+				bank ? RS_BANK_NAME(RS_LOCAL4, 1) : RS_BANK_NAME(RS_LOCAL4, 0), NULL),
+		  "IPv4 dnat in a bank's local chain", false },
+		{ nft_rule_dnat(local, NFPROTO_IPV6,
+				bank ? RS_BANK_NAME(RS_LOCAL6, 1) : RS_BANK_NAME(RS_LOCAL6, 0), NULL),
+		  "IPv6 dnat in a bank's local chain", false },
+	};
+	return add_rules(t, rules, ELEMENTSOF(rules));
+}
+
+int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
+		       const struct rotator_config *config)
+{
+	uint16_t hp = config->honeypot_port;
+	const char *live0 = "bank 0 while it is live", *live1 = "bank 1 while it is live";
 	int r;
 
 	r = add_table(t, table_flags);
@@ -261,49 +349,31 @@ int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
 	if (r < 0)
 		return r;
 
-	struct {
-		struct nftnl_rule *rule;
-		const char *what;
-		bool only_with_honeypot_port;
-	} rules[] = {
+	struct rule_item rules[] = {
 		{ nft_rule_loopback_accept(CH_PRE_FILTER, "this host's own traffic is never blocked"),
 		  "loopback accept in " CH_PRE_FILTER, false },
 		{ hp ? nft_rule_honeypot_flow_accept(CH_PRE_FILTER, hp,
 						     "decoy connections end at the honeypot") :
 		       NULL,
-		  "honeypot flow accept in " CH_PRE_FILTER, true },
+		  "honeypot flow accept in " CH_PRE_FILTER, !hp },
 		{ nft_rule_blocked_drop(CH_PRE_FILTER, NFPROTO_IPV4, RS_BLOCKED4,
 					"blocked IPv4 sources reach nothing"),
 		  "blocked4 drop in " CH_PRE_FILTER, false },
 		{ nft_rule_blocked_drop(CH_PRE_FILTER, NFPROTO_IPV6, RS_BLOCKED6,
 					"blocked IPv6 sources reach nothing"),
 		  "blocked6 drop in " CH_PRE_FILTER, false },
-		{ hp ? nft_rule_decoy_report(CH_PRE_FILTER, NFPROTO_IPV4, RS_DECOYS, RS_BLOCKED4,
-					     timeout_ms, group, RS_LOG_PREFIX,
-					     "decoy hit: block and report the source") :
-		       nft_rule_decoy_hit(CH_PRE_FILTER, NFPROTO_IPV4, RS_DECOYS, RS_BLOCKED4,
-					  timeout_ms, group, RS_LOG_PREFIX,
-					  "decoy hit: block and report the source"),
-		  "IPv4 decoy hit in " CH_PRE_FILTER, false },
-		{ hp ? nft_rule_decoy_report(CH_PRE_FILTER, NFPROTO_IPV6, RS_DECOYS, RS_BLOCKED6,
-					     timeout_ms, group, RS_LOG_PREFIX,
-					     "decoy hit: block and report the source") :
-		       nft_rule_decoy_hit(CH_PRE_FILTER, NFPROTO_IPV6, RS_DECOYS, RS_BLOCKED6,
-					  timeout_ms, group, RS_LOG_PREFIX,
-					  "decoy hit: block and report the source"),
-		  "IPv6 decoy hit in " CH_PRE_FILTER, false },
-		{ hp ? nft_rule_decoy_drop_non_tcp(CH_PRE_FILTER, RS_DECOYS,
-						   "UDP decoys are dropped, not redirected") :
-		       NULL,
-		  "UDP decoy drop in " CH_PRE_FILTER, true },
-		{ hp ? nft_rule_decoy_redirect(CH_PRE_NAT, RS_DECOYS, hp,
-					       "TCP decoys look open: the honeypot answers") :
-		       NULL,
-		  "decoy redirect in " CH_PRE_NAT, true },
-		{ nft_rule_dnat(CH_PRE_NAT, NFPROTO_IPV4, RS_SVC4, NULL), "dnat @" RS_SVC4 " in " CH_PRE_NAT, false },
-		{ nft_rule_dnat(CH_PRE_NAT, NFPROTO_IPV6, RS_SVC6, NULL), "dnat @" RS_SVC6 " in " CH_PRE_NAT, false },
-		{ nft_rule_dnat(CH_OUT_NAT, NFPROTO_IPV4, RS_LOCAL4, NULL), "dnat @" RS_LOCAL4 " in " CH_OUT_NAT, false },
-		{ nft_rule_dnat(CH_OUT_NAT, NFPROTO_IPV6, RS_LOCAL6, NULL), "dnat @" RS_LOCAL6 " in " CH_OUT_NAT, false },
+		{ nft_rule_bank_jump(CH_PRE_FILTER, RS_ACTIVE0, CH_BANK_FILTER(0), live0),
+		  "bank 0 jump in " CH_PRE_FILTER, false },
+		{ nft_rule_bank_jump(CH_PRE_FILTER, RS_ACTIVE1, CH_BANK_FILTER(1), live1),
+		  "bank 1 jump in " CH_PRE_FILTER, false },
+		{ nft_rule_bank_jump(CH_PRE_NAT, RS_ACTIVE0, CH_BANK_NAT(0), live0),
+		  "bank 0 jump in " CH_PRE_NAT, false },
+		{ nft_rule_bank_jump(CH_PRE_NAT, RS_ACTIVE1, CH_BANK_NAT(1), live1),
+		  "bank 1 jump in " CH_PRE_NAT, false },
+		{ nft_rule_bank_jump(CH_OUT_NAT, RS_ACTIVE0, CH_BANK_LOCAL(0), live0),
+		  "bank 0 jump in " CH_OUT_NAT, false },
+		{ nft_rule_bank_jump(CH_OUT_NAT, RS_ACTIVE1, CH_BANK_LOCAL(1), live1),
+		  "bank 1 jump in " CH_OUT_NAT, false },
 		{ nft_rule_backend_guard(CH_IN_FILTER, NFPROTO_IPV4, RS_BACKENDS4,
 					 "real port without DNAT"),
 		  "backend guard4 in " CH_IN_FILTER, false },
@@ -313,7 +383,7 @@ int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
 		{ hp ? nft_rule_honeypot_guard(CH_IN_FILTER, hp,
 					       "the honeypot only through a decoy redirect") :
 		       NULL,
-		  "honeypot guard in " CH_IN_FILTER, true },
+		  "honeypot guard in " CH_IN_FILTER, !hp },
 		{ nft_rule_backend_guard(CH_FWD_FILTER, NFPROTO_IPV4, RS_BACKENDS4,
 					 "real port without DNAT"),
 		  "backend guard4 in " CH_FWD_FILTER, false },
@@ -321,12 +391,9 @@ int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
 					 "real port without DNAT"),
 		  "backend guard6 in " CH_FWD_FILTER, false },
 	};
-	for (size_t i = 0; i < ELEMENTSOF(rules); i++) {
-		if (r >= 0 && (hp || !rules[i].only_with_honeypot_port))
-			r = ruleset_add_rule(t, rules[i].rule, rules[i].what); /* takes it */
-		else if (rules[i].rule)
-			nftnl_rule_free(rules[i].rule);
-	}
+	r = add_rules(t, rules, ELEMENTSOF(rules));
+	for (unsigned bank = 0; r >= 0 && bank < 2; bank++)
+		r = add_bank_rules(t, bank, config);
 	if (r >= 0 && config->instance_envelope)
 		r = ruleset_add_instance_rules(t, config);
 	return r;

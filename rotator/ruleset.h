@@ -17,13 +17,18 @@ struct nft_txn;
 #define NFT_TABLE_F_PERSIST 0x4 /* Linux 6.9 */
 #endif
 
+/* The per-epoch maps and decoy sets exist once per bank: "svc4_0", "svc4_1" */
 #define RS_SVC4 "svc4"
 #define RS_SVC6 "svc6"
 #define RS_LOCAL4 "local4"
 #define RS_LOCAL6 "local6"
+#define RS_DECOYS "decoys"
+#define RS_BANK_NAME(name, bank) name "_" #bank
+/* ipv4 and ipv6 while its bank is live: what a switch of banks changes */
+#define RS_ACTIVE0 "active0"
+#define RS_ACTIVE1 "active1"
 #define RS_BACKENDS4 "backends4"
 #define RS_BACKENDS6 "backends6"
-#define RS_DECOYS "decoys"
 #define RS_BLOCKED4 "blocked4"
 #define RS_BLOCKED6 "blocked6"
 #define RS_INSTANCES4 "instances4"
@@ -49,6 +54,7 @@ int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
 
 /* nft's datatype ids, concatenations are (a << 6) | b */
 enum {
+	RS_TYPE_NFPROTO = 2,
 	RS_TYPE_IPADDR = 7,
 	RS_TYPE_IP6ADDR = 8,
 	RS_TYPE_INET_PROTOCOL = 12,

@@ -3,12 +3,14 @@
  * Test driver for the rotator library (built by rotator_nft.sh, not by make).
  *
  *   rotator-driver [-g GROUP] [-b BLOCK_SEC] [-H HONEYPOT_PORT] [-E EGRESS_GROUP]
- *                  apply [SERVICE...] [-u ADDR...] [-i INSTANCE...]
+ *                  apply [SERVICE...] [-n SERVICE...] [-u ADDR...] [-i INSTANCE...]
  *       SERVICE = name,proto,port,grace,backend_addr,backend_port,local,decoy:decoy:...
  *       INSTANCE = name,addr[+addr],proto,port[,EGRESS...] (-E enables the envelope)
  *       EGRESS = proto/port[-port][@cidr]
+ *       -n SERVICE: a service of the plan's next (the idle bank)
  *       Several plans in one process (one rotator): separate them with "--";
- *       prints what each transaction sent ("step N: -DEL +ADD msgs M").
+ *       prints what each transaction sent ("step N: -DEL +ADD msgs M",
+ *       " switched" when it only switched banks).
  *   rotator-driver remove
  *   rotator-driver [-g GROUP] hits N TIMEOUT_MS     print N decoy hits from NFLOG
  *   rotator-driver -E GROUP egress N TIMEOUT_MS   print N egress drops from NFLOG
@@ -362,7 +364,11 @@ int main(int argc, char **argv)
 		struct rotator_addr(*iaddrs)[2] = calloc((size_t)n + 1, sizeof(*iaddrs));
 		struct rotator_egress(*iegress)[ROTATOR_MAX_EGRESS] =
 			calloc((size_t)n + 1, sizeof(*iegress));
-		struct rotator_plan plan = { .services = svcs, .unblock = unblock, .instances = insts };
+		struct rotator_service *next = calloc((size_t)n + 1, sizeof(*next));
+		uint16_t(*next_decoys)[ROTATOR_MAX_DECOYS] = calloc((size_t)n + 1,
+								     sizeof(*next_decoys));
+		struct rotator_plan plan = { .services = svcs, .unblock = unblock, .instances = insts,
+					     .next = next };
 
 		int step = 0;
 
@@ -380,13 +386,23 @@ int main(int argc, char **argv)
 					return print_err("apply", r, &err);
 				}
 				rotator_last_stats(rot, &st);
-				printf("step %d: -%zu +%zu msgs %zu%s", ++step, st.elements_deleted,
-				       st.elements_added, st.messages, st.full ? " full" : "");
+				printf("step %d: -%zu +%zu msgs %zu%s%s", ++step, st.elements_deleted,
+				       st.elements_added, st.messages, st.full ? " full" : "",
+				       st.switched ? " switched" : "");
 				if (getenv("MTD_DRIVER_TIME"))
 					printf(" %.3f ms", (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
 								   (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 				printf("\n");
-				plan.n_services = plan.n_unblock = plan.n_instances = 0;
+				plan.n_services = plan.n_unblock = plan.n_instances = plan.n_next = 0;
+				continue;
+			}
+			if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
+				if (parse_service(argv[++i], &next[plan.n_next],
+						  next_decoys[plan.n_next]) < 0) {
+					fprintf(stderr, "bad service spec %s\n", argv[i]);
+					return 2;
+				}
+				plan.n_next++;
 				continue;
 			}
 			if (strcmp(argv[i], "-i") == 0 && i + 1 < argc) {
@@ -415,6 +431,8 @@ int main(int argc, char **argv)
 		rotator_free(rot);
 		free(svcs);
 		free(decoys);
+		free(next);
+		free(next_decoys);
 		free(unblock);
 		free(insts);
 		free(iaddrs);
