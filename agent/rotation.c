@@ -28,6 +28,9 @@ struct rotated_service {
 	uint8_t *key;
 	size_t key_len;
 	struct schedule_result schedule;
+	/* what it will be after the next change of any service (a boundary or
+	 * the end of a grace): loaded ahead into the rotator's idle bank */
+	struct schedule_result next_schedule;
 	uint64_t decoy_hits;
 };
 
@@ -133,8 +136,8 @@ static bool exclude_port(uint16_t port, void *userdata)
 	return host_ports_is_bound(e->bound, e->proto, port);
 }
 
-static int compute_schedule(struct rotated_service *s, const struct host_ports *bound,
-			    uint64_t now_usec)
+static int compute_schedule(const struct rotated_service *s, const struct host_ports *bound,
+			    uint64_t now_usec, struct schedule_result *result)
 {
 	const struct policy *p = s->policy;
 	struct exclusion exclusion = {
@@ -154,7 +157,6 @@ static int compute_schedule(struct rotated_service *s, const struct host_ports *
 		.exclude = exclude_port,
 		.userdata = &exclusion,
 	};
-	struct schedule_result *result = &s->schedule;
 	int r;
 
 	r = schedule_compute(&params, now_usec, result);
@@ -167,19 +169,23 @@ static int compute_schedule(struct rotated_service *s, const struct host_ports *
 	return 0;
 }
 
+static uint64_t next_change_usec(const struct rotated_service *services, size_t n);
+
+/* Every service's schedule now, and after the next change of any of them. */
 static int compute_all(struct rotated_service *services, size_t n, uint64_t now_usec)
 {
 	struct host_ports *bound = NULL;
+	uint64_t next;
 	int r;
 
 	r = host_ports_scan(&bound);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n; i++) {
-		r = compute_schedule(&services[i], bound, now_usec);
-		if (r < 0)
-			break;
-	}
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = compute_schedule(&services[i], bound, now_usec, &services[i].schedule);
+	next = next_change_usec(services, n);
+	for (size_t i = 0; r >= 0 && next != UINT64_MAX && i < n; i++)
+		r = compute_schedule(&services[i], bound, next, &services[i].next_schedule);
 	host_ports_free(bound);
 	return r < 0 ? r : 0;
 }
@@ -200,16 +206,17 @@ static uint8_t proto_of(const struct policy *p)
 									 : IPPROTO_TCP;
 }
 
-static void fill_service(struct rotator_service *rs, const struct rotated_service *s)
+static void fill_service(struct rotator_service *rs, const struct rotated_service *s,
+			 const struct schedule_result *schedule)
 {
 	const struct policy *p = s->policy;
 
 	rs->name = p->name;
 	rs->proto = proto_of(p);
-	rs->port = s->schedule.port;
-	rs->grace_port = s->schedule.grace_port;
-	rs->decoys = s->schedule.decoys;
-	rs->n_decoys = s->schedule.n_decoys;
+	rs->port = schedule->port;
+	rs->grace_port = schedule->grace_port;
+	rs->decoys = schedule->decoys;
+	rs->n_decoys = schedule->n_decoys;
 	rs->local_access = p->local_access;
 }
 
@@ -223,6 +230,43 @@ static int program(struct rotation *rotation, struct rotated_service *services, 
 	return program_cut(rotation, services, n, unblock, n_unblock, NULL, ret_error);
 }
 
+/* The rotator's services (one entry per backend address) as they are now,
+ * or after the next change; returns how many were written to ret. */
+static size_t plan_services_fill(const struct rotation *rotation,
+				 const struct rotated_service *services, size_t n, bool next,
+				 struct rotator_service *ret)
+{
+	size_t count = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct policy *p = services[i].policy;
+		const struct schedule_result *schedule = next ? &services[i].next_schedule :
+								&services[i].schedule;
+		const struct instance_backend *b;
+
+		if (p->has_backend) {
+			struct rotator_service *rs = &ret[count++];
+
+			fill_service(rs, &services[i], schedule);
+			backend_of(p, &rs->backend);
+			rs->backend_port = p->backend.port;
+			continue;
+		}
+		b = find_instance_backend(rotation, p->name);
+		for (size_t a = 0; b && a < b->n_addresses; a++) {
+			struct rotator_service *rs = &ret[count++];
+
+			fill_service(rs, &services[i], schedule);
+			/* Decoys once per service, not once per address family. */
+			if (a > 0)
+				rs->n_decoys = 0;
+			rs->backend = b->addresses[a];
+			rs->backend_port = b->port;
+		}
+	}
+	return count;
+}
+
 /* The plan: every service's ports and every live instance's envelope, but
  * the instance named cut (if any): its elements go in the same transaction. */
 static int program_cut(struct rotation *rotation, struct rotated_service *services, size_t n,
@@ -234,11 +278,13 @@ static int program_cut(struct rotation *rotation, struct rotated_service *servic
 	/* Up to two entries a service: a dual-stack instance has two addresses. */
 	_cleanup_free_ struct rotator_service *plan_services = calloc(2 * n + 1,
 								      sizeof(*plan_services));
+	_cleanup_free_ struct rotator_service *plan_next = calloc(2 * n + 1, sizeof(*plan_next));
 	struct rotator_plan plan = {.unblock = unblock, .n_unblock = n_unblock};
 	struct rotator_error error = {0};
+	struct rotator_stats stats;
 	int r;
 
-	if (!plan_services || !plan_instances)
+	if (!plan_services || !plan_next || !plan_instances)
 		return -ENOMEM;
 	for (size_t i = 0; i < rotation->n_instances; i++) {
 		const struct enveloped_instance *e = &rotation->instances[i];
@@ -256,31 +302,10 @@ static int program_cut(struct rotation *rotation, struct rotated_service *servic
 		};
 	}
 	plan.instances = plan_instances;
-	for (size_t i = 0; i < n; i++) {
-		const struct policy *p = services[i].policy;
-		const struct instance_backend *b;
-
-		if (p->has_backend) {
-			struct rotator_service *rs = &plan_services[plan.n_services++];
-
-			fill_service(rs, &services[i]);
-			backend_of(p, &rs->backend);
-			rs->backend_port = p->backend.port;
-			continue;
-		}
-		b = find_instance_backend(rotation, p->name);
-		for (size_t a = 0; b && a < b->n_addresses; a++) {
-			struct rotator_service *rs = &plan_services[plan.n_services++];
-
-			fill_service(rs, &services[i]);
-			/* Decoys once per service, not once per address family. */
-			if (a > 0)
-				rs->n_decoys = 0;
-			rs->backend = b->addresses[a];
-			rs->backend_port = b->port;
-		}
-	}
+	plan.n_services = plan_services_fill(rotation, services, n, false, plan_services);
+	plan.n_next = plan_services_fill(rotation, services, n, true, plan_next);
 	plan.services = plan_services;
+	plan.next = plan_next;
 
 	r = rotator_apply(rotation->rotator, &plan, &error);
 	if (r < 0) {
@@ -294,6 +319,27 @@ static int program_cut(struct rotation *rotation, struct rotated_service *servic
 	}
 	rotation->transactions++;
 	rotation->last_apply_usec = realtime_usec();
+	rotator_last_stats(rotation->rotator, &stats);
+	if (stats.switched) {
+		/* The ports moved with a switch of banks; the idle bank now gets
+		 * the next change, in a second transaction that touches nothing
+		 * live. If it fails, the plan is still in force: the next change
+		 * then takes a full transaction instead of a switch. */
+		r = rotator_apply(rotation->rotator, &plan, &error);
+		if (r < 0) {
+			rotation->failures++;
+			if (rotation->hooks.on_apply_failed) {
+				char reason[512];
+
+				snprintf(reason, sizeof(reason),
+					 "nftables: loading the next change: %s%s%s",
+					 error.object, error.object[0] ? ": " : "",
+					 error.message[0] ? error.message : strerror(-r));
+				rotation->hooks.on_apply_failed(reason, rotation->hooks.userdata);
+			}
+		} else
+			rotation->transactions++;
+	}
 	return 0;
 }
 

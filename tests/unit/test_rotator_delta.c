@@ -42,7 +42,7 @@ static int build(struct rs_state *st, const struct rotator_service *s, size_t n)
 	struct rotator_plan plan = { .services = s, .n_services = n };
 	struct rotator_error err = {};
 
-	return rs_state_build(st, &plan, &err);
+	return rs_state_build(st, &plan, 0, &err);
 }
 
 /* The text of every deletion (-) and addition (+) of set `set`, sorted. */
@@ -76,10 +76,13 @@ static void test_delta_first_apply_adds_everything(void **state)
 	char text[1024];
 
 	assert_int_equal(build(&st, s, 2), 0);
-	assert_int_equal(rs_delta_compute(&empty, &st, 0, &d), 0);
+	assert_int_equal(rs_delta_compute(&empty, &st, &d), 0);
 	assert_int_equal(rs_delta_count_del(&d), 0);
-	/* svc4, svc6, backends4, backends6, 2 decoys shared by both entries */
-	assert_int_equal(rs_delta_count_add(&d), 6);
+	/* svc4, svc6, backends4, backends6, 2 decoys shared by both entries,
+	 * ipv4 and ipv6 in the live bank's active set */
+	assert_int_equal(rs_delta_count_add(&d), 8);
+	delta_text(&empty, &st, &d, RS_SET_ACTIVE0, text, sizeof(text));
+	assert_string_equal(text, "+ipv4, +ipv6");
 	delta_text(&empty, &st, &d, RS_SET_SVC4, text, sizeof(text));
 	assert_string_equal(text, "+tcp . 24847 : 10.0.0.1 . 8080");
 	delta_text(&empty, &st, &d, RS_SET_SVC6, text, sizeof(text));
@@ -106,7 +109,7 @@ static void test_delta_boundary_keeps_grace_and_replaces_decoys(void **state)
 	before[0].local_access = after[0].local_access = true;
 	assert_int_equal(build(&old, before, 2), 0);
 	assert_int_equal(build(&st, after, 2), 0);
-	assert_int_equal(rs_delta_compute(&old, &st, 0, &d), 0);
+	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
 	/* the previous port stays (now grace), b is not touched at all */
 	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
 	assert_string_equal(text, "+tcp . 20001 : 10.0.0.1 . 8080");
@@ -134,7 +137,7 @@ static void test_delta_grace_end_deletes_only_the_grace_port(void **state)
 
 	assert_int_equal(build(&old, in_grace, 1), 0);
 	assert_int_equal(build(&st, after, 1), 0);
-	assert_int_equal(rs_delta_compute(&old, &st, 0, &d), 0);
+	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
 	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
 	assert_string_equal(text, "-tcp . 20000 : 10.0.0.1 . 8080");
 	assert_int_equal(rs_delta_count_del(&d), 1);
@@ -153,7 +156,7 @@ static void test_delta_unchanged_plan_is_empty(void **state)
 
 	assert_int_equal(build(&old, s, 1), 0);
 	assert_int_equal(build(&st, s, 1), 0);
-	assert_int_equal(rs_delta_compute(&old, &st, 0, &d), 0);
+	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
 	assert_int_equal(rs_delta_count_del(&d) + rs_delta_count_add(&d), 0);
 	rs_state_free(&old);
 	rs_state_free(&st);
@@ -170,7 +173,7 @@ static void test_delta_backend_change_replaces_the_map_value(void **state)
 
 	assert_int_equal(build(&old, before, 1), 0);
 	assert_int_equal(build(&st, after, 1), 0);
-	assert_int_equal(rs_delta_compute(&old, &st, 0, &d), 0);
+	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
 	/* same key, other data: delete then add (deletions are sent first) */
 	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
 	assert_string_equal(text, "+tcp . 20001 : 10.0.0.9 . 8080, -tcp . 20001 : 10.0.0.1 . 8080");
@@ -189,8 +192,8 @@ static void test_state_rejects_public_port_twice_naming_both(void **state)
 	struct rotator_error err = {};
 	struct rs_state st = {};
 
-	assert_int_equal(rs_state_build(&st, &plan, &err), -EEXIST);
-	assert_string_equal(err.object, "service b: public ports in map svc4");
+	assert_int_equal(rs_state_build(&st, &plan, 0, &err), -EEXIST);
+	assert_string_equal(err.object, "service b: public ports in map svc4_0");
 	assert_string_equal(err.message, "port tcp/26000 is also used by service a");
 	assert_int_equal(rs_state_count(&st), 0);
 	rs_state_free(&st);
@@ -238,13 +241,108 @@ static void test_delta_large_plans_reuse_memory(void **state)
 	for (int round = 0; round < 3; round++) {
 		assert_int_equal(build(&old, a, N), 0);
 		assert_int_equal(build(&st, b, N), 0);
-		assert_int_equal(rs_delta_compute(&old, &st, 0, &d), 0);
+		assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
 		assert_int_equal(d.n_add[RS_SET_SVC4], N);     /* the new ports */
 		assert_int_equal(d.n_del[RS_SET_SVC4], 0);     /* old ports stay as grace */
 		assert_int_equal(d.n_del[RS_SET_DECOYS], 4 * N); /* every decoy goes */
 		assert_int_equal(d.n_add[RS_SET_BACKENDS4] + d.n_del[RS_SET_BACKENDS4], 0);
 	}
 	rs_state_free(&old);
+	rs_state_free(&st);
+	rs_delta_free(&d);
+}
+
+/* Two banks: the services in the live one, the next services in the idle
+ * one, backends of both; nothing of either in the wrong bank. */
+static void test_state_banks_hold_services_and_next(void **state)
+{
+	static const uint16_t d0[] = { 30001 }, d1[] = { 30002 };
+	struct rotator_service now[] = { svc("a", 20000, 0, "10.0.0.1", d0, 1) };
+	struct rotator_service next[] = { svc("a", 20001, 20000, "10.0.0.2", d1, 1) };
+	struct rotator_plan plan = { .services = now, .n_services = 1, .next = next, .n_next = 1 };
+	struct rotator_error err = {};
+	struct rs_state empty = {}, st = {};
+	struct rs_delta d = {};
+	char text[1024];
+
+	assert_int_equal(rs_state_build(&st, &plan, 1, &err), 0);
+	assert_int_equal(rs_delta_compute(&empty, &st, &d), 0);
+	delta_text(&empty, &st, &d, RS_SET_SVC4_1, text, sizeof(text));
+	assert_string_equal(text, "+tcp . 20000 : 10.0.0.1 . 8080");
+	delta_text(&empty, &st, &d, RS_SET_DECOYS_1, text, sizeof(text));
+	assert_string_equal(text, "+tcp . 30001");
+	delta_text(&empty, &st, &d, RS_SET_SVC4, text, sizeof(text));
+	assert_string_equal(text, "+tcp . 20000 : 10.0.0.2 . 8080, +tcp . 20001 : 10.0.0.2 . 8080");
+	delta_text(&empty, &st, &d, RS_SET_DECOYS, text, sizeof(text));
+	assert_string_equal(text, "+tcp . 30002");
+	delta_text(&empty, &st, &d, RS_SET_BACKENDS4, text, sizeof(text));
+	assert_string_equal(text, "+tcp . 10.0.0.1 . 8080, +tcp . 10.0.0.2 . 8080");
+	delta_text(&empty, &st, &d, RS_SET_ACTIVE1, text, sizeof(text));
+	assert_string_equal(text, "+ipv4, +ipv6");
+	assert_int_equal(st.sets[RS_SET_ACTIVE0].n, 0);
+	/* the same port twice in the next services is refused, naming the bank */
+	next[0].grace_port = 0;
+	plan.n_next = 1;
+	{
+		struct rotator_service twice[] = { next[0], svc("b", 20001, 0, "10.0.0.3", NULL,
+								0) };
+
+		plan.next = twice;
+		plan.n_next = 2;
+		assert_int_equal(rs_state_build(&st, &plan, 1, &err), -EEXIST);
+		assert_string_equal(err.object, "service b: public ports in map svc4_0");
+	}
+	rs_state_free(&st);
+	rs_delta_free(&d);
+}
+
+/* A switch of banks changes the active sets and nothing else; the staging
+ * that follows changes only the now idle bank (and the backends' union). */
+static void test_delta_switch_then_staging(void **state)
+{
+	static const uint16_t d0[] = { 30001, 30002 }, d1[] = { 30003 }, d2[] = { 30004 };
+	struct rotator_service p0[] = { svc("a", 20000, 0, "10.0.0.1", d0, 2) };
+	struct rotator_service p1[] = { svc("a", 20001, 20000, "10.0.0.1", d1, 1) };
+	struct rotator_service p2[] = { svc("a", 20001, 0, "10.0.0.1", d1, 1) };
+	struct rotator_service p3[] = { svc("a", 20002, 20001, "10.0.0.1", d2, 1) };
+	struct rotator_plan before = { .services = p0, .n_services = 1, .next = p1, .n_next = 1 };
+	struct rotator_plan after = { .services = p1, .n_services = 1, .next = p2, .n_next = 1 };
+	struct rotator_plan later = { .services = p2, .n_services = 1, .next = p3, .n_next = 1 };
+	struct rotator_error err = {};
+	struct rs_state old = {}, switched = {}, st = {};
+	struct rs_delta d = {};
+	char text[1024];
+
+	assert_int_equal(rs_state_build(&old, &before, 0, &err), 0);
+	assert_int_equal(rs_state_switch(&switched, 1), 0);
+	assert_int_equal(rs_delta_switch(&old, &switched, &d), 0);
+	assert_int_equal(rs_delta_count_del(&d), 2);
+	assert_int_equal(rs_delta_count_add(&d), 2);
+	delta_text(&old, &switched, &d, RS_SET_ACTIVE0, text, sizeof(text));
+	assert_string_equal(text, "-ipv4, -ipv6");
+	delta_text(&old, &switched, &d, RS_SET_ACTIVE1, text, sizeof(text));
+	assert_string_equal(text, "+ipv4, +ipv6");
+
+	/* what the kernel has after the switch */
+	assert_int_equal(rs_state_switch(&old, 1), 0);
+	assert_int_equal(rs_state_build(&st, &after, 1, &err), 0);
+	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
+	for (enum rs_set s = RS_SET_SVC4_1; s <= RS_SET_ACTIVE1; s++)
+		assert_int_equal(d.n_del[s] + d.n_add[s], 0); /* the live bank: untouched */
+	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
+	assert_string_equal(text, "+tcp . 20001 : 10.0.0.1 . 8080, -tcp . 20000 : 10.0.0.1 . 8080");
+	delta_text(&old, &st, &d, RS_SET_DECOYS, text, sizeof(text));
+	assert_string_equal(text, "+tcp . 30003, -tcp . 30001, -tcp . 30002");
+
+	/* the grace end: another switch, back to bank 0 */
+	rs_state_free(&old);
+	old = st;
+	st = (struct rs_state){};
+	assert_int_equal(rs_state_build(&st, &later, 0, &err), 0);
+	assert_int_equal(rs_delta_switch(&old, &st, &d), 0);
+	assert_int_equal(rs_delta_count_del(&d) + rs_delta_count_add(&d), 4);
+	rs_state_free(&old);
+	rs_state_free(&switched);
 	rs_state_free(&st);
 	rs_delta_free(&d);
 }
@@ -281,7 +379,7 @@ static int build_plan(struct rs_state *st, const struct rotator_service *s, size
 	struct rotator_plan plan = { .services = s, .n_services = n, .instances = in,
 				     .n_instances = n_in };
 
-	return rs_state_build(st, &plan, err);
+	return rs_state_build(st, &plan, 0, err);
 }
 
 /* Quarantine/replacement: the route moves to the new instance and the old
@@ -306,7 +404,7 @@ static void test_delta_instance_swap_moves_route_and_removes_old_elements(void *
 	char text[1024];
 
 	assert_int_equal(build_plan(&old, s1, 1, before, 1, &err), 0);
-	assert_int_equal(rs_delta_compute(&empty, &old, 0, &d), 0);
+	assert_int_equal(rs_delta_compute(&empty, &old, &d), 0);
 	delta_text(&empty, &old, &d, RS_SET_INSTANCES6, text, sizeof(text));
 	assert_string_equal(text, "+fd00:214::5");
 	delta_text(&empty, &old, &d, RS_SET_INGRESS4, text, sizeof(text));
@@ -319,7 +417,7 @@ static void test_delta_instance_swap_moves_route_and_removes_old_elements(void *
 	assert_string_equal(text, "+fd00:214::5 . tcp . ::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff . 443-443");
 
 	assert_int_equal(build_plan(&st, s2, 1, after, 1, &err), 0);
-	assert_int_equal(rs_delta_compute(&old, &st, 0, &d), 0);
+	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
 	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
 	assert_string_equal(text, "+tcp . 20000 : 10.214.0.6 . 8080, -tcp . 20000 : 10.214.0.5 . 8080");
 	delta_text(&old, &st, &d, RS_SET_INSTANCES4, text, sizeof(text));
@@ -336,7 +434,7 @@ static void test_delta_instance_swap_moves_route_and_removes_old_elements(void *
 
 	/* the same plan again: nothing to send */
 	assert_int_equal(build_plan(&old, s2, 1, after, 1, &err), 0);
-	assert_int_equal(rs_delta_compute(&st, &old, 0, &d), 0);
+	assert_int_equal(rs_delta_compute(&st, &old, &d), 0);
 	assert_int_equal(rs_delta_count_del(&d) + rs_delta_count_add(&d), 0);
 	rs_state_free(&old);
 	rs_state_free(&st);
@@ -420,6 +518,8 @@ int main(void)
 		cmocka_unit_test(test_state_rejects_public_port_twice_naming_both),
 		cmocka_unit_test(test_state_shares_backends_and_finds_decoy_owner),
 		cmocka_unit_test(test_delta_large_plans_reuse_memory),
+		cmocka_unit_test(test_state_banks_hold_services_and_next),
+		cmocka_unit_test(test_delta_switch_then_staging),
 		cmocka_unit_test(test_delta_instance_swap_moves_route_and_removes_old_elements),
 		cmocka_unit_test(test_state_rejects_instance_address_twice_naming_both),
 		cmocka_unit_test(test_egress_overlapping_rules_become_disjoint_boxes),

@@ -171,6 +171,13 @@ static const char golden_honeypot_flow_accept[] =
 	"  [ immediate reg 0 accept ]\n";
 
 /* the instance envelope (ROTATOR_INSTANCE_IFPREFIX "mtdi", egress NFLOG group 9) */
+/* nft --debug=netlink of `meta nfproto @active0 jump bank0_nat` */
+static const char golden_bank_jump[] =
+	"inet mtd c\n"
+	"  [ meta load nfproto => reg 1 ]\n"
+	"  [ lookup reg 1 set active0 ]\n"
+	"  [ immediate reg 0 jump -> bank0_nat ]\n";
+
 static const char golden_jump_to_instance[] =
 	"inet mtd c\n"
 	"  [ meta load oifname => reg 1 ]\n"
@@ -367,6 +374,11 @@ static void test_bad_family_or_comment_is_refused(void **state)
 	assert_null(nft_rule_loopback_accept("c", long_comment));
 }
 
+static void test_live_bank_dispatch_is_a_set_lookup_and_jump(void **state)
+{
+	check(nft_rule_bank_jump("c", "active0", "bank0_nat", NULL), golden_bank_jump);
+}
+
 static void test_instance_links_jump_to_the_envelope_chains(void **state)
 {
 	check(nft_rule_ifname_jump("c", true, "mtdi", "instance_ingress", NULL),
@@ -414,6 +426,7 @@ int main(void)
 		cmocka_unit_test(test_backend_guard_requires_dnat),
 		cmocka_unit_test(test_comment_is_stored_as_rule_userdata),
 		cmocka_unit_test(test_bad_family_or_comment_is_refused),
+		cmocka_unit_test(test_live_bank_dispatch_is_a_set_lookup_and_jump),
 		cmocka_unit_test(test_instance_links_jump_to_the_envelope_chains),
 		cmocka_unit_test(test_instance_ingress_needs_dnat_and_its_port),
 		cmocka_unit_test(test_instance_egress_spoof_check_rules_and_logged_drop),
