@@ -55,6 +55,8 @@ $S ip link set veth-s up; $C ip link set veth-c up
 connect() { $C timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2 && head -c 6 <&3" 2>/dev/null; }
 expect_ok() { [ "$(connect "$1" "$2")" = "mtd-ok" ] || fail "$3: $1 port $2 not reachable"; ok "$3"; }
 expect_no() { [ "$(connect "$1" "$2")" != "mtd-ok" ] || fail "$3: $1 port $2 reachable"; ok "$3"; }
+# the live bank: the one whose active set holds ipv4 (docs/nftables.md, "Two banks")
+live() { $S nft list set inet mtd active1 | grep -q 'elements = { ipv4' && echo 1 || echo 0; }
 
 $S "$drv" serve 8080 >"$tmp/serve.log" 2>&1 &
 pids="$pids $!"
@@ -84,7 +86,7 @@ echo "$list" | grep -q 'tcp . 24847 : 10.77.0.1 . 8080' || fail "svc4 element mi
 echo "$list" | grep -q 'tcp . 24847 : fd77::1 . 8080' || fail "svc6 element missing"
 echo "$list" | grep -q 'tcp . 10.77.0.1 . 8080' || fail "backends4 element missing"
 echo "$list" | grep -q 'tcp . 27447' || fail "decoy element missing"
-echo "$list" | grep -q 'comment "decoy ports of this epoch' || fail "set comments missing"
+echo "$list" | grep -q 'comment "bank 0: decoy ports' || fail "set comments missing"
 ok "nft list table inet mtd shows the plan"
 
 expect_ok 10.77.0.1 24847 "IPv4 public port reaches the backend through DNAT"
@@ -97,12 +99,12 @@ ok "the host itself still reaches the backend directly"
 # --- rotation with grace, adoption by a second process --------------------------------
 out=$($S "$drv" apply web,tcp,25000,24847,10.77.0.1,8080,0,27450) || fail "rotate: $out"
 case "$out" in *"adopted=1"*) ;; *) fail "persisted table not adopted: $out" ;; esac
-[ "$($S nft list table inet mtd | grep -c '^	chain ')" -eq 5 ] || fail "duplicated chains after adoption"
-[ "$($S nft list table inet mtd | grep -c 'dnat ip to')" -eq 2 ] || fail "duplicated rules after adoption"
+[ "$($S nft list table inet mtd | grep -c '^	chain ')" -eq 11 ] || fail "duplicated chains after adoption"
+[ "$($S nft list table inet mtd | grep -c 'dnat ip to')" -eq 4 ] || fail "duplicated rules after adoption"
 ok "restart adopts the persisted table without duplicates"
 expect_ok 10.77.0.1 25000 "new port after rotation"
 expect_ok 10.77.0.1 24847 "previous port during grace"
-$S nft list set inet mtd decoys | grep -q 27447 && fail "old decoys not replaced"
+$S nft list set inet mtd "decoys_$(live)" | grep -q 27447 && fail "old decoys not replaced"
 out=$($S "$drv" apply web,tcp,25000,0,10.77.0.1,8080,0,27450) || fail "end grace: $out"
 expect_no 10.77.0.1 24847 "stale port refused after grace"
 expect_ok 10.77.0.1 25000 "current port still works after grace"
@@ -135,23 +137,48 @@ out=$($S "$drv" apply web,tcp,25000,0,10.77.0.1,8080,0,27450 \
 	-- web,tcp,25001,25000,10.77.0.1,8080,0,27451 \
 	-- web,tcp,25001,0,10.77.0.1,8080,0,27451 \
 	-- web,tcp,25001,0,10.77.0.1,8080,0,27451) || fail "delta applies: $out"
-echo "$out" | grep -q '^step 1: -0 +3 msgs .* full$' || fail "first apply not a full build: $out"
+echo "$out" | grep -q '^step 1: -0 +5 msgs .* full$' || fail "first apply not a full build: $out"
 echo "$out" | grep -q '^step 2: -1 +2 msgs 3$' || fail "boundary not a delta (-decoy +port +decoy): $out"
 echo "$out" | grep -q '^step 3: -1 +0 msgs 1$' || fail "grace end not a delta (-grace port): $out"
 echo "$out" | grep -q '^step 4: -0 +0 msgs 0$' || fail "unchanged plan sent something: $out"
 ok "boundary, grace end and no-op send only their element changes ($(echo $out))"
-[ "$($S nft list map inet mtd svc4 | grep -c ' : 10.77.0.1 . 8080')" -eq 1 ] &&
-	$S nft list map inet mtd svc4 | grep -q 'tcp . 25001 : 10.77.0.1 . 8080' ||
-	fail "svc4 after the deltas: $($S nft list map inet mtd svc4)"
-$S nft list set inet mtd decoys | grep -q 27451 && ! $S nft list set inet mtd decoys | grep -q 27450 ||
-	fail "decoys after the deltas"
+b=$(live)
+[ "$($S nft list map inet mtd "svc4_$b" | grep -c ' : 10.77.0.1 . 8080')" -eq 1 ] &&
+	$S nft list map inet mtd "svc4_$b" | grep -q 'tcp . 25001 : 10.77.0.1 . 8080' ||
+	fail "svc4_$b after the deltas: $($S nft list map inet mtd "svc4_$b")"
+$S nft list set inet mtd "decoys_$b" | grep -q 27451 &&
+	! $S nft list set inet mtd "decoys_$b" | grep -q 27450 || fail "decoys after the deltas"
 expect_ok 10.77.0.1 25001 "the table after the deltas is the last plan"
 expect_no 10.77.0.1 25000 "the grace port is gone after its delta"
+
+# --- two banks: the next change loaded ahead, a boundary is a switch ---------------------
+now=web,tcp,25001,0,10.77.0.1,8080,0,27451
+boundary=web,tcp,25002,25001,10.77.0.1,8080,0,27452
+grace_end=web,tcp,25002,0,10.77.0.1,8080,0,27452
+out=$($S "$drv" apply "$now" -n "$boundary" -- "$boundary" -n "$grace_end" \
+	-- "$boundary" -n "$grace_end") || fail "bank applies: $out"
+echo "$out" | grep -q '^step 2: -2 +2 msgs 2 switched$' ||
+	fail "the boundary was not a switch of banks (ipv4, ipv6 moved): $out"
+echo "$out" | grep -q '^step 3: -2 +2 msgs 4$' ||
+	fail "staging did not load exactly the next change into the idle bank: $out"
+ok "a boundary whose plan was loaded ahead is a switch of 4 elements, then staging ($(echo $out))"
+b=$(live)
+$S nft list map inet mtd "svc4_$b" | grep -q 'tcp . 25002 ' &&
+	$S nft list map inet mtd "svc4_$b" | grep -q 'tcp . 25001 ' || fail "live bank after the switch"
+$S nft list map inet mtd "svc4_$((1 - b))" | grep -q 'tcp . 25001 ' &&
+	fail "the idle bank still holds the previous epoch"
+$S nft list set inet mtd "decoys_$((1 - b))" | grep -q 27452 || fail "idle bank: next decoys"
+expect_ok 10.77.0.1 25002 "new port after a switch of banks"
+expect_ok 10.77.0.1 25001 "previous port during grace after a switch"
+expect_no 10.77.0.1 25003 "a port of no bank is closed"
+out=$($S "$drv" apply "$grace_end" -n "$grace_end") || fail "grace end: $out"
+expect_no 10.77.0.1 25001 "grace port closed once the grace ends"
+expect_ok 10.77.0.1 25002 "current port after the grace end"
 
 # --- decoys that look open: honeypot redirect, still blocked and reported -------------------
 out=$($S "$drv" -g 7 -H 9999 apply web,tcp,25001,0,10.77.0.1,8080,0,27460:27461 \
 	web,tcp,25001,0,fd77::1,8080,0,27460:27461) || fail "apply with honeypot: $out"
-$S nft list chain inet mtd prerouting_nat | grep -q 'redirect to :9999' || fail "no redirect rule"
+[ "$($S nft list table inet mtd | grep -c 'redirect to :9999')" -eq 2 ] || fail "no redirect rule in each bank"
 $S "$drv" honeypot 9999 1 >"$tmp/honeypot.log" 2>&1 &
 hp_pid=$!
 pids="$pids $hp_pid"
