@@ -285,9 +285,11 @@ static void print_rotation(json_t *rotation)
 
 	if (!json_is_object(rotation))
 		return;
-	printf("\nrotation: table inet mtd%s, %lld transaction(s), %lld failed\n",
+	printf("\nrotation: table inet mtd%s, %lld transaction(s) (%lld switches of banks), "
+	       "%lld failed\n",
 	       json_is_true(json_object_get(table, "persist")) ? " (persist)" : " (owner only)",
 	       (long long)json_integer_value(json_object_get(table, "transactions")),
+	       (long long)json_integer_value(json_object_get(table, "bank_switches")),
 	       (long long)json_integer_value(json_object_get(table, "failures")));
 	if (json_array_size(services) > 0)
 		printf("%-20s %-6s %-6s %-14s %-7s %s\n", "SERVICE", "PORT", "GRACE",

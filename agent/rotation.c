@@ -77,6 +77,7 @@ struct rotation {
 	size_t n_services;
 	uint64_t block_timeout_usec;
 	uint64_t transactions;
+	uint64_t switches; /* of them, switches of banks (a change loaded ahead) */
 	uint64_t failures;
 	uint64_t last_apply_usec; /* CLOCK_REALTIME of the last committed transaction */
 	struct blocked_source *blocked;
@@ -321,6 +322,7 @@ static int program_cut(struct rotation *rotation, struct rotated_service *servic
 	rotation->last_apply_usec = realtime_usec();
 	rotator_last_stats(rotation->rotator, &stats);
 	if (stats.switched) {
+		rotation->switches++;
 		/* The ports moved with a switch of banks; the idle bank now gets
 		 * the next change, in a second transaction that touches nothing
 		 * live. If it fails, the plan is still in force: the next change
@@ -901,11 +903,12 @@ json_t *rotation_status(const struct rotation *rotation)
 							 "service", b->service, "until_usec",
 							 (json_int_t)b->until_usec));
 	}
-	return json_pack("{s:o, s:o, s:{s:b, s:b, s:I, s:I, s:I}}", "services", services,
+	return json_pack("{s:o, s:o, s:{s:b, s:b, s:I, s:I, s:I, s:I}}", "services", services,
 			 "blocked", blocked, "table", "persist",
 			 (flags & ROTATOR_F_PERSIST) != 0, "adopted",
 			 (flags & ROTATOR_F_ADOPTED) != 0, "transactions",
-			 (json_int_t)rotation->transactions, "failures",
+			 (json_int_t)rotation->transactions, "bank_switches",
+			 (json_int_t)rotation->switches, "failures",
 			 (json_int_t)rotation->failures, "last_apply_usec",
 			 (json_int_t)rotation->last_apply_usec);
 }

@@ -95,6 +95,8 @@ in_client "$NETPROBE" stream 10.213.0.1 "$port" 22 >"$WORK/stream.out" 2>&1 &
 STREAM=$!
 
 # --- meanwhile: a client following the schedule across $BOUNDARIES boundaries -------
+bank_switches() { mtdctl --json status | tr -d ' \n' | sed -n 's/.*"bank_switches":\([0-9]*\).*/\1/p'; }
+switches_before=$(bank_switches)
 start_epoch=$("$MTDCTL" --json port echo4 --policy "$P4" | sed -n 's/.*"epoch": \([0-9]*\).*/\1/p')
 attempts=0
 failures=0
@@ -111,6 +113,11 @@ while :; do
 done
 [ "$failures" -eq 0 ] || fail "$failures of $attempts schedule-following connections failed"
 ok "a client following the schedule: $attempts connections across $BOUNDARIES boundaries, 0 failed"
+# every boundary and every end of grace was loaded ahead: a switch of banks
+switches=$(($(bank_switches) - switches_before))
+[ "$switches" -ge $((2 * BOUNDARIES - 1)) ] ||
+	fail "only $switches of the ~$((2 * BOUNDARIES)) changes were switches of banks"
+ok "$switches changes (boundaries and grace ends) were switches of banks"
 
 wait "$STREAM" || { cat "$WORK/stream.out"; fail "the long-lived stream broke during rotation"; }
 epoch_after=$("$MTDCTL" --json port echo4 --policy "$P4" | sed -n 's/.*"epoch": \([0-9]*\).*/\1/p')
@@ -170,14 +177,16 @@ for i in $(seq 1 "$kills"); do
 	wait "$AGENT_PID" 2>/dev/null
 	AGENT_PID=""
 	nft list table inet mtd >/dev/null 2>&1 || fail "kill $i: the table vanished with the agent"
-	n4=$(nft -j list map inet mtd svc4 | grep -o '"elem"' | wc -l)
-	elems=$(nft list map inet mtd svc4 | tr -d '\n' | grep -o 'tcp \. [0-9]* :' | wc -l)
-	[ "$elems" -ge 1 ] && [ "$elems" -le 2 ] || fail "kill $i: svc4 holds $elems elements (want 1 or 2: current, grace)"
-	decoys=$(nft list set inet mtd decoys | tr -d '\n' | grep -o 'tcp \. [0-9]*' | wc -l)
-	[ "$decoys" -eq 8 ] || fail "kill $i: the decoy set holds $decoys ports, want 8 (never half an epoch)"
+	# exactly one bank is live, whole: its current (and grace) port, 8 decoys
+	a0=$(nft list set inet mtd active0 | grep -c 'elements = { ipv4, ipv6 }')
+	a1=$(nft list set inet mtd active1 | grep -c 'elements = { ipv4, ipv6 }')
+	[ $((a0 + a1)) -eq 1 ] || fail "kill $i: $((a0 + a1)) live banks, want exactly 1"
+	elems=$(nft list map inet mtd "svc4_$a1" | tr -d '\n' | grep -o 'tcp \. [0-9]* :' | wc -l)
+	[ "$elems" -ge 1 ] && [ "$elems" -le 2 ] || fail "kill $i: svc4_$a1 holds $elems elements (want 1 or 2: current, grace)"
+	decoys=$(nft list set inet mtd "decoys_$a1" | tr -d '\n' | grep -o 'tcp \. [0-9]*' | wc -l)
+	[ "$decoys" -eq 8 ] || fail "kill $i: decoys_$a1 holds $decoys ports, want 8 (never half an epoch)"
 	start_agent
 	[ "$(table_shape)" = "$shape" ] || fail "kill $i: the restarted agent changed the table's rules ($shape -> $(table_shape))"
-	: "$n4"
 done
 ok "$kills SIGKILLs at random points: the table stayed whole, each restart adopted it without duplicates"
 follow_once echo4 "$P4" 10.213.0.1 || fail "service unreachable after the kills"
