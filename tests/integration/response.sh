@@ -160,7 +160,8 @@ wait_for '! kill -0 '"$victim_pid"' 2>/dev/null' 50 || fail "released pid $victi
 [ -e "$WORK/state/quarantine/$victim" ] && fail "the evidence of $victim remains after release"
 ip -o link | grep -q "$victim_link:" && fail "the link $victim_link remains after release"
 [ -z "$(find /sys/fs/cgroup -maxdepth 7 -type d -name "$victim")" ] || fail "the cgroup of $victim remains"
-grep -q "10.214" <<<"$(nft list map inet mtd svc4)" || fail "nothing routes to the serving instance"
+live=$(nft list set inet mtd active1 | grep -q 'elements = { ipv4' && echo 1 || echo 0)
+grep -q "10.214" <<<"$(nft list map inet mtd "svc4_$live")" || fail "nothing routes to the serving instance"
 ok "after mtdctl release no process, link, cgroup or evidence of $victim remains"
 assert_contains "$(mtdctl audit show)" "instance-released" "the release is audited"
 
