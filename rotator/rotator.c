@@ -472,8 +472,8 @@ static int apply_switch(struct rotator *r, const struct rotator_plan *plan,
 	struct elements_ctx ctx = { .old = &r->cur, .new_state = &r->switched,
 				    .delta = &r->delta, .plan = plan,
 				    .envelope = r->config.instance_envelope };
+	struct rotator_stats stats;
 	struct plan_code tmp;
-	size_t bytes;
 	int k;
 
 	rs_state_clear(&r->switched);
@@ -490,17 +490,17 @@ static int apply_switch(struct rotator *r, const struct rotator_plan *plan,
 		nft_txn_free(t);
 		return rotator_error_set(err, k, "transaction", "building the batch");
 	}
-	bytes = nft_txn_size(t);
-	r->stats = (struct rotator_stats){
+	stats = (struct rotator_stats){
 		.elements_deleted = rs_delta_count_del(&r->delta),
 		.elements_added = rs_delta_count_add(&r->delta),
 		.messages = nft_txn_n_msgs(t) - 1,
-		.bytes = bytes,
+		.bytes = nft_txn_size(t),
 		.switched = true,
 	};
 	k = commit(r, t, &ctx, err);
 	if (k < 0)
 		return k;
+	r->stats = stats;
 	k = rs_state_switch(&r->cur, bank);
 	if (k < 0) { /* the kernel switched, our model could not follow */
 		r->cur_valid = r->codes_valid = false;
