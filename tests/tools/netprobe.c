@@ -16,6 +16,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,14 @@ static int connect_timeout(const char *host, const char *port, int timeout_ms)
 	}
 	freeaddrinfo(ai);
 	return fd;
+}
+
+/* The honeypot behind a decoy completes the handshake and resets at once; on a
+ * busy machine the reset can arrive before this process reads the outcome.
+ * A reset (not a refusal, which is ECONNREFUSED) means the handshake completed. */
+static bool handshake_completed(int fd)
+{
+	return fd >= 0 || errno == ECONNRESET;
 }
 
 static int echo_server(const char *addr, const char *port)
@@ -210,9 +219,10 @@ static int scan(const char *host, unsigned first, unsigned last)
 		snprintf(text, sizeof(text), "%u", port);
 		errno = 0;
 		fd = connect_timeout(host, text, 100);
-		if (fd >= 0) {
+		if (handshake_completed(fd)) {
 			printf("scan: %u open\n", port);
-			close(fd);
+			if (fd >= 0)
+				close(fd);
 			open++;
 			silent_in_a_row = 0;
 		} else if (errno == ECONNREFUSED) {
@@ -237,9 +247,10 @@ int main(int argc, char **argv)
 		return ping(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : 2000);
 	if ((argc == 4 || argc == 5) && strcmp(argv[1], "connect") == 0) {
 		int fd = connect_timeout(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : 2000);
-		if (fd < 0)
+		if (!handshake_completed(fd))
 			return 1;
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		return 0;
 	}
 	if (argc == 5 && strcmp(argv[1], "scan") == 0)
