@@ -319,7 +319,7 @@ static void print_rotation(json_t *rotation)
 			const char *service = string_or(s, "service", "");
 
 			printf("  %-40s until %s UTC (%s%s)\n", string_or(s, "address", "?"), until,
-			       service[0] ? "decoy of " : "touched a decoy of an earlier epoch",
+			       service[0] ? "decoy of " : "a decoy of an earlier epoch, or before a restart",
 			       service);
 		}
 	}

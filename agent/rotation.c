@@ -13,6 +13,7 @@
 #include "conntrack.h"
 #include "honeypot.h"
 #include "host_ports.h"
+#include "log.h"
 #include "macro.h"
 #include "nflog.h"
 #include "rotator.h"
@@ -268,6 +269,59 @@ static size_t plan_services_fill(const struct rotation *rotation,
 	return count;
 }
 
+static void remember_blocked(struct rotation *rotation, const char *address, const char *service,
+			     uint64_t until_usec)
+{
+	uint64_t now = realtime_usec();
+	struct blocked_source *b = NULL;
+
+	for (size_t i = 0; i < rotation->n_blocked; i++)
+		if (streq(rotation->blocked[i].address, address) ||
+		    rotation->blocked[i].until_usec <= now) {
+			b = &rotation->blocked[i];
+			break;
+		}
+	if (!b) {
+		struct blocked_source *grown;
+
+		if (rotation->n_blocked >= BLOCKED_TRACKED_MAX)
+			return;
+		grown = realloc(rotation->blocked, (rotation->n_blocked + 1) * sizeof(*grown));
+		if (!grown)
+			return;
+		rotation->blocked = grown;
+		b = &rotation->blocked[rotation->n_blocked++];
+	}
+	snprintf(b->address, sizeof(b->address), "%s", address);
+	snprintf(b->service, sizeof(b->service), "%s", service ? service : "");
+	b->until_usec = until_usec;
+}
+
+/* After adopting a table: the sources it still blocks (carried over by the
+ * rotator) are shown again, without the service, which the kernel does not
+ * keep. One the kernel blocks for good was added by hand, not by a decoy. */
+static void remember_carried_blocked(struct rotation *rotation)
+{
+	_cleanup_free_ struct rotator_blocked *list = NULL;
+	struct rotator_error error = {0};
+	uint64_t now = realtime_usec();
+	size_t n = 0;
+
+	if (rotator_blocked_list(rotation->rotator, &list, &n, &error) < 0) {
+		log_warning("rotation: the blocked sources of the adopted table are not shown: %s%s%s",
+			    error.object, error.object[0] ? ": " : "", error.message);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char address[INET6_ADDRSTRLEN] = "?";
+
+		if (list[i].expires_in_ms == 0)
+			continue;
+		inet_ntop(list[i].source.family, &list[i].source.in6, address, sizeof(address));
+		remember_blocked(rotation, address, NULL, now + list[i].expires_in_ms * 1000);
+	}
+}
+
 /* The plan: every service's ports and every live instance's envelope, but
  * the instance named cut (if any): its elements go in the same transaction. */
 static int program_cut(struct rotation *rotation, struct rotated_service *services, size_t n,
@@ -283,6 +337,7 @@ static int program_cut(struct rotation *rotation, struct rotated_service *servic
 	struct rotator_plan plan = {.unblock = unblock, .n_unblock = n_unblock};
 	struct rotator_error error = {0};
 	struct rotator_stats stats;
+	bool first;
 	int r;
 
 	if (!plan_services || !plan_next || !plan_instances)
@@ -308,6 +363,7 @@ static int program_cut(struct rotation *rotation, struct rotated_service *servic
 	plan.services = plan_services;
 	plan.next = plan_next;
 
+	first = !(rotator_flags(rotation->rotator) & ROTATOR_F_PROGRAMMED);
 	r = rotator_apply(rotation->rotator, &plan, &error);
 	if (r < 0) {
 		rotation->failures++;
@@ -320,6 +376,8 @@ static int program_cut(struct rotation *rotation, struct rotated_service *servic
 	}
 	rotation->transactions++;
 	rotation->last_apply_usec = realtime_usec();
+	if (first && (rotator_flags(rotation->rotator) & ROTATOR_F_ADOPTED))
+		remember_carried_blocked(rotation);
 	rotator_last_stats(rotation->rotator, &stats);
 	if (stats.switched) {
 		rotation->switches++;
@@ -509,33 +567,6 @@ static const char *proto_name(uint8_t proto)
 	return proto == IPPROTO_UDP ? "udp" : "tcp";
 }
 
-static void remember_blocked(struct rotation *rotation, const char *address, const char *service)
-{
-	uint64_t now = realtime_usec();
-	struct blocked_source *b = NULL;
-
-	for (size_t i = 0; i < rotation->n_blocked; i++)
-		if (streq(rotation->blocked[i].address, address) ||
-		    rotation->blocked[i].until_usec <= now) {
-			b = &rotation->blocked[i];
-			break;
-		}
-	if (!b) {
-		struct blocked_source *grown;
-
-		if (rotation->n_blocked >= BLOCKED_TRACKED_MAX)
-			return;
-		grown = realloc(rotation->blocked, (rotation->n_blocked + 1) * sizeof(*grown));
-		if (!grown)
-			return;
-		rotation->blocked = grown;
-		b = &rotation->blocked[rotation->n_blocked++];
-	}
-	snprintf(b->address, sizeof(b->address), "%s", address);
-	snprintf(b->service, sizeof(b->service), "%s", service ? service : "");
-	b->until_usec = now + rotation->block_timeout_usec;
-}
-
 static int on_nflog(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
 	struct rotation *rotation = userdata;
@@ -556,7 +587,8 @@ static int on_nflog(sd_event_source *source, int fd, uint32_t revents, void *use
 			for (size_t j = 0; service && j < rotation->n_services; j++)
 				if (streq(rotation->services[j].policy->name, service))
 					rotation->services[j].decoy_hits++;
-			remember_blocked(rotation, address, service);
+			remember_blocked(rotation, address, service,
+					 realtime_usec() + rotation->block_timeout_usec);
 			if (rotation->hooks.on_decoy_hit) {
 				/* Link the hit to the instances this source reached. */
 				struct rotator_addr reached[8];

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Element messages of a delta (see elements.h). */
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@ enum {
 	REF_DEL, /* NFT_MSG_DELSETELEM: the element must be there */
 	REF_ADD, /* NFT_MSG_NEWSETELEM, NLM_F_EXCL: the element must not be there */
 	REF_UNBLOCK,
+	REF_CARRY,
 };
 
 static struct nlmsghdr *elems_msg_start(struct nft_txn *t, uint16_t cmd, uint16_t flags,
@@ -125,6 +127,56 @@ int elements_add_delta(struct nft_txn *t, const struct elements_ctx *ctx, bool f
 	return r;
 }
 
+int elements_add_carried(struct nft_txn *t, const struct elements_ctx *ctx)
+{
+	static const int families[] = { AF_INET, AF_INET6 };
+
+	for (size_t f = 0; f < ELEMENTSOF(families); f++) {
+		int family = families[f];
+		bool v4 = family == AF_INET;
+		struct nlmsghdr *nlh = NULL;
+		struct nlattr *list = NULL;
+		int r;
+
+		for (size_t i = 0; i < ctx->n_carried; i++) {
+			const struct rotator_blocked *b = &ctx->carried[i];
+			struct nlattr *el;
+
+			if (b->source.family != family)
+				continue;
+			if (!nlh) {
+				struct nft_ref ref = { .kind = REF_CARRY, .index = (uint32_t)i };
+
+				nlh = elems_msg_start(t, NFT_MSG_NEWSETELEM, NLM_F_CREATE,
+						      v4 ? RS_BLOCKED4 : RS_BLOCKED6, &list, &ref);
+				if (!nlh)
+					return -ENOMEM;
+			}
+			el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+			put_value(nlh, NFTA_SET_ELEM_KEY,
+				  v4 ? (const uint8_t *)&b->source.in : b->source.in6.s6_addr,
+				  v4 ? 4 : 16);
+			if (b->expires_in_ms)
+				mnl_attr_put_u64(nlh, NFTA_SET_ELEM_TIMEOUT, htobe64(b->expires_in_ms));
+			mnl_attr_nest_end(nlh, el);
+			if (nlh->nlmsg_len >= MSG_FULL) {
+				mnl_attr_nest_end(nlh, list);
+				r = nft_txn_msg_end(t, nlh);
+				if (r < 0)
+					return r;
+				nlh = NULL;
+			}
+		}
+		if (nlh) {
+			mnl_attr_nest_end(nlh, list);
+			r = nft_txn_msg_end(t, nlh);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
 int elements_add_unblock(struct nft_txn *t, const struct elements_ctx *ctx)
 {
 	for (size_t i = 0; i < ctx->plan->n_unblock; i++) {
@@ -200,6 +252,20 @@ void elements_describe(void *userdata, const struct nft_ref *ref, const struct n
 			  sizeof(addr));
 		snprintf(buf, len, "unblock %s in set %s", addr,
 			 a->family == AF_INET ? RS_BLOCKED4 : RS_BLOCKED6);
+		return;
+	}
+	case REF_CARRY: {
+		const struct rotator_blocked *b = &ctx->carried[ref->index];
+		char addr[INET6_ADDRSTRLEN] = "?";
+
+		/* the message's elements are carried[index..] of one family */
+		at = elem_at(msg, bad_offset);
+		for (size_t i = ref->index + 1; at > 0 && i < ctx->n_carried; i++)
+			if (ctx->carried[i].source.family == b->source.family && --at == 0)
+				b = &ctx->carried[i];
+		inet_ntop(b->source.family, &b->source.in6, addr, sizeof(addr));
+		snprintf(buf, len, "carrying blocked source %s over into set %s", addr,
+			 b->source.family == AF_INET ? RS_BLOCKED4 : RS_BLOCKED6);
 		return;
 	}
 	case REF_ADD:

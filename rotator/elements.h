@@ -22,6 +22,8 @@ struct elements_ctx {
 	const struct rs_delta *delta;
 	const struct rotator_plan *plan; /* unblocked addresses */
 	bool envelope; /* the instance sets exist (rotator_config.instance_envelope) */
+	const struct rotator_blocked *carried; /* blocked sources of an adopted table */
+	size_t n_carried;
 };
 
 /* With flush, every per-epoch set is flushed first (the kernel's contents
@@ -29,6 +31,9 @@ struct elements_ctx {
  * old state. Then all deletions, then all additions (so a key whose data
  * changes is deleted before it is added again). */
 int elements_add_delta(struct nft_txn *t, const struct elements_ctx *ctx, bool flush);
+
+/* Add the carried blocked sources back, each with the time it had left. */
+int elements_add_carried(struct nft_txn *t, const struct elements_ctx *ctx);
 
 /* Remove the plan's unblocked sources (no error if one already expired). */
 int elements_add_unblock(struct nft_txn *t, const struct elements_ctx *ctx);

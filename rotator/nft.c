@@ -11,6 +11,7 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
 #include <libnftnl/gen.h>
+#include <libnftnl/set.h>
 #include <libnftnl/table.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -247,6 +248,69 @@ int nft_get_table(struct nft_sock *s, uint16_t family, const char *name, bool *r
 	if (ret_owner)
 		*ret_owner = info.owner;
 	return 0;
+}
+
+struct elem_dump {
+	nft_elem_fn fn;
+	void *userdata;
+	int error; /* fn's, which stops the dump */
+};
+
+static int elem_dump_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct elem_dump *dump = data;
+	struct nftnl_set *set = nftnl_set_alloc();
+	struct nftnl_set_elems_iter *it = NULL;
+	struct nftnl_set_elem *e;
+
+	if (!set)
+		return MNL_CB_ERROR;
+	if (nftnl_set_elems_nlmsg_parse(nlh, set) < 0 || !(it = nftnl_set_elems_iter_create(set))) {
+		nftnl_set_free(set);
+		return MNL_CB_ERROR;
+	}
+	/* iter_next returns the current element, then moves on */
+	while (dump->error >= 0 && (e = nftnl_set_elems_iter_next(it))) {
+		struct nft_elem_info info = {0};
+
+		info.key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &info.key_len);
+		if (!info.key)
+			continue;
+		if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_TIMEOUT))
+			info.timeout_ms = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT);
+		if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPIRATION))
+			info.expires_in_ms = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_EXPIRATION);
+		dump->error = dump->fn(&info, dump->userdata);
+	}
+	nftnl_set_elems_iter_destroy(it);
+	nftnl_set_free(set);
+	/* keep reading to the end of the dump even when fn failed: the socket
+	 * must not be left with replies queued for the next request */
+	return MNL_CB_OK;
+}
+
+int nft_dump_set_elems(struct nft_sock *s, uint16_t family, const char *table, const char *set,
+		       nft_elem_fn fn, void *userdata)
+{
+	char buf[1024] = {0}; /* one small request; its attributes' padding is sent too */
+	struct elem_dump dump = {.fn = fn, .userdata = userdata};
+	struct nftnl_set *query;
+	struct nlmsghdr *nlh;
+	int r;
+
+	query = nftnl_set_alloc();
+	if (!query)
+		return -ENOMEM;
+	nftnl_set_set_str(query, NFTNL_SET_TABLE, table);
+	nftnl_set_set_str(query, NFTNL_SET_NAME, set);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, family, NLM_F_DUMP,
+				    ++s->seq);
+	nftnl_set_elems_nlmsg_build_payload(nlh, query);
+	nftnl_set_free(query);
+	r = sock_request(s, nlh, elem_dump_cb, &dump);
+	if (r < 0)
+		return r;
+	return dump.error < 0 ? dump.error : 0;
 }
 
 /* --- transactions ----------------------------------------------------------- */

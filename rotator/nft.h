@@ -31,6 +31,22 @@ int nft_get_genid(struct nft_sock *s, uint32_t *ret_genid);
 int nft_get_table(struct nft_sock *s, uint16_t family, const char *name, bool *ret_exists,
 		  uint32_t *ret_flags, uint32_t *ret_owner);
 
+/* One element of a set, as a dump reports it: its key and, for an element
+ * with a timeout (timeout_ms != 0), the milliseconds it has left. */
+struct nft_elem_info {
+	const void *key;
+	uint32_t key_len;
+	uint64_t timeout_ms;
+	uint64_t expires_in_ms;
+};
+typedef int (*nft_elem_fn)(const struct nft_elem_info *elem, void *userdata);
+
+/* Calls fn for every element of set SET of table FAMILY TABLE (a dump; a
+ * negative return of fn stops it and is returned). -ENOENT: no such table
+ * or set. */
+int nft_dump_set_elems(struct nft_sock *s, uint16_t family, const char *table, const char *set,
+		       nft_elem_fn fn, void *userdata);
+
 int nft_txn_new(struct nft_sock *s, struct nft_txn **ret);
 /* Frees the transaction; its pages go back to the socket for the next one. */
 void nft_txn_free(struct nft_txn *t);

@@ -49,6 +49,10 @@ struct rotator {
 	 * cur_valid and codes_valid. */
 	struct plan_code code_live, code_idle, code_instances, code_scratch;
 	bool codes_valid;
+	/* Sources the table being adopted held blocked: the adopting
+	 * transaction re-creates the table and adds them back. */
+	struct rotator_blocked *carried;
+	size_t n_carried;
 };
 
 int rotator_new(const struct rotator_config *config, struct rotator **ret)
@@ -87,6 +91,7 @@ void rotator_free(struct rotator *r)
 	free(r->code_idle.bytes);
 	free(r->code_instances.bytes);
 	free(r->code_scratch.bytes);
+	free(r->carried);
 	free(r);
 }
 
@@ -381,6 +386,76 @@ static int commit(struct rotator *r, struct nft_txn *t, struct elements_ctx *ctx
 	return k;
 }
 
+struct blocked_reader {
+	int family;
+	struct rotator_blocked *list;
+	size_t n, cap;
+};
+
+static int read_one_blocked(const struct nft_elem_info *elem, void *userdata)
+{
+	struct blocked_reader *reader = userdata;
+	bool v4 = reader->family == AF_INET;
+	struct rotator_blocked *b;
+
+	if (elem->key_len != (v4 ? 4 : 16))
+		return -EPROTO;
+	if (elem->timeout_ms && !elem->expires_in_ms)
+		return 0; /* expiring as we read it */
+	if (reader->n == reader->cap) {
+		size_t cap = reader->cap ? 2 * reader->cap : 16;
+		struct rotator_blocked *grown = realloc(reader->list, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		reader->list = grown;
+		reader->cap = cap;
+	}
+	b = &reader->list[reader->n++];
+	*b = (struct rotator_blocked){ .source.family = reader->family,
+				       .expires_in_ms = elem->timeout_ms ? elem->expires_in_ms : 0 };
+	memcpy(v4 ? (void *)&b->source.in : (void *)&b->source.in6, elem->key, elem->key_len);
+	return 0;
+}
+
+/* Both blocked sets of the table the kernel has now; none without a table. */
+static int read_blocked(struct rotator *r, struct rotator_blocked **ret, size_t *ret_n,
+			struct rotator_error *err)
+{
+	static const struct {
+		int family;
+		const char *set;
+	} sets[] = { { AF_INET, RS_BLOCKED4 }, { AF_INET6, RS_BLOCKED6 } };
+	struct blocked_reader reader = {0};
+
+	for (size_t i = 0; i < ELEMENTSOF(sets); i++) {
+		int k;
+
+		reader.family = sets[i].family;
+		k = nft_dump_set_elems(r->sock, NFPROTO_INET, ROTATOR_TABLE, sets[i].set,
+				       read_one_blocked, &reader);
+		if (k == -ENOENT)
+			continue;
+		if (k < 0) {
+			free(reader.list);
+			return rotator_error_set(err, k, sets[i].set, "reading the blocked sources");
+		}
+	}
+	*ret = reader.list;
+	*ret_n = reader.n;
+	return 0;
+}
+
+int rotator_blocked_list(struct rotator *r, struct rotator_blocked **ret, size_t *ret_n,
+			 struct rotator_error *err)
+{
+	if (err)
+		*err = (struct rotator_error){};
+	if (!r || !ret || !ret_n)
+		return rotator_error_set(err, -EINVAL, "rotator", NULL);
+	return read_blocked(r, ret, ret_n, err);
+}
+
 /* Build and commit one transaction from r->next (built from plan).
  * *adopted is set when an old table is replaced by it. */
 static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *adopted,
@@ -415,6 +490,18 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 						 owner);
 		}
 		if (exists) {
+			/* The table is rebuilt from scratch; the sources it
+			 * blocks stay blocked for the time they have left. A hit
+			 * between this read and the commit is lost: the kernel's
+			 * own additions do not change the generation id. */
+			free(r->carried);
+			r->carried = NULL;
+			r->n_carried = 0;
+			k = read_blocked(r, &r->carried, &r->n_carried, err);
+			if (k < 0) {
+				nft_txn_free(t);
+				return k;
+			}
 			k = ruleset_delete_table(t);
 			*adopted = true;
 		}
@@ -429,10 +516,16 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 	flush = (r->flags & ROTATOR_F_PROGRAMMED) && !r->cur_valid;
 	ctx = (struct elements_ctx){ .old = old, .new_state = &r->next, .delta = &r->delta,
 				     .plan = plan, .envelope = r->config.instance_envelope };
+	if (*adopted) {
+		ctx.carried = r->carried;
+		ctx.n_carried = r->n_carried;
+	}
 	if (k >= 0)
 		k = rs_delta_compute(old, &r->next, &r->delta);
 	if (k >= 0)
 		k = elements_add_delta(t, &ctx, flush);
+	if (k >= 0)
+		k = elements_add_carried(t, &ctx);
 	if (k >= 0)
 		k = elements_add_unblock(t, &ctx);
 	if (k < 0) {

@@ -127,7 +127,9 @@ struct rotator_config {
 
 enum {
 	ROTATOR_F_PERSIST = 1 << 0, /* table has owner|persist: survives the agent */
-	ROTATOR_F_ADOPTED = 1 << 1, /* an existing `inet mtd` was found and replaced */
+	/* an existing `inet mtd` was found and replaced; the sources it held
+	 * blocked were carried over, with the time they had left */
+	ROTATOR_F_ADOPTED = 1 << 1,
 	ROTATOR_F_PROGRAMMED = 1 << 2, /* the table has been created by this handle */
 };
 
@@ -166,6 +168,18 @@ int rotator_remove(struct rotator *r, struct rotator_error *err);
 /* Name of the instance that owns this address in the last applied plan, or
  * NULL. For attributing egress drops (nflog.h). */
 const char *rotator_instance_owner(const struct rotator *r, const struct rotator_addr *addr);
+
+/* A source in the table's blocked sets, and how long it stays blocked. */
+struct rotator_blocked {
+	struct rotator_addr source;
+	uint64_t expires_in_ms; /* 0: until unblocked */
+};
+
+/* The sources the kernel holds blocked now, IPv4 ones first. *ret is
+ * malloc'ed (the caller frees it); NULL with *ret_n 0 when there are none or
+ * there is no table. */
+int rotator_blocked_list(struct rotator *r, struct rotator_blocked **ret, size_t *ret_n,
+			 struct rotator_error *err);
 
 /* Name of the service that owned a decoy port in the last applied plan, or
  * NULL. For attributing decoy hits. */

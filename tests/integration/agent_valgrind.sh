@@ -1,7 +1,8 @@
 #!/bin/bash
 # The daemon's paths under valgrind: start, every control command, a refused
 # and an accepted reload, a SIGHUP reload, hostile requests, clean stop — no
-# memory errors and no leaks.
+# memory errors and no leaks. It starts by adopting a table a previous run
+# left, whose blocked sources it carries over.
 . "$(dirname "$0")/lib.bash"
 command -v valgrind >/dev/null || skip "valgrind is not installed"
 enter_private_namespaces "$@"
@@ -21,7 +22,17 @@ exec valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=de
 SCRIPT
 chmod +x "$WORK/agent-under-valgrind"
 AGENT=$WORK/agent-under-valgrind
+nft -f - <<'NFT' || fail "the table of a previous run"
+table inet mtd {
+	set blocked4 { type ipv4_addr; flags dynamic,timeout; elements = { 192.0.2.9 timeout 5m } }
+	set blocked6 { type ipv6_addr; flags dynamic,timeout; elements = { 2001:db8::9 timeout 5m } }
+}
+NFT
 start_agent
+status=$(mtdctl status) || fail "status"
+assert_contains "$status" "192.0.2.9" "the adopted table's blocked IPv4 source is shown"
+assert_contains "$status" "2001:db8::9" "the adopted table's blocked IPv6 source is shown"
+nft list set inet mtd blocked6 | grep -q '2001:db8::9 timeout' || fail "the blocked IPv6 source was not carried over"
 
 mtdctl status >/dev/null || fail "status"
 mtdctl --json status >/dev/null || fail "status --json"

@@ -143,18 +143,22 @@ fi
 # --- decoys block the source ------------------------------------------------------
 # Decoys change every second here: read one just after a boundary, so it is
 # still a decoy when the client touches it. A touch that fails only because
-# the next boundary came first (a slow machine) is tried again.
-for try in 1 2 3; do
-	now_ms=$(date +%s%3N)
-	sleep "0.$(printf '%03d' $(( (1000 - now_ms % 1000 + 50) % 1000 )))"
-	line=$(echo4_status)
-	decoy=$(echo "$line" | sed -n 's/.*"decoys":\[\([0-9]*\).*/\1/p')
-	until_usec=$(echo "$line" | sed -n 's/.*"next_boundary_usec":\([0-9]*\).*/\1/p')
-	[ -n "$decoy" ] && [ -n "$until_usec" ] || fail "status shows no decoy port or boundary for echo4: $line"
-	in_client "$NETPROBE" connect 10.213.0.1 "$decoy" 1000 && break
-	[ "$(date +%s%6N)" -ge "$until_usec" ] || fail "decoy port $decoy does not look open"
-	[ "$try" -lt 3 ] || fail "decoy port $decoy was never touched before its epoch ended"
-done
+# the next boundary came first (a slow machine) is tried again. Sets $decoy.
+touch_decoy() {
+	local try now_ms line until_usec
+	for try in 1 2 3; do
+		now_ms=$(date +%s%3N)
+		sleep "0.$(printf '%03d' $(( (1000 - now_ms % 1000 + 50) % 1000 )))"
+		line=$(echo4_status)
+		decoy=$(echo "$line" | sed -n 's/.*"decoys":\[\([0-9]*\).*/\1/p')
+		until_usec=$(echo "$line" | sed -n 's/.*"next_boundary_usec":\([0-9]*\).*/\1/p')
+		[ -n "$decoy" ] && [ -n "$until_usec" ] || fail "status shows no decoy port or boundary for echo4: $line"
+		in_client "$NETPROBE" connect 10.213.0.1 "$decoy" 1000 && return 0
+		[ "$(date +%s%6N)" -ge "$until_usec" ] || fail "decoy port $decoy does not look open"
+	done
+	fail "decoy port $decoy was never touched before its epoch ended"
+}
+touch_decoy
 ok "decoy port $decoy looks open (the handshake completes)"
 sleep 0.3
 follow_once echo4 "$P4" 10.213.0.1 && fail "a source that touched a decoy still reaches the service"
@@ -184,6 +188,8 @@ table_shape() { # rule and chain count, elements per map/set (ports vary, counts
 	nft -a list table inet mtd | grep -cE '^\s+(chain|.*(accept|drop|dnat|log))'
 }
 shape=$(table_shape)
+touch_decoy # blocked now: the block must survive every restart
+sleep 0.3
 kills=${MTD_TEST_KILLS:-15}
 for i in $(seq 1 "$kills"); do
 	sleep 0.$((RANDOM % 10))$((RANDOM % 10))
@@ -201,8 +207,12 @@ for i in $(seq 1 "$kills"); do
 	[ "$decoys" -eq 8 ] || fail "kill $i: decoys_$a1 holds $decoys ports, want 8 (never half an epoch)"
 	start_agent
 	[ "$(table_shape)" = "$shape" ] || fail "kill $i: the restarted agent changed the table's rules ($shape -> $(table_shape))"
+	nft list set inet mtd blocked4 | grep -q '10.213.0.2 timeout' || fail "kill $i: the restart lost the blocked source"
 done
 ok "$kills SIGKILLs at random points: the table stayed whole, each restart adopted it without duplicates"
+follow_once echo4 "$P4" 10.213.0.1 && fail "the blocked source got in after the restarts"
+assert_contains "$(mtdctl status)" "10.213.0.2" "after the restarts, status lists the source blocked before them"
+mtdctl unblock 10.213.0.2 >/dev/null || fail "mtdctl unblock after the restarts"
 follow_once echo4 "$P4" 10.213.0.1 || fail "service unreachable after the kills"
 ok "the service answers after the restarts"
 

@@ -12,6 +12,7 @@
  *       prints what each transaction sent ("step N: -DEL +ADD msgs M",
  *       " switched" when it only switched banks).
  *   rotator-driver remove
+ *   rotator-driver blocked          print the blocked sources: "blocked ADDR MS" each
  *   rotator-driver [-g GROUP] hits N TIMEOUT_MS     print N decoy hits from NFLOG
  *   rotator-driver -E GROUP egress N TIMEOUT_MS   print N egress drops from NFLOG
  *   rotator-driver echo PORT [GREETING]  TCP echo on [::]:PORT (greets first), held connections
@@ -354,6 +355,23 @@ int main(int argc, char **argv)
 		r = rotator_remove(rot, &err);
 		rotator_free(rot);
 		return r < 0 ? print_err("remove", r, &err) : 0;
+	}
+	if (strcmp(argv[optind], "blocked") == 0) {
+		struct rotator_blocked *list = NULL;
+		size_t n = 0;
+
+		r = rotator_blocked_list(rot, &list, &n, &err);
+		rotator_free(rot);
+		if (r < 0)
+			return print_err("blocked", r, &err);
+		for (size_t i = 0; i < n; i++) {
+			char text[INET6_ADDRSTRLEN];
+
+			inet_ntop(list[i].source.family, &list[i].source.in6, text, sizeof(text));
+			printf("blocked %s %llu\n", text, (unsigned long long)list[i].expires_in_ms);
+		}
+		free(list);
+		return 0;
 	}
 	if (strcmp(argv[optind], "apply") == 0) {
 		int n = argc - optind - 1;

@@ -120,9 +120,26 @@ grep -q "hit 10.77.0.2 tcp 27450" "$tmp/hits.log" || fail "hit not parsed: $(cat
 ok "decoy hit reported with source and port ($(grep hit "$tmp/hits.log"))"
 $S nft list set inet mtd blocked4 | grep -q 10.77.0.2 || fail "source not in blocked4"
 expect_no 10.77.0.1 25000 "blocked source no longer reaches the service"
-out=$($S "$drv" apply web,tcp,25000,0,10.77.0.1,8080,0,27450 -u 10.77.0.2 -u 192.0.2.99) ||
+# a restarted agent rebuilds the table: the blocks carry over, with the time
+# they had left (the decoy rule blocks for 600 s: -b 600)
+$S nft add element inet mtd blocked6 '{ fd77::99 timeout 90s }' || fail "adding a blocked IPv6 source"
+sleep 1.1
+out=$($S "$drv" apply web,tcp,25000,0,10.77.0.1,8080,0,27450) || fail "adopting with blocks: $out"
+case "$out" in *"adopted=1"*) ;; *) fail "not adopted: $out" ;; esac
+blocked=$($S "$drv" blocked) || fail "blocked list: $blocked"
+ms4=$(echo "$blocked" | sed -n 's/^blocked 10.77.0.2 \([0-9]*\)$/\1/p')
+ms6=$(echo "$blocked" | sed -n 's/^blocked fd77::99 \([0-9]*\)$/\1/p')
+[ -n "$ms4" ] && [ "$ms4" -gt 590000 ] && [ "$ms4" -lt 600000 ] ||
+	fail "10.77.0.2 not carried over with its time left (600 s less a little): $blocked"
+[ -n "$ms6" ] && [ "$ms6" -gt 80000 ] && [ "$ms6" -lt 89000 ] ||
+	fail "fd77::99 not carried over with its time left (90 s less 1.1 s): $blocked"
+[ "$(echo "$blocked" | wc -l)" -eq 2 ] || fail "blocked list: $blocked"
+expect_no 10.77.0.1 25000 "still blocked after the table was adopted"
+ok "adoption carries the blocked sources over with the time they had left ($(echo $blocked))"
+out=$($S "$drv" apply web,tcp,25000,0,10.77.0.1,8080,0,27450 -u 10.77.0.2 -u 192.0.2.99 -u fd77::99) ||
 	fail "unblock: $out"
 $S nft list set inet mtd blocked4 | grep -q 10.77.0.2 && fail "source still blocked"
+[ -z "$($S "$drv" blocked)" ] || fail "sources left blocked: $($S "$drv" blocked)"
 expect_ok 10.77.0.1 25000 "unblocked source reaches the service again"
 
 # --- errors name the object -----------------------------------------------------------------
