@@ -253,21 +253,29 @@ int nft_get_table(struct nft_sock *s, uint16_t family, const char *name, bool *r
 struct elem_dump {
 	nft_elem_fn fn;
 	void *userdata;
-	int error; /* fn's, which stops the dump */
+	int error; /* fn's or parsing's: the rest of the dump is only drained */
 };
 
 static int elem_dump_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct elem_dump *dump = data;
-	struct nftnl_set *set = nftnl_set_alloc();
 	struct nftnl_set_elems_iter *it = NULL;
 	struct nftnl_set_elem *e;
+	struct nftnl_set *set;
 
-	if (!set)
-		return MNL_CB_ERROR;
+	/* On any failure keep reading to the end of the dump: the socket must
+	 * not be left with replies queued for the next request. */
+	if (dump->error < 0)
+		return MNL_CB_OK;
+	set = nftnl_set_alloc();
+	if (!set) {
+		dump->error = -ENOMEM;
+		return MNL_CB_OK;
+	}
 	if (nftnl_set_elems_nlmsg_parse(nlh, set) < 0 || !(it = nftnl_set_elems_iter_create(set))) {
 		nftnl_set_free(set);
-		return MNL_CB_ERROR;
+		dump->error = -EPROTO;
+		return MNL_CB_OK;
 	}
 	/* iter_next returns the current element, then moves on */
 	while (dump->error >= 0 && (e = nftnl_set_elems_iter_next(it))) {
@@ -284,8 +292,6 @@ static int elem_dump_cb(const struct nlmsghdr *nlh, void *data)
 	}
 	nftnl_set_elems_iter_destroy(it);
 	nftnl_set_free(set);
-	/* keep reading to the end of the dump even when fn failed: the socket
-	 * must not be left with replies queued for the next request */
 	return MNL_CB_OK;
 }
 

@@ -399,7 +399,7 @@ static int read_one_blocked(const struct nft_elem_info *elem, void *userdata)
 	struct rotator_blocked *b;
 
 	if (elem->key_len != (v4 ? 4 : 16))
-		return -EPROTO;
+		return 0; /* a table of another layout: not a source address */
 	if (elem->timeout_ms && !elem->expires_in_ms)
 		return 0; /* expiring as we read it */
 	if (reader->n == reader->cap) {
