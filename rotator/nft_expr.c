@@ -401,14 +401,17 @@ struct nftnl_rule *nft_rule_dnat(const char *chain, uint8_t nfproto, const char 
 	return rule_done(&r, k, comment);
 }
 
-static int ct_status_not_dnat(struct nftnl_rule *r)
+
+/* ct KEY & mask into register 1: the first half of "ct status dnat",
+ * "ct state established,related" and their negations */
+static int ct_masked_load(struct nftnl_rule *r, uint32_t key, uint32_t mask)
 {
-	uint32_t mask = IPS_DST_NAT, zero = 0;
+	uint32_t zero = 0;
 	struct nftnl_expr *e = nftnl_expr_alloc("ct");
 	int k;
 
 	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
 	}
 	k = add(r, e);
@@ -422,8 +425,29 @@ static int ct_status_not_dnat(struct nftnl_rule *r)
 		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
 		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
 	}
-	k = add(r, e);
+	return add(r, e);
+}
+
+static int ct_status_not_dnat(struct nftnl_rule *r)
+{
+	int k = ct_masked_load(r, NFT_CT_STATUS, IPS_DST_NAT);
+
 	return k < 0 ? k : cmp_u32(r, NFT_CMP_NEQ, IPS_DST_NAT);
+}
+
+static int ct_status_dnat(struct nftnl_rule *r)
+{
+	int k = ct_masked_load(r, NFT_CT_STATUS, IPS_DST_NAT);
+
+	return k < 0 ? k : cmp_u32(r, NFT_CMP_NEQ, 0); /* as nft: "ct status dnat" */
+}
+
+static int ct_state_established_related(struct nftnl_rule *r)
+{
+	int k = ct_masked_load(r, NFT_CT_STATE,
+			       NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED));
+
+	return k < 0 ? k : cmp_u32(r, NFT_CMP_NEQ, 0);
 }
 
 struct nftnl_rule *nft_rule_honeypot_guard(const char *chain, uint16_t port,
@@ -457,30 +481,13 @@ struct nftnl_rule *nft_rule_honeypot_flow_accept(const char *chain, uint16_t por
 						 const char *comment)
 {
 	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
-	uint32_t mask = IPS_DST_NAT, zero = 0;
 	uint16_t be = htons(port);
 	struct nftnl_expr *e;
 	int k;
 
 	if (!r || port == 0)
 		return NULL;
-	e = nftnl_expr_alloc("ct");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	}
-	k = add(r, e);
-	if (k >= 0) {
-		e = nftnl_expr_alloc("bitwise");
-		if (e) {
-			nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-			nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-			nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
-			nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
-			nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
-		}
-		k = add(r, e);
-	}
+	k = ct_masked_load(r, NFT_CT_STATUS, IPS_DST_NAT);
 	if (k >= 0)
 		k = cmp_u32(r, NFT_CMP_EQ, IPS_DST_NAT);
 	if (k >= 0)
@@ -640,31 +647,6 @@ struct nftnl_rule *nft_rule_antispoof_drop(const char *chain, uint16_t log_group
 	return rule_done(&r, k, comment);
 }
 
-static int ct_state_established_related(struct nftnl_rule *r)
-{
-	uint32_t mask = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED);
-	uint32_t zero = 0;
-	struct nftnl_expr *e = nftnl_expr_alloc("ct");
-	int k;
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	}
-	k = add(r, e);
-	if (k < 0)
-		return k;
-	e = nftnl_expr_alloc("bitwise");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
-	}
-	k = add(r, e);
-	return k < 0 ? k : cmp_u32(r, NFT_CMP_NEQ, 0);
-}
 
 struct nftnl_rule *nft_rule_ct_live_return(const char *chain, uint8_t nfproto, bool source,
 					   const char *set, const char *comment)
@@ -686,30 +668,6 @@ struct nftnl_rule *nft_rule_ct_live_return(const char *chain, uint8_t nfproto, b
 	return rule_done(&r, k, comment);
 }
 
-static int ct_status_dnat(struct nftnl_rule *r)
-{
-	uint32_t mask = IPS_DST_NAT, zero = 0;
-	struct nftnl_expr *e = nftnl_expr_alloc("ct");
-	int k;
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	}
-	k = add(r, e);
-	if (k < 0)
-		return k;
-	e = nftnl_expr_alloc("bitwise");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
-	}
-	k = add(r, e);
-	return k < 0 ? k : cmp_u32(r, NFT_CMP_NEQ, 0); /* as nft: "ct status dnat" */
-}
 
 /* reg32 index n (0..15) as a register number */
 #define REG32(n) ((uint32_t)NFT_REG32_00 + (n))
