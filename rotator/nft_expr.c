@@ -260,6 +260,65 @@ static int log_group(struct nftnl_rule *r, uint16_t group, const char *prefix)
 	return add(r, e);
 }
 
+/* ct KEY & mask into register 1: the first half of "ct status dnat",
+ * "ct state established,related" and their negations */
+static int ct_masked_load(struct nftnl_rule *r, uint32_t key, uint32_t mask)
+{
+	uint32_t zero = 0;
+	struct nftnl_expr *e = nftnl_expr_alloc("ct");
+	int k;
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	}
+	k = add(r, e);
+	if (k < 0)
+		return k;
+	e = nftnl_expr_alloc("bitwise");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+	}
+	return add(r, e);
+}
+
+static int ct_status_not_dnat(struct nftnl_rule *r)
+{
+	int k = ct_masked_load(r, NFT_CT_STATUS, IPS_DST_NAT);
+
+	return k < 0 ? k : cmp_u32(r, NFT_CMP_NEQ, IPS_DST_NAT);
+}
+
+static int ct_status_dnat(struct nftnl_rule *r)
+{
+	int k = ct_masked_load(r, NFT_CT_STATUS, IPS_DST_NAT);
+
+	return k < 0 ? k : cmp_u32(r, NFT_CMP_NEQ, 0); /* as nft: "ct status dnat" */
+}
+
+#define CT_STATE_ESTABLISHED_RELATED \
+	(NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED))
+
+static int ct_state_established_related(struct nftnl_rule *r)
+{
+	int k = ct_masked_load(r, NFT_CT_STATE, CT_STATE_ESTABLISHED_RELATED);
+
+	return k < 0 ? k : cmp_u32(r, NFT_CMP_NEQ, 0);
+}
+
+/* new, invalid or untracked: a probe, not a packet of a flow that began when
+ * its port meant something else */
+static int ct_state_not_established_related(struct nftnl_rule *r)
+{
+	int k = ct_masked_load(r, NFT_CT_STATE, CT_STATE_ESTABLISHED_RELATED);
+
+	return k < 0 ? k : cmp_u32(r, NFT_CMP_EQ, 0);
+}
+
 static struct nftnl_rule *decoy_hit(const char *chain, uint8_t nfproto, const char *decoy_set,
 				    const char *blocked_set, uint64_t timeout_ms,
 				    uint16_t log_group_id, const char *log_prefix, bool drop,
@@ -277,6 +336,10 @@ static struct nftnl_rule *decoy_hit(const char *chain, uint8_t nfproto, const ch
 		k = proto_dport_key(r);
 	if (k >= 0)
 		k = lookup(r, NFT_REG_1, decoy_set, 0);
+	/* A flow that began on a service's port before that port turned decoy
+	 * (a long-lived connection) is not a scanner. */
+	if (k >= 0)
+		k = ct_state_not_established_related(r);
 	if (k >= 0)
 		k = addr_load(r, nfproto, true, NFT_REG_1);
 	if (k >= 0)
@@ -364,6 +427,8 @@ struct nftnl_rule *nft_rule_decoy_drop_non_tcp(const char *chain, const char *de
 	if (k >= 0)
 		k = cmp_u8(r, NFT_CMP_NEQ, IPPROTO_TCP);
 	if (k >= 0)
+		k = ct_state_not_established_related(r);
+	if (k >= 0)
 		k = verdict(r, NF_DROP);
 	return rule_done(&r, k, comment);
 }
@@ -401,54 +466,6 @@ struct nftnl_rule *nft_rule_dnat(const char *chain, uint8_t nfproto, const char 
 	return rule_done(&r, k, comment);
 }
 
-
-/* ct KEY & mask into register 1: the first half of "ct status dnat",
- * "ct state established,related" and their negations */
-static int ct_masked_load(struct nftnl_rule *r, uint32_t key, uint32_t mask)
-{
-	uint32_t zero = 0;
-	struct nftnl_expr *e = nftnl_expr_alloc("ct");
-	int k;
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-	}
-	k = add(r, e);
-	if (k < 0)
-		return k;
-	e = nftnl_expr_alloc("bitwise");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
-	}
-	return add(r, e);
-}
-
-static int ct_status_not_dnat(struct nftnl_rule *r)
-{
-	int k = ct_masked_load(r, NFT_CT_STATUS, IPS_DST_NAT);
-
-	return k < 0 ? k : cmp_u32(r, NFT_CMP_NEQ, IPS_DST_NAT);
-}
-
-static int ct_status_dnat(struct nftnl_rule *r)
-{
-	int k = ct_masked_load(r, NFT_CT_STATUS, IPS_DST_NAT);
-
-	return k < 0 ? k : cmp_u32(r, NFT_CMP_NEQ, 0); /* as nft: "ct status dnat" */
-}
-
-static int ct_state_established_related(struct nftnl_rule *r)
-{
-	int k = ct_masked_load(r, NFT_CT_STATE,
-			       NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED));
-
-	return k < 0 ? k : cmp_u32(r, NFT_CMP_NEQ, 0);
-}
 
 struct nftnl_rule *nft_rule_honeypot_guard(const char *chain, uint16_t port,
 					   const char *comment)

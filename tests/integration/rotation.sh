@@ -3,6 +3,7 @@
 # namespace, clients in a client namespace joined by a veth pair (IPv4 and
 # IPv6), real TCP echo servers as backends.
 #
+#   - LocalAccess= decides whether the host's own clients are DNATed too
 #   - a client following the schedule (Interval=1s) across 60+ boundaries: 0 failures
 #   - a long-lived stream survives 20+ rotations with no byte lost
 #   - a stale port after Grace is dead; the backend's real port is unreachable
@@ -65,6 +66,7 @@ Interval=1s
 Grace=500ms
 KeyFile=$WORK/keys/echo6.key
 Decoys=4
+LocalAccess=yes
 POLICY
 start_agent
 P4=$WORK/policies/echo4.policy
@@ -83,6 +85,14 @@ ok "IPv4: a client holding the key reaches the backend through the public port"
 follow_once echo6 "$P6" fd00:213::1 || fail "IPv6 client cannot reach echo6 through its public port"
 ok "IPv6: a client holding the key reaches the backend through the public port"
 
+# LocalAccess=: the host's own clients (this namespace) reach echo6 through its
+# public port; echo4 has no local access, so its public port means nothing here
+got=$(echo mtd-ping | timeout 5 "$MTDCTL" connect echo6 --policy "$P6" fd00:213::1 2>&1)
+[ "$got" = "mtd-ping" ] || fail "LocalAccess=yes: the host's own client cannot reach echo6: $got"
+got=$(echo mtd-ping | timeout 5 "$MTDCTL" connect echo4 --policy "$P4" 10.213.0.1 2>&1)
+[ "$got" = "mtd-ping" ] && fail "no LocalAccess: the host's own client reached echo4 through its public port"
+ok "LocalAccess=yes lets the host's own clients through the public port; without it, not"
+
 # --- the real port is unreachable except through the DNAT ---------------------------
 in_client "$NETPROBE" ping 10.213.0.1 8022 700 2>/dev/null && fail "the backend's real IPv4 port answers the client"
 in_client "$NETPROBE" ping fd00:213::1 8023 700 2>/dev/null && fail "the backend's real IPv6 port answers the client"
@@ -91,7 +101,7 @@ ok "the backend's real port is unreachable from the client namespace"
 # --- the streaming connection lives through 20+ rotations ----------------------------
 port=$("$MTDCTL" port echo4 --policy "$P4" 2>/dev/null)
 epoch_before=$("$MTDCTL" --json port echo4 --policy "$P4" | sed -n 's/.*"epoch": \([0-9]*\).*/\1/p')
-in_client "$NETPROBE" stream 10.213.0.1 "$port" 22 >"$WORK/stream.out" 2>&1 &
+in_client timeout 60 "$NETPROBE" stream 10.213.0.1 "$port" 22 >"$WORK/stream.out" 2>&1 &
 STREAM=$!
 
 # --- meanwhile: a client following the schedule across $BOUNDARIES boundaries -------

@@ -142,6 +142,44 @@ $S nft list set inet mtd blocked4 | grep -q 10.77.0.2 && fail "source still bloc
 [ -z "$($S "$drv" blocked)" ] || fail "sources left blocked: $($S "$drv" blocked)"
 expect_ok 10.77.0.1 25000 "unblocked source reaches the service again"
 
+# --- local access: clients on the host itself, where the plan says so -----------------------
+# from_host HOST PORT: like connect, from the server namespace (the host) itself
+from_host() { $S timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2 && head -c 6 <&3" 2>/dev/null; }
+out=$($S "$drv" apply web,tcp,25000,0,10.77.0.1,8080,1,27450 web,tcp,25000,0,fd77::1,8080,1,27451) ||
+	fail "local access: $out"
+[ "$(from_host 10.77.0.1 25000)" = "mtd-ok" ] || fail "local access: the host's own IPv4 client not DNATed"
+[ "$(from_host fd77::1 25000)" = "mtd-ok" ] || fail "local access: the host's own IPv6 client not DNATed"
+expect_ok 10.77.0.1 25000 "with local access, outside clients still reach the service"
+ok "local access: the host's own clients reach the backend through the public port (IPv4, IPv6)"
+out=$($S "$drv" apply web,tcp,25000,0,10.77.0.1,8080,0,27450 web,tcp,25000,0,fd77::1,8080,0,27451) ||
+	fail "no local access: $out"
+[ "$(from_host 10.77.0.1 25000)" = "mtd-ok" ] && fail "without local access the host's own IPv4 client is DNATed"
+[ "$(from_host fd77::1 25000)" = "mtd-ok" ] && fail "without local access the host's own IPv6 client is DNATed"
+expect_ok 10.77.0.1 25000 "without local access, outside clients still reach the service"
+ok "without local access, the public port means nothing to the host's own clients"
+
+# --- a flow that began before its port turned decoy is not a scanner ----------------------
+$S "$drv" echo 8090 >"$tmp/echo.log" 2>&1 &
+pids="$pids $!"
+for _ in $(seq 50); do grep -q serving "$tmp/echo.log" && break; sleep 0.1; done
+out=$($S "$drv" apply held,tcp,26100,0,10.77.0.1,8090,0,27460) || fail "held: $out"
+$C timeout 10 bash -c 'exec 3<>/dev/tcp/10.77.0.1/26100 || exit 1
+	echo one >&3; read -r -t 3 a <&3; sleep 2; echo two >&3; read -r -t 3 b <&3; echo "$a $b"' \
+	>"$tmp/held.out" 2>&1 &
+held=$!
+sleep 1
+# the service moves on and its old port becomes a decoy while the flow is open
+out=$($S "$drv" apply held,tcp,26101,0,10.77.0.1,8090,0,26100) || fail "held, port turns decoy: $out"
+wait "$held"
+[ "$(cat "$tmp/held.out")" = "one two" ] ||
+	fail "a connection whose port turned decoy broke: '$(cat "$tmp/held.out")'"
+$S nft list set inet mtd blocked4 | grep -q 10.77.0.2 &&
+	fail "a connection whose port turned decoy got its client blocked"
+expect_no 10.77.0.1 26100 "a new connection to the port that turned decoy is refused"
+$S nft list set inet mtd blocked4 | grep -q 10.77.0.2 || fail "a new connection to the decoy did not block"
+ok "a connection opened before its port turned decoy carries on and does not block its client; a new one does"
+out=$($S "$drv" apply web,tcp,25000,0,10.77.0.1,8080,0,27450 -u 10.77.0.2) || fail "back to web: $out"
+
 # --- errors name the object -----------------------------------------------------------------
 out=$($S "$drv" apply a,tcp,26000,0,10.77.0.1,8080,0 b,tcp,26000,0,10.77.0.1,8081,0 2>&1) &&
 	fail "duplicate public port accepted"

@@ -53,6 +53,9 @@ static const char golden_decoy_hit_ipv4[] =
 	"  [ meta load l4proto => reg 1 ]\n"
 	"  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
 	"  [ lookup reg 1 set decoys ]\n"
+	"  [ ct load state => reg 1 ]\n"
+	"  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
+	"  [ cmp eq reg 1 0x00000000 ]\n"
 	"  [ payload load 4b @ network header + 12 => reg 1 ]\n"
 	"  [ dynset add reg_key 1 set blocked4 timeout 600000ms ]\n"
 	"  [ log prefix mtd-decoy  group 7 snaplen 0 qthreshold 0 ]\n"
@@ -119,6 +122,9 @@ static const char golden_decoy_report_ipv4[] =
 	"  [ meta load l4proto => reg 1 ]\n"
 	"  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
 	"  [ lookup reg 1 set decoys ]\n"
+	"  [ ct load state => reg 1 ]\n"
+	"  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
+	"  [ cmp eq reg 1 0x00000000 ]\n"
 	"  [ payload load 4b @ network header + 12 => reg 1 ]\n"
 	"  [ dynset add reg_key 1 set blocked4 timeout 600000ms ]\n"
 	"  [ log prefix mtd-decoy  group 7 snaplen 0 qthreshold 0 ]\n"
@@ -143,6 +149,9 @@ static const char golden_decoy_drop_non_tcp[] =
 	"  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
 	"  [ lookup reg 1 set decoys ]\n"
 	"  [ cmp neq reg 1 0x00000006 ]\n"
+	"  [ ct load state => reg 1 ]\n"
+	"  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
+	"  [ cmp eq reg 1 0x00000000 ]\n"
 	"  [ immediate reg 0 drop ]\n";
 
 static const char golden_honeypot_guard[] =
