@@ -23,7 +23,8 @@ struct rotator_nflog {
 	uint32_t portid;
 	uint32_t seq;
 	uint16_t group;
-	char buf[16384];
+	/* netlink messages are read in place: aligned like their headers */
+	char buf[16384] __attribute__((aligned(__alignof__(struct nlmsghdr))));
 };
 
 static struct nlmsghdr *config_msg(char *buf, uint16_t group, uint32_t seq)

@@ -39,7 +39,8 @@ struct nft_sock {
 	 * faults on fresh mmap'd memory) on the hot path */
 	char *spare[SPARE_PAGES];
 	size_t n_spare;
-	char buf[RECV_BUF];
+	/* netlink messages are read in place: aligned like their headers */
+	char buf[RECV_BUF] __attribute__((aligned(__alignof__(struct nlmsghdr))));
 };
 
 struct msg_info {

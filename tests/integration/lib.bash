@@ -12,6 +12,11 @@ CHECKS=0
 
 fail() {
 	echo "FAIL [$TEST_NAME]: $*" >&2
+	# the agent's own account, before the work directory goes with the exit
+	if [ -s "${AGENT_LOG:-}" ]; then
+		echo "--- the agent's stderr (last 30 lines):" >&2
+		tail -n 30 "$AGENT_LOG" >&2
+	fi
 	exit 1
 }
 
