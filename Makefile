@@ -2,7 +2,7 @@
 #
 #   make            build/mtd-agent and build/mtdctl
 #   make deps       install build and test dependencies (apt-get)
-#   make check      deps, build, unit, sanitizer unit, integration, e2e, fuzz smoke
+#   make check      deps, build, unit, sanitizer unit, integration, sanitizer integration, e2e, fuzz smoke
 #   make demo       the agent on the example policies, in namespaces of its own
 #   make bench      benchmarks (each prints a comparison measured in the same run)
 #   make fuzz       each fuzz target for FUZZ_SECONDS
@@ -51,7 +51,7 @@ BENCH_SRCS := $(sort $(wildcard tests/bench/bench_*.c))
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(sort $(wildcard tests/tools/*.c)))
 HEADERS := $(wildcard common/*.h agent/*.h rotator/*.h tests/unit/*.h)
 
-.PHONY: all deps check unit san-unit integration e2e fuzz fuzz-smoke bench demo install \
+.PHONY: all deps check unit san-unit integration san-integration test-tools e2e fuzz fuzz-smoke bench demo install \
 	uninstall format clean
 
 all: $(BUILD)/mtd-agent $(BUILD)/mtdctl
@@ -118,6 +118,21 @@ integration: all $(TEST_TOOLS)
 
 e2e: all $(TEST_TOOLS)
 	@BUILD=$(BUILD) tests/run-scripts e2e tests/e2e
+
+test-tools: $(TEST_TOOLS)
+
+# The daemon, the CLI and the test tools built with ASan + UBSan, driven by the
+# integration tests (shorter runs; valgrind's test skips itself): the paths
+# only a real kernel reaches (netlink replies, NFLOG, instances) under the
+# sanitizers too.
+SAN_BIN := $(BUILD)/san-bin
+san-integration:
+	@$(MAKE) --no-print-directory BUILD=$(SAN_BIN) OPT_CFLAGS="-O1 -g $(SAN_FLAGS)" \
+		LDFLAGS="$(SAN_FLAGS)" all test-tools >/dev/null
+	@BUILD=$(SAN_BIN) MTD_TEST_SANITIZED="$(SAN_FLAGS)" \
+		ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		MTD_TEST_BOUNDARIES=3 MTD_TEST_KILLS=3 MTD_TEST_REPLACEMENTS=10 \
+		tests/run-scripts san-integration tests/integration
 
 # --- fuzzing (clang libFuzzer) -----------------------------------------------
 FUZZ_CC ?= clang

@@ -5,6 +5,7 @@
 # left, whose blocked sources it carries over.
 . "$(dirname "$0")/lib.bash"
 command -v valgrind >/dev/null || skip "valgrind is not installed"
+[ -z "${MTD_TEST_SANITIZED:-}" ] || skip "the agent is built with sanitizers, which valgrind cannot run"
 enter_private_namespaces "$@"
 make_work_dir
 

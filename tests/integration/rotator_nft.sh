@@ -36,8 +36,9 @@ ok() { echo "ok: $*"; }
 
 # --- build the driver against the library -------------------------------------
 make -s -C "$root" BUILD="$BUILD" "$BUILD/librotator.a" >/dev/null || fail "building librotator.a"
+# MTD_TEST_SANITIZED: the library was built with these flags (make san-integration)
 cc -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -I"$root/common" -I"$root/rotator" -O2 \
-	-o "$tmp/driver" "$here/rotator-driver.c" "$BUILD/librotator.a" \
+	${MTD_TEST_SANITIZED:-} -o "$tmp/driver" "$here/rotator-driver.c" "$BUILD/librotator.a" \
 	$(pkg-config --cflags --libs libnftnl libmnl libcrypto) || fail "building rotator-driver"
 drv="$tmp/driver"
 
