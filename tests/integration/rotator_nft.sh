@@ -24,6 +24,8 @@ cli="mtd-rot-cli-$$"
 pids=""
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	# and what they forked (the echo server's per-connection children)
+	for ns in "$srv" "$cli"; do ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null; done
 	ip netns del "$srv" 2>/dev/null
 	ip netns del "$cli" 2>/dev/null
 	rm -rf "$tmp"
