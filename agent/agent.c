@@ -12,7 +12,9 @@
 #include <systemd/sd-daemon.h>
 
 #include "audit.h"
+#include "audit_show.h"
 #include "control.h"
+#include "control_denials.h"
 #include "log.h"
 #include "macro.h"
 #include "policy.h"
@@ -21,11 +23,6 @@
 #include "rotation.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy_set *, policy_set_free)
-
-/* At most this many records in one `audit show` request; mtdctl asks again
- * from where a reply stopped. */
-#define AUDIT_SHOW_RECORDS_MAX 10000
-#define AUDIT_SHOW_BATCH_BYTES (64 * 1024)
 
 struct agent {
 	struct agent_options options;
@@ -38,6 +35,9 @@ struct agent {
 	uint64_t reload_failures;
 	struct audit_log *audit;
 	struct control_server *control;
+	struct control_denials *denials; /* refused requests, one record per uid per window */
+	sd_event_source *denials_timer;
+	struct audit_show_stats audit_show;
 	struct rotation *rotation;
 	struct fleet *fleet;
 	sd_event_source *seal_timer;
@@ -224,6 +224,19 @@ static json_t *service_summary(const struct policy *p)
 	return o;
 }
 
+static json_t *control_status(struct agent *agent)
+{
+	json_t *o = agent->control ? control_server_stats(agent->control) : json_object();
+
+	if (o)
+		json_object_set_new(o, "audit_show",
+				    json_pack("{s:I, s:I, s:I}", "requests",
+					      (json_int_t)agent->audit_show.requests, "lines_read",
+					      (json_int_t)agent->audit_show.lines_read, "records_sent",
+					      (json_int_t)agent->audit_show.records_sent));
+	return o;
+}
+
 static json_t *status_json(struct agent *agent)
 {
 	json_t *services = json_array();
@@ -231,7 +244,8 @@ static json_t *status_json(struct agent *agent)
 	for (size_t i = 0; services && i < agent->policies->count; i++)
 		json_array_append_new(services, service_summary(agent->policies->policies[i]));
 
-	return json_pack("{s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:{s:s, s:I, s:I}, s:o}", "pid",
+	return json_pack("{s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:{s:s, s:I, s:I}, s:o, s:o}",
+			 "pid",
 			 (int)getpid(), "version", MTD_VERSION, "uptime_usec",
 			 (json_int_t)(now_usec(CLOCK_MONOTONIC) - agent->started_usec),
 			 "policy_dir", agent->options.policy_dir, "policies_loaded_usec",
@@ -241,7 +255,7 @@ static json_t *status_json(struct agent *agent)
 			 agent->options.audit_log, "last_seq",
 			 (json_int_t)audit_log_last_seq(agent->audit), "epoch",
 			 (json_int_t)audit_log_epoch(agent->audit), "rotation",
-			 rotation_status(agent->rotation));
+			 rotation_status(agent->rotation), "control", control_status(agent));
 }
 
 static void reply_result(struct control_client *client, json_t *result)
@@ -357,94 +371,13 @@ static void handle_quarantine_command(struct agent *agent, struct control_client
 	reply_result(client, result);
 }
 
-static int send_records(struct control_client *client, json_t *records, bool more,
-			uint64_t next_since, bool truncated)
-{
-	_cleanup_(json_decrefp) json_t *message = json_pack(
-		"{s:b, s:O, s:b, s:I, s:b}", "ok", 1, "records", records, "more", more,
-		"next_since", (json_int_t)next_since, "truncated", truncated);
-	_cleanup_free_ char *text = message ? json_dumps(message, JSON_COMPACT) : NULL;
-
-	if (!text)
-		return -ENOMEM;
-	return control_client_send(client, text);
-}
-
-/* Streams the records with seq > since from the rotated files (oldest first)
- * and the current one, in batches. */
-static void handle_audit_show(struct agent *agent, struct control_client *client,
-			      const struct control_request *request)
-{
-	_cleanup_(json_decrefp) json_t *batch = json_array();
-	size_t batch_bytes = 0, sent = 0;
-	uint64_t last_seq = request->since;
-	bool truncated = false;
-
-	for (int i = (int)agent->options.audit_keep; i >= 0 && !truncated; i--) {
-		_cleanup_free_ char *path = NULL;
-		_cleanup_fclose_ FILE *f = NULL;
-		_cleanup_free_ char *line = NULL;
-		size_t cap = 0;
-		ssize_t len;
-
-		if (i == 0)
-			path = strdup(agent->options.audit_log);
-		else if (asprintf(&path, "%s.%d", agent->options.audit_log, i) < 0)
-			path = NULL;
-		if (!path)
-			break;
-		f = fopen(path, "re");
-		if (!f)
-			continue;
-		while ((len = getline(&line, &cap, f)) > 0) {
-			struct audit_record record;
-
-			if (line[len - 1] != '\n')
-				break; /* torn or still being written */
-			if (audit_record_parse(line, (size_t)len - 1, &record) < 0)
-				continue;
-			if (record.seq > request->since) {
-				json_array_append(batch, record.object);
-				batch_bytes += (size_t)len;
-				last_seq = record.seq;
-				sent++;
-			}
-			audit_record_done(&record);
-			if (sent >= AUDIT_SHOW_RECORDS_MAX) {
-				truncated = true;
-				break;
-			}
-			if (batch_bytes >= AUDIT_SHOW_BATCH_BYTES) {
-				if (send_records(client, batch, true, last_seq, false) < 0)
-					return;
-				json_array_clear(batch);
-				batch_bytes = 0;
-			}
-		}
-	}
-	if (send_records(client, batch, request->follow && !truncated, last_seq, truncated) < 0)
-		return;
-	if (request->follow && !truncated)
-		control_client_follow(client);
-}
-
 static void on_control_request(struct control_client *client, const struct control_peer *peer,
 			       const struct control_request *request, void *userdata)
 {
 	struct agent *agent = userdata;
-	char reason[CONTROL_REASON_MAX];
 	const char *command = control_command_name(request->command);
 
-	if (!control_peer_may(peer, request->command, reason)) {
-		if (control_command_is_mutating(request->command))
-			(void)agent_audit(agent, "control-denied",
-					  json_pack("{s:s, s:i, s:i}", "command", command, "uid",
-						    (int)peer->uid, "pid", (int)peer->pid),
-					  true);
-		reply_error(client, reason);
-		return;
-	}
-
+	/* The server has checked the peer's credentials (control_peer_may). */
 	if (control_command_is_mutating(request->command) &&
 	    agent_audit(agent, "control-request",
 			json_pack("{s:s, s:i, s:i}", "command", command, "uid", (int)peer->uid,
@@ -468,7 +401,10 @@ static void on_control_request(struct control_client *client, const struct contr
 		handle_reload(agent, client);
 		break;
 	case CONTROL_AUDIT_SHOW:
-		handle_audit_show(agent, client, request);
+		if (audit_show_start(client, agent->audit, agent->options.audit_log,
+				     agent->options.audit_keep, request->since, request->follow,
+				     &agent->audit_show) < 0)
+			reply_error(client, "audit-show: cannot read the audit log");
 		break;
 	case CONTROL_UNBLOCK:
 		handle_unblock(agent, client, request->address);
@@ -487,11 +423,54 @@ static void on_control_request(struct control_client *client, const struct contr
 	}
 }
 
-static void on_control_refusal(const struct control_peer *peer, const char *reason,
-			       void *userdata)
+static int arm_denials_timer(struct agent *agent)
 {
-	log_warning("control: refused a request from uid %u pid %d: %s", (unsigned)peer->uid,
-		    (int)peer->pid, reason);
+	uint64_t next = control_denials_next_usec(agent->denials);
+
+	if (next == UINT64_MAX)
+		return sd_event_source_set_enabled(agent->denials_timer, SD_EVENT_OFF);
+	(void)sd_event_source_set_time(agent->denials_timer, next);
+	return sd_event_source_set_enabled(agent->denials_timer, SD_EVENT_ONESHOT);
+}
+
+/* A refusal is audited (and logged) when it is the first of its uid in a
+ * window; the rest of the window is one record when the window ends. */
+static void on_control_refusal(const struct control_peer *peer, enum control_refusal kind,
+			       const char *command, const char *reason, void *userdata)
+{
+	struct agent *agent = userdata;
+	json_t *fields = NULL;
+	int r;
+
+	r = control_denials_add(agent->denials, peer->uid, peer->pid, control_refusal_name(kind),
+				command, reason, now_usec(CLOCK_MONOTONIC), &fields);
+	if (r <= 0)
+		return;
+	log_warning("control: refused uid %u pid %d: %s (more refusals of this uid within "
+		    "%us are counted in one record)",
+		    (unsigned)peer->uid, (int)peer->pid, reason,
+		    CONTROL_DENIALS_WINDOW_USEC / 1000000u);
+	(void)agent_audit(agent, "control-denied", fields, true);
+	(void)arm_denials_timer(agent);
+}
+
+static int on_denials_timer(sd_event_source *source, uint64_t usec, void *userdata)
+{
+	struct agent *agent = userdata;
+	json_t *fields = NULL;
+
+	if (usec != UINT64_MAX)
+		usec = now_usec(CLOCK_MONOTONIC);
+	while (control_denials_pop_due(agent->denials, usec, &fields) > 0) {
+		json_t *uid = json_object_get(fields, "uid");
+
+		log_warning("control: refused %lld more request(s) of uid %s in the last %us",
+			    (long long)json_integer_value(json_object_get(fields, "count")),
+			    json_is_integer(uid) ? "" : "(other uids)",
+			    CONTROL_DENIALS_WINDOW_USEC / 1000000u);
+		(void)agent_audit(agent, "control-denied", fields, true);
+	}
+	return arm_denials_timer(agent);
 }
 
 static int on_seal_timer(sd_event_source *source, uint64_t usec, void *userdata)
@@ -714,6 +693,14 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 	}
 	(void)mkdir(options->runtime_dir, 0755);
 	read_group = lookup_read_group(options->read_group);
+	r = control_denials_new(CONTROL_DENIALS_WINDOW_USEC, &agent->denials);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_time(event, &agent->denials_timer, CLOCK_MONOTONIC, UINT64_MAX, 0,
+			      on_denials_timer, agent);
+	if (r < 0)
+		goto fail;
+	(void)sd_event_source_set_enabled(agent->denials_timer, SD_EVENT_OFF);
 	r = control_server_new(event, agent->socket_path, read_group, on_control_request,
 			       on_control_refusal, agent, &agent->control);
 	if (r < 0) {
@@ -748,6 +735,9 @@ fail:
 void agent_stop(struct agent *agent, const char *reason)
 {
 	control_server_free(TAKE_PTR(agent->control));
+	/* What the last windows counted is not lost. */
+	if (agent->denials)
+		(void)on_denials_timer(agent->denials_timer, UINT64_MAX, agent);
 	fleet_free(TAKE_PTR(agent->fleet));
 	rotation_free(TAKE_PTR(agent->rotation));
 	(void)agent_audit(agent, "agent-stop", json_pack("{s:s}", "reason", reason), true);
@@ -763,6 +753,8 @@ void agent_free(struct agent *agent)
 	fleet_free(agent->fleet);
 	rotation_free(agent->rotation);
 	sd_event_source_disable_unref(agent->seal_timer);
+	sd_event_source_disable_unref(agent->denials_timer);
+	control_denials_free(agent->denials);
 	audit_log_close(agent->audit);
 	policy_set_free(agent->policies);
 	free(agent->socket_path);

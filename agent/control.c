@@ -9,11 +9,24 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "control_limits.h"
 #include "macro.h"
 
-#define CONTROL_CLIENTS_MAX 64
+/* At most this many requests of one client per wakeup; a client with more
+ * waiting is served again on a later loop iteration, after every other
+ * pending source (epoll is level-triggered and sd-event dispatches one source
+ * per iteration, oldest pending first): clients are served round robin and
+ * timers are never held up by a client's backlog. */
+#define CONTROL_READ_BATCH 4
+#define CONTROL_ACCEPT_BATCH 16
+#define CONTROL_BACKLOG 128
+/* Root's connections before everyone else's; timers, signals and the
+ * rotation (SD_EVENT_PRIORITY_NORMAL) before both. */
+#define CONTROL_PRIORITY_ROOT (SD_EVENT_PRIORITY_NORMAL + 1)
+#define CONTROL_PRIORITY_USER (SD_EVENT_PRIORITY_NORMAL + 2)
 /* A client that stops reading (a stalled `audit show --follow`) is dropped
  * once this much is waiting for it, so it cannot make the agent hoard memory. */
 #define CONTROL_QUEUE_MAX (4u * 1024 * 1024)
@@ -33,6 +46,9 @@ struct control_client {
 	struct control_peer peer;
 	struct queued_message *head, *tail;
 	size_t queued_bytes;
+	control_job_step_t job_step;
+	void (*job_free)(void *data);
+	void *job_data;
 	bool follow;
 	bool dead; /* freed by the reaper, never inside a callback that may still use it */
 };
@@ -49,7 +65,29 @@ struct control_server {
 	void *userdata;
 	struct control_client *clients;
 	unsigned n_clients;
+	struct control_limits *limits;
+	uint64_t refused[_CONTROL_REFUSED_MAX];
 };
+
+static const char *const refusal_names[_CONTROL_REFUSED_MAX] = {
+	[CONTROL_REFUSED_MALFORMED] = "malformed",
+	[CONTROL_REFUSED_PERMISSION] = "permission",
+	[CONTROL_REFUSED_RATE] = "rate",
+	[CONTROL_REFUSED_CONNECTIONS] = "connections",
+};
+
+const char *control_refusal_name(enum control_refusal kind)
+{
+	return (unsigned)kind < _CONTROL_REFUSED_MAX ? refusal_names[kind] : "?";
+}
+
+static uint64_t monotonic_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static void client_free(struct control_client *client)
 {
@@ -60,6 +98,8 @@ static void client_free(struct control_client *client)
 		free(m);
 		m = next;
 	}
+	if (client->job_free)
+		client->job_free(client->job_data);
 	sd_event_source_disable_unref(client->io);
 	if (client->fd >= 0)
 		close(client->fd);
@@ -85,6 +125,7 @@ static int reap_dead_clients(sd_event_source *source, void *userdata)
 		if (client->dead) {
 			*link = client->next;
 			server->n_clients--;
+			control_limits_disconnect(server->limits, client->peer.uid);
 			client_free(client);
 		} else {
 			link = &client->next;
@@ -93,9 +134,10 @@ static int reap_dead_clients(sd_event_source *source, void *userdata)
 	return 0;
 }
 
+/* While a job runs, the client's next requests wait in its socket. */
 static int client_update_events(struct control_client *client)
 {
-	uint32_t events = EPOLLIN | (client->head ? EPOLLOUT : 0);
+	uint32_t events = client->job_step ? EPOLLOUT : EPOLLIN | (client->head ? EPOLLOUT : 0);
 
 	return sd_event_source_set_io_events(client->io, events);
 }
@@ -159,6 +201,54 @@ int control_client_send(struct control_client *client, const char *message)
 	return 0;
 }
 
+static void client_end_job(struct control_client *client)
+{
+	if (client->job_free)
+		client->job_free(client->job_data);
+	client->job_step = NULL;
+	client->job_free = NULL;
+	client->job_data = NULL;
+}
+
+int control_client_start_job(struct control_client *client, control_job_step_t step,
+			     void (*free_data)(void *data), void *data)
+{
+	if (client->dead || client->job_step) {
+		if (free_data)
+			free_data(data);
+		return client->dead ? -ECONNRESET : -EBUSY;
+	}
+	client->job_step = step;
+	client->job_free = free_data;
+	client->job_data = data;
+	if (client_update_events(client) < 0) {
+		client_kill(client);
+		return -ECONNRESET;
+	}
+	return 0;
+}
+
+/* One step of the client's job, when its queue has gone out. */
+static void client_step_job(struct control_client *client)
+{
+	int r;
+
+	if (client->dead || !client->job_step || client->head)
+		return;
+	r = client->job_step(client, client->job_data);
+	if (client->dead)
+		return;
+	if (r < 0) {
+		client_kill(client);
+		return;
+	}
+	if (r > 0) {
+		client_end_job(client);
+		if (client_update_events(client) < 0)
+			client_kill(client);
+	}
+}
+
 void control_client_follow(struct control_client *client)
 {
 	client->follow = true;
@@ -190,21 +280,30 @@ bool control_peer_may(const struct control_peer *peer, enum control_command comm
 	return true;
 }
 
-static void refuse(struct control_client *client, const char *reason)
+static void note_refusal(struct control_server *server, const struct control_peer *peer,
+			 enum control_refusal kind, const char *command, const char *reason)
 {
-	struct control_server *server = client->server;
+	server->refused[kind]++;
+	if (server->on_refusal)
+		server->on_refusal(peer, kind, command, reason, server->userdata);
+}
+
+static void refuse(struct control_client *client, enum control_refusal kind, const char *command,
+		   const char *reason)
+{
 	_cleanup_free_ char *reply = control_reply_error(reason);
 
-	if (server->on_refusal)
-		server->on_refusal(&client->peer, reason, server->userdata);
+	note_refusal(client->server, &client->peer, kind, command, reason);
 	(void)control_client_send(client, reply);
 }
 
+/* At most CONTROL_READ_BATCH requests, then back to the loop. */
 static int client_read(struct control_client *client)
 {
+	struct control_server *server = client->server;
 	char buffer[CONTROL_REQUEST_MAX + 1];
 
-	while (!client->dead) {
+	for (unsigned i = 0; i < CONTROL_READ_BATCH && !client->dead && !client->job_step; i++) {
 		struct control_request request;
 		char reason[CONTROL_REASON_MAX];
 		/* MSG_TRUNC makes recv return the message's real length, so an
@@ -219,12 +318,23 @@ static int client_read(struct control_client *client)
 		if (n == 0)
 			return -ECONNRESET; /* the peer closed */
 
-		if (control_request_decode(buffer, (size_t)n, &request, reason) < 0) {
-			refuse(client, reason);
+		/* The rate is checked first: a flood costs a recv and a short
+		 * reply, never a parse. */
+		if (control_limits_request(server->limits, client->peer.uid, monotonic_usec(),
+					   reason) < 0) {
+			refuse(client, CONTROL_REFUSED_RATE, NULL, reason);
 			continue;
 		}
-		client->server->on_request(client, &client->peer, &request,
-					   client->server->userdata);
+		if (control_request_decode(buffer, (size_t)n, &request, reason) < 0) {
+			refuse(client, CONTROL_REFUSED_MALFORMED, NULL, reason);
+			continue;
+		}
+		if (!control_peer_may(&client->peer, request.command, reason)) {
+			refuse(client, CONTROL_REFUSED_PERMISSION, control_command_name(request.command),
+			       reason);
+			continue;
+		}
+		server->on_request(client, &client->peer, &request, server->userdata);
 	}
 	return 0;
 }
@@ -238,6 +348,13 @@ static int on_client_io(sd_event_source *source, int fd, uint32_t revents, void 
 			client_kill(client);
 			return 0;
 		}
+	}
+	if (client->job_step) {
+		if (revents & (EPOLLHUP | EPOLLERR))
+			client_kill(client);
+		else if (revents & EPOLLOUT)
+			client_step_job(client);
+		return 0;
 	}
 	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		if (client_read(client) < 0)
@@ -263,36 +380,58 @@ static bool peer_in_group(int fd, gid_t primary, gid_t group)
 	return false;
 }
 
+/* A connection over its uid's limits gets the reason as its only message. */
+static void turn_away(struct control_server *server, int fd, const struct control_peer *peer,
+		      const char *reason)
+{
+	_cleanup_free_ char *reply = control_reply_error(reason);
+
+	if (reply)
+		(void)send(fd, reply, strlen(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
+	note_refusal(server, peer, CONTROL_REFUSED_CONNECTIONS, NULL, reason);
+}
+
+/* At most CONTROL_ACCEPT_BATCH connections per wakeup. */
 static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
 	struct control_server *server = userdata;
 
-	for (;;) {
+	for (unsigned i = 0; i < CONTROL_ACCEPT_BATCH; i++) {
 		_cleanup_close_ int client_fd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		struct control_peer peer = {0};
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
 		struct control_client *client;
+		char reason[CONTROL_LIMITS_REASON_MAX];
 		int sndbuf = CONTROL_SNDBUF;
 
 		if (client_fd < 0)
 			return 0; /* EAGAIN, or a peer gone before accept */
-		if (server->n_clients >= CONTROL_CLIENTS_MAX)
-			continue; /* closed by cleanup: too many clients */
 		if (getsockopt(client_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 			continue;
+		peer.pid = cred.pid;
+		peer.uid = cred.uid;
+		peer.gid = cred.gid;
+		if (control_limits_connect(server->limits, cred.uid, reason) < 0) {
+			turn_away(server, client_fd, &peer, reason);
+			continue; /* closed by cleanup */
+		}
 		(void)setsockopt(client_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 
 		client = calloc(1, sizeof(*client));
-		if (!client)
+		if (!client) {
+			control_limits_disconnect(server->limits, cred.uid);
 			continue;
+		}
 		client->server = server;
-		client->peer.pid = cred.pid;
-		client->peer.uid = cred.uid;
-		client->peer.gid = cred.gid;
+		client->peer = peer;
 		client->peer.in_read_group = peer_in_group(client_fd, cred.gid, server->read_group);
 		client->fd = TAKE_FD(client_fd);
 		if (sd_event_add_io(server->event, &client->io, client->fd, EPOLLIN, on_client_io,
-				    client) < 0) {
+				    client) < 0 ||
+		    sd_event_source_set_priority(client->io, cred.uid == 0 ? CONTROL_PRIORITY_ROOT
+									  : CONTROL_PRIORITY_USER) < 0) {
+			control_limits_disconnect(server->limits, cred.uid);
 			client_free(client);
 			continue;
 		}
@@ -300,6 +439,17 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
 		server->clients = client;
 		server->n_clients++;
 	}
+	return 0;
+}
+
+json_t *control_server_stats(const struct control_server *server)
+{
+	json_t *refused = json_object();
+
+	for (unsigned i = 0; refused && i < _CONTROL_REFUSED_MAX; i++)
+		json_object_set_new(refused, refusal_names[i],
+				    json_integer((json_int_t)server->refused[i]));
+	return json_pack("{s:i, s:o}", "clients", (int)server->n_clients, "refused", refused);
 }
 
 static int bind_socket(const char *path, gid_t read_group, int *ret_fd)
@@ -323,7 +473,7 @@ static int bind_socket(const char *path, gid_t read_group, int *ret_fd)
 		return -errno;
 	if (chmod(path, read_group != (gid_t)-1 ? 0660 : 0600) < 0)
 		return -errno;
-	if (listen(fd, 16) < 0)
+	if (listen(fd, CONTROL_BACKLOG) < 0)
 		return -errno;
 	*ret_fd = TAKE_FD(fd);
 	return 0;
@@ -353,7 +503,13 @@ int control_server_new(sd_event *event, const char *socket_path, gid_t read_grou
 	r = bind_socket(socket_path, read_group, &server->fd);
 	if (r < 0)
 		goto fail;
+	r = control_limits_new(&server->limits);
+	if (r < 0)
+		goto fail;
 	r = sd_event_add_io(event, &server->io, server->fd, EPOLLIN, on_accept, server);
+	if (r < 0)
+		goto fail;
+	r = sd_event_source_set_priority(server->io, CONTROL_PRIORITY_ROOT);
 	if (r < 0)
 		goto fail;
 	r = sd_event_add_defer(event, &server->reaper, reap_dead_clients, server);
@@ -384,6 +540,7 @@ void control_server_free(struct control_server *server)
 		unlink(server->path);
 	}
 	free(server->path);
+	control_limits_free(server->limits);
 	sd_event_unref(server->event);
 	free(server);
 }
