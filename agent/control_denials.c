@@ -68,8 +68,10 @@ static int bump(json_t *counts, const char *key)
 
 static json_t *record_fields(const struct window *w, const char *reason)
 {
-	json_t *o = json_pack("{s:I, s:O, s:O, s:I, s:I}", "count", (json_int_t)w->count,
-			      "commands", w->commands, "refusals", w->kinds, "window_start_usec",
+	/* copies: the window's own objects go on counting */
+	json_t *o = json_pack("{s:I, s:o, s:o, s:I, s:I}", "count", (json_int_t)w->count,
+			      "commands", json_deep_copy(w->commands), "refusals",
+			      json_deep_copy(w->kinds), "window_start_usec",
 			      (json_int_t)w->start_usec, "window_usec",
 			      (json_int_t)(w->end_usec - w->start_usec));
 
