@@ -62,6 +62,14 @@ struct enveloped_instance {
 	size_t n_egress;
 };
 
+#define ROTATION_CHANGES_KEPT 64
+
+/* A timed change of the table (a boundary or a grace end): when it was due,
+ * how late the loop ran it, and how late its transactions were committed. */
+struct timed_change {
+	uint64_t due_usec, fired_late_usec, late_usec;
+};
+
 struct rotation {
 	sd_event *event;
 	struct rotation_options options;
@@ -89,6 +97,9 @@ struct rotation {
 	size_t n_instances;
 	struct rotator_nflog *egress_log;
 	sd_event_source *egress_source;
+	struct timed_change changes[ROTATION_CHANGES_KEPT]; /* the last ones (a ring) */
+	uint64_t n_changes;
+	uint64_t max_late_usec;
 };
 
 static uint64_t realtime_usec(void)
@@ -530,7 +541,21 @@ static void rotate_now(struct rotation *rotation, uint64_t at_least_usec)
 
 static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
 {
-	rotate_now(userdata, usec);
+	struct rotation *rotation = userdata;
+	uint64_t fired = realtime_usec(), late;
+
+	rotate_now(rotation, usec);
+	/* Lateness of the change: from its due time to both transactions
+	 * committed, the event loop's delay in running the timer included. */
+	late = realtime_usec();
+	late = late > usec ? late - usec : 0;
+	rotation->changes[rotation->n_changes++ % ROTATION_CHANGES_KEPT] = (struct timed_change){
+		.due_usec = usec,
+		.fired_late_usec = fired > usec ? fired - usec : 0,
+		.late_usec = late,
+	};
+	if (late > rotation->max_late_usec)
+		rotation->max_late_usec = late;
 	return 0;
 }
 
@@ -907,6 +932,25 @@ static json_t *ports_json(const uint16_t *ports, size_t n)
 	return a;
 }
 
+/* The timed changes kept, oldest first, and the worst lateness since start. */
+static json_t *changes_json(const struct rotation *rotation)
+{
+	json_t *recent = json_array();
+	uint64_t n = rotation->n_changes;
+	uint64_t first = n > ROTATION_CHANGES_KEPT ? n - ROTATION_CHANGES_KEPT : 0;
+
+	for (uint64_t i = first; recent && i < n; i++) {
+		const struct timed_change *c = &rotation->changes[i % ROTATION_CHANGES_KEPT];
+
+		json_array_append_new(recent, json_pack("{s:I, s:I, s:I}", "due_usec",
+							(json_int_t)c->due_usec, "fired_late_usec",
+							(json_int_t)c->fired_late_usec, "late_usec",
+							(json_int_t)c->late_usec));
+	}
+	return json_pack("{s:I, s:I, s:o}", "count", (json_int_t)n, "max_late_usec",
+			 (json_int_t)rotation->max_late_usec, "recent", recent);
+}
+
 json_t *rotation_status(const struct rotation *rotation)
 {
 	json_t *services = json_array(), *blocked = json_array();
@@ -935,8 +979,8 @@ json_t *rotation_status(const struct rotation *rotation)
 							 "service", b->service, "until_usec",
 							 (json_int_t)b->until_usec));
 	}
-	return json_pack("{s:o, s:o, s:{s:b, s:b, s:I, s:I, s:I, s:I}}", "services", services,
-			 "blocked", blocked, "table", "persist",
+	return json_pack("{s:o, s:o, s:o, s:{s:b, s:b, s:I, s:I, s:I, s:I}}", "services", services,
+			 "blocked", blocked, "changes", changes_json(rotation), "table", "persist",
 			 (flags & ROTATOR_F_PERSIST) != 0, "adopted",
 			 (flags & ROTATOR_F_ADOPTED) != 0, "transactions",
 			 (json_int_t)rotation->transactions, "bank_switches",

@@ -5,9 +5,10 @@
  *   control-attack hold SOCKET N SECONDS
  *       open N connections and keep them idle for SECONDS; prints
  *       "held H refused R" (a refused connection gets one error message)
- *   control-attack flood SOCKET JSON COUNT [CONNECTIONS]
+ *   control-attack flood SOCKET JSON COUNT [CONNECTIONS [SECONDS]]
  *       send COUNT copies of the request JSON as fast as the socket takes them,
- *       round robin over CONNECTIONS connections, reading replies meanwhile;
+ *       round robin over CONNECTIONS connections, reading replies meanwhile,
+ *       for at most SECONDS (60);
  *       prints "sent S replies N ok K refused F rate R permission P"
  *       (a streamed reply counts once, at its last message)
  *   control-attack probe SOCKET N INTERVAL_MS
@@ -118,7 +119,7 @@ static void count_reply(const char *text, struct counts *c)
 		c->permission++;
 }
 
-static int cmd_flood(const char *path, const char *json, long count, int n_conns)
+static int cmd_flood(const char *path, const char *json, long count, int n_conns, int seconds)
 {
 	struct pollfd *p = calloc((size_t)n_conns, sizeof(*p));
 	long sent = 0, next = 0;
@@ -136,11 +137,11 @@ static int cmd_flood(const char *path, const char *json, long count, int n_conns
 		}
 		p[i].events = POLLIN | POLLOUT;
 	}
-	deadline = now_ms() + 60000;
+	deadline = now_ms() + 1000.0 * seconds;
 	while (c.replies < count && now_ms() < deadline) {
 		int alive = 0;
 
-		if (poll(p, (nfds_t)n_conns, 1000) < 0 && errno != EINTR)
+		if (poll(p, (nfds_t)n_conns, 100) < 0 && errno != EINTR)
 			break;
 		for (int i = 0; i < n_conns; i++) {
 			if (p[i].fd < 0)
@@ -244,10 +245,11 @@ int main(int argc, char **argv)
 	if (argc >= 5 && strcmp(argv[1], "hold") == 0)
 		return cmd_hold(argv[2], atoi(argv[3]), atoi(argv[4]));
 	if (argc >= 5 && strcmp(argv[1], "flood") == 0)
-		return cmd_flood(argv[2], argv[3], atol(argv[4]), argc >= 6 ? atoi(argv[5]) : 1);
+		return cmd_flood(argv[2], argv[3], atol(argv[4]), argc >= 6 ? atoi(argv[5]) : 1,
+				 argc >= 7 ? atoi(argv[6]) : 60);
 	if (argc >= 5 && strcmp(argv[1], "probe") == 0)
 		return cmd_probe(argv[2], atoi(argv[3]), atoi(argv[4]));
 	fprintf(stderr, "usage: control-attack hold SOCKET N SECONDS | flood SOCKET JSON COUNT "
-			"[CONNECTIONS] | probe SOCKET N INTERVAL_MS\n");
+			"[CONNECTIONS [SECONDS]] | probe SOCKET N INTERVAL_MS\n");
 	return 2;
 }
