@@ -356,7 +356,7 @@ static void handle_quarantine_command(struct agent *agent, struct control_client
 			result = json_pack("{s:s}", "released", request->target);
 		break;
 	default:
-		r = fleet_inspect(agent->fleet, request->target, &result);
+		r = fleet_inspect(agent->fleet, request->target, request->verify, &result);
 		break;
 	}
 	if (r < 0) {

@@ -261,14 +261,17 @@ void control_server_broadcast(struct control_server *server, const char *message
 			(void)control_client_send(c, message);
 }
 
-bool control_peer_may(const struct control_peer *peer, enum control_command command,
+bool control_peer_may(const struct control_peer *peer, const struct control_request *request,
 		      char reason[CONTROL_REASON_MAX])
 {
+	enum control_command command = request->command;
+
 	if (peer->uid == 0)
 		return true;
-	if (control_command_is_mutating(command)) {
-		snprintf(reason, CONTROL_REASON_MAX, "permission denied: %s requires root",
-			 control_command_name(command));
+	if (control_request_needs_root(request)) {
+		snprintf(reason, CONTROL_REASON_MAX, "permission denied: %s%s requires root",
+			 control_command_name(command),
+			 command == CONTROL_INSPECT ? " --verify" : "");
 		return false;
 	}
 	if (!peer->in_read_group) {
@@ -329,7 +332,7 @@ static int client_read(struct control_client *client)
 			refuse(client, CONTROL_REFUSED_MALFORMED, NULL, reason);
 			continue;
 		}
-		if (!control_peer_may(&client->peer, request.command, reason)) {
+		if (!control_peer_may(&client->peer, &request, reason)) {
 			refuse(client, CONTROL_REFUSED_PERMISSION, control_command_name(request.command),
 			       reason);
 			continue;

@@ -75,7 +75,8 @@ void control_server_broadcast(struct control_server *server, const char *message
 /* Connections now, and refusals so far (by kind), for status. */
 json_t *control_server_stats(const struct control_server *server);
 
-/* Whether a peer may run a command: read-only for root and the read group,
- * mutating for root only. On refusal fills a one-line reason. */
-bool control_peer_may(const struct control_peer *peer, enum control_command command,
+/* Whether a peer may make a request: reads for root and the read group,
+ * mutating commands and unbounded reads (control_request_needs_root) for
+ * root only. On refusal fills a one-line reason. */
+bool control_peer_may(const struct control_peer *peer, const struct control_request *request,
 		      char reason[CONTROL_REASON_MAX]);

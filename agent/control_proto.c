@@ -26,7 +26,7 @@ static const struct command_info commands[_CONTROL_COMMAND_MAX] = {
 	[CONTROL_INSTANCES] = {"instances", false, {NULL}},
 	[CONTROL_QUARANTINE] = {"quarantine", true, {"target", "reason", NULL}},
 	[CONTROL_RELEASE] = {"release", true, {"target", NULL}},
-	[CONTROL_INSPECT] = {"inspect", false, {"target", NULL}},
+	[CONTROL_INSPECT] = {"inspect", false, {"target", "verify", NULL}},
 };
 
 const char *control_command_name(enum control_command command)
@@ -49,6 +49,12 @@ int control_command_from_name(const char *name, enum control_command *ret_comman
 bool control_command_is_mutating(enum control_command command)
 {
 	return (unsigned)command < _CONTROL_COMMAND_MAX && commands[command].mutating;
+}
+
+bool control_request_needs_root(const struct control_request *request)
+{
+	return control_command_is_mutating(request->command) ||
+	       (request->command == CONTROL_INSPECT && request->verify);
 }
 
 _printf_(2, 3) static int refuse(char reason[CONTROL_REASON_MAX], const char *fmt, ...)
@@ -233,6 +239,16 @@ int control_request_decode(const char *message, size_t len, struct control_reque
 		}
 	}
 
+	if (request.command == CONTROL_INSPECT) {
+		value = json_object_get(root, "verify");
+		if (value) {
+			if (!json_is_boolean(value))
+				return refuse(ret_reason,
+					      "inspect: field \"verify\" must be true or false");
+			request.verify = json_is_true(value);
+		}
+	}
+
 	if (request.command == CONTROL_UNBLOCK) {
 		value = json_object_get(root, "address");
 		if (!value)
@@ -262,6 +278,9 @@ char *control_request_encode(const struct control_request *request)
 	if ((request->command == CONTROL_QUARANTINE || request->command == CONTROL_RELEASE ||
 	     request->command == CONTROL_INSPECT) &&
 	    json_object_set_new(root, "target", json_string(request->target)) < 0)
+		return NULL;
+	if (request->command == CONTROL_INSPECT && request->verify &&
+	    json_object_set_new(root, "verify", json_true()) < 0)
 		return NULL;
 	if (request->command == CONTROL_QUARANTINE && request->reason[0] &&
 	    json_object_set_new(root, "reason", json_string(request->reason)) < 0)

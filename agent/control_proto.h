@@ -35,6 +35,7 @@ struct control_request {
 	char name[64];  /* policy-show: service name */
 	uint64_t since; /* audit-show: records with seq > since */
 	bool follow;    /* audit-show: keep streaming new records */
+	bool verify;    /* inspect: check every kept file now (root only) */
 	char address[48]; /* unblock: an IPv4 or IPv6 address */
 	char target[64];  /* quarantine: instance id or service; release, inspect: instance id */
 	char reason[200]; /* quarantine: free text, printable ASCII */
@@ -53,6 +54,10 @@ int control_command_from_name(const char *name, enum control_command *ret_comman
 
 /* Mutating commands are for root only and are audited before they are answered. */
 bool control_command_is_mutating(enum control_command command);
+
+/* Whether this request is for root only: a mutating command, or a read whose
+ * cost is not bounded for others (inspect with verify). */
+bool control_request_needs_root(const struct control_request *request);
 
 /* Reply builders; both return a malloc'd message. */
 char *control_reply_ok(json_t *result);

@@ -48,7 +48,7 @@ int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason
 int fleet_release(struct fleet *fleet, const char *id);
 
 /* mtdctl inspect: what was kept of a quarantined instance and why. */
-int fleet_inspect(struct fleet *fleet, const char *id, json_t **ret);
+int fleet_inspect(struct fleet *fleet, const char *id, bool verify, json_t **ret);
 
 /* The envelope of an instance dropped a packet it sent (evidence stolen):
  * counted; EgressAlertThreshold= of them make an "egress" compromise signal. */

@@ -92,7 +92,8 @@ static void usage(FILE *out)
 		"  quarantine INSTANCE|SERVICE [--reason TEXT]\n"
 		"                              replace it, then freeze it for forensics (root)\n"
 		"  release ID                  kill a quarantined instance, remove what was kept (root)\n"
-		"  inspect ID                  what was kept of a quarantined instance, and why\n"
+		"  inspect [--verify] ID       what was kept of a quarantined instance, and why;\n"
+		"                              --verify (root) checks every kept file now\n"
 		"  audit show [--since SEQ] [--follow]\n"
 		"                              audit records after SEQ; --follow keeps going\n\n"
 		"Commands that work offline:\n"
@@ -385,7 +386,7 @@ static int command_instances(const struct mtdctl *ctl)
 	return 0;
 }
 
-/* quarantine TARGET [--reason TEXT] | release ID | inspect ID */
+/* quarantine TARGET [--reason TEXT] | release ID | inspect [--verify] ID */
 static int command_quarantine(const struct mtdctl *ctl, enum control_command command, int argc,
 			      char **argv)
 {
@@ -401,6 +402,8 @@ static int command_quarantine(const struct mtdctl *ctl, enum control_command com
 				return mtdctl_usage_error("%s: --reason is longer than %zu characters",
 							  name, sizeof(request.reason) - 1);
 			snprintf(request.reason, sizeof(request.reason), "%s", argv[i]);
+		} else if (command == CONTROL_INSPECT && streq(argv[i], "--verify")) {
+			request.verify = true;
 		} else if (argv[i][0] != '-' && !target) {
 			target = argv[i];
 		} else {

@@ -533,7 +533,8 @@ static int build(int entry, const struct quarantine_record *rec, int upper_fd,
 
 	/* What the upper copy may use: the cap less the fixed files and their
 	 * manifest lines (an upper bound of each). */
-	fixed = strlen(procs_text) + strlen(meta_text) + 2 * QUARANTINE_LINE_FIXED + 64;
+	fixed = strlen(procs_text) + strlen(meta_text) + 2 * QUARANTINE_LINE_FIXED + 64 +
+		QUARANTINE_SUMMARY_MAX;
 	c.budget = c.budget > fixed ? c.budget - fixed : 0;
 	r = quarantine_manifest_begin(&c);
 	if (r < 0)
@@ -556,6 +557,8 @@ static int build(int entry, const struct quarantine_record *rec, int upper_fd,
 		r = quarantine_write_file(&c, entry, "metadata.json", meta_text);
 	if (r == 0)
 		r = quarantine_manifest_finish(&c, entry, res->manifest_sha256);
+	if (r == 0)
+		r = quarantine_summary_write(&c, entry, res->manifest_sha256);
 	res->truncated = c.truncated;
 	quarantine_copy_done(&c);
 	if (r < 0)

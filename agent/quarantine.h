@@ -66,5 +66,10 @@ int quarantine_list(const char *state_dir, json_t **ret);
  *  verified, problems: ["upper/x: content differs", ...]} */
 int quarantine_inspect(const char *state_dir, const char *id, json_t **ret);
 
+/* What quarantine_save() computed, served without reading the evidence:
+ * {id, metadata, processes, manifest: {sha256, entries, files, bytes},
+ *  checked, problems: [...]} (problems: a file of the entry unreadable). */
+int quarantine_summary(const char *state_dir, const char *id, json_t **ret);
+
 /* Remove ID/ (no symlink followed). -ENOENT when there is none. */
 int quarantine_remove(const char *state_dir, const char *id);

@@ -51,3 +51,6 @@ int quarantine_write_file(struct quarantine_copy *c, int entry, const char *name
 /* entry/MANIFEST (sorted lines), its SHA-256 in hex. */
 int quarantine_manifest_finish(struct quarantine_copy *c, int entry, char ret_sha256[65]);
 void quarantine_copy_done(struct quarantine_copy *c);
+/* entry/SUMMARY.json (0400): the manifest's hash and totals (quarantine_summary.c). */
+int quarantine_summary_write(const struct quarantine_copy *c, int entry, const char sha256[65]);
+#define QUARANTINE_SUMMARY_MAX 512 /* bytes SUMMARY.json takes at most */

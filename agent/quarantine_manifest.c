@@ -678,7 +678,7 @@ static int check_listed(int dirfd, const char *name, const char *path, const str
 	_cleanup_free_ char *esc = NULL;
 	struct mentry key;
 
-	if (streq(path, "MANIFEST"))
+	if (streq(path, "MANIFEST") || streq(path, "SUMMARY.json"))
 		return 0;
 	esc = escape(path);
 	if (!esc)

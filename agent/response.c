@@ -369,7 +369,7 @@ int fleet_release(struct fleet *fleet, const char *id)
 	return 0;
 }
 
-int fleet_inspect(struct fleet *fleet, const char *id, json_t **ret)
+int fleet_inspect(struct fleet *fleet, const char *id, bool verify, json_t **ret)
 {
 	struct instance *instance = NULL;
 	struct managed_service *svc = find_target(fleet, id, &instance);
@@ -385,5 +385,8 @@ int fleet_inspect(struct fleet *fleet, const char *id, json_t **ret)
 				 findings);
 		return *ret ? 0 : -ENOMEM;
 	}
-	return quarantine_inspect(fleet->state_dir, id, ret);
+	/* Kept evidence: what was computed when it was saved, or (root's
+	 * --verify) every file checked against the manifest now. */
+	return verify ? quarantine_inspect(fleet->state_dir, id, ret)
+		      : quarantine_summary(fleet->state_dir, id, ret);
 }

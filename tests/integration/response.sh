@@ -59,7 +59,7 @@ state_of() { json_instances | grep -o '"id":"'"$1"'"[^}]*' | sed -n 's/.*"state"
 # wait_replaced OLD: until an instance other than OLD is healthy and serving
 wait_replaced() { wait_for '[ -n "$(serving_id)" ] && [ "$(serving_id)" != "'"$1"'" ]' 150; }
 
-start_agent
+start_agent --read-group users
 wait_for '[ -n "$(serving_id)" ]' 100 || fail "no healthy instance: $(mtdctl instances)"
 assert_contains "$(http_get web "$P" 10.213.0.1 /)" "signed snapshot" "the first instance serves"
 
@@ -88,7 +88,13 @@ grep -q "^State:.*[SD]" /proc/"$victim_pid"/status || fail "the quarantined pid 
 [ -f "$WORK/state/quarantine/$victim/metadata.json" ] || fail "no evidence kept for $victim"
 out=$(mtdctl inspect "$victim")
 assert_contains "$out" "seccomp-violation" "inspect says why it was quarantined"
-assert_contains "$out" '"verified": true' "inspect checks the kept evidence against its manifest"
+assert_contains "$out" "\"sha256\": \"$(sha256sum "$WORK/state/quarantine/$victim/MANIFEST" | cut -d' ' -f1)\"" \
+	"inspect serves the manifest's hash computed when the evidence was saved"
+out=$(mtdctl inspect --verify "$victim")
+assert_contains "$out" '"verified": true' "inspect --verify checks the kept evidence against its manifest"
+out=$(as_user 65534 "$(getent group users | cut -d: -f3)" "$MTDCTL" --socket "$SOCKET" inspect --verify "$victim" 2>&1) &&
+	fail "inspect --verify as a non-root user succeeded"
+assert_contains "$out" "inspect --verify requires root" "inspect --verify is for root only"
 
 # --- drift: a write outside Writable= -------------------------------------------------
 victim=$(serving_id)

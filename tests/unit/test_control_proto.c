@@ -10,6 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "control.h"
 #include "control_proto.h"
 #include "macro.h"
 
@@ -68,6 +69,32 @@ static void test_quarantine_takes_a_target_and_a_reason(void **state)
 		       "quarantine: \"reason\" must be printable text of at most 199 characters");
 	assert_refused("{\"command\":\"inspect\",\"target\":\"web-1\",\"reason\":\"x\"}",
 		       "inspect: unknown field \"reason\"");
+	assert_refused("{\"command\":\"inspect\",\"target\":\"web-1\",\"verify\":1}",
+		       "inspect: field \"verify\" must be true or false");
+}
+
+/* inspect --verify reads every kept file: root only; plain inspect is a read. */
+static void test_inspect_verify_is_for_root(void **state)
+{
+	struct control_request request;
+	struct control_peer reader = {.uid = 1000, .in_read_group = true}, root = {.uid = 0};
+	char reason[CONTROL_REASON_MAX];
+
+	assert_int_equal(decode("{\"command\":\"inspect\",\"target\":\"web-1\"}", &request, reason), 0);
+	assert_false(request.verify);
+	assert_false(control_request_needs_root(&request));
+	assert_true(control_peer_may(&reader, &request, reason));
+	assert_int_equal(decode("{\"command\":\"inspect\",\"target\":\"web-1\",\"verify\":true}",
+			       &request, reason),
+			 0);
+	assert_true(request.verify);
+	assert_true(control_request_needs_root(&request));
+	assert_false(control_peer_may(&reader, &request, reason));
+	assert_string_equal(reason, "permission denied: inspect --verify requires root");
+	assert_true(control_peer_may(&root, &request, reason));
+	assert_int_equal(decode("{\"command\":\"reload\"}", &request, reason), 0);
+	assert_false(control_peer_may(&reader, &request, reason));
+	assert_string_equal(reason, "permission denied: reload requires root");
 }
 
 static void test_unblock_takes_an_address(void **state)
@@ -211,6 +238,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_commands_and_fields_are_refused),
 		cmocka_unit_test(test_malformed_messages_are_refused),
 		cmocka_unit_test(test_oversized_request_is_refused),
+		cmocka_unit_test(test_inspect_verify_is_for_root),
 		cmocka_unit_test(test_encode_round_trips),
 		cmocka_unit_test(test_replies_are_json_objects),
 	};

@@ -321,6 +321,48 @@ static void test_inspect_verifies_and_detects_tampering(void **state)
 	assert_int_equal(quarantine_inspect(f->state, "../state", &o), -EINVAL);
 }
 
+/* inspect without --verify serves what the save computed: the same figures
+ * as a full check, without reading the kept files again. */
+static void test_summary_serves_the_save_time_totals(void **state)
+{
+	struct fixture *f = *state;
+	struct quarantine_result res = {0};
+	json_t *o = NULL, *s = NULL, *m, *sm;
+
+	assert_int_equal(save(f, "web-4", "web", 0, 0, &res), 0);
+	assert_int_equal(quarantine_inspect(f->state, "web-4", &o), 0);
+	assert_int_equal(quarantine_summary(f->state, "web-4", &s), 0);
+	m = json_object_get(o, "manifest");
+	sm = json_object_get(s, "manifest");
+	assert_string_equal(json_string_value(json_object_get(sm, "sha256")), res.manifest_sha256);
+	assert_true(json_equal(m, sm));
+	assert_int_equal(json_array_size(json_object_get(s, "problems")), 0);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(s, "metadata"), "id")), "web-4");
+	assert_non_null(json_object_get(s, "processes"));
+	assert_true(json_is_true(json_object_get(o, "verified"))); /* SUMMARY.json is not a stray */
+	json_decref(o);
+	json_decref(s);
+	/* a kept file moved away: the summary does not read it, a check does */
+	sh("mv %s/quarantine/web-4/upper/etc/passwd %s/quarantine/web-4/upper/etc/passwd.x",
+	   f->state, f->state);
+	assert_int_equal(quarantine_summary(f->state, "web-4", &s), 0);
+	assert_int_equal(json_array_size(json_object_get(s, "problems")), 0);
+	json_decref(s);
+	assert_int_equal(quarantine_inspect(f->state, "web-4", &o), 0);
+	assert_true(json_is_false(json_object_get(o, "verified")));
+	json_decref(o);
+	/* an entry without SUMMARY.json says so */
+	sh("rm -f %s/quarantine/web-4/SUMMARY.json", f->state);
+	assert_int_equal(quarantine_summary(f->state, "web-4", &s), 0);
+	assert_true(json_is_null(json_object_get(s, "manifest")));
+	assert_non_null(strstr(first_problem(s), "SUMMARY.json: missing"));
+	json_decref(s);
+	assert_int_equal(quarantine_summary(f->state, "nope", &s), -ENOENT);
+	assert_int_equal(quarantine_summary(f->state, "../x", &s), -EINVAL);
+	quarantine_result_done(&res);
+}
+
 static uint64_t entry_bytes(json_t *list, const char *id)
 {
 	for (size_t i = 0; i < json_array_size(list); i++) {
@@ -462,6 +504,8 @@ int main(void)
 	    cmocka_unit_test(test_ids_are_validated_strictly),
 	    cmocka_unit_test_setup_teardown(test_save_writes_the_evidence, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inspect_verifies_and_detects_tampering, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_summary_serves_the_save_time_totals, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_cap_evicts_oldest_of_the_same_service, setup,
 					    teardown),
