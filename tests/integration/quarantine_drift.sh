@@ -111,8 +111,10 @@ while read -r type mode uid gid size hash flags path; do
 	[ "$(stat -c %s "$E/$path")" = "$size" ] || fail "$path: size differs from MANIFEST"
 	files=$((files + 1))
 done < <(tail -n +2 "$E/MANIFEST")
-listed=$(($(find "$E" -type f ! -name MANIFEST | wc -l)))
+# MANIFEST and SUMMARY.json (the save's totals, which hold the MANIFEST's hash) are not listed
+listed=$(($(find "$E" -type f ! -name MANIFEST ! -name SUMMARY.json | wc -l)))
 [ "$files" -eq "$listed" ] && [ "$files" -ge 4 ] || fail "MANIFEST lists $files files, the entry has $listed"
+grep -q "\"sha256\": \"$sha\"" "$E/SUMMARY.json" || fail "SUMMARY.json does not hold the MANIFEST's hash"
 expect one "inspect verified=1"
 ok "MANIFEST: sha256sum of each of $files files matches, its own hash is the returned one, inspect verifies"
 
