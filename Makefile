@@ -4,6 +4,7 @@
 #   make deps       install build and test dependencies (apt-get)
 #   make check      deps, build, unit, sanitizer unit, integration, sanitizer integration, e2e, fuzz smoke
 #   make demo       the agent on the example policies, in namespaces of its own
+#   make fresh-check  `make deps demo` and `make check` on a root without the packages
 #   make bench      benchmarks (each prints a comparison measured in the same run)
 #   make fuzz       each fuzz target for FUZZ_SECONDS
 #   make install    honours DESTDIR and PREFIX
@@ -25,13 +26,16 @@ FUZZ_SMOKE_SECONDS ?= 5
 
 CC ?= cc
 PKGS := libnftnl libmnl libseccomp libcrypto libsystemd inih jansson libcap
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+# Asked of pkg-config at first use, not when make reads this file: in
+# `make deps demo` the libraries exist only once deps has run. (Each is then
+# kept, so pkg-config runs once per variable.)
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
+PKG_LIBS = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null))$(PKG_LIBS)
+CMOCKA_LIBS = $(eval CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null))$(CMOCKA_LIBS)
 
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
 	-Wmissing-prototypes -Wstrict-prototypes
-BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARNINGS) -Icommon -Iagent -Irotator $(PKG_CFLAGS) \
+BASE_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARNINGS) -Icommon -Iagent -Irotator $(PKG_CFLAGS) \
 	-DMTD_SOURCE_DIR=\"$(CURDIR)\" -DMTD_DATADIR=\"$(DATADIR)\" \
 	-DMTD_VERSION=\"$(VERSION)\"
 OPT_CFLAGS ?= -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2
@@ -52,16 +56,20 @@ TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(sort $(wildcard test
 HEADERS := $(wildcard common/*.h agent/*.h rotator/*.h tests/unit/*.h)
 
 .PHONY: all deps check unit san-unit integration san-integration test-tools e2e fuzz fuzz-smoke bench demo install \
-	uninstall format clean
+	uninstall format clean fresh-check
 
 all: $(BUILD)/mtd-agent $(BUILD)/mtdctl
 
+# With deps among the goals (`make deps demo`), nothing compiles before it has
+# installed the libraries, also under -j.
+DEPS_FIRST := $(filter deps,$(MAKECMDGOALS))
+
 # --- objects -----------------------------------------------------------------
-$(BUILD)/obj/%.o: %.c $(HEADERS)
+$(BUILD)/obj/%.o: %.c $(HEADERS) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/san/%.o: %.c $(HEADERS)
+$(BUILD)/san/%.o: %.c $(HEADERS) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(CFLAGS) -c $< -o $@
 
@@ -109,7 +117,7 @@ san-unit: $(addprefix $(BUILD)/san/tests/,$(UNIT_TESTS))
 
 # --- integration and end-to-end (root, real kernel, own namespaces) ---------
 # Small programs the network tests drive (tests/tools/*.c).
-$(BUILD)/tools/%: tests/tools/%.c $(LIBS) $(HEADERS)
+$(BUILD)/tools/%: tests/tools/%.c $(LIBS) $(HEADERS) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS) $(PKG_LIBS)
 
@@ -140,7 +148,7 @@ FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
 # The sources are compiled once for every target (instrumented, not linked
 # with the fuzzer's main), then each target links its own entry point.
 FUZZ_OBJ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -g -O1
-$(BUILD)/fuzzobj/%.o: %.c $(HEADERS)
+$(BUILD)/fuzzobj/%.o: %.c $(HEADERS) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZ_OBJ_FLAGS) -c $< -o $@
 
@@ -160,7 +168,7 @@ fuzz-smoke: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
 	@tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
 
 # --- benchmarks ----------------------------------------------------------------
-$(BUILD)/bench/%: tests/bench/%.c $(LIBS) $(HEADERS)
+$(BUILD)/bench/%: tests/bench/%.c $(LIBS) $(HEADERS) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/bench -o $@ $< $(LIBS) $(PKG_LIBS)
 
@@ -177,6 +185,11 @@ check: deps
 
 demo: all $(TEST_TOOLS)
 	@BUILD=$(BUILD) scripts/demo
+
+# Both commands above, each as one invocation, on an overlay of / with the
+# project's packages purged and a clean clone of HEAD (root, ~15 min).
+fresh-check:
+	@scripts/fresh-check
 
 # --- install -------------------------------------------------------------------
 install: all
