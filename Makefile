@@ -56,7 +56,7 @@ TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(sort $(wildcard test
 HEADERS := $(wildcard common/*.h agent/*.h rotator/*.h tests/unit/*.h)
 
 .PHONY: all deps check unit san-unit integration san-integration test-tools e2e fuzz fuzz-smoke bench demo install \
-	uninstall format clean fresh-check
+	uninstall format clean fresh-check fixture-keys
 
 all: $(BUILD)/mtd-agent $(BUILD)/mtdctl
 
@@ -98,6 +98,13 @@ $(BUILD)/mtd-agent: $(BUILD)/obj/$(AGENT_MAIN:.c=.o) $(LIBS)
 $(BUILD)/mtdctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(MTDCTL_SRCS)) $(LIBS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# git keeps no mode bit but x, so a clone's example and test keys are 0644 and
+# the agent refuses them (a secret is owner-only, agent/secret_file.h): every
+# suite and the demo make them 0600 before anything reads them.
+KEY_FIXTURES := $(wildcard policies/examples/keys/*.key tests/policy/keys/*.key)
+fixture-keys:
+	@chmod 0600 $(KEY_FIXTURES)
+
 # --- unit tests (cmocka), plain and sanitized --------------------------------
 $(BUILD)/tests/%: tests/unit/%.c $(LIBS) $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -108,10 +115,10 @@ $(BUILD)/san/tests/%: tests/unit/%.c $(SAN_LIBS) $(HEADERS)
 	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(SAN_LIBS) \
 		$(PKG_LIBS) $(CMOCKA_LIBS)
 
-unit: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+unit: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS)) fixture-keys
 	@tests/run-unit $(BUILD)/tests $(UNIT_TESTS)
 
-san-unit: $(addprefix $(BUILD)/san/tests/,$(UNIT_TESTS))
+san-unit: $(addprefix $(BUILD)/san/tests/,$(UNIT_TESTS)) fixture-keys
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		tests/run-unit $(BUILD)/san/tests $(UNIT_TESTS)
 
@@ -121,10 +128,10 @@ $(BUILD)/tools/%: tests/tools/%.c $(LIBS) $(HEADERS) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS) $(PKG_LIBS)
 
-integration: all $(TEST_TOOLS)
+integration: all $(TEST_TOOLS) fixture-keys
 	@BUILD=$(BUILD) tests/run-scripts integration tests/integration
 
-e2e: all $(TEST_TOOLS)
+e2e: all $(TEST_TOOLS) fixture-keys
 	@BUILD=$(BUILD) tests/run-scripts e2e tests/e2e
 
 test-tools: $(TEST_TOOLS)
@@ -134,7 +141,7 @@ test-tools: $(TEST_TOOLS)
 # only a real kernel reaches (netlink replies, NFLOG, instances) under the
 # sanitizers too.
 SAN_BIN := $(BUILD)/san-bin
-san-integration:
+san-integration: fixture-keys
 	@$(MAKE) --no-print-directory BUILD=$(SAN_BIN) OPT_CFLAGS="-O1 -g $(SAN_FLAGS)" \
 		LDFLAGS="$(SAN_FLAGS)" all test-tools >/dev/null
 	@BUILD=$(SAN_BIN) MTD_TEST_SANITIZED="$(SAN_FLAGS)" \
@@ -161,10 +168,10 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzzobj/libfuzzed.a $(HEADERS)
 	$(FUZZ_CC) $(BASE_CFLAGS) -Wno-missing-prototypes $(FUZZ_FLAGS) -o $@ $< \
 		$(BUILD)/fuzzobj/libfuzzed.a $(PKG_LIBS)
 
-fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
+fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS)) fixture-keys
 	@tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-fuzz-smoke: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
+fuzz-smoke: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS)) fixture-keys
 	@tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
 
 # --- benchmarks ----------------------------------------------------------------
@@ -183,7 +190,7 @@ check: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/check
 
-demo: all $(TEST_TOOLS)
+demo: all $(TEST_TOOLS) fixture-keys
 	@BUILD=$(BUILD) scripts/demo
 
 # Both commands above, each as one invocation, on an overlay of / with the
