@@ -4,6 +4,7 @@
 #   make deps       install build and test dependencies (apt-get)
 #   make check      deps, build, unit, sanitizer unit, integration, sanitizer integration, e2e, fuzz smoke
 #   make demo       the agent on the example policies, in namespaces of its own
+#   make fresh-check  `make deps demo` and `make check` on a root without the packages
 #   make bench      benchmarks (each prints a comparison measured in the same run)
 #   make fuzz       each fuzz target for FUZZ_SECONDS
 #   make install    honours DESTDIR and PREFIX
@@ -25,13 +26,16 @@ FUZZ_SMOKE_SECONDS ?= 5
 
 CC ?= cc
 PKGS := libnftnl libmnl libseccomp libcrypto libsystemd inih jansson libcap
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+# Asked of pkg-config at first use, not when make reads this file: in
+# `make deps demo` the libraries exist only once deps has run. (Each is then
+# kept, so pkg-config runs once per variable.)
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
+PKG_LIBS = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null))$(PKG_LIBS)
+CMOCKA_LIBS = $(eval CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null))$(CMOCKA_LIBS)
 
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
 	-Wmissing-prototypes -Wstrict-prototypes
-BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARNINGS) -Icommon -Iagent -Irotator $(PKG_CFLAGS) \
+BASE_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARNINGS) -Icommon -Iagent -Irotator $(PKG_CFLAGS) \
 	-DMTD_SOURCE_DIR=\"$(CURDIR)\" -DMTD_DATADIR=\"$(DATADIR)\" \
 	-DMTD_VERSION=\"$(VERSION)\"
 OPT_CFLAGS ?= -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2
@@ -52,16 +56,20 @@ TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(sort $(wildcard test
 HEADERS := $(wildcard common/*.h agent/*.h rotator/*.h tests/unit/*.h)
 
 .PHONY: all deps check unit san-unit integration san-integration test-tools e2e fuzz fuzz-smoke bench demo install \
-	uninstall format clean
+	uninstall format clean fresh-check fixture-keys
 
 all: $(BUILD)/mtd-agent $(BUILD)/mtdctl
 
+# With deps among the goals (`make deps demo`), nothing compiles before it has
+# installed the libraries, also under -j.
+DEPS_FIRST := $(filter deps,$(MAKECMDGOALS))
+
 # --- objects -----------------------------------------------------------------
-$(BUILD)/obj/%.o: %.c $(HEADERS)
+$(BUILD)/obj/%.o: %.c $(HEADERS) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/san/%.o: %.c $(HEADERS)
+$(BUILD)/san/%.o: %.c $(HEADERS) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(CFLAGS) -c $< -o $@
 
@@ -90,6 +98,13 @@ $(BUILD)/mtd-agent: $(BUILD)/obj/$(AGENT_MAIN:.c=.o) $(LIBS)
 $(BUILD)/mtdctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(MTDCTL_SRCS)) $(LIBS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# git keeps no mode bit but x, so a clone's example and test keys are 0644 and
+# the agent refuses them (a secret is owner-only, agent/secret_file.h): every
+# suite and the demo make them 0600 before anything reads them.
+KEY_FIXTURES := $(wildcard policies/examples/keys/*.key tests/policy/keys/*.key)
+fixture-keys:
+	@chmod 0600 $(KEY_FIXTURES)
+
 # --- unit tests (cmocka), plain and sanitized --------------------------------
 $(BUILD)/tests/%: tests/unit/%.c $(LIBS) $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -100,23 +115,23 @@ $(BUILD)/san/tests/%: tests/unit/%.c $(SAN_LIBS) $(HEADERS)
 	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(SAN_LIBS) \
 		$(PKG_LIBS) $(CMOCKA_LIBS)
 
-unit: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+unit: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS)) fixture-keys
 	@tests/run-unit $(BUILD)/tests $(UNIT_TESTS)
 
-san-unit: $(addprefix $(BUILD)/san/tests/,$(UNIT_TESTS))
+san-unit: $(addprefix $(BUILD)/san/tests/,$(UNIT_TESTS)) fixture-keys
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		tests/run-unit $(BUILD)/san/tests $(UNIT_TESTS)
 
 # --- integration and end-to-end (root, real kernel, own namespaces) ---------
 # Small programs the network tests drive (tests/tools/*.c).
-$(BUILD)/tools/%: tests/tools/%.c $(LIBS) $(HEADERS)
+$(BUILD)/tools/%: tests/tools/%.c $(LIBS) $(HEADERS) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS) $(PKG_LIBS)
 
-integration: all $(TEST_TOOLS)
+integration: all $(TEST_TOOLS) fixture-keys
 	@BUILD=$(BUILD) tests/run-scripts integration tests/integration
 
-e2e: all $(TEST_TOOLS)
+e2e: all $(TEST_TOOLS) fixture-keys
 	@BUILD=$(BUILD) tests/run-scripts e2e tests/e2e
 
 test-tools: $(TEST_TOOLS)
@@ -126,7 +141,7 @@ test-tools: $(TEST_TOOLS)
 # only a real kernel reaches (netlink replies, NFLOG, instances) under the
 # sanitizers too.
 SAN_BIN := $(BUILD)/san-bin
-san-integration:
+san-integration: fixture-keys
 	@$(MAKE) --no-print-directory BUILD=$(SAN_BIN) OPT_CFLAGS="-O1 -g $(SAN_FLAGS)" \
 		LDFLAGS="$(SAN_FLAGS)" all test-tools >/dev/null
 	@BUILD=$(SAN_BIN) MTD_TEST_SANITIZED="$(SAN_FLAGS)" \
@@ -140,7 +155,7 @@ FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
 # The sources are compiled once for every target (instrumented, not linked
 # with the fuzzer's main), then each target links its own entry point.
 FUZZ_OBJ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -g -O1
-$(BUILD)/fuzzobj/%.o: %.c $(HEADERS)
+$(BUILD)/fuzzobj/%.o: %.c $(HEADERS) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZ_OBJ_FLAGS) -c $< -o $@
 
@@ -153,14 +168,14 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzzobj/libfuzzed.a $(HEADERS)
 	$(FUZZ_CC) $(BASE_CFLAGS) -Wno-missing-prototypes $(FUZZ_FLAGS) -o $@ $< \
 		$(BUILD)/fuzzobj/libfuzzed.a $(PKG_LIBS)
 
-fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
+fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS)) fixture-keys
 	@tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-fuzz-smoke: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
+fuzz-smoke: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS)) fixture-keys
 	@tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
 
 # --- benchmarks ----------------------------------------------------------------
-$(BUILD)/bench/%: tests/bench/%.c $(LIBS) $(HEADERS)
+$(BUILD)/bench/%: tests/bench/%.c $(LIBS) $(HEADERS) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/bench -o $@ $< $(LIBS) $(PKG_LIBS)
 
@@ -175,8 +190,13 @@ check: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/check
 
-demo: all $(TEST_TOOLS)
+demo: all $(TEST_TOOLS) fixture-keys
 	@BUILD=$(BUILD) scripts/demo
+
+# Both commands above, each as one invocation, on an overlay of / with the
+# project's packages purged and a clean clone of HEAD (root, ~15 min).
+fresh-check:
+	@scripts/fresh-check
 
 # --- install -------------------------------------------------------------------
 install: all

@@ -634,7 +634,10 @@ static int open_audit(struct agent *agent)
 			   &agent->audit, &report);
 	if (r < 0) {
 		log_error("audit: cannot open %s (key in %s): %s", agent->options.audit_log,
-			  agent->options.state_dir, strerror(-r));
+			  agent->options.state_dir,
+			  r == -EPERM ? "audit.key must be a regular file owned by root, not "
+					"accessible to group or others"
+				      : strerror(-r));
 		return r;
 	}
 	if (report.created_key && report.verify_key_path)

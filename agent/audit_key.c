@@ -24,6 +24,7 @@
 
 #include "audit_internal.h"
 #include "macro.h"
+#include "secret_file.h"
 
 #define KEY_STATE_FILE_MAX 512
 
@@ -63,15 +64,21 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* Reads a small file whole; fails -EFBIG when it has max bytes or more. */
+/* Reads a small file that holds a key whole; fails -EFBIG when it has max
+ * bytes or more, -EPERM when it may not hold a secret (secret_file.h). */
 static int read_small(int dir_fd, const char *path, char *buf, size_t max, size_t *ret_len)
 {
 	_cleanup_close_ int fd = -1;
+	struct stat st;
 	size_t len = 0;
 
-	fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (secret_file_refusal(&st))
+		return -EPERM;
 	for (;;) {
 		ssize_t n = read(fd, buf + len, max - len);
 

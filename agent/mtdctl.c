@@ -77,48 +77,6 @@ void mtdctl_format_usec(uint64_t usec, char *buffer, size_t size)
 		snprintf(buffer, size, "0");
 }
 
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"usage: mtdctl [--socket PATH] [--json] COMMAND [ARG]...\n"
-		"Control the mtd-agent moving-target-defense agent.\n\n"
-		"Commands that ask the running agent:\n"
-		"  status                      agent and services\n"
-		"  policy list                 services in force\n"
-		"  policy show NAME            one service's policy as the agent holds it\n"
-		"  reload                      validate the policy directory and apply it (root)\n"
-		"  unblock ADDRESS             let a source blocked by a decoy hit in again (root)\n"
-		"  instances                   running instances: id, service, pid, address, state\n"
-		"  quarantine INSTANCE|SERVICE [--reason TEXT]\n"
-		"                              replace it, then freeze it for forensics (root)\n"
-		"  release ID                  kill a quarantined instance, remove what was kept (root)\n"
-		"  inspect [--verify] ID       what was kept of a quarantined instance, and why;\n"
-		"                              --verify (root) checks every kept file now\n"
-		"  audit show [--since SEQ] [--follow]\n"
-		"                              audit records after SEQ; --follow keeps going\n\n"
-		"Commands that work offline:\n"
-		"  policy check PATH...        validate policy files or directories\n"
-		"  audit init --key-out FILE [--state-dir DIR]\n"
-		"                              create the audit key; FILE is the verification key\n"
-		"  audit verify --key FILE LOG...\n"
-		"                              verify audit logs (oldest first)\n"
-		"  port SERVICE --policy FILE [--at TIME] [--candidates N]\n"
-		"                              the service's public port now (or at TIME)\n"
-		"  connect SERVICE --policy FILE HOST\n"
-		"                              stdio proxy to the current port (ssh ProxyCommand)\n"
-		"  keygen --out PREFIX         Ed25519 pair PREFIX.key (0600) and PREFIX.pub\n"
-		"  snapshot create --key KEY [--allow-devices] [--allow-setuid] SRC DEST\n"
-		"  snapshot create --key KEY --from-binary BINARY... DEST\n"
-		"                              signed snapshot of a tree or of a binary's closure\n"
-		"  snapshot verify --pubkey PUB [--allow-devices] [--allow-setuid] DIR\n"
-		"                              exit 0 only if DIR matches its signed manifest\n\n"
-		"Options:\n"
-		"  --socket PATH   control socket [/run/mtd/control.sock]\n"
-		"  --json          print the raw JSON\n"
-		"  --help, --version\n\n"
-		"Exit status: 0 ok, 1 failure, 2 usage.\n");
-}
-
 static int connect_agent(const char *path, int *ret_fd)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -648,86 +606,260 @@ static int parse_since(const char *value, uint64_t *ret)
 	return 0;
 }
 
-static int dispatch_audit(const struct mtdctl *ctl, int argc, char **argv)
+static int run_audit_show(const struct mtdctl *ctl, int argc, char **argv)
 {
-	if (argc < 2)
-		return mtdctl_usage_error("audit: expected show, init or verify");
-	if (streq(argv[1], "init"))
-		return mtdctl_audit_init(ctl, argc - 1, argv + 1);
-	if (streq(argv[1], "verify"))
-		return mtdctl_audit_verify(ctl, argc - 1, argv + 1);
-	if (streq(argv[1], "show")) {
-		uint64_t since = 0;
-		bool follow = false;
+	uint64_t since = 0;
+	bool follow = false;
 
-		for (int i = 2; i < argc; i++) {
-			if (streq(argv[i], "--follow") || streq(argv[i], "-f")) {
-				follow = true;
-			} else if (streq(argv[i], "--since") && i + 1 < argc) {
-				if (parse_since(argv[++i], &since) < 0)
-					return mtdctl_usage_error("audit show: --since wants a "
-								  "sequence number, not '%s'",
-								  argv[i]);
-			} else {
-				return mtdctl_usage_error("audit show: unexpected argument '%s'",
+	for (int i = 2; i < argc; i++) {
+		if (streq(argv[i], "--follow") || streq(argv[i], "-f")) {
+			follow = true;
+		} else if (streq(argv[i], "--since") && i + 1 < argc) {
+			if (parse_since(argv[++i], &since) < 0)
+				return mtdctl_usage_error("audit show: --since wants a "
+							  "sequence number, not '%s'",
 							  argv[i]);
-			}
+		} else {
+			return mtdctl_usage_error("audit show: unexpected argument '%s'", argv[i]);
 		}
-		return command_audit_show(ctl, since, follow);
 	}
-	return mtdctl_usage_error("audit: unknown subcommand '%s'", argv[1]);
+	return command_audit_show(ctl, since, follow);
+}
+
+/* Commands without arguments: status, reload, instances, policy list. */
+static int run_no_arguments(const struct mtdctl *ctl, int argc, char **argv, int words,
+			    int (*command)(const struct mtdctl *))
+{
+	if (argc != words)
+		return mtdctl_usage_error("%s%s%s takes no arguments", argv[0], words > 1 ? " " : "",
+					  words > 1 ? argv[1] : "");
+	return command(ctl);
+}
+
+static int run_status(const struct mtdctl *ctl, int argc, char **argv)
+{
+	return run_no_arguments(ctl, argc, argv, 1, command_status);
+}
+
+static int run_reload(const struct mtdctl *ctl, int argc, char **argv)
+{
+	return run_no_arguments(ctl, argc, argv, 1, command_reload);
+}
+
+static int run_instances(const struct mtdctl *ctl, int argc, char **argv)
+{
+	return run_no_arguments(ctl, argc, argv, 1, command_instances);
+}
+
+static int run_policy_list(const struct mtdctl *ctl, int argc, char **argv)
+{
+	return run_no_arguments(ctl, argc, argv, 2, command_policy_list);
+}
+
+static int run_policy_show(const struct mtdctl *ctl, int argc, char **argv)
+{
+	if (argc != 3)
+		return mtdctl_usage_error("policy show: expected one service name");
+	return command_policy_show(ctl, argv[2]);
+}
+
+static int run_unblock(const struct mtdctl *ctl, int argc, char **argv)
+{
+	if (argc != 2)
+		return mtdctl_usage_error("unblock: expected one address");
+	return command_unblock(ctl, argv[1]);
+}
+
+static int run_quarantine(const struct mtdctl *ctl, int argc, char **argv)
+{
+	return command_quarantine(ctl, CONTROL_QUARANTINE, argc, argv);
+}
+
+static int run_release(const struct mtdctl *ctl, int argc, char **argv)
+{
+	return command_quarantine(ctl, CONTROL_RELEASE, argc, argv);
+}
+
+static int run_inspect(const struct mtdctl *ctl, int argc, char **argv)
+{
+	return command_quarantine(ctl, CONTROL_INSPECT, argc, argv);
+}
+
+/* The offline commands of two words take their arguments from the second. */
+static int run_policy_check(const struct mtdctl *ctl, int argc, char **argv)
+{
+	return mtdctl_policy_check(ctl, argc - 1, argv + 1);
+}
+
+static int run_audit_init(const struct mtdctl *ctl, int argc, char **argv)
+{
+	return mtdctl_audit_init(ctl, argc - 1, argv + 1);
+}
+
+static int run_audit_verify(const struct mtdctl *ctl, int argc, char **argv)
+{
+	return mtdctl_audit_verify(ctl, argc - 1, argv + 1);
+}
+
+/* One row per command: it drives the dispatch, `mtdctl --help` and
+ * `mtdctl COMMAND --help`. run() gets argv from the command's first word. A
+ * synopsis may hold several lines, one per form. */
+struct mtdctl_command {
+	const char *name;
+	const char *synopsis;
+	const char *summary;
+	bool offline;
+	int (*run)(const struct mtdctl *ctl, int argc, char **argv);
+};
+
+static const struct mtdctl_command commands[] = {
+	{"status", "", "agent and services", false, run_status},
+	{"policy list", "", "services in force", false, run_policy_list},
+	{"policy show", "NAME", "one service's policy as the agent holds it", false,
+	 run_policy_show},
+	{"reload", "", "validate the policy directory and apply it (root)", false, run_reload},
+	{"unblock", "ADDRESS", "let a source blocked by a decoy hit in again (root)", false,
+	 run_unblock},
+	{"instances", "", "running instances: id, service, pid, address, state", false,
+	 run_instances},
+	{"quarantine", "INSTANCE|SERVICE [--reason TEXT]",
+	 "replace it, then freeze it for forensics (root)", false, run_quarantine},
+	{"release", "ID", "kill a quarantined instance, remove what was kept (root)", false,
+	 run_release},
+	{"inspect", "[--verify] ID",
+	 "what was kept of a quarantined instance, and why; --verify (root) re-checks every file",
+	 false, run_inspect},
+	{"audit show", "[--since SEQ] [--follow]", "audit records after SEQ; --follow keeps going",
+	 false, run_audit_show},
+	{"policy check", "PATH...", "validate policy files or directories", true,
+	 run_policy_check},
+	{"audit init", "--key-out FILE [--state-dir DIR]",
+	 "create the audit key; FILE is the verification key", true, run_audit_init},
+	{"audit verify", "--key FILE LOG...", "verify audit logs (oldest first)", true,
+	 run_audit_verify},
+	{"port", "SERVICE --policy FILE [--at TIME] [--candidates N]",
+	 "the service's public port now (or at TIME)", true, mtdctl_port},
+	{"connect", "SERVICE --policy FILE HOST", "stdio proxy to the current port (ssh ProxyCommand)",
+	 true, mtdctl_connect},
+	{"keygen", "--out PREFIX", "Ed25519 pair PREFIX.key (0600) and PREFIX.pub", true,
+	 mtdctl_keygen},
+	{"snapshot create",
+	 "--key KEY [--allow-devices] [--allow-setuid] SRC DEST\n--key KEY --from-binary BINARY... DEST",
+	 "signed snapshot of a tree or of a binary's closure", true, mtdctl_snapshot},
+	{"snapshot verify", "--pubkey PUB [--allow-devices] [--allow-setuid] DIR",
+	 "exit 0 only if DIR matches its signed manifest", true, mtdctl_snapshot},
+};
+
+#define SUMMARY_COLUMN 30
+
+/* "  NAME SYNOPSIS" per form, then the summary: beside the last form when it
+ * fits, else on a line of its own. */
+static void print_command(FILE *out, const struct mtdctl_command *c)
+{
+	const char *form = c->synopsis;
+	int width = 0;
+
+	for (;;) {
+		size_t len = strcspn(form, "\n");
+
+		if (width > 0)
+			fputc('\n', out);
+		width = fprintf(out, "  %s%s%.*s", c->name, len ? " " : "", (int)len, form);
+		if (!form[len])
+			break;
+		form += len + 1;
+	}
+	if (width < SUMMARY_COLUMN - 1)
+		fprintf(out, "%*s%s\n", SUMMARY_COLUMN - width, "", c->summary);
+	else
+		fprintf(out, "\n%*s%s\n", SUMMARY_COLUMN, "", c->summary);
+}
+
+static void usage(FILE *out)
+{
+	fputs("usage: mtdctl [--socket PATH] [--json] COMMAND [ARG]...\n"
+	      "Control the mtd-agent moving-target-defense agent.\n\n"
+	      "Commands that ask the running agent:\n",
+	      out);
+	for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+		if (!commands[i].offline)
+			print_command(out, &commands[i]);
+	fputs("\nCommands that work offline:\n", out);
+	for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+		if (commands[i].offline)
+			print_command(out, &commands[i]);
+	fputs("\nOptions:\n"
+	      "  --socket PATH   control socket [/run/mtd/control.sock]\n"
+	      "  --json          print the raw JSON\n"
+	      "  --help, --version\n\n"
+	      "COMMAND --help prints that command's usage.\n"
+	      "Exit status: 0 ok, 1 failure, 2 usage.\n",
+	      out);
+}
+
+/* How many of argv's first words name command c: 0 (not it), 1 or 2 (it),
+ * or -1 when only its first word matches (the group, e.g. "policy"). */
+static int command_matches(const struct mtdctl_command *c, int argc, char **argv)
+{
+	size_t first = strcspn(c->name, " ");
+
+	if (strlen(argv[0]) != first || strncmp(argv[0], c->name, first) != 0)
+		return 0;
+	if (!c->name[first])
+		return 1;
+	return argc >= 2 && streq(argv[1], c->name + first + 1) ? 2 : -1;
+}
+
+static bool asks_for_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (streq(argv[i], "--help") || streq(argv[i], "-h"))
+			return true;
+	return false;
 }
 
 static int dispatch(const struct mtdctl *ctl, int argc, char **argv)
 {
-	const char *command = argv[0];
+	const struct mtdctl_command *group[ELEMENTSOF(commands)];
+	size_t n_group = 0;
 
-	if (streq(command, "status")) {
-		if (argc != 1)
-			return mtdctl_usage_error("status takes no arguments");
-		return command_status(ctl);
+	for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+		const struct mtdctl_command *c = &commands[i];
+		int words = command_matches(c, argc, argv);
+
+		if (words > 0) {
+			if (asks_for_help(argc, argv)) {
+				printf("usage: mtdctl [--socket PATH] [--json] %s%s", c->name,
+				       c->synopsis[0] ? " " : "");
+				for (const char *s = c->synopsis; *s; s++)
+					if (*s == '\n')
+						printf("\n       mtdctl [--socket PATH] [--json] %s ",
+						       c->name);
+					else
+						putchar(*s);
+				printf("\n%s\n", c->summary);
+				return 0;
+			}
+			return c->run(ctl, argc, argv);
+		}
+		if (words < 0)
+			group[n_group++] = c;
 	}
-	if (streq(command, "reload")) {
-		if (argc != 1)
-			return mtdctl_usage_error("reload takes no arguments");
-		return command_reload(ctl);
+	if (n_group == 0)
+		return mtdctl_usage_error("unknown command '%s'", argv[0]);
+	if (argc >= 2 && !streq(argv[1], "--help") && !streq(argv[1], "-h")) {
+		fprintf(stderr, "mtdctl: %s: unknown subcommand '%s'; expected", argv[0], argv[1]);
+	} else if (argc >= 2) {
+		for (size_t i = 0; i < n_group; i++)
+			print_command(stdout, group[i]);
+		return 0;
+	} else {
+		fprintf(stderr, "mtdctl: %s: expected", argv[0]);
 	}
-	if (streq(command, "policy")) {
-		if (argc >= 2 && streq(argv[1], "list") && argc == 2)
-			return command_policy_list(ctl);
-		if (argc == 3 && streq(argv[1], "show"))
-			return command_policy_show(ctl, argv[2]);
-		if (argc >= 2 && streq(argv[1], "check"))
-			return mtdctl_policy_check(ctl, argc - 1, argv + 1);
-		return mtdctl_usage_error("policy: expected list, show NAME or check PATH...");
-	}
-	if (streq(command, "audit"))
-		return dispatch_audit(ctl, argc, argv);
-	if (streq(command, "instances")) {
-		if (argc != 1)
-			return mtdctl_usage_error("instances takes no arguments");
-		return command_instances(ctl);
-	}
-	if (streq(command, "quarantine"))
-		return command_quarantine(ctl, CONTROL_QUARANTINE, argc, argv);
-	if (streq(command, "release"))
-		return command_quarantine(ctl, CONTROL_RELEASE, argc, argv);
-	if (streq(command, "inspect"))
-		return command_quarantine(ctl, CONTROL_INSPECT, argc, argv);
-	if (streq(command, "unblock")) {
-		if (argc != 2)
-			return mtdctl_usage_error("unblock: expected one address");
-		return command_unblock(ctl, argv[1]);
-	}
-	if (streq(command, "port"))
-		return mtdctl_port(ctl, argc, argv);
-	if (streq(command, "connect"))
-		return mtdctl_connect(ctl, argc, argv);
-	if (streq(command, "keygen"))
-		return mtdctl_keygen(ctl, argc, argv);
-	if (streq(command, "snapshot"))
-		return mtdctl_snapshot(ctl, argc, argv);
-	return mtdctl_usage_error("unknown command '%s'", command);
+	for (size_t i = 0; i < n_group; i++)
+		fprintf(stderr, "%s %s", i ? "," : "", group[i]->name + strlen(argv[0]) + 1);
+	fputs(" (see mtdctl --help)\n", stderr);
+	return EXIT_USAGE;
 }
 
 int main(int argc, char **argv)

@@ -121,7 +121,10 @@ int mtdctl_audit_verify(const struct mtdctl *ctl, int argc, char **argv)
 	if (r < 0) {
 		free(logs);
 		return mtdctl_fail("audit verify: cannot read key %s: %s", key_path,
-				   r == -EINVAL ? "not 64 hex digits" : strerror(-r));
+				   r == -EINVAL ? "not 64 hex digits"
+				   : r == -EPERM ? "a key must be a regular file owned by root or "
+						   "you, not accessible to group or others (chmod 0600)"
+						 : strerror(-r));
 	}
 	r = audit_verify_files(key, logs, n_logs, &result);
 	free(logs);

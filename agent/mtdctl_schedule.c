@@ -44,6 +44,7 @@ static int client_schedule_load(const char *service, const char *policy_path,
 {
 	struct policy_errors errors = {0};
 	struct client_schedule s = {0};
+	_cleanup_free_ char *error = NULL;
 	int r;
 
 	r = policy_set_load(&policy_path, 1, &s.set, &errors);
@@ -67,11 +68,10 @@ static int client_schedule_load(const char *service, const char *policy_path,
 		return mtdctl_fail("%s: service %s does not rotate (no [Rotation])", policy_path,
 				   service);
 	}
-	r = policy_read_key_file(s.policy->key_file, &s.key, &s.key_len);
+	r = policy_read_key_file(s.policy->key_file, &s.key, &s.key_len, &error);
 	if (r < 0) {
 		policy_set_free(s.set);
-		return mtdctl_fail("%s: cannot read the key: %s", s.policy->key_file,
-				   strerror(-r));
+		return mtdctl_fail("cannot read the key: %s", error ? error : strerror(-r));
 	}
 	*ret = s;
 	return 0;

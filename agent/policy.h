@@ -175,9 +175,12 @@ void policy_errors_free(struct policy_errors *errors);
 
 /* Read a KeyFile=: hex text (64 to 256 hex digits = 32 to 128 bytes; white
  * space, blank lines and '#' comment lines ignored), a regular file of at most
- * 64 KiB. Returns 0 and a malloc'd key (the caller explicit_bzero()s and frees
- * it), -EINVAL for bad contents, or -errno. */
-int policy_read_key_file(const char *path, uint8_t **ret_key, size_t *ret_len);
+ * 64 KiB, owned by root or the reader and closed to group and others
+ * (secret_file.h). Returns 0 and a malloc'd key (the caller explicit_bzero()s
+ * and frees it), -EINVAL for bad contents, -EPERM for a file that may not
+ * hold a secret, or -errno; on failure *ret_error (if not NULL) is a malloc'd
+ * "PATH: reason" (NULL when out of memory). */
+int policy_read_key_file(const char *path, uint8_t **ret_key, size_t *ret_len, char **ret_error);
 
 /* "FILE:LINE: Section.Key: reason"; ":LINE" is omitted when 0, "[Section]: "
  * replaces "Section.Key: " when there is no key, and neither appears when

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "policy_internal.h"
+#include "secret_file.h"
 #include "policy_value.h"
 
 #define KEY_FILE_SIZE_MAX (64 * 1024)
@@ -83,9 +84,10 @@ char *policy_error_format(const struct policy_error *e)
 	return s;
 }
 
-/* reason is set for bad contents (-EINVAL), NULL for system errors. */
+/* ret_reason is set for bad contents (-EINVAL) and for a file that may not
+ * hold a secret (-EPERM, with its status in ret_st), NULL for system errors. */
 static int read_key_file(const char *path, uint8_t **ret_key, size_t *ret_len,
-			 const char **ret_reason)
+			 const char **ret_reason, struct stat *ret_st)
 {
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ char *buf = NULL;
@@ -109,6 +111,12 @@ static int read_key_file(const char *path, uint8_t **ret_key, size_t *ret_len,
 	if (!S_ISREG(st.st_mode)) {
 		*ret_reason = "not a regular file";
 		return -EINVAL;
+	}
+	/* Decided on the descriptor read below, not on the path looked at above. */
+	*ret_reason = secret_file_refusal(&st);
+	if (*ret_reason) {
+		*ret_st = st;
+		return -EPERM;
 	}
 	if (st.st_size > KEY_FILE_SIZE_MAX) {
 		*ret_reason = "key file larger than 64 KiB";
@@ -140,10 +148,29 @@ static int read_key_file(const char *path, uint8_t **ret_key, size_t *ret_len,
 	return r;
 }
 
-int policy_read_key_file(const char *path, uint8_t **ret_key, size_t *ret_len)
+/* "PATH: reason" and, for a refused secret, "(owner uid U, mode M)". */
+static char *key_file_error(const char *path, const char *reason, int r, const struct stat *st)
+{
+	char facts[64] = "";
+	char *s;
+
+	if (r == -EPERM && reason)
+		secret_file_describe(st, facts, sizeof(facts));
+	if (asprintf(&s, "%s: %s%s%s%s", path, reason ? reason : strerror(-r), facts[0] ? " (" : "",
+		     facts, facts[0] ? ")" : "") < 0)
+		return NULL;
+	return s;
+}
+
+int policy_read_key_file(const char *path, uint8_t **ret_key, size_t *ret_len, char **ret_error)
 {
 	const char *reason;
-	return read_key_file(path, ret_key, ret_len, &reason);
+	struct stat st;
+	int r = read_key_file(path, ret_key, ret_len, &reason, &st);
+
+	if (r < 0 && ret_error)
+		*ret_error = key_file_error(path, reason, r, &st);
+	return r;
 }
 
 struct vstate {
@@ -281,13 +308,12 @@ static void validate_rotation(struct vstate *v)
 	if (p->key_file) {
 		uint8_t *key = NULL;
 		size_t len = 0;
-		const char *reason;
-		int r = read_key_file(p->key_file, &key, &len, &reason);
-		if (r == -ENOMEM)
-			v->r = r;
+		_cleanup_free_ char *error = NULL;
+		int r = policy_read_key_file(p->key_file, &key, &len, &error);
+		if (r == -ENOMEM || (r < 0 && !error))
+			v->r = -ENOMEM;
 		else if (r < 0)
-			err(v, kl(v, "Rotation", "KeyFile"), "Rotation", "KeyFile", "%s: %s",
-			    p->key_file, reason ? reason : strerror(-r));
+			err(v, kl(v, "Rotation", "KeyFile"), "Rotation", "KeyFile", "%s", error);
 		if (key) {
 			explicit_bzero(key, len);
 			free(key);

@@ -771,10 +771,12 @@ static int load_services(const struct policy_set *set, struct rotated_service **
 			continue;
 		s = &services[n++];
 		s->policy = p;
-		r = policy_read_key_file(p->key_file, &s->key, &s->key_len);
+		_cleanup_free_ char *error = NULL;
+
+		r = policy_read_key_file(p->key_file, &s->key, &s->key_len, &error);
 		if (r < 0) {
-			if (asprintf(ret_error, "%s: KeyFile %s: %s", p->name, p->key_file,
-				     strerror(-r)) < 0)
+			if (asprintf(ret_error, "%s: KeyFile %s", p->name,
+				     error ? error : strerror(-r)) < 0)
 				*ret_error = NULL;
 			services_free(services, n);
 			return r;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "secret_file.h"
 #include "snapshot_internal.h"
 
 #define KEY_FILE_MAX (64 * 1024)
@@ -85,11 +86,13 @@ static int load_key(const char *path, bool private, EVP_PKEY **ret_key,
 	if (private) {
 		struct stat st;
 
-		/* Like ssh: a private key others can read is not used. */
-		if (stat(path, &st) == 0 && (st.st_mode & 077)) {
-			snapshot_error_set(ret_error, path,
-					   "private key permissions %04o are too open (want 0600)",
-					   (unsigned)(st.st_mode & 07777));
+		/* Like ssh: a private key others can read or own is not used. */
+		if (stat(path, &st) == 0 && secret_file_refusal(&st)) {
+			char facts[64];
+
+			secret_file_describe(&st, facts, sizeof(facts));
+			snapshot_error_set(ret_error, path, "private key: %s (%s)",
+					   secret_file_refusal(&st), facts);
 			return -EPERM;
 		}
 	}

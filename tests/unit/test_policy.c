@@ -493,17 +493,89 @@ static void test_key_file_is_read_as_hex(void **state)
 	const char *hex = strchr(text, '\n') + 1;
 	unsigned first;
 
-	assert_int_equal(policy_read_key_file("tests/policy/keys/test.key", &key, &len), 0);
+	assert_int_equal(policy_read_key_file("tests/policy/keys/test.key", &key, &len, NULL), 0);
 	assert_int_equal(len, 32);
 	assert_int_equal(sscanf(hex, "%2x", &first), 1);
 	assert_int_equal(key[0], first);
 	free(key);
 	key = NULL;
-	assert_int_equal(policy_read_key_file("tests/policy/keys/short.key", &key, &len), -EINVAL);
-	assert_int_equal(policy_read_key_file("tests/policy/keys", &key, &len), -EINVAL);
-	assert_int_equal(policy_read_key_file("tests/policy/keys/none.key", &key, &len), -ENOENT);
+	assert_int_equal(policy_read_key_file("tests/policy/keys/short.key", &key, &len, NULL), -EINVAL);
+	assert_int_equal(policy_read_key_file("tests/policy/keys", &key, &len, NULL), -EINVAL);
+	assert_int_equal(policy_read_key_file("tests/policy/keys/none.key", &key, &len, NULL), -ENOENT);
 	assert_null(key);
 	free(text);
+}
+
+/* A key group or others may read, or that another user owns, is refused
+ * with the file, its owner and its mode, by the reader and by the whole-set
+ * validation (`mtdctl policy check`). */
+static void test_key_file_must_be_owner_only(void **state)
+{
+	char dir[] = "/tmp/mtd-test-key.XXXXXX";
+	char key_path[64], policy_path[64], *error = NULL;
+	const char *const paths[1] = {dir};
+	struct policy_set *set = NULL;
+	struct policy_errors errors = {0};
+	uint8_t *key = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(key_path, sizeof(key_path), "%s/web.key", dir);
+	snprintf(policy_path, sizeof(policy_path), "%s/web.policy", dir);
+	f = fopen(key_path, "w");
+	assert_non_null(f);
+	fputs("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", f);
+	fclose(f);
+	f = fopen(policy_path, "w");
+	assert_non_null(f);
+	fputs("[Service]\nName=web\nBackend=10.0.0.1:80\n[Rotation]\nPublicPorts=100-200\n"
+	      "KeyFile=web.key\n",
+	      f);
+	fclose(f);
+
+	assert_int_equal(chmod(key_path, 0644), 0);
+	assert_int_equal(policy_read_key_file(key_path, &key, &len, &error), -EPERM);
+	assert_null(key);
+	assert_non_null(strstr(error, "not be accessible to group or others"));
+	assert_non_null(strstr(error, "mode 0644"));
+	assert_non_null(strstr(error, key_path));
+	free(error);
+	error = NULL;
+
+	assert_int_equal(policy_set_load(paths, 1, &set, &errors), -EINVAL);
+	assert_int_equal(errors.count, 1);
+	assert_string_equal(errors.items[0].key, "KeyFile");
+	assert_int_equal(errors.items[0].line, 6);
+	assert_non_null(strstr(errors.items[0].reason, "mode 0644"));
+	policy_errors_free(&errors);
+
+	assert_int_equal(chmod(key_path, 0660), 0);
+	assert_int_equal(policy_read_key_file(key_path, &key, &len, NULL), -EPERM);
+	assert_int_equal(chmod(key_path, 0606), 0);
+	assert_int_equal(policy_read_key_file(key_path, &key, &len, NULL), -EPERM);
+
+	if (geteuid() == 0) {
+		/* Root reads only root's secrets: another user could rewrite it. */
+		assert_int_equal(chmod(key_path, 0600), 0);
+		assert_int_equal(chown(key_path, 4242, 0), 0);
+		assert_int_equal(policy_read_key_file(key_path, &key, &len, &error), -EPERM);
+		assert_non_null(strstr(error, "owner uid 4242"));
+		free(error);
+		error = NULL;
+		assert_int_equal(chown(key_path, 0, 0), 0);
+	}
+
+	assert_int_equal(chmod(key_path, 0400), 0);
+	assert_int_equal(policy_read_key_file(key_path, &key, &len, &error), 0);
+	assert_int_equal(len, 32);
+	free(key);
+	assert_int_equal(policy_set_load(paths, 1, &set, &errors), 0);
+	policy_set_free(set);
+
+	assert_int_equal(unlink(key_path), 0);
+	assert_int_equal(unlink(policy_path), 0);
+	assert_int_equal(rmdir(dir), 0);
 }
 
 static void test_grace_default_fits_short_interval(void **state)
@@ -590,6 +662,7 @@ int main(void)
 	    cmocka_unit_test(test_every_key_of_full_policy),
 	    cmocka_unit_test(test_json_renders_readable_values),
 	    cmocka_unit_test(test_key_file_is_read_as_hex),
+	    cmocka_unit_test(test_key_file_must_be_owner_only),
 	    cmocka_unit_test(test_grace_default_fits_short_interval),
 	    cmocka_unit_test(test_repeated_keys_append),
 	    cmocka_unit_test(test_error_format_variants),

@@ -432,7 +432,7 @@ static void test_keygen_refuses_overwrite(void **state)
 	assert_int_equal(st.st_mode & 0777, 0600);
 	assert_int_equal(chmod(f->key, 0644), 0);
 	assert_int_equal(snapshot_create(f->src, f->snap, f->key, NULL, &f->e), -EPERM);
-	assert_non_null(strstr(f->e.reason, "too open"));
+	assert_non_null(strstr(f->e.reason, "not be accessible to group or others"));
 	assert_int_equal(snapshot_create(f->src, f->snap, f->pub, NULL, &f->e),
 			 -EPERM + 0 * 0 - 0 ?: -EPERM);
 }
