@@ -434,7 +434,9 @@ static int arm_denials_timer(struct agent *agent)
 }
 
 /* A refusal is audited (and logged) when it is the first of its uid in a
- * window; the rest of the window is one record when the window ends. */
+ * window; the rest of the window is one record when the window ends. Not
+ * fdatasync'd: a refusal has no effect to make durable first, and syncs in
+ * the refusal path would be the attacker's to multiply. */
 static void on_control_refusal(const struct control_peer *peer, enum control_refusal kind,
 			       const char *command, const char *reason, void *userdata)
 {
@@ -450,7 +452,7 @@ static void on_control_refusal(const struct control_peer *peer, enum control_ref
 		    "%us are counted in one record)",
 		    (unsigned)peer->uid, (int)peer->pid, reason,
 		    CONTROL_DENIALS_WINDOW_USEC / 1000000u);
-	(void)agent_audit(agent, "control-denied", fields, true);
+	(void)agent_audit(agent, "control-denied", fields, false);
 	(void)arm_denials_timer(agent);
 }
 
@@ -468,7 +470,7 @@ static int on_denials_timer(sd_event_source *source, uint64_t usec, void *userda
 			    (long long)json_integer_value(json_object_get(fields, "count")),
 			    json_is_integer(uid) ? "" : "(other uids)",
 			    CONTROL_DENIALS_WINDOW_USEC / 1000000u);
-		(void)agent_audit(agent, "control-denied", fields, true);
+		(void)agent_audit(agent, "control-denied", fields, false);
 	}
 	return arm_denials_timer(agent);
 }

@@ -67,6 +67,9 @@ struct control_server {
 	unsigned n_clients;
 	struct control_limits *limits;
 	uint64_t refused[_CONTROL_REFUSED_MAX];
+	uint64_t callbacks;         /* of the listening socket and the clients */
+	uint64_t max_callback_usec; /* the longest of them, wall clock (preemption included) */
+	uint64_t max_callback_cpu_usec; /* the most CPU time one of them used: the work */
 };
 
 static const char *const refusal_names[_CONTROL_REFUSED_MAX] = {
@@ -81,12 +84,26 @@ const char *control_refusal_name(enum control_refusal kind)
 	return (unsigned)kind < _CONTROL_REFUSED_MAX ? refusal_names[kind] : "?";
 }
 
-static uint64_t monotonic_usec(void)
+static uint64_t clock_usec(clockid_t clock)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(clock, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t monotonic_usec(void)
+{
+	return clock_usec(CLOCK_MONOTONIC);
+}
+
+struct callback_clock {
+	uint64_t wall, cpu;
+};
+
+static struct callback_clock callback_start(void)
+{
+	return (struct callback_clock){monotonic_usec(), clock_usec(CLOCK_THREAD_CPUTIME_ID)};
 }
 
 static void client_free(struct control_client *client)
@@ -342,14 +359,24 @@ static int client_read(struct control_client *client)
 	return 0;
 }
 
-static int on_client_io(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+static void note_callback(struct control_server *server, struct callback_clock start)
 {
-	struct control_client *client = userdata;
+	uint64_t wall = monotonic_usec() - start.wall;
+	uint64_t cpu = clock_usec(CLOCK_THREAD_CPUTIME_ID) - start.cpu;
 
+	server->callbacks++;
+	if (wall > server->max_callback_usec)
+		server->max_callback_usec = wall;
+	if (cpu > server->max_callback_cpu_usec)
+		server->max_callback_cpu_usec = cpu;
+}
+
+static void client_io(struct control_client *client, uint32_t revents)
+{
 	if (revents & EPOLLOUT) {
 		if (client_flush(client) < 0) {
 			client_kill(client);
-			return 0;
+			return;
 		}
 	}
 	if (client->job_step) {
@@ -357,12 +384,22 @@ static int on_client_io(sd_event_source *source, int fd, uint32_t revents, void 
 			client_kill(client);
 		else if (revents & EPOLLOUT)
 			client_step_job(client);
-		return 0;
+		return;
 	}
 	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		if (client_read(client) < 0)
 			client_kill(client);
 	}
+}
+
+static int on_client_io(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	struct control_client *client = userdata;
+	struct control_server *server = client->server;
+	struct callback_clock start = callback_start();
+
+	client_io(client, revents); /* may kill the client; it is freed later */
+	note_callback(server, start);
 	return 0;
 }
 
@@ -395,9 +432,8 @@ static void turn_away(struct control_server *server, int fd, const struct contro
 }
 
 /* At most CONTROL_ACCEPT_BATCH connections per wakeup. */
-static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+static void accept_some(struct control_server *server, int fd)
 {
-	struct control_server *server = userdata;
 
 	for (unsigned i = 0; i < CONTROL_ACCEPT_BATCH; i++) {
 		_cleanup_close_ int client_fd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -409,7 +445,7 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
 		int sndbuf = CONTROL_SNDBUF;
 
 		if (client_fd < 0)
-			return 0; /* EAGAIN, or a peer gone before accept */
+			return; /* EAGAIN, or a peer gone before accept */
 		if (getsockopt(client_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 			continue;
 		peer.pid = cred.pid;
@@ -442,6 +478,15 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
 		server->clients = client;
 		server->n_clients++;
 	}
+}
+
+static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	struct control_server *server = userdata;
+	struct callback_clock start = callback_start();
+
+	accept_some(server, fd);
+	note_callback(server, start);
 	return 0;
 }
 
@@ -452,7 +497,10 @@ json_t *control_server_stats(const struct control_server *server)
 	for (unsigned i = 0; refused && i < _CONTROL_REFUSED_MAX; i++)
 		json_object_set_new(refused, refusal_names[i],
 				    json_integer((json_int_t)server->refused[i]));
-	return json_pack("{s:i, s:o}", "clients", (int)server->n_clients, "refused", refused);
+	return json_pack("{s:i, s:o, s:I, s:I, s:I}", "clients", (int)server->n_clients,
+			 "refused", refused, "callbacks", (json_int_t)server->callbacks,
+			 "max_callback_usec", (json_int_t)server->max_callback_usec,
+			 "max_callback_cpu_usec", (json_int_t)server->max_callback_cpu_usec);
 }
 
 static int bind_socket(const char *path, gid_t read_group, int *ret_fd)

@@ -114,7 +114,10 @@ for f in reload show-end show-all status; do
 done
 printf 'audit log growth, attack start to agent stop: %s bytes, %s records (%s control-denied counting %s refusals; agent-stop and seal included)\n' \
 	"$g_bytes" "$g_records" "$g_denied" "${g_counted:-0}"
-printf 'agent: %s\n' "$(echo "$status" | grep -o '"control":{.*}}' | head -c 300)"
+printf 'longest control-socket callback of the run (root'"'"'s included): %s ms of CPU, %s ms wall clock (preempted by the attackers'"'"' processes on the same cores)\n' \
+	"$(echo "$status" | grep -o '"max_callback_cpu_usec":[0-9]*' | cut -d: -f2 | awk '{printf "%.2f", $1 / 1000}')" \
+	"$(echo "$status" | grep -o '"max_callback_usec":[0-9]*' | cut -d: -f2 | awk '{printf "%.1f", $1 / 1000}')"
+printf 'agent: %s\n' "$(echo "$status" | grep -o '"control":{.*}}' | head -c 400)"
 printf '\ntarget: root status p99 < 100 ms under attack: %s; no change late by more than 100 ms: %s\n' \
 	"$(awk -v p="$ap99" 'BEGIN {print (p != "-" && p < 100) ? "met" : "NOT met"}')" \
 	"$(awk -v m="$amax" 'BEGIN {print (m < 100) ? "met" : "NOT met"}')"
