@@ -103,9 +103,13 @@ assert_contains "$last" "\"uid\":$EVIL" "the aggregated record names the uid"
 assert_contains "$last" '"reload":' "the aggregated record names the refused command"
 assert_contains "$last" '"rate":' "the aggregated record counts rate refusals"
 
-# --- root is not rate limited ---------------------------------------------------------
+# --- root is not rate limited; a backlog is served a few requests per wakeup ------------
+cb0=$(status_json | json_number callbacks)
 out=$("$ATTACK" flood "$SOCKET" '{"command":"status"}' 300 1)
 assert_contains "$out" "ok 300 " "root's 300 back-to-back requests are all answered"
+cb1=$(status_json | json_number callbacks)
+[ $((cb1 - cb0)) -ge 75 ] || fail "300 requests were served in $((cb1 - cb0)) callbacks, wanted at least 75 (4 per wakeup)"
+ok "300 pipelined requests took $((cb1 - cb0)) callbacks (at most 4 requests each)"
 
 # --- audit-show past the end reads nothing ----------------------------------------------
 read0=$(status_json | json_number lines_read)
