@@ -2,9 +2,16 @@
 #include "host_ports.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "macro.h"
 
@@ -113,16 +120,73 @@ static int scan_file(struct host_ports *ports, enum policy_proto proto, const ch
 	return host_ports_parse_table(ports, proto, text);
 }
 
+/* TCP listeners of one family over NETLINK_SOCK_DIAG, asking for the LISTEN
+ * state only: the kernel then walks its listening hash alone. Reading
+ * /proc/net/tcp walks the whole established hash, sized by the host's memory
+ * whatever the namespace holds (~2.5 ms per read() on an idle 2-core host,
+ * three reads per file), and this runs at every rotation boundary. */
+static int diag_tcp_listeners(struct host_ports *ports, uint8_t family)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 req;
+	} request = {
+		.nlh = {.nlmsg_len = sizeof(request),
+			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
+		.req = {.sdiag_family = family,
+			.sdiag_protocol = IPPROTO_TCP,
+			.idiag_states = 1u << TCP_LISTEN},
+	};
+	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+	_cleanup_close_ int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	long buffer[8192 / sizeof(long)]; /* aligned like nlmsghdr */
+
+	if (fd < 0)
+		return -errno;
+	if (sendto(fd, &request, sizeof(request), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+		struct nlmsghdr *h = (struct nlmsghdr *)buffer;
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+			const struct inet_diag_msg *m = NLMSG_DATA(h);
+			uint16_t port;
+
+			if (h->nlmsg_type == NLMSG_DONE)
+				return 0;
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(h);
+
+				return e->error < 0 ? e->error : -EIO;
+			}
+			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+				return -EBADMSG;
+			port = ntohs(m->id.idiag_sport);
+			ports->tcp[port / 8] |= (uint8_t)(1u << (port % 8));
+		}
+		if (n == 0)
+			return -EBADMSG; /* ended without NLMSG_DONE */
+	}
+}
+
 int host_ports_scan(struct host_ports **ret_ports)
 {
 	static const struct {
 		const char *path;
 		enum policy_proto proto;
+		uint8_t family; /* TCP: asked over sock_diag first */
 	} tables[] = {
-		{"/proc/net/tcp", POLICY_PROTO_TCP},
-		{"/proc/net/tcp6", POLICY_PROTO_TCP},
-		{"/proc/net/udp", POLICY_PROTO_UDP},
-		{"/proc/net/udp6", POLICY_PROTO_UDP},
+		{"/proc/net/tcp", POLICY_PROTO_TCP, AF_INET},
+		{"/proc/net/tcp6", POLICY_PROTO_TCP, AF_INET6},
+		{"/proc/net/udp", POLICY_PROTO_UDP, 0},
+		{"/proc/net/udp6", POLICY_PROTO_UDP, 0},
 	};
 	struct host_ports *ports;
 	int r;
@@ -131,6 +195,24 @@ int host_ports_scan(struct host_ports **ret_ports)
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < ELEMENTSOF(tables); i++) {
+		if (tables[i].family) {
+			struct host_ports *tcp;
+
+			/* All or nothing per family: a half-read dump is
+			 * redone from /proc (no inet_diag, say). */
+			r = host_ports_new(&tcp);
+			if (r < 0) {
+				host_ports_free(ports);
+				return r;
+			}
+			r = diag_tcp_listeners(tcp, tables[i].family);
+			if (r == 0)
+				for (size_t b = 0; b < sizeof(ports->tcp); b++)
+					ports->tcp[b] |= tcp->tcp[b];
+			host_ports_free(tcp);
+			if (r == 0 || (r == -EAFNOSUPPORT && tables[i].family == AF_INET6))
+				continue;
+		}
 		r = scan_file(ports, tables[i].proto, tables[i].path);
 		if (r < 0) {
 			host_ports_free(ports);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Which ports are already bound in the agent's network namespace (TCP
- * listeners, bound UDP sockets), from /proc/net: the schedule skips them so a
- * public port never shadows a program that listens on the host. */
+ * listeners over NETLINK_SOCK_DIAG, else /proc/net; bound UDP sockets from
+ * /proc/net): the schedule skips them so a public port never shadows a
+ * program that listens on the host. */
 #pragma once
 
 #include <stdbool.h>
