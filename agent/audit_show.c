@@ -14,10 +14,10 @@ struct audit_show {
 	const struct audit_log *log;
 	char *log_path;
 	unsigned keep;
-	unsigned file;       /* 0: the log, i: log.i ... */
-	uint64_t rotations;  /* ...as numbered when the log had rotated this often */
-	uint64_t offset;     /* in that file: the next line to read */
-	uint64_t last_seq;   /* the last record sent (or since) */
+	unsigned file;	    /* 0: the log, i: log.i ... */
+	uint64_t rotations; /* ...as numbered when the log had rotated this often */
+	uint64_t offset;    /* in that file: the next line to read */
+	uint64_t last_seq;  /* the last record sent (or since) */
 	size_t sent;
 	bool follow;
 	struct audit_show_stats *stats;
@@ -36,9 +36,9 @@ static void audit_show_free(void *data)
 static int send_records(struct control_client *client, json_t *records, bool more,
 			uint64_t next_since, bool truncated)
 {
-	_cleanup_(json_decrefp) json_t *message = json_pack(
-		"{s:b, s:O, s:b, s:I, s:b}", "ok", 1, "records", records, "more", more,
-		"next_since", (json_int_t)next_since, "truncated", truncated);
+	_cleanup_(json_decrefp) json_t *message =
+	    json_pack("{s:b, s:O, s:b, s:I, s:b}", "ok", 1, "records", records, "more", more,
+		      "next_since", (json_int_t)next_since, "truncated", truncated);
 	_cleanup_free_ char *text = message ? json_dumps(message, JSON_COMPACT) : NULL;
 
 	if (!text)
@@ -170,13 +170,13 @@ int audit_show_start(struct control_client *client, const struct audit_log *log,
 	if (!show)
 		return -ENOMEM;
 	*show = (struct audit_show){
-		.log = log,
-		.log_path = strdup(log_path),
-		.keep = keep,
-		.rotations = audit_log_rotations(log),
-		.last_seq = since,
-		.follow = follow,
-		.stats = stats,
+	    .log = log,
+	    .log_path = strdup(log_path),
+	    .keep = keep,
+	    .rotations = audit_log_rotations(log),
+	    .last_seq = since,
+	    .follow = follow,
+	    .stats = stats,
 	};
 	if (!show->log_path) {
 		audit_show_free(show);

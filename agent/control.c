@@ -434,7 +434,6 @@ static void turn_away(struct control_server *server, int fd, const struct contro
 /* At most CONTROL_ACCEPT_BATCH connections per wakeup. */
 static void accept_some(struct control_server *server, int fd)
 {
-
 	for (unsigned i = 0; i < CONTROL_ACCEPT_BATCH; i++) {
 		_cleanup_close_ int client_fd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		struct control_peer peer = {0};

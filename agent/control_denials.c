@@ -20,7 +20,7 @@ struct window {
 	uint64_t start_usec, end_usec;
 	uint64_t count;
 	json_t *commands; /* {"reload": n, …} */
-	json_t *kinds;    /* {"permission": n, "rate": n, …} */
+	json_t *kinds;	  /* {"permission": n, "rate": n, …} */
 };
 
 struct control_denials {
@@ -69,11 +69,10 @@ static int bump(json_t *counts, const char *key)
 static json_t *record_fields(const struct window *w, const char *reason)
 {
 	/* copies: the window's own objects go on counting */
-	json_t *o = json_pack("{s:I, s:o, s:o, s:I, s:I}", "count", (json_int_t)w->count,
-			      "commands", json_deep_copy(w->commands), "refusals",
-			      json_deep_copy(w->kinds), "window_start_usec",
-			      (json_int_t)w->start_usec, "window_usec",
-			      (json_int_t)(w->end_usec - w->start_usec));
+	json_t *o = json_pack(
+	    "{s:I, s:o, s:o, s:I, s:I}", "count", (json_int_t)w->count, "commands",
+	    json_deep_copy(w->commands), "refusals", json_deep_copy(w->kinds), "window_start_usec",
+	    (json_int_t)w->start_usec, "window_usec", (json_int_t)(w->end_usec - w->start_usec));
 
 	if (!o)
 		return NULL;
@@ -162,8 +161,7 @@ uint64_t control_denials_next_usec(const struct control_denials *denials)
 	return next;
 }
 
-int control_denials_pop_due(struct control_denials *denials, uint64_t now_usec,
-			    json_t **ret_fields)
+int control_denials_pop_due(struct control_denials *denials, uint64_t now_usec, json_t **ret_fields)
 {
 	for (size_t i = 0; i < ELEMENTSOF(denials->windows); i++) {
 		struct window *w = &denials->windows[i];

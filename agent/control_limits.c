@@ -90,9 +90,9 @@ static struct uid_state *find_or_add(struct control_limits *limits, uid_t uid)
 	if (!victim)
 		return NULL;
 	*victim = (struct uid_state){
-		.uid = uid,
-		.tokens = (uint64_t)CONTROL_UID_BURST * TOKEN,
-		.used = true,
+	    .uid = uid,
+	    .tokens = (uint64_t)CONTROL_UID_BURST * TOKEN,
+	    .used = true,
 	};
 	return victim;
 }

@@ -9,11 +9,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define CONTROL_CLIENTS_MAX 64     /* connections in all */
-#define CONTROL_ROOT_RESERVED 16   /* of them, only root may use these */
-#define CONTROL_UID_CLIENTS_MAX 8  /* connections of one non-root uid */
-#define CONTROL_UID_RATE 20        /* requests per second of one non-root uid... */
-#define CONTROL_UID_BURST 40       /* ...after a burst of this many */
+#define CONTROL_CLIENTS_MAX 64	    /* connections in all */
+#define CONTROL_ROOT_RESERVED 16    /* of them, only root may use these */
+#define CONTROL_UID_CLIENTS_MAX 8   /* connections of one non-root uid */
+#define CONTROL_UID_RATE 20	    /* requests per second of one non-root uid... */
+#define CONTROL_UID_BURST 40	    /* ...after a burst of this many */
 #define CONTROL_LIMITS_UIDS_MAX 128 /* uids tracked at once */
 #define CONTROL_LIMITS_REASON_MAX 160
 

@@ -50,7 +50,8 @@ int quarantine_summary_write(const struct quarantine_copy *c, int entry, const c
 	text = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
 	if (!text)
 		return -ENOMEM;
-	fd = openat(entry, SUMMARY_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+	fd =
+	    openat(entry, SUMMARY_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
 	if (fd < 0)
 		return -errno;
 	len = strlen(text);
@@ -70,7 +71,8 @@ int quarantine_summary_write(const struct quarantine_copy *c, int entry, const c
 int quarantine_summary(const char *state_dir, const char *id, json_t **ret)
 {
 	_cleanup_close_ int store = -1, entry = -1;
-	json_t *meta = NULL, *procs = NULL, *summary = NULL, *problems = json_array(), *manifest, *o;
+	json_t *meta = NULL, *procs = NULL, *summary = NULL, *problems = json_array(), *manifest,
+	       *o;
 
 	if (!problems)
 		return -ENOMEM;
@@ -91,16 +93,16 @@ int quarantine_summary(const char *state_dir, const char *id, json_t **ret)
 		json_array_append_new(problems, json_string("processes.json: unreadable"));
 	if (quarantine_load_json_at(entry, SUMMARY_FILE, &summary) < 0 ||
 	    !json_is_object(json_object_get(summary, "manifest")))
-		json_array_append_new(problems,
-				      json_string(SUMMARY_FILE ": missing or unreadable (an entry of "
-							       "an older agent?): inspect --verify "
-							       "checks the evidence"));
+		json_array_append_new(problems, json_string(SUMMARY_FILE
+							    ": missing or unreadable (an entry of "
+							    "an older agent?): inspect --verify "
+							    "checks the evidence"));
 	manifest = json_object_get(summary, "manifest");
 	o = json_pack("{s:s, s:o, s:o, s:O, s:s, s:o}", "id", id, "metadata",
 		      meta ? meta : json_null(), "processes", procs ? procs : json_null(),
-		      "manifest", json_is_object(manifest) ? manifest : json_null(),
-		      "checked", "when quarantined (inspect --verify checks every file now)",
-		      "problems", problems);
+		      "manifest", json_is_object(manifest) ? manifest : json_null(), "checked",
+		      "when quarantined (inspect --verify checks every file now)", "problems",
+		      problems);
 	json_decref(summary);
 	if (!o)
 		return -ENOMEM;

@@ -160,7 +160,8 @@ static int cmd_flood(const char *path, const char *json, long count, int n_conns
 				}
 			}
 			if ((p[i].revents & POLLOUT) && sent < count && next % n_conns == i) {
-				if (send(p[i].fd, json, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len) {
+				if (send(p[i].fd, json, len, MSG_DONTWAIT | MSG_NOSIGNAL) ==
+				    (ssize_t)len) {
 					sent++;
 					next++;
 				}
@@ -174,8 +175,8 @@ static int cmd_flood(const char *path, const char *json, long count, int n_conns
 		if (alive == 0)
 			break;
 	}
-	printf("sent %ld replies %ld ok %ld refused %ld rate %ld permission %ld\n", sent,
-	       c.replies, c.ok, c.refused, c.rate, c.permission);
+	printf("sent %ld replies %ld ok %ld refused %ld rate %ld permission %ld\n", sent, c.replies,
+	       c.ok, c.refused, c.rate, c.permission);
 	for (int i = 0; i < n_conns; i++)
 		if (p[i].fd >= 0)
 			close(p[i].fd);
@@ -213,13 +214,15 @@ static int cmd_probe(const char *path, int n, int interval_ms)
 				lat[got++] = now_ms() - t0;
 			} else {
 				if (failed == 0)
-					fprintf(stderr, "control-attack: status refused: %s\n", reply);
+					fprintf(stderr, "control-attack: status refused: %s\n",
+						reply);
 				failed++;
 			}
 		} else {
 			if (failed == 0)
 				fprintf(stderr, "control-attack: status failed: %s\n",
-					fd < 0 ? "cannot connect" : strerror(r < 0 ? errno : EPIPE));
+					fd < 0 ? "cannot connect"
+					       : strerror(r < 0 ? errno : EPIPE));
 			failed++;
 		}
 		if (interval_ms > 0)

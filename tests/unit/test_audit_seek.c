@@ -140,9 +140,9 @@ static void test_seek_without_a_log(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_seek_finds_every_seq, teardown),
-		cmocka_unit_test_teardown(test_seek_before_and_after_the_kept_records, teardown),
-		cmocka_unit_test_teardown(test_seek_without_a_log, teardown),
+	    cmocka_unit_test_teardown(test_seek_finds_every_seq, teardown),
+	    cmocka_unit_test_teardown(test_seek_before_and_after_the_kept_records, teardown),
+	    cmocka_unit_test_teardown(test_seek_without_a_log, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -188,12 +188,12 @@ static void test_denials_uids_apart_and_bounded(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_limits_keep_slots_for_root),
-		cmocka_unit_test(test_limits_cap_one_uid),
-		cmocka_unit_test(test_limits_rate_per_uid_not_root),
-		cmocka_unit_test(test_limits_reconnect_buys_no_burst),
-		cmocka_unit_test(test_denials_one_record_per_uid_per_window),
-		cmocka_unit_test(test_denials_uids_apart_and_bounded),
+	    cmocka_unit_test(test_limits_keep_slots_for_root),
+	    cmocka_unit_test(test_limits_cap_one_uid),
+	    cmocka_unit_test(test_limits_rate_per_uid_not_root),
+	    cmocka_unit_test(test_limits_reconnect_buys_no_burst),
+	    cmocka_unit_test(test_denials_one_record_per_uid_per_window),
+	    cmocka_unit_test(test_denials_uids_apart_and_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
