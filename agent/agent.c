@@ -371,6 +371,22 @@ static void handle_quarantine_command(struct agent *agent, struct control_client
 	reply_result(client, result);
 }
 
+static void handle_audit_show(struct agent *agent, struct control_client *client,
+			      const struct control_request *request)
+{
+	char reason[CONTROL_REASON_MAX];
+	int r;
+
+	r = audit_show_start(client, agent->audit, agent->options.audit_log,
+			     agent->options.audit_keep, request->since, request->follow,
+			     &agent->audit_show);
+	if (r < 0 && r != -ECONNRESET) {
+		snprintf(reason, sizeof(reason), "audit-show: cannot read %s: %s",
+			 agent->options.audit_log, strerror(-r));
+		reply_error(client, reason);
+	}
+}
+
 static void on_control_request(struct control_client *client, const struct control_peer *peer,
 			       const struct control_request *request, void *userdata)
 {
@@ -401,10 +417,7 @@ static void on_control_request(struct control_client *client, const struct contr
 		handle_reload(agent, client);
 		break;
 	case CONTROL_AUDIT_SHOW:
-		if (audit_show_start(client, agent->audit, agent->options.audit_log,
-				     agent->options.audit_keep, request->since, request->follow,
-				     &agent->audit_show) < 0)
-			reply_error(client, "audit-show: cannot read the audit log");
+		handle_audit_show(agent, client, request);
 		break;
 	case CONTROL_UNBLOCK:
 		handle_unblock(agent, client, request->address);
