@@ -35,7 +35,6 @@ struct audit_log {
 	char prev[AUDIT_MAC_HEX_LEN + 1];
 	char boot_id[40];
 	uint64_t size;
-	uint64_t rotations; /* files started by this writer: readers' file numbers shift by one each */
 	int broken; /* negative errno once the file's state is unknown */
 };
 
@@ -316,7 +315,6 @@ static int rotate_files(struct audit_log *log, char **ret_previous)
 	close(log->fd);
 	log->fd = fd;
 	log->size = 0;
-	log->rotations++;
 	if (fsync(log->log_dir_fd) < 0)
 		return -errno;
 	*ret_previous = TAKE_PTR(previous);
@@ -694,11 +692,6 @@ fail:
 uint64_t audit_log_last_seq(const struct audit_log *log)
 {
 	return log ? log->last_seq : 0;
-}
-
-uint64_t audit_log_rotations(const struct audit_log *log)
-{
-	return log ? log->rotations : 0;
 }
 
 uint64_t audit_log_epoch(const struct audit_log *log)

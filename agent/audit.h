@@ -53,9 +53,6 @@ int audit_log_seal(struct audit_log *log);
 
 uint64_t audit_log_last_seq(const struct audit_log *log);
 uint64_t audit_log_epoch(const struct audit_log *log);
-/* How many times this writer started a new file: what was audit.log.N is
- * audit.log.(N+1) after each (a reader's position in the files shifts). */
-uint64_t audit_log_rotations(const struct audit_log *log);
 const char *audit_log_path(const struct audit_log *log);
 
 /* Closes without writing anything; the caller appends "agent-stop" and seals

@@ -5,19 +5,21 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "audit_seek.h"
 #include "macro.h"
 
 struct audit_show {
-	const struct audit_log *log;
 	char *log_path;
 	unsigned keep;
-	unsigned file;	    /* 0: the log, i: log.i ... */
-	uint64_t rotations; /* ...as numbered when the log had rotated this often */
-	uint64_t offset;    /* in that file: the next line to read */
-	uint64_t last_seq;  /* the last record sent (or since) */
+	unsigned file;	   /* 0: the log, i: log.i ... */
+	dev_t dev;	   /* ...the file it was when we were last there: a rotation */
+	ino_t ino;	   /*    renames it, so it is found again by its inode */
+	uint64_t offset;   /* in that file: the next line to read */
+	uint64_t last_seq; /* the last record sent (or since) */
 	size_t sent;
 	bool follow;
 	struct audit_show_stats *stats;
@@ -46,22 +48,49 @@ static int send_records(struct control_client *client, json_t *records, bool mor
 	return control_client_send(client, text);
 }
 
-/* The files were renumbered by rotations since the position was taken. */
+/* The identity of file i; false when there is none. */
+static bool file_id(const struct audit_show *show, unsigned i, dev_t *ret_dev, ino_t *ret_ino)
+{
+	_cleanup_free_ char *path = audit_file_name(show->log_path, i);
+	struct stat st;
+
+	if (!path || stat(path, &st) < 0)
+		return false;
+	*ret_dev = st.st_dev;
+	*ret_ino = st.st_ino;
+	return true;
+}
+
+static void remember_file(struct audit_show *show)
+{
+	if (!file_id(show, show->file, &show->dev, &show->ino))
+		show->dev = show->ino = 0;
+}
+
+/* The log rotated since the last step: our file is now log.(i+k), found by
+ * its inode among the kept files. When it is gone (rotated past what is
+ * kept), go on from the start of the oldest kept file: the records in between
+ * are lost to this reader, the seqs show the gap. */
 static void follow_rotations(struct audit_show *show)
 {
-	uint64_t now = audit_log_rotations(show->log), shift = now - show->rotations;
+	unsigned oldest = 0;
+	dev_t dev;
+	ino_t ino;
 
-	if (shift == 0)
+	if (file_id(show, show->file, &dev, &ino) && dev == show->dev && ino == show->ino)
 		return;
-	show->rotations = now;
-	if (shift > show->keep || show->file + shift > show->keep) {
-		/* Where we were is gone: go on from the oldest kept file (the
-		 * records in between are lost to this reader; seqs show the gap). */
-		show->file = show->keep;
-		show->offset = 0;
-		return;
+	for (unsigned i = 0; i <= show->keep; i++) {
+		if (!file_id(show, i, &dev, &ino))
+			break;
+		oldest = i;
+		if (dev == show->dev && ino == show->ino) {
+			show->file = i;
+			return;
+		}
 	}
-	show->file += (unsigned)shift;
+	show->file = oldest;
+	show->offset = 0;
+	remember_file(show);
 }
 
 /* Reads lines of the current file from the offset into batch until the batch
@@ -130,6 +159,7 @@ static int audit_show_step(struct control_client *client, void *data)
 			break; /* the end of the log */
 		show->file--;
 		show->offset = 0;
+		remember_file(show);
 	}
 	if (!truncated && (r == 0 || batch_bytes >= AUDIT_SHOW_BATCH_BYTES)) {
 		r = send_records(client, batch, true, show->last_seq, false);
@@ -170,10 +200,8 @@ int audit_show_start(struct control_client *client, const struct audit_log *log,
 	if (!show)
 		return -ENOMEM;
 	*show = (struct audit_show){
-	    .log = log,
 	    .log_path = strdup(log_path),
 	    .keep = keep,
-	    .rotations = audit_log_rotations(log),
 	    .last_seq = since,
 	    .follow = follow,
 	    .stats = stats,
@@ -187,5 +215,6 @@ int audit_show_start(struct control_client *client, const struct audit_log *log,
 		audit_show_free(show);
 		return r;
 	}
+	remember_file(show);
 	return control_client_start_job(client, audit_show_step, audit_show_free, show);
 }

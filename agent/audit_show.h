@@ -22,8 +22,10 @@ struct audit_show_stats {
 	uint64_t records_sent;
 };
 
-/* log must outlive the client (the agent frees the control server first).
- * stats is updated as the request is served. */
+/* log is asked for its last seq only now; the files are read by name and
+ * followed across rotations by inode. stats must outlive the client (the
+ * agent frees the control server first); it is updated as the request is
+ * served. */
 int audit_show_start(struct control_client *client, const struct audit_log *log,
 		     const char *log_path, unsigned keep, uint64_t since, bool follow,
 		     struct audit_show_stats *stats);
