@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "instance.h"
+#include "instance_output.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,6 +33,7 @@ struct instance {
 	struct instance_hooks hooks;
 	enum instance_state state;
 	struct envelope_instance *envelope;
+	struct instance_output *output; /* its stdout and stderr */
 	sd_event_source *child_source;
 	sd_event_source *violation_source; /* seccomp notifications */
 	struct drift_watch *drift;
@@ -92,6 +94,7 @@ static void release(struct instance *instance)
 			     WEXITED | WNOHANG);
 		envelope_free(TAKE_PTR(instance->envelope));
 	}
+	instance_output_free(TAKE_PTR(instance->output));
 	if (instance->link_created) {
 		(void)netdev_delete_link(instance->host_ifname);
 		instance->link_created = false;
@@ -348,6 +351,7 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	struct envelope_spec env;
 	struct envelope_error env_error = {0};
 	char instance_env[96];
+	_cleanup_close_ int output_fd = -1;
 	char *envp[] = {(char *)"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 			instance_env, NULL};
 	int r;
@@ -387,14 +391,24 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 		.cpu_quota_percent = p->cpu_quota_percent,
 	};
 	env.hostname = p->name;
-	/* Output goes where the agent's goes (the journal under systemd). */
-	env.stdio_fds[1] = STDERR_FILENO;
-	env.stdio_fds[2] = STDERR_FILENO;
+	/* Output goes to the journal under the instance's own name, through
+	 * the agent: never to the agent's terminal or journal stream. */
+	r = instance_output_new(event, p->name, spec->id, &output_fd, &instance->output);
+	if (r < 0) {
+		snprintf(ret_step, 32, "output");
+		snprintf(ret_detail, 320, "pipe for stdout and stderr: %s", strerror(-r));
+		goto fail;
+	}
+	env.stdio_fds[1] = output_fd;
+	env.stdio_fds[2] = output_fd;
 	ctx.instance = instance;
 	env.setup_in_parent = setup_link;
 	env.userdata = &ctx;
 
 	r = envelope_spawn(&env, spec->cgroups, &instance->envelope, &env_error);
+	/* The child has its copy: the reading end sees EOF once the instance's
+	 * last process is gone. */
+	close(TAKE_FD(output_fd));
 	if (r < 0) {
 		if (ctx.step[0]) {
 			snprintf(ret_step, 32, "%s", ctx.step);
