@@ -18,6 +18,7 @@
 #include "policy.h"
 #include "policy_json.h"
 #include "fleet.h"
+#include "forwarding.h"
 #include "rotation.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy_set *, policy_set_free)
@@ -40,6 +41,7 @@ struct agent {
 	struct control_server *control;
 	struct rotation *rotation;
 	struct fleet *fleet;
+	struct forwarding *forwarding; /* what the host had before the agent */
 	sd_event_source *seal_timer;
 };
 
@@ -563,6 +565,8 @@ static int start_rotation(struct agent *agent)
 		.egress_nflog_group = (uint16_t)(agent->options.nflog_group + 1),
 		.honeypot_port = agent->options.honeypot_port,
 		.remove_on_stop = agent->options.remove_table_on_stop,
+		.forward_guard4 = !forwarding_was_on(agent->forwarding, AF_INET),
+		.forward_guard6 = !forwarding_was_on(agent->forwarding, AF_INET6),
 	};
 	struct rotation_hooks hooks = {
 		.on_decoy_hit = on_decoy_hit,
@@ -616,8 +620,9 @@ static int start_fleet(struct agent *agent)
 
 	for (size_t i = 0; i < agent->policies->count; i++)
 		managed |= agent->policies->policies[i]->snapshot != NULL;
-	r = fleet_new(agent->event, agent->rotation, agent->options.instances_cgroup,
-		      agent->options.state_dir, &hooks, &agent->fleet, &error);
+	r = fleet_new(agent->event, agent->rotation, agent->forwarding,
+		      agent->options.instances_cgroup, agent->options.state_dir, &hooks,
+		      &agent->fleet, &error);
 	if (r < 0) {
 		log_error("instances: %s", error ? error : strerror(-r));
 		if (managed) {
@@ -706,6 +711,12 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 	}
 	agent->policies_loaded_usec = now_usec(CLOCK_REALTIME);
 
+	r = forwarding_load(options->state_dir, &agent->forwarding);
+	if (r < 0) {
+		log_error("forwarding: cannot read the host's settings (or %s/forwarding.saved): %s",
+			  options->state_dir, strerror(-r));
+		goto fail;
+	}
 	r = start_rotation(agent);
 	if (r < 0)
 		goto fail;
@@ -753,6 +764,11 @@ void agent_stop(struct agent *agent, const char *reason)
 	control_server_free(TAKE_PTR(agent->control));
 	fleet_free(TAKE_PTR(agent->fleet));
 	rotation_free(TAKE_PTR(agent->rotation));
+	/* The instances are gone: the host forwards as it did before. */
+	if (forwarding_restore(agent->forwarding) < 0)
+		log_error("forwarding: cannot restore the host's settings; they are kept in "
+			  "%s/forwarding.saved for the next start",
+			  agent->options.state_dir);
 	(void)agent_audit(agent, "agent-stop", json_pack("{s:s}", "reason", reason), true);
 	if (audit_log_seal(agent->audit) < 0)
 		log_error("audit: cannot seal the last epoch");
@@ -765,6 +781,7 @@ void agent_free(struct agent *agent)
 	control_server_free(agent->control);
 	fleet_free(agent->fleet);
 	rotation_free(agent->rotation);
+	forwarding_free(agent->forwarding);
 	sd_event_source_disable_unref(agent->seal_timer);
 	audit_log_close(agent->audit);
 	policy_set_free(agent->policies);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "address_pool.h"
+#include "forwarding.h"
 #include "cgroup.h"
 #include "instance.h"
 #include "macro.h"
@@ -762,7 +763,8 @@ static void purge_links(void)
 		if_freenameindex(links);
 }
 
-int fleet_new(sd_event *event, struct rotation *rotation, const char *cgroup_name,
+int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *forwarding,
+	      const char *cgroup_name,
 	      const char *state_dir, const struct fleet_hooks *hooks, struct fleet **ret_fleet,
 	      char **ret_error)
 {
@@ -797,8 +799,9 @@ int fleet_new(sd_event *event, struct rotation *rotation, const char *cgroup_nam
 		      true);
 	purge_links();
 
-	/* Forwarding carries DNATed traffic to the instances' links. */
-	r = netdev_enable_forwarding();
+	/* Forwarding carries DNATed traffic to the instances' links (and only
+	 * there: forwarding.h). */
+	r = forwarding_enable(forwarding);
 	if (r < 0) {
 		if (asprintf(ret_error, "IP forwarding: %s", strerror(-r)) < 0)
 			*ret_error = NULL;

@@ -13,6 +13,7 @@
 #include "rotation.h"
 
 struct fleet;
+struct forwarding;
 
 struct fleet_hooks {
 	/* Audit one event (fields stolen); security events are synced. */
@@ -22,7 +23,8 @@ struct fleet_hooks {
 
 /* cgroup_name: the instances' parent cgroup under the agent's own;
  * state_dir: quarantined instances' evidence goes to STATE_DIR/quarantine. */
-int fleet_new(sd_event *event, struct rotation *rotation, const char *cgroup_name,
+int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *forwarding,
+	      const char *cgroup_name,
 	      const char *state_dir, const struct fleet_hooks *hooks, struct fleet **ret_fleet,
 	      char **ret_error);
 

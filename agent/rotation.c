@@ -808,6 +808,8 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 			.honeypot_port = rotation->options.honeypot_port,
 			.instance_envelope = true,
 			.egress_nflog_group = rotation->options.egress_nflog_group,
+			.forward_guard4 = rotation->options.forward_guard4,
+			.forward_guard6 = rotation->options.forward_guard6,
 			.block_timeout_sec = (uint32_t)(max_decoy_block_usec(set) / USEC_PER_SEC),
 		};
 

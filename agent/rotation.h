@@ -36,6 +36,8 @@ struct rotation_options {
 	uint16_t egress_nflog_group; /* drops of the instance envelopes */
 	uint16_t honeypot_port; /* TCP decoys redirect here so they look open; 0 = drop */
 	bool remove_on_stop; /* delete `inet mtd` on a clean stop */
+	/* forwarding of the family was off before the agent (forwarding.h) */
+	bool forward_guard4, forward_guard6;
 };
 
 int rotation_new(sd_event *event, const struct rotation_options *options,
