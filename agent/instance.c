@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "instance.h"
 #include "instance_output.h"
+#include "json_bytes.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -218,17 +219,17 @@ static int on_violation(sd_event_source *source, int fd, uint32_t revents, void 
 
 static int collect_drift(const struct drift_event *event, void *userdata)
 {
-	json_array_append_new(userdata, json_pack("{s:s, s:s}", "kind",
+	json_array_append_new(userdata, json_pack("{s:s, s:o}", "kind",
 						  drift_kind_name(event->kind), "path",
-						  event->path));
+						  json_bytes_str(event->path)));
 	return 0;
 }
 
 static int raise_scanned(const struct drift_event *event, void *userdata)
 {
 	raise_signal(userdata, "drift",
-		     json_pack("{s:s, s:s, s:s}", "kind", drift_kind_name(event->kind), "path",
-			       event->path, "found_by", "scan"));
+		     json_pack("{s:s, s:o, s:s}", "kind", drift_kind_name(event->kind), "path",
+			       json_bytes_str(event->path), "found_by", "scan"));
 	return 0;
 }
 
@@ -269,8 +270,8 @@ static int on_drift(sd_event_source *source, int fd, uint32_t revents, void *use
 				continue;
 			}
 			raise_signal(instance, "drift",
-				     json_pack("{s:s, s:s}", "kind", drift_kind_name(events[i].kind),
-					       "path", events[i].path));
+				     json_pack("{s:s, s:o}", "kind", drift_kind_name(events[i].kind),
+					       "path", json_bytes_str(events[i].path)));
 		}
 	} while (n == ELEMENTSOF(events));
 	return 0;

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json_bytes.h"
 #include "macro.h"
 #include "quarantine_internal.h"
 
@@ -244,7 +245,7 @@ static json_t *status_text(const char *status, const char *key)
 		while (*v == ' ' || *v == '\t')
 			v++;
 		end = strchrnul(v, '\n');
-		return json_stringn_nocheck(v, (size_t)(end - v));
+		return json_bytes(v, (size_t)(end - v));
 	}
 	return json_null();
 }
@@ -272,17 +273,18 @@ static json_t *process_json(pid_t pid, const char *cgroup_rel)
 	for (size_t i = 0; argv && cmdline && i < n;) {
 		size_t len = strnlen(cmdline + i, n - i);
 
-		json_array_append_new(argv, json_stringn_nocheck(cmdline + i, len));
+		json_array_append_new(argv, json_bytes(cmdline + i, len));
 		i += len + 1;
 	}
 	k = readlinkat(dir, "exe", exe, sizeof(exe) - 1);
 	exe[k > 0 ? k : 0] = '\0';
-	o = json_pack("{s:i, s:s, s:s?, s:o, s:o, s:o, s:o, s:o, s:o, s:s}", "pid", (int)pid,
-		      "cgroup", cgroup_rel, "comm", comm, "cmdline", argv ? argv : json_array(),
+	o = json_pack("{s:i, s:o, s:o?, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "pid", (int)pid,
+		      "cgroup", json_bytes_str(cgroup_rel), "comm", json_bytes_str(comm), "cmdline",
+		      argv ? argv : json_array(),
 		      "state", status_text(status, "State"), "ppid", status_numbers(status, "PPid"),
 		      "nspid", status_numbers(status, "NSpid"), "uid",
 		      status_numbers(status, "Uid"), "gid", status_numbers(status, "Gid"), "exe",
-		      exe);
+		      json_bytes_str(exe));
 	return o;
 }
 

@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -266,6 +268,64 @@ static const char *first_problem(json_t *o)
 	return json_string_value(json_array_get(json_object_get(o, "problems"), 0));
 }
 
+/* A process whose comm and arguments are not UTF-8 (byte 0xff) is saved
+ * with them escaped: the save does not fail and the process is not dropped. */
+static void test_evidence_keeps_bytes_that_are_not_utf8(void **state)
+{
+	struct fixture *f = *state;
+	struct quarantine_result res;
+	char *text, link[256];
+	json_t *procs, *list, *odd = NULL;
+	pid_t child;
+
+	snprintf(link, sizeof(link), "%s/\xff", f->dir);
+	assert_int_equal(symlink("/bin/sh", link), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		/* "; :" keeps the shell, and its comm, from becoming sleep */
+		execl(link, "\xffsh", "-c", "sleep 30; :", "30\xff", "\\x41", (char *)NULL);
+		_exit(127);
+	}
+	/* comm is set by the exec: wait for it */
+	for (int i = 0; i < 200; i++) {
+		char comm_path[64];
+
+		snprintf(comm_path, sizeof(comm_path), "/proc/%d/comm", (int)child);
+		text = slurp("%s", comm_path);
+		if (text && text[0] == '\xff') {
+			free(text);
+			break;
+		}
+		free(text);
+		usleep(10000);
+	}
+	sh("echo %d > %s/cgroup.procs", (int)child, f->cgroup);
+
+	assert_int_equal(save(f, "web-8", "web", 1700000000000000ull, 0, &res), 0);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+
+	text = slurp("%s/quarantine/web-8/processes.json", f->state);
+	assert_non_null(text);
+	procs = json_loads(text, 0, NULL);
+	free(text);
+	assert_non_null(procs);
+	list = json_object_get(procs, "processes");
+	for (size_t i = 0; i < json_array_size(list); i++)
+		if (json_integer_value(json_object_get(json_array_get(list, i), "pid")) == child)
+			odd = json_array_get(list, i);
+	assert_non_null(odd);
+	assert_string_equal(json_string_value(json_object_get(odd, "comm")), "\\xff");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(odd, "cmdline"), 0)),
+			    "\\xffsh");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(odd, "cmdline"), 3)),
+			    "30\\xff");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(odd, "cmdline"), 4)),
+			    "\\\\x41");
+	json_decref(procs);
+}
+
 static void test_inspect_verifies_and_detects_tampering(void **state)
 {
 	struct fixture *f = *state;
@@ -461,6 +521,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ids_are_validated_strictly),
 	    cmocka_unit_test_setup_teardown(test_save_writes_the_evidence, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_evidence_keeps_bytes_that_are_not_utf8, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_inspect_verifies_and_detects_tampering, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_cap_evicts_oldest_of_the_same_service, setup,
