@@ -17,6 +17,7 @@
 #include "forwarding.h"
 #include "cgroup.h"
 #include "instance.h"
+#include "instance_ids.h"
 #include "macro.h"
 #include "policy_json.h"
 #include "rotator.h"
@@ -458,18 +459,22 @@ void start_instance(struct managed_service *svc)
 	};
 	char id[INSTANCE_ID_MAX], ifname[IFNAMSIZ], step[32] = "", detail[320] = "";
 	struct instance *instance = NULL;
-	uint64_t number = ++fleet->instance_counter;
+	uint64_t number = 0;
 	int r;
 
 	if (svc->failed[0] || (svc->current && svc->next))
 		return;
+	r = instance_ids_next(fleet->ids, &number);
 	snprintf(id, sizeof(id), "%s-%llu", svc->name, (unsigned long long)number);
 	snprintf(ifname, sizeof(ifname), "mtdi%llu", (unsigned long long)number);
 	spec.id = id;
 	spec.host_ifname = ifname;
 
-	r = pick_addresses(svc, spec.addresses, &spec.n_addresses);
 	if (r < 0) {
+		snprintf(step, sizeof(step), "instance id");
+		snprintf(detail, sizeof(detail), "cannot reserve numbers in %s/instance-ids: %s",
+			 fleet->state_dir, strerror(-r));
+	} else if ((r = pick_addresses(svc, spec.addresses, &spec.n_addresses)) < 0) {
 		snprintf(step, sizeof(step), "address");
 		snprintf(detail, sizeof(detail), "AddressPool=: %s", strerror(-r));
 	} else {
@@ -781,10 +786,21 @@ int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *for
 	fleet->event = sd_event_ref(event);
 	fleet->rotation = rotation;
 	fleet->hooks = *hooks;
+	r = instance_ids_open(state_dir, &fleet->ids);
+	if (r < 0) {
+		if (asprintf(ret_error, "instance numbers (%s/instance-ids): %s", state_dir,
+			     strerror(-r)) < 0)
+			*ret_error = NULL;
+		sd_event_unref(fleet->event);
+		free(fleet->state_dir);
+		free(fleet);
+		return r;
+	}
 	r = cgroup_root_open(cgroup_name, &fleet->cgroups);
 	if (r < 0) {
 		if (asprintf(ret_error, "cgroup %s: %s", cgroup_name, strerror(-r)) < 0)
 			*ret_error = NULL;
+		instance_ids_free(fleet->ids);
 		sd_event_unref(fleet->event);
 		free(fleet->state_dir);
 		free(fleet);
@@ -805,6 +821,7 @@ int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *for
 	if (r < 0) {
 		if (asprintf(ret_error, "IP forwarding: %s", strerror(-r)) < 0)
 			*ret_error = NULL;
+		instance_ids_free(fleet->ids);
 		cgroup_root_free(fleet->cgroups);
 		sd_event_unref(fleet->event);
 		free(fleet->state_dir);
@@ -827,6 +844,7 @@ void fleet_free(struct fleet *fleet)
 		(void)cgroup_root_remove(fleet->cgroups);
 		cgroup_root_free(fleet->cgroups);
 	}
+	instance_ids_free(fleet->ids);
 	sd_event_unref(fleet->event);
 	free(fleet->state_dir);
 	free(fleet);
