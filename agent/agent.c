@@ -502,7 +502,11 @@ static int on_seal_timer(sd_event_source *source, uint64_t usec, void *userdata)
 	if (r < 0)
 		log_error("audit: cannot seal epoch %llu: %s",
 			  (unsigned long long)audit_log_epoch(agent->audit), strerror(-r));
-	return sd_event_source_set_time(source, usec + agent->options.audit_epoch_usec);
+	/* A one-shot source is disabled once it has fired: re-time and re-enable it. */
+	r = sd_event_source_set_time(source, usec + agent->options.audit_epoch_usec);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+	return r;
 }
 
 static void on_decoy_hit(const char *service, const char *source, const char *proto,
