@@ -693,11 +693,11 @@ int audit_log_open(const char *log_path, const char *state_dir, const struct aud
 	log->fd = log->state_dir_fd = log->log_dir_fd = -1;
 	if (options)
 		log->options = *options;
-	r = audit_queue_init(&log->queue,
-			     log->options.queue_records ? log->options.queue_records
-							: AUDIT_QUEUE_RECORDS_DEFAULT,
-			     log->options.queue_bytes ? log->options.queue_bytes
-						      : AUDIT_QUEUE_BYTES_DEFAULT);
+	if (!log->options.queue_records)
+		log->options.queue_records = AUDIT_QUEUE_RECORDS_DEFAULT;
+	if (!log->options.queue_bytes)
+		log->options.queue_bytes = log->options.queue_records * AUDIT_QUEUE_BYTES_PER_RECORD;
+	r = audit_queue_init(&log->queue, log->options.queue_records, log->options.queue_bytes);
 	if (r < 0) {
 		free(log);
 		return r;

@@ -18,14 +18,14 @@
 struct audit_log;
 
 #define AUDIT_QUEUE_RECORDS_DEFAULT 1024
-#define AUDIT_QUEUE_BYTES_DEFAULT (4u << 20)
+#define AUDIT_QUEUE_BYTES_PER_RECORD 4096 /* default byte bound: 4 KiB per record */
 
 struct audit_options {
 	uint64_t max_bytes; /* rotate when the file would exceed this; 0 = never */
 	unsigned keep;      /* rotated files kept: audit.log.1 .. audit.log.N */
 	size_t queue_records; /* records held in memory while the log cannot be written
 				 (0: AUDIT_QUEUE_RECORDS_DEFAULT) */
-	size_t queue_bytes;   /* and their size bound (0: AUDIT_QUEUE_BYTES_DEFAULT) */
+	size_t queue_bytes;   /* and their size bound (0: queue_records * 4 KiB) */
 };
 
 /* Called for each record that reaches the log later than it was submitted:
