@@ -547,8 +547,7 @@ int audit_log_append(struct audit_log *log, const char *type, json_t *fields, bo
 			return r;
 	}
 	r = audit_emit(log, &e, ret_seq, ret_line, NULL);
-	if (r < 0)
-		log->error = r;
+	log->error = r < 0 ? r : 0;
 	return r;
 }
 
@@ -570,8 +569,7 @@ int audit_log_submit(struct audit_log *log, const char *type, json_t *fields, bo
 		r = audit_emit(log, &e, ret_seq, ret_line, &chained);
 		if (r >= 0 || chained) {
 			/* Written (a failed fdatasync is checked at the reopen). */
-			if (r < 0)
-				log->error = r;
+			log->error = r < 0 ? r : 0;
 			return 0;
 		}
 		log->error = r;
@@ -658,7 +656,7 @@ void audit_log_get_status(const struct audit_log *log, struct audit_log_status *
 	*ret_status = (struct audit_log_status){
 	    .error = log->error ? log->error : log->broken,
 	    .broken = log->broken != 0,
-	    .pending = work_pending(log) || !audit_queue_empty(&log->queue),
+	    .pending = work_pending(log) || !audit_queue_empty(&log->queue) || log->error,
 	    .queued = log->queue.count,
 	    .queued_total = log->queue.queued_total,
 	    .lost_total = log->queue.lost_total,

@@ -79,7 +79,8 @@ void audit_log_set_written_callback(struct audit_log *log, audit_written_fn fn, 
 struct audit_log_status {
 	int error;	      /* the last write error; 0 when the log is written normally */
 	bool broken;	      /* the log cannot be continued by this process (see docs) */
-	bool pending;	      /* records or work wait for audit_log_flush() */
+	bool pending;	      /* records or work wait for audit_log_flush(), or the last
+				 write failed */
 	size_t queued;	      /* records in the queue now */
 	uint64_t queued_total; /* records ever queued */
 	uint64_t lost_total;   /* records ever lost (queue full) */

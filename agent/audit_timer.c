@@ -31,6 +31,7 @@ struct audit_timer {
 	sd_event_source *flush_source;
 	uint64_t seal_due;    /* the grid point of the next seal */
 	uint64_t seal_retry;  /* the back-off of a failing seal, 0 when sealing on time */
+	unsigned seal_streak; /* failed attempts at the current seal */
 	uint64_t flush_retry; /* the back-off of a failing flush, 0 when none is waiting */
 	struct audit_timer_stats stats;
 };
@@ -82,6 +83,7 @@ static int on_seal(sd_event_source *source, uint64_t usec, void *userdata)
 	r = audit_log_seal(t->log);
 	if (r < 0) {
 		t->stats.seal_failures++;
+		t->seal_streak++;
 		t->seal_retry = backoff(t->seal_retry, cap);
 		log_error("audit: cannot seal epoch %llu: %s; retrying in %llu ms",
 			  (unsigned long long)epoch, strerror(-r),
@@ -91,9 +93,10 @@ static int on_seal(sd_event_source *source, uint64_t usec, void *userdata)
 		return arm(source, t->stats.seal_due_usec);
 	}
 	if (t->seal_retry)
-		log_notice("audit: epoch %llu sealed after %llu failed attempt(s)",
-			   (unsigned long long)epoch, (unsigned long long)t->stats.seal_failures);
+		log_notice("audit: epoch %llu sealed after %u failed attempt(s)",
+			   (unsigned long long)epoch, t->seal_streak);
 	t->seal_retry = 0;
+	t->seal_streak = 0;
 	t->stats.seals++;
 	t->seal_due += t->epoch_usec;
 	if (t->seal_due <= now)
