@@ -398,6 +398,35 @@ static int commit_key(struct audit_log *log)
 	return 0;
 }
 
+/* After a reopen: what was found and done. Its time is now, so it may be
+ * later than the queued records that follow it (they carry the time they
+ * happened at). */
+static int write_reopen_note(struct audit_log *log)
+{
+	_cleanup_(json_decrefp) json_t *fields = NULL;
+	_cleanup_free_ char *line = NULL;
+	struct audit_emit e = {.type = AUDIT_TYPE_REOPENED, .sync = true};
+	bool chained = false;
+	uint64_t seq;
+	int r;
+
+	fields = json_pack("{s:s, s:I, s:I}", "error",
+			   strerror(log->reopen_error < 0 ? -log->reopen_error : EIO), "torn_bytes",
+			   (json_int_t)log->reopen_torn, "rewritten",
+			   (json_int_t)log->reopen_rewritten);
+	if (!fields)
+		return -ENOMEM;
+	e.fields = fields;
+	r = audit_emit(log, &e, &seq, &line, &chained);
+	if (chained) {
+		log->reopen_note = false;
+		if (log->written_cb)
+			log->written_cb(seq, AUDIT_TYPE_REOPENED, fields, line,
+					log->written_userdata);
+	}
+	return r;
+}
+
 /* Finishes the work a failure left, in order. */
 static int resume(struct audit_log *log)
 {
@@ -423,12 +452,18 @@ static int resume(struct audit_log *log)
 		if (r < 0)
 			return r;
 	}
+	if (log->reopen_note) {
+		r = write_reopen_note(log);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
 static bool work_pending(const struct audit_log *log)
 {
-	return log->need_reopen || log->pending_rotated || log->key_pending || log->fd < 0;
+	return log->need_reopen || log->pending_rotated || log->key_pending || log->reopen_note ||
+	       log->fd < 0;
 }
 
 static void written(struct audit_log *log, uint64_t seq, const char *type, json_t *fields,

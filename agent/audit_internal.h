@@ -213,6 +213,8 @@ struct audit_log {
 	 * written yet, the next key of a written seal not yet in audit.key. */
 	bool need_reopen;
 	int reopen_error;
+	bool reopen_note; /* the audit-log-reopened record is still to write */
+	size_t reopen_torn, reopen_rewritten;
 	char *pending_rotated; /* "previous" of the log-rotated record still to write */
 	bool key_pending;
 	bool key_renamed; /* the temp file is audit.key; the directory is not yet fsynced */

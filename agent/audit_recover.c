@@ -345,7 +345,6 @@ static int known_position(const struct audit_log *log, uint64_t seq, const char 
 int audit_reopen(struct audit_log *log)
 {
 	_cleanup_(audit_record_done) struct audit_record last = {};
-	_cleanup_(json_decrefp) json_t *fields = NULL;
 	struct audit_tail t = {};
 	size_t from, rewritten = 0;
 	int fd, r, pos;
@@ -415,27 +414,11 @@ int audit_reopen(struct audit_log *log)
 		goto out;
 	log->need_reopen = false;
 
-	/* Say so in the log (its time is now; records from the queue that
-	 * follow carry the earlier times they happened at). */
-	fields = json_pack("{s:s, s:I, s:I}", "error",
-			   strerror(log->reopen_error < 0 ? -log->reopen_error : EIO), "torn_bytes",
-			   (json_int_t)t.torn_len, "rewritten", (json_int_t)rewritten);
-	if (!fields) {
-		r = -ENOMEM;
-		goto out;
-	}
-	{
-		struct audit_emit e = {.type = AUDIT_TYPE_REOPENED, .fields = fields, .sync = true};
-		_cleanup_free_ char *line = NULL;
-		uint64_t seq;
-		bool chained = false;
-
-		r = audit_emit(log, &e, &seq, &line, &chained);
-		if (r >= 0 && log->written_cb)
-			log->written_cb(seq, AUDIT_TYPE_REOPENED, fields, line, log->written_userdata);
-		if (r < 0 && chained)
-			r = 0; /* in the chain; its own fdatasync failure reopens again */
-	}
+	/* Said in the log once the rest of the pending work is done (a seal's
+	 * key first: the note belongs to the epoch after it). */
+	log->reopen_note = true;
+	log->reopen_torn = t.torn_len;
+	log->reopen_rewritten = rewritten;
 out:
 	audit_tail_done(&t);
 	return r;
