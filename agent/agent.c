@@ -95,7 +95,14 @@ int agent_audit(struct agent *agent, const char *type, json_t *fields, bool sync
 
 	r = audit_log_submit(agent->audit, type, owned, sync, &seq, &line);
 	if (r == 0) {
+		struct audit_log_status st;
+
 		audit_publish(agent, type, seq, owned, line);
+		/* Written, but its fdatasync may have failed: the check of the
+		 * file must not wait for the next event. */
+		audit_log_get_status(agent->audit, &st);
+		if (st.pending)
+			audit_timer_kick(agent->audit_timer);
 		return 0;
 	}
 	text = owned ? json_dumps(owned, JSON_COMPACT) : NULL;
