@@ -15,7 +15,7 @@ struct audit_timer;
 struct audit_timer_stats {
 	uint64_t seals;		/* seals written by the timer */
 	uint64_t seal_failures; /* attempts that failed (each retried) */
-	uint64_t seal_due_usec;	/* CLOCK_MONOTONIC of the next attempt */
+	uint64_t seal_due_usec; /* CLOCK_MONOTONIC of the next attempt */
 };
 
 /* Seals every epoch_usec (CLOCK_MONOTONIC) from now. */

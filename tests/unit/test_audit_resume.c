@@ -279,7 +279,8 @@ static void test_full_disk_queues_then_writes_in_order(void **state)
 	assert_int_equal(l.n, 7);
 	for (size_t i = 1; i < l.n; i++) {
 		assert_string_equal(l.v[i].type, "event");
-		assert_int_equal(json_integer_value(json_object_get(l.v[i].fields, "i")), (json_int_t)i);
+		assert_int_equal(json_integer_value(json_object_get(l.v[i].fields, "i")),
+				 (json_int_t)i);
 		assert_int_equal(l.v[i].seq, i + 1);
 		/* the time it happened, in order */
 		assert_true(l.v[i].realtime_usec >= l.v[i - 1].realtime_usec);

@@ -144,7 +144,8 @@ static size_t seal_epochs(struct fx *f, uint64_t *epochs, size_t max)
 
 		assert_int_equal(audit_record_parse(line, (size_t)len, &rec), 0);
 		if (streq(rec.type, "seal") && n < max)
-			epochs[n++] = (uint64_t)json_integer_value(json_object_get(rec.fields, "epoch"));
+			epochs[n++] =
+			    (uint64_t)json_integer_value(json_object_get(rec.fields, "epoch"));
 		audit_record_done(&rec);
 	}
 	free(line);
