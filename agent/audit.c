@@ -136,23 +136,26 @@ int audit_rotated_name(const struct audit_log *log, unsigned i, char **ret)
 	return 0;
 }
 
-static int rotate(struct audit_log *log);
+static int rotate(struct audit_log *log, uint64_t realtime_usec, uint64_t monotonic_usec);
 
 /* The record's line (rotating first when it would not fit in the file). */
 static int build_line(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_seq,
-		      char **ret_line, size_t *ret_len, char ret_mac[AUDIT_MAC_HEX_LEN + 1])
+		      uint64_t ret_times[2], char **ret_line, size_t *ret_len,
+		      char ret_mac[AUDIT_MAC_HEX_LEN + 1])
 {
 	_cleanup_free_ char *line = NULL;
 	struct audit_record_head head;
 	size_t len;
 	int r;
 
+	uint64_t realtime = e->realtime_usec ? e->realtime_usec : clock_usec(CLOCK_REALTIME);
+	uint64_t monotonic = e->monotonic_usec ? e->monotonic_usec : clock_usec(CLOCK_MONOTONIC);
+
 	for (int pass = 0;; pass++) {
 		head = (struct audit_record_head){
 		    .seq = log->last_seq + 1,
-		    .realtime_usec = e->realtime_usec ? e->realtime_usec : clock_usec(CLOCK_REALTIME),
-		    .monotonic_usec =
-			e->monotonic_usec ? e->monotonic_usec : clock_usec(CLOCK_MONOTONIC),
+		    .realtime_usec = realtime,
+		    .monotonic_usec = monotonic,
 		    .epoch = log->key.epoch,
 		    .boot_id = log->boot_id,
 		    .type = e->type,
@@ -167,19 +170,22 @@ static int build_line(struct audit_log *log, const struct audit_emit *e, uint64_
 		if (pass > 0 || !e->may_rotate || log->options.max_bytes == 0 || log->size == 0 ||
 		    log->size + len + 1 <= log->options.max_bytes)
 			break;
-		r = rotate(log);
+		r = rotate(log, realtime, monotonic);
 		if (r < 0)
 			return r;
 	}
 	*ret_seq = head.seq;
+	ret_times[0] = realtime;
+	ret_times[1] = monotonic;
 	*ret_len = len;
 	*ret_line = TAKE_PTR(line);
 	return 0;
 }
 
 /* Writes a built line and makes it the end of the chain. */
-static int put_line(struct audit_log *log, uint64_t seq, const char *line, size_t len,
-		    const char *mac, bool sync, bool *ret_chained)
+static int put_line(struct audit_log *log, uint64_t seq, uint64_t realtime_usec,
+		    uint64_t monotonic_usec, const char *line, size_t len, const char *mac, bool sync,
+		    bool *ret_chained)
 {
 	int r;
 
@@ -194,6 +200,8 @@ static int put_line(struct audit_log *log, uint64_t seq, const char *line, size_
 	r = remember_unsynced(log, seq, mac, line, len);
 	log->last_seq = seq;
 	memcpy(log->prev, mac, AUDIT_MAC_HEX_LEN + 1);
+	log->last_realtime_usec = realtime_usec;
+	log->last_monotonic_usec = monotonic_usec;
 	if (log->file_first_seq == 0)
 		log->file_first_seq = seq;
 	*ret_chained = true;
@@ -217,7 +225,7 @@ int audit_emit(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_
 	_cleanup_free_ char *line = NULL;
 	char mac[AUDIT_MAC_HEX_LEN + 1];
 	bool chained = false;
-	uint64_t seq;
+	uint64_t seq, times[2];
 	size_t len;
 	int r;
 
@@ -225,9 +233,9 @@ int audit_emit(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_
 		*ret_chained = false;
 	if (log->broken)
 		return log->broken;
-	r = build_line(log, e, &seq, &line, &len, mac);
+	r = build_line(log, e, &seq, times, &line, &len, mac);
 	if (r >= 0)
-		r = put_line(log, seq, line, len, mac, e->sync, &chained);
+		r = put_line(log, seq, times[0], times[1], line, len, mac, e->sync, &chained);
 	if (ret_chained)
 		*ret_chained = chained;
 	if (chained) {
@@ -237,14 +245,6 @@ int audit_emit(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_
 			*ret_line = TAKE_PTR(line);
 	}
 	return r;
-}
-
-static int emit_now(struct audit_log *log, const char *type, json_t *fields, bool may_rotate,
-		    uint64_t *ret_seq, bool *ret_chained)
-{
-	struct audit_emit e = {.type = type, .fields = fields, .sync = true, .may_rotate = may_rotate};
-
-	return audit_emit(log, &e, ret_seq, NULL, ret_chained);
 }
 
 /* audit.log.(N-1) -> N ... audit.log -> audit.log.1. The fresh audit.log
@@ -323,7 +323,17 @@ static int finish_rotation(struct audit_log *log)
 	fields = json_pack("{s:s}", "previous", log->pending_rotated);
 	if (!fields)
 		return -ENOMEM;
-	r = emit_now(log, AUDIT_TYPE_ROTATED, fields, false, NULL, &chained);
+	/* The time of the record that made the file full: it comes next, and
+	 * a queued one carries the time it happened at. */
+	{
+		struct audit_emit e = {.type = AUDIT_TYPE_ROTATED,
+				       .fields = fields,
+				       .realtime_usec = log->rotated_realtime_usec,
+				       .monotonic_usec = log->rotated_monotonic_usec,
+				       .sync = true};
+
+		r = audit_emit(log, &e, NULL, NULL, &chained);
+	}
 	if (chained) {
 		free(log->pending_rotated);
 		log->pending_rotated = NULL;
@@ -331,7 +341,7 @@ static int finish_rotation(struct audit_log *log)
 	return r;
 }
 
-static int rotate(struct audit_log *log)
+static int rotate(struct audit_log *log, uint64_t realtime_usec, uint64_t monotonic_usec)
 {
 	_cleanup_free_ char *previous = NULL;
 	int r;
@@ -346,6 +356,8 @@ static int rotate(struct audit_log *log)
 		return r;
 	}
 	log->pending_rotated = TAKE_PTR(previous);
+	log->rotated_realtime_usec = realtime_usec;
+	log->rotated_monotonic_usec = monotonic_usec;
 	return finish_rotation(log);
 }
 
@@ -398,22 +410,27 @@ static int commit_key(struct audit_log *log)
 	return 0;
 }
 
-/* After a reopen: what was found and done. Its time is now, so it may be
- * later than the queued records that follow it (they carry the time they
- * happened at). */
+/* After a reopen: what was found and done. */
 static int write_reopen_note(struct audit_log *log)
 {
 	_cleanup_(json_decrefp) json_t *fields = NULL;
 	_cleanup_free_ char *line = NULL;
-	struct audit_emit e = {.type = AUDIT_TYPE_REOPENED, .sync = true};
+	/* Its time is that of the last record before it (the one whose
+	 * fdatasync failed, or later), so times keep their order with the
+	 * queued records after it; when the check succeeded is a field. */
+	struct audit_emit e = {.type = AUDIT_TYPE_REOPENED,
+			       .realtime_usec = log->last_realtime_usec,
+			       .monotonic_usec = log->last_monotonic_usec,
+			       .sync = true};
 	bool chained = false;
 	uint64_t seq;
 	int r;
 
-	fields = json_pack("{s:s, s:I, s:I}", "error",
+	fields = json_pack("{s:s, s:I, s:I, s:I}", "error",
 			   strerror(log->reopen_error < 0 ? -log->reopen_error : EIO), "torn_bytes",
 			   (json_int_t)log->reopen_torn, "rewritten",
-			   (json_int_t)log->reopen_rewritten);
+			   (json_int_t)log->reopen_rewritten, "checked_realtime_usec",
+			   (json_int_t)clock_usec(CLOCK_REALTIME));
 	if (!fields)
 		return -ENOMEM;
 	e.fields = fields;
@@ -621,7 +638,7 @@ int audit_log_seal(struct audit_log *log)
 	char mac[AUDIT_MAC_HEX_LEN + 1];
 	struct audit_emit e = {.type = AUDIT_TYPE_SEAL};
 	bool chained = false;
-	uint64_t seq;
+	uint64_t seq, times[2];
 	size_t len;
 	int r;
 
@@ -641,7 +658,7 @@ int audit_log_seal(struct audit_log *log)
 	/* A seal never starts a new file (it may overshoot max_bytes by its
 	 * own size): "agent-stop" then "seal" stay adjacent, which is how the
 	 * next open recognises a clean stop. */
-	r = build_line(log, &e, &seq, &line, &len, mac);
+	r = build_line(log, &e, &seq, times, &line, &len, mac);
 	if (r < 0)
 		goto fail;
 
@@ -656,7 +673,7 @@ int audit_log_seal(struct audit_log *log)
 	if (r < 0)
 		goto fail;
 
-	r = put_line(log, seq, line, len, mac, true, &chained);
+	r = put_line(log, seq, times[0], times[1], line, len, mac, true, &chained);
 	if (!chained) {
 		unlinkat(log->state_dir_fd, log->next_key_temp, 0);
 		goto fail;

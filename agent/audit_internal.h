@@ -216,6 +216,8 @@ struct audit_log {
 	bool reopen_note; /* the audit-log-reopened record is still to write */
 	size_t reopen_torn, reopen_rewritten;
 	char *pending_rotated; /* "previous" of the log-rotated record still to write */
+	uint64_t rotated_realtime_usec, rotated_monotonic_usec; /* its time */
+	uint64_t last_realtime_usec, last_monotonic_usec;	/* of the last record written */
 	bool key_pending;
 	bool key_renamed; /* the temp file is audit.key; the directory is not yet fsynced */
 	struct audit_key_state next_key;

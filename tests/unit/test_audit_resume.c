@@ -127,6 +127,17 @@ static void on_written(uint64_t seq, const char *type, json_t *fields, const cha
 		f->written[f->n_written++] = strdup(type);
 }
 
+static struct audit_log *open_log_opts(struct fx *f, const struct audit_options *o)
+{
+	char vpath[160];
+
+	assert_int_equal(audit_log_open(f->log, f->state, o, &f->log_handle, NULL), 0);
+	snprintf(vpath, sizeof(vpath), "%s/audit-verify.key", f->state);
+	assert_int_equal(audit_key_read(vpath, f->key0), 0);
+	audit_log_set_written_callback(f->log_handle, on_written, f);
+	return f->log_handle;
+}
+
 static struct audit_log *open_log(struct fx *f, size_t queue_records)
 {
 	struct audit_options o = {.queue_records = queue_records};
@@ -367,6 +378,104 @@ static void test_queue_overflow_is_recorded_where_it_happened(void **state)
 	assert_verifies(f, 8);
 }
 
+static void test_queue_is_bounded_in_bytes_too(void **state)
+{
+	struct fx *f = *state;
+	/* a record of these weighs its fields and type plus 320 bytes: two fit */
+	struct audit_options o = {.queue_records = 100, .queue_bytes = 1000};
+	struct audit_log *log = open_log_opts(f, &o);
+	struct audit_log_status st;
+	int r[3];
+
+	assert_int_equal(submit(log, "agent-start", 0), 0);
+	disk_full_at(file_size(f->log));
+	for (int i = 0; i < 3; i++)
+		r[i] = submit(log, "event", i + 1);
+	disk_free();
+	assert_int_equal(r[0], AUDIT_QUEUED);
+	assert_int_equal(r[1], AUDIT_QUEUED);
+	assert_int_equal(r[2], -ENOBUFS);
+	audit_log_get_status(log, &st);
+	assert_int_equal(st.queued, 2);
+	assert_int_equal(st.lost_total, 1);
+	assert_int_equal(audit_log_flush(log), 0);
+	assert_verifies(f, 4);
+}
+
+/* --- rotation on a full disk ------------------------------------------------------ */
+
+static void test_rotation_on_full_disk_keeps_log_rotated_first(void **state)
+{
+	struct fx *f = *state;
+	struct audit_options o = {.max_bytes = 2000, .keep = 5};
+	struct audit_log *log = open_log_opts(f, &o);
+	struct audit_verify_result res = {};
+	struct audit_log_status st;
+	char names[6][160];
+	const char *paths[6];
+	size_t n_paths = 0;
+	struct rec_list l;
+	int r[3], flush_full, i, next_i;
+	uint64_t last_realtime = 0;
+	off_t size_before;
+
+	assert_int_equal(submit(log, "agent-start", 0), 0);
+	for (i = 1; file_size(f->log) + 600 <= 2000; i++)
+		assert_int_equal(submit(log, "event", i), 0);
+	size_before = file_size(f->log);
+	/* nothing can be written anywhere: a record soon rotates, the new file
+	 * is created, its log-rotated record cannot be written */
+	disk_full_at(0);
+	for (int k = 0; k < 3; k++)
+		r[k] = submit(log, "event", i + k);
+	flush_full = audit_log_flush(log);
+	disk_free();
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(r[k], AUDIT_QUEUED);
+	assert_true(flush_full == -EFBIG || flush_full == -ENOSPC);
+	audit_log_get_status(log, &st);
+	assert_true(st.pending);
+	assert_int_equal(st.queued, 3);
+	/* either the old file is still current (it had room for none) or a
+	 * fresh one with nothing in it yet */
+	assert_true(file_size(f->log) == 0 || file_size(f->log) == size_before);
+
+	assert_int_equal(audit_log_flush(log), 0);
+
+	/* oldest first: audit.log.N .. audit.log.1, audit.log */
+	for (int k = 5; k >= 1; k--) {
+		struct stat sb;
+
+		snprintf(names[n_paths], sizeof(names[n_paths]), "%s.%d", f->log, k);
+		if (stat(names[n_paths], &sb) == 0)
+			paths[n_paths] = names[n_paths], n_paths++;
+	}
+	snprintf(names[n_paths], sizeof(names[n_paths]), "%s", f->log);
+	paths[n_paths] = names[n_paths], n_paths++;
+	assert_true(n_paths >= 2);
+	next_i = 1;
+	for (size_t p = 0; p < n_paths; p++) {
+		read_records(paths[p], &l);
+		/* every file after the first starts with log-rotated */
+		if (p > 0)
+			assert_string_equal(l.v[0].type, AUDIT_TYPE_ROTATED);
+		for (size_t k = 0; k < l.n; k++) {
+			assert_true(l.v[k].realtime_usec >= last_realtime);
+			last_realtime = l.v[k].realtime_usec;
+			if (streq(l.v[k].type, "event"))
+				assert_int_equal(
+				    json_integer_value(json_object_get(l.v[k].fields, "i")),
+				    next_i++);
+		}
+		records_done(&l);
+	}
+	assert_int_equal(next_i, i + 3); /* every queued event, in order */
+	assert_int_equal(audit_verify_files(f->key0, paths, n_paths, &res), 0);
+	if (!res.ok)
+		fail_msg("verify: seq %llu: %s", (unsigned long long)res.bad_seq, res.reason);
+	audit_verify_result_done(&res);
+}
+
 /* --- a failed fdatasync --------------------------------------------------------- */
 
 static void test_failed_fdatasync_reopens_and_puts_back_lost_records(void **state)
@@ -414,6 +523,11 @@ static void test_failed_fdatasync_reopens_and_puts_back_lost_records(void **stat
 	assert_string_equal(json_string_value(json_object_get(l.v[4].fields, "error")),
 			    strerror(EIO));
 	assert_int_equal(json_integer_value(json_object_get(l.v[5].fields, "i")), 4);
+	/* times keep their order; when the check happened is a field */
+	for (size_t i = 1; i < l.n; i++)
+		assert_true(l.v[i].realtime_usec >= l.v[i - 1].realtime_usec);
+	assert_true(json_integer_value(json_object_get(l.v[4].fields, "checked_realtime_usec")) >=
+		    (json_int_t)l.v[4].realtime_usec);
 	records_done(&l);
 	assert_verifies(f, 6);
 }
@@ -567,6 +681,8 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	    T(test_full_disk_queues_then_writes_in_order),
 	    T(test_queue_overflow_is_recorded_where_it_happened),
+	    T(test_queue_is_bounded_in_bytes_too),
+	    T(test_rotation_on_full_disk_keeps_log_rotated_first),
 	    T(test_failed_fdatasync_reopens_and_puts_back_lost_records),
 	    T(test_failed_fdatasync_with_data_intact_rewrites_nothing),
 	    T(test_reopen_refuses_a_file_that_is_not_ours),
