@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The audit log writer: appends MACed, chained JSON lines, seals epochs
- * (evolving and erasing the key), rotates by size. When the log cannot be
+/* The audit log writer: appends MACed, chained JSON lines, rotates by size
+ * (the seal at the end of an epoch is audit_seal.c). When the log cannot be
  * written (disk full, a failed write or fdatasync) records wait in a bounded
  * queue and are written in order when it can; the work a failure left
  * (reopen and check, a rotation's new file, a seal's key) is finished first.
@@ -139,9 +139,9 @@ int audit_rotated_name(const struct audit_log *log, unsigned i, char **ret)
 static int rotate(struct audit_log *log, uint64_t realtime_usec, uint64_t monotonic_usec);
 
 /* The record's line (rotating first when it would not fit in the file). */
-static int build_line(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_seq,
-		      uint64_t ret_times[2], char **ret_line, size_t *ret_len,
-		      char ret_mac[AUDIT_MAC_HEX_LEN + 1])
+int audit_build_line(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_seq,
+		     uint64_t ret_times[2], char **ret_line, size_t *ret_len,
+		     char ret_mac[AUDIT_MAC_HEX_LEN + 1])
 {
 	_cleanup_free_ char *line = NULL;
 	struct audit_record_head head;
@@ -183,9 +183,9 @@ static int build_line(struct audit_log *log, const struct audit_emit *e, uint64_
 }
 
 /* Writes a built line and makes it the end of the chain. */
-static int put_line(struct audit_log *log, uint64_t seq, uint64_t realtime_usec,
-		    uint64_t monotonic_usec, const char *line, size_t len, const char *mac, bool sync,
-		    bool *ret_chained)
+int audit_put_line(struct audit_log *log, uint64_t seq, uint64_t realtime_usec,
+		   uint64_t monotonic_usec, const char *line, size_t len, const char *mac, bool sync,
+		   bool *ret_chained)
 {
 	int r;
 
@@ -233,9 +233,9 @@ int audit_emit(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_
 		*ret_chained = false;
 	if (log->broken)
 		return log->broken;
-	r = build_line(log, e, &seq, times, &line, &len, mac);
+	r = audit_build_line(log, e, &seq, times, &line, &len, mac);
 	if (r >= 0)
-		r = put_line(log, seq, times[0], times[1], line, len, mac, e->sync, &chained);
+		r = audit_put_line(log, seq, times[0], times[1], line, len, mac, e->sync, &chained);
 	if (ret_chained)
 		*ret_chained = chained;
 	if (chained) {
@@ -368,48 +368,6 @@ static bool type_reserved(const char *type)
 	       streq(type, AUDIT_TYPE_LOST) || streq(type, AUDIT_TYPE_REOPENED);
 }
 
-int audit_evolve_after_seal(struct audit_log *log, uint64_t seal_seq, const char *seal_mac)
-{
-	struct audit_key_state next = {};
-	int r;
-
-	next.epoch = log->key.epoch + 1;
-	next.seal_seq = seal_seq;
-	memcpy(next.seal_mac, seal_mac, sizeof(next.seal_mac));
-	r = audit_key_next(log->key.key, next.key);
-	if (r >= 0)
-		r = audit_key_state_store(log->state_dir_fd, &next, false);
-	if (r >= 0) {
-		audit_key_state_cleanse(&log->key);
-		log->key = next;
-	}
-	audit_key_state_cleanse(&next);
-	return r;
-}
-
-/* The seal's next key into audit.key: rename the temp file written before
- * the seal, fsync the directory, then erase the old key from memory. */
-static int commit_key(struct audit_log *log)
-{
-	int r;
-
-	if (!log->key_renamed) {
-		r = audit_key_state_rename(log->state_dir_fd, log->next_key_temp, false);
-		if (r < 0)
-			return r;
-		log->key_renamed = true;
-	}
-	if (fsync(log->state_dir_fd) < 0)
-		return -errno;
-	audit_key_state_cleanse(&log->key);
-	log->key = log->next_key;
-	audit_key_state_cleanse(&log->next_key);
-	explicit_bzero(log->next_key_temp, sizeof(log->next_key_temp));
-	log->key_pending = false;
-	log->key_renamed = false;
-	return 0;
-}
-
 /* After a reopen: what was found and done. */
 static int write_reopen_note(struct audit_log *log)
 {
@@ -465,7 +423,7 @@ static int resume(struct audit_log *log)
 			return r;
 	}
 	if (log->key_pending) {
-		r = commit_key(log);
+		r = audit_commit_key(log);
 		if (r < 0)
 			return r;
 	}
@@ -629,72 +587,6 @@ int audit_log_submit(struct audit_log *log, const char *type, json_t *fields, bo
 		r = log->error ? log->error : -EAGAIN;
 	r = audit_queue_push(&log->queue, type, fields, realtime, monotonic, r);
 	return r < 0 ? r : AUDIT_QUEUED;
-}
-
-int audit_log_seal(struct audit_log *log)
-{
-	_cleanup_(json_decrefp) json_t *fields = NULL;
-	_cleanup_free_ char *line = NULL;
-	char mac[AUDIT_MAC_HEX_LEN + 1];
-	struct audit_emit e = {.type = AUDIT_TYPE_SEAL};
-	bool chained = false;
-	uint64_t seq, times[2];
-	size_t len;
-	int r;
-
-	if (!log)
-		return -EINVAL;
-	/* The epoch's records, queued ones included, come before its seal. */
-	r = audit_log_flush(log);
-	if (r < 0)
-		return r;
-	/* Records of this epoch before the seal: the epoch began right after
-	 * the previous seal (seq 0 before the first one). */
-	fields = json_pack("{s:I,s:I}", "epoch", (json_int_t)log->key.epoch, "records",
-			   (json_int_t)(log->last_seq - log->key.seal_seq));
-	if (!fields)
-		return -ENOMEM;
-	e.fields = fields;
-	/* A seal never starts a new file (it may overshoot max_bytes by its
-	 * own size): "agent-stop" then "seal" stay adjacent, which is how the
-	 * next open recognises a clean stop. */
-	r = build_line(log, &e, &seq, times, &line, &len, mac);
-	if (r < 0)
-		goto fail;
-
-	/* The next key's file before the seal: a full disk fails the seal
-	 * here, with nothing written, rather than between seal and key. */
-	log->next_key = (struct audit_key_state){.epoch = log->key.epoch + 1, .seal_seq = seq};
-	memcpy(log->next_key.seal_mac, mac, sizeof(log->next_key.seal_mac));
-	r = audit_key_next(log->key.key, log->next_key.key);
-	if (r >= 0)
-		r = audit_key_state_write_temp(log->state_dir_fd, &log->next_key,
-					       log->next_key_temp);
-	if (r < 0)
-		goto fail;
-
-	r = put_line(log, seq, times[0], times[1], line, len, mac, true, &chained);
-	if (!chained) {
-		unlinkat(log->state_dir_fd, log->next_key_temp, 0);
-		goto fail;
-	}
-	/* The seal is in the chain: nothing more in this epoch. If its
-	 * fdatasync failed, the reopen checks it is on disk before the key
-	 * moves on (resume: reopen, then the key). */
-	log->key_pending = true;
-	if (r < 0)
-		goto fail_kept;
-	r = commit_key(log);
-	if (r < 0)
-		goto fail_kept;
-	log->error = 0;
-	return 0;
-fail:
-	audit_key_state_cleanse(&log->next_key);
-	explicit_bzero(log->next_key_temp, sizeof(log->next_key_temp));
-fail_kept:
-	log->error = r;
-	return r;
 }
 
 void audit_log_set_written_callback(struct audit_log *log, audit_written_fn fn, void *userdata)

@@ -259,6 +259,18 @@ struct audit_emit {
  * failed: the log is reopened and checked before the next record). */
 int audit_emit(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_seq,
 	       char **ret_line, bool *ret_chained);
+/* audit_emit in two steps, for the seal (which needs the MAC between):
+ * the line built (rotating first if it needs to and may: ret_times are its
+ * realtime and monotonic), then written and made the end of the chain. */
+int audit_build_line(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_seq,
+		     uint64_t ret_times[2], char **ret_line, size_t *ret_len,
+		     char ret_mac[AUDIT_MAC_HEX_LEN + 1]);
+int audit_put_line(struct audit_log *log, uint64_t seq, uint64_t realtime_usec,
+		   uint64_t monotonic_usec, const char *line, size_t len, const char *mac, bool sync,
+		   bool *ret_chained);
+/* The seal's next key into audit.key (audit_seal.c): rename, fsync the
+ * directory, erase the old key. */
+int audit_commit_key(struct audit_log *log);
 /* Writes lines again after a reopen, without rotation or MAC. */
 int audit_write_raw(struct audit_log *log, const char *line, size_t len);
 int audit_sync(struct audit_log *log);
