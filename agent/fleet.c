@@ -20,6 +20,7 @@
 #include "instance_ids.h"
 #include "macro.h"
 #include "policy_json.h"
+#include "quarantine.h"
 #include "rotator.h"
 #include "seccomp_policy.h"
 #include "snapshot.h"
@@ -805,6 +806,18 @@ int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *for
 		free(fleet->state_dir);
 		free(fleet);
 		return r;
+	}
+	/* Evidence a killed agent was still writing is incomplete: not kept. */
+	{
+		json_t *removed = NULL;
+
+		if (quarantine_remove_interrupted(state_dir, &removed) == 0 &&
+		    json_array_size(removed) > 0)
+			fleet_audit(fleet, "quarantine-interrupted",
+				    json_pack("{s:O, s:s}", "instances", removed, "outcome",
+					      "incomplete evidence removed"),
+				    true);
+		json_decref(removed);
 	}
 	/* A killed agent leaves its instances running: end them and their links. */
 	r = cgroup_root_purge(fleet->cgroups, 5 * USEC_PER_SEC);

@@ -661,6 +661,52 @@ int quarantine_list(const char *state_dir, json_t **ret)
 	return 0;
 }
 
+int quarantine_remove_interrupted(const char *state_dir, json_t **ret_removed)
+{
+	_cleanup_close_ int store = quarantine_open_store(state_dir, false);
+	json_t *removed = json_array();
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	if (!removed)
+		return -ENOMEM;
+	if (store == -ENOENT) {
+		*ret_removed = removed;
+		return 0;
+	}
+	if (store < 0) {
+		json_decref(removed);
+		return store;
+	}
+	d = fdopendir(fcntl(store, F_DUPFD_CLOEXEC, 3));
+	if (!d) {
+		json_decref(removed);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		int k;
+
+		/* ID.tmp: a save that never reached its rename. */
+		if (len <= 4 || !streq(de->d_name + len - 4, ".tmp"))
+			continue;
+		k = quarantine_rm_rf_at(store, de->d_name, 0);
+		if (k < 0 && r == 0)
+			r = k;
+		else if (k == 0)
+			json_array_append_new(removed, json_bytes(de->d_name, len - 4));
+	}
+	closedir(d);
+	(void)fsync(store);
+	if (r < 0) {
+		json_decref(removed);
+		return r;
+	}
+	*ret_removed = removed;
+	return 0;
+}
+
 int quarantine_remove(const char *state_dir, const char *id)
 {
 	_cleanup_close_ int store = -1;
