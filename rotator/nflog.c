@@ -66,7 +66,8 @@ static int request(struct rotator_nflog *l, struct nlmsghdr *nlh)
 				return -ETIMEDOUT;
 			continue;
 		}
-		r = mnl_cb_run(l->buf, (size_t)n, seq, l->portid, NULL, NULL);
+		r = mnl_cb_run(l->buf, rotator_nlmsg_whole(l->buf, (size_t)n), seq, l->portid, NULL,
+			       NULL);
 		if (r < 0)
 			return errno > 0 ? -errno : -EIO;
 		if (r == MNL_CB_STOP)
