@@ -12,7 +12,7 @@
 
 struct rotator_conntrack_dump {
 	const struct rotator_addr *source; /* the original source asked about */
-	struct rotator_addr *found;        /* distinct reply sources, n of max */
+	struct rotator_addr *found;	   /* distinct reply sources, n of max */
 	size_t max, n;
 };
 

@@ -288,8 +288,8 @@ static void conntrack_seeds(void)
 
 	/* the source reached two instances (one twice), another source one */
 	memset(buf, 0, sizeof(buf));
-	off = ct_flow(buf, 0, AF_INET, "198.51.100.7", "192.0.2.10", "10.77.0.2", 50000, 31337,
-		      8080);
+	off =
+	    ct_flow(buf, 0, AF_INET, "198.51.100.7", "192.0.2.10", "10.77.0.2", 50000, 31337, 8080);
 	off = ct_flow(buf, off, AF_INET, "198.51.100.7", "192.0.2.10", "10.77.0.2", 50001, 31337,
 		      8080);
 	off = ct_flow(buf, off, AF_INET, "198.51.100.7", "192.0.2.10", "10.77.0.6", 50002, 31338,
@@ -343,8 +343,12 @@ static void notif_seed(const char *name, uint32_t arch, int nr, const uint64_t a
 static void seccomp_seeds(void)
 {
 	static const uint64_t ptrace[6] = {16 /* PTRACE_ATTACH */, 1, 0, 0, 0, 0};
-	static const uint64_t mount[6] = {UINT64_C(0x55d0c0de0000), UINT64_C(0x55d0c0de0010),
-					  UINT64_C(0x55d0c0de0020), 0x1000, 0, 0};
+	static const uint64_t mount[6] = {UINT64_C(0x55d0c0de0000),
+					  UINT64_C(0x55d0c0de0010),
+					  UINT64_C(0x55d0c0de0020),
+					  0x1000,
+					  0,
+					  0};
 	static const uint64_t maxed[6] = {UINT64_MAX, UINT64_MAX, UINT64_MAX,
 					  UINT64_MAX, UINT64_MAX, UINT64_MAX};
 

@@ -132,8 +132,8 @@ static void test_conntrack_dump_gives_distinct_reply_sources(void **state)
 	inet_pton(AF_INET, "198.51.100.7", &source.in);
 	memset(buf, 0, sizeof(buf));
 	off = put_flow4(0, "198.51.100.7", "10.77.0.2");
-	off = put_flow4(off, "198.51.100.7", "10.77.0.2"); /* same instance again */
-	off = put_flow4(off, "203.0.113.9", "10.77.0.6"); /* another source */
+	off = put_flow4(off, "198.51.100.7", "10.77.0.2");		   /* same instance again */
+	off = put_flow4(off, "203.0.113.9", "10.77.0.6");		   /* another source */
 	assert_int_equal(rotator_conntrack_parse(buf, off, 99, 0, &d), 1); /* more to come */
 	off = put_flow4(0, "198.51.100.7", "10.77.0.6");
 	off = put_done(off);
@@ -179,11 +179,11 @@ static void test_conntrack_error_is_negative_errno(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_nflog_decoy_hit_gives_source_and_port),
-		cmocka_unit_test(test_nflog_message_with_huge_length_is_not_followed),
-		cmocka_unit_test(test_conntrack_dump_gives_distinct_reply_sources),
-		cmocka_unit_test(test_conntrack_message_with_huge_length_is_not_followed),
-		cmocka_unit_test(test_conntrack_error_is_negative_errno),
+	    cmocka_unit_test(test_nflog_decoy_hit_gives_source_and_port),
+	    cmocka_unit_test(test_nflog_message_with_huge_length_is_not_followed),
+	    cmocka_unit_test(test_conntrack_dump_gives_distinct_reply_sources),
+	    cmocka_unit_test(test_conntrack_message_with_huge_length_is_not_followed),
+	    cmocka_unit_test(test_conntrack_error_is_negative_errno),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
