@@ -202,16 +202,9 @@ static int on_violation(sd_event_source *source, int fd, uint32_t revents, void 
 	int r;
 
 	/* Each notification is answered EPERM inside seccomp_notify_handle. */
-	while ((r = seccomp_notify_handle(fd, &v)) == 0) {
-		json_t *args = json_array();
-
-		for (size_t i = 0; args && i < ELEMENTSOF(v.args); i++)
-			json_array_append_new(args, json_sprintf("0x%llx", (unsigned long long)v.args[i]));
+	while ((r = seccomp_notify_handle(fd, &v)) == 0)
 		/* The owner responds later (deferred): this instance stays valid here. */
-		raise_signal(instance, "seccomp-violation",
-			     json_pack("{s:s, s:i, s:i, s:o, s:b}", "syscall", v.name, "nr", v.nr,
-				       "pid", (int)v.pid, "args", args, "answered", v.answered));
-	}
+		raise_signal(instance, "seccomp-violation", seccomp_violation_evidence(&v));
 	if (r == -EPIPE || (revents & EPOLLHUP))
 		(void)sd_event_source_set_enabled(source, SD_EVENT_OFF);
 	return 0;
