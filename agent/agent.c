@@ -595,17 +595,17 @@ static void on_decoy_hit(const char *service, const char *source, const char *pr
 			  true);
 }
 
-static void on_egress_drop(const char *instance, const char *source, const char *destination,
+static void on_egress_drop(const char *link, const char *source, const char *destination,
 			   uint8_t proto, uint16_t port, bool spoofed, void *userdata)
 {
 	struct agent *agent = userdata;
 
 	if (!agent->fleet)
 		return;
-	fleet_egress_drop(agent->fleet, instance,
-			  json_pack("{s:s, s:s, s:i, s:i, s:b}", "source", source, "destination",
-				    destination, "proto", (int)proto, "port", (int)port, "spoofed",
-				    spoofed));
+	fleet_egress_drop(agent->fleet, link,
+			  json_pack("{s:s?, s:s, s:s, s:i, s:i, s:b}", "link", link, "source", source,
+				    "destination", destination, "proto", (int)proto, "port",
+				    (int)port, "spoofed", spoofed));
 }
 
 static void on_rotation_failed(const char *reason, void *userdata)

@@ -260,14 +260,17 @@ static void on_instance_signal(struct instance *instance, const char *kind, json
 	}
 }
 
-void fleet_egress_drop(struct fleet *fleet, const char *instance_name, json_t *evidence)
+void fleet_egress_drop(struct fleet *fleet, const char *link, json_t *evidence)
 {
-	for (size_t i = 0; instance_name && i < fleet->n_services; i++) {
+	for (size_t i = 0; link && i < fleet->n_services; i++) {
 		struct managed_service *svc = fleet->services[i];
 
 		for (struct instance *x[] = {svc->current, svc->next}, **p = x; p < x + 2; p++) {
-			if (!*p || !streq(instance_id(*p), instance_name))
+			const char *instance_name;
+
+			if (!*p || !streq(instance_link(*p), link))
 				continue;
+			instance_name = instance_id(*p);
 			if (!streq(svc->egress_instance, instance_name)) {
 				snprintf(svc->egress_instance, sizeof(svc->egress_instance), "%s",
 					 instance_name);

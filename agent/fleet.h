@@ -52,9 +52,11 @@ int fleet_release(struct fleet *fleet, const char *id);
 /* mtdctl inspect: what was kept of a quarantined instance and why. */
 int fleet_inspect(struct fleet *fleet, const char *id, json_t **ret);
 
-/* The envelope of an instance dropped a packet it sent (evidence stolen):
- * counted; EgressAlertThreshold= of them make an "egress" compromise signal. */
-void fleet_egress_drop(struct fleet *fleet, const char *instance, json_t *evidence);
+/* The envelope dropped a packet that came in on link (an instance's host
+ * end; evidence stolen): charged to that instance, whatever the packet's
+ * source address; EgressAlertThreshold= of them make an "egress" compromise
+ * signal. */
+void fleet_egress_drop(struct fleet *fleet, const char *link, json_t *evidence);
 
 /* Stop every instance and remove everything they had (cgroups, links,
  * writable layers, routes). */

@@ -494,6 +494,11 @@ const char *instance_cgroup_path(const struct instance *instance)
 	return instance->envelope ? envelope_cgroup_path(instance->envelope) : NULL;
 }
 
+const char *instance_link(const struct instance *instance)
+{
+	return instance->host_ifname;
+}
+
 const char *instance_id(const struct instance *instance)
 {
 	return instance->id;

@@ -71,6 +71,8 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 void instance_destroy(struct instance *instance);
 
 const char *instance_id(const struct instance *instance);
+/* The host end of its veth link ("mtdiN"): what its packets come in on. */
+const char *instance_link(const struct instance *instance);
 const char *instance_service(const struct instance *instance);
 enum instance_state instance_state(const struct instance *instance);
 pid_t instance_pid(const struct instance *instance);

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -625,16 +626,17 @@ static int on_egress_drop(sd_event_source *source, int fd, uint32_t revents, voi
 			return 0;
 		for (size_t i = 0; i < n; i++) {
 			char from[INET6_ADDRSTRLEN] = "?", to[INET6_ADDRSTRLEN] = "?";
-			const char *owner = rotation->rotator
-						    ? rotator_instance_owner(rotation->rotator,
-									     &drops[i].source)
-						    : NULL;
+			char link[IF_NAMESIZE];
+			/* Charged to the link it came in on, never to its source
+			 * address: an instance can write a sibling's address. */
+			bool known = drops[i].ifindex && if_indextoname(drops[i].ifindex, link);
 
 			inet_ntop(drops[i].source.family, &drops[i].source.in6, from, sizeof(from));
 			inet_ntop(drops[i].destination.family, &drops[i].destination.in6, to,
 				  sizeof(to));
 			if (rotation->hooks.on_egress_drop)
-				rotation->hooks.on_egress_drop(owner, from, to, drops[i].proto,
+				rotation->hooks.on_egress_drop(known ? link : NULL, from, to,
+							       drops[i].proto,
 							       drops[i].port, drops[i].spoofed,
 							       rotation->hooks.userdata);
 		}
