@@ -260,6 +260,18 @@ static void on_instance_signal(struct instance *instance, const char *kind, json
 	}
 }
 
+/* The signals after the first of their kind, one record an interval. */
+static void on_instance_signals_counted(const char *service, const char *instance,
+					const char *kind, uint64_t count, json_t *first_evidence,
+					uint64_t interval_usec, void *userdata)
+{
+	fleet_audit(userdata, "signals-counted",
+		    json_pack("{s:s, s:s, s:s, s:I, s:I, s:O?}", "service", service, "instance",
+			      instance, "kind", kind, "count", (json_int_t)count, "interval_usec",
+			      (json_int_t)interval_usec, "first_evidence", first_evidence),
+		    false);
+}
+
 void fleet_egress_drop(struct fleet *fleet, const char *link, json_t *evidence)
 {
 	for (size_t i = 0; link && i < fleet->n_services; i++) {
@@ -448,6 +460,7 @@ void start_instance(struct managed_service *svc)
 		.on_unhealthy = on_instance_unhealthy,
 		.on_exit = on_instance_exit,
 		.on_signal = on_instance_signal,
+		.on_signals_counted = on_instance_signals_counted,
 		.userdata = fleet,
 	};
 	struct instance_spec spec = {

@@ -29,6 +29,9 @@ enum instance_state {
 
 struct instance;
 
+/* One summary record per instance, kind of signal and interval. */
+#define INSTANCE_SIGNAL_INTERVAL_USEC (1000 * 1000)
+
 struct instance_hooks {
 	void (*on_healthy)(struct instance *instance, void *userdata);
 	void (*on_unhealthy)(struct instance *instance, const char *reason, void *userdata);
@@ -37,6 +40,12 @@ struct instance_hooks {
 	 * destroy the instance before it returns (respond later, e.g. deferred). */
 	void (*on_signal)(struct instance *instance, const char *kind, json_t *evidence,
 			  void *userdata);
+	/* Signals after the first of their kind, counted over an interval
+	 * (signal_tally.h): count of them and the interval's first evidence
+	 * (borrowed). Called on the loop, and once more as the instance ends. */
+	void (*on_signals_counted)(const char *service, const char *instance, const char *kind,
+				   uint64_t count, json_t *first_evidence, uint64_t interval_usec,
+				   void *userdata);
 	/* pid 1 of the instance exited; the instance is cleaned up already. */
 	void (*on_exit)(struct instance *instance, const siginfo_t *info, void *userdata);
 	void *userdata;

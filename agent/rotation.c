@@ -619,7 +619,10 @@ static int on_egress_drop(sd_event_source *source, int fd, uint32_t revents, voi
 	struct rotation *rotation = userdata;
 	struct rotator_egress_drop drops[64];
 	size_t n = 0;
+	unsigned batches = 0;
 
+	/* At most 4 batches a wakeup: an instance flooding its envelope shares
+	 * the loop; the rest waits in the socket (and overflows it, counted). */
 	do {
 		int r = rotator_nflog_read_egress(rotation->egress_log, drops, ELEMENTSOF(drops), &n);
 		if (r < 0 && r != -ENOBUFS)
@@ -640,7 +643,7 @@ static int on_egress_drop(sd_event_source *source, int fd, uint32_t revents, voi
 							       drops[i].port, drops[i].spoofed,
 							       rotation->hooks.userdata);
 		}
-	} while (n == ELEMENTSOF(drops));
+	} while (n == ELEMENTSOF(drops) && ++batches < 4);
 	return 0;
 }
 
