@@ -6,7 +6,7 @@
 #   make demo       the agent on the example policies, in namespaces of its own
 #   make fresh-check  `make deps demo` and `make check` on a root without the packages
 #   make bench      benchmarks (each prints a comparison measured in the same run)
-#   make fuzz       each fuzz target for FUZZ_SECONDS
+#   make fuzz       each fuzz target for FUZZ_SECONDS (or FUZZ_RUNS executions)
 #   make install    honours DESTDIR and PREFIX
 #   make format     clang-format every source
 
@@ -23,6 +23,10 @@ TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 5
+# FUZZ_RUNS=N: `make fuzz` runs N executions per target instead of FUZZ_SECONDS;
+# FUZZ_LOG_DIR=DIR keeps each target's log (tests/fuzz/README.md)
+FUZZ_RUNS ?=
+FUZZ_LOG_DIR ?=
 
 CC ?= cc
 PKGS := libnftnl libmnl libseccomp libcrypto libsystemd inih jansson libcap
@@ -55,8 +59,8 @@ BENCH_SRCS := $(sort $(wildcard tests/bench/bench_*.c))
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(sort $(wildcard tests/tools/*.c)))
 HEADERS := $(wildcard common/*.h agent/*.h rotator/*.h tests/unit/*.h)
 
-.PHONY: all deps check unit san-unit integration san-integration test-tools e2e fuzz fuzz-smoke bench demo install \
-	uninstall format clean fresh-check fixture-keys
+.PHONY: all deps check unit san-unit integration san-integration test-tools e2e fuzz fuzz-smoke fuzz-seeds \
+	bench demo install uninstall format clean fresh-check fixture-keys
 
 all: $(BUILD)/mtd-agent $(BUILD)/mtdctl
 
@@ -169,10 +173,17 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzzobj/libfuzzed.a $(HEADERS)
 		$(BUILD)/fuzzobj/libfuzzed.a $(PKG_LIBS)
 
 fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS)) fixture-keys
-	@tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+	@FUZZ_RUNS="$(FUZZ_RUNS)" FUZZ_LOG_DIR="$(FUZZ_LOG_DIR)" \
+		tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 fuzz-smoke: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS)) fixture-keys
-	@tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+	@FUZZ_RUNS= FUZZ_LOG_DIR= tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+
+# Regenerate the netlink and seccomp seed corpora (committed; see gen_seeds.c).
+fuzz-seeds: tests/fuzz/gen_seeds.c
+	@mkdir -p $(BUILD)
+	$(CC) $(BASE_CFLAGS) -O1 -o $(BUILD)/gen_seeds $< $(PKG_LIBS)
+	$(BUILD)/gen_seeds tests/fuzz/corpus
 
 # --- benchmarks ----------------------------------------------------------------
 $(BUILD)/bench/%: tests/bench/%.c $(LIBS) $(HEADERS) | $(DEPS_FIRST)

@@ -13,6 +13,7 @@
 
 #include "audit.h"
 #include "audit_show.h"
+#include "audit_timer.h"
 #include "control.h"
 #include "control_denials.h"
 #include "log.h"
@@ -20,6 +21,7 @@
 #include "policy.h"
 #include "policy_json.h"
 #include "fleet.h"
+#include "forwarding.h"
 #include "rotation.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy_set *, policy_set_free)
@@ -40,7 +42,8 @@ struct agent {
 	struct audit_show_stats audit_show;
 	struct rotation *rotation;
 	struct fleet *fleet;
-	sd_event_source *seal_timer;
+	struct forwarding *forwarding; /* what the host had before the agent */
+	struct audit_timer *audit_timer;
 };
 
 static uint64_t now_usec(clockid_t clock)
@@ -51,20 +54,11 @@ static uint64_t now_usec(clockid_t clock)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-int agent_audit(struct agent *agent, const char *type, json_t *fields, bool sync)
+/* A written record to the journal and to `audit show --follow` clients. */
+static void audit_publish(struct agent *agent, const char *type, uint64_t seq, json_t *fields,
+			  const char *line)
 {
-	_cleanup_(json_decrefp) json_t *owned = fields ? fields : json_object();
-	_cleanup_free_ char *line = NULL;
-	uint64_t seq;
-	int r;
-
-	r = audit_log_append(agent->audit, type, owned, sync, &seq, &line);
-	if (r < 0) {
-		log_error("audit: cannot append %s record to %s: %s", type,
-			  agent->options.audit_log, strerror(-r));
-		return r;
-	}
-	log_audit_event(type, seq, owned, line);
+	log_audit_event(type, seq, fields, line);
 
 	if (agent->control) {
 		_cleanup_(json_decrefp) json_t *message = json_object();
@@ -79,8 +73,71 @@ int agent_audit(struct agent *agent, const char *type, json_t *fields, bool sync
 			text = json_dumps(message, JSON_COMPACT);
 			if (text)
 				control_server_broadcast(agent->control, text);
-		}
+		} else
+			json_decref(record);
 	}
+}
+
+/* Records that reached the log from the queue (and the log's own records
+ * about the queue): published when they have their seq. */
+static void on_audit_written(uint64_t seq, const char *type, json_t *fields, const char *line,
+			     void *userdata)
+{
+	audit_publish(userdata, type, seq, fields, line);
+}
+
+/* Events: when the log cannot take the record now it waits in the log's
+ * queue (or, the queue full, is counted as lost); the journal gets it now. */
+int agent_audit(struct agent *agent, const char *type, json_t *fields, bool sync)
+{
+	_cleanup_(json_decrefp) json_t *owned = fields ? fields : json_object();
+	_cleanup_free_ char *line = NULL, *text = NULL;
+	uint64_t seq;
+	int r;
+
+	r = audit_log_submit(agent->audit, type, owned, sync, &seq, &line);
+	if (r == 0) {
+		struct audit_log_status st;
+
+		audit_publish(agent, type, seq, owned, line);
+		/* Written, but its fdatasync may have failed: the check of the
+		 * file must not wait for the next event. */
+		audit_log_get_status(agent->audit, &st);
+		if (st.pending)
+			audit_timer_kick(agent->audit_timer);
+		return 0;
+	}
+	text = owned ? json_dumps(owned, JSON_COMPACT) : NULL;
+	if (r == AUDIT_QUEUED)
+		log_warning("audit: %s %s queued: %s cannot be written now", type,
+			    text ? text : "", agent->options.audit_log);
+	else if (r == -ENOBUFS)
+		log_error("audit: %s %s lost: %s cannot be written and the queue is full", type,
+			  text ? text : "", agent->options.audit_log);
+	else
+		log_error("audit: cannot append %s record to %s: %s", type,
+			  agent->options.audit_log, strerror(-r));
+	audit_timer_kick(agent->audit_timer);
+	return r == AUDIT_QUEUED ? 0 : r;
+}
+
+/* Records an effect waits for: on disk (fdatasync) before the effect, or
+ * the effect does not happen. Never queued. */
+static int agent_audit_durable(struct agent *agent, const char *type, json_t *fields)
+{
+	_cleanup_(json_decrefp) json_t *owned = fields ? fields : json_object();
+	_cleanup_free_ char *line = NULL;
+	uint64_t seq;
+	int r;
+
+	r = audit_log_append(agent->audit, type, owned, true, &seq, &line);
+	if (r < 0) {
+		log_error("audit: cannot append %s record to %s: %s", type,
+			  agent->options.audit_log, strerror(-r));
+		audit_timer_kick(agent->audit_timer);
+		return r;
+	}
+	audit_publish(agent, type, seq, owned, line);
 	return 0;
 }
 
@@ -181,7 +238,7 @@ int agent_reload(struct agent *agent, const char *source, json_t **ret_result,
 	fields = json_pack("{s:s, s:o, s:o, s:o}", "source", source, "services",
 			   policy_names(next), "added", policy_names_missing(agent->policies, next),
 			   "removed", policy_names_missing(next, agent->policies));
-	r = agent_audit(agent, "policy-reload", json_incref(fields), true);
+	r = agent_audit_durable(agent, "policy-reload", json_incref(fields));
 	if (r < 0) {
 		/* A change that cannot be audited is undone. */
 		_cleanup_free_ char *undo_error = NULL;
@@ -237,6 +294,27 @@ static json_t *control_status(struct agent *agent)
 	return o;
 }
 
+static json_t *audit_status_json(struct agent *agent)
+{
+	struct audit_log_status st;
+	struct audit_timer_stats ts;
+	json_t *o;
+
+	audit_log_get_status(agent->audit, &st);
+	audit_timer_get_stats(agent->audit_timer, &ts);
+	o = json_pack("{s:s, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I}", "path",
+		      agent->options.audit_log, "last_seq",
+		      (json_int_t)audit_log_last_seq(agent->audit), "epoch",
+		      (json_int_t)audit_log_epoch(agent->audit), "writable", !st.pending,
+		      "queued", (json_int_t)st.queued, "queued_total",
+		      (json_int_t)st.queued_total, "lost_total", (json_int_t)st.lost_total,
+		      "seals", (json_int_t)ts.seals, "seal_failures",
+		      (json_int_t)ts.seal_failures);
+	if (o && st.error)
+		json_object_set_new(o, "error", json_string(strerror(-st.error)));
+	return o;
+}
+
 static json_t *status_json(struct agent *agent)
 {
 	json_t *services = json_array();
@@ -244,18 +322,15 @@ static json_t *status_json(struct agent *agent)
 	for (size_t i = 0; services && i < agent->policies->count; i++)
 		json_array_append_new(services, service_summary(agent->policies->policies[i]));
 
-	return json_pack("{s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:{s:s, s:I, s:I}, s:o, s:o}",
-			 "pid",
+	return json_pack("{s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o}", "pid",
 			 (int)getpid(), "version", MTD_VERSION, "uptime_usec",
 			 (json_int_t)(now_usec(CLOCK_MONOTONIC) - agent->started_usec),
 			 "policy_dir", agent->options.policy_dir, "policies_loaded_usec",
 			 (json_int_t)agent->policies_loaded_usec, "reloads",
 			 (json_int_t)agent->reloads, "reload_failures",
-			 (json_int_t)agent->reload_failures, "services", services, "audit", "path",
-			 agent->options.audit_log, "last_seq",
-			 (json_int_t)audit_log_last_seq(agent->audit), "epoch",
-			 (json_int_t)audit_log_epoch(agent->audit), "rotation",
-			 rotation_status(agent->rotation), "control", control_status(agent));
+			 (json_int_t)agent->reload_failures, "services", services, "audit",
+			 audit_status_json(agent), "rotation", rotation_status(agent->rotation),
+			 "control", control_status(agent));
 }
 
 static void reply_result(struct control_client *client, json_t *result)
@@ -394,13 +469,21 @@ static void on_control_request(struct control_client *client, const struct contr
 	const char *command = control_command_name(request->command);
 
 	/* The server has checked the peer's credentials (control_peer_may). */
-	if (control_command_is_mutating(request->command) &&
-	    agent_audit(agent, "control-request",
-			json_pack("{s:s, s:i, s:i}", "command", command, "uid", (int)peer->uid,
-				  "pid", (int)peer->pid),
-			true) < 0) {
-		reply_error(client, "refused: the audit log cannot be written");
-		return;
+	if (control_command_is_mutating(request->command)) {
+		int r = agent_audit_durable(agent, "control-request",
+					    json_pack("{s:s, s:i, s:i}", "command", command, "uid",
+						      (int)peer->uid, "pid", (int)peer->pid));
+
+		if (r < 0) {
+			/* The refusal itself is an event: it waits for the log. */
+			(void)agent_audit(agent, "control-refused",
+					  json_pack("{s:s, s:i, s:i, s:s}", "command", command,
+						    "uid", (int)peer->uid, "pid", (int)peer->pid,
+						    "reason", strerror(-r)),
+					  true);
+			reply_error(client, "refused: the audit log cannot be written");
+			return;
+		}
 	}
 
 	switch (request->command) {
@@ -488,17 +571,6 @@ static int on_denials_timer(sd_event_source *source, uint64_t usec, void *userda
 	return arm_denials_timer(agent);
 }
 
-static int on_seal_timer(sd_event_source *source, uint64_t usec, void *userdata)
-{
-	struct agent *agent = userdata;
-	int r = audit_log_seal(agent->audit);
-
-	if (r < 0)
-		log_error("audit: cannot seal epoch %llu: %s",
-			  (unsigned long long)audit_log_epoch(agent->audit), strerror(-r));
-	return sd_event_source_set_time(source, usec + agent->options.audit_epoch_usec);
-}
-
 static void on_decoy_hit(const char *service, const char *source, const char *proto,
 			 uint16_t port, const char *const *reached, size_t n_reached, void *userdata)
 {
@@ -517,17 +589,17 @@ static void on_decoy_hit(const char *service, const char *source, const char *pr
 			  true);
 }
 
-static void on_egress_drop(const char *instance, const char *source, const char *destination,
+static void on_egress_drop(const char *link, const char *source, const char *destination,
 			   uint8_t proto, uint16_t port, bool spoofed, void *userdata)
 {
 	struct agent *agent = userdata;
 
 	if (!agent->fleet)
 		return;
-	fleet_egress_drop(agent->fleet, instance,
-			  json_pack("{s:s, s:s, s:i, s:i, s:b}", "source", source, "destination",
-				    destination, "proto", (int)proto, "port", (int)port, "spoofed",
-				    spoofed));
+	fleet_egress_drop(agent->fleet, link,
+			  json_pack("{s:s?, s:s, s:s, s:i, s:i, s:b}", "link", link, "source", source,
+				    "destination", destination, "proto", (int)proto, "port",
+				    (int)port, "spoofed", spoofed));
 }
 
 static void on_rotation_failed(const char *reason, void *userdata)
@@ -557,6 +629,8 @@ static int start_rotation(struct agent *agent)
 		.egress_nflog_group = (uint16_t)(agent->options.nflog_group + 1),
 		.honeypot_port = agent->options.honeypot_port,
 		.remove_on_stop = agent->options.remove_table_on_stop,
+		.forward_guard4 = !forwarding_was_on(agent->forwarding, AF_INET),
+		.forward_guard6 = !forwarding_was_on(agent->forwarding, AF_INET6),
 	};
 	struct rotation_hooks hooks = {
 		.on_decoy_hit = on_decoy_hit,
@@ -610,8 +684,9 @@ static int start_fleet(struct agent *agent)
 
 	for (size_t i = 0; i < agent->policies->count; i++)
 		managed |= agent->policies->policies[i]->snapshot != NULL;
-	r = fleet_new(agent->event, agent->rotation, agent->options.instances_cgroup,
-		      agent->options.state_dir, &hooks, &agent->fleet, &error);
+	r = fleet_new(agent->event, agent->rotation, agent->forwarding,
+		      agent->options.instances_cgroup, agent->options.state_dir, &hooks,
+		      &agent->fleet, &error);
 	if (r < 0) {
 		log_error("instances: %s", error ? error : strerror(-r));
 		if (managed) {
@@ -641,6 +716,7 @@ static int open_audit(struct agent *agent)
 	struct audit_options options = {
 		.max_bytes = agent->options.audit_max_bytes,
 		.keep = agent->options.audit_keep,
+		.queue_records = agent->options.audit_queue_records,
 	};
 	struct audit_open_report report = {0};
 	int r;
@@ -655,6 +731,7 @@ static int open_audit(struct agent *agent)
 				      : strerror(-r));
 		return r;
 	}
+	audit_log_set_written_callback(agent->audit, on_audit_written, agent);
 	if (report.created_key && report.verify_key_path)
 		log_notice("audit: created a new audit key; the verification key is %s — copy "
 			   "it off this host and delete it here",
@@ -700,6 +777,12 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 	}
 	agent->policies_loaded_usec = now_usec(CLOCK_REALTIME);
 
+	r = forwarding_load(options->state_dir, &agent->forwarding);
+	if (r < 0) {
+		log_error("forwarding: cannot read the host's settings (or %s/forwarding.saved): %s",
+			  options->state_dir, strerror(-r));
+		goto fail;
+	}
 	r = start_rotation(agent);
 	if (r < 0)
 		goto fail;
@@ -726,8 +809,7 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 		goto fail;
 	}
 
-	r = sd_event_add_time_relative(event, &agent->seal_timer, CLOCK_MONOTONIC,
-				       options->audit_epoch_usec, 0, on_seal_timer, agent);
+	r = audit_timer_new(event, agent->audit, options->audit_epoch_usec, &agent->audit_timer);
 	if (r < 0)
 		goto fail;
 
@@ -735,11 +817,10 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 	if (r < 0)
 		goto fail;
 
-	r = agent_audit(agent, "agent-start",
-			json_pack("{s:i, s:s, s:s, s:o}", "pid", (int)getpid(), "version",
-				  MTD_VERSION, "policy_dir", options->policy_dir, "services",
-				  policy_names(agent->policies)),
-			true);
+	r = agent_audit_durable(agent, "agent-start",
+				json_pack("{s:i, s:s, s:s, s:o}", "pid", (int)getpid(), "version",
+					  MTD_VERSION, "policy_dir", options->policy_dir,
+					  "services", policy_names(agent->policies)));
 	if (r < 0)
 		goto fail;
 
@@ -752,15 +833,29 @@ fail:
 
 void agent_stop(struct agent *agent, const char *reason)
 {
+	struct audit_log_status st;
+	int r;
+
 	control_server_free(TAKE_PTR(agent->control));
 	/* What the last windows counted is not lost. */
 	if (agent->denials)
 		(void)on_denials_timer(agent->denials_timer, UINT64_MAX, agent);
 	fleet_free(TAKE_PTR(agent->fleet));
 	rotation_free(TAKE_PTR(agent->rotation));
+	/* The instances are gone: the host forwards as it did before. */
+	if (forwarding_restore(agent->forwarding) < 0)
+		log_error("forwarding: cannot restore the host's settings; they are kept in "
+			  "%s/forwarding.saved for the next start",
+			  agent->options.state_dir);
+	audit_timer_free(TAKE_PTR(agent->audit_timer));
 	(void)agent_audit(agent, "agent-stop", json_pack("{s:s}", "reason", reason), true);
-	if (audit_log_seal(agent->audit) < 0)
-		log_error("audit: cannot seal the last epoch");
+	r = audit_log_seal(agent->audit); /* writes what is queued first */
+	if (r < 0) {
+		audit_log_get_status(agent->audit, &st);
+		log_error("audit: cannot seal the last epoch: %s; %zu queued record(s) are lost "
+			  "with the process (they are in the journal)",
+			  strerror(-r), st.queued);
+	}
 }
 
 void agent_free(struct agent *agent)
@@ -770,9 +865,10 @@ void agent_free(struct agent *agent)
 	control_server_free(agent->control);
 	fleet_free(agent->fleet);
 	rotation_free(agent->rotation);
-	sd_event_source_disable_unref(agent->seal_timer);
 	sd_event_source_disable_unref(agent->denials_timer);
 	control_denials_free(agent->denials);
+	forwarding_free(agent->forwarding);
+	audit_timer_free(agent->audit_timer);
 	audit_log_close(agent->audit);
 	policy_set_free(agent->policies);
 	free(agent->socket_path);

@@ -18,6 +18,7 @@ struct agent_options {
 	uint64_t audit_epoch_usec; /* how often the audit key evolves (seal) */
 	uint64_t audit_max_bytes;  /* audit log rotation size */
 	unsigned audit_keep;       /* rotated audit files kept */
+	size_t audit_queue_records; /* records held while the log cannot be written (0: default) */
 	uint16_t nflog_group;      /* NFLOG group of decoy hits */
 	uint16_t honeypot_port;    /* listener that makes TCP decoys look open; 0 = drop */
 	bool remove_table_on_stop; /* delete `inet mtd` on a clean stop */
@@ -40,6 +41,9 @@ int agent_reload(struct agent *agent, const char *source, json_t **ret_result,
 void agent_stop(struct agent *agent, const char *reason);
 void agent_free(struct agent *agent);
 
-/* Append an audit record (fields stolen), send it to the journal and to
- * `audit show --follow` clients. sync: on disk before returning. */
+/* Append an audit record of an event (fields stolen), send it to the journal
+ * and to `audit show --follow` clients. sync: on disk before returning. When
+ * the log cannot be written the record waits in the log's bounded queue and
+ * is published when written (returns 0); -ENOBUFS when the queue was full
+ * (counted as lost). */
 int agent_audit(struct agent *agent, const char *type, json_t *fields, bool sync);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* The audit log writer: appends MACed, chained JSON lines, seals epochs
- * (evolving and erasing the key), rotates by size, and on open picks the
- * chain up where the last run left it, recording an unclean restart and any
- * torn last record. See docs/audit-log.md. */
+/* The audit log writer: appends MACed, chained JSON lines, rotates by size
+ * (the seal at the end of an epoch is audit_seal.c). When the log cannot be
+ * written (disk full, a failed write or fdatasync) records wait in a bounded
+ * queue and are written in order when it can; the work a failure left
+ * (reopen and check, a rotation's new file, a seal's key) is finished first.
+ * Open-time recovery is in audit_recover.c. See docs/audit-log.md. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -15,47 +17,11 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "audit_internal.h"
 #include "macro.h"
 
-#define TORN_CHUNK (24 * 1024) /* torn bytes kept per record (base64: 32 KiB) */
 #define ROTATE_SWEEP_MAX 1000  /* stale audit.log.N beyond keep removed per rotation */
-
-struct audit_log {
-	int fd;		  /* the log, O_RDWR|O_APPEND */
-	int state_dir_fd; /* STATE_DIR, flock()ed while the log is open */
-	int log_dir_fd;	  /* the directory holding the log */
-	char *path;
-	char *base; /* basename of path */
-	struct audit_options options;
-	struct audit_key_state key;
-	uint64_t last_seq;
-	char prev[AUDIT_MAC_HEX_LEN + 1];
-	char boot_id[40];
-	uint64_t size;
-	int broken; /* negative errno once the file's state is unknown */
-};
-
-/* What the previous run left at the end of the log. */
-struct tail {
-	char *last; /* the last complete line, without newline, or NULL */
-	size_t last_len;
-	char *before; /* the line before it, or NULL */
-	size_t before_len;
-	uint64_t size; /* file size */
-	char *torn;    /* bytes after the last newline */
-	size_t torn_len;
-};
-
-static void tail_done(struct tail *t)
-{
-	free(t->last);
-	free(t->before);
-	free(t->torn);
-	*t = (struct tail){};
-}
 
 static void read_boot_id(char *buf, size_t size)
 {
@@ -86,199 +52,215 @@ static uint64_t clock_usec(clockid_t id)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static int pread_all(int fd, char *buf, size_t len, off_t off)
+void audit_unsynced_clear(struct audit_log *log)
 {
-	while (len > 0) {
-		ssize_t n = pread(fd, buf, len, off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO; /* shrank under us */
-		buf += n;
-		len -= (size_t)n;
-		off += n;
+	for (size_t i = 0; i < log->n_unsynced; i++) {
+		free(log->unsynced[i].line);
+		log->unsynced[i] = (struct audit_unsynced){};
 	}
-	return 0;
+	log->n_unsynced = 0;
 }
 
-/* Finds the last two complete lines and the torn bytes after them. Reads
- * only the end of the file: lines are at most AUDIT_LINE_MAX bytes, and so is
- * a torn record the writer could have left; anything longer is not the
- * writer's doing and fails -EBADMSG. */
-static int read_tail(int fd, struct tail *ret)
+/* fdatasync; on success everything written is on disk. On failure the log
+ * must be reopened and checked before anything else is written. */
+int audit_sync(struct audit_log *log)
 {
-	const size_t window = 3 * ((size_t)AUDIT_LINE_MAX + 1);
-	_cleanup_free_ char *buf = NULL;
-	struct tail t = {};
-	struct stat st;
-	size_t w, end, start;
-	char *nl;
-	off_t off;
-	int r;
-
-	if (fstat(fd, &st) < 0)
+	if (fdatasync(log->fd) < 0) {
+		log->need_reopen = true;
+		log->reopen_error = -errno;
 		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EBADMSG;
-	t.size = (uint64_t)st.st_size;
-	if (t.size == 0) {
-		*ret = t;
-		return 0;
 	}
-	w = t.size < window ? (size_t)t.size : window;
-	off = (off_t)(t.size - w);
-	buf = malloc(w);
-	if (!buf)
-		return -ENOMEM;
-	r = pread_all(fd, buf, w, off);
-	if (r < 0)
-		return r;
-
-	end = w;
-	if (buf[w - 1] != '\n') {
-		nl = memrchr(buf, '\n', w);
-		if (!nl && off > 0)
-			return -EBADMSG;
-		end = nl ? (size_t)(nl - buf) + 1 : 0;
-		t.torn_len = w - end;
-		if (t.torn_len > AUDIT_LINE_MAX)
-			return -EBADMSG;
-		t.torn = malloc(t.torn_len);
-		if (!t.torn)
-			return -ENOMEM;
-		memcpy(t.torn, buf + end, t.torn_len);
-	}
-	if (end > 0) {
-		nl = end > 1 ? memrchr(buf, '\n', end - 1) : NULL;
-		if (!nl && off > 0)
-			r = -EBADMSG; /* the last line is longer than any record */
-		start = nl ? (size_t)(nl - buf) + 1 : 0;
-		t.last_len = end - 1 - start;
-		t.last = r < 0 ? NULL : strndup(buf + start, t.last_len);
-		if (r >= 0 && !t.last)
-			r = -ENOMEM;
-		if (r >= 0 && start > 0) {
-			nl = start > 1 ? memrchr(buf, '\n', start - 1) : NULL;
-			if (nl || off == 0) {
-				size_t s2 = nl ? (size_t)(nl - buf) + 1 : 0;
-
-				t.before_len = start - 1 - s2;
-				t.before = strndup(buf + s2, t.before_len);
-				if (!t.before)
-					r = -ENOMEM;
-			}
-		}
-		if (r < 0) {
-			tail_done(&t);
-			return r;
-		}
-	}
-	*ret = t;
+	log->synced_seq = log->last_seq;
+	memcpy(log->synced_mac, log->prev, sizeof(log->synced_mac));
+	audit_unsynced_clear(log);
 	return 0;
 }
 
-static int write_line(struct audit_log *log, const char *line, size_t len, bool sync)
+/* One write() of the line and its newline. A short write is cut away again;
+ * if even that fails the file's end is unknown: reopen. */
+static int write_line(struct audit_log *log, const char *line, size_t len)
 {
 	_cleanup_free_ char *buf = malloc(len + 1);
 	ssize_t n;
 
 	if (!buf)
 		return -ENOMEM;
+	if (log->fd < 0)
+		return -EBADF;
 	memcpy(buf, line, len);
 	buf[len] = '\n';
 	do
 		n = write(log->fd, buf, len + 1);
 	while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)(len + 1)) {
-		int r = n < 0 ? -errno : -EIO;
+		int r = n < 0 ? -errno : -ENOSPC; /* a short write: the file system is full */
 
 		/* Never leave a partial line for the next record to follow. */
-		if (n > 0 && ftruncate(log->fd, (off_t)log->size) < 0)
-			log->broken = -EIO;
+		if (n > 0 && ftruncate(log->fd, (off_t)log->size) < 0) {
+			log->need_reopen = true;
+			log->reopen_error = -errno;
+		}
 		return r;
 	}
 	log->size += len + 1;
-	if (sync && fdatasync(log->fd) < 0) {
-		/* The record may or may not reach the disk; do not guess. */
-		log->broken = -errno;
-		return log->broken;
-	}
 	return 0;
 }
 
-static int rotate(struct audit_log *log);
-
-/* Appends one record of any type (the public entry points restrict types). */
-static int emit(struct audit_log *log, const char *type, json_t *fields, bool sync, bool may_rotate,
-		uint64_t *ret_seq, char **ret_line)
+int audit_write_raw(struct audit_log *log, const char *line, size_t len)
 {
-	_cleanup_free_ char *line = NULL;
-	char mac[AUDIT_MAC_HEX_LEN + 1];
-	struct audit_record_head head;
-	size_t len;
-	int r;
+	return write_line(log, line, len);
+}
 
-	if (log->broken)
-		return log->broken;
-	for (int pass = 0;; pass++) {
-		head = (struct audit_record_head){
-		    .seq = log->last_seq + 1,
-		    .realtime_usec = clock_usec(CLOCK_REALTIME),
-		    .monotonic_usec = clock_usec(CLOCK_MONOTONIC),
-		    .epoch = log->key.epoch,
-		    .boot_id = log->boot_id,
-		    .type = type,
-		    .fields = fields,
-		    .prev = log->prev,
-		};
-		free(line);
-		line = NULL;
-		r = audit_record_line(log->key.key, &head, &line, &len, mac);
-		if (r < 0)
-			return r;
-		if (pass > 0 || !may_rotate || log->options.max_bytes == 0 || log->size == 0 ||
-		    log->size + len + 1 <= log->options.max_bytes)
-			break;
-		r = rotate(log);
-		if (r < 0)
-			return r;
-	}
-	r = write_line(log, line, len, sync);
-	if (r < 0)
-		return r;
-	log->last_seq = head.seq;
-	memcpy(log->prev, mac, sizeof(log->prev));
-	if (ret_seq)
-		*ret_seq = head.seq;
-	if (ret_line)
-		*ret_line = TAKE_PTR(line);
+static int remember_unsynced(struct audit_log *log, uint64_t seq, const char *mac,
+			     const char *line, size_t len)
+{
+	struct audit_unsynced *u;
+
+	if (log->n_unsynced >= AUDIT_UNSYNCED_MAX)
+		return -ENOBUFS;
+	u = &log->unsynced[log->n_unsynced];
+	u->line = strndup(line, len);
+	if (!u->line)
+		return -ENOMEM;
+	u->seq = seq;
+	u->len = len;
+	memcpy(u->mac, mac, sizeof(u->mac));
+	log->n_unsynced++;
 	return 0;
 }
 
-static int rotated_name(const struct audit_log *log, unsigned i, char **ret)
+int audit_rotated_name(const struct audit_log *log, unsigned i, char **ret)
 {
 	if (asprintf(ret, "%s.%u", log->base, i) < 0)
 		return -ENOMEM;
 	return 0;
 }
 
-/* audit.log.(N-1) -> N ... audit.log -> audit.log.1, then a fresh audit.log
- * whose first record, "log-rotated", continues the chain. */
+static int rotate(struct audit_log *log, uint64_t realtime_usec, uint64_t monotonic_usec);
+
+/* The record's line (rotating first when it would not fit in the file). */
+int audit_build_line(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_seq,
+		     uint64_t ret_times[2], char **ret_line, size_t *ret_len,
+		     char ret_mac[AUDIT_MAC_HEX_LEN + 1])
+{
+	_cleanup_free_ char *line = NULL;
+	struct audit_record_head head;
+	size_t len;
+	int r;
+
+	uint64_t realtime = e->realtime_usec ? e->realtime_usec : clock_usec(CLOCK_REALTIME);
+	uint64_t monotonic = e->monotonic_usec ? e->monotonic_usec : clock_usec(CLOCK_MONOTONIC);
+
+	for (int pass = 0;; pass++) {
+		head = (struct audit_record_head){
+		    .seq = log->last_seq + 1,
+		    .realtime_usec = realtime,
+		    .monotonic_usec = monotonic,
+		    .epoch = log->key.epoch,
+		    .boot_id = log->boot_id,
+		    .type = e->type,
+		    .fields = e->fields,
+		    .prev = log->prev,
+		};
+		free(line);
+		line = NULL;
+		r = audit_record_line(log->key.key, &head, &line, &len, ret_mac);
+		if (r < 0)
+			return r;
+		if (pass > 0 || !e->may_rotate || log->options.max_bytes == 0 || log->size == 0 ||
+		    log->size + len + 1 <= log->options.max_bytes)
+			break;
+		r = rotate(log, realtime, monotonic);
+		if (r < 0)
+			return r;
+	}
+	*ret_seq = head.seq;
+	ret_times[0] = realtime;
+	ret_times[1] = monotonic;
+	*ret_len = len;
+	*ret_line = TAKE_PTR(line);
+	return 0;
+}
+
+/* Writes a built line and makes it the end of the chain. */
+int audit_put_line(struct audit_log *log, uint64_t seq, uint64_t realtime_usec,
+		   uint64_t monotonic_usec, const char *line, size_t len, const char *mac, bool sync,
+		   bool *ret_chained)
+{
+	int r;
+
+	*ret_chained = false;
+	if (log->fd < 0)
+		return -EBADF;
+	/* Every unsynced record is remembered until the next fdatasync. */
+	sync = sync || log->n_unsynced + 1 >= AUDIT_UNSYNCED_MAX;
+	r = write_line(log, line, len);
+	if (r < 0)
+		return r;
+	r = remember_unsynced(log, seq, mac, line, len);
+	log->last_seq = seq;
+	memcpy(log->prev, mac, AUDIT_MAC_HEX_LEN + 1);
+	log->last_realtime_usec = realtime_usec;
+	log->last_monotonic_usec = monotonic_usec;
+	if (log->file_first_seq == 0)
+		log->file_first_seq = seq;
+	*ret_chained = true;
+	if (r < 0) {
+		/* Nothing to put it back with after a failed fdatasync. */
+		if (fdatasync(log->fd) < 0)
+			log->broken = -errno;
+		else {
+			log->synced_seq = log->last_seq;
+			memcpy(log->synced_mac, log->prev, sizeof(log->synced_mac));
+			audit_unsynced_clear(log);
+		}
+		return log->broken;
+	}
+	return sync ? audit_sync(log) : 0;
+}
+
+int audit_emit(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_seq,
+	       char **ret_line, bool *ret_chained)
+{
+	_cleanup_free_ char *line = NULL;
+	char mac[AUDIT_MAC_HEX_LEN + 1];
+	bool chained = false;
+	uint64_t seq, times[2];
+	size_t len;
+	int r;
+
+	if (ret_chained)
+		*ret_chained = false;
+	if (log->broken)
+		return log->broken;
+	r = audit_build_line(log, e, &seq, times, &line, &len, mac);
+	if (r >= 0)
+		r = audit_put_line(log, seq, times[0], times[1], line, len, mac, e->sync, &chained);
+	if (ret_chained)
+		*ret_chained = chained;
+	if (chained) {
+		if (ret_seq)
+			*ret_seq = seq;
+		if (ret_line)
+			*ret_line = TAKE_PTR(line);
+	}
+	return r;
+}
+
+/* audit.log.(N-1) -> N ... audit.log -> audit.log.1. The fresh audit.log
+ * and its log-rotated record follow in finish_rotation(). */
 static int rotate_files(struct audit_log *log, char **ret_previous)
 {
 	_cleanup_free_ char *previous = NULL;
-	int fd, r;
+	int r;
 
-	if (fdatasync(log->fd) < 0)
-		return -errno;
+	r = audit_sync(log);
+	if (r < 0)
+		return r;
 	for (unsigned i = log->options.keep + 1; i <= log->options.keep + ROTATE_SWEEP_MAX; i++) {
 		_cleanup_free_ char *name = NULL;
 
-		r = rotated_name(log, i, &name);
+		r = audit_rotated_name(log, i, &name);
 		if (r < 0)
 			return r;
 		if (unlinkat(log->log_dir_fd, name, 0) < 0) {
@@ -290,7 +272,7 @@ static int rotate_files(struct audit_log *log, char **ret_previous)
 	for (unsigned i = log->options.keep; i > 1; i--) {
 		_cleanup_free_ char *from = NULL, *to = NULL;
 
-		if (rotated_name(log, i - 1, &from) < 0 || rotated_name(log, i, &to) < 0)
+		if (audit_rotated_name(log, i - 1, &from) < 0 || audit_rotated_name(log, i, &to) < 0)
 			return -ENOMEM;
 		if (renameat(log->log_dir_fd, from, log->log_dir_fd, to) < 0 && errno != ENOENT)
 			return -errno;
@@ -302,291 +284,328 @@ static int rotate_files(struct audit_log *log, char **ret_previous)
 		if (unlinkat(log->log_dir_fd, log->base, 0) < 0)
 			return -errno;
 	} else {
-		r = rotated_name(log, 1, &previous);
+		r = audit_rotated_name(log, 1, &previous);
 		if (r < 0)
 			return r;
 		if (renameat(log->log_dir_fd, log->base, log->log_dir_fd, previous) < 0)
 			return -errno;
 	}
-	fd = openat(log->log_dir_fd, log->base,
-		    O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
-	if (fd < 0)
-		return -errno;
 	close(log->fd);
-	log->fd = fd;
+	log->fd = -1;
 	log->size = 0;
-	if (fsync(log->log_dir_fd) < 0)
-		return -errno;
+	log->file_first_seq = 0;
 	*ret_previous = TAKE_PTR(previous);
 	return 0;
 }
 
-static int rotate(struct audit_log *log)
+/* The new audit.log and its first record, log-rotated, which continues the
+ * chain. Retried by audit_log_flush() when it fails (a full disk). */
+static int finish_rotation(struct audit_log *log)
 {
 	_cleanup_(json_decrefp) json_t *fields = NULL;
+	bool chained = false;
+	int fd, r;
+
+	if (log->fd < 0) {
+		fd = openat(log->log_dir_fd, log->base,
+			    O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+			    0640);
+		if (fd < 0)
+			return -errno;
+		log->fd = fd;
+		log->size = 0;
+		if (fsync(log->log_dir_fd) < 0) {
+			log->need_reopen = true;
+			log->reopen_error = -errno;
+			return -errno;
+		}
+	}
+	fields = json_pack("{s:s}", "previous", log->pending_rotated);
+	if (!fields)
+		return -ENOMEM;
+	/* The time of the record that made the file full: it comes next, and
+	 * a queued one carries the time it happened at. */
+	{
+		struct audit_emit e = {.type = AUDIT_TYPE_ROTATED,
+				       .fields = fields,
+				       .realtime_usec = log->rotated_realtime_usec,
+				       .monotonic_usec = log->rotated_monotonic_usec,
+				       .sync = true};
+
+		r = audit_emit(log, &e, NULL, NULL, &chained);
+	}
+	if (chained) {
+		free(log->pending_rotated);
+		log->pending_rotated = NULL;
+	}
+	return r;
+}
+
+static int rotate(struct audit_log *log, uint64_t realtime_usec, uint64_t monotonic_usec)
+{
 	_cleanup_free_ char *previous = NULL;
 	int r;
 
 	r = rotate_files(log, &previous);
 	if (r < 0) {
-		/* Which names point where is now uncertain: stop writing. The
-		 * next open sorts it out from what is on disk. */
-		log->broken = r;
+		/* A failed fdatasync of the old file is a reopen; a rename
+		 * that failed half way leaves names pointing who knows where:
+		 * stop writing, the next open sorts it out from the disk. */
+		if (!log->need_reopen)
+			log->broken = r;
 		return r;
 	}
-	fields = json_pack("{s:s}", "previous", previous);
-	if (!fields)
-		return -ENOMEM;
-	return emit(log, AUDIT_TYPE_ROTATED, fields, true, false, NULL, NULL);
+	log->pending_rotated = TAKE_PTR(previous);
+	log->rotated_realtime_usec = realtime_usec;
+	log->rotated_monotonic_usec = monotonic_usec;
+	return finish_rotation(log);
 }
 
 static bool type_reserved(const char *type)
 {
 	return streq(type, AUDIT_TYPE_SEAL) || streq(type, AUDIT_TYPE_ROTATED) ||
-	       streq(type, AUDIT_TYPE_UNCLEAN) || streq(type, "torn-record");
+	       streq(type, AUDIT_TYPE_UNCLEAN) || streq(type, AUDIT_TYPE_TORN) ||
+	       streq(type, AUDIT_TYPE_LOST) || streq(type, AUDIT_TYPE_REOPENED);
+}
+
+/* After a reopen: what was found and done. */
+static int write_reopen_note(struct audit_log *log)
+{
+	_cleanup_(json_decrefp) json_t *fields = NULL;
+	_cleanup_free_ char *line = NULL;
+	/* Its time is that of the last record before it (the one whose
+	 * fdatasync failed, or later), so times keep their order with the
+	 * queued records after it; when the check succeeded is a field. */
+	struct audit_emit e = {.type = AUDIT_TYPE_REOPENED,
+			       .realtime_usec = log->last_realtime_usec,
+			       .monotonic_usec = log->last_monotonic_usec,
+			       .sync = true};
+	bool chained = false;
+	uint64_t seq;
+	int r;
+
+	fields = json_pack("{s:s, s:I, s:I, s:I}", "error",
+			   strerror(log->reopen_error < 0 ? -log->reopen_error : EIO), "torn_bytes",
+			   (json_int_t)log->reopen_torn, "rewritten",
+			   (json_int_t)log->reopen_rewritten, "checked_realtime_usec",
+			   (json_int_t)clock_usec(CLOCK_REALTIME));
+	if (!fields)
+		return -ENOMEM;
+	e.fields = fields;
+	r = audit_emit(log, &e, &seq, &line, &chained);
+	if (chained) {
+		log->reopen_note = false;
+		if (log->written_cb)
+			log->written_cb(seq, AUDIT_TYPE_REOPENED, fields, line,
+					log->written_userdata);
+	}
+	return r;
+}
+
+/* Finishes the work a failure left, in order. */
+static int resume(struct audit_log *log)
+{
+	int r;
+
+	if (log->broken)
+		return log->broken;
+	if (log->need_reopen) {
+		r = audit_reopen(log);
+		if (r < 0) {
+			if (r == -EBADMSG)
+				log->broken = r;
+			return r;
+		}
+	}
+	if (log->pending_rotated) {
+		r = finish_rotation(log);
+		if (r < 0)
+			return r;
+	}
+	if (log->key_pending) {
+		r = audit_commit_key(log);
+		if (r < 0)
+			return r;
+	}
+	if (log->reopen_note) {
+		r = write_reopen_note(log);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static bool work_pending(const struct audit_log *log)
+{
+	return log->need_reopen || log->pending_rotated || log->key_pending || log->reopen_note ||
+	       log->fd < 0;
+}
+
+static void written(struct audit_log *log, uint64_t seq, const char *type, json_t *fields,
+		    const char *line)
+{
+	log->written_from_queue++;
+	if (log->written_cb)
+		log->written_cb(seq, type, fields, line, log->written_userdata);
+}
+
+static int write_loss(struct audit_log *log, const struct audit_loss *loss, uint64_t realtime_usec,
+		      uint64_t monotonic_usec, bool *ret_chained)
+{
+	_cleanup_(json_decrefp) json_t *fields = audit_loss_fields(loss, &log->queue);
+	_cleanup_free_ char *line = NULL;
+	struct audit_emit e = {.type = AUDIT_TYPE_LOST,
+			       .realtime_usec = realtime_usec,
+			       .monotonic_usec = monotonic_usec,
+			       .may_rotate = true};
+	uint64_t seq;
+	int r;
+
+	if (!fields)
+		return -ENOMEM;
+	e.fields = fields;
+	r = audit_emit(log, &e, &seq, &line, ret_chained);
+	if (*ret_chained)
+		written(log, seq, AUDIT_TYPE_LOST, fields, line);
+	return r;
+}
+
+int audit_log_flush(struct audit_log *log)
+{
+	struct audit_pending *p;
+	bool any = false;
+	int r;
+
+	if (!log)
+		return -EINVAL;
+	r = resume(log);
+	if (r < 0)
+		goto fail;
+	while ((p = audit_queue_head(&log->queue))) {
+		bool chained = false;
+
+		if (!p->type) {
+			r = write_loss(log, &p->loss, p->realtime_usec, p->monotonic_usec,
+				       &chained);
+		} else {
+			_cleanup_free_ char *line = NULL;
+			struct audit_emit e = {.type = p->type,
+					       .fields = p->fields,
+					       .realtime_usec = p->realtime_usec,
+					       .monotonic_usec = p->monotonic_usec,
+					       .may_rotate = true};
+			uint64_t seq;
+
+			r = audit_emit(log, &e, &seq, &line, &chained);
+			if (chained)
+				written(log, seq, p->type, p->fields, line);
+		}
+		if (chained) {
+			audit_queue_pop(&log->queue);
+			any = true;
+		}
+		if (r < 0)
+			goto fail;
+	}
+	if (log->queue.gap.count > 0) {
+		struct audit_loss loss;
+		bool chained = false;
+
+		/* Its time: the last record it stands for (so times keep
+		 * their order with the records after it). */
+		r = write_loss(log, &log->queue.gap, log->queue.gap.last_realtime_usec,
+			       log->queue.gap.last_monotonic_usec, &chained);
+		if (chained) {
+			audit_queue_take_gap(&log->queue, &loss);
+			audit_loss_done(&loss);
+			any = true;
+		}
+		if (r < 0)
+			goto fail;
+	}
+	if (any || log->n_unsynced > 0) {
+		r = audit_sync(log);
+		if (r < 0)
+			goto fail;
+	}
+	log->error = 0;
+	return 0;
+fail:
+	log->error = r;
+	return r;
+}
+
+static bool may_write_now(const struct audit_log *log)
+{
+	return !log->broken && !work_pending(log) && audit_queue_empty(&log->queue);
 }
 
 int audit_log_append(struct audit_log *log, const char *type, json_t *fields, bool sync,
 		     uint64_t *ret_seq, char **ret_line)
 {
+	struct audit_emit e = {.type = type, .fields = fields, .sync = sync, .may_rotate = true};
+	int r;
+
 	if (!log || !audit_type_valid(type) || type_reserved(type))
 		return -EINVAL;
 	if (fields && !json_is_object(fields))
 		return -EINVAL;
-	return emit(log, type, fields, sync, true, ret_seq, ret_line);
-}
-
-/* Moves the in-memory and on-disk key to the next epoch after the seal
- * (seq, mac) of the current one, and erases the old key. */
-static int evolve_after_seal(struct audit_log *log, uint64_t seal_seq, const char *seal_mac)
-{
-	struct audit_key_state next = {};
-	int r;
-
-	next.epoch = log->key.epoch + 1;
-	next.seal_seq = seal_seq;
-	memcpy(next.seal_mac, seal_mac, sizeof(next.seal_mac));
-	r = audit_key_next(log->key.key, next.key);
-	if (r >= 0)
-		r = audit_key_state_store(log->state_dir_fd, &next, false);
-	if (r >= 0) {
-		audit_key_state_cleanse(&log->key);
-		log->key = next;
+	if (!may_write_now(log)) {
+		/* Nothing may overtake what waits. */
+		r = audit_log_flush(log);
+		if (r < 0)
+			return r;
 	}
-	audit_key_state_cleanse(&next);
+	r = audit_emit(log, &e, ret_seq, ret_line, NULL);
+	log->error = r < 0 ? r : 0;
 	return r;
 }
 
-int audit_log_seal(struct audit_log *log)
+int audit_log_submit(struct audit_log *log, const char *type, json_t *fields, bool sync,
+		     uint64_t *ret_seq, char **ret_line)
 {
-	_cleanup_(json_decrefp) json_t *fields = NULL;
-	uint64_t seq;
+	struct audit_emit e = {.type = type, .fields = fields, .sync = sync, .may_rotate = true};
+	uint64_t realtime = clock_usec(CLOCK_REALTIME), monotonic = clock_usec(CLOCK_MONOTONIC);
+	bool chained = false;
 	int r;
 
-	if (!log)
+	if (!log || !audit_type_valid(type) || type_reserved(type))
 		return -EINVAL;
-	if (log->broken)
-		return log->broken;
-	/* Records of this epoch before the seal: the epoch began right after
-	 * the previous seal (seq 0 before the first one). */
-	fields = json_pack("{s:I,s:I}", "epoch", (json_int_t)log->key.epoch, "records",
-			   (json_int_t)(log->last_seq - log->key.seal_seq));
-	if (!fields)
-		return -ENOMEM;
-	/* A seal never starts a new file (it may overshoot max_bytes by its
-	 * own size): "agent-stop" then "seal" stay adjacent, which is how the
-	 * next open recognises a clean stop. */
-	r = emit(log, AUDIT_TYPE_SEAL, fields, true, false, &seq, NULL);
-	if (r < 0)
-		return r;
-	r = evolve_after_seal(log, seq, log->prev);
-	if (r < 0) {
-		/* The seal is on disk, the old key is still in audit.key: the
-		 * next open finishes the evolution. Write nothing more now. */
-		log->broken = r;
-		return r;
-	}
-	return 0;
+	if (fields && !json_is_object(fields))
+		return -EINVAL;
+	e.realtime_usec = realtime;
+	e.monotonic_usec = monotonic;
+	if (may_write_now(log)) {
+		r = audit_emit(log, &e, ret_seq, ret_line, &chained);
+		if (r >= 0 || chained) {
+			/* Written (a failed fdatasync is checked at the reopen). */
+			log->error = r < 0 ? r : 0;
+			return 0;
+		}
+		log->error = r;
+	} else
+		r = log->error ? log->error : -EAGAIN;
+	r = audit_queue_push(&log->queue, type, fields, realtime, monotonic, r);
+	return r < 0 ? r : AUDIT_QUEUED;
 }
 
-/* Checks the last record of the previous run against the key state. */
-static int check_last(struct audit_log *log, const struct tail *t, struct audit_record *ret_rec,
-		      char **ret_before_type)
+void audit_log_set_written_callback(struct audit_log *log, audit_written_fn fn, void *userdata)
 {
-	_cleanup_free_ char *before_type = NULL;
-	_cleanup_(audit_record_done) struct audit_record rec = {}, before = {};
-	char mac[AUDIT_MAC_HEX_LEN + 1];
-	size_t body_len;
-	bool ok = false;
-	int r;
-
-	r = audit_record_parse(t->last, t->last_len, &rec);
-	if (r == -ENOMEM)
-		return r;
-	if (r < 0 || audit_line_split(t->last, t->last_len, &body_len, mac) < 0)
-		return -EBADMSG;
-	if (rec.epoch == log->key.epoch) {
-		char want[AUDIT_MAC_HEX_LEN + 1];
-
-		r = audit_mac_hex(log->key.key, t->last, body_len, want);
-		if (r < 0)
-			return r;
-		ok = audit_mac_hex_equal(want, mac);
-	} else if (rec.epoch + 1 == log->key.epoch && streq(rec.type, AUDIT_TYPE_SEAL)) {
-		/* Sealed with the key that is now erased: audit.key remembers it. */
-		ok = rec.seq == log->key.seal_seq && audit_mac_hex_equal(mac, log->key.seal_mac);
-	}
-	if (!ok)
-		return -EBADMSG;
-	if (t->before) {
-		r = audit_record_parse(t->before, t->before_len, &before);
-		if (r == -ENOMEM)
-			return r;
-		if (r < 0 || !audit_mac_hex_equal(before.mac, rec.prev))
-			return -EBADMSG;
-		before_type = TAKE_PTR(before.type);
-	}
-	*ret_before_type = TAKE_PTR(before_type);
-	*ret_rec = rec;
-	rec = (struct audit_record){};
-	return 0;
+	log->written_cb = fn;
+	log->written_userdata = userdata;
 }
 
-static int emit_unclean(struct audit_log *log, const char *reason, const char *last_type,
-			const struct tail *t)
+void audit_log_get_status(const struct audit_log *log, struct audit_log_status *ret_status)
 {
-	_cleanup_(json_decrefp) json_t *fields = NULL;
-	size_t done = 0;
-	int r;
-
-	fields = json_pack("{s:s,s:I}", "reason", reason, "last_seq", (json_int_t)log->last_seq);
-	if (!fields)
-		return -ENOMEM;
-	if (last_type && json_object_set_new(fields, "last_type", json_string(last_type)) < 0)
-		return -ENOMEM;
-	/* The torn bytes, base64, in this record and "torn-record" records
-	 * after it when they do not fit in one. */
-	while (t->torn_len > 0 && done < t->torn_len) {
-		size_t n = t->torn_len - done < TORN_CHUNK ? t->torn_len - done : TORN_CHUNK;
-		_cleanup_free_ char *b64 = malloc(4 * ((n + 2) / 3) + 1);
-
-		if (!b64)
-			return -ENOMEM;
-		EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)t->torn + done,
-				(int)n);
-		if (done == 0) {
-			if (json_object_set_new(fields, "torn_bytes",
-						json_integer((json_int_t)t->torn_len)) < 0 ||
-			    json_object_set_new(fields, "torn_base64", json_string(b64)) < 0)
-				return -ENOMEM;
-			r = emit(log, AUDIT_TYPE_UNCLEAN, fields, true, true, NULL, NULL);
-		} else {
-			_cleanup_(json_decrefp) json_t *part =
-			    json_pack("{s:I,s:s}", "offset", (json_int_t)done, "torn_base64", b64);
-
-			if (!part)
-				return -ENOMEM;
-			r = emit(log, "torn-record", part, true, true, NULL, NULL);
-		}
-		if (r < 0)
-			return r;
-		done += n;
-	}
-	if (t->torn_len == 0)
-		return emit(log, AUDIT_TYPE_UNCLEAN, fields, true, true, NULL, NULL);
-	return 0;
-}
-
-/* Picks up the chain from what the previous run left, repairs a torn tail
- * and records an unclean restart. */
-static int recover(struct audit_log *log, struct audit_open_report *report)
-{
-	_cleanup_(audit_record_done) struct audit_record last = {};
-	_cleanup_free_ char *rotated = NULL, *before_type = NULL;
-	struct tail t = {}, rt = {};
-	const struct tail *src = &t;
-	const char *reason = NULL;
-	int r;
-
-	r = read_tail(log->fd, &t);
-	if (r < 0)
-		return r;
-	log->size = t.size;
-	if (t.torn_len > 0) {
-		if (ftruncate(log->fd, (off_t)(t.size - t.torn_len)) < 0 || fsync(log->fd) < 0) {
-			r = -errno;
-			goto out;
-		}
-		log->size = t.size - t.torn_len;
-		report->torn_bytes = t.torn_len;
-		reason = "torn-record";
-	}
-	if (!t.last) {
-		/* An empty log next to audit.log.1: a rotation was cut short. */
-		_cleanup_close_ int fd1 = -1;
-
-		r = rotated_name(log, 1, &rotated);
-		if (r < 0)
-			goto out;
-		fd1 =
-		    openat(log->log_dir_fd, rotated, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-		if (fd1 >= 0) {
-			r = read_tail(fd1, &rt);
-			if (r < 0)
-				goto out;
-			if (rt.torn_len > 0) {
-				r = -EBADMSG;
-				goto out;
-			}
-			if (rt.last)
-				src = &rt;
-		}
-	}
-
-	if (src->last) {
-		r = check_last(log, src, &last, &before_type);
-		if (r < 0)
-			goto out;
-		log->last_seq = last.seq;
-		memcpy(log->prev, last.mac, sizeof(log->prev));
-		if (!reason && !streq(last.type, AUDIT_TYPE_STOP) &&
-		    !(streq(last.type, AUDIT_TYPE_SEAL) && before_type &&
-		      streq(before_type, AUDIT_TYPE_STOP)))
-			reason = "no-agent-stop";
-		if (streq(last.type, AUDIT_TYPE_SEAL) && last.epoch == log->key.epoch) {
-			/* Crashed between writing a seal and saving the next key. */
-			r = evolve_after_seal(log, last.seq, last.mac);
-			if (r < 0)
-				goto out;
-		}
-	} else {
-		/* No record at all: continue from the last seal audit.key knows
-		 * of (the chain start for a fresh key). */
-		log->last_seq = log->key.seal_seq;
-		memcpy(log->prev, log->key.seal_mac, sizeof(log->prev));
-		if (!reason && (log->key.seal_seq > 0 || log->key.epoch > 0))
-			reason = "log-missing";
-	}
-
-	if (src == &rt) {
-		_cleanup_(json_decrefp) json_t *fields = json_pack("{s:s}", "previous", rotated);
-
-		r = fields ? emit(log, AUDIT_TYPE_ROTATED, fields, true, false, NULL, NULL)
-			   : -ENOMEM;
-		if (r < 0)
-			goto out;
-	}
-	if (reason) {
-		r = emit_unclean(log, reason, src->last ? last.type : NULL, &t);
-		if (r < 0)
-			goto out;
-		report->unclean_restart = true;
-	}
-	r = 0;
-out:
-	tail_done(&t);
-	tail_done(&rt);
-	return r;
+	*ret_status = (struct audit_log_status){
+	    .error = log->error ? log->error : log->broken,
+	    .broken = log->broken != 0,
+	    .pending = work_pending(log) || !audit_queue_empty(&log->queue) || log->error,
+	    .queued = log->queue.count,
+	    .queued_total = log->queue.queued_total,
+	    .lost_total = log->queue.lost_total,
+	    .lost_pending = audit_queue_lost_pending(&log->queue),
+	};
 }
 
 static bool file_has_data(int dir_fd, const char *name)
@@ -616,6 +635,15 @@ int audit_log_open(const char *log_path, const char *state_dir, const struct aud
 	log->fd = log->state_dir_fd = log->log_dir_fd = -1;
 	if (options)
 		log->options = *options;
+	if (!log->options.queue_records)
+		log->options.queue_records = AUDIT_QUEUE_RECORDS_DEFAULT;
+	if (!log->options.queue_bytes)
+		log->options.queue_bytes = log->options.queue_records * AUDIT_QUEUE_BYTES_PER_RECORD;
+	r = audit_queue_init(&log->queue, log->options.queue_records, log->options.queue_bytes);
+	if (r < 0) {
+		free(log);
+		return r;
+	}
 	log->path = strdup(log_path);
 	log->base = strdup(slash ? slash + 1 : log_path);
 	if (!log->path || !log->base) {
@@ -639,12 +667,16 @@ int audit_log_open(const char *log_path, const char *state_dir, const struct aud
 		goto fail;
 	}
 
+	/* Temp key files of a crash or a failed seal: a key of a later epoch,
+	 * or an older one that must not outlive its epoch. */
+	(void)audit_key_temp_sweep(log->state_dir_fd);
+
 	r = audit_key_state_load(log->state_dir_fd, &log->key);
 	if (r == -ENOENT) {
 		_cleanup_free_ char *rotated = NULL;
 
 		/* Records without their key can never be continued. */
-		r = rotated_name(log, 1, &rotated);
+		r = audit_rotated_name(log, 1, &rotated);
 		if (r < 0)
 			goto fail;
 		if (file_has_data(log->log_dir_fd, log->base) ||
@@ -673,7 +705,7 @@ int audit_log_open(const char *log_path, const char *state_dir, const struct aud
 		r = -errno;
 		goto fail;
 	}
-	r = recover(log, &report);
+	r = audit_recover(log, &report);
 	if (r < 0)
 		goto fail;
 
@@ -714,6 +746,9 @@ void audit_log_close(struct audit_log *log)
 		close(log->log_dir_fd);
 	if (log->state_dir_fd >= 0)
 		close(log->state_dir_fd); /* releases the lock */
+	audit_unsynced_clear(log);
+	audit_queue_done(&log->queue);
+	free(log->pending_rotated);
 	free(log->path);
 	free(log->base);
 	OPENSSL_cleanse(log, sizeof(*log));

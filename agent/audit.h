@@ -17,10 +17,22 @@
 
 struct audit_log;
 
+#define AUDIT_QUEUE_RECORDS_DEFAULT 1024
+#define AUDIT_QUEUE_BYTES_PER_RECORD 4096 /* default byte bound: 4 KiB per record */
+
 struct audit_options {
 	uint64_t max_bytes; /* rotate when the file would exceed this; 0 = never */
 	unsigned keep;      /* rotated files kept: audit.log.1 .. audit.log.N */
+	size_t queue_records; /* records held in memory while the log cannot be written
+				 (0: AUDIT_QUEUE_RECORDS_DEFAULT) */
+	size_t queue_bytes;   /* and their size bound (0: queue_records * 4 KiB) */
 };
+
+/* Called for each record that reaches the log later than it was submitted:
+ * records from the queue, audit-records-lost, audit-log-reopened. fields and
+ * line are borrowed. */
+typedef void (*audit_written_fn)(uint64_t seq, const char *type, json_t *fields, const char *line,
+				 void *userdata);
 
 /* What audit_log_open found and did about the previous run. */
 struct audit_open_report {
@@ -47,8 +59,40 @@ int audit_log_open(const char *log_path, const char *state_dir, const struct aud
 int audit_log_append(struct audit_log *log, const char *type, json_t *fields, bool sync,
 		     uint64_t *ret_seq, char **ret_line);
 
+/* Like audit_log_append, but when the log cannot take the record now (disk
+ * full, a failed write or fdatasync, records already waiting) the record is
+ * queued in memory and written, in order and chained, by a later
+ * audit_log_flush(). Returns 0 when written (ret_seq, ret_line set),
+ * AUDIT_QUEUED when queued, -ENOBUFS when the queue was full (the record is
+ * lost and counted: an audit-records-lost record takes its place). */
+#define AUDIT_QUEUED 1
+int audit_log_submit(struct audit_log *log, const char *type, json_t *fields, bool sync,
+		     uint64_t *ret_seq, char **ret_line);
+
+/* Finishes what a failure left (reopen and check after a failed fdatasync,
+ * a rotation's new file, a seal's key) and writes the queue. 0 when nothing
+ * is left; -errno when the log still cannot be written (retry later). */
+int audit_log_flush(struct audit_log *log);
+
+void audit_log_set_written_callback(struct audit_log *log, audit_written_fn fn, void *userdata);
+
+struct audit_log_status {
+	int error;	      /* the last write error; 0 when the log is written normally */
+	bool broken;	      /* the log cannot be continued by this process (see docs) */
+	bool pending;	      /* records or work wait for audit_log_flush(), or the last
+				 write failed */
+	size_t queued;	      /* records in the queue now */
+	uint64_t queued_total; /* records ever queued */
+	uint64_t lost_total;   /* records ever lost (queue full) */
+	uint64_t lost_pending; /* of those, not yet recorded in the log */
+};
+void audit_log_get_status(const struct audit_log *log, struct audit_log_status *ret_status);
+
 /* End the current audit epoch: append a "seal" record, evolve the key, persist
- * it (write temp, fsync, rename, fsync dir) and erase the old key from memory. */
+ * it (write temp, fsync, rename, fsync dir) and erase the old key from memory.
+ * Writes whatever is queued first. On failure nothing is sealed and the
+ * caller retries (a seal whose fdatasync failed is finished by the next
+ * audit_log_flush: reopen, check, then the key). */
 int audit_log_seal(struct audit_log *log);
 
 uint64_t audit_log_last_seq(const struct audit_log *log);

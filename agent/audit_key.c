@@ -10,6 +10,7 @@
  * It is replaced atomically (temp file, fsync, rename, fsync of the
  * directory). The verification key file is 64 hex digits and a newline,
  * created once with O_EXCL and never rewritten. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -174,9 +175,10 @@ out:
 	return r;
 }
 
-int audit_key_state_store(int dir_fd, const struct audit_key_state *state, bool no_replace)
+int audit_key_state_write_temp(int dir_fd, const struct audit_key_state *state,
+			       char ret_name[AUDIT_KEY_TEMP_NAME_MAX])
 {
-	char buf[KEY_STATE_FILE_MAX], key_hex[AUDIT_KEY_HEX_LEN + 1], tmp[64];
+	char buf[KEY_STATE_FILE_MAX], key_hex[AUDIT_KEY_HEX_LEN + 1], tmp[AUDIT_KEY_TEMP_NAME_MAX];
 	uint8_t rnd[8];
 	char rnd_hex[sizeof(rnd) * 2 + 1];
 	int fd = -1, n, r;
@@ -186,7 +188,7 @@ int audit_key_state_store(int dir_fd, const struct audit_key_state *state, bool 
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		return -EIO;
 	audit_hex(rnd, sizeof(rnd), rnd_hex);
-	snprintf(tmp, sizeof(tmp), ".%s.%s", AUDIT_KEY_FILE, rnd_hex);
+	snprintf(tmp, sizeof(tmp), "%s%s", AUDIT_KEY_TEMP_PREFIX, rnd_hex);
 
 	audit_hex(state->key, AUDIT_KEY_SIZE, key_hex);
 	n = snprintf(buf, sizeof(buf),
@@ -205,29 +207,67 @@ int audit_key_state_store(int dir_fd, const struct audit_key_state *state, bool 
 		goto out;
 	}
 	r = write_all(fd, buf, (size_t)n);
-	if (r < 0)
-		goto fail;
-	if (fsync(fd) < 0) {
+	if (r >= 0 && fsync(fd) < 0)
 		r = -errno;
-		goto fail;
-	}
-	if (renameat2(dir_fd, tmp, dir_fd, AUDIT_KEY_FILE, no_replace ? RENAME_NOREPLACE : 0) < 0) {
-		r = -errno;
-		goto fail;
-	}
-	if (fsync(dir_fd) < 0) {
-		r = -errno;
+	if (r < 0) {
+		unlinkat(dir_fd, tmp, 0);
 		goto out;
 	}
+	memcpy(ret_name, tmp, sizeof(tmp));
 	r = 0;
-	goto out;
-fail:
-	unlinkat(dir_fd, tmp, 0);
 out:
 	if (fd >= 0)
 		close(fd);
 	OPENSSL_cleanse(buf, sizeof(buf));
 	OPENSSL_cleanse(key_hex, sizeof(key_hex));
+	return r;
+}
+
+int audit_key_state_rename(int dir_fd, const char *temp_name, bool no_replace)
+{
+	if (renameat2(dir_fd, temp_name, dir_fd, AUDIT_KEY_FILE,
+		      no_replace ? RENAME_NOREPLACE : 0) < 0)
+		return -errno;
+	return 0;
+}
+
+int audit_key_state_store(int dir_fd, const struct audit_key_state *state, bool no_replace)
+{
+	char tmp[AUDIT_KEY_TEMP_NAME_MAX];
+	int r;
+
+	r = audit_key_state_write_temp(dir_fd, state, tmp);
+	if (r < 0)
+		return r;
+	r = audit_key_state_rename(dir_fd, tmp, no_replace);
+	if (r < 0) {
+		unlinkat(dir_fd, tmp, 0);
+		return r;
+	}
+	if (fsync(dir_fd) < 0)
+		return -errno;
+	return 0;
+}
+
+int audit_key_temp_sweep(int dir_fd)
+{
+	_cleanup_close_ int fd = dup(dir_fd);
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d)
+		return -errno;
+	fd = -1; /* owned by d */
+	rewinddir(d);
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, AUDIT_KEY_TEMP_PREFIX, strlen(AUDIT_KEY_TEMP_PREFIX)) == 0 &&
+		    unlinkat(dir_fd, de->d_name, 0) < 0 && errno != ENOENT)
+			r = -errno;
+	closedir(d);
 	return r;
 }
 

@@ -401,10 +401,19 @@ _Noreturn static void child_exec(const struct child_ctx *ctx)
 	child_fail("exec", errno, ctx->spec->argv[0]);
 }
 
+/* A session of its own, so the instance has no controlling terminal: the
+ * agent's (a shell that started it, `make demo`) can never be pushed
+ * keystrokes (TIOCSTI) or read, and /dev/tty opens nothing. */
+static void child_session(void)
+{
+	CHECK(setsid(), "session", "setsid");
+}
+
 _Noreturn static void child_main(const struct child_ctx *ctx)
 {
 	child_sock = ctx->sock;
 	umask(0022);
+	child_session();
 	child_join_cgroups(ctx);
 	child_mount(ctx);
 	child_hostname(ctx);

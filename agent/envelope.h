@@ -13,7 +13,8 @@
  *           spec->setup_in_parent (the agent moves the veth in here),
  *           while the child does its mounts
  *           "go" to the child, then wait for exec (EOF) or an error record
- *   child:  hybrid hosts: into each v1 controller cgroup ("0" to its tasks)
+ *   child:  session (setsid: no controlling terminal)
+ *           hybrid hosts: into each v1 controller cgroup ("0" to its tasks)
  *           mounts: / rslave, the tmpfs attached, overlay (lower = lower_dir,
  *           read-only; upper/work on the tmpfs), minimal /dev, fresh /proc
  *           (/proc/sys read-only), pivot_root, old root detached

@@ -14,10 +14,13 @@
 #include <unistd.h>
 
 #include "address_pool.h"
+#include "forwarding.h"
 #include "cgroup.h"
 #include "instance.h"
+#include "instance_ids.h"
 #include "macro.h"
 #include "policy_json.h"
+#include "quarantine.h"
 #include "rotator.h"
 #include "seccomp_policy.h"
 #include "snapshot.h"
@@ -257,14 +260,29 @@ static void on_instance_signal(struct instance *instance, const char *kind, json
 	}
 }
 
-void fleet_egress_drop(struct fleet *fleet, const char *instance_name, json_t *evidence)
+/* The signals after the first of their kind, one record an interval. */
+static void on_instance_signals_counted(const char *service, const char *instance,
+					const char *kind, uint64_t count, json_t *first_evidence,
+					uint64_t interval_usec, void *userdata)
 {
-	for (size_t i = 0; instance_name && i < fleet->n_services; i++) {
+	fleet_audit(userdata, "signals-counted",
+		    json_pack("{s:s, s:s, s:s, s:I, s:I, s:O?}", "service", service, "instance",
+			      instance, "kind", kind, "count", (json_int_t)count, "interval_usec",
+			      (json_int_t)interval_usec, "first_evidence", first_evidence),
+		    false);
+}
+
+void fleet_egress_drop(struct fleet *fleet, const char *link, json_t *evidence)
+{
+	for (size_t i = 0; link && i < fleet->n_services; i++) {
 		struct managed_service *svc = fleet->services[i];
 
 		for (struct instance *x[] = {svc->current, svc->next}, **p = x; p < x + 2; p++) {
-			if (!*p || !streq(instance_id(*p), instance_name))
+			const char *instance_name;
+
+			if (!*p || !streq(instance_link(*p), link))
 				continue;
+			instance_name = instance_id(*p);
 			if (!streq(svc->egress_instance, instance_name)) {
 				snprintf(svc->egress_instance, sizeof(svc->egress_instance), "%s",
 					 instance_name);
@@ -442,6 +460,7 @@ void start_instance(struct managed_service *svc)
 		.on_unhealthy = on_instance_unhealthy,
 		.on_exit = on_instance_exit,
 		.on_signal = on_instance_signal,
+		.on_signals_counted = on_instance_signals_counted,
 		.userdata = fleet,
 	};
 	struct instance_spec spec = {
@@ -457,18 +476,22 @@ void start_instance(struct managed_service *svc)
 	};
 	char id[INSTANCE_ID_MAX], ifname[IFNAMSIZ], step[32] = "", detail[320] = "";
 	struct instance *instance = NULL;
-	uint64_t number = ++fleet->instance_counter;
+	uint64_t number = 0;
 	int r;
 
 	if (svc->failed[0] || (svc->current && svc->next))
 		return;
+	r = instance_ids_next(fleet->ids, &number);
 	snprintf(id, sizeof(id), "%s-%llu", svc->name, (unsigned long long)number);
 	snprintf(ifname, sizeof(ifname), "mtdi%llu", (unsigned long long)number);
 	spec.id = id;
 	spec.host_ifname = ifname;
 
-	r = pick_addresses(svc, spec.addresses, &spec.n_addresses);
 	if (r < 0) {
+		snprintf(step, sizeof(step), "instance id");
+		snprintf(detail, sizeof(detail), "cannot reserve numbers in %s/instance-ids: %s",
+			 fleet->state_dir, strerror(-r));
+	} else if ((r = pick_addresses(svc, spec.addresses, &spec.n_addresses)) < 0) {
 		snprintf(step, sizeof(step), "address");
 		snprintf(detail, sizeof(detail), "AddressPool=: %s", strerror(-r));
 	} else {
@@ -762,7 +785,8 @@ static void purge_links(void)
 		if_freenameindex(links);
 }
 
-int fleet_new(sd_event *event, struct rotation *rotation, const char *cgroup_name,
+int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *forwarding,
+	      const char *cgroup_name,
 	      const char *state_dir, const struct fleet_hooks *hooks, struct fleet **ret_fleet,
 	      char **ret_error)
 {
@@ -779,14 +803,37 @@ int fleet_new(sd_event *event, struct rotation *rotation, const char *cgroup_nam
 	fleet->event = sd_event_ref(event);
 	fleet->rotation = rotation;
 	fleet->hooks = *hooks;
-	r = cgroup_root_open(cgroup_name, &fleet->cgroups);
+	r = instance_ids_open(state_dir, &fleet->ids);
 	if (r < 0) {
-		if (asprintf(ret_error, "cgroup %s: %s", cgroup_name, strerror(-r)) < 0)
+		if (asprintf(ret_error, "instance numbers (%s/instance-ids): %s", state_dir,
+			     strerror(-r)) < 0)
 			*ret_error = NULL;
 		sd_event_unref(fleet->event);
 		free(fleet->state_dir);
 		free(fleet);
 		return r;
+	}
+	r = cgroup_root_open(cgroup_name, &fleet->cgroups);
+	if (r < 0) {
+		if (asprintf(ret_error, "cgroup %s: %s", cgroup_name, strerror(-r)) < 0)
+			*ret_error = NULL;
+		instance_ids_free(fleet->ids);
+		sd_event_unref(fleet->event);
+		free(fleet->state_dir);
+		free(fleet);
+		return r;
+	}
+	/* Evidence a killed agent was still writing is incomplete: not kept. */
+	{
+		json_t *removed = NULL;
+
+		if (quarantine_remove_interrupted(state_dir, &removed) == 0 &&
+		    json_array_size(removed) > 0)
+			fleet_audit(fleet, "quarantine-interrupted",
+				    json_pack("{s:O, s:s}", "instances", removed, "outcome",
+					      "incomplete evidence removed"),
+				    true);
+		json_decref(removed);
 	}
 	/* A killed agent leaves its instances running: end them and their links. */
 	r = cgroup_root_purge(fleet->cgroups, 5 * USEC_PER_SEC);
@@ -797,11 +844,13 @@ int fleet_new(sd_event *event, struct rotation *rotation, const char *cgroup_nam
 		      true);
 	purge_links();
 
-	/* Forwarding carries DNATed traffic to the instances' links. */
-	r = netdev_enable_forwarding();
+	/* Forwarding carries DNATed traffic to the instances' links (and only
+	 * there: forwarding.h). */
+	r = forwarding_enable(forwarding);
 	if (r < 0) {
 		if (asprintf(ret_error, "IP forwarding: %s", strerror(-r)) < 0)
 			*ret_error = NULL;
+		instance_ids_free(fleet->ids);
 		cgroup_root_free(fleet->cgroups);
 		sd_event_unref(fleet->event);
 		free(fleet->state_dir);
@@ -824,6 +873,7 @@ void fleet_free(struct fleet *fleet)
 		(void)cgroup_root_remove(fleet->cgroups);
 		cgroup_root_free(fleet->cgroups);
 	}
+	instance_ids_free(fleet->ids);
 	sd_event_unref(fleet->event);
 	free(fleet->state_dir);
 	free(fleet);

@@ -13,6 +13,7 @@
 #include "rotation.h"
 
 struct fleet;
+struct forwarding;
 
 struct fleet_hooks {
 	/* Audit one event (fields stolen); security events are synced. */
@@ -22,7 +23,8 @@ struct fleet_hooks {
 
 /* cgroup_name: the instances' parent cgroup under the agent's own;
  * state_dir: quarantined instances' evidence goes to STATE_DIR/quarantine. */
-int fleet_new(sd_event *event, struct rotation *rotation, const char *cgroup_name,
+int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *forwarding,
+	      const char *cgroup_name,
 	      const char *state_dir, const struct fleet_hooks *hooks, struct fleet **ret_fleet,
 	      char **ret_error);
 
@@ -50,9 +52,11 @@ int fleet_release(struct fleet *fleet, const char *id);
 /* mtdctl inspect: what was kept of a quarantined instance and why. */
 int fleet_inspect(struct fleet *fleet, const char *id, bool verify, json_t **ret);
 
-/* The envelope of an instance dropped a packet it sent (evidence stolen):
- * counted; EgressAlertThreshold= of them make an "egress" compromise signal. */
-void fleet_egress_drop(struct fleet *fleet, const char *instance, json_t *evidence);
+/* The envelope dropped a packet that came in on link (an instance's host
+ * end; evidence stolen): charged to that instance, whatever the packet's
+ * source address; EgressAlertThreshold= of them make an "egress" compromise
+ * signal. */
+void fleet_egress_drop(struct fleet *fleet, const char *link, json_t *evidence);
 
 /* Stop every instance and remove everything they had (cgroups, links,
  * writable layers, routes). */

@@ -76,7 +76,7 @@ struct fleet {
 	struct fleet_hooks hooks;
 	struct managed_service **services;
 	size_t n_services;
-	uint64_t instance_counter;
+	struct instance_ids *ids; /* SERVICE-N: N never used twice on this host */
 };
 
 

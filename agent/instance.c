@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "instance.h"
+#include "instance_output.h"
+#include "json_bytes.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include "envelope.h"
 #include "health.h"
 #include "seccomp_notify.h"
+#include "signal_tally.h"
 #include "macro.h"
 
 struct instance {
@@ -32,8 +35,13 @@ struct instance {
 	struct instance_hooks hooks;
 	enum instance_state state;
 	struct envelope_instance *envelope;
+	struct instance_output *output; /* its stdout and stderr */
 	sd_event_source *child_source;
 	sd_event_source *violation_source; /* seccomp notifications */
+	struct signal_tally *tally;        /* the first signal of a kind passes, the rest are counted */
+	sd_event_source *tally_timer;      /* when the counted ones are summed up */
+	sd_event_source *drift_more;       /* the drift watch has more than one callback's share */
+	uint64_t last_scan_usec;           /* the last full scan after lost drift events */
 	struct drift_watch *drift;
 	sd_event_source *drift_source;
 	char **writable; /* Writable= (copied: the policy may be freed on reload) */
@@ -74,6 +82,9 @@ const char *instance_state_name(enum instance_state state)
 }
 
 /* Everything the instance holds, in reverse order of setup. */
+static void summarize_signals(const char *kind, uint64_t count, json_t *first_evidence,
+			      uint64_t interval_usec, void *userdata);
+
 static void release(struct instance *instance)
 {
 	health_probe_cancel(TAKE_PTR(instance->probe));
@@ -81,6 +92,11 @@ static void release(struct instance *instance)
 	instance->child_source = sd_event_source_disable_unref(instance->child_source);
 	instance->violation_source = sd_event_source_disable_unref(instance->violation_source);
 	instance->drift_source = sd_event_source_disable_unref(instance->drift_source);
+	instance->drift_more = sd_event_source_disable_unref(instance->drift_more);
+	instance->tally_timer = sd_event_source_disable_unref(instance->tally_timer);
+	/* What was counted and not yet summed up is summed up now. */
+	if (instance->tally)
+		signal_tally_flush(instance->tally, UINT64_MAX, summarize_signals, instance);
 	drift_watch_free(TAKE_PTR(instance->drift));
 	if (instance->envelope) {
 		siginfo_t info;
@@ -92,6 +108,7 @@ static void release(struct instance *instance)
 			     WEXITED | WNOHANG);
 		envelope_free(TAKE_PTR(instance->envelope));
 	}
+	instance_output_free(TAKE_PTR(instance->output));
 	if (instance->link_created) {
 		(void)netdev_delete_link(instance->host_ifname);
 		instance->link_created = false;
@@ -103,6 +120,7 @@ void instance_destroy(struct instance *instance)
 	if (!instance)
 		return;
 	release(instance);
+	signal_tally_free(instance->tally);
 	for (size_t i = 0; i < instance->n_writable; i++)
 		free(instance->writable[i]);
 	free(instance->writable);
@@ -183,30 +201,76 @@ static int on_child(sd_event_source *source, const siginfo_t *info, void *userda
 	return 0;
 }
 
+static void summarize_signals(const char *kind, uint64_t count, json_t *first_evidence,
+			      uint64_t interval_usec, void *userdata)
+{
+	struct instance *instance = userdata;
+
+	if (instance->hooks.on_signals_counted)
+		instance->hooks.on_signals_counted(instance->service, instance->id, kind, count,
+						   first_evidence, interval_usec,
+						   instance->hooks.userdata);
+}
+
+static int on_tally_timer(sd_event_source *source, uint64_t usec, void *userdata)
+{
+	struct instance *instance = userdata;
+	uint64_t due;
+
+	signal_tally_flush(instance->tally, usec, summarize_signals, instance);
+	due = signal_tally_due(instance->tally);
+	if (due == 0)
+		return sd_event_source_set_enabled(source, SD_EVENT_OFF);
+	(void)sd_event_source_set_time(source, due);
+	return sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+}
+
+/* The first signal of its kind goes to the owner (which responds); later ones
+ * are counted and summed up once an interval (signal_tally.h). */
 static void raise_signal(struct instance *instance, const char *kind, json_t *evidence)
 {
-	if (instance->hooks.on_signal)
-		instance->hooks.on_signal(instance, kind, evidence, instance->hooks.userdata);
-	else
+	uint64_t due;
+
+	if (!instance->hooks.on_signal) {
 		json_decref(evidence);
+		return;
+	}
+	if (signal_tally_add(instance->tally, kind, evidence, monotonic_usec())) {
+		instance->hooks.on_signal(instance, kind, evidence, instance->hooks.userdata);
+		return;
+	}
+	due = signal_tally_due(instance->tally);
+	if (due == 0)
+		return;
+	if (!instance->tally_timer) {
+		if (sd_event_add_time(instance->event, &instance->tally_timer, CLOCK_MONOTONIC, due,
+				      0, on_tally_timer, instance) < 0)
+			return; /* the count waits for the instance's end */
+	} else if (sd_event_source_get_enabled(instance->tally_timer, NULL) <= 0) {
+		(void)sd_event_source_set_time(instance->tally_timer, due);
+		(void)sd_event_source_set_enabled(instance->tally_timer, SD_EVENT_ONESHOT);
+	}
 }
+
+/* At most this many notifications per wakeup: a storm of violations shares
+ * the loop with the control socket and the rotation timers; what is left
+ * stays queued in the kernel (its callers wait for their EPERM) and wakes
+ * the loop again. */
+#define VIOLATIONS_PER_CALLBACK 32
 
 static int on_violation(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
 	struct instance *instance = userdata;
 	struct seccomp_violation v;
-	int r;
+	int r = 0;
 
 	/* Each notification is answered EPERM inside seccomp_notify_handle. */
-	while ((r = seccomp_notify_handle(fd, &v)) == 0) {
-		json_t *args = json_array();
-
-		for (size_t i = 0; args && i < ELEMENTSOF(v.args); i++)
-			json_array_append_new(args, json_sprintf("0x%llx", (unsigned long long)v.args[i]));
+	for (unsigned i = 0; i < VIOLATIONS_PER_CALLBACK; i++) {
+		r = seccomp_notify_handle(fd, &v);
+		if (r < 0)
+			break;
 		/* The owner responds later (deferred): this instance stays valid here. */
-		raise_signal(instance, "seccomp-violation",
-			     json_pack("{s:s, s:i, s:i, s:o, s:b}", "syscall", v.name, "nr", v.nr,
-				       "pid", (int)v.pid, "args", args, "answered", v.answered));
+		raise_signal(instance, "seccomp-violation", seccomp_violation_evidence(&v));
 	}
 	if (r == -EPIPE || (revents & EPOLLHUP))
 		(void)sd_event_source_set_enabled(source, SD_EVENT_OFF);
@@ -215,17 +279,17 @@ static int on_violation(sd_event_source *source, int fd, uint32_t revents, void 
 
 static int collect_drift(const struct drift_event *event, void *userdata)
 {
-	json_array_append_new(userdata, json_pack("{s:s, s:s}", "kind",
+	json_array_append_new(userdata, json_pack("{s:s, s:o}", "kind",
 						  drift_kind_name(event->kind), "path",
-						  event->path));
+						  json_bytes_str(event->path)));
 	return 0;
 }
 
 static int raise_scanned(const struct drift_event *event, void *userdata)
 {
 	raise_signal(userdata, "drift",
-		     json_pack("{s:s, s:s, s:s}", "kind", drift_kind_name(event->kind), "path",
-			       event->path, "found_by", "scan"));
+		     json_pack("{s:s, s:o, s:s}", "kind", drift_kind_name(event->kind), "path",
+			       json_bytes_str(event->path), "found_by", "scan"));
 	return 0;
 }
 
@@ -248,28 +312,56 @@ int instance_scan_drift(struct instance *instance, json_t **ret_findings)
 	return 0;
 }
 
-static int on_drift(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+/* Reports handled per wakeup; the rest wait for the next one (drift_more). */
+#define DRIFT_BATCHES_PER_CALLBACK 8
+/* A full scan after lost events, at most this often once drift is known. */
+#define DRIFT_RESCAN_USEC (10 * 1000 * 1000ull)
+
+static void read_drift(struct instance *instance)
 {
-	struct instance *instance = userdata;
 	struct drift_event events[16];
 	size_t n = 0;
 
-	do {
+	for (unsigned batch = 0; batch < DRIFT_BATCHES_PER_CALLBACK; batch++) {
 		if (drift_watch_read(instance->drift, events, ELEMENTSOF(events), &n) < 0)
-			return 0;
+			return;
 		for (size_t i = 0; i < n; i++) {
-			/* The watch fell behind: a scan of the whole layer says what is there. */
+			uint64_t now = monotonic_usec();
+
+			/* The watch fell behind: a scan of the whole layer says what is
+			 * there, until drift is known; then at most every 10 s (the
+			 * response is under way, and a scan is the attacker's to
+			 * make expensive). */
 			if (events[i].kind == DRIFT_EVENTS_LOST) {
+				if (instance->last_scan_usec &&
+				    now - instance->last_scan_usec < DRIFT_RESCAN_USEC)
+					continue;
+				instance->last_scan_usec = now;
 				(void)drift_scan(envelope_upper_fd(instance->envelope),
 						 instance->writable, instance->n_writable,
 						 raise_scanned, instance);
 				continue;
 			}
 			raise_signal(instance, "drift",
-				     json_pack("{s:s, s:s}", "kind", drift_kind_name(events[i].kind),
-					       "path", events[i].path));
+				     json_pack("{s:s, s:o}", "kind", drift_kind_name(events[i].kind),
+					       "path", json_bytes_str(events[i].path)));
 		}
-	} while (n == ELEMENTSOF(events));
+		if (n < ELEMENTSOF(events))
+			return;
+	}
+	/* More than one wakeup's share: go on after everything else pending. */
+	(void)sd_event_source_set_enabled(instance->drift_more, SD_EVENT_ONESHOT);
+}
+
+static int on_drift(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	read_drift(userdata);
+	return 0;
+}
+
+static int on_drift_more(sd_event_source *source, void *userdata)
+{
+	read_drift(userdata);
 	return 0;
 }
 
@@ -294,6 +386,11 @@ static int watch_signals(struct instance *instance, char *const *writable, size_
 	if (r >= 0)
 		r = sd_event_add_io(instance->event, &instance->drift_source,
 				    drift_watch_fd(instance->drift), EPOLLIN, on_drift, instance);
+	if (r >= 0)
+		r = sd_event_add_defer(instance->event, &instance->drift_more, on_drift_more,
+				       instance);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(instance->drift_more, SD_EVENT_OFF);
 	if (r < 0) {
 		snprintf(ret_step, 32, "drift watch");
 		snprintf(ret_detail, 320, "upper layer: %s", strerror(-r));
@@ -348,6 +445,7 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	struct envelope_spec env;
 	struct envelope_error env_error = {0};
 	char instance_env[96];
+	_cleanup_close_ int output_fd = -1;
 	char *envp[] = {(char *)"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 			instance_env, NULL};
 	int r;
@@ -365,6 +463,12 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	instance->health_failures_max = p->health_failures;
 	instance->event = sd_event_ref(event);
 	instance->hooks = *hooks;
+	instance->tally = signal_tally_new(INSTANCE_SIGNAL_INTERVAL_USEC);
+	if (!instance->tally) {
+		sd_event_unref(instance->event);
+		free(instance);
+		return -ENOMEM;
+	}
 	memcpy(instance->addresses, spec->addresses, sizeof(instance->addresses));
 	instance->n_addresses = spec->n_addresses;
 	snprintf(instance_env, sizeof(instance_env), "MTD_INSTANCE=%s", spec->id);
@@ -387,14 +491,24 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 		.cpu_quota_percent = p->cpu_quota_percent,
 	};
 	env.hostname = p->name;
-	/* Output goes where the agent's goes (the journal under systemd). */
-	env.stdio_fds[1] = STDERR_FILENO;
-	env.stdio_fds[2] = STDERR_FILENO;
+	/* Output goes to the journal under the instance's own name, through
+	 * the agent: never to the agent's terminal or journal stream. */
+	r = instance_output_new(event, p->name, spec->id, &output_fd, &instance->output);
+	if (r < 0) {
+		snprintf(ret_step, 32, "output");
+		snprintf(ret_detail, 320, "pipe for stdout and stderr: %s", strerror(-r));
+		goto fail;
+	}
+	env.stdio_fds[1] = output_fd;
+	env.stdio_fds[2] = output_fd;
 	ctx.instance = instance;
 	env.setup_in_parent = setup_link;
 	env.userdata = &ctx;
 
 	r = envelope_spawn(&env, spec->cgroups, &instance->envelope, &env_error);
+	/* The child has its copy: the reading end sees EOF once the instance's
+	 * last process is gone. */
+	close(TAKE_FD(output_fd));
 	if (r < 0) {
 		if (ctx.step[0]) {
 			snprintf(ret_step, 32, "%s", ctx.step);
@@ -484,6 +598,11 @@ int instance_upper_fd(const struct instance *instance)
 const char *instance_cgroup_path(const struct instance *instance)
 {
 	return instance->envelope ? envelope_cgroup_path(instance->envelope) : NULL;
+}
+
+const char *instance_link(const struct instance *instance)
+{
+	return instance->host_ifname;
 }
 
 const char *instance_id(const struct instance *instance)

@@ -29,6 +29,9 @@ enum instance_state {
 
 struct instance;
 
+/* One summary record per instance, kind of signal and interval. */
+#define INSTANCE_SIGNAL_INTERVAL_USEC (1000 * 1000)
+
 struct instance_hooks {
 	void (*on_healthy)(struct instance *instance, void *userdata);
 	void (*on_unhealthy)(struct instance *instance, const char *reason, void *userdata);
@@ -37,6 +40,12 @@ struct instance_hooks {
 	 * destroy the instance before it returns (respond later, e.g. deferred). */
 	void (*on_signal)(struct instance *instance, const char *kind, json_t *evidence,
 			  void *userdata);
+	/* Signals after the first of their kind, counted over an interval
+	 * (signal_tally.h): count of them and the interval's first evidence
+	 * (borrowed). Called on the loop, and once more as the instance ends. */
+	void (*on_signals_counted)(const char *service, const char *instance, const char *kind,
+				   uint64_t count, json_t *first_evidence, uint64_t interval_usec,
+				   void *userdata);
 	/* pid 1 of the instance exited; the instance is cleaned up already. */
 	void (*on_exit)(struct instance *instance, const siginfo_t *info, void *userdata);
 	void *userdata;
@@ -71,6 +80,8 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 void instance_destroy(struct instance *instance);
 
 const char *instance_id(const struct instance *instance);
+/* The host end of its veth link ("mtdiN"): what its packets come in on. */
+const char *instance_link(const struct instance *instance);
 const char *instance_service(const struct instance *instance);
 enum instance_state instance_state(const struct instance *instance);
 pid_t instance_pid(const struct instance *instance);

@@ -11,6 +11,7 @@
 #include <systemd/sd-event.h>
 
 #include "agent.h"
+#include "audit.h"
 #include "log.h"
 #include "macro.h"
 
@@ -28,6 +29,8 @@ static void usage(FILE *out)
 		"  --audit-epoch SECS    seal the audit log and evolve its key this often [3600]\n"
 		"  --audit-max-size BYTES  rotate the audit log past this size [67108864]\n"
 		"  --audit-keep N        rotated audit logs kept [8]\n"
+		"  --audit-queue N       audit records held in memory while the log cannot be\n"
+		"                        written (disk full); beyond, they are counted as lost [1024]\n"
 		"  --read-group NAME     group allowed read-only control commands [mtd]\n"
 		"  --nflog-group N       NFLOG group the decoy rule logs hits to [7321]; N+1 gets\n"
 		"                        the drops of the instances' envelopes\n"
@@ -69,6 +72,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 		OPT_AUDIT_EPOCH,
 		OPT_AUDIT_MAX_SIZE,
 		OPT_AUDIT_KEEP,
+		OPT_AUDIT_QUEUE,
 		OPT_READ_GROUP,
 		OPT_NFLOG_GROUP,
 		OPT_REMOVE_TABLE,
@@ -85,6 +89,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 		{"audit-epoch", required_argument, NULL, OPT_AUDIT_EPOCH},
 		{"audit-max-size", required_argument, NULL, OPT_AUDIT_MAX_SIZE},
 		{"audit-keep", required_argument, NULL, OPT_AUDIT_KEEP},
+		{"audit-queue", required_argument, NULL, OPT_AUDIT_QUEUE},
 		{"read-group", required_argument, NULL, OPT_READ_GROUP},
 		{"nflog-group", required_argument, NULL, OPT_NFLOG_GROUP},
 		{"remove-table-on-stop", no_argument, NULL, OPT_REMOVE_TABLE},
@@ -126,6 +131,11 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 			if (parse_u64_option("audit-keep", optarg, 1, 1000, &value) < 0)
 				return 2;
 			options->audit_keep = (unsigned)value;
+			break;
+		case OPT_AUDIT_QUEUE:
+			if (parse_u64_option("audit-queue", optarg, 2, 1000000, &value) < 0)
+				return 2;
+			options->audit_queue_records = (size_t)value;
 			break;
 		case OPT_READ_GROUP:
 			options->read_group = optarg;
@@ -210,6 +220,7 @@ int main(int argc, char **argv)
 		.audit_epoch_usec = 3600 * USEC_PER_SEC,
 		.audit_max_bytes = 64ull * 1024 * 1024,
 		.audit_keep = 8,
+		.audit_queue_records = AUDIT_QUEUE_RECORDS_DEFAULT,
 		.nflog_group = 7321,
 		.honeypot_port = 7321,
 		.instances_cgroup = "mtd-instances",

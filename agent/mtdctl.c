@@ -417,9 +417,19 @@ static int command_status(const struct mtdctl *ctl)
 	       string_or(result, "policy_dir", "?"), loaded,
 	       (long long)json_integer_value(json_object_get(result, "reloads")),
 	       (long long)json_integer_value(json_object_get(result, "reload_failures")));
-	printf("audit:    %s, last seq %lld, key epoch %lld\n\n", string_or(audit, "path", "?"),
+	printf("audit:    %s, last seq %lld, key epoch %lld\n", string_or(audit, "path", "?"),
 	       (long long)json_integer_value(json_object_get(audit, "last_seq")),
 	       (long long)json_integer_value(json_object_get(audit, "epoch")));
+	if (json_is_false(json_object_get(audit, "writable")))
+		printf("          NOT WRITABLE: %s; %lld record(s) queued in memory, %lld lost\n",
+		       string_or(audit, "error", "?"),
+		       (long long)json_integer_value(json_object_get(audit, "queued")),
+		       (long long)json_integer_value(json_object_get(audit, "lost_total")));
+	else if (json_integer_value(json_object_get(audit, "lost_total")) > 0)
+		printf("          %lld record(s) lost while the log could not be written "
+		       "(audit-records-lost)\n",
+		       (long long)json_integer_value(json_object_get(audit, "lost_total")));
+	putchar('\n');
 	print_services_table(json_object_get(result, "services"));
 	print_rotation(json_object_get(result, "rotation"));
 	return 0;

@@ -306,23 +306,3 @@ int netdev_delete_link(const char *ifname)
 	rtnl_close(&r);
 	return e;
 }
-
-static int write_sysctl(const char *path, const char *value)
-{
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, value, strlen(value)) < 0)
-		return -errno;
-	return 0;
-}
-
-int netdev_enable_forwarding(void)
-{
-	int r = write_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
-
-	if (r < 0)
-		return r;
-	return write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1");
-}

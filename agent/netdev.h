@@ -40,6 +40,3 @@ int netdev_delete_link(const char *ifname);
 /* ifindex of a host link, or negative errno. */
 int netdev_ifindex(const char *ifname);
 
-/* Turn on IPv4 and IPv6 forwarding in the agent's network namespace, which
- * DNAT to instances needs. */
-int netdev_enable_forwarding(void);

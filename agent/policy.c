@@ -355,9 +355,11 @@ int policy_parse_buffer(const char *file_name, const char *text, size_t len,
 	r = policy_validate(p, errors);
 	if (r < 0)
 		return r;
-	sort_errors(errors->items + before, errors->count - before);
-	if (errors->count > before)
+	if (errors->count > before) {
+		/* only then: items may be NULL, and NULL + 0 is undefined */
+		sort_errors(errors->items + before, errors->count - before);
 		return -EINVAL;
+	}
 	*ret_policy = TAKE_PTR(p);
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json_bytes.h"
 #include "macro.h"
 #include "quarantine_internal.h"
 
@@ -244,7 +245,7 @@ static json_t *status_text(const char *status, const char *key)
 		while (*v == ' ' || *v == '\t')
 			v++;
 		end = strchrnul(v, '\n');
-		return json_stringn_nocheck(v, (size_t)(end - v));
+		return json_bytes(v, (size_t)(end - v));
 	}
 	return json_null();
 }
@@ -272,17 +273,18 @@ static json_t *process_json(pid_t pid, const char *cgroup_rel)
 	for (size_t i = 0; argv && cmdline && i < n;) {
 		size_t len = strnlen(cmdline + i, n - i);
 
-		json_array_append_new(argv, json_stringn_nocheck(cmdline + i, len));
+		json_array_append_new(argv, json_bytes(cmdline + i, len));
 		i += len + 1;
 	}
 	k = readlinkat(dir, "exe", exe, sizeof(exe) - 1);
 	exe[k > 0 ? k : 0] = '\0';
-	o = json_pack("{s:i, s:s, s:s?, s:o, s:o, s:o, s:o, s:o, s:o, s:s}", "pid", (int)pid,
-		      "cgroup", cgroup_rel, "comm", comm, "cmdline", argv ? argv : json_array(),
+	o = json_pack("{s:i, s:o, s:o?, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "pid", (int)pid,
+		      "cgroup", json_bytes_str(cgroup_rel), "comm", json_bytes_str(comm), "cmdline",
+		      argv ? argv : json_array(),
 		      "state", status_text(status, "State"), "ppid", status_numbers(status, "PPid"),
 		      "nspid", status_numbers(status, "NSpid"), "uid",
 		      status_numbers(status, "Uid"), "gid", status_numbers(status, "Gid"), "exe",
-		      exe);
+		      json_bytes_str(exe));
 	return o;
 }
 
@@ -659,6 +661,52 @@ int quarantine_list(const char *state_dir, json_t **ret)
 	if (!list)
 		return -ENOMEM;
 	*ret = list;
+	return 0;
+}
+
+int quarantine_remove_interrupted(const char *state_dir, json_t **ret_removed)
+{
+	_cleanup_close_ int store = quarantine_open_store(state_dir, false);
+	json_t *removed = json_array();
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	if (!removed)
+		return -ENOMEM;
+	if (store == -ENOENT) {
+		*ret_removed = removed;
+		return 0;
+	}
+	if (store < 0) {
+		json_decref(removed);
+		return store;
+	}
+	d = fdopendir(fcntl(store, F_DUPFD_CLOEXEC, 3));
+	if (!d) {
+		json_decref(removed);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		int k;
+
+		/* ID.tmp: a save that never reached its rename. */
+		if (len <= 4 || !streq(de->d_name + len - 4, ".tmp"))
+			continue;
+		k = quarantine_rm_rf_at(store, de->d_name, 0);
+		if (k < 0 && r == 0)
+			r = k;
+		else if (k == 0)
+			json_array_append_new(removed, json_bytes(de->d_name, len - 4));
+	}
+	closedir(d);
+	(void)fsync(store);
+	if (r < 0) {
+		json_decref(removed);
+		return r;
+	}
+	*ret_removed = removed;
 	return 0;
 }
 

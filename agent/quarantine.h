@@ -71,5 +71,10 @@ int quarantine_inspect(const char *state_dir, const char *id, json_t **ret);
  *  checked, problems: [...]} (problems: a file of the entry unreadable). */
 int quarantine_summary(const char *state_dir, const char *id, json_t **ret);
 
+/* Remove what saves interrupted by the agent's death left (ID.tmp/: never
+ * renamed into place, so never listed); *ret_removed is the array of their
+ * ids (empty when none). */
+int quarantine_remove_interrupted(const char *state_dir, json_t **ret_removed);
+
 /* Remove ID/ (no symlink followed). -ENOENT when there is none. */
 int quarantine_remove(const char *state_dir, const char *id);

@@ -148,14 +148,43 @@ static int open_read_nofollow(int at, const char *name)
 	return fd < 0 ? -errno : fd;
 }
 
-/* Copy at most limit bytes of src into dst while hashing; *ret_more when src
- * had more. */
-static int copy_bytes(int src, int dst, uint64_t limit, uint64_t *ret_copied, bool *ret_more,
-		      char sha[65])
+static int write_all(int fd, const char *p, size_t n)
 {
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Where the data at or after pos begins: pos itself when the file system
+ * cannot tell (no SEEK_DATA), size when only a hole is left. */
+static off_t next_data(int fd, off_t pos, off_t size)
+{
+	off_t d = lseek(fd, pos, SEEK_DATA);
+
+	if (d >= 0)
+		return d < size ? d : size;
+	return errno == ENXIO ? size : pos;
+}
+
+/* Copy at most limit bytes of src (size bytes long) into dst while hashing;
+ * *ret_more when src had more. Holes stay holes: an instance's sparse file
+ * of a terabyte costs the evidence store nothing, though it counts against
+ * limit and its zeros are hashed (MANIFEST holds the hash of the content). */
+static int copy_bytes(int src, int dst, off_t size, uint64_t limit, uint64_t *ret_copied,
+		      bool *ret_more, char sha[65])
+{
+	static const unsigned char zeros[65536];
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned char md[32], buf[65536];
 	uint64_t copied = 0;
+	off_t data = 0;
 	int r = 0;
 
 	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
@@ -168,11 +197,26 @@ static int copy_bytes(int src, int dst, uint64_t limit, uint64_t *ret_copied, bo
 		ssize_t n;
 
 		if (copied >= limit) {
-			*ret_more = read(src, buf, 1) > 0;
+			*ret_more = (uint64_t)size > copied || read(src, buf, 1) > 0;
 			break;
 		}
 		if (limit - copied < want)
 			want = (size_t)(limit - copied);
+		if ((off_t)copied >= data)
+			data = next_data(src, (off_t)copied, size);
+		if ((off_t)copied < data) {
+			/* In a hole: skip it in dst, hash its zeros. */
+			if ((uint64_t)(data - (off_t)copied) < want)
+				want = (size_t)(data - (off_t)copied);
+			if (lseek(dst, (off_t)(copied + want), SEEK_SET) < 0 ||
+			    lseek(src, (off_t)(copied + want), SEEK_SET) < 0) {
+				r = -errno;
+				break;
+			}
+			EVP_DigestUpdate(ctx, zeros, want);
+			copied += want;
+			continue;
+		}
 		n = read(src, buf, want);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -182,20 +226,20 @@ static int copy_bytes(int src, int dst, uint64_t limit, uint64_t *ret_copied, bo
 		}
 		if (n == 0)
 			break;
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(dst, buf + off, (size_t)(n - off));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0) {
-				r = -errno;
-				goto out;
-			}
-			off += w;
-		}
+		r = write_all(dst, (const char *)buf, (size_t)n);
+		if (r < 0)
+			break;
 		EVP_DigestUpdate(ctx, buf, (size_t)n);
 		copied += (uint64_t)n;
 	}
-out:
+	/* A file that ends in a hole: its size, not its last data. */
+	if (r == 0) {
+		struct stat dst_st;
+
+		if (fstat(dst, &dst_st) == 0 && S_ISREG(dst_st.st_mode) &&
+		    ftruncate(dst, (off_t)copied) < 0)
+			r = -errno;
+	}
 	if (r == 0) {
 		unsigned int len = 0;
 		EVP_DigestFinal_ex(ctx, md, &len);
@@ -224,7 +268,7 @@ static int copy_file(struct quarantine_copy *c, int src_dir, int dst_dir, const 
 	dst = openat(dst_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (dst < 0)
 		return -errno;
-	r = copy_bytes(src, dst, limit, &copied, &more, sha);
+	r = copy_bytes(src, dst, now.st_size, limit, &copied, &more, sha);
 	if (r < 0)
 		return r;
 	c->used += copied;
@@ -383,20 +427,6 @@ int quarantine_copy_upper(struct quarantine_copy *c, int upper_fd, int entry)
 	if (r < 0)
 		return r;
 	return copy_dir(c, src, dst, "upper", 0);
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 int quarantine_write_file(struct quarantine_copy *c, int entry, const char *name, const char *text)
@@ -661,7 +691,7 @@ static void check_entry(struct verify *v, int entry, const struct mentry *e)
 	fd = open_read_nofollow(dir, name);
 	closep(&dir);
 	dir = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || dir < 0 || copy_bytes(fd, dir, e->size, &copied, &more, sha) < 0 || more ||
+	if (fd < 0 || dir < 0 || copy_bytes(fd, dir, st.st_size, e->size, &copied, &more, sha) < 0 || more ||
 	    !streq(sha, e->sha))
 		problem(v, e->esc, "content differs");
 }

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -643,27 +644,31 @@ static int on_egress_drop(sd_event_source *source, int fd, uint32_t revents, voi
 	struct rotation *rotation = userdata;
 	struct rotator_egress_drop drops[64];
 	size_t n = 0;
+	unsigned batches = 0;
 
+	/* At most 4 batches a wakeup: an instance flooding its envelope shares
+	 * the loop; the rest waits in the socket (and overflows it, counted). */
 	do {
 		int r = rotator_nflog_read_egress(rotation->egress_log, drops, ELEMENTSOF(drops), &n);
 		if (r < 0 && r != -ENOBUFS)
 			return 0;
 		for (size_t i = 0; i < n; i++) {
 			char from[INET6_ADDRSTRLEN] = "?", to[INET6_ADDRSTRLEN] = "?";
-			const char *owner = rotation->rotator
-						    ? rotator_instance_owner(rotation->rotator,
-									     &drops[i].source)
-						    : NULL;
+			char link[IF_NAMESIZE];
+			/* Charged to the link it came in on, never to its source
+			 * address: an instance can write a sibling's address. */
+			bool known = drops[i].ifindex && if_indextoname(drops[i].ifindex, link);
 
 			inet_ntop(drops[i].source.family, &drops[i].source.in6, from, sizeof(from));
 			inet_ntop(drops[i].destination.family, &drops[i].destination.in6, to,
 				  sizeof(to));
 			if (rotation->hooks.on_egress_drop)
-				rotation->hooks.on_egress_drop(owner, from, to, drops[i].proto,
+				rotation->hooks.on_egress_drop(known ? link : NULL, from, to,
+							       drops[i].proto,
 							       drops[i].port, drops[i].spoofed,
 							       rotation->hooks.userdata);
 		}
-	} while (n == ELEMENTSOF(drops));
+	} while (n == ELEMENTSOF(drops) && ++batches < 4);
 	return 0;
 }
 
@@ -833,6 +838,8 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 			.honeypot_port = rotation->options.honeypot_port,
 			.instance_envelope = true,
 			.egress_nflog_group = rotation->options.egress_nflog_group,
+			.forward_guard4 = rotation->options.forward_guard4,
+			.forward_guard6 = rotation->options.forward_guard6,
 			.block_timeout_sec = (uint32_t)(max_decoy_block_usec(set) / USEC_PER_SEC),
 		};
 

@@ -22,9 +22,11 @@ struct rotation_hooks {
 			     size_t n_reached, void *userdata);
 	/* The realtime clock was set; every boundary has been recomputed. */
 	void (*on_clock_set)(void *userdata);
-	/* An instance's envelope dropped a packet it sent (instance NULL when
-	 * unknown; spoofed: its source was not its own address). */
-	void (*on_egress_drop)(const char *instance, const char *source, const char *destination,
+	/* An instance's envelope dropped a packet it sent. link is the host
+	 * end of the link the packet came in on (NULL when unknown): that is
+	 * who sent it, whatever its source address says (spoofed: the source
+	 * was not the sender's own address, perhaps a neighbour's). */
+	void (*on_egress_drop)(const char *link, const char *source, const char *destination,
 			       uint8_t proto, uint16_t port, bool spoofed, void *userdata);
 	/* The transaction of a boundary failed; the previous epoch's ports stay. */
 	void (*on_apply_failed)(const char *reason, void *userdata);
@@ -36,6 +38,8 @@ struct rotation_options {
 	uint16_t egress_nflog_group; /* drops of the instance envelopes */
 	uint16_t honeypot_port; /* TCP decoys redirect here so they look open; 0 = drop */
 	bool remove_on_stop; /* delete `inet mtd` on a clean stop */
+	/* forwarding of the family was off before the agent (forwarding.h) */
+	bool forward_guard4, forward_guard6;
 };
 
 int rotation_new(sd_event *event, const struct rotation_options *options,

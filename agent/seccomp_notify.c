@@ -64,6 +64,20 @@ static void resolve_name(uint32_t arch, int nr, char *buf, size_t size)
 	free(name);
 }
 
+void seccomp_violation_from_notif(const struct seccomp_notif *req, struct seccomp_violation *ret)
+{
+	struct seccomp_violation v = {0};
+
+	v.id = req->id;
+	v.pid = (pid_t)req->pid;
+	v.nr = req->data.nr;
+	v.arch = req->data.arch;
+	memcpy(v.args, req->data.args, sizeof(v.args));
+	v.instruction_pointer = req->data.instruction_pointer;
+	resolve_name(v.arch, v.nr, v.name, sizeof(v.name));
+	*ret = v;
+}
+
 /* EPERM for notification id; false when the caller is gone. */
 static int answer_eperm(int fd, uint64_t id, size_t resp_size, bool *ret_answered)
 {
@@ -113,13 +127,7 @@ int seccomp_notify_handle(int listener_fd, struct seccomp_violation *ret)
 		/* ENOENT: the caller was killed between the poll and the receive */
 		return errno == ENOENT ? -EAGAIN : -errno;
 	}
-	v.id = req->id;
-	v.pid = (pid_t)req->pid;
-	v.nr = req->data.nr;
-	v.arch = req->data.arch;
-	memcpy(v.args, req->data.args, sizeof(v.args));
-	v.instruction_pointer = req->data.instruction_pointer;
-	resolve_name(v.arch, v.nr, v.name, sizeof(v.name));
+	seccomp_violation_from_notif(req, &v);
 
 	/* nothing of the caller's memory is read, so the id check only tells
 	 * whether anyone still waits for the answer */
@@ -147,4 +155,14 @@ const char *seccomp_violation_format(const struct seccomp_violation *v, char *bu
 		 (unsigned long long)v->args[3], (unsigned long long)v->args[4],
 		 (unsigned long long)v->args[5], (unsigned long long)v->instruction_pointer);
 	return buf;
+}
+
+json_t *seccomp_violation_evidence(const struct seccomp_violation *v)
+{
+	json_t *args = json_array();
+
+	for (size_t i = 0; args && i < ELEMENTSOF(v->args); i++)
+		json_array_append_new(args, json_sprintf("0x%llx", (unsigned long long)v->args[i]));
+	return json_pack("{s:s, s:i, s:i, s:o, s:b}", "syscall", v->name, "nr", v->nr, "pid",
+			 (int)v->pid, "args", args, "answered", v->answered);
 }

@@ -18,7 +18,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #define SECCOMP_VIOLATION_NAME_MAX 32
+
+struct seccomp_notif;
 
 struct seccomp_violation {
 	uint64_t id;   /* the kernel's notification cookie */
@@ -42,3 +46,14 @@ int seccomp_notify_handle(int listener_fd, struct seccomp_violation *ret);
 /* "pid=N syscall=NAME nr=N args=0x..,0x..,0x..,0x..,0x..,0x.. ip=0x.." into
  * buf (for log lines and audit records); returns buf. */
 const char *seccomp_violation_format(const struct seccomp_violation *v, char *buf, size_t size);
+
+/* The pure step of seccomp_notify_handle(): what a received notification
+ * (every field chosen by the confined program: number, arch, arguments,
+ * instruction pointer) says, with the system call's name resolved; answered
+ * is false. Used by the fuzzer (tests/fuzz/fuzz_seccomp_notify.c). */
+void seccomp_violation_from_notif(const struct seccomp_notif *req, struct seccomp_violation *ret);
+
+/* The evidence of a violation for its audit record and signal:
+ * {"syscall": NAME, "nr": N, "pid": N, "args": ["0x..", x6], "answered": B}.
+ * NULL if out of memory. */
+json_t *seccomp_violation_evidence(const struct seccomp_violation *v);

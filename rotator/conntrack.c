@@ -10,13 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "conntrack_internal.h"
 #include "macro.h"
-
-struct dump {
-	const struct rotator_addr *source;
-	struct rotator_addr *found;
-	size_t max, n;
-};
+#include "nlmsg_internal.h"
 
 /* The address of one side of a tuple: CTA_TUPLE_IP / CTA_IP_V4_SRC etc. */
 static bool tuple_address(const struct nlattr *tuple, uint16_t v4, uint16_t v6,
@@ -57,7 +53,7 @@ static bool same_address(const struct rotator_addr *a, const struct rotator_addr
  * source: where the flow really went (after the DNAT). */
 static int on_flow(const struct nlmsghdr *nlh, void *userdata)
 {
-	struct dump *d = userdata;
+	struct rotator_conntrack_dump *d = userdata;
 	const struct nlattr *a, *orig = NULL, *reply = NULL;
 	struct rotator_addr src, dst;
 
@@ -80,6 +76,16 @@ static int on_flow(const struct nlmsghdr *nlh, void *userdata)
 	return MNL_CB_OK;
 }
 
+int rotator_conntrack_parse(const void *buf, size_t len, uint32_t seq, uint32_t portid,
+			    struct rotator_conntrack_dump *d)
+{
+	int r = mnl_cb_run(buf, rotator_nlmsg_whole(buf, len), seq, portid, on_flow, d);
+
+	if (r > MNL_CB_STOP)
+		return 1;
+	return r < 0 ? -errno : 0;
+}
+
 int rotator_conntrack_reached(const struct rotator_addr *source, struct rotator_addr *ret_found,
 			      size_t max, size_t *ret_n)
 {
@@ -87,7 +93,7 @@ int rotator_conntrack_reached(const struct rotator_addr *source, struct rotator_
 	struct mnl_socket *nl;
 	struct nlmsghdr *nlh;
 	struct nfgenmsg *nfg;
-	struct dump d = {.source = source, .found = ret_found, .max = max};
+	struct rotator_conntrack_dump d = {.source = source, .found = ret_found, .max = max};
 	uint32_t seq = (uint32_t)time(NULL), portid;
 	ssize_t n;
 	int r = 0;
@@ -118,11 +124,9 @@ int rotator_conntrack_reached(const struct rotator_addr *source, struct rotator_
 			r = -errno;
 			break;
 		}
-		r = mnl_cb_run(buf, (size_t)n, seq, portid, on_flow, &d);
-		if (r <= MNL_CB_STOP) {
-			r = r < 0 ? -errno : 0;
+		r = rotator_conntrack_parse(buf, (size_t)n, seq, portid, &d);
+		if (r <= 0)
 			break;
-		}
 	}
 out:
 	mnl_socket_close(nl);

@@ -14,6 +14,8 @@
 
 #include "macro.h"
 #include "nflog.h"
+#include "nflog_internal.h"
+#include "nlmsg_internal.h"
 #include "ruleset.h"
 
 #define COPY_RANGE 128 /* enough for the IP and transport headers */
@@ -64,7 +66,8 @@ static int request(struct rotator_nflog *l, struct nlmsghdr *nlh)
 				return -ETIMEDOUT;
 			continue;
 		}
-		r = mnl_cb_run(l->buf, (size_t)n, seq, l->portid, NULL, NULL);
+		r = mnl_cb_run(l->buf, rotator_nlmsg_whole(l->buf, (size_t)n), seq, l->portid, NULL,
+			       NULL);
 		if (r < 0)
 			return errno > 0 ? -errno : -EIO;
 		if (r == MNL_CB_STOP)
@@ -181,15 +184,9 @@ static int parse_packet(const uint8_t *p, size_t len, struct rotator_egress_drop
 	return 0;
 }
 
-struct parse_ctx {
-	struct rotator_hit *hits;        /* decoy mode */
-	struct rotator_egress_drop *drops; /* egress mode */
-	size_t n, max;
-};
-
 static int packet_cb(const struct nlmsghdr *nlh, void *data)
 {
-	struct parse_ctx *ctx = data;
+	struct rotator_nflog_batch *ctx = data;
 	const struct nlattr *attr;
 	const char *prefix = NULL;
 	const void *payload = NULL;
@@ -235,10 +232,19 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-static int read_queued(struct rotator_nflog *l, struct parse_ctx *ctx)
+int rotator_nflog_parse(const void *buf, size_t len, struct rotator_nflog_batch *batch)
+{
+	/* portid 0 and seq 0: unsolicited messages from the kernel */
+	if (mnl_cb_run(buf, rotator_nlmsg_whole(buf, len), 0, 0, packet_cb, batch) < 0)
+		return errno > 0 ? -errno : -EBADMSG;
+	return 0;
+}
+
+static int read_queued(struct rotator_nflog *l, struct rotator_nflog_batch *ctx)
 {
 	for (;;) {
 		ssize_t len = mnl_socket_recvfrom(l->nl, l->buf, sizeof(l->buf));
+		int r;
 
 		if (len < 0) {
 			if (errno == EINTR)
@@ -247,9 +253,9 @@ static int read_queued(struct rotator_nflog *l, struct parse_ctx *ctx)
 				break;
 			return -errno;
 		}
-		/* portid 0 and seq 0: unsolicited messages from the kernel */
-		if (mnl_cb_run(l->buf, (size_t)len, 0, 0, packet_cb, ctx) < 0)
-			return errno > 0 ? -errno : -EBADMSG;
+		r = rotator_nflog_parse(l->buf, (size_t)len, ctx);
+		if (r < 0)
+			return r;
 		if (ctx->n >= ctx->max)
 			break;
 	}
@@ -259,7 +265,7 @@ static int read_queued(struct rotator_nflog *l, struct parse_ctx *ctx)
 int rotator_nflog_read_egress(struct rotator_nflog *l, struct rotator_egress_drop *drops,
 			      size_t n, size_t *ret_n)
 {
-	struct parse_ctx ctx = { .drops = drops, .max = n };
+	struct rotator_nflog_batch ctx = { .drops = drops, .max = n };
 	int r = read_queued(l, &ctx);
 
 	if (r < 0)
@@ -271,7 +277,7 @@ int rotator_nflog_read_egress(struct rotator_nflog *l, struct rotator_egress_dro
 int rotator_nflog_read(struct rotator_nflog *l, struct rotator_hit *hits, size_t n,
 		       size_t *ret_n)
 {
-	struct parse_ctx ctx = { .hits = hits, .max = n };
+	struct rotator_nflog_batch ctx = { .hits = hits, .max = n };
 	int r = read_queued(l, &ctx);
 
 	if (r < 0)

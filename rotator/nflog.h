@@ -42,9 +42,9 @@ int rotator_nflog_read(struct rotator_nflog *l, struct rotator_hit *hits, size_t
 /*
  * Egress drops of the instance envelope: open a listener on
  * rotator_config.egress_nflog_group and read them with this instead. The
- * instance is the source address (rotator_instance_owner()); a spoofed
- * source (not routed via the link it came from) is flagged, and the link it
- * came in on (ifindex, the host end "mtdi<N>") names the instance then.
+ * sender is the link it came in on (ifindex, the host end "mtdi<N>"), never
+ * its source address, which an instance can write (a spoofed source, one not
+ * routed via that link, is flagged).
  */
 struct rotator_egress_drop {
 	struct rotator_addr source, destination;

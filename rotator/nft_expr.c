@@ -570,6 +570,18 @@ static int ifname_prefix(struct nftnl_rule *r, bool outgoing, const char *prefix
 	return k < 0 ? k : cmp(r, NFT_REG_1, NFT_CMP_EQ, prefix, (uint32_t)len);
 }
 
+/* iifname (or oifname) != "PREFIX*" */
+static int ifname_not_prefix(struct nftnl_rule *r, bool outgoing, const char *prefix)
+{
+	size_t len = strlen(prefix);
+	int k;
+
+	if (len == 0 || len >= 16)
+		return -EINVAL;
+	k = meta_load(r, outgoing ? NFT_META_OIFNAME : NFT_META_IIFNAME, NFT_REG_1);
+	return k < 0 ? k : cmp(r, NFT_REG_1, NFT_CMP_NEQ, prefix, (uint32_t)len);
+}
+
 static int jump(struct nftnl_rule *r, const char *target)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
@@ -736,6 +748,28 @@ struct nftnl_rule *nft_rule_egress_return(const char *chain, uint8_t nfproto, co
 		k = lookup(r, NFT_REG_1, set, 0);
 	if (k >= 0)
 		k = verdict(r, NFT_RETURN);
+	return rule_done(&r, k, comment);
+}
+
+struct nftnl_rule *nft_rule_forward_guard(const char *chain, uint8_t nfproto, const char *prefix,
+					  const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
+	int k;
+
+	if (!r)
+		return NULL;
+	k = nfproto_is(r, nfproto);
+	if (k >= 0)
+		k = ifname_not_prefix(r, false, prefix);
+	if (k >= 0)
+		k = ifname_not_prefix(r, true, prefix);
+	if (k >= 0)
+		k = ct_status_not_dnat(r);
+	if (k >= 0)
+		k = counter(r);
+	if (k >= 0)
+		k = verdict(r, NF_DROP);
 	return rule_done(&r, k, comment);
 }
 

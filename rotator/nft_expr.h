@@ -96,5 +96,11 @@ struct nftnl_rule *nft_rule_egress_return(const char *chain, uint8_t nfproto, co
 					  const char *comment);
 
 /* [log prefix P group G] counter drop (no log when log_prefix is NULL) */
+/* meta nfproto NFPROTO iifname != "PREFIX*" oifname != "PREFIX*"
+ * ct status & dnat == 0 counter drop: forwarding that neither reaches nor
+ * leaves an instance link and was not DNATed here. */
+struct nftnl_rule *nft_rule_forward_guard(const char *chain, uint8_t nfproto, const char *prefix,
+					  const char *comment);
+
 struct nftnl_rule *nft_rule_drop(const char *chain, uint16_t log_group_id, const char *log_prefix,
 				 const char *comment);

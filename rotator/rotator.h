@@ -123,6 +123,12 @@ struct rotator_config {
 	/* NFLOG group of egress drops (prefix "mtd-egress "; "mtd-spoof " for
 	 * a source address not routed via its link), != nflog_group */
 	uint16_t egress_nflog_group;
+	/* The caller switched IPv4 (IPv6) forwarding on for the instance links
+	 * alone (it was off): forwarded packets of that family that neither
+	 * arrive on nor leave by an instance link, and were not DNATed by this
+	 * table, are dropped, so the host does not start routing between its
+	 * other interfaces. Fixed for the table's life. */
+	bool forward_guard4, forward_guard6;
 };
 
 enum {

@@ -390,6 +390,18 @@ int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
 		{ nft_rule_backend_guard(CH_FWD_FILTER, NFPROTO_IPV6, RS_BACKENDS6,
 					 "real port without DNAT"),
 		  "backend guard6 in " CH_FWD_FILTER, false },
+		{ config->forward_guard4 ?
+			  nft_rule_forward_guard(CH_FWD_FILTER, NFPROTO_IPV4,
+						 ROTATOR_INSTANCE_IFPREFIX,
+						 "forwarding is on for the instance links only") :
+			  NULL,
+		  "forward guard4 in " CH_FWD_FILTER, !config->forward_guard4 },
+		{ config->forward_guard6 ?
+			  nft_rule_forward_guard(CH_FWD_FILTER, NFPROTO_IPV6,
+						 ROTATOR_INSTANCE_IFPREFIX,
+						 "forwarding is on for the instance links only") :
+			  NULL,
+		  "forward guard6 in " CH_FWD_FILTER, !config->forward_guard6 },
 	};
 	r = add_rules(t, rules, ELEMENTSOF(rules));
 	for (unsigned bank = 0; r >= 0 && bank < 2; bank++)

@@ -151,7 +151,7 @@ int ruleset_add_instance_rules(struct nft_txn *t, const struct rotator_config *c
 					 "new flow its Egress= rules allow"),
 		  "egress6 in " CH_EGRESS },
 		{ nft_rule_drop(CH_EGRESS, group, RS_EGRESS_LOG_PREFIX,
-				"unexpected egress: reported by source address"),
+				"unexpected egress: charged to the link it came in on"),
 		  "drop in " CH_EGRESS },
 	};
 	int r = 0;

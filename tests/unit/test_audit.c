@@ -698,6 +698,38 @@ static void test_open_refuses_tampered_last_record(void **state)
 	assert_null(log);
 }
 
+/* audit.key and the verification key are secrets: readable by group or
+ * others, or owned by another user, they are refused (the agent does not
+ * start; verify does not use them). */
+static void test_keys_readable_by_others_are_refused(void **state)
+{
+	struct fx *f = *state;
+	struct audit_options o = {};
+	struct audit_log *log = open_log(f);
+	uint8_t key[AUDIT_KEY_SIZE];
+	char path[160], vpath[160];
+
+	audit_log_close(log);
+	log = NULL;
+	snprintf(path, sizeof(path), "%s/audit.key", f->state);
+	snprintf(vpath, sizeof(vpath), "%s/audit-verify.key", f->state);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(audit_log_open(f->log, f->state, &o, &log, NULL), -EPERM);
+	assert_null(log);
+	assert_int_equal(chmod(path, 0600), 0);
+	if (geteuid() == 0) {
+		assert_int_equal(chown(path, 4242, 0), 0);
+		assert_int_equal(audit_log_open(f->log, f->state, &o, &log, NULL), -EPERM);
+		assert_int_equal(chown(path, 0, 0), 0);
+	}
+	assert_int_equal(chmod(vpath, 0640), 0);
+	assert_int_equal(audit_key_read(vpath, key), -EPERM);
+	assert_int_equal(chmod(vpath, 0600), 0);
+	assert_int_equal(audit_key_read(vpath, key), 0);
+	assert_int_equal(audit_log_open(f->log, f->state, &o, &log, NULL), 0);
+	audit_log_close(log);
+}
+
 static void test_second_open_is_refused_while_open(void **state)
 {
 	struct fx *f = *state;
@@ -1301,6 +1333,7 @@ int main(void)
 	    T(test_restart_without_agent_stop_is_unclean),
 	    T(test_restart_after_clean_stop_is_clean),
 	    T(test_open_refuses_tampered_last_record),
+	    T(test_keys_readable_by_others_are_refused),
 	    T(test_second_open_is_refused_while_open),
 	    T(test_open_refuses_log_without_key),
 	    T(test_rotation_chain_verifies_across_files),

@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -266,6 +268,104 @@ static const char *first_problem(json_t *o)
 	return json_string_value(json_array_get(json_object_get(o, "problems"), 0));
 }
 
+/* A process whose comm and arguments are not UTF-8 (byte 0xff) is saved
+ * with them escaped: the save does not fail and the process is not dropped. */
+static void test_evidence_keeps_bytes_that_are_not_utf8(void **state)
+{
+	struct fixture *f = *state;
+	struct quarantine_result res;
+	char *text, link[256];
+	json_t *procs, *list, *odd = NULL;
+	pid_t child;
+
+	snprintf(link, sizeof(link), "%s/\xff", f->dir);
+	assert_int_equal(symlink("/bin/sh", link), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		/* "; :" keeps the shell, and its comm, from becoming sleep */
+		execl(link, "\xffsh", "-c", "sleep 30; :", "30\xff", "\\x41", (char *)NULL);
+		_exit(127);
+	}
+	/* comm is set by the exec: wait for it */
+	for (int i = 0; i < 200; i++) {
+		char comm_path[64];
+
+		snprintf(comm_path, sizeof(comm_path), "/proc/%d/comm", (int)child);
+		text = slurp("%s", comm_path);
+		if (text && text[0] == '\xff') {
+			free(text);
+			break;
+		}
+		free(text);
+		usleep(10000);
+	}
+	sh("echo %d > %s/cgroup.procs", (int)child, f->cgroup);
+
+	assert_int_equal(save(f, "web-8", "web", 1700000000000000ull, 0, &res), 0);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+
+	text = slurp("%s/quarantine/web-8/processes.json", f->state);
+	assert_non_null(text);
+	procs = json_loads(text, 0, NULL);
+	free(text);
+	assert_non_null(procs);
+	list = json_object_get(procs, "processes");
+	for (size_t i = 0; i < json_array_size(list); i++)
+		if (json_integer_value(json_object_get(json_array_get(list, i), "pid")) == child)
+			odd = json_array_get(list, i);
+	assert_non_null(odd);
+	assert_string_equal(json_string_value(json_object_get(odd, "comm")), "\\xff");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(odd, "cmdline"), 0)),
+			    "\\xffsh");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(odd, "cmdline"), 3)),
+			    "30\\xff");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(odd, "cmdline"), 4)),
+			    "\\\\x41");
+	json_decref(procs);
+}
+
+/* A sparse file of the instance (64 MiB with 4 KiB of data in the middle)
+ * is kept sparse, with its full size and the hash of its whole content, and
+ * the entry still verifies. */
+static void test_sparse_file_is_copied_sparsely(void **state)
+{
+	struct fixture *f = *state;
+	struct quarantine_result res = {0};
+	struct stat st;
+	json_t *o = NULL;
+	char path[256], expected[80], *manifest, *line;
+	FILE *p;
+
+	sh("truncate -s 64M %s/upper/var/cache/sparse && "
+	   "dd if=/dev/urandom of=%s/upper/var/cache/sparse bs=4096 count=1 seek=8192 "
+	   "conv=notrunc status=none",
+	   f->layer, f->layer);
+	snprintf(path, sizeof(path), "sha256sum %s/upper/var/cache/sparse", f->layer);
+	p = popen(path, "r");
+	assert_non_null(p);
+	assert_non_null(fgets(expected, 65, p));
+	pclose(p);
+
+	assert_int_equal(save(f, "web-5", "web", 0, 0, &res), 0);
+	snprintf(path, sizeof(path), "%s/quarantine/web-5/upper/var/cache/sparse", f->state);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 64 << 20);
+	assert_true((uint64_t)st.st_blocks * 512 < (1 << 20)); /* not 64 MiB of zeros */
+	manifest = slurp("%s/quarantine/web-5/MANIFEST", f->state);
+	line = strstr(manifest, "upper/var/cache/sparse");
+	assert_non_null(line);
+	while (line > manifest && line[-1] != '\n')
+		line--;
+	assert_non_null(strstr(line, expected));
+	free(manifest);
+	assert_int_equal(quarantine_inspect(f->state, "web-5", &o), 0);
+	assert_true(json_is_true(json_object_get(o, "verified")));
+	json_decref(o);
+	quarantine_result_done(&res);
+}
+
 static void test_inspect_verifies_and_detects_tampering(void **state)
 {
 	struct fixture *f = *state;
@@ -498,11 +598,41 @@ static void test_interrupted_save_is_replaced_and_list_skips_it(void **state)
 	json_decref(list);
 }
 
+/* At the next start, what a killed agent was still saving goes, and only that. */
+static void test_interrupted_saves_are_removed_at_start(void **state)
+{
+	struct fixture *f = *state;
+	struct quarantine_result res = {0};
+	json_t *removed = NULL, *list = NULL;
+	struct stat st;
+	char path[512];
+
+	assert_int_equal(quarantine_remove_interrupted(f->state, &removed), 0); /* no store */
+	assert_int_equal(json_array_size(removed), 0);
+	json_decref(removed);
+	assert_int_equal(save(f, "web-41", "web", 0, 0, &res), 0);
+	quarantine_result_done(&res);
+	sh("mkdir -p %s/quarantine/web-42.tmp/upper/etc && touch %s/quarantine/web-42.tmp/junk",
+	   f->state, f->state);
+	assert_int_equal(quarantine_remove_interrupted(f->state, &removed), 0);
+	assert_int_equal(json_array_size(removed), 1);
+	assert_string_equal(json_string_value(json_array_get(removed, 0)), "web-42");
+	json_decref(removed);
+	snprintf(path, sizeof(path), "%s/quarantine/web-42.tmp", f->state);
+	assert_int_equal(lstat(path, &st), -1);
+	assert_int_equal(quarantine_list(f->state, &list), 0);
+	assert_int_equal(json_array_size(list), 1); /* web-41 is kept */
+	json_decref(list);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ids_are_validated_strictly),
 	    cmocka_unit_test_setup_teardown(test_save_writes_the_evidence, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_evidence_keeps_bytes_that_are_not_utf8, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_sparse_file_is_copied_sparsely, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inspect_verifies_and_detects_tampering, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_summary_serves_the_save_time_totals, setup,
@@ -513,6 +643,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_remove_follows_no_symlink, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_interrupted_save_is_replaced_and_list_skips_it,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_interrupted_saves_are_removed_at_start, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -300,6 +300,22 @@ static const char golden_logged_drop[] =
 	"  [ counter pkts 0 bytes 0 ]\n"
 	"  [ immediate reg 0 drop ]\n";
 
+/* Forwarding the agent switched on for its instances only: everything
+ * else forwarded (neither link an instance's, not DNATed here) drops. */
+static const char golden_forward_guard_ipv4[] =
+	"inet mtd c\n"
+	"  [ meta load nfproto => reg 1 ]\n"
+	"  [ cmp eq reg 1 0x00000002 ]\n"
+	"  [ meta load iifname => reg 1 ]\n"
+	"  [ cmp neq reg 1 0x6964746d ]\n"
+	"  [ meta load oifname => reg 1 ]\n"
+	"  [ cmp neq reg 1 0x6964746d ]\n"
+	"  [ ct load status => reg 1 ]\n"
+	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
+	"  [ cmp neq reg 1 0x00000020 ]\n"
+	"  [ counter pkts 0 bytes 0 ]\n"
+	"  [ immediate reg 0 drop ]\n";
+
 static void check(struct nftnl_rule *r, const char *golden)
 {
 	char buf[4096];
@@ -400,6 +416,12 @@ static void test_instance_links_jump_to_the_envelope_chains(void **state)
 	assert_null(nft_rule_ifname_jump("c", true, "0123456789abcdef", "x", NULL));
 }
 
+static void test_forward_guard_drops_what_the_instances_do_not_need(void **state)
+{
+	check(nft_rule_forward_guard("c", NFPROTO_IPV4, "mtdi", NULL), golden_forward_guard_ipv4);
+	assert_null(nft_rule_forward_guard("c", NFPROTO_IPV6, "", NULL));
+}
+
 static void test_instance_ingress_needs_dnat_and_its_port(void **state)
 {
 	check(nft_rule_ct_live_return("c", NFPROTO_IPV4, false, "instances4", NULL),
@@ -438,6 +460,7 @@ int main(void)
 		cmocka_unit_test(test_live_bank_dispatch_is_a_set_lookup_and_jump),
 		cmocka_unit_test(test_instance_links_jump_to_the_envelope_chains),
 		cmocka_unit_test(test_instance_ingress_needs_dnat_and_its_port),
+		cmocka_unit_test(test_forward_guard_drops_what_the_instances_do_not_need),
 		cmocka_unit_test(test_instance_egress_spoof_check_rules_and_logged_drop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
