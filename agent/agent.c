@@ -15,7 +15,7 @@
 #include "audit_show.h"
 #include "audit_timer.h"
 #include "control.h"
-#include "control_denials.h"
+#include "control_audit.h"
 #include "log.h"
 #include "macro.h"
 #include "policy.h"
@@ -37,8 +37,7 @@ struct agent {
 	uint64_t reload_failures;
 	struct audit_log *audit;
 	struct control_server *control;
-	struct control_denials *denials; /* refused requests, one record per uid per window */
-	sd_event_source *denials_timer;
+	struct control_audit *control_audit; /* refusals: one record per uid per window */
 	struct audit_show_stats audit_show;
 	struct rotation *rotation;
 	struct fleet *fleet;
@@ -519,56 +518,19 @@ static void on_control_request(struct control_client *client, const struct contr
 	}
 }
 
-static int arm_denials_timer(struct agent *agent)
+/* Refusals are not fdatasync'd: a refusal has no effect to make durable
+ * first, and syncs in the refusal path would be the attacker's to multiply. */
+static void audit_control_denied(json_t *fields, void *userdata)
 {
-	uint64_t next = control_denials_next_usec(agent->denials);
-
-	if (next == UINT64_MAX)
-		return sd_event_source_set_enabled(agent->denials_timer, SD_EVENT_OFF);
-	(void)sd_event_source_set_time(agent->denials_timer, next);
-	return sd_event_source_set_enabled(agent->denials_timer, SD_EVENT_ONESHOT);
+	(void)agent_audit(userdata, "control-denied", fields, false);
 }
 
-/* A refusal is audited (and logged) when it is the first of its uid in a
- * window; the rest of the window is one record when the window ends. Not
- * fdatasync'd: a refusal has no effect to make durable first, and syncs in
- * the refusal path would be the attacker's to multiply. */
 static void on_control_refusal(const struct control_peer *peer, enum control_refusal kind,
 			       const char *command, const char *reason, void *userdata)
 {
 	struct agent *agent = userdata;
-	json_t *fields = NULL;
-	int r;
 
-	r = control_denials_add(agent->denials, peer->uid, peer->pid, control_refusal_name(kind),
-				command, reason, now_usec(CLOCK_MONOTONIC), &fields);
-	if (r <= 0)
-		return;
-	log_warning("control: refused uid %u pid %d: %s (more refusals of this uid within "
-		    "%us are counted in one record)",
-		    (unsigned)peer->uid, (int)peer->pid, reason,
-		    CONTROL_DENIALS_WINDOW_USEC / 1000000u);
-	(void)agent_audit(agent, "control-denied", fields, false);
-	(void)arm_denials_timer(agent);
-}
-
-static int on_denials_timer(sd_event_source *source, uint64_t usec, void *userdata)
-{
-	struct agent *agent = userdata;
-	json_t *fields = NULL;
-
-	if (usec != UINT64_MAX)
-		usec = now_usec(CLOCK_MONOTONIC);
-	while (control_denials_pop_due(agent->denials, usec, &fields) > 0) {
-		json_t *uid = json_object_get(fields, "uid");
-
-		log_warning("control: refused %lld more request(s) of uid %s in the last %us",
-			    (long long)json_integer_value(json_object_get(fields, "count")),
-			    json_is_integer(uid) ? "" : "(other uids)",
-			    CONTROL_DENIALS_WINDOW_USEC / 1000000u);
-		(void)agent_audit(agent, "control-denied", fields, false);
-	}
-	return arm_denials_timer(agent);
+	control_audit_refusal(agent->control_audit, peer, kind, command, reason);
 }
 
 static void on_decoy_hit(const char *service, const char *source, const char *proto,
@@ -794,14 +756,9 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 	}
 	(void)mkdir(options->runtime_dir, 0755);
 	read_group = lookup_read_group(options->read_group);
-	r = control_denials_new(CONTROL_DENIALS_WINDOW_USEC, &agent->denials);
+	r = control_audit_new(event, audit_control_denied, agent, &agent->control_audit);
 	if (r < 0)
 		goto fail;
-	r = sd_event_add_time(event, &agent->denials_timer, CLOCK_MONOTONIC, UINT64_MAX, 0,
-			      on_denials_timer, agent);
-	if (r < 0)
-		goto fail;
-	(void)sd_event_source_set_enabled(agent->denials_timer, SD_EVENT_OFF);
 	r = control_server_new(event, agent->socket_path, read_group, on_control_request,
 			       on_control_refusal, agent, &agent->control);
 	if (r < 0) {
@@ -838,8 +795,7 @@ void agent_stop(struct agent *agent, const char *reason)
 
 	control_server_free(TAKE_PTR(agent->control));
 	/* What the last windows counted is not lost. */
-	if (agent->denials)
-		(void)on_denials_timer(agent->denials_timer, UINT64_MAX, agent);
+	control_audit_flush(agent->control_audit);
 	fleet_free(TAKE_PTR(agent->fleet));
 	rotation_free(TAKE_PTR(agent->rotation));
 	/* The instances are gone: the host forwards as it did before. */
@@ -865,8 +821,7 @@ void agent_free(struct agent *agent)
 	control_server_free(agent->control);
 	fleet_free(agent->fleet);
 	rotation_free(agent->rotation);
-	sd_event_source_disable_unref(agent->denials_timer);
-	control_denials_free(agent->denials);
+	control_audit_free(agent->control_audit);
 	forwarding_free(agent->forwarding);
 	audit_timer_free(agent->audit_timer);
 	audit_log_close(agent->audit);
