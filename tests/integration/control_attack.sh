@@ -112,8 +112,10 @@ cat $(log_files) | grep '"type":"control-denied"' | grep "\"uid\":$FLOOD," >"$WO
 grown=$(( $(log_bytes) - bytes0 ))
 records=$(wc -l <"$WORK/flood.records")
 bytes=$(wc -c <"$WORK/flood.records")
-[ "$records" -ge 1 ] && [ "$records" -le 2 ] ||
-	fail "the flood wrote $records control-denied records, wanted 1 or 2"
+# the opening record and one per 10 s window (a flood that outlasts a window,
+# on a slow machine, has a third)
+[ "$records" -ge 1 ] && [ "$records" -le 3 ] ||
+	fail "the flood wrote $records control-denied records, wanted 1 to 3"
 # the whole log: the flood's records, the other attackers' (two windows each
 # at most), root's reload: ~10 records; one record per refusal would be >1 MB
 [ "$grown" -le 16384 ] || fail "the log grew by $grown bytes during the attack"
