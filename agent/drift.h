@@ -27,7 +27,12 @@
  *
  * drift_watch uses inotify with one watch per directory of upper/, added as
  * directories appear (and what appeared before the watch was in place is
- * scanned at once); an inotify queue overflow rescans the whole layer. The
+ * scanned at once); an inotify queue overflow rescans the whole layer. A
+ * watched directory knows only its name and its parent, so renaming a tree
+ * is one change whatever it holds: the renamed directory is reported where
+ * it lands outside Writable= (write-outside-writable), its contents are not
+ * walked again, and later events below it carry the new path. Watches are
+ * found by a hash of their descriptor, in constant time. The
  * watch reads the tree through O_NOFOLLOW opens of single components: the
  * instance cannot make it follow a symlink. It never blocks. */
 #pragma once
@@ -72,7 +77,10 @@ int drift_watch_new(int upper_fd, char *const *writable, size_t n_writable,
 		    struct drift_watch **ret);
 /* The inotify fd (non-blocking, close-on-exec) for the event loop: EPOLLIN. */
 int drift_watch_fd(const struct drift_watch *w);
-/* Up to n reports; *ret_n = 0 when there is nothing (never blocks). Call
- * again while it fills the whole array. */
+/* Up to n reports; *ret_n = 0 when there is nothing (never blocks). It
+ * handles at most 64 inotify events (or entries of new directories) a call, so a storm is taken in slices:
+ * call again while it fills the whole array or drift_watch_busy() says work
+ * is left (which the fd's readiness does not show: the events are read). */
 int drift_watch_read(struct drift_watch *w, struct drift_event *events, size_t n, size_t *ret_n);
+bool drift_watch_busy(const struct drift_watch *w);
 void drift_watch_free(struct drift_watch *w);

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fd_graveyard.h"
 #include "envelope.h"
 #include "macro.h"
 
@@ -760,7 +761,9 @@ int envelope_cleanup(struct envelope_instance *e)
 		cgroup_instance_free(e->cgroup);
 		e->cgroup = NULL;
 	}
-	closep(&e->upper_fd);
+	/* The last close unmounts the layer and frees all the instance made in
+	 * it: off the agent's loop (fd_graveyard.h). */
+	fd_graveyard_close(e->upper_fd);
 	e->upper_fd = -1;
 	e->cleaned = true;
 	return 0;

@@ -312,8 +312,9 @@ int instance_scan_drift(struct instance *instance, json_t **ret_findings)
 	return 0;
 }
 
-/* Reports handled per wakeup; the rest wait for the next one (drift_more). */
-#define DRIFT_BATCHES_PER_CALLBACK 8
+/* Reads of the watch per wakeup (each at most 16 reports and 64 inotify
+ * events); the rest wait for the next one (drift_more). */
+#define DRIFT_BATCHES_PER_CALLBACK 1
 /* A full scan after lost events, at most this often once drift is known. */
 #define DRIFT_RESCAN_USEC (10 * 1000 * 1000ull)
 
@@ -346,7 +347,7 @@ static void read_drift(struct instance *instance)
 				     json_pack("{s:s, s:o}", "kind", drift_kind_name(events[i].kind),
 					       "path", json_bytes_str(events[i].path)));
 		}
-		if (n < ELEMENTSOF(events))
+		if (n < ELEMENTSOF(events) && !drift_watch_busy(instance->drift))
 			return;
 	}
 	/* More than one wakeup's share: go on after everything else pending. */
@@ -365,6 +366,15 @@ static int on_drift_more(sd_event_source *source, void *userdata)
 	return 0;
 }
 
+/* An instance's signal sources come after the control socket, the rotation
+ * timers and the signals of the agent (priority 0) whenever both are due: a
+ * storm from an instance waits, root's `mtdctl status` and a boundary do
+ * not. Among themselves they take turns. (sd-event dispatches the oldest
+ * pending source of the best priority; a continuation re-enabled inside its
+ * own dispatch is always the oldest, so at one priority it would never let
+ * the control socket in.) */
+#define INSTANCE_SIGNAL_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10)
+
 /* The detection sources of a running instance: seccomp notifications and
  * drift in its writable layer. Failing to watch is failing to start. */
 static int watch_signals(struct instance *instance, char *const *writable, size_t n_writable,
@@ -375,6 +385,9 @@ static int watch_signals(struct instance *instance, char *const *writable, size_
 	if (fd >= 0) {
 		r = sd_event_add_io(instance->event, &instance->violation_source, fd, EPOLLIN,
 				    on_violation, instance);
+		if (r >= 0)
+			r = sd_event_source_set_priority(instance->violation_source,
+							 INSTANCE_SIGNAL_PRIORITY);
 		if (r < 0) {
 			snprintf(ret_step, 32, "seccomp notify");
 			snprintf(ret_detail, 320, "event source: %s", strerror(-r));
@@ -387,8 +400,12 @@ static int watch_signals(struct instance *instance, char *const *writable, size_
 		r = sd_event_add_io(instance->event, &instance->drift_source,
 				    drift_watch_fd(instance->drift), EPOLLIN, on_drift, instance);
 	if (r >= 0)
+		r = sd_event_source_set_priority(instance->drift_source, INSTANCE_SIGNAL_PRIORITY);
+	if (r >= 0)
 		r = sd_event_add_defer(instance->event, &instance->drift_more, on_drift_more,
 				       instance);
+	if (r >= 0)
+		r = sd_event_source_set_priority(instance->drift_more, INSTANCE_SIGNAL_PRIORITY);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(instance->drift_more, SD_EVENT_OFF);
 	if (r < 0) {

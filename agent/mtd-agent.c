@@ -12,6 +12,7 @@
 
 #include "agent.h"
 #include "audit.h"
+#include "fd_graveyard.h"
 #include "log.h"
 #include "macro.h"
 
@@ -233,6 +234,12 @@ int main(int argc, char **argv)
 	r = parse_arguments(argc, argv, &options);
 	if (r != 0)
 		return r;
+	/* First, while nothing is open that the helper should not keep. Without
+	 * it the agent closes such descriptors itself. */
+	r = fd_graveyard_start();
+	if (r < 0)
+		log_warning("cannot fork the closer helper (%s): instance layers are "
+			    "unmounted on the loop", strerror(-r));
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -273,6 +280,7 @@ int main(int argc, char **argv)
 		 options.runtime_dir);
 
 	r = sd_event_loop(event);
+	fd_graveyard_stop();
 	agent_free(agent);
 	sd_event_unref(event);
 	return r < 0 ? 1 : 0;

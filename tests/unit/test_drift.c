@@ -282,6 +282,48 @@ static void test_watch_reports_new_writes_with_instance_paths(void **state)
 	drift_watch_free(w);
 }
 
+/* A directory renamed with everything below it: the rename is one change
+ * (the moved directory is reported where it lands outside Writable=, not
+ * re-walked), and what happens below it later is reported at its new path,
+ * however deep and however often it moved. */
+static void test_watch_follows_renamed_trees_without_rewalking(void **state)
+{
+	struct fixture *f = *state;
+	struct drift_watch *w = NULL;
+
+	sh("mkdir -p %s/upper/tmp/t/a/b/c %s/upper/run %s/upper/tmp/t/many && cd %s/upper/tmp/t/many "
+	   "&& for i in $(seq 0 299); do mkdir d$i; done",
+	   f->dir, f->dir, f->dir, f->dir);
+	assert_int_equal(drift_watch_new(f->fd, writable, N_WRITABLE, &w), 0);
+	sh("echo x > %s/upper/tmp/t/a/b/c/ok", f->dir);
+	(void)wait_for(f, w, "never");
+	assert_false(saw(f, "write-outside-writable /tmp/t/a/b/c/ok")); /* writable */
+
+	/* within Writable=: nothing to report, and the tree's files keep quiet */
+	sh("mv %s/upper/tmp/t %s/upper/run/t", f->dir, f->dir);
+	sh("echo x > %s/upper/run/t/a/b/c/still-ok", f->dir);
+	(void)wait_for(f, w, "never");
+	assert_false(saw(f, "write-outside-writable /run/t"));
+	assert_false(saw(f, "write-outside-writable /run/t/a/b/c/still-ok"));
+
+	/* out of Writable=: the moved directory is reported where it landed */
+	sh("mkdir -p %s/upper/etc && mv %s/upper/run/t %s/upper/etc/t", f->dir, f->dir, f->dir);
+	assert_true(wait_for(f, w, "write-outside-writable /etc/t"));
+	/* not every file of the 300 directories again */
+	assert_false(saw(f, "write-outside-writable /etc/t/a/b/c/ok"));
+	/* and what is written below it afterwards has its new path */
+	sh("echo x > %s/upper/etc/t/a/b/c/evil && echo y > %s/upper/etc/t/many/d299/evil2", f->dir,
+	   f->dir);
+	assert_true(wait_for(f, w, "write-outside-writable /etc/t/a/b/c/evil"));
+	assert_true(wait_for(f, w, "write-outside-writable /etc/t/many/d299/evil2"));
+	/* renamed again, deeper */
+	sh("mkdir -p %s/upper/etc/x/y && mv %s/upper/etc/t %s/upper/etc/x/y/t2", f->dir, f->dir,
+	   f->dir);
+	sh("echo z > %s/upper/etc/x/y/t2/a/b/c/evil3", f->dir);
+	assert_true(wait_for(f, w, "write-outside-writable /etc/x/y/t2/a/b/c/evil3"));
+	drift_watch_free(w);
+}
+
 static void test_watch_reports_whiteouts(void **state)
 {
 	struct fixture *f = *state;
@@ -338,7 +380,9 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_watch_reports_new_writes_with_instance_paths,
 					    setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_watch_reports_whiteouts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_watch_follows_renamed_trees_without_rewalking, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_watch_reports_whiteouts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_watch_overflow_says_events_lost, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
