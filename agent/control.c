@@ -23,10 +23,16 @@
 #define CONTROL_READ_BATCH 4
 #define CONTROL_ACCEPT_BATCH 16
 #define CONTROL_BACKLOG 128
-/* Root's connections before everyone else's; timers, signals and the
- * rotation (SD_EVENT_PRIORITY_NORMAL) before both. */
+/* Timers, signals and the rotation (SD_EVENT_PRIORITY_NORMAL) first; then
+ * root's connections and the listening socket; then the signal sources of
+ * instances (NORMAL + 10, instance.c); then everyone else's connections, so
+ * that a read-group member who keeps its socket full delays neither root nor
+ * detection. The listening socket drops to the users' priority while a
+ * wakeup finds more connections waiting than it takes (a connect flood could
+ * otherwise keep it pending above the instances' signals), and comes back
+ * up once it drains the backlog. */
 #define CONTROL_PRIORITY_ROOT (SD_EVENT_PRIORITY_NORMAL + 1)
-#define CONTROL_PRIORITY_USER (SD_EVENT_PRIORITY_NORMAL + 2)
+#define CONTROL_PRIORITY_USER (SD_EVENT_PRIORITY_NORMAL + 20)
 /* A client that stops reading (a stalled `audit show --follow`) is dropped
  * once this much is waiting for it, so it cannot make the agent hoard memory. */
 #define CONTROL_QUEUE_MAX (4u * 1024 * 1024)
@@ -431,8 +437,9 @@ static void turn_away(struct control_server *server, int fd, const struct contro
 	note_refusal(server, peer, CONTROL_REFUSED_CONNECTIONS, NULL, reason);
 }
 
-/* At most CONTROL_ACCEPT_BATCH connections per wakeup. */
-static void accept_some(struct control_server *server, int fd)
+/* At most CONTROL_ACCEPT_BATCH connections per wakeup. Returns true when the
+ * backlog was drained. */
+static bool accept_some(struct control_server *server, int fd)
 {
 	for (unsigned i = 0; i < CONTROL_ACCEPT_BATCH; i++) {
 		_cleanup_close_ int client_fd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -444,7 +451,7 @@ static void accept_some(struct control_server *server, int fd)
 		int sndbuf = CONTROL_SNDBUF;
 
 		if (client_fd < 0)
-			return; /* EAGAIN, or a peer gone before accept */
+			return true; /* EAGAIN, or a peer gone before accept */
 		if (getsockopt(client_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 			continue;
 		peer.pid = cred.pid;
@@ -477,14 +484,17 @@ static void accept_some(struct control_server *server, int fd)
 		server->clients = client;
 		server->n_clients++;
 	}
+	return false;
 }
 
 static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
 	struct control_server *server = userdata;
 	struct callback_clock start = callback_start();
+	bool drained = accept_some(server, fd);
 
-	accept_some(server, fd);
+	(void)sd_event_source_set_priority(source, drained ? CONTROL_PRIORITY_ROOT
+							   : CONTROL_PRIORITY_USER);
 	note_callback(server, start);
 	return 0;
 }

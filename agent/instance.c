@@ -366,10 +366,12 @@ static int on_drift_more(sd_event_source *source, void *userdata)
 	return 0;
 }
 
-/* An instance's signal sources come after the control socket, the rotation
- * timers and the signals of the agent (priority 0) whenever both are due: a
- * storm from an instance waits, root's `mtdctl status` and a boundary do
- * not. Among themselves they take turns. (sd-event dispatches the oldest
+/* An instance's signal sources come after root's control connections
+ * (control.c: priority 1), the rotation timers and the signals of the agent
+ * (priority 0) whenever both are due, and before the read group's control
+ * connections (priority 20): a storm from an instance waits, root's `mtdctl
+ * status` and a boundary do not, and a flood on the socket does not delay
+ * detection. Among themselves they take turns. (sd-event dispatches the oldest
  * pending source of the best priority; a continuation re-enabled inside its
  * own dispatch is always the oldest, so at one priority it would never let
  * the control socket in.) */
