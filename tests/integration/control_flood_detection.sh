@@ -17,36 +17,9 @@ ATTACK=$BUILD_DIR/tools/control-attack
 READ_GID=$(getent group users | cut -d: -f3)
 [ -n "$READ_GID" ] || skip "no group 'users' to stand in for the read group"
 
-T=$WORK/tree
-mkdir -p "$T/bin" "$T/etc" "$T/tmp" "$T/dev" "$T/proc" "$WORK/snapshots"
-cc -static -O2 -o "$T/bin/probe" "$REPO/tests/fixtures/probe.c" || fail "building the static probe"
-printf 'root:x:0:0::/:/bin/sh\nprobe:x:1000:1000::/:/bin/sh\n' >"$T/etc/passwd"
-printf 'root:x:0:\nprobe:x:1000:\n' >"$T/etc/group"
-"$MTDCTL" keygen --out "$WORK/keys/snap" >/dev/null || fail "keygen"
-"$MTDCTL" snapshot create --key "$WORK/keys/snap.key" "$T" "$WORK/snapshots/probe" >/dev/null ||
-	fail "snapshot create"
-write_key "$WORK/keys/storm.key"
-cat >"$WORK/policies/storm.policy" <<POLICY
-[Service]
-Name=storm
-Snapshot=$WORK/snapshots/probe
-SnapshotKey=$WORK/keys/snap.pub
-Exec=/bin/probe storm 4 4
-ListenPort=8080/tcp
-HealthCheck=none
-User=probe
-
-[Rotation]
-PublicPorts=21000-21999
-Interval=60s
-KeyFile=$WORK/keys/storm.key
-AddressPool=10.215.0.0/24
-
-[Envelope]
-SystemCalls=@system-service
-ViolationSystemCalls=keyctl
-OnSyscallViolation=errno
-POLICY
+make_probe_snapshot
+write_probe_service storm 21000-21999 "/bin/probe storm 4 4" "[Service] User=probe" \
+	"ViolationSystemCalls=keyctl" "OnSyscallViolation=errno"
 
 start_agent --read-group users
 # The flood starts as soon as the socket answers, before or just after the

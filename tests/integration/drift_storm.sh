@@ -12,39 +12,12 @@ command -v cc >/dev/null || skip "cc is missing"
 enter_private_namespaces "$@"
 make_work_dir
 
-T=$WORK/tree
-mkdir -p "$T/bin" "$T/etc" "$T/tmp" "$T/dev" "$T/proc" "$WORK/snapshots"
-cc -static -O2 -o "$T/bin/probe" "$REPO/tests/fixtures/probe.c" || fail "building the static probe"
-printf 'root:x:0:0::/:/bin/sh\n' >"$T/etc/passwd"
-printf 'root:x:0:\n' >"$T/etc/group"
-"$MTDCTL" keygen --out "$WORK/keys/snap" >/dev/null || fail "keygen"
-"$MTDCTL" snapshot create --key "$WORK/keys/snap.key" "$T" "$WORK/snapshots/probe" >/dev/null ||
-	fail "snapshot create"
-write_key "$WORK/keys/dirs.key"
-cat >"$WORK/policies/dirs.policy" <<POLICY
-[Service]
-Name=dirs
-Snapshot=$WORK/snapshots/probe
-SnapshotKey=$WORK/keys/snap.pub
-Exec=/bin/probe dirs 16000 40
-ListenPort=8080/tcp
-HealthCheck=none
-# a quarantine would copy the 16,000 directories; this test is about the watch
-OnCompromise=kill
-# one storm is enough: the replacement is not started again and again
-ReplaceBurst=1
-
-[Rotation]
-PublicPorts=22000-22999
-Interval=60s
-KeyFile=$WORK/keys/dirs.key
-AddressPool=10.216.0.0/24
-
-[Envelope]
-SystemCalls=@system-service
-Writable=/tmp
-WritableSize=256M
-POLICY
+make_probe_snapshot
+# OnCompromise=kill: a quarantine would copy the 16,000 directories, and this
+# test is about the watch; ReplaceBurst=1: one storm is enough
+write_probe_service dirs 22000-22999 "/bin/probe dirs 16000 40" "[Service] OnCompromise=kill" \
+	"[Service] ReplaceBurst=1" "[Rotation] AddressPool=10.216.0.0/24" "Writable=/tmp" \
+	"WritableSize=256M"
 "$MTDCTL" policy check "$WORK/policies" >/dev/null || fail "the test policy does not validate"
 
 start_agent

@@ -18,33 +18,8 @@ enter_private_namespaces "$@"
 make_work_dir
 
 FLOOD=2000
-T=$WORK/tree
-mkdir -p "$T/bin" "$T/etc" "$T/tmp" "$T/dev" "$T/proc" "$WORK/snapshots"
-cc -static -O2 -o "$T/bin/probe" "$REPO/tests/fixtures/probe.c" || fail "building the static probe"
-printf 'root:x:0:0::/:/bin/sh\n' >"$T/etc/passwd"
-printf 'root:x:0:\n' >"$T/etc/group"
-"$MTDCTL" keygen --out "$WORK/keys/snap" >/dev/null || fail "keygen"
-"$MTDCTL" snapshot create --key "$WORK/keys/snap.key" "$T" "$WORK/snapshots/tty" >/dev/null ||
-	fail "snapshot create"
-write_key "$WORK/keys/tty.key"
-cat >"$WORK/policies/tty.policy" <<POLICY
-[Service]
-Name=tty
-Snapshot=$WORK/snapshots/tty
-SnapshotKey=$WORK/keys/snap.pub
-Exec=/bin/probe tty $FLOOD
-ListenPort=8080/tcp
-HealthCheck=none
-
-[Rotation]
-PublicPorts=20000-20999
-Interval=60s
-KeyFile=$WORK/keys/tty.key
-AddressPool=10.214.0.0/24
-
-[Envelope]
-SystemCalls=@system-service
-POLICY
+make_probe_snapshot
+write_probe_service tty 20000-20999 "/bin/probe tty $FLOOD" "[Rotation] AddressPool=10.214.0.0/24"
 
 # The agent on a pseudo-terminal: script(1) gives it a new session whose
 # controlling terminal is the pty, and the pty as stdin, stdout and stderr.

@@ -201,6 +201,57 @@ make_web_snapshot() {
 		fail "snapshot create"
 }
 
+# make_probe_snapshot: a signed snapshot $WORK/snapshots/probe holding the
+# static hostile program tests/fixtures/probe (/bin/probe) and a user
+# "probe" (1000). Keys: $WORK/keys/snap.key, $WORK/keys/snap.pub.
+make_probe_snapshot() {
+	local t=$WORK/probe-tree
+	mkdir -p "$t/bin" "$t/etc" "$t/tmp" "$t/dev" "$t/proc" "$WORK/snapshots"
+	cc -static -O2 -o "$t/bin/probe" "$REPO/tests/fixtures/probe.c" || fail "building the static probe"
+	printf 'root:x:0:0::/:/bin/sh\nprobe:x:1000:1000::/:/bin/sh\n' >"$t/etc/passwd"
+	printf 'root:x:0:\nprobe:x:1000:\n' >"$t/etc/group"
+	[ -f "$WORK/keys/snap.key" ] || "$MTDCTL" keygen --out "$WORK/keys/snap" >/dev/null || fail "keygen"
+	"$MTDCTL" snapshot create --key "$WORK/keys/snap.key" "$t" "$WORK/snapshots/probe" >/dev/null ||
+		fail "snapshot create"
+}
+
+# write_probe_service NAME PORTS "EXEC" [LINE...]: a managed service running
+# EXEC from the probe snapshot, no health check, its own key; each LINE goes
+# into [Envelope] (an "[Service]"-prefixed LINE, "[Service] User=probe",
+# into [Service]). AddressPool= lines may be given as LINEs with the prefix
+# "[Rotation] "; without one the pool is 10.215.0.0/24.
+write_probe_service() {
+	local name=$1 ports=$2 exec=$3 line service="" rotation="" envelope=""
+	shift 3
+	for line in "$@"; do
+		case "$line" in
+		"[Service] "*) service+="${line#\[Service\] }"$'\n' ;;
+		"[Rotation] "*) rotation+="${line#\[Rotation\] }"$'\n' ;;
+		*) envelope+="$line"$'\n' ;;
+		esac
+	done
+	[ -n "$rotation" ] || rotation=$'AddressPool=10.215.0.0/24\n'
+	write_key "$WORK/keys/$name.key"
+	cat >"$WORK/policies/$name.policy" <<POLICY
+[Service]
+Name=$name
+Snapshot=$WORK/snapshots/probe
+SnapshotKey=$WORK/keys/snap.pub
+Exec=$exec
+ListenPort=8080/tcp
+HealthCheck=none
+${service}
+[Rotation]
+PublicPorts=$ports
+Interval=60s
+KeyFile=$WORK/keys/$name.key
+${rotation}
+[Envelope]
+SystemCalls=@system-service
+${envelope%$'\n'}
+POLICY
+}
+
 # http_get SERVICE POLICY HOST PATH: a GET through the service's public port,
 # from the client namespace.
 http_get() {

@@ -13,40 +13,13 @@ enter_private_namespaces "$@"
 make_work_dir
 setup_client_namespace
 
-T=$WORK/tree
-mkdir -p "$T/bin" "$T/etc" "$T/tmp" "$T/dev" "$T/proc" "$WORK/snapshots"
-cc -static -O2 -o "$T/bin/probe" "$REPO/tests/fixtures/probe.c" || fail "building the static probe"
-printf 'root:x:0:0::/:/bin/sh\nprobe:x:1000:1000::/:/bin/sh\n' >"$T/etc/passwd"
-printf 'root:x:0:\nprobe:x:1000:\n' >"$T/etc/group"
-"$MTDCTL" keygen --out "$WORK/keys/snap" >/dev/null || fail "keygen"
-"$MTDCTL" snapshot create --key "$WORK/keys/snap.key" "$T" "$WORK/snapshots/probe" >/dev/null ||
-	fail "snapshot create"
+make_probe_snapshot
 
 VICTIM4="10.215.0.0 10.215.0.1 10.215.0.2 10.215.0.3"
 VICTIM6="fd00:215:: fd00:215::1 fd00:215::2 fd00:215::3"
 write_service() { # NAME PORTS POOL4 POOL6 EXEC
-	write_key "$WORK/keys/$1.key"
-	cat >"$WORK/policies/$1.policy" <<POLICY
-[Service]
-Name=$1
-Snapshot=$WORK/snapshots/probe
-SnapshotKey=$WORK/keys/snap.pub
-Exec=$5
-ListenPort=8080/tcp
-HealthCheck=none
-User=probe
-
-[Rotation]
-PublicPorts=$2
-Interval=60s
-KeyFile=$WORK/keys/$1.key
-AddressPool=$3
-AddressPool=$4
-
-[Envelope]
-SystemCalls=@system-service @network-io
-EgressAlertThreshold=5
-POLICY
+	write_probe_service "$1" "$2" "$5" "[Service] User=probe" "[Rotation] AddressPool=$3" \
+		"[Rotation] AddressPool=$4" "SystemCalls=@network-io" "EgressAlertThreshold=5"
 }
 write_service b 21000-21999 10.215.0.0/30 fd00:215::/126 "/bin/probe sleep"
 # shellcheck disable=SC2086
