@@ -106,7 +106,8 @@ ok "byte, mode, owner, added, removed, symlink, truncated manifest, signature, w
 mkdir -p special/dev
 mkfifo special/dev/fifo
 mknod special/dev/null c 1 3
-expect_fail "fifo not allowed (SnapshotAllowDevices=)" \
+# the fifo or the device, whichever the source directory lists first
+expect_fail "not allowed (SnapshotAllowDevices=)" \
 	"$MTDCTL" snapshot create --key "$KEY" special "$WORK/special-snap"
 [ -e "$WORK/special-snap" ] && fail "a refused create left DEST"
 "$MTDCTL" snapshot create --key "$KEY" --allow-devices special "$WORK/special-snap" >/dev/null ||
