@@ -74,7 +74,7 @@ static void emit(struct instance_output *o, int priority, const char *text)
 			NULL);
 	/* Outside systemd (a terminal, a test) the agent's stderr shows it,
 	 * prefixed, so no line of an instance passes for one of the agent's. */
-	if (!getenv("JOURNAL_STREAM"))
+	if (!log_stderr_is_journal())
 		fprintf(stderr, "%s[%s]: %s\n", o->identifier, o->instance, text);
 }
 

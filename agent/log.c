@@ -38,7 +38,7 @@ const char *log_message_id(const char *type)
 
 /* systemd sets JOURNAL_STREAM when stderr is connected to the journal; then
  * printing would log everything twice. */
-static bool stderr_is_journal(void)
+bool log_stderr_is_journal(void)
 {
 	return getenv("JOURNAL_STREAM") != NULL;
 }
@@ -54,7 +54,7 @@ void log_message(int priority, const char *fmt, ...)
 
 	sd_journal_send("MESSAGE=%s", text, "PRIORITY=%d", priority,
 			"SYSLOG_IDENTIFIER=mtd-agent", NULL);
-	if (!stderr_is_journal())
+	if (!log_stderr_is_journal())
 		fprintf(stderr, "mtd-agent: %s\n", text);
 }
 
@@ -97,6 +97,6 @@ void log_audit_event(const char *type, uint64_t seq, json_t *fields, const char 
 		iov[n++] = IOV_STRING(instance_field);
 #undef IOV_STRING
 	sd_journal_sendv(iov, (int)n);
-	if (!stderr_is_journal())
+	if (!log_stderr_is_journal())
 		fprintf(stderr, "mtd-agent: %s\n", message + strlen("MESSAGE="));
 }

@@ -5,12 +5,17 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <syslog.h>
 
 #include "macro.h"
 
 _printf_(2, 3) void log_message(int priority, const char *fmt, ...);
+
+/* systemd's JOURNAL_STREAM: stderr is the journal already, so what goes to
+ * the journal is not printed again. */
+bool log_stderr_is_journal(void);
 
 #define log_error(...) log_message(LOG_ERR, __VA_ARGS__)
 #define log_warning(...) log_message(LOG_WARNING, __VA_ARGS__)
