@@ -710,6 +710,19 @@ int quarantine_remove_interrupted(const char *state_dir, json_t **ret_removed)
 	return 0;
 }
 
+int quarantine_discard_partial(const char *state_dir, const char *id)
+{
+	_cleanup_close_ int store = quarantine_open_store(state_dir, false);
+	char tmp[QUARANTINE_ID_MAX + 8];
+
+	if (store < 0)
+		return store;
+	if (!quarantine_id_valid(id))
+		return -EINVAL;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", id);
+	return quarantine_rm_rf_at(store, tmp, 0);
+}
+
 int quarantine_remove(const char *state_dir, const char *id)
 {
 	_cleanup_close_ int store = -1;

@@ -76,5 +76,9 @@ int quarantine_summary(const char *state_dir, const char *id, json_t **ret);
  * ids (empty when none). */
 int quarantine_remove_interrupted(const char *state_dir, json_t **ret_removed);
 
+/* Remove ID.tmp/, what a save of ID that did not finish wrote (a save
+ * process killed, quarantine_job.h). -ENOENT when there is none. */
+int quarantine_discard_partial(const char *state_dir, const char *id);
+
 /* Remove ID/ (no symlink followed). -ENOENT when there is none. */
 int quarantine_remove(const char *state_dir, const char *id);
