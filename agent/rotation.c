@@ -22,7 +22,7 @@
 
 #define USEC_PER_SEC 1000000ull
 /* Boundaries are exact to the millisecond; sd-event's default slack is 250 ms. */
-#define TIMER_ACCURACY_USEC 1000ull
+#define TIMER_ACCURACY_USEC 1ull /* the boundary itself: a client computes it */
 #define BLOCKED_TRACKED_MAX 4096
 
 struct rotated_service {
@@ -33,6 +33,7 @@ struct rotated_service {
 	/* what it will be after the next change of any service (a boundary or
 	 * the end of a grace): loaded ahead into the rotator's idle bank */
 	struct schedule_result next_schedule;
+	uint64_t next_for_usec; /* the change next_schedule was computed for */
 	uint64_t decoy_hits;
 };
 
@@ -68,7 +69,7 @@ struct enveloped_instance {
 /* A timed change of the table (a boundary or a grace end): when it was due,
  * how late the loop ran it, and how late its transactions were committed. */
 struct timed_change {
-	uint64_t due_usec, fired_late_usec, late_usec;
+	uint64_t due_usec, fired_late_usec, switch_late_usec, late_usec;
 };
 
 struct rotation {
@@ -185,11 +186,38 @@ static int compute_schedule(const struct rotated_service *s, const struct host_p
 
 static uint64_t next_change_usec(const struct rotated_service *services, size_t n);
 
+/* Every service's schedule after the next change of any of them (by the
+ * schedules in force); ports bound on the host are avoided. */
+static int compute_next_with(struct rotated_service *services, size_t n,
+			     const struct host_ports *bound)
+{
+	uint64_t next = next_change_usec(services, n);
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && next != UINT64_MAX && i < n; i++) {
+		r = compute_schedule(&services[i], bound, next, &services[i].next_schedule);
+		services[i].next_for_usec = r < 0 ? 0 : next;
+	}
+	return r < 0 ? r : 0;
+}
+
+static int compute_next(struct rotated_service *services, size_t n)
+{
+	struct host_ports *bound = NULL;
+	int r;
+
+	r = host_ports_scan(&bound);
+	if (r < 0)
+		return r;
+	r = compute_next_with(services, n, bound);
+	host_ports_free(bound);
+	return r;
+}
+
 /* Every service's schedule now, and after the next change of any of them. */
 static int compute_all(struct rotated_service *services, size_t n, uint64_t now_usec)
 {
 	struct host_ports *bound = NULL;
-	uint64_t next;
 	int r;
 
 	r = host_ports_scan(&bound);
@@ -197,9 +225,8 @@ static int compute_all(struct rotated_service *services, size_t n, uint64_t now_
 		return r;
 	for (size_t i = 0; r >= 0 && i < n; i++)
 		r = compute_schedule(&services[i], bound, now_usec, &services[i].schedule);
-	next = next_change_usec(services, n);
-	for (size_t i = 0; r >= 0 && next != UINT64_MAX && i < n; i++)
-		r = compute_schedule(&services[i], bound, next, &services[i].next_schedule);
+	if (r >= 0)
+		r = compute_next_with(services, n, bound);
 	host_ports_free(bound);
 	return r < 0 ? r : 0;
 }
@@ -336,9 +363,13 @@ static void remember_carried_blocked(struct rotation *rotation)
 
 /* The plan: every service's ports and every live instance's envelope, but
  * the instance named cut (if any): its elements go in the same transaction. */
-static int program_cut(struct rotation *rotation, struct rotated_service *services, size_t n,
-		       const struct rotator_addr *unblock, size_t n_unblock, const char *cut,
-		       char **ret_error)
+/* One transaction: the table as the services' schedules are now (live
+ * bank) and after their next change (idle bank), the instances but `cut`.
+ * When the live bank's contents were what the idle bank held, the
+ * transaction only switched banks (*ret_switched). */
+static int apply_once(struct rotation *rotation, struct rotated_service *services, size_t n,
+		      const struct rotator_addr *unblock, size_t n_unblock, const char *cut,
+		      struct rotator_error *error, bool *ret_switched)
 {
 	_cleanup_free_ struct rotator_instance *plan_instances =
 		calloc(rotation->n_instances + 1, sizeof(*plan_instances));
@@ -347,11 +378,11 @@ static int program_cut(struct rotation *rotation, struct rotated_service *servic
 								      sizeof(*plan_services));
 	_cleanup_free_ struct rotator_service *plan_next = calloc(2 * n + 1, sizeof(*plan_next));
 	struct rotator_plan plan = {.unblock = unblock, .n_unblock = n_unblock};
-	struct rotator_error error = {0};
 	struct rotator_stats stats;
 	bool first;
 	int r;
 
+	*ret_switched = false;
 	if (!plan_services || !plan_next || !plan_instances)
 		return -ENOMEM;
 	for (size_t i = 0; i < rotation->n_instances; i++) {
@@ -376,14 +407,9 @@ static int program_cut(struct rotation *rotation, struct rotated_service *servic
 	plan.next = plan_next;
 
 	first = !(rotator_flags(rotation->rotator) & ROTATOR_F_PROGRAMMED);
-	r = rotator_apply(rotation->rotator, &plan, &error);
+	r = rotator_apply(rotation->rotator, &plan, error);
 	if (r < 0) {
 		rotation->failures++;
-		if (ret_error &&
-		    asprintf(ret_error, "nftables: %s%s%s", error.object[0] ? error.object : "",
-			     error.object[0] ? ": " : "",
-			     error.message[0] ? error.message : strerror(-r)) < 0)
-			*ret_error = NULL;
 		return r;
 	}
 	rotation->transactions++;
@@ -391,28 +417,70 @@ static int program_cut(struct rotation *rotation, struct rotated_service *servic
 	if (first && (rotator_flags(rotation->rotator) & ROTATOR_F_ADOPTED))
 		remember_carried_blocked(rotation);
 	rotator_last_stats(rotation->rotator, &stats);
-	if (stats.switched) {
+	if (stats.switched)
 		rotation->switches++;
-		/* The ports moved with a switch of banks; the idle bank now gets
-		 * the next change, in a second transaction that touches nothing
-		 * live. If it fails, the plan is still in force: the next change
-		 * then takes a full transaction instead of a switch. */
-		r = rotator_apply(rotation->rotator, &plan, &error);
-		if (r < 0) {
-			rotation->failures++;
-			if (rotation->hooks.on_apply_failed) {
-				char reason[512];
-
-				snprintf(reason, sizeof(reason),
-					 "nftables: loading the next change: %s%s%s",
-					 error.object, error.object[0] ? ": " : "",
-					 error.message[0] ? error.message : strerror(-r));
-				rotation->hooks.on_apply_failed(reason, rotation->hooks.userdata);
-			}
-		} else
-			rotation->transactions++;
-	}
+	*ret_switched = stats.switched;
 	return 0;
+}
+
+/* The idle bank gets the next change, in a transaction that touches nothing
+ * live. If it fails, the table in force is still right: the next change
+ * then takes a full transaction instead of a switch. */
+static void stage_next(struct rotation *rotation, struct rotated_service *services, size_t n,
+		       const char *cut)
+{
+	struct rotator_error error = {0};
+	bool switched;
+	int r;
+
+	r = apply_once(rotation, services, n, NULL, 0, cut, &error, &switched);
+	if (r < 0 && rotation->hooks.on_apply_failed) {
+		char reason[512];
+
+		snprintf(reason, sizeof(reason), "nftables: loading the next change: %s%s%s",
+			 error.object, error.object[0] ? ": " : "",
+			 error.message[0] ? error.message : strerror(-r));
+		rotation->hooks.on_apply_failed(reason, rotation->hooks.userdata);
+	}
+}
+
+static int apply_error(int r, const struct rotator_error *error, char **ret_error)
+{
+	if (ret_error &&
+	    asprintf(ret_error, "nftables: %s%s%s", error->object[0] ? error->object : "",
+		     error->object[0] ? ": " : "",
+		     error->message[0] ? error->message : strerror(-r)) < 0)
+		*ret_error = NULL;
+	return r;
+}
+
+static int program_cut(struct rotation *rotation, struct rotated_service *services, size_t n,
+		       const struct rotator_addr *unblock, size_t n_unblock, const char *cut,
+		       char **ret_error)
+{
+	struct rotator_error error = {0};
+	bool switched;
+	int r;
+
+	r = apply_once(rotation, services, n, unblock, n_unblock, cut, &error, &switched);
+	if (r < 0)
+		return apply_error(r, &error, ret_error);
+	/* The ports moved with a switch of banks: the idle bank is stale now. */
+	if (switched)
+		stage_next(rotation, services, n, cut);
+	return 0;
+}
+
+/* The services' schedules in force, and nothing loaded ahead yet. */
+static int apply_without_staging(struct rotation *rotation, char **ret_error)
+{
+	struct rotator_error error = {0};
+	bool switched;
+	int r;
+
+	r = apply_once(rotation, rotation->services, rotation->n_services, NULL, 0, NULL, &error,
+		       &switched);
+	return r < 0 ? apply_error(r, &error, ret_error) : 0;
 }
 
 static void instances_remove_named(struct rotation *rotation, const char *name)
@@ -519,6 +587,16 @@ static int arm_timer(struct rotation *rotation)
 	return sd_event_source_set_enabled(rotation->timer, SD_EVENT_ONESHOT);
 }
 
+static void report_apply_failure(struct rotation *rotation, int r, const char *error)
+{
+	char reason[320];
+
+	if (!rotation->hooks.on_apply_failed)
+		return;
+	snprintf(reason, sizeof(reason), "%s", error ? error : strerror(-r));
+	rotation->hooks.on_apply_failed(reason, rotation->hooks.userdata);
+}
+
 static void rotate_now(struct rotation *rotation, uint64_t at_least_usec)
 {
 	uint64_t now = realtime_usec();
@@ -531,28 +609,70 @@ static void rotate_now(struct rotation *rotation, uint64_t at_least_usec)
 	r = compute_all(rotation->services, rotation->n_services, now);
 	if (r >= 0)
 		r = program(rotation, rotation->services, rotation->n_services, NULL, 0, &error);
-	if (r < 0 && rotation->hooks.on_apply_failed) {
-		char reason[320];
-
-		snprintf(reason, sizeof(reason), "%s", error ? error : strerror(-r));
-		rotation->hooks.on_apply_failed(reason, rotation->hooks.userdata);
-	}
+	if (r < 0)
+		report_apply_failure(rotation, r, error);
 	(void)arm_timer(rotation);
+}
+
+/* The change due at usec was computed (and loaded into the idle bank) at
+ * the previous one, for every service. */
+static bool change_is_loaded(const struct rotation *rotation, uint64_t usec)
+{
+	if (rotation->n_services == 0)
+		return false;
+	for (size_t i = 0; i < rotation->n_services; i++)
+		if (rotation->services[i].next_for_usec != usec)
+			return false;
+	return true;
+}
+
+/* At a boundary (or the end of a grace) the switch goes out first and is
+ * the only work done then: the schedules were computed and the idle bank
+ * loaded at the previous change. The host-port scan and the schedules of
+ * the change after this one follow, then their loading into the idle bank,
+ * all after the ports have moved. */
+static void switch_to_loaded(struct rotation *rotation)
+{
+	_cleanup_free_ char *error = NULL;
+	int r;
+
+	for (size_t i = 0; i < rotation->n_services; i++)
+		rotation->services[i].schedule = rotation->services[i].next_schedule;
+	r = apply_without_staging(rotation, &error);
+	if (r < 0) {
+		report_apply_failure(rotation, r, error);
+		return;
+	}
+	r = compute_next(rotation->services, rotation->n_services);
+	if (r < 0) {
+		report_apply_failure(rotation, r, NULL);
+		return;
+	}
+	stage_next(rotation, rotation->services, rotation->n_services, NULL);
 }
 
 static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
 {
 	struct rotation *rotation = userdata;
-	uint64_t fired = realtime_usec(), late;
+	uint64_t fired = realtime_usec(), switched, late;
 
-	rotate_now(rotation, usec);
-	/* Lateness of the change: from its due time to both transactions
-	 * committed, the event loop's delay in running the timer included. */
+	if (change_is_loaded(rotation, usec) && fired >= usec) {
+		switch_to_loaded(rotation);
+		switched = rotation->last_apply_usec;
+	} else {
+		rotate_now(rotation, usec);
+		switched = realtime_usec();
+	}
+	(void)arm_timer(rotation);
+	/* Lateness of the change: from its due time to its switch committed
+	 * (the loop's delay in running the timer included), and to all its
+	 * transactions committed (the next change loaded). */
 	late = realtime_usec();
 	late = late > usec ? late - usec : 0;
 	rotation->changes[rotation->n_changes++ % ROTATION_CHANGES_KEPT] = (struct timed_change){
 		.due_usec = usec,
 		.fired_late_usec = fired > usec ? fired - usec : 0,
+		.switch_late_usec = switched > usec ? switched - usec : 0,
 		.late_usec = late,
 	};
 	if (late > rotation->max_late_usec)
@@ -953,7 +1073,8 @@ static json_t *changes_json(const struct rotation *rotation)
 
 		json_array_append_new(recent, json_pack("{s:I, s:I, s:I}", "due_usec",
 							(json_int_t)c->due_usec, "fired_late_usec",
-							(json_int_t)c->fired_late_usec, "late_usec",
+							(json_int_t)c->fired_late_usec, "switch_late_usec",
+							(json_int_t)c->switch_late_usec, "late_usec",
 							(json_int_t)c->late_usec));
 	}
 	return json_pack("{s:I, s:I, s:o}", "count", (json_int_t)n, "max_late_usec",
