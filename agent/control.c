@@ -36,7 +36,7 @@
 /* A client that stops reading (a stalled `audit show --follow`) is dropped
  * once this much is waiting for it, so it cannot make the agent hoard memory. */
 #define CONTROL_QUEUE_MAX (4u * 1024 * 1024)
-#define CONTROL_SNDBUF (512 * 1024)
+#define CONTROL_SNDBUF (4 * 1024 * 1024) /* a reply is one message: status of thousands of services */
 
 struct queued_message {
 	struct queued_message *next;
@@ -461,7 +461,9 @@ static bool accept_some(struct control_server *server, int fd)
 			turn_away(server, client_fd, &peer, reason);
 			continue; /* closed by cleanup */
 		}
-		(void)setsockopt(client_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+		/* past net.core.wmem_max (root only); else as far as it allows */
+		if (setsockopt(client_fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
+			(void)setsockopt(client_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 
 		client = calloc(1, sizeof(*client));
 		if (!client) {

@@ -18,8 +18,9 @@
 #include "control_proto.h"
 
 
-/* Big enough for the largest reply the agent sends (CONTROL_REPLY_MAX) with room. */
-#define REPLY_BUFFER_SIZE (256 * 1024)
+/* A reply is one message of any size the agent's send buffer allows
+ * (status of a thousand services is ~360 KiB); more is not an agent's. */
+#define REPLY_SIZE_MAX (16 * 1024 * 1024)
 
 int mtdctl_fail(const char *fmt, ...)
 {
@@ -121,28 +122,36 @@ static int send_request(const struct mtdctl *ctl, const struct control_request *
  * something that is not a JSON object. */
 static json_t *receive_reply(int fd, const char *socket_path)
 {
-	_cleanup_free_ char *buffer = malloc(REPLY_BUFFER_SIZE);
+	_cleanup_free_ char *buffer = NULL;
 	json_error_t error;
 	json_t *reply;
 	ssize_t n;
 
-	if (!buffer) {
-		mtdctl_fail("out of memory");
+	/* The message's length first (MSG_TRUNC reports it whole), then the
+	 * message into a buffer of that size. */
+	do
+		n = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC);
+	while (n < 0 && errno == EINTR);
+	if (n > REPLY_SIZE_MAX) {
+		mtdctl_fail("reply from the agent too large (%zd bytes)", n);
 		return NULL;
 	}
-	do
-		n = recv(fd, buffer, REPLY_BUFFER_SIZE, MSG_TRUNC);
-	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		buffer = malloc((size_t)n);
+		if (!buffer) {
+			mtdctl_fail("out of memory");
+			return NULL;
+		}
+		do
+			n = recv(fd, buffer, (size_t)n, 0);
+		while (n < 0 && errno == EINTR);
+	}
 	if (n < 0) {
 		mtdctl_fail("reading from the agent at %s: %s", socket_path, strerror(errno));
 		return NULL;
 	}
 	if (n == 0) {
 		mtdctl_fail("the agent at %s closed the connection", socket_path);
-		return NULL;
-	}
-	if (n > REPLY_BUFFER_SIZE) {
-		mtdctl_fail("reply from the agent too large (%zd bytes)", n);
 		return NULL;
 	}
 	reply = json_loadb(buffer, (size_t)n, 0, &error);

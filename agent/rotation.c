@@ -631,7 +631,7 @@ static bool change_is_loaded(const struct rotation *rotation, uint64_t usec)
  * loaded at the previous change. The host-port scan and the schedules of
  * the change after this one follow, then their loading into the idle bank,
  * all after the ports have moved. */
-static void switch_to_loaded(struct rotation *rotation)
+static void switch_to_loaded(struct rotation *rotation, uint64_t *ret_switched_usec)
 {
 	_cleanup_free_ char *error = NULL;
 	int r;
@@ -639,6 +639,7 @@ static void switch_to_loaded(struct rotation *rotation)
 	for (size_t i = 0; i < rotation->n_services; i++)
 		rotation->services[i].schedule = rotation->services[i].next_schedule;
 	r = apply_without_staging(rotation, &error);
+	*ret_switched_usec = realtime_usec();
 	if (r < 0) {
 		report_apply_failure(rotation, r, error);
 		return;
@@ -657,8 +658,7 @@ static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
 	uint64_t fired = realtime_usec(), switched, late;
 
 	if (change_is_loaded(rotation, usec) && fired >= usec) {
-		switch_to_loaded(rotation);
-		switched = rotation->last_apply_usec;
+		switch_to_loaded(rotation, &switched);
 	} else {
 		rotate_now(rotation, usec);
 		switched = realtime_usec();
@@ -1071,7 +1071,7 @@ static json_t *changes_json(const struct rotation *rotation)
 	for (uint64_t i = first; recent && i < n; i++) {
 		const struct timed_change *c = &rotation->changes[i % ROTATION_CHANGES_KEPT];
 
-		json_array_append_new(recent, json_pack("{s:I, s:I, s:I}", "due_usec",
+		json_array_append_new(recent, json_pack("{s:I, s:I, s:I, s:I}", "due_usec",
 							(json_int_t)c->due_usec, "fired_late_usec",
 							(json_int_t)c->fired_late_usec, "switch_late_usec",
 							(json_int_t)c->switch_late_usec, "late_usec",

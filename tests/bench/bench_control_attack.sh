@@ -87,8 +87,9 @@ g_denied=$(cat $(log_files) | tail -n "$g_records" | grep -c '"type":"control-de
 g_counted=$(cat $(log_files) | tail -n "$g_records" | grep '"type":"control-denied"' |
 	grep -o '"count":[0-9]*' | cut -d: -f2 | paste -sd+ | bc)
 
-changes=$(echo "$status" | grep -o '{"due_usec":[0-9]*,"fired_late_usec":[0-9]*,"late_usec":[0-9]*}' |
-	sed 's/{"due_usec":\([0-9]*\),"fired_late_usec":\([0-9]*\),"late_usec":\([0-9]*\)}/\1 \2 \3/')
+changes=$(echo "$status" |
+	grep -o '{"due_usec":[0-9]*,"fired_late_usec":[0-9]*,"switch_late_usec":[0-9]*,"late_usec":[0-9]*}' |
+	sed 's/{"due_usec":\([0-9]*\),"fired_late_usec":\([0-9]*\),"switch_late_usec":[0-9]*,"late_usec":\([0-9]*\)}/\1 \2 \3/')
 lateness() { # FROM TO: "n max_fired_ms max_committed_ms list(fired/committed)"
 	echo "$changes" | awk -v a="$1" -v b="$2" '$1 >= a && $1 < b {n++; f = $2 / 1000; l = $3 / 1000;
 		if (f > mf) mf = f; if (l > m) m = l;

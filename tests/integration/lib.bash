@@ -134,7 +134,8 @@ start_agent() {
 		--instances-cgroup "$INSTANCES_CGROUP" "$@" 2>>"$AGENT_LOG" &
 	AGENT_PID=$!
 	# A killed agent leaves its socket file: wait for an answer, not a file.
-	for _ in $(seq 1 200); do
+	# (START_AGENT_SECONDS: a start with a thousand services takes longer.)
+	for _ in $(seq 1 $((${START_AGENT_SECONDS:-10} * 20))); do
 		"$MTDCTL" --socket "$SOCKET" status >/dev/null 2>&1 && return 0
 		kill -0 "$AGENT_PID" 2>/dev/null || {
 			cat "$AGENT_LOG" >&2
