@@ -5,8 +5,8 @@
  * seccomp_notify_handle() returns: the system call never runs, and the
  * caller in the instance goes on with errno = EPERM. The one exception is
  * seccomp_notify_continue_exec(), the spawner's answer to the envelope's own
- * exec, before the instance has run any code of its own. What the agent does next (OnSyscallViolation=) is its
- * own business. See docs/seccomp.md.
+ * exec, before the instance has run any code of its own. What the agent does next
+ * (OnSyscallViolation=) is its own business. See docs/seccomp.md.
  *
  * In an sd-event loop: an io source on envelope_notify_fd() for EPOLLIN; on
  * each wake-up call seccomp_notify_handle() until -EAGAIN; on -EPIPE (or

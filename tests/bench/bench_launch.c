@@ -257,7 +257,8 @@ int main(void)
 	double dummy;
 	for (int i = 0; i < 5; i++)
 		if (launch_envelope(&spec, root, -1 - i, &dummy) < 0 ||
-		    launch_envelope(&spec_noexec, root, -100 - i, &dummy) < 0 || launch_argv(bwrap_argv) < 0 || launch_argv(bare_argv) < 0) {
+		    launch_envelope(&spec_noexec, root, -100 - i, &dummy) < 0 ||
+		    launch_argv(bwrap_argv) < 0 || launch_argv(bare_argv) < 0) {
 			fprintf(stderr, "bench: warm-up launch failed\n");
 			goto out;
 		}
@@ -271,8 +272,9 @@ int main(void)
 			goto out;
 		}
 	}
-	struct stats s_env = stats_of(env, ROUNDS), s_nx = stats_of(nx, ROUNDS), s_bw = stats_of(bw, ROUNDS),
-		     s_fe = stats_of(fe, ROUNDS), s_td = stats_of(td, ROUNDS);
+	struct stats s_env = stats_of(env, ROUNDS), s_nx = stats_of(nx, ROUNDS),
+		     s_bw = stats_of(bw, ROUNDS), s_fe = stats_of(fe, ROUNDS),
+		     s_td = stats_of(td, ROUNDS);
 	printf(
 	    "cold launch until the program signals readiness over an inherited pipe after exec\n");
 	printf("(%d launches each, interleaved; %s cgroups)\n\n", ROUNDS,
