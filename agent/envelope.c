@@ -25,6 +25,7 @@
 #include "fd_graveyard.h"
 #include "envelope.h"
 #include "macro.h"
+#include "seccomp_notify.h"
 
 #define ERR_FD (SECCOMP_POLICY_EXEC_FD + 1) /* the report socket after the fds step */
 #define HIGH_FD_BASE 200		    /* scratch range while fds are shuffled */
@@ -189,6 +190,30 @@ static void child_mount_dev(void)
 	      "mount dev", "tmpfs on /dev/shm");
 }
 
+/* A policy without exec (seccomp_policy.h): no memfd of the instance can
+ * ever be executed. vm.memfd_noexec=2 in the instance's own pid namespace
+ * (kernel 6.3+; the value is per pid namespace and never below the parent's):
+ * memfd_create(MFD_EXEC) fails, a memfd made without flags is sealed
+ * non-executable (6.6+; on 6.3-6.5, 2 refuses such a memfd). Before /proc/sys
+ * becomes read-only; a kernel without the knob (ENOENT) relies on the seccomp
+ * filter alone (docs/seccomp.md). */
+static bool child_no_exec;
+
+static void child_memfd_noexec(void)
+{
+	int fd;
+
+	if (!child_no_exec)
+		return;
+	fd = open("proc/sys/vm/memfd_noexec", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return;
+	CHECK(fd, "mount proc", "vm.memfd_noexec");
+	if (write(fd, "2", 1) != 1)
+		child_fail("mount proc", errno, "vm.memfd_noexec=2");
+	close(fd);
+}
+
 static void child_mount_proc(void)
 {
 	static const char *const ro[] = {"proc/sys", "proc/sysrq-trigger"};
@@ -196,6 +221,7 @@ static void child_mount_proc(void)
 	mkdir_in_root("proc", 0555, "mount proc");
 	CHECK(mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mount proc",
 	      "proc");
+	child_memfd_noexec();
 	for (size_t i = 0; i < ELEMENTSOF(ro); i++) {
 		if (mount(ro[i], ro[i], NULL, MS_BIND | MS_REC, NULL) < 0) {
 			if (errno == ENOENT)
@@ -413,6 +439,7 @@ static void child_session(void)
 _Noreturn static void child_main(const struct child_ctx *ctx)
 {
 	child_sock = ctx->sock;
+	child_no_exec = ctx->spec->seccomp && !ctx->spec->seccomp->exec_allowed;
 	umask(0022);
 	child_session();
 	child_join_cgroups(ctx);
@@ -566,23 +593,64 @@ static int recv_report(int sock, struct child_report *rep, int *ret_fd)
 	return 1;
 }
 
+/* The envelope's own exec when the program notifies execveat
+ * (seccomp_policy.h): answered CONTINUE here, once, before any service code
+ * runs; every later exec is the agent's violation. 0 = continued, -EAGAIN =
+ * not yet, else the spawn fails (an unexpected notification is refused). */
+static int continue_exec(int listener, pid_t pid, struct child_report *rep)
+{
+	struct seccomp_violation v = {0};
+	int r = seccomp_notify_continue_exec(listener, pid, &v);
+
+	if (r == -EPERM) {
+		memset(rep, 0, sizeof(*rep));
+		copy_str(rep->step, sizeof(rep->step), "seccomp");
+		rep->err = EPERM;
+		copy_str(rep->detail, sizeof(rep->detail), "a notification before the exec: ");
+		append(rep->detail, sizeof(rep->detail), v.name, -1);
+	}
+	return r;
+}
+
 /* After go: EOF = exec happened, a failure record = a step failed (1). The
  * seccomp listener, when the child sends one, comes before either and goes to
- * *ret_listener (the caller closes it on failure). */
-static int await_exec(int sock, struct child_report *rep, int *ret_listener)
+ * *ret_listener (the caller closes it on failure); with exec_notified, the
+ * child's execveat then comes as a notification, answered CONTINUE once. */
+static int await_exec(int sock, pid_t pid, bool exec_notified, struct child_report *rep,
+		      int *ret_listener)
 {
+	bool hung_up = false;
+
 	for (;;) {
-		struct pollfd p = {.fd = sock, .events = POLLIN};
+		bool exec_pending = exec_notified && *ret_listener >= 0 && !hung_up;
+		struct pollfd p[2] = {{.fd = sock, .events = POLLIN},
+				      {.fd = exec_pending ? *ret_listener : -1, .events = POLLIN}};
 		int r, fd = -1;
 
 		do
-			r = poll(&p, 1, SPAWN_TIMEOUT_MS);
+			r = poll(p, 2, SPAWN_TIMEOUT_MS);
 		while (r < 0 && errno == EINTR);
 		if (r < 0)
 			return -errno;
 		if (r == 0)
 			return -ETIMEDOUT;
+		if (p[1].revents & POLLIN) {
+			r = continue_exec(*ret_listener, pid, rep);
+			if (r == 0)
+				exec_notified = false; /* once: from here on, violations */
+			else if (r == -EPERM)
+				return 1;
+			else if (r != -EAGAIN)
+				return r;
+			continue;
+		}
+		if (p[1].revents)
+			hung_up = true; /* the child is gone: its report or EOF follows */
+		if (!p[0].revents)
+			continue;
 		r = recv_report(sock, rep, &fd);
+		if (r == 0 && exec_notified)
+			return -ECHILD; /* gone before its exec was even asked for */
 		if (r <= 0)
 			return r;
 		if (rep->err > 0) {
@@ -663,7 +731,8 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 	/* A child that failed a step before "go" has reported and gone: the
 	 * send fails, the report is still to be read. */
 	int go_errno = send(sv[0], "g", 1, MSG_NOSIGNAL) == 1 ? 0 : errno;
-	r = await_exec(sv[0], &rep, &e->notify_fd);
+	r = await_exec(sv[0], e->pid, spec->seccomp && spec->seccomp->exec_notified, &rep,
+		       &e->notify_fd);
 	if (r < 0) {
 		set_error(ret_error, "exec", r, "waiting for the child");
 		goto fail;
@@ -677,7 +746,7 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 		goto fail;
 	}
 	/* fail closed: violations that nobody would hear of */
-	if (spec->seccomp && spec->seccomp->n_violations > 0 && e->notify_fd < 0) {
+	if (spec->seccomp && spec->seccomp->notify_insns && e->notify_fd < 0) {
 		r = set_error(ret_error, "seccomp", EPROTO, "no listener from the child");
 		goto fail;
 	}

@@ -17,7 +17,8 @@
  *           hybrid hosts: into each v1 controller cgroup ("0" to its tasks)
  *           mounts: / rslave, the tmpfs attached, overlay (lower = lower_dir,
  *           read-only; upper/work on the tmpfs), minimal /dev, fresh /proc
- *           (/proc/sys read-only), pivot_root, old root detached
+ *           (/proc/sys read-only; before that vm.memfd_noexec=2 when the
+ *           policy allows no exec), pivot_root, old root detached
  *           hostname
  *           wait for go (the parent opened /proc/PID/ns/net: no credential
  *           change before that)
@@ -30,7 +31,10 @@
  *           seccomp (last): with ViolationSystemCalls=, the notify filter
  *           first, its listener to the parent (SCM_RIGHTS over the report
  *           socket), then the main filter
- *           execveat(binary, "", argv, envp, AT_EMPTY_PATH)
+ *           execveat(binary, "", argv, envp, AT_EMPTY_PATH); when the
+ *           program notifies execveat (a policy without exec), this call is
+ *           a notification the parent answers CONTINUE, once, and every
+ *           later exec is a violation (docs/seccomp.md)
  *
  * The child runs on a copy of the caller's memory (no CLONE_VM): nothing it
  * does allocates, and it reports through a close-on-exec socket. The caller
@@ -97,7 +101,8 @@ int envelope_pidfd(const struct envelope_instance *e); /* owned by the instance 
  * whose program has violations, for seccomp_notify_handle(); -1 without.
  * Owned by the instance (close-on-exec, non-blocking use via poll), valid
  * until envelope_free(). A spawn whose program has violations fails at step
- * "seccomp" when the listener does not arrive. */
+ * "seccomp" when the listener does not arrive. The envelope's own exec is
+ * never among its notifications: envelope_spawn() answered it. */
 int envelope_notify_fd(const struct envelope_instance *e);
 /* The tmpfs of the writable layer (directories upper/ and work/): what the
  * instance wrote, for quarantine copies. Owned by the instance; valid until

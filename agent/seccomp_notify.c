@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Reading and answering seccomp user notifications, see seccomp_notify.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <seccomp.h>
@@ -11,8 +12,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "json_bytes.h"
 #include "macro.h"
 #include "seccomp_notify.h"
+#include "seccomp_policy.h"
 
 /* The kernel's structures may be larger than this build's headers: size the
  * buffers by what it says (SECCOMP_GET_NOTIF_SIZES). */
@@ -78,8 +81,11 @@ void seccomp_violation_from_notif(const struct seccomp_notif *req, struct seccom
 	*ret = v;
 }
 
-/* EPERM for notification id; false when the caller is gone. */
-static int answer_eperm(int fd, uint64_t id, size_t resp_size, bool *ret_answered)
+/* Answer notification id: an error (-EPERM), or, with flags =
+ * SECCOMP_USER_NOTIF_FLAG_CONTINUE, let the call run. false when the caller
+ * is gone. */
+static int answer(int fd, uint64_t id, size_t resp_size, int error, uint32_t flags,
+		  bool *ret_answered)
 {
 	_cleanup_free_ struct seccomp_notif_resp *resp = calloc(1, resp_size);
 
@@ -87,8 +93,8 @@ static int answer_eperm(int fd, uint64_t id, size_t resp_size, bool *ret_answere
 		return -ENOMEM;
 	resp->id = id;
 	resp->val = 0;
-	resp->error = -EPERM;
-	resp->flags = 0; /* never SECCOMP_USER_NOTIF_FLAG_CONTINUE */
+	resp->error = error;
+	resp->flags = flags;
 	for (;;) {
 		if (ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, resp) == 0) {
 			*ret_answered = true;
@@ -104,18 +110,18 @@ static int answer_eperm(int fd, uint64_t id, size_t resp_size, bool *ret_answere
 	}
 }
 
-int seccomp_notify_handle(int listener_fd, struct seccomp_violation *ret)
+/* Receive one notification into a zeroed buffer of the kernel's size.
+ * -EAGAIN when nothing is pending (or its caller was killed meanwhile). */
+static int receive(int listener_fd, struct seccomp_violation *ret, size_t *ret_resp_size)
 {
 	_cleanup_free_ struct seccomp_notif *req = NULL;
-	struct seccomp_violation v = {0};
-	size_t notif_size = 0, resp_size = 0;
-	uint64_t id;
+	size_t notif_size = 0;
 	int r;
 
 	r = pending(listener_fd);
 	if (r < 0)
 		return r;
-	r = notif_sizes(&notif_size, &resp_size);
+	r = notif_sizes(&notif_size, ret_resp_size);
 	if (r < 0)
 		return r;
 	req = calloc(1, notif_size); /* the kernel insists on a zeroed buffer */
@@ -127,7 +133,39 @@ int seccomp_notify_handle(int listener_fd, struct seccomp_violation *ret)
 		/* ENOENT: the caller was killed between the poll and the receive */
 		return errno == ENOENT ? -EAGAIN : -errno;
 	}
-	seccomp_violation_from_notif(req, &v);
+	seccomp_violation_from_notif(req, ret);
+	return 0;
+}
+
+/* Where an exec's descriptor points, as evidence: /proc/PID/fd/FD of the
+ * caller ("/memfd:x (deleted)", a path). Best effort, read while the caller
+ * waits for its answer: empty when the link cannot be read (no ptrace access
+ * to the caller, the fd closed by another thread). */
+static void exec_fd_target(struct seccomp_violation *v)
+{
+	char link[64];
+	int fd = (int)v->args[0];
+	ssize_t k;
+
+	v->exec_fd_target[0] = '\0';
+	if (!streq(v->name, "execveat") || v->pid <= 0 || fd < 0)
+		return;
+	snprintf(link, sizeof(link), "/proc/%d/fd/%d", (int)v->pid, fd);
+	k = readlink(link, v->exec_fd_target, sizeof(v->exec_fd_target) - 1);
+	v->exec_fd_target[k > 0 ? k : 0] = '\0';
+}
+
+int seccomp_notify_handle(int listener_fd, struct seccomp_violation *ret)
+{
+	struct seccomp_violation v = {0};
+	size_t resp_size = 0;
+	uint64_t id;
+	int r;
+
+	r = receive(listener_fd, &v, &resp_size);
+	if (r < 0)
+		return r;
+	exec_fd_target(&v);
 
 	/* nothing of the caller's memory is read, so the id check only tells
 	 * whether anyone still waits for the answer */
@@ -137,12 +175,45 @@ int seccomp_notify_handle(int listener_fd, struct seccomp_violation *ret)
 			return -errno;
 		v.answered = false;
 	} else {
-		r = answer_eperm(listener_fd, v.id, resp_size, &v.answered);
+		r = answer(listener_fd, v.id, resp_size, -EPERM, 0, &v.answered);
 		if (r < 0)
 			return r;
 	}
 	*ret = v;
 	return 0;
+}
+
+/* The envelope's own exec form, from the child itself: execveat(
+ * SECCOMP_POLICY_EXEC_FD, "", argv, envp, AT_EMPTY_PATH) on the native
+ * architecture. Only register values are compared: the path ("") is read by
+ * the kernel after the answer, from the memory of a process with one thread
+ * that is blocked in this very call, so nothing can change it meanwhile. */
+static bool is_envelope_exec(const struct seccomp_violation *v, pid_t pid)
+{
+	return v->pid == pid && v->arch == (uint32_t)seccomp_arch_native() &&
+	       v->nr == __NR_execveat && v->args[0] == SECCOMP_POLICY_EXEC_FD &&
+	       v->args[4] == AT_EMPTY_PATH;
+}
+
+int seccomp_notify_continue_exec(int listener_fd, pid_t pid, struct seccomp_violation *ret)
+{
+	struct seccomp_violation v = {0};
+	size_t resp_size = 0;
+	bool ours;
+	int r;
+
+	r = receive(listener_fd, &v, &resp_size);
+	if (r < 0)
+		return r;
+	ours = is_envelope_exec(&v, pid);
+	r = answer(listener_fd, v.id, resp_size, ours ? 0 : -EPERM,
+		   ours ? SECCOMP_USER_NOTIF_FLAG_CONTINUE : 0, &v.answered);
+	if (r < 0)
+		return r;
+	*ret = v;
+	if (!ours)
+		return -EPERM;
+	return v.answered ? 0 : -ESRCH;
 }
 
 const char *seccomp_violation_format(const struct seccomp_violation *v, char *buf, size_t size)
@@ -163,6 +234,14 @@ json_t *seccomp_violation_evidence(const struct seccomp_violation *v)
 
 	for (size_t i = 0; args && i < ELEMENTSOF(v->args); i++)
 		json_array_append_new(args, json_sprintf("0x%llx", (unsigned long long)v->args[i]));
-	return json_pack("{s:s, s:i, s:i, s:o, s:b}", "syscall", v->name, "nr", v->nr, "pid",
-			 (int)v->pid, "args", args, "answered", v->answered);
+	json_t *o = json_pack("{s:s, s:i, s:i, s:o, s:b}", "syscall", v->name, "nr", v->nr, "pid",
+			      (int)v->pid, "args", args, "answered", v->answered);
+
+	/* an exec: the descriptor and where it pointed, when that could be read */
+	if (o && streq(v->name, "execveat")) {
+		json_object_set_new(o, "exec_fd", json_integer((int)v->args[0]));
+		if (v->exec_fd_target[0])
+			json_object_set_new(o, "exec_fd_target", json_bytes_str(v->exec_fd_target));
+	}
+	return o;
 }

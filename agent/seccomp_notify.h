@@ -2,10 +2,11 @@
 /* The seccomp violation signal: read and answer the user notifications of an
  * instance's notify filter (seccomp_policy.h), one at a time, from the agent's
  * event loop. Every notification is answered with EPERM before
- * seccomp_notify_handle() returns: the system call never runs (never
- * SECCOMP_USER_NOTIF_FLAG_CONTINUE), and the caller in the instance goes on
- * with errno = EPERM. What the agent does next (OnSyscallViolation=) is its
- * own business. See docs/seccomp.md.
+ * seccomp_notify_handle() returns: the system call never runs, and the
+ * caller in the instance goes on with errno = EPERM. The one exception is
+ * seccomp_notify_continue_exec(), the spawner's answer to the envelope's own
+ * exec, before the instance has run any code of its own. What the agent does next
+ * (OnSyscallViolation=) is its own business. See docs/seccomp.md.
  *
  * In an sd-event loop: an io source on envelope_notify_fd() for EPOLLIN; on
  * each wake-up call seccomp_notify_handle() until -EAGAIN; on -EPIPE (or
@@ -32,6 +33,10 @@ struct seccomp_violation {
 	char name[SECCOMP_VIOLATION_NAME_MAX]; /* "ptrace"; "syscall-NR" if unknown */
 	uint64_t args[6];
 	uint64_t instruction_pointer;
+	/* execveat: what its fd (args[0]) pointed to in the caller, read from
+	 * /proc/PID/fd while it waited; "" when unknown (seccomp_notify_handle
+	 * only) */
+	char exec_fd_target[128];
 	/* false: the caller was gone (killed) before the answer; the violation
 	 * still happened */
 	bool answered;
@@ -42,6 +47,17 @@ struct seccomp_violation {
  * listener hung up (no process uses the filter any more); other -errno:
  * failure (*ret untouched). */
 int seccomp_notify_handle(int listener_fd, struct seccomp_violation *ret);
+
+/* The envelope's own exec, for the spawner (envelope.c) of a program whose
+ * execveat is notified (seccomp_policy.h: exec_notified): receive one pending
+ * notification; when it is execveat(SECCOMP_POLICY_EXEC_FD, "", ...,
+ * AT_EMPTY_PATH) from pid (the child, single-threaded, before any service
+ * code) answer SECCOMP_USER_NOTIF_FLAG_CONTINUE and return 0; anything else
+ * is answered EPERM and returns -EPERM (*ret says what it was). -EAGAIN:
+ * nothing pending; -EPIPE: hung up; -ESRCH: the caller was gone. The caller
+ * uses this once per instance: every later notification goes to
+ * seccomp_notify_handle(). */
+int seccomp_notify_continue_exec(int listener_fd, pid_t pid, struct seccomp_violation *ret);
 
 /* "pid=N syscall=NAME nr=N args=0x..,0x..,0x..,0x..,0x..,0x.. ip=0x.." into
  * buf (for log lines and audit records); returns buf. */
@@ -54,6 +70,7 @@ const char *seccomp_violation_format(const struct seccomp_violation *v, char *bu
 void seccomp_violation_from_notif(const struct seccomp_notif *req, struct seccomp_violation *ret);
 
 /* The evidence of a violation for its audit record and signal:
- * {"syscall": NAME, "nr": N, "pid": N, "args": ["0x..", x6], "answered": B}.
+ * {"syscall": NAME, "nr": N, "pid": N, "args": ["0x..", x6], "answered": B},
+ * for execveat also "exec_fd": N and, when known, "exec_fd_target": "...".
  * NULL if out of memory. */
 json_t *seccomp_violation_evidence(const struct seccomp_violation *v);

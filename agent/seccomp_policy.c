@@ -128,14 +128,10 @@ static const struct scmp_arg_cmp exec_fd_eq = {
     .arg = 0, .op = SCMP_CMP_EQ, .datum_a = SECCOMP_POLICY_EXEC_FD};
 static const struct scmp_arg_cmp empty_path_eq = {
     .arg = 4, .op = SCMP_CMP_EQ, .datum_a = AT_EMPTY_PATH};
-static const struct scmp_arg_cmp exec_fd_ne = {
-    .arg = 0, .op = SCMP_CMP_NE, .datum_a = SECCOMP_POLICY_EXEC_FD};
-static const struct scmp_arg_cmp empty_path_ne = {
-    .arg = 4, .op = SCMP_CMP_NE, .datum_a = AT_EMPTY_PATH};
 
-/* The main filter: names allowed, violations allowed too (the notify filter
- * turns them into notifications), clone3 ENOSYS unless a violation, execveat
- * as the envelope's exec only unless listed. */
+/* The main filter: names allowed, notified calls allowed too (the notify
+ * filter turns them into notifications), clone3 ENOSYS unless a violation,
+ * execveat as the envelope's exec only unless listed or notified. */
 static int compile_main(char *const *names, size_t n_names, char *const *violations,
 			size_t n_violations, enum seccomp_default def, struct sock_filter **ret,
 			size_t *ret_count)
@@ -186,8 +182,10 @@ static int compile_main(char *const *names, size_t n_names, char *const *violati
 }
 
 /* The notify filter: each violation notifies, everything else passes on to
- * the main filter. execveat notifies unless it is the envelope's exec form
- * (two rules: any of them matching notifies). */
+ * the main filter. execveat, when notified, is notified in every form, the
+ * envelope's own exec included: the spawner answers that one (the first,
+ * before any service code runs) with SECCOMP_USER_NOTIF_FLAG_CONTINUE, once
+ * (seccomp_notify_continue_exec()). */
 static int compile_notify(char *const *violations, size_t n_violations, struct sock_filter **ret,
 			  size_t *ret_count)
 {
@@ -206,16 +204,47 @@ static int compile_notify(char *const *violations, size_t n_violations, struct s
 			return nr;
 		if (is_envelope_need(violations[i]))
 			return -EINVAL;
-		if (streq(violations[i], "execveat")) {
-			r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1, exec_fd_ne);
-			if (r >= 0)
-				r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 1, empty_path_ne);
-		} else
-			r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 0);
+		r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr, 0);
 		if (r < 0)
 			return r;
 	}
 	return export_program(ctx, ret, ret_count);
+}
+
+static const char *const exec_calls[] = {"execve", "execveat"};
+
+/* Whether the policy lets the instance start a program: execve or execveat
+ * allowed and not a violation. */
+static bool exec_allowed(char *const *names, size_t n_names, char *const *violations,
+			 size_t n_violations)
+{
+	for (size_t i = 0; i < ELEMENTSOF(exec_calls); i++)
+		if (in_list(names, n_names, exec_calls[i]) &&
+		    !in_list(violations, n_violations, exec_calls[i]))
+			return true;
+	return false;
+}
+
+/* The violations plus, for a policy without exec, execve and execveat: every
+ * exec attempt is then a violation, whatever the violation list says. The
+ * names are borrowed (static strings or the caller's). */
+static int notified_calls(char *const *names, size_t n_names, char *const *violations,
+			  size_t n_violations, char ***ret, size_t *ret_n)
+{
+	bool add = !exec_allowed(names, n_names, violations, n_violations);
+	char **list = calloc(n_violations + ELEMENTSOF(exec_calls) + 1, sizeof(char *));
+	size_t n = 0;
+
+	if (!list)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_violations; i++)
+		list[n++] = violations[i];
+	for (size_t i = 0; add && i < ELEMENTSOF(exec_calls); i++)
+		if (!in_list(violations, n_violations, exec_calls[i]))
+			list[n++] = (char *)exec_calls[i];
+	*ret = list;
+	*ret_n = n;
+	return 0;
 }
 
 int seccomp_program_compile_names_violations(char *const *names, size_t n_names,
@@ -223,22 +252,29 @@ int seccomp_program_compile_names_violations(char *const *names, size_t n_names,
 					     enum seccomp_default def, struct seccomp_program **ret)
 {
 	_cleanup_(seccomp_program_freep) struct seccomp_program *p = NULL;
+	_cleanup_free_ char **notified = NULL;
+	size_t n_notified = 0;
 	int r;
 
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	if (n_violations > 0) {
-		r = compile_notify(violations, n_violations, &p->notify_insns, &p->notify_count);
+	r = notified_calls(names, n_names, violations, n_violations, &notified, &n_notified);
+	if (r < 0)
+		return r;
+	if (n_notified > 0) {
+		r = compile_notify(notified, n_notified, &p->notify_insns, &p->notify_count);
 		if (r < 0)
 			return r;
 	}
-	r = compile_main(names, n_names, violations, n_violations, def, &p->insns, &p->count);
+	r = compile_main(names, n_names, notified, n_notified, def, &p->insns, &p->count);
 	if (r < 0)
 		return r;
 	p->default_action = def;
 	p->n_allowed = n_names;
 	p->n_violations = n_violations;
+	p->exec_allowed = exec_allowed(names, n_names, violations, n_violations);
+	p->exec_notified = in_list(notified, n_notified, "execveat");
 	*ret = TAKE_PTR(p);
 	return 0;
 }
@@ -357,7 +393,7 @@ int seccomp_program_load_notify(const struct seccomp_program *p, int *ret_listen
 {
 	int r;
 
-	if (p->n_violations == 0 || !p->notify_insns) {
+	if (!p->notify_insns) {
 		*ret_listener_fd = -1;
 		return 0;
 	}

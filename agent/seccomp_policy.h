@@ -9,8 +9,8 @@
  * answered with ENOSYS whatever the list says (glibc then falls back to
  * clone, whose flags the kernel checks as usual); execveat allowed only as
  * the envelope's own exec (fd SECCOMP_POLICY_EXEC_FD with AT_EMPTY_PATH) when
- * the list does not allow it anyway; everything else gets the default action:
- * EPERM or killing the whole process (SIGSYS).
+ * the list does not allow it anyway and it is not notified; everything else
+ * gets the default action: EPERM or killing the whole process (SIGSYS).
  *
  * Violations: each system call of the violation list goes to the agent as a
  * user notification (SECCOMP_RET_USER_NOTIF), which answers it with EPERM
@@ -20,13 +20,21 @@
  * envelope has handed the listener to the agent, then allows the violations
  * (the kernel takes the strictest verdict of all filters, and ERRNO or KILL
  * would beat USER_NOTIF). So a name that is both allowed and a violation is a
- * violation, clone3 included; the envelope's own execveat form stays allowed
- * even when execveat is a violation. The envelope needs sendmsg, sendto,
- * seccomp and exit_group between the two loads: those cannot be violations
- * (-EINVAL, named in ret_bad_item). */
+ * violation, clone3 included. The envelope needs sendmsg, sendto, seccomp and
+ * exit_group between the two loads: those cannot be violations (-EINVAL,
+ * named in ret_bad_item).
+ *
+ * Exec: a policy allows exec when execve or execveat is allowed and not a
+ * violation. A policy without exec notifies execve and execveat in every form
+ * whatever its violation list says (so it always has a notify filter), and so
+ * does a policy that lists execveat as a violation: the envelope's own
+ * execveat is then a notification too, which the spawner answers with
+ * SECCOMP_USER_NOTIF_FLAG_CONTINUE, once, before any service code has run
+ * (seccomp_notify_continue_exec()); every later exec is a violation. */
 #pragma once
 
 #include <linux/filter.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,7 +55,11 @@ struct seccomp_program {
 	size_t notify_count;
 	enum seccomp_default default_action;
 	size_t n_allowed;    /* system calls allowed (after expansion) */
-	size_t n_violations; /* system calls notified (after expansion) */
+	size_t n_violations; /* system calls of the violation list (after expansion) */
+	bool exec_allowed;   /* execve or execveat allowed and not a violation */
+	/* execveat is notified in every form: the envelope's own exec comes to
+	 * the spawner as the first notification, to be answered CONTINUE once */
+	bool exec_notified;
 };
 
 /* Expand names and @groups (syscall_groups.h) and compile. -EINVAL for an
@@ -78,8 +90,8 @@ int seccomp_program_compile_names_violations(char *const *names, size_t n_names,
 					     enum seccomp_default def,
 					     struct seccomp_program **ret);
 
-/* Step 1 of 2, only for a program with violations (else *ret_listener_fd =
- * -1 and nothing is loaded): load the notify filter with
+/* Step 1 of 2, only for a program with a notify filter (violations, or no
+ * exec; else *ret_listener_fd = -1 and nothing is loaded): load the notify filter with
  * SECCOMP_FILTER_FLAG_NEW_LISTENER; *ret_listener_fd is the listener
  * (close-on-exec), to be handed to the supervisor before step 2. Step 2
  * without step 1 would make the violations plain allowed calls: a programming

@@ -37,6 +37,8 @@ enum probe {
 	PROBE_EXECVEAT, /* only as the envelope's exec */
 	PROBE_EXECVEAT_ENVELOPE_FD,
 	PROBE_GETPPID_ARGS, /* getppid with six recognisable arguments */
+	PROBE_EXECVE,	    /* execve of a path that does not exist */
+	PROBE_EXEC_TWICE,   /* the envelope's form twice: first errno * 1000 + second */
 	_PROBE_MAX,
 };
 
@@ -68,6 +70,24 @@ static long run_probe(enum probe p)
 		close(SECCOMP_POLICY_EXEC_FD);
 		return syscall(SYS_execveat, SECCOMP_POLICY_EXEC_FD, "", (char *[]){NULL},
 			       (char *[]){NULL}, AT_EMPTY_PATH);
+	case PROBE_EXECVE:
+		/* ENOENT if it reaches the kernel */
+		return syscall(SYS_execve, "/nonexistent/mtd-probe", (char *[]){NULL},
+			       (char *[]){NULL});
+	case PROBE_EXEC_TWICE: {
+		int first, second;
+		close(SECCOMP_POLICY_EXEC_FD);
+		first = syscall(SYS_execveat, SECCOMP_POLICY_EXEC_FD, "", (char *[]){NULL},
+				(char *[]){NULL}, AT_EMPTY_PATH) < 0
+			    ? errno
+			    : 0;
+		second = syscall(SYS_execveat, SECCOMP_POLICY_EXEC_FD, "", (char *[]){NULL},
+				 (char *[]){NULL}, AT_EMPTY_PATH) < 0
+			     ? errno
+			     : 0;
+		errno = first * 1000 + second;
+		return -1;
+	}
 	default:
 		return -1;
 	}
@@ -105,14 +125,18 @@ static int in_child(const struct seccomp_program *prog, enum probe which)
 	return err;
 }
 
-/* Enough for the child to write its answer and exit. */
-static char *base[] = {"getpid", "write", "exit_group", "exit", "read", "close"};
+/* Enough for the child to write its answer and exit, and exec (execve): a
+ * policy that allows exec. */
+static char *base[] = {"getpid", "write", "exit_group", "exit", "read", "close", "execve"};
+#define N_BASE ELEMENTSOF(base)
+/* The same without execve: a policy without exec. */
+#define N_BASE_NO_EXEC (N_BASE - 1)
 
 static struct seccomp_program *compile(enum seccomp_default def)
 {
 	struct seccomp_program *p = NULL;
 
-	assert_int_equal(seccomp_program_compile(base, 6, def, &p, NULL), 0);
+	assert_int_equal(seccomp_program_compile(base, N_BASE, def, &p, NULL), 0);
 	assert_non_null(p);
 	assert_true(p->count > 0);
 	return p;
@@ -218,6 +242,7 @@ static void test_invalid_program_is_refused_by_load(void **state)
 
 struct notify_run {
 	int err;	   /* errno the probe saw (0 = success), -SIGNAL if killed */
+	int first_exec;	   /* with continue_first: seccomp_notify_continue_exec()'s return */
 	int eagain_before; /* seccomp_notify_handle() before "go": -EAGAIN expected */
 	int after_exit;	   /* seccomp_notify_handle() after the reap: -EPIPE expected */
 	size_t n_seen;
@@ -274,8 +299,8 @@ static int recv_fd(int sock)
  * its listener to the test (SCM_RIGHTS), the main filter; then, on "go", the
  * probe. The test answers what arrives on the listener while it waits for
  * the probe's errno. */
-static void in_child_notify(const struct seccomp_program *prog, enum probe which,
-			    struct notify_run *run)
+static void in_child_notify_as(const struct seccomp_program *prog, enum probe which,
+			       bool continue_first, struct notify_run *run)
 {
 	int sv[2], res[2], go[2], st, listener;
 	char g = 'g';
@@ -317,7 +342,14 @@ static void in_child_notify(const struct seccomp_program *prog, enum probe which
 		assert_true(poll(p, 2, 5000) > 0);
 		if (p[0].revents & POLLIN) {
 			struct seccomp_violation v;
-			int r = seccomp_notify_handle(listener, &v);
+			int r;
+			if (continue_first) {
+				/* the spawner's answer to the envelope's exec, once */
+				run->first_exec = seccomp_notify_continue_exec(listener, pid, &v);
+				continue_first = false;
+				continue;
+			}
+			r = seccomp_notify_handle(listener, &v);
 			if (r == 0 && run->n_seen < MAX_SEEN)
 				run->seen[run->n_seen++] = v;
 			else
@@ -339,6 +371,12 @@ static void in_child_notify(const struct seccomp_program *prog, enum probe which
 	close(listener);
 }
 
+static void in_child_notify(const struct seccomp_program *prog, enum probe which,
+			    struct notify_run *run)
+{
+	in_child_notify_as(prog, which, false, run);
+}
+
 static char *violations_getppid[] = {"getppid"};
 
 static struct seccomp_program *compile_violations(enum seccomp_default def, char **items,
@@ -357,7 +395,7 @@ static struct seccomp_program *compile_violations(enum seccomp_default def, char
 static void test_violation_is_notified_with_args_and_answered_eperm(void **state)
 {
 	struct seccomp_program *p =
-	    compile_violations(SECCOMP_DEFAULT_ERRNO, base, 6, violations_getppid, 1);
+	    compile_violations(SECCOMP_DEFAULT_ERRNO, base, N_BASE, violations_getppid, 1);
 	struct notify_run run;
 	char want_line[128], line[256];
 
@@ -399,7 +437,7 @@ static void test_violation_wins_over_the_allow_list(void **state)
 static void test_other_calls_unchanged_by_violations(void **state)
 {
 	struct seccomp_program *p =
-	    compile_violations(SECCOMP_DEFAULT_ERRNO, base, 6, violations_getppid, 1);
+	    compile_violations(SECCOMP_DEFAULT_ERRNO, base, N_BASE, violations_getppid, 1);
 	struct notify_run run;
 
 	in_child_notify(p, PROBE_GETPID, &run); /* allowed */
@@ -416,7 +454,7 @@ static void test_other_calls_unchanged_by_violations(void **state)
 	assert_int_equal(run.n_seen, 0);
 	seccomp_program_free(p);
 
-	p = compile_violations(SECCOMP_DEFAULT_KILL, base, 6, violations_getppid, 1);
+	p = compile_violations(SECCOMP_DEFAULT_KILL, base, N_BASE, violations_getppid, 1);
 	in_child_notify(p, PROBE_UNAME, &run); /* default kill still kills */
 	assert_int_equal(run.err, -SIGSYS);
 	assert_int_equal(run.n_seen, 0);
@@ -429,7 +467,7 @@ static void test_other_calls_unchanged_by_violations(void **state)
 static void test_clone3_and_execveat_as_violations(void **state)
 {
 	char *v[] = {"clone3", "execveat"};
-	struct seccomp_program *p = compile_violations(SECCOMP_DEFAULT_KILL, base, 6, v, 2);
+	struct seccomp_program *p = compile_violations(SECCOMP_DEFAULT_KILL, base, N_BASE, v, 2);
 	struct notify_run run;
 
 	in_child_notify(p, PROBE_CLONE3, &run);
@@ -441,10 +479,14 @@ static void test_clone3_and_execveat_as_violations(void **state)
 	assert_int_equal(run.n_seen, 1);
 	assert_string_equal(run.seen[0].name, "execveat");
 	assert_int_equal((int)run.seen[0].args[0], 999);
-	/* the envelope's own exec is never a violation: reaches the kernel */
+	/* execveat notified: the envelope's own form too (its spawner answers
+	 * that one, see test_envelope_exec_is_continued_once) */
+	assert_true(p->exec_allowed); /* execve */
+	assert_true(p->exec_notified);
 	in_child_notify(p, PROBE_EXECVEAT_ENVELOPE_FD, &run);
-	assert_int_equal(run.err, EBADF);
-	assert_int_equal(run.n_seen, 0);
+	assert_int_equal(run.err, EPERM);
+	assert_int_equal(run.n_seen, 1);
+	assert_int_equal((int)run.seen[0].args[0], SECCOMP_POLICY_EXEC_FD);
 	seccomp_program_free(p);
 }
 
@@ -458,7 +500,7 @@ static void test_violations_the_envelope_needs_are_refused(void **state)
 	for (size_t i = 0; i < ELEMENTSOF(needs); i++) {
 		bad = NULL;
 		assert_int_equal(seccomp_program_compile_violations(
-				     base, 6, needs[i], 1, SECCOMP_DEFAULT_ERRNO, &p, &bad),
+				     base, N_BASE, needs[i], 1, SECCOMP_DEFAULT_ERRNO, &p, &bad),
 				 -EINVAL);
 		assert_null(p);
 		assert_ptr_equal(bad, needs[i][0]);
@@ -467,7 +509,7 @@ static void test_violations_the_envelope_needs_are_refused(void **state)
 		assert_ptr_equal(bad, needs[i][0]);
 	}
 	assert_int_equal(seccomp_violations_check(unknown, 1, &bad), 0); /* ptrace */
-	assert_int_equal(seccomp_program_compile_violations(base, 6, unknown, 2,
+	assert_int_equal(seccomp_program_compile_violations(base, N_BASE, unknown, 2,
 							    SECCOMP_DEFAULT_ERRNO, &p, &bad),
 			 -EINVAL);
 	assert_string_equal(bad, "no_such_call");
@@ -482,6 +524,98 @@ static void test_no_violations_no_listener(void **state)
 	assert_int_equal(p->n_violations, 0);
 	assert_int_equal(seccomp_program_load_notify(p, &fd), 0); /* loads nothing */
 	assert_int_equal(fd, -1);
+	seccomp_program_free(p);
+}
+
+/* --- exec: a policy without exec --------------------------------------------------- */
+
+static void test_policy_with_exec_has_no_notify_filter(void **state)
+{
+	struct seccomp_program *p = compile(SECCOMP_DEFAULT_ERRNO);
+
+	assert_true(p->exec_allowed);
+	assert_false(p->exec_notified);
+	assert_null(p->notify_insns);
+	seccomp_program_free(p);
+}
+
+static void test_policy_without_exec_notifies_every_exec(void **state)
+{
+	struct seccomp_program *p = NULL;
+	struct notify_run run;
+
+	/* no violation list: the notify filter is there for exec alone */
+	assert_int_equal(
+	    seccomp_program_compile(base, N_BASE_NO_EXEC, SECCOMP_DEFAULT_KILL, &p, NULL), 0);
+	assert_false(p->exec_allowed);
+	assert_true(p->exec_notified);
+	assert_non_null(p->notify_insns);
+	assert_int_equal(p->n_violations, 0);
+	in_child_notify(p, PROBE_EXECVE, &run); /* a violation, not SIGSYS, not ENOENT */
+	assert_int_equal(run.err, EPERM);
+	assert_int_equal(run.n_seen, 1);
+	assert_string_equal(run.seen[0].name, "execve");
+	in_child_notify(p, PROBE_EXECVEAT, &run); /* any fd */
+	assert_int_equal(run.err, EPERM);
+	assert_int_equal(run.n_seen, 1);
+	assert_string_equal(run.seen[0].name, "execveat");
+	assert_int_equal((int)run.seen[0].args[0], 999);
+	in_child_notify(p, PROBE_EXECVEAT_ENVELOPE_FD, &run); /* the envelope's form too */
+	assert_int_equal(run.err, EPERM);
+	assert_int_equal(run.n_seen, 1);
+	in_child_notify(p, PROBE_GETPID, &run); /* the rest as before */
+	assert_int_equal(run.err, 0);
+	assert_int_equal(run.n_seen, 0);
+	seccomp_program_free(p);
+}
+
+static void test_exec_listed_as_violation_is_a_policy_without_exec(void **state)
+{
+	char *v[] = {"execve", "execveat"};
+	struct seccomp_program *p =
+	    compile_violations(SECCOMP_DEFAULT_ERRNO, base, N_BASE, v, ELEMENTSOF(v));
+	struct notify_run run;
+
+	assert_false(p->exec_allowed); /* execve allowed, but a violation */
+	assert_true(p->exec_notified);
+	in_child_notify(p, PROBE_EXECVE, &run);
+	assert_int_equal(run.err, EPERM);
+	assert_int_equal(run.n_seen, 1);
+	seccomp_program_free(p);
+}
+
+/* The spawner's answer: the first execveat in the envelope's form runs
+ * (CONTINUE: the kernel then says EBADF, fd 100 is closed); the second is a
+ * violation like any other (EPERM, notified). */
+static void test_envelope_exec_is_continued_once(void **state)
+{
+	struct seccomp_program *p = NULL;
+	struct notify_run run;
+
+	assert_int_equal(
+	    seccomp_program_compile(base, N_BASE_NO_EXEC, SECCOMP_DEFAULT_ERRNO, &p, NULL), 0);
+	in_child_notify_as(p, PROBE_EXEC_TWICE, true, &run);
+	assert_int_equal(run.first_exec, 0);
+	assert_int_equal(run.err, EBADF * 1000 + EPERM);
+	assert_int_equal(run.n_seen, 1);
+	assert_string_equal(run.seen[0].name, "execveat");
+	seccomp_program_free(p);
+}
+
+/* Anything else first (another fd, execve) is refused, never continued. */
+static void test_spawner_refuses_other_first_notifications(void **state)
+{
+	struct seccomp_program *p = NULL;
+	struct notify_run run;
+
+	assert_int_equal(
+	    seccomp_program_compile(base, N_BASE_NO_EXEC, SECCOMP_DEFAULT_ERRNO, &p, NULL), 0);
+	in_child_notify_as(p, PROBE_EXECVEAT, true, &run);
+	assert_int_equal(run.first_exec, -EPERM);
+	assert_int_equal(run.err, EPERM);
+	in_child_notify_as(p, PROBE_EXECVE, true, &run);
+	assert_int_equal(run.first_exec, -EPERM);
+	assert_int_equal(run.err, EPERM);
 	seccomp_program_free(p);
 }
 
@@ -501,6 +635,11 @@ int main(void)
 	    cmocka_unit_test(test_clone3_and_execveat_as_violations),
 	    cmocka_unit_test(test_violations_the_envelope_needs_are_refused),
 	    cmocka_unit_test(test_no_violations_no_listener),
+	    cmocka_unit_test(test_policy_with_exec_has_no_notify_filter),
+	    cmocka_unit_test(test_policy_without_exec_notifies_every_exec),
+	    cmocka_unit_test(test_exec_listed_as_violation_is_a_policy_without_exec),
+	    cmocka_unit_test(test_envelope_exec_is_continued_once),
+	    cmocka_unit_test(test_spawner_refuses_other_first_notifications),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
