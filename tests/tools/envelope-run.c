@@ -232,7 +232,12 @@ int main(int argc, char **argv)
 			snprintf(cgname, sizeof(cgname), "%s", optarg);
 			break;
 		case 'l':
-			spec.lower_dir = optarg;
+			/* the envelope mounts a directory by its fd */
+			spec.lower_fd = open(optarg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (spec.lower_fd < 0) {
+				perror(optarg);
+				return 1;
+			}
 			break;
 		case 'U':
 			spec.upper_size_bytes = strtoull(optarg, NULL, 0);
@@ -304,7 +309,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (!exec_path || !spec.lower_dir || optind >= argc) {
+	if (!exec_path || spec.lower_fd < 0 || optind >= argc) {
 		fprintf(stderr,
 			"usage: envelope-run --lower DIR --exec BIN [options] -- ARGV...\n");
 		return 1;
