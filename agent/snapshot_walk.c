@@ -171,6 +171,8 @@ static int walk_dir(int dirfd, const char *prefix, unsigned depth, struct snapsh
 	if (!d)
 		return -errno;
 	fd = -1; /* owned by d now */
+	/* a dup shares the offset: the root fd is walked again at each recheck */
+	rewinddir(d);
 	while ((errno = 0, de = readdir(d))) {
 		struct snapshot_entry *e;
 		struct stat st;
