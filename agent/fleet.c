@@ -112,7 +112,9 @@ struct managed_service *service_of(struct fleet *fleet, const struct instance *i
 {
 	for (size_t i = 0; i < fleet->n_services; i++) {
 		struct managed_service *svc = fleet->services[i];
-		if (svc->current == instance || svc->next == instance)
+		/* NULL: an old service being replaced by fleet_apply_policies(),
+		 * which can start an instance (whose hooks run) meanwhile */
+		if (svc && (svc->current == instance || svc->next == instance))
 			return svc;
 	}
 	return NULL;
