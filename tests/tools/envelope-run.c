@@ -232,8 +232,9 @@ int main(int argc, char **argv)
 			snprintf(cgname, sizeof(cgname), "%s", optarg);
 			break;
 		case 'l':
-			/* the envelope mounts a directory by its fd */
-			spec.lower_fd = open(optarg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			/* the envelope mounts the lower layer from an fd; no
+			 * O_DIRECTORY, so what it refuses is for it to say */
+			spec.lower_fd = open(optarg, O_RDONLY | O_CLOEXEC);
 			if (spec.lower_fd < 0) {
 				perror(optarg);
 				return 1;
