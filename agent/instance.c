@@ -475,7 +475,7 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	r = snapshot_recheck(spec->snapshot, &snap_error);
 	if (r < 0) {
 		snprintf(ret_step, 32, "snapshot");
-		snprintf(ret_detail, 320, "%.100s/%.100s: %.100s", p->snapshot, snap_error.path,
+		snprintf(ret_detail, 320, "%.80s/%.100s: %.130s", p->snapshot, snap_error.path,
 			 snap_error.reason);
 		return r;
 	}
