@@ -47,6 +47,7 @@ struct child_ctx {
 	const struct cgroup_instance *cgroup;
 	int sock;     /* report/go socket, child end */
 	int upper_fd; /* detached tmpfs mount */
+	int lower_fd; /* detached read-only clone of the verified snapshot root */
 	int last_cap;
 };
 
@@ -60,7 +61,7 @@ struct child_report {
 
 void envelope_spec_init(struct envelope_spec *spec)
 {
-	*spec = (struct envelope_spec){.exec_fd = -1, .stdio_fds = {-1, -1, -1}};
+	*spec = (struct envelope_spec){.lower_fd = -1, .exec_fd = -1, .stdio_fds = {-1, -1, -1}};
 }
 
 /* --- async-signal-safe helpers for the child ------------------------------------ */
@@ -240,26 +241,28 @@ static void child_mount_proc(void)
 static void child_mount(const struct child_ctx *ctx)
 {
 	char fdpath[40] = "", opts[256] = "";
-	int lower;
 
 	/* nothing mounted from here on propagates back to the host */
 	CHECK(mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL), "mount propagation", "/");
-	lower = open(ctx->spec->lower_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	CHECK(lower, "mount overlay", ctx->spec->lower_dir);
 	/* attach the agent's tmpfs in this namespace (overlayfs takes its upper
 	 * from a mount of the caller's namespace); /tmp is only a place to hang
 	 * it, reached through the fd from here on */
 	CHECK(syscall(SYS_move_mount, ctx->upper_fd, "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH),
 	      "mount tmpfs", "attach the writable layer");
+	/* the lower layer likewise (kernels before 6.15 take no detached
+	 * layer): the clone of the verified directory, never a path, so a
+	 * renamed or replaced snapshot directory cannot redirect it */
+	CHECK(syscall(SYS_move_mount, ctx->lower_fd, "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH),
+	      "mount overlay", "attach the snapshot");
 	append(fdpath, sizeof(fdpath), "/proc/self/fd/", ctx->upper_fd);
-	append(opts, sizeof(opts), "lowerdir=/proc/self/fd/", lower);
+	append(opts, sizeof(opts), "lowerdir=/proc/self/fd/", ctx->lower_fd);
 	append(opts, sizeof(opts), ",upperdir=", -1);
 	append(append(opts, sizeof(opts), fdpath, -1), sizeof(opts), "/upper,workdir=", -1);
 	append(append(opts, sizeof(opts), fdpath, -1), sizeof(opts), "/work", -1);
 	CHECK(fchdir(ctx->upper_fd), "mount overlay", "tmpfs");
 	CHECK(mount("overlay", "root", "overlay", MS_NOSUID | MS_NODEV, opts), "mount overlay",
-	      ctx->spec->lower_dir);
-	close(lower);
+	      "overlay");
+	close(ctx->lower_fd);
 	CHECK(chdir("root"), "mount overlay", "root");
 
 	child_mount_dev();
@@ -527,12 +530,35 @@ static int make_upper(uint64_t size, int *ret_fd, const char **ret_detail)
 	return 0;
 }
 
+/* The read-only lower layer: a detached clone of the verified directory
+ * (its fd, not its name), submounts included as the verification walk saw
+ * them, read-only, nosuid, nodev. */
+static int make_lower(int dir_fd, int *ret_fd, const char **ret_detail)
+{
+	struct mount_attr attr = {
+	    .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+	};
+	_cleanup_close_ int mnt = -1;
+
+	*ret_detail = "open_tree of the snapshot";
+	mnt = syscall(SYS_open_tree, dir_fd, "",
+		      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+	if (mnt < 0)
+		return -errno;
+	*ret_detail = "mount_setattr read-only";
+	if (syscall(SYS_mount_setattr, mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
+		    sizeof(attr)) < 0)
+		return -errno;
+	*ret_fd = TAKE_FD(mnt);
+	return 0;
+}
+
 static int validate_spec(const struct envelope_spec *s, struct envelope_error *e)
 {
 	if (!s->instance_id || !s->instance_id[0])
 		return set_error(e, "spec", EINVAL, "instance_id");
-	if (!s->lower_dir || s->lower_dir[0] != '/')
-		return set_error(e, "spec", EINVAL, "lower_dir must be absolute");
+	if (s->lower_fd < 0)
+		return set_error(e, "spec", EINVAL, "lower_fd");
 	if (s->upper_size_bytes == 0)
 		return set_error(e, "spec", EINVAL, "upper_size_bytes");
 	if (s->exec_fd < 0 || !s->argv || !s->argv[0] || !s->envp)
@@ -669,6 +695,7 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 		   struct envelope_instance **ret, struct envelope_error *ret_error)
 {
 	_cleanup_free_ struct envelope_instance *e = NULL;
+	_cleanup_close_ int lower_fd = -1; /* the child's copy is what counts */
 	int sv[2] = {-1, -1}, r;
 	const char *step = NULL, *detail = "";
 	struct child_report rep;
@@ -689,6 +716,11 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 		set_error(ret_error, "mount tmpfs", r, detail);
 		goto fail;
 	}
+	r = make_lower(spec->lower_fd, &lower_fd, &detail);
+	if (r < 0) {
+		set_error(ret_error, "mount overlay", r, detail);
+		goto fail;
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		r = set_error(ret_error, "clone", -errno, "socketpair");
 		goto fail;
@@ -699,6 +731,7 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 	    .cgroup = e->cgroup,
 	    .sock = sv[1],
 	    .upper_fd = e->upper_fd,
+	    .lower_fd = lower_fd,
 	    .last_cap = read_last_cap(),
 	};
 	struct clone_args args = {

@@ -8,6 +8,8 @@
  *   parent: cgroup (cgroup_instance_create: dir + limits)
  *           tmpfs for the writable layer (fsopen/fsmount: a detached mount the
  *           agent holds; upper/, work/, root/ inside)
+ *           lower layer: open_tree(lower_fd, OPEN_TREE_CLONE|AT_RECURSIVE),
+ *           mount_setattr read-only, nosuid, nodev
  *           clone3(CLONE_PIDFD | CLONE_INTO_CGROUP | CLONE_NEWNS | CLONE_NEWPID |
  *                  CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP)
  *           spec->setup_in_parent (the agent moves the veth in here),
@@ -15,10 +17,11 @@
  *           "go" to the child, then wait for exec (EOF) or an error record
  *   child:  session (setsid: no controlling terminal)
  *           hybrid hosts: into each v1 controller cgroup ("0" to its tasks)
- *           mounts: / rslave, the tmpfs attached, overlay (lower = lower_dir,
- *           read-only; upper/work on the tmpfs), minimal /dev, fresh /proc
- *           (/proc/sys read-only; before that vm.memfd_noexec=2 when the
- *           policy allows no exec), pivot_root, old root detached
+ *           mounts: / rslave, the tmpfs attached, overlay (lower = the
+ *           detached read-only clone of lower_fd, attached too; upper/work
+ *           on the tmpfs), minimal /dev, fresh /proc (/proc/sys read-only;
+ *           before that vm.memfd_noexec=2 when the policy allows no exec),
+ *           pivot_root, old root detached
  *           hostname
  *           wait for go (the parent opened /proc/PID/ns/net: no credential
  *           change before that)
@@ -57,7 +60,8 @@
 
 struct envelope_spec {
 	const char *instance_id;   /* names the cgroup; [^/]+, unique among instances */
-	const char *lower_dir;	   /* the verified snapshot root: overlay lower, never written */
+	int lower_fd; /* the verified snapshot root (a directory fd, not owned): cloned
+		       * (open_tree) as the overlay's read-only lower, never by path */
 	uint64_t upper_size_bytes; /* tmpfs for upper + work (WritableSize=), > 0 */
 	int exec_fd;		   /* the binary to run (sealed memfd or any fd) */
 	char *const *argv;	   /* argv[0] is what the service sees */

@@ -112,7 +112,9 @@ struct managed_service *service_of(struct fleet *fleet, const struct instance *i
 {
 	for (size_t i = 0; i < fleet->n_services; i++) {
 		struct managed_service *svc = fleet->services[i];
-		if (svc->current == instance || svc->next == instance)
+		/* NULL: an old service being replaced by fleet_apply_policies(),
+		 * which can start an instance (whose hooks run) meanwhile */
+		if (svc && (svc->current == instance || svc->next == instance))
 			return svc;
 	}
 	return NULL;
@@ -535,26 +537,39 @@ void start_instance(struct managed_service *svc)
 		on_instance_healthy(instance, fleet);
 }
 
+/* The snapshot's own passwd or group as verified: resolved through the
+ * signed manifest, read beneath the verified root fd, its bytes hashed into a
+ * sealed memfd (never a path on the host, which could be swapped since). NULL
+ * when the snapshot has none (or it changed: nothing is then found). */
+static FILE *open_snapshot_file(const struct snapshot *s, const char *path)
+{
+	int fd = -1;
+	FILE *f;
+
+	if (snapshot_open_file(s, path, &fd, NULL) < 0)
+		return NULL;
+	f = fdopen(fd, "re");
+	if (!f)
+		close(fd);
+	return f;
+}
+
 /* User=/Group= by number, or by name in the snapshot's own passwd/group. */
 static int resolve_ids(const struct policy *p, const struct snapshot *s, uid_t *ret_uid,
 		       gid_t *ret_gid, char *error, size_t error_size)
 {
-	_cleanup_free_ char *passwd_path = NULL, *group_path = NULL;
 	uid_t uid = 0;
 	gid_t gid = 0;
 	bool gid_set = false;
 	char *end;
 
-	if (asprintf(&passwd_path, "%s/etc/passwd", snapshot_root(s)) < 0 ||
-	    asprintf(&group_path, "%s/etc/group", snapshot_root(s)) < 0)
-		return -ENOMEM;
 	if (p->user) {
 		unsigned long v = strtoul(p->user, &end, 10);
 
 		if (*p->user && !*end) {
 			uid = (uid_t)v;
 		} else {
-			_cleanup_fclose_ FILE *f = fopen(passwd_path, "re");
+			_cleanup_fclose_ FILE *f = open_snapshot_file(s, "/etc/passwd");
 			struct passwd *pw = NULL;
 
 			while (f && (pw = fgetpwent(f)))
@@ -576,7 +591,7 @@ static int resolve_ids(const struct policy *p, const struct snapshot *s, uid_t *
 		if (*p->group && !*end) {
 			gid = (gid_t)v;
 		} else {
-			_cleanup_fclose_ FILE *f = fopen(group_path, "re");
+			_cleanup_fclose_ FILE *f = open_snapshot_file(s, "/etc/group");
 			struct group *gr = NULL;
 
 			while (f && (gr = fgetgrent(f)))

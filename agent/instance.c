@@ -467,7 +467,18 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	_cleanup_close_ int output_fd = -1;
 	char *envp[] = {(char *)"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 			instance_env, NULL};
+	struct snapshot_error snap_error = {0};
 	int r;
+
+	/* What runs is what was verified: the tree is still as it was, or is
+	 * verified again, or nothing starts (docs/snapshot.md "Every start"). */
+	r = snapshot_recheck(spec->snapshot, &snap_error);
+	if (r < 0) {
+		snprintf(ret_step, 32, "snapshot");
+		snprintf(ret_detail, 320, "%.80s/%.100s: %.130s", p->snapshot, snap_error.path,
+			 snap_error.reason);
+		return r;
+	}
 
 	instance = calloc(1, sizeof(*instance));
 	if (!instance)
@@ -494,7 +505,7 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 
 	envelope_spec_init(&env);
 	env.instance_id = instance->id;
-	env.lower_dir = snapshot_root(spec->snapshot);
+	env.lower_fd = snapshot_root_fd(spec->snapshot);
 	env.upper_size_bytes = p->writable_size_bytes;
 	env.exec_fd = spec->exec_fd;
 	env.argv = p->exec_argv.items;

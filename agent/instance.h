@@ -54,7 +54,7 @@ struct instance_hooks {
 struct instance_spec {
 	const char *id;
 	const struct policy *policy;
-	const struct snapshot *snapshot;      /* verified */
+	struct snapshot *snapshot; /* verified; checked again at every start (snapshot_recheck) */
 	int exec_fd; /* the service binary as a sealed memfd (snapshot_open_exec), made once
 			per policy load: sealed, so every launch runs the verified bytes */
 	const struct seccomp_program *seccomp; /* compiled for this policy load */

@@ -18,13 +18,20 @@
 #ifndef MFD_EXEC
 #define MFD_EXEC 0x0010U
 #endif
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
 #define SYMLINK_MAX 40 /* like the kernel's MAXSYMLINKS */
 
 struct snapshot {
 	struct snapshot_manifest manifest;
 	char *root_path; /* absolute DIR/root */
-	int root_fd;	 /* DIR/root, O_DIRECTORY */
+	int root_fd;	 /* DIR/root, O_DIRECTORY: everything after verification goes through it */
 	struct snapshot_stats stats;
+	struct snapshot_options opts;
+	struct snapshot_stamp *stamps; /* manifest.count, tree order (snapshot_stamp.c) */
+	bool changed;		       /* a recheck found it changed and not as signed */
+	struct snapshot_error change;  /* ... and where */
 };
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free)
@@ -94,8 +101,16 @@ static int compare_entry(int root_fd, struct snapshot_hasher *h, const struct sn
 			 struct snapshot_error *error)
 {
 	const char *refused = snapshot_entry_refused(want, opts);
-	char a[4 * SNAPSHOT_PATH_MAX + 1], b[4 * SNAPSHOT_PATH_MAX + 1];
+	char a[4 * SNAPSHOT_PATH_MAX + 1], b[4 * SNAPSHOT_PATH_MAX + 1], why[128];
 
+	if (refused) {
+		snapshot_error_set_entry(error, want->path, "%s", refused);
+		return -EBADMSG;
+	}
+	/* What is on disk first (the danger), then what was signed. */
+	refused = snapshot_entry_unsafe(found, geteuid(), why, sizeof(why));
+	if (!refused)
+		refused = snapshot_entry_unsafe(want, geteuid(), why, sizeof(why));
 	if (refused) {
 		snapshot_error_set_entry(error, want->path, "%s", refused);
 		return -EBADMSG;
@@ -209,13 +224,33 @@ static int read_signature(int dir_fd, uint8_t sig[SNAPSHOT_SIG_SIZE], struct sna
 	return 0;
 }
 
+/* The tree below root_fd against the signed manifest: walk, merge, hash;
+ * the stamps of what matched for the rechecks at start. */
+static int check_tree(int root_fd, const struct snapshot_manifest *manifest,
+		      const struct snapshot_options *opts, struct snapshot_stamp **ret_stamps,
+		      struct snapshot_error *error)
+{
+	struct snapshot_manifest found = {0};
+	int r = snapshot_walk(root_fd, &found, error);
+
+	if (r < 0)
+		return r;
+	snapshot_manifest_sort(&found);
+	r = compare_trees(root_fd, manifest, &found, opts, error);
+	if (r == 0)
+		r = snapshot_stamps_make(manifest, &found, ret_stamps);
+	snapshot_manifest_clear(&found);
+	return r;
+}
+
 int snapshot_verify(const char *dir, const char *pubkey_path, const struct snapshot_options *opts,
 		    struct snapshot **ret_snapshot, struct snapshot_error *ret_error)
 {
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
 	_cleanup_close_ int dir_fd = -1, root_fd = -1;
 	_cleanup_free_ char *text = NULL, *real = NULL;
-	struct snapshot_manifest manifest = {0}, found = {0};
+	struct snapshot_manifest manifest = {0};
+	struct snapshot_stamp *stamps = NULL;
 	uint8_t sig[SNAPSHOT_SIG_SIZE];
 	struct snapshot *s;
 	size_t size;
@@ -257,12 +292,7 @@ int snapshot_verify(const char *dir, const char *pubkey_path, const struct snaps
 								  : strerror(-r));
 		goto fail;
 	}
-	r = snapshot_walk(root_fd, &found, ret_error);
-	if (r < 0)
-		goto fail;
-	snapshot_manifest_sort(&found);
-	r = compare_trees(root_fd, &manifest, &found, opts, ret_error);
-	snapshot_manifest_clear(&found);
+	r = check_tree(root_fd, &manifest, opts, &stamps, ret_error);
 	if (r < 0)
 		goto fail;
 
@@ -270,11 +300,15 @@ int snapshot_verify(const char *dir, const char *pubkey_path, const struct snaps
 	s = calloc(1, sizeof(*s));
 	if (!real || !s || asprintf(&s->root_path, "%s/root", real) < 0) {
 		free(s);
+		free(stamps);
 		r = -ENOMEM;
 		goto fail;
 	}
 	s->manifest = manifest;
 	s->root_fd = TAKE_FD(root_fd);
+	s->stamps = stamps;
+	if (opts)
+		s->opts = *opts;
 	s->stats.entries = manifest.count;
 	for (size_t i = 0; i < manifest.count; i++)
 		if (manifest.entries[i].type == SNAPSHOT_FILE) {
@@ -296,12 +330,51 @@ void snapshot_free(struct snapshot *s)
 	if (s->root_fd >= 0)
 		close(s->root_fd);
 	free(s->root_path);
+	free(s->stamps);
 	free(s);
 }
 
 const char *snapshot_root(const struct snapshot *s)
 {
 	return s->root_path;
+}
+
+int snapshot_root_fd(const struct snapshot *s)
+{
+	return s->root_fd;
+}
+
+int snapshot_recheck(struct snapshot *s, struct snapshot_error *ret_error)
+{
+	struct snapshot_stamp *stamps = NULL;
+	struct snapshot_error changed = {0};
+	int r;
+
+	if (s->changed) {
+		if (ret_error)
+			*ret_error = s->change;
+		return -EBADMSG;
+	}
+	r = snapshot_stamps_check(s->root_fd, s->stamps, s->manifest.count, &changed);
+	if (r != -EBADMSG)
+		return r;
+	/* Something moved: the whole tree again, against the signed manifest,
+	 * through the same fd. */
+	r = check_tree(s->root_fd, &s->manifest, &s->opts, &stamps, &changed);
+	if (r == -EBADMSG) {
+		/* refused from now on, without hashing again, until the next
+		 * policy load verifies it anew */
+		s->changed = true;
+		s->change = changed;
+	}
+	if (r < 0) {
+		if (ret_error)
+			*ret_error = changed;
+		return r;
+	}
+	free(s->stamps);
+	s->stamps = stamps;
+	return 1;
 }
 
 void snapshot_get_stats(const struct snapshot *s, struct snapshot_stats *ret_stats)
@@ -402,14 +475,15 @@ static int resolve_in_manifest(const struct snapshot_manifest *m, const char *pa
 	return 0;
 }
 
-static int create_memfd(const char *path)
+static int create_memfd(const char *path, bool exec)
 {
 	const char *base = strrchr(path, '/');
 	char name[64];
 	int fd;
 
-	snprintf(name, sizeof(name), "mtd-exec:%s", base ? base + 1 : path);
-	fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+	snprintf(name, sizeof(name), "mtd-%s:%s", exec ? "exec" : "file", base ? base + 1 : path);
+	fd = memfd_create(name,
+			  MFD_CLOEXEC | MFD_ALLOW_SEALING | (exec ? MFD_EXEC : MFD_NOEXEC_SEAL));
 	if (fd < 0 && errno == EINVAL)
 		fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); /* before Linux 6.3 */
 	return fd < 0 ? -errno : fd;
@@ -482,8 +556,8 @@ out:
 	return r;
 }
 
-int snapshot_open_exec(const struct snapshot *s, const char *path_inside_root, int *ret_fd,
-		       struct snapshot_error *ret_error)
+static int open_verified(const struct snapshot *s, const char *path_inside_root, bool exec,
+			 int *ret_fd, struct snapshot_error *ret_error)
 {
 	const struct snapshot_entry *e;
 	_cleanup_close_ int fd = -1, memfd = -1;
@@ -516,7 +590,7 @@ int snapshot_open_exec(const struct snapshot *s, const char *path_inside_root, i
 							      : "size differs");
 		return -EBADMSG;
 	}
-	memfd = create_memfd(e->path);
+	memfd = create_memfd(e->path, exec);
 	if (memfd < 0) {
 		snapshot_error_set_entry(ret_error, e->path, "memfd_create: %s", strerror(-memfd));
 		return memfd;
@@ -543,4 +617,16 @@ int snapshot_open_exec(const struct snapshot *s, const char *path_inside_root, i
 	}
 	*ret_fd = TAKE_FD(memfd);
 	return 0;
+}
+
+int snapshot_open_exec(const struct snapshot *s, const char *path_inside_root, int *ret_fd,
+		       struct snapshot_error *ret_error)
+{
+	return open_verified(s, path_inside_root, true, ret_fd, ret_error);
+}
+
+int snapshot_open_file(const struct snapshot *s, const char *path_inside_root, int *ret_fd,
+		       struct snapshot_error *ret_error)
+{
+	return open_verified(s, path_inside_root, false, ret_fd, ret_error);
 }

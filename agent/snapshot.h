@@ -37,7 +37,9 @@ struct snapshot;
 
 /* Verify DIR against the Ed25519 public key (PEM) in pubkey_path: the
  * signature, then every path, type, mode, owner, size, content, symlink
- * target and device number of DIR/root, with no extra and no missing entry.
+ * target and device number of DIR/root, with no extra and no missing entry,
+ * and every entry owned by root (or the caller's euid) and not writable by
+ * group or others (symlinks aside).
  * opts may be NULL (nothing special allowed). On success *ret_snapshot keeps
  * the parsed manifest and a handle on DIR/root. On failure returns a negative
  * errno (-EBADMSG for a mismatch or a bad signature) and fills *ret_error
@@ -55,11 +57,30 @@ int snapshot_verify(const char *dir, const char *pubkey_path, const struct snaps
 int snapshot_open_exec(const struct snapshot *s, const char *path_inside_root, int *ret_fd,
 		       struct snapshot_error *ret_error);
 
+/* Like snapshot_open_exec for a file the agent reads itself (passwd,
+ * group): the verified bytes in a sealed, non-executable memfd (O_CLOEXEC,
+ * at offset 0). -ENOENT when the path is not in the manifest. */
+int snapshot_open_file(const struct snapshot *s, const char *path_inside_root, int *ret_fd,
+		       struct snapshot_error *ret_error);
+
+/* Before each start: is the tree still the one verified? A stat walk through
+ * the verified root fd against what verification recorded of each entry
+ * (inode, ctime, mtime, mode, owner, links, size). 0: unchanged. When
+ * something moved, the whole tree is verified again against the signed
+ * manifest (hashing every file): 1 when it still matches (the new stamps are
+ * kept), -EBADMSG and the first difference when not; the snapshot then stays
+ * refused (same error, no more hashing) until it is verified anew. */
+int snapshot_recheck(struct snapshot *s, struct snapshot_error *ret_error);
+
 void snapshot_free(struct snapshot *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct snapshot *, snapshot_free)
 
-/* DIR/root: the read-only lower layer of an instance's root. */
+/* DIR/root as it was named at verification (messages, tools); never open
+ * it again by this name: use snapshot_root_fd(). */
 const char *snapshot_root(const struct snapshot *s);
+/* The verified DIR/root (O_RDONLY|O_DIRECTORY), owned by the snapshot: the
+ * directory an instance's read-only lower layer is cloned from. */
+int snapshot_root_fd(const struct snapshot *s);
 void snapshot_get_stats(const struct snapshot *s, struct snapshot_stats *ret_stats);
 
 /* Write a new Ed25519 key pair: PREFIX.key (PEM PKCS#8, 0600) and PREFIX.pub

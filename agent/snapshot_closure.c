@@ -178,8 +178,11 @@ static int import_inode(struct importer *im, const char *parent, const char *nam
 	if (!im->as_root) {
 		st.st_uid = geteuid();
 		st.st_gid = getegid();
-	}
-	st.st_mode &= ~(mode_t)(S_ISUID | S_ISGID); /* a copy is never setuid */
+	} else
+		st.st_uid = 0; /* the copy is root's, whoever owns the host file */
+	/* a copy is never setuid, nor writable by group or others (the
+	 * verifier refuses a tree that is not root's alone) */
+	st.st_mode &= ~(mode_t)(S_ISUID | S_ISGID | S_IWGRP | S_IWOTH);
 	if (S_ISDIR(st.st_mode)) {
 		_cleanup_close_ int fd = -1;
 
@@ -361,10 +364,12 @@ int snapshot_create_from_binaries(const char *const *binaries, size_t n_binaries
 		if (r == 0)
 			r = import_list(&im, binaries[i], out);
 	}
+	/* No /tmp: a world-writable directory in the tree would let anyone
+	 * change it; the envelope makes each instance's /tmp (1777) in its
+	 * writable layer. */
 	if (r == 0 && ((r = make_dir(st.root_fd, "dev", 0755, im.as_root)) < 0 ||
-		       (r = make_dir(st.root_fd, "proc", 0555, im.as_root)) < 0 ||
-		       (r = make_dir(st.root_fd, "tmp", 01777, im.as_root)) < 0))
-		snapshot_error_set(ret_error, st.tmp_path, "cannot create /dev, /proc, /tmp: %s",
+		       (r = make_dir(st.root_fd, "proc", 0555, im.as_root)) < 0))
+		snapshot_error_set(ret_error, st.tmp_path, "cannot create /dev, /proc: %s",
 				   strerror(-r));
 	if (r == 0)
 		r = snapshot_stage_commit(&st, privkey_path, ret_error);

@@ -165,9 +165,14 @@ static void copy_error(struct copy *c, const char *fmt, ...)
 
 static int refuse_source(struct copy *c, const struct stat *st)
 {
-	struct snapshot_entry e = {.type = snapshot_type_of(st->st_mode),
-				   .mode = st->st_mode & 07777};
+	struct snapshot_entry e = {
+	    .type = snapshot_type_of(st->st_mode), .mode = st->st_mode & 07777, .uid = st->st_uid};
+	char why[128];
 	const char *refused = snapshot_entry_refused(&e, c->opts);
+
+	/* the verifier would refuse it: say so now, with the source path */
+	if (!refused)
+		refused = snapshot_entry_unsafe(&e, geteuid(), why, sizeof(why));
 
 	if (!refused)
 		return 0;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "snapshot.h"
 
@@ -43,6 +44,7 @@ struct snapshot_entry {
 	uint64_t nlink;
 	dev_t dev;
 	ino_t ino;
+	struct timespec ctime, mtime;
 };
 
 struct snapshot_manifest {
@@ -74,6 +76,13 @@ int snapshot_manifest_format(const struct snapshot_manifest *m, char **ret_text,
 /* NULL when allowed, else the reason an entry is refused by the options. */
 const char *snapshot_entry_refused(const struct snapshot_entry *e,
 				   const struct snapshot_options *opts);
+/* NULL when the entry's owner and mode keep the tree in root's hands, else
+ * the reason (docs/snapshot.md "Ownership"): owned by root (or by the
+ * verifying user, euid, who could change the tree anyway; the agent is
+ * root), and, symlinks aside, no write bit for group or others. reason is a
+ * buffer of at least 96 bytes. */
+const char *snapshot_entry_unsafe(const struct snapshot_entry *e, uid_t euid, char *reason,
+				  size_t size);
 char snapshot_type_of(mode_t mode);
 const char *snapshot_type_name(char type);
 
@@ -107,6 +116,31 @@ int snapshot_hash_fd(struct snapshot_hasher *h, int fd, uint8_t ret_sha256[SNAPS
  * 's') for the caller to refuse. */
 int snapshot_walk(int root_fd, struct snapshot_manifest *ret_list,
 		  struct snapshot_error *ret_error);
+/* --- stamps: the tree as verified, re-checked at every start (snapshot_stamp.c) --- */
+struct snapshot_stamp {
+	const char *path; /* the manifest entry's (not owned) */
+	dev_t dev;
+	ino_t ino;
+	mode_t mode; /* type and permission bits */
+	uid_t uid;
+	gid_t gid;
+	uint64_t nlink;
+	uint64_t size;
+	struct timespec ctime, mtime;
+};
+/* Stamps of the entries a verification walked (found[i] matched manifest
+ * entry i, the paths of m are kept), in tree order: a directory's whole
+ * subtree right after it ("/" sorts below every other byte). */
+int snapshot_stamps_make(const struct snapshot_manifest *m, const struct snapshot_manifest *found,
+			 struct snapshot_stamp **ret_stamps);
+/* 0 when every entry below root_fd still has its stamp (one fstatat per
+ * entry, one O_PATH open per directory, nothing followed); -EBADMSG and the
+ * first changed path otherwise. */
+int snapshot_stamps_check(int root_fd, const struct snapshot_stamp *stamps, size_t n,
+			  struct snapshot_error *ret_error);
+/* tree order of two raw paths */
+int snapshot_tree_order(const char *a, const char *b);
+
 /* Open a regular file by its manifest path below root_fd, refusing any
  * symlink or escape on the way (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS). */
 int snapshot_open_beneath(int root_fd, const char *path, int flags);

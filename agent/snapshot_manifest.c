@@ -132,6 +132,27 @@ const char *snapshot_entry_refused(const struct snapshot_entry *e,
 	return NULL;
 }
 
+const char *snapshot_entry_unsafe(const struct snapshot_entry *e, uid_t euid, char *reason,
+				  size_t size)
+{
+	if (e->uid != 0 && e->uid != euid) {
+		snprintf(reason, size, "owned by uid %u (a snapshot tree is root's)", e->uid);
+		return reason;
+	}
+	/* A symlink's own mode means nothing (and is always 0777). A write bit
+	 * anywhere else lets someone other than root change what instances
+	 * run, after verification. */
+	if (e->type != SNAPSHOT_SYMLINK && (e->mode & (S_IWGRP | S_IWOTH))) {
+		snprintf(reason, size, "writable by %s (%04o; a snapshot tree is root's)",
+			 (e->mode & S_IWGRP) && (e->mode & S_IWOTH) ? "group and others"
+			 : (e->mode & S_IWGRP)			    ? "group"
+								    : "others",
+			 e->mode);
+		return reason;
+	}
+	return NULL;
+}
+
 struct snapshot_entry *snapshot_manifest_add(struct snapshot_manifest *m)
 {
 	if (m->count == m->allocated) {

@@ -128,6 +128,8 @@ static int fill_entry(struct snapshot_entry *e, int dirfd, const char *name, con
 	e->nlink = st->st_nlink;
 	e->dev = st->st_dev;
 	e->ino = st->st_ino;
+	e->ctime = st->st_ctim;
+	e->mtime = st->st_mtim;
 	if (e->type == SNAPSHOT_FILE)
 		e->size = (uint64_t)st->st_size;
 	if (e->type == SNAPSHOT_CHAR || e->type == SNAPSHOT_BLOCK) {
@@ -169,6 +171,8 @@ static int walk_dir(int dirfd, const char *prefix, unsigned depth, struct snapsh
 	if (!d)
 		return -errno;
 	fd = -1; /* owned by d now */
+	/* a dup shares the offset: the root fd is walked again at each recheck */
+	rewinddir(d);
 	while ((errno = 0, de = readdir(d))) {
 		struct snapshot_entry *e;
 		struct stat st;

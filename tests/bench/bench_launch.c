@@ -216,7 +216,7 @@ int main(void)
 
 	struct envelope_spec spec;
 	envelope_spec_init(&spec);
-	spec.lower_dir = lower;
+	spec.lower_fd = open(lower, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	spec.upper_size_bytes = 16 << 20;
 	spec.exec_fd = memfd_of(probe);
 	spec.argv = probe_argv;

@@ -43,7 +43,9 @@ expect control "TARGET-RAN"
 [ "$(cat "$T/marker-control")" = ran ] || fail "control: marker not written through fd 3"
 ok "control: with every step possible the target runs and writes the marker"
 
-refused no-lower "mount overlay" --lower "$T/does-not-exist"
+# the lower layer is a file, not a directory: cloned, it cannot be attached
+echo not-a-directory >"$T/not-a-directory"
+refused no-lower "mount overlay" --lower "$T/not-a-directory"
 refused bad-seccomp "seccomp" --seccomp-invalid
 # violations but no number left for the seccomp listener (fds 0-3 taken)
 refused no-listener "seccomp" --violations keyctl --nofile 4

@@ -20,6 +20,7 @@ ln -s busybox "$T/bin/sh"
 echo "<h1>served from a signed snapshot</h1>" >"$T/www/index.html"
 printf 'root:x:0:0::/:/bin/sh\nwww:x:1000:1000::/www:/bin/sh\n' >"$T/etc/passwd"
 printf 'root:x:0:\nwww:x:1000:\n' >"$T/etc/group"
+chmod -R go-w "$T" # root's alone, whatever the umask
 "$MTDCTL" keygen --out "$WORK/keys/snap" >/dev/null || fail "keygen"
 "$MTDCTL" snapshot create --key "$WORK/keys/snap.key" "$T" "$WORK/snapshots/web" >/dev/null ||
 	fail "snapshot create"

@@ -177,26 +177,27 @@ assert_contains() { # HAYSTACK NEEDLE WHAT
 
 # make_web_snapshot DIR: a signed snapshot of busybox httpd serving /www, with
 # a shell and two CGI scripts that misbehave on request (for the detection
-# tests): /cgi-bin/mount calls mount(2), /cgi-bin/tamper writes to /data (the
-# service user's, but outside any Writable= of the tests), /cgi-bin/egress
-# connects out.
+# tests): /cgi-bin/mount calls mount(2), /cgi-bin/tamper drops an executable
+# in /tmp (a new executable is drift even inside Writable=), /cgi-bin/egress
+# connects out. The tree is root's and not writable by group or others (the
+# verifier refuses anything else); it has no /tmp: the envelope makes each
+# instance's (1777) in its writable layer.
 # Keys: $WORK/keys/snap.key, $WORK/keys/snap.pub.
 make_web_snapshot() {
 	local dest=$1 t=$WORK/tree
-	mkdir -p "$t/bin" "$t/www/cgi-bin" "$t/etc" "$t/tmp" "$t/dev" "$t/proc" "$t/data" "$(dirname "$dest")"
-	chown 1000:1000 "$t/data"
-	chmod 1777 "$t/tmp"
+	mkdir -p "$t/bin" "$t/www/cgi-bin" "$t/etc" "$t/dev" "$t/proc" "$(dirname "$dest")"
 	cp /bin/busybox "$t/bin/busybox"
 	ln -sf busybox "$t/bin/sh"
 	echo "<h1>served from a signed snapshot</h1>" >"$t/www/index.html"
 	printf '#!/bin/sh\necho "Content-type: text/plain"\necho\n/bin/busybox mount -t tmpfs x /tmp 2>&1\necho mounted\n' >"$t/www/cgi-bin/mount"
-	printf '#!/bin/sh\necho "Content-type: text/plain"\necho\necho evil >/data/dropped\necho tampered\n' >"$t/www/cgi-bin/tamper"
+	printf '#!/bin/sh\necho "Content-type: text/plain"\necho\necho evil >/tmp/dropped\nchmod 0755 /tmp/dropped\necho tampered\n' >"$t/www/cgi-bin/tamper"
 	# /cgi-bin/egress: one connection to 10.213.0.2:7000 (declared in the
 	# tests' Egress=), then five to port 9999 (not declared)
 	printf '#!/bin/sh\necho "Content-type: text/plain"\necho\necho ping | /bin/busybox nc -w 2 10.213.0.2 7000 && echo declared-ok\nfor i in 1 2 3 4 5; do /bin/busybox nc -w 1 10.213.0.2 9999 </dev/null && echo undeclared-ok; done\necho done\n' >"$t/www/cgi-bin/egress"
 	chmod 0755 "$t/www/cgi-bin/mount" "$t/www/cgi-bin/tamper" "$t/www/cgi-bin/egress"
 	printf 'root:x:0:0::/:/bin/sh\nwww:x:1000:1000::/www:/bin/sh\n' >"$t/etc/passwd"
 	printf 'root:x:0:\nwww:x:1000:\n' >"$t/etc/group"
+	chmod -R go-w "$t"
 	[ -f "$WORK/keys/snap.key" ] || "$MTDCTL" keygen --out "$WORK/keys/snap" >/dev/null || fail "keygen"
 	"$MTDCTL" snapshot create --key "$WORK/keys/snap.key" "$t" "$dest" >/dev/null ||
 		fail "snapshot create"
@@ -211,6 +212,7 @@ make_probe_snapshot() {
 	cc -static -O2 -o "$t/bin/probe" "$REPO/tests/fixtures/probe.c" || fail "building the static probe"
 	printf 'root:x:0:0::/:/bin/sh\nprobe:x:1000:1000::/:/bin/sh\n' >"$t/etc/passwd"
 	printf 'root:x:0:\nprobe:x:1000:\n' >"$t/etc/group"
+	chmod -R go-w "$t" # root's alone, whatever the umask
 	[ -f "$WORK/keys/snap.key" ] || "$MTDCTL" keygen --out "$WORK/keys/snap" >/dev/null || fail "keygen"
 	"$MTDCTL" snapshot create --key "$WORK/keys/snap.key" "$t" "$WORK/snapshots/probe" >/dev/null ||
 		fail "snapshot create"

@@ -101,10 +101,10 @@ victim=$(serving_id)
 http_get web "$P" 10.213.0.1 /cgi-bin/tamper >/dev/null
 wait_replaced "$victim" || fail "no replacement after the drift"
 wait_for '[ "$(state_of "$victim")" = quarantined ]' 50 || fail "$victim is not quarantined after drift"
-ok "a write to /data (outside Writable=) gets $victim replaced and quarantined"
-assert_contains "$(mtdctl audit show)" '"path":"/data/dropped"' "the drift is audited with the path"
-[ -n "$(find "$WORK/state/quarantine/$victim" -path '*data/dropped')" ] ||
-	fail "the written /data/dropped is not in the evidence"
+ok "a new executable in /tmp (outside Writable=) gets $victim replaced and quarantined"
+assert_contains "$(mtdctl audit show)" '"path":"/tmp/dropped"' "the drift is audited with the path"
+[ -n "$(find "$WORK/state/quarantine/$victim" -path '*tmp/dropped')" ] ||
+	fail "the written /tmp/dropped is not in the evidence"
 ok "the evidence holds what the instance wrote"
 
 # --- unexpected egress: declared flows work, undeclared ones are dropped ------------------

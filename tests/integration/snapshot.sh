@@ -49,10 +49,19 @@ ln -s /bin/busybox src/bin/cat
 echo "snapshot-test" >src/etc/hostname
 echo "<h1>hello</h1>" >src/www/index.html
 chown -R 0:0 src
+# a tree is root's alone: another owner, or a write bit for group or others,
+# is refused at create (and at verify), with the path
 chown 33:33 src/www/index.html
+expect_fail "src/www/index.html: owned by uid 33" "$MTDCTL" snapshot create --key "$KEY" src "$S"
+chown 0:33 src/www/index.html
+chmod 0664 src/www/index.html
+expect_fail "src/www/index.html: writable by group (0664" "$MTDCTL" snapshot create --key "$KEY" src "$S"
+chmod 0644 src/www/index.html
+[ -e "$S" ] && fail "a refused create left $S"
+ok "create refuses a tree that is not root's alone (owner, group write), naming the path"
 "$MTDCTL" snapshot create --key "$KEY" src "$S" >/dev/null || fail "create from a tree"
 ls -d "$WORK"/snap.tmp-* >/dev/null 2>&1 && fail "staging directory left behind"
-[ "$(stat -c %u:%g "$S/root/www/index.html")" = 33:33 ] || fail "owner not preserved"
+[ "$(stat -c %u:%g "$S/root/www/index.html")" = 0:33 ] || fail "owner not preserved"
 [ "$(readlink "$S/root/bin/cat")" = /bin/busybox ] || fail "symlink not preserved"
 "$MTDCTL" snapshot verify --pubkey "$PUB" "$S" >/dev/null || fail "verify a fresh snapshot"
 ok "create from a tree (owners, symlinks kept) and verify"
@@ -77,8 +86,16 @@ chmod 0600 "$S/root/etc/hostname"
 expect_fail "root/etc/hostname: mode differs (0600, expected 0644)" \
 	"$MTDCTL" snapshot verify --pubkey "$PUB" "$S"
 restore
+chown 0:1 "$S/root/etc/hostname"
+expect_fail "root/etc/hostname: owner differs (0:1, expected 0:0)" \
+	"$MTDCTL" snapshot verify --pubkey "$PUB" "$S"
+restore
 chown 1:1 "$S/root/etc/hostname"
-expect_fail "root/etc/hostname: owner differs (1:1, expected 0:0)" \
+expect_fail "root/etc/hostname: owned by uid 1 (a snapshot tree is root's)" \
+	"$MTDCTL" snapshot verify --pubkey "$PUB" "$S"
+restore
+chmod 0666 "$S/root/etc/hostname"
+expect_fail "root/etc/hostname: writable by group and others (0666" \
 	"$MTDCTL" snapshot verify --pubkey "$PUB" "$S"
 restore
 echo x >"$S/root/etc/extra"
@@ -139,7 +156,7 @@ out=$(unshare --mount --pid --fork chroot "$WORK/from-busybox/root" /bin/busybox
 	fail "chroot busybox"
 [ "$out" = static-ok ] || fail "busybox output: $out"
 out=$(unshare --mount --pid --fork chroot "$WORK/from-ls/root" /bin/ls /) || fail "chroot ls"
-for d in bin dev proc tmp usr; do
+for d in bin dev proc usr; do
 	grep -qx "$d" <<<"$out" || fail "ls / in the snapshot lacks $d: $out"
 done
 out=$(unshare --mount --pid --fork chroot "$WORK/from-env/root" /usr/bin/env -i A=1) ||

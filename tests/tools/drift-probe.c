@@ -157,7 +157,11 @@ int main(int argc, char **argv)
 
 	envelope_spec_init(&spec);
 	spec.instance_id = id;
-	spec.lower_dir = lower;
+	spec.lower_fd = open(lower, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (spec.lower_fd < 0) {
+		perror(lower);
+		return 1;
+	}
 	spec.upper_size_bytes = 16 << 20;
 	spec.argv = args;
 	spec.envp = envp;

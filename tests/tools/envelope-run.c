@@ -232,7 +232,13 @@ int main(int argc, char **argv)
 			snprintf(cgname, sizeof(cgname), "%s", optarg);
 			break;
 		case 'l':
-			spec.lower_dir = optarg;
+			/* the envelope mounts the lower layer from an fd; no
+			 * O_DIRECTORY, so what it refuses is for it to say */
+			spec.lower_fd = open(optarg, O_RDONLY | O_CLOEXEC);
+			if (spec.lower_fd < 0) {
+				perror(optarg);
+				return 1;
+			}
 			break;
 		case 'U':
 			spec.upper_size_bytes = strtoull(optarg, NULL, 0);
@@ -304,7 +310,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (!exec_path || !spec.lower_dir || optind >= argc) {
+	if (!exec_path || spec.lower_fd < 0 || optind >= argc) {
 		fprintf(stderr,
 			"usage: envelope-run --lower DIR --exec BIN [options] -- ARGV...\n");
 		return 1;

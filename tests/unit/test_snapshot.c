@@ -187,8 +187,56 @@ static void test_changed_mode_refused(void **state)
 	struct fx *f = *state;
 
 	create_ok(f, NULL);
-	assert_int_equal(chmod(at(f, "snap/root/etc/config"), 0666), 0);
-	verify_refused(f, f->pub, NULL, "root/etc/config", "mode differs (0666, expected 0644)");
+	assert_int_equal(chmod(at(f, "snap/root/etc/config"), 0600), 0);
+	verify_refused(f, f->pub, NULL, "root/etc/config", "mode differs (0600, expected 0644)");
+}
+
+/* A tree someone other than root may change is refused, whatever was signed. */
+static void test_group_or_other_writable_refused(void **state)
+{
+	struct fx *f = *state;
+
+	create_ok(f, NULL);
+	assert_int_equal(chmod(at(f, "snap/root/etc/config"), 0664), 0);
+	verify_refused(f, f->pub, NULL, "root/etc/config", "writable by group (0664;");
+	assert_int_equal(chmod(at(f, "snap/root/etc/config"), 0644), 0);
+	verify_ok(f, NULL);
+	assert_int_equal(chmod(at(f, "snap/root/bin"), 01777), 0);
+	verify_refused(f, f->pub, NULL, "root/bin", "writable by group and others (1777;");
+	assert_int_equal(chmod(at(f, "snap/root/bin"), 0755), 0);
+	assert_int_equal(chmod(at(f, "snap/root"), 0757), 0);
+	verify_refused(f, f->pub, NULL, "root", "writable by others (0757;");
+}
+
+static void test_non_root_owner_refused(void **state)
+{
+	struct fx *f = *state;
+
+	if (geteuid() != 0)
+		skip();
+	create_ok(f, NULL);
+	/* a symlink's owner too: the rule has no exception for owners */
+	assert_int_equal(lchown(at(f, "snap/root/etc/link"), 1000, 0), 0);
+	verify_refused(f, f->pub, NULL, "root/etc/link",
+		       "owned by uid 1000 (a snapshot tree is root's)");
+}
+
+static void test_create_refuses_a_source_that_is_not_roots(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(chmod(at(f, "src/etc/config"), 0620), 0);
+	assert_int_equal(snapshot_create(f->src, f->snap, f->key, NULL, &f->e), -EPERM);
+	assert_string_equal(f->e.path, at(f, "src/etc/config"));
+	assert_string_equal(f->e.reason, "writable by group (0620; a snapshot tree is root's)");
+	assert_int_equal(access(f->snap, F_OK), -1); /* nothing left behind */
+	assert_int_equal(chmod(at(f, "src/etc/config"), 0644), 0);
+	if (geteuid() == 0) {
+		assert_int_equal(lchown(at(f, "src/bin/prog"), 33, 33), 0);
+		assert_int_equal(snapshot_create(f->src, f->snap, f->key, NULL, &f->e), -EPERM);
+		assert_string_equal(f->e.path, at(f, "src/bin/prog"));
+		assert_string_equal(f->e.reason, "owned by uid 33 (a snapshot tree is root's)");
+	}
 }
 
 static void test_changed_owner_refused(void **state)
@@ -199,9 +247,9 @@ static void test_changed_owner_refused(void **state)
 	if (geteuid() != 0)
 		skip();
 	create_ok(f, NULL);
-	assert_int_equal(lchown(at(f, "snap/root/bin/prog"), 12345, 54321), 0);
+	assert_int_equal(lchown(at(f, "snap/root/bin/prog"), getuid(), 54321), 0);
 	assert_int_equal(chmod(f->path, 0755), 0);
-	snprintf(want, sizeof(want), "owner differs (12345:54321, expected %u:%u)", getuid(),
+	snprintf(want, sizeof(want), "owner differs (%u:54321, expected %u:%u)", getuid(), getuid(),
 		 getgid());
 	verify_refused(f, f->pub, NULL, "root/bin/prog", want);
 }
@@ -542,6 +590,176 @@ static void test_open_exec_refuses_symlink_swapped_in(void **state)
 	assert_true(strncmp(f->e.reason, "changed since verification: cannot open", 39) == 0);
 }
 
+/* --- snapshot_open_file, snapshot_recheck: what runs is what was verified --- */
+
+static void test_open_file_returns_verified_bytes_not_executable(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_(snapshot_freep) struct snapshot *s = verified(f);
+	int fd = -1, w;
+	struct stat st;
+
+	assert_int_equal(snapshot_open_file(s, "/etc/link", &fd, &f->e), 0);
+	assert_same_content(fd, at(f, "src/etc/config"));
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_mode & 0111, 0);
+	assert_true(fcntl(fd, F_GET_SEALS) & F_SEAL_WRITE);
+	close(fd);
+	fd = -1;
+	/* same size, other bytes: the verified bytes or nothing */
+	w = open(at(f, "snap/root/etc/config"), O_WRONLY | O_CLOEXEC);
+	assert_true(w >= 0);
+	assert_int_equal(pwrite(w, "LISTEN", 6, 0), 6);
+	close(w);
+	assert_int_equal(snapshot_open_file(s, "/etc/config", &fd, &f->e), -EBADMSG);
+	assert_int_equal(fd, -1);
+	assert_int_equal(snapshot_open_file(s, "/etc/passwd", &fd, &f->e), -ENOENT);
+}
+
+static void recheck_refused(struct fx *f, struct snapshot *s, const char *path, const char *reason)
+{
+	memset(&f->e, 0, sizeof(f->e));
+	assert_int_equal(snapshot_recheck(s, &f->e), -EBADMSG);
+	if (!streq(f->e.path, path) || strncmp(f->e.reason, reason, strlen(reason)) != 0)
+		fail_msg("want '%s: %s...', got '%s: %s'", path, reason, f->e.path, f->e.reason);
+}
+
+static void test_recheck_of_an_untouched_tree_is_0(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_(snapshot_freep) struct snapshot *s = verified(f);
+
+	assert_int_equal(snapshot_recheck(s, &f->e), 0);
+	assert_int_equal(snapshot_recheck(s, &f->e), 0);
+}
+
+/* Only metadata moved (a touch): verified again, it still matches, and the
+ * new stamps are kept. */
+static void test_recheck_after_a_touch_verifies_again_and_passes(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_(snapshot_freep) struct snapshot *s = verified(f);
+
+	assert_int_equal(utimensat(AT_FDCWD, at(f, "snap/root/etc/config"), NULL, 0), 0);
+	assert_int_equal(snapshot_recheck(s, &f->e), 1);
+	assert_int_equal(snapshot_recheck(s, &f->e), 0);
+}
+
+static void test_recheck_refuses_same_size_write_and_stays_refused(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_(snapshot_freep) struct snapshot *s = verified(f);
+	int w = open(at(f, "snap/root/bin/prog"), O_RDWR | O_CLOEXEC);
+	uint8_t b;
+
+	assert_true(w >= 0);
+	assert_int_equal(pread(w, &b, 1, 200), 1);
+	b ^= 1;
+	assert_int_equal(pwrite(w, &b, 1, 200), 1);
+	recheck_refused(f, s, "root/bin/prog", "content differs (sha256 ");
+	/* put back: still refused until the next verification (no hashing on every start) */
+	b ^= 1;
+	assert_int_equal(pwrite(w, &b, 1, 200), 1);
+	close(w);
+	recheck_refused(f, s, "root/bin/prog", "content differs (sha256 ");
+}
+
+static void test_recheck_refuses_a_rename_over_with_other_bytes(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_(snapshot_freep) struct snapshot *s = verified(f);
+
+	char next[256];
+
+	snprintf(next, sizeof(next), "%s/snap/root/etc/config.new", f->dir);
+	write_file(next, "listen 6666\n", 0644);
+	assert_int_equal(rename(next, at(f, "snap/root/etc/config")), 0);
+	recheck_refused(f, s, "root/etc/config", "content differs (sha256 ");
+}
+
+static void test_recheck_accepts_a_rename_over_with_the_same_bytes(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_(snapshot_freep) struct snapshot *s = verified(f);
+
+	char next[256];
+
+	snprintf(next, sizeof(next), "%s/snap/root/etc/config.new", f->dir);
+	write_file(next, "listen 8080\n", 0644);
+	assert_int_equal(rename(next, at(f, "snap/root/etc/config")), 0);
+	assert_int_equal(snapshot_recheck(s, &f->e), 1);
+}
+
+static void test_recheck_refuses_a_symlink_swapped_to_the_hosts_root(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_(snapshot_freep) struct snapshot *s = verified(f);
+
+	assert_int_equal(unlink(at(f, "snap/root/etc/link")), 0);
+	assert_int_equal(symlink("/", f->path), 0);
+	recheck_refused(f, s, "root/etc/link", "symlink target differs (/, expected /etc/config)");
+}
+
+/* A directory replaced by a symlink to the host's /etc: refused, and the
+ * check below it never follows the link. */
+static void test_recheck_refuses_a_directory_swapped_for_a_symlink(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_(snapshot_freep) struct snapshot *s = verified(f);
+	char moved[256];
+
+	snprintf(moved, sizeof(moved), "%s/etc.orig", f->dir);
+	assert_int_equal(rename(at(f, "snap/root/etc"), moved), 0);
+	assert_int_equal(symlink("/etc", at(f, "snap/root/etc")), 0);
+	recheck_refused(f, s, "root/etc", "type differs (symlink, expected directory)");
+}
+
+/* The snapshot directory renamed and another put in its place: the verified
+ * tree is still the one checked and the one mounted (by fd). */
+static void test_recheck_follows_the_verified_directory_not_its_name(void **state)
+{
+	struct fx *f = *state;
+	_cleanup_(snapshot_freep) struct snapshot *s = verified(f);
+	_cleanup_free_ char *data = NULL;
+	char moved[256];
+	size_t size;
+
+	snprintf(moved, sizeof(moved), "%s/snap.orig", f->dir);
+	assert_int_equal(rename(f->snap, moved), 0);
+	write_file(at(f, "src/etc/config"), "evil 1\n", 0644);
+	create_ok(f, NULL); /* a valid, signed, other tree at the old name */
+	assert_int_equal(snapshot_recheck(s, &f->e), 0);
+	assert_int_equal(
+	    snapshot_read_file_at(snapshot_root_fd(s), "etc/config", 4096, &data, &size), 0);
+	assert_int_equal(size, 12);
+	assert_memory_equal(data, "listen 8080\n", 12);
+}
+
+/* Stamps are checked in tree order ("/a", "/a/b", "/a-b"), directory by
+ * directory: siblings after a subtree, deep paths, a change deep down. */
+static void test_recheck_walks_subtrees_in_tree_order(void **state)
+{
+	struct fx *f = *state;
+	struct snapshot *s;
+
+	assert_true(snapshot_tree_order("/a/b", "/a-b") < 0);
+	assert_true(snapshot_tree_order("/a", "/a/b") < 0);
+	assert_true(snapshot_tree_order("/", "/a") < 0);
+	assert_true(snapshot_tree_order("/a-b", "/a0") < 0);
+	assert_int_equal(snapshot_tree_order("/a/b", "/a/b"), 0);
+	assert_int_equal(mkdir(at(f, "src/a"), 0755), 0);
+	assert_int_equal(mkdir(at(f, "src/a/b"), 0755), 0);
+	assert_int_equal(mkdir(at(f, "src/a-b"), 0755), 0);
+	write_file(at(f, "src/a/b/deep"), "deep\n", 0644);
+	write_file(at(f, "src/a-b/side"), "side\n", 0644);
+	write_file(at(f, "src/a/z"), "z\n", 0644);
+	s = verified(f);
+	assert_int_equal(snapshot_recheck(s, &f->e), 0);
+	write_file(at(f, "snap/root/a/b/deep"), "DEEP\n", 0644);
+	recheck_refused(f, s, "root/a/b/deep", "content differs");
+	snapshot_free(s);
+}
+
 static int run_memfd(int fd, const char *arg0, const char *arg1)
 {
 	char *argv[] = {(char *)arg0, (char *)arg1, NULL};
@@ -711,6 +929,9 @@ int main(void)
 	    T(test_flipped_byte_refused),
 	    T(test_changed_mode_refused),
 	    T(test_changed_owner_refused),
+	    T(test_group_or_other_writable_refused),
+	    T(test_non_root_owner_refused),
+	    T(test_create_refuses_a_source_that_is_not_roots),
 	    T(test_added_file_refused),
 	    T(test_added_empty_dir_refused),
 	    T(test_removed_file_refused),
@@ -733,6 +954,16 @@ int main(void)
 	    T(test_open_exec_refuses_file_modified_after_verify),
 	    T(test_open_exec_refuses_symlink_swapped_in),
 	    T(test_execveat_of_sealed_memfd),
+	    T(test_open_file_returns_verified_bytes_not_executable),
+	    T(test_recheck_of_an_untouched_tree_is_0),
+	    T(test_recheck_after_a_touch_verifies_again_and_passes),
+	    T(test_recheck_refuses_same_size_write_and_stays_refused),
+	    T(test_recheck_refuses_a_rename_over_with_other_bytes),
+	    T(test_recheck_accepts_a_rename_over_with_the_same_bytes),
+	    T(test_recheck_refuses_a_symlink_swapped_to_the_hosts_root),
+	    T(test_recheck_refuses_a_directory_swapped_for_a_symlink),
+	    T(test_recheck_follows_the_verified_directory_not_its_name),
+	    T(test_recheck_walks_subtrees_in_tree_order),
 	    cmocka_unit_test(test_manifest_parser_rejects),
 	    cmocka_unit_test(test_manifest_parse_format_round_trip),
 	};
