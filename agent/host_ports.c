@@ -20,6 +20,7 @@
 struct host_ports {
 	uint8_t tcp[65536 / 8];
 	uint8_t udp[65536 / 8];
+	bool tcp_from_proc; /* a family's TCP listeners came from /proc/net */
 };
 
 int host_ports_new(struct host_ports **ret_ports)
@@ -30,6 +31,11 @@ int host_ports_new(struct host_ports **ret_ports)
 		return -ENOMEM;
 	*ret_ports = ports;
 	return 0;
+}
+
+bool host_ports_tcp_from_proc(const struct host_ports *ports)
+{
+	return ports->tcp_from_proc;
 }
 
 void host_ports_free(struct host_ports *ports)
@@ -131,12 +137,12 @@ static int diag_tcp_listeners(struct host_ports *ports, uint8_t family)
 		struct nlmsghdr nlh;
 		struct inet_diag_req_v2 req;
 	} request = {
-		.nlh = {.nlmsg_len = sizeof(request),
-			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
-		.req = {.sdiag_family = family,
-			.sdiag_protocol = IPPROTO_TCP,
-			.idiag_states = 1u << TCP_LISTEN},
+	    .nlh = {.nlmsg_len = sizeof(request),
+		    .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+		    .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
+	    .req = {.sdiag_family = family,
+		    .sdiag_protocol = IPPROTO_TCP,
+		    .idiag_states = 1u << TCP_LISTEN},
 	};
 	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
 	_cleanup_close_ int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
@@ -144,17 +150,19 @@ static int diag_tcp_listeners(struct host_ports *ports, uint8_t family)
 
 	if (fd < 0)
 		return -errno;
-	if (sendto(fd, &request, sizeof(request), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
+	if (sendto(fd, &request, sizeof(request), 0, (struct sockaddr *)&kernel, sizeof(kernel)) <
+	    0)
 		return -errno;
 	for (;;) {
-		ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+		ssize_t received = recv(fd, buffer, sizeof(buffer), 0), n = received;
 		struct nlmsghdr *h = (struct nlmsghdr *)buffer;
 
-		if (n < 0) {
+		if (received < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
+		/* NLMSG_NEXT counts n down: received keeps what came */
 		for (; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
 			const struct inet_diag_msg *m = NLMSG_DATA(h);
 			uint16_t port;
@@ -171,7 +179,7 @@ static int diag_tcp_listeners(struct host_ports *ports, uint8_t family)
 			port = ntohs(m->id.idiag_sport);
 			ports->tcp[port / 8] |= (uint8_t)(1u << (port % 8));
 		}
-		if (n == 0)
+		if (received == 0)
 			return -EBADMSG; /* ended without NLMSG_DONE */
 	}
 }
@@ -183,10 +191,10 @@ int host_ports_scan(struct host_ports **ret_ports)
 		enum policy_proto proto;
 		uint8_t family; /* TCP: asked over sock_diag first */
 	} tables[] = {
-		{"/proc/net/tcp", POLICY_PROTO_TCP, AF_INET},
-		{"/proc/net/tcp6", POLICY_PROTO_TCP, AF_INET6},
-		{"/proc/net/udp", POLICY_PROTO_UDP, 0},
-		{"/proc/net/udp6", POLICY_PROTO_UDP, 0},
+	    {"/proc/net/tcp", POLICY_PROTO_TCP, AF_INET},
+	    {"/proc/net/tcp6", POLICY_PROTO_TCP, AF_INET6},
+	    {"/proc/net/udp", POLICY_PROTO_UDP, 0},
+	    {"/proc/net/udp6", POLICY_PROTO_UDP, 0},
 	};
 	struct host_ports *ports;
 	int r;
@@ -213,6 +221,8 @@ int host_ports_scan(struct host_ports **ret_ports)
 			if (r == 0 || (r == -EAFNOSUPPORT && tables[i].family == AF_INET6))
 				continue;
 		}
+		if (tables[i].family)
+			ports->tcp_from_proc = true;
 		r = scan_file(ports, tables[i].proto, tables[i].path);
 		if (r < 0) {
 			host_ports_free(ports);

@@ -15,6 +15,9 @@ struct host_ports;
 int host_ports_scan(struct host_ports **ret_ports);
 bool host_ports_is_bound(const struct host_ports *ports, enum policy_proto proto, uint16_t port);
 void host_ports_free(struct host_ports *ports);
+/* Whether the scan had to read /proc/net/tcp* (slow: it walks the whole
+ * established hash) because NETLINK_SOCK_DIAG did not answer. */
+bool host_ports_tcp_from_proc(const struct host_ports *ports);
 
 /* Parse one /proc/net/{tcp,tcp6,udp,udp6} table (exposed for unit tests). */
 int host_ports_parse_table(struct host_ports *ports, enum policy_proto proto, const char *text);

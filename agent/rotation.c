@@ -131,7 +131,7 @@ static bool policy_rotates(const struct policy *p)
 }
 
 static const struct instance_backend *find_instance_backend(const struct rotation *rotation,
-							      const char *service)
+							    const char *service)
 {
 	for (size_t i = 0; i < rotation->n_instance_backends; i++)
 		if (streq(rotation->instance_backends[i].service, service))
@@ -156,21 +156,21 @@ static int compute_schedule(const struct rotated_service *s, const struct host_p
 {
 	const struct policy *p = s->policy;
 	struct exclusion exclusion = {
-		.bound = bound,
-		.proto = p->has_listen_port ? p->listen_proto : POLICY_PROTO_TCP,
+	    .bound = bound,
+	    .proto = p->has_listen_port ? p->listen_proto : POLICY_PROTO_TCP,
 	};
 	struct schedule_params params = {
-		.key = s->key,
-		.key_len = s->key_len,
-		.service = p->name,
-		.first = p->public_ports.first,
-		.last = p->public_ports.last,
-		.interval_sec = p->interval_usec / USEC_PER_SEC,
-		/* Grace is decided here, to the microsecond (Grace=500ms). */
-		.grace_sec = 0,
-		.n_decoys = p->decoys,
-		.exclude = exclude_port,
-		.userdata = &exclusion,
+	    .key = s->key,
+	    .key_len = s->key_len,
+	    .service = p->name,
+	    .first = p->public_ports.first,
+	    .last = p->public_ports.last,
+	    .interval_sec = p->interval_usec / USEC_PER_SEC,
+	    /* Grace is decided here, to the microsecond (Grace=500ms). */
+	    .grace_sec = 0,
+	    .n_decoys = p->decoys,
+	    .exclude = exclude_port,
+	    .userdata = &exclusion,
 	};
 	int r;
 
@@ -281,8 +281,8 @@ static size_t plan_services_fill(const struct rotation *rotation,
 
 	for (size_t i = 0; i < n; i++) {
 		const struct policy *p = services[i].policy;
-		const struct schedule_result *schedule = next ? &services[i].next_schedule :
-								&services[i].schedule;
+		const struct schedule_result *schedule =
+		    next ? &services[i].next_schedule : &services[i].schedule;
 		const struct instance_backend *b;
 
 		if (p->has_backend) {
@@ -347,8 +347,9 @@ static void remember_carried_blocked(struct rotation *rotation)
 	size_t n = 0;
 
 	if (rotator_blocked_list(rotation->rotator, &list, &n, &error) < 0) {
-		log_warning("rotation: the blocked sources of the adopted table are not shown: %s%s%s",
-			    error.object, error.object[0] ? ": " : "", error.message);
+		log_warning(
+		    "rotation: the blocked sources of the adopted table are not shown: %s%s%s",
+		    error.object, error.object[0] ? ": " : "", error.message);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -372,10 +373,10 @@ static int apply_once(struct rotation *rotation, struct rotated_service *service
 		      struct rotator_error *error, bool *ret_switched)
 {
 	_cleanup_free_ struct rotator_instance *plan_instances =
-		calloc(rotation->n_instances + 1, sizeof(*plan_instances));
+	    calloc(rotation->n_instances + 1, sizeof(*plan_instances));
 	/* Up to two entries a service: a dual-stack instance has two addresses. */
-	_cleanup_free_ struct rotator_service *plan_services = calloc(2 * n + 1,
-								      sizeof(*plan_services));
+	_cleanup_free_ struct rotator_service *plan_services =
+	    calloc(2 * n + 1, sizeof(*plan_services));
 	_cleanup_free_ struct rotator_service *plan_next = calloc(2 * n + 1, sizeof(*plan_next));
 	struct rotator_plan plan = {.unblock = unblock, .n_unblock = n_unblock};
 	struct rotator_stats stats;
@@ -391,13 +392,13 @@ static int apply_once(struct rotation *rotation, struct rotated_service *service
 		if (cut && streq(e->name, cut))
 			continue;
 		plan_instances[plan.n_instances++] = (struct rotator_instance){
-			.name = e->name,
-			.addresses = e->addresses,
-			.n_addresses = e->n_addresses,
-			.proto = e->proto,
-			.port = e->port,
-			.egress = e->egress,
-			.n_egress = e->n_egress,
+		    .name = e->name,
+		    .addresses = e->addresses,
+		    .n_addresses = e->n_addresses,
+		    .proto = e->proto,
+		    .port = e->port,
+		    .egress = e->egress,
+		    .n_egress = e->n_egress,
 		};
 	}
 	plan.instances = plan_instances;
@@ -497,8 +498,8 @@ int rotation_set_instance_backend(struct rotation *rotation, const char *service
 				  const struct rotator_addr *addresses, size_t n_addresses,
 				  uint16_t port, const char *cut_instance, char **ret_error)
 {
-	struct instance_backend *b = (struct instance_backend *)find_instance_backend(rotation,
-										       service);
+	struct instance_backend *b =
+	    (struct instance_backend *)find_instance_backend(rotation, service);
 	struct instance_backend saved = {0};
 	bool existed = b != NULL;
 	int r;
@@ -506,9 +507,9 @@ int rotation_set_instance_backend(struct rotation *rotation, const char *service
 	if (n_addresses > ELEMENTSOF(b->addresses))
 		return -EINVAL;
 	if (!b) {
-		struct instance_backend *grown = realloc(
-			rotation->instance_backends,
-			(rotation->n_instance_backends + 1) * sizeof(*grown));
+		struct instance_backend *grown =
+		    realloc(rotation->instance_backends,
+			    (rotation->n_instance_backends + 1) * sizeof(*grown));
 		if (!grown)
 			return -ENOMEM;
 		rotation->instance_backends = grown;
@@ -548,11 +549,11 @@ int rotation_clear_instance_backend(struct rotation *rotation, const char *servi
 		if (!streq(saved.service, service))
 			continue;
 		rotation->instance_backends[i] =
-			rotation->instance_backends[--rotation->n_instance_backends];
+		    rotation->instance_backends[--rotation->n_instance_backends];
 		r = program(rotation, rotation->services, rotation->n_services, NULL, 0, ret_error);
 		if (r < 0) {
 			rotation->instance_backends[rotation->n_instance_backends++] =
-				rotation->instance_backends[i];
+			    rotation->instance_backends[i];
 			rotation->instance_backends[i] = saved;
 		}
 		return r;
@@ -670,10 +671,10 @@ static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
 	late = realtime_usec();
 	late = late > usec ? late - usec : 0;
 	rotation->changes[rotation->n_changes++ % ROTATION_CHANGES_KEPT] = (struct timed_change){
-		.due_usec = usec,
-		.fired_late_usec = fired > usec ? fired - usec : 0,
-		.switch_late_usec = switched > usec ? switched - usec : 0,
-		.late_usec = late,
+	    .due_usec = usec,
+	    .fired_late_usec = fired > usec ? fired - usec : 0,
+	    .switch_late_usec = switched > usec ? switched - usec : 0,
+	    .late_usec = late,
 	};
 	if (late > rotation->max_late_usec)
 		rotation->max_late_usec = late;
@@ -726,7 +727,7 @@ static int on_nflog(sd_event_source *source, int fd, uint32_t revents, void *use
 		for (size_t i = 0; i < n; i++) {
 			char address[INET6_ADDRSTRLEN] = "?";
 			const char *service =
-				rotator_decoy_owner(rotation->rotator, hits[i].proto, hits[i].port);
+			    rotator_decoy_owner(rotation->rotator, hits[i].proto, hits[i].port);
 
 			inet_ntop(hits[i].source.family, &hits[i].source.in6, address,
 				  sizeof(address));
@@ -746,13 +747,13 @@ static int on_nflog(sd_event_source *source, int fd, uint32_t revents, void *use
 					n_reached = 0;
 				for (size_t j = 0; j < n_reached; j++) {
 					const char *owner =
-						rotator_instance_owner(rotation->rotator, &reached[j]);
+					    rotator_instance_owner(rotation->rotator, &reached[j]);
 					if (owner)
 						names[n_names++] = owner;
 				}
-				rotation->hooks.on_decoy_hit(service, address,
-							     proto_name(hits[i].proto), hits[i].port,
-							     names, n_names, rotation->hooks.userdata);
+				rotation->hooks.on_decoy_hit(
+				    service, address, proto_name(hits[i].proto), hits[i].port,
+				    names, n_names, rotation->hooks.userdata);
 			}
 		}
 	} while (n == ELEMENTSOF(hits));
@@ -769,7 +770,8 @@ static int on_egress_drop(sd_event_source *source, int fd, uint32_t revents, voi
 	/* At most 4 batches a wakeup: an instance flooding its envelope shares
 	 * the loop; the rest waits in the socket (and overflows it, counted). */
 	do {
-		int r = rotator_nflog_read_egress(rotation->egress_log, drops, ELEMENTSOF(drops), &n);
+		int r =
+		    rotator_nflog_read_egress(rotation->egress_log, drops, ELEMENTSOF(drops), &n);
 		if (r < 0 && r != -ENOBUFS)
 			return 0;
 		for (size_t i = 0; i < n; i++) {
@@ -783,10 +785,9 @@ static int on_egress_drop(sd_event_source *source, int fd, uint32_t revents, voi
 			inet_ntop(drops[i].destination.family, &drops[i].destination.in6, to,
 				  sizeof(to));
 			if (rotation->hooks.on_egress_drop)
-				rotation->hooks.on_egress_drop(known ? link : NULL, from, to,
-							       drops[i].proto,
-							       drops[i].port, drops[i].spoofed,
-							       rotation->hooks.userdata);
+				rotation->hooks.on_egress_drop(
+				    known ? link : NULL, from, to, drops[i].proto, drops[i].port,
+				    drops[i].spoofed, rotation->hooks.userdata);
 		}
 	} while (n == ELEMENTSOF(drops) && ++batches < 4);
 	return 0;
@@ -922,7 +923,8 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 	for (size_t i = 0; rotation->options.honeypot_port && i < set->count; i++) {
 		const struct policy *p = set->policies[i];
 
-		if (p->has_public_ports && p->public_ports.first <= rotation->options.honeypot_port &&
+		if (p->has_public_ports &&
+		    p->public_ports.first <= rotation->options.honeypot_port &&
 		    rotation->options.honeypot_port <= p->public_ports.last) {
 			if (asprintf(ret_error,
 				     "%s: PublicPorts=%u-%u contains the agent's honeypot port %u "
@@ -954,13 +956,13 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 
 	if (!rotation->rotator) {
 		struct rotator_config config = {
-			.nflog_group = rotation->options.nflog_group,
-			.honeypot_port = rotation->options.honeypot_port,
-			.instance_envelope = true,
-			.egress_nflog_group = rotation->options.egress_nflog_group,
-			.forward_guard4 = rotation->options.forward_guard4,
-			.forward_guard6 = rotation->options.forward_guard6,
-			.block_timeout_sec = (uint32_t)(max_decoy_block_usec(set) / USEC_PER_SEC),
+		    .nflog_group = rotation->options.nflog_group,
+		    .honeypot_port = rotation->options.honeypot_port,
+		    .instance_envelope = true,
+		    .egress_nflog_group = rotation->options.egress_nflog_group,
+		    .forward_guard4 = rotation->options.forward_guard4,
+		    .forward_guard6 = rotation->options.forward_guard6,
+		    .block_timeout_sec = (uint32_t)(max_decoy_block_usec(set) / USEC_PER_SEC),
 		};
 
 		r = rotator_new(&config, &rotation->rotator);
@@ -1022,7 +1024,7 @@ int rotation_add_instance(struct rotation *rotation, const char *name,
 			y->destination.family = x->destination.family;
 			memcpy(&y->destination.in6, &x->destination.addr,
 			       x->destination.family == AF_INET ? sizeof(struct in_addr)
-								 : sizeof(struct in6_addr));
+								: sizeof(struct in6_addr));
 			y->prefix_len = x->destination.prefix_len;
 		}
 	}
@@ -1071,11 +1073,11 @@ static json_t *changes_json(const struct rotation *rotation)
 	for (uint64_t i = first; recent && i < n; i++) {
 		const struct timed_change *c = &rotation->changes[i % ROTATION_CHANGES_KEPT];
 
-		json_array_append_new(recent, json_pack("{s:I, s:I, s:I, s:I}", "due_usec",
-							(json_int_t)c->due_usec, "fired_late_usec",
-							(json_int_t)c->fired_late_usec, "switch_late_usec",
-							(json_int_t)c->switch_late_usec, "late_usec",
-							(json_int_t)c->late_usec));
+		json_array_append_new(
+		    recent, json_pack("{s:I, s:I, s:I, s:I}", "due_usec", (json_int_t)c->due_usec,
+				      "fired_late_usec", (json_int_t)c->fired_late_usec,
+				      "switch_late_usec", (json_int_t)c->switch_late_usec,
+				      "late_usec", (json_int_t)c->late_usec));
 	}
 	return json_pack("{s:I, s:I, s:o}", "count", (json_int_t)n, "max_late_usec",
 			 (json_int_t)rotation->max_late_usec, "recent", recent);
@@ -1091,14 +1093,14 @@ json_t *rotation_status(const struct rotation *rotation)
 		const struct rotated_service *s = &rotation->services[i];
 
 		json_array_append_new(
-			services,
-			json_pack("{s:s, s:I, s:i, s:i, s:I, s:I, s:o, s:I}", "name",
-				  s->policy->name, "epoch", (json_int_t)s->schedule.epoch, "port",
-				  s->schedule.port, "grace_port", s->schedule.grace_port,
-				  "boundary_usec", (json_int_t)s->schedule.boundary_usec,
-				  "next_boundary_usec", (json_int_t)s->schedule.next_boundary_usec,
-				  "decoys", ports_json(s->schedule.decoys, s->schedule.n_decoys),
-				  "decoy_hits", (json_int_t)s->decoy_hits));
+		    services,
+		    json_pack("{s:s, s:I, s:i, s:i, s:I, s:I, s:o, s:I}", "name", s->policy->name,
+			      "epoch", (json_int_t)s->schedule.epoch, "port", s->schedule.port,
+			      "grace_port", s->schedule.grace_port, "boundary_usec",
+			      (json_int_t)s->schedule.boundary_usec, "next_boundary_usec",
+			      (json_int_t)s->schedule.next_boundary_usec, "decoys",
+			      ports_json(s->schedule.decoys, s->schedule.n_decoys), "decoy_hits",
+			      (json_int_t)s->decoy_hits));
 	}
 	for (size_t i = 0; blocked && i < rotation->n_blocked; i++) {
 		const struct blocked_source *b = &rotation->blocked[i];
@@ -1114,9 +1116,8 @@ json_t *rotation_status(const struct rotation *rotation)
 			 (flags & ROTATOR_F_PERSIST) != 0, "adopted",
 			 (flags & ROTATOR_F_ADOPTED) != 0, "transactions",
 			 (json_int_t)rotation->transactions, "bank_switches",
-			 (json_int_t)rotation->switches, "failures",
-			 (json_int_t)rotation->failures, "last_apply_usec",
-			 (json_int_t)rotation->last_apply_usec);
+			 (json_int_t)rotation->switches, "failures", (json_int_t)rotation->failures,
+			 "last_apply_usec", (json_int_t)rotation->last_apply_usec);
 }
 
 int rotation_unblock(struct rotation *rotation, const char *address, char **ret_error)

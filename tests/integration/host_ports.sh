@@ -5,7 +5,7 @@
 # keyed schedule would pick makes the agent pick the next candidate, where
 # `mtdctl port` (which knows nothing of the host) says the first. (UDP
 # services are managed ones; their bound ports come from /proc/net/udp*,
-# unit-tested in host_ports_parse_table.)
+# unit-tested in test_host_ports.)
 . "$(dirname "$0")/lib.bash"
 enter_private_namespaces "$@"
 make_work_dir
