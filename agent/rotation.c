@@ -24,6 +24,11 @@
 /* Boundaries are exact to the millisecond; sd-event's default slack is 250 ms. */
 #define TIMER_ACCURACY_USEC 1ull /* the boundary itself: a client computes it */
 #define BLOCKED_TRACKED_MAX 4096
+/* After a boundary's switch the next change is loaded this much later (at
+ * most a quarter of the way to it): clients connect at the boundary, and the
+ * loading (a host-port scan, every schedule, a transaction of thousands of
+ * elements for a thousand services) should not take a core from them then. */
+#define STAGE_DELAY_USEC 20000ull
 
 struct rotated_service {
 	const struct policy *policy; /* borrowed from the set in force */
@@ -82,6 +87,7 @@ struct rotation {
 	struct rotator_honeypot *honeypot;
 	sd_event_source *honeypot_source;
 	sd_event_source *timer;
+	sd_event_source *stage_timer; /* loads the change after, once the ports moved */
 	sd_event_source *clock_watch;
 	int clock_fd;
 	struct rotated_service *services;
@@ -632,25 +638,59 @@ static bool change_is_loaded(const struct rotation *rotation, uint64_t usec)
  * loaded at the previous change. The host-port scan and the schedules of
  * the change after this one follow, then their loading into the idle bank,
  * all after the ports have moved. */
+static void load_next_change(struct rotation *rotation);
+
 static void switch_to_loaded(struct rotation *rotation, uint64_t *ret_switched_usec)
 {
 	_cleanup_free_ char *error = NULL;
+	uint64_t now, next, delay = STAGE_DELAY_USEC;
 	int r;
 
 	for (size_t i = 0; i < rotation->n_services; i++)
 		rotation->services[i].schedule = rotation->services[i].next_schedule;
 	r = apply_without_staging(rotation, &error);
-	*ret_switched_usec = realtime_usec();
+	now = *ret_switched_usec = realtime_usec();
 	if (r < 0) {
 		report_apply_failure(rotation, r, error);
 		return;
 	}
+	next = next_change_usec(rotation->services, rotation->n_services);
+	if (next != UINT64_MAX && next > now && (next - now) / 4 < delay)
+		delay = (next - now) / 4;
+	if (sd_event_source_set_time_relative(rotation->stage_timer, delay) < 0 ||
+	    sd_event_source_set_enabled(rotation->stage_timer, SD_EVENT_ONESHOT) < 0)
+		load_next_change(rotation);
+}
+
+/* The change after the one just switched to: host ports asked again, every
+ * schedule computed, the idle bank loaded. Its time joins the change's
+ * record (late_usec: the change's last transaction). */
+static void load_next_change(struct rotation *rotation)
+{
+	struct timed_change *c =
+	    rotation->n_changes
+		? &rotation->changes[(rotation->n_changes - 1) % ROTATION_CHANGES_KEPT]
+		: NULL;
+	uint64_t now;
+	int r;
+
 	r = compute_next(rotation->services, rotation->n_services);
-	if (r < 0) {
+	if (r < 0)
 		report_apply_failure(rotation, r, NULL);
-		return;
+	else
+		stage_next(rotation, rotation->services, rotation->n_services, NULL);
+	now = realtime_usec();
+	if (c && now > c->due_usec) {
+		c->late_usec = now - c->due_usec;
+		if (c->late_usec > rotation->max_late_usec)
+			rotation->max_late_usec = c->late_usec;
 	}
-	stage_next(rotation, rotation->services, rotation->n_services, NULL);
+}
+
+static int on_stage_timer(sd_event_source *source, uint64_t usec, void *userdata)
+{
+	load_next_change(userdata);
+	return 0;
 }
 
 static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
@@ -666,8 +706,9 @@ static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
 	}
 	(void)arm_timer(rotation);
 	/* Lateness of the change: from its due time to its switch committed
-	 * (the loop's delay in running the timer included), and to all its
-	 * transactions committed (the next change loaded). */
+	 * (the loop's delay in running the timer included), and to its last
+	 * transaction committed (the next change loaded: a little later, see
+	 * load_next_change). */
 	late = realtime_usec();
 	late = late > usec ? late - usec : 0;
 	rotation->changes[rotation->n_changes++ % ROTATION_CHANGES_KEPT] = (struct timed_change){
@@ -832,6 +873,11 @@ int rotation_new(sd_event *event, const struct rotation_options *options,
 	if (r < 0)
 		goto fail;
 	(void)sd_event_source_set_enabled(rotation->timer, SD_EVENT_OFF);
+	r = sd_event_add_time(event, &rotation->stage_timer, CLOCK_MONOTONIC, UINT64_MAX,
+			      TIMER_ACCURACY_USEC, on_stage_timer, rotation);
+	if (r < 0)
+		goto fail;
+	(void)sd_event_source_set_enabled(rotation->stage_timer, SD_EVENT_OFF);
 
 	rotation->clock_fd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (rotation->clock_fd < 0) {
@@ -1163,6 +1209,7 @@ void rotation_free(struct rotation *rotation)
 	sd_event_source_disable_unref(rotation->honeypot_source);
 	rotator_honeypot_free(rotation->honeypot);
 	sd_event_source_disable_unref(rotation->timer);
+	sd_event_source_disable_unref(rotation->stage_timer);
 	sd_event_source_disable_unref(rotation->clock_watch);
 	if (rotation->clock_fd >= 0)
 		close(rotation->clock_fd);
