@@ -95,6 +95,9 @@ struct rotation {
 	uint64_t block_timeout_usec;
 	uint64_t transactions;
 	uint64_t switches; /* of them, switches of banks (a change loaded ahead) */
+	/* the idle bank holds the services' next_schedule: the last transaction
+	 * loaded it and was not a switch */
+	bool idle_bank_loaded;
 	uint64_t failures;
 	uint64_t last_apply_usec; /* CLOCK_REALTIME of the last committed transaction */
 	struct blocked_source *blocked;
@@ -417,6 +420,7 @@ static int apply_once(struct rotation *rotation, struct rotated_service *service
 	r = rotator_apply(rotation->rotator, &plan, error);
 	if (r < 0) {
 		rotation->failures++;
+		rotation->idle_bank_loaded = false;
 		return r;
 	}
 	rotation->transactions++;
@@ -426,6 +430,7 @@ static int apply_once(struct rotation *rotation, struct rotated_service *service
 	rotator_last_stats(rotation->rotator, &stats);
 	if (stats.switched)
 		rotation->switches++;
+	rotation->idle_bank_loaded = !stats.switched;
 	*ret_switched = stats.switched;
 	return 0;
 }
@@ -478,13 +483,29 @@ static int program_cut(struct rotation *rotation, struct rotated_service *servic
 	return 0;
 }
 
-/* The services' schedules in force, and nothing loaded ahead yet. */
-static int apply_without_staging(struct rotation *rotation, char **ret_error)
+/* The services' schedules in force, and nothing loaded ahead yet: the idle
+ * bank made live when it holds them (no plan built or compared), else the
+ * whole plan. */
+static int switch_banks(struct rotation *rotation, char **ret_error)
 {
 	struct rotator_error error = {0};
 	bool switched;
-	int r;
+	int r = -ESTALE;
 
+	if (rotation->idle_bank_loaded) {
+		r = rotator_switch(rotation->rotator, &error);
+		if (r >= 0) {
+			rotation->transactions++;
+			rotation->switches++;
+			rotation->last_apply_usec = realtime_usec();
+			rotation->idle_bank_loaded = false;
+			return 0;
+		}
+		rotation->idle_bank_loaded = false;
+		if (r != -ESTALE)
+			rotation->failures++;
+	}
+	/* not loaded, or the switch failed (nothing changed then): in full */
 	r = apply_once(rotation, rotation->services, rotation->n_services, NULL, 0, NULL, &error,
 		       &switched);
 	return r < 0 ? apply_error(r, &error, ret_error) : 0;
@@ -648,7 +669,7 @@ static void switch_to_loaded(struct rotation *rotation, uint64_t *ret_switched_u
 
 	for (size_t i = 0; i < rotation->n_services; i++)
 		rotation->services[i].schedule = rotation->services[i].next_schedule;
-	r = apply_without_staging(rotation, &error);
+	r = switch_banks(rotation, &error);
 	now = *ret_switched_usec = realtime_usec();
 	if (r < 0) {
 		report_apply_failure(rotation, r, error);

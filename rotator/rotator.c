@@ -242,7 +242,8 @@ static int plan_check(const struct rotator_plan *plan, uint16_t hp, bool envelop
 		return k;
 	for (size_t i = 0; i < plan->n_unblock; i++)
 		if (!addr_valid(&plan->unblock[i]))
-			return rotator_error_set(err, -EAFNOSUPPORT, "unblock", "bad address family");
+			return rotator_error_set(err, -EAFNOSUPPORT, "unblock",
+						 "bad address family");
 	return instances_check(plan, envelope, err);
 }
 
@@ -284,8 +285,8 @@ static int code_services(struct plan_code *c, const struct rotator_service *svcs
 	c->n = 0;
 	for (size_t i = 0; k >= 0 && i < n; i++) {
 		const struct rotator_service *s = &svcs[i];
-		uint16_t fixed[4] = { s->proto, s->port, s->grace_port, s->backend_port };
-		uint8_t flags[2] = { s->local_access, (uint8_t)s->n_decoys };
+		uint16_t fixed[4] = {s->proto, s->port, s->grace_port, s->backend_port};
+		uint8_t flags[2] = {s->local_access, (uint8_t)s->n_decoys};
 
 		k = code_put(c, s->name, strlen(s->name) + 1);
 		if (k >= 0)
@@ -307,8 +308,8 @@ static int code_instances(struct plan_code *c, const struct rotator_plan *plan)
 	c->n = 0;
 	for (size_t i = 0; k >= 0 && i < plan->n_instances; i++) {
 		const struct rotator_instance *in = &plan->instances[i];
-		uint16_t fixed[4] = { in->proto, in->port, (uint16_t)in->n_addresses,
-				      (uint16_t)in->n_egress };
+		uint16_t fixed[4] = {in->proto, in->port, (uint16_t)in->n_addresses,
+				     (uint16_t)in->n_egress};
 
 		k = code_put(c, in->name, strlen(in->name) + 1);
 		if (k >= 0)
@@ -317,8 +318,8 @@ static int code_instances(struct plan_code *c, const struct rotator_plan *plan)
 			k = code_addr(c, &in->addresses[a]);
 		for (size_t e = 0; k >= 0 && e < in->n_egress; e++) {
 			const struct rotator_egress *g = &in->egress[e];
-			uint16_t rule[5] = { g->proto, g->port_first, g->port_last,
-					     g->has_destination, (uint16_t)g->prefix_len };
+			uint16_t rule[5] = {g->proto, g->port_first, g->port_last,
+					    g->has_destination, (uint16_t)g->prefix_len};
 
 			k = code_put(c, rule, sizeof(rule));
 			if (k >= 0 && g->has_destination)
@@ -412,8 +413,8 @@ static int read_one_blocked(const struct nft_elem_info *elem, void *userdata)
 		reader->cap = cap;
 	}
 	b = &reader->list[reader->n++];
-	*b = (struct rotator_blocked){ .source.family = reader->family,
-				       .expires_in_ms = elem->timeout_ms ? elem->expires_in_ms : 0 };
+	*b = (struct rotator_blocked){.source.family = reader->family,
+				      .expires_in_ms = elem->timeout_ms ? elem->expires_in_ms : 0};
 	memcpy(v4 ? (void *)&b->source.in : (void *)&b->source.in6, elem->key, elem->key_len);
 	return 0;
 }
@@ -425,7 +426,7 @@ static int read_blocked(struct rotator *r, struct rotator_blocked **ret, size_t 
 	static const struct {
 		int family;
 		const char *set;
-	} sets[] = { { AF_INET, RS_BLOCKED4 }, { AF_INET6, RS_BLOCKED6 } };
+	} sets[] = {{AF_INET, RS_BLOCKED4}, {AF_INET6, RS_BLOCKED6}};
 	struct blocked_reader reader = {0};
 
 	for (size_t i = 0; i < ELEMENTSOF(sets); i++) {
@@ -438,7 +439,8 @@ static int read_blocked(struct rotator *r, struct rotator_blocked **ret, size_t 
 			continue;
 		if (k < 0) {
 			free(reader.list);
-			return rotator_error_set(err, k, sets[i].set, "reading the blocked sources");
+			return rotator_error_set(err, k, sets[i].set,
+						 "reading the blocked sources");
 		}
 	}
 	*ret = reader.list;
@@ -514,8 +516,11 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 	 * new (or adopted: rebuilt from scratch) or its contents are unknown */
 	old = (r->flags & ROTATOR_F_PROGRAMMED) && r->cur_valid ? &r->cur : &r->empty;
 	flush = (r->flags & ROTATOR_F_PROGRAMMED) && !r->cur_valid;
-	ctx = (struct elements_ctx){ .old = old, .new_state = &r->next, .delta = &r->delta,
-				     .plan = plan, .envelope = r->config.instance_envelope };
+	ctx = (struct elements_ctx){.old = old,
+				    .new_state = &r->next,
+				    .delta = &r->delta,
+				    .plan = plan,
+				    .envelope = r->config.instance_envelope};
 	if (*adopted) {
 		ctx.carried = r->carried;
 		ctx.n_carried = r->n_carried;
@@ -533,11 +538,11 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 		return rotator_error_set(err, k, "transaction", "building the batch");
 	}
 	stats = (struct rotator_stats){
-		.elements_deleted = rs_delta_count_del(&r->delta),
-		.elements_added = rs_delta_count_add(&r->delta),
-		.messages = nft_txn_n_msgs(t) - 1,
-		.bytes = nft_txn_size(t),
-		.full = old == &r->empty,
+	    .elements_deleted = rs_delta_count_del(&r->delta),
+	    .elements_added = rs_delta_count_add(&r->delta),
+	    .messages = nft_txn_n_msgs(t) - 1,
+	    .bytes = nft_txn_size(t),
+	    .full = old == &r->empty,
 	};
 	if (stats.messages == 0) /* nothing changes: no transaction */
 		nft_txn_free(t);
@@ -562,9 +567,11 @@ static int apply_switch(struct rotator *r, const struct rotator_plan *plan,
 {
 	unsigned bank = !r->live_bank;
 	struct nft_txn *t = NULL;
-	struct elements_ctx ctx = { .old = &r->cur, .new_state = &r->switched,
-				    .delta = &r->delta, .plan = plan,
-				    .envelope = r->config.instance_envelope };
+	struct elements_ctx ctx = {.old = &r->cur,
+				   .new_state = &r->switched,
+				   .delta = &r->delta,
+				   .plan = plan,
+				   .envelope = r->config.instance_envelope};
 	struct rotator_stats stats;
 	struct plan_code tmp;
 	int k;
@@ -584,11 +591,11 @@ static int apply_switch(struct rotator *r, const struct rotator_plan *plan,
 		return rotator_error_set(err, k, "transaction", "building the batch");
 	}
 	stats = (struct rotator_stats){
-		.elements_deleted = rs_delta_count_del(&r->delta),
-		.elements_added = rs_delta_count_add(&r->delta),
-		.messages = nft_txn_n_msgs(t) - 1,
-		.bytes = nft_txn_size(t),
-		.switched = true,
+	    .elements_deleted = rs_delta_count_del(&r->delta),
+	    .elements_added = rs_delta_count_add(&r->delta),
+	    .messages = nft_txn_n_msgs(t) - 1,
+	    .bytes = nft_txn_size(t),
+	    .switched = true,
 	};
 	k = commit(r, t, &ctx, err);
 	if (k < 0)
@@ -617,8 +624,8 @@ static int classify(struct rotator *r, const struct rotator_plan *plan)
 	if (code_instances(&r->code_scratch, plan) < 0)
 		return 0;
 	instances_same = code_equal(&r->code_scratch, &r->code_instances);
-	if (!instances_same || code_services(&r->code_scratch, plan->services,
-					     plan->n_services) < 0)
+	if (!instances_same ||
+	    code_services(&r->code_scratch, plan->services, plan->n_services) < 0)
 		return 0;
 	if (code_equal(&r->code_scratch, &r->code_live)) {
 		if (plan->n_unblock ||
@@ -675,6 +682,19 @@ int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct rot
 			 code_services(&r->code_idle, plan->next, plan->n_next) >= 0 &&
 			 code_instances(&r->code_instances, plan) >= 0;
 	return 0;
+}
+
+int rotator_switch(struct rotator *r, struct rotator_error *err)
+{
+	static const struct rotator_plan nothing_else;
+
+	if (err)
+		*err = (struct rotator_error){};
+	if (!r)
+		return rotator_error_set(err, -EINVAL, "rotator", NULL);
+	if (!(r->flags & ROTATOR_F_PROGRAMMED) || !r->cur_valid || !r->codes_valid)
+		return rotator_error_set(err, -ESTALE, "rotator", "the idle bank is not known");
+	return apply_switch(r, &nothing_else, err);
 }
 
 int rotator_remove(struct rotator *r, struct rotator_error *err)

@@ -25,7 +25,7 @@
 struct rotator;
 
 struct rotator_error {
-	int err;           /* negative errno, 0 if none */
+	int err;	   /* negative errno, 0 if none */
 	char object[160];  /* what the kernel refused, e.g. "service web: map svc4" */
 	char message[256]; /* extended-ack text from the kernel, or a library reason */
 };
@@ -39,12 +39,12 @@ struct rotator_addr {
 };
 
 struct rotator_service {
-	const char *name;      /* for error messages and decoy-hit attribution */
-	uint8_t proto;         /* IPPROTO_TCP or IPPROTO_UDP */
-	uint16_t port;         /* current public port (host order, != 0) */
-	uint16_t grace_port;   /* previous public port still accepted, 0 = none */
-	const uint16_t *decoys; /* decoy ports of this epoch */
-	size_t n_decoys;        /* <= ROTATOR_MAX_DECOYS */
+	const char *name;	     /* for error messages and decoy-hit attribution */
+	uint8_t proto;		     /* IPPROTO_TCP or IPPROTO_UDP */
+	uint16_t port;		     /* current public port (host order, != 0) */
+	uint16_t grace_port;	     /* previous public port still accepted, 0 = none */
+	const uint16_t *decoys;	     /* decoy ports of this epoch */
+	size_t n_decoys;	     /* <= ROTATOR_MAX_DECOYS */
 	struct rotator_addr backend; /* its family decides IPv4 or IPv6 DNAT */
 	uint16_t backend_port;
 	bool local_access; /* also DNAT connections made from the host itself */
@@ -54,11 +54,11 @@ struct rotator_service {
  * [port_first, port_last] of destination/prefix_len (any destination of the
  * instance's families without one). */
 struct rotator_egress {
-	uint8_t proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	uint8_t proto;			/* IPPROTO_TCP or IPPROTO_UDP */
 	uint16_t port_first, port_last; /* host order, 1 <= first <= last */
 	bool has_destination;
 	struct rotator_addr destination; /* host bits beyond prefix_len are ignored */
-	unsigned prefix_len;             /* <= 32 / 128 */
+	unsigned prefix_len;		 /* <= 32 / 128 */
 };
 
 /*
@@ -72,7 +72,7 @@ struct rotator_egress {
  * established flows are cut. Needs rotator_config.instance_envelope.
  */
 struct rotator_instance {
-	const char *name; /* unique, for errors and drop attribution */
+	const char *name;		      /* unique, for errors and drop attribution */
 	const struct rotator_addr *addresses; /* its own addresses (/32, /128), 1 or 2 */
 	size_t n_addresses;
 	uint8_t proto; /* ingress: IPPROTO_TCP or IPPROTO_UDP */
@@ -107,7 +107,7 @@ struct rotator_plan {
 };
 
 struct rotator_config {
-	uint16_t nflog_group;    /* NFLOG group decoy hits are logged to */
+	uint16_t nflog_group;	    /* NFLOG group decoy hits are logged to */
 	uint32_t block_timeout_sec; /* how long a decoy toucher stays blocked (> 0) */
 	/* TCP decoys look open: after blocking and logging the source, the SYN
 	 * is redirected to this local port, where the caller runs a listener
@@ -149,6 +149,13 @@ void rotator_free(struct rotator *r);
  * times by itself. On error nothing changed in the kernel. */
 int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct rotator_error *err);
 
+/* The idle bank becomes the live one, in a transaction of four elements
+ * whatever the number of services, with no plan to build or compare: for a
+ * caller that knows the last successful rotator_apply()'s `next` is what must
+ * be in force now. -ESTALE when the rotator cannot vouch for what its banks
+ * hold (nothing programmed yet, a failed apply): apply the plan instead. */
+int rotator_switch(struct rotator *r, struct rotator_error *err);
+
 /* ROTATOR_F_* */
 unsigned rotator_flags(const struct rotator *r);
 
@@ -160,7 +167,7 @@ struct rotator_stats {
 	size_t elements_added;
 	size_t messages; /* in its transaction, 0: nothing changed, nothing sent */
 	size_t bytes;
-	bool full;       /* built or resynchronised every element */
+	bool full; /* built or resynchronised every element */
 	/* The transaction only switched banks: the idle bank now holds the
 	 * previous services, not the plan's `next`. Apply the same plan again
 	 * (a second transaction) to load it. */

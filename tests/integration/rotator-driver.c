@@ -10,7 +10,8 @@
  *       -n SERVICE: a service of the plan's next (the idle bank)
  *       Several plans in one process (one rotator): separate them with "--";
  *       prints what each transaction sent ("step N: -DEL +ADD msgs M",
- *       " switched" when it only switched banks).
+ *       " switched" when it only switched banks); a step of the single
+ *       word "switch" calls rotator_switch() instead of rotator_apply().
  *   rotator-driver remove
  *   rotator-driver blocked          print the blocked sources: "blocked ADDR MS" each
  *   rotator-driver [-g GROUP] hits N TIMEOUT_MS     print N decoy hits from NFLOG
@@ -389,6 +390,7 @@ int main(int argc, char **argv)
 					     .next = next };
 
 		int step = 0;
+		bool switch_only = false;
 
 		for (int i = optind + 1; i <= argc; i++) {
 			if (i == argc || strcmp(argv[i], "--") == 0) {
@@ -397,8 +399,10 @@ int main(int argc, char **argv)
 				struct timespec t0, t1;
 
 				clock_gettime(CLOCK_MONOTONIC, &t0);
-				r = rotator_apply(rot, &plan, &err);
+				r = switch_only ? rotator_switch(rot, &err)
+						: rotator_apply(rot, &plan, &err);
 				clock_gettime(CLOCK_MONOTONIC, &t1);
+				switch_only = false;
 				if (r < 0) {
 					rotator_free(rot);
 					return print_err("apply", r, &err);
@@ -412,6 +416,10 @@ int main(int argc, char **argv)
 								   (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 				printf("\n");
 				plan.n_services = plan.n_unblock = plan.n_instances = plan.n_next = 0;
+				continue;
+			}
+			if (strcmp(argv[i], "switch") == 0) {
+				switch_only = true; /* this step: rotator_switch() */
 				continue;
 			}
 			if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {

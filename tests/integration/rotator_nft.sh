@@ -233,6 +233,19 @@ out=$($S "$drv" apply "$grace_end" -n "$grace_end") || fail "grace end: $out"
 expect_no 10.77.0.1 25001 "grace port closed once the grace ends"
 expect_ok 10.77.0.1 25002 "current port after the grace end"
 
+# rotator_switch(): the boundary without a plan, then the staging as usual
+out=$($S "$drv" apply "$now" -n "$boundary" -- switch -- "$boundary" -n "$grace_end") ||
+	fail "rotator_switch: $out"
+echo "$out" | grep -q '^step 2: -2 +2 msgs 2 switched$' &&
+	echo "$out" | grep -q '^step 3: -2 +2 msgs 4$' ||
+	fail "rotator_switch was not a switch of banks, or the staging after it differs: $out"
+expect_ok 10.77.0.1 25002 "new port after rotator_switch"
+expect_ok 10.77.0.1 25001 "previous port during grace after rotator_switch"
+out=$($S "$drv" apply switch 2>&1) && fail "rotator_switch on a rotator that programmed nothing: $out"
+echo "$out" | grep -q 'idle bank is not known' || fail "rotator_switch refused without its reason: $out"
+ok "rotator_switch: a switch of 4 elements with no plan; refused (ESTALE) when the banks are unknown"
+out=$($S "$drv" apply "$grace_end" -n "$grace_end") || fail "grace end: $out"
+
 # --- decoys that look open: honeypot redirect, still blocked and reported -------------------
 out=$($S "$drv" -g 7 -H 9999 apply web,tcp,25001,0,10.77.0.1,8080,0,27460:27461 \
 	web,tcp,25001,0,fd77::1,8080,0,27460:27461) || fail "apply with honeypot: $out"
