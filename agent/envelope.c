@@ -46,6 +46,7 @@ struct child_ctx {
 	const struct cgroup_instance *cgroup;
 	int sock;     /* report/go socket, child end */
 	int upper_fd; /* detached tmpfs mount */
+	int lower_fd; /* detached idmapped read-only mount of the snapshot */
 	int last_cap;
 };
 
@@ -59,7 +60,8 @@ struct child_report {
 
 void envelope_spec_init(struct envelope_spec *spec)
 {
-	*spec = (struct envelope_spec){.exec_fd = -1, .stdio_fds = {-1, -1, -1}};
+	*spec = (struct envelope_spec){
+	    .exec_fd = -1, .stdio_fds = {-1, -1, -1}, .idmap_userns_fd = -1};
 }
 
 /* --- async-signal-safe helpers for the child ------------------------------------ */
@@ -138,14 +140,16 @@ static void child_join_cgroups(const struct child_ctx *ctx)
 		child_fail("cgroup attach", -r, "v1 tasks");
 }
 
-static void mkdir_in_root(const char *path, mode_t mode, const char *step)
+/* true: made here (false: the snapshot's own, not copied up) */
+static bool mkdir_in_root(const char *path, mode_t mode, const char *step)
 {
 	if (mkdir(path, mode) < 0) {
 		if (errno != EEXIST)
 			child_fail(step, errno, path);
-		return; /* the snapshot's own: not copied up */
+		return false;
 	}
 	CHECK(chmod(path, mode), step, path); /* the umask may have cut it */
+	return true;
 }
 
 static void bind_dev_node(const char *name)
@@ -189,13 +193,33 @@ static void child_mount_dev(void)
 	      "mount dev", "tmpfs on /dev/shm");
 }
 
-static void child_mount_proc(void)
+/* The network namespace belongs to the host's user namespace, not to the
+ * instance's: CAP_NET_BIND_SERVICE inside cannot bind ports below 1024 there.
+ * A policy that keeps it gets the same through the namespace's own sysctl
+ * (every process of the instance may then bind them: the namespace holds
+ * the instance alone, and its firewall passes ListenPort= only). */
+static void child_bind_low_ports(const struct child_ctx *ctx)
+{
+	static const char path[] = "proc/sys/net/ipv4/ip_unprivileged_port_start";
+	int fd;
+
+	if (!(ctx->spec->capabilities & (1ULL << CAP_NET_BIND_SERVICE)))
+		return;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	CHECK(fd, "mount proc", path);
+	if (write(fd, "0", 1) != 1)
+		child_fail("mount proc", errno, path);
+	close(fd);
+}
+
+static void child_mount_proc(const struct child_ctx *ctx)
 {
 	static const char *const ro[] = {"proc/sys", "proc/sysrq-trigger"};
 
 	mkdir_in_root("proc", 0555, "mount proc");
 	CHECK(mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mount proc",
 	      "proc");
+	child_bind_low_ports(ctx);
 	for (size_t i = 0; i < ELEMENTSOF(ro); i++) {
 		if (mount(ro[i], ro[i], NULL, MS_BIND | MS_REC, NULL) < 0) {
 			if (errno == ENOENT)
@@ -214,31 +238,36 @@ static void child_mount_proc(void)
 static void child_mount(const struct child_ctx *ctx)
 {
 	char fdpath[40] = "", opts[256] = "";
-	int lower;
 
 	/* nothing mounted from here on propagates back to the host */
 	CHECK(mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL), "mount propagation", "/");
-	lower = open(ctx->spec->lower_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	CHECK(lower, "mount overlay", ctx->spec->lower_dir);
 	/* attach the agent's tmpfs in this namespace (overlayfs takes its upper
 	 * from a mount of the caller's namespace); /tmp is only a place to hang
 	 * it, reached through the fd from here on */
 	CHECK(syscall(SYS_move_mount, ctx->upper_fd, "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH),
 	      "mount tmpfs", "attach the writable layer");
+	/* the idmapped snapshot too, at <tmpfs>/lower (kernels before 6.15 take
+	 * no detached mount as a layer) */
+	CHECK(syscall(SYS_move_mount, ctx->lower_fd, "", ctx->upper_fd, "lower",
+		      MOVE_MOUNT_F_EMPTY_PATH),
+	      "mount overlay", "attach the idmapped lower layer");
 	append(fdpath, sizeof(fdpath), "/proc/self/fd/", ctx->upper_fd);
-	append(opts, sizeof(opts), "lowerdir=/proc/self/fd/", lower);
+	append(append(opts, sizeof(opts), "lowerdir=", -1), sizeof(opts), fdpath, -1);
+	append(opts, sizeof(opts), "/lower", -1);
 	append(opts, sizeof(opts), ",upperdir=", -1);
 	append(append(opts, sizeof(opts), fdpath, -1), sizeof(opts), "/upper,workdir=", -1);
 	append(append(opts, sizeof(opts), fdpath, -1), sizeof(opts), "/work", -1);
 	CHECK(fchdir(ctx->upper_fd), "mount overlay", "tmpfs");
 	CHECK(mount("overlay", "root", "overlay", MS_NOSUID | MS_NODEV, opts), "mount overlay",
 	      ctx->spec->lower_dir);
-	close(lower);
 	CHECK(chdir("root"), "mount overlay", "root");
 
 	child_mount_dev();
-	child_mount_proc();
-	mkdir_in_root("tmp", 01777, "mount overlay");
+	child_mount_proc(ctx);
+	/* /tmp belongs to the instance's root, as a snapshot's own would */
+	if (mkdir_in_root("tmp", 01777, "mount overlay"))
+		CHECK(chown("tmp", ctx->spec->host_id_base, ctx->spec->host_id_base),
+		      "mount overlay", "chown /tmp");
 
 	/* pivot_root(".", "."): the old root ends up on top, detach it */
 	CHECK(syscall(SYS_pivot_root, ".", "."), "pivot_root", "new root");
@@ -251,6 +280,25 @@ static void child_hostname(const struct child_ctx *ctx)
 	const char *h = ctx->spec->hostname ? ctx->spec->hostname : ctx->spec->instance_id;
 
 	CHECK(sethostname(h, strlen(h)), "hostname", h);
+}
+
+/* Into a user namespace of its own, after everything that needs the host's
+ * privilege (mounts, hostname, the low-port sysctl) and before the
+ * credentials: the parent maps its ids 0..65535 onto the instance's host
+ * range, then sends go. Every other namespace stays the host user
+ * namespace's, so nothing in the instance, root or not, with whatever
+ * capability, has any privilege over its mounts, network, hostname, ipc,
+ * cgroup or pid namespaces (docs/userns.md). The bounding set comes after
+ * this: entering a user namespace gives a full one. */
+static void child_user_namespace(void)
+{
+	struct child_report rep;
+
+	CHECK(unshare(CLONE_NEWUSER), "user namespace", "unshare");
+	memset(&rep, 0, sizeof(rep));
+	copy_str(rep.step, sizeof(rep.step), "userns");
+	CHECK(send(child_sock, &rep, sizeof(rep), MSG_NOSIGNAL), "user namespace",
+	      "tell the parent");
 }
 
 static void child_bounding_set(const struct child_ctx *ctx)
@@ -418,9 +466,11 @@ _Noreturn static void child_main(const struct child_ctx *ctx)
 	child_join_cgroups(ctx);
 	child_mount(ctx);
 	child_hostname(ctx);
+	child_user_namespace();
 	/* The mounts above ran while the parent built the link; what follows
 	 * changes credentials, and the parent must have opened our network
-	 * namespace through /proc/PID before we stop being its to open. */
+	 * namespace through /proc/PID before we stop being its to open, and
+	 * have written our uid and gid maps. */
 	child_wait_for_go(ctx);
 	child_bounding_set(ctx);
 	child_credentials(ctx);
@@ -463,14 +513,15 @@ static int read_last_cap(void)
 	return v > 0 && v < 64 ? v : CAP_LAST_CAP;
 }
 
-/* The writable layer: a detached tmpfs of the given size with upper/, work/
- * and root/ (the overlay's mount point). Never visible in the host's mount
+/* The writable layer: a detached tmpfs of the given size with upper/, work/,
+ * root/ (the overlay's mount point) and lower/ (where the child attaches the
+ * snapshot). Never visible in the host's mount
  * table; gone when the last fd and the instance are. */
-static int make_upper(uint64_t size, int *ret_fd, const char **ret_detail)
+static int make_upper(uint64_t size, uid_t owner, int *ret_fd, const char **ret_detail)
 {
 	_cleanup_close_ int fs = -1, mnt = -1;
 	char sz[32];
-	static const char *const dirs[] = {"upper", "work", "root"};
+	static const char *const dirs[] = {"upper", "work", "root", "lower"};
 
 	*ret_detail = "fsopen tmpfs";
 	fs = syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
@@ -496,7 +547,34 @@ static int make_upper(uint64_t size, int *ret_fd, const char **ret_detail)
 		if (mkdirat(mnt, dirs[i], 0755) < 0 || fchmodat(mnt, dirs[i], 0755, 0) < 0)
 			return -errno;
 	}
+	/* the overlay's root directory is upper/'s: the instance's root owns it */
+	*ret_detail = "chown upper";
+	if (fchownat(mnt, "upper", owner, owner, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
 	*ret_fd = TAKE_FD(mnt);
+	return 0;
+}
+
+/* The snapshot as the overlay's lower layer: a detached, read-only clone of
+ * lower_dir, idmapped through the instance's range, so that what the
+ * snapshot's root (or User=) owns, the instance's root (or User=) owns
+ * inside. The layer itself is never written: writes go to the upper. */
+static int make_lower(const struct envelope_spec *s, int *ret_fd)
+{
+	_cleanup_close_ int fd = -1;
+	struct mount_attr attr = {
+	    .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+			MOUNT_ATTR_NODEV,
+	    .userns_fd = (uint64_t)s->idmap_userns_fd,
+	};
+
+	fd = syscall(SYS_open_tree, AT_FDCWD, s->lower_dir,
+		     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+		return -errno;
+	*ret_fd = TAKE_FD(fd);
 	return 0;
 }
 
@@ -514,6 +592,12 @@ static int validate_spec(const struct envelope_spec *s, struct envelope_error *e
 		return set_error(e, "spec", EINVAL, "pass_fds");
 	if (s->capabilities >> (read_last_cap() + 1))
 		return set_error(e, "spec", EINVAL, "capability beyond the kernel's last");
+	/* never host ids 0..65535 (host root and system users); never unmapped */
+	if (s->host_id_base < UID_RANGE_SIZE || s->host_id_base > UINT32_MAX - UID_RANGE_SIZE + 1 ||
+	    s->idmap_userns_fd < 0)
+		return set_error(e, "spec", EINVAL, "host id range");
+	if (s->uid >= UID_RANGE_SIZE || s->gid >= UID_RANGE_SIZE)
+		return set_error(e, "spec", EINVAL, "uid/gid beyond the instance's range");
 	return 0;
 }
 
@@ -566,6 +650,54 @@ static int recv_report(int sock, struct child_report *rep, int *ret_fd)
 	return 1;
 }
 
+/* Before go: the child's note that it entered its user namespace (0), or
+ * the record of a step that failed before (1). */
+static int await_userns(int sock, struct child_report *rep)
+{
+	struct pollfd p = {.fd = sock, .events = POLLIN};
+	int r, fd = -1;
+
+	do
+		r = poll(&p, 1, SPAWN_TIMEOUT_MS);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	if (r == 0)
+		return -ETIMEDOUT;
+	r = recv_report(sock, rep, &fd);
+	closep(&fd);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return -ECHILD; /* gone without a word */
+	if (rep->err > 0)
+		return 1;
+	return streq(rep->step, "userns") ? 0 : -EBADMSG;
+}
+
+/* The child's ids 0..65535 are the host's host_id_base..; its groups may be
+ * set inside (setgroups stays "allow": the map is written by the privileged
+ * parent, and the child drops every host group before exec). */
+static int write_id_maps(pid_t pid, uid_t base, const char **ret_detail)
+{
+	static const char *const files[] = {"uid_map", "gid_map"};
+	char map[48], path[48];
+	int len = snprintf(map, sizeof(map), "0 %u %u\n", (unsigned)base, UID_RANGE_SIZE);
+
+	for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+		_cleanup_close_ int fd = -1;
+
+		*ret_detail = files[i];
+		snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, files[i]);
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if (write(fd, map, (size_t)len) != len)
+			return errno ? -errno : -EIO;
+	}
+	return 0;
+}
+
 /* After go: EOF = exec happened, a failure record = a step failed (1). The
  * seccomp listener, when the child sends one, comes before either and goes to
  * *ret_listener (the caller closes it on failure). */
@@ -601,6 +733,7 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 		   struct envelope_instance **ret, struct envelope_error *ret_error)
 {
 	_cleanup_free_ struct envelope_instance *e = NULL;
+	_cleanup_close_ int lower_fd = -1;
 	int sv[2] = {-1, -1}, r;
 	const char *step = NULL, *detail = "";
 	struct child_report rep;
@@ -616,9 +749,14 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 	r = cgroup_instance_create(cgroups, spec->instance_id, &spec->limits, &e->cgroup, &step);
 	if (r < 0)
 		return set_error(ret_error, step, r, spec->instance_id);
-	r = make_upper(spec->upper_size_bytes, &e->upper_fd, &detail);
+	r = make_upper(spec->upper_size_bytes, spec->host_id_base, &e->upper_fd, &detail);
 	if (r < 0) {
 		set_error(ret_error, "mount tmpfs", r, detail);
+		goto fail;
+	}
+	r = make_lower(spec, &lower_fd);
+	if (r < 0) {
+		set_error(ret_error, "mount overlay", r, "idmapped lower layer");
 		goto fail;
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -631,6 +769,7 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 	    .cgroup = e->cgroup,
 	    .sock = sv[1],
 	    .upper_fd = e->upper_fd,
+	    .lower_fd = lower_fd,
 	    .last_cap = read_last_cap(),
 	};
 	struct clone_args args = {
@@ -652,6 +791,7 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 	e->pid = (pid_t)pid;
 	closep(&sv[1]);
 	sv[1] = -1;
+	closep(&lower_fd); /* the child has its copy */
 
 	if (spec->setup_in_parent) {
 		r = spec->setup_in_parent(e->pid, e->pidfd, spec->userdata);
@@ -659,6 +799,20 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 			r = set_error(ret_error, "setup in parent", r < 0 ? r : -EIO, "");
 			goto fail;
 		}
+	}
+	r = await_userns(sv[0], &rep);
+	if (r < 0) {
+		set_error(ret_error, "user namespace", r, "waiting for the child");
+		goto fail;
+	}
+	if (r > 0) {
+		r = set_error(ret_error, rep.step, rep.err, rep.detail);
+		goto fail;
+	}
+	r = write_id_maps(e->pid, spec->host_id_base, &detail);
+	if (r < 0) {
+		set_error(ret_error, "user namespace", r, detail);
+		goto fail;
 	}
 	/* A child that failed a step before "go" has reported and gone: the
 	 * send fails, the report is still to be read. */

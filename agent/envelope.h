@@ -48,6 +48,7 @@
 
 #include "cgroup.h"
 #include "seccomp_policy.h"
+#include "uid_range.h"
 
 #define ENVELOPE_MAX_PASS_FDS 64
 
@@ -58,8 +59,15 @@ struct envelope_spec {
 	int exec_fd;		   /* the binary to run (sealed memfd or any fd) */
 	char *const *argv;	   /* argv[0] is what the service sees */
 	char *const *envp;
-	uid_t uid; /* inside (User=/Group=), 0 = root */
+	uid_t uid; /* inside (User=/Group=), 0 = root; < UID_RANGE_SIZE */
 	gid_t gid;
+	/* The instance's user namespace maps its ids 0..UID_RANGE_SIZE-1 onto
+	 * host ids host_id_base.. (uid_range.h: a range nothing else uses);
+	 * idmap_userns_fd is a namespace with that same mapping, through which
+	 * the snapshot is mounted (so its root-owned files are the instance's
+	 * root's). Both required: no instance runs as a host user. */
+	uid_t host_id_base;
+	int idmap_userns_fd;
 	uint64_t capabilities;		       /* bit mask of CAP_* kept in every set */
 	const struct seccomp_program *seccomp; /* NULL: no filter (tests only) */
 	uint64_t limit_nofile;		       /* 0 = inherit */
@@ -75,7 +83,7 @@ struct envelope_spec {
 	void *userdata;
 };
 
-/* Zero the spec and set the stdio fds to -1. */
+/* Zero the spec and set the stdio fds and idmap_userns_fd to -1. */
 void envelope_spec_init(struct envelope_spec *spec);
 
 struct envelope_error {
