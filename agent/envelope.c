@@ -791,7 +791,7 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 	e->pid = (pid_t)pid;
 	closep(&sv[1]);
 	sv[1] = -1;
-	closep(&lower_fd); /* the child has its copy */
+	close(TAKE_FD(lower_fd)); /* the child has its copy */
 
 	if (spec->setup_in_parent) {
 		r = spec->setup_in_parent(e->pid, e->pidfd, spec->userdata);

@@ -508,7 +508,7 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	env.envp = envp;
 	env.uid = spec->uid;
 	env.gid = spec->gid;
-	r = uid_ranges_take(spec->uid_ranges, &env.host_id_base, &env.idmap_userns_fd);
+	r = uid_ranges_take(spec->uid_ranges, &env.host_id_base);
 	if (r < 0) {
 		snprintf(ret_step, 32, "host ids");
 		snprintf(ret_detail, 320, "no free range of %u host ids: %s", UID_RANGE_SIZE,
@@ -517,6 +517,13 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	}
 	instance->uid_ranges = spec->uid_ranges;
 	instance->host_id_base = env.host_id_base;
+	r = uid_ranges_idmap_userns(spec->uid_ranges, env.host_id_base, &env.idmap_userns_fd);
+	if (r < 0) {
+		snprintf(ret_step, 32, "host ids");
+		snprintf(ret_detail, 320, "user namespace mapping %u..: %s",
+			 (unsigned)env.host_id_base, strerror(-r));
+		goto fail;
+	}
 	env.capabilities = p->capabilities;
 	env.seccomp = spec->seccomp;
 	env.limit_nofile = p->limit_nofile;

@@ -184,35 +184,53 @@ int uid_ranges_open(const char *root, uint32_t first, uint32_t end, struct uid_r
 	return 0;
 }
 
-int uid_ranges_take(struct uid_ranges *r, uid_t *ret_base, int *ret_idmap_userns_fd)
+int uid_ranges_take(struct uid_ranges *r, uid_t *ret_base)
 {
 	for (unsigned s = 0; s < r->n_slots; s++) {
-		uid_t base = r->first + s * UID_RANGE_SIZE;
-
 		if (r->excluded[s] || r->in_use[s])
 			continue;
-		if (r->userns_fds[s] < 0) {
-			int k = uid_range_userns_new(base, &r->userns_fds[s]);
-			if (k < 0)
-				return k;
-		}
 		r->in_use[s] = 1;
 		r->n_in_use++;
-		*ret_base = base;
-		*ret_idmap_userns_fd = r->userns_fds[s];
+		*ret_base = r->first + s * UID_RANGE_SIZE;
 		return 0;
 	}
 	return -ENOSPC;
+}
+
+static int slot_of(const struct uid_ranges *r, uid_t base, unsigned *ret_slot)
+{
+	if (base < r->first || (base - r->first) % UID_RANGE_SIZE ||
+	    (base - r->first) / UID_RANGE_SIZE >= r->n_slots)
+		return -EINVAL;
+	*ret_slot = (base - r->first) / UID_RANGE_SIZE;
+	return 0;
+}
+
+int uid_ranges_idmap_userns(struct uid_ranges *r, uid_t base, int *ret_fd)
+{
+	unsigned s;
+	int k = slot_of(r, base, &s);
+
+	if (k < 0)
+		return k;
+	if (!r->in_use[s])
+		return -ESRCH;
+	if (r->userns_fds[s] < 0) {
+		k = uid_range_userns_new(base, &r->userns_fds[s]);
+		if (k < 0)
+			return k;
+	}
+	*ret_fd = r->userns_fds[s];
+	return 0;
 }
 
 void uid_ranges_release(struct uid_ranges *r, uid_t base)
 {
 	unsigned s;
 
-	if (!r || base < r->first || (base - r->first) % UID_RANGE_SIZE)
+	if (!r || slot_of(r, base, &s) < 0)
 		return;
-	s = (base - r->first) / UID_RANGE_SIZE;
-	if (s < r->n_slots && r->in_use[s]) {
+	if (r->in_use[s]) {
 		r->in_use[s] = 0;
 		r->n_in_use--;
 	}

@@ -40,10 +40,13 @@ struct uid_ranges;
  * first..end: the region (multiples of UID_RANGE_SIZE, first > 0). */
 int uid_ranges_open(const char *root, uint32_t first, uint32_t end, struct uid_ranges **ret);
 
-/* A free slot (the lowest; kept slots' namespaces are then reused) marked in
- * use: its first host id and its mapping namespace (borrowed, valid until
- * uid_ranges_free()). -ENOSPC when every slot is in use or excluded. */
-int uid_ranges_take(struct uid_ranges *ranges, uid_t *ret_base, int *ret_idmap_userns_fd);
+/* A free slot (the lowest, so that slots and their namespaces are reused)
+ * marked in use: its first host id. -ENOSPC when every slot is in use or
+ * excluded. */
+int uid_ranges_take(struct uid_ranges *ranges, uid_t *ret_base);
+/* The mapping namespace of a taken slot (made on first use; borrowed,
+ * valid until uid_ranges_free()). */
+int uid_ranges_idmap_userns(struct uid_ranges *ranges, uid_t base, int *ret_fd);
 /* The instance of that range is gone, every process of it. */
 void uid_ranges_release(struct uid_ranges *ranges, uid_t base);
 /* Slots excluded at open (host users, subuid/subgid) and in use now. */

@@ -222,7 +222,8 @@ int main(void)
 		goto out;
 	struct uid_ranges *ranges = NULL;
 	if (uid_ranges_open("/", UID_RANGE_REGION_FIRST, UID_RANGE_REGION_END, &ranges) < 0 ||
-	    uid_ranges_take(ranges, &spec.host_id_base, &spec.idmap_userns_fd) < 0) {
+	    uid_ranges_take(ranges, &spec.host_id_base) < 0 ||
+	    uid_ranges_idmap_userns(ranges, spec.host_id_base, &spec.idmap_userns_fd) < 0) {
 		fprintf(stderr, "bench: no host id range\n");
 		goto out;
 	}

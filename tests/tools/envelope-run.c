@@ -359,7 +359,9 @@ int main(int argc, char **argv)
 	if (r == 0 && spec.host_id_base)
 		r = uid_range_userns_new(spec.host_id_base, &spec.idmap_userns_fd);
 	else if (r == 0)
-		r = uid_ranges_take(ranges, &spec.host_id_base, &spec.idmap_userns_fd);
+		r = uid_ranges_take(ranges, &spec.host_id_base);
+	if (r == 0 && spec.idmap_userns_fd < 0)
+		r = uid_ranges_idmap_userns(ranges, spec.host_id_base, &spec.idmap_userns_fd);
 	if (r < 0) {
 		printf("spawn-failed step=host ids errno=%d detail=uid_range\n", -r);
 		return 2;
