@@ -7,22 +7,34 @@
  *
  *   parent: cgroup (cgroup_instance_create: dir + limits)
  *           tmpfs for the writable layer (fsopen/fsmount: a detached mount the
- *           agent holds; upper/, work/, root/ inside)
+ *           agent holds; upper/ (owned by the instance's root), work/, root/,
+ *           lower/ inside)
+ *           the snapshot: a detached read-only clone of lower_dir, idmapped
+ *           through idmap_userns_fd (the instance's host range)
  *           clone3(CLONE_PIDFD | CLONE_INTO_CGROUP | CLONE_NEWNS | CLONE_NEWPID |
- *                  CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP)
+ *                  CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP):
+ *           all owned by the host's user namespace
  *           spec->setup_in_parent (the agent moves the veth in here),
  *           while the child does its mounts
+ *           wait for the child's user namespace, write its uid_map and
+ *           gid_map ("0 host_id_base 65536")
  *           "go" to the child, then wait for exec (EOF) or an error record
  *   child:  session (setsid: no controlling terminal)
  *           hybrid hosts: into each v1 controller cgroup ("0" to its tasks)
- *           mounts: / rslave, the tmpfs attached, overlay (lower = lower_dir,
- *           read-only; upper/work on the tmpfs), minimal /dev, fresh /proc
- *           (/proc/sys read-only), pivot_root, old root detached
+ *           mounts: / rslave, the tmpfs attached, the idmapped snapshot
+ *           attached at <tmpfs>/lower, overlay (that lower, read-only;
+ *           upper/work on the tmpfs), minimal /dev, fresh /proc (with
+ *           CAP_NET_BIND_SERVICE: ip_unprivileged_port_start=0 in its network
+ *           namespace; then /proc/sys read-only), /tmp owned by the instance's
+ *           root, pivot_root, old root detached
  *           hostname
- *           wait for go (the parent opened /proc/PID/ns/net: no credential
- *           change before that)
- *           capability bounding set
- *           credentials (setgroups, setresgid, setresuid; keep-caps)
+ *           user namespace (unshare CLONE_NEWUSER, tell the parent): from here
+ *           it has no privilege over any of its other namespaces
+ *           (docs/userns.md)
+ *           wait for go (the parent opened /proc/PID/ns/net and wrote the id
+ *           maps: no credential change before that)
+ *           capability bounding set (entering the user namespace filled it)
+ *           credentials (setgroups, setresgid, setresuid, ids inside; keep-caps)
  *           capabilities (permitted, effective, inheritable; ambient if uid != 0)
  *           no_new_privs
  *           fds (stdio, pass_fds at 3.., everything else closed)
