@@ -96,6 +96,9 @@ static char *append(char *dst, size_t size, const char *src, long num)
 }
 
 static int child_sock = -1;
+/* /proc/sys of the instance's proc before it is made read-only (O_PATH):
+ * the way to set limits of its user namespace once it is in it */
+static int child_proc_sys = -1;
 
 _Noreturn static void child_fail(const char *step, int err, const char *detail)
 {
@@ -220,6 +223,8 @@ static void child_mount_proc(const struct child_ctx *ctx)
 	CHECK(mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mount proc",
 	      "proc");
 	child_bind_low_ports(ctx);
+	child_proc_sys = open("proc/sys", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	CHECK(child_proc_sys, "mount proc", "proc/sys");
 	for (size_t i = 0; i < ELEMENTSOF(ro); i++) {
 		if (mount(ro[i], ro[i], NULL, MS_BIND | MS_REC, NULL) < 0) {
 			if (errno == ENOENT)
@@ -293,8 +298,21 @@ static void child_hostname(const struct child_ctx *ctx)
 static void child_user_namespace(void)
 {
 	struct child_report rep;
+	int fd;
 
 	CHECK(unshare(CLONE_NEWUSER), "user namespace", "unshare");
+	/* No user namespace below this one: under the agent's unit (which has
+	 * to allow them for the agent) an instance could otherwise clone one
+	 * with a network namespace of its own and all capabilities over it.
+	 * The limit is the namespace's own sysctl (a lookup from inside it),
+	 * written through the proc mount that is still writable. */
+	fd = openat(child_proc_sys, "user/max_user_namespaces", O_WRONLY | O_CLOEXEC);
+	CHECK(fd, "user namespace", "max_user_namespaces");
+	if (write(fd, "0", 1) != 1)
+		child_fail("user namespace", errno, "max_user_namespaces");
+	close(fd);
+	close(child_proc_sys);
+	child_proc_sys = -1;
 	memset(&rep, 0, sizeof(rep));
 	copy_str(rep.step, sizeof(rep.step), "userns");
 	CHECK(send(child_sock, &rep, sizeof(rep), MSG_NOSIGNAL), "user namespace",

@@ -92,7 +92,7 @@ assert_contains "$status" "NoNewPrivs:	1" "the instance runs with no_new_privs"
 assert_contains "$status" "Seccomp:	2" "the instance runs under a seccomp filter"
 assert_contains "$status" "CapEff:	0000000000000000" "the instance has no capabilities (none in the policy)"
 # uid 1000 inside its user namespace: host uid host_ids + 1000 (docs/userns.md)
-host_ids=$(instance_field host_ids)
+host_ids=$(mtdctl --json instances | tr -d ' \n' | sed -n 's/.*"host_ids":\([0-9]*\).*/\1/p' | head -n 1)
 [ "${host_ids:-0}" -ge $((0x70000000)) ] || fail "no host id range in mtdctl instances: $host_ids"
 [ "$(awk '/^Uid:/ {print $2}' /proc/"$first_pid"/status)" = $((host_ids + 1000)) ] ||
 	fail "the instance does not run as User=www (host uid $((host_ids + 1000)))"

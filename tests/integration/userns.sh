@@ -11,7 +11,8 @@
 #   2. the same probe as the instance's root, holding every capability a
 #      policy could give it: /proc/irq, /proc/sys (write, remount, unmount),
 #      proc and sysfs mounts, /proc/kpageflags, chmod/chown of the host's
-#      /dev/null, ids outside its range, sethostname, raw sockets all fail;
+#      /dev/null, ids outside its range, sethostname, raw sockets, a nested
+#      user namespace (with a network namespace it would own) all fail;
 #      a snapshot file it chmods and chowns is copied up, the host's stays.
 #   3. a service that starts as root and drops to its own user (the probe's
 #      "drop": master binds port 80, writes /run, a worker setuid 1000 writes
@@ -73,7 +74,8 @@ setpriv --bounding-set=-all --inh-caps=-all --no-new-privs -- \
 expect control "irq_default_affinity=ok"
 expect control "host_file_chmod=ok"
 expect control "host_file_chown=ok"
-ok "control: host uid 0 without capabilities rewrites /proc/irq/default_smp_affinity and chmods a root-owned file"
+expect control "userns_create=ok"
+ok "control: host uid 0 without capabilities rewrites /proc/irq/default_smp_affinity, chmods a root-owned file, makes a user + network namespace"
 
 # --- 2. the instance's root, every capability ------------------------------------------
 devnull_before=$(stat -c '%a %u %g' /dev/null)
@@ -98,8 +100,9 @@ expect hostroot "setuid_outside=EINVAL"
 expect hostroot "setgid_outside=EINVAL"
 expect hostroot "sethostname=EPERM"
 expect hostroot "raw_socket=EPERM"
+expect hostroot "userns_create=ENOSPC" # max_user_namespaces
 [ "$(stat -c '%a %u %g' /dev/null)" = "$devnull_before" ] || fail "/dev/null changed on the host"
-ok "root inside with $(echo "$ALL_CAPS" | tr ',' '\n' | wc -l) capabilities: /proc/irq and /proc/sys EACCES, /proc/sys not remountable, no proc/sysfs mount, /dev/null not its own, no id outside its range, no hostname, no raw socket"
+ok "root inside with $(echo "$ALL_CAPS" | tr ',' '\n' | wc -l) capabilities: /proc/irq and /proc/sys EACCES, /proc/sys not remountable, no proc/sysfs mount, /dev/null not its own, no id outside its range, no hostname, no raw socket, no user namespace (max_user_namespaces=0 in its own)"
 expect hostroot "snapshot_chmod=ok"
 expect hostroot "snapshot_chown=ok"
 lower_unchanged
