@@ -28,8 +28,9 @@
  *           namespace; then /proc/sys read-only), /tmp owned by the instance's
  *           root, pivot_root, old root detached
  *           hostname
- *           user namespace (unshare CLONE_NEWUSER, tell the parent): from here
- *           it has no privilege over any of its other namespaces
+ *           user namespace (unshare CLONE_NEWUSER; its max_user_namespaces
+ *           set to 0; tell the parent): from here it has no privilege over
+ *           any of its other namespaces and can make no user namespace
  *           (docs/userns.md)
  *           wait for go (the parent opened /proc/PID/ns/net and wrote the id
  *           maps: no credential change before that)
