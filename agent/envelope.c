@@ -60,8 +60,8 @@ struct child_report {
 
 void envelope_spec_init(struct envelope_spec *spec)
 {
-	*spec = (struct envelope_spec){
-	    .exec_fd = -1, .stdio_fds = {-1, -1, -1}, .idmap_userns_fd = -1};
+	*spec =
+	    (struct envelope_spec){.exec_fd = -1, .stdio_fds = {-1, -1, -1}, .idmap_userns_fd = -1};
 }
 
 /* --- async-signal-safe helpers for the child ------------------------------------ */
@@ -581,8 +581,7 @@ static int make_lower(const struct envelope_spec *s, int *ret_fd)
 {
 	_cleanup_close_ int fd = -1;
 	struct mount_attr attr = {
-	    .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
-			MOUNT_ATTR_NODEV,
+	    .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
 	    .userns_fd = (uint64_t)s->idmap_userns_fd,
 	};
 

@@ -19,7 +19,7 @@
 #include "uid_range.h"
 
 #define FIRST 0x70000000u
-#define SLOT(n) (FIRST + (n) * UID_RANGE_SIZE)
+#define SLOT(n) (FIRST + (n)*UID_RANGE_SIZE)
 
 static char dir[] = "/tmp/test-uid-range.XXXXXX";
 
@@ -101,7 +101,8 @@ static void test_host_users_groups_and_subordinate_ranges_are_never_handed_out(v
 	char text[512];
 
 	/* a user's uid in slot 0, another's gid in slot 1, a group in slot 2 */
-	snprintf(text, sizeof(text), "root:x:0:0::/:/bin/sh\nbig:x:%u:100::/:/bin/sh\n"
+	snprintf(text, sizeof(text),
+		 "root:x:0:0::/:/bin/sh\nbig:x:%u:100::/:/bin/sh\n"
 		 "other:x:1000:%u::/:/bin/sh\nbroken line\nbad:x:12x:1::/:\n",
 		 SLOT(0) + 7, SLOT(1) + 65535);
 	write_file("etc/passwd", text);
@@ -134,8 +135,8 @@ static void test_ranges_of_running_processes_are_never_handed_out(void **state)
 	snprintf(text, sizeof(text),
 		 "Name:\tprobe\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\n"
 		 "Uid:\t%u\t%u\t%u\t%u\nGid:\t%u\t%u\t%u\t%u\nFDSize:\t64\n",
-		 SLOT(0) + 1000, SLOT(0) + 1000, SLOT(0) + 1000, SLOT(0) + 1000, SLOT(1),
-		 SLOT(1), SLOT(1), SLOT(1));
+		 SLOT(0) + 1000, SLOT(0) + 1000, SLOT(0) + 1000, SLOT(0) + 1000, SLOT(1), SLOT(1),
+		 SLOT(1), SLOT(1));
 	write_file("proc/4242/status", text);
 	/* not a process directory */
 	snprintf(path, sizeof(path), "%s/proc/self", dir);
@@ -166,7 +167,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_no_range_while_every_one_is_taken, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(
-		test_host_users_groups_and_subordinate_ranges_are_never_handed_out, setup, teardown),
+		test_host_users_groups_and_subordinate_ranges_are_never_handed_out, setup,
+		teardown),
 	    cmocka_unit_test_setup_teardown(test_ranges_of_running_processes_are_never_handed_out,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_a_region_that_is_not_whole_ranges_is_refused,
