@@ -178,16 +178,92 @@ Writable=/run /tmp
 TasksMax=16
 POLICY
 "$MTDCTL" policy check "$WORK/policies" >/dev/null || fail "the test policy does not validate"
+
+# nginx itself (master as root, workers as www-data) when an nginx binary is
+# at hand: $MTD_TEST_NGINX, else /usr/sbin/nginx (apt-get install nginx-light);
+# its snapshot is the binary, its library closure, a config and www-data.
+NGINX=${MTD_TEST_NGINX:-/usr/sbin/nginx}
+make_nginx_snapshot() {
+	local t=$WORK/nginx-tree lib
+	mkdir -p "$t/usr/sbin" "$t/etc/nginx" "$t/var/lib/nginx" "$t/var/log/nginx" "$t/run" \
+		"$t/tmp" "$t/dev" "$t/proc"
+	chmod 1777 "$t/tmp"
+	cp "$NGINX" "$t/usr/sbin/nginx"
+	for lib in $(ldd "$NGINX" | grep -o '/[^ ]*'); do
+		mkdir -p "$t$(dirname "$lib")"
+		cp -L "$lib" "$t$lib"
+	done
+	printf 'root:x:0:0::/root:/bin/sh\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\n' >"$t/etc/passwd"
+	printf 'root:x:0:\nwww-data:x:33:\n' >"$t/etc/group"
+	printf 'passwd: files\ngroup: files\n' >"$t/etc/nsswitch.conf"
+	cat >"$t/etc/nginx/nginx.conf" <<'CONF'
+user www-data;
+worker_processes 2;
+pid /run/nginx.pid;
+daemon off;
+error_log stderr notice;
+events { worker_connections 64; }
+http {
+	access_log off;
+	default_type text/plain;
+	client_body_temp_path /var/lib/nginx/body;
+	proxy_temp_path /var/lib/nginx/proxy;
+	fastcgi_temp_path /var/lib/nginx/fastcgi;
+	uwsgi_temp_path /var/lib/nginx/uwsgi;
+	scgi_temp_path /var/lib/nginx/scgi;
+	server {
+		listen 80;
+		location / { return 200 "served by nginx\n"; }
+	}
+}
+CONF
+	"$MTDCTL" snapshot create --key "$WORK/keys/snap.key" "$t" "$WORK/snapshots/nginx" >/dev/null ||
+		fail "nginx snapshot create"
+}
+if [ -x "$NGINX" ]; then
+	make_nginx_snapshot
+	write_key "$WORK/keys/nginx.key"
+	NP=$WORK/policies/nginx.policy
+	cat >"$NP" <<POLICY
+[Service]
+Name=nginx
+Snapshot=$WORK/snapshots/nginx
+SnapshotKey=$WORK/keys/snap.pub
+Exec=/usr/sbin/nginx -c /etc/nginx/nginx.conf
+ListenPort=80/tcp
+HealthInterval=1s
+
+[Rotation]
+PublicPorts=22000-22999
+Interval=60s
+KeyFile=$WORK/keys/nginx.key
+AddressPool=10.217.0.0/24
+
+[Envelope]
+SystemCalls=@system-service @network-io
+Capabilities=CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID CAP_CHOWN
+Writable=/run /var/lib/nginx /var/log/nginx /tmp
+TasksMax=16
+POLICY
+	"$MTDCTL" policy check "$WORK/policies" >/dev/null || fail "the nginx policy does not validate"
+fi
+
 start_agent
-wait_for "json_instances | grep -q '\"state\":\"healthy\"'" 200 ||
+wait_for "json_instances | grep -q '\"id\":\"drop-[0-9]*\"[^}]*\"state\":\"healthy\"'" 200 ||
 	fail "the instance did not become healthy: $(json_instances)"
 reply=$(echo | in_client timeout 8 "$MTDCTL" connect drop --policy "$P" 10.213.0.1 2>&1)
 [ "$reply" = "served by worker uid=1000" ] || fail "through the public port: $reply"
 ok "under the agent: healthy on port 80 (CAP_NET_BIND_SERVICE inside), a client gets the worker's answer through the public port"
-[ "$(json_instances | grep -o '"id":"drop-[0-9]*"' | wc -l)" -eq 1 ] ||
-	fail "expected one instance: $(json_instances)"
-id=$(json_instances | sed -n 's/.*"id":"\(drop-[0-9]*\)".*/\1/p')
-base=$(json_instances | sed -n 's/.*"host_ids":\([0-9]*\).*/\1/p')
+# instance_of SERVICE: its one instance's JSON object
+instance_of() {
+	local objects
+	objects=$(json_instances | grep -o "{[^{}]*\"id\":\"$1-[0-9]*\"[^{}]*}")
+	[ "$(echo "$objects" | grep -c .)" -eq 1 ] || fail "expected one $1 instance: $(json_instances)"
+	echo "$objects"
+}
+obj=$(instance_of drop)
+id=$(echo "$obj" | sed -n 's/.*"id":"\(drop-[0-9]*\)".*/\1/p')
+base=$(echo "$obj" | sed -n 's/.*"host_ids":\([0-9]*\).*/\1/p')
 [ -n "$id" ] && [ -n "$base" ] || fail "no instance id or host_ids: $(json_instances)"
 [ "$base" -ge $((0x70000000)) ] && [ "$base" -lt $((0x7ffe0000)) ] || fail "host_ids $base outside the region"
 cgdir=$(find /sys/fs/cgroup -type d -name "$id" -path "*$INSTANCES_CGROUP*" | head -n 1)
@@ -195,5 +271,26 @@ pids=$(cat "$cgdir/cgroup.procs")
 [ "$(echo "$pids" | wc -w)" -eq 2 ] || fail "expected master and worker in $cgdir: $pids"
 check_host_ids "$base" $pids
 ok "instance $id: host ids $base.. (mtdctl instances host_ids); its $(echo "$pids" | wc -w) processes all inside, none host uid 0"
+
+if [ -x "$NGINX" ]; then
+	wait_for "json_instances | grep -q '\"id\":\"nginx-[0-9]*\"[^}]*\"state\":\"healthy\"'" 200 ||
+		fail "nginx did not become healthy: $(json_instances)"
+	reply=$(printf 'GET / HTTP/1.0\r\n\r\n' | in_client timeout 8 "$MTDCTL" connect nginx --policy "$NP" 10.213.0.1 2>&1)
+	assert_contains "$reply" "served by nginx" "nginx answers through the public port"
+	obj=$(instance_of nginx)
+	id=$(echo "$obj" | sed -n 's/.*"id":"\(nginx-[0-9]*\)".*/\1/p')
+	nbase=$(echo "$obj" | sed -n 's/.*"host_ids":\([0-9]*\).*/\1/p')
+	[ "$nbase" != "$base" ] || fail "two live instances share the host range $base"
+	cgdir=$(find /sys/fs/cgroup -type d -name "$id" -path "*$INSTANCES_CGROUP*" | head -n 1)
+	pids=$(cat "$cgdir/cgroup.procs")
+	check_host_ids "$nbase" $pids
+	uids=$(for p in $pids; do awk '/^Uid:/ {print $2}' "/proc/$p/status"; done | sort -n | uniq -c |
+		awk '{print $1 "x" $2}' | tr '\n' ' ')
+	[ "$uids" = "1x$nbase 2x$((nbase + 33)) " ] ||
+		fail "nginx: expected the master at $nbase and 2 workers at $((nbase + 33)), got $uids"
+	ok "nginx $id: master as root inside (host $nbase), 2 workers as www-data (host $((nbase + 33))), serving port 80 through the agent; its own range, none host uid 0"
+else
+	echo "  skip: no nginx binary at $NGINX (MTD_TEST_NGINX=...): the probe's drop stands in for it"
+fi
 stop_agent || fail "the agent did not stop cleanly"
 echo "userns: $CHECKS checks passed"
