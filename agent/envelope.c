@@ -122,16 +122,37 @@ _Noreturn static void child_fail(const char *step, int err, const char *detail)
 
 /* --- the child's steps ----------------------------------------------------------- */
 
-static void child_wait_for_go(const struct child_ctx *ctx)
+/* "go" comes with the instance's user namespace (SCM_RIGHTS): its fd. */
+static int child_wait_for_go(const struct child_ctx *ctx)
 {
 	char go = 0;
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = {.iov_base = &go, .iov_len = 1};
+	struct msghdr mh = {
+	    .msg_iov = &iov,
+	    .msg_iovlen = 1,
+	    .msg_control = control.buf,
+	    .msg_controllen = sizeof(control.buf),
+	};
+	struct cmsghdr *c;
+	int fd = -1;
 	ssize_t k;
 
 	do
-		k = read(ctx->sock, &go, 1);
+		k = recvmsg(ctx->sock, &mh, MSG_CMSG_CLOEXEC);
 	while (k < 0 && errno == EINTR);
 	if (k != 1 || go != 'g')
 		_exit(127); /* the parent gave up (or died): nothing to report to */
+	c = CMSG_FIRSTHDR(&mh);
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+	    c->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	if (fd < 0 || (mh.msg_flags & MSG_CTRUNC))
+		child_fail("user namespace", EPROTO, "no namespace with go");
+	return fd;
 }
 
 /* Before anything that allocates: the v1 limits hold from here on. */
@@ -289,18 +310,19 @@ static void child_hostname(const struct child_ctx *ctx)
 
 /* Into a user namespace of its own, after everything that needs the host's
  * privilege (mounts, hostname, the low-port sysctl) and before the
- * credentials: the parent maps its ids 0..65535 onto the instance's host
- * range, then sends go. Every other namespace stays the host user
- * namespace's, so nothing in the instance, root or not, with whatever
- * capability, has any privilege over its mounts, network, hostname, ipc,
- * cgroup or pid namespaces (docs/userns.md). The bounding set comes after
- * this: entering a user namespace gives a full one. */
-static void child_user_namespace(void)
+ * credentials: a fresh one the parent made while we mounted, its ids
+ * 0..65535 mapped onto the instance's host range, handed over with go.
+ * Every other namespace stays the host user namespace's, so nothing in the
+ * instance, root or not, with whatever capability, has any privilege over
+ * its mounts, network, hostname, ipc, cgroup or pid namespaces
+ * (docs/userns.md). The bounding set comes after this: entering a user
+ * namespace gives a full one. */
+static void child_user_namespace(int userns)
 {
-	struct child_report rep;
 	int fd;
 
-	CHECK(unshare(CLONE_NEWUSER), "user namespace", "unshare");
+	CHECK(setns(userns, CLONE_NEWUSER), "user namespace", "setns");
+	close(userns);
 	/* No user namespace below this one: under the agent's unit (which has
 	 * to allow them for the agent) an instance could otherwise clone one
 	 * with a network namespace of its own and all capabilities over it.
@@ -313,10 +335,6 @@ static void child_user_namespace(void)
 	close(fd);
 	close(child_proc_sys);
 	child_proc_sys = -1;
-	memset(&rep, 0, sizeof(rep));
-	copy_str(rep.step, sizeof(rep.step), "userns");
-	CHECK(send(child_sock, &rep, sizeof(rep), MSG_NOSIGNAL), "user namespace",
-	      "tell the parent");
 }
 
 static void child_bounding_set(const struct child_ctx *ctx)
@@ -484,12 +502,11 @@ _Noreturn static void child_main(const struct child_ctx *ctx)
 	child_join_cgroups(ctx);
 	child_mount(ctx);
 	child_hostname(ctx);
-	child_user_namespace();
-	/* The mounts above ran while the parent built the link; what follows
-	 * changes credentials, and the parent must have opened our network
-	 * namespace through /proc/PID before we stop being its to open, and
-	 * have written our uid and gid maps. */
-	child_wait_for_go(ctx);
+	/* The mounts above ran while the parent built the link and our user
+	 * namespace; what follows changes credentials, and the parent must
+	 * have opened our network namespace through /proc/PID before we stop
+	 * being its to open. */
+	child_user_namespace(child_wait_for_go(ctx));
 	child_bounding_set(ctx);
 	child_credentials(ctx);
 	child_capabilities(ctx);
@@ -667,52 +684,29 @@ static int recv_report(int sock, struct child_report *rep, int *ret_fd)
 	return 1;
 }
 
-/* Before go: the child's note that it entered its user namespace (0), or
- * the record of a step that failed before (1). */
-static int await_userns(int sock, struct child_report *rep)
+/* "go", with the instance's user namespace riding along (SCM_RIGHTS). */
+static int send_go(int sock, int userns)
 {
-	struct pollfd p = {.fd = sock, .events = POLLIN};
-	int r, fd = -1;
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = {.iov_base = (char[]){'g'}, .iov_len = 1};
+	struct msghdr mh = {
+	    .msg_iov = &iov,
+	    .msg_iovlen = 1,
+	    .msg_control = control.buf,
+	    .msg_controllen = sizeof(control.buf),
+	};
+	struct cmsghdr *c;
 
-	do
-		r = poll(&p, 1, SPAWN_TIMEOUT_MS);
-	while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return -errno;
-	if (r == 0)
-		return -ETIMEDOUT;
-	r = recv_report(sock, rep, &fd);
-	closep(&fd);
-	if (r < 0)
-		return r;
-	if (r == 0)
-		return -ECHILD; /* gone without a word */
-	if (rep->err > 0)
-		return 1;
-	return streq(rep->step, "userns") ? 0 : -EBADMSG;
-}
-
-/* The child's ids 0..65535 are the host's host_id_base..; its groups may be
- * set inside (setgroups stays "allow": the map is written by the privileged
- * parent, and the child drops every host group before exec). */
-static int write_id_maps(pid_t pid, uid_t base, const char **ret_detail)
-{
-	static const char *const files[] = {"uid_map", "gid_map"};
-	char map[48], path[48];
-	int len = snprintf(map, sizeof(map), "0 %u %u\n", (unsigned)base, UID_RANGE_SIZE);
-
-	for (size_t i = 0; i < ELEMENTSOF(files); i++) {
-		_cleanup_close_ int fd = -1;
-
-		*ret_detail = files[i];
-		snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, files[i]);
-		fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0)
-			return -errno;
-		if (write(fd, map, (size_t)len) != len)
-			return errno ? -errno : -EIO;
-	}
-	return 0;
+	memset(&control, 0, sizeof(control));
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &userns, sizeof(int));
+	return sendmsg(sock, &mh, MSG_NOSIGNAL) == 1 ? 0 : -errno;
 }
 
 /* After go: EOF = exec happened, a failure record = a step failed (1). The
@@ -750,7 +744,7 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 		   struct envelope_instance **ret, struct envelope_error *ret_error)
 {
 	_cleanup_free_ struct envelope_instance *e = NULL;
-	_cleanup_close_ int lower_fd = -1;
+	_cleanup_close_ int lower_fd = -1, userns = -1;
 	int sv[2] = {-1, -1}, r;
 	const char *step = NULL, *detail = "";
 	struct child_report rep;
@@ -817,23 +811,18 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 			goto fail;
 		}
 	}
-	r = await_userns(sv[0], &rep);
+	/* A fresh user namespace for this instance alone (nothing of an
+	 * earlier instance's, such as its user keyrings, can be in it), made
+	 * while the child mounts. */
+	r = uid_range_userns_new(spec->host_id_base, &userns);
 	if (r < 0) {
-		set_error(ret_error, "user namespace", r, "waiting for the child");
-		goto fail;
-	}
-	if (r > 0) {
-		r = set_error(ret_error, rep.step, rep.err, rep.detail);
-		goto fail;
-	}
-	r = write_id_maps(e->pid, spec->host_id_base, &detail);
-	if (r < 0) {
-		set_error(ret_error, "user namespace", r, detail);
+		set_error(ret_error, "user namespace", r, "new namespace mapping the host range");
 		goto fail;
 	}
 	/* A child that failed a step before "go" has reported and gone: the
 	 * send fails, the report is still to be read. */
-	int go_errno = send(sv[0], "g", 1, MSG_NOSIGNAL) == 1 ? 0 : errno;
+	int go_errno = -send_go(sv[0], userns);
+	close(TAKE_FD(userns));
 	r = await_exec(sv[0], &rep, &e->notify_fd);
 	if (r < 0) {
 		set_error(ret_error, "exec", r, "waiting for the child");

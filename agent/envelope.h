@@ -16,9 +16,10 @@
  *           all owned by the host's user namespace
  *           spec->setup_in_parent (the agent moves the veth in here),
  *           while the child does its mounts
- *           wait for the child's user namespace, write its uid_map and
- *           gid_map ("0 host_id_base 65536")
- *           "go" to the child, then wait for exec (EOF) or an error record
+ *           a fresh user namespace (uid_map and gid_map "0 host_id_base
+ *           65536", uid_range_userns_new)
+ *           "go" to the child with that namespace (SCM_RIGHTS), then wait for
+ *           exec (EOF) or an error record
  *   child:  session (setsid: no controlling terminal)
  *           hybrid hosts: into each v1 controller cgroup ("0" to its tasks)
  *           mounts: / rslave, the tmpfs attached, the idmapped snapshot
@@ -28,12 +29,11 @@
  *           namespace; then /proc/sys read-only), /tmp owned by the instance's
  *           root, pivot_root, old root detached
  *           hostname
- *           user namespace (unshare CLONE_NEWUSER; its max_user_namespaces
- *           set to 0; tell the parent): from here it has no privilege over
- *           any of its other namespaces and can make no user namespace
- *           (docs/userns.md)
- *           wait for go (the parent opened /proc/PID/ns/net and wrote the id
- *           maps: no credential change before that)
+ *           wait for go (the parent opened /proc/PID/ns/net: no credential
+ *           change before that), which brings the user namespace
+ *           user namespace (setns; its max_user_namespaces set to 0): from
+ *           here it has no privilege over any of its other namespaces and
+ *           can make no user namespace (docs/userns.md)
  *           capability bounding set (entering the user namespace filled it)
  *           credentials (setgroups, setresgid, setresuid, ids inside; keep-caps)
  *           capabilities (permitted, effective, inheritable; ambient if uid != 0)
