@@ -319,20 +319,32 @@ static void child_hostname(const struct child_ctx *ctx)
  * namespace gives a full one. */
 static void child_user_namespace(int userns)
 {
-	int fd;
+	/* the kinds this kernel has; a missing one it cannot make either */
+	static const char *const limits[] = {
+	    "user/max_user_namespaces",	  "user/max_net_namespaces",  "user/max_mnt_namespaces",
+	    "user/max_pid_namespaces",	  "user/max_uts_namespaces",  "user/max_ipc_namespaces",
+	    "user/max_cgroup_namespaces", "user/max_time_namespaces",
+	};
 
 	CHECK(setns(userns, CLONE_NEWUSER), "user namespace", "setns");
 	close(userns);
-	/* No user namespace below this one: under the agent's unit (which has
-	 * to allow them for the agent) an instance could otherwise clone one
-	 * with a network namespace of its own and all capabilities over it.
-	 * The limit is the namespace's own sysctl (a lookup from inside it),
-	 * written through the proc mount that is still writable. */
-	fd = openat(child_proc_sys, "user/max_user_namespaces", O_WRONLY | O_CLOEXEC);
-	CHECK(fd, "user namespace", "max_user_namespaces");
-	if (write(fd, "0", 1) != 1)
-		child_fail("user namespace", errno, "max_user_namespaces");
-	close(fd);
+	/* No namespace at all below this one: under the agent's unit (which
+	 * has to allow user namespaces for the agent) an instance could
+	 * otherwise clone a user namespace with a network namespace of its own
+	 * and all capabilities over it; and one given CAP_SYS_ADMIN could make
+	 * mount or network namespaces its own user namespace owns. The limits
+	 * are the namespace's own sysctls (a lookup from inside it), written
+	 * through the proc mount that is still writable. */
+	for (size_t i = 0; i < ELEMENTSOF(limits); i++) {
+		int fd = openat(child_proc_sys, limits[i], O_WRONLY | O_CLOEXEC);
+
+		if (fd < 0 && errno == ENOENT && i > 0)
+			continue;
+		CHECK(fd, "user namespace", limits[i]);
+		if (write(fd, "0", 1) != 1)
+			child_fail("user namespace", errno, limits[i]);
+		close(fd);
+	}
 	close(child_proc_sys);
 	child_proc_sys = -1;
 }

@@ -31,9 +31,9 @@
  *           hostname
  *           wait for go (the parent opened /proc/PID/ns/net: no credential
  *           change before that), which brings the user namespace
- *           user namespace (setns; its max_user_namespaces set to 0): from
+ *           user namespace (setns; its max_*_namespaces set to 0): from
  *           here it has no privilege over any of its other namespaces and
- *           can make no user namespace (docs/userns.md)
+ *           can make no namespace (docs/userns.md)
  *           capability bounding set (entering the user namespace filled it)
  *           credentials (setgroups, setresgid, setresuid, ids inside; keep-caps)
  *           capabilities (permitted, effective, inheritable; ambient if uid != 0)

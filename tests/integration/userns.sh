@@ -101,8 +101,9 @@ expect hostroot "setgid_outside=EINVAL"
 expect hostroot "sethostname=EPERM"
 expect hostroot "raw_socket=EPERM"
 expect hostroot "userns_create=ENOSPC" # max_user_namespaces
+expect hostroot "netns_create=ENOSPC"  # max_mnt_namespaces, max_net_namespaces
 [ "$(stat -c '%a %u %g' /dev/null)" = "$devnull_before" ] || fail "/dev/null changed on the host"
-ok "root inside with $(echo "$ALL_CAPS" | tr ',' '\n' | wc -l) capabilities: /proc/irq and /proc/sys EACCES, /proc/sys not remountable, no proc/sysfs mount, /dev/null not its own, no id outside its range, no hostname, no raw socket, no user namespace (max_user_namespaces=0 in its own)"
+ok "root inside with $(echo "$ALL_CAPS" | tr ',' '\n' | wc -l) capabilities: /proc/irq and /proc/sys EACCES, /proc/sys not remountable, no proc/sysfs mount, /dev/null not its own, no id outside its range, no hostname, no raw socket, no namespace of its own with CAP_SYS_ADMIN, no user namespace (max_*_namespaces=0 in its own)"
 expect hostroot "snapshot_chmod=ok"
 expect hostroot "snapshot_chown=ok"
 lower_unchanged
