@@ -31,7 +31,8 @@
  *           hostname
  *           wait for go (the parent opened /proc/PID/ns/net: no credential
  *           change before that), which brings the user namespace
- *           user namespace (setns; its max_*_namespaces set to 0): from
+ *           user namespace (setns; its max_user_namespaces set to 0, with
+ *           CAP_SYS_ADMIN every max_*_namespaces): from
  *           here it has no privilege over any of its other namespaces and
  *           can make no namespace (docs/userns.md)
  *           capability bounding set (entering the user namespace filled it)
