@@ -47,7 +47,7 @@ struct child_ctx {
 	const struct cgroup_instance *cgroup;
 	int sock;     /* report/go socket, child end */
 	int upper_fd; /* detached tmpfs mount */
-	int lower_fd; /* detached read-only clone of the verified snapshot root */
+	int lower_fd; /* detached idmapped read-only clone of the verified snapshot root */
 	int last_cap;
 };
 
@@ -61,7 +61,8 @@ struct child_report {
 
 void envelope_spec_init(struct envelope_spec *spec)
 {
-	*spec = (struct envelope_spec){.lower_fd = -1, .exec_fd = -1, .stdio_fds = {-1, -1, -1}};
+	*spec = (struct envelope_spec){
+	    .lower_fd = -1, .exec_fd = -1, .stdio_fds = {-1, -1, -1}, .idmap_userns_fd = -1};
 }
 
 /* --- async-signal-safe helpers for the child ------------------------------------ */
@@ -96,6 +97,9 @@ static char *append(char *dst, size_t size, const char *src, long num)
 }
 
 static int child_sock = -1;
+/* /proc/sys of the instance's proc before it is made read-only (O_PATH):
+ * the way to set limits of its user namespace once it is in it */
+static int child_proc_sys = -1;
 
 _Noreturn static void child_fail(const char *step, int err, const char *detail)
 {
@@ -119,16 +123,37 @@ _Noreturn static void child_fail(const char *step, int err, const char *detail)
 
 /* --- the child's steps ----------------------------------------------------------- */
 
-static void child_wait_for_go(const struct child_ctx *ctx)
+/* "go" comes with the instance's user namespace (SCM_RIGHTS): its fd. */
+static int child_wait_for_go(const struct child_ctx *ctx)
 {
 	char go = 0;
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = {.iov_base = &go, .iov_len = 1};
+	struct msghdr mh = {
+	    .msg_iov = &iov,
+	    .msg_iovlen = 1,
+	    .msg_control = control.buf,
+	    .msg_controllen = sizeof(control.buf),
+	};
+	struct cmsghdr *c;
+	int fd = -1;
 	ssize_t k;
 
 	do
-		k = read(ctx->sock, &go, 1);
+		k = recvmsg(ctx->sock, &mh, MSG_CMSG_CLOEXEC);
 	while (k < 0 && errno == EINTR);
 	if (k != 1 || go != 'g')
 		_exit(127); /* the parent gave up (or died): nothing to report to */
+	c = CMSG_FIRSTHDR(&mh);
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+	    c->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	if (fd < 0 || (mh.msg_flags & MSG_CTRUNC))
+		child_fail("user namespace", EPROTO, "no namespace with go");
+	return fd;
 }
 
 /* Before anything that allocates: the v1 limits hold from here on. */
@@ -140,14 +165,16 @@ static void child_join_cgroups(const struct child_ctx *ctx)
 		child_fail("cgroup attach", -r, "v1 tasks");
 }
 
-static void mkdir_in_root(const char *path, mode_t mode, const char *step)
+/* true: made here (false: the snapshot's own, not copied up) */
+static bool mkdir_in_root(const char *path, mode_t mode, const char *step)
 {
 	if (mkdir(path, mode) < 0) {
 		if (errno != EEXIST)
 			child_fail(step, errno, path);
-		return; /* the snapshot's own: not copied up */
+		return false;
 	}
 	CHECK(chmod(path, mode), step, path); /* the umask may have cut it */
+	return true;
 }
 
 static void bind_dev_node(const char *name)
@@ -215,7 +242,26 @@ static void child_memfd_noexec(void)
 	close(fd);
 }
 
-static void child_mount_proc(void)
+/* The network namespace belongs to the host's user namespace, not to the
+ * instance's: CAP_NET_BIND_SERVICE inside cannot bind ports below 1024 there.
+ * A policy that keeps it gets the same through the namespace's own sysctl
+ * (every process of the instance may then bind them: the namespace holds
+ * the instance alone, and its firewall passes ListenPort= only). */
+static void child_bind_low_ports(const struct child_ctx *ctx)
+{
+	static const char path[] = "proc/sys/net/ipv4/ip_unprivileged_port_start";
+	int fd;
+
+	if (!(ctx->spec->capabilities & (1ULL << CAP_NET_BIND_SERVICE)))
+		return;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	CHECK(fd, "mount proc", path);
+	if (write(fd, "0", 1) != 1)
+		child_fail("mount proc", errno, path);
+	close(fd);
+}
+
+static void child_mount_proc(const struct child_ctx *ctx)
 {
 	static const char *const ro[] = {"proc/sys", "proc/sysrq-trigger"};
 
@@ -223,6 +269,9 @@ static void child_mount_proc(void)
 	CHECK(mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), "mount proc",
 	      "proc");
 	child_memfd_noexec();
+	child_bind_low_ports(ctx);
+	child_proc_sys = open("proc/sys", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	CHECK(child_proc_sys, "mount proc", "proc/sys");
 	for (size_t i = 0; i < ELEMENTSOF(ro); i++) {
 		if (mount(ro[i], ro[i], NULL, MS_BIND | MS_REC, NULL) < 0) {
 			if (errno == ENOENT)
@@ -249,25 +298,28 @@ static void child_mount(const struct child_ctx *ctx)
 	 * it, reached through the fd from here on */
 	CHECK(syscall(SYS_move_mount, ctx->upper_fd, "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH),
 	      "mount tmpfs", "attach the writable layer");
-	/* the lower layer likewise (kernels before 6.15 take no detached
-	 * layer): the clone of the verified directory, never a path, so a
-	 * renamed or replaced snapshot directory cannot redirect it */
-	CHECK(syscall(SYS_move_mount, ctx->lower_fd, "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH),
-	      "mount overlay", "attach the snapshot");
+	/* the idmapped snapshot too, at <tmpfs>/lower (kernels before 6.15 take
+	 * no detached mount as a layer) */
+	CHECK(syscall(SYS_move_mount, ctx->lower_fd, "", ctx->upper_fd, "lower",
+		      MOVE_MOUNT_F_EMPTY_PATH),
+	      "mount overlay", "attach the snapshot (idmapped)");
 	append(fdpath, sizeof(fdpath), "/proc/self/fd/", ctx->upper_fd);
-	append(opts, sizeof(opts), "lowerdir=/proc/self/fd/", ctx->lower_fd);
+	append(append(opts, sizeof(opts), "lowerdir=", -1), sizeof(opts), fdpath, -1);
+	append(opts, sizeof(opts), "/lower", -1);
 	append(opts, sizeof(opts), ",upperdir=", -1);
 	append(append(opts, sizeof(opts), fdpath, -1), sizeof(opts), "/upper,workdir=", -1);
 	append(append(opts, sizeof(opts), fdpath, -1), sizeof(opts), "/work", -1);
 	CHECK(fchdir(ctx->upper_fd), "mount overlay", "tmpfs");
 	CHECK(mount("overlay", "root", "overlay", MS_NOSUID | MS_NODEV, opts), "mount overlay",
 	      "overlay");
-	close(ctx->lower_fd);
 	CHECK(chdir("root"), "mount overlay", "root");
 
 	child_mount_dev();
-	child_mount_proc();
-	mkdir_in_root("tmp", 01777, "mount overlay");
+	child_mount_proc(ctx);
+	/* /tmp belongs to the instance's root, as a snapshot's own would */
+	if (mkdir_in_root("tmp", 01777, "mount overlay"))
+		CHECK(chown("tmp", ctx->spec->host_id_base, ctx->spec->host_id_base),
+		      "mount overlay", "chown /tmp");
 
 	/* pivot_root(".", "."): the old root ends up on top, detach it */
 	CHECK(syscall(SYS_pivot_root, ".", "."), "pivot_root", "new root");
@@ -280,6 +332,50 @@ static void child_hostname(const struct child_ctx *ctx)
 	const char *h = ctx->spec->hostname ? ctx->spec->hostname : ctx->spec->instance_id;
 
 	CHECK(sethostname(h, strlen(h)), "hostname", h);
+}
+
+/* Into a user namespace of its own, after everything that needs the host's
+ * privilege (mounts, hostname, the low-port sysctl) and before the
+ * credentials: a fresh one the parent made while we mounted, its ids
+ * 0..65535 mapped onto the instance's host range, handed over with go.
+ * Every other namespace stays the host user namespace's, so nothing in the
+ * instance, root or not, with whatever capability, has any privilege over
+ * its mounts, network, hostname, ipc, cgroup or pid namespaces
+ * (docs/userns.md). The bounding set comes after this: entering a user
+ * namespace gives a full one. */
+static void child_user_namespace(const struct child_ctx *ctx, int userns)
+{
+	/* the kinds this kernel has; a missing one it cannot make either */
+	static const char *const limits[] = {
+	    "user/max_user_namespaces",	  "user/max_net_namespaces",  "user/max_mnt_namespaces",
+	    "user/max_pid_namespaces",	  "user/max_uts_namespaces",  "user/max_ipc_namespaces",
+	    "user/max_cgroup_namespaces", "user/max_time_namespaces",
+	};
+	/* the others need CAP_SYS_ADMIN in the user namespace; each write costs
+	 * ~15 us on the launch path */
+	size_t n = ctx->spec->capabilities & (1ULL << CAP_SYS_ADMIN) ? ELEMENTSOF(limits) : 1;
+
+	CHECK(setns(userns, CLONE_NEWUSER), "user namespace", "setns");
+	close(userns);
+	/* No namespace below this one: under the agent's unit (which has to
+	 * allow user namespaces for the agent) an instance could otherwise
+	 * clone a user namespace with a network namespace of its own and all
+	 * capabilities over it; and one given CAP_SYS_ADMIN could make mount or
+	 * network namespaces its own user namespace owns. The limits are the
+	 * namespace's own sysctls (a lookup from inside it), written through
+	 * the proc mount that is still writable. */
+	for (size_t i = 0; i < n; i++) {
+		int fd = openat(child_proc_sys, limits[i], O_WRONLY | O_CLOEXEC);
+
+		if (fd < 0 && errno == ENOENT && i > 0)
+			continue;
+		CHECK(fd, "user namespace", limits[i]);
+		if (write(fd, "0", 1) != 1)
+			child_fail("user namespace", errno, limits[i]);
+		close(fd);
+	}
+	close(child_proc_sys);
+	child_proc_sys = -1;
 }
 
 static void child_bounding_set(const struct child_ctx *ctx)
@@ -448,10 +544,11 @@ _Noreturn static void child_main(const struct child_ctx *ctx)
 	child_join_cgroups(ctx);
 	child_mount(ctx);
 	child_hostname(ctx);
-	/* The mounts above ran while the parent built the link; what follows
-	 * changes credentials, and the parent must have opened our network
-	 * namespace through /proc/PID before we stop being its to open. */
-	child_wait_for_go(ctx);
+	/* The mounts above ran while the parent built the link and our user
+	 * namespace; what follows changes credentials, and the parent must
+	 * have opened our network namespace through /proc/PID before we stop
+	 * being its to open. */
+	child_user_namespace(ctx, child_wait_for_go(ctx));
 	child_bounding_set(ctx);
 	child_credentials(ctx);
 	child_capabilities(ctx);
@@ -493,14 +590,15 @@ static int read_last_cap(void)
 	return v > 0 && v < 64 ? v : CAP_LAST_CAP;
 }
 
-/* The writable layer: a detached tmpfs of the given size with upper/, work/
- * and root/ (the overlay's mount point). Never visible in the host's mount
+/* The writable layer: a detached tmpfs of the given size with upper/, work/,
+ * root/ (the overlay's mount point) and lower/ (where the child attaches the
+ * snapshot). Never visible in the host's mount
  * table; gone when the last fd and the instance are. */
-static int make_upper(uint64_t size, int *ret_fd, const char **ret_detail)
+static int make_upper(uint64_t size, uid_t owner, int *ret_fd, const char **ret_detail)
 {
 	_cleanup_close_ int fs = -1, mnt = -1;
 	char sz[32];
-	static const char *const dirs[] = {"upper", "work", "root"};
+	static const char *const dirs[] = {"upper", "work", "root", "lower"};
 
 	*ret_detail = "fsopen tmpfs";
 	fs = syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
@@ -526,26 +624,34 @@ static int make_upper(uint64_t size, int *ret_fd, const char **ret_detail)
 		if (mkdirat(mnt, dirs[i], 0755) < 0 || fchmodat(mnt, dirs[i], 0755, 0) < 0)
 			return -errno;
 	}
+	/* the overlay's root directory is upper/'s: the instance's root owns it */
+	*ret_detail = "chown upper";
+	if (fchownat(mnt, "upper", owner, owner, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
 	*ret_fd = TAKE_FD(mnt);
 	return 0;
 }
 
 /* The read-only lower layer: a detached clone of the verified directory
  * (its fd, not its name), submounts included as the verification walk saw
- * them, read-only, nosuid, nodev. */
-static int make_lower(int dir_fd, int *ret_fd, const char **ret_detail)
+ * them; read-only, nosuid, nodev, and idmapped through the instance's range,
+ * so that what the snapshot's root (or User=) owns, the instance's root (or
+ * User=) owns inside. The layer itself is never written: writes go to the
+ * upper. */
+static int make_lower(const struct envelope_spec *s, int *ret_fd, const char **ret_detail)
 {
 	struct mount_attr attr = {
-	    .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+	    .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+	    .userns_fd = (uint64_t)s->idmap_userns_fd,
 	};
 	_cleanup_close_ int mnt = -1;
 
 	*ret_detail = "open_tree of the snapshot";
-	mnt = syscall(SYS_open_tree, dir_fd, "",
+	mnt = syscall(SYS_open_tree, s->lower_fd, "",
 		      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
 	if (mnt < 0)
 		return -errno;
-	*ret_detail = "mount_setattr read-only";
+	*ret_detail = "mount_setattr read-only, idmapped";
 	if (syscall(SYS_mount_setattr, mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
 		    sizeof(attr)) < 0)
 		return -errno;
@@ -567,6 +673,12 @@ static int validate_spec(const struct envelope_spec *s, struct envelope_error *e
 		return set_error(e, "spec", EINVAL, "pass_fds");
 	if (s->capabilities >> (read_last_cap() + 1))
 		return set_error(e, "spec", EINVAL, "capability beyond the kernel's last");
+	/* never host ids 0..65535 (host root and system users); never unmapped */
+	if (s->host_id_base < UID_RANGE_SIZE || s->host_id_base > UINT32_MAX - UID_RANGE_SIZE + 1 ||
+	    s->idmap_userns_fd < 0)
+		return set_error(e, "spec", EINVAL, "host id range");
+	if (s->uid >= UID_RANGE_SIZE || s->gid >= UID_RANGE_SIZE)
+		return set_error(e, "spec", EINVAL, "uid/gid beyond the instance's range");
 	return 0;
 }
 
@@ -638,6 +750,31 @@ static int continue_exec(int listener, pid_t pid, struct child_report *rep)
 	return r;
 }
 
+/* "go", with the instance's user namespace riding along (SCM_RIGHTS). */
+static int send_go(int sock, int userns)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = {.iov_base = (char[]){'g'}, .iov_len = 1};
+	struct msghdr mh = {
+	    .msg_iov = &iov,
+	    .msg_iovlen = 1,
+	    .msg_control = control.buf,
+	    .msg_controllen = sizeof(control.buf),
+	};
+	struct cmsghdr *c;
+
+	memset(&control, 0, sizeof(control));
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &userns, sizeof(int));
+	return sendmsg(sock, &mh, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+}
+
 /* After go: EOF = exec happened, a failure record = a step failed (1). The
  * seccomp listener, when the child sends one, comes before either and goes to
  * *ret_listener (the caller closes it on failure); with exec_notified, the
@@ -695,7 +832,7 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 		   struct envelope_instance **ret, struct envelope_error *ret_error)
 {
 	_cleanup_free_ struct envelope_instance *e = NULL;
-	_cleanup_close_ int lower_fd = -1; /* the child's copy is what counts */
+	_cleanup_close_ int lower_fd = -1, userns = -1; /* the child's copies count */
 	int sv[2] = {-1, -1}, r;
 	const char *step = NULL, *detail = "";
 	struct child_report rep;
@@ -711,12 +848,12 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 	r = cgroup_instance_create(cgroups, spec->instance_id, &spec->limits, &e->cgroup, &step);
 	if (r < 0)
 		return set_error(ret_error, step, r, spec->instance_id);
-	r = make_upper(spec->upper_size_bytes, &e->upper_fd, &detail);
+	r = make_upper(spec->upper_size_bytes, spec->host_id_base, &e->upper_fd, &detail);
 	if (r < 0) {
 		set_error(ret_error, "mount tmpfs", r, detail);
 		goto fail;
 	}
-	r = make_lower(spec->lower_fd, &lower_fd, &detail);
+	r = make_lower(spec, &lower_fd, &detail);
 	if (r < 0) {
 		set_error(ret_error, "mount overlay", r, detail);
 		goto fail;
@@ -753,6 +890,7 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 	e->pid = (pid_t)pid;
 	closep(&sv[1]);
 	sv[1] = -1;
+	close(TAKE_FD(lower_fd)); /* the child has its copy */
 
 	if (spec->setup_in_parent) {
 		r = spec->setup_in_parent(e->pid, e->pidfd, spec->userdata);
@@ -761,9 +899,18 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 			goto fail;
 		}
 	}
+	/* A fresh user namespace for this instance alone (nothing of an
+	 * earlier instance's, such as its user keyrings, can be in it), made
+	 * while the child mounts. */
+	r = uid_range_userns_new(spec->host_id_base, &userns);
+	if (r < 0) {
+		set_error(ret_error, "user namespace", r, "new namespace mapping the host range");
+		goto fail;
+	}
 	/* A child that failed a step before "go" has reported and gone: the
 	 * send fails, the report is still to be read. */
-	int go_errno = send(sv[0], "g", 1, MSG_NOSIGNAL) == 1 ? 0 : errno;
+	int go_errno = -send_go(sv[0], userns);
+	close(TAKE_FD(userns));
 	r = await_exec(sv[0], e->pid, spec->seccomp && spec->seccomp->exec_notified, &rep,
 		       &e->notify_fd);
 	if (r < 0) {

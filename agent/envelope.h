@@ -7,26 +7,38 @@
  *
  *   parent: cgroup (cgroup_instance_create: dir + limits)
  *           tmpfs for the writable layer (fsopen/fsmount: a detached mount the
- *           agent holds; upper/, work/, root/ inside)
- *           lower layer: open_tree(lower_fd, OPEN_TREE_CLONE|AT_RECURSIVE),
- *           mount_setattr read-only, nosuid, nodev
+ *           agent holds; upper/ (owned by the instance's root), work/, root/,
+ *           lower/ inside)
+ *           the snapshot: open_tree(lower_fd, OPEN_TREE_CLONE|AT_RECURSIVE),
+ *           mount_setattr read-only, nosuid, nodev, idmapped through
+ *           idmap_userns_fd (the instance's host range)
  *           clone3(CLONE_PIDFD | CLONE_INTO_CGROUP | CLONE_NEWNS | CLONE_NEWPID |
- *                  CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP)
+ *                  CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP):
+ *           all owned by the host's user namespace
  *           spec->setup_in_parent (the agent moves the veth in here),
  *           while the child does its mounts
- *           "go" to the child, then wait for exec (EOF) or an error record
+ *           a fresh user namespace (uid_map and gid_map "0 host_id_base
+ *           65536", uid_range_userns_new)
+ *           "go" to the child with that namespace (SCM_RIGHTS), then wait for
+ *           exec (EOF) or an error record
  *   child:  session (setsid: no controlling terminal)
  *           hybrid hosts: into each v1 controller cgroup ("0" to its tasks)
- *           mounts: / rslave, the tmpfs attached, overlay (lower = the
- *           detached read-only clone of lower_fd, attached too; upper/work
- *           on the tmpfs), minimal /dev, fresh /proc (/proc/sys read-only;
- *           before that vm.memfd_noexec=2 when the policy allows no exec),
+ *           mounts: / rslave, the tmpfs attached, the idmapped snapshot
+ *           attached at <tmpfs>/lower, overlay (that lower, read-only;
+ *           upper/work on the tmpfs), minimal /dev, fresh /proc (with
+ *           CAP_NET_BIND_SERVICE: ip_unprivileged_port_start=0 in its network
+ *           namespace; vm.memfd_noexec=2 when the policy allows no exec; then
+ *           /proc/sys read-only), /tmp owned by the instance's root,
  *           pivot_root, old root detached
  *           hostname
  *           wait for go (the parent opened /proc/PID/ns/net: no credential
- *           change before that)
- *           capability bounding set
- *           credentials (setgroups, setresgid, setresuid; keep-caps)
+ *           change before that), which brings the user namespace
+ *           user namespace (setns; its max_user_namespaces set to 0, with
+ *           CAP_SYS_ADMIN every max_*_namespaces): from
+ *           here it has no privilege over any of its other namespaces and
+ *           can make no namespace (docs/userns.md)
+ *           capability bounding set (entering the user namespace filled it)
+ *           credentials (setgroups, setresgid, setresuid, ids inside; keep-caps)
  *           capabilities (permitted, effective, inheritable; ambient if uid != 0)
  *           no_new_privs
  *           fds (stdio, pass_fds at 3.., everything else closed)
@@ -55,6 +67,7 @@
 
 #include "cgroup.h"
 #include "seccomp_policy.h"
+#include "uid_range.h"
 
 #define ENVELOPE_MAX_PASS_FDS 64
 
@@ -66,8 +79,15 @@ struct envelope_spec {
 	int exec_fd;		   /* the binary to run (sealed memfd or any fd) */
 	char *const *argv;	   /* argv[0] is what the service sees */
 	char *const *envp;
-	uid_t uid; /* inside (User=/Group=), 0 = root */
+	uid_t uid; /* inside (User=/Group=), 0 = root; < UID_RANGE_SIZE */
 	gid_t gid;
+	/* The instance's user namespace maps its ids 0..UID_RANGE_SIZE-1 onto
+	 * host ids host_id_base.. (uid_range.h: a range nothing else uses);
+	 * idmap_userns_fd is a namespace with that same mapping, through which
+	 * the snapshot is mounted (so its root-owned files are the instance's
+	 * root's). Both required: no instance runs as a host user. */
+	uid_t host_id_base;
+	int idmap_userns_fd;
 	uint64_t capabilities;		       /* bit mask of CAP_* kept in every set */
 	const struct seccomp_program *seccomp; /* NULL: no filter (tests only) */
 	uint64_t limit_nofile;		       /* 0 = inherit */
@@ -83,7 +103,7 @@ struct envelope_spec {
 	void *userdata;
 };
 
-/* Zero the spec and set the stdio fds to -1. */
+/* Zero the spec and set lower_fd, exec_fd, the stdio fds and idmap_userns_fd to -1. */
 void envelope_spec_init(struct envelope_spec *spec);
 
 struct envelope_error {

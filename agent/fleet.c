@@ -18,6 +18,7 @@
 #include "cgroup.h"
 #include "instance.h"
 #include "instance_ids.h"
+#include "uid_range.h"
 #include "macro.h"
 #include "policy_json.h"
 #include "quarantine.h"
@@ -475,6 +476,7 @@ void start_instance(struct managed_service *svc)
 		.n_writable = svc->policy->writable.count,
 		.uid = svc->uid,
 		.gid = svc->gid,
+		.uid_ranges = fleet->uid_ranges,
 	};
 	char id[INSTANCE_ID_MAX], ifname[IFNAMSIZ], step[32] = "", detail[320] = "";
 	struct instance *instance = NULL;
@@ -663,6 +665,13 @@ static void prepare(struct managed_service *svc)
 	if (resolve_ids(p, svc->snapshot, &svc->uid, &svc->gid, svc->failed,
 			sizeof(svc->failed)) < 0)
 		goto refused;
+	/* the instance's user namespace maps ids 0..65535 only (uid_range.h) */
+	if (svc->uid >= UID_RANGE_SIZE || svc->gid >= UID_RANGE_SIZE) {
+		snprintf(svc->failed, sizeof(svc->failed),
+			 "User=/Group=: uid %u, gid %u: an instance has ids 0..%u only",
+			 (unsigned)svc->uid, (unsigned)svc->gid, UID_RANGE_SIZE - 1);
+		goto refused;
+	}
 	return;
 refused:
 	fleet_audit(svc->fleet, "service-failed",
@@ -858,6 +867,18 @@ int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *for
 				"left running by a previous agent"),
 		      true);
 	purge_links();
+	/* After the purge: what still runs in a range keeps it (uid_range.h). */
+	r = uid_ranges_open("/", UID_RANGE_REGION_FIRST, UID_RANGE_REGION_END, &fleet->uid_ranges);
+	if (r < 0) {
+		if (asprintf(ret_error, "host id ranges: %s", strerror(-r)) < 0)
+			*ret_error = NULL;
+		instance_ids_free(fleet->ids);
+		cgroup_root_free(fleet->cgroups);
+		sd_event_unref(fleet->event);
+		free(fleet->state_dir);
+		free(fleet);
+		return r;
+	}
 
 	/* Forwarding carries DNATed traffic to the instances' links (and only
 	 * there: forwarding.h). */
@@ -865,6 +886,7 @@ int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *for
 	if (r < 0) {
 		if (asprintf(ret_error, "IP forwarding: %s", strerror(-r)) < 0)
 			*ret_error = NULL;
+		uid_ranges_free(fleet->uid_ranges);
 		instance_ids_free(fleet->ids);
 		cgroup_root_free(fleet->cgroups);
 		sd_event_unref(fleet->event);
@@ -889,6 +911,7 @@ void fleet_free(struct fleet *fleet)
 		cgroup_root_free(fleet->cgroups);
 	}
 	instance_ids_free(fleet->ids);
+	uid_ranges_free(fleet->uid_ranges);
 	sd_event_unref(fleet->event);
 	free(fleet->state_dir);
 	free(fleet);

@@ -77,6 +77,7 @@ struct fleet {
 	struct managed_service **services;
 	size_t n_services;
 	struct instance_ids *ids; /* SERVICE-N: N never used twice on this host */
+	struct uid_ranges *uid_ranges; /* each instance's host ids */
 };
 
 

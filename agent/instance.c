@@ -54,6 +54,8 @@ struct instance {
 	size_t n_addresses;
 	uint64_t started_usec;
 	bool link_created;
+	struct uid_ranges *uid_ranges; /* where host_id_base came from (NULL: none taken) */
+	uid_t host_id_base;
 };
 
 static uint64_t monotonic_usec(void)
@@ -101,13 +103,18 @@ static void release(struct instance *instance)
 	if (instance->envelope) {
 		siginfo_t info;
 
-		(void)envelope_cleanup(instance->envelope);
+		/* The host ids go back only once no process of them is left; a
+		 * cgroup that would not empty keeps them taken. */
+		if (envelope_cleanup(instance->envelope) < 0)
+			instance->uid_ranges = NULL;
 		/* pid 1 is dead now (the cgroup is empty): reap it unless the
 		 * event loop already did, so no zombie outlives the instance. */
 		(void)waitid(P_PIDFD, (id_t)envelope_pidfd(instance->envelope), &info,
 			     WEXITED | WNOHANG);
 		envelope_free(TAKE_PTR(instance->envelope));
 	}
+	if (instance->uid_ranges)
+		uid_ranges_release(TAKE_PTR(instance->uid_ranges), instance->host_id_base);
 	instance_output_free(TAKE_PTR(instance->output));
 	if (instance->link_created) {
 		(void)netdev_delete_link(instance->host_ifname);
@@ -512,6 +519,22 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	env.envp = envp;
 	env.uid = spec->uid;
 	env.gid = spec->gid;
+	r = uid_ranges_take(spec->uid_ranges, &env.host_id_base);
+	if (r < 0) {
+		snprintf(ret_step, 32, "host ids");
+		snprintf(ret_detail, 320, "no free range of %u host ids: %s", UID_RANGE_SIZE,
+			 strerror(-r));
+		goto fail;
+	}
+	instance->uid_ranges = spec->uid_ranges;
+	instance->host_id_base = env.host_id_base;
+	r = uid_ranges_idmap_userns(spec->uid_ranges, env.host_id_base, &env.idmap_userns_fd);
+	if (r < 0) {
+		snprintf(ret_step, 32, "host ids");
+		snprintf(ret_detail, 320, "user namespace mapping %u..: %s",
+			 (unsigned)env.host_id_base, strerror(-r));
+		goto fail;
+	}
 	env.capabilities = p->capabilities;
 	env.seccomp = spec->seccomp;
 	env.limit_nofile = p->limit_nofile;
@@ -677,12 +700,13 @@ json_t *instance_to_json(const struct instance *instance)
 			  sizeof(text));
 		json_array_append_new(addresses, json_string(text));
 	}
-	return json_pack("{s:s, s:s, s:i, s:o, s:I, s:s, s:s, s:s}", "id", instance->id, "service",
-			 instance->service, "pid", (int)instance_pid(instance), "addresses",
-			 addresses, "age_usec",
+	return json_pack("{s:s, s:s, s:i, s:o, s:I, s:s, s:s, s:s, s:I}", "id", instance->id,
+			 "service", instance->service, "pid", (int)instance_pid(instance),
+			 "addresses", addresses, "age_usec",
 			 (json_int_t)(monotonic_usec() - instance->started_usec), "state",
 			 instance_state_name(instance->state), "health", instance->last_health,
-			 "link", instance->host_ifname);
+			 "link", instance->host_ifname, "host_ids",
+			 (json_int_t)instance->host_id_base);
 }
 
 void instance_format_exit(const siginfo_t *info, char *buffer, size_t size)

@@ -16,6 +16,7 @@
 #include "policy.h"
 #include "seccomp_policy.h"
 #include "snapshot.h"
+#include "uid_range.h"
 
 #define INSTANCE_ID_MAX 48
 
@@ -66,6 +67,7 @@ struct instance_spec {
 	size_t n_writable;
 	uid_t uid; /* resolved from User=/Group= in the snapshot */
 	gid_t gid;
+	struct uid_ranges *uid_ranges; /* the instance takes its host ids here */
 };
 
 /* Verify and open the binary, spawn the envelope, set up the link, start
@@ -102,7 +104,7 @@ int instance_scan_drift(struct instance *instance, json_t **ret_findings);
 int instance_upper_fd(const struct instance *instance);
 const char *instance_cgroup_path(const struct instance *instance);
 
-/* {id, service, pid, addresses, age_usec, state, health} */
+/* {id, service, pid, addresses, age_usec, state, health, link, host_ids} */
 json_t *instance_to_json(const struct instance *instance);
 
 /* "exited 3", "killed by SIGSYS", "dumped by SIGSYS" */

@@ -228,6 +228,13 @@ int main(void)
 	spec.hostname = "bench";
 	if (spec.exec_fd < 0)
 		goto out;
+	struct uid_ranges *ranges = NULL;
+	if (uid_ranges_open("/", UID_RANGE_REGION_FIRST, UID_RANGE_REGION_END, &ranges) < 0 ||
+	    uid_ranges_take(ranges, &spec.host_id_base) < 0 ||
+	    uid_ranges_idmap_userns(ranges, spec.host_id_base, &spec.idmap_userns_fd) < 0) {
+		fprintf(stderr, "bench: no host id range\n");
+		goto out;
+	}
 	struct envelope_spec spec_noexec = spec;
 	spec_noexec.seccomp = prog_noexec;
 

@@ -57,11 +57,16 @@ t namespaces-and-overlay unshare --mount --pid --net --uts --ipc --cgroup --fork
 	mkdir $d/root/proc; mount -t proc proc $d/root/proc
 	cd $d/root; mkdir old; pivot_root . old
 	read -r v </w/own; [ "$v" = x ]'
+# each instance's user namespace (docs/userns.md): made by the child, its maps
+# (a high range, never host root: that would need CAP_SETFCAP) written by the agent
+t user-namespace sh -ec 'unshare --user sleep 10 & p=$!; sleep 0.3
+	echo "0 1879048192 65536" >/proc/$p/uid_map; echo "0 1879048192 65536" >/proc/$p/gid_map
+	grep -q 1879048192 /proc/$p/uid_map; kill $p'
+f user-namespace-mapping-host-root unshare --user --map-root-user true
 t drop-to-instance-user setpriv --reuid=65534 --regid=65534 --clear-groups --bounding-set=-all true
 t cap-bounding-drop setpriv --bounding-set=-net_admin true
 # connect() may fail (nothing listens), socket() must not be refused.
 t inet-socket bash -c '! (exec 3<>/dev/tcp/127.0.0.1/1) 2>&1 | grep -q "Address family"'
-f user-namespace unshare --user true
 f write-etc touch /etc/mtd-probe
 f write-usr touch /usr/mtd-probe
 f write-proc-sys-kernel sh -c 'cat /proc/sys/kernel/hostname > /proc/sys/kernel/hostname'

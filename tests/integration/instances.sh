@@ -92,8 +92,12 @@ status=$(cat /proc/"$first_pid"/status)
 assert_contains "$status" "NoNewPrivs:	1" "the instance runs with no_new_privs"
 assert_contains "$status" "Seccomp:	2" "the instance runs under a seccomp filter"
 assert_contains "$status" "CapEff:	0000000000000000" "the instance has no capabilities (none in the policy)"
-[ "$(awk '/^Uid:/ {print $2}' /proc/"$first_pid"/status)" = 1000 ] || fail "the instance does not run as User=www"
-ok "the instance runs as User=www (uid 1000)"
+# uid 1000 inside its user namespace: host uid host_ids + 1000 (docs/userns.md)
+host_ids=$(mtdctl --json instances | tr -d ' \n' | sed -n 's/.*"host_ids":\([0-9]*\).*/\1/p' | head -n 1)
+[ "${host_ids:-0}" -ge $((0x70000000)) ] || fail "no host id range in mtdctl instances: $host_ids"
+[ "$(awk '/^Uid:/ {print $2}' /proc/"$first_pid"/status)" = $((host_ids + 1000)) ] ||
+	fail "the instance does not run as User=www (host uid $((host_ids + 1000)))"
+ok "the instance runs as User=www (uid 1000 inside, host uid $((host_ids + 1000)))"
 [ "$(readlink /proc/"$first_pid"/ns/pid)" != "$(readlink /proc/self/ns/pid)" ] || fail "same pid namespace"
 [ "$(readlink /proc/"$first_pid"/ns/net)" != "$(readlink /proc/self/ns/net)" ] || fail "same net namespace"
 ok "the instance has its own pid and network namespaces"

@@ -181,6 +181,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "drift-probe: cgroup %s: %s\n", cgname, strerror(-r));
 		return 1;
 	}
+	struct uid_ranges *ranges = NULL;
+	r = uid_ranges_open("/", UID_RANGE_REGION_FIRST, UID_RANGE_REGION_END, &ranges);
+	if (r == 0)
+		r = uid_ranges_take(ranges, &spec.host_id_base);
+	if (r == 0)
+		r = uid_ranges_idmap_userns(ranges, spec.host_id_base, &spec.idmap_userns_fd);
+	if (r < 0) {
+		fprintf(stderr, "drift-probe: host ids: %s\n", strerror(-r));
+		return 1;
+	}
 	r = envelope_spawn(&spec, root, &e, &err);
 	if (r < 0) {
 		char buf[512];

@@ -10,6 +10,8 @@
  *   --upper-size BYTES    writable layer (default 16 MiB)
  *   --memfd               run the binary from a sealed memfd copy (as the agent does)
  *   --uid N --gid N       credentials inside
+ *   --host-ids BASE       the instance's ids 0..65535 are host ids BASE.. (default: a
+ *                         free range of uid_range.h); printed as "host_ids=BASE"
  *   --caps LIST           comma-separated CAP_* names kept ("" = none, default)
  *   --syscalls LIST       space- or comma-separated names and @groups (default: no filter)
  *   --syscall-default errno|kill
@@ -188,6 +190,7 @@ int main(int argc, char **argv)
 	    {"memfd", 0, 0, 'M'},
 	    {"uid", 1, 0, 'u'},
 	    {"gid", 1, 0, 'g'},
+	    {"host-ids", 1, 0, 'H'},
 	    {"caps", 1, 0, 'c'},
 	    {"syscalls", 1, 0, 's'},
 	    {"syscall-default", 1, 0, 'd'},
@@ -251,6 +254,9 @@ int main(int argc, char **argv)
 			break;
 		case 'u':
 			spec.uid = strtoul(optarg, NULL, 10);
+			break;
+		case 'H':
+			spec.host_id_base = strtoul(optarg, NULL, 0);
 			break;
 		case 'g':
 			spec.gid = strtoul(optarg, NULL, 10);
@@ -353,6 +359,20 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "envelope-run: cgroups %s (%s)\n", cgroup_root_path(root),
 		cgroup_root_is_hybrid(root) ? "hybrid" : "unified");
+
+	struct uid_ranges *ranges = NULL;
+	r = uid_ranges_open("/", UID_RANGE_REGION_FIRST, UID_RANGE_REGION_END, &ranges);
+	if (r == 0 && spec.host_id_base)
+		r = uid_range_userns_new(spec.host_id_base, &spec.idmap_userns_fd);
+	else if (r == 0)
+		r = uid_ranges_take(ranges, &spec.host_id_base);
+	if (r == 0 && spec.idmap_userns_fd < 0)
+		r = uid_ranges_idmap_userns(ranges, spec.host_id_base, &spec.idmap_userns_fd);
+	if (r < 0) {
+		printf("spawn-failed step=host ids errno=%d detail=uid_range\n", -r);
+		return 2;
+	}
+	printf("host_ids=%u\n", (unsigned)spec.host_id_base);
 
 	struct envelope_instance *e = NULL;
 	struct envelope_error err;
