@@ -25,6 +25,7 @@ enum instance_state {
 	INSTANCE_UNHEALTHY, /* HealthFailures= consecutive failures */
 	INSTANCE_EXITED,
 	INSTANCE_QUARANTINED, /* frozen, cut off, kept for forensics */
+	INSTANCE_CONTAINED,   /* frozen at detection, waiting to be disposed of */
 };
 
 struct instance;
@@ -89,8 +90,17 @@ const struct netdev_address *instance_addresses(const struct instance *instance,
 uint64_t instance_started_usec(const struct instance *instance); /* CLOCK_MONOTONIC */
 const char *instance_state_name(enum instance_state state);
 
-/* Quarantine: stop supervising health, cut the network (the link goes, so
- * every connection of the instance ends), freeze every process. */
+/* Containment at detection, the first thing done: every process frozen
+ * (cgroup.freeze, waited for), health probes stopped. The caller cuts the
+ * network next (its envelope out of the table). Idempotent. On failure the
+ * state is unchanged: kill it (instance_kill) rather than leave it running. */
+int instance_contain(struct instance *instance);
+/* SIGKILL to every process (cgroup.kill); the exit is reported as usual. */
+int instance_kill(struct instance *instance);
+
+/* Quarantine: freeze every process (unless contained already), stop
+ * supervising health, cut the network (the link goes, so every connection of
+ * the instance ends). */
 int instance_isolate_and_freeze(struct instance *instance);
 
 /* Drift scan on demand: what the instance's writable layer holds that its

@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: MIT */
-/* The response loop: replace a serving instance with a fresh one from the
- * clean snapshot, move the public port to it in one transaction once it is
- * healthy, then kill the old one or freeze it for forensics. Used for
- * compromise signals, failed health, MaxLifetime= and `mtdctl quarantine`.
- * Replacement storms are bounded by ReplaceBurst= per ReplaceInterval=. */
+/* The response loop. A sign of compromise (a signal, `mtdctl quarantine`)
+ * first contains the instance: frozen, then cut off from the network, at
+ * detection and before anything else. Then it is replaced: by a healthy
+ * standby (StandbyInstances=) in one transaction that routes the public port
+ * to it, or else by a fresh instance from the clean snapshot, routed the same
+ * way once it is healthy. The old one is then killed or kept frozen for
+ * forensics. Failed health, MaxLifetime= and policy changes replace without
+ * containment (nothing is compromised): the old instance serves until the
+ * switch. Replacement storms are bounded by ReplaceBurst= per
+ * ReplaceInterval=. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
-#include <sys/random.h>
 
 #include "fleet_internal.h"
 #include "macro.h"
@@ -53,6 +57,7 @@ static bool storm_exceeded(struct managed_service *svc)
 static void clear_pending(struct managed_service *svc)
 {
 	svc->replacing = false;
+	svc->from_standby = false;
 	svc->reason[0] = '\0';
 	json_decref(svc->evidence);
 	svc->evidence = NULL;
@@ -151,17 +156,62 @@ static void dispose(struct fleet *fleet, struct managed_service *svc, struct ins
 static int on_replacement_deadline(sd_event_source *source, uint64_t usec, void *userdata)
 {
 	struct managed_service *svc = userdata;
+	struct instance *old = svc->current;
+	bool contained = old && instance_state(old) == INSTANCE_CONTAINED;
 
 	fleet_audit(svc->fleet, "replacement-failed",
 		    json_pack("{s:s, s:s, s:s, s:s}", "service", svc->name, "reason", svc->reason,
 			      "why", "the replacement did not become healthy in time", "outcome",
-			      svc->current ? "the current instance keeps serving"
-					   : "no instance serves"),
+			      contained	     ? "the contained instance is disposed of; none serves"
+			      : svc->current ? "the current instance keeps serving"
+					     : "no instance serves"),
 		    true);
 	if (svc->next)
 		stop_instance(svc, svc->next, "replacement timed out");
+	if (contained) {
+		/* Frozen and cut off, it serves nothing: fail closed, start over. */
+		svc->current = NULL;
+		svc->routed = false;
+		(void)rotation_clear_instance_backend(svc->fleet->rotation, svc->name, NULL);
+		dispose(svc->fleet, svc, old, svc->disposal, svc->reason, svc->evidence);
+		svc->quick_failures++;
+		schedule_restart(svc);
+	}
 	clear_pending(svc);
 	return 0;
+}
+
+void response_contain(struct managed_service *svc, struct instance *instance,
+		      uint64_t detected_usec)
+{
+	struct fleet *fleet = svc->fleet;
+	_cleanup_free_ char *error = NULL;
+	uint64_t frozen_usec, cut_usec;
+	int frozen, cut;
+
+	if (instance_state(instance) == INSTANCE_CONTAINED ||
+	    instance_state(instance) == INSTANCE_QUARANTINED)
+		return;
+	/* 1. Freeze: from here on nothing of it runs (cgroup.freeze, waited for). */
+	frozen = instance_contain(instance);
+	if (frozen < 0)
+		(void)instance_kill(instance); /* fail closed: it must not run on */
+	frozen_usec = monotonic_usec();
+	/* 2. Cut: its envelope leaves the table, so no packet passes to or from
+	 * its link, established flows included; the public port, while it still
+	 * leads there, leads nowhere. One transaction. */
+	cut = rotation_remove_instance(fleet->rotation, instance_id(instance), &error);
+	cut_usec = monotonic_usec();
+	/* Written now, made durable with the replacement's record. */
+	fleet_audit(fleet, "instance-contained",
+		    json_pack("{s:s, s:s, s:b, s:b, s:b, s:I, s:I, s:s?, s:s?}", "service",
+			      svc->name, "instance", instance_id(instance), "frozen", frozen == 0,
+			      "killed", frozen < 0, "cut", cut == 0, "detection_to_frozen_usec",
+			      (json_int_t)(frozen_usec - detected_usec), "detection_to_cut_usec",
+			      (json_int_t)(cut_usec - detected_usec), "freeze_error",
+			      frozen < 0 ? strerror(-frozen) : NULL, "cut_error",
+			      cut < 0 ? (error ? error : strerror(-cut)) : NULL),
+		    false);
 }
 
 void response_replace(struct managed_service *svc, struct instance *instance, const char *reason,
@@ -178,6 +228,14 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 			      "then", disposal_name(disposal)),
 		    false);
 
+	if (standby_index(svc, instance) >= 0) {
+		/* A standby is affected: it goes, another one starts. */
+		standby_forget(svc, instance);
+		dispose(fleet, svc, instance, disposal, reason, evidence);
+		json_decref(evidence);
+		standby_schedule(svc, 0);
+		return;
+	}
 	if (instance == svc->next) {
 		/* The replacement itself is affected: dispose of it, start another. */
 		svc->next = NULL;
@@ -207,6 +265,8 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 			(void)rotation_clear_instance_backend(fleet->rotation, svc->name, NULL);
 			dispose(fleet, svc, instance, disposal, reason, evidence);
 		}
+		/* Nothing of the service runs while it waits. */
+		standby_stop_all(svc, "replacement storm");
 		json_decref(evidence);
 		svc->quick_failures = 8; /* the restart back-off at its long end */
 		schedule_restart(svc);
@@ -221,6 +281,12 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 	svc->lifetime_timer = sd_event_source_disable_unref(svc->lifetime_timer);
 	(void)sd_event_add_time_relative(fleet->event, &svc->replacement_deadline, CLOCK_MONOTONIC,
 					 REPLACEMENT_DEADLINE_USEC, 0, on_replacement_deadline, svc);
+	/* A healthy standby takes the port now: one transaction. */
+	if (instance == svc->current && (svc->next = standby_take(svc))) {
+		svc->from_standby = true;
+		response_replacement_healthy(svc);
+		return;
+	}
 	start_instance(svc);
 	if (!svc->next && svc->replacing)
 		fleet_audit(fleet, "replacement-failed",
@@ -240,6 +306,11 @@ void response_replacement_healthy(struct managed_service *svc)
 	 * same transaction: its connections end now, not earlier. */
 	if (route_to(svc, fresh, old) < 0) {
 		stop_instance(svc, fresh, "replacement could not be routed");
+		/* A promoted standby that cannot be routed: a fresh one next. */
+		if (svc->replacing && svc->from_standby) {
+			svc->from_standby = false;
+			start_instance(svc);
+		}
 		return;
 	}
 	svc->current = fresh;
@@ -248,19 +319,22 @@ void response_replacement_healthy(struct managed_service *svc)
 	if (old) {
 		/* From the signal to the replacement taking the public port. */
 		fleet_audit(fleet, "instance-replaced",
-			    json_pack("{s:s, s:s, s:s, s:s, s:I}", "service", svc->name, "old",
+			    json_pack("{s:s, s:s, s:s, s:s, s:I, s:b}", "service", svc->name, "old",
 				      instance_id(old), "new", instance_id(fresh), "reason",
 				      svc->replacing ? svc->reason : "policy changed",
 				      "detection_to_replacement_usec",
 				      svc->replacing ? (json_int_t)(monotonic_usec() -
 								    svc->detected_usec)
-						     : (json_int_t)0),
+						     : (json_int_t)0,
+				      "standby", svc->from_standby),
 			    true);
 		dispose(fleet, svc, old, svc->replacing ? svc->disposal : DISPOSE_KILL,
 			svc->replacing ? svc->reason : "policy changed", svc->evidence);
 	}
 	clear_pending(svc);
 	response_arm_lifetime(svc);
+	/* The standby promoted, or kept waiting during the replacement: top up. */
+	standby_schedule(svc, 0);
 }
 
 static int on_lifetime(sd_event_source *source, uint64_t usec, void *userdata)
@@ -275,19 +349,17 @@ static int on_lifetime(sd_event_source *source, uint64_t usec, void *userdata)
 
 void response_arm_lifetime(struct managed_service *svc)
 {
-	uint64_t lifetime = svc->policy->max_lifetime_usec, jitter = 0;
+	uint64_t deadline;
 
 	svc->lifetime_timer = sd_event_source_disable_unref(svc->lifetime_timer);
-	if (!lifetime || !svc->current)
+	if (!svc->current)
 		return;
-	/* Jitter shortens each lifetime by a random amount, so instances of
-	 * many services do not all turn over at once and an attacker cannot
-	 * predict the moment. */
-	if (svc->policy->max_lifetime_jitter_usec &&
-	    getrandom(&jitter, sizeof(jitter), 0) == sizeof(jitter))
-		jitter %= svc->policy->max_lifetime_jitter_usec;
-	(void)sd_event_add_time_relative(svc->fleet->event, &svc->lifetime_timer, CLOCK_MONOTONIC,
-					 lifetime - jitter, 0, on_lifetime, svc);
+	/* Counted from the instance's start: a promoted standby brings the
+	 * time it waited (standby.c renews standbys on the same clock). */
+	deadline = lifetime_deadline(svc, svc->current);
+	if (deadline)
+		(void)sd_event_add_time(svc->fleet->event, &svc->lifetime_timer, CLOCK_MONOTONIC,
+					deadline, 0, on_lifetime, svc);
 }
 
 void response_service_done(struct managed_service *svc)
@@ -323,6 +395,11 @@ static struct managed_service *find_target(struct fleet *fleet, const char *targ
 				*ret_instance = *p;
 				return svc;
 			}
+		for (size_t k = 0; k < svc->n_standbys; k++)
+			if (streq(instance_id(svc->standbys[k].instance), target)) {
+				*ret_instance = svc->standbys[k].instance;
+				return svc;
+			}
 	}
 	return NULL;
 }
@@ -330,17 +407,20 @@ static struct managed_service *find_target(struct fleet *fleet, const char *targ
 int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason, json_t *requester,
 		     char **ret_message)
 {
+	uint64_t detected_usec = monotonic_usec();
 	struct instance *instance = NULL;
 	struct managed_service *svc = find_target(fleet, target, &instance);
 	json_t *evidence;
 
 	if (!svc)
 		return -ENOENT;
+	/* The operator's word is a detection: frozen and cut off first. */
+	response_contain(svc, instance, detected_usec);
 	evidence = json_pack("{s:s, s:O?}", "reason", reason, "requested_by", requester);
 	if (asprintf(ret_message, "quarantining %s: a replacement starts from the clean snapshot",
 		     instance_id(instance)) < 0)
 		*ret_message = NULL;
-	response_replace(svc, instance, "manual", evidence, DISPOSE_QUARANTINE, 0);
+	response_replace(svc, instance, "manual", evidence, DISPOSE_QUARANTINE, detected_usec);
 	return 0;
 }
 
