@@ -63,10 +63,11 @@ with_role() { json_instances | grep -o '"id":"web-[0-9]*"[^}]*"role":"'"$1"'"' |
 ready_standby() { json_instances | grep -o '"id":"web-[0-9]*"[^}]*"state":"healthy"[^}]*"role":"standby"' | head -n 1 | sed 's/"id":"\([^"]*\)".*/\1/'; }
 serving() { with_role serving | head -n 1; }
 field() { json_instances | grep -o '"id":"'"$1"'"[^}]*' | sed -n 's/.*"'"$2"'":"\{0,1\}\([^",]*\).*/\1/p'; }
+addr_of() { json_instances | grep -o '"id":"'"$1"'"[^}]*' | sed -n 's/.*"addresses":\["\([^"]*\)".*/\1/p'; }
 whoami() { http_get web "$P" 10.213.0.1 /cgi-bin/whoami | sed -n 's/^instance=//p'; }
-public_port() { mtdctl --json status | tr -d ' \n' | sed -n 's/.*"name":"web","port":\([0-9]*\).*/\1/p'; }
+public_port() { mtdctl --json status | tr -d ' \n' | grep -o '"name":"web","epoch":[0-9]*,"port":[0-9]*' | sed 's/.*"port"://'; }
 seq_of() { # TYPE GREP: seq of the first record of TYPE whose line matches GREP
-	mtdctl audit show | grep "\"type\":\"$1\"" | grep -- "$2" | head -n 1 | sed -n 's/.*"seq":\([0-9]*\).*/\1/p'
+	mtdctl --json audit show | grep "\"type\":\"$1\"" | grep -- "$2" | head -n 1 | sed -n 's/.*"seq":\([0-9]*\).*/\1/p'
 }
 cgroup_of() { find /sys/fs/cgroup -maxdepth 8 -type d -name "$1" -path "*$INSTANCES_CGROUP*" | while read -r d; do [ -e "$d/cgroup.freeze" ] && echo "$d"; done | head -n 1; }
 in_nft_set() { nft list set inet mtd "$1" | grep -qw "$2"; }
@@ -87,7 +88,7 @@ assert_contains "$out" "1/1" "mtdctl status counts one ready standby of one"
 assert_contains "$(mtdctl instances)" "standby" "mtdctl instances gives the standby's role"
 [ "$(whoami)" = "$current" ] || fail "the public port is not served by $current"
 ok "the public port leads to the serving instance $current, not to the standby"
-standby_addr=$(field "$standby" addresses | tr -d '[]"')
+standby_addr=$(addr_of "$standby")
 [ -n "$standby_addr" ] || fail "no address for $standby"
 live=$(nft list set inet mtd active1 | grep -q 'elements = { ipv4' && echo 1 || echo 0)
 nft list map inet mtd "svc4_$live" | grep -qw "$standby_addr" && fail "the DNAT map leads to the standby"
@@ -99,7 +100,7 @@ ok "the standby is unreachable from outside"
 # --- detection by a seccomp violation: frozen and cut first, the standby serves -------------
 victim=$current
 promoted=$standby
-victim_addr=$(field "$victim" addresses | tr -d '[]"')
+victim_addr=$(addr_of "$victim")
 http_get web "$P" 10.213.0.1 /cgi-bin/mount >/dev/null
 wait_for '[ "$(serving)" = "'"$promoted"'" ]' 100 || fail "the standby $promoted was not promoted: $(mtdctl instances)"
 ok "a seccomp violation promotes the standby $promoted"
@@ -110,16 +111,16 @@ cg=$(cgroup_of "$victim")
 grep -qx "frozen 1" "$cg/cgroup.events" || fail "$victim's cgroup is not frozen"
 ok "the compromised instance's cgroup is frozen (cgroup.freeze on the cgroup2 hierarchy)"
 in_nft_set instances4 "$victim_addr" && fail "$victim ($victim_addr) is still in the live set"
-in_nft_set ingress4 "$victim_addr" && fail "$victim ($victim_addr) still admits new flows"
+in_nft_set inst_ingress4 "$victim_addr" && fail "$victim ($victim_addr) still admits new flows"
 ok "the compromised instance's envelope is out of the table (cut off)"
 c=$(seq_of instance-contained "\"instance\":\"$victim\"")
 r=$(seq_of instance-replaced "\"old\":\"$victim\"")
 [ -n "$c" ] && [ -n "$r" ] || fail "no instance-contained / instance-replaced record for $victim"
 [ "$c" -lt "$r" ] || fail "the containment ($c) is not before the route moved ($r)"
-assert_contains "$(mtdctl audit show | grep '"type":"instance-contained"' | grep "\"instance\":\"$victim\"")" \
+assert_contains "$(mtdctl --json audit show | grep '"type":"instance-contained"' | grep "\"instance\":\"$victim\"")" \
 	'"frozen":true,"killed":false,"cut":true' "the containment record says frozen and cut"
 ok "the audit log has the containment (seq $c) before the route moved (seq $r)"
-assert_contains "$(mtdctl audit show | grep '"type":"instance-replaced"' | grep "\"old\":\"$victim\"")" \
+assert_contains "$(mtdctl --json audit show | grep '"type":"instance-replaced"' | grep "\"old\":\"$victim\"")" \
 	"\"new\":\"$promoted\"" "the replacement is the standby"
 [ "$(whoami)" = "$promoted" ] || fail "the public port is not served by the promoted $promoted"
 ok "the public port is served by the promoted standby (its id answers)"
@@ -128,7 +129,7 @@ fresh=$(ready_standby)
 [ "$fresh" != "$promoted" ] && [ "$fresh" != "$victim" ] || fail "the new standby is not new: $fresh"
 s=$(seq_of instance-start "\"instance\":\"$fresh\"")
 [ "$s" -gt "$r" ] || fail "the new standby started ($s) before the promotion ($r)"
-assert_contains "$(mtdctl audit show | grep '"type":"instance-start"' | grep "\"instance\":\"$fresh\"")" \
+assert_contains "$(mtdctl --json audit show | grep '"type":"instance-start"' | grep "\"instance\":\"$fresh\"")" \
 	'"role":"standby"' "a new standby ($fresh) starts after the promotion"
 mtdctl release "$victim" >/dev/null || fail "release $victim"
 
@@ -163,29 +164,45 @@ st=$(seq_of instance-start "\"instance\":\"$new\"")
 r=$(seq_of instance-replaced "\"old\":\"$victim\"")
 [ -n "$c" ] && [ -n "$st" ] && [ -n "$r" ] || fail "records missing: contained $c, start $st, replaced $r"
 [ "$c" -lt "$st" ] && [ "$st" -lt "$r" ] || fail "order: contained $c, start $st, replaced $r"
-assert_contains "$(mtdctl audit show | grep '"type":"instance-replaced"' | grep "\"old\":\"$victim\"")" \
+assert_contains "$(mtdctl --json audit show | grep '"type":"instance-replaced"' | grep "\"old\":\"$victim\"")" \
 	'"standby":false' "the replacement is marked as not from a standby"
 ok "without a standby: contained (seq $c) before the replacement starts ($st) and takes the port ($r)"
 wait_for '[ "$(field "$victim" state)" = quarantined ]' 50 || fail "$victim is not quarantined"
 mtdctl release "$victim" >/dev/null || fail "release $victim"
 
 # --- MaxLifetime= renews a standby that waited its lifetime out ------------------------------
-# Two standbys: a replacement takes the youngest, so the older one reaches its
-# MaxLifetime= as a standby and is renewed.
+# Two standbys, started one after the other. A quarantine after a few seconds
+# promotes the younger one (a replacement takes the most lifetime ahead) and
+# starts a third; the older one then reaches its MaxLifetime= as a standby:
+# a successor starts, and it goes once that one is healthy. (When the
+# serving instance expires next, the youngest fresh standby takes over, not
+# the retiring one.)
+ready_count() { json_instances | grep -o '"state":"healthy"[^}]*"role":"standby"' | wc -l; }
 write_policy "StandbyInstances=2
 MaxLifetime=10s"
 mtdctl reload >/dev/null || fail "reload with MaxLifetime="
-wait_for '[ "$(json_instances | grep -o '"state":"healthy"[^}]*"role":"standby"' | wc -l)" -eq 2 ]' 150 ||
-	fail "no two ready standbys: $(mtdctl instances)"
-old_standbys=$(with_role standby)
-wait_for 'mtdctl audit show | grep -q standby-retiring' 200 || fail "no standby retired within MaxLifetime="
-retired=$(mtdctl audit show | grep '"type":"standby-retiring"' | head -n 1 | sed -n 's/.*"instance":"\([^"]*\)".*/\1/p')
-grep -qx "$retired" <<<"$old_standbys" || fail "the retired $retired was not one of the standbys ($old_standbys)"
-wait_for 'mtdctl audit show | grep "\"instance\":\"'"$retired"'\"" | grep -q "standby renewed"' 100 ||
-	fail "$retired was not stopped once its successor was ready"
-wait_for '[ "$(json_instances | grep -o '"state":"healthy"[^}]*"role":"standby"' | wc -l)" -eq 2 ]' 150 ||
-	fail "not two ready standbys after the renewal: $(mtdctl instances)"
-ok "MaxLifetime= renews the standby $retired: a successor first, then it goes"
+wait_for '[ "$(ready_count)" -eq 2 ]' 150 || fail "no two ready standbys: $(mtdctl instances)"
+older=$(with_role standby | head -n 1)
+younger=$(with_role standby | tail -n 1)
+sleep 3
+mtdctl quarantine web >/dev/null || fail "quarantine with two standbys"
+wait_for '[ "$(serving)" = "'"$younger"'" ]' 50 || fail "the younger standby $younger was not promoted: $(mtdctl instances)"
+ok "a replacement promotes the youngest standby ($younger; $older waits on)"
+wait_for 'mtdctl --json audit show | grep "\"type\":\"standby-retiring\"" | grep -q "\"instance\":\"'"$older"'\""' 150 ||
+	fail "$older did not retire at its MaxLifetime="
+wait_for 'mtdctl audit show | grep "\"instance\":\"'"$older"'\"" | grep -q "standby renewed"' 100 ||
+	fail "$older was not stopped once its successor was ready"
+t=$(seq_of standby-retiring "\"instance\":\"$older\"")
+r=$(seq_of instance-stop "\"instance\":\"$older\"")
+h=$(mtdctl --json audit show | grep '"type":"instance-start"' | grep '"role":"standby"' |
+	sed -n 's/.*"seq":\([0-9]*\).*/\1/p' | awk -v t="$t" '$1 > t' | head -n 1)
+[ -n "$r" ] && [ -n "$h" ] && [ "$h" -lt "$r" ] ||
+	fail "$older went (seq $r) before a successor started ($h) after it retired ($t)"
+mtdctl --json audit show | grep '"type":"instance-replaced"' | grep -q "\"new\":\"$older\"" &&
+	fail "the retiring $older was promoted"
+wait_for '[ "$(ready_count)" -eq 2 ]' 150 || fail "not two ready standbys after the renewal: $(mtdctl instances)"
+ok "MaxLifetime= renews the standby $older: a successor first, then it goes"
+mtdctl release "$(with_role quarantined | head -n 1)" >/dev/null
 [ "$(public_port)" = "$port" ] || fail "the public port moved from $port"
 [ -n "$(whoami)" ] || fail "nothing serves the public port after the renewals"
 ok "the service still serves its public port $port"
