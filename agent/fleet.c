@@ -194,7 +194,7 @@ static void on_instance_unhealthy(struct instance *instance, const char *reason,
 		response_replace(svc, instance, "health", json_pack("{s:s}", "health", reason),
 				 svc->policy->on_unhealthy == COMPROMISE_QUARANTINE ? DISPOSE_QUARANTINE
 										     : DISPOSE_KILL,
-				 0);
+				 0, false);
 }
 
 /* A signal is audited at once and answered on the next loop iteration, when
@@ -237,7 +237,7 @@ static int on_pending_signal(sd_event_source *source, void *userdata)
 	/* Gone, or already being replaced for this or another signal: nothing more. */
 	if (svc && instance && instance_state(instance) != INSTANCE_QUARANTINED)
 		response_replace(svc, instance, ps->kind, TAKE_PTR(ps->evidence),
-				 disposal_for(svc->policy, ps->kind), ps->detected_usec);
+				 disposal_for(svc->policy, ps->kind), ps->detected_usec, true);
 	json_decref(ps->evidence);
 	sd_event_source_disable_unref(ps->source);
 	free(ps);
@@ -265,7 +265,7 @@ static void on_instance_signal(struct instance *instance, const char *kind, json
 	 * follows on the next loop turn (this instance's callback is on the
 	 * stack, and the response may destroy it). */
 	if (respond)
-		response_contain(svc, instance, detected_usec);
+		(void)instance_freeze_begin(instance); /* confirmed by the response */
 	/* Synced by the response's own records (instance-replaced or
 	 * instance-quarantined, within milliseconds): an fdatasync here (0.3
 	 * to 9 ms) would hold the replacement up. Without a response, now. */

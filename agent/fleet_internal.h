@@ -36,6 +36,14 @@ struct standby {
 	bool retiring;		/* past it: goes once a fresh standby is healthy */
 };
 
+/* A compromised instance between its freeze and its cut (response.c). */
+struct containment {
+	struct instance *instance; /* NULL: none under way */
+	char reason[32];
+	uint64_t detected_usec, frozen_usec; /* CLOCK_MONOTONIC */
+	int frozen;			     /* 0, or why it could not be frozen (killed) */
+};
+
 struct managed_service {
 	struct fleet *fleet;
 	char name[POLICY_NAME_MAX + 1];
@@ -69,6 +77,7 @@ struct managed_service {
 	unsigned egress_drops;
 	size_t n_replacements;
 	bool from_standby; /* the replacement under way is a promoted standby */
+	struct containment containing;
 
 	/* StandbyInstances= (standby.c); one more than the policy's most while
 	 * a retiring standby waits for its successor to be healthy. */
@@ -125,6 +134,8 @@ void standby_schedule(struct managed_service *svc, uint64_t delay_usec);
 void standby_exited(struct managed_service *svc, bool quick);
 /* Index of instance among the standbys, or -1. */
 ssize_t standby_index(const struct managed_service *svc, const struct instance *instance);
+/* Whether standby_take() would return one. */
+bool standby_ready(const struct managed_service *svc);
 /* A healthy standby, taken out of the list (fresh ones before retiring
  * ones), or NULL. */
 struct instance *standby_take(struct managed_service *svc);
@@ -138,19 +149,18 @@ void standby_healthy(struct managed_service *svc);
 json_t *standby_json(const struct managed_service *svc);
 
 /* response.c */
-/* At detection, before anything else: freeze the instance, then cut it off
- * (its envelope leaves the table; the public port, if it still leads there,
- * leads nowhere). Audited as instance-contained with both times since
- * detected_usec. A failed freeze kills it instead (fail closed). */
-void response_contain(struct managed_service *svc, struct instance *instance,
-		      uint64_t detected_usec);
-/* Replace the serving instance: start a fresh one from the clean snapshot;
+
+/* Replace an instance. compromised: it is contained first (frozen — the
+ * freeze requested at detection with instance_freeze_begin is confirmed —
+ * then cut off, recorded as instance-contained). Then a healthy standby
+ * takes the port in one transaction, or else a fresh instance is started;
  * detected_usec: when the signal arrived (CLOCK_MONOTONIC; 0 = now), for the
  * detection-to-replacement time in the instance-replaced record;
  * once it is healthy, one transaction routes the public port to it, then the
  * old one is disposed of. evidence is stolen (may be NULL). */
 void response_replace(struct managed_service *svc, struct instance *instance, const char *reason,
-		      json_t *evidence, enum disposal disposal, uint64_t detected_usec);
+		      json_t *evidence, enum disposal disposal, uint64_t detected_usec,
+		      bool compromised);
 /* next became healthy: route to it and dispose of the old one. */
 void response_replacement_healthy(struct managed_service *svc);
 /* Arm MaxLifetime= (with jitter) for the serving instance. */

@@ -53,6 +53,8 @@ struct instance {
 	struct netdev_address addresses[2];
 	size_t n_addresses;
 	uint64_t started_usec;
+	uint64_t freeze_requested_usec; /* containment began (instance_freeze_begin) */
+	bool cut;			/* its envelope left the table (the owner says) */
 	bool link_created;
 };
 
@@ -586,7 +588,7 @@ fail:
 	return r < 0 ? r : -EIO;
 }
 
-int instance_contain(struct instance *instance)
+int instance_freeze_begin(struct instance *instance)
 {
 	int r;
 
@@ -594,17 +596,47 @@ int instance_contain(struct instance *instance)
 		return 0;
 	if (!instance->envelope)
 		return -ESRCH;
-	/* Freeze before anything else: every step after this one (the cut, the
-	 * route, the evidence) is time the attacker no longer has. */
-	r = envelope_freeze(instance->envelope, true);
+	/* Freeze before anything else: every step after this one (the record,
+	 * the cut, the route, the evidence) is time the attacker no longer has.
+	 * Written, not waited for: each task traps before its next instruction
+	 * in user space, and instance_contain() confirms it. */
+	r = envelope_freeze_request(instance->envelope);
 	if (r < 0)
 		return r;
+	instance->freeze_requested_usec = monotonic_usec();
 	/* A frozen instance answers no probe: it must not be judged unhealthy
 	 * (a second response) while it waits for its disposal. */
 	health_probe_cancel(TAKE_PTR(instance->probe));
 	instance->health_timer = sd_event_source_disable_unref(instance->health_timer);
 	instance->state = INSTANCE_CONTAINED;
 	return 0;
+}
+
+uint64_t instance_freeze_requested_usec(const struct instance *instance)
+{
+	return instance->freeze_requested_usec;
+}
+
+int instance_contain(struct instance *instance)
+{
+	int r;
+
+	if (instance->state == INSTANCE_QUARANTINED)
+		return 0;
+	r = instance_freeze_begin(instance);
+	if (r < 0)
+		return r;
+	return envelope_freeze(instance->envelope, true);
+}
+
+void instance_mark_cut(struct instance *instance)
+{
+	instance->cut = true;
+}
+
+bool instance_is_cut(const struct instance *instance)
+{
+	return instance->cut;
 }
 
 int instance_kill(struct instance *instance)

@@ -90,11 +90,21 @@ const struct netdev_address *instance_addresses(const struct instance *instance,
 uint64_t instance_started_usec(const struct instance *instance); /* CLOCK_MONOTONIC */
 const char *instance_state_name(enum instance_state state);
 
-/* Containment at detection, the first thing done: every process frozen
- * (cgroup.freeze, waited for), health probes stopped. The caller cuts the
- * network next (its envelope out of the table). Idempotent. On failure the
- * state is unchanged: kill it (instance_kill) rather than leave it running. */
+/* Containment at detection, the first thing done: the freeze requested
+ * (cgroup.freeze written, not waited for), health probes stopped, the state
+ * CONTAINED. Idempotent. On failure: kill it (instance_kill) rather than
+ * leave it running. */
+int instance_freeze_begin(struct instance *instance);
+/* When the freeze was requested (CLOCK_MONOTONIC), 0 if never. */
+uint64_t instance_freeze_requested_usec(const struct instance *instance);
+/* The freeze requested (if not yet) and waited for until the kernel reports
+ * the whole tree frozen. The caller cuts the network next (its envelope out
+ * of the table). Idempotent. */
 int instance_contain(struct instance *instance);
+/* The owner's note that the instance's network is cut (its envelope left the
+ * table), so the cut is done and recorded once. */
+void instance_mark_cut(struct instance *instance);
+bool instance_is_cut(const struct instance *instance);
 /* SIGKILL to every process (cgroup.kill); the exit is reported as usual. */
 int instance_kill(struct instance *instance);
 
