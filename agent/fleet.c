@@ -265,7 +265,7 @@ static void on_instance_signal(struct instance *instance, const char *kind, json
 	 * follows on the next loop turn (this instance's callback is on the
 	 * stack, and the response may destroy it). */
 	if (respond)
-		(void)instance_freeze_begin(instance); /* confirmed by the response */
+		response_contain(svc, instance, kind, detected_usec);
 	/* Synced by the response's own records (instance-replaced or
 	 * instance-quarantined, within milliseconds): an fdatasync here (0.3
 	 * to 9 ms) would hold the replacement up. Without a response, now. */

@@ -36,14 +36,6 @@ struct standby {
 	bool retiring;		/* past it: goes once a fresh standby is healthy */
 };
 
-/* A compromised instance between its freeze and its cut (response.c). */
-struct containment {
-	struct instance *instance; /* NULL: none under way */
-	char reason[32];
-	uint64_t detected_usec, frozen_usec; /* CLOCK_MONOTONIC */
-	int frozen;			     /* 0, or why it could not be frozen (killed) */
-};
-
 struct managed_service {
 	struct fleet *fleet;
 	char name[POLICY_NAME_MAX + 1];
@@ -77,7 +69,6 @@ struct managed_service {
 	unsigned egress_drops;
 	size_t n_replacements;
 	bool from_standby; /* the replacement under way is a promoted standby */
-	struct containment containing;
 
 	/* StandbyInstances= (standby.c); one more than the policy's most while
 	 * a retiring standby waits for its successor to be healthy. */
@@ -134,8 +125,6 @@ void standby_schedule(struct managed_service *svc, uint64_t delay_usec);
 void standby_exited(struct managed_service *svc, bool quick);
 /* Index of instance among the standbys, or -1. */
 ssize_t standby_index(const struct managed_service *svc, const struct instance *instance);
-/* Whether standby_take() would return one. */
-bool standby_ready(const struct managed_service *svc);
 /* A healthy standby, taken out of the list (fresh ones before retiring
  * ones), or NULL. */
 struct instance *standby_take(struct managed_service *svc);
@@ -150,9 +139,15 @@ json_t *standby_json(const struct managed_service *svc);
 
 /* response.c */
 
-/* Replace an instance. compromised: it is contained first (frozen — the
- * freeze requested at detection with instance_freeze_begin is confirmed —
- * then cut off, recorded as instance-contained). Then a healthy standby
+/* At detection, before anything else (its record included): the instance
+ * frozen (cgroup.freeze requested), cut off (its envelope out of the table,
+ * one transaction), the freeze confirmed; a freeze that fails kills it.
+ * Recorded as instance-contained with the times since detected_usec. Once
+ * per instance. */
+void response_contain(struct managed_service *svc, struct instance *instance, const char *reason,
+		      uint64_t detected_usec);
+/* Replace an instance. compromised: contained first (response_contain, if
+ * the caller has not done it at detection). Then a healthy standby
  * takes the port in one transaction, or else a fresh instance is started;
  * detected_usec: when the signal arrived (CLOCK_MONOTONIC; 0 = now), for the
  * detection-to-replacement time in the instance-replaced record;

@@ -102,7 +102,7 @@ uint64_t instance_freeze_requested_usec(const struct instance *instance);
  * of the table). Idempotent. */
 int instance_contain(struct instance *instance);
 /* The owner's note that the instance's network is cut (its envelope left the
- * table), so the cut is done and recorded once. */
+ * table), so containment is done and recorded once. */
 void instance_mark_cut(struct instance *instance);
 bool instance_is_cut(const struct instance *instance);
 /* SIGKILL to every process (cgroup.kill); the exit is reported as usual. */

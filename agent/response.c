@@ -181,63 +181,48 @@ static int on_replacement_deadline(sd_event_source *source, uint64_t usec, void 
 	return 0;
 }
 
-/* Containment, after its first step (instance_freeze_begin at detection):
- * the freeze confirmed (the kernel reports the whole tree frozen), or the
- * instance killed if it cannot be frozen (fail closed). Then the cut. */
-static void confirm_frozen(struct managed_service *svc, struct instance *instance,
-			   const char *reason, uint64_t detected_usec)
-{
-	struct containment *c = &svc->containing;
-	int r = instance_contain(instance);
-
-	if (r < 0)
-		(void)instance_kill(instance); /* it must not run on */
-	*c = (struct containment){.instance = instance,
-				  .detected_usec = detected_usec,
-				  .frozen_usec = monotonic_usec(),
-				  .frozen = r};
-	snprintf(c->reason, sizeof(c->reason), "%s", reason);
-}
-
-/* The cut is done (by its own transaction or by the route's): recorded, once. */
-static void record_contained(struct managed_service *svc, int cut, const char *cut_by,
-			     const char *error)
-{
-	struct containment *c = &svc->containing;
-	uint64_t cut_usec = monotonic_usec();
-	uint64_t requested = instance_freeze_requested_usec(c->instance);
-
-	instance_mark_cut(c->instance);
-	/* Written now, made durable with the replacement's record. */
-	fleet_audit(svc->fleet, "instance-contained",
-		    json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:s, s:I, s:I, s:I, s:s?, s:s?}",
-			      "service", svc->name, "instance", instance_id(c->instance), "reason",
-			      c->reason, "frozen", c->frozen == 0, "killed", c->frozen < 0, "cut",
-			      cut == 0, "cut_by", cut_by, "detection_to_freeze_requested_usec",
-			      (json_int_t)(requested > c->detected_usec ? requested - c->detected_usec
-									: 0),
-			      "detection_to_frozen_usec",
-			      (json_int_t)(c->frozen_usec - c->detected_usec),
-			      "detection_to_cut_usec", (json_int_t)(cut_usec - c->detected_usec),
-			      "freeze_error", c->frozen < 0 ? strerror(-c->frozen) : NULL,
-			      "cut_error", cut < 0 ? (error ? error : strerror(-cut)) : NULL),
-		    false);
-	c->instance = NULL;
-}
-
-/* The cut by a transaction of its own: its envelope leaves the table, so no
- * packet passes to or from its link, established flows included; the
- * public port, while it still leads there, leads nowhere. */
-static void cut_now(struct managed_service *svc)
+void response_contain(struct managed_service *svc, struct instance *instance, const char *reason,
+		      uint64_t detected_usec)
 {
 	_cleanup_free_ char *error = NULL;
-	int r;
+	uint64_t requested_usec, cut_usec, frozen_usec;
+	int frozen, cut;
 
-	if (!svc->containing.instance)
+	if (instance_is_cut(instance) || instance_state(instance) == INSTANCE_QUARANTINED)
 		return;
-	r = rotation_remove_instance(svc->fleet->rotation, instance_id(svc->containing.instance),
-				     &error);
-	record_contained(svc, r, "its own transaction", error);
+	/* 1. The freeze, requested: cgroup.freeze written; from here on every
+	 * task of the instance traps before its next instruction in user space
+	 * (kernel/cgroup/freezer.c, get_signal()). */
+	frozen = instance_freeze_begin(instance);
+	if (frozen < 0)
+		(void)instance_kill(instance); /* fail closed: it must not run on */
+	requested_usec = monotonic_usec();
+	/* 2. The cut: its envelope leaves the table in one transaction, so no
+	 * packet passes to or from its link, established flows included; the
+	 * public port, while it still leads there, leads nowhere. */
+	cut = rotation_remove_instance(svc->fleet->rotation, instance_id(instance), &error);
+	instance_mark_cut(instance);
+	cut_usec = monotonic_usec();
+	/* 3. The freeze, confirmed: the kernel reports every task trapped
+	 * (usually by now: the transaction gave them time to be scheduled). */
+	if (frozen == 0) {
+		frozen = instance_contain(instance);
+		if (frozen < 0)
+			(void)instance_kill(instance);
+	}
+	frozen_usec = monotonic_usec();
+	/* Written now, made durable with the replacement's record. */
+	fleet_audit(svc->fleet, "instance-contained",
+		    json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:I, s:I, s:I, s:s?, s:s?}",
+			      "service", svc->name, "instance", instance_id(instance), "reason",
+			      reason, "frozen", frozen == 0, "killed", frozen < 0, "cut", cut == 0,
+			      "detection_to_freeze_requested_usec",
+			      (json_int_t)(requested_usec - detected_usec), "detection_to_cut_usec",
+			      (json_int_t)(cut_usec - detected_usec), "detection_to_contained_usec",
+			      (json_int_t)(frozen_usec - detected_usec), "freeze_error",
+			      frozen < 0 ? strerror(-frozen) : NULL, "cut_error",
+			      cut < 0 ? (error ? error : strerror(-cut)) : NULL),
+		    false);
 }
 
 void response_replace(struct managed_service *svc, struct instance *instance, const char *reason,
@@ -245,20 +230,13 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 		      bool compromised)
 {
 	struct fleet *fleet = svc->fleet;
-	bool by_route;
 
 	if (!detected_usec)
 		detected_usec = monotonic_usec();
-	/* A compromised instance is contained before anything else: frozen
-	 * (requested at detection, confirmed here), then cut off — by the
-	 * transaction that routes the port to a standby if one is ready, by
-	 * one of its own otherwise. */
-	if (compromised && !instance_is_cut(instance))
-		confirm_frozen(svc, instance, reason, detected_usec);
-	by_route = svc->containing.instance == instance && instance == svc->current &&
-		   !svc->replacing && standby_ready(svc);
-	if (!by_route)
-		cut_now(svc);
+	/* A compromised instance is contained before anything else (the
+	 * callers do it at detection already; this is for any other way in). */
+	if (compromised)
+		response_contain(svc, instance, reason, detected_usec);
 
 	/* Written at once, made durable by the next synced record: the
 	 * signal's own record was synced before we got here, and the response
@@ -294,7 +272,6 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 	}
 	if (storm_exceeded(svc)) {
 		/* Fail closed: the affected instance goes now, the service waits. */
-		cut_now(svc);
 		fleet_audit(fleet, "replacement-storm",
 			    json_pack("{s:s, s:i, s:I, s:I}", "service", svc->name, "burst",
 				      (int)svc->policy->replace_burst, "interval_usec",
@@ -323,12 +300,10 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 	svc->lifetime_timer = sd_event_source_disable_unref(svc->lifetime_timer);
 	(void)sd_event_add_time_relative(fleet->event, &svc->replacement_deadline, CLOCK_MONOTONIC,
 					 REPLACEMENT_DEADLINE_USEC, 0, on_replacement_deadline, svc);
-	/* A healthy standby takes the port now: one transaction (which also
-	 * cuts the contained instance off). */
+	/* A healthy standby takes the port now: one transaction. */
 	if (instance == svc->current && (svc->next = standby_take(svc))) {
 		svc->from_standby = true;
 		response_replacement_healthy(svc);
-		cut_now(svc); /* if the route failed */
 		return;
 	}
 	start_instance(svc);
@@ -360,8 +335,6 @@ void response_replacement_healthy(struct managed_service *svc)
 	svc->current = fresh;
 	svc->next = NULL;
 	svc->routed = true;
-	if (old && svc->containing.instance == old)
-		record_contained(svc, 0, "the route to the replacement", NULL);
 	if (old) {
 		/* From the signal to the replacement taking the public port. */
 		fleet_audit(fleet, "instance-replaced",
@@ -460,8 +433,8 @@ int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason
 
 	if (!svc)
 		return -ENOENT;
-	/* The operator's word is a detection: the freeze first. */
-	(void)instance_freeze_begin(instance);
+	/* The operator's word is a detection: frozen and cut off first. */
+	response_contain(svc, instance, "manual", detected_usec);
 	evidence = json_pack("{s:s, s:O?}", "reason", reason, "requested_by", requester);
 	if (asprintf(ret_message, "quarantining %s: a replacement starts from the clean snapshot",
 		     instance_id(instance)) < 0)

@@ -2,18 +2,23 @@
 # make bench: the response to a detection, per signal type, median and p95
 # over RUNS runs each, all measured in the same run:
 #
-# 1. detection -> contained: the compromised instance frozen (cgroup.freeze
-#    written and "frozen 1" seen in cgroup.events) and cut off (its envelope
-#    out of the table: one nftables transaction). From the agent's
-#    instance-contained records (detection_to_frozen_usec,
-#    detection_to_cut_usec). Signals of compromise only (manual quarantine,
-#    seccomp violation, drift, unexpected egress); failed health is not one.
+# 1. detection -> contained, the first thing the agent does: the freeze
+#    requested (cgroup.freeze written: from then on no task of the instance
+#    executes another instruction in user space), the cut (its envelope out
+#    of the table: one nftables transaction of its own), the freeze
+#    confirmed ("frozen 1" read from cgroup.events). From the agent's
+#    instance-contained records (detection_to_freeze_requested_usec,
+#    detection_to_cut_usec, detection_to_contained_usec = all three done),
+#    over both parts of the run (with and without a standby). Signals of
+#    compromise only (manual quarantine, seccomp violation, drift,
+#    unexpected egress); failed health is not one.
 # 2. detection -> replacement: until the public port leads to a healthy
 #    instance (the route's transaction committed), from the agent's
 #    instance-replaced records (detection_to_replacement_usec); without a
 #    standby (a fresh instance is started, probed healthy, then routed) and
 #    with StandbyInstances=1 (the standby is routed at once: one transaction
-#    after the containment's).
+#    after the containment's). The route's transaction is the end point; the
+#    record that carries the figure is written (and fdatasync'd) after it.
 #
 # "Detection" is the agent's CLOCK_MONOTONIC reading when it has the signal
 # in hand, before anything else is done about it (its audit record
@@ -154,11 +159,13 @@ line
 worst_cut=0
 for kind in $KINDS; do
 	[ "$kind" = health ] && continue # not a compromise: nothing is contained
-	read -r fmed fp95 fn <<<"$(stats instance-contained detection_to_frozen_usec "$kind")"
-	read -r cmed cp95 cn <<<"$(stats instance-contained detection_to_cut_usec "$kind")"
+	read -r fmed fp95 fn <<<"$(stats instance-contained detection_to_freeze_requested_usec "$kind")"
+	read -r xmed xp95 xn <<<"$(stats instance-contained detection_to_cut_usec "$kind")"
+	read -r cmed cp95 cn <<<"$(stats instance-contained detection_to_contained_usec "$kind")"
 	need "$cn" "$kind: containment"
-	row "$kind: frozen (cgroup.freeze, frozen seen)" "$fmed" "$fp95" "$fn"
-	row "$kind: frozen and cut off (envelope out of the table)" "$cmed" "$cp95" "$cn"
+	row "$kind: freeze requested (cgroup.freeze written)" "$fmed" "$fp95" "$fn"
+	row "$kind: ... and cut off (envelope out of the table)" "$xmed" "$xp95" "$xn"
+	row "$kind: ... and frozen (confirmed): contained" "$cmed" "$cp95" "$cn"
 	awk -v m="$cmed" -v w="$worst_cut" 'BEGIN {exit !(m > w)}' && worst_cut=$cmed
 done
 line
