@@ -125,6 +125,8 @@ void standby_schedule(struct managed_service *svc, uint64_t delay_usec);
 void standby_exited(struct managed_service *svc, bool quick);
 /* Index of instance among the standbys, or -1. */
 ssize_t standby_index(const struct managed_service *svc, const struct instance *instance);
+/* Whether standby_take() would give one. */
+bool standby_available(const struct managed_service *svc);
 /* A healthy standby, taken out of the list (fresh ones before retiring
  * ones), or NULL. */
 struct instance *standby_take(struct managed_service *svc);

@@ -53,8 +53,7 @@ struct instance {
 	struct netdev_address addresses[2];
 	size_t n_addresses;
 	uint64_t started_usec;
-	uint64_t freeze_requested_usec; /* containment began (instance_freeze_begin) */
-	bool cut;			/* its envelope left the table (the owner says) */
+	struct instance_containment containment; /* the owner's notes */
 	bool link_created;
 };
 
@@ -603,18 +602,12 @@ int instance_freeze_begin(struct instance *instance)
 	r = envelope_freeze_request(instance->envelope);
 	if (r < 0)
 		return r;
-	instance->freeze_requested_usec = monotonic_usec();
 	/* A frozen instance answers no probe: it must not be judged unhealthy
 	 * (a second response) while it waits for its disposal. */
 	health_probe_cancel(TAKE_PTR(instance->probe));
 	instance->health_timer = sd_event_source_disable_unref(instance->health_timer);
 	instance->state = INSTANCE_CONTAINED;
 	return 0;
-}
-
-uint64_t instance_freeze_requested_usec(const struct instance *instance)
-{
-	return instance->freeze_requested_usec;
 }
 
 int instance_contain(struct instance *instance)
@@ -629,14 +622,9 @@ int instance_contain(struct instance *instance)
 	return envelope_freeze(instance->envelope, true);
 }
 
-void instance_mark_cut(struct instance *instance)
+struct instance_containment *instance_containment(struct instance *instance)
 {
-	instance->cut = true;
-}
-
-bool instance_is_cut(const struct instance *instance)
-{
-	return instance->cut;
+	return &instance->containment;
 }
 
 int instance_kill(struct instance *instance)

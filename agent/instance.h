@@ -95,16 +95,21 @@ const char *instance_state_name(enum instance_state state);
  * CONTAINED. Idempotent. On failure: kill it (instance_kill) rather than
  * leave it running. */
 int instance_freeze_begin(struct instance *instance);
-/* When the freeze was requested (CLOCK_MONOTONIC), 0 if never. */
-uint64_t instance_freeze_requested_usec(const struct instance *instance);
 /* The freeze requested (if not yet) and waited for until the kernel reports
  * the whole tree frozen. The caller cuts the network next (its envelope out
  * of the table). Idempotent. */
 int instance_contain(struct instance *instance);
-/* The owner's note that the instance's network is cut (its envelope left the
- * table), so containment is done and recorded once. */
-void instance_mark_cut(struct instance *instance);
-bool instance_is_cut(const struct instance *instance);
+/* The owner's notes on the containment of this instance (response.c): when
+ * each step was done (CLOCK_MONOTONIC, 0 = not yet) and how it went, so it
+ * is done once and recorded once. */
+struct instance_containment {
+	char reason[32];
+	uint64_t detected_usec, freeze_requested_usec, cut_usec;
+	int freeze_error, cut_error; /* -errno, 0 */
+	char cut_detail[160];
+	bool recorded;
+};
+struct instance_containment *instance_containment(struct instance *instance);
 /* SIGKILL to every process (cgroup.kill); the exit is reported as usual. */
 int instance_kill(struct instance *instance);
 

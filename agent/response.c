@@ -184,27 +184,43 @@ static int on_replacement_deadline(sd_event_source *source, uint64_t usec, void 
 void response_contain(struct managed_service *svc, struct instance *instance, const char *reason,
 		      uint64_t detected_usec)
 {
+	struct instance_containment *c = instance_containment(instance);
 	_cleanup_free_ char *error = NULL;
-	uint64_t requested_usec, cut_usec, frozen_usec;
-	int frozen, cut;
 
-	if (instance_is_cut(instance) || instance_state(instance) == INSTANCE_QUARANTINED)
+	if (c->cut_usec || instance_state(instance) == INSTANCE_QUARANTINED)
 		return;
+	snprintf(c->reason, sizeof(c->reason), "%s", reason);
+	c->detected_usec = detected_usec;
 	/* 1. The freeze, requested: cgroup.freeze written; from here on every
 	 * task of the instance traps before its next instruction in user space
-	 * (kernel/cgroup/freezer.c, get_signal()). */
-	frozen = instance_freeze_begin(instance);
-	if (frozen < 0)
+	 * (kernel/cgroup/freezer.c; kernel/signal.c, get_signal()). */
+	c->freeze_error = instance_freeze_begin(instance);
+	if (c->freeze_error < 0)
 		(void)instance_kill(instance); /* fail closed: it must not run on */
-	requested_usec = monotonic_usec();
+	c->freeze_requested_usec = monotonic_usec();
 	/* 2. The cut: its envelope leaves the table in one transaction, so no
 	 * packet passes to or from its link, established flows included; the
 	 * public port, while it still leads there, leads nowhere. */
-	cut = rotation_remove_instance(svc->fleet->rotation, instance_id(instance), &error);
-	instance_mark_cut(instance);
-	cut_usec = monotonic_usec();
-	/* 3. The freeze, confirmed: the kernel reports every task trapped
-	 * (usually by now: the transaction gave them time to be scheduled). */
+	c->cut_error = rotation_remove_instance(svc->fleet->rotation, instance_id(instance), &error);
+	if (c->cut_error < 0)
+		snprintf(c->cut_detail, sizeof(c->cut_detail), "%s",
+			 error ? error : strerror(-c->cut_error));
+	c->cut_usec = monotonic_usec();
+}
+
+/* 3. The freeze, confirmed (the kernel reports every task trapped; tasks
+ * in the middle of an exit are waited for), and the containment recorded:
+ * once, before the replacement's records. Off the path to the standby's
+ * route: no task runs user code once the freeze is requested. */
+static void record_containment(struct managed_service *svc, struct instance *instance)
+{
+	struct instance_containment *c = instance_containment(instance);
+	uint64_t frozen_usec;
+	int frozen = c->freeze_error;
+
+	if (!c->cut_usec || c->recorded)
+		return;
+	c->recorded = true;
 	if (frozen == 0) {
 		frozen = instance_contain(instance);
 		if (frozen < 0)
@@ -215,13 +231,28 @@ void response_contain(struct managed_service *svc, struct instance *instance, co
 	fleet_audit(svc->fleet, "instance-contained",
 		    json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:I, s:I, s:I, s:s?, s:s?}",
 			      "service", svc->name, "instance", instance_id(instance), "reason",
-			      reason, "frozen", frozen == 0, "killed", frozen < 0, "cut", cut == 0,
-			      "detection_to_freeze_requested_usec",
-			      (json_int_t)(requested_usec - detected_usec), "detection_to_cut_usec",
-			      (json_int_t)(cut_usec - detected_usec), "detection_to_contained_usec",
-			      (json_int_t)(frozen_usec - detected_usec), "freeze_error",
-			      frozen < 0 ? strerror(-frozen) : NULL, "cut_error",
-			      cut < 0 ? (error ? error : strerror(-cut)) : NULL),
+			      c->reason, "frozen", frozen == 0, "killed", frozen < 0, "cut",
+			      c->cut_error == 0, "detection_to_freeze_requested_usec",
+			      (json_int_t)(c->freeze_requested_usec - c->detected_usec),
+			      "detection_to_cut_usec", (json_int_t)(c->cut_usec - c->detected_usec),
+			      "detection_to_frozen_usec", (json_int_t)(frozen_usec - c->detected_usec),
+			      "freeze_error", frozen < 0 ? strerror(-frozen) : NULL, "cut_error",
+			      c->cut_error < 0 ? c->cut_detail : NULL),
+		    false);
+}
+
+/* The containment's record, then the decision's (instance-replace). */
+static void announce(struct managed_service *svc, struct instance *instance, const char *reason,
+		     json_t *evidence, enum disposal disposal)
+{
+	record_containment(svc, instance);
+	/* Written at once, made durable by the next synced record: the
+	 * response must not wait for the disk (an fdatasync took 0.3 to 9 ms
+	 * here). */
+	fleet_audit(svc->fleet, "instance-replace",
+		    json_pack("{s:s, s:s, s:s, s:O?, s:s}", "service", svc->name, "instance",
+			      instance_id(instance), "reason", reason, "evidence", evidence,
+			      "then", disposal_name(disposal)),
 		    false);
 }
 
@@ -230,6 +261,7 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 		      bool compromised)
 {
 	struct fleet *fleet = svc->fleet;
+	bool promote;
 
 	if (!detected_usec)
 		detected_usec = monotonic_usec();
@@ -237,15 +269,11 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 	 * callers do it at detection already; this is for any other way in). */
 	if (compromised)
 		response_contain(svc, instance, reason, detected_usec);
-
-	/* Written at once, made durable by the next synced record: the
-	 * signal's own record was synced before we got here, and the response
-	 * must not wait for the disk (an fdatasync took 0.3 to 9 ms here). */
-	fleet_audit(fleet, "instance-replace",
-		    json_pack("{s:s, s:s, s:s, s:O?, s:s}", "service", svc->name, "instance",
-			      instance_id(instance), "reason", reason, "evidence", evidence,
-			      "then", disposal_name(disposal)),
-		    false);
+	/* With a standby to promote, the records wait until the port moved;
+	 * otherwise they are written now. */
+	promote = instance == svc->current && !svc->replacing && standby_available(svc);
+	if (!promote)
+		announce(svc, instance, reason, evidence, disposal);
 
 	if (standby_index(svc, instance) >= 0) {
 		/* A standby is affected: it goes, another one starts. */
@@ -272,6 +300,8 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 	}
 	if (storm_exceeded(svc)) {
 		/* Fail closed: the affected instance goes now, the service waits. */
+		if (promote)
+			announce(svc, instance, reason, evidence, disposal);
 		fleet_audit(fleet, "replacement-storm",
 			    json_pack("{s:s, s:i, s:I, s:I}", "service", svc->name, "burst",
 				      (int)svc->policy->replace_burst, "interval_usec",
@@ -328,6 +358,7 @@ void response_replacement_healthy(struct managed_service *svc)
 		/* A promoted standby that cannot be routed: a fresh one next. */
 		if (svc->replacing && svc->from_standby) {
 			svc->from_standby = false;
+			announce(svc, old, svc->reason, svc->evidence, svc->disposal);
 			start_instance(svc);
 		}
 		return;
@@ -335,6 +366,8 @@ void response_replacement_healthy(struct managed_service *svc)
 	svc->current = fresh;
 	svc->next = NULL;
 	svc->routed = true;
+	if (old && svc->replacing && svc->from_standby)
+		announce(svc, old, svc->reason, svc->evidence, svc->disposal);
 	if (old) {
 		/* From the signal to the replacement taking the public port. */
 		fleet_audit(fleet, "instance-replaced",

@@ -44,6 +44,14 @@ void standby_forget(struct managed_service *svc, struct instance *instance)
 	svc->n_standbys--;
 }
 
+bool standby_available(const struct managed_service *svc)
+{
+	for (size_t i = 0; i < svc->n_standbys; i++)
+		if (instance_state(svc->standbys[i].instance) == INSTANCE_HEALTHY)
+			return true;
+	return false;
+}
+
 struct instance *standby_take(struct managed_service *svc)
 {
 	/* The youngest fresh one (the most of its MaxLifetime= ahead; older

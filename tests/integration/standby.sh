@@ -121,11 +121,13 @@ r=$(seq_of instance-replaced "\"old\":\"$victim\"")
 [ "$c" -lt "$r" ] || fail "the containment ($c) is not before the route moved ($r)"
 rec=$(mtdctl --json audit show | grep '"type":"instance-contained"' | grep "\"instance\":\"$victim\"")
 assert_contains "$rec" '"frozen":true,"killed":false,"cut":true' "the containment record says frozen and cut"
-ct=$(sed -n 's/.*"detection_to_contained_usec":\([0-9]*\).*/\1/p' <<<"$rec")
+fz=$(sed -n 's/.*"detection_to_freeze_requested_usec":\([0-9]*\).*/\1/p' <<<"$rec")
+ct=$(sed -n 's/.*"detection_to_cut_usec":\([0-9]*\).*/\1/p' <<<"$rec")
 rt=$(mtdctl --json audit show | grep '"type":"instance-replaced"' | grep "\"old\":\"$victim\"" |
 	sed -n 's/.*"detection_to_replacement_usec":\([0-9]*\).*/\1/p')
-[ -n "$ct" ] && [ -n "$rt" ] && [ "$ct" -le "$rt" ] || fail "contained at +$ct us, routed at +$rt us"
-ok "frozen and cut off (+$ct us, seq $c) before the route moved (+$rt us, seq $r)"
+[ -n "$fz" ] && [ -n "$ct" ] && [ -n "$rt" ] && [ "$fz" -le "$ct" ] && [ "$ct" -le "$rt" ] ||
+	fail "freeze at +$fz us, cut at +$ct us, routed at +$rt us"
+ok "frozen (+$fz us) and cut off (+$ct us) before the route moved (+$rt us); recorded (seq $c) before the replacement (seq $r)"
 assert_contains "$(mtdctl --json audit show | grep '"type":"instance-replaced"' | grep "\"old\":\"$victim\"")" \
 	"\"new\":\"$promoted\"" "the replacement is the standby"
 [ "$(whoami)" = "$promoted" ] || fail "the public port is not served by the promoted $promoted"
