@@ -194,20 +194,8 @@ static void on_instance_unhealthy(struct instance *instance, const char *reason,
 		response_replace(svc, instance, "health", json_pack("{s:s}", "health", reason),
 				 svc->policy->on_unhealthy == COMPROMISE_QUARANTINE ? DISPOSE_QUARANTINE
 										     : DISPOSE_KILL,
-				 0, false);
+				 0, 0);
 }
-
-/* A signal is audited at once and answered on the next loop iteration, when
- * no instance callback is on the stack (the response may destroy it). */
-struct pending_signal {
-	struct fleet *fleet;
-	sd_event_source *source;
-	char service[POLICY_NAME_MAX + 1];
-	char instance[INSTANCE_ID_MAX];
-	char kind[32];
-	json_t *evidence;
-	uint64_t detected_usec;
-};
 
 static enum disposal disposal_for(const struct policy *p, const char *kind)
 {
@@ -217,77 +205,36 @@ static enum disposal disposal_for(const struct policy *p, const char *kind)
 	return p->on_compromise == COMPROMISE_KILL ? DISPOSE_KILL : DISPOSE_QUARANTINE;
 }
 
-static int on_pending_signal(sd_event_source *source, void *userdata)
-{
-	struct pending_signal *ps = userdata;
-	struct managed_service *svc = NULL;
-	struct instance *instance = NULL;
-
-	for (size_t i = 0; i < ps->fleet->n_services && !svc; i++)
-		if (streq(ps->fleet->services[i]->name, ps->service))
-			svc = ps->fleet->services[i];
-	for (struct instance **x = svc ? (struct instance *[]){svc->current, svc->next} : NULL,
-			     **end = x ? x + 2 : NULL;
-	     x && x < end; x++)
-		if (*x && streq(instance_id(*x), ps->instance))
-			instance = *x;
-	for (size_t i = 0; svc && i < svc->n_standbys; i++)
-		if (streq(instance_id(svc->standbys[i].instance), ps->instance))
-			instance = svc->standbys[i].instance;
-	/* Gone, or already being replaced for this or another signal: nothing more. */
-	if (svc && instance && instance_state(instance) != INSTANCE_QUARANTINED)
-		response_replace(svc, instance, ps->kind, TAKE_PTR(ps->evidence),
-				 disposal_for(svc->policy, ps->kind), ps->detected_usec, true);
-	json_decref(ps->evidence);
-	sd_event_source_disable_unref(ps->source);
-	free(ps);
-	return 0;
-}
-
 static void on_instance_signal(struct instance *instance, const char *kind, json_t *evidence,
 			       void *userdata)
 {
 	struct fleet *fleet = userdata;
 	struct managed_service *svc = service_of(fleet, instance);
 	uint64_t detected_usec = monotonic_usec();
-	struct pending_signal *ps;
-	bool respond;
 
 	if (!svc) {
 		json_decref(evidence);
 		return;
 	}
 	/* OnSyscallViolation=errno: the call failed with EPERM; record only. */
-	respond = !(streq(kind, "seccomp-violation") &&
-		    svc->policy->on_syscall_violation == SYSCALL_VIOLATION_ERRNO);
-	/* Every kind here is a sign of compromise: the instance is frozen and
-	 * cut off now, before its record is even written; the replacement
-	 * follows on the next loop turn (this instance's callback is on the
-	 * stack, and the response may destroy it). */
-	if (respond)
-		response_contain(svc, instance, kind, detected_usec);
-	/* Synced by the response's own records (instance-replaced or
-	 * instance-quarantined, within milliseconds): an fdatasync here (0.3
-	 * to 9 ms) would hold the replacement up. Without a response, now. */
-	fleet_audit(fleet, kind,
-		    json_pack("{s:s, s:s, s:O}", "service", svc->name, "instance",
-			      instance_id(instance), "evidence", evidence),
-		    !respond);
-	ps = respond ? calloc(1, sizeof(*ps)) : NULL;
-	if (!ps) {
-		json_decref(evidence);
+	if (streq(kind, "seccomp-violation") &&
+	    svc->policy->on_syscall_violation == SYSCALL_VIOLATION_ERRNO) {
+		fleet_audit(fleet, kind,
+			    json_pack("{s:s, s:s, s:o}", "service", svc->name, "instance",
+				      instance_id(instance), "evidence", evidence),
+			    true);
 		return;
 	}
-	ps->fleet = fleet;
-	ps->detected_usec = detected_usec;
-	snprintf(ps->service, sizeof(ps->service), "%s", svc->name);
-	snprintf(ps->instance, sizeof(ps->instance), "%s", instance_id(instance));
-	snprintf(ps->kind, sizeof(ps->kind), "%s", kind);
-	ps->evidence = evidence;
-	if (sd_event_add_defer(fleet->event, &ps->source, on_pending_signal, ps) < 0) {
-		json_decref(ps->evidence);
-		free(ps);
-	}
+	/* Every kind here is a sign of compromise, answered now: contained
+	 * (frozen, cut off) before anything else, its record included, then
+	 * replaced. The response may run inside this instance's own callback
+	 * (a seccomp notification, a drift event): it never destroys an
+	 * instance there (disposal waits for the next loop turn). The signal's
+	 * record is written by the response, before its own records; it is
+	 * made durable with the replacement's (an fdatasync here, 0.3 to 9 ms,
+	 * would hold the replacement up). */
+	response_replace(svc, instance, kind, evidence, disposal_for(svc->policy, kind),
+			 detected_usec, RESPONSE_COMPROMISED | RESPONSE_RECORD_SIGNAL);
 }
 
 /* The signals after the first of their kind, one record an interval. */

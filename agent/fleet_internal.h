@@ -83,8 +83,11 @@ struct quarantined_instance {
 	struct instance *instance;
 };
 
+struct disposal_job;
+
 struct fleet {
 	sd_event *event;
+	struct disposal_job *disposals; /* instances disposed of on the next loop turn */
 	char *state_dir;
 	struct quarantined_instance *quarantined;
 	size_t n_quarantined;
@@ -148,16 +151,22 @@ json_t *standby_json(const struct managed_service *svc);
  * per instance. */
 void response_contain(struct managed_service *svc, struct instance *instance, const char *reason,
 		      uint64_t detected_usec);
-/* Replace an instance. compromised: contained first (response_contain, if
- * the caller has not done it at detection). Then a healthy standby
+/* Replace an instance. RESPONSE_COMPROMISED: contained first
+ * (response_contain). RESPONSE_RECORD_SIGNAL: the signal's own record
+ * (type = reason, with the evidence) is written before the response's. Then
+ * a healthy standby
  * takes the port in one transaction, or else a fresh instance is started;
  * detected_usec: when the signal arrived (CLOCK_MONOTONIC; 0 = now), for the
  * detection-to-replacement time in the instance-replaced record;
  * once it is healthy, one transaction routes the public port to it, then the
  * old one is disposed of. evidence is stolen (may be NULL). */
+enum {
+	RESPONSE_COMPROMISED = 1 << 0,	 /* contain first */
+	RESPONSE_RECORD_SIGNAL = 1 << 1, /* write the signal's record (type reason) first */
+};
 void response_replace(struct managed_service *svc, struct instance *instance, const char *reason,
 		      json_t *evidence, enum disposal disposal, uint64_t detected_usec,
-		      bool compromised);
+		      unsigned flags);
 /* next became healthy: route to it and dispose of the old one. */
 void response_replacement_healthy(struct managed_service *svc);
 /* Arm MaxLifetime= (with jitter) for the serving instance. */

@@ -104,6 +104,7 @@ int instance_contain(struct instance *instance);
  * is done once and recorded once. */
 struct instance_containment {
 	char reason[32];
+	char signal[32]; /* a signal's record still to write (its type), "" when none */
 	uint64_t detected_usec, freeze_requested_usec, cut_usec;
 	int freeze_error, cut_error; /* -errno, 0 */
 	char cut_detail[160];

@@ -139,8 +139,9 @@ static void quarantine_instance(struct fleet *fleet, struct managed_service *svc
 	quarantine_result_done(&result);
 }
 
-static void dispose(struct fleet *fleet, struct managed_service *svc, struct instance *instance,
-		    enum disposal disposal, const char *reason, json_t *evidence)
+static void dispose_now(struct fleet *fleet, struct managed_service *svc,
+			struct instance *instance, enum disposal disposal, const char *reason,
+			json_t *evidence)
 {
 	if (disposal == DISPOSE_QUARANTINE) {
 		quarantine_instance(fleet, svc, instance, reason, evidence);
@@ -151,6 +152,72 @@ static void dispose(struct fleet *fleet, struct managed_service *svc, struct ins
 			      instance_id(instance), "reason", reason),
 		    true);
 	fleet_destroy_instance(fleet, instance);
+}
+
+/* An instance no longer current, next or standby, disposed of on the next
+ * loop turn: the response runs inside the callbacks of the very instance it
+ * answers (a seccomp notification, a drift event), which must not be
+ * destroyed under them; and the evidence copy of a quarantine is not on the
+ * path to the new route. */
+struct disposal_job {
+	struct fleet *fleet;
+	struct disposal_job *next;
+	sd_event_source *source;
+	char service[POLICY_NAME_MAX + 1];
+	struct instance *instance;
+	enum disposal disposal;
+	char reason[64];
+	json_t *evidence;
+};
+
+static void disposal_job_free(struct disposal_job *job)
+{
+	for (struct disposal_job **p = &job->fleet->disposals; *p; p = &(*p)->next)
+		if (*p == job) {
+			*p = job->next;
+			break;
+		}
+	sd_event_source_disable_unref(job->source);
+	json_decref(job->evidence);
+	free(job);
+}
+
+static int on_disposal(sd_event_source *source, void *userdata)
+{
+	struct disposal_job *job = userdata;
+	struct fleet *fleet = job->fleet;
+	struct managed_service *svc = NULL;
+
+	for (size_t i = 0; i < fleet->n_services && !svc; i++)
+		if (fleet->services[i] && streq(fleet->services[i]->name, job->service))
+			svc = fleet->services[i];
+	if (svc)
+		dispose_now(fleet, svc, job->instance, job->disposal, job->reason, job->evidence);
+	else
+		fleet_destroy_instance(fleet, job->instance); /* the service is gone */
+	disposal_job_free(job);
+	return 0;
+}
+
+static void dispose(struct fleet *fleet, struct managed_service *svc, struct instance *instance,
+		    enum disposal disposal, const char *reason, json_t *evidence)
+{
+	struct disposal_job *job = calloc(1, sizeof(*job));
+
+	if (job && sd_event_add_defer(fleet->event, &job->source, on_disposal, job) >= 0) {
+		job->fleet = fleet;
+		snprintf(job->service, sizeof(job->service), "%s", svc->name);
+		job->instance = instance;
+		job->disposal = disposal;
+		snprintf(job->reason, sizeof(job->reason), "%s", reason);
+		job->evidence = json_incref(evidence);
+		job->next = fleet->disposals;
+		fleet->disposals = job;
+		return;
+	}
+	free(job);
+	/* No memory for later: now (it is frozen and cut off, or healthy). */
+	dispose_now(fleet, svc, instance, disposal, reason, evidence);
 }
 
 static int on_replacement_deadline(sd_event_source *source, uint64_t usec, void *userdata)
@@ -245,6 +312,16 @@ static void record_containment(struct managed_service *svc, struct instance *ins
 static void announce(struct managed_service *svc, struct instance *instance, const char *reason,
 		     json_t *evidence, enum disposal disposal)
 {
+	struct instance_containment *c = instance_containment(instance);
+
+	/* The signal that started it all, first. */
+	if (c->signal[0]) {
+		fleet_audit(svc->fleet, c->signal,
+			    json_pack("{s:s, s:s, s:O?}", "service", svc->name, "instance",
+				      instance_id(instance), "evidence", evidence),
+			    false);
+		c->signal[0] = '\0';
+	}
 	record_containment(svc, instance);
 	/* Written at once, made durable by the next synced record: the
 	 * response must not wait for the disk (an fdatasync took 0.3 to 9 ms
@@ -258,7 +335,7 @@ static void announce(struct managed_service *svc, struct instance *instance, con
 
 void response_replace(struct managed_service *svc, struct instance *instance, const char *reason,
 		      json_t *evidence, enum disposal disposal, uint64_t detected_usec,
-		      bool compromised)
+		      unsigned flags)
 {
 	struct fleet *fleet = svc->fleet;
 	bool promote;
@@ -267,8 +344,11 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 		detected_usec = monotonic_usec();
 	/* A compromised instance is contained before anything else (the
 	 * callers do it at detection already; this is for any other way in). */
-	if (compromised)
+	if (flags & RESPONSE_COMPROMISED)
 		response_contain(svc, instance, reason, detected_usec);
+	if (flags & RESPONSE_RECORD_SIGNAL)
+		snprintf(instance_containment(instance)->signal, sizeof(instance_containment(instance)->signal),
+			 "%s", reason);
 	/* With a standby to promote, the records wait until the port moved;
 	 * otherwise they are written now. */
 	promote = instance == svc->current && !svc->replacing && standby_available(svc);
@@ -336,6 +416,8 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 		response_replacement_healthy(svc);
 		return;
 	}
+	if (promote) /* not expected: standby_available() said there was one */
+		announce(svc, instance, reason, evidence, disposal);
 	start_instance(svc);
 	if (!svc->next && svc->replacing)
 		fleet_audit(fleet, "replacement-failed",
@@ -349,6 +431,7 @@ void response_replacement_healthy(struct managed_service *svc)
 {
 	struct fleet *fleet = svc->fleet;
 	struct instance *old = svc->current, *fresh = svc->next;
+	uint64_t routed_usec;
 
 	/* One transaction: the public port now leads to the replacement. */
 	/* ...and the old one is cut off (its envelope leaves the table) in the
@@ -363,6 +446,8 @@ void response_replacement_healthy(struct managed_service *svc)
 		}
 		return;
 	}
+	/* The public port leads to it from here: the end of the timed span. */
+	routed_usec = monotonic_usec();
 	svc->current = fresh;
 	svc->next = NULL;
 	svc->routed = true;
@@ -375,8 +460,7 @@ void response_replacement_healthy(struct managed_service *svc)
 				      instance_id(old), "new", instance_id(fresh), "reason",
 				      svc->replacing ? svc->reason : "policy changed",
 				      "detection_to_replacement_usec",
-				      svc->replacing ? (json_int_t)(monotonic_usec() -
-								    svc->detected_usec)
+				      svc->replacing ? (json_int_t)(routed_usec - svc->detected_usec)
 						     : (json_int_t)0,
 				      "standby", svc->from_standby),
 			    true);
@@ -395,7 +479,7 @@ static int on_lifetime(sd_event_source *source, uint64_t usec, void *userdata)
 
 	svc->lifetime_timer = sd_event_source_disable_unref(svc->lifetime_timer);
 	if (svc->current)
-		response_replace(svc, svc->current, "max-lifetime", NULL, DISPOSE_KILL, 0, false);
+		response_replace(svc, svc->current, "max-lifetime", NULL, DISPOSE_KILL, 0, 0);
 	return 0;
 }
 
@@ -425,6 +509,11 @@ void response_service_done(struct managed_service *svc)
 
 void response_fleet_done(struct fleet *fleet)
 {
+	/* Disposals still waiting: their instances go. */
+	while (fleet->disposals) {
+		fleet_destroy_instance(fleet, fleet->disposals->instance);
+		disposal_job_free(fleet->disposals);
+	}
 	for (size_t i = 0; i < fleet->n_quarantined; i++)
 		fleet_destroy_instance(fleet, fleet->quarantined[i].instance);
 	free(fleet->quarantined);
@@ -472,7 +561,8 @@ int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason
 	if (asprintf(ret_message, "quarantining %s: a replacement starts from the clean snapshot",
 		     instance_id(instance)) < 0)
 		*ret_message = NULL;
-	response_replace(svc, instance, "manual", evidence, DISPOSE_QUARANTINE, detected_usec, true);
+	response_replace(svc, instance, "manual", evidence, DISPOSE_QUARANTINE, detected_usec,
+			 RESPONSE_COMPROMISED);
 	return 0;
 }
 
