@@ -335,6 +335,17 @@ static void on_instance_exit(struct instance *instance, const siginfo_t *info, v
 				svc->routed = true;
 				response_arm_lifetime(svc);
 			}
+		} else if (!quick && (svc->current = standby_take(svc))) {
+			/* A standby takes over at once (unless instances die
+			 * young: then the restart back-off decides). */
+			if (route_to(svc, svc->current, NULL) == 0) {
+				svc->routed = true;
+				response_arm_lifetime(svc);
+				standby_schedule(svc, 0);
+			} else {
+				stop_instance(svc, svc->current, "could not be routed");
+				schedule_restart(svc);
+			}
 		} else {
 			schedule_restart(svc);
 		}

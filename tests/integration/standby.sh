@@ -157,6 +157,21 @@ mtdctl release "$victim" >/dev/null || fail "release $victim"
 [ "$(public_port)" = "$port" ] || fail "the public port moved from $port to $(public_port)"
 ok "the service keeps its public port $port through the replacements"
 
+# --- a crash of the serving instance: the standby takes over at once -------------------------
+# (an instance that dies within 10 s of its start is a crash loop: the restart
+# back-off decides then, so the serving one is let age first)
+wait_for '[ -n "$(ready_standby)" ]' 150 || fail "no standby before the crash"
+victim=$(serving)
+promoted=$(ready_standby)
+wait_for '[ "$(field "$victim" age_usec)" -gt 10500000 ]' 150 || fail "$victim does not age"
+kill -KILL "$(field "$victim" pid)"
+wait_for '[ "$(serving)" = "'"$promoted"'" ]' 50 || fail "the standby $promoted did not take over: $(mtdctl instances)"
+assert_contains "$(mtdctl --json audit show | grep '"type":"instance-exit"' | grep "\"instance\":\"$victim\"")" \
+	"killed by SIGKILL" "the crash is audited"
+[ "$(whoami)" = "$promoted" ] || fail "the public port is not served by $promoted after the crash"
+ok "a crashed serving instance ($victim) is followed by the standby $promoted at once"
+wait_for '[ -n "$(ready_standby)" ]' 150 || fail "no new standby after the crash"
+
 # --- without a standby: containment still first, before the replacement starts --------------
 write_policy ""
 mtdctl reload >/dev/null || fail "reload without StandbyInstances="
