@@ -192,8 +192,9 @@ static void on_instance_unhealthy(struct instance *instance, const char *reason,
 	 * no sign of compromise by itself. */
 	if (instance == svc->current)
 		response_replace(svc, instance, "health", json_pack("{s:s}", "health", reason),
-				 svc->policy->on_unhealthy == COMPROMISE_QUARANTINE ? DISPOSE_QUARANTINE
-										     : DISPOSE_KILL,
+				 svc->policy->on_unhealthy == COMPROMISE_QUARANTINE
+				     ? DISPOSE_QUARANTINE
+				     : DISPOSE_KILL,
 				 0, 0);
 }
 
@@ -527,9 +528,9 @@ int launch_instance(struct managed_service *svc, const char *role, struct instan
 	if (r < 0) {
 		/* Fail closed: nothing runs; audited, then retried with back-off. */
 		fleet_audit(fleet, "instance-start-failed",
-		      json_pack("{s:s, s:s, s:s, s:s, s:s}", "service", svc->name, "instance", id,
-				"step", step, "reason", detail, "role", role),
-		      true);
+			    json_pack("{s:s, s:s, s:s, s:s, s:s}", "service", svc->name, "instance",
+				      id, "step", step, "reason", detail, "role", role),
+			    true);
 		return r;
 	}
 	memcpy(svc->previous, spec.addresses, sizeof(svc->previous));
@@ -538,11 +539,11 @@ int launch_instance(struct managed_service *svc, const char *role, struct instan
 	 * that follows it within milliseconds: its health probes must not wait
 	 * for the disk. */
 	fleet_audit(fleet, "instance-start",
-	      json_pack("{s:s, s:s, s:i, s:o, s:s, s:s}", "service", svc->name, "instance", id,
-			"pid", (int)instance_pid(instance), "addresses",
-			addresses_json(spec.addresses, spec.n_addresses), "link", ifname, "role",
-			role),
-	      !svc->replacing);
+		    json_pack("{s:s, s:s, s:i, s:o, s:s, s:s}", "service", svc->name, "instance",
+			      id, "pid", (int)instance_pid(instance), "addresses",
+			      addresses_json(spec.addresses, spec.n_addresses), "link", ifname,
+			      "role", role),
+		    !svc->replacing);
 	*ret = instance;
 	return 0;
 }
@@ -817,20 +818,22 @@ json_t *fleet_instances_json(const struct fleet *fleet)
 							      "state", "failed", "health",
 							      svc->failed));
 		if (svc->current)
-			json_array_append_new(list, with_role(instance_to_json(svc->current),
-							      svc->routed ? "serving" : "starting"));
-		if (svc->next)
 			json_array_append_new(list,
-					      with_role(instance_to_json(svc->next), "replacement"));
+					      with_role(instance_to_json(svc->current),
+							svc->routed ? "serving" : "starting"));
+		if (svc->next)
+			json_array_append_new(
+			    list, with_role(instance_to_json(svc->next), "replacement"));
 		for (size_t k = 0; k < svc->n_standbys; k++)
 			json_array_append_new(
-				list, with_role(instance_to_json(svc->standbys[k].instance),
-						svc->standbys[k].retiring ? "standby-retiring"
-									  : "standby"));
+			    list,
+			    with_role(instance_to_json(svc->standbys[k].instance),
+				      svc->standbys[k].retiring ? "standby-retiring" : "standby"));
 	}
 	for (size_t i = 0; list && i < fleet->n_quarantined; i++)
-		json_array_append_new(list, with_role(instance_to_json(fleet->quarantined[i].instance),
-						      "quarantined"));
+		json_array_append_new(
+		    list,
+		    with_role(instance_to_json(fleet->quarantined[i].instance), "quarantined"));
 	return list;
 }
 
@@ -842,10 +845,10 @@ json_t *fleet_services_json(const struct fleet *fleet)
 		const struct managed_service *svc = fleet->services[i];
 
 		json_array_append_new(
-			list, json_pack("{s:s, s:s?, s:b, s:b, s:o}", "service", svc->name,
-					"serving", svc->current ? instance_id(svc->current) : NULL,
-					"routed", svc->routed, "replacing", svc->replacing,
-					"standbys", standby_json(svc)));
+		    list, json_pack("{s:s, s:s?, s:b, s:b, s:o}", "service", svc->name, "serving",
+				    svc->current ? instance_id(svc->current) : NULL, "routed",
+				    svc->routed, "replacing", svc->replacing, "standbys",
+				    standby_json(svc)));
 	}
 	return list;
 }

@@ -299,10 +299,11 @@ static void print_instances(json_t *services)
 		char counts[32], ids[256] = "";
 		size_t k, used = 0;
 
-		snprintf(counts, sizeof(counts), "%zu/%lld", json_array_size(json_object_get(sb, "ready")),
+		snprintf(counts, sizeof(counts), "%zu/%lld",
+			 json_array_size(json_object_get(sb, "ready")),
 			 (long long)json_integer_value(json_object_get(sb, "target")));
-		for (const char *const *kind = (const char *const[]){"ready", "starting", "retiring",
-								     NULL};
+		for (const char *const *kind =
+			 (const char *const[]){"ready", "starting", "retiring", NULL};
 		     *kind; kind++)
 			json_array_foreach(json_object_get(sb, *kind), k, x)
 			{
@@ -319,7 +320,7 @@ static void print_instances(json_t *services)
 			}
 		printf("%-20s %-20s %-9s %s\n", string_or(s, "service", "?"),
 		       json_is_true(json_object_get(s, "routed")) ? string_or(s, "serving", "-")
-								   : "-",
+								  : "-",
 		       counts, used ? ids : "-");
 	}
 }

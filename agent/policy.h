@@ -117,7 +117,7 @@ struct policy {
 	uint64_t quarantine_max_bytes;        /* QuarantineMax= */
 	unsigned replace_burst;               /* ReplaceBurst= */
 	uint64_t replace_interval_usec;       /* ReplaceInterval= */
-	unsigned standby_instances;           /* StandbyInstances=, 0..POLICY_STANDBY_MAX */
+	unsigned standby_instances;	      /* StandbyInstances=, 0..POLICY_STANDBY_MAX */
 	bool allow_devices; /* SnapshotAllowDevices= */
 	bool allow_setuid;  /* SnapshotAllowSetuid= */
 

@@ -139,9 +139,8 @@ static void quarantine_instance(struct fleet *fleet, struct managed_service *svc
 	quarantine_result_done(&result);
 }
 
-static void dispose_now(struct fleet *fleet, struct managed_service *svc,
-			struct instance *instance, enum disposal disposal, const char *reason,
-			json_t *evidence)
+static void dispose_now(struct fleet *fleet, struct managed_service *svc, struct instance *instance,
+			enum disposal disposal, const char *reason, json_t *evidence)
 {
 	if (disposal == DISPOSE_QUARANTINE) {
 		quarantine_instance(fleet, svc, instance, reason, evidence);
@@ -268,7 +267,8 @@ void response_contain(struct managed_service *svc, struct instance *instance, co
 	/* 2. The cut: its envelope leaves the table in one transaction, so no
 	 * packet passes to or from its link, established flows included; the
 	 * public port, while it still leads there, leads nowhere. */
-	c->cut_error = rotation_remove_instance(svc->fleet->rotation, instance_id(instance), &error);
+	c->cut_error =
+	    rotation_remove_instance(svc->fleet->rotation, instance_id(instance), &error);
 	if (c->cut_error < 0)
 		snprintf(c->cut_detail, sizeof(c->cut_detail), "%s",
 			 error ? error : strerror(-c->cut_error));
@@ -302,8 +302,9 @@ static void record_containment(struct managed_service *svc, struct instance *ins
 			      c->cut_error == 0, "detection_to_freeze_requested_usec",
 			      (json_int_t)(c->freeze_requested_usec - c->detected_usec),
 			      "detection_to_cut_usec", (json_int_t)(c->cut_usec - c->detected_usec),
-			      "detection_to_frozen_usec", (json_int_t)(frozen_usec - c->detected_usec),
-			      "freeze_error", frozen < 0 ? strerror(-frozen) : NULL, "cut_error",
+			      "detection_to_frozen_usec",
+			      (json_int_t)(frozen_usec - c->detected_usec), "freeze_error",
+			      frozen < 0 ? strerror(-frozen) : NULL, "cut_error",
 			      c->cut_error < 0 ? c->cut_detail : NULL),
 		    false);
 }
@@ -328,8 +329,8 @@ static void announce(struct managed_service *svc, struct instance *instance, con
 	 * here). */
 	fleet_audit(svc->fleet, "instance-replace",
 		    json_pack("{s:s, s:s, s:s, s:O?, s:s}", "service", svc->name, "instance",
-			      instance_id(instance), "reason", reason, "evidence", evidence,
-			      "then", disposal_name(disposal)),
+			      instance_id(instance), "reason", reason, "evidence", evidence, "then",
+			      disposal_name(disposal)),
 		    false);
 }
 
@@ -347,8 +348,8 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 	if (flags & RESPONSE_COMPROMISED)
 		response_contain(svc, instance, reason, detected_usec);
 	if (flags & RESPONSE_RECORD_SIGNAL)
-		snprintf(instance_containment(instance)->signal, sizeof(instance_containment(instance)->signal),
-			 "%s", reason);
+		snprintf(instance_containment(instance)->signal,
+			 sizeof(instance_containment(instance)->signal), "%s", reason);
 	/* With a standby to promote, the records wait until the port moved;
 	 * otherwise they are written now. */
 	promote = instance == svc->current && !svc->replacing && standby_available(svc);
@@ -460,8 +461,9 @@ void response_replacement_healthy(struct managed_service *svc)
 				      instance_id(old), "new", instance_id(fresh), "reason",
 				      svc->replacing ? svc->reason : "policy changed",
 				      "detection_to_replacement_usec",
-				      svc->replacing ? (json_int_t)(routed_usec - svc->detected_usec)
-						     : (json_int_t)0,
+				      svc->replacing
+					  ? (json_int_t)(routed_usec - svc->detected_usec)
+					  : (json_int_t)0,
 				      "standby", svc->from_standby),
 			    true);
 		dispose(fleet, svc, old, svc->replacing ? svc->disposal : DISPOSE_KILL,

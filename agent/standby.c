@@ -220,7 +220,7 @@ json_t *standby_json(const struct managed_service *svc)
 
 	for (size_t i = 0; i < svc->n_standbys; i++) {
 		const struct standby *s = &svc->standbys[i];
-		json_t *list = s->retiring ? retiring
+		json_t *list = s->retiring					 ? retiring
 			       : instance_state(s->instance) == INSTANCE_HEALTHY ? ready
 										 : starting;
 

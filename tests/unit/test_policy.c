@@ -616,9 +616,9 @@ static void expect_one_error(const char *text, const char *want)
 	struct policy_errors errors = {0};
 	char *got;
 
-	assert_int_equal(policy_parse_buffer("tests/policy/good/s.policy", text, strlen(text), &p,
-					     &errors),
-			 -EINVAL);
+	assert_int_equal(
+	    policy_parse_buffer("tests/policy/good/s.policy", text, strlen(text), &p, &errors),
+	    -EINVAL);
 	assert_null(p);
 	got = render_errors(&errors);
 	if (strcmp(got, want) != 0)
@@ -627,8 +627,7 @@ static void expect_one_error(const char *text, const char *want)
 	policy_errors_free(&errors);
 }
 
-#define STANDBY_HEAD                                                                               \
-	"[Service]\nName=s\nSnapshot=/s\nExec=/bin/x\nListenPort=1\n"
+#define STANDBY_HEAD "[Service]\nName=s\nSnapshot=/s\nExec=/bin/x\nListenPort=1\n"
 #define STANDBY_TAIL "[Rotation]\nPublicPorts=100-200\nKeyFile=../keys/test.key\n"
 
 static void test_standby_instances_range_and_room(void **state)
@@ -646,13 +645,15 @@ static void test_standby_instances_range_and_room(void **state)
 			 "tests/policy/good/s.policy:6: Service.StandbyInstances: \"one\": not an "
 			 "unsigned decimal number\n");
 	/* /29: 6 usable addresses; 4 standbys need 7 */
-	expect_one_error(STANDBY_HEAD "StandbyInstances=4\n" STANDBY_TAIL
-				      "AddressPool=10.1.0.0/29\nAddressPool=fd00:1::/120\n",
-			 "tests/policy/good/s.policy:6: Service.StandbyInstances: 4 standbys need 7 "
-			 "addresses of AddressPool=10.1.0.0/29, which has 6\n");
-	expect_one_error("[Service]\nName=s\nBackend=10.0.0.1:80\nStandbyInstances=1\n" STANDBY_TAIL,
-			 "tests/policy/good/s.policy:4: Service.StandbyInstances: only valid for a "
-			 "managed service (Snapshot=), not with Backend=\n");
+	expect_one_error(
+	    STANDBY_HEAD "StandbyInstances=4\n" STANDBY_TAIL
+			 "AddressPool=10.1.0.0/29\nAddressPool=fd00:1::/120\n",
+	    "tests/policy/good/s.policy:6: Service.StandbyInstances: 4 standbys need 7 "
+	    "addresses of AddressPool=10.1.0.0/29, which has 6\n");
+	expect_one_error(
+	    "[Service]\nName=s\nBackend=10.0.0.1:80\nStandbyInstances=1\n" STANDBY_TAIL,
+	    "tests/policy/good/s.policy:4: Service.StandbyInstances: only valid for a "
+	    "managed service (Snapshot=), not with Backend=\n");
 }
 
 static void test_error_format_variants(void **state)
