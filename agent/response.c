@@ -192,8 +192,14 @@ static int on_disposal(sd_event_source *source, void *userdata)
 			svc = fleet->services[i];
 	if (svc)
 		dispose_now(fleet, svc, job->instance, job->disposal, job->reason, job->evidence);
-	else
-		fleet_destroy_instance(fleet, job->instance); /* the service is gone */
+	else {
+		/* The service is gone (a reload removed it): nothing to keep it for. */
+		fleet_audit(fleet, "instance-killed",
+			    json_pack("{s:s, s:s, s:s}", "service", job->service, "instance",
+				      instance_id(job->instance), "reason", "service removed"),
+			    true);
+		fleet_destroy_instance(fleet, job->instance);
+	}
 	disposal_job_free(job);
 	return 0;
 }

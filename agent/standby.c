@@ -115,15 +115,30 @@ void standby_healthy(struct managed_service *svc)
 				      "standby renewed (MaxLifetime=)");
 }
 
+/* A standby not healthy this long after its start is given up (as a
+ * replacement is). */
+#define STANDBY_START_DEADLINE_USEC (20 * USEC_PER_SEC)
+
 /* Standbys past their MaxLifetime= retire (they still serve as a last
- * resort until a successor is healthy); unhealthy ones go. */
-static void sweep(struct managed_service *svc, uint64_t now)
+ * resort until a successor is healthy); unhealthy ones go, and so do ones
+ * that never became healthy. */
+static bool sweep(struct managed_service *svc, uint64_t now)
 {
+	bool gave_up = false;
+
 	for (size_t i = svc->n_standbys; i-- > 0;) {
 		struct standby *s = &svc->standbys[i];
+		enum instance_state state = instance_state(s->instance);
 
-		if (instance_state(s->instance) == INSTANCE_UNHEALTHY) {
+		if (state == INSTANCE_UNHEALTHY) {
 			stop_instance(svc, s->instance, "standby unhealthy");
+			continue;
+		}
+		if (state == INSTANCE_STARTING &&
+		    now - instance_started_usec(s->instance) >= STANDBY_START_DEADLINE_USEC) {
+			svc->standby_failures++;
+			stop_instance(svc, s->instance, "standby not healthy in time");
+			gave_up = true;
 			continue;
 		}
 		if (!s->retiring && s->deadline_usec && s->deadline_usec <= now) {
@@ -143,6 +158,7 @@ static void sweep(struct managed_service *svc, uint64_t now)
 				break;
 			}
 	}
+	return gave_up;
 }
 
 /* A standby that fails to start or dies young waits before the next one, as
@@ -180,24 +196,35 @@ static void fill(struct managed_service *svc)
 {
 	uint64_t now = monotonic_usec(), next = UINT64_MAX;
 
+	bool hold;
+
 	if (svc->failed[0])
 		return;
-	sweep(svc, now);
+	/* One given up now: the next one after the back-off. */
+	hold = sweep(svc, now);
+	if (hold)
+		next = now + backoff(svc);
 	/* Only beside a serving instance, and not while a replacement starts:
 	 * the standbys are started again when it is done. */
 	if (!svc->routed || svc->replacing || svc->next)
 		return;
-	while (count(svc, false, false) < svc->policy->standby_instances) {
+	while (!hold && count(svc, false, false) < svc->policy->standby_instances) {
 		if (start_one(svc) < 0) {
 			svc->standby_failures++;
 			next = now + backoff(svc);
 			break;
 		}
 	}
-	for (size_t i = 0; i < svc->n_standbys; i++)
-		if (!svc->standbys[i].retiring && svc->standbys[i].deadline_usec &&
-		    svc->standbys[i].deadline_usec < next)
-			next = svc->standbys[i].deadline_usec;
+	for (size_t i = 0; i < svc->n_standbys; i++) {
+		const struct standby *s = &svc->standbys[i];
+		uint64_t due = instance_state(s->instance) == INSTANCE_STARTING
+				       ? instance_started_usec(s->instance) + STANDBY_START_DEADLINE_USEC
+				   : s->retiring ? 0
+						 : s->deadline_usec;
+
+		if (due && due < next)
+			next = due;
+	}
 	if (next != UINT64_MAX)
 		standby_schedule(svc, next > now ? next - now : 0);
 }
