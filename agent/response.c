@@ -274,7 +274,13 @@ void response_contain(struct managed_service *svc, struct instance *instance, co
 	 * packet passes to or from its link, established flows included; the
 	 * public port, while it still leads there, leads nowhere. */
 	c->cut_error =
-	    rotation_remove_instance(svc->fleet->rotation, instance_id(instance), &error);
+	    rotation_cut_instance(svc->fleet->rotation, instance_id(instance), &error);
+	if (c->cut_error < 0 && c->cut_error != -ENOENT) {
+		/* The cheap cut failed: the whole envelope goes instead. */
+		free(TAKE_PTR(error));
+		c->cut_error = rotation_remove_instance(svc->fleet->rotation,
+							instance_id(instance), &error);
+	}
 	if (c->cut_error < 0)
 		snprintf(c->cut_detail, sizeof(c->cut_detail), "%s",
 			 error ? error : strerror(-c->cut_error));
@@ -443,7 +449,9 @@ void response_replacement_healthy(struct managed_service *svc)
 	/* One transaction: the public port now leads to the replacement. */
 	/* ...and the old one is cut off (its envelope leaves the table) in the
 	 * same transaction: its connections end now, not earlier. */
-	if (route_to(svc, fresh, old) < 0) {
+	/* A contained instance is cut off already: its leftover elements go
+	 * with it, not in this transaction. */
+	if (route_to(svc, fresh, old && instance_containment(old)->cut_usec ? NULL : old) < 0) {
 		stop_instance(svc, fresh, "replacement could not be routed");
 		/* A promoted standby that cannot be routed: a fresh one next. */
 		if (svc->replacing && svc->from_standby) {
