@@ -145,7 +145,7 @@ json_t *standby_json(const struct managed_service *svc);
 /* response.c */
 
 /* At detection, before anything else (its record included): the instance
- * frozen (cgroup.freeze requested), cut off (its envelope out of the table,
+ * frozen (cgroup.freeze requested), cut off (out of the table's live and ingress sets,
  * one transaction), the freeze confirmed; a freeze that fails kills it.
  * Recorded as instance-contained with the times since detected_usec. Once
  * per instance. */

@@ -270,7 +270,8 @@ void response_contain(struct managed_service *svc, struct instance *instance, co
 	if (c->freeze_error < 0)
 		(void)instance_kill(instance); /* fail closed: it must not run on */
 	c->freeze_requested_usec = monotonic_usec();
-	/* 2. The cut: its envelope leaves the table in one transaction, so no
+	/* 2. The cut: out of the live and ingress sets in one transaction (the
+	 * rest of its envelope goes with it later: docs/nftables.md), so no
 	 * packet passes to or from its link, established flows included; the
 	 * public port, while it still leads there, leads nowhere. */
 	c->cut_error =

@@ -5,7 +5,7 @@
 # 1. detection -> contained, the first thing the agent does: the freeze
 #    requested (cgroup.freeze written: from then on no task of the instance
 #    returns to user space — each traps in the kernel's freezer first), then
-#    the cut (its envelope out of the table: one nftables transaction of its
+#    the cut (out of the live and ingress sets: one nftables transaction of its
 #    own). "Frozen and cut off" is the end of the cut. Later, off the path to
 #    the new route, the freeze is confirmed ("frozen 1" in cgroup.events: the
 #    kernel has seen every task trapped, exiting ones gone), shown apart.
@@ -169,7 +169,7 @@ for kind in $KINDS; do
 	read -r cmed cp95 cn <<<"$(stats instance-contained detection_to_frozen_usec "$kind")"
 	need "$xn" "$kind: containment"
 	row "$kind: freeze requested (cgroup.freeze written)" "$fmed" "$fp95" "$fn"
-	row "$kind: frozen and cut off (envelope out of the table)" "$xmed" "$xp95" "$xn"
+	row "$kind: frozen and cut off (one nft transaction)" "$xmed" "$xp95" "$xn"
 	row "$kind: (freeze confirmed by cgroup.events, later)" "$cmed" "$cp95" "$cn"
 	awk -v m="$xmed" -v w="$worst_cut" 'BEGIN {exit !(m > w)}' && worst_cut=$xmed
 done

@@ -7,7 +7,7 @@
 #   map holds no standby address), unreachable from outside;
 # - on a detection (seccomp violation, mtdctl quarantine) the compromised
 #   instance is contained first — its cgroup frozen (cgroup.freeze), its
-#   envelope out of the table (a transaction of its own) — and the audit log
+#   live and ingress elements out of the table (a transaction of its own) — and the audit log
 #   shows that containment, timed from the detection, before the route moves
 #   (the transaction that routes the public port to the standby); the
 #   standby then serves the public port (its id answers), and a new standby
