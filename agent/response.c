@@ -143,6 +143,10 @@ static void dispose_now(struct fleet *fleet, struct managed_service *svc, struct
 			enum disposal disposal, const char *reason, json_t *evidence)
 {
 	if (disposal == DISPOSE_QUARANTINE) {
+		/* What is left of its envelope (a contained instance keeps its
+		 * Egress= elements until now) leaves the table: it may be kept
+		 * for a long time, and its address may come round again. */
+		(void)rotation_remove_instance(fleet->rotation, instance_id(instance), NULL);
 		quarantine_instance(fleet, svc, instance, reason, evidence);
 		return;
 	}

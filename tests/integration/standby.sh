@@ -114,7 +114,8 @@ grep -qx "frozen 1" "$cg/cgroup.events" || fail "$victim's cgroup is not frozen"
 ok "the compromised instance's cgroup is frozen (cgroup.freeze on the cgroup2 hierarchy)"
 in_nft_set instances4 "$victim_addr" && fail "$victim ($victim_addr) is still in the live set"
 in_nft_set inst_ingress4 "$victim_addr" && fail "$victim ($victim_addr) still admits new flows"
-ok "the compromised instance's envelope is out of the table (cut off)"
+nft list table inet mtd | grep -qw "$victim_addr" && fail "an element of the quarantined $victim ($victim_addr) is left"
+ok "the compromised instance is cut off, and nothing of its envelope is left once it is quarantined"
 c=$(seq_of instance-contained "\"instance\":\"$victim\"")
 r=$(seq_of instance-replaced "\"old\":\"$victim\"")
 [ -n "$c" ] && [ -n "$r" ] || fail "no instance-contained / instance-replaced record for $victim"
