@@ -321,7 +321,7 @@ static json_t *status_json(struct agent *agent)
 	for (size_t i = 0; services && i < agent->policies->count; i++)
 		json_array_append_new(services, service_summary(agent->policies->policies[i]));
 
-	return json_pack("{s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o}", "pid",
+	return json_pack("{s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "pid",
 			 (int)getpid(), "version", MTD_VERSION, "uptime_usec",
 			 (json_int_t)(now_usec(CLOCK_MONOTONIC) - agent->started_usec),
 			 "policy_dir", agent->options.policy_dir, "policies_loaded_usec",
@@ -329,7 +329,8 @@ static json_t *status_json(struct agent *agent)
 			 (json_int_t)agent->reloads, "reload_failures",
 			 (json_int_t)agent->reload_failures, "services", services, "audit",
 			 audit_status_json(agent), "rotation", rotation_status(agent->rotation),
-			 "control", control_status(agent));
+			 "control", control_status(agent), "instances",
+			 agent->fleet ? fleet_services_json(agent->fleet) : json_array());
 }
 
 static void reply_result(struct control_client *client, json_t *result)

@@ -975,6 +975,16 @@ int envelope_freeze(struct envelope_instance *e, bool freeze)
 	return cgroup_instance_freeze(e->cgroup, freeze, CLEANUP_TIMEOUT_USEC);
 }
 
+int envelope_freeze_request(struct envelope_instance *e)
+{
+	int r;
+
+	if (!e->cgroup)
+		return -ESRCH;
+	r = cgroup_instance_freeze(e->cgroup, true, 0);
+	return r == -ETIMEDOUT ? 0 : r; /* written; not frozen yet is fine */
+}
+
 int envelope_kill(struct envelope_instance *e)
 {
 	if (!e->cgroup)

@@ -136,6 +136,10 @@ const char *envelope_cgroup_path(const struct envelope_instance *e);
 
 /* Freeze (quarantine) or thaw the whole tree; waits until frozen. */
 int envelope_freeze(struct envelope_instance *e, bool freeze);
+/* Ask for the freeze and return at once (cgroup.freeze written: every task
+ * traps before its next instruction in user space); envelope_freeze() then
+ * waits for the kernel to report the whole tree frozen. */
+int envelope_freeze_request(struct envelope_instance *e);
 /* SIGKILL to every process of the instance (cgroup.kill). */
 int envelope_kill(struct envelope_instance *e);
 /* Block until pid 1 of the instance exits and reap it (tools and tests; the

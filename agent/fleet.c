@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -115,7 +116,8 @@ struct managed_service *service_of(struct fleet *fleet, const struct instance *i
 		struct managed_service *svc = fleet->services[i];
 		/* NULL: an old service being replaced by fleet_apply_policies(),
 		 * which can start an instance (whose hooks run) meanwhile */
-		if (svc && (svc->current == instance || svc->next == instance))
+		if (svc && (svc->current == instance || svc->next == instance ||
+			    standby_index(svc, instance) >= 0))
 			return svc;
 	}
 	return NULL;
@@ -136,6 +138,7 @@ void stop_instance(struct managed_service *svc, struct instance *instance,
 	}
 	if (svc->next == instance)
 		svc->next = NULL;
+	standby_forget(svc, instance);
 	fleet_destroy_instance(svc->fleet, instance);
 }
 
@@ -153,10 +156,17 @@ static void on_instance_healthy(struct instance *instance, void *userdata)
 		response_replacement_healthy(svc);
 		return;
 	}
+	if (standby_index(svc, instance) >= 0) {
+		standby_healthy(svc);
+		return;
+	}
 	if (instance == svc->current && !svc->routed) {
 		if (route_to(svc, instance, NULL) == 0) {
 			svc->routed = true;
 			response_arm_lifetime(svc);
+			/* Standbys only once the service serves: they never slow
+			 * the first instance down. */
+			standby_schedule(svc, 0);
 		} else {
 			stop_instance(svc, instance, "could not be routed");
 		}
@@ -174,26 +184,22 @@ static void on_instance_unhealthy(struct instance *instance, const char *reason,
 	      json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance", instance_id(instance),
 			"reason", reason),
 	      true);
+	/* An unhealthy standby is no use: it is stopped and another one
+	 * started on the next loop turn (not here: its callback is on the
+	 * stack). */
+	if (standby_index(svc, instance) >= 0) {
+		standby_schedule(svc, 0);
+		return;
+	}
 	/* Replaced and killed unless OnUnhealthy=quarantine: failing health is
 	 * no sign of compromise by itself. */
 	if (instance == svc->current)
 		response_replace(svc, instance, "health", json_pack("{s:s}", "health", reason),
-				 svc->policy->on_unhealthy == COMPROMISE_QUARANTINE ? DISPOSE_QUARANTINE
-										     : DISPOSE_KILL,
-				 0);
+				 svc->policy->on_unhealthy == COMPROMISE_QUARANTINE
+				     ? DISPOSE_QUARANTINE
+				     : DISPOSE_KILL,
+				 0, 0);
 }
-
-/* A signal is audited at once and answered on the next loop iteration, when
- * no instance callback is on the stack (the response may destroy it). */
-struct pending_signal {
-	struct fleet *fleet;
-	sd_event_source *source;
-	char service[POLICY_NAME_MAX + 1];
-	char instance[INSTANCE_ID_MAX];
-	char kind[32];
-	json_t *evidence;
-	uint64_t detected_usec;
-};
 
 static enum disposal disposal_for(const struct policy *p, const char *kind)
 {
@@ -203,64 +209,36 @@ static enum disposal disposal_for(const struct policy *p, const char *kind)
 	return p->on_compromise == COMPROMISE_KILL ? DISPOSE_KILL : DISPOSE_QUARANTINE;
 }
 
-static int on_pending_signal(sd_event_source *source, void *userdata)
-{
-	struct pending_signal *ps = userdata;
-	struct managed_service *svc = NULL;
-	struct instance *instance = NULL;
-
-	for (size_t i = 0; i < ps->fleet->n_services && !svc; i++)
-		if (streq(ps->fleet->services[i]->name, ps->service))
-			svc = ps->fleet->services[i];
-	for (struct instance **x = svc ? (struct instance *[]){svc->current, svc->next} : NULL,
-			     **end = x ? x + 2 : NULL;
-	     x && x < end; x++)
-		if (*x && streq(instance_id(*x), ps->instance))
-			instance = *x;
-	/* Gone, or already being replaced for this or another signal: nothing more. */
-	if (svc && instance && instance_state(instance) != INSTANCE_QUARANTINED)
-		response_replace(svc, instance, ps->kind, TAKE_PTR(ps->evidence),
-				 disposal_for(svc->policy, ps->kind), ps->detected_usec);
-	json_decref(ps->evidence);
-	sd_event_source_disable_unref(ps->source);
-	free(ps);
-	return 0;
-}
-
 static void on_instance_signal(struct instance *instance, const char *kind, json_t *evidence,
 			       void *userdata)
 {
 	struct fleet *fleet = userdata;
 	struct managed_service *svc = service_of(fleet, instance);
-	struct pending_signal *ps;
-	bool respond;
+	uint64_t detected_usec = monotonic_usec();
 
 	if (!svc) {
 		json_decref(evidence);
 		return;
 	}
-	fleet_audit(fleet, kind,
-		    json_pack("{s:s, s:s, s:O}", "service", svc->name, "instance",
-			      instance_id(instance), "evidence", evidence),
-		    true);
 	/* OnSyscallViolation=errno: the call failed with EPERM; record only. */
-	respond = !(streq(kind, "seccomp-violation") &&
-		    svc->policy->on_syscall_violation == SYSCALL_VIOLATION_ERRNO);
-	ps = respond ? calloc(1, sizeof(*ps)) : NULL;
-	if (!ps) {
-		json_decref(evidence);
+	if (streq(kind, "seccomp-violation") &&
+	    svc->policy->on_syscall_violation == SYSCALL_VIOLATION_ERRNO) {
+		fleet_audit(fleet, kind,
+			    json_pack("{s:s, s:s, s:o}", "service", svc->name, "instance",
+				      instance_id(instance), "evidence", evidence),
+			    true);
 		return;
 	}
-	ps->fleet = fleet;
-	ps->detected_usec = monotonic_usec();
-	snprintf(ps->service, sizeof(ps->service), "%s", svc->name);
-	snprintf(ps->instance, sizeof(ps->instance), "%s", instance_id(instance));
-	snprintf(ps->kind, sizeof(ps->kind), "%s", kind);
-	ps->evidence = evidence;
-	if (sd_event_add_defer(fleet->event, &ps->source, on_pending_signal, ps) < 0) {
-		json_decref(ps->evidence);
-		free(ps);
-	}
+	/* Every kind here is a sign of compromise, answered now: contained
+	 * (frozen, cut off) before anything else, its record included, then
+	 * replaced. The response may run inside this instance's own callback
+	 * (a seccomp notification, a drift event): it never destroys an
+	 * instance there (disposal waits for the next loop turn). The signal's
+	 * record is written by the response, before its own records; it is
+	 * made durable with the replacement's (an fdatasync here, 0.3 to 9 ms,
+	 * would hold the replacement up). */
+	response_replace(svc, instance, kind, evidence, disposal_for(svc->policy, kind),
+			 detected_usec, RESPONSE_COMPROMISED | RESPONSE_RECORD_SIGNAL);
 }
 
 /* The signals after the first of their kind, one record an interval. */
@@ -280,7 +258,11 @@ void fleet_egress_drop(struct fleet *fleet, const char *link, json_t *evidence)
 	for (size_t i = 0; link && i < fleet->n_services; i++) {
 		struct managed_service *svc = fleet->services[i];
 
-		for (struct instance *x[] = {svc->current, svc->next}, **p = x; p < x + 2; p++) {
+		struct instance *x[2 + ELEMENTSOF(svc->standbys)] = {svc->current, svc->next};
+
+		for (size_t k = 0; k < svc->n_standbys; k++)
+			x[2 + k] = svc->standbys[k].instance;
+		for (struct instance **p = x; p < x + 2 + svc->n_standbys; p++) {
 			const char *instance_name;
 
 			if (!*p || !streq(instance_link(*p), link))
@@ -317,6 +299,17 @@ static void on_instance_exit(struct instance *instance, const siginfo_t *info, v
 	if (!svc)
 		return;
 	instance_format_exit(info, how, sizeof(how));
+	if (standby_index(svc, instance) >= 0) {
+		fleet_audit(fleet, "instance-exit",
+			    json_pack("{s:s, s:s, s:s, s:i, s:b, s:s}", "service", svc->name,
+				      "instance", instance_id(instance), "status", how, "pid",
+				      (int)info->si_pid, "sigsys", sigsys, "role", "standby"),
+			    true);
+		standby_forget(svc, instance);
+		fleet_destroy_instance(fleet, instance);
+		standby_exited(svc, quick);
+		return;
+	}
 	fleet_audit(fleet, "instance-exit",
 	      json_pack("{s:s, s:s, s:s, s:i, s:b}", "service", svc->name, "instance",
 			instance_id(instance), "status", how, "pid", (int)info->si_pid, "sigsys",
@@ -345,6 +338,17 @@ static void on_instance_exit(struct instance *instance, const siginfo_t *info, v
 			    route_to(svc, svc->current, NULL) == 0) {
 				svc->routed = true;
 				response_arm_lifetime(svc);
+			}
+		} else if (!quick && (svc->current = standby_take(svc))) {
+			/* A standby takes over at once (unless instances die
+			 * young: then the restart back-off decides). */
+			if (route_to(svc, svc->current, NULL) == 0) {
+				svc->routed = true;
+				response_arm_lifetime(svc);
+				standby_schedule(svc, 0);
+			} else {
+				stop_instance(svc, svc->current, "could not be routed");
+				schedule_restart(svc);
 			}
 		} else {
 			schedule_restart(svc);
@@ -395,11 +399,15 @@ void schedule_restart(struct managed_service *svc)
  * most), never one a live instance has or the previous instance had. */
 static int pick_addresses(struct managed_service *svc, struct netdev_address *ret, size_t *ret_n)
 {
-	struct netdev_address avoid[6];
+	/* two addresses each: current, next, the standbys, and the previous */
+	struct netdev_address avoid[2 * (3 + ELEMENTSOF(svc->standbys))];
+	struct instance *live[2 + ELEMENTSOF(svc->standbys)] = {svc->current, svc->next};
 	size_t n_avoid = 0, n = 0;
 	bool have_v4 = false, have_v6 = false;
 
-	for (struct instance *live[] = {svc->current, svc->next}, **i = live; i < live + 2; i++) {
+	for (size_t k = 0; k < svc->n_standbys; k++)
+		live[2 + k] = svc->standbys[k].instance;
+	for (struct instance **i = live; i < live + 2 + svc->n_standbys; i++) {
 		const struct netdev_address *a;
 		size_t k;
 
@@ -455,7 +463,22 @@ static int add_envelope(struct managed_service *svc, const char *id,
 	return r;
 }
 
-void start_instance(struct managed_service *svc)
+uint64_t lifetime_deadline(const struct managed_service *svc, const struct instance *instance)
+{
+	uint64_t lifetime = svc->policy->max_lifetime_usec, jitter = 0;
+
+	if (!lifetime)
+		return 0;
+	/* Jitter shortens each lifetime by a random amount, so instances of
+	 * many services do not all turn over at once and an attacker cannot
+	 * predict the moment. */
+	if (svc->policy->max_lifetime_jitter_usec &&
+	    getrandom(&jitter, sizeof(jitter), 0) == sizeof(jitter))
+		jitter %= svc->policy->max_lifetime_jitter_usec;
+	return instance_started_usec(instance) + lifetime - jitter;
+}
+
+int launch_instance(struct managed_service *svc, const char *role, struct instance **ret)
 {
 	struct fleet *fleet = svc->fleet;
 	struct instance_hooks hooks = {
@@ -483,8 +506,6 @@ void start_instance(struct managed_service *svc)
 	uint64_t number = 0;
 	int r;
 
-	if (svc->failed[0] || (svc->current && svc->next))
-		return;
 	r = instance_ids_next(fleet->ids, &number);
 	snprintf(id, sizeof(id), "%s-%llu", svc->name, (unsigned long long)number);
 	snprintf(ifname, sizeof(ifname), "mtdi%llu", (unsigned long long)number);
@@ -511,32 +532,46 @@ void start_instance(struct managed_service *svc)
 	if (r < 0) {
 		/* Fail closed: nothing runs; audited, then retried with back-off. */
 		fleet_audit(fleet, "instance-start-failed",
-		      json_pack("{s:s, s:s, s:s, s:s}", "service", svc->name, "instance", id, "step",
-				step, "reason", detail),
-		      true);
+			    json_pack("{s:s, s:s, s:s, s:s, s:s}", "service", svc->name, "instance",
+				      id, "step", step, "reason", detail, "role", role),
+			    true);
+		return r;
+	}
+	memcpy(svc->previous, spec.addresses, sizeof(svc->previous));
+	svc->n_previous = spec.n_addresses;
+	/* A replacement's start is synced with the instance-replaced record
+	 * that follows it within milliseconds: its health probes must not wait
+	 * for the disk. */
+	fleet_audit(fleet, "instance-start",
+		    json_pack("{s:s, s:s, s:i, s:o, s:s, s:s}", "service", svc->name, "instance",
+			      id, "pid", (int)instance_pid(instance), "addresses",
+			      addresses_json(spec.addresses, spec.n_addresses), "link", ifname,
+			      "role", role),
+		    !svc->replacing);
+	*ret = instance;
+	return 0;
+}
+
+void start_instance(struct managed_service *svc)
+{
+	struct instance *instance = NULL;
+
+	if (svc->failed[0] || (svc->current && svc->next))
+		return;
+	if (launch_instance(svc, svc->current ? "replacement" : "instance", &instance) < 0) {
 		svc->quick_failures++;
 		if (!svc->current)
 			schedule_restart(svc);
 		return;
 	}
-	memcpy(svc->previous, spec.addresses, sizeof(svc->previous));
-	svc->n_previous = spec.n_addresses;
 	if (svc->current)
 		svc->next = instance;
 	else
 		svc->current = instance;
-	/* A replacement's start is synced with the instance-replaced record
-	 * that follows it within milliseconds: its health probes must not wait
-	 * for the disk. */
-	fleet_audit(fleet, "instance-start",
-	      json_pack("{s:s, s:s, s:i, s:o, s:s}", "service", svc->name, "instance", id, "pid",
-			(int)instance_pid(instance),
-			"addresses", addresses_json(spec.addresses, spec.n_addresses), "link", ifname),
-	      !svc->replacing);
 	/* A service without a health check is healthy at once (the hook ran
 	 * before svc->current was set): route it now. */
 	if (instance_state(instance) == INSTANCE_HEALTHY)
-		on_instance_healthy(instance, fleet);
+		on_instance_healthy(instance, svc->fleet);
 }
 
 /* The snapshot's own passwd or group as verified: resolved through the
@@ -682,10 +717,12 @@ static void service_free(struct managed_service *svc)
 {
 	if (!svc)
 		return;
+	standby_stop_all(svc, "service stopped");
 	stop_instance(svc, svc->next, "service stopped");
 	stop_instance(svc, svc->current, "service stopped");
 	response_service_done(svc);
 	sd_event_source_disable_unref(svc->restart_timer);
+	sd_event_source_disable_unref(svc->standby_timer);
 	snapshot_free(svc->snapshot);
 	if (svc->exec_fd >= 0)
 		close(svc->exec_fd);
@@ -744,6 +781,13 @@ void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set)
 
 			svc->current = TAKE_PTR(old->current);
 			svc->next = TAKE_PTR(old->next);
+			/* Standbys of an unchanged policy wait on; others go (they
+			 * run what the old policy said). */
+			if (changed || svc->failed[0])
+				standby_stop_all(old, "policy changed");
+			memcpy(svc->standbys, old->standbys, sizeof(svc->standbys));
+			svc->n_standbys = old->n_standbys;
+			old->n_standbys = 0;
 			svc->routed = old->routed;
 			old->routed = false;
 			memcpy(svc->previous, old->previous, sizeof(svc->previous));
@@ -761,6 +805,8 @@ void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set)
 				start_instance(svc);
 			} else if (!svc->current) {
 				start_instance(svc);
+			} else {
+				standby_schedule(svc, 0);
 			}
 			continue;
 		}
@@ -775,6 +821,15 @@ void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set)
 	fleet->n_services = n;
 }
 
+/* What the instance is to its service: serving (the public port leads to
+ * it), starting, replacement, standby (healthy or not yet, never routed),
+ * standby-retiring, quarantined. */
+static json_t *with_role(json_t *instance, const char *role)
+{
+	json_object_set_new(instance, "role", json_string(role));
+	return instance;
+}
+
 json_t *fleet_instances_json(const struct fleet *fleet)
 {
 	json_t *list = json_array();
@@ -786,15 +841,39 @@ json_t *fleet_instances_json(const struct fleet *fleet)
 			json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "service", svc->name,
 							      "state", "failed", "health",
 							      svc->failed));
-		for (const struct instance *const *x = (const struct instance *const[]){svc->current,
-											  svc->next},
-						*const *end = x + 2;
-		     x < end; x++)
-			if (*x)
-				json_array_append_new(list, instance_to_json(*x));
+		if (svc->current)
+			json_array_append_new(list,
+					      with_role(instance_to_json(svc->current),
+							svc->routed ? "serving" : "starting"));
+		if (svc->next)
+			json_array_append_new(
+			    list, with_role(instance_to_json(svc->next), "replacement"));
+		for (size_t k = 0; k < svc->n_standbys; k++)
+			json_array_append_new(
+			    list,
+			    with_role(instance_to_json(svc->standbys[k].instance),
+				      svc->standbys[k].retiring ? "standby-retiring" : "standby"));
 	}
 	for (size_t i = 0; list && i < fleet->n_quarantined; i++)
-		json_array_append_new(list, instance_to_json(fleet->quarantined[i].instance));
+		json_array_append_new(
+		    list,
+		    with_role(instance_to_json(fleet->quarantined[i].instance), "quarantined"));
+	return list;
+}
+
+json_t *fleet_services_json(const struct fleet *fleet)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; list && i < fleet->n_services; i++) {
+		const struct managed_service *svc = fleet->services[i];
+
+		json_array_append_new(
+		    list, json_pack("{s:s, s:s?, s:b, s:b, s:o}", "service", svc->name, "serving",
+				    svc->current ? instance_id(svc->current) : NULL, "routed",
+				    svc->routed, "replacing", svc->replacing, "standbys",
+				    standby_json(svc)));
+	}
 	return list;
 }
 

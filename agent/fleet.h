@@ -38,6 +38,10 @@ void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set);
 /* [{id, service, pid, addresses, age_usec, state, health}, ...] and failed services */
 json_t *fleet_instances_json(const struct fleet *fleet);
 
+/* Per managed service, for status: {service, serving, routed, replacing,
+ * standbys: {target, ready, starting, retiring}} */
+json_t *fleet_services_json(const struct fleet *fleet);
+
 /* mtdctl quarantine: target is an instance id or a service name (its serving
  * instance). The replacement starts at once; the instance is frozen and kept
  * once the replacement serves. -ENOENT: no such instance. ret_message says

@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <systemd/sd-event.h>
 
 #include "fleet.h"
@@ -25,6 +26,14 @@
 enum disposal {
 	DISPOSE_KILL,       /* kill and clean up */
 	DISPOSE_QUARANTINE, /* freeze, cut off, keep for forensics */
+};
+
+/* StandbyInstances= (standby.c): a fresh, verified instance that waits,
+ * healthy and unrouted (no DNAT leads to it), for the next replacement. */
+struct standby {
+	struct instance *instance;
+	uint64_t deadline_usec; /* CLOCK_MONOTONIC: its MaxLifetime= (with jitter); 0 = none */
+	bool retiring;		/* past it: goes once a fresh standby is healthy */
 };
 
 struct managed_service {
@@ -59,6 +68,14 @@ struct managed_service {
 	char egress_instance[INSTANCE_ID_MAX]; /* whose egress drops are counted */
 	unsigned egress_drops;
 	size_t n_replacements;
+	bool from_standby; /* the replacement under way is a promoted standby */
+
+	/* StandbyInstances= (standby.c); one more than the policy's most while
+	 * a retiring standby waits for its successor to be healthy. */
+	struct standby standbys[POLICY_STANDBY_MAX + 1];
+	size_t n_standbys;
+	sd_event_source *standby_timer; /* fill, renew, or retry after a failure */
+	unsigned standby_failures;	/* consecutive: the retry backs off */
 };
 
 struct quarantined_instance {
@@ -66,8 +83,11 @@ struct quarantined_instance {
 	struct instance *instance;
 };
 
+struct disposal_job;
+
 struct fleet {
 	sd_event *event;
+	struct disposal_job *disposals; /* instances disposed of on the next loop turn */
 	char *state_dir;
 	struct quarantined_instance *quarantined;
 	size_t n_quarantined;
@@ -91,16 +111,63 @@ int route_to(struct managed_service *svc, struct instance *instance, struct inst
 void fleet_destroy_instance(struct fleet *fleet, struct instance *instance);
 void stop_instance(struct managed_service *svc, struct instance *instance, const char *reason);
 void start_instance(struct managed_service *svc);
+/* Start one instance of the service (id, addresses, envelope, process);
+ * role ("instance", "standby") goes into its instance-start record. On
+ * failure it is audited (instance-start-failed) and nothing remains. */
+int launch_instance(struct managed_service *svc, const char *role, struct instance **ret);
+/* CLOCK_MONOTONIC when an instance started now reaches MaxLifetime= (less a
+ * random jitter); 0 without MaxLifetime=. */
+uint64_t lifetime_deadline(const struct managed_service *svc, const struct instance *instance);
 void schedule_restart(struct managed_service *svc);
 
+/* standby.c */
+/* Bring the standbys to StandbyInstances= (and renew those past MaxLifetime=)
+ * after delay_usec, once the service serves and no replacement is under way. */
+void standby_schedule(struct managed_service *svc, uint64_t delay_usec);
+/* A standby died (already forgotten and destroyed): another one starts, after
+ * a back-off when they keep dying young. */
+void standby_exited(struct managed_service *svc, bool quick);
+/* Index of instance among the standbys, or -1. */
+ssize_t standby_index(const struct managed_service *svc, const struct instance *instance);
+/* Whether standby_take() would give one. */
+bool standby_available(const struct managed_service *svc);
+/* A healthy standby, taken out of the list (fresh ones before retiring
+ * ones), or NULL. */
+struct instance *standby_take(struct managed_service *svc);
+/* Take instance out of the list (the caller disposes of it); refill later. */
+void standby_forget(struct managed_service *svc, struct instance *instance);
+/* Stop every standby (service stopped, changed, failed, in a storm). */
+void standby_stop_all(struct managed_service *svc, const char *reason);
+/* A standby became healthy: retiring ones whose successors are ready go. */
+void standby_healthy(struct managed_service *svc);
+/* {"target": N, "ready": [ids], "starting": [ids], "retiring": [ids]} */
+json_t *standby_json(const struct managed_service *svc);
+
 /* response.c */
-/* Replace the serving instance: start a fresh one from the clean snapshot;
+
+/* At detection, before anything else (its record included): the instance
+ * frozen (cgroup.freeze requested), cut off (out of the table's live and ingress sets,
+ * one transaction), the freeze confirmed; a freeze that fails kills it.
+ * Recorded as instance-contained with the times since detected_usec. Once
+ * per instance. */
+void response_contain(struct managed_service *svc, struct instance *instance, const char *reason,
+		      uint64_t detected_usec);
+/* Replace an instance. RESPONSE_COMPROMISED: contained first
+ * (response_contain). RESPONSE_RECORD_SIGNAL: the signal's own record
+ * (type = reason, with the evidence) is written before the response's. Then
+ * a healthy standby
+ * takes the port in one transaction, or else a fresh instance is started;
  * detected_usec: when the signal arrived (CLOCK_MONOTONIC; 0 = now), for the
  * detection-to-replacement time in the instance-replaced record;
  * once it is healthy, one transaction routes the public port to it, then the
  * old one is disposed of. evidence is stolen (may be NULL). */
+enum {
+	RESPONSE_COMPROMISED = 1 << 0,	 /* contain first */
+	RESPONSE_RECORD_SIGNAL = 1 << 1, /* write the signal's record (type reason) first */
+};
 void response_replace(struct managed_service *svc, struct instance *instance, const char *reason,
-		      json_t *evidence, enum disposal disposal, uint64_t detected_usec);
+		      json_t *evidence, enum disposal disposal, uint64_t detected_usec,
+		      unsigned flags);
 /* next became healthy: route to it and dispose of the old one. */
 void response_replacement_healthy(struct managed_service *svc);
 /* Arm MaxLifetime= (with jitter) for the serving instance. */

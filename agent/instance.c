@@ -53,6 +53,7 @@ struct instance {
 	struct netdev_address addresses[2];
 	size_t n_addresses;
 	uint64_t started_usec;
+	struct instance_containment containment; /* the owner's notes */
 	bool link_created;
 	struct uid_ranges *uid_ranges; /* where host_id_base came from (NULL: none taken) */
 	uid_t host_id_base;
@@ -79,6 +80,8 @@ const char *instance_state_name(enum instance_state state)
 		return "exited";
 	case INSTANCE_QUARANTINED:
 		return "quarantined";
+	case INSTANCE_CONTAINED:
+		return "contained";
 	}
 	return "?";
 }
@@ -618,15 +621,62 @@ fail:
 	return r < 0 ? r : -EIO;
 }
 
+int instance_freeze_begin(struct instance *instance)
+{
+	int r;
+
+	if (instance->state == INSTANCE_CONTAINED || instance->state == INSTANCE_QUARANTINED)
+		return 0;
+	if (!instance->envelope)
+		return -ESRCH;
+	/* Freeze before anything else: every step after this one (the record,
+	 * the cut, the route, the evidence) is time the attacker no longer has.
+	 * Written, not waited for: each task traps before its next instruction
+	 * in user space, and instance_contain() confirms it. */
+	r = envelope_freeze_request(instance->envelope);
+	if (r < 0)
+		return r;
+	/* A frozen instance answers no probe: it must not be judged unhealthy
+	 * (a second response) while it waits for its disposal. */
+	health_probe_cancel(TAKE_PTR(instance->probe));
+	instance->health_timer = sd_event_source_disable_unref(instance->health_timer);
+	instance->state = INSTANCE_CONTAINED;
+	return 0;
+}
+
+int instance_contain(struct instance *instance)
+{
+	int r;
+
+	if (instance->state == INSTANCE_QUARANTINED)
+		return 0;
+	r = instance_freeze_begin(instance);
+	if (r < 0)
+		return r;
+	return envelope_freeze(instance->envelope, true);
+}
+
+struct instance_containment *instance_containment(struct instance *instance)
+{
+	return &instance->containment;
+}
+
+int instance_kill(struct instance *instance)
+{
+	return instance->envelope ? envelope_kill(instance->envelope) : -ESRCH;
+}
+
 int instance_isolate_and_freeze(struct instance *instance)
 {
 	int r;
 
-	health_probe_cancel(TAKE_PTR(instance->probe));
-	instance->health_timer = sd_event_source_disable_unref(instance->health_timer);
+	r = instance_contain(instance);
+	if (r < 0)
+		return r;
 	/* Frozen callers of a violation must still be answered: keep that source.
 	 * Drift is over: what was written is in the evidence. */
 	instance->drift_source = sd_event_source_disable_unref(instance->drift_source);
+	instance->drift_more = sd_event_source_disable_unref(instance->drift_more);
 	drift_watch_free(TAKE_PTR(instance->drift));
 	if (instance->link_created) {
 		r = netdev_delete_link(instance->host_ifname);
@@ -634,11 +684,6 @@ int instance_isolate_and_freeze(struct instance *instance)
 			return r;
 		instance->link_created = false;
 	}
-	if (!instance->envelope)
-		return -ESRCH;
-	r = envelope_freeze(instance->envelope, true);
-	if (r < 0)
-		return r;
 	instance->state = INSTANCE_QUARANTINED;
 	return 0;
 }

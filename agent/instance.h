@@ -26,6 +26,7 @@ enum instance_state {
 	INSTANCE_UNHEALTHY, /* HealthFailures= consecutive failures */
 	INSTANCE_EXITED,
 	INSTANCE_QUARANTINED, /* frozen, cut off, kept for forensics */
+	INSTANCE_CONTAINED,   /* frozen at detection, waiting to be disposed of */
 };
 
 struct instance;
@@ -91,8 +92,33 @@ const struct netdev_address *instance_addresses(const struct instance *instance,
 uint64_t instance_started_usec(const struct instance *instance); /* CLOCK_MONOTONIC */
 const char *instance_state_name(enum instance_state state);
 
-/* Quarantine: stop supervising health, cut the network (the link goes, so
- * every connection of the instance ends), freeze every process. */
+/* Containment at detection, the first thing done: the freeze requested
+ * (cgroup.freeze written, not waited for), health probes stopped, the state
+ * CONTAINED. Idempotent. On failure: kill it (instance_kill) rather than
+ * leave it running. */
+int instance_freeze_begin(struct instance *instance);
+/* The freeze requested (if not yet) and waited for until the kernel reports
+ * the whole tree frozen. The caller cuts the network next (its envelope out
+ * of the table). Idempotent. */
+int instance_contain(struct instance *instance);
+/* The owner's notes on the containment of this instance (response.c): when
+ * each step was done (CLOCK_MONOTONIC, 0 = not yet) and how it went, so it
+ * is done once and recorded once. */
+struct instance_containment {
+	char reason[32];
+	char signal[32]; /* a signal's record still to write (its type), "" when none */
+	uint64_t detected_usec, freeze_requested_usec, cut_usec;
+	int freeze_error, cut_error; /* -errno, 0 */
+	char cut_detail[160];
+	bool recorded;
+};
+struct instance_containment *instance_containment(struct instance *instance);
+/* SIGKILL to every process (cgroup.kill); the exit is reported as usual. */
+int instance_kill(struct instance *instance);
+
+/* Quarantine: freeze every process (unless contained already), stop
+ * supervising health, cut the network (the link goes, so every connection of
+ * the instance ends). */
 int instance_isolate_and_freeze(struct instance *instance);
 
 /* Drift scan on demand: what the instance's writable layer holds that its

@@ -293,6 +293,47 @@ static void print_rotation(json_t *rotation)
 	}
 }
 
+/* Managed services: who serves, and the standbys that wait (StandbyInstances=). */
+static void print_instances(json_t *services)
+{
+	json_t *s;
+	size_t i;
+
+	if (json_array_size(services) == 0)
+		return;
+	printf("\n%-20s %-20s %-9s %s\n", "SERVICE", "SERVING", "STANDBYS", "STANDBY INSTANCES");
+	json_array_foreach(services, i, s)
+	{
+		json_t *sb = json_object_get(s, "standbys"), *x;
+		char counts[32], ids[256] = "";
+		size_t k, used = 0;
+
+		snprintf(counts, sizeof(counts), "%zu/%lld",
+			 json_array_size(json_object_get(sb, "ready")),
+			 (long long)json_integer_value(json_object_get(sb, "target")));
+		for (const char *const *kind =
+			 (const char *const[]){"ready", "starting", "retiring", NULL};
+		     *kind; kind++)
+			json_array_foreach(json_object_get(sb, *kind), k, x)
+			{
+				int n = snprintf(ids + used, sizeof(ids) - used, "%s%s%s%s",
+						 used ? " " : "", json_string_value(x),
+						 streq(*kind, "ready") ? "" : " (",
+						 streq(*kind, "ready") ? "" : *kind);
+				if (n > 0 && (size_t)n < sizeof(ids) - used)
+					used += (size_t)n;
+				if (!streq(*kind, "ready") && used + 1 < sizeof(ids)) {
+					ids[used++] = ')';
+					ids[used] = '\0';
+				}
+			}
+		printf("%-20s %-20s %-9s %s\n", string_or(s, "service", "?"),
+		       json_is_true(json_object_get(s, "routed")) ? string_or(s, "serving", "-")
+								  : "-",
+		       counts, used ? ids : "-");
+	}
+}
+
 static int command_unblock(const struct mtdctl *ctl, const char *address)
 {
 	struct control_request request = {.command = CONTROL_UNBLOCK};
@@ -331,8 +372,8 @@ static int command_instances(const struct mtdctl *ctl)
 		printf("no instances\n");
 		return 0;
 	}
-	printf("%-20s %-14s %-7s %-28s %-10s %-10s %s\n", "ID", "SERVICE", "PID", "ADDRESS", "AGE",
-	       "STATE", "HEALTH");
+	printf("%-20s %-14s %-7s %-28s %-10s %-11s %-16s %s\n", "ID", "SERVICE", "PID", "ADDRESS",
+	       "AGE", "STATE", "ROLE", "HEALTH");
 	json_array_foreach(result, k, i)
 	{
 		char age[64] = "-", address[64] = "-";
@@ -346,9 +387,10 @@ static int command_instances(const struct mtdctl *ctl)
 			snprintf(address, sizeof(address), "%s%s",
 				 json_string_value(json_array_get(addresses, 0)),
 				 json_array_size(addresses) > 1 ? " +v6" : "");
-		printf("%-20s %-14s %-7lld %-28s %-10s %-10s %s\n", string_or(i, "id", "-"),
+		printf("%-20s %-14s %-7lld %-28s %-10s %-11s %-16s %s\n", string_or(i, "id", "-"),
 		       string_or(i, "service", "?"), pid ? (long long)json_integer_value(pid) : 0LL,
-		       address, age, string_or(i, "state", "?"), string_or(i, "health", ""));
+		       address, age, string_or(i, "state", "?"), string_or(i, "role", "-"),
+		       string_or(i, "health", ""));
 	}
 	return 0;
 }
@@ -440,6 +482,7 @@ static int command_status(const struct mtdctl *ctl)
 		       (long long)json_integer_value(json_object_get(audit, "lost_total")));
 	putchar('\n');
 	print_services_table(json_object_get(result, "services"));
+	print_instances(json_object_get(result, "instances"));
 	print_rotation(json_object_get(result, "rotation"));
 	return 0;
 }

@@ -9,6 +9,9 @@
 #include <netinet/in.h>
 
 #define POLICY_NAME_MAX 32 /* service names: [a-z0-9][a-z0-9_-]{0,31} */
+/* StandbyInstances= at most: each standby is a whole running instance (memory,
+ * tasks, an address), kept only to make a replacement one transaction. */
+#define POLICY_STANDBY_MAX 4
 #define POLICY_ERROR_MAX 512
 
 /* One error, rendered as "FILE:LINE: Section.Key: reason". line is 0 when the
@@ -114,6 +117,7 @@ struct policy {
 	uint64_t quarantine_max_bytes;        /* QuarantineMax= */
 	unsigned replace_burst;               /* ReplaceBurst= */
 	uint64_t replace_interval_usec;       /* ReplaceInterval= */
+	unsigned standby_instances;	      /* StandbyInstances=, 0..POLICY_STANDBY_MAX */
 	bool allow_devices; /* SnapshotAllowDevices= */
 	bool allow_setuid;  /* SnapshotAllowSetuid= */
 

@@ -99,6 +99,7 @@ static json_t *service_json(const struct policy *p)
 	set_size(&o, "quarantine_max", p->quarantine_max_bytes);
 	set(&o, "replace_burst", json_integer(p->replace_burst));
 	set_timespan(&o, "replace_interval", p->replace_interval_usec);
+	set(&o, "standby_instances", json_integer(p->standby_instances));
 	set(&o, "snapshot_allow_devices", json_boolean(p->allow_devices));
 	set(&o, "snapshot_allow_setuid", json_boolean(p->allow_setuid));
 	if (!o.ok) {

@@ -3,6 +3,7 @@
  * flags. Defaults are set in policy.c (policy_new), cross-key rules in
  * policy_validate.c. */
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,6 +233,23 @@ static int parse_uint(struct parse_state *st, const struct schema_entry *e, cons
 				     FIELD(st, e, unsigned), reason);
 }
 
+/* StandbyInstances=: the range says why, in the error. */
+static int parse_standby(struct parse_state *st, const struct schema_entry *e, const char *value,
+			 const char **reason)
+{
+	char q[256];
+
+	if (policy_parse_unsigned(value, 0, UINT_MAX, FIELD(st, e, unsigned), reason) < 0)
+		return -EINVAL;
+	if (*FIELD(st, e, unsigned) <= (unsigned)e->max)
+		return 0;
+	policy_parse_error(st, policy_section_names[e->section], e->key,
+			   "%s: at most %u (each standby is a whole running instance)",
+			   policy_quote(q, sizeof(q), value), (unsigned)e->max);
+	*reason = NULL;
+	return -EINVAL;
+}
+
 static int parse_bool(struct parse_state *st, const struct schema_entry *e, const char *value,
 		      const char **reason)
 {
@@ -412,6 +430,7 @@ static const struct schema_entry schema[] = {
     {S, "ReplaceBurst", parse_uint, OFF(replace_burst), 1, 1000, NULL, M},
     {S, "ReplaceInterval", parse_timespan, OFF(replace_interval_usec), USEC_PER_SEC, USEC_PER_DAY,
      NULL, M},
+    {S, "StandbyInstances", parse_standby, OFF(standby_instances), 0, POLICY_STANDBY_MAX, NULL, M},
     {S, "SnapshotAllowDevices", parse_bool, OFF(allow_devices), 0, 0, NULL, M},
     {S, "SnapshotAllowSetuid", parse_bool, OFF(allow_setuid), 0, 0, NULL, M},
 

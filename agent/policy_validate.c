@@ -222,6 +222,34 @@ static unsigned kl(struct vstate *v, const char *section, const char *key)
 	return policy_key_line(v->p, section, key);
 }
 
+/* Every standby holds an address of each pool while it waits: a pool must
+ * have room for the serving instance, its replacement, the standbys and the
+ * previous address (never reused at once). */
+static void validate_standby(struct vstate *v)
+{
+	const struct policy *p = v->p;
+	uint64_t need = (uint64_t)p->standby_instances + 3;
+	char text[64];
+
+	if (!p->standby_instances)
+		return;
+	for (size_t i = 0; i < p->address_pool_count; i++) {
+		const struct cidr *pool = &p->address_pools[i];
+		unsigned host_bits = (pool->family == AF_INET ? 32 : 128) - pool->prefix_len;
+		/* IPv4 skips network and broadcast; IPv6 the subnet-router anycast. */
+		uint64_t usable = host_bits >= 63
+				      ? UINT64_MAX
+				      : (1ull << host_bits) - (pool->family == AF_INET ? 2 : 1);
+
+		if (usable >= need)
+			continue;
+		err(v, kl(v, "Service", "StandbyInstances"), "Service", "StandbyInstances",
+		    "%u standbys need %llu addresses of AddressPool=%s, which has %llu",
+		    p->standby_instances, (unsigned long long)need,
+		    policy_format_cidr(text, sizeof(text), pool), (unsigned long long)usable);
+	}
+}
+
 static void validate_service(struct vstate *v, bool *ret_managed)
 {
 	struct policy *p = v->p;
@@ -277,6 +305,7 @@ static void validate_service(struct vstate *v, bool *ret_managed)
 			    "must be shorter than MaxLifetime= (%s)",
 			    policy_format_timespan(a, sizeof(a), p->max_lifetime_usec));
 	}
+	validate_standby(v);
 }
 
 static void validate_rotation(struct vstate *v)

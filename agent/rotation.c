@@ -67,6 +67,7 @@ struct enveloped_instance {
 	uint16_t port;
 	struct rotator_egress *egress;
 	size_t n_egress;
+	bool cut; /* rotation_cut_instance: nothing passes, until it is removed */
 };
 
 #define ROTATION_CHANGES_KEPT 64
@@ -408,6 +409,7 @@ static int apply_once(struct rotation *rotation, struct rotated_service *service
 		    .port = e->port,
 		    .egress = e->egress,
 		    .n_egress = e->n_egress,
+		    .cut = e->cut,
 		};
 	}
 	plan.instances = plan_instances;
@@ -1102,6 +1104,25 @@ int rotation_add_instance(struct rotation *rotation, const char *name,
 	r = program(rotation, rotation->services, rotation->n_services, NULL, 0, ret_error);
 	if (r < 0)
 		instances_remove_named(rotation, name);
+	return r;
+}
+
+int rotation_cut_instance(struct rotation *rotation, const char *name, char **ret_error)
+{
+	struct enveloped_instance *e = NULL;
+	int r;
+
+	for (size_t i = 0; i < rotation->n_instances && !e; i++)
+		if (streq(rotation->instances[i].name, name))
+			e = &rotation->instances[i];
+	if (!e)
+		return -ENOENT;
+	if (e->cut)
+		return 0;
+	e->cut = true;
+	r = program(rotation, rotation->services, rotation->n_services, NULL, 0, ret_error);
+	if (r < 0)
+		e->cut = false; /* the kernel has the previous state */
 	return r;
 }
 

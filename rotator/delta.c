@@ -461,19 +461,21 @@ static int instance_add(struct rs_state *state, uint32_t owner, const struct rot
 	memcpy(state->names[owner], in->name, strlen(in->name) + 1); /* checked */
 	for (size_t a = 0; a < in->n_addresses; a++) {
 		const struct rotator_addr *addr = &in->addresses[a];
-		bool v4 = addr->family == AF_INET, dup;
+		bool v4 = addr->family == AF_INET, dup = false;
 		size_t al = v4 ? 4 : 16;
 		struct rs_elem e = { .owner = owner };
 		const struct rs_elem *there;
 		int r;
 
 		e.key_len = (uint8_t)put_addr(e.key, addr);
-		there = table_insert(&state->sets[v4 ? RS_SET_INSTANCES4 : RS_SET_INSTANCES6], &e,
-				     &dup);
-		if (dup)
+		there = in->cut ? NULL
+				: table_insert(&state->sets[v4 ? RS_SET_INSTANCES4
+								 : RS_SET_INSTANCES6],
+					       &e, &dup);
+		if (there && dup)
 			return instance_error(err, -EEXIST, in, "address also used by instance ",
 					      state->names[there->owner]);
-		if (in->port) {
+		if (in->port && !in->cut) {
 			memset(&e, 0, sizeof(e));
 			e.owner = owner;
 			put_addr(e.key, addr);

@@ -726,8 +726,8 @@ struct nftnl_rule *nft_rule_ingress_return(const char *chain, uint8_t nfproto, c
 	return rule_done(&r, k, comment);
 }
 
-struct nftnl_rule *nft_rule_egress_return(const char *chain, uint8_t nfproto, const char *set,
-					  const char *comment)
+struct nftnl_rule *nft_rule_egress_return(const char *chain, uint8_t nfproto, const char *live_set,
+					  const char *set, const char *comment)
 {
 	_cleanup_rule_ struct nftnl_rule *r = NULL;
 	uint32_t words = nfproto == NFPROTO_IPV4 ? 1 : 4;
@@ -738,6 +738,8 @@ struct nftnl_rule *nft_rule_egress_return(const char *chain, uint8_t nfproto, co
 	k = nfproto_is(r, nfproto);
 	if (k >= 0)
 		k = addr_load(r, nfproto, true, NFT_REG_1);
+	if (k >= 0)
+		k = lookup(r, NFT_REG_1, live_set, 0);
 	if (k >= 0)
 		k = meta_load(r, NFT_META_L4PROTO, REG32(words));
 	if (k >= 0)

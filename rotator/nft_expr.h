@@ -91,9 +91,12 @@ struct nftnl_rule *nft_rule_ct_live_return(const char *chain, uint8_t nfproto, b
 struct nftnl_rule *nft_rule_ingress_return(const char *chain, uint8_t nfproto, const char *set,
 					   const char *comment);
 
-/* meta nfproto ipvX ip[6] saddr . meta l4proto . ip[6] daddr . th dport @set return */
-struct nftnl_rule *nft_rule_egress_return(const char *chain, uint8_t nfproto, const char *set,
-					  const char *comment);
+/* meta nfproto ipvX ip[6] saddr @live_set
+ * ip[6] saddr . meta l4proto . ip[6] daddr . th dport @set return
+ * (a cut-off instance, out of live_set, loses its Egress= at once, while its
+ * elements in set may go later) */
+struct nftnl_rule *nft_rule_egress_return(const char *chain, uint8_t nfproto, const char *live_set,
+					  const char *set, const char *comment);
 
 /* [log prefix P group G] counter drop (no log when log_prefix is NULL) */
 /* meta nfproto NFPROTO iifname != "PREFIX*" oifname != "PREFIX*"

@@ -79,6 +79,10 @@ struct rotator_instance {
 	uint16_t port; /* ingress port (its ListenPort); 0: no ingress at all */
 	const struct rotator_egress *egress;
 	size_t n_egress; /* <= ROTATOR_MAX_EGRESS */
+	/* Cut off: out of the live sets and the ingress sets, so nothing passes
+	 * to or from it (its Egress= elements stay, unusable, until it leaves
+	 * the plan: deleting them is the slow part of a commit). */
+	bool cut;
 };
 
 /* The complete desired element state: every apply makes the contents of

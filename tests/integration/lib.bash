@@ -179,7 +179,7 @@ assert_contains() { # HAYSTACK NEEDLE WHAT
 # a shell and two CGI scripts that misbehave on request (for the detection
 # tests): /cgi-bin/mount calls mount(2), /cgi-bin/tamper drops an executable
 # in /tmp (a new executable is drift even inside Writable=), /cgi-bin/egress
-# connects out. The tree is root's and not writable by group or others (the
+# connects out, /cgi-bin/whoami prints the instance id. The tree is root's and not writable by group or others (the
 # verifier refuses anything else); it has no /tmp: the envelope makes each
 # instance's (1777) in its writable layer.
 # Keys: $WORK/keys/snap.key, $WORK/keys/snap.pub.
@@ -194,7 +194,9 @@ make_web_snapshot() {
 	# /cgi-bin/egress: one connection to 10.213.0.2:7000 (declared in the
 	# tests' Egress=), then five to port 9999 (not declared)
 	printf '#!/bin/sh\necho "Content-type: text/plain"\necho\necho ping | /bin/busybox nc -w 2 10.213.0.2 7000 && echo declared-ok\nfor i in 1 2 3 4 5; do /bin/busybox nc -w 1 10.213.0.2 9999 </dev/null && echo undeclared-ok; done\necho done\n' >"$t/www/cgi-bin/egress"
-	chmod 0755 "$t/www/cgi-bin/mount" "$t/www/cgi-bin/tamper" "$t/www/cgi-bin/egress"
+	# /cgi-bin/whoami: the instance id (MTD_INSTANCE= in its environment)
+	printf '#!/bin/sh\necho "Content-type: text/plain"\necho\necho "instance=$MTD_INSTANCE"\n' >"$t/www/cgi-bin/whoami"
+	chmod 0755 "$t/www/cgi-bin/mount" "$t/www/cgi-bin/tamper" "$t/www/cgi-bin/egress" "$t/www/cgi-bin/whoami"
 	printf 'root:x:0:0::/:/bin/sh\nwww:x:1000:1000::/www:/bin/sh\n' >"$t/etc/passwd"
 	printf 'root:x:0:\nwww:x:1000:\n' >"$t/etc/group"
 	chmod -R go-w "$t"

@@ -53,7 +53,7 @@ write_policy ""
 P=$WORK/policies/web.policy
 "$MTDCTL" policy check "$WORK/policies" >/dev/null || fail "the test policy does not validate"
 
-serving_id() { json_instances | grep -o '"id":"web-[0-9]*"[^}]*"state":"healthy"' | head -n 1 | sed 's/"id":"\([^"]*\)".*/\1/'; }
+serving_id() { json_instances | grep -o '"id":"web-[0-9]*"[^}]*"state":"healthy"[^}]*"role":"serving"' | head -n 1 | sed 's/"id":"\([^"]*\)".*/\1/'; }
 serving_pid() { json_instances | grep -o '"id":"'"$1"'"[^}]*' | sed -n 's/.*"pid":\([0-9]*\).*/\1/p'; }
 state_of() { json_instances | grep -o '"id":"'"$1"'"[^}]*' | sed -n 's/.*"state":"\([a-z]*\)".*/\1/p'; }
 # wait_replaced OLD: until an instance other than OLD is healthy and serving
@@ -75,8 +75,11 @@ mtdctl unblock 10.213.0.2 >/dev/null || fail "unblock"
 # --- seccomp violation: quarantine ---------------------------------------------------
 victim=$(serving_id)
 victim_pid=$(serving_pid "$victim")
-out=$(http_get web "$P" 10.213.0.1 /cgi-bin/mount)
-assert_contains "$out" "mounted" "the CGI went on after the violation (mount answered with an error)"
+# The violating CGI is frozen with its instance at detection (freeze first):
+# whether its next line ran in the microseconds between the EPERM answer and
+# the freeze is a race, so its output is not checked here (standby.sh checks
+# the freeze itself).
+http_get web "$P" 10.213.0.1 /cgi-bin/mount >/dev/null
 wait_replaced "$victim" || fail "no replacement after the seccomp violation"
 wait_for '[ "$(state_of "$victim")" = quarantined ]' 50 || fail "$victim is not quarantined: $(mtdctl instances)"
 ok "a seccomp violation gets $victim replaced and quarantined"
@@ -202,7 +205,14 @@ wait_for '[ -n "$(serving_id)" ] && [ "$(serving_id)" != "$keeper" ]' 150 || fai
 # --- a client loop during many replacements ----------------------------------------------
 # A failed request either found no open port (a serving gap: never allowed)
 # or lost a connection that was already open to the instance being
-# quarantined (allowed: its connections are cut with it).
+# quarantined (allowed: its connections are cut with it). A quarantine
+# freezes and cuts the instance at once (freeze first), so without a standby
+# the port would lead nowhere until the replacement is healthy: the loop runs
+# with StandbyInstances=1, where the port moves in one transaction.
+write_policy "StandbyInstances=1"
+mtdctl reload >/dev/null || fail "reload with StandbyInstances=1"
+wait_for '[ -n "$(serving_id)" ] && json_instances | grep -q "\"role\":\"standby\""' 150 ||
+	fail "no standby: $(mtdctl instances)"
 gaps_file=$WORK/client.gaps
 cuts_file=$WORK/client.cuts
 requests_file=$WORK/client.requests
@@ -248,6 +258,8 @@ fi
 [ "$gaps" -eq 0 ] || { cat "$gaps_file"; fail "$gaps of $requests client requests found no open port during $REPLACEMENTS replacements"; }
 [ "$cuts" -le "$REPLACEMENTS" ] || fail "$cuts requests failed, more than one per quarantine"
 ok "a client looping through the public port: $requests requests during $REPLACEMENTS replacements, none found the port closed ($cuts were open to a quarantined instance and were cut with it)"
+write_policy ""
+mtdctl reload >/dev/null || fail "reload without StandbyInstances="
 
 # --- inspect of a live instance scans its writable layer now -------------------------------
 out=$(mtdctl inspect "$(serving_id)")
@@ -261,7 +273,9 @@ for i in 1 2 3; do
 	victim=$(serving_id)
 	[ -n "$victim" ] || break
 	mtdctl quarantine "$victim" >/dev/null
-	wait_for '[ "$(serving_id)" != "'"$victim"'" ]' 100
+	# contained at once, so nothing serves until the replacement does
+	wait_for '{ [ -n "$(serving_id)" ] && [ "$(serving_id)" != "'"$victim"'" ]; } ||
+		mtdctl audit show | grep -q replacement-storm' 100
 done
 wait_for 'mtdctl audit show | grep -q replacement-storm' 50 || fail "no replacement-storm record"
 ok "a third compromise within ReplaceInterval= is a storm: audited, the service backs off"

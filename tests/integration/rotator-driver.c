@@ -109,7 +109,8 @@ static int parse_egress(char *spec, struct rotator_egress *e)
 	return 0;
 }
 
-/* name,addr[+addr],proto,port[,egress...]: arrays from the caller */
+/* [cut:]name,addr[+addr],proto,port[,egress...]: arrays from the caller;
+ * "cut:" marks it cut off (rotator_instance.cut) */
 static int parse_instance(char *spec, struct rotator_instance *in, struct rotator_addr *addrs,
 			  struct rotator_egress *egress)
 {
@@ -122,6 +123,10 @@ static int parse_instance(char *spec, struct rotator_instance *in, struct rotato
 		return -EINVAL;
 	memset(in, 0, sizeof(*in));
 	in->name = f[0];
+	if (strncmp(f[0], "cut:", 4) == 0) {
+		in->cut = true;
+		in->name = f[0] + 4;
+	}
 	plus = strchr(f[1], '+');
 	if (plus)
 		*plus++ = 0;

@@ -169,6 +169,34 @@ grep -q "^drop fd00:214::5 fd88::2 6 5354 on mtdi1$" "$tmp/egress.log" ||
 	fail "IPv6 egress drop not reported: $(cat "$tmp/egress.log")"
 ok "(4) each drop is on NFLOG with the instance's source and the destination: $(tr '\n' ';' <"$tmp/egress.log")"
 
+# --- (4b) instance 1 cut off (containment): out of the live and ingress sets only -----------
+# a connection to instance 1 through the DNAT, held open across the cut
+mkfifo "$tmp/go-cut"
+$C timeout 20 bash -c '
+	exec 3<>/dev/tcp/10.88.0.1/24000 || exit 1
+	read -t 3 -r greeting <&3; echo "greeting $greeting"
+	echo one >&3; read -t 3 -r reply <&3; echo "before $reply"
+	read -r _ <'"$tmp/go-cut"'
+	echo two >&3; read -t 3 -r reply <&3; echo "after ${reply:-none}"
+' >"$tmp/held-cut.log" 2>&1 &
+held=$!
+pids="$pids $held"
+for _ in $(seq 50); do grep -q '^before' "$tmp/held-cut.log" && break; sleep 0.1; done
+grep -q '^before one$' "$tmp/held-cut.log" || fail "held connection did not start: $(cat "$tmp/held-cut.log")"
+out=$("$drv" -E 9 apply $SVC1 $SVC1v6 -i "cut:$INST1") || fail "cut: $out"
+nft list set inet mtd instances4 | grep -q '10.214.0.5' && fail "(4b) the cut instance is still live"
+nft list set inet mtd inst_egress4 | grep -q '10.214.0.5' || fail "(4b) the cut instance's Egress= elements went (they stay)"
+ok "(4b) cut: out of the live set, its Egress= elements left in place ($out)"
+echo go >"$tmp/go-cut"
+wait "$held"
+grep -q '^after none$' "$tmp/held-cut.log" || fail "(4b) the established flow survived the cut: $(cat "$tmp/held-cut.log")"
+ok "(4b) the established flow to the cut instance is cut"
+expect "(4b) the public port (still mapped to it) leads nowhere" "" cli 10.88.0.1 24000
+expect "(4b) a cut instance's allowed egress is dropped (IPv4)" "" inst1 10.88.0.2 5353
+expect "(4b) a cut instance's allowed egress is dropped (IPv6)" "" inst1 fd88::2 5353
+out=$("$drv" -E 9 apply $SVC1 $SVC1v6 -i "$INST1") || fail "un-cut: $out"
+expect "(4b) live again, its egress works (the rule asks for a live source)" mtd-ok inst1 10.88.0.2 5353
+
 # --- (5) one transaction: the route moves to instance 2, instance 1 is cut -------------------
 # a connection to instance 1 through the DNAT, held open across the transaction
 mkfifo "$tmp/go"

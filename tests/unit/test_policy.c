@@ -327,6 +327,7 @@ static void test_defaults_of_managed_service(void **state)
 	assert_true(p->quarantine_max_bytes == UINT64_C(256) << 20);
 	assert_int_equal(p->replace_burst, 5);
 	assert_true(p->replace_interval_usec == USEC_PER_MINUTE);
+	assert_int_equal(p->standby_instances, 0);
 	assert_false(p->allow_devices);
 	assert_false(p->allow_setuid);
 	assert_true(p->interval_usec == 60 * USEC_PER_SEC);
@@ -399,6 +400,7 @@ static void test_every_key_of_full_policy(void **state)
 	assert_true(p->quarantine_max_bytes == UINT64_C(1) << 30);
 	assert_int_equal(p->replace_burst, 10);
 	assert_true(p->replace_interval_usec == 5 * USEC_PER_MINUTE);
+	assert_int_equal(p->standby_instances, 2);
 	assert_true(p->allow_devices);
 	assert_true(p->allow_setuid);
 	/* [Rotation] */
@@ -606,6 +608,54 @@ static void test_repeated_keys_append(void **state)
 	policy_free(p);
 }
 
+/* StandbyInstances=: 0..POLICY_STANDBY_MAX, managed services only, and room
+ * in every AddressPool= for the standbys beside the serving instance. */
+static void expect_one_error(const char *text, const char *want)
+{
+	struct policy *p = NULL;
+	struct policy_errors errors = {0};
+	char *got;
+
+	assert_int_equal(
+	    policy_parse_buffer("tests/policy/good/s.policy", text, strlen(text), &p, &errors),
+	    -EINVAL);
+	assert_null(p);
+	got = render_errors(&errors);
+	if (strcmp(got, want) != 0)
+		fail_msg("--- expected\n%s--- got\n%s", want, got);
+	free(got);
+	policy_errors_free(&errors);
+}
+
+#define STANDBY_HEAD "[Service]\nName=s\nSnapshot=/s\nExec=/bin/x\nListenPort=1\n"
+#define STANDBY_TAIL "[Rotation]\nPublicPorts=100-200\nKeyFile=../keys/test.key\n"
+
+static void test_standby_instances_range_and_room(void **state)
+{
+	struct policy *p;
+
+	p = parse_ok("tests/policy/good/s.policy",
+		     STANDBY_HEAD "StandbyInstances=4\n" STANDBY_TAIL "AddressPool=10.1.0.0/28\n");
+	assert_int_equal(p->standby_instances, POLICY_STANDBY_MAX);
+	policy_free(p);
+	expect_one_error(STANDBY_HEAD "StandbyInstances=5\n" STANDBY_TAIL,
+			 "tests/policy/good/s.policy:6: Service.StandbyInstances: \"5\": at most 4 "
+			 "(each standby is a whole running instance)\n");
+	expect_one_error(STANDBY_HEAD "StandbyInstances=one\n" STANDBY_TAIL,
+			 "tests/policy/good/s.policy:6: Service.StandbyInstances: \"one\": not an "
+			 "unsigned decimal number\n");
+	/* /29: 6 usable addresses; 4 standbys need 7 */
+	expect_one_error(
+	    STANDBY_HEAD "StandbyInstances=4\n" STANDBY_TAIL
+			 "AddressPool=10.1.0.0/29\nAddressPool=fd00:1::/120\n",
+	    "tests/policy/good/s.policy:6: Service.StandbyInstances: 4 standbys need 7 "
+	    "addresses of AddressPool=10.1.0.0/29, which has 6\n");
+	expect_one_error(
+	    "[Service]\nName=s\nBackend=10.0.0.1:80\nStandbyInstances=1\n" STANDBY_TAIL,
+	    "tests/policy/good/s.policy:4: Service.StandbyInstances: only valid for a "
+	    "managed service (Snapshot=), not with Backend=\n");
+}
+
 static void test_error_format_variants(void **state)
 {
 	struct policy_error e = {
@@ -665,6 +715,7 @@ int main(void)
 	    cmocka_unit_test(test_key_file_must_be_owner_only),
 	    cmocka_unit_test(test_grace_default_fits_short_interval),
 	    cmocka_unit_test(test_repeated_keys_append),
+	    cmocka_unit_test(test_standby_instances_range_and_room),
 	    cmocka_unit_test(test_error_format_variants),
 	    cmocka_unit_test(test_garbage_input_never_crashes),
 	};

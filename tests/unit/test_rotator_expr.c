@@ -272,6 +272,7 @@ static const char golden_egress_ipv4[] =
 	"  [ meta load nfproto => reg 1 ]\n"
 	"  [ cmp eq reg 1 0x00000002 ]\n"
 	"  [ payload load 4b @ network header + 12 => reg 1 ]\n"
+	"  [ lookup reg 1 set instances4 ]\n"
 	"  [ meta load l4proto => reg 9 ]\n"
 	"  [ payload load 4b @ network header + 16 => reg 10 ]\n"
 	"  [ payload load 2b @ transport header + 2 => reg 11 ]\n"
@@ -283,6 +284,7 @@ static const char golden_egress_ipv6[] =
 	"  [ meta load nfproto => reg 1 ]\n"
 	"  [ cmp eq reg 1 0x0000000a ]\n"
 	"  [ payload load 16b @ network header + 8 => reg 1 ]\n"
+	"  [ lookup reg 1 set instances6 ]\n"
 	"  [ meta load l4proto => reg 12 ]\n"
 	"  [ payload load 16b @ network header + 24 => reg 13 ]\n"
 	"  [ payload load 2b @ transport header + 2 => reg 17 ]\n"
@@ -440,10 +442,12 @@ static void test_instance_egress_spoof_check_rules_and_logged_drop(void **state)
 	check(nft_rule_ct_live_return("c", NFPROTO_IPV6, true, "instances6", NULL),
 	      golden_ct_live_ipv6_saddr);
 	/* saddr . l4proto . daddr . dport: 4+4+4+4 and 16+4+16+4 bytes of registers */
-	check(nft_rule_egress_return("c", NFPROTO_IPV4, "inst_egress4", NULL), golden_egress_ipv4);
-	check(nft_rule_egress_return("c", NFPROTO_IPV6, "inst_egress6", NULL), golden_egress_ipv6);
+	check(nft_rule_egress_return("c", NFPROTO_IPV4, "instances4", "inst_egress4", NULL),
+	      golden_egress_ipv4);
+	check(nft_rule_egress_return("c", NFPROTO_IPV6, "instances6", "inst_egress6", NULL),
+	      golden_egress_ipv6);
 	check(nft_rule_drop("c", 9, "mtd-egress ", NULL), golden_logged_drop);
-	assert_null(nft_rule_egress_return("c", NFPROTO_ARP, "inst_egress4", NULL));
+	assert_null(nft_rule_egress_return("c", NFPROTO_ARP, "instances4", "inst_egress4", NULL));
 }
 
 int main(void)
