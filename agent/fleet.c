@@ -56,7 +56,6 @@ static json_t *addresses_json(const struct netdev_address *a, size_t n)
 	return list;
 }
 
-
 /* Route the service's public port to an instance: one transaction. */
 void fleet_destroy_instance(struct fleet *fleet, struct instance *instance)
 {
@@ -87,12 +86,14 @@ int route_to(struct managed_service *svc, struct instance *instance, struct inst
 		       a[i].family == AF_INET ? sizeof(struct in_addr) : sizeof(struct in6_addr));
 	}
 	r = rotation_set_instance_backend(svc->fleet->rotation, svc->name, backends, n,
-					  svc->policy->listen_port, cut ? instance_id(cut) : NULL, &error);
+					  svc->policy->listen_port, cut ? instance_id(cut) : NULL,
+					  &error);
 	if (r < 0)
 		fleet_audit(svc->fleet, "instance-route-failed",
-		      json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance",
-				instance_id(instance), "reason", error ? error : strerror(-r)),
-		      true);
+			    json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance",
+				      instance_id(instance), "reason",
+				      error ? error : strerror(-r)),
+			    true);
 	return r;
 }
 
@@ -105,9 +106,9 @@ static void unroute(struct managed_service *svc)
 	svc->routed = false;
 	if (rotation_clear_instance_backend(svc->fleet->rotation, svc->name, &error) < 0)
 		fleet_audit(svc->fleet, "instance-route-failed",
-		      json_pack("{s:s, s:s}", "service", svc->name, "reason",
-				error ? error : "cannot remove the route"),
-		      true);
+			    json_pack("{s:s, s:s}", "service", svc->name, "reason",
+				      error ? error : "cannot remove the route"),
+			    true);
 }
 
 struct managed_service *service_of(struct fleet *fleet, const struct instance *instance)
@@ -123,15 +124,14 @@ struct managed_service *service_of(struct fleet *fleet, const struct instance *i
 	return NULL;
 }
 
-void stop_instance(struct managed_service *svc, struct instance *instance,
-			  const char *reason)
+void stop_instance(struct managed_service *svc, struct instance *instance, const char *reason)
 {
 	if (!instance)
 		return;
 	fleet_audit(svc->fleet, "instance-stop",
-	      json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance", instance_id(instance),
-			"reason", reason),
-	      false);
+		    json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance",
+			      instance_id(instance), "reason", reason),
+		    false);
 	if (svc->current == instance) {
 		unroute(svc);
 		svc->current = NULL;
@@ -149,9 +149,10 @@ static void on_instance_healthy(struct instance *instance, void *userdata)
 
 	if (!svc)
 		return;
-	fleet_audit(fleet, "instance-healthy",
-	      json_pack("{s:s, s:s}", "service", svc->name, "instance", instance_id(instance)),
-	      false);
+	fleet_audit(
+	    fleet, "instance-healthy",
+	    json_pack("{s:s, s:s}", "service", svc->name, "instance", instance_id(instance)),
+	    false);
 	if (instance == svc->next) {
 		response_replacement_healthy(svc);
 		return;
@@ -181,9 +182,9 @@ static void on_instance_unhealthy(struct instance *instance, const char *reason,
 	if (!svc)
 		return;
 	fleet_audit(fleet, "instance-unhealthy",
-	      json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance", instance_id(instance),
-			"reason", reason),
-	      true);
+		    json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance",
+			      instance_id(instance), "reason", reason),
+		    true);
 	/* An unhealthy standby is no use: it is stopped and another one
 	 * started on the next loop turn (not here: its callback is on the
 	 * stack). */
@@ -205,7 +206,7 @@ static enum disposal disposal_for(const struct policy *p, const char *kind)
 {
 	if (streq(kind, "seccomp-violation"))
 		return p->on_syscall_violation == SYSCALL_VIOLATION_KILL ? DISPOSE_KILL
-									  : DISPOSE_QUARANTINE;
+									 : DISPOSE_QUARANTINE;
 	return p->on_compromise == COMPROMISE_KILL ? DISPOSE_KILL : DISPOSE_QUARANTINE;
 }
 
@@ -242,8 +243,8 @@ static void on_instance_signal(struct instance *instance, const char *kind, json
 }
 
 /* The signals after the first of their kind, one record an interval. */
-static void on_instance_signals_counted(const char *service, const char *instance,
-					const char *kind, uint64_t count, json_t *first_evidence,
+static void on_instance_signals_counted(const char *service, const char *instance, const char *kind,
+					uint64_t count, json_t *first_evidence,
 					uint64_t interval_usec, void *userdata)
 {
 	fleet_audit(userdata, "signals-counted",
@@ -311,10 +312,10 @@ static void on_instance_exit(struct instance *instance, const siginfo_t *info, v
 		return;
 	}
 	fleet_audit(fleet, "instance-exit",
-	      json_pack("{s:s, s:s, s:s, s:i, s:b}", "service", svc->name, "instance",
-			instance_id(instance), "status", how, "pid", (int)info->si_pid, "sigsys",
-			sigsys),
-	      true);
+		    json_pack("{s:s, s:s, s:s, s:i, s:b}", "service", svc->name, "instance",
+			      instance_id(instance), "status", how, "pid", (int)info->si_pid,
+			      "sigsys", sigsys),
+		    true);
 	/* A SIGSYS death is a seccomp violation too (SystemCallDefault=kill, or
 	 * the agent's own unit filter): audited as such; the restart below is
 	 * the replacement. */
@@ -381,13 +382,14 @@ void schedule_restart(struct managed_service *svc)
 		if (delay > BACKOFF_MAX_USEC)
 			delay = BACKOFF_MAX_USEC;
 		fleet_audit(svc->fleet, "instance-backoff",
-		      json_pack("{s:s, s:i, s:I}", "service", svc->name, "quick_failures",
-				(int)svc->quick_failures, "delay_usec", (json_int_t)delay),
-		      false);
+			    json_pack("{s:s, s:i, s:I}", "service", svc->name, "quick_failures",
+				      (int)svc->quick_failures, "delay_usec", (json_int_t)delay),
+			    false);
 	}
 	if (!svc->restart_timer) {
 		if (sd_event_add_time_relative(svc->fleet->event, &svc->restart_timer,
-					       CLOCK_MONOTONIC, delay, 0, on_restart_timer, svc) < 0)
+					       CLOCK_MONOTONIC, delay, 0, on_restart_timer,
+					       svc) < 0)
 			return;
 	} else {
 		(void)sd_event_source_set_time_relative(svc->restart_timer, delay);
@@ -453,11 +455,10 @@ static int add_envelope(struct managed_service *svc, const char *id,
 		       spec->addresses[i].family == AF_INET ? sizeof(struct in_addr)
 							    : sizeof(struct in6_addr));
 	}
-	r = rotation_add_instance(svc->fleet->rotation, id, addresses, spec->n_addresses,
-				  svc->policy->listen_proto == POLICY_PROTO_UDP ? IPPROTO_UDP
-										: IPPROTO_TCP,
-				  svc->policy->listen_port, svc->policy->egress,
-				  svc->policy->egress_count, &error);
+	r = rotation_add_instance(
+	    svc->fleet->rotation, id, addresses, spec->n_addresses,
+	    svc->policy->listen_proto == POLICY_PROTO_UDP ? IPPROTO_UDP : IPPROTO_TCP,
+	    svc->policy->listen_port, svc->policy->egress, svc->policy->egress_count, &error);
 	if (r < 0)
 		snprintf(detail, size, "%s", error ? error : strerror(-r));
 	return r;
@@ -482,24 +483,24 @@ int launch_instance(struct managed_service *svc, const char *role, struct instan
 {
 	struct fleet *fleet = svc->fleet;
 	struct instance_hooks hooks = {
-		.on_healthy = on_instance_healthy,
-		.on_unhealthy = on_instance_unhealthy,
-		.on_exit = on_instance_exit,
-		.on_signal = on_instance_signal,
-		.on_signals_counted = on_instance_signals_counted,
-		.userdata = fleet,
+	    .on_healthy = on_instance_healthy,
+	    .on_unhealthy = on_instance_unhealthy,
+	    .on_exit = on_instance_exit,
+	    .on_signal = on_instance_signal,
+	    .on_signals_counted = on_instance_signals_counted,
+	    .userdata = fleet,
 	};
 	struct instance_spec spec = {
-		.policy = svc->policy,
-		.snapshot = svc->snapshot,
-		.exec_fd = svc->exec_fd,
-		.seccomp = svc->seccomp,
-		.cgroups = fleet->cgroups,
-		.writable = svc->policy->writable.items,
-		.n_writable = svc->policy->writable.count,
-		.uid = svc->uid,
-		.gid = svc->gid,
-		.uid_ranges = fleet->uid_ranges,
+	    .policy = svc->policy,
+	    .snapshot = svc->snapshot,
+	    .exec_fd = svc->exec_fd,
+	    .seccomp = svc->seccomp,
+	    .cgroups = fleet->cgroups,
+	    .writable = svc->policy->writable.items,
+	    .n_writable = svc->policy->writable.count,
+	    .uid = svc->uid,
+	    .gid = svc->gid,
+	    .uid_ranges = fleet->uid_ranges,
 	};
 	char id[INSTANCE_ID_MAX], ifname[IFNAMSIZ], step[32] = "", detail[320] = "";
 	struct instance *instance = NULL;
@@ -613,8 +614,8 @@ static int resolve_ids(const struct policy *p, const struct snapshot *s, uid_t *
 				if (streq(pw->pw_name, p->user))
 					break;
 			if (!pw) {
-				snprintf(error, error_size, "User=%s: not in the snapshot's /etc/passwd",
-					 p->user);
+				snprintf(error, error_size,
+					 "User=%s: not in the snapshot's /etc/passwd", p->user);
 				return -ESRCH;
 			}
 			uid = pw->pw_uid;
@@ -635,8 +636,8 @@ static int resolve_ids(const struct policy *p, const struct snapshot *s, uid_t *
 				if (streq(gr->gr_name, p->group))
 					break;
 			if (!gr) {
-				snprintf(error, error_size, "Group=%s: not in the snapshot's /etc/group",
-					 p->group);
+				snprintf(error, error_size,
+					 "Group=%s: not in the snapshot's /etc/group", p->group);
 				return -ESRCH;
 			}
 			gid = gr->gr_gid;
@@ -654,8 +655,8 @@ static void prepare(struct managed_service *svc)
 {
 	const struct policy *p = svc->policy;
 	struct snapshot_options options = {
-		.allow_devices = p->allow_devices,
-		.allow_setuid = p->allow_setuid,
+	    .allow_devices = p->allow_devices,
+	    .allow_setuid = p->allow_setuid,
 	};
 	struct snapshot_error error = {0};
 	const char *bad_item = NULL;
@@ -672,8 +673,8 @@ static void prepare(struct managed_service *svc)
 	}
 	r = snapshot_verify(p->snapshot, p->snapshot_key, &options, &svc->snapshot, &error);
 	if (r < 0) {
-		snprintf(svc->failed, sizeof(svc->failed), "snapshot %s: %.120s: %.120s", p->snapshot,
-			 error.path, error.reason);
+		snprintf(svc->failed, sizeof(svc->failed), "snapshot %s: %.120s: %.120s",
+			 p->snapshot, error.path, error.reason);
 		goto refused;
 	}
 	/* The bytes that run are the bytes that were hashed: one sealed copy
@@ -685,20 +686,21 @@ static void prepare(struct managed_service *svc)
 		goto refused;
 	}
 	fleet_audit(svc->fleet, "snapshot-verified",
-	      json_pack("{s:s, s:s}", "service", svc->name, "snapshot", p->snapshot), false);
+		    json_pack("{s:s, s:s}", "service", svc->name, "snapshot", p->snapshot), false);
 	r = seccomp_program_compile_violations(
-		p->system_calls.items, p->system_calls.count, p->violation_system_calls.items,
-		p->violation_system_calls.count,
-		p->syscall_default == SYSCALL_DEFAULT_KILL ? SECCOMP_DEFAULT_KILL : SECCOMP_DEFAULT_ERRNO,
-		&svc->seccomp, &bad_item);
+	    p->system_calls.items, p->system_calls.count, p->violation_system_calls.items,
+	    p->violation_system_calls.count,
+	    p->syscall_default == SYSCALL_DEFAULT_KILL ? SECCOMP_DEFAULT_KILL
+						       : SECCOMP_DEFAULT_ERRNO,
+	    &svc->seccomp, &bad_item);
 	if (r < 0) {
 		snprintf(svc->failed, sizeof(svc->failed),
 			 "SystemCalls=/ViolationSystemCalls=: cannot compile%s%s: %s",
 			 bad_item ? " " : "", bad_item ? bad_item : "", strerror(-r));
 		goto refused;
 	}
-	if (resolve_ids(p, svc->snapshot, &svc->uid, &svc->gid, svc->failed,
-			sizeof(svc->failed)) < 0)
+	if (resolve_ids(p, svc->snapshot, &svc->uid, &svc->gid, svc->failed, sizeof(svc->failed)) <
+	    0)
 		goto refused;
 	/* the instance's user namespace maps ids 0..65535 only (uid_range.h) */
 	if (svc->uid >= UID_RANGE_SIZE || svc->gid >= UID_RANGE_SIZE) {
@@ -710,7 +712,7 @@ static void prepare(struct managed_service *svc)
 	return;
 refused:
 	fleet_audit(svc->fleet, "service-failed",
-	      json_pack("{s:s, s:s}", "service", svc->name, "reason", svc->failed), true);
+		    json_pack("{s:s, s:s}", "service", svc->name, "reason", svc->failed), true);
 }
 
 static void service_free(struct managed_service *svc)
@@ -838,9 +840,9 @@ json_t *fleet_instances_json(const struct fleet *fleet)
 		const struct managed_service *svc = fleet->services[i];
 
 		if (svc->failed[0])
-			json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "service", svc->name,
-							      "state", "failed", "health",
-							      svc->failed));
+			json_array_append_new(list,
+					      json_pack("{s:s, s:s, s:s}", "service", svc->name,
+							"state", "failed", "health", svc->failed));
 		if (svc->current)
 			json_array_append_new(list,
 					      with_role(instance_to_json(svc->current),
@@ -855,9 +857,7 @@ json_t *fleet_instances_json(const struct fleet *fleet)
 				      svc->standbys[k].retiring ? "standby-retiring" : "standby"));
 	}
 	for (size_t i = 0; list && i < fleet->n_quarantined; i++)
-		json_array_append_new(
-		    list,
-		    with_role(instance_to_json(fleet->quarantined[i].instance), "quarantined"));
+		json_array_append_new(list, response_quarantined_json(&fleet->quarantined[i]));
 	return list;
 }
 
@@ -889,9 +889,8 @@ static void purge_links(void)
 }
 
 int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *forwarding,
-	      const char *cgroup_name,
-	      const char *state_dir, const struct fleet_hooks *hooks, struct fleet **ret_fleet,
-	      char **ret_error)
+	      const char *cgroup_name, const char *state_dir, const struct fleet_hooks *hooks,
+	      struct fleet **ret_fleet, char **ret_error)
 {
 	struct fleet *fleet = calloc(1, sizeof(*fleet));
 	int r;
@@ -942,9 +941,9 @@ int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *for
 	r = cgroup_root_purge(fleet->cgroups, 5 * USEC_PER_SEC);
 	if (r > 0)
 		fleet_audit(fleet, "instances-purged",
-		      json_pack("{s:i, s:s}", "count", r, "reason",
-				"left running by a previous agent"),
-		      true);
+			    json_pack("{s:i, s:s}", "count", r, "reason",
+				      "left running by a previous agent"),
+			    true);
 	purge_links();
 	/* After the purge: what still runs in a range keeps it (uid_range.h). */
 	r = uid_ranges_open("/", UID_RANGE_REGION_FIRST, UID_RANGE_REGION_END, &fleet->uid_ranges);

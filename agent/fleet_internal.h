@@ -9,6 +9,8 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+struct quarantine_job;
+
 #include "fleet.h"
 #include "instance.h"
 #include "netdev.h"
@@ -24,7 +26,7 @@
 #define BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
 
 enum disposal {
-	DISPOSE_KILL,       /* kill and clean up */
+	DISPOSE_KILL,	    /* kill and clean up */
 	DISPOSE_QUARANTINE, /* freeze, cut off, keep for forensics */
 };
 
@@ -46,10 +48,10 @@ struct managed_service {
 	int exec_fd; /* sealed memfd of the verified binary, for every launch */
 	uid_t uid;
 	gid_t gid;
-	char failed[320]; /* why the service cannot run; empty when it can */
+	char failed[320];	  /* why the service cannot run; empty when it can */
 	struct instance *current; /* serving, or the first one starting */
-	struct instance *next;    /* a replacement starting */
-	bool routed;              /* the public port leads to current */
+	struct instance *next;	  /* a replacement starting */
+	bool routed;		  /* the public port leads to current */
 	sd_event_source *restart_timer;
 	unsigned quick_failures;
 	struct netdev_address previous[2];
@@ -78,9 +80,16 @@ struct managed_service {
 	unsigned standby_failures;	/* consecutive: the retry backs off */
 };
 
+/* A frozen instance kept for forensics, and its evidence: saved by one
+ * process at a time (quarantine_job.h), in the order they were quarantined. */
 struct quarantined_instance {
 	char service[POLICY_NAME_MAX + 1];
 	struct instance *instance;
+	struct quarantine_job *job; /* its save is running */
+	bool saved;		    /* its save is over (kept, or failed: audited) */
+	char reason[64];
+	json_t *evidence; /* until the save's record is written */
+	uint64_t max_bytes;
 };
 
 struct disposal_job;
@@ -96,10 +105,9 @@ struct fleet {
 	struct fleet_hooks hooks;
 	struct managed_service **services;
 	size_t n_services;
-	struct instance_ids *ids; /* SERVICE-N: N never used twice on this host */
+	struct instance_ids *ids;      /* SERVICE-N: N never used twice on this host */
 	struct uid_ranges *uid_ranges; /* each instance's host ids */
 };
-
 
 uint64_t monotonic_usec(void);
 void fleet_audit(struct fleet *fleet, const char *type, json_t *fields, bool sync);
@@ -176,3 +184,12 @@ void response_arm_lifetime(struct managed_service *svc);
 void response_service_done(struct managed_service *svc);
 /* Quarantined instances are freed with the fleet. */
 void response_fleet_done(struct fleet *fleet);
+
+/* response_quarantine.c: quarantine_instance() freezes (or kills when it
+ * cannot) and queues the evidence save; the rest remove a kept instance (its
+ * save cancelled if running) and describe it. */
+void response_quarantine_instance(struct fleet *fleet, struct managed_service *svc,
+				  struct instance *instance, const char *reason, json_t *evidence);
+void response_quarantine_remove(struct fleet *fleet, size_t index);
+void response_quarantine_clear(struct fleet *fleet); /* at the fleet's end: saves cancelled */
+json_t *response_quarantined_json(const struct quarantined_instance *q);

@@ -64,81 +64,6 @@ static void clear_pending(struct managed_service *svc)
 	svc->replacement_deadline = sd_event_source_disable_unref(svc->replacement_deadline);
 }
 
-/* Freeze, cut off and keep an instance (no longer current or next). */
-static void quarantine_instance(struct fleet *fleet, struct managed_service *svc,
-				struct instance *instance, const char *reason, json_t *evidence)
-{
-	struct quarantine_record record = {0};
-	struct quarantine_result result = {0};
-	_cleanup_free_ char *error = NULL, *kept = NULL;
-	struct quarantined_instance *grown;
-	char text[2][INET6_ADDRSTRLEN];
-	const char *addresses[2];
-	const struct netdev_address *a;
-	size_t n;
-	int r;
-
-	r = instance_isolate_and_freeze(instance);
-	if (r < 0) {
-		/* Could not freeze: kill rather than leave it running cut off. */
-		fleet_audit(fleet, "quarantine-failed",
-			    json_pack("{s:s, s:s, s:s, s:s}", "service", svc->name, "instance",
-				      instance_id(instance), "reason", strerror(-r), "outcome",
-				      "killed instead"),
-			    true);
-		fleet_destroy_instance(fleet, instance);
-		return;
-	}
-	a = instance_addresses(instance, &n);
-	for (size_t i = 0; i < n && i < 2; i++) {
-		inet_ntop(a[i].family, &a[i].v4, text[i], sizeof(text[i]));
-		addresses[i] = text[i];
-	}
-	record.id = instance_id(instance);
-	record.service = svc->name;
-	record.reason = reason;
-	record.evidence = evidence;
-	record.pid = instance_pid(instance);
-	record.addresses = addresses;
-	record.n_addresses = n < 2 ? n : 2;
-	if (asprintf(&kept, "%s/quarantine/%s", fleet->state_dir, instance_id(instance)) < 0)
-		kept = NULL;
-	r = quarantine_save(fleet->state_dir, &record, instance_upper_fd(instance),
-			    instance_cgroup_path(instance), svc->policy->quarantine_max_bytes, &result,
-			    &error);
-	for (size_t i = 0; i < result.n_evicted; i++) {
-		/* Evicted evidence: its frozen instance goes too. */
-		for (size_t j = 0; j < fleet->n_quarantined; j++)
-			if (streq(instance_id(fleet->quarantined[j].instance), result.evicted[i])) {
-				fleet_destroy_instance(fleet, fleet->quarantined[j].instance);
-				fleet->quarantined[j] = fleet->quarantined[--fleet->n_quarantined];
-				break;
-			}
-		fleet_audit(fleet, "quarantine-evicted",
-			    json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance",
-				      result.evicted[i], "reason", "QuarantineMax= reached"),
-			    true);
-	}
-	grown = realloc(fleet->quarantined, (fleet->n_quarantined + 1) * sizeof(*grown));
-	if (!grown) {
-		fleet_destroy_instance(fleet, instance);
-		quarantine_result_done(&result);
-		return;
-	}
-	fleet->quarantined = grown;
-	snprintf(fleet->quarantined[fleet->n_quarantined].service, POLICY_NAME_MAX + 1, "%s",
-		 svc->name);
-	fleet->quarantined[fleet->n_quarantined++].instance = instance;
-	fleet_audit(fleet, "instance-quarantined",
-		    json_pack("{s:s, s:s, s:s, s:O?, s:s?, s:s, s:b, s:s?}", "service", svc->name,
-			      "instance", instance_id(instance), "reason", reason, "evidence",
-			      evidence, "kept", r < 0 ? NULL : kept, "manifest_sha256",
-			      result.manifest_sha256, "truncated", result.truncated, "save_error",
-			      r < 0 ? (error ? error : strerror(-r)) : NULL),
-		    true);
-	quarantine_result_done(&result);
-}
-
 static void dispose_now(struct fleet *fleet, struct managed_service *svc, struct instance *instance,
 			enum disposal disposal, const char *reason, json_t *evidence)
 {
@@ -147,7 +72,7 @@ static void dispose_now(struct fleet *fleet, struct managed_service *svc, struct
 		 * Egress= elements until now) leaves the table: it may be kept
 		 * for a long time, and its address may come round again. */
 		(void)rotation_remove_instance(fleet->rotation, instance_id(instance), NULL);
-		quarantine_instance(fleet, svc, instance, reason, evidence);
+		response_quarantine_instance(fleet, svc, instance, reason, evidence);
 		return;
 	}
 	fleet_audit(fleet, "instance-killed",
@@ -278,13 +203,12 @@ void response_contain(struct managed_service *svc, struct instance *instance, co
 	 * rest of its envelope goes with it later: docs/nftables.md), so no
 	 * packet passes to or from its link, established flows included; the
 	 * public port, while it still leads there, leads nowhere. */
-	c->cut_error =
-	    rotation_cut_instance(svc->fleet->rotation, instance_id(instance), &error);
+	c->cut_error = rotation_cut_instance(svc->fleet->rotation, instance_id(instance), &error);
 	if (c->cut_error < 0 && c->cut_error != -ENOENT) {
 		/* The cheap cut failed: the whole envelope goes instead. */
 		free(TAKE_PTR(error));
-		c->cut_error = rotation_remove_instance(svc->fleet->rotation,
-							instance_id(instance), &error);
+		c->cut_error =
+		    rotation_remove_instance(svc->fleet->rotation, instance_id(instance), &error);
 	}
 	if (c->cut_error < 0)
 		snprintf(c->cut_detail, sizeof(c->cut_detail), "%s",
@@ -403,8 +327,8 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 		fleet_audit(fleet, "replacement-storm",
 			    json_pack("{s:s, s:i, s:I, s:I}", "service", svc->name, "burst",
 				      (int)svc->policy->replace_burst, "interval_usec",
-				      (json_int_t)svc->policy->replace_interval_usec, "backoff_usec",
-				      (json_int_t)STORM_BACKOFF_USEC),
+				      (json_int_t)svc->policy->replace_interval_usec,
+				      "backoff_usec", (json_int_t)STORM_BACKOFF_USEC),
 			    true);
 		if (instance == svc->current) {
 			svc->current = NULL;
@@ -427,7 +351,8 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 	svc->evidence = evidence;
 	svc->lifetime_timer = sd_event_source_disable_unref(svc->lifetime_timer);
 	(void)sd_event_add_time_relative(fleet->event, &svc->replacement_deadline, CLOCK_MONOTONIC,
-					 REPLACEMENT_DEADLINE_USEC, 0, on_replacement_deadline, svc);
+					 REPLACEMENT_DEADLINE_USEC, 0, on_replacement_deadline,
+					 svc);
 	/* A healthy standby takes the port now: one transaction. */
 	if (instance == svc->current && (svc->next = standby_take(svc))) {
 		svc->from_standby = true;
@@ -535,8 +460,7 @@ void response_fleet_done(struct fleet *fleet)
 		fleet_destroy_instance(fleet, fleet->disposals->instance);
 		disposal_job_free(fleet->disposals);
 	}
-	for (size_t i = 0; i < fleet->n_quarantined; i++)
-		fleet_destroy_instance(fleet, fleet->quarantined[i].instance);
+	response_quarantine_clear(fleet);
 	free(fleet->quarantined);
 	fleet->quarantined = NULL;
 	fleet->n_quarantined = 0;
@@ -602,8 +526,7 @@ int fleet_release(struct fleet *fleet, const char *id)
 
 	if (i < 0)
 		return -ENOENT;
-	fleet_destroy_instance(fleet, fleet->quarantined[i].instance);
-	fleet->quarantined[i] = fleet->quarantined[--fleet->n_quarantined];
+	response_quarantine_remove(fleet, (size_t)i);
 	r = quarantine_remove(fleet->state_dir, id);
 	fleet_audit(fleet, "instance-released",
 		    json_pack("{s:s, s:s?}", "instance", id, "evidence_removal_error",
