@@ -38,10 +38,10 @@ struct instance {
 	struct instance_output *output; /* its stdout and stderr */
 	sd_event_source *child_source;
 	sd_event_source *violation_source; /* seccomp notifications */
-	struct signal_tally *tally;        /* the first signal of a kind passes, the rest are counted */
-	sd_event_source *tally_timer;      /* when the counted ones are summed up */
-	sd_event_source *drift_more;       /* the drift watch has more than one callback's share */
-	uint64_t last_scan_usec;           /* the last full scan after lost drift events */
+	struct signal_tally *tally;   /* the first signal of a kind passes, the rest are counted */
+	sd_event_source *tally_timer; /* when the counted ones are summed up */
+	sd_event_source *drift_more;  /* the drift watch has more than one callback's share */
+	uint64_t last_scan_usec;      /* the last full scan after lost drift events */
 	struct drift_watch *drift;
 	sd_event_source *drift_source;
 	char **writable; /* Writable= (copied: the policy may be freed on reload) */
@@ -184,7 +184,8 @@ static int on_health_timer(sd_event_source *source, uint64_t usec, void *userdat
  * every HealthInterval=. */
 static void arm_health(struct instance *instance)
 {
-	uint64_t delay = instance->state == INSTANCE_HEALTHY ? instance->health_interval_usec : 2000;
+	uint64_t delay =
+	    instance->state == INSTANCE_HEALTHY ? instance->health_interval_usec : 2000;
 
 	if (!instance->health_timer) {
 		/* 1 ms accuracy: sd-event's default slack (250 ms) would delay the
@@ -274,13 +275,19 @@ static int on_violation(sd_event_source *source, int fd, uint32_t revents, void 
 	struct seccomp_violation v;
 	int r = 0;
 
-	/* Each notification is answered EPERM inside seccomp_notify_handle. */
+	/* Each notification is answered EPERM after its signal is raised: the
+	 * response (freeze requested) comes first, so the calling thread, held
+	 * in the kernel until the answer, never runs user code again. */
 	for (unsigned i = 0; i < VIOLATIONS_PER_CALLBACK; i++) {
-		r = seccomp_notify_handle(fd, &v);
+		r = seccomp_violation_receive(fd, &v);
 		if (r < 0)
 			break;
-		/* The owner responds later (deferred): this instance stays valid here. */
+		/* The owner disposes of an instance later (deferred): this
+		 * instance and its listener stay valid here. */
 		raise_signal(instance, "seccomp-violation", seccomp_violation_evidence(&v));
+		r = seccomp_violation_refuse(fd, &v);
+		if (r < 0)
+			break;
 	}
 	if (r == -EPIPE || (revents & EPOLLHUP))
 		(void)sd_event_source_set_enabled(source, SD_EVENT_OFF);
@@ -289,9 +296,9 @@ static int on_violation(sd_event_source *source, int fd, uint32_t revents, void 
 
 static int collect_drift(const struct drift_event *event, void *userdata)
 {
-	json_array_append_new(userdata, json_pack("{s:s, s:o}", "kind",
-						  drift_kind_name(event->kind), "path",
-						  json_bytes_str(event->path)));
+	json_array_append_new(userdata,
+			      json_pack("{s:s, s:o}", "kind", drift_kind_name(event->kind), "path",
+					json_bytes_str(event->path)));
 	return 0;
 }
 
@@ -354,8 +361,9 @@ static void read_drift(struct instance *instance)
 				continue;
 			}
 			raise_signal(instance, "drift",
-				     json_pack("{s:s, s:o}", "kind", drift_kind_name(events[i].kind),
-					       "path", json_bytes_str(events[i].path)));
+				     json_pack("{s:s, s:o}", "kind",
+					       drift_kind_name(events[i].kind), "path",
+					       json_bytes_str(events[i].path)));
 		}
 		if (n < ELEMENTSOF(events) && !drift_watch_busy(instance->drift))
 			return;
@@ -542,9 +550,9 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	env.seccomp = spec->seccomp;
 	env.limit_nofile = p->limit_nofile;
 	env.limits = (struct cgroup_limits){
-		.memory_max = p->memory_max_bytes,
-		.tasks_max = p->tasks_max,
-		.cpu_quota_percent = p->cpu_quota_percent,
+	    .memory_max = p->memory_max_bytes,
+	    .tasks_max = p->tasks_max,
+	    .cpu_quota_percent = p->cpu_quota_percent,
 	};
 	env.hostname = p->name;
 	/* Output goes to the journal under the instance's own name, through
@@ -581,7 +589,8 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	instance->started_usec = monotonic_usec();
 
 	r = sd_event_add_child_pidfd(event, &instance->child_source,
-				     envelope_pidfd(instance->envelope), WEXITED, on_child, instance);
+				     envelope_pidfd(instance->envelope), WEXITED, on_child,
+				     instance);
 	if (r < 0) {
 		snprintf(ret_step, 32, "supervise");
 		snprintf(ret_detail, 320, "pidfd: %s", strerror(-r));
@@ -745,13 +754,12 @@ json_t *instance_to_json(const struct instance *instance)
 			  sizeof(text));
 		json_array_append_new(addresses, json_string(text));
 	}
-	return json_pack("{s:s, s:s, s:i, s:o, s:I, s:s, s:s, s:s, s:I}", "id", instance->id,
-			 "service", instance->service, "pid", (int)instance_pid(instance),
-			 "addresses", addresses, "age_usec",
-			 (json_int_t)(monotonic_usec() - instance->started_usec), "state",
-			 instance_state_name(instance->state), "health", instance->last_health,
-			 "link", instance->host_ifname, "host_ids",
-			 (json_int_t)instance->host_id_base);
+	return json_pack(
+	    "{s:s, s:s, s:i, s:o, s:I, s:s, s:s, s:s, s:I}", "id", instance->id, "service",
+	    instance->service, "pid", (int)instance_pid(instance), "addresses", addresses,
+	    "age_usec", (json_int_t)(monotonic_usec() - instance->started_usec), "state",
+	    instance_state_name(instance->state), "health", instance->last_health, "link",
+	    instance->host_ifname, "host_ids", (json_int_t)instance->host_id_base);
 }
 
 void instance_format_exit(const siginfo_t *info, char *buffer, size_t size)
@@ -765,7 +773,8 @@ void instance_format_exit(const siginfo_t *info, char *buffer, size_t size)
 	case CLD_KILLED:
 	case CLD_DUMPED:
 		signal_name = sigabbrev_np(info->si_status);
-		snprintf(buffer, size, "%s by SIG%s", info->si_code == CLD_KILLED ? "killed" : "dumped",
+		snprintf(buffer, size, "%s by SIG%s",
+			 info->si_code == CLD_KILLED ? "killed" : "dumped",
 			 signal_name ? signal_name : "?");
 		return;
 	default:

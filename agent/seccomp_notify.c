@@ -155,30 +155,50 @@ static void exec_fd_target(struct seccomp_violation *v)
 	v->exec_fd_target[k > 0 ? k : 0] = '\0';
 }
 
-int seccomp_notify_handle(int listener_fd, struct seccomp_violation *ret)
+int seccomp_violation_receive(int listener_fd, struct seccomp_violation *ret)
 {
 	struct seccomp_violation v = {0};
 	size_t resp_size = 0;
-	uint64_t id;
 	int r;
 
 	r = receive(listener_fd, &v, &resp_size);
 	if (r < 0)
 		return r;
 	exec_fd_target(&v);
+	/* until refused: whether the caller still waits for its answer */
+	v.answered = ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &v.id) == 0;
+	*ret = v;
+	return 0;
+}
+
+int seccomp_violation_refuse(int listener_fd, struct seccomp_violation *v)
+{
+	size_t notif_size = 0, resp_size = 0;
+	uint64_t id = v->id;
+	int r;
 
 	/* nothing of the caller's memory is read, so the id check only tells
 	 * whether anyone still waits for the answer */
-	id = v.id;
-	if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0) {
-		if (errno != ENOENT)
-			return -errno;
-		v.answered = false;
-	} else {
-		r = answer(listener_fd, v.id, resp_size, -EPERM, 0, &v.answered);
-		if (r < 0)
-			return r;
-	}
+	v->answered = false;
+	if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	r = notif_sizes(&notif_size, &resp_size);
+	if (r < 0)
+		return r;
+	return answer(listener_fd, v->id, resp_size, -EPERM, 0, &v->answered);
+}
+
+int seccomp_notify_handle(int listener_fd, struct seccomp_violation *ret)
+{
+	struct seccomp_violation v;
+	int r;
+
+	r = seccomp_violation_receive(listener_fd, &v);
+	if (r < 0)
+		return r;
+	r = seccomp_violation_refuse(listener_fd, &v);
+	if (r < 0)
+		return r;
 	*ret = v;
 	return 0;
 }

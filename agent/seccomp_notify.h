@@ -48,6 +48,16 @@ struct seccomp_violation {
  * failure (*ret untouched). */
 int seccomp_notify_handle(int listener_fd, struct seccomp_violation *ret);
 
+/* seccomp_notify_handle() in two steps, for a caller that acts between them
+ * (the agent freezes the instance first: the caller then never runs again
+ * after its violation). receive: one pending notification, unanswered (its
+ * caller waits in the kernel; v->answered: whether it still does), same
+ * returns as seccomp_notify_handle(); refuse: answer it EPERM,
+ * v->answered says whether anyone still waited.
+ * Every received notification must be refused. */
+int seccomp_violation_receive(int listener_fd, struct seccomp_violation *ret);
+int seccomp_violation_refuse(int listener_fd, struct seccomp_violation *v);
+
 /* The envelope's own exec, for the spawner (envelope.c) of a program whose
  * execveat is notified (seccomp_policy.h: exec_notified): receive one pending
  * notification; when it is execveat(SECCOMP_POLICY_EXEC_FD, "", ...,

@@ -177,7 +177,8 @@ assert_contains() { # HAYSTACK NEEDLE WHAT
 
 # make_web_snapshot DIR: a signed snapshot of busybox httpd serving /www, with
 # a shell and two CGI scripts that misbehave on request (for the detection
-# tests): /cgi-bin/mount calls mount(2), /cgi-bin/tamper drops an executable
+# tests): /cgi-bin/mount calls mount(2) (then writes /tmp/after-violation),
+# /cgi-bin/tamper drops an executable
 # in /tmp (a new executable is drift even inside Writable=), /cgi-bin/egress
 # connects out, /cgi-bin/whoami prints the instance id. The tree is root's and not writable by group or others (the
 # verifier refuses anything else); it has no /tmp: the envelope makes each
@@ -189,7 +190,7 @@ make_web_snapshot() {
 	cp /bin/busybox "$t/bin/busybox"
 	ln -sf busybox "$t/bin/sh"
 	echo "<h1>served from a signed snapshot</h1>" >"$t/www/index.html"
-	printf '#!/bin/sh\necho "Content-type: text/plain"\necho\n/bin/busybox mount -t tmpfs x /tmp 2>&1\necho mounted\n' >"$t/www/cgi-bin/mount"
+	printf '#!/bin/sh\necho "Content-type: text/plain"\necho\n/bin/busybox mount -t tmpfs x /tmp 2>&1\necho mounted\necho ran >/tmp/after-violation\n' >"$t/www/cgi-bin/mount"
 	printf '#!/bin/sh\necho "Content-type: text/plain"\necho\necho evil >/tmp/dropped\nchmod 0755 /tmp/dropped\necho tampered\n' >"$t/www/cgi-bin/tamper"
 	# /cgi-bin/egress: one connection to 10.213.0.2:7000 (declared in the
 	# tests' Egress=), then five to port 9999 (not declared)

@@ -75,10 +75,9 @@ mtdctl unblock 10.213.0.2 >/dev/null || fail "unblock"
 # --- seccomp violation: quarantine ---------------------------------------------------
 victim=$(serving_id)
 victim_pid=$(serving_pid "$victim")
-# The violating CGI is frozen with its instance at detection (freeze first):
-# whether its next line ran in the microseconds between the EPERM answer and
-# the freeze is a race, so its output is not checked here (standby.sh checks
-# the freeze itself).
+# The violating CGI is frozen with its instance at detection (freeze first),
+# before its mount(2) is answered: it never runs again, so the file it would
+# write next (/tmp/after-violation) is not in the evidence (checked below).
 http_get web "$P" 10.213.0.1 /cgi-bin/mount >/dev/null
 wait_replaced "$victim" || fail "no replacement after the seccomp violation"
 wait_for '[ "$(state_of "$victim")" = quarantined ]' 50 || fail "$victim is not quarantined: $(mtdctl instances)"
@@ -88,7 +87,10 @@ assert_contains "$out" '"syscall":"mount"' "the violation is audited with the sy
 assert_contains "$out" "instance-quarantined" "the quarantine is audited"
 assert_contains "$(http_get web "$P" 10.213.0.1 /)" "signed snapshot" "the replacement serves the public port"
 grep -q "^State:.*[SD]" /proc/"$victim_pid"/status || fail "the quarantined pid 1 is gone"
-[ -f "$WORK/state/quarantine/$victim/metadata.json" ] || fail "no evidence kept for $victim"
+wait_for '[ -f "$WORK/state/quarantine/$victim/metadata.json" ]' 100 || fail "no evidence kept for $victim"
+[ -z "$(find "$WORK/state/quarantine/$victim" -path '*tmp/after-violation')" ] ||
+	fail "the violating CGI ran on after its mount(2): /tmp/after-violation is in the evidence"
+ok "the violating CGI never ran again after its violation (frozen before the answer)"
 out=$(mtdctl inspect "$victim")
 assert_contains "$out" "seccomp-violation" "inspect says why it was quarantined"
 assert_contains "$out" "\"sha256\": \"$(sha256sum "$WORK/state/quarantine/$victim/MANIFEST" | cut -d' ' -f1)\"" \
