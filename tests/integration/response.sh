@@ -56,6 +56,8 @@ P=$WORK/policies/web.policy
 serving_id() { json_instances | grep -o '"id":"web-[0-9]*"[^}]*"state":"healthy"[^}]*"role":"serving"' | head -n 1 | sed 's/"id":"\([^"]*\)".*/\1/'; }
 serving_pid() { json_instances | grep -o '"id":"'"$1"'"[^}]*' | sed -n 's/.*"pid":\([0-9]*\).*/\1/p'; }
 state_of() { json_instances | grep -o '"id":"'"$1"'"[^}]*' | sed -n 's/.*"state":"\([a-z]*\)".*/\1/p'; }
+# evidence_kept ID: its evidence is saved (off the agent's loop, after the quarantine)
+evidence_kept() { json_instances | grep -o '"id":"'"$1"'"[^}]*' | grep -q '"evidence":"kept"'; }
 # wait_replaced OLD: until an instance other than OLD is healthy and serving
 wait_replaced() { wait_for '[ -n "$(serving_id)" ] && [ "$(serving_id)" != "'"$1"'" ]' 150; }
 
@@ -82,6 +84,8 @@ http_get web "$P" 10.213.0.1 /cgi-bin/mount >/dev/null
 wait_replaced "$victim" || fail "no replacement after the seccomp violation"
 wait_for '[ "$(state_of "$victim")" = quarantined ]' 50 || fail "$victim is not quarantined: $(mtdctl instances)"
 ok "a seccomp violation gets $victim replaced and quarantined"
+# the record of the quarantine is written when its evidence is saved
+wait_for 'mtdctl audit show | grep -q instance-quarantined' 100 || true
 out=$(mtdctl audit show)
 assert_contains "$out" '"syscall":"mount"' "the violation is audited with the system call"
 assert_contains "$out" "instance-quarantined" "the quarantine is audited"
@@ -106,6 +110,7 @@ victim=$(serving_id)
 http_get web "$P" 10.213.0.1 /cgi-bin/tamper >/dev/null
 wait_replaced "$victim" || fail "no replacement after the drift"
 wait_for '[ "$(state_of "$victim")" = quarantined ]' 50 || fail "$victim is not quarantined after drift"
+wait_for 'evidence_kept "$victim"' 100 || fail "the evidence of $victim was not saved"
 ok "a new executable in /tmp (outside Writable=) gets $victim replaced and quarantined"
 assert_contains "$(mtdctl audit show)" '"path":"/tmp/dropped"' "the drift is audited with the path"
 [ -n "$(find "$WORK/state/quarantine/$victim" -path '*tmp/dropped')" ] ||
@@ -163,6 +168,7 @@ out=$(mtdctl quarantine web --reason "operator saw odd logs") || fail "mtdctl qu
 assert_contains "$out" "$victim" "mtdctl quarantine names the instance"
 wait_replaced "$victim" || fail "no replacement after mtdctl quarantine"
 wait_for '[ "$(state_of "$victim")" = quarantined ]' 50 || fail "$victim is not quarantined"
+wait_for 'evidence_kept "$victim"' 100 || fail "the evidence of $victim was not saved"
 assert_contains "$(mtdctl inspect "$victim")" "operator saw odd logs" "the operator's reason is kept"
 victim_pid=$(serving_pid "$victim")
 mtdctl release "$victim" >/dev/null || fail "mtdctl release"
