@@ -181,14 +181,16 @@ POLICY
 "$MTDCTL" policy check "$WORK/policies" >/dev/null || fail "the test policy does not validate"
 
 # nginx itself (master as root, workers as www-data) when an nginx binary is
-# at hand: $MTD_TEST_NGINX, else /usr/sbin/nginx (apt-get install nginx-light);
+# at hand: $MTD_TEST_NGINX, else the one `make deps` unpacks (scripts/deps),
+# else /usr/sbin/nginx;
 # its snapshot is the binary, its library closure, a config and www-data.
-NGINX=${MTD_TEST_NGINX:-/usr/sbin/nginx}
+NGINX=${MTD_TEST_NGINX:-/var/cache/mtd-agent/nginx/usr/sbin/nginx}
+[ -x "$NGINX" ] || NGINX=/usr/sbin/nginx
 make_nginx_snapshot() {
 	local t=$WORK/nginx-tree lib
+	# no /tmp: the envelope makes each instance's (1777, its root's)
 	mkdir -p "$t/usr/sbin" "$t/etc/nginx" "$t/var/lib/nginx" "$t/var/log/nginx" "$t/run" \
-		"$t/tmp" "$t/dev" "$t/proc"
-	chmod 1777 "$t/tmp"
+		"$t/dev" "$t/proc"
 	cp "$NGINX" "$t/usr/sbin/nginx"
 	for lib in $(ldd "$NGINX" | grep -o '/[^ ]*'); do
 		mkdir -p "$t$(dirname "$lib")"
@@ -218,6 +220,7 @@ http {
 	}
 }
 CONF
+	chmod -R go-w "$t" # root's alone, whatever the umask
 	"$MTDCTL" snapshot create --key "$WORK/keys/snap.key" "$t" "$WORK/snapshots/nginx" >/dev/null ||
 		fail "nginx snapshot create"
 }
