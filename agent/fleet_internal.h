@@ -172,6 +172,10 @@ void response_contain(struct managed_service *svc, struct instance *instance, co
 enum {
 	RESPONSE_COMPROMISED = 1 << 0,	 /* contain first */
 	RESPONSE_RECORD_SIGNAL = 1 << 1, /* write the signal's record (type reason) first */
+	/* planned (MaxLifetime=): outside the storm bound, which is for
+	 * compromises and crashes; a planned replacement never takes a service
+	 * down */
+	RESPONSE_PLANNED = 1 << 2,
 };
 void response_replace(struct managed_service *svc, struct instance *instance, const char *reason,
 		      json_t *evidence, enum disposal disposal, uint64_t detected_usec,

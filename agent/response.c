@@ -320,7 +320,7 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 		json_decref(evidence);
 		return;
 	}
-	if (storm_exceeded(svc)) {
+	if (!(flags & RESPONSE_PLANNED) && storm_exceeded(svc)) {
 		/* Fail closed: the affected instance goes now, the service waits. */
 		if (promote)
 			announce(svc, instance, reason, evidence, disposal);
@@ -425,7 +425,8 @@ static int on_lifetime(sd_event_source *source, uint64_t usec, void *userdata)
 
 	svc->lifetime_timer = sd_event_source_disable_unref(svc->lifetime_timer);
 	if (svc->current)
-		response_replace(svc, svc->current, "max-lifetime", NULL, DISPOSE_KILL, 0, 0);
+		response_replace(svc, svc->current, "max-lifetime", NULL, DISPOSE_KILL, 0,
+				 RESPONSE_PLANNED);
 	return 0;
 }
 

@@ -183,11 +183,21 @@ ok "after mtdctl release no process, link, cgroup or evidence of $victim remains
 assert_contains "$(mtdctl audit show)" "instance-released" "the release is audited"
 
 # --- MaxLifetime: proactive rejuvenation --------------------------------------------------
+# ReplaceBurst=1: a second replacement within ReplaceInterval= would be a
+# storm, were planned replacements counted (they are not: issue 16)
 write_policy "MaxLifetime=10s
 MaxLifetimeJitter=2s"
+sed -i 's/^ReplaceBurst=1000/ReplaceBurst=1/' "$P"
+storms_before=$(mtdctl audit show | grep -c replacement-storm)
 mtdctl reload >/dev/null || fail "reload with MaxLifetime="
 wait_for 'mtdctl audit show | grep -q "max-lifetime"' 160 || fail "no rejuvenation within MaxLifetime="
 ok "MaxLifetime= replaces the instance (replacement first, then the old one goes)"
+planned() { mtdctl audit show | grep ' instance-replace ' | grep -c '"reason":"max-lifetime"'; }
+wait_for '[ "$(planned)" -ge 2 ]' 300 || fail "no second rejuvenation: $(planned) so far"
+[ "$(mtdctl audit show | grep -c replacement-storm)" -eq "$storms_before" ] ||
+	fail "planned replacements counted as a storm: $(mtdctl audit show | grep replacement-storm | tail -1)"
+wait_for '[ -n "$(serving_id)" ]' 100 || fail "no instance serves after the planned replacements"
+ok "two MaxLifetime= replacements within ReplaceInterval= under ReplaceBurst=1: no storm, the service serves"
 write_policy ""
 mtdctl reload >/dev/null || fail "reload without MaxLifetime="
 wait_for '[ -n "$(serving_id)" ]' 100 || fail "no healthy instance after the reload"
