@@ -150,7 +150,7 @@ san-integration: fixture-keys
 		LDFLAGS="$(SAN_FLAGS)" all test-tools >/dev/null
 	@BUILD=$(SAN_BIN) MTD_TEST_SANITIZED="$(SAN_FLAGS)" \
 		ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		MTD_TEST_BOUNDARIES=3 MTD_TEST_KILLS=3 MTD_TEST_REPLACEMENTS=10 \
+		MTD_TEST_BOUNDARIES=3 MTD_TEST_KILLS=3 MTD_TEST_REPLACEMENTS=10 MTD_TEST_QUARANTINE_DIRS=8000 \
 		tests/run-scripts san-integration tests/integration
 
 # --- fuzzing (clang libFuzzer) -----------------------------------------------
