@@ -470,16 +470,15 @@ static void child_rlimits(const struct child_ctx *ctx)
 	CHECK(setrlimit(RLIMIT_CORE, &core), "rlimits", "RLIMIT_CORE");
 }
 
-/* The listener to the parent over the report socket (SCM_RIGHTS). Runs under
- * the notify filter, which cannot list sendmsg (seccomp_policy.h). */
-static void child_send_listener(int listener)
+/* One message with one descriptor riding along (SCM_RIGHTS): the listener
+ * to the parent, "go" to the child. 0 or -errno. */
+static int send_with_fd(int sock, const void *data, size_t len, int fd)
 {
-	struct child_report rep;
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} control;
-	struct iovec iov = {.iov_base = &rep, .iov_len = sizeof(rep)};
+	struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
 	struct msghdr mh = {
 	    .msg_iov = &iov,
 	    .msg_iovlen = 1,
@@ -488,15 +487,27 @@ static void child_send_listener(int listener)
 	};
 	struct cmsghdr *c;
 
-	memset(&rep, 0, sizeof(rep));
-	copy_str(rep.step, sizeof(rep.step), "listener");
 	memset(&control, 0, sizeof(control));
 	c = CMSG_FIRSTHDR(&mh);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &listener, sizeof(int));
-	CHECK(sendmsg(child_sock, &mh, MSG_NOSIGNAL), "seccomp", "hand over the listener");
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(sock, &mh, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -errno;
+}
+
+/* The listener to the parent over the report socket. Runs under the notify
+ * filter, which cannot list sendmsg (seccomp_policy.h). */
+static void child_send_listener(int listener)
+{
+	struct child_report rep;
+	int r;
+
+	memset(&rep, 0, sizeof(rep));
+	copy_str(rep.step, sizeof(rep.step), "listener");
+	r = send_with_fd(child_sock, &rep, sizeof(rep), listener);
+	if (r < 0)
+		child_fail("seccomp", -r, "hand over the listener");
 }
 
 /* With violations, two filters: the notify filter (its listener goes to the
@@ -652,8 +663,8 @@ static int make_lower(const struct envelope_spec *s, int *ret_fd, const char **r
 	if (mnt < 0)
 		return -errno;
 	*ret_detail = "mount_setattr read-only, idmapped";
-	if (syscall(SYS_mount_setattr, mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
-		    sizeof(attr)) < 0)
+	if (syscall(SYS_mount_setattr, mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) <
+	    0)
 		return -errno;
 	*ret_fd = TAKE_FD(mnt);
 	return 0;
@@ -707,12 +718,19 @@ static int recv_report(int sock, struct child_report *rep, int *ret_fd)
 	    .msg_control = control.buf,
 	    .msg_controllen = sizeof(control.buf),
 	};
+	bool reset_seen = false;
 	int fd = -1;
 	ssize_t k;
 
-	do
+	/* A child that failed before reading "go" closed its end with "go"
+	 * unread: the socket reports ECONNRESET once, ahead of the report the
+	 * child queued before it went. */
+	for (;;) {
 		k = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-	while (k < 0 && errno == EINTR);
+		if (k >= 0 || (errno != EINTR && (errno != ECONNRESET || reset_seen)))
+			break;
+		reset_seen |= errno == ECONNRESET;
+	}
 	if (k < 0)
 		return -errno;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
@@ -750,29 +768,10 @@ static int continue_exec(int listener, pid_t pid, struct child_report *rep)
 	return r;
 }
 
-/* "go", with the instance's user namespace riding along (SCM_RIGHTS). */
+/* "go", with the instance's user namespace riding along. */
 static int send_go(int sock, int userns)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control;
-	struct iovec iov = {.iov_base = (char[]){'g'}, .iov_len = 1};
-	struct msghdr mh = {
-	    .msg_iov = &iov,
-	    .msg_iovlen = 1,
-	    .msg_control = control.buf,
-	    .msg_controllen = sizeof(control.buf),
-	};
-	struct cmsghdr *c;
-
-	memset(&control, 0, sizeof(control));
-	c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &userns, sizeof(int));
-	return sendmsg(sock, &mh, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+	return send_with_fd(sock, (char[]){'g'}, 1, userns);
 }
 
 /* After go: EOF = exec happened, a failure record = a step failed (1). The
