@@ -39,7 +39,7 @@ CMOCKA_LIBS = $(eval CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null
 
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
 	-Wmissing-prototypes -Wstrict-prototypes
-BASE_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARNINGS) -Icommon -Iagent -Irotator $(PKG_CFLAGS) \
+BASE_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(WARNINGS) $(PKG_CFLAGS) \
 	-DMTD_SOURCE_DIR=\"$(CURDIR)\" -DMTD_DATADIR=\"$(DATADIR)\" \
 	-DMTD_VERSION=\"$(VERSION)\"
 OPT_CFLAGS ?= -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2
@@ -47,17 +47,44 @@ CFLAGS ?=
 LDFLAGS ?=
 ALL_CFLAGS = $(BASE_CFLAGS) $(OPT_CFLAGS) $(CFLAGS)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+# Header dependencies from the compiler: touching a header rebuilds what
+# includes it and nothing else.
+DEP_FLAGS = -MMD -MP
 
-# Programs: agent/mtd-agent.c is the daemon's main, agent/mtdctl*.c the CLI.
-AGENT_MAIN := agent/mtd-agent.c
-MTDCTL_SRCS := $(sort $(wildcard agent/mtdctl*.c))
-CORE_SRCS := $(filter-out $(AGENT_MAIN) $(MTDCTL_SRCS),$(sort $(wildcard agent/*.c)))
+# --- layers (docs/ARCHITECTURE.md) ---------------------------------------------
+# Each folder is compiled with the include paths of itself and the layers it
+# may use, nothing else: a file that includes a header of a layer above its
+# own does not compile.
+LAYER_common := common
+LAYER_rotator := common rotator
+LAYER_agent/policy := common agent/policy
+LAYER_agent/audit := common agent/audit
+LAYER_agent/snapshot := common agent/snapshot
+LAYER_agent/quarantine := common agent/quarantine
+LAYER_agent/control := common agent/audit agent/control
+LAYER_agent/sandbox := common agent/policy agent/sandbox
+LAYER_agent/rotation := common rotator agent/policy agent/rotation
+LAYER_agent/fleet := common rotator agent/policy agent/snapshot agent/quarantine agent/sandbox \
+	agent/rotation agent/fleet
+LAYER_agent/cli := common rotator agent/policy agent/audit agent/snapshot agent/control agent/cli
+LAYER_agent/daemon := common rotator agent/policy agent/audit agent/snapshot agent/quarantine \
+	agent/control agent/sandbox agent/rotation agent/fleet agent/daemon
+LIB_LAYERS := common rotator agent/policy agent/audit agent/snapshot agent/quarantine \
+	agent/control agent/sandbox agent/rotation agent/fleet
+# Tests, tools, benchmarks and fuzz targets see every layer (white-box).
+ALL_INCLUDES := $(addprefix -I,$(LAYER_agent/daemon) agent/cli)
+layer_includes = $(addprefix -I,$(or $(LAYER_$(patsubst %/,%,$(dir $(1)))),$(error $(1): no layer)))
+
+# Programs: agent/daemon/ is the daemon, agent/cli/ the CLI.
+DAEMON_SRCS := $(sort $(wildcard agent/daemon/*.c))
+MTDCTL_SRCS := $(sort $(wildcard agent/cli/*.c))
+CORE_SRCS := $(sort $(foreach l,$(filter-out rotator,$(LIB_LAYERS)),$(wildcard $(l)/*.c)))
 ROTATOR_SRCS := $(sort $(wildcard rotator/*.c))
+ALL_SRCS := $(CORE_SRCS) $(ROTATOR_SRCS) $(DAEMON_SRCS) $(MTDCTL_SRCS)
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(sort $(wildcard tests/unit/test_*.c)))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 BENCH_SRCS := $(sort $(wildcard tests/bench/bench_*.c))
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(sort $(wildcard tests/tools/*.c)))
-HEADERS := $(wildcard common/*.h agent/*.h rotator/*.h tests/unit/*.h)
 
 .PHONY: all deps check unit san-unit integration san-integration test-tools e2e fuzz fuzz-smoke fuzz-seeds \
 	bench demo install uninstall format clean fresh-check fixture-keys
@@ -69,13 +96,14 @@ all: $(BUILD)/mtd-agent $(BUILD)/mtdctl
 DEPS_FIRST := $(filter deps,$(MAKECMDGOALS))
 
 # --- objects -----------------------------------------------------------------
-$(BUILD)/obj/%.o: %.c $(HEADERS) | $(DEPS_FIRST)
+$(BUILD)/obj/%.o: %.c | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(DEP_FLAGS) $(call layer_includes,$<) -c $< -o $@
 
-$(BUILD)/san/%.o: %.c $(HEADERS) | $(DEPS_FIRST)
+$(BUILD)/san/%.o: %.c | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(CFLAGS) $(DEP_FLAGS) $(call layer_includes,$<) \
+		-c $< -o $@
 
 $(BUILD)/libmtd.a: $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRCS))
 	@rm -f $@
@@ -96,28 +124,29 @@ $(BUILD)/san/librotator.a: $(patsubst %.c,$(BUILD)/san/%.o,$(ROTATOR_SRCS))
 LIBS = $(BUILD)/libmtd.a $(BUILD)/librotator.a
 SAN_LIBS = $(BUILD)/san/libmtd.a $(BUILD)/san/librotator.a
 
-$(BUILD)/mtd-agent: $(BUILD)/obj/$(AGENT_MAIN:.c=.o) $(LIBS)
+$(BUILD)/mtd-agent: $(patsubst %.c,$(BUILD)/obj/%.o,$(DAEMON_SRCS)) $(LIBS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/mtdctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(MTDCTL_SRCS)) $(LIBS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # git keeps no mode bit but x, so a clone's example and test keys are 0644 and
-# the agent refuses them (a secret is owner-only, agent/secret_file.h): every
+# the agent refuses them (a secret is owner-only, common/secret_file.h): every
 # suite and the demo make them 0600 before anything reads them.
 KEY_FIXTURES := $(wildcard policies/examples/keys/*.key tests/policy/keys/*.key)
 fixture-keys:
 	@chmod 0600 $(KEY_FIXTURES)
 
 # --- unit tests (cmocka), plain and sanitized --------------------------------
-$(BUILD)/tests/%: tests/unit/%.c $(LIBS) $(HEADERS)
+$(BUILD)/tests/%: tests/unit/%.c $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(ALL_CFLAGS) $(DEP_FLAGS) $(ALL_INCLUDES) -Itests/unit -o $@ $< $(LIBS) $(PKG_LIBS) \
+		$(CMOCKA_LIBS)
 
-$(BUILD)/san/tests/%: tests/unit/%.c $(SAN_LIBS) $(HEADERS)
+$(BUILD)/san/tests/%: tests/unit/%.c $(SAN_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(SAN_LIBS) \
-		$(PKG_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(CFLAGS) $(DEP_FLAGS) $(ALL_INCLUDES) -Itests/unit \
+		-o $@ $< $(SAN_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
 
 unit: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS)) fixture-keys
 	@tests/run-unit $(BUILD)/tests $(UNIT_TESTS)
@@ -128,9 +157,9 @@ san-unit: $(addprefix $(BUILD)/san/tests/,$(UNIT_TESTS)) fixture-keys
 
 # --- integration and end-to-end (root, real kernel, own namespaces) ---------
 # Small programs the network tests drive (tests/tools/*.c).
-$(BUILD)/tools/%: tests/tools/%.c $(LIBS) $(HEADERS) | $(DEPS_FIRST)
+$(BUILD)/tools/%: tests/tools/%.c $(LIBS) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS) $(PKG_LIBS)
+	$(CC) $(ALL_CFLAGS) $(DEP_FLAGS) $(ALL_INCLUDES) -o $@ $< $(LIBS) $(PKG_LIBS)
 
 integration: all $(TEST_TOOLS) fixture-keys
 	@BUILD=$(BUILD) tests/run-scripts integration tests/integration
@@ -159,17 +188,17 @@ FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
 # The sources are compiled once for every target (instrumented, not linked
 # with the fuzzer's main), then each target links its own entry point.
 FUZZ_OBJ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -g -O1
-$(BUILD)/fuzzobj/%.o: %.c $(HEADERS) | $(DEPS_FIRST)
+$(BUILD)/fuzzobj/%.o: %.c | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZ_OBJ_FLAGS) -c $< -o $@
+	$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZ_OBJ_FLAGS) $(DEP_FLAGS) $(call layer_includes,$<) -c $< -o $@
 
 $(BUILD)/fuzzobj/libfuzzed.a: $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(CORE_SRCS) $(ROTATOR_SRCS))
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzzobj/libfuzzed.a $(HEADERS)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzzobj/libfuzzed.a
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(BASE_CFLAGS) -Wno-missing-prototypes $(FUZZ_FLAGS) -o $@ $< \
+	$(FUZZ_CC) $(BASE_CFLAGS) -Wno-missing-prototypes $(FUZZ_FLAGS) $(DEP_FLAGS) $(ALL_INCLUDES) -o $@ $< \
 		$(BUILD)/fuzzobj/libfuzzed.a $(PKG_LIBS)
 
 fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS)) fixture-keys
@@ -182,13 +211,13 @@ fuzz-smoke: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS)) fixture-keys
 # Regenerate the netlink and seccomp seed corpora (committed; see gen_seeds.c).
 fuzz-seeds: tests/fuzz/gen_seeds.c
 	@mkdir -p $(BUILD)
-	$(CC) $(BASE_CFLAGS) -O1 -o $(BUILD)/gen_seeds $< $(PKG_LIBS)
+	$(CC) $(BASE_CFLAGS) $(ALL_INCLUDES) -O1 -o $(BUILD)/gen_seeds $< $(PKG_LIBS)
 	$(BUILD)/gen_seeds tests/fuzz/corpus
 
 # --- benchmarks ----------------------------------------------------------------
-$(BUILD)/bench/%: tests/bench/%.c $(LIBS) $(HEADERS) | $(DEPS_FIRST)
+$(BUILD)/bench/%: tests/bench/%.c $(LIBS) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/bench -o $@ $< $(LIBS) $(PKG_LIBS)
+	$(CC) $(ALL_CFLAGS) $(DEP_FLAGS) $(ALL_INCLUDES) -Itests/bench -o $@ $< $(LIBS) $(PKG_LIBS)
 
 bench: all $(TEST_TOOLS) $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 	@BUILD=$(BUILD) tests/run-bench
@@ -235,3 +264,6 @@ format:
 
 clean:
 	rm -rf $(BUILD) build-*
+
+# what the compiler found each object and program to include (DEP_FLAGS)
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "conntrack.h"
+#include "rotator.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -10,9 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "conntrack_internal.h"
+#include "rotator_internal.h"
 #include "macro.h"
-#include "nlmsg_internal.h"
 
 /* The address of one side of a tuple: CTA_TUPLE_IP / CTA_IP_V4_SRC etc. */
 static bool tuple_address(const struct nlattr *tuple, uint16_t v4, uint16_t v6,

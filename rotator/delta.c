@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Element states of `inet mtd` and the delta between two (see delta.h). */
+/* Element states of `inet mtd` and the delta between two (see rotator_internal.h). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -8,11 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "delta.h"
-#include "egress.h"
+#include "rotator_internal.h"
 #include "macro.h"
-#include "nft.h" /* rotator_error_set */
-#include "ruleset.h"
 
 static const struct {
 	const char *name;

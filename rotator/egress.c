@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Egress= rules as disjoint boxes (see egress.h). */
+/* Egress= rules as disjoint boxes (see rotator_internal.h). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "egress.h"
+#include "rotator_internal.h"
 #include "macro.h"
 
 /* An address as a big-endian number of len bytes. */

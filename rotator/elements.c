@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Element messages of a delta (see elements.h). */
+/* Element messages of a delta (see rotator_internal.h). */
 #include <arpa/inet.h>
 #include <endian.h>
 #include <errno.h>
@@ -12,8 +12,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 
-#include "elements.h"
-#include "ruleset.h"
+#include "rotator_internal.h"
 
 #ifndef NFT_MSG_DESTROYSETELEM
 #define NFT_MSG_DESTROYSETELEM 30 /* Linux 6.3: delete, no error if absent */

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* The honeypot listener behind TCP decoys (see honeypot.h). */
+/* The honeypot listener behind TCP decoys (see rotator.h). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "honeypot.h"
+#include "rotator.h"
 #include "macro.h"
 
 #define BACKLOG 128

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* NFLOG listener for decoy hits (see nflog.h). */
+/* NFLOG listener for decoy hits (see rotator.h). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
@@ -13,10 +13,8 @@
 #include <linux/netfilter/nfnetlink_log.h>
 
 #include "macro.h"
-#include "nflog.h"
-#include "nflog_internal.h"
-#include "nlmsg_internal.h"
-#include "ruleset.h"
+#include "rotator.h"
+#include "rotator_internal.h"
 
 #define COPY_RANGE 128 /* enough for the IP and transport headers */
 

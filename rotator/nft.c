@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The nftables netlink transaction layer (see nft.h). */
+/* The nftables netlink transaction layer (see rotator_internal.h). */
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -17,7 +17,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 
-#include "nft.h"
+#include "rotator_internal.h"
 
 #define PAGE_LIMIT (256 * 1024)
 #define PAGE_ALLOC (PAGE_LIMIT + NFT_TXN_MSG_MAX)

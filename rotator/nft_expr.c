@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Pure nftables expression and rule builders (see nft_expr.h). */
+/* Pure nftables expression and rule builders (see rotator_internal.h). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -16,7 +16,7 @@
 #include <linux/rtnetlink.h>
 
 #include "macro.h"
-#include "nft_expr.h"
+#include "rotator_internal.h"
 #include "rotator.h"
 
 #define LOOPBACK_IFINDEX 1 /* "lo" is ifindex 1 in every network namespace */

@@ -11,12 +11,9 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 
-#include "delta.h"
-#include "elements.h"
+#include "rotator_internal.h"
 #include "macro.h"
-#include "nft.h"
 #include "rotator.h"
-#include "ruleset.h"
 
 #define MAX_RESTARTS 5
 

@@ -1,4 +1,11 @@
 /* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 /*
  * rotator: programs the agent's private nftables table `inet mtd` from a plain
  * description (services with their current/grace public ports, backends and
@@ -7,12 +14,7 @@
  * errno plus a struct rotator_error naming the object the kernel refused.
  * See docs/nftables.md for the table layout.
  */
-#pragma once
 
-#include <netinet/in.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 
 #define ROTATOR_TABLE "mtd"
 #define ROTATOR_MAX_DECOYS 64
@@ -115,7 +117,7 @@ struct rotator_config {
 	uint32_t block_timeout_sec; /* how long a decoy toucher stays blocked (> 0) */
 	/* TCP decoys look open: after blocking and logging the source, the SYN
 	 * is redirected to this local port, where the caller runs a listener
-	 * (rotator_honeypot_open(), honeypot.h) that completes the handshake.
+	 * (rotator_honeypot_open(), rotator.h) that completes the handshake.
 	 * The port itself is unreachable except through that redirect.
 	 * 0: decoy packets are dropped (they look filtered). UDP decoys are
 	 * always dropped. Fixed for the table's life (set on creation). */
@@ -183,7 +185,7 @@ void rotator_last_stats(const struct rotator *r, struct rotator_stats *ret);
 int rotator_remove(struct rotator *r, struct rotator_error *err);
 
 /* Name of the instance that owns this address in the last applied plan, or
- * NULL. For attributing egress drops (nflog.h). */
+ * NULL. For attributing egress drops (rotator.h). */
 const char *rotator_instance_owner(const struct rotator *r, const struct rotator_addr *addr);
 
 /* A source in the table's blocked sets, and how long it stays blocked. */
@@ -201,3 +203,173 @@ int rotator_blocked_list(struct rotator *r, struct rotator_blocked **ret, size_t
 /* Name of the service that owned a decoy port in the last applied plan, or
  * NULL. For attributing decoy hits. */
 const char *rotator_decoy_owner(const struct rotator *r, uint8_t proto, uint16_t port);
+
+/*
+ * The keyed port schedule: which public port (and which decoy ports) a service
+ * uses in an epoch. Pure computation, no I/O; the algorithm and its test
+ * vectors are in docs/schedule.md so that any client can follow it.
+ */
+
+
+#define SCHEDULE_LABEL "mtd-port-v1"
+#define SCHEDULE_MAX_DECOYS 64
+#define SCHEDULE_MAX_SERVICE_NAME 255
+/* Clients try this many candidates of an epoch in order (mtdctl connect);
+ * decoys are never among them. */
+#define SCHEDULE_CLIENT_CANDIDATES 4
+
+/* epoch = floor(unix_time / interval_seconds). -EINVAL if the interval is 0. */
+int schedule_epoch(uint64_t unix_time, uint64_t interval_seconds, uint64_t *ret_epoch);
+
+/*
+ * The first n distinct candidate ports of the keyed stream for (service,
+ * epoch) inside [first, last]. n must not exceed the size of the range.
+ * Returns 0, -EINVAL on bad arguments, -ENOMEM/-EIO if the MAC fails.
+ */
+int schedule_candidates(const uint8_t *key, size_t key_len, const char *service, uint64_t epoch,
+			uint16_t first, uint16_t last, uint16_t *ret_ports, size_t n);
+
+/* Decides whether a port may not be used (bound on the host, taken by another
+ * service). Must be deterministic for the duration of one schedule_compute(). */
+typedef bool (*schedule_exclude_fn)(uint16_t port, void *userdata);
+
+struct schedule_params {
+	const uint8_t *key;
+	size_t key_len;
+	const char *service;
+	uint16_t first; /* public range, inclusive */
+	uint16_t last;
+	uint64_t interval_sec; /* > 0 */
+	uint64_t grace_sec;    /* < interval_sec */
+	size_t n_decoys;       /* <= SCHEDULE_MAX_DECOYS */
+	schedule_exclude_fn exclude; /* may be NULL */
+	void *userdata;
+};
+
+struct schedule_result {
+	uint64_t epoch;
+	uint16_t port;       /* current public port */
+	uint16_t prev_port;  /* public port of epoch - 1 (0 for epoch 0) */
+	uint16_t next_port;  /* public port of epoch + 1 */
+	uint16_t grace_port; /* prev_port while inside grace and != port, else 0 */
+	uint16_t decoys[SCHEDULE_MAX_DECOYS];
+	size_t n_decoys;
+	uint64_t boundary_usec;      /* start of this epoch, usec since the Unix epoch */
+	uint64_t next_boundary_usec; /* start of the next epoch */
+};
+
+/*
+ * The public port of a service for one epoch: the first candidate that is not
+ * excluded. -EADDRINUSE if every port of the range is excluded.
+ */
+int schedule_port(const struct schedule_params *p, uint64_t epoch, uint16_t *ret_port);
+
+/*
+ * Everything the rotator needs at real time now_usec (usec since the Unix
+ * epoch): epoch, port, grace port and decoys. Decoys are the next distinct
+ * candidates after the chosen port that are not excluded and are none of the
+ * service's previous, current and next ports (so a client with a skewed
+ * clock never lands on a decoy). Fewer decoys than asked if the range is
+ * too small.
+ */
+int schedule_compute(const struct schedule_params *p, uint64_t now_usec,
+		     struct schedule_result *ret);
+
+/* Start of the epoch after the one containing now_usec, in usec. */
+int schedule_next_boundary_usec(uint64_t now_usec, uint64_t interval_sec, uint64_t *ret_usec);
+
+/* Whether now_usec lies within grace_sec after the start of its epoch. */
+bool schedule_in_grace(uint64_t now_usec, uint64_t interval_sec, uint64_t grace_sec);
+
+/* Where a source's flows went: a dump of the connection tracking table
+ * (ctnetlink over libmnl), keeping the flows whose original source is the
+ * given address and reporting each one's reply source — the address the flow
+ * really reached after the agent's DNAT (e.g. an instance). Used to link a
+ * decoy hit to the instances that source reached before. */
+
+
+
+/* Up to max distinct addresses into ret_found, count in *ret_n. */
+int rotator_conntrack_reached(const struct rotator_addr *source, struct rotator_addr *ret_found,
+			      size_t max, size_t *ret_n);
+
+/*
+ * The honeypot listener that makes TCP decoys look open. With
+ * rotator_config.honeypot_port set, the table blocks and logs a source that
+ * touches a TCP decoy and then redirects that SYN to this listener on the
+ * same host, so the scanner gets a SYN-ACK (the port looks open) instead of
+ * silence. The listener holds no data and serves nothing: the caller drains
+ * it with rotator_honeypot_accept_all(), which closes every connection at
+ * once. The table drops any traffic to the port that did not come through the
+ * redirect, so the listener is not a service of its own.
+ */
+
+
+struct rotator_honeypot;
+
+/* A dual-stack TCP listener on [::]:port (IPV6_V6ONLY off; IPv4 clients
+ * arrive as v4-mapped). Non-blocking, close-on-exec. port != 0. */
+int rotator_honeypot_open(uint16_t port, struct rotator_honeypot **ret);
+void rotator_honeypot_free(struct rotator_honeypot *h);
+
+/* For the caller's event loop: readable when connections are pending. */
+int rotator_honeypot_fd(const struct rotator_honeypot *h);
+
+/* Accept every pending connection and close it at once (with a reset, so
+ * nothing lingers). Returns how many were closed (0 if none), or a negative
+ * errno for an error other than "nothing pending". */
+int rotator_honeypot_accept_all(struct rotator_honeypot *h);
+
+/*
+ * Decoy hits as the agent learns of them: the decoy rule of `inet mtd` logs
+ * every hit to an NFLOG group (with the prefix "mtd-decoy "); this listens on
+ * that group over its own netlink socket and parses each logged packet into
+ * (source address, protocol, port). Map the port to a service with
+ * rotator_decoy_owner(). The kernel has already blocked the source.
+ */
+
+
+
+struct rotator_nflog;
+
+struct rotator_hit {
+	struct rotator_addr source;
+	uint8_t proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+	uint16_t port;  /* the decoy port that was touched (host order) */
+};
+
+/* Bind NFLOG group (same as rotator_config.nflog_group) in this netns.
+ * -EBUSY if another listener has the group. */
+int rotator_nflog_open(uint16_t group, struct rotator_nflog **ret);
+void rotator_nflog_free(struct rotator_nflog *l);
+
+/* Non-blocking, close-on-exec fd for the caller's event loop. */
+int rotator_nflog_fd(const struct rotator_nflog *l);
+
+/* Wait up to timeout_ms for a hit: 1 readable, 0 timeout, negative errno. */
+int rotator_nflog_wait(struct rotator_nflog *l, int timeout_ms);
+
+/* Parse what is queued (does not block): up to n hits into hits, count in
+ * *ret_n (0 if nothing was queued). Packets that are not decoy hits are
+ * skipped. -ENOBUFS means the kernel dropped log messages (overrun). */
+int rotator_nflog_read(struct rotator_nflog *l, struct rotator_hit *hits, size_t n,
+		       size_t *ret_n);
+
+/*
+ * Egress drops of the instance envelope: open a listener on
+ * rotator_config.egress_nflog_group and read them with this instead. The
+ * sender is the link it came in on (ifindex, the host end "mtdi<N>"), never
+ * its source address, which an instance can write (a spoofed source, one not
+ * routed via that link, is flagged).
+ */
+struct rotator_egress_drop {
+	struct rotator_addr source, destination;
+	uint8_t proto;  /* any IP protocol (ICMP too) */
+	uint16_t port;  /* destination port for TCP/UDP/SCTP/UDP-Lite, else 0 */
+	uint32_t ifindex; /* the link it came in on, 0 if not known */
+	bool spoofed;   /* logged by the anti-spoofing rule ("mtd-spoof ") */
+};
+
+/* Like rotator_nflog_read(), for a listener on the egress group. */
+int rotator_nflog_read_egress(struct rotator_nflog *l, struct rotator_egress_drop *drops,
+			      size_t n, size_t *ret_n);

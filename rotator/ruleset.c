@@ -16,9 +16,7 @@
 #include <linux/netfilter/nf_tables.h>
 
 #include "macro.h"
-#include "nft.h"
-#include "nft_expr.h"
-#include "ruleset.h"
+#include "rotator_internal.h"
 
 #define TYPE_IPADDR RS_TYPE_IPADDR
 #define TYPE_IP6ADDR RS_TYPE_IP6ADDR

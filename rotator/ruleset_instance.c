@@ -16,9 +16,7 @@
 #include <linux/netfilter/nf_tables.h>
 
 #include "macro.h"
-#include "nft.h"
-#include "nft_expr.h"
-#include "ruleset.h"
+#include "rotator_internal.h"
 
 #define CH_INGRESS "instance_ingress"
 #define CH_EGRESS "instance_egress"

@@ -17,7 +17,7 @@
 #include <openssl/params.h>
 
 #include "macro.h"
-#include "schedule.h"
+#include "rotator.h"
 
 #define BLOCK_SIZE 32
 

@@ -40,10 +40,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cgroup.h"
-#include "instance.h"
+#include "sandbox.h"
+#include "fleet_internal.h"
 #include "macro.h"
-#include "seccomp_policy.h"
 #include "snapshot.h"
 
 #define ROUNDS 100

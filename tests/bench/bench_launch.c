@@ -33,9 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cgroup.h"
-#include "envelope.h"
-#include "seccomp_policy.h"
+#include "sandbox.h"
 
 #define ROUNDS 200
 

@@ -27,7 +27,6 @@
 
 #include "macro.h"
 #include "rotator.h"
-#include "schedule.h"
 
 #define RUNS 21
 #define DECOYS 8 /* per service, at most */

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "conntrack_internal.h"
+#include "rotator_internal.h"
 
 #define MAX_FOUND 8
 #define FUZZ_SEQ 0x5eed

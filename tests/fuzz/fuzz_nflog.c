@@ -16,7 +16,7 @@
 
 #include <netinet/in.h>
 
-#include "nflog_internal.h"
+#include "rotator_internal.h"
 
 #define MAX_BATCH 8
 

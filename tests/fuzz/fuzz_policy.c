@@ -8,7 +8,6 @@
 #include <stdlib.h>
 
 #include "policy.h"
-#include "policy_json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

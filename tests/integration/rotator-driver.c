@@ -36,8 +36,6 @@
 #include <poll.h>
 #include <signal.h>
 
-#include "honeypot.h"
-#include "nflog.h"
 #include "rotator.h"
 
 #define ELEMS(x) (sizeof(x) / sizeof((x)[0]))

@@ -4,7 +4,7 @@
 # network namespaces (the "agent" namespace), where a client namespace is
 # joined by a veth and two "instance" namespaces by veths whose host ends are
 # mtdi1/mtdi2 (link-local gateways on the host end, /32 and /128 host routes,
-# as agent/netdev.c builds them). Checks: a client reaches the instance only
+# as agent/sandbox/netdev.c builds them). Checks: a client reaches the instance only
 # through the public port's DNAT (IPv4 and IPv6), never its address directly;
 # the host itself still reaches it; the instance reaches what its Egress=
 # rules allow (overlapping rules included) and nothing else, each drop

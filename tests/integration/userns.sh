@@ -1,7 +1,7 @@
 #!/bin/bash
 # Host root (issue 12, finding 4): no instance process is ever host uid 0.
 # Every instance runs in a user namespace of its own mapped onto a private
-# range of host ids (agent/uid_range.h, docs/userns.md), entered after its
+# range of host ids (agent/sandbox/sandbox.h, docs/userns.md), entered after its
 # mounts, so that its root is nobody on the host and has no privilege over
 # its own mount, network, uts, ipc, pid or cgroup namespaces.
 #

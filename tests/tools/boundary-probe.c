@@ -26,18 +26,11 @@
 #include <unistd.h>
 
 #include "policy.h"
-#include "schedule.h"
+#include "rotator.h"
+#include "clock.h"
 
 #define EARLY_USEC 2000
 #define GIVE_UP_USEC 500000
-
-static uint64_t realtime_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static void sleep_until_usec(uint64_t when)
 {
@@ -119,7 +112,7 @@ int main(int argc, char **argv)
 		uint64_t boundary, epoch, start;
 		uint16_t port, before;
 
-		if (schedule_next_boundary_usec(realtime_usec() + EARLY_USEC, p.interval_sec,
+		if (schedule_next_boundary_usec(now(CLOCK_REALTIME) + EARLY_USEC, p.interval_sec,
 						&boundary) < 0)
 			return 1;
 		epoch = boundary / 1000000 / p.interval_sec;
@@ -131,21 +124,21 @@ int main(int argc, char **argv)
 			continue;
 		}
 		sleep_until_usec(boundary - EARLY_USEC);
-		start = realtime_usec();
+		start = now(CLOCK_REALTIME);
 		for (;;) {
-			uint64_t now;
+			uint64_t now_usec;
 
 			if (try_connect(ai, port)) {
-				now = realtime_usec();
-				open_us[measured] = (int64_t)now - (int64_t)boundary;
+				now_usec = now(CLOCK_REALTIME);
+				open_us[measured] = (int64_t)now_usec - (int64_t)boundary;
 				printf("open_us %lld port %u\n", (long long)open_us[measured++],
 				       port);
 				break;
 			}
 			/* a client retrying at once, without taking a core from the agent */
 			nanosleep(&(struct timespec){.tv_nsec = 50000}, NULL);
-			now = realtime_usec();
-			if (now > boundary + GIVE_UP_USEC || now < start) {
+			now_usec = now(CLOCK_REALTIME);
+			if (now_usec > boundary + GIVE_UP_USEC || now_usec < start) {
 				printf("failed port %u: not open %llu ms after its boundary\n",
 				       port, (unsigned long long)(GIVE_UP_USEC / 1000));
 				failed++;

@@ -31,9 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cgroup.h"
-#include "drift.h"
-#include "envelope.h"
+#include "sandbox.h"
+#include "fleet_internal.h"
 #include "macro.h"
 #include "quarantine.h"
 

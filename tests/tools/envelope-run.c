@@ -11,7 +11,7 @@
  *   --memfd               run the binary from a sealed memfd copy (as the agent does)
  *   --uid N --gid N       credentials inside
  *   --host-ids BASE       the instance's ids 0..65535 are host ids BASE.. (default: a
- *                         free range of uid_range.h); printed as "host_ids=BASE"
+ *                         free range of sandbox.h); printed as "host_ids=BASE"
  *   --caps LIST           comma-separated CAP_* names kept ("" = none, default)
  *   --syscalls LIST       space- or comma-separated names and @groups (default: no filter)
  *   --syscall-default errno|kill
@@ -49,11 +49,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cgroup.h"
-#include "envelope.h"
+#include "sandbox.h"
 #include "macro.h"
-#include "seccomp_notify.h"
-#include "seccomp_policy.h"
 
 static int fail_setup(pid_t pid, int pidfd, void *userdata)
 {

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "address_pool.h"
+#include "fleet_internal.h"
 
 static struct cidr cidr(const char *text, unsigned prefix)
 {

@@ -15,7 +15,6 @@
 #include <cmocka.h>
 
 #include "audit.h"
-#include "audit_seek.h"
 #include "macro.h"
 
 #define KEEP 3

@@ -17,7 +17,6 @@
 #include <cmocka.h>
 
 #include "audit.h"
-#include "audit_show.h"
 #include "control.h"
 #include "macro.h"
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for the agent's audit clock (agent/audit_timer.c) on a real
+/* Unit tests for the agent's audit clock (agent/audit/audit_timer.c) on a real
  * sd-event loop with short epochs: a seal every epoch for as long as it runs,
  * the key file moving on each time, a failed seal retried until it succeeds
  * (never skipped), queued records written once the log can take them. The
@@ -25,7 +25,6 @@
 
 #include "audit.h"
 #include "audit_internal.h"
-#include "audit_timer.h"
 #include "macro.h"
 
 #define EPOCH_USEC (20 * 1000ULL)

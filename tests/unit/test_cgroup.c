@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "cgroup.h"
+#include "sandbox.h"
 
 /* Debian 12 under systemd, unified: the agent in its own service cgroup. */
 static const char unified_mountinfo[] =

@@ -12,8 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "control_denials.h"
-#include "control_limits.h"
+#include "control_internal.h"
 #include "macro.h"
 
 #define SEC 1000000ull

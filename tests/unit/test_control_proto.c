@@ -11,7 +11,6 @@
 #include <cmocka.h>
 
 #include "control.h"
-#include "control_proto.h"
 #include "macro.h"
 
 static int decode(const char *text, struct control_request *request, char *reason)

@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "drift.h"
+#include "fleet_internal.h"
 
 static char *const writable[] = {"/var/cache/nginx/", "/run", "/tmp"};
 #define N_WRITABLE 3

@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "host_ports.h"
+#include "rotation_internal.h"
 
 static void test_parse_table_keeps_listeners_and_bound_udp(void **state)
 {

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "instance_ids.h"
+#include "fleet_internal.h"
 
 static char dir[] = "/tmp/test-instance-ids.XXXXXX";
 

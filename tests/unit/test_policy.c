@@ -22,8 +22,7 @@
 #include <jansson.h>
 
 #include "policy.h"
-#include "policy_json.h"
-#include "policy_value.h"
+#include "policy_internal.h"
 
 static char *read_all(const char *path)
 {

@@ -14,8 +14,8 @@
 #include <cmocka.h>
 #include <seccomp.h>
 
-#include "policy_value.h"
-#include "syscall_groups.h"
+#include "policy_internal.h"
+#include "policy.h"
 
 static void test_timespan_accepts_systemd_forms(void **state)
 {

@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "quarantine_job.h"
+#include "quarantine.h"
 
 struct fixture {
 	char dir[64];

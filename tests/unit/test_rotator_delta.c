@@ -16,8 +16,7 @@
 
 #include <cmocka.h>
 
-#include "delta.h"
-#include "egress.h"
+#include "rotator_internal.h"
 
 #define ELEMENTSOF_T(x) (sizeof(x) / sizeof((x)[0]))
 

@@ -18,7 +18,7 @@
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 
-#include "nft_expr.h"
+#include "rotator_internal.h"
 
 static const char golden_loopback_accept[] =
 	"inet mtd c\n"

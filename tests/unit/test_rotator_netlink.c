@@ -17,8 +17,7 @@
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netfilter/nfnetlink_log.h>
 
-#include "conntrack_internal.h"
-#include "nflog_internal.h"
+#include "rotator_internal.h"
 
 static char buf[8192] __attribute__((aligned(__alignof__(struct nlmsghdr))));
 

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "schedule.h"
+#include "rotator.h"
 
 static const uint8_t key_0_31[32] = { 0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10,
 				      11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,

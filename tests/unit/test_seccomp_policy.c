@@ -2,7 +2,7 @@
 /* SystemCalls= and ViolationSystemCalls= compiled to BPF: loaded in a forked
  * child (no privileges: the child sets no_new_privs), the filter allows
  * exactly the listed calls; violations reach the test as user notifications
- * (seccomp_notify.h) over the listener the child hands over with SCM_RIGHTS,
+ * (sandbox.h) over the listener the child hands over with SCM_RIGHTS,
  * and the caller sees the EPERM the test answers. */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,8 +24,7 @@
 #include <cmocka.h>
 
 #include "macro.h"
-#include "seccomp_notify.h"
-#include "seccomp_policy.h"
+#include "sandbox.h"
 
 /* What the child reports: the errno of each probe (0 = allowed), or 255
  * when the child died. */

@@ -10,7 +10,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "signal_tally.h"
+#include "fleet_internal.h"
 
 struct seen {
 	char kind[32];

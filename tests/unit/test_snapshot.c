@@ -22,7 +22,6 @@
 #include <cmocka.h>
 
 #include "snapshot.h"
-#include "snapshot_create.h"
 #include "snapshot_internal.h"
 
 struct fx {

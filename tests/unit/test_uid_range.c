@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "uid_range.h"
+#include "sandbox.h"
 
 #define FIRST 0x70000000u
 #define SLOT(n) (FIRST + (n)*UID_RANGE_SIZE)

@@ -1,0 +1,756 @@
+/* SPDX-License-Identifier: MIT */
+/* The audit log writer: appends MACed, chained JSON lines, rotates by size
+ * (the seal at the end of an epoch is audit_seal.c). When the log cannot be
+ * written (disk full, a failed write or fdatasync) records wait in a bounded
+ * queue and are written in order when it can; the work a failure left
+ * (reopen and check, a rotation's new file, a seal's key) is finished first.
+ * Open-time recovery is in audit_recover.c. See docs/audit-log.md. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "audit_internal.h"
+#include "macro.h"
+#include "clock.h"
+
+#define ROTATE_SWEEP_MAX 1000  /* stale audit.log.N beyond keep removed per rotation */
+
+static void read_boot_id(char *buf, size_t size)
+{
+	_cleanup_close_ int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	ssize_t n = -1;
+
+	if (fd >= 0)
+		n = read(fd, buf, size - 1);
+	if (n > 0 && buf[n - 1] == '\n')
+		n--;
+	for (ssize_t i = 0; i < n; i++)
+		if (!((buf[i] >= '0' && buf[i] <= '9') || (buf[i] >= 'a' && buf[i] <= 'f') ||
+		      buf[i] == '-'))
+			n = -1;
+	if (n <= 0) {
+		snprintf(buf, size, "unknown");
+		return;
+	}
+	buf[n] = '\0';
+}
+
+void audit_unsynced_clear(struct audit_log *log)
+{
+	for (size_t i = 0; i < log->n_unsynced; i++) {
+		free(log->unsynced[i].line);
+		log->unsynced[i] = (struct audit_unsynced){};
+	}
+	log->n_unsynced = 0;
+}
+
+/* fdatasync; on success everything written is on disk. On failure the log
+ * must be reopened and checked before anything else is written. */
+int audit_sync(struct audit_log *log)
+{
+	if (fdatasync(log->fd) < 0) {
+		log->need_reopen = true;
+		log->reopen_error = -errno;
+		return -errno;
+	}
+	log->synced_seq = log->last_seq;
+	memcpy(log->synced_mac, log->prev, sizeof(log->synced_mac));
+	audit_unsynced_clear(log);
+	return 0;
+}
+
+/* One write() of the line and its newline. A short write is cut away again;
+ * if even that fails the file's end is unknown: reopen. */
+static int write_line(struct audit_log *log, const char *line, size_t len)
+{
+	_cleanup_free_ char *buf = malloc(len + 1);
+	ssize_t n;
+
+	if (!buf)
+		return -ENOMEM;
+	if (log->fd < 0)
+		return -EBADF;
+	memcpy(buf, line, len);
+	buf[len] = '\n';
+	do
+		n = write(log->fd, buf, len + 1);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)(len + 1)) {
+		int r = n < 0 ? -errno : -ENOSPC; /* a short write: the file system is full */
+
+		/* Never leave a partial line for the next record to follow. */
+		if (n > 0 && ftruncate(log->fd, (off_t)log->size) < 0) {
+			log->need_reopen = true;
+			log->reopen_error = -errno;
+		}
+		return r;
+	}
+	log->size += len + 1;
+	return 0;
+}
+
+int audit_write_raw(struct audit_log *log, const char *line, size_t len)
+{
+	return write_line(log, line, len);
+}
+
+static int remember_unsynced(struct audit_log *log, uint64_t seq, const char *mac,
+			     const char *line, size_t len)
+{
+	struct audit_unsynced *u;
+
+	if (log->n_unsynced >= AUDIT_UNSYNCED_MAX)
+		return -ENOBUFS;
+	u = &log->unsynced[log->n_unsynced];
+	u->line = strndup(line, len);
+	if (!u->line)
+		return -ENOMEM;
+	u->seq = seq;
+	u->len = len;
+	memcpy(u->mac, mac, sizeof(u->mac));
+	log->n_unsynced++;
+	return 0;
+}
+
+int audit_rotated_name(const struct audit_log *log, unsigned i, char **ret)
+{
+	if (asprintf(ret, "%s.%u", log->base, i) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static int rotate(struct audit_log *log, uint64_t realtime_usec, uint64_t monotonic_usec);
+
+/* The record's line (rotating first when it would not fit in the file). */
+int audit_build_line(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_seq,
+		     uint64_t ret_times[2], char **ret_line, size_t *ret_len,
+		     char ret_mac[AUDIT_MAC_HEX_LEN + 1])
+{
+	_cleanup_free_ char *line = NULL;
+	struct audit_record_head head;
+	size_t len;
+	int r;
+
+	uint64_t realtime = e->realtime_usec ? e->realtime_usec : now(CLOCK_REALTIME);
+	uint64_t monotonic = e->monotonic_usec ? e->monotonic_usec : now(CLOCK_MONOTONIC);
+
+	for (int pass = 0;; pass++) {
+		head = (struct audit_record_head){
+		    .seq = log->last_seq + 1,
+		    .realtime_usec = realtime,
+		    .monotonic_usec = monotonic,
+		    .epoch = log->key.epoch,
+		    .boot_id = log->boot_id,
+		    .type = e->type,
+		    .fields = e->fields,
+		    .prev = log->prev,
+		};
+		free(line);
+		line = NULL;
+		r = audit_record_line(log->key.key, &head, &line, &len, ret_mac);
+		if (r < 0)
+			return r;
+		if (pass > 0 || !e->may_rotate || log->options.max_bytes == 0 || log->size == 0 ||
+		    log->size + len + 1 <= log->options.max_bytes)
+			break;
+		r = rotate(log, realtime, monotonic);
+		if (r < 0)
+			return r;
+	}
+	*ret_seq = head.seq;
+	ret_times[0] = realtime;
+	ret_times[1] = monotonic;
+	*ret_len = len;
+	*ret_line = TAKE_PTR(line);
+	return 0;
+}
+
+/* Writes a built line and makes it the end of the chain. */
+int audit_put_line(struct audit_log *log, uint64_t seq, uint64_t realtime_usec,
+		   uint64_t monotonic_usec, const char *line, size_t len, const char *mac, bool sync,
+		   bool *ret_chained)
+{
+	int r;
+
+	*ret_chained = false;
+	if (log->fd < 0)
+		return -EBADF;
+	/* Every unsynced record is remembered until the next fdatasync. */
+	sync = sync || log->n_unsynced + 1 >= AUDIT_UNSYNCED_MAX;
+	r = write_line(log, line, len);
+	if (r < 0)
+		return r;
+	r = remember_unsynced(log, seq, mac, line, len);
+	log->last_seq = seq;
+	memcpy(log->prev, mac, AUDIT_MAC_HEX_LEN + 1);
+	log->last_realtime_usec = realtime_usec;
+	log->last_monotonic_usec = monotonic_usec;
+	if (log->file_first_seq == 0)
+		log->file_first_seq = seq;
+	*ret_chained = true;
+	if (r < 0) {
+		/* Nothing to put it back with after a failed fdatasync. */
+		if (fdatasync(log->fd) < 0)
+			log->broken = -errno;
+		else {
+			log->synced_seq = log->last_seq;
+			memcpy(log->synced_mac, log->prev, sizeof(log->synced_mac));
+			audit_unsynced_clear(log);
+		}
+		return log->broken;
+	}
+	return sync ? audit_sync(log) : 0;
+}
+
+int audit_emit(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_seq,
+	       char **ret_line, bool *ret_chained)
+{
+	_cleanup_free_ char *line = NULL;
+	char mac[AUDIT_MAC_HEX_LEN + 1];
+	bool chained = false;
+	uint64_t seq, times[2];
+	size_t len;
+	int r;
+
+	if (ret_chained)
+		*ret_chained = false;
+	if (log->broken)
+		return log->broken;
+	r = audit_build_line(log, e, &seq, times, &line, &len, mac);
+	if (r >= 0)
+		r = audit_put_line(log, seq, times[0], times[1], line, len, mac, e->sync, &chained);
+	if (ret_chained)
+		*ret_chained = chained;
+	if (chained) {
+		if (ret_seq)
+			*ret_seq = seq;
+		if (ret_line)
+			*ret_line = TAKE_PTR(line);
+	}
+	return r;
+}
+
+/* audit.log.(N-1) -> N ... audit.log -> audit.log.1. The fresh audit.log
+ * and its log-rotated record follow in finish_rotation(). */
+static int rotate_files(struct audit_log *log, char **ret_previous)
+{
+	_cleanup_free_ char *previous = NULL;
+	int r;
+
+	r = audit_sync(log);
+	if (r < 0)
+		return r;
+	for (unsigned i = log->options.keep + 1; i <= log->options.keep + ROTATE_SWEEP_MAX; i++) {
+		_cleanup_free_ char *name = NULL;
+
+		r = audit_rotated_name(log, i, &name);
+		if (r < 0)
+			return r;
+		if (unlinkat(log->log_dir_fd, name, 0) < 0) {
+			if (errno == ENOENT)
+				break;
+			return -errno;
+		}
+	}
+	for (unsigned i = log->options.keep; i > 1; i--) {
+		_cleanup_free_ char *from = NULL, *to = NULL;
+
+		if (audit_rotated_name(log, i - 1, &from) < 0 || audit_rotated_name(log, i, &to) < 0)
+			return -ENOMEM;
+		if (renameat(log->log_dir_fd, from, log->log_dir_fd, to) < 0 && errno != ENOENT)
+			return -errno;
+	}
+	if (log->options.keep == 0) {
+		previous = strdup(log->base); /* nothing kept: the old file is gone */
+		if (!previous)
+			return -ENOMEM;
+		if (unlinkat(log->log_dir_fd, log->base, 0) < 0)
+			return -errno;
+	} else {
+		r = audit_rotated_name(log, 1, &previous);
+		if (r < 0)
+			return r;
+		if (renameat(log->log_dir_fd, log->base, log->log_dir_fd, previous) < 0)
+			return -errno;
+	}
+	close(log->fd);
+	log->fd = -1;
+	log->size = 0;
+	log->file_first_seq = 0;
+	*ret_previous = TAKE_PTR(previous);
+	return 0;
+}
+
+/* The new audit.log and its first record, log-rotated, which continues the
+ * chain. Retried by audit_log_flush() when it fails (a full disk). */
+static int finish_rotation(struct audit_log *log)
+{
+	_cleanup_(json_decrefp) json_t *fields = NULL;
+	bool chained = false;
+	int fd, r;
+
+	if (log->fd < 0) {
+		fd = openat(log->log_dir_fd, log->base,
+			    O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+			    0640);
+		if (fd < 0)
+			return -errno;
+		log->fd = fd;
+		log->size = 0;
+		if (fsync(log->log_dir_fd) < 0) {
+			log->need_reopen = true;
+			log->reopen_error = -errno;
+			return -errno;
+		}
+	}
+	fields = json_pack("{s:s}", "previous", log->pending_rotated);
+	if (!fields)
+		return -ENOMEM;
+	/* The time of the record that made the file full: it comes next, and
+	 * a queued one carries the time it happened at. */
+	{
+		struct audit_emit e = {.type = AUDIT_TYPE_ROTATED,
+				       .fields = fields,
+				       .realtime_usec = log->rotated_realtime_usec,
+				       .monotonic_usec = log->rotated_monotonic_usec,
+				       .sync = true};
+
+		r = audit_emit(log, &e, NULL, NULL, &chained);
+	}
+	if (chained) {
+		free(log->pending_rotated);
+		log->pending_rotated = NULL;
+	}
+	return r;
+}
+
+static int rotate(struct audit_log *log, uint64_t realtime_usec, uint64_t monotonic_usec)
+{
+	_cleanup_free_ char *previous = NULL;
+	int r;
+
+	r = rotate_files(log, &previous);
+	if (r < 0) {
+		/* A failed fdatasync of the old file is a reopen; a rename
+		 * that failed half way leaves names pointing who knows where:
+		 * stop writing, the next open sorts it out from the disk. */
+		if (!log->need_reopen)
+			log->broken = r;
+		return r;
+	}
+	log->pending_rotated = TAKE_PTR(previous);
+	log->rotated_realtime_usec = realtime_usec;
+	log->rotated_monotonic_usec = monotonic_usec;
+	return finish_rotation(log);
+}
+
+static bool type_reserved(const char *type)
+{
+	return streq(type, AUDIT_TYPE_SEAL) || streq(type, AUDIT_TYPE_ROTATED) ||
+	       streq(type, AUDIT_TYPE_UNCLEAN) || streq(type, AUDIT_TYPE_TORN) ||
+	       streq(type, AUDIT_TYPE_LOST) || streq(type, AUDIT_TYPE_REOPENED);
+}
+
+/* After a reopen: what was found and done. */
+static int write_reopen_note(struct audit_log *log)
+{
+	_cleanup_(json_decrefp) json_t *fields = NULL;
+	_cleanup_free_ char *line = NULL;
+	/* Its time is that of the last record before it (the one whose
+	 * fdatasync failed, or later), so times keep their order with the
+	 * queued records after it; when the check succeeded is a field. */
+	struct audit_emit e = {.type = AUDIT_TYPE_REOPENED,
+			       .realtime_usec = log->last_realtime_usec,
+			       .monotonic_usec = log->last_monotonic_usec,
+			       .sync = true};
+	bool chained = false;
+	uint64_t seq;
+	int r;
+
+	fields = json_pack("{s:s, s:I, s:I, s:I}", "error",
+			   strerror(log->reopen_error < 0 ? -log->reopen_error : EIO), "torn_bytes",
+			   (json_int_t)log->reopen_torn, "rewritten",
+			   (json_int_t)log->reopen_rewritten, "checked_realtime_usec",
+			   (json_int_t)now(CLOCK_REALTIME));
+	if (!fields)
+		return -ENOMEM;
+	e.fields = fields;
+	r = audit_emit(log, &e, &seq, &line, &chained);
+	if (chained) {
+		log->reopen_note = false;
+		if (log->written_cb)
+			log->written_cb(seq, AUDIT_TYPE_REOPENED, fields, line,
+					log->written_userdata);
+	}
+	return r;
+}
+
+/* Finishes the work a failure left, in order. */
+static int resume(struct audit_log *log)
+{
+	int r;
+
+	if (log->broken)
+		return log->broken;
+	if (log->need_reopen) {
+		r = audit_reopen(log);
+		if (r < 0) {
+			if (r == -EBADMSG)
+				log->broken = r;
+			return r;
+		}
+	}
+	if (log->pending_rotated) {
+		r = finish_rotation(log);
+		if (r < 0)
+			return r;
+	}
+	if (log->key_pending) {
+		r = audit_commit_key(log);
+		if (r < 0)
+			return r;
+	}
+	if (log->reopen_note) {
+		r = write_reopen_note(log);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static bool work_pending(const struct audit_log *log)
+{
+	return log->need_reopen || log->pending_rotated || log->key_pending || log->reopen_note ||
+	       log->fd < 0;
+}
+
+static void written(struct audit_log *log, uint64_t seq, const char *type, json_t *fields,
+		    const char *line)
+{
+	log->written_from_queue++;
+	if (log->written_cb)
+		log->written_cb(seq, type, fields, line, log->written_userdata);
+}
+
+static int write_loss(struct audit_log *log, const struct audit_loss *loss, uint64_t realtime_usec,
+		      uint64_t monotonic_usec, bool *ret_chained)
+{
+	_cleanup_(json_decrefp) json_t *fields = audit_loss_fields(loss, &log->queue);
+	_cleanup_free_ char *line = NULL;
+	struct audit_emit e = {.type = AUDIT_TYPE_LOST,
+			       .realtime_usec = realtime_usec,
+			       .monotonic_usec = monotonic_usec,
+			       .may_rotate = true};
+	uint64_t seq;
+	int r;
+
+	if (!fields)
+		return -ENOMEM;
+	e.fields = fields;
+	r = audit_emit(log, &e, &seq, &line, ret_chained);
+	if (*ret_chained)
+		written(log, seq, AUDIT_TYPE_LOST, fields, line);
+	return r;
+}
+
+int audit_log_flush(struct audit_log *log)
+{
+	struct audit_pending *p;
+	bool any = false;
+	int r;
+
+	if (!log)
+		return -EINVAL;
+	r = resume(log);
+	if (r < 0)
+		goto fail;
+	while ((p = audit_queue_head(&log->queue))) {
+		bool chained = false;
+
+		if (!p->type) {
+			r = write_loss(log, &p->loss, p->realtime_usec, p->monotonic_usec,
+				       &chained);
+		} else {
+			_cleanup_free_ char *line = NULL;
+			struct audit_emit e = {.type = p->type,
+					       .fields = p->fields,
+					       .realtime_usec = p->realtime_usec,
+					       .monotonic_usec = p->monotonic_usec,
+					       .may_rotate = true};
+			uint64_t seq;
+
+			r = audit_emit(log, &e, &seq, &line, &chained);
+			if (chained)
+				written(log, seq, p->type, p->fields, line);
+		}
+		if (chained) {
+			audit_queue_pop(&log->queue);
+			any = true;
+		}
+		if (r < 0)
+			goto fail;
+	}
+	if (log->queue.gap.count > 0) {
+		struct audit_loss loss;
+		bool chained = false;
+
+		/* Its time: the last record it stands for (so times keep
+		 * their order with the records after it). */
+		r = write_loss(log, &log->queue.gap, log->queue.gap.last_realtime_usec,
+			       log->queue.gap.last_monotonic_usec, &chained);
+		if (chained) {
+			audit_queue_take_gap(&log->queue, &loss);
+			audit_loss_done(&loss);
+			any = true;
+		}
+		if (r < 0)
+			goto fail;
+	}
+	if (any || log->n_unsynced > 0) {
+		r = audit_sync(log);
+		if (r < 0)
+			goto fail;
+	}
+	log->error = 0;
+	return 0;
+fail:
+	log->error = r;
+	return r;
+}
+
+static bool may_write_now(const struct audit_log *log)
+{
+	return !log->broken && !work_pending(log) && audit_queue_empty(&log->queue);
+}
+
+int audit_log_append(struct audit_log *log, const char *type, json_t *fields, bool sync,
+		     uint64_t *ret_seq, char **ret_line)
+{
+	struct audit_emit e = {.type = type, .fields = fields, .sync = sync, .may_rotate = true};
+	int r;
+
+	if (!log || !audit_type_valid(type) || type_reserved(type))
+		return -EINVAL;
+	if (fields && !json_is_object(fields))
+		return -EINVAL;
+	if (!may_write_now(log)) {
+		/* Nothing may overtake what waits. */
+		r = audit_log_flush(log);
+		if (r < 0)
+			return r;
+	}
+	r = audit_emit(log, &e, ret_seq, ret_line, NULL);
+	log->error = r < 0 ? r : 0;
+	return r;
+}
+
+int audit_log_submit(struct audit_log *log, const char *type, json_t *fields, bool sync,
+		     uint64_t *ret_seq, char **ret_line)
+{
+	struct audit_emit e = {.type = type, .fields = fields, .sync = sync, .may_rotate = true};
+	uint64_t realtime = now(CLOCK_REALTIME), monotonic = now(CLOCK_MONOTONIC);
+	bool chained = false;
+	int r;
+
+	if (!log || !audit_type_valid(type) || type_reserved(type))
+		return -EINVAL;
+	if (fields && !json_is_object(fields))
+		return -EINVAL;
+	e.realtime_usec = realtime;
+	e.monotonic_usec = monotonic;
+	if (may_write_now(log)) {
+		r = audit_emit(log, &e, ret_seq, ret_line, &chained);
+		if (r >= 0 || chained) {
+			/* Written (a failed fdatasync is checked at the reopen). */
+			log->error = r < 0 ? r : 0;
+			return 0;
+		}
+		log->error = r;
+	} else
+		r = log->error ? log->error : -EAGAIN;
+	r = audit_queue_push(&log->queue, type, fields, realtime, monotonic, r);
+	return r < 0 ? r : AUDIT_QUEUED;
+}
+
+void audit_log_set_written_callback(struct audit_log *log, audit_written_fn fn, void *userdata)
+{
+	log->written_cb = fn;
+	log->written_userdata = userdata;
+}
+
+void audit_log_get_status(const struct audit_log *log, struct audit_log_status *ret_status)
+{
+	*ret_status = (struct audit_log_status){
+	    .error = log->error ? log->error : log->broken,
+	    .broken = log->broken != 0,
+	    .pending = work_pending(log) || !audit_queue_empty(&log->queue) || log->error,
+	    .queued = log->queue.count,
+	    .queued_total = log->queue.queued_total,
+	    .lost_total = log->queue.lost_total,
+	    .lost_pending = audit_queue_lost_pending(&log->queue),
+	};
+}
+
+static bool file_has_data(int dir_fd, const char *name)
+{
+	struct stat st;
+
+	return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size > 0;
+}
+
+int audit_log_open(const char *log_path, const char *state_dir, const struct audit_options *options,
+		   struct audit_log **ret_log, struct audit_open_report *ret_report)
+{
+	struct audit_open_report report = {};
+	struct audit_log *log;
+	const char *slash;
+	int r;
+
+	if (!log_path || !state_dir || !ret_log)
+		return -EINVAL;
+	slash = strrchr(log_path, '/');
+	if (!*(slash ? slash + 1 : log_path))
+		return -EINVAL;
+
+	log = calloc(1, sizeof(*log));
+	if (!log)
+		return -ENOMEM;
+	log->fd = log->state_dir_fd = log->log_dir_fd = -1;
+	if (options)
+		log->options = *options;
+	if (!log->options.queue_records)
+		log->options.queue_records = AUDIT_QUEUE_RECORDS_DEFAULT;
+	if (!log->options.queue_bytes)
+		log->options.queue_bytes = log->options.queue_records * AUDIT_QUEUE_BYTES_PER_RECORD;
+	r = audit_queue_init(&log->queue, log->options.queue_records, log->options.queue_bytes);
+	if (r < 0) {
+		free(log);
+		return r;
+	}
+	log->path = strdup(log_path);
+	log->base = strdup(slash ? slash + 1 : log_path);
+	if (!log->path || !log->base) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	read_boot_id(log->boot_id, sizeof(log->boot_id));
+
+	log->state_dir_fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (log->state_dir_fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (flock(log->state_dir_fd, LOCK_EX | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		goto fail;
+	}
+	log->log_dir_fd = audit_open_parent_dir(log_path);
+	if (log->log_dir_fd < 0) {
+		r = log->log_dir_fd;
+		goto fail;
+	}
+
+	/* Temp key files of a crash or a failed seal: a key of a later epoch,
+	 * or an older one that must not outlive its epoch. */
+	(void)audit_key_temp_sweep(log->state_dir_fd);
+
+	r = audit_key_state_load(log->state_dir_fd, &log->key);
+	if (r == -ENOENT) {
+		_cleanup_free_ char *rotated = NULL;
+
+		/* Records without their key can never be continued. */
+		r = audit_rotated_name(log, 1, &rotated);
+		if (r < 0)
+			goto fail;
+		if (file_has_data(log->log_dir_fd, log->base) ||
+		    file_has_data(log->log_dir_fd, rotated)) {
+			r = -ENOKEY;
+			goto fail;
+		}
+		if (asprintf(&report.verify_key_path, "%s/%s", state_dir, AUDIT_VERIFY_KEY_FILE) <
+		    0) {
+			report.verify_key_path = NULL;
+			r = -ENOMEM;
+			goto fail;
+		}
+		r = audit_key_init(state_dir, report.verify_key_path);
+		if (r < 0)
+			goto fail;
+		report.created_key = true;
+		r = audit_key_state_load(log->state_dir_fd, &log->key);
+	}
+	if (r < 0)
+		goto fail;
+
+	log->fd = openat(log->log_dir_fd, log->base,
+			 O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
+	if (log->fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = audit_recover(log, &report);
+	if (r < 0)
+		goto fail;
+
+	*ret_log = log;
+	if (ret_report)
+		*ret_report = report;
+	else
+		audit_open_report_done(&report);
+	return 0;
+fail:
+	audit_open_report_done(&report);
+	audit_log_close(log);
+	return r;
+}
+
+uint64_t audit_log_last_seq(const struct audit_log *log)
+{
+	return log ? log->last_seq : 0;
+}
+
+uint64_t audit_log_epoch(const struct audit_log *log)
+{
+	return log ? log->key.epoch : 0;
+}
+
+const char *audit_log_path(const struct audit_log *log)
+{
+	return log ? log->path : NULL;
+}
+
+void audit_log_close(struct audit_log *log)
+{
+	if (!log)
+		return;
+	if (log->fd >= 0)
+		close(log->fd);
+	if (log->log_dir_fd >= 0)
+		close(log->log_dir_fd);
+	if (log->state_dir_fd >= 0)
+		close(log->state_dir_fd); /* releases the lock */
+	audit_unsynced_clear(log);
+	audit_queue_done(&log->queue);
+	free(log->pending_rotated);
+	free(log->path);
+	free(log->base);
+	OPENSSL_cleanse(log, sizeof(*log));
+	free(log);
+}
+
+void audit_open_report_done(struct audit_open_report *report)
+{
+	if (!report)
+		return;
+	free(report->verify_key_path);
+	*report = (struct audit_open_report){};
+}

@@ -1,0 +1,387 @@
+/* SPDX-License-Identifier: MIT */
+/* mtdctl port / mtdctl connect: an authorised client computes a service's
+ * current public port from the policy and its key, with no round trip to the
+ * agent, and can proxy stdio to it (ssh ProxyCommand). */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mtdctl.h"
+#include "policy.h"
+#include "rotator.h"
+#include "clock.h"
+
+#define CANDIDATES_MAX 64
+#define CONNECT_TIMEOUT_MS 3000
+
+struct client_schedule {
+	struct policy_set *set;
+	const struct policy *policy;
+	uint8_t *key;
+	size_t key_len;
+};
+
+static void client_schedule_done(struct client_schedule *s)
+{
+	if (s->key) {
+		explicit_bzero(s->key, s->key_len);
+		free(s->key);
+	}
+	policy_set_free(s->set);
+}
+
+/* Loads the service's policy (a file or a directory) and its key. Prints the
+ * reason and returns an exit code on failure. */
+static int client_schedule_load(const char *service, const char *policy_path,
+				struct client_schedule *ret)
+{
+	struct policy_errors errors = {0};
+	struct client_schedule s = {0};
+	_cleanup_free_ char *error = NULL;
+	int r;
+
+	r = policy_set_load(&policy_path, 1, &s.set, &errors);
+	if (r < 0) {
+		for (size_t i = 0; i < errors.count; i++) {
+			_cleanup_free_ char *line = policy_error_format(&errors.items[i]);
+			if (line)
+				fprintf(stderr, "%s\n", line);
+		}
+		policy_errors_free(&errors);
+		return mtdctl_fail("%s: the policy is not valid", policy_path);
+	}
+	policy_errors_free(&errors);
+	s.policy = policy_set_find(s.set, service);
+	if (!s.policy) {
+		policy_set_free(s.set);
+		return mtdctl_fail("%s: no service named %s", policy_path, service);
+	}
+	if (!s.policy->has_public_ports || !s.policy->key_file) {
+		policy_set_free(s.set);
+		return mtdctl_fail("%s: service %s does not rotate (no [Rotation])", policy_path,
+				   service);
+	}
+	r = policy_read_key_file(s.policy->key_file, &s.key, &s.key_len, &error);
+	if (r < 0) {
+		policy_set_free(s.set);
+		return mtdctl_fail("cannot read the key: %s", error ? error : strerror(-r));
+	}
+	*ret = s;
+	return 0;
+}
+
+static struct schedule_params schedule_params_of(const struct client_schedule *s)
+{
+	return (struct schedule_params){
+		.key = s->key,
+		.key_len = s->key_len,
+		.service = s->policy->name,
+		.first = s->policy->public_ports.first,
+		.last = s->policy->public_ports.last,
+		.interval_sec = s->policy->interval_usec / USEC_PER_SEC,
+		.grace_sec = s->policy->grace_usec / USEC_PER_SEC,
+	};
+}
+
+/* --at: "@UNIX", "UNIX" (seconds), or "YYYY-MM-DD[T ]HH:MM:SS[Z]" in UTC. */
+static int parse_time(const char *s, uint64_t *ret_usec)
+{
+	struct tm tm = {0};
+	const char *end;
+	char *num_end;
+	unsigned long long v;
+	time_t t;
+
+	if (s[0] == '@')
+		s++;
+	if (s[0] >= '0' && s[0] <= '9' && !strchr(s, '-')) {
+		errno = 0;
+		v = strtoull(s, &num_end, 10);
+		if (errno || *num_end || v > UINT64_MAX / USEC_PER_SEC)
+			return -EINVAL;
+		*ret_usec = v * USEC_PER_SEC;
+		return 0;
+	}
+	end = strptime(s, "%Y-%m-%d", &tm);
+	if (!end || (*end != 'T' && *end != ' '))
+		return -EINVAL;
+	end = strptime(end + 1, "%H:%M:%S", &tm);
+	if (!end || (*end && !(end[0] == 'Z' && end[1] == '\0')))
+		return -EINVAL;
+	t = timegm(&tm);
+	if (t < 0)
+		return -EINVAL;
+	*ret_usec = (uint64_t)t * USEC_PER_SEC;
+	return 0;
+}
+
+static void format_utc(uint64_t usec, char *buffer, size_t size)
+{
+	time_t t = (time_t)(usec / USEC_PER_SEC);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buffer, size, "%Y-%m-%d %H:%M:%S UTC", &tm))
+		snprintf(buffer, size, "?");
+}
+
+static int parse_count(const char *s, unsigned max, unsigned *ret)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	if (!s[0] || s[0] == '-' || s[0] == '+')
+		return -EINVAL;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < 1 || v > max)
+		return -EINVAL;
+	*ret = (unsigned)v;
+	return 0;
+}
+
+int mtdctl_port(const struct mtdctl *ctl, int argc, char **argv)
+{
+	const char *service = NULL, *policy_path = NULL;
+	uint64_t at_usec = now(CLOCK_REALTIME);
+	unsigned n_candidates = 1;
+	struct client_schedule s;
+	struct schedule_params params;
+	struct schedule_result result;
+	uint16_t candidates[CANDIDATES_MAX];
+	size_t range;
+	int r;
+
+	for (int i = 1; i < argc; i++) {
+		if (streq(argv[i], "--policy") && i + 1 < argc)
+			policy_path = argv[++i];
+		else if (streq(argv[i], "--at") && i + 1 < argc) {
+			if (parse_time(argv[++i], &at_usec) < 0)
+				return mtdctl_usage_error("port: --at: '%s' is not a time (@SECONDS "
+							  "or YYYY-MM-DDTHH:MM:SSZ)",
+							  argv[i]);
+		} else if (streq(argv[i], "--candidates") && i + 1 < argc) {
+			if (parse_count(argv[++i], CANDIDATES_MAX, &n_candidates) < 0)
+				return mtdctl_usage_error("port: --candidates: '%s' is not a number "
+							  "in 1..%d",
+							  argv[i], CANDIDATES_MAX);
+		} else if (argv[i][0] != '-' && !service)
+			service = argv[i];
+		else
+			return mtdctl_usage_error("port: unexpected argument '%s'", argv[i]);
+	}
+	if (!service || !policy_path)
+		return mtdctl_usage_error("port: expected SERVICE --policy FILE");
+
+	r = client_schedule_load(service, policy_path, &s);
+	if (r != 0)
+		return r;
+	params = schedule_params_of(&s);
+	range = (size_t)params.last - params.first + 1;
+	if (n_candidates > range)
+		n_candidates = (unsigned)range;
+	r = schedule_compute(&params, at_usec, &result);
+	if (r >= 0)
+		r = schedule_candidates(s.key, s.key_len, s.policy->name, result.epoch,
+					params.first, params.last, candidates, n_candidates);
+	client_schedule_done(&s);
+	if (r < 0)
+		return mtdctl_fail("port: cannot compute the schedule: %s", strerror(-r));
+
+	if (ctl->json) {
+		json_t *list = json_array();
+		json_t *o;
+		char *text;
+
+		for (unsigned i = 0; i < n_candidates; i++)
+			json_array_append_new(list, json_integer(candidates[i]));
+		o = json_pack("{s:s, s:I, s:i, s:i, s:o, s:I, s:I}", "service", service, "epoch",
+			      (json_int_t)result.epoch, "port", result.port, "grace_port",
+			      result.grace_port, "candidates", list, "boundary_usec",
+			      (json_int_t)result.boundary_usec, "next_boundary_usec",
+			      (json_int_t)result.next_boundary_usec);
+		text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+		if (text)
+			puts(text);
+		free(text);
+		json_decref(o);
+		return 0;
+	}
+	if (n_candidates == 1) {
+		char until[64];
+
+		format_utc(result.next_boundary_usec, until, sizeof(until));
+		printf("%u\n", result.port);
+		fprintf(stderr, "%s: epoch %llu, until %s%s\n", service,
+			(unsigned long long)result.epoch, until,
+			result.grace_port ? " (previous port still in grace)" : "");
+		return 0;
+	}
+	for (unsigned i = 0; i < n_candidates; i++)
+		printf("%u\n", candidates[i]);
+	return 0;
+}
+
+/* Non-blocking connect bounded by a timeout; returns a connected fd. */
+static int connect_with_timeout(const struct addrinfo *ai, uint16_t port, int *ret_fd)
+{
+	struct sockaddr_storage addr;
+	_cleanup_close_ int fd = -1;
+	struct pollfd pfd;
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
+	if (addr.ss_family == AF_INET)
+		((struct sockaddr_in *)&addr)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)&addr)->sin6_port = htons(port);
+
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
+		return -errno;
+	pfd = (struct pollfd){.fd = fd, .events = POLLOUT};
+	if (poll(&pfd, 1, CONNECT_TIMEOUT_MS) <= 0)
+		return -ETIMEDOUT;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return -errno;
+	if (err)
+		return -err;
+	if (fcntl(fd, F_SETFL, 0) < 0)
+		return -errno;
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* stdio <-> socket until both directions are done. */
+static int proxy(int sock)
+{
+	struct pollfd fds[2] = {{.fd = STDIN_FILENO, .events = POLLIN}, {.fd = sock, .events = POLLIN}};
+	char buffer[65536];
+	bool stdin_open = true;
+
+	for (;;) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (stdin_open && fds[0].revents) {
+			ssize_t n = read(STDIN_FILENO, buffer, sizeof(buffer));
+			if (n <= 0) {
+				stdin_open = false;
+				fds[0].fd = -1;
+				shutdown(sock, SHUT_WR);
+			} else if (write_all(sock, buffer, (size_t)n) < 0)
+				return -EPIPE;
+		}
+		if (fds[1].revents) {
+			ssize_t n = read(sock, buffer, sizeof(buffer));
+			if (n < 0)
+				return errno == ECONNRESET ? 0 : -errno;
+			if (n == 0)
+				return 0;
+			if (write_all(STDOUT_FILENO, buffer, (size_t)n) < 0)
+				return -EPIPE;
+		}
+	}
+}
+
+int mtdctl_connect(const struct mtdctl *ctl, int argc, char **argv)
+{
+	const char *service = NULL, *policy_path = NULL, *host = NULL;
+	struct client_schedule s;
+	struct schedule_params params;
+	struct schedule_result result;
+	uint16_t order[SCHEDULE_CLIENT_CANDIDATES + 2];
+	size_t n_order = 0, n_candidates;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+	_cleanup_close_ int sock = -1;
+	int r;
+
+	for (int i = 1; i < argc; i++) {
+		if (streq(argv[i], "--policy") && i + 1 < argc)
+			policy_path = argv[++i];
+		else if (argv[i][0] != '-' && !service)
+			service = argv[i];
+		else if (argv[i][0] != '-' && !host)
+			host = argv[i];
+		else
+			return mtdctl_usage_error("connect: unexpected argument '%s'", argv[i]);
+	}
+	if (!service || !policy_path || !host)
+		return mtdctl_usage_error("connect: expected SERVICE --policy FILE HOST");
+
+	r = client_schedule_load(service, policy_path, &s);
+	if (r != 0)
+		return r;
+	params = schedule_params_of(&s);
+	/* The client window: candidates the agent never uses as decoys, tried in
+	 * order, so a port skipped because it was bound on the host is followed. */
+	n_candidates = SCHEDULE_CLIENT_CANDIDATES;
+	if (n_candidates > (size_t)params.last - params.first + 1)
+		n_candidates = (size_t)params.last - params.first + 1;
+	r = schedule_compute(&params, now(CLOCK_REALTIME), &result);
+	if (r >= 0)
+		r = schedule_candidates(s.key, s.key_len, s.policy->name, result.epoch,
+					params.first, params.last, order, n_candidates);
+	client_schedule_done(&s);
+	if (r < 0)
+		return mtdctl_fail("connect: cannot compute the schedule: %s", strerror(-r));
+	n_order = n_candidates;
+	/* A clock a little off the agent's lands on the neighbouring epoch. */
+	if (result.prev_port)
+		order[n_order++] = result.prev_port;
+	order[n_order++] = result.next_port;
+
+	r = getaddrinfo(host, NULL, &hints, &ai);
+	if (r != 0)
+		return mtdctl_fail("connect: %s: %s", host, gai_strerror(r));
+	/* Try each port once on every address; refused or silent moves on. A
+	 * silent one may have been caught mid-switch (its conntrack entry pinned
+	 * to an instance that was just cut off): one more pass, with new source
+	 * ports, gets fresh translations. */
+	r = -ECONNREFUSED;
+	for (int pass = 0; pass < 2 && sock < 0; pass++) {
+		bool silent = false;
+
+		for (size_t i = 0; i < n_order && sock < 0; i++)
+			for (struct addrinfo *a = ai; a && sock < 0; a = a->ai_next) {
+				r = connect_with_timeout(a, order[i], &sock);
+				silent |= r == -ETIMEDOUT;
+			}
+		if (!silent)
+			break;
+	}
+	freeaddrinfo(ai);
+	if (sock < 0)
+		return mtdctl_fail("connect: %s service %s: no candidate port answered (%s)", host,
+				   service, strerror(-r));
+	r = proxy(sock);
+	if (r < 0)
+		return mtdctl_fail("connect: %s", strerror(-r));
+	return 0;
+}

@@ -1,0 +1,821 @@
+/* SPDX-License-Identifier: MIT */
+#include "agent.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <systemd/sd-daemon.h>
+
+#include "audit.h"
+#include "control.h"
+#include "log.h"
+#include "macro.h"
+#include "policy.h"
+#include "fleet.h"
+#include "rotation.h"
+#include "clock.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy_set *, policy_set_free)
+
+struct agent {
+	struct agent_options options;
+	char *socket_path;
+	sd_event *event;
+	struct policy_set *policies;
+	uint64_t policies_loaded_usec; /* CLOCK_REALTIME */
+	uint64_t started_usec;         /* CLOCK_MONOTONIC */
+	uint64_t reloads;
+	uint64_t reload_failures;
+	struct audit_log *audit;
+	struct control_server *control;
+	struct control_audit *control_audit; /* refusals: one record per uid per window */
+	struct audit_show_stats audit_show;
+	struct rotation *rotation;
+	struct fleet *fleet;
+	struct forwarding *forwarding; /* what the host had before the agent */
+	struct audit_timer *audit_timer;
+};
+
+/* A written record to the journal and to `audit show --follow` clients. */
+static void audit_publish(struct agent *agent, const char *type, uint64_t seq, json_t *fields,
+			  const char *line)
+{
+	log_audit_event(type, seq, fields, line);
+
+	if (agent->control) {
+		_cleanup_(json_decrefp) json_t *message = json_object();
+		_cleanup_(json_decrefp) json_t *records = json_array();
+		json_t *record = json_loads(line, 0, NULL);
+		_cleanup_free_ char *text = NULL;
+
+		if (message && records && record && json_array_append_new(records, record) == 0 &&
+		    json_object_set_new(message, "ok", json_true()) == 0 &&
+		    json_object_set(message, "records", records) == 0 &&
+		    json_object_set_new(message, "more", json_true()) == 0) {
+			text = json_dumps(message, JSON_COMPACT);
+			if (text)
+				control_server_broadcast(agent->control, text);
+		} else
+			json_decref(record);
+	}
+}
+
+/* Records that reached the log from the queue (and the log's own records
+ * about the queue): published when they have their seq. */
+static void on_audit_written(uint64_t seq, const char *type, json_t *fields, const char *line,
+			     void *userdata)
+{
+	audit_publish(userdata, type, seq, fields, line);
+}
+
+/* Events: when the log cannot take the record now it waits in the log's
+ * queue (or, the queue full, is counted as lost); the journal gets it now. */
+int agent_audit(struct agent *agent, const char *type, json_t *fields, bool sync)
+{
+	_cleanup_(json_decrefp) json_t *owned = fields ? fields : json_object();
+	_cleanup_free_ char *line = NULL, *text = NULL;
+	uint64_t seq;
+	int r;
+
+	r = audit_log_submit(agent->audit, type, owned, sync, &seq, &line);
+	if (r == 0) {
+		struct audit_log_status st;
+
+		audit_publish(agent, type, seq, owned, line);
+		/* Written, but its fdatasync may have failed: the check of the
+		 * file must not wait for the next event. */
+		audit_log_get_status(agent->audit, &st);
+		if (st.pending)
+			audit_timer_kick(agent->audit_timer);
+		return 0;
+	}
+	text = owned ? json_dumps(owned, JSON_COMPACT) : NULL;
+	if (r == AUDIT_QUEUED)
+		log_warning("audit: %s %s queued: %s cannot be written now", type,
+			    text ? text : "", agent->options.audit_log);
+	else if (r == -ENOBUFS)
+		log_error("audit: %s %s lost: %s cannot be written and the queue is full", type,
+			  text ? text : "", agent->options.audit_log);
+	else
+		log_error("audit: cannot append %s record to %s: %s", type,
+			  agent->options.audit_log, strerror(-r));
+	audit_timer_kick(agent->audit_timer);
+	return r == AUDIT_QUEUED ? 0 : r;
+}
+
+/* Records an effect waits for: on disk (fdatasync) before the effect, or
+ * the effect does not happen. Never queued. */
+static int agent_audit_durable(struct agent *agent, const char *type, json_t *fields)
+{
+	_cleanup_(json_decrefp) json_t *owned = fields ? fields : json_object();
+	_cleanup_free_ char *line = NULL;
+	uint64_t seq;
+	int r;
+
+	r = audit_log_append(agent->audit, type, owned, true, &seq, &line);
+	if (r < 0) {
+		log_error("audit: cannot append %s record to %s: %s", type,
+			  agent->options.audit_log, strerror(-r));
+		audit_timer_kick(agent->audit_timer);
+		return r;
+	}
+	audit_publish(agent, type, seq, owned, line);
+	return 0;
+}
+
+static json_t *policy_names(const struct policy_set *set)
+{
+	json_t *names = json_array();
+
+	for (size_t i = 0; set && names && i < set->count; i++)
+		json_array_append_new(names, json_string(set->policies[i]->name));
+	return names;
+}
+
+/* Services in b that are not in a (by name). */
+static json_t *policy_names_missing(const struct policy_set *a, const struct policy_set *b)
+{
+	json_t *names = json_array();
+
+	for (size_t i = 0; b && names && i < b->count; i++)
+		if (!a || !policy_set_find(a, b->policies[i]->name))
+			json_array_append_new(names, json_string(b->policies[i]->name));
+	return names;
+}
+
+static json_t *error_lines(const struct policy_errors *errors)
+{
+	json_t *lines = json_array();
+
+	for (size_t i = 0; lines && i < errors->count; i++) {
+		_cleanup_free_ char *line = policy_error_format(&errors->items[i]);
+		if (line)
+			json_array_append_new(lines, json_string(line));
+	}
+	return lines;
+}
+
+static int load_policies(const char *policy_dir, struct policy_set **ret_set,
+			 json_t **ret_errors)
+{
+	const char *paths[] = {policy_dir};
+	struct policy_errors errors = {0};
+	struct policy_set *set = NULL;
+	int r;
+
+	r = policy_set_load(paths, 1, &set, &errors);
+	if (r < 0) {
+		*ret_errors = error_lines(&errors);
+		if (errors.count == 0)
+			json_array_append_new(*ret_errors,
+					      json_sprintf("%s: %s", policy_dir, strerror(-r)));
+		policy_errors_free(&errors);
+		return r;
+	}
+	policy_errors_free(&errors);
+	*ret_set = set;
+	return 0;
+}
+
+static int reload_refused(struct agent *agent, const char *source, json_t *errors,
+			  char **ret_error, json_t **ret_error_details)
+{
+	size_t n = json_array_size(errors);
+
+	agent->reload_failures++;
+	for (size_t i = 0; i < n; i++)
+		log_error("reload: %s", json_string_value(json_array_get(errors, i)));
+	(void)agent_audit(agent, "policy-reload-failed",
+			  json_pack("{s:s, s:O, s:s}", "source", source, "errors", errors,
+				    "outcome", "previous policy set kept"),
+			  true);
+	if (asprintf(ret_error, "reload refused: %zu error%s; the previous set stays in force", n,
+		     n == 1 ? "" : "s") < 0)
+		*ret_error = NULL;
+	*ret_error_details = json_incref(errors);
+	return -EINVAL;
+}
+
+int agent_reload(struct agent *agent, const char *source, json_t **ret_result,
+		 char **ret_error, json_t **ret_error_details)
+{
+	_cleanup_(policy_set_freep) struct policy_set *next = NULL;
+	_cleanup_(json_decrefp) json_t *errors = NULL;
+	_cleanup_free_ char *rotation_error = NULL;
+	json_t *fields;
+	int r;
+
+	r = load_policies(agent->options.policy_dir, &next, &errors);
+	if (r < 0)
+		return reload_refused(agent, source, errors, ret_error, ret_error_details);
+
+	/* One nftables transaction for the new set; on failure the kernel and the
+	 * agent keep the old one. */
+	r = rotation_apply_policies(agent->rotation, next, &rotation_error);
+	if (r < 0) {
+		errors = json_pack("[s]", rotation_error ? rotation_error : strerror(-r));
+		return reload_refused(agent, source, errors, ret_error, ret_error_details);
+	}
+
+	fields = json_pack("{s:s, s:o, s:o, s:o}", "source", source, "services",
+			   policy_names(next), "added", policy_names_missing(agent->policies, next),
+			   "removed", policy_names_missing(next, agent->policies));
+	r = agent_audit_durable(agent, "policy-reload", json_incref(fields));
+	if (r < 0) {
+		/* A change that cannot be audited is undone. */
+		_cleanup_free_ char *undo_error = NULL;
+
+		if (rotation_apply_policies(agent->rotation, agent->policies, &undo_error) < 0)
+			log_error("reload: cannot restore the previous rotation: %s",
+				  undo_error ? undo_error : "?");
+		json_decref(fields);
+		*ret_error = strdup("reload refused: the audit log cannot be written");
+		*ret_error_details = json_array();
+		return r;
+	}
+	{
+		/* The fleet lets go of the old set's policies before it is freed. */
+		struct policy_set *old = agent->policies;
+
+		agent->policies = TAKE_PTR(next);
+		if (agent->fleet)
+			fleet_apply_policies(agent->fleet, agent->policies);
+		policy_set_free(old);
+	}
+	agent->policies_loaded_usec = now(CLOCK_REALTIME);
+	agent->reloads++;
+	log_info("reload: %zu service(s) in force", agent->policies->count);
+	*ret_result = fields;
+	return 0;
+}
+
+static json_t *service_summary(const struct policy *p)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s}", "name", p->name, "kind",
+			      p->has_backend ? "host" : "managed", "file", p->path);
+
+	if (o && p->has_public_ports) {
+		json_object_set_new(o, "public_ports",
+				    json_sprintf("%u-%u", p->public_ports.first,
+						 p->public_ports.last));
+		json_object_set_new(o, "interval_usec", json_integer((json_int_t)p->interval_usec));
+	}
+	return o;
+}
+
+static json_t *control_status(struct agent *agent)
+{
+	json_t *o = agent->control ? control_server_stats(agent->control) : json_object();
+
+	if (o)
+		json_object_set_new(o, "audit_show",
+				    json_pack("{s:I, s:I, s:I}", "requests",
+					      (json_int_t)agent->audit_show.requests, "lines_read",
+					      (json_int_t)agent->audit_show.lines_read, "records_sent",
+					      (json_int_t)agent->audit_show.records_sent));
+	return o;
+}
+
+static json_t *audit_status_json(struct agent *agent)
+{
+	struct audit_log_status st;
+	struct audit_timer_stats ts;
+	json_t *o;
+
+	audit_log_get_status(agent->audit, &st);
+	audit_timer_get_stats(agent->audit_timer, &ts);
+	o = json_pack("{s:s, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I}", "path",
+		      agent->options.audit_log, "last_seq",
+		      (json_int_t)audit_log_last_seq(agent->audit), "epoch",
+		      (json_int_t)audit_log_epoch(agent->audit), "writable", !st.pending,
+		      "queued", (json_int_t)st.queued, "queued_total",
+		      (json_int_t)st.queued_total, "lost_total", (json_int_t)st.lost_total,
+		      "seals", (json_int_t)ts.seals, "seal_failures",
+		      (json_int_t)ts.seal_failures);
+	if (o && st.error)
+		json_object_set_new(o, "error", json_string(strerror(-st.error)));
+	return o;
+}
+
+static json_t *status_json(struct agent *agent)
+{
+	json_t *services = json_array();
+
+	for (size_t i = 0; services && i < agent->policies->count; i++)
+		json_array_append_new(services, service_summary(agent->policies->policies[i]));
+
+	return json_pack("{s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "pid",
+			 (int)getpid(), "version", MTD_VERSION, "uptime_usec",
+			 (json_int_t)(now(CLOCK_MONOTONIC) - agent->started_usec),
+			 "policy_dir", agent->options.policy_dir, "policies_loaded_usec",
+			 (json_int_t)agent->policies_loaded_usec, "reloads",
+			 (json_int_t)agent->reloads, "reload_failures",
+			 (json_int_t)agent->reload_failures, "services", services, "audit",
+			 audit_status_json(agent), "rotation", rotation_status(agent->rotation),
+			 "control", control_status(agent), "instances",
+			 agent->fleet ? fleet_services_json(agent->fleet) : json_array());
+}
+
+static void reply_result(struct control_client *client, json_t *result)
+{
+	_cleanup_free_ char *text = control_reply_ok(result);
+
+	if (!text)
+		text = control_reply_error("out of memory");
+	(void)control_client_send(client, text);
+	json_decref(result);
+}
+
+static void reply_error(struct control_client *client, const char *reason)
+{
+	_cleanup_free_ char *text = control_reply_error(reason);
+
+	(void)control_client_send(client, text);
+}
+
+static void handle_policy_list(struct agent *agent, struct control_client *client)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; list && i < agent->policies->count; i++)
+		json_array_append_new(list, service_summary(agent->policies->policies[i]));
+	reply_result(client, list);
+}
+
+static void handle_policy_show(struct agent *agent, struct control_client *client,
+			       const char *name)
+{
+	const struct policy *p = policy_set_find(agent->policies, name);
+	char reason[128];
+
+	if (!p) {
+		snprintf(reason, sizeof(reason), "no service named %s", name);
+		reply_error(client, reason);
+		return;
+	}
+	reply_result(client, policy_to_json(p));
+}
+
+static void handle_reload(struct agent *agent, struct control_client *client)
+{
+	json_t *result = NULL, *details = NULL;
+	_cleanup_free_ char *error = NULL;
+
+	(void)sd_notify(0, "RELOADING=1");
+	if (agent_reload(agent, "control", &result, &error, &details) < 0) {
+		_cleanup_free_ char *text = control_reply_error_details(
+			error ? error : "reload refused", "errors", details);
+		(void)control_client_send(client, text);
+		json_decref(details);
+	} else {
+		reply_result(client, result);
+	}
+	(void)sd_notify(0, "READY=1");
+}
+
+static void handle_unblock(struct agent *agent, struct control_client *client,
+			   const char *address)
+{
+	_cleanup_free_ char *error = NULL;
+
+	if (rotation_unblock(agent->rotation, address, &error) < 0) {
+		reply_error(client, error ? error : "unblock failed");
+		return;
+	}
+	(void)agent_audit(agent, "source-unblocked", json_pack("{s:s}", "source", address), true);
+	reply_result(client, json_pack("{s:s}", "unblocked", address));
+}
+
+static void handle_quarantine_command(struct agent *agent, struct control_client *client,
+				      const struct control_peer *peer,
+				      const struct control_request *request)
+{
+	_cleanup_free_ char *message = NULL;
+	json_t *result = NULL;
+	char reason[128];
+	int r;
+
+	if (!agent->fleet) {
+		reply_error(client, "no managed services run on this agent");
+		return;
+	}
+	switch (request->command) {
+	case CONTROL_QUARANTINE:
+		r = fleet_quarantine(agent->fleet, request->target,
+				     request->reason[0] ? request->reason : "operator request",
+				     json_pack("{s:i, s:i}", "uid", (int)peer->uid, "pid", (int)peer->pid),
+				     &message);
+		if (r == 0)
+			result = json_pack("{s:s}", "message", message ? message : "quarantining");
+		break;
+	case CONTROL_RELEASE:
+		r = fleet_release(agent->fleet, request->target);
+		if (r == 0)
+			result = json_pack("{s:s}", "released", request->target);
+		break;
+	default:
+		r = fleet_inspect(agent->fleet, request->target, request->verify, &result);
+		break;
+	}
+	if (r < 0) {
+		snprintf(reason, sizeof(reason), "%s: %s", request->target,
+			 r == -ENOENT ? (request->command == CONTROL_QUARANTINE
+						 ? "no such instance or service with an instance"
+						 : "no such quarantined instance")
+				      : strerror(-r));
+		reply_error(client, reason);
+		return;
+	}
+	reply_result(client, result);
+}
+
+static void handle_audit_show(struct agent *agent, struct control_client *client,
+			      const struct control_request *request)
+{
+	char reason[CONTROL_REASON_MAX];
+	int r;
+
+	r = audit_show_start(client, agent->audit, agent->options.audit_log,
+			     agent->options.audit_keep, request->since, request->follow,
+			     &agent->audit_show);
+	if (r < 0 && r != -ECONNRESET) {
+		snprintf(reason, sizeof(reason), "audit-show: cannot read %s: %s",
+			 agent->options.audit_log, strerror(-r));
+		reply_error(client, reason);
+	}
+}
+
+static void on_control_request(struct control_client *client, const struct control_peer *peer,
+			       const struct control_request *request, void *userdata)
+{
+	struct agent *agent = userdata;
+	const char *command = control_command_name(request->command);
+
+	/* The server has checked the peer's credentials (control_peer_may). */
+	if (control_command_is_mutating(request->command)) {
+		int r = agent_audit_durable(agent, "control-request",
+					    json_pack("{s:s, s:i, s:i}", "command", command, "uid",
+						      (int)peer->uid, "pid", (int)peer->pid));
+
+		if (r < 0) {
+			/* The refusal itself is an event: it waits for the log. */
+			(void)agent_audit(agent, "control-refused",
+					  json_pack("{s:s, s:i, s:i, s:s}", "command", command,
+						    "uid", (int)peer->uid, "pid", (int)peer->pid,
+						    "reason", strerror(-r)),
+					  true);
+			reply_error(client, "refused: the audit log cannot be written");
+			return;
+		}
+	}
+
+	switch (request->command) {
+	case CONTROL_STATUS:
+		reply_result(client, status_json(agent));
+		break;
+	case CONTROL_POLICY_LIST:
+		handle_policy_list(agent, client);
+		break;
+	case CONTROL_POLICY_SHOW:
+		handle_policy_show(agent, client, request->name);
+		break;
+	case CONTROL_RELOAD:
+		handle_reload(agent, client);
+		break;
+	case CONTROL_AUDIT_SHOW:
+		handle_audit_show(agent, client, request);
+		break;
+	case CONTROL_UNBLOCK:
+		handle_unblock(agent, client, request->address);
+		break;
+	case CONTROL_INSTANCES:
+		reply_result(client, agent->fleet ? fleet_instances_json(agent->fleet) : json_array());
+		break;
+	case CONTROL_QUARANTINE:
+	case CONTROL_RELEASE:
+	case CONTROL_INSPECT:
+		handle_quarantine_command(agent, client, peer, request);
+		break;
+	case _CONTROL_COMMAND_MAX:
+		reply_error(client, "unknown command");
+		break;
+	}
+}
+
+/* Refusals are not fdatasync'd: a refusal has no effect to make durable
+ * first, and syncs in the refusal path would be the attacker's to multiply. */
+static void audit_control_denied(json_t *fields, void *userdata)
+{
+	(void)agent_audit(userdata, "control-denied", fields, false);
+}
+
+static void on_control_refusal(const struct control_peer *peer, enum control_refusal kind,
+			       const char *command, const char *reason, void *userdata)
+{
+	struct agent *agent = userdata;
+
+	control_audit_refusal(agent->control_audit, peer, kind, command, reason);
+}
+
+static void on_decoy_hit(const char *service, const char *source, const char *proto,
+			 uint16_t port, const char *const *reached, size_t n_reached, void *userdata)
+{
+	struct agent *agent = userdata;
+	json_t *instances = json_array();
+
+	for (size_t i = 0; instances && i < n_reached; i++)
+		json_array_append_new(instances, json_string(reached[i]));
+
+	log_warning("decoy hit: %s touched %s/%u%s%s; the source is blocked", source, proto,
+		    (unsigned)port, service ? " of service " : "", service ? service : "");
+	(void)agent_audit(agent, "decoy-hit",
+			  json_pack("{s:s?, s:s, s:s, s:i, s:o}", "service", service, "source",
+				    source, "proto", proto, "port", (int)port, "reached_instances",
+				    instances),
+			  true);
+}
+
+static void on_egress_drop(const char *link, const char *source, const char *destination,
+			   uint8_t proto, uint16_t port, bool spoofed, void *userdata)
+{
+	struct agent *agent = userdata;
+
+	if (!agent->fleet)
+		return;
+	fleet_egress_drop(agent->fleet, link,
+			  json_pack("{s:s?, s:s, s:s, s:i, s:i, s:b}", "link", link, "source", source,
+				    "destination", destination, "proto", (int)proto, "port",
+				    (int)port, "spoofed", spoofed));
+}
+
+static void on_rotation_failed(const char *reason, void *userdata)
+{
+	struct agent *agent = userdata;
+
+	(void)agent_audit(agent, "rotation-failed",
+			  json_pack("{s:s, s:s}", "reason", reason, "outcome",
+				    "previous ports stay in force"),
+			  true);
+}
+
+static void on_clock_set(void *userdata)
+{
+	struct agent *agent = userdata;
+
+	log_notice("the realtime clock was set: ports and boundaries recomputed");
+	(void)agent_audit(agent, "clock-set",
+			  json_pack("{s:s}", "outcome", "ports and boundaries recomputed"), true);
+}
+
+/* Fail closed: an agent that cannot program its table does not start. */
+static int start_rotation(struct agent *agent)
+{
+	struct rotation_options options = {
+		.nflog_group = agent->options.nflog_group,
+		.egress_nflog_group = (uint16_t)(agent->options.nflog_group + 1),
+		.honeypot_port = agent->options.honeypot_port,
+		.remove_on_stop = agent->options.remove_table_on_stop,
+		.forward_guard4 = !forwarding_was_on(agent->forwarding, AF_INET),
+		.forward_guard6 = !forwarding_was_on(agent->forwarding, AF_INET6),
+	};
+	struct rotation_hooks hooks = {
+		.on_decoy_hit = on_decoy_hit,
+		.on_apply_failed = on_rotation_failed,
+		.on_egress_drop = on_egress_drop,
+		.on_clock_set = on_clock_set,
+		.userdata = agent,
+	};
+	_cleanup_free_ char *error = NULL;
+	int r;
+
+	r = rotation_new(agent->event, &options, &hooks, &agent->rotation);
+	if (r < 0) {
+		log_error("rotation: cannot listen for decoy hits (NFLOG group %u, honeypot port "
+			  "%u): %s",
+			  (unsigned)options.nflog_group, (unsigned)options.honeypot_port,
+			  strerror(-r));
+		(void)agent_audit(agent, "rotation-failed",
+				  json_pack("{s:s, s:s}", "reason",
+					    "NFLOG group or honeypot port unavailable", "outcome",
+					    "agent not started"),
+				  true);
+		return r;
+	}
+	r = rotation_apply_policies(agent->rotation, agent->policies, &error);
+	if (r < 0) {
+		log_error("rotation: %s", error ? error : strerror(-r));
+		(void)agent_audit(agent, "rotation-failed",
+				  json_pack("{s:s, s:s}", "reason", error ? error : strerror(-r),
+					    "outcome", "agent not started"),
+				  true);
+		return r;
+	}
+	return 0;
+}
+
+static int fleet_audit(const char *type, json_t *fields, bool sync, void *userdata)
+{
+	return agent_audit(userdata, type, fields, sync);
+}
+
+/* Managed services need cgroups; an agent that only rotates host services
+ * runs without them. Fail closed: with managed services and no cgroups, the
+ * agent does not start. */
+static int start_fleet(struct agent *agent)
+{
+	struct fleet_hooks hooks = {.audit = fleet_audit, .userdata = agent};
+	_cleanup_free_ char *error = NULL;
+	bool managed = false;
+	int r;
+
+	for (size_t i = 0; i < agent->policies->count; i++)
+		managed |= agent->policies->policies[i]->snapshot != NULL;
+	r = fleet_new(agent->event, agent->rotation, agent->forwarding,
+		      agent->options.instances_cgroup, agent->options.state_dir, &hooks,
+		      &agent->fleet, &error);
+	if (r < 0) {
+		log_error("instances: %s", error ? error : strerror(-r));
+		if (managed) {
+			(void)agent_audit(agent, "fleet-failed",
+					  json_pack("{s:s, s:s}", "reason",
+						    error ? error : strerror(-r), "outcome",
+						    "agent not started"),
+					  true);
+			return r;
+		}
+		log_warning("instances: managed services will be refused until a restart");
+		return 0;
+	}
+	fleet_apply_policies(agent->fleet, agent->policies);
+	return 0;
+}
+
+static gid_t lookup_read_group(const char *name)
+{
+	struct group *g = name ? getgrnam(name) : NULL;
+
+	return g ? g->gr_gid : (gid_t)-1;
+}
+
+static int open_audit(struct agent *agent)
+{
+	struct audit_options options = {
+		.max_bytes = agent->options.audit_max_bytes,
+		.keep = agent->options.audit_keep,
+		.queue_records = agent->options.audit_queue_records,
+	};
+	struct audit_open_report report = {0};
+	int r;
+
+	r = audit_log_open(agent->options.audit_log, agent->options.state_dir, &options,
+			   &agent->audit, &report);
+	if (r < 0) {
+		log_error("audit: cannot open %s (key in %s): %s", agent->options.audit_log,
+			  agent->options.state_dir,
+			  r == -EPERM ? "audit.key must be a regular file owned by root, not "
+					"accessible to group or others"
+				      : strerror(-r));
+		return r;
+	}
+	audit_log_set_written_callback(agent->audit, on_audit_written, agent);
+	if (report.created_key && report.verify_key_path)
+		log_notice("audit: created a new audit key; the verification key is %s — copy "
+			   "it off this host and delete it here",
+			   report.verify_key_path);
+	if (report.unclean_restart)
+		log_warning("audit: the previous run did not stop cleanly%s",
+			    report.torn_bytes ? " (a torn last record was kept in the "
+						"unclean-restart record)"
+					      : "");
+	audit_open_report_done(&report);
+	return 0;
+}
+
+int agent_new(sd_event *event, const struct agent_options *options, struct agent **ret_agent)
+{
+	_cleanup_(json_decrefp) json_t *errors = NULL;
+	struct agent *agent;
+	gid_t read_group;
+	int r;
+
+	agent = calloc(1, sizeof(*agent));
+	if (!agent)
+		return -ENOMEM;
+	agent->options = *options;
+	agent->event = sd_event_ref(event);
+	agent->started_usec = now(CLOCK_MONOTONIC);
+
+	r = open_audit(agent);
+	if (r < 0)
+		goto fail;
+
+	r = load_policies(options->policy_dir, &agent->policies, &errors);
+	if (r < 0) {
+		for (size_t i = 0; i < json_array_size(errors); i++)
+			log_error("%s", json_string_value(json_array_get(errors, i)));
+		log_error("refusing to start: the policy set in %s is invalid",
+			  options->policy_dir);
+		(void)agent_audit(agent, "policy-load-failed",
+				  json_pack("{s:s, s:O}", "policy_dir", options->policy_dir,
+					    "errors", errors),
+				  true);
+		goto fail;
+	}
+	agent->policies_loaded_usec = now(CLOCK_REALTIME);
+
+	r = forwarding_load(options->state_dir, &agent->forwarding);
+	if (r < 0) {
+		log_error("forwarding: cannot read the host's settings (or %s/forwarding.saved): %s",
+			  options->state_dir, strerror(-r));
+		goto fail;
+	}
+	r = start_rotation(agent);
+	if (r < 0)
+		goto fail;
+
+	if (asprintf(&agent->socket_path, "%s/control.sock", options->runtime_dir) < 0) {
+		agent->socket_path = NULL;
+		r = -ENOMEM;
+		goto fail;
+	}
+	(void)mkdir(options->runtime_dir, 0755);
+	read_group = lookup_read_group(options->read_group);
+	r = control_audit_new(event, audit_control_denied, agent, &agent->control_audit);
+	if (r < 0)
+		goto fail;
+	r = control_server_new(event, agent->socket_path, read_group, on_control_request,
+			       on_control_refusal, agent, &agent->control);
+	if (r < 0) {
+		log_error("control: cannot listen on %s: %s", agent->socket_path, strerror(-r));
+		goto fail;
+	}
+
+	r = audit_timer_new(event, agent->audit, options->audit_epoch_usec, &agent->audit_timer);
+	if (r < 0)
+		goto fail;
+
+	r = start_fleet(agent);
+	if (r < 0)
+		goto fail;
+
+	r = agent_audit_durable(agent, "agent-start",
+				json_pack("{s:i, s:s, s:s, s:o}", "pid", (int)getpid(), "version",
+					  MTD_VERSION, "policy_dir", options->policy_dir,
+					  "services", policy_names(agent->policies)));
+	if (r < 0)
+		goto fail;
+
+	*ret_agent = agent;
+	return 0;
+fail:
+	agent_free(agent);
+	return r < 0 ? r : -EINVAL;
+}
+
+void agent_stop(struct agent *agent, const char *reason)
+{
+	struct audit_log_status st;
+	int r;
+
+	control_server_free(TAKE_PTR(agent->control));
+	/* What the last windows counted is not lost. */
+	control_audit_flush(agent->control_audit);
+	fleet_free(TAKE_PTR(agent->fleet));
+	rotation_free(TAKE_PTR(agent->rotation));
+	/* The instances are gone: the host forwards as it did before. */
+	if (forwarding_restore(agent->forwarding) < 0)
+		log_error("forwarding: cannot restore the host's settings; they are kept in "
+			  "%s/forwarding.saved for the next start",
+			  agent->options.state_dir);
+	audit_timer_free(TAKE_PTR(agent->audit_timer));
+	(void)agent_audit(agent, "agent-stop", json_pack("{s:s}", "reason", reason), true);
+	r = audit_log_seal(agent->audit); /* writes what is queued first */
+	if (r < 0) {
+		audit_log_get_status(agent->audit, &st);
+		log_error("audit: cannot seal the last epoch: %s; %zu queued record(s) are lost "
+			  "with the process (they are in the journal)",
+			  strerror(-r), st.queued);
+	}
+}
+
+void agent_free(struct agent *agent)
+{
+	if (!agent)
+		return;
+	control_server_free(agent->control);
+	fleet_free(agent->fleet);
+	rotation_free(agent->rotation);
+	control_audit_free(agent->control_audit);
+	forwarding_free(agent->forwarding);
+	audit_timer_free(agent->audit_timer);
+	audit_log_close(agent->audit);
+	policy_set_free(agent->policies);
+	free(agent->socket_path);
+	sd_event_unref(agent->event);
+	free(agent);
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "policy.h"
+#include "rotation.h"
+
+/* The managed services of the policy set in force: each one's verified
+ * snapshot and compiled seccomp filter (once per policy load), its running
+ * instance, restarts with back-off, and routing its public port to the
+ * instance once healthy (rotation.c). */
+
+
+
+struct fleet;
+struct forwarding;
+
+struct fleet_hooks {
+	/* Audit one event (fields stolen); security events are synced. */
+	int (*audit)(const char *type, json_t *fields, bool sync, void *userdata);
+	void *userdata;
+};
+
+/* cgroup_name: the instances' parent cgroup under the agent's own;
+ * state_dir: quarantined instances' evidence goes to STATE_DIR/quarantine. */
+int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *forwarding,
+	      const char *cgroup_name,
+	      const char *state_dir, const struct fleet_hooks *hooks, struct fleet **ret_fleet,
+	      char **ret_error);
+
+/* Take the managed services of a (validated, applied) policy set: verify
+ * their snapshots, compile their filters, start what is new or changed,
+ * stop what is gone. A service that cannot be prepared (tampered snapshot,
+ * missing key) is marked failed and audited; the others go on. The set must
+ * outlive its use (until the next call). */
+void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set);
+
+/* [{id, service, pid, addresses, age_usec, state, health}, ...] and failed services */
+json_t *fleet_instances_json(const struct fleet *fleet);
+
+/* Per managed service, for status: {service, serving, routed, replacing,
+ * standbys: {target, ready, starting, retiring}} */
+json_t *fleet_services_json(const struct fleet *fleet);
+
+/* mtdctl quarantine: target is an instance id or a service name (its serving
+ * instance). The replacement starts at once; the instance is frozen and kept
+ * once the replacement serves. -ENOENT: no such instance. ret_message says
+ * what was started. */
+int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason, json_t *requester,
+		     char **ret_message);
+
+/* mtdctl release: kill a quarantined instance and remove everything of it,
+ * its evidence included. -ENOENT: not quarantined. */
+int fleet_release(struct fleet *fleet, const char *id);
+
+/* mtdctl inspect: what was kept of a quarantined instance and why. */
+int fleet_inspect(struct fleet *fleet, const char *id, bool verify, json_t **ret);
+
+/* The envelope dropped a packet that came in on link (an instance's host
+ * end; evidence stolen): charged to that instance, whatever the packet's
+ * source address; EgressAlertThreshold= of them make an "egress" compromise
+ * signal. */
+void fleet_egress_drop(struct fleet *fleet, const char *link, json_t *evidence);
+
+/* Stop every instance and remove everything they had (cgroups, links,
+ * writable layers, routes). */
+void fleet_free(struct fleet *fleet);

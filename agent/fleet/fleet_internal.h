@@ -1,0 +1,531 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sys/types.h>
+
+#include "sandbox.h"
+#include "policy.h"
+#include "snapshot.h"
+#include "fleet.h"
+#include "clock.h"
+
+/* Instance addresses: a random free address of a service's AddressPool=,
+ * never the one its previous instance had, so an instance's address moves
+ * with every replacement. */
+
+
+
+/* Pick an address of pool that is none of in_use[] (the service's live
+ * instances, and the previous one). -EADDRNOTAVAIL when the pool is full. */
+int address_pool_pick(const struct cidr *pool, const struct netdev_address *in_use, size_t n_in_use,
+		      struct netdev_address *ret_address);
+
+/* The same with an explicit random value (unit tests). */
+int address_pool_pick_from(const struct cidr *pool, const struct netdev_address *in_use,
+			   size_t n_in_use, uint64_t random, struct netdev_address *ret_address);
+
+/* HealthCheck=tcp: one non-blocking connect to an instance's address and
+ * ListenPort, bounded by HealthTimeout=, on the agent's event loop. */
+
+
+
+struct health_probe;
+
+/* Called once with the outcome; the probe is freed after the call. */
+typedef void (*health_done_t)(bool healthy, const char *reason, void *userdata);
+
+int health_probe_start(sd_event *event, const struct netdev_address *address, uint16_t port,
+		       uint64_t timeout_usec, health_done_t done, void *userdata,
+		       struct health_probe **ret_probe);
+
+/* Cancel without calling done. */
+void health_probe_cancel(struct health_probe *probe);
+
+/* Drift: what an instance changed in its writable layer that its policy does
+ * not allow (docs/quarantine.md, "Drift").
+ *
+ * The instance's writable layer is a tmpfs the agent holds by fd
+ * (envelope_upper_fd()) with the overlay's upper/ directory in it. Every path
+ * below is relative to the instance's root ("/etc/passwd" is upper/etc/passwd).
+ * What is reported:
+ *
+ *   write-outside-writable   a file, symlink or special file in the upper
+ *                            layer outside every Writable= path (created,
+ *                            copied up for a write, renamed there, linked)
+ *   new-executable           a regular file with any x bit or starting with
+ *                            "\x7fELF" or "#!", anywhere, Writable= included
+ *   delete-outside-writable  an overlay whiteout (0/0 character device) or an
+ *                            opaque directory outside every Writable= path: a
+ *                            file or directory of the snapshot was removed
+ *   events-lost              the watch could not keep up (its own queue of
+ *                            reports is full, no inotify watch left); call
+ *                            drift_scan(). From either: a directory deeper
+ *                            than 256 levels, not looked into
+ *
+ * A Writable= entry covers itself and what is below it, by whole path
+ * components: "/var/cache/nginx" covers "/var/cache/nginx/x", not
+ * "/var/cache/nginxfoo". Directories themselves are not reported (a copied-up
+ * parent of a written file is not a write); what is in them is.
+ *
+ * drift_watch uses inotify with one watch per directory of upper/, added as
+ * directories appear (and what appeared before the watch was in place is
+ * scanned at once); an inotify queue overflow rescans the whole layer. A
+ * watched directory knows only its name and its parent, so renaming a tree
+ * is one change whatever it holds: the renamed directory is reported where
+ * it lands outside Writable= (write-outside-writable), its contents are not
+ * walked again, and later events below it carry the new path. Watches are
+ * found by a hash of their descriptor, in constant time. The
+ * watch reads the tree through O_NOFOLLOW opens of single components: the
+ * instance cannot make it follow a symlink. It never blocks. */
+
+
+#define DRIFT_PATH_MAX 4096
+
+enum drift_kind {
+	DRIFT_WRITE_OUTSIDE_WRITABLE,
+	DRIFT_NEW_EXECUTABLE,
+	DRIFT_DELETE_OUTSIDE_WRITABLE,
+	DRIFT_EVENTS_LOST,
+};
+
+struct drift_event {
+	enum drift_kind kind;
+	char path[DRIFT_PATH_MAX]; /* "/etc/passwd"; raw bytes of the names */
+};
+
+/* "write-outside-writable", "new-executable", "delete-outside-writable", "events-lost" */
+const char *drift_kind_name(enum drift_kind kind);
+
+/* True when path (absolute, as above) is covered by one of the writable
+ * entries (absolute paths; trailing slashes ignored; "/" covers everything). */
+bool drift_path_writable(const char *path, char *const *writable, size_t n_writable);
+
+/* Walk upper/ of the writable layer and call cb for everything reportable
+ * (events-lost only for a directory too deep to walk). cb returning non-zero stops the walk and is
+ * returned. 0 when the walk completed; -errno when it could not. */
+typedef int (*drift_scan_cb)(const struct drift_event *event, void *userdata);
+int drift_scan(int upper_fd, char *const *writable, size_t n_writable, drift_scan_cb cb,
+	       void *userdata);
+
+struct drift_watch;
+
+/* Watch upper/ of the writable layer (upper_fd is not taken; it must stay open
+ * while the watch lives). writable is copied. What is already there when the
+ * watch starts is reported by the first drift_watch_read(). */
+int drift_watch_new(int upper_fd, char *const *writable, size_t n_writable,
+		    struct drift_watch **ret);
+/* The inotify fd (non-blocking, close-on-exec) for the event loop: EPOLLIN. */
+int drift_watch_fd(const struct drift_watch *w);
+/* Up to n reports; *ret_n = 0 when there is nothing (never blocks). It
+ * handles at most 64 inotify events (or entries of new directories) a call, so a storm is taken in slices:
+ * call again while it fills the whole array or drift_watch_busy() says work
+ * is left (which the fd's readiness does not show: the events are read). */
+int drift_watch_read(struct drift_watch *w, struct drift_event *events, size_t n, size_t *ret_n);
+bool drift_watch_busy(const struct drift_watch *w);
+void drift_watch_free(struct drift_watch *w);
+
+/* How often one instance's signals of compromise reach the audit log. A
+ * compromised instance can raise a signal as fast as it can make a system
+ * call or a file; each used to cost an fdatasync'd record and an allocation,
+ * and four threads kept the agent busy answering them. Now, per instance and
+ * per kind, the first signal passes at once (it starts the response); every
+ * later one is only counted, and once an interval a summary with the count
+ * and the first evidence of that interval is recorded: one record per
+ * instance, kind and interval, whatever the rate. */
+
+
+#define SIGNAL_TALLY_KINDS 4 /* seccomp-violation, drift, egress, spare */
+
+struct signal_tally;
+
+/* interval_usec: how long counted signals wait for their summary. */
+struct signal_tally *signal_tally_new(uint64_t interval_usec);
+void signal_tally_free(struct signal_tally *t);
+
+/* A signal of kind at now. true: the first of its kind, raise it (evidence
+ * stays the caller's). false: counted; evidence is stolen (kept as the
+ * interval's first, or dropped). */
+bool signal_tally_add(struct signal_tally *t, const char *kind, json_t *evidence, uint64_t now);
+
+/* When the next summary is due (CLOCK_MONOTONIC usec), 0 when none is. */
+uint64_t signal_tally_due(const struct signal_tally *t);
+
+typedef void (*signal_tally_summary_cb)(const char *kind, uint64_t count, json_t *first_evidence,
+					 uint64_t interval_usec, void *userdata);
+
+/* Every kind whose interval has ended by now with counted signals: cb with
+ * the count and the interval's first evidence (borrowed), then reset. */
+void signal_tally_flush(struct signal_tally *t, uint64_t now, signal_tally_summary_cb cb,
+			void *userdata);
+
+/* Instance numbers (SERVICE-N, link mtdiN) that are never used twice on a
+ * host, across restarts of the agent: a restarted agent that started again
+ * at web-1 could not quarantine its new web-1 while the old web-1's evidence
+ * was kept ("File exists"), and that incident's evidence was lost.
+ *
+ * Numbers are handed out from a block reserved on disk before its first
+ * number is used (STATE_DIR/instance-ids holds the block's end, written with
+ * fsync and rename), so a launch writes nothing and a killed agent's
+ * successor starts above every number it could have used. A state
+ * directory without the file (first start) starts above every SERVICE-N kept
+ * in STATE_DIR/quarantine. */
+
+
+#define INSTANCE_IDS_BLOCK 1024
+
+struct instance_ids;
+
+int instance_ids_open(const char *state_dir, struct instance_ids **ret_ids);
+
+/* The next number; reserves the following block first when this one is
+ * spent (the only call that writes). */
+int instance_ids_next(struct instance_ids *ids, uint64_t *ret_number);
+
+void instance_ids_free(struct instance_ids *ids);
+
+/* An instance's stdout and stderr: a pipe the agent reads on its loop and
+ * hands to the journal line by line, under the instance's own identifier
+ * (mtd-SERVICE) with MTD_SERVICE= and MTD_INSTANCE=, escaped and
+ * rate-limited. The instance never writes to the agent's terminal or to the
+ * agent's own journal stream. */
+
+
+struct instance_output;
+
+/* Lines per second an instance may log once its burst is spent; the rest are
+ * counted and reported as one "N lines suppressed" line. */
+#define INSTANCE_OUTPUT_LINES_PER_SEC 20
+#define INSTANCE_OUTPUT_BURST 200
+/* Longer lines are cut there (and marked). */
+#define INSTANCE_OUTPUT_LINE_MAX 1024
+
+/* Creates the pipe and watches its reading end. *ret_write_fd (close-on-exec)
+ * is what the child gets as fds 1 and 2; the caller closes it once the child
+ * has its copy. */
+int instance_output_new(sd_event *event, const char *service, const char *instance_id,
+			int *ret_write_fd, struct instance_output **ret_output);
+void instance_output_free(struct instance_output *output);
+
+/* Lines handed on and lines suppressed so far. */
+void instance_output_counts(const struct instance_output *output, uint64_t *ret_lines,
+			    uint64_t *ret_suppressed);
+
+/* Escapes one line for a terminal and the journal: bytes outside 0x20..0x7e
+ * and the backslash become \xHH. Returns the length written (< size). */
+size_t instance_output_escape(const char *line, size_t len, char *buffer, size_t size);
+
+/* One running instance of a managed service: its envelope (envelope.c), its
+ * link to the host (netdev.c), its health checks, and supervision by pidfd on
+ * the agent's event loop. The service level above (fleet.c) decides when to
+ * start, replace and route to instances. */
+
+
+
+#define INSTANCE_ID_MAX 48
+
+enum instance_state {
+	INSTANCE_STARTING, /* running, not yet healthy */
+	INSTANCE_HEALTHY,
+	INSTANCE_UNHEALTHY, /* HealthFailures= consecutive failures */
+	INSTANCE_EXITED,
+	INSTANCE_QUARANTINED, /* frozen, cut off, kept for forensics */
+	INSTANCE_CONTAINED,   /* frozen at detection, waiting to be disposed of */
+};
+
+struct instance;
+
+/* One summary record per instance, kind of signal and interval. */
+#define INSTANCE_SIGNAL_INTERVAL_USEC (1000 * 1000)
+
+struct instance_hooks {
+	void (*on_healthy)(struct instance *instance, void *userdata);
+	void (*on_unhealthy)(struct instance *instance, const char *reason, void *userdata);
+	/* A signal of compromise; evidence is a new JSON object (stolen). kind:
+	 * "seccomp-violation" (answered EPERM already), "drift". The hook must not
+	 * destroy the instance before it returns (respond later, e.g. deferred). */
+	void (*on_signal)(struct instance *instance, const char *kind, json_t *evidence,
+			  void *userdata);
+	/* Signals after the first of their kind, counted over an interval
+	 * (fleet_internal.h): count of them and the interval's first evidence
+	 * (borrowed). Called on the loop, and once more as the instance ends. */
+	void (*on_signals_counted)(const char *service, const char *instance, const char *kind,
+				   uint64_t count, json_t *first_evidence, uint64_t interval_usec,
+				   void *userdata);
+	/* pid 1 of the instance exited; the instance is cleaned up already. */
+	void (*on_exit)(struct instance *instance, const siginfo_t *info, void *userdata);
+	void *userdata;
+};
+
+struct instance_spec {
+	const char *id;
+	const struct policy *policy;
+	struct snapshot *snapshot; /* verified; checked again at every start (snapshot_recheck) */
+	int exec_fd; /* the service binary as a sealed memfd (snapshot_open_exec), made once
+			per policy load: sealed, so every launch runs the verified bytes */
+	const struct seccomp_program *seccomp; /* compiled for this policy load */
+	const struct cgroup_root *cgroups;
+	const char *host_ifname;
+	struct netdev_address addresses[2];
+	size_t n_addresses;
+	char *const *writable; /* Writable= paths, for drift */
+	size_t n_writable;
+	uid_t uid; /* resolved from User=/Group= in the snapshot */
+	gid_t gid;
+	struct uid_ranges *uid_ranges; /* the instance takes its host ids here */
+};
+
+/* Verify and open the binary, spawn the envelope, set up the link, start
+ * health checks. Fails closed: on any error nothing runs and nothing
+ * remains; ret_step/ret_detail say what failed. */
+int instance_start(sd_event *event, const struct instance_spec *spec,
+		   const struct instance_hooks *hooks, struct instance **ret_instance,
+		   char ret_step[32], char ret_detail[320]);
+
+/* Kill every process of the instance and remove everything it had: cgroups,
+ * writable layer, link. Then free. NULL is fine. */
+void instance_destroy(struct instance *instance);
+
+const char *instance_id(const struct instance *instance);
+/* The host end of its veth link ("mtdiN"): what its packets come in on. */
+const char *instance_link(const struct instance *instance);
+const char *instance_service(const struct instance *instance);
+enum instance_state instance_state(const struct instance *instance);
+pid_t instance_pid(const struct instance *instance);
+const struct netdev_address *instance_addresses(const struct instance *instance, size_t *ret_n);
+uint64_t instance_started_usec(const struct instance *instance); /* CLOCK_MONOTONIC */
+const char *instance_state_name(enum instance_state state);
+
+/* Containment at detection, the first thing done: the freeze requested
+ * (cgroup.freeze written, not waited for), health probes stopped, the state
+ * CONTAINED. Idempotent. On failure: kill it (instance_kill) rather than
+ * leave it running. */
+int instance_freeze_begin(struct instance *instance);
+/* The freeze requested (if not yet) and waited for until the kernel reports
+ * the whole tree frozen. The caller cuts the network next (its envelope out
+ * of the table). Idempotent. */
+int instance_contain(struct instance *instance);
+/* The owner's notes on the containment of this instance (response.c): when
+ * each step was done (CLOCK_MONOTONIC, 0 = not yet) and how it went, so it
+ * is done once and recorded once. */
+struct instance_containment {
+	char reason[32];
+	char signal[32]; /* a signal's record still to write (its type), "" when none */
+	uint64_t detected_usec, freeze_requested_usec, cut_usec;
+	int freeze_error, cut_error; /* -errno, 0 */
+	char cut_detail[160];
+	bool recorded;
+};
+struct instance_containment *instance_containment(struct instance *instance);
+/* SIGKILL to every process (cgroup.kill); the exit is reported as usual. */
+int instance_kill(struct instance *instance);
+
+/* Quarantine: freeze every process (unless contained already), stop
+ * supervising health, cut the network (the link goes, so every connection of
+ * the instance ends). */
+int instance_isolate_and_freeze(struct instance *instance);
+
+/* Drift scan on demand: what the instance's writable layer holds that its
+ * policy does not allow, as [{kind, path}]. */
+int instance_scan_drift(struct instance *instance, json_t **ret_findings);
+
+/* For the evidence copy: the writable layer (a tmpfs with upper/) and the
+ * instance's cgroup2 directory. */
+int instance_upper_fd(const struct instance *instance);
+const char *instance_cgroup_path(const struct instance *instance);
+
+/* {id, service, pid, addresses, age_usec, state, health, link, host_ids} */
+json_t *instance_to_json(const struct instance *instance);
+
+/* "exited 3", "killed by SIGSYS", "dumped by SIGSYS" */
+void instance_format_exit(const siginfo_t *info, char *buffer, size_t size);
+
+/* Shared between fleet.c (the managed services and their instances) and
+ * response.c (replacement, quarantine, rejuvenation). Not for other files. */
+
+
+struct quarantine_job;
+
+
+/* An instance that dies sooner than this after its start counts as a crash
+ * loop: the next start waits, doubling up to the cap. */
+#define QUICK_FAILURE_USEC (10 * USEC_PER_SEC)
+#define BACKOFF_FIRST_USEC (250 * 1000ull)
+#define BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
+
+enum disposal {
+	DISPOSE_KILL,	    /* kill and clean up */
+	DISPOSE_QUARANTINE, /* freeze, cut off, keep for forensics */
+};
+
+/* StandbyInstances= (standby.c): a fresh, verified instance that waits,
+ * healthy and unrouted (no DNAT leads to it), for the next replacement. */
+struct standby {
+	struct instance *instance;
+	uint64_t deadline_usec; /* CLOCK_MONOTONIC: its MaxLifetime= (with jitter); 0 = none */
+	bool retiring;		/* past it: goes once a fresh standby is healthy */
+};
+
+struct managed_service {
+	struct fleet *fleet;
+	char name[POLICY_NAME_MAX + 1];
+	const struct policy *policy;
+	char *policy_text; /* the policy as JSON, to notice a change on reload */
+	struct snapshot *snapshot;
+	struct seccomp_program *seccomp;
+	int exec_fd; /* sealed memfd of the verified binary, for every launch */
+	uid_t uid;
+	gid_t gid;
+	char failed[320];	  /* why the service cannot run; empty when it can */
+	struct instance *current; /* serving, or the first one starting */
+	struct instance *next;	  /* a replacement starting */
+	bool routed;		  /* the public port leads to current */
+	sd_event_source *restart_timer;
+	unsigned quick_failures;
+	struct netdev_address previous[2];
+	size_t n_previous;
+
+	/* A replacement under way (response.c): what happens to current once
+	 * next is healthy and routed. */
+	bool replacing;
+	uint64_t detected_usec; /* CLOCK_MONOTONIC when the signal arrived */
+	enum disposal disposal;
+	char reason[64];
+	json_t *evidence;
+	sd_event_source *replacement_deadline;
+	sd_event_source *lifetime_timer;
+	uint64_t *replacements; /* monotonic times of recent replacements (storm bound) */
+	char egress_instance[INSTANCE_ID_MAX]; /* whose egress drops are counted */
+	unsigned egress_drops;
+	size_t n_replacements;
+	bool from_standby; /* the replacement under way is a promoted standby */
+
+	/* StandbyInstances= (standby.c); one more than the policy's most while
+	 * a retiring standby waits for its successor to be healthy. */
+	struct standby standbys[POLICY_STANDBY_MAX + 1];
+	size_t n_standbys;
+	sd_event_source *standby_timer; /* fill, renew, or retry after a failure */
+	unsigned standby_failures;	/* consecutive: the retry backs off */
+};
+
+/* A frozen instance kept for forensics, and its evidence: saved by one
+ * process at a time (quarantine.h), in the order they were quarantined. */
+struct quarantined_instance {
+	char service[POLICY_NAME_MAX + 1];
+	struct instance *instance;
+	struct quarantine_job *job; /* its save is running */
+	bool saved;		    /* its save is over (kept, or failed: audited) */
+	char reason[64];
+	json_t *evidence; /* until the save's record is written */
+	uint64_t max_bytes;
+};
+
+struct disposal_job;
+
+struct fleet {
+	sd_event *event;
+	struct disposal_job *disposals; /* instances disposed of on the next loop turn */
+	char *state_dir;
+	struct quarantined_instance *quarantined;
+	size_t n_quarantined;
+	struct rotation *rotation;
+	struct cgroup_root *cgroups;
+	struct fleet_hooks hooks;
+	struct managed_service **services;
+	size_t n_services;
+	struct instance_ids *ids;      /* SERVICE-N: N never used twice on this host */
+	struct uid_ranges *uid_ranges; /* each instance's host ids */
+};
+
+void fleet_audit(struct fleet *fleet, const char *type, json_t *fields, bool sync);
+struct managed_service *service_of(struct fleet *fleet, const struct instance *instance);
+/* Route the public port to instance; cut (may be NULL) loses its envelope in
+ * the same transaction. */
+int route_to(struct managed_service *svc, struct instance *instance, struct instance *cut);
+/* Remove its envelope from the table, then destroy it. */
+void fleet_destroy_instance(struct fleet *fleet, struct instance *instance);
+void stop_instance(struct managed_service *svc, struct instance *instance, const char *reason);
+void start_instance(struct managed_service *svc);
+/* Start one instance of the service (id, addresses, envelope, process);
+ * role ("instance", "standby") goes into its instance-start record. On
+ * failure it is audited (instance-start-failed) and nothing remains. */
+int launch_instance(struct managed_service *svc, const char *role, struct instance **ret);
+/* CLOCK_MONOTONIC when an instance started now reaches MaxLifetime= (less a
+ * random jitter); 0 without MaxLifetime=. */
+uint64_t lifetime_deadline(const struct managed_service *svc, const struct instance *instance);
+void schedule_restart(struct managed_service *svc);
+
+/* standby.c */
+/* Bring the standbys to StandbyInstances= (and renew those past MaxLifetime=)
+ * after delay_usec, once the service serves and no replacement is under way. */
+void standby_schedule(struct managed_service *svc, uint64_t delay_usec);
+/* A standby died (already forgotten and destroyed): another one starts, after
+ * a back-off when they keep dying young. */
+void standby_exited(struct managed_service *svc, bool quick);
+/* Index of instance among the standbys, or -1. */
+ssize_t standby_index(const struct managed_service *svc, const struct instance *instance);
+/* Whether standby_take() would give one. */
+bool standby_available(const struct managed_service *svc);
+/* A healthy standby, taken out of the list (fresh ones before retiring
+ * ones), or NULL. */
+struct instance *standby_take(struct managed_service *svc);
+/* Take instance out of the list (the caller disposes of it); refill later. */
+void standby_forget(struct managed_service *svc, struct instance *instance);
+/* Stop every standby (service stopped, changed, failed, in a storm). */
+void standby_stop_all(struct managed_service *svc, const char *reason);
+/* A standby became healthy: retiring ones whose successors are ready go. */
+void standby_healthy(struct managed_service *svc);
+/* {"target": N, "ready": [ids], "starting": [ids], "retiring": [ids]} */
+json_t *standby_json(const struct managed_service *svc);
+
+/* response.c */
+
+/* At detection, before anything else (its record included): the instance
+ * frozen (cgroup.freeze requested), cut off (out of the table's live and ingress sets,
+ * one transaction), the freeze confirmed; a freeze that fails kills it.
+ * Recorded as instance-contained with the times since detected_usec. Once
+ * per instance. */
+void response_contain(struct managed_service *svc, struct instance *instance, const char *reason,
+		      uint64_t detected_usec);
+/* Replace an instance. RESPONSE_COMPROMISED: contained first
+ * (response_contain). RESPONSE_RECORD_SIGNAL: the signal's own record
+ * (type = reason, with the evidence) is written before the response's. Then
+ * a healthy standby
+ * takes the port in one transaction, or else a fresh instance is started;
+ * detected_usec: when the signal arrived (CLOCK_MONOTONIC; 0 = now), for the
+ * detection-to-replacement time in the instance-replaced record;
+ * once it is healthy, one transaction routes the public port to it, then the
+ * old one is disposed of. evidence is stolen (may be NULL). */
+enum {
+	RESPONSE_COMPROMISED = 1 << 0,	 /* contain first */
+	RESPONSE_RECORD_SIGNAL = 1 << 1, /* write the signal's record (type reason) first */
+	/* planned (MaxLifetime=): outside the storm bound, which is for
+	 * compromises and crashes; a planned replacement never takes a service
+	 * down */
+	RESPONSE_PLANNED = 1 << 2,
+};
+void response_replace(struct managed_service *svc, struct instance *instance, const char *reason,
+		      json_t *evidence, enum disposal disposal, uint64_t detected_usec,
+		      unsigned flags);
+/* next became healthy: route to it and dispose of the old one. */
+void response_replacement_healthy(struct managed_service *svc);
+/* Arm MaxLifetime= (with jitter) for the serving instance. */
+void response_arm_lifetime(struct managed_service *svc);
+/* The service's response state goes (service removed or stopped). */
+void response_service_done(struct managed_service *svc);
+/* Quarantined instances are freed with the fleet. */
+void response_fleet_done(struct fleet *fleet);
+
+/* response_quarantine.c: quarantine_instance() freezes (or kills when it
+ * cannot) and queues the evidence save; the rest remove a kept instance (its
+ * save cancelled if running) and describe it. */
+void response_quarantine_instance(struct fleet *fleet, struct managed_service *svc,
+				  struct instance *instance, const char *reason, json_t *evidence);
+void response_quarantine_remove(struct fleet *fleet, size_t index);
+void response_quarantine_clear(struct fleet *fleet); /* at the fleet's end: saves cancelled */
+json_t *response_quarantined_json(const struct quarantined_instance *q);

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <jansson.h>
+
+/* Policy files: one service per *.policy file, parsed with libinih and
+ * validated as a whole set. The schema is documented in docs/mtd.policy.5. */
+
+
+#define POLICY_NAME_MAX 32 /* service names: [a-z0-9][a-z0-9_-]{0,31} */
+/* StandbyInstances= at most: each standby is a whole running instance (memory,
+ * tasks, an address), kept only to make a replacement one transaction. */
+#define POLICY_STANDBY_MAX 4
+#define POLICY_ERROR_MAX 512
+
+/* One error, rendered as "FILE:LINE: Section.Key: reason". line is 0 when the
+ * error concerns the whole file (unreadable file, missing section). */
+struct policy_error {
+	char *file;
+	unsigned line;
+	char *section; /* may be NULL */
+	char *key;     /* may be NULL */
+	char *reason;
+};
+
+struct policy_errors {
+	struct policy_error *items;
+	size_t count;
+};
+
+enum policy_proto {
+	POLICY_PROTO_TCP,
+	POLICY_PROTO_UDP,
+};
+
+struct port_range {
+	uint16_t first;
+	uint16_t last; /* inclusive; first <= last */
+};
+
+struct cidr {
+	int family; /* AF_INET or AF_INET6 */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} addr;
+	unsigned prefix_len;
+};
+
+struct socket_address {
+	int family; /* AF_INET or AF_INET6 */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} addr;
+	uint16_t port;
+};
+
+/* Egress=PROTO/PORT[-PORT] [CIDR] — one allowed outbound flow. */
+struct egress_rule {
+	enum policy_proto proto;
+	struct port_range ports;
+	bool has_destination;
+	struct cidr destination;
+};
+
+enum health_check_kind {
+	HEALTH_CHECK_NONE,
+	HEALTH_CHECK_TCP,
+};
+
+enum compromise_action {
+	COMPROMISE_QUARANTINE, /* freeze and keep for forensics */
+	COMPROMISE_KILL,       /* kill and clean up */
+};
+
+enum syscall_violation_action {
+	SYSCALL_VIOLATION_QUARANTINE,
+	SYSCALL_VIOLATION_KILL,
+	SYSCALL_VIOLATION_ERRNO, /* deny with an error, record, keep running */
+};
+
+enum syscall_default_action {
+	SYSCALL_DEFAULT_ERRNO, /* EPERM */
+	SYSCALL_DEFAULT_KILL,  /* kill the process (SIGSYS) */
+};
+
+struct string_list {
+	char **items;
+	size_t count;
+};
+
+struct policy {
+	char *path; /* file it was read from */
+
+	/* [Service] */
+	char *name;
+	char *snapshot;      /* Snapshot= absolute dir; NULL for a host service */
+	char *snapshot_key;  /* SnapshotKey= Ed25519 public key (PEM) */
+	struct string_list exec_argv; /* Exec= split with shell-like quoting */
+	bool has_listen_port;
+	uint16_t listen_port; /* ListenPort=PORT/PROTO */
+	enum policy_proto listen_proto;
+	bool has_backend; /* Backend=ADDR:PORT, a host service; excludes Snapshot= */
+	struct socket_address backend;
+	char *user;  /* User= name or uid, NULL = root inside the envelope */
+	char *group; /* Group= */
+	uint64_t max_lifetime_usec;        /* MaxLifetime=, 0 = unlimited */
+	uint64_t max_lifetime_jitter_usec; /* MaxLifetimeJitter= */
+	enum health_check_kind health_check;
+	uint64_t health_interval_usec; /* HealthInterval= */
+	uint64_t health_timeout_usec;  /* HealthTimeout= */
+	unsigned health_failures;      /* HealthFailures= */
+	enum compromise_action on_compromise; /* OnCompromise= */
+	enum compromise_action on_unhealthy;  /* OnUnhealthy= (default kill) */
+	uint64_t quarantine_max_bytes;        /* QuarantineMax= */
+	unsigned replace_burst;               /* ReplaceBurst= */
+	uint64_t replace_interval_usec;       /* ReplaceInterval= */
+	unsigned standby_instances;	      /* StandbyInstances=, 0..POLICY_STANDBY_MAX */
+	bool allow_devices; /* SnapshotAllowDevices= */
+	bool allow_setuid;  /* SnapshotAllowSetuid= */
+
+	/* [Rotation] */
+	bool has_public_ports;
+	struct port_range public_ports; /* PublicPorts= */
+	uint64_t interval_usec;         /* Interval= */
+	uint64_t grace_usec;            /* Grace= */
+	char *key_file;                 /* KeyFile= */
+	unsigned decoys;                /* Decoys= */
+	uint64_t decoy_block_usec;      /* DecoyBlock= */
+	struct cidr *address_pools;     /* AddressPool= (repeat appends) */
+	size_t address_pool_count;
+	bool local_access; /* LocalAccess= DNAT for connections from the host itself */
+
+	/* [Envelope] */
+	struct string_list system_calls;           /* SystemCalls= names and @groups */
+	struct string_list violation_system_calls; /* ViolationSystemCalls= */
+	enum syscall_default_action syscall_default; /* SystemCallDefault= */
+	enum syscall_violation_action on_syscall_violation; /* OnSyscallViolation= */
+	struct string_list writable;                /* Writable= absolute paths */
+	struct egress_rule *egress;                 /* Egress= */
+	size_t egress_count;
+	unsigned egress_alert_threshold; /* EgressAlertThreshold= packets */
+	uint64_t capabilities;           /* Capabilities= bit mask of CAP_* numbers */
+	uint64_t memory_max_bytes;       /* MemoryMax=, 0 = unlimited */
+	uint64_t tasks_max;              /* TasksMax=, 0 = unlimited */
+	unsigned cpu_quota_percent;      /* CPUQuota=, 0 = unlimited */
+	uint64_t writable_size_bytes;    /* WritableSize= size of the tmpfs upper layer */
+	uint64_t limit_nofile;           /* LimitNOFILE= */
+	bool private_users;              /* PrivateUsers= */
+
+	struct policy_source *source; /* private to agent/policy/policy.c: line of each key */
+};
+
+struct policy_set {
+	struct policy **policies; /* sorted by name */
+	size_t count;
+};
+
+/* Parse and validate every *.policy file under each path (a file or a
+ * directory, not recursive) as one set. Returns 0 and the set when there are no
+ * errors; otherwise -EINVAL (or -errno) and every error found in ret_errors
+ * (which the caller frees with policy_errors_free). Never half-fills. */
+int policy_set_load(const char *const *paths, size_t n_paths, struct policy_set **ret_set,
+		    struct policy_errors *ret_errors);
+
+/* Parse one policy from memory (used by the fuzzer and by unit tests). The
+ * file name only labels errors. Set-wide checks (duplicates, overlaps) are not
+ * done here. */
+int policy_parse_buffer(const char *file_name, const char *text, size_t len,
+			struct policy **ret_policy, struct policy_errors *errors);
+
+const struct policy *policy_set_find(const struct policy_set *set, const char *name);
+
+void policy_free(struct policy *policy);
+void policy_set_free(struct policy_set *set);
+void policy_errors_free(struct policy_errors *errors);
+
+/* Read a KeyFile=: hex text (64 to 256 hex digits = 32 to 128 bytes; white
+ * space, blank lines and '#' comment lines ignored), a regular file of at most
+ * 64 KiB, owned by root or the reader and closed to group and others
+ * (secret_file.h). Returns 0 and a malloc'd key (the caller explicit_bzero()s
+ * and frees it), -EINVAL for bad contents, -EPERM for a file that may not
+ * hold a secret, or -errno; on failure *ret_error (if not NULL) is a malloc'd
+ * "PATH: reason" (NULL when out of memory). */
+int policy_read_key_file(const char *path, uint8_t **ret_key, size_t *ret_len, char **ret_error);
+
+/* "FILE:LINE: Section.Key: reason"; ":LINE" is omitted when 0, "[Section]: "
+ * replaces "Section.Key: " when there is no key, and neither appears when
+ * there is no section. Returns a malloc'd string (NULL on OOM). */
+char *policy_error_format(const struct policy_error *error);
+
+/* A JSON-friendly rendering is in policy.h (needs jansson). */
+
+/* JSON rendering of a parsed policy (for `mtdctl policy show`). */
+
+
+
+/* A new reference to an object with "path", "service", "rotation" and
+ * "envelope" members; every key of the file appears, defaults included. Time
+ * spans appear twice: "interval": "1min" and "interval_usec": 60000000; sizes
+ * as "memory_max": "256M" and "memory_max_bytes". NULL on allocation failure. */
+json_t *policy_to_json(const struct policy *policy);
+
+/* Built-in system call groups for SystemCalls= ("@system-service", ...),
+ * modelled on systemd's but with our own, narrower lists. A group lists
+ * system call names and other "@groups". Names are those of libseccomp's
+ * table: every name is known to libseccomp on x86_64, but may not exist on
+ * the running architecture (e.g. mmap2, socketcall); such names are skipped
+ * silently when a list is expanded. See policies/syscall-groups.md. */
+
+
+struct syscall_group {
+	const char *name;	    /* "@basic-io" */
+	const char *help;	    /* one line */
+	const char *const *members; /* NULL-terminated; names and "@groups" */
+};
+
+/* The group named name ("@..."), or NULL. */
+const struct syscall_group *syscall_group_lookup(const char *name);
+
+/* All groups, in documentation order. */
+const struct syscall_group *syscall_groups_all(size_t *ret_count);
+
+/* Expand names and @groups (recursively) into a sorted, duplicate-free,
+ * NULL-terminated vector of system call names that exist on the native
+ * architecture. Unknown groups or names given directly are -EINVAL; names
+ * that come from a group and do not exist natively are skipped. Free the
+ * result with syscall_names_free(). */
+int syscall_list_expand(char *const *items, size_t n_items, char ***ret_names, size_t *ret_count);
+void syscall_names_free(char **names);

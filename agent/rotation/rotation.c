@@ -1,0 +1,1254 @@
+/* SPDX-License-Identifier: MIT */
+#include "rotation.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rotator.h"
+#include "rotation_internal.h"
+#include "log.h"
+#include "macro.h"
+#include "clock.h"
+
+/* Boundaries are exact to the millisecond; sd-event's default slack is 250 ms. */
+#define TIMER_ACCURACY_USEC 1ull /* the boundary itself: a client computes it */
+#define BLOCKED_TRACKED_MAX 4096
+/* After a boundary's switch the next change is loaded this much later (at
+ * most a quarter of the way to it): clients connect at the boundary, and the
+ * loading (a host-port scan, every schedule, a transaction of thousands of
+ * elements for a thousand services) should not take a core from them then. */
+#define STAGE_DELAY_USEC 20000ull
+
+struct rotated_service {
+	const struct policy *policy; /* borrowed from the set in force */
+	uint8_t *key;
+	size_t key_len;
+	struct schedule_result schedule;
+	/* what it will be after the next change of any service (a boundary or
+	 * the end of a grace): loaded ahead into the rotator's idle bank */
+	struct schedule_result next_schedule;
+	uint64_t next_for_usec; /* the change next_schedule was computed for */
+	uint64_t decoy_hits;
+};
+
+/* A source the agent saw touch a decoy; the kernel set is the authority,
+ * this is what status shows. */
+struct blocked_source {
+	char address[INET6_ADDRSTRLEN];
+	char service[POLICY_NAME_MAX + 1];
+	uint64_t until_usec; /* CLOCK_REALTIME */
+};
+
+/* Where a managed service's traffic goes now: its healthy instance. */
+struct instance_backend {
+	char service[POLICY_NAME_MAX + 1];
+	struct rotator_addr addresses[2];
+	size_t n_addresses;
+	uint16_t port;
+};
+
+/* A live instance, enveloped in the table (rotator_instance). */
+struct enveloped_instance {
+	char name[64];
+	struct rotator_addr addresses[2];
+	size_t n_addresses;
+	uint8_t proto;
+	uint16_t port;
+	struct rotator_egress *egress;
+	size_t n_egress;
+	bool cut; /* rotation_cut_instance: nothing passes, until it is removed */
+};
+
+#define ROTATION_CHANGES_KEPT 64
+
+/* A timed change of the table (a boundary or a grace end): when it was due,
+ * how late the loop ran it, and how late its transactions were committed. */
+struct timed_change {
+	uint64_t due_usec, fired_late_usec, switch_late_usec, late_usec;
+};
+
+struct rotation {
+	sd_event *event;
+	struct rotation_options options;
+	struct rotation_hooks hooks;
+	struct rotator *rotator;
+	struct rotator_nflog *nflog;
+	sd_event_source *nflog_source;
+	struct rotator_honeypot *honeypot;
+	sd_event_source *honeypot_source;
+	sd_event_source *timer;
+	sd_event_source *stage_timer; /* loads the change after, once the ports moved */
+	sd_event_source *clock_watch;
+	int clock_fd;
+	struct rotated_service *services;
+	size_t n_services;
+	uint64_t block_timeout_usec;
+	uint64_t transactions;
+	uint64_t switches; /* of them, switches of banks (a change loaded ahead) */
+	/* the idle bank holds the services' next_schedule: the last transaction
+	 * loaded it and was not a switch */
+	bool idle_bank_loaded;
+	uint64_t failures;
+	uint64_t last_apply_usec; /* CLOCK_REALTIME of the last committed transaction */
+	struct blocked_source *blocked;
+	size_t n_blocked;
+	struct instance_backend *instance_backends;
+	size_t n_instance_backends;
+	struct enveloped_instance *instances;
+	size_t n_instances;
+	struct rotator_nflog *egress_log;
+	sd_event_source *egress_source;
+	struct timed_change changes[ROTATION_CHANGES_KEPT]; /* the last ones (a ring) */
+	uint64_t n_changes;
+	uint64_t max_late_usec;
+};
+
+static void services_free(struct rotated_service *services, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (services[i].key) {
+			explicit_bzero(services[i].key, services[i].key_len);
+			free(services[i].key);
+		}
+	free(services);
+}
+
+/* Every service with public ports is scheduled; it is programmed once it has
+ * somewhere to send traffic: a host service always (Backend=), a managed one
+ * once an instance is healthy (rotation_set_instance_backend). */
+static bool policy_rotates(const struct policy *p)
+{
+	return p->has_public_ports;
+}
+
+static const struct instance_backend *find_instance_backend(const struct rotation *rotation,
+							    const char *service)
+{
+	for (size_t i = 0; i < rotation->n_instance_backends; i++)
+		if (streq(rotation->instance_backends[i].service, service))
+			return &rotation->instance_backends[i];
+	return NULL;
+}
+
+struct exclusion {
+	const struct host_ports *bound;
+	enum policy_proto proto;
+};
+
+static bool exclude_port(uint16_t port, void *userdata)
+{
+	const struct exclusion *e = userdata;
+
+	return host_ports_is_bound(e->bound, e->proto, port);
+}
+
+static int compute_schedule(const struct rotated_service *s, const struct host_ports *bound,
+			    uint64_t now_usec, struct schedule_result *result)
+{
+	const struct policy *p = s->policy;
+	struct exclusion exclusion = {
+	    .bound = bound,
+	    .proto = p->has_listen_port ? p->listen_proto : POLICY_PROTO_TCP,
+	};
+	struct schedule_params params = {
+	    .key = s->key,
+	    .key_len = s->key_len,
+	    .service = p->name,
+	    .first = p->public_ports.first,
+	    .last = p->public_ports.last,
+	    .interval_sec = p->interval_usec / USEC_PER_SEC,
+	    /* Grace is decided here, to the microsecond (Grace=500ms). */
+	    .grace_sec = 0,
+	    .n_decoys = p->decoys,
+	    .exclude = exclude_port,
+	    .userdata = &exclusion,
+	};
+	int r;
+
+	r = schedule_compute(&params, now_usec, result);
+	if (r < 0)
+		return r;
+	result->grace_port = 0;
+	if (result->prev_port && result->prev_port != result->port &&
+	    now_usec - result->boundary_usec < p->grace_usec)
+		result->grace_port = result->prev_port;
+	return 0;
+}
+
+static uint64_t next_change_usec(const struct rotated_service *services, size_t n);
+
+/* Every service's schedule after the next change of any of them (by the
+ * schedules in force); ports bound on the host are avoided. */
+static int compute_next_with(struct rotated_service *services, size_t n,
+			     const struct host_ports *bound)
+{
+	uint64_t next = next_change_usec(services, n);
+	int r = 0;
+
+	for (size_t i = 0; r >= 0 && next != UINT64_MAX && i < n; i++) {
+		r = compute_schedule(&services[i], bound, next, &services[i].next_schedule);
+		services[i].next_for_usec = r < 0 ? 0 : next;
+	}
+	return r < 0 ? r : 0;
+}
+
+static int compute_next(struct rotated_service *services, size_t n)
+{
+	struct host_ports *bound = NULL;
+	int r;
+
+	r = host_ports_scan(&bound);
+	if (r < 0)
+		return r;
+	r = compute_next_with(services, n, bound);
+	host_ports_free(bound);
+	return r;
+}
+
+/* Every service's schedule now, and after the next change of any of them. */
+static int compute_all(struct rotated_service *services, size_t n, uint64_t now_usec)
+{
+	struct host_ports *bound = NULL;
+	int r;
+
+	r = host_ports_scan(&bound);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = compute_schedule(&services[i], bound, now_usec, &services[i].schedule);
+	if (r >= 0)
+		r = compute_next_with(services, n, bound);
+	host_ports_free(bound);
+	return r < 0 ? r : 0;
+}
+
+static void backend_of(const struct policy *p, struct rotator_addr *ret_addr)
+{
+	memset(ret_addr, 0, sizeof(*ret_addr));
+	ret_addr->family = p->backend.family;
+	if (p->backend.family == AF_INET)
+		ret_addr->in = p->backend.addr.v4;
+	else
+		ret_addr->in6 = p->backend.addr.v6;
+}
+
+static uint8_t proto_of(const struct policy *p)
+{
+	return p->has_listen_port && p->listen_proto == POLICY_PROTO_UDP ? IPPROTO_UDP
+									 : IPPROTO_TCP;
+}
+
+static void fill_service(struct rotator_service *rs, const struct rotated_service *s,
+			 const struct schedule_result *schedule)
+{
+	const struct policy *p = s->policy;
+
+	rs->name = p->name;
+	rs->proto = proto_of(p);
+	rs->port = schedule->port;
+	rs->grace_port = schedule->grace_port;
+	rs->decoys = schedule->decoys;
+	rs->n_decoys = schedule->n_decoys;
+	rs->local_access = p->local_access;
+}
+
+static int program_cut(struct rotation *rotation, struct rotated_service *services, size_t n,
+		       const struct rotator_addr *unblock, size_t n_unblock, const char *cut,
+		       char **ret_error);
+
+static int program(struct rotation *rotation, struct rotated_service *services, size_t n,
+		   const struct rotator_addr *unblock, size_t n_unblock, char **ret_error)
+{
+	return program_cut(rotation, services, n, unblock, n_unblock, NULL, ret_error);
+}
+
+/* The rotator's services (one entry per backend address) as they are now,
+ * or after the next change; returns how many were written to ret. */
+static size_t plan_services_fill(const struct rotation *rotation,
+				 const struct rotated_service *services, size_t n, bool next,
+				 struct rotator_service *ret)
+{
+	size_t count = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct policy *p = services[i].policy;
+		const struct schedule_result *schedule =
+		    next ? &services[i].next_schedule : &services[i].schedule;
+		const struct instance_backend *b;
+
+		if (p->has_backend) {
+			struct rotator_service *rs = &ret[count++];
+
+			fill_service(rs, &services[i], schedule);
+			backend_of(p, &rs->backend);
+			rs->backend_port = p->backend.port;
+			continue;
+		}
+		b = find_instance_backend(rotation, p->name);
+		for (size_t a = 0; b && a < b->n_addresses; a++) {
+			struct rotator_service *rs = &ret[count++];
+
+			fill_service(rs, &services[i], schedule);
+			/* Decoys once per service, not once per address family. */
+			if (a > 0)
+				rs->n_decoys = 0;
+			rs->backend = b->addresses[a];
+			rs->backend_port = b->port;
+		}
+	}
+	return count;
+}
+
+static void remember_blocked(struct rotation *rotation, const char *address, const char *service,
+			     uint64_t until_usec)
+{
+	uint64_t now_usec = now(CLOCK_REALTIME);
+	struct blocked_source *b = NULL;
+
+	for (size_t i = 0; i < rotation->n_blocked; i++)
+		if (streq(rotation->blocked[i].address, address) ||
+		    rotation->blocked[i].until_usec <= now_usec) {
+			b = &rotation->blocked[i];
+			break;
+		}
+	if (!b) {
+		struct blocked_source *grown;
+
+		if (rotation->n_blocked >= BLOCKED_TRACKED_MAX)
+			return;
+		grown = realloc(rotation->blocked, (rotation->n_blocked + 1) * sizeof(*grown));
+		if (!grown)
+			return;
+		rotation->blocked = grown;
+		b = &rotation->blocked[rotation->n_blocked++];
+	}
+	snprintf(b->address, sizeof(b->address), "%s", address);
+	snprintf(b->service, sizeof(b->service), "%s", service ? service : "");
+	b->until_usec = until_usec;
+}
+
+/* After adopting a table: the sources it still blocks (carried over by the
+ * rotator) are shown again, without the service, which the kernel does not
+ * keep. One the kernel blocks for good was added by hand, not by a decoy. */
+static void remember_carried_blocked(struct rotation *rotation)
+{
+	_cleanup_free_ struct rotator_blocked *list = NULL;
+	struct rotator_error error = {0};
+	uint64_t now_usec = now(CLOCK_REALTIME);
+	size_t n = 0;
+
+	if (rotator_blocked_list(rotation->rotator, &list, &n, &error) < 0) {
+		log_warning(
+		    "rotation: the blocked sources of the adopted table are not shown: %s%s%s",
+		    error.object, error.object[0] ? ": " : "", error.message);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char address[INET6_ADDRSTRLEN] = "?";
+
+		if (list[i].expires_in_ms == 0)
+			continue;
+		inet_ntop(list[i].source.family, &list[i].source.in6, address, sizeof(address));
+		remember_blocked(rotation, address, NULL, now_usec + list[i].expires_in_ms * 1000);
+	}
+}
+
+/* The plan: every service's ports and every live instance's envelope, but
+ * the instance named cut (if any): its elements go in the same transaction. */
+/* One transaction: the table as the services' schedules are now (live
+ * bank) and after their next change (idle bank), the instances but `cut`.
+ * When the live bank's contents were what the idle bank held, the
+ * transaction only switched banks (*ret_switched). */
+static int apply_once(struct rotation *rotation, struct rotated_service *services, size_t n,
+		      const struct rotator_addr *unblock, size_t n_unblock, const char *cut,
+		      struct rotator_error *error, bool *ret_switched)
+{
+	_cleanup_free_ struct rotator_instance *plan_instances =
+	    calloc(rotation->n_instances + 1, sizeof(*plan_instances));
+	/* Up to two entries a service: a dual-stack instance has two addresses. */
+	_cleanup_free_ struct rotator_service *plan_services =
+	    calloc(2 * n + 1, sizeof(*plan_services));
+	_cleanup_free_ struct rotator_service *plan_next = calloc(2 * n + 1, sizeof(*plan_next));
+	struct rotator_plan plan = {.unblock = unblock, .n_unblock = n_unblock};
+	struct rotator_stats stats;
+	bool first;
+	int r;
+
+	*ret_switched = false;
+	if (!plan_services || !plan_next || !plan_instances)
+		return -ENOMEM;
+	for (size_t i = 0; i < rotation->n_instances; i++) {
+		const struct enveloped_instance *e = &rotation->instances[i];
+
+		if (cut && streq(e->name, cut))
+			continue;
+		plan_instances[plan.n_instances++] = (struct rotator_instance){
+		    .name = e->name,
+		    .addresses = e->addresses,
+		    .n_addresses = e->n_addresses,
+		    .proto = e->proto,
+		    .port = e->port,
+		    .egress = e->egress,
+		    .n_egress = e->n_egress,
+		    .cut = e->cut,
+		};
+	}
+	plan.instances = plan_instances;
+	plan.n_services = plan_services_fill(rotation, services, n, false, plan_services);
+	plan.n_next = plan_services_fill(rotation, services, n, true, plan_next);
+	plan.services = plan_services;
+	plan.next = plan_next;
+
+	first = !(rotator_flags(rotation->rotator) & ROTATOR_F_PROGRAMMED);
+	r = rotator_apply(rotation->rotator, &plan, error);
+	if (r < 0) {
+		rotation->failures++;
+		rotation->idle_bank_loaded = false;
+		return r;
+	}
+	rotation->transactions++;
+	rotation->last_apply_usec = now(CLOCK_REALTIME);
+	if (first && (rotator_flags(rotation->rotator) & ROTATOR_F_ADOPTED))
+		remember_carried_blocked(rotation);
+	rotator_last_stats(rotation->rotator, &stats);
+	if (stats.switched)
+		rotation->switches++;
+	rotation->idle_bank_loaded = !stats.switched;
+	*ret_switched = stats.switched;
+	return 0;
+}
+
+/* The idle bank gets the next change, in a transaction that touches nothing
+ * live. If it fails, the table in force is still right: the next change
+ * then takes a full transaction instead of a switch. */
+static void stage_next(struct rotation *rotation, struct rotated_service *services, size_t n,
+		       const char *cut)
+{
+	struct rotator_error error = {0};
+	bool switched;
+	int r;
+
+	r = apply_once(rotation, services, n, NULL, 0, cut, &error, &switched);
+	if (r < 0 && rotation->hooks.on_apply_failed) {
+		char reason[512];
+
+		snprintf(reason, sizeof(reason), "nftables: loading the next change: %s%s%s",
+			 error.object, error.object[0] ? ": " : "",
+			 error.message[0] ? error.message : strerror(-r));
+		rotation->hooks.on_apply_failed(reason, rotation->hooks.userdata);
+	}
+}
+
+static int apply_error(int r, const struct rotator_error *error, char **ret_error)
+{
+	if (ret_error &&
+	    asprintf(ret_error, "nftables: %s%s%s", error->object[0] ? error->object : "",
+		     error->object[0] ? ": " : "",
+		     error->message[0] ? error->message : strerror(-r)) < 0)
+		*ret_error = NULL;
+	return r;
+}
+
+static int program_cut(struct rotation *rotation, struct rotated_service *services, size_t n,
+		       const struct rotator_addr *unblock, size_t n_unblock, const char *cut,
+		       char **ret_error)
+{
+	struct rotator_error error = {0};
+	bool switched;
+	int r;
+
+	r = apply_once(rotation, services, n, unblock, n_unblock, cut, &error, &switched);
+	if (r < 0)
+		return apply_error(r, &error, ret_error);
+	/* The ports moved with a switch of banks: the idle bank is stale now. */
+	if (switched)
+		stage_next(rotation, services, n, cut);
+	return 0;
+}
+
+/* The services' schedules in force, and nothing loaded ahead yet: the idle
+ * bank made live when it holds them (no plan built or compared), else the
+ * whole plan. */
+static int switch_banks(struct rotation *rotation, char **ret_error)
+{
+	struct rotator_error error = {0};
+	bool switched;
+	int r = -ESTALE;
+
+	if (rotation->idle_bank_loaded) {
+		r = rotator_switch(rotation->rotator, &error);
+		if (r >= 0) {
+			rotation->transactions++;
+			rotation->switches++;
+			rotation->last_apply_usec = now(CLOCK_REALTIME);
+			rotation->idle_bank_loaded = false;
+			return 0;
+		}
+		rotation->idle_bank_loaded = false;
+		if (r != -ESTALE)
+			rotation->failures++;
+	}
+	/* not loaded, or the switch failed (nothing changed then): in full */
+	r = apply_once(rotation, rotation->services, rotation->n_services, NULL, 0, NULL, &error,
+		       &switched);
+	return r < 0 ? apply_error(r, &error, ret_error) : 0;
+}
+
+static void instances_remove_named(struct rotation *rotation, const char *name)
+{
+	for (size_t i = 0; i < rotation->n_instances; i++)
+		if (streq(rotation->instances[i].name, name)) {
+			free(rotation->instances[i].egress);
+			rotation->instances[i] = rotation->instances[--rotation->n_instances];
+			return;
+		}
+}
+
+int rotation_set_instance_backend(struct rotation *rotation, const char *service,
+				  const struct rotator_addr *addresses, size_t n_addresses,
+				  uint16_t port, const char *cut_instance, char **ret_error)
+{
+	struct instance_backend *b =
+	    (struct instance_backend *)find_instance_backend(rotation, service);
+	struct instance_backend saved = {0};
+	bool existed = b != NULL;
+	int r;
+
+	if (n_addresses > ELEMENTSOF(b->addresses))
+		return -EINVAL;
+	if (!b) {
+		struct instance_backend *grown =
+		    realloc(rotation->instance_backends,
+			    (rotation->n_instance_backends + 1) * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		rotation->instance_backends = grown;
+		b = &rotation->instance_backends[rotation->n_instance_backends++];
+		memset(b, 0, sizeof(*b));
+		snprintf(b->service, sizeof(b->service), "%s", service);
+	} else {
+		saved = *b;
+	}
+	memcpy(b->addresses, addresses, n_addresses * sizeof(*addresses));
+	b->n_addresses = n_addresses;
+	b->port = port;
+
+	/* Moving traffic to the new instance (and cutting the old one off) is
+	 * one transaction; if it fails the old route stays, in the kernel and here. */
+	r = program_cut(rotation, rotation->services, rotation->n_services, NULL, 0, cut_instance,
+			ret_error);
+	if (r < 0) {
+		if (existed)
+			*b = saved;
+		else
+			rotation->n_instance_backends--;
+		return r;
+	}
+	if (cut_instance)
+		instances_remove_named(rotation, cut_instance);
+	return 0;
+}
+
+int rotation_clear_instance_backend(struct rotation *rotation, const char *service,
+				    char **ret_error)
+{
+	for (size_t i = 0; i < rotation->n_instance_backends; i++) {
+		struct instance_backend saved = rotation->instance_backends[i];
+		int r;
+
+		if (!streq(saved.service, service))
+			continue;
+		rotation->instance_backends[i] =
+		    rotation->instance_backends[--rotation->n_instance_backends];
+		r = program(rotation, rotation->services, rotation->n_services, NULL, 0, ret_error);
+		if (r < 0) {
+			rotation->instance_backends[rotation->n_instance_backends++] =
+			    rotation->instance_backends[i];
+			rotation->instance_backends[i] = saved;
+		}
+		return r;
+	}
+	return 0;
+}
+
+/* The next moment the table must change: a boundary, or the end of a grace. */
+static uint64_t next_change_usec(const struct rotated_service *services, size_t n)
+{
+	uint64_t next = UINT64_MAX;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct schedule_result *s = &services[i].schedule;
+		uint64_t t = s->next_boundary_usec;
+
+		if (s->grace_port)
+			t = s->boundary_usec + services[i].policy->grace_usec;
+		if (t < next)
+			next = t;
+	}
+	return next;
+}
+
+static int arm_timer(struct rotation *rotation)
+{
+	uint64_t next = next_change_usec(rotation->services, rotation->n_services);
+
+	if (next == UINT64_MAX)
+		return sd_event_source_set_enabled(rotation->timer, SD_EVENT_OFF);
+	(void)sd_event_source_set_time(rotation->timer, next);
+	return sd_event_source_set_enabled(rotation->timer, SD_EVENT_ONESHOT);
+}
+
+static void report_apply_failure(struct rotation *rotation, int r, const char *error)
+{
+	char reason[320];
+
+	if (!rotation->hooks.on_apply_failed)
+		return;
+	snprintf(reason, sizeof(reason), "%s", error ? error : strerror(-r));
+	rotation->hooks.on_apply_failed(reason, rotation->hooks.userdata);
+}
+
+static void rotate_now(struct rotation *rotation, uint64_t at_least_usec)
+{
+	uint64_t now_usec = now(CLOCK_REALTIME);
+	_cleanup_free_ char *error = NULL;
+	int r;
+
+	/* A timer never fires early, but the clock may have been set back. */
+	if (now_usec < at_least_usec)
+		now_usec = at_least_usec;
+	r = compute_all(rotation->services, rotation->n_services, now_usec);
+	if (r >= 0)
+		r = program(rotation, rotation->services, rotation->n_services, NULL, 0, &error);
+	if (r < 0)
+		report_apply_failure(rotation, r, error);
+	(void)arm_timer(rotation);
+}
+
+/* The change due at usec was computed (and loaded into the idle bank) at
+ * the previous one, for every service. */
+static bool change_is_loaded(const struct rotation *rotation, uint64_t usec)
+{
+	if (rotation->n_services == 0)
+		return false;
+	for (size_t i = 0; i < rotation->n_services; i++)
+		if (rotation->services[i].next_for_usec != usec)
+			return false;
+	return true;
+}
+
+/* At a boundary (or the end of a grace) the switch goes out first and is
+ * the only work done then: the schedules were computed and the idle bank
+ * loaded at the previous change. The host-port scan and the schedules of
+ * the change after this one follow, then their loading into the idle bank,
+ * all after the ports have moved. */
+static void load_next_change(struct rotation *rotation);
+
+static void switch_to_loaded(struct rotation *rotation, uint64_t *ret_switched_usec)
+{
+	_cleanup_free_ char *error = NULL;
+	uint64_t now_usec, next, delay = STAGE_DELAY_USEC;
+	int r;
+
+	for (size_t i = 0; i < rotation->n_services; i++)
+		rotation->services[i].schedule = rotation->services[i].next_schedule;
+	r = switch_banks(rotation, &error);
+	now_usec = *ret_switched_usec = now(CLOCK_REALTIME);
+	if (r < 0) {
+		report_apply_failure(rotation, r, error);
+		return;
+	}
+	next = next_change_usec(rotation->services, rotation->n_services);
+	if (next != UINT64_MAX && next > now_usec && (next - now_usec) / 4 < delay)
+		delay = (next - now_usec) / 4;
+	if (sd_event_source_set_time_relative(rotation->stage_timer, delay) < 0 ||
+	    sd_event_source_set_enabled(rotation->stage_timer, SD_EVENT_ONESHOT) < 0)
+		load_next_change(rotation);
+}
+
+/* The change after the one just switched to: host ports asked again, every
+ * schedule computed, the idle bank loaded. Its time joins the change's
+ * record (late_usec: the change's last transaction). */
+static void load_next_change(struct rotation *rotation)
+{
+	struct timed_change *c =
+	    rotation->n_changes
+		? &rotation->changes[(rotation->n_changes - 1) % ROTATION_CHANGES_KEPT]
+		: NULL;
+	uint64_t now_usec;
+	int r;
+
+	r = compute_next(rotation->services, rotation->n_services);
+	if (r < 0)
+		report_apply_failure(rotation, r, NULL);
+	else
+		stage_next(rotation, rotation->services, rotation->n_services, NULL);
+	now_usec = now(CLOCK_REALTIME);
+	if (c && now_usec > c->due_usec) {
+		c->late_usec = now_usec - c->due_usec;
+		if (c->late_usec > rotation->max_late_usec)
+			rotation->max_late_usec = c->late_usec;
+	}
+}
+
+static int on_stage_timer(sd_event_source *source, uint64_t usec, void *userdata)
+{
+	load_next_change(userdata);
+	return 0;
+}
+
+static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
+{
+	struct rotation *rotation = userdata;
+	uint64_t fired = now(CLOCK_REALTIME), switched, late;
+
+	if (change_is_loaded(rotation, usec) && fired >= usec) {
+		switch_to_loaded(rotation, &switched);
+	} else {
+		rotate_now(rotation, usec);
+		switched = now(CLOCK_REALTIME);
+	}
+	(void)arm_timer(rotation);
+	/* Lateness of the change: from its due time to its switch committed
+	 * (the loop's delay in running the timer included), and to its last
+	 * transaction committed (the next change loaded: a little later, see
+	 * load_next_change). */
+	late = now(CLOCK_REALTIME);
+	late = late > usec ? late - usec : 0;
+	rotation->changes[rotation->n_changes++ % ROTATION_CHANGES_KEPT] = (struct timed_change){
+	    .due_usec = usec,
+	    .fired_late_usec = fired > usec ? fired - usec : 0,
+	    .switch_late_usec = switched > usec ? switched - usec : 0,
+	    .late_usec = late,
+	};
+	if (late > rotation->max_late_usec)
+		rotation->max_late_usec = late;
+	return 0;
+}
+
+/* A timerfd armed at the far future with TFD_TIMER_CANCEL_ON_SET becomes
+ * readable (ECANCELED) whenever the realtime clock is set: then every
+ * boundary is recomputed and the timer re-armed. */
+static int arm_clock_watch(int fd)
+{
+	struct itimerspec far = {.it_value = {.tv_sec = INT32_MAX}};
+
+	if (timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &far, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+static int on_clock_set(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	struct rotation *rotation = userdata;
+	uint64_t expirations;
+
+	/* ECANCELED is the point: the clock was set. */
+	if (read(fd, &expirations, sizeof(expirations)) < 0 && errno != ECANCELED &&
+	    errno != EAGAIN)
+		return 0;
+	(void)arm_clock_watch(fd);
+	rotate_now(rotation, 0);
+	if (rotation->hooks.on_clock_set)
+		rotation->hooks.on_clock_set(rotation->hooks.userdata);
+	return 0;
+}
+
+static const char *proto_name(uint8_t proto)
+{
+	return proto == IPPROTO_UDP ? "udp" : "tcp";
+}
+
+static int on_nflog(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	struct rotation *rotation = userdata;
+	struct rotator_hit hits[64];
+	size_t n = 0;
+
+	do {
+		int r = rotator_nflog_read(rotation->nflog, hits, ELEMENTSOF(hits), &n);
+		if (r < 0 && r != -ENOBUFS)
+			return 0;
+		for (size_t i = 0; i < n; i++) {
+			char address[INET6_ADDRSTRLEN] = "?";
+			const char *service =
+			    rotator_decoy_owner(rotation->rotator, hits[i].proto, hits[i].port);
+
+			inet_ntop(hits[i].source.family, &hits[i].source.in6, address,
+				  sizeof(address));
+			for (size_t j = 0; service && j < rotation->n_services; j++)
+				if (streq(rotation->services[j].policy->name, service))
+					rotation->services[j].decoy_hits++;
+			remember_blocked(rotation, address, service,
+					 now(CLOCK_REALTIME) + rotation->block_timeout_usec);
+			if (rotation->hooks.on_decoy_hit) {
+				/* Link the hit to the instances this source reached. */
+				struct rotator_addr reached[8];
+				const char *names[8];
+				size_t n_reached = 0, n_names = 0;
+
+				if (rotator_conntrack_reached(&hits[i].source, reached,
+							      ELEMENTSOF(reached), &n_reached) < 0)
+					n_reached = 0;
+				for (size_t j = 0; j < n_reached; j++) {
+					const char *owner =
+					    rotator_instance_owner(rotation->rotator, &reached[j]);
+					if (owner)
+						names[n_names++] = owner;
+				}
+				rotation->hooks.on_decoy_hit(
+				    service, address, proto_name(hits[i].proto), hits[i].port,
+				    names, n_names, rotation->hooks.userdata);
+			}
+		}
+	} while (n == ELEMENTSOF(hits));
+	return 0;
+}
+
+static int on_egress_drop(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	struct rotation *rotation = userdata;
+	struct rotator_egress_drop drops[64];
+	size_t n = 0;
+	unsigned batches = 0;
+
+	/* At most 4 batches a wakeup: an instance flooding its envelope shares
+	 * the loop; the rest waits in the socket (and overflows it, counted). */
+	do {
+		int r =
+		    rotator_nflog_read_egress(rotation->egress_log, drops, ELEMENTSOF(drops), &n);
+		if (r < 0 && r != -ENOBUFS)
+			return 0;
+		for (size_t i = 0; i < n; i++) {
+			char from[INET6_ADDRSTRLEN] = "?", to[INET6_ADDRSTRLEN] = "?";
+			char link[IF_NAMESIZE];
+			/* Charged to the link it came in on, never to its source
+			 * address: an instance can write a sibling's address. */
+			bool known = drops[i].ifindex && if_indextoname(drops[i].ifindex, link);
+
+			inet_ntop(drops[i].source.family, &drops[i].source.in6, from, sizeof(from));
+			inet_ntop(drops[i].destination.family, &drops[i].destination.in6, to,
+				  sizeof(to));
+			if (rotation->hooks.on_egress_drop)
+				rotation->hooks.on_egress_drop(
+				    known ? link : NULL, from, to, drops[i].proto, drops[i].port,
+				    drops[i].spoofed, rotation->hooks.userdata);
+		}
+	} while (n == ELEMENTSOF(drops) && ++batches < 4);
+	return 0;
+}
+
+static int on_honeypot(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	struct rotation *rotation = userdata;
+
+	/* Whoever got here touched a decoy and is blocked already (NFLOG reports
+	 * it); the handshake only made the port look open. */
+	(void)rotator_honeypot_accept_all(rotation->honeypot);
+	return 0;
+}
+
+static uint64_t max_decoy_block_usec(const struct policy_set *set)
+{
+	uint64_t max = 0;
+
+	for (size_t i = 0; set && i < set->count; i++)
+		if (set->policies[i]->decoy_block_usec > max)
+			max = set->policies[i]->decoy_block_usec;
+	return max ? max : 600 * USEC_PER_SEC;
+}
+
+int rotation_new(sd_event *event, const struct rotation_options *options,
+		 const struct rotation_hooks *hooks, struct rotation **ret_rotation)
+{
+	struct rotation *rotation;
+	int r;
+
+	rotation = calloc(1, sizeof(*rotation));
+	if (!rotation)
+		return -ENOMEM;
+	rotation->clock_fd = -1;
+	rotation->event = sd_event_ref(event);
+	rotation->options = *options;
+	rotation->hooks = *hooks;
+
+	r = sd_event_add_time(event, &rotation->timer, CLOCK_REALTIME, UINT64_MAX,
+			      TIMER_ACCURACY_USEC, on_timer, rotation);
+	if (r < 0)
+		goto fail;
+	(void)sd_event_source_set_enabled(rotation->timer, SD_EVENT_OFF);
+	r = sd_event_add_time(event, &rotation->stage_timer, CLOCK_MONOTONIC, UINT64_MAX,
+			      TIMER_ACCURACY_USEC, on_stage_timer, rotation);
+	if (r < 0)
+		goto fail;
+	(void)sd_event_source_set_enabled(rotation->stage_timer, SD_EVENT_OFF);
+
+	rotation->clock_fd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (rotation->clock_fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = arm_clock_watch(rotation->clock_fd);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_io(event, &rotation->clock_watch, rotation->clock_fd, EPOLLIN,
+			    on_clock_set, rotation);
+	if (r < 0)
+		goto fail;
+
+	r = rotator_nflog_open(options->nflog_group, &rotation->nflog);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_io(event, &rotation->nflog_source, rotator_nflog_fd(rotation->nflog),
+			    EPOLLIN, on_nflog, rotation);
+	if (r < 0)
+		goto fail;
+
+	r = rotator_nflog_open(options->egress_nflog_group, &rotation->egress_log);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_io(event, &rotation->egress_source, rotator_nflog_fd(rotation->egress_log),
+			    EPOLLIN, on_egress_drop, rotation);
+	if (r < 0)
+		goto fail;
+
+	if (options->honeypot_port) {
+		r = rotator_honeypot_open(options->honeypot_port, &rotation->honeypot);
+		if (r < 0)
+			goto fail;
+		r = sd_event_add_io(event, &rotation->honeypot_source,
+				    rotator_honeypot_fd(rotation->honeypot), EPOLLIN, on_honeypot,
+				    rotation);
+		if (r < 0)
+			goto fail;
+	}
+
+	*ret_rotation = rotation;
+	return 0;
+fail:
+	rotation_free(rotation);
+	return r;
+}
+
+static int load_services(const struct policy_set *set, struct rotated_service **ret_services,
+			 size_t *ret_n, char **ret_error)
+{
+	struct rotated_service *services = calloc(set->count ? set->count : 1, sizeof(*services));
+	size_t n = 0;
+
+	if (!services)
+		return -ENOMEM;
+	for (size_t i = 0; i < set->count; i++) {
+		const struct policy *p = set->policies[i];
+		struct rotated_service *s;
+		int r;
+
+		if (!policy_rotates(p))
+			continue;
+		s = &services[n++];
+		s->policy = p;
+		_cleanup_free_ char *error = NULL;
+
+		r = policy_read_key_file(p->key_file, &s->key, &s->key_len, &error);
+		if (r < 0) {
+			if (asprintf(ret_error, "%s: KeyFile %s", p->name,
+				     error ? error : strerror(-r)) < 0)
+				*ret_error = NULL;
+			services_free(services, n);
+			return r;
+		}
+	}
+	*ret_services = services;
+	*ret_n = n;
+	return 0;
+}
+
+int rotation_apply_policies(struct rotation *rotation, const struct policy_set *set,
+			    char **ret_error)
+{
+	struct rotated_service *services = NULL;
+	size_t n = 0;
+	int r;
+
+	for (size_t i = 0; rotation->options.honeypot_port && i < set->count; i++) {
+		const struct policy *p = set->policies[i];
+
+		if (p->has_public_ports &&
+		    p->public_ports.first <= rotation->options.honeypot_port &&
+		    rotation->options.honeypot_port <= p->public_ports.last) {
+			if (asprintf(ret_error,
+				     "%s: PublicPorts=%u-%u contains the agent's honeypot port %u "
+				     "(--honeypot-port)",
+				     p->name, p->public_ports.first, p->public_ports.last,
+				     rotation->options.honeypot_port) < 0)
+				*ret_error = NULL;
+			return -EADDRINUSE;
+		}
+	}
+
+	r = load_services(set, &services, &n, ret_error);
+	if (r < 0)
+		return r;
+
+	/* Decoy hits among services from the old set keep their counts. */
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < rotation->n_services; j++)
+			if (streq(services[i].policy->name, rotation->services[j].policy->name))
+				services[i].decoy_hits = rotation->services[j].decoy_hits;
+
+	r = compute_all(services, n, now(CLOCK_REALTIME));
+	if (r < 0) {
+		if (asprintf(ret_error, "schedule: %s", strerror(-r)) < 0)
+			*ret_error = NULL;
+		services_free(services, n);
+		return r;
+	}
+
+	if (!rotation->rotator) {
+		struct rotator_config config = {
+		    .nflog_group = rotation->options.nflog_group,
+		    .honeypot_port = rotation->options.honeypot_port,
+		    .instance_envelope = true,
+		    .egress_nflog_group = rotation->options.egress_nflog_group,
+		    .forward_guard4 = rotation->options.forward_guard4,
+		    .forward_guard6 = rotation->options.forward_guard6,
+		    .block_timeout_sec = (uint32_t)(max_decoy_block_usec(set) / USEC_PER_SEC),
+		};
+
+		r = rotator_new(&config, &rotation->rotator);
+		if (r < 0) {
+			if (asprintf(ret_error, "nftables: cannot open netlink: %s", strerror(-r)) <
+			    0)
+				*ret_error = NULL;
+			services_free(services, n);
+			return r;
+		}
+		rotation->block_timeout_usec = (uint64_t)config.block_timeout_sec * USEC_PER_SEC;
+	}
+
+	r = program(rotation, services, n, NULL, 0, ret_error);
+	if (r < 0) {
+		services_free(services, n);
+		return r;
+	}
+	services_free(rotation->services, rotation->n_services);
+	rotation->services = services;
+	rotation->n_services = n;
+	(void)arm_timer(rotation);
+	return 0;
+}
+
+int rotation_add_instance(struct rotation *rotation, const char *name,
+			  const struct rotator_addr *addresses, size_t n_addresses, uint8_t proto,
+			  uint16_t port, const struct egress_rule *egress, size_t n_egress,
+			  char **ret_error)
+{
+	struct enveloped_instance *grown, *e;
+	int r;
+
+	if (n_addresses == 0 || n_addresses > 2 || strlen(name) >= sizeof(e->name))
+		return -EINVAL;
+	grown = realloc(rotation->instances, (rotation->n_instances + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	rotation->instances = grown;
+	e = &rotation->instances[rotation->n_instances];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	memcpy(e->addresses, addresses, n_addresses * sizeof(*addresses));
+	e->n_addresses = n_addresses;
+	e->proto = proto;
+	e->port = port;
+	e->egress = calloc(n_egress + 1, sizeof(*e->egress));
+	if (!e->egress)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_egress; i++) {
+		const struct egress_rule *x = &egress[i];
+		struct rotator_egress *y = &e->egress[i];
+
+		y->proto = x->proto == POLICY_PROTO_UDP ? IPPROTO_UDP : IPPROTO_TCP;
+		y->port_first = x->ports.first;
+		y->port_last = x->ports.last;
+		y->has_destination = x->has_destination;
+		if (x->has_destination) {
+			y->destination.family = x->destination.family;
+			memcpy(&y->destination.in6, &x->destination.addr,
+			       x->destination.family == AF_INET ? sizeof(struct in_addr)
+								: sizeof(struct in6_addr));
+			y->prefix_len = x->destination.prefix_len;
+		}
+	}
+	e->n_egress = n_egress;
+	rotation->n_instances++;
+
+	/* Fail closed: no envelope in the kernel, no instance. */
+	r = program(rotation, rotation->services, rotation->n_services, NULL, 0, ret_error);
+	if (r < 0)
+		instances_remove_named(rotation, name);
+	return r;
+}
+
+int rotation_cut_instance(struct rotation *rotation, const char *name, char **ret_error)
+{
+	struct enveloped_instance *e = NULL;
+	int r;
+
+	for (size_t i = 0; i < rotation->n_instances && !e; i++)
+		if (streq(rotation->instances[i].name, name))
+			e = &rotation->instances[i];
+	if (!e)
+		return -ENOENT;
+	if (e->cut)
+		return 0;
+	e->cut = true;
+	r = program(rotation, rotation->services, rotation->n_services, NULL, 0, ret_error);
+	if (r < 0)
+		e->cut = false; /* the kernel has the previous state */
+	return r;
+}
+
+int rotation_remove_instance(struct rotation *rotation, const char *name, char **ret_error)
+{
+	bool present = false;
+	int r;
+
+	for (size_t i = 0; i < rotation->n_instances; i++)
+		present |= streq(rotation->instances[i].name, name);
+	if (!present)
+		return 0;
+	r = program_cut(rotation, rotation->services, rotation->n_services, NULL, 0, name,
+			ret_error);
+	/* Gone from the registry either way: the next transaction drops it. */
+	instances_remove_named(rotation, name);
+	return r;
+}
+
+static json_t *ports_json(const uint16_t *ports, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, json_integer(ports[i]));
+	return a;
+}
+
+/* The timed changes kept, oldest first, and the worst lateness since start. */
+static json_t *changes_json(const struct rotation *rotation)
+{
+	json_t *recent = json_array();
+	uint64_t n = rotation->n_changes;
+	uint64_t first = n > ROTATION_CHANGES_KEPT ? n - ROTATION_CHANGES_KEPT : 0;
+
+	for (uint64_t i = first; recent && i < n; i++) {
+		const struct timed_change *c = &rotation->changes[i % ROTATION_CHANGES_KEPT];
+
+		json_array_append_new(
+		    recent, json_pack("{s:I, s:I, s:I, s:I}", "due_usec", (json_int_t)c->due_usec,
+				      "fired_late_usec", (json_int_t)c->fired_late_usec,
+				      "switch_late_usec", (json_int_t)c->switch_late_usec,
+				      "late_usec", (json_int_t)c->late_usec));
+	}
+	return json_pack("{s:I, s:I, s:o}", "count", (json_int_t)n, "max_late_usec",
+			 (json_int_t)rotation->max_late_usec, "recent", recent);
+}
+
+json_t *rotation_status(const struct rotation *rotation)
+{
+	json_t *services = json_array(), *blocked = json_array();
+	uint64_t now_usec = now(CLOCK_REALTIME);
+	unsigned flags = rotation->rotator ? rotator_flags(rotation->rotator) : 0;
+
+	for (size_t i = 0; services && i < rotation->n_services; i++) {
+		const struct rotated_service *s = &rotation->services[i];
+
+		json_array_append_new(
+		    services,
+		    json_pack("{s:s, s:I, s:i, s:i, s:I, s:I, s:o, s:I}", "name", s->policy->name,
+			      "epoch", (json_int_t)s->schedule.epoch, "port", s->schedule.port,
+			      "grace_port", s->schedule.grace_port, "boundary_usec",
+			      (json_int_t)s->schedule.boundary_usec, "next_boundary_usec",
+			      (json_int_t)s->schedule.next_boundary_usec, "decoys",
+			      ports_json(s->schedule.decoys, s->schedule.n_decoys), "decoy_hits",
+			      (json_int_t)s->decoy_hits));
+	}
+	for (size_t i = 0; blocked && i < rotation->n_blocked; i++) {
+		const struct blocked_source *b = &rotation->blocked[i];
+
+		if (b->until_usec <= now_usec)
+			continue;
+		json_array_append_new(blocked, json_pack("{s:s, s:s, s:I}", "address", b->address,
+							 "service", b->service, "until_usec",
+							 (json_int_t)b->until_usec));
+	}
+	return json_pack("{s:o, s:o, s:o, s:{s:b, s:b, s:I, s:I, s:I, s:I}}", "services", services,
+			 "blocked", blocked, "changes", changes_json(rotation), "table", "persist",
+			 (flags & ROTATOR_F_PERSIST) != 0, "adopted",
+			 (flags & ROTATOR_F_ADOPTED) != 0, "transactions",
+			 (json_int_t)rotation->transactions, "bank_switches",
+			 (json_int_t)rotation->switches, "failures", (json_int_t)rotation->failures,
+			 "last_apply_usec", (json_int_t)rotation->last_apply_usec);
+}
+
+int rotation_unblock(struct rotation *rotation, const char *address, char **ret_error)
+{
+	struct rotator_addr addr = {0};
+	char canonical[INET6_ADDRSTRLEN];
+	int r;
+
+	if (inet_pton(AF_INET, address, &addr.in) == 1)
+		addr.family = AF_INET;
+	else if (inet_pton(AF_INET6, address, &addr.in6) == 1)
+		addr.family = AF_INET6;
+	else {
+		if (asprintf(ret_error, "'%s' is not an IPv4 or IPv6 address", address) < 0)
+			*ret_error = NULL;
+		return -EINVAL;
+	}
+	if (!rotation->rotator) {
+		*ret_error = strdup("no table is programmed");
+		return -ENOENT;
+	}
+	r = program(rotation, rotation->services, rotation->n_services, &addr, 1, ret_error);
+	if (r < 0)
+		return r;
+	inet_ntop(addr.family, &addr.in6, canonical, sizeof(canonical));
+	for (size_t i = 0; i < rotation->n_blocked; i++)
+		if (streq(rotation->blocked[i].address, canonical))
+			rotation->blocked[i].until_usec = 0;
+	return 0;
+}
+
+void rotation_free(struct rotation *rotation)
+{
+	if (!rotation)
+		return;
+	if (rotation->rotator && rotation->options.remove_on_stop)
+		(void)rotator_remove(rotation->rotator, NULL);
+	rotator_free(rotation->rotator);
+	sd_event_source_disable_unref(rotation->nflog_source);
+	rotator_nflog_free(rotation->nflog);
+	sd_event_source_disable_unref(rotation->egress_source);
+	rotator_nflog_free(rotation->egress_log);
+	sd_event_source_disable_unref(rotation->honeypot_source);
+	rotator_honeypot_free(rotation->honeypot);
+	sd_event_source_disable_unref(rotation->timer);
+	sd_event_source_disable_unref(rotation->stage_timer);
+	sd_event_source_disable_unref(rotation->clock_watch);
+	if (rotation->clock_fd >= 0)
+		close(rotation->clock_fd);
+	services_free(rotation->services, rotation->n_services);
+	free(rotation->blocked);
+	free(rotation->instance_backends);
+	for (size_t i = 0; i < rotation->n_instances; i++)
+		free(rotation->instances[i].egress);
+	free(rotation->instances);
+	sd_event_unref(rotation->event);
+	free(rotation);
+}

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "policy.h"
+
+/* Port rotation as the agent runs it: the keyed schedule of every service,
+ * one nftables transaction per boundary (rotator/), timers on CLOCK_REALTIME
+ * re-armed after clock jumps, and decoy hits read from NFLOG. */
+
+
+
+struct rotation;
+
+struct rotation_hooks {
+	/* A source touched a decoy port of service (NULL if unknown); the kernel
+	 * has blocked it already. reached_instances: instances it has flows to
+	 * (conntrack). Called from the event loop. */
+	void (*on_decoy_hit)(const char *service, const char *source, const char *proto,
+			     uint16_t port, const char *const *reached_instances,
+			     size_t n_reached, void *userdata);
+	/* The realtime clock was set; every boundary has been recomputed. */
+	void (*on_clock_set)(void *userdata);
+	/* An instance's envelope dropped a packet it sent. link is the host
+	 * end of the link the packet came in on (NULL when unknown): that is
+	 * who sent it, whatever its source address says (spoofed: the source
+	 * was not the sender's own address, perhaps a neighbour's). */
+	void (*on_egress_drop)(const char *link, const char *source, const char *destination,
+			       uint8_t proto, uint16_t port, bool spoofed, void *userdata);
+	/* The transaction of a boundary failed; the previous epoch's ports stay. */
+	void (*on_apply_failed)(const char *reason, void *userdata);
+	void *userdata;
+};
+
+struct rotation_options {
+	uint16_t nflog_group;
+	uint16_t egress_nflog_group; /* drops of the instance envelopes */
+	uint16_t honeypot_port; /* TCP decoys redirect here so they look open; 0 = drop */
+	bool remove_on_stop; /* delete `inet mtd` on a clean stop */
+	/* forwarding of the family was off before the agent (rotation.h) */
+	bool forward_guard4, forward_guard6;
+};
+
+int rotation_new(sd_event *event, const struct rotation_options *options,
+		 const struct rotation_hooks *hooks, struct rotation **ret_rotation);
+
+/* Prepare the policy set's services (keys read, schedule computed) and
+ * program them in one transaction. On failure nothing changed, in memory or
+ * in the kernel, and ret_error says why in one line. The set must outlive its
+ * use (the caller swaps sets only after this succeeds). */
+int rotation_apply_policies(struct rotation *rotation, const struct policy_set *set,
+			    char **ret_error);
+
+/* A managed service's traffic goes to its healthy instance: one transaction
+ * moves the public (and grace) port to these addresses (one per family).
+ * On failure the previous route stays. */
+struct rotator_addr;
+int rotation_set_instance_backend(struct rotation *rotation, const char *service,
+				  const struct rotator_addr *addresses, size_t n_addresses,
+				  uint16_t port, const char *cut_instance, char **ret_error);
+
+/* An instance's envelope in the table (default-deny both ways but its
+ * ListenPort through the DNAT and its Egress= rules): one transaction; on
+ * failure the instance must not start. Remove takes it out again (its flows
+ * are cut); cut_instance above does the same within the route change. */
+struct egress_rule;
+int rotation_add_instance(struct rotation *rotation, const char *name,
+			  const struct rotator_addr *addresses, size_t n_addresses, uint8_t proto,
+			  uint16_t port, const struct egress_rule *egress, size_t n_egress,
+			  char **ret_error);
+int rotation_remove_instance(struct rotation *rotation, const char *name, char **ret_error);
+/* Cut an instance off at once, cheaper than removing it: out of the live and
+ * ingress sets (nothing passes to or from its link, established flows
+ * included, and its Egress= no longer applies: the rule asks for a live
+ * source), its other elements left for rotation_remove_instance(). One
+ * transaction; -ENOENT if it has no envelope. */
+int rotation_cut_instance(struct rotation *rotation, const char *name, char **ret_error);
+/* No instance serves: the service's public port leads nowhere (dropped). */
+int rotation_clear_instance_backend(struct rotation *rotation, const char *service,
+				    char **ret_error);
+
+/* {"services":[{name, port, grace_port, epoch, next_boundary_usec, decoys, decoy_hits,
+ *   backend, ...}], "table": {...}} */
+json_t *rotation_status(const struct rotation *rotation);
+
+/* Remove a source from the blocked sets. -EINVAL for an address that does
+ * not parse (ret_error says so). */
+int rotation_unblock(struct rotation *rotation, const char *address, char **ret_error);
+
+/* Leaves the table in place (so ports stay closed) unless remove_on_stop. */
+void rotation_free(struct rotation *rotation);
+
+/* IP forwarding for the instances' links, and nothing more.
+ *
+ * DNAT to an instance is forwarding, and the kernel decides it on the
+ * interface a client's packet arrives on, which can be any: so the switch is
+ * the namespace-wide one (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding).
+ * What that would change beyond the instances is undone around it:
+ *  - routing between the host's other interfaces: when a family's forwarding
+ *    was off, the rotator's forward guard (rotator_config.forward_guard4/6)
+ *    drops every forwarded packet that neither arrives on nor leaves by an
+ *    instance link and was not DNATed by the agent;
+ *  - IPv6 router advertisements: an interface that forwards ignores them at
+ *    accept_ra=1, so every interface (and "default", for interfaces created
+ *    later) at 1 is set to 2, which accepts them while forwarding.
+ * The settings found are saved (STATE_DIR/forwarding.saved) before anything
+ * changes and put back on a clean stop; an agent that was killed finds them
+ * there at its next start. */
+
+
+struct forwarding;
+
+/* What the host had: the saved file of a previous run that did not stop
+ * cleanly, else the settings now. Changes nothing. */
+int forwarding_load(const char *state_dir, struct forwarding **ret_forwarding);
+
+/* Whether the host forwarded this family (AF_INET, AF_INET6) before the agent. */
+bool forwarding_was_on(const struct forwarding *forwarding, int family);
+
+/* Save what the host had (fsync'd), then switch forwarding on as above. */
+int forwarding_enable(struct forwarding *forwarding);
+
+/* Put back what forwarding_enable changed and remove the saved file. An
+ * interface gone meanwhile is skipped; the first other error is returned
+ * after everything else was tried. */
+int forwarding_restore(struct forwarding *forwarding);
+
+void forwarding_free(struct forwarding *forwarding);

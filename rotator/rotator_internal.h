@@ -1,0 +1,589 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stddef.h>
+#include <linux/netlink.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "macro.h"
+#include "rotator.h"
+
+/* Framing check before libmnl's mnl_cb_run(), for the rotator's netlink
+ * parse steps (nflog.c, conntrack.c). Not for use outside rotator/. */
+
+
+
+/*
+ * The length of buf's leading run of whole netlink messages: each at least a
+ * header and no longer than what is left. libmnl (1.0.4) compares nlmsg_len
+ * as an int, so a message claiming 2^31 bytes or more passes its
+ * mnl_nlmsg_ok(); mnl_cb_run() then steps nlmsg_len bytes on, and for a
+ * length near 2^32 its count of what is left wraps back to positive: it reads
+ * 4 GiB past the buffer (SEGV; found by tests/fuzz/fuzz_conntrack.c). Handing
+ * mnl_cb_run() only this prefix changes nothing else: it stops at the first
+ * message that does not fit anyway. buf is aligned like struct nlmsghdr.
+ */
+static inline size_t rotator_nlmsg_whole(const void *buf, size_t len)
+{
+	size_t off = 0;
+
+	while (len - off >= sizeof(struct nlmsghdr)) {
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)((const char *)buf + off);
+
+		if (nlh->nlmsg_len < sizeof(*nlh) || nlh->nlmsg_len > len - off)
+			break;
+		off += NLMSG_ALIGN(nlh->nlmsg_len);
+		if (off >= len)
+			return len;
+	}
+	return off;
+}
+
+/*
+ * The netlink transaction layer: one long-lived non-blocking
+ * NETLINK_NETFILTER socket, batches paged in memory and sent as ONE
+ * transaction (one sendmsg with an iovec of all pages), guarded by the
+ * ruleset generation id, with a bounded retry on ERESTART. Every message gets
+ * its own sequence number and a description, so a kernel error is reported
+ * against the object that caused it, with the extended-ack text.
+ */
+
+
+
+struct nlmsghdr;
+struct nft_sock;
+struct nft_txn;
+
+int nft_sock_open(struct nft_sock **ret);
+void nft_sock_close(struct nft_sock *s);
+uint32_t nft_sock_portid(const struct nft_sock *s);
+
+/* Current ruleset generation id (NFT_MSG_GETGEN). */
+int nft_get_genid(struct nft_sock *s, uint32_t *ret_genid);
+
+/* Whether table FAMILY NAME exists; its flags and owner portid (0 if none). */
+int nft_get_table(struct nft_sock *s, uint16_t family, const char *name, bool *ret_exists,
+		  uint32_t *ret_flags, uint32_t *ret_owner);
+
+/* One element of a set, as a dump reports it: its key and, for an element
+ * with a timeout (timeout_ms != 0), the milliseconds it has left. */
+struct nft_elem_info {
+	const void *key;
+	uint32_t key_len;
+	uint64_t timeout_ms;
+	uint64_t expires_in_ms;
+};
+typedef int (*nft_elem_fn)(const struct nft_elem_info *elem, void *userdata);
+
+/* Calls fn for every element of set SET of table FAMILY TABLE (a dump; a
+ * negative return of fn stops it and is returned). -ENOENT: no such table
+ * or set. */
+int nft_dump_set_elems(struct nft_sock *s, uint16_t family, const char *table, const char *set,
+		       nft_elem_fn fn, void *userdata);
+
+int nft_txn_new(struct nft_sock *s, struct nft_txn **ret);
+/* Frees the transaction; its pages go back to the socket for the next one. */
+void nft_txn_free(struct nft_txn *t);
+
+/*
+ * What a message is about, for error reports only: nothing is formatted
+ * unless the kernel refuses the message. kind 0: the text "what name" (both
+ * static strings, name may be NULL); any other kind is formatted by the
+ * transaction's describe callback.
+ */
+struct nft_ref {
+	uint16_t kind;
+	uint16_t sub;
+	uint32_t index;
+	const char *what;
+	const char *name;
+};
+
+/*
+ * Formats the object of a refused message into buf: ref as given to
+ * nft_txn_msg, the message as sent, and the offset in it of the attribute
+ * the kernel blamed (extended ack NLMSGERR_ATTR_OFFS), or 0 if none.
+ */
+typedef void (*nft_describe_fn)(void *userdata, const struct nft_ref *ref,
+				const struct nlmsghdr *msg, uint32_t bad_offset, char *buf,
+				size_t len);
+void nft_txn_set_describe(struct nft_txn *t, nft_describe_fn fn, void *userdata);
+
+/*
+ * Start the next message of the transaction: returns its header (type is an
+ * NFT_MSG_* command, built with nftnl_nlmsg_build_hdr) for the caller to fill
+ * the payload with nftnl_*_nlmsg_build_payload() or mnl_attr_put*(), then
+ * call nft_txn_msg_end(). NULL on ENOMEM. A message must stay below
+ * NFT_TXN_MSG_MAX bytes.
+ */
+#define NFT_TXN_MSG_MAX (64 * 1024)
+struct nlmsghdr *nft_txn_msg(struct nft_txn *t, uint16_t cmd, uint16_t family, uint16_t flags,
+			     const struct nft_ref *ref);
+int nft_txn_msg_end(struct nft_txn *t, struct nlmsghdr *nlh);
+
+size_t nft_txn_n_msgs(const struct nft_txn *t);
+size_t nft_txn_size(const struct nft_txn *t);
+
+enum nft_outcome {
+	NFT_TXN_PENDING,   /* not committed yet */
+	NFT_TXN_COMMITTED, /* the kernel applied it */
+	NFT_TXN_REFUSED,   /* the kernel refused it: nothing changed */
+	NFT_TXN_UNKNOWN,   /* no clear verdict (send/receive failure): may have applied */
+};
+enum nft_outcome nft_txn_outcome(const struct nft_txn *t);
+
+/*
+ * Send the transaction (genid-guarded) and collect the verdict. Retries up to
+ * max_restarts times on ERESTART. 0 on commit; negative errno otherwise with
+ * err (may be NULL) naming the failing object.
+ */
+int nft_txn_commit(struct nft_sock *s, struct nft_txn *t, unsigned max_restarts,
+		   struct rotator_error *err);
+
+/* Fill err (if not NULL) with a library-side reason. Returns e. */
+int rotator_error_set(struct rotator_error *err, int e, const char *object, const char *fmt, ...)
+	_printf_(4, 5);
+
+/*
+ * Pure builders for the rules of `inet mtd`: no socket, no kernel. Each
+ * recipe returns a complete struct nftnl_rule (family inet, table mtd) or
+ * NULL on ENOMEM; tests/unit/test_rotator_expr.c pins their bytecode.
+ */
+
+
+struct nftnl_rule;
+
+/* iif "lo" accept */
+struct nftnl_rule *nft_rule_loopback_accept(const char *chain, const char *comment);
+
+/* meta nfproto ipvX ip[6] saddr @set counter drop */
+struct nftnl_rule *nft_rule_blocked_drop(const char *chain, uint8_t nfproto, const char *set,
+					 const char *comment);
+
+/* fib daddr type local meta l4proto . th dport @decoys meta nfproto ipvX
+ * add @blocked { ip[6] saddr timeout T } log prefix P group G counter drop */
+struct nftnl_rule *nft_rule_decoy_hit(const char *chain, uint8_t nfproto, const char *decoy_set,
+				      const char *blocked_set, uint64_t timeout_ms,
+				      uint16_t log_group, const char *log_prefix,
+				      const char *comment);
+
+/* The same without the drop: the packet goes on (to the honeypot redirect). */
+struct nftnl_rule *nft_rule_decoy_report(const char *chain, uint8_t nfproto,
+					 const char *decoy_set, const char *blocked_set,
+					 uint64_t timeout_ms, uint16_t log_group_id,
+					 const char *log_prefix, const char *comment);
+
+/* fib daddr type local meta l4proto . th dport @decoys meta l4proto tcp
+ * redirect to :port (nat chains only) */
+struct nftnl_rule *nft_rule_decoy_redirect(const char *chain, const char *decoy_set,
+					   uint16_t port, const char *comment);
+
+/* fib daddr type local meta l4proto . th dport @decoys meta l4proto != tcp drop */
+struct nftnl_rule *nft_rule_decoy_drop_non_tcp(const char *chain, const char *decoy_set,
+					       const char *comment);
+
+/* ct status & dnat == dnat meta l4proto tcp ct reply proto-src port accept:
+ * a connection already redirected to the honeypot completes its handshake
+ * although its source is blocked (so the decoy looks open to connect()) */
+struct nftnl_rule *nft_rule_honeypot_flow_accept(const char *chain, uint16_t port,
+						 const char *comment);
+
+/* iif != "lo" ct status & dnat != dnat meta l4proto tcp th dport port counter drop */
+struct nftnl_rule *nft_rule_honeypot_guard(const char *chain, uint16_t port,
+					   const char *comment);
+
+/* fib daddr type local dnat ip[6] to meta l4proto . th dport map @map */
+struct nftnl_rule *nft_rule_dnat(const char *chain, uint8_t nfproto, const char *map,
+				 const char *comment);
+
+/* iif != "lo" ct status & dnat != dnat meta nfproto ipvX
+ * meta l4proto . ip[6] daddr . th dport @set counter drop */
+struct nftnl_rule *nft_rule_backend_guard(const char *chain, uint8_t nfproto, const char *set,
+					  const char *comment);
+
+/* meta nfproto @active_set jump target: the dispatch to a bank's chain,
+ * taken while the bank is live (its active set holds ipv4 and ipv6) */
+struct nftnl_rule *nft_rule_bank_jump(const char *chain, const char *active_set,
+				      const char *target, const char *comment);
+
+/* Attach a comment (nft shows `comment "..."`). 0 or -ENOMEM/-EINVAL. */
+int nft_rule_set_comment(struct nftnl_rule *r, const char *comment);
+
+/* --- the instance envelope (prefix: ROTATOR_INSTANCE_IFPREFIX) --------------- */
+
+/* iifname "PREFIX*" jump target, or oifname with outgoing */
+struct nftnl_rule *nft_rule_ifname_jump(const char *chain, bool outgoing, const char *prefix,
+					const char *target, const char *comment);
+
+/* iifname "PREFIX*" meta nfproto ipv6 meta l4proto ipv6-icmp icmpv6 type @set accept */
+struct nftnl_rule *nft_rule_icmpv6_link_accept(const char *chain, const char *prefix,
+					       const char *set, const char *comment);
+
+/* fib saddr . iif oif missing log prefix P group G counter drop: a source
+ * address not routed back through the link it came from */
+struct nftnl_rule *nft_rule_antispoof_drop(const char *chain, uint16_t log_group_id,
+					   const char *log_prefix, const char *comment);
+
+/* ct state established,related ip[6] saddr|daddr @set return */
+struct nftnl_rule *nft_rule_ct_live_return(const char *chain, uint8_t nfproto, bool source,
+					   const char *set, const char *comment);
+
+/* ct status & dnat == dnat meta nfproto ipvX
+ * ip[6] daddr . meta l4proto . th dport @set return */
+struct nftnl_rule *nft_rule_ingress_return(const char *chain, uint8_t nfproto, const char *set,
+					   const char *comment);
+
+/* meta nfproto ipvX ip[6] saddr @live_set
+ * ip[6] saddr . meta l4proto . ip[6] daddr . th dport @set return
+ * (a cut-off instance, out of live_set, loses its Egress= at once, while its
+ * elements in set may go later) */
+struct nftnl_rule *nft_rule_egress_return(const char *chain, uint8_t nfproto, const char *live_set,
+					  const char *set, const char *comment);
+
+/* [log prefix P group G] counter drop (no log when log_prefix is NULL) */
+/* meta nfproto NFPROTO iifname != "PREFIX*" oifname != "PREFIX*"
+ * ct status & dnat == 0 counter drop: forwarding that neither reaches nor
+ * leaves an instance link and was not DNATed here. */
+struct nftnl_rule *nft_rule_forward_guard(const char *chain, uint8_t nfproto, const char *prefix,
+					  const char *comment);
+
+struct nftnl_rule *nft_rule_drop(const char *chain, uint16_t log_group_id, const char *log_prefix,
+				 const char *comment);
+
+/*
+ * The layout of `inet mtd` (docs/nftables.md): table, named sets and maps,
+ * base chains and their static rules, and the element messages of a plan.
+ * Everything is appended to a transaction; nothing is sent here.
+ */
+
+
+
+struct nft_txn;
+
+#ifndef NFT_TABLE_F_PERSIST
+#define NFT_TABLE_F_PERSIST 0x4 /* Linux 6.9 */
+#endif
+
+/* The per-epoch maps and decoy sets exist once per bank: "svc4_0", "svc4_1" */
+#define RS_SVC4 "svc4"
+#define RS_SVC6 "svc6"
+#define RS_LOCAL4 "local4"
+#define RS_LOCAL6 "local6"
+#define RS_DECOYS "decoys"
+#define RS_BANK_NAME(name, bank) name "_" #bank
+/* ipv4 and ipv6 while its bank is live: what a switch of banks changes */
+#define RS_ACTIVE0 "active0"
+#define RS_ACTIVE1 "active1"
+#define RS_BACKENDS4 "backends4"
+#define RS_BACKENDS6 "backends6"
+#define RS_BLOCKED4 "blocked4"
+#define RS_BLOCKED6 "blocked6"
+#define RS_INSTANCES4 "instances4"
+#define RS_INSTANCES6 "instances6"
+#define RS_INGRESS4 "inst_ingress4"
+#define RS_INGRESS6 "inst_ingress6"
+#define RS_EGRESS4 "inst_egress4"
+#define RS_EGRESS6 "inst_egress6"
+#define RS_ICMPV6_LINK "icmpv6_link"
+#define RS_LOG_PREFIX "mtd-decoy "
+#define RS_EGRESS_LOG_PREFIX "mtd-egress "
+#define RS_SPOOF_LOG_PREFIX "mtd-spoof "
+#define RS_TABLE_DESC "table inet " ROTATOR_TABLE
+
+/* Delete the existing table (adoption: it is rebuilt in the same transaction). */
+int ruleset_delete_table(struct nft_txn *t);
+
+/* Table (with NFT_TABLE_F_* flags), sets, maps, chains and rules. */
+int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
+		       const struct rotator_config *config);
+
+/* --- shared with ruleset_instance.c ---------------------------------------- */
+
+/* nft's datatype ids, concatenations are (a << 6) | b */
+enum {
+	RS_TYPE_NFPROTO = 2,
+	RS_TYPE_IPADDR = 7,
+	RS_TYPE_IP6ADDR = 8,
+	RS_TYPE_INET_PROTOCOL = 12,
+	RS_TYPE_INET_SERVICE = 13,
+	RS_TYPE_ICMP6_TYPE = 29,
+};
+#define RS_CONCAT2(a, b) (((a) << 6) | (b))
+#define RS_CONCAT3(a, b, c) (((((a) << 6) | (b)) << 6) | (c))
+#define RS_CONCAT4(a, b, c, d) ((RS_CONCAT3(a, b, c) << 6) | (d))
+
+struct set_def {
+	const char *name;
+	uint32_t key_type, key_len;
+	uint32_t data_type, data_len; /* 0: plain set */
+	uint32_t flags;
+	uint32_t size;
+	const char *comment;
+	const uint8_t *field_len; /* concatenated intervals: field lengths, 0-terminated */
+};
+
+/* Regular chain when type is NULL. */
+struct chain_def {
+	const char *name;
+	const char *type;
+	uint32_t hook;
+	int32_t prio;
+	const char *comment;
+};
+
+struct nftnl_rule;
+int ruleset_add_set(struct nft_txn *t, const struct set_def *d, uint32_t id);
+int ruleset_add_chain(struct nft_txn *t, const struct chain_def *d);
+/* Takes ownership of rule (NULL: -ENOMEM). */
+int ruleset_add_rule(struct nft_txn *t, struct nftnl_rule *rule, const char *what);
+
+/* The envelope's sets and chains (after the base ones: set ids from
+ * first_set_id), then, once the base chains' own rules are in, its rules. */
+int ruleset_add_instance_objects(struct nft_txn *t, uint32_t first_set_id);
+int ruleset_add_instance_rules(struct nft_txn *t, const struct rotator_config *config);
+#define RS_CH_INPUT_FILTER "input_filter"
+#define RS_CH_FORWARD_FILTER "forward_filter"
+
+/*
+ * An instance's Egress= rules as the disjoint boxes the inst_egress sets hold.
+ * Pure (tests/unit/test_rotator_delta.c).
+ *
+ * The sets are concatenated intervals (pipapo): the kernel refuses an
+ * element whose start or end lies inside another one (ENOTEMPTY), so
+ * overlapping rules ("udp/53" and "udp/53 192.0.2.53", "tcp/1-1024" and
+ * "tcp/80 10.0.0.0/8") cannot be sent as they are. Per family and protocol,
+ * the destination axis is cut at every rule boundary; each piece gets the
+ * union of the port ranges of the rules covering it; neighbouring pieces with
+ * the same ports are merged. The result covers exactly the union of the rules
+ * with boxes that do not overlap.
+ */
+
+
+
+struct egress_box {
+	uint8_t proto;
+	uint8_t addr_first[16], addr_last[16]; /* network order; 4 bytes for IPv4 */
+	uint16_t port_first, port_last;        /* host order */
+};
+
+#define EGRESS_MAX_BOXES 1024 /* per instance and family */
+
+/* The boxes of rules for family (AF_INET, AF_INET6): rules with a
+ * destination of the other family are skipped. Up to max into boxes, count
+ * in *ret_n. -E2BIG if more are needed, -EINVAL for a bad rule. */
+int egress_boxes(const struct rotator_egress *rules, size_t n_rules, int family,
+		 struct egress_box *boxes, size_t max, size_t *ret_n);
+
+/*
+ * The element state of `inet mtd` and the delta between two states. Pure:
+ * no socket, no kernel (tests/unit/test_rotator_delta.c).
+ *
+ * A state holds, per per-epoch set or map, the elements exactly as the kernel
+ * stores them (key and data bytes, register-padded) with the index of the
+ * service that owns each. The rotator keeps the state it last committed; an
+ * apply builds the state of the new plan and sends only the delta: the
+ * elements to delete (in the old state, not in the new one, or with other
+ * data) and to add (in the new state, not in the old one, or with other data).
+ * An element in both with the same data is not touched.
+ *
+ * The per-epoch maps and decoy sets exist once per bank (docs/nftables.md,
+ * "Two banks"): a state is built with the plan's services in the live bank,
+ * its next services in the other, and ipv4 and ipv6 in the live bank's
+ * active set.
+ */
+
+
+
+enum rs_set {
+	/* bank 0 */
+	RS_SET_SVC4,
+	RS_SET_SVC6,
+	RS_SET_LOCAL4,
+	RS_SET_LOCAL6,
+	RS_SET_DECOYS,
+	/* bank 1: the same, RS_BANK_SETS on (rs_bank_set()) */
+	RS_SET_SVC4_1,
+	RS_SET_SVC6_1,
+	RS_SET_LOCAL4_1,
+	RS_SET_LOCAL6_1,
+	RS_SET_DECOYS_1,
+	RS_SET_ACTIVE0, /* key: the nfproto (ipv4, ipv6) while bank 0 is live */
+	RS_SET_ACTIVE1,
+	RS_SET_BACKENDS4,
+	RS_SET_BACKENDS6,
+	/* the instance envelope (rotator_config.instance_envelope) */
+	RS_SET_INSTANCES4,
+	RS_SET_INSTANCES6,
+	RS_SET_INGRESS4,
+	RS_SET_INGRESS6,
+	RS_SET_EGRESS4, /* intervals: data holds the key's end */
+	RS_SET_EGRESS6,
+	RS_N_SETS,
+};
+#define RS_FIRST_INSTANCE_SET RS_SET_INSTANCES4
+#define RS_BANK_SETS 5
+
+/* A bank-0 set's counterpart in bank (0 or 1). */
+static inline enum rs_set rs_bank_set(enum rs_set bank0_set, unsigned bank)
+{
+	return (enum rs_set)(bank0_set + bank * RS_BANK_SETS);
+}
+
+#define RS_KEY_MAX 40  /* inst_egress6: saddr . proto . daddr . port */
+#define RS_DATA_MAX 40 /* map data, or an interval's end key */
+
+struct rs_elem {
+	uint8_t key[RS_KEY_MAX];   /* zero beyond key_len */
+	uint8_t data[RS_DATA_MAX]; /* maps; interval sets: the end key; zero beyond data_len */
+	uint8_t key_len, data_len;
+	uint32_t owner; /* index of the owning service or instance (rs_state.names) */
+};
+
+struct rs_table {
+	struct rs_elem *elems;
+	size_t n, cap;
+	uint32_t *slots; /* open addressing: element index + 1, 0 = free */
+	size_t n_slots;  /* power of two, at least twice n */
+};
+
+struct rs_state {
+	struct rs_table sets[RS_N_SETS];
+	/* the plan's services, its next services, then its instances */
+	char (*names)[ROTATOR_MAX_NAME];
+	size_t n_names, cap_names;
+};
+
+/* What to send: indices into the old state's elements (del) and the new
+ * state's (add, NLM_F_EXCL), per set. An element whose data changes is
+ * deleted and added. */
+struct rs_delta {
+	uint32_t *del[RS_N_SETS];
+	size_t n_del[RS_N_SETS];
+	uint32_t *add[RS_N_SETS];
+	size_t n_add[RS_N_SETS];
+	size_t cap[RS_N_SETS]; /* of each list */
+};
+
+/* Set and map names in the table (RS_SVC4, ...), whether it is a map, an
+ * interval set (elements carry an end key in data), an instance's. */
+const char *rs_set_name(enum rs_set set);
+bool rs_set_is_map(enum rs_set set);
+bool rs_set_is_interval(enum rs_set set);
+bool rs_set_is_instance(enum rs_set set);
+
+/* Replace *state (its memory is reused) with the elements of a validated
+ * plan, its services in live_bank (0 or 1), its next services in the other.
+ * The same public port twice in one map is -EEXIST with err naming both
+ * services; the state is then empty. Sets (backends, decoys) take
+ * duplicates once, owned by the first service. An instance address used by
+ * two instances is -EEXIST naming both. */
+int rs_state_build(struct rs_state *state, const struct rotator_plan *plan, unsigned live_bank,
+		   struct rotator_error *err);
+/* Make live_bank's active set the one that holds ipv4 and ipv6 (what a
+ * switch of banks does to the kernel's table). */
+int rs_state_switch(struct rs_state *state, unsigned live_bank);
+/* ipv4 / ipv6 keys of the active sets */
+size_t rs_key_nfproto(uint8_t *b, uint8_t nfproto);
+void rs_state_clear(struct rs_state *state); /* empty, memory kept */
+void rs_state_free(struct rs_state *state);  /* empty, memory released */
+size_t rs_state_count(const struct rs_state *state);
+
+/* The element with this key, or NULL. */
+const struct rs_elem *rs_state_find(const struct rs_state *state, enum rs_set set,
+				    const uint8_t *key, size_t key_len);
+const char *rs_state_owner(const struct rs_state *state, const struct rs_elem *e);
+
+/* The delta from old to new_state into *delta (memory reused). 0 or -ENOMEM. */
+int rs_delta_compute(const struct rs_state *old, const struct rs_state *new_state,
+		     struct rs_delta *delta);
+/* The same for the active sets alone (a switch of banks), the rest untouched. */
+int rs_delta_switch(const struct rs_state *old, const struct rs_state *new_state,
+		    struct rs_delta *delta);
+void rs_delta_free(struct rs_delta *delta);
+size_t rs_delta_count_del(const struct rs_delta *delta);
+size_t rs_delta_count_add(const struct rs_delta *delta);
+
+
+/* Element encodings (the kernel's register layout). */
+size_t rs_key_proto_port(uint8_t *b, uint8_t proto, uint16_t port);
+/* "tcp . 24847 : 10.0.0.1 . 8080" style text of an element, for errors. */
+void rs_elem_text(enum rs_set set, const struct rs_elem *e, char *buf, size_t len);
+
+/*
+ * The element messages of a transaction: a delta between two element states
+ * (rotator_internal.h) as NFT_MSG_DELSETELEM / NFT_MSG_NEWSETELEM messages, many
+ * elements per message, built straight into the transaction's pages with
+ * libmnl; and the removal of unblocked sources. Nothing is formatted unless
+ * the kernel refuses a message: then elements_describe() names the element
+ * the kernel blamed and the service that owns it.
+ */
+
+
+
+struct elements_ctx {
+	const struct rs_state *old;   /* deletions index into it */
+	const struct rs_state *new_state; /* additions index into it */
+	const struct rs_delta *delta;
+	const struct rotator_plan *plan; /* unblocked addresses */
+	bool envelope; /* the instance sets exist (rotator_config.instance_envelope) */
+	const struct rotator_blocked *carried; /* blocked sources of an adopted table */
+	size_t n_carried;
+};
+
+/* With flush, every per-epoch set is flushed first (the kernel's contents
+ * are not known: resynchronisation) and the delta must be against an empty
+ * old state. Then all deletions, then all additions (so a key whose data
+ * changes is deleted before it is added again). */
+int elements_add_delta(struct nft_txn *t, const struct elements_ctx *ctx, bool flush);
+
+/* Add the carried blocked sources back, each with the time it had left. */
+int elements_add_carried(struct nft_txn *t, const struct elements_ctx *ctx);
+
+/* Remove the plan's unblocked sources (no error if one already expired). */
+int elements_add_unblock(struct nft_txn *t, const struct elements_ctx *ctx);
+
+/* nft_describe_fn for the messages above; userdata is the elements_ctx. */
+void elements_describe(void *userdata, const struct nft_ref *ref, const struct nlmsghdr *msg,
+		       uint32_t bad_offset, char *buf, size_t len);
+
+/* The parse step of conntrack.c without the socket: one datagram of a
+ * ctnetlink dump reply. Its flows carry addresses and ports remote peers
+ * chose. Not for use outside conntrack.c, its unit test and the fuzzer
+ * (tests/fuzz/fuzz_conntrack.c). */
+
+
+
+struct rotator_conntrack_dump {
+	const struct rotator_addr *source; /* the original source asked about */
+	struct rotator_addr *found;	   /* distinct reply sources, n of max */
+	size_t max, n;
+};
+
+/* The messages of one datagram answering dump request seq of portid (0
+ * accepts any): each flow whose original source is d->source adds its reply
+ * source to d->found. 1: more datagrams to come; 0: the dump is done; -errno
+ * on a malformed message or an NLMSG_ERROR. */
+int rotator_conntrack_parse(const void *buf, size_t len, uint32_t seq, uint32_t portid,
+			    struct rotator_conntrack_dump *d);
+
+/* The parse step of nflog.c without the socket: what the kernel's NFLOG
+ * messages (built from a remote sender's packet) turn into. Not for use
+ * outside nflog.c, its unit test and the fuzzer (tests/fuzz/fuzz_nflog.c). */
+
+
+
+/* Where parsed packets go: decoy hits (hits set) or egress drops (drops set),
+ * exactly one of the two; n of max filled. */
+struct rotator_nflog_batch {
+	struct rotator_hit *hits;
+	struct rotator_egress_drop *drops;
+	size_t n, max;
+};
+
+/* One datagram as read from the NFLOG socket (netlink messages, unsolicited:
+ * portid and seq 0). Appends the decoy hits or egress drops it logs to batch
+ * until it holds max; skips every other message and packet. 0, or -errno: an
+ * NLMSG_ERROR's error (-ENOBUFS: the kernel dropped log messages), -EBADMSG
+ * for a malformed one. */
+int rotator_nflog_parse(const void *buf, size_t len, struct rotator_nflog_batch *batch);
