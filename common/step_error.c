@@ -32,7 +32,8 @@ int step_error_set(struct step_error *e, const char *step, int err, const char *
 
 void step_error_prefix(struct step_error *e, const char *format, ...)
 {
-	char prefix[STEP_ERROR_DETAIL_MAX], old[STEP_ERROR_DETAIL_MAX];
+	char prefix[STEP_ERROR_DETAIL_MAX];
+	size_t n, kept;
 	va_list ap;
 
 	if (!e)
@@ -40,8 +41,13 @@ void step_error_prefix(struct step_error *e, const char *format, ...)
 	va_start(ap, format);
 	vsnprintf(prefix, sizeof(prefix), format, ap);
 	va_end(ap);
-	copy_bounded(old, sizeof(old), e->detail);
-	snprintf(e->detail, sizeof(e->detail), "%s%s", prefix, old);
+	n = strlen(prefix);
+	kept = strnlen(e->detail, sizeof(e->detail) - 1);
+	if (n + kept > sizeof(e->detail) - 1)
+		kept = sizeof(e->detail) - 1 - n; /* the tail of the old detail goes */
+	memmove(e->detail + n, e->detail, kept);
+	memcpy(e->detail, prefix, n);
+	e->detail[n + kept] = '\0';
 }
 
 const char *step_error_format(const struct step_error *e, char *buf, size_t size)
