@@ -2,7 +2,8 @@
 #
 #   make            build/mtd-agent and build/mtdctl
 #   make deps       install build and test dependencies (apt-get)
-#   make check      deps, build, unit, sanitizer unit, integration, sanitizer integration, e2e, fuzz smoke
+#   make check-tree the shape of the tree: format, cycles, layers, private headers, prefixes
+#   make check      deps, build, tree, unit, sanitizer unit, integration, sanitizer integration, e2e, fuzz smoke
 #   make demo       the agent on the example policies, in namespaces of its own
 #   make fresh-check  `make deps demo` and `make check` on a root without the packages
 #   make bench      benchmarks (each prints a comparison measured in the same run)
@@ -71,6 +72,22 @@ LAYER_agent/daemon := common rotator agent/policy agent/audit agent/snapshot age
 	agent/control agent/sandbox agent/rotation agent/fleet agent/daemon
 LIB_LAYERS := common rotator agent/policy agent/audit agent/snapshot agent/quarantine \
 	agent/control agent/sandbox agent/rotation agent/fleet
+LAYERS := $(LIB_LAYERS) agent/cli agent/daemon
+# The names each folder may export (nm -g), matched literally as prefixes:
+# its modules' names, so a name says where it lives (make check-tree).
+PREFIX_common := log_ json_bytes secret_file_ step_error_
+PREFIX_rotator := rotator_ nft_ ruleset_ rs_ elements_ egress_ schedule_
+PREFIX_agent/policy := policy_ syscall_
+PREFIX_agent/audit := audit_
+PREFIX_agent/snapshot := snapshot_
+PREFIX_agent/quarantine := quarantine_
+PREFIX_agent/control := control_ audit_show_
+PREFIX_agent/sandbox := envelope_ cgroup_ seccomp_ netdev_ uid_range fd_graveyard_
+PREFIX_agent/rotation := rotation_ forwarding_ host_ports_
+PREFIX_agent/fleet := fleet_ instance_ response_ standby_ health_ drift_ address_pool_ \
+	signal_tally_
+PREFIX_agent/cli := mtdctl_ main
+PREFIX_agent/daemon := agent_ main
 # Tests, tools, benchmarks and fuzz targets see every layer (white-box).
 ALL_INCLUDES := $(addprefix -I,$(LAYER_agent/daemon) agent/cli)
 layer_includes = $(addprefix -I,$(or $(LAYER_$(patsubst %/,%,$(dir $(1)))),$(error $(1): no layer)))
@@ -86,7 +103,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.
 BENCH_SRCS := $(sort $(wildcard tests/bench/bench_*.c))
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(sort $(wildcard tests/tools/*.c)))
 
-.PHONY: all deps check unit san-unit integration san-integration test-tools e2e fuzz fuzz-smoke fuzz-seeds \
+.PHONY: all deps check check-tree unit san-unit integration san-integration test-tools e2e fuzz fuzz-smoke fuzz-seeds \
 	bench demo install uninstall format clean fresh-check fixture-keys
 
 all: $(BUILD)/mtd-agent $(BUILD)/mtdctl
@@ -221,6 +238,15 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIBS) | $(DEPS_FIRST)
 
 bench: all $(TEST_TOOLS) $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 	@BUILD=$(BUILD) tests/run-bench
+
+# --- the shape of the tree (scripts/check-tree) --------------------------------
+# The layer table as the objects are compiled (layer_includes, -I dropped), and
+# the prefix table, each "folder: words; ..." for the scripts.
+LAYER_TABLE = $(foreach l,$(LAYERS),$(l): $(patsubst -I%,%,$(call layer_includes,$(l)/probe.c));)
+PREFIX_TABLE = $(foreach l,$(LAYERS),$(l): $(PREFIX_$(l));)
+check-tree: $(patsubst %.c,$(BUILD)/obj/%.o,$(ALL_SRCS))
+	@BUILD=$(BUILD) CC="$(CC)" PROBE_CFLAGS="-std=gnu11 -D_GNU_SOURCE $(WARNINGS) $(PKG_CFLAGS)" \
+		LAYER_TABLE="$(LAYER_TABLE)" PREFIX_TABLE="$(PREFIX_TABLE)" scripts/check-tree $^
 
 # --- the two commands of the README -------------------------------------------
 deps:
