@@ -245,7 +245,7 @@ bench: all $(TEST_TOOLS) $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC
 LAYER_TABLE = $(foreach l,$(LAYERS),$(l): $(patsubst -I%,%,$(call layer_includes,$(l)/probe.c));)
 PREFIX_TABLE = $(foreach l,$(LAYERS),$(l): $(PREFIX_$(l));)
 check-tree: $(patsubst %.c,$(BUILD)/obj/%.o,$(ALL_SRCS))
-	@BUILD=$(BUILD) CC="$(CC)" PROBE_CFLAGS="-std=gnu11 -D_GNU_SOURCE $(WARNINGS) $(PKG_CFLAGS)" \
+	@BUILD=$(BUILD) CC="$(CC)" PROBE_CFLAGS="$(ALL_CFLAGS)" \
 		LAYER_TABLE="$(LAYER_TABLE)" PREFIX_TABLE="$(PREFIX_TABLE)" scripts/check-tree $^
 
 # --- the two commands of the README -------------------------------------------
