@@ -203,20 +203,46 @@ san-integration: fixture-keys
 FUZZ_CC ?= clang
 FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
 # The sources are compiled once for every target (instrumented, not linked
-# with the fuzzer's main), then each target links its own entry point.
+# with the fuzzer's main), into one archive per layer; each target links its
+# own entry point with the layers it needs, and nothing else, given upper
+# layer first so that the linker refuses a use the layers do not allow. The
+# target sees the include paths of those layers only.
 FUZZ_OBJ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -g -O1
+FUZZ_LAYERS_fuzz_audit_record := common agent/audit
+FUZZ_LAYERS_fuzz_conntrack := common rotator
+FUZZ_LAYERS_fuzz_control := common agent/audit agent/control
+FUZZ_LAYERS_fuzz_manifest := common agent/snapshot
+FUZZ_LAYERS_fuzz_nflog := common rotator
+FUZZ_LAYERS_fuzz_policy := common agent/policy
+FUZZ_LAYERS_fuzz_seccomp_notify := common agent/audit agent/sandbox
+reverse = $(if $(1),$(call reverse,$(wordlist 2,$(words $(1)),$(1))) $(firstword $(1)))
+fuzz_lib = $(BUILD)/fuzzobj/lib$(subst /,-,$(1)).a
+fuzz_libs = $(foreach l,$(call reverse,$(FUZZ_LAYERS_$(1))),$(call fuzz_lib,$(l)))
+
 $(BUILD)/fuzzobj/%.o: %.c | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZ_OBJ_FLAGS) $(DEP_FLAGS) $(call layer_includes,$<) -c $< -o $@
 
-$(BUILD)/fuzzobj/libfuzzed.a: $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(CORE_SRCS) $(ROTATOR_SRCS))
-	@rm -f $@
-	ar rcs $@ $^
+define fuzz_layer_lib
+$(call fuzz_lib,$(1)): $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(sort $(wildcard $(1)/*.c)))
+	@rm -f $$@
+	ar rcs $$@ $$^
+endef
+$(foreach l,$(LIB_LAYERS),$(eval $(call fuzz_layer_lib,$(l))))
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzzobj/libfuzzed.a
-	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(BASE_CFLAGS) -Wno-missing-prototypes $(FUZZ_FLAGS) $(DEP_FLAGS) $(ALL_INCLUDES) -o $@ $< \
-		$(BUILD)/fuzzobj/libfuzzed.a $(PKG_LIBS)
+define fuzz_target
+ifeq ($(FUZZ_LAYERS_$(1)),)
+$(BUILD)/fuzz/$(1):
+	@echo "tests/fuzz/$(1).c: the Makefile has no FUZZ_LAYERS_$(1) (the layers it links)" >&2
+	@exit 1
+else
+$(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $(call fuzz_libs,$(1))
+	@mkdir -p $$(dir $$@)
+	$$(FUZZ_CC) $$(BASE_CFLAGS) -Wno-missing-prototypes $$(FUZZ_FLAGS) $$(DEP_FLAGS) \
+		$(addprefix -I,$(FUZZ_LAYERS_$(1))) -o $$@ $$< $(call fuzz_libs,$(1)) $$(PKG_LIBS)
+endif
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target,$(t))))
 
 fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS)) fixture-keys
 	@FUZZ_RUNS="$(FUZZ_RUNS)" FUZZ_LOG_DIR="$(FUZZ_LOG_DIR)" \
