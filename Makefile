@@ -73,8 +73,9 @@ LAYER_agent/daemon := common rotator agent/policy agent/audit agent/snapshot age
 LIB_LAYERS := common rotator agent/policy agent/audit agent/snapshot agent/quarantine \
 	agent/control agent/sandbox agent/rotation agent/fleet
 LAYERS := $(LIB_LAYERS) agent/cli agent/daemon
-# The names each folder may export (nm -g), matched literally as prefixes:
-# its modules' names, so a name says where it lives (make check-tree).
+# The names each folder may export (nm -g): its modules' names, so a name
+# says where it lives (make check-tree). "x_" allows any name starting x_;
+# "x" allows x itself and x_* (scripts/check-prefixes).
 PREFIX_common := log_ json_bytes secret_file_ step_error_
 PREFIX_rotator := rotator_ nft_ ruleset_ rs_ elements_ egress_ schedule_
 PREFIX_agent/policy := policy_ syscall_
@@ -82,7 +83,7 @@ PREFIX_agent/audit := audit_
 PREFIX_agent/snapshot := snapshot_
 PREFIX_agent/quarantine := quarantine_
 PREFIX_agent/control := control_ audit_show_
-PREFIX_agent/sandbox := envelope_ cgroup_ seccomp_ netdev_ uid_range fd_graveyard_
+PREFIX_agent/sandbox := envelope_ cgroup_ seccomp_ netdev_ uid_range_ uid_ranges_ fd_graveyard_
 PREFIX_agent/rotation := rotation_ forwarding_ host_ports_
 PREFIX_agent/fleet := fleet_ instance_ response_ standby_ health_ drift_ address_pool_ \
 	signal_tally_
