@@ -2,7 +2,8 @@
 #
 #   make            build/mtd-agent and build/mtdctl
 #   make deps       install build and test dependencies (apt-get)
-#   make check      deps, build, unit, sanitizer unit, integration, sanitizer integration, e2e, fuzz smoke
+#   make check-tree the shape of the tree: format, cycles, layers, private headers, prefixes
+#   make check      deps, build, tree, unit, sanitizer unit, integration, sanitizer integration, e2e, fuzz smoke
 #   make demo       the agent on the example policies, in namespaces of its own
 #   make fresh-check  `make deps demo` and `make check` on a root without the packages
 #   make bench      benchmarks (each prints a comparison measured in the same run)
@@ -71,6 +72,23 @@ LAYER_agent/daemon := common rotator agent/policy agent/audit agent/snapshot age
 	agent/control agent/sandbox agent/rotation agent/fleet agent/daemon
 LIB_LAYERS := common rotator agent/policy agent/audit agent/snapshot agent/quarantine \
 	agent/control agent/sandbox agent/rotation agent/fleet
+LAYERS := $(LIB_LAYERS) agent/cli agent/daemon
+# The names each folder may export (nm -g): its modules' names, so a name
+# says where it lives (make check-tree). "x_" allows any name starting x_;
+# "x" allows x itself and x_* (scripts/check-prefixes).
+PREFIX_common := log_ json_bytes secret_file_ step_error_
+PREFIX_rotator := rotator_ nft_ ruleset_ rs_ elements_ egress_ schedule_
+PREFIX_agent/policy := policy_ syscall_
+PREFIX_agent/audit := audit_
+PREFIX_agent/snapshot := snapshot_
+PREFIX_agent/quarantine := quarantine_
+PREFIX_agent/control := control_ audit_show_
+PREFIX_agent/sandbox := envelope_ cgroup_ seccomp_ netdev_ uid_range_ uid_ranges_ fd_graveyard_
+PREFIX_agent/rotation := rotation_ forwarding_ host_ports_
+PREFIX_agent/fleet := fleet_ instance_ response_ standby_ health_ drift_ address_pool_ \
+	signal_tally_
+PREFIX_agent/cli := mtdctl_ main
+PREFIX_agent/daemon := agent_ main
 # Tests, tools, benchmarks and fuzz targets see every layer (white-box).
 ALL_INCLUDES := $(addprefix -I,$(LAYER_agent/daemon) agent/cli)
 layer_includes = $(addprefix -I,$(or $(LAYER_$(patsubst %/,%,$(dir $(1)))),$(error $(1): no layer)))
@@ -86,7 +104,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.
 BENCH_SRCS := $(sort $(wildcard tests/bench/bench_*.c))
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(sort $(wildcard tests/tools/*.c)))
 
-.PHONY: all deps check unit san-unit integration san-integration test-tools e2e fuzz fuzz-smoke fuzz-seeds \
+.PHONY: all deps check check-tree unit san-unit integration san-integration test-tools e2e fuzz fuzz-smoke fuzz-seeds \
 	bench demo install uninstall format clean fresh-check fixture-keys
 
 all: $(BUILD)/mtd-agent $(BUILD)/mtdctl
@@ -186,20 +204,46 @@ san-integration: fixture-keys
 FUZZ_CC ?= clang
 FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
 # The sources are compiled once for every target (instrumented, not linked
-# with the fuzzer's main), then each target links its own entry point.
+# with the fuzzer's main), into one archive per layer; each target links its
+# own entry point with the layers it needs, and nothing else, given upper
+# layer first so that the linker refuses a use the layers do not allow. The
+# target sees the include paths of those layers only.
 FUZZ_OBJ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -g -O1
+FUZZ_LAYERS_fuzz_audit_record := common agent/audit
+FUZZ_LAYERS_fuzz_conntrack := common rotator
+FUZZ_LAYERS_fuzz_control := common agent/audit agent/control
+FUZZ_LAYERS_fuzz_manifest := common agent/snapshot
+FUZZ_LAYERS_fuzz_nflog := common rotator
+FUZZ_LAYERS_fuzz_policy := common agent/policy
+FUZZ_LAYERS_fuzz_seccomp_notify := common agent/audit agent/sandbox
+reverse = $(if $(1),$(call reverse,$(wordlist 2,$(words $(1)),$(1))) $(firstword $(1)))
+fuzz_lib = $(BUILD)/fuzzobj/lib$(subst /,-,$(1)).a
+fuzz_libs = $(foreach l,$(call reverse,$(FUZZ_LAYERS_$(1))),$(call fuzz_lib,$(l)))
+
 $(BUILD)/fuzzobj/%.o: %.c | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZ_OBJ_FLAGS) $(DEP_FLAGS) $(call layer_includes,$<) -c $< -o $@
 
-$(BUILD)/fuzzobj/libfuzzed.a: $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(CORE_SRCS) $(ROTATOR_SRCS))
-	@rm -f $@
-	ar rcs $@ $^
+define fuzz_layer_lib
+$(call fuzz_lib,$(1)): $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(sort $(wildcard $(1)/*.c)))
+	@rm -f $$@
+	ar rcs $$@ $$^
+endef
+$(foreach l,$(LIB_LAYERS),$(eval $(call fuzz_layer_lib,$(l))))
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzzobj/libfuzzed.a
-	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(BASE_CFLAGS) -Wno-missing-prototypes $(FUZZ_FLAGS) $(DEP_FLAGS) $(ALL_INCLUDES) -o $@ $< \
-		$(BUILD)/fuzzobj/libfuzzed.a $(PKG_LIBS)
+define fuzz_target
+ifeq ($(FUZZ_LAYERS_$(1)),)
+$(BUILD)/fuzz/$(1):
+	@echo "tests/fuzz/$(1).c: the Makefile has no FUZZ_LAYERS_$(1) (the layers it links)" >&2
+	@exit 1
+else
+$(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $(call fuzz_libs,$(1))
+	@mkdir -p $$(dir $$@)
+	$$(FUZZ_CC) $$(BASE_CFLAGS) -Wno-missing-prototypes $$(FUZZ_FLAGS) $$(DEP_FLAGS) \
+		$(addprefix -I,$(FUZZ_LAYERS_$(1))) -o $$@ $$< $(call fuzz_libs,$(1)) $$(PKG_LIBS)
+endif
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target,$(t))))
 
 fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS)) fixture-keys
 	@FUZZ_RUNS="$(FUZZ_RUNS)" FUZZ_LOG_DIR="$(FUZZ_LOG_DIR)" \
@@ -221,6 +265,15 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIBS) | $(DEPS_FIRST)
 
 bench: all $(TEST_TOOLS) $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 	@BUILD=$(BUILD) tests/run-bench
+
+# --- the shape of the tree (scripts/check-tree) --------------------------------
+# The layer table as the objects are compiled (layer_includes, -I dropped), and
+# the prefix table, each "folder: words; ..." for the scripts.
+LAYER_TABLE = $(foreach l,$(LAYERS),$(l): $(patsubst -I%,%,$(call layer_includes,$(l)/probe.c));)
+PREFIX_TABLE = $(foreach l,$(LAYERS),$(l): $(PREFIX_$(l));)
+check-tree: $(patsubst %.c,$(BUILD)/obj/%.o,$(ALL_SRCS))
+	@BUILD=$(BUILD) CC="$(CC)" PROBE_CFLAGS="$(ALL_CFLAGS)" \
+		LAYER_TABLE="$(LAYER_TABLE)" PREFIX_TABLE="$(PREFIX_TABLE)" scripts/check-tree $^
 
 # --- the two commands of the README -------------------------------------------
 deps:
