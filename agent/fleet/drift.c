@@ -71,9 +71,9 @@ struct drift_watch {
 		DIR *dir;
 		int wd;
 		unsigned level; /* below upper/ */
-		bool moving;    /* a watched directory met below was renamed there */
+		bool moving;	/* a watched directory met below was renamed there */
 		char *path;
-	} *stack;
+	} * stack;
 	size_t depth, stack_cap;
 };
 
@@ -413,8 +413,8 @@ static int watch_reserve(struct drift_watch *w)
 
 /* inotify on the open directory, name in the watched parent; a directory
  * watched already (renamed) gets its new place, *ret_known. */
-static int watch_add(struct drift_watch *w, int dirfd, int parent, const char *name,
-		     int *ret_wd, bool *ret_known)
+static int watch_add(struct drift_watch *w, int dirfd, int parent, const char *name, int *ret_wd,
+		     bool *ret_known)
 {
 	char proc[64];
 	struct watch_entry *e;
@@ -534,8 +534,8 @@ static void walk_stop(struct drift_watch *w)
  * parent, and queue it to be read. A directory watched already that shows
  * up while moving has been renamed with what is below it: only its new
  * place counts. */
-static int walk_push(struct drift_watch *w, int fd, int parent, const char *name,
-		     const char *path, unsigned level, bool moving)
+static int walk_push(struct drift_watch *w, int fd, int parent, const char *name, const char *path,
+		     unsigned level, bool moving)
 {
 	struct sink s = watch_sink(w);
 	char *copy;
@@ -556,8 +556,8 @@ static int walk_push(struct drift_watch *w, int fd, int parent, const char *name
 	if (known && moving) {
 		close(fd);
 		return drift_path_writable(path, w->writable, w->n_writable)
-			       ? 0
-			       : s.emit(&s, DRIFT_WRITE_OUTSIDE_WRITABLE, path);
+			   ? 0
+			   : s.emit(&s, DRIFT_WRITE_OUTSIDE_WRITABLE, path);
 	}
 	if (w->depth == w->stack_cap) {
 		size_t cap = w->stack_cap ? w->stack_cap * 2 : 16;
@@ -584,8 +584,8 @@ static int walk_push(struct drift_watch *w, int fd, int parent, const char *name
 		close(fd);
 		return r;
 	}
-	w->stack[w->depth++] = (struct walk_frame){
-	    .dir = d, .wd = wd, .level = level, .moving = moving, .path = copy};
+	w->stack[w->depth++] =
+	    (struct walk_frame){.dir = d, .wd = wd, .level = level, .moving = moving, .path = copy};
 	return 0;
 }
 

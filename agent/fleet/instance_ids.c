@@ -17,7 +17,7 @@
 
 struct instance_ids {
 	int dir_fd;
-	uint64_t next;     /* the number instance_ids_next hands out */
+	uint64_t next;	   /* the number instance_ids_next hands out */
 	uint64_t reserved; /* numbers below this are reserved on disk */
 };
 
@@ -81,8 +81,8 @@ static int write_reserved(int dir_fd, uint64_t reserved)
 {
 	char buf[32], tmp[] = "." IDS_FILE ".tmp";
 	int len = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)reserved);
-	_cleanup_close_ int fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-							 O_NOFOLLOW, 0644);
+	_cleanup_close_ int fd =
+	    openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	int r = 0;
 
 	if (fd < 0)
