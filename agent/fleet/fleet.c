@@ -91,17 +91,19 @@ static void on_instance_unhealthy(struct instance *instance, const char *reason,
 	if (instance == svc->current)
 		response_replace(svc, instance, "health", json_pack("{s:s}", "health", reason),
 				 svc->policy->on_unhealthy == COMPROMISE_QUARANTINE
-				     ? DISPOSE_QUARANTINE
-				     : DISPOSE_KILL,
+				     ? RESPONSE_DISPOSE_QUARANTINE
+				     : RESPONSE_DISPOSE_KILL,
 				 0, 0);
 }
 
-static enum disposal disposal_for(const struct policy *p, const char *kind)
+static enum response_disposal disposal_for(const struct policy *p, const char *kind)
 {
 	if (streq(kind, "seccomp-violation"))
-		return p->on_syscall_violation == SYSCALL_VIOLATION_KILL ? DISPOSE_KILL
-									 : DISPOSE_QUARANTINE;
-	return p->on_compromise == COMPROMISE_KILL ? DISPOSE_KILL : DISPOSE_QUARANTINE;
+		return p->on_syscall_violation == SYSCALL_VIOLATION_KILL
+			   ? RESPONSE_DISPOSE_KILL
+			   : RESPONSE_DISPOSE_QUARANTINE;
+	return p->on_compromise == COMPROMISE_KILL ? RESPONSE_DISPOSE_KILL
+						   : RESPONSE_DISPOSE_QUARANTINE;
 }
 
 static void on_instance_signal(struct instance *instance, const char *kind, json_t *evidence,
@@ -188,7 +190,8 @@ static void on_instance_exit(struct instance *instance, const siginfo_t *info, v
 	struct service *svc = owner_of(fleet, instance);
 	bool sigsys = (info->si_code == CLD_KILLED || info->si_code == CLD_DUMPED) &&
 		      info->si_status == SIGSYS;
-	bool quick = now(CLOCK_MONOTONIC) - instance_started_usec(instance) < QUICK_FAILURE_USEC;
+	bool quick =
+	    now(CLOCK_MONOTONIC) - instance_started_usec(instance) < SERVICE_QUICK_FAILURE_USEC;
 	char how[64];
 
 	if (!svc)
@@ -558,8 +561,8 @@ int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason
 	if (asprintf(ret_message, "quarantining %s: a replacement starts from the clean snapshot",
 		     instance_id(instance)) < 0)
 		*ret_message = NULL;
-	response_replace(svc, instance, "manual", evidence, DISPOSE_QUARANTINE, detected_usec,
-			 RESPONSE_COMPROMISED);
+	response_replace(svc, instance, "manual", evidence, RESPONSE_DISPOSE_QUARANTINE,
+			 detected_usec, RESPONSE_COMPROMISED);
 	return 0;
 }
 

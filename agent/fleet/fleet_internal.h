@@ -26,6 +26,7 @@
  *   standby.c                StandbyInstances=
  *   service.c                one service: start, route, stop, restart an instance
  *   instance.c               one instance (envelope, link, health, drift, signals)
+ *   drift_watch.c            the inotify watch of an instance's writable layer
  *   health.c drift.c signal_tally.c instance_output.c instance_ids.c address_pool.c
  *
  * Sections below in the same order, from the bottom up. */
@@ -49,10 +50,10 @@ int address_pool_pick_from(const struct cidr *pool, const struct netdev_address 
 struct health_probe;
 
 /* Called once with the outcome; the probe is freed after the call. */
-typedef void (*health_done_t)(bool healthy, const char *reason, void *userdata);
+typedef void (*health_probe_done_t)(bool healthy, const char *reason, void *userdata);
 
 int health_probe_start(sd_event *event, const struct netdev_address *address, uint16_t port,
-		       uint64_t timeout_usec, health_done_t done, void *userdata,
+		       uint64_t timeout_usec, health_probe_done_t done, void *userdata,
 		       struct health_probe **ret_probe);
 
 /* Cancel without calling done. */
@@ -122,6 +123,36 @@ bool drift_path_writable(const char *path, char *const *writable, size_t n_writa
 typedef int (*drift_scan_cb)(const struct drift_event *event, void *userdata);
 int drift_scan(int upper_fd, char *const *writable, size_t n_writable, drift_scan_cb cb,
 	       void *userdata);
+
+/* drift.c's rules, shared with the watch (drift_watch.c): what the scan and
+ * the watch find goes to a sink, one report at a time. */
+
+/* Deeper directories are not looked into (events-lost). */
+#define DRIFT_MAX_DEPTH 256
+
+struct drift_sink {
+	/* non-zero stops a walk and is returned */
+	int (*emit)(struct drift_sink *s, enum drift_kind kind, const char *path);
+	char *const *writable;
+	size_t n_writable;
+	void *userdata; /* the emitter's */
+};
+
+struct stat;
+
+/* Report what one entry of the upper layer means. dirfd is its directory,
+ * name its name there, path its full path from the instance root, st its
+ * lstat. For a directory, fd (>= 0) is the open directory (opacity). */
+int drift_classify(struct drift_sink *s, int dirfd, const char *name, const char *path,
+		   const struct stat *st, int fd);
+/* path + "/" + name into buf; a path too long for an event ends in "/...". */
+void drift_join(char *buf, size_t size, const char *path, const char *name);
+/* One directory below dirfd, never through a symlink: an fd or -errno. */
+int drift_open_dir(int dirfd, const char *name);
+/* upper/ + rel ("" or "/a/b"), one O_NOFOLLOW component at a time. */
+int drift_open_upper(int upper_fd, const char *rel);
+
+/* drift_watch.c */
 
 struct drift_watch;
 
@@ -357,13 +388,15 @@ struct quarantine_job;
 
 /* An instance that dies sooner than this after its start counts as a crash
  * loop: the next start waits, doubling up to the cap. */
-#define QUICK_FAILURE_USEC (10 * USEC_PER_SEC)
-#define BACKOFF_FIRST_USEC (250 * 1000ull)
-#define BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
+#define SERVICE_QUICK_FAILURE_USEC (10 * USEC_PER_SEC)
+#define SERVICE_BACKOFF_FIRST_USEC (250 * 1000ull)
+#define SERVICE_BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
 
-enum disposal {
-	DISPOSE_KILL,	    /* kill and clean up */
-	DISPOSE_QUARANTINE, /* freeze, cut off, keep for forensics */
+/* What a replacement does with the instance it replaces (response.c; here
+ * because a service keeps the one of the replacement under way). */
+enum response_disposal {
+	RESPONSE_DISPOSE_KILL,	     /* kill and clean up */
+	RESPONSE_DISPOSE_QUARANTINE, /* freeze, cut off, keep for forensics */
 };
 
 /* StandbyInstances= (standby.c): a fresh, verified instance that waits,
@@ -400,7 +433,7 @@ struct service {
 	 * next is healthy and routed. */
 	bool replacing;
 	uint64_t detected_usec; /* CLOCK_MONOTONIC when the signal arrived */
-	enum disposal disposal;
+	enum response_disposal disposal;
 	char reason[64];
 	json_t *evidence;
 	sd_event_source *replacement_deadline;
@@ -421,7 +454,7 @@ struct service {
 
 /* A frozen instance kept for forensics, and its evidence: saved by one
  * process at a time (quarantine.h), in the order they were quarantined. */
-struct quarantined_instance {
+struct response_quarantined {
 	char service[POLICY_NAME_MAX + 1];
 	struct instance *instance;
 	struct quarantine_job *job; /* its save is running */
@@ -431,7 +464,7 @@ struct quarantined_instance {
 	uint64_t max_bytes;
 };
 
-struct disposal_job;
+struct response_disposal_job;
 
 /* The fleet's state. fleet.c creates it and owns the set of services; the
  * layers below read its resources (event loop, rotation, cgroups, instance
@@ -439,9 +472,9 @@ struct disposal_job;
  * (disposals, quarantined). */
 struct fleet {
 	sd_event *event;
-	struct disposal_job *disposals; /* instances disposed of on the next loop turn */
+	struct response_disposal_job *disposals; /* instances disposed of on the next loop turn */
 	char *state_dir;
-	struct quarantined_instance *quarantined;
+	struct response_quarantined *quarantined;
 	size_t n_quarantined;
 	struct rotation *rotation;
 	struct cgroup_root *cgroups;
@@ -506,7 +539,7 @@ void response_quarantine_instance(struct fleet *fleet, struct service *svc,
 				  struct instance *instance, const char *reason, json_t *evidence);
 void response_quarantine_remove(struct fleet *fleet, size_t index);
 void response_quarantine_clear(struct fleet *fleet); /* at the fleet's end: saves cancelled */
-json_t *response_quarantined_json(const struct quarantined_instance *q);
+json_t *response_quarantined_json(const struct response_quarantined *q);
 
 /* standby.c */
 /* Bring the standbys to StandbyInstances= (and renew those past MaxLifetime=)
@@ -554,7 +587,7 @@ enum {
 	RESPONSE_PLANNED = 1 << 2,
 };
 void response_replace(struct service *svc, struct instance *instance, const char *reason,
-		      json_t *evidence, enum disposal disposal, uint64_t detected_usec,
+		      json_t *evidence, enum response_disposal disposal, uint64_t detected_usec,
 		      unsigned flags);
 /* next became healthy: route to it and dispose of the old one. */
 void response_replacement_healthy(struct service *svc);

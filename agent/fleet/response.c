@@ -27,9 +27,9 @@
  * back-off (30 s) before the next instance. */
 #define STORM_BACKOFF_USEC (30 * USEC_PER_SEC)
 
-static const char *disposal_name(enum disposal d)
+static const char *disposal_name(enum response_disposal d)
 {
-	return d == DISPOSE_QUARANTINE ? "quarantine" : "kill";
+	return d == RESPONSE_DISPOSE_QUARANTINE ? "quarantine" : "kill";
 }
 
 /* ReplaceBurst= replacements per ReplaceInterval=: true when one more would
@@ -65,9 +65,9 @@ static void clear_pending(struct service *svc)
 }
 
 static void dispose_now(struct fleet *fleet, struct service *svc, struct instance *instance,
-			enum disposal disposal, const char *reason, json_t *evidence)
+			enum response_disposal disposal, const char *reason, json_t *evidence)
 {
-	if (disposal == DISPOSE_QUARANTINE) {
+	if (disposal == RESPONSE_DISPOSE_QUARANTINE) {
 		/* What is left of its envelope (a contained instance keeps its
 		 * Egress= elements until now) leaves the table: it may be kept
 		 * for a long time, and its address may come round again. */
@@ -87,20 +87,20 @@ static void dispose_now(struct fleet *fleet, struct service *svc, struct instanc
  * answers (a seccomp notification, a drift event), which must not be
  * destroyed under them; and the evidence copy of a quarantine is not on the
  * path to the new route. */
-struct disposal_job {
+struct response_disposal_job {
 	struct fleet *fleet;
-	struct disposal_job *next;
+	struct response_disposal_job *next;
 	sd_event_source *source;
 	char service[POLICY_NAME_MAX + 1];
 	struct instance *instance;
-	enum disposal disposal;
+	enum response_disposal disposal;
 	char reason[64];
 	json_t *evidence;
 };
 
-static void disposal_job_free(struct disposal_job *job)
+static void disposal_job_free(struct response_disposal_job *job)
 {
-	for (struct disposal_job **p = &job->fleet->disposals; *p; p = &(*p)->next)
+	for (struct response_disposal_job **p = &job->fleet->disposals; *p; p = &(*p)->next)
 		if (*p == job) {
 			*p = job->next;
 			break;
@@ -112,7 +112,7 @@ static void disposal_job_free(struct disposal_job *job)
 
 static int on_disposal(sd_event_source *source, void *userdata)
 {
-	struct disposal_job *job = userdata;
+	struct response_disposal_job *job = userdata;
 	struct fleet *fleet = job->fleet;
 	struct service *svc = service_find(fleet, job->service);
 
@@ -131,9 +131,9 @@ static int on_disposal(sd_event_source *source, void *userdata)
 }
 
 static void dispose(struct fleet *fleet, struct service *svc, struct instance *instance,
-		    enum disposal disposal, const char *reason, json_t *evidence)
+		    enum response_disposal disposal, const char *reason, json_t *evidence)
 {
-	struct disposal_job *job = calloc(1, sizeof(*job));
+	struct response_disposal_job *job = calloc(1, sizeof(*job));
 
 	if (job && sd_event_add_defer(fleet->event, &job->source, on_disposal, job) >= 0) {
 		job->fleet = fleet;
@@ -249,7 +249,7 @@ static void record_containment(struct service *svc, struct instance *instance)
 
 /* The containment's record, then the decision's (instance-replace). */
 static void announce(struct service *svc, struct instance *instance, const char *reason,
-		     json_t *evidence, enum disposal disposal)
+		     json_t *evidence, enum response_disposal disposal)
 {
 	struct instance_containment *c = instance_containment(instance);
 
@@ -273,7 +273,7 @@ static void announce(struct service *svc, struct instance *instance, const char 
 }
 
 void response_replace(struct service *svc, struct instance *instance, const char *reason,
-		      json_t *evidence, enum disposal disposal, uint64_t detected_usec,
+		      json_t *evidence, enum response_disposal disposal, uint64_t detected_usec,
 		      unsigned flags)
 {
 	struct fleet *fleet = svc->fleet;
@@ -312,8 +312,8 @@ void response_replace(struct service *svc, struct instance *instance, const char
 	}
 	if (svc->replacing) {
 		/* Already under way: the strongest disposal and the first reason win. */
-		if (disposal == DISPOSE_QUARANTINE)
-			svc->disposal = DISPOSE_QUARANTINE;
+		if (disposal == RESPONSE_DISPOSE_QUARANTINE)
+			svc->disposal = RESPONSE_DISPOSE_QUARANTINE;
 		json_decref(evidence);
 		return;
 	}
@@ -408,7 +408,7 @@ void response_replacement_healthy(struct service *svc)
 					    : (json_int_t)0,
 					"standby", svc->from_standby),
 			      true);
-		dispose(fleet, svc, old, svc->replacing ? svc->disposal : DISPOSE_KILL,
+		dispose(fleet, svc, old, svc->replacing ? svc->disposal : RESPONSE_DISPOSE_KILL,
 			svc->replacing ? svc->reason : "policy changed", svc->evidence);
 	}
 	clear_pending(svc);
@@ -423,7 +423,7 @@ static int on_lifetime(sd_event_source *source, uint64_t usec, void *userdata)
 
 	svc->lifetime_timer = sd_event_source_disable_unref(svc->lifetime_timer);
 	if (svc->current)
-		response_replace(svc, svc->current, "max-lifetime", NULL, DISPOSE_KILL, 0,
+		response_replace(svc, svc->current, "max-lifetime", NULL, RESPONSE_DISPOSE_KILL, 0,
 				 RESPONSE_PLANNED);
 	return 0;
 }

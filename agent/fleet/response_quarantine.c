@@ -20,7 +20,7 @@ static void start_next_save(struct fleet *fleet);
 
 static void remove_at(struct fleet *fleet, size_t i)
 {
-	struct quarantined_instance *q = &fleet->quarantined[i];
+	struct response_quarantined *q = &fleet->quarantined[i];
 
 	quarantine_job_cancel(TAKE_PTR(q->job));
 	json_decref(TAKE_PTR(q->evidence));
@@ -46,7 +46,7 @@ void response_quarantine_clear(struct fleet *fleet)
 		remove_at(fleet, fleet->n_quarantined - 1);
 }
 
-json_t *response_quarantined_json(const struct quarantined_instance *q)
+json_t *response_quarantined_json(const struct response_quarantined *q)
 {
 	json_t *o = instance_to_json(q->instance);
 
@@ -68,7 +68,7 @@ static ssize_t find_by_id(struct fleet *fleet, const char *id)
 	return -1;
 }
 
-static void audit_saved(struct fleet *fleet, struct quarantined_instance *q, int r,
+static void audit_saved(struct fleet *fleet, struct response_quarantined *q, int r,
 			const struct quarantine_result *res, const char *error)
 {
 	_cleanup_free_ char *kept = NULL;
@@ -90,7 +90,7 @@ static void audit_saved(struct fleet *fleet, struct quarantined_instance *q, int
 static void on_saved(int r, const struct quarantine_result *res, const char *error, void *userdata)
 {
 	struct fleet *fleet = userdata;
-	struct quarantined_instance *q = NULL;
+	struct response_quarantined *q = NULL;
 
 	for (size_t i = 0; i < fleet->n_quarantined && !q; i++)
 		if (fleet->quarantined[i].job)
@@ -117,7 +117,7 @@ static void on_saved(int r, const struct quarantine_result *res, const char *err
 static void start_next_save(struct fleet *fleet)
 {
 	struct quarantine_record record = {0};
-	struct quarantined_instance *q = NULL;
+	struct response_quarantined *q = NULL;
 	char text[2][INET6_ADDRSTRLEN];
 	const char *addresses[2];
 	const struct netdev_address *a;
@@ -156,7 +156,7 @@ static void start_next_save(struct fleet *fleet)
 void response_quarantine_instance(struct fleet *fleet, struct service *svc,
 				  struct instance *instance, const char *reason, json_t *evidence)
 {
-	struct quarantined_instance *grown;
+	struct response_quarantined *grown;
 	int r;
 
 	r = instance_isolate_and_freeze(instance);
@@ -176,7 +176,7 @@ void response_quarantine_instance(struct fleet *fleet, struct service *svc,
 		return;
 	}
 	fleet->quarantined = grown;
-	grown[fleet->n_quarantined] = (struct quarantined_instance){
+	grown[fleet->n_quarantined] = (struct response_quarantined){
 	    .instance = instance,
 	    .evidence = json_incref(evidence),
 	    .max_bytes = svc->policy->quarantine_max_bytes,

@@ -158,9 +158,9 @@ void service_schedule_restart(struct service *svc)
 	if (svc->quick_failures > 0) {
 		unsigned shift = svc->quick_failures - 1 < 16 ? svc->quick_failures - 1 : 16;
 
-		delay = BACKOFF_FIRST_USEC << shift;
-		if (delay > BACKOFF_MAX_USEC)
-			delay = BACKOFF_MAX_USEC;
+		delay = SERVICE_BACKOFF_FIRST_USEC << shift;
+		if (delay > SERVICE_BACKOFF_MAX_USEC)
+			delay = SERVICE_BACKOFF_MAX_USEC;
 		service_audit(svc->fleet, "instance-backoff",
 			      json_pack("{s:s, s:i, s:I}", "service", svc->name, "quick_failures",
 					(int)svc->quick_failures, "delay_usec", (json_int_t)delay),

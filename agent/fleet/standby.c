@@ -150,7 +150,7 @@ static uint64_t backoff(const struct service *svc)
 
 	if (f == 0)
 		return 0;
-	return f - 1 >= 7 ? BACKOFF_MAX_USEC : BACKOFF_FIRST_USEC << (f - 1);
+	return f - 1 >= 7 ? SERVICE_BACKOFF_MAX_USEC : SERVICE_BACKOFF_FIRST_USEC << (f - 1);
 }
 
 static int start_one(struct service *svc)
