@@ -9,6 +9,7 @@
 #include "fleet_internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -405,20 +406,60 @@ static void purge_links(void)
 		if_freenameindex(links);
 }
 
+/* What fleet_new() made before a step failed: no instance runs yet, and the
+ * cgroup root stays (fleet_free() removes it). NULL is fine. */
+static void fleet_unmake(struct fleet *fleet)
+{
+	if (!fleet)
+		return;
+	uid_ranges_free(fleet->uid_ranges);
+	instance_ids_free(fleet->ids);
+	cgroup_root_free(fleet->cgroups);
+	sd_event_unref(fleet->event);
+	free(fleet->state_dir);
+	free(fleet);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct fleet *, fleet_unmake);
+
+/* *ret_error = the sentence; r is returned. */
+_printf_(3, 4) static int new_failed(char **ret_error, int r, const char *format, ...)
+{
+	va_list ap;
+
+	va_start(ap, format);
+	if (vasprintf(ret_error, format, ap) < 0)
+		*ret_error = NULL;
+	va_end(ap);
+	return r;
+}
+
+/* Evidence a killed agent was still writing is incomplete: not kept. */
+static void remove_interrupted(struct fleet *fleet)
+{
+	json_t *removed = NULL;
+
+	if (quarantine_remove_interrupted(fleet->state_dir, &removed) == 0 &&
+	    json_array_size(removed) > 0)
+		service_audit(fleet, "quarantine-interrupted",
+			      json_pack("{s:O, s:s}", "instances", removed, "outcome",
+					"incomplete evidence removed"),
+			      true);
+	json_decref(removed);
+}
+
 int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *forwarding,
 	      const char *cgroup_name, const char *state_dir, const struct fleet_hooks *hooks,
 	      struct fleet **ret_fleet, char **ret_error)
 {
-	struct fleet *fleet = calloc(1, sizeof(*fleet));
+	_cleanup_(fleet_unmakep) struct fleet *fleet = calloc(1, sizeof(*fleet));
 	int r;
 
 	if (!fleet)
 		return -ENOMEM;
 	fleet->state_dir = strdup(state_dir);
-	if (!fleet->state_dir) {
-		free(fleet);
+	if (!fleet->state_dir)
 		return -ENOMEM;
-	}
 	fleet->event = sd_event_ref(event);
 	fleet->rotation = rotation;
 	fleet->hooks = *hooks;
@@ -432,37 +473,13 @@ int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *for
 	    .userdata = fleet,
 	};
 	r = instance_ids_open(state_dir, &fleet->ids);
-	if (r < 0) {
-		if (asprintf(ret_error, "instance numbers (%s/instance-ids): %s", state_dir,
-			     strerror(-r)) < 0)
-			*ret_error = NULL;
-		sd_event_unref(fleet->event);
-		free(fleet->state_dir);
-		free(fleet);
-		return r;
-	}
+	if (r < 0)
+		return new_failed(ret_error, r, "instance numbers (%s/instance-ids): %s", state_dir,
+				  strerror(-r));
 	r = cgroup_root_open(cgroup_name, &fleet->cgroups);
-	if (r < 0) {
-		if (asprintf(ret_error, "cgroup %s: %s", cgroup_name, strerror(-r)) < 0)
-			*ret_error = NULL;
-		instance_ids_free(fleet->ids);
-		sd_event_unref(fleet->event);
-		free(fleet->state_dir);
-		free(fleet);
-		return r;
-	}
-	/* Evidence a killed agent was still writing is incomplete: not kept. */
-	{
-		json_t *removed = NULL;
-
-		if (quarantine_remove_interrupted(state_dir, &removed) == 0 &&
-		    json_array_size(removed) > 0)
-			service_audit(fleet, "quarantine-interrupted",
-				      json_pack("{s:O, s:s}", "instances", removed, "outcome",
-						"incomplete evidence removed"),
-				      true);
-		json_decref(removed);
-	}
+	if (r < 0)
+		return new_failed(ret_error, r, "cgroup %s: %s", cgroup_name, strerror(-r));
+	remove_interrupted(fleet);
 	/* A killed agent leaves its instances running: end them and their links. */
 	r = cgroup_root_purge(fleet->cgroups, 5 * USEC_PER_SEC);
 	if (r > 0)
@@ -473,32 +490,14 @@ int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *for
 	purge_links();
 	/* After the purge: what still runs in a range keeps it (sandbox.h). */
 	r = uid_ranges_open("/", UID_RANGE_REGION_FIRST, UID_RANGE_REGION_END, &fleet->uid_ranges);
-	if (r < 0) {
-		if (asprintf(ret_error, "host id ranges: %s", strerror(-r)) < 0)
-			*ret_error = NULL;
-		instance_ids_free(fleet->ids);
-		cgroup_root_free(fleet->cgroups);
-		sd_event_unref(fleet->event);
-		free(fleet->state_dir);
-		free(fleet);
-		return r;
-	}
-
+	if (r < 0)
+		return new_failed(ret_error, r, "host id ranges: %s", strerror(-r));
 	/* Forwarding carries DNATed traffic to the instances' links (and only
 	 * there: rotation.h). */
 	r = forwarding_enable(forwarding);
-	if (r < 0) {
-		if (asprintf(ret_error, "IP forwarding: %s", strerror(-r)) < 0)
-			*ret_error = NULL;
-		uid_ranges_free(fleet->uid_ranges);
-		instance_ids_free(fleet->ids);
-		cgroup_root_free(fleet->cgroups);
-		sd_event_unref(fleet->event);
-		free(fleet->state_dir);
-		free(fleet);
-		return r;
-	}
-	*ret_fleet = fleet;
+	if (r < 0)
+		return new_failed(ret_error, r, "IP forwarding: %s", strerror(-r));
+	*ret_fleet = TAKE_PTR(fleet);
 	return 0;
 }
 
