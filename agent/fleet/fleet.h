@@ -13,8 +13,6 @@
  * instance, restarts with back-off, and routing its public port to the
  * instance once healthy (rotation.c). */
 
-
-
 struct fleet;
 struct forwarding;
 
@@ -27,9 +25,8 @@ struct fleet_hooks {
 /* cgroup_name: the instances' parent cgroup under the agent's own;
  * state_dir: quarantined instances' evidence goes to STATE_DIR/quarantine. */
 int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *forwarding,
-	      const char *cgroup_name,
-	      const char *state_dir, const struct fleet_hooks *hooks, struct fleet **ret_fleet,
-	      char **ret_error);
+	      const char *cgroup_name, const char *state_dir, const struct fleet_hooks *hooks,
+	      struct fleet **ret_fleet, char **ret_error);
 
 /* Take the managed services of a (validated, applied) policy set: verify
  * their snapshots, compile their filters, start what is new or changed,

@@ -14,12 +14,26 @@
 #include "snapshot.h"
 #include "fleet.h"
 #include "clock.h"
+#include "step_error.h"
+
+/* The private header of agent/fleet/, for its files only. Its files in
+ * layers, each using only those below it (no call goes up; an event goes up
+ * through a hook the upper layer set):
+ *
+ *   fleet.c                  the set of services, the instances' hooks, fleet.h
+ *   response.c               containment and replacement
+ *   response_quarantine.c    quarantined instances and their evidence saves
+ *   standby.c                StandbyInstances=
+ *   service.c                one service: start, route, stop, restart an instance
+ *   instance.c               one instance (envelope, link, health, drift, signals)
+ *   drift_watch.c            the inotify watch of an instance's writable layer
+ *   health.c drift.c signal_tally.c instance_output.c instance_ids.c address_pool.c
+ *
+ * Sections below in the same order, from the bottom up. */
 
 /* Instance addresses: a random free address of a service's AddressPool=,
  * never the one its previous instance had, so an instance's address moves
  * with every replacement. */
-
-
 
 /* Pick an address of pool that is none of in_use[] (the service's live
  * instances, and the previous one). -EADDRNOTAVAIL when the pool is full. */
@@ -33,15 +47,13 @@ int address_pool_pick_from(const struct cidr *pool, const struct netdev_address 
 /* HealthCheck=tcp: one non-blocking connect to an instance's address and
  * ListenPort, bounded by HealthTimeout=, on the agent's event loop. */
 
-
-
 struct health_probe;
 
 /* Called once with the outcome; the probe is freed after the call. */
-typedef void (*health_done_t)(bool healthy, const char *reason, void *userdata);
+typedef void (*health_probe_done_t)(bool healthy, const char *reason, void *userdata);
 
 int health_probe_start(sd_event *event, const struct netdev_address *address, uint16_t port,
-		       uint64_t timeout_usec, health_done_t done, void *userdata,
+		       uint64_t timeout_usec, health_probe_done_t done, void *userdata,
 		       struct health_probe **ret_probe);
 
 /* Cancel without calling done. */
@@ -84,7 +96,6 @@ void health_probe_cancel(struct health_probe *probe);
  * watch reads the tree through O_NOFOLLOW opens of single components: the
  * instance cannot make it follow a symlink. It never blocks. */
 
-
 #define DRIFT_PATH_MAX 4096
 
 enum drift_kind {
@@ -113,6 +124,36 @@ typedef int (*drift_scan_cb)(const struct drift_event *event, void *userdata);
 int drift_scan(int upper_fd, char *const *writable, size_t n_writable, drift_scan_cb cb,
 	       void *userdata);
 
+/* drift.c's rules, shared with the watch (drift_watch.c): what the scan and
+ * the watch find goes to a sink, one report at a time. */
+
+/* Deeper directories are not looked into (events-lost). */
+#define DRIFT_MAX_DEPTH 256
+
+struct drift_sink {
+	/* non-zero stops a walk and is returned */
+	int (*emit)(struct drift_sink *s, enum drift_kind kind, const char *path);
+	char *const *writable;
+	size_t n_writable;
+	void *userdata; /* the emitter's */
+};
+
+struct stat;
+
+/* Report what one entry of the upper layer means. dirfd is its directory,
+ * name its name there, path its full path from the instance root, st its
+ * lstat. For a directory, fd (>= 0) is the open directory (opacity). */
+int drift_classify(struct drift_sink *s, int dirfd, const char *name, const char *path,
+		   const struct stat *st, int fd);
+/* path + "/" + name into buf; a path too long for an event ends in "/...". */
+void drift_join(char *buf, size_t size, const char *path, const char *name);
+/* One directory below dirfd, never through a symlink: an fd or -errno. */
+int drift_open_dir(int dirfd, const char *name);
+/* upper/ + rel ("" or "/a/b"), one O_NOFOLLOW component at a time. */
+int drift_open_upper(int upper_fd, const char *rel);
+
+/* drift_watch.c */
+
 struct drift_watch;
 
 /* Watch upper/ of the writable layer (upper_fd is not taken; it must stay open
@@ -123,9 +164,9 @@ int drift_watch_new(int upper_fd, char *const *writable, size_t n_writable,
 /* The inotify fd (non-blocking, close-on-exec) for the event loop: EPOLLIN. */
 int drift_watch_fd(const struct drift_watch *w);
 /* Up to n reports; *ret_n = 0 when there is nothing (never blocks). It
- * handles at most 64 inotify events (or entries of new directories) a call, so a storm is taken in slices:
- * call again while it fills the whole array or drift_watch_busy() says work
- * is left (which the fd's readiness does not show: the events are read). */
+ * handles at most 64 inotify events (or entries of new directories) a call, so a storm is taken in
+ * slices: call again while it fills the whole array or drift_watch_busy() says work is left (which
+ * the fd's readiness does not show: the events are read). */
 int drift_watch_read(struct drift_watch *w, struct drift_event *events, size_t n, size_t *ret_n);
 bool drift_watch_busy(const struct drift_watch *w);
 void drift_watch_free(struct drift_watch *w);
@@ -138,7 +179,6 @@ void drift_watch_free(struct drift_watch *w);
  * later one is only counted, and once an interval a summary with the count
  * and the first evidence of that interval is recorded: one record per
  * instance, kind and interval, whatever the rate. */
-
 
 #define SIGNAL_TALLY_KINDS 4 /* seccomp-violation, drift, egress, spare */
 
@@ -157,7 +197,7 @@ bool signal_tally_add(struct signal_tally *t, const char *kind, json_t *evidence
 uint64_t signal_tally_due(const struct signal_tally *t);
 
 typedef void (*signal_tally_summary_cb)(const char *kind, uint64_t count, json_t *first_evidence,
-					 uint64_t interval_usec, void *userdata);
+					uint64_t interval_usec, void *userdata);
 
 /* Every kind whose interval has ended by now with counted signals: cb with
  * the count and the interval's first evidence (borrowed), then reset. */
@@ -176,7 +216,6 @@ void signal_tally_flush(struct signal_tally *t, uint64_t now, signal_tally_summa
  * directory without the file (first start) starts above every SERVICE-N kept
  * in STATE_DIR/quarantine. */
 
-
 #define INSTANCE_IDS_BLOCK 1024
 
 struct instance_ids;
@@ -194,7 +233,6 @@ void instance_ids_free(struct instance_ids *ids);
  * (mtd-SERVICE) with MTD_SERVICE= and MTD_INSTANCE=, escaped and
  * rate-limited. The instance never writes to the agent's terminal or to the
  * agent's own journal stream. */
-
 
 struct instance_output;
 
@@ -222,10 +260,9 @@ size_t instance_output_escape(const char *line, size_t len, char *buffer, size_t
 
 /* One running instance of a managed service: its envelope (envelope.c), its
  * link to the host (netdev.c), its health checks, and supervision by pidfd on
- * the agent's event loop. The service level above (fleet.c) decides when to
+ * the agent's event loop. The service level above (service.c, and response.c,
+ * standby.c, fleet.c on top of it) decides when to
  * start, replace and route to instances. */
-
-
 
 #define INSTANCE_ID_MAX 48
 
@@ -345,22 +382,21 @@ json_t *instance_to_json(const struct instance *instance);
 /* "exited 3", "killed by SIGSYS", "dumped by SIGSYS" */
 void instance_format_exit(const siginfo_t *info, char *buffer, size_t size);
 
-/* Shared between fleet.c (the managed services and their instances) and
- * response.c (replacement, quarantine, rejuvenation). Not for other files. */
-
+/* service.c: one managed service and the operations on its instances. */
 
 struct quarantine_job;
 
-
 /* An instance that dies sooner than this after its start counts as a crash
  * loop: the next start waits, doubling up to the cap. */
-#define QUICK_FAILURE_USEC (10 * USEC_PER_SEC)
-#define BACKOFF_FIRST_USEC (250 * 1000ull)
-#define BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
+#define SERVICE_QUICK_FAILURE_USEC (10 * USEC_PER_SEC)
+#define SERVICE_BACKOFF_FIRST_USEC (250 * 1000ull)
+#define SERVICE_BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
 
-enum disposal {
-	DISPOSE_KILL,	    /* kill and clean up */
-	DISPOSE_QUARANTINE, /* freeze, cut off, keep for forensics */
+/* What a replacement does with the instance it replaces (response.c; here
+ * because a service keeps the one of the replacement under way). */
+enum response_disposal {
+	RESPONSE_DISPOSE_KILL,	     /* kill and clean up */
+	RESPONSE_DISPOSE_QUARANTINE, /* freeze, cut off, keep for forensics */
 };
 
 /* StandbyInstances= (standby.c): a fresh, verified instance that waits,
@@ -371,7 +407,7 @@ struct standby {
 	bool retiring;		/* past it: goes once a fresh standby is healthy */
 };
 
-struct managed_service {
+struct service {
 	struct fleet *fleet;
 	char name[POLICY_NAME_MAX + 1];
 	const struct policy *policy;
@@ -381,7 +417,10 @@ struct managed_service {
 	int exec_fd; /* sealed memfd of the verified binary, for every launch */
 	uid_t uid;
 	gid_t gid;
-	char failed[320];	  /* why the service cannot run; empty when it can */
+	/* Why the service cannot run (none failed when it can): step names the
+	 * check ("SnapshotKey=", "snapshot", "Exec=", "User=", ...), detail is
+	 * the sentence its service-failed record and `mtdctl status` show. */
+	struct step_error failed;
 	struct instance *current; /* serving, or the first one starting */
 	struct instance *next;	  /* a replacement starting */
 	bool routed;		  /* the public port leads to current */
@@ -394,7 +433,7 @@ struct managed_service {
 	 * next is healthy and routed. */
 	bool replacing;
 	uint64_t detected_usec; /* CLOCK_MONOTONIC when the signal arrived */
-	enum disposal disposal;
+	enum response_disposal disposal;
 	char reason[64];
 	json_t *evidence;
 	sd_event_source *replacement_deadline;
@@ -415,7 +454,7 @@ struct managed_service {
 
 /* A frozen instance kept for forensics, and its evidence: saved by one
  * process at a time (quarantine.h), in the order they were quarantined. */
-struct quarantined_instance {
+struct response_quarantined {
 	char service[POLICY_NAME_MAX + 1];
 	struct instance *instance;
 	struct quarantine_job *job; /* its save is running */
@@ -425,63 +464,101 @@ struct quarantined_instance {
 	uint64_t max_bytes;
 };
 
-struct disposal_job;
+struct response_disposal_job;
 
+/* The fleet's state. fleet.c creates it and owns the set of services; the
+ * layers below read its resources (event loop, rotation, cgroups, instance
+ * numbers, host ids, audit hook) and response.c keeps its lists in it
+ * (disposals, quarantined). */
 struct fleet {
 	sd_event *event;
-	struct disposal_job *disposals; /* instances disposed of on the next loop turn */
+	struct response_disposal_job *disposals; /* instances disposed of on the next loop turn */
 	char *state_dir;
-	struct quarantined_instance *quarantined;
+	struct response_quarantined *quarantined;
 	size_t n_quarantined;
 	struct rotation *rotation;
 	struct cgroup_root *cgroups;
 	struct fleet_hooks hooks;
-	struct managed_service **services;
+	/* What every instance reports to (fleet.c's answers), set by fleet_new():
+	 * service.c hands them to each instance it starts. */
+	struct instance_hooks instance_hooks;
+	struct service **services;
 	size_t n_services;
 	struct instance_ids *ids;      /* SERVICE-N: N never used twice on this host */
 	struct uid_ranges *uid_ranges; /* each instance's host ids */
 };
 
-void fleet_audit(struct fleet *fleet, const char *type, json_t *fields, bool sync);
-struct managed_service *service_of(struct fleet *fleet, const struct instance *instance);
+/* Audit one event through the fleet's hook (fields stolen): how every file of
+ * the fleet writes a record. */
+void service_audit(struct fleet *fleet, const char *type, json_t *fields, bool sync);
+
+/* A service for one load of policy p: its snapshot verified, its binary
+ * sealed, its filter compiled, User=/Group= resolved. What fails is kept in
+ * svc->failed and audited (service-failed); the service exists all the same
+ * (and runs nothing). NULL without memory. */
+struct service *service_new(struct fleet *fleet, const struct policy *p);
+/* Free what service_new() made and the timers; its instances and response
+ * state must be gone already (standby_stop_all, service_stop_instance,
+ * response_service_done). NULL is fine. */
+void service_free(struct service *svc);
+/* The service named name among the fleet's, or NULL. */
+struct service *service_find(struct fleet *fleet, const char *name);
+
 /* Route the public port to instance; cut (may be NULL) loses its envelope in
  * the same transaction. */
-int route_to(struct managed_service *svc, struct instance *instance, struct instance *cut);
-/* Remove its envelope from the table, then destroy it. */
-void fleet_destroy_instance(struct fleet *fleet, struct instance *instance);
-void stop_instance(struct managed_service *svc, struct instance *instance, const char *reason);
-void start_instance(struct managed_service *svc);
+int service_route(struct service *svc, struct instance *instance, struct instance *cut);
+/* The public port leads nowhere (when it was routed). */
+void service_unroute(struct service *svc);
+/* Remove its envelope from the table, then destroy it. NULL is fine. */
+void service_destroy_instance(struct fleet *fleet, struct instance *instance);
+/* Audited (instance-stop), unrouted if it served, forgotten as current, next
+ * or standby, destroyed. NULL is fine. */
+void service_stop_instance(struct service *svc, struct instance *instance, const char *reason);
+/* Start the service's current instance or, while one serves, its next
+ * (replacement). Its failure is audited and retried with back-off. */
+void service_start_instance(struct service *svc);
 /* Start one instance of the service (id, addresses, envelope, process);
  * role ("instance", "standby") goes into its instance-start record. On
  * failure it is audited (instance-start-failed) and nothing remains. */
-int launch_instance(struct managed_service *svc, const char *role, struct instance **ret);
+int service_launch_instance(struct service *svc, const char *role, struct instance **ret);
 /* CLOCK_MONOTONIC when an instance started now reaches MaxLifetime= (less a
  * random jitter); 0 without MaxLifetime=. */
-uint64_t lifetime_deadline(const struct managed_service *svc, const struct instance *instance);
-void schedule_restart(struct managed_service *svc);
+uint64_t service_lifetime_deadline(const struct service *svc, const struct instance *instance);
+/* service_start_instance() on the next loop turn, or after the back-off of
+ * quick_failures (audited: instance-backoff). Not for a failed service. */
+void service_schedule_restart(struct service *svc);
+/* Index of instance among the standbys, or -1. */
+ssize_t service_standby_index(const struct service *svc, const struct instance *instance);
+/* Take instance out of the standbys (the caller disposes of it). */
+void service_forget_standby(struct service *svc, struct instance *instance);
+
+/* response_quarantine.c: response_quarantine_instance() freezes (or kills
+ * when it cannot) and queues the evidence save; the rest remove a kept
+ * instance (its save cancelled if running) and describe it. */
+void response_quarantine_instance(struct fleet *fleet, struct service *svc,
+				  struct instance *instance, const char *reason, json_t *evidence);
+void response_quarantine_remove(struct fleet *fleet, size_t index);
+void response_quarantine_clear(struct fleet *fleet); /* at the fleet's end: saves cancelled */
+json_t *response_quarantined_json(const struct response_quarantined *q);
 
 /* standby.c */
 /* Bring the standbys to StandbyInstances= (and renew those past MaxLifetime=)
  * after delay_usec, once the service serves and no replacement is under way. */
-void standby_schedule(struct managed_service *svc, uint64_t delay_usec);
+void standby_schedule(struct service *svc, uint64_t delay_usec);
 /* A standby died (already forgotten and destroyed): another one starts, after
  * a back-off when they keep dying young. */
-void standby_exited(struct managed_service *svc, bool quick);
-/* Index of instance among the standbys, or -1. */
-ssize_t standby_index(const struct managed_service *svc, const struct instance *instance);
+void standby_exited(struct service *svc, bool quick);
 /* Whether standby_take() would give one. */
-bool standby_available(const struct managed_service *svc);
+bool standby_available(const struct service *svc);
 /* A healthy standby, taken out of the list (fresh ones before retiring
  * ones), or NULL. */
-struct instance *standby_take(struct managed_service *svc);
-/* Take instance out of the list (the caller disposes of it); refill later. */
-void standby_forget(struct managed_service *svc, struct instance *instance);
+struct instance *standby_take(struct service *svc);
 /* Stop every standby (service stopped, changed, failed, in a storm). */
-void standby_stop_all(struct managed_service *svc, const char *reason);
+void standby_stop_all(struct service *svc, const char *reason);
 /* A standby became healthy: retiring ones whose successors are ready go. */
-void standby_healthy(struct managed_service *svc);
+void standby_healthy(struct service *svc);
 /* {"target": N, "ready": [ids], "starting": [ids], "retiring": [ids]} */
-json_t *standby_json(const struct managed_service *svc);
+json_t *standby_json(const struct service *svc);
 
 /* response.c */
 
@@ -490,7 +567,7 @@ json_t *standby_json(const struct managed_service *svc);
  * one transaction), the freeze confirmed; a freeze that fails kills it.
  * Recorded as instance-contained with the times since detected_usec. Once
  * per instance. */
-void response_contain(struct managed_service *svc, struct instance *instance, const char *reason,
+void response_contain(struct service *svc, struct instance *instance, const char *reason,
 		      uint64_t detected_usec);
 /* Replace an instance. RESPONSE_COMPROMISED: contained first
  * (response_contain). RESPONSE_RECORD_SIGNAL: the signal's own record
@@ -509,23 +586,14 @@ enum {
 	 * down */
 	RESPONSE_PLANNED = 1 << 2,
 };
-void response_replace(struct managed_service *svc, struct instance *instance, const char *reason,
-		      json_t *evidence, enum disposal disposal, uint64_t detected_usec,
+void response_replace(struct service *svc, struct instance *instance, const char *reason,
+		      json_t *evidence, enum response_disposal disposal, uint64_t detected_usec,
 		      unsigned flags);
 /* next became healthy: route to it and dispose of the old one. */
-void response_replacement_healthy(struct managed_service *svc);
+void response_replacement_healthy(struct service *svc);
 /* Arm MaxLifetime= (with jitter) for the serving instance. */
-void response_arm_lifetime(struct managed_service *svc);
+void response_arm_lifetime(struct service *svc);
 /* The service's response state goes (service removed or stopped). */
-void response_service_done(struct managed_service *svc);
+void response_service_done(struct service *svc);
 /* Quarantined instances are freed with the fleet. */
 void response_fleet_done(struct fleet *fleet);
-
-/* response_quarantine.c: quarantine_instance() freezes (or kills when it
- * cannot) and queues the evidence save; the rest remove a kept instance (its
- * save cancelled if running) and describe it. */
-void response_quarantine_instance(struct fleet *fleet, struct managed_service *svc,
-				  struct instance *instance, const char *reason, json_t *evidence);
-void response_quarantine_remove(struct fleet *fleet, size_t index);
-void response_quarantine_clear(struct fleet *fleet); /* at the fleet's end: saves cancelled */
-json_t *response_quarantined_json(const struct quarantined_instance *q);

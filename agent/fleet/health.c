@@ -15,7 +15,7 @@ struct health_probe {
 	int fd;
 	sd_event_source *io;
 	sd_event_source *timeout;
-	health_done_t done;
+	health_probe_done_t done;
 	void *userdata;
 };
 
@@ -36,7 +36,7 @@ void health_probe_cancel(struct health_probe *probe)
 
 static void finish(struct health_probe *probe, bool healthy, const char *reason)
 {
-	health_done_t done = probe->done;
+	health_probe_done_t done = probe->done;
 	void *userdata = probe->userdata;
 
 	probe_free(probe);
@@ -68,7 +68,7 @@ static int on_timeout(sd_event_source *source, uint64_t usec, void *userdata)
 }
 
 int health_probe_start(sd_event *event, const struct netdev_address *address, uint16_t port,
-		       uint64_t timeout_usec, health_done_t done, void *userdata,
+		       uint64_t timeout_usec, health_probe_done_t done, void *userdata,
 		       struct health_probe **ret_probe)
 {
 	struct sockaddr_storage sa = {0};

@@ -17,9 +17,11 @@
 
 struct instance_ids {
 	int dir_fd;
-	uint64_t next;     /* the number instance_ids_next hands out */
+	uint64_t next;	   /* the number instance_ids_next hands out */
 	uint64_t reserved; /* numbers below this are reserved on disk */
 };
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct instance_ids *, instance_ids_free);
 
 /* "123\n" exactly: digits, no sign, no leading zero, at most NUMBER_MAX. */
 static int parse_number(const char *s, size_t len, uint64_t *ret)
@@ -81,8 +83,8 @@ static int write_reserved(int dir_fd, uint64_t reserved)
 {
 	char buf[32], tmp[] = "." IDS_FILE ".tmp";
 	int len = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)reserved);
-	_cleanup_close_ int fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-							 O_NOFOLLOW, 0644);
+	_cleanup_close_ int fd =
+	    openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	int r = 0;
 
 	if (fd < 0)
@@ -114,7 +116,7 @@ static int reserve_block(struct instance_ids *ids)
 
 int instance_ids_open(const char *state_dir, struct instance_ids **ret_ids)
 {
-	_cleanup_free_ struct instance_ids *ids = calloc(1, sizeof(*ids));
+	_cleanup_(instance_ids_freep) struct instance_ids *ids = calloc(1, sizeof(*ids));
 	uint64_t start;
 	int r;
 
@@ -129,16 +131,13 @@ int instance_ids_open(const char *state_dir, struct instance_ids **ret_ids)
 	if (r == -ENOENT)
 		start = highest_quarantined(ids->dir_fd) + 1;
 	else if (r < 0)
-		goto fail;
+		return r;
 	ids->next = start;
 	r = reserve_block(ids);
 	if (r < 0)
-		goto fail;
+		return r;
 	*ret_ids = TAKE_PTR(ids);
 	return 0;
-fail:
-	close(ids->dir_fd);
-	return r;
 }
 
 int instance_ids_next(struct instance_ids *ids, uint64_t *ret_number)
@@ -156,6 +155,7 @@ void instance_ids_free(struct instance_ids *ids)
 {
 	if (!ids)
 		return;
-	close(ids->dir_fd);
+	if (ids->dir_fd >= 0)
+		close(ids->dir_fd);
 	free(ids);
 }

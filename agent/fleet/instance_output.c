@@ -29,8 +29,8 @@ struct instance_output {
 	char instance[64];
 	char line[INSTANCE_OUTPUT_LINE_MAX];
 	size_t line_len;
-	bool line_cut;       /* the line being read was longer than line[] */
-	double tokens;       /* lines it may still log now */
+	bool line_cut; /* the line being read was longer than line[] */
+	double tokens; /* lines it may still log now */
 	uint64_t refilled_usec;
 	uint64_t lines, suppressed, suppressed_reported;
 };

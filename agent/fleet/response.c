@@ -27,14 +27,14 @@
  * back-off (30 s) before the next instance. */
 #define STORM_BACKOFF_USEC (30 * USEC_PER_SEC)
 
-static const char *disposal_name(enum disposal d)
+static const char *disposal_name(enum response_disposal d)
 {
-	return d == DISPOSE_QUARANTINE ? "quarantine" : "kill";
+	return d == RESPONSE_DISPOSE_QUARANTINE ? "quarantine" : "kill";
 }
 
 /* ReplaceBurst= replacements per ReplaceInterval=: true when one more would
  * exceed it. Records the attempt otherwise. */
-static bool storm_exceeded(struct managed_service *svc)
+static bool storm_exceeded(struct service *svc)
 {
 	uint64_t now_usec = now(CLOCK_MONOTONIC), window = svc->policy->replace_interval_usec;
 	size_t kept = 0;
@@ -54,7 +54,7 @@ static bool storm_exceeded(struct managed_service *svc)
 	return false;
 }
 
-static void clear_pending(struct managed_service *svc)
+static void clear_pending(struct service *svc)
 {
 	svc->replacing = false;
 	svc->from_standby = false;
@@ -64,10 +64,10 @@ static void clear_pending(struct managed_service *svc)
 	svc->replacement_deadline = sd_event_source_disable_unref(svc->replacement_deadline);
 }
 
-static void dispose_now(struct fleet *fleet, struct managed_service *svc, struct instance *instance,
-			enum disposal disposal, const char *reason, json_t *evidence)
+static void dispose_now(struct fleet *fleet, struct service *svc, struct instance *instance,
+			enum response_disposal disposal, const char *reason, json_t *evidence)
 {
-	if (disposal == DISPOSE_QUARANTINE) {
+	if (disposal == RESPONSE_DISPOSE_QUARANTINE) {
 		/* What is left of its envelope (a contained instance keeps its
 		 * Egress= elements until now) leaves the table: it may be kept
 		 * for a long time, and its address may come round again. */
@@ -75,11 +75,11 @@ static void dispose_now(struct fleet *fleet, struct managed_service *svc, struct
 		response_quarantine_instance(fleet, svc, instance, reason, evidence);
 		return;
 	}
-	fleet_audit(fleet, "instance-killed",
-		    json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance",
-			      instance_id(instance), "reason", reason),
-		    true);
-	fleet_destroy_instance(fleet, instance);
+	service_audit(fleet, "instance-killed",
+		      json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance",
+				instance_id(instance), "reason", reason),
+		      true);
+	service_destroy_instance(fleet, instance);
 }
 
 /* An instance no longer current, next or standby, disposed of on the next
@@ -87,20 +87,20 @@ static void dispose_now(struct fleet *fleet, struct managed_service *svc, struct
  * answers (a seccomp notification, a drift event), which must not be
  * destroyed under them; and the evidence copy of a quarantine is not on the
  * path to the new route. */
-struct disposal_job {
+struct response_disposal_job {
 	struct fleet *fleet;
-	struct disposal_job *next;
+	struct response_disposal_job *next;
 	sd_event_source *source;
 	char service[POLICY_NAME_MAX + 1];
 	struct instance *instance;
-	enum disposal disposal;
+	enum response_disposal disposal;
 	char reason[64];
 	json_t *evidence;
 };
 
-static void disposal_job_free(struct disposal_job *job)
+static void disposal_job_free(struct response_disposal_job *job)
 {
-	for (struct disposal_job **p = &job->fleet->disposals; *p; p = &(*p)->next)
+	for (struct response_disposal_job **p = &job->fleet->disposals; *p; p = &(*p)->next)
 		if (*p == job) {
 			*p = job->next;
 			break;
@@ -112,31 +112,28 @@ static void disposal_job_free(struct disposal_job *job)
 
 static int on_disposal(sd_event_source *source, void *userdata)
 {
-	struct disposal_job *job = userdata;
+	struct response_disposal_job *job = userdata;
 	struct fleet *fleet = job->fleet;
-	struct managed_service *svc = NULL;
+	struct service *svc = service_find(fleet, job->service);
 
-	for (size_t i = 0; i < fleet->n_services && !svc; i++)
-		if (fleet->services[i] && streq(fleet->services[i]->name, job->service))
-			svc = fleet->services[i];
 	if (svc)
 		dispose_now(fleet, svc, job->instance, job->disposal, job->reason, job->evidence);
 	else {
 		/* The service is gone (a reload removed it): nothing to keep it for. */
-		fleet_audit(fleet, "instance-killed",
-			    json_pack("{s:s, s:s, s:s}", "service", job->service, "instance",
-				      instance_id(job->instance), "reason", "service removed"),
-			    true);
-		fleet_destroy_instance(fleet, job->instance);
+		service_audit(fleet, "instance-killed",
+			      json_pack("{s:s, s:s, s:s}", "service", job->service, "instance",
+					instance_id(job->instance), "reason", "service removed"),
+			      true);
+		service_destroy_instance(fleet, job->instance);
 	}
 	disposal_job_free(job);
 	return 0;
 }
 
-static void dispose(struct fleet *fleet, struct managed_service *svc, struct instance *instance,
-		    enum disposal disposal, const char *reason, json_t *evidence)
+static void dispose(struct fleet *fleet, struct service *svc, struct instance *instance,
+		    enum response_disposal disposal, const char *reason, json_t *evidence)
 {
-	struct disposal_job *job = calloc(1, sizeof(*job));
+	struct response_disposal_job *job = calloc(1, sizeof(*job));
 
 	if (job && sd_event_add_defer(fleet->event, &job->source, on_disposal, job) >= 0) {
 		job->fleet = fleet;
@@ -156,19 +153,19 @@ static void dispose(struct fleet *fleet, struct managed_service *svc, struct ins
 
 static int on_replacement_deadline(sd_event_source *source, uint64_t usec, void *userdata)
 {
-	struct managed_service *svc = userdata;
+	struct service *svc = userdata;
 	struct instance *old = svc->current;
 	bool contained = old && instance_state(old) == INSTANCE_CONTAINED;
 
-	fleet_audit(svc->fleet, "replacement-failed",
-		    json_pack("{s:s, s:s, s:s, s:s}", "service", svc->name, "reason", svc->reason,
-			      "why", "the replacement did not become healthy in time", "outcome",
-			      contained	     ? "the contained instance is disposed of; none serves"
-			      : svc->current ? "the current instance keeps serving"
-					     : "no instance serves"),
-		    true);
+	service_audit(svc->fleet, "replacement-failed",
+		      json_pack("{s:s, s:s, s:s, s:s}", "service", svc->name, "reason", svc->reason,
+				"why", "the replacement did not become healthy in time", "outcome",
+				contained ? "the contained instance is disposed of; none serves"
+				: svc->current ? "the current instance keeps serving"
+					       : "no instance serves"),
+		      true);
 	if (svc->next)
-		stop_instance(svc, svc->next, "replacement timed out");
+		service_stop_instance(svc, svc->next, "replacement timed out");
 	if (contained) {
 		/* Frozen and cut off, it serves nothing: fail closed, start over. */
 		svc->current = NULL;
@@ -176,13 +173,13 @@ static int on_replacement_deadline(sd_event_source *source, uint64_t usec, void 
 		(void)rotation_clear_instance_backend(svc->fleet->rotation, svc->name, NULL);
 		dispose(svc->fleet, svc, old, svc->disposal, svc->reason, svc->evidence);
 		svc->quick_failures++;
-		schedule_restart(svc);
+		service_schedule_restart(svc);
 	}
 	clear_pending(svc);
 	return 0;
 }
 
-void response_contain(struct managed_service *svc, struct instance *instance, const char *reason,
+void response_contain(struct service *svc, struct instance *instance, const char *reason,
 		      uint64_t detected_usec)
 {
 	struct instance_containment *c = instance_containment(instance);
@@ -220,7 +217,7 @@ void response_contain(struct managed_service *svc, struct instance *instance, co
  * in the middle of an exit are waited for), and the containment recorded:
  * once, before the replacement's records. Off the path to the standby's
  * route: no task runs user code once the freeze is requested. */
-static void record_containment(struct managed_service *svc, struct instance *instance)
+static void record_containment(struct service *svc, struct instance *instance)
 {
 	struct instance_containment *c = instance_containment(instance);
 	uint64_t frozen_usec;
@@ -236,47 +233,47 @@ static void record_containment(struct managed_service *svc, struct instance *ins
 	}
 	frozen_usec = now(CLOCK_MONOTONIC);
 	/* Written now, made durable with the replacement's record. */
-	fleet_audit(svc->fleet, "instance-contained",
-		    json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:I, s:I, s:I, s:s?, s:s?}",
-			      "service", svc->name, "instance", instance_id(instance), "reason",
-			      c->reason, "frozen", frozen == 0, "killed", frozen < 0, "cut",
-			      c->cut_error == 0, "detection_to_freeze_requested_usec",
-			      (json_int_t)(c->freeze_requested_usec - c->detected_usec),
-			      "detection_to_cut_usec", (json_int_t)(c->cut_usec - c->detected_usec),
-			      "detection_to_frozen_usec",
-			      (json_int_t)(frozen_usec - c->detected_usec), "freeze_error",
-			      frozen < 0 ? strerror(-frozen) : NULL, "cut_error",
-			      c->cut_error < 0 ? c->cut_detail : NULL),
-		    false);
+	service_audit(
+	    svc->fleet, "instance-contained",
+	    json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:I, s:I, s:I, s:s?, s:s?}", "service",
+		      svc->name, "instance", instance_id(instance), "reason", c->reason, "frozen",
+		      frozen == 0, "killed", frozen < 0, "cut", c->cut_error == 0,
+		      "detection_to_freeze_requested_usec",
+		      (json_int_t)(c->freeze_requested_usec - c->detected_usec),
+		      "detection_to_cut_usec", (json_int_t)(c->cut_usec - c->detected_usec),
+		      "detection_to_frozen_usec", (json_int_t)(frozen_usec - c->detected_usec),
+		      "freeze_error", frozen < 0 ? strerror(-frozen) : NULL, "cut_error",
+		      c->cut_error < 0 ? c->cut_detail : NULL),
+	    false);
 }
 
 /* The containment's record, then the decision's (instance-replace). */
-static void announce(struct managed_service *svc, struct instance *instance, const char *reason,
-		     json_t *evidence, enum disposal disposal)
+static void announce(struct service *svc, struct instance *instance, const char *reason,
+		     json_t *evidence, enum response_disposal disposal)
 {
 	struct instance_containment *c = instance_containment(instance);
 
 	/* The signal that started it all, first. */
 	if (c->signal[0]) {
-		fleet_audit(svc->fleet, c->signal,
-			    json_pack("{s:s, s:s, s:O?}", "service", svc->name, "instance",
-				      instance_id(instance), "evidence", evidence),
-			    false);
+		service_audit(svc->fleet, c->signal,
+			      json_pack("{s:s, s:s, s:O?}", "service", svc->name, "instance",
+					instance_id(instance), "evidence", evidence),
+			      false);
 		c->signal[0] = '\0';
 	}
 	record_containment(svc, instance);
 	/* Written at once, made durable by the next synced record: the
 	 * response must not wait for the disk (an fdatasync took 0.3 to 9 ms
 	 * here). */
-	fleet_audit(svc->fleet, "instance-replace",
-		    json_pack("{s:s, s:s, s:s, s:O?, s:s}", "service", svc->name, "instance",
-			      instance_id(instance), "reason", reason, "evidence", evidence, "then",
-			      disposal_name(disposal)),
-		    false);
+	service_audit(svc->fleet, "instance-replace",
+		      json_pack("{s:s, s:s, s:s, s:O?, s:s}", "service", svc->name, "instance",
+				instance_id(instance), "reason", reason, "evidence", evidence,
+				"then", disposal_name(disposal)),
+		      false);
 }
 
-void response_replace(struct managed_service *svc, struct instance *instance, const char *reason,
-		      json_t *evidence, enum disposal disposal, uint64_t detected_usec,
+void response_replace(struct service *svc, struct instance *instance, const char *reason,
+		      json_t *evidence, enum response_disposal disposal, uint64_t detected_usec,
 		      unsigned flags)
 {
 	struct fleet *fleet = svc->fleet;
@@ -297,9 +294,9 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 	if (!promote)
 		announce(svc, instance, reason, evidence, disposal);
 
-	if (standby_index(svc, instance) >= 0) {
+	if (service_standby_index(svc, instance) >= 0) {
 		/* A standby is affected: it goes, another one starts. */
-		standby_forget(svc, instance);
+		service_forget_standby(svc, instance);
 		dispose(fleet, svc, instance, disposal, reason, evidence);
 		json_decref(evidence);
 		standby_schedule(svc, 0);
@@ -310,13 +307,13 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 		svc->next = NULL;
 		dispose(fleet, svc, instance, disposal, reason, evidence);
 		json_decref(evidence);
-		start_instance(svc);
+		service_start_instance(svc);
 		return;
 	}
 	if (svc->replacing) {
 		/* Already under way: the strongest disposal and the first reason win. */
-		if (disposal == DISPOSE_QUARANTINE)
-			svc->disposal = DISPOSE_QUARANTINE;
+		if (disposal == RESPONSE_DISPOSE_QUARANTINE)
+			svc->disposal = RESPONSE_DISPOSE_QUARANTINE;
 		json_decref(evidence);
 		return;
 	}
@@ -324,12 +321,12 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 		/* Fail closed: the affected instance goes now, the service waits. */
 		if (promote)
 			announce(svc, instance, reason, evidence, disposal);
-		fleet_audit(fleet, "replacement-storm",
-			    json_pack("{s:s, s:i, s:I, s:I}", "service", svc->name, "burst",
-				      (int)svc->policy->replace_burst, "interval_usec",
-				      (json_int_t)svc->policy->replace_interval_usec,
-				      "backoff_usec", (json_int_t)STORM_BACKOFF_USEC),
-			    true);
+		service_audit(fleet, "replacement-storm",
+			      json_pack("{s:s, s:i, s:I, s:I}", "service", svc->name, "burst",
+					(int)svc->policy->replace_burst, "interval_usec",
+					(json_int_t)svc->policy->replace_interval_usec,
+					"backoff_usec", (json_int_t)STORM_BACKOFF_USEC),
+			      true);
 		if (instance == svc->current) {
 			svc->current = NULL;
 			svc->routed = false;
@@ -340,7 +337,7 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 		standby_stop_all(svc, "replacement storm");
 		json_decref(evidence);
 		svc->quick_failures = 8; /* the restart back-off at its long end */
-		schedule_restart(svc);
+		service_schedule_restart(svc);
 		return;
 	}
 
@@ -361,16 +358,16 @@ void response_replace(struct managed_service *svc, struct instance *instance, co
 	}
 	if (promote) /* not expected: standby_available() said there was one */
 		announce(svc, instance, reason, evidence, disposal);
-	start_instance(svc);
+	service_start_instance(svc);
 	if (!svc->next && svc->replacing)
-		fleet_audit(fleet, "replacement-failed",
-			    json_pack("{s:s, s:s, s:s}", "service", svc->name, "why",
-				      "the replacement could not start", "outcome",
-				      "the current instance keeps serving; retried"),
-			    true);
+		service_audit(fleet, "replacement-failed",
+			      json_pack("{s:s, s:s, s:s}", "service", svc->name, "why",
+					"the replacement could not start", "outcome",
+					"the current instance keeps serving; retried"),
+			      true);
 }
 
-void response_replacement_healthy(struct managed_service *svc)
+void response_replacement_healthy(struct service *svc)
 {
 	struct fleet *fleet = svc->fleet;
 	struct instance *old = svc->current, *fresh = svc->next;
@@ -381,13 +378,14 @@ void response_replacement_healthy(struct managed_service *svc)
 	 * same transaction: its connections end now, not earlier. */
 	/* A contained instance is cut off already: its leftover elements go
 	 * with it, not in this transaction. */
-	if (route_to(svc, fresh, old && instance_containment(old)->cut_usec ? NULL : old) < 0) {
-		stop_instance(svc, fresh, "replacement could not be routed");
+	if (service_route(svc, fresh, old && instance_containment(old)->cut_usec ? NULL : old) <
+	    0) {
+		service_stop_instance(svc, fresh, "replacement could not be routed");
 		/* A promoted standby that cannot be routed: a fresh one next. */
 		if (svc->replacing && svc->from_standby) {
 			svc->from_standby = false;
 			announce(svc, old, svc->reason, svc->evidence, svc->disposal);
-			start_instance(svc);
+			service_start_instance(svc);
 		}
 		return;
 	}
@@ -400,17 +398,17 @@ void response_replacement_healthy(struct managed_service *svc)
 		announce(svc, old, svc->reason, svc->evidence, svc->disposal);
 	if (old) {
 		/* From the signal to the replacement taking the public port. */
-		fleet_audit(fleet, "instance-replaced",
-			    json_pack("{s:s, s:s, s:s, s:s, s:I, s:b}", "service", svc->name, "old",
-				      instance_id(old), "new", instance_id(fresh), "reason",
-				      svc->replacing ? svc->reason : "policy changed",
-				      "detection_to_replacement_usec",
-				      svc->replacing
-					  ? (json_int_t)(routed_usec - svc->detected_usec)
-					  : (json_int_t)0,
-				      "standby", svc->from_standby),
-			    true);
-		dispose(fleet, svc, old, svc->replacing ? svc->disposal : DISPOSE_KILL,
+		service_audit(fleet, "instance-replaced",
+			      json_pack("{s:s, s:s, s:s, s:s, s:I, s:b}", "service", svc->name,
+					"old", instance_id(old), "new", instance_id(fresh),
+					"reason", svc->replacing ? svc->reason : "policy changed",
+					"detection_to_replacement_usec",
+					svc->replacing
+					    ? (json_int_t)(routed_usec - svc->detected_usec)
+					    : (json_int_t)0,
+					"standby", svc->from_standby),
+			      true);
+		dispose(fleet, svc, old, svc->replacing ? svc->disposal : RESPONSE_DISPOSE_KILL,
 			svc->replacing ? svc->reason : "policy changed", svc->evidence);
 	}
 	clear_pending(svc);
@@ -421,16 +419,16 @@ void response_replacement_healthy(struct managed_service *svc)
 
 static int on_lifetime(sd_event_source *source, uint64_t usec, void *userdata)
 {
-	struct managed_service *svc = userdata;
+	struct service *svc = userdata;
 
 	svc->lifetime_timer = sd_event_source_disable_unref(svc->lifetime_timer);
 	if (svc->current)
-		response_replace(svc, svc->current, "max-lifetime", NULL, DISPOSE_KILL, 0,
+		response_replace(svc, svc->current, "max-lifetime", NULL, RESPONSE_DISPOSE_KILL, 0,
 				 RESPONSE_PLANNED);
 	return 0;
 }
 
-void response_arm_lifetime(struct managed_service *svc)
+void response_arm_lifetime(struct service *svc)
 {
 	uint64_t deadline;
 
@@ -439,13 +437,13 @@ void response_arm_lifetime(struct managed_service *svc)
 		return;
 	/* Counted from the instance's start: a promoted standby brings the
 	 * time it waited (standby.c renews standbys on the same clock). */
-	deadline = lifetime_deadline(svc, svc->current);
+	deadline = service_lifetime_deadline(svc, svc->current);
 	if (deadline)
 		(void)sd_event_add_time(svc->fleet->event, &svc->lifetime_timer, CLOCK_MONOTONIC,
 					deadline, 0, on_lifetime, svc);
 }
 
-void response_service_done(struct managed_service *svc)
+void response_service_done(struct service *svc)
 {
 	clear_pending(svc);
 	svc->lifetime_timer = sd_event_source_disable_unref(svc->lifetime_timer);
@@ -458,102 +456,11 @@ void response_fleet_done(struct fleet *fleet)
 {
 	/* Disposals still waiting: their instances go. */
 	while (fleet->disposals) {
-		fleet_destroy_instance(fleet, fleet->disposals->instance);
+		service_destroy_instance(fleet, fleet->disposals->instance);
 		disposal_job_free(fleet->disposals);
 	}
 	response_quarantine_clear(fleet);
 	free(fleet->quarantined);
 	fleet->quarantined = NULL;
 	fleet->n_quarantined = 0;
-}
-
-static struct managed_service *find_target(struct fleet *fleet, const char *target,
-					   struct instance **ret_instance)
-{
-	for (size_t i = 0; i < fleet->n_services; i++) {
-		struct managed_service *svc = fleet->services[i];
-
-		if (streq(svc->name, target) && svc->current) {
-			*ret_instance = svc->current;
-			return svc;
-		}
-		for (struct instance *x[] = {svc->current, svc->next}, **p = x; p < x + 2; p++)
-			if (*p && streq(instance_id(*p), target)) {
-				*ret_instance = *p;
-				return svc;
-			}
-		for (size_t k = 0; k < svc->n_standbys; k++)
-			if (streq(instance_id(svc->standbys[k].instance), target)) {
-				*ret_instance = svc->standbys[k].instance;
-				return svc;
-			}
-	}
-	return NULL;
-}
-
-int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason, json_t *requester,
-		     char **ret_message)
-{
-	uint64_t detected_usec = now(CLOCK_MONOTONIC);
-	struct instance *instance = NULL;
-	struct managed_service *svc = find_target(fleet, target, &instance);
-	json_t *evidence;
-
-	if (!svc)
-		return -ENOENT;
-	/* The operator's word is a detection: frozen and cut off first. */
-	response_contain(svc, instance, "manual", detected_usec);
-	evidence = json_pack("{s:s, s:O?}", "reason", reason, "requested_by", requester);
-	if (asprintf(ret_message, "quarantining %s: a replacement starts from the clean snapshot",
-		     instance_id(instance)) < 0)
-		*ret_message = NULL;
-	response_replace(svc, instance, "manual", evidence, DISPOSE_QUARANTINE, detected_usec,
-			 RESPONSE_COMPROMISED);
-	return 0;
-}
-
-static ssize_t find_quarantined(struct fleet *fleet, const char *id)
-{
-	for (size_t i = 0; i < fleet->n_quarantined; i++)
-		if (streq(instance_id(fleet->quarantined[i].instance), id))
-			return (ssize_t)i;
-	return -1;
-}
-
-int fleet_release(struct fleet *fleet, const char *id)
-{
-	ssize_t i = find_quarantined(fleet, id);
-	int r;
-
-	if (i < 0)
-		return -ENOENT;
-	response_quarantine_remove(fleet, (size_t)i);
-	r = quarantine_remove(fleet->state_dir, id);
-	fleet_audit(fleet, "instance-released",
-		    json_pack("{s:s, s:s?}", "instance", id, "evidence_removal_error",
-			      r < 0 && r != -ENOENT ? strerror(-r) : NULL),
-		    true);
-	return 0;
-}
-
-int fleet_inspect(struct fleet *fleet, const char *id, bool verify, json_t **ret)
-{
-	struct instance *instance = NULL;
-	struct managed_service *svc = find_target(fleet, id, &instance);
-	json_t *findings;
-	int r;
-
-	/* A live instance: a drift scan of its writable layer, now. */
-	if (svc && streq(instance_id(instance), id)) {
-		r = instance_scan_drift(instance, &findings);
-		if (r < 0)
-			return r;
-		*ret = json_pack("{s:o, s:o}", "instance", instance_to_json(instance), "drift",
-				 findings);
-		return *ret ? 0 : -ENOMEM;
-	}
-	/* Kept evidence: what was computed when it was saved, or (root's
-	 * --verify) every file checked against the manifest now. */
-	return verify ? quarantine_inspect(fleet->state_dir, id, ret)
-		      : quarantine_summary(fleet->state_dir, id, ret);
 }

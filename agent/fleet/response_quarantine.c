@@ -20,11 +20,11 @@ static void start_next_save(struct fleet *fleet);
 
 static void remove_at(struct fleet *fleet, size_t i)
 {
-	struct quarantined_instance *q = &fleet->quarantined[i];
+	struct response_quarantined *q = &fleet->quarantined[i];
 
 	quarantine_job_cancel(TAKE_PTR(q->job));
 	json_decref(TAKE_PTR(q->evidence));
-	fleet_destroy_instance(fleet, q->instance);
+	service_destroy_instance(fleet, q->instance);
 	/* the order is the order of the saves: keep it */
 	memmove(q, q + 1, (fleet->n_quarantined - i - 1) * sizeof(*q));
 	fleet->n_quarantined--;
@@ -46,7 +46,7 @@ void response_quarantine_clear(struct fleet *fleet)
 		remove_at(fleet, fleet->n_quarantined - 1);
 }
 
-json_t *response_quarantined_json(const struct quarantined_instance *q)
+json_t *response_quarantined_json(const struct response_quarantined *q)
 {
 	json_t *o = instance_to_json(q->instance);
 
@@ -68,7 +68,7 @@ static ssize_t find_by_id(struct fleet *fleet, const char *id)
 	return -1;
 }
 
-static void audit_saved(struct fleet *fleet, struct quarantined_instance *q, int r,
+static void audit_saved(struct fleet *fleet, struct response_quarantined *q, int r,
 			const struct quarantine_result *res, const char *error)
 {
 	_cleanup_free_ char *kept = NULL;
@@ -76,13 +76,13 @@ static void audit_saved(struct fleet *fleet, struct quarantined_instance *q, int
 	if (r >= 0 &&
 	    asprintf(&kept, "%s/quarantine/%s", fleet->state_dir, instance_id(q->instance)) < 0)
 		kept = NULL;
-	fleet_audit(fleet, "instance-quarantined",
-		    json_pack("{s:s, s:s, s:s, s:O?, s:s?, s:s, s:b, s:s?}", "service", q->service,
-			      "instance", instance_id(q->instance), "reason", q->reason, "evidence",
-			      q->evidence, "kept", kept, "manifest_sha256",
-			      res ? res->manifest_sha256 : "", "truncated", res && res->truncated,
-			      "save_error", r < 0 ? (error ? error : strerror(-r)) : NULL),
-		    true);
+	service_audit(fleet, "instance-quarantined",
+		      json_pack("{s:s, s:s, s:s, s:O?, s:s?, s:s, s:b, s:s?}", "service",
+				q->service, "instance", instance_id(q->instance), "reason",
+				q->reason, "evidence", q->evidence, "kept", kept, "manifest_sha256",
+				res ? res->manifest_sha256 : "", "truncated", res && res->truncated,
+				"save_error", r < 0 ? (error ? error : strerror(-r)) : NULL),
+		      true);
 	json_decref(TAKE_PTR(q->evidence));
 	q->saved = true;
 }
@@ -90,7 +90,7 @@ static void audit_saved(struct fleet *fleet, struct quarantined_instance *q, int
 static void on_saved(int r, const struct quarantine_result *res, const char *error, void *userdata)
 {
 	struct fleet *fleet = userdata;
-	struct quarantined_instance *q = NULL;
+	struct response_quarantined *q = NULL;
 
 	for (size_t i = 0; i < fleet->n_quarantined && !q; i++)
 		if (fleet->quarantined[i].job)
@@ -103,11 +103,11 @@ static void on_saved(int r, const struct quarantine_result *res, const char *err
 		/* Evicted evidence: its frozen instance goes too. */
 		ssize_t j = find_by_id(fleet, res->evicted[i]);
 
-		fleet_audit(fleet, "quarantine-evicted",
-			    json_pack("{s:s, s:s, s:s}", "service",
-				      j >= 0 ? fleet->quarantined[j].service : "", "instance",
-				      res->evicted[i], "reason", "QuarantineMax= reached"),
-			    true);
+		service_audit(fleet, "quarantine-evicted",
+			      json_pack("{s:s, s:s, s:s}", "service",
+					j >= 0 ? fleet->quarantined[j].service : "", "instance",
+					res->evicted[i], "reason", "QuarantineMax= reached"),
+			      true);
 		if (j >= 0 && fleet->quarantined[j].saved)
 			remove_at(fleet, (size_t)j);
 	}
@@ -117,7 +117,7 @@ static void on_saved(int r, const struct quarantine_result *res, const char *err
 static void start_next_save(struct fleet *fleet)
 {
 	struct quarantine_record record = {0};
-	struct quarantined_instance *q = NULL;
+	struct response_quarantined *q = NULL;
 	char text[2][INET6_ADDRSTRLEN];
 	const char *addresses[2];
 	const struct netdev_address *a;
@@ -153,30 +153,30 @@ static void start_next_save(struct fleet *fleet)
 	}
 }
 
-void response_quarantine_instance(struct fleet *fleet, struct managed_service *svc,
+void response_quarantine_instance(struct fleet *fleet, struct service *svc,
 				  struct instance *instance, const char *reason, json_t *evidence)
 {
-	struct quarantined_instance *grown;
+	struct response_quarantined *grown;
 	int r;
 
 	r = instance_isolate_and_freeze(instance);
 	if (r < 0) {
 		/* Could not freeze: kill rather than leave it running cut off. */
-		fleet_audit(fleet, "quarantine-failed",
-			    json_pack("{s:s, s:s, s:s, s:s}", "service", svc->name, "instance",
-				      instance_id(instance), "reason", strerror(-r), "outcome",
-				      "killed instead"),
-			    true);
-		fleet_destroy_instance(fleet, instance);
+		service_audit(fleet, "quarantine-failed",
+			      json_pack("{s:s, s:s, s:s, s:s}", "service", svc->name, "instance",
+					instance_id(instance), "reason", strerror(-r), "outcome",
+					"killed instead"),
+			      true);
+		service_destroy_instance(fleet, instance);
 		return;
 	}
 	grown = realloc(fleet->quarantined, (fleet->n_quarantined + 1) * sizeof(*grown));
 	if (!grown) {
-		fleet_destroy_instance(fleet, instance);
+		service_destroy_instance(fleet, instance);
 		return;
 	}
 	fleet->quarantined = grown;
-	grown[fleet->n_quarantined] = (struct quarantined_instance){
+	grown[fleet->n_quarantined] = (struct response_quarantined){
 	    .instance = instance,
 	    .evidence = json_incref(evidence),
 	    .max_bytes = svc->policy->quarantine_max_bytes,

@@ -7,11 +7,11 @@
 #include "macro.h"
 
 struct kind_tally {
-	char kind[32];    /* "" while unused */
-	bool raised;      /* its first signal went out */
-	uint64_t count;   /* counted in the current interval */
-	uint64_t due;     /* when the interval's summary is due */
-	json_t *first;    /* the interval's first evidence */
+	char kind[32];	/* "" while unused */
+	bool raised;	/* its first signal went out */
+	uint64_t count; /* counted in the current interval */
+	uint64_t due;	/* when the interval's summary is due */
+	json_t *first;	/* the interval's first evidence */
 };
 
 struct signal_tally {

@@ -25,27 +25,7 @@
 
 static int on_standby_timer(sd_event_source *source, uint64_t usec, void *userdata);
 
-ssize_t standby_index(const struct managed_service *svc, const struct instance *instance)
-{
-	for (size_t i = 0; instance && i < svc->n_standbys; i++)
-		if (svc->standbys[i].instance == instance)
-			return (ssize_t)i;
-	return -1;
-}
-
-void standby_forget(struct managed_service *svc, struct instance *instance)
-{
-	ssize_t i = standby_index(svc, instance);
-
-	if (i < 0)
-		return;
-	/* Keep the order: the oldest standby stays first. */
-	memmove(&svc->standbys[i], &svc->standbys[i + 1],
-		(svc->n_standbys - (size_t)i - 1) * sizeof(svc->standbys[0]));
-	svc->n_standbys--;
-}
-
-bool standby_available(const struct managed_service *svc)
+bool standby_available(const struct service *svc)
 {
 	for (size_t i = 0; i < svc->n_standbys; i++)
 		if (instance_state(svc->standbys[i].instance) == INSTANCE_HEALTHY)
@@ -53,7 +33,7 @@ bool standby_available(const struct managed_service *svc)
 	return false;
 }
 
-struct instance *standby_take(struct managed_service *svc)
+struct instance *standby_take(struct service *svc)
 {
 	/* The youngest fresh one (the most of its MaxLifetime= ahead; older
 	 * ones are renewed in their turn); a retiring one (past its
@@ -66,19 +46,19 @@ struct instance *standby_take(struct managed_service *svc)
 			if (svc->standbys[i].retiring != (bool)retiring ||
 			    instance_state(instance) != INSTANCE_HEALTHY)
 				continue;
-			standby_forget(svc, instance);
+			service_forget_standby(svc, instance);
 			return instance;
 		}
 	return NULL;
 }
 
-void standby_stop_all(struct managed_service *svc, const char *reason)
+void standby_stop_all(struct service *svc, const char *reason)
 {
 	while (svc->n_standbys > 0)
-		stop_instance(svc, svc->standbys[svc->n_standbys - 1].instance, reason);
+		service_stop_instance(svc, svc->standbys[svc->n_standbys - 1].instance, reason);
 }
 
-void standby_schedule(struct managed_service *svc, uint64_t delay_usec)
+void standby_schedule(struct service *svc, uint64_t delay_usec)
 {
 	if (!svc->policy->standby_instances && svc->n_standbys == 0)
 		return;
@@ -93,7 +73,7 @@ void standby_schedule(struct managed_service *svc, uint64_t delay_usec)
 	(void)sd_event_source_set_enabled(svc->standby_timer, SD_EVENT_ONESHOT);
 }
 
-static size_t count(const struct managed_service *svc, bool retiring, bool healthy_only)
+static size_t count(const struct service *svc, bool retiring, bool healthy_only)
 {
 	size_t n = 0;
 
@@ -104,7 +84,7 @@ static size_t count(const struct managed_service *svc, bool retiring, bool healt
 	return n;
 }
 
-void standby_healthy(struct managed_service *svc)
+void standby_healthy(struct service *svc)
 {
 	svc->standby_failures = 0;
 	/* The successors are ready: the retiring ones go. */
@@ -112,8 +92,8 @@ void standby_healthy(struct managed_service *svc)
 		return;
 	for (size_t i = svc->n_standbys; i-- > 0;)
 		if (svc->standbys[i].retiring)
-			stop_instance(svc, svc->standbys[i].instance,
-				      "standby renewed (MaxLifetime=)");
+			service_stop_instance(svc, svc->standbys[i].instance,
+					      "standby renewed (MaxLifetime=)");
 }
 
 /* A standby not healthy this long after its start is given up (as a
@@ -123,7 +103,7 @@ void standby_healthy(struct managed_service *svc)
 /* Standbys past their MaxLifetime= retire (they still serve as a last
  * resort until a successor is healthy); unhealthy ones go, and so do ones
  * that never became healthy. */
-static bool sweep(struct managed_service *svc, uint64_t now_usec)
+static bool sweep(struct service *svc, uint64_t now_usec)
 {
 	bool gave_up = false;
 
@@ -132,30 +112,30 @@ static bool sweep(struct managed_service *svc, uint64_t now_usec)
 		enum instance_state state = instance_state(s->instance);
 
 		if (state == INSTANCE_UNHEALTHY) {
-			stop_instance(svc, s->instance, "standby unhealthy");
+			service_stop_instance(svc, s->instance, "standby unhealthy");
 			continue;
 		}
 		if (state == INSTANCE_STARTING &&
 		    now_usec - instance_started_usec(s->instance) >= STANDBY_START_DEADLINE_USEC) {
 			svc->standby_failures++;
-			stop_instance(svc, s->instance, "standby not healthy in time");
+			service_stop_instance(svc, s->instance, "standby not healthy in time");
 			gave_up = true;
 			continue;
 		}
 		if (!s->retiring && s->deadline_usec && s->deadline_usec <= now_usec) {
 			s->retiring = true;
-			fleet_audit(svc->fleet, "standby-retiring",
-				    json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance",
-					      instance_id(s->instance), "reason", "max-lifetime"),
-				    false);
+			service_audit(svc->fleet, "standby-retiring",
+				      json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance",
+						instance_id(s->instance), "reason", "max-lifetime"),
+				      false);
 		}
 	}
 	/* More than the policy asks (a reload lowered it): the newest go. */
 	while (count(svc, false, false) > svc->policy->standby_instances) {
 		for (size_t i = svc->n_standbys; i-- > 0;)
 			if (!svc->standbys[i].retiring) {
-				stop_instance(svc, svc->standbys[i].instance,
-					      "more standbys than StandbyInstances=");
+				service_stop_instance(svc, svc->standbys[i].instance,
+						      "more standbys than StandbyInstances=");
 				break;
 			}
 	}
@@ -164,16 +144,16 @@ static bool sweep(struct managed_service *svc, uint64_t now_usec)
 
 /* A standby that fails to start or dies young waits before the next one, as
  * a crashing instance does: 250 ms doubling, at most 30 s. */
-static uint64_t backoff(const struct managed_service *svc)
+static uint64_t backoff(const struct service *svc)
 {
 	unsigned f = svc->standby_failures;
 
 	if (f == 0)
 		return 0;
-	return f - 1 >= 7 ? BACKOFF_MAX_USEC : BACKOFF_FIRST_USEC << (f - 1);
+	return f - 1 >= 7 ? SERVICE_BACKOFF_MAX_USEC : SERVICE_BACKOFF_FIRST_USEC << (f - 1);
 }
 
-static int start_one(struct managed_service *svc)
+static int start_one(struct service *svc)
 {
 	struct instance *instance = NULL;
 	struct standby *s;
@@ -181,25 +161,25 @@ static int start_one(struct managed_service *svc)
 
 	if (svc->n_standbys >= ELEMENTSOF(svc->standbys))
 		return -ENOSPC;
-	r = launch_instance(svc, "standby", &instance);
+	r = service_launch_instance(svc, "standby", &instance);
 	if (r < 0)
 		return r;
 	s = &svc->standbys[svc->n_standbys++];
 	*s = (struct standby){.instance = instance,
-			      .deadline_usec = lifetime_deadline(svc, instance)};
+			      .deadline_usec = service_lifetime_deadline(svc, instance)};
 	/* Without a health check it is healthy already. */
 	if (instance_state(instance) == INSTANCE_HEALTHY)
 		standby_healthy(svc);
 	return 0;
 }
 
-static void fill(struct managed_service *svc)
+static void fill(struct service *svc)
 {
 	uint64_t now_usec = now(CLOCK_MONOTONIC), next = UINT64_MAX;
 
 	bool hold;
 
-	if (svc->failed[0])
+	if (step_error_failed(&svc->failed))
 		return;
 	/* One given up now: the next one after the back-off. */
 	hold = sweep(svc, now_usec);
@@ -218,10 +198,11 @@ static void fill(struct managed_service *svc)
 	}
 	for (size_t i = 0; i < svc->n_standbys; i++) {
 		const struct standby *s = &svc->standbys[i];
-		uint64_t due = instance_state(s->instance) == INSTANCE_STARTING
-				       ? instance_started_usec(s->instance) + STANDBY_START_DEADLINE_USEC
-				   : s->retiring ? 0
-						 : s->deadline_usec;
+		uint64_t due =
+		    instance_state(s->instance) == INSTANCE_STARTING
+			? instance_started_usec(s->instance) + STANDBY_START_DEADLINE_USEC
+		    : s->retiring ? 0
+				  : s->deadline_usec;
 
 		if (due && due < next)
 			next = due;
@@ -236,13 +217,13 @@ static int on_standby_timer(sd_event_source *source, uint64_t usec, void *userda
 	return 0;
 }
 
-void standby_exited(struct managed_service *svc, bool quick)
+void standby_exited(struct service *svc, bool quick)
 {
 	svc->standby_failures = quick ? svc->standby_failures + 1 : 0;
 	standby_schedule(svc, backoff(svc));
 }
 
-json_t *standby_json(const struct managed_service *svc)
+json_t *standby_json(const struct service *svc)
 {
 	json_t *ready = json_array(), *starting = json_array(), *retiring = json_array();
 
