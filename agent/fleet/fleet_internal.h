@@ -20,8 +20,6 @@
  * never the one its previous instance had, so an instance's address moves
  * with every replacement. */
 
-
-
 /* Pick an address of pool that is none of in_use[] (the service's live
  * instances, and the previous one). -EADDRNOTAVAIL when the pool is full. */
 int address_pool_pick(const struct cidr *pool, const struct netdev_address *in_use, size_t n_in_use,
@@ -33,8 +31,6 @@ int address_pool_pick_from(const struct cidr *pool, const struct netdev_address 
 
 /* HealthCheck=tcp: one non-blocking connect to an instance's address and
  * ListenPort, bounded by HealthTimeout=, on the agent's event loop. */
-
-
 
 struct health_probe;
 
@@ -85,7 +81,6 @@ void health_probe_cancel(struct health_probe *probe);
  * watch reads the tree through O_NOFOLLOW opens of single components: the
  * instance cannot make it follow a symlink. It never blocks. */
 
-
 #define DRIFT_PATH_MAX 4096
 
 enum drift_kind {
@@ -124,9 +119,9 @@ int drift_watch_new(int upper_fd, char *const *writable, size_t n_writable,
 /* The inotify fd (non-blocking, close-on-exec) for the event loop: EPOLLIN. */
 int drift_watch_fd(const struct drift_watch *w);
 /* Up to n reports; *ret_n = 0 when there is nothing (never blocks). It
- * handles at most 64 inotify events (or entries of new directories) a call, so a storm is taken in slices:
- * call again while it fills the whole array or drift_watch_busy() says work
- * is left (which the fd's readiness does not show: the events are read). */
+ * handles at most 64 inotify events (or entries of new directories) a call, so a storm is taken in
+ * slices: call again while it fills the whole array or drift_watch_busy() says work is left (which
+ * the fd's readiness does not show: the events are read). */
 int drift_watch_read(struct drift_watch *w, struct drift_event *events, size_t n, size_t *ret_n);
 bool drift_watch_busy(const struct drift_watch *w);
 void drift_watch_free(struct drift_watch *w);
@@ -139,7 +134,6 @@ void drift_watch_free(struct drift_watch *w);
  * later one is only counted, and once an interval a summary with the count
  * and the first evidence of that interval is recorded: one record per
  * instance, kind and interval, whatever the rate. */
-
 
 #define SIGNAL_TALLY_KINDS 4 /* seccomp-violation, drift, egress, spare */
 
@@ -158,7 +152,7 @@ bool signal_tally_add(struct signal_tally *t, const char *kind, json_t *evidence
 uint64_t signal_tally_due(const struct signal_tally *t);
 
 typedef void (*signal_tally_summary_cb)(const char *kind, uint64_t count, json_t *first_evidence,
-					 uint64_t interval_usec, void *userdata);
+					uint64_t interval_usec, void *userdata);
 
 /* Every kind whose interval has ended by now with counted signals: cb with
  * the count and the interval's first evidence (borrowed), then reset. */
@@ -177,7 +171,6 @@ void signal_tally_flush(struct signal_tally *t, uint64_t now, signal_tally_summa
  * directory without the file (first start) starts above every SERVICE-N kept
  * in STATE_DIR/quarantine. */
 
-
 #define INSTANCE_IDS_BLOCK 1024
 
 struct instance_ids;
@@ -195,7 +188,6 @@ void instance_ids_free(struct instance_ids *ids);
  * (mtd-SERVICE) with MTD_SERVICE= and MTD_INSTANCE=, escaped and
  * rate-limited. The instance never writes to the agent's terminal or to the
  * agent's own journal stream. */
-
 
 struct instance_output;
 
@@ -225,8 +217,6 @@ size_t instance_output_escape(const char *line, size_t len, char *buffer, size_t
  * link to the host (netdev.c), its health checks, and supervision by pidfd on
  * the agent's event loop. The service level above (fleet.c) decides when to
  * start, replace and route to instances. */
-
-
 
 #define INSTANCE_ID_MAX 48
 
@@ -350,9 +340,7 @@ void instance_format_exit(const siginfo_t *info, char *buffer, size_t size);
 /* Shared between fleet.c (the managed services and their instances) and
  * response.c (replacement, quarantine, rejuvenation). Not for other files. */
 
-
 struct quarantine_job;
-
 
 /* An instance that dies sooner than this after its start counts as a crash
  * loop: the next start waits, doubling up to the cap. */
