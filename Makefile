@@ -127,7 +127,12 @@ $(BUILD)/libmtd.a: $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRCS))
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/librotator.a: $(patsubst %.c,$(BUILD)/obj/%.o,$(ROTATOR_SRCS))
+# The rotator's errors are struct step_error: the library carries the one
+# common object it uses, so a program links librotator.a alone (rotator-driver).
+# Linked after libmtd.a, its copy is never pulled twice.
+ROTATOR_COMMON_SRCS := common/step_error.c
+
+$(BUILD)/librotator.a: $(patsubst %.c,$(BUILD)/obj/%.o,$(ROTATOR_SRCS) $(ROTATOR_COMMON_SRCS))
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -135,7 +140,7 @@ $(BUILD)/san/libmtd.a: $(patsubst %.c,$(BUILD)/san/%.o,$(CORE_SRCS))
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/san/librotator.a: $(patsubst %.c,$(BUILD)/san/%.o,$(ROTATOR_SRCS))
+$(BUILD)/san/librotator.a: $(patsubst %.c,$(BUILD)/san/%.o,$(ROTATOR_SRCS) $(ROTATOR_COMMON_SRCS))
 	@rm -f $@
 	ar rcs $@ $^
 

@@ -13,8 +13,7 @@ static void copy_bounded(char *dst, size_t size, const char *src)
 	dst[n] = '\0';
 }
 
-int step_error_set(struct step_error *e, const char *step, int err, const char *detail_format,
-		   ...)
+int step_error_set(struct step_error *e, const char *step, int err, const char *detail_format, ...)
 {
 	int positive = err < 0 ? -err : err;
 

@@ -8,7 +8,9 @@
 
 #include <stddef.h>
 
-#define STEP_ERROR_STEP_MAX 48
+/* Room for a rotator object: "service NAME: public ports in map svc4_0" with
+ * a name of ROTATOR_MAX_NAME (64) and the element the kernel refused. */
+#define STEP_ERROR_STEP_MAX 160
 #define STEP_ERROR_DETAIL_MAX 320
 /* "step: detail: strerror" fits */
 #define STEP_ERROR_FORMAT_MAX (STEP_ERROR_STEP_MAX + STEP_ERROR_DETAIL_MAX + 96)
@@ -23,11 +25,11 @@ struct step_error {
  * `return step_error_set(e, "pivot_root", errno, "%s", path);`. err may be
  * given positive or negative. Truncates, never overflows. */
 int step_error_set(struct step_error *e, const char *step, int err, const char *detail_format, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Adds context in front of the detail ("service web: " + detail). */
 void step_error_prefix(struct step_error *e, const char *format, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static inline void step_error_clear(struct step_error *e)
 {

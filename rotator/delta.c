@@ -15,26 +15,26 @@ static const struct {
 	const char *name;
 	bool map, interval;
 } set_info[RS_N_SETS] = {
-	[RS_SET_SVC4] = { .name = RS_BANK_NAME(RS_SVC4, 0), .map = true },
-	[RS_SET_SVC6] = { .name = RS_BANK_NAME(RS_SVC6, 0), .map = true },
-	[RS_SET_LOCAL4] = { .name = RS_BANK_NAME(RS_LOCAL4, 0), .map = true },
-	[RS_SET_LOCAL6] = { .name = RS_BANK_NAME(RS_LOCAL6, 0), .map = true },
-	[RS_SET_DECOYS] = { .name = RS_BANK_NAME(RS_DECOYS, 0), .map = false },
-	[RS_SET_SVC4_1] = { .name = RS_BANK_NAME(RS_SVC4, 1), .map = true },
-	[RS_SET_SVC6_1] = { .name = RS_BANK_NAME(RS_SVC6, 1), .map = true },
-	[RS_SET_LOCAL4_1] = { .name = RS_BANK_NAME(RS_LOCAL4, 1), .map = true },
-	[RS_SET_LOCAL6_1] = { .name = RS_BANK_NAME(RS_LOCAL6, 1), .map = true },
-	[RS_SET_DECOYS_1] = { .name = RS_BANK_NAME(RS_DECOYS, 1), .map = false },
-	[RS_SET_ACTIVE0] = { .name = RS_ACTIVE0, .map = false },
-	[RS_SET_ACTIVE1] = { .name = RS_ACTIVE1, .map = false },
-	[RS_SET_BACKENDS4] = { .name = RS_BACKENDS4, .map = false },
-	[RS_SET_BACKENDS6] = { .name = RS_BACKENDS6, .map = false },
-	[RS_SET_INSTANCES4] = { .name = RS_INSTANCES4, .map = false },
-	[RS_SET_INSTANCES6] = { .name = RS_INSTANCES6, .map = false },
-	[RS_SET_INGRESS4] = { .name = RS_INGRESS4, .map = false },
-	[RS_SET_INGRESS6] = { .name = RS_INGRESS6, .map = false },
-	[RS_SET_EGRESS4] = { .name = RS_EGRESS4, .map = false, .interval = true },
-	[RS_SET_EGRESS6] = { .name = RS_EGRESS6, .map = false, .interval = true },
+    [RS_SET_SVC4] = {.name = RS_BANK_NAME(RS_SVC4, 0), .map = true},
+    [RS_SET_SVC6] = {.name = RS_BANK_NAME(RS_SVC6, 0), .map = true},
+    [RS_SET_LOCAL4] = {.name = RS_BANK_NAME(RS_LOCAL4, 0), .map = true},
+    [RS_SET_LOCAL6] = {.name = RS_BANK_NAME(RS_LOCAL6, 0), .map = true},
+    [RS_SET_DECOYS] = {.name = RS_BANK_NAME(RS_DECOYS, 0), .map = false},
+    [RS_SET_SVC4_1] = {.name = RS_BANK_NAME(RS_SVC4, 1), .map = true},
+    [RS_SET_SVC6_1] = {.name = RS_BANK_NAME(RS_SVC6, 1), .map = true},
+    [RS_SET_LOCAL4_1] = {.name = RS_BANK_NAME(RS_LOCAL4, 1), .map = true},
+    [RS_SET_LOCAL6_1] = {.name = RS_BANK_NAME(RS_LOCAL6, 1), .map = true},
+    [RS_SET_DECOYS_1] = {.name = RS_BANK_NAME(RS_DECOYS, 1), .map = false},
+    [RS_SET_ACTIVE0] = {.name = RS_ACTIVE0, .map = false},
+    [RS_SET_ACTIVE1] = {.name = RS_ACTIVE1, .map = false},
+    [RS_SET_BACKENDS4] = {.name = RS_BACKENDS4, .map = false},
+    [RS_SET_BACKENDS6] = {.name = RS_BACKENDS6, .map = false},
+    [RS_SET_INSTANCES4] = {.name = RS_INSTANCES4, .map = false},
+    [RS_SET_INSTANCES6] = {.name = RS_INSTANCES6, .map = false},
+    [RS_SET_INGRESS4] = {.name = RS_INGRESS4, .map = false},
+    [RS_SET_INGRESS6] = {.name = RS_INGRESS6, .map = false},
+    [RS_SET_EGRESS4] = {.name = RS_EGRESS4, .map = false, .interval = true},
+    [RS_SET_EGRESS6] = {.name = RS_EGRESS6, .map = false, .interval = true},
 };
 
 const char *rs_set_name(enum rs_set set)
@@ -328,8 +328,7 @@ size_t rs_state_count(const struct rs_state *state)
 	return n;
 }
 
-static void want_services(size_t *want, const struct rotator_service *svcs, size_t n,
-			  unsigned bank)
+static void want_services(size_t *want, const struct rotator_service *svcs, size_t n, unsigned bank)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct rotator_service *s = &svcs[i];
@@ -346,7 +345,7 @@ static void want_services(size_t *want, const struct rotator_service *svcs, size
 static int state_reserve(struct rs_state *state, const struct rotator_plan *plan,
 			 unsigned live_bank)
 {
-	size_t want[RS_N_SETS] = { [RS_SET_ACTIVE0] = 2, [RS_SET_ACTIVE1] = 2 };
+	size_t want[RS_N_SETS] = {[RS_SET_ACTIVE0] = 2, [RS_SET_ACTIVE1] = 2};
 	size_t n_names = plan->n_services + plan->n_next + plan->n_instances;
 	int r = 0;
 
@@ -380,10 +379,10 @@ static int state_reserve(struct rs_state *state, const struct rotator_plan *plan
 }
 
 static int map_add(struct rs_state *state, enum rs_set set, const struct rotator_service *s,
-		   uint32_t owner, uint16_t port, struct rotator_error *err)
+		   uint32_t owner, uint16_t port, struct step_error *err)
 {
 	const struct rs_elem *there;
-	struct rs_elem e = { .owner = owner };
+	struct rs_elem e = {.owner = owner};
 	bool dup;
 
 	e.key_len = (uint8_t)rs_key_proto_port(e.key, s->proto, port);
@@ -397,25 +396,25 @@ static int map_add(struct rs_state *state, enum rs_set set, const struct rotator
 
 		snprintf(object, sizeof(object), "service %s: public ports in map %s", s->name,
 			 rs_set_name(set));
-		rotator_error_set(err, -EEXIST, object, "port %s/%u is also used by service %s",
-				  proto_text(s->proto), port, state->names[there->owner]);
+		step_error_set(err, object, -EEXIST, "port %s/%u is also used by service %s",
+			       proto_text(s->proto), port, state->names[there->owner]);
 	}
 	return -EEXIST;
 }
 
-static int instance_error(struct rotator_error *err, int e, const struct rotator_instance *in,
+static int instance_error(struct step_error *err, int e, const struct rotator_instance *in,
 			  const char *message, const char *arg)
 {
 	char object[ROTATOR_MAX_NAME + 16];
 
 	snprintf(object, sizeof(object), "instance %s", in->name);
-	return rotator_error_set(err, e, object, "%s%s", message, arg);
+	return step_error_set(err, object, e, "%s%s", message, arg);
 }
 
 /* The egress boxes of one instance address: saddr . proto . daddr . port
  * from its first to its last corner. */
 static int egress_add(struct rs_state *state, uint32_t owner, const struct rotator_instance *in,
-		      const struct rotator_addr *src, struct rotator_error *err)
+		      const struct rotator_addr *src, struct step_error *err)
 {
 	bool v4 = src->family == AF_INET;
 	struct rs_table *t = &state->sets[v4 ? RS_SET_EGRESS4 : RS_SET_EGRESS6];
@@ -435,7 +434,7 @@ static int egress_add(struct rs_state *state, uint32_t owner, const struct rotat
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		struct rs_elem e = { .owner = owner };
+		struct rs_elem e = {.owner = owner};
 		bool dup;
 
 		put_addr(e.key, src);
@@ -453,22 +452,22 @@ static int egress_add(struct rs_state *state, uint32_t owner, const struct rotat
 }
 
 static int instance_add(struct rs_state *state, uint32_t owner, const struct rotator_instance *in,
-			struct rotator_error *err)
+			struct step_error *err)
 {
 	memcpy(state->names[owner], in->name, strlen(in->name) + 1); /* checked */
 	for (size_t a = 0; a < in->n_addresses; a++) {
 		const struct rotator_addr *addr = &in->addresses[a];
 		bool v4 = addr->family == AF_INET, dup = false;
 		size_t al = v4 ? 4 : 16;
-		struct rs_elem e = { .owner = owner };
+		struct rs_elem e = {.owner = owner};
 		const struct rs_elem *there;
 		int r;
 
 		e.key_len = (uint8_t)put_addr(e.key, addr);
-		there = in->cut ? NULL
-				: table_insert(&state->sets[v4 ? RS_SET_INSTANCES4
-								 : RS_SET_INSTANCES6],
-					       &e, &dup);
+		there = in->cut
+			    ? NULL
+			    : table_insert(&state->sets[v4 ? RS_SET_INSTANCES4 : RS_SET_INSTANCES6],
+					   &e, &dup);
 		if (there && dup)
 			return instance_error(err, -EEXIST, in, "address also used by instance ",
 					      state->names[there->owner]);
@@ -479,7 +478,8 @@ static int instance_add(struct rs_state *state, uint32_t owner, const struct rot
 			e.key[al] = in->proto;
 			put_port(e.key + al + 4, in->port);
 			e.key_len = (uint8_t)(al + 8);
-			table_insert(&state->sets[v4 ? RS_SET_INGRESS4 : RS_SET_INGRESS6], &e, &dup);
+			table_insert(&state->sets[v4 ? RS_SET_INGRESS4 : RS_SET_INGRESS6], &e,
+				     &dup);
 		}
 		r = egress_add(state, owner, in, addr, err);
 		if (r < 0)
@@ -490,7 +490,7 @@ static int instance_add(struct rs_state *state, uint32_t owner, const struct rot
 
 /* The services of one bank; their owners (names) from first_owner on. */
 static int services_add(struct rs_state *state, const struct rotator_service *svcs, size_t n,
-			uint32_t first_owner, unsigned bank, struct rotator_error *err)
+			uint32_t first_owner, unsigned bank, struct step_error *err)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct rotator_service *s = &svcs[i];
@@ -499,7 +499,7 @@ static int services_add(struct rs_state *state, const struct rotator_service *sv
 		enum rs_set local = rs_bank_set(v4 ? RS_SET_LOCAL4 : RS_SET_LOCAL6, bank);
 		bool grace = s->grace_port && s->grace_port != s->port;
 		uint32_t owner = first_owner + (uint32_t)i;
-		struct rs_elem e = { .owner = owner };
+		struct rs_elem e = {.owner = owner};
 		size_t len = strlen(s->name);
 		int r;
 
@@ -519,7 +519,7 @@ static int services_add(struct rs_state *state, const struct rotator_service *sv
 		e.key_len = (uint8_t)len;
 		table_insert(&state->sets[v4 ? RS_SET_BACKENDS4 : RS_SET_BACKENDS6], &e, &dup);
 		for (size_t j = 0; j < s->n_decoys; j++) {
-			struct rs_elem d = { .owner = owner };
+			struct rs_elem d = {.owner = owner};
 
 			d.key_len = (uint8_t)rs_key_proto_port(d.key, s->proto, s->decoys[j]);
 			table_insert(&state->sets[rs_bank_set(RS_SET_DECOYS, bank)], &d, &dup);
@@ -530,7 +530,7 @@ static int services_add(struct rs_state *state, const struct rotator_service *sv
 
 int rs_state_switch(struct rs_state *state, unsigned live_bank)
 {
-	static const uint8_t nfprotos[] = { NFPROTO_IPV4, NFPROTO_IPV6 };
+	static const uint8_t nfprotos[] = {NFPROTO_IPV4, NFPROTO_IPV6};
 	int r;
 
 	r = table_reserve(&state->sets[RS_SET_ACTIVE0], 2);
@@ -539,7 +539,7 @@ int rs_state_switch(struct rs_state *state, unsigned live_bank)
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < ELEMENTSOF(nfprotos); i++) {
-		struct rs_elem e = { .owner = UINT32_MAX };
+		struct rs_elem e = {.owner = UINT32_MAX};
 		bool dup;
 
 		e.key_len = (uint8_t)rs_key_nfproto(e.key, nfprotos[i]);
@@ -549,7 +549,7 @@ int rs_state_switch(struct rs_state *state, unsigned live_bank)
 }
 
 int rs_state_build(struct rs_state *state, const struct rotator_plan *plan, unsigned live_bank,
-		   struct rotator_error *err)
+		   struct step_error *err)
 {
 	uint32_t first_instance = (uint32_t)(plan->n_services + plan->n_next);
 	int r;
@@ -559,7 +559,7 @@ int rs_state_build(struct rs_state *state, const struct rotator_plan *plan, unsi
 	if (r >= 0)
 		r = rs_state_switch(state, live_bank);
 	if (r < 0)
-		return rotator_error_set(err, r, "rotator", "element state");
+		return step_error_set(err, "rotator", r, "element state");
 	r = services_add(state, plan->services, plan->n_services, 0, live_bank, err);
 	if (r >= 0)
 		r = services_add(state, plan->next, plan->n_next, (uint32_t)plan->n_services,
@@ -619,7 +619,7 @@ static int delta_compute(const struct rs_state *old, const struct rs_state *new_
 
 			if (slot && memcmp(o->elems[slot - 1].data, e->data, RS_DATA_MAX) == 0)
 				continue; /* there, the same: not touched */
-			if (slot) /* other data: replaced */
+			if (slot)	  /* other data: replaced */
 				delta->del[s][delta->n_del[s]++] = slot - 1;
 			delta->add[s][delta->n_add[s]++] = (uint32_t)i;
 		}

@@ -58,29 +58,12 @@ struct nft_txn {
 	size_t n_msgs, cap_msgs;
 	nft_describe_fn describe;
 	void *describe_data;
-	unsigned char *genid; /* NFNL_BATCH_GENID payload inside the begin message */
+	unsigned char *genid;  /* NFNL_BATCH_GENID payload inside the begin message */
 	struct nlmsghdr *last; /* last command message (carries NLM_F_ACK) */
 	uint32_t last_seq;
 	bool ended;
 	enum nft_outcome outcome;
 };
-
-int rotator_error_set(struct rotator_error *err, int e, const char *object, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err)
-		return e;
-	err->err = e;
-	snprintf(err->object, sizeof(err->object), "%s", object ? object : "");
-	err->message[0] = 0;
-	if (fmt) {
-		va_start(ap, fmt);
-		vsnprintf(err->message, sizeof(err->message), fmt, ap);
-		va_end(ap);
-	}
-	return e;
-}
 
 int nft_sock_open(struct nft_sock **ret)
 {
@@ -129,7 +112,7 @@ uint32_t nft_sock_portid(const struct nft_sock *s)
 static ssize_t sock_recv(struct nft_sock *s, bool wait)
 {
 	for (;;) {
-		struct pollfd pfd = { .fd = mnl_socket_get_fd(s->nl), .events = POLLIN };
+		struct pollfd pfd = {.fd = mnl_socket_get_fd(s->nl), .events = POLLIN};
 		ssize_t n = mnl_socket_recvfrom(s->nl, s->buf, sizeof(s->buf));
 		int k;
 
@@ -310,8 +293,7 @@ int nft_dump_set_elems(struct nft_sock *s, uint16_t family, const char *table, c
 		return -ENOMEM;
 	nftnl_set_set_str(query, NFTNL_SET_TABLE, table);
 	nftnl_set_set_str(query, NFTNL_SET_NAME, set);
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, family, NLM_F_DUMP,
-				    ++s->seq);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, family, NLM_F_DUMP, ++s->seq);
 	nftnl_set_elems_nlmsg_build_payload(nlh, query);
 	nftnl_set_free(query);
 	r = sock_request(s, nlh, elem_dump_cb, &dump);
@@ -364,7 +346,7 @@ static int txn_note(struct nft_txn *t, uint32_t seq, const struct nft_ref *ref)
 		t->msgs = m;
 		t->cap_msgs = cap;
 	}
-	t->msgs[i] = (struct msg_info){ .ref = *ref };
+	t->msgs[i] = (struct msg_info){.ref = *ref};
 	t->n_msgs = i + 1;
 	return 0;
 }
@@ -390,8 +372,8 @@ static void txn_describe(const struct nft_txn *t, size_t i, uint32_t bad_offset,
 		t->describe(t->describe_data, &m->ref, m->nlh, bad_offset, buf, len);
 		return;
 	}
-	snprintf(buf, len, "%s%s%s", m->ref.what ? m->ref.what : "message",
-		 m->ref.name ? " " : "", m->ref.name ? m->ref.name : "");
+	snprintf(buf, len, "%s%s%s", m->ref.what ? m->ref.what : "message", m->ref.name ? " " : "",
+		 m->ref.name ? m->ref.name : "");
 }
 
 /* Account for the message just written at the page's cursor; moves it to a
@@ -441,7 +423,7 @@ int nft_txn_new(struct nft_sock *s, struct nft_txn **ret)
 	attr = (struct nlattr *)mnl_nlmsg_get_payload_tail(nlh);
 	mnl_attr_put_u32(nlh, NFNL_BATCH_GENID, 0);
 	t->genid = mnl_attr_get_payload(attr);
-	if (txn_note(t, nlh->nlmsg_seq, &(struct nft_ref){ .what = "transaction" }) < 0 ||
+	if (txn_note(t, nlh->nlmsg_seq, &(struct nft_ref){.what = "transaction"}) < 0 ||
 	    !(nlh = txn_advance(t, nlh))) {
 		nft_txn_free(t);
 		return -ENOMEM;
@@ -516,7 +498,7 @@ static int txn_end(struct nft_txn *t)
 		return -ENODATA;
 	t->last->nlmsg_flags |= NLM_F_ACK; /* the kernel's ack for it ends our wait */
 	nlh = nftnl_batch_end(mnl_nlmsg_batch_current(txn_page(t)->batch), t->next_seq);
-	if (txn_note(t, t->next_seq, &(struct nft_ref){ .what = "transaction end" }) < 0 ||
+	if (txn_note(t, t->next_seq, &(struct nft_ref){.what = "transaction end"}) < 0 ||
 	    !(nlh = txn_advance(t, nlh)))
 		return -ENOMEM;
 	t->msgs[t->n_msgs - 1].nlh = nlh;
@@ -529,7 +511,7 @@ static int txn_end(struct nft_txn *t)
 
 static int txn_send(struct nft_sock *s, struct nft_txn *t)
 {
-	struct sockaddr_nl snl = { .nl_family = AF_NETLINK };
+	struct sockaddr_nl snl = {.nl_family = AF_NETLINK};
 	_cleanup_free_ struct iovec *iov = NULL;
 	struct msghdr msg = {};
 	size_t total = nft_txn_size(t);
@@ -583,7 +565,8 @@ static uint32_t extack_parse(const struct nlmsghdr *nlh, char *out, size_t len)
 		off += e->msg.nlmsg_len - sizeof(struct nlmsghdr);
 	if (off > mnl_nlmsg_get_payload_len(nlh))
 		return 0;
-	mnl_attr_for_each(attr, nlh, off) {
+	mnl_attr_for_each(attr, nlh, off)
+	{
 		if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG && out &&
 		    mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
 			snprintf(out, len, "%s", mnl_attr_get_str(attr));
@@ -594,7 +577,7 @@ static uint32_t extack_parse(const struct nlmsghdr *nlh, char *out, size_t len)
 	return bad;
 }
 
-static int txn_collect(struct nft_sock *s, struct nft_txn *t, struct rotator_error *err)
+static int txn_collect(struct nft_sock *s, struct nft_txn *t, struct step_error *err)
 {
 	bool done = false, failed = false;
 	int first = 0;
@@ -609,7 +592,7 @@ static int txn_collect(struct nft_sock *s, struct nft_txn *t, struct rotator_err
 		if (n == -ENOBUFS && failed)
 			break; /* too many error reports to queue: the first one is kept */
 		if (n < 0)
-			return rotator_error_set(err, (int)n, "transaction", "receiving the verdict");
+			return step_error_set(err, "transaction", (int)n, "receiving the verdict");
 		len = (int)n;
 		for (nlh = (const struct nlmsghdr *)s->buf; mnl_nlmsg_ok(nlh, len);
 		     nlh = mnl_nlmsg_next(nlh, &len)) {
@@ -629,10 +612,12 @@ static int txn_collect(struct nft_sock *s, struct nft_txn *t, struct rotator_err
 			if (err) {
 				uint32_t bad;
 
-				err->err = first;
-				err->message[0] = 0;
-				bad = extack_parse(nlh, err->message, sizeof(err->message));
-				txn_describe(t, i, bad, err->object, sizeof(err->object));
+				/* the kernel's ack and the object it names, bounded by
+				 * the struct: no printf to set them through */
+				err->err = -first;
+				err->detail[0] = 0;
+				bad = extack_parse(nlh, err->detail, sizeof(err->detail));
+				txn_describe(t, i, bad, err->step, sizeof(err->step));
 			}
 		}
 	}
@@ -640,17 +625,17 @@ static int txn_collect(struct nft_sock *s, struct nft_txn *t, struct rotator_err
 		t->outcome = NFT_TXN_REFUSED; /* a refused batch changes nothing */
 		return first;
 	}
-	return done ? 0 : rotator_error_set(err, -EIO, "transaction", "no verdict from kernel");
+	return done ? 0 : step_error_set(err, "transaction", -EIO, "no verdict from kernel");
 }
 
 int nft_txn_commit(struct nft_sock *s, struct nft_txn *t, unsigned max_restarts,
-		   struct rotator_error *err)
+		   struct step_error *err)
 {
 	int r = txn_end(t);
 
 	t->outcome = NFT_TXN_REFUSED; /* nothing sent yet */
 	if (r < 0)
-		return rotator_error_set(err, r, "transaction", "building the batch");
+		return step_error_set(err, "transaction", r, "building the batch");
 	for (unsigned attempt = 0;; attempt++) {
 		uint32_t genid;
 
@@ -659,14 +644,15 @@ int nft_txn_commit(struct nft_sock *s, struct nft_txn *t, unsigned max_restarts,
 			;
 		r = nft_get_genid(s, &genid);
 		if (r < 0)
-			return rotator_error_set(err, r, "ruleset generation", "NFT_MSG_GETGEN failed");
+			return step_error_set(err, "ruleset generation", r,
+					      "NFT_MSG_GETGEN failed");
 		genid = htonl(genid);
 		memcpy(t->genid, &genid, sizeof(genid));
 		t->outcome = NFT_TXN_UNKNOWN;
 		r = txn_send(s, t);
 		if (r < 0)
-			return rotator_error_set(err, r, "transaction", "sending %zu bytes",
-						 nft_txn_size(t));
+			return step_error_set(err, "transaction", r, "sending %zu bytes",
+					      nft_txn_size(t));
 		r = txn_collect(s, t, err);
 		if (r == 0)
 			t->outcome = NFT_TXN_COMMITTED;

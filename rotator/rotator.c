@@ -107,9 +107,9 @@ static bool addr_valid(const struct rotator_addr *a)
 #define SETBIT(set, proto, port)                                                                   \
 	((set)[((proto) == IPPROTO_UDP) * 1024 + (port) / 64] |= (1ULL << ((port) % 64)))
 
-static int service_error(struct rotator_error *err, int e, const struct rotator_service *s,
+static int service_error(struct step_error *err, int e, const struct rotator_service *s,
 			 const char *fmt, ...) _printf_(4, 5);
-static int service_error(struct rotator_error *err, int e, const struct rotator_service *s,
+static int service_error(struct step_error *err, int e, const struct rotator_service *s,
 			 const char *fmt, ...)
 {
 	char object[ROTATOR_MAX_NAME + 16], message[128];
@@ -120,29 +120,28 @@ static int service_error(struct rotator_error *err, int e, const struct rotator_
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
-	return rotator_error_set(err, e, object, "%s", message);
+	return step_error_set(err, object, e, "%s", message);
 }
 
-static int instance_error(struct rotator_error *err, int e, const struct rotator_instance *in,
+static int instance_error(struct step_error *err, int e, const struct rotator_instance *in,
 			  const char *message)
 {
 	char object[ROTATOR_MAX_NAME + 16];
 
 	snprintf(object, sizeof(object), "instance %.*s", ROTATOR_MAX_NAME,
 		 in->name ? in->name : "(null)");
-	return rotator_error_set(err, e, object, "%s", message);
+	return step_error_set(err, object, e, "%s", message);
 }
 
-static int instances_check(const struct rotator_plan *plan, bool envelope,
-			   struct rotator_error *err)
+static int instances_check(const struct rotator_plan *plan, bool envelope, struct step_error *err)
 {
 	if (plan->n_instances && !plan->instances)
-		return rotator_error_set(err, -EINVAL, "plan", "missing instances");
+		return step_error_set(err, "plan", -EINVAL, "missing instances");
 	if (plan->n_instances && !envelope)
-		return rotator_error_set(err, -EINVAL, "plan",
-					 "instances need rotator_config.instance_envelope");
+		return step_error_set(err, "plan", -EINVAL,
+				      "instances need rotator_config.instance_envelope");
 	if (plan->n_instances > UINT32_MAX / 4 - plan->n_services)
-		return rotator_error_set(err, -E2BIG, "plan", "too many instances");
+		return step_error_set(err, "plan", -E2BIG, "too many instances");
 	for (size_t i = 0; i < plan->n_instances; i++) {
 		const struct rotator_instance *in = &plan->instances[i];
 
@@ -181,17 +180,17 @@ static int instances_check(const struct rotator_plan *plan, bool envelope,
 
 /* The services of one bank: each valid, decoys not on a public port. */
 static int services_check(const struct rotator_service *svcs, size_t n, uint16_t hp,
-			  struct rotator_error *err)
+			  struct step_error *err)
 {
 	_cleanup_free_ uint64_t *public = NULL; /* tcp then udp, one bit per port */
 
 	if (n && !svcs)
-		return rotator_error_set(err, -EINVAL, "plan", "missing services");
+		return step_error_set(err, "plan", -EINVAL, "missing services");
 	if (n > UINT32_MAX / 8)
-		return rotator_error_set(err, -E2BIG, "plan", "too many services");
+		return step_error_set(err, "plan", -E2BIG, "too many services");
 	public = calloc(2 * 1024, sizeof(uint64_t));
 	if (!public)
-		return rotator_error_set(err, -ENOMEM, "plan", NULL);
+		return step_error_set(err, "plan", -ENOMEM, "%s", "");
 
 	for (size_t i = 0; i < n; i++) {
 		const struct rotator_service *s = &svcs[i];
@@ -226,12 +225,12 @@ static int services_check(const struct rotator_service *svcs, size_t n, uint16_t
 }
 
 static int plan_check(const struct rotator_plan *plan, uint16_t hp, bool envelope,
-		      struct rotator_error *err)
+		      struct step_error *err)
 {
 	int k;
 
 	if (!plan || (plan->n_unblock && !plan->unblock))
-		return rotator_error_set(err, -EINVAL, "plan", "missing services or addresses");
+		return step_error_set(err, "plan", -EINVAL, "missing services or addresses");
 	k = services_check(plan->services, plan->n_services, hp, err);
 	if (k >= 0)
 		k = services_check(plan->next, plan->n_next, hp, err);
@@ -239,8 +238,7 @@ static int plan_check(const struct rotator_plan *plan, uint16_t hp, bool envelop
 		return k;
 	for (size_t i = 0; i < plan->n_unblock; i++)
 		if (!addr_valid(&plan->unblock[i]))
-			return rotator_error_set(err, -EAFNOSUPPORT, "unblock",
-						 "bad address family");
+			return step_error_set(err, "unblock", -EAFNOSUPPORT, "bad address family");
 	return instances_check(plan, envelope, err);
 }
 
@@ -367,7 +365,7 @@ void rotator_last_stats(const struct rotator *r, struct rotator_stats *ret)
  * outcome is unclear or the kernel disagreed about an element, the
  * remembered state is marked unknown (the next apply resynchronises). */
 static int commit(struct rotator *r, struct nft_txn *t, struct elements_ctx *ctx,
-		  struct rotator_error *err)
+		  struct step_error *err)
 {
 	enum nft_outcome outcome;
 	int k;
@@ -418,7 +416,7 @@ static int read_one_blocked(const struct nft_elem_info *elem, void *userdata)
 
 /* Both blocked sets of the table the kernel has now; none without a table. */
 static int read_blocked(struct rotator *r, struct rotator_blocked **ret, size_t *ret_n,
-			struct rotator_error *err)
+			struct step_error *err)
 {
 	static const struct {
 		int family;
@@ -436,8 +434,7 @@ static int read_blocked(struct rotator *r, struct rotator_blocked **ret, size_t 
 			continue;
 		if (k < 0) {
 			free(reader.list);
-			return rotator_error_set(err, k, sets[i].set,
-						 "reading the blocked sources");
+			return step_error_set(err, sets[i].set, k, "reading the blocked sources");
 		}
 	}
 	*ret = reader.list;
@@ -446,19 +443,19 @@ static int read_blocked(struct rotator *r, struct rotator_blocked **ret, size_t 
 }
 
 int rotator_blocked_list(struct rotator *r, struct rotator_blocked **ret, size_t *ret_n,
-			 struct rotator_error *err)
+			 struct step_error *err)
 {
 	if (err)
-		*err = (struct rotator_error){};
+		step_error_clear(err);
 	if (!r || !ret || !ret_n)
-		return rotator_error_set(err, -EINVAL, "rotator", NULL);
+		return step_error_set(err, "rotator", -EINVAL, "%s", "");
 	return read_blocked(r, ret, ret_n, err);
 }
 
 /* Build and commit one transaction from r->next (built from plan).
  * *adopted is set when an old table is replaced by it. */
 static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *adopted,
-		      struct rotator_error *err)
+		      struct step_error *err)
 {
 	struct nft_txn *t = NULL;
 	const struct rs_state *old;
@@ -469,7 +466,7 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 
 	k = nft_txn_new(r->sock, &t);
 	if (k < 0)
-		return rotator_error_set(err, k, "transaction", NULL);
+		return step_error_set(err, "transaction", k, "%s", "");
 	*adopted = false;
 	if (!(r->flags & ROTATOR_F_PROGRAMMED)) {
 		uint32_t table_flags = NFT_TABLE_F_OWNER;
@@ -479,14 +476,14 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 		k = nft_get_table(r->sock, NFPROTO_INET, ROTATOR_TABLE, &exists, &flags, &owner);
 		if (k < 0) {
 			nft_txn_free(t);
-			return rotator_error_set(err, k, RS_TABLE_DESC, "looking it up");
+			return step_error_set(err, RS_TABLE_DESC, k, "looking it up");
 		}
 		if (exists && (flags & NFT_TABLE_F_OWNER) && owner != nft_sock_portid(r->sock)) {
 			nft_txn_free(t);
-			return rotator_error_set(err, -EBUSY, RS_TABLE_DESC,
-						 "owned by a live process (netlink port %u): "
-						 "another mtd-agent is running",
-						 owner);
+			return step_error_set(err, RS_TABLE_DESC, -EBUSY,
+					      "owned by a live process (netlink port %u): "
+					      "another mtd-agent is running",
+					      owner);
 		}
 		if (exists) {
 			/* The table is rebuilt from scratch; the sources it
@@ -532,7 +529,7 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 		k = elements_add_unblock(t, &ctx);
 	if (k < 0) {
 		nft_txn_free(t);
-		return rotator_error_set(err, k, "transaction", "building the batch");
+		return step_error_set(err, "transaction", k, "building the batch");
 	}
 	stats = (struct rotator_stats){
 	    .elements_deleted = rs_delta_count_del(&r->delta),
@@ -559,8 +556,7 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 /* The plan's services are what the idle bank holds: one transaction that
  * moves ipv4 and ipv6 from the live bank's active set to the idle one's
  * (and unblocks the plan's sources), whatever the number of services. */
-static int apply_switch(struct rotator *r, const struct rotator_plan *plan,
-			struct rotator_error *err)
+static int apply_switch(struct rotator *r, const struct rotator_plan *plan, struct step_error *err)
 {
 	unsigned bank = !r->live_bank;
 	struct nft_txn *t = NULL;
@@ -585,7 +581,7 @@ static int apply_switch(struct rotator *r, const struct rotator_plan *plan,
 		k = elements_add_unblock(t, &ctx);
 	if (k < 0) {
 		nft_txn_free(t);
-		return rotator_error_set(err, k, "transaction", "building the batch");
+		return step_error_set(err, "transaction", k, "building the batch");
 	}
 	stats = (struct rotator_stats){
 	    .elements_deleted = rs_delta_count_del(&r->delta),
@@ -601,7 +597,7 @@ static int apply_switch(struct rotator *r, const struct rotator_plan *plan,
 	k = rs_state_switch(&r->cur, bank);
 	if (k < 0) { /* the kernel switched, our model could not follow */
 		r->cur_valid = r->codes_valid = false;
-		return rotator_error_set(err, k, "rotator", "element state");
+		return step_error_set(err, "rotator", k, "element state");
 	}
 	r->live_bank = bank;
 	tmp = r->code_live;
@@ -633,15 +629,15 @@ static int classify(struct rotator *r, const struct rotator_plan *plan)
 	return code_equal(&r->code_scratch, &r->code_idle) ? 1 : 0;
 }
 
-int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct rotator_error *err)
+int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct step_error *err)
 {
 	bool adopted = false;
 	int k;
 
 	if (err)
-		*err = (struct rotator_error){};
+		step_error_clear(err);
 	if (!r)
-		return rotator_error_set(err, -EINVAL, "rotator", NULL);
+		return step_error_set(err, "rotator", -EINVAL, "%s", "");
 	k = plan_check(plan, r->config.honeypot_port, r->config.instance_envelope, err);
 	if (k < 0)
 		return k;
@@ -659,10 +655,10 @@ int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct rot
 		return k;
 	k = apply_once(r, plan, &adopted, err);
 	if (k == -EOPNOTSUPP && r->try_persist && !(r->flags & ROTATOR_F_PROGRAMMED) && err &&
-	    strncmp(err->object, RS_TABLE_DESC " (", strlen(RS_TABLE_DESC " (")) == 0) {
+	    strncmp(err->step, RS_TABLE_DESC " (", strlen(RS_TABLE_DESC " (")) == 0) {
 		/* kernel before 6.9: no persist flag; the table dies with our socket */
 		r->try_persist = false;
-		*err = (struct rotator_error){};
+		step_error_clear(err);
 		k = apply_once(r, plan, &adopted, err);
 	}
 	if (k < 0)
@@ -681,30 +677,30 @@ int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct rot
 	return 0;
 }
 
-int rotator_switch(struct rotator *r, struct rotator_error *err)
+int rotator_switch(struct rotator *r, struct step_error *err)
 {
 	static const struct rotator_plan nothing_else;
 
 	if (err)
-		*err = (struct rotator_error){};
+		step_error_clear(err);
 	if (!r)
-		return rotator_error_set(err, -EINVAL, "rotator", NULL);
+		return step_error_set(err, "rotator", -EINVAL, "%s", "");
 	if (!(r->flags & ROTATOR_F_PROGRAMMED) || !r->cur_valid || !r->codes_valid)
-		return rotator_error_set(err, -ESTALE, "rotator", "the idle bank is not known");
+		return step_error_set(err, "rotator", -ESTALE, "the idle bank is not known");
 	return apply_switch(r, &nothing_else, err);
 }
 
-int rotator_remove(struct rotator *r, struct rotator_error *err)
+int rotator_remove(struct rotator *r, struct step_error *err)
 {
 	struct nft_txn *t = NULL;
 	bool exists = false;
 	int k;
 
 	if (err)
-		*err = (struct rotator_error){};
+		step_error_clear(err);
 	k = nft_get_table(r->sock, NFPROTO_INET, ROTATOR_TABLE, &exists, NULL, NULL);
 	if (k < 0)
-		return rotator_error_set(err, k, RS_TABLE_DESC, "looking it up");
+		return step_error_set(err, RS_TABLE_DESC, k, "looking it up");
 	r->codes_valid = false;
 	if (!exists) {
 		r->flags &= ~ROTATOR_F_PROGRAMMED;
@@ -716,7 +712,7 @@ int rotator_remove(struct rotator *r, struct rotator_error *err)
 		k = ruleset_delete_table(t);
 	if (k < 0) {
 		nft_txn_free(t);
-		return rotator_error_set(err, k, "transaction", NULL);
+		return step_error_set(err, "transaction", k, "%s", "");
 	}
 	k = nft_txn_commit(r->sock, t, MAX_RESTARTS, err);
 	nft_txn_free(t);

@@ -6,15 +6,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "step_error.h"
+
 /*
  * rotator: programs the agent's private nftables table `inet mtd` from a plain
  * description (services with their current/grace public ports, backends and
  * decoys; sources to unblock). Every rotator_apply() is one atomic netlink
  * transaction. No agent types, no logging: errors come back as a negative
- * errno plus a struct rotator_error naming the object the kernel refused.
+ * errno plus a struct step_error (common/step_error.h): its step names the
+ * object the kernel refused ("service web: public ports in map svc4_0"), its
+ * detail the kernel's extended-ack text or a library reason.
  * See docs/nftables.md for the table layout.
  */
-
 
 #define ROTATOR_TABLE "mtd"
 #define ROTATOR_MAX_DECOYS 64
@@ -25,12 +28,6 @@
 #define ROTATOR_MAX_EGRESS 64 /* Egress= rules per instance */
 
 struct rotator;
-
-struct rotator_error {
-	int err;	   /* negative errno, 0 if none */
-	char object[160];  /* what the kernel refused, e.g. "service web: map svc4" */
-	char message[256]; /* extended-ack text from the kernel, or a library reason */
-};
 
 struct rotator_addr {
 	int family; /* AF_INET or AF_INET6 */
@@ -153,14 +150,14 @@ void rotator_free(struct rotator *r);
 
 /* One transaction. On -ERESTART (ruleset changed under us) it retries a few
  * times by itself. On error nothing changed in the kernel. */
-int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct rotator_error *err);
+int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct step_error *err);
 
 /* The idle bank becomes the live one, in a transaction of four elements
  * whatever the number of services, with no plan to build or compare: for a
  * caller that knows the last successful rotator_apply()'s `next` is what must
  * be in force now. -ESTALE when the rotator cannot vouch for what its banks
  * hold (nothing programmed yet, a failed apply): apply the plan instead. */
-int rotator_switch(struct rotator *r, struct rotator_error *err);
+int rotator_switch(struct rotator *r, struct step_error *err);
 
 /* ROTATOR_F_* */
 unsigned rotator_flags(const struct rotator *r);
@@ -182,7 +179,7 @@ struct rotator_stats {
 void rotator_last_stats(const struct rotator *r, struct rotator_stats *ret);
 
 /* Deletes the table (clean shutdown when asked to, tests). Fine if absent. */
-int rotator_remove(struct rotator *r, struct rotator_error *err);
+int rotator_remove(struct rotator *r, struct step_error *err);
 
 /* Name of the instance that owns this address in the last applied plan, or
  * NULL. For attributing egress drops (rotator.h). */
@@ -198,7 +195,7 @@ struct rotator_blocked {
  * malloc'ed (the caller frees it); NULL with *ret_n 0 when there are none or
  * there is no table. */
 int rotator_blocked_list(struct rotator *r, struct rotator_blocked **ret, size_t *ret_n,
-			 struct rotator_error *err);
+			 struct step_error *err);
 
 /* Name of the service that owned a decoy port in the last applied plan, or
  * NULL. For attributing decoy hits. */
@@ -209,7 +206,6 @@ const char *rotator_decoy_owner(const struct rotator *r, uint8_t proto, uint16_t
  * uses in an epoch. Pure computation, no I/O; the algorithm and its test
  * vectors are in docs/schedule.md so that any client can follow it.
  */
-
 
 #define SCHEDULE_LABEL "mtd-port-v1"
 #define SCHEDULE_MAX_DECOYS 64
@@ -239,22 +235,22 @@ struct schedule_params {
 	const char *service;
 	uint16_t first; /* public range, inclusive */
 	uint16_t last;
-	uint64_t interval_sec; /* > 0 */
-	uint64_t grace_sec;    /* < interval_sec */
-	size_t n_decoys;       /* <= SCHEDULE_MAX_DECOYS */
+	uint64_t interval_sec;	     /* > 0 */
+	uint64_t grace_sec;	     /* < interval_sec */
+	size_t n_decoys;	     /* <= SCHEDULE_MAX_DECOYS */
 	schedule_exclude_fn exclude; /* may be NULL */
 	void *userdata;
 };
 
 struct schedule_result {
 	uint64_t epoch;
-	uint16_t port;       /* current public port */
+	uint16_t port;	     /* current public port */
 	uint16_t prev_port;  /* public port of epoch - 1 (0 for epoch 0) */
 	uint16_t next_port;  /* public port of epoch + 1 */
 	uint16_t grace_port; /* prev_port while inside grace and != port, else 0 */
 	uint16_t decoys[SCHEDULE_MAX_DECOYS];
 	size_t n_decoys;
-	uint64_t boundary_usec;      /* start of this epoch, usec since the Unix epoch */
+	uint64_t boundary_usec;	     /* start of this epoch, usec since the Unix epoch */
 	uint64_t next_boundary_usec; /* start of the next epoch */
 };
 
@@ -287,8 +283,6 @@ bool schedule_in_grace(uint64_t now_usec, uint64_t interval_sec, uint64_t grace_
  * really reached after the agent's DNAT (e.g. an instance). Used to link a
  * decoy hit to the instances that source reached before. */
 
-
-
 /* Up to max distinct addresses into ret_found, count in *ret_n. */
 int rotator_conntrack_reached(const struct rotator_addr *source, struct rotator_addr *ret_found,
 			      size_t max, size_t *ret_n);
@@ -303,7 +297,6 @@ int rotator_conntrack_reached(const struct rotator_addr *source, struct rotator_
  * once. The table drops any traffic to the port that did not come through the
  * redirect, so the listener is not a service of its own.
  */
-
 
 struct rotator_honeypot;
 
@@ -328,14 +321,12 @@ int rotator_honeypot_accept_all(struct rotator_honeypot *h);
  * rotator_decoy_owner(). The kernel has already blocked the source.
  */
 
-
-
 struct rotator_nflog;
 
 struct rotator_hit {
 	struct rotator_addr source;
-	uint8_t proto;  /* IPPROTO_TCP or IPPROTO_UDP */
-	uint16_t port;  /* the decoy port that was touched (host order) */
+	uint8_t proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	uint16_t port; /* the decoy port that was touched (host order) */
 };
 
 /* Bind NFLOG group (same as rotator_config.nflog_group) in this netns.
@@ -352,8 +343,7 @@ int rotator_nflog_wait(struct rotator_nflog *l, int timeout_ms);
 /* Parse what is queued (does not block): up to n hits into hits, count in
  * *ret_n (0 if nothing was queued). Packets that are not decoy hits are
  * skipped. -ENOBUFS means the kernel dropped log messages (overrun). */
-int rotator_nflog_read(struct rotator_nflog *l, struct rotator_hit *hits, size_t n,
-		       size_t *ret_n);
+int rotator_nflog_read(struct rotator_nflog *l, struct rotator_hit *hits, size_t n, size_t *ret_n);
 
 /*
  * Egress drops of the instance envelope: open a listener on
@@ -364,12 +354,12 @@ int rotator_nflog_read(struct rotator_nflog *l, struct rotator_hit *hits, size_t
  */
 struct rotator_egress_drop {
 	struct rotator_addr source, destination;
-	uint8_t proto;  /* any IP protocol (ICMP too) */
-	uint16_t port;  /* destination port for TCP/UDP/SCTP/UDP-Lite, else 0 */
+	uint8_t proto;	  /* any IP protocol (ICMP too) */
+	uint16_t port;	  /* destination port for TCP/UDP/SCTP/UDP-Lite, else 0 */
 	uint32_t ifindex; /* the link it came in on, 0 if not known */
-	bool spoofed;   /* logged by the anti-spoofing rule ("mtd-spoof ") */
+	bool spoofed;	  /* logged by the anti-spoofing rule ("mtd-spoof ") */
 };
 
 /* Like rotator_nflog_read(), for a listener on the egress group. */
-int rotator_nflog_read_egress(struct rotator_nflog *l, struct rotator_egress_drop *drops,
-			      size_t n, size_t *ret_n);
+int rotator_nflog_read_egress(struct rotator_nflog *l, struct rotator_egress_drop *drops, size_t n,
+			      size_t *ret_n);

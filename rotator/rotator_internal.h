@@ -12,8 +12,6 @@
 /* Framing check before libmnl's mnl_cb_run(), for the rotator's netlink
  * parse steps (nflog.c, conntrack.c). Not for use outside rotator/. */
 
-
-
 /*
  * The length of buf's leading run of whole netlink messages: each at least a
  * header and no longer than what is left. libmnl (1.0.4) compares nlmsg_len
@@ -48,8 +46,6 @@ static inline size_t rotator_nlmsg_whole(const void *buf, size_t len)
  * its own sequence number and a description, so a kernel error is reported
  * against the object that caused it, with the extended-ack text.
  */
-
-
 
 struct nlmsghdr;
 struct nft_sock;
@@ -139,18 +135,13 @@ enum nft_outcome nft_txn_outcome(const struct nft_txn *t);
  * err (may be NULL) naming the failing object.
  */
 int nft_txn_commit(struct nft_sock *s, struct nft_txn *t, unsigned max_restarts,
-		   struct rotator_error *err);
-
-/* Fill err (if not NULL) with a library-side reason. Returns e. */
-int rotator_error_set(struct rotator_error *err, int e, const char *object, const char *fmt, ...)
-	_printf_(4, 5);
+		   struct step_error *err);
 
 /*
  * Pure builders for the rules of `inet mtd`: no socket, no kernel. Each
  * recipe returns a complete struct nftnl_rule (family inet, table mtd) or
  * NULL on ENOMEM; tests/unit/test_rotator_expr.c pins their bytecode.
  */
-
 
 struct nftnl_rule;
 
@@ -169,15 +160,15 @@ struct nftnl_rule *nft_rule_decoy_hit(const char *chain, uint8_t nfproto, const 
 				      const char *comment);
 
 /* The same without the drop: the packet goes on (to the honeypot redirect). */
-struct nftnl_rule *nft_rule_decoy_report(const char *chain, uint8_t nfproto,
-					 const char *decoy_set, const char *blocked_set,
-					 uint64_t timeout_ms, uint16_t log_group_id,
-					 const char *log_prefix, const char *comment);
+struct nftnl_rule *nft_rule_decoy_report(const char *chain, uint8_t nfproto, const char *decoy_set,
+					 const char *blocked_set, uint64_t timeout_ms,
+					 uint16_t log_group_id, const char *log_prefix,
+					 const char *comment);
 
 /* fib daddr type local meta l4proto . th dport @decoys meta l4proto tcp
  * redirect to :port (nat chains only) */
-struct nftnl_rule *nft_rule_decoy_redirect(const char *chain, const char *decoy_set,
-					   uint16_t port, const char *comment);
+struct nftnl_rule *nft_rule_decoy_redirect(const char *chain, const char *decoy_set, uint16_t port,
+					   const char *comment);
 
 /* fib daddr type local meta l4proto . th dport @decoys meta l4proto != tcp drop */
 struct nftnl_rule *nft_rule_decoy_drop_non_tcp(const char *chain, const char *decoy_set,
@@ -190,8 +181,7 @@ struct nftnl_rule *nft_rule_honeypot_flow_accept(const char *chain, uint16_t por
 						 const char *comment);
 
 /* iif != "lo" ct status & dnat != dnat meta l4proto tcp th dport port counter drop */
-struct nftnl_rule *nft_rule_honeypot_guard(const char *chain, uint16_t port,
-					   const char *comment);
+struct nftnl_rule *nft_rule_honeypot_guard(const char *chain, uint16_t port, const char *comment);
 
 /* fib daddr type local dnat ip[6] to meta l4proto . th dport map @map */
 struct nftnl_rule *nft_rule_dnat(const char *chain, uint8_t nfproto, const char *map,
@@ -204,8 +194,8 @@ struct nftnl_rule *nft_rule_backend_guard(const char *chain, uint8_t nfproto, co
 
 /* meta nfproto @active_set jump target: the dispatch to a bank's chain,
  * taken while the bank is live (its active set holds ipv4 and ipv6) */
-struct nftnl_rule *nft_rule_bank_jump(const char *chain, const char *active_set,
-				      const char *target, const char *comment);
+struct nftnl_rule *nft_rule_bank_jump(const char *chain, const char *active_set, const char *target,
+				      const char *comment);
 
 /* Attach a comment (nft shows `comment "..."`). 0 or -ENOMEM/-EINVAL. */
 int nft_rule_set_comment(struct nftnl_rule *r, const char *comment);
@@ -256,8 +246,6 @@ struct nftnl_rule *nft_rule_drop(const char *chain, uint16_t log_group_id, const
  * base chains and their static rules, and the element messages of a plan.
  * Everything is appended to a transaction; nothing is sent here.
  */
-
-
 
 struct nft_txn;
 
@@ -359,12 +347,10 @@ int ruleset_add_instance_rules(struct nft_txn *t, const struct rotator_config *c
  * with boxes that do not overlap.
  */
 
-
-
 struct egress_box {
 	uint8_t proto;
 	uint8_t addr_first[16], addr_last[16]; /* network order; 4 bytes for IPv4 */
-	uint16_t port_first, port_last;        /* host order */
+	uint16_t port_first, port_last;	       /* host order */
 };
 
 #define EGRESS_MAX_BOXES 1024 /* per instance and family */
@@ -392,8 +378,6 @@ int egress_boxes(const struct rotator_egress *rules, size_t n_rules, int family,
  * its next services in the other, and ipv4 and ipv6 in the live bank's
  * active set.
  */
-
-
 
 enum rs_set {
 	/* bank 0 */
@@ -444,7 +428,7 @@ struct rs_table {
 	struct rs_elem *elems;
 	size_t n, cap;
 	uint32_t *slots; /* open addressing: element index + 1, 0 = free */
-	size_t n_slots;  /* power of two, at least twice n */
+	size_t n_slots;	 /* power of two, at least twice n */
 };
 
 struct rs_state {
@@ -479,7 +463,7 @@ bool rs_set_is_instance(enum rs_set set);
  * duplicates once, owned by the first service. An instance address used by
  * two instances is -EEXIST naming both. */
 int rs_state_build(struct rs_state *state, const struct rotator_plan *plan, unsigned live_bank,
-		   struct rotator_error *err);
+		   struct step_error *err);
 /* Make live_bank's active set the one that holds ipv4 and ipv6 (what a
  * switch of banks does to the kernel's table). */
 int rs_state_switch(struct rs_state *state, unsigned live_bank);
@@ -504,7 +488,6 @@ void rs_delta_free(struct rs_delta *delta);
 size_t rs_delta_count_del(const struct rs_delta *delta);
 size_t rs_delta_count_add(const struct rs_delta *delta);
 
-
 /* Element encodings (the kernel's register layout). */
 size_t rs_key_proto_port(uint8_t *b, uint8_t proto, uint16_t port);
 /* "tcp . 24847 : 10.0.0.1 . 8080" style text of an element, for errors. */
@@ -519,10 +502,8 @@ void rs_elem_text(enum rs_set set, const struct rs_elem *e, char *buf, size_t le
  * the kernel blamed and the service that owns it.
  */
 
-
-
 struct elements_ctx {
-	const struct rs_state *old;   /* deletions index into it */
+	const struct rs_state *old;	  /* deletions index into it */
 	const struct rs_state *new_state; /* additions index into it */
 	const struct rs_delta *delta;
 	const struct rotator_plan *plan; /* unblocked addresses */
@@ -552,8 +533,6 @@ void elements_describe(void *userdata, const struct nft_ref *ref, const struct n
  * chose. Not for use outside conntrack.c, its unit test and the fuzzer
  * (tests/fuzz/fuzz_conntrack.c). */
 
-
-
 struct rotator_conntrack_dump {
 	const struct rotator_addr *source; /* the original source asked about */
 	struct rotator_addr *found;	   /* distinct reply sources, n of max */
@@ -570,8 +549,6 @@ int rotator_conntrack_parse(const void *buf, size_t len, uint32_t seq, uint32_t 
 /* The parse step of nflog.c without the socket: what the kernel's NFLOG
  * messages (built from a remote sender's packet) turn into. Not for use
  * outside nflog.c, its unit test and the fuzzer (tests/fuzz/fuzz_nflog.c). */
-
-
 
 /* Where parsed packets go: decoy hits (hits set) or egress drops (drops set),
  * exactly one of the two; n of max filled. */

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "sandbox.h"
+#include "step_error.h"
 #include "policy.h"
 #include "snapshot.h"
 #include "fleet.h"
@@ -319,10 +320,11 @@ struct instance_spec {
 
 /* Verify and open the binary, spawn the envelope, set up the link, start
  * health checks. Fails closed: on any error nothing runs and nothing
- * remains; ret_step/ret_detail say what failed. */
+ * remains; ret_error says what failed: its step, and in its detail the
+ * whole reason (for the instance-start-failed record, errno included). */
 int instance_start(sd_event *event, const struct instance_spec *spec,
 		   const struct instance_hooks *hooks, struct instance **ret_instance,
-		   char ret_step[32], char ret_detail[320]);
+		   struct step_error *ret_error);
 
 /* Kill every process of the instance and remove everything it had: cgroups,
  * writable layer, link. Then free. NULL is fine. */

@@ -386,7 +386,7 @@ static int on_drift_more(sd_event_source *source, void *userdata)
 /* The detection sources of a running instance: seccomp notifications and
  * drift in its writable layer. Failing to watch is failing to start. */
 static int watch_signals(struct instance *instance, char *const *writable, size_t n_writable,
-			 char ret_step[32], char ret_detail[320])
+			 struct step_error *ret_error)
 {
 	int fd = envelope_notify_fd(instance->envelope), r;
 
@@ -396,11 +396,9 @@ static int watch_signals(struct instance *instance, char *const *writable, size_
 		if (r >= 0)
 			r = sd_event_source_set_priority(instance->violation_source,
 							 INSTANCE_SIGNAL_PRIORITY);
-		if (r < 0) {
-			snprintf(ret_step, 32, "seccomp notify");
-			snprintf(ret_detail, 320, "event source: %s", strerror(-r));
-			return r;
-		}
+		if (r < 0)
+			return step_error_set(ret_error, "seccomp notify", r, "event source: %s",
+					      strerror(-r));
 	}
 	r = drift_watch_new(envelope_upper_fd(instance->envelope), writable, n_writable,
 			    &instance->drift);
@@ -416,18 +414,14 @@ static int watch_signals(struct instance *instance, char *const *writable, size_
 		r = sd_event_source_set_priority(instance->drift_more, INSTANCE_SIGNAL_PRIORITY);
 	if (r >= 0)
 		r = sd_event_source_set_enabled(instance->drift_more, SD_EVENT_OFF);
-	if (r < 0) {
-		snprintf(ret_step, 32, "drift watch");
-		snprintf(ret_detail, 320, "upper layer: %s", strerror(-r));
-		return r;
-	}
+	if (r < 0)
+		return step_error_set(ret_error, "drift watch", r, "upper layer: %s", strerror(-r));
 	return 0;
 }
 
 struct setup_context {
 	struct instance *instance;
-	char step[32];
-	char detail[320];
+	struct step_error error; /* the link's, when it failed */
 };
 
 /* In the parent, while the child does its mounts: its link. */
@@ -436,41 +430,39 @@ static int setup_link(pid_t pid, int pidfd, void *userdata)
 	struct setup_context *ctx = userdata;
 	struct instance *instance = ctx->instance;
 	struct netdev_link_spec link = {.n_addresses = instance->n_addresses};
-	char path[64], error[256];
+	struct step_error link_error;
+	char path[64], text[STEP_ERROR_FORMAT_MAX];
 	_cleanup_close_ int netns = -1;
 	int r;
 
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
 	netns = open(path, O_RDONLY | O_CLOEXEC);
-	if (netns < 0) {
-		snprintf(ctx->step, sizeof(ctx->step), "network namespace");
-		snprintf(ctx->detail, sizeof(ctx->detail), "%s: %s", path, strerror(errno));
-		return -errno;
-	}
+	if (netns < 0)
+		return step_error_set(&ctx->error, "network namespace", errno, "%s: %s", path,
+				      strerror(errno));
 	snprintf(link.host_ifname, sizeof(link.host_ifname), "%s", instance->host_ifname);
 	link.netns_fd = netns;
 	memcpy(link.addresses, instance->addresses, sizeof(link.addresses));
-	r = netdev_create_instance_link(&link, error);
-	if (r < 0) {
-		snprintf(ctx->step, sizeof(ctx->step), "network link");
-		snprintf(ctx->detail, sizeof(ctx->detail), "%s: %s", instance->host_ifname, error);
-		return r;
-	}
+	r = netdev_create_instance_link(&link, &link_error);
+	if (r < 0)
+		return step_error_set(&ctx->error, "network link", r, "%s: %s",
+				      instance->host_ifname,
+				      step_error_format(&link_error, text, sizeof(text)));
 	instance->link_created = true;
 	return 0;
 }
 
 int instance_start(sd_event *event, const struct instance_spec *spec,
 		   const struct instance_hooks *hooks, struct instance **ret_instance,
-		   char ret_step[32], char ret_detail[320])
+		   struct step_error *ret_error)
 {
 	const struct policy *p = spec->policy;
 	struct instance *instance;
 	struct setup_context ctx = {0};
 	struct envelope_spec env;
-	struct envelope_error env_error = {0};
+	struct step_error env_error = {0};
 	char instance_env[96];
-	_cleanup_close_ int output_fd = -1;
+	int output_fd = -1;
 	char *envp[] = {(char *)"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 			instance_env, NULL};
 	struct snapshot_error snap_error = {0};
@@ -479,12 +471,9 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	/* What runs is what was verified: the tree is still as it was, or is
 	 * verified again, or nothing starts (docs/snapshot.md "Every start"). */
 	r = snapshot_recheck(spec->snapshot, &snap_error);
-	if (r < 0) {
-		snprintf(ret_step, 32, "snapshot");
-		snprintf(ret_detail, 320, "%.80s/%.100s: %.130s", p->snapshot, snap_error.path,
-			 snap_error.reason);
-		return r;
-	}
+	if (r < 0)
+		return step_error_set(ret_error, "snapshot", r, "%.80s/%.100s: %.130s", p->snapshot,
+				      snap_error.path, snap_error.reason);
 
 	instance = calloc(1, sizeof(*instance));
 	if (!instance)
@@ -520,18 +509,16 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	env.gid = spec->gid;
 	r = uid_ranges_take(spec->uid_ranges, &env.host_id_base);
 	if (r < 0) {
-		snprintf(ret_step, 32, "host ids");
-		snprintf(ret_detail, 320, "no free range of %u host ids: %s", UID_RANGE_SIZE,
-			 strerror(-r));
+		step_error_set(ret_error, "host ids", r, "no free range of %u host ids: %s",
+			       UID_RANGE_SIZE, strerror(-r));
 		goto fail;
 	}
 	instance->uid_ranges = spec->uid_ranges;
 	instance->host_id_base = env.host_id_base;
 	r = uid_ranges_idmap_userns(spec->uid_ranges, env.host_id_base, &env.idmap_userns_fd);
 	if (r < 0) {
-		snprintf(ret_step, 32, "host ids");
-		snprintf(ret_detail, 320, "user namespace mapping %u..: %s",
-			 (unsigned)env.host_id_base, strerror(-r));
+		step_error_set(ret_error, "host ids", r, "user namespace mapping %u..: %s",
+			       (unsigned)env.host_id_base, strerror(-r));
 		goto fail;
 	}
 	env.capabilities = p->capabilities;
@@ -547,8 +534,8 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	 * the agent: never to the agent's terminal or journal stream. */
 	r = instance_output_new(event, p->name, spec->id, &output_fd, &instance->output);
 	if (r < 0) {
-		snprintf(ret_step, 32, "output");
-		snprintf(ret_detail, 320, "pipe for stdout and stderr: %s", strerror(-r));
+		step_error_set(ret_error, "output", r, "pipe for stdout and stderr: %s",
+			       strerror(-r));
 		goto fail;
 	}
 	env.stdio_fds[1] = output_fd;
@@ -560,17 +547,16 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 	r = envelope_spawn(&env, spec->cgroups, &instance->envelope, &env_error);
 	/* The child has its copy: the reading end sees EOF once the instance's
 	 * last process is gone. */
-	close(TAKE_FD(output_fd));
+	close(output_fd);
 	if (r < 0) {
-		if (ctx.step[0]) {
-			snprintf(ret_step, 32, "%s", ctx.step);
-			snprintf(ret_detail, 320, "%s", ctx.detail);
+		if (step_error_failed(&ctx.error)) {
+			*ret_error = ctx.error;
 		} else {
-			char text[320];
+			char text[STEP_ERROR_FORMAT_MAX];
 
-			snprintf(ret_step, 32, "%s", env_error.step);
-			snprintf(ret_detail, 320, "%s",
-				 envelope_error_format(&env_error, text, sizeof(text)));
+			/* the record's reason has always been the whole text */
+			step_error_set(ret_error, env_error.step, r, "%s",
+				       step_error_format(&env_error, text, sizeof(text)));
 		}
 		goto fail;
 	}
@@ -580,8 +566,7 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 				     envelope_pidfd(instance->envelope), WEXITED, on_child,
 				     instance);
 	if (r < 0) {
-		snprintf(ret_step, 32, "supervise");
-		snprintf(ret_detail, 320, "pidfd: %s", strerror(-r));
+		step_error_set(ret_error, "supervise", r, "pidfd: %s", strerror(-r));
 		goto fail;
 	}
 	/* The envelope owns the pidfd. */
@@ -594,12 +579,10 @@ int instance_start(sd_event *event, const struct instance_spec *spec,
 		instance->n_writable++;
 	}
 	if (!instance->writable || instance->n_writable != spec->n_writable) {
-		snprintf(ret_step, 32, "drift watch");
-		snprintf(ret_detail, 320, "out of memory");
-		r = -ENOMEM;
+		r = step_error_set(ret_error, "drift watch", ENOMEM, "out of memory");
 		goto fail;
 	}
-	r = watch_signals(instance, instance->writable, instance->n_writable, ret_step, ret_detail);
+	r = watch_signals(instance, instance->writable, instance->n_writable, ret_error);
 	if (r < 0)
 		goto fail;
 

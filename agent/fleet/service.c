@@ -223,7 +223,7 @@ static int pick_addresses(struct service *svc, struct netdev_address *ret, size_
 
 /* The instance's firewall in inet mtd, before anything of it runs. */
 static int add_envelope(struct service *svc, const char *id, const struct instance_spec *spec,
-			char *detail, size_t size)
+			struct step_error *ret_error)
 {
 	struct rotator_addr addresses[2] = {0};
 	_cleanup_free_ char *error = NULL;
@@ -240,7 +240,8 @@ static int add_envelope(struct service *svc, const char *id, const struct instan
 	    svc->policy->listen_proto == POLICY_PROTO_UDP ? IPPROTO_UDP : IPPROTO_TCP,
 	    svc->policy->listen_port, svc->policy->egress, svc->policy->egress_count, &error);
 	if (r < 0)
-		snprintf(detail, size, "%s", error ? error : strerror(-r));
+		step_error_set(ret_error, "nftables envelope", r, "%s",
+			       error ? error : strerror(-r));
 	return r;
 }
 
@@ -276,7 +277,8 @@ int service_launch_instance(struct service *svc, const char *role, struct instan
 	    .gid = svc->gid,
 	    .uid_ranges = fleet->uid_ranges,
 	};
-	char id[INSTANCE_ID_MAX], ifname[IFNAMSIZ], step[32] = "", detail[320] = "";
+	char id[INSTANCE_ID_MAX], ifname[IFNAMSIZ];
+	struct step_error error = {0};
 	struct instance *instance = NULL;
 	uint64_t number = 0;
 	int r;
@@ -287,20 +289,16 @@ int service_launch_instance(struct service *svc, const char *role, struct instan
 	spec.id = id;
 	spec.host_ifname = ifname;
 
-	if (r < 0) {
-		snprintf(step, sizeof(step), "instance id");
-		snprintf(detail, sizeof(detail), "cannot reserve numbers in %s/instance-ids: %s",
-			 fleet->state_dir, strerror(-r));
-	} else if ((r = pick_addresses(svc, spec.addresses, &spec.n_addresses)) < 0) {
-		snprintf(step, sizeof(step), "address");
-		snprintf(detail, sizeof(detail), "AddressPool=: %s", strerror(-r));
-	} else {
-		r = add_envelope(svc, id, &spec, detail, sizeof(detail));
-		if (r < 0)
-			snprintf(step, sizeof(step), "nftables envelope");
-	}
+	if (r < 0)
+		step_error_set(&error, "instance id", r,
+			       "cannot reserve numbers in %s/instance-ids: %s", fleet->state_dir,
+			       strerror(-r));
+	else if ((r = pick_addresses(svc, spec.addresses, &spec.n_addresses)) < 0)
+		step_error_set(&error, "address", r, "AddressPool=: %s", strerror(-r));
+	else
+		r = add_envelope(svc, id, &spec, &error);
 	if (r >= 0) {
-		r = instance_start(fleet->event, &spec, &hooks, &instance, step, detail);
+		r = instance_start(fleet->event, &spec, &hooks, &instance, &error);
 		if (r < 0)
 			(void)rotation_remove_instance(fleet->rotation, id, NULL);
 	}
@@ -308,8 +306,8 @@ int service_launch_instance(struct service *svc, const char *role, struct instan
 		/* Fail closed: nothing runs; audited, then retried with back-off. */
 		service_audit(fleet, "instance-start-failed",
 			      json_pack("{s:s, s:s, s:s, s:s, s:s}", "service", svc->name,
-					"instance", id, "step", step, "reason", detail, "role",
-					role),
+					"instance", id, "step", error.step, "reason", error.detail,
+					"role", role),
 			      true);
 		return r;
 	}

@@ -340,14 +340,14 @@ static void remember_blocked(struct rotation *rotation, const char *address, con
 static void remember_carried_blocked(struct rotation *rotation)
 {
 	_cleanup_free_ struct rotator_blocked *list = NULL;
-	struct rotator_error error = {0};
+	struct step_error error = {0};
 	uint64_t now_usec = now(CLOCK_REALTIME);
 	size_t n = 0;
 
 	if (rotator_blocked_list(rotation->rotator, &list, &n, &error) < 0) {
 		log_warning(
 		    "rotation: the blocked sources of the adopted table are not shown: %s%s%s",
-		    error.object, error.object[0] ? ": " : "", error.message);
+		    error.step, error.step[0] ? ": " : "", error.detail);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -368,7 +368,7 @@ static void remember_carried_blocked(struct rotation *rotation)
  * transaction only switched banks (*ret_switched). */
 static int apply_once(struct rotation *rotation, struct rotated_service *services, size_t n,
 		      const struct rotator_addr *unblock, size_t n_unblock, const char *cut,
-		      struct rotator_error *error, bool *ret_switched)
+		      struct step_error *error, bool *ret_switched)
 {
 	_cleanup_free_ struct rotator_instance *plan_instances =
 	    calloc(rotation->n_instances + 1, sizeof(*plan_instances));
@@ -431,27 +431,26 @@ static int apply_once(struct rotation *rotation, struct rotated_service *service
 static void stage_next(struct rotation *rotation, struct rotated_service *services, size_t n,
 		       const char *cut)
 {
-	struct rotator_error error = {0};
+	struct step_error error = {0};
 	bool switched;
 	int r;
 
 	r = apply_once(rotation, services, n, NULL, 0, cut, &error, &switched);
 	if (r < 0 && rotation->hooks.on_apply_failed) {
-		char reason[512];
+		char reason[sizeof("nftables: loading the next change: ") + STEP_ERROR_FORMAT_MAX];
 
 		snprintf(reason, sizeof(reason), "nftables: loading the next change: %s%s%s",
-			 error.object, error.object[0] ? ": " : "",
-			 error.message[0] ? error.message : strerror(-r));
+			 error.step, error.step[0] ? ": " : "",
+			 error.detail[0] ? error.detail : strerror(-r));
 		rotation->hooks.on_apply_failed(reason, rotation->hooks.userdata);
 	}
 }
 
-static int apply_error(int r, const struct rotator_error *error, char **ret_error)
+static int apply_error(int r, const struct step_error *error, char **ret_error)
 {
-	if (ret_error &&
-	    asprintf(ret_error, "nftables: %s%s%s", error->object[0] ? error->object : "",
-		     error->object[0] ? ": " : "",
-		     error->message[0] ? error->message : strerror(-r)) < 0)
+	if (ret_error && asprintf(ret_error, "nftables: %s%s%s", error->step[0] ? error->step : "",
+				  error->step[0] ? ": " : "",
+				  error->detail[0] ? error->detail : strerror(-r)) < 0)
 		*ret_error = NULL;
 	return r;
 }
@@ -460,7 +459,7 @@ static int program_cut(struct rotation *rotation, struct rotated_service *servic
 		       const struct rotator_addr *unblock, size_t n_unblock, const char *cut,
 		       char **ret_error)
 {
-	struct rotator_error error = {0};
+	struct step_error error = {0};
 	bool switched;
 	int r;
 
@@ -478,7 +477,7 @@ static int program_cut(struct rotation *rotation, struct rotated_service *servic
  * whole plan. */
 static int switch_banks(struct rotation *rotation, char **ret_error)
 {
-	struct rotator_error error = {0};
+	struct step_error error = {0};
 	bool switched;
 	int r = -ESTALE;
 

@@ -459,14 +459,15 @@ static int delegate_unified(const struct cgroup_layout *l, const char *ctl_line)
 int cgroup_root_open_layout(struct cgroup_layout *layout, const char *name,
 			    struct cgroup_root **ret)
 {
-	_cleanup_free_ struct cgroup_root *r = calloc(1, sizeof(*r));
+	struct cgroup_root *r;
 	char ctl_line[64] = "";
 	int k;
 
-	if (!r)
-		return -ENOMEM;
 	if (!name || !name[0] || strchr(name, '/') || streq(name, ".") || streq(name, ".."))
 		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
 	r->layout = *layout;
 	*layout = (struct cgroup_layout){0};
 
@@ -507,11 +508,11 @@ int cgroup_root_open_layout(struct cgroup_layout *layout, const char *name,
 		if (k < 0)
 			goto fail;
 	}
-	*ret = TAKE_PTR(r);
+	*ret = r;
 	return 0;
 fail:
 	cgroup_root_remove(r);
-	cgroup_root_free(TAKE_PTR(r));
+	cgroup_root_free(r);
 	return k;
 }
 
@@ -581,7 +582,7 @@ void cgroup_root_free(struct cgroup_root *r)
 struct cgroup_instance {
 	char *unified;
 	int unified_fd;
-	char *v1[_CGROUP_CONTROLLER_MAX]; /* only those that hold a limit */
+	char *v1[_CGROUP_CONTROLLER_MAX];	 /* only those that hold a limit */
 	int v1_tasks_fd[_CGROUP_CONTROLLER_MAX]; /* V1DIR/tasks, O_WRONLY, or -1 */
 };
 
@@ -677,23 +678,50 @@ static void rmdir_all(struct cgroup_instance *c)
 		(void)rmdir(c->unified);
 }
 
+/* The limit of controller i in its v1 hierarchy: NAME/id there, the limit,
+ * and its tasks file for cgroup_instance_join_v1_self(). A directory made
+ * here is left in c->v1[i] for the caller's rmdir_all() on failure. */
+static int create_v1(struct cgroup_instance *c, const struct cgroup_root *root, int i,
+		     const char *id, const struct cgroup_limits *limits)
+{
+	_cleanup_close_ int dfd = -1;
+	int r;
+
+	if (!root->v1[i])
+		return -EOPNOTSUPP; /* the controller is nowhere: refuse, never ignore */
+	if (asprintf(&c->v1[i], "%s/%s", root->v1[i], id) < 0) {
+		c->v1[i] = NULL;
+		return -ENOMEM;
+	}
+	if (mkdir(c->v1[i], 0755) < 0) {
+		r = -errno;
+		free(c->v1[i]);
+		c->v1[i] = NULL; /* not ours: never rmdir it */
+		return r;
+	}
+	dfd = open(c->v1[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	r = write_limit(dfd, i, false, limits);
+	if (r < 0)
+		return r;
+	c->v1_tasks_fd[i] = openat(dfd, "tasks", O_WRONLY | O_CLOEXEC);
+	return c->v1_tasks_fd[i] < 0 ? -errno : 0;
+}
+
 int cgroup_instance_create(const struct cgroup_root *root, const char *id,
 			   const struct cgroup_limits *limits, struct cgroup_instance **ret,
-			   const char **ret_step)
+			   struct step_error *ret_error)
 {
 	struct cgroup_instance *c;
 	const char *step = "cgroup create";
 	int r;
 
-	if (!valid_id(id)) {
-		*ret_step = step;
-		return -EINVAL;
-	}
+	if (!valid_id(id))
+		return step_error_set(ret_error, step, EINVAL, "%s", id ? id : "");
 	c = calloc(1, sizeof(*c));
-	if (!c) {
-		*ret_step = step;
-		return -ENOMEM;
-	}
+	if (!c)
+		return step_error_set(ret_error, step, ENOMEM, "%s", id);
 	c->unified_fd = -1;
 	for (int i = 0; i < _CGROUP_CONTROLLER_MAX; i++)
 		c->v1_tasks_fd[i] = -1;
@@ -717,48 +745,19 @@ int cgroup_instance_create(const struct cgroup_root *root, const char *id,
 		if (!limit_wanted(i, limits))
 			continue;
 		step = limit_steps[i];
-		if (root->layout.unified_has[i]) {
+		if (root->layout.unified_has[i])
 			r = write_limit(c->unified_fd, i, true, limits);
-			if (r < 0)
-				goto fail;
-			continue;
-		}
-		if (!root->v1[i]) {
-			r = -EOPNOTSUPP; /* the controller is nowhere: refuse, never ignore */
-			goto fail;
-		}
-		if (asprintf(&c->v1[i], "%s/%s", root->v1[i], id) < 0) {
-			c->v1[i] = NULL;
-			r = -ENOMEM;
-			goto fail;
-		}
-		if (mkdir(c->v1[i], 0755) < 0) {
-			r = -errno;
-			free(c->v1[i]);
-			c->v1[i] = NULL;
-			goto fail;
-		}
-		_cleanup_close_ int dfd = open(c->v1[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0) {
-			r = -errno;
-			goto fail;
-		}
-		r = write_limit(dfd, i, false, limits);
+		else
+			r = create_v1(c, root, i, id, limits);
 		if (r < 0)
 			goto fail;
-		c->v1_tasks_fd[i] = openat(dfd, "tasks", O_WRONLY | O_CLOEXEC);
-		if (c->v1_tasks_fd[i] < 0) {
-			r = -errno;
-			goto fail;
-		}
 	}
 	*ret = c;
 	return 0;
 fail:
 	rmdir_all(c);
 	cgroup_instance_free(c);
-	*ret_step = step;
-	return r;
+	return step_error_set(ret_error, step, r, "%s", id);
 }
 
 int cgroup_instance_fd(const struct cgroup_instance *c)

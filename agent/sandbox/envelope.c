@@ -49,13 +49,9 @@ struct child_ctx {
 	int last_cap;
 };
 
-/* err > 0: the step failed. err == 0: the seccomp listener rides along as
+/* What the child sends over the report socket is a struct step_error:
+ * err > 0, the step failed; err == 0, the seccomp listener rides along as
  * SCM_RIGHTS (step "listener"). */
-struct child_report {
-	char step[32];
-	int err;
-	char detail[256];
-};
 
 void envelope_spec_init(struct envelope_spec *spec)
 {
@@ -99,9 +95,11 @@ static int child_sock = -1;
  * the way to set limits of its user namespace once it is in it */
 static int child_proc_sys = -1;
 
+/* Filled by hand, not with step_error_set(): its printf machinery is not
+ * async-signal-safe, and the child never allocates. */
 _Noreturn static void child_fail(const char *step, int err, const char *detail)
 {
-	struct child_report rep;
+	struct step_error rep;
 
 	memset(&rep, 0, sizeof(rep));
 	copy_str(rep.step, sizeof(rep.step), step);
@@ -498,7 +496,7 @@ static int send_with_fd(int sock, const void *data, size_t len, int fd)
  * filter, which cannot list sendmsg (sandbox.h). */
 static void child_send_listener(int listener)
 {
-	struct child_report rep;
+	struct step_error rep;
 	int r;
 
 	memset(&rep, 0, sizeof(rep));
@@ -570,24 +568,6 @@ _Noreturn static void child_main(const struct child_ctx *ctx)
 
 /* --- the parent ----------------------------------------------------------------- */
 
-static int set_error(struct envelope_error *e, const char *step, int err, const char *detail)
-{
-	if (e) {
-		memset(e, 0, sizeof(*e));
-		copy_str(e->step, sizeof(e->step), step);
-		e->err = err < 0 ? -err : err;
-		copy_str(e->detail, sizeof(e->detail), detail);
-	}
-	return err < 0 ? err : -err;
-}
-
-const char *envelope_error_format(const struct envelope_error *e, char *buf, size_t size)
-{
-	snprintf(buf, size, "%s%s%s: %s", e->step, e->detail[0] ? ": " : "", e->detail,
-		 strerror(e->err));
-	return buf;
-}
-
 static int read_last_cap(void)
 {
 	char buf[16] = "";
@@ -603,40 +583,34 @@ static int read_last_cap(void)
  * root/ (the overlay's mount point) and lower/ (where the child attaches the
  * snapshot). Never visible in the host's mount
  * table; gone when the last fd and the instance are. */
-static int make_upper(uint64_t size, uid_t owner, int *ret_fd, const char **ret_detail)
+#define STEP_TMPFS "mount tmpfs"
+
+static int make_upper(uint64_t size, uid_t owner, int *ret_fd, struct step_error *e)
 {
 	_cleanup_close_ int fs = -1, mnt = -1;
 	char sz[32];
 	static const char *const dirs[] = {"upper", "work", "root", "lower"};
 
-	*ret_detail = "fsopen tmpfs";
 	fs = syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
 	if (fs < 0)
-		return -errno;
+		return step_error_set(e, STEP_TMPFS, errno, "fsopen tmpfs");
 	snprintf(sz, sizeof(sz), "%llu", (unsigned long long)size);
-	*ret_detail = "tmpfs size";
 	if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "size", sz, 0) < 0)
-		return -errno;
-	*ret_detail = "tmpfs mode";
+		return step_error_set(e, STEP_TMPFS, errno, "tmpfs size");
 	if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "0755", 0) < 0)
-		return -errno;
-	*ret_detail = "tmpfs create";
+		return step_error_set(e, STEP_TMPFS, errno, "tmpfs mode");
 	if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-		return -errno;
-	*ret_detail = "fsmount";
+		return step_error_set(e, STEP_TMPFS, errno, "tmpfs create");
 	mnt = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
 	if (mnt < 0)
-		return -errno;
-	for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
-		*ret_detail = dirs[i];
+		return step_error_set(e, STEP_TMPFS, errno, "fsmount");
+	for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
 		/* explicit modes: the agent runs with UMask=0077 */
 		if (mkdirat(mnt, dirs[i], 0755) < 0 || fchmodat(mnt, dirs[i], 0755, 0) < 0)
-			return -errno;
-	}
+			return step_error_set(e, STEP_TMPFS, errno, "%s", dirs[i]);
 	/* the overlay's root directory is upper/'s: the instance's root owns it */
-	*ret_detail = "chown upper";
 	if (fchownat(mnt, "upper", owner, owner, AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
+		return step_error_set(e, STEP_TMPFS, errno, "chown upper");
 	*ret_fd = TAKE_FD(mnt);
 	return 0;
 }
@@ -647,7 +621,7 @@ static int make_upper(uint64_t size, uid_t owner, int *ret_fd, const char **ret_
  * so that what the snapshot's root (or User=) owns, the instance's root (or
  * User=) owns inside. The layer itself is never written: writes go to the
  * upper. */
-static int make_lower(const struct envelope_spec *s, int *ret_fd, const char **ret_detail)
+static int make_lower(const struct envelope_spec *s, int *ret_fd, struct step_error *e)
 {
 	struct mount_attr attr = {
 	    .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
@@ -655,39 +629,38 @@ static int make_lower(const struct envelope_spec *s, int *ret_fd, const char **r
 	};
 	_cleanup_close_ int mnt = -1;
 
-	*ret_detail = "open_tree of the snapshot";
 	mnt = syscall(SYS_open_tree, s->lower_fd, "",
 		      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
 	if (mnt < 0)
-		return -errno;
-	*ret_detail = "mount_setattr read-only, idmapped";
+		return step_error_set(e, "mount overlay", errno, "open_tree of the snapshot");
 	if (syscall(SYS_mount_setattr, mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) <
 	    0)
-		return -errno;
+		return step_error_set(e, "mount overlay", errno,
+				      "mount_setattr read-only, idmapped");
 	*ret_fd = TAKE_FD(mnt);
 	return 0;
 }
 
-static int validate_spec(const struct envelope_spec *s, struct envelope_error *e)
+static int validate_spec(const struct envelope_spec *s, struct step_error *e)
 {
 	if (!s->instance_id || !s->instance_id[0])
-		return set_error(e, "spec", EINVAL, "instance_id");
+		return step_error_set(e, "spec", EINVAL, "instance_id");
 	if (s->lower_fd < 0)
-		return set_error(e, "spec", EINVAL, "lower_fd");
+		return step_error_set(e, "spec", EINVAL, "lower_fd");
 	if (s->upper_size_bytes == 0)
-		return set_error(e, "spec", EINVAL, "upper_size_bytes");
+		return step_error_set(e, "spec", EINVAL, "upper_size_bytes");
 	if (s->exec_fd < 0 || !s->argv || !s->argv[0] || !s->envp)
-		return set_error(e, "spec", EINVAL, "exec_fd/argv/envp");
+		return step_error_set(e, "spec", EINVAL, "exec_fd/argv/envp");
 	if (s->n_pass_fds > ENVELOPE_MAX_PASS_FDS || (s->n_pass_fds && !s->pass_fds))
-		return set_error(e, "spec", EINVAL, "pass_fds");
+		return step_error_set(e, "spec", EINVAL, "pass_fds");
 	if (s->capabilities >> (read_last_cap() + 1))
-		return set_error(e, "spec", EINVAL, "capability beyond the kernel's last");
+		return step_error_set(e, "spec", EINVAL, "capability beyond the kernel's last");
 	/* never host ids 0..65535 (host root and system users); never unmapped */
 	if (s->host_id_base < UID_RANGE_SIZE || s->host_id_base > UINT32_MAX - UID_RANGE_SIZE + 1 ||
 	    s->idmap_userns_fd < 0)
-		return set_error(e, "spec", EINVAL, "host id range");
+		return step_error_set(e, "spec", EINVAL, "host id range");
 	if (s->uid >= UID_RANGE_SIZE || s->gid >= UID_RANGE_SIZE)
-		return set_error(e, "spec", EINVAL, "uid/gid beyond the instance's range");
+		return step_error_set(e, "spec", EINVAL, "uid/gid beyond the instance's range");
 	return 0;
 }
 
@@ -703,7 +676,7 @@ static void kill_and_reap(struct envelope_instance *e)
 
 /* One message from the child: 0 = EOF, 1 = a record (and *ret_fd = an fd
  * that came with it, else -1). */
-static int recv_report(int sock, struct child_report *rep, int *ret_fd)
+static int recv_report(int sock, struct step_error *rep, int *ret_fd)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
@@ -751,18 +724,13 @@ static int recv_report(int sock, struct child_report *rep, int *ret_fd)
  * (sandbox.h): answered CONTINUE here, once, before any service code
  * runs; every later exec is the agent's violation. 0 = continued, -EAGAIN =
  * not yet, else the spawn fails (an unexpected notification is refused). */
-static int continue_exec(int listener, pid_t pid, struct child_report *rep)
+static int continue_exec(int listener, pid_t pid, struct step_error *rep)
 {
 	struct seccomp_violation v = {0};
 	int r = seccomp_notify_continue_exec(listener, pid, &v);
 
-	if (r == -EPERM) {
-		memset(rep, 0, sizeof(*rep));
-		copy_str(rep->step, sizeof(rep->step), "seccomp");
-		rep->err = EPERM;
-		copy_str(rep->detail, sizeof(rep->detail), "a notification before the exec: ");
-		append(rep->detail, sizeof(rep->detail), v.name, -1);
-	}
+	if (r == -EPERM)
+		step_error_set(rep, "seccomp", EPERM, "a notification before the exec: %s", v.name);
 	return r;
 }
 
@@ -776,7 +744,7 @@ static int send_go(int sock, int userns)
  * seccomp listener, when the child sends one, comes before either and goes to
  * *ret_listener (the caller closes it on failure); with exec_notified, the
  * child's execveat then comes as a notification, answered CONTINUE once. */
-static int await_exec(int sock, pid_t pid, bool exec_notified, struct child_report *rep,
+static int await_exec(int sock, pid_t pid, bool exec_notified, struct step_error *rep,
 		      int *ret_listener)
 {
 	bool hung_up = false;
@@ -825,45 +793,53 @@ static int await_exec(int sock, pid_t pid, bool exec_notified, struct child_repo
 	}
 }
 
-int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *cgroups,
-		   struct envelope_instance **ret, struct envelope_error *ret_error)
+/* A spawn that failed part way (the cleanup of envelope_spawn's instance):
+ * the child killed and reaped, its cgroup and writable layer gone. */
+static void spawn_abortp(struct envelope_instance **p)
 {
-	_cleanup_free_ struct envelope_instance *e = NULL;
-	_cleanup_close_ int lower_fd = -1, userns = -1; /* the child's copies count */
-	int sv[2] = {-1, -1}, r;
-	const char *step = NULL, *detail = "";
-	struct child_report rep;
+	struct envelope_instance *e = *p;
 
-	r = validate_spec(spec, ret_error);
+	if (!e)
+		return;
+	if (e->pidfd >= 0)
+		kill_and_reap(e);
+	(void)envelope_cleanup(e);
+	envelope_free(e);
+}
+
+/* The parent's preparation: cgroup, writable layer, read-only lower. */
+static int spawn_prepare(const struct envelope_spec *spec, const struct cgroup_root *cgroups,
+			 struct envelope_instance *e, int *ret_lower_fd, struct step_error *err)
+{
+	int r;
+
+	r = cgroup_instance_create(cgroups, spec->instance_id, &spec->limits, &e->cgroup, err);
 	if (r < 0)
 		return r;
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return set_error(ret_error, "spec", ENOMEM, "");
-	e->pidfd = e->upper_fd = e->notify_fd = -1;
-
-	r = cgroup_instance_create(cgroups, spec->instance_id, &spec->limits, &e->cgroup, &step);
+	r = make_upper(spec->upper_size_bytes, spec->host_id_base, &e->upper_fd, err);
 	if (r < 0)
-		return set_error(ret_error, step, r, spec->instance_id);
-	r = make_upper(spec->upper_size_bytes, spec->host_id_base, &e->upper_fd, &detail);
-	if (r < 0) {
-		set_error(ret_error, "mount tmpfs", r, detail);
-		goto fail;
-	}
-	r = make_lower(spec, &lower_fd, &detail);
-	if (r < 0) {
-		set_error(ret_error, "mount overlay", r, detail);
-		goto fail;
-	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		r = set_error(ret_error, "clone", -errno, "socketpair");
-		goto fail;
-	}
+		return r;
+	return make_lower(spec, ret_lower_fd, err);
+}
+
+/* clone3 into the namespaces and the cgroup; the child runs child_main() and
+ * never returns here (nor runs the cleanups). *ret_sock: the parent's end of
+ * the report socket. */
+static int spawn_child(const struct envelope_spec *spec, struct envelope_instance *e, int lower_fd,
+		       int *ret_sock, struct step_error *err)
+{
+	_cleanup_close_ int parent_end = -1, child_end = -1;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return step_error_set(err, "clone", errno, "socketpair");
+	parent_end = sv[0];
+	child_end = sv[1];
 
 	struct child_ctx ctx = {
 	    .spec = spec,
 	    .cgroup = e->cgroup,
-	    .sock = sv[1],
+	    .sock = child_end,
 	    .upper_fd = e->upper_fd,
 	    .lower_fd = lower_fd,
 	    .last_cap = read_last_cap(),
@@ -876,68 +852,85 @@ int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *c
 	    .cgroup = (uint64_t)cgroup_instance_fd(e->cgroup),
 	};
 	long pid = syscall(SYS_clone3, &args, sizeof(args));
-	if (pid < 0) {
-		r = set_error(ret_error, "clone", -errno, "clone3");
-		goto fail;
-	}
+	if (pid < 0)
+		return step_error_set(err, "clone", errno, "clone3");
 	if (pid == 0) {
-		close(sv[0]);
+		close(parent_end);
 		child_main(&ctx);
 	}
 	e->pid = (pid_t)pid;
-	closep(&sv[1]);
-	sv[1] = -1;
-	close(TAKE_FD(lower_fd)); /* the child has its copy */
+	*ret_sock = TAKE_FD(parent_end);
+	return 0;
+}
+
+/* From here on the child waits for go: the link, its user namespace, go,
+ * then its exec or the step it failed. */
+static int spawn_go(const struct envelope_spec *spec, struct envelope_instance *e, int sock,
+		    struct step_error *err)
+{
+	_cleanup_close_ int userns = -1;
+	struct step_error rep;
+	int r, go_errno;
 
 	if (spec->setup_in_parent) {
 		r = spec->setup_in_parent(e->pid, e->pidfd, spec->userdata);
-		if (r != 0) {
-			r = set_error(ret_error, "setup in parent", r < 0 ? r : -EIO, "");
-			goto fail;
-		}
+		if (r != 0)
+			return step_error_set(err, "setup in parent", r < 0 ? r : -EIO, "%s", "");
 	}
 	/* A fresh user namespace for this instance alone (nothing of an
 	 * earlier instance's, such as its user keyrings, can be in it), made
 	 * while the child mounts. */
 	r = uid_range_userns_new(spec->host_id_base, &userns);
-	if (r < 0) {
-		set_error(ret_error, "user namespace", r, "new namespace mapping the host range");
-		goto fail;
-	}
+	if (r < 0)
+		return step_error_set(err, "user namespace", r,
+				      "new namespace mapping the host range");
 	/* A child that failed a step before "go" has reported and gone: the
 	 * send fails, the report is still to be read. */
-	int go_errno = -send_go(sv[0], userns);
+	go_errno = -send_go(sock, userns);
 	close(TAKE_FD(userns));
-	r = await_exec(sv[0], e->pid, spec->seccomp && spec->seccomp->exec_notified, &rep,
+	r = await_exec(sock, e->pid, spec->seccomp && spec->seccomp->exec_notified, &rep,
 		       &e->notify_fd);
-	if (r < 0) {
-		set_error(ret_error, "exec", r, "waiting for the child");
-		goto fail;
-	}
-	if (r > 0) {
-		r = set_error(ret_error, rep.step, rep.err, rep.detail);
-		goto fail;
-	}
-	if (go_errno) {
-		r = set_error(ret_error, "clone", -go_errno, "child gone before go");
-		goto fail;
-	}
+	if (r < 0)
+		return step_error_set(err, "exec", r, "waiting for the child");
+	if (r > 0)
+		return step_error_set(err, rep.step, rep.err, "%s", rep.detail);
+	if (go_errno)
+		return step_error_set(err, "clone", go_errno, "child gone before go");
 	/* fail closed: violations that nobody would hear of */
-	if (spec->seccomp && spec->seccomp->notify_insns && e->notify_fd < 0) {
-		r = set_error(ret_error, "seccomp", EPROTO, "no listener from the child");
-		goto fail;
-	}
-	closep(&sv[0]);
+	if (spec->seccomp && spec->seccomp->notify_insns && e->notify_fd < 0)
+		return step_error_set(err, "seccomp", EPROTO, "no listener from the child");
+	return 0;
+}
+
+int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *cgroups,
+		   struct envelope_instance **ret, struct step_error *ret_error)
+{
+	/* declared first, cleaned up last: the sockets are closed before the
+	 * child of a failed spawn is killed */
+	_cleanup_(spawn_abortp) struct envelope_instance *e = NULL;
+	_cleanup_close_ int lower_fd = -1, sock = -1; /* the child's copies count */
+	int r;
+
+	r = validate_spec(spec, ret_error);
+	if (r < 0)
+		return r;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return step_error_set(ret_error, "spec", ENOMEM, "%s", "");
+	e->pidfd = e->upper_fd = e->notify_fd = -1;
+
+	r = spawn_prepare(spec, cgroups, e, &lower_fd, ret_error);
+	if (r < 0)
+		return r;
+	r = spawn_child(spec, e, lower_fd, &sock, ret_error);
+	if (r < 0)
+		return r;
+	close(TAKE_FD(lower_fd)); /* the child has its copy */
+	r = spawn_go(spec, e, sock, ret_error);
+	if (r < 0)
+		return r;
 	*ret = TAKE_PTR(e);
 	return 0;
-fail:
-	closep(&sv[0]);
-	closep(&sv[1]);
-	if (e->pidfd >= 0)
-		kill_and_reap(e);
-	(void)envelope_cleanup(e);
-	envelope_free(TAKE_PTR(e));
-	return r;
 }
 
 pid_t envelope_pid(const struct envelope_instance *e)

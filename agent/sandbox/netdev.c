@@ -218,10 +218,11 @@ static int ifindex_in(int netns_fd, const char *ifname)
 	return index;
 }
 
+/* The step names itself; the kernel's errno says why. */
 #define STEP(what)                                                                                 \
 	do {                                                                                       \
 		if (r < 0) {                                                                       \
-			snprintf(ret_error, 256, "%s: %s", what, strerror(-r));                    \
+			step_error_set(ret_error, what, r, "%s", "");                              \
 			goto fail;                                                                 \
 		}                                                                                  \
 	} while (0)
@@ -235,16 +236,15 @@ static void gateway_of(int family, struct netdev_address *ret)
 		inet_pton(AF_INET6, NETDEV_GATEWAY6, &ret->v6);
 }
 
-int netdev_create_instance_link(const struct netdev_link_spec *spec, char ret_error[256])
+int netdev_create_instance_link(const struct netdev_link_spec *spec, struct step_error *ret_error)
 {
 	struct rtnl host = {0}, inner = {0};
 	int host_index = -1, inner_index, lo_index, r;
 	static const struct in6_addr any = IN6ADDR_ANY_INIT; /* also 0.0.0.0 */
 
-	if (spec->n_addresses == 0 || spec->n_addresses > ELEMENTSOF(spec->addresses)) {
-		snprintf(ret_error, 256, "an instance link needs one or two addresses");
-		return -EINVAL;
-	}
+	if (spec->n_addresses == 0 || spec->n_addresses > ELEMENTSOF(spec->addresses))
+		return step_error_set(ret_error, "spec", EINVAL,
+				      "an instance link needs one or two addresses");
 	r = rtnl_open(&host);
 	STEP("rtnetlink");
 	r = link_create_veth(&host, spec->host_ifname, NETDEV_INNER_IFNAME, spec->netns_fd);

@@ -11,6 +11,8 @@
 #include <netinet/in.h>
 #include <signal.h>
 
+#include "step_error.h"
+
 /* Host uid/gid ranges for the instances' user namespaces (docs/userns.md).
  *
  * Every instance runs in a user namespace of its own that maps its ids
@@ -36,7 +38,6 @@
  * use and kept: the instance's read-only snapshot is mounted idmapped
  * through it (nothing ever runs in that namespace, so nothing an instance
  * does is kept in it; each instance enters a fresh namespace of its own). */
-
 
 #define UID_RANGE_SIZE 65536u
 #define UID_RANGE_REGION_FIRST 0x70000000u
@@ -98,7 +99,6 @@ int uid_range_userns_new(uid_t base, int *ret_fd);
  * Under systemd that is what Delegate=yes allows (systemd 252 has no
  * DelegateSubgroup=). In the root cgroup (a test outside systemd) nothing
  * moves: the root is exempt from the rule. */
-
 
 enum cgroup_controller {
 	CGROUP_MEMORY,
@@ -164,12 +164,12 @@ struct cgroup_limits {
 struct cgroup_instance;
 
 /* mkdir NAME/id in cgroup2 (and in each v1 hierarchy a limit needs) and
- * write the limits. On failure nothing stays behind and *ret_step names the
- * step ("cgroup create", "cgroup memory", "cgroup pids", "cgroup cpu"); an
- * existing directory is -EEXIST. */
+ * write the limits. On failure nothing stays behind and ret_error names the
+ * step ("cgroup create", "cgroup memory", "cgroup pids", "cgroup cpu", with
+ * the id as its detail); an existing directory is -EEXIST. */
 int cgroup_instance_create(const struct cgroup_root *r, const char *id,
 			   const struct cgroup_limits *limits, struct cgroup_instance **ret,
-			   const char **ret_step);
+			   struct step_error *ret_error);
 /* The cgroup2 directory, O_RDONLY|O_DIRECTORY, for CLONE_INTO_CGROUP. */
 int cgroup_instance_fd(const struct cgroup_instance *c);
 const char *cgroup_instance_path(const struct cgroup_instance *c);
@@ -221,7 +221,6 @@ void cgroup_instance_free(struct cgroup_instance *c);
  * execveat is then a notification too, which the spawner answers with
  * SECCOMP_USER_NOTIF_FLAG_CONTINUE, once, before any service code has run
  * (seccomp_notify_continue_exec()); every later exec is a violation. */
-
 
 /* The descriptor number the envelope moves the service binary to before it
  * loads the filter and calls execveat(SECCOMP_POLICY_EXEC_FD, "", ...,
@@ -304,8 +303,6 @@ void seccomp_program_free(struct seccomp_program *p);
  * EPOLLHUP in revents) the instance is gone: disable the source (the fd stays
  * owned by the envelope instance). */
 
-
-
 #define SECCOMP_VIOLATION_NAME_MAX 32
 
 struct seccomp_notif;
@@ -377,7 +374,6 @@ json_t *seccomp_violation_evidence(const struct seccomp_violation *v);
  * same on every instance link, so no pool address is spent on the host.
  * rtnetlink through libmnl. */
 
-
 #define NETDEV_GATEWAY4 "169.254.0.1"
 #define NETDEV_GATEWAY6 "fe80::1"
 #define NETDEV_INNER_IFNAME "eth0"
@@ -392,14 +388,14 @@ struct netdev_address {
 
 struct netdev_link_spec {
 	char host_ifname[IFNAMSIZ];
-	int netns_fd; /* the instance's network namespace */
+	int netns_fd;			    /* the instance's network namespace */
 	struct netdev_address addresses[2]; /* at most one IPv4 and one IPv6 */
 	size_t n_addresses;
 };
 
 /* Create and configure the pair. On failure nothing is left behind and
- * ret_error says which step failed. */
-int netdev_create_instance_link(const struct netdev_link_spec *spec, char ret_error[256]);
+ * ret_error says which step failed ("create veth", "instance address", ...). */
+int netdev_create_instance_link(const struct netdev_link_spec *spec, struct step_error *ret_error);
 
 /* Delete a link by name (its veth peer goes with it). -ENODEV if absent. */
 int netdev_delete_link(const char *ifname);
@@ -429,7 +425,7 @@ void fd_graveyard_stop(void);
 /* The envelope: confine and start one service instance.
  *
  * envelope_spawn() runs the recipe below; every step fails closed, and the
- * failing step comes back in struct envelope_error (the service binary is then
+ * failing step comes back in a struct step_error (the service binary is then
  * never executed and nothing of the attempt remains):
  *
  *   parent: cgroup (cgroup_instance_create: dir + limits)
@@ -486,14 +482,12 @@ void fd_graveyard_stop(void);
  * the rest of its namespace. It runs with umask 0022. Writes anywhere in the
  * root (/tmp included) go to the size-limited tmpfs upper layer. */
 
-
-
 #define ENVELOPE_MAX_PASS_FDS 64
 
 struct envelope_spec {
 	const char *instance_id;   /* names the cgroup; [^/]+, unique among instances */
-	int lower_fd; /* the verified snapshot root (a directory fd, not owned): cloned
-		       * (open_tree) as the overlay's read-only lower, never by path */
+	int lower_fd;		   /* the verified snapshot root (a directory fd, not owned): cloned
+				    * (open_tree) as the overlay's read-only lower, never by path */
 	uint64_t upper_size_bytes; /* tmpfs for upper + work (WritableSize=), > 0 */
 	int exec_fd;		   /* the binary to run (sealed memfd or any fd) */
 	char *const *argv;	   /* argv[0] is what the service sees */
@@ -516,8 +510,8 @@ struct envelope_spec {
 	const int *pass_fds;  /* become fds 3, 4, ... in the instance */
 	size_t n_pass_fds;
 	/* Called in the parent after clone3, while the child does its mounts
-	 * (then waits before its credentials change). Non-zero return: the child is killed, the spawn fails
-	 * (step "setup in parent", err = the return value if negative). */
+	 * (then waits before its credentials change). Non-zero return: the child is killed, the
+	 * spawn fails (step "setup in parent", err = the return value if negative). */
 	int (*setup_in_parent)(pid_t pid, int pidfd, void *userdata);
 	void *userdata;
 };
@@ -525,18 +519,14 @@ struct envelope_spec {
 /* Zero the spec and set lower_fd, exec_fd, the stdio fds and idmap_userns_fd to -1. */
 void envelope_spec_init(struct envelope_spec *spec);
 
-struct envelope_error {
-	char step[32];	  /* "mount overlay", "pivot_root", "seccomp", "cgroup memory", ... */
-	int err;	  /* positive errno */
-	char detail[256]; /* what was being done, e.g. the path */
-};
-
 struct envelope_instance;
 
-/* Start one instance. On failure returns -errno, fills *ret_error and leaves
- * nothing behind (no process, cgroup or mount). */
+/* Start one instance. On failure returns -errno, fills *ret_error (step:
+ * "mount overlay", "pivot_root", "seccomp", "cgroup memory", ...; err: always
+ * set; detail: what was being done, e.g. the path) and leaves nothing behind
+ * (no process, cgroup or mount). step_error_format() words it for a log. */
 int envelope_spawn(const struct envelope_spec *spec, const struct cgroup_root *cgroups,
-		   struct envelope_instance **ret, struct envelope_error *ret_error);
+		   struct envelope_instance **ret, struct step_error *ret_error);
 
 pid_t envelope_pid(const struct envelope_instance *e);
 int envelope_pidfd(const struct envelope_instance *e); /* owned by the instance */
@@ -570,6 +560,3 @@ int envelope_wait(struct envelope_instance *e, siginfo_t *ret_info);
 int envelope_cleanup(struct envelope_instance *e);
 /* Frees memory and fds (cleans up first if envelope_cleanup() was not done). */
 void envelope_free(struct envelope_instance *e);
-
-/* "step: detail: strerror" into buf (for the caller's log line). */
-const char *envelope_error_format(const struct envelope_error *e, char *buf, size_t size);

@@ -192,12 +192,13 @@ static void on_healthy(struct instance *i, void *u)
 }
 
 /* One launch of the whole instance; its time until accepting, or < 0. */
-static double launch_instance(sd_event *event, const struct instance_spec *base, unsigned n)
+static double launch_one_instance(sd_event *event, const struct instance_spec *base, unsigned n)
 {
 	struct instance_spec spec = *base;
 	struct instance_hooks hooks = {.on_healthy = on_healthy};
 	struct instance *instance = NULL;
-	char id[32], ifname[16], step[32], detail[320];
+	char id[32], ifname[16];
+	struct step_error error = {0};
 	double start, t;
 	int r;
 
@@ -210,9 +211,9 @@ static double launch_instance(sd_event *event, const struct instance_spec *base,
 	spec.n_addresses = 1;
 
 	start = now_ms();
-	r = instance_start(event, &spec, &hooks, &instance, step, detail);
+	r = instance_start(event, &spec, &hooks, &instance, &error);
 	if (r < 0) {
-		fprintf(stderr, "bench: instance_start: %s: %s\n", step, detail);
+		fprintf(stderr, "bench: instance_start: %s: %s\n", error.step, error.detail);
 		return -1;
 	}
 	if (getenv("BENCH_SPLIT"))
@@ -303,7 +304,8 @@ static int time_v1_moves(const char *dir, bool by_pid, double *v, int n)
 		close(result[1]);
 		if (by_pid) {
 			char text[32];
-			int fd = open(procs, O_WRONLY | O_CLOEXEC), k = snprintf(text, sizeof(text), "%d", (int)pid);
+			int fd = open(procs, O_WRONLY | O_CLOEXEC),
+			    k = snprintf(text, sizeof(text), "%d", (int)pid);
 			double t0 = now_ms();
 			if (fd < 0 || write(fd, text, (size_t)k) != k) {
 				close(fd);
@@ -323,7 +325,8 @@ static int time_v1_moves(const char *dir, bool by_pid, double *v, int n)
 			return -EIO;
 		if (!by_pid)
 			v[i] = t;
-		usleep(20000); /* let the kernel's RCU sync state go idle again, as between launches */
+		usleep(
+		    20000); /* let the kernel's RCU sync state go idle again, as between launches */
 	}
 	return 0;
 }
@@ -385,20 +388,40 @@ int main(void)
 
 	{
 		struct instance_spec spec = {
-			.policy = &policy,
-			.snapshot = snapshot,
-			.seccomp = seccomp,
-			.cgroups = cgroups,
-			.uid = 1000,
-			.gid = 1000,
+		    .policy = &policy,
+		    .snapshot = snapshot,
+		    .seccomp = seccomp,
+		    .cgroups = cgroups,
+		    .uid = 1000,
+		    .gid = 1000,
 		};
-		char *bwrap_argv[] = {"/usr/bin/bwrap", "--unshare-pid", "--unshare-uts",
-				      "--unshare-ipc", "--unshare-cgroup", "--ro-bind", lower, "/",
-				      "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-				      "--cap-drop", "ALL", "--die-with-parent", "/bin/busybox",
-				      "httpd", "-f", "-p", port_text, "-h", "/www", NULL};
-		char *bare_argv[] = {"/bin/busybox", "httpd", "-f", "-p", port_text, "-h",
-				     snapshot_dir, NULL};
+		char *bwrap_argv[] = {"/usr/bin/bwrap",
+				      "--unshare-pid",
+				      "--unshare-uts",
+				      "--unshare-ipc",
+				      "--unshare-cgroup",
+				      "--ro-bind",
+				      lower,
+				      "/",
+				      "--dev",
+				      "/dev",
+				      "--proc",
+				      "/proc",
+				      "--tmpfs",
+				      "/tmp",
+				      "--cap-drop",
+				      "ALL",
+				      "--die-with-parent",
+				      "/bin/busybox",
+				      "httpd",
+				      "-f",
+				      "-p",
+				      port_text,
+				      "-h",
+				      "/www",
+				      NULL};
+		char *bare_argv[] = {"/bin/busybox", "httpd", "-f",	    "-p",
+				     port_text,	     "-h",    snapshot_dir, NULL};
 
 		struct snapshot_error error;
 
@@ -410,10 +433,10 @@ int main(void)
 		for (int i = 0; i < ROUNDS; i++) {
 			/* a fresh port each round: no TIME_WAIT in the way */
 			snprintf(port_text, sizeof(port_text), "%d", 30000 + i);
-			inst[i] = launch_instance(event, &spec, (unsigned)i);
+			inst[i] = launch_one_instance(event, &spec, (unsigned)i);
 			policy.memory_max_bytes = 0;
 			policy.tasks_max = 0;
-			inst_nolimits[i] = launch_instance(event, &spec, (unsigned)(1000 + i));
+			inst_nolimits[i] = launch_one_instance(event, &spec, (unsigned)(1000 + i));
 			policy.memory_max_bytes = 64u << 20;
 			policy.tasks_max = 64;
 			bw[i] = launch_process(bwrap_argv, (uint16_t)(30000 + i));
@@ -429,7 +452,8 @@ int main(void)
 	       "launches each, interleaved\n\n",
 	       ROUNDS);
 	printf("| %-44s | %8s | %8s | %8s |\n", "launch", "median", "p95", "min");
-	printf("|----------------------------------------------|----------|----------|----------|\n");
+	printf(
+	    "|----------------------------------------------|----------|----------|----------|\n");
 	print_row("instance (envelope, limits, link)", inst, ROUNDS);
 	print_row("instance without memory/pids limits", inst_nolimits, ROUNDS);
 	print_row("bwrap (namespaces, read-only root, no link)", bw, ROUNDS);
@@ -474,10 +498,11 @@ int main(void)
 		(void)rmdir(dir);
 		print_row("v1 move: parent writes pid to cgroup.procs", by_pid, MOVES);
 		print_row("v1 move: child writes 0 to tasks (agent)", by_self, MOVES);
-		printf("\nthis host is hybrid: the memory and pids limits live in cgroup v1 and the "
-		       "child moves itself there (last row); moving it by pid write-locks the "
-		       "kernel's global threadgroup rwsem and waits for an RCU grace period (the row "
-		       "above it) unless favordynmods was ever set on this boot\n");
+		printf(
+		    "\nthis host is hybrid: the memory and pids limits live in cgroup v1 and the "
+		    "child moves itself there (last row); moving it by pid write-locks the "
+		    "kernel's global threadgroup rwsem and waits for an RCU grace period (the row "
+		    "above it) unless favordynmods was ever set on this boot\n");
 	} else {
 		printf("\nthis host is unified: the child is cloned straight into its cgroup "
 		       "(CLONE_INTO_CGROUP), limits included\n");

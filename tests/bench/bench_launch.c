@@ -112,7 +112,7 @@ static double launch_envelope(struct envelope_spec *spec, const struct cgroup_ro
 	int pfd[2];
 	char id[32];
 	struct envelope_instance *e = NULL;
-	struct envelope_error err;
+	struct step_error err;
 	double t0, t1;
 
 	if (pipe2(pfd, O_CLOEXEC) < 0)
@@ -123,9 +123,8 @@ static double launch_envelope(struct envelope_spec *spec, const struct cgroup_ro
 	spec->n_pass_fds = 1;
 	t0 = now_ms();
 	if (envelope_spawn(spec, root, &e, &err) < 0) {
-		char buf[512];
-		fprintf(stderr, "bench: envelope: %s\n",
-			envelope_error_format(&err, buf, sizeof(buf)));
+		char buf[STEP_ERROR_FORMAT_MAX];
+		fprintf(stderr, "bench: envelope: %s\n", step_error_format(&err, buf, sizeof(buf)));
 		close(pfd[0]);
 		close(pfd[1]);
 		return -1;

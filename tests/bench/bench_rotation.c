@@ -111,10 +111,14 @@ static int make_period(size_t n, size_t idx, struct period *p)
 	for (size_t i = 0; i < n; i++) {
 		struct rotator_service *s = &p->svcs[i];
 		struct schedule_params sp = {
-			.key = key, .key_len = sizeof(key), .service = p->names[i],
-			.first = (uint16_t)(10000 + i * RANGE),
-			.last = (uint16_t)(10000 + i * RANGE + RANGE - 1),
-			.interval_sec = 60, .grace_sec = 15, .n_decoys = decoys_per_service,
+		    .key = key,
+		    .key_len = sizeof(key),
+		    .service = p->names[i],
+		    .first = (uint16_t)(10000 + i * RANGE),
+		    .last = (uint16_t)(10000 + i * RANGE + RANGE - 1),
+		    .interval_sec = 60,
+		    .grace_sec = 15,
+		    .n_decoys = decoys_per_service,
 		};
 		struct schedule_result res;
 		int r;
@@ -142,10 +146,10 @@ static int make_period(size_t n, size_t idx, struct period *p)
  * idle bank loaded with what is valid after the next change time. */
 static struct rotator_plan plan_of(const struct period *periods, size_t i)
 {
-	return (struct rotator_plan){ .services = periods[i].svcs,
-				      .n_services = periods[i].n,
-				      .next = periods[i + 1].svcs,
-				      .n_next = periods[i + 1].n };
+	return (struct rotator_plan){.services = periods[i].svcs,
+				     .n_services = periods[i].n,
+				     .next = periods[i + 1].svcs,
+				     .n_next = periods[i + 1].n};
 }
 
 /* --- the nft side: both banks modelled here, the changes as nft text ------------
@@ -155,8 +159,8 @@ static struct rotator_plan plan_of(const struct period *periods, size_t i)
 /* The per-bank sets the bench fills (all backends are IPv4: svc6, local6
  * stay empty) and, last, the shared union of both banks' backends. */
 static const char *const bank_sets[2][4] = {
-	{ "svc4_0", "local4_0", "decoys_0", "backends4" },
-	{ "svc4_1", "local4_1", "decoys_1", "backends4" },
+    {"svc4_0", "local4_0", "decoys_0", "backends4"},
+    {"svc4_1", "local4_1", "decoys_1", "backends4"},
 };
 
 struct line {
@@ -193,7 +197,7 @@ static struct line *period_lines(const struct period *p, unsigned bank, size_t *
 		return NULL;
 	for (size_t i = 0; i < p->n; i++) {
 		const struct rotator_service *s = &p->svcs[i];
-		uint16_t ports[2] = { s->port, s->grace_port };
+		uint16_t ports[2] = {s->port, s->grace_port};
 		char a[INET_ADDRSTRLEN];
 
 		inet_ntop(AF_INET, &s->backend.in, a, sizeof(a));
@@ -231,8 +235,7 @@ static const struct line *find(const struct line *l, size_t n, const struct line
 }
 
 /* `verb element` for the elements of l that are in set, if there are any. */
-static void put_elements(FILE *f, const char *verb, const char *set, const struct line *l,
-			 size_t n)
+static void put_elements(FILE *f, const char *verb, const char *set, const struct line *l, size_t n)
 {
 	size_t cnt = 0;
 
@@ -278,19 +281,23 @@ static int write_initial_script(const char *path, struct model *m, const struct 
 	fputs("table inet " BENCH_TABLE "\ndelete table inet " BENCH_TABLE "\n", f);
 	fputs("table inet " BENCH_TABLE " {\n", f);
 	for (unsigned b = 0; b < 2; b++)
-		fprintf(f,
-			" map svc4_%u { type inet_proto . inet_service : ipv4_addr . inet_service; }\n"
-			" map svc6_%u { type inet_proto . inet_service : ipv6_addr . inet_service; }\n"
-			" map local4_%u { type inet_proto . inet_service : ipv4_addr . inet_service; }\n"
-			" map local6_%u { type inet_proto . inet_service : ipv6_addr . inet_service; }\n"
-			" set decoys_%u { type inet_proto . inet_service; }\n",
-			b, b, b, b, b);
+		fprintf(
+		    f,
+		    " map svc4_%u { type inet_proto . inet_service : ipv4_addr . inet_service; }\n"
+		    " map svc6_%u { type inet_proto . inet_service : ipv6_addr . inet_service; }\n"
+		    " map local4_%u { type inet_proto . inet_service : ipv4_addr . inet_service; "
+		    "}\n"
+		    " map local6_%u { type inet_proto . inet_service : ipv6_addr . inet_service; "
+		    "}\n"
+		    " set decoys_%u { type inet_proto . inet_service; }\n",
+		    b, b, b, b, b);
 	fputs(" set active0 { type nf_proto; }\n"
 	      " set active1 { type nf_proto; }\n"
 	      " set backends4 { type inet_proto . ipv4_addr . inet_service; }\n"
 	      " set backends6 { type inet_proto . ipv6_addr . inet_service; }\n"
 	      "}\n"
-	      "add element inet " BENCH_TABLE " active0 { ipv4, ipv6 }\n", f);
+	      "add element inet " BENCH_TABLE " active0 { ipv4, ipv6 }\n",
+	      f);
 	/* a backend in both banks is added twice: `add` of an existing element
 	 * is no error, the set holds the union */
 	for (unsigned b = 0; b < 2; b++)
@@ -384,9 +391,8 @@ static int64_t run_nft(const char *path)
 /* The four transactions of a run, in the order of the table's rows:
  * kind = (period is a grace end) * 2 + (staging). */
 enum { SWITCH_BOUNDARY, STAGING_BOUNDARY, SWITCH_GRACE_END, STAGING_GRACE_END, N_KINDS };
-static const char *const kind_name[N_KINDS] = {
-	"boundary: switch", "boundary: staging", "grace end: switch", "grace end: staging"
-};
+static const char *const kind_name[N_KINDS] = {"boundary: switch", "boundary: staging",
+					       "grace end: switch", "grace end: staging"};
 #define KIND(period, staging) (((period) % 2 ? 0 : 2) + (staging))
 
 struct result {
@@ -399,8 +405,8 @@ struct result {
  * first all of the rotator's, then all of nft's. */
 static int bench(size_t n, const char *dir, struct result res[N_KINDS])
 {
-	struct rotator_config cfg = { .nflog_group = 7, .block_timeout_sec = 600 };
-	struct rotator_error err = {};
+	struct rotator_config cfg = {.nflog_group = 7, .block_timeout_sec = 600};
+	struct step_error err = {};
 	struct rotator *rot = NULL;
 	struct period periods[N_PERIODS] = {};
 	uint64_t ours[N_KINDS][RUNS], theirs[N_KINDS][RUNS];
@@ -414,7 +420,8 @@ static int bench(size_t n, const char *dir, struct result res[N_KINDS])
 		r = make_period(n, i, &periods[i]);
 	for (size_t i = 0; i < N_PERIODS - 1; i++)
 		for (size_t k = 0; k < 2; k++)
-			snprintf(path[i][k], sizeof(path[i][k]), "%s/%zu-%zu-%zu.nft", dir, n, i, k);
+			snprintf(path[i][k], sizeof(path[i][k]), "%s/%zu-%zu-%zu.nft", dir, n, i,
+				 k);
 	if (r >= 0)
 		r = write_initial_script(path[0][0], &model, periods);
 	for (size_t i = 1; r >= 0 && i < N_PERIODS - 1; i++)
@@ -449,13 +456,14 @@ static int bench(size_t n, const char *dir, struct result res[N_KINDS])
 			/* the switch: the four elements of the active sets, whatever n */
 			want_del = staging ? del[i] : 2;
 			want_add = staging ? add[i] : 2;
-			if (st.switched == (bool)staging || st.full || st.elements_deleted != want_del ||
-			    st.elements_added != want_add) {
-				fprintf(stderr,
-					"bench: period %zu, %s: the rotator sent -%zu +%zu elements "
-					"(switched %d, full %d), want -%zu +%zu (switched %d)\n",
-					i, kind_name[k], st.elements_deleted, st.elements_added,
-					st.switched, st.full, want_del, want_add, !staging);
+			if (st.switched == (bool)staging || st.full ||
+			    st.elements_deleted != want_del || st.elements_added != want_add) {
+				fprintf(
+				    stderr,
+				    "bench: period %zu, %s: the rotator sent -%zu +%zu elements "
+				    "(switched %d, full %d), want -%zu +%zu (switched %d)\n",
+				    i, kind_name[k], st.elements_deleted, st.elements_added,
+				    st.switched, st.full, want_del, want_add, !staging);
 				r = -EPROTO;
 				goto out;
 			}
@@ -464,8 +472,8 @@ static int bench(size_t n, const char *dir, struct result res[N_KINDS])
 		}
 	}
 	if (r < 0) {
-		fprintf(stderr, "bench: rotator: %s (%s: %s)\n", strerror(-r), err.object,
-			err.message);
+		fprintf(stderr, "bench: rotator: %s (%s: %s)\n", strerror(-r), err.step,
+			err.detail);
 		goto out;
 	}
 
@@ -493,7 +501,7 @@ static int bench(size_t n, const char *dir, struct result res[N_KINDS])
 	}
 out:
 	if (rot && rotator_remove(rot, &err) < 0 && r >= 0) {
-		fprintf(stderr, "bench: removing the table: %s\n", err.message);
+		fprintf(stderr, "bench: removing the table: %s\n", err.detail);
 		r = -EIO;
 	}
 	rotator_free(rot);
@@ -512,14 +520,14 @@ static const struct {
 	const char *what;
 	unsigned decoys;
 } configs[] = {
-	{ "the agent's: ports move, 8 decoys per service", DECOYS },
-	{ "ports only (Decoys=0)", 0 },
+    {"the agent's: ports move, 8 decoys per service", DECOYS},
+    {"ports only (Decoys=0)", 0},
 };
 
 int main(void)
 {
-	static const size_t sizes[] = { 64, 1024 };
-	static const double targets[] = { 30, 10 };
+	static const size_t sizes[] = {64, 1024};
+	static const double targets[] = {30, 10};
 	char dir[] = "/tmp/bench-rotation-XXXXXX";
 	int r;
 
@@ -566,19 +574,20 @@ int main(void)
 			for (size_t k = 0; k < N_KINDS; k++) {
 				double ratio = (double)res[k].theirs / (double)res[k].ours;
 
-				printf("| %8zu | %-19s | %7zu | %5zu | %12.3f | %11.3f | %5.1fx |\n",
-				       sizes[i], kind_name[k], res[k].del, res[k].add,
-				       (double)res[k].ours / 1e6, (double)res[k].theirs / 1e6,
-				       ratio);
+				printf(
+				    "| %8zu | %-19s | %7zu | %5zu | %12.3f | %11.3f | %5.1fx |\n",
+				    sizes[i], kind_name[k], res[k].del, res[k].add,
+				    (double)res[k].ours / 1e6, (double)res[k].theirs / 1e6, ratio);
 				if (k == SWITCH_BOUNDARY && ratio < targets[i])
 					ok = false;
 				if (k == STAGING_BOUNDARY)
 					staging_ratio[i] = ratio;
 			}
 		}
-		printf("\ntargets (the transaction that moves the ports at a boundary): >= 30x for 64 "
-		       "services, >= 10x for 1024: %s\n",
-		       ok ? "met" : "NOT met");
+		printf(
+		    "\ntargets (the transaction that moves the ports at a boundary): >= 30x for 64 "
+		    "services, >= 10x for 1024: %s\n",
+		    ok ? "met" : "NOT met");
 		printf("staging after a boundary (off the boundary, no target): %.1fx for 64 "
 		       "services, %.1fx for 1024\n",
 		       staging_ratio[0], staging_ratio[1]);

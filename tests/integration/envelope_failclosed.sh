@@ -1,7 +1,7 @@
 #!/bin/bash
 # The envelope fails closed: with one step made impossible at a time, the
-# spawn is refused, envelope_error names the step, the target program never
-# runs (it would write "ran" into a marker file passed as fd 3, and print
+# spawn is refused, its struct step_error names the step, the target program
+# never runs (it would write "ran" into a marker file passed as fd 3, and print
 # TARGET-RAN), and no cgroup, mount or process remains. The same target with
 # nothing broken does write the marker (so the check can fail).
 set -u

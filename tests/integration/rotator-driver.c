@@ -98,8 +98,9 @@ static int parse_egress(char *spec, struct rotator_egress *e)
 		if (parse_addr(at + 1, &e->destination) < 0)
 			return -EINVAL;
 		e->has_destination = true;
-		e->prefix_len = plen ? (unsigned)atoi(plen) :
-				       e->destination.family == AF_INET ? 32 : 128;
+		e->prefix_len = plen				   ? (unsigned)atoi(plen)
+				: e->destination.family == AF_INET ? 32
+								   : 128;
 	}
 	dash = strchr(slash + 1, '-');
 	e->port_first = (uint16_t)atoi(slash + 1);
@@ -141,16 +142,16 @@ static int parse_instance(char *spec, struct rotator_instance *in, struct rotato
 	return 0;
 }
 
-static int print_err(const char *what, int r, const struct rotator_error *err)
+static int print_err(const char *what, int r, const struct step_error *err)
 {
-	fprintf(stderr, "%s: %s (object: %s; kernel: %s)\n", what, strerror(-r), err->object,
-		err->message);
+	fprintf(stderr, "%s: %s (object: %s; kernel: %s)\n", what, strerror(-r), err->step,
+		err->detail);
 	return 1;
 }
 
 static int serve(uint16_t port)
 {
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
 	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0), zero = 0, one = 1;
 
 	if (fd < 0 || setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0 ||
@@ -175,7 +176,7 @@ static int serve(uint16_t port)
 /* TCP echo on [::]:PORT, one child per connection (held connections) */
 static int echo_serve(uint16_t port, const char *greeting)
 {
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
 	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0), zero = 0, one = 1;
 
 	if (fd < 0 || setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0 ||
@@ -195,7 +196,8 @@ static int echo_serve(uint16_t port, const char *greeting)
 		if (c < 0)
 			continue;
 		if (fork() == 0) {
-			if (greeting && (write(c, greeting, strlen(greeting)) < 0 || write(c, "\n", 1) < 0))
+			if (greeting &&
+			    (write(c, greeting, strlen(greeting)) < 0 || write(c, "\n", 1) < 0))
 				_exit(1);
 			while ((n = read(c, buf, sizeof(buf))) > 0)
 				if (write(c, buf, (size_t)n) != n)
@@ -208,8 +210,8 @@ static int echo_serve(uint16_t port, const char *greeting)
 
 int main(int argc, char **argv)
 {
-	struct rotator_config cfg = { .nflog_group = 7, .block_timeout_sec = 600 };
-	struct rotator_error err = {};
+	struct rotator_config cfg = {.nflog_group = 7, .block_timeout_sec = 600};
+	struct step_error err = {};
 	struct rotator *rot = NULL;
 	int opt, r;
 
@@ -246,7 +248,7 @@ int main(int argc, char **argv)
 		printf("listening\n");
 		fflush(stdout);
 		for (int waited = 0; got < want && waited < 100; waited++) {
-			struct pollfd pfd = { .fd = rotator_honeypot_fd(h), .events = POLLIN };
+			struct pollfd pfd = {.fd = rotator_honeypot_fd(h), .events = POLLIN};
 
 			if (poll(&pfd, 1, 100) > 0) {
 				r = rotator_honeypot_accept_all(h);
@@ -289,13 +291,15 @@ int main(int argc, char **argv)
 				char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN];
 				char ifname[IF_NAMESIZE] = "?";
 
-				inet_ntop(drops[i].source.family, drops[i].source.family == AF_INET ?
-					  (void *)&drops[i].source.in : &drops[i].source.in6,
+				inet_ntop(drops[i].source.family,
+					  drops[i].source.family == AF_INET
+					      ? (void *)&drops[i].source.in
+					      : &drops[i].source.in6,
 					  src, sizeof(src));
 				inet_ntop(drops[i].destination.family,
-					  drops[i].destination.family == AF_INET ?
-						  (void *)&drops[i].destination.in :
-						  &drops[i].destination.in6,
+					  drops[i].destination.family == AF_INET
+					      ? (void *)&drops[i].destination.in
+					      : &drops[i].destination.in6,
 					  dst, sizeof(dst));
 				if (drops[i].ifindex)
 					if_indextoname(drops[i].ifindex, ifname);
@@ -372,7 +376,8 @@ int main(int argc, char **argv)
 			char text[INET6_ADDRSTRLEN];
 
 			inet_ntop(list[i].source.family, &list[i].source.in6, text, sizeof(text));
-			printf("blocked %s %llu\n", text, (unsigned long long)list[i].expires_in_ms);
+			printf("blocked %s %llu\n", text,
+			       (unsigned long long)list[i].expires_in_ms);
 		}
 		free(list);
 		return 0;
@@ -385,12 +390,12 @@ int main(int argc, char **argv)
 		struct rotator_instance *insts = calloc((size_t)n + 1, sizeof(*insts));
 		struct rotator_addr(*iaddrs)[2] = calloc((size_t)n + 1, sizeof(*iaddrs));
 		struct rotator_egress(*iegress)[ROTATOR_MAX_EGRESS] =
-			calloc((size_t)n + 1, sizeof(*iegress));
+		    calloc((size_t)n + 1, sizeof(*iegress));
 		struct rotator_service *next = calloc((size_t)n + 1, sizeof(*next));
-		uint16_t(*next_decoys)[ROTATOR_MAX_DECOYS] = calloc((size_t)n + 1,
-								     sizeof(*next_decoys));
-		struct rotator_plan plan = { .services = svcs, .unblock = unblock, .instances = insts,
-					     .next = next };
+		uint16_t(*next_decoys)[ROTATOR_MAX_DECOYS] =
+		    calloc((size_t)n + 1, sizeof(*next_decoys));
+		struct rotator_plan plan = {
+		    .services = svcs, .unblock = unblock, .instances = insts, .next = next};
 
 		int step = 0;
 		bool switch_only = false;
@@ -411,14 +416,16 @@ int main(int argc, char **argv)
 					return print_err("apply", r, &err);
 				}
 				rotator_last_stats(rot, &st);
-				printf("step %d: -%zu +%zu msgs %zu%s%s", ++step, st.elements_deleted,
-				       st.elements_added, st.messages, st.full ? " full" : "",
-				       st.switched ? " switched" : "");
+				printf("step %d: -%zu +%zu msgs %zu%s%s", ++step,
+				       st.elements_deleted, st.elements_added, st.messages,
+				       st.full ? " full" : "", st.switched ? " switched" : "");
 				if (getenv("MTD_DRIVER_TIME"))
-					printf(" %.3f ms", (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-								   (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+					printf(" %.3f ms",
+					       (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+						   (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 				printf("\n");
-				plan.n_services = plan.n_unblock = plan.n_instances = plan.n_next = 0;
+				plan.n_services = plan.n_unblock = plan.n_instances = plan.n_next =
+				    0;
 				continue;
 			}
 			if (strcmp(argv[i], "switch") == 0) {
@@ -437,7 +444,8 @@ int main(int argc, char **argv)
 			if (strcmp(argv[i], "-i") == 0 && i + 1 < argc) {
 				size_t k = plan.n_instances++;
 
-				if (parse_instance(argv[++i], &insts[k], iaddrs[k], iegress[k]) < 0) {
+				if (parse_instance(argv[++i], &insts[k], iaddrs[k], iegress[k]) <
+				    0) {
 					fprintf(stderr, "bad instance spec\n");
 					return 2;
 				}
@@ -455,7 +463,8 @@ int main(int argc, char **argv)
 			}
 			plan.n_services++;
 		}
-		printf("applied persist=%d adopted=%d\n", !!(rotator_flags(rot) & ROTATOR_F_PERSIST),
+		printf("applied persist=%d adopted=%d\n",
+		       !!(rotator_flags(rot) & ROTATOR_F_PERSIST),
 		       !!(rotator_flags(rot) & ROTATOR_F_ADOPTED));
 		rotator_free(rot);
 		free(svcs);

@@ -110,7 +110,7 @@ int main(int argc, char **argv)
 	struct envelope_spec spec;
 	struct cgroup_root *root = NULL;
 	struct envelope_instance *e = NULL;
-	struct envelope_error err;
+	struct step_error err;
 	struct drift_watch *w = NULL;
 
 	snprintf(cgname, sizeof(cgname), "mtd-qtest-%d", (int)getpid());
@@ -192,8 +192,8 @@ int main(int argc, char **argv)
 	}
 	r = envelope_spawn(&spec, root, &e, &err);
 	if (r < 0) {
-		char buf[512];
-		fprintf(stderr, "drift-probe: %s\n", envelope_error_format(&err, buf, sizeof(buf)));
+		char buf[STEP_ERROR_FORMAT_MAX];
+		fprintf(stderr, "drift-probe: %s\n", step_error_format(&err, buf, sizeof(buf)));
 		goto out;
 	}
 	close(pipefd[0]);

@@ -372,13 +372,12 @@ int main(int argc, char **argv)
 	printf("host_ids=%u\n", (unsigned)spec.host_id_base);
 
 	struct envelope_instance *e = NULL;
-	struct envelope_error err;
+	struct step_error err;
 	fflush(stdout);
 	r = envelope_spawn(&spec, root, &e, &err);
 	if (r < 0) {
-		char buf[512];
-		fprintf(stderr, "envelope-run: %s\n",
-			envelope_error_format(&err, buf, sizeof(buf)));
+		char buf[STEP_ERROR_FORMAT_MAX];
+		fprintf(stderr, "envelope-run: %s\n", step_error_format(&err, buf, sizeof(buf)));
 		printf("spawn-failed step=%s errno=%d detail=%s\n", err.step, err.err, err.detail);
 		r = cgroup_root_remove(root);
 		if (r < 0)

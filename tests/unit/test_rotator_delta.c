@@ -23,9 +23,13 @@
 static struct rotator_service svc(const char *name, uint16_t port, uint16_t grace,
 				  const char *backend, const uint16_t *decoys, size_t n_decoys)
 {
-	struct rotator_service s = { .name = name, .proto = IPPROTO_TCP, .port = port,
-				     .grace_port = grace, .decoys = decoys, .n_decoys = n_decoys,
-				     .backend_port = 8080 };
+	struct rotator_service s = {.name = name,
+				    .proto = IPPROTO_TCP,
+				    .port = port,
+				    .grace_port = grace,
+				    .decoys = decoys,
+				    .n_decoys = n_decoys,
+				    .backend_port = 8080};
 
 	if (inet_pton(AF_INET, backend, &s.backend.in) == 1)
 		s.backend.family = AF_INET;
@@ -38,8 +42,8 @@ static struct rotator_service svc(const char *name, uint16_t port, uint16_t grac
 
 static int build(struct rs_state *st, const struct rotator_service *s, size_t n)
 {
-	struct rotator_plan plan = { .services = s, .n_services = n };
-	struct rotator_error err = {};
+	struct rotator_plan plan = {.services = s, .n_services = n};
+	struct step_error err = {};
 
 	return rs_state_build(st, &plan, 0, &err);
 }
@@ -67,9 +71,9 @@ static void delta_text(const struct rs_state *old, const struct rs_state *new_st
 
 static void test_delta_first_apply_adds_everything(void **state)
 {
-	static const uint16_t decoys[] = { 27447, 27448 };
-	struct rotator_service s[] = { svc("web", 24847, 0, "10.0.0.1", decoys, 2),
-				       svc("web", 24847, 0, "fd00::1", decoys, 2) };
+	static const uint16_t decoys[] = {27447, 27448};
+	struct rotator_service s[] = {svc("web", 24847, 0, "10.0.0.1", decoys, 2),
+				      svc("web", 24847, 0, "fd00::1", decoys, 2)};
 	struct rs_state empty = {}, st = {};
 	struct rs_delta d = {};
 	char text[1024];
@@ -96,11 +100,11 @@ static void test_delta_first_apply_adds_everything(void **state)
 
 static void test_delta_boundary_keeps_grace_and_replaces_decoys(void **state)
 {
-	static const uint16_t d0[] = { 30001, 30002, 30003 }, d1[] = { 30003, 30004, 30005 };
-	struct rotator_service before[] = { svc("a", 20000, 0, "10.0.0.1", d0, 3),
-					    svc("b", 21000, 0, "10.0.0.2", NULL, 0) };
-	struct rotator_service after[] = { svc("a", 20001, 20000, "10.0.0.1", d1, 3),
-					   svc("b", 21000, 0, "10.0.0.2", NULL, 0) };
+	static const uint16_t d0[] = {30001, 30002, 30003}, d1[] = {30003, 30004, 30005};
+	struct rotator_service before[] = {svc("a", 20000, 0, "10.0.0.1", d0, 3),
+					   svc("b", 21000, 0, "10.0.0.2", NULL, 0)};
+	struct rotator_service after[] = {svc("a", 20001, 20000, "10.0.0.1", d1, 3),
+					  svc("b", 21000, 0, "10.0.0.2", NULL, 0)};
 	struct rs_state old = {}, st = {};
 	struct rs_delta d = {};
 	char text[1024];
@@ -128,8 +132,8 @@ static void test_delta_boundary_keeps_grace_and_replaces_decoys(void **state)
 
 static void test_delta_grace_end_deletes_only_the_grace_port(void **state)
 {
-	struct rotator_service in_grace[] = { svc("a", 20001, 20000, "10.0.0.1", NULL, 0) };
-	struct rotator_service after[] = { svc("a", 20001, 0, "10.0.0.1", NULL, 0) };
+	struct rotator_service in_grace[] = {svc("a", 20001, 20000, "10.0.0.1", NULL, 0)};
+	struct rotator_service after[] = {svc("a", 20001, 0, "10.0.0.1", NULL, 0)};
 	struct rs_state old = {}, st = {};
 	struct rs_delta d = {};
 	char text[1024];
@@ -148,8 +152,8 @@ static void test_delta_grace_end_deletes_only_the_grace_port(void **state)
 
 static void test_delta_unchanged_plan_is_empty(void **state)
 {
-	static const uint16_t decoys[] = { 30001 };
-	struct rotator_service s[] = { svc("a", 20001, 20000, "10.0.0.1", decoys, 1) };
+	static const uint16_t decoys[] = {30001};
+	struct rotator_service s[] = {svc("a", 20001, 20000, "10.0.0.1", decoys, 1)};
 	struct rs_state old = {}, st = {};
 	struct rs_delta d = {};
 
@@ -164,8 +168,8 @@ static void test_delta_unchanged_plan_is_empty(void **state)
 
 static void test_delta_backend_change_replaces_the_map_value(void **state)
 {
-	struct rotator_service before[] = { svc("a", 20001, 0, "10.0.0.1", NULL, 0) };
-	struct rotator_service after[] = { svc("a", 20001, 0, "10.0.0.9", NULL, 0) };
+	struct rotator_service before[] = {svc("a", 20001, 0, "10.0.0.1", NULL, 0)};
+	struct rotator_service after[] = {svc("a", 20001, 0, "10.0.0.9", NULL, 0)};
 	struct rs_state old = {}, st = {};
 	struct rs_delta d = {};
 	char text[1024];
@@ -185,24 +189,24 @@ static void test_delta_backend_change_replaces_the_map_value(void **state)
 
 static void test_state_rejects_public_port_twice_naming_both(void **state)
 {
-	struct rotator_service s[] = { svc("a", 26000, 0, "10.0.0.1", NULL, 0),
-				       svc("b", 26000, 0, "10.0.0.2", NULL, 0) };
-	struct rotator_plan plan = { .services = s, .n_services = 2 };
-	struct rotator_error err = {};
+	struct rotator_service s[] = {svc("a", 26000, 0, "10.0.0.1", NULL, 0),
+				      svc("b", 26000, 0, "10.0.0.2", NULL, 0)};
+	struct rotator_plan plan = {.services = s, .n_services = 2};
+	struct step_error err = {};
 	struct rs_state st = {};
 
 	assert_int_equal(rs_state_build(&st, &plan, 0, &err), -EEXIST);
-	assert_string_equal(err.object, "service b: public ports in map svc4_0");
-	assert_string_equal(err.message, "port tcp/26000 is also used by service a");
+	assert_string_equal(err.step, "service b: public ports in map svc4_0");
+	assert_string_equal(err.detail, "port tcp/26000 is also used by service a");
 	assert_int_equal(rs_state_count(&st), 0);
 	rs_state_free(&st);
 }
 
 static void test_state_shares_backends_and_finds_decoy_owner(void **state)
 {
-	static const uint16_t da[] = { 30001 }, db[] = { 30002 };
-	struct rotator_service s[] = { svc("a", 20000, 0, "10.0.0.1", da, 1),
-				       svc("b", 21000, 0, "10.0.0.1", db, 1) };
+	static const uint16_t da[] = {30001}, db[] = {30002};
+	struct rotator_service s[] = {svc("a", 20000, 0, "10.0.0.1", da, 1),
+				      svc("b", 21000, 0, "10.0.0.1", db, 1)};
 	struct rs_state st = {};
 	const struct rs_elem *e;
 	uint8_t key[8];
@@ -234,15 +238,15 @@ static void test_delta_large_plans_reuse_memory(void **state)
 		for (size_t j = 0; j < 4; j++)
 			decoys[i][j] = (uint16_t)(40000 + i * 4 + j);
 		a[i] = svc(names[i], (uint16_t)(1000 + i), 0, "10.0.0.1", decoys[i], 4);
-		b[i] = svc(names[i], (uint16_t)(5000 + i), (uint16_t)(1000 + i), "10.0.0.1", NULL,
-			   0);
+		b[i] =
+		    svc(names[i], (uint16_t)(5000 + i), (uint16_t)(1000 + i), "10.0.0.1", NULL, 0);
 	}
 	for (int round = 0; round < 3; round++) {
 		assert_int_equal(build(&old, a, N), 0);
 		assert_int_equal(build(&st, b, N), 0);
 		assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
-		assert_int_equal(d.n_add[RS_SET_SVC4], N);     /* the new ports */
-		assert_int_equal(d.n_del[RS_SET_SVC4], 0);     /* old ports stay as grace */
+		assert_int_equal(d.n_add[RS_SET_SVC4], N);	 /* the new ports */
+		assert_int_equal(d.n_del[RS_SET_SVC4], 0);	 /* old ports stay as grace */
 		assert_int_equal(d.n_del[RS_SET_DECOYS], 4 * N); /* every decoy goes */
 		assert_int_equal(d.n_add[RS_SET_BACKENDS4] + d.n_del[RS_SET_BACKENDS4], 0);
 	}
@@ -255,11 +259,11 @@ static void test_delta_large_plans_reuse_memory(void **state)
  * one, backends of both; nothing of either in the wrong bank. */
 static void test_state_banks_hold_services_and_next(void **state)
 {
-	static const uint16_t d0[] = { 30001 }, d1[] = { 30002 };
-	struct rotator_service now[] = { svc("a", 20000, 0, "10.0.0.1", d0, 1) };
-	struct rotator_service next[] = { svc("a", 20001, 20000, "10.0.0.2", d1, 1) };
-	struct rotator_plan plan = { .services = now, .n_services = 1, .next = next, .n_next = 1 };
-	struct rotator_error err = {};
+	static const uint16_t d0[] = {30001}, d1[] = {30002};
+	struct rotator_service now[] = {svc("a", 20000, 0, "10.0.0.1", d0, 1)};
+	struct rotator_service next[] = {svc("a", 20001, 20000, "10.0.0.2", d1, 1)};
+	struct rotator_plan plan = {.services = now, .n_services = 1, .next = next, .n_next = 1};
+	struct step_error err = {};
 	struct rs_state empty = {}, st = {};
 	struct rs_delta d = {};
 	char text[1024];
@@ -283,13 +287,12 @@ static void test_state_banks_hold_services_and_next(void **state)
 	next[0].grace_port = 0;
 	plan.n_next = 1;
 	{
-		struct rotator_service twice[] = { next[0], svc("b", 20001, 0, "10.0.0.3", NULL,
-								0) };
+		struct rotator_service twice[] = {next[0], svc("b", 20001, 0, "10.0.0.3", NULL, 0)};
 
 		plan.next = twice;
 		plan.n_next = 2;
 		assert_int_equal(rs_state_build(&st, &plan, 1, &err), -EEXIST);
-		assert_string_equal(err.object, "service b: public ports in map svc4_0");
+		assert_string_equal(err.step, "service b: public ports in map svc4_0");
 	}
 	rs_state_free(&st);
 	rs_delta_free(&d);
@@ -299,15 +302,15 @@ static void test_state_banks_hold_services_and_next(void **state)
  * that follows changes only the now idle bank (and the backends' union). */
 static void test_delta_switch_then_staging(void **state)
 {
-	static const uint16_t d0[] = { 30001, 30002 }, d1[] = { 30003 }, d2[] = { 30004 };
-	struct rotator_service p0[] = { svc("a", 20000, 0, "10.0.0.1", d0, 2) };
-	struct rotator_service p1[] = { svc("a", 20001, 20000, "10.0.0.1", d1, 1) };
-	struct rotator_service p2[] = { svc("a", 20001, 0, "10.0.0.1", d1, 1) };
-	struct rotator_service p3[] = { svc("a", 20002, 20001, "10.0.0.1", d2, 1) };
-	struct rotator_plan before = { .services = p0, .n_services = 1, .next = p1, .n_next = 1 };
-	struct rotator_plan after = { .services = p1, .n_services = 1, .next = p2, .n_next = 1 };
-	struct rotator_plan later = { .services = p2, .n_services = 1, .next = p3, .n_next = 1 };
-	struct rotator_error err = {};
+	static const uint16_t d0[] = {30001, 30002}, d1[] = {30003}, d2[] = {30004};
+	struct rotator_service p0[] = {svc("a", 20000, 0, "10.0.0.1", d0, 2)};
+	struct rotator_service p1[] = {svc("a", 20001, 20000, "10.0.0.1", d1, 1)};
+	struct rotator_service p2[] = {svc("a", 20001, 0, "10.0.0.1", d1, 1)};
+	struct rotator_service p3[] = {svc("a", 20002, 20001, "10.0.0.1", d2, 1)};
+	struct rotator_plan before = {.services = p0, .n_services = 1, .next = p1, .n_next = 1};
+	struct rotator_plan after = {.services = p1, .n_services = 1, .next = p2, .n_next = 1};
+	struct rotator_plan later = {.services = p2, .n_services = 1, .next = p3, .n_next = 1};
+	struct step_error err = {};
 	struct rs_state old = {}, switched = {}, st = {};
 	struct rs_delta d = {};
 	char text[1024];
@@ -359,10 +362,10 @@ static struct rotator_addr addr(const char *text)
 	return a;
 }
 
-static struct rotator_egress egress(uint8_t proto, uint16_t first, uint16_t last,
-				    const char *dest, unsigned prefix_len)
+static struct rotator_egress egress(uint8_t proto, uint16_t first, uint16_t last, const char *dest,
+				    unsigned prefix_len)
 {
-	struct rotator_egress e = { .proto = proto, .port_first = first, .port_last = last };
+	struct rotator_egress e = {.proto = proto, .port_first = first, .port_last = last};
 
 	if (dest) {
 		e.has_destination = true;
@@ -373,10 +376,10 @@ static struct rotator_egress egress(uint8_t proto, uint16_t first, uint16_t last
 }
 
 static int build_plan(struct rs_state *st, const struct rotator_service *s, size_t n,
-		      const struct rotator_instance *in, size_t n_in, struct rotator_error *err)
+		      const struct rotator_instance *in, size_t n_in, struct step_error *err)
 {
-	struct rotator_plan plan = { .services = s, .n_services = n, .instances = in,
-				     .n_instances = n_in };
+	struct rotator_plan plan = {
+	    .services = s, .n_services = n, .instances = in, .n_instances = n_in};
 
 	return rs_state_build(st, &plan, 0, err);
 }
@@ -385,21 +388,29 @@ static int build_plan(struct rs_state *st, const struct rotator_service *s, size
  * one's elements go, in the same delta; the service's other elements stay. */
 static void test_delta_instance_swap_moves_route_and_removes_old_elements(void **state)
 {
-	struct rotator_addr a1[] = { addr("10.214.0.5"), addr("fd00:214::5") };
-	struct rotator_addr a2[] = { addr("10.214.0.6") };
-	struct rotator_egress eg[] = { egress(IPPROTO_UDP, 53, 53, "192.0.2.53", 32),
-				       egress(IPPROTO_TCP, 443, 443, NULL, 0) };
-	struct rotator_instance before[] = { { .name = "web-1", .addresses = a1, .n_addresses = 2,
-					       .proto = IPPROTO_TCP, .port = 8080, .egress = eg,
-					       .n_egress = 2 } };
-	struct rotator_instance after[] = { { .name = "web-2", .addresses = a2, .n_addresses = 1,
-					      .proto = IPPROTO_TCP, .port = 8080, .egress = eg,
-					      .n_egress = 1 } };
-	struct rotator_service s1[] = { svc("web", 20000, 0, "10.214.0.5", NULL, 0) };
-	struct rotator_service s2[] = { svc("web", 20000, 0, "10.214.0.6", NULL, 0) };
+	struct rotator_addr a1[] = {addr("10.214.0.5"), addr("fd00:214::5")};
+	struct rotator_addr a2[] = {addr("10.214.0.6")};
+	struct rotator_egress eg[] = {egress(IPPROTO_UDP, 53, 53, "192.0.2.53", 32),
+				      egress(IPPROTO_TCP, 443, 443, NULL, 0)};
+	struct rotator_instance before[] = {{.name = "web-1",
+					     .addresses = a1,
+					     .n_addresses = 2,
+					     .proto = IPPROTO_TCP,
+					     .port = 8080,
+					     .egress = eg,
+					     .n_egress = 2}};
+	struct rotator_instance after[] = {{.name = "web-2",
+					    .addresses = a2,
+					    .n_addresses = 1,
+					    .proto = IPPROTO_TCP,
+					    .port = 8080,
+					    .egress = eg,
+					    .n_egress = 1}};
+	struct rotator_service s1[] = {svc("web", 20000, 0, "10.214.0.5", NULL, 0)};
+	struct rotator_service s2[] = {svc("web", 20000, 0, "10.214.0.6", NULL, 0)};
 	struct rs_state old = {}, st = {}, empty = {};
 	struct rs_delta d = {};
-	struct rotator_error err = {};
+	struct step_error err = {};
 	char text[1024];
 
 	assert_int_equal(build_plan(&old, s1, 1, before, 1, &err), 0);
@@ -413,12 +424,14 @@ static void test_delta_instance_swap_moves_route_and_removes_old_elements(void *
 	assert_string_equal(text, "+10.214.0.5 . tcp . 0.0.0.0-255.255.255.255 . 443-443, "
 				  "+10.214.0.5 . udp . 192.0.2.53-192.0.2.53 . 53-53");
 	delta_text(&empty, &old, &d, RS_SET_EGRESS6, text, sizeof(text));
-	assert_string_equal(text, "+fd00:214::5 . tcp . ::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff . 443-443");
+	assert_string_equal(
+	    text, "+fd00:214::5 . tcp . ::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff . 443-443");
 
 	assert_int_equal(build_plan(&st, s2, 1, after, 1, &err), 0);
 	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
 	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
-	assert_string_equal(text, "+tcp . 20000 : 10.214.0.6 . 8080, -tcp . 20000 : 10.214.0.5 . 8080");
+	assert_string_equal(text,
+			    "+tcp . 20000 : 10.214.0.6 . 8080, -tcp . 20000 : 10.214.0.5 . 8080");
 	delta_text(&old, &st, &d, RS_SET_INSTANCES4, text, sizeof(text));
 	assert_string_equal(text, "+10.214.0.6, -10.214.0.5");
 	delta_text(&old, &st, &d, RS_SET_INSTANCES6, text, sizeof(text));
@@ -442,17 +455,17 @@ static void test_delta_instance_swap_moves_route_and_removes_old_elements(void *
 
 static void test_state_rejects_instance_address_twice_naming_both(void **state)
 {
-	struct rotator_addr a[] = { addr("10.214.0.5") };
+	struct rotator_addr a[] = {addr("10.214.0.5")};
 	struct rotator_instance in[] = {
-		{ .name = "a", .addresses = a, .n_addresses = 1, .proto = IPPROTO_TCP, .port = 80 },
-		{ .name = "b", .addresses = a, .n_addresses = 1, .proto = IPPROTO_TCP, .port = 80 },
+	    {.name = "a", .addresses = a, .n_addresses = 1, .proto = IPPROTO_TCP, .port = 80},
+	    {.name = "b", .addresses = a, .n_addresses = 1, .proto = IPPROTO_TCP, .port = 80},
 	};
-	struct rotator_error err = {};
+	struct step_error err = {};
 	struct rs_state st = {};
 
 	assert_int_equal(build_plan(&st, NULL, 0, in, 2, &err), -EEXIST);
-	assert_string_equal(err.object, "instance b");
-	assert_string_equal(err.message, "address also used by instance a");
+	assert_string_equal(err.step, "instance b");
+	assert_string_equal(err.detail, "address also used by instance a");
 	assert_int_equal(rs_state_count(&st), 0);
 	rs_state_free(&st);
 }
@@ -472,12 +485,12 @@ static void box_text(const struct egress_box *b, int family, char *buf, size_t l
 static void test_egress_overlapping_rules_become_disjoint_boxes(void **state)
 {
 	struct rotator_egress rules[] = {
-		egress(IPPROTO_TCP, 5353, 5353, "10.88.0.0", 24),
-		egress(IPPROTO_TCP, 5300, 5353, "10.88.0.2", 32),
-		egress(IPPROTO_TCP, 5353, 5353, "10.88.0.77", 24), /* host bits ignored, same /24 */
-		egress(IPPROTO_UDP, 53, 53, NULL, 0),
-		egress(IPPROTO_UDP, 53, 53, "192.0.2.53", 32),     /* inside the one above */
-		egress(IPPROTO_TCP, 80, 80, "fd00::", 8),          /* other family: skipped */
+	    egress(IPPROTO_TCP, 5353, 5353, "10.88.0.0", 24),
+	    egress(IPPROTO_TCP, 5300, 5353, "10.88.0.2", 32),
+	    egress(IPPROTO_TCP, 5353, 5353, "10.88.0.77", 24), /* host bits ignored, same /24 */
+	    egress(IPPROTO_UDP, 53, 53, NULL, 0),
+	    egress(IPPROTO_UDP, 53, 53, "192.0.2.53", 32), /* inside the one above */
+	    egress(IPPROTO_TCP, 80, 80, "fd00::", 8),	   /* other family: skipped */
 	};
 	struct egress_box boxes[16];
 	char text[4][160];
@@ -493,10 +506,10 @@ static void test_egress_overlapping_rules_become_disjoint_boxes(void **state)
 	assert_string_equal(text[3], "udp 0.0.0.0-255.255.255.255 53-53");
 
 	/* adjacent and overlapping port ranges merge; too many boxes is E2BIG */
-	struct rotator_egress ports[] = { egress(IPPROTO_TCP, 1, 100, NULL, 0),
-					  egress(IPPROTO_TCP, 101, 200, NULL, 0),
-					  egress(IPPROTO_TCP, 150, 300, NULL, 0),
-					  egress(IPPROTO_TCP, 1000, 1000, "fd00::1", 128) };
+	struct rotator_egress ports[] = {egress(IPPROTO_TCP, 1, 100, NULL, 0),
+					 egress(IPPROTO_TCP, 101, 200, NULL, 0),
+					 egress(IPPROTO_TCP, 150, 300, NULL, 0),
+					 egress(IPPROTO_TCP, 1000, 1000, "fd00::1", 128)};
 	assert_int_equal(egress_boxes(ports, 4, AF_INET6, boxes, 16, &n), 0);
 	assert_int_equal(n, 4);
 	box_text(&boxes[1], AF_INET6, text[0], sizeof(text[0]));
@@ -509,19 +522,19 @@ static void test_egress_overlapping_rules_become_disjoint_boxes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_delta_first_apply_adds_everything),
-		cmocka_unit_test(test_delta_boundary_keeps_grace_and_replaces_decoys),
-		cmocka_unit_test(test_delta_grace_end_deletes_only_the_grace_port),
-		cmocka_unit_test(test_delta_unchanged_plan_is_empty),
-		cmocka_unit_test(test_delta_backend_change_replaces_the_map_value),
-		cmocka_unit_test(test_state_rejects_public_port_twice_naming_both),
-		cmocka_unit_test(test_state_shares_backends_and_finds_decoy_owner),
-		cmocka_unit_test(test_delta_large_plans_reuse_memory),
-		cmocka_unit_test(test_state_banks_hold_services_and_next),
-		cmocka_unit_test(test_delta_switch_then_staging),
-		cmocka_unit_test(test_delta_instance_swap_moves_route_and_removes_old_elements),
-		cmocka_unit_test(test_state_rejects_instance_address_twice_naming_both),
-		cmocka_unit_test(test_egress_overlapping_rules_become_disjoint_boxes),
+	    cmocka_unit_test(test_delta_first_apply_adds_everything),
+	    cmocka_unit_test(test_delta_boundary_keeps_grace_and_replaces_decoys),
+	    cmocka_unit_test(test_delta_grace_end_deletes_only_the_grace_port),
+	    cmocka_unit_test(test_delta_unchanged_plan_is_empty),
+	    cmocka_unit_test(test_delta_backend_change_replaces_the_map_value),
+	    cmocka_unit_test(test_state_rejects_public_port_twice_naming_both),
+	    cmocka_unit_test(test_state_shares_backends_and_finds_decoy_owner),
+	    cmocka_unit_test(test_delta_large_plans_reuse_memory),
+	    cmocka_unit_test(test_state_banks_hold_services_and_next),
+	    cmocka_unit_test(test_delta_switch_then_staging),
+	    cmocka_unit_test(test_delta_instance_swap_moves_route_and_removes_old_elements),
+	    cmocka_unit_test(test_state_rejects_instance_address_twice_naming_both),
+	    cmocka_unit_test(test_egress_overlapping_rules_become_disjoint_boxes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
