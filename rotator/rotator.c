@@ -363,7 +363,7 @@ void rotator_last_stats(const struct rotator *r, struct rotator_stats *ret)
 	*ret = r->stats;
 }
 
-/* Commit t (taken). Afterwards the kernel holds *applied, or, if the
+/* Commit t (the caller frees it). Afterwards the kernel holds *applied, or, if the
  * outcome is unclear or the kernel disagreed about an element, the
  * remembered state is marked unknown (the next apply resynchronises). */
 static int commit(struct rotator *r, struct nft_txn *t, struct elements_ctx *ctx,
@@ -375,7 +375,6 @@ static int commit(struct rotator *r, struct nft_txn *t, struct elements_ctx *ctx
 	nft_txn_set_describe(t, elements_describe, ctx);
 	k = nft_txn_commit(r->sock, t, MAX_RESTARTS, err);
 	outcome = nft_txn_outcome(t);
-	nft_txn_free(t);
 	if (k < 0) {
 		r->codes_valid = false;
 		if (outcome != NFT_TXN_REFUSED || k == -ENOENT || k == -EEXIST)
@@ -460,7 +459,7 @@ int rotator_blocked_list(struct rotator *r, struct rotator_blocked **ret, size_t
 static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *adopted,
 		      struct rotator_error *err)
 {
-	struct nft_txn *t = NULL;
+	_cleanup_(nft_txn_freep) struct nft_txn *t = NULL;
 	const struct rs_state *old;
 	struct elements_ctx ctx;
 	struct rotator_stats stats;
@@ -477,17 +476,13 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 		uint32_t owner = 0, flags = 0;
 
 		k = nft_get_table(r->sock, NFPROTO_INET, ROTATOR_TABLE, &exists, &flags, &owner);
-		if (k < 0) {
-			nft_txn_free(t);
+		if (k < 0)
 			return rotator_error_set(err, k, RS_TABLE_DESC, "looking it up");
-		}
-		if (exists && (flags & NFT_TABLE_F_OWNER) && owner != nft_sock_portid(r->sock)) {
-			nft_txn_free(t);
+		if (exists && (flags & NFT_TABLE_F_OWNER) && owner != nft_sock_portid(r->sock))
 			return rotator_error_set(err, -EBUSY, RS_TABLE_DESC,
 						 "owned by a live process (netlink port %u): "
 						 "another mtd-agent is running",
 						 owner);
-		}
 		if (exists) {
 			/* The table is rebuilt from scratch; the sources it
 			 * blocks stay blocked for the time they have left. A hit
@@ -497,10 +492,8 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 			r->carried = NULL;
 			r->n_carried = 0;
 			k = read_blocked(r, &r->carried, &r->n_carried, err);
-			if (k < 0) {
-				nft_txn_free(t);
+			if (k < 0)
 				return k;
-			}
 			k = ruleset_delete_table(t);
 			*adopted = true;
 		}
@@ -530,10 +523,8 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 		k = elements_add_carried(t, &ctx);
 	if (k >= 0)
 		k = elements_add_unblock(t, &ctx);
-	if (k < 0) {
-		nft_txn_free(t);
+	if (k < 0)
 		return rotator_error_set(err, k, "transaction", "building the batch");
-	}
 	stats = (struct rotator_stats){
 	    .elements_deleted = rs_delta_count_del(&r->delta),
 	    .elements_added = rs_delta_count_add(&r->delta),
@@ -541,9 +532,7 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 	    .bytes = nft_txn_size(t),
 	    .full = old == &r->empty,
 	};
-	if (stats.messages == 0) /* nothing changes: no transaction */
-		nft_txn_free(t);
-	else
+	if (stats.messages > 0) /* none: nothing changes, no transaction */
 		k = commit(r, t, &ctx, err);
 	if (k >= 0) {
 		struct rs_state tmp = r->cur;
@@ -563,7 +552,7 @@ static int apply_switch(struct rotator *r, const struct rotator_plan *plan,
 			struct rotator_error *err)
 {
 	unsigned bank = !r->live_bank;
-	struct nft_txn *t = NULL;
+	_cleanup_(nft_txn_freep) struct nft_txn *t = NULL;
 	struct elements_ctx ctx = {.old = &r->cur,
 				   .new_state = &r->switched,
 				   .delta = &r->delta,
@@ -583,10 +572,8 @@ static int apply_switch(struct rotator *r, const struct rotator_plan *plan,
 		k = elements_add_delta(t, &ctx, false);
 	if (k >= 0)
 		k = elements_add_unblock(t, &ctx);
-	if (k < 0) {
-		nft_txn_free(t);
+	if (k < 0)
 		return rotator_error_set(err, k, "transaction", "building the batch");
-	}
 	stats = (struct rotator_stats){
 	    .elements_deleted = rs_delta_count_del(&r->delta),
 	    .elements_added = rs_delta_count_add(&r->delta),
@@ -696,7 +683,7 @@ int rotator_switch(struct rotator *r, struct rotator_error *err)
 
 int rotator_remove(struct rotator *r, struct rotator_error *err)
 {
-	struct nft_txn *t = NULL;
+	_cleanup_(nft_txn_freep) struct nft_txn *t = NULL;
 	bool exists = false;
 	int k;
 
@@ -714,12 +701,9 @@ int rotator_remove(struct rotator *r, struct rotator_error *err)
 	k = nft_txn_new(r->sock, &t);
 	if (k >= 0)
 		k = ruleset_delete_table(t);
-	if (k < 0) {
-		nft_txn_free(t);
+	if (k < 0)
 		return rotator_error_set(err, k, "transaction", NULL);
-	}
 	k = nft_txn_commit(r->sock, t, MAX_RESTARTS, err);
-	nft_txn_free(t);
 	if (k >= 0) {
 		r->flags &= ~ROTATOR_F_PROGRAMMED;
 		rs_state_clear(&r->cur);

@@ -12,8 +12,6 @@
 /* Framing check before libmnl's mnl_cb_run(), for the rotator's netlink
  * parse steps (nflog.c, conntrack.c). Not for use outside rotator/. */
 
-
-
 /*
  * The length of buf's leading run of whole netlink messages: each at least a
  * header and no longer than what is left. libmnl (1.0.4) compares nlmsg_len
@@ -49,8 +47,6 @@ static inline size_t rotator_nlmsg_whole(const void *buf, size_t len)
  * against the object that caused it, with the extended-ack text.
  */
 
-
-
 struct nlmsghdr;
 struct nft_sock;
 struct nft_txn;
@@ -85,6 +81,7 @@ int nft_dump_set_elems(struct nft_sock *s, uint16_t family, const char *table, c
 int nft_txn_new(struct nft_sock *s, struct nft_txn **ret);
 /* Frees the transaction; its pages go back to the socket for the next one. */
 void nft_txn_free(struct nft_txn *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nft_txn *, nft_txn_free)
 
 /*
  * What a message is about, for error reports only: nothing is formatted
@@ -143,14 +140,13 @@ int nft_txn_commit(struct nft_sock *s, struct nft_txn *t, unsigned max_restarts,
 
 /* Fill err (if not NULL) with a library-side reason. Returns e. */
 int rotator_error_set(struct rotator_error *err, int e, const char *object, const char *fmt, ...)
-	_printf_(4, 5);
+    _printf_(4, 5);
 
 /*
  * Pure builders for the rules of `inet mtd`: no socket, no kernel. Each
  * recipe returns a complete struct nftnl_rule (family inet, table mtd) or
  * NULL on ENOMEM; tests/unit/test_rotator_expr.c pins their bytecode.
  */
-
 
 struct nftnl_rule;
 
@@ -169,15 +165,15 @@ struct nftnl_rule *nft_rule_decoy_hit(const char *chain, uint8_t nfproto, const 
 				      const char *comment);
 
 /* The same without the drop: the packet goes on (to the honeypot redirect). */
-struct nftnl_rule *nft_rule_decoy_report(const char *chain, uint8_t nfproto,
-					 const char *decoy_set, const char *blocked_set,
-					 uint64_t timeout_ms, uint16_t log_group_id,
-					 const char *log_prefix, const char *comment);
+struct nftnl_rule *nft_rule_decoy_report(const char *chain, uint8_t nfproto, const char *decoy_set,
+					 const char *blocked_set, uint64_t timeout_ms,
+					 uint16_t log_group_id, const char *log_prefix,
+					 const char *comment);
 
 /* fib daddr type local meta l4proto . th dport @decoys meta l4proto tcp
  * redirect to :port (nat chains only) */
-struct nftnl_rule *nft_rule_decoy_redirect(const char *chain, const char *decoy_set,
-					   uint16_t port, const char *comment);
+struct nftnl_rule *nft_rule_decoy_redirect(const char *chain, const char *decoy_set, uint16_t port,
+					   const char *comment);
 
 /* fib daddr type local meta l4proto . th dport @decoys meta l4proto != tcp drop */
 struct nftnl_rule *nft_rule_decoy_drop_non_tcp(const char *chain, const char *decoy_set,
@@ -190,8 +186,7 @@ struct nftnl_rule *nft_rule_honeypot_flow_accept(const char *chain, uint16_t por
 						 const char *comment);
 
 /* iif != "lo" ct status & dnat != dnat meta l4proto tcp th dport port counter drop */
-struct nftnl_rule *nft_rule_honeypot_guard(const char *chain, uint16_t port,
-					   const char *comment);
+struct nftnl_rule *nft_rule_honeypot_guard(const char *chain, uint16_t port, const char *comment);
 
 /* fib daddr type local dnat ip[6] to meta l4proto . th dport map @map */
 struct nftnl_rule *nft_rule_dnat(const char *chain, uint8_t nfproto, const char *map,
@@ -204,8 +199,8 @@ struct nftnl_rule *nft_rule_backend_guard(const char *chain, uint8_t nfproto, co
 
 /* meta nfproto @active_set jump target: the dispatch to a bank's chain,
  * taken while the bank is live (its active set holds ipv4 and ipv6) */
-struct nftnl_rule *nft_rule_bank_jump(const char *chain, const char *active_set,
-				      const char *target, const char *comment);
+struct nftnl_rule *nft_rule_bank_jump(const char *chain, const char *active_set, const char *target,
+				      const char *comment);
 
 /* Attach a comment (nft shows `comment "..."`). 0 or -ENOMEM/-EINVAL. */
 int nft_rule_set_comment(struct nftnl_rule *r, const char *comment);
@@ -257,8 +252,6 @@ struct nftnl_rule *nft_rule_drop(const char *chain, uint16_t log_group_id, const
  * Everything is appended to a transaction; nothing is sent here.
  */
 
-
-
 struct nft_txn;
 
 #ifndef NFT_TABLE_F_PERSIST
@@ -291,14 +284,11 @@ struct nft_txn;
 #define RS_SPOOF_LOG_PREFIX "mtd-spoof "
 #define RS_TABLE_DESC "table inet " ROTATOR_TABLE
 
-/* Delete the existing table (adoption: it is rebuilt in the same transaction). */
-int ruleset_delete_table(struct nft_txn *t);
-
 /* Table (with NFT_TABLE_F_* flags), sets, maps, chains and rules. */
 int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
 		       const struct rotator_config *config);
 
-/* --- shared with ruleset_instance.c ---------------------------------------- */
+/* --- shared by ruleset.c and ruleset_instance.c -------------------------- */
 
 /* nft's datatype ids, concatenations are (a << 6) | b */
 enum {
@@ -332,11 +322,24 @@ struct chain_def {
 	const char *comment;
 };
 
+/* ruleset_objects.c: one message per object, below ruleset.c and
+ * ruleset_instance.c (which never call each other). */
 struct nftnl_rule;
+/* Delete the existing table (adoption: it is rebuilt in the same transaction). */
+int ruleset_delete_table(struct nft_txn *t);
+int ruleset_add_table(struct nft_txn *t, uint32_t flags);
 int ruleset_add_set(struct nft_txn *t, const struct set_def *d, uint32_t id);
 int ruleset_add_chain(struct nft_txn *t, const struct chain_def *d);
 /* Takes ownership of rule (NULL: -ENOMEM). */
 int ruleset_add_rule(struct nft_txn *t, struct nftnl_rule *rule, const char *what);
+
+struct ruleset_rule {
+	struct nftnl_rule *rule; /* NULL: out of memory, or not wanted */
+	const char *what;
+	bool unwanted; /* not in this configuration (no honeypot) */
+};
+/* Adds the wanted rules in order (each is taken); frees the rest. */
+int ruleset_add_rules(struct nft_txn *t, struct ruleset_rule *rules, size_t n);
 
 /* The envelope's sets and chains (after the base ones: set ids from
  * first_set_id), then, once the base chains' own rules are in, its rules. */
@@ -359,12 +362,10 @@ int ruleset_add_instance_rules(struct nft_txn *t, const struct rotator_config *c
  * with boxes that do not overlap.
  */
 
-
-
 struct egress_box {
 	uint8_t proto;
 	uint8_t addr_first[16], addr_last[16]; /* network order; 4 bytes for IPv4 */
-	uint16_t port_first, port_last;        /* host order */
+	uint16_t port_first, port_last;	       /* host order */
 };
 
 #define EGRESS_MAX_BOXES 1024 /* per instance and family */
@@ -392,8 +393,6 @@ int egress_boxes(const struct rotator_egress *rules, size_t n_rules, int family,
  * its next services in the other, and ipv4 and ipv6 in the live bank's
  * active set.
  */
-
-
 
 enum rs_set {
 	/* bank 0 */
@@ -444,7 +443,7 @@ struct rs_table {
 	struct rs_elem *elems;
 	size_t n, cap;
 	uint32_t *slots; /* open addressing: element index + 1, 0 = free */
-	size_t n_slots;  /* power of two, at least twice n */
+	size_t n_slots;	 /* power of two, at least twice n */
 };
 
 struct rs_state {
@@ -504,7 +503,6 @@ void rs_delta_free(struct rs_delta *delta);
 size_t rs_delta_count_del(const struct rs_delta *delta);
 size_t rs_delta_count_add(const struct rs_delta *delta);
 
-
 /* Element encodings (the kernel's register layout). */
 size_t rs_key_proto_port(uint8_t *b, uint8_t proto, uint16_t port);
 /* "tcp . 24847 : 10.0.0.1 . 8080" style text of an element, for errors. */
@@ -519,10 +517,8 @@ void rs_elem_text(enum rs_set set, const struct rs_elem *e, char *buf, size_t le
  * the kernel blamed and the service that owns it.
  */
 
-
-
 struct elements_ctx {
-	const struct rs_state *old;   /* deletions index into it */
+	const struct rs_state *old;	  /* deletions index into it */
 	const struct rs_state *new_state; /* additions index into it */
 	const struct rs_delta *delta;
 	const struct rotator_plan *plan; /* unblocked addresses */
@@ -552,8 +548,6 @@ void elements_describe(void *userdata, const struct nft_ref *ref, const struct n
  * chose. Not for use outside conntrack.c, its unit test and the fuzzer
  * (tests/fuzz/fuzz_conntrack.c). */
 
-
-
 struct rotator_conntrack_dump {
 	const struct rotator_addr *source; /* the original source asked about */
 	struct rotator_addr *found;	   /* distinct reply sources, n of max */
@@ -570,8 +564,6 @@ int rotator_conntrack_parse(const void *buf, size_t len, uint32_t seq, uint32_t 
 /* The parse step of nflog.c without the socket: what the kernel's NFLOG
  * messages (built from a remote sender's packet) turn into. Not for use
  * outside nflog.c, its unit test and the fuzzer (tests/fuzz/fuzz_nflog.c). */
-
-
 
 /* Where parsed packets go: decoy hits (hits set) or egress drops (drops set),
  * exactly one of the two; n of max filled. */
