@@ -15,58 +15,58 @@ static const struct {
 	const char *name;
 	bool map, interval;
 } set_info[RS_N_SETS] = {
-	[RS_SET_SVC4] = { .name = RS_BANK_NAME(RS_SVC4, 0), .map = true },
-	[RS_SET_SVC6] = { .name = RS_BANK_NAME(RS_SVC6, 0), .map = true },
-	[RS_SET_LOCAL4] = { .name = RS_BANK_NAME(RS_LOCAL4, 0), .map = true },
-	[RS_SET_LOCAL6] = { .name = RS_BANK_NAME(RS_LOCAL6, 0), .map = true },
-	[RS_SET_DECOYS] = { .name = RS_BANK_NAME(RS_DECOYS, 0), .map = false },
-	[RS_SET_SVC4_1] = { .name = RS_BANK_NAME(RS_SVC4, 1), .map = true },
-	[RS_SET_SVC6_1] = { .name = RS_BANK_NAME(RS_SVC6, 1), .map = true },
-	[RS_SET_LOCAL4_1] = { .name = RS_BANK_NAME(RS_LOCAL4, 1), .map = true },
-	[RS_SET_LOCAL6_1] = { .name = RS_BANK_NAME(RS_LOCAL6, 1), .map = true },
-	[RS_SET_DECOYS_1] = { .name = RS_BANK_NAME(RS_DECOYS, 1), .map = false },
-	[RS_SET_ACTIVE0] = { .name = RS_ACTIVE0, .map = false },
-	[RS_SET_ACTIVE1] = { .name = RS_ACTIVE1, .map = false },
-	[RS_SET_BACKENDS4] = { .name = RS_BACKENDS4, .map = false },
-	[RS_SET_BACKENDS6] = { .name = RS_BACKENDS6, .map = false },
-	[RS_SET_INSTANCES4] = { .name = RS_INSTANCES4, .map = false },
-	[RS_SET_INSTANCES6] = { .name = RS_INSTANCES6, .map = false },
-	[RS_SET_INGRESS4] = { .name = RS_INGRESS4, .map = false },
-	[RS_SET_INGRESS6] = { .name = RS_INGRESS6, .map = false },
-	[RS_SET_EGRESS4] = { .name = RS_EGRESS4, .map = false, .interval = true },
-	[RS_SET_EGRESS6] = { .name = RS_EGRESS6, .map = false, .interval = true },
+    [RS_SET_SVC4] = {.name = RS_BANK_NAME(RS_SVC4, 0), .map = true},
+    [RS_SET_SVC6] = {.name = RS_BANK_NAME(RS_SVC6, 0), .map = true},
+    [RS_SET_LOCAL4] = {.name = RS_BANK_NAME(RS_LOCAL4, 0), .map = true},
+    [RS_SET_LOCAL6] = {.name = RS_BANK_NAME(RS_LOCAL6, 0), .map = true},
+    [RS_SET_DECOYS] = {.name = RS_BANK_NAME(RS_DECOYS, 0), .map = false},
+    [RS_SET_SVC4_1] = {.name = RS_BANK_NAME(RS_SVC4, 1), .map = true},
+    [RS_SET_SVC6_1] = {.name = RS_BANK_NAME(RS_SVC6, 1), .map = true},
+    [RS_SET_LOCAL4_1] = {.name = RS_BANK_NAME(RS_LOCAL4, 1), .map = true},
+    [RS_SET_LOCAL6_1] = {.name = RS_BANK_NAME(RS_LOCAL6, 1), .map = true},
+    [RS_SET_DECOYS_1] = {.name = RS_BANK_NAME(RS_DECOYS, 1), .map = false},
+    [RS_SET_ACTIVE0] = {.name = RS_ACTIVE0, .map = false},
+    [RS_SET_ACTIVE1] = {.name = RS_ACTIVE1, .map = false},
+    [RS_SET_BACKENDS4] = {.name = RS_BACKENDS4, .map = false},
+    [RS_SET_BACKENDS6] = {.name = RS_BACKENDS6, .map = false},
+    [RS_SET_INSTANCES4] = {.name = RS_INSTANCES4, .map = false},
+    [RS_SET_INSTANCES6] = {.name = RS_INSTANCES6, .map = false},
+    [RS_SET_INGRESS4] = {.name = RS_INGRESS4, .map = false},
+    [RS_SET_INGRESS6] = {.name = RS_INGRESS6, .map = false},
+    [RS_SET_EGRESS4] = {.name = RS_EGRESS4, .map = false, .interval = true},
+    [RS_SET_EGRESS6] = {.name = RS_EGRESS6, .map = false, .interval = true},
 };
 
-const char *rs_set_name(enum rs_set set)
+const char *delta_set_name(enum rs_set set)
 {
 	return set < RS_N_SETS ? set_info[set].name : "?";
 }
 
-bool rs_set_is_map(enum rs_set set)
+bool delta_set_is_map(enum rs_set set)
 {
 	return set < RS_N_SETS && set_info[set].map;
 }
 
-bool rs_set_is_interval(enum rs_set set)
+bool delta_set_is_interval(enum rs_set set)
 {
 	return set < RS_N_SETS && set_info[set].interval;
 }
 
-bool rs_set_is_instance(enum rs_set set)
+bool delta_set_is_instance(enum rs_set set)
 {
 	return set >= RS_FIRST_INSTANCE_SET && set < RS_N_SETS;
 }
 
 /* --- encodings ------------------------------------------------------------- */
 
-size_t rs_key_nfproto(uint8_t *b, uint8_t nfproto)
+size_t delta_key_nfproto(uint8_t *b, uint8_t nfproto)
 {
 	memset(b, 0, 4);
 	b[0] = nfproto;
 	return 1;
 }
 
-size_t rs_key_proto_port(uint8_t *b, uint8_t proto, uint16_t port)
+size_t delta_key_proto_port(uint8_t *b, uint8_t proto, uint16_t port)
 {
 	memset(b, 0, 8);
 	b[0] = proto;
@@ -126,7 +126,7 @@ static void egress_text(const struct rs_elem *e, char *buf, size_t len)
 	snprintf(buf, len, "%s . %s . %s-%s . %u-%u", src, proto_text(k[al]), a, b, p0, p1);
 }
 
-void rs_elem_text(enum rs_set set, const struct rs_elem *e, char *buf, size_t len)
+void delta_elem_text(enum rs_set set, const struct rs_elem *e, char *buf, size_t len)
 {
 	char ap[INET6_ADDRSTRLEN + 16];
 
@@ -276,8 +276,8 @@ static int table_grow(struct rs_table *t, size_t n)
 	return 0;
 }
 
-const struct rs_elem *rs_state_find(const struct rs_state *state, enum rs_set set,
-				    const uint8_t *key, size_t key_len)
+const struct rs_elem *delta_state_find(const struct rs_state *state, enum rs_set set,
+				       const uint8_t *key, size_t key_len)
 {
 	const struct rs_table *t = &state->sets[set];
 	uint8_t k[RS_KEY_MAX] = {};
@@ -290,14 +290,14 @@ const struct rs_elem *rs_state_find(const struct rs_state *state, enum rs_set se
 	return t->slots[i] ? &t->elems[t->slots[i] - 1] : NULL;
 }
 
-const char *rs_state_owner(const struct rs_state *state, const struct rs_elem *e)
+const char *delta_state_owner(const struct rs_state *state, const struct rs_elem *e)
 {
 	return e && e->owner < state->n_names ? state->names[e->owner] : "?";
 }
 
 /* --- states ----------------------------------------------------------------- */
 
-void rs_state_clear(struct rs_state *state)
+void delta_state_clear(struct rs_state *state)
 {
 	for (size_t s = 0; s < RS_N_SETS; s++) {
 		struct rs_table *t = &state->sets[s];
@@ -309,7 +309,7 @@ void rs_state_clear(struct rs_state *state)
 	state->n_names = 0;
 }
 
-void rs_state_free(struct rs_state *state)
+void delta_state_free(struct rs_state *state)
 {
 	for (size_t s = 0; s < RS_N_SETS; s++) {
 		free(state->sets[s].elems);
@@ -319,7 +319,7 @@ void rs_state_free(struct rs_state *state)
 	*state = (struct rs_state){};
 }
 
-size_t rs_state_count(const struct rs_state *state)
+size_t delta_state_count(const struct rs_state *state)
 {
 	size_t n = 0;
 
@@ -328,8 +328,7 @@ size_t rs_state_count(const struct rs_state *state)
 	return n;
 }
 
-static void want_services(size_t *want, const struct rotator_service *svcs, size_t n,
-			  unsigned bank)
+static void want_services(size_t *want, const struct rotator_service *svcs, size_t n, unsigned bank)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct rotator_service *s = &svcs[i];
@@ -346,7 +345,7 @@ static void want_services(size_t *want, const struct rotator_service *svcs, size
 static int state_reserve(struct rs_state *state, const struct rotator_plan *plan,
 			 unsigned live_bank)
 {
-	size_t want[RS_N_SETS] = { [RS_SET_ACTIVE0] = 2, [RS_SET_ACTIVE1] = 2 };
+	size_t want[RS_N_SETS] = {[RS_SET_ACTIVE0] = 2, [RS_SET_ACTIVE1] = 2};
 	size_t n_names = plan->n_services + plan->n_next + plan->n_instances;
 	int r = 0;
 
@@ -383,10 +382,10 @@ static int map_add(struct rs_state *state, enum rs_set set, const struct rotator
 		   uint32_t owner, uint16_t port, struct rotator_error *err)
 {
 	const struct rs_elem *there;
-	struct rs_elem e = { .owner = owner };
+	struct rs_elem e = {.owner = owner};
 	bool dup;
 
-	e.key_len = (uint8_t)rs_key_proto_port(e.key, s->proto, port);
+	e.key_len = (uint8_t)delta_key_proto_port(e.key, s->proto, port);
 	e.data_len = (uint8_t)put_addr(e.data, &s->backend);
 	e.data_len += (uint8_t)put_port(e.data + e.data_len, s->backend_port);
 	there = table_insert(&state->sets[set], &e, &dup);
@@ -396,7 +395,7 @@ static int map_add(struct rs_state *state, enum rs_set set, const struct rotator
 		char object[2 * ROTATOR_MAX_NAME + 32];
 
 		snprintf(object, sizeof(object), "service %s: public ports in map %s", s->name,
-			 rs_set_name(set));
+			 delta_set_name(set));
 		rotator_error_set(err, -EEXIST, object, "port %s/%u is also used by service %s",
 				  proto_text(s->proto), port, state->names[there->owner]);
 	}
@@ -435,7 +434,7 @@ static int egress_add(struct rs_state *state, uint32_t owner, const struct rotat
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		struct rs_elem e = { .owner = owner };
+		struct rs_elem e = {.owner = owner};
 		bool dup;
 
 		put_addr(e.key, src);
@@ -460,15 +459,15 @@ static int instance_add(struct rs_state *state, uint32_t owner, const struct rot
 		const struct rotator_addr *addr = &in->addresses[a];
 		bool v4 = addr->family == AF_INET, dup = false;
 		size_t al = v4 ? 4 : 16;
-		struct rs_elem e = { .owner = owner };
+		struct rs_elem e = {.owner = owner};
 		const struct rs_elem *there;
 		int r;
 
 		e.key_len = (uint8_t)put_addr(e.key, addr);
-		there = in->cut ? NULL
-				: table_insert(&state->sets[v4 ? RS_SET_INSTANCES4
-								 : RS_SET_INSTANCES6],
-					       &e, &dup);
+		there = in->cut
+			    ? NULL
+			    : table_insert(&state->sets[v4 ? RS_SET_INSTANCES4 : RS_SET_INSTANCES6],
+					   &e, &dup);
 		if (there && dup)
 			return instance_error(err, -EEXIST, in, "address also used by instance ",
 					      state->names[there->owner]);
@@ -479,7 +478,8 @@ static int instance_add(struct rs_state *state, uint32_t owner, const struct rot
 			e.key[al] = in->proto;
 			put_port(e.key + al + 4, in->port);
 			e.key_len = (uint8_t)(al + 8);
-			table_insert(&state->sets[v4 ? RS_SET_INGRESS4 : RS_SET_INGRESS6], &e, &dup);
+			table_insert(&state->sets[v4 ? RS_SET_INGRESS4 : RS_SET_INGRESS6], &e,
+				     &dup);
 		}
 		r = egress_add(state, owner, in, addr, err);
 		if (r < 0)
@@ -499,7 +499,7 @@ static int services_add(struct rs_state *state, const struct rotator_service *sv
 		enum rs_set local = rs_bank_set(v4 ? RS_SET_LOCAL4 : RS_SET_LOCAL6, bank);
 		bool grace = s->grace_port && s->grace_port != s->port;
 		uint32_t owner = first_owner + (uint32_t)i;
-		struct rs_elem e = { .owner = owner };
+		struct rs_elem e = {.owner = owner};
 		size_t len = strlen(s->name);
 		int r;
 
@@ -519,18 +519,18 @@ static int services_add(struct rs_state *state, const struct rotator_service *sv
 		e.key_len = (uint8_t)len;
 		table_insert(&state->sets[v4 ? RS_SET_BACKENDS4 : RS_SET_BACKENDS6], &e, &dup);
 		for (size_t j = 0; j < s->n_decoys; j++) {
-			struct rs_elem d = { .owner = owner };
+			struct rs_elem d = {.owner = owner};
 
-			d.key_len = (uint8_t)rs_key_proto_port(d.key, s->proto, s->decoys[j]);
+			d.key_len = (uint8_t)delta_key_proto_port(d.key, s->proto, s->decoys[j]);
 			table_insert(&state->sets[rs_bank_set(RS_SET_DECOYS, bank)], &d, &dup);
 		}
 	}
 	return 0;
 }
 
-int rs_state_switch(struct rs_state *state, unsigned live_bank)
+int delta_state_switch(struct rs_state *state, unsigned live_bank)
 {
-	static const uint8_t nfprotos[] = { NFPROTO_IPV4, NFPROTO_IPV6 };
+	static const uint8_t nfprotos[] = {NFPROTO_IPV4, NFPROTO_IPV6};
 	int r;
 
 	r = table_reserve(&state->sets[RS_SET_ACTIVE0], 2);
@@ -539,25 +539,25 @@ int rs_state_switch(struct rs_state *state, unsigned live_bank)
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < ELEMENTSOF(nfprotos); i++) {
-		struct rs_elem e = { .owner = UINT32_MAX };
+		struct rs_elem e = {.owner = UINT32_MAX};
 		bool dup;
 
-		e.key_len = (uint8_t)rs_key_nfproto(e.key, nfprotos[i]);
+		e.key_len = (uint8_t)delta_key_nfproto(e.key, nfprotos[i]);
 		table_insert(&state->sets[live_bank ? RS_SET_ACTIVE1 : RS_SET_ACTIVE0], &e, &dup);
 	}
 	return 0;
 }
 
-int rs_state_build(struct rs_state *state, const struct rotator_plan *plan, unsigned live_bank,
-		   struct rotator_error *err)
+int delta_state_build(struct rs_state *state, const struct rotator_plan *plan, unsigned live_bank,
+		      struct rotator_error *err)
 {
 	uint32_t first_instance = (uint32_t)(plan->n_services + plan->n_next);
 	int r;
 
-	rs_state_clear(state);
+	delta_state_clear(state);
 	r = state_reserve(state, plan, live_bank);
 	if (r >= 0)
-		r = rs_state_switch(state, live_bank);
+		r = delta_state_switch(state, live_bank);
 	if (r < 0)
 		return rotator_error_set(err, r, "rotator", "element state");
 	r = services_add(state, plan->services, plan->n_services, 0, live_bank, err);
@@ -567,7 +567,7 @@ int rs_state_build(struct rs_state *state, const struct rotator_plan *plan, unsi
 	for (size_t i = 0; r >= 0 && i < plan->n_instances; i++)
 		r = instance_add(state, first_instance + (uint32_t)i, &plan->instances[i], err);
 	if (r < 0) {
-		rs_state_clear(state);
+		delta_state_clear(state);
 		return r;
 	}
 	state->n_names = first_instance + plan->n_instances;
@@ -602,8 +602,8 @@ static bool is_active_set(size_t set)
 	return set == RS_SET_ACTIVE0 || set == RS_SET_ACTIVE1;
 }
 
-static int delta_compute(const struct rs_state *old, const struct rs_state *new_state,
-			 bool only_active_sets, struct rs_delta *delta)
+static int delta_diff(const struct rs_state *old, const struct rs_state *new_state,
+		      bool only_active_sets, struct rs_delta *delta)
 {
 	for (size_t s = 0; s < RS_N_SETS; s++) {
 		const struct rs_table *o = &old->sets[s], *n = &new_state->sets[s];
@@ -619,7 +619,7 @@ static int delta_compute(const struct rs_state *old, const struct rs_state *new_
 
 			if (slot && memcmp(o->elems[slot - 1].data, e->data, RS_DATA_MAX) == 0)
 				continue; /* there, the same: not touched */
-			if (slot) /* other data: replaced */
+			if (slot)	  /* other data: replaced */
 				delta->del[s][delta->n_del[s]++] = slot - 1;
 			delta->add[s][delta->n_add[s]++] = (uint32_t)i;
 		}
@@ -630,19 +630,19 @@ static int delta_compute(const struct rs_state *old, const struct rs_state *new_
 	return 0;
 }
 
-int rs_delta_compute(const struct rs_state *old, const struct rs_state *new_state,
-		     struct rs_delta *delta)
+int delta_compute(const struct rs_state *old, const struct rs_state *new_state,
+		  struct rs_delta *delta)
 {
-	return delta_compute(old, new_state, false, delta);
+	return delta_diff(old, new_state, false, delta);
 }
 
-int rs_delta_switch(const struct rs_state *old, const struct rs_state *new_state,
-		    struct rs_delta *delta)
+int delta_switch(const struct rs_state *old, const struct rs_state *new_state,
+		 struct rs_delta *delta)
 {
-	return delta_compute(old, new_state, true, delta);
+	return delta_diff(old, new_state, true, delta);
 }
 
-void rs_delta_free(struct rs_delta *delta)
+void delta_free(struct rs_delta *delta)
 {
 	for (size_t s = 0; s < RS_N_SETS; s++) {
 		free(delta->del[s]);
@@ -651,7 +651,7 @@ void rs_delta_free(struct rs_delta *delta)
 	*delta = (struct rs_delta){};
 }
 
-size_t rs_delta_count_del(const struct rs_delta *delta)
+size_t delta_count_del(const struct rs_delta *delta)
 {
 	size_t n = 0;
 
@@ -660,7 +660,7 @@ size_t rs_delta_count_del(const struct rs_delta *delta)
 	return n;
 }
 
-size_t rs_delta_count_add(const struct rs_delta *delta)
+size_t delta_count_add(const struct rs_delta *delta)
 {
 	size_t n = 0;
 

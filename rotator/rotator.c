@@ -80,10 +80,10 @@ void rotator_free(struct rotator *r)
 	if (!r)
 		return;
 	nft_sock_close(r->sock); /* without persist, the kernel drops the table now */
-	rs_state_free(&r->cur);
-	rs_state_free(&r->next);
-	rs_state_free(&r->switched);
-	rs_delta_free(&r->delta);
+	delta_state_free(&r->cur);
+	delta_state_free(&r->next);
+	delta_state_free(&r->switched);
+	delta_free(&r->delta);
 	free(r->code_live.bytes);
 	free(r->code_idle.bytes);
 	free(r->code_instances.bytes);
@@ -338,10 +338,10 @@ const char *rotator_instance_owner(const struct rotator *r, const struct rotator
 	if (!addr || !addr_valid(addr))
 		return NULL;
 	if (addr->family == AF_INET)
-		e = rs_state_find(&r->cur, RS_SET_INSTANCES4, (const uint8_t *)&addr->in, 4);
+		e = delta_state_find(&r->cur, RS_SET_INSTANCES4, (const uint8_t *)&addr->in, 4);
 	else
-		e = rs_state_find(&r->cur, RS_SET_INSTANCES6, addr->in6.s6_addr, 16);
-	return e ? rs_state_owner(&r->cur, e) : NULL;
+		e = delta_state_find(&r->cur, RS_SET_INSTANCES6, addr->in6.s6_addr, 16);
+	return e ? delta_state_owner(&r->cur, e) : NULL;
 }
 
 const char *rotator_decoy_owner(const struct rotator *r, uint8_t proto, uint16_t port)
@@ -349,13 +349,13 @@ const char *rotator_decoy_owner(const struct rotator *r, uint8_t proto, uint16_t
 	const struct rs_elem *e;
 	uint8_t key[8];
 
-	rs_key_proto_port(key, proto, port);
+	delta_key_proto_port(key, proto, port);
 	/* the live bank's first: a hit just before a switch is the idle one's */
-	e = rs_state_find(&r->cur, rs_bank_set(RS_SET_DECOYS, r->live_bank), key, sizeof(key));
+	e = delta_state_find(&r->cur, rs_bank_set(RS_SET_DECOYS, r->live_bank), key, sizeof(key));
 	if (!e)
-		e = rs_state_find(&r->cur, rs_bank_set(RS_SET_DECOYS, !r->live_bank), key,
-				  sizeof(key));
-	return e ? rs_state_owner(&r->cur, e) : NULL;
+		e = delta_state_find(&r->cur, rs_bank_set(RS_SET_DECOYS, !r->live_bank), key,
+				     sizeof(key));
+	return e ? delta_state_owner(&r->cur, e) : NULL;
 }
 
 void rotator_last_stats(const struct rotator *r, struct rotator_stats *ret)
@@ -516,7 +516,7 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 		ctx.n_carried = r->n_carried;
 	}
 	if (k >= 0)
-		k = rs_delta_compute(old, &r->next, &r->delta);
+		k = delta_compute(old, &r->next, &r->delta);
 	if (k >= 0)
 		k = elements_add_delta(t, &ctx, flush);
 	if (k >= 0)
@@ -526,8 +526,8 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 	if (k < 0)
 		return rotator_error_set(err, k, "transaction", "building the batch");
 	stats = (struct rotator_stats){
-	    .elements_deleted = rs_delta_count_del(&r->delta),
-	    .elements_added = rs_delta_count_add(&r->delta),
+	    .elements_deleted = delta_count_del(&r->delta),
+	    .elements_added = delta_count_add(&r->delta),
 	    .messages = nft_txn_n_msgs(t) - 1,
 	    .bytes = nft_txn_size(t),
 	    .full = old == &r->empty,
@@ -562,10 +562,10 @@ static int apply_switch(struct rotator *r, const struct rotator_plan *plan,
 	struct plan_code tmp;
 	int k;
 
-	rs_state_clear(&r->switched);
-	k = rs_state_switch(&r->switched, bank);
+	delta_state_clear(&r->switched);
+	k = delta_state_switch(&r->switched, bank);
 	if (k >= 0)
-		k = rs_delta_switch(&r->cur, &r->switched, &r->delta);
+		k = delta_switch(&r->cur, &r->switched, &r->delta);
 	if (k >= 0)
 		k = nft_txn_new(r->sock, &t);
 	if (k >= 0)
@@ -575,8 +575,8 @@ static int apply_switch(struct rotator *r, const struct rotator_plan *plan,
 	if (k < 0)
 		return rotator_error_set(err, k, "transaction", "building the batch");
 	stats = (struct rotator_stats){
-	    .elements_deleted = rs_delta_count_del(&r->delta),
-	    .elements_added = rs_delta_count_add(&r->delta),
+	    .elements_deleted = delta_count_del(&r->delta),
+	    .elements_added = delta_count_add(&r->delta),
 	    .messages = nft_txn_n_msgs(t) - 1,
 	    .bytes = nft_txn_size(t),
 	    .switched = true,
@@ -585,7 +585,7 @@ static int apply_switch(struct rotator *r, const struct rotator_plan *plan,
 	if (k < 0)
 		return k;
 	r->stats = stats;
-	k = rs_state_switch(&r->cur, bank);
+	k = delta_state_switch(&r->cur, bank);
 	if (k < 0) { /* the kernel switched, our model could not follow */
 		r->cur_valid = r->codes_valid = false;
 		return rotator_error_set(err, k, "rotator", "element state");
@@ -641,7 +641,7 @@ int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct rot
 	default:
 		break;
 	}
-	k = rs_state_build(&r->next, plan, r->live_bank, err);
+	k = delta_state_build(&r->next, plan, r->live_bank, err);
 	if (k < 0)
 		return k;
 	k = apply_once(r, plan, &adopted, err);
@@ -695,7 +695,7 @@ int rotator_remove(struct rotator *r, struct rotator_error *err)
 	r->codes_valid = false;
 	if (!exists) {
 		r->flags &= ~ROTATOR_F_PROGRAMMED;
-		rs_state_clear(&r->cur);
+		delta_state_clear(&r->cur);
 		return 0;
 	}
 	k = nft_txn_new(r->sock, &t);
@@ -706,7 +706,7 @@ int rotator_remove(struct rotator *r, struct rotator_error *err)
 	k = nft_txn_commit(r->sock, t, MAX_RESTARTS, err);
 	if (k >= 0) {
 		r->flags &= ~ROTATOR_F_PROGRAMMED;
-		rs_state_clear(&r->cur);
+		delta_state_clear(&r->cur);
 		r->cur_valid = true;
 	}
 	return k;
