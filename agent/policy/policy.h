@@ -152,7 +152,7 @@ struct policy {
 	uint64_t limit_nofile;		 /* LimitNOFILE= */
 	bool private_users;		 /* PrivateUsers= */
 
-	struct policy_source *source; /* private to agent/policy/policy.c: line of each key */
+	struct policy_source *source; /* private to agent/policy/: line of each key */
 };
 
 struct policy_set {
