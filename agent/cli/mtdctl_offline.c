@@ -14,13 +14,18 @@ int mtdctl_policy_check(const struct mtdctl *ctl, int argc, char **argv)
 {
 	struct policy_set *set = NULL;
 	struct policy_errors errors = {0};
-	_cleanup_(json_decrefp) json_t *report = json_object();
-	json_t *error_list = json_array(), *services = json_array();
+	_cleanup_(json_decrefp) json_t *report = NULL;
+	_cleanup_(json_decrefp) json_t *error_list = NULL;
+	_cleanup_(json_decrefp) json_t *services = NULL;
 	int r;
 
+	/* Before anything is allocated: a usage error leaks nothing. */
 	if (argc < 2)
 		return mtdctl_usage_error(
 		    "policy check: expected one or more files or directories");
+	report = json_object();
+	error_list = json_array();
+	services = json_array();
 
 	r = policy_set_load((const char *const *)argv + 1, (size_t)argc - 1, &set, &errors);
 	for (size_t i = 0; i < errors.count; i++) {
@@ -35,8 +40,8 @@ int mtdctl_policy_check(const struct mtdctl *ctl, int argc, char **argv)
 		json_array_append_new(services, json_string(set->policies[i]->name));
 
 	json_object_set_new(report, "ok", json_boolean(r >= 0));
-	json_object_set_new(report, "services", services);
-	json_object_set_new(report, "errors", error_list);
+	json_object_set(report, "services", services);
+	json_object_set(report, "errors", error_list);
 	if (ctl->json) {
 		_cleanup_free_ char *text =
 		    json_dumps(report, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
