@@ -37,36 +37,36 @@ static const struct {
     [RS_SET_EGRESS6] = {.name = RS_EGRESS6, .map = false, .interval = true},
 };
 
-const char *rs_set_name(enum rs_set set)
+const char *delta_set_name(enum rs_set set)
 {
 	return set < RS_N_SETS ? set_info[set].name : "?";
 }
 
-bool rs_set_is_map(enum rs_set set)
+bool delta_set_is_map(enum rs_set set)
 {
 	return set < RS_N_SETS && set_info[set].map;
 }
 
-bool rs_set_is_interval(enum rs_set set)
+bool delta_set_is_interval(enum rs_set set)
 {
 	return set < RS_N_SETS && set_info[set].interval;
 }
 
-bool rs_set_is_instance(enum rs_set set)
+bool delta_set_is_instance(enum rs_set set)
 {
 	return set >= RS_FIRST_INSTANCE_SET && set < RS_N_SETS;
 }
 
 /* --- encodings ------------------------------------------------------------- */
 
-size_t rs_key_nfproto(uint8_t *b, uint8_t nfproto)
+size_t delta_key_nfproto(uint8_t *b, uint8_t nfproto)
 {
 	memset(b, 0, 4);
 	b[0] = nfproto;
 	return 1;
 }
 
-size_t rs_key_proto_port(uint8_t *b, uint8_t proto, uint16_t port)
+size_t delta_key_proto_port(uint8_t *b, uint8_t proto, uint16_t port)
 {
 	memset(b, 0, 8);
 	b[0] = proto;
@@ -126,7 +126,7 @@ static void egress_text(const struct rs_elem *e, char *buf, size_t len)
 	snprintf(buf, len, "%s . %s . %s-%s . %u-%u", src, proto_text(k[al]), a, b, p0, p1);
 }
 
-void rs_elem_text(enum rs_set set, const struct rs_elem *e, char *buf, size_t len)
+void delta_elem_text(enum rs_set set, const struct rs_elem *e, char *buf, size_t len)
 {
 	char ap[INET6_ADDRSTRLEN + 16];
 
@@ -276,8 +276,8 @@ static int table_grow(struct rs_table *t, size_t n)
 	return 0;
 }
 
-const struct rs_elem *rs_state_find(const struct rs_state *state, enum rs_set set,
-				    const uint8_t *key, size_t key_len)
+const struct rs_elem *delta_state_find(const struct rs_state *state, enum rs_set set,
+				       const uint8_t *key, size_t key_len)
 {
 	const struct rs_table *t = &state->sets[set];
 	uint8_t k[RS_KEY_MAX] = {};
@@ -290,14 +290,14 @@ const struct rs_elem *rs_state_find(const struct rs_state *state, enum rs_set se
 	return t->slots[i] ? &t->elems[t->slots[i] - 1] : NULL;
 }
 
-const char *rs_state_owner(const struct rs_state *state, const struct rs_elem *e)
+const char *delta_state_owner(const struct rs_state *state, const struct rs_elem *e)
 {
 	return e && e->owner < state->n_names ? state->names[e->owner] : "?";
 }
 
 /* --- states ----------------------------------------------------------------- */
 
-void rs_state_clear(struct rs_state *state)
+void delta_state_clear(struct rs_state *state)
 {
 	for (size_t s = 0; s < RS_N_SETS; s++) {
 		struct rs_table *t = &state->sets[s];
@@ -309,7 +309,7 @@ void rs_state_clear(struct rs_state *state)
 	state->n_names = 0;
 }
 
-void rs_state_free(struct rs_state *state)
+void delta_state_free(struct rs_state *state)
 {
 	for (size_t s = 0; s < RS_N_SETS; s++) {
 		free(state->sets[s].elems);
@@ -319,7 +319,7 @@ void rs_state_free(struct rs_state *state)
 	*state = (struct rs_state){};
 }
 
-size_t rs_state_count(const struct rs_state *state)
+size_t delta_state_count(const struct rs_state *state)
 {
 	size_t n = 0;
 
@@ -385,7 +385,7 @@ static int map_add(struct rs_state *state, enum rs_set set, const struct rotator
 	struct rs_elem e = {.owner = owner};
 	bool dup;
 
-	e.key_len = (uint8_t)rs_key_proto_port(e.key, s->proto, port);
+	e.key_len = (uint8_t)delta_key_proto_port(e.key, s->proto, port);
 	e.data_len = (uint8_t)put_addr(e.data, &s->backend);
 	e.data_len += (uint8_t)put_port(e.data + e.data_len, s->backend_port);
 	there = table_insert(&state->sets[set], &e, &dup);
@@ -395,7 +395,7 @@ static int map_add(struct rs_state *state, enum rs_set set, const struct rotator
 		char object[2 * ROTATOR_MAX_NAME + 32];
 
 		snprintf(object, sizeof(object), "service %s: public ports in map %s", s->name,
-			 rs_set_name(set));
+			 delta_set_name(set));
 		step_error_set(err, object, -EEXIST, "port %s/%u is also used by service %s",
 			       proto_text(s->proto), port, state->names[there->owner]);
 	}
@@ -521,14 +521,14 @@ static int services_add(struct rs_state *state, const struct rotator_service *sv
 		for (size_t j = 0; j < s->n_decoys; j++) {
 			struct rs_elem d = {.owner = owner};
 
-			d.key_len = (uint8_t)rs_key_proto_port(d.key, s->proto, s->decoys[j]);
+			d.key_len = (uint8_t)delta_key_proto_port(d.key, s->proto, s->decoys[j]);
 			table_insert(&state->sets[rs_bank_set(RS_SET_DECOYS, bank)], &d, &dup);
 		}
 	}
 	return 0;
 }
 
-int rs_state_switch(struct rs_state *state, unsigned live_bank)
+int delta_state_switch(struct rs_state *state, unsigned live_bank)
 {
 	static const uint8_t nfprotos[] = {NFPROTO_IPV4, NFPROTO_IPV6};
 	int r;
@@ -542,22 +542,22 @@ int rs_state_switch(struct rs_state *state, unsigned live_bank)
 		struct rs_elem e = {.owner = UINT32_MAX};
 		bool dup;
 
-		e.key_len = (uint8_t)rs_key_nfproto(e.key, nfprotos[i]);
+		e.key_len = (uint8_t)delta_key_nfproto(e.key, nfprotos[i]);
 		table_insert(&state->sets[live_bank ? RS_SET_ACTIVE1 : RS_SET_ACTIVE0], &e, &dup);
 	}
 	return 0;
 }
 
-int rs_state_build(struct rs_state *state, const struct rotator_plan *plan, unsigned live_bank,
-		   struct step_error *err)
+int delta_state_build(struct rs_state *state, const struct rotator_plan *plan, unsigned live_bank,
+		      struct step_error *err)
 {
 	uint32_t first_instance = (uint32_t)(plan->n_services + plan->n_next);
 	int r;
 
-	rs_state_clear(state);
+	delta_state_clear(state);
 	r = state_reserve(state, plan, live_bank);
 	if (r >= 0)
-		r = rs_state_switch(state, live_bank);
+		r = delta_state_switch(state, live_bank);
 	if (r < 0)
 		return step_error_set(err, "rotator", r, "element state");
 	r = services_add(state, plan->services, plan->n_services, 0, live_bank, err);
@@ -567,7 +567,7 @@ int rs_state_build(struct rs_state *state, const struct rotator_plan *plan, unsi
 	for (size_t i = 0; r >= 0 && i < plan->n_instances; i++)
 		r = instance_add(state, first_instance + (uint32_t)i, &plan->instances[i], err);
 	if (r < 0) {
-		rs_state_clear(state);
+		delta_state_clear(state);
 		return r;
 	}
 	state->n_names = first_instance + plan->n_instances;
@@ -602,8 +602,8 @@ static bool is_active_set(size_t set)
 	return set == RS_SET_ACTIVE0 || set == RS_SET_ACTIVE1;
 }
 
-static int delta_compute(const struct rs_state *old, const struct rs_state *new_state,
-			 bool only_active_sets, struct rs_delta *delta)
+static int delta_diff(const struct rs_state *old, const struct rs_state *new_state,
+		      bool only_active_sets, struct rs_delta *delta)
 {
 	for (size_t s = 0; s < RS_N_SETS; s++) {
 		const struct rs_table *o = &old->sets[s], *n = &new_state->sets[s];
@@ -630,19 +630,19 @@ static int delta_compute(const struct rs_state *old, const struct rs_state *new_
 	return 0;
 }
 
-int rs_delta_compute(const struct rs_state *old, const struct rs_state *new_state,
-		     struct rs_delta *delta)
+int delta_compute(const struct rs_state *old, const struct rs_state *new_state,
+		  struct rs_delta *delta)
 {
-	return delta_compute(old, new_state, false, delta);
+	return delta_diff(old, new_state, false, delta);
 }
 
-int rs_delta_switch(const struct rs_state *old, const struct rs_state *new_state,
-		    struct rs_delta *delta)
+int delta_switch(const struct rs_state *old, const struct rs_state *new_state,
+		 struct rs_delta *delta)
 {
-	return delta_compute(old, new_state, true, delta);
+	return delta_diff(old, new_state, true, delta);
 }
 
-void rs_delta_free(struct rs_delta *delta)
+void delta_free(struct rs_delta *delta)
 {
 	for (size_t s = 0; s < RS_N_SETS; s++) {
 		free(delta->del[s]);
@@ -651,7 +651,7 @@ void rs_delta_free(struct rs_delta *delta)
 	*delta = (struct rs_delta){};
 }
 
-size_t rs_delta_count_del(const struct rs_delta *delta)
+size_t delta_count_del(const struct rs_delta *delta)
 {
 	size_t n = 0;
 
@@ -660,7 +660,7 @@ size_t rs_delta_count_del(const struct rs_delta *delta)
 	return n;
 }
 
-size_t rs_delta_count_add(const struct rs_delta *delta)
+size_t delta_count_add(const struct rs_delta *delta)
 {
 	size_t n = 0;
 

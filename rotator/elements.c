@@ -53,8 +53,8 @@ static void put_value(struct nlmsghdr *nlh, uint16_t type, const uint8_t *v, siz
 
 /* One operation on a list of elements of one set, in as many messages as it
  * takes. Each message's ref carries the position of its first element. */
-static int send_elems(struct nft_txn *t, enum rs_set set, uint16_t kind,
-		      const struct rs_table *tab, const uint32_t *idx, size_t n)
+static int send_elems(struct nft_txn *t, enum rs_set set, uint16_t kind, const struct rs_table *tab,
+		      const uint32_t *idx, size_t n)
 {
 	bool add = kind == REF_ADD;
 	uint16_t cmd = add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM;
@@ -70,17 +70,16 @@ static int send_elems(struct nft_txn *t, enum rs_set set, uint16_t kind,
 		struct nlattr *el;
 
 		if (!nlh) {
-			struct nft_ref ref = { .kind = kind,
-					       .sub = (uint16_t)set,
-					       .index = (uint32_t)i };
+			struct nft_ref ref = {
+			    .kind = kind, .sub = (uint16_t)set, .index = (uint32_t)i};
 
-			nlh = elems_msg_start(t, cmd, flags, rs_set_name(set), &list, &ref);
+			nlh = elems_msg_start(t, cmd, flags, delta_set_name(set), &list, &ref);
 			if (!nlh)
 				return -ENOMEM;
 		}
 		el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
 		put_value(nlh, NFTA_SET_ELEM_KEY, e->key, e->key_len);
-		if (rs_set_is_interval(set))
+		if (delta_set_is_interval(set))
 			put_value(nlh, NFTA_SET_ELEM_KEY_END, e->data, e->data_len);
 		else if (add && e->data_len)
 			put_value(nlh, NFTA_SET_ELEM_DATA, e->data, e->data_len);
@@ -98,14 +97,14 @@ static int send_elems(struct nft_txn *t, enum rs_set set, uint16_t kind,
 
 static int flush_set(struct nft_txn *t, enum rs_set set)
 {
-	struct nft_ref ref = { .kind = REF_FLUSH, .sub = (uint16_t)set };
+	struct nft_ref ref = {.kind = REF_FLUSH, .sub = (uint16_t)set};
 	struct nlmsghdr *nlh = nft_txn_msg(t, NFT_MSG_DELSETELEM, NFPROTO_INET, 0, &ref);
 
 	if (!nlh)
 		return -ENOMEM;
 	/* no element list: the kernel flushes the whole set */
 	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, ROTATOR_TABLE);
-	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, rs_set_name(set));
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, delta_set_name(set));
 	return nft_txn_msg_end(t, nlh);
 }
 
@@ -115,7 +114,7 @@ int elements_add_delta(struct nft_txn *t, const struct elements_ctx *ctx, bool f
 	int r = 0;
 
 	for (size_t s = 0; flush && r >= 0 && s < RS_N_SETS; s++)
-		if (ctx->envelope || !rs_set_is_instance((enum rs_set)s))
+		if (ctx->envelope || !delta_set_is_instance((enum rs_set)s))
 			r = flush_set(t, (enum rs_set)s);
 	for (size_t s = 0; r >= 0 && s < RS_N_SETS; s++)
 		r = send_elems(t, (enum rs_set)s, REF_DEL, &ctx->old->sets[s], d->del[s],
@@ -128,7 +127,7 @@ int elements_add_delta(struct nft_txn *t, const struct elements_ctx *ctx, bool f
 
 int elements_add_carried(struct nft_txn *t, const struct elements_ctx *ctx)
 {
-	static const int families[] = { AF_INET, AF_INET6 };
+	static const int families[] = {AF_INET, AF_INET6};
 
 	for (size_t f = 0; f < ELEMENTSOF(families); f++) {
 		int family = families[f];
@@ -144,7 +143,7 @@ int elements_add_carried(struct nft_txn *t, const struct elements_ctx *ctx)
 			if (b->source.family != family)
 				continue;
 			if (!nlh) {
-				struct nft_ref ref = { .kind = REF_CARRY, .index = (uint32_t)i };
+				struct nft_ref ref = {.kind = REF_CARRY, .index = (uint32_t)i};
 
 				nlh = elems_msg_start(t, NFT_MSG_NEWSETELEM, NLM_F_CREATE,
 						      v4 ? RS_BLOCKED4 : RS_BLOCKED6, &list, &ref);
@@ -156,7 +155,8 @@ int elements_add_carried(struct nft_txn *t, const struct elements_ctx *ctx)
 				  v4 ? (const uint8_t *)&b->source.in : b->source.in6.s6_addr,
 				  v4 ? 4 : 16);
 			if (b->expires_in_ms)
-				mnl_attr_put_u64(nlh, NFTA_SET_ELEM_TIMEOUT, htobe64(b->expires_in_ms));
+				mnl_attr_put_u64(nlh, NFTA_SET_ELEM_TIMEOUT,
+						 htobe64(b->expires_in_ms));
 			mnl_attr_nest_end(nlh, el);
 			if (nlh->nlmsg_len >= MSG_FULL) {
 				mnl_attr_nest_end(nlh, list);
@@ -181,7 +181,7 @@ int elements_add_unblock(struct nft_txn *t, const struct elements_ctx *ctx)
 	for (size_t i = 0; i < ctx->plan->n_unblock; i++) {
 		const struct rotator_addr *a = &ctx->plan->unblock[i];
 		bool v4 = a->family == AF_INET;
-		struct nft_ref ref = { .kind = REF_UNBLOCK, .index = (uint32_t)i };
+		struct nft_ref ref = {.kind = REF_UNBLOCK, .index = (uint32_t)i};
 		struct nlattr *list, *el;
 		struct nlmsghdr *nlh;
 		int r;
@@ -211,10 +211,12 @@ static long elem_at(const struct nlmsghdr *msg, uint32_t offset)
 
 	if (!msg || !offset)
 		return -1;
-	mnl_attr_for_each(attr, msg, sizeof(struct nfgenmsg)) {
+	mnl_attr_for_each(attr, msg, sizeof(struct nfgenmsg))
+	{
 		if (mnl_attr_get_type(attr) != NFTA_SET_ELEM_LIST_ELEMENTS)
 			continue;
-		mnl_attr_for_each_nested(el, attr) {
+		mnl_attr_for_each_nested(el, attr)
+		{
 			uint32_t start = (uint32_t)((const char *)el - (const char *)msg);
 
 			if (offset >= start && offset < start + el->nla_len)
@@ -230,7 +232,7 @@ void elements_describe(void *userdata, const struct nft_ref *ref, const struct n
 {
 	const struct elements_ctx *ctx = userdata;
 	enum rs_set set = (enum rs_set)ref->sub;
-	const char *kind = rs_set_is_map(set) ? "map" : "set";
+	const char *kind = delta_set_is_map(set) ? "map" : "set";
 	bool add = ref->kind == REF_ADD;
 	const struct rs_state *st = add ? ctx->new_state : ctx->old;
 	const uint32_t *idx;
@@ -241,7 +243,7 @@ void elements_describe(void *userdata, const struct nft_ref *ref, const struct n
 
 	switch (ref->kind) {
 	case REF_FLUSH:
-		snprintf(buf, len, "flush of %s %s", kind, rs_set_name(set));
+		snprintf(buf, len, "flush of %s %s", kind, delta_set_name(set));
 		return;
 	case REF_UNBLOCK: {
 		const struct rotator_addr *a = &ctx->plan->unblock[ref->index];
@@ -278,18 +280,18 @@ void elements_describe(void *userdata, const struct nft_ref *ref, const struct n
 	n = add ? ctx->delta->n_add[set] : ctx->delta->n_del[set];
 	at = elem_at(msg, bad_offset);
 	if (at < 0 || ref->index + (size_t)at >= n) {
-		snprintf(buf, len, "%s %s: %s elements from #%u", kind, rs_set_name(set),
+		snprintf(buf, len, "%s %s: %s elements from #%u", kind, delta_set_name(set),
 			 add ? "adding" : "deleting", ref->index);
 		return;
 	}
 	e = &st->sets[set].elems[idx[ref->index + (size_t)at]];
-	rs_elem_text(set, e, text, sizeof(text));
+	delta_elem_text(set, e, text, sizeof(text));
 	if (set == RS_SET_ACTIVE0 || set == RS_SET_ACTIVE1) {
 		snprintf(buf, len, "switching banks: %s %s %s set %s", add ? "adding" : "deleting",
-			 text, add ? "to" : "from", rs_set_name(set));
+			 text, add ? "to" : "from", delta_set_name(set));
 		return;
 	}
 	snprintf(buf, len, "%s %s: %s %s %s %s %s",
-		 rs_set_is_instance(set) ? "instance" : "service", rs_state_owner(st, e),
-		 add ? "adding" : "deleting", text, add ? "to" : "from", kind, rs_set_name(set));
+		 delta_set_is_instance(set) ? "instance" : "service", delta_state_owner(st, e),
+		 add ? "adding" : "deleting", text, add ? "to" : "from", kind, delta_set_name(set));
 }

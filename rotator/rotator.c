@@ -80,10 +80,10 @@ void rotator_free(struct rotator *r)
 	if (!r)
 		return;
 	nft_sock_close(r->sock); /* without persist, the kernel drops the table now */
-	rs_state_free(&r->cur);
-	rs_state_free(&r->next);
-	rs_state_free(&r->switched);
-	rs_delta_free(&r->delta);
+	delta_state_free(&r->cur);
+	delta_state_free(&r->next);
+	delta_state_free(&r->switched);
+	delta_free(&r->delta);
 	free(r->code_live.bytes);
 	free(r->code_idle.bytes);
 	free(r->code_instances.bytes);
@@ -336,10 +336,10 @@ const char *rotator_instance_owner(const struct rotator *r, const struct rotator
 	if (!addr || !addr_valid(addr))
 		return NULL;
 	if (addr->family == AF_INET)
-		e = rs_state_find(&r->cur, RS_SET_INSTANCES4, (const uint8_t *)&addr->in, 4);
+		e = delta_state_find(&r->cur, RS_SET_INSTANCES4, (const uint8_t *)&addr->in, 4);
 	else
-		e = rs_state_find(&r->cur, RS_SET_INSTANCES6, addr->in6.s6_addr, 16);
-	return e ? rs_state_owner(&r->cur, e) : NULL;
+		e = delta_state_find(&r->cur, RS_SET_INSTANCES6, addr->in6.s6_addr, 16);
+	return e ? delta_state_owner(&r->cur, e) : NULL;
 }
 
 const char *rotator_decoy_owner(const struct rotator *r, uint8_t proto, uint16_t port)
@@ -347,13 +347,13 @@ const char *rotator_decoy_owner(const struct rotator *r, uint8_t proto, uint16_t
 	const struct rs_elem *e;
 	uint8_t key[8];
 
-	rs_key_proto_port(key, proto, port);
+	delta_key_proto_port(key, proto, port);
 	/* the live bank's first: a hit just before a switch is the idle one's */
-	e = rs_state_find(&r->cur, rs_bank_set(RS_SET_DECOYS, r->live_bank), key, sizeof(key));
+	e = delta_state_find(&r->cur, rs_bank_set(RS_SET_DECOYS, r->live_bank), key, sizeof(key));
 	if (!e)
-		e = rs_state_find(&r->cur, rs_bank_set(RS_SET_DECOYS, !r->live_bank), key,
-				  sizeof(key));
-	return e ? rs_state_owner(&r->cur, e) : NULL;
+		e = delta_state_find(&r->cur, rs_bank_set(RS_SET_DECOYS, !r->live_bank), key,
+				     sizeof(key));
+	return e ? delta_state_owner(&r->cur, e) : NULL;
 }
 
 void rotator_last_stats(const struct rotator *r, struct rotator_stats *ret)
@@ -361,7 +361,7 @@ void rotator_last_stats(const struct rotator *r, struct rotator_stats *ret)
 	*ret = r->stats;
 }
 
-/* Commit t (taken). Afterwards the kernel holds *applied, or, if the
+/* Commit t (the caller frees it). Afterwards the kernel holds *applied, or, if the
  * outcome is unclear or the kernel disagreed about an element, the
  * remembered state is marked unknown (the next apply resynchronises). */
 static int commit(struct rotator *r, struct nft_txn *t, struct elements_ctx *ctx,
@@ -373,7 +373,6 @@ static int commit(struct rotator *r, struct nft_txn *t, struct elements_ctx *ctx
 	nft_txn_set_describe(t, elements_describe, ctx);
 	k = nft_txn_commit(r->sock, t, MAX_RESTARTS, err);
 	outcome = nft_txn_outcome(t);
-	nft_txn_free(t);
 	if (k < 0) {
 		r->codes_valid = false;
 		if (outcome != NFT_TXN_REFUSED || k == -ENOENT || k == -EEXIST)
@@ -457,7 +456,7 @@ int rotator_blocked_list(struct rotator *r, struct rotator_blocked **ret, size_t
 static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *adopted,
 		      struct step_error *err)
 {
-	struct nft_txn *t = NULL;
+	_cleanup_(nft_txn_freep) struct nft_txn *t = NULL;
 	const struct rs_state *old;
 	struct elements_ctx ctx;
 	struct rotator_stats stats;
@@ -474,17 +473,13 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 		uint32_t owner = 0, flags = 0;
 
 		k = nft_get_table(r->sock, NFPROTO_INET, ROTATOR_TABLE, &exists, &flags, &owner);
-		if (k < 0) {
-			nft_txn_free(t);
+		if (k < 0)
 			return step_error_set(err, RS_TABLE_DESC, k, "looking it up");
-		}
-		if (exists && (flags & NFT_TABLE_F_OWNER) && owner != nft_sock_portid(r->sock)) {
-			nft_txn_free(t);
+		if (exists && (flags & NFT_TABLE_F_OWNER) && owner != nft_sock_portid(r->sock))
 			return step_error_set(err, RS_TABLE_DESC, -EBUSY,
 					      "owned by a live process (netlink port %u): "
 					      "another mtd-agent is running",
 					      owner);
-		}
 		if (exists) {
 			/* The table is rebuilt from scratch; the sources it
 			 * blocks stay blocked for the time they have left. A hit
@@ -494,10 +489,8 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 			r->carried = NULL;
 			r->n_carried = 0;
 			k = read_blocked(r, &r->carried, &r->n_carried, err);
-			if (k < 0) {
-				nft_txn_free(t);
+			if (k < 0)
 				return k;
-			}
 			k = ruleset_delete_table(t);
 			*adopted = true;
 		}
@@ -520,27 +513,23 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 		ctx.n_carried = r->n_carried;
 	}
 	if (k >= 0)
-		k = rs_delta_compute(old, &r->next, &r->delta);
+		k = delta_compute(old, &r->next, &r->delta);
 	if (k >= 0)
 		k = elements_add_delta(t, &ctx, flush);
 	if (k >= 0)
 		k = elements_add_carried(t, &ctx);
 	if (k >= 0)
 		k = elements_add_unblock(t, &ctx);
-	if (k < 0) {
-		nft_txn_free(t);
+	if (k < 0)
 		return step_error_set(err, "transaction", k, "building the batch");
-	}
 	stats = (struct rotator_stats){
-	    .elements_deleted = rs_delta_count_del(&r->delta),
-	    .elements_added = rs_delta_count_add(&r->delta),
+	    .elements_deleted = delta_count_del(&r->delta),
+	    .elements_added = delta_count_add(&r->delta),
 	    .messages = nft_txn_n_msgs(t) - 1,
 	    .bytes = nft_txn_size(t),
 	    .full = old == &r->empty,
 	};
-	if (stats.messages == 0) /* nothing changes: no transaction */
-		nft_txn_free(t);
-	else
+	if (stats.messages > 0) /* none: nothing changes, no transaction */
 		k = commit(r, t, &ctx, err);
 	if (k >= 0) {
 		struct rs_state tmp = r->cur;
@@ -559,7 +548,7 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 static int apply_switch(struct rotator *r, const struct rotator_plan *plan, struct step_error *err)
 {
 	unsigned bank = !r->live_bank;
-	struct nft_txn *t = NULL;
+	_cleanup_(nft_txn_freep) struct nft_txn *t = NULL;
 	struct elements_ctx ctx = {.old = &r->cur,
 				   .new_state = &r->switched,
 				   .delta = &r->delta,
@@ -569,23 +558,21 @@ static int apply_switch(struct rotator *r, const struct rotator_plan *plan, stru
 	struct plan_code tmp;
 	int k;
 
-	rs_state_clear(&r->switched);
-	k = rs_state_switch(&r->switched, bank);
+	delta_state_clear(&r->switched);
+	k = delta_state_switch(&r->switched, bank);
 	if (k >= 0)
-		k = rs_delta_switch(&r->cur, &r->switched, &r->delta);
+		k = delta_switch(&r->cur, &r->switched, &r->delta);
 	if (k >= 0)
 		k = nft_txn_new(r->sock, &t);
 	if (k >= 0)
 		k = elements_add_delta(t, &ctx, false);
 	if (k >= 0)
 		k = elements_add_unblock(t, &ctx);
-	if (k < 0) {
-		nft_txn_free(t);
+	if (k < 0)
 		return step_error_set(err, "transaction", k, "building the batch");
-	}
 	stats = (struct rotator_stats){
-	    .elements_deleted = rs_delta_count_del(&r->delta),
-	    .elements_added = rs_delta_count_add(&r->delta),
+	    .elements_deleted = delta_count_del(&r->delta),
+	    .elements_added = delta_count_add(&r->delta),
 	    .messages = nft_txn_n_msgs(t) - 1,
 	    .bytes = nft_txn_size(t),
 	    .switched = true,
@@ -594,7 +581,7 @@ static int apply_switch(struct rotator *r, const struct rotator_plan *plan, stru
 	if (k < 0)
 		return k;
 	r->stats = stats;
-	k = rs_state_switch(&r->cur, bank);
+	k = delta_state_switch(&r->cur, bank);
 	if (k < 0) { /* the kernel switched, our model could not follow */
 		r->cur_valid = r->codes_valid = false;
 		return step_error_set(err, "rotator", k, "element state");
@@ -650,7 +637,7 @@ int rotator_apply(struct rotator *r, const struct rotator_plan *plan, struct ste
 	default:
 		break;
 	}
-	k = rs_state_build(&r->next, plan, r->live_bank, err);
+	k = delta_state_build(&r->next, plan, r->live_bank, err);
 	if (k < 0)
 		return k;
 	k = apply_once(r, plan, &adopted, err);
@@ -692,7 +679,7 @@ int rotator_switch(struct rotator *r, struct step_error *err)
 
 int rotator_remove(struct rotator *r, struct step_error *err)
 {
-	struct nft_txn *t = NULL;
+	_cleanup_(nft_txn_freep) struct nft_txn *t = NULL;
 	bool exists = false;
 	int k;
 
@@ -704,21 +691,18 @@ int rotator_remove(struct rotator *r, struct step_error *err)
 	r->codes_valid = false;
 	if (!exists) {
 		r->flags &= ~ROTATOR_F_PROGRAMMED;
-		rs_state_clear(&r->cur);
+		delta_state_clear(&r->cur);
 		return 0;
 	}
 	k = nft_txn_new(r->sock, &t);
 	if (k >= 0)
 		k = ruleset_delete_table(t);
-	if (k < 0) {
-		nft_txn_free(t);
+	if (k < 0)
 		return step_error_set(err, "transaction", k, "%s", "");
-	}
 	k = nft_txn_commit(r->sock, t, MAX_RESTARTS, err);
-	nft_txn_free(t);
 	if (k >= 0) {
 		r->flags &= ~ROTATOR_F_PROGRAMMED;
-		rs_state_clear(&r->cur);
+		delta_state_clear(&r->cur);
 		r->cur_valid = true;
 	}
 	return k;

@@ -81,6 +81,7 @@ int nft_dump_set_elems(struct nft_sock *s, uint16_t family, const char *table, c
 int nft_txn_new(struct nft_sock *s, struct nft_txn **ret);
 /* Frees the transaction; its pages go back to the socket for the next one. */
 void nft_txn_free(struct nft_txn *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nft_txn *, nft_txn_free)
 
 /*
  * What a message is about, for error reports only: nothing is formatted
@@ -136,6 +137,10 @@ enum nft_outcome nft_txn_outcome(const struct nft_txn *t);
  */
 int nft_txn_commit(struct nft_sock *s, struct nft_txn *t, unsigned max_restarts,
 		   struct step_error *err);
+
+/* Fill err (if not NULL) with a library-side reason. Returns e. */
+int step_error_set(struct step_error *err, const char *object, int e, const char *fmt, ...)
+    _printf_(4, 5);
 
 /*
  * Pure builders for the rules of `inet mtd`: no socket, no kernel. Each
@@ -279,14 +284,11 @@ struct nft_txn;
 #define RS_SPOOF_LOG_PREFIX "mtd-spoof "
 #define RS_TABLE_DESC "table inet " ROTATOR_TABLE
 
-/* Delete the existing table (adoption: it is rebuilt in the same transaction). */
-int ruleset_delete_table(struct nft_txn *t);
-
 /* Table (with NFT_TABLE_F_* flags), sets, maps, chains and rules. */
 int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
 		       const struct rotator_config *config);
 
-/* --- shared with ruleset_instance.c ---------------------------------------- */
+/* --- shared by ruleset.c and ruleset_instance.c -------------------------- */
 
 /* nft's datatype ids, concatenations are (a << 6) | b */
 enum {
@@ -320,11 +322,24 @@ struct chain_def {
 	const char *comment;
 };
 
+/* ruleset_objects.c: one message per object, below ruleset.c and
+ * ruleset_instance.c (which never call each other). */
 struct nftnl_rule;
+/* Delete the existing table (adoption: it is rebuilt in the same transaction). */
+int ruleset_delete_table(struct nft_txn *t);
+int ruleset_add_table(struct nft_txn *t, uint32_t flags);
 int ruleset_add_set(struct nft_txn *t, const struct set_def *d, uint32_t id);
 int ruleset_add_chain(struct nft_txn *t, const struct chain_def *d);
 /* Takes ownership of rule (NULL: -ENOMEM). */
 int ruleset_add_rule(struct nft_txn *t, struct nftnl_rule *rule, const char *what);
+
+struct ruleset_rule {
+	struct nftnl_rule *rule; /* NULL: out of memory, or not wanted */
+	const char *what;
+	bool unwanted; /* not in this configuration (no honeypot) */
+};
+/* Adds the wanted rules in order (each is taken); frees the rest. */
+int ruleset_add_rules(struct nft_txn *t, struct ruleset_rule *rules, size_t n);
 
 /* The envelope's sets and chains (after the base ones: set ids from
  * first_set_id), then, once the base chains' own rules are in, its rules. */
@@ -451,10 +466,10 @@ struct rs_delta {
 
 /* Set and map names in the table (RS_SVC4, ...), whether it is a map, an
  * interval set (elements carry an end key in data), an instance's. */
-const char *rs_set_name(enum rs_set set);
-bool rs_set_is_map(enum rs_set set);
-bool rs_set_is_interval(enum rs_set set);
-bool rs_set_is_instance(enum rs_set set);
+const char *delta_set_name(enum rs_set set);
+bool delta_set_is_map(enum rs_set set);
+bool delta_set_is_interval(enum rs_set set);
+bool delta_set_is_instance(enum rs_set set);
 
 /* Replace *state (its memory is reused) with the elements of a validated
  * plan, its services in live_bank (0 or 1), its next services in the other.
@@ -462,36 +477,36 @@ bool rs_set_is_instance(enum rs_set set);
  * services; the state is then empty. Sets (backends, decoys) take
  * duplicates once, owned by the first service. An instance address used by
  * two instances is -EEXIST naming both. */
-int rs_state_build(struct rs_state *state, const struct rotator_plan *plan, unsigned live_bank,
-		   struct step_error *err);
+int delta_state_build(struct rs_state *state, const struct rotator_plan *plan, unsigned live_bank,
+		      struct step_error *err);
 /* Make live_bank's active set the one that holds ipv4 and ipv6 (what a
  * switch of banks does to the kernel's table). */
-int rs_state_switch(struct rs_state *state, unsigned live_bank);
+int delta_state_switch(struct rs_state *state, unsigned live_bank);
 /* ipv4 / ipv6 keys of the active sets */
-size_t rs_key_nfproto(uint8_t *b, uint8_t nfproto);
-void rs_state_clear(struct rs_state *state); /* empty, memory kept */
-void rs_state_free(struct rs_state *state);  /* empty, memory released */
-size_t rs_state_count(const struct rs_state *state);
+size_t delta_key_nfproto(uint8_t *b, uint8_t nfproto);
+void delta_state_clear(struct rs_state *state); /* empty, memory kept */
+void delta_state_free(struct rs_state *state);	/* empty, memory released */
+size_t delta_state_count(const struct rs_state *state);
 
 /* The element with this key, or NULL. */
-const struct rs_elem *rs_state_find(const struct rs_state *state, enum rs_set set,
-				    const uint8_t *key, size_t key_len);
-const char *rs_state_owner(const struct rs_state *state, const struct rs_elem *e);
+const struct rs_elem *delta_state_find(const struct rs_state *state, enum rs_set set,
+				       const uint8_t *key, size_t key_len);
+const char *delta_state_owner(const struct rs_state *state, const struct rs_elem *e);
 
 /* The delta from old to new_state into *delta (memory reused). 0 or -ENOMEM. */
-int rs_delta_compute(const struct rs_state *old, const struct rs_state *new_state,
-		     struct rs_delta *delta);
+int delta_compute(const struct rs_state *old, const struct rs_state *new_state,
+		  struct rs_delta *delta);
 /* The same for the active sets alone (a switch of banks), the rest untouched. */
-int rs_delta_switch(const struct rs_state *old, const struct rs_state *new_state,
-		    struct rs_delta *delta);
-void rs_delta_free(struct rs_delta *delta);
-size_t rs_delta_count_del(const struct rs_delta *delta);
-size_t rs_delta_count_add(const struct rs_delta *delta);
+int delta_switch(const struct rs_state *old, const struct rs_state *new_state,
+		 struct rs_delta *delta);
+void delta_free(struct rs_delta *delta);
+size_t delta_count_del(const struct rs_delta *delta);
+size_t delta_count_add(const struct rs_delta *delta);
 
 /* Element encodings (the kernel's register layout). */
-size_t rs_key_proto_port(uint8_t *b, uint8_t proto, uint16_t port);
+size_t delta_key_proto_port(uint8_t *b, uint8_t proto, uint16_t port);
 /* "tcp . 24847 : 10.0.0.1 . 8080" style text of an element, for errors. */
-void rs_elem_text(enum rs_set set, const struct rs_elem *e, char *buf, size_t len);
+void delta_elem_text(enum rs_set set, const struct rs_elem *e, char *buf, size_t len);
 
 /*
  * The element messages of a transaction: a delta between two element states

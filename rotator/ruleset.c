@@ -27,41 +27,65 @@
 #define CONCAT3 RS_CONCAT3
 
 #define BANK_SETS(b)                                                                               \
-	{ RS_BANK_NAME(RS_SVC4, b), CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,             \
-	  CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE), 8, NFT_SET_MAP, 0,                               \
-	  "bank " #b ": public port -> IPv4 backend, current and grace port of each service",      \
-	  NULL },                                                                                   \
-	{ RS_BANK_NAME(RS_SVC6, b), CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,             \
-	  CONCAT2(TYPE_IP6ADDR, TYPE_INET_SERVICE), 20, NFT_SET_MAP, 0,                             \
-	  "bank " #b ": public port -> IPv6 backend, current and grace port of each service",      \
-	  NULL },                                                                                   \
-	{ RS_BANK_NAME(RS_LOCAL4, b), CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,           \
-	  CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE), 8, NFT_SET_MAP, 0,                               \
-	  "bank " #b ": like svc4, for clients on this host (services with local access)", NULL }, \
-	{ RS_BANK_NAME(RS_LOCAL6, b), CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8,           \
-	  CONCAT2(TYPE_IP6ADDR, TYPE_INET_SERVICE), 20, NFT_SET_MAP, 0,                             \
-	  "bank " #b ": like svc6, for clients on this host (services with local access)", NULL }, \
-	{ RS_BANK_NAME(RS_DECOYS, b), CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8, 0, 0, 0,  \
-	  0, "bank " #b ": decoy ports: a source touching one is blocked", NULL }
+	{RS_BANK_NAME(RS_SVC4, b),                                                                 \
+	 CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE),                                           \
+	 8,                                                                                        \
+	 CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE),                                                  \
+	 8,                                                                                        \
+	 NFT_SET_MAP,                                                                              \
+	 0,                                                                                        \
+	 "bank " #b ": public port -> IPv4 backend, current and grace port of each service",       \
+	 NULL},                                                                                    \
+	    {RS_BANK_NAME(RS_SVC6, b),                                                             \
+	     CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE),                                       \
+	     8,                                                                                    \
+	     CONCAT2(TYPE_IP6ADDR, TYPE_INET_SERVICE),                                             \
+	     20,                                                                                   \
+	     NFT_SET_MAP,                                                                          \
+	     0,                                                                                    \
+	     "bank " #b ": public port -> IPv6 backend, current and grace port of each service",   \
+	     NULL},                                                                                \
+	    {RS_BANK_NAME(RS_LOCAL4, b),                                                           \
+	     CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE),                                       \
+	     8,                                                                                    \
+	     CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE),                                              \
+	     8,                                                                                    \
+	     NFT_SET_MAP,                                                                          \
+	     0,                                                                                    \
+	     "bank " #b ": like svc4, for clients on this host (services with local access)",      \
+	     NULL},                                                                                \
+	    {RS_BANK_NAME(RS_LOCAL6, b),                                                           \
+	     CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE),                                       \
+	     8,                                                                                    \
+	     CONCAT2(TYPE_IP6ADDR, TYPE_INET_SERVICE),                                             \
+	     20,                                                                                   \
+	     NFT_SET_MAP,                                                                          \
+	     0,                                                                                    \
+	     "bank " #b ": like svc6, for clients on this host (services with local access)",      \
+	     NULL},                                                                                \
+	{                                                                                          \
+		RS_BANK_NAME(RS_DECOYS, b), CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8, 0,  \
+		    0, 0, 0, "bank " #b ": decoy ports: a source touching one is blocked", NULL    \
+	}
 
 /* Every per-epoch map and set twice (docs/nftables.md, "Two banks"): the
  * live bank is the one whose active set holds ipv4 and ipv6; the idle one is
  * loaded ahead with the next epoch, so a boundary only switches banks. */
 static const struct set_def sets[] = {
-	BANK_SETS(0),
-	BANK_SETS(1),
-	{ RS_ACTIVE0, TYPE_NFPROTO, 1, 0, 0, 0, 0,
-	  "ipv4 and ipv6 while bank 0 is live (a boundary moves them to the other bank)", NULL },
-	{ RS_ACTIVE1, TYPE_NFPROTO, 1, 0, 0, 0, 0,
-	  "ipv4 and ipv6 while bank 1 is live (a boundary moves them to the other bank)", NULL },
-	{ RS_BACKENDS4, CONCAT3(TYPE_INET_PROTOCOL, TYPE_IPADDR, TYPE_INET_SERVICE), 12, 0, 0, 0,
-	  0, "real IPv4 backends: reachable from outside only through the DNAT", NULL },
-	{ RS_BACKENDS6, CONCAT3(TYPE_INET_PROTOCOL, TYPE_IP6ADDR, TYPE_INET_SERVICE), 24, 0, 0,
-	  0, 0, "real IPv6 backends: reachable from outside only through the DNAT", NULL },
-	{ RS_BLOCKED4, TYPE_IPADDR, 4, 0, 0, NFT_SET_TIMEOUT | NFT_SET_EVAL, 65535,
-	  "IPv4 sources that touched a decoy", NULL },
-	{ RS_BLOCKED6, TYPE_IP6ADDR, 16, 0, 0, NFT_SET_TIMEOUT | NFT_SET_EVAL, 65535,
-	  "IPv6 sources that touched a decoy", NULL },
+    BANK_SETS(0),
+    BANK_SETS(1),
+    {RS_ACTIVE0, TYPE_NFPROTO, 1, 0, 0, 0, 0,
+     "ipv4 and ipv6 while bank 0 is live (a boundary moves them to the other bank)", NULL},
+    {RS_ACTIVE1, TYPE_NFPROTO, 1, 0, 0, 0, 0,
+     "ipv4 and ipv6 while bank 1 is live (a boundary moves them to the other bank)", NULL},
+    {RS_BACKENDS4, CONCAT3(TYPE_INET_PROTOCOL, TYPE_IPADDR, TYPE_INET_SERVICE), 12, 0, 0, 0, 0,
+     "real IPv4 backends: reachable from outside only through the DNAT", NULL},
+    {RS_BACKENDS6, CONCAT3(TYPE_INET_PROTOCOL, TYPE_IP6ADDR, TYPE_INET_SERVICE), 24, 0, 0, 0, 0,
+     "real IPv6 backends: reachable from outside only through the DNAT", NULL},
+    {RS_BLOCKED4, TYPE_IPADDR, 4, 0, 0, NFT_SET_TIMEOUT | NFT_SET_EVAL, 65535,
+     "IPv4 sources that touched a decoy", NULL},
+    {RS_BLOCKED6, TYPE_IP6ADDR, 16, 0, 0, NFT_SET_TIMEOUT | NFT_SET_EVAL, 65535,
+     "IPv6 sources that touched a decoy", NULL},
 };
 
 #define CH_PRE_FILTER "prerouting_filter"
@@ -74,216 +98,24 @@ static const struct set_def sets[] = {
 #define CH_BANK_LOCAL(b) "bank" #b "_local"
 
 #define BANK_CHAINS(b)                                                                             \
-	{ CH_BANK_FILTER(b), NULL, 0, 0,                                                           \
-	  "bank " #b ": touching a decoy blocks the source" },                                     \
-	{ CH_BANK_NAT(b), NULL, 0, 0, "bank " #b ": public port -> backend" },                    \
-	{ CH_BANK_LOCAL(b), NULL, 0, 0,                                                            \
-	  "bank " #b ": public port -> backend for clients on this host" }
+	{CH_BANK_FILTER(b), NULL, 0, 0, "bank " #b ": touching a decoy blocks the source"},        \
+	    {CH_BANK_NAT(b), NULL, 0, 0, "bank " #b ": public port -> backend"},                   \
+	{                                                                                          \
+		CH_BANK_LOCAL(b), NULL, 0, 0,                                                      \
+		    "bank " #b ": public port -> backend for clients on this host"                 \
+	}
 
 static const struct chain_def chains[] = {
-	{ CH_PRE_FILTER, "filter", NF_INET_PRE_ROUTING, -150,
-	  "blocked sources are dropped; touching a decoy blocks the source" },
-	{ CH_PRE_NAT, "nat", NF_INET_PRE_ROUTING, -100, "current/grace public port -> backend" },
-	{ CH_OUT_NAT, "nat", NF_INET_LOCAL_OUT, -100,
-	  "public port -> backend for clients on this host" },
-	{ CH_IN_FILTER, "filter", NF_INET_LOCAL_IN, 0,
-	  "backends on this host: only through the DNAT" },
-	{ CH_FWD_FILTER, "filter", NF_INET_FORWARD, 0,
-	  "backends behind this host: only through the DNAT" },
-	BANK_CHAINS(0),
-	BANK_CHAINS(1),
+    {CH_PRE_FILTER, "filter", NF_INET_PRE_ROUTING, -150,
+     "blocked sources are dropped; touching a decoy blocks the source"},
+    {CH_PRE_NAT, "nat", NF_INET_PRE_ROUTING, -100, "current/grace public port -> backend"},
+    {CH_OUT_NAT, "nat", NF_INET_LOCAL_OUT, -100, "public port -> backend for clients on this host"},
+    {CH_IN_FILTER, "filter", NF_INET_LOCAL_IN, 0, "backends on this host: only through the DNAT"},
+    {CH_FWD_FILTER, "filter", NF_INET_FORWARD, 0,
+     "backends behind this host: only through the DNAT"},
+    BANK_CHAINS(0),
+    BANK_CHAINS(1),
 };
-
-static int udata_comment(uint8_t type, const char *comment, struct nftnl_udata_buf **ret)
-{
-	struct nftnl_udata_buf *u = nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16);
-
-	if (!u)
-		return -ENOMEM;
-	if (strlen(comment) >= NFTNL_UDATA_COMMENT_MAXLEN ||
-	    !nftnl_udata_put_strz(u, type, comment)) {
-		nftnl_udata_buf_free(u);
-		return -EINVAL;
-	}
-	*ret = u;
-	return 0;
-}
-
-int ruleset_delete_table(struct nft_txn *t)
-{
-	struct nftnl_table *tb = nftnl_table_alloc();
-	struct nlmsghdr *nlh;
-
-	if (!tb)
-		return -ENOMEM;
-	nftnl_table_set_str(tb, NFTNL_TABLE_NAME, ROTATOR_TABLE);
-	nlh = nft_txn_msg(t, NFT_MSG_DELTABLE, NFPROTO_INET, 0,
-			  &(struct nft_ref){
-				  .what = "adopting: delete the " RS_TABLE_DESC " of a previous run" });
-	if (!nlh) {
-		nftnl_table_free(tb);
-		return -ENOMEM;
-	}
-	nftnl_table_nlmsg_build_payload(nlh, tb);
-	nftnl_table_free(tb);
-	return nft_txn_msg_end(t, nlh);
-}
-
-static int add_table(struct nft_txn *t, uint32_t flags)
-{
-	struct nftnl_udata_buf *u = NULL;
-	struct nftnl_table *tb;
-	struct nlmsghdr *nlh;
-	int r;
-
-	r = udata_comment(NFTNL_UDATA_TABLE_COMMENT,
-			  "mtd-agent moving-target defense: managed by mtd-agent, do not edit", &u);
-	if (r < 0)
-		return r;
-	tb = nftnl_table_alloc();
-	if (!tb) {
-		nftnl_udata_buf_free(u);
-		return -ENOMEM;
-	}
-	nftnl_table_set_str(tb, NFTNL_TABLE_NAME, ROTATOR_TABLE);
-	nftnl_table_set_u32(tb, NFTNL_TABLE_FLAGS, flags);
-	nftnl_table_set_data(tb, NFTNL_TABLE_USERDATA, nftnl_udata_buf_data(u),
-			     nftnl_udata_buf_len(u));
-	nftnl_udata_buf_free(u);
-	nlh = nft_txn_msg(t, NFT_MSG_NEWTABLE, NFPROTO_INET, NLM_F_CREATE | NLM_F_EXCL,
-			  &(struct nft_ref){ .what = RS_TABLE_DESC,
-					     .name = (flags & NFT_TABLE_F_PERSIST) ?
-							     "(flags owner,persist)" :
-							     "(flags owner)" });
-	if (!nlh) {
-		nftnl_table_free(tb);
-		return -ENOMEM;
-	}
-	nftnl_table_nlmsg_build_payload(nlh, tb);
-	nftnl_table_free(tb);
-	return nft_txn_msg_end(t, nlh);
-}
-
-int ruleset_add_set(struct nft_txn *t, const struct set_def *d, uint32_t id)
-{
-	struct nftnl_udata_buf *u = NULL;
-	struct nlmsghdr *nlh;
-	struct nftnl_set *s;
-	int r;
-
-	r = udata_comment(NFTNL_UDATA_SET_COMMENT, d->comment, &u);
-	if (r < 0)
-		return r;
-	s = nftnl_set_alloc();
-	if (!s) {
-		nftnl_udata_buf_free(u);
-		return -ENOMEM;
-	}
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, ROTATOR_TABLE);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, d->name);
-	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, d->key_type);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, d->key_len);
-	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, d->flags);
-	nftnl_set_set_u32(s, NFTNL_SET_ID, id); /* the kernel requires a transaction-local id */
-	if (d->data_len) {
-		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, d->data_type);
-		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, d->data_len);
-	}
-	if (d->size)
-		nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, d->size);
-	if (d->field_len) {
-		size_t n = strlen((const char *)d->field_len);
-
-		nftnl_set_set_data(s, NFTNL_SET_DESC_CONCAT, d->field_len, (uint32_t)n);
-	}
-	nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(u), nftnl_udata_buf_len(u));
-	nftnl_udata_buf_free(u);
-	nlh = nft_txn_msg(t, NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE | NLM_F_EXCL,
-			  &(struct nft_ref){ .what = d->data_len ? "map" : "set", .name = d->name });
-	if (!nlh) {
-		nftnl_set_free(s);
-		return -ENOMEM;
-	}
-	nftnl_set_nlmsg_build_payload(nlh, s);
-	nftnl_set_free(s);
-	return nft_txn_msg_end(t, nlh);
-}
-
-int ruleset_add_chain(struct nft_txn *t, const struct chain_def *d)
-{
-	struct nftnl_udata_buf *u = NULL;
-	struct nftnl_chain *c;
-	struct nlmsghdr *nlh;
-	int r;
-
-	r = udata_comment(NFTNL_UDATA_CHAIN_COMMENT, d->comment, &u);
-	if (r < 0)
-		return r;
-	c = nftnl_chain_alloc();
-	if (!c) {
-		nftnl_udata_buf_free(u);
-		return -ENOMEM;
-	}
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, ROTATOR_TABLE);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, d->name);
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
-	if (d->type) { /* a base chain */
-		nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, d->type);
-		nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, d->hook);
-		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, d->prio);
-		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
-	}
-	nftnl_chain_set_data(c, NFTNL_CHAIN_USERDATA, nftnl_udata_buf_data(u),
-			     nftnl_udata_buf_len(u));
-	nftnl_udata_buf_free(u);
-	nlh = nft_txn_msg(t, NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE | NLM_F_EXCL,
-			  &(struct nft_ref){ .what = "chain", .name = d->name });
-	if (!nlh) {
-		nftnl_chain_free(c);
-		return -ENOMEM;
-	}
-	nftnl_chain_nlmsg_build_payload(nlh, c);
-	nftnl_chain_free(c);
-	return nft_txn_msg_end(t, nlh);
-}
-
-int ruleset_add_rule(struct nft_txn *t, struct nftnl_rule *rule, const char *what)
-{
-	struct nlmsghdr *nlh;
-
-	if (!rule)
-		return -ENOMEM;
-	nlh = nft_txn_msg(t, NFT_MSG_NEWRULE, NFPROTO_INET, NLM_F_CREATE | NLM_F_APPEND,
-			  &(struct nft_ref){ .what = "rule", .name = what });
-	if (!nlh) {
-		nftnl_rule_free(rule);
-		return -ENOMEM;
-	}
-	nftnl_rule_nlmsg_build_payload(nlh, rule);
-	nftnl_rule_free(rule);
-	return nft_txn_msg_end(t, nlh);
-}
-
-struct rule_item {
-	struct nftnl_rule *rule; /* NULL: out of memory, or not wanted */
-	const char *what;
-	bool unwanted; /* not in this configuration (no honeypot) */
-};
-
-/* Adds the wanted rules in order (each is taken); frees the rest. */
-static int add_rules(struct nft_txn *t, struct rule_item *rules, size_t n)
-{
-	int r = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		if (r >= 0 && !rules[i].unwanted)
-			r = ruleset_add_rule(t, rules[i].rule, rules[i].what); /* takes it */
-		else if (rules[i].rule)
-			nftnl_rule_free(rules[i].rule);
-	}
-	return r;
-}
 
 /* The rules of one bank's chains: its decoys, its public ports. */
 static int add_bank_rules(struct nft_txn *t, unsigned bank, const struct rotator_config *config)
@@ -295,49 +127,48 @@ static int add_bank_rules(struct nft_txn *t, unsigned bank, const struct rotator
 	const char *local = bank ? CH_BANK_LOCAL(1) : CH_BANK_LOCAL(0);
 	const char *decoys = bank ? RS_BANK_NAME(RS_DECOYS, 1) : RS_BANK_NAME(RS_DECOYS, 0);
 	const char *comment = "decoy hit: block and report the source";
-	struct rule_item rules[] = {
-		{ hp ? nft_rule_decoy_report(filter, NFPROTO_IPV4, decoys, RS_BLOCKED4, timeout_ms,
-					     group, RS_LOG_PREFIX, comment) :
-		       nft_rule_decoy_hit(filter, NFPROTO_IPV4, decoys, RS_BLOCKED4, timeout_ms,
-					  group, RS_LOG_PREFIX, comment),
-		  "IPv4 decoy hit in a bank's filter chain", false },
-		{ hp ? nft_rule_decoy_report(filter, NFPROTO_IPV6, decoys, RS_BLOCKED6, timeout_ms,
-					     group, RS_LOG_PREFIX, comment) :
-		       nft_rule_decoy_hit(filter, NFPROTO_IPV6, decoys, RS_BLOCKED6, timeout_ms,
-					  group, RS_LOG_PREFIX, comment),
-		  "IPv6 decoy hit in a bank's filter chain", false },
-		{ hp ? nft_rule_decoy_drop_non_tcp(filter, decoys,
-						   "UDP decoys are dropped, not redirected") :
-		       NULL,
-		  "UDP decoy drop in a bank's filter chain", !hp },
-		{ hp ? nft_rule_decoy_redirect(nat, decoys, hp,
-					       "TCP decoys look open: the honeypot answers") :
-		       NULL,
-		  "decoy redirect in a bank's nat chain", !hp },
-		{ nft_rule_dnat(nat, NFPROTO_IPV4,
-				bank ? RS_BANK_NAME(RS_SVC4, 1) : RS_BANK_NAME(RS_SVC4, 0), NULL),
-		  "IPv4 dnat in a bank's nat chain", false },
-		{ nft_rule_dnat(nat, NFPROTO_IPV6,
-				bank ? RS_BANK_NAME(RS_SVC6, 1) : RS_BANK_NAME(RS_SVC6, 0), NULL),
-		  "IPv6 dnat in a bank's nat chain", false },
-		{ nft_rule_dnat(local, NFPROTO_IPV4,
-				bank ? RS_BANK_NAME(RS_LOCAL4, 1) : RS_BANK_NAME(RS_LOCAL4, 0), NULL),
-		  "IPv4 dnat in a bank's local chain", false },
-		{ nft_rule_dnat(local, NFPROTO_IPV6,
-				bank ? RS_BANK_NAME(RS_LOCAL6, 1) : RS_BANK_NAME(RS_LOCAL6, 0), NULL),
-		  "IPv6 dnat in a bank's local chain", false },
+	struct ruleset_rule rules[] = {
+	    {hp ? nft_rule_decoy_report(filter, NFPROTO_IPV4, decoys, RS_BLOCKED4, timeout_ms,
+					group, RS_LOG_PREFIX, comment)
+		: nft_rule_decoy_hit(filter, NFPROTO_IPV4, decoys, RS_BLOCKED4, timeout_ms, group,
+				     RS_LOG_PREFIX, comment),
+	     "IPv4 decoy hit in a bank's filter chain", false},
+	    {hp ? nft_rule_decoy_report(filter, NFPROTO_IPV6, decoys, RS_BLOCKED6, timeout_ms,
+					group, RS_LOG_PREFIX, comment)
+		: nft_rule_decoy_hit(filter, NFPROTO_IPV6, decoys, RS_BLOCKED6, timeout_ms, group,
+				     RS_LOG_PREFIX, comment),
+	     "IPv6 decoy hit in a bank's filter chain", false},
+	    {hp ? nft_rule_decoy_drop_non_tcp(filter, decoys,
+					      "UDP decoys are dropped, not redirected")
+		: NULL,
+	     "UDP decoy drop in a bank's filter chain", !hp},
+	    {hp ? nft_rule_decoy_redirect(nat, decoys, hp,
+					  "TCP decoys look open: the honeypot answers")
+		: NULL,
+	     "decoy redirect in a bank's nat chain", !hp},
+	    {nft_rule_dnat(nat, NFPROTO_IPV4,
+			   bank ? RS_BANK_NAME(RS_SVC4, 1) : RS_BANK_NAME(RS_SVC4, 0), NULL),
+	     "IPv4 dnat in a bank's nat chain", false},
+	    {nft_rule_dnat(nat, NFPROTO_IPV6,
+			   bank ? RS_BANK_NAME(RS_SVC6, 1) : RS_BANK_NAME(RS_SVC6, 0), NULL),
+	     "IPv6 dnat in a bank's nat chain", false},
+	    {nft_rule_dnat(local, NFPROTO_IPV4,
+			   bank ? RS_BANK_NAME(RS_LOCAL4, 1) : RS_BANK_NAME(RS_LOCAL4, 0), NULL),
+	     "IPv4 dnat in a bank's local chain", false},
+	    {nft_rule_dnat(local, NFPROTO_IPV6,
+			   bank ? RS_BANK_NAME(RS_LOCAL6, 1) : RS_BANK_NAME(RS_LOCAL6, 0), NULL),
+	     "IPv6 dnat in a bank's local chain", false},
 	};
-	return add_rules(t, rules, ELEMENTSOF(rules));
+	return ruleset_add_rules(t, rules, ELEMENTSOF(rules));
 }
 
-int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
-		       const struct rotator_config *config)
+int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags, const struct rotator_config *config)
 {
 	uint16_t hp = config->honeypot_port;
 	const char *live0 = "bank 0 while it is live", *live1 = "bank 1 while it is live";
 	int r;
 
-	r = add_table(t, table_flags);
+	r = ruleset_add_table(t, table_flags);
 	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(sets); i++)
 		r = ruleset_add_set(t, &sets[i], (uint32_t)i + 1);
 	for (size_t i = 0; r >= 0 && i < ELEMENTSOF(chains); i++)
@@ -347,61 +178,59 @@ int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags,
 	if (r < 0)
 		return r;
 
-	struct rule_item rules[] = {
-		{ nft_rule_loopback_accept(CH_PRE_FILTER, "this host's own traffic is never blocked"),
-		  "loopback accept in " CH_PRE_FILTER, false },
-		{ hp ? nft_rule_honeypot_flow_accept(CH_PRE_FILTER, hp,
-						     "decoy connections end at the honeypot") :
-		       NULL,
-		  "honeypot flow accept in " CH_PRE_FILTER, !hp },
-		{ nft_rule_blocked_drop(CH_PRE_FILTER, NFPROTO_IPV4, RS_BLOCKED4,
-					"blocked IPv4 sources reach nothing"),
-		  "blocked4 drop in " CH_PRE_FILTER, false },
-		{ nft_rule_blocked_drop(CH_PRE_FILTER, NFPROTO_IPV6, RS_BLOCKED6,
-					"blocked IPv6 sources reach nothing"),
-		  "blocked6 drop in " CH_PRE_FILTER, false },
-		{ nft_rule_bank_jump(CH_PRE_FILTER, RS_ACTIVE0, CH_BANK_FILTER(0), live0),
-		  "bank 0 jump in " CH_PRE_FILTER, false },
-		{ nft_rule_bank_jump(CH_PRE_FILTER, RS_ACTIVE1, CH_BANK_FILTER(1), live1),
-		  "bank 1 jump in " CH_PRE_FILTER, false },
-		{ nft_rule_bank_jump(CH_PRE_NAT, RS_ACTIVE0, CH_BANK_NAT(0), live0),
-		  "bank 0 jump in " CH_PRE_NAT, false },
-		{ nft_rule_bank_jump(CH_PRE_NAT, RS_ACTIVE1, CH_BANK_NAT(1), live1),
-		  "bank 1 jump in " CH_PRE_NAT, false },
-		{ nft_rule_bank_jump(CH_OUT_NAT, RS_ACTIVE0, CH_BANK_LOCAL(0), live0),
-		  "bank 0 jump in " CH_OUT_NAT, false },
-		{ nft_rule_bank_jump(CH_OUT_NAT, RS_ACTIVE1, CH_BANK_LOCAL(1), live1),
-		  "bank 1 jump in " CH_OUT_NAT, false },
-		{ nft_rule_backend_guard(CH_IN_FILTER, NFPROTO_IPV4, RS_BACKENDS4,
-					 "real port without DNAT"),
-		  "backend guard4 in " CH_IN_FILTER, false },
-		{ nft_rule_backend_guard(CH_IN_FILTER, NFPROTO_IPV6, RS_BACKENDS6,
-					 "real port without DNAT"),
-		  "backend guard6 in " CH_IN_FILTER, false },
-		{ hp ? nft_rule_honeypot_guard(CH_IN_FILTER, hp,
-					       "the honeypot only through a decoy redirect") :
-		       NULL,
-		  "honeypot guard in " CH_IN_FILTER, !hp },
-		{ nft_rule_backend_guard(CH_FWD_FILTER, NFPROTO_IPV4, RS_BACKENDS4,
-					 "real port without DNAT"),
-		  "backend guard4 in " CH_FWD_FILTER, false },
-		{ nft_rule_backend_guard(CH_FWD_FILTER, NFPROTO_IPV6, RS_BACKENDS6,
-					 "real port without DNAT"),
-		  "backend guard6 in " CH_FWD_FILTER, false },
-		{ config->forward_guard4 ?
-			  nft_rule_forward_guard(CH_FWD_FILTER, NFPROTO_IPV4,
-						 ROTATOR_INSTANCE_IFPREFIX,
-						 "forwarding is on for the instance links only") :
-			  NULL,
-		  "forward guard4 in " CH_FWD_FILTER, !config->forward_guard4 },
-		{ config->forward_guard6 ?
-			  nft_rule_forward_guard(CH_FWD_FILTER, NFPROTO_IPV6,
-						 ROTATOR_INSTANCE_IFPREFIX,
-						 "forwarding is on for the instance links only") :
-			  NULL,
-		  "forward guard6 in " CH_FWD_FILTER, !config->forward_guard6 },
+	struct ruleset_rule rules[] = {
+	    {nft_rule_loopback_accept(CH_PRE_FILTER, "this host's own traffic is never blocked"),
+	     "loopback accept in " CH_PRE_FILTER, false},
+	    {hp ? nft_rule_honeypot_flow_accept(CH_PRE_FILTER, hp,
+						"decoy connections end at the honeypot")
+		: NULL,
+	     "honeypot flow accept in " CH_PRE_FILTER, !hp},
+	    {nft_rule_blocked_drop(CH_PRE_FILTER, NFPROTO_IPV4, RS_BLOCKED4,
+				   "blocked IPv4 sources reach nothing"),
+	     "blocked4 drop in " CH_PRE_FILTER, false},
+	    {nft_rule_blocked_drop(CH_PRE_FILTER, NFPROTO_IPV6, RS_BLOCKED6,
+				   "blocked IPv6 sources reach nothing"),
+	     "blocked6 drop in " CH_PRE_FILTER, false},
+	    {nft_rule_bank_jump(CH_PRE_FILTER, RS_ACTIVE0, CH_BANK_FILTER(0), live0),
+	     "bank 0 jump in " CH_PRE_FILTER, false},
+	    {nft_rule_bank_jump(CH_PRE_FILTER, RS_ACTIVE1, CH_BANK_FILTER(1), live1),
+	     "bank 1 jump in " CH_PRE_FILTER, false},
+	    {nft_rule_bank_jump(CH_PRE_NAT, RS_ACTIVE0, CH_BANK_NAT(0), live0),
+	     "bank 0 jump in " CH_PRE_NAT, false},
+	    {nft_rule_bank_jump(CH_PRE_NAT, RS_ACTIVE1, CH_BANK_NAT(1), live1),
+	     "bank 1 jump in " CH_PRE_NAT, false},
+	    {nft_rule_bank_jump(CH_OUT_NAT, RS_ACTIVE0, CH_BANK_LOCAL(0), live0),
+	     "bank 0 jump in " CH_OUT_NAT, false},
+	    {nft_rule_bank_jump(CH_OUT_NAT, RS_ACTIVE1, CH_BANK_LOCAL(1), live1),
+	     "bank 1 jump in " CH_OUT_NAT, false},
+	    {nft_rule_backend_guard(CH_IN_FILTER, NFPROTO_IPV4, RS_BACKENDS4,
+				    "real port without DNAT"),
+	     "backend guard4 in " CH_IN_FILTER, false},
+	    {nft_rule_backend_guard(CH_IN_FILTER, NFPROTO_IPV6, RS_BACKENDS6,
+				    "real port without DNAT"),
+	     "backend guard6 in " CH_IN_FILTER, false},
+	    {hp ? nft_rule_honeypot_guard(CH_IN_FILTER, hp,
+					  "the honeypot only through a decoy redirect")
+		: NULL,
+	     "honeypot guard in " CH_IN_FILTER, !hp},
+	    {nft_rule_backend_guard(CH_FWD_FILTER, NFPROTO_IPV4, RS_BACKENDS4,
+				    "real port without DNAT"),
+	     "backend guard4 in " CH_FWD_FILTER, false},
+	    {nft_rule_backend_guard(CH_FWD_FILTER, NFPROTO_IPV6, RS_BACKENDS6,
+				    "real port without DNAT"),
+	     "backend guard6 in " CH_FWD_FILTER, false},
+	    {config->forward_guard4
+		 ? nft_rule_forward_guard(CH_FWD_FILTER, NFPROTO_IPV4, ROTATOR_INSTANCE_IFPREFIX,
+					  "forwarding is on for the instance links only")
+		 : NULL,
+	     "forward guard4 in " CH_FWD_FILTER, !config->forward_guard4},
+	    {config->forward_guard6
+		 ? nft_rule_forward_guard(CH_FWD_FILTER, NFPROTO_IPV6, ROTATOR_INSTANCE_IFPREFIX,
+					  "forwarding is on for the instance links only")
+		 : NULL,
+	     "forward guard6 in " CH_FWD_FILTER, !config->forward_guard6},
 	};
-	r = add_rules(t, rules, ELEMENTSOF(rules));
+	r = ruleset_add_rules(t, rules, ELEMENTSOF(rules));
 	for (unsigned bank = 0; r >= 0 && bank < 2; bank++)
 		r = add_bank_rules(t, bank, config);
 	if (r >= 0 && config->instance_envelope)

@@ -13,8 +13,6 @@
  * (audit_record.c). Not for use outside those files, the unit test and the
  * fuzzer. */
 
-
-
 #define AUDIT_LINE_MAX (64 * 1024) /* bytes per record line, without the newline */
 #define AUDIT_MAC_HEX_LEN (2 * AUDIT_MAC_SIZE)
 #define AUDIT_KEY_HEX_LEN (2 * AUDIT_KEY_SIZE)
@@ -175,7 +173,18 @@ bool audit_queue_empty(const struct audit_queue *q);
 /* Records lost and not yet written as audit-records-lost. */
 uint64_t audit_queue_lost_pending(const struct audit_queue *q);
 
-/* --- the writer's state (audit.c, audit_recover.c) -------------------------- */
+/* --- the writer's state ----------------------------------------------------
+ * The files of agent/audit/ call one way only, each the files below it:
+ *   audit_timer.c    the seal timer
+ *   audit.c          the writer's public calls (open, append, flush, seal)
+ *   audit_recover.c  picking the chain up from disk (open, reopen)
+ *   audit_seal.c     the seal record and the next epoch's key
+ *   audit_write.c    the line writer (build, write, sync, rotate)
+ *   audit_queue.c    records waiting while the log cannot be written
+ *   audit_key.c      key files and key evolution
+ *   audit_record.c   the record format and its MAC
+ * audit_verify.c and audit_seek.c read logs with the key and record files.
+ */
 
 /* A record written since the last successful fdatasync: kept so that after
  * a failed fdatasync the writer can put back byte for byte whatever did not
@@ -269,21 +278,30 @@ int audit_build_line(struct audit_log *log, const struct audit_emit *e, uint64_t
 		     uint64_t ret_times[2], char **ret_line, size_t *ret_len,
 		     char ret_mac[AUDIT_MAC_HEX_LEN + 1]);
 int audit_put_line(struct audit_log *log, uint64_t seq, uint64_t realtime_usec,
-		   uint64_t monotonic_usec, const char *line, size_t len, const char *mac, bool sync,
-		   bool *ret_chained);
-/* The seal's next key into audit.key (audit_seal.c): rename, fsync the
- * directory, erase the old key. */
-int audit_commit_key(struct audit_log *log);
+		   uint64_t monotonic_usec, const char *line, size_t len, const char *mac,
+		   bool sync, bool *ret_chained);
 /* Writes lines again after a reopen, without rotation or MAC. */
 int audit_write_raw(struct audit_log *log, const char *line, size_t len);
 int audit_sync(struct audit_log *log);
 int audit_rotated_name(const struct audit_log *log, unsigned i, char **ret);
+void audit_unsynced_clear(struct audit_log *log);
+/* The new audit.log of a rotation and its log-rotated record; retried by
+ * audit_log_flush() while log->pending_rotated is set. */
+int audit_finish_rotation(struct audit_log *log);
+
+/* --- the seal (audit_seal.c), above the line writer ------------------------ */
+
+/* The seal record and the next key, once the queue is flushed
+ * (audit_log_seal()). */
+int audit_seal_write(struct audit_log *log);
+/* The seal's next key into audit.key: rename, fsync the directory, erase the
+ * old key. */
+int audit_commit_key(struct audit_log *log);
 /* Moves the in-memory and on-disk key to the next epoch after the seal
  * (seq, mac) of the current one, and erases the old key. */
 int audit_evolve_after_seal(struct audit_log *log, uint64_t seal_seq, const char *seal_mac);
-void audit_unsynced_clear(struct audit_log *log);
 
-/* Open-time recovery (audit_recover.c). */
+/* --- open-time recovery (audit_recover.c), above the seal ------------------ */
 int audit_recover(struct audit_log *log, struct audit_open_report *report);
 /* After a failed fdatasync: a fresh fd, the tail checked against what was
  * written, anything missing written again. */

@@ -3,7 +3,9 @@
  * old key erased. The next key's file is written before the seal so that a
  * full disk fails the seal with nothing changed; a seal whose fdatasync
  * failed moves the key on only once the reopened log shows it on disk. See
- * docs/audit-log.md. */
+ * docs/audit-log.md. audit_log_seal() (audit.c) flushes the queue, then calls
+ * audit_seal_write(); this file uses the line writer (audit_write.c) and the
+ * key below it, never the writer's public calls. */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -53,7 +55,7 @@ int audit_commit_key(struct audit_log *log)
 	return 0;
 }
 
-int audit_log_seal(struct audit_log *log)
+int audit_seal_write(struct audit_log *log)
 {
 	_cleanup_(json_decrefp) json_t *fields = NULL;
 	_cleanup_free_ char *line = NULL;
@@ -64,12 +66,6 @@ int audit_log_seal(struct audit_log *log)
 	size_t len;
 	int r;
 
-	if (!log)
-		return -EINVAL;
-	/* The epoch's records, queued ones included, come before its seal. */
-	r = audit_log_flush(log);
-	if (r < 0)
-		return r;
 	/* Records of this epoch before the seal: the epoch began right after
 	 * the previous seal (seq 0 before the first one). */
 	fields = json_pack("{s:I,s:I}", "epoch", (json_int_t)log->key.epoch, "records",
@@ -118,4 +114,3 @@ fail_kept:
 	log->error = r;
 	return r;
 }
-

@@ -1,771 +1,19 @@
 /* SPDX-License-Identifier: MIT */
-/* mtdctl: the operator's CLI. Commands that need the agent talk to its
- * control socket; the offline ones (policy check, audit init/verify) are in
- * mtdctl_offline.c. Human tables by default, the agent's JSON with --json. */
+/* mtdctl: the operator's CLI. One table of commands drives the dispatch,
+ * `mtdctl --help` and `mtdctl COMMAND --help`. The commands live below it:
+ * those that ask the agent in mtdctl_agent.c, the offline ones in
+ * mtdctl_offline.c (policy check, audit init/verify), mtdctl_schedule.c (port,
+ * connect) and mtdctl_snapshot.c (keygen, snapshot); none calls back here.
+ * Human tables by default, the agent's JSON with --json. */
 #include "mtdctl.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <jansson.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "control.h"
-
-
-/* A reply is one message of any size the agent's send buffer allows
- * (status of a thousand services is ~360 KiB); more is not an agent's. */
-#define REPLY_SIZE_MAX (16 * 1024 * 1024)
-
-int mtdctl_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("mtdctl: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return EXIT_FAILURE;
-}
-
-int mtdctl_usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("mtdctl: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs(" (see mtdctl --help)\n", stderr);
-	return EXIT_USAGE;
-}
-
-void mtdctl_format_usec(uint64_t usec, char *buffer, size_t size)
-{
-	static const struct {
-		const char *suffix;
-		uint64_t usec;
-	} units[] = {
-		{"d", 86400000000ull}, {"h", 3600000000ull}, {"min", 60000000ull},
-		{"s", 1000000ull},     {"ms", 1000ull},
-	};
-	size_t used = 0;
-
-	buffer[0] = '\0';
-	for (size_t i = 0; i < ELEMENTSOF(units) && used < size; i++) {
-		uint64_t n = usec / units[i].usec;
-		if (n == 0)
-			continue;
-		used += (size_t)snprintf(buffer + used, size - used, "%s%llu%s", used ? " " : "",
-					 (unsigned long long)n, units[i].suffix);
-		usec %= units[i].usec;
-		/* Seconds are precise enough once there are minutes. */
-		if (units[i].usec >= 60000000ull && usec < 60000000ull) {
-			n = usec / 1000000ull;
-			if (n && used < size)
-				used += (size_t)snprintf(buffer + used, size - used, " %llus",
-							 (unsigned long long)n);
-			return;
-		}
-	}
-	if (!buffer[0])
-		snprintf(buffer, size, "0");
-}
-
-static int connect_agent(const char *path, int *ret_fd)
-{
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	int fd;
-
-	if (strlen(path) >= sizeof(addr.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(addr.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		int r = -errno;
-		close(fd);
-		return r;
-	}
-	*ret_fd = fd;
-	return 0;
-}
-
-static int send_request(const struct mtdctl *ctl, const struct control_request *request,
-			int *ret_fd)
-{
-	_cleanup_free_ char *message = control_request_encode(request);
-	_cleanup_close_ int fd = -1;
-	int r;
-
-	if (!message)
-		return mtdctl_fail("out of memory");
-	r = connect_agent(ctl->socket_path, &fd);
-	if (r < 0)
-		return mtdctl_fail("cannot reach the agent at %s: %s", ctl->socket_path,
-				   strerror(-r));
-	if (send(fd, message, strlen(message), MSG_NOSIGNAL) < 0)
-		return mtdctl_fail("cannot send to the agent at %s: %s", ctl->socket_path,
-				   strerror(errno));
-	*ret_fd = TAKE_FD(fd);
-	return 0;
-}
-
-/* One reply message; NULL with an error printed when the agent closed or sent
- * something that is not a JSON object. */
-static json_t *receive_reply(int fd, const char *socket_path)
-{
-	_cleanup_free_ char *buffer = NULL;
-	json_error_t error;
-	json_t *reply;
-	ssize_t n;
-
-	/* The message's length first (MSG_TRUNC reports it whole), then the
-	 * message into a buffer of that size. */
-	do
-		n = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC);
-	while (n < 0 && errno == EINTR);
-	if (n > REPLY_SIZE_MAX) {
-		mtdctl_fail("reply from the agent too large (%zd bytes)", n);
-		return NULL;
-	}
-	if (n > 0) {
-		buffer = malloc((size_t)n);
-		if (!buffer) {
-			mtdctl_fail("out of memory");
-			return NULL;
-		}
-		do
-			n = recv(fd, buffer, (size_t)n, 0);
-		while (n < 0 && errno == EINTR);
-	}
-	if (n < 0) {
-		mtdctl_fail("reading from the agent at %s: %s", socket_path, strerror(errno));
-		return NULL;
-	}
-	if (n == 0) {
-		mtdctl_fail("the agent at %s closed the connection", socket_path);
-		return NULL;
-	}
-	reply = json_loadb(buffer, (size_t)n, 0, &error);
-	if (!json_is_object(reply)) {
-		json_decref(reply);
-		mtdctl_fail("malformed reply from the agent: %s", error.text);
-		return NULL;
-	}
-	return reply;
-}
-
-static void print_json(json_t *value)
-{
-	_cleanup_free_ char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-
-	if (text)
-		puts(text);
-}
-
-/* One request, one reply: returns the reply's result (new reference) or NULL
- * with the failure printed; *ret_exit is the exit code to use. */
-static json_t *call(const struct mtdctl *ctl, const struct control_request *request,
-		    int *ret_exit)
-{
-	_cleanup_close_ int fd = -1;
-	_cleanup_(json_decrefp) json_t *reply = NULL;
-	json_t *errors;
-
-	*ret_exit = send_request(ctl, request, &fd);
-	if (*ret_exit != 0)
-		return NULL;
-	reply = receive_reply(fd, ctl->socket_path);
-	if (!reply) {
-		*ret_exit = EXIT_FAILURE;
-		return NULL;
-	}
-	if (!json_is_true(json_object_get(reply, "ok"))) {
-		const char *reason = json_string_value(json_object_get(reply, "error"));
-
-		if (ctl->json)
-			print_json(reply);
-		errors = json_object_get(reply, "errors");
-		for (size_t i = 0; !ctl->json && i < json_array_size(errors); i++)
-			fprintf(stderr, "%s\n", json_string_value(json_array_get(errors, i)));
-		*ret_exit = mtdctl_fail("%s", reason ? reason : "the agent refused the request");
-		return NULL;
-	}
-	*ret_exit = 0;
-	return json_incref(json_object_get(reply, "result"));
-}
-
-static const char *string_or(json_t *o, const char *key, const char *fallback)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-	return s ? s : fallback;
-}
-
-static void print_services_table(json_t *services)
-{
-	size_t i;
-	json_t *s;
-
-	if (json_array_size(services) == 0) {
-		printf("no services\n");
-		return;
-	}
-	printf("%-20s %-8s %-13s %-9s %s\n", "SERVICE", "KIND", "PUBLIC-PORTS", "INTERVAL",
-	       "FILE");
-	json_array_foreach(services, i, s)
-	{
-		char interval[64] = "-";
-		json_t *iv = json_object_get(s, "interval_usec");
-
-		if (json_is_integer(iv))
-			mtdctl_format_usec((uint64_t)json_integer_value(iv), interval,
-					   sizeof(interval));
-		printf("%-20s %-8s %-13s %-9s %s\n", string_or(s, "name", "?"),
-		       string_or(s, "kind", "?"), string_or(s, "public_ports", "-"), interval,
-		       string_or(s, "file", "-"));
-	}
-}
-
-static void format_utc_time(uint64_t usec, char *buffer, size_t size)
-{
-	time_t t = (time_t)(usec / 1000000);
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm) || !strftime(buffer, size, "%H:%M:%S", &tm))
-		snprintf(buffer, size, "?");
-}
-
-static void print_rotation(json_t *rotation)
-{
-	json_t *services = json_object_get(rotation, "services");
-	json_t *blocked = json_object_get(rotation, "blocked");
-	json_t *table = json_object_get(rotation, "table");
-	json_t *s;
-	size_t i;
-
-	if (!json_is_object(rotation))
-		return;
-	printf("\nrotation: table inet mtd%s, %lld transaction(s) (%lld switches of banks), "
-	       "%lld failed\n",
-	       json_is_true(json_object_get(table, "persist")) ? " (persist)" : " (owner only)",
-	       (long long)json_integer_value(json_object_get(table, "transactions")),
-	       (long long)json_integer_value(json_object_get(table, "bank_switches")),
-	       (long long)json_integer_value(json_object_get(table, "failures")));
-	if (json_array_size(services) > 0)
-		printf("%-20s %-6s %-6s %-14s %-7s %s\n", "SERVICE", "PORT", "GRACE",
-		       "NEXT-BOUNDARY", "DECOYS", "DECOY-HITS");
-	json_array_foreach(services, i, s)
-	{
-		char next[32], grace[16] = "-";
-		long long grace_port = json_integer_value(json_object_get(s, "grace_port"));
-
-		format_utc_time((uint64_t)json_integer_value(json_object_get(s, "next_boundary_usec")),
-				next, sizeof(next));
-		if (grace_port)
-			snprintf(grace, sizeof(grace), "%lld", grace_port);
-		printf("%-20s %-6lld %-6s %-14s %-7zu %lld\n", string_or(s, "name", "?"),
-		       (long long)json_integer_value(json_object_get(s, "port")), grace, next,
-		       json_array_size(json_object_get(s, "decoys")),
-		       (long long)json_integer_value(json_object_get(s, "decoy_hits")));
-	}
-	if (json_array_size(blocked) > 0) {
-		printf("\nblocked sources:\n");
-		json_array_foreach(blocked, i, s)
-		{
-			char until[32];
-
-			format_utc_time((uint64_t)json_integer_value(json_object_get(s, "until_usec")),
-					until, sizeof(until));
-			const char *service = string_or(s, "service", "");
-
-			printf("  %-40s until %s UTC (%s%s)\n", string_or(s, "address", "?"), until,
-			       service[0] ? "decoy of " : "a decoy of an earlier epoch, or before a restart",
-			       service);
-		}
-	}
-}
-
-/* Managed services: who serves, and the standbys that wait (StandbyInstances=). */
-static void print_instances(json_t *services)
-{
-	json_t *s;
-	size_t i;
-
-	if (json_array_size(services) == 0)
-		return;
-	printf("\n%-20s %-20s %-9s %s\n", "SERVICE", "SERVING", "STANDBYS", "STANDBY INSTANCES");
-	json_array_foreach(services, i, s)
-	{
-		json_t *sb = json_object_get(s, "standbys"), *x;
-		char counts[32], ids[256] = "";
-		size_t k, used = 0;
-
-		snprintf(counts, sizeof(counts), "%zu/%lld",
-			 json_array_size(json_object_get(sb, "ready")),
-			 (long long)json_integer_value(json_object_get(sb, "target")));
-		for (const char *const *kind =
-			 (const char *const[]){"ready", "starting", "retiring", NULL};
-		     *kind; kind++)
-			json_array_foreach(json_object_get(sb, *kind), k, x)
-			{
-				int n = snprintf(ids + used, sizeof(ids) - used, "%s%s%s%s",
-						 used ? " " : "", json_string_value(x),
-						 streq(*kind, "ready") ? "" : " (",
-						 streq(*kind, "ready") ? "" : *kind);
-				if (n > 0 && (size_t)n < sizeof(ids) - used)
-					used += (size_t)n;
-				if (!streq(*kind, "ready") && used + 1 < sizeof(ids)) {
-					ids[used++] = ')';
-					ids[used] = '\0';
-				}
-			}
-		printf("%-20s %-20s %-9s %s\n", string_or(s, "service", "?"),
-		       json_is_true(json_object_get(s, "routed")) ? string_or(s, "serving", "-")
-								  : "-",
-		       counts, used ? ids : "-");
-	}
-}
-
-static int command_unblock(const struct mtdctl *ctl, const char *address)
-{
-	struct control_request request = {.command = CONTROL_UNBLOCK};
-	_cleanup_(json_decrefp) json_t *result = NULL;
-	int exit_code;
-
-	if (strlen(address) >= sizeof(request.address))
-		return mtdctl_usage_error("unblock: '%s' is not an address", address);
-	snprintf(request.address, sizeof(request.address), "%s", address);
-	result = call(ctl, &request, &exit_code);
-	if (!result)
-		return exit_code;
-	if (ctl->json)
-		print_json(result);
-	else
-		printf("unblocked %s\n", address);
-	return 0;
-}
-
-static int command_instances(const struct mtdctl *ctl)
-{
-	struct control_request request = {.command = CONTROL_INSTANCES};
-	_cleanup_(json_decrefp) json_t *result = NULL;
-	json_t *i;
-	size_t k;
-	int exit_code;
-
-	result = call(ctl, &request, &exit_code);
-	if (!result)
-		return exit_code;
-	if (ctl->json) {
-		print_json(result);
-		return 0;
-	}
-	if (json_array_size(result) == 0) {
-		printf("no instances\n");
-		return 0;
-	}
-	printf("%-20s %-14s %-7s %-28s %-10s %-11s %-16s %s\n", "ID", "SERVICE", "PID", "ADDRESS",
-	       "AGE", "STATE", "ROLE", "HEALTH");
-	json_array_foreach(result, k, i)
-	{
-		char age[64] = "-", address[64] = "-";
-		json_t *addresses = json_object_get(i, "addresses");
-		json_t *pid = json_object_get(i, "pid");
-
-		if (json_is_integer(json_object_get(i, "age_usec")))
-			mtdctl_format_usec((uint64_t)json_integer_value(json_object_get(i, "age_usec")),
-					   age, sizeof(age));
-		if (json_array_size(addresses) > 0)
-			snprintf(address, sizeof(address), "%s%s",
-				 json_string_value(json_array_get(addresses, 0)),
-				 json_array_size(addresses) > 1 ? " +v6" : "");
-		printf("%-20s %-14s %-7lld %-28s %-10s %-11s %-16s %s\n", string_or(i, "id", "-"),
-		       string_or(i, "service", "?"), pid ? (long long)json_integer_value(pid) : 0LL,
-		       address, age, string_or(i, "state", "?"), string_or(i, "role", "-"),
-		       string_or(i, "health", ""));
-	}
-	return 0;
-}
-
-/* quarantine TARGET [--reason TEXT] | release ID | inspect [--verify] ID */
-static int command_quarantine(const struct mtdctl *ctl, enum control_command command, int argc,
-			      char **argv)
-{
-	struct control_request request = {.command = command};
-	_cleanup_(json_decrefp) json_t *result = NULL;
-	const char *name = control_command_name(command);
-	const char *target = NULL;
-	int exit_code;
-
-	for (int i = 1; i < argc; i++) {
-		if (command == CONTROL_QUARANTINE && streq(argv[i], "--reason") && i + 1 < argc) {
-			if (strlen(argv[++i]) >= sizeof(request.reason))
-				return mtdctl_usage_error("%s: --reason is longer than %zu characters",
-							  name, sizeof(request.reason) - 1);
-			snprintf(request.reason, sizeof(request.reason), "%s", argv[i]);
-		} else if (command == CONTROL_INSPECT && streq(argv[i], "--verify")) {
-			request.verify = true;
-		} else if (argv[i][0] != '-' && !target) {
-			target = argv[i];
-		} else {
-			return mtdctl_usage_error("%s: unexpected argument '%s'", name, argv[i]);
-		}
-	}
-	if (!target || strlen(target) >= sizeof(request.target))
-		return mtdctl_usage_error("%s: expected %s", name,
-					  command == CONTROL_QUARANTINE ? "INSTANCE or SERVICE"
-									: "an instance id");
-	snprintf(request.target, sizeof(request.target), "%s", target);
-	result = call(ctl, &request, &exit_code);
-	if (!result)
-		return exit_code;
-	if (ctl->json || command == CONTROL_INSPECT)
-		print_json(result);
-	else if (command == CONTROL_QUARANTINE)
-		printf("%s\n", string_or(result, "message", "quarantining"));
-	else
-		printf("released %s\n", target);
-	return 0;
-}
-
-static int command_status(const struct mtdctl *ctl)
-{
-	struct control_request request = {.command = CONTROL_STATUS};
-	_cleanup_(json_decrefp) json_t *result = NULL;
-	char uptime[64], loaded[64] = "?";
-	json_t *audit;
-	int exit_code;
-	time_t t;
-	struct tm tm;
-
-	result = call(ctl, &request, &exit_code);
-	if (!result)
-		return exit_code;
-	if (ctl->json) {
-		print_json(result);
-		return 0;
-	}
-	mtdctl_format_usec((uint64_t)json_integer_value(json_object_get(result, "uptime_usec")),
-			   uptime, sizeof(uptime));
-	t = (time_t)(json_integer_value(json_object_get(result, "policies_loaded_usec")) /
-		     1000000);
-	if (gmtime_r(&t, &tm))
-		strftime(loaded, sizeof(loaded), "%Y-%m-%d %H:%M:%S UTC", &tm);
-	audit = json_object_get(result, "audit");
-
-	printf("agent:    mtd-agent %s, pid %lld, up %s\n", string_or(result, "version", "?"),
-	       (long long)json_integer_value(json_object_get(result, "pid")), uptime);
-	printf("policies: %zu service(s) from %s, loaded %s, %lld reload(s), %lld refused\n",
-	       json_array_size(json_object_get(result, "services")),
-	       string_or(result, "policy_dir", "?"), loaded,
-	       (long long)json_integer_value(json_object_get(result, "reloads")),
-	       (long long)json_integer_value(json_object_get(result, "reload_failures")));
-	printf("audit:    %s, last seq %lld, key epoch %lld\n", string_or(audit, "path", "?"),
-	       (long long)json_integer_value(json_object_get(audit, "last_seq")),
-	       (long long)json_integer_value(json_object_get(audit, "epoch")));
-	if (json_is_false(json_object_get(audit, "writable")))
-		printf("          NOT WRITABLE: %s; %lld record(s) queued in memory, %lld lost\n",
-		       string_or(audit, "error", "?"),
-		       (long long)json_integer_value(json_object_get(audit, "queued")),
-		       (long long)json_integer_value(json_object_get(audit, "lost_total")));
-	else if (json_integer_value(json_object_get(audit, "lost_total")) > 0)
-		printf("          %lld record(s) lost while the log could not be written "
-		       "(audit-records-lost)\n",
-		       (long long)json_integer_value(json_object_get(audit, "lost_total")));
-	putchar('\n');
-	print_services_table(json_object_get(result, "services"));
-	print_instances(json_object_get(result, "instances"));
-	print_rotation(json_object_get(result, "rotation"));
-	return 0;
-}
-
-static int command_policy_list(const struct mtdctl *ctl)
-{
-	struct control_request request = {.command = CONTROL_POLICY_LIST};
-	_cleanup_(json_decrefp) json_t *result = NULL;
-	int exit_code;
-
-	result = call(ctl, &request, &exit_code);
-	if (!result)
-		return exit_code;
-	if (ctl->json)
-		print_json(result);
-	else
-		print_services_table(result);
-	return 0;
-}
-
-static void print_value(json_t *value)
-{
-	size_t i;
-	json_t *item;
-
-	switch (json_typeof(value)) {
-	case JSON_STRING:
-		fputs(json_string_value(value), stdout);
-		break;
-	case JSON_ARRAY:
-		json_array_foreach(value, i, item)
-		{
-			if (i)
-				fputs(json_is_object(item) ? "; " : " ", stdout);
-			print_value(item);
-		}
-		break;
-	default: {
-		_cleanup_free_ char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
-		if (text)
-			fputs(text, stdout);
-	}
-	}
-}
-
-static int command_policy_show(const struct mtdctl *ctl, const char *name)
-{
-	struct control_request request = {.command = CONTROL_POLICY_SHOW};
-	_cleanup_(json_decrefp) json_t *result = NULL;
-	const char *key;
-	json_t *value;
-	int exit_code;
-
-	if (strlen(name) >= sizeof(request.name))
-		return mtdctl_usage_error("service name too long: %s", name);
-	snprintf(request.name, sizeof(request.name), "%s", name);
-	result = call(ctl, &request, &exit_code);
-	if (!result)
-		return exit_code;
-	if (ctl->json || !json_is_object(result)) {
-		print_json(result);
-		return 0;
-	}
-	/* Sections as objects, keys as "  Key = value" lines. */
-	json_object_foreach(result, key, value)
-	{
-		if (json_is_object(value)) {
-			const char *k;
-			json_t *v;
-
-			printf("[%s]\n", key);
-			json_object_foreach(value, k, v)
-			{
-				printf("  %-22s ", k);
-				print_value(v);
-				putchar('\n');
-			}
-		} else {
-			printf("%-24s ", key);
-			print_value(value);
-			putchar('\n');
-		}
-	}
-	return 0;
-}
-
-static int command_reload(const struct mtdctl *ctl)
-{
-	struct control_request request = {.command = CONTROL_RELOAD};
-	_cleanup_(json_decrefp) json_t *result = NULL;
-	int exit_code;
-
-	result = call(ctl, &request, &exit_code);
-	if (!result)
-		return exit_code;
-	if (ctl->json) {
-		print_json(result);
-		return 0;
-	}
-	printf("reloaded: %zu service(s) in force", json_array_size(json_object_get(result, "services")));
-	if (json_array_size(json_object_get(result, "added"))) {
-		fputs("; added: ", stdout);
-		print_value(json_object_get(result, "added"));
-	}
-	if (json_array_size(json_object_get(result, "removed"))) {
-		fputs("; removed: ", stdout);
-		print_value(json_object_get(result, "removed"));
-	}
-	putchar('\n');
-	return 0;
-}
-
-static void print_record(json_t *record, bool json)
-{
-	char when[64] = "?";
-	const char *realtime = json_string_value(json_object_get(record, "realtime"));
-	_cleanup_free_ char *fields = NULL;
-
-	if (json) {
-		_cleanup_free_ char *text = json_dumps(record, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		if (text)
-			puts(text);
-		return;
-	}
-	if (realtime)
-		snprintf(when, sizeof(when), "%.19s", realtime);
-	fields = json_dumps(json_object_get(record, "fields"), JSON_COMPACT | JSON_PRESERVE_ORDER);
-	printf("%6lld  %s  %-22s %s\n", (long long)json_integer_value(json_object_get(record, "seq")),
-	       when, string_or(record, "type", "?"), fields ? fields : "{}");
-}
-
-static int command_audit_show(const struct mtdctl *ctl, uint64_t since, bool follow)
-{
-	for (;;) {
-		struct control_request request = {
-			.command = CONTROL_AUDIT_SHOW, .since = since, .follow = follow};
-		_cleanup_close_ int fd = -1;
-		bool truncated = false;
-		int r;
-
-		r = send_request(ctl, &request, &fd);
-		if (r != 0)
-			return r;
-		for (;;) {
-			_cleanup_(json_decrefp) json_t *reply = receive_reply(fd, ctl->socket_path);
-			json_t *records, *record;
-			size_t i;
-
-			if (!reply)
-				return EXIT_FAILURE;
-			if (!json_is_true(json_object_get(reply, "ok")))
-				return mtdctl_fail("%s", string_or(reply, "error", "refused"));
-			records = json_object_get(reply, "records");
-			json_array_foreach(records, i, record)
-			{
-				print_record(record, ctl->json);
-				since = (uint64_t)json_integer_value(json_object_get(record, "seq"));
-			}
-			fflush(stdout);
-			if (!json_is_true(json_object_get(reply, "more"))) {
-				truncated = json_is_true(json_object_get(reply, "truncated"));
-				break;
-			}
-		}
-		/* The agent sends at most a page per request: ask for the rest. */
-		if (!truncated)
-			return 0;
-	}
-}
-
-static int parse_since(const char *value, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	if (!value[0] || value[0] == '-' || value[0] == '+')
-		return -EINVAL;
-	v = strtoull(value, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
-static int run_audit_show(const struct mtdctl *ctl, int argc, char **argv)
-{
-	uint64_t since = 0;
-	bool follow = false;
-
-	for (int i = 2; i < argc; i++) {
-		if (streq(argv[i], "--follow") || streq(argv[i], "-f")) {
-			follow = true;
-		} else if (streq(argv[i], "--since") && i + 1 < argc) {
-			if (parse_since(argv[++i], &since) < 0)
-				return mtdctl_usage_error("audit show: --since wants a "
-							  "sequence number, not '%s'",
-							  argv[i]);
-		} else {
-			return mtdctl_usage_error("audit show: unexpected argument '%s'", argv[i]);
-		}
-	}
-	return command_audit_show(ctl, since, follow);
-}
-
-/* Commands without arguments: status, reload, instances, policy list. */
-static int run_no_arguments(const struct mtdctl *ctl, int argc, char **argv, int words,
-			    int (*command)(const struct mtdctl *))
-{
-	if (argc != words)
-		return mtdctl_usage_error("%s%s%s takes no arguments", argv[0], words > 1 ? " " : "",
-					  words > 1 ? argv[1] : "");
-	return command(ctl);
-}
-
-static int run_status(const struct mtdctl *ctl, int argc, char **argv)
-{
-	return run_no_arguments(ctl, argc, argv, 1, command_status);
-}
-
-static int run_reload(const struct mtdctl *ctl, int argc, char **argv)
-{
-	return run_no_arguments(ctl, argc, argv, 1, command_reload);
-}
-
-static int run_instances(const struct mtdctl *ctl, int argc, char **argv)
-{
-	return run_no_arguments(ctl, argc, argv, 1, command_instances);
-}
-
-static int run_policy_list(const struct mtdctl *ctl, int argc, char **argv)
-{
-	return run_no_arguments(ctl, argc, argv, 2, command_policy_list);
-}
-
-static int run_policy_show(const struct mtdctl *ctl, int argc, char **argv)
-{
-	if (argc != 3)
-		return mtdctl_usage_error("policy show: expected one service name");
-	return command_policy_show(ctl, argv[2]);
-}
-
-static int run_unblock(const struct mtdctl *ctl, int argc, char **argv)
-{
-	if (argc != 2)
-		return mtdctl_usage_error("unblock: expected one address");
-	return command_unblock(ctl, argv[1]);
-}
-
-static int run_quarantine(const struct mtdctl *ctl, int argc, char **argv)
-{
-	return command_quarantine(ctl, CONTROL_QUARANTINE, argc, argv);
-}
-
-static int run_release(const struct mtdctl *ctl, int argc, char **argv)
-{
-	return command_quarantine(ctl, CONTROL_RELEASE, argc, argv);
-}
-
-static int run_inspect(const struct mtdctl *ctl, int argc, char **argv)
-{
-	return command_quarantine(ctl, CONTROL_INSPECT, argc, argv);
-}
-
-/* The offline commands of two words take their arguments from the second. */
-static int run_policy_check(const struct mtdctl *ctl, int argc, char **argv)
-{
-	return mtdctl_policy_check(ctl, argc - 1, argv + 1);
-}
-
-static int run_audit_init(const struct mtdctl *ctl, int argc, char **argv)
-{
-	return mtdctl_audit_init(ctl, argc - 1, argv + 1);
-}
-
-static int run_audit_verify(const struct mtdctl *ctl, int argc, char **argv)
-{
-	return mtdctl_audit_verify(ctl, argc - 1, argv + 1);
-}
 
 /* One row per command: it drives the dispatch, `mtdctl --help` and
- * `mtdctl COMMAND --help`. run() gets argv from the command's first word. A
- * synopsis may hold several lines, one per form. */
+ * `mtdctl COMMAND --help`. run() gets argv from the command's last word
+ * ("show" of "policy show"). A synopsis may hold several lines, one per form. */
 struct mtdctl_command {
 	const char *name;
 	const char *synopsis;
@@ -775,41 +23,41 @@ struct mtdctl_command {
 };
 
 static const struct mtdctl_command commands[] = {
-	{"status", "", "agent and services", false, run_status},
-	{"policy list", "", "services in force", false, run_policy_list},
-	{"policy show", "NAME", "one service's policy as the agent holds it", false,
-	 run_policy_show},
-	{"reload", "", "validate the policy directory and apply it (root)", false, run_reload},
-	{"unblock", "ADDRESS", "let a source blocked by a decoy hit in again (root)", false,
-	 run_unblock},
-	{"instances", "", "running instances: id, service, pid, address, state", false,
-	 run_instances},
-	{"quarantine", "INSTANCE|SERVICE [--reason TEXT]",
-	 "replace it, then freeze it for forensics (root)", false, run_quarantine},
-	{"release", "ID", "kill a quarantined instance, remove what was kept (root)", false,
-	 run_release},
-	{"inspect", "[--verify] ID",
-	 "what was kept of a quarantined instance, and why; --verify (root) re-checks every file",
-	 false, run_inspect},
-	{"audit show", "[--since SEQ] [--follow]", "audit records after SEQ; --follow keeps going",
-	 false, run_audit_show},
-	{"policy check", "PATH...", "validate policy files or directories", true,
-	 run_policy_check},
-	{"audit init", "--key-out FILE [--state-dir DIR]",
-	 "create the audit key; FILE is the verification key", true, run_audit_init},
-	{"audit verify", "--key FILE LOG...", "verify audit logs (oldest first)", true,
-	 run_audit_verify},
-	{"port", "SERVICE --policy FILE [--at TIME] [--candidates N]",
-	 "the service's public port now (or at TIME)", true, mtdctl_port},
-	{"connect", "SERVICE --policy FILE HOST", "stdio proxy to the current port (ssh ProxyCommand)",
-	 true, mtdctl_connect},
-	{"keygen", "--out PREFIX", "Ed25519 pair PREFIX.key (0600) and PREFIX.pub", true,
-	 mtdctl_keygen},
-	{"snapshot create",
-	 "--key KEY [--allow-devices] [--allow-setuid] SRC DEST\n--key KEY --from-binary BINARY... DEST",
-	 "signed snapshot of a tree or of a binary's closure", true, mtdctl_snapshot},
-	{"snapshot verify", "--pubkey PUB [--allow-devices] [--allow-setuid] DIR",
-	 "exit 0 only if DIR matches its signed manifest", true, mtdctl_snapshot},
+    {"status", "", "agent and services", false, mtdctl_status},
+    {"policy list", "", "services in force", false, mtdctl_policy_list},
+    {"policy show", "NAME", "one service's policy as the agent holds it", false,
+     mtdctl_policy_show},
+    {"reload", "", "validate the policy directory and apply it (root)", false, mtdctl_reload},
+    {"unblock", "ADDRESS", "let a source blocked by a decoy hit in again (root)", false,
+     mtdctl_unblock},
+    {"instances", "", "running instances: id, service, pid, address, state", false,
+     mtdctl_instances},
+    {"quarantine", "INSTANCE|SERVICE [--reason TEXT]",
+     "replace it, then freeze it for forensics (root)", false, mtdctl_quarantine},
+    {"release", "ID", "kill a quarantined instance, remove what was kept (root)", false,
+     mtdctl_release},
+    {"inspect", "[--verify] ID",
+     "what was kept of a quarantined instance, and why; --verify (root) re-checks every file",
+     false, mtdctl_inspect},
+    {"audit show", "[--since SEQ] [--follow]", "audit records after SEQ; --follow keeps going",
+     false, mtdctl_audit_show},
+    {"policy check", "PATH...", "validate policy files or directories", true, mtdctl_policy_check},
+    {"audit init", "--key-out FILE [--state-dir DIR]",
+     "create the audit key; FILE is the verification key", true, mtdctl_audit_init},
+    {"audit verify", "--key FILE LOG...", "verify audit logs (oldest first)", true,
+     mtdctl_audit_verify},
+    {"port", "SERVICE --policy FILE [--at TIME] [--candidates N]",
+     "the service's public port now (or at TIME)", true, mtdctl_port},
+    {"connect", "SERVICE --policy FILE HOST", "stdio proxy to the current port (ssh ProxyCommand)",
+     true, mtdctl_connect},
+    {"keygen", "--out PREFIX", "Ed25519 pair PREFIX.key (0600) and PREFIX.pub", true,
+     mtdctl_keygen},
+    {"snapshot create",
+     "--key KEY [--allow-devices] [--allow-setuid] SRC DEST\n--key KEY --from-binary BINARY... "
+     "DEST",
+     "signed snapshot of a tree or of a binary's closure", true, mtdctl_snapshot_create},
+    {"snapshot verify", "--pubkey PUB [--allow-devices] [--allow-setuid] DIR",
+     "exit 0 only if DIR matches its signed manifest", true, mtdctl_snapshot_verify},
 };
 
 #define SUMMARY_COLUMN 30
@@ -880,6 +128,43 @@ static bool asks_for_help(int argc, char **argv)
 	return false;
 }
 
+/* `mtdctl COMMAND --help`: one usage line per form, then the summary. */
+static int print_command_usage(const struct mtdctl_command *c)
+{
+	static const char prefix[] = "mtdctl [--socket PATH] [--json]";
+
+	printf("usage: %s %s%s", prefix, c->name, c->synopsis[0] ? " " : "");
+	for (const char *s = c->synopsis; *s; s++)
+		if (*s == '\n')
+			printf("\n       %s %s ", prefix, c->name);
+		else
+			putchar(*s);
+	printf("\n%s\n", c->summary);
+	return 0;
+}
+
+/* argv[0] names a group ("policy", "audit", "snapshot") but argv[1] none of
+ * its commands: list them on --help, else a one-line usage error. */
+static int group_usage(const struct mtdctl_command *const *group, size_t n_group, int argc,
+		       char **argv)
+{
+	bool help = argc >= 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"));
+
+	if (help) {
+		for (size_t i = 0; i < n_group; i++)
+			print_command(stdout, group[i]);
+		return 0;
+	}
+	if (argc >= 2)
+		fprintf(stderr, "mtdctl: %s: unknown subcommand '%s'; expected", argv[0], argv[1]);
+	else
+		fprintf(stderr, "mtdctl: %s: expected", argv[0]);
+	for (size_t i = 0; i < n_group; i++)
+		fprintf(stderr, "%s %s", i ? "," : "", group[i]->name + strlen(argv[0]) + 1);
+	fputs(" (see mtdctl --help)\n", stderr);
+	return EXIT_USAGE;
+}
+
 static int dispatch(const struct mtdctl *ctl, int argc, char **argv)
 {
 	const struct mtdctl_command *group[ELEMENTSOF(commands)];
@@ -889,49 +174,26 @@ static int dispatch(const struct mtdctl *ctl, int argc, char **argv)
 		const struct mtdctl_command *c = &commands[i];
 		int words = command_matches(c, argc, argv);
 
-		if (words > 0) {
-			if (asks_for_help(argc, argv)) {
-				printf("usage: mtdctl [--socket PATH] [--json] %s%s", c->name,
-				       c->synopsis[0] ? " " : "");
-				for (const char *s = c->synopsis; *s; s++)
-					if (*s == '\n')
-						printf("\n       mtdctl [--socket PATH] [--json] %s ",
-						       c->name);
-					else
-						putchar(*s);
-				printf("\n%s\n", c->summary);
-				return 0;
-			}
-			return c->run(ctl, argc, argv);
-		}
+		if (words > 0 && asks_for_help(argc, argv))
+			return print_command_usage(c);
+		if (words > 0)
+			return c->run(ctl, argc - (words - 1), argv + (words - 1));
 		if (words < 0)
 			group[n_group++] = c;
 	}
 	if (n_group == 0)
 		return mtdctl_usage_error("unknown command '%s'", argv[0]);
-	if (argc >= 2 && !streq(argv[1], "--help") && !streq(argv[1], "-h")) {
-		fprintf(stderr, "mtdctl: %s: unknown subcommand '%s'; expected", argv[0], argv[1]);
-	} else if (argc >= 2) {
-		for (size_t i = 0; i < n_group; i++)
-			print_command(stdout, group[i]);
-		return 0;
-	} else {
-		fprintf(stderr, "mtdctl: %s: expected", argv[0]);
-	}
-	for (size_t i = 0; i < n_group; i++)
-		fprintf(stderr, "%s %s", i ? "," : "", group[i]->name + strlen(argv[0]) + 1);
-	fputs(" (see mtdctl --help)\n", stderr);
-	return EXIT_USAGE;
+	return group_usage(group, n_group, argc, argv);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"socket", required_argument, NULL, 's'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{},
+	    {"socket", required_argument, NULL, 's'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {},
 	};
 	struct mtdctl ctl = {.socket_path = "/run/mtd/control.sock"};
 	int c;

@@ -7,10 +7,13 @@
 
 #include "macro.h"
 
-/* mtdctl: shared bits of the CLI's files (mtdctl.c talks to the agent,
- * mtdctl_offline.c works on files without it). */
-
-
+/* mtdctl: shared bits of the CLI's files. They call one way only:
+ *   mtdctl.c           the command table, dispatch, usage, main
+ *   mtdctl_agent.c     commands that ask the agent (control socket)
+ *   mtdctl_offline.c   policy check, audit init, audit verify
+ *   mtdctl_schedule.c  port, connect
+ *   mtdctl_snapshot.c  keygen, snapshot create/verify
+ *   mtdctl_common.c    messages, exit codes, time format */
 
 /* Exit codes: 0 ok, 1 the operation failed, 2 usage. */
 #define EXIT_USAGE 2
@@ -20,6 +23,8 @@ struct mtdctl {
 	bool json;
 };
 
+/* --- mtdctl_common.c --------------------------------------------------------- */
+
 /* Print "mtdctl: ..." on stderr; returns EXIT_FAILURE for `return fail(...)`. */
 _printf_(1, 2) int mtdctl_fail(const char *fmt, ...);
 _printf_(1, 2) int mtdctl_usage_error(const char *fmt, ...);
@@ -27,10 +32,31 @@ _printf_(1, 2) int mtdctl_usage_error(const char *fmt, ...);
 /* "1h 2min 3s", "250ms" */
 void mtdctl_format_usec(uint64_t usec, char *buffer, size_t size);
 
+/* --- the commands, each a row of mtdctl.c's table: argv[0] is the command's
+ * last word ("show" of "policy show"), its arguments follow ---------------- */
+
+/* mtdctl_agent.c */
+int mtdctl_status(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_reload(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_instances(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_policy_list(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_policy_show(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_unblock(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_quarantine(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_release(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_inspect(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_audit_show(const struct mtdctl *ctl, int argc, char **argv);
+
+/* mtdctl_offline.c */
 int mtdctl_policy_check(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_audit_init(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_audit_verify(const struct mtdctl *ctl, int argc, char **argv);
+
+/* mtdctl_schedule.c */
 int mtdctl_port(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_connect(const struct mtdctl *ctl, int argc, char **argv);
+
+/* mtdctl_snapshot.c */
 int mtdctl_keygen(const struct mtdctl *ctl, int argc, char **argv);
-int mtdctl_snapshot(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_snapshot_create(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_snapshot_verify(const struct mtdctl *ctl, int argc, char **argv);

@@ -10,17 +10,22 @@
 #include "mtdctl.h"
 #include "policy.h"
 
-
 int mtdctl_policy_check(const struct mtdctl *ctl, int argc, char **argv)
 {
 	struct policy_set *set = NULL;
 	struct policy_errors errors = {0};
-	_cleanup_(json_decrefp) json_t *report = json_object();
-	json_t *error_list = json_array(), *services = json_array();
+	_cleanup_(json_decrefp) json_t *report = NULL;
+	_cleanup_(json_decrefp) json_t *error_list = NULL;
+	_cleanup_(json_decrefp) json_t *services = NULL;
 	int r;
 
+	/* Before anything is allocated: a usage error leaks nothing. */
 	if (argc < 2)
-		return mtdctl_usage_error("policy check: expected one or more files or directories");
+		return mtdctl_usage_error(
+		    "policy check: expected one or more files or directories");
+	report = json_object();
+	error_list = json_array();
+	services = json_array();
 
 	r = policy_set_load((const char *const *)argv + 1, (size_t)argc - 1, &set, &errors);
 	for (size_t i = 0; i < errors.count; i++) {
@@ -35,10 +40,11 @@ int mtdctl_policy_check(const struct mtdctl *ctl, int argc, char **argv)
 		json_array_append_new(services, json_string(set->policies[i]->name));
 
 	json_object_set_new(report, "ok", json_boolean(r >= 0));
-	json_object_set_new(report, "services", services);
-	json_object_set_new(report, "errors", error_list);
+	json_object_set(report, "services", services);
+	json_object_set(report, "errors", error_list);
 	if (ctl->json) {
-		_cleanup_free_ char *text = json_dumps(report, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		_cleanup_free_ char *text =
+		    json_dumps(report, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		if (text)
 			puts(text);
 	}
@@ -122,9 +128,10 @@ int mtdctl_audit_verify(const struct mtdctl *ctl, int argc, char **argv)
 		free(logs);
 		return mtdctl_fail("audit verify: cannot read key %s: %s", key_path,
 				   r == -EINVAL ? "not 64 hex digits"
-				   : r == -EPERM ? "a key must be a regular file owned by root or "
-						   "you, not accessible to group or others (chmod 0600)"
-						 : strerror(-r));
+				   : r == -EPERM
+				       ? "a key must be a regular file owned by root or "
+					 "you, not accessible to group or others (chmod 0600)"
+				       : strerror(-r));
 	}
 	r = audit_verify_files(key, logs, n_logs, &result);
 	free(logs);
@@ -132,18 +139,21 @@ int mtdctl_audit_verify(const struct mtdctl *ctl, int argc, char **argv)
 		return mtdctl_fail("audit verify: %s", strerror(-r));
 
 	if (ctl->json) {
-		_cleanup_(json_decrefp) json_t *o = json_pack(
-			"{s:b, s:I, s:I, s:I, s:b, s:b}", "ok", result.ok, "records",
-			(json_int_t)result.records, "first_seq", (json_int_t)result.first_seq,
-			"last_seq", (json_int_t)result.last_seq, "torn_tail", result.torn_tail,
-			"unsealed_tail", result.unsealed_tail);
+		_cleanup_(json_decrefp) json_t *o =
+		    json_pack("{s:b, s:I, s:I, s:I, s:b, s:b}", "ok", result.ok, "records",
+			      (json_int_t)result.records, "first_seq", (json_int_t)result.first_seq,
+			      "last_seq", (json_int_t)result.last_seq, "torn_tail",
+			      result.torn_tail, "unsealed_tail", result.unsealed_tail);
 		if (o && !result.ok) {
 			json_object_set_new(o, "bad_seq", json_integer((json_int_t)result.bad_seq));
-			json_object_set_new(o, "file", json_string(result.bad_file ? result.bad_file : ""));
+			json_object_set_new(o, "file",
+					    json_string(result.bad_file ? result.bad_file : ""));
 			json_object_set_new(o, "line", json_integer(result.bad_line));
-			json_object_set_new(o, "reason", json_string(result.reason ? result.reason : ""));
+			json_object_set_new(o, "reason",
+					    json_string(result.reason ? result.reason : ""));
 		}
-		_cleanup_free_ char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+		_cleanup_free_ char *text =
+		    o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
 		if (text)
 			puts(text);
 		exit_code = result.ok ? 0 : EXIT_FAILURE;

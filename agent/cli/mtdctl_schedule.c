@@ -80,13 +80,13 @@ static int client_schedule_load(const char *service, const char *policy_path,
 static struct schedule_params schedule_params_of(const struct client_schedule *s)
 {
 	return (struct schedule_params){
-		.key = s->key,
-		.key_len = s->key_len,
-		.service = s->policy->name,
-		.first = s->policy->public_ports.first,
-		.last = s->policy->public_ports.last,
-		.interval_sec = s->policy->interval_usec / USEC_PER_SEC,
-		.grace_sec = s->policy->grace_usec / USEC_PER_SEC,
+	    .key = s->key,
+	    .key_len = s->key_len,
+	    .service = s->policy->name,
+	    .first = s->policy->public_ports.first,
+	    .last = s->policy->public_ports.last,
+	    .interval_sec = s->policy->interval_usec / USEC_PER_SEC,
+	    .grace_sec = s->policy->grace_usec / USEC_PER_SEC,
 	};
 }
 
@@ -163,14 +163,16 @@ int mtdctl_port(const struct mtdctl *ctl, int argc, char **argv)
 			policy_path = argv[++i];
 		else if (streq(argv[i], "--at") && i + 1 < argc) {
 			if (parse_time(argv[++i], &at_usec) < 0)
-				return mtdctl_usage_error("port: --at: '%s' is not a time (@SECONDS "
-							  "or YYYY-MM-DDTHH:MM:SSZ)",
-							  argv[i]);
+				return mtdctl_usage_error(
+				    "port: --at: '%s' is not a time (@SECONDS "
+				    "or YYYY-MM-DDTHH:MM:SSZ)",
+				    argv[i]);
 		} else if (streq(argv[i], "--candidates") && i + 1 < argc) {
 			if (parse_count(argv[++i], CANDIDATES_MAX, &n_candidates) < 0)
-				return mtdctl_usage_error("port: --candidates: '%s' is not a number "
-							  "in 1..%d",
-							  argv[i], CANDIDATES_MAX);
+				return mtdctl_usage_error(
+				    "port: --candidates: '%s' is not a number "
+				    "in 1..%d",
+				    argv[i], CANDIDATES_MAX);
 		} else if (argv[i][0] != '-' && !service)
 			service = argv[i];
 		else
@@ -279,7 +281,8 @@ static int write_all(int fd, const char *data, size_t len)
 /* stdio <-> socket until both directions are done. */
 static int proxy(int sock)
 {
-	struct pollfd fds[2] = {{.fd = STDIN_FILENO, .events = POLLIN}, {.fd = sock, .events = POLLIN}};
+	struct pollfd fds[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
+				{.fd = sock, .events = POLLIN}};
 	char buffer[65536];
 	bool stdin_open = true;
 

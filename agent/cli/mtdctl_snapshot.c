@@ -54,7 +54,7 @@ int mtdctl_keygen(const struct mtdctl *ctl, int argc, char **argv)
 	return 0;
 }
 
-static int snapshot_create_command(const struct mtdctl *ctl, int argc, char **argv)
+int mtdctl_snapshot_create(const struct mtdctl *ctl, int argc, char **argv)
 {
 	struct snapshot_options opts = {0};
 	struct snapshot_error e = {0};
@@ -65,7 +65,7 @@ static int snapshot_create_command(const struct mtdctl *ctl, int argc, char **ar
 
 	if (!binaries)
 		return mtdctl_fail("out of memory");
-	for (int i = 2; i < argc; i++) {
+	for (int i = 1; i < argc; i++) {
 		if (streq(argv[i], "--key") && i + 1 < argc)
 			key = argv[++i];
 		else if (streq(argv[i], "--from-binary") && i + 1 < argc)
@@ -106,7 +106,7 @@ static int snapshot_create_command(const struct mtdctl *ctl, int argc, char **ar
 	return 0;
 }
 
-static int snapshot_verify_command(const struct mtdctl *ctl, int argc, char **argv)
+int mtdctl_snapshot_verify(const struct mtdctl *ctl, int argc, char **argv)
 {
 	struct snapshot_options opts = {0};
 	struct snapshot_error e = {0};
@@ -117,7 +117,7 @@ static int snapshot_verify_command(const struct mtdctl *ctl, int argc, char **ar
 	double seconds;
 	int r;
 
-	for (int i = 2; i < argc; i++) {
+	for (int i = 1; i < argc; i++) {
 		if (streq(argv[i], "--pubkey") && i + 1 < argc)
 			pubkey = argv[++i];
 		else if (streq(argv[i], "--allow-devices"))
@@ -150,13 +150,4 @@ static int snapshot_verify_command(const struct mtdctl *ctl, int argc, char **ar
 		       (unsigned long long)stats.entries, (unsigned long long)stats.files,
 		       (unsigned long long)stats.bytes, seconds);
 	return 0;
-}
-
-int mtdctl_snapshot(const struct mtdctl *ctl, int argc, char **argv)
-{
-	if (argc >= 2 && streq(argv[1], "create"))
-		return snapshot_create_command(ctl, argc, argv);
-	if (argc >= 2 && streq(argv[1], "verify"))
-		return snapshot_verify_command(ctl, argc, argv);
-	return mtdctl_usage_error("snapshot: expected create or verify");
 }

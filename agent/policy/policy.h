@@ -10,7 +10,6 @@
 /* Policy files: one service per *.policy file, parsed with libinih and
  * validated as a whole set. The schema is documented in docs/mtd.policy.5. */
 
-
 #define POLICY_NAME_MAX 32 /* service names: [a-z0-9][a-z0-9_-]{0,31} */
 /* StandbyInstances= at most: each standby is a whole running instance (memory,
  * tasks, an address), kept only to make a replacement one transaction. */
@@ -99,61 +98,61 @@ struct policy {
 
 	/* [Service] */
 	char *name;
-	char *snapshot;      /* Snapshot= absolute dir; NULL for a host service */
-	char *snapshot_key;  /* SnapshotKey= Ed25519 public key (PEM) */
+	char *snapshot;		      /* Snapshot= absolute dir; NULL for a host service */
+	char *snapshot_key;	      /* SnapshotKey= Ed25519 public key (PEM) */
 	struct string_list exec_argv; /* Exec= split with shell-like quoting */
 	bool has_listen_port;
 	uint16_t listen_port; /* ListenPort=PORT/PROTO */
 	enum policy_proto listen_proto;
 	bool has_backend; /* Backend=ADDR:PORT, a host service; excludes Snapshot= */
 	struct socket_address backend;
-	char *user;  /* User= name or uid, NULL = root inside the envelope */
-	char *group; /* Group= */
-	uint64_t max_lifetime_usec;        /* MaxLifetime=, 0 = unlimited */
+	char *user;			   /* User= name or uid, NULL = root inside the envelope */
+	char *group;			   /* Group= */
+	uint64_t max_lifetime_usec;	   /* MaxLifetime=, 0 = unlimited */
 	uint64_t max_lifetime_jitter_usec; /* MaxLifetimeJitter= */
 	enum health_check_kind health_check;
-	uint64_t health_interval_usec; /* HealthInterval= */
-	uint64_t health_timeout_usec;  /* HealthTimeout= */
-	unsigned health_failures;      /* HealthFailures= */
+	uint64_t health_interval_usec;	      /* HealthInterval= */
+	uint64_t health_timeout_usec;	      /* HealthTimeout= */
+	unsigned health_failures;	      /* HealthFailures= */
 	enum compromise_action on_compromise; /* OnCompromise= */
 	enum compromise_action on_unhealthy;  /* OnUnhealthy= (default kill) */
-	uint64_t quarantine_max_bytes;        /* QuarantineMax= */
-	unsigned replace_burst;               /* ReplaceBurst= */
-	uint64_t replace_interval_usec;       /* ReplaceInterval= */
+	uint64_t quarantine_max_bytes;	      /* QuarantineMax= */
+	unsigned replace_burst;		      /* ReplaceBurst= */
+	uint64_t replace_interval_usec;	      /* ReplaceInterval= */
 	unsigned standby_instances;	      /* StandbyInstances=, 0..POLICY_STANDBY_MAX */
-	bool allow_devices; /* SnapshotAllowDevices= */
-	bool allow_setuid;  /* SnapshotAllowSetuid= */
+	bool allow_devices;		      /* SnapshotAllowDevices= */
+	bool allow_setuid;		      /* SnapshotAllowSetuid= */
 
 	/* [Rotation] */
 	bool has_public_ports;
 	struct port_range public_ports; /* PublicPorts= */
-	uint64_t interval_usec;         /* Interval= */
-	uint64_t grace_usec;            /* Grace= */
-	char *key_file;                 /* KeyFile= */
-	unsigned decoys;                /* Decoys= */
-	uint64_t decoy_block_usec;      /* DecoyBlock= */
-	struct cidr *address_pools;     /* AddressPool= (repeat appends) */
+	uint64_t interval_usec;		/* Interval= */
+	uint64_t grace_usec;		/* Grace= */
+	char *key_file;			/* KeyFile= */
+	unsigned decoys;		/* Decoys= */
+	uint64_t decoy_block_usec;	/* DecoyBlock= */
+	struct cidr *address_pools;	/* AddressPool= (repeat appends) */
 	size_t address_pool_count;
 	bool local_access; /* LocalAccess= DNAT for connections from the host itself */
 
 	/* [Envelope] */
-	struct string_list system_calls;           /* SystemCalls= names and @groups */
-	struct string_list violation_system_calls; /* ViolationSystemCalls= */
-	enum syscall_default_action syscall_default; /* SystemCallDefault= */
+	struct string_list system_calls;		    /* SystemCalls= names and @groups */
+	struct string_list violation_system_calls;	    /* ViolationSystemCalls= */
+	enum syscall_default_action syscall_default;	    /* SystemCallDefault= */
 	enum syscall_violation_action on_syscall_violation; /* OnSyscallViolation= */
-	struct string_list writable;                /* Writable= absolute paths */
-	struct egress_rule *egress;                 /* Egress= */
+	struct string_list writable;			    /* Writable= absolute paths */
+	struct egress_rule *egress;			    /* Egress= */
 	size_t egress_count;
 	unsigned egress_alert_threshold; /* EgressAlertThreshold= packets */
-	uint64_t capabilities;           /* Capabilities= bit mask of CAP_* numbers */
-	uint64_t memory_max_bytes;       /* MemoryMax=, 0 = unlimited */
-	uint64_t tasks_max;              /* TasksMax=, 0 = unlimited */
-	unsigned cpu_quota_percent;      /* CPUQuota=, 0 = unlimited */
-	uint64_t writable_size_bytes;    /* WritableSize= size of the tmpfs upper layer */
-	uint64_t limit_nofile;           /* LimitNOFILE= */
-	bool private_users;              /* PrivateUsers= */
+	uint64_t capabilities;		 /* Capabilities= bit mask of CAP_* numbers */
+	uint64_t memory_max_bytes;	 /* MemoryMax=, 0 = unlimited */
+	uint64_t tasks_max;		 /* TasksMax=, 0 = unlimited */
+	unsigned cpu_quota_percent;	 /* CPUQuota=, 0 = unlimited */
+	uint64_t writable_size_bytes;	 /* WritableSize= size of the tmpfs upper layer */
+	uint64_t limit_nofile;		 /* LimitNOFILE= */
+	bool private_users;		 /* PrivateUsers= */
 
-	struct policy_source *source; /* private to agent/policy/policy.c: line of each key */
+	struct policy_source *source; /* private to agent/policy/: line of each key */
 };
 
 struct policy_set {
@@ -198,8 +197,6 @@ char *policy_error_format(const struct policy_error *error);
 
 /* JSON rendering of a parsed policy (for `mtdctl policy show`). */
 
-
-
 /* A new reference to an object with "path", "service", "rotation" and
  * "envelope" members; every key of the file appears, defaults included. Time
  * spans appear twice: "interval": "1min" and "interval_usec": 60000000; sizes
@@ -212,7 +209,6 @@ json_t *policy_to_json(const struct policy *policy);
  * table: every name is known to libseccomp on x86_64, but may not exist on
  * the running architecture (e.g. mmap2, socketcall); such names are skipped
  * silently when a list is expanded. See policies/syscall-groups.md. */
-
 
 struct syscall_group {
 	const char *name;	    /* "@basic-io" */
@@ -230,6 +226,6 @@ const struct syscall_group *syscall_groups_all(size_t *ret_count);
  * NULL-terminated vector of system call names that exist on the native
  * architecture. Unknown groups or names given directly are -EINVAL; names
  * that come from a group and do not exist natively are skipped. Free the
- * result with syscall_names_free(). */
-int syscall_list_expand(char *const *items, size_t n_items, char ***ret_names, size_t *ret_count);
-void syscall_names_free(char **names);
+ * result with syscall_group_names_free(). */
+int syscall_group_expand(char *const *items, size_t n_items, char ***ret_names, size_t *ret_count);
+void syscall_group_names_free(char **names);

@@ -9,13 +9,24 @@
 #include "macro.h"
 #include "clock.h"
 
-/* Pure value parsers for policy files. Each returns 0 or -EINVAL (-ENOMEM
+/*
+ * The files of agent/policy/ call one way only, each the files below it:
+ *
+ *   policy_set.c       a set of files, checked as a whole
+ *   policy_reader.c    one file: line reader, inih handler, defaults
+ *   policy_validate.c  cross-key checks, KeyFile= reading
+ *   policy_keys.c      the schema: every key and its value handler
+ *   policy_value.c     pure value parsers (syscall_groups.c below them)
+ *   policy_errors.c    the error collection (struct policy_errors)
+ *
+ * policy_json.c renders a parsed policy with the value formatters.
+ */
+
+/* --- policy_value.c -----------------------------------------------------------
+ * Pure value parsers for policy files. Each returns 0 or -EINVAL (-ENOMEM
  * where it allocates) and, on failure, a short static reason in *ret_reason
  * (never NULL on failure when ret_reason is given). Out-parameters are not
  * touched on failure. Nothing here logs or touches the file system. */
-
-
-
 
 #define POLICY_PATH_MAX 4095 /* longest accepted absolute path */
 #define POLICY_EXEC_ARGS_MAX 256
@@ -104,29 +115,29 @@ int policy_parse_key_text(const char *text, size_t len, uint8_t **ret_key, size_
 
 void policy_strv_free(char **v);
 
-/* Shared between agent/policy/policy.c and agent/policy/policy_set.c only. */
-
-
 #define POLICY_LINE_MAX 4096	       /* longest accepted line, in bytes */
 #define POLICY_FILE_SIZE_MAX (1 << 20) /* largest accepted policy file */
+
+/* --- policy_errors.c ---------------------------------------------------------- */
 
 /* Append one error; section, key may be NULL. Returns 0 or -ENOMEM. */
 int policy_errors_add(struct policy_errors *errors, const char *file, unsigned line,
 		      const char *section, const char *key, const char *fmt, ...) _printf_(6, 7);
+
+/* --- policy_keys.c (where a key was set) -------------------------------------- */
 
 /* Line where Section.Key was (first) set in the policy's file, or 0. */
 unsigned policy_key_line(const struct policy *policy, const char *section, const char *key);
 /* Line of the first [Section] header, or 0. */
 unsigned policy_section_line(const struct policy *policy, const char *section);
 
-/* Checks of one parsed policy that span keys (policy_validate.c). Appends
- * errors; returns 0 or -ENOMEM. */
+/* --- policy_validate.c ------------------------------------------------------- */
+
+/* Checks of one parsed policy that span keys. Appends errors; returns 0 or
+ * -ENOMEM. */
 int policy_validate(struct policy *policy, struct policy_errors *errors);
 
-/* Private to agent/policy/policy.c (reader, inih glue) and agent/policy/policy_keys.c
- * (schema table and value handlers). */
-
-
+/* --- the schema and the parse state: policy_reader.c and policy_keys.c ------- */
 
 enum section_id { SEC_SERVICE, SEC_ROTATION, SEC_ENVELOPE, _SEC_MAX, SEC_INVALID = -1 };
 extern const char *const policy_section_names[_SEC_MAX];
@@ -171,7 +182,8 @@ struct parse_state {
 };
 
 #define FIELD(st, e, type) ((type *)((char *)(st)->p + (e)->offset))
-/* "VALUE" for messages: at most 60 bytes, quotes escaped, non-printables as
+
+/* policy_errors.c: "VALUE" for messages: at most 60 bytes, quotes escaped, non-printables as
  * \xHH. */
 const char *policy_quote(char *buf, size_t size, const char *v);
 
@@ -179,7 +191,7 @@ const char *policy_quote(char *buf, size_t size, const char *v);
 void policy_parse_error(struct parse_state *st, const char *section, const char *key,
 			const char *fmt, ...) _printf_(4, 5);
 
-/* Index of Section.Key in the schema, or -1; the entry itself. */
+/* policy_keys.c: index of Section.Key in the schema, or -1; the entry itself. */
 int policy_schema_find(enum section_id section, const char *key);
 const struct schema_entry *policy_schema_entry(int index);
 /* The key of section spelled like name but for case, or NULL. */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The policy schema: every section and key, its value handler, bounds and
- * flags. Defaults are set in policy.c (policy_new), cross-key rules in
- * policy_validate.c. */
+ * flags. Defaults are set in policy_reader.c (policy_new), cross-key rules in
+ * policy_validate.c; both sit above this file, which uses only the values and
+ * the error collection. */
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Checks of one parsed policy that span several keys (kind of service,
  * required keys, ordering of time spans, room for decoys, the key file), the
- * derived defaults, the error list, and KeyFile= reading. */
+ * derived defaults, and KeyFile= reading. Uses the keys (where a key was set),
+ * the values and the error collection below it; the reader calls it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -16,89 +17,6 @@
 #include "secret_file.h"
 
 #define KEY_FILE_SIZE_MAX (64 * 1024)
-
-/* The array has room for the smallest power of two >= count (at least 8):
- * it doubles instead of growing by one, so a file with n errors costs O(n)
- * copying, not O(n^2) (a realloc that moves every time, as under ASan, made
- * an 8 KiB file of bad lines take 0.7 s in fuzz_policy). Only
- * policy_errors_add() appends, policy_errors_free() empties. */
-static struct policy_error *errors_grow(struct policy_errors *errors)
-{
-	size_t n = errors->count;
-
-	if (n > 0 && (n < 8 || (n & (n - 1)) != 0))
-		return errors->items; /* room left */
-	if (n > SIZE_MAX / 2 / sizeof(*errors->items))
-		return NULL;
-	return realloc(errors->items, (n ? 2 * n : 8) * sizeof(*errors->items));
-}
-
-int policy_errors_add(struct policy_errors *errors, const char *file, unsigned line,
-		      const char *section, const char *key, const char *fmt, ...)
-{
-	struct policy_error e = {.line = line}, *n;
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vasprintf(&e.reason, fmt, ap);
-	va_end(ap);
-	if (r < 0)
-		return -ENOMEM;
-	e.file = strdup(file ? file : "");
-	e.section = section ? strdup(section) : NULL;
-	e.key = key ? strdup(key) : NULL;
-	n = errors_grow(errors);
-	if (!e.file || (section && !e.section) || (key && !e.key) || !n) {
-		if (n)
-			errors->items = n;
-		free(e.reason);
-		free(e.file);
-		free(e.section);
-		free(e.key);
-		return -ENOMEM;
-	}
-	errors->items = n;
-	n[errors->count++] = e;
-	return 0;
-}
-
-void policy_errors_free(struct policy_errors *errors)
-{
-	if (!errors)
-		return;
-	for (size_t i = 0; i < errors->count; i++) {
-		free(errors->items[i].file);
-		free(errors->items[i].section);
-		free(errors->items[i].key);
-		free(errors->items[i].reason);
-	}
-	free(errors->items);
-	errors->items = NULL;
-	errors->count = 0;
-}
-
-char *policy_error_format(const struct policy_error *e)
-{
-	char lbuf[16] = "", *s = NULL;
-	_cleanup_free_ char *where = NULL;
-	int r;
-
-	if (e->line)
-		snprintf(lbuf, sizeof(lbuf), ":%u", e->line);
-	if (e->section && e->key)
-		r = asprintf(&where, "%s.%s: ", e->section, e->key);
-	else if (e->section)
-		r = asprintf(&where, "[%s]: ", e->section);
-	else
-		r = asprintf(&where, "%s", "");
-	if (r < 0)
-		return NULL;
-	if (asprintf(&s, "%s%s: %s%s", e->file ? e->file : "", lbuf, where,
-		     e->reason ? e->reason : "") < 0)
-		return NULL;
-	return s;
-}
 
 /* ret_reason is set for bad contents (-EINVAL) and for a file that may not
  * hold a secret (-EPERM, with its status in ret_st), NULL for system errors. */

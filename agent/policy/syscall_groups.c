@@ -156,7 +156,7 @@ const struct syscall_group *syscall_groups_all(size_t *ret_count)
 	return groups;
 }
 
-void syscall_names_free(char **names)
+void syscall_group_names_free(char **names)
 {
 	if (!names)
 		return;
@@ -220,7 +220,7 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int syscall_list_expand(char *const *items, size_t n_items, char ***ret_names, size_t *ret_count)
+int syscall_group_expand(char *const *items, size_t n_items, char ***ret_names, size_t *ret_count)
 {
 	struct name_set set = {0};
 	int r;

@@ -6,9 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Shared by quarantine.c (save, cap, list, remove) and quarantine_manifest.c
- * (the upper copy, MANIFEST, verification, inspect). Not for other files. */
-
+/* Private to agent/quarantine/. Its files call one way only, each the files
+ * below it:
+ *   quarantine_job.c       a save in a child process, for the daemon
+ *   quarantine.c           save, cap, list, remove
+ *   quarantine_summary.c   SUMMARY.json
+ *   quarantine_manifest.c  the upper copy, MANIFEST, verification, inspect
+ *   quarantine_store.c     the store directory, ids, bounded file helpers */
 
 #define QUARANTINE_MAX_DEPTH 256	/* directories below upper/ */
 #define QUARANTINE_JSON_MAX (64u << 20) /* metadata.json, processes.json read back */
@@ -37,6 +41,9 @@ struct quarantine_copy {
 	char error_path[256];
 };
 
+/* --- quarantine_store.c ------------------------------------------------------ */
+
+/* STATE_DIR/quarantine, created (0700) when missing. */
 int quarantine_open_store(const char *state_dir, bool create);
 int quarantine_rm_rf_at(int at, const char *name, unsigned depth);
 /* A regular file below at (O_NOFOLLOW), at most max bytes, NUL-terminated. */
@@ -44,6 +51,8 @@ int quarantine_read_at(int at, const char *name, size_t max, char **ret, size_t 
 int quarantine_load_json_at(int at, const char *name, json_t **ret);
 /* Sum of the sizes of the regular files below the directory fd. */
 int quarantine_tree_bytes(int fd, uint64_t *ret);
+
+/* --- quarantine_manifest.c --------------------------------------------------- */
 
 int quarantine_manifest_begin(struct quarantine_copy *c);
 /* upper/ of the writable layer into entry/upper, within c->budget. */

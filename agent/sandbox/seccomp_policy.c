@@ -21,7 +21,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(scmp_filter_ctx, seccomp_release)
 
 static void syscall_names_freep(char ***p)
 {
-	syscall_names_free(*p);
+	syscall_group_names_free(*p);
 }
 
 void seccomp_program_free(struct seccomp_program *p)
@@ -290,17 +290,17 @@ int seccomp_program_compile_names(char *const *names, size_t n_names, enum secco
 static int expand(char *const *items, size_t n_items, char ***ret, size_t *ret_n,
 		  const char **ret_bad_item)
 {
-	int r = syscall_list_expand(items, n_items, ret, ret_n);
+	int r = syscall_group_expand(items, n_items, ret, ret_n);
 
 	if (r == -EINVAL && ret_bad_item) {
 		for (size_t i = 0; i < n_items; i++) {
 			char **one = NULL;
 			size_t k;
-			if (syscall_list_expand(&items[i], 1, &one, &k) == -EINVAL) {
+			if (syscall_group_expand(&items[i], 1, &one, &k) == -EINVAL) {
 				*ret_bad_item = items[i];
 				break;
 			}
-			syscall_names_free(one);
+			syscall_group_names_free(one);
 		}
 	}
 	return r;
@@ -314,11 +314,11 @@ static const char *envelope_need_item(char *const *items, size_t n_items)
 		size_t k = 0;
 		bool bad = false;
 
-		if (syscall_list_expand(&items[i], 1, &one, &k) < 0)
+		if (syscall_group_expand(&items[i], 1, &one, &k) < 0)
 			continue;
 		for (size_t j = 0; j < k && !bad; j++)
 			bad = is_envelope_need(one[j]);
-		syscall_names_free(one);
+		syscall_group_names_free(one);
 		if (bad)
 			return items[i];
 	}

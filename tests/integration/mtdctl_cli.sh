@@ -22,13 +22,18 @@ mapfile -t names < <(printf '%s\n' "$help" | awk '
 
 for name in "${names[@]}"; do
 	# shellcheck disable=SC2086 # two-word names split on purpose
-	out=$("$MTDCTL" $name --help 2>&1)
+	out=$("$MTDCTL" $name --help 2>/dev/null)
 	rc=$?
 	[ $rc -eq 0 ] || fail "mtdctl $name --help exited $rc: $out"
 	printf '%s\n' "$out" | head -n 1 | grep -q "^usage: mtdctl .* $name" ||
-		fail "mtdctl $name --help does not print its usage: $out"
+		fail "mtdctl $name --help does not print its usage on stdout: $out"
+	# The same row of the table gives both: the form of `mtdctl --help`
+	# (first line of the command there) is the one COMMAND --help shows.
+	form=$(printf '%s\n' "$help" | grep -m 1 "^  $name\( \|$\)" | sed 's/^  //; s/  .*//')
+	printf '%s\n' "$out" | head -n 1 | grep -qF -- "] $form" ||
+		fail "mtdctl $name --help: '$(printf '%s\n' "$out" | head -n 1)' lacks '$form'"
 done
-ok "${#names[@]} commands answer COMMAND --help with their usage, exit 0"
+ok "${#names[@]} commands answer COMMAND --help with their usage from --help, exit 0"
 
 # A group word alone with --help lists its commands.
 out=$("$MTDCTL" audit --help) || fail "mtdctl audit --help exited $?"
@@ -53,4 +58,17 @@ check_usage_error "audit: expected show, init, verify" audit
 check_usage_error "status takes no arguments" status extra
 check_usage_error "audit show: unexpected argument '--bogus'" audit show --bogus
 ok "wrong words are one-line usage errors, exit 2"
+
+# A two-word command's arguments start after its second word: each parses
+# exactly what follows it (an off-by-one would take the word itself, or skip
+# the first argument).
+check_usage_error "policy list takes no arguments" policy list extra
+check_usage_error "policy show: expected one service name" policy show a b
+check_usage_error "audit init: unexpected argument 'x'" audit init x
+check_usage_error "audit verify: unknown option '--bogus'" audit verify --bogus
+check_usage_error "snapshot create: expected SRC DEST" snapshot create --key k a
+check_usage_error "snapshot verify: unexpected argument 'b'" snapshot verify --pubkey p a b
+"$MTDCTL" policy check "$REPO/policies/examples" >/dev/null ||
+	fail "mtdctl policy check policies/examples exited $?"
+ok "two-word commands parse the arguments after their second word"
 echo "$TEST_NAME: $CHECKS checks passed"

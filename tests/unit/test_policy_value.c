@@ -388,7 +388,7 @@ static void test_group_expansion_is_flat_sorted_and_native(void **state)
 	char **names = NULL;
 	size_t n = 0;
 
-	assert_int_equal(syscall_list_expand(items, 3, &names, &n), 0);
+	assert_int_equal(syscall_group_expand(items, 3, &names, &n), 0);
 	assert_true(n > 150);
 	for (size_t i = 0; i < n; i++) {
 		assert_true(names[i][0] != '@');
@@ -406,14 +406,14 @@ static void test_group_expansion_is_flat_sorted_and_native(void **state)
 	assert_false(has(names, "mmap2")); /* not native: skipped silently */
 	assert_false(has(names, "socketcall"));
 #endif
-	syscall_names_free(names);
+	syscall_group_names_free(names);
 
 	char *bad[] = {"@nope"};
 	names = NULL;
-	assert_int_equal(syscall_list_expand(bad, 1, &names, &n), -EINVAL);
+	assert_int_equal(syscall_group_expand(bad, 1, &names, &n), -EINVAL);
 	assert_null(names);
 	char *bad2[] = {"read", "nosuchcall"};
-	assert_int_equal(syscall_list_expand(bad2, 2, &names, &n), -EINVAL);
+	assert_int_equal(syscall_group_expand(bad2, 2, &names, &n), -EINVAL);
 	assert_null(names);
 }
 

@@ -45,7 +45,7 @@ static int build(struct rs_state *st, const struct rotator_service *s, size_t n)
 	struct rotator_plan plan = {.services = s, .n_services = n};
 	struct step_error err = {};
 
-	return rs_state_build(st, &plan, 0, &err);
+	return delta_state_build(st, &plan, 0, &err);
 }
 
 /* The text of every deletion (-) and addition (+) of set `set`, sorted. */
@@ -57,11 +57,11 @@ static void delta_text(const struct rs_state *old, const struct rs_state *new_st
 
 	for (size_t i = 0; i < d->n_del[set]; i++, n++) {
 		items[n][0] = '-';
-		rs_elem_text(set, &old->sets[set].elems[d->del[set][i]], items[n] + 1, 95);
+		delta_elem_text(set, &old->sets[set].elems[d->del[set][i]], items[n] + 1, 95);
 	}
 	for (size_t i = 0; i < d->n_add[set]; i++, n++) {
 		items[n][0] = '+';
-		rs_elem_text(set, &new_state->sets[set].elems[d->add[set][i]], items[n] + 1, 95);
+		delta_elem_text(set, &new_state->sets[set].elems[d->add[set][i]], items[n] + 1, 95);
 	}
 	qsort(items, n, sizeof(items[0]), (int (*)(const void *, const void *))strcmp);
 	buf[0] = 0;
@@ -79,11 +79,11 @@ static void test_delta_first_apply_adds_everything(void **state)
 	char text[1024];
 
 	assert_int_equal(build(&st, s, 2), 0);
-	assert_int_equal(rs_delta_compute(&empty, &st, &d), 0);
-	assert_int_equal(rs_delta_count_del(&d), 0);
+	assert_int_equal(delta_compute(&empty, &st, &d), 0);
+	assert_int_equal(delta_count_del(&d), 0);
 	/* svc4, svc6, backends4, backends6, 2 decoys shared by both entries,
 	 * ipv4 and ipv6 in the live bank's active set */
-	assert_int_equal(rs_delta_count_add(&d), 8);
+	assert_int_equal(delta_count_add(&d), 8);
 	delta_text(&empty, &st, &d, RS_SET_ACTIVE0, text, sizeof(text));
 	assert_string_equal(text, "+ipv4, +ipv6");
 	delta_text(&empty, &st, &d, RS_SET_SVC4, text, sizeof(text));
@@ -94,8 +94,8 @@ static void test_delta_first_apply_adds_everything(void **state)
 	assert_string_equal(text, "+tcp . 10.0.0.1 . 8080");
 	delta_text(&empty, &st, &d, RS_SET_DECOYS, text, sizeof(text));
 	assert_string_equal(text, "+tcp . 27447, +tcp . 27448");
-	rs_state_free(&st);
-	rs_delta_free(&d);
+	delta_state_free(&st);
+	delta_free(&d);
 }
 
 static void test_delta_boundary_keeps_grace_and_replaces_decoys(void **state)
@@ -112,7 +112,7 @@ static void test_delta_boundary_keeps_grace_and_replaces_decoys(void **state)
 	before[0].local_access = after[0].local_access = true;
 	assert_int_equal(build(&old, before, 2), 0);
 	assert_int_equal(build(&st, after, 2), 0);
-	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
+	assert_int_equal(delta_compute(&old, &st, &d), 0);
 	/* the previous port stays (now grace), b is not touched at all */
 	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
 	assert_string_equal(text, "+tcp . 20001 : 10.0.0.1 . 8080");
@@ -123,11 +123,11 @@ static void test_delta_boundary_keeps_grace_and_replaces_decoys(void **state)
 	/* a decoy kept across the boundary (30003) is not touched */
 	delta_text(&old, &st, &d, RS_SET_DECOYS, text, sizeof(text));
 	assert_string_equal(text, "+tcp . 30004, +tcp . 30005, -tcp . 30001, -tcp . 30002");
-	assert_int_equal(rs_delta_count_del(&d), 2);
-	assert_int_equal(rs_delta_count_add(&d), 4);
-	rs_state_free(&old);
-	rs_state_free(&st);
-	rs_delta_free(&d);
+	assert_int_equal(delta_count_del(&d), 2);
+	assert_int_equal(delta_count_add(&d), 4);
+	delta_state_free(&old);
+	delta_state_free(&st);
+	delta_free(&d);
 }
 
 static void test_delta_grace_end_deletes_only_the_grace_port(void **state)
@@ -140,14 +140,14 @@ static void test_delta_grace_end_deletes_only_the_grace_port(void **state)
 
 	assert_int_equal(build(&old, in_grace, 1), 0);
 	assert_int_equal(build(&st, after, 1), 0);
-	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
+	assert_int_equal(delta_compute(&old, &st, &d), 0);
 	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
 	assert_string_equal(text, "-tcp . 20000 : 10.0.0.1 . 8080");
-	assert_int_equal(rs_delta_count_del(&d), 1);
-	assert_int_equal(rs_delta_count_add(&d), 0);
-	rs_state_free(&old);
-	rs_state_free(&st);
-	rs_delta_free(&d);
+	assert_int_equal(delta_count_del(&d), 1);
+	assert_int_equal(delta_count_add(&d), 0);
+	delta_state_free(&old);
+	delta_state_free(&st);
+	delta_free(&d);
 }
 
 static void test_delta_unchanged_plan_is_empty(void **state)
@@ -159,11 +159,11 @@ static void test_delta_unchanged_plan_is_empty(void **state)
 
 	assert_int_equal(build(&old, s, 1), 0);
 	assert_int_equal(build(&st, s, 1), 0);
-	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
-	assert_int_equal(rs_delta_count_del(&d) + rs_delta_count_add(&d), 0);
-	rs_state_free(&old);
-	rs_state_free(&st);
-	rs_delta_free(&d);
+	assert_int_equal(delta_compute(&old, &st, &d), 0);
+	assert_int_equal(delta_count_del(&d) + delta_count_add(&d), 0);
+	delta_state_free(&old);
+	delta_state_free(&st);
+	delta_free(&d);
 }
 
 static void test_delta_backend_change_replaces_the_map_value(void **state)
@@ -176,15 +176,15 @@ static void test_delta_backend_change_replaces_the_map_value(void **state)
 
 	assert_int_equal(build(&old, before, 1), 0);
 	assert_int_equal(build(&st, after, 1), 0);
-	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
+	assert_int_equal(delta_compute(&old, &st, &d), 0);
 	/* same key, other data: delete then add (deletions are sent first) */
 	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
 	assert_string_equal(text, "+tcp . 20001 : 10.0.0.9 . 8080, -tcp . 20001 : 10.0.0.1 . 8080");
 	delta_text(&old, &st, &d, RS_SET_BACKENDS4, text, sizeof(text));
 	assert_string_equal(text, "+tcp . 10.0.0.9 . 8080, -tcp . 10.0.0.1 . 8080");
-	rs_state_free(&old);
-	rs_state_free(&st);
-	rs_delta_free(&d);
+	delta_state_free(&old);
+	delta_state_free(&st);
+	delta_free(&d);
 }
 
 static void test_state_rejects_public_port_twice_naming_both(void **state)
@@ -195,11 +195,11 @@ static void test_state_rejects_public_port_twice_naming_both(void **state)
 	struct step_error err = {};
 	struct rs_state st = {};
 
-	assert_int_equal(rs_state_build(&st, &plan, 0, &err), -EEXIST);
+	assert_int_equal(delta_state_build(&st, &plan, 0, &err), -EEXIST);
 	assert_string_equal(err.step, "service b: public ports in map svc4_0");
 	assert_string_equal(err.detail, "port tcp/26000 is also used by service a");
-	assert_int_equal(rs_state_count(&st), 0);
-	rs_state_free(&st);
+	assert_int_equal(delta_state_count(&st), 0);
+	delta_state_free(&st);
 }
 
 static void test_state_shares_backends_and_finds_decoy_owner(void **state)
@@ -213,13 +213,13 @@ static void test_state_shares_backends_and_finds_decoy_owner(void **state)
 
 	assert_int_equal(build(&st, s, 2), 0);
 	assert_int_equal(st.sets[RS_SET_BACKENDS4].n, 1); /* same backend once */
-	rs_key_proto_port(key, IPPROTO_TCP, 30002);
-	e = rs_state_find(&st, RS_SET_DECOYS, key, sizeof(key));
+	delta_key_proto_port(key, IPPROTO_TCP, 30002);
+	e = delta_state_find(&st, RS_SET_DECOYS, key, sizeof(key));
 	assert_non_null(e);
-	assert_string_equal(rs_state_owner(&st, e), "b");
-	rs_key_proto_port(key, IPPROTO_UDP, 30002);
-	assert_null(rs_state_find(&st, RS_SET_DECOYS, key, sizeof(key)));
-	rs_state_free(&st);
+	assert_string_equal(delta_state_owner(&st, e), "b");
+	delta_key_proto_port(key, IPPROTO_UDP, 30002);
+	assert_null(delta_state_find(&st, RS_SET_DECOYS, key, sizeof(key)));
+	delta_state_free(&st);
 }
 
 /* Many services and memory reuse across builds: the delta of two unrelated
@@ -244,15 +244,15 @@ static void test_delta_large_plans_reuse_memory(void **state)
 	for (int round = 0; round < 3; round++) {
 		assert_int_equal(build(&old, a, N), 0);
 		assert_int_equal(build(&st, b, N), 0);
-		assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
+		assert_int_equal(delta_compute(&old, &st, &d), 0);
 		assert_int_equal(d.n_add[RS_SET_SVC4], N);	 /* the new ports */
 		assert_int_equal(d.n_del[RS_SET_SVC4], 0);	 /* old ports stay as grace */
 		assert_int_equal(d.n_del[RS_SET_DECOYS], 4 * N); /* every decoy goes */
 		assert_int_equal(d.n_add[RS_SET_BACKENDS4] + d.n_del[RS_SET_BACKENDS4], 0);
 	}
-	rs_state_free(&old);
-	rs_state_free(&st);
-	rs_delta_free(&d);
+	delta_state_free(&old);
+	delta_state_free(&st);
+	delta_free(&d);
 }
 
 /* Two banks: the services in the live one, the next services in the idle
@@ -268,8 +268,8 @@ static void test_state_banks_hold_services_and_next(void **state)
 	struct rs_delta d = {};
 	char text[1024];
 
-	assert_int_equal(rs_state_build(&st, &plan, 1, &err), 0);
-	assert_int_equal(rs_delta_compute(&empty, &st, &d), 0);
+	assert_int_equal(delta_state_build(&st, &plan, 1, &err), 0);
+	assert_int_equal(delta_compute(&empty, &st, &d), 0);
 	delta_text(&empty, &st, &d, RS_SET_SVC4_1, text, sizeof(text));
 	assert_string_equal(text, "+tcp . 20000 : 10.0.0.1 . 8080");
 	delta_text(&empty, &st, &d, RS_SET_DECOYS_1, text, sizeof(text));
@@ -291,11 +291,11 @@ static void test_state_banks_hold_services_and_next(void **state)
 
 		plan.next = twice;
 		plan.n_next = 2;
-		assert_int_equal(rs_state_build(&st, &plan, 1, &err), -EEXIST);
+		assert_int_equal(delta_state_build(&st, &plan, 1, &err), -EEXIST);
 		assert_string_equal(err.step, "service b: public ports in map svc4_0");
 	}
-	rs_state_free(&st);
-	rs_delta_free(&d);
+	delta_state_free(&st);
+	delta_free(&d);
 }
 
 /* A switch of banks changes the active sets and nothing else; the staging
@@ -315,20 +315,20 @@ static void test_delta_switch_then_staging(void **state)
 	struct rs_delta d = {};
 	char text[1024];
 
-	assert_int_equal(rs_state_build(&old, &before, 0, &err), 0);
-	assert_int_equal(rs_state_switch(&switched, 1), 0);
-	assert_int_equal(rs_delta_switch(&old, &switched, &d), 0);
-	assert_int_equal(rs_delta_count_del(&d), 2);
-	assert_int_equal(rs_delta_count_add(&d), 2);
+	assert_int_equal(delta_state_build(&old, &before, 0, &err), 0);
+	assert_int_equal(delta_state_switch(&switched, 1), 0);
+	assert_int_equal(delta_switch(&old, &switched, &d), 0);
+	assert_int_equal(delta_count_del(&d), 2);
+	assert_int_equal(delta_count_add(&d), 2);
 	delta_text(&old, &switched, &d, RS_SET_ACTIVE0, text, sizeof(text));
 	assert_string_equal(text, "-ipv4, -ipv6");
 	delta_text(&old, &switched, &d, RS_SET_ACTIVE1, text, sizeof(text));
 	assert_string_equal(text, "+ipv4, +ipv6");
 
 	/* what the kernel has after the switch */
-	assert_int_equal(rs_state_switch(&old, 1), 0);
-	assert_int_equal(rs_state_build(&st, &after, 1, &err), 0);
-	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
+	assert_int_equal(delta_state_switch(&old, 1), 0);
+	assert_int_equal(delta_state_build(&st, &after, 1, &err), 0);
+	assert_int_equal(delta_compute(&old, &st, &d), 0);
 	for (enum rs_set s = RS_SET_SVC4_1; s <= RS_SET_ACTIVE1; s++)
 		assert_int_equal(d.n_del[s] + d.n_add[s], 0); /* the live bank: untouched */
 	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
@@ -337,16 +337,16 @@ static void test_delta_switch_then_staging(void **state)
 	assert_string_equal(text, "+tcp . 30003, -tcp . 30001, -tcp . 30002");
 
 	/* the grace end: another switch, back to bank 0 */
-	rs_state_free(&old);
+	delta_state_free(&old);
 	old = st;
 	st = (struct rs_state){};
-	assert_int_equal(rs_state_build(&st, &later, 0, &err), 0);
-	assert_int_equal(rs_delta_switch(&old, &st, &d), 0);
-	assert_int_equal(rs_delta_count_del(&d) + rs_delta_count_add(&d), 4);
-	rs_state_free(&old);
-	rs_state_free(&switched);
-	rs_state_free(&st);
-	rs_delta_free(&d);
+	assert_int_equal(delta_state_build(&st, &later, 0, &err), 0);
+	assert_int_equal(delta_switch(&old, &st, &d), 0);
+	assert_int_equal(delta_count_del(&d) + delta_count_add(&d), 4);
+	delta_state_free(&old);
+	delta_state_free(&switched);
+	delta_state_free(&st);
+	delta_free(&d);
 }
 
 static struct rotator_addr addr(const char *text)
@@ -381,7 +381,7 @@ static int build_plan(struct rs_state *st, const struct rotator_service *s, size
 	struct rotator_plan plan = {
 	    .services = s, .n_services = n, .instances = in, .n_instances = n_in};
 
-	return rs_state_build(st, &plan, 0, err);
+	return delta_state_build(st, &plan, 0, err);
 }
 
 /* Quarantine/replacement: the route moves to the new instance and the old
@@ -414,7 +414,7 @@ static void test_delta_instance_swap_moves_route_and_removes_old_elements(void *
 	char text[1024];
 
 	assert_int_equal(build_plan(&old, s1, 1, before, 1, &err), 0);
-	assert_int_equal(rs_delta_compute(&empty, &old, &d), 0);
+	assert_int_equal(delta_compute(&empty, &old, &d), 0);
 	delta_text(&empty, &old, &d, RS_SET_INSTANCES6, text, sizeof(text));
 	assert_string_equal(text, "+fd00:214::5");
 	delta_text(&empty, &old, &d, RS_SET_INGRESS4, text, sizeof(text));
@@ -428,7 +428,7 @@ static void test_delta_instance_swap_moves_route_and_removes_old_elements(void *
 	    text, "+fd00:214::5 . tcp . ::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff . 443-443");
 
 	assert_int_equal(build_plan(&st, s2, 1, after, 1, &err), 0);
-	assert_int_equal(rs_delta_compute(&old, &st, &d), 0);
+	assert_int_equal(delta_compute(&old, &st, &d), 0);
 	delta_text(&old, &st, &d, RS_SET_SVC4, text, sizeof(text));
 	assert_string_equal(text,
 			    "+tcp . 20000 : 10.214.0.6 . 8080, -tcp . 20000 : 10.214.0.5 . 8080");
@@ -442,15 +442,15 @@ static void test_delta_instance_swap_moves_route_and_removes_old_elements(void *
 	assert_string_equal(text, "+10.214.0.6 . udp . 192.0.2.53-192.0.2.53 . 53-53, "
 				  "-10.214.0.5 . tcp . 0.0.0.0-255.255.255.255 . 443-443, "
 				  "-10.214.0.5 . udp . 192.0.2.53-192.0.2.53 . 53-53");
-	assert_string_equal(rs_state_owner(&st, &st.sets[RS_SET_INSTANCES4].elems[0]), "web-2");
+	assert_string_equal(delta_state_owner(&st, &st.sets[RS_SET_INSTANCES4].elems[0]), "web-2");
 
 	/* the same plan again: nothing to send */
 	assert_int_equal(build_plan(&old, s2, 1, after, 1, &err), 0);
-	assert_int_equal(rs_delta_compute(&st, &old, &d), 0);
-	assert_int_equal(rs_delta_count_del(&d) + rs_delta_count_add(&d), 0);
-	rs_state_free(&old);
-	rs_state_free(&st);
-	rs_delta_free(&d);
+	assert_int_equal(delta_compute(&st, &old, &d), 0);
+	assert_int_equal(delta_count_del(&d) + delta_count_add(&d), 0);
+	delta_state_free(&old);
+	delta_state_free(&st);
+	delta_free(&d);
 }
 
 static void test_state_rejects_instance_address_twice_naming_both(void **state)
@@ -466,8 +466,8 @@ static void test_state_rejects_instance_address_twice_naming_both(void **state)
 	assert_int_equal(build_plan(&st, NULL, 0, in, 2, &err), -EEXIST);
 	assert_string_equal(err.step, "instance b");
 	assert_string_equal(err.detail, "address also used by instance a");
-	assert_int_equal(rs_state_count(&st), 0);
-	rs_state_free(&st);
+	assert_int_equal(delta_state_count(&st), 0);
+	delta_state_free(&st);
 }
 
 static void box_text(const struct egress_box *b, int family, char *buf, size_t len)

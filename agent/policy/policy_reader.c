@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* One policy file: the schema table and the libinih-driven parse into struct
- * policy. Cross-key checks live in policy_validate.c, sets in policy_set.c.
+/* The reader of one policy file: the libinih-driven parse into struct policy,
+ * through the schema of policy_keys.c, then the cross-key checks of
+ * policy_validate.c. policy_set.c reads sets of files with it.
  *
  * libinih (Debian's build) has no line numbers in its handler, so we feed it
  * through our own line reader (ini_parse_stream), which counts lines, rejects
@@ -20,52 +21,6 @@
 #include <strings.h>
 
 #include "policy_internal.h"
-
-/* --- helpers ------------------------------------------------------------------ */
-
-const char *policy_quote(char *buf, size_t size, const char *v)
-{
-	size_t o = 0, n = 0;
-
-	buf[o++] = '"';
-	for (; *v && o + 8 < size; v++, n++) {
-		unsigned char c = (unsigned char)*v;
-		if (n >= 60) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (c == '"' || c == '\\') {
-			buf[o++] = '\\';
-			buf[o++] = (char)c;
-		} else if (c < 0x20 || c == 0x7f)
-			o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
-		else
-			buf[o++] = (char)c;
-	}
-	buf[o++] = '"';
-	buf[o] = 0;
-	return buf;
-}
-
-void policy_parse_error(struct parse_state *st, const char *section, const char *key,
-			const char *fmt, ...)
-{
-	_cleanup_free_ char *msg = NULL;
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vasprintf(&msg, fmt, ap);
-	va_end(ap);
-	if (r < 0) {
-		msg = NULL;
-		st->oom = -ENOMEM;
-		return;
-	}
-	if (policy_errors_add(st->errors, st->file, st->line, section, key, "%s", msg) < 0)
-		st->oom = -ENOMEM;
-}
 
 /* --- the line reader and the inih handler ------------------------------------- */
 
