@@ -77,7 +77,7 @@ LAYERS := $(LIB_LAYERS) agent/cli agent/daemon
 # says where it lives (make check-tree). "x_" allows any name starting x_;
 # "x" allows x itself and x_* (scripts/check-prefixes).
 PREFIX_common := log_ json_bytes secret_file_ step_error_
-PREFIX_rotator := rotator_ nft_ ruleset_ rs_ elements_ egress_ schedule_
+PREFIX_rotator := rotator_ nft_ ruleset_ delta_ elements_ egress_ schedule_
 PREFIX_agent/policy := policy_ syscall_
 PREFIX_agent/audit := audit_
 PREFIX_agent/snapshot := snapshot_
@@ -85,7 +85,7 @@ PREFIX_agent/quarantine := quarantine_
 PREFIX_agent/control := control_ audit_show_
 PREFIX_agent/sandbox := envelope_ cgroup_ seccomp_ netdev_ uid_range_ uid_ranges_ fd_graveyard_
 PREFIX_agent/rotation := rotation_ forwarding_ host_ports_
-PREFIX_agent/fleet := fleet_ instance_ response_ standby_ health_ drift_ address_pool_ \
+PREFIX_agent/fleet := fleet_ service_ instance_ response_ standby_ health_ drift_ address_pool_ \
 	signal_tally_
 PREFIX_agent/cli := mtdctl_ main
 PREFIX_agent/daemon := agent_ main

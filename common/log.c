@@ -15,15 +15,15 @@ static const struct {
 	const char *type;
 	const char *id;
 } message_ids[] = {
-	{"agent-start", "b2a579350e7e425a8546d672a951823b"},
-	{"agent-stop", "b629229494f6495da9a2003c15d8548d"},
-	{"unclean-restart", "683e132f1e364c468bab39df1466ded5"},
-	{"seal", "d14d1fbc6e0f4a90bd9855c21c811ffa"},
-	{"log-rotated", "f491efe3577f4ae38127de7c7049fefd"},
-	{"policy-reload", "0ffe0f966e9345dca773029035739ad5"},
-	{"policy-reload-failed", "b140a89e45104afbbb4e61e886df844f"},
-	{"control-request", "c3251ca5c7b34ed4a9237939d59009d8"},
-	{"control-denied", "fd3a29466f8f424e9338d975269efd9e"},
+    {"agent-start", "b2a579350e7e425a8546d672a951823b"},
+    {"agent-stop", "b629229494f6495da9a2003c15d8548d"},
+    {"unclean-restart", "683e132f1e364c468bab39df1466ded5"},
+    {"seal", "d14d1fbc6e0f4a90bd9855c21c811ffa"},
+    {"log-rotated", "f491efe3577f4ae38127de7c7049fefd"},
+    {"policy-reload", "0ffe0f966e9345dca773029035739ad5"},
+    {"policy-reload-failed", "b140a89e45104afbbb4e61e886df844f"},
+    {"control-request", "c3251ca5c7b34ed4a9237939d59009d8"},
+    {"control-denied", "fd3a29466f8f424e9338d975269efd9e"},
 };
 
 static const char fallback_message_id[] = "bef2896bc7ed4590a246fb3c9ac62b6c";
@@ -52,8 +52,8 @@ void log_message(int priority, const char *fmt, ...)
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 
-	sd_journal_send("MESSAGE=%s", text, "PRIORITY=%d", priority,
-			"SYSLOG_IDENTIFIER=mtd-agent", NULL);
+	sd_journal_send("MESSAGE=%s", text, "PRIORITY=%d", priority, "SYSLOG_IDENTIFIER=mtd-agent",
+			NULL);
 	if (!log_stderr_is_journal())
 		fprintf(stderr, "mtd-agent: %s\n", text);
 }

@@ -52,7 +52,8 @@ static inline void fclosep(FILE **f)
 		_taken;                                                                            \
 	})
 
-/* Define a cleanup function for a type with a free function: DEFINE_TRIVIAL_CLEANUP_FUNC(json_t *, json_decref) */
+/* Define a cleanup function for a type with a free function: DEFINE_TRIVIAL_CLEANUP_FUNC(json_t *,
+ * json_decref) */
 #define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                    \
 	static inline void func##p(type *p)                                                        \
 	{                                                                                          \

@@ -19,9 +19,7 @@ static bool tuple_address(const struct nlattr *tuple, uint16_t v4, uint16_t v6,
 {
 	const struct nlattr *a, *ip = NULL;
 
-	mnl_attr_for_each_nested(a, tuple)
-		if (mnl_attr_get_type(a) == CTA_TUPLE_IP)
-			ip = a;
+	mnl_attr_for_each_nested(a, tuple) if (mnl_attr_get_type(a) == CTA_TUPLE_IP) ip = a;
 	if (!ip)
 		return false;
 	mnl_attr_for_each_nested(a, ip)

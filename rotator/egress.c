@@ -54,7 +54,7 @@ static void rule_range(const struct rotator_egress *e, size_t len, struct addr_n
 		       len);
 	*last = *first;
 	for (size_t bit = prefix; bit < len * 8; bit++) {
-		first->b[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+		first->b[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
 		last->b[bit / 8] |= (uint8_t)(0x80u >> (bit % 8));
 	}
 }
@@ -67,8 +67,8 @@ static int cmp_ports(const void *a, const void *b)
 {
 	const struct port_range *x = a, *y = b;
 
-	return x->first != y->first ? (x->first < y->first ? -1 : 1) :
-				      (x->last < y->last ? -1 : x->last > y->last);
+	return x->first != y->first ? (x->first < y->first ? -1 : 1)
+				    : (x->last < y->last ? -1 : x->last > y->last);
 }
 
 static size_t merge_ports(struct port_range *p, size_t n)
@@ -159,9 +159,10 @@ static int boxes_of_proto(const struct rotator_egress *rules, size_t n_rules, in
 			    (rules[k].has_destination && rules[k].destination.family != family))
 				continue;
 			rule_range(&rules[k], len, &first, &last);
-			if (cmp_num(&first, &cuts[i], len) <= 0 && cmp_num(&cuts[i], &last, len) <= 0)
-				cur[n_cur++] = (struct port_range){ rules[k].port_first,
-								    rules[k].port_last };
+			if (cmp_num(&first, &cuts[i], len) <= 0 &&
+			    cmp_num(&cuts[i], &last, len) <= 0)
+				cur[n_cur++] =
+				    (struct port_range){rules[k].port_first, rules[k].port_last};
 		}
 		n_cur = merge_ports(cur, n_cur);
 		if (n_prev && n_cur == n_prev && memcmp(cur, prev, n_cur * sizeof(*cur)) == 0) {
@@ -182,7 +183,7 @@ static int boxes_of_proto(const struct rotator_egress *rules, size_t n_rules, in
 int egress_boxes(const struct rotator_egress *rules, size_t n_rules, int family,
 		 struct egress_box *boxes, size_t max, size_t *ret_n)
 {
-	static const uint8_t protos[] = { IPPROTO_TCP, IPPROTO_UDP };
+	static const uint8_t protos[] = {IPPROTO_TCP, IPPROTO_UDP};
 	size_t n = 0;
 	int r;
 

@@ -18,8 +18,8 @@ struct rotator_honeypot {
 
 int rotator_honeypot_open(uint16_t port, struct rotator_honeypot **ret)
 {
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(port),
-				   .sin6_addr = IN6ADDR_ANY_INIT };
+	struct sockaddr_in6 sa = {
+	    .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_ANY_INIT};
 	_cleanup_close_ int fd = -1;
 	struct rotator_honeypot *h;
 	int zero = 0, one = 1;
@@ -60,7 +60,7 @@ int rotator_honeypot_accept_all(struct rotator_honeypot *h)
 	int n = 0;
 
 	while (n < MAX_PER_CALL) {
-		struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+		struct linger reset = {.l_onoff = 1, .l_linger = 0};
 		int c = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (c < 0) {

@@ -53,7 +53,7 @@ static int request(struct rotator_nflog *l, struct nlmsghdr *nlh)
 		int r;
 
 		if (n < 0) {
-			struct pollfd pfd = { .fd = mnl_socket_get_fd(l->nl), .events = POLLIN };
+			struct pollfd pfd = {.fd = mnl_socket_get_fd(l->nl), .events = POLLIN};
 
 			if (errno == EINTR)
 				continue;
@@ -77,9 +77,9 @@ int rotator_nflog_open(uint16_t group, struct rotator_nflog **ret)
 {
 	struct rotator_nflog *l;
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nfulnl_msg_config_cmd cmd = { .command = NFULNL_CFG_CMD_BIND };
-	struct nfulnl_msg_config_mode mode = { .copy_range = htonl(COPY_RANGE),
-					       .copy_mode = NFULNL_COPY_PACKET };
+	struct nfulnl_msg_config_cmd cmd = {.command = NFULNL_CFG_CMD_BIND};
+	struct nfulnl_msg_config_mode mode = {.copy_range = htonl(COPY_RANGE),
+					      .copy_mode = NFULNL_COPY_PACKET};
 	struct nlmsghdr *nlh;
 	int r;
 
@@ -135,7 +135,7 @@ int rotator_nflog_fd(const struct rotator_nflog *l)
 
 int rotator_nflog_wait(struct rotator_nflog *l, int timeout_ms)
 {
-	struct pollfd pfd = { .fd = mnl_socket_get_fd(l->nl), .events = POLLIN };
+	struct pollfd pfd = {.fd = mnl_socket_get_fd(l->nl), .events = POLLIN};
 	int r;
 
 	do
@@ -194,7 +194,8 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
 
 	if ((nlh->nlmsg_type & 0xff) != NFULNL_MSG_PACKET || ctx->n >= ctx->max)
 		return MNL_CB_OK;
-	mnl_attr_for_each(attr, nlh, sizeof(struct nfgenmsg)) {
+	mnl_attr_for_each(attr, nlh, sizeof(struct nfgenmsg))
+	{
 		switch (mnl_attr_get_type(attr)) {
 		case NFULA_PREFIX:
 			if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
@@ -218,7 +219,7 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
 		if (strcmp(prefix, RS_LOG_PREFIX) != 0 ||
 		    (d.proto != IPPROTO_TCP && d.proto != IPPROTO_UDP))
 			return MNL_CB_OK;
-		*h = (struct rotator_hit){ .source = d.source, .proto = d.proto, .port = d.port };
+		*h = (struct rotator_hit){.source = d.source, .proto = d.proto, .port = d.port};
 		ctx->n++;
 		return MNL_CB_OK;
 	}
@@ -260,10 +261,10 @@ static int read_queued(struct rotator_nflog *l, struct rotator_nflog_batch *ctx)
 	return 0;
 }
 
-int rotator_nflog_read_egress(struct rotator_nflog *l, struct rotator_egress_drop *drops,
-			      size_t n, size_t *ret_n)
+int rotator_nflog_read_egress(struct rotator_nflog *l, struct rotator_egress_drop *drops, size_t n,
+			      size_t *ret_n)
 {
-	struct rotator_nflog_batch ctx = { .drops = drops, .max = n };
+	struct rotator_nflog_batch ctx = {.drops = drops, .max = n};
 	int r = read_queued(l, &ctx);
 
 	if (r < 0)
@@ -272,10 +273,9 @@ int rotator_nflog_read_egress(struct rotator_nflog *l, struct rotator_egress_dro
 	return 0;
 }
 
-int rotator_nflog_read(struct rotator_nflog *l, struct rotator_hit *hits, size_t n,
-		       size_t *ret_n)
+int rotator_nflog_read(struct rotator_nflog *l, struct rotator_hit *hits, size_t n, size_t *ret_n)
 {
-	struct rotator_nflog_batch ctx = { .hits = hits, .max = n };
+	struct rotator_nflog_batch ctx = {.hits = hits, .max = n};
 	int r = read_queued(l, &ctx);
 
 	if (r < 0)

@@ -300,7 +300,7 @@ static int ct_status_dnat(struct nftnl_rule *r)
 	return k < 0 ? k : cmp_u32(r, NFT_CMP_NEQ, 0); /* as nft: "ct status dnat" */
 }
 
-#define CT_STATE_ESTABLISHED_RELATED \
+#define CT_STATE_ESTABLISHED_RELATED                                                               \
 	(NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED))
 
 static int ct_state_established_related(struct nftnl_rule *r)
@@ -362,10 +362,10 @@ struct nftnl_rule *nft_rule_decoy_hit(const char *chain, uint8_t nfproto, const 
 			 log_prefix, true, comment);
 }
 
-struct nftnl_rule *nft_rule_decoy_report(const char *chain, uint8_t nfproto,
-					 const char *decoy_set, const char *blocked_set,
-					 uint64_t timeout_ms, uint16_t log_group_id,
-					 const char *log_prefix, const char *comment)
+struct nftnl_rule *nft_rule_decoy_report(const char *chain, uint8_t nfproto, const char *decoy_set,
+					 const char *blocked_set, uint64_t timeout_ms,
+					 uint16_t log_group_id, const char *log_prefix,
+					 const char *comment)
 {
 	return decoy_hit(chain, nfproto, decoy_set, blocked_set, timeout_ms, log_group_id,
 			 log_prefix, false, comment);
@@ -384,8 +384,8 @@ static int port_imm(struct nftnl_rule *r, uint16_t port)
 	return add(r, e);
 }
 
-struct nftnl_rule *nft_rule_decoy_redirect(const char *chain, const char *decoy_set,
-					   uint16_t port, const char *comment)
+struct nftnl_rule *nft_rule_decoy_redirect(const char *chain, const char *decoy_set, uint16_t port,
+					   const char *comment)
 {
 	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
 	struct nftnl_expr *e;
@@ -466,9 +466,7 @@ struct nftnl_rule *nft_rule_dnat(const char *chain, uint8_t nfproto, const char 
 	return rule_done(&r, k, comment);
 }
 
-
-struct nftnl_rule *nft_rule_honeypot_guard(const char *chain, uint16_t port,
-					   const char *comment)
+struct nftnl_rule *nft_rule_honeypot_guard(const char *chain, uint16_t port, const char *comment)
 {
 	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
 	uint16_t be = htons(port);
@@ -608,8 +606,8 @@ struct nftnl_rule *nft_rule_ifname_jump(const char *chain, bool outgoing, const 
 	return rule_done(&r, k, comment);
 }
 
-struct nftnl_rule *nft_rule_bank_jump(const char *chain, const char *active_set,
-				      const char *target, const char *comment)
+struct nftnl_rule *nft_rule_bank_jump(const char *chain, const char *active_set, const char *target,
+				      const char *comment)
 {
 	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
 	int k;
@@ -676,7 +674,6 @@ struct nftnl_rule *nft_rule_antispoof_drop(const char *chain, uint16_t log_group
 	return rule_done(&r, k, comment);
 }
 
-
 struct nftnl_rule *nft_rule_ct_live_return(const char *chain, uint8_t nfproto, bool source,
 					   const char *set, const char *comment)
 {
@@ -696,7 +693,6 @@ struct nftnl_rule *nft_rule_ct_live_return(const char *chain, uint8_t nfproto, b
 		k = verdict(r, NFT_RETURN);
 	return rule_done(&r, k, comment);
 }
-
 
 /* reg32 index n (0..15) as a register number */
 #define REG32(n) ((uint32_t)NFT_REG32_00 + (n))

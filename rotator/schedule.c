@@ -104,8 +104,7 @@ static int stream_refill(struct stream *s)
 		return -ERANGE;
 	for (int i = 3; i >= 0; i--)
 		s->msg[off++] = (uint8_t)(s->counter >> (8 * i));
-	if (EVP_MAC_init(s->ctx, NULL, 0, NULL) != 1 ||
-	    EVP_MAC_update(s->ctx, s->msg, off) != 1 ||
+	if (EVP_MAC_init(s->ctx, NULL, 0, NULL) != 1 || EVP_MAC_update(s->ctx, s->msg, off) != 1 ||
 	    EVP_MAC_final(s->ctx, s->block, &out_len, sizeof(s->block)) != 1 ||
 	    out_len != BLOCK_SIZE)
 		return -EIO;

@@ -14,7 +14,6 @@
  * yesterday's records. The record format and verification rules are in
  * docs/audit-log.md. */
 
-
 #define AUDIT_KEY_SIZE 32
 #define AUDIT_MAC_SIZE 32
 
@@ -24,8 +23,8 @@ struct audit_log;
 #define AUDIT_QUEUE_BYTES_PER_RECORD 4096 /* default byte bound: 4 KiB per record */
 
 struct audit_options {
-	uint64_t max_bytes; /* rotate when the file would exceed this; 0 = never */
-	unsigned keep;      /* rotated files kept: audit.log.1 .. audit.log.N */
+	uint64_t max_bytes;   /* rotate when the file would exceed this; 0 = never */
+	unsigned keep;	      /* rotated files kept: audit.log.1 .. audit.log.N */
 	size_t queue_records; /* records held in memory while the log cannot be written
 				 (0: AUDIT_QUEUE_RECORDS_DEFAULT) */
 	size_t queue_bytes;   /* and their size bound (0: queue_records * 4 KiB) */
@@ -80,11 +79,11 @@ int audit_log_flush(struct audit_log *log);
 void audit_log_set_written_callback(struct audit_log *log, audit_written_fn fn, void *userdata);
 
 struct audit_log_status {
-	int error;	      /* the last write error; 0 when the log is written normally */
-	bool broken;	      /* the log cannot be continued by this process (see docs) */
-	bool pending;	      /* records or work wait for audit_log_flush(), or the last
-				 write failed */
-	size_t queued;	      /* records in the queue now */
+	int error;	       /* the last write error; 0 when the log is written normally */
+	bool broken;	       /* the log cannot be continued by this process (see docs) */
+	bool pending;	       /* records or work wait for audit_log_flush(), or the last
+				  write failed */
+	size_t queued;	       /* records in the queue now */
 	uint64_t queued_total; /* records ever queued */
 	uint64_t lost_total;   /* records ever lost (queue full) */
 	uint64_t lost_pending; /* of those, not yet recorded in the log */
@@ -120,15 +119,15 @@ void audit_key_evolve(const uint8_t key[AUDIT_KEY_SIZE], uint8_t ret_next[AUDIT_
 
 struct audit_verify_result {
 	bool ok;
-	uint64_t records;      /* records verified */
-	uint64_t first_seq;    /* seq of the first record seen */
-	uint64_t last_seq;     /* seq of the last good record */
-	uint64_t bad_seq;      /* when !ok: the first bad seq (or the seq expected there) */
-	char *bad_file;        /* when !ok: the file and line of the problem */
+	uint64_t records;   /* records verified */
+	uint64_t first_seq; /* seq of the first record seen */
+	uint64_t last_seq;  /* seq of the last good record */
+	uint64_t bad_seq;   /* when !ok: the first bad seq (or the seq expected there) */
+	char *bad_file;	    /* when !ok: the file and line of the problem */
 	unsigned bad_line;
-	char *reason;          /* when !ok: why */
-	bool torn_tail;        /* the last line is an incomplete record */
-	bool unsealed_tail;    /* records after the last seal (a running agent, or a cut) */
+	char *reason;	    /* when !ok: why */
+	bool torn_tail;	    /* the last line is an incomplete record */
+	bool unsealed_tail; /* records after the last seal (a running agent, or a cut) */
 };
 
 /* Verify files in order (oldest first) with the initial key. Detects a
@@ -153,7 +152,7 @@ struct audit_record {
 	const char *boot_id;
 	const char *prev; /* 64 hex digits */
 	const char *mac;  /* 64 hex digits */
-	json_t *fields;   /* object */
+	json_t *fields;	  /* object */
 };
 
 int audit_record_parse(const char *line, size_t len, struct audit_record *ret_record);
@@ -164,7 +163,6 @@ void audit_record_done(struct audit_record *record);
  * (a record never holds one), so the first record after a seq is found by a
  * binary search over byte offsets, a few small reads per file. A reader then
  * costs what it returns, not the size of the log. */
-
 
 /* Where the first record with seq > since is, in log_path (file 0) and its
  * rotated files log_path.1 … log_path.keep (file i): *ret_file and
@@ -182,7 +180,6 @@ char *audit_file_name(const char *log_path, unsigned file);
  * seal retried with back-off until it succeeds (never skipped), and records
  * that wait in the log's queue (disk full, failed write or fdatasync) retried
  * with back-off until they are written. */
-
 
 struct audit_log;
 struct audit_timer;

@@ -264,7 +264,8 @@ int audit_key_temp_sweep(int dir_fd)
 	fd = -1; /* owned by d */
 	rewinddir(d);
 	while ((de = readdir(d)))
-		if (strncmp(de->d_name, AUDIT_KEY_TEMP_PREFIX, strlen(AUDIT_KEY_TEMP_PREFIX)) == 0 &&
+		if (strncmp(de->d_name, AUDIT_KEY_TEMP_PREFIX, strlen(AUDIT_KEY_TEMP_PREFIX)) ==
+			0 &&
 		    unlinkat(dir_fd, de->d_name, 0) < 0 && errno != ENOENT)
 			r = -errno;
 	closedir(d);

@@ -126,14 +126,15 @@ int audit_read_tail(int fd, struct audit_tail *ret)
 /* A record written and fdatasynced now (open-time records). */
 static int emit_now(struct audit_log *log, const char *type, json_t *fields, bool may_rotate)
 {
-	struct audit_emit e = {.type = type, .fields = fields, .sync = true, .may_rotate = may_rotate};
+	struct audit_emit e = {
+	    .type = type, .fields = fields, .sync = true, .may_rotate = may_rotate};
 
 	return audit_emit(log, &e, NULL, NULL, NULL);
 }
 
 /* Checks the last record of the previous run against the key state. */
-static int check_last(struct audit_log *log, const struct audit_tail *t, struct audit_record *ret_rec,
-		      char **ret_before_type)
+static int check_last(struct audit_log *log, const struct audit_tail *t,
+		      struct audit_record *ret_rec, char **ret_before_type)
 {
 	_cleanup_free_ char *before_type = NULL;
 	_cleanup_(audit_record_done) struct audit_record rec = {}, before = {};
@@ -298,8 +299,7 @@ int audit_recover(struct audit_log *log, struct audit_open_report *report)
 	if (src == &rt) {
 		_cleanup_(json_decrefp) json_t *fields = json_pack("{s:s}", "previous", rotated);
 
-		r = fields ? emit_now(log, AUDIT_TYPE_ROTATED, fields, false)
-			   : -ENOMEM;
+		r = fields ? emit_now(log, AUDIT_TYPE_ROTATED, fields, false) : -ENOMEM;
 		if (r < 0)
 			goto out;
 	}
@@ -315,7 +315,6 @@ out:
 	audit_tail_done(&rt);
 	return r;
 }
-
 
 /* The position of the record with this seq and MAC among what the writer
  * knows: 0 for the last synced record, i + 1 for unsynced[i], -1 when the
@@ -353,7 +352,8 @@ int audit_reopen(struct audit_log *log)
 		close(log->fd); /* it has reported its error; it can tell nothing more */
 		log->fd = -1;
 	}
-	fd = openat(log->log_dir_fd, log->base, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	fd = openat(log->log_dir_fd, log->base,
+		    O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
 	log->fd = fd;

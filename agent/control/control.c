@@ -37,7 +37,8 @@
 /* A client that stops reading (a stalled `audit show --follow`) is dropped
  * once this much is waiting for it, so it cannot make the agent hoard memory. */
 #define CONTROL_QUEUE_MAX (4u * 1024 * 1024)
-#define CONTROL_SNDBUF (4 * 1024 * 1024) /* a reply is one message: status of thousands of services */
+#define CONTROL_SNDBUF                                                                             \
+	(4 * 1024 * 1024) /* a reply is one message: status of thousands of services */
 
 struct queued_message {
 	struct queued_message *next;
@@ -74,16 +75,16 @@ struct control_server {
 	unsigned n_clients;
 	struct control_limits *limits;
 	uint64_t refused[_CONTROL_REFUSED_MAX];
-	uint64_t callbacks;         /* of the listening socket and the clients */
-	uint64_t max_callback_usec; /* the longest of them, wall clock (preemption included) */
+	uint64_t callbacks;		/* of the listening socket and the clients */
+	uint64_t max_callback_usec;	/* the longest of them, wall clock (preemption included) */
 	uint64_t max_callback_cpu_usec; /* the most CPU time one of them used: the work */
 };
 
 static const char *const refusal_names[_CONTROL_REFUSED_MAX] = {
-	[CONTROL_REFUSED_MALFORMED] = "malformed",
-	[CONTROL_REFUSED_PERMISSION] = "permission",
-	[CONTROL_REFUSED_RATE] = "rate",
-	[CONTROL_REFUSED_CONNECTIONS] = "connections",
+    [CONTROL_REFUSED_MALFORMED] = "malformed",
+    [CONTROL_REFUSED_PERMISSION] = "permission",
+    [CONTROL_REFUSED_RATE] = "rate",
+    [CONTROL_REFUSED_CONNECTIONS] = "connections",
 };
 
 const char *control_refusal_name(enum control_refusal kind)
@@ -344,8 +345,8 @@ static int client_read(struct control_client *client)
 			continue;
 		}
 		if (!control_peer_may(&client->peer, &request, reason)) {
-			refuse(client, CONTROL_REFUSED_PERMISSION, control_command_name(request.command),
-			       reason);
+			refuse(client, CONTROL_REFUSED_PERMISSION,
+			       control_command_name(request.command), reason);
 			continue;
 		}
 		server->on_request(client, &client->peer, &request, server->userdata);
@@ -430,7 +431,8 @@ static void turn_away(struct control_server *server, int fd, const struct contro
 static bool accept_some(struct control_server *server, int fd)
 {
 	for (unsigned i = 0; i < CONTROL_ACCEPT_BATCH; i++) {
-		_cleanup_close_ int client_fd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		_cleanup_close_ int client_fd =
+		    accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		struct control_peer peer = {0};
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
@@ -464,8 +466,9 @@ static bool accept_some(struct control_server *server, int fd)
 		client->fd = TAKE_FD(client_fd);
 		if (sd_event_add_io(server->event, &client->io, client->fd, EPOLLIN, on_client_io,
 				    client) < 0 ||
-		    sd_event_source_set_priority(client->io, cred.uid == 0 ? CONTROL_PRIORITY_ROOT
-									  : CONTROL_PRIORITY_USER) < 0) {
+		    sd_event_source_set_priority(client->io, cred.uid == 0
+								 ? CONTROL_PRIORITY_ROOT
+								 : CONTROL_PRIORITY_USER) < 0) {
 			control_limits_disconnect(server->limits, cred.uid);
 			client_free(client);
 			continue;
@@ -483,8 +486,8 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
 	struct callback_clock start = callback_start();
 	bool drained = accept_some(server, fd);
 
-	(void)sd_event_source_set_priority(source, drained ? CONTROL_PRIORITY_ROOT
-							   : CONTROL_PRIORITY_USER);
+	(void)sd_event_source_set_priority(source,
+					   drained ? CONTROL_PRIORITY_ROOT : CONTROL_PRIORITY_USER);
 	note_callback(server, start);
 	return 0;
 }
@@ -496,10 +499,10 @@ json_t *control_server_stats(const struct control_server *server)
 	for (unsigned i = 0; refused && i < _CONTROL_REFUSED_MAX; i++)
 		json_object_set_new(refused, refusal_names[i],
 				    json_integer((json_int_t)server->refused[i]));
-	return json_pack("{s:i, s:o, s:I, s:I, s:I}", "clients", (int)server->n_clients,
-			 "refused", refused, "callbacks", (json_int_t)server->callbacks,
-			 "max_callback_usec", (json_int_t)server->max_callback_usec,
-			 "max_callback_cpu_usec", (json_int_t)server->max_callback_cpu_usec);
+	return json_pack("{s:i, s:o, s:I, s:I, s:I}", "clients", (int)server->n_clients, "refused",
+			 refused, "callbacks", (json_int_t)server->callbacks, "max_callback_usec",
+			 (json_int_t)server->max_callback_usec, "max_callback_cpu_usec",
+			 (json_int_t)server->max_callback_cpu_usec);
 }
 
 static int bind_socket(const char *path, gid_t read_group, int *ret_fd)

@@ -17,9 +17,8 @@
  * a streamed reply (audit-show) is a series of {"ok":true,"records":[...],
  * "more":true} ending with "more":false. */
 
-
-#define CONTROL_REQUEST_MAX 4096        /* bytes; a longer request is refused */
-#define CONTROL_REPLY_MAX (128 * 1024)  /* bytes in one reply message */
+#define CONTROL_REQUEST_MAX 4096       /* bytes; a longer request is refused */
+#define CONTROL_REPLY_MAX (128 * 1024) /* bytes in one reply message */
 #define CONTROL_REASON_MAX 256
 
 enum control_command {
@@ -38,10 +37,10 @@ enum control_command {
 
 struct control_request {
 	enum control_command command;
-	char name[64];  /* policy-show: service name */
-	uint64_t since; /* audit-show: records with seq > since */
-	bool follow;    /* audit-show: keep streaming new records */
-	bool verify;    /* inspect: check every kept file now (root only) */
+	char name[64];	  /* policy-show: service name */
+	uint64_t since;	  /* audit-show: records with seq > since */
+	bool follow;	  /* audit-show: keep streaming new records */
+	bool verify;	  /* inspect: check every kept file now (root only) */
 	char address[48]; /* unblock: an IPv4 or IPv6 address */
 	char target[64];  /* quarantine: instance id or service; release, inspect: instance id */
 	char reason[200]; /* quarantine: free text, printable ASCII */
@@ -77,8 +76,6 @@ char *control_reply_error_details(const char *reason, const char *details_key, j
  * credentials of each connection, decodes requests, and hands them to the
  * agent; replies are queued and written without ever blocking the loop. */
 
-
-
 struct control_server;
 struct control_client;
 
@@ -97,9 +94,9 @@ typedef void (*control_request_handler_t)(struct control_client *client,
 
 /* Why a connection or a message was refused before it reached the handler. */
 enum control_refusal {
-	CONTROL_REFUSED_MALFORMED,   /* not a valid request (too large, bad JSON, unknown command) */
-	CONTROL_REFUSED_PERMISSION,  /* the peer may not run the command */
-	CONTROL_REFUSED_RATE,        /* the peer's uid is over its request rate */
+	CONTROL_REFUSED_MALFORMED,  /* not a valid request (too large, bad JSON, unknown command) */
+	CONTROL_REFUSED_PERMISSION, /* the peer may not run the command */
+	CONTROL_REFUSED_RATE,	    /* the peer's uid is over its request rate */
 	CONTROL_REFUSED_CONNECTIONS, /* the peer's uid holds too many connections */
 	_CONTROL_REFUSED_MAX,
 };
@@ -153,8 +150,6 @@ bool control_peer_may(const struct control_peer *peer, const struct control_requ
  * windows on the event loop (a timer at the next window end) and hands each
  * record to the agent's audit function. */
 
-
-
 struct control_audit;
 
 /* audit() takes the fields (owned) of a control-denied record. */
@@ -175,8 +170,6 @@ void control_audit_free(struct control_audit *ca);
  * with seq > since, oldest first, in batches of about 64 KiB, one batch per
  * wakeup of the client (a control job), found by audit_seek() — so a request
  * costs what it returns, whatever the size of the log. */
-
-
 
 /* At most this many records in one request; mtdctl asks again from where a
  * reply stopped (truncated). */

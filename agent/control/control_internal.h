@@ -11,7 +11,6 @@
  * itself, so no other uid can lock it out. Pure bookkeeping: the caller passes
  * the time (CLOCK_MONOTONIC, µs) and acts on the answer. */
 
-
 #define CONTROL_CLIENTS_MAX 64	    /* connections in all */
 #define CONTROL_ROOT_RESERVED 16    /* of them, only root may use these */
 #define CONTROL_UID_CLIENTS_MAX 8   /* connections of one non-root uid */
@@ -45,7 +44,6 @@ unsigned control_limits_clients(const struct control_limits *limits);
  * was any). So a uid makes at most one control-denied record per window,
  * however fast it is refused. Pure bookkeeping: the caller passes the time
  * (CLOCK_MONOTONIC, µs) and writes the records. */
-
 
 #define CONTROL_DENIALS_WINDOW_USEC (10u * 1000000u)
 #define CONTROL_DENIALS_UIDS_MAX 64 /* uids with an open window; more share one */

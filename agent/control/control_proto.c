@@ -8,7 +8,6 @@
 
 #include "macro.h"
 
-
 struct command_info {
 	const char *name;
 	bool mutating;
@@ -17,16 +16,16 @@ struct command_info {
 };
 
 static const struct command_info commands[_CONTROL_COMMAND_MAX] = {
-	[CONTROL_STATUS] = {"status", false, {NULL}},
-	[CONTROL_POLICY_LIST] = {"policy-list", false, {NULL}},
-	[CONTROL_POLICY_SHOW] = {"policy-show", false, {"name", NULL}},
-	[CONTROL_RELOAD] = {"reload", true, {NULL}},
-	[CONTROL_AUDIT_SHOW] = {"audit-show", false, {"since", "follow", NULL}},
-	[CONTROL_UNBLOCK] = {"unblock", true, {"address", NULL}},
-	[CONTROL_INSTANCES] = {"instances", false, {NULL}},
-	[CONTROL_QUARANTINE] = {"quarantine", true, {"target", "reason", NULL}},
-	[CONTROL_RELEASE] = {"release", true, {"target", NULL}},
-	[CONTROL_INSPECT] = {"inspect", false, {"target", "verify", NULL}},
+    [CONTROL_STATUS] = {"status", false, {NULL}},
+    [CONTROL_POLICY_LIST] = {"policy-list", false, {NULL}},
+    [CONTROL_POLICY_SHOW] = {"policy-show", false, {"name", NULL}},
+    [CONTROL_RELOAD] = {"reload", true, {NULL}},
+    [CONTROL_AUDIT_SHOW] = {"audit-show", false, {"since", "follow", NULL}},
+    [CONTROL_UNBLOCK] = {"unblock", true, {"address", NULL}},
+    [CONTROL_INSTANCES] = {"instances", false, {NULL}},
+    [CONTROL_QUARANTINE] = {"quarantine", true, {"target", "reason", NULL}},
+    [CONTROL_RELEASE] = {"release", true, {"target", NULL}},
+    [CONTROL_INSPECT] = {"inspect", false, {"target", "verify", NULL}},
 };
 
 const char *control_command_name(enum control_command command)
@@ -175,17 +174,19 @@ int control_request_decode(const char *message, size_t len, struct control_reque
 	if (!json_is_string(value))
 		return refuse(ret_reason, "field \"command\" must be a string");
 	if (control_command_from_name(json_string_value(value), &request.command) < 0)
-		return refuse(ret_reason, "unknown command (known: status, policy-list, "
-					  "policy-show, reload, audit-show, unblock, instances, quarantine, release, "
-					  "inspect)");
+		return refuse(
+		    ret_reason,
+		    "unknown command (known: status, policy-list, "
+		    "policy-show, reload, audit-show, unblock, instances, quarantine, release, "
+		    "inspect)");
 	info = &commands[request.command];
 
 	json_object_foreach(root, key, value)
 	{
 		if (!command_accepts_field(info, key))
 			return is_printable_word(key)
-				       ? refuse(ret_reason, "%s: unknown field \"%s\"", info->name, key)
-				       : refuse(ret_reason, "%s: unknown field", info->name);
+				   ? refuse(ret_reason, "%s: unknown field \"%s\"", info->name, key)
+				   : refuse(ret_reason, "%s: unknown field", info->name);
 	}
 
 	if (request.command == CONTROL_POLICY_SHOW) {
@@ -224,15 +225,17 @@ int control_request_decode(const char *message, size_t len, struct control_reque
 			return refuse(ret_reason, "%s: missing field \"target\"", info->name);
 		/* Instance ids are service names with a "-N" suffix. */
 		if (!json_is_string(value) || !is_valid_instance_id(json_string_value(value)))
-			return refuse(ret_reason, "%s: \"target\" is not an instance id or service name",
+			return refuse(ret_reason,
+				      "%s: \"target\" is not an instance id or service name",
 				      info->name);
 		snprintf(request.target, sizeof(request.target), "%s", json_string_value(value));
 		value = json_object_get(root, "reason");
 		if (value) {
-			if (!json_is_string(value) || !is_printable_text(json_string_value(value),
-									 sizeof(request.reason)))
-				return refuse(ret_reason, "%s: \"reason\" must be printable text of at "
-							  "most %zu characters",
+			if (!json_is_string(value) ||
+			    !is_printable_text(json_string_value(value), sizeof(request.reason)))
+				return refuse(ret_reason,
+					      "%s: \"reason\" must be printable text of at "
+					      "most %zu characters",
 					      info->name, sizeof(request.reason) - 1);
 			snprintf(request.reason, sizeof(request.reason), "%s",
 				 json_string_value(value));
@@ -290,7 +293,7 @@ char *control_request_encode(const struct control_request *request)
 		return NULL;
 	if (request->command == CONTROL_AUDIT_SHOW) {
 		if (json_object_set_new(root, "since", json_integer((json_int_t)request->since)) <
-			    0 ||
+			0 ||
 		    json_object_set_new(root, "follow", json_boolean(request->follow)) < 0)
 			return NULL;
 	}

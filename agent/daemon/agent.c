@@ -28,7 +28,7 @@ struct agent {
 	sd_event *event;
 	struct policy_set *policies;
 	uint64_t policies_loaded_usec; /* CLOCK_REALTIME */
-	uint64_t started_usec;         /* CLOCK_MONOTONIC */
+	uint64_t started_usec;	       /* CLOCK_MONOTONIC */
 	uint64_t reloads;
 	uint64_t reload_failures;
 	struct audit_log *audit;
@@ -96,8 +96,8 @@ int agent_audit(struct agent *agent, const char *type, json_t *fields, bool sync
 	}
 	text = owned ? json_dumps(owned, JSON_COMPACT) : NULL;
 	if (r == AUDIT_QUEUED)
-		log_warning("audit: %s %s queued: %s cannot be written now", type,
-			    text ? text : "", agent->options.audit_log);
+		log_warning("audit: %s %s queued: %s cannot be written now", type, text ? text : "",
+			    agent->options.audit_log);
 	else if (r == -ENOBUFS)
 		log_error("audit: %s %s lost: %s cannot be written and the queue is full", type,
 			  text ? text : "", agent->options.audit_log);
@@ -160,8 +160,7 @@ static json_t *error_lines(const struct policy_errors *errors)
 	return lines;
 }
 
-static int load_policies(const char *policy_dir, struct policy_set **ret_set,
-			 json_t **ret_errors)
+static int load_policies(const char *policy_dir, struct policy_set **ret_set, json_t **ret_errors)
 {
 	const char *paths[] = {policy_dir};
 	struct policy_errors errors = {0};
@@ -182,8 +181,8 @@ static int load_policies(const char *policy_dir, struct policy_set **ret_set,
 	return 0;
 }
 
-static int reload_refused(struct agent *agent, const char *source, json_t *errors,
-			  char **ret_error, json_t **ret_error_details)
+static int reload_refused(struct agent *agent, const char *source, json_t *errors, char **ret_error,
+			  json_t **ret_error_details)
 {
 	size_t n = json_array_size(errors);
 
@@ -201,8 +200,8 @@ static int reload_refused(struct agent *agent, const char *source, json_t *error
 	return -EINVAL;
 }
 
-int agent_reload(struct agent *agent, const char *source, json_t **ret_result,
-		 char **ret_error, json_t **ret_error_details)
+int agent_reload(struct agent *agent, const char *source, json_t **ret_result, char **ret_error,
+		 json_t **ret_error_details)
 {
 	_cleanup_(policy_set_freep) struct policy_set *next = NULL;
 	_cleanup_(json_decrefp) json_t *errors = NULL;
@@ -222,9 +221,9 @@ int agent_reload(struct agent *agent, const char *source, json_t **ret_result,
 		return reload_refused(agent, source, errors, ret_error, ret_error_details);
 	}
 
-	fields = json_pack("{s:s, s:o, s:o, s:o}", "source", source, "services",
-			   policy_names(next), "added", policy_names_missing(agent->policies, next),
-			   "removed", policy_names_missing(next, agent->policies));
+	fields = json_pack("{s:s, s:o, s:o, s:o}", "source", source, "services", policy_names(next),
+			   "added", policy_names_missing(agent->policies, next), "removed",
+			   policy_names_missing(next, agent->policies));
 	r = agent_audit_durable(agent, "policy-reload", json_incref(fields));
 	if (r < 0) {
 		/* A change that cannot be audited is undone. */
@@ -260,9 +259,9 @@ static json_t *service_summary(const struct policy *p)
 			      p->has_backend ? "host" : "managed", "file", p->path);
 
 	if (o && p->has_public_ports) {
-		json_object_set_new(o, "public_ports",
-				    json_sprintf("%u-%u", p->public_ports.first,
-						 p->public_ports.last));
+		json_object_set_new(
+		    o, "public_ports",
+		    json_sprintf("%u-%u", p->public_ports.first, p->public_ports.last));
 		json_object_set_new(o, "interval_usec", json_integer((json_int_t)p->interval_usec));
 	}
 	return o;
@@ -273,11 +272,11 @@ static json_t *control_status(struct agent *agent)
 	json_t *o = agent->control ? control_server_stats(agent->control) : json_object();
 
 	if (o)
-		json_object_set_new(o, "audit_show",
-				    json_pack("{s:I, s:I, s:I}", "requests",
-					      (json_int_t)agent->audit_show.requests, "lines_read",
-					      (json_int_t)agent->audit_show.lines_read, "records_sent",
-					      (json_int_t)agent->audit_show.records_sent));
+		json_object_set_new(
+		    o, "audit_show",
+		    json_pack("{s:I, s:I, s:I}", "requests", (json_int_t)agent->audit_show.requests,
+			      "lines_read", (json_int_t)agent->audit_show.lines_read,
+			      "records_sent", (json_int_t)agent->audit_show.records_sent));
 	return o;
 }
 
@@ -292,11 +291,10 @@ static json_t *audit_status_json(struct agent *agent)
 	o = json_pack("{s:s, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I}", "path",
 		      agent->options.audit_log, "last_seq",
 		      (json_int_t)audit_log_last_seq(agent->audit), "epoch",
-		      (json_int_t)audit_log_epoch(agent->audit), "writable", !st.pending,
-		      "queued", (json_int_t)st.queued, "queued_total",
-		      (json_int_t)st.queued_total, "lost_total", (json_int_t)st.lost_total,
-		      "seals", (json_int_t)ts.seals, "seal_failures",
-		      (json_int_t)ts.seal_failures);
+		      (json_int_t)audit_log_epoch(agent->audit), "writable", !st.pending, "queued",
+		      (json_int_t)st.queued, "queued_total", (json_int_t)st.queued_total,
+		      "lost_total", (json_int_t)st.lost_total, "seals", (json_int_t)ts.seals,
+		      "seal_failures", (json_int_t)ts.seal_failures);
 	if (o && st.error)
 		json_object_set_new(o, "error", json_string(strerror(-st.error)));
 	return o;
@@ -311,8 +309,8 @@ static json_t *status_json(struct agent *agent)
 
 	return json_pack("{s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "pid",
 			 (int)getpid(), "version", MTD_VERSION, "uptime_usec",
-			 (json_int_t)(now(CLOCK_MONOTONIC) - agent->started_usec),
-			 "policy_dir", agent->options.policy_dir, "policies_loaded_usec",
+			 (json_int_t)(now(CLOCK_MONOTONIC) - agent->started_usec), "policy_dir",
+			 agent->options.policy_dir, "policies_loaded_usec",
 			 (json_int_t)agent->policies_loaded_usec, "reloads",
 			 (json_int_t)agent->reloads, "reload_failures",
 			 (json_int_t)agent->reload_failures, "services", services, "audit",
@@ -347,8 +345,7 @@ static void handle_policy_list(struct agent *agent, struct control_client *clien
 	reply_result(client, list);
 }
 
-static void handle_policy_show(struct agent *agent, struct control_client *client,
-			       const char *name)
+static void handle_policy_show(struct agent *agent, struct control_client *client, const char *name)
 {
 	const struct policy *p = policy_set_find(agent->policies, name);
 	char reason[128];
@@ -369,7 +366,7 @@ static void handle_reload(struct agent *agent, struct control_client *client)
 	(void)sd_notify(0, "RELOADING=1");
 	if (agent_reload(agent, "control", &result, &error, &details) < 0) {
 		_cleanup_free_ char *text = control_reply_error_details(
-			error ? error : "reload refused", "errors", details);
+		    error ? error : "reload refused", "errors", details);
 		(void)control_client_send(client, text);
 		json_decref(details);
 	} else {
@@ -378,8 +375,7 @@ static void handle_reload(struct agent *agent, struct control_client *client)
 	(void)sd_notify(0, "READY=1");
 }
 
-static void handle_unblock(struct agent *agent, struct control_client *client,
-			   const char *address)
+static void handle_unblock(struct agent *agent, struct control_client *client, const char *address)
 {
 	_cleanup_free_ char *error = NULL;
 
@@ -406,10 +402,11 @@ static void handle_quarantine_command(struct agent *agent, struct control_client
 	}
 	switch (request->command) {
 	case CONTROL_QUARANTINE:
-		r = fleet_quarantine(agent->fleet, request->target,
-				     request->reason[0] ? request->reason : "operator request",
-				     json_pack("{s:i, s:i}", "uid", (int)peer->uid, "pid", (int)peer->pid),
-				     &message);
+		r = fleet_quarantine(
+		    agent->fleet, request->target,
+		    request->reason[0] ? request->reason : "operator request",
+		    json_pack("{s:i, s:i}", "uid", (int)peer->uid, "pid", (int)peer->pid),
+		    &message);
 		if (r == 0)
 			result = json_pack("{s:s}", "message", message ? message : "quarantining");
 		break;
@@ -425,8 +422,8 @@ static void handle_quarantine_command(struct agent *agent, struct control_client
 	if (r < 0) {
 		snprintf(reason, sizeof(reason), "%s: %s", request->target,
 			 r == -ENOENT ? (request->command == CONTROL_QUARANTINE
-						 ? "no such instance or service with an instance"
-						 : "no such quarantined instance")
+					     ? "no such instance or service with an instance"
+					     : "no such quarantined instance")
 				      : strerror(-r));
 		reply_error(client, reason);
 		return;
@@ -494,7 +491,8 @@ static void on_control_request(struct control_client *client, const struct contr
 		handle_unblock(agent, client, request->address);
 		break;
 	case CONTROL_INSTANCES:
-		reply_result(client, agent->fleet ? fleet_instances_json(agent->fleet) : json_array());
+		reply_result(client,
+			     agent->fleet ? fleet_instances_json(agent->fleet) : json_array());
 		break;
 	case CONTROL_QUARANTINE:
 	case CONTROL_RELEASE:
@@ -522,8 +520,8 @@ static void on_control_refusal(const struct control_peer *peer, enum control_ref
 	control_audit_refusal(agent->control_audit, peer, kind, command, reason);
 }
 
-static void on_decoy_hit(const char *service, const char *source, const char *proto,
-			 uint16_t port, const char *const *reached, size_t n_reached, void *userdata)
+static void on_decoy_hit(const char *service, const char *source, const char *proto, uint16_t port,
+			 const char *const *reached, size_t n_reached, void *userdata)
 {
 	struct agent *agent = userdata;
 	json_t *instances = json_array();
@@ -548,8 +546,8 @@ static void on_egress_drop(const char *link, const char *source, const char *des
 	if (!agent->fleet)
 		return;
 	fleet_egress_drop(agent->fleet, link,
-			  json_pack("{s:s?, s:s, s:s, s:i, s:i, s:b}", "link", link, "source", source,
-				    "destination", destination, "proto", (int)proto, "port",
+			  json_pack("{s:s?, s:s, s:s, s:i, s:i, s:b}", "link", link, "source",
+				    source, "destination", destination, "proto", (int)proto, "port",
 				    (int)port, "spoofed", spoofed));
 }
 
@@ -557,10 +555,10 @@ static void on_rotation_failed(const char *reason, void *userdata)
 {
 	struct agent *agent = userdata;
 
-	(void)agent_audit(agent, "rotation-failed",
-			  json_pack("{s:s, s:s}", "reason", reason, "outcome",
-				    "previous ports stay in force"),
-			  true);
+	(void)agent_audit(
+	    agent, "rotation-failed",
+	    json_pack("{s:s, s:s}", "reason", reason, "outcome", "previous ports stay in force"),
+	    true);
 }
 
 static void on_clock_set(void *userdata)
@@ -576,19 +574,19 @@ static void on_clock_set(void *userdata)
 static int start_rotation(struct agent *agent)
 {
 	struct rotation_options options = {
-		.nflog_group = agent->options.nflog_group,
-		.egress_nflog_group = (uint16_t)(agent->options.nflog_group + 1),
-		.honeypot_port = agent->options.honeypot_port,
-		.remove_on_stop = agent->options.remove_table_on_stop,
-		.forward_guard4 = !forwarding_was_on(agent->forwarding, AF_INET),
-		.forward_guard6 = !forwarding_was_on(agent->forwarding, AF_INET6),
+	    .nflog_group = agent->options.nflog_group,
+	    .egress_nflog_group = (uint16_t)(agent->options.nflog_group + 1),
+	    .honeypot_port = agent->options.honeypot_port,
+	    .remove_on_stop = agent->options.remove_table_on_stop,
+	    .forward_guard4 = !forwarding_was_on(agent->forwarding, AF_INET),
+	    .forward_guard6 = !forwarding_was_on(agent->forwarding, AF_INET6),
 	};
 	struct rotation_hooks hooks = {
-		.on_decoy_hit = on_decoy_hit,
-		.on_apply_failed = on_rotation_failed,
-		.on_egress_drop = on_egress_drop,
-		.on_clock_set = on_clock_set,
-		.userdata = agent,
+	    .on_decoy_hit = on_decoy_hit,
+	    .on_apply_failed = on_rotation_failed,
+	    .on_egress_drop = on_egress_drop,
+	    .on_clock_set = on_clock_set,
+	    .userdata = agent,
 	};
 	_cleanup_free_ char *error = NULL;
 	int r;
@@ -665,9 +663,9 @@ static gid_t lookup_read_group(const char *name)
 static int open_audit(struct agent *agent)
 {
 	struct audit_options options = {
-		.max_bytes = agent->options.audit_max_bytes,
-		.keep = agent->options.audit_keep,
-		.queue_records = agent->options.audit_queue_records,
+	    .max_bytes = agent->options.audit_max_bytes,
+	    .keep = agent->options.audit_keep,
+	    .queue_records = agent->options.audit_queue_records,
 	};
 	struct audit_open_report report = {0};
 	int r;
@@ -720,18 +718,19 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 			log_error("%s", json_string_value(json_array_get(errors, i)));
 		log_error("refusing to start: the policy set in %s is invalid",
 			  options->policy_dir);
-		(void)agent_audit(agent, "policy-load-failed",
-				  json_pack("{s:s, s:O}", "policy_dir", options->policy_dir,
-					    "errors", errors),
-				  true);
+		(void)agent_audit(
+		    agent, "policy-load-failed",
+		    json_pack("{s:s, s:O}", "policy_dir", options->policy_dir, "errors", errors),
+		    true);
 		goto fail;
 	}
 	agent->policies_loaded_usec = now(CLOCK_REALTIME);
 
 	r = forwarding_load(options->state_dir, &agent->forwarding);
 	if (r < 0) {
-		log_error("forwarding: cannot read the host's settings (or %s/forwarding.saved): %s",
-			  options->state_dir, strerror(-r));
+		log_error(
+		    "forwarding: cannot read the host's settings (or %s/forwarding.saved): %s",
+		    options->state_dir, strerror(-r));
 		goto fail;
 	}
 	r = start_rotation(agent);

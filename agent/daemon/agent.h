@@ -10,20 +10,19 @@
  * does on start, reload, control requests and stop. mtd-agent.c owns the
  * process (arguments, signals, sd_notify); this file owns the behaviour. */
 
-
 struct agent_options {
 	const char *policy_dir;
 	const char *state_dir;
 	const char *runtime_dir;
 	const char *audit_log;
-	const char *read_group;    /* group allowed read-only control commands */
-	uint64_t audit_epoch_usec; /* how often the audit key evolves (seal) */
-	uint64_t audit_max_bytes;  /* audit log rotation size */
-	unsigned audit_keep;       /* rotated audit files kept */
+	const char *read_group;	    /* group allowed read-only control commands */
+	uint64_t audit_epoch_usec;  /* how often the audit key evolves (seal) */
+	uint64_t audit_max_bytes;   /* audit log rotation size */
+	unsigned audit_keep;	    /* rotated audit files kept */
 	size_t audit_queue_records; /* records held while the log cannot be written (0: default) */
-	uint16_t nflog_group;      /* NFLOG group of decoy hits */
-	uint16_t honeypot_port;    /* listener that makes TCP decoys look open; 0 = drop */
-	bool remove_table_on_stop; /* delete `inet mtd` on a clean stop */
+	uint16_t nflog_group;	    /* NFLOG group of decoy hits */
+	uint16_t honeypot_port;	    /* listener that makes TCP decoys look open; 0 = drop */
+	bool remove_table_on_stop;  /* delete `inet mtd` on a clean stop */
 	const char *instances_cgroup; /* parent cgroup of instances, under the agent's own */
 };
 
@@ -36,8 +35,8 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 /* Validate the policy directory whole and apply it atomically; on any error
  * the old set stays in force. source says who asked ("signal", "control").
  * Audited either way. */
-int agent_reload(struct agent *agent, const char *source, json_t **ret_result,
-		 char **ret_error, json_t **ret_error_details);
+int agent_reload(struct agent *agent, const char *source, json_t **ret_result, char **ret_error,
+		 json_t **ret_error_details);
 
 /* Clean stop: audits agent-stop, seals the audit epoch, removes the socket. */
 void agent_stop(struct agent *agent, const char *reason);

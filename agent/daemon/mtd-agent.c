@@ -17,29 +17,29 @@
 #include "macro.h"
 #include "clock.h"
 
-
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: mtd-agent [OPTION]...\n"
-		"Moving-target-defense host agent.\n\n"
-		"  --policy-dir DIR      policies (*.policy) [/etc/mtd/policies]\n"
-		"  --state-dir DIR       keys and state [/var/lib/mtd]\n"
-		"  --runtime-dir DIR     control socket [/run/mtd]\n"
-		"  --audit-log FILE      audit log [/var/log/mtd/audit.log]\n"
-		"  --audit-epoch SECS    seal the audit log and evolve its key this often [3600]\n"
-		"  --audit-max-size BYTES  rotate the audit log past this size [67108864]\n"
-		"  --audit-keep N        rotated audit logs kept [8]\n"
-		"  --audit-queue N       audit records held in memory while the log cannot be\n"
-		"                        written (disk full); beyond, they are counted as lost [1024]\n"
-		"  --read-group NAME     group allowed read-only control commands [mtd]\n"
-		"  --nflog-group N       NFLOG group the decoy rule logs hits to [7321]; N+1 gets\n"
-		"                        the drops of the instances' envelopes\n"
-		"  --honeypot-port PORT  TCP decoys redirect here so they look open; 0 drops [7321]\n"
-		"  --remove-table-on-stop  delete the nftables table inet mtd on a clean stop\n"
-		"  --instances-cgroup NAME  parent cgroup of instances, under the agent's own\n"
-		"                        [mtd-instances]\n"
-		"  --help, --version\n");
+	fprintf(
+	    out,
+	    "usage: mtd-agent [OPTION]...\n"
+	    "Moving-target-defense host agent.\n\n"
+	    "  --policy-dir DIR      policies (*.policy) [/etc/mtd/policies]\n"
+	    "  --state-dir DIR       keys and state [/var/lib/mtd]\n"
+	    "  --runtime-dir DIR     control socket [/run/mtd]\n"
+	    "  --audit-log FILE      audit log [/var/log/mtd/audit.log]\n"
+	    "  --audit-epoch SECS    seal the audit log and evolve its key this often [3600]\n"
+	    "  --audit-max-size BYTES  rotate the audit log past this size [67108864]\n"
+	    "  --audit-keep N        rotated audit logs kept [8]\n"
+	    "  --audit-queue N       audit records held in memory while the log cannot be\n"
+	    "                        written (disk full); beyond, they are counted as lost [1024]\n"
+	    "  --read-group NAME     group allowed read-only control commands [mtd]\n"
+	    "  --nflog-group N       NFLOG group the decoy rule logs hits to [7321]; N+1 gets\n"
+	    "                        the drops of the instances' envelopes\n"
+	    "  --honeypot-port PORT  TCP decoys redirect here so they look open; 0 drops [7321]\n"
+	    "  --remove-table-on-stop  delete the nftables table inet mtd on a clean stop\n"
+	    "  --instances-cgroup NAME  parent cgroup of instances, under the agent's own\n"
+	    "                        [mtd-instances]\n"
+	    "  --help, --version\n");
 }
 
 /* Strict unsigned parse for an option value: digits only, no overflow. */
@@ -83,22 +83,22 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 		OPT_VERSION,
 	};
 	static const struct option long_options[] = {
-		{"policy-dir", required_argument, NULL, OPT_POLICY_DIR},
-		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
-		{"runtime-dir", required_argument, NULL, OPT_RUNTIME_DIR},
-		{"audit-log", required_argument, NULL, OPT_AUDIT_LOG},
-		{"audit-epoch", required_argument, NULL, OPT_AUDIT_EPOCH},
-		{"audit-max-size", required_argument, NULL, OPT_AUDIT_MAX_SIZE},
-		{"audit-keep", required_argument, NULL, OPT_AUDIT_KEEP},
-		{"audit-queue", required_argument, NULL, OPT_AUDIT_QUEUE},
-		{"read-group", required_argument, NULL, OPT_READ_GROUP},
-		{"nflog-group", required_argument, NULL, OPT_NFLOG_GROUP},
-		{"remove-table-on-stop", no_argument, NULL, OPT_REMOVE_TABLE},
-		{"honeypot-port", required_argument, NULL, OPT_HONEYPOT_PORT},
-		{"instances-cgroup", required_argument, NULL, OPT_INSTANCES_CGROUP},
-		{"help", no_argument, NULL, OPT_HELP},
-		{"version", no_argument, NULL, OPT_VERSION},
-		{},
+	    {"policy-dir", required_argument, NULL, OPT_POLICY_DIR},
+	    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	    {"runtime-dir", required_argument, NULL, OPT_RUNTIME_DIR},
+	    {"audit-log", required_argument, NULL, OPT_AUDIT_LOG},
+	    {"audit-epoch", required_argument, NULL, OPT_AUDIT_EPOCH},
+	    {"audit-max-size", required_argument, NULL, OPT_AUDIT_MAX_SIZE},
+	    {"audit-keep", required_argument, NULL, OPT_AUDIT_KEEP},
+	    {"audit-queue", required_argument, NULL, OPT_AUDIT_QUEUE},
+	    {"read-group", required_argument, NULL, OPT_READ_GROUP},
+	    {"nflog-group", required_argument, NULL, OPT_NFLOG_GROUP},
+	    {"remove-table-on-stop", no_argument, NULL, OPT_REMOVE_TABLE},
+	    {"honeypot-port", required_argument, NULL, OPT_HONEYPOT_PORT},
+	    {"instances-cgroup", required_argument, NULL, OPT_INSTANCES_CGROUP},
+	    {"help", no_argument, NULL, OPT_HELP},
+	    {"version", no_argument, NULL, OPT_VERSION},
+	    {},
 	};
 	uint64_t value;
 	int c;
@@ -154,8 +154,9 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 		case OPT_INSTANCES_CGROUP:
 			if (!optarg[0] || strchr(optarg, '/') || streq(optarg, ".") ||
 			    streq(optarg, "..")) {
-				fprintf(stderr, "mtd-agent: --instances-cgroup: '%s' is not a "
-						"cgroup name\n",
+				fprintf(stderr,
+					"mtd-agent: --instances-cgroup: '%s' is not a "
+					"cgroup name\n",
 					optarg);
 				return 2;
 			}
@@ -182,8 +183,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 	return 0;
 }
 
-static int on_terminate(sd_event_source *source, const struct signalfd_siginfo *si,
-			void *userdata)
+static int on_terminate(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata)
 {
 	struct agent *agent = userdata;
 
@@ -213,18 +213,18 @@ static int on_reload_signal(sd_event_source *source, const struct signalfd_sigin
 int main(int argc, char **argv)
 {
 	struct agent_options options = {
-		.policy_dir = "/etc/mtd/policies",
-		.state_dir = "/var/lib/mtd",
-		.runtime_dir = "/run/mtd",
-		.audit_log = "/var/log/mtd/audit.log",
-		.read_group = "mtd",
-		.audit_epoch_usec = 3600 * USEC_PER_SEC,
-		.audit_max_bytes = 64ull * 1024 * 1024,
-		.audit_keep = 8,
-		.audit_queue_records = AUDIT_QUEUE_RECORDS_DEFAULT,
-		.nflog_group = 7321,
-		.honeypot_port = 7321,
-		.instances_cgroup = "mtd-instances",
+	    .policy_dir = "/etc/mtd/policies",
+	    .state_dir = "/var/lib/mtd",
+	    .runtime_dir = "/run/mtd",
+	    .audit_log = "/var/log/mtd/audit.log",
+	    .read_group = "mtd",
+	    .audit_epoch_usec = 3600 * USEC_PER_SEC,
+	    .audit_max_bytes = 64ull * 1024 * 1024,
+	    .audit_keep = 8,
+	    .audit_queue_records = AUDIT_QUEUE_RECORDS_DEFAULT,
+	    .nflog_group = 7321,
+	    .honeypot_port = 7321,
+	    .instances_cgroup = "mtd-instances",
 	};
 	sd_event *event = NULL;
 	struct agent *agent = NULL;
@@ -239,7 +239,8 @@ int main(int argc, char **argv)
 	r = fd_graveyard_start();
 	if (r < 0)
 		log_warning("cannot fork the closer helper (%s): instance layers are "
-			    "unmounted on the loop", strerror(-r));
+			    "unmounted on the loop",
+			    strerror(-r));
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);

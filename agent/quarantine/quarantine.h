@@ -21,7 +21,6 @@
  * Nothing here follows a symlink of the instance's tree or of the store. The
  * instance must be frozen (cgroup.freeze) while quarantine_save() reads it. */
 
-
 #define QUARANTINE_ID_MAX 48 /* [a-z0-9][a-z0-9_-]{0,47} */
 
 struct quarantine_record {
@@ -97,8 +96,6 @@ int quarantine_remove(const char *state_dir, const char *id);
  *
  * When the process cannot be forked, the save runs in place (as before) and
  * done is still called from the loop, never from quarantine_job_start(). */
-
-
 
 struct quarantine_job;
 

@@ -691,7 +691,8 @@ static void check_entry(struct verify *v, int entry, const struct mentry *e)
 	fd = open_read_nofollow(dir, name);
 	closep(&dir);
 	dir = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || dir < 0 || copy_bytes(fd, dir, st.st_size, e->size, &copied, &more, sha) < 0 || more ||
+	if (fd < 0 || dir < 0 ||
+	    copy_bytes(fd, dir, st.st_size, e->size, &copied, &more, sha) < 0 || more ||
 	    !streq(sha, e->sha))
 		problem(v, e->esc, "content differs");
 }

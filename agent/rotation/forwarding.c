@@ -28,9 +28,9 @@ static inline void closedirp(DIR **d)
 
 struct forwarding {
 	char *state_dir;
-	int ipv4;              /* ip_forward before the agent */
-	int ipv6;              /* all.forwarding before the agent; -1: no IPv6 here */
-	bool enabled;          /* forwarding_enable() changed things */
+	int ipv4;			  /* ip_forward before the agent */
+	int ipv6;			  /* all.forwarding before the agent; -1: no IPv6 here */
+	bool enabled;			  /* forwarding_enable() changed things */
 	char ra[ACCEPT_RA_MAX][IFNAMSIZ]; /* accept_ra 1 -> 2 */
 	size_t n_ra;
 };

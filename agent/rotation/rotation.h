@@ -12,8 +12,6 @@
  * one nftables transaction per boundary (rotator/), timers on CLOCK_REALTIME
  * re-armed after clock jumps, and decoy hits read from NFLOG. */
 
-
-
 struct rotation;
 
 struct rotation_hooks {
@@ -21,8 +19,8 @@ struct rotation_hooks {
 	 * has blocked it already. reached_instances: instances it has flows to
 	 * (conntrack). Called from the event loop. */
 	void (*on_decoy_hit)(const char *service, const char *source, const char *proto,
-			     uint16_t port, const char *const *reached_instances,
-			     size_t n_reached, void *userdata);
+			     uint16_t port, const char *const *reached_instances, size_t n_reached,
+			     void *userdata);
 	/* The realtime clock was set; every boundary has been recomputed. */
 	void (*on_clock_set)(void *userdata);
 	/* An instance's envelope dropped a packet it sent. link is the host
@@ -39,8 +37,8 @@ struct rotation_hooks {
 struct rotation_options {
 	uint16_t nflog_group;
 	uint16_t egress_nflog_group; /* drops of the instance envelopes */
-	uint16_t honeypot_port; /* TCP decoys redirect here so they look open; 0 = drop */
-	bool remove_on_stop; /* delete `inet mtd` on a clean stop */
+	uint16_t honeypot_port;	     /* TCP decoys redirect here so they look open; 0 = drop */
+	bool remove_on_stop;	     /* delete `inet mtd` on a clean stop */
 	/* forwarding of the family was off before the agent (rotation.h) */
 	bool forward_guard4, forward_guard6;
 };
@@ -110,7 +108,6 @@ void rotation_free(struct rotation *rotation);
  * The settings found are saved (STATE_DIR/forwarding.saved) before anything
  * changes and put back on a clean stop; an agent that was killed finds them
  * there at its next start. */
-
 
 struct forwarding;
 

@@ -11,8 +11,6 @@
  * /proc/net): the schedule skips them so a public port never shadows a
  * program that listens on the host. */
 
-
-
 struct host_ports;
 
 int host_ports_scan(struct host_ports **ret_ports);

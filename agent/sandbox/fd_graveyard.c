@@ -25,7 +25,9 @@ _Noreturn static void closer_main(int sock)
 	for (;;) {
 		char byte;
 		struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+		struct msghdr msg = {.msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = control,
 				     .msg_controllen = sizeof(control)};
 		ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
 
@@ -88,7 +90,9 @@ void fd_graveyard_close(int fd)
 {
 	char control[CMSG_SPACE(sizeof(int))] = {0}, byte = 0;
 	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = control,
 			     .msg_controllen = sizeof(control)};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 

@@ -13,8 +13,6 @@
  * on every policy load, then executes the service binary through a sealed
  * memfd whose content it hashed. */
 
-
-
 /* What a snapshot may contain beyond directories, regular files and symlinks. */
 struct snapshot_options {
 	bool allow_devices; /* character/block devices and fifos (SnapshotAllowDevices=) */

@@ -16,8 +16,6 @@
  * target: the manifest model and format (snapshot_manifest.c), keys and
  * signatures (snapshot_sign.c), tree walking and hashing (snapshot_walk.c). */
 
-
-
 #define SNAPSHOT_MANIFEST_HEADER "mtd-snapshot-manifest 1\n"
 #define SNAPSHOT_MANIFEST_MAX (512u << 20) /* bytes */
 #define SNAPSHOT_PATH_MAX 4095		   /* raw bytes of a path or target */
@@ -151,8 +149,6 @@ int snapshot_open_beneath(int root_fd, const char *path, int flags);
 
 /* Staging a snapshot: shared by snapshot_create.c (tree copy) and
  * snapshot_closure.c (a binary's closure). */
-
-
 
 struct snapshot_stage {
 	char *dest;

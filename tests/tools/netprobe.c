@@ -173,7 +173,8 @@ static int stream(const char *host, const char *port, int seconds)
 			for (size_t i = 0; i < sizeof(out); i++)
 				out[i] = pattern_byte(written + i);
 			if (write(fd, out, sizeof(out)) != (ssize_t)sizeof(out)) {
-				fprintf(stderr, "netprobe: stream write failed after %llu bytes: %s\n",
+				fprintf(stderr,
+					"netprobe: stream write failed after %llu bytes: %s\n",
 					(unsigned long long)written, strerror(errno));
 				return 1;
 			}
@@ -257,7 +258,8 @@ int main(int argc, char **argv)
 		return scan(argv[2], (unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]));
 	if (argc == 5 && strcmp(argv[1], "stream") == 0)
 		return stream(argv[2], argv[3], atoi(argv[4]));
-	fprintf(stderr, "usage: netprobe echo-server ADDR PORT | ping HOST PORT [MS] | connect HOST PORT "
-			"[MS] | scan HOST FIRST LAST | stream HOST PORT SECONDS\n");
+	fprintf(stderr,
+		"usage: netprobe echo-server ADDR PORT | ping HOST PORT [MS] | connect HOST PORT "
+		"[MS] | scan HOST FIRST LAST | stream HOST PORT SECONDS\n");
 	return 2;
 }

@@ -75,9 +75,9 @@ static void test_ipv6_pool_stays_inside_the_prefix(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ipv4_pool_skips_network_and_broadcast),
-		cmocka_unit_test(test_pick_never_repeats_the_previous_address),
-		cmocka_unit_test(test_ipv6_pool_stays_inside_the_prefix),
+	    cmocka_unit_test(test_ipv4_pool_skips_network_and_broadcast),
+	    cmocka_unit_test(test_pick_never_repeats_the_previous_address),
+	    cmocka_unit_test(test_ipv6_pool_stays_inside_the_prefix),
 	};
 	return cmocka_run_group_tests_name("address_pool", tests, NULL, NULL);
 }

@@ -47,7 +47,7 @@ static void test_reload_and_unblock_are_the_mutating_commands(void **state)
 	for (int c = 0; c < _CONTROL_COMMAND_MAX; c++)
 		assert_int_equal(control_command_is_mutating(c),
 				 c == CONTROL_RELOAD || c == CONTROL_UNBLOCK ||
-					 c == CONTROL_QUARANTINE || c == CONTROL_RELEASE);
+				     c == CONTROL_QUARANTINE || c == CONTROL_RELEASE);
 }
 
 static void test_quarantine_takes_a_target_and_a_reason(void **state)
@@ -79,12 +79,13 @@ static void test_inspect_verify_is_for_root(void **state)
 	struct control_peer reader = {.uid = 1000, .in_read_group = true}, root = {.uid = 0};
 	char reason[CONTROL_REASON_MAX];
 
-	assert_int_equal(decode("{\"command\":\"inspect\",\"target\":\"web-1\"}", &request, reason), 0);
+	assert_int_equal(decode("{\"command\":\"inspect\",\"target\":\"web-1\"}", &request, reason),
+			 0);
 	assert_false(request.verify);
 	assert_false(control_request_needs_root(&request));
 	assert_true(control_peer_may(&reader, &request, reason));
 	assert_int_equal(decode("{\"command\":\"inspect\",\"target\":\"web-1\",\"verify\":true}",
-			       &request, reason),
+				&request, reason),
 			 0);
 	assert_true(request.verify);
 	assert_true(control_request_needs_root(&request));
@@ -101,13 +102,11 @@ static void test_unblock_takes_an_address(void **state)
 	struct control_request request;
 	char reason[CONTROL_REASON_MAX];
 
-	assert_int_equal(decode("{\"command\":\"unblock\",\"address\":\"10.0.0.2\"}", &request,
-				reason),
-			 0);
+	assert_int_equal(
+	    decode("{\"command\":\"unblock\",\"address\":\"10.0.0.2\"}", &request, reason), 0);
 	assert_string_equal(request.address, "10.0.0.2");
-	assert_int_equal(decode("{\"command\":\"unblock\",\"address\":\"fd00::2\"}", &request,
-				reason),
-			 0);
+	assert_int_equal(
+	    decode("{\"command\":\"unblock\",\"address\":\"fd00::2\"}", &request, reason), 0);
 	assert_refused("{\"command\":\"unblock\"}", "unblock: missing field \"address\"");
 	assert_refused("{\"command\":\"unblock\",\"address\":\"10.0.0.2; rm\"}",
 		       "unblock: field \"address\" must be an IPv4 or IPv6 address");
@@ -120,9 +119,8 @@ static void test_policy_show_takes_a_valid_name(void **state)
 	struct control_request request;
 	char reason[CONTROL_REASON_MAX];
 
-	assert_int_equal(decode("{\"command\":\"policy-show\",\"name\":\"web-1\"}", &request,
-				reason),
-			 0);
+	assert_int_equal(
+	    decode("{\"command\":\"policy-show\",\"name\":\"web-1\"}", &request, reason), 0);
 	assert_string_equal(request.name, "web-1");
 	assert_refused("{\"command\":\"policy-show\"}", "policy-show: missing field \"name\"");
 	assert_refused("{\"command\":\"policy-show\",\"name\":7}",
@@ -141,9 +139,9 @@ static void test_audit_show_fields_are_typed(void **state)
 	struct control_request request;
 	char reason[CONTROL_REASON_MAX];
 
-	assert_int_equal(decode("{\"command\":\"audit-show\",\"since\":42,\"follow\":true}",
-				&request, reason),
-			 0);
+	assert_int_equal(
+	    decode("{\"command\":\"audit-show\",\"since\":42,\"follow\":true}", &request, reason),
+	    0);
 	assert_int_equal(request.since, 42);
 	assert_true(request.follow);
 	assert_int_equal(decode("{\"command\":\"audit-show\"}", &request, reason), 0);
@@ -164,7 +162,8 @@ static void test_unknown_commands_and_fields_are_refused(void **state)
 		       "audit-show, unblock, instances, quarantine, release, inspect)");
 	assert_refused("{\"command\":\"status\",\"force\":true}",
 		       "status: unknown field \"force\"");
-	assert_refused("{\"command\":\"reload\",\"name\":\"web\"}", "reload: unknown field \"name\"");
+	assert_refused("{\"command\":\"reload\",\"name\":\"web\"}",
+		       "reload: unknown field \"name\"");
 	assert_refused("{\"command\":\"status\",\"bad key\":1}", "status: unknown field");
 	assert_refused("{}", "missing field \"command\"");
 	assert_refused("{\"command\":3}", "field \"command\" must be a string");
@@ -182,8 +181,8 @@ static void test_malformed_messages_are_refused(void **state)
 	assert_non_null(strstr(reason, "malformed JSON"));
 	assert_int_equal(control_request_decode("", 0, &request, reason), -EINVAL);
 	assert_string_equal(reason, "empty request");
-	assert_int_equal(control_request_decode("{\"command\":\"status\"}\0x", 22, &request, reason),
-			 -EINVAL);
+	assert_int_equal(
+	    control_request_decode("{\"command\":\"status\"}\0x", 22, &request, reason), -EINVAL);
 	assert_string_equal(reason, "request contains a NUL byte");
 	assert_refused("{\"command\":\"status\",\"command\":\"reload\"}",
 		       "malformed JSON at column 29: duplicate object key near '\"command\"'");
@@ -228,18 +227,18 @@ static void test_replies_are_json_objects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_status_request_decodes),
-		cmocka_unit_test(test_reload_and_unblock_are_the_mutating_commands),
-		cmocka_unit_test(test_unblock_takes_an_address),
-		cmocka_unit_test(test_quarantine_takes_a_target_and_a_reason),
-		cmocka_unit_test(test_policy_show_takes_a_valid_name),
-		cmocka_unit_test(test_audit_show_fields_are_typed),
-		cmocka_unit_test(test_unknown_commands_and_fields_are_refused),
-		cmocka_unit_test(test_malformed_messages_are_refused),
-		cmocka_unit_test(test_oversized_request_is_refused),
-		cmocka_unit_test(test_inspect_verify_is_for_root),
-		cmocka_unit_test(test_encode_round_trips),
-		cmocka_unit_test(test_replies_are_json_objects),
+	    cmocka_unit_test(test_status_request_decodes),
+	    cmocka_unit_test(test_reload_and_unblock_are_the_mutating_commands),
+	    cmocka_unit_test(test_unblock_takes_an_address),
+	    cmocka_unit_test(test_quarantine_takes_a_target_and_a_reason),
+	    cmocka_unit_test(test_policy_show_takes_a_valid_name),
+	    cmocka_unit_test(test_audit_show_fields_are_typed),
+	    cmocka_unit_test(test_unknown_commands_and_fields_are_refused),
+	    cmocka_unit_test(test_malformed_messages_are_refused),
+	    cmocka_unit_test(test_oversized_request_is_refused),
+	    cmocka_unit_test(test_inspect_verify_is_for_root),
+	    cmocka_unit_test(test_encode_round_trips),
+	    cmocka_unit_test(test_replies_are_json_objects),
 	};
 	return cmocka_run_group_tests_name("control_proto", tests, NULL, NULL);
 }

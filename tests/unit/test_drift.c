@@ -291,7 +291,8 @@ static void test_watch_follows_renamed_trees_without_rewalking(void **state)
 	struct fixture *f = *state;
 	struct drift_watch *w = NULL;
 
-	sh("mkdir -p %s/upper/tmp/t/a/b/c %s/upper/run %s/upper/tmp/t/many && cd %s/upper/tmp/t/many "
+	sh("mkdir -p %s/upper/tmp/t/a/b/c %s/upper/run %s/upper/tmp/t/many && cd "
+	   "%s/upper/tmp/t/many "
 	   "&& for i in $(seq 0 299); do mkdir d$i; done",
 	   f->dir, f->dir, f->dir, f->dir);
 	assert_int_equal(drift_watch_new(f->fd, writable, N_WRITABLE, &w), 0);
@@ -380,9 +381,9 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_watch_reports_new_writes_with_instance_paths,
 					    setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_watch_follows_renamed_trees_without_rewalking, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_watch_reports_whiteouts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_watch_follows_renamed_trees_without_rewalking,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_watch_reports_whiteouts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_watch_overflow_says_events_lost, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

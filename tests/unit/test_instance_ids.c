@@ -105,11 +105,11 @@ static void test_damaged_file_is_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_numbers_continue_across_restarts_and_kills, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_first_start_begins_above_quarantined_evidence,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_damaged_file_is_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_numbers_continue_across_restarts_and_kills, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_first_start_begins_above_quarantined_evidence,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_damaged_file_is_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,7 +51,8 @@ static void check(const char *in, size_t len, const char *expected)
 static void test_utf8_is_kept_as_it_is(void **state)
 {
 	check("plain /var/cache/x", 18, "plain /var/cache/x");
-	check("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91", 14, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91");
+	check("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91", 14,
+	      "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91");
 }
 
 static void test_other_bytes_are_escaped_and_recoverable(void **state)
@@ -61,9 +62,9 @@ static void test_other_bytes_are_escaped_and_recoverable(void **state)
 	check("a\\b", 3, "a\\\\b");
 	check("\\xff", 4, "\\\\xff"); /* text that looks like an escape stays apart */
 	check("nul\0in", 6, "nul\\x00in");
-	check("\xc0\x80", 2, "\\xc0\\x80");          /* overlong NUL */
-	check("\xed\xa0\x80", 3, "\\xed\\xa0\\x80"); /* a surrogate */
-	check("\xe2\x82", 2, "\\xe2\\x82");          /* cut short */
+	check("\xc0\x80", 2, "\\xc0\\x80");		      /* overlong NUL */
+	check("\xed\xa0\x80", 3, "\\xed\\xa0\\x80");	      /* a surrogate */
+	check("\xe2\x82", 2, "\\xe2\\x82");		      /* cut short */
 	check("\xf4\x90\x80\x80", 4, "\\xf4\\x90\\x80\\x80"); /* above U+10FFFF */
 	check("\x80x", 2, "\\x80x");
 }
@@ -79,9 +80,9 @@ static void test_null_stays_null(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_utf8_is_kept_as_it_is),
-		cmocka_unit_test(test_other_bytes_are_escaped_and_recoverable),
-		cmocka_unit_test(test_null_stays_null),
+	    cmocka_unit_test(test_utf8_is_kept_as_it_is),
+	    cmocka_unit_test(test_other_bytes_are_escaped_and_recoverable),
+	    cmocka_unit_test(test_null_stays_null),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -500,9 +500,11 @@ static void test_key_file_is_read_as_hex(void **state)
 	assert_int_equal(key[0], first);
 	free(key);
 	key = NULL;
-	assert_int_equal(policy_read_key_file("tests/policy/keys/short.key", &key, &len, NULL), -EINVAL);
+	assert_int_equal(policy_read_key_file("tests/policy/keys/short.key", &key, &len, NULL),
+			 -EINVAL);
 	assert_int_equal(policy_read_key_file("tests/policy/keys", &key, &len, NULL), -EINVAL);
-	assert_int_equal(policy_read_key_file("tests/policy/keys/none.key", &key, &len, NULL), -ENOENT);
+	assert_int_equal(policy_read_key_file("tests/policy/keys/none.key", &key, &len, NULL),
+			 -ENOENT);
 	assert_null(key);
 	free(text);
 }

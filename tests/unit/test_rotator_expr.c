@@ -20,303 +20,294 @@
 
 #include "rotator_internal.h"
 
-static const char golden_loopback_accept[] =
-	"inet mtd c\n"
-	"  [ meta load iif => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000001 ]\n"
-	"  [ immediate reg 0 accept ]\n";
+static const char golden_loopback_accept[] = "inet mtd c\n"
+					     "  [ meta load iif => reg 1 ]\n"
+					     "  [ cmp eq reg 1 0x00000001 ]\n"
+					     "  [ immediate reg 0 accept ]\n";
 
 static const char golden_blocked_drop_ipv4[] =
-	"inet mtd c\n"
-	"  [ meta load nfproto => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000002 ]\n"
-	"  [ payload load 4b @ network header + 12 => reg 1 ]\n"
-	"  [ lookup reg 1 set blocked4 ]\n"
-	"  [ counter pkts 0 bytes 0 ]\n"
-	"  [ immediate reg 0 drop ]\n";
+    "inet mtd c\n"
+    "  [ meta load nfproto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000002 ]\n"
+    "  [ payload load 4b @ network header + 12 => reg 1 ]\n"
+    "  [ lookup reg 1 set blocked4 ]\n"
+    "  [ counter pkts 0 bytes 0 ]\n"
+    "  [ immediate reg 0 drop ]\n";
 
 static const char golden_blocked_drop_ipv6[] =
-	"inet mtd c\n"
-	"  [ meta load nfproto => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x0000000a ]\n"
-	"  [ payload load 16b @ network header + 8 => reg 1 ]\n"
-	"  [ lookup reg 1 set blocked6 ]\n"
-	"  [ counter pkts 0 bytes 0 ]\n"
-	"  [ immediate reg 0 drop ]\n";
+    "inet mtd c\n"
+    "  [ meta load nfproto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x0000000a ]\n"
+    "  [ payload load 16b @ network header + 8 => reg 1 ]\n"
+    "  [ lookup reg 1 set blocked6 ]\n"
+    "  [ counter pkts 0 bytes 0 ]\n"
+    "  [ immediate reg 0 drop ]\n";
 
 static const char golden_decoy_hit_ipv4[] =
-	"inet mtd c\n"
-	"  [ fib daddr type => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000002 ]\n"
-	"  [ meta load nfproto => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000002 ]\n"
-	"  [ meta load l4proto => reg 1 ]\n"
-	"  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
-	"  [ lookup reg 1 set decoys ]\n"
-	"  [ ct load state => reg 1 ]\n"
-	"  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
-	"  [ cmp eq reg 1 0x00000000 ]\n"
-	"  [ payload load 4b @ network header + 12 => reg 1 ]\n"
-	"  [ dynset add reg_key 1 set blocked4 timeout 600000ms ]\n"
-	"  [ log prefix mtd-decoy  group 7 snaplen 0 qthreshold 0 ]\n"
-	"  [ counter pkts 0 bytes 0 ]\n"
-	"  [ immediate reg 0 drop ]\n";
+    "inet mtd c\n"
+    "  [ fib daddr type => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000002 ]\n"
+    "  [ meta load nfproto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000002 ]\n"
+    "  [ meta load l4proto => reg 1 ]\n"
+    "  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
+    "  [ lookup reg 1 set decoys ]\n"
+    "  [ ct load state => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
+    "  [ cmp eq reg 1 0x00000000 ]\n"
+    "  [ payload load 4b @ network header + 12 => reg 1 ]\n"
+    "  [ dynset add reg_key 1 set blocked4 timeout 600000ms ]\n"
+    "  [ log prefix mtd-decoy  group 7 snaplen 0 qthreshold 0 ]\n"
+    "  [ counter pkts 0 bytes 0 ]\n"
+    "  [ immediate reg 0 drop ]\n";
 
-static const char golden_dnat_ipv4[] =
-	"inet mtd c\n"
-	"  [ fib daddr type => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000002 ]\n"
-	"  [ meta load l4proto => reg 1 ]\n"
-	"  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
-	"  [ lookup reg 1 set svc4 dreg 1 ]\n"
-	"  [ nat dnat ip addr_min reg 1 proto_min reg 9 ]\n";
+static const char golden_dnat_ipv4[] = "inet mtd c\n"
+				       "  [ fib daddr type => reg 1 ]\n"
+				       "  [ cmp eq reg 1 0x00000002 ]\n"
+				       "  [ meta load l4proto => reg 1 ]\n"
+				       "  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
+				       "  [ lookup reg 1 set svc4 dreg 1 ]\n"
+				       "  [ nat dnat ip addr_min reg 1 proto_min reg 9 ]\n";
 
-static const char golden_dnat_ipv6[] =
-	"inet mtd c\n"
-	"  [ fib daddr type => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000002 ]\n"
-	"  [ meta load l4proto => reg 1 ]\n"
-	"  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
-	"  [ lookup reg 1 set svc6 dreg 1 ]\n"
-	"  [ nat dnat ip6 addr_min reg 1 proto_min reg 2 ]\n";
+static const char golden_dnat_ipv6[] = "inet mtd c\n"
+				       "  [ fib daddr type => reg 1 ]\n"
+				       "  [ cmp eq reg 1 0x00000002 ]\n"
+				       "  [ meta load l4proto => reg 1 ]\n"
+				       "  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
+				       "  [ lookup reg 1 set svc6 dreg 1 ]\n"
+				       "  [ nat dnat ip6 addr_min reg 1 proto_min reg 2 ]\n";
 
 static const char golden_backend_guard_ipv4[] =
-	"inet mtd c\n"
-	"  [ meta load iif => reg 1 ]\n"
-	"  [ cmp neq reg 1 0x00000001 ]\n"
-	"  [ ct load status => reg 1 ]\n"
-	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
-	"  [ cmp neq reg 1 0x00000020 ]\n"
-	"  [ meta load nfproto => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000002 ]\n"
-	"  [ meta load l4proto => reg 1 ]\n"
-	"  [ payload load 4b @ network header + 16 => reg 9 ]\n"
-	"  [ payload load 2b @ transport header + 2 => reg 10 ]\n"
-	"  [ lookup reg 1 set backends4 ]\n"
-	"  [ counter pkts 0 bytes 0 ]\n"
-	"  [ immediate reg 0 drop ]\n";
+    "inet mtd c\n"
+    "  [ meta load iif => reg 1 ]\n"
+    "  [ cmp neq reg 1 0x00000001 ]\n"
+    "  [ ct load status => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
+    "  [ cmp neq reg 1 0x00000020 ]\n"
+    "  [ meta load nfproto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000002 ]\n"
+    "  [ meta load l4proto => reg 1 ]\n"
+    "  [ payload load 4b @ network header + 16 => reg 9 ]\n"
+    "  [ payload load 2b @ transport header + 2 => reg 10 ]\n"
+    "  [ lookup reg 1 set backends4 ]\n"
+    "  [ counter pkts 0 bytes 0 ]\n"
+    "  [ immediate reg 0 drop ]\n";
 
 static const char golden_backend_guard_ipv6[] =
-	"inet mtd c\n"
-	"  [ meta load iif => reg 1 ]\n"
-	"  [ cmp neq reg 1 0x00000001 ]\n"
-	"  [ ct load status => reg 1 ]\n"
-	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
-	"  [ cmp neq reg 1 0x00000020 ]\n"
-	"  [ meta load nfproto => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x0000000a ]\n"
-	"  [ meta load l4proto => reg 1 ]\n"
-	"  [ payload load 16b @ network header + 24 => reg 9 ]\n"
-	"  [ payload load 2b @ transport header + 2 => reg 13 ]\n"
-	"  [ lookup reg 1 set backends6 ]\n"
-	"  [ counter pkts 0 bytes 0 ]\n"
-	"  [ immediate reg 0 drop ]\n";
+    "inet mtd c\n"
+    "  [ meta load iif => reg 1 ]\n"
+    "  [ cmp neq reg 1 0x00000001 ]\n"
+    "  [ ct load status => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
+    "  [ cmp neq reg 1 0x00000020 ]\n"
+    "  [ meta load nfproto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x0000000a ]\n"
+    "  [ meta load l4proto => reg 1 ]\n"
+    "  [ payload load 16b @ network header + 24 => reg 9 ]\n"
+    "  [ payload load 2b @ transport header + 2 => reg 13 ]\n"
+    "  [ lookup reg 1 set backends6 ]\n"
+    "  [ counter pkts 0 bytes 0 ]\n"
+    "  [ immediate reg 0 drop ]\n";
 
 /* honeypot (rotator_config.honeypot_port = 9999 = 0x270f) */
 static const char golden_decoy_report_ipv4[] =
-	"inet mtd c\n"
-	"  [ fib daddr type => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000002 ]\n"
-	"  [ meta load nfproto => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000002 ]\n"
-	"  [ meta load l4proto => reg 1 ]\n"
-	"  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
-	"  [ lookup reg 1 set decoys ]\n"
-	"  [ ct load state => reg 1 ]\n"
-	"  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
-	"  [ cmp eq reg 1 0x00000000 ]\n"
-	"  [ payload load 4b @ network header + 12 => reg 1 ]\n"
-	"  [ dynset add reg_key 1 set blocked4 timeout 600000ms ]\n"
-	"  [ log prefix mtd-decoy  group 7 snaplen 0 qthreshold 0 ]\n"
-	"  [ counter pkts 0 bytes 0 ]\n";
+    "inet mtd c\n"
+    "  [ fib daddr type => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000002 ]\n"
+    "  [ meta load nfproto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000002 ]\n"
+    "  [ meta load l4proto => reg 1 ]\n"
+    "  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
+    "  [ lookup reg 1 set decoys ]\n"
+    "  [ ct load state => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
+    "  [ cmp eq reg 1 0x00000000 ]\n"
+    "  [ payload load 4b @ network header + 12 => reg 1 ]\n"
+    "  [ dynset add reg_key 1 set blocked4 timeout 600000ms ]\n"
+    "  [ log prefix mtd-decoy  group 7 snaplen 0 qthreshold 0 ]\n"
+    "  [ counter pkts 0 bytes 0 ]\n";
 
 static const char golden_decoy_redirect[] =
-	"inet mtd c\n"
-	"  [ fib daddr type => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000002 ]\n"
-	"  [ meta load l4proto => reg 1 ]\n"
-	"  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
-	"  [ lookup reg 1 set decoys ]\n"
-	"  [ cmp eq reg 1 0x00000006 ]\n"
-	"  [ immediate reg 1 0x00000f27 ]\n"
-	"  [ redir proto_min reg 1 ]\n";
+    "inet mtd c\n"
+    "  [ fib daddr type => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000002 ]\n"
+    "  [ meta load l4proto => reg 1 ]\n"
+    "  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
+    "  [ lookup reg 1 set decoys ]\n"
+    "  [ cmp eq reg 1 0x00000006 ]\n"
+    "  [ immediate reg 1 0x00000f27 ]\n"
+    "  [ redir proto_min reg 1 ]\n";
 
 static const char golden_decoy_drop_non_tcp[] =
-	"inet mtd c\n"
-	"  [ fib daddr type => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000002 ]\n"
-	"  [ meta load l4proto => reg 1 ]\n"
-	"  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
-	"  [ lookup reg 1 set decoys ]\n"
-	"  [ cmp neq reg 1 0x00000006 ]\n"
-	"  [ ct load state => reg 1 ]\n"
-	"  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
-	"  [ cmp eq reg 1 0x00000000 ]\n"
-	"  [ immediate reg 0 drop ]\n";
+    "inet mtd c\n"
+    "  [ fib daddr type => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000002 ]\n"
+    "  [ meta load l4proto => reg 1 ]\n"
+    "  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
+    "  [ lookup reg 1 set decoys ]\n"
+    "  [ cmp neq reg 1 0x00000006 ]\n"
+    "  [ ct load state => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
+    "  [ cmp eq reg 1 0x00000000 ]\n"
+    "  [ immediate reg 0 drop ]\n";
 
 static const char golden_honeypot_guard[] =
-	"inet mtd c\n"
-	"  [ meta load iif => reg 1 ]\n"
-	"  [ cmp neq reg 1 0x00000001 ]\n"
-	"  [ ct load status => reg 1 ]\n"
-	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
-	"  [ cmp neq reg 1 0x00000020 ]\n"
-	"  [ meta load l4proto => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000006 ]\n"
-	"  [ payload load 2b @ transport header + 2 => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000f27 ]\n"
-	"  [ counter pkts 0 bytes 0 ]\n"
-	"  [ immediate reg 0 drop ]\n";
+    "inet mtd c\n"
+    "  [ meta load iif => reg 1 ]\n"
+    "  [ cmp neq reg 1 0x00000001 ]\n"
+    "  [ ct load status => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
+    "  [ cmp neq reg 1 0x00000020 ]\n"
+    "  [ meta load l4proto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000006 ]\n"
+    "  [ payload load 2b @ transport header + 2 => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000f27 ]\n"
+    "  [ counter pkts 0 bytes 0 ]\n"
+    "  [ immediate reg 0 drop ]\n";
 
 static const char golden_honeypot_flow_accept[] =
-	"inet mtd c\n"
-	"  [ ct load status => reg 1 ]\n"
-	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
-	"  [ cmp eq reg 1 0x00000020 ]\n"
-	"  [ meta load l4proto => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000006 ]\n"
-	"  [ ct load proto_src => reg 1 , dir reply ]\n"
-	"  [ cmp eq reg 1 0x00000f27 ]\n"
-	"  [ immediate reg 0 accept ]\n";
+    "inet mtd c\n"
+    "  [ ct load status => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
+    "  [ cmp eq reg 1 0x00000020 ]\n"
+    "  [ meta load l4proto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000006 ]\n"
+    "  [ ct load proto_src => reg 1 , dir reply ]\n"
+    "  [ cmp eq reg 1 0x00000f27 ]\n"
+    "  [ immediate reg 0 accept ]\n";
 
 /* the instance envelope (ROTATOR_INSTANCE_IFPREFIX "mtdi", egress NFLOG group 9) */
 /* nft --debug=netlink of `meta nfproto @active0 jump bank0_nat` */
-static const char golden_bank_jump[] =
-	"inet mtd c\n"
-	"  [ meta load nfproto => reg 1 ]\n"
-	"  [ lookup reg 1 set active0 ]\n"
-	"  [ immediate reg 0 jump -> bank0_nat ]\n";
+static const char golden_bank_jump[] = "inet mtd c\n"
+				       "  [ meta load nfproto => reg 1 ]\n"
+				       "  [ lookup reg 1 set active0 ]\n"
+				       "  [ immediate reg 0 jump -> bank0_nat ]\n";
 
-static const char golden_jump_to_instance[] =
-	"inet mtd c\n"
-	"  [ meta load oifname => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x6964746d ]\n"
-	"  [ immediate reg 0 jump -> instance_ingress ]\n";
+static const char golden_jump_to_instance[] = "inet mtd c\n"
+					      "  [ meta load oifname => reg 1 ]\n"
+					      "  [ cmp eq reg 1 0x6964746d ]\n"
+					      "  [ immediate reg 0 jump -> instance_ingress ]\n";
 
-static const char golden_jump_from_instance[] =
-	"inet mtd c\n"
-	"  [ meta load iifname => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x6964746d ]\n"
-	"  [ immediate reg 0 jump -> instance_egress ]\n";
+static const char golden_jump_from_instance[] = "inet mtd c\n"
+						"  [ meta load iifname => reg 1 ]\n"
+						"  [ cmp eq reg 1 0x6964746d ]\n"
+						"  [ immediate reg 0 jump -> instance_egress ]\n";
 
 static const char golden_icmpv6_link_accept[] =
-	"inet mtd c\n"
-	"  [ meta load iifname => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x6964746d ]\n"
-	"  [ meta load nfproto => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x0000000a ]\n"
-	"  [ meta load l4proto => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x0000003a ]\n"
-	"  [ payload load 1b @ transport header + 0 => reg 1 ]\n"
-	"  [ lookup reg 1 set icmpv6_link ]\n"
-	"  [ immediate reg 0 accept ]\n";
+    "inet mtd c\n"
+    "  [ meta load iifname => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x6964746d ]\n"
+    "  [ meta load nfproto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x0000000a ]\n"
+    "  [ meta load l4proto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x0000003a ]\n"
+    "  [ payload load 1b @ transport header + 0 => reg 1 ]\n"
+    "  [ lookup reg 1 set icmpv6_link ]\n"
+    "  [ immediate reg 0 accept ]\n";
 
 static const char golden_antispoof_drop[] =
-	"inet mtd c\n"
-	"  [ fib saddr . iif oif present => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000000 ]\n"
-	"  [ log prefix mtd-spoof  group 9 snaplen 0 qthreshold 0 ]\n"
-	"  [ counter pkts 0 bytes 0 ]\n"
-	"  [ immediate reg 0 drop ]\n";
+    "inet mtd c\n"
+    "  [ fib saddr . iif oif present => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000000 ]\n"
+    "  [ log prefix mtd-spoof  group 9 snaplen 0 qthreshold 0 ]\n"
+    "  [ counter pkts 0 bytes 0 ]\n"
+    "  [ immediate reg 0 drop ]\n";
 
 static const char golden_ct_live_ipv4_daddr[] =
-	"inet mtd c\n"
-	"  [ ct load state => reg 1 ]\n"
-	"  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
-	"  [ cmp neq reg 1 0x00000000 ]\n"
-	"  [ meta load nfproto => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000002 ]\n"
-	"  [ payload load 4b @ network header + 16 => reg 1 ]\n"
-	"  [ lookup reg 1 set instances4 ]\n"
-	"  [ immediate reg 0 return ]\n";
+    "inet mtd c\n"
+    "  [ ct load state => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
+    "  [ cmp neq reg 1 0x00000000 ]\n"
+    "  [ meta load nfproto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000002 ]\n"
+    "  [ payload load 4b @ network header + 16 => reg 1 ]\n"
+    "  [ lookup reg 1 set instances4 ]\n"
+    "  [ immediate reg 0 return ]\n";
 
 static const char golden_ct_live_ipv6_saddr[] =
-	"inet mtd c\n"
-	"  [ ct load state => reg 1 ]\n"
-	"  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
-	"  [ cmp neq reg 1 0x00000000 ]\n"
-	"  [ meta load nfproto => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x0000000a ]\n"
-	"  [ payload load 16b @ network header + 8 => reg 1 ]\n"
-	"  [ lookup reg 1 set instances6 ]\n"
-	"  [ immediate reg 0 return ]\n";
+    "inet mtd c\n"
+    "  [ ct load state => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
+    "  [ cmp neq reg 1 0x00000000 ]\n"
+    "  [ meta load nfproto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x0000000a ]\n"
+    "  [ payload load 16b @ network header + 8 => reg 1 ]\n"
+    "  [ lookup reg 1 set instances6 ]\n"
+    "  [ immediate reg 0 return ]\n";
 
 static const char golden_ingress_ipv4[] =
-	"inet mtd c\n"
-	"  [ ct load status => reg 1 ]\n"
-	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
-	"  [ cmp neq reg 1 0x00000000 ]\n"
-	"  [ meta load nfproto => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000002 ]\n"
-	"  [ payload load 4b @ network header + 16 => reg 1 ]\n"
-	"  [ meta load l4proto => reg 9 ]\n"
-	"  [ payload load 2b @ transport header + 2 => reg 10 ]\n"
-	"  [ lookup reg 1 set inst_ingress4 ]\n"
-	"  [ immediate reg 0 return ]\n";
+    "inet mtd c\n"
+    "  [ ct load status => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
+    "  [ cmp neq reg 1 0x00000000 ]\n"
+    "  [ meta load nfproto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000002 ]\n"
+    "  [ payload load 4b @ network header + 16 => reg 1 ]\n"
+    "  [ meta load l4proto => reg 9 ]\n"
+    "  [ payload load 2b @ transport header + 2 => reg 10 ]\n"
+    "  [ lookup reg 1 set inst_ingress4 ]\n"
+    "  [ immediate reg 0 return ]\n";
 
 static const char golden_ingress_ipv6[] =
-	"inet mtd c\n"
-	"  [ ct load status => reg 1 ]\n"
-	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
-	"  [ cmp neq reg 1 0x00000000 ]\n"
-	"  [ meta load nfproto => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x0000000a ]\n"
-	"  [ payload load 16b @ network header + 24 => reg 1 ]\n"
-	"  [ meta load l4proto => reg 12 ]\n"
-	"  [ payload load 2b @ transport header + 2 => reg 13 ]\n"
-	"  [ lookup reg 1 set inst_ingress6 ]\n"
-	"  [ immediate reg 0 return ]\n";
+    "inet mtd c\n"
+    "  [ ct load status => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
+    "  [ cmp neq reg 1 0x00000000 ]\n"
+    "  [ meta load nfproto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x0000000a ]\n"
+    "  [ payload load 16b @ network header + 24 => reg 1 ]\n"
+    "  [ meta load l4proto => reg 12 ]\n"
+    "  [ payload load 2b @ transport header + 2 => reg 13 ]\n"
+    "  [ lookup reg 1 set inst_ingress6 ]\n"
+    "  [ immediate reg 0 return ]\n";
 
-static const char golden_egress_ipv4[] =
-	"inet mtd c\n"
-	"  [ meta load nfproto => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000002 ]\n"
-	"  [ payload load 4b @ network header + 12 => reg 1 ]\n"
-	"  [ lookup reg 1 set instances4 ]\n"
-	"  [ meta load l4proto => reg 9 ]\n"
-	"  [ payload load 4b @ network header + 16 => reg 10 ]\n"
-	"  [ payload load 2b @ transport header + 2 => reg 11 ]\n"
-	"  [ lookup reg 1 set inst_egress4 ]\n"
-	"  [ immediate reg 0 return ]\n";
+static const char golden_egress_ipv4[] = "inet mtd c\n"
+					 "  [ meta load nfproto => reg 1 ]\n"
+					 "  [ cmp eq reg 1 0x00000002 ]\n"
+					 "  [ payload load 4b @ network header + 12 => reg 1 ]\n"
+					 "  [ lookup reg 1 set instances4 ]\n"
+					 "  [ meta load l4proto => reg 9 ]\n"
+					 "  [ payload load 4b @ network header + 16 => reg 10 ]\n"
+					 "  [ payload load 2b @ transport header + 2 => reg 11 ]\n"
+					 "  [ lookup reg 1 set inst_egress4 ]\n"
+					 "  [ immediate reg 0 return ]\n";
 
-static const char golden_egress_ipv6[] =
-	"inet mtd c\n"
-	"  [ meta load nfproto => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x0000000a ]\n"
-	"  [ payload load 16b @ network header + 8 => reg 1 ]\n"
-	"  [ lookup reg 1 set instances6 ]\n"
-	"  [ meta load l4proto => reg 12 ]\n"
-	"  [ payload load 16b @ network header + 24 => reg 13 ]\n"
-	"  [ payload load 2b @ transport header + 2 => reg 17 ]\n"
-	"  [ lookup reg 1 set inst_egress6 ]\n"
-	"  [ immediate reg 0 return ]\n";
+static const char golden_egress_ipv6[] = "inet mtd c\n"
+					 "  [ meta load nfproto => reg 1 ]\n"
+					 "  [ cmp eq reg 1 0x0000000a ]\n"
+					 "  [ payload load 16b @ network header + 8 => reg 1 ]\n"
+					 "  [ lookup reg 1 set instances6 ]\n"
+					 "  [ meta load l4proto => reg 12 ]\n"
+					 "  [ payload load 16b @ network header + 24 => reg 13 ]\n"
+					 "  [ payload load 2b @ transport header + 2 => reg 17 ]\n"
+					 "  [ lookup reg 1 set inst_egress6 ]\n"
+					 "  [ immediate reg 0 return ]\n";
 
-static const char golden_counted_drop[] =
-	"inet mtd c\n"
-	"  [ counter pkts 0 bytes 0 ]\n"
-	"  [ immediate reg 0 drop ]\n";
+static const char golden_counted_drop[] = "inet mtd c\n"
+					  "  [ counter pkts 0 bytes 0 ]\n"
+					  "  [ immediate reg 0 drop ]\n";
 
 static const char golden_logged_drop[] =
-	"inet mtd c\n"
-	"  [ log prefix mtd-egress  group 9 snaplen 0 qthreshold 0 ]\n"
-	"  [ counter pkts 0 bytes 0 ]\n"
-	"  [ immediate reg 0 drop ]\n";
+    "inet mtd c\n"
+    "  [ log prefix mtd-egress  group 9 snaplen 0 qthreshold 0 ]\n"
+    "  [ counter pkts 0 bytes 0 ]\n"
+    "  [ immediate reg 0 drop ]\n";
 
 /* Forwarding the agent switched on for its instances only: everything
  * else forwarded (neither link an instance's, not DNATed here) drops. */
 static const char golden_forward_guard_ipv4[] =
-	"inet mtd c\n"
-	"  [ meta load nfproto => reg 1 ]\n"
-	"  [ cmp eq reg 1 0x00000002 ]\n"
-	"  [ meta load iifname => reg 1 ]\n"
-	"  [ cmp neq reg 1 0x6964746d ]\n"
-	"  [ meta load oifname => reg 1 ]\n"
-	"  [ cmp neq reg 1 0x6964746d ]\n"
-	"  [ ct load status => reg 1 ]\n"
-	"  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
-	"  [ cmp neq reg 1 0x00000020 ]\n"
-	"  [ counter pkts 0 bytes 0 ]\n"
-	"  [ immediate reg 0 drop ]\n";
+    "inet mtd c\n"
+    "  [ meta load nfproto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000002 ]\n"
+    "  [ meta load iifname => reg 1 ]\n"
+    "  [ cmp neq reg 1 0x6964746d ]\n"
+    "  [ meta load oifname => reg 1 ]\n"
+    "  [ cmp neq reg 1 0x6964746d ]\n"
+    "  [ ct load status => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]\n"
+    "  [ cmp neq reg 1 0x00000020 ]\n"
+    "  [ counter pkts 0 bytes 0 ]\n"
+    "  [ immediate reg 0 drop ]\n";
 
 static void check(struct nftnl_rule *r, const char *golden)
 {
@@ -453,19 +444,19 @@ static void test_instance_egress_spoof_check_rules_and_logged_drop(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_loopback_accept_bytecode),
-		cmocka_unit_test(test_blocked_drop_bytecode),
-		cmocka_unit_test(test_decoy_hit_blocks_logs_and_drops),
-		cmocka_unit_test(test_honeypot_rules_report_redirect_and_guard),
-		cmocka_unit_test(test_dnat_takes_address_and_port_from_map),
-		cmocka_unit_test(test_backend_guard_requires_dnat),
-		cmocka_unit_test(test_comment_is_stored_as_rule_userdata),
-		cmocka_unit_test(test_bad_family_or_comment_is_refused),
-		cmocka_unit_test(test_live_bank_dispatch_is_a_set_lookup_and_jump),
-		cmocka_unit_test(test_instance_links_jump_to_the_envelope_chains),
-		cmocka_unit_test(test_instance_ingress_needs_dnat_and_its_port),
-		cmocka_unit_test(test_forward_guard_drops_what_the_instances_do_not_need),
-		cmocka_unit_test(test_instance_egress_spoof_check_rules_and_logged_drop),
+	    cmocka_unit_test(test_loopback_accept_bytecode),
+	    cmocka_unit_test(test_blocked_drop_bytecode),
+	    cmocka_unit_test(test_decoy_hit_blocks_logs_and_drops),
+	    cmocka_unit_test(test_honeypot_rules_report_redirect_and_guard),
+	    cmocka_unit_test(test_dnat_takes_address_and_port_from_map),
+	    cmocka_unit_test(test_backend_guard_requires_dnat),
+	    cmocka_unit_test(test_comment_is_stored_as_rule_userdata),
+	    cmocka_unit_test(test_bad_family_or_comment_is_refused),
+	    cmocka_unit_test(test_live_bank_dispatch_is_a_set_lookup_and_jump),
+	    cmocka_unit_test(test_instance_links_jump_to_the_envelope_chains),
+	    cmocka_unit_test(test_instance_ingress_needs_dnat_and_its_port),
+	    cmocka_unit_test(test_forward_guard_drops_what_the_instances_do_not_need),
+	    cmocka_unit_test(test_instance_egress_spoof_check_rules_and_logged_drop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

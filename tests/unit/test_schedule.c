@@ -11,11 +11,11 @@
 
 #include "rotator.h"
 
-static const uint8_t key_0_31[32] = { 0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10,
-				      11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
-				      22, 23, 24, 25, 26, 27, 28, 29, 30, 31 };
-static const uint8_t key_db[16] = { 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
-				    0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff };
+static const uint8_t key_0_31[32] = {0,	 1,  2,	 3,  4,	 5,  6,	 7,  8,	 9,  10,
+				     11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+				     22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
+static const uint8_t key_db[16] = {0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+				   0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff};
 #define KEY_SSH "mtd-test-key"
 
 static void test_epoch_is_floor_of_time_over_interval(void **state)
@@ -35,20 +35,20 @@ static void test_epoch_is_floor_of_time_over_interval(void **state)
 
 static void test_candidates_match_vector_web(void **state)
 {
-	static const uint16_t want[12] = { 24847, 27447, 24608, 22239, 20346, 25882,
-					   23472, 29712, 28457, 23359, 23920, 27441 };
+	static const uint16_t want[12] = {24847, 27447, 24608, 22239, 20346, 25882,
+					  23472, 29712, 28457, 23359, 23920, 27441};
 	uint16_t got[12];
 
-	assert_int_equal(schedule_candidates(key_0_31, sizeof(key_0_31), "web", 28333334, 20000,
-					     29999, got, 12),
-			 0);
+	assert_int_equal(
+	    schedule_candidates(key_0_31, sizeof(key_0_31), "web", 28333334, 20000, 29999, got, 12),
+	    0);
 	assert_memory_equal(got, want, sizeof(want));
 }
 
 static void test_candidates_cover_small_range_exactly_once(void **state)
 {
-	static const uint16_t want[10] = { 40003, 40004, 40000, 40006, 40001,
-					   40009, 40005, 40008, 40002, 40007 };
+	static const uint16_t want[10] = {40003, 40004, 40000, 40006, 40001,
+					  40009, 40005, 40008, 40002, 40007};
 	uint16_t got[10];
 
 	assert_int_equal(schedule_candidates((const uint8_t *)KEY_SSH, strlen(KEY_SSH), "ssh",
@@ -78,10 +78,16 @@ static void test_candidates_depend_on_key_service_and_epoch(void **state)
 
 static void test_compute_inside_grace_gives_previous_port(void **state)
 {
-	static const uint16_t decoys[8] = { 20346, 25882, 23472, 29712, 28457, 23359, 23920, 27441 };
+	static const uint16_t decoys[8] = {20346, 25882, 23472, 29712, 28457, 23359, 23920, 27441};
 	struct schedule_params p = {
-		.key = key_0_31, .key_len = 32, .service = "web", .first = 20000, .last = 29999,
-		.interval_sec = 60, .grace_sec = 15, .n_decoys = 8,
+	    .key = key_0_31,
+	    .key_len = 32,
+	    .service = "web",
+	    .first = 20000,
+	    .last = 29999,
+	    .interval_sec = 60,
+	    .grace_sec = 15,
+	    .n_decoys = 8,
 	};
 	struct schedule_result r;
 
@@ -105,10 +111,16 @@ static void test_compute_inside_grace_gives_previous_port(void **state)
 
 static void test_decoys_avoid_every_port_a_client_may_try(void **state)
 {
-	static const uint16_t decoys[1] = { 40007 };
+	static const uint16_t decoys[1] = {40007};
 	struct schedule_params p = {
-		.key = (const uint8_t *)KEY_SSH, .key_len = strlen(KEY_SSH), .service = "ssh",
-		.first = 40000, .last = 40009, .interval_sec = 1, .grace_sec = 0, .n_decoys = 3,
+	    .key = (const uint8_t *)KEY_SSH,
+	    .key_len = strlen(KEY_SSH),
+	    .service = "ssh",
+	    .first = 40000,
+	    .last = 40009,
+	    .interval_sec = 1,
+	    .grace_sec = 0,
+	    .n_decoys = 3,
 	};
 	struct schedule_result r;
 
@@ -131,12 +143,19 @@ static bool exclude_53331(uint16_t port, void *userdata)
 
 static void test_excluded_port_moves_to_next_candidate(void **state)
 {
-	static const uint16_t decoys[4] = { 40303, 31032, 45269, 52008 };
+	static const uint16_t decoys[4] = {40303, 31032, 45269, 52008};
 	int calls = 0;
 	struct schedule_params p = {
-		.key = key_db, .key_len = 16, .service = "db", .first = 1024, .last = 65535,
-		.interval_sec = 300, .grace_sec = 30, .n_decoys = 4,
-		.exclude = exclude_53331, .userdata = &calls,
+	    .key = key_db,
+	    .key_len = 16,
+	    .service = "db",
+	    .first = 1024,
+	    .last = 65535,
+	    .interval_sec = 300,
+	    .grace_sec = 30,
+	    .n_decoys = 4,
+	    .exclude = exclude_53331,
+	    .userdata = &calls,
 	};
 	struct schedule_result r;
 	uint16_t port = 0;
@@ -162,8 +181,13 @@ static bool exclude_all(uint16_t port, void *userdata)
 static void test_fully_excluded_range_is_an_error(void **state)
 {
 	struct schedule_params p = {
-		.key = key_db, .key_len = 16, .service = "db", .first = 5000, .last = 5003,
-		.interval_sec = 10, .exclude = exclude_all,
+	    .key = key_db,
+	    .key_len = 16,
+	    .service = "db",
+	    .first = 5000,
+	    .last = 5003,
+	    .interval_sec = 10,
+	    .exclude = exclude_all,
 	};
 	struct schedule_result r;
 	uint16_t port = 7;
@@ -176,8 +200,13 @@ static void test_fully_excluded_range_is_an_error(void **state)
 static void test_small_range_gives_fewer_decoys(void **state)
 {
 	struct schedule_params p = {
-		.key = key_db, .key_len = 16, .service = "db", .first = 5000, .last = 5004,
-		.interval_sec = 10, .n_decoys = 8,
+	    .key = key_db,
+	    .key_len = 16,
+	    .service = "db",
+	    .first = 5000,
+	    .last = 5004,
+	    .interval_sec = 10,
+	    .n_decoys = 8,
 	};
 	struct schedule_result r;
 
@@ -204,8 +233,13 @@ static void test_invalid_arguments_are_rejected(void **state)
 	uint16_t got[2];
 	char long_name[300];
 	struct schedule_params p = {
-		.key = key_db, .key_len = 16, .service = "db", .first = 100, .last = 200,
-		.interval_sec = 10, .grace_sec = 10,
+	    .key = key_db,
+	    .key_len = 16,
+	    .service = "db",
+	    .first = 100,
+	    .last = 200,
+	    .interval_sec = 10,
+	    .grace_sec = 10,
 	};
 	struct schedule_result r;
 
@@ -242,18 +276,18 @@ static void test_boundaries(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_epoch_is_floor_of_time_over_interval),
-		cmocka_unit_test(test_candidates_match_vector_web),
-		cmocka_unit_test(test_candidates_cover_small_range_exactly_once),
-		cmocka_unit_test(test_candidates_depend_on_key_service_and_epoch),
-		cmocka_unit_test(test_compute_inside_grace_gives_previous_port),
-		cmocka_unit_test(test_decoys_avoid_every_port_a_client_may_try),
-		cmocka_unit_test(test_excluded_port_moves_to_next_candidate),
-		cmocka_unit_test(test_fully_excluded_range_is_an_error),
-		cmocka_unit_test(test_small_range_gives_fewer_decoys),
-		cmocka_unit_test(test_single_port_range),
-		cmocka_unit_test(test_invalid_arguments_are_rejected),
-		cmocka_unit_test(test_boundaries),
+	    cmocka_unit_test(test_epoch_is_floor_of_time_over_interval),
+	    cmocka_unit_test(test_candidates_match_vector_web),
+	    cmocka_unit_test(test_candidates_cover_small_range_exactly_once),
+	    cmocka_unit_test(test_candidates_depend_on_key_service_and_epoch),
+	    cmocka_unit_test(test_compute_inside_grace_gives_previous_port),
+	    cmocka_unit_test(test_decoys_avoid_every_port_a_client_may_try),
+	    cmocka_unit_test(test_excluded_port_moves_to_next_candidate),
+	    cmocka_unit_test(test_fully_excluded_range_is_an_error),
+	    cmocka_unit_test(test_small_range_gives_fewer_decoys),
+	    cmocka_unit_test(test_single_port_range),
+	    cmocka_unit_test(test_invalid_arguments_are_rejected),
+	    cmocka_unit_test(test_boundaries),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,7 +45,8 @@ static void test_a_storm_is_one_raise_and_one_summary_per_interval(void **state)
 	assert_true(signal_tally_add(t, "seccomp-violation", first, 10)); /* raised */
 	json_decref(first);
 	for (int i = 1; i <= 5000; i++) /* counted, evidence stolen (ASan: no leak) */
-		assert_false(signal_tally_add(t, "seccomp-violation", ev(i), 10 + (uint64_t)i / 10));
+		assert_false(
+		    signal_tally_add(t, "seccomp-violation", ev(i), 10 + (uint64_t)i / 10));
 	assert_int_equal(signal_tally_due(t), 10 + 1000);
 	signal_tally_flush(t, 500, summary, &s);
 	assert_int_equal(s.calls, 0); /* not due yet */
@@ -83,8 +84,8 @@ static void test_kinds_are_counted_apart(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_a_storm_is_one_raise_and_one_summary_per_interval),
-		cmocka_unit_test(test_kinds_are_counted_apart),
+	    cmocka_unit_test(test_a_storm_is_one_raise_and_one_summary_per_interval),
+	    cmocka_unit_test(test_kinds_are_counted_apart),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
