@@ -49,6 +49,14 @@ void step_error_prefix(struct step_error *e, const char *format, ...)
 	e->detail[n + kept] = '\0';
 }
 
+const char *step_error_reason(const struct step_error *e, int r, char *buf, size_t size)
+{
+	if (e && step_error_failed(e))
+		return step_error_format(e, buf, size);
+	snprintf(buf, size, "%s", strerror(r < 0 ? -r : r));
+	return buf;
+}
+
 const char *step_error_format(const struct step_error *e, char *buf, size_t size)
 {
 	const char *reason = e->err ? strerror(e->err) : "";

@@ -48,3 +48,7 @@ static inline int step_error_failed(const struct step_error *e)
 /* "step: detail: strerror(err)" (parts that are empty left out) into buf of
  * STEP_ERROR_FORMAT_MAX or any size; returns buf. */
 const char *step_error_format(const struct step_error *e, char *buf, size_t size);
+
+/* The failure as one line: e formatted when a step was set, else r's errno
+ * text (a call that failed before any step, e.g. -ENOMEM; e may be NULL). */
+const char *step_error_reason(const struct step_error *e, int r, char *buf, size_t size);

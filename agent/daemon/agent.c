@@ -205,7 +205,8 @@ int agent_reload(struct agent *agent, const char *source, json_t **ret_result, c
 {
 	_cleanup_(policy_set_freep) struct policy_set *next = NULL;
 	_cleanup_(json_decrefp) json_t *errors = NULL;
-	_cleanup_free_ char *rotation_error = NULL;
+	struct step_error rotation_error = {0};
+	char reason[STEP_ERROR_FORMAT_MAX];
 	json_t *fields;
 	int r;
 
@@ -217,7 +218,8 @@ int agent_reload(struct agent *agent, const char *source, json_t **ret_result, c
 	 * agent keep the old one. */
 	r = rotation_apply_policies(agent->rotation, next, &rotation_error);
 	if (r < 0) {
-		errors = json_pack("[s]", rotation_error ? rotation_error : strerror(-r));
+		errors =
+		    json_pack("[s]", step_error_reason(&rotation_error, r, reason, sizeof(reason)));
 		return reload_refused(agent, source, errors, ret_error, ret_error_details);
 	}
 
@@ -227,11 +229,13 @@ int agent_reload(struct agent *agent, const char *source, json_t **ret_result, c
 	r = agent_audit_durable(agent, "policy-reload", json_incref(fields));
 	if (r < 0) {
 		/* A change that cannot be audited is undone. */
-		_cleanup_free_ char *undo_error = NULL;
+		struct step_error undo_error = {0};
+		int undo;
 
-		if (rotation_apply_policies(agent->rotation, agent->policies, &undo_error) < 0)
+		undo = rotation_apply_policies(agent->rotation, agent->policies, &undo_error);
+		if (undo < 0)
 			log_error("reload: cannot restore the previous rotation: %s",
-				  undo_error ? undo_error : "?");
+				  step_error_reason(&undo_error, undo, reason, sizeof(reason)));
 		json_decref(fields);
 		*ret_error = strdup("reload refused: the audit log cannot be written");
 		*ret_error_details = json_array();
@@ -377,10 +381,13 @@ static void handle_reload(struct agent *agent, struct control_client *client)
 
 static void handle_unblock(struct agent *agent, struct control_client *client, const char *address)
 {
-	_cleanup_free_ char *error = NULL;
+	struct step_error error = {0};
+	char reason[STEP_ERROR_FORMAT_MAX];
 
 	if (rotation_unblock(agent->rotation, address, &error) < 0) {
-		reply_error(client, error ? error : "unblock failed");
+		reply_error(client, step_error_failed(&error)
+					? step_error_format(&error, reason, sizeof(reason))
+					: "unblock failed");
 		return;
 	}
 	(void)agent_audit(agent, "source-unblocked", json_pack("{s:s}", "source", address), true);
@@ -588,7 +595,8 @@ static int start_rotation(struct agent *agent)
 	    .on_clock_set = on_clock_set,
 	    .userdata = agent,
 	};
-	_cleanup_free_ char *error = NULL;
+	struct step_error error = {0};
+	char reason[STEP_ERROR_FORMAT_MAX];
 	int r;
 
 	r = rotation_new(agent->event, &options, &hooks, &agent->rotation);
@@ -606,11 +614,12 @@ static int start_rotation(struct agent *agent)
 	}
 	r = rotation_apply_policies(agent->rotation, agent->policies, &error);
 	if (r < 0) {
-		log_error("rotation: %s", error ? error : strerror(-r));
-		(void)agent_audit(agent, "rotation-failed",
-				  json_pack("{s:s, s:s}", "reason", error ? error : strerror(-r),
-					    "outcome", "agent not started"),
-				  true);
+		step_error_reason(&error, r, reason, sizeof(reason));
+		log_error("rotation: %s", reason);
+		(void)agent_audit(
+		    agent, "rotation-failed",
+		    json_pack("{s:s, s:s}", "reason", reason, "outcome", "agent not started"),
+		    true);
 		return r;
 	}
 	return 0;

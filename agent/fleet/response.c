@@ -183,7 +183,7 @@ void response_contain(struct service *svc, struct instance *instance, const char
 		      uint64_t detected_usec)
 {
 	struct instance_containment *c = instance_containment(instance);
-	_cleanup_free_ char *error = NULL;
+	struct step_error error = {0};
 
 	if (c->cut_usec || instance_state(instance) == INSTANCE_QUARANTINED)
 		return;
@@ -203,13 +203,12 @@ void response_contain(struct service *svc, struct instance *instance, const char
 	c->cut_error = rotation_cut_instance(svc->fleet->rotation, instance_id(instance), &error);
 	if (c->cut_error < 0 && c->cut_error != -ENOENT) {
 		/* The cheap cut failed: the whole envelope goes instead. */
-		free(TAKE_PTR(error));
+		step_error_clear(&error);
 		c->cut_error =
 		    rotation_remove_instance(svc->fleet->rotation, instance_id(instance), &error);
 	}
 	if (c->cut_error < 0)
-		snprintf(c->cut_detail, sizeof(c->cut_detail), "%s",
-			 error ? error : strerror(-c->cut_error));
+		step_error_reason(&error, c->cut_error, c->cut_detail, sizeof(c->cut_detail));
 	c->cut_usec = now(CLOCK_MONOTONIC);
 }
 

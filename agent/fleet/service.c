@@ -52,14 +52,17 @@ static json_t *addresses_json(const struct netdev_address *a, size_t n)
 
 void service_destroy_instance(struct fleet *fleet, struct instance *instance)
 {
-	_cleanup_free_ char *error = NULL;
+	struct step_error error = {0};
+	char reason[STEP_ERROR_FORMAT_MAX];
 
 	if (!instance)
 		return;
 	if (rotation_remove_instance(fleet->rotation, instance_id(instance), &error) < 0)
 		service_audit(fleet, "instance-route-failed",
 			      json_pack("{s:s, s:s}", "instance", instance_id(instance), "reason",
-					error ? error : "cannot remove its envelope"),
+					step_error_failed(&error)
+					    ? step_error_format(&error, reason, sizeof(reason))
+					    : "cannot remove its envelope"),
 			      true);
 	instance_destroy(instance);
 }
@@ -69,7 +72,8 @@ int service_route(struct service *svc, struct instance *instance, struct instanc
 {
 	struct rotator_addr backends[2] = {0};
 	const struct netdev_address *a;
-	_cleanup_free_ char *error = NULL;
+	struct step_error error = {0};
+	char reason[STEP_ERROR_FORMAT_MAX];
 	size_t n;
 	int r;
 
@@ -86,14 +90,15 @@ int service_route(struct service *svc, struct instance *instance, struct instanc
 		service_audit(svc->fleet, "instance-route-failed",
 			      json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance",
 					instance_id(instance), "reason",
-					error ? error : strerror(-r)),
+					step_error_reason(&error, r, reason, sizeof(reason))),
 			      true);
 	return r;
 }
 
 void service_unroute(struct service *svc)
 {
-	_cleanup_free_ char *error = NULL;
+	struct step_error error = {0};
+	char reason[STEP_ERROR_FORMAT_MAX];
 
 	if (!svc->routed)
 		return;
@@ -101,7 +106,9 @@ void service_unroute(struct service *svc)
 	if (rotation_clear_instance_backend(svc->fleet->rotation, svc->name, &error) < 0)
 		service_audit(svc->fleet, "instance-route-failed",
 			      json_pack("{s:s, s:s}", "service", svc->name, "reason",
-					error ? error : "cannot remove the route"),
+					step_error_failed(&error)
+					    ? step_error_format(&error, reason, sizeof(reason))
+					    : "cannot remove the route"),
 			      true);
 }
 
@@ -226,7 +233,8 @@ static int add_envelope(struct service *svc, const char *id, const struct instan
 			struct step_error *ret_error)
 {
 	struct rotator_addr addresses[2] = {0};
-	_cleanup_free_ char *error = NULL;
+	struct step_error error = {0};
+	char reason[STEP_ERROR_FORMAT_MAX];
 	int r;
 
 	for (size_t i = 0; i < spec->n_addresses; i++) {
@@ -241,7 +249,7 @@ static int add_envelope(struct service *svc, const char *id, const struct instan
 	    svc->policy->listen_port, svc->policy->egress, svc->policy->egress_count, &error);
 	if (r < 0)
 		step_error_set(ret_error, "nftables envelope", r, "%s",
-			       error ? error : strerror(-r));
+			       step_error_reason(&error, r, reason, sizeof(reason)));
 	return r;
 }
 

@@ -261,10 +261,11 @@ static void fill_service(struct rotator_service *rs, const struct rotated_servic
 
 static int program_cut(struct rotation *rotation, struct rotated_service *services, size_t n,
 		       const struct rotator_addr *unblock, size_t n_unblock, const char *cut,
-		       char **ret_error);
+		       struct step_error *ret_error);
 
 static int program(struct rotation *rotation, struct rotated_service *services, size_t n,
-		   const struct rotator_addr *unblock, size_t n_unblock, char **ret_error)
+		   const struct rotator_addr *unblock, size_t n_unblock,
+		   struct step_error *ret_error)
 {
 	return program_cut(rotation, services, n, unblock, n_unblock, NULL, ret_error);
 }
@@ -446,18 +447,18 @@ static void stage_next(struct rotation *rotation, struct rotated_service *servic
 	}
 }
 
-static int apply_error(int r, const struct step_error *error, char **ret_error)
+/* The rotator's step under "nftables", its detail (or the errno's text)
+ * after it: "nftables: service web: public ports in map svc4_0: ...". */
+static int apply_error(int r, const struct step_error *error, struct step_error *ret_error)
 {
-	if (ret_error && asprintf(ret_error, "nftables: %s%s%s", error->step[0] ? error->step : "",
-				  error->step[0] ? ": " : "",
-				  error->detail[0] ? error->detail : strerror(-r)) < 0)
-		*ret_error = NULL;
+	step_error_set(ret_error, "nftables", 0, "%s%s%s", error->step, error->step[0] ? ": " : "",
+		       error->detail[0] ? error->detail : strerror(-r));
 	return r;
 }
 
 static int program_cut(struct rotation *rotation, struct rotated_service *services, size_t n,
 		       const struct rotator_addr *unblock, size_t n_unblock, const char *cut,
-		       char **ret_error)
+		       struct step_error *ret_error)
 {
 	struct step_error error = {0};
 	bool switched;
@@ -475,7 +476,7 @@ static int program_cut(struct rotation *rotation, struct rotated_service *servic
 /* The services' schedules in force, and nothing loaded ahead yet: the idle
  * bank made live when it holds them (no plan built or compared), else the
  * whole plan. */
-static int switch_banks(struct rotation *rotation, char **ret_error)
+static int switch_banks(struct rotation *rotation, struct step_error *ret_error)
 {
 	struct step_error error = {0};
 	bool switched;
@@ -512,7 +513,8 @@ static void instances_remove_named(struct rotation *rotation, const char *name)
 
 int rotation_set_instance_backend(struct rotation *rotation, const char *service,
 				  const struct rotator_addr *addresses, size_t n_addresses,
-				  uint16_t port, const char *cut_instance, char **ret_error)
+				  uint16_t port, const char *cut_instance,
+				  struct step_error *ret_error)
 {
 	struct instance_backend *b =
 	    (struct instance_backend *)find_instance_backend(rotation, service);
@@ -556,7 +558,7 @@ int rotation_set_instance_backend(struct rotation *rotation, const char *service
 }
 
 int rotation_clear_instance_backend(struct rotation *rotation, const char *service,
-				    char **ret_error)
+				    struct step_error *ret_error)
 {
 	for (size_t i = 0; i < rotation->n_instance_backends; i++) {
 		struct instance_backend saved = rotation->instance_backends[i];
@@ -604,20 +606,20 @@ static int arm_timer(struct rotation *rotation)
 	return sd_event_source_set_enabled(rotation->timer, SD_EVENT_ONESHOT);
 }
 
-static void report_apply_failure(struct rotation *rotation, int r, const char *error)
+static void report_apply_failure(struct rotation *rotation, int r, const struct step_error *error)
 {
-	char reason[320];
+	char reason[STEP_ERROR_FORMAT_MAX];
 
 	if (!rotation->hooks.on_apply_failed)
 		return;
-	snprintf(reason, sizeof(reason), "%s", error ? error : strerror(-r));
+	step_error_reason(error, r, reason, sizeof(reason));
 	rotation->hooks.on_apply_failed(reason, rotation->hooks.userdata);
 }
 
 static void rotate_now(struct rotation *rotation, uint64_t at_least_usec)
 {
 	uint64_t now_usec = now(CLOCK_REALTIME);
-	_cleanup_free_ char *error = NULL;
+	struct step_error error = {0};
 	int r;
 
 	/* A timer never fires early, but the clock may have been set back. */
@@ -627,7 +629,7 @@ static void rotate_now(struct rotation *rotation, uint64_t at_least_usec)
 	if (r >= 0)
 		r = program(rotation, rotation->services, rotation->n_services, NULL, 0, &error);
 	if (r < 0)
-		report_apply_failure(rotation, r, error);
+		report_apply_failure(rotation, r, &error);
 	(void)arm_timer(rotation);
 }
 
@@ -652,7 +654,7 @@ static void load_next_change(struct rotation *rotation);
 
 static void switch_to_loaded(struct rotation *rotation, uint64_t *ret_switched_usec)
 {
-	_cleanup_free_ char *error = NULL;
+	struct step_error error = {0};
 	uint64_t now_usec, next, delay = STAGE_DELAY_USEC;
 	int r;
 
@@ -661,7 +663,7 @@ static void switch_to_loaded(struct rotation *rotation, uint64_t *ret_switched_u
 	r = switch_banks(rotation, &error);
 	now_usec = *ret_switched_usec = now(CLOCK_REALTIME);
 	if (r < 0) {
-		report_apply_failure(rotation, r, error);
+		report_apply_failure(rotation, r, &error);
 		return;
 	}
 	next = next_change_usec(rotation->services, rotation->n_services);
@@ -937,7 +939,7 @@ fail:
 }
 
 static int load_services(const struct policy_set *set, struct rotated_service **ret_services,
-			 size_t *ret_n, char **ret_error)
+			 size_t *ret_n, struct step_error *ret_error)
 {
 	struct rotated_service *services = calloc(set->count ? set->count : 1, sizeof(*services));
 	size_t n = 0;
@@ -957,9 +959,8 @@ static int load_services(const struct policy_set *set, struct rotated_service **
 
 		r = policy_read_key_file(p->key_file, &s->key, &s->key_len, &error);
 		if (r < 0) {
-			if (asprintf(ret_error, "%s: KeyFile %s", p->name,
-				     error ? error : strerror(-r)) < 0)
-				*ret_error = NULL;
+			step_error_set(ret_error, p->name, 0, "KeyFile %s",
+				       error ? error : strerror(-r));
 			services_free(services, n);
 			return r;
 		}
@@ -970,7 +971,7 @@ static int load_services(const struct policy_set *set, struct rotated_service **
 }
 
 int rotation_apply_policies(struct rotation *rotation, const struct policy_set *set,
-			    char **ret_error)
+			    struct step_error *ret_error)
 {
 	struct rotated_service *services = NULL;
 	size_t n = 0;
@@ -982,12 +983,11 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 		if (p->has_public_ports &&
 		    p->public_ports.first <= rotation->options.honeypot_port &&
 		    rotation->options.honeypot_port <= p->public_ports.last) {
-			if (asprintf(ret_error,
-				     "%s: PublicPorts=%u-%u contains the agent's honeypot port %u "
-				     "(--honeypot-port)",
-				     p->name, p->public_ports.first, p->public_ports.last,
-				     rotation->options.honeypot_port) < 0)
-				*ret_error = NULL;
+			step_error_set(ret_error, p->name, 0,
+				       "PublicPorts=%u-%u contains the agent's honeypot port %u "
+				       "(--honeypot-port)",
+				       p->public_ports.first, p->public_ports.last,
+				       rotation->options.honeypot_port);
 			return -EADDRINUSE;
 		}
 	}
@@ -1004,8 +1004,7 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 
 	r = compute_all(services, n, now(CLOCK_REALTIME));
 	if (r < 0) {
-		if (asprintf(ret_error, "schedule: %s", strerror(-r)) < 0)
-			*ret_error = NULL;
+		step_error_set(ret_error, "schedule", r, "%s", "");
 		services_free(services, n);
 		return r;
 	}
@@ -1023,9 +1022,7 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 
 		r = rotator_new(&config, &rotation->rotator);
 		if (r < 0) {
-			if (asprintf(ret_error, "nftables: cannot open netlink: %s", strerror(-r)) <
-			    0)
-				*ret_error = NULL;
+			step_error_set(ret_error, "nftables", r, "cannot open netlink");
 			services_free(services, n);
 			return r;
 		}
@@ -1047,7 +1044,7 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 int rotation_add_instance(struct rotation *rotation, const char *name,
 			  const struct rotator_addr *addresses, size_t n_addresses, uint8_t proto,
 			  uint16_t port, const struct egress_rule *egress, size_t n_egress,
-			  char **ret_error)
+			  struct step_error *ret_error)
 {
 	struct enveloped_instance *grown, *e;
 	int r;
@@ -1094,7 +1091,7 @@ int rotation_add_instance(struct rotation *rotation, const char *name,
 	return r;
 }
 
-int rotation_cut_instance(struct rotation *rotation, const char *name, char **ret_error)
+int rotation_cut_instance(struct rotation *rotation, const char *name, struct step_error *ret_error)
 {
 	struct enveloped_instance *e = NULL;
 	int r;
@@ -1113,7 +1110,8 @@ int rotation_cut_instance(struct rotation *rotation, const char *name, char **re
 	return r;
 }
 
-int rotation_remove_instance(struct rotation *rotation, const char *name, char **ret_error)
+int rotation_remove_instance(struct rotation *rotation, const char *name,
+			     struct step_error *ret_error)
 {
 	bool present = false;
 	int r;
@@ -1195,7 +1193,7 @@ json_t *rotation_status(const struct rotation *rotation)
 			 "last_apply_usec", (json_int_t)rotation->last_apply_usec);
 }
 
-int rotation_unblock(struct rotation *rotation, const char *address, char **ret_error)
+int rotation_unblock(struct rotation *rotation, const char *address, struct step_error *ret_error)
 {
 	struct rotator_addr addr = {0};
 	char canonical[INET6_ADDRSTRLEN];
@@ -1206,12 +1204,12 @@ int rotation_unblock(struct rotation *rotation, const char *address, char **ret_
 	else if (inet_pton(AF_INET6, address, &addr.in6) == 1)
 		addr.family = AF_INET6;
 	else {
-		if (asprintf(ret_error, "'%s' is not an IPv4 or IPv6 address", address) < 0)
-			*ret_error = NULL;
+		step_error_set(ret_error, "unblock", 0, "'%s' is not an IPv4 or IPv6 address",
+			       address);
 		return -EINVAL;
 	}
 	if (!rotation->rotator) {
-		*ret_error = strdup("no table is programmed");
+		step_error_set(ret_error, "unblock", 0, "no table is programmed");
 		return -ENOENT;
 	}
 	r = program(rotation, rotation->services, rotation->n_services, &addr, 1, ret_error);

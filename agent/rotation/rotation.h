@@ -7,6 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "policy.h"
+#include "step_error.h"
 
 /* Port rotation as the agent runs it: the keyed schedule of every service,
  * one nftables transaction per boundary (rotator/), timers on CLOCK_REALTIME
@@ -51,7 +52,7 @@ int rotation_new(sd_event *event, const struct rotation_options *options,
  * in the kernel, and ret_error says why in one line. The set must outlive its
  * use (the caller swaps sets only after this succeeds). */
 int rotation_apply_policies(struct rotation *rotation, const struct policy_set *set,
-			    char **ret_error);
+			    struct step_error *ret_error);
 
 /* A managed service's traffic goes to its healthy instance: one transaction
  * moves the public (and grace) port to these addresses (one per family).
@@ -59,7 +60,8 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 struct rotator_addr;
 int rotation_set_instance_backend(struct rotation *rotation, const char *service,
 				  const struct rotator_addr *addresses, size_t n_addresses,
-				  uint16_t port, const char *cut_instance, char **ret_error);
+				  uint16_t port, const char *cut_instance,
+				  struct step_error *ret_error);
 
 /* An instance's envelope in the table (default-deny both ways but its
  * ListenPort through the DNAT and its Egress= rules): one transaction; on
@@ -69,17 +71,19 @@ struct egress_rule;
 int rotation_add_instance(struct rotation *rotation, const char *name,
 			  const struct rotator_addr *addresses, size_t n_addresses, uint8_t proto,
 			  uint16_t port, const struct egress_rule *egress, size_t n_egress,
-			  char **ret_error);
-int rotation_remove_instance(struct rotation *rotation, const char *name, char **ret_error);
+			  struct step_error *ret_error);
+int rotation_remove_instance(struct rotation *rotation, const char *name,
+			     struct step_error *ret_error);
 /* Cut an instance off at once, cheaper than removing it: out of the live and
  * ingress sets (nothing passes to or from its link, established flows
  * included, and its Egress= no longer applies: the rule asks for a live
  * source), its other elements left for rotation_remove_instance(). One
  * transaction; -ENOENT if it has no envelope. */
-int rotation_cut_instance(struct rotation *rotation, const char *name, char **ret_error);
+int rotation_cut_instance(struct rotation *rotation, const char *name,
+			  struct step_error *ret_error);
 /* No instance serves: the service's public port leads nowhere (dropped). */
 int rotation_clear_instance_backend(struct rotation *rotation, const char *service,
-				    char **ret_error);
+				    struct step_error *ret_error);
 
 /* {"services":[{name, port, grace_port, epoch, next_boundary_usec, decoys, decoy_hits,
  *   backend, ...}], "table": {...}} */
@@ -87,7 +91,7 @@ json_t *rotation_status(const struct rotation *rotation);
 
 /* Remove a source from the blocked sets. -EINVAL for an address that does
  * not parse (ret_error says so). */
-int rotation_unblock(struct rotation *rotation, const char *address, char **ret_error);
+int rotation_unblock(struct rotation *rotation, const char *address, struct step_error *ret_error);
 
 /* Leaves the table in place (so ports stay closed) unless remove_on_stop. */
 void rotation_free(struct rotation *rotation);

@@ -86,6 +86,19 @@ static void test_prefix_adds_context_in_front_and_keeps_the_head(void **state)
 	step_error_prefix(NULL, "ignored");
 }
 
+static void test_reason_is_the_step_or_else_the_errno(void **state)
+{
+	struct step_error e = {0};
+	char buf[STEP_ERROR_FORMAT_MAX];
+
+	(void)state;
+	assert_string_equal(step_error_reason(&e, -ENOMEM, buf, sizeof(buf)), strerror(ENOMEM));
+	assert_string_equal(step_error_reason(NULL, -EINVAL, buf, sizeof(buf)), strerror(EINVAL));
+	step_error_set(&e, "nftables", 0, "service web: %s", "map svc4_0");
+	assert_string_equal(step_error_reason(&e, -EEXIST, buf, sizeof(buf)),
+			    "nftables: service web: map svc4_0");
+}
+
 static void test_clear_makes_it_not_failed(void **state)
 {
 	struct step_error e = {0};
@@ -107,6 +120,7 @@ int main(void)
 	    cmocka_unit_test(test_the_words_are_step_detail_and_reason),
 	    cmocka_unit_test(test_long_text_is_cut_never_overflowed),
 	    cmocka_unit_test(test_prefix_adds_context_in_front_and_keeps_the_head),
+	    cmocka_unit_test(test_reason_is_the_step_or_else_the_errno),
 	    cmocka_unit_test(test_clear_makes_it_not_failed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
