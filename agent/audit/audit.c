@@ -153,42 +153,48 @@ static int write_loss(struct audit_log *log, const struct audit_loss *loss, uint
 	return r;
 }
 
-int audit_log_flush(struct audit_log *log)
+/* One queued record into the log; *ret_chained says whether it is in the
+ * chain (then it leaves the queue, even if its fdatasync failed). */
+static int write_queued(struct audit_log *log, const struct audit_pending *p, bool *ret_chained)
+{
+	_cleanup_free_ char *line = NULL;
+	struct audit_emit e = {.type = p->type,
+			       .fields = p->fields,
+			       .realtime_usec = p->realtime_usec,
+			       .monotonic_usec = p->monotonic_usec,
+			       .may_rotate = true};
+	uint64_t seq;
+	int r;
+
+	if (!p->type)
+		return write_loss(log, &p->loss, p->realtime_usec, p->monotonic_usec, ret_chained);
+	r = audit_emit(log, &e, &seq, &line, ret_chained);
+	if (*ret_chained)
+		written(log, seq, p->type, p->fields, line);
+	return r;
+}
+
+/* The left work, then the queue in order, then the loss after its last
+ * entry, then an fdatasync if anything was written unsynced. */
+static int flush(struct audit_log *log)
 {
 	struct audit_pending *p;
 	bool any = false;
 	int r;
 
-	if (!log)
-		return -EINVAL;
 	r = resume(log);
 	if (r < 0)
-		goto fail;
+		return r;
 	while ((p = audit_queue_head(&log->queue))) {
 		bool chained = false;
 
-		if (!p->type) {
-			r = write_loss(log, &p->loss, p->realtime_usec, p->monotonic_usec,
-				       &chained);
-		} else {
-			_cleanup_free_ char *line = NULL;
-			struct audit_emit e = {.type = p->type,
-					       .fields = p->fields,
-					       .realtime_usec = p->realtime_usec,
-					       .monotonic_usec = p->monotonic_usec,
-					       .may_rotate = true};
-			uint64_t seq;
-
-			r = audit_emit(log, &e, &seq, &line, &chained);
-			if (chained)
-				written(log, seq, p->type, p->fields, line);
-		}
+		r = write_queued(log, p, &chained);
 		if (chained) {
 			audit_queue_pop(&log->queue);
 			any = true;
 		}
 		if (r < 0)
-			goto fail;
+			return r;
 	}
 	if (log->queue.gap.count > 0) {
 		struct audit_loss loss;
@@ -204,16 +210,23 @@ int audit_log_flush(struct audit_log *log)
 			any = true;
 		}
 		if (r < 0)
-			goto fail;
+			return r;
 	}
 	if (any || log->n_unsynced > 0) {
 		r = audit_sync(log);
 		if (r < 0)
-			goto fail;
+			return r;
 	}
-	log->error = 0;
 	return 0;
-fail:
+}
+
+int audit_log_flush(struct audit_log *log)
+{
+	int r;
+
+	if (!log)
+		return -EINVAL;
+	r = flush(log);
 	log->error = r;
 	return r;
 }
@@ -311,11 +324,40 @@ static bool file_has_data(int dir_fd, const char *name)
 	return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size > 0;
 }
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct audit_log *, audit_log_close)
+
+/* No audit.key: a new key and its verification key file, unless a log is
+ * there that only the missing key could continue. */
+static int create_key(struct audit_log *log, const char *state_dir,
+		      struct audit_open_report *report)
+{
+	_cleanup_free_ char *rotated = NULL;
+	int r;
+
+	/* Records without their key can never be continued. */
+	r = audit_rotated_name(log, 1, &rotated);
+	if (r < 0)
+		return r;
+	if (file_has_data(log->log_dir_fd, log->base) || file_has_data(log->log_dir_fd, rotated))
+		return -ENOKEY;
+	if (asprintf(&report->verify_key_path, "%s/%s", state_dir, AUDIT_VERIFY_KEY_FILE) < 0) {
+		report->verify_key_path = NULL;
+		return -ENOMEM;
+	}
+	r = audit_key_init(state_dir, report->verify_key_path);
+	if (r < 0)
+		return r;
+	report->created_key = true;
+	return audit_key_state_load(log->state_dir_fd, &log->key);
+}
+
 int audit_log_open(const char *log_path, const char *state_dir, const struct audit_options *options,
 		   struct audit_log **ret_log, struct audit_open_report *ret_report)
 {
-	struct audit_open_report report = {};
-	struct audit_log *log;
+	/* On failure the report goes first, then the log (its close releases
+	 * the lock on STATE_DIR). */
+	_cleanup_(audit_log_closep) struct audit_log *log = NULL;
+	_cleanup_(audit_open_report_done) struct audit_open_report report = {};
 	const char *slash;
 	int r;
 
@@ -337,85 +379,47 @@ int audit_log_open(const char *log_path, const char *state_dir, const struct aud
 		log->options.queue_bytes =
 		    log->options.queue_records * AUDIT_QUEUE_BYTES_PER_RECORD;
 	r = audit_queue_init(&log->queue, log->options.queue_records, log->options.queue_bytes);
-	if (r < 0) {
-		free(log);
+	if (r < 0)
 		return r;
-	}
 	log->path = strdup(log_path);
 	log->base = strdup(slash ? slash + 1 : log_path);
-	if (!log->path || !log->base) {
-		r = -ENOMEM;
-		goto fail;
-	}
+	if (!log->path || !log->base)
+		return -ENOMEM;
 	read_boot_id(log->boot_id, sizeof(log->boot_id));
 
 	log->state_dir_fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (log->state_dir_fd < 0) {
-		r = -errno;
-		goto fail;
-	}
-	if (flock(log->state_dir_fd, LOCK_EX | LOCK_NB) < 0) {
-		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		goto fail;
-	}
+	if (log->state_dir_fd < 0)
+		return -errno;
+	if (flock(log->state_dir_fd, LOCK_EX | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK ? -EBUSY : -errno;
 	log->log_dir_fd = audit_open_parent_dir(log_path);
-	if (log->log_dir_fd < 0) {
-		r = log->log_dir_fd;
-		goto fail;
-	}
+	if (log->log_dir_fd < 0)
+		return log->log_dir_fd;
 
 	/* Temp key files of a crash or a failed seal: a key of a later epoch,
 	 * or an older one that must not outlive its epoch. */
 	(void)audit_key_temp_sweep(log->state_dir_fd);
 
 	r = audit_key_state_load(log->state_dir_fd, &log->key);
-	if (r == -ENOENT) {
-		_cleanup_free_ char *rotated = NULL;
-
-		/* Records without their key can never be continued. */
-		r = audit_rotated_name(log, 1, &rotated);
-		if (r < 0)
-			goto fail;
-		if (file_has_data(log->log_dir_fd, log->base) ||
-		    file_has_data(log->log_dir_fd, rotated)) {
-			r = -ENOKEY;
-			goto fail;
-		}
-		if (asprintf(&report.verify_key_path, "%s/%s", state_dir, AUDIT_VERIFY_KEY_FILE) <
-		    0) {
-			report.verify_key_path = NULL;
-			r = -ENOMEM;
-			goto fail;
-		}
-		r = audit_key_init(state_dir, report.verify_key_path);
-		if (r < 0)
-			goto fail;
-		report.created_key = true;
-		r = audit_key_state_load(log->state_dir_fd, &log->key);
-	}
+	if (r == -ENOENT)
+		r = create_key(log, state_dir, &report);
 	if (r < 0)
-		goto fail;
+		return r;
 
 	log->fd = openat(log->log_dir_fd, log->base,
 			 O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
-	if (log->fd < 0) {
-		r = -errno;
-		goto fail;
-	}
+	if (log->fd < 0)
+		return -errno;
 	r = audit_recover(log, &report);
 	if (r < 0)
-		goto fail;
+		return r;
 
-	*ret_log = log;
-	if (ret_report)
+	*ret_log = TAKE_PTR(log);
+	if (ret_report) {
 		*ret_report = report;
-	else
-		audit_open_report_done(&report);
+		report = (struct audit_open_report){}; /* handed on */
+	}
 	return 0;
-fail:
-	audit_open_report_done(&report);
-	audit_log_close(log);
-	return r;
 }
 
 uint64_t audit_log_last_seq(const struct audit_log *log)

@@ -292,10 +292,24 @@ int audit_open_parent_dir(const char *path)
 	return fd < 0 ? -errno : fd;
 }
 
+/* The verification key file's one line: 64 hex digits and a newline. The
+ * hex copy of the key is erased before returning. */
+static int write_key_hex(int fd, const uint8_t key[AUDIT_KEY_SIZE])
+{
+	char hex[AUDIT_KEY_HEX_LEN + 2];
+	int r;
+
+	audit_hex(key, AUDIT_KEY_SIZE, hex);
+	hex[AUDIT_KEY_HEX_LEN] = '\n';
+	hex[AUDIT_KEY_HEX_LEN + 1] = '\0';
+	r = write_all(fd, hex, AUDIT_KEY_HEX_LEN + 1);
+	OPENSSL_cleanse(hex, sizeof(hex));
+	return r;
+}
+
 int audit_key_init(const char *state_dir, const char *key_out)
 {
-	struct audit_key_state st = {};
-	char hex[AUDIT_KEY_HEX_LEN + 2];
+	_cleanup_(audit_key_state_cleanse) struct audit_key_state st = {};
 	_cleanup_close_ int dir_fd = -1, out_fd = -1, out_dir_fd = -1;
 	int r;
 
@@ -315,17 +329,12 @@ int audit_key_init(const char *state_dir, const char *key_out)
 	if (RAND_bytes(st.key, sizeof(st.key)) != 1)
 		return -EIO;
 	memcpy(st.seal_mac, AUDIT_ZERO_MAC, sizeof(st.seal_mac));
-	audit_hex(st.key, sizeof(st.key), hex);
-	hex[AUDIT_KEY_HEX_LEN] = '\n';
-	hex[AUDIT_KEY_HEX_LEN + 1] = '\0';
 
 	out_fd =
 	    open(key_out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
-	if (out_fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	r = write_all(out_fd, hex, AUDIT_KEY_HEX_LEN + 1);
+	if (out_fd < 0)
+		return -errno;
+	r = write_key_hex(out_fd, st.key);
 	if (r >= 0 && fsync(out_fd) < 0)
 		r = -errno;
 	if (r >= 0 && fsync(out_dir_fd) < 0)
@@ -334,9 +343,6 @@ int audit_key_init(const char *state_dir, const char *key_out)
 		r = audit_key_state_store(dir_fd, &st, true);
 	if (r < 0)
 		unlink(key_out); /* we created it; let a retry start clean */
-out:
-	OPENSSL_cleanse(hex, sizeof(hex));
-	audit_key_state_cleanse(&st);
 	return r < 0 ? r : 0;
 }
 

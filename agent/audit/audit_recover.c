@@ -226,7 +226,7 @@ int audit_recover(struct audit_log *log, struct audit_open_report *report)
 {
 	_cleanup_(audit_record_done) struct audit_record last = {};
 	_cleanup_free_ char *rotated = NULL, *before_type = NULL;
-	struct audit_tail t = {}, rt = {};
+	_cleanup_(audit_tail_done) struct audit_tail t = {}, rt = {};
 	const struct audit_tail *src = &t;
 	const char *reason = NULL;
 	int r;
@@ -236,10 +236,8 @@ int audit_recover(struct audit_log *log, struct audit_open_report *report)
 		return r;
 	log->size = t.size;
 	if (t.torn_len > 0) {
-		if (ftruncate(log->fd, (off_t)(t.size - t.torn_len)) < 0 || fsync(log->fd) < 0) {
-			r = -errno;
-			goto out;
-		}
+		if (ftruncate(log->fd, (off_t)(t.size - t.torn_len)) < 0 || fsync(log->fd) < 0)
+			return -errno;
 		log->size = t.size - t.torn_len;
 		report->torn_bytes = t.torn_len;
 		reason = "torn-record";
@@ -250,17 +248,15 @@ int audit_recover(struct audit_log *log, struct audit_open_report *report)
 
 		r = audit_rotated_name(log, 1, &rotated);
 		if (r < 0)
-			goto out;
+			return r;
 		fd1 =
 		    openat(log->log_dir_fd, rotated, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
 		if (fd1 >= 0) {
 			r = audit_read_tail(fd1, &rt);
 			if (r < 0)
-				goto out;
-			if (rt.torn_len > 0) {
-				r = -EBADMSG;
-				goto out;
-			}
+				return r;
+			if (rt.torn_len > 0)
+				return -EBADMSG;
 			if (rt.last)
 				src = &rt;
 		}
@@ -269,7 +265,7 @@ int audit_recover(struct audit_log *log, struct audit_open_report *report)
 	if (src->last) {
 		r = check_last(log, src, &last, &before_type);
 		if (r < 0)
-			goto out;
+			return r;
 		log->last_seq = last.seq;
 		memcpy(log->prev, last.mac, sizeof(log->prev));
 		if (!reason && !streq(last.type, AUDIT_TYPE_STOP) &&
@@ -280,7 +276,7 @@ int audit_recover(struct audit_log *log, struct audit_open_report *report)
 			/* Crashed between writing a seal and saving the next key. */
 			r = audit_evolve_after_seal(log, last.seq, last.mac);
 			if (r < 0)
-				goto out;
+				return r;
 		}
 	} else {
 		/* No record at all: continue from the last seal audit.key knows
@@ -301,19 +297,15 @@ int audit_recover(struct audit_log *log, struct audit_open_report *report)
 
 		r = fields ? emit_now(log, AUDIT_TYPE_ROTATED, fields, false) : -ENOMEM;
 		if (r < 0)
-			goto out;
+			return r;
 	}
 	if (reason) {
 		r = emit_unclean(log, reason, src->last ? last.type : NULL, &t);
 		if (r < 0)
-			goto out;
+			return r;
 		report->unclean_restart = true;
 	}
-	r = 0;
-out:
-	audit_tail_done(&t);
-	audit_tail_done(&rt);
-	return r;
+	return 0;
 }
 
 /* The position of the record with this seq and MAC among what the writer
@@ -327,6 +319,40 @@ static int known_position(const struct audit_log *log, uint64_t seq, const char 
 		if (log->unsynced[i].seq == seq && audit_mac_hex_equal(mac, log->unsynced[i].mac))
 			return (int)i + 1;
 	return -1;
+}
+
+/* Where the rewrite starts: the index in log->unsynced of the first record
+ * the reopened file lacks. -EBADMSG when its tail is not what this writer
+ * left. */
+static int rewrite_start(const struct audit_log *log, const struct audit_tail *t, size_t *ret_from)
+{
+	_cleanup_(audit_record_done) struct audit_record last = {};
+	char mac[AUDIT_MAC_HEX_LEN + 1];
+	size_t body_len, from;
+	int r, pos;
+
+	if (t->last) {
+		r = audit_record_parse(t->last, t->last_len, &last);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0 || audit_line_split(t->last, t->last_len, &body_len, mac) < 0)
+			return -EBADMSG;
+		pos = known_position(log, last.seq, mac);
+		if (pos < 0)
+			return -EBADMSG;
+		*ret_from = (size_t)pos;
+		return 0;
+	}
+	/* An empty file: right only if none of its records was synced. */
+	if (log->file_first_seq != 0 && log->file_first_seq <= log->synced_seq)
+		return -EBADMSG;
+	from = 0;
+	while (from < log->n_unsynced && log->unsynced[from].seq < log->file_first_seq)
+		from++;
+	if (log->file_first_seq == 0)
+		from = log->n_unsynced;
+	*ret_from = from;
+	return 0;
 }
 
 /* After fdatasync failed, the page cache is not to be trusted: on Linux the
@@ -343,10 +369,9 @@ static int known_position(const struct audit_log *log, uint64_t seq, const char 
  * writer left: the log is broken for good (the next start checks it). */
 int audit_reopen(struct audit_log *log)
 {
-	_cleanup_(audit_record_done) struct audit_record last = {};
-	struct audit_tail t = {};
+	_cleanup_(audit_tail_done) struct audit_tail t = {};
 	size_t from, rewritten = 0;
-	int fd, r, pos;
+	int fd, r;
 
 	if (log->fd >= 0) {
 		close(log->fd); /* it has reported its error; it can tell nothing more */
@@ -363,55 +388,27 @@ int audit_reopen(struct audit_log *log)
 
 	r = audit_read_tail(fd, &t);
 	if (r < 0)
-		goto out;
+		return r;
 	if (t.torn_len > 0) {
 		/* A write cut short, or bytes whose pages were lost: every
 		 * complete record after the last good one is written again. */
-		if (ftruncate(fd, (off_t)(t.size - t.torn_len)) < 0 || fdatasync(fd) < 0) {
-			r = -errno;
-			goto out;
-		}
+		if (ftruncate(fd, (off_t)(t.size - t.torn_len)) < 0 || fdatasync(fd) < 0)
+			return -errno;
 		t.size -= t.torn_len;
 	}
 	log->size = t.size;
 
-	if (t.last) {
-		char mac[AUDIT_MAC_HEX_LEN + 1];
-		size_t body_len;
-
-		r = audit_record_parse(t.last, t.last_len, &last);
-		if (r == -ENOMEM)
-			goto out;
-		if (r < 0 || audit_line_split(t.last, t.last_len, &body_len, mac) < 0) {
-			r = -EBADMSG;
-			goto out;
-		}
-		pos = known_position(log, last.seq, mac);
-		if (pos < 0) {
-			r = -EBADMSG;
-			goto out;
-		}
-		from = (size_t)pos;
-	} else {
-		/* An empty file: right only if none of its records was synced. */
-		if (log->file_first_seq != 0 && log->file_first_seq <= log->synced_seq) {
-			r = -EBADMSG;
-			goto out;
-		}
-		from = 0;
-		while (from < log->n_unsynced && log->unsynced[from].seq < log->file_first_seq)
-			from++;
-		if (log->file_first_seq == 0)
-			from = log->n_unsynced;
-	}
+	r = rewrite_start(log, &t, &from);
+	if (r < 0)
+		return r;
 	for (size_t i = from; i < log->n_unsynced; i++, rewritten++) {
 		r = audit_write_raw(log, log->unsynced[i].line, log->unsynced[i].len);
 		if (r < 0)
-			goto out;
+			return r;
 	}
 	r = audit_sync(log);
 	if (r < 0)
-		goto out;
+		return r;
 	log->need_reopen = false;
 
 	/* Said in the log once the rest of the pending work is done (a seal's
@@ -419,7 +416,5 @@ int audit_reopen(struct audit_log *log)
 	log->reopen_note = true;
 	log->reopen_torn = t.torn_len;
 	log->reopen_rewritten = rewritten;
-out:
-	audit_tail_done(&t);
-	return r;
+	return 0;
 }

@@ -55,30 +55,24 @@ int audit_commit_key(struct audit_log *log)
 	return 0;
 }
 
-int audit_seal_write(struct audit_log *log)
+/* The seal line built, the next key's temp file written, then the line
+ * written. *ret_chained says whether the seal is in the chain (written; its
+ * fdatasync may have failed); when it is not, the temp file is gone. */
+static int put_seal(struct audit_log *log, json_t *fields, bool *ret_chained)
 {
-	_cleanup_(json_decrefp) json_t *fields = NULL;
 	_cleanup_free_ char *line = NULL;
 	char mac[AUDIT_MAC_HEX_LEN + 1];
-	struct audit_emit e = {.type = AUDIT_TYPE_SEAL};
-	bool chained = false;
+	struct audit_emit e = {.type = AUDIT_TYPE_SEAL, .fields = fields};
 	uint64_t seq, times[2];
 	size_t len;
 	int r;
 
-	/* Records of this epoch before the seal: the epoch began right after
-	 * the previous seal (seq 0 before the first one). */
-	fields = json_pack("{s:I,s:I}", "epoch", (json_int_t)log->key.epoch, "records",
-			   (json_int_t)(log->last_seq - log->key.seal_seq));
-	if (!fields)
-		return -ENOMEM;
-	e.fields = fields;
 	/* A seal never starts a new file (it may overshoot max_bytes by its
 	 * own size): "agent-stop" then "seal" stay adjacent, which is how the
 	 * next open recognises a clean stop. */
 	r = audit_build_line(log, &e, &seq, times, &line, &len, mac);
 	if (r < 0)
-		goto fail;
+		return r;
 
 	/* The next key's file before the seal: a full disk fails the seal
 	 * here, with nothing written, rather than between seal and key. */
@@ -89,28 +83,40 @@ int audit_seal_write(struct audit_log *log)
 		r = audit_key_state_write_temp(log->state_dir_fd, &log->next_key,
 					       log->next_key_temp);
 	if (r < 0)
-		goto fail;
+		return r;
 
-	r = audit_put_line(log, seq, times[0], times[1], line, len, mac, true, &chained);
-	if (!chained) {
+	r = audit_put_line(log, seq, times[0], times[1], line, len, mac, true, ret_chained);
+	if (!*ret_chained)
 		unlinkat(log->state_dir_fd, log->next_key_temp, 0);
-		goto fail;
+	return r;
+}
+
+int audit_seal_write(struct audit_log *log)
+{
+	_cleanup_(json_decrefp) json_t *fields = NULL;
+	bool chained = false;
+	int r;
+
+	/* Records of this epoch before the seal: the epoch began right after
+	 * the previous seal (seq 0 before the first one). */
+	fields = json_pack("{s:I,s:I}", "epoch", (json_int_t)log->key.epoch, "records",
+			   (json_int_t)(log->last_seq - log->key.seal_seq));
+	if (!fields)
+		return -ENOMEM;
+	r = put_seal(log, fields, &chained);
+	if (!chained) {
+		/* No seal: the next key is forgotten, the epoch goes on. */
+		audit_key_state_cleanse(&log->next_key);
+		explicit_bzero(log->next_key_temp, sizeof(log->next_key_temp));
+		log->error = r;
+		return r;
 	}
 	/* The seal is in the chain: nothing more in this epoch. If its
 	 * fdatasync failed, the reopen checks it is on disk before the key
 	 * moves on (resume: reopen, then the key). */
 	log->key_pending = true;
-	if (r < 0)
-		goto fail_kept;
-	r = audit_commit_key(log);
-	if (r < 0)
-		goto fail_kept;
-	log->error = 0;
-	return 0;
-fail:
-	audit_key_state_cleanse(&log->next_key);
-	explicit_bzero(log->next_key_temp, sizeof(log->next_key_temp));
-fail_kept:
+	if (r >= 0)
+		r = audit_commit_key(log);
 	log->error = r;
 	return r;
 }

@@ -326,6 +326,7 @@ static void verifier_finish(struct verifier *v, struct audit_verify_result *ret_
 	v->res = (struct audit_verify_result){};
 }
 
+/* Also the cleanup of a verifier: erases the keys whatever the way out. */
 static void verifier_done(struct verifier *v)
 {
 	audit_verify_result_done(&v->res);
@@ -336,8 +337,8 @@ int audit_verify_files(const uint8_t key0[AUDIT_KEY_SIZE], const char *const *pa
 		       struct audit_verify_result *ret_result)
 {
 	_cleanup_free_ char *buf = NULL;
-	struct verifier v = {};
-	int r = 0;
+	_cleanup_(verifier_done) struct verifier v = {};
+	int r;
 
 	if (!key0 || (!paths && n_paths > 0) || !ret_result)
 		return -EINVAL;
@@ -349,21 +350,16 @@ int audit_verify_files(const uint8_t key0[AUDIT_KEY_SIZE], const char *const *pa
 	for (size_t i = 0; i < n_paths && !v.failed; i++) {
 		_cleanup_fclose_ FILE *f = fopen(paths[i], "re");
 
-		if (!f) {
-			r = -errno;
-			goto out;
-		}
+		if (!f)
+			return -errno;
 		v.prev_file = i > 0 ? paths[i - 1] : NULL;
 		v.file = paths[i];
 		r = verify_stream(&v, f, i + 1 == n_paths, buf);
 		if (r < 0)
-			goto out;
+			return r;
 	}
 	verifier_finish(&v, ret_result);
-	r = 0;
-out:
-	verifier_done(&v);
-	return r;
+	return 0;
 }
 
 int audit_verify_buffer(const uint8_t key0[AUDIT_KEY_SIZE], const char *name, const void *data,
@@ -371,8 +367,8 @@ int audit_verify_buffer(const uint8_t key0[AUDIT_KEY_SIZE], const char *name, co
 {
 	_cleanup_free_ char *buf = NULL;
 	_cleanup_fclose_ FILE *f = NULL;
-	struct verifier v = {};
-	int r = 0;
+	_cleanup_(verifier_done) struct verifier v = {};
+	int r;
 
 	if (!key0 || !name || (!data && len > 0) || !ret_result)
 		return -EINVAL;
@@ -388,13 +384,10 @@ int audit_verify_buffer(const uint8_t key0[AUDIT_KEY_SIZE], const char *name, co
 			return -errno;
 		r = verify_stream(&v, f, true, buf);
 		if (r < 0)
-			goto out;
+			return r;
 	}
 	verifier_finish(&v, ret_result);
-	r = 0;
-out:
-	verifier_done(&v);
-	return r;
+	return 0;
 }
 
 void audit_verify_result_done(struct audit_verify_result *result)
