@@ -21,6 +21,7 @@
 #include "clock.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy_set *, policy_set_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct agent *, agent_free)
 
 struct agent {
 	struct agent_options options;
@@ -706,7 +707,7 @@ static int open_audit(struct agent *agent)
 int agent_new(sd_event *event, const struct agent_options *options, struct agent **ret_agent)
 {
 	_cleanup_(json_decrefp) json_t *errors = NULL;
-	struct agent *agent;
+	_cleanup_(agent_freep) struct agent *agent = NULL;
 	gid_t read_group;
 	int r;
 
@@ -719,7 +720,7 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 
 	r = open_audit(agent);
 	if (r < 0)
-		goto fail;
+		return r;
 
 	r = load_policies(options->policy_dir, &agent->policies, &errors);
 	if (r < 0) {
@@ -731,7 +732,7 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 		    agent, "policy-load-failed",
 		    json_pack("{s:s, s:O}", "policy_dir", options->policy_dir, "errors", errors),
 		    true);
-		goto fail;
+		return r;
 	}
 	agent->policies_loaded_usec = now(CLOCK_REALTIME);
 
@@ -740,49 +741,45 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 		log_error(
 		    "forwarding: cannot read the host's settings (or %s/forwarding.saved): %s",
 		    options->state_dir, strerror(-r));
-		goto fail;
+		return r;
 	}
 	r = start_rotation(agent);
 	if (r < 0)
-		goto fail;
+		return r;
 
 	if (asprintf(&agent->socket_path, "%s/control.sock", options->runtime_dir) < 0) {
 		agent->socket_path = NULL;
-		r = -ENOMEM;
-		goto fail;
+		return -ENOMEM;
 	}
 	(void)mkdir(options->runtime_dir, 0755);
 	read_group = lookup_read_group(options->read_group);
 	r = control_audit_new(event, audit_control_denied, agent, &agent->control_audit);
 	if (r < 0)
-		goto fail;
+		return r;
 	r = control_server_new(event, agent->socket_path, read_group, on_control_request,
 			       on_control_refusal, agent, &agent->control);
 	if (r < 0) {
 		log_error("control: cannot listen on %s: %s", agent->socket_path, strerror(-r));
-		goto fail;
+		return r;
 	}
 
 	r = audit_timer_new(event, agent->audit, options->audit_epoch_usec, &agent->audit_timer);
 	if (r < 0)
-		goto fail;
+		return r;
 
 	r = start_fleet(agent);
 	if (r < 0)
-		goto fail;
+		return r;
 
 	r = agent_audit_durable(agent, "agent-start",
 				json_pack("{s:i, s:s, s:s, s:o}", "pid", (int)getpid(), "version",
 					  MTD_VERSION, "policy_dir", options->policy_dir,
 					  "services", policy_names(agent->policies)));
 	if (r < 0)
-		goto fail;
+		return r;
 
-	*ret_agent = agent;
+	*ret_agent = TAKE_PTR(agent);
 	return 0;
-fail:
-	agent_free(agent);
-	return r < 0 ? r : -EINVAL;
 }
 
 void agent_stop(struct agent *agent, const char *reason)

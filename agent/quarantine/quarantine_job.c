@@ -153,6 +153,18 @@ static int on_pipe(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	return 0;
 }
 
+/* The process is gone without a result: what it left is not evidence. */
+static int record_death(struct quarantine_job *job, const siginfo_t *si)
+{
+	(void)quarantine_discard_partial(job->state_dir, job->id);
+	job->r = -EIO;
+	if (asprintf(&job->error, "the save process %s %d",
+		     si->si_code == CLD_EXITED ? "exited with" : "was killed by signal",
+		     si->si_status) < 0)
+		job->error = NULL;
+	return 0;
+}
+
 static int parse_result(struct quarantine_job *job, const siginfo_t *si)
 {
 	json_t *evicted = NULL;
@@ -165,14 +177,14 @@ static int parse_result(struct quarantine_job *job, const siginfo_t *si)
 	_cleanup_(json_decrefp) json_t *j = NULL;
 
 	if (si->si_code != CLD_EXITED || si->si_status != 0 || job->overflow || !job->buf)
-		goto died;
+		return record_death(job, si);
 	j = json_loads(job->buf, 0, &jerr);
 	if (!j ||
 	    json_unpack(j, "{s:i, s?s, s:I, s:b, s:b, s:s, s:o}", "r", &r, "error", &error, "bytes",
 			&bytes, "truncated", &truncated, "over_cap", &over_cap, "manifest_sha256",
 			&sha, "evicted", &evicted) < 0 ||
 	    !json_is_array(evicted))
-		goto died;
+		return record_death(job, si);
 	job->r = r;
 	job->res.bytes = (uint64_t)bytes;
 	job->res.truncated = truncated;
@@ -187,15 +199,6 @@ static int parse_result(struct quarantine_job *job, const siginfo_t *si)
 	    job->res.n_evicted++;
 	if (error && !(job->error = strdup(error)))
 		return -ENOMEM;
-	return 0;
-died:
-	/* The process is gone without a result: what it left is not evidence. */
-	(void)quarantine_discard_partial(job->state_dir, job->id);
-	job->r = -EIO;
-	if (asprintf(&job->error, "the save process %s %d",
-		     si->si_code == CLD_EXITED ? "exited with" : "was killed by signal",
-		     si->si_status) < 0)
-		job->error = NULL;
 	return 0;
 }
 

@@ -35,6 +35,8 @@ struct forwarding {
 	size_t n_ra;
 };
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct forwarding *, forwarding_free)
+
 static int read_sysctl_int(const char *path, int *ret)
 {
 	char buf[32];
@@ -110,7 +112,7 @@ static int parse_saved(struct forwarding *f, FILE *in)
 
 int forwarding_load(const char *state_dir, struct forwarding **ret_forwarding)
 {
-	_cleanup_free_ struct forwarding *f = calloc(1, sizeof(*f));
+	_cleanup_(forwarding_freep) struct forwarding *f = calloc(1, sizeof(*f));
 	_cleanup_free_ char *path = NULL;
 	_cleanup_fclose_ FILE *in = NULL;
 	int r;
@@ -119,32 +121,26 @@ int forwarding_load(const char *state_dir, struct forwarding **ret_forwarding)
 		return -ENOMEM;
 	f->state_dir = strdup(state_dir);
 	if (!f->state_dir || asprintf(&path, "%s/" SAVED_FILE, state_dir) < 0)
-		goto nomem;
+		return -ENOMEM;
 	in = fopen(path, "re");
 	if (in) {
 		/* A previous run changed the settings and never put them back:
 		 * what it found is what the host had. */
 		r = parse_saved(f, in);
 		if (r < 0)
-			goto fail;
+			return r;
 		f->enabled = true;
 	} else if (errno != ENOENT) {
-		r = -errno;
-		goto fail;
+		return -errno;
 	} else {
 		r = read_sysctl_int(IPV4_FORWARD, &f->ipv4);
 		if (r < 0)
-			goto fail;
+			return r;
 		if (read_sysctl_int(IPV6_FORWARD, &f->ipv6) < 0)
 			f->ipv6 = -1;
 	}
 	*ret_forwarding = TAKE_PTR(f);
 	return 0;
-nomem:
-	r = -ENOMEM;
-fail:
-	free(f->state_dir);
-	return r;
 }
 
 bool forwarding_was_on(const struct forwarding *forwarding, int family)

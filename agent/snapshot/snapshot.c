@@ -249,10 +249,10 @@ int snapshot_verify(const char *dir, const char *pubkey_path, const struct snaps
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
 	_cleanup_close_ int dir_fd = -1, root_fd = -1;
 	_cleanup_free_ char *text = NULL, *real = NULL;
-	struct snapshot_manifest manifest = {0};
-	struct snapshot_stamp *stamps = NULL;
+	_cleanup_(snapshot_manifest_clear) struct snapshot_manifest manifest = {0};
+	_cleanup_free_ struct snapshot_stamp *stamps = NULL;
+	_cleanup_free_ struct snapshot *s = NULL;
 	uint8_t sig[SNAPSHOT_SIG_SIZE];
-	struct snapshot *s;
 	size_t size;
 	int r;
 
@@ -290,36 +290,31 @@ int snapshot_verify(const char *dir, const char *pubkey_path, const struct snaps
 				   r == -ENOENT			  ? "missing"
 				   : r == -ENOTDIR || r == -ELOOP ? "not a directory"
 								  : strerror(-r));
-		goto fail;
+		return r;
 	}
 	r = check_tree(root_fd, &manifest, opts, &stamps, ret_error);
 	if (r < 0)
-		goto fail;
+		return r;
 
 	real = realpath(dir, NULL);
 	s = calloc(1, sizeof(*s));
-	if (!real || !s || asprintf(&s->root_path, "%s/root", real) < 0) {
-		free(s);
-		free(stamps);
-		r = -ENOMEM;
-		goto fail;
-	}
+	if (!real || !s || asprintf(&s->root_path, "%s/root", real) < 0)
+		return -ENOMEM;
+	/* The manifest's entries now belong to s: nothing is left to clear. */
 	s->manifest = manifest;
+	manifest = (struct snapshot_manifest){0};
 	s->root_fd = TAKE_FD(root_fd);
-	s->stamps = stamps;
+	s->stamps = TAKE_PTR(stamps);
 	if (opts)
 		s->opts = *opts;
-	s->stats.entries = manifest.count;
-	for (size_t i = 0; i < manifest.count; i++)
-		if (manifest.entries[i].type == SNAPSHOT_FILE) {
+	s->stats.entries = s->manifest.count;
+	for (size_t i = 0; i < s->manifest.count; i++)
+		if (s->manifest.entries[i].type == SNAPSHOT_FILE) {
 			s->stats.files++;
-			s->stats.bytes += manifest.entries[i].size;
+			s->stats.bytes += s->manifest.entries[i].size;
 		}
-	*ret_snapshot = s;
+	*ret_snapshot = TAKE_PTR(s);
 	return 0;
-fail:
-	snapshot_manifest_clear(&manifest);
-	return r;
 }
 
 void snapshot_free(struct snapshot *s)

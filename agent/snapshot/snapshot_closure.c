@@ -28,14 +28,71 @@ struct importer {
 	struct snapshot_error *error;
 };
 
+/* The program header table's place in the ELF header; false if unreadable
+ * or not the size this class has. */
+static bool read_ehdr(int fd, bool is64, uint64_t *phoff, uint64_t *phnum, uint64_t *phentsize)
+{
+	if (is64) {
+		Elf64_Ehdr eh;
+		if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
+			return false;
+		*phoff = eh.e_phoff, *phnum = eh.e_phnum, *phentsize = eh.e_phentsize;
+		return *phentsize == sizeof(Elf64_Phdr);
+	}
+	Elf32_Ehdr eh;
+	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
+		return false;
+	*phoff = eh.e_phoff, *phnum = eh.e_phnum, *phentsize = eh.e_phentsize;
+	return *phentsize == sizeof(Elf32_Phdr);
+}
+
+/* One program header at offset at; false if unreadable. */
+static bool read_phdr(int fd, bool is64, off_t at, uint64_t *type, uint64_t *offset,
+		      uint64_t *filesz)
+{
+	if (is64) {
+		Elf64_Phdr ph;
+		if (pread(fd, &ph, sizeof(ph), at) != (ssize_t)sizeof(ph))
+			return false;
+		*type = ph.p_type, *offset = ph.p_offset, *filesz = ph.p_filesz;
+		return true;
+	}
+	Elf32_Phdr ph;
+	if (pread(fd, &ph, sizeof(ph), at) != (ssize_t)sizeof(ph))
+		return false;
+	*type = ph.p_type, *offset = ph.p_offset, *filesz = ph.p_filesz;
+	return true;
+}
+
+/* The PT_INTERP named by fd's program headers into interp, untouched for a
+ * static file; false if the headers are malformed. */
+static bool read_interp(int fd, bool is64, char *interp, size_t size)
+{
+	uint64_t phoff, phnum, phentsize;
+
+	if (!read_ehdr(fd, is64, &phoff, &phnum, &phentsize))
+		return false;
+	for (uint64_t i = 0; i < phnum; i++) {
+		uint64_t type, offset, filesz;
+
+		if (!read_phdr(fd, is64, (off_t)(phoff + i * phentsize), &type, &offset, &filesz))
+			return false;
+		if (type != PT_INTERP)
+			continue;
+		return filesz >= 2 && filesz <= size &&
+		       pread(fd, interp, filesz, (off_t)offset) == (ssize_t)filesz &&
+		       interp[filesz - 1] == '\0' && strlen(interp) == filesz - 1 &&
+		       interp[0] == '/';
+	}
+	return true;
+}
+
 /* The PT_INTERP of an ELF file, or "" for a static one. */
 static int elf_interpreter(const char *path, char *interp, size_t size,
 			   struct snapshot_error *error)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	unsigned char ident[EI_NIDENT];
-	uint64_t phoff, phnum, phentsize;
-	bool is64;
 
 	interp[0] = '\0';
 	if (fd < 0) {
@@ -48,51 +105,12 @@ static int elf_interpreter(const char *path, char *interp, size_t size,
 		snapshot_error_set(error, path, "not a little-endian ELF executable");
 		return -ENOEXEC;
 	}
-	is64 = ident[EI_CLASS] == ELFCLASS64;
-	if (is64) {
-		Elf64_Ehdr eh;
-		if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
-			goto bad;
-		phoff = eh.e_phoff, phnum = eh.e_phnum, phentsize = eh.e_phentsize;
-		if (phentsize != sizeof(Elf64_Phdr))
-			goto bad;
-	} else {
-		Elf32_Ehdr eh;
-		if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
-			goto bad;
-		phoff = eh.e_phoff, phnum = eh.e_phnum, phentsize = eh.e_phentsize;
-		if (phentsize != sizeof(Elf32_Phdr))
-			goto bad;
+	if (!read_interp(fd, ident[EI_CLASS] == ELFCLASS64, interp, size)) {
+		interp[0] = '\0';
+		snapshot_error_set(error, path, "malformed ELF program headers");
+		return -ENOEXEC;
 	}
-	for (uint64_t i = 0; i < phnum; i++) {
-		uint64_t type, offset, filesz;
-
-		if (is64) {
-			Elf64_Phdr ph;
-			if (pread(fd, &ph, sizeof(ph), (off_t)(phoff + i * phentsize)) !=
-			    (ssize_t)sizeof(ph))
-				goto bad;
-			type = ph.p_type, offset = ph.p_offset, filesz = ph.p_filesz;
-		} else {
-			Elf32_Phdr ph;
-			if (pread(fd, &ph, sizeof(ph), (off_t)(phoff + i * phentsize)) !=
-			    (ssize_t)sizeof(ph))
-				goto bad;
-			type = ph.p_type, offset = ph.p_offset, filesz = ph.p_filesz;
-		}
-		if (type != PT_INTERP)
-			continue;
-		if (filesz < 2 || filesz > size ||
-		    pread(fd, interp, filesz, (off_t)offset) != (ssize_t)filesz ||
-		    interp[filesz - 1] != '\0' || strlen(interp) != filesz - 1 || interp[0] != '/')
-			goto bad;
-		return 0;
-	}
-	return 0; /* static */
-bad:
-	interp[0] = '\0';
-	snapshot_error_set(error, path, "malformed ELF program headers");
-	return -ENOEXEC;
+	return 0;
 }
 
 /* Run INTERP --list BINARY with an empty environment; its stdout in *ret. */

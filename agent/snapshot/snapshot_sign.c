@@ -162,35 +162,42 @@ int snapshot_signature_check(EVP_PKEY *key, const void *data, size_t size,
 	return ok == 1 ? 0 : -EBADMSG;
 }
 
-/* Write a PEM produced by fn into a new file (O_EXCL). */
-static int write_new_file(const char *path, mode_t mode, const char *data, size_t size)
+/* All of data into fd with exactly mode, then to disk: 0 or -errno. */
+static int fill_file(int fd, mode_t mode, const char *data, size_t size)
 {
-	_cleanup_close_ int fd =
-	    open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	size_t done = 0;
 
-	if (fd < 0)
-		return -errno;
 	/* The umask must not widen nor narrow what we mean. */
 	if (fchmod(fd, mode) < 0)
-		goto fail;
+		return -errno;
 	while (done < size) {
 		ssize_t k = write(fd, data + done, size - done);
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
-			goto fail;
+			return -errno;
 		}
 		done += (size_t)k;
 	}
 	if (fsync(fd) < 0)
-		goto fail;
+		return -errno;
 	return 0;
-fail : {
-	int r = -errno;
-	unlink(path);
-	return r;
 }
+
+/* Write a PEM into a new file (O_EXCL); a file that could not be written
+ * whole is removed. */
+static int write_new_file(const char *path, mode_t mode, const char *data, size_t size)
+{
+	_cleanup_close_ int fd =
+	    open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	r = fill_file(fd, mode, data, size);
+	if (r < 0)
+		unlink(path);
+	return r;
 }
 
 static int pem_of(EVP_PKEY *key, bool private, char **ret_text, size_t *ret_size)
@@ -219,12 +226,26 @@ static int pem_of(EVP_PKEY *key, bool private, char **ret_text, size_t *ret_size
 	return 0;
 }
 
+/* The private key's PEM text: wiped before it is freed. */
+struct secret_pem {
+	char *text;
+	size_t size;
+};
+
+static void secret_pem_erase(struct secret_pem *pem)
+{
+	if (pem->text)
+		OPENSSL_cleanse(pem->text, pem->size);
+	free(pem->text);
+}
+
 int snapshot_keygen(const char *prefix, struct snapshot_error *ret_error)
 {
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
-	_cleanup_free_ char *priv = NULL, *pub = NULL;
+	_cleanup_(secret_pem_erase) struct secret_pem priv = {0};
+	_cleanup_free_ char *pub = NULL;
 	char key_path[PATH_MAX], pub_path[PATH_MAX];
-	size_t priv_size = 0, pub_size = 0;
+	size_t pub_size = 0;
 	struct stat st;
 	int r;
 
@@ -244,25 +265,22 @@ int snapshot_keygen(const char *prefix, struct snapshot_error *ret_error)
 		snapshot_error_set(ret_error, prefix, "Ed25519 key generation failed");
 		return -EIO;
 	}
-	r = pem_of(key, true, &priv, &priv_size);
+	r = pem_of(key, true, &priv.text, &priv.size);
 	if (r == 0)
 		r = pem_of(key, false, &pub, &pub_size);
 	if (r < 0) {
 		snapshot_error_set(ret_error, prefix, "cannot encode the key: %s", strerror(-r));
-		goto out;
+		return r;
 	}
-	r = write_new_file(key_path, 0600, priv, priv_size);
+	r = write_new_file(key_path, 0600, priv.text, priv.size);
 	if (r < 0) {
 		snapshot_error_set(ret_error, key_path, "cannot write: %s", strerror(-r));
-		goto out;
+		return r;
 	}
 	r = write_new_file(pub_path, 0644, pub, pub_size);
 	if (r < 0) {
 		snapshot_error_set(ret_error, pub_path, "cannot write: %s", strerror(-r));
 		unlink(key_path);
 	}
-out:
-	if (priv)
-		OPENSSL_cleanse(priv, priv_size);
 	return r;
 }
