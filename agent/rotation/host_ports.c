@@ -157,7 +157,7 @@ int host_ports_parse_diag(struct host_ports *ports, enum policy_proto proto, con
 
 	while (size > 0) {
 		const struct nlmsghdr *h = (const struct nlmsghdr *)p;
-		const struct inet_diag_msg *m = NLMSG_DATA(h);
+		const struct inet_diag_msg *m;
 		size_t step;
 
 		if (size < sizeof(*h) || h->nlmsg_len < sizeof(*h) || h->nlmsg_len > size)
@@ -171,8 +171,10 @@ int host_ports_parse_diag(struct host_ports *ports, enum policy_proto proto, con
 				return -EBADMSG;
 			return e->error < 0 ? e->error : -EIO;
 		}
-		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+		    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
 			return -EBADMSG;
+		m = NLMSG_DATA(h);
 		mark(bits, ntohs(m->id.idiag_sport));
 		step = NLMSG_ALIGN(h->nlmsg_len);
 		if (step >= size)
@@ -185,11 +187,11 @@ int host_ports_parse_diag(struct host_ports *ports, enum policy_proto proto, con
 
 /* The bound sockets of one family and protocol over NETLINK_SOCK_DIAG, the
  * states filtered in the kernel. For TCP it then walks its listening hash
- * alone; reading /proc/net/tcp walks the whole established hash, sized by the
- * host's memory whatever the namespace holds (~2.5 ms per read() on an idle
- * 2-core host, three reads per file), and this runs at every rotation
- * boundary. For UDP both walk the UDP hash, but sock_diag skips the
- * formatting, the text and the seq_file's restarts. */
+ * alone; reading /proc/net/tcp walks the whole established hash (every
+ * connection of the host, whatever the namespace) and prints it, and this
+ * runs at every rotation boundary: tests/bench/bench_host_ports.c measures
+ * both (about 0.25 ms against 16 ms here with no connections, 436 ms with
+ * 50,000). For UDP both walk the UDP hash; sock_diag skips the text. */
 static int diag_dump(struct host_ports *ports, enum policy_proto proto, uint8_t family)
 {
 	struct {
