@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* netprobe: the TCP ends of the network tests, so they need no netcat
- * flavour or interpreter.
+/* netprobe: the TCP ends of the network tests (and a bound UDP socket), so
+ * they need no netcat flavour or interpreter.
  *
  *   netprobe echo-server ADDR PORT      echo every connection (forks), until killed
  *   netprobe ping HOST PORT [MS]        connect, send a line, expect it back; exit 0/1
@@ -10,6 +10,9 @@
  *                                       10 silent ports in a row (blocked)
  *   netprobe stream HOST PORT SECONDS   one connection: write a counting pattern,
  *                                       read it back, fail on any lost or wrong byte
+ *   netprobe udp-bound ADDR PORT [PEER-PORT]
+ *                                       a UDP socket bound to ADDR:PORT (connected to
+ *                                       ADDR:PEER-PORT if given), held until killed
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -239,6 +242,32 @@ static int scan(const char *host, unsigned first, unsigned last)
 	return 0;
 }
 
+static int udp_bound(const char *addr, const char *port, const char *peer_port)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST};
+	struct addrinfo *local, *peer = NULL;
+	int fd, r;
+
+	r = getaddrinfo(addr, port, &hints, &local);
+	if (r == 0 && peer_port)
+		r = getaddrinfo(addr, peer_port, &hints, &peer);
+	if (r != 0) {
+		fprintf(stderr, "netprobe: udp %s:%s: %s\n", addr, port, gai_strerror(r));
+		return 1;
+	}
+	fd = socket(local->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, local->ai_addr, local->ai_addrlen) < 0 ||
+	    (peer && connect(fd, peer->ai_addr, peer->ai_addrlen) < 0)) {
+		fprintf(stderr, "netprobe: udp %s:%s: %s\n", addr, port, strerror(errno));
+		return 1;
+	}
+	freeaddrinfo(local);
+	if (peer)
+		freeaddrinfo(peer);
+	for (;;)
+		pause();
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -258,8 +287,11 @@ int main(int argc, char **argv)
 		return scan(argv[2], (unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]));
 	if (argc == 5 && strcmp(argv[1], "stream") == 0)
 		return stream(argv[2], argv[3], atoi(argv[4]));
+	if ((argc == 4 || argc == 5) && strcmp(argv[1], "udp-bound") == 0)
+		return udp_bound(argv[2], argv[3], argc == 5 ? argv[4] : NULL);
 	fprintf(stderr,
 		"usage: netprobe echo-server ADDR PORT | ping HOST PORT [MS] | connect HOST PORT "
-		"[MS] | scan HOST FIRST LAST | stream HOST PORT SECONDS\n");
+		"[MS] | scan HOST FIRST LAST | stream HOST PORT SECONDS | udp-bound ADDR PORT "
+		"[PEER-PORT]\n");
 	return 2;
 }
