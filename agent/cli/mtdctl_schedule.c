@@ -192,28 +192,27 @@ static int skew_neighbours(const struct schedule_params *p,
 	hi = last_epoch - now_result->epoch;
 	if (lo + hi > SKEW_NEIGHBOURS_MAX)
 		return -E2BIG;
-	/* Interleaved by distance: next 1, previous 1, next 2, previous 2, ... */
-	for (uint64_t d = 1; d <= (lo > hi ? lo : hi); d++) {
-		if (d <= hi) {
-			ret[n] =
-			    (struct neighbour){.epoch = now_result->epoch + d,
-					       .boundary_usec = now_result->next_boundary_usec +
-								(d - 1) * interval_usec,
-					       .next = true};
-			r = schedule_port(p, ret[n].epoch, &ret[n].port);
-			if (r < 0)
-				return r;
-			n++;
-		}
-		if (d <= lo) {
-			ret[n] = (struct neighbour){.epoch = now_result->epoch - d,
-						    .boundary_usec = now_result->boundary_usec -
-								     (d - 1) * interval_usec};
-			r = schedule_port(p, ret[n].epoch, &ret[n].port);
-			if (r < 0)
-				return r;
-			n++;
-		}
+	/* Merged by how far each boundary is from now: the d-th boundary ahead
+	 * is next_boundary + (d - 1) intervals, the d-th behind is boundary -
+	 * (d - 1) intervals; a tie goes to the one ahead. */
+	for (uint64_t a = 1, b = 1; a <= hi || b <= lo;) {
+		uint64_t ahead = now_result->next_boundary_usec + (a - 1) * interval_usec;
+		uint64_t behind = now_result->boundary_usec - (b - 1) * interval_usec;
+		bool take_next = b > lo || (a <= hi && ahead - at_usec <= at_usec - behind);
+
+		ret[n] = (struct neighbour){
+		    .epoch = take_next ? now_result->epoch + a : now_result->epoch - b,
+		    .boundary_usec = take_next ? ahead : behind,
+		    .next = take_next,
+		};
+		r = schedule_port(p, ret[n].epoch, &ret[n].port);
+		if (r < 0)
+			return r;
+		n++;
+		if (take_next)
+			a++;
+		else
+			b++;
 	}
 	*ret_n = n;
 	return 0;

@@ -128,20 +128,20 @@ esac
 stop_agent || fail "the agent did not stop cleanly"
 
 # --- a client's allowance: mtdctl port --skew ---------------------------------------
-# Interval=1s, one second before a boundary b, a skew of 1s reaches epoch b
-# (a clock ahead) and epoch b-2 (a clock behind): now's port, then the next
-# epoch's (its boundary is the nearer), then the previous one's.
-boundary=$(( ($(date +%s) / 60 + 5) * 60 ))
-out=$("$MTDCTL" port tick --policy "$P" --at "@$((boundary - 1))" --skew 1s 2>"$WORK/skew.err")
-now_port=$("$MTDCTL" port tick --policy "$P" --at "@$((boundary - 1))" 2>/dev/null)
-next_port=$("$MTDCTL" port tick --policy "$P" --at "@$boundary" 2>/dev/null)
-prev_port=$("$MTDCTL" port tick --policy "$P" --at "@$((boundary - 2))" 2>/dev/null)
-[ "$out" = "$(printf '%s\n%s\n%s' "$now_port" "$next_port" "$prev_port")" ] ||
-	fail "port --skew 1s one second before a boundary: '$out', want $now_port $next_port $prev_port"
+# Interval=1s: at a whole second (a boundary) a skew of 1s reaches the
+# previous epoch (its boundary 0 s away: first) and the next (1 s away).
+t=$(( $(date +%s) + 300 ))
+out=$("$MTDCTL" port tick --policy "$P" --at "@$t" --skew 1s 2>"$WORK/skew.err")
+port_at() { "$MTDCTL" port "$1" --policy "$2" --at "@$3" 2>/dev/null; }
+now_port=$(port_at tick "$P" "$t")
+prev_port=$(port_at tick "$P" $((t - 1)))
+next_port=$(port_at tick "$P" $((t + 1)))
+[ "$out" = "$(printf '%s\n%s\n%s' "$now_port" "$prev_port" "$next_port")" ] ||
+	fail "port --skew 1s: '$out', want $now_port $prev_port $next_port"
 err=$(cat "$WORK/skew.err")
-assert_contains "$err" "tick: $now_port: now, epoch $((boundary - 1))," "--skew names now's port"
-assert_contains "$err" "tick: $next_port: next epoch $boundary, from" "--skew names the next epoch's port"
-assert_contains "$err" "tick: $prev_port: previous epoch $((boundary - 2)), until" \
+assert_contains "$err" "tick: $now_port: now, epoch $t," "--skew names now's port"
+assert_contains "$err" "tick: $next_port: next epoch $((t + 1)), from" "--skew names the next epoch's port"
+assert_contains "$err" "tick: $prev_port: previous epoch $((t - 1)), until" \
 	"--skew names the previous epoch's port"
 write_host_policy slow 21000-21999 127.0.0.1:9
 P2=$WORK/policies/slow.policy
@@ -155,6 +155,15 @@ out=$("$MTDCTL" port slow --policy "$P2" --at "@$((b - 1))" --skew 2s 2>/dev/nul
 	fail "--skew 2s a second before a 60 s boundary: the second line is not the next epoch's port"
 [ "$(echo "$out" | wc -l)" -eq 2 ] || fail "--skew 2s a second before a 60 s boundary: $out"
 ok "port --skew: the next epoch's port one second before a boundary, nothing mid-epoch"
+# A second after a boundary, 70s either way: the boundary just passed (1 s),
+# the next one (59 s), the one before (61 s), in that order.
+out=$("$MTDCTL" port slow --policy "$P2" --at "@$((b + 1))" --skew 70s 2>/dev/null)
+want="$(port_at slow "$P2" $((b + 1)))
+$(port_at slow "$P2" $((b - 1)))
+$(port_at slow "$P2" $((b + 60)))
+$(port_at slow "$P2" $((b - 61)))"
+[ "$out" = "$want" ] || fail "port --skew 70s a second after a boundary: '$out', want '$want'"
+ok "--skew orders the neighbours by how near their boundary is"
 [ "$("$MTDCTL" port slow --policy "$P2" --at "@$((b - 1))" 2>&1 | wc -l)" -eq 2 ] ||
 	fail "without --skew the output changed"
 "$MTDCTL" port slow --policy "$P2" --skew 2s --candidates 2 >/dev/null 2>&1 && fail "--skew with --candidates accepted"
