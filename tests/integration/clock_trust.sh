@@ -14,7 +14,8 @@
 #   - meanwhile the ports keep rotating, on the schedule a client computes
 #   - untrusted at start: the record follows agent-start
 #   - --max-clock-error refuses what is not a duration in range
-#   - mtdctl port --skew names the neighbouring epoch's port across a boundary
+#   - mtdctl port --skew names the neighbouring epoch's port across a boundary,
+#     and mtdctl connect --skew tries those ports right after now's
 . "$(dirname "$0")/lib.bash"
 enter_private_namespaces "$@"
 make_work_dir
@@ -168,5 +169,36 @@ ok "--skew orders the neighbours by how near their boundary is"
 	fail "without --skew the output changed"
 "$MTDCTL" port slow --policy "$P2" --skew 2s --candidates 2 >/dev/null 2>&1 && fail "--skew with --candidates accepted"
 ok "without --skew: the port and one line on stderr, as before"
+
+# --- mtdctl connect --skew tries them in that order ---------------------------------
+# The client's clock frozen a second after a boundary b (faketime, this
+# process only), nothing listening on 127.0.0.1 so every port refuses at
+# once: the order of connect() calls is the order of tries.
+tries() { # ARGS...: the ports mtdctl connect tried, in order
+	TZ=UTC strace -f -qq -o "$WORK/trace" -e trace=connect \
+		faketime -f "@$(date -u -d "@$((b + 1))" '+%Y-%m-%d %H:%M:%S')" \
+		"$MTDCTL" connect slow --policy "$P2" "$@" 127.0.0.1 </dev/null >/dev/null 2>&1 &&
+		fail "connect $* reached a port on 127.0.0.1, where nothing listens"
+	grep -o 'sin_port=htons([0-9]*)' "$WORK/trace" | tr -dc '0-9\n' | tr '\n' ' '
+}
+window=$("$MTDCTL" port slow --policy "$P2" --at "@$((b + 1))" --candidates 4 | tr '\n' ' ')
+w0=$(echo "$window" | cut -d' ' -f1)
+rest=$(echo "$window" | cut -d' ' -f2-)
+prev=$(port_at slow "$P2" $((b - 1)))
+next=$(port_at slow "$P2" $((b + 60)))
+prev2=$(port_at slow "$P2" $((b - 61)))
+# each port once, in the order given (a neighbour may also be in the window)
+once() { local p out=" "; for p in "$@"; do case "$out" in *" $p "*) ;; *) out="$out$p " ;; esac; done; echo "${out# }"; }
+got=$(tries)
+# shellcheck disable=SC2086
+want=$(once $window $prev $next)
+[ "$got" = "$want" ] ||
+	fail "connect without --skew tried '$got', want the window then previous and next: '$want'"
+ok "connect without --skew: the window ($window), then the previous and the next epoch's port, as before"
+got=$(tries --skew 70s)
+# shellcheck disable=SC2086
+want=$(once $w0 $prev $next $prev2 $rest)
+[ "$got" = "$want" ] || fail "connect --skew 70s tried '$got', want '$want'"
+ok "connect --skew 70s: now's port, then the neighbours nearest first, then the rest of the window"
 
 echo "$TEST_NAME: $CHECKS checks passed"
