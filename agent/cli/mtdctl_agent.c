@@ -381,6 +381,25 @@ static int command_quarantine(const struct mtdctl *ctl, enum control_command com
 	return 0;
 }
 
+/* The wall clock's trust: one line, and the reason when it is not trusted. */
+static void print_clock(json_t *clock)
+{
+	char since[64] = "start";
+	time_t t;
+	struct tm tm;
+
+	if (!json_is_object(clock))
+		return;
+	t = (time_t)(json_integer_value(json_object_get(clock, "since_usec")) / 1000000);
+	if (t > 0 && gmtime_r(&t, &tm))
+		strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	if (json_is_true(json_object_get(clock, "trusted")))
+		printf("clock:    trusted (%s)\n", string_or(clock, "reason", "?"));
+	else
+		printf("clock:    NOT TRUSTED since %s: %s; ports follow it all the same\n", since,
+		       string_or(clock, "reason", "?"));
+}
+
 static int command_status(const struct mtdctl *ctl)
 {
 	struct control_request request = {.command = CONTROL_STATUS};
@@ -424,6 +443,7 @@ static int command_status(const struct mtdctl *ctl)
 		printf("          %lld record(s) lost while the log could not be written "
 		       "(audit-records-lost)\n",
 		       (long long)json_integer_value(json_object_get(audit, "lost_total")));
+	print_clock(json_object_get(result, "clock"));
 	putchar('\n');
 	print_services_table(json_object_get(result, "services"));
 	print_instances(json_object_get(result, "instances"));

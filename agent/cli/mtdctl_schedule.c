@@ -146,11 +146,138 @@ static int parse_count(const char *s, unsigned max, unsigned *ret)
 	return 0;
 }
 
+/* --skew: a client's clock may be this far off the agent's. */
+#define SKEW_MAX_USEC USEC_PER_HOUR
+#define SKEW_NEIGHBOURS_MAX 8 /* boundaries now±skew may cross, both sides together */
+
+static int parse_skew(const char *command, const char *value, uint64_t *ret_usec)
+{
+	const char *reason = NULL;
+	uint64_t v;
+
+	if (policy_parse_timespan(value, &v, &reason) < 0 || v == 0 || v > SKEW_MAX_USEC)
+		return mtdctl_usage_error("%s: --skew: '%s' is not a duration in 1us..1h (%s)",
+					  command, value, reason ? reason : "out of range");
+	*ret_usec = v;
+	return 0;
+}
+
+/* An epoch other than now's that a clock off by up to the skew lands in. */
+struct neighbour {
+	uint64_t epoch;
+	uint16_t port;
+	uint64_t boundary_usec; /* where its epoch starts (next) or ends (previous) */
+	bool next;		/* after now's epoch (a clock ahead), else before (behind) */
+};
+
+/* The epochs now-skew and now+skew reach besides now's, nearest boundary
+ * first (the next side first on a tie), and their ports. */
+static int skew_neighbours(const struct schedule_params *p,
+			   const struct schedule_result *now_result, uint64_t at_usec,
+			   uint64_t skew_usec, struct neighbour *ret, size_t *ret_n)
+{
+	uint64_t interval_usec = p->interval_sec * USEC_PER_SEC, lo, hi;
+	uint64_t first_epoch, last_epoch;
+	size_t n = 0;
+	int r;
+
+	r = schedule_epoch((at_usec > skew_usec ? at_usec - skew_usec : 0) / USEC_PER_SEC,
+			   p->interval_sec, &first_epoch);
+	if (r < 0)
+		return r;
+	r = schedule_epoch((at_usec + skew_usec) / USEC_PER_SEC, p->interval_sec, &last_epoch);
+	if (r < 0)
+		return r;
+	lo = now_result->epoch - first_epoch;
+	hi = last_epoch - now_result->epoch;
+	if (lo + hi > SKEW_NEIGHBOURS_MAX)
+		return -E2BIG;
+	/* Merged by how far each boundary is from now: the d-th boundary ahead
+	 * is next_boundary + (d - 1) intervals, the d-th behind is boundary -
+	 * (d - 1) intervals; a tie goes to the one ahead. */
+	for (uint64_t a = 1, b = 1; a <= hi || b <= lo;) {
+		uint64_t ahead = now_result->next_boundary_usec + (a - 1) * interval_usec;
+		uint64_t behind = now_result->boundary_usec - (b - 1) * interval_usec;
+		bool take_next = b > lo || (a <= hi && ahead - at_usec <= at_usec - behind);
+
+		ret[n] = (struct neighbour){
+		    .epoch = take_next ? now_result->epoch + a : now_result->epoch - b,
+		    .boundary_usec = take_next ? ahead : behind,
+		    .next = take_next,
+		};
+		r = schedule_port(p, ret[n].epoch, &ret[n].port);
+		if (r < 0)
+			return r;
+		n++;
+		if (take_next)
+			a++;
+		else
+			b++;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+static int print_port_with_skew(const struct mtdctl *ctl, const char *service,
+				const struct schedule_result *result, uint64_t skew_usec,
+				const struct neighbour *neighbours, size_t n)
+{
+	char when[64], skew[POLICY_TIMESPAN_MAX];
+
+	policy_format_timespan(skew, sizeof(skew), skew_usec);
+	if (ctl->json) {
+		json_t *list = json_array();
+		json_t *o;
+		char *text;
+
+		for (size_t i = 0; list && i < n; i++)
+			json_array_append_new(list,
+					      json_pack("{s:s, s:I, s:i, s:I}", "side",
+							neighbours[i].next ? "next" : "previous",
+							"epoch", (json_int_t)neighbours[i].epoch,
+							"port", neighbours[i].port, "boundary_usec",
+							(json_int_t)neighbours[i].boundary_usec));
+		o = json_pack("{s:s, s:I, s:i, s:i, s:I, s:I, s:I, s:o}", "service", service,
+			      "epoch", (json_int_t)result->epoch, "port", result->port,
+			      "grace_port", result->grace_port, "boundary_usec",
+			      (json_int_t)result->boundary_usec, "next_boundary_usec",
+			      (json_int_t)result->next_boundary_usec, "skew_usec",
+			      (json_int_t)skew_usec, "neighbours", list);
+		text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+		if (text)
+			puts(text);
+		free(text);
+		json_decref(o);
+		return 0;
+	}
+	/* stdout: the ports in the order to try them; stderr: which is which. */
+	printf("%u\n", result->port);
+	for (size_t i = 0; i < n; i++)
+		printf("%u\n", neighbours[i].port);
+	format_utc(result->next_boundary_usec, when, sizeof(when));
+	fprintf(stderr, "%s: %u: now, epoch %llu, until %s%s\n", service, result->port,
+		(unsigned long long)result->epoch, when,
+		result->grace_port ? " (previous port still in grace)" : "");
+	for (size_t i = 0; i < n; i++) {
+		format_utc(neighbours[i].boundary_usec, when, sizeof(when));
+		fprintf(stderr, "%s: %u: %s epoch %llu, %s %s (a clock %s by up to %s)\n", service,
+			neighbours[i].port, neighbours[i].next ? "next" : "previous",
+			(unsigned long long)neighbours[i].epoch,
+			neighbours[i].next ? "from" : "until", when,
+			neighbours[i].next ? "ahead" : "behind", skew);
+	}
+	if (n == 0)
+		fprintf(stderr, "%s: now±%s crosses no boundary\n", service, skew);
+	return 0;
+}
+
 int mtdctl_port(const struct mtdctl *ctl, int argc, char **argv)
 {
 	const char *service = NULL, *policy_path = NULL;
-	uint64_t at_usec = now(CLOCK_REALTIME);
+	uint64_t at_usec = now(CLOCK_REALTIME), skew_usec = 0;
 	unsigned n_candidates = 1;
+	struct neighbour neighbours[SKEW_NEIGHBOURS_MAX];
+	size_t n_neighbours = 0;
 	struct client_schedule s;
 	struct schedule_params params;
 	struct schedule_result result;
@@ -167,6 +294,10 @@ int mtdctl_port(const struct mtdctl *ctl, int argc, char **argv)
 				    "port: --at: '%s' is not a time (@SECONDS "
 				    "or YYYY-MM-DDTHH:MM:SSZ)",
 				    argv[i]);
+		} else if (streq(argv[i], "--skew") && i + 1 < argc) {
+			r = parse_skew("port", argv[++i], &skew_usec);
+			if (r != 0)
+				return r;
 		} else if (streq(argv[i], "--candidates") && i + 1 < argc) {
 			if (parse_count(argv[++i], CANDIDATES_MAX, &n_candidates) < 0)
 				return mtdctl_usage_error(
@@ -180,6 +311,8 @@ int mtdctl_port(const struct mtdctl *ctl, int argc, char **argv)
 	}
 	if (!service || !policy_path)
 		return mtdctl_usage_error("port: expected SERVICE --policy FILE");
+	if (skew_usec && n_candidates > 1)
+		return mtdctl_usage_error("port: --skew and --candidates do not combine");
 
 	r = client_schedule_load(service, policy_path, &s);
 	if (r != 0)
@@ -192,9 +325,19 @@ int mtdctl_port(const struct mtdctl *ctl, int argc, char **argv)
 	if (r >= 0)
 		r = schedule_candidates(s.key, s.key_len, s.policy->name, result.epoch,
 					params.first, params.last, candidates, n_candidates);
+	if (r >= 0 && skew_usec)
+		r = skew_neighbours(&params, &result, at_usec, skew_usec, neighbours,
+				    &n_neighbours);
 	client_schedule_done(&s);
+	if (r == -E2BIG)
+		return mtdctl_usage_error("port: --skew: now±skew crosses more than %d boundaries "
+					  "of this service",
+					  SKEW_NEIGHBOURS_MAX);
 	if (r < 0)
 		return mtdctl_fail("port: cannot compute the schedule: %s", strerror(-r));
+	if (skew_usec)
+		return print_port_with_skew(ctl, service, &result, skew_usec, neighbours,
+					    n_neighbours);
 
 	if (ctl->json) {
 		json_t *list = json_array();
@@ -313,14 +456,27 @@ static int proxy(int sock)
 	}
 }
 
+/* Appends port unless already listed; returns the new count. */
+static size_t add_port(uint16_t *ports, size_t n, uint16_t port)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ports[i] == port)
+			return n;
+	ports[n] = port;
+	return n + 1;
+}
+
 int mtdctl_connect(const struct mtdctl *ctl, int argc, char **argv)
 {
 	const char *service = NULL, *policy_path = NULL, *host = NULL;
 	struct client_schedule s;
 	struct schedule_params params;
 	struct schedule_result result;
-	uint16_t order[SCHEDULE_CLIENT_CANDIDATES + 2];
-	size_t n_order = 0, n_candidates;
+	uint16_t order[SCHEDULE_CLIENT_CANDIDATES + 2 + SKEW_NEIGHBOURS_MAX];
+	uint16_t window[SCHEDULE_CLIENT_CANDIDATES];
+	struct neighbour neighbours[SKEW_NEIGHBOURS_MAX];
+	size_t n_order = 0, n_candidates, n_neighbours = 0;
+	uint64_t skew_usec = 0, at_usec = now(CLOCK_REALTIME);
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
 	_cleanup_close_ int sock = -1;
 	int r;
@@ -328,7 +484,11 @@ int mtdctl_connect(const struct mtdctl *ctl, int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (streq(argv[i], "--policy") && i + 1 < argc)
 			policy_path = argv[++i];
-		else if (argv[i][0] != '-' && !service)
+		else if (streq(argv[i], "--skew") && i + 1 < argc) {
+			r = parse_skew("connect", argv[++i], &skew_usec);
+			if (r != 0)
+				return r;
+		} else if (argv[i][0] != '-' && !service)
 			service = argv[i];
 		else if (argv[i][0] != '-' && !host)
 			host = argv[i];
@@ -347,18 +507,32 @@ int mtdctl_connect(const struct mtdctl *ctl, int argc, char **argv)
 	n_candidates = SCHEDULE_CLIENT_CANDIDATES;
 	if (n_candidates > (size_t)params.last - params.first + 1)
 		n_candidates = (size_t)params.last - params.first + 1;
-	r = schedule_compute(&params, now(CLOCK_REALTIME), &result);
+	r = schedule_compute(&params, at_usec, &result);
 	if (r >= 0)
 		r = schedule_candidates(s.key, s.key_len, s.policy->name, result.epoch,
-					params.first, params.last, order, n_candidates);
+					params.first, params.last, window, n_candidates);
+	if (r >= 0 && skew_usec)
+		r = skew_neighbours(&params, &result, at_usec, skew_usec, neighbours,
+				    &n_neighbours);
 	client_schedule_done(&s);
+	if (r == -E2BIG)
+		return mtdctl_usage_error("connect: --skew: now±skew crosses more than %d "
+					  "boundaries of this service",
+					  SKEW_NEIGHBOURS_MAX);
 	if (r < 0)
 		return mtdctl_fail("connect: cannot compute the schedule: %s", strerror(-r));
-	n_order = n_candidates;
+	/* Now's port first; with --skew, the ports of the epochs a clock off by
+	 * up to the skew lands in come next (nearest boundary first), before the
+	 * rest of the window, whose unused ports stay silent until the timeout. */
+	order[n_order++] = window[0];
+	for (size_t i = 0; i < n_neighbours; i++)
+		n_order = add_port(order, n_order, neighbours[i].port);
+	for (size_t i = 1; i < n_candidates; i++)
+		n_order = add_port(order, n_order, window[i]);
 	/* A clock a little off the agent's lands on the neighbouring epoch. */
 	if (result.prev_port)
-		order[n_order++] = result.prev_port;
-	order[n_order++] = result.next_port;
+		n_order = add_port(order, n_order, result.prev_port);
+	n_order = add_port(order, n_order, result.next_port);
 
 	r = getaddrinfo(host, NULL, &hints, &ai);
 	if (r != 0)

@@ -40,6 +40,7 @@ struct agent {
 	struct fleet *fleet;
 	struct forwarding *forwarding; /* what the host had before the agent */
 	struct audit_timer *audit_timer;
+	struct clock_trust clock; /* the wall clock's state, checked at every boundary */
 };
 
 /* A written record to the journal and to `audit show --follow` clients. */
@@ -312,16 +313,16 @@ static json_t *status_json(struct agent *agent)
 	for (size_t i = 0; services && i < agent->policies->count; i++)
 		json_array_append_new(services, service_summary(agent->policies->policies[i]));
 
-	return json_pack("{s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o}", "pid",
-			 (int)getpid(), "version", MTD_VERSION, "uptime_usec",
-			 (json_int_t)(now(CLOCK_MONOTONIC) - agent->started_usec), "policy_dir",
-			 agent->options.policy_dir, "policies_loaded_usec",
-			 (json_int_t)agent->policies_loaded_usec, "reloads",
-			 (json_int_t)agent->reloads, "reload_failures",
-			 (json_int_t)agent->reload_failures, "services", services, "audit",
-			 audit_status_json(agent), "rotation", rotation_status(agent->rotation),
-			 "control", control_status(agent), "instances",
-			 agent->fleet ? fleet_services_json(agent->fleet) : json_array());
+	return json_pack(
+	    "{s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "pid",
+	    (int)getpid(), "version", MTD_VERSION, "uptime_usec",
+	    (json_int_t)(now(CLOCK_MONOTONIC) - agent->started_usec), "policy_dir",
+	    agent->options.policy_dir, "policies_loaded_usec",
+	    (json_int_t)agent->policies_loaded_usec, "reloads", (json_int_t)agent->reloads,
+	    "reload_failures", (json_int_t)agent->reload_failures, "services", services, "audit",
+	    audit_status_json(agent), "clock", clock_trust_status(&agent->clock), "rotation",
+	    rotation_status(agent->rotation), "control", control_status(agent), "instances",
+	    agent->fleet ? fleet_services_json(agent->fleet) : json_array());
 }
 
 static void reply_result(struct control_client *client, json_t *result)
@@ -569,6 +570,31 @@ static void on_rotation_failed(const char *reason, void *userdata)
 	    true);
 }
 
+/* The wall clock's state, read at start and after every boundary: a change
+ * (trusted, unsynchronised, error above the bound, unreadable) is one record;
+ * an unchanged state none. The ports keep following the clock either way:
+ * the agent cannot correct it, it says so (docs/schedule.md). */
+static void check_clock(struct agent *agent)
+{
+	bool trusted;
+
+	if (!clock_trust_check(&agent->clock))
+		return;
+	trusted = agent->clock.state == CLOCK_TRUSTED;
+	if (trusted)
+		log_notice("the clock is trusted again: %s", agent->clock.reason);
+	else
+		log_warning("the clock is not trusted (ports follow it all the same): %s",
+			    agent->clock.reason);
+	(void)agent_audit(agent, trusted ? "clock-trusted" : "clock-untrusted",
+			  clock_trust_fields(&agent->clock), true);
+}
+
+static void on_boundary(void *userdata)
+{
+	check_clock(userdata);
+}
+
 static void on_clock_set(void *userdata)
 {
 	struct agent *agent = userdata;
@@ -576,6 +602,7 @@ static void on_clock_set(void *userdata)
 	log_notice("the realtime clock was set: ports and boundaries recomputed");
 	(void)agent_audit(agent, "clock-set",
 			  json_pack("{s:s}", "outcome", "ports and boundaries recomputed"), true);
+	check_clock(agent);
 }
 
 /* Fail closed: an agent that cannot program its table does not start. */
@@ -594,6 +621,7 @@ static int start_rotation(struct agent *agent)
 	    .on_apply_failed = on_rotation_failed,
 	    .on_egress_drop = on_egress_drop,
 	    .on_clock_set = on_clock_set,
+	    .on_boundary = on_boundary,
 	    .userdata = agent,
 	};
 	struct step_error error = {0};
@@ -717,6 +745,7 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 	agent->options = *options;
 	agent->event = sd_event_ref(event);
 	agent->started_usec = now(CLOCK_MONOTONIC);
+	clock_trust_init(&agent->clock, options->max_clock_error_usec, options->clock_state_file);
 
 	r = open_audit(agent);
 	if (r < 0)
@@ -777,6 +806,7 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 					  "services", policy_names(agent->policies)));
 	if (r < 0)
 		return r;
+	check_clock(agent);
 
 	*ret_agent = TAKE_PTR(agent);
 	return 0;

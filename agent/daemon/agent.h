@@ -23,7 +23,9 @@ struct agent_options {
 	uint16_t nflog_group;	    /* NFLOG group of decoy hits */
 	uint16_t honeypot_port;	    /* listener that makes TCP decoys look open; 0 = drop */
 	bool remove_table_on_stop;  /* delete `inet mtd` on a clean stop */
-	const char *instances_cgroup; /* parent cgroup of instances, under the agent's own */
+	const char *instances_cgroup;  /* parent cgroup of instances, under the agent's own */
+	uint64_t max_clock_error_usec; /* the clock is trusted up to this estimated error */
+	const char *clock_state_file;  /* tests: the clock's state from this file, not adjtimex */
 };
 
 struct agent;

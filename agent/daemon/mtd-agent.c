@@ -12,6 +12,7 @@
 
 #include "agent.h"
 #include "audit.h"
+#include "policy.h"
 #include "sandbox.h"
 #include "log.h"
 #include "macro.h"
@@ -39,6 +40,9 @@ static void usage(FILE *out)
 	    "  --remove-table-on-stop  delete the nftables table inet mtd on a clean stop\n"
 	    "  --instances-cgroup NAME  parent cgroup of instances, under the agent's own\n"
 	    "                        [mtd-instances]\n"
+	    "  --max-clock-error DURATION  the clock is trusted while synchronised with an\n"
+	    "                        estimated error up to this (adjtimex); beyond, or\n"
+	    "                        unsynchronised, it is audited and shown in status [1s]\n"
 	    "  --help, --version\n");
 }
 
@@ -79,6 +83,8 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 		OPT_REMOVE_TABLE,
 		OPT_HONEYPOT_PORT,
 		OPT_INSTANCES_CGROUP,
+		OPT_MAX_CLOCK_ERROR,
+		OPT_CLOCK_STATE_FILE,
 		OPT_HELP,
 		OPT_VERSION,
 	};
@@ -96,6 +102,12 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 	    {"remove-table-on-stop", no_argument, NULL, OPT_REMOVE_TABLE},
 	    {"honeypot-port", required_argument, NULL, OPT_HONEYPOT_PORT},
 	    {"instances-cgroup", required_argument, NULL, OPT_INSTANCES_CGROUP},
+	    {"max-clock-error", required_argument, NULL, OPT_MAX_CLOCK_ERROR},
+	    /* Not in --help, for tests: the clock's state ("STATUS ESTERROR
+	     * MAXERROR", as adjtimex gives them) from this file, read again at
+	     * every boundary, so a test flips it without touching the host's
+	     * clock. */
+	    {"clock-state-file", required_argument, NULL, OPT_CLOCK_STATE_FILE},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {},
@@ -162,6 +174,23 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 			}
 			options->instances_cgroup = optarg;
 			break;
+		case OPT_MAX_CLOCK_ERROR: {
+			const char *reason = NULL;
+
+			if (policy_parse_timespan(optarg, &value, &reason) < 0 || value == 0 ||
+			    value > USEC_PER_HOUR) {
+				fprintf(stderr,
+					"mtd-agent: --max-clock-error: '%s' is not a duration in "
+					"1us..1h (%s)\n",
+					optarg, reason ? reason : "out of range");
+				return 2;
+			}
+			options->max_clock_error_usec = value;
+			break;
+		}
+		case OPT_CLOCK_STATE_FILE:
+			options->clock_state_file = optarg;
+			break;
 		case OPT_REMOVE_TABLE:
 			options->remove_table_on_stop = true;
 			break;
@@ -225,6 +254,7 @@ int main(int argc, char **argv)
 	    .nflog_group = 7321,
 	    .honeypot_port = 7321,
 	    .instances_cgroup = "mtd-instances",
+	    .max_clock_error_usec = USEC_PER_SEC,
 	};
 	sd_event *event = NULL;
 	struct agent *agent = NULL;

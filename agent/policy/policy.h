@@ -179,6 +179,16 @@ void policy_free(struct policy *policy);
 void policy_set_free(struct policy_set *set);
 void policy_errors_free(struct policy_errors *errors);
 
+/* Time spans as policies write them (also the daemon's and the CLI's duration
+ * options): "90s", "15min", "2h 30min", "500ms", "1d"; a bare number is
+ * seconds. Units: us usec, ms msec, s sec second(s), m min minute(s), h hr
+ * hour(s), d day(s), w week(s). No fractions, no negatives; overflow is an
+ * error. */
+int policy_parse_timespan(const char *s, uint64_t *ret_usec, const char **ret_reason);
+/* Writes the largest-units rendering ("2h 30min", "500ms", "0") into buf. */
+char *policy_format_timespan(char *buf, size_t size, uint64_t usec);
+#define POLICY_TIMESPAN_MAX 64
+
 /* Read a KeyFile=: hex text (64 to 256 hex digits = 32 to 128 bytes; white
  * space, blank lines and '#' comment lines ignored), a regular file of at most
  * 64 KiB, owned by root or the reader and closed to group and others

@@ -43,14 +43,6 @@ int policy_parse_unsigned(const char *s, unsigned min, unsigned max, unsigned *r
 /* yes/no/true/false/on/off/1/0, case-insensitive. */
 int policy_parse_bool(const char *s, bool *ret, const char **ret_reason);
 
-/* "90s", "15min", "2h 30min", "500ms", "1d"; a bare number is seconds.
- * Units: us usec, ms msec, s sec second(s), m min minute(s), h hr hour(s),
- * d day(s), w week(s). No fractions, no negatives; overflow is an error. */
-int policy_parse_timespan(const char *s, uint64_t *ret_usec, const char **ret_reason);
-/* Writes the largest-units rendering ("2h 30min", "500ms", "0") into buf. */
-char *policy_format_timespan(char *buf, size_t size, uint64_t usec);
-#define POLICY_TIMESPAN_MAX 64
-
 /* "256M", "1G", "512K", "4096" (bytes); suffixes B K M G T, base 1024. */
 int policy_parse_size(const char *s, uint64_t *ret_bytes, const char **ret_reason);
 char *policy_format_size(char *buf, size_t size, uint64_t bytes);

@@ -731,6 +731,8 @@ static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
 	};
 	if (late > rotation->max_late_usec)
 		rotation->max_late_usec = late;
+	if (rotation->hooks.on_boundary)
+		rotation->hooks.on_boundary(rotation->hooks.userdata);
 	return 0;
 }
 

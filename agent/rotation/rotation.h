@@ -13,6 +13,61 @@
  * one nftables transaction per boundary (rotator/), timers on CLOCK_REALTIME
  * re-armed after clock jumps, and decoy hits read from NFLOG. */
 
+/* Whether the wall clock can be trusted (docs/schedule.md, "Clock drift").
+ * Every port is a function of the wall clock: the kernel's synchronisation
+ * state (adjtimex(2)) is read at start and at every boundary and held
+ * against a bound on its estimated error. */
+
+/* What adjtimex(2) says, with modes 0 (a read; nothing is changed). */
+struct clock_sync {
+	int status;	       /* the STA_* bits of struct timex */
+	bool time_error;       /* adjtimex returned TIME_ERROR */
+	int64_t esterror_usec; /* estimated error */
+	int64_t maxerror_usec; /* maximum error */
+};
+
+enum clock_trust_state {
+	CLOCK_TRUSTED,		 /* synchronised, estimated error within the bound */
+	CLOCK_UNSYNCHRONISED,	 /* TIME_ERROR or STA_UNSYNC */
+	CLOCK_ERROR_ABOVE_BOUND, /* synchronised, but the estimated error exceeds the bound */
+	CLOCK_STATE_UNREADABLE,	 /* adjtimex (or the injected file) failed */
+};
+
+#define CLOCK_TRUST_REASON_MAX (STEP_ERROR_FORMAT_MAX + 64)
+
+struct clock_trust {
+	uint64_t max_error_usec;
+	const char *state_file; /* tests: read "STATUS ESTERROR MAXERROR" here instead */
+	enum clock_trust_state state;
+	struct clock_sync sync;
+	char reason[CLOCK_TRUST_REASON_MAX];
+	uint64_t checked_usec; /* realtime of the last check */
+	uint64_t since_usec;   /* realtime of the last change of state (0: none yet) */
+	uint64_t checks, changes;
+};
+
+/* Pure: the state of these values against the bound, and one line saying
+ * why into reason. */
+enum clock_trust_state clock_trust_classify(const struct clock_sync *sync, uint64_t max_error_usec,
+					    char *reason, size_t size);
+const char *clock_trust_state_name(enum clock_trust_state state);
+
+/* The kernel's state now: adjtimex(2), or with state_file (tests) that file,
+ * one line of three integers "STATUS ESTERROR MAXERROR" (struct timex's
+ * status word, esterror and maxerror in microseconds). The one place the two
+ * differ. On failure ret_error says where and why. */
+int clock_trust_read(const char *state_file, struct clock_sync *ret_sync,
+		     struct step_error *ret_error);
+
+/* Starts trusted (so only an untrusted first check is a change). */
+void clock_trust_init(struct clock_trust *trust, uint64_t max_error_usec, const char *state_file);
+/* Read and classify; true when the state differs from the last one. */
+bool clock_trust_check(struct clock_trust *trust);
+/* The values of the last check, for an audit record. */
+json_t *clock_trust_fields(const struct clock_trust *trust);
+/* The fields above and the counts, for the agent's status. */
+json_t *clock_trust_status(const struct clock_trust *trust);
+
 struct rotation;
 
 struct rotation_hooks {
@@ -24,6 +79,9 @@ struct rotation_hooks {
 			     void *userdata);
 	/* The realtime clock was set; every boundary has been recomputed. */
 	void (*on_clock_set)(void *userdata);
+	/* A timed change (a boundary or the end of a grace) was switched to;
+	 * called after the switch, so what it does never delays the ports. */
+	void (*on_boundary)(void *userdata);
 	/* An instance's envelope dropped a packet it sent. link is the host
 	 * end of the link the packet came in on (NULL when unknown): that is
 	 * who sent it, whatever its source address says (spoofed: the source
