@@ -2,8 +2,9 @@
 /* mtdctl: the operator's CLI. One table of commands drives the dispatch,
  * `mtdctl --help` and `mtdctl COMMAND --help`. The commands live below it:
  * those that ask the agent in mtdctl_agent.c, the offline ones in
- * mtdctl_offline.c (policy check, audit init/verify), mtdctl_schedule.c (port,
- * connect) and mtdctl_snapshot.c (keygen, snapshot); none calls back here.
+ * mtdctl_offline.c (policy check, audit init/verify; --plan in mtdctl_plan.c),
+ * mtdctl_schedule.c (port, connect) and mtdctl_snapshot.c (keygen, snapshot);
+ * none calls back here.
  * Human tables by default, the agent's JSON with --json. */
 #include "mtdctl.h"
 
@@ -41,7 +42,10 @@ static const struct mtdctl_command commands[] = {
      false, mtdctl_inspect},
     {"audit show", "[--since SEQ] [--follow]", "audit records after SEQ; --follow keeps going",
      false, mtdctl_audit_show},
-    {"policy check", "PATH...", "validate policy files or directories", true, mtdctl_policy_check},
+    {"policy check", "PATH...\n--plan DIR [--at TIME]",
+     "validate policy files or directories; --plan: what DIR's set would do (ports now and "
+     "next, decoys, envelopes, limits), applying nothing",
+     true, mtdctl_policy_check},
     {"audit init", "--key-out FILE [--state-dir DIR]",
      "create the audit key; FILE is the verification key", true, mtdctl_audit_init},
     {"audit verify", "--key FILE LOG...", "verify audit logs (oldest first)", true,

@@ -11,9 +11,10 @@
  *   mtdctl.c           the command table, dispatch, usage, main
  *   mtdctl_agent.c     commands that ask the agent (control socket)
  *   mtdctl_offline.c   policy check, audit init, audit verify
+ *   mtdctl_plan.c      policy check --plan: what a policy set would do
  *   mtdctl_schedule.c  port, connect
  *   mtdctl_snapshot.c  keygen, snapshot create/verify
- *   mtdctl_common.c    messages, exit codes, time format */
+ *   mtdctl_common.c    messages, exit codes, time parsing and formats */
 
 /* Exit codes: 0 ok, 1 the operation failed, 2 usage. */
 #define EXIT_USAGE 2
@@ -31,6 +32,13 @@ _printf_(1, 2) int mtdctl_usage_error(const char *fmt, ...);
 
 /* "1h 2min 3s", "250ms" */
 void mtdctl_format_usec(uint64_t usec, char *buffer, size_t size);
+
+/* --at TIME: "@UNIX", "UNIX" (seconds), or "YYYY-MM-DD[T ]HH:MM:SS[Z]" in
+ * UTC; -EINVAL otherwise. */
+int mtdctl_parse_time(const char *s, uint64_t *ret_usec);
+
+/* "2026-12-07 14:48:11 UTC" ("?" if it cannot be rendered). */
+void mtdctl_format_utc(uint64_t usec, char *buffer, size_t size);
 
 /* --- the commands, each a row of mtdctl.c's table: argv[0] is the command's
  * last word ("show" of "policy show"), its arguments follow ---------------- */
@@ -51,6 +59,12 @@ int mtdctl_audit_show(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_policy_check(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_audit_init(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_audit_verify(const struct mtdctl *ctl, int argc, char **argv);
+
+/* mtdctl_plan.c: called by mtdctl_policy_check() with a set that loaded;
+ * prints each service's ports now and at its next boundary at at_usec, its
+ * decoys, envelope and limits. Returns an exit code. */
+struct policy_set;
+int mtdctl_policy_plan(const struct mtdctl *ctl, const struct policy_set *set, uint64_t at_usec);
 
 /* mtdctl_schedule.c */
 int mtdctl_port(const struct mtdctl *ctl, int argc, char **argv);

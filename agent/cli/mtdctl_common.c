@@ -3,8 +3,13 @@
  * command file shares. It calls no other file of agent/cli/. */
 #include "mtdctl.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
 
 int mtdctl_fail(const char *fmt, ...)
 {
@@ -60,4 +65,45 @@ void mtdctl_format_usec(uint64_t usec, char *buffer, size_t size)
 	}
 	if (!buffer[0])
 		snprintf(buffer, size, "0");
+}
+
+/* --at: "@UNIX", "UNIX" (seconds), or "YYYY-MM-DD[T ]HH:MM:SS[Z]" in UTC. */
+int mtdctl_parse_time(const char *s, uint64_t *ret_usec)
+{
+	struct tm tm = {0};
+	const char *end;
+	char *num_end;
+	unsigned long long v;
+	time_t t;
+
+	if (s[0] == '@')
+		s++;
+	if (s[0] >= '0' && s[0] <= '9' && !strchr(s, '-')) {
+		errno = 0;
+		v = strtoull(s, &num_end, 10);
+		if (errno || *num_end || v > UINT64_MAX / USEC_PER_SEC)
+			return -EINVAL;
+		*ret_usec = v * USEC_PER_SEC;
+		return 0;
+	}
+	end = strptime(s, "%Y-%m-%d", &tm);
+	if (!end || (*end != 'T' && *end != ' '))
+		return -EINVAL;
+	end = strptime(end + 1, "%H:%M:%S", &tm);
+	if (!end || (*end && !(end[0] == 'Z' && end[1] == '\0')))
+		return -EINVAL;
+	t = timegm(&tm);
+	if (t < 0)
+		return -EINVAL;
+	*ret_usec = (uint64_t)t * USEC_PER_SEC;
+	return 0;
+}
+
+void mtdctl_format_utc(uint64_t usec, char *buffer, size_t size)
+{
+	time_t t = (time_t)(usec / USEC_PER_SEC);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buffer, size, "%Y-%m-%d %H:%M:%S UTC", &tm))
+		snprintf(buffer, size, "?");
 }

@@ -1,14 +1,49 @@
 /* SPDX-License-Identifier: MIT */
-/* mtdctl commands that work on files, without the agent: policy check,
- * audit init, audit verify. */
+/* mtdctl commands that work on files, without the agent: policy check
+ * (its --plan output is mtdctl_plan.c), audit init, audit verify. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "audit.h"
+#include "clock.h"
 #include "mtdctl.h"
 #include "policy.h"
+
+/* policy check's arguments: PATH... or --plan DIR [--at TIME]; the paths are
+ * moved to the front of argv. Returns 0 or a usage exit code. */
+static int parse_check_args(int argc, char **argv, bool *ret_plan, uint64_t *ret_at_usec,
+			    size_t *ret_n_paths)
+{
+	bool plan = false, at = false;
+	size_t n = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (streq(argv[i], "--plan"))
+			plan = true;
+		else if (streq(argv[i], "--at") && i + 1 < argc) {
+			if (mtdctl_parse_time(argv[++i], ret_at_usec) < 0)
+				return mtdctl_usage_error("policy check: --at: '%s' is not a time "
+							  "(@SECONDS or YYYY-MM-DDTHH:MM:SSZ)",
+							  argv[i]);
+			at = true;
+		} else if (argv[i][0] == '-' && argv[i][1])
+			return mtdctl_usage_error("policy check: unknown option '%s'", argv[i]);
+		else
+			argv[1 + n++] = argv[i];
+	}
+	if (at && !plan)
+		return mtdctl_usage_error("policy check: --at goes with --plan");
+	if (plan && n != 1)
+		return mtdctl_usage_error("policy check: --plan takes one directory (or file)");
+	if (n == 0)
+		return mtdctl_usage_error(
+		    "policy check: expected one or more files or directories");
+	*ret_plan = plan;
+	*ret_n_paths = n;
+	return 0;
+}
 
 int mtdctl_policy_check(const struct mtdctl *ctl, int argc, char **argv)
 {
@@ -17,17 +52,20 @@ int mtdctl_policy_check(const struct mtdctl *ctl, int argc, char **argv)
 	_cleanup_(json_decrefp) json_t *report = NULL;
 	_cleanup_(json_decrefp) json_t *error_list = NULL;
 	_cleanup_(json_decrefp) json_t *services = NULL;
+	uint64_t at_usec = now(CLOCK_REALTIME);
+	size_t n_paths = 0;
+	bool plan = false;
 	int r;
 
 	/* Before anything is allocated: a usage error leaks nothing. */
-	if (argc < 2)
-		return mtdctl_usage_error(
-		    "policy check: expected one or more files or directories");
+	r = parse_check_args(argc, argv, &plan, &at_usec, &n_paths);
+	if (r != 0)
+		return r;
 	report = json_object();
 	error_list = json_array();
 	services = json_array();
 
-	r = policy_set_load((const char *const *)argv + 1, (size_t)argc - 1, &set, &errors);
+	r = policy_set_load((const char *const *)argv + 1, n_paths, &set, &errors);
 	for (size_t i = 0; i < errors.count; i++) {
 		_cleanup_free_ char *line = policy_error_format(&errors.items[i]);
 		if (!line)
@@ -39,6 +77,13 @@ int mtdctl_policy_check(const struct mtdctl *ctl, int argc, char **argv)
 	for (size_t i = 0; set && i < set->count; i++)
 		json_array_append_new(services, json_string(set->policies[i]->name));
 
+	if (r >= 0 && plan) {
+		/* The set loaded: what it would do instead of the summary. */
+		policy_errors_free(&errors);
+		r = mtdctl_policy_plan(ctl, set, at_usec);
+		policy_set_free(set);
+		return r;
+	}
 	json_object_set_new(report, "ok", json_boolean(r >= 0));
 	json_object_set(report, "services", services);
 	json_object_set(report, "errors", error_list);

@@ -90,47 +90,6 @@ static struct schedule_params schedule_params_of(const struct client_schedule *s
 	};
 }
 
-/* --at: "@UNIX", "UNIX" (seconds), or "YYYY-MM-DD[T ]HH:MM:SS[Z]" in UTC. */
-static int parse_time(const char *s, uint64_t *ret_usec)
-{
-	struct tm tm = {0};
-	const char *end;
-	char *num_end;
-	unsigned long long v;
-	time_t t;
-
-	if (s[0] == '@')
-		s++;
-	if (s[0] >= '0' && s[0] <= '9' && !strchr(s, '-')) {
-		errno = 0;
-		v = strtoull(s, &num_end, 10);
-		if (errno || *num_end || v > UINT64_MAX / USEC_PER_SEC)
-			return -EINVAL;
-		*ret_usec = v * USEC_PER_SEC;
-		return 0;
-	}
-	end = strptime(s, "%Y-%m-%d", &tm);
-	if (!end || (*end != 'T' && *end != ' '))
-		return -EINVAL;
-	end = strptime(end + 1, "%H:%M:%S", &tm);
-	if (!end || (*end && !(end[0] == 'Z' && end[1] == '\0')))
-		return -EINVAL;
-	t = timegm(&tm);
-	if (t < 0)
-		return -EINVAL;
-	*ret_usec = (uint64_t)t * USEC_PER_SEC;
-	return 0;
-}
-
-static void format_utc(uint64_t usec, char *buffer, size_t size)
-{
-	time_t t = (time_t)(usec / USEC_PER_SEC);
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm) || !strftime(buffer, size, "%Y-%m-%d %H:%M:%S UTC", &tm))
-		snprintf(buffer, size, "?");
-}
-
 static int parse_count(const char *s, unsigned max, unsigned *ret)
 {
 	char *end;
@@ -254,12 +213,12 @@ static int print_port_with_skew(const struct mtdctl *ctl, const char *service,
 	printf("%u\n", result->port);
 	for (size_t i = 0; i < n; i++)
 		printf("%u\n", neighbours[i].port);
-	format_utc(result->next_boundary_usec, when, sizeof(when));
+	mtdctl_format_utc(result->next_boundary_usec, when, sizeof(when));
 	fprintf(stderr, "%s: %u: now, epoch %llu, until %s%s\n", service, result->port,
 		(unsigned long long)result->epoch, when,
 		result->grace_port ? " (previous port still in grace)" : "");
 	for (size_t i = 0; i < n; i++) {
-		format_utc(neighbours[i].boundary_usec, when, sizeof(when));
+		mtdctl_format_utc(neighbours[i].boundary_usec, when, sizeof(when));
 		fprintf(stderr, "%s: %u: %s epoch %llu, %s %s (a clock %s by up to %s)\n", service,
 			neighbours[i].port, neighbours[i].next ? "next" : "previous",
 			(unsigned long long)neighbours[i].epoch,
@@ -289,7 +248,7 @@ int mtdctl_port(const struct mtdctl *ctl, int argc, char **argv)
 		if (streq(argv[i], "--policy") && i + 1 < argc)
 			policy_path = argv[++i];
 		else if (streq(argv[i], "--at") && i + 1 < argc) {
-			if (parse_time(argv[++i], &at_usec) < 0)
+			if (mtdctl_parse_time(argv[++i], &at_usec) < 0)
 				return mtdctl_usage_error(
 				    "port: --at: '%s' is not a time (@SECONDS "
 				    "or YYYY-MM-DDTHH:MM:SSZ)",
@@ -361,7 +320,7 @@ int mtdctl_port(const struct mtdctl *ctl, int argc, char **argv)
 	if (n_candidates == 1) {
 		char until[64];
 
-		format_utc(result.next_boundary_usec, until, sizeof(until));
+		mtdctl_format_utc(result.next_boundary_usec, until, sizeof(until));
 		printf("%u\n", result.port);
 		fprintf(stderr, "%s: epoch %llu, until %s%s\n", service,
 			(unsigned long long)result.epoch, until,
