@@ -43,9 +43,8 @@ static const struct mtdctl_command commands[] = {
     {"audit show", "[--since SEQ] [--follow]", "audit records after SEQ; --follow keeps going",
      false, mtdctl_audit_show},
     {"policy check", "PATH...\n--plan DIR [--at TIME]",
-     "validate policy files or directories; --plan: what DIR's set would do (ports now and "
-     "next, decoys, envelopes, limits), applying nothing",
-     true, mtdctl_policy_check},
+     "validate policies; --plan: what DIR would do (ports, decoys, envelopes, limits)", true,
+     mtdctl_policy_check},
     {"audit init", "--key-out FILE [--state-dir DIR]",
      "create the audit key; FILE is the verification key", true, mtdctl_audit_init},
     {"audit verify", "--key FILE LOG...", "verify audit logs (oldest first)", true,
