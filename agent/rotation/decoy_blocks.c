@@ -217,6 +217,14 @@ void decoy_blocks_record(struct decoy_blocks *blocks, const struct rotator_addr 
 	}
 }
 
+void decoy_blocks_forget(struct decoy_blocks *blocks, const struct rotator_addr *source)
+{
+	struct offender *o = find_offender(blocks, source);
+
+	if (o)
+		*o = blocks->offenders[--blocks->n_offenders];
+}
+
 const char *decoy_blocks_verdict_name(enum decoy_verdict verdict)
 {
 	static const char *const names[] = {

@@ -109,6 +109,8 @@ struct decoy_decision decoy_blocks_decide(const struct decoy_blocks *blocks,
 void decoy_blocks_record(struct decoy_blocks *blocks, const struct rotator_addr *source,
 			 const struct decoy_rules *rules, const struct decoy_decision *decision,
 			 enum decoy_evidence evidence, uint64_t now_usec);
+/* An operator unblocked it: its next block is a first one again. */
+void decoy_blocks_forget(struct decoy_blocks *blocks, const struct rotator_addr *source);
 /* The action as audit records and status name it. */
 const char *decoy_blocks_verdict_name(enum decoy_verdict verdict);
 const char *decoy_blocks_evidence_name(enum decoy_evidence evidence);
