@@ -852,9 +852,10 @@ static int on_honeypot(sd_event_source *source, int fd, uint32_t revents, void *
 {
 	struct rotation *rotation = userdata;
 
-	/* Whoever got here touched a decoy and is blocked already (NFLOG reports
-	 * it); the handshake only made the port look open. */
-	(void)rotator_honeypot_accept_all(rotation->honeypot);
+	/* Whoever got here completed a handshake with a decoy (NFLOG reported
+	 * its SYN). The table no longer blocks it on its own: blocking is
+	 * rotator_block()'s, with the peers this returns. */
+	(void)rotator_honeypot_accept_all(rotation->honeypot, NULL, 0, NULL);
 	return 0;
 }
 
@@ -1019,7 +1020,6 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 		    .egress_nflog_group = rotation->options.egress_nflog_group,
 		    .forward_guard4 = rotation->options.forward_guard4,
 		    .forward_guard6 = rotation->options.forward_guard6,
-		    .block_timeout_sec = (uint32_t)(max_decoy_block_usec(set) / USEC_PER_SEC),
 		};
 
 		r = rotator_new(&config, &rotation->rotator);
@@ -1028,7 +1028,7 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 			services_free(services, n);
 			return r;
 		}
-		rotation->block_timeout_usec = (uint64_t)config.block_timeout_sec * USEC_PER_SEC;
+		rotation->block_timeout_usec = max_decoy_block_usec(set);
 	}
 
 	r = program(rotation, services, n, NULL, 0, ret_error);

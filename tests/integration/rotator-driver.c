@@ -2,7 +2,7 @@
 /*
  * Test driver for the rotator library (built by rotator_nft.sh, not by make).
  *
- *   rotator-driver [-g GROUP] [-b BLOCK_SEC] [-H HONEYPOT_PORT] [-E EGRESS_GROUP]
+ *   rotator-driver [-g GROUP] [-H HONEYPOT_PORT] [-E EGRESS_GROUP]
  *                  apply [SERVICE...] [-n SERVICE...] [-u ADDR...] [-i INSTANCE...]
  *       SERVICE = name,proto,port,grace,backend_addr,backend_port,local,decoy:decoy:...
  *       INSTANCE = name,addr[+addr],proto,port[,EGRESS...] (-E enables the envelope)
@@ -14,12 +14,16 @@
  *       word "switch" calls rotator_switch() instead of rotator_apply().
  *   rotator-driver remove
  *   rotator-driver blocked          print the blocked sources: "blocked ADDR MS" each
+ *   rotator-driver block ADDR MS [ADDR MS...]
+ *                                   rotator_block(): one transaction, each source for
+ *                                   MS milliseconds (0: until unblocked)
  *   rotator-driver [-g GROUP] hits N TIMEOUT_MS     print N decoy hits from NFLOG
  *   rotator-driver -E GROUP egress N TIMEOUT_MS   print N egress drops from NFLOG
  *   rotator-driver echo PORT [GREETING]  TCP echo on [::]:PORT (greets first), held connections
  *   rotator-driver serve PORT       TCP backend on [::]:PORT (dual stack), answers "mtd-ok"
  *   rotator-driver honeypot PORT N  the decoy honeypot on PORT: exits after closing N
- *                                   connections (or after 10 s)
+ *                                   connections (or after 10 s), printing
+ *                                   "accepted ADDR" for each peer it reports
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -210,12 +214,12 @@ static int echo_serve(uint16_t port, const char *greeting)
 
 int main(int argc, char **argv)
 {
-	struct rotator_config cfg = {.nflog_group = 7, .block_timeout_sec = 600};
+	struct rotator_config cfg = {.nflog_group = 7};
 	struct step_error err = {};
 	struct rotator *rot = NULL;
 	int opt, r;
 
-	while ((opt = getopt(argc, argv, "+g:b:H:E:")) != -1) {
+	while ((opt = getopt(argc, argv, "+g:H:E:")) != -1) {
 		if (opt == 'E') {
 			cfg.instance_envelope = true;
 			cfg.egress_nflog_group = (uint16_t)atoi(optarg);
@@ -223,8 +227,6 @@ int main(int argc, char **argv)
 			cfg.nflog_group = (uint16_t)atoi(optarg);
 		else if (opt == 'H')
 			cfg.honeypot_port = (uint16_t)atoi(optarg);
-		else if (opt == 'b')
-			cfg.block_timeout_sec = (uint32_t)atoi(optarg);
 		else
 			return 2;
 	}
@@ -251,11 +253,22 @@ int main(int argc, char **argv)
 			struct pollfd pfd = {.fd = rotator_honeypot_fd(h), .events = POLLIN};
 
 			if (poll(&pfd, 1, 100) > 0) {
-				r = rotator_honeypot_accept_all(h);
+				struct rotator_addr peers[16];
+				size_t n_peers = 0;
+
+				r = rotator_honeypot_accept_all(h, peers, ELEMS(peers), &n_peers);
 				if (r < 0) {
 					fprintf(stderr, "honeypot: %s\n", strerror(-r));
 					break;
 				}
+				for (size_t i = 0; i < n_peers; i++) {
+					char text[INET6_ADDRSTRLEN];
+
+					inet_ntop(peers[i].family, &peers[i].in6, text,
+						  sizeof(text));
+					printf("accepted %s\n", text);
+				}
+				fflush(stdout);
 				got += r;
 			}
 		}
@@ -380,6 +393,37 @@ int main(int argc, char **argv)
 			       (unsigned long long)list[i].expires_in_ms);
 		}
 		free(list);
+		return 0;
+	}
+	if (strcmp(argv[optind], "block") == 0) {
+		int n = (argc - optind - 1) / 2;
+		struct rotator_blocked *list = calloc((size_t)n + 1, sizeof(*list));
+
+		if (!list || n == 0 || (argc - optind - 1) % 2) {
+			fprintf(stderr, "block: give ADDR MS pairs\n");
+			return 2;
+		}
+		for (int i = 0; i < n; i++) {
+			char *end = NULL;
+
+			if (parse_addr(argv[optind + 1 + 2 * i], &list[i].source) < 0) {
+				fprintf(stderr, "block: bad address %s\n",
+					argv[optind + 1 + 2 * i]);
+				return 2;
+			}
+			list[i].expires_in_ms = strtoull(argv[optind + 2 + 2 * i], &end, 10);
+			if (!end || *end) {
+				fprintf(stderr, "block: bad milliseconds %s\n",
+					argv[optind + 2 + 2 * i]);
+				return 2;
+			}
+		}
+		r = rotator_block(rot, list, (size_t)n, &err);
+		rotator_free(rot);
+		free(list);
+		if (r < 0)
+			return print_err("block", r, &err);
+		printf("block sent %d\n", n);
 		return 0;
 	}
 	if (strcmp(argv[optind], "apply") == 0) {
