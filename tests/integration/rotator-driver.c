@@ -21,9 +21,12 @@
  *   rotator-driver -E GROUP egress N TIMEOUT_MS   print N egress drops from NFLOG
  *   rotator-driver echo PORT [GREETING]  TCP echo on [::]:PORT (greets first), held connections
  *   rotator-driver serve PORT       TCP backend on [::]:PORT (dual stack), answers "mtd-ok"
- *   rotator-driver honeypot PORT N  the decoy honeypot on PORT: exits after closing N
- *                                   connections (or after 10 s), printing
- *                                   "accepted ADDR" for each peer it reports
+ *   rotator-driver honeypot PORT N [SECONDS]
+ *                                   the decoy honeypot on PORT: exits after closing N
+ *                                   connections (or after SECONDS, default 10),
+ *                                   printing "accepted ADDR" for each peer it reports
+ *   rotator-driver udp-listen PORT  UDP on [::]:PORT: prints "udp from ADDR LEN" for
+ *                                   each datagram, until killed
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -177,6 +180,36 @@ static int serve(uint16_t port)
 	}
 }
 
+/* UDP on [::]:PORT (dual stack): one line per datagram */
+static int udp_listen(uint16_t port)
+{
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0), zero = 0;
+
+	if (fd < 0 || setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		perror("udp-listen");
+		return 1;
+	}
+	printf("listening\n");
+	fflush(stdout);
+	for (;;) {
+		struct sockaddr_in6 from;
+		socklen_t len = sizeof(from);
+		char buf[2048], text[INET6_ADDRSTRLEN] = "?";
+		ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len);
+
+		if (n < 0)
+			continue;
+		if (IN6_IS_ADDR_V4MAPPED(&from.sin6_addr))
+			inet_ntop(AF_INET, &from.sin6_addr.s6_addr[12], text, sizeof(text));
+		else
+			inet_ntop(AF_INET6, &from.sin6_addr, text, sizeof(text));
+		printf("udp from %s %zd\n", text, n);
+		fflush(stdout);
+	}
+}
+
 /* TCP echo on [::]:PORT, one child per connection (held connections) */
 static int echo_serve(uint16_t port, const char *greeting)
 {
@@ -236,11 +269,14 @@ int main(int argc, char **argv)
 	if (strcmp(argv[optind], "echo") == 0 && optind + 1 < argc)
 		return echo_serve((uint16_t)atoi(argv[optind + 1]),
 				  optind + 2 < argc ? argv[optind + 2] : NULL);
+	if (strcmp(argv[optind], "udp-listen") == 0 && optind + 1 < argc)
+		return udp_listen((uint16_t)atoi(argv[optind + 1]));
 	if (strcmp(argv[optind], "serve") == 0 && optind + 1 < argc)
 		return serve((uint16_t)atoi(argv[optind + 1]));
 	if (strcmp(argv[optind], "honeypot") == 0 && optind + 2 < argc) {
 		struct rotator_honeypot *h = NULL;
 		int want = atoi(argv[optind + 2]), got = 0;
+		int rounds = 10 * (optind + 3 < argc ? atoi(argv[optind + 3]) : 10);
 
 		r = rotator_honeypot_open((uint16_t)atoi(argv[optind + 1]), &h);
 		if (r < 0) {
@@ -249,7 +285,7 @@ int main(int argc, char **argv)
 		}
 		printf("listening\n");
 		fflush(stdout);
-		for (int waited = 0; got < want && waited < 100; waited++) {
+		for (int waited = 0; got < want && waited < rounds; waited++) {
 			struct pollfd pfd = {.fd = rotator_honeypot_fd(h), .events = POLLIN};
 
 			if (poll(&pfd, 1, 100) > 0) {
