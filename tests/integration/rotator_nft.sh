@@ -69,8 +69,10 @@ ip link add veth-sv netns "$srv" type veth peer name veth-v netns "$vic" || fail
 V="ip netns exec $vic"
 $V ip link set lo up
 $S ip addr add 10.77.1.1/24 dev veth-sv; $V ip addr add 10.77.1.5/24 dev veth-v
+$S ip addr add fd77:1::1/64 dev veth-sv nodad; $V ip addr add fd77:1::5/64 dev veth-v nodad
 $S ip link set veth-sv up; $V ip link set veth-v up
-$V ip route add 10.77.0.0/24 via 10.77.1.1 || fail "victim route"
+$V ip route add 10.77.0.0/24 via 10.77.1.1 && $V ip -6 route add fd77::/64 via fd77:1::1 ||
+	fail "victim routes"
 # no reverse-path filter: a forged packet is answered, the worst case for a decoy
 $S sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.veth-s.rp_filter=0 || fail "rp_filter"
 
@@ -310,28 +312,32 @@ $C timeout 2 bash -c 'exec 3<>/dev/tcp/10.77.0.1/9999' 2>/dev/null &&
 	fail "honeypot port reachable directly"
 ok "the honeypot port is unreachable except through a decoy"
 
-# forged SYNs: the client writes the victim's address (routed via the other
-# link) on three SYNs to a TCP decoy
+# forged SYNs: the client writes the victim's addresses (routed via the other
+# link) on three IPv4 and two IPv6 SYNs to a TCP decoy
 rsts() { $V awk '/^Tcp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "OutRsts") c = i; h = 1 } else print $c }' /proc/net/snmp; }
 rsts_before=$(rsts)
-$S "$drv" -g 7 hits 3 5000 >"$tmp/hits-spoof.log" 2>&1 &
+$S "$drv" -g 7 hits 5 5000 >"$tmp/hits-spoof.log" 2>&1 &
 hits_pid=$!
 pids="$pids $hits_pid"
 for _ in $(seq 50); do grep -q listening "$tmp/hits-spoof.log" && break; sleep 0.1; done
 $C "$SPOOF" tcp 10.77.1.5 40000 10.77.0.1 27460 3 || fail "sending forged SYNs"
+$C "$SPOOF" tcp fd77:1::5 40010 fd77::1 27460 2 || fail "sending forged IPv6 SYNs"
 wait "$hits_pid" || fail "forged SYNs not reported: $(cat "$tmp/hits-spoof.log")"
-[ "$(grep -c '^hit 10.77.1.5 tcp 27460$' "$tmp/hits-spoof.log")" -eq 3 ] ||
+[ "$(grep -c '^hit 10.77.1.5 tcp 27460$' "$tmp/hits-spoof.log")" -eq 3 ] &&
+	[ "$(grep -c '^hit fd77:1::5 tcp 27460$' "$tmp/hits-spoof.log")" -eq 2 ] ||
 	fail "forged SYNs not reported with the forged source: $(cat "$tmp/hits-spoof.log")"
-ok "forged SYNs to a TCP decoy are reported, with the forged source 10.77.1.5"
+ok "forged SYNs to a TCP decoy are reported, with the forged sources 10.77.1.5 and fd77:1::5"
 # the honeypot answered the victim, which never sent a SYN: it resets each
-for _ in $(seq 50); do [ "$(rsts)" -ge $((rsts_before + 3)) ] && break; sleep 0.1; done
-[ "$(rsts)" -ge $((rsts_before + 3)) ] ||
+for _ in $(seq 50); do [ "$(rsts)" -ge $((rsts_before + 5)) ] && break; sleep 0.1; done
+[ "$(rsts)" -ge $((rsts_before + 5)) ] ||
 	fail "the victim did not reset the honeypot's SYN-ACKs (OutRsts $rsts_before -> $(rsts))"
 ok "the victim resets the SYN-ACKs to SYNs it never sent: no handshake completes"
 [ -z "$($S "$drv" blocked)" ] || fail "forged SYNs got a source blocked: $($S "$drv" blocked)"
 [ "$($V timeout 3 bash -c 'exec 3<>/dev/tcp/10.77.1.1/25001 && head -c 6 <&3' 2>/dev/null)" = mtd-ok ] ||
 	fail "the victim of forged SYNs no longer reaches the service"
-ok "the victim of forged SYNs is not blocked and still reaches the service"
+[ "$($V timeout 3 bash -c 'exec 3<>/dev/tcp/fd77:1::1/25001 && head -c 6 <&3' 2>/dev/null)" = mtd-ok ] ||
+	fail "the victim of forged IPv6 SYNs no longer reaches the service"
+ok "the victim of forged SYNs is not blocked and still reaches the service (IPv4, IPv6)"
 
 # a real client: its handshake completes, the honeypot names it
 $S "$drv" -g 7 hits 1 5000 >"$tmp/hits2.log" 2>&1 &
