@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -55,24 +56,59 @@ int rotator_honeypot_fd(const struct rotator_honeypot *h)
 	return h->fd;
 }
 
-int rotator_honeypot_accept_all(struct rotator_honeypot *h)
+/* The peer of an accepted connection; v4-mapped IPv6 as AF_INET. */
+static void peer_addr(const struct sockaddr_storage *ss, struct rotator_addr *ret)
 {
+	*ret = (struct rotator_addr){.family = AF_UNSPEC};
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			ret->family = AF_INET;
+			memcpy(&ret->in, &sin6->sin6_addr.s6_addr[12], sizeof(ret->in));
+		} else {
+			ret->family = AF_INET6;
+			ret->in6 = sin6->sin6_addr;
+		}
+	} else if (ss->ss_family == AF_INET) {
+		ret->family = AF_INET;
+		ret->in = ((const struct sockaddr_in *)ss)->sin_addr;
+	}
+}
+
+int rotator_honeypot_accept_all(struct rotator_honeypot *h, struct rotator_addr *ret_peers,
+				size_t max_peers, size_t *ret_n_peers)
+{
+	size_t n_peers = 0;
 	int n = 0;
 
+	if (!h || (max_peers && !ret_peers))
+		return -EINVAL;
 	while (n < MAX_PER_CALL) {
 		struct linger reset = {.l_onoff = 1, .l_linger = 0};
-		int c = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage ss = {};
+		socklen_t len = sizeof(ss);
+		int c = accept4(h->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (c < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
+			if (n > 0)
+				break; /* report what was closed; the next call meets it again */
 			return -errno;
 		}
 		(void)setsockopt(c, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
 		close(c);
 		n++;
+		if (n_peers < max_peers) {
+			peer_addr(&ss, &ret_peers[n_peers]);
+			if (ret_peers[n_peers].family != AF_UNSPEC)
+				n_peers++;
+		}
 	}
+	if (ret_n_peers)
+		*ret_n_peers = n_peers;
 	return n;
 }
