@@ -249,6 +249,11 @@ char *policy_error_format(const struct policy_error *error);
  * as "memory_max": "256M" and "memory_max_bytes". NULL on allocation failure. */
 json_t *policy_to_json(const struct policy *policy);
 
+/* The global file: {"path", "never_block": [CIDR...], "udp_block_limit",
+ * "udp_block_interval", "udp_block_interval_usec"}; "path" is null for the
+ * defaults (no file). NULL on allocation failure. */
+json_t *policy_globals_to_json(const struct policy_globals *g);
+
 /* Built-in system call groups for SystemCalls= ("@system-service", ...),
  * modelled on systemd's but with our own, narrower lists. A group lists
  * system call names and other "@groups". Names are those of libseccomp's

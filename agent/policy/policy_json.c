@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* JSON rendering of a parsed policy with jansson. */
+/* JSON rendering of a parsed policy, and of the global file, with jansson. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/capability.h>
@@ -252,4 +252,19 @@ json_t *policy_to_json(const struct policy *p)
 	if (!o.ok)
 		return NULL;
 	return TAKE_PTR(root);
+}
+
+json_t *policy_globals_to_json(const struct policy_globals *g)
+{
+	struct out o = {json_object(), true};
+
+	set_str(&o, "path", g->path);
+	set(&o, "never_block", cidrs_json(g->never_block, g->never_block_count));
+	set(&o, "udp_block_limit", json_integer(g->udp_block_limit));
+	set_timespan(&o, "udp_block_interval", g->udp_block_interval_usec);
+	if (!o.ok) {
+		json_decref(o.obj);
+		return NULL;
+	}
+	return o.obj;
 }
