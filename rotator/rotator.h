@@ -327,15 +327,21 @@ void rotator_honeypot_free(struct rotator_honeypot *h);
 /* For the caller's event loop: readable when connections are pending. */
 int rotator_honeypot_fd(const struct rotator_honeypot *h);
 
-/* Accept every pending connection (at most 1024 a call: call again while the
- * fd is readable) and close it at once (with a reset, so nothing lingers).
- * The peers of the first max_peers of them go to ret_peers (v4-mapped IPv6
- * as AF_INET), their count to *ret_n_peers (ret_peers may be NULL with
- * max_peers 0; ret_n_peers may be NULL). Returns how many were closed (0 if
- * none). An error other than "nothing pending" ends the call: with
- * connections closed before it, their count is returned (the next call meets
- * the error again); with none, the negative errno, out-parameters untouched. */
-int rotator_honeypot_accept_all(struct rotator_honeypot *h, struct rotator_addr *ret_peers,
+/* A connection the honeypot accepted: its source completed the handshake. */
+struct rotator_honeypot_peer {
+	struct rotator_addr source; /* v4-mapped IPv6 as AF_INET */
+	uint16_t decoy_port;	    /* where it was sent before the redirect; 0: unknown */
+};
+
+/* Accept pending connections and close each at once (with a reset, so
+ * nothing lingers), reporting each into ret_peers: at most max_peers a call
+ * (call again while the fd is readable), so none is closed unreported. A
+ * caller that only drains passes NULL, 0 (at most 1024 a call); ret_n_peers
+ * may be NULL. Returns how many were closed (0 if none). An error other than
+ * "nothing pending" ends the call: with connections closed before it, their
+ * count is returned (the next call meets the error again); with none, the
+ * negative errno, out-parameters untouched. */
+int rotator_honeypot_accept_all(struct rotator_honeypot *h, struct rotator_honeypot_peer *ret_peers,
 				size_t max_peers, size_t *ret_n_peers);
 
 /*

@@ -191,8 +191,9 @@ static void print_decoy_blocking(json_t *d)
 
 	if (!json_is_object(d))
 		return;
-	policy_format_timespan(interval, sizeof(interval),
-			       (uint64_t)json_integer_value(json_object_get(d, "udp_interval_usec")));
+	policy_format_timespan(
+	    interval, sizeof(interval),
+	    (uint64_t)json_integer_value(json_object_get(d, "udp_interval_usec")));
 	printf("decoys: %s; UDP hits blocked %lld of at most %lld source(s) per %s; "
 	       "%lld NeverBlock= range(s) of the host\n",
 	       json_is_true(json_object_get(d, "monitor"))
@@ -252,7 +253,8 @@ static void print_rotation(json_t *rotation)
 
 			if (n > 1)
 				snprintf(strike, sizeof(strike), ", block %lld in a row", n);
-			printf("  %-40s until %s UTC (%s%s%s)\n", string_or(s, "address", "?"), until,
+			printf("  %-40s until %s UTC (%s%s%s)\n", string_or(s, "address", "?"),
+			       until,
 			       service[0] ? "decoy of "
 					  : "a decoy of an earlier epoch, or before a restart",
 			       service, strike);

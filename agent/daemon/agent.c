@@ -30,8 +30,8 @@ struct agent {
 	sd_event *event;
 	struct policy_set *policies;
 	struct policy_globals *globals; /* the global file's, swapped with the set */
-	uint64_t policies_loaded_usec; /* CLOCK_REALTIME */
-	uint64_t started_usec;	       /* CLOCK_MONOTONIC */
+	uint64_t policies_loaded_usec;	/* CLOCK_REALTIME */
+	uint64_t started_usec;		/* CLOCK_MONOTONIC */
 	uint64_t reloads;
 	uint64_t reload_failures;
 	struct audit_log *audit;
@@ -181,8 +181,8 @@ static int load_policies(const struct agent_options *options, struct policy_set 
 	if (r < 0 || r_globals < 0) {
 		*ret_errors = error_lines(&set_errors);
 		if (r < 0 && set_errors.count == 0)
-			json_array_append_new(*ret_errors, json_sprintf("%s: %s", options->policy_dir,
-									strerror(-r)));
+			json_array_append_new(
+			    *ret_errors, json_sprintf("%s: %s", options->policy_dir, strerror(-r)));
 		{
 			json_t *more = error_lines(&globals_errors);
 
@@ -190,9 +190,9 @@ static int load_policies(const struct agent_options *options, struct policy_set 
 			json_decref(more);
 		}
 		if (r_globals < 0 && globals_errors.count == 0)
-			json_array_append_new(*ret_errors,
-					      json_sprintf("%s: %s", options->config_file,
-							   strerror(-r_globals)));
+			json_array_append_new(
+			    *ret_errors,
+			    json_sprintf("%s: %s", options->config_file, strerror(-r_globals)));
 		policy_errors_free(&set_errors);
 		policy_errors_free(&globals_errors);
 		policy_set_free(set);
@@ -573,8 +573,8 @@ static void on_decoy_hit(const struct rotation_decoy_event *hit, const char *con
 	(void)agent_audit(agent, "decoy-hit",
 			  json_pack("{s:s?, s:s, s:s, s:i, s:s, s:s, s:o}", "service", hit->service,
 				    "source", hit->source, "proto", hit->proto, "port",
-				    (int)hit->port, "evidence", hit->evidence, "action", hit->action,
-				    "reached_instances", instances),
+				    (int)hit->port, "evidence", hit->evidence, "action",
+				    hit->action, "reached_instances", instances),
 			  true);
 }
 
@@ -582,10 +582,10 @@ static void on_decoy_block(const struct rotation_decoy_event *block, void *userd
 {
 	struct agent *agent = userdata;
 	uint64_t seconds = (block->block_usec + USEC_PER_SEC - 1) / USEC_PER_SEC;
-	json_t *fields =
-	    json_pack("{s:s?, s:s, s:s, s:i, s:s, s:I, s:i}", "service", block->service, "source",
-		      block->source, "proto", block->proto, "port", (int)block->port, "evidence",
-		      block->evidence, "block_sec", (json_int_t)seconds, "strike", (int)block->strike);
+	json_t *fields = json_pack("{s:s?, s:s, s:s, s:i, s:s, s:I, s:i}", "service",
+				   block->service, "source", block->source, "proto", block->proto,
+				   "port", (int)block->port, "evidence", block->evidence,
+				   "block_sec", (json_int_t)seconds, "strike", (int)block->strike);
 
 	if (block->error) {
 		log_error("decoy: cannot block %s: %s", block->source, block->error);
@@ -594,8 +594,8 @@ static void on_decoy_block(const struct rotation_decoy_event *block, void *userd
 		return;
 	}
 	if (block->simulated) {
-		log_notice("decoy (monitor): %s would be blocked for %llus (strike %u)", block->source,
-			   (unsigned long long)seconds, block->strike);
+		log_notice("decoy (monitor): %s would be blocked for %llus (strike %u)",
+			   block->source, (unsigned long long)seconds, block->strike);
 		json_object_set_new(fields, "simulated", json_true());
 	} else
 		log_warning("decoy: %s blocked for %llus (strike %u, %s)", block->source,

@@ -77,26 +77,10 @@ int decoy_blocks_set_limits(struct decoy_blocks *blocks, const struct decoy_limi
 	return 0;
 }
 
-static bool in_cidr(const struct cidr *c, const struct rotator_addr *a)
-{
-	const uint8_t *net, *addr;
-	unsigned bits = c->prefix_len;
-
-	if (c->family != a->family)
-		return false;
-	net = c->family == AF_INET ? (const uint8_t *)&c->addr.v4 : c->addr.v6.s6_addr;
-	addr = a->family == AF_INET ? (const uint8_t *)&a->in : a->in6.s6_addr;
-	if (memcmp(net, addr, bits / 8) != 0)
-		return false;
-	if (bits % 8 == 0)
-		return true;
-	return ((net[bits / 8] ^ addr[bits / 8]) & (0xff00 >> (bits % 8))) == 0;
-}
-
 static bool in_any(const struct cidr *list, size_t n, const struct rotator_addr *source)
 {
 	for (size_t i = 0; i < n; i++)
-		if (in_cidr(&list[i], source))
+		if (policy_cidr_contains(&list[i], source->family, &source->in6))
 			return true;
 	return false;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/param.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -368,7 +369,8 @@ static void remember_carried_blocked(struct rotation *rotation)
 		if (list[i].expires_in_ms == 0)
 			continue;
 		inet_ntop(list[i].source.family, &list[i].source.in6, address, sizeof(address));
-		remember_blocked(rotation, address, NULL, now_usec + list[i].expires_in_ms * 1000, 0);
+		remember_blocked(rotation, address, NULL, now_usec + list[i].expires_in_ms * 1000,
+				 0);
 	}
 }
 
@@ -1299,13 +1301,13 @@ json_t *rotation_status(const struct rotation *rotation)
 
 		if (b->until_usec <= now_usec)
 			continue;
-		json_array_append_new(blocked,
-				      json_pack("{s:s, s:s, s:I, s:i}", "address", b->address,
-						"service", b->service, "until_usec",
-						(json_int_t)b->until_usec, "strike", (int)b->strike));
+		json_array_append_new(blocked, json_pack("{s:s, s:s, s:I, s:i}", "address",
+							 b->address, "service", b->service,
+							 "until_usec", (json_int_t)b->until_usec,
+							 "strike", (int)b->strike));
 	}
-	return json_pack("{s:o, s:o, s:o, s:o, s:{s:b, s:b, s:I, s:I, s:I, s:I}}", "services", services,
-			 "blocked", blocked, "decoy_blocking",
+	return json_pack("{s:o, s:o, s:o, s:o, s:{s:b, s:b, s:I, s:I, s:I, s:I}}", "services",
+			 services, "blocked", blocked, "decoy_blocking",
 			 decoy_blocks_status(rotation->decoy_blocks, now_usec), "changes",
 			 changes_json(rotation), "table", "persist",
 			 (flags & ROTATOR_F_PERSIST) != 0, "adopted",

@@ -289,7 +289,7 @@ int main(int argc, char **argv)
 			struct pollfd pfd = {.fd = rotator_honeypot_fd(h), .events = POLLIN};
 
 			if (poll(&pfd, 1, 100) > 0) {
-				struct rotator_addr peers[16];
+				struct rotator_honeypot_peer peers[16];
 				size_t n_peers = 0;
 
 				r = rotator_honeypot_accept_all(h, peers, ELEMS(peers), &n_peers);
@@ -300,9 +300,10 @@ int main(int argc, char **argv)
 				for (size_t i = 0; i < n_peers; i++) {
 					char text[INET6_ADDRSTRLEN];
 
-					inet_ntop(peers[i].family, &peers[i].in6, text,
-						  sizeof(text));
-					printf("accepted %s\n", text);
+					inet_ntop(peers[i].source.family, &peers[i].source.in6,
+						  text, sizeof(text));
+					printf("accepted %s decoy %u\n", text,
+					       (unsigned)peers[i].decoy_port);
 				}
 				fflush(stdout);
 				got += r;

@@ -347,9 +347,9 @@ for _ in $(seq 50); do grep -q listening "$tmp/hits2.log" && break; sleep 0.1; d
 $C timeout 3 bash -c 'exec 3<>/dev/tcp/10.77.0.1/27460' || fail "decoy connect() did not succeed"
 ok "a TCP decoy looks open: connect() succeeds"
 wait "$hp_pid" || fail "honeypot did not accept the decoy connection: $(cat "$tmp/honeypot.log")"
-[ "$(grep '^accepted' "$tmp/honeypot.log")" = "accepted 10.77.0.2" ] ||
-	fail "the honeypot did not name exactly the real client: $(cat "$tmp/honeypot.log")"
-ok "the honeypot accepted and closed it, and names only the real client ($(grep '^accepted' "$tmp/honeypot.log"))"
+[ "$(grep '^accepted' "$tmp/honeypot.log")" = "accepted 10.77.0.2 decoy 27460" ] ||
+	fail "the honeypot did not name exactly the real client and its decoy: $(cat "$tmp/honeypot.log")"
+ok "the honeypot accepted and closed it, and names only the real client and the decoy it touched ($(grep '^accepted' "$tmp/honeypot.log"))"
 wait "$hits_pid" || fail "no NFLOG hit: $(cat "$tmp/hits2.log")"
 grep -q "hit 10.77.0.2 tcp 27460" "$tmp/hits2.log" || fail "hit not parsed: $(cat "$tmp/hits2.log")"
 ok "the decoy hit is reported ($(grep hit "$tmp/hits2.log"))"

@@ -157,7 +157,7 @@ static int connect_to(const char *addr, uint16_t port)
 static void test_honeypot_reports_the_peers_it_accepted(void **state)
 {
 	struct rotator_honeypot *h = NULL;
-	struct rotator_addr peers[4];
+	struct rotator_honeypot_peer peers[4];
 	size_t n_peers = 99;
 	char buf[INET6_ADDRSTRLEN];
 	uint16_t port = free_port();
@@ -172,19 +172,25 @@ static void test_honeypot_reports_the_peers_it_accepted(void **state)
 	assert_int_equal(rotator_honeypot_accept_all(h, peers, 4, &n_peers), 2);
 	assert_int_equal(n_peers, 2);
 	/* in the order accepted; the IPv4 client as AF_INET, not ::ffff:127.0.0.1 */
-	assert_int_equal(peers[0].family, AF_INET);
-	assert_string_equal(text(&peers[0], buf, sizeof(buf)), "127.0.0.1");
-	assert_int_equal(peers[1].family, AF_INET6);
-	assert_string_equal(text(&peers[1], buf, sizeof(buf)), "::1");
+	assert_int_equal(peers[0].source.family, AF_INET);
+	assert_string_equal(text(&peers[0].source, buf, sizeof(buf)), "127.0.0.1");
+	assert_int_equal(peers[1].source.family, AF_INET6);
+	assert_string_equal(text(&peers[1].source, buf, sizeof(buf)), "::1");
+	/* not redirected: no conntrack original destination here */
+	assert_int_equal(peers[0].decoy_port, 0);
 	close(c4);
 	close(c6);
 
-	/* more connections than room: all closed, the first max_peers reported */
+	/* more connections than room: only as many as reported are taken, the
+	 * rest wait for the next call (none is closed unseen) */
 	c4 = connect_to("127.0.0.1", port);
 	c4b = connect_to("127.0.0.1", port);
-	assert_int_equal(rotator_honeypot_accept_all(h, peers, 1, &n_peers), 2);
+	assert_int_equal(rotator_honeypot_accept_all(h, peers, 1, &n_peers), 1);
 	assert_int_equal(n_peers, 1);
-	assert_int_equal(peers[0].family, AF_INET);
+	assert_int_equal(peers[0].source.family, AF_INET);
+	assert_int_equal(rotator_honeypot_accept_all(h, peers, 1, &n_peers), 1);
+	assert_int_equal(n_peers, 1);
+	assert_int_equal(rotator_honeypot_accept_all(h, peers, 1, &n_peers), 0);
 	close(c4);
 	close(c4b);
 
@@ -193,6 +199,7 @@ static void test_honeypot_reports_the_peers_it_accepted(void **state)
 	assert_int_equal(rotator_honeypot_accept_all(h, NULL, 0, NULL), 1);
 	close(c6);
 	assert_int_equal(rotator_honeypot_accept_all(h, NULL, 1, &n_peers), -EINVAL);
+	assert_int_equal(rotator_honeypot_accept_all(h, peers, 0, &n_peers), -EINVAL);
 	rotator_honeypot_free(h);
 }
 
