@@ -60,11 +60,9 @@ port_of() { "$MTDCTL" port "$1" --policy "$WORK/policies/$1.policy" 2>/dev/null;
 as_source() { in_client env NETPROBE_SOURCE="$1" "${@:2}"; }
 blocked() { nft list set inet mtd blocked4; nft list set inet mtd blocked6; }
 is_blocked() { blocked | grep -q "[ {,]$1 timeout"; }
-records() { mtdctl audit show 2>/dev/null | grep "\"$1\"" | grep "\"source\":\"$2\""; }
-reaches_service() { # SOURCE: an echo through web's port now
-	local host=10.213.0.1
-	case "$1" in *:*) host=fd00:213::1 ;; esac
-	as_source "$1" "$NETPROBE" ping "$host" "$(port_of web)" 1500
+records() { mtdctl audit show 2>/dev/null | grep " $1 " | grep "\"source\":\"$2\""; }
+reaches_service() { # SOURCE (IPv4; web's backend is): an echo through web's port now
+	as_source "$1" "$NETPROBE" ping 10.213.0.1 "$(port_of web)" 1500
 }
 
 [ -n "$(decoy_of web)" ] && [ -n "$(decoy_of web2)" ] || fail "no decoys in status: $(status)"
@@ -120,6 +118,8 @@ done
 sleep 0.5
 for s in 10.213.0.3 fd00:213::3 10.213.0.4; do
 	is_blocked "$s" && fail "$s is in NeverBlock= and was blocked: $(blocked)"
+done
+for s in 10.213.0.3 10.213.0.4; do
 	reaches_service "$s" || fail "$s (NeverBlock=) no longer reaches web"
 done
 ok "NeverBlock= of the host (10.213.0.3, fd00:213::3) and of web (10.213.0.4): hits audited, not blocked"
@@ -134,15 +134,18 @@ wait_for 'is_blocked fd00:213::2' || fail "fd00:213::2 touched a decoy and was n
 ok "a service's NeverBlock= is its own: web2's decoy blocks 10.213.0.4; fd00:213::2 is blocked in blocked6"
 
 # --- UDP: at most UDPBlockLimit= sources per interval --------------------------------
-wait_for '[ -n "$(decoy_of dns)" ]' 200 || fail "the UDP service dns never got decoys: $(status)"
+# dns is programmed once its instance is up: then its decoys are in the table
+wait_for 'nft list table inet mtd | grep -q "udp \. $(decoy_of dns)"' 300 ||
+	fail "the UDP service dns never got its decoys into the table: $(json_instances)"
 u=$(decoy_of dns)
 for i in 1 2 3 4 5; do
 	in_client "$SPOOF" udp "10.213.0.10$i" 5353 10.213.0.1 "$u" 1 || fail "spoof-packet udp"
 	sleep 0.1
 done
-wait_for '[ "$(mtdctl audit show | grep "\"decoy-hit\"" | grep -c "\"proto\":\"udp\"")" -ge 5 ]' ||
-	fail "five UDP hits were not audited: $(mtdctl audit show | grep decoy-hit | grep udp)"
-hits=$(mtdctl audit show | grep '"decoy-hit"' | grep '"proto":"udp"')
+wait_for '[ "$(mtdctl audit show | grep " decoy-hit " | grep -c "\"proto\":\"udp\"")" -ge 5 ]' ||
+	fail "five UDP hits on $u were not audited: $(mtdctl audit show | grep decoy-hit | grep udp);
+decoys: $(nft list set inet mtd decoys_0; nft list set inet mtd decoys_1); $(nft list chain inet mtd bank0_filter; nft list chain inet mtd bank1_filter)"
+hits=$(mtdctl audit show | grep ' decoy-hit ' | grep '"proto":"udp"')
 n_blocked=$(echo "$hits" | grep -c '"action":"blocked"')
 n_limited=$(echo "$hits" | grep -c '"action":"not-blocked-udp-limit"')
 [ "$n_blocked" -eq 2 ] && [ "$n_limited" -eq 3 ] ||
