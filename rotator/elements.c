@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libmnl/libmnl.h>
@@ -12,6 +13,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 
+#include "macro.h"
 #include "rotator_internal.h"
 
 #ifndef NFT_MSG_DESTROYSETELEM
@@ -26,7 +28,9 @@ enum {
 	REF_DEL, /* NFT_MSG_DELSETELEM: the element must be there */
 	REF_ADD, /* NFT_MSG_NEWSETELEM, NLM_F_EXCL: the element must not be there */
 	REF_UNBLOCK,
-	REF_CARRY,
+	REF_CARRY,     /* blocked sources of an adopted table */
+	REF_BLOCK_DEL, /* rotator_block(): a source's old element (if any) */
+	REF_BLOCK_ADD, /* rotator_block(): the source with its new timeout */
 };
 
 static struct nlmsghdr *elems_msg_start(struct nft_txn *t, uint16_t cmd, uint16_t flags,
@@ -125,55 +129,136 @@ int elements_add_delta(struct nft_txn *t, const struct elements_ctx *ctx, bool f
 	return r;
 }
 
-int elements_add_carried(struct nft_txn *t, const struct elements_ctx *ctx)
+/* Sources of one family from list into blocked4/6, as many messages as it
+ * takes: cmd NEWSETELEM (with each one's timeout) or DESTROYSETELEM. Each
+ * message's ref carries the position in list of its first element. */
+static int send_blocked(struct nft_txn *t, uint16_t kind, uint16_t cmd, uint16_t flags,
+			const struct rotator_blocked *list, size_t n, int family)
 {
-	static const int families[] = {AF_INET, AF_INET6};
+	bool v4 = family == AF_INET;
+	struct nlmsghdr *nlh = NULL;
+	struct nlattr *list_attr = NULL;
+	int r;
 
-	for (size_t f = 0; f < ELEMENTSOF(families); f++) {
-		int family = families[f];
-		bool v4 = family == AF_INET;
-		struct nlmsghdr *nlh = NULL;
-		struct nlattr *list = NULL;
-		int r;
+	for (size_t i = 0; i < n; i++) {
+		const struct rotator_blocked *b = &list[i];
+		struct nlattr *el;
 
-		for (size_t i = 0; i < ctx->n_carried; i++) {
-			const struct rotator_blocked *b = &ctx->carried[i];
-			struct nlattr *el;
+		if (b->source.family != family)
+			continue;
+		if (!nlh) {
+			struct nft_ref ref = {.kind = kind, .index = (uint32_t)i};
 
-			if (b->source.family != family)
-				continue;
-			if (!nlh) {
-				struct nft_ref ref = {.kind = REF_CARRY, .index = (uint32_t)i};
-
-				nlh = elems_msg_start(t, NFT_MSG_NEWSETELEM, NLM_F_CREATE,
-						      v4 ? RS_BLOCKED4 : RS_BLOCKED6, &list, &ref);
-				if (!nlh)
-					return -ENOMEM;
-			}
-			el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
-			put_value(nlh, NFTA_SET_ELEM_KEY,
-				  v4 ? (const uint8_t *)&b->source.in : b->source.in6.s6_addr,
-				  v4 ? 4 : 16);
-			if (b->expires_in_ms)
-				mnl_attr_put_u64(nlh, NFTA_SET_ELEM_TIMEOUT,
-						 htobe64(b->expires_in_ms));
-			mnl_attr_nest_end(nlh, el);
-			if (nlh->nlmsg_len >= MSG_FULL) {
-				mnl_attr_nest_end(nlh, list);
-				r = nft_txn_msg_end(t, nlh);
-				if (r < 0)
-					return r;
-				nlh = NULL;
-			}
+			nlh = elems_msg_start(t, cmd, flags, v4 ? RS_BLOCKED4 : RS_BLOCKED6,
+					      &list_attr, &ref);
+			if (!nlh)
+				return -ENOMEM;
 		}
-		if (nlh) {
-			mnl_attr_nest_end(nlh, list);
+		el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+		put_value(nlh, NFTA_SET_ELEM_KEY,
+			  v4 ? (const uint8_t *)&b->source.in : b->source.in6.s6_addr, v4 ? 4 : 16);
+		if (cmd == NFT_MSG_NEWSETELEM && b->expires_in_ms)
+			mnl_attr_put_u64(nlh, NFTA_SET_ELEM_TIMEOUT, htobe64(b->expires_in_ms));
+		mnl_attr_nest_end(nlh, el);
+		if (nlh->nlmsg_len >= MSG_FULL) {
+			mnl_attr_nest_end(nlh, list_attr);
 			r = nft_txn_msg_end(t, nlh);
 			if (r < 0)
 				return r;
+			nlh = NULL;
 		}
 	}
+	if (!nlh)
+		return 0;
+	mnl_attr_nest_end(nlh, list_attr);
+	return nft_txn_msg_end(t, nlh);
+}
+
+int elements_add_carried(struct nft_txn *t, const struct elements_ctx *ctx)
+{
+	int r = send_blocked(t, REF_CARRY, NFT_MSG_NEWSETELEM, NLM_F_CREATE, ctx->carried,
+			     ctx->n_carried, AF_INET);
+
+	if (r >= 0)
+		r = send_blocked(t, REF_CARRY, NFT_MSG_NEWSETELEM, NLM_F_CREATE, ctx->carried,
+				 ctx->n_carried, AF_INET6);
+	return r;
+}
+
+/* An entry of rotator_block()'s input with its position: sorted by source,
+ * then position, so the last entry of each source is the last of its run. */
+struct block_entry {
+	struct rotator_blocked b;
+	size_t pos;
+};
+
+static int block_entry_cmp(const void *x, const void *y)
+{
+	const struct block_entry *a = x, *b = y;
+	int c;
+
+	if (a->b.source.family != b->b.source.family)
+		return a->b.source.family < b->b.source.family ? -1 : 1;
+	c = a->b.source.family == AF_INET ? memcmp(&a->b.source.in, &b->b.source.in, 4)
+					  : memcmp(&a->b.source.in6, &b->b.source.in6, 16);
+	if (c)
+		return c;
+	return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+int elements_block_list(const struct rotator_blocked *sources, size_t n,
+			struct rotator_blocked **ret, size_t *ret_n)
+{
+	_cleanup_free_ struct block_entry *entries = calloc(n, sizeof(*entries));
+	struct rotator_blocked *list;
+	size_t m = 0;
+
+	if (!entries)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		entries[i].b = (struct rotator_blocked){.source.family = sources[i].source.family,
+							.expires_in_ms = sources[i].expires_in_ms};
+		if (sources[i].source.family == AF_INET)
+			entries[i].b.source.in = sources[i].source.in;
+		else
+			entries[i].b.source.in6 = sources[i].source.in6;
+		entries[i].pos = i;
+	}
+	qsort(entries, n, sizeof(*entries), block_entry_cmp);
+	list = calloc(n, sizeof(*list));
+	if (!list)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		bool last_of_source =
+		    i + 1 == n || entries[i + 1].b.source.family != entries[i].b.source.family ||
+		    memcmp(&entries[i + 1].b.source.in6, &entries[i].b.source.in6,
+			   entries[i].b.source.family == AF_INET ? 4 : 16) != 0;
+
+		if (last_of_source)
+			list[m++] = entries[i].b;
+	}
+	*ret = list;
+	*ret_n = m;
 	return 0;
+}
+
+int elements_add_block(struct nft_txn *t, const struct elements_ctx *ctx)
+{
+	static const int families[] = {AF_INET, AF_INET6};
+	int r = 0;
+
+	/* DESTROY (no error when absent) then add with EXCL: a source already
+	 * blocked takes the new timeout, and the transaction is atomic, so it
+	 * is never out of the set in between. */
+	for (size_t f = 0; r >= 0 && f < ELEMENTSOF(families); f++) {
+		r = send_blocked(t, REF_BLOCK_DEL, NFT_MSG_DESTROYSETELEM, 0, ctx->block,
+				 ctx->n_block, families[f]);
+		if (r >= 0)
+			r = send_blocked(t, REF_BLOCK_ADD, NFT_MSG_NEWSETELEM,
+					 NLM_F_CREATE | NLM_F_EXCL, ctx->block, ctx->n_block,
+					 families[f]);
+	}
+	return r;
 }
 
 int elements_add_unblock(struct nft_txn *t, const struct elements_ctx *ctx)
@@ -255,17 +340,27 @@ void elements_describe(void *userdata, const struct nft_ref *ref, const struct n
 			 a->family == AF_INET ? RS_BLOCKED4 : RS_BLOCKED6);
 		return;
 	}
-	case REF_CARRY: {
-		const struct rotator_blocked *b = &ctx->carried[ref->index];
+	case REF_CARRY:
+	case REF_BLOCK_DEL:
+	case REF_BLOCK_ADD: {
+		const struct rotator_blocked *list =
+		    ref->kind == REF_CARRY ? ctx->carried : ctx->block;
+		size_t n_list = ref->kind == REF_CARRY ? ctx->n_carried : ctx->n_block;
+		const struct rotator_blocked *b = &list[ref->index];
 		char addr[INET6_ADDRSTRLEN] = "?";
 
-		/* the message's elements are carried[index..] of one family */
+		/* the message's elements are list[index..] of one family */
 		at = elem_at(msg, bad_offset);
-		for (size_t i = ref->index + 1; at > 0 && i < ctx->n_carried; i++)
-			if (ctx->carried[i].source.family == b->source.family && --at == 0)
-				b = &ctx->carried[i];
-		inet_ntop(b->source.family, &b->source.in6, addr, sizeof(addr));
-		snprintf(buf, len, "carrying blocked source %s over into set %s", addr,
+		for (size_t i = ref->index + 1; at > 0 && i < n_list; i++)
+			if (list[i].source.family == b->source.family && --at == 0)
+				b = &list[i];
+		inet_ntop(b->source.family, &b->source.in6, addr,
+			  sizeof(addr)); /* in: same start */
+		snprintf(buf, len, "%s %s %s set %s",
+			 ref->kind == REF_CARRY	      ? "carrying blocked source"
+			 : ref->kind == REF_BLOCK_DEL ? "replacing blocked source"
+						      : "blocking source",
+			 addr, ref->kind == REF_CARRY ? "over into" : "in",
 			 b->source.family == AF_INET ? RS_BLOCKED4 : RS_BLOCKED6);
 		return;
 	}

@@ -234,20 +234,6 @@ struct nftnl_rule *nft_rule_blocked_drop(const char *chain, uint8_t nfproto, con
 	return rule_done(&r, k, comment);
 }
 
-static int dynset_add(struct nftnl_rule *r, const char *set, uint64_t timeout_ms)
-{
-	struct nftnl_expr *e = nftnl_expr_alloc("dynset");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_ADD);
-		nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set);
-		if (timeout_ms)
-			nftnl_expr_set_u64(e, NFTNL_EXPR_DYNSET_TIMEOUT, timeout_ms);
-	}
-	return add(r, e);
-}
-
 static int log_group(struct nftnl_rule *r, uint16_t group, const char *prefix)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("log");
@@ -319,19 +305,18 @@ static int ct_state_not_established_related(struct nftnl_rule *r)
 	return k < 0 ? k : cmp_u32(r, NFT_CMP_EQ, 0);
 }
 
-static struct nftnl_rule *decoy_hit(const char *chain, uint8_t nfproto, const char *decoy_set,
-				    const char *blocked_set, uint64_t timeout_ms,
-				    uint16_t log_group_id, const char *log_prefix, bool drop,
-				    const char *comment)
+/* Both families in one rule: the decoy sets hold proto . port only, and the
+ * source is not taken (the table never blocks on its own: the caller decides,
+ * rotator_block()). */
+static struct nftnl_rule *decoy_hit(const char *chain, const char *decoy_set, uint16_t log_group_id,
+				    const char *log_prefix, bool drop, const char *comment)
 {
-	_cleanup_rule_ struct nftnl_rule *r = NULL;
+	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
 	int k;
 
-	if (!nfproto_valid(nfproto) || !(r = rule_new(chain)))
+	if (!r)
 		return NULL;
 	k = fib_daddr_local(r);
-	if (k >= 0)
-		k = nfproto_is(r, nfproto);
 	if (k >= 0)
 		k = proto_dport_key(r);
 	if (k >= 0)
@@ -341,10 +326,6 @@ static struct nftnl_rule *decoy_hit(const char *chain, uint8_t nfproto, const ch
 	if (k >= 0)
 		k = ct_state_not_established_related(r);
 	if (k >= 0)
-		k = addr_load(r, nfproto, true, NFT_REG_1);
-	if (k >= 0)
-		k = dynset_add(r, blocked_set, timeout_ms);
-	if (k >= 0)
 		k = log_group(r, log_group_id, log_prefix);
 	if (k >= 0)
 		k = counter(r);
@@ -353,22 +334,18 @@ static struct nftnl_rule *decoy_hit(const char *chain, uint8_t nfproto, const ch
 	return rule_done(&r, k, comment);
 }
 
-struct nftnl_rule *nft_rule_decoy_hit(const char *chain, uint8_t nfproto, const char *decoy_set,
-				      const char *blocked_set, uint64_t timeout_ms,
+struct nftnl_rule *nft_rule_decoy_hit(const char *chain, const char *decoy_set,
 				      uint16_t log_group_id, const char *log_prefix,
 				      const char *comment)
 {
-	return decoy_hit(chain, nfproto, decoy_set, blocked_set, timeout_ms, log_group_id,
-			 log_prefix, true, comment);
+	return decoy_hit(chain, decoy_set, log_group_id, log_prefix, true, comment);
 }
 
-struct nftnl_rule *nft_rule_decoy_report(const char *chain, uint8_t nfproto, const char *decoy_set,
-					 const char *blocked_set, uint64_t timeout_ms,
+struct nftnl_rule *nft_rule_decoy_report(const char *chain, const char *decoy_set,
 					 uint16_t log_group_id, const char *log_prefix,
 					 const char *comment)
 {
-	return decoy_hit(chain, nfproto, decoy_set, blocked_set, timeout_ms, log_group_id,
-			 log_prefix, false, comment);
+	return decoy_hit(chain, decoy_set, log_group_id, log_prefix, false, comment);
 }
 
 /* the port (host order) into reg 1, network order, as NAT expects it */

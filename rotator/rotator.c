@@ -57,7 +57,7 @@ int rotator_new(const struct rotator_config *config, struct rotator **ret)
 	struct rotator *r;
 	int k;
 
-	if (!config || config->block_timeout_sec == 0 || !ret ||
+	if (!config || !ret ||
 	    (config->instance_envelope && config->egress_nflog_group == config->nflog_group))
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
@@ -449,6 +449,42 @@ int rotator_blocked_list(struct rotator *r, struct rotator_blocked **ret, size_t
 	if (!r || !ret || !ret_n)
 		return step_error_set(err, "rotator", -EINVAL, "%s", "");
 	return read_blocked(r, ret, ret_n, err);
+}
+
+int rotator_block(struct rotator *r, const struct rotator_blocked *sources, size_t n,
+		  struct step_error *err)
+{
+	_cleanup_(nft_txn_freep) struct nft_txn *t = NULL;
+	_cleanup_free_ struct rotator_blocked *list = NULL;
+	struct elements_ctx ctx = {0};
+	size_t n_list = 0;
+	int k;
+
+	if (err)
+		step_error_clear(err);
+	if (!r || (n && !sources))
+		return step_error_set(err, "block", -EINVAL, "%s", "");
+	if (n == 0)
+		return 0;
+	if (n > ROTATOR_MAX_BLOCK)
+		return step_error_set(err, "block", -E2BIG, "%zu sources, at most %d a call", n,
+				      ROTATOR_MAX_BLOCK);
+	for (size_t i = 0; i < n; i++)
+		if (!addr_valid(&sources[i].source))
+			return step_error_set(err, "block", -EINVAL,
+					      "source #%zu: address family %d is not IPv4 or IPv6",
+					      i, sources[i].source.family);
+	k = elements_block_list(sources, n, &list, &n_list);
+	if (k >= 0)
+		k = nft_txn_new(r->sock, &t);
+	ctx.block = list;
+	ctx.n_block = n_list;
+	if (k >= 0)
+		k = elements_add_block(t, &ctx);
+	if (k < 0)
+		return step_error_set(err, "transaction", k, "building the batch");
+	nft_txn_set_describe(t, elements_describe, &ctx);
+	return nft_txn_commit(r->sock, t, MAX_RESTARTS, err);
 }
 
 /* Build and commit one transaction from r->next (built from plan).

@@ -12,11 +12,11 @@
  * rotator: programs the agent's private nftables table `inet mtd` from a plain
  * description (services with their current/grace public ports, backends and
  * decoys; sources to unblock). Every rotator_apply() is one atomic netlink
- * transaction. No agent types, no logging: errors come back as a negative
- * errno plus a struct step_error (common/step_error.h): its step names the
- * object the kernel refused ("service web: public ports in map svc4_0"), its
- * detail the kernel's extended-ack text or a library reason.
- * See docs/nftables.md for the table layout.
+ * transaction. The table reports decoy hits (NFLOG) and never blocks a source
+ * on its own: blocking is the caller's decision (rotator_block()). No agent types, no logging:
+ * errors come back as a negative errno plus a struct step_error (common/step_error.h): its step
+ * names the object the kernel refused ("service web: public ports in map svc4_0"), its detail the
+ * kernel's extended-ack text or a library reason. See docs/nftables.md for the table layout.
  */
 
 #define ROTATOR_TABLE "mtd"
@@ -86,8 +86,8 @@ struct rotator_instance {
 
 /* The complete desired element state: every apply makes the contents of
  * the service maps, backend sets and decoy sets exactly this (sending only
- * the changes). Blocked sources are only ever added by the kernel (decoy
- * hits) and removed by `unblock`. For a dual-stack service give two entries
+ * the changes). Blocked sources are only ever added by rotator_block() and
+ * removed by `unblock` (or their timeout). For a dual-stack service give two entries
  * (same name, one per family).
  *
  * The per-epoch maps and decoy sets come in two banks (docs/nftables.md,
@@ -110,14 +110,14 @@ struct rotator_plan {
 };
 
 struct rotator_config {
-	uint16_t nflog_group;	    /* NFLOG group decoy hits are logged to */
-	uint32_t block_timeout_sec; /* how long a decoy toucher stays blocked (> 0) */
-	/* TCP decoys look open: after blocking and logging the source, the SYN
-	 * is redirected to this local port, where the caller runs a listener
-	 * (rotator_honeypot_open(), rotator.h) that completes the handshake.
-	 * The port itself is unreachable except through that redirect.
-	 * 0: decoy packets are dropped (they look filtered). UDP decoys are
-	 * always dropped. Fixed for the table's life (set on creation). */
+	uint16_t nflog_group; /* NFLOG group decoy hits are logged to */
+	/* TCP decoys look open: after logging the hit, the SYN is redirected
+	 * to this local port, where the caller runs a listener
+	 * (rotator_honeypot_open(), rotator.h) that completes the handshake
+	 * and tells whom it accepted. The port itself is unreachable except
+	 * through that redirect. 0: decoy packets are logged and dropped (they
+	 * look filtered). UDP decoys are always logged and dropped. Fixed for
+	 * the table's life (set on creation). */
 	uint16_t honeypot_port;
 	/* The per-instance envelope (default-deny to and from every "mtdi*"
 	 * link, opened by the plan's instances). Off: no envelope rules, a plan
@@ -196,6 +196,23 @@ struct rotator_blocked {
  * there is no table. */
 int rotator_blocked_list(struct rotator *r, struct rotator_blocked **ret, size_t *ret_n,
 			 struct step_error *err);
+
+/* At most this many sources per rotator_block() call (-E2BIG beyond). */
+#define ROTATOR_MAX_BLOCK 4096
+
+/*
+ * Block sources: one transaction that puts each into blocked4/blocked6 with
+ * its own timeout (expires_in_ms, 0: until unblocked). A source already
+ * blocked gets the new timeout, longer or shorter: it is deleted and added
+ * again in the same transaction, so it is never unblocked in between. A
+ * source given twice takes its last entry. n == 0 does nothing and returns 0.
+ * Needs the table (a successful rotator_apply() first: -ENOENT otherwise);
+ * -EINVAL for a family other than AF_INET/AF_INET6 (nothing sent). Blocked
+ * sources are dropped in prerouting before anything else of the table, except
+ * loopback and the end of a honeypot handshake. On error nothing changed.
+ */
+int rotator_block(struct rotator *r, const struct rotator_blocked *sources, size_t n,
+		  struct step_error *err);
 
 /* Name of the service that owned a decoy port in the last applied plan, or
  * NULL. For attributing decoy hits. */
@@ -289,13 +306,15 @@ int rotator_conntrack_reached(const struct rotator_addr *source, struct rotator_
 
 /*
  * The honeypot listener that makes TCP decoys look open. With
- * rotator_config.honeypot_port set, the table blocks and logs a source that
- * touches a TCP decoy and then redirects that SYN to this listener on the
- * same host, so the scanner gets a SYN-ACK (the port looks open) instead of
- * silence. The listener holds no data and serves nothing: the caller drains
- * it with rotator_honeypot_accept_all(), which closes every connection at
- * once. The table drops any traffic to the port that did not come through the
- * redirect, so the listener is not a service of its own.
+ * rotator_config.honeypot_port set, the table logs a SYN to a TCP decoy and
+ * redirects it to this listener on the same host, so the scanner gets a
+ * SYN-ACK (the port looks open) instead of silence. The listener holds no
+ * data and serves nothing: the caller drains it with
+ * rotator_honeypot_accept_all(), which closes every connection at once and
+ * says whose handshake completed: a source that answered the SYN-ACK owns its
+ * address (a spoofed SYN's victim never does), so that is the source a caller
+ * may block. The table drops any traffic to the port that did not come
+ * through the redirect, so the listener is not a service of its own.
  */
 
 struct rotator_honeypot;
@@ -308,17 +327,31 @@ void rotator_honeypot_free(struct rotator_honeypot *h);
 /* For the caller's event loop: readable when connections are pending. */
 int rotator_honeypot_fd(const struct rotator_honeypot *h);
 
-/* Accept every pending connection and close it at once (with a reset, so
- * nothing lingers). Returns how many were closed (0 if none), or a negative
- * errno for an error other than "nothing pending". */
-int rotator_honeypot_accept_all(struct rotator_honeypot *h);
+/* A connection the honeypot accepted: its source completed the handshake. */
+struct rotator_honeypot_peer {
+	struct rotator_addr source; /* v4-mapped IPv6 as AF_INET */
+	uint16_t decoy_port;	    /* where it was sent before the redirect; 0: unknown */
+};
+
+/* Accept pending connections and close each at once (with a reset, so
+ * nothing lingers), reporting each into ret_peers: at most max_peers a call
+ * (call again while the fd is readable), so none is closed unreported. A
+ * caller that only drains passes NULL, 0 (at most 1024 a call); ret_n_peers
+ * may be NULL. Returns how many were closed (0 if none). An error other than
+ * "nothing pending" ends the call: with connections closed before it, their
+ * count is returned (the next call meets the error again); with none, the
+ * negative errno, out-parameters untouched. */
+int rotator_honeypot_accept_all(struct rotator_honeypot *h, struct rotator_honeypot_peer *ret_peers,
+				size_t max_peers, size_t *ret_n_peers);
 
 /*
  * Decoy hits as the agent learns of them: the decoy rule of `inet mtd` logs
  * every hit to an NFLOG group (with the prefix "mtd-decoy "); this listens on
  * that group over its own netlink socket and parses each logged packet into
  * (source address, protocol, port). Map the port to a service with
- * rotator_decoy_owner(). The kernel has already blocked the source.
+ * rotator_decoy_owner(). Nothing is blocked: the source of a single packet
+ * may be forged (a spoofed SYN, any UDP datagram); block with rotator_block()
+ * what the caller trusts (e.g. a peer rotator_honeypot_accept_all() returned).
  */
 
 struct rotator_nflog;

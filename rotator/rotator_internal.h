@@ -157,16 +157,15 @@ struct nftnl_rule *nft_rule_loopback_accept(const char *chain, const char *comme
 struct nftnl_rule *nft_rule_blocked_drop(const char *chain, uint8_t nfproto, const char *set,
 					 const char *comment);
 
-/* fib daddr type local meta l4proto . th dport @decoys meta nfproto ipvX
- * add @blocked { ip[6] saddr timeout T } log prefix P group G counter drop */
-struct nftnl_rule *nft_rule_decoy_hit(const char *chain, uint8_t nfproto, const char *decoy_set,
-				      const char *blocked_set, uint64_t timeout_ms,
-				      uint16_t log_group, const char *log_prefix,
+/* fib daddr type local meta l4proto . th dport @decoys
+ * ct state ! established,related log prefix P group G counter drop
+ * (IPv4 and IPv6 alike; the source is reported, never blocked here) */
+struct nftnl_rule *nft_rule_decoy_hit(const char *chain, const char *decoy_set,
+				      uint16_t log_group_id, const char *log_prefix,
 				      const char *comment);
 
 /* The same without the drop: the packet goes on (to the honeypot redirect). */
-struct nftnl_rule *nft_rule_decoy_report(const char *chain, uint8_t nfproto, const char *decoy_set,
-					 const char *blocked_set, uint64_t timeout_ms,
+struct nftnl_rule *nft_rule_decoy_report(const char *chain, const char *decoy_set,
 					 uint16_t log_group_id, const char *log_prefix,
 					 const char *comment);
 
@@ -181,7 +180,7 @@ struct nftnl_rule *nft_rule_decoy_drop_non_tcp(const char *chain, const char *de
 
 /* ct status & dnat == dnat meta l4proto tcp ct reply proto-src port accept:
  * a connection already redirected to the honeypot completes its handshake
- * although its source is blocked (so the decoy looks open to connect()) */
+ * (and closes) even once the caller has blocked its source */
 struct nftnl_rule *nft_rule_honeypot_flow_accept(const char *chain, uint16_t port,
 						 const char *comment);
 
@@ -525,6 +524,8 @@ struct elements_ctx {
 	bool envelope; /* the instance sets exist (rotator_config.instance_envelope) */
 	const struct rotator_blocked *carried; /* blocked sources of an adopted table */
 	size_t n_carried;
+	const struct rotator_blocked *block; /* rotator_block(): valid, one entry per source */
+	size_t n_block;
 };
 
 /* With flush, every per-epoch set is flushed first (the kernel's contents
@@ -535,6 +536,16 @@ int elements_add_delta(struct nft_txn *t, const struct elements_ctx *ctx, bool f
 
 /* Add the carried blocked sources back, each with the time it had left. */
 int elements_add_carried(struct nft_txn *t, const struct elements_ctx *ctx);
+
+/* rotator_block()'s sources (valid families, n > 0) as a malloc'ed list
+ * with one entry per source, the last one given for it, ordered by family
+ * and address. 0 or -ENOMEM. */
+int elements_block_list(const struct rotator_blocked *sources, size_t n,
+			struct rotator_blocked **ret, size_t *ret_n);
+
+/* Block ctx->block's sources, each with its timeout; one already blocked
+ * takes the new one (destroyed and added again in the transaction). */
+int elements_add_block(struct nft_txn *t, const struct elements_ctx *ctx);
 
 /* Remove the plan's unblocked sources (no error if one already expired). */
 int elements_add_unblock(struct nft_txn *t, const struct elements_ctx *ctx);

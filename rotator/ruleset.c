@@ -65,7 +65,7 @@
 	     NULL},                                                                                \
 	{                                                                                          \
 		RS_BANK_NAME(RS_DECOYS, b), CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8, 0,  \
-		    0, 0, 0, "bank " #b ": decoy ports: a source touching one is blocked", NULL    \
+		    0, 0, 0, "bank " #b ": decoy ports: a packet to one is reported", NULL         \
 	}
 
 /* Every per-epoch map and set twice (docs/nftables.md, "Two banks"): the
@@ -82,10 +82,11 @@ static const struct set_def sets[] = {
      "real IPv4 backends: reachable from outside only through the DNAT", NULL},
     {RS_BACKENDS6, CONCAT3(TYPE_INET_PROTOCOL, TYPE_IP6ADDR, TYPE_INET_SERVICE), 24, 0, 0, 0, 0,
      "real IPv6 backends: reachable from outside only through the DNAT", NULL},
-    {RS_BLOCKED4, TYPE_IPADDR, 4, 0, 0, NFT_SET_TIMEOUT | NFT_SET_EVAL, 65535,
-     "IPv4 sources that touched a decoy", NULL},
-    {RS_BLOCKED6, TYPE_IP6ADDR, 16, 0, 0, NFT_SET_TIMEOUT | NFT_SET_EVAL, 65535,
-     "IPv6 sources that touched a decoy", NULL},
+    /* filled by the caller alone (rotator_block()), never from the packet path */
+    {RS_BLOCKED4, TYPE_IPADDR, 4, 0, 0, NFT_SET_TIMEOUT, 65535, "IPv4 sources the agent blocked",
+     NULL},
+    {RS_BLOCKED6, TYPE_IP6ADDR, 16, 0, 0, NFT_SET_TIMEOUT, 65535, "IPv6 sources the agent blocked",
+     NULL},
 };
 
 #define CH_PRE_FILTER "prerouting_filter"
@@ -98,7 +99,7 @@ static const struct set_def sets[] = {
 #define CH_BANK_LOCAL(b) "bank" #b "_local"
 
 #define BANK_CHAINS(b)                                                                             \
-	{CH_BANK_FILTER(b), NULL, 0, 0, "bank " #b ": touching a decoy blocks the source"},        \
+	{CH_BANK_FILTER(b), NULL, 0, 0, "bank " #b ": decoy hits are reported"},                   \
 	    {CH_BANK_NAT(b), NULL, 0, 0, "bank " #b ": public port -> backend"},                   \
 	{                                                                                          \
 		CH_BANK_LOCAL(b), NULL, 0, 0,                                                      \
@@ -107,7 +108,7 @@ static const struct set_def sets[] = {
 
 static const struct chain_def chains[] = {
     {CH_PRE_FILTER, "filter", NF_INET_PRE_ROUTING, -150,
-     "blocked sources are dropped; touching a decoy blocks the source"},
+     "blocked sources are dropped; decoy hits are reported"},
     {CH_PRE_NAT, "nat", NF_INET_PRE_ROUTING, -100, "current/grace public port -> backend"},
     {CH_OUT_NAT, "nat", NF_INET_LOCAL_OUT, -100, "public port -> backend for clients on this host"},
     {CH_IN_FILTER, "filter", NF_INET_LOCAL_IN, 0, "backends on this host: only through the DNAT"},
@@ -117,27 +118,22 @@ static const struct chain_def chains[] = {
     BANK_CHAINS(1),
 };
 
-/* The rules of one bank's chains: its decoys, its public ports. */
+/* The rules of one bank's chains: its decoys, its public ports. A decoy hit
+ * is logged, never blocked here (the caller decides: rotator_block()). */
 static int add_bank_rules(struct nft_txn *t, unsigned bank, const struct rotator_config *config)
 {
-	uint64_t timeout_ms = (uint64_t)config->block_timeout_sec * 1000;
 	uint16_t group = config->nflog_group, hp = config->honeypot_port;
 	const char *filter = bank ? CH_BANK_FILTER(1) : CH_BANK_FILTER(0);
 	const char *nat = bank ? CH_BANK_NAT(1) : CH_BANK_NAT(0);
 	const char *local = bank ? CH_BANK_LOCAL(1) : CH_BANK_LOCAL(0);
 	const char *decoys = bank ? RS_BANK_NAME(RS_DECOYS, 1) : RS_BANK_NAME(RS_DECOYS, 0);
-	const char *comment = "decoy hit: block and report the source";
 	struct ruleset_rule rules[] = {
-	    {hp ? nft_rule_decoy_report(filter, NFPROTO_IPV4, decoys, RS_BLOCKED4, timeout_ms,
-					group, RS_LOG_PREFIX, comment)
-		: nft_rule_decoy_hit(filter, NFPROTO_IPV4, decoys, RS_BLOCKED4, timeout_ms, group,
-				     RS_LOG_PREFIX, comment),
-	     "IPv4 decoy hit in a bank's filter chain", false},
-	    {hp ? nft_rule_decoy_report(filter, NFPROTO_IPV6, decoys, RS_BLOCKED6, timeout_ms,
-					group, RS_LOG_PREFIX, comment)
-		: nft_rule_decoy_hit(filter, NFPROTO_IPV6, decoys, RS_BLOCKED6, timeout_ms, group,
-				     RS_LOG_PREFIX, comment),
-	     "IPv6 decoy hit in a bank's filter chain", false},
+	    {hp ? nft_rule_decoy_report(
+		      filter, decoys, group, RS_LOG_PREFIX,
+		      "decoy hit: report the source (TCP goes on to the honeypot)")
+		: nft_rule_decoy_hit(filter, decoys, group, RS_LOG_PREFIX,
+				     "decoy hit: report the source, drop the packet"),
+	     "decoy hit in a bank's filter chain", false},
 	    {hp ? nft_rule_decoy_drop_non_tcp(filter, decoys,
 					      "UDP decoys are dropped, not redirected")
 		: NULL,

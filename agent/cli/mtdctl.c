@@ -42,9 +42,10 @@ static const struct mtdctl_command commands[] = {
      false, mtdctl_inspect},
     {"audit show", "[--since SEQ] [--follow]", "audit records after SEQ; --follow keeps going",
      false, mtdctl_audit_show},
-    {"policy check", "PATH...\n--plan DIR [--at TIME]",
-     "validate policies; --plan: what DIR would do (ports, decoys, envelopes, limits)", true,
-     mtdctl_policy_check},
+    {"policy check", "[--config FILE] PATH...\n[--config FILE] --plan DIR [--at TIME]",
+     "validate policies and the global file; --plan: what DIR would do (ports, decoys, "
+     "envelopes, limits)",
+     true, mtdctl_policy_check},
     {"audit init", "--key-out FILE [--state-dir DIR]",
      "create the audit key; FILE is the verification key", true, mtdctl_audit_init},
     {"audit verify", "--key FILE LOG...", "verify audit logs (oldest first)", true,

@@ -60,11 +60,14 @@ int mtdctl_policy_check(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_audit_init(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_audit_verify(const struct mtdctl *ctl, int argc, char **argv);
 
-/* mtdctl_plan.c: called by mtdctl_policy_check() with a set that loaded;
- * prints each service's ports now and at its next boundary at at_usec, its
- * decoys, envelope and limits. Returns an exit code. */
+/* mtdctl_plan.c: called by mtdctl_policy_check() with a set and a global file
+ * that loaded; prints each service's ports now and at its next boundary at
+ * at_usec, its decoys and the sources they never block, envelope and limits.
+ * Returns an exit code. */
 struct policy_set;
-int mtdctl_policy_plan(const struct mtdctl *ctl, const struct policy_set *set, uint64_t at_usec);
+struct policy_globals;
+int mtdctl_policy_plan(const struct mtdctl *ctl, const struct policy_set *set,
+		       const struct policy_globals *globals, uint64_t at_usec);
 
 /* mtdctl_schedule.c */
 int mtdctl_port(const struct mtdctl *ctl, int argc, char **argv);

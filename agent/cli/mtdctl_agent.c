@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "policy.h"
 
 /* A reply is one message of any size the agent's send buffer allows
  * (status of a thousand services is ~360 KiB); more is not an agent's. */
@@ -183,6 +184,26 @@ static void format_utc_time(uint64_t usec, char *buffer, size_t size)
 		snprintf(buffer, size, "?");
 }
 
+/* Whom decoys may block (docs/decoys.md). */
+static void print_decoy_blocking(json_t *d)
+{
+	char interval[POLICY_TIMESPAN_MAX];
+
+	if (!json_is_object(d))
+		return;
+	policy_format_timespan(
+	    interval, sizeof(interval),
+	    (uint64_t)json_integer_value(json_object_get(d, "udp_interval_usec")));
+	printf("decoys: %s; UDP hits blocked %lld of at most %lld source(s) per %s; "
+	       "%lld NeverBlock= range(s) of the host\n",
+	       json_is_true(json_object_get(d, "monitor"))
+		   ? "monitor mode, nobody is blocked"
+		   : "TCP sources blocked once their handshake completes",
+	       (long long)json_integer_value(json_object_get(d, "udp_blocked_in_interval")),
+	       (long long)json_integer_value(json_object_get(d, "udp_limit")), interval,
+	       (long long)json_integer_value(json_object_get(d, "never_block")));
+}
+
 static void print_rotation(json_t *rotation)
 {
 	json_t *services = json_object_get(rotation, "services");
@@ -217,21 +238,26 @@ static void print_rotation(json_t *rotation)
 		       json_array_size(json_object_get(s, "decoys")),
 		       (long long)json_integer_value(json_object_get(s, "decoy_hits")));
 	}
+	print_decoy_blocking(json_object_get(rotation, "decoy_blocking"));
 	if (json_array_size(blocked) > 0) {
 		printf("\nblocked sources:\n");
 		json_array_foreach(blocked, i, s)
 		{
-			char until[32];
+			char until[32], strike[32] = "";
+			long long n = json_integer_value(json_object_get(s, "strike"));
 
 			format_utc_time(
 			    (uint64_t)json_integer_value(json_object_get(s, "until_usec")), until,
 			    sizeof(until));
 			const char *service = string_or(s, "service", "");
 
-			printf("  %-40s until %s UTC (%s%s)\n", string_or(s, "address", "?"), until,
+			if (n > 1)
+				snprintf(strike, sizeof(strike), ", block %lld in a row", n);
+			printf("  %-40s until %s UTC (%s%s%s)\n", string_or(s, "address", "?"),
+			       until,
 			       service[0] ? "decoy of "
 					  : "a decoy of an earlier epoch, or before a restart",
-			       service);
+			       service, strike);
 		}
 	}
 }

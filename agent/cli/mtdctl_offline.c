@@ -11,10 +11,11 @@
 #include "mtdctl.h"
 #include "policy.h"
 
-/* policy check's arguments: PATH... or --plan DIR [--at TIME]; the paths are
- * moved to the front of argv. Returns 0 or a usage exit code. */
+/* policy check's arguments: [--config FILE] PATH... or [--config FILE]
+ * --plan DIR [--at TIME]; the paths are moved to the front of argv. Returns 0
+ * or a usage exit code. */
 static int parse_check_args(int argc, char **argv, bool *ret_plan, uint64_t *ret_at_usec,
-			    size_t *ret_n_paths)
+			    const char **ret_config, size_t *ret_n_paths)
 {
 	bool plan = false, at = false;
 	size_t n = 0;
@@ -22,7 +23,11 @@ static int parse_check_args(int argc, char **argv, bool *ret_plan, uint64_t *ret
 	for (int i = 1; i < argc; i++) {
 		if (streq(argv[i], "--plan"))
 			plan = true;
-		else if (streq(argv[i], "--at") && i + 1 < argc) {
+		else if (streq(argv[i], "--config")) {
+			if (i + 1 >= argc || !argv[i + 1][0])
+				return mtdctl_usage_error("policy check: --config needs a FILE");
+			*ret_config = argv[++i];
+		} else if (streq(argv[i], "--at") && i + 1 < argc) {
 			if (mtdctl_parse_time(argv[++i], ret_at_usec) < 0)
 				return mtdctl_usage_error("policy check: --at: '%s' is not a time "
 							  "(@SECONDS or YYYY-MM-DDTHH:MM:SSZ)",
@@ -45,20 +50,36 @@ static int parse_check_args(int argc, char **argv, bool *ret_plan, uint64_t *ret
 	return 0;
 }
 
+/* Appends each error as a line to stderr (unless --json) and to list. */
+static void report_errors(const struct mtdctl *ctl, const struct policy_errors *errors,
+			  json_t *list)
+{
+	for (size_t i = 0; i < errors->count; i++) {
+		_cleanup_free_ char *line = policy_error_format(&errors->items[i]);
+		if (!line)
+			continue;
+		if (!ctl->json)
+			fprintf(stderr, "%s\n", line);
+		json_array_append_new(list, json_string(line));
+	}
+}
+
 int mtdctl_policy_check(const struct mtdctl *ctl, int argc, char **argv)
 {
 	struct policy_set *set = NULL;
+	struct policy_globals *globals = NULL;
 	struct policy_errors errors = {0};
 	_cleanup_(json_decrefp) json_t *report = NULL;
 	_cleanup_(json_decrefp) json_t *error_list = NULL;
 	_cleanup_(json_decrefp) json_t *services = NULL;
 	uint64_t at_usec = now(CLOCK_REALTIME);
+	const char *config = NULL;
 	size_t n_paths = 0;
 	bool plan = false;
-	int r;
+	int r, rg;
 
 	/* Before anything is allocated: a usage error leaks nothing. */
-	r = parse_check_args(argc, argv, &plan, &at_usec, &n_paths);
+	r = parse_check_args(argc, argv, &plan, &at_usec, &config, &n_paths);
 	if (r != 0)
 		return r;
 	report = json_object();
@@ -66,26 +87,31 @@ int mtdctl_policy_check(const struct mtdctl *ctl, int argc, char **argv)
 	services = json_array();
 
 	r = policy_set_load((const char *const *)argv + 1, n_paths, &set, &errors);
-	for (size_t i = 0; i < errors.count; i++) {
-		_cleanup_free_ char *line = policy_error_format(&errors.items[i]);
-		if (!line)
-			continue;
-		if (!ctl->json)
-			fprintf(stderr, "%s\n", line);
-		json_array_append_new(error_list, json_string(line));
-	}
+	/* The global file with the set: the one given, else the default if it exists. */
+	rg = policy_globals_load(config ? config : POLICY_GLOBALS_PATH, config != NULL, &globals,
+				 &errors);
+	if (r >= 0 && rg < 0)
+		r = rg;
+	report_errors(ctl, &errors, error_list);
 	for (size_t i = 0; set && i < set->count; i++)
 		json_array_append_new(services, json_string(set->policies[i]->name));
 
 	if (r >= 0 && plan) {
 		/* The set loaded: what it would do instead of the summary. */
 		policy_errors_free(&errors);
-		r = mtdctl_policy_plan(ctl, set, at_usec);
+		r = mtdctl_policy_plan(ctl, set, globals, at_usec);
 		policy_set_free(set);
+		policy_globals_free(globals);
 		return r;
 	}
 	json_object_set_new(report, "ok", json_boolean(r >= 0));
 	json_object_set(report, "services", services);
+	/* The global file checked: null when none was given and the default is absent. */
+	json_object_set_new(report, "config",
+			    config		       ? json_string(config)
+			    : globals && globals->path ? json_string(globals->path)
+			    : rg < 0		       ? json_string(POLICY_GLOBALS_PATH)
+						       : json_null());
 	json_object_set(report, "errors", error_list);
 	if (ctl->json) {
 		_cleanup_free_ char *text =
@@ -97,6 +123,8 @@ int mtdctl_policy_check(const struct mtdctl *ctl, int argc, char **argv)
 	if (r < 0) {
 		size_t n = errors.count;
 		policy_errors_free(&errors);
+		policy_set_free(set);
+		policy_globals_free(globals);
 		if (n == 0)
 			return mtdctl_fail("policy check: %s", strerror(-r));
 		return ctl->json ? EXIT_FAILURE
@@ -107,9 +135,12 @@ int mtdctl_policy_check(const struct mtdctl *ctl, int argc, char **argv)
 		for (size_t i = 0; i < set->count; i++)
 			printf("%s%s", i ? ", " : ": ", set->policies[i]->name);
 		putchar('\n');
+		if (globals->path)
+			printf("ok: global file %s\n", globals->path);
 	}
 	policy_errors_free(&errors);
 	policy_set_free(set);
+	policy_globals_free(globals);
 	return 0;
 }
 

@@ -246,10 +246,34 @@ static void print_envelope(json_t *policy)
 	       (long long)json_integer_value(json_object_get(service, "standby_instances")));
 }
 
-static void print_service(const struct policy *p, const struct service_plan *plan, json_t *policy)
+/* Who the service's decoys never block: its own NeverBlock= and the global
+ * file's, and how long their blocks last. */
+static void print_decoy_blocks(json_t *policy, json_t *globals)
+{
+	json_t *mine = json_object_get(json_object_get(policy, "rotation"), "never_block");
+	json_t *all = json_object_get(globals, "never_block");
+
+	printf("  never block: ");
+	print_words(mine, "none");
+	printf(" (NeverBlock=), ");
+	print_words(all, "none");
+	printf(" (global file)\n");
+	printf("  decoy block: DecoyBlock=%s, x%lld per repeat within DecoyRepeatWindow=%s, "
+	       "up to DecoyBlockMax=%s\n",
+	       str_at(policy, "rotation", "decoy_block", "?"),
+	       (long long)json_integer_value(
+		   json_object_get(json_object_get(policy, "rotation"), "decoy_block_factor")),
+	       str_at(policy, "rotation", "decoy_repeat_window", "?"),
+	       str_at(policy, "rotation", "decoy_block_max", "?"));
+}
+
+static void print_service(const struct policy *p, const struct service_plan *plan, json_t *policy,
+			  json_t *globals)
 {
 	printf("\n%s (%s service, %s)\n", p->name, p->has_backend ? "host" : "managed", p->path);
 	print_schedule(p, plan, policy);
+	if (p->decoys)
+		print_decoy_blocks(policy, globals);
 	if (p->has_backend)
 		printf("  backend:     %s\n", str_at(policy, "service", "backend", "?"));
 	else
@@ -261,16 +285,18 @@ static void print_service(const struct policy *p, const struct service_plan *pla
 	       str_at(policy, "rotation", "decoy_block", "?"));
 }
 
-int mtdctl_policy_plan(const struct mtdctl *ctl, const struct policy_set *set, uint64_t at_usec)
+int mtdctl_policy_plan(const struct mtdctl *ctl, const struct policy_set *set,
+		       const struct policy_globals *globals, uint64_t at_usec)
 {
 	_cleanup_(json_decrefp) json_t *services = json_array();
+	_cleanup_(json_decrefp) json_t *globals_json = policy_globals_to_json(globals);
 	struct service_plan *plans;
 	size_t n_errors = 0;
 	char when[64];
 	int r = 0;
 
 	plans = calloc(set->count ? set->count : 1, sizeof(*plans));
-	if (!plans || !services) {
+	if (!plans || !services || !globals_json) {
 		free(plans);
 		return mtdctl_fail("policy check --plan: out of memory");
 	}
@@ -286,8 +312,9 @@ int mtdctl_policy_plan(const struct mtdctl *ctl, const struct policy_set *set, u
 	}
 	if (r >= 0 && ctl->json) {
 		_cleanup_(json_decrefp) json_t *report =
-		    json_pack("{s:b, s:I, s:s, s:O}", "ok", n_errors == 0, "at_usec",
-			      (json_int_t)at_usec, "note", PLAN_NOTE, "services", services);
+		    json_pack("{s:b, s:I, s:s, s:O, s:O}", "ok", n_errors == 0, "at_usec",
+			      (json_int_t)at_usec, "note", PLAN_NOTE, "globals", globals_json,
+			      "services", services);
 		_cleanup_free_ char *text =
 		    report ? json_dumps(report, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
 
@@ -299,9 +326,17 @@ int mtdctl_policy_plan(const struct mtdctl *ctl, const struct policy_set *set, u
 		mtdctl_format_utc(at_usec, when, sizeof(when));
 		printf("plan at %s: %zu service%s, nothing applied\nnote: %s\n", when, set->count,
 		       set->count == 1 ? "" : "s", PLAN_NOTE);
+		printf("global file: %s\n  never block: ",
+		       globals->path ? globals->path : "none (defaults)");
+		print_words(json_object_get(globals_json, "never_block"), "none");
+		printf(" (no decoy of any service blocks these)\n  UDP blocks:  at most %u "
+		       "sources per %s (UDPBlockLimit=)\n",
+		       globals->udp_block_limit,
+		       json_string_value(json_object_get(globals_json, "udp_block_interval")));
 		for (size_t i = 0; i < set->count; i++)
 			print_service(set->policies[i], &plans[i],
-				      json_object_get(json_array_get(services, i), "policy"));
+				      json_object_get(json_array_get(services, i), "policy"),
+				      globals_json);
 	}
 	for (size_t i = 0; i < set->count; i++)
 		free(plans[i].error);

@@ -21,6 +21,7 @@
 #include "clock.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy_set *, policy_set_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy_globals *, policy_globals_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct agent *, agent_free)
 
 struct agent {
@@ -28,8 +29,9 @@ struct agent {
 	char *socket_path;
 	sd_event *event;
 	struct policy_set *policies;
-	uint64_t policies_loaded_usec; /* CLOCK_REALTIME */
-	uint64_t started_usec;	       /* CLOCK_MONOTONIC */
+	struct policy_globals *globals; /* the global file's, swapped with the set */
+	uint64_t policies_loaded_usec;	/* CLOCK_REALTIME */
+	uint64_t started_usec;		/* CLOCK_MONOTONIC */
 	uint64_t reloads;
 	uint64_t reload_failures;
 	struct audit_log *audit;
@@ -162,24 +164,45 @@ static json_t *error_lines(const struct policy_errors *errors)
 	return lines;
 }
 
-static int load_policies(const char *policy_dir, struct policy_set **ret_set, json_t **ret_errors)
+/* The policy set and the global file, validated as one: either both are
+ * returned or neither, with every error of both. */
+static int load_policies(const struct agent_options *options, struct policy_set **ret_set,
+			 struct policy_globals **ret_globals, json_t **ret_errors)
 {
-	const char *paths[] = {policy_dir};
-	struct policy_errors errors = {0};
+	const char *paths[] = {options->policy_dir};
+	struct policy_errors set_errors = {0}, globals_errors = {0};
 	struct policy_set *set = NULL;
-	int r;
+	struct policy_globals *globals = NULL;
+	int r, r_globals;
 
-	r = policy_set_load(paths, 1, &set, &errors);
-	if (r < 0) {
-		*ret_errors = error_lines(&errors);
-		if (errors.count == 0)
-			json_array_append_new(*ret_errors,
-					      json_sprintf("%s: %s", policy_dir, strerror(-r)));
-		policy_errors_free(&errors);
-		return r;
+	r = policy_set_load(paths, 1, &set, &set_errors);
+	r_globals = policy_globals_load(options->config_file, options->config_file_required,
+					&globals, &globals_errors);
+	if (r < 0 || r_globals < 0) {
+		*ret_errors = error_lines(&set_errors);
+		if (r < 0 && set_errors.count == 0)
+			json_array_append_new(
+			    *ret_errors, json_sprintf("%s: %s", options->policy_dir, strerror(-r)));
+		{
+			json_t *more = error_lines(&globals_errors);
+
+			json_array_extend(*ret_errors, more);
+			json_decref(more);
+		}
+		if (r_globals < 0 && globals_errors.count == 0)
+			json_array_append_new(
+			    *ret_errors,
+			    json_sprintf("%s: %s", options->config_file, strerror(-r_globals)));
+		policy_errors_free(&set_errors);
+		policy_errors_free(&globals_errors);
+		policy_set_free(set);
+		policy_globals_free(globals);
+		return r < 0 ? r : r_globals;
 	}
-	policy_errors_free(&errors);
+	policy_errors_free(&set_errors);
+	policy_errors_free(&globals_errors);
 	*ret_set = set;
+	*ret_globals = globals;
 	return 0;
 }
 
@@ -206,19 +229,20 @@ int agent_reload(struct agent *agent, const char *source, json_t **ret_result, c
 		 json_t **ret_error_details)
 {
 	_cleanup_(policy_set_freep) struct policy_set *next = NULL;
+	_cleanup_(policy_globals_freep) struct policy_globals *next_globals = NULL;
 	_cleanup_(json_decrefp) json_t *errors = NULL;
 	struct step_error rotation_error = {0};
 	char reason[STEP_ERROR_FORMAT_MAX];
 	json_t *fields;
 	int r;
 
-	r = load_policies(agent->options.policy_dir, &next, &errors);
+	r = load_policies(&agent->options, &next, &next_globals, &errors);
 	if (r < 0)
 		return reload_refused(agent, source, errors, ret_error, ret_error_details);
 
 	/* One nftables transaction for the new set; on failure the kernel and the
 	 * agent keep the old one. */
-	r = rotation_apply_policies(agent->rotation, next, &rotation_error);
+	r = rotation_apply_policies(agent->rotation, next, next_globals, &rotation_error);
 	if (r < 0) {
 		errors =
 		    json_pack("[s]", step_error_reason(&rotation_error, r, reason, sizeof(reason)));
@@ -234,7 +258,8 @@ int agent_reload(struct agent *agent, const char *source, json_t **ret_result, c
 		struct step_error undo_error = {0};
 		int undo;
 
-		undo = rotation_apply_policies(agent->rotation, agent->policies, &undo_error);
+		undo = rotation_apply_policies(agent->rotation, agent->policies, agent->globals,
+					       &undo_error);
 		if (undo < 0)
 			log_error("reload: cannot restore the previous rotation: %s",
 				  step_error_reason(&undo_error, undo, reason, sizeof(reason)));
@@ -251,6 +276,8 @@ int agent_reload(struct agent *agent, const char *source, json_t **ret_result, c
 		if (agent->fleet)
 			fleet_apply_policies(agent->fleet, agent->policies);
 		policy_set_free(old);
+		policy_globals_free(agent->globals);
+		agent->globals = TAKE_PTR(next_globals);
 	}
 	agent->policies_loaded_usec = now(CLOCK_REALTIME);
 	agent->reloads++;
@@ -529,8 +556,10 @@ static void on_control_refusal(const struct control_peer *peer, enum control_ref
 	control_audit_refusal(agent->control_audit, peer, kind, command, reason);
 }
 
-static void on_decoy_hit(const char *service, const char *source, const char *proto, uint16_t port,
-			 const char *const *reached, size_t n_reached, void *userdata)
+/* Every packet a decoy reports is a record; what it did to its source is in
+ * "action" (docs/nftables.md, "Who a decoy blocks"). */
+static void on_decoy_hit(const struct rotation_decoy_event *hit, const char *const *reached,
+			 size_t n_reached, void *userdata)
 {
 	struct agent *agent = userdata;
 	json_t *instances = json_array();
@@ -538,13 +567,40 @@ static void on_decoy_hit(const char *service, const char *source, const char *pr
 	for (size_t i = 0; instances && i < n_reached; i++)
 		json_array_append_new(instances, json_string(reached[i]));
 
-	log_warning("decoy hit: %s touched %s/%u%s%s; the source is blocked", source, proto,
-		    (unsigned)port, service ? " of service " : "", service ? service : "");
+	log_warning("decoy hit: %s touched %s/%u%s%s (%s)", hit->source, hit->proto,
+		    (unsigned)hit->port, hit->service ? " of service " : "",
+		    hit->service ? hit->service : "", hit->action);
 	(void)agent_audit(agent, "decoy-hit",
-			  json_pack("{s:s?, s:s, s:s, s:i, s:o}", "service", service, "source",
-				    source, "proto", proto, "port", (int)port, "reached_instances",
-				    instances),
+			  json_pack("{s:s?, s:s, s:s, s:i, s:s, s:s, s:o}", "service", hit->service,
+				    "source", hit->source, "proto", hit->proto, "port",
+				    (int)hit->port, "evidence", hit->evidence, "action",
+				    hit->action, "reached_instances", instances),
 			  true);
+}
+
+static void on_decoy_block(const struct rotation_decoy_event *block, void *userdata)
+{
+	struct agent *agent = userdata;
+	uint64_t seconds = (block->block_usec + USEC_PER_SEC - 1) / USEC_PER_SEC;
+	json_t *fields = json_pack("{s:s?, s:s, s:s, s:i, s:s, s:I, s:i}", "service",
+				   block->service, "source", block->source, "proto", block->proto,
+				   "port", (int)block->port, "evidence", block->evidence,
+				   "block_sec", (json_int_t)seconds, "strike", (int)block->strike);
+
+	if (block->error) {
+		log_error("decoy: cannot block %s: %s", block->source, block->error);
+		json_object_set_new(fields, "reason", json_string(block->error));
+		(void)agent_audit(agent, "source-block-failed", fields, true);
+		return;
+	}
+	if (block->simulated) {
+		log_notice("decoy (monitor): %s would be blocked for %llus (strike %u)",
+			   block->source, (unsigned long long)seconds, block->strike);
+		json_object_set_new(fields, "simulated", json_true());
+	} else
+		log_warning("decoy: %s blocked for %llus (strike %u, %s)", block->source,
+			    (unsigned long long)seconds, block->strike, block->evidence);
+	(void)agent_audit(agent, "source-blocked", fields, true);
 }
 
 static void on_egress_drop(const char *link, const char *source, const char *destination,
@@ -618,6 +674,7 @@ static int start_rotation(struct agent *agent)
 	};
 	struct rotation_hooks hooks = {
 	    .on_decoy_hit = on_decoy_hit,
+	    .on_decoy_block = on_decoy_block,
 	    .on_apply_failed = on_rotation_failed,
 	    .on_egress_drop = on_egress_drop,
 	    .on_clock_set = on_clock_set,
@@ -641,7 +698,7 @@ static int start_rotation(struct agent *agent)
 				  true);
 		return r;
 	}
-	r = rotation_apply_policies(agent->rotation, agent->policies, &error);
+	r = rotation_apply_policies(agent->rotation, agent->policies, agent->globals, &error);
 	if (r < 0) {
 		step_error_reason(&error, r, reason, sizeof(reason));
 		log_error("rotation: %s", reason);
@@ -751,12 +808,12 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 	if (r < 0)
 		return r;
 
-	r = load_policies(options->policy_dir, &agent->policies, &errors);
+	r = load_policies(options, &agent->policies, &agent->globals, &errors);
 	if (r < 0) {
 		for (size_t i = 0; i < json_array_size(errors); i++)
 			log_error("%s", json_string_value(json_array_get(errors, i)));
-		log_error("refusing to start: the policy set in %s is invalid",
-			  options->policy_dir);
+		log_error("refusing to start: the policy set in %s or %s is invalid",
+			  options->policy_dir, options->config_file);
 		(void)agent_audit(
 		    agent, "policy-load-failed",
 		    json_pack("{s:s, s:O}", "policy_dir", options->policy_dir, "errors", errors),
@@ -850,6 +907,7 @@ void agent_free(struct agent *agent)
 	audit_timer_free(agent->audit_timer);
 	audit_log_close(agent->audit);
 	policy_set_free(agent->policies);
+	policy_globals_free(agent->globals);
 	free(agent->socket_path);
 	sd_event_unref(agent->event);
 	free(agent);

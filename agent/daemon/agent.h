@@ -12,6 +12,8 @@
 
 struct agent_options {
 	const char *policy_dir;
+	const char *config_file;   /* the global file ([Decoys]) */
+	bool config_file_required; /* given on the command line: it must exist */
 	const char *state_dir;
 	const char *runtime_dir;
 	const char *audit_log;

@@ -25,6 +25,9 @@ static void usage(FILE *out)
 	    "usage: mtd-agent [OPTION]...\n"
 	    "Moving-target-defense host agent.\n\n"
 	    "  --policy-dir DIR      policies (*.policy) [/etc/mtd/policies]\n"
+	    "  --config FILE         the global file: whom decoys never block, the UDP bound\n"
+	    "                        (mtd.policy(5), GLOBAL FILE) [/etc/mtd/mtd.conf, if it "
+	    "exists]\n"
 	    "  --state-dir DIR       keys and state [/var/lib/mtd]\n"
 	    "  --runtime-dir DIR     control socket [/run/mtd]\n"
 	    "  --audit-log FILE      audit log [/var/log/mtd/audit.log]\n"
@@ -71,6 +74,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 {
 	enum {
 		OPT_POLICY_DIR = 256,
+		OPT_CONFIG,
 		OPT_STATE_DIR,
 		OPT_RUNTIME_DIR,
 		OPT_AUDIT_LOG,
@@ -90,6 +94,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 	};
 	static const struct option long_options[] = {
 	    {"policy-dir", required_argument, NULL, OPT_POLICY_DIR},
+	    {"config", required_argument, NULL, OPT_CONFIG},
 	    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
 	    {"runtime-dir", required_argument, NULL, OPT_RUNTIME_DIR},
 	    {"audit-log", required_argument, NULL, OPT_AUDIT_LOG},
@@ -119,6 +124,10 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 		switch (c) {
 		case OPT_POLICY_DIR:
 			options->policy_dir = optarg;
+			break;
+		case OPT_CONFIG:
+			options->config_file = optarg;
+			options->config_file_required = true;
 			break;
 		case OPT_STATE_DIR:
 			options->state_dir = optarg;
@@ -243,6 +252,7 @@ int main(int argc, char **argv)
 {
 	struct agent_options options = {
 	    .policy_dir = "/etc/mtd/policies",
+	    .config_file = "/etc/mtd/mtd.conf",
 	    .state_dir = "/var/lib/mtd",
 	    .runtime_dir = "/run/mtd",
 	    .audit_log = "/var/log/mtd/audit.log",

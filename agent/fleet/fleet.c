@@ -277,10 +277,16 @@ static void service_drop(struct service *svc)
 void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set)
 {
 	struct service **next = calloc(set->count + 1, sizeof(*next));
+	/* Instances start once the fleet lists their services: one without a
+	 * health check is healthy at once, and its hook looks the service up. */
+	bool *start = calloc(set->count + 1, sizeof(*start));
 	size_t n = 0;
 
-	if (!next)
+	if (!next || !start) {
+		free(next);
+		free(start);
 		return;
+	}
 	for (size_t i = 0; i < set->count; i++) {
 		const struct policy *p = set->policies[i];
 		struct service *old, *svc;
@@ -322,16 +328,16 @@ void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set)
 						      "the service failed verification");
 			} else if (changed) {
 				service_stop_instance(svc, svc->next, "policy changed");
-				service_start_instance(svc);
+				start[n - 1] = true;
 			} else if (!svc->current) {
-				service_start_instance(svc);
+				start[n - 1] = true;
 			} else {
 				standby_schedule(svc, 0);
 			}
 			continue;
 		}
+		start[n] = true;
 		next[n++] = svc;
-		service_start_instance(svc);
 	}
 	/* Services that are gone. */
 	for (size_t j = 0; j < fleet->n_services; j++)
@@ -339,6 +345,10 @@ void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set)
 	free(fleet->services);
 	fleet->services = next;
 	fleet->n_services = n;
+	for (size_t i = 0; i < n; i++)
+		if (start[i])
+			service_start_instance(next[i]);
+	free(start);
 }
 
 /* What the instance is to its service: serving (the public port leads to

@@ -134,6 +134,12 @@ struct policy {
 	struct cidr *address_pools;	/* AddressPool= (repeat appends) */
 	size_t address_pool_count;
 	bool local_access; /* LocalAccess= DNAT for connections from the host itself */
+	/* Who decoys may block, and for how long (docs/mtd.policy.5). */
+	struct cidr *never_block; /* NeverBlock= (repeat appends); a bare address is /32, /128 */
+	size_t never_block_count;
+	unsigned decoy_block_factor;	   /* DecoyBlockFactor= 1..100 */
+	uint64_t decoy_block_max_usec;	   /* DecoyBlockMax= (>= DecoyBlock=, <= 30d) */
+	uint64_t decoy_repeat_window_usec; /* DecoyRepeatWindow= (<= 30d) */
 
 	/* [Envelope] */
 	struct string_list system_calls;		    /* SystemCalls= names and @groups */
@@ -179,6 +185,36 @@ void policy_free(struct policy *policy);
 void policy_set_free(struct policy_set *set);
 void policy_errors_free(struct policy_errors *errors);
 
+/* The global file (default POLICY_GLOBALS_PATH): same syntax as policy files,
+ * one section [Decoys]. Settings of the whole agent, not of one service. */
+#define POLICY_GLOBALS_PATH "/etc/mtd/mtd.conf"
+#define POLICY_UDP_BLOCK_LIMIT_MAX 100000
+
+struct policy_globals {
+	char *path;		  /* file it was read from; NULL when defaults (no file) */
+	struct cidr *never_block; /* [Decoys] NeverBlock=: no decoy of any service blocks these */
+	size_t never_block_count;
+	unsigned udp_block_limit;	  /* UDPBlockLimit=N/SPAN: at most N sources blocked */
+	uint64_t udp_block_interval_usec; /* by UDP decoy hits per SPAN; N = 0: UDP never blocks */
+};
+
+/* Read the global file. With !must_exist a missing file (ENOENT) gives the
+ * defaults (path NULL). Returns 0 and *ret; otherwise -EINVAL (or -errno) and
+ * every error found appended to ret_errors, in the policy files' shape
+ * ("FILE:LINE: Decoys.Key: reason"). Never half-fills *ret. */
+int policy_globals_load(const char *path, bool must_exist, struct policy_globals **ret,
+			struct policy_errors *ret_errors);
+/* Parse from memory (the fuzzer, unit tests); file_name labels errors. */
+int policy_globals_parse_buffer(const char *file_name, const char *text, size_t len,
+				struct policy_globals **ret, struct policy_errors *errors);
+void policy_globals_free(struct policy_globals *g);
+
+/* Whether the address addr (a struct in_addr for AF_INET, a struct in6_addr
+ * for AF_INET6) lies in c. An IPv4-mapped IPv6 address (::ffff:a.b.c.d) counts
+ * as the IPv4 address, on either side: a source seen on a dual-stack socket
+ * matches NeverBlock=a.b.c.0/24. */
+bool policy_cidr_contains(const struct cidr *c, int family, const void *addr);
+
 /* Time spans as policies write them (also the daemon's and the CLI's duration
  * options): "90s", "15min", "2h 30min", "500ms", "1d"; a bare number is
  * seconds. Units: us usec, ms msec, s sec second(s), m min minute(s), h hr
@@ -212,6 +248,11 @@ char *policy_error_format(const struct policy_error *error);
  * spans appear twice: "interval": "1min" and "interval_usec": 60000000; sizes
  * as "memory_max": "256M" and "memory_max_bytes". NULL on allocation failure. */
 json_t *policy_to_json(const struct policy *policy);
+
+/* The global file: {"path", "never_block": [CIDR...], "udp_block_limit",
+ * "udp_block_interval", "udp_block_interval_usec"}; "path" is null for the
+ * defaults (no file). NULL on allocation failure. */
+json_t *policy_globals_to_json(const struct policy_globals *g);
 
 /* Built-in system call groups for SystemCalls= ("@system-service", ...),
  * modelled on systemd's but with our own, narrower lists. A group lists

@@ -13,6 +13,7 @@
  * The files of agent/policy/ call one way only, each the files below it:
  *
  *   policy_set.c       a set of files, checked as a whole
+ *   policy_globals.c   the global file (mtd.conf), through the same reader
  *   policy_reader.c    one file: line reader, inih handler, defaults
  *   policy_validate.c  cross-key checks, KeyFile= reading
  *   policy_keys.c      the schema: every key and its value handler
@@ -65,6 +66,10 @@ int policy_parse_port_proto(const char *s, uint16_t *ret_port, enum policy_proto
 int policy_parse_cidr(const char *s, bool allow_bare, struct cidr *ret, const char **ret_reason);
 char *policy_format_cidr(char *buf, size_t size, const struct cidr *cidr);
 #define POLICY_CIDR_MAX 64 /* INET6_ADDRSTRLEN + "/128" */
+/* True when s is a prefix with host bits set after it ("10.1.2.3/8", which
+ * policy_parse_cidr rejects); *ret_network is then the prefix it would be with
+ * them cleared (10.0.0.0/8), for the error message. */
+bool policy_cidr_host_bits(const char *s, bool allow_bare, struct cidr *ret_network);
 /* True if the two prefixes share at least one address (same family only). */
 bool policy_cidr_overlap(const struct cidr *a, const struct cidr *b);
 
@@ -123,6 +128,21 @@ unsigned policy_key_line(const struct policy *policy, const char *section, const
 /* Line of the first [Section] header, or 0. */
 unsigned policy_section_line(const struct policy *policy, const char *section);
 
+/* --- policy_reader.c (shared with policy_globals.c) -------------------------- */
+
+struct parse_state;
+/* Runs the line reader and inih over st->text; errors go to st->errors.
+ * Returns 0 or -ENOMEM. */
+int policy_read_ini(struct parse_state *st);
+/* Sorts errors->items[before..] by line (whole-file errors, line 0, last). */
+void policy_sort_errors(struct policy_errors *errors, size_t before);
+/* Reads a regular file of at most POLICY_FILE_SIZE_MAX bytes into a
+ * NUL-terminated *ret_text. Errors ("cannot read: ...") are appended and 0
+ * returned with *ret_text untouched; with missing_ok a missing file returns
+ * -ENOENT and appends nothing. -ENOMEM on allocation failure. */
+int policy_read_file(const char *path, bool missing_ok, char **ret_text, size_t *ret_len,
+		     struct policy_errors *errors);
+
 /* --- policy_validate.c ------------------------------------------------------- */
 
 /* Checks of one parsed policy that span keys. Appends errors; returns 0 or
@@ -131,7 +151,11 @@ int policy_validate(struct policy *policy, struct policy_errors *errors);
 
 /* --- the schema and the parse state: policy_reader.c and policy_keys.c ------- */
 
-enum section_id { SEC_SERVICE, SEC_ROTATION, SEC_ENVELOPE, _SEC_MAX, SEC_INVALID = -1 };
+/* SEC_DECOYS is the global file's; a file of each kind accepts its own
+ * sections only (parse_state.sections). */
+enum section_id { SEC_SERVICE, SEC_ROTATION, SEC_ENVELOPE, SEC_DECOYS, _SEC_MAX, SEC_INVALID = -1 };
+#define SECTIONS_POLICY ((1u << SEC_SERVICE) | (1u << SEC_ROTATION) | (1u << SEC_ENVELOPE))
+#define SECTIONS_GLOBALS (1u << SEC_DECOYS)
 extern const char *const policy_section_names[_SEC_MAX];
 
 #define F_REPEAT 1u  /* repeated assignments append */
@@ -162,7 +186,11 @@ struct policy_source {
 
 struct parse_state {
 	const char *file;
-	struct policy *p;
+	struct policy *p;	      /* the policy parsed; NULL for the global file */
+	void *target;		      /* what FIELD() offsets point into: p or the globals */
+	struct policy_source *source; /* line of each section and key */
+	unsigned sections;	      /* SECTIONS_POLICY or SECTIONS_GLOBALS */
+	const char *sections_hint;    /* "[Service], [Rotation] or [Envelope]" */
 	struct policy_errors *errors;
 	int oom;
 	/* reader */
@@ -173,7 +201,7 @@ struct parse_state {
 	bool seen_section;
 };
 
-#define FIELD(st, e, type) ((type *)((char *)(st)->p + (e)->offset))
+#define FIELD(st, e, type) ((type *)((char *)(st)->target + (e)->offset))
 
 /* policy_errors.c: "VALUE" for messages: at most 60 bytes, quotes escaped, non-printables as
  * \xHH. */

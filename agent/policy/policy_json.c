@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* JSON rendering of a parsed policy with jansson. */
+/* JSON rendering of a parsed policy, and of the global file, with jansson. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/capability.h>
@@ -109,6 +109,21 @@ static json_t *service_json(const struct policy *p)
 	return o.obj;
 }
 
+static json_t *cidrs_json(const struct cidr *cidrs, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++) {
+		char buf[POLICY_CIDR_MAX];
+		if (json_array_append_new(
+			a, json_string(policy_format_cidr(buf, sizeof(buf), &cidrs[i]))) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
 static json_t *rotation_json(const struct policy *p)
 {
 	struct out o = {json_object(), true};
@@ -128,6 +143,10 @@ static json_t *rotation_json(const struct policy *p)
 	}
 	set(&o, "address_pools", pools);
 	set(&o, "local_access", json_boolean(p->local_access));
+	set(&o, "never_block", cidrs_json(p->never_block, p->never_block_count));
+	set(&o, "decoy_block_factor", json_integer(p->decoy_block_factor));
+	set_timespan(&o, "decoy_block_max", p->decoy_block_max_usec);
+	set_timespan(&o, "decoy_repeat_window", p->decoy_repeat_window_usec);
 	if (!o.ok) {
 		json_decref(o.obj);
 		return NULL;
@@ -233,4 +252,19 @@ json_t *policy_to_json(const struct policy *p)
 	if (!o.ok)
 		return NULL;
 	return TAKE_PTR(root);
+}
+
+json_t *policy_globals_to_json(const struct policy_globals *g)
+{
+	struct out o = {json_object(), true};
+
+	set_str(&o, "path", g->path);
+	set(&o, "never_block", cidrs_json(g->never_block, g->never_block_count));
+	set(&o, "udp_block_limit", json_integer(g->udp_block_limit));
+	set_timespan(&o, "udp_block_interval", g->udp_block_interval_usec);
+	if (!o.ok) {
+		json_decref(o.obj);
+		return NULL;
+	}
+	return o.obj;
 }

@@ -14,7 +14,7 @@
 
 #include "policy_internal.h"
 
-const char *const policy_section_names[_SEC_MAX] = {"Service", "Rotation", "Envelope"};
+const char *const policy_section_names[_SEC_MAX] = {"Service", "Rotation", "Envelope", "Decoys"};
 
 static void bad_word(struct parse_state *st, const struct schema_entry *e, const char *word,
 		     const char *reason)
@@ -37,7 +37,8 @@ static int strv_append(struct string_list *l, const char *s)
 	return 0;
 }
 
-/* Calls fn on each white-space separated word of value; reports bad ones. */
+/* Calls fn on each white-space separated word of value; reports bad ones
+ * (those fn has not reported itself: it leaves the reason NULL). */
 static int for_each_word(struct parse_state *st, const struct schema_entry *e, const char *value,
 			 int (*fn)(struct parse_state *st, const struct schema_entry *e,
 				   const char *word, const char **reason),
@@ -55,7 +56,8 @@ static int for_each_word(struct parse_state *st, const struct schema_entry *e, c
 		if (r == -ENOMEM)
 			return r;
 		if (r < 0) {
-			bad_word(st, e, w, why ? why : "invalid");
+			if (why) /* else fn reported it */
+				bad_word(st, e, w, why);
 			bad = true;
 		}
 	}
@@ -314,6 +316,92 @@ static int parse_address_pool(struct parse_state *st, const struct schema_entry 
 	return 0;
 }
 
+/* NeverBlock=: CIDRs, a bare address for one host, several to a line. An
+ * error names the value; for host bits set it says which prefix was meant. */
+static int one_never_block(struct parse_state *st, const struct schema_entry *e, const char *word,
+			   struct cidr **list, size_t *count, const char **reason)
+{
+	char q[256], net[POLICY_CIDR_MAX];
+	struct cidr c, n, *grown;
+
+	if (policy_parse_cidr(word, true, &c, reason) < 0) {
+		if (!policy_cidr_host_bits(word, true, &n))
+			return -EINVAL;
+		policy_parse_error(st, policy_section_names[e->section], e->key,
+				   "%s: host bits set after the /%u prefix (the network is %s)",
+				   policy_quote(q, sizeof(q), word), n.prefix_len,
+				   policy_format_cidr(net, sizeof(net), &n));
+		*reason = NULL;
+		return -EINVAL;
+	}
+	grown = realloc(*list, (*count + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	*list = grown;
+	grown[(*count)++] = c;
+	return 0;
+}
+
+static int one_policy_never_block(struct parse_state *st, const struct schema_entry *e,
+				  const char *word, const char **reason)
+{
+	return one_never_block(st, e, word, &st->p->never_block, &st->p->never_block_count, reason);
+}
+
+static int parse_never_block(struct parse_state *st, const struct schema_entry *e,
+			     const char *value, const char **reason)
+{
+	return for_each_word(st, e, value, one_policy_never_block, reason);
+}
+
+static int one_globals_never_block(struct parse_state *st, const struct schema_entry *e,
+				   const char *word, const char **reason)
+{
+	struct policy_globals *g = st->target;
+	return one_never_block(st, e, word, &g->never_block, &g->never_block_count, reason);
+}
+
+static int parse_globals_never_block(struct parse_state *st, const struct schema_entry *e,
+				     const char *value, const char **reason)
+{
+	return for_each_word(st, e, value, one_globals_never_block, reason);
+}
+
+/* UDPBlockLimit=N/SPAN: N 0..POLICY_UDP_BLOCK_LIMIT_MAX, SPAN 1s..1d. */
+static int parse_udp_block_limit(struct parse_state *st, const struct schema_entry *e,
+				 const char *value, const char **reason)
+{
+	struct policy_globals *g = st->target;
+	const char *slash = strchr(value, '/');
+	char num[24];
+	unsigned n;
+	uint64_t span;
+
+	if (!slash || slash == value || !slash[1] || (size_t)(slash - value) >= sizeof(num)) {
+		*reason = "expected SOURCES/SPAN (e.g. 32/1min)";
+		return -EINVAL;
+	}
+	memcpy(num, value, (size_t)(slash - value));
+	num[slash - value] = 0;
+	if (policy_parse_unsigned(num, 0, POLICY_UDP_BLOCK_LIMIT_MAX, &n, reason) < 0) {
+		*reason = "SOURCES not in 0-100000";
+		return -EINVAL;
+	}
+	if (policy_parse_timespan(slash + 1, &span, reason) < 0)
+		return -EINVAL;
+	if (span < USEC_PER_SEC) {
+		*reason = "SPAN shorter than 1s";
+		return -EINVAL;
+	}
+	if (span > USEC_PER_DAY) {
+		*reason = "SPAN longer than 1d";
+		return -EINVAL;
+	}
+	g->udp_block_limit = n;
+	g->udp_block_interval_usec = span;
+	return 0;
+}
+
 static int one_syscall(struct parse_state *st, const struct schema_entry *e, const char *word,
 		       const char **reason)
 {
@@ -442,6 +530,12 @@ static const struct schema_entry schema[] = {
     {R, "DecoyBlock", parse_timespan, OFF(decoy_block_usec), 0, USEC_PER_WEEK, NULL, 0},
     {R, "AddressPool", parse_address_pool, 0, 0, 0, NULL, F_REPEAT | M},
     {R, "LocalAccess", parse_bool, OFF(local_access), 0, 0, NULL, 0},
+    {R, "NeverBlock", parse_never_block, 0, 0, 0, NULL, F_REPEAT},
+    {R, "DecoyBlockFactor", parse_uint, OFF(decoy_block_factor), 1, 100, NULL, 0},
+    /* at least DecoyBlock=: policy_validate() */
+    {R, "DecoyBlockMax", parse_timespan, OFF(decoy_block_max_usec), 0, 30 * USEC_PER_DAY, NULL, 0},
+    {R, "DecoyRepeatWindow", parse_timespan, OFF(decoy_repeat_window_usec), 0, 30 * USEC_PER_DAY,
+     NULL, 0},
 
     {E, "SystemCalls", parse_syscalls, OFF(system_calls), 0, 0, NULL, F_REPEAT | M},
     {E, "ViolationSystemCalls", parse_syscalls, OFF(violation_system_calls), 0, 0, NULL,
@@ -458,6 +552,10 @@ static const struct schema_entry schema[] = {
     {E, "WritableSize", parse_size, OFF(writable_size_bytes), 1 << 20, UINT64_C(1) << 40, NULL, M},
     {E, "LimitNOFILE", parse_u64, OFF(limit_nofile), 1, 1073741816, NULL, M},
     {E, "PrivateUsers", parse_bool, OFF(private_users), 0, 0, NULL, M},
+
+    /* The global file (policy_globals.c); offsets are into struct policy_globals. */
+    {SEC_DECOYS, "NeverBlock", parse_globals_never_block, 0, 0, 0, NULL, F_REPEAT},
+    {SEC_DECOYS, "UDPBlockLimit", parse_udp_block_limit, 0, 0, 0, NULL, 0},
 };
 
 _Static_assert(ELEMENTSOF(schema) <= SCHEMA_MAX, "schema too large");

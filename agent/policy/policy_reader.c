@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The reader of one policy file: the libinih-driven parse into struct policy,
  * through the schema of policy_keys.c, then the cross-key checks of
- * policy_validate.c. policy_set.c reads sets of files with it.
+ * policy_validate.c. policy_set.c reads sets of files with it, and
+ * policy_globals.c the global file with its line reader (policy_read_ini) and
+ * file reader (policy_read_file).
  *
  * libinih (Debian's build) has no line numbers in its handler, so we feed it
  * through our own line reader (ini_parse_stream), which counts lines, rejects
@@ -11,6 +13,7 @@
  * globals; we set them before each parse (no other code in the agent uses
  * inih, and policy parsing is single-threaded). */
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -19,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "policy_internal.h"
 
@@ -27,7 +32,7 @@
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse_state *st = user;
-	struct policy_source *src = st->p->source;
+	struct policy_source *src = st->source;
 	const struct schema_entry *e;
 	_cleanup_free_ char *stripped = NULL;
 	const char *reason = NULL;
@@ -145,16 +150,16 @@ static char *reader(char *str, int num, void *stream)
 		memcpy(name, line + 1, len);
 		name[len] = 0;
 		st->section = policy_section_find(name);
+		if (st->section != SEC_INVALID && !(st->sections & (1u << st->section)))
+			st->section = SEC_INVALID;
 		if (st->section == SEC_INVALID) {
 			char q[256];
-			policy_parse_error(st, NULL, NULL,
-					   "unknown section %s (expected [Service], "
-					   "[Rotation] or [Envelope])",
-					   policy_quote(q, sizeof(q), name));
+			policy_parse_error(st, NULL, NULL, "unknown section %s (expected %s)",
+					   policy_quote(q, sizeof(q), name), st->sections_hint);
 			return str;
 		}
-		if (!st->p->source->section_line[st->section])
-			st->p->source->section_line[st->section] = st->line;
+		if (!st->source->section_line[st->section])
+			st->source->section_line[st->section] = st->line;
 		memcpy(str, line, n);
 		memcpy(str + n, "\n", 2);
 		return str;
@@ -174,6 +179,54 @@ static char *reader(char *str, int num, void *stream)
 	memcpy(str, line, n);
 	memcpy(str + n, "\n", 2);
 	return str;
+}
+
+int policy_read_file(const char *path, bool missing_ok, char **ret_text, size_t *ret_len,
+		     struct policy_errors *errors)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *buf = NULL;
+	struct stat st;
+	size_t got = 0;
+
+	/* Look before opening: opening some devices has side effects. */
+	if (stat(path, &st) < 0) {
+		if (errno == ENOENT && missing_ok)
+			return -ENOENT;
+		return policy_errors_add(errors, path, 0, NULL, NULL, "cannot read: %s",
+					 strerror(errno));
+	}
+	if (!S_ISREG(st.st_mode))
+		return policy_errors_add(errors, path, 0, NULL, NULL,
+					 "cannot read: not a regular file");
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return policy_errors_add(errors, path, 0, NULL, NULL, "cannot read: %s",
+					 strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return policy_errors_add(errors, path, 0, NULL, NULL,
+					 "cannot read: not a regular file");
+	buf = malloc(POLICY_FILE_SIZE_MAX + 1);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t k = read(fd, buf + got, POLICY_FILE_SIZE_MAX + 1 - got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return policy_errors_add(errors, path, 0, NULL, NULL, "cannot read: %s",
+						 strerror(errno));
+		if (k == 0)
+			break;
+		got += (size_t)k;
+		if (got > POLICY_FILE_SIZE_MAX)
+			return policy_errors_add(errors, path, 0, NULL, NULL,
+						 "file larger than %d bytes", POLICY_FILE_SIZE_MAX);
+	}
+	buf[got] = 0;
+	*ret_text = TAKE_PTR(buf);
+	*ret_len = got;
+	return 0;
 }
 
 static struct policy *policy_new(void)
@@ -199,6 +252,9 @@ static struct policy *policy_new(void)
 	p->interval_usec = 60 * USEC_PER_SEC;
 	p->decoys = 0;
 	p->decoy_block_usec = 10 * USEC_PER_MINUTE;
+	p->decoy_block_factor = 2;
+	p->decoy_block_max_usec = USEC_PER_DAY; /* or DecoyBlock= if longer: policy_validate() */
+	p->decoy_repeat_window_usec = USEC_PER_DAY;
 	p->local_access = false;
 	p->syscall_default = SYSCALL_DEFAULT_ERRNO;
 	p->on_syscall_violation = SYSCALL_VIOLATION_QUARANTINE;
@@ -232,6 +288,7 @@ void policy_free(struct policy *p)
 	free(p->group);
 	free(p->key_file);
 	free(p->address_pools);
+	free(p->never_block);
 	strv_clear(&p->system_calls);
 	strv_clear(&p->violation_system_calls);
 	strv_clear(&p->writable);
@@ -246,8 +303,15 @@ static void policy_freep(struct policy **p)
 }
 
 /* Errors of one file in line order (stable; whole-file errors, line 0, last). */
-static void sort_errors(struct policy_error *items, size_t n)
+void policy_sort_errors(struct policy_errors *errors, size_t before)
 {
+	struct policy_error *items;
+	size_t n;
+
+	if (errors->count <= before)
+		return; /* items may be NULL, and NULL + 0 is undefined */
+	items = errors->items + before;
+	n = errors->count - before;
 	for (size_t i = 1; i < n; i++) {
 		struct policy_error e = items[i];
 		unsigned key = e.line ? e.line : UINT_MAX;
@@ -267,7 +331,8 @@ int policy_parse_buffer(const char *file_name, const char *text, size_t len,
 	    .errors = errors,
 	    .text = text,
 	    .len = len,
-	    .section = SEC_INVALID,
+	    .sections = SECTIONS_POLICY,
+	    .sections_hint = "[Service], [Rotation] or [Envelope]",
 	};
 	size_t before = errors->count;
 	int r;
@@ -279,26 +344,12 @@ int policy_parse_buffer(const char *file_name, const char *text, size_t len,
 	if (!p->path)
 		return -ENOMEM;
 	st.p = p;
+	st.target = p;
+	st.source = p->source;
 
-	ini_allow_multiline = false;
-	ini_allow_inline_comments = false;
-	ini_allow_no_value = false;
-	ini_stop_on_first_error = false;
-	ini_allow_bom = false;
-	ini_use_stack = false;
-	ini_allow_realloc = false;
-	ini_max_line = POLICY_LINE_MAX + 3;
-	ini_initial_alloc = POLICY_LINE_MAX + 3;
-
-	r = ini_parse_stream(reader, &st, handler, &st);
-	if (r == -2 || st.oom)
-		return -ENOMEM;
-	if (r > 0 && errors->count == before) {
-		st.line = (unsigned)r;
-		policy_parse_error(&st, NULL, NULL, "syntax error");
-	}
-	if (st.oom)
-		return -ENOMEM;
+	r = policy_read_ini(&st);
+	if (r < 0)
+		return r;
 
 	if (p->source->key_line[policy_schema_find(SEC_SERVICE, "Backend")] &&
 	    !p->source->key_line[policy_schema_find(SEC_SERVICE, "Snapshot")])
@@ -310,10 +361,35 @@ int policy_parse_buffer(const char *file_name, const char *text, size_t len,
 	if (r < 0)
 		return r;
 	if (errors->count > before) {
-		/* only then: items may be NULL, and NULL + 0 is undefined */
-		sort_errors(errors->items + before, errors->count - before);
+		policy_sort_errors(errors, before);
 		return -EINVAL;
 	}
 	*ret_policy = TAKE_PTR(p);
 	return 0;
+}
+
+int policy_read_ini(struct parse_state *st)
+{
+	size_t before = st->errors->count;
+	int r;
+
+	st->section = SEC_INVALID;
+	ini_allow_multiline = false;
+	ini_allow_inline_comments = false;
+	ini_allow_no_value = false;
+	ini_stop_on_first_error = false;
+	ini_allow_bom = false;
+	ini_use_stack = false;
+	ini_allow_realloc = false;
+	ini_max_line = POLICY_LINE_MAX + 3;
+	ini_initial_alloc = POLICY_LINE_MAX + 3;
+
+	r = ini_parse_stream(reader, st, handler, st);
+	if (r == -2 || st->oom)
+		return -ENOMEM;
+	if (r > 0 && st->errors->count == before) {
+		st->line = (unsigned)r;
+		policy_parse_error(st, NULL, NULL, "syntax error");
+	}
+	return st->oom ? -ENOMEM : 0;
 }

@@ -92,51 +92,6 @@ static int list_dir(const char *dir, struct file_list *l, struct policy_errors *
 	return r;
 }
 
-static int read_policy_file(const char *path, char **ret_text, size_t *ret_len,
-			    struct policy_errors *errors)
-{
-	_cleanup_close_ int fd = -1;
-	_cleanup_free_ char *buf = NULL;
-	struct stat st;
-	size_t got = 0;
-
-	/* Look before opening: opening some devices has side effects. */
-	if (stat(path, &st) < 0)
-		return policy_errors_add(errors, path, 0, NULL, NULL, "cannot read: %s",
-					 strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return policy_errors_add(errors, path, 0, NULL, NULL,
-					 "cannot read: not a regular file");
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return policy_errors_add(errors, path, 0, NULL, NULL, "cannot read: %s",
-					 strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return policy_errors_add(errors, path, 0, NULL, NULL,
-					 "cannot read: not a regular file");
-	buf = malloc(POLICY_FILE_SIZE_MAX + 1);
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t k = read(fd, buf + got, POLICY_FILE_SIZE_MAX + 1 - got);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return policy_errors_add(errors, path, 0, NULL, NULL, "cannot read: %s",
-						 strerror(errno));
-		if (k == 0)
-			break;
-		got += (size_t)k;
-		if (got > POLICY_FILE_SIZE_MAX)
-			return policy_errors_add(errors, path, 0, NULL, NULL,
-						 "file larger than %d bytes", POLICY_FILE_SIZE_MAX);
-	}
-	buf[got] = 0;
-	*ret_text = TAKE_PTR(buf);
-	*ret_len = got;
-	return 0;
-}
-
 static bool ranges_overlap(const struct port_range *a, const struct port_range *b)
 {
 	return a->first <= b->last && b->first <= a->last;
@@ -243,7 +198,7 @@ int policy_set_load(const char *const *paths, size_t n_paths, struct policy_set 
 		_cleanup_free_ char *text = NULL;
 		size_t len = 0;
 
-		r = read_policy_file(files.paths[i], &text, &len, &errors);
+		r = policy_read_file(files.paths[i], false, &text, &len, &errors);
 		if (r < 0 || !text)
 			continue;
 		r = policy_parse_buffer(files.paths[i], text, len, &ps[n], &errors);

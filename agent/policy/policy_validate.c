@@ -268,6 +268,17 @@ static void validate_rotation(struct vstate *v)
 			    p->decoys, p->public_ports.first, p->public_ports.last, size);
 	}
 
+	/* Repeat offenders' blocks grow up to DecoyBlockMax=, which by default
+	 * is 1d or DecoyBlock= if that is longer (no block shorter than one). */
+	if (!kl(v, "Rotation", "DecoyBlockMax")) {
+		if (p->decoy_block_max_usec < p->decoy_block_usec)
+			p->decoy_block_max_usec = p->decoy_block_usec;
+	} else if (p->decoy_block_max_usec < p->decoy_block_usec)
+		err(v, kl(v, "Rotation", "DecoyBlockMax"), "Rotation", "DecoyBlockMax",
+		    "%s is shorter than DecoyBlock= (%s)",
+		    policy_format_timespan(a, sizeof(a), p->decoy_block_max_usec),
+		    policy_format_timespan(b, sizeof(b), p->decoy_block_usec));
+
 	if (p->key_file) {
 		uint8_t *key = NULL;
 		size_t len = 0;

@@ -381,7 +381,9 @@ static bool bit_set(const uint8_t *bytes, unsigned i)
 	return bytes[i / 8] & (0x80u >> (i % 8));
 }
 
-int policy_parse_cidr(const char *s, bool allow_bare, struct cidr *ret, const char **ret_reason)
+/* The address and prefix of s, host bits and all. */
+static int parse_cidr_bits(const char *s, bool allow_bare, struct cidr *ret,
+			   const char **ret_reason)
 {
 	const char *slash = strchr(s, '/');
 	char addr[INET6_ADDRSTRLEN];
@@ -410,12 +412,71 @@ int policy_parse_cidr(const char *s, bool allow_bare, struct cidr *ret, const ch
 		c.prefix_len = family_bits(c.family);
 	else
 		return fail(ret_reason, "missing /PREFIX");
-
-	for (unsigned i = c.prefix_len; i < family_bits(c.family); i++)
-		if (bit_set(cidr_bytes(&c), i))
-			return fail(ret_reason, "host bits set after the prefix");
 	*ret = c;
 	return 0;
+}
+
+static bool has_host_bits(const struct cidr *c)
+{
+	for (unsigned i = c->prefix_len; i < family_bits(c->family); i++)
+		if (bit_set(cidr_bytes(c), i))
+			return true;
+	return false;
+}
+
+int policy_parse_cidr(const char *s, bool allow_bare, struct cidr *ret, const char **ret_reason)
+{
+	struct cidr c;
+	int r = parse_cidr_bits(s, allow_bare, &c, ret_reason);
+
+	if (r < 0)
+		return r;
+	if (has_host_bits(&c))
+		return fail(ret_reason, "host bits set after the prefix");
+	*ret = c;
+	return 0;
+}
+
+bool policy_cidr_host_bits(const char *s, bool allow_bare, struct cidr *ret_network)
+{
+	struct cidr c;
+
+	if (parse_cidr_bits(s, allow_bare, &c, NULL) < 0 || !has_host_bits(&c))
+		return false;
+	for (unsigned i = c.prefix_len; i < family_bits(c.family); i++) {
+		uint8_t *b = c.family == AF_INET ? (uint8_t *)&c.addr.v4 : c.addr.v6.s6_addr;
+		b[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
+	}
+	*ret_network = c;
+	return true;
+}
+
+/* An IPv4-mapped IPv6 prefix (::ffff:0:0/96 and longer) as the IPv4 prefix. */
+static struct cidr unmap_cidr(const struct cidr *c)
+{
+	struct cidr v4 = {.family = AF_INET};
+
+	if (c->family != AF_INET6 || c->prefix_len < 96 || !IN6_IS_ADDR_V4MAPPED(&c->addr.v6))
+		return *c;
+	memcpy(&v4.addr.v4, c->addr.v6.s6_addr + 12, 4);
+	v4.prefix_len = c->prefix_len - 96;
+	return v4;
+}
+
+bool policy_cidr_contains(const struct cidr *c, int family, const void *addr)
+{
+	struct cidr a = {.family = family}, net = unmap_cidr(c);
+
+	if (family == AF_INET)
+		memcpy(&a.addr.v4, addr, sizeof(a.addr.v4));
+	else if (family == AF_INET6)
+		memcpy(&a.addr.v6, addr, sizeof(a.addr.v6));
+	else
+		return false;
+	a.prefix_len = family_bits(family);
+	a = unmap_cidr(&a);
+	/* a is one address: it overlaps net exactly when net holds it. */
+	return policy_cidr_overlap(&net, &a);
 }
 
 char *policy_format_cidr(char *buf, size_t size, const struct cidr *cidr)

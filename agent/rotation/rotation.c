@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/param.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,12 +39,22 @@ struct rotated_service {
 	uint64_t decoy_hits;
 };
 
-/* A source the agent saw touch a decoy; the kernel set is the authority,
- * this is what status shows. */
+/* A source the agent blocked for touching a decoy; the kernel set is the
+ * authority, this is what status shows. */
 struct blocked_source {
 	char address[INET6_ADDRSTRLEN];
 	char service[POLICY_NAME_MAX + 1];
 	uint64_t until_usec; /* CLOCK_REALTIME */
+	unsigned strike;     /* 0: carried over from an adopted table */
+};
+
+/* A decoy no service owns any more (the set changed between the hit and its
+ * report): the defaults of mtd.policy(5). */
+static const struct decoy_rules unowned_decoy_rules = {
+    .block_usec = 10 * USEC_PER_MINUTE,
+    .factor = 2,
+    .max_usec = USEC_PER_DAY,
+    .window_usec = USEC_PER_DAY,
 };
 
 /* Where a managed service's traffic goes now: its healthy instance. */
@@ -89,7 +100,7 @@ struct rotation {
 	int clock_fd;
 	struct rotated_service *services;
 	size_t n_services;
-	uint64_t block_timeout_usec;
+	struct decoy_blocks *decoy_blocks;
 	uint64_t transactions;
 	uint64_t switches; /* of them, switches of banks (a change loaded ahead) */
 	/* the idle bank holds the services' next_schedule: the last transaction
@@ -308,7 +319,7 @@ static size_t plan_services_fill(const struct rotation *rotation,
 }
 
 static void remember_blocked(struct rotation *rotation, const char *address, const char *service,
-			     uint64_t until_usec)
+			     uint64_t until_usec, unsigned strike)
 {
 	uint64_t now_usec = now(CLOCK_REALTIME);
 	struct blocked_source *b = NULL;
@@ -333,6 +344,7 @@ static void remember_blocked(struct rotation *rotation, const char *address, con
 	snprintf(b->address, sizeof(b->address), "%s", address);
 	snprintf(b->service, sizeof(b->service), "%s", service ? service : "");
 	b->until_usec = until_usec;
+	b->strike = strike;
 }
 
 /* After adopting a table: the sources it still blocks (carried over by the
@@ -357,7 +369,8 @@ static void remember_carried_blocked(struct rotation *rotation)
 		if (list[i].expires_in_ms == 0)
 			continue;
 		inet_ntop(list[i].source.family, &list[i].source.in6, address, sizeof(address));
-		remember_blocked(rotation, address, NULL, now_usec + list[i].expires_in_ms * 1000);
+		remember_blocked(rotation, address, NULL, now_usec + list[i].expires_in_ms * 1000,
+				 0);
 	}
 }
 
@@ -769,6 +782,119 @@ static const char *proto_name(uint8_t proto)
 	return proto == IPPROTO_UDP ? "udp" : "tcp";
 }
 
+static const struct rotated_service *service_named(const struct rotation *rotation,
+						   const char *name)
+{
+	for (size_t i = 0; name && i < rotation->n_services; i++)
+		if (streq(rotation->services[i].policy->name, name))
+			return &rotation->services[i];
+	return NULL;
+}
+
+static struct decoy_rules decoy_rules_of(const struct rotated_service *service)
+{
+	const struct policy *p = service ? service->policy : NULL;
+
+	if (!p)
+		return unowned_decoy_rules;
+	return (struct decoy_rules){
+	    .never_block = p->never_block,
+	    .n_never_block = p->never_block_count,
+	    .block_usec = p->decoy_block_usec,
+	    .factor = p->decoy_block_factor,
+	    .max_usec = p->decoy_block_max_usec,
+	    .window_usec = p->decoy_repeat_window_usec,
+	};
+}
+
+/* One decoy event as the hooks see it. */
+static struct rotation_decoy_event decoy_event(const char *service, const char *source,
+					       uint8_t proto, uint16_t port,
+					       enum decoy_evidence evidence,
+					       const struct decoy_decision *d)
+{
+	return (struct rotation_decoy_event){
+	    .service = service,
+	    .source = source,
+	    .proto = proto_name(proto),
+	    .port = port,
+	    .evidence = decoy_blocks_evidence_name(evidence),
+	    .action = decoy_blocks_verdict_name(d->verdict),
+	    .block_usec = d->block_usec,
+	    .strike = d->strike,
+	    .simulated = d->verdict == DECOY_MONITOR,
+	};
+}
+
+/* Carry out a decision to block (or, in monitor mode, only record it) and
+ * report it to on_decoy_block. */
+static void block_source(struct rotation *rotation, const struct rotator_addr *source,
+			 const char *service, const struct decoy_rules *rules,
+			 const struct decoy_decision *d, enum decoy_evidence evidence,
+			 struct rotation_decoy_event *event)
+{
+	uint64_t now_usec = now(CLOCK_REALTIME);
+	char reason[STEP_ERROR_FORMAT_MAX];
+	struct step_error error = {0};
+
+	if (d->verdict == DECOY_BLOCK) {
+		struct rotator_blocked entry = {
+		    .source = *source, .expires_in_ms = MAX(d->block_usec / USEC_PER_MSEC, 1)};
+		int r = rotator_block(rotation->rotator, &entry, 1, &error);
+
+		if (r < 0) {
+			event->error = step_error_reason(&error, r, reason, sizeof(reason));
+			if (rotation->hooks.on_decoy_block)
+				rotation->hooks.on_decoy_block(event, rotation->hooks.userdata);
+			return;
+		}
+		remember_blocked(rotation, event->source, service, now_usec + d->block_usec,
+				 d->strike);
+	}
+	decoy_blocks_record(rotation->decoy_blocks, source, rules, d, evidence, now_usec);
+	if (rotation->hooks.on_decoy_block)
+		rotation->hooks.on_decoy_block(event, rotation->hooks.userdata);
+}
+
+/* A packet to a decoy, as NFLOG reports it: its source may be forged, so
+ * only a UDP hit can block here (within the bound); a TCP toucher is
+ * blocked when the honeypot completes its handshake (on_honeypot). */
+static void decoy_hit(struct rotation *rotation, const struct rotator_hit *hit)
+{
+	const char *service = rotator_decoy_owner(rotation->rotator, hit->proto, hit->port);
+	struct rotated_service *owner = (struct rotated_service *)service_named(rotation, service);
+	struct decoy_rules rules = decoy_rules_of(owner);
+	enum decoy_evidence evidence =
+	    hit->proto == IPPROTO_UDP ? DECOY_EVIDENCE_UDP : DECOY_EVIDENCE_TCP_SYN;
+	struct decoy_decision d = decoy_blocks_decide(rotation->decoy_blocks, &rules, &hit->source,
+						      evidence, now(CLOCK_REALTIME));
+	char address[INET6_ADDRSTRLEN] = "?";
+	struct rotation_decoy_event event;
+
+	inet_ntop(hit->source.family, &hit->source.in6, address, sizeof(address));
+	event = decoy_event(service, address, hit->proto, hit->port, evidence, &d);
+	if (owner)
+		owner->decoy_hits++;
+	if (rotation->hooks.on_decoy_hit) {
+		/* Link the hit to the instances this source reached. */
+		struct rotator_addr reached[8];
+		const char *names[8];
+		size_t n_reached = 0, n_names = 0;
+
+		if (rotator_conntrack_reached(&hit->source, reached, ELEMENTSOF(reached),
+					      &n_reached) < 0)
+			n_reached = 0;
+		for (size_t j = 0; j < n_reached; j++) {
+			const char *name = rotator_instance_owner(rotation->rotator, &reached[j]);
+			if (name)
+				names[n_names++] = name;
+		}
+		rotation->hooks.on_decoy_hit(&event, names, n_names, rotation->hooks.userdata);
+	}
+	if (d.verdict == DECOY_BLOCK || d.verdict == DECOY_MONITOR)
+		block_source(rotation, &hit->source, service, &rules, &d, evidence, &event);
+}
+
 static int on_nflog(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
 	struct rotation *rotation = userdata;
@@ -779,38 +905,8 @@ static int on_nflog(sd_event_source *source, int fd, uint32_t revents, void *use
 		int r = rotator_nflog_read(rotation->nflog, hits, ELEMENTSOF(hits), &n);
 		if (r < 0 && r != -ENOBUFS)
 			return 0;
-		for (size_t i = 0; i < n; i++) {
-			char address[INET6_ADDRSTRLEN] = "?";
-			const char *service =
-			    rotator_decoy_owner(rotation->rotator, hits[i].proto, hits[i].port);
-
-			inet_ntop(hits[i].source.family, &hits[i].source.in6, address,
-				  sizeof(address));
-			for (size_t j = 0; service && j < rotation->n_services; j++)
-				if (streq(rotation->services[j].policy->name, service))
-					rotation->services[j].decoy_hits++;
-			remember_blocked(rotation, address, service,
-					 now(CLOCK_REALTIME) + rotation->block_timeout_usec);
-			if (rotation->hooks.on_decoy_hit) {
-				/* Link the hit to the instances this source reached. */
-				struct rotator_addr reached[8];
-				const char *names[8];
-				size_t n_reached = 0, n_names = 0;
-
-				if (rotator_conntrack_reached(&hits[i].source, reached,
-							      ELEMENTSOF(reached), &n_reached) < 0)
-					n_reached = 0;
-				for (size_t j = 0; j < n_reached; j++) {
-					const char *owner =
-					    rotator_instance_owner(rotation->rotator, &reached[j]);
-					if (owner)
-						names[n_names++] = owner;
-				}
-				rotation->hooks.on_decoy_hit(
-				    service, address, proto_name(hits[i].proto), hits[i].port,
-				    names, n_names, rotation->hooks.userdata);
-			}
-		}
+		for (size_t i = 0; i < n; i++)
+			decoy_hit(rotation, &hits[i]);
 	} while (n == ELEMENTSOF(hits));
 	return 0;
 }
@@ -848,24 +944,34 @@ static int on_egress_drop(sd_event_source *source, int fd, uint32_t revents, voi
 	return 0;
 }
 
+/* The honeypot completed these handshakes: the sources own their addresses. */
 static int on_honeypot(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
 	struct rotation *rotation = userdata;
+	struct rotator_honeypot_peer peers[64];
+	size_t n = 0;
 
-	/* Whoever got here touched a decoy and is blocked already (NFLOG reports
-	 * it); the handshake only made the port look open. */
-	(void)rotator_honeypot_accept_all(rotation->honeypot);
+	(void)rotator_honeypot_accept_all(rotation->honeypot, peers, ELEMENTSOF(peers), &n);
+	for (size_t i = 0; i < n; i++) {
+		const char *service =
+		    rotator_decoy_owner(rotation->rotator, IPPROTO_TCP, peers[i].decoy_port);
+		struct decoy_rules rules = decoy_rules_of(service_named(rotation, service));
+		struct decoy_decision d =
+		    decoy_blocks_decide(rotation->decoy_blocks, &rules, &peers[i].source,
+					DECOY_EVIDENCE_TCP_HANDSHAKE, now(CLOCK_REALTIME));
+		char address[INET6_ADDRSTRLEN] = "?";
+		struct rotation_decoy_event event;
+
+		/* NeverBlock= or DecoyBlock=0: the SYN's record said so already */
+		if (d.verdict != DECOY_BLOCK && d.verdict != DECOY_MONITOR)
+			continue;
+		inet_ntop(peers[i].source.family, &peers[i].source.in6, address, sizeof(address));
+		event = decoy_event(service, address, IPPROTO_TCP, peers[i].decoy_port,
+				    DECOY_EVIDENCE_TCP_HANDSHAKE, &d);
+		block_source(rotation, &peers[i].source, service, &rules, &d,
+			     DECOY_EVIDENCE_TCP_HANDSHAKE, &event);
+	}
 	return 0;
-}
-
-static uint64_t max_decoy_block_usec(const struct policy_set *set)
-{
-	uint64_t max = 0;
-
-	for (size_t i = 0; set && i < set->count; i++)
-		if (set->policies[i]->decoy_block_usec > max)
-			max = set->policies[i]->decoy_block_usec;
-	return max ? max : 600 * USEC_PER_SEC;
 }
 
 int rotation_new(sd_event *event, const struct rotation_options *options,
@@ -881,6 +987,9 @@ int rotation_new(sd_event *event, const struct rotation_options *options,
 	rotation->event = sd_event_ref(event);
 	rotation->options = *options;
 	rotation->hooks = *hooks;
+	r = decoy_blocks_new(&rotation->decoy_blocks);
+	if (r < 0)
+		goto fail;
 
 	r = sd_event_add_time(event, &rotation->timer, CLOCK_REALTIME, UINT64_MAX,
 			      TIMER_ACCURACY_USEC, on_timer, rotation);
@@ -973,8 +1082,16 @@ static int load_services(const struct policy_set *set, struct rotated_service **
 }
 
 int rotation_apply_policies(struct rotation *rotation, const struct policy_set *set,
-			    struct step_error *ret_error)
+			    const struct policy_globals *globals, struct step_error *ret_error)
 {
+	struct decoy_limits limits = {
+	    .never_block = globals->never_block,
+	    .n_never_block = globals->never_block_count,
+	    .udp_limit = globals->udp_block_limit,
+	    .udp_interval_usec = globals->udp_block_interval_usec,
+	    .handshake_possible = rotation->options.honeypot_port != 0,
+	    .monitor = rotation->options.monitor,
+	};
 	struct rotated_service *services = NULL;
 	size_t n = 0;
 	int r;
@@ -1019,7 +1136,6 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 		    .egress_nflog_group = rotation->options.egress_nflog_group,
 		    .forward_guard4 = rotation->options.forward_guard4,
 		    .forward_guard6 = rotation->options.forward_guard6,
-		    .block_timeout_sec = (uint32_t)(max_decoy_block_usec(set) / USEC_PER_SEC),
 		};
 
 		r = rotator_new(&config, &rotation->rotator);
@@ -1028,7 +1144,6 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 			services_free(services, n);
 			return r;
 		}
-		rotation->block_timeout_usec = (uint64_t)config.block_timeout_sec * USEC_PER_SEC;
 	}
 
 	r = program(rotation, services, n, NULL, 0, ret_error);
@@ -1039,6 +1154,10 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 	services_free(rotation->services, rotation->n_services);
 	rotation->services = services;
 	rotation->n_services = n;
+	/* only an allocation can fail: the previous bound stays, still a bound */
+	r = decoy_blocks_set_limits(rotation->decoy_blocks, &limits);
+	if (r < 0)
+		log_warning("rotation: the new [Decoys] limits are not in force: %s", strerror(-r));
 	(void)arm_timer(rotation);
 	return 0;
 }
@@ -1182,12 +1301,15 @@ json_t *rotation_status(const struct rotation *rotation)
 
 		if (b->until_usec <= now_usec)
 			continue;
-		json_array_append_new(blocked, json_pack("{s:s, s:s, s:I}", "address", b->address,
-							 "service", b->service, "until_usec",
-							 (json_int_t)b->until_usec));
+		json_array_append_new(blocked, json_pack("{s:s, s:s, s:I, s:i}", "address",
+							 b->address, "service", b->service,
+							 "until_usec", (json_int_t)b->until_usec,
+							 "strike", (int)b->strike));
 	}
-	return json_pack("{s:o, s:o, s:o, s:{s:b, s:b, s:I, s:I, s:I, s:I}}", "services", services,
-			 "blocked", blocked, "changes", changes_json(rotation), "table", "persist",
+	return json_pack("{s:o, s:o, s:o, s:o, s:{s:b, s:b, s:I, s:I, s:I, s:I}}", "services",
+			 services, "blocked", blocked, "decoy_blocking",
+			 decoy_blocks_status(rotation->decoy_blocks, now_usec), "changes",
+			 changes_json(rotation), "table", "persist",
 			 (flags & ROTATOR_F_PERSIST) != 0, "adopted",
 			 (flags & ROTATOR_F_ADOPTED) != 0, "transactions",
 			 (json_int_t)rotation->transactions, "bank_switches",
@@ -1221,6 +1343,7 @@ int rotation_unblock(struct rotation *rotation, const char *address, struct step
 	for (size_t i = 0; i < rotation->n_blocked; i++)
 		if (streq(rotation->blocked[i].address, canonical))
 			rotation->blocked[i].until_usec = 0;
+	decoy_blocks_forget(rotation->decoy_blocks, &addr);
 	return 0;
 }
 
@@ -1243,6 +1366,7 @@ void rotation_free(struct rotation *rotation)
 	if (rotation->clock_fd >= 0)
 		close(rotation->clock_fd);
 	services_free(rotation->services, rotation->n_services);
+	decoy_blocks_free(rotation->decoy_blocks);
 	free(rotation->blocked);
 	free(rotation->instance_backends);
 	for (size_t i = 0; i < rotation->n_instances; i++)

@@ -70,13 +70,32 @@ json_t *clock_trust_status(const struct clock_trust *trust);
 
 struct rotation;
 
+/* A decoy was touched (on_decoy_hit), or a source was blocked for it
+ * (on_decoy_block; docs/nftables.md, "Who a decoy blocks"). */
+struct rotation_decoy_event {
+	const char *service; /* NULL: a decoy no service owns any more */
+	const char *source;
+	const char *proto; /* "tcp", "udp" */
+	uint16_t port;
+	const char *evidence; /* "udp", "tcp-syn" (may be forged), "tcp-handshake" */
+	/* "blocked", "blocked-once-handshake-completes", "not-blocked-..." */
+	const char *action;
+	uint64_t block_usec; /* blocked (or, simulated, would be) this long */
+	unsigned strike;     /* the source's nth block within its window */
+	bool simulated;	     /* monitor mode: decided, not done */
+	const char *error;   /* on_decoy_block: the block failed, this is why */
+};
+
 struct rotation_hooks {
-	/* A source touched a decoy port of service (NULL if unknown); the kernel
-	 * has blocked it already. reached_instances: instances it has flows to
-	 * (conntrack). Called from the event loop. */
-	void (*on_decoy_hit)(const char *service, const char *source, const char *proto,
-			     uint16_t port, const char *const *reached_instances, size_t n_reached,
+	/* A packet reached a decoy port (its source may be forged).
+	 * reached_instances: instances it has flows to (conntrack). Called from
+	 * the event loop. */
+	void (*on_decoy_hit)(const struct rotation_decoy_event *hit,
+			     const char *const *reached_instances, size_t n_reached,
 			     void *userdata);
+	/* A source was blocked (a UDP hit within the bound, or a completed TCP
+	 * handshake), or would have been (simulated), or the block failed. */
+	void (*on_decoy_block)(const struct rotation_decoy_event *block, void *userdata);
 	/* The realtime clock was set; every boundary has been recomputed. */
 	void (*on_clock_set)(void *userdata);
 	/* A timed change (a boundary or the end of a grace) was switched to;
@@ -98,6 +117,7 @@ struct rotation_options {
 	uint16_t egress_nflog_group; /* drops of the instance envelopes */
 	uint16_t honeypot_port;	     /* TCP decoys redirect here so they look open; 0 = drop */
 	bool remove_on_stop;	     /* delete `inet mtd` on a clean stop */
+	bool monitor;		     /* decoys block nobody; what they would do is reported */
 	/* forwarding of the family was off before the agent (rotation.h) */
 	bool forward_guard4, forward_guard6;
 };
@@ -106,11 +126,12 @@ int rotation_new(sd_event *event, const struct rotation_options *options,
 		 const struct rotation_hooks *hooks, struct rotation **ret_rotation);
 
 /* Prepare the policy set's services (keys read, schedule computed) and
- * program them in one transaction. On failure nothing changed, in memory or
- * in the kernel, and ret_error says why in one line. The set must outlive its
- * use (the caller swaps sets only after this succeeds). */
+ * program them in one transaction; the global file's [Decoys] bound whom
+ * decoys block. On failure nothing changed, in memory or in the kernel, and
+ * ret_error says why in one line. The set and globals must outlive their use
+ * (the caller swaps them only after this succeeds). */
 int rotation_apply_policies(struct rotation *rotation, const struct policy_set *set,
-			    struct step_error *ret_error);
+			    const struct policy_globals *globals, struct step_error *ret_error);
 
 /* A managed service's traffic goes to its healthy instance: one transaction
  * moves the public (and grace) port to these addresses (one per family).
@@ -147,7 +168,8 @@ int rotation_clear_instance_backend(struct rotation *rotation, const char *servi
  *   backend, ...}], "table": {...}} */
 json_t *rotation_status(const struct rotation *rotation);
 
-/* Remove a source from the blocked sets. -EINVAL for an address that does
+/* Remove a source from the blocked sets and forget its strikes (an
+ * operator's word that it was no scanner). -EINVAL for an address that does
  * not parse (ret_error says so). */
 int rotation_unblock(struct rotation *rotation, const char *address, struct step_error *ret_error);
 

@@ -405,7 +405,7 @@ struct result {
  * first all of the rotator's, then all of nft's. */
 static int bench(size_t n, const char *dir, struct result res[N_KINDS])
 {
-	struct rotator_config cfg = {.nflog_group = 7, .block_timeout_sec = 600};
+	struct rotator_config cfg = {.nflog_group = 7};
 	struct step_error err = {};
 	struct rotator *rot = NULL;
 	struct period periods[N_PERIODS] = {};

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* libFuzzer target: one policy file from memory. Every input must be either
- * accepted or rejected with errors, without crashes or leaks. Relative
+/* libFuzzer target: one policy file from memory, and the same bytes as the
+ * global file (mtd.conf). Every input must be either accepted or rejected
+ * with errors, without crashes or leaks. Relative
  * KeyFile= paths resolve against the current directory (the file name has no
  * directory part). */
 #include <stddef.h>
@@ -14,6 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct policy *p = NULL;
+	struct policy_globals *g = NULL;
 	struct policy_errors errors = {0};
 	int r;
 
@@ -30,6 +32,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < errors.count; i++)
 		free(policy_error_format(&errors.items[i]));
 	policy_free(p);
+	policy_errors_free(&errors);
+
+	r = policy_globals_parse_buffer("fuzz.conf", (const char *)data, size, &g, &errors);
+	if ((r == 0) != (g && errors.count == 0))
+		abort(); /* success, and only success, hands out the globals */
+	for (size_t i = 0; i < errors.count; i++)
+		free(policy_error_format(&errors.items[i]));
+	policy_globals_free(g);
 	policy_errors_free(&errors);
 	return 0;
 }

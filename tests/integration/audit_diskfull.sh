@@ -58,8 +58,8 @@ ok "disk full: the agent reports the log as not writable ($(st -r '.audit.error'
 switches_before=$(st '.rotation.table.bank_switches')
 line_count_full=$(wc -l <"$LOG")
 
-# detection and response: a decoy hit blocks the source (the kernel does it,
-# the agent records it)
+# detection and response: a decoy hit blocks the source (the agent blocks it
+# once the honeypot completed the handshake, and records both)
 decoy_hit() {
 	local try line decoy until_usec
 	for try in 1 2 3 4; do
@@ -78,7 +78,8 @@ ok "on a full disk a decoy hit is still detected and its source blocked"
 
 # mutating commands are refused; each refusal is an event that waits too.
 # Queued so far: the decoy hit (two when a slow honeypot let the client's SYN
-# be sent again and both were logged), which the counts below start from.
+# be sent again and both were logged) and the block, which the counts below
+# start from.
 queued_before=$(st '.audit.queued')
 [ "$queued_before" -ge 1 ] && [ "$queued_before" -lt "$QUEUE" ] ||
 	fail "before the refusals $queued_before records are queued (want the decoy hit)"
@@ -118,10 +119,15 @@ echo "  after: queued $(st '.audit.queued'), queued in all $(st '.audit.queued_t
 jq -c --argjson s "$last_before" 'select(.seq > $s and .type != "seal")' "$LOG" >"$WORK/after.jsonl"
 types=$(jq -r '.type' "$WORK/after.jsonl" | tr '\n' ' ')
 echo "  records after the disk filled (seals left out): $types"
-first=$(jq -r 'select(.type == "decoy-hit" or .type == "control-refused" or .type == "audit-records-lost") | .type' "$WORK/after.jsonl" | head -n $((QUEUE + 1)) | tr '\n' ' ')
-want="$(for i in $(seq 1 "$queued_before"); do printf 'decoy-hit '; done)$(for i in $(seq 1 $kept); do printf 'control-refused '; done)audit-records-lost "
-[ "$first" = "$want" ] || fail "queued records out of order: $first (want $want)"
-ok "the decoy hit, then $kept refusals, then the loss record reached the log in that order"
+first=$(jq -r 'select(.type == "decoy-hit" or .type == "source-blocked" or .type == "control-refused" or .type == "audit-records-lost") | .type' "$WORK/after.jsonl" | head -n $((QUEUE + 1)) | tr '\n' ' ')
+detection=$(echo $first | cut -d' ' -f1-"$queued_before")
+case " $detection " in *" source-blocked "*) ;; *) fail "the block is not among the first records: $first" ;; esac
+[ -z "$(echo $detection | tr ' ' '\n' | grep -v -x -e decoy-hit -e source-blocked)" ] ||
+	fail "queued records out of order: $first (want the decoy's records first)"
+rest=$(echo $first | cut -d' ' -f$((queued_before + 1))-)
+want="$(for i in $(seq 1 $kept); do printf 'control-refused '; done)audit-records-lost"
+[ "$rest" = "$want" ] || fail "queued records out of order: $first (want $detection, then $want)"
+ok "the decoy hit and the block, then $kept refusals, then the loss record reached the log in that order"
 logged_pids=$(jq -r 'select(.type == "control-refused") | .fields.pid' "$WORK/after.jsonl" | tr '\n' ' ')
 want_pids=$(echo $pids | cut -d' ' -f1-$kept)
 [ "$(echo $logged_pids)" = "$want_pids" ] || fail "refusals logged for pids $logged_pids, made by $want_pids"

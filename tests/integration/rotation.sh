@@ -170,7 +170,9 @@ touch_decoy() {
 }
 touch_decoy
 ok "decoy port $decoy looks open (the handshake completes)"
-sleep 0.3
+# the agent blocks once the honeypot accepted the connection (docs/decoys.md)
+wait_for 'nft list set inet mtd blocked4 | grep -q "10.213.0.2 timeout"' ||
+	fail "the completed handshake did not block 10.213.0.2"
 follow_once echo4 "$P4" 10.213.0.1 && fail "a source that touched a decoy still reaches the service"
 ok "touching decoy $decoy blocks the source: its next schedule-following connect fails"
 out=$(mtdctl audit show) || fail "audit show"
@@ -199,7 +201,8 @@ table_shape() { # rule and chain count, elements per map/set (ports vary, counts
 }
 shape=$(table_shape)
 touch_decoy # blocked now: the block must survive every restart
-sleep 0.3
+wait_for 'nft list set inet mtd blocked4 | grep -q "10.213.0.2 timeout"' ||
+	fail "the completed handshake did not block 10.213.0.2"
 kills=${MTD_TEST_KILLS:-15}
 for i in $(seq 1 "$kills"); do
 	sleep 0.$((RANDOM % 10))$((RANDOM % 10))

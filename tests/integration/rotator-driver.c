@@ -2,7 +2,7 @@
 /*
  * Test driver for the rotator library (built by rotator_nft.sh, not by make).
  *
- *   rotator-driver [-g GROUP] [-b BLOCK_SEC] [-H HONEYPOT_PORT] [-E EGRESS_GROUP]
+ *   rotator-driver [-g GROUP] [-H HONEYPOT_PORT] [-E EGRESS_GROUP]
  *                  apply [SERVICE...] [-n SERVICE...] [-u ADDR...] [-i INSTANCE...]
  *       SERVICE = name,proto,port,grace,backend_addr,backend_port,local,decoy:decoy:...
  *       INSTANCE = name,addr[+addr],proto,port[,EGRESS...] (-E enables the envelope)
@@ -14,12 +14,19 @@
  *       word "switch" calls rotator_switch() instead of rotator_apply().
  *   rotator-driver remove
  *   rotator-driver blocked          print the blocked sources: "blocked ADDR MS" each
+ *   rotator-driver block ADDR MS [ADDR MS...]
+ *                                   rotator_block(): one transaction, each source for
+ *                                   MS milliseconds (0: until unblocked)
  *   rotator-driver [-g GROUP] hits N TIMEOUT_MS     print N decoy hits from NFLOG
  *   rotator-driver -E GROUP egress N TIMEOUT_MS   print N egress drops from NFLOG
  *   rotator-driver echo PORT [GREETING]  TCP echo on [::]:PORT (greets first), held connections
  *   rotator-driver serve PORT       TCP backend on [::]:PORT (dual stack), answers "mtd-ok"
- *   rotator-driver honeypot PORT N  the decoy honeypot on PORT: exits after closing N
- *                                   connections (or after 10 s)
+ *   rotator-driver honeypot PORT N [SECONDS]
+ *                                   the decoy honeypot on PORT: exits after closing N
+ *                                   connections (or after SECONDS, default 10),
+ *                                   printing "accepted ADDR" for each peer it reports
+ *   rotator-driver udp-listen PORT  UDP on [::]:PORT: prints "udp from ADDR LEN" for
+ *                                   each datagram, until killed
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -173,6 +180,36 @@ static int serve(uint16_t port)
 	}
 }
 
+/* UDP on [::]:PORT (dual stack): one line per datagram */
+static int udp_listen(uint16_t port)
+{
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0), zero = 0;
+
+	if (fd < 0 || setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		perror("udp-listen");
+		return 1;
+	}
+	printf("listening\n");
+	fflush(stdout);
+	for (;;) {
+		struct sockaddr_in6 from;
+		socklen_t len = sizeof(from);
+		char buf[2048], text[INET6_ADDRSTRLEN] = "?";
+		ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len);
+
+		if (n < 0)
+			continue;
+		if (IN6_IS_ADDR_V4MAPPED(&from.sin6_addr))
+			inet_ntop(AF_INET, &from.sin6_addr.s6_addr[12], text, sizeof(text));
+		else
+			inet_ntop(AF_INET6, &from.sin6_addr, text, sizeof(text));
+		printf("udp from %s %zd\n", text, n);
+		fflush(stdout);
+	}
+}
+
 /* TCP echo on [::]:PORT, one child per connection (held connections) */
 static int echo_serve(uint16_t port, const char *greeting)
 {
@@ -210,12 +247,12 @@ static int echo_serve(uint16_t port, const char *greeting)
 
 int main(int argc, char **argv)
 {
-	struct rotator_config cfg = {.nflog_group = 7, .block_timeout_sec = 600};
+	struct rotator_config cfg = {.nflog_group = 7};
 	struct step_error err = {};
 	struct rotator *rot = NULL;
 	int opt, r;
 
-	while ((opt = getopt(argc, argv, "+g:b:H:E:")) != -1) {
+	while ((opt = getopt(argc, argv, "+g:H:E:")) != -1) {
 		if (opt == 'E') {
 			cfg.instance_envelope = true;
 			cfg.egress_nflog_group = (uint16_t)atoi(optarg);
@@ -223,8 +260,6 @@ int main(int argc, char **argv)
 			cfg.nflog_group = (uint16_t)atoi(optarg);
 		else if (opt == 'H')
 			cfg.honeypot_port = (uint16_t)atoi(optarg);
-		else if (opt == 'b')
-			cfg.block_timeout_sec = (uint32_t)atoi(optarg);
 		else
 			return 2;
 	}
@@ -234,11 +269,14 @@ int main(int argc, char **argv)
 	if (strcmp(argv[optind], "echo") == 0 && optind + 1 < argc)
 		return echo_serve((uint16_t)atoi(argv[optind + 1]),
 				  optind + 2 < argc ? argv[optind + 2] : NULL);
+	if (strcmp(argv[optind], "udp-listen") == 0 && optind + 1 < argc)
+		return udp_listen((uint16_t)atoi(argv[optind + 1]));
 	if (strcmp(argv[optind], "serve") == 0 && optind + 1 < argc)
 		return serve((uint16_t)atoi(argv[optind + 1]));
 	if (strcmp(argv[optind], "honeypot") == 0 && optind + 2 < argc) {
 		struct rotator_honeypot *h = NULL;
 		int want = atoi(argv[optind + 2]), got = 0;
+		int rounds = 10 * (optind + 3 < argc ? atoi(argv[optind + 3]) : 10);
 
 		r = rotator_honeypot_open((uint16_t)atoi(argv[optind + 1]), &h);
 		if (r < 0) {
@@ -247,15 +285,27 @@ int main(int argc, char **argv)
 		}
 		printf("listening\n");
 		fflush(stdout);
-		for (int waited = 0; got < want && waited < 100; waited++) {
+		for (int waited = 0; got < want && waited < rounds; waited++) {
 			struct pollfd pfd = {.fd = rotator_honeypot_fd(h), .events = POLLIN};
 
 			if (poll(&pfd, 1, 100) > 0) {
-				r = rotator_honeypot_accept_all(h);
+				struct rotator_honeypot_peer peers[16];
+				size_t n_peers = 0;
+
+				r = rotator_honeypot_accept_all(h, peers, ELEMS(peers), &n_peers);
 				if (r < 0) {
 					fprintf(stderr, "honeypot: %s\n", strerror(-r));
 					break;
 				}
+				for (size_t i = 0; i < n_peers; i++) {
+					char text[INET6_ADDRSTRLEN];
+
+					inet_ntop(peers[i].source.family, &peers[i].source.in6,
+						  text, sizeof(text));
+					printf("accepted %s decoy %u\n", text,
+					       (unsigned)peers[i].decoy_port);
+				}
+				fflush(stdout);
 				got += r;
 			}
 		}
@@ -380,6 +430,37 @@ int main(int argc, char **argv)
 			       (unsigned long long)list[i].expires_in_ms);
 		}
 		free(list);
+		return 0;
+	}
+	if (strcmp(argv[optind], "block") == 0) {
+		int n = (argc - optind - 1) / 2;
+		struct rotator_blocked *list = calloc((size_t)n + 1, sizeof(*list));
+
+		if (!list || n == 0 || (argc - optind - 1) % 2) {
+			fprintf(stderr, "block: give ADDR MS pairs\n");
+			return 2;
+		}
+		for (int i = 0; i < n; i++) {
+			char *end = NULL;
+
+			if (parse_addr(argv[optind + 1 + 2 * i], &list[i].source) < 0) {
+				fprintf(stderr, "block: bad address %s\n",
+					argv[optind + 1 + 2 * i]);
+				return 2;
+			}
+			list[i].expires_in_ms = strtoull(argv[optind + 2 + 2 * i], &end, 10);
+			if (!end || *end) {
+				fprintf(stderr, "block: bad milliseconds %s\n",
+					argv[optind + 2 + 2 * i]);
+				return 2;
+			}
+		}
+		r = rotator_block(rot, list, (size_t)n, &err);
+		rotator_free(rot);
+		free(list);
+		if (r < 0)
+			return print_err("block", r, &err);
+		printf("block sent %d\n", n);
 		return 0;
 	}
 	if (strcmp(argv[optind], "apply") == 0) {

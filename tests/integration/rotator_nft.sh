@@ -2,11 +2,15 @@
 # The rotator library against the real kernel, only inside network namespaces
 # this script creates (and deletes on every exit path): a server namespace
 # with `inet mtd` and a TCP backend, a client namespace joined by a veth pair
-# (IPv4 and IPv6). Checks DNAT through the public port, the real port being
-# unreachable, rotation with grace, decoy hit -> block -> NFLOG -> unblock,
-# adoption of the persisted table, deltas (only the element changes are sent),
-# decoys that look open (honeypot redirect; still blocked and reported), a
-# foreign table left byte-identical, and removal. Needs root, nft, ip, cc and pkg-config.
+# (IPv4 and IPv6), and a victim namespace on a second link whose address a
+# client forges. Checks DNAT through the public port, the real port being
+# unreachable, rotation with grace, decoy hit -> NFLOG (the table never blocks
+# on its own) -> rotator_block() with a timeout per source -> unblock,
+# adoption of the persisted table (blocks carried over), deltas (only the
+# element changes are sent), decoys that look open (honeypot redirect; the
+# honeypot names whom it accepted), forged SYNs and UDP to decoys that get
+# nobody blocked, a foreign table left byte-identical, and removal. Needs
+# root, nft, ip, cc and pkg-config, and build/tools/spoof-packet (make test-tools).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -18,16 +22,21 @@ for tool in ip nft cc pkg-config timeout; do
 	command -v "$tool" >/dev/null || { echo "skip: $tool missing"; exit 77; }
 done
 
+SPOOF="$BUILD/tools/spoof-packet"
+[ -x "$SPOOF" ] || { echo "FAIL: $SPOOF missing (make test-tools)"; exit 1; }
+
 tmp=$(mktemp -d /tmp/rotator-nft.XXXXXX)
 srv="mtd-rot-srv-$$"
 cli="mtd-rot-cli-$$"
+vic="mtd-rot-vic-$$"
 pids=""
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	# and what they forked (the echo server's per-connection children)
-	for ns in "$srv" "$cli"; do ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null; done
+	for ns in "$srv" "$cli" "$vic"; do ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null; done
 	ip netns del "$srv" 2>/dev/null
 	ip netns del "$cli" 2>/dev/null
+	ip netns del "$vic" 2>/dev/null
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -53,6 +62,19 @@ $S ip link set lo up; $C ip link set lo up
 $S ip addr add 10.77.0.1/24 dev veth-s; $C ip addr add 10.77.0.2/24 dev veth-c
 $S ip addr add fd77::1/64 dev veth-s nodad; $C ip addr add fd77::2/64 dev veth-c nodad
 $S ip link set veth-s up; $C ip link set veth-c up
+# the victim: 10.77.1.5 on a second link of the server, routed there and only
+# there; the client forges its address
+ip netns add "$vic" || fail "creating the victim namespace"
+ip link add veth-sv netns "$srv" type veth peer name veth-v netns "$vic" || fail "victim veth"
+V="ip netns exec $vic"
+$V ip link set lo up
+$S ip addr add 10.77.1.1/24 dev veth-sv; $V ip addr add 10.77.1.5/24 dev veth-v
+$S ip addr add fd77:1::1/64 dev veth-sv nodad; $V ip addr add fd77:1::5/64 dev veth-v nodad
+$S ip link set veth-sv up; $V ip link set veth-v up
+$V ip route add 10.77.0.0/24 via 10.77.1.1 && $V ip -6 route add fd77::/64 via fd77:1::1 ||
+	fail "victim routes"
+# no reverse-path filter: a forged packet is answered, the worst case for a decoy
+$S sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.veth-s.rp_filter=0 || fail "rp_filter"
 
 # connect HOST PORT: prints the backend's greeting, fails on refusal/drop
 connect() { $C timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2 && head -c 6 <&3" 2>/dev/null; }
@@ -78,7 +100,7 @@ NFT
 $S nft list table ip foreign >"$tmp/foreign.before"
 
 # --- first apply: create -------------------------------------------------------------
-out=$($S "$drv" -g 7 -b 600 apply web,tcp,24847,0,10.77.0.1,8080,0,27447:27448 \
+out=$($S "$drv" -g 7 apply web,tcp,24847,0,10.77.0.1,8080,0,27447:27448 \
 	web,tcp,24847,0,fd77::1,8080,0,27449) || fail "first apply: $out"
 srv_ready=1
 case "$out" in *"persist=1"*) ;; *) echo "skip: kernel without table persist flag ($out)"; exit 77 ;; esac
@@ -112,7 +134,9 @@ out=$($S "$drv" apply web,tcp,25000,0,10.77.0.1,8080,0,27450) || fail "end grace
 expect_no 10.77.0.1 24847 "stale port refused after grace"
 expect_ok 10.77.0.1 25000 "current port still works after grace"
 
-# --- decoy hit: blocked, reported through NFLOG, unblocked -------------------------------
+# --- decoy hit: reported through NFLOG, blocked only by rotator_block() ----------------------
+# blocked_ms ADDR: the time ADDR has left in the blocked sets ("" if absent)
+blocked_ms() { $S "$drv" blocked | sed -n "s/^blocked $1 \([0-9]*\)\$/\1/p"; }
 $S "$drv" -g 7 hits 1 5000 >"$tmp/hits.log" 2>&1 &
 hits_pid=$!
 pids="$pids $hits_pid"
@@ -121,26 +145,45 @@ expect_no 10.77.0.1 27450 "decoy port does not answer"
 wait "$hits_pid" || fail "no NFLOG hit: $(cat "$tmp/hits.log")"
 grep -q "hit 10.77.0.2 tcp 27450" "$tmp/hits.log" || fail "hit not parsed: $(cat "$tmp/hits.log")"
 ok "decoy hit reported with source and port ($(grep hit "$tmp/hits.log"))"
-$S nft list set inet mtd blocked4 | grep -q 10.77.0.2 || fail "source not in blocked4"
-expect_no 10.77.0.1 25000 "blocked source no longer reaches the service"
+[ -z "$($S "$drv" blocked)" ] || fail "the table blocked on its own: $($S "$drv" blocked)"
+expect_ok 10.77.0.1 25000 "the table never blocks on its own: the source still reaches the service"
+out=$($S "$drv" block 10.77.0.2 600000) || fail "block: $out"
+ms=$(blocked_ms 10.77.0.2)
+[ -n "$ms" ] && [ "$ms" -gt 590000 ] && [ "$ms" -le 600000 ] || fail "10.77.0.2 not blocked for 600 s: $($S "$drv" blocked)"
+expect_no 10.77.0.1 25000 "blocked by rotator_block(): the source no longer reaches the service"
+ok "rotator_block() blocks for the time given ($ms ms left)"
+# again, shorter, with two more sources in the same transaction: the element
+# already there takes the new timeout; 0 is until unblocked
+out=$($S "$drv" block 10.77.0.2 90000 fd77::99 90000 192.0.2.50 0) || fail "block again: $out"
+ms=$(blocked_ms 10.77.0.2)
+[ -n "$ms" ] && [ "$ms" -gt 80000 ] && [ "$ms" -le 90000 ] ||
+	fail "the timeout of a source already blocked was not replaced (600 s -> 90 s): $($S "$drv" blocked)"
+[ "$(blocked_ms 192.0.2.50)" = 0 ] || fail "192.0.2.50 not blocked until unblocked: $($S "$drv" blocked)"
+$S nft list set inet mtd blocked6 | grep -q 'fd77::99 timeout' || fail "fd77::99 not in blocked6"
+expect_no 10.77.0.1 25000 "still blocked after its timeout was replaced"
+ok "blocking a blocked source again replaces its timeout (600 s -> $ms ms); IPv4, IPv6, no timeout in one call"
+out=$($S "$drv" block 10.77.0.2 1000 10.77.0.2 90000) || fail "block a source twice: $out"
+ms=$(blocked_ms 10.77.0.2)
+[ -n "$ms" ] && [ "$ms" -gt 80000 ] || fail "a source given twice did not take its last timeout: $($S "$drv" blocked)"
+ok "a source given twice in one call takes its last entry"
 # a restarted agent rebuilds the table: the blocks carry over, with the time
-# they had left (the decoy rule blocks for 600 s: -b 600)
-$S nft add element inet mtd blocked6 '{ fd77::99 timeout 90s }' || fail "adding a blocked IPv6 source"
+# they had left
 sleep 1.1
 out=$($S "$drv" apply web,tcp,25000,0,10.77.0.1,8080,0,27450) || fail "adopting with blocks: $out"
 case "$out" in *"adopted=1"*) ;; *) fail "not adopted: $out" ;; esac
 blocked=$($S "$drv" blocked) || fail "blocked list: $blocked"
 ms4=$(echo "$blocked" | sed -n 's/^blocked 10.77.0.2 \([0-9]*\)$/\1/p')
 ms6=$(echo "$blocked" | sed -n 's/^blocked fd77::99 \([0-9]*\)$/\1/p')
-[ -n "$ms4" ] && [ "$ms4" -gt 590000 ] && [ "$ms4" -lt 600000 ] ||
-	fail "10.77.0.2 not carried over with its time left (600 s less a little): $blocked"
-[ -n "$ms6" ] && [ "$ms6" -gt 80000 ] && [ "$ms6" -lt 89000 ] ||
+[ -n "$ms4" ] && [ "$ms4" -gt 70000 ] && [ "$ms4" -lt 89000 ] ||
+	fail "10.77.0.2 not carried over with its time left (90 s less a little): $blocked"
+[ -n "$ms6" ] && [ "$ms6" -gt 70000 ] && [ "$ms6" -lt 89000 ] ||
 	fail "fd77::99 not carried over with its time left (90 s less 1.1 s): $blocked"
-[ "$(echo "$blocked" | wc -l)" -eq 2 ] || fail "blocked list: $blocked"
+echo "$blocked" | grep -qx 'blocked 192.0.2.50 0' || fail "192.0.2.50 not carried over without timeout: $blocked"
+[ "$(echo "$blocked" | wc -l)" -eq 3 ] || fail "blocked list: $blocked"
 expect_no 10.77.0.1 25000 "still blocked after the table was adopted"
 ok "adoption carries the blocked sources over with the time they had left ($(echo $blocked))"
-out=$($S "$drv" apply web,tcp,25000,0,10.77.0.1,8080,0,27450 -u 10.77.0.2 -u 192.0.2.99 -u fd77::99) ||
-	fail "unblock: $out"
+out=$($S "$drv" apply web,tcp,25000,0,10.77.0.1,8080,0,27450 -u 10.77.0.2 -u 192.0.2.99 -u fd77::99 \
+	-u 192.0.2.50) || fail "unblock: $out"
 $S nft list set inet mtd blocked4 | grep -q 10.77.0.2 && fail "source still blocked"
 [ -z "$($S "$drv" blocked)" ] || fail "sources left blocked: $($S "$drv" blocked)"
 expect_ok 10.77.0.1 25000 "unblocked source reaches the service again"
@@ -166,6 +209,12 @@ $S "$drv" echo 8090 >"$tmp/echo.log" 2>&1 &
 pids="$pids $!"
 for _ in $(seq 50); do grep -q serving "$tmp/echo.log" && break; sleep 0.1; done
 out=$($S "$drv" apply held,tcp,26100,0,10.77.0.1,8090,0,27460) || fail "held: $out"
+# packets the decoy rules counted (reported to NFLOG), both banks
+decoy_count() {
+	$S nft list table inet mtd | sed -n 's/.*mtd-decoy.* counter packets \([0-9]*\) .*/\1/p' |
+		awk '{ n += $1 } END { print n + 0 }'
+}
+hits_before=$(decoy_count)
 $C timeout 10 bash -c 'exec 3<>/dev/tcp/10.77.0.1/26100 || exit 1
 	echo one >&3; read -r -t 3 a <&3; sleep 2; echo two >&3; read -r -t 3 b <&3; echo "$a $b"' \
 	>"$tmp/held.out" 2>&1 &
@@ -176,12 +225,12 @@ out=$($S "$drv" apply held,tcp,26101,0,10.77.0.1,8090,0,26100) || fail "held, po
 wait "$held"
 [ "$(cat "$tmp/held.out")" = "one two" ] ||
 	fail "a connection whose port turned decoy broke: '$(cat "$tmp/held.out")'"
-$S nft list set inet mtd blocked4 | grep -q 10.77.0.2 &&
-	fail "a connection whose port turned decoy got its client blocked"
+[ "$(decoy_count)" -eq "$hits_before" ] ||
+	fail "packets of a connection whose port turned decoy were counted as decoy hits ($hits_before -> $(decoy_count))"
 expect_no 10.77.0.1 26100 "a new connection to the port that turned decoy is refused"
-$S nft list set inet mtd blocked4 | grep -q 10.77.0.2 || fail "a new connection to the decoy did not block"
-ok "a connection opened before its port turned decoy carries on and does not block its client; a new one does"
-out=$($S "$drv" apply web,tcp,25000,0,10.77.0.1,8080,0,27450 -u 10.77.0.2) || fail "back to web: $out"
+[ "$(decoy_count)" -gt "$hits_before" ] || fail "a new connection to the decoy was not counted as a hit"
+ok "a connection opened before its port turned decoy carries on and is no decoy hit; a new one is"
+out=$($S "$drv" apply web,tcp,25000,0,10.77.0.1,8080,0,27450) || fail "back to web: $out"
 
 # --- errors name the object -----------------------------------------------------------------
 out=$($S "$drv" apply a,tcp,26000,0,10.77.0.1,8080,0 b,tcp,26000,0,10.77.0.1,8081,0 2>&1) &&
@@ -246,36 +295,99 @@ echo "$out" | grep -q 'idle bank is not known' || fail "rotator_switch refused w
 ok "rotator_switch: a switch of 4 elements with no plan; refused (ESTALE) when the banks are unknown"
 out=$($S "$drv" apply "$grace_end" -n "$grace_end") || fail "grace end: $out"
 
-# --- decoys that look open: honeypot redirect, still blocked and reported -------------------
+# --- decoys that look open: honeypot redirect; the honeypot names whom it accepted ----------
+# A TCP service and a UDP one, each with decoys; the table never blocks.
 out=$($S "$drv" -g 7 -H 9999 apply web,tcp,25001,0,10.77.0.1,8080,0,27460:27461 \
-	web,tcp,25001,0,fd77::1,8080,0,27460:27461) || fail "apply with honeypot: $out"
+	web,tcp,25001,0,fd77::1,8080,0,27460:27461 dns,udp,25300,0,10.77.0.1,5353,0,27470) ||
+	fail "apply with honeypot: $out"
 [ "$($S nft list table inet mtd | grep -c 'redirect to :9999')" -eq 2 ] || fail "no redirect rule in each bank"
-$S "$drv" honeypot 9999 1 >"$tmp/honeypot.log" 2>&1 &
+$S nft list table inet mtd | grep -q 'dynset\|add @blocked\|update @blocked' && fail "a rule adds to the blocked sets"
+# started before the forged SYNs: it must be listening to answer them, and the
+# one connection it reports must be the real client's below
+$S "$drv" honeypot 9999 1 60 >"$tmp/honeypot.log" 2>&1 &
 hp_pid=$!
 pids="$pids $hp_pid"
-$S "$drv" -g 7 hits 1 5000 >"$tmp/hits2.log" 2>&1 &
-hits_pid=$!
-pids="$pids $hits_pid"
-for _ in $(seq 50); do
-	grep -q listening "$tmp/honeypot.log" && grep -q listening "$tmp/hits2.log" && break
-	sleep 0.1
-done
+for _ in $(seq 50); do grep -q listening "$tmp/honeypot.log" && break; sleep 0.1; done
 $C timeout 2 bash -c 'exec 3<>/dev/tcp/10.77.0.1/9999' 2>/dev/null &&
 	fail "honeypot port reachable directly"
 ok "the honeypot port is unreachable except through a decoy"
-$S nft list set inet mtd blocked4 | grep -q 10.77.0.2 && fail "direct honeypot try blocked the source"
+
+# forged SYNs: the client writes the victim's addresses (routed via the other
+# link) on three IPv4 and two IPv6 SYNs to a TCP decoy
+rsts() { $V awk '/^Tcp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "OutRsts") c = i; h = 1 } else print $c }' /proc/net/snmp; }
+rsts_before=$(rsts)
+$S "$drv" -g 7 hits 5 5000 >"$tmp/hits-spoof.log" 2>&1 &
+hits_pid=$!
+pids="$pids $hits_pid"
+for _ in $(seq 50); do grep -q listening "$tmp/hits-spoof.log" && break; sleep 0.1; done
+$C "$SPOOF" tcp 10.77.1.5 40000 10.77.0.1 27460 3 || fail "sending forged SYNs"
+$C "$SPOOF" tcp fd77:1::5 40010 fd77::1 27460 2 || fail "sending forged IPv6 SYNs"
+wait "$hits_pid" || fail "forged SYNs not reported: $(cat "$tmp/hits-spoof.log")"
+[ "$(grep -c '^hit 10.77.1.5 tcp 27460$' "$tmp/hits-spoof.log")" -eq 3 ] &&
+	[ "$(grep -c '^hit fd77:1::5 tcp 27460$' "$tmp/hits-spoof.log")" -eq 2 ] ||
+	fail "forged SYNs not reported with the forged source: $(cat "$tmp/hits-spoof.log")"
+ok "forged SYNs to a TCP decoy are reported, with the forged sources 10.77.1.5 and fd77:1::5"
+# the honeypot answered the victim, which never sent a SYN: it resets each
+for _ in $(seq 50); do [ "$(rsts)" -ge $((rsts_before + 5)) ] && break; sleep 0.1; done
+[ "$(rsts)" -ge $((rsts_before + 5)) ] ||
+	fail "the victim did not reset the honeypot's SYN-ACKs (OutRsts $rsts_before -> $(rsts))"
+ok "the victim resets the SYN-ACKs to SYNs it never sent: no handshake completes"
+[ -z "$($S "$drv" blocked)" ] || fail "forged SYNs got a source blocked: $($S "$drv" blocked)"
+[ "$($V timeout 3 bash -c 'exec 3<>/dev/tcp/10.77.1.1/25001 && head -c 6 <&3' 2>/dev/null)" = mtd-ok ] ||
+	fail "the victim of forged SYNs no longer reaches the service"
+[ "$($V timeout 3 bash -c 'exec 3<>/dev/tcp/fd77:1::1/25001 && head -c 6 <&3' 2>/dev/null)" = mtd-ok ] ||
+	fail "the victim of forged IPv6 SYNs no longer reaches the service"
+ok "the victim of forged SYNs is not blocked and still reaches the service (IPv4, IPv6)"
+
+# a real client: its handshake completes, the honeypot names it
+$S "$drv" -g 7 hits 1 5000 >"$tmp/hits2.log" 2>&1 &
+hits_pid=$!
+pids="$pids $hits_pid"
+for _ in $(seq 50); do grep -q listening "$tmp/hits2.log" && break; sleep 0.1; done
 $C timeout 3 bash -c 'exec 3<>/dev/tcp/10.77.0.1/27460' || fail "decoy connect() did not succeed"
 ok "a TCP decoy looks open: connect() succeeds"
 wait "$hp_pid" || fail "honeypot did not accept the decoy connection: $(cat "$tmp/honeypot.log")"
-ok "the honeypot accepted and closed it ($(tail -1 "$tmp/honeypot.log"))"
+[ "$(grep '^accepted' "$tmp/honeypot.log")" = "accepted 10.77.0.2 decoy 27460" ] ||
+	fail "the honeypot did not name exactly the real client and its decoy: $(cat "$tmp/honeypot.log")"
+ok "the honeypot accepted and closed it, and names only the real client and the decoy it touched ($(grep '^accepted' "$tmp/honeypot.log"))"
 wait "$hits_pid" || fail "no NFLOG hit: $(cat "$tmp/hits2.log")"
 grep -q "hit 10.77.0.2 tcp 27460" "$tmp/hits2.log" || fail "hit not parsed: $(cat "$tmp/hits2.log")"
 ok "the decoy hit is reported ($(grep hit "$tmp/hits2.log"))"
-$S nft list set inet mtd blocked4 | grep -q 10.77.0.2 || fail "source not in blocked4"
-expect_no 10.77.0.1 25001 "the source that touched the open-looking decoy reaches no service"
+[ -z "$($S "$drv" blocked)" ] || fail "the table blocked the decoy toucher on its own: $($S "$drv" blocked)"
+expect_ok 10.77.0.1 25001 "not blocked until the caller says so"
+# the caller blocks the peer the honeypot named
+out=$($S "$drv" block 10.77.0.2 60000) || fail "block: $out"
+expect_no 10.77.0.1 25001 "the source the honeypot named, blocked by the caller, reaches no service"
 out=$($S "$drv" -g 7 -H 9999 apply web,tcp,25001,0,10.77.0.1,8080,0,27460:27461 \
+	web,tcp,25001,0,fd77::1,8080,0,27460:27461 dns,udp,25300,0,10.77.0.1,5353,0,27470 \
 	-u 10.77.0.2) || fail "unblock: $out"
 expect_ok 10.77.0.1 25001 "unblocked again"
+
+# UDP decoys: logged and dropped, nobody blocked. A forged datagram to the
+# decoy, then one to a plain port on the same path: once the second arrived,
+# the first would have.
+$S "$drv" udp-listen 27470 >"$tmp/udp-decoy.log" 2>&1 &
+pids="$pids $!"
+$S "$drv" udp-listen 27471 >"$tmp/udp-plain.log" 2>&1 &
+pids="$pids $!"
+$S "$drv" -g 7 hits 1 5000 >"$tmp/hits-udp.log" 2>&1 &
+hits_pid=$!
+pids="$pids $hits_pid"
+for _ in $(seq 50); do
+	grep -q listening "$tmp/udp-decoy.log" && grep -q listening "$tmp/udp-plain.log" &&
+		grep -q listening "$tmp/hits-udp.log" && break
+	sleep 0.1
+done
+$C "$SPOOF" udp 10.77.1.5 40100 10.77.0.1 27470 || fail "sending a forged datagram to the UDP decoy"
+$C "$SPOOF" udp 10.77.1.5 40101 10.77.0.1 27471 || fail "sending a forged datagram to a plain port"
+for _ in $(seq 50); do grep -q 'udp from' "$tmp/udp-plain.log" && break; sleep 0.1; done
+grep -q '^udp from 10.77.1.5 ' "$tmp/udp-plain.log" ||
+	fail "the forged datagram to a plain port did not arrive: $(cat "$tmp/udp-plain.log")"
+grep -q 'udp from' "$tmp/udp-decoy.log" && fail "a datagram to a UDP decoy was delivered: $(cat "$tmp/udp-decoy.log")"
+wait "$hits_pid" || fail "UDP decoy hit not reported: $(cat "$tmp/hits-udp.log")"
+grep -q '^hit 10.77.1.5 udp 27470$' "$tmp/hits-udp.log" || fail "UDP hit: $(cat "$tmp/hits-udp.log")"
+[ -z "$($S "$drv" blocked)" ] || fail "a UDP decoy hit got a source blocked: $($S "$drv" blocked)"
+ok "a (forged) datagram to a UDP decoy is reported and dropped, and blocks nobody"
 
 # --- removal; the foreign table is byte-identical ----------------------------------------------
 $S "$drv" remove || fail "remove"

@@ -13,7 +13,10 @@
  *   netprobe udp-bound ADDR PORT [PEER-PORT]
  *                                       a UDP socket bound to ADDR:PORT (connected to
  *                                       ADDR:PEER-PORT if given), held until killed
+ *
+ * NETPROBE_SOURCE=ADDR: connections leave from ADDR (one of this host's).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -41,6 +44,27 @@ static int resolve(const char *host, const char *port, int flags, struct addrinf
 	return 0;
 }
 
+/* NETPROBE_SOURCE: the source address a test gives a connection. */
+static int bind_source(int fd, int family)
+{
+	const char *source = getenv("NETPROBE_SOURCE");
+	struct sockaddr_storage ss = {0};
+	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+	if (!source || !source[0])
+		return 0;
+	if (family == AF_INET && inet_pton(AF_INET, source, &in->sin_addr) == 1)
+		in->sin_family = AF_INET;
+	else if (family == AF_INET6 && inet_pton(AF_INET6, source, &in6->sin6_addr) == 1)
+		in6->sin6_family = AF_INET6;
+	else {
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
+	return bind(fd, (struct sockaddr *)&ss, sizeof(ss));
+}
+
 static int connect_timeout(const char *host, const char *port, int timeout_ms)
 {
 	struct addrinfo *ai;
@@ -56,6 +80,8 @@ static int connect_timeout(const char *host, const char *port, int timeout_ms)
 		fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (fd < 0)
 			continue;
+		if (bind_source(fd, a->ai_family) < 0)
+			goto next;
 		if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS)
 			goto next;
 		pfd = (struct pollfd){.fd = fd, .events = POLLOUT};

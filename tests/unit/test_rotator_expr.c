@@ -43,11 +43,11 @@ static const char golden_blocked_drop_ipv6[] =
     "  [ counter pkts 0 bytes 0 ]\n"
     "  [ immediate reg 0 drop ]\n";
 
-static const char golden_decoy_hit_ipv4[] =
+/* No nfproto match and no source taken: one rule for both families that
+ * reports the hit and never blocks (rotator_block() is the caller's). */
+static const char golden_decoy_hit[] =
     "inet mtd c\n"
     "  [ fib daddr type => reg 1 ]\n"
-    "  [ cmp eq reg 1 0x00000002 ]\n"
-    "  [ meta load nfproto => reg 1 ]\n"
     "  [ cmp eq reg 1 0x00000002 ]\n"
     "  [ meta load l4proto => reg 1 ]\n"
     "  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
@@ -55,8 +55,6 @@ static const char golden_decoy_hit_ipv4[] =
     "  [ ct load state => reg 1 ]\n"
     "  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
     "  [ cmp eq reg 1 0x00000000 ]\n"
-    "  [ payload load 4b @ network header + 12 => reg 1 ]\n"
-    "  [ dynset add reg_key 1 set blocked4 timeout 600000ms ]\n"
     "  [ log prefix mtd-decoy  group 7 snaplen 0 qthreshold 0 ]\n"
     "  [ counter pkts 0 bytes 0 ]\n"
     "  [ immediate reg 0 drop ]\n";
@@ -110,11 +108,9 @@ static const char golden_backend_guard_ipv6[] =
     "  [ immediate reg 0 drop ]\n";
 
 /* honeypot (rotator_config.honeypot_port = 9999 = 0x270f) */
-static const char golden_decoy_report_ipv4[] =
+static const char golden_decoy_report[] =
     "inet mtd c\n"
     "  [ fib daddr type => reg 1 ]\n"
-    "  [ cmp eq reg 1 0x00000002 ]\n"
-    "  [ meta load nfproto => reg 1 ]\n"
     "  [ cmp eq reg 1 0x00000002 ]\n"
     "  [ meta load l4proto => reg 1 ]\n"
     "  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
@@ -122,8 +118,6 @@ static const char golden_decoy_report_ipv4[] =
     "  [ ct load state => reg 1 ]\n"
     "  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
     "  [ cmp eq reg 1 0x00000000 ]\n"
-    "  [ payload load 4b @ network header + 12 => reg 1 ]\n"
-    "  [ dynset add reg_key 1 set blocked4 timeout 600000ms ]\n"
     "  [ log prefix mtd-decoy  group 7 snaplen 0 qthreshold 0 ]\n"
     "  [ counter pkts 0 bytes 0 ]\n";
 
@@ -330,18 +324,14 @@ static void test_blocked_drop_bytecode(void **state)
 	check(nft_rule_blocked_drop("c", NFPROTO_IPV6, "blocked6", NULL), golden_blocked_drop_ipv6);
 }
 
-static void test_decoy_hit_blocks_logs_and_drops(void **state)
+static void test_decoy_hit_logs_and_drops_without_blocking(void **state)
 {
-	check(nft_rule_decoy_hit("c", NFPROTO_IPV4, "decoys", "blocked4", 600000, 7, "mtd-decoy ",
-				 NULL),
-	      golden_decoy_hit_ipv4);
+	check(nft_rule_decoy_hit("c", "decoys", 7, "mtd-decoy ", NULL), golden_decoy_hit);
 }
 
 static void test_honeypot_rules_report_redirect_and_guard(void **state)
 {
-	check(nft_rule_decoy_report("c", NFPROTO_IPV4, "decoys", "blocked4", 600000, 7,
-				    "mtd-decoy ", NULL),
-	      golden_decoy_report_ipv4);
+	check(nft_rule_decoy_report("c", "decoys", 7, "mtd-decoy ", NULL), golden_decoy_report);
 	check(nft_rule_decoy_redirect("c", "decoys", 9999, NULL), golden_decoy_redirect);
 	check(nft_rule_decoy_drop_non_tcp("c", "decoys", NULL), golden_decoy_drop_non_tcp);
 	check(nft_rule_honeypot_guard("c", 9999, NULL), golden_honeypot_guard);
@@ -446,7 +436,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_loopback_accept_bytecode),
 	    cmocka_unit_test(test_blocked_drop_bytecode),
-	    cmocka_unit_test(test_decoy_hit_blocks_logs_and_drops),
+	    cmocka_unit_test(test_decoy_hit_logs_and_drops_without_blocking),
 	    cmocka_unit_test(test_honeypot_rules_report_redirect_and_guard),
 	    cmocka_unit_test(test_dnat_takes_address_and_port_from_map),
 	    cmocka_unit_test(test_backend_guard_requires_dnat),
