@@ -79,6 +79,12 @@ rc=$?
 	fail "a missing --config file: exit $rc: $out"
 ok "a missing --config file is an error"
 
+out=$("$MTDCTL" policy check "$dir" --config 2>&1)
+rc=$?
+[ $rc -eq 2 ] && [ "$out" = "mtdctl: policy check: --config needs a FILE (see mtdctl --help)" ] ||
+	fail "--config without FILE: exit $rc: $out"
+ok "--config without FILE is a one-line usage error, exit 2"
+
 # The default path, in an overlay of /etc private to this mount namespace.
 mkdir -p "$WORK/etc-upper" "$WORK/etc-work"
 mount -t overlay overlay -o "lowerdir=/etc,upperdir=$WORK/etc-upper,workdir=$WORK/etc-work" /etc ||
