@@ -206,8 +206,10 @@ int rotator_blocked_list(struct rotator *r, struct rotator_blocked **ret, size_t
  * blocked gets the new timeout, longer or shorter: it is deleted and added
  * again in the same transaction, so it is never unblocked in between. A
  * source given twice takes its last entry. n == 0 does nothing and returns 0.
- * Needs the table (a successful rotator_apply() first: -ENOENT otherwise);
- * -EINVAL for a family other than AF_INET/AF_INET6 (nothing sent). Blocked
+ * Needs the table: -ENOENT from the kernel when there is none (apply a plan
+ * first; a table a previous run left is written as it is, and its blocks
+ * carry over when the first apply adopts it). -EINVAL for a family other
+ * than AF_INET/AF_INET6 (nothing sent). Blocked
  * sources are dropped in prerouting before anything else of the table, except
  * loopback and the end of a honeypot handshake. On error nothing changed.
  */
