@@ -425,8 +425,10 @@ static void print_detections(json_t *services)
 
 	json_array_foreach(services, i, s)
 	{
-		json_object_foreach(json_object_get(s, "not_acted_on"), kind, count) any |=
-		    json_integer_value(count) > 0;
+		json_object_foreach(json_object_get(s, "not_acted_on"), kind, count)
+		{
+			any |= json_integer_value(count) > 0;
+		}
 		any |= streq(string_or(s, "on_compromise", ""), "alert");
 	}
 	if (!any)

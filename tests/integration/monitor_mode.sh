@@ -1,9 +1,9 @@
 #!/bin/bash
 # Monitor mode end to end, with real instances (busybox httpd from a signed
 # snapshot; its CGI scripts misbehave on request):
-#   - OnCompromise=alert: a seccomp violation and drift are audited with
-#     "action":"alert" and counted in `mtdctl status`; the instance keeps
-#     serving with the same id and pid. In the same agent a service with
+#   - OnCompromise=alert: a seccomp violation, drift and unexpected egress
+#     are audited with "action":"alert" and counted in `mtdctl status`; the
+#     instance keeps serving with the same id and pid. In the same agent a service with
 #     OnCompromise=kill and OnSyscallViolation=kill is replaced for the same
 #     violation (the control: the detection works, only the answer differs).
 #   - mtd-agent --monitor: that kill service is now in alert too: its
@@ -49,7 +49,8 @@ Writable=/tmp
 $5
 POLICY
 }
-write_web watched 20000-20999 10.214.0.0/24 "OnCompromise=alert" ""
+write_web watched 20000-20999 10.214.0.0/24 "OnCompromise=alert" "Egress=tcp/7000 10.213.0.2
+EgressAlertThreshold=3"
 write_web guarded 21000-21999 10.216.0.0/24 "OnCompromise=kill" "OnSyscallViolation=kill"
 "$MTDCTL" policy check "$WORK/policies" >/dev/null || fail "the test policies do not validate"
 
@@ -83,6 +84,12 @@ assert_contains "$(get watched /cgi-bin/tamper)" "tampered" "the drifting CGI ra
 wait_for '[ "$(records drift watched alert)" -ge 1 ]' 50 ||
 	fail "no drift record with \"action\":\"alert\": $(mtdctl audit show | grep ' drift ')"
 ok "the drift is audited with \"action\":\"alert\""
+out=$(get watched /cgi-bin/egress)
+case "$out" in *undeclared-ok*) fail "egress to an undeclared port got through under alert" ;; esac
+ok "under alert the envelope still drops egress to an undeclared port"
+wait_for '[ "$(records egress watched alert)" -ge 1 ]' 50 ||
+	fail "no egress record with \"action\":\"alert\": $(mtdctl audit show | grep ' egress ')"
+ok "EgressAlertThreshold= drops are audited with \"action\":\"alert\""
 
 # The control: the same violation against OnCompromise=kill, OnSyscallViolation=kill.
 guarded=$(serving_id guarded)
@@ -104,11 +111,12 @@ assert_contains "$(get watched /)" "signed snapshot" "watched still serves its p
 ok "OnCompromise=alert: $watched keeps serving, same id and pid $watched_pid, no response record"
 [ "$(not_acted watched seccomp-violation)" = 1 ] || fail "status: seccomp-violation not acted on is $(not_acted watched seccomp-violation), not 1"
 [ "$(not_acted watched drift)" -ge 1 ] || fail "status: no drift counted"
+[ "$(not_acted watched egress)" = 1 ] || fail "status: egress not acted on is $(not_acted watched egress), not 1"
 [ "$(not_acted guarded seccomp-violation)" = 0 ] || fail "status: guarded's violation counted as not acted on"
 out=$(mtdctl status)
 assert_contains "$out" "DETECTIONS NOT ACTED ON" "status has the table of detections not acted on"
-echo "$out" | grep -Eq '^watched +alert +seccomp-violation 1, drift [0-9]+$' ||
-	fail "status: no 'watched alert seccomp-violation 1, drift N' row in: $out"
+echo "$out" | grep -Eq '^watched +alert +seccomp-violation 1, drift [0-9]+, egress 1$' ||
+	fail "status: no 'watched alert seccomp-violation 1, drift N, egress 1' row in: $out"
 echo "$out" | grep -Eq '^guarded +kill +none$' || fail "status: no 'guarded kill none' row in: $out"
 ok "status counts the detections not acted on per service and kind"
 stop_agent || fail "clean stop"
