@@ -344,9 +344,12 @@ void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set)
 		next[n++] = svc;
 		service_start_instance(svc);
 	}
-	/* Services that are gone. */
-	for (size_t j = 0; j < fleet->n_services; j++)
+	/* Services that are gone. Each leaves the array once freed: an ending
+	 * instance's last signals-counted looks its service up (service_find). */
+	for (size_t j = 0; j < fleet->n_services; j++) {
 		service_drop(fleet->services[j]);
+		fleet->services[j] = NULL;
+	}
 	free(fleet->services);
 	fleet->services = next;
 	fleet->n_services = n;
@@ -531,9 +534,15 @@ void fleet_free(struct fleet *fleet)
 {
 	if (!fleet)
 		return;
-	for (size_t i = 0; i < fleet->n_services; i++)
+	/* As in fleet_apply_policies(): no freed service stays findable while
+	 * instances end (theirs, then the disposals and quarantined ones). */
+	for (size_t i = 0; i < fleet->n_services; i++) {
 		service_drop(fleet->services[i]);
+		fleet->services[i] = NULL;
+	}
 	free(fleet->services);
+	fleet->services = NULL;
+	fleet->n_services = 0;
 	response_fleet_done(fleet);
 	if (fleet->cgroups) {
 		(void)cgroup_root_remove(fleet->cgroups);
