@@ -53,6 +53,11 @@ write_web watched 20000-20999 10.214.0.0/24 "OnCompromise=alert" "Egress=tcp/700
 EgressAlertThreshold=3"
 write_web guarded 21000-21999 10.216.0.0/24 "OnCompromise=kill" "OnSyscallViolation=kill"
 "$MTDCTL" policy check "$WORK/policies" >/dev/null || fail "the test policies do not validate"
+plan=$("$MTDCTL" policy check --plan "$WORK/policies") || fail "policy check --plan: $plan"
+grep -q "^  response:    OnCompromise=alert OnUnhealthy=kill (detections audited and counted, not acted on)$" <<<"$plan" ||
+	fail "the plan does not say watched is in alert: $plan"
+grep -q "^  syscalls:    .*on a violation: errno" <<<"$plan" || fail "the plan: OnSyscallViolation= does not follow alert (errno)"
+ok "policy check --plan says the service is in alert and its violations get errno"
 
 # serving_id SERVICE: its healthy, serving instance
 serving_id() { json_instances | grep -o '"id":"'"$1"'-[0-9]*"[^}]*"state":"healthy"[^}]*"role":"serving"' | head -n 1 | sed 's/"id":"\([^"]*\)".*/\1/'; }
