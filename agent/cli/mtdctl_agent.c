@@ -407,6 +407,80 @@ static int command_quarantine(const struct mtdctl *ctl, enum control_command com
 	return 0;
 }
 
+/* The agent's mode: monitor (--monitor), or enforce and the managed services
+ * in alert (OnCompromise=alert). */
+static void print_mode(json_t *result)
+{
+	json_t *services = json_object_get(result, "instances"), *s;
+	char alert[256] = "";
+	size_t i, used = 0;
+
+	if (streq(string_or(result, "mode", "enforce"), "monitor")) {
+		printf("mode:     monitor (detections are audited and counted; nothing is killed, "
+		       "quarantined or blocked for them)\n");
+		return;
+	}
+	json_array_foreach(services, i, s)
+	{
+		int n;
+
+		if (!streq(string_or(s, "on_compromise", ""), "alert"))
+			continue;
+		n = snprintf(alert + used, sizeof(alert) - used, "%s%s", used ? ", " : "",
+			     string_or(s, "service", "?"));
+		if (n > 0 && (size_t)n < sizeof(alert) - used)
+			used += (size_t)n;
+	}
+	if (used)
+		printf("mode:     enforce; in alert (OnCompromise=alert, nothing is killed or "
+		       "quarantined for a detection): %s\n",
+		       alert);
+	else
+		printf("mode:     enforce\n");
+}
+
+/* Per managed service, what a detection gets and the detections audited and
+ * counted but not acted on (alert; OnSyscallViolation=errno). Shown when a
+ * service is in alert or has such detections. */
+static void print_detections(json_t *services)
+{
+	bool any = false;
+	json_t *s, *count;
+	const char *kind;
+	size_t i;
+
+	json_array_foreach(services, i, s)
+	{
+		json_object_foreach(json_object_get(s, "not_acted_on"), kind, count)
+		{
+			any |= json_integer_value(count) > 0;
+		}
+		any |= streq(string_or(s, "on_compromise", ""), "alert");
+	}
+	if (!any)
+		return;
+	printf("\n%-20s %-13s %s\n", "SERVICE", "ON-COMPROMISE", "DETECTIONS NOT ACTED ON");
+	json_array_foreach(services, i, s)
+	{
+		char counts[256] = "";
+		size_t used = 0;
+
+		json_object_foreach(json_object_get(s, "not_acted_on"), kind, count)
+		{
+			int n;
+
+			if (json_integer_value(count) <= 0)
+				continue;
+			n = snprintf(counts + used, sizeof(counts) - used, "%s%s %lld",
+				     used ? ", " : "", kind, (long long)json_integer_value(count));
+			if (n > 0 && (size_t)n < sizeof(counts) - used)
+				used += (size_t)n;
+		}
+		printf("%-20s %-13s %s\n", string_or(s, "service", "?"),
+		       string_or(s, "on_compromise", "?"), used ? counts : "none");
+	}
+}
+
 /* The wall clock's trust: one line, and the reason when it is not trusted. */
 static void print_clock(json_t *clock)
 {
@@ -470,9 +544,11 @@ static int command_status(const struct mtdctl *ctl)
 		       "(audit-records-lost)\n",
 		       (long long)json_integer_value(json_object_get(audit, "lost_total")));
 	print_clock(json_object_get(result, "clock"));
+	print_mode(result);
 	putchar('\n');
 	print_services_table(json_object_get(result, "services"));
 	print_instances(json_object_get(result, "instances"));
+	print_detections(json_object_get(result, "instances"));
 	print_rotation(json_object_get(result, "rotation"));
 	return 0;
 }

@@ -244,6 +244,12 @@ static void print_envelope(json_t *policy)
 	       str_at(policy, "service", "max_lifetime", "?"),
 	       str_at(policy, "service", "max_lifetime_jitter", "?"),
 	       (long long)json_integer_value(json_object_get(service, "standby_instances")));
+	printf("  response:    OnCompromise=%s OnUnhealthy=%s%s\n",
+	       str_at(policy, "service", "on_compromise", "?"),
+	       str_at(policy, "service", "on_unhealthy", "?"),
+	       streq(str_at(policy, "service", "on_compromise", ""), "alert")
+		   ? " (detections audited and counted, not acted on)"
+		   : "");
 }
 
 /* Who the service's decoys never block: its own NeverBlock= and the global

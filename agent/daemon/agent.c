@@ -132,6 +132,23 @@ static int agent_audit_durable(struct agent *agent, const char *type, json_t *fi
 	return 0;
 }
 
+/* --monitor: what it changes, said once per load of the set. */
+static void log_monitor_mode(const struct agent *agent)
+{
+	if (!agent->options.monitor)
+		return;
+	log_notice("monitor mode: every detection is audited and counted; nothing is killed, "
+		   "quarantined or blocked for it");
+	for (size_t i = 0; i < agent->policies->count; i++) {
+		const struct policy *p = agent->policies->policies[i];
+
+		if (p->snapshot && p->syscall_default == SYSCALL_DEFAULT_KILL)
+			log_notice("monitor mode: service %s: SystemCallDefault=kill is applied as "
+				   "errno (the call fails with EPERM, the process lives)",
+				   p->name);
+	}
+}
+
 static json_t *policy_names(const struct policy_set *set)
 {
 	json_t *names = json_array();
@@ -281,6 +298,7 @@ int agent_reload(struct agent *agent, const char *source, json_t **ret_result, c
 	}
 	agent->policies_loaded_usec = now(CLOCK_REALTIME);
 	agent->reloads++;
+	log_monitor_mode(agent);
 	log_info("reload: %zu service(s) in force", agent->policies->count);
 	*ret_result = fields;
 	return 0;
@@ -341,10 +359,10 @@ static json_t *status_json(struct agent *agent)
 		json_array_append_new(services, service_summary(agent->policies->policies[i]));
 
 	return json_pack(
-	    "{s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "pid",
-	    (int)getpid(), "version", MTD_VERSION, "uptime_usec",
-	    (json_int_t)(now(CLOCK_MONOTONIC) - agent->started_usec), "policy_dir",
-	    agent->options.policy_dir, "policies_loaded_usec",
+	    "{s:s, s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "mode",
+	    agent->options.monitor ? "monitor" : "enforce", "pid", (int)getpid(), "version",
+	    MTD_VERSION, "uptime_usec", (json_int_t)(now(CLOCK_MONOTONIC) - agent->started_usec),
+	    "policy_dir", agent->options.policy_dir, "policies_loaded_usec",
 	    (json_int_t)agent->policies_loaded_usec, "reloads", (json_int_t)agent->reloads,
 	    "reload_failures", (json_int_t)agent->reload_failures, "services", services, "audit",
 	    audit_status_json(agent), "clock", clock_trust_status(&agent->clock), "rotation",
@@ -729,8 +747,8 @@ static int start_fleet(struct agent *agent)
 	for (size_t i = 0; i < agent->policies->count; i++)
 		managed |= agent->policies->policies[i]->snapshot != NULL;
 	r = fleet_new(agent->event, agent->rotation, agent->forwarding,
-		      agent->options.instances_cgroup, agent->options.state_dir, &hooks,
-		      &agent->fleet, &error);
+		      agent->options.instances_cgroup, agent->options.state_dir,
+		      agent->options.monitor, &hooks, &agent->fleet, &error);
 	if (r < 0) {
 		log_error("instances: %s", error ? error : strerror(-r));
 		if (managed) {
@@ -858,11 +876,13 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 		return r;
 
 	r = agent_audit_durable(agent, "agent-start",
-				json_pack("{s:i, s:s, s:s, s:o}", "pid", (int)getpid(), "version",
-					  MTD_VERSION, "policy_dir", options->policy_dir,
-					  "services", policy_names(agent->policies)));
+				json_pack("{s:i, s:s, s:s, s:o, s:s}", "pid", (int)getpid(),
+					  "version", MTD_VERSION, "policy_dir", options->policy_dir,
+					  "services", policy_names(agent->policies), "mode",
+					  options->monitor ? "monitor" : "enforce"));
 	if (r < 0)
 		return r;
+	log_monitor_mode(agent);
 	check_clock(agent);
 
 	*ret_agent = TAKE_PTR(agent);

@@ -28,6 +28,10 @@ struct agent_options {
 	const char *instances_cgroup;  /* parent cgroup of instances, under the agent's own */
 	uint64_t max_clock_error_usec; /* the clock is trusted up to this estimated error */
 	const char *clock_state_file;  /* tests: the clock's state from this file, not adjtimex */
+	/* --monitor: every detection audited and counted, nothing killed,
+	 * quarantined or blocked for one (docs/mtd-agent.8). The fleet takes it
+	 * at start (fleet_new); rotation must stop blocking decoy sources. */
+	bool monitor;
 };
 
 struct agent;

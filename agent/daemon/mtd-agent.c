@@ -46,6 +46,9 @@ static void usage(FILE *out)
 	    "  --max-clock-error DURATION  the clock is trusted while synchronised with an\n"
 	    "                        estimated error up to this (adjtimex); beyond, or\n"
 	    "                        unsynchronised, it is audited and shown in status [1s]\n"
+	    "  --monitor             monitor mode: every service as if OnCompromise=alert;\n"
+	    "                        detections are audited and counted, nothing is killed,\n"
+	    "                        quarantined or blocked for them\n"
 	    "  --help, --version\n");
 }
 
@@ -89,6 +92,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 		OPT_INSTANCES_CGROUP,
 		OPT_MAX_CLOCK_ERROR,
 		OPT_CLOCK_STATE_FILE,
+		OPT_MONITOR,
 		OPT_HELP,
 		OPT_VERSION,
 	};
@@ -113,6 +117,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 	     * every boundary, so a test flips it without touching the host's
 	     * clock. */
 	    {"clock-state-file", required_argument, NULL, OPT_CLOCK_STATE_FILE},
+	    {"monitor", no_argument, NULL, OPT_MONITOR},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {},
@@ -202,6 +207,9 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 			break;
 		case OPT_REMOVE_TABLE:
 			options->remove_table_on_stop = true;
+			break;
+		case OPT_MONITOR:
+			options->monitor = true;
 			break;
 		case OPT_HELP:
 			usage(stdout);

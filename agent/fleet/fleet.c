@@ -97,33 +97,28 @@ static void on_instance_unhealthy(struct instance *instance, const char *reason,
 				 0, 0);
 }
 
-static enum response_disposal disposal_for(const struct policy *p, const char *kind)
-{
-	if (streq(kind, "seccomp-violation"))
-		return p->on_syscall_violation == SYSCALL_VIOLATION_KILL
-			   ? RESPONSE_DISPOSE_KILL
-			   : RESPONSE_DISPOSE_QUARANTINE;
-	return p->on_compromise == COMPROMISE_KILL ? RESPONSE_DISPOSE_KILL
-						   : RESPONSE_DISPOSE_QUARANTINE;
-}
-
 static void on_instance_signal(struct instance *instance, const char *kind, json_t *evidence,
 			       void *userdata)
 {
 	struct fleet *fleet = userdata;
 	struct service *svc = owner_of(fleet, instance);
 	uint64_t detected_usec = now(CLOCK_MONOTONIC);
+	enum response_action action;
 
 	if (!svc) {
 		json_decref(evidence);
 		return;
 	}
-	/* OnSyscallViolation=errno: the call failed with EPERM; record only. */
-	if (streq(kind, "seccomp-violation") &&
-	    svc->policy->on_syscall_violation == SYSCALL_VIOLATION_ERRNO) {
+	action = response_decide(svc->policy, fleet->monitor, kind);
+	/* Alert (OnCompromise=alert, --monitor) or OnSyscallViolation=errno
+	 * (the call failed with EPERM already): recorded and counted, the
+	 * instance runs on. */
+	if (action == RESPONSE_ACT_ALERT || action == RESPONSE_ACT_ERRNO) {
+		svc->not_acted_on[response_signal_kind_index(kind)]++;
 		service_audit(fleet, kind,
-			      json_pack("{s:s, s:s, s:o}", "service", svc->name, "instance",
-					instance_id(instance), "evidence", evidence),
+			      json_pack("{s:s, s:s, s:o, s:s}", "service", svc->name, "instance",
+					instance_id(instance), "evidence", evidence, "action",
+					response_action_name(action)),
 			      true);
 		return;
 	}
@@ -135,7 +130,9 @@ static void on_instance_signal(struct instance *instance, const char *kind, json
 	 * record is written by the response, before its own records; it is
 	 * made durable with the replacement's (an fdatasync here, 0.3 to 9 ms,
 	 * would hold the replacement up). */
-	response_replace(svc, instance, kind, evidence, disposal_for(svc->policy, kind),
+	response_replace(svc, instance, kind, evidence,
+			 action == RESPONSE_ACT_KILL ? RESPONSE_DISPOSE_KILL
+						     : RESPONSE_DISPOSE_QUARANTINE,
 			 detected_usec, RESPONSE_COMPROMISED | RESPONSE_RECORD_SIGNAL);
 }
 
@@ -144,10 +141,23 @@ static void on_instance_signals_counted(const char *service, const char *instanc
 					uint64_t count, json_t *first_evidence,
 					uint64_t interval_usec, void *userdata)
 {
-	service_audit(userdata, "signals-counted",
-		      json_pack("{s:s, s:s, s:s, s:I, s:I, s:O?}", "service", service, "instance",
-				instance, "kind", kind, "count", (json_int_t)count, "interval_usec",
-				(json_int_t)interval_usec, "first_evidence", first_evidence),
+	struct fleet *fleet = userdata;
+	struct service *svc = service_find(fleet, service);
+	const char *action = NULL;
+
+	/* Under alert or errno each of them is a detection not acted on. */
+	if (svc) {
+		enum response_action a = response_decide(svc->policy, fleet->monitor, kind);
+
+		action = response_action_name(a);
+		if (a == RESPONSE_ACT_ALERT || a == RESPONSE_ACT_ERRNO)
+			svc->not_acted_on[response_signal_kind_index(kind)] += count;
+	}
+	service_audit(fleet, "signals-counted",
+		      json_pack("{s:s, s:s, s:s, s:I, s:I, s:O?, s:s?}", "service", service,
+				"instance", instance, "kind", kind, "count", (json_int_t)count,
+				"interval_usec", (json_int_t)interval_usec, "first_evidence",
+				first_evidence, "action", action),
 		      false);
 }
 
@@ -315,6 +325,7 @@ void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set)
 			svc->routed = old->routed;
 			old->routed = false;
 			memcpy(svc->previous, old->previous, sizeof(svc->previous));
+			memcpy(svc->not_acted_on, old->not_acted_on, sizeof(svc->not_acted_on));
 			svc->n_previous = old->n_previous;
 			for (size_t j = 0; j < fleet->n_services; j++)
 				if (fleet->services[j] == old)
@@ -339,9 +350,12 @@ void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set)
 		start[n] = true;
 		next[n++] = svc;
 	}
-	/* Services that are gone. */
-	for (size_t j = 0; j < fleet->n_services; j++)
+	/* Services that are gone. Each leaves the array once freed: an ending
+	 * instance's last signals-counted looks its service up (service_find). */
+	for (size_t j = 0; j < fleet->n_services; j++) {
 		service_drop(fleet->services[j]);
+		fleet->services[j] = NULL;
+	}
 	free(fleet->services);
 	fleet->services = next;
 	fleet->n_services = n;
@@ -389,6 +403,17 @@ json_t *fleet_instances_json(const struct fleet *fleet)
 	return list;
 }
 
+/* {"seccomp-violation": N, "drift": N, "egress": N, "other": N} */
+static json_t *not_acted_on_json(const struct service *svc)
+{
+	json_t *o = json_object();
+
+	for (size_t k = 0; o && k < RESPONSE_SIGNAL_KINDS; k++)
+		json_object_set_new(o, response_signal_kinds[k],
+				    json_integer((json_int_t)svc->not_acted_on[k]));
+	return o;
+}
+
 json_t *fleet_services_json(const struct fleet *fleet)
 {
 	json_t *list = json_array();
@@ -397,10 +422,13 @@ json_t *fleet_services_json(const struct fleet *fleet)
 		const struct service *svc = fleet->services[i];
 
 		json_array_append_new(
-		    list, json_pack("{s:s, s:s?, s:b, s:b, s:o}", "service", svc->name, "serving",
-				    svc->current ? instance_id(svc->current) : NULL, "routed",
-				    svc->routed, "replacing", svc->replacing, "standbys",
-				    standby_json(svc)));
+		    list,
+		    json_pack(
+			"{s:s, s:s?, s:b, s:b, s:o, s:s, s:o}", "service", svc->name, "serving",
+			svc->current ? instance_id(svc->current) : NULL, "routed", svc->routed,
+			"replacing", svc->replacing, "standbys", standby_json(svc), "on_compromise",
+			response_action_name(response_decide(svc->policy, fleet->monitor, "drift")),
+			"not_acted_on", not_acted_on_json(svc)));
 	}
 	return list;
 }
@@ -459,8 +487,8 @@ static void remove_interrupted(struct fleet *fleet)
 }
 
 int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *forwarding,
-	      const char *cgroup_name, const char *state_dir, const struct fleet_hooks *hooks,
-	      struct fleet **ret_fleet, char **ret_error)
+	      const char *cgroup_name, const char *state_dir, bool monitor,
+	      const struct fleet_hooks *hooks, struct fleet **ret_fleet, char **ret_error)
 {
 	_cleanup_(fleet_unmakep) struct fleet *fleet = calloc(1, sizeof(*fleet));
 	int r;
@@ -472,6 +500,7 @@ int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *for
 		return -ENOMEM;
 	fleet->event = sd_event_ref(event);
 	fleet->rotation = rotation;
+	fleet->monitor = monitor;
 	fleet->hooks = *hooks;
 	/* Every instance's events come back here (service.c starts them). */
 	fleet->instance_hooks = (struct instance_hooks){
@@ -515,9 +544,15 @@ void fleet_free(struct fleet *fleet)
 {
 	if (!fleet)
 		return;
-	for (size_t i = 0; i < fleet->n_services; i++)
+	/* As in fleet_apply_policies(): no freed service stays findable while
+	 * instances end (theirs, then the disposals and quarantined ones). */
+	for (size_t i = 0; i < fleet->n_services; i++) {
 		service_drop(fleet->services[i]);
+		fleet->services[i] = NULL;
+	}
 	free(fleet->services);
+	fleet->services = NULL;
+	fleet->n_services = 0;
 	response_fleet_done(fleet);
 	if (fleet->cgroups) {
 		(void)cgroup_root_remove(fleet->cgroups);

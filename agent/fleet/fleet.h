@@ -23,10 +23,14 @@ struct fleet_hooks {
 };
 
 /* cgroup_name: the instances' parent cgroup under the agent's own;
- * state_dir: quarantined instances' evidence goes to STATE_DIR/quarantine. */
+ * state_dir: quarantined instances' evidence goes to STATE_DIR/quarantine;
+ * monitor (mtd-agent --monitor): every service in alert, whatever its
+ * OnCompromise=: detections are audited and counted, no instance is
+ * contained, replaced, killed or quarantined for one, and
+ * SystemCallDefault=kill is compiled as errno (docs/mtd-agent.8). */
 int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *forwarding,
-	      const char *cgroup_name, const char *state_dir, const struct fleet_hooks *hooks,
-	      struct fleet **ret_fleet, char **ret_error);
+	      const char *cgroup_name, const char *state_dir, bool monitor,
+	      const struct fleet_hooks *hooks, struct fleet **ret_fleet, char **ret_error);
 
 /* Take the managed services of a (validated, applied) policy set: verify
  * their snapshots, compile their filters, start what is new or changed,
@@ -39,7 +43,10 @@ void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set);
 json_t *fleet_instances_json(const struct fleet *fleet);
 
 /* Per managed service, for status: {service, serving, routed, replacing,
- * standbys: {target, ready, starting, retiring}} */
+ * standbys: {target, ready, starting, retiring}, on_compromise: what a
+ * detection gets ("alert" under --monitor), not_acted_on: {KIND: count} of
+ * detections audited and counted but not acted on (alert, and
+ * OnSyscallViolation=errno)} */
 json_t *fleet_services_json(const struct fleet *fleet);
 
 /* mtdctl quarantine: target is an instance id or a service name (its serving

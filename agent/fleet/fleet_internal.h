@@ -394,6 +394,10 @@ struct quarantine_job;
 #define SERVICE_BACKOFF_FIRST_USEC (250 * 1000ull)
 #define SERVICE_BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
 
+/* How many kinds of detection a service counts when not acted on
+ * (response_signal_kinds, response.c). */
+#define RESPONSE_SIGNAL_KINDS 4
+
 /* What a replacement does with the instance it replaces (response.c; here
  * because a service keeps the one of the replacement under way). */
 enum response_disposal {
@@ -445,6 +449,9 @@ struct service {
 	unsigned egress_drops;
 	size_t n_replacements;
 	bool from_standby; /* the replacement under way is a promoted standby */
+	/* Detections not acted on (alert, errno), per response_signal_kinds;
+	 * carried over a reload. */
+	uint64_t not_acted_on[RESPONSE_SIGNAL_KINDS];
 
 	/* StandbyInstances= (standby.c); one more than the policy's most while
 	 * a retiring standby waits for its successor to be healthy. */
@@ -488,6 +495,7 @@ struct fleet {
 	size_t n_services;
 	struct instance_ids *ids;      /* SERVICE-N: N never used twice on this host */
 	struct uid_ranges *uid_ranges; /* each instance's host ids */
+	bool monitor;		       /* --monitor: every service in alert (response_decide) */
 };
 
 /* Audit one event through the fleet's hook (fields stolen): how every file of
@@ -563,6 +571,26 @@ void standby_healthy(struct service *svc);
 json_t *standby_json(const struct service *svc);
 
 /* response.c */
+
+/* What a detection (a signal of compromise from an instance) gets. Pure:
+ * the policy's OnCompromise= and OnSyscallViolation=, and the agent's
+ * --monitor, which puts every service in alert. `mtdctl quarantine` is no
+ * detection: the operator's word always acts. */
+enum response_action {
+	RESPONSE_ACT_ALERT,	 /* audited and counted, nothing else (docs/mtd.policy.5) */
+	RESPONSE_ACT_ERRNO,	 /* OnSyscallViolation=errno: the call failed; recorded */
+	RESPONSE_ACT_KILL,	 /* contained, replaced, killed */
+	RESPONSE_ACT_QUARANTINE, /* contained, replaced, kept for forensics */
+};
+/* kind: "seccomp-violation", "drift", "egress" */
+enum response_action response_decide(const struct policy *p, bool monitor, const char *kind);
+/* "alert", "errno", "kill", "quarantine" (the audit records' "action") */
+const char *response_action_name(enum response_action action);
+/* The kinds counted per service when not acted on (alert, errno); the last
+ * slot takes any other kind. */
+extern const char *const response_signal_kinds[RESPONSE_SIGNAL_KINDS];
+/* Index of kind in response_signal_kinds (the last one when unknown). */
+size_t response_signal_kind_index(const char *kind);
 
 /* At detection, before anything else (its record included): the instance
  * frozen (cgroup.freeze requested), cut off (out of the table's live and ingress sets,

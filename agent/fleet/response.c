@@ -32,6 +32,51 @@ static const char *disposal_name(enum response_disposal d)
 	return d == RESPONSE_DISPOSE_QUARANTINE ? "quarantine" : "kill";
 }
 
+const char *const response_signal_kinds[RESPONSE_SIGNAL_KINDS] = {"seccomp-violation", "drift",
+								  "egress", "other"};
+
+size_t response_signal_kind_index(const char *kind)
+{
+	for (size_t i = 0; i < RESPONSE_SIGNAL_KINDS - 1; i++)
+		if (streq(kind, response_signal_kinds[i]))
+			return i;
+	return RESPONSE_SIGNAL_KINDS - 1;
+}
+
+/* Alert wins over everything: a service in alert (its OnCompromise=, or the
+ * agent's --monitor) is never contained, replaced, killed or quarantined for
+ * a detection. The policy guarantees OnSyscallViolation= does not contradict
+ * OnCompromise=alert (policy_validate.c); --monitor overrides both. */
+enum response_action response_decide(const struct policy *p, bool monitor, const char *kind)
+{
+	if (monitor || p->on_compromise == COMPROMISE_ALERT)
+		return RESPONSE_ACT_ALERT;
+	if (streq(kind, "seccomp-violation"))
+		switch (p->on_syscall_violation) {
+		case SYSCALL_VIOLATION_ERRNO:
+			return RESPONSE_ACT_ERRNO;
+		case SYSCALL_VIOLATION_KILL:
+			return RESPONSE_ACT_KILL;
+		default:
+			return RESPONSE_ACT_QUARANTINE;
+		}
+	return p->on_compromise == COMPROMISE_KILL ? RESPONSE_ACT_KILL : RESPONSE_ACT_QUARANTINE;
+}
+
+const char *response_action_name(enum response_action action)
+{
+	switch (action) {
+	case RESPONSE_ACT_ALERT:
+		return "alert";
+	case RESPONSE_ACT_ERRNO:
+		return "errno";
+	case RESPONSE_ACT_KILL:
+		return "kill";
+	default:
+		return "quarantine";
+	}
+}
+
 /* ReplaceBurst= replacements per ReplaceInterval=: true when one more would
  * exceed it. Records the attempt otherwise. */
 static bool storm_exceeded(struct service *svc)
@@ -255,8 +300,9 @@ static void announce(struct service *svc, struct instance *instance, const char 
 	/* The signal that started it all, first. */
 	if (c->signal[0]) {
 		service_audit(svc->fleet, c->signal,
-			      json_pack("{s:s, s:s, s:O?}", "service", svc->name, "instance",
-					instance_id(instance), "evidence", evidence),
+			      json_pack("{s:s, s:s, s:O?, s:s}", "service", svc->name, "instance",
+					instance_id(instance), "evidence", evidence, "action",
+					disposal_name(disposal)),
 			      false);
 		c->signal[0] = '\0';
 	}

@@ -477,8 +477,10 @@ static void prepare(struct service *svc)
 	r = seccomp_program_compile_violations(
 	    p->system_calls.items, p->system_calls.count, p->violation_system_calls.items,
 	    p->violation_system_calls.count,
-	    p->syscall_default == SYSCALL_DEFAULT_KILL ? SECCOMP_DEFAULT_KILL
-						       : SECCOMP_DEFAULT_ERRNO,
+	    /* --monitor kills nothing: the kernel's SIGSYS neither (fleet.h) */
+	    p->syscall_default == SYSCALL_DEFAULT_KILL && !svc->fleet->monitor
+		? SECCOMP_DEFAULT_KILL
+		: SECCOMP_DEFAULT_ERRNO,
 	    &svc->seccomp, &bad_item);
 	if (r < 0) {
 		step_error_set(&svc->failed, "seccomp filter", r,

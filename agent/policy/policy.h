@@ -75,6 +75,9 @@ enum health_check_kind {
 enum compromise_action {
 	COMPROMISE_QUARANTINE, /* freeze and keep for forensics */
 	COMPROMISE_KILL,       /* kill and clean up */
+	/* audit and count, act on nothing (docs/mtd.policy.5): OnCompromise= only,
+	 * never OnUnhealthy= (failing health is no detection) */
+	COMPROMISE_ALERT,
 };
 
 enum syscall_violation_action {

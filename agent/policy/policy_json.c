@@ -68,7 +68,7 @@ static json_t *ports_json(const struct port_range *pr)
 
 static json_t *service_json(const struct policy *p)
 {
-	static const char *const compromise[] = {"quarantine", "kill"};
+	static const char *const compromise[] = {"quarantine", "kill", "alert"};
 	struct out o = {json_object(), true};
 	char buf[POLICY_SOCKADDR_MAX];
 
@@ -94,7 +94,8 @@ static json_t *service_json(const struct policy *p)
 	set_timespan(&o, "health_interval", p->health_interval_usec);
 	set_timespan(&o, "health_timeout", p->health_timeout_usec);
 	set(&o, "health_failures", json_integer(p->health_failures));
-	set_str(&o, "on_compromise", compromise[p->on_compromise == COMPROMISE_KILL]);
+	set_str(&o, "on_compromise",
+		compromise[(unsigned)p->on_compromise <= COMPROMISE_ALERT ? p->on_compromise : 0]);
 	set_str(&o, "on_unhealthy", compromise[p->on_unhealthy == COMPROMISE_KILL]);
 	set_size(&o, "quarantine_max", p->quarantine_max_bytes);
 	set(&o, "replace_burst", json_integer(p->replace_burst));

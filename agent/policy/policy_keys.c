@@ -484,7 +484,9 @@ static int parse_cpu_quota(struct parse_state *st, const struct schema_entry *e,
 }
 
 static const char *const health_names[] = {"none", "tcp", NULL};
-static const char *const compromise_names[] = {"quarantine", "kill", NULL};
+static const char *const compromise_names[] = {"quarantine", "kill", "alert", NULL};
+/* Failing health is no detection: an unhealthy instance is always replaced. */
+static const char *const unhealthy_names[] = {"quarantine", "kill", NULL};
 static const char *const violation_names[] = {"quarantine", "kill", "errno", NULL};
 static const char *const syscall_default_names[] = {"errno", "kill", NULL};
 static const char *const infinity_ok[] = {"infinity", NULL};
@@ -512,8 +514,8 @@ static const struct schema_entry schema[] = {
     {S, "HealthTimeout", parse_timespan, OFF(health_timeout_usec), 10 * USEC_PER_MSEC,
      USEC_PER_MINUTE, NULL, 0},
     {S, "HealthFailures", parse_uint, OFF(health_failures), 1, 100, NULL, 0},
-    {S, "OnCompromise", parse_enum, OFF(on_compromise), 0, 1, compromise_names, M},
-    {S, "OnUnhealthy", parse_enum, OFF(on_unhealthy), 0, 1, compromise_names, M},
+    {S, "OnCompromise", parse_enum, OFF(on_compromise), 0, 2, compromise_names, M},
+    {S, "OnUnhealthy", parse_enum, OFF(on_unhealthy), 0, 1, unhealthy_names, M},
     {S, "QuarantineMax", parse_size, OFF(quarantine_max_bytes), 0, UINT64_MAX, NULL, M},
     {S, "ReplaceBurst", parse_uint, OFF(replace_burst), 1, 1000, NULL, M},
     {S, "ReplaceInterval", parse_timespan, OFF(replace_interval_usec), USEC_PER_SEC, USEC_PER_DAY,

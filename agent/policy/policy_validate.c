@@ -225,6 +225,37 @@ static void validate_service(struct vstate *v, bool *ret_managed)
 	validate_standby(v);
 }
 
+/* OnCompromise=alert promises that nothing is killed or quarantined for a
+ * detection. OnSyscallViolation= and SystemCallDefault= could break that
+ * promise: a contradiction is an error, not a silent override (the operator
+ * wrote both). Unset, OnSyscallViolation= follows: errno (the call fails with
+ * EPERM, as every listed violation does, and the instance runs on). */
+static void validate_alert(struct vstate *v)
+{
+	struct policy *p = v->p;
+	unsigned alert = kl(v, "Service", "OnCompromise");
+	unsigned line;
+
+	if (p->on_compromise != COMPROMISE_ALERT)
+		return;
+	line = kl(v, "Envelope", "OnSyscallViolation");
+	if (!line)
+		p->on_syscall_violation = SYSCALL_VIOLATION_ERRNO;
+	else if (p->on_syscall_violation != SYSCALL_VIOLATION_ERRNO)
+		err(v, line, "Envelope", "OnSyscallViolation",
+		    "%s contradicts OnCompromise=alert (line %u), under which no detection kills "
+		    "or quarantines; use errno or leave it unset",
+		    p->on_syscall_violation == SYSCALL_VIOLATION_KILL ? "kill" : "quarantine",
+		    alert);
+	line = kl(v, "Envelope", "SystemCallDefault");
+	if (line && p->syscall_default == SYSCALL_DEFAULT_KILL)
+		err(v, line, "Envelope", "SystemCallDefault",
+		    "kill contradicts OnCompromise=alert (line %u): the kernel would kill the "
+		    "process; use errno (list calls in ViolationSystemCalls= to have them "
+		    "detected)",
+		    alert);
+}
+
 static void validate_rotation(struct vstate *v)
 {
 	struct policy *p = v->p;
@@ -301,6 +332,7 @@ int policy_validate(struct policy *p, struct policy_errors *errors)
 	bool managed;
 
 	validate_service(&v, &managed);
+	validate_alert(&v);
 	validate_rotation(&v);
 
 	/* A managed service without SystemCalls= gets @system-service. */

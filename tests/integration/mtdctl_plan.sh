@@ -93,6 +93,7 @@ for line in "^web (managed service" "^  port now:    $web_port " "^ssh (host ser
 	"^  egress:      udp/53 192.0.2.53/32, tcp/443 198.51.100.0/24$" \
 	"^  cgroup:      MemoryMax=256M TasksMax=64 CPUQuota=50%$" \
 	"^  lifetime:    MaxLifetime=15min MaxLifetimeJitter=2min StandbyInstances=1$" \
+	"^  response:    OnCompromise=quarantine OnUnhealthy=kill$" \
 	"^  limits:      ReplaceBurst=5 ReplaceInterval=1min DecoyBlock=10min$" \
 	"^  syscalls:    @system-service (others: errno; on a violation: quarantine"; do
 	grep -q -- "$line" <<<"$text" || fail "the plan lacks '$line': $text"

@@ -657,6 +657,46 @@ static void test_standby_instances_range_and_room(void **state)
 	    "managed service (Snapshot=), not with Backend=\n");
 }
 
+/* OnCompromise=alert: accepted, OnSyscallViolation= follows it (errno) when
+ * unset, shown as alert; errno given is fine; kill or quarantine given, or
+ * SystemCallDefault=kill, contradict it. */
+static void test_alert_sets_violations_to_errno_and_refuses_contradictions(void **state)
+{
+	struct policy *p;
+	json_t *j;
+
+	p = parse_ok("tests/policy/good/s.policy",
+		     STANDBY_HEAD "OnCompromise=alert\n" STANDBY_TAIL);
+	assert_int_equal(p->on_compromise, COMPROMISE_ALERT);
+	assert_int_equal(p->on_syscall_violation, SYSCALL_VIOLATION_ERRNO);
+	j = policy_to_json(p);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(j, "service"), "on_compromise")),
+	    "alert");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "envelope"),
+							      "on_syscall_violation")),
+			    "errno");
+	json_decref(j);
+	policy_free(p);
+	p = parse_ok("tests/policy/good/s.policy", STANDBY_HEAD
+		     "OnCompromise=alert\n" STANDBY_TAIL "[Envelope]\nOnSyscallViolation=errno\n"
+		     "SystemCallDefault=errno\n");
+	assert_int_equal(p->on_syscall_violation, SYSCALL_VIOLATION_ERRNO);
+	policy_free(p);
+	/* Without alert, the default stays quarantine. */
+	p = parse_ok("tests/policy/good/s.policy", STANDBY_HEAD STANDBY_TAIL);
+	assert_int_equal(p->on_syscall_violation, SYSCALL_VIOLATION_QUARANTINE);
+	policy_free(p);
+	expect_one_error(STANDBY_HEAD "OnCompromise=alert\n" STANDBY_TAIL
+				      "[Envelope]\nOnSyscallViolation=quarantine\n",
+			 "tests/policy/good/s.policy:11: Envelope.OnSyscallViolation: quarantine "
+			 "contradicts OnCompromise=alert (line 6), under which no detection kills "
+			 "or quarantines; use errno or leave it unset\n");
+	expect_one_error(STANDBY_HEAD "OnUnhealthy=alert\n" STANDBY_TAIL,
+			 "tests/policy/good/s.policy:6: Service.OnUnhealthy: \"alert\": expected "
+			 "one of: quarantine, kill\n");
+}
+
 static void test_error_format_variants(void **state)
 {
 	struct policy_error e = {
@@ -717,6 +757,7 @@ int main(void)
 	    cmocka_unit_test(test_grace_default_fits_short_interval),
 	    cmocka_unit_test(test_repeated_keys_append),
 	    cmocka_unit_test(test_standby_instances_range_and_room),
+	    cmocka_unit_test(test_alert_sets_violations_to_errno_and_refuses_contradictions),
 	    cmocka_unit_test(test_error_format_variants),
 	    cmocka_unit_test(test_garbage_input_never_crashes),
 	};
