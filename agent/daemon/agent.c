@@ -687,6 +687,7 @@ static int start_rotation(struct agent *agent)
 	    .egress_nflog_group = (uint16_t)(agent->options.nflog_group + 1),
 	    .honeypot_port = agent->options.honeypot_port,
 	    .remove_on_stop = agent->options.remove_table_on_stop,
+	    .monitor = agent->options.monitor,
 	    .forward_guard4 = !forwarding_was_on(agent->forwarding, AF_INET),
 	    .forward_guard6 = !forwarding_was_on(agent->forwarding, AF_INET6),
 	};

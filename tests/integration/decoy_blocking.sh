@@ -172,3 +172,24 @@ ok "a bad global file refuses the reload (file:line), a good one is in force at 
 
 stop_agent || fail "the agent did not stop cleanly"
 ok "the agent stops cleanly"
+
+# --- monitor mode: every decision recorded, nobody blocked ------------------------------
+nft flush set inet mtd blocked4
+nft flush set inet mtd blocked6
+start_agent --config "$WORK/mtd.conf" --monitor
+wait_for 'nft list table inet mtd | grep -q "udp \. $(decoy_of dns)"' 300 ||
+	fail "monitor: dns never got its decoys into the table"
+as_source 10.213.0.2 "$NETPROBE" connect 10.213.0.1 "$(decoy_of web2)" 1000 ||
+	fail "monitor: web2's decoy does not complete a handshake"
+wait_for 'records source-blocked 10.213.0.2 | grep -q "\"simulated\":true"' ||
+	fail "monitor: the handshake's decision was not recorded as simulated: $(records source-blocked 10.213.0.2)"
+assert_contains "$(records source-blocked 10.213.0.2)" '"block_sec":600' "the simulated block says how long it would be"
+in_client "$SPOOF" udp 10.213.0.120 5353 10.213.0.1 "$(decoy_of dns)" 1 || fail "spoof-packet udp"
+wait_for 'records decoy-hit 10.213.0.120 | grep -q not-blocked-monitor' ||
+	fail "monitor: the UDP hit was not recorded as not blocked (monitor)"
+sleep 0.5
+blocked | grep -q elements && fail "monitor mode blocked a source: $(blocked)"
+reaches_service 10.213.0.2 || fail "monitor: a source that touched a decoy no longer reaches web"
+assert_contains "$(mtdctl status)" "decoys: monitor mode, nobody is blocked" "status says decoys block nobody"
+ok "--monitor: a completed handshake and a UDP hit are decided and recorded (simulated), nobody is blocked"
+stop_agent || fail "the agent did not stop cleanly in monitor mode"
