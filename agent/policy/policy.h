@@ -15,6 +15,9 @@
  * tasks, an address), kept only to make a replacement one transaction. */
 #define POLICY_STANDBY_MAX 4
 #define POLICY_ERROR_MAX 512
+/* Decoys= at most: what one epoch's schedule holds (SCHEDULE_MAX_DECOYS,
+ * rotator.h; agent/rotation checks the two agree at compile time). */
+#define POLICY_DECOYS_MAX 64
 
 /* One error, rendered as "FILE:LINE: Section.Key: reason". line is 0 when the
  * error concerns the whole file (unreadable file, missing section). */

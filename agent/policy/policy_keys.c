@@ -228,11 +228,21 @@ static int parse_u64(struct parse_state *st, const struct schema_entry *e, const
 	return r;
 }
 
+/* A number of the key's range; out of it, the error says the range. */
 static int parse_uint(struct parse_state *st, const struct schema_entry *e, const char *value,
 		      const char **reason)
 {
-	return policy_parse_unsigned(value, (unsigned)e->min, (unsigned)e->max,
-				     FIELD(st, e, unsigned), reason);
+	unsigned *field = FIELD(st, e, unsigned);
+	char q[256];
+
+	if (policy_parse_unsigned(value, 0, UINT_MAX, field, reason) < 0)
+		return -EINVAL;
+	if (*field >= (unsigned)e->min && *field <= (unsigned)e->max)
+		return 0;
+	policy_parse_error(st, policy_section_names[e->section], e->key, "%s: must be %u to %u",
+			   policy_quote(q, sizeof(q), value), (unsigned)e->min, (unsigned)e->max);
+	*reason = NULL;
+	return -EINVAL;
 }
 
 /* StandbyInstances=: the range says why, in the error. */
@@ -528,7 +538,7 @@ static const struct schema_entry schema[] = {
     {R, "Interval", parse_timespan, OFF(interval_usec), USEC_PER_SEC, USEC_PER_WEEK, NULL, 0},
     {R, "Grace", parse_timespan, OFF(grace_usec), 0, 0, NULL, 0},
     {R, "KeyFile", parse_file_path, OFF(key_file), 0, 0, NULL, 0},
-    {R, "Decoys", parse_uint, OFF(decoys), 0, 256, NULL, 0},
+    {R, "Decoys", parse_uint, OFF(decoys), 0, POLICY_DECOYS_MAX, NULL, 0},
     {R, "DecoyBlock", parse_timespan, OFF(decoy_block_usec), 0, USEC_PER_WEEK, NULL, 0},
     {R, "AddressPool", parse_address_pool, 0, 0, 0, NULL, F_REPEAT | M},
     {R, "LocalAccess", parse_bool, OFF(local_access), 0, 0, NULL, 0},

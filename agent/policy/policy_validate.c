@@ -270,6 +270,10 @@ static void validate_rotation(struct vstate *v)
 		err(v, rot, "Rotation", "PublicPorts", "required key missing");
 	if (!kl(v, "Rotation", "KeyFile"))
 		err(v, rot, "Rotation", "KeyFile", "required key missing");
+	if (p->snapshot && !kl(v, "Rotation", "AddressPool"))
+		err(v, rot, "Rotation", "AddressPool",
+		    "required key missing (a managed service's instances take their addresses "
+		    "from it)");
 
 	/* The schedule counts epochs in whole seconds: floor(unix_time / Interval). */
 	if (kl(v, "Rotation", "Interval") && p->interval_usec % USEC_PER_SEC != 0)

@@ -21,6 +21,8 @@
 /* Boundaries are exact to the millisecond; sd-event's default slack is 250 ms. */
 #define TIMER_ACCURACY_USEC 1ull /* the boundary itself: a client computes it */
 #define BLOCKED_TRACKED_MAX 4096
+_Static_assert(POLICY_DECOYS_MAX <= SCHEDULE_MAX_DECOYS,
+	       "policy check must refuse a Decoys= the schedule cannot hold");
 /* After a boundary's switch the next change is loaded this much later (at
  * most a quarter of the way to it): clients connect at the boundary, and the
  * loading (a host-port scan, every schedule, a transaction of thousands of

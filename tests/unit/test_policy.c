@@ -334,7 +334,7 @@ static void test_defaults_of_managed_service(void **state)
 	assert_string_equal(p->key_file, "tests/policy/good/../keys/test.key");
 	assert_int_equal(p->decoys, 0);
 	assert_true(p->decoy_block_usec == 10 * USEC_PER_MINUTE);
-	assert_int_equal(p->address_pool_count, 0);
+	assert_int_equal(p->address_pool_count, 1); /* required of a managed service */
 	assert_false(p->local_access);
 	assert_int_equal(p->system_calls.count, 1);
 	assert_string_equal(p->system_calls.items[0], "@system-service");
@@ -629,7 +629,8 @@ static void expect_one_error(const char *text, const char *want)
 }
 
 #define STANDBY_HEAD "[Service]\nName=s\nSnapshot=/s\nExec=/bin/x\nListenPort=1\n"
-#define STANDBY_TAIL "[Rotation]\nPublicPorts=100-200\nKeyFile=../keys/test.key\n"
+#define STANDBY_TAIL                                                                               \
+	"[Rotation]\nPublicPorts=100-200\nKeyFile=../keys/test.key\nAddressPool=10.9.0.0/24\n"
 
 static void test_standby_instances_range_and_room(void **state)
 {
@@ -651,10 +652,10 @@ static void test_standby_instances_range_and_room(void **state)
 			 "AddressPool=10.1.0.0/29\nAddressPool=fd00:1::/120\n",
 	    "tests/policy/good/s.policy:6: Service.StandbyInstances: 4 standbys need 7 "
 	    "addresses of AddressPool=10.1.0.0/29, which has 6\n");
-	expect_one_error(
-	    "[Service]\nName=s\nBackend=10.0.0.1:80\nStandbyInstances=1\n" STANDBY_TAIL,
-	    "tests/policy/good/s.policy:4: Service.StandbyInstances: only valid for a "
-	    "managed service (Snapshot=), not with Backend=\n");
+	expect_one_error("[Service]\nName=s\nBackend=10.0.0.1:80\nStandbyInstances=1\n"
+			 "[Rotation]\nPublicPorts=100-200\nKeyFile=../keys/test.key\n",
+			 "tests/policy/good/s.policy:4: Service.StandbyInstances: only valid for a "
+			 "managed service (Snapshot=), not with Backend=\n");
 }
 
 /* OnCompromise=alert: accepted, OnSyscallViolation= follows it (errno) when
@@ -689,7 +690,7 @@ static void test_alert_sets_violations_to_errno_and_refuses_contradictions(void 
 	policy_free(p);
 	expect_one_error(STANDBY_HEAD "OnCompromise=alert\n" STANDBY_TAIL
 				      "[Envelope]\nOnSyscallViolation=quarantine\n",
-			 "tests/policy/good/s.policy:11: Envelope.OnSyscallViolation: quarantine "
+			 "tests/policy/good/s.policy:12: Envelope.OnSyscallViolation: quarantine "
 			 "contradicts OnCompromise=alert (line 6), under which no detection kills "
 			 "or quarantines; use errno or leave it unset\n");
 	expect_one_error(STANDBY_HEAD "OnUnhealthy=alert\n" STANDBY_TAIL,

@@ -156,9 +156,9 @@ static void test_decoy_block_max_must_cover_decoy_block(void **state)
 static void test_decoy_number_and_span_errors(void **state)
 {
 	assert_errors("DecoyBlockFactor=0\n",
-		      FILE_NAME ":7: Rotation.DecoyBlockFactor: \"0\": number too small\n");
+		      FILE_NAME ":7: Rotation.DecoyBlockFactor: \"0\": must be 1 to 100\n");
 	assert_errors("DecoyBlockFactor=101\n",
-		      FILE_NAME ":7: Rotation.DecoyBlockFactor: \"101\": number too large\n");
+		      FILE_NAME ":7: Rotation.DecoyBlockFactor: \"101\": must be 1 to 100\n");
 	assert_errors("DecoyBlockFactor=1.5\n",
 		      FILE_NAME ":7: Rotation.DecoyBlockFactor: \"1.5\": not an unsigned decimal "
 				"number\n");
