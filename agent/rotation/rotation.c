@@ -784,8 +784,7 @@ static const char *proto_name(uint8_t proto)
 	return proto == IPPROTO_UDP ? "udp" : "tcp";
 }
 
-static const struct rotated_service *service_named(const struct rotation *rotation,
-						   const char *name)
+static struct rotated_service *service_named(struct rotation *rotation, const char *name)
 {
 	for (size_t i = 0; name && i < rotation->n_services; i++)
 		if (streq(rotation->services[i].policy->name, name))
@@ -864,7 +863,7 @@ static void block_source(struct rotation *rotation, const struct rotator_addr *s
 static void decoy_hit(struct rotation *rotation, const struct rotator_hit *hit)
 {
 	const char *service = rotator_decoy_owner(rotation->rotator, hit->proto, hit->port);
-	struct rotated_service *owner = (struct rotated_service *)service_named(rotation, service);
+	struct rotated_service *owner = service_named(rotation, service);
 	struct decoy_rules rules = decoy_rules_of(owner);
 	enum decoy_evidence evidence =
 	    hit->proto == IPPROTO_UDP ? DECOY_EVIDENCE_UDP : DECOY_EVIDENCE_TCP_SYN;
