@@ -11,6 +11,11 @@ make_work_dir
 
 write_host_policy ssh 20000-20999 127.0.0.1:22
 write_host_policy dns 21000-21999 '[::1]:53'
+# decoys: a spoofed SYN, a completed handshake (blocked), NeverBlock=, unblock
+write_host_policy trap 23000-23099 10.213.0.1:8022
+printf 'Decoys=4\nDecoyBlock=1min\nNeverBlock=10.213.0.4\n' >>"$WORK/policies/trap.policy"
+printf '[Decoys]\nNeverBlock=192.0.2.0/24\nUDPBlockLimit=4/1min\n' >"$WORK/mtd.conf"
+setup_client_namespace
 
 REAL_AGENT=$AGENT
 VG_LOG=$WORK/valgrind.log
@@ -29,7 +34,7 @@ table inet mtd {
 	set blocked6 { type ipv6_addr; flags dynamic,timeout; elements = { 2001:db8::9 timeout 5m } }
 }
 NFT
-start_agent
+start_agent --config "$WORK/mtd.conf"
 status=$(mtdctl status) || fail "status"
 assert_contains "$status" "192.0.2.9" "the adopted table's blocked IPv4 source is shown"
 assert_contains "$status" "2001:db8::9" "the adopted table's blocked IPv6 source is shown"
@@ -48,6 +53,15 @@ rm "$WORK/policies/x.policy"
 write_host_policy web 22000-22999 127.0.0.1:8080
 mtdctl reload >/dev/null || fail "reload"
 mtdctl audit show >/dev/null || fail "audit show"
+decoy=$(mtdctl --json status | tr -d ' \n' | sed -n 's/.*"name":"trap",[^]]*"decoys":\[\([0-9]*\).*/\1/p')
+[ -n "$decoy" ] || fail "no decoy of trap in status"
+in_client "$BUILD_DIR/tools/spoof-packet" tcp 10.213.0.77 40000 10.213.0.1 "$decoy" 2 ||
+	fail "spoof-packet"
+in_client "$BUILD_DIR/tools/netprobe" connect 10.213.0.1 "$decoy" 3000 ||
+	fail "the decoy does not complete a handshake under valgrind"
+wait_for 'nft list set inet mtd blocked4 | grep -q "10.213.0.2 timeout"' 100 ||
+	fail "the completed handshake did not block 10.213.0.2 under valgrind"
+mtdctl unblock 10.213.0.2 >/dev/null || fail "unblock"
 if command -v python3 >/dev/null; then
 	python3 - "$SOCKET" <<'PY' || fail "hostile requests"
 import socket, sys
