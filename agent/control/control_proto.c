@@ -26,6 +26,7 @@ static const struct command_info commands[_CONTROL_COMMAND_MAX] = {
     [CONTROL_QUARANTINE] = {"quarantine", true, {"target", "reason", NULL}},
     [CONTROL_RELEASE] = {"release", true, {"target", NULL}},
     [CONTROL_INSPECT] = {"inspect", false, {"target", "verify", NULL}},
+    [CONTROL_METRICS] = {"metrics", false, {NULL}},
 };
 
 const char *control_command_name(enum control_command command)

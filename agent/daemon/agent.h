@@ -28,6 +28,7 @@ struct agent_options {
 	const char *instances_cgroup;  /* parent cgroup of instances, under the agent's own */
 	uint64_t max_clock_error_usec; /* the clock is trusted up to this estimated error */
 	const char *clock_state_file;  /* tests: the clock's state from this file, not adjtimex */
+	const char *metrics_listen; /* NULL: no listener; else unix:PATH or a loopback ADDR:PORT */
 };
 
 struct agent;
