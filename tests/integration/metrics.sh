@@ -8,6 +8,8 @@
 #     handshake's block is counted by its evidence, the blocked source shown
 #   - transactions, timed changes and the switch and staging histograms grow
 #     with the boundaries (Interval=1s)
+#   - $calls seccomp violations of a storming instance (one record, then
+#     signals-counted summaries) are mtd_detections_total $calls
 #   - a managed instance: launches and instances by state as `mtdctl instances`
 #     says; `mtdctl quarantine` is a replacement by reason "manual" with its
 #     detection-to-replacement time
@@ -87,6 +89,9 @@ DecoyBlock=10min
 POLICY
 make_probe_snapshot
 write_probe_service dns 22000-22099 "/bin/probe sleep" "[Rotation] AddressPool=10.215.0.0/24"
+# one thread calls keyctl (a listed violation, answered EPERM) for 1 s, then waits
+write_probe_service storm 23000-23099 "/bin/probe storm 1 1" "[Service] User=probe" \
+	"ViolationSystemCalls=keyctl" "OnSyscallViolation=errno" "[Rotation] AddressPool=10.216.0.0/24"
 start_agent --metrics-listen 127.0.0.1:9650
 
 metrics() { mtdctl metrics; }
@@ -171,6 +176,15 @@ wait_for '[ "$(value "mtd_instances{service=\"dns\",state=\"quarantined\"}")" = 
 	fail "the quarantined instance is not counted: $(metrics | grep '^mtd_instances'); $(json_instances)"
 ok "dns: launches 1 then 2, mtd_instances sums to what mtdctl instances lists, a manual replacement timed"
 
+# --- detections: every violating call counted, summaries included -----------------
+wait_for "grep -q 'storm_calls=' '$AGENT_LOG'" 200 || fail "the storm did not end"
+calls=$(sed -n 's/.*storm_calls=\([0-9]*\) storm_eperm=.*/\1/p' "$AGENT_LOG")
+[ "${calls:-0}" -ge 10 ] || fail "the storm made only ${calls:-0} calls"
+# the first violation is a record, the rest come in signals-counted summaries (1 s)
+wait_for '[ "$(value "mtd_detections_total{service=\"storm\",signal=\"seccomp-violation\"}")" = "$calls" ]' 100 ||
+	fail "$calls violating calls, metrics: $(metrics | grep detections)"
+ok "a storm of $calls violating calls: mtd_detections_total{service=\"storm\",signal=\"seccomp-violation\"} is $calls"
+
 # --- the listener: same families as mtdctl, hostile clients -------------------------
 curl -sS --max-time 5 http://127.0.0.1:9650/metrics >"$WORK/m-tcp" || fail "GET /metrics on 127.0.0.1:9650"
 check_metrics "$WORK/m-tcp" "GET http://127.0.0.1:9650/metrics"
@@ -248,3 +262,4 @@ diff <(grep '^# TYPE' "$WORK/m1") <(grep '^# TYPE' "$WORK/m-unix") >/dev/null ||
 stop_agent || fail "the agent did not stop cleanly"
 [ -e "$WORK/run/metrics.sock" ] && fail "the metrics socket is left after a clean stop"
 ok "unix:$WORK/run/metrics.sock (0600) serves the same families, promtool clean; removed at stop"
+echo "$TEST_NAME: $CHECKS checks passed"
