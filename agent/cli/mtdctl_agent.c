@@ -243,7 +243,7 @@ static void print_rotation(json_t *rotation)
 		printf("\nblocked sources:\n");
 		json_array_foreach(blocked, i, s)
 		{
-			char until[32], strike[32] = "";
+			char until[32], strike[48] = "";
 			long long n = json_integer_value(json_object_get(s, "strike"));
 
 			format_utc_time(
