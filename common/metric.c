@@ -150,6 +150,18 @@ static void write_labels(FILE *f, const char *const *names, const char *const *v
 	fputc('}', f);
 }
 
+/* Microseconds as seconds, exactly: "0.00025", "1", "2.5". */
+static void usec_as_seconds(uint64_t usec, char *out, size_t size)
+{
+	int n =
+	    snprintf(out, size, "%" PRIu64 ".%06" PRIu64, usec / USEC_PER_SEC, usec % USEC_PER_SEC);
+
+	while (n > 0 && out[n - 1] == '0')
+		out[--n] = 0;
+	if (n > 0 && out[n - 1] == '.')
+		out[--n] = 0;
+}
+
 void metric_text_u64(struct metric_text *t, const char *name, const char *const *label_names,
 		     const char *const *label_values, size_t n_labels, uint64_t value)
 {
@@ -158,12 +170,15 @@ void metric_text_u64(struct metric_text *t, const char *name, const char *const 
 	fprintf(t->f, " %" PRIu64 "\n", value);
 }
 
-void metric_text_double(struct metric_text *t, const char *name, const char *const *label_names,
-			const char *const *label_values, size_t n_labels, double value)
+void metric_text_usec(struct metric_text *t, const char *name, const char *const *label_names,
+		      const char *const *label_values, size_t n_labels, uint64_t usec)
 {
+	char seconds[32];
+
+	usec_as_seconds(usec, seconds, sizeof(seconds));
 	fputs(name, t->f);
 	write_labels(t->f, label_names, label_values, n_labels);
-	fprintf(t->f, " %.9g\n", value);
+	fprintf(t->f, " %s\n", seconds);
 }
 
 void metric_text_counts(struct metric_text *t, const char *name, const char *type, const char *help,
@@ -177,18 +192,6 @@ void metric_text_counts(struct metric_text *t, const char *name, const char *typ
 		metric_text_u64(t, name, label_names, values, n_labels < 2 ? n_labels : 2,
 				c->items[i].value);
 	}
-}
-
-/* Microseconds as seconds, exactly: "0.00025", "1", "2.5". */
-static void usec_as_seconds(uint64_t usec, char *out, size_t size)
-{
-	int n =
-	    snprintf(out, size, "%" PRIu64 ".%06" PRIu64, usec / USEC_PER_SEC, usec % USEC_PER_SEC);
-
-	while (n > 0 && out[n - 1] == '0')
-		out[--n] = 0;
-	if (n > 0 && out[n - 1] == '.')
-		out[--n] = 0;
 }
 
 void metric_text_histogram(struct metric_text *t, const char *name, const char *help,

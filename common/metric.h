@@ -64,8 +64,9 @@ void metric_text_family(struct metric_text *t, const char *name, const char *typ
 /* One sample; label names and values n of each (values escaped). */
 void metric_text_u64(struct metric_text *t, const char *name, const char *const *label_names,
 		     const char *const *label_values, size_t n_labels, uint64_t value);
-void metric_text_double(struct metric_text *t, const char *name, const char *const *label_names,
-			const char *const *label_values, size_t n_labels, double value);
+/* Microseconds written as seconds, exactly ("1796688000.25", "0.000125"). */
+void metric_text_usec(struct metric_text *t, const char *name, const char *const *label_names,
+		      const char *const *label_values, size_t n_labels, uint64_t usec);
 /* A family of counts (HELP, TYPE and a sample per series), one or two labels. */
 void metric_text_counts(struct metric_text *t, const char *name, const char *type, const char *help,
 			const char *const *label_names, size_t n_labels,

@@ -183,12 +183,12 @@ static void render_clock(struct metric_text *t, const struct clock_trust *clock)
 		return;
 	metric_text_family(t, "mtd_clock_estimated_error_seconds", "gauge",
 			   "the kernel's estimated error of the clock (adjtimex esterror)");
-	metric_text_double(t, "mtd_clock_estimated_error_seconds", NULL, NULL, 0,
-			   (double)clock->sync.esterror_usec / USEC_PER_SEC);
+	metric_text_usec(t, "mtd_clock_estimated_error_seconds", NULL, NULL, 0,
+			 clock->sync.esterror_usec > 0 ? (uint64_t)clock->sync.esterror_usec : 0);
 	metric_text_family(t, "mtd_clock_maximum_error_seconds", "gauge",
 			   "the kernel's maximum error of the clock (adjtimex maxerror)");
-	metric_text_double(t, "mtd_clock_maximum_error_seconds", NULL, NULL, 0,
-			   (double)clock->sync.maxerror_usec / USEC_PER_SEC);
+	metric_text_usec(t, "mtd_clock_maximum_error_seconds", NULL, NULL, 0,
+			 clock->sync.maxerror_usec > 0 ? (uint64_t)clock->sync.maxerror_usec : 0);
 }
 
 /* Instances by service and state, from the fleet's own list. */
@@ -226,8 +226,7 @@ char *metrics_render(const struct metrics *m, const struct metrics_sources *s, s
 	metric_text_u64(&t, "mtd_build_info", version_name, version, 1, 1);
 	metric_text_family(&t, "mtd_agent_start_time_seconds", "gauge",
 			   "when the agent started, seconds since the epoch");
-	metric_text_double(&t, "mtd_agent_start_time_seconds", NULL, NULL, 0,
-			   (double)m->start_realtime_usec / USEC_PER_SEC);
+	metric_text_usec(&t, "mtd_agent_start_time_seconds", NULL, NULL, 0, m->start_realtime_usec);
 	if (s->rotation)
 		render_rotation(&t, s->rotation);
 	metric_text_counts(&t, "mtd_decoy_hits_total", "counter",

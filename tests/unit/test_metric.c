@@ -118,7 +118,7 @@ static void test_series_are_bounded_and_the_overflow_counted(void **state)
 	metric_counts_done(&c);
 }
 
-static void test_samples_without_labels_and_doubles(void **state)
+static void test_samples_without_labels_and_seconds_exactly(void **state)
 {
 	struct metric_text t;
 	const char *names[] = {"version"}, *values[] = {"1.2"};
@@ -126,12 +126,14 @@ static void test_samples_without_labels_and_doubles(void **state)
 
 	assert_int_equal(metric_text_open(&t), 0);
 	metric_text_u64(&t, "mtd_a", NULL, NULL, 0, 18446744073709551615ULL);
-	metric_text_double(&t, "mtd_b_seconds", NULL, NULL, 0, 0.000125);
+	metric_text_usec(&t, "mtd_c_seconds", NULL, NULL, 0, 1796688000250000ULL);
+	metric_text_usec(&t, "mtd_d_seconds", NULL, NULL, 0, 125);
 	metric_text_u64(&t, "mtd_build_info", names, values, 1, 1);
 	text = metric_text_finish(&t, NULL);
 	assert_non_null(text);
 	assert_string_equal(text, "mtd_a 18446744073709551615\n"
-				  "mtd_b_seconds 0.000125\n"
+				  "mtd_c_seconds 1796688000.25\n"
+				  "mtd_d_seconds 0.000125\n"
 				  "mtd_build_info{version=\"1.2\"} 1\n");
 	free(text);
 }
@@ -144,7 +146,7 @@ int main(void)
 	    cmocka_unit_test(test_label_values_escape_backslash_quote_and_newline),
 	    cmocka_unit_test(test_escape_refuses_what_does_not_fit),
 	    cmocka_unit_test(test_series_are_bounded_and_the_overflow_counted),
-	    cmocka_unit_test(test_samples_without_labels_and_doubles),
+	    cmocka_unit_test(test_samples_without_labels_and_seconds_exactly),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
