@@ -251,9 +251,13 @@ ok "a real Prometheus scraping 127.0.0.1:9650 every 1s: up is 1, mtd_decoy_hits_
 stop_agent || fail "the agent did not stop cleanly"
 
 # --- a unix socket -------------------------------------------------------------------
-start_agent --metrics-listen "unix:$WORK/run/metrics.sock"
-[ "$(stat -c %a "$WORK/run/metrics.sock")" = 600 ] ||
-	fail "the metrics socket is $(stat -c %a "$WORK/run/metrics.sock") without a read group"
+getent group users >/dev/null || fail "no group 'users' to stand in for the read group"
+start_agent --metrics-listen "unix:$WORK/run/metrics.sock" --read-group users
+[ "$(stat -c '%a %U:%G' "$WORK/run/metrics.sock")" = "660 root:users" ] ||
+	fail "the metrics socket is $(stat -c '%a %U:%G' "$WORK/run/metrics.sock"), not 660 root:users"
+as_user 65534 "$(getent group users | cut -d: -f3)" curl -sf --max-time 3 \
+	--unix-socket "$WORK/run/metrics.sock" http://localhost/metrics >/dev/null ||
+	fail "a member of the read group cannot read the metrics socket"
 curl -sS --max-time 5 --unix-socket "$WORK/run/metrics.sock" http://localhost/metrics >"$WORK/m-unix" ||
 	fail "GET /metrics on the unix socket"
 check_metrics "$WORK/m-unix" "GET /metrics on unix:$WORK/run/metrics.sock"
@@ -261,5 +265,14 @@ diff <(grep '^# TYPE' "$WORK/m1") <(grep '^# TYPE' "$WORK/m-unix") >/dev/null ||
 	fail "the unix socket serves other families: $(diff <(grep '^# TYPE' "$WORK/m1") <(grep '^# TYPE' "$WORK/m-unix"))"
 stop_agent || fail "the agent did not stop cleanly"
 [ -e "$WORK/run/metrics.sock" ] && fail "the metrics socket is left after a clean stop"
-ok "unix:$WORK/run/metrics.sock (0600) serves the same families, promtool clean; removed at stop"
+ok "unix:$WORK/run/metrics.sock (0660, the read group's) serves the same families, promtool clean; removed at stop"
+
+# without a read group (one that does not exist): root's alone
+start_agent --metrics-listen "unix:$WORK/run/metrics.sock" --read-group "mtd-no-such-group-$$"
+[ "$(stat -c '%a %U' "$WORK/run/metrics.sock")" = "600 root" ] ||
+	fail "without a read group the metrics socket is $(stat -c '%a %U' "$WORK/run/metrics.sock"), not 600 root"
+as_user 65534 65534 curl -s --max-time 3 --unix-socket "$WORK/run/metrics.sock" http://localhost/metrics >/dev/null &&
+	fail "nobody read the metrics socket"
+stop_agent || fail "the agent did not stop cleanly"
+ok "a member of the read group reads the socket; without a read group it is 0600 root's and nobody cannot"
 echo "$TEST_NAME: $CHECKS checks passed"
