@@ -38,7 +38,8 @@ struct metrics_listener {
 	sd_event *event;
 	int fd;
 	sd_event_source *source;
-	char *unix_path; /* removed when the listener goes */
+	sd_event_source *resume; /* accepting again after the process ran out of fds */
+	char *unix_path;	 /* removed when the listener goes */
 	metrics_render_fn render;
 	void *userdata;
 	struct connection *connections[LISTENER_CONNECTIONS_MAX];
@@ -342,14 +343,47 @@ static int accept_one(struct metrics_listener *l)
 	return 0;
 }
 
+static int on_resume(sd_event_source *source, uint64_t usec, void *userdata)
+{
+	struct metrics_listener *l = userdata;
+
+	(void)sd_event_source_set_enabled(l->source, SD_EVENT_ON);
+	return 0;
+}
+
+/* The process is out of fds (or memory): the connection waits in the
+ * backlog, and polling for it now would spin the loop. Accept again in a
+ * second. */
+static void pause_accepting(struct metrics_listener *l)
+{
+	int r;
+
+	if (l->resume) {
+		r = sd_event_source_set_time_relative(l->resume, USEC_PER_SEC);
+		if (r >= 0)
+			r = sd_event_source_set_enabled(l->resume, SD_EVENT_ONESHOT);
+	} else
+		r = sd_event_add_time_relative(l->event, &l->resume, CLOCK_MONOTONIC, USEC_PER_SEC,
+					       0, on_resume, l);
+	if (r >= 0)
+		(void)sd_event_source_set_enabled(l->source, SD_EVENT_OFF);
+}
+
 static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
 	struct metrics_listener *l = userdata;
 
 	/* A bounded number per turn: the loop's other sources get theirs. */
-	for (int i = 0; i < LISTENER_CONNECTIONS_MAX; i++)
-		if (accept_one(l) == -EAGAIN)
+	for (int i = 0; i < LISTENER_CONNECTIONS_MAX; i++) {
+		int r = accept_one(l);
+
+		if (r == -EAGAIN)
 			break;
+		if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM) {
+			pause_accepting(l);
+			break;
+		}
+	}
 	return 0;
 }
 
@@ -426,6 +460,7 @@ void metrics_listener_free(struct metrics_listener *l)
 	for (size_t i = 0; i < LISTENER_CONNECTIONS_MAX; i++)
 		connection_free(l->connections[i]);
 	sd_event_source_disable_unref(l->source);
+	sd_event_source_disable_unref(l->resume);
 	if (l->fd >= 0)
 		close(l->fd);
 	if (l->unix_path) {
