@@ -179,7 +179,7 @@ int control_request_decode(const char *message, size_t len, struct control_reque
 		    ret_reason,
 		    "unknown command (known: status, policy-list, "
 		    "policy-show, reload, audit-show, unblock, instances, quarantine, release, "
-		    "inspect)");
+		    "inspect, metrics)");
 	info = &commands[request.command];
 
 	json_object_foreach(root, key, value)
