@@ -76,7 +76,7 @@ LAYERS := $(LIB_LAYERS) agent/cli agent/daemon
 # The names each folder may export (nm -g): its modules' names, so a name
 # says where it lives (make check-tree). "x_" allows any name starting x_;
 # "x" allows x itself and x_* (scripts/check-prefixes).
-PREFIX_common := log_ json_bytes secret_file_ step_error_
+PREFIX_common := log_ json_bytes secret_file_ step_error_ metric_
 PREFIX_rotator := rotator_ nft_ ruleset_ delta_ elements_ egress_ schedule_
 PREFIX_agent/policy := policy_ syscall_
 PREFIX_agent/audit := audit_
@@ -88,7 +88,7 @@ PREFIX_agent/rotation := rotation_ forwarding_ host_ports_ clock_trust_ decoy_bl
 PREFIX_agent/fleet := fleet_ service_ instance_ response_ standby_ health_ drift_ address_pool_ \
 	signal_tally_
 PREFIX_agent/cli := mtdctl_ main
-PREFIX_agent/daemon := agent_ main
+PREFIX_agent/daemon := agent_ metrics_ main
 # Tests, tools, benchmarks and fuzz targets see every layer (white-box).
 ALL_INCLUDES := $(addprefix -I,$(LAYER_agent/daemon) agent/cli)
 layer_includes = $(addprefix -I,$(or $(LAYER_$(patsubst %/,%,$(dir $(1)))),$(error $(1): no layer)))

@@ -25,6 +25,7 @@ struct mtdctl_command {
 
 static const struct mtdctl_command commands[] = {
     {"status", "", "agent and services", false, mtdctl_status},
+    {"metrics", "", "the agent's figures in the Prometheus text format", false, mtdctl_metrics},
     {"policy list", "", "services in force", false, mtdctl_policy_list},
     {"policy show", "NAME", "one service's policy as the agent holds it", false,
      mtdctl_policy_show},

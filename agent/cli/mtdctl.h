@@ -45,6 +45,7 @@ void mtdctl_format_utc(uint64_t usec, char *buffer, size_t size);
 
 /* mtdctl_agent.c */
 int mtdctl_status(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_metrics(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_reload(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_instances(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_policy_list(const struct mtdctl *ctl, int argc, char **argv);

@@ -243,7 +243,7 @@ static void print_rotation(json_t *rotation)
 		printf("\nblocked sources:\n");
 		json_array_foreach(blocked, i, s)
 		{
-			char until[32], strike[32] = "";
+			char until[32], strike[48] = "";
 			long long n = json_integer_value(json_object_get(s, "strike"));
 
 			format_utc_time(
@@ -320,6 +320,28 @@ static int command_unblock(const struct mtdctl *ctl, const char *address)
 	else
 		printf("unblocked %s\n", address);
 	return 0;
+}
+
+/* The agent's figures in the Prometheus text format, as the agent wrote
+ * them (docs/metrics.md); --json wraps them in a JSON string. */
+static int command_metrics(const struct mtdctl *ctl)
+{
+	struct control_request request = {.command = CONTROL_METRICS};
+	_cleanup_(json_decrefp) json_t *result = NULL;
+	int exit_code;
+
+	result = call(ctl, &request, &exit_code);
+	if (!result)
+		return exit_code;
+	if (ctl->json) {
+		print_json(result);
+		return 0;
+	}
+	if (!json_is_string(result))
+		return mtdctl_fail("the agent's metrics reply is not text");
+	fwrite(json_string_value(result), 1, json_string_length(result), stdout);
+	return fflush(stdout) == 0 ? 0
+				   : mtdctl_fail("cannot write the metrics: %s", strerror(errno));
 }
 
 static int command_instances(const struct mtdctl *ctl)
@@ -769,6 +791,11 @@ static int run_no_arguments(const struct mtdctl *ctl, int argc, const char *name
 int mtdctl_status(const struct mtdctl *ctl, int argc, char **argv)
 {
 	return run_no_arguments(ctl, argc, "status", command_status);
+}
+
+int mtdctl_metrics(const struct mtdctl *ctl, int argc, char **argv)
+{
+	return run_no_arguments(ctl, argc, "metrics", command_metrics);
 }
 
 int mtdctl_reload(const struct mtdctl *ctl, int argc, char **argv)

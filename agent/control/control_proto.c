@@ -26,6 +26,7 @@ static const struct command_info commands[_CONTROL_COMMAND_MAX] = {
     [CONTROL_QUARANTINE] = {"quarantine", true, {"target", "reason", NULL}},
     [CONTROL_RELEASE] = {"release", true, {"target", NULL}},
     [CONTROL_INSPECT] = {"inspect", false, {"target", "verify", NULL}},
+    [CONTROL_METRICS] = {"metrics", false, {NULL}},
 };
 
 const char *control_command_name(enum control_command command)
@@ -178,7 +179,7 @@ int control_request_decode(const char *message, size_t len, struct control_reque
 		    ret_reason,
 		    "unknown command (known: status, policy-list, "
 		    "policy-show, reload, audit-show, unblock, instances, quarantine, release, "
-		    "inspect)");
+		    "inspect, metrics)");
 	info = &commands[request.command];
 
 	json_object_foreach(root, key, value)

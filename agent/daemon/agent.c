@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "agent.h"
+#include "agent_internal.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -43,6 +44,8 @@ struct agent {
 	struct forwarding *forwarding; /* what the host had before the agent */
 	struct audit_timer *audit_timer;
 	struct clock_trust clock; /* the wall clock's state, checked at every boundary */
+	struct metrics *metrics;  /* docs/metrics.md */
+	struct metrics_listener *metrics_listener; /* --metrics-listen */
 };
 
 /* A written record to the journal and to `audit show --follow` clients. */
@@ -86,6 +89,7 @@ int agent_audit(struct agent *agent, const char *type, json_t *fields, bool sync
 	uint64_t seq;
 	int r;
 
+	metrics_observe(agent->metrics, type, owned);
 	r = audit_log_submit(agent->audit, type, owned, sync, &seq, &line);
 	if (r == 0) {
 		struct audit_log_status st;
@@ -121,6 +125,7 @@ static int agent_audit_durable(struct agent *agent, const char *type, json_t *fi
 	uint64_t seq;
 	int r;
 
+	metrics_observe(agent->metrics, type, owned);
 	r = audit_log_append(agent->audit, type, owned, true, &seq, &line);
 	if (r < 0) {
 		log_error("audit: cannot append %s record to %s: %s", type,
@@ -370,6 +375,20 @@ static json_t *status_json(struct agent *agent)
 	    agent->fleet ? fleet_services_json(agent->fleet) : json_array());
 }
 
+static char *render_metrics(void *userdata, size_t *ret_len)
+{
+	struct agent *agent = userdata;
+	struct metrics_sources sources = {
+	    .audit = agent->audit,
+	    .audit_timer = agent->audit_timer,
+	    .clock = &agent->clock,
+	    .rotation = agent->rotation,
+	    .fleet = agent->fleet,
+	};
+
+	return metrics_render(agent->metrics, &sources, ret_len);
+}
+
 static void reply_result(struct control_client *client, json_t *result)
 {
 	_cleanup_free_ char *text = control_reply_ok(result);
@@ -544,6 +563,15 @@ static void on_control_request(struct control_client *client, const struct contr
 	case CONTROL_UNBLOCK:
 		handle_unblock(agent, client, request->address);
 		break;
+	case CONTROL_METRICS: {
+		_cleanup_free_ char *text = render_metrics(agent, NULL);
+
+		if (text)
+			reply_result(client, json_string(text));
+		else
+			reply_error(client, "out of memory");
+		break;
+	}
 	case CONTROL_INSTANCES:
 		reply_result(client,
 			     agent->fleet ? fleet_instances_json(agent->fleet) : json_array());
@@ -821,6 +849,9 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 	agent->options = *options;
 	agent->event = sd_event_ref(event);
 	agent->started_usec = now(CLOCK_MONOTONIC);
+	r = metrics_new(&agent->metrics);
+	if (r < 0)
+		return r;
 	clock_trust_init(&agent->clock, options->max_clock_error_usec, options->clock_state_file);
 
 	r = open_audit(agent);
@@ -872,6 +903,25 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 	if (r < 0)
 		return r;
 
+	if (options->metrics_listen) {
+		struct metrics_address address;
+		char reason[256];
+
+		r = metrics_address_parse(options->metrics_listen, &address, reason,
+					  sizeof(reason));
+		if (r < 0) {
+			log_error("--metrics-listen %s: %s", options->metrics_listen, reason);
+			return r;
+		}
+		r = metrics_listener_new(event, &address, read_group, render_metrics, agent,
+					 &agent->metrics_listener);
+		if (r < 0) {
+			log_error("--metrics-listen %s: cannot listen: %s", options->metrics_listen,
+				  strerror(-r));
+			return r;
+		}
+	}
+
 	r = start_fleet(agent);
 	if (r < 0)
 		return r;
@@ -896,6 +946,7 @@ void agent_stop(struct agent *agent, const char *reason)
 	int r;
 
 	control_server_free(TAKE_PTR(agent->control));
+	metrics_listener_free(TAKE_PTR(agent->metrics_listener));
 	/* What the last windows counted is not lost. */
 	control_audit_flush(agent->control_audit);
 	fleet_free(TAKE_PTR(agent->fleet));
@@ -921,6 +972,7 @@ void agent_free(struct agent *agent)
 	if (!agent)
 		return;
 	control_server_free(agent->control);
+	metrics_listener_free(agent->metrics_listener);
 	fleet_free(agent->fleet);
 	rotation_free(agent->rotation);
 	control_audit_free(agent->control_audit);
@@ -929,6 +981,7 @@ void agent_free(struct agent *agent)
 	audit_log_close(agent->audit);
 	policy_set_free(agent->policies);
 	policy_globals_free(agent->globals);
+	metrics_free(agent->metrics);
 	free(agent->socket_path);
 	sd_event_unref(agent->event);
 	free(agent);

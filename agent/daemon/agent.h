@@ -30,8 +30,10 @@ struct agent_options {
 	const char *clock_state_file;  /* tests: the clock's state from this file, not adjtimex */
 	/* --monitor: every detection audited and counted, nothing killed,
 	 * quarantined or blocked for one (docs/mtd-agent.8). The fleet takes it
-	 * at start (fleet_new); rotation must stop blocking decoy sources. */
+	 * at start (fleet_new); rotation blocks no decoy toucher (its decisions
+	 * are recorded as simulated). */
 	bool monitor;
+	const char *metrics_listen; /* NULL: no listener; else unix:PATH or a loopback ADDR:PORT */
 };
 
 struct agent;

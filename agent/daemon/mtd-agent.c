@@ -11,6 +11,7 @@
 #include <systemd/sd-event.h>
 
 #include "agent.h"
+#include "agent_internal.h"
 #include "audit.h"
 #include "policy.h"
 #include "sandbox.h"
@@ -49,6 +50,8 @@ static void usage(FILE *out)
 	    "  --monitor             monitor mode: every service as if OnCompromise=alert;\n"
 	    "                        detections are audited and counted, nothing is killed,\n"
 	    "                        quarantined or blocked for them\n"
+	    "  --metrics-listen ADDRESS  serve GET /metrics (docs/metrics.md) on unix:PATH\n"
+	    "                        or a loopback 127.0.0.1:PORT, [::1]:PORT [off]\n"
 	    "  --help, --version\n");
 }
 
@@ -93,6 +96,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 		OPT_MAX_CLOCK_ERROR,
 		OPT_CLOCK_STATE_FILE,
 		OPT_MONITOR,
+		OPT_METRICS_LISTEN,
 		OPT_HELP,
 		OPT_VERSION,
 	};
@@ -118,6 +122,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 	     * clock. */
 	    {"clock-state-file", required_argument, NULL, OPT_CLOCK_STATE_FILE},
 	    {"monitor", no_argument, NULL, OPT_MONITOR},
+	    {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {},
@@ -205,6 +210,18 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 		case OPT_CLOCK_STATE_FILE:
 			options->clock_state_file = optarg;
 			break;
+		case OPT_METRICS_LISTEN: {
+			struct metrics_address address;
+			char reason[256];
+
+			if (metrics_address_parse(optarg, &address, reason, sizeof(reason)) < 0) {
+				fprintf(stderr, "mtd-agent: --metrics-listen: '%s': %s\n", optarg,
+					reason);
+				return 2;
+			}
+			options->metrics_listen = optarg;
+			break;
+		}
 		case OPT_REMOVE_TABLE:
 			options->remove_table_on_stop = true;
 			break;

@@ -121,6 +121,28 @@ struct rotation {
 	struct timed_change changes[ROTATION_CHANGES_KEPT]; /* the last ones (a ring) */
 	uint64_t n_changes;
 	uint64_t max_late_usec;
+	/* how long the transaction moving the ports at a timed change took, and
+	 * the one loading the change after into the idle bank (metrics) */
+	struct metric_histogram switch_durations, staging_durations;
+};
+
+/* From 100 us (a switch of banks is ~0.3 ms here) to 10 s. */
+static const uint64_t duration_bounds_usec[] = {
+    100,
+    250,
+    500,
+    USEC_PER_MSEC,
+    2500,
+    5 * USEC_PER_MSEC,
+    10 * USEC_PER_MSEC,
+    25 * USEC_PER_MSEC,
+    50 * USEC_PER_MSEC,
+    100 * USEC_PER_MSEC,
+    250 * USEC_PER_MSEC,
+    500 * USEC_PER_MSEC,
+    USEC_PER_SEC,
+    2500 * USEC_PER_MSEC,
+    10 * USEC_PER_SEC,
 };
 
 static void services_free(struct rotated_service *services, size_t n)
@@ -448,10 +470,14 @@ static void stage_next(struct rotation *rotation, struct rotated_service *servic
 		       const char *cut)
 {
 	struct step_error error = {0};
+	uint64_t started = now(CLOCK_MONOTONIC);
 	bool switched;
 	int r;
 
 	r = apply_once(rotation, services, n, NULL, 0, cut, &error, &switched);
+	if (r >= 0)
+		metric_histogram_observe(&rotation->staging_durations,
+					 now(CLOCK_MONOTONIC) - started);
 	if (r < 0 && rotation->hooks.on_apply_failed) {
 		char reason[sizeof("nftables: loading the next change: ") + STEP_ERROR_FORMAT_MAX];
 
@@ -673,6 +699,8 @@ static void switch_to_loaded(struct rotation *rotation, uint64_t *ret_switched_u
 	uint64_t now_usec, next, delay = STAGE_DELAY_USEC;
 	int r;
 
+	uint64_t started = now(CLOCK_MONOTONIC);
+
 	for (size_t i = 0; i < rotation->n_services; i++)
 		rotation->services[i].schedule = rotation->services[i].next_schedule;
 	r = switch_banks(rotation, &error);
@@ -681,6 +709,7 @@ static void switch_to_loaded(struct rotation *rotation, uint64_t *ret_switched_u
 		report_apply_failure(rotation, r, &error);
 		return;
 	}
+	metric_histogram_observe(&rotation->switch_durations, now(CLOCK_MONOTONIC) - started);
 	next = next_change_usec(rotation->services, rotation->n_services);
 	if (next != UINT64_MAX && next > now_usec && (next - now_usec) / 4 < delay)
 		delay = (next - now_usec) / 4;
@@ -728,8 +757,13 @@ static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
 	if (change_is_loaded(rotation, usec) && fired >= usec) {
 		switch_to_loaded(rotation, &switched);
 	} else {
+		uint64_t started = now(CLOCK_MONOTONIC), failures = rotation->failures;
+
 		rotate_now(rotation, usec);
 		switched = now(CLOCK_REALTIME);
+		if (rotation->failures == failures)
+			metric_histogram_observe(&rotation->switch_durations,
+						 now(CLOCK_MONOTONIC) - started);
 	}
 	(void)arm_timer(rotation);
 	/* Lateness of the change: from its due time to its switch committed
@@ -988,6 +1022,10 @@ int rotation_new(sd_event *event, const struct rotation_options *options,
 	rotation->event = sd_event_ref(event);
 	rotation->options = *options;
 	rotation->hooks = *hooks;
+	metric_histogram_init(&rotation->switch_durations, duration_bounds_usec,
+			      ELEMENTSOF(duration_bounds_usec));
+	metric_histogram_init(&rotation->staging_durations, duration_bounds_usec,
+			      ELEMENTSOF(duration_bounds_usec));
 	r = decoy_blocks_new(&rotation->decoy_blocks);
 	if (r < 0)
 		goto fail;
@@ -1316,6 +1354,23 @@ json_t *rotation_status(const struct rotation *rotation)
 			 (json_int_t)rotation->transactions, "bank_switches",
 			 (json_int_t)rotation->switches, "failures", (json_int_t)rotation->failures,
 			 "last_apply_usec", (json_int_t)rotation->last_apply_usec);
+}
+
+void rotation_get_metrics(const struct rotation *rotation, struct rotation_metrics *ret)
+{
+	uint64_t now_usec = now(CLOCK_REALTIME);
+
+	*ret = (struct rotation_metrics){
+	    .transactions = rotation->transactions,
+	    .switches = rotation->switches,
+	    .failures = rotation->failures,
+	    .timed_changes = rotation->n_changes,
+	    .switch_durations = &rotation->switch_durations,
+	    .staging_durations = &rotation->staging_durations,
+	};
+	for (size_t i = 0; i < rotation->n_blocked; i++)
+		if (rotation->blocked[i].until_usec > now_usec)
+			ret->blocked_now++;
 }
 
 int rotation_unblock(struct rotation *rotation, const char *address, struct step_error *ret_error)

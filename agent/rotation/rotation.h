@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "metric.h"
 #include "policy.h"
 #include "step_error.h"
 
@@ -167,6 +168,18 @@ int rotation_clear_instance_backend(struct rotation *rotation, const char *servi
 /* {"services":[{name, port, grace_port, epoch, next_boundary_usec, decoys, decoy_hits,
  *   backend, ...}], "table": {...}} */
 json_t *rotation_status(const struct rotation *rotation);
+
+/* The figures of docs/metrics.md; the histograms are the rotation's own
+ * (valid until the next call into it). */
+struct rotation_metrics {
+	uint64_t transactions, switches, failures;
+	uint64_t timed_changes; /* boundaries and grace ends switched to */
+	uint64_t blocked_now;	/* sources blocked by decoys, not yet expired */
+	/* the transaction moving the ports at a timed change; the one loading
+	 * the change after into the idle bank */
+	const struct metric_histogram *switch_durations, *staging_durations;
+};
+void rotation_get_metrics(const struct rotation *rotation, struct rotation_metrics *ret);
 
 /* Remove a source from the blocked sets and forget its strikes (an
  * operator's word that it was no scanner). -EINVAL for an address that does

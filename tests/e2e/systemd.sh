@@ -5,7 +5,8 @@
 # reaches "active" only through READY=1, mtdctl answers (root and group mtd),
 # reload applies a changed policy set and refuses a broken one while the unit
 # stays up, audit events reach the journal with MESSAGE_ID= and MTD_EVENT=,
-# a crash is restarted, the watchdog is fed, and stop is clean (inactive, not failed, socket gone).
+# a crash is restarted, the watchdog is fed, --metrics-listen works under the
+# unit's sandbox and a real Prometheus scrapes it, and stop is clean (inactive, not failed, socket gone).
 #
 # env: BUILD (build dir, default build), MTD_EXPOSURE_MAX (highest accepted
 # `systemd-analyze security` exposure of the unit, default 4.4: docs/systemd.md).
@@ -223,6 +224,55 @@ sleep 5
 sd_in journalctl -q -u "$UNIT" | grep -qi 'watchdog timeout' && fail "watchdog timeout in the journal"
 sd_in rm -r /run/systemd/system/$UNIT.d
 sd_in systemctl daemon-reload
+
+# --- metrics: the listener under the unit, scraped by a real Prometheus ------------------
+# Debian's prometheus, unpacked by `make deps` on the host (the container's
+# lower layer): the unit as shipped plus --metrics-listen in a runtime drop-in,
+# Prometheus a transient unit in the container's network namespace.
+step "metrics: --metrics-listen under the unit, promtool, a Prometheus scrape"
+prom_dir=${MTD_PROMETHEUS_DIR:-/var/cache/mtd-agent/prometheus}
+[ -x "$prom_dir/usr/bin/prometheus" ] && [ -x "$prom_dir/usr/bin/promtool" ] ||
+	fail "no Prometheus in $prom_dir: run 'make deps'"
+command -v curl >/dev/null || fail "no curl: run 'make deps'"
+exec_start=$(sed -n 's/^ExecStart=//p' "$SD_STAGE/usr/local/lib/systemd/system/$UNIT")
+[ -n "$exec_start" ] || fail "no ExecStart= in the installed unit"
+sd_in mkdir -p /run/systemd/system/$UNIT.d || fail "mkdir drop-in"
+printf '[Service]\nExecStart=\nExecStart=%s --metrics-listen 127.0.0.1:9650\n' "$exec_start" |
+	sd_in sh -c "cat >/run/systemd/system/$UNIT.d/e2e-metrics.conf"
+sd_in systemctl daemon-reload || fail "daemon-reload"
+sd_in systemctl restart "$UNIT" || fail "restart with --metrics-listen"
+sd_in mtdctl metrics >"$SD_DIR/metrics.out" 2>&1 || { cat "$SD_DIR/metrics.out" >&2; fail "mtdctl metrics"; }
+lint=$("$prom_dir/usr/bin/promtool" check metrics <"$SD_DIR/metrics.out" 2>&1) ||
+	fail "promtool check metrics: $lint"
+[ -z "$lint" ] || fail "promtool check metrics has remarks: $lint"
+sd_in curl -sf --max-time 5 http://127.0.0.1:9650/metrics >"$SD_DIR/metrics.http" ||
+	fail "GET http://127.0.0.1:9650/metrics under the unit"
+diff <(grep '^# TYPE' "$SD_DIR/metrics.out") <(grep '^# TYPE' "$SD_DIR/metrics.http") >/dev/null ||
+	fail "the listener and mtdctl metrics serve different families"
+start_time=$(awk '$1 == "mtd_agent_start_time_seconds" { print $2 }' "$SD_DIR/metrics.out")
+[ -n "$start_time" ] || fail "no mtd_agent_start_time_seconds"
+printf 'global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: mtd\n    static_configs:\n      - targets: [\x27127.0.0.1:9650\x27]\n' |
+	sd_in sh -c 'mkdir -p /root/e2e-prom && cat >/root/e2e-prom/prometheus.yml'
+sd_in systemd-run --unit=e2e-prometheus --quiet "$prom_dir/usr/bin/prometheus" \
+	--config.file=/root/e2e-prom/prometheus.yml --storage.tsdb.path=/root/e2e-prom/data \
+	--web.listen-address=127.0.0.1:9091 || fail "systemd-run prometheus"
+prom_query() { sd_in curl -s --max-time 3 --data-urlencode "query=$1" http://127.0.0.1:9091/api/v1/query; }
+for ((i = 0; i < 300; i++)); do
+	prom_query up | grep -q '"job":"mtd"[^]]*"1"\]' && break
+	sleep 0.1
+done
+prom_query up | grep -q '"job":"mtd"[^]]*"1"\]' ||
+	fail "Prometheus does not see the agent up: $(prom_query up)"
+for ((i = 0; i < 100; i++)); do
+	prom_query mtd_agent_start_time_seconds | grep -q "\"$start_time\"\]" && break
+	sleep 0.1
+done
+prom_query mtd_agent_start_time_seconds | grep -q "\"$start_time\"\]" ||
+	fail "Prometheus's mtd_agent_start_time_seconds is not $start_time: $(prom_query mtd_agent_start_time_seconds)"
+sd_in systemctl stop e2e-prometheus || fail "stop prometheus"
+sd_in rm -r /run/systemd/system/$UNIT.d
+sd_in systemctl daemon-reload
+sd_log "metrics: promtool clean; Prometheus scraped 127.0.0.1:9650 (up 1, start time $start_time)"
 
 # --- stop is clean -------------------------------------------------------------------------
 step "systemctl stop"

@@ -50,6 +50,18 @@ static void test_reload_and_unblock_are_the_mutating_commands(void **state)
 				     c == CONTROL_QUARANTINE || c == CONTROL_RELEASE);
 }
 
+static void test_metrics_is_read_only_and_takes_no_fields(void **state)
+{
+	struct control_request request;
+	char reason[CONTROL_REASON_MAX];
+
+	assert_int_equal(decode("{\"command\":\"metrics\"}", &request, reason), 0);
+	assert_int_equal(request.command, CONTROL_METRICS);
+	assert_false(control_request_needs_root(&request));
+	assert_refused("{\"command\":\"metrics\",\"name\":\"web\"}",
+		       "metrics: unknown field \"name\"");
+}
+
 static void test_quarantine_takes_a_target_and_a_reason(void **state)
 {
 	struct control_request request;
@@ -159,7 +171,7 @@ static void test_unknown_commands_and_fields_are_refused(void **state)
 {
 	assert_refused("{\"command\":\"shutdown\"}",
 		       "unknown command (known: status, policy-list, policy-show, reload, "
-		       "audit-show, unblock, instances, quarantine, release, inspect)");
+		       "audit-show, unblock, instances, quarantine, release, inspect, metrics)");
 	assert_refused("{\"command\":\"status\",\"force\":true}",
 		       "status: unknown field \"force\"");
 	assert_refused("{\"command\":\"reload\",\"name\":\"web\"}",
@@ -230,6 +242,7 @@ int main(void)
 	    cmocka_unit_test(test_status_request_decodes),
 	    cmocka_unit_test(test_reload_and_unblock_are_the_mutating_commands),
 	    cmocka_unit_test(test_unblock_takes_an_address),
+	    cmocka_unit_test(test_metrics_is_read_only_and_takes_no_fields),
 	    cmocka_unit_test(test_quarantine_takes_a_target_and_a_reason),
 	    cmocka_unit_test(test_policy_show_takes_a_valid_name),
 	    cmocka_unit_test(test_audit_show_fields_are_typed),
