@@ -254,6 +254,28 @@ json_t *policy_to_json(const struct policy *p)
 	return TAKE_PTR(root);
 }
 
+static json_t *hooks_json(const struct policy_globals *g)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < g->hook_count; i++) {
+		struct string_list types = {g->hooks[i].types, g->hooks[i].type_count};
+		struct string_list argv = {g->hooks[i].argv, g->hooks[i].argc};
+		struct out o = {json_object(), true};
+
+		set(&o, "types", strv_json(&types));
+		set(&o, "exec", strv_json(&argv));
+		if (!o.ok)
+			json_decref(o.obj);
+		/* json_array_append_new() takes the object, also on failure. */
+		if (!o.ok || json_array_append_new(a, o.obj) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
 json_t *policy_globals_to_json(const struct policy_globals *g)
 {
 	struct out o = {json_object(), true};
@@ -262,6 +284,11 @@ json_t *policy_globals_to_json(const struct policy_globals *g)
 	set(&o, "never_block", cidrs_json(g->never_block, g->never_block_count));
 	set(&o, "udp_block_limit", json_integer(g->udp_block_limit));
 	set_timespan(&o, "udp_block_interval", g->udp_block_interval_usec);
+	set(&o, "hooks", hooks_json(g));
+	set_timespan(&o, "hook_timeout", g->hook_timeout_usec);
+	set(&o, "hook_rate_limit", json_integer(g->hook_rate_limit));
+	set_timespan(&o, "hook_rate_interval", g->hook_rate_interval_usec);
+	set_str(&o, "hook_user", g->hook_user);
 	if (!o.ok) {
 		json_decref(o.obj);
 		return NULL;
