@@ -21,7 +21,8 @@ typedef int (*hooks_audit_fn)(const char *type, json_t *fields, void *userdata);
 int hooks_new(sd_event *event, hooks_audit_fn audit, void *userdata, struct hooks **ret);
 
 /* The hooks of g (start and every reload). The runner keeps no pointer into
- * g: running and queued hooks keep their own copies; rate windows restart. */
+ * g: running and queued hooks keep their own copies. A hook the reload keeps
+ * (same TYPES and command line) keeps its rate window. */
 int hooks_configure(struct hooks *hooks, const struct policy_globals *g);
 
 /* A record was published: start (or queue) the hooks it matches. Returns at

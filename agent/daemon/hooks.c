@@ -633,6 +633,26 @@ static void resolve_user(struct hooks *h)
 	h->gid = pw->pw_gid;
 }
 
+static bool strv_equal(char *const *a, char *const *b)
+{
+	for (; *a && *b; a++, b++)
+		if (!streq(*a, *b))
+			return false;
+	return !*a && !*b;
+}
+
+/* A hook a reload keeps (same TYPES, same command line) keeps its rate
+ * window: reloads must not reset HookRate=. */
+static void carry_rate(const struct hooks *h, struct hook_config *c)
+{
+	for (size_t i = 0; i < h->config_count; i++)
+		if (strv_equal(h->configs[i].hook.types, c->hook.types) &&
+		    strv_equal(h->configs[i].hook.argv, c->hook.argv)) {
+			c->rate = h->configs[i].rate;
+			return;
+		}
+}
+
 int hooks_configure(struct hooks *h, const struct policy_globals *g)
 {
 	struct hook_config *configs = calloc(g->hook_count ? g->hook_count : 1, sizeof(*configs));
@@ -652,6 +672,7 @@ int hooks_configure(struct hooks *h, const struct policy_globals *g)
 			free(user);
 			return -ENOMEM;
 		}
+		carry_rate(h, &configs[i]);
 	}
 	configs_free(h->configs, h->config_count);
 	h->configs = configs;
