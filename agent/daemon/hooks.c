@@ -101,6 +101,7 @@ struct hooks {
 	int user_error; /* errno of resolving HookUser=, 0 when resolved */
 	struct job *running, *queue_head, *queue_tail;
 	size_t running_count, queue_count;
+	bool queue_full_audited; /* until the queue empties: drops only counted */
 	struct notice *notices, **notices_tail;
 	sd_event_source *notice_source;
 	uint64_t started, failed, rate_limited, queue_dropped;
@@ -513,6 +514,8 @@ static void start_queued(struct hooks *h)
 		if (!h->queue_head)
 			h->queue_tail = NULL;
 		h->queue_count--;
+		if (h->queue_count == 0)
+			h->queue_full_audited = false;
 		job->next = NULL;
 		run(h, job);
 	}
@@ -572,10 +575,19 @@ void hooks_dispatch(struct hooks *h, const char *type, uint64_t seq, const char 
 			continue;
 		}
 		if (h->running_count >= HOOKS_RUNNING_MAX && h->queue_count >= HOOKS_QUEUE_MAX) {
-			char reason[96];
+			char reason[160];
 
+			/* One record per full queue, not one per drop: a flood
+			 * does not become a flood of records (status counts). */
 			h->queue_dropped++;
-			snprintf(reason, sizeof(reason), "dropped: %d hooks running and %d waiting",
+			if (h->queue_full_audited) {
+				h->failed++;
+				continue;
+			}
+			h->queue_full_audited = true;
+			snprintf(reason, sizeof(reason),
+				 "dropped: %d hooks running and %d waiting (further drops are "
+				 "counted until the queue empties)",
 				 HOOKS_RUNNING_MAX, HOOKS_QUEUE_MAX);
 			audit_failure(h, program, type, seq, reason);
 			continue;
