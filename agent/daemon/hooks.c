@@ -71,7 +71,9 @@ struct job {
 	sd_event_source *child_source, *stdin_source, *output_source, *timer_source;
 	bool timed_out;
 	char output[HOOK_OUTPUT_MAX + 1];
-	size_t output_len, output_dropped;
+	size_t output_len;   /* in output[], not logged yet */
+	size_t output_taken; /* bytes of this run logged or to be: at most HOOK_OUTPUT_MAX */
+	size_t output_dropped;
 };
 
 /* Records of the runner's own, waiting for the deferred event. */
@@ -208,9 +210,6 @@ static void flush_output(struct job *job, bool all)
 	}
 	job->output_len = (size_t)(end - start);
 	memmove(job->output, start, job->output_len);
-	if (all && job->output_dropped)
-		log_info("hook %s[%d]: (%zu more bytes of output not logged)", job->argv[0],
-			 (int)job->pid, job->output_dropped);
 }
 
 static void read_output(struct job *job)
@@ -218,7 +217,7 @@ static void read_output(struct job *job)
 	for (;;) {
 		char chunk[4096];
 		ssize_t n = read(job->output_fd, chunk, sizeof(chunk));
-		size_t room = HOOK_OUTPUT_MAX - job->output_len, take;
+		size_t room = HOOK_OUTPUT_MAX - job->output_taken, take;
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -234,6 +233,7 @@ static void read_output(struct job *job)
 		take = (size_t)n < room ? (size_t)n : room;
 		memcpy(job->output + job->output_len, chunk, take);
 		job->output_len += take;
+		job->output_taken += take;
 		job->output_dropped += (size_t)n - take;
 		flush_output(job, job->output_len == HOOK_OUTPUT_MAX);
 	}
@@ -324,6 +324,9 @@ static int on_hook_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
 	if (job->output_fd >= 0)
 		read_output(job);
 	flush_output(job, true);
+	if (job->output_dropped)
+		log_info("hook %s[%d]: (%zu more bytes of output not logged)", job->argv[0],
+			 (int)job->pid, job->output_dropped);
 	if (reason[0])
 		audit_failure(h, job->argv[0], job->type, job->seq, reason);
 	job_unlink_running(h, job);

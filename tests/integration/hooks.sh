@@ -74,6 +74,9 @@ EOF
 cat >"$HOOKS/fail" <<'EOF'
 #!/bin/sh
 echo "failing on purpose for record $MTD_EVENT_SEQ" >&2
+# 100 lines of 1000 bytes: the agent logs the first 4 KiB and counts the rest
+i=0
+while [ $i -lt 100 ]; do printf '%01000d\n' 0; i=$((i + 1)); done
 exit 1
 EOF
 cat >"$HOOKS/slow" <<EOF
@@ -194,6 +197,13 @@ assert_contains "$rec" '"reason":"exit status 1"' "a hook exiting 1 gives hook-f
 wait_for 'grep -q "hook $HOOKS/fail\[[0-9]*\]: failing on purpose for record $reload_seq" "$AGENT_LOG"' ||
 	fail "the hook's stderr is not in the agent's log: $(tail -n 5 "$AGENT_LOG")"
 ok "the hook's stderr is in the agent's log, prefixed with the hook and its pid"
+pid=$(sed -n "s|.*hook $HOOKS/fail\[\([0-9]*\)\]: failing on purpose for record $reload_seq\$|\1|p" "$AGENT_LOG")
+wait_for 'grep -q "hook $HOOKS/fail\[$pid\]: (96[0-9][0-9][0-9] more bytes of output not logged)" "$AGENT_LOG"' ||
+	fail "the hook's output past 4 KiB was not cut and counted: $(grep -c "$HOOKS/fail\[$pid\]" "$AGENT_LOG") lines"
+n=$(grep "hook $HOOKS/fail\[$pid\]: " "$AGENT_LOG" | grep -v "more bytes of output not logged" |
+	sed "s|^.*hook $HOOKS/fail\[$pid\]: ||" | wc -c) # with a newline per line
+[ "$n" -le 4200 ] && [ "$n" -ge 4096 ] || fail "$n bytes of the hook's output logged, want 4 KiB"
+ok "a hook's output is logged up to 4 KiB a run, the rest counted: $(grep -o "([0-9]* more bytes of output not logged)" "$AGENT_LOG" | head -n 1)"
 
 # --- hooks that never read their stdin: the loop goes on, the timeout kills ----------
 # The reload above started one slow hook (control-request); two more now.
