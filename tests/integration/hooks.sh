@@ -16,6 +16,8 @@
 #     the rotation crosses boundaries
 #   - a flood beyond HookRate= gives one hook-rate-limited record per hook and
 #     window; the runner's own records run no hook
+#   - ten hooks for one record: 8 run, 2 wait; a HookUser= that does not exist
+#     fails every hook (audited) rather than running it as root
 . "$(dirname "$0")/lib.bash"
 enter_private_namespaces "$@"
 make_work_dir
@@ -250,6 +252,34 @@ n_all=$(ls "$OUT" | grep -c '\.type$')
 grep -l 'hook-' "$OUT"/*.type && fail "a hook ran for the runner's own records"
 ok "a flood beyond HookRate=6/1h: each hook ran 6 times, one hook-rate-limited per hook; hook records ran no hook"
 assert_contains "$(hooks_json)" '"rate_limited":' "status counts what was rate limited: $(hooks_json)"
+
+# --- at most 8 hooks at once, the rest wait --------------------------------------------
+{
+	printf '[Hooks]\nHookTimeout=5s\n'
+	for i in 1 2 3 4 5 6 7 8 9 10; do printf 'OnEvent=control-request %s %s\n' "$HOOKS/slow" "$i"; done
+} >"$WORK/mtd.conf"
+mtdctl reload >/dev/null || fail "reload with ten slow hooks"
+wait_for '[ "$(hooks_json | sed -n "s/.*\"running\":\([0-9]*\).*/\1/p")" = 0 ]' 100 ||
+	fail "the earlier hooks did not end: $(hooks_json)"
+mtdctl reload >/dev/null || fail "reload"
+wait_for 'hooks_json | grep -q "\"running\":8,\"queued\":2,"' 50 ||
+	fail "ten slow hooks for one record: want 8 running and 2 queued: $(hooks_json)"
+ok "ten hooks for one record: 8 run at once, 2 wait ($(hooks_json))"
+wait_for 'hooks_json | grep -q "\"running\":0,\"queued\":0,"' 200 ||
+	fail "the queued hooks did not run and end: $(hooks_json)"
+ok "the waiting hooks ran when the first ones ended"
+
+# --- HookUser= that does not exist: every hook fails, none runs as root ---------------
+printf '[Hooks]\nHookUser=no-such-user-mtd\nOnEvent=policy-reload %s\n' "$HOOKS/record-all" >"$WORK/mtd.conf"
+rm -f "$OUT"/*.type
+mtdctl reload >/dev/null || fail "reload with HookUser=no-such-user-mtd"
+mtdctl reload >/dev/null || fail "reload"
+reload_seq=$(audit_lines policy-reload | tail -n 1 | sed -n 's/.*"seq":\([0-9]*\),.*/\1/p')
+wait_for '[ -n "$(audit_lines hook-failed | grep "\"event_seq\":$reload_seq,")" ]' 100 ||
+	fail "a hook with a HookUser= that does not exist was not audited"
+assert_contains "$(audit_lines hook-failed | grep "\"event_seq\":$reload_seq,")" \
+	'"reason":"HookUser=no-such-user-mtd: no such user"' "a HookUser= that does not exist fails every hook, audited"
+[ -z "$(ls "$OUT" | grep '\.type$')" ] || fail "a hook ran although HookUser= does not exist"
 
 # --- a bad [Hooks] refuses the reload with file:line ---------------------------------
 printf '[Hooks]\nHookTimeout=1s\nOnEvent=decoy-hit webhook\n' >"$WORK/mtd.conf"
