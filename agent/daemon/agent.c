@@ -53,7 +53,8 @@ static void audit_publish(struct agent *agent, const char *type, uint64_t seq, j
 {
 	log_audit_event(type, seq, fields, line);
 	if (agent->hooks)
-		hooks_dispatch(agent->hooks, type, seq, line);
+		hooks_dispatch(agent->hooks, type,
+			       json_string_value(json_object_get(fields, "service")), seq, line);
 
 	if (agent->control) {
 		_cleanup_(json_decrefp) json_t *message = json_object();
@@ -282,7 +283,7 @@ int agent_reload(struct agent *agent, const char *source, json_t **ret_result, c
 		policy_set_free(old);
 		policy_globals_free(agent->globals);
 		agent->globals = TAKE_PTR(next_globals);
-		if (hooks_configure(agent->hooks, agent->globals) < 0)
+		if (hooks_configure(agent->hooks, agent->globals, agent->policies) < 0)
 			log_error("reload: hooks: out of memory; the previous hooks stay");
 	}
 	agent->policies_loaded_usec = now(CLOCK_REALTIME);
@@ -867,7 +868,7 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 
 	r = hooks_new(event, hooks_audit, agent, &agent->hooks);
 	if (r >= 0)
-		r = hooks_configure(agent->hooks, agent->globals);
+		r = hooks_configure(agent->hooks, agent->globals, agent->policies);
 	if (r < 0) {
 		log_error("hooks: cannot start: %s", strerror(-r));
 		return r;

@@ -20,14 +20,18 @@ typedef int (*hooks_audit_fn)(const char *type, json_t *fields, void *userdata);
 
 int hooks_new(sd_event *event, hooks_audit_fn audit, void *userdata, struct hooks **ret);
 
-/* The hooks of g (start and every reload). The runner keeps no pointer into
- * g: running and queued hooks keep their own copies. A hook the reload keeps
- * (same TYPES and command line) keeps its rate window. */
-int hooks_configure(struct hooks *hooks, const struct policy_globals *g);
+/* The hooks of g and of the policies of set (start and every reload; set may
+ * be NULL). The runner keeps no pointer into either: running and queued
+ * hooks keep their own copies. A hook the reload keeps (same service, TYPES
+ * and command line) keeps its rate window. */
+int hooks_configure(struct hooks *hooks, const struct policy_globals *g,
+		    const struct policy_set *set);
 
-/* A record was published: start (or queue) the hooks it matches. Returns at
- * once; never audits from here. */
-void hooks_dispatch(struct hooks *hooks, const char *type, uint64_t seq, const char *line);
+/* A record was published: start (or queue) the hooks it matches. service:
+ * the record's "service" field, or NULL (a policy's hooks take only the
+ * records of their service). Returns at once; never audits from here. */
+void hooks_dispatch(struct hooks *hooks, const char *type, const char *service, uint64_t seq,
+		    const char *line);
 
 /* {"configured", "running", "queued", "started", "failed", "rate_limited",
  * "queue_dropped"}: a new reference, NULL on allocation failure. */

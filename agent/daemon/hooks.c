@@ -85,6 +85,7 @@ struct notice {
 
 struct hook_config {
 	struct policy_hook hook; /* owned copies */
+	char *service;		 /* a policy's OnEvent=: only records of this service */
 	struct policy_rate rate;
 };
 
@@ -549,7 +550,8 @@ static struct job *job_new(struct hooks *h, const struct policy_hook *hook, cons
 	return job;
 }
 
-void hooks_dispatch(struct hooks *h, const char *type, uint64_t seq, const char *line)
+void hooks_dispatch(struct hooks *h, const char *type, const char *service, uint64_t seq,
+		    const char *line)
 {
 	uint64_t t = h->config_count ? now(CLOCK_MONOTONIC) : 0;
 
@@ -560,6 +562,8 @@ void hooks_dispatch(struct hooks *h, const char *type, uint64_t seq, const char 
 		bool first_drop = false;
 
 		if (!policy_hook_matches(&c->hook, type))
+			continue;
+		if (c->service && (!service || !streq(c->service, service)))
 			continue;
 		if (!policy_rate_admit(&c->rate, h->rate_limit, h->rate_interval_usec, t,
 				       &first_drop)) {
@@ -614,6 +618,7 @@ static void configs_free(struct hook_config *configs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		strv_free(configs[i].hook.types);
+		free(configs[i].service);
 		strv_free(configs[i].hook.argv);
 	}
 	free(configs);
@@ -661,37 +666,57 @@ static bool strv_equal(char *const *a, char *const *b)
 static void carry_rate(const struct hooks *h, struct hook_config *c)
 {
 	for (size_t i = 0; i < h->config_count; i++)
-		if (strv_equal(h->configs[i].hook.types, c->hook.types) &&
+		if (!h->configs[i].service == !c->service &&
+		    (!c->service || streq(h->configs[i].service, c->service)) &&
+		    strv_equal(h->configs[i].hook.types, c->hook.types) &&
 		    strv_equal(h->configs[i].hook.argv, c->hook.argv)) {
 			c->rate = h->configs[i].rate;
 			return;
 		}
 }
 
-int hooks_configure(struct hooks *h, const struct policy_globals *g)
+/* One hook's copy; service NULL for the global file's. */
+static int config_copy(const struct hooks *h, const struct policy_hook *hook, const char *service,
+		       struct hook_config *c)
 {
-	struct hook_config *configs = calloc(g->hook_count ? g->hook_count : 1, sizeof(*configs));
-	char *user = strdup(g->hook_user ? g->hook_user : "nobody");
+	c->hook = *hook;
+	c->hook.types = strv_copy(hook->types, hook->type_count);
+	c->hook.argv = strv_copy(hook->argv, hook->argc);
+	c->service = service ? strdup(service) : NULL;
+	if (!c->hook.types || !c->hook.argv || (service && !c->service))
+		return -ENOMEM;
+	carry_rate(h, c);
+	return 0;
+}
 
+int hooks_configure(struct hooks *h, const struct policy_globals *g, const struct policy_set *set)
+{
+	size_t n = g->hook_count, k = 0;
+	struct hook_config *configs;
+	char *user;
+
+	for (size_t i = 0; set && i < set->count; i++)
+		n += set->policies[i]->hook_count;
+	configs = calloc(n ? n : 1, sizeof(*configs));
+	user = strdup(g->hook_user ? g->hook_user : "nobody");
 	if (!configs || !user) {
 		free(configs);
 		free(user);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < g->hook_count; i++) {
-		configs[i].hook = g->hooks[i];
-		configs[i].hook.types = strv_copy(g->hooks[i].types, g->hooks[i].type_count);
-		configs[i].hook.argv = strv_copy(g->hooks[i].argv, g->hooks[i].argc);
-		if (!configs[i].hook.types || !configs[i].hook.argv) {
-			configs_free(configs, i + 1);
-			free(user);
-			return -ENOMEM;
-		}
-		carry_rate(h, &configs[i]);
+	for (size_t i = 0; i < g->hook_count; i++)
+		if (config_copy(h, &g->hooks[i], NULL, &configs[k++]) < 0)
+			goto oom;
+	for (size_t i = 0; set && i < set->count; i++) {
+		const struct policy *p = set->policies[i];
+
+		for (size_t j = 0; j < p->hook_count; j++)
+			if (config_copy(h, &p->hooks[j], p->name, &configs[k++]) < 0)
+				goto oom;
 	}
 	configs_free(h->configs, h->config_count);
 	h->configs = configs;
-	h->config_count = g->hook_count;
+	h->config_count = n;
 	h->timeout_usec = g->hook_timeout_usec;
 	h->rate_limit = g->hook_rate_limit;
 	h->rate_interval_usec = g->hook_rate_interval_usec;
@@ -700,6 +725,11 @@ int hooks_configure(struct hooks *h, const struct policy_globals *g)
 	if (h->config_count)
 		resolve_user(h);
 	return 0;
+
+oom:
+	configs_free(configs, k);
+	free(user);
+	return -ENOMEM;
 }
 
 int hooks_new(sd_event *event, hooks_audit_fn audit, void *userdata, struct hooks **ret)

@@ -93,6 +93,18 @@ struct string_list {
 	size_t count;
 };
 
+/* OnEvent=TYPES PROGRAM [ARGS...] (the global file's [Hooks], a policy's
+ * [Service]): PROGRAM runs with each audit record whose type matches one of
+ * TYPES (a comma list of types or fnmatch globs, "*" for all) as one JSON
+ * line on its stdin; a policy's only with the records of its service. */
+struct policy_hook {
+	char **types; /* NULL-terminated */
+	size_t type_count;
+	char **argv; /* NULL-terminated; argv[0] an absolute path */
+	size_t argc;
+	unsigned line; /* of the OnEvent= line, for messages */
+};
+
 struct policy {
 	char *path; /* file it was read from */
 
@@ -122,6 +134,8 @@ struct policy {
 	unsigned standby_instances;	      /* StandbyInstances=, 0..POLICY_STANDBY_MAX */
 	bool allow_devices;		      /* SnapshotAllowDevices= */
 	bool allow_setuid;		      /* SnapshotAllowSetuid= */
+	struct policy_hook *hooks;	      /* OnEvent= (repeats): this service's records */
+	size_t hook_count;
 
 	/* [Rotation] */
 	bool has_public_ports;
@@ -194,17 +208,6 @@ void policy_errors_free(struct policy_errors *errors);
 #define POLICY_HOOK_TYPES_MAX 32    /* record types (or globs) of one OnEvent= */
 #define POLICY_HOOK_TYPE_LEN_MAX 64 /* bytes of one type or glob */
 #define POLICY_HOOK_RATE_MAX 100000 /* HookRate=N/SPAN: N */
-
-/* [Hooks] OnEvent=TYPES PROGRAM [ARGS...]: PROGRAM runs with each audit
- * record whose type matches one of TYPES (a comma list of types or fnmatch
- * globs, "*" for all) as one JSON line on its stdin. */
-struct policy_hook {
-	char **types; /* NULL-terminated */
-	size_t type_count;
-	char **argv; /* NULL-terminated; argv[0] an absolute path */
-	size_t argc;
-	unsigned line; /* of the OnEvent= line, for messages */
-};
 
 /* Whether a record of this type runs the hook. Records of the hooks' own
  * (types starting "hook-") never do: a failing hook cannot feed itself. */

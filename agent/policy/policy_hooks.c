@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* The global file's [Hooks] section: OnEvent= lines (which audit records run
- * which program) and HookRate=, read through the schema (policy_keys.c); and
+/* OnEvent= lines (which audit records run which program: the global file's
+ * [Hooks], a policy's [Service]) and HookRate=, read through the schema
+ * (policy_keys.c); and
  * the two pure rules the daemon's runner applies (agent/daemon/hooks.c):
  * which record types a hook takes, and its rate limit. */
 #include <errno.h>
@@ -91,14 +92,16 @@ static int split_types(const char *s, char ***ret, size_t *ret_count, const char
 int policy_parse_on_event(struct parse_state *st, const struct schema_entry *e, const char *value,
 			  const char **reason)
 {
-	struct policy_globals *g = st->target;
-	struct policy_hook hook = {.line = st->line}, *grown;
+	struct policy_globals *g = st->p ? NULL : st->target;
+	struct policy_hook **hooks = st->p ? &st->p->hooks : &g->hooks, hook = {.line = st->line},
+			   *grown;
+	size_t *count = st->p ? &st->p->hook_count : &g->hook_count;
 	char **words = NULL;
 	size_t n = 0;
 	int r;
 
 	(void)e;
-	if (g->hook_count >= POLICY_HOOKS_MAX) {
+	if (*count >= POLICY_HOOKS_MAX) {
 		*reason = "more than 32 OnEvent= hooks";
 		return -EINVAL;
 	}
@@ -127,14 +130,14 @@ int policy_parse_on_event(struct parse_state *st, const struct schema_entry *e, 
 	memmove(words, words + 1, n * sizeof(*words)); /* n words + the NULL, less one */
 	hook.argv = words;
 	hook.argc = n - 1;
-	grown = realloc(g->hooks, (g->hook_count + 1) * sizeof(*grown));
+	grown = realloc(*hooks, (*count + 1) * sizeof(*grown));
 	if (!grown) {
 		policy_strv_free(hook.types);
 		policy_strv_free(hook.argv);
 		return -ENOMEM;
 	}
-	g->hooks = grown;
-	g->hooks[g->hook_count++] = hook;
+	*hooks = grown;
+	grown[(*count)++] = hook;
 	return 0;
 }
 

@@ -522,6 +522,7 @@ static const struct schema_entry schema[] = {
     {S, "StandbyInstances", parse_standby, OFF(standby_instances), 0, POLICY_STANDBY_MAX, NULL, M},
     {S, "SnapshotAllowDevices", parse_bool, OFF(allow_devices), 0, 0, NULL, M},
     {S, "SnapshotAllowSetuid", parse_bool, OFF(allow_setuid), 0, 0, NULL, M},
+    {S, "OnEvent", policy_parse_on_event, 0, 0, 0, NULL, F_REPEAT | F_SHELL},
 
     {R, "PublicPorts", parse_public_ports, 0, 0, 0, NULL, 0},
     {R, "Interval", parse_timespan, OFF(interval_usec), USEC_PER_SEC, USEC_PER_WEEK, NULL, 0},

@@ -6,6 +6,7 @@
 #
 #   - examples/hooks/webhook POSTs the decoy-hit and source-blocked records:
 #     the bodies the listener got are the audit log's lines, byte for byte
+#   - web's own OnEvent=* (in its policy) runs for web's records only
 #   - a hook on "*" runs as HookUser= (nobody), with no_new_privs, fds 0-2 only
 #     (no audit log, no socket of the agent's), an environment of PATH and
 #     MTD_EVENT_* only; its stdin is the record of MTD_EVENT_SEQ
@@ -73,6 +74,11 @@ ls -l /proc/self/fd/ >"\$o.fds"
 env >"\$o.env"
 printf '%s\n' "\$MTD_EVENT_TYPE" >"\$o.type"
 EOF
+cat >"$HOOKS/svc" <<EOF
+#!/bin/sh
+# web's own OnEvent=: the records of service web only
+cat >"$OUT/svc.\$MTD_EVENT_SEQ.record"
+EOF
 cat >"$HOOKS/fail" <<'EOF'
 #!/bin/sh
 echo "failing on purpose for record $MTD_EVENT_SEQ" >&2
@@ -106,6 +112,7 @@ cat >"$WORK/policies/web.policy" <<EOF
 [Service]
 Name=web
 Backend=10.213.0.1:8022
+OnEvent=* $HOOKS/svc
 
 [Rotation]
 PublicPorts=20000-20099
@@ -187,6 +194,17 @@ rec=$(audit_lines hook-failed | grep "\"event_seq\":$blocked_seq,")
 assert_contains "$rec" "\"hook\":\"$REPO/examples/hooks/webhook\"" "hook-failed names the program"
 assert_contains "$rec" '"reason":"exit status 22"' "an HTTP 500 fails the webhook (curl --fail, 22): hook-failed names event seq $blocked_seq, type and reason"
 assert_contains "$rec" '"event_type":"source-blocked"' "hook-failed names the event type"
+
+# --- a policy's own OnEvent=: its service's records only ---------------------------
+blocked_seq=$(audit_lines source-blocked | tail -n 1 | sed -n 's/.*"seq":\([0-9]*\),.*/\1/p')
+hit_seq=$(audit_lines decoy-hit | tail -n 1 | sed -n 's/.*"seq":\([0-9]*\),.*/\1/p')
+wait_for "[ -s '$OUT/svc.$blocked_seq.record' ] && [ -s '$OUT/svc.$hit_seq.record' ]" 100 ||
+	fail "web's OnEvent=* did not run for web's source-blocked ($blocked_seq) and decoy-hit ($hit_seq): $(ls "$OUT" | grep svc)"
+for f in "$OUT"/svc.*.record; do
+	grep -q '"service":"web"' "$f" || fail "web's own hook ran for a record of no service or another: $(cat "$f")"
+done
+[ ! -e "$OUT/svc.$start_seq.record" ] || fail "web's own hook ran for agent-start"
+ok "web's own OnEvent=* runs for web's records only ($(ls "$OUT" | grep -c 'svc\..*\.record') of them), not for agent-start"
 
 # --- a failing hook, its output in the log ---------------------------------------------
 mtdctl reload >/dev/null || fail "reload"

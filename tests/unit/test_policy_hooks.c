@@ -221,6 +221,57 @@ static void test_hooks_errors_name_file_and_line(void **state)
 	}
 }
 
+/* A policy's own OnEvent= in [Service]: same syntax, same errors. Runs from
+ * the repo root (KeyFile=). */
+#define WEB "tests/policy/good/web.policy"
+static void test_service_hooks_in_a_policy(void **state)
+{
+	static const char good[] = "[Service]\n"
+				   "Name=web\n"
+				   "Backend=127.0.0.1:80\n"
+				   "OnEvent=decoy-hit /usr/local/bin/page web-team\n"
+				   "OnEvent=instance-*,source-blocked /bin/true\n"
+				   "[Rotation]\n"
+				   "PublicPorts=20000-20099\n"
+				   "KeyFile=../keys/test.key\n";
+	static const char bad[] = "[Service]\n"
+				  "Name=web\n"
+				  "Backend=127.0.0.1:80\n"
+				  "OnEvent=decoy-hit page\n"
+				  "[Rotation]\n"
+				  "PublicPorts=20000-20099\n"
+				  "KeyFile=../keys/test.key\n";
+	struct policy_errors errors = {0};
+	struct policy *p = NULL;
+	json_t *j;
+	char *got;
+
+	assert_int_equal(policy_parse_buffer(WEB, good, strlen(good), &p, &errors), 0);
+	assert_int_equal(p->hook_count, 2);
+	assert_string_equal(p->hooks[0].types[0], "decoy-hit");
+	assert_string_equal(p->hooks[0].argv[0], "/usr/local/bin/page");
+	assert_string_equal(p->hooks[0].argv[1], "web-team");
+	assert_int_equal(p->hooks[0].line, 4);
+	assert_int_equal(p->hooks[1].type_count, 2);
+	j = policy_to_json(p);
+	assert_non_null(j);
+	got = json_dumps(json_object_get(json_object_get(j, "service"), "hooks"), JSON_COMPACT);
+	assert_string_equal(got, "[{\"types\":[\"decoy-hit\"],\"exec\":[\"/usr/local/bin/page\","
+				 "\"web-team\"]},{\"types\":[\"instance-*\",\"source-blocked\"],"
+				 "\"exec\":[\"/bin/true\"]}]");
+	free(got);
+	json_decref(j);
+	policy_free(p);
+	p = NULL;
+
+	assert_int_equal(policy_parse_buffer(WEB, bad, strlen(bad), &p, &errors), -EINVAL);
+	got = render_errors(&errors);
+	assert_string_equal(got, WEB ":4: Service.OnEvent: \"decoy-hit page\": PROGRAM must "
+				     "be an absolute path (there is no $PATH search)\n");
+	free(got);
+	policy_errors_free(&errors);
+}
+
 static void test_hooks_count_is_bounded(void **state)
 {
 	char text[8192] = "[Hooks]\n", want[256];
@@ -289,6 +340,7 @@ int main(void)
 	    cmocka_unit_test(test_hooks_defaults),
 	    cmocka_unit_test(test_hooks_take_their_values),
 	    cmocka_unit_test(test_hooks_errors_name_file_and_line),
+	    cmocka_unit_test(test_service_hooks_in_a_policy),
 	    cmocka_unit_test(test_hooks_count_is_bounded),
 	    cmocka_unit_test(test_hook_matches_types_and_globs_never_its_own_records),
 	    cmocka_unit_test(test_rate_admits_limit_per_window_and_counts_drops),
