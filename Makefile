@@ -88,7 +88,7 @@ PREFIX_agent/rotation := rotation_ forwarding_ host_ports_ clock_trust_ decoy_bl
 PREFIX_agent/fleet := fleet_ service_ instance_ response_ standby_ health_ drift_ address_pool_ \
 	signal_tally_
 PREFIX_agent/cli := mtdctl_ main
-PREFIX_agent/daemon := agent_ metrics_ main
+PREFIX_agent/daemon := agent_ metrics_ hooks_ main
 # Tests, tools, benchmarks and fuzz targets see every layer (white-box).
 ALL_INCLUDES := $(addprefix -I,$(LAYER_agent/daemon) agent/cli)
 layer_includes = $(addprefix -I,$(or $(LAYER_$(patsubst %/,%,$(dir $(1)))),$(error $(1): no layer)))
@@ -300,7 +300,7 @@ fresh-check:
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(TMPFILESDIR) \
-		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DATADIR)/examples
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(DATADIR)/hooks
 	install -m 0755 $(BUILD)/mtd-agent $(DESTDIR)$(SBINDIR)/mtd-agent
 	install -m 0755 $(BUILD)/mtdctl $(DESTDIR)$(BINDIR)/mtdctl
 	install -m 0644 docs/*.5 $(DESTDIR)$(MANDIR)/man5/
@@ -310,6 +310,7 @@ install: all
 	install -m 0644 systemd/mtd-agent.tmpfiles $(DESTDIR)$(TMPFILESDIR)/mtd-agent.conf
 	install -m 0644 systemd/mtd-agent.sysusers $(DESTDIR)$(SYSUSERSDIR)/mtd-agent.conf
 	install -m 0644 policies/examples/*.policy $(DESTDIR)$(DATADIR)/examples/
+	install -m 0755 examples/hooks/webhook $(DESTDIR)$(DATADIR)/hooks/
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/mtd-agent $(DESTDIR)$(BINDIR)/mtdctl \

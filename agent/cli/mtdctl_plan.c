@@ -339,6 +339,23 @@ int mtdctl_policy_plan(const struct mtdctl *ctl, const struct policy_set *set,
 		       "sources per %s (UDPBlockLimit=)\n",
 		       globals->udp_block_limit,
 		       json_string_value(json_object_get(globals_json, "udp_block_interval")));
+		printf(
+		    "  hooks:       %zu OnEvent= hook%s, as %s, killed after %s, at most %u runs "
+		    "each per %s\n",
+		    globals->hook_count, globals->hook_count == 1 ? "" : "s", globals->hook_user,
+		    json_string_value(json_object_get(globals_json, "hook_timeout")),
+		    globals->hook_rate_limit,
+		    json_string_value(json_object_get(globals_json, "hook_rate_interval")));
+		for (size_t i = 0; i < globals->hook_count; i++) {
+			const struct policy_hook *h = &globals->hooks[i];
+
+			printf("    ");
+			for (size_t t = 0; t < h->type_count; t++)
+				printf("%s%s", t ? "," : "", h->types[t]);
+			for (size_t a = 0; a < h->argc; a++)
+				printf(" %s", h->argv[a]);
+			printf("\n");
+		}
 		for (size_t i = 0; i < set->count; i++)
 			print_service(set->policies[i], &plans[i],
 				      json_object_get(json_array_get(services, i), "policy"),

@@ -46,6 +46,7 @@ struct agent {
 	struct clock_trust clock; /* the wall clock's state, checked at every boundary */
 	struct metrics *metrics;  /* docs/metrics.md */
 	struct metrics_listener *metrics_listener; /* --metrics-listen */
+	struct hooks *hooks;	  /* OnEvent= of the global file */
 };
 
 /* A written record to the journal and to `audit show --follow` clients. */
@@ -53,6 +54,9 @@ static void audit_publish(struct agent *agent, const char *type, uint64_t seq, j
 			  const char *line)
 {
 	log_audit_event(type, seq, fields, line);
+	if (agent->hooks)
+		hooks_dispatch(agent->hooks, type,
+			       json_string_value(json_object_get(fields, "service")), seq, line);
 
 	if (agent->control) {
 		_cleanup_(json_decrefp) json_t *message = json_object();
@@ -300,6 +304,8 @@ int agent_reload(struct agent *agent, const char *source, json_t **ret_result, c
 		policy_set_free(old);
 		policy_globals_free(agent->globals);
 		agent->globals = TAKE_PTR(next_globals);
+		if (hooks_configure(agent->hooks, agent->globals, agent->policies) < 0)
+			log_error("reload: hooks: out of memory; the previous hooks stay");
 	}
 	agent->policies_loaded_usec = now(CLOCK_REALTIME);
 	agent->reloads++;
@@ -364,7 +370,7 @@ static json_t *status_json(struct agent *agent)
 		json_array_append_new(services, service_summary(agent->policies->policies[i]));
 
 	return json_pack(
-	    "{s:s, s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "mode",
+	    "{s:s, s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "mode",
 	    agent->options.monitor ? "monitor" : "enforce", "pid", (int)getpid(), "version",
 	    MTD_VERSION, "uptime_usec", (json_int_t)(now(CLOCK_MONOTONIC) - agent->started_usec),
 	    "policy_dir", agent->options.policy_dir, "policies_loaded_usec",
@@ -372,7 +378,8 @@ static json_t *status_json(struct agent *agent)
 	    "reload_failures", (json_int_t)agent->reload_failures, "services", services, "audit",
 	    audit_status_json(agent), "clock", clock_trust_status(&agent->clock), "rotation",
 	    rotation_status(agent->rotation), "control", control_status(agent), "instances",
-	    agent->fleet ? fleet_services_json(agent->fleet) : json_array());
+	    agent->fleet ? fleet_services_json(agent->fleet) : json_array(), "hooks",
+	    agent->hooks ? hooks_status_json(agent->hooks) : json_object());
 }
 
 static char *render_metrics(void *userdata, size_t *ret_len)
@@ -758,6 +765,11 @@ static int start_rotation(struct agent *agent)
 	return 0;
 }
 
+static int hooks_audit(const char *type, json_t *fields, void *userdata)
+{
+	return agent_audit(userdata, type, fields, false);
+}
+
 static int fleet_audit(const char *type, json_t *fields, bool sync, void *userdata)
 {
 	return agent_audit(userdata, type, fields, sync);
@@ -922,6 +934,14 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 		}
 	}
 
+	r = hooks_new(event, hooks_audit, agent, &agent->hooks);
+	if (r >= 0)
+		r = hooks_configure(agent->hooks, agent->globals, agent->policies);
+	if (r < 0) {
+		log_error("hooks: cannot start: %s", strerror(-r));
+		return r;
+	}
+
 	r = start_fleet(agent);
 	if (r < 0)
 		return r;
@@ -947,6 +967,9 @@ void agent_stop(struct agent *agent, const char *reason)
 
 	control_server_free(TAKE_PTR(agent->control));
 	metrics_listener_free(TAKE_PTR(agent->metrics_listener));
+	/* The loop ends: hooks still running are killed, and the records from
+	 * here on start none (docs/hooks.md). */
+	hooks_free(TAKE_PTR(agent->hooks));
 	/* What the last windows counted is not lost. */
 	control_audit_flush(agent->control_audit);
 	fleet_free(TAKE_PTR(agent->fleet));
@@ -978,6 +1001,7 @@ void agent_free(struct agent *agent)
 	control_audit_free(agent->control_audit);
 	forwarding_free(agent->forwarding);
 	audit_timer_free(agent->audit_timer);
+	hooks_free(agent->hooks);
 	audit_log_close(agent->audit);
 	policy_set_free(agent->policies);
 	policy_globals_free(agent->globals);

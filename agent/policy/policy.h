@@ -99,6 +99,18 @@ struct string_list {
 	size_t count;
 };
 
+/* OnEvent=TYPES PROGRAM [ARGS...] (the global file's [Hooks], a policy's
+ * [Service]): PROGRAM runs with each audit record whose type matches one of
+ * TYPES (a comma list of types or fnmatch globs, "*" for all) as one JSON
+ * line on its stdin; a policy's only with the records of its service. */
+struct policy_hook {
+	char **types; /* NULL-terminated */
+	size_t type_count;
+	char **argv; /* NULL-terminated; argv[0] an absolute path */
+	size_t argc;
+	unsigned line; /* of the OnEvent= line, for messages */
+};
+
 struct policy {
 	char *path; /* file it was read from */
 
@@ -128,6 +140,8 @@ struct policy {
 	unsigned standby_instances;	      /* StandbyInstances=, 0..POLICY_STANDBY_MAX */
 	bool allow_devices;		      /* SnapshotAllowDevices= */
 	bool allow_setuid;		      /* SnapshotAllowSetuid= */
+	struct policy_hook *hooks;	      /* OnEvent= (repeats): this service's records */
+	size_t hook_count;
 
 	/* [Rotation] */
 	bool has_public_ports;
@@ -192,9 +206,32 @@ void policy_set_free(struct policy_set *set);
 void policy_errors_free(struct policy_errors *errors);
 
 /* The global file (default POLICY_GLOBALS_PATH): same syntax as policy files,
- * one section [Decoys]. Settings of the whole agent, not of one service. */
+ * sections [Decoys] and [Hooks]. Settings of the whole agent, not of one
+ * service. */
 #define POLICY_GLOBALS_PATH "/etc/mtd/mtd.conf"
 #define POLICY_UDP_BLOCK_LIMIT_MAX 100000
+#define POLICY_HOOKS_MAX 32	    /* OnEvent= lines */
+#define POLICY_HOOK_TYPES_MAX 32    /* record types (or globs) of one OnEvent= */
+#define POLICY_HOOK_TYPE_LEN_MAX 64 /* bytes of one type or glob */
+#define POLICY_HOOK_RATE_MAX 100000 /* HookRate=N/SPAN: N */
+
+/* Whether a record of this type runs the hook. Records of the hooks' own
+ * (types starting "hook-") never do: a failing hook cannot feed itself. */
+bool policy_hook_matches(const struct policy_hook *hook, const char *type);
+
+/* A fixed-window rate limit: at most limit admissions per span, the window
+ * starting with the first admission after the previous one ended. Pure
+ * (the caller gives the time), for HookRate= and its tests. */
+struct policy_rate {
+	uint64_t window_start_usec;
+	unsigned used;	  /* admitted in this window */
+	uint64_t dropped; /* refused in this window */
+	uint64_t dropped_total;
+};
+/* true: admitted. false: refused and counted; *ret_first_drop (if not NULL)
+ * says whether it was the window's first refusal. */
+bool policy_rate_admit(struct policy_rate *rate, unsigned limit, uint64_t span_usec,
+		       uint64_t now_usec, bool *ret_first_drop);
 
 struct policy_globals {
 	char *path;		  /* file it was read from; NULL when defaults (no file) */
@@ -202,6 +239,12 @@ struct policy_globals {
 	size_t never_block_count;
 	unsigned udp_block_limit;	  /* UDPBlockLimit=N/SPAN: at most N sources blocked */
 	uint64_t udp_block_interval_usec; /* by UDP decoy hits per SPAN; N = 0: UDP never blocks */
+	struct policy_hook *hooks;	  /* [Hooks] OnEvent= (repeats) */
+	size_t hook_count;
+	uint64_t hook_timeout_usec;	  /* HookTimeout=: killed after this */
+	unsigned hook_rate_limit;	  /* HookRate=N/SPAN: per hook, at most N runs */
+	uint64_t hook_rate_interval_usec; /* per SPAN */
+	char *hook_user;		  /* HookUser=: hooks run as this user */
 };
 
 /* Read the global file. With !must_exist a missing file (ENOENT) gives the
@@ -256,8 +299,10 @@ char *policy_error_format(const struct policy_error *error);
 json_t *policy_to_json(const struct policy *policy);
 
 /* The global file: {"path", "never_block": [CIDR...], "udp_block_limit",
- * "udp_block_interval", "udp_block_interval_usec"}; "path" is null for the
- * defaults (no file). NULL on allocation failure. */
+ * "udp_block_interval", "udp_block_interval_usec", "hooks": [{"types": [...],
+ * "exec": [...]}], "hook_timeout", "hook_timeout_usec", "hook_rate_limit",
+ * "hook_rate_interval", "hook_rate_interval_usec", "hook_user"}; "path" is
+ * null for the defaults (no file). NULL on allocation failure. */
 json_t *policy_globals_to_json(const struct policy_globals *g);
 
 /* Built-in system call groups for SystemCalls= ("@system-service", ...),

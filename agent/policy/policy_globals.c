@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The global file (/etc/mtd/mtd.conf): settings of the whole agent rather
  * than of one service, in the policy files' syntax and read by their reader
- * (policy_reader.c) through the [Decoys] rows of the schema (policy_keys.c):
- * who no decoy may block, and how many sources UDP decoy hits may block. */
+ * (policy_reader.c) through the [Decoys] and [Hooks] rows of the schema
+ * (policy_keys.c): who no decoy may block, how many sources UDP decoy hits may
+ * block, and which programs audit records run (policy_hooks.c). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@ void policy_globals_free(struct policy_globals *g)
 		return;
 	free(g->path);
 	free(g->never_block);
+	policy_hooks_free(g->hooks, g->hook_count);
+	free(g->hook_user);
 	free(g);
 }
 
@@ -32,6 +35,14 @@ static struct policy_globals *globals_new(void)
 		return NULL;
 	g->udp_block_limit = 32;
 	g->udp_block_interval_usec = USEC_PER_MINUTE;
+	g->hook_timeout_usec = 10 * USEC_PER_SEC;
+	g->hook_rate_limit = 30;
+	g->hook_rate_interval_usec = USEC_PER_MINUTE;
+	g->hook_user = strdup("nobody");
+	if (!g->hook_user) {
+		free(g);
+		return NULL;
+	}
 	return g;
 }
 
@@ -46,7 +57,7 @@ int policy_globals_parse_buffer(const char *file_name, const char *text, size_t 
 	    .text = text,
 	    .len = len,
 	    .sections = SECTIONS_GLOBALS,
-	    .sections_hint = "[Decoys]",
+	    .sections_hint = "[Decoys] or [Hooks]",
 	};
 	size_t before = errors->count;
 	int r;

@@ -128,6 +128,10 @@ unsigned policy_key_line(const struct policy *policy, const char *section, const
 /* Line of the first [Section] header, or 0. */
 unsigned policy_section_line(const struct policy *policy, const char *section);
 
+/* --- policy_hooks.c ([Hooks] of the global file) ------------------------------ */
+
+void policy_hooks_free(struct policy_hook *hooks, size_t count);
+
 /* --- policy_reader.c (shared with policy_globals.c) -------------------------- */
 
 struct parse_state;
@@ -151,11 +155,19 @@ int policy_validate(struct policy *policy, struct policy_errors *errors);
 
 /* --- the schema and the parse state: policy_reader.c and policy_keys.c ------- */
 
-/* SEC_DECOYS is the global file's; a file of each kind accepts its own
+/* SEC_DECOYS and SEC_HOOKS are the global file's; a file of each kind accepts its own
  * sections only (parse_state.sections). */
-enum section_id { SEC_SERVICE, SEC_ROTATION, SEC_ENVELOPE, SEC_DECOYS, _SEC_MAX, SEC_INVALID = -1 };
+enum section_id {
+	SEC_SERVICE,
+	SEC_ROTATION,
+	SEC_ENVELOPE,
+	SEC_DECOYS,
+	SEC_HOOKS,
+	_SEC_MAX,
+	SEC_INVALID = -1
+};
 #define SECTIONS_POLICY ((1u << SEC_SERVICE) | (1u << SEC_ROTATION) | (1u << SEC_ENVELOPE))
-#define SECTIONS_GLOBALS (1u << SEC_DECOYS)
+#define SECTIONS_GLOBALS ((1u << SEC_DECOYS) | (1u << SEC_HOOKS))
 extern const char *const policy_section_names[_SEC_MAX];
 
 #define F_REPEAT 1u  /* repeated assignments append */
@@ -217,6 +229,12 @@ const struct schema_entry *policy_schema_entry(int index);
 /* The key of section spelled like name but for case, or NULL. */
 const char *policy_schema_hint(enum section_id section, const char *name);
 enum section_id policy_section_find(const char *name);
+
+/* policy_hooks.c: the [Hooks] keys OnEvent= and HookRate= (value handlers). */
+int policy_parse_on_event(struct parse_state *st, const struct schema_entry *e, const char *value,
+			  const char **reason);
+int policy_parse_hook_rate(struct parse_state *st, const struct schema_entry *e, const char *value,
+			   const char **reason);
 
 /* Reports keys of a managed service given in a host service (Backend=). */
 void policy_check_host_keys(struct parse_state *st);

@@ -66,6 +66,8 @@ static json_t *ports_json(const struct port_range *pr)
 	return json_pack("{s:s, s:i, s:i}", "text", buf, "first", pr->first, "last", pr->last);
 }
 
+static json_t *hooks_json(const struct policy_hook *hooks, size_t count);
+
 static json_t *service_json(const struct policy *p)
 {
 	static const char *const compromise[] = {"quarantine", "kill", "alert"};
@@ -103,6 +105,7 @@ static json_t *service_json(const struct policy *p)
 	set(&o, "standby_instances", json_integer(p->standby_instances));
 	set(&o, "snapshot_allow_devices", json_boolean(p->allow_devices));
 	set(&o, "snapshot_allow_setuid", json_boolean(p->allow_setuid));
+	set(&o, "hooks", hooks_json(p->hooks, p->hook_count));
 	if (!o.ok) {
 		json_decref(o.obj);
 		return NULL;
@@ -255,6 +258,28 @@ json_t *policy_to_json(const struct policy *p)
 	return TAKE_PTR(root);
 }
 
+static json_t *hooks_json(const struct policy_hook *hooks, size_t count)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < count; i++) {
+		struct string_list types = {hooks[i].types, hooks[i].type_count};
+		struct string_list argv = {hooks[i].argv, hooks[i].argc};
+		struct out o = {json_object(), true};
+
+		set(&o, "types", strv_json(&types));
+		set(&o, "exec", strv_json(&argv));
+		if (!o.ok)
+			json_decref(o.obj);
+		/* json_array_append_new() takes the object, also on failure. */
+		if (!o.ok || json_array_append_new(a, o.obj) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
 json_t *policy_globals_to_json(const struct policy_globals *g)
 {
 	struct out o = {json_object(), true};
@@ -263,6 +288,11 @@ json_t *policy_globals_to_json(const struct policy_globals *g)
 	set(&o, "never_block", cidrs_json(g->never_block, g->never_block_count));
 	set(&o, "udp_block_limit", json_integer(g->udp_block_limit));
 	set_timespan(&o, "udp_block_interval", g->udp_block_interval_usec);
+	set(&o, "hooks", hooks_json(g->hooks, g->hook_count));
+	set_timespan(&o, "hook_timeout", g->hook_timeout_usec);
+	set(&o, "hook_rate_limit", json_integer(g->hook_rate_limit));
+	set_timespan(&o, "hook_rate_interval", g->hook_rate_interval_usec);
+	set_str(&o, "hook_user", g->hook_user);
 	if (!o.ok) {
 		json_decref(o.obj);
 		return NULL;

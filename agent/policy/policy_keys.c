@@ -14,7 +14,8 @@
 
 #include "policy_internal.h"
 
-const char *const policy_section_names[_SEC_MAX] = {"Service", "Rotation", "Envelope", "Decoys"};
+const char *const policy_section_names[_SEC_MAX] = {"Service", "Rotation", "Envelope", "Decoys",
+						    "Hooks"};
 
 static void bad_word(struct parse_state *st, const struct schema_entry *e, const char *word,
 		     const char *reason)
@@ -533,6 +534,7 @@ static const struct schema_entry schema[] = {
     {S, "StandbyInstances", parse_standby, OFF(standby_instances), 0, POLICY_STANDBY_MAX, NULL, M},
     {S, "SnapshotAllowDevices", parse_bool, OFF(allow_devices), 0, 0, NULL, M},
     {S, "SnapshotAllowSetuid", parse_bool, OFF(allow_setuid), 0, 0, NULL, M},
+    {S, "OnEvent", policy_parse_on_event, 0, 0, 0, NULL, F_REPEAT | F_SHELL},
 
     {R, "PublicPorts", parse_public_ports, 0, 0, 0, NULL, 0},
     {R, "Interval", parse_timespan, OFF(interval_usec), USEC_PER_SEC, USEC_PER_WEEK, NULL, 0},
@@ -568,6 +570,11 @@ static const struct schema_entry schema[] = {
     /* The global file (policy_globals.c); offsets are into struct policy_globals. */
     {SEC_DECOYS, "NeverBlock", parse_globals_never_block, 0, 0, 0, NULL, F_REPEAT},
     {SEC_DECOYS, "UDPBlockLimit", parse_udp_block_limit, 0, 0, 0, NULL, 0},
+    {SEC_HOOKS, "OnEvent", policy_parse_on_event, 0, 0, 0, NULL, F_REPEAT | F_SHELL},
+    {SEC_HOOKS, "HookTimeout", parse_timespan, offsetof(struct policy_globals, hook_timeout_usec),
+     100 * USEC_PER_MSEC, USEC_PER_HOUR, NULL, 0},
+    {SEC_HOOKS, "HookRate", policy_parse_hook_rate, 0, 0, 0, NULL, 0},
+    {SEC_HOOKS, "HookUser", parse_user, offsetof(struct policy_globals, hook_user), 0, 0, NULL, 0},
 };
 
 _Static_assert(ELEMENTSOF(schema) <= SCHEMA_MAX, "schema too large");

@@ -293,6 +293,7 @@ void policy_free(struct policy *p)
 	strv_clear(&p->violation_system_calls);
 	strv_clear(&p->writable);
 	free(p->egress);
+	policy_hooks_free(p->hooks, p->hook_count);
 	free(p->source);
 	free(p);
 }

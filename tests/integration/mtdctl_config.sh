@@ -1,7 +1,7 @@
 #!/bin/bash
-# mtdctl policy check and the global file (mtd.conf, [Decoys]): --config FILE
-# checks FILE with the set; a good file passes and --plan shows its
-# NeverBlock= list; a bad one fails (exit 1) with one line per error, each
+# mtdctl policy check and the global file (mtd.conf, [Decoys], [Hooks]):
+# --config FILE checks FILE with the set; a good file passes and --plan shows
+# its NeverBlock= list and its hooks; a bad one fails (exit 1) with one line per error, each
 # naming the file and line, every error of it and of the set reported; a
 # missing --config file is an error. Without --config the default
 # /etc/mtd/mtd.conf is checked when it exists and ignored when it does not
@@ -23,6 +23,9 @@ cat >"$WORK/good.conf" <<'CONF'
 NeverBlock=192.0.2.0/24 2001:db8:1::/48
 NeverBlock=198.51.100.7
 UDPBlockLimit=8/10s
+[Hooks]
+OnEvent=decoy-hit,instance-* /usr/share/mtd/hooks/webhook http://192.0.2.9/hook
+HookRate=5/10s
 CONF
 out=$("$MTDCTL" policy check --config "$WORK/good.conf" "$dir" 2>&1) ||
 	fail "policy check --config good.conf exited $?: $out"
@@ -38,6 +41,8 @@ plan=$("$MTDCTL" policy check --config "$WORK/good.conf" --plan "$dir") ||
 for line in "^global file: $WORK/good.conf$" \
 	"^  never block: 192.0.2.0/24 2001:db8:1::/48 198.51.100.7/32 (no decoy" \
 	"^  UDP blocks:  at most 8 sources per 10s (UDPBlockLimit=)$" \
+	"^  hooks:       1 OnEvent= hook, as nobody, killed after 10s, at most 5 runs each per 10s$" \
+	"^    decoy-hit,instance-\* /usr/share/mtd/hooks/webhook http://192.0.2.9/hook$" \
 	"^  never block: none (NeverBlock=), 192.0.2.0/24 2001:db8:1::/48 198.51.100.7/32 (global" \
 	"^  decoy block: DecoyBlock=10min, x2 per repeat within DecoyRepeatWindow=1d, up to DecoyBlockMax=1d$"; do
 	grep -q -- "$line" <<<"$plan" || fail "the plan lacks '$line': $plan"
@@ -61,7 +66,7 @@ rc=$?
 want="$WORK/bad.conf:2: Decoys.NeverBlock: \"10.1.2.3/8\": host bits set after the /8 prefix (the network is 10.0.0.0/8)
 $WORK/bad.conf:3: Decoys.UDPBlockLimit: \"32\": expected SOURCES/SPAN (e.g. 32/1min)
 $WORK/bad.conf:4: Decoys.Whitelist: unknown key
-$WORK/bad.conf:5: unknown section \"Service\" (expected [Decoys])"
+$WORK/bad.conf:5: unknown section \"Service\" (expected [Decoys] or [Hooks])"
 got=$(grep "^$WORK/bad.conf" <<<"$out")
 [ "$got" = "$want" ] || fail "errors of bad.conf:
 --- expected
