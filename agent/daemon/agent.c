@@ -46,7 +46,7 @@ struct agent {
 	struct clock_trust clock; /* the wall clock's state, checked at every boundary */
 	struct metrics *metrics;  /* docs/metrics.md */
 	struct metrics_listener *metrics_listener; /* --metrics-listen */
-	struct hooks *hooks;	  /* OnEvent= of the global file */
+	struct hooks *hooks;			   /* OnEvent= of the global file */
 };
 
 /* A written record to the journal and to `audit show --follow` clients. */
