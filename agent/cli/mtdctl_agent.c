@@ -365,7 +365,7 @@ static int command_instances(const struct mtdctl *ctl)
 	return 0;
 }
 
-/* quarantine TARGET [--reason TEXT] | release ID | inspect [--verify] ID */
+/* quarantine TARGET [--reason TEXT] | replace TARGET | release ID | inspect [--verify] ID */
 static int command_quarantine(const struct mtdctl *ctl, enum control_command command, int argc,
 			      char **argv)
 {
@@ -392,8 +392,10 @@ static int command_quarantine(const struct mtdctl *ctl, enum control_command com
 	}
 	if (!target || strlen(target) >= sizeof(request.target))
 		return mtdctl_usage_error("%s: expected %s", name,
-					  command == CONTROL_QUARANTINE ? "INSTANCE or SERVICE"
-									: "an instance id");
+					  command == CONTROL_QUARANTINE ||
+						  command == CONTROL_REPLACE
+					      ? "INSTANCE or SERVICE"
+					      : "an instance id");
 	snprintf(request.target, sizeof(request.target), "%s", target);
 	result = call(ctl, &request, &exit_code);
 	if (!result)
@@ -402,6 +404,8 @@ static int command_quarantine(const struct mtdctl *ctl, enum control_command com
 		print_json(result);
 	else if (command == CONTROL_QUARANTINE)
 		printf("%s\n", string_or(result, "message", "quarantining"));
+	else if (command == CONTROL_REPLACE)
+		printf("%s\n", string_or(result, "message", "replacing"));
 	else
 		printf("released %s\n", target);
 	return 0;
@@ -727,6 +731,11 @@ int mtdctl_unblock(const struct mtdctl *ctl, int argc, char **argv)
 int mtdctl_quarantine(const struct mtdctl *ctl, int argc, char **argv)
 {
 	return command_quarantine(ctl, CONTROL_QUARANTINE, argc, argv);
+}
+
+int mtdctl_replace(const struct mtdctl *ctl, int argc, char **argv)
+{
+	return command_quarantine(ctl, CONTROL_REPLACE, argc, argv);
 }
 
 int mtdctl_release(const struct mtdctl *ctl, int argc, char **argv)

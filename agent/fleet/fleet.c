@@ -113,7 +113,27 @@ static void on_instance_signal(struct instance *instance, const char *kind, json
 	struct fleet *fleet = userdata;
 	struct service *svc = owner_of(fleet, instance);
 	uint64_t detected_usec = now(CLOCK_MONOTONIC);
+	struct drain *d;
 
+	if (!svc && (d = drain_find(fleet, instance))) {
+		/* A draining instance: no longer any service's, but its
+		 * policy's answer holds (the service may be gone: kill). */
+		const struct service *owner = service_find(fleet, drain_service(d));
+
+		if (owner && streq(kind, "seccomp-violation") &&
+		    owner->policy->on_syscall_violation == SYSCALL_VIOLATION_ERRNO) {
+			service_audit(fleet, kind,
+				      json_pack("{s:s, s:s, s:o, s:b}", "service", owner->name,
+						"instance", instance_id(instance), "evidence",
+						evidence, "draining", true),
+				      true);
+			return;
+		}
+		drain_compromised(d, kind, evidence,
+				  owner ? disposal_for(owner->policy, kind)
+					: RESPONSE_DISPOSE_KILL);
+		return;
+	}
 	if (!svc) {
 		json_decref(evidence);
 		return;
@@ -153,6 +173,22 @@ static void on_instance_signals_counted(const char *service, const char *instanc
 
 void fleet_egress_drop(struct fleet *fleet, const char *link, json_t *evidence)
 {
+	struct drain *d = link ? drain_find_link(fleet, link) : NULL;
+
+	if (d) {
+		/* A draining instance: charged the same way, up to the
+		 * threshold of its service's policy (1 when it is gone). */
+		const struct service *owner = service_find(fleet, drain_service(d));
+		unsigned drops = drain_egress_drop(d);
+
+		if (drops == (owner ? owner->policy->egress_alert_threshold : 1)) {
+			json_object_set_new(evidence, "drops", json_integer(drops));
+			on_instance_signal(drain_instance(d), "egress", evidence, fleet);
+			return;
+		}
+		json_decref(evidence);
+		return;
+	}
 	for (size_t i = 0; link && i < fleet->n_services; i++) {
 		struct service *svc = fleet->services[i];
 
@@ -194,7 +230,19 @@ static void on_instance_exit(struct instance *instance, const siginfo_t *info, v
 	bool quick =
 	    now(CLOCK_MONOTONIC) - instance_started_usec(instance) < SERVICE_QUICK_FAILURE_USEC;
 	char how[64];
+	struct drain *d;
 
+	if (!svc && (d = drain_find(fleet, instance))) {
+		instance_format_exit(info, how, sizeof(how));
+		service_audit(fleet, "instance-exit",
+			      json_pack("{s:s, s:s, s:s, s:i, s:b, s:s}", "service",
+					drain_service(d), "instance", instance_id(instance),
+					"status", how, "pid", (int)info->si_pid, "sigsys", sigsys,
+					"role", "draining"),
+			      true);
+		drain_exited(d);
+		return;
+	}
 	if (!svc)
 		return;
 	instance_format_exit(info, how, sizeof(how));
@@ -384,6 +432,10 @@ json_t *fleet_instances_json(const struct fleet *fleet)
 			    with_role(instance_to_json(svc->standbys[k].instance),
 				      svc->standbys[k].retiring ? "standby-retiring" : "standby"));
 	}
+	json_t *draining = drain_instances_json(fleet);
+
+	json_array_extend(list, draining);
+	json_decref(draining);
 	for (size_t i = 0; list && i < fleet->n_quarantined; i++)
 		json_array_append_new(list, response_quarantined_json(&fleet->quarantined[i]));
 	return list;
@@ -397,10 +449,11 @@ json_t *fleet_services_json(const struct fleet *fleet)
 		const struct service *svc = fleet->services[i];
 
 		json_array_append_new(
-		    list, json_pack("{s:s, s:s?, s:b, s:b, s:o}", "service", svc->name, "serving",
-				    svc->current ? instance_id(svc->current) : NULL, "routed",
-				    svc->routed, "replacing", svc->replacing, "standbys",
-				    standby_json(svc)));
+		    list,
+		    json_pack("{s:s, s:s?, s:b, s:b, s:o, s:o}", "service", svc->name, "serving",
+			      svc->current ? instance_id(svc->current) : NULL, "routed",
+			      svc->routed, "replacing", svc->replacing, "standbys",
+			      standby_json(svc), "draining", drain_service_json(fleet, svc->name)));
 	}
 	return list;
 }
@@ -518,6 +571,7 @@ void fleet_free(struct fleet *fleet)
 	for (size_t i = 0; i < fleet->n_services; i++)
 		service_drop(fleet->services[i]);
 	free(fleet->services);
+	drain_fleet_done(fleet);
 	response_fleet_done(fleet);
 	if (fleet->cgroups) {
 		(void)cgroup_root_remove(fleet->cgroups);
@@ -572,6 +626,33 @@ int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason
 		*ret_message = NULL;
 	response_replace(svc, instance, "manual", evidence, RESPONSE_DISPOSE_QUARANTINE,
 			 detected_usec, RESPONSE_COMPROMISED);
+	return 0;
+}
+
+int fleet_replace(struct fleet *fleet, const char *target, json_t *requester, char **ret_message)
+{
+	struct instance *instance = NULL;
+	struct service *svc = find_target(fleet, target, &instance);
+
+	if (!svc) {
+		json_decref(requester);
+		return -ENOENT;
+	}
+	/* Only the serving instance is replaced this way (a standby or a
+	 * replacement starting has no connections to drain). */
+	if (instance != svc->current || !svc->routed || svc->replacing) {
+		json_decref(requester);
+		return -EBUSY;
+	}
+	if (asprintf(ret_message,
+		     "replacing %s: a fresh instance takes new connections once healthy%s",
+		     instance_id(instance),
+		     svc->policy->drain_timeout_usec ? "; established ones drain" : "") < 0)
+		*ret_message = NULL;
+	/* Planned: outside the storm bound, never contained, drains. */
+	response_replace(svc, instance, "manual-replace",
+			 json_pack("{s:o}", "requested_by", requester), RESPONSE_DISPOSE_KILL, 0,
+			 RESPONSE_PLANNED);
 	return 0;
 }
 

@@ -49,6 +49,13 @@ json_t *fleet_services_json(const struct fleet *fleet);
 int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason, json_t *requester,
 		     char **ret_message);
 
+/* mtdctl replace: target is an instance id or a service name (its serving
+ * instance). A planned replacement: a fresh instance starts, takes the
+ * public port once healthy, and the old one drains (DrainTimeout=) or is
+ * cut. -ENOENT: no such instance; -EBUSY: not the serving instance, or a
+ * replacement is under way. requester is stolen. */
+int fleet_replace(struct fleet *fleet, const char *target, json_t *requester, char **ret_message);
+
 /* mtdctl release: kill a quarantined instance and remove everything of it,
  * its evidence included. -ENOENT: not quarantined. */
 int fleet_release(struct fleet *fleet, const char *id);

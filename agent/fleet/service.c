@@ -188,8 +188,9 @@ void service_schedule_restart(struct service *svc)
  * most), never one a live instance has or the previous instance had. */
 static int pick_addresses(struct service *svc, struct netdev_address *ret, size_t *ret_n)
 {
-	/* two addresses each: current, next, the standbys, and the previous */
-	struct netdev_address avoid[2 * (3 + ELEMENTSOF(svc->standbys))];
+	/* two addresses each: current, next, the standbys, the previous, and
+	 * the draining instances (of every service: a reload may move pools) */
+	struct netdev_address avoid[2 * (3 + ELEMENTSOF(svc->standbys)) + 64];
 	struct instance *live[2 + ELEMENTSOF(svc->standbys)] = {svc->current, svc->next};
 	size_t n_avoid = 0, n = 0;
 	bool have_v4 = false, have_v6 = false;
@@ -208,6 +209,13 @@ static int pick_addresses(struct service *svc, struct netdev_address *ret, size_
 	}
 	for (size_t j = 0; j < svc->n_previous && n_avoid < ELEMENTSOF(avoid); j++)
 		avoid[n_avoid++] = svc->previous[j];
+	for (const struct drain *d = svc->fleet->drains; d; d = d->next) {
+		const struct netdev_address *a = instance_addresses(d->instance, &n);
+
+		for (size_t j = 0; j < n && n_avoid < ELEMENTSOF(avoid); j++)
+			avoid[n_avoid++] = a[j];
+	}
+	n = 0;
 
 	for (size_t i = 0; i < svc->policy->address_pool_count && n < 2; i++) {
 		const struct cidr *pool = &svc->policy->address_pools[i];
