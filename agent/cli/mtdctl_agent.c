@@ -262,7 +262,8 @@ static void print_rotation(json_t *rotation)
 	}
 }
 
-/* Managed services: who serves, and the standbys that wait (StandbyInstances=). */
+/* Managed services: who serves, the standbys that wait (StandbyInstances=),
+ * the replaced instances that drain (DrainTimeout=). */
 static void print_instances(json_t *services)
 {
 	json_t *s;
@@ -300,6 +301,9 @@ static void print_instances(json_t *services)
 		       json_is_true(json_object_get(s, "routed")) ? string_or(s, "serving", "-")
 								  : "-",
 		       counts, used ? ids : "-");
+		/* Replaced instances whose connections still run (DrainTimeout=). */
+		json_array_foreach(json_object_get(s, "draining"), k, x)
+			printf("%-20s draining %s\n", "", json_string_value(x));
 	}
 }
 
