@@ -303,7 +303,7 @@ static void print_instances(json_t *services)
 		       counts, used ? ids : "-");
 		/* Replaced instances whose connections still run (DrainTimeout=). */
 		json_array_foreach(json_object_get(s, "draining"), k, x)
-			printf("%-20s draining %s\n", "", json_string_value(x));
+		    printf("%-20s draining %s\n", "", json_string_value(x));
 	}
 }
 
