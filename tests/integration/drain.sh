@@ -12,8 +12,10 @@
 #   timeout (instance-drained: timeout expired, a connection still open) and
 #   the download fails;
 # - `mtdctl replace` drains the same way;
-# - the control case: a quarantine (a compromise) never drains, even with
-#   DrainTimeout= set: the download is cut at once;
+# - a draining instance that shows a sign of compromise (a drift) is cut at
+#   once and quarantined;
+# - the control cases: DrainTimeout=0, and a quarantine (a compromise) even
+#   with DrainTimeout= set, cut the download at once;
 # - a clean stop leaves nothing; the audit log verifies.
 . "$(dirname "$0")/lib.bash"
 [ -x /bin/busybox ] || skip "busybox-static is not installed"
@@ -122,6 +124,20 @@ old_addr=$(mtdctl --json audit show | grep '"type":"instance-start"' | grep "\"i
 nft list table inet mtd | grep -qw "$old_addr" && fail "an element of the drained $old ($old_addr) is left"
 ok "the drained instance is killed and its envelope ($old_addr) removed"
 
+# --- the control case: DrainTimeout=0 cuts the download at the MaxLifetime= replacement -----
+write_policy "MaxLifetime=10s"
+mtdctl reload >/dev/null || fail "reload with DrainTimeout=0"
+wait_for '[ -z "$(with_role draining)" ] && [ -z "$(with_role replacement)" ] && [ -n "$(serving)" ]' 150 ||
+	fail "no single serving instance after the reload: $(mtdctl instances)"
+old=$(serving)
+wait_for '[ "$(field "$old" age_usec)" -gt 1000000 ]' 50 || fail "$old does not age"
+download 300000 "$WORK/dl0" &
+dl=$!
+wait_for '[ -n "$(record instance-replaced "\"old\":\"$old\"")" ]' 150 || fail "MaxLifetime= did not replace $old"
+wait "$dl" && fail "the download survived a replacement without DrainTimeout="
+[ -z "$(record instance-draining "\"instance\":\"$old\"")" ] || fail "$old drained with DrainTimeout=0"
+ok "DrainTimeout=0: the MaxLifetime= replacement cuts the download ($(stat -c %s "$WORK/dl0") of 6 MB)"
+
 # --- a reload that changes the service drains; DrainTimeout= cuts what is still open --------
 write_policy "DrainTimeout=4s"
 mtdctl reload >/dev/null || fail "reload without MaxLifetime="
@@ -173,6 +189,28 @@ out=$(as_user 1000 1000 "$MTDCTL" --socket "$SOCKET" replace web 2>&1) && fail "
 assert_contains "$out" "ermission denied" "mtdctl replace is for root"
 out=$(mtdctl replace nosuch 2>&1) && fail "replace of an unknown instance succeeded"
 assert_contains "$out" "no such instance" "mtdctl replace of an unknown target says so"
+
+# --- a draining instance that shows a sign of compromise is cut at once ----------------------
+wait_for '[ -z "$(with_role draining)" ] && [ -z "$(with_role replacement)" ] && [ -n "$(serving)" ]' 150 ||
+	fail "no single serving instance: $(mtdctl instances)"
+old=$(serving)
+old_addr=$(addr_of "$old")
+download 100000 "$WORK/dl5" & # 60 s
+dl=$!
+sleep 1
+mtdctl replace web >/dev/null || fail "mtdctl replace"
+wait_for '[ "$(with_role draining)" = "'"$old"'" ]' 150 || fail "$old does not drain: $(mtdctl instances)"
+# the host reaches an instance directly (as its health checks do): a drift
+printf 'GET /cgi-bin/tamper HTTP/1.0\r\n\r\n' | timeout 5 busybox nc "$old_addr" 8080 >/dev/null
+wait_for '[ -n "$(record instance-drained "\"instance\":\"$old\"")" ]' 50 ||
+	fail "the compromised draining $old was not cut"
+assert_contains "$(record instance-drained "\"instance\":\"$old\"")" '"why":"compromised"' \
+	"a drift in the draining $old ends its drain at once"
+assert_contains "$(record drift "\"instance\":\"$old\"")" '"draining":true' "the drift record says the instance was draining"
+wait_for '[ "$(field "$old" state)" = quarantined ]' 50 || fail "the compromised draining $old is not quarantined"
+wait "$dl" && fail "the download from a compromised draining instance survived"
+ok "the compromised draining instance is cut (download cut at $(stat -c %s "$WORK/dl5") bytes) and quarantined"
+mtdctl release "$old" >/dev/null || fail "release $old"
 
 # --- the control case: a compromise never drains, the download is cut -----------------------
 wait_for '[ -z "$(with_role replacement)" ] && [ -n "$(serving)" ]' 150 || fail "no serving instance"
