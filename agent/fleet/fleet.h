@@ -35,11 +35,12 @@ int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *for
  * outlive its use (until the next call). */
 void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set);
 
-/* [{id, service, pid, addresses, age_usec, state, health}, ...] and failed services */
+/* [{id, service, pid, addresses, age_usec, state, health, role}, ...] (draining
+ * ones with open_connections and drain_left_usec) and failed services */
 json_t *fleet_instances_json(const struct fleet *fleet);
 
 /* Per managed service, for status: {service, serving, routed, replacing,
- * standbys: {target, ready, starting, retiring}} */
+ * standbys: {target, ready, starting, retiring}, draining: [ids]} */
 json_t *fleet_services_json(const struct fleet *fleet);
 
 /* mtdctl quarantine: target is an instance id or a service name (its serving

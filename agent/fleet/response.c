@@ -7,8 +7,9 @@
  * way once it is healthy. The old one is then killed or kept frozen for
  * forensics. Failed health, MaxLifetime= and policy changes replace without
  * containment (nothing is compromised): the old instance serves until the
- * switch. Replacement storms are bounded by ReplaceBurst= per
- * ReplaceInterval=. */
+ * switch; after a planned one (MaxLifetime=, a policy change, `mtdctl
+ * replace`) it drains with DrainTimeout= (drain.c). Replacement storms are bounded by ReplaceBurst=
+ * per ReplaceInterval=. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
