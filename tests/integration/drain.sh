@@ -16,7 +16,8 @@
 #   once and quarantined;
 # - the control cases: DrainTimeout=0, and a quarantine (a compromise) even
 #   with DrainTimeout= set, cut the download at once;
-# - a clean stop leaves nothing; the audit log verifies.
+# - an agent that stops ends its drains (instance-stop) and leaves no link;
+#   the audit log verifies.
 . "$(dirname "$0")/lib.bash"
 [ -x /bin/busybox ] || skip "busybox-static is not installed"
 enter_private_namespaces "$@"
@@ -227,9 +228,21 @@ ok "a quarantine never drains: the download is cut ($(stat -c %s "$WORK/dl4") of
 wait_for '[ "$(field "$victim" state)" = quarantined ]' 50 || fail "$victim is not quarantined"
 mtdctl release "$victim" >/dev/null || fail "release $victim"
 
+# --- an agent that stops ends its drains like every other instance --------------------------
+wait_for '[ -z "$(with_role replacement)" ] && [ -n "$(serving)" ]' 150 || fail "no serving instance"
+old=$(serving)
+download 100000 "$WORK/dl6" &
+dl=$!
+sleep 1
+mtdctl replace web >/dev/null || fail "mtdctl replace before the stop"
+wait_for '[ "$(with_role draining)" = "'"$old"'" ]' 150 || fail "$old does not drain: $(mtdctl instances)"
+log=$WORK/log/audit.log
 stop_agent || fail "clean stop"
+grep '"type":"instance-stop"' "$log" | grep "\"instance\":\"$old\"" | grep -q 'agent stopping (draining)' ||
+	fail "the stop did not end the drain of $old"
 ip -o link | grep -q mtdi && fail "an instance link remains"
-ok "a clean stop leaves no instance link"
+ok "a clean stop ends the drain of $old and leaves no instance link"
+wait "$dl" && fail "the download survived the agent's stop"
 out=$("$MTDCTL" audit verify --key "$WORK/state/audit-verify.key" "$WORK/log/audit.log") ||
 	fail "audit verify: $out"
 ok "the audit log verifies"
