@@ -176,6 +176,14 @@ struct drain *drain_find(const struct fleet *fleet, const struct instance *insta
 	return NULL;
 }
 
+struct drain *drain_find_id(const struct fleet *fleet, const char *id)
+{
+	for (struct drain *d = fleet->drains; d; d = d->next)
+		if (streq(instance_id(d->instance), id))
+			return d;
+	return NULL;
+}
+
 struct drain *drain_find_link(const struct fleet *fleet, const char *link)
 {
 	for (struct drain *d = fleet->drains; d; d = d->next)
@@ -204,10 +212,13 @@ void drain_compromised(struct drain *d, const char *kind, json_t *evidence,
 {
 	struct step_error error = {0};
 
-	service_audit(d->fleet, kind,
-		      json_pack("{s:s, s:s, s:O?, s:b}", "service", d->service, "instance",
-				instance_id(d->instance), "evidence", evidence, "draining", true),
-		      true);
+	/* The signal's record ("manual": the operator's control-request is). */
+	if (!streq(kind, "manual"))
+		service_audit(d->fleet, kind,
+			      json_pack("{s:s, s:s, s:O?, s:b}", "service", d->service, "instance",
+					instance_id(d->instance), "evidence", evidence, "draining",
+					true),
+			      true);
 	if (d->compromised) {
 		json_decref(evidence);
 		return;

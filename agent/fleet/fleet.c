@@ -614,8 +614,19 @@ int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason
 	uint64_t detected_usec = now(CLOCK_MONOTONIC);
 	struct instance *instance = NULL;
 	struct service *svc = find_target(fleet, target, &instance);
+	struct drain *d = svc ? NULL : drain_find_id(fleet, target);
 	json_t *evidence;
 
+	if (d) {
+		/* A draining instance: cut off and frozen at once, then kept. */
+		if (asprintf(ret_message, "quarantining %s: its drain ends now", target) < 0)
+			*ret_message = NULL;
+		drain_compromised(
+		    d, "manual",
+		    json_pack("{s:s, s:O?}", "reason", reason, "requested_by", requester),
+		    RESPONSE_DISPOSE_QUARANTINE);
+		return 0;
+	}
 	if (!svc)
 		return -ENOENT;
 	/* The operator's word is a detection: frozen and cut off first. */

@@ -602,8 +602,9 @@ struct drain {
  * memory): the caller disposes of it as before. Audited: instance-draining. */
 bool drain_begin(struct service *svc, struct instance *instance, const char *reason);
 size_t drain_count(const struct fleet *fleet, const char *service);
-/* The drain of an instance (or of its link "mtdiN"), or NULL. */
+/* The drain of an instance (or of its id, or of its link "mtdiN"), or NULL. */
 struct drain *drain_find(const struct fleet *fleet, const struct instance *instance);
+struct drain *drain_find_id(const struct fleet *fleet, const char *id);
 struct drain *drain_find_link(const struct fleet *fleet, const char *link);
 const char *drain_service(const struct drain *d);
 struct instance *drain_instance(const struct drain *d);

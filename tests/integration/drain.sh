@@ -212,6 +212,20 @@ wait_for '[ "$(field "$old" state)" = quarantined ]' 50 || fail "the compromised
 wait "$dl" && fail "the download from a compromised draining instance survived"
 ok "the compromised draining instance is cut (download cut at $(stat -c %s "$WORK/dl5") bytes) and quarantined"
 mtdctl release "$old" >/dev/null || fail "release $old"
+# the operator's word counts as a detection for a draining instance too
+wait_for '[ -z "$(with_role replacement)" ] && [ -n "$(serving)" ]' 150 || fail "no serving instance"
+old=$(serving)
+download 100000 "$WORK/dl7" &
+dl=$!
+sleep 1
+mtdctl replace web >/dev/null || fail "mtdctl replace"
+wait_for '[ "$(with_role draining)" = "'"$old"'" ]' 150 || fail "$old does not drain: $(mtdctl instances)"
+mtdctl quarantine "$old" >/dev/null || fail "mtdctl quarantine of the draining $old"
+wait_for '[ "$(field "$old" state)" = quarantined ]' 50 || fail "the draining $old is not quarantined"
+assert_contains "$(record instance-drained "\"instance\":\"$old\"")" '"why":"compromised"' \
+	"mtdctl quarantine of a draining instance ends its drain at once"
+wait "$dl" && fail "the download from a quarantined draining instance survived"
+mtdctl release "$old" >/dev/null || fail "release $old"
 
 # --- the control case: a compromise never drains, the download is cut -----------------------
 wait_for '[ -z "$(with_role replacement)" ] && [ -n "$(serving)" ]' 150 || fail "no serving instance"
