@@ -86,7 +86,7 @@ PREFIX_agent/control := control_ audit_show_
 PREFIX_agent/sandbox := envelope_ cgroup_ seccomp_ netdev_ uid_range_ uid_ranges_ fd_graveyard_
 PREFIX_agent/rotation := rotation_ forwarding_ host_ports_ clock_trust_ decoy_blocks_
 PREFIX_agent/fleet := fleet_ service_ instance_ response_ standby_ health_ drift_ address_pool_ \
-	signal_tally_
+	signal_tally_ drain_
 PREFIX_agent/cli := mtdctl_ main
 PREFIX_agent/daemon := agent_ metrics_ hooks_ main
 # Tests, tools, benchmarks and fuzz targets see every layer (white-box).

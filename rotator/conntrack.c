@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tcp.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,12 +48,50 @@ static bool same_address(const struct rotator_addr *a, const struct rotator_addr
 	       memcmp(&a->in6, &b->in6, a->family == AF_INET ? 4 : 16) == 0;
 }
 
+/* A TCP flow past its end (TIME_WAIT, CLOSE): conntrack keeps it for
+ * minutes, but nothing flows any more. Other protocols: open while listed. */
+static bool flow_over(const struct nlattr *protoinfo)
+{
+	const struct nlattr *a, *tcp = NULL;
+
+	if (!protoinfo)
+		return false;
+	mnl_attr_for_each_nested(a, protoinfo) if (mnl_attr_get_type(a) == CTA_PROTOINFO_TCP) tcp =
+	    a;
+	if (!tcp)
+		return false;
+	mnl_attr_for_each_nested(a, tcp)
+	{
+		if (mnl_attr_get_type(a) == CTA_PROTOINFO_TCP_STATE &&
+		    mnl_attr_get_payload_len(a) >= 1) {
+			uint8_t state = *(const uint8_t *)mnl_attr_get_payload(a);
+
+			return state == TCP_CONNTRACK_TIME_WAIT || state == TCP_CONNTRACK_CLOSE;
+		}
+	}
+	return false;
+}
+
+/* Counting: an open flow that a DNAT sent to d->to. */
+static void count_flow(struct rotator_conntrack_dump *d, const struct nlattr *reply,
+		       const struct nlattr *status, const struct nlattr *protoinfo)
+{
+	struct rotator_addr dst;
+
+	if (!reply || !status || mnl_attr_get_payload_len(status) < 4 ||
+	    !(ntohl(mnl_attr_get_u32(status)) & IPS_DST_NAT) ||
+	    !tuple_address(reply, CTA_IP_V4_SRC, CTA_IP_V6_SRC, &dst) ||
+	    !same_address(&dst, d->to) || flow_over(protoinfo))
+		return;
+	d->count++;
+}
+
 /* For each flow whose original source is the one asked about, the reply's
  * source: where the flow really went (after the DNAT). */
 static int on_flow(const struct nlmsghdr *nlh, void *userdata)
 {
 	struct rotator_conntrack_dump *d = userdata;
-	const struct nlattr *a, *orig = NULL, *reply = NULL;
+	const struct nlattr *a, *orig = NULL, *reply = NULL, *status = NULL, *protoinfo = NULL;
 	struct rotator_addr src, dst;
 
 	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
@@ -60,6 +100,14 @@ static int on_flow(const struct nlmsghdr *nlh, void *userdata)
 			orig = a;
 		else if (mnl_attr_get_type(a) == CTA_TUPLE_REPLY)
 			reply = a;
+		else if (mnl_attr_get_type(a) == CTA_STATUS)
+			status = a;
+		else if (mnl_attr_get_type(a) == CTA_PROTOINFO)
+			protoinfo = a;
+	}
+	if (d->to) {
+		count_flow(d, reply, status, protoinfo);
+		return MNL_CB_OK;
 	}
 	if (!orig || !reply || !tuple_address(orig, CTA_IP_V4_SRC, CTA_IP_V6_SRC, &src) ||
 	    !same_address(&src, d->source) ||
@@ -83,14 +131,13 @@ int rotator_conntrack_parse(const void *buf, size_t len, uint32_t seq, uint32_t 
 	return r < 0 ? -errno : 0;
 }
 
-int rotator_conntrack_reached(const struct rotator_addr *source, struct rotator_addr *ret_found,
-			      size_t max, size_t *ret_n)
+/* One dump of the family's table through d. */
+static int dump(int family, struct rotator_conntrack_dump *d)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct mnl_socket *nl;
 	struct nlmsghdr *nlh;
 	struct nfgenmsg *nfg;
-	struct rotator_conntrack_dump d = {.source = source, .found = ret_found, .max = max};
 	uint32_t seq = (uint32_t)time(NULL), portid;
 	ssize_t n;
 	int r = 0;
@@ -109,7 +156,7 @@ int rotator_conntrack_reached(const struct rotator_addr *source, struct rotator_
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	nlh->nlmsg_seq = seq;
 	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-	nfg->nfgen_family = (uint8_t)source->family;
+	nfg->nfgen_family = (uint8_t)family;
 	nfg->version = NFNETLINK_V0;
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
 		r = -errno;
@@ -121,14 +168,34 @@ int rotator_conntrack_reached(const struct rotator_addr *source, struct rotator_
 			r = -errno;
 			break;
 		}
-		r = rotator_conntrack_parse(buf, (size_t)n, seq, portid, &d);
+		r = rotator_conntrack_parse(buf, (size_t)n, seq, portid, d);
 		if (r <= 0)
 			break;
 	}
 out:
 	mnl_socket_close(nl);
+	return r < 0 ? r : 0;
+}
+
+int rotator_conntrack_reached(const struct rotator_addr *source, struct rotator_addr *ret_found,
+			      size_t max, size_t *ret_n)
+{
+	struct rotator_conntrack_dump d = {.source = source, .found = ret_found, .max = max};
+	int r = dump(source->family, &d);
+
 	if (r < 0)
 		return r;
 	*ret_n = d.n;
+	return 0;
+}
+
+int rotator_conntrack_count_to(const struct rotator_addr *addr, size_t *ret_count)
+{
+	struct rotator_conntrack_dump d = {.to = addr};
+	int r = dump(addr->family, &d);
+
+	if (r < 0)
+		return r;
+	*ret_count = d.count;
 	return 0;
 }

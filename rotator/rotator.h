@@ -306,6 +306,13 @@ bool schedule_in_grace(uint64_t now_usec, uint64_t interval_sec, uint64_t grace_
 int rotator_conntrack_reached(const struct rotator_addr *source, struct rotator_addr *ret_found,
 			      size_t max, size_t *ret_n);
 
+/* How many flows that came through a DNAT still lead to addr (their reply
+ * source): what a draining instance still serves. TCP flows in TIME_WAIT or
+ * CLOSE are over and not counted; flows not DNATed (the agent's own health
+ * probes) are not either. A whole dump of the table of the caller's network
+ * namespace, filtered here. */
+int rotator_conntrack_count_to(const struct rotator_addr *addr, size_t *ret_count);
+
 /*
  * The honeypot listener that makes TCP decoys look open. With
  * rotator_config.honeypot_port set, the table logs a SYN to a TCP decoy and

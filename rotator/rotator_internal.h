@@ -563,12 +563,17 @@ struct rotator_conntrack_dump {
 	const struct rotator_addr *source; /* the original source asked about */
 	struct rotator_addr *found;	   /* distinct reply sources, n of max */
 	size_t max, n;
+	/* Counting instead (rotator_conntrack_count_to): the open flows that
+	 * reached this address through a DNAT, in count. */
+	const struct rotator_addr *to;
+	size_t count;
 };
 
 /* The messages of one datagram answering dump request seq of portid (0
  * accepts any): each flow whose original source is d->source adds its reply
- * source to d->found. 1: more datagrams to come; 0: the dump is done; -errno
- * on a malformed message or an NLMSG_ERROR. */
+ * source to d->found; with d->to set, each open DNATed flow whose reply
+ * source is d->to adds one to d->count. 1: more datagrams to come; 0: the
+ * dump is done; -errno on a malformed message or an NLMSG_ERROR. */
 int rotator_conntrack_parse(const void *buf, size_t len, uint32_t seq, uint32_t portid,
 			    struct rotator_conntrack_dump *d);
 

@@ -36,6 +36,10 @@ static const struct mtdctl_command commands[] = {
      mtdctl_instances},
     {"quarantine", "INSTANCE|SERVICE [--reason TEXT]",
      "replace it, then freeze it for forensics (root)", false, mtdctl_quarantine},
+    {"replace", "INSTANCE|SERVICE",
+     "planned replacement: new connections go to a fresh instance, established ones drain "
+     "(DrainTimeout=) (root)",
+     false, mtdctl_replace},
     {"release", "ID", "kill a quarantined instance, remove what was kept (root)", false,
      mtdctl_release},
     {"inspect", "[--verify] ID",

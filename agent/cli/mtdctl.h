@@ -52,6 +52,7 @@ int mtdctl_policy_list(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_policy_show(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_unblock(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_quarantine(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_replace(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_release(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_inspect(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_audit_show(const struct mtdctl *ctl, int argc, char **argv);

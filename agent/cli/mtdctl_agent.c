@@ -262,7 +262,8 @@ static void print_rotation(json_t *rotation)
 	}
 }
 
-/* Managed services: who serves, and the standbys that wait (StandbyInstances=). */
+/* Managed services: who serves, the standbys that wait (StandbyInstances=),
+ * the replaced instances that drain (DrainTimeout=). */
 static void print_instances(json_t *services)
 {
 	json_t *s;
@@ -300,6 +301,9 @@ static void print_instances(json_t *services)
 		       json_is_true(json_object_get(s, "routed")) ? string_or(s, "serving", "-")
 								  : "-",
 		       counts, used ? ids : "-");
+		/* Replaced instances whose connections still run (DrainTimeout=). */
+		json_array_foreach(json_object_get(s, "draining"), k, x)
+		    printf("%-20s draining %s\n", "", json_string_value(x));
 	}
 }
 
@@ -387,7 +391,7 @@ static int command_instances(const struct mtdctl *ctl)
 	return 0;
 }
 
-/* quarantine TARGET [--reason TEXT] | release ID | inspect [--verify] ID */
+/* quarantine TARGET [--reason TEXT] | replace TARGET | release ID | inspect [--verify] ID */
 static int command_quarantine(const struct mtdctl *ctl, enum control_command command, int argc,
 			      char **argv)
 {
@@ -414,8 +418,10 @@ static int command_quarantine(const struct mtdctl *ctl, enum control_command com
 	}
 	if (!target || strlen(target) >= sizeof(request.target))
 		return mtdctl_usage_error("%s: expected %s", name,
-					  command == CONTROL_QUARANTINE ? "INSTANCE or SERVICE"
-									: "an instance id");
+					  command == CONTROL_QUARANTINE ||
+						  command == CONTROL_REPLACE
+					      ? "INSTANCE or SERVICE"
+					      : "an instance id");
 	snprintf(request.target, sizeof(request.target), "%s", target);
 	result = call(ctl, &request, &exit_code);
 	if (!result)
@@ -424,6 +430,8 @@ static int command_quarantine(const struct mtdctl *ctl, enum control_command com
 		print_json(result);
 	else if (command == CONTROL_QUARANTINE)
 		printf("%s\n", string_or(result, "message", "quarantining"));
+	else if (command == CONTROL_REPLACE)
+		printf("%s\n", string_or(result, "message", "replacing"));
 	else
 		printf("released %s\n", target);
 	return 0;
@@ -830,6 +838,11 @@ int mtdctl_unblock(const struct mtdctl *ctl, int argc, char **argv)
 int mtdctl_quarantine(const struct mtdctl *ctl, int argc, char **argv)
 {
 	return command_quarantine(ctl, CONTROL_QUARANTINE, argc, argv);
+}
+
+int mtdctl_replace(const struct mtdctl *ctl, int argc, char **argv)
+{
+	return command_quarantine(ctl, CONTROL_REPLACE, argc, argv);
 }
 
 int mtdctl_release(const struct mtdctl *ctl, int argc, char **argv)

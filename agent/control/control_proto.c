@@ -27,6 +27,7 @@ static const struct command_info commands[_CONTROL_COMMAND_MAX] = {
     [CONTROL_RELEASE] = {"release", true, {"target", NULL}},
     [CONTROL_INSPECT] = {"inspect", false, {"target", "verify", NULL}},
     [CONTROL_METRICS] = {"metrics", false, {NULL}},
+    [CONTROL_REPLACE] = {"replace", true, {"target", NULL}},
 };
 
 const char *control_command_name(enum control_command command)
@@ -179,7 +180,7 @@ int control_request_decode(const char *message, size_t len, struct control_reque
 		    ret_reason,
 		    "unknown command (known: status, policy-list, "
 		    "policy-show, reload, audit-show, unblock, instances, quarantine, release, "
-		    "inspect, metrics)");
+		    "inspect, metrics, replace)");
 	info = &commands[request.command];
 
 	json_object_foreach(root, key, value)
@@ -220,7 +221,7 @@ int control_request_decode(const char *message, size_t len, struct control_reque
 	}
 
 	if (request.command == CONTROL_QUARANTINE || request.command == CONTROL_RELEASE ||
-	    request.command == CONTROL_INSPECT) {
+	    request.command == CONTROL_INSPECT || request.command == CONTROL_REPLACE) {
 		value = json_object_get(root, "target");
 		if (!value)
 			return refuse(ret_reason, "%s: missing field \"target\"", info->name);
@@ -280,7 +281,7 @@ char *control_request_encode(const struct control_request *request)
 	    json_object_set_new(root, "name", json_string(request->name)) < 0)
 		return NULL;
 	if ((request->command == CONTROL_QUARANTINE || request->command == CONTROL_RELEASE ||
-	     request->command == CONTROL_INSPECT) &&
+	     request->command == CONTROL_INSPECT || request->command == CONTROL_REPLACE) &&
 	    json_object_set_new(root, "target", json_string(request->target)) < 0)
 		return NULL;
 	if (request->command == CONTROL_INSPECT && request->verify &&

@@ -490,6 +490,14 @@ static void handle_quarantine_command(struct agent *agent, struct control_client
 		if (r == 0)
 			result = json_pack("{s:s}", "message", message ? message : "quarantining");
 		break;
+	case CONTROL_REPLACE:
+		r = fleet_replace(
+		    agent->fleet, request->target,
+		    json_pack("{s:i, s:i}", "uid", (int)peer->uid, "pid", (int)peer->pid),
+		    &message);
+		if (r == 0)
+			result = json_pack("{s:s}", "message", message ? message : "replacing");
+		break;
 	case CONTROL_RELEASE:
 		r = fleet_release(agent->fleet, request->target);
 		if (r == 0)
@@ -501,10 +509,12 @@ static void handle_quarantine_command(struct agent *agent, struct control_client
 	}
 	if (r < 0) {
 		snprintf(reason, sizeof(reason), "%s: %s", request->target,
-			 r == -ENOENT ? (request->command == CONTROL_QUARANTINE
-					     ? "no such instance or service with an instance"
-					     : "no such quarantined instance")
-				      : strerror(-r));
+			 r == -ENOENT  ? (request->command == CONTROL_QUARANTINE ||
+						  request->command == CONTROL_REPLACE
+					      ? "no such instance or service with an instance"
+					      : "no such quarantined instance")
+			 : r == -EBUSY ? "not serving, or a replacement is under way already"
+				       : strerror(-r));
 		reply_error(client, reason);
 		return;
 	}
@@ -584,6 +594,7 @@ static void on_control_request(struct control_client *client, const struct contr
 			     agent->fleet ? fleet_instances_json(agent->fleet) : json_array());
 		break;
 	case CONTROL_QUARANTINE:
+	case CONTROL_REPLACE:
 	case CONTROL_RELEASE:
 	case CONTROL_INSPECT:
 		handle_quarantine_command(agent, client, peer, request);

@@ -104,7 +104,33 @@ static void on_instance_signal(struct instance *instance, const char *kind, json
 	struct service *svc = owner_of(fleet, instance);
 	uint64_t detected_usec = now(CLOCK_MONOTONIC);
 	enum response_action action;
+	struct drain *d;
 
+	if (!svc && (d = drain_find(fleet, instance))) {
+		/* A draining instance: no longer any service's, but its
+		 * policy's answer holds (the service may be gone: kill, or
+		 * alert under --monitor). */
+		struct service *owner = service_find(fleet, drain_service(d));
+
+		action = owner		  ? response_decide(owner->policy, fleet->monitor, kind)
+			 : fleet->monitor ? RESPONSE_ACT_ALERT
+					  : RESPONSE_ACT_KILL;
+		if (action == RESPONSE_ACT_ALERT || action == RESPONSE_ACT_ERRNO) {
+			if (owner)
+				owner->not_acted_on[response_signal_kind_index(kind)]++;
+			service_audit(fleet, kind,
+				      json_pack("{s:s, s:s, s:o, s:s, s:b}", "service",
+						drain_service(d), "instance", instance_id(instance),
+						"evidence", evidence, "action",
+						response_action_name(action), "draining", true),
+				      true);
+			return;
+		}
+		drain_compromised(d, kind, evidence,
+				  action == RESPONSE_ACT_KILL ? RESPONSE_DISPOSE_KILL
+							      : RESPONSE_DISPOSE_QUARANTINE);
+		return;
+	}
 	if (!svc) {
 		json_decref(evidence);
 		return;
@@ -163,6 +189,22 @@ static void on_instance_signals_counted(const char *service, const char *instanc
 
 void fleet_egress_drop(struct fleet *fleet, const char *link, json_t *evidence)
 {
+	struct drain *d = link ? drain_find_link(fleet, link) : NULL;
+
+	if (d) {
+		/* A draining instance: charged the same way, up to the
+		 * threshold of its service's policy (1 when it is gone). */
+		const struct service *owner = service_find(fleet, drain_service(d));
+		unsigned drops = drain_egress_drop(d);
+
+		if (drops == (owner ? owner->policy->egress_alert_threshold : 1)) {
+			json_object_set_new(evidence, "drops", json_integer(drops));
+			on_instance_signal(drain_instance(d), "egress", evidence, fleet);
+			return;
+		}
+		json_decref(evidence);
+		return;
+	}
 	for (size_t i = 0; link && i < fleet->n_services; i++) {
 		struct service *svc = fleet->services[i];
 
@@ -204,7 +246,19 @@ static void on_instance_exit(struct instance *instance, const siginfo_t *info, v
 	bool quick =
 	    now(CLOCK_MONOTONIC) - instance_started_usec(instance) < SERVICE_QUICK_FAILURE_USEC;
 	char how[64];
+	struct drain *d;
 
+	if (!svc && (d = drain_find(fleet, instance))) {
+		instance_format_exit(info, how, sizeof(how));
+		service_audit(fleet, "instance-exit",
+			      json_pack("{s:s, s:s, s:s, s:i, s:b, s:s}", "service",
+					drain_service(d), "instance", instance_id(instance),
+					"status", how, "pid", (int)info->si_pid, "sigsys", sigsys,
+					"role", "draining"),
+			      true);
+		drain_exited(d);
+		return;
+	}
 	if (!svc)
 		return;
 	instance_format_exit(info, how, sizeof(how));
@@ -398,6 +452,10 @@ json_t *fleet_instances_json(const struct fleet *fleet)
 			    with_role(instance_to_json(svc->standbys[k].instance),
 				      svc->standbys[k].retiring ? "standby-retiring" : "standby"));
 	}
+	json_t *draining = drain_instances_json(fleet);
+
+	json_array_extend(list, draining);
+	json_decref(draining);
 	for (size_t i = 0; list && i < fleet->n_quarantined; i++)
 		json_array_append_new(list, response_quarantined_json(&fleet->quarantined[i]));
 	return list;
@@ -424,11 +482,13 @@ json_t *fleet_services_json(const struct fleet *fleet)
 		json_array_append_new(
 		    list,
 		    json_pack(
-			"{s:s, s:s?, s:b, s:b, s:o, s:s, s:o}", "service", svc->name, "serving",
-			svc->current ? instance_id(svc->current) : NULL, "routed", svc->routed,
-			"replacing", svc->replacing, "standbys", standby_json(svc), "on_compromise",
+			"{s:s, s:s?, s:b, s:b, s:o, s:s, s:o, s:o}", "service", svc->name,
+			"serving", svc->current ? instance_id(svc->current) : NULL, "routed",
+			svc->routed, "replacing", svc->replacing, "standbys", standby_json(svc),
+			"on_compromise",
 			response_action_name(response_decide(svc->policy, fleet->monitor, "drift")),
-			"not_acted_on", not_acted_on_json(svc)));
+			"not_acted_on", not_acted_on_json(svc), "draining",
+			drain_service_json(fleet, svc->name)));
 	}
 	return list;
 }
@@ -553,6 +613,7 @@ void fleet_free(struct fleet *fleet)
 	free(fleet->services);
 	fleet->services = NULL;
 	fleet->n_services = 0;
+	drain_fleet_done(fleet);
 	response_fleet_done(fleet);
 	if (fleet->cgroups) {
 		(void)cgroup_root_remove(fleet->cgroups);
@@ -595,8 +656,19 @@ int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason
 	uint64_t detected_usec = now(CLOCK_MONOTONIC);
 	struct instance *instance = NULL;
 	struct service *svc = find_target(fleet, target, &instance);
+	struct drain *d = svc ? NULL : drain_find_id(fleet, target);
 	json_t *evidence;
 
+	if (d) {
+		/* A draining instance: cut off and frozen at once, then kept. */
+		if (asprintf(ret_message, "quarantining %s: its drain ends now", target) < 0)
+			*ret_message = NULL;
+		drain_compromised(
+		    d, "manual",
+		    json_pack("{s:s, s:O?}", "reason", reason, "requested_by", requester),
+		    RESPONSE_DISPOSE_QUARANTINE);
+		return 0;
+	}
 	if (!svc)
 		return -ENOENT;
 	/* The operator's word is a detection: frozen and cut off first. */
@@ -607,6 +679,33 @@ int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason
 		*ret_message = NULL;
 	response_replace(svc, instance, "manual", evidence, RESPONSE_DISPOSE_QUARANTINE,
 			 detected_usec, RESPONSE_COMPROMISED);
+	return 0;
+}
+
+int fleet_replace(struct fleet *fleet, const char *target, json_t *requester, char **ret_message)
+{
+	struct instance *instance = NULL;
+	struct service *svc = find_target(fleet, target, &instance);
+
+	if (!svc) {
+		json_decref(requester);
+		return -ENOENT;
+	}
+	/* Only the serving instance is replaced this way (a standby or a
+	 * replacement starting has no connections to drain). */
+	if (instance != svc->current || !svc->routed || svc->replacing) {
+		json_decref(requester);
+		return -EBUSY;
+	}
+	if (asprintf(ret_message,
+		     "replacing %s: a fresh instance takes new connections once healthy%s",
+		     instance_id(instance),
+		     svc->policy->drain_timeout_usec ? "; established ones drain" : "") < 0)
+		*ret_message = NULL;
+	/* Planned: outside the storm bound, never contained, drains. */
+	response_replace(svc, instance, "manual-replace",
+			 json_pack("{s:o}", "requested_by", requester), RESPONSE_DISPOSE_KILL, 0,
+			 RESPONSE_PLANNED);
 	return 0;
 }
 

@@ -39,14 +39,15 @@ int fleet_new(sd_event *event, struct rotation *rotation, struct forwarding *for
  * outlive its use (until the next call). */
 void fleet_apply_policies(struct fleet *fleet, const struct policy_set *set);
 
-/* [{id, service, pid, addresses, age_usec, state, health}, ...] and failed services */
+/* [{id, service, pid, addresses, age_usec, state, health, role}, ...] (draining
+ * ones with open_connections and drain_left_usec) and failed services */
 json_t *fleet_instances_json(const struct fleet *fleet);
 
 /* Per managed service, for status: {service, serving, routed, replacing,
  * standbys: {target, ready, starting, retiring}, on_compromise: what a
  * detection gets ("alert" under --monitor), not_acted_on: {KIND: count} of
  * detections audited and counted but not acted on (alert, and
- * OnSyscallViolation=errno)} */
+ * OnSyscallViolation=errno), draining: [ids]} */
 json_t *fleet_services_json(const struct fleet *fleet);
 
 /* mtdctl quarantine: target is an instance id or a service name (its serving
@@ -55,6 +56,13 @@ json_t *fleet_services_json(const struct fleet *fleet);
  * what was started. */
 int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason, json_t *requester,
 		     char **ret_message);
+
+/* mtdctl replace: target is an instance id or a service name (its serving
+ * instance). A planned replacement: a fresh instance starts, takes the
+ * public port once healthy, and the old one drains (DrainTimeout=) or is
+ * cut. -ENOENT: no such instance; -EBUSY: not the serving instance, or a
+ * replacement is under way. requester is stolen. */
+int fleet_replace(struct fleet *fleet, const char *target, json_t *requester, char **ret_message);
 
 /* mtdctl release: kill a quarantined instance and remove everything of it,
  * its evidence included. -ENOENT: not quarantined. */

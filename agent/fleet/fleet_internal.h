@@ -452,6 +452,10 @@ struct service {
 	/* Detections not acted on (alert, errno), per response_signal_kinds;
 	 * carried over a reload. */
 	uint64_t not_acted_on[RESPONSE_SIGNAL_KINDS];
+	/* the replacement under way is planned (RESPONSE_PLANNED: MaxLifetime=,
+	 * `mtdctl replace`) and nothing since made it a compromise or a
+	 * failure: the old instance may drain (DrainTimeout=) */
+	bool planned;
 
 	/* StandbyInstances= (standby.c); one more than the policy's most while
 	 * a retiring standby waits for its successor to be healthy. */
@@ -474,6 +478,7 @@ struct response_quarantined {
 };
 
 struct response_disposal_job;
+struct drain;
 
 /* The fleet's state. fleet.c creates it and owns the set of services; the
  * layers below read its resources (event loop, rotation, cgroups, instance
@@ -482,6 +487,7 @@ struct response_disposal_job;
 struct fleet {
 	sd_event *event;
 	struct response_disposal_job *disposals; /* instances disposed of on the next loop turn */
+	struct drain *drains; /* replaced instances whose connections run on (drain.c) */
 	char *state_dir;
 	struct response_quarantined *quarantined;
 	size_t n_quarantined;
@@ -569,6 +575,61 @@ void standby_stop_all(struct service *svc, const char *reason);
 void standby_healthy(struct service *svc);
 /* {"target": N, "ready": [ids], "starting": [ids], "retiring": [ids]} */
 json_t *standby_json(const struct service *svc);
+
+/* drain.c: DrainTimeout= */
+
+/* Instances of one service draining at once, at most: each keeps its
+ * addresses, memory and tasks. A planned replacement beyond it cuts the old
+ * instance at once (audited: instance-drain-refused). */
+#define DRAIN_MAX_PER_SERVICE 4
+
+/* One draining instance; fleet->drains lists them (service.c reads their
+ * addresses, drain.c owns the rest). */
+struct drain {
+	struct fleet *fleet;
+	struct drain *next;
+	char service[POLICY_NAME_MAX + 1];
+	struct instance *instance;
+	uint64_t started_usec, deadline_usec; /* CLOCK_MONOTONIC */
+	sd_event_source *timer;		      /* the next poll, or the end */
+	size_t open;			      /* flows at the last poll */
+	int count_error;		      /* the last poll's, -errno */
+	/* A sign of compromise arrived: cut off already, disposed of on the
+	 * next loop turn (not inside the instance's own callback). */
+	bool compromised;
+	enum response_disposal disposal;
+	char reason[32];
+	json_t *evidence;
+	unsigned egress_drops;
+};
+
+/* After a planned replacement routed past instance (it is no longer current,
+ * next or standby): keep its envelope and let its established flows run on
+ * until none is left or DrainTimeout= passes, then cut and kill it. False
+ * when it does not drain (DrainTimeout=0, contained, the bound reached, no
+ * memory): the caller disposes of it as before. Audited: instance-draining. */
+bool drain_begin(struct service *svc, struct instance *instance, const char *reason);
+size_t drain_count(const struct fleet *fleet, const char *service);
+/* The drain of an instance (or of its id, or of its link "mtdiN"), or NULL. */
+struct drain *drain_find(const struct fleet *fleet, const struct instance *instance);
+struct drain *drain_find_id(const struct fleet *fleet, const char *id);
+struct drain *drain_find_link(const struct fleet *fleet, const char *link);
+const char *drain_service(const struct drain *d);
+struct instance *drain_instance(const struct drain *d);
+/* One more egress drop charged to the draining instance: how many so far. */
+unsigned drain_egress_drop(struct drain *d);
+/* A sign of compromise (kind, evidence stolen): its record written, the
+ * instance frozen and cut off now, disposed of on the next loop turn. */
+void drain_compromised(struct drain *d, const char *kind, json_t *evidence,
+		       enum response_disposal disposal);
+/* The draining instance exited: its drain ends, it is cleaned up. */
+void drain_exited(struct drain *d);
+/* For `mtdctl instances` (role "draining") and status (the ids of one
+ * service's). */
+json_t *drain_instances_json(const struct fleet *fleet);
+json_t *drain_service_json(const struct fleet *fleet, const char *service);
+/* At the fleet's end: every draining instance stopped (instance-stop). */
+void drain_fleet_done(struct fleet *fleet);
 
 /* response.c */
 

@@ -7,8 +7,9 @@
  * way once it is healthy. The old one is then killed or kept frozen for
  * forensics. Failed health, MaxLifetime= and policy changes replace without
  * containment (nothing is compromised): the old instance serves until the
- * switch. Replacement storms are bounded by ReplaceBurst= per
- * ReplaceInterval=. */
+ * switch; after a planned one (MaxLifetime=, a policy change, `mtdctl
+ * replace`) it drains with DrainTimeout= (drain.c). Replacement storms are bounded by ReplaceBurst=
+ * per ReplaceInterval=. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,7 @@ static void clear_pending(struct service *svc)
 {
 	svc->replacing = false;
 	svc->from_standby = false;
+	svc->planned = false;
 	svc->reason[0] = '\0';
 	json_decref(svc->evidence);
 	svc->evidence = NULL;
@@ -359,6 +361,10 @@ void response_replace(struct service *svc, struct instance *instance, const char
 		/* Already under way: the strongest disposal and the first reason win. */
 		if (disposal == RESPONSE_DISPOSE_QUARANTINE)
 			svc->disposal = RESPONSE_DISPOSE_QUARANTINE;
+		/* A compromise or a failure during a planned replacement: the
+		 * old instance no longer drains. */
+		if (!(flags & RESPONSE_PLANNED))
+			svc->planned = false;
 		json_decref(evidence);
 		return;
 	}
@@ -387,6 +393,8 @@ void response_replace(struct service *svc, struct instance *instance, const char
 	}
 
 	svc->replacing = true;
+	svc->planned = (flags & RESPONSE_PLANNED) && !(flags & RESPONSE_COMPROMISED) &&
+		       disposal == RESPONSE_DISPOSE_KILL;
 	svc->detected_usec = detected_usec;
 	svc->disposal = disposal;
 	snprintf(svc->reason, sizeof(svc->reason), "%s", reason);
@@ -417,13 +425,22 @@ void response_replacement_healthy(struct service *svc)
 	struct fleet *fleet = svc->fleet;
 	struct instance *old = svc->current, *fresh = svc->next;
 	uint64_t routed_usec;
+	/* A planned replacement (a policy change, or MaxLifetime= and `mtdctl
+	 * replace` untouched by a compromise since) with DrainTimeout= lets
+	 * the old instance's connections run on (drain.c). */
+	bool drains = old && (!svc->replacing || svc->planned) && svc->policy->drain_timeout_usec &&
+		      !instance_containment(old)->cut_usec &&
+		      drain_count(fleet, svc->name) < DRAIN_MAX_PER_SERVICE;
 
 	/* One transaction: the public port now leads to the replacement. */
 	/* ...and the old one is cut off (its envelope leaves the table) in the
-	 * same transaction: its connections end now, not earlier. */
+	 * same transaction: its connections end now, not earlier. Unless it
+	 * drains: then it keeps its envelope, and conntrack keeps its
+	 * established flows going to it while every new one goes to fresh. */
 	/* A contained instance is cut off already: its leftover elements go
 	 * with it, not in this transaction. */
-	if (service_route(svc, fresh, old && instance_containment(old)->cut_usec ? NULL : old) <
+	if (service_route(svc, fresh,
+			  drains || (old && instance_containment(old)->cut_usec) ? NULL : old) <
 	    0) {
 		service_stop_instance(svc, fresh, "replacement could not be routed");
 		/* A promoted standby that cannot be routed: a fresh one next. */
@@ -453,8 +470,11 @@ void response_replacement_healthy(struct service *svc)
 					    : (json_int_t)0,
 					"standby", svc->from_standby),
 			      true);
-		dispose(fleet, svc, old, svc->replacing ? svc->disposal : RESPONSE_DISPOSE_KILL,
-			svc->replacing ? svc->reason : "policy changed", svc->evidence);
+		if (!drains ||
+		    !drain_begin(svc, old, svc->replacing ? svc->reason : "policy changed"))
+			dispose(fleet, svc, old,
+				svc->replacing ? svc->disposal : RESPONSE_DISPOSE_KILL,
+				svc->replacing ? svc->reason : "policy changed", svc->evidence);
 	}
 	clear_pending(svc);
 	response_arm_lifetime(svc);

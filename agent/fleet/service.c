@@ -188,11 +188,18 @@ void service_schedule_restart(struct service *svc)
  * most), never one a live instance has or the previous instance had. */
 static int pick_addresses(struct service *svc, struct netdev_address *ret, size_t *ret_n)
 {
-	/* two addresses each: current, next, the standbys, and the previous */
-	struct netdev_address avoid[2 * (3 + ELEMENTSOF(svc->standbys))];
+	/* two addresses each: current, next, the standbys, the previous, and
+	 * the draining instances (of every service: a reload may move pools) */
 	struct instance *live[2 + ELEMENTSOF(svc->standbys)] = {svc->current, svc->next};
-	size_t n_avoid = 0, n = 0;
+	size_t n_avoid = 0, n = 0, max_avoid = 2 * (3 + ELEMENTSOF(svc->standbys));
+	_cleanup_free_ struct netdev_address *avoid = NULL;
 	bool have_v4 = false, have_v6 = false;
+
+	for (const struct drain *d = svc->fleet->drains; d; d = d->next)
+		max_avoid += 2;
+	avoid = calloc(max_avoid, sizeof(*avoid));
+	if (!avoid)
+		return -ENOMEM;
 
 	for (size_t k = 0; k < svc->n_standbys; k++)
 		live[2 + k] = svc->standbys[k].instance;
@@ -203,11 +210,18 @@ static int pick_addresses(struct service *svc, struct netdev_address *ret, size_
 		if (!*i)
 			continue;
 		a = instance_addresses(*i, &k);
-		for (size_t j = 0; j < k && n_avoid < ELEMENTSOF(avoid); j++)
+		for (size_t j = 0; j < k && n_avoid < max_avoid; j++)
 			avoid[n_avoid++] = a[j];
 	}
-	for (size_t j = 0; j < svc->n_previous && n_avoid < ELEMENTSOF(avoid); j++)
+	for (size_t j = 0; j < svc->n_previous && n_avoid < max_avoid; j++)
 		avoid[n_avoid++] = svc->previous[j];
+	for (const struct drain *d = svc->fleet->drains; d; d = d->next) {
+		size_t k;
+		const struct netdev_address *a = instance_addresses(d->instance, &k);
+
+		for (size_t j = 0; j < k && n_avoid < max_avoid; j++)
+			avoid[n_avoid++] = a[j];
+	}
 
 	for (size_t i = 0; i < svc->policy->address_pool_count && n < 2; i++) {
 		const struct cidr *pool = &svc->policy->address_pools[i];

@@ -18,6 +18,9 @@
 /* Decoys= at most: what one epoch's schedule holds (SCHEDULE_MAX_DECOYS,
  * rotator.h; agent/rotation checks the two agree at compile time). */
 #define POLICY_DECOYS_MAX 64
+/* DrainTimeout= at most (1h): a drained instance keeps its address, memory
+ * and tasks until its last connection ends. */
+#define POLICY_DRAIN_TIMEOUT_MAX_USEC (3600ull * 1000000ull)
 
 /* One error, rendered as "FILE:LINE: Section.Key: reason". line is 0 when the
  * error concerns the whole file (unreadable file, missing section). */
@@ -128,6 +131,9 @@ struct policy {
 	char *group;			   /* Group= */
 	uint64_t max_lifetime_usec;	   /* MaxLifetime=, 0 = unlimited */
 	uint64_t max_lifetime_jitter_usec; /* MaxLifetimeJitter= */
+	/* DrainTimeout=: how long a planned replacement lets the old
+	 * instance's established connections run on (0 = cut at once) */
+	uint64_t drain_timeout_usec;
 	enum health_check_kind health_check;
 	uint64_t health_interval_usec;	      /* HealthInterval= */
 	uint64_t health_timeout_usec;	      /* HealthTimeout= */

@@ -92,6 +92,7 @@ static json_t *service_json(const struct policy *p)
 	set_str(&o, "group", p->group);
 	set_timespan(&o, "max_lifetime", p->max_lifetime_usec);
 	set_timespan(&o, "max_lifetime_jitter", p->max_lifetime_jitter_usec);
+	set_timespan(&o, "drain_timeout", p->drain_timeout_usec);
 	set_str(&o, "health_check", p->health_check == HEALTH_CHECK_TCP ? "tcp" : "none");
 	set_timespan(&o, "health_interval", p->health_interval_usec);
 	set_timespan(&o, "health_timeout", p->health_timeout_usec);

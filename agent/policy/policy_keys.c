@@ -519,6 +519,8 @@ static const struct schema_entry schema[] = {
     {S, "Group", parse_user, OFF(group), 0, 0, NULL, M},
     {S, "MaxLifetime", parse_timespan, OFF(max_lifetime_usec), 0, 0, NULL, M},
     {S, "MaxLifetimeJitter", parse_timespan, OFF(max_lifetime_jitter_usec), 0, 0, NULL, M},
+    {S, "DrainTimeout", parse_timespan, OFF(drain_timeout_usec), 0, POLICY_DRAIN_TIMEOUT_MAX_USEC,
+     NULL, M},
     {S, "HealthCheck", parse_enum, OFF(health_check), 0, 1, health_names, 0},
     {S, "HealthInterval", parse_timespan, OFF(health_interval_usec), 100 * USEC_PER_MSEC,
      USEC_PER_HOUR, NULL, 0},

@@ -10,6 +10,13 @@
  *                                       10 silent ports in a row (blocked)
  *   netprobe stream HOST PORT SECONDS   one connection: write a counting pattern,
  *                                       read it back, fail on any lost or wrong byte
+ *   netprobe slow-get HOST PORT PATH RATE OUT
+ *                                       HTTP/1.0 GET of PATH, read at RATE bytes/s
+ *                                       through a 16 KiB receive buffer (so the sender
+ *                                       cannot push it all into the client's kernel),
+ *                                       the body into OUT; exit 0 only when the whole
+ *                                       Content-Length arrived; 1 after 4 s without a
+ *                                       byte, a reset or a short body
  *   netprobe udp-bound ADDR PORT [PEER-PORT]
  *                                       a UDP socket bound to ADDR:PORT (connected to
  *                                       ADDR:PEER-PORT if given), held until killed
@@ -268,6 +275,79 @@ static int scan(const char *host, unsigned first, unsigned last)
 	return 0;
 }
 
+static int slow_get(const char *host, const char *port, const char *path, long rate,
+		    const char *out)
+{
+	struct timeval stall = {.tv_sec = 4};
+	struct addrinfo *ai;
+	char head[8192], buf[4096], request[512];
+	size_t n_head = 0;
+	long long length = -1, body = 0;
+	int rcvbuf = 16384, fd;
+	FILE *f;
+	char *end;
+	ssize_t n;
+
+	if (rate <= 0 || resolve(host, port, 0, &ai) < 0)
+		return 2;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &stall, sizeof(stall)) < 0 ||
+	    connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		perror("netprobe: slow-get: connect");
+		return 1;
+	}
+	freeaddrinfo(ai);
+	snprintf(request, sizeof(request), "GET %s HTTP/1.0\r\n\r\n", path);
+	if (write(fd, request, strlen(request)) != (ssize_t)strlen(request))
+		return 1;
+	f = fopen(out, "we");
+	if (!f)
+		return 2;
+	/* the header, up to the blank line */
+	while (!(end = memmem(head, n_head, "\r\n\r\n", 4))) {
+		if (n_head == sizeof(head) ||
+		    (n = read(fd, head + n_head, sizeof(head) - n_head)) <= 0) {
+			fprintf(stderr, "netprobe: slow-get: no header\n");
+			return 1;
+		}
+		n_head += (size_t)n;
+	}
+	for (char *p = head; p < end; p++)
+		if (strncasecmp(p, "\nContent-Length:", 16) == 0)
+			length = strtoll(p + 16, NULL, 10);
+	end += 4;
+	fwrite(end, 1, n_head - (size_t)(end - head), f);
+	body = (long long)(n_head - (size_t)(end - head));
+	/* the body, rate bytes a second in 4 KiB reads */
+	for (;;) {
+		struct timespec pause = {.tv_nsec = (long)(sizeof(buf) * 1000000000ll / rate)};
+
+		n = read(fd, buf, sizeof(buf));
+		if (n == 0)
+			break;
+		if (n < 0) {
+			fprintf(stderr, "netprobe: slow-get: after %lld bytes: %s\n", body,
+				errno == EAGAIN ? "stalled for 4 s" : strerror(errno));
+			fclose(f);
+			return 1;
+		}
+		fwrite(buf, 1, (size_t)n, f);
+		body += n;
+		while (pause.tv_nsec >= 1000000000l) {
+			pause.tv_sec++;
+			pause.tv_nsec -= 1000000000l;
+		}
+		nanosleep(&pause, NULL);
+	}
+	close(fd);
+	if (fclose(f) != 0 || length < 0 || body != length) {
+		fprintf(stderr, "netprobe: slow-get: %lld of %lld bytes\n", body, length);
+		return 1;
+	}
+	return 0;
+}
+
 static int udp_bound(const char *addr, const char *port, const char *peer_port)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST};
@@ -313,11 +393,14 @@ int main(int argc, char **argv)
 		return scan(argv[2], (unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]));
 	if (argc == 5 && strcmp(argv[1], "stream") == 0)
 		return stream(argv[2], argv[3], atoi(argv[4]));
+	if (argc == 7 && strcmp(argv[1], "slow-get") == 0)
+		return slow_get(argv[2], argv[3], argv[4], atol(argv[5]), argv[6]);
 	if ((argc == 4 || argc == 5) && strcmp(argv[1], "udp-bound") == 0)
 		return udp_bound(argv[2], argv[3], argc == 5 ? argv[4] : NULL);
 	fprintf(stderr,
 		"usage: netprobe echo-server ADDR PORT | ping HOST PORT [MS] | connect HOST PORT "
-		"[MS] | scan HOST FIRST LAST | stream HOST PORT SECONDS | udp-bound ADDR PORT "
+		"[MS] | scan HOST FIRST LAST | stream HOST PORT SECONDS | slow-get HOST PORT PATH "
+		"RATE OUT | udp-bound ADDR PORT "
 		"[PEER-PORT]\n");
 	return 2;
 }

@@ -47,7 +47,8 @@ static void test_reload_and_unblock_are_the_mutating_commands(void **state)
 	for (int c = 0; c < _CONTROL_COMMAND_MAX; c++)
 		assert_int_equal(control_command_is_mutating(c),
 				 c == CONTROL_RELOAD || c == CONTROL_UNBLOCK ||
-				     c == CONTROL_QUARANTINE || c == CONTROL_RELEASE);
+				     c == CONTROL_QUARANTINE || c == CONTROL_RELEASE ||
+				     c == CONTROL_REPLACE);
 }
 
 static void test_metrics_is_read_only_and_takes_no_fields(void **state)
@@ -82,6 +83,25 @@ static void test_quarantine_takes_a_target_and_a_reason(void **state)
 		       "inspect: unknown field \"reason\"");
 	assert_refused("{\"command\":\"inspect\",\"target\":\"web-1\",\"verify\":1}",
 		       "inspect: field \"verify\" must be true or false");
+}
+
+static void test_replace_takes_a_target_only(void **state)
+{
+	struct control_request request;
+	struct control_peer reader = {.uid = 1000, .in_read_group = true};
+	char reason[CONTROL_REASON_MAX];
+
+	assert_int_equal(decode("{\"command\":\"replace\",\"target\":\"web-3\"}", &request, reason),
+			 0);
+	assert_int_equal(request.command, CONTROL_REPLACE);
+	assert_string_equal(request.target, "web-3");
+	assert_false(control_peer_may(&reader, &request, reason));
+	assert_string_equal(reason, "permission denied: replace requires root");
+	assert_refused("{\"command\":\"replace\"}", "replace: missing field \"target\"");
+	assert_refused("{\"command\":\"replace\",\"target\":\"web\",\"reason\":\"x\"}",
+		       "replace: unknown field \"reason\"");
+	assert_refused("{\"command\":\"replace\",\"target\":\"../x\"}",
+		       "replace: \"target\" is not an instance id or service name");
 }
 
 /* inspect --verify reads every kept file: root only; plain inspect is a read. */
@@ -169,9 +189,10 @@ static void test_audit_show_fields_are_typed(void **state)
 
 static void test_unknown_commands_and_fields_are_refused(void **state)
 {
-	assert_refused("{\"command\":\"shutdown\"}",
-		       "unknown command (known: status, policy-list, policy-show, reload, "
-		       "audit-show, unblock, instances, quarantine, release, inspect, metrics)");
+	assert_refused(
+	    "{\"command\":\"shutdown\"}",
+	    "unknown command (known: status, policy-list, policy-show, reload, "
+	    "audit-show, unblock, instances, quarantine, release, inspect, metrics, replace)");
 	assert_refused("{\"command\":\"status\",\"force\":true}",
 		       "status: unknown field \"force\"");
 	assert_refused("{\"command\":\"reload\",\"name\":\"web\"}",
@@ -244,6 +265,7 @@ int main(void)
 	    cmocka_unit_test(test_unblock_takes_an_address),
 	    cmocka_unit_test(test_metrics_is_read_only_and_takes_no_fields),
 	    cmocka_unit_test(test_quarantine_takes_a_target_and_a_reason),
+	    cmocka_unit_test(test_replace_takes_a_target_only),
 	    cmocka_unit_test(test_policy_show_takes_a_valid_name),
 	    cmocka_unit_test(test_audit_show_fields_are_typed),
 	    cmocka_unit_test(test_unknown_commands_and_fields_are_refused),

@@ -318,6 +318,7 @@ static void test_defaults_of_managed_service(void **state)
 	assert_false(p->has_backend);
 	assert_null(p->user);
 	assert_true(p->max_lifetime_usec == 0);
+	assert_true(p->drain_timeout_usec == 0); /* no drain: cut at once */
 	assert_int_equal(p->health_check, HEALTH_CHECK_TCP);
 	assert_true(p->health_interval_usec == 5 * USEC_PER_SEC);
 	assert_true(p->health_timeout_usec == USEC_PER_SEC);
@@ -391,6 +392,7 @@ static void test_every_key_of_full_policy(void **state)
 	assert_string_equal(p->group, "1000");
 	assert_true(p->max_lifetime_usec == 150 * USEC_PER_MINUTE);
 	assert_true(p->max_lifetime_jitter_usec == 5 * USEC_PER_MINUTE);
+	assert_true(p->drain_timeout_usec == 45 * USEC_PER_SEC);
 	assert_int_equal(p->health_check, HEALTH_CHECK_NONE);
 	assert_true(p->health_interval_usec == 10 * USEC_PER_SEC);
 	assert_true(p->health_timeout_usec == 500 * USEC_PER_MSEC);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 #include <cmocka.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tcp.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netfilter/nfnetlink_log.h>
 
@@ -87,7 +90,10 @@ static void test_nflog_message_with_huge_length_is_not_followed(void **state)
 	assert_false(drops[0].spoofed);
 }
 
-static size_t put_flow4(size_t off, const char *src, const char *reply_src)
+/* A flow from src whose reply comes from reply_src; with has_status its
+ * status bits, with tcp_state >= 0 its TCP state. */
+static size_t put_flow4_full(size_t off, const char *src, const char *reply_src, bool has_status,
+			     uint32_t status, int tcp_state)
 {
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf + off);
 	struct nfgenmsg *nfg;
@@ -108,7 +114,22 @@ static size_t put_flow4(size_t off, const char *src, const char *reply_src)
 		mnl_attr_nest_end(nlh, ip);
 		mnl_attr_nest_end(nlh, t);
 	}
+	if (has_status)
+		mnl_attr_put_u32(nlh, CTA_STATUS, htonl(status));
+	if (tcp_state >= 0) {
+		struct nlattr *p = mnl_attr_nest_start(nlh, CTA_PROTOINFO);
+		struct nlattr *tcp = mnl_attr_nest_start(nlh, CTA_PROTOINFO_TCP);
+
+		mnl_attr_put_u8(nlh, CTA_PROTOINFO_TCP_STATE, (uint8_t)tcp_state);
+		mnl_attr_nest_end(nlh, tcp);
+		mnl_attr_nest_end(nlh, p);
+	}
 	return off + nlh->nlmsg_len;
+}
+
+static size_t put_flow4(size_t off, const char *src, const char *reply_src)
+{
+	return put_flow4_full(off, src, reply_src, false, 0, -1);
 }
 
 static size_t put_done(size_t off)
@@ -159,6 +180,34 @@ static void test_conntrack_message_with_huge_length_is_not_followed(void **state
 	assert_int_equal(d.n, 1);
 }
 
+static void test_conntrack_count_to_counts_open_dnated_flows_only(void **state)
+{
+	struct rotator_addr to = {.family = AF_INET};
+	struct rotator_conntrack_dump d = {.to = &to};
+	uint32_t nat = IPS_DST_NAT | IPS_DST_NAT_DONE | IPS_CONFIRMED;
+	size_t off;
+
+	inet_pton(AF_INET, "10.77.0.2", &to.in);
+	memset(buf, 0, sizeof(buf));
+	/* counted: an established download, a half-closed one, a UDP flow */
+	off = put_flow4_full(0, "198.51.100.7", "10.77.0.2", true, nat, TCP_CONNTRACK_ESTABLISHED);
+	off = put_flow4_full(off, "198.51.100.8", "10.77.0.2", true, nat, TCP_CONNTRACK_CLOSE_WAIT);
+	off = put_flow4_full(off, "198.51.100.9", "10.77.0.2", true, nat, -1);
+	/* not counted: over (TIME_WAIT, CLOSE), not DNATed (a health probe),
+	 * no status, another instance */
+	off = put_flow4_full(off, "198.51.100.7", "10.77.0.2", true, nat, TCP_CONNTRACK_TIME_WAIT);
+	off = put_flow4_full(off, "198.51.100.7", "10.77.0.2", true, nat, TCP_CONNTRACK_CLOSE);
+	off = put_flow4_full(off, "10.77.0.1", "10.77.0.2", true, IPS_CONFIRMED,
+			     TCP_CONNTRACK_ESTABLISHED);
+	off = put_flow4(off, "198.51.100.7", "10.77.0.2");
+	off =
+	    put_flow4_full(off, "198.51.100.7", "10.77.0.6", true, nat, TCP_CONNTRACK_ESTABLISHED);
+	off = put_done(off);
+	assert_int_equal(rotator_conntrack_parse(buf, off, 99, 0, &d), 0);
+	assert_int_equal(d.count, 3);
+	assert_int_equal(d.n, 0); /* counting fills nothing else */
+}
+
 static void test_conntrack_error_is_negative_errno(void **state)
 {
 	struct rotator_addr source = {.family = AF_INET}, found[1];
@@ -181,6 +230,7 @@ int main(void)
 	    cmocka_unit_test(test_nflog_decoy_hit_gives_source_and_port),
 	    cmocka_unit_test(test_nflog_message_with_huge_length_is_not_followed),
 	    cmocka_unit_test(test_conntrack_dump_gives_distinct_reply_sources),
+	    cmocka_unit_test(test_conntrack_count_to_counts_open_dnated_flows_only),
 	    cmocka_unit_test(test_conntrack_message_with_huge_length_is_not_followed),
 	    cmocka_unit_test(test_conntrack_error_is_negative_errno),
 	};
