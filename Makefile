@@ -8,7 +8,8 @@
 #   make fresh-check  `make deps demo` and `make check` on a root without the packages
 #   make bench      benchmarks (each prints a comparison measured in the same run)
 #   make fuzz       each fuzz target for FUZZ_SECONDS (or FUZZ_RUNS executions)
-#   make install    honours DESTDIR and PREFIX
+#   make install    honours DESTDIR and PREFIX (and each *DIR below)
+#   dpkg-buildpackage -us -uc -b   the Debian package (debian/, docs/packaging.md)
 #   make format     clang-format every source
 
 BUILD ?= build
@@ -22,6 +23,8 @@ DATADIR ?= $(PREFIX)/share/mtd
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+EXAMPLESDIR ?= $(DATADIR)/examples
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 5
 # FUZZ_RUNS=N: `make fuzz` runs N executions per target instead of FUZZ_SECONDS;
@@ -300,7 +303,8 @@ fresh-check:
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(TMPFILESDIR) \
-		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(DATADIR)/hooks
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(EXAMPLESDIR) $(DESTDIR)$(BASHCOMPDIR) \
+		$(DESTDIR)$(DATADIR)/hooks
 	install -m 0755 $(BUILD)/mtd-agent $(DESTDIR)$(SBINDIR)/mtd-agent
 	install -m 0755 $(BUILD)/mtdctl $(DESTDIR)$(BINDIR)/mtdctl
 	install -m 0644 docs/*.5 $(DESTDIR)$(MANDIR)/man5/
@@ -309,14 +313,18 @@ install: all
 		> $(DESTDIR)$(SYSTEMDUNITDIR)/mtd-agent.service
 	install -m 0644 systemd/mtd-agent.tmpfiles $(DESTDIR)$(TMPFILESDIR)/mtd-agent.conf
 	install -m 0644 systemd/mtd-agent.sysusers $(DESTDIR)$(SYSUSERSDIR)/mtd-agent.conf
-	install -m 0644 policies/examples/*.policy $(DESTDIR)$(DATADIR)/examples/
+	install -m 0644 policies/examples/*.policy $(DESTDIR)$(EXAMPLESDIR)/
+	install -m 0644 contrib/bash-completion/mtdctl $(DESTDIR)$(BASHCOMPDIR)/mtdctl
 	install -m 0755 examples/hooks/webhook $(DESTDIR)$(DATADIR)/hooks/
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/mtd-agent $(DESTDIR)$(BINDIR)/mtdctl \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/mtd-agent.service \
-		$(DESTDIR)$(TMPFILESDIR)/mtd-agent.conf $(DESTDIR)$(SYSUSERSDIR)/mtd-agent.conf
-	rm -rf $(DESTDIR)$(DATADIR)
+		$(DESTDIR)$(TMPFILESDIR)/mtd-agent.conf $(DESTDIR)$(SYSUSERSDIR)/mtd-agent.conf \
+		$(DESTDIR)$(BASHCOMPDIR)/mtdctl
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(wildcard docs/*.5))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(wildcard docs/*.8)))
+	rm -rf $(DESTDIR)$(EXAMPLESDIR) $(DESTDIR)$(DATADIR)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

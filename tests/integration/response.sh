@@ -170,6 +170,23 @@ wait_replaced "$victim" || fail "no replacement after mtdctl quarantine"
 wait_for '[ "$(state_of "$victim")" = quarantined ]' 50 || fail "$victim is not quarantined"
 wait_for 'evidence_kept "$victim"' 100 || fail "the evidence of $victim was not saved"
 assert_contains "$(mtdctl inspect "$victim")" "operator saw odd logs" "the operator's reason is kept"
+# mtdctl's bash completion (contrib/bash-completion/mtdctl) asks this agent:
+# a quarantined id for release, every instance and the service for quarantine
+complete_mtdctl() { # WORD...: what the completion offers for the last word
+	bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _mtdctl
+		printf "%s\n" "${COMPREPLY[@]}"' complete "$REPO/contrib/bash-completion/mtdctl" \
+		"$MTDCTL" --socket "$SOCKET" "$@"
+}
+serving=$(serving_id)
+offered=$(complete_mtdctl release "")
+grep -qx "$victim" <<<"$offered" || fail "completing 'release' does not offer the quarantined $victim"
+grep -qx "$serving" <<<"$offered" && fail "completing 'release' offers the serving $serving"
+offered=$(complete_mtdctl quarantine "")
+for w in web "$victim" "$serving"; do
+	grep -qx "$w" <<<"$offered" || fail "completing 'quarantine' does not offer $w: $offered"
+done
+[ "$(complete_mtdctl policy show w)" = web ] || fail "completing 'policy show w' does not offer web"
+ok "the bash completion offers the agent's services, instances and quarantined instances"
 victim_pid=$(serving_pid "$victim")
 mtdctl release "$victim" >/dev/null || fail "mtdctl release"
 wait_for '! kill -0 '"$victim_pid"' 2>/dev/null' 50 || fail "released pid $victim_pid still runs"
