@@ -10,8 +10,10 @@
 #        the page;
 #   dns: Debian's unbound answers a query for a local-data name through the
 #        public UDP port (busybox nslookup; no network needed);
-#   ssh: a host service: a stand-in on its Backend=127.0.0.1:22 answers
-#        through the public port.
+#   ssh: a host service: a stand-in on its Backend=127.0.0.1:22 (no sshd on
+#        the test host; netprobe's echo-server) answers through the public
+#        port, with route_localnet=1 on the client's interface as the example
+#        says.
 # The client follows each schedule with `mtdctl port`/`mtdctl connect
 # --policy` from its own namespace. Runs in private namespaces; everything is
 # removed on exit, also on failure. Needs root, busybox-static, `make deps`.
@@ -128,6 +130,8 @@ done
 "$MTDCTL" policy check "$WORK/policies" >/dev/null || fail "the examples do not validate"
 
 # ssh's backend: a stand-in on 127.0.0.1:22 (no sshd on the test host)
+# and, as the example says, route_localnet on the interface clients come in by
+echo 1 >/proc/sys/net/ipv4/conf/veth-srv/route_localnet
 "$NETPROBE" echo-server 127.0.0.1 22 &
 STANDIN=$!
 wait_for "ss -ltn | grep -q '127.0.0.1:22 '" 50 || fail "the ssh stand-in did not start"
