@@ -179,7 +179,10 @@ def defaults_of(body):
     """Default values: "Default X." / "Default: X." / "(... default X)"."""
     found = [(m.start(), m.group(1)) for m in re.finditer(
         r"[Dd]efault:? ((?:\d+(?:us|ms|s|min|h|d|w|[KMGT]|%)?(?:/\d+\w+)?)|none|no|yes|"
-        r"infinity|[a-z]+(?=\.|;|\)|,))", body)]
+        r"infinity|@[a-z-]+|[a-z]+(?=\.|;|\)|,))", body)]
+    # "killed by default": the verb's stem is the value
+    found += [(m.start(), m.group(1)) for m in re.finditer(r"\b([a-z]+?)(?:ed)? by default",
+                                                           body)]
     # "0 (the default) means", "Default: tcp for a managed service" (the
     # test's policy is a managed one)
     found += [(m.start(), m.group(1)) for m in re.finditer(
@@ -227,11 +230,30 @@ def key_file_of(digits):
     return path
 
 
+def key_file_sized(kib):
+    """A valid key file of KIB KiB: 64 hex digits, then comment lines."""
+    path = os.path.join(WORK, "s%d.key" % kib)
+    body = "0123456789abcdef" * 4 + "\n"
+    pad = kib * 1024 - len(body)
+    lines = []
+    while pad > 0:
+        n = min(pad, 80)
+        lines.append("#" + "x" * (n - 2) + "\n" if n >= 2 else "\n")
+        pad -= n
+    with open(path, "w") as f:
+        f.write(body + "".join(lines))
+    os.chmod(path, 0o600)
+    assert os.path.getsize(path) == kib * 1024
+    return path
+
+
 # How a counted range is written into the key's value, from the count
 COUNTED = {
     ("Exec", "words"): lambda n: "/bin/true" + " x" * (n - 1),
     ("PublicPorts", "ports"): lambda n: "20000-%d" % (20000 + n - 1),
     ("KeyFile", "hex digits"): key_file_of,
+    ("KeyFile", "bytes"): lambda n: key_file_of(2 * n),
+    ("KeyFile", "KiB"): key_file_sized,
 }
 
 
@@ -334,7 +356,7 @@ for sect, tag, body in entries(os.path.join(REPO, "docs/mtd.policy.5")):
                 tmpl = "10.0.0.0{}" if idx == 0 else "fd00::{}"
             else:
                 tmpl = "{}"
-            st = 2 if what == "hex digits" else step(kind, plo and plo[1], phi and phi[1])
+            st = 2 if what == "hex digits" else 1 if what else step(kind, plo and plo[1], phi and phi[1])
             probes = []
             if plo:
                 probes.append((render(kind, plo[1]) if kind != "prefix" else lo, True))
@@ -421,6 +443,8 @@ for sect, tag, body in entries(os.path.join(REPO, "docs/mtd.policy.5")):
         elif pv and pv[0] == "number":
             good = got == pv[1] or obj.get(name + "_usec") == pv[1] * 10**6 or \
                 obj.get(VALUE_KEYS.get(name, "")) == pv[1]
+        elif isinstance(got, list):
+            good = " ".join(got) == d
         else:
             good = str(got) == d
         if good:
