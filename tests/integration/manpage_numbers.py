@@ -489,11 +489,53 @@ for opt in help_defaults:
                entries(os.path.join(REPO, "docs/mtd-agent.8"))):
         fail("--help gives %s a default, mtd-agent(8) does not document it" % opt)
 
+# --- mtdctl(8): --skew's bound, --socket's default ---------------------------------------
+print("mtdctl(8): --skew and --socket")
+mtdctl_text = " ".join(roff_line(l) for l in
+                       open(os.path.join(REPO, "docs/mtdctl.8"), encoding="utf-8").read().split("\n"))
+m = re.search(r"--skew DURATION \(.*?at most (\d+\w+)\)", mtdctl_text)
+with_numbers += 1
+if not m or not parse_value(m.group(1)) or parse_value(m.group(1))[0] != "time":
+    unread.append("mtdctl --skew: no 'at most' bound found")
+else:
+    hi = parse_value(m.group(1))[1]
+    d = os.path.join(WORK, "skew")
+    os.makedirs(d, exist_ok=True)
+    pol = os.path.join(d, "m.policy")
+    # a long Interval=, so that the skew's bound, not the boundaries it
+    # crosses, decides
+    with open(pol, "w") as f:
+        f.write(policy_text("Rotation", "Interval", "1w"))
+    res = []
+    for v, accept in ((render("time", hi), True), (render("time", hi + 10**6), False)):
+        r = subprocess.run([MTDCTL, "port", "m", "--policy", pol, "--skew", v],
+                           capture_output=True, text=True)
+        res.append("%s %s" % (v, "ok" if r.returncode == 0 else "refused"))
+        if (r.returncode == 0) != accept:
+            fail("mtdctl port --skew %s: %s, mtdctl(8) says at most %s: %s" %
+                 (v, "refused" if accept else "accepted", m.group(1), r.stderr.strip()))
+    ok("mtdctl port --skew at most %s (%s)" % (m.group(1), ", ".join(res)))
+    checked += 1
+m = re.search(r"--socket PATH The control socket\. Default (\S+?)\.?(?:\s|$)", mtdctl_text)
+with_numbers += 1
+if not m:
+    unread.append("mtdctl --socket: no default found")
+else:
+    r = subprocess.run([MTDCTL, "status"], capture_output=True, text=True)
+    if "cannot reach the agent at %s:" % m.group(1) in r.stderr:
+        ok("mtdctl --socket default %s" % m.group(1))
+        checked += 1
+    elif r.returncode == 0 or "cannot reach the agent at" not in r.stderr:
+        unread.append("mtdctl --socket: an agent answers here, the default is not seen")
+    else:
+        fail("mtdctl --socket: default %s in mtdctl(8), mtdctl says: %s" %
+             (m.group(1), r.stderr.strip()))
+
 for u in unread:
     print("  not read: " + u)
 short = False
 for page, (c, n), floor in (("mtd.policy(5)", policy_page, MIN_POLICY_NUMBERS),
-                            ("mtd-agent(8)", (checked, with_numbers), MIN_AGENT_NUMBERS)):
+                            ("mtd-agent(8), mtdctl(8)", (checked, with_numbers), MIN_AGENT_NUMBERS)):
     print("%s: %d of %d stated numbers checked" % (page, c, n))
     if n < floor or c < MIN_SHARE * n:
         print("FAIL: %s: fewer than %d%% of its stated numbers checked, or fewer than %d "
