@@ -7,7 +7,8 @@
 # one past it refused with the key named, and with `mtdctl --json policy check
 # --plan` that a policy leaving the key out gets the stated default; and each
 # option default of docs/mtd-agent.8 against the [default] of
-# `mtd-agent --help`. What it cannot read it prints ("not read: ..."); it fails
+# `mtd-agent --help`, and mtdctl(8)'s --skew bound and --socket default. What
+# it cannot read it prints ("not read: ..."); it fails
 # when fewer than 80% of a page's stated numbers were checked.
 # Offline: no namespace, no network, no root needed.
 set -u
