@@ -752,8 +752,10 @@ int policy_check_user_name(const char *s, const char **ret_reason)
 		return fail(ret_reason, "empty value");
 	if (isdigit((unsigned char)s[0])) {
 		uint64_t id;
-		if (policy_parse_uint64(s, 0, UINT32_MAX - 1, &id, NULL) < 0)
-			return fail(ret_reason, "not a valid numeric id (0-4294967294)");
+		/* an instance's user namespace maps ids 0..65535 only (docs/userns.md):
+		 * a larger id could not run */
+		if (policy_parse_uint64(s, 0, 65535, &id, NULL) < 0)
+			return fail(ret_reason, "a numeric id must be 0 to 65535");
 		return 0;
 	}
 	if (n > 32)

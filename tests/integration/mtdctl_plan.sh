@@ -89,7 +89,7 @@ web_port=$(jq -r '.services[] | select(.service == "web") | .schedule.now.port' 
 for line in "^web (managed service" "^  port now:    $web_port " "^ssh (host service" \
 	"^  backend:     127.0.0.1:22$" "^  snapshot:    /var/lib/mtd/snapshots/web$" \
 	"^  exec:        /usr/sbin/nginx -g 'daemon off; master_process on;'$" \
-	"^  user:        www-data, group www-data$" \
+	"^  user:        root (no User=), group (the user's)$" \
 	"^  egress:      udp/53 192.0.2.53/32, tcp/443 198.51.100.0/24$" \
 	"^  cgroup:      MemoryMax=256M TasksMax=64 CPUQuota=50%$" \
 	"^  lifetime:    MaxLifetime=15min MaxLifetimeJitter=2min StandbyInstances=1$" \

@@ -499,8 +499,9 @@ static void test_user_names(void **state)
 	assert_int_equal(policy_check_user_name("www-data", NULL), 0);
 	assert_int_equal(policy_check_user_name("_apt", NULL), 0);
 	assert_int_equal(policy_check_user_name("0", NULL), 0);
-	assert_int_equal(policy_check_user_name("4294967294", NULL), 0);
-	assert_int_equal(policy_check_user_name("4294967295", NULL), -EINVAL);
+	assert_int_equal(policy_check_user_name("65535", NULL), 0);
+	assert_int_equal(policy_check_user_name("65536", NULL), -EINVAL);
+	assert_int_equal(policy_check_user_name("4294967294", NULL), -EINVAL);
 	assert_int_equal(policy_check_user_name("1abc", NULL), -EINVAL);
 	assert_int_equal(policy_check_user_name("Root", NULL), -EINVAL);
 	assert_int_equal(policy_check_user_name("a b", NULL), -EINVAL);
