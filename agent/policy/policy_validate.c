@@ -197,6 +197,9 @@ static void validate_service(struct vstate *v, bool *ret_managed)
 		if (!kl(v, "Service", "ListenPort"))
 			err(v, svc, "Service", "ListenPort",
 			    "required key missing (a managed service needs ListenPort=)");
+		if (!kl(v, "Service", "SnapshotKey"))
+			err(v, svc, "Service", "SnapshotKey",
+			    "required key missing (an unsigned snapshot is never launched)");
 	}
 
 	if (!kl(v, "Service", "HealthCheck"))

@@ -178,7 +178,7 @@ COUNTED_WORDS = ("words", "ports", "hex digits", "bytes", "KiB", "characters")
 def defaults_of(body):
     """Default values: "Default X." / "Default: X." / "(... default X)"."""
     found = [(m.start(), m.group(1)) for m in re.finditer(
-        r"[Dd]efault:? ((?:\d+(?:us|ms|s|min|h|d|w|[KMGT]|%)?(?:/\d+\w+)?)|none|no|yes|"
+        r"[Dd]efault:? ((?:\d+(?:us|ms|s|min|h|d|w|[KMGT]|%)?(?:/\d+\w+)?)|(?:none|no|yes)\b|"
         r"infinity|@[a-z-]+|[a-z]+(?=\.|;|\)|,))", body)]
     # "killed by default": the verb's stem is the value
     found += [(m.start(), m.group(1)) for m in re.finditer(r"\b([a-z]+?)(?:ed)? by default",
@@ -199,7 +199,7 @@ with open(KEY, "w") as f:
 os.chmod(KEY, 0o600)
 
 BASE = {
-    "Service": ["Name=m", "Snapshot=/", "Exec=/bin/true", "ListenPort=80/tcp"],
+    "Service": ["Name=m", "Snapshot=/", "SnapshotKey=/k.pub", "Exec=/bin/true", "ListenPort=80/tcp"],
     "Rotation": ["PublicPorts=20000-29999", "KeyFile=" + KEY, "AddressPool=10.9.0.0/16"],
     "Envelope": [],
 }
@@ -308,6 +308,17 @@ def snake(key):
 
 
 # --- mtd.policy(5) ---------------------------------------------------------------------
+# The global file's keys under [Hooks]; the rest of it is [Decoys].
+HOOK_KEYS = ("OnEvent", "HookTimeout", "HookRate", "HookUser")
+# Keys whose numbers count other things (lines, record types, hooks running
+# at once), not a bound of the value: listed as unread.
+PROSE_KEYS = {"OnEvent": "its numbers count lines, record types and hooks running at once"}
+
+
+def file_section(section, key):
+    return "Hooks" if section == "Decoys" and key in HOOK_KEYS else section
+
+
 SECTIONS = {"[Service] SECTION": "Service", "[Rotation] SECTION": "Rotation",
             "[Envelope] SECTION": "Envelope", "GLOBAL FILE": "Decoys"}
 policy_json, globals_json = plan_json()
@@ -335,6 +346,10 @@ for sect, tag, body in entries(os.path.join(REPO, "docs/mtd.policy.5")):
     for key, krs in pairs:
         if not krs:
             continue
+        if key in PROSE_KEYS:
+            unread.append("%s= (%s)" % (key, PROSE_KEYS[key]))
+            print("  unread: %s= (%s)" % (key, PROSE_KEYS[key]))
+            continue
         with_numbers += 1
         done = True
         for idx, (lo, hi, what) in enumerate(krs):
@@ -350,7 +365,7 @@ for sect, tag, body in entries(os.path.join(REPO, "docs/mtd.policy.5")):
             # how a bound is written into the key's value
             if counted:
                 tmpl = counted
-            elif key == "UDPBlockLimit":
+            elif key in ("UDPBlockLimit", "HookRate"):
                 tmpl = "{}/1min" if idx == 0 else "32/{}"
             elif kind == "prefix":
                 tmpl = "10.0.0.0{}" if idx == 0 else "fd00::{}"
@@ -370,7 +385,8 @@ for sect, tag, body in entries(os.path.join(REPO, "docs/mtd.policy.5")):
             bad = len(failures)
             for v, accept in probes:
                 value = tmpl(int(v)) if callable(tmpl) else tmpl.format(v)
-                rc, out = run_check(section, key, value, global_file=(section == "Decoys"))
+                rc, out = run_check(file_section(section, key), key, value,
+                                    global_file=(section == "Decoys"))
                 if accept and rc != 0:
                     fail("%s=%s is within the stated range %s to %s but refused: %s" %
                          (key, value, lo, hi, out))

@@ -594,14 +594,14 @@ static void test_grace_default_fits_short_interval(void **state)
 
 static void test_repeated_keys_append(void **state)
 {
-	struct policy *p =
-	    parse_ok("tests/policy/good/x.policy",
-		     "[Service]\nName=x\nSnapshot=/s\nExec=/bin/x\nListenPort=1\n"
-		     "[Rotation]\nPublicPorts=100-200\nKeyFile=../keys/test.key\n"
-		     "[Envelope]\nSystemCalls=read\nSystemCalls=write close\n"
-		     "Capabilities=CAP_CHOWN\nCapabilities=CAP_KILL\n"
-		     "Writable=/a\nWritable=/b /c\n[Rotation]\nAddressPool=10.1.0.0/16\n"
-		     "AddressPool=10.2.0.0/16\n");
+	struct policy *p = parse_ok(
+	    "tests/policy/good/x.policy",
+	    "[Service]\nName=x\nSnapshot=/s\nExec=/bin/x\nListenPort=1\nSnapshotKey=/k.pub\n"
+	    "[Rotation]\nPublicPorts=100-200\nKeyFile=../keys/test.key\n"
+	    "[Envelope]\nSystemCalls=read\nSystemCalls=write close\n"
+	    "Capabilities=CAP_CHOWN\nCapabilities=CAP_KILL\n"
+	    "Writable=/a\nWritable=/b /c\n[Rotation]\nAddressPool=10.1.0.0/16\n"
+	    "AddressPool=10.2.0.0/16\n");
 	assert_int_equal(p->system_calls.count, 3);
 	assert_string_equal(p->system_calls.items[2], "close");
 	assert_null(p->system_calls.items[3]);
@@ -632,7 +632,8 @@ static void expect_one_error(const char *text, const char *want)
 
 #define STANDBY_HEAD "[Service]\nName=s\nSnapshot=/s\nExec=/bin/x\nListenPort=1\n"
 #define STANDBY_TAIL                                                                               \
-	"[Rotation]\nPublicPorts=100-200\nKeyFile=../keys/test.key\nAddressPool=10.9.0.0/24\n"
+	"SnapshotKey=/k.pub\n[Rotation]\nPublicPorts=100-200\nKeyFile=../keys/test.key\n"          \
+	"AddressPool=10.9.0.0/24\n"
 
 static void test_standby_instances_range_and_room(void **state)
 {
@@ -692,7 +693,7 @@ static void test_alert_sets_violations_to_errno_and_refuses_contradictions(void 
 	policy_free(p);
 	expect_one_error(STANDBY_HEAD "OnCompromise=alert\n" STANDBY_TAIL
 				      "[Envelope]\nOnSyscallViolation=quarantine\n",
-			 "tests/policy/good/s.policy:12: Envelope.OnSyscallViolation: quarantine "
+			 "tests/policy/good/s.policy:13: Envelope.OnSyscallViolation: quarantine "
 			 "contradicts OnCompromise=alert (line 6), under which no detection kills "
 			 "or quarantines; use errno or leave it unset\n");
 	expect_one_error(STANDBY_HEAD "OnUnhealthy=alert\n" STANDBY_TAIL,
