@@ -665,15 +665,17 @@ int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason
 			*ret_message = NULL;
 		drain_compromised(
 		    d, "manual",
-		    json_pack("{s:s, s:O?}", "reason", reason, "requested_by", requester),
+		    json_pack("{s:s, s:o?}", "reason", reason, "requested_by", requester),
 		    RESPONSE_DISPOSE_QUARANTINE);
 		return 0;
 	}
-	if (!svc)
+	if (!svc) {
+		json_decref(requester);
 		return -ENOENT;
+	}
 	/* The operator's word is a detection: frozen and cut off first. */
 	response_contain(svc, instance, "manual", detected_usec);
-	evidence = json_pack("{s:s, s:O?}", "reason", reason, "requested_by", requester);
+	evidence = json_pack("{s:s, s:o?}", "reason", reason, "requested_by", requester);
 	if (asprintf(ret_message, "quarantining %s: a replacement starts from the clean snapshot",
 		     instance_id(instance)) < 0)
 		*ret_message = NULL;

@@ -53,7 +53,7 @@ json_t *fleet_services_json(const struct fleet *fleet);
 /* mtdctl quarantine: target is an instance id or a service name (its serving
  * instance). The replacement starts at once; the instance is frozen and kept
  * once the replacement serves. -ENOENT: no such instance. ret_message says
- * what was started. */
+ * what was started. requester is stolen. */
 int fleet_quarantine(struct fleet *fleet, const char *target, const char *reason, json_t *requester,
 		     char **ret_message);
 

@@ -62,6 +62,8 @@ in_client "$BUILD_DIR/tools/netprobe" connect 10.213.0.1 "$decoy" 3000 ||
 wait_for 'nft list set inet mtd blocked4 | grep -q "10.213.0.2 timeout"' 100 ||
 	fail "the completed handshake did not block 10.213.0.2 under valgrind"
 mtdctl unblock 10.213.0.2 >/dev/null || fail "unblock"
+mtdctl quarantine nosuch >/dev/null 2>&1 && fail "quarantine of no instance succeeded"
+mtdctl replace nosuch >/dev/null 2>&1 && fail "replace of no instance succeeded"
 if command -v python3 >/dev/null; then
 	python3 - "$SOCKET" <<'PY' || fail "hostile requests"
 import socket, sys
