@@ -42,6 +42,8 @@ tree_with_binary() {
 	dest=${bin#"${libdir%/usr/lib/*}"}
 	mkdir -p "$t$(dirname "$dest")" "$t/dev" "$t/proc" "$t/etc" "$t/run"
 	cp "$bin" "$t$dest"
+	LD_LIBRARY_PATH=$libdir ldd "$bin" | grep "not found" &&
+		fail "$bin: libraries neither on the host nor unpacked in $libdir (make deps)"
 	for lib in $(LD_LIBRARY_PATH=$libdir ldd "$bin" | grep -o '/[^ ]*'); do
 		case "$lib" in "${libdir%/usr/lib/*}"/*) dest=${lib#"${libdir%/usr/lib/*}"} ;; *) dest=$lib ;; esac
 		mkdir -p "$t$(dirname "$dest")"
