@@ -200,11 +200,16 @@ test-tools: $(TEST_TOOLS)
 # only a real kernel reaches (netlink replies, NFLOG, instances) under the
 # sanitizers too.
 SAN_BIN := $(BUILD)/san-bin
-# Not run again under the sanitizers: the two that drive only the rotator
-# library through its test driver (the agent's runs above drive the same code
-# under ASan: rotation, response, envelope), so that `make check` stays well
-# under 20 minutes.
-SAN_INTEGRATION_SKIP := rotator_nft rotator_instance_fw
+# Not run again under the sanitizers, so that `make check` stays near 20
+# minutes: the two that drive only the rotator library through its test
+# driver (the agent's runs drive the same code under ASan: response,
+# envelope, decoy_blocking); rotation (its 62 boundaries and 15 SIGKILLs are
+# the plain run's; decoy_blocking and metrics cross boundaries under ASan);
+# quarantine_large (size, not paths: quarantine_drift runs); examples (real
+# daemons; the agent's paths are response's); manpage_numbers (the CLI's
+# parser, which fuzz_policy and san-unit cover).
+SAN_INTEGRATION_SKIP := rotator_nft rotator_instance_fw rotation quarantine_large examples \
+	manpage_numbers
 san-integration: fixture-keys
 	@$(MAKE) --no-print-directory BUILD=$(SAN_BIN) OPT_CFLAGS="-O1 -g $(SAN_FLAGS)" \
 		LDFLAGS="$(SAN_FLAGS)" all test-tools >/dev/null
@@ -293,7 +298,7 @@ deps:
 	@scripts/deps
 
 check: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(shell nproc) all
 	@BUILD=$(BUILD) tests/check
 
 demo: all $(TEST_TOOLS) fixture-keys
