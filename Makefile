@@ -79,8 +79,8 @@ LAYERS := $(LIB_LAYERS) agent/cli agent/daemon
 # The names each folder may export (nm -g): its modules' names, so a name
 # says where it lives (make check-tree). "x_" allows any name starting x_;
 # "x" allows x itself and x_* (scripts/check-prefixes).
-PREFIX_common := log_ json_bytes secret_file_ step_error_ metric_
-PREFIX_rotator := rotator_ nft_ ruleset_ delta_ elements_ egress_ schedule_
+PREFIX_common := log_ json_bytes secret_file_ step_error_ metric_ schedule_ knock_
+PREFIX_rotator := rotator_ nft_ ruleset_ delta_ elements_ egress_
 PREFIX_agent/policy := policy_ syscall_
 PREFIX_agent/audit := audit_
 PREFIX_agent/snapshot := snapshot_

@@ -17,14 +17,19 @@
 #include <openssl/params.h>
 
 #include "macro.h"
-#include "rotator.h"
+#include "schedule.h"
 
 #define BLOCK_SIZE 32
+/* The longest base: a client stream's label, service, client, host id (each
+ * with its NUL) and epoch. */
+#define STREAM_MAX_BASE                                                                            \
+	(sizeof(SCHEDULE_CLIENT_PORT_LABEL) + SCHEDULE_MAX_SERVICE_NAME + 1 +                      \
+	 SCHEDULE_MAX_CLIENT_NAME + 1 + SCHEDULE_MAX_HOST_ID + 1 + 8)
 
 struct stream {
 	EVP_MAC *mac;
 	EVP_MAC_CTX *ctx;
-	uint8_t msg[sizeof(SCHEDULE_LABEL) + SCHEDULE_MAX_SERVICE_NAME + 1 + 8 + 4];
+	uint8_t msg[STREAM_MAX_BASE + 4];
 	size_t base_len;
 	uint32_t counter;
 	bool counter_wrapped;
@@ -55,25 +60,19 @@ static bool service_valid(const char *service)
 	return len > 0 && len <= SCHEDULE_MAX_SERVICE_NAME;
 }
 
-static int stream_init(struct stream *s, const uint8_t *key, size_t key_len, const char *service,
-		       uint64_t epoch, uint16_t first, uint16_t last)
+/* Starts the stream of HMAC(key, base || counter) words; base is the
+ * label-specific message (docs/schedule.md). */
+static int stream_init_base(struct stream *s, const uint8_t *key, size_t key_len,
+			    const uint8_t *base, size_t base_len, uint16_t first, uint16_t last)
 {
 	OSSL_PARAM params[2];
-	size_t name_len, off = 0;
 
-	if (!key || key_len == 0 || !service_valid(service) || first == 0 || first > last)
+	if (!key || key_len == 0 || first == 0 || first > last || base_len > sizeof(s->msg) - 4)
 		return -EINVAL;
 
 	memset(s, 0, sizeof(*s));
-	name_len = strlen(service);
-	memcpy(s->msg, SCHEDULE_LABEL, sizeof(SCHEDULE_LABEL)); /* includes the 0x00 */
-	off = sizeof(SCHEDULE_LABEL);
-	memcpy(s->msg + off, service, name_len);
-	off += name_len;
-	s->msg[off++] = 0;
-	for (int i = 7; i >= 0; i--)
-		s->msg[off++] = (uint8_t)(epoch >> (8 * i));
-	s->base_len = off;
+	memcpy(s->msg, base, base_len);
+	s->base_len = base_len;
 	s->word = BLOCK_SIZE / 4;
 	s->first = first;
 	s->range = (uint32_t)last - first + 1;
@@ -94,6 +93,36 @@ static int stream_init(struct stream *s, const uint8_t *key, size_t key_len, con
 		return -EIO;
 	}
 	return 0;
+}
+
+/* Appends a NUL-terminated field (its terminator included) to a base. */
+static size_t base_put_string(uint8_t *base, size_t off, const char *s)
+{
+	size_t len = strlen(s) + 1;
+
+	memcpy(base + off, s, len);
+	return off + len;
+}
+
+static size_t base_put_epoch(uint8_t *base, size_t off, uint64_t epoch)
+{
+	for (int i = 7; i >= 0; i--)
+		base[off++] = (uint8_t)(epoch >> (8 * i));
+	return off;
+}
+
+static int stream_init(struct stream *s, const uint8_t *key, size_t key_len, const char *service,
+		       uint64_t epoch, uint16_t first, uint16_t last)
+{
+	uint8_t base[STREAM_MAX_BASE];
+	size_t off;
+
+	if (!service_valid(service))
+		return -EINVAL;
+	off = base_put_string(base, 0, SCHEDULE_LABEL);
+	off = base_put_string(base, off, service);
+	off = base_put_epoch(base, off, epoch);
+	return stream_init_base(s, key, key_len, base, off, first, last);
 }
 
 static int stream_refill(struct stream *s)
@@ -367,4 +396,127 @@ bool schedule_in_grace(uint64_t now_usec, uint64_t interval_sec, uint64_t grace_
 	if (interval_sec == 0 || interval_sec > UINT64_MAX / 1000000 || grace_sec >= interval_sec)
 		return false;
 	return now_usec % (interval_sec * 1000000) < grace_sec * 1000000;
+}
+
+bool schedule_client_name_valid(const char *name)
+{
+	size_t len;
+
+	if (!name)
+		return false;
+	len = strlen(name);
+	if (len == 0 || len > SCHEDULE_MAX_CLIENT_NAME || name[0] == '.' || name[0] == '-')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = name[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+bool schedule_host_id_valid(const char *host_id)
+{
+	size_t len;
+
+	if (!host_id)
+		return false;
+	len = strlen(host_id);
+	if (len == 0 || len > SCHEDULE_MAX_HOST_ID)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = host_id[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == ':' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+static int client_stream_init(struct stream *s, const struct schedule_client *c, const char *label,
+			      uint64_t epoch)
+{
+	uint8_t base[STREAM_MAX_BASE];
+	size_t off;
+
+	if (!c || !service_valid(c->service) || !schedule_client_name_valid(c->client) ||
+	    !schedule_host_id_valid(c->host_id))
+		return -EINVAL;
+	off = base_put_string(base, 0, label);
+	off = base_put_string(base, off, c->service);
+	off = base_put_string(base, off, c->client);
+	off = base_put_string(base, off, c->host_id);
+	off = base_put_epoch(base, off, epoch);
+	return stream_init_base(s, c->key, c->key_len, base, off, c->first, c->last);
+}
+
+int schedule_client_candidates(const struct schedule_client *c, uint64_t epoch, uint16_t *ret_ports,
+			       size_t n)
+{
+	_cleanup_free_ struct stream *s = NULL;
+	int r = 0;
+
+	if (!c || !ret_ports || c->first == 0 || c->first > c->last ||
+	    n > (size_t)c->last - c->first + 1)
+		return -EINVAL;
+	s = malloc(sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	r = client_stream_init(s, c, SCHEDULE_CLIENT_PORT_LABEL, epoch);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r >= 0; i++)
+		r = stream_next(s, &ret_ports[i]);
+	stream_done(s);
+	return r < 0 ? r : 0;
+}
+
+int schedule_client_port(const struct schedule_client *c, uint64_t epoch,
+			 schedule_exclude_fn exclude, void *userdata, uint16_t *ret_port)
+{
+	_cleanup_free_ struct stream *s = NULL;
+	uint16_t port = 0;
+	int r;
+
+	if (!ret_port)
+		return -EINVAL;
+	s = malloc(sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	r = client_stream_init(s, c, SCHEDULE_CLIENT_PORT_LABEL, epoch);
+	if (r < 0)
+		return r;
+	for (;;) {
+		r = stream_next(s, &port);
+		if (r == -ENOSPC)
+			r = -EADDRINUSE;
+		if (r < 0 || !exclude || !exclude(port, userdata))
+			break;
+	}
+	stream_done(s);
+	if (r < 0)
+		return r;
+	*ret_port = port;
+	return 0;
+}
+
+int schedule_client_knock_port(const struct schedule_client *c, uint64_t epoch, uint16_t *ret_port)
+{
+	_cleanup_free_ struct stream *s = NULL;
+	int r;
+
+	if (!ret_port)
+		return -EINVAL;
+	s = malloc(sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	r = client_stream_init(s, c, SCHEDULE_CLIENT_KNOCK_LABEL, epoch);
+	if (r < 0)
+		return r;
+	r = stream_next(s, ret_port);
+	stream_done(s);
+	return r;
 }
