@@ -4,6 +4,8 @@
  * envelope"): its sets, the two regular chains instance_ingress and
  * instance_egress, and the static rules that send every packet to or from an
  * "mtdi*" link through them. Default-deny: with no element, nothing passes.
+ * A flow still tracked to a killed or cut instance (dead4/dead6) is answered
+ * with a reset in prerouting_filter.
  */
 #include <errno.h>
 #include <netinet/icmp6.h>
@@ -44,6 +46,10 @@ static const struct set_def instance_sets[] = {
      "instance . proto . destination . ports: its Egress= rules (IPv6)", egress6_fields},
     {RS_ICMPV6_LINK, RS_TYPE_ICMP6_TYPE, 1, 0, 0, NFT_SET_CONSTANT, 0,
      "neighbour discovery and MLD reports an instance sends to the host", NULL},
+    {RS_DEAD4, RS_TYPE_IPADDR, 4, 0, 0, 0, 0,
+     "IPv4 addresses of killed or cut instances: their tracked flows are reset", NULL},
+    {RS_DEAD6, RS_TYPE_IP6ADDR, 16, 0, 0, 0, 0,
+     "IPv6 addresses of killed or cut instances: their tracked flows are reset", NULL},
 };
 
 /* router solicitation, neighbour solicitation and advertisement, MLD reports */
@@ -111,6 +117,21 @@ int ruleset_add_instance_rules(struct nft_txn *t, const struct rotator_config *c
 	    {nft_rule_ifname_jump(RS_CH_INPUT_FILTER, false, IFPREFIX, CH_EGRESS,
 				  "from an instance to this host"),
 	     "jump " CH_EGRESS " in " RS_CH_INPUT_FILTER, false},
+	    /* a flow conntrack still sends to a killed or cut instance: the
+	     * client is answered now (a reset), not left to time out; before
+	     * routing, since a killed instance's link and route are gone */
+	    {nft_rule_dead_reject(RS_CH_PREROUTING_FILTER, NFPROTO_IPV4, RS_DEAD4, true,
+				  "flow to a killed instance: reset"),
+	     "dead4 reset in " RS_CH_PREROUTING_FILTER, false},
+	    {nft_rule_dead_reject(RS_CH_PREROUTING_FILTER, NFPROTO_IPV6, RS_DEAD6, true,
+				  "flow to a killed instance: reset"),
+	     "dead6 reset in " RS_CH_PREROUTING_FILTER, false},
+	    {nft_rule_dead_reject(RS_CH_PREROUTING_FILTER, NFPROTO_IPV4, RS_DEAD4, false,
+				  "flow to a killed instance: refused"),
+	     "dead4 reject in " RS_CH_PREROUTING_FILTER, false},
+	    {nft_rule_dead_reject(RS_CH_PREROUTING_FILTER, NFPROTO_IPV6, RS_DEAD6, false,
+				  "flow to a killed instance: refused"),
+	     "dead6 reject in " RS_CH_PREROUTING_FILTER, false},
 	    /* to an instance */
 	    {nft_rule_ct_live_return(CH_INGRESS, NFPROTO_IPV4, false, RS_INSTANCES4,
 				     "replies and related ICMP to a live instance"),
