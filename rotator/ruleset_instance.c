@@ -145,6 +145,20 @@ int ruleset_add_instance_rules(struct nft_txn *t, const struct rotator_config *c
 	    {nft_rule_ingress_return(CH_INGRESS, NFPROTO_IPV6, RS_INGRESS6,
 				     "new flow to its port, through the DNAT"),
 	     "ingress6 in " CH_INGRESS, false},
+	    /* the first packet of a flow the DNAT still sent to a cut instance
+	     * (its route not moved yet): refused at once, not left to retry */
+	    {nft_rule_dead_reject(CH_INGRESS, NFPROTO_IPV4, RS_DEAD4, true,
+				  "new flow to a cut instance: reset"),
+	     "dead4 reset in " CH_INGRESS, false},
+	    {nft_rule_dead_reject(CH_INGRESS, NFPROTO_IPV6, RS_DEAD6, true,
+				  "new flow to a cut instance: reset"),
+	     "dead6 reset in " CH_INGRESS, false},
+	    {nft_rule_dead_reject(CH_INGRESS, NFPROTO_IPV4, RS_DEAD4, false,
+				  "new flow to a cut instance: refused"),
+	     "dead4 reject in " CH_INGRESS, false},
+	    {nft_rule_dead_reject(CH_INGRESS, NFPROTO_IPV6, RS_DEAD6, false,
+				  "new flow to a cut instance: refused"),
+	     "dead6 reject in " CH_INGRESS, false},
 	    {nft_rule_drop(CH_INGRESS, 0, NULL, "anything else to an instance"),
 	     "drop in " CH_INGRESS, false},
 	    /* from an instance */
