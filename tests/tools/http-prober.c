@@ -7,12 +7,15 @@
  * For SECONDS, every GAP_MS (default 10) one HTTP/1.0 GET / on a new
  * connection to the port of the current epoch (the first candidate: nothing
  * else is bound in the range on the server), with a 1 s limit for the whole
- * request. A request fails when the connection is refused, reset, gets no
- * complete answer within the limit, or the answer is not "HTTP/1.x 200".
+ * request; refused there, it tries the previous epoch's port (in its grace),
+ * as mtdctl connect does: a port that opens a little after its boundary
+ * costs a fallback, not a failure. A request fails when the connection is
+ * refused (on both), reset, gets no complete answer within the limit, or the
+ * answer is not "HTTP/1.x 200".
  * Prints each failure ("fail KIND port P at +MS ms after its boundary") and
  * a summary line:
  *
- *   summary: probes N ok N failed N refused N reset N timeout N bad N
+ *   summary: probes N ok N failed N refused N reset N timeout N bad N fallbacks N
  *
  * Exit 0 unless an argument or the key is wrong. */
 #include <arpa/inet.h>
@@ -116,7 +119,7 @@ int main(int argc, char **argv)
 {
 	struct schedule_params p = {0};
 	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
-	unsigned long count[N_OUTCOMES] = {0}, probes = 0;
+	unsigned long count[N_OUTCOMES] = {0}, probes = 0, fallbacks = 0;
 	uint8_t *key = NULL;
 	char *error = NULL;
 	unsigned first, last;
@@ -147,11 +150,18 @@ int main(int argc, char **argv)
 	while (now(CLOCK_MONOTONIC) < end) {
 		uint64_t t = now(CLOCK_REALTIME), epoch = t / USEC_PER_SEC / p.interval_sec;
 		enum outcome o;
-		uint16_t port;
+		uint16_t port, previous;
 
-		if (schedule_port(&p, epoch, &port) < 0)
+		if (schedule_port(&p, epoch, &port) < 0 ||
+		    schedule_port(&p, epoch - 1, &previous) < 0)
 			return 1;
 		o = probe(ai, port);
+		/* As mtdctl connect: refused on the epoch's port, the previous
+		 * epoch's (in its grace) next. */
+		if (o == REFUSED && previous != port) {
+			fallbacks++;
+			o = probe(ai, previous);
+		}
 		probes++;
 		count[o]++;
 		if (o != OK)
@@ -162,9 +172,10 @@ int main(int argc, char **argv)
 		if (gap_ms)
 			nanosleep(&(struct timespec){.tv_nsec = (long)gap_ms * 1000000L}, NULL);
 	}
-	printf("summary: probes %lu ok %lu failed %lu refused %lu reset %lu timeout %lu bad %lu\n",
+	printf("summary: probes %lu ok %lu failed %lu refused %lu reset %lu timeout %lu bad %lu "
+	       "fallbacks %lu\n",
 	       probes, count[OK], probes - count[OK], count[REFUSED], count[RESET], count[TIMEOUT],
-	       count[BAD]);
+	       count[BAD], fallbacks);
 	freeaddrinfo(ai);
 	free(key);
 	return 0;
