@@ -774,8 +774,8 @@ static int reject(struct nftnl_rule *r, uint32_t type, uint8_t code)
 	return add(r, e);
 }
 
-struct nftnl_rule *nft_rule_dead_reject(const char *chain, uint8_t nfproto, const char *set,
-					bool tcp, const char *comment)
+struct nftnl_rule *nft_rule_dead_jump(const char *chain, uint8_t nfproto, const char *set,
+				      const char *target, const char *comment)
 {
 	_cleanup_rule_ struct nftnl_rule *r = NULL;
 	int k;
@@ -787,7 +787,19 @@ struct nftnl_rule *nft_rule_dead_reject(const char *chain, uint8_t nfproto, cons
 		k = ct_reply_saddr_load(r, nfproto, NFT_REG_1);
 	if (k >= 0)
 		k = lookup(r, NFT_REG_1, set, 0);
-	if (k >= 0 && tcp)
+	if (k >= 0)
+		k = jump(r, target);
+	return rule_done(&r, k, comment);
+}
+
+struct nftnl_rule *nft_rule_reject(const char *chain, bool tcp, const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
+	int k = 0;
+
+	if (!r)
+		return NULL;
+	if (tcp)
 		k = meta_load(r, NFT_META_L4PROTO, NFT_REG_1);
 	if (k >= 0 && tcp)
 		k = cmp_u8(r, NFT_CMP_EQ, IPPROTO_TCP);

@@ -246,11 +246,13 @@ struct nftnl_rule *nft_rule_drop(const char *chain, uint16_t log_group_id, const
 				 const char *comment);
 
 /* A packet of a flow that still leads to a killed instance (its address in
- * set): tcp: "meta nfproto ipvX ct reply ip[6] saddr @set meta l4proto tcp
- * counter reject with tcp reset"; else the same without the l4proto match
- * and "reject with icmpx admin-prohibited". */
-struct nftnl_rule *nft_rule_dead_reject(const char *chain, uint8_t nfproto, const char *set,
-					bool tcp, const char *comment);
+ * set), one lookup a packet: "meta nfproto ipvX ct reply ip[6] saddr @set
+ * jump TARGET". */
+struct nftnl_rule *nft_rule_dead_jump(const char *chain, uint8_t nfproto, const char *set,
+				      const char *target, const char *comment);
+/* tcp: "meta l4proto tcp counter reject with tcp reset"; else "counter
+ * reject with icmpx admin-prohibited". */
+struct nftnl_rule *nft_rule_reject(const char *chain, bool tcp, const char *comment);
 
 /*
  * The layout of `inet mtd` (docs/nftables.md): table, named sets and maps,

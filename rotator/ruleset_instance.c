@@ -22,6 +22,7 @@
 
 #define CH_INGRESS "instance_ingress"
 #define CH_EGRESS "instance_egress"
+#define CH_DEAD "instance_dead"
 #define IFPREFIX ROTATOR_INSTANCE_IFPREFIX
 
 static const uint8_t egress4_fields[] = {4, 1, 4, 2, 0};
@@ -61,6 +62,7 @@ static const uint8_t icmpv6_link_types[] = {
 static const struct chain_def instance_chains[] = {
     {CH_INGRESS, NULL, 0, 0, "to an instance: replies, and new flows to its port through the DNAT"},
     {CH_EGRESS, NULL, 0, 0, "from an instance: replies, and new flows its Egress= rules allow"},
+    {CH_DEAD, NULL, 0, 0, "a flow to a killed or cut instance: answered at once"},
 };
 
 /* The constant set's elements, in the transaction that creates it. */
@@ -120,18 +122,14 @@ int ruleset_add_instance_rules(struct nft_txn *t, const struct rotator_config *c
 	    /* a flow conntrack still sends to a killed or cut instance: the
 	     * client is answered now (a reset), not left to time out; before
 	     * routing, since a killed instance's link and route are gone */
-	    {nft_rule_dead_reject(RS_CH_PREROUTING_FILTER, NFPROTO_IPV4, RS_DEAD4, true,
-				  "flow to a killed instance: reset"),
-	     "dead4 reset in " RS_CH_PREROUTING_FILTER, false},
-	    {nft_rule_dead_reject(RS_CH_PREROUTING_FILTER, NFPROTO_IPV6, RS_DEAD6, true,
-				  "flow to a killed instance: reset"),
-	     "dead6 reset in " RS_CH_PREROUTING_FILTER, false},
-	    {nft_rule_dead_reject(RS_CH_PREROUTING_FILTER, NFPROTO_IPV4, RS_DEAD4, false,
-				  "flow to a killed instance: refused"),
-	     "dead4 reject in " RS_CH_PREROUTING_FILTER, false},
-	    {nft_rule_dead_reject(RS_CH_PREROUTING_FILTER, NFPROTO_IPV6, RS_DEAD6, false,
-				  "flow to a killed instance: refused"),
-	     "dead6 reject in " RS_CH_PREROUTING_FILTER, false},
+	    {nft_rule_dead_jump(RS_CH_PREROUTING_FILTER, NFPROTO_IPV4, RS_DEAD4, CH_DEAD,
+				"flow to a killed instance"),
+	     "dead4 jump in " RS_CH_PREROUTING_FILTER, false},
+	    {nft_rule_dead_jump(RS_CH_PREROUTING_FILTER, NFPROTO_IPV6, RS_DEAD6, CH_DEAD,
+				"flow to a killed instance"),
+	     "dead6 jump in " RS_CH_PREROUTING_FILTER, false},
+	    {nft_rule_reject(CH_DEAD, true, "TCP: reset"), "reset in " CH_DEAD, false},
+	    {nft_rule_reject(CH_DEAD, false, "others: refused"), "reject in " CH_DEAD, false},
 	    /* to an instance */
 	    {nft_rule_ct_live_return(CH_INGRESS, NFPROTO_IPV4, false, RS_INSTANCES4,
 				     "replies and related ICMP to a live instance"),
@@ -147,18 +145,12 @@ int ruleset_add_instance_rules(struct nft_txn *t, const struct rotator_config *c
 	     "ingress6 in " CH_INGRESS, false},
 	    /* the first packet of a flow the DNAT still sent to a cut instance
 	     * (its route not moved yet): refused at once, not left to retry */
-	    {nft_rule_dead_reject(CH_INGRESS, NFPROTO_IPV4, RS_DEAD4, true,
-				  "new flow to a cut instance: reset"),
-	     "dead4 reset in " CH_INGRESS, false},
-	    {nft_rule_dead_reject(CH_INGRESS, NFPROTO_IPV6, RS_DEAD6, true,
-				  "new flow to a cut instance: reset"),
-	     "dead6 reset in " CH_INGRESS, false},
-	    {nft_rule_dead_reject(CH_INGRESS, NFPROTO_IPV4, RS_DEAD4, false,
-				  "new flow to a cut instance: refused"),
-	     "dead4 reject in " CH_INGRESS, false},
-	    {nft_rule_dead_reject(CH_INGRESS, NFPROTO_IPV6, RS_DEAD6, false,
-				  "new flow to a cut instance: refused"),
-	     "dead6 reject in " CH_INGRESS, false},
+	    {nft_rule_dead_jump(CH_INGRESS, NFPROTO_IPV4, RS_DEAD4, CH_DEAD,
+				"new flow to a cut instance"),
+	     "dead4 jump in " CH_INGRESS, false},
+	    {nft_rule_dead_jump(CH_INGRESS, NFPROTO_IPV6, RS_DEAD6, CH_DEAD,
+				"new flow to a cut instance"),
+	     "dead6 jump in " CH_INGRESS, false},
 	    {nft_rule_drop(CH_INGRESS, 0, NULL, "anything else to an instance"),
 	     "drop in " CH_INGRESS, false},
 	    /* from an instance */

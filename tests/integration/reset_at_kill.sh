@@ -59,7 +59,7 @@ public_port() { mtdctl --json status | tr -d ' \n' | grep -o '"name":"web","epoc
 record() { mtdctl --json audit show | grep "\"type\":\"$1\"" | grep -- "$2" | head -n 1; }
 in_dead4() { nft list set inet mtd dead4 | grep -qw "$1"; }
 # packets the reset rule answered so far
-resets() { nft list chain inet mtd prerouting_filter | grep 'meta l4proto tcp.*reject with tcp reset' | grep -o 'packets [0-9]*' | awk '{s += $2} END {print s + 0}'; }
+resets() { nft list chain inet mtd instance_dead | grep 'meta l4proto tcp.*reject with tcp reset' | grep -o 'packets [0-9]*' | awk '{s += $2} END {print s + 0}'; }
 
 start_agent
 wait_for '[ -n "$(serving)" ] && [ "$(whoami)" = "$(serving)" ]' 150 || fail "no serving instance: $(mtdctl instances)"
@@ -75,13 +75,13 @@ idle_client() {
 	exec {go}>"$WORK/$1.go"
 	wait_for 'grep -q connected "$WORK/'"$1"'.out"' 50 || fail "the idle client did not connect: $(cat "$WORK/$1.out")"
 }
-# answer NAME: let the client send its request on the idle connection, and
-# what came back
+# answer NAME: let the client send its request on the idle connection;
+# what came back in $got (not in a subshell: the client is this shell's child)
 answer() {
 	echo go >&"$go"
 	exec {go}>&-
 	wait "$client"
-	sed -n '2p' "$WORK/$1.out"
+	got=$(sed -n '2p' "$WORK/$1.out")
 }
 
 # --- a planned replacement with DrainTimeout=0: the old instance's client is reset ----------
@@ -94,10 +94,10 @@ new=$(serving)
 [ -n "$new" ] && [ "$new" != "$old" ] || fail "no new serving instance after the replacement"
 [ -z "$(record instance-draining "\"instance\":\"$old\"")" ] || fail "$old drained with DrainTimeout=0"
 before=$(resets)
-got=$(answer replace)
+answer replace
 case "$got" in
 reset*) ok "the idle client of the replaced $old gets a reset (${got#reset } ms after its request)" ;;
-*) fail "the idle client of the replaced $old got '$got', not a reset" ;;
+*) fail "the idle client of the replaced $old got '$got', not a reset: $(cat "$WORK/replace.out")" ;;
 esac
 [ "$(resets)" -gt "$before" ] || fail "the reset did not come from the table's rule for killed instances"
 ok "the reset came from the rule for flows to killed instances (dead4)"
@@ -114,10 +114,10 @@ out=$(mtdctl quarantine "$old") || fail "mtdctl quarantine: $out"
 wait_for '[ "$(field "$old" state)" = quarantined ]' 150 || fail "$old is not quarantined: $(mtdctl instances)"
 wait_for '[ -n "$(serving)" ] && [ "$(serving)" != "'"$old"'" ]' 150 || fail "no replacement for the quarantined $old"
 before=$(resets)
-got=$(answer quarantine)
+answer quarantine
 case "$got" in
 reset*) ok "the idle client of the quarantined $old gets a reset (${got#reset } ms after its request)" ;;
-*) fail "the idle client of the quarantined $old got '$got', not a reset" ;;
+*) fail "the idle client of the quarantined $old got '$got', not a reset: $(cat "$WORK/quarantine.out")" ;;
 esac
 [ "$(resets)" -gt "$before" ] || fail "the reset did not come from the table's rule for cut instances"
 nft list set inet mtd instances4 | grep -qw "$old_addr" && fail "the quarantined $old is still live"

@@ -281,26 +281,25 @@ static const char golden_counted_drop[] = "inet mtd c\n"
 					  "  [ counter pkts 0 bytes 0 ]\n"
 					  "  [ immediate reg 0 drop ]\n";
 
-/* as `nft --debug=netlink` prints "meta nfproto ipv4 ct reply ip saddr
- * @dead4 meta l4proto tcp counter reject with tcp reset" and "meta nfproto
- * ipv6 ct reply ip6 saddr @dead6 counter reject with icmpx admin-prohibited" */
-static const char golden_dead_reset_ipv4[] = "inet mtd c\n"
-					     "  [ meta load nfproto => reg 1 ]\n"
-					     "  [ cmp eq reg 1 0x00000002 ]\n"
-					     "  [ ct load src_ip => reg 1 , dir reply ]\n"
-					     "  [ lookup reg 1 set dead4 ]\n"
-					     "  [ meta load l4proto => reg 1 ]\n"
-					     "  [ cmp eq reg 1 0x00000006 ]\n"
-					     "  [ counter pkts 0 bytes 0 ]\n"
-					     "  [ reject type 1 code 0 ]\n";
+/* as `nft --debug=netlink` prints "meta nfproto ipv6 ct reply ip6 saddr
+ * @dead6 jump d", "meta l4proto tcp counter reject with tcp reset" and
+ * "counter reject with icmpx admin-prohibited" */
+static const char golden_dead_jump_ipv6[] = "inet mtd c\n"
+					    "  [ meta load nfproto => reg 1 ]\n"
+					    "  [ cmp eq reg 1 0x0000000a ]\n"
+					    "  [ ct load src_ip6 => reg 1 , dir reply ]\n"
+					    "  [ lookup reg 1 set dead6 ]\n"
+					    "  [ immediate reg 0 jump -> d ]\n";
 
-static const char golden_dead_reject_ipv6[] = "inet mtd c\n"
-					      "  [ meta load nfproto => reg 1 ]\n"
-					      "  [ cmp eq reg 1 0x0000000a ]\n"
-					      "  [ ct load src_ip6 => reg 1 , dir reply ]\n"
-					      "  [ lookup reg 1 set dead6 ]\n"
-					      "  [ counter pkts 0 bytes 0 ]\n"
-					      "  [ reject type 2 code 3 ]\n";
+static const char golden_reset_tcp[] = "inet mtd c\n"
+				       "  [ meta load l4proto => reg 1 ]\n"
+				       "  [ cmp eq reg 1 0x00000006 ]\n"
+				       "  [ counter pkts 0 bytes 0 ]\n"
+				       "  [ reject type 1 code 0 ]\n";
+
+static const char golden_reject_admin[] = "inet mtd c\n"
+					  "  [ counter pkts 0 bytes 0 ]\n"
+					  "  [ reject type 2 code 3 ]\n";
 
 static const char golden_logged_drop[] =
     "inet mtd c\n"
@@ -454,10 +453,10 @@ static void test_instance_egress_spoof_check_rules_and_logged_drop(void **state)
 
 static void test_flows_to_killed_instances_are_reset(void **state)
 {
-	check(nft_rule_dead_reject("c", NFPROTO_IPV4, "dead4", true, NULL), golden_dead_reset_ipv4);
-	check(nft_rule_dead_reject("c", NFPROTO_IPV6, "dead6", false, NULL),
-	      golden_dead_reject_ipv6);
-	assert_null(nft_rule_dead_reject("c", NFPROTO_ARP, "dead4", true, NULL));
+	check(nft_rule_dead_jump("c", NFPROTO_IPV6, "dead6", "d", NULL), golden_dead_jump_ipv6);
+	check(nft_rule_reject("c", true, NULL), golden_reset_tcp);
+	check(nft_rule_reject("c", false, NULL), golden_reject_admin);
+	assert_null(nft_rule_dead_jump("c", NFPROTO_ARP, "dead4", "d", NULL));
 }
 
 int main(void)
