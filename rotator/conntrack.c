@@ -157,8 +157,52 @@ int rotator_conntrack_parse(const void *buf, size_t len, uint32_t seq, uint32_t 
 	return r < 0 ? -errno : 0;
 }
 
-/* One dump of the family's table through d. */
+/* The kernel's flag for "the reply tuple's source address" in CTA_FILTER
+ * (net/netfilter/nf_conntrack_netlink.c, CTA_FILTER_F_CTA_IP_SRC). */
+#define CT_FILTER_IP_SRC (1u << 0)
+
+/* Ask the kernel to send only the flows whose reply source is d->to: the
+ * table is walked there all the same, but not copied out and parsed here
+ * (a busy host's table holds tens of thousands of flows). */
+static void put_reply_source_filter(struct nlmsghdr *nlh, const struct rotator_addr *to)
+{
+	struct nlattr *tuple, *ip, *filter;
+
+	tuple = mnl_attr_nest_start(nlh, CTA_TUPLE_REPLY);
+	ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
+	if (to->family == AF_INET)
+		mnl_attr_put(nlh, CTA_IP_V4_SRC, 4, &to->in);
+	else
+		mnl_attr_put(nlh, CTA_IP_V6_SRC, 16, &to->in6);
+	mnl_attr_nest_end(nlh, ip);
+	mnl_attr_nest_end(nlh, tuple);
+	filter = mnl_attr_nest_start(nlh, CTA_FILTER);
+	mnl_attr_put_u32(nlh, CTA_FILTER_ORIG_FLAGS, 0);
+	mnl_attr_put_u32(nlh, CTA_FILTER_REPLY_FLAGS, CT_FILTER_IP_SRC);
+	mnl_attr_nest_end(nlh, filter);
+}
+
+/* One dump of the family's table through d; with filter (d->to set), only
+ * the flows to d->to (the kernel filters: a kernel that refuses the filter
+ * gets the unfiltered dump, filtered here as before). */
+static int dump_once(int family, struct rotator_conntrack_dump *d, bool filter);
+
 static int dump(int family, struct rotator_conntrack_dump *d)
+{
+	int r;
+
+	if (!d->to)
+		return dump_once(family, d, false);
+	r = dump_once(family, d, true);
+	if (r == -EINVAL || r == -EOPNOTSUPP) {
+		d->count = 0;
+		d->n_tuples = 0;
+		r = dump_once(family, d, false);
+	}
+	return r;
+}
+
+static int dump_once(int family, struct rotator_conntrack_dump *d, bool filter)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct mnl_socket *nl;
@@ -184,6 +228,8 @@ static int dump(int family, struct rotator_conntrack_dump *d)
 	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
 	nfg->nfgen_family = (uint8_t)family;
 	nfg->version = NFNETLINK_V0;
+	if (filter)
+		put_reply_source_filter(nlh, d->to);
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
 		r = -errno;
 		goto out;
