@@ -583,6 +583,20 @@ struct nftnl_rule *nft_rule_ifname_jump(const char *chain, bool outgoing, const 
 	return rule_done(&r, k, comment);
 }
 
+struct nftnl_rule *nft_rule_ifname_return(const char *chain, const char *prefix,
+					  const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
+	int k;
+
+	if (!r)
+		return NULL;
+	k = ifname_prefix(r, false, prefix);
+	if (k >= 0)
+		k = verdict(r, NFT_RETURN);
+	return rule_done(&r, k, comment);
+}
+
 struct nftnl_rule *nft_rule_bank_jump(const char *chain, const char *active_set, const char *target,
 				      const char *comment)
 {

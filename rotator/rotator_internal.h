@@ -219,6 +219,11 @@ struct nftnl_rule *nft_rule_icmpv6_link_accept(const char *chain, const char *pr
 struct nftnl_rule *nft_rule_antispoof_drop(const char *chain, uint16_t log_group_id,
 					   const char *log_prefix, const char *comment);
 
+/* iifname "PREFIX*" return: what came in on an instance link leaves the
+ * chain (its instance_egress decides) */
+struct nftnl_rule *nft_rule_ifname_return(const char *chain, const char *prefix,
+					  const char *comment);
+
 /* ct state established,related ip[6] saddr|daddr @set return */
 struct nftnl_rule *nft_rule_ct_live_return(const char *chain, uint8_t nfproto, bool source,
 					   const char *set, const char *comment);

@@ -301,6 +301,11 @@ static const char golden_reject_admin[] = "inet mtd c\n"
 					  "  [ counter pkts 0 bytes 0 ]\n"
 					  "  [ reject type 2 code 3 ]\n";
 
+static const char golden_ifname_return[] = "inet mtd c\n"
+					   "  [ meta load iifname => reg 1 ]\n"
+					   "  [ cmp eq reg 1 0x6964746d ]\n"
+					   "  [ immediate reg 0 return ]\n";
+
 static const char golden_logged_drop[] =
     "inet mtd c\n"
     "  [ log prefix mtd-egress  group 9 snaplen 0 qthreshold 0 ]\n"
@@ -415,6 +420,7 @@ static void test_instance_links_jump_to_the_envelope_chains(void **state)
 	      golden_jump_from_instance);
 	check(nft_rule_icmpv6_link_accept("c", "mtdi", "icmpv6_link", NULL),
 	      golden_icmpv6_link_accept);
+	check(nft_rule_ifname_return("c", "mtdi", NULL), golden_ifname_return);
 	assert_null(nft_rule_ifname_jump("c", true, "", "x", NULL));
 	assert_null(nft_rule_ifname_jump("c", true, "0123456789abcdef", "x", NULL));
 }
