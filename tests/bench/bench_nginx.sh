@@ -79,7 +79,9 @@ start_nginx() {
 }
 
 # load_runs SECONDS PORT-COMMAND: wrk in 1-s runs, each to the port
-# PORT-COMMAND prints; prints "rps R worst W requests N errors E non2xx X runs K"
+# PORT-COMMAND prints; prints "rps R worst W requests N errors E timeouts T
+# non2xx X runs K" (errors: wrk's connect, read and write errors, a reset
+# among them; timeouts: requests without an answer within 2 s)
 load_runs() {
 	local end=$((SECONDS + $1)) port out
 	: >"$WORK/wrk.runs"
@@ -89,14 +91,14 @@ load_runs() {
 		echo "$out" | awk '
 			/requests in/ { n = $1; d = $4; sub(/s,?$/, "", d);
 				if (d ~ /ms$/) { sub(/ms$/, "", d); d /= 1000 } }
-			/Socket errors/ { gsub(/,/, ""); e = $4 + $6 + $8 + $10 }
+			/Socket errors/ { gsub(/,/, ""); e = $4 + $6 + $8; t = $10 }
 			/Non-2xx/ { x = $NF }
-			END { printf "%d %s %d %d\n", n, d, e + 0, x + 0 }' >>"$WORK/wrk.runs"
+			END { printf "%d %s %d %d %d\n", n, d, e + 0, x + 0, t + 0 }' >>"$WORK/wrk.runs"
 	done
-	awk '{ n += $1; d += $2; e += $3; x += $4; r = ($2 > 0) ? $1 / $2 : 0;
+	awk '{ n += $1; d += $2; e += $3; x += $4; t += $5; r = ($2 > 0) ? $1 / $2 : 0;
 		if (NR == 1 || r < w) w = r }
-		END { printf "rps %d worst %d requests %d errors %d non2xx %d runs %d\n",
-			(d > 0) ? n / d : 0, w, n, e, x, NR }' "$WORK/wrk.runs"
+		END { printf "rps %d worst %d requests %d errors %d timeouts %d non2xx %d runs %d\n",
+			(d > 0) ? n / d : 0, w, n, e, t, x, NR }' "$WORK/wrk.runs"
 }
 field_of() { sed -n "s/^\(.* \)\{0,1\}$1 \([0-9]*\).*/\2/p" <<<"$2"; }
 
