@@ -18,7 +18,9 @@
 # three (total requests / total time of the runs, and the worst 1-s run),
 # wrk's errors, the prober's failures, the boundaries passed (the agent's
 # timed changes) and the replacements (instance-replaced in the audit log).
-# Targets: through the agent >= 90% of (a); 0 failed requests with planned
+# (a) and (b) run before and after the agent's runs (their nginx idle in
+# between), and their figures are of both: the machine's other load moves
+# over two minutes. Targets: through the agent >= 90% of (a); 0 failed requests with planned
 # replacements; with compromises, failures only as resets (never a timeout).
 . "$(dirname "$0")/../integration/lib.bash"
 SECONDS_PLANNED=${MTD_BENCH_NGINX_SECONDS:-56}
@@ -78,13 +80,15 @@ start_nginx() {
 	NGINX_PIDS="$NGINX_PIDS $!"
 }
 
-# load_runs SECONDS PORT-COMMAND: wrk in 1-s runs, each to the port
+# load_runs SECONDS PORT-COMMAND [NAME]: wrk in 1-s runs, each to the port
 # PORT-COMMAND prints; prints "rps R worst W requests N errors E timeouts T
 # non2xx X runs K" (errors: wrk's connect, read and write errors, a reset
-# among them; timeouts: requests without an answer within 2 s)
+# among them; timeouts: requests without an answer within 2 s). With NAME
+# the runs add to those of earlier calls with that NAME, and the summary is
+# of them all.
 load_runs() {
-	local end=$((SECONDS + $1)) port out
-	: >"$WORK/wrk.runs"
+	local end=$((SECONDS + $1)) port out runs=$WORK/wrk.runs.${3:-agent}
+	[ -n "${3:-}" ] || : >"$runs"
 	while [ $SECONDS -lt $end ]; do
 		port=$(eval "$2")
 		out=$(in_client wrk -t1 -c32 -d1s --timeout 2s "http://10.213.0.1:$port/" 2>&1)
@@ -93,12 +97,12 @@ load_runs() {
 				if (d ~ /ms$/) { sub(/ms$/, "", d); d /= 1000 } }
 			/Socket errors/ { gsub(/,/, ""); e = $4 + $6 + $8; t = $10 }
 			/Non-2xx/ { x = $NF }
-			END { printf "%d %s %d %d %d\n", n, d, e + 0, x + 0, t + 0 }' >>"$WORK/wrk.runs"
+			END { printf "%d %s %d %d %d\n", n, d, e + 0, x + 0, t + 0 }' >>"$runs"
 	done
 	awk '{ n += $1; d += $2; e += $3; x += $4; t += $5; r = ($2 > 0) ? $1 / $2 : 0;
 		if (NR == 1 || r < w) w = r }
 		END { printf "rps %d worst %d requests %d errors %d timeouts %d non2xx %d runs %d\n",
-			(d > 0) ? n / d : 0, w, n, e, t, x, NR }' "$WORK/wrk.runs"
+			(d > 0) ? n / d : 0, w, n, e, t, x, NR }' "$runs"
 }
 field_of() { sed -n "s/^\(.* \)\{0,1\}$1 \([0-9]*\).*/\2/p" <<<"$2"; }
 
@@ -110,8 +114,8 @@ nginx_tree "$d"
 nginx_conf 10.213.0.1:8081 "$d" "nobody nogroup" >"$d/etc/nginx/nginx.conf"
 start_nginx "$d"
 wait_for 'in_client "$BUILD_DIR/tools/netprobe" connect 10.213.0.1 8081 200' 50 || fail "nginx (b) did not start: $(cat "$WORK/nginx.log")"
-direct=$(load_runs "$SECONDS_BASE" 'echo 8081')
-echo "  (b) nginx directly:            $direct"
+direct=$(load_runs "$SECONDS_BASE" 'echo 8081' direct)
+echo "  (b) nginx directly, before:            $direct"
 
 # --- (a) the same nginx in a namespace behind a veth and a plain DNAT, no agent --------------
 ip netns add plain
@@ -122,8 +126,12 @@ ip -n plain addr add 10.216.0.2/30 dev veth-nginx
 ip -n plain link set veth-nginx up
 ip -n plain link set lo up
 ip -n plain route add default via 10.216.0.1
-echo 1 >/proc/sys/net/ipv4/ip_forward
-nft -f - <<'NFT' || fail "the plain DNAT table"
+# plain_dnat on|off: forwarding and the bench's own DNAT table (off while
+# the agent runs: it finds forwarding off, as on a host of its own)
+plain_dnat() {
+	if [ "$1" = on ]; then
+		echo 1 >/proc/sys/net/ipv4/ip_forward
+		nft -f - <<'NFT' || fail "the plain DNAT table"
 table ip bench_plain {
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
@@ -131,18 +139,20 @@ table ip bench_plain {
 	}
 }
 NFT
+	else
+		nft delete table ip bench_plain
+		echo 0 >/proc/sys/net/ipv4/ip_forward
+	fi
+}
+plain_dnat on
 a=$WORK/plain
 nginx_tree "$a"
 nginx_conf 10.216.0.2:8080 "$a" "nobody nogroup" >"$a/etc/nginx/nginx.conf"
 start_nginx "$a" plain
 wait_for 'in_client "$BUILD_DIR/tools/netprobe" connect 10.213.0.1 8082 200' 50 || fail "nginx (a) did not start: $(cat "$WORK/nginx.log")"
-plain=$(load_runs "$SECONDS_BASE" 'echo 8082')
-echo "  (a) nginx behind a plain DNAT: $plain"
-for p in $NGINX_PIDS; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-NGINX_PIDS=""
-nft delete table ip bench_plain
-ip netns del plain
-echo 0 >/proc/sys/net/ipv4/ip_forward
+plain=$(load_runs "$SECONDS_BASE" 'echo 8082' plain)
+echo "  (a) nginx behind a plain DNAT, before: $plain"
+plain_dnat off
 
 # --- through the agent: nginx as a managed service ---------------------------------------------
 t=$WORK/web-tree
@@ -206,7 +216,7 @@ WritableSize=64M
 LimitNOFILE=4096
 POLICY
 out=$("$MTDCTL" policy check "$WORK/policies" 2>&1) || fail "the bench policy does not validate: $out"
-start_agent
+start_agent --remove-table-on-stop
 healthy() { json_instances | grep -q '"id":"web-[0-9]*"[^}]*"state":"healthy"[^}]*"role":"serving"'; }
 serving() { json_instances | grep -o '"id":"web-[0-9]*"[^}]*"role":"serving"' | sed 's/"id":"\([^"]*\)".*/\1/' | head -n 1; }
 wait_for 'healthy && [ -n "$(mtdctl port web --policy "$P" 2>/dev/null)" ]' 300 || fail "nginx did not become healthy: $(json_instances)"
@@ -247,6 +257,13 @@ agent_run() {
 agent_run planned "$SECONDS_PLANNED"
 agent_run compromise "$SECONDS_COMPROMISE" quarantine
 stop_agent || fail "the agent did not stop cleanly"
+
+# --- (a) and (b) again: the machine's other load changes over two minutes -----------------
+plain_dnat on
+direct=$(load_runs "$SECONDS_BASE" 'echo 8081' direct)
+echo "  (b) nginx directly, before and after:            $direct"
+plain=$(load_runs "$SECONDS_BASE" 'echo 8082' plain)
+echo "  (a) nginx behind a plain DNAT, before and after: $plain"
 
 agent=$(cat "$WORK/load.planned")
 ra=$(field_of rps "$plain")
