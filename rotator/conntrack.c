@@ -72,9 +72,33 @@ static bool flow_over(const struct nlattr *protoinfo)
 	return false;
 }
 
+/* Keep the flow's original tuple (to delete it later); a tuple that does
+ * not fit is not kept (it is counted all the same). */
+static void keep_tuple(struct rotator_conntrack_dump *d, const struct nlattr *orig)
+{
+	struct rotator_ct_tuple *t;
+	uint16_t len = orig ? (uint16_t)MNL_ALIGN(orig->nla_len) : 0;
+
+	if (!orig || len > ROTATOR_CT_TUPLE_MAX)
+		return;
+	if (d->n_tuples == d->cap_tuples) {
+		size_t cap = d->cap_tuples ? 2 * d->cap_tuples : 16;
+		struct rotator_ct_tuple *grown = realloc(d->tuples, cap * sizeof(*grown));
+
+		if (!grown)
+			return;
+		d->tuples = grown;
+		d->cap_tuples = cap;
+	}
+	t = &d->tuples[d->n_tuples++];
+	memcpy(t->bytes, orig, orig->nla_len);
+	t->len = orig->nla_len;
+}
+
 /* Counting: an open flow that a DNAT sent to d->to. */
-static void count_flow(struct rotator_conntrack_dump *d, const struct nlattr *reply,
-		       const struct nlattr *status, const struct nlattr *protoinfo)
+static void count_flow(struct rotator_conntrack_dump *d, const struct nlattr *orig,
+		       const struct nlattr *reply, const struct nlattr *status,
+		       const struct nlattr *protoinfo, bool keep)
 {
 	struct rotator_addr dst;
 
@@ -84,6 +108,8 @@ static void count_flow(struct rotator_conntrack_dump *d, const struct nlattr *re
 	    !same_address(&dst, d->to) || flow_over(protoinfo))
 		return;
 	d->count++;
+	if (keep)
+		keep_tuple(d, orig);
 }
 
 /* For each flow whose original source is the one asked about, the reply's
@@ -106,7 +132,7 @@ static int on_flow(const struct nlmsghdr *nlh, void *userdata)
 			protoinfo = a;
 	}
 	if (d->to) {
-		count_flow(d, reply, status, protoinfo);
+		count_flow(d, orig, reply, status, protoinfo, d->end);
 		return MNL_CB_OK;
 	}
 	if (!orig || !reply || !tuple_address(orig, CTA_IP_V4_SRC, CTA_IP_V6_SRC, &src) ||
@@ -131,8 +157,52 @@ int rotator_conntrack_parse(const void *buf, size_t len, uint32_t seq, uint32_t 
 	return r < 0 ? -errno : 0;
 }
 
-/* One dump of the family's table through d. */
+/* The kernel's flag for "the reply tuple's source address" in CTA_FILTER
+ * (net/netfilter/nf_conntrack_netlink.c, CTA_FILTER_F_CTA_IP_SRC). */
+#define CT_FILTER_IP_SRC (1u << 0)
+
+/* Ask the kernel to send only the flows whose reply source is d->to: the
+ * table is walked there all the same, but not copied out and parsed here
+ * (a busy host's table holds tens of thousands of flows). */
+static void put_reply_source_filter(struct nlmsghdr *nlh, const struct rotator_addr *to)
+{
+	struct nlattr *tuple, *ip, *filter;
+
+	tuple = mnl_attr_nest_start(nlh, CTA_TUPLE_REPLY);
+	ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
+	if (to->family == AF_INET)
+		mnl_attr_put(nlh, CTA_IP_V4_SRC, 4, &to->in);
+	else
+		mnl_attr_put(nlh, CTA_IP_V6_SRC, 16, &to->in6);
+	mnl_attr_nest_end(nlh, ip);
+	mnl_attr_nest_end(nlh, tuple);
+	filter = mnl_attr_nest_start(nlh, CTA_FILTER);
+	mnl_attr_put_u32(nlh, CTA_FILTER_ORIG_FLAGS, 0);
+	mnl_attr_put_u32(nlh, CTA_FILTER_REPLY_FLAGS, CT_FILTER_IP_SRC);
+	mnl_attr_nest_end(nlh, filter);
+}
+
+/* One dump of the family's table through d; with filter (d->to set), only
+ * the flows to d->to (the kernel filters: a kernel that refuses the filter
+ * gets the unfiltered dump, filtered here as before). */
+static int dump_once(int family, struct rotator_conntrack_dump *d, bool filter);
+
 static int dump(int family, struct rotator_conntrack_dump *d)
+{
+	int r;
+
+	if (!d->to)
+		return dump_once(family, d, false);
+	r = dump_once(family, d, true);
+	if (r == -EINVAL || r == -EOPNOTSUPP) {
+		d->count = 0;
+		d->n_tuples = 0;
+		r = dump_once(family, d, false);
+	}
+	return r;
+}
+
+static int dump_once(int family, struct rotator_conntrack_dump *d, bool filter)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct mnl_socket *nl;
@@ -158,6 +228,8 @@ static int dump(int family, struct rotator_conntrack_dump *d)
 	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
 	nfg->nfgen_family = (uint8_t)family;
 	nfg->version = NFNETLINK_V0;
+	if (filter)
+		put_reply_source_filter(nlh, d->to);
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
 		r = -errno;
 		goto out;
@@ -197,5 +269,62 @@ int rotator_conntrack_count_to(const struct rotator_addr *addr, size_t *ret_coun
 	if (r < 0)
 		return r;
 	*ret_count = d.count;
+	return 0;
+}
+
+/* Delete one flow by its original tuple: 0, also when it is gone already. */
+static int delete_flow(struct mnl_socket *nl, int family, const struct rotator_ct_tuple *tuple,
+		       uint32_t seq)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nfgenmsg *nfg;
+	ssize_t n;
+	int r;
+
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = seq;
+	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = (uint8_t)family;
+	nfg->version = NFNETLINK_V0;
+	memcpy(mnl_nlmsg_get_payload_tail(nlh), tuple->bytes, tuple->len);
+	nlh->nlmsg_len += MNL_ALIGN(tuple->len);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+	if (n < 0)
+		return -errno;
+	r = mnl_cb_run(buf, (size_t)n, seq, mnl_socket_get_portid(nl), NULL, NULL);
+	return r < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int rotator_conntrack_end_to(const struct rotator_addr *addr, size_t *ret_ended)
+{
+	struct rotator_conntrack_dump d = {.to = addr, .end = true};
+	struct mnl_socket *nl;
+	size_t ended = 0;
+	int r = dump(addr->family, &d);
+
+	if (r < 0)
+		goto out;
+	nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (!nl) {
+		r = -errno;
+		goto out;
+	}
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
+		r = -errno;
+	for (size_t i = 0; r >= 0 && i < d.n_tuples; i++) {
+		r = delete_flow(nl, addr->family, &d.tuples[i], (uint32_t)time(NULL) + (uint32_t)i);
+		if (r >= 0)
+			ended++;
+	}
+	mnl_socket_close(nl);
+out:
+	free(d.tuples);
+	if (r < 0)
+		return r;
+	*ret_ended = ended;
 	return 0;
 }

@@ -35,6 +35,8 @@ static const struct {
     [RS_SET_INGRESS6] = {.name = RS_INGRESS6, .map = false},
     [RS_SET_EGRESS4] = {.name = RS_EGRESS4, .map = false, .interval = true},
     [RS_SET_EGRESS6] = {.name = RS_EGRESS6, .map = false, .interval = true},
+    [RS_SET_DEAD4] = {.name = RS_DEAD4, .map = false},
+    [RS_SET_DEAD6] = {.name = RS_DEAD6, .map = false},
 };
 
 const char *delta_set_name(enum rs_set set)
@@ -133,6 +135,8 @@ void delta_elem_text(enum rs_set set, const struct rs_elem *e, char *buf, size_t
 	switch (set) {
 	case RS_SET_INSTANCES4:
 	case RS_SET_INSTANCES6:
+	case RS_SET_DEAD4:
+	case RS_SET_DEAD6:
 		addr_text(e->key, e->key_len, buf, len);
 		return;
 	case RS_SET_INGRESS4:
@@ -359,6 +363,7 @@ static int state_reserve(struct rs_state *state, const struct rotator_plan *plan
 
 			want[v4 ? RS_SET_INSTANCES4 : RS_SET_INSTANCES6]++;
 			want[v4 ? RS_SET_INGRESS4 : RS_SET_INGRESS6]++;
+			want[v4 ? RS_SET_DEAD4 : RS_SET_DEAD6]++;
 			/* a first guess: overlapping rules may need more (grown then) */
 			want[v4 ? RS_SET_EGRESS4 : RS_SET_EGRESS6] += in->n_egress;
 		}
@@ -464,14 +469,14 @@ static int instance_add(struct rs_state *state, uint32_t owner, const struct rot
 		int r;
 
 		e.key_len = (uint8_t)put_addr(e.key, addr);
-		there = in->cut
+		there = in->cut || in->dead
 			    ? NULL
 			    : table_insert(&state->sets[v4 ? RS_SET_INSTANCES4 : RS_SET_INSTANCES6],
 					   &e, &dup);
 		if (there && dup)
 			return instance_error(err, -EEXIST, in, "address also used by instance ",
 					      state->names[there->owner]);
-		if (in->port && !in->cut) {
+		if (in->port && !in->cut && !in->dead) {
 			memset(&e, 0, sizeof(e));
 			e.owner = owner;
 			put_addr(e.key, addr);
@@ -481,11 +486,31 @@ static int instance_add(struct rs_state *state, uint32_t owner, const struct rot
 			table_insert(&state->sets[v4 ? RS_SET_INGRESS4 : RS_SET_INGRESS6], &e,
 				     &dup);
 		}
-		r = egress_add(state, owner, in, addr, err);
+		r = in->dead ? 0 : egress_add(state, owner, in, addr, err);
 		if (r < 0)
 			return r;
 	}
 	return 0;
+}
+
+/* A cut or dead instance's addresses into dead4/dead6 (a packet of a flow
+ * still tracked to them is answered with a reset), after every instance is
+ * in: an address a live instance has now is left out, its flows are the
+ * live instance's. */
+static void dead_add(struct rs_state *state, uint32_t owner, const struct rotator_instance *in)
+{
+	if (!in->cut && !in->dead)
+		return;
+	for (size_t a = 0; a < in->n_addresses; a++) {
+		bool v4 = in->addresses[a].family == AF_INET, dup;
+		struct rs_elem e = {.owner = owner};
+
+		e.key_len = (uint8_t)put_addr(e.key, &in->addresses[a]);
+		if (delta_state_find(state, v4 ? RS_SET_INSTANCES4 : RS_SET_INSTANCES6, e.key,
+				     e.key_len))
+			continue;
+		table_insert(&state->sets[v4 ? RS_SET_DEAD4 : RS_SET_DEAD6], &e, &dup);
+	}
 }
 
 /* The services of one bank; their owners (names) from first_owner on. */
@@ -566,6 +591,8 @@ int delta_state_build(struct rs_state *state, const struct rotator_plan *plan, u
 				 !live_bank, err);
 	for (size_t i = 0; r >= 0 && i < plan->n_instances; i++)
 		r = instance_add(state, first_instance + (uint32_t)i, &plan->instances[i], err);
+	for (size_t i = 0; r >= 0 && i < plan->n_instances; i++)
+		dead_add(state, first_instance + (uint32_t)i, &plan->instances[i]);
 	if (r < 0) {
 		delta_state_clear(state);
 		return r;

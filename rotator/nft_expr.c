@@ -583,6 +583,20 @@ struct nftnl_rule *nft_rule_ifname_jump(const char *chain, bool outgoing, const 
 	return rule_done(&r, k, comment);
 }
 
+struct nftnl_rule *nft_rule_ifname_return(const char *chain, const char *prefix,
+					  const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
+	int k;
+
+	if (!r)
+		return NULL;
+	k = ifname_prefix(r, false, prefix);
+	if (k >= 0)
+		k = verdict(r, NFT_RETURN);
+	return rule_done(&r, k, comment);
+}
+
 struct nftnl_rule *nft_rule_bank_jump(const char *chain, const char *active_set, const char *target,
 				      const char *comment)
 {
@@ -745,6 +759,69 @@ struct nftnl_rule *nft_rule_forward_guard(const char *chain, uint8_t nfproto, co
 		k = counter(r);
 	if (k >= 0)
 		k = verdict(r, NF_DROP);
+	return rule_done(&r, k, comment);
+}
+
+/* ct reply ip[6] saddr into dreg: where a DNATed flow really goes (the
+ * backend), whichever side the packet comes from */
+static int ct_reply_saddr_load(struct nftnl_rule *r, uint8_t nfproto, uint32_t dreg)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("ct");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY,
+				   nfproto == NFPROTO_IPV4 ? NFT_CT_SRC_IP : NFT_CT_SRC_IP6);
+		nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, 1); /* IP_CT_DIR_REPLY */
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, dreg);
+	}
+	return add(r, e);
+}
+
+static int reject(struct nftnl_rule *r, uint32_t type, uint8_t code)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("reject");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, type);
+		nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, code);
+	}
+	return add(r, e);
+}
+
+struct nftnl_rule *nft_rule_dead_jump(const char *chain, uint8_t nfproto, const char *set,
+				      const char *target, const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = NULL;
+	int k;
+
+	if (!nfproto_valid(nfproto) || !(r = rule_new(chain)))
+		return NULL;
+	k = nfproto_is(r, nfproto);
+	if (k >= 0)
+		k = ct_reply_saddr_load(r, nfproto, NFT_REG_1);
+	if (k >= 0)
+		k = lookup(r, NFT_REG_1, set, 0);
+	if (k >= 0)
+		k = jump(r, target);
+	return rule_done(&r, k, comment);
+}
+
+struct nftnl_rule *nft_rule_reject(const char *chain, bool tcp, const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);
+	int k = 0;
+
+	if (!r)
+		return NULL;
+	if (tcp)
+		k = meta_load(r, NFT_META_L4PROTO, NFT_REG_1);
+	if (k >= 0 && tcp)
+		k = cmp_u8(r, NFT_CMP_EQ, IPPROTO_TCP);
+	if (k >= 0)
+		k = counter(r);
+	if (k >= 0)
+		k = tcp ? reject(r, NFT_REJECT_TCP_RST, 0)
+			: reject(r, NFT_REJECT_ICMPX_UNREACH, NFT_REJECT_ICMPX_ADMIN_PROHIBITED);
 	return rule_done(&r, k, comment);
 }
 

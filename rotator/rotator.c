@@ -303,8 +303,9 @@ static int code_instances(struct plan_code *c, const struct rotator_plan *plan)
 	c->n = 0;
 	for (size_t i = 0; k >= 0 && i < plan->n_instances; i++) {
 		const struct rotator_instance *in = &plan->instances[i];
-		uint16_t fixed[5] = {in->proto, in->port, (uint16_t)in->n_addresses,
-				     (uint16_t)in->n_egress, in->cut};
+		uint16_t fixed[6] = {
+		    in->proto, in->port, (uint16_t)in->n_addresses, (uint16_t)in->n_egress,
+		    in->cut,   in->dead};
 
 		k = code_put(c, in->name, strlen(in->name) + 1);
 		if (k >= 0)

@@ -83,6 +83,13 @@ struct rotator_instance {
 	 * to or from it (its Egress= elements stay, unusable, until it leaves
 	 * the plan: deleting them is the slow part of a commit). */
 	bool cut;
+	/* Killed: its addresses are in dead4/dead6 and nothing else of it is
+	 * in the table; a packet of a flow conntrack still has to them is
+	 * answered at once (TCP reset, else ICMP admin-prohibited) instead of
+	 * being dropped, so a client fails fast. A cut instance is in the
+	 * dead sets too. An address a live instance of the plan has is left
+	 * out of them. */
+	bool dead;
 };
 
 /* The complete desired element state: every apply makes the contents of
@@ -237,6 +244,11 @@ int rotator_conntrack_reached(const struct rotator_addr *source, struct rotator_
  * probes) are not either. A whole dump of the table of the caller's network
  * namespace, filtered here. */
 int rotator_conntrack_count_to(const struct rotator_addr *addr, size_t *ret_count);
+
+/* The same flows deleted from conntrack (a killed instance's, whose clients
+ * never came back to be reset): how many were deleted. A flow that ended
+ * meanwhile (ENOENT) is not an error. */
+int rotator_conntrack_end_to(const struct rotator_addr *addr, size_t *ret_ended);
 
 /*
  * The honeypot listener that makes TCP decoys look open. With

@@ -219,6 +219,11 @@ struct nftnl_rule *nft_rule_icmpv6_link_accept(const char *chain, const char *pr
 struct nftnl_rule *nft_rule_antispoof_drop(const char *chain, uint16_t log_group_id,
 					   const char *log_prefix, const char *comment);
 
+/* iifname "PREFIX*" return: what came in on an instance link leaves the
+ * chain (its instance_egress decides) */
+struct nftnl_rule *nft_rule_ifname_return(const char *chain, const char *prefix,
+					  const char *comment);
+
 /* ct state established,related ip[6] saddr|daddr @set return */
 struct nftnl_rule *nft_rule_ct_live_return(const char *chain, uint8_t nfproto, bool source,
 					   const char *set, const char *comment);
@@ -244,6 +249,15 @@ struct nftnl_rule *nft_rule_forward_guard(const char *chain, uint8_t nfproto, co
 
 struct nftnl_rule *nft_rule_drop(const char *chain, uint16_t log_group_id, const char *log_prefix,
 				 const char *comment);
+
+/* A packet of a flow that still leads to a killed instance (its address in
+ * set), one lookup a packet: "meta nfproto ipvX ct reply ip[6] saddr @set
+ * jump TARGET". */
+struct nftnl_rule *nft_rule_dead_jump(const char *chain, uint8_t nfproto, const char *set,
+				      const char *target, const char *comment);
+/* tcp: "meta l4proto tcp counter reject with tcp reset"; else "counter
+ * reject with icmpx admin-prohibited". */
+struct nftnl_rule *nft_rule_reject(const char *chain, bool tcp, const char *comment);
 
 /*
  * The layout of `inet mtd` (docs/nftables.md): table, named sets and maps,
@@ -278,6 +292,8 @@ struct nft_txn;
 #define RS_EGRESS4 "inst_egress4"
 #define RS_EGRESS6 "inst_egress6"
 #define RS_ICMPV6_LINK "icmpv6_link"
+#define RS_DEAD4 "dead4"
+#define RS_DEAD6 "dead6"
 #define RS_LOG_PREFIX "mtd-decoy "
 #define RS_EGRESS_LOG_PREFIX "mtd-egress "
 #define RS_SPOOF_LOG_PREFIX "mtd-spoof "
@@ -344,6 +360,7 @@ int ruleset_add_rules(struct nft_txn *t, struct ruleset_rule *rules, size_t n);
  * first_set_id), then, once the base chains' own rules are in, its rules. */
 int ruleset_add_instance_objects(struct nft_txn *t, uint32_t first_set_id);
 int ruleset_add_instance_rules(struct nft_txn *t, const struct rotator_config *config);
+#define RS_CH_PREROUTING_FILTER "prerouting_filter"
 #define RS_CH_INPUT_FILTER "input_filter"
 #define RS_CH_FORWARD_FILTER "forward_filter"
 
@@ -417,6 +434,8 @@ enum rs_set {
 	RS_SET_INGRESS6,
 	RS_SET_EGRESS4, /* intervals: data holds the key's end */
 	RS_SET_EGRESS6,
+	RS_SET_DEAD4, /* killed instances' addresses: their flows get a reset */
+	RS_SET_DEAD6,
 	RS_N_SETS,
 };
 #define RS_FIRST_INSTANCE_SET RS_SET_INSTANCES4
@@ -567,6 +586,18 @@ struct rotator_conntrack_dump {
 	 * reached this address through a DNAT, in count. */
 	const struct rotator_addr *to;
 	size_t count;
+	/* With to: each counted flow's original tuple (the CTA_TUPLE_ORIG
+	 * attribute, whole) when end is set, to delete it
+	 * (rotator_conntrack_end_to). */
+	bool end;
+	struct rotator_ct_tuple *tuples;
+	size_t n_tuples, cap_tuples;
+};
+
+#define ROTATOR_CT_TUPLE_MAX 128 /* an IPv6 TCP tuple is 72 bytes */
+struct rotator_ct_tuple {
+	uint8_t bytes[ROTATOR_CT_TUPLE_MAX];
+	uint16_t len;
 };
 
 /* The messages of one datagram answering dump request seq of portid (0

@@ -177,6 +177,14 @@ int ruleset_add_layout(struct nft_txn *t, uint32_t table_flags, const struct rot
 	struct ruleset_rule rules[] = {
 	    {nft_rule_loopback_accept(CH_PRE_FILTER, "this host's own traffic is never blocked"),
 	     "loopback accept in " CH_PRE_FILTER, false},
+	    /* replies and flows of the instances: nothing below applies to them
+	     * (sources blocked, decoys, flows to killed instances are outside
+	     * traffic); instance_egress, in forward and input, decides */
+	    {config->instance_envelope
+		 ? nft_rule_ifname_return(CH_PRE_FILTER, ROTATOR_INSTANCE_IFPREFIX,
+					  "from an instance: its envelope decides (forward, input)")
+		 : NULL,
+	     "instance links return in " CH_PRE_FILTER, !config->instance_envelope},
 	    {hp ? nft_rule_honeypot_flow_accept(CH_PRE_FILTER, hp,
 						"decoy connections end at the honeypot")
 		: NULL,

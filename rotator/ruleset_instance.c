@@ -4,6 +4,8 @@
  * envelope"): its sets, the two regular chains instance_ingress and
  * instance_egress, and the static rules that send every packet to or from an
  * "mtdi*" link through them. Default-deny: with no element, nothing passes.
+ * A flow still tracked to a killed or cut instance (dead4/dead6) is answered
+ * with a reset in prerouting_filter.
  */
 #include <errno.h>
 #include <netinet/icmp6.h>
@@ -20,6 +22,7 @@
 
 #define CH_INGRESS "instance_ingress"
 #define CH_EGRESS "instance_egress"
+#define CH_DEAD "instance_dead"
 #define IFPREFIX ROTATOR_INSTANCE_IFPREFIX
 
 static const uint8_t egress4_fields[] = {4, 1, 4, 2, 0};
@@ -44,6 +47,10 @@ static const struct set_def instance_sets[] = {
      "instance . proto . destination . ports: its Egress= rules (IPv6)", egress6_fields},
     {RS_ICMPV6_LINK, RS_TYPE_ICMP6_TYPE, 1, 0, 0, NFT_SET_CONSTANT, 0,
      "neighbour discovery and MLD reports an instance sends to the host", NULL},
+    {RS_DEAD4, RS_TYPE_IPADDR, 4, 0, 0, 0, 0,
+     "IPv4 addresses of killed or cut instances: their tracked flows are reset", NULL},
+    {RS_DEAD6, RS_TYPE_IP6ADDR, 16, 0, 0, 0, 0,
+     "IPv6 addresses of killed or cut instances: their tracked flows are reset", NULL},
 };
 
 /* router solicitation, neighbour solicitation and advertisement, MLD reports */
@@ -55,6 +62,7 @@ static const uint8_t icmpv6_link_types[] = {
 static const struct chain_def instance_chains[] = {
     {CH_INGRESS, NULL, 0, 0, "to an instance: replies, and new flows to its port through the DNAT"},
     {CH_EGRESS, NULL, 0, 0, "from an instance: replies, and new flows its Egress= rules allow"},
+    {CH_DEAD, NULL, 0, 0, "a flow to a killed or cut instance: answered at once"},
 };
 
 /* The constant set's elements, in the transaction that creates it. */
@@ -111,6 +119,17 @@ int ruleset_add_instance_rules(struct nft_txn *t, const struct rotator_config *c
 	    {nft_rule_ifname_jump(RS_CH_INPUT_FILTER, false, IFPREFIX, CH_EGRESS,
 				  "from an instance to this host"),
 	     "jump " CH_EGRESS " in " RS_CH_INPUT_FILTER, false},
+	    /* a flow conntrack still sends to a killed or cut instance: the
+	     * client is answered now (a reset), not left to time out; before
+	     * routing, since a killed instance's link and route are gone */
+	    {nft_rule_dead_jump(RS_CH_PREROUTING_FILTER, NFPROTO_IPV4, RS_DEAD4, CH_DEAD,
+				"flow to a killed instance"),
+	     "dead4 jump in " RS_CH_PREROUTING_FILTER, false},
+	    {nft_rule_dead_jump(RS_CH_PREROUTING_FILTER, NFPROTO_IPV6, RS_DEAD6, CH_DEAD,
+				"flow to a killed instance"),
+	     "dead6 jump in " RS_CH_PREROUTING_FILTER, false},
+	    {nft_rule_reject(CH_DEAD, true, "TCP: reset"), "reset in " CH_DEAD, false},
+	    {nft_rule_reject(CH_DEAD, false, "others: refused"), "reject in " CH_DEAD, false},
 	    /* to an instance */
 	    {nft_rule_ct_live_return(CH_INGRESS, NFPROTO_IPV4, false, RS_INSTANCES4,
 				     "replies and related ICMP to a live instance"),
@@ -124,6 +143,14 @@ int ruleset_add_instance_rules(struct nft_txn *t, const struct rotator_config *c
 	    {nft_rule_ingress_return(CH_INGRESS, NFPROTO_IPV6, RS_INGRESS6,
 				     "new flow to its port, through the DNAT"),
 	     "ingress6 in " CH_INGRESS, false},
+	    /* the first packet of a flow the DNAT still sent to a cut instance
+	     * (its route not moved yet): refused at once, not left to retry */
+	    {nft_rule_dead_jump(CH_INGRESS, NFPROTO_IPV4, RS_DEAD4, CH_DEAD,
+				"new flow to a cut instance"),
+	     "dead4 jump in " CH_INGRESS, false},
+	    {nft_rule_dead_jump(CH_INGRESS, NFPROTO_IPV6, RS_DEAD6, CH_DEAD,
+				"new flow to a cut instance"),
+	     "dead6 jump in " CH_INGRESS, false},
 	    {nft_rule_drop(CH_INGRESS, 0, NULL, "anything else to an instance"),
 	     "drop in " CH_INGRESS, false},
 	    /* from an instance */

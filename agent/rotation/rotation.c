@@ -77,6 +77,10 @@ struct enveloped_instance {
 	struct rotator_egress *egress;
 	size_t n_egress;
 	bool cut; /* rotation_cut_instance: nothing passes, until it is removed */
+	/* Removed (killed): only its addresses stay, in the dead sets, while
+	 * conntrack has open flows to them (on_dead_sweep) */
+	bool dead;
+	uint64_t dead_usec; /* CLOCK_MONOTONIC when it became dead */
 };
 
 #define ROTATION_CHANGES_KEPT 64
@@ -124,6 +128,7 @@ struct rotation {
 	/* how long the transaction moving the ports at a timed change took, and
 	 * the one loading the change after into the idle bank (metrics) */
 	struct metric_histogram switch_durations, staging_durations;
+	sd_event_source *dead_timer; /* sweeps dead instances (rotation_dead_*) */
 };
 
 /* From 100 us (a switch of banks is ~0.3 ms here) to 10 s. */
@@ -425,17 +430,19 @@ static int apply_once(struct rotation *rotation, struct rotated_service *service
 	for (size_t i = 0; i < rotation->n_instances; i++) {
 		const struct enveloped_instance *e = &rotation->instances[i];
 
-		if (cut && streq(e->name, cut))
-			continue;
+		bool dead = e->dead || (cut && streq(e->name, cut));
+
+		/* the instance named cut goes in this transaction: dead */
 		plan_instances[plan.n_instances++] = (struct rotator_instance){
 		    .name = e->name,
 		    .addresses = e->addresses,
 		    .n_addresses = e->n_addresses,
 		    .proto = e->proto,
 		    .port = e->port,
-		    .egress = e->egress,
-		    .n_egress = e->n_egress,
+		    .egress = dead ? NULL : e->egress,
+		    .n_egress = dead ? 0 : e->n_egress,
 		    .cut = e->cut,
+		    .dead = dead,
 		};
 	}
 	plan.instances = plan_instances;
@@ -552,6 +559,112 @@ static void instances_remove_named(struct rotation *rotation, const char *name)
 		}
 }
 
+/* --- dead instances ------------------------------------------------------
+ * A removed instance (killed, quarantined, cut off by a route change) stays
+ * in the registry as dead: its addresses in the dead sets, so that a packet
+ * of a flow conntrack still leads to it is answered with a reset at once
+ * (docs/nftables.md, "Killed instances"). Swept every DEAD_SWEEP_USEC: it
+ * goes once conntrack has no open DNATed flow to its addresses, or after
+ * DEAD_KEEP_USEC, when the flows still open to it are deleted from
+ * conntrack (their clients were idle all that time). */
+#define DEAD_SWEEP_USEC (1 * USEC_PER_SEC)
+#define DEAD_KEEP_USEC (120 * USEC_PER_SEC)
+
+/* Open flows to its addresses; with end, deleted from conntrack too.
+ * -errno when conntrack cannot be read. */
+static int dead_flows(const struct enveloped_instance *e, bool end, size_t *ret_open)
+{
+	size_t total = 0;
+
+	for (size_t a = 0; a < e->n_addresses; a++) {
+		size_t k = 0;
+		int r = end ? rotator_conntrack_end_to(&e->addresses[a], &k)
+			    : rotator_conntrack_count_to(&e->addresses[a], &k);
+
+		if (r < 0)
+			return r;
+		total += k;
+	}
+	*ret_open = total;
+	return 0;
+}
+
+static int on_dead_sweep(sd_event_source *source, uint64_t usec, void *userdata)
+{
+	struct rotation *rotation = userdata;
+	uint64_t t = now(CLOCK_MONOTONIC);
+	bool changed = false, left = false;
+
+	for (size_t i = 0; i < rotation->n_instances;) {
+		struct enveloped_instance *e = &rotation->instances[i];
+		bool expired = t - e->dead_usec >= DEAD_KEEP_USEC;
+		size_t open = 1;
+
+		/* Conntrack unreadable: kept until DEAD_KEEP_USEC. */
+		if (e->dead && (dead_flows(e, expired, &open) < 0 ? expired : expired || !open)) {
+			instances_remove_named(rotation, e->name);
+			changed = true;
+			continue;
+		}
+		left |= e->dead;
+		i++;
+	}
+	if (changed)
+		(void)program(rotation, rotation->services, rotation->n_services, NULL, 0, NULL);
+	if (left) {
+		(void)sd_event_source_set_time(source, t + DEAD_SWEEP_USEC);
+		(void)sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+	}
+	return 0;
+}
+
+static void instances_mark_dead(struct rotation *rotation, const char *name)
+{
+	uint64_t t = now(CLOCK_MONOTONIC);
+
+	for (size_t i = 0; i < rotation->n_instances; i++) {
+		struct enveloped_instance *e = &rotation->instances[i];
+
+		if (!streq(e->name, name) || e->dead)
+			continue;
+		e->dead = true;
+		e->dead_usec = t;
+		free(e->egress);
+		e->egress = NULL;
+		e->n_egress = 0;
+	}
+	/* The first sweep a poll period on: a client that sends in between
+	 * gets its reset. */
+	if (!rotation->dead_timer) {
+		if (sd_event_add_time(rotation->event, &rotation->dead_timer, CLOCK_MONOTONIC,
+				      t + DEAD_SWEEP_USEC, 0, on_dead_sweep, rotation) < 0)
+			return;
+	} else if (sd_event_source_get_enabled(rotation->dead_timer, NULL) == 0) {
+		(void)sd_event_source_set_time(rotation->dead_timer, t + DEAD_SWEEP_USEC);
+	}
+	(void)sd_event_source_set_enabled(rotation->dead_timer, SD_EVENT_ONESHOT);
+}
+
+static void instances_forget_dead_with(struct rotation *rotation, const struct rotator_addr *a,
+				       size_t n)
+{
+	for (size_t i = 0; i < rotation->n_instances;) {
+		struct enveloped_instance *e = &rotation->instances[i];
+		bool shared = false;
+
+		for (size_t x = 0; e->dead && x < e->n_addresses; x++)
+			for (size_t y = 0; y < n; y++)
+				shared |= e->addresses[x].family == a[y].family &&
+					  memcmp(&e->addresses[x].in6, &a[y].in6,
+						 a[y].family == AF_INET ? 4 : 16) == 0;
+		if (shared) {
+			instances_remove_named(rotation, e->name);
+			continue;
+		}
+		i++;
+	}
+}
+
 int rotation_set_instance_backend(struct rotation *rotation, const char *service,
 				  const struct rotator_addr *addresses, size_t n_addresses,
 				  uint16_t port, const char *cut_instance,
@@ -594,7 +707,7 @@ int rotation_set_instance_backend(struct rotation *rotation, const char *service
 		return r;
 	}
 	if (cut_instance)
-		instances_remove_named(rotation, cut_instance);
+		instances_mark_dead(rotation, cut_instance);
 	return 0;
 }
 
@@ -1243,6 +1356,9 @@ int rotation_add_instance(struct rotation *rotation, const char *name,
 	}
 	e->n_egress = n_egress;
 	rotation->n_instances++;
+	/* A dead instance that had one of its addresses: the flows to it are
+	 * the new one's now (it resets them itself), the address is live. */
+	instances_forget_dead_with(rotation, addresses, n_addresses);
 
 	/* Fail closed: no envelope in the kernel, no instance. */
 	r = program(rotation, rotation->services, rotation->n_services, NULL, 0, ret_error);
@@ -1273,17 +1389,29 @@ int rotation_cut_instance(struct rotation *rotation, const char *name, struct st
 int rotation_remove_instance(struct rotation *rotation, const char *name,
 			     struct step_error *ret_error)
 {
-	bool present = false;
+	const struct enveloped_instance *e = NULL;
+	size_t open = 1;
 	int r;
 
-	for (size_t i = 0; i < rotation->n_instances; i++)
-		present |= streq(rotation->instances[i].name, name);
-	if (!present)
+	for (size_t i = 0; i < rotation->n_instances && !e; i++)
+		if (streq(rotation->instances[i].name, name) && !rotation->instances[i].dead)
+			e = &rotation->instances[i];
+	if (!e)
 		return 0;
+	/* No flow left to it (a drained instance, one that never served):
+	 * gone at once, nothing to reset. */
+	if (dead_flows(e, false, &open) < 0)
+		open = 1;
+	if (!open) {
+		/* Gone from the registry either way: the next transaction drops it. */
+		instances_remove_named(rotation, name);
+		return program(rotation, rotation->services, rotation->n_services, NULL, 0,
+			       ret_error);
+	}
 	r = program_cut(rotation, rotation->services, rotation->n_services, NULL, 0, name,
 			ret_error);
-	/* Gone from the registry either way: the next transaction drops it. */
-	instances_remove_named(rotation, name);
+	/* Dead in the registry either way: the next transaction has it so. */
+	instances_mark_dead(rotation, name);
 	return r;
 }
 
@@ -1418,6 +1546,7 @@ void rotation_free(struct rotation *rotation)
 	rotator_honeypot_free(rotation->honeypot);
 	sd_event_source_disable_unref(rotation->timer);
 	sd_event_source_disable_unref(rotation->stage_timer);
+	sd_event_source_disable_unref(rotation->dead_timer);
 	sd_event_source_disable_unref(rotation->clock_watch);
 	if (rotation->clock_fd >= 0)
 		close(rotation->clock_fd);

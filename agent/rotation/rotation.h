@@ -146,7 +146,12 @@ int rotation_set_instance_backend(struct rotation *rotation, const char *service
 /* An instance's envelope in the table (default-deny both ways but its
  * ListenPort through the DNAT and its Egress= rules): one transaction; on
  * failure the instance must not start. Remove takes it out again (its flows
- * are cut); cut_instance above does the same within the route change. */
+ * are cut); cut_instance above does the same within the route change. A
+ * removed instance that conntrack still has open flows to stays dead: its
+ * addresses in dead4/dead6, so each such flow's next packet is answered with
+ * a reset, until none is left (polled every second) or 120 s passed (then
+ * its flows are deleted from conntrack); a cut one is in the dead sets too
+ * (docs/nftables.md, "Killed instances"). */
 struct egress_rule;
 int rotation_add_instance(struct rotation *rotation, const char *name,
 			  const struct rotator_addr *addresses, size_t n_addresses, uint8_t proto,

@@ -177,7 +177,7 @@ $C timeout 20 bash -c '
 	read -t 3 -r greeting <&3; echo "greeting $greeting"
 	echo one >&3; read -t 3 -r reply <&3; echo "before $reply"
 	read -r _ <'"$tmp/go-cut"'
-	echo two >&3; read -t 3 -r reply <&3; echo "after ${reply:-none}"
+	echo two >&3; reply=; read -t 3 -r reply <&3; echo "after ${reply:-none}"
 ' >"$tmp/held-cut.log" 2>&1 &
 held=$!
 pids="$pids $held"
@@ -191,6 +191,9 @@ echo go >"$tmp/go-cut"
 wait "$held"
 grep -q '^after none$' "$tmp/held-cut.log" || fail "(4b) the established flow survived the cut: $(cat "$tmp/held-cut.log")"
 ok "(4b) the established flow to the cut instance is cut"
+grep -q 'Connection reset by peer' "$tmp/held-cut.log" ||
+	fail "(4b) the cut flow's client was not reset (dead4): $(cat "$tmp/held-cut.log")"
+ok "(4b) its client is answered with a reset (the cut instance's address is in dead4)"
 expect "(4b) the public port (still mapped to it) leads nowhere" "" cli 10.88.0.1 24000
 expect "(4b) a cut instance's allowed egress is dropped (IPv4)" "" inst1 10.88.0.2 5353
 expect "(4b) a cut instance's allowed egress is dropped (IPv6)" "" inst1 fd88::2 5353

@@ -114,7 +114,9 @@ grep -qx "frozen 1" "$cg/cgroup.events" || fail "$victim's cgroup is not frozen"
 ok "the compromised instance's cgroup is frozen (cgroup.freeze on the cgroup2 hierarchy)"
 in_nft_set instances4 "$victim_addr" && fail "$victim ($victim_addr) is still in the live set"
 in_nft_set inst_ingress4 "$victim_addr" && fail "$victim ($victim_addr) still admits new flows"
-nft list table inet mtd | grep -qw "$victim_addr" && fail "an element of the quarantined $victim ($victim_addr) is left"
+# (dead4 may hold its address while a client's flow to it waits for its reset: reset_at_kill.sh)
+nft list table inet mtd | sed '/set dead[46] {/,/}/d' | grep -qw "$victim_addr" &&
+	fail "an element of the quarantined $victim ($victim_addr) is left"
 ok "the compromised instance is cut off, and nothing of its envelope is left once it is quarantined"
 c=$(seq_of instance-contained "\"instance\":\"$victim\"")
 r=$(seq_of instance-replaced "\"old\":\"$victim\"")

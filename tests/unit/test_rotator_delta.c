@@ -470,6 +470,80 @@ static void test_state_rejects_instance_address_twice_naming_both(void **state)
 	delta_state_free(&st);
 }
 
+/* A killed instance keeps only its addresses, in dead4/dead6 (its flows are
+ * reset); a cut one is there too; an address a live instance has now is
+ * the live one's, never in the dead sets. */
+static void test_dead_instance_only_in_the_dead_sets(void **state)
+{
+	struct rotator_addr a1[] = {addr("10.214.0.5"), addr("fd00:214::5")};
+	struct rotator_addr a2[] = {addr("10.214.0.6")};
+	struct rotator_egress eg[] = {egress(IPPROTO_TCP, 443, 443, NULL, 0)};
+	struct rotator_instance live[] = {{.name = "web-1",
+					   .addresses = a1,
+					   .n_addresses = 2,
+					   .proto = IPPROTO_TCP,
+					   .port = 8080,
+					   .egress = eg,
+					   .n_egress = 1},
+					  {.name = "web-2",
+					   .addresses = a2,
+					   .n_addresses = 1,
+					   .proto = IPPROTO_TCP,
+					   .port = 8080}};
+	struct rotator_instance killed[] = {{.name = "web-1",
+					     .addresses = a1,
+					     .n_addresses = 2,
+					     .proto = IPPROTO_TCP,
+					     .port = 8080,
+					     .egress = eg,
+					     .n_egress = 1,
+					     .dead = true},
+					    {.name = "web-2",
+					     .addresses = a2,
+					     .n_addresses = 1,
+					     .proto = IPPROTO_TCP,
+					     .port = 8080,
+					     .cut = true}};
+	/* web-3 took web-1's IPv4 address while web-1 is dead */
+	struct rotator_instance reused[] = {killed[0],
+					    {.name = "web-3",
+					     .addresses = a1,
+					     .n_addresses = 1,
+					     .proto = IPPROTO_TCP,
+					     .port = 8080}};
+	struct rs_state old = {}, st = {};
+	struct rs_delta d = {};
+	struct step_error err = {};
+	char text[1024];
+
+	assert_int_equal(build_plan(&old, NULL, 0, live, 2, &err), 0);
+	assert_int_equal(build_plan(&st, NULL, 0, killed, 2, &err), 0);
+	assert_int_equal(delta_compute(&old, &st, &d), 0);
+	delta_text(&old, &st, &d, RS_SET_DEAD4, text, sizeof(text));
+	assert_string_equal(text, "+10.214.0.5, +10.214.0.6");
+	delta_text(&old, &st, &d, RS_SET_DEAD6, text, sizeof(text));
+	assert_string_equal(text, "+fd00:214::5");
+	delta_text(&old, &st, &d, RS_SET_INSTANCES4, text, sizeof(text));
+	assert_string_equal(text, "-10.214.0.5, -10.214.0.6");
+	delta_text(&old, &st, &d, RS_SET_INGRESS4, text, sizeof(text));
+	assert_string_equal(text, "-10.214.0.5 . tcp . 8080, -10.214.0.6 . tcp . 8080");
+	/* the dead one's egress goes; the cut one had none */
+	delta_text(&old, &st, &d, RS_SET_EGRESS4, text, sizeof(text));
+	assert_string_equal(text, "-10.214.0.5 . tcp . 0.0.0.0-255.255.255.255 . 443-443");
+
+	assert_int_equal(build_plan(&old, NULL, 0, reused, 2, &err), 0);
+	assert_int_equal(delta_compute(&st, &old, &d), 0);
+	delta_text(&st, &old, &d, RS_SET_DEAD4, text, sizeof(text));
+	assert_string_equal(text, "-10.214.0.5, -10.214.0.6");
+	delta_text(&st, &old, &d, RS_SET_DEAD6, text, sizeof(text));
+	assert_string_equal(text, "");
+	delta_text(&st, &old, &d, RS_SET_INSTANCES4, text, sizeof(text));
+	assert_string_equal(text, "+10.214.0.5");
+	delta_state_free(&old);
+	delta_state_free(&st);
+	delta_free(&d);
+}
+
 static void box_text(const struct egress_box *b, int family, char *buf, size_t len)
 {
 	char x[INET6_ADDRSTRLEN], y[INET6_ADDRSTRLEN];
@@ -534,6 +608,7 @@ int main(void)
 	    cmocka_unit_test(test_delta_switch_then_staging),
 	    cmocka_unit_test(test_delta_instance_swap_moves_route_and_removes_old_elements),
 	    cmocka_unit_test(test_state_rejects_instance_address_twice_naming_both),
+	    cmocka_unit_test(test_dead_instance_only_in_the_dead_sets),
 	    cmocka_unit_test(test_egress_overlapping_rules_become_disjoint_boxes),
 	};
 

@@ -281,6 +281,31 @@ static const char golden_counted_drop[] = "inet mtd c\n"
 					  "  [ counter pkts 0 bytes 0 ]\n"
 					  "  [ immediate reg 0 drop ]\n";
 
+/* as `nft --debug=netlink` prints "meta nfproto ipv6 ct reply ip6 saddr
+ * @dead6 jump d", "meta l4proto tcp counter reject with tcp reset" and
+ * "counter reject with icmpx admin-prohibited" */
+static const char golden_dead_jump_ipv6[] = "inet mtd c\n"
+					    "  [ meta load nfproto => reg 1 ]\n"
+					    "  [ cmp eq reg 1 0x0000000a ]\n"
+					    "  [ ct load src_ip6 => reg 1 , dir reply ]\n"
+					    "  [ lookup reg 1 set dead6 ]\n"
+					    "  [ immediate reg 0 jump -> d ]\n";
+
+static const char golden_reset_tcp[] = "inet mtd c\n"
+				       "  [ meta load l4proto => reg 1 ]\n"
+				       "  [ cmp eq reg 1 0x00000006 ]\n"
+				       "  [ counter pkts 0 bytes 0 ]\n"
+				       "  [ reject type 1 code 0 ]\n";
+
+static const char golden_reject_admin[] = "inet mtd c\n"
+					  "  [ counter pkts 0 bytes 0 ]\n"
+					  "  [ reject type 2 code 3 ]\n";
+
+static const char golden_ifname_return[] = "inet mtd c\n"
+					   "  [ meta load iifname => reg 1 ]\n"
+					   "  [ cmp eq reg 1 0x6964746d ]\n"
+					   "  [ immediate reg 0 return ]\n";
+
 static const char golden_logged_drop[] =
     "inet mtd c\n"
     "  [ log prefix mtd-egress  group 9 snaplen 0 qthreshold 0 ]\n"
@@ -395,6 +420,7 @@ static void test_instance_links_jump_to_the_envelope_chains(void **state)
 	      golden_jump_from_instance);
 	check(nft_rule_icmpv6_link_accept("c", "mtdi", "icmpv6_link", NULL),
 	      golden_icmpv6_link_accept);
+	check(nft_rule_ifname_return("c", "mtdi", NULL), golden_ifname_return);
 	assert_null(nft_rule_ifname_jump("c", true, "", "x", NULL));
 	assert_null(nft_rule_ifname_jump("c", true, "0123456789abcdef", "x", NULL));
 }
@@ -431,6 +457,14 @@ static void test_instance_egress_spoof_check_rules_and_logged_drop(void **state)
 	assert_null(nft_rule_egress_return("c", NFPROTO_ARP, "instances4", "inst_egress4", NULL));
 }
 
+static void test_flows_to_killed_instances_are_reset(void **state)
+{
+	check(nft_rule_dead_jump("c", NFPROTO_IPV6, "dead6", "d", NULL), golden_dead_jump_ipv6);
+	check(nft_rule_reject("c", true, NULL), golden_reset_tcp);
+	check(nft_rule_reject("c", false, NULL), golden_reject_admin);
+	assert_null(nft_rule_dead_jump("c", NFPROTO_ARP, "dead4", "d", NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -447,6 +481,7 @@ int main(void)
 	    cmocka_unit_test(test_instance_ingress_needs_dnat_and_its_port),
 	    cmocka_unit_test(test_forward_guard_drops_what_the_instances_do_not_need),
 	    cmocka_unit_test(test_instance_egress_spoof_check_rules_and_logged_drop),
+	    cmocka_unit_test(test_flows_to_killed_instances_are_reset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

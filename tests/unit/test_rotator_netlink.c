@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -208,6 +209,38 @@ static void test_conntrack_count_to_counts_open_dnated_flows_only(void **state)
 	assert_int_equal(d.n, 0); /* counting fills nothing else */
 }
 
+/* Ending them (rotator_conntrack_end_to): the counted flows' original tuples
+ * are kept whole, to be sent back in the delete requests; nothing else. */
+static void test_conntrack_end_keeps_the_original_tuples_of_counted_flows(void **state)
+{
+	struct rotator_addr to = {.family = AF_INET};
+	struct rotator_conntrack_dump d = {.to = &to, .end = true};
+	uint32_t nat = IPS_DST_NAT | IPS_DST_NAT_DONE | IPS_CONFIRMED;
+	const struct nlattr *a;
+	struct in_addr src;
+	size_t off;
+
+	inet_pton(AF_INET, "10.77.0.2", &to.in);
+	memset(buf, 0, sizeof(buf));
+	off = put_flow4_full(0, "198.51.100.7", "10.77.0.2", true, nat, TCP_CONNTRACK_ESTABLISHED);
+	off = put_flow4_full(off, "198.51.100.8", "10.77.0.2", true, nat, TCP_CONNTRACK_TIME_WAIT);
+	off =
+	    put_flow4_full(off, "198.51.100.9", "10.77.0.6", true, nat, TCP_CONNTRACK_ESTABLISHED);
+	off = put_done(off);
+	assert_int_equal(rotator_conntrack_parse(buf, off, 99, 0, &d), 0);
+	assert_int_equal(d.count, 1);
+	assert_int_equal(d.n_tuples, 1);
+	a = (const struct nlattr *)d.tuples[0].bytes;
+	assert_int_equal(mnl_attr_get_type(a), CTA_TUPLE_ORIG);
+	assert_int_equal(a->nla_len, d.tuples[0].len);
+	/* CTA_TUPLE_ORIG { CTA_TUPLE_IP { CTA_IP_V4_SRC } }: the client's address */
+	a = mnl_attr_get_payload(mnl_attr_get_payload(a));
+	assert_int_equal(mnl_attr_get_type(a), CTA_IP_V4_SRC);
+	inet_pton(AF_INET, "198.51.100.7", &src);
+	assert_memory_equal(mnl_attr_get_payload(a), &src, 4);
+	free(d.tuples);
+}
+
 static void test_conntrack_error_is_negative_errno(void **state)
 {
 	struct rotator_addr source = {.family = AF_INET}, found[1];
@@ -231,6 +264,7 @@ int main(void)
 	    cmocka_unit_test(test_nflog_message_with_huge_length_is_not_followed),
 	    cmocka_unit_test(test_conntrack_dump_gives_distinct_reply_sources),
 	    cmocka_unit_test(test_conntrack_count_to_counts_open_dnated_flows_only),
+	    cmocka_unit_test(test_conntrack_end_keeps_the_original_tuples_of_counted_flows),
 	    cmocka_unit_test(test_conntrack_message_with_huge_length_is_not_followed),
 	    cmocka_unit_test(test_conntrack_error_is_negative_errno),
 	};
