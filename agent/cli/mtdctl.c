@@ -3,7 +3,8 @@
  * `mtdctl --help` and `mtdctl COMMAND --help`. The commands live below it:
  * those that ask the agent in mtdctl_agent.c, the offline ones in
  * mtdctl_offline.c (policy check, audit init/verify; --plan in mtdctl_plan.c),
- * mtdctl_schedule.c (port, connect) and mtdctl_snapshot.c (keygen, snapshot);
+ * mtdctl_schedule.c (port, connect), mtdctl_client.c (client add/list/revoke)
+ * and mtdctl_snapshot.c (keygen, snapshot);
  * none calls back here.
  * Human tables by default, the agent's JSON with --json. */
 #include "mtdctl.h"
@@ -60,6 +61,15 @@ static const struct mtdctl_command commands[] = {
      mtdctl_port},
     {"connect", "SERVICE --policy FILE [--skew DURATION] HOST",
      "stdio proxy to the current port (ssh ProxyCommand)", true, mtdctl_connect},
+    {"client add",
+     "SERVICE NAME --host ADDRESS[=HOSTID]... [--policy DIR] [--config FILE] [--out FILE]",
+     "a client of a ClientKeys= service: its key (0600) and its mtd-client profile", true,
+     mtdctl_client_add},
+    {"client list", "SERVICE [--policy DIR]",
+     "a ClientKeys= service's clients: name, key fingerprint, key changed", true,
+     mtdctl_client_list},
+    {"client revoke", "SERVICE NAME [--policy DIR]",
+     "remove a client's key (then mtdctl reload closes its doors)", true, mtdctl_client_revoke},
     {"keygen", "--out PREFIX", "Ed25519 pair PREFIX.key (0600) and PREFIX.pub", true,
      mtdctl_keygen},
     {"snapshot create",
