@@ -118,7 +118,8 @@ ok "a profile readable by the group is refused: $out"
 # The command line: usage errors exit 2, one line.
 chmod 0600 "$dir/alice"
 for args in "bogus" "port" "port $dir/alice --at yesterday" "port $dir/alice --host 192.0.2.9" \
-	"forward $dir/alice" "port $dir/alice --candidates 0"; do
+	"forward $dir/alice" "port $dir/alice --candidates 0" \
+	"forward $dir/alice --listen 127.0.0.1:1 --max-connections 1025"; do
 	# shellcheck disable=SC2086 # the words split on purpose
 	out=$("$CLIENT" $args 2>&1)
 	rc=$?
