@@ -157,6 +157,8 @@ static int knock_ready_at(struct forwarder *f, size_t host, bool force, uint64_t
 		return r;
 	}
 	*k = (struct knock_state){.sent = true, .epoch = e.epoch, .at = mono};
+	client_log("forward: knocked on %s udp port %u (epoch %llu)", h->address, e.knock_port,
+		   (unsigned long long)e.epoch);
 	*ret = mono + (force ? KNOCK_RETRY_SETTLE_USEC : KNOCK_SETTLE_USEC);
 	return 0;
 }
