@@ -3,7 +3,7 @@
 # 10.213.0.1:8022) with ClientKeys= and ClientAuth=knock, Interval=2s; its
 # clients made by `mtdctl client add`. From the client namespace:
 #   - alice's door refuses a connection before any knock;
-#   - `mtd-client forward` relays curl's download of a 4 MiB file, rate-limited
+#   - `mtd-client forward` relays curl's download of a 4 MiB file, read slowly
 #     so that it lasts over at least three boundaries, and the checksum
 #     matches; the forwarder knocked again after the boundaries;
 #   - connections made one after another across boundaries each reach the
@@ -88,9 +88,29 @@ in_client "$CLIENT" forward "$WORK/alice.profile" --listen 127.0.0.1:18080 \
 fwd=$!
 pids+=($fwd)
 wait_for "grep -q 'listening on' '$WORK/forward.log'" 50 || fail "the forwarder did not start: $(cat "$WORK/forward.log")"
+# curl's output is read at 400 KB/s through small socket buffers in the
+# client namespace (curl's --limit-rate lets transfers burst), so the relayed
+# connection lasts about 10 s: five boundaries of 2 s.
+in_client sysctl -qw net.ipv4.tcp_rmem="4096 16384 65536" net.ipv4.tcp_wmem="4096 16384 65536"
 epoch_before=$(($(date +%s) / 2))
-in_client curl -s --fail --max-time 60 --limit-rate 450k -o "$WORK/got.bin" \
-	http://127.0.0.1:18080/data.bin || fail "curl through the forwarder failed ($?): $(cat "$WORK/forward.log")"
+(
+	set -o pipefail
+	in_client curl -s --fail --max-time 60 http://127.0.0.1:18080/data.bin |
+		python3 -c '
+import sys, time
+rate, out = int(sys.argv[1]), open(sys.argv[2], "wb")
+start, n = time.monotonic(), 0
+while True:
+    b = sys.stdin.buffer.read1(16384)
+    if not b:
+        break
+    out.write(b)
+    n += len(b)
+    ahead = n / rate - (time.monotonic() - start)
+    if ahead > 0:
+        time.sleep(ahead)
+' 409600 "$WORK/got.bin"
+) || fail "curl through the forwarder failed ($?): $(cat "$WORK/forward.log")"
 epoch_after=$(($(date +%s) / 2))
 [ "$(sha256sum <"$WORK/got.bin")" = "$(sha256sum <"$WORK/www/data.bin")" ] ||
 	fail "the download's checksum differs ($(stat -c %s "$WORK/got.bin") bytes)"

@@ -9,11 +9,17 @@ source "$(dirname "$0")/lib.bash"
 CLIENT=$BUILD_DIR/mtd-client
 [ -x "$CLIENT" ] || fail "build first: $CLIENT"
 
-# Only libcrypto, libc, the loader and the vDSO.
+# Only libcrypto, libc, the loader and the vDSO (and the sanitizers' runtime
+# in a sanitized build: MTD_TEST_SANITIZED).
 libs=$(ldd "$CLIENT" | awk '{ print $1 }' | sed 's|.*/||' | sort | tr '\n' ' ')
 for lib in $libs; do
 	case $lib in
 	linux-vdso.so.* | linux-gate.so.* | ld-linux*.so.* | libc.so.* | libcrypto.so.*) ;;
+	libasan.so.* | libubsan.so.* | libstdc++.so.* | libm.so.* | libgcc_s.so.* | libpthread.so.* | \
+		libdl.so.* | librt.so.*)
+		[ -n "${MTD_TEST_SANITIZED:-}" ] ||
+			fail "mtd-client links $lib (ldd: $libs); it may link libcrypto and libc only"
+		;;
 	*) fail "mtd-client links $lib (ldd: $libs); it may link libcrypto and libc only" ;;
 	esac
 done

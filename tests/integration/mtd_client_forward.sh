@@ -1,0 +1,155 @@
+#!/bin/bash
+# mtd-client forward and connect on their own (no agent), in a network
+# namespace of their own: a profile with Auth=none whose range is a port or
+# two of 127.0.0.1, where a file server listens.
+#   - parallel downloads through the forwarder all arrive whole, and never
+#     more connections than --max-connections reach the server at once;
+#   - a door that refuses moves the connection on to the next port of the
+#     order (the door was bound on the host);
+#   - nothing answering: the local connection is closed, the forwarder runs on;
+#   - SIGTERM with connections open: every one closed, exit 0;
+#   - connect passes the end of stdin on (a half close) and prints the reply.
+. "$(dirname "$0")/lib.bash"
+CLIENT=$BUILD_DIR/mtd-client
+[ -x "$CLIENT" ] || fail "build first: $CLIENT"
+command -v curl >/dev/null || skip "curl is not installed"
+command -v python3 >/dev/null || skip "python3 is not installed"
+enter_private_namespaces "$@"
+make_work_dir
+
+pids=()
+stop_pids() {
+	[ ${#pids[@]} -gt 0 ] || return 0
+	kill "${pids[@]}" 2>/dev/null
+	wait "${pids[@]}" 2>/dev/null
+}
+trap 'stop_pids; cleanup_work' EXIT
+
+profile() { # FILE RANGE
+	cat >"$1" <<PROFILE
+[Profile]
+Version=1
+Service=files
+Client=tester
+Host=127.0.0.1
+PublicPorts=$2
+Interval=1s
+Auth=none
+Key=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+PROFILE
+	chmod 0600 "$1"
+}
+serve() { # PORT
+	python3 -m http.server "$1" --bind 127.0.0.1 --directory "$WORK/www" >>"$WORK/http.log" 2>&1 &
+	server=$!
+	pids+=($server)
+	wait_for "ss -ltn | grep -q '127.0.0.1:$1 '" 100 || fail "the file server on $1 did not start"
+}
+# Small socket buffers (this namespace's own), and a reader that takes curl's
+# output at RATE bytes/s (curl's --limit-rate lets short transfers burst): the
+# relayed connections stay open while the reader is slow.
+sysctl -qw net.ipv4.tcp_rmem="4096 16384 65536" net.ipv4.tcp_wmem="4096 16384 65536"
+slow_sink() { # RATE OUT
+	python3 -c '
+import sys, time
+rate, out = int(sys.argv[1]), open(sys.argv[2], "wb")
+start, n = time.monotonic(), 0
+while True:
+    b = sys.stdin.buffer.read1(16384)
+    if not b:
+        break
+    out.write(b)
+    n += len(b)
+    ahead = n / rate - (time.monotonic() - start)
+    if ahead > 0:
+        time.sleep(ahead)
+' "$@"
+}
+mkdir -p "$WORK/www"
+head -c $((1024 * 1024)) /dev/urandom >"$WORK/www/data.bin"
+echo "hello from the door" >"$WORK/www/small.txt"
+want=$(sha256sum <"$WORK/www/data.bin")
+
+# --- bounded parallel relays -----------------------------------------------------
+profile "$WORK/one.profile" 45000
+serve 45000
+server45000=$server
+"$CLIENT" forward "$WORK/one.profile" --listen 127.0.0.1:18080 --max-connections 2 \
+	2>"$WORK/forward.log" &
+fwd=$!
+pids+=($fwd)
+wait_for "grep -q 'listening on' '$WORK/forward.log'" 50 || fail "the forwarder did not start: $(cat "$WORK/forward.log")"
+dl=()
+download() { # N
+	set -o pipefail
+	curl -s --fail --max-time 60 http://127.0.0.1:18080/data.bin | slow_sink 524288 "$WORK/got$1"
+}
+for i in 1 2 3 4 5 6; do
+	download $i &
+	dl+=($!)
+done
+most=0
+while :; do
+	n=$(ss -Htn state established '( dport = :45000 )' | wc -l)
+	[ "$n" -gt "$most" ] && most=$n
+	alive=0
+	for p in "${dl[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+	[ $alive -eq 1 ] || break
+	sleep 0.05
+done
+for i in 1 2 3 4 5 6; do
+	wait "${dl[$((i - 1))]}" || fail "download $i through the forwarder failed: $(tail -n 5 "$WORK/forward.log")"
+	[ "$(sha256sum <"$WORK/got$i")" = "$want" ] || fail "download $i differs"
+done
+[ "$most" -le 2 ] || fail "$most connections to the server at once, more than --max-connections 2"
+[ "$most" -ge 1 ] || fail "no connection to the server was ever seen"
+ok "6 parallel downloads arrive whole through a forwarder of at most 2 connections (at most $most seen)"
+
+# --- SIGTERM with a connection open ------------------------------------------------
+curl -s --max-time 60 http://127.0.0.1:18080/data.bin | slow_sink 65536 "$WORK/slow" &
+slow=$!
+wait_for "ss -Htn state established '( dport = :45000 )' | grep -q ." 50 || fail "the slow download did not start"
+kill -TERM "$fwd"
+wait "$fwd"
+rc=$?
+[ $rc -eq 0 ] || fail "the forwarder exited $rc on SIGTERM"
+wait "$slow"
+[ "$(stat -c %s "$WORK/slow")" -lt $((1024 * 1024)) ] || fail "the slow download completed although the forwarder stopped"
+grep -q 'closed: the forwarder stops' "$WORK/forward.log" || fail "the open connection was not closed: $(cat "$WORK/forward.log")"
+ok "SIGTERM closes the open connection and exits 0"
+
+# --- a refused door: the next port of the order -----------------------------------
+profile "$WORK/two.profile" 46000-46001
+"$CLIENT" forward "$WORK/two.profile" --listen 127.0.0.1:18081 2>"$WORK/forward2.log" &
+fwd=$!
+pids+=($fwd)
+wait_for "grep -q 'listening on' '$WORK/forward2.log'" 50 || fail "the second forwarder did not start"
+got=$(curl -s --max-time 20 http://127.0.0.1:18081/small.txt)
+[ -z "$got" ] || fail "a reply with nothing listening: $got"
+wait_for "grep -q 'no door of files answered' '$WORK/forward2.log'" 50 ||
+	fail "the forwarder did not say that no door answered: $(cat "$WORK/forward2.log")"
+kill -0 "$fwd" || fail "the forwarder stopped when no door answered"
+ok "nothing listening: the local connection is closed, the forwarder runs on"
+# Both ports of the range serve in turn as door; only one listens: every
+# connection reaches it, through the door or the next port of the order.
+serve 46001
+for i in 1 2 3 4; do
+	got=$(curl -s --fail --max-time 20 http://127.0.0.1:18081/small.txt) ||
+		fail "connection $i with one port of two listening: $(tail -n 5 "$WORK/forward2.log")"
+	[ "$got" = "hello from the door" ] || fail "connection $i: '$got'"
+	sleep 0.6
+done
+ok "with the door refused, the forwarder reaches the service on the next port of the order"
+
+# --- connect: stdio and a half close ------------------------------------------------
+out=$(printf 'GET /small.txt HTTP/1.0\r\n\r\n' | timeout 20 "$CLIENT" connect "$WORK/two.profile" 2>&1) ||
+	fail "mtd-client connect exited $?: $out"
+assert_contains "$out" "hello from the door" "connect relays stdin/stdout and passes stdin's end on"
+kill "$server45000"
+wait "$server45000" 2>/dev/null
+out=$(timeout 20 "$CLIENT" connect "$WORK/one.profile" </dev/null 2>&1)
+rc=$?
+[ $rc -eq 1 ] || fail "connect with nothing listening exited $rc: $out"
+assert_contains "$out" "no door answered" "connect with nothing listening says so, exit 1"
+
+echo "$TEST_NAME: $CHECKS checks passed"
