@@ -103,12 +103,13 @@ struct client_epoch {
 	uint16_t next_door; /* the next epoch's door */
 };
 
-#define CLIENT_MAX_ORDER (SCHEDULE_CLIENT_CANDIDATES + 2)
+#define CLIENT_MAX_ORDER 3
 
-/* The ports to try, in order, to reach the door of e: the door, the
- * neighbouring epochs' doors (a clock a little off the agent's), then the
- * rest of the window (the door moves on when a port is bound on the host).
- * Distinct; returns how many (<= CLIENT_MAX_ORDER). */
+/* The ports to try, in order, to reach the door of e: the door, then the
+ * neighbouring epochs' doors (a clock a little off the agent's). Distinct;
+ * returns how many (<= CLIENT_MAX_ORDER). Not the rest of the window: the
+ * agent's decoys avoid every client's doors, not the candidates after them,
+ * and touching a decoy blocks the source (docs/clients.md, "Limits"). */
 size_t client_door_order(const struct client_epoch *e, uint16_t ret[CLIENT_MAX_ORDER]);
 
 /* The epoch containing at_usec on host. -errno on failure. */
@@ -134,7 +135,7 @@ __attribute__((format(printf, 1, 2))) void client_log(const char *fmt, ...);
 /* --- relay.c --------------------------------------------------------------- */
 
 /* The connect command: knock (Auth=knock), connect to the door of the moment
- * (the window in order, then the neighbouring epochs'), relay stdin/stdout.
+ * (client_door_order), relay stdin/stdout.
  * host NULL: the profile's hosts in order. Returns an exit code. */
 int client_connect_command(const struct profile *p, const char *host);
 

@@ -76,8 +76,6 @@ size_t client_door_order(const struct client_epoch *e, uint16_t ret[CLIENT_MAX_O
 	n = add_port(ret, n, e->window[0]);
 	n = add_port(ret, n, e->prev_door);
 	n = add_port(ret, n, e->next_door);
-	for (size_t i = 1; i < e->n_window; i++)
-		n = add_port(ret, n, e->window[i]);
 	return n;
 }
 

@@ -1,11 +1,10 @@
 #!/bin/bash
 # mtd-client forward and connect on their own (no agent), in a network
-# namespace of their own: a profile with Auth=none whose range is a port or
-# two of 127.0.0.1, where a file server listens.
+# namespace of their own: a profile with Auth=none whose range is one port of
+# 127.0.0.1, where a file server listens.
 #   - parallel downloads through the forwarder all arrive whole, and never
 #     more connections than --max-connections reach the server at once;
-#   - a door that refuses moves the connection on to the next port of the
-#     order (the door was bound on the host);
+#   - a host that refuses moves the connection on to the profile's next host;
 #   - nothing answering: the local connection is closed, the forwarder runs on;
 #   - SIGTERM with connections open: every one closed, exit 0;
 #   - connect passes the end of stdin on (a half close) and prints the reply.
@@ -25,19 +24,21 @@ stop_pids() {
 }
 trap 'stop_pids; cleanup_work' EXIT
 
-profile() { # FILE RANGE
-	cat >"$1" <<PROFILE
-[Profile]
-Version=1
-Service=files
-Client=tester
-Host=127.0.0.1
-PublicPorts=$2
+profile() { # FILE RANGE [HOST...]
+	local file=$1 range=$2 h
+	shift 2
+	[ $# -gt 0 ] || set -- 127.0.0.1
+	{
+		printf '[Profile]\nVersion=1\nService=files\nClient=tester\n'
+		for h in "$@"; do echo "Host=$h"; done
+	} >"$file"
+	cat >>"$file" <<PROFILE
+PublicPorts=$range
 Interval=1s
 Auth=none
 Key=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
 PROFILE
-	chmod 0600 "$1"
+	chmod 0600 "$file"
 }
 serve() { # PORT
 	python3 -m http.server "$1" --bind 127.0.0.1 --directory "$WORK/www" >>"$WORK/http.log" 2>&1 &
@@ -118,8 +119,8 @@ wait "$slow"
 grep -q 'closed: the forwarder stops' "$WORK/forward.log" || fail "the open connection was not closed: $(cat "$WORK/forward.log")"
 ok "SIGTERM closes the open connection and exits 0"
 
-# --- a refused door: the next port of the order -----------------------------------
-profile "$WORK/two.profile" 46000-46001
+# --- a host that refuses: the next host of the profile ------------------------------
+profile "$WORK/two.profile" 46000 127.0.0.2 127.0.0.1
 "$CLIENT" forward "$WORK/two.profile" --listen 127.0.0.1:18081 2>"$WORK/forward2.log" &
 fwd=$!
 pids+=($fwd)
@@ -130,16 +131,17 @@ wait_for "grep -q 'no door of files answered' '$WORK/forward2.log'" 50 ||
 	fail "the forwarder did not say that no door answered: $(cat "$WORK/forward2.log")"
 kill -0 "$fwd" || fail "the forwarder stopped when no door answered"
 ok "nothing listening: the local connection is closed, the forwarder runs on"
-# Both ports of the range serve in turn as door; only one listens: every
-# connection reaches it, through the door or the next port of the order.
-serve 46001
+# The server listens on 127.0.0.1 only: 127.0.0.2, the first host, refuses.
+serve 46000
 for i in 1 2 3 4; do
 	got=$(curl -s --fail --max-time 20 http://127.0.0.1:18081/small.txt) ||
-		fail "connection $i with one port of two listening: $(tail -n 5 "$WORK/forward2.log")"
+		fail "connection $i with the first host refusing: $(tail -n 5 "$WORK/forward2.log")"
 	[ "$got" = "hello from the door" ] || fail "connection $i: '$got'"
 	sleep 0.6
 done
-ok "with the door refused, the forwarder reaches the service on the next port of the order"
+grep -q 'connection [0-9]*: 127.0.0.1 door 46000' "$WORK/forward2.log" ||
+	fail "no connection went to the second host: $(cat "$WORK/forward2.log")"
+ok "with the first host refusing, the forwarder reaches the service on the second"
 
 # --- connect: stdio and a half close ------------------------------------------------
 out=$(printf 'GET /small.txt HTTP/1.0\r\n\r\n' | timeout 20 "$CLIENT" connect "$WORK/two.profile" 2>&1) ||
