@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "knock.h"
 #include "policy.h"
 
 /* Which ports are already bound in the agent's network namespace (TCP
@@ -116,3 +117,102 @@ const char *decoy_blocks_verdict_name(enum decoy_verdict verdict);
 const char *decoy_blocks_evidence_name(enum decoy_evidence evidence);
 /* {"udp_limit", "udp_interval_usec", "udp_blocked_in_interval", "offenders", "monitor"} */
 json_t *decoy_blocks_status(const struct decoy_blocks *blocks, uint64_t now_usec);
+
+/* What the agent checks of a knock (docs/schedule.md, "Knock packets")
+ * besides its MAC, which knock.c verifies with the client's key: a rate per
+ * source address (before any MAC work), the time within the window, the nonce
+ * not seen within the window, the destination the client's knock port of the
+ * epoch (or of the previous one while it is in grace), the admit field the
+ * packet's source. Pure: no I/O, times are passed in. */
+
+/* Sources whose rate is followed: a set-associative table (sets x ways). A
+ * new source takes the way of its set whose bucket holds the most tokens (a
+ * full bucket says nothing a fresh one would not), else the least recently
+ * seen: so a source is never refused for want of room, and a flood from many
+ * (spoofable) addresses only gives each its own KnockRate=, as it would with
+ * an unbounded table. */
+#define KNOCK_GUARD_RATE_SETS 512
+#define KNOCK_GUARD_RATE_WAYS 4
+/* Nonces remembered per client: each until its knock's time plus the window
+ * (after that the time check refuses the packet anyway). A client whose
+ * nonces of the window are all held is refused (KNOCK_GUARD_REPLAY_FULL)
+ * rather than a nonce forgotten: fail closed, and one client's knocks never
+ * take room from another's. */
+#define KNOCK_GUARD_NONCES_PER_CLIENT 16
+
+struct knock_guard_limits {
+	unsigned rate;		 /* KnockRate= N ... */
+	uint64_t rate_span_usec; /* ... per SPAN, per source address */
+	uint64_t window_usec;	 /* KnockWindow=: allowed |knock time - agent time| */
+};
+
+/* Why a knock was refused, in the order they are checked. */
+enum knock_guard_reason {
+	KNOCK_GUARD_ADMIT,
+	KNOCK_GUARD_RATE,	    /* the source sent more than KnockRate= */
+	KNOCK_GUARD_MALFORMED,	    /* does not parse (knock.c) */
+	KNOCK_GUARD_UNKNOWN_CLIENT, /* no key for its client name (knock.c) */
+	KNOCK_GUARD_BAD_MAC,	    /* the MAC is not the client's (knock.c) */
+	KNOCK_GUARD_TIME,	    /* more than KnockWindow= from the agent's clock */
+	KNOCK_GUARD_REPLAY,	    /* its nonce was seen within the window */
+	KNOCK_GUARD_WRONG_PORT,	    /* not the client's knock port of the epoch or grace */
+	KNOCK_GUARD_WRONG_SOURCE,   /* its admit address is not the packet's source */
+	KNOCK_GUARD_REPLAY_FULL,    /* the client's nonces of the window are all held */
+	KNOCK_GUARD_FAILED,	    /* the admission's transaction failed (knock.c) */
+	KNOCK_GUARD_N_REASONS,
+};
+
+/* A client's knock port and door of one epoch. */
+struct knock_guard_epoch {
+	uint64_t epoch;
+	uint16_t knock_port;
+	uint16_t door;
+	uint64_t until_usec; /* realtime the admission ends: the epoch's end plus Grace= */
+};
+
+struct knock_guard_admission {
+	uint64_t epoch;
+	uint16_t door;
+	uint64_t until_usec;
+};
+
+struct knock_guard;
+
+int knock_guard_new(const struct knock_guard_limits *limits, struct knock_guard **ret);
+void knock_guard_free(struct knock_guard *guard);
+/* A reload: the new limits; sources' buckets and nonces carry over. */
+void knock_guard_set_limits(struct knock_guard *guard, const struct knock_guard_limits *limits);
+
+/* Takes a token of source's bucket: KNOCK_GUARD_ADMIT, or KNOCK_GUARD_RATE
+ * when it has none. mono_usec: CLOCK_MONOTONIC. */
+enum knock_guard_reason knock_guard_rate(struct knock_guard *guard,
+					 const struct rotator_addr *source, uint64_t mono_usec);
+
+/* The decision for a parsed knock whose MAC was verified, sent from source
+ * to port; epochs: the client's current epoch, then the previous one while
+ * its grace lasts. now_usec: CLOCK_REALTIME. On KNOCK_GUARD_ADMIT the nonce
+ * is remembered and ret says which door of which epoch, until when. The
+ * highest clock seen is kept: a knock whose window ended before it is
+ * refused, so a nonce forgotten is never valid again after the clock is set
+ * back. */
+enum knock_guard_reason knock_guard_decide(struct knock_guard *guard, const struct knock *knock,
+					   const struct rotator_addr *source, uint16_t port,
+					   const struct knock_guard_epoch *epochs, size_t n_epochs,
+					   uint64_t now_usec, struct knock_guard_admission *ret);
+
+/* Counts a decision. For a refusal: the number of refusals of that reason to
+ * summarise now (this one and those held since the last summary), at most
+ * once per second per reason; 0 means held for later (knock_guard_flush). */
+uint64_t knock_guard_count(struct knock_guard *guard, enum knock_guard_reason reason,
+			   uint64_t mono_usec);
+/* The refusals held for reason whose summary is due (a second after the
+ * last one), taken; 0 if none. *ret_next_usec: the earliest monotonic time
+ * another is due (0: nothing held). */
+uint64_t knock_guard_flush(struct knock_guard *guard, enum knock_guard_reason reason,
+			   uint64_t mono_usec, uint64_t *ret_next_usec);
+uint64_t knock_guard_counted(const struct knock_guard *guard, enum knock_guard_reason reason);
+/* "admitted", "rate-limited", "malformed", ... as audit records, status and
+ * metrics name them. */
+const char *knock_guard_reason_name(enum knock_guard_reason reason);
+/* {"admitted", "refused": {reason: n}, "sources", "clients", "nonces"} */
+json_t *knock_guard_status(const struct knock_guard *guard);

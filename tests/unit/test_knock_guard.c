@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: MIT */
+/* What a knock must pass besides its MAC: a rate per source (another source
+ * unaffected, a full table refusing nobody for want of room), the window
+ * (also after the clock is set back), the replay cache (failing closed when a
+ * client's slots are all held), the knock port of the epoch or of the grace,
+ * the admit field; and refusals summarised at most once a second per reason. */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "clock.h"
+#include "macro.h"
+#include "rotation_internal.h"
+#include "rotator.h"
+
+#define T0 (1700000000ull * USEC_PER_SEC)
+#define MONO0 (1000ull * USEC_PER_SEC)
+
+static const struct knock_guard_limits limits = {
+    .rate = 20, .rate_span_usec = USEC_PER_SEC, .window_usec = 30 * USEC_PER_SEC};
+
+static struct rotator_addr addr(const char *text)
+{
+	struct rotator_addr a = {0};
+
+	if (inet_pton(AF_INET, text, &a.in) == 1)
+		a.family = AF_INET;
+	else {
+		assert_int_equal(inet_pton(AF_INET6, text, &a.in6), 1);
+		a.family = AF_INET6;
+	}
+	return a;
+}
+
+static struct knock_guard *new_guard(const struct knock_guard_limits *l)
+{
+	struct knock_guard *guard = NULL;
+
+	assert_int_equal(knock_guard_new(l, &guard), 0);
+	return guard;
+}
+
+static struct knock knock_of(const char *client, uint64_t time_usec, uint8_t nonce_byte)
+{
+	struct knock k = {.time_sec = time_usec / USEC_PER_SEC, .admit = KNOCK_ADMIT_SOURCE};
+
+	snprintf(k.client, sizeof(k.client), "%s", client);
+	memset(k.nonce, nonce_byte, sizeof(k.nonce));
+	return k;
+}
+
+/* epoch 100 (knock port 4000, door 5000) now, epoch 99 (4001, 5001) in grace */
+static const struct knock_guard_epoch epochs[] = {
+    {.epoch = 100, .knock_port = 4000, .door = 5000, .until_usec = T0 + USEC_PER_HOUR},
+    {.epoch = 99, .knock_port = 4001, .door = 5001, .until_usec = T0 + 10 * USEC_PER_SEC},
+};
+
+static enum knock_guard_reason decide(struct knock_guard *guard, const struct knock *k,
+				      const char *source, uint16_t port, uint64_t now_usec,
+				      struct knock_guard_admission *ret)
+{
+	struct rotator_addr a = addr(source);
+	struct knock_guard_admission ignored;
+
+	return knock_guard_decide(guard, k, &a, port, epochs, ELEMENTSOF(epochs), now_usec,
+				  ret ? ret : &ignored);
+}
+
+static enum knock_guard_reason rate(struct knock_guard *guard, const char *source,
+				    uint64_t mono_usec)
+{
+	struct rotator_addr a = addr(source);
+
+	return knock_guard_rate(guard, &a, mono_usec);
+}
+
+static void test_a_source_gets_its_rate_and_no_more(void **state)
+{
+	struct knock_guard *guard = new_guard(&limits);
+
+	(void)state;
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(rate(guard, "192.0.2.1", MONO0), KNOCK_GUARD_ADMIT);
+	assert_int_equal(rate(guard, "192.0.2.1", MONO0), KNOCK_GUARD_RATE);
+	assert_int_equal(rate(guard, "192.0.2.1", MONO0 + 49 * USEC_PER_MSEC), KNOCK_GUARD_RATE);
+	/* another source is not held back by the flood */
+	assert_int_equal(rate(guard, "192.0.2.2", MONO0), KNOCK_GUARD_ADMIT);
+	/* one token back every 50 ms, refused knocks earn nothing */
+	assert_int_equal(rate(guard, "192.0.2.1", MONO0 + 50 * USEC_PER_MSEC), KNOCK_GUARD_ADMIT);
+	assert_int_equal(rate(guard, "192.0.2.1", MONO0 + 50 * USEC_PER_MSEC), KNOCK_GUARD_RATE);
+	/* a quiet second fills the bucket, not beyond */
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(rate(guard, "192.0.2.1", MONO0 + 10 * USEC_PER_SEC),
+				 KNOCK_GUARD_ADMIT);
+	assert_int_equal(rate(guard, "192.0.2.1", MONO0 + 10 * USEC_PER_SEC), KNOCK_GUARD_RATE);
+	knock_guard_free(guard);
+}
+
+static void test_an_ipv6_host_is_its_slash_64(void **state)
+{
+	struct knock_guard_limits one = limits;
+	struct knock_guard *guard;
+
+	(void)state;
+	one.rate = 1;
+	guard = new_guard(&one);
+	assert_int_equal(rate(guard, "2001:db8:1:2::1", MONO0), KNOCK_GUARD_ADMIT);
+	assert_int_equal(rate(guard, "2001:db8:1:2::ffff", MONO0), KNOCK_GUARD_RATE);
+	assert_int_equal(rate(guard, "2001:db8:1:3::1", MONO0), KNOCK_GUARD_ADMIT);
+	/* an IPv4 address whose bytes begin like it is another source */
+	assert_int_equal(rate(guard, "32.1.13.184", MONO0), KNOCK_GUARD_ADMIT);
+	knock_guard_free(guard);
+}
+
+static void test_a_full_table_refuses_nobody_for_want_of_room(void **state)
+{
+	struct knock_guard_limits one = limits;
+	struct knock_guard *guard;
+	json_t *status;
+	char text[32];
+	size_t n = 4 * KNOCK_GUARD_RATE_SETS * KNOCK_GUARD_RATE_WAYS;
+
+	(void)state;
+	one.rate = 1;
+	one.rate_span_usec = USEC_PER_HOUR;
+	guard = new_guard(&one);
+	assert_int_equal(rate(guard, "198.51.100.7", MONO0), KNOCK_GUARD_ADMIT);
+	/* four times as many sources as the table holds, each spent */
+	for (size_t i = 0; i < n; i++) {
+		snprintf(text, sizeof(text), "10.%zu.%zu.%zu", i >> 16, (i >> 8) & 255, i & 255);
+		assert_int_equal(rate(guard, text, MONO0 + 1 + i), KNOCK_GUARD_ADMIT);
+	}
+	/* the least recently seen went: 198.51.100.7 has a fresh bucket (as it
+	 * would with any number of addresses of its own); the latest is held */
+	assert_int_equal(rate(guard, "198.51.100.7", MONO0 + n + 1), KNOCK_GUARD_ADMIT);
+	assert_int_equal(rate(guard, text, MONO0 + n + 2), KNOCK_GUARD_RATE);
+	status = knock_guard_status(guard);
+	assert_int_equal(json_integer_value(json_object_get(status, "sources")),
+			 KNOCK_GUARD_RATE_SETS * KNOCK_GUARD_RATE_WAYS);
+	json_decref(status);
+	knock_guard_free(guard);
+}
+
+static void test_rate_zero_refuses_everything(void **state)
+{
+	struct knock_guard_limits none = limits;
+	struct knock_guard *guard;
+
+	(void)state;
+	none.rate = 0;
+	guard = new_guard(&none);
+	assert_int_equal(rate(guard, "192.0.2.1", MONO0), KNOCK_GUARD_RATE);
+	knock_guard_free(guard);
+}
+
+static void test_the_current_epoch_admits_to_its_door(void **state)
+{
+	struct knock_guard *guard = new_guard(&limits);
+	struct knock k = knock_of("alice", T0, 1);
+	struct knock_guard_admission a = {0};
+
+	(void)state;
+	assert_int_equal(decide(guard, &k, "192.0.2.1", 4000, T0, &a), KNOCK_GUARD_ADMIT);
+	assert_int_equal(a.epoch, 100);
+	assert_int_equal(a.door, 5000);
+	assert_int_equal(a.until_usec, T0 + USEC_PER_HOUR);
+	knock_guard_free(guard);
+}
+
+static void test_the_grace_epoch_admits_to_its_own_door_until_the_grace_ends(void **state)
+{
+	struct knock_guard *guard = new_guard(&limits);
+	struct knock k1 = knock_of("alice", T0, 1),
+		     k2 = knock_of("alice", T0 + 10 * USEC_PER_SEC, 2);
+	struct knock_guard_admission a = {0};
+
+	(void)state;
+	assert_int_equal(decide(guard, &k1, "192.0.2.1", 4001, T0, &a), KNOCK_GUARD_ADMIT);
+	assert_int_equal(a.epoch, 99);
+	assert_int_equal(a.door, 5001);
+	assert_int_equal(a.until_usec, T0 + 10 * USEC_PER_SEC);
+	/* the grace is over: its knock port is any other port */
+	assert_int_equal(decide(guard, &k2, "192.0.2.1", 4001, T0 + 10 * USEC_PER_SEC, NULL),
+			 KNOCK_GUARD_WRONG_PORT);
+	knock_guard_free(guard);
+}
+
+static void test_another_port_is_refused_and_the_nonce_stays_unused(void **state)
+{
+	struct knock_guard *guard = new_guard(&limits);
+	struct knock k = knock_of("alice", T0, 1);
+
+	(void)state;
+	assert_int_equal(decide(guard, &k, "192.0.2.1", 4002, T0, NULL), KNOCK_GUARD_WRONG_PORT);
+	assert_int_equal(decide(guard, &k, "192.0.2.1", 5000, T0, NULL), KNOCK_GUARD_WRONG_PORT);
+	/* a refused knock did not burn its nonce */
+	assert_int_equal(decide(guard, &k, "192.0.2.1", 4000, T0, NULL), KNOCK_GUARD_ADMIT);
+	knock_guard_free(guard);
+}
+
+static void test_the_time_must_be_within_the_window(void **state)
+{
+	struct knock_guard *guard = new_guard(&limits);
+	struct knock old = knock_of("alice", T0 - 31 * USEC_PER_SEC, 1),
+		     edge_old = knock_of("alice", T0 - 30 * USEC_PER_SEC, 2),
+		     edge_new = knock_of("alice", T0 + 30 * USEC_PER_SEC, 3),
+		     future = knock_of("alice", T0 + 31 * USEC_PER_SEC, 4),
+		     absurd = knock_of("alice", 0, 5);
+
+	(void)state;
+	absurd.time_sec = UINT64_MAX;
+	assert_int_equal(decide(guard, &old, "192.0.2.1", 4000, T0, NULL), KNOCK_GUARD_TIME);
+	assert_int_equal(decide(guard, &future, "192.0.2.1", 4000, T0, NULL), KNOCK_GUARD_TIME);
+	assert_int_equal(decide(guard, &absurd, "192.0.2.1", 4000, T0, NULL), KNOCK_GUARD_TIME);
+	assert_int_equal(decide(guard, &edge_old, "192.0.2.1", 4000, T0, NULL), KNOCK_GUARD_ADMIT);
+	assert_int_equal(decide(guard, &edge_new, "192.0.2.1", 4000, T0, NULL), KNOCK_GUARD_ADMIT);
+	knock_guard_free(guard);
+}
+
+static void test_a_replay_is_refused_while_its_time_is_valid(void **state)
+{
+	struct knock_guard *guard = new_guard(&limits);
+	struct knock k = knock_of("alice", T0, 1), bob = knock_of("bob", T0, 1);
+
+	(void)state;
+	assert_int_equal(decide(guard, &k, "192.0.2.1", 4000, T0, NULL), KNOCK_GUARD_ADMIT);
+	assert_int_equal(decide(guard, &k, "192.0.2.1", 4000, T0, NULL), KNOCK_GUARD_REPLAY);
+	/* from elsewhere, to the grace port: still the same knock */
+	assert_int_equal(decide(guard, &k, "192.0.2.9", 4001, T0 + USEC_PER_SEC, NULL),
+			 KNOCK_GUARD_REPLAY);
+	assert_int_equal(decide(guard, &k, "192.0.2.1", 4000, T0 + 30 * USEC_PER_SEC, NULL),
+			 KNOCK_GUARD_REPLAY);
+	/* the pair is (client, nonce): bob's nonce is his own */
+	assert_int_equal(decide(guard, &bob, "192.0.2.2", 4000, T0, NULL), KNOCK_GUARD_ADMIT);
+	/* once the nonce may be forgotten, the time refuses the packet */
+	assert_int_equal(decide(guard, &k, "192.0.2.1", 4000, T0 + 31 * USEC_PER_SEC, NULL),
+			 KNOCK_GUARD_TIME);
+	knock_guard_free(guard);
+}
+
+static void test_a_clock_set_back_never_revives_a_forgotten_nonce(void **state)
+{
+	struct knock_guard *guard = new_guard(&limits);
+	struct knock k = knock_of("alice", T0, 1), fresh = knock_of("alice", T0, 2);
+
+	(void)state;
+	assert_int_equal(decide(guard, &k, "192.0.2.1", 4000, T0, NULL), KNOCK_GUARD_ADMIT);
+	/* a minute later its slot is free; then the clock is set back a minute */
+	for (uint8_t i = 10; i < 10 + KNOCK_GUARD_NONCES_PER_CLIENT; i++) {
+		struct knock later = knock_of("alice", T0 + 60 * USEC_PER_SEC, i);
+
+		assert_int_equal(
+		    decide(guard, &later, "192.0.2.1", 4000, T0 + 60 * USEC_PER_SEC, NULL),
+		    KNOCK_GUARD_ADMIT);
+	}
+	assert_int_equal(decide(guard, &k, "192.0.2.1", 4000, T0, NULL), KNOCK_GUARD_TIME);
+	assert_int_equal(decide(guard, &fresh, "192.0.2.1", 4000, T0, NULL), KNOCK_GUARD_TIME);
+	knock_guard_free(guard);
+}
+
+static void test_a_full_replay_cache_refuses_rather_than_forgets(void **state)
+{
+	struct knock_guard *guard = new_guard(&limits);
+	struct knock bob = knock_of("bob", T0, 200);
+
+	(void)state;
+	for (uint8_t i = 0; i < KNOCK_GUARD_NONCES_PER_CLIENT; i++) {
+		struct knock k = knock_of("alice", T0, i);
+
+		assert_int_equal(decide(guard, &k, "192.0.2.1", 4000, T0, NULL), KNOCK_GUARD_ADMIT);
+	}
+	struct knock more = knock_of("alice", T0, 100);
+	assert_int_equal(decide(guard, &more, "192.0.2.1", 4000, T0, NULL),
+			 KNOCK_GUARD_REPLAY_FULL);
+	/* every earlier one is still remembered */
+	for (uint8_t i = 0; i < KNOCK_GUARD_NONCES_PER_CLIENT; i++) {
+		struct knock k = knock_of("alice", T0, i);
+
+		assert_int_equal(decide(guard, &k, "192.0.2.1", 4000, T0, NULL),
+				 KNOCK_GUARD_REPLAY);
+	}
+	/* another client is not held back */
+	assert_int_equal(decide(guard, &bob, "192.0.2.2", 4000, T0, NULL), KNOCK_GUARD_ADMIT);
+	/* when the window of the first ones is over, a new knock has room */
+	more = knock_of("alice", T0 + 31 * USEC_PER_SEC, 100);
+	assert_int_equal(decide(guard, &more, "192.0.2.1", 4000, T0 + 31 * USEC_PER_SEC, NULL),
+			 KNOCK_GUARD_ADMIT);
+	knock_guard_free(guard);
+}
+
+static void test_clients_out_of_the_window_are_swept(void **state)
+{
+	struct knock_guard *guard = new_guard(&limits);
+	struct knock a = knock_of("alice", T0, 1), b = knock_of("bob", T0, 1),
+		     c = knock_of("carol", T0 + 40 * USEC_PER_SEC, 1);
+	json_t *status;
+
+	(void)state;
+	assert_int_equal(decide(guard, &a, "192.0.2.1", 4000, T0, NULL), KNOCK_GUARD_ADMIT);
+	assert_int_equal(decide(guard, &b, "192.0.2.2", 4000, T0, NULL), KNOCK_GUARD_ADMIT);
+	status = knock_guard_status(guard);
+	assert_int_equal(json_integer_value(json_object_get(status, "clients")), 2);
+	assert_int_equal(json_integer_value(json_object_get(status, "nonces")), 2);
+	json_decref(status);
+	/* a new client's knock 40 s later: alice's and bob's windows are over */
+	assert_int_equal(decide(guard, &c, "192.0.2.3", 4000, T0 + 40 * USEC_PER_SEC, NULL),
+			 KNOCK_GUARD_ADMIT);
+	status = knock_guard_status(guard);
+	assert_int_equal(json_integer_value(json_object_get(status, "clients")), 1);
+	assert_int_equal(json_integer_value(json_object_get(status, "nonces")), 1);
+	json_decref(status);
+	knock_guard_free(guard);
+}
+
+static void test_the_admit_field_must_be_the_source(void **state)
+{
+	struct knock_guard *guard = new_guard(&limits);
+	struct knock v4 = knock_of("alice", T0, 1), v6 = knock_of("alice", T0, 2);
+	struct rotator_addr a4 = addr("192.0.2.1"), a6 = addr("2001:db8::1");
+
+	(void)state;
+	v4.admit = KNOCK_ADMIT_IPV4;
+	memcpy(v4.admit_addr, &a4.in, 4);
+	v6.admit = KNOCK_ADMIT_IPV6;
+	memcpy(v6.admit_addr, &a6.in6, 16);
+	assert_int_equal(decide(guard, &v4, "192.0.2.2", 4000, T0, NULL), KNOCK_GUARD_WRONG_SOURCE);
+	assert_int_equal(decide(guard, &v6, "192.0.2.1", 4000, T0, NULL), KNOCK_GUARD_WRONG_SOURCE);
+	assert_int_equal(decide(guard, &v6, "2001:db8::2", 4000, T0, NULL),
+			 KNOCK_GUARD_WRONG_SOURCE);
+	assert_int_equal(decide(guard, &v4, "192.0.2.1", 4000, T0, NULL), KNOCK_GUARD_ADMIT);
+	assert_int_equal(decide(guard, &v6, "2001:db8::1", 4000, T0, NULL), KNOCK_GUARD_ADMIT);
+	knock_guard_free(guard);
+}
+
+static void test_refusals_are_summarised_once_a_second_per_reason(void **state)
+{
+	struct knock_guard *guard = new_guard(&limits);
+	uint64_t next = 1;
+
+	(void)state;
+	assert_int_equal(knock_guard_count(guard, KNOCK_GUARD_ADMIT, MONO0), 0);
+	/* the first refusal of a reason is told at once */
+	assert_int_equal(knock_guard_count(guard, KNOCK_GUARD_BAD_MAC, MONO0), 1);
+	assert_int_equal(knock_guard_flush(guard, KNOCK_GUARD_BAD_MAC, MONO0, &next), 0);
+	assert_int_equal(next, 0);
+	/* then held for the rest of the second */
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(knock_guard_count(guard, KNOCK_GUARD_BAD_MAC, MONO0 + 1 + i), 0);
+	/* another reason has its own second */
+	assert_int_equal(knock_guard_count(guard, KNOCK_GUARD_REPLAY, MONO0 + 10), 1);
+	assert_int_equal(
+	    knock_guard_flush(guard, KNOCK_GUARD_BAD_MAC, MONO0 + USEC_PER_SEC - 1, &next), 0);
+	assert_int_equal(next, MONO0 + USEC_PER_SEC);
+	assert_int_equal(knock_guard_flush(guard, KNOCK_GUARD_BAD_MAC, MONO0 + USEC_PER_SEC, &next),
+			 5);
+	assert_int_equal(next, 0);
+	/* the next refusal after that waits for its second */
+	assert_int_equal(knock_guard_count(guard, KNOCK_GUARD_BAD_MAC, MONO0 + USEC_PER_SEC + 1),
+			 0);
+	assert_int_equal(knock_guard_count(guard, KNOCK_GUARD_BAD_MAC, MONO0 + 2 * USEC_PER_SEC),
+			 2);
+	assert_int_equal(knock_guard_counted(guard, KNOCK_GUARD_BAD_MAC), 8);
+	assert_int_equal(knock_guard_counted(guard, KNOCK_GUARD_REPLAY), 1);
+	assert_int_equal(knock_guard_counted(guard, KNOCK_GUARD_ADMIT), 1);
+	knock_guard_free(guard);
+}
+
+static void test_status_and_names(void **state)
+{
+	struct knock_guard *guard = new_guard(&limits);
+	json_t *status;
+
+	(void)state;
+	knock_guard_count(guard, KNOCK_GUARD_RATE, MONO0);
+	knock_guard_count(guard, KNOCK_GUARD_ADMIT, MONO0);
+	status = knock_guard_status(guard);
+	assert_non_null(status);
+	assert_int_equal(json_integer_value(json_object_get(status, "admitted")), 1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(status, "refused"), "rate-limited")),
+	    1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(status, "refused"), "replayed")), 0);
+	json_decref(status);
+	for (int i = 0; i < KNOCK_GUARD_N_REASONS; i++)
+		assert_string_not_equal(knock_guard_reason_name(i), "?");
+	assert_string_equal(knock_guard_reason_name(KNOCK_GUARD_N_REASONS), "?");
+	knock_guard_free(guard);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_a_source_gets_its_rate_and_no_more),
+	    cmocka_unit_test(test_an_ipv6_host_is_its_slash_64),
+	    cmocka_unit_test(test_a_full_table_refuses_nobody_for_want_of_room),
+	    cmocka_unit_test(test_rate_zero_refuses_everything),
+	    cmocka_unit_test(test_the_current_epoch_admits_to_its_door),
+	    cmocka_unit_test(test_the_grace_epoch_admits_to_its_own_door_until_the_grace_ends),
+	    cmocka_unit_test(test_another_port_is_refused_and_the_nonce_stays_unused),
+	    cmocka_unit_test(test_the_time_must_be_within_the_window),
+	    cmocka_unit_test(test_a_replay_is_refused_while_its_time_is_valid),
+	    cmocka_unit_test(test_a_clock_set_back_never_revives_a_forgotten_nonce),
+	    cmocka_unit_test(test_a_full_replay_cache_refuses_rather_than_forgets),
+	    cmocka_unit_test(test_clients_out_of_the_window_are_swept),
+	    cmocka_unit_test(test_the_admit_field_must_be_the_source),
+	    cmocka_unit_test(test_refusals_are_summarised_once_a_second_per_reason),
+	    cmocka_unit_test(test_status_and_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
