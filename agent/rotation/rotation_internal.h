@@ -8,6 +8,8 @@
 
 #include "knock.h"
 #include "policy.h"
+#include "rotator.h"
+#include "step_error.h"
 
 /* Which ports are already bound in the agent's network namespace (TCP
  * listeners; UDP sockets with a local port, connected or not: see
@@ -216,3 +218,68 @@ uint64_t knock_guard_counted(const struct knock_guard *guard, enum knock_guard_r
 const char *knock_guard_reason_name(enum knock_guard_reason reason);
 /* {"admitted", "refused": {reason: n}, "sources", "clients", "nonces"} */
 json_t *knock_guard_status(const struct knock_guard *guard);
+
+/* A knock as the receiver handles it (knock.c): a datagram logged by the
+ * knock rule, checked against the services whose knock port it reached. The
+ * rotation provides what it knows through these operations, so the receiver
+ * needs neither its tables nor the kernel. */
+
+/* A service that gates its doors with knocks. */
+struct knock_service {
+	const char *name;
+	const char *host_id;
+	uint8_t proto;		   /* its doors' protocol */
+	struct knock_guard *guard; /* its KnockRate=, KnockWindow=, nonces, counts */
+};
+
+/* One client of a service: its key, and its knock port and door of the
+ * current epoch, then of the previous one while in grace. */
+struct knock_client {
+	const uint8_t *key;
+	size_t key_len;
+	struct knock_guard_epoch epochs[2];
+	size_t n_epochs;
+};
+
+struct knock_receiver_ops {
+	/* The services some client of which has port as its knock port now
+	 * (or in grace): up to max into ret, returns how many. */
+	size_t (*services_at)(void *userdata, uint16_t port, const struct knock_service **ret,
+			      size_t max);
+	/* The client of that name of service: 0, or -ENOENT. */
+	int (*client)(void *userdata, const struct knock_service *service, const char *client,
+		      struct knock_client *ret);
+	/* Admit source to door until until_usec (realtime), one transaction. */
+	int (*admit)(void *userdata, const struct knock_service *service, const char *client,
+		     const struct rotator_addr *source, uint16_t door, uint64_t until_usec,
+		     struct step_error *ret_error);
+	void *userdata;
+};
+
+struct knock_datagram {
+	struct rotator_addr source;
+	uint16_t port; /* its destination: a knock port */
+	const uint8_t *payload;
+	size_t len;
+};
+
+/* At most this many services share a knock port at a moment. */
+#define KNOCK_RECEIVER_MAX_SERVICES 16
+
+struct knock_outcome {
+	enum knock_guard_reason reason;
+	/* the service it was checked for; NULL: no service has this knock port */
+	const struct knock_service *service;
+	char client[SCHEDULE_MAX_CLIENT_NAME + 1]; /* "" until it parsed */
+	struct knock_guard_admission admission;	   /* KNOCK_GUARD_ADMIT */
+	/* refusals of reason to summarise now (knock_guard_count) */
+	uint64_t summarise;
+	struct step_error error; /* KNOCK_GUARD_FAILED: why the admission failed */
+};
+
+/* Checks the datagram in the order of docs/schedule.md: the rate of its
+ * source (before any parsing or MAC work), the packet, the client's key and
+ * MAC (constant time), then knock_guard_decide(); admits on success; counts
+ * the outcome in the service's guard. Never answers the sender. */
+void knock_receiver_handle(const struct knock_receiver_ops *ops, const struct knock_datagram *d,
+			   uint64_t real_usec, uint64_t mono_usec, struct knock_outcome *ret);

@@ -5,6 +5,9 @@
  * client's slots are all held), the knock port of the epoch or of the grace,
  * the admit field; and refusals summarised at most once a second per reason. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -394,6 +397,261 @@ static void test_status_and_names(void **state)
 	knock_guard_free(guard);
 }
 
+/* --- the receiver ------------------------------------------------------------ */
+
+static const uint8_t alice_key[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+				      12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+				      23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+static const uint8_t bob_key[16] = {0xb0, 0xb0, 0xb0, 0xb0, 0xb0, 0xb0, 0xb0, 0xb0,
+				    0xb0, 0xb0, 0xb0, 0xb0, 0xb0, 0xb0, 0xb0, 0xb0};
+
+/* Two services: "ssh" (alice, bob) and "web" (bob, with the same key: the
+ * MAC binds the service). Alice's knock port is 4000 for ssh, bob's 4100 for
+ * both. */
+struct world {
+	struct knock_service ssh, web;
+	unsigned client_calls, admits;
+	int admit_result;
+	struct rotator_addr admitted;
+	uint16_t admitted_door;
+	uint64_t admitted_until;
+	char admitted_client[80];
+	const struct knock_service *admitted_service;
+};
+
+static size_t world_services_at(void *userdata, uint16_t port, const struct knock_service **ret,
+				size_t max)
+{
+	struct world *w = userdata;
+	size_t n = 0;
+
+	if ((port == 4000 || port == 4100) && n < max)
+		ret[n++] = &w->ssh;
+	if (port == 4100 && n < max)
+		ret[n++] = &w->web;
+	return n;
+}
+
+static int world_client(void *userdata, const struct knock_service *service, const char *client,
+			struct knock_client *ret)
+{
+	struct world *w = userdata;
+	struct knock_client c = {.n_epochs = 1};
+
+	w->client_calls++;
+	if (streq(client, "alice") && service == &w->ssh) {
+		c.key = alice_key;
+		c.key_len = sizeof(alice_key);
+		c.epochs[0] = (struct knock_guard_epoch){
+		    .epoch = 7, .knock_port = 4000, .door = 5000, .until_usec = T0 + USEC_PER_HOUR};
+	} else if (streq(client, "bob")) {
+		c.key = bob_key;
+		c.key_len = sizeof(bob_key);
+		c.epochs[0] = (struct knock_guard_epoch){.epoch = 7,
+							 .knock_port = 4100,
+							 .door = service == &w->ssh ? 5100 : 6100,
+							 .until_usec = T0 + USEC_PER_HOUR};
+	} else
+		return -ENOENT;
+	*ret = c;
+	return 0;
+}
+
+static int world_admit(void *userdata, const struct knock_service *service, const char *client,
+		       const struct rotator_addr *source, uint16_t door, uint64_t until_usec,
+		       struct step_error *ret_error)
+{
+	struct world *w = userdata;
+
+	w->admits++;
+	if (w->admit_result < 0)
+		return step_error_set(ret_error, "admit", w->admit_result, "test");
+	w->admitted = *source;
+	w->admitted_door = door;
+	w->admitted_until = until_usec;
+	w->admitted_service = service;
+	snprintf(w->admitted_client, sizeof(w->admitted_client), "%s", client);
+	return 0;
+}
+
+static int world_setup(void **state)
+{
+	struct world *w = calloc(1, sizeof(*w));
+
+	assert_non_null(w);
+	w->ssh = (struct knock_service){.name = "ssh",
+					.host_id = "192.0.2.100",
+					.proto = IPPROTO_TCP,
+					.guard = new_guard(&limits)};
+	w->web = (struct knock_service){.name = "web",
+					.host_id = "192.0.2.100",
+					.proto = IPPROTO_TCP,
+					.guard = new_guard(&limits)};
+	*state = w;
+	return 0;
+}
+
+static int world_teardown(void **state)
+{
+	struct world *w = *state;
+
+	knock_guard_free(w->ssh.guard);
+	knock_guard_free(w->web.guard);
+	free(w);
+	return 0;
+}
+
+static struct knock_outcome receive_at(struct world *w, const char *service, const char *client,
+				       const uint8_t *key, size_t key_len, uint8_t nonce_byte,
+				       const char *source, uint16_t port, uint64_t knock_usec,
+				       uint64_t now_usec)
+{
+	const struct knock_receiver_ops ops = {.services_at = world_services_at,
+					       .client = world_client,
+					       .admit = world_admit,
+					       .userdata = w};
+	struct knock k = knock_of(client, knock_usec, nonce_byte);
+	struct knock_key kk = {
+	    .key = key, .key_len = key_len, .service = service, .host_id = "192.0.2.100"};
+	uint8_t packet[KNOCK_MAX_SIZE];
+	int len = knock_encode(&k, &kk, packet, sizeof(packet));
+	struct knock_datagram d = {.source = addr(source), .port = port, .payload = packet};
+	struct knock_outcome out;
+
+	assert_true(len > 0);
+	d.len = (size_t)len;
+	knock_receiver_handle(&ops, &d, now_usec, MONO0, &out);
+	return out;
+}
+
+static struct knock_outcome receive(struct world *w, const char *service, const char *client,
+				    const uint8_t *key, size_t key_len, uint8_t nonce_byte,
+				    const char *source, uint16_t port, uint64_t now_usec)
+{
+	return receive_at(w, service, client, key, key_len, nonce_byte, source, port, now_usec,
+			  now_usec);
+}
+
+static void test_a_valid_knock_admits_its_source_to_its_door(void **state)
+{
+	struct world *w = *state;
+	struct knock_outcome out =
+	    receive(w, "ssh", "alice", alice_key, sizeof(alice_key), 1, "192.0.2.1", 4000, T0);
+	struct rotator_addr expected = addr("192.0.2.1");
+
+	assert_int_equal(out.reason, KNOCK_GUARD_ADMIT);
+	assert_ptr_equal(out.service, &w->ssh);
+	assert_string_equal(out.client, "alice");
+	assert_int_equal(out.admission.door, 5000);
+	assert_int_equal(out.admission.epoch, 7);
+	assert_int_equal(w->admits, 1);
+	assert_int_equal(w->admitted_door, 5000);
+	assert_int_equal(w->admitted_until, T0 + USEC_PER_HOUR);
+	assert_string_equal(w->admitted_client, "alice");
+	assert_memory_equal(&w->admitted.in, &expected.in, sizeof(expected.in));
+	assert_int_equal(knock_guard_counted(w->ssh.guard, KNOCK_GUARD_ADMIT), 1);
+	/* the same packet again: replayed, nothing admitted */
+	out = receive(w, "ssh", "alice", alice_key, sizeof(alice_key), 1, "192.0.2.1", 4000, T0);
+	assert_int_equal(out.reason, KNOCK_GUARD_REPLAY);
+	assert_int_equal(out.summarise, 1);
+	assert_int_equal(w->admits, 1);
+}
+
+static void test_the_mac_binds_the_service(void **state)
+{
+	struct world *w = *state;
+	/* bob's knock for web reaches port 4100, where ssh and web both listen */
+	struct knock_outcome out =
+	    receive(w, "web", "bob", bob_key, sizeof(bob_key), 1, "192.0.2.2", 4100, T0);
+
+	assert_int_equal(out.reason, KNOCK_GUARD_ADMIT);
+	assert_ptr_equal(out.service, &w->web);
+	assert_int_equal(w->admitted_door, 6100);
+	/* both services charged the source's rate, only web counted it */
+	assert_int_equal(knock_guard_counted(w->web.guard, KNOCK_GUARD_ADMIT), 1);
+	assert_int_equal(knock_guard_counted(w->ssh.guard, KNOCK_GUARD_ADMIT), 0);
+}
+
+static void test_a_wrong_key_or_name_admits_nothing(void **state)
+{
+	struct world *w = *state;
+	struct knock_outcome out;
+
+	out = receive(w, "ssh", "alice", bob_key, sizeof(bob_key), 1, "192.0.2.1", 4000, T0);
+	assert_int_equal(out.reason, KNOCK_GUARD_BAD_MAC);
+	assert_string_equal(out.client, "alice");
+	/* alice's key, but for another service: the MAC binds it */
+	out = receive(w, "web", "alice", alice_key, sizeof(alice_key), 2, "192.0.2.1", 4000, T0);
+	assert_int_equal(out.reason, KNOCK_GUARD_BAD_MAC);
+	out = receive(w, "ssh", "mallory", alice_key, sizeof(alice_key), 3, "192.0.2.1", 4000, T0);
+	assert_int_equal(out.reason, KNOCK_GUARD_UNKNOWN_CLIENT);
+	/* alice's valid knock to bob's knock port */
+	out = receive(w, "ssh", "alice", alice_key, sizeof(alice_key), 4, "192.0.2.1", 4100, T0);
+	assert_int_equal(out.reason, KNOCK_GUARD_WRONG_PORT);
+	/* a port no service knocks on */
+	out = receive(w, "ssh", "alice", alice_key, sizeof(alice_key), 5, "192.0.2.1", 4200, T0);
+	assert_int_equal(out.reason, KNOCK_GUARD_WRONG_PORT);
+	assert_null(out.service);
+	/* an old timestamp */
+	out = receive_at(w, "ssh", "alice", alice_key, sizeof(alice_key), 6, "192.0.2.1", 4000,
+			 T0 - 31 * USEC_PER_SEC, T0);
+	assert_int_equal(out.reason, KNOCK_GUARD_TIME);
+	assert_int_equal(w->admits, 0);
+	assert_int_equal(knock_guard_counted(w->ssh.guard, KNOCK_GUARD_BAD_MAC), 2);
+	assert_int_equal(knock_guard_counted(w->ssh.guard, KNOCK_GUARD_UNKNOWN_CLIENT), 1);
+}
+
+static void test_garbage_is_malformed(void **state)
+{
+	struct world *w = *state;
+	const struct knock_receiver_ops ops = {.services_at = world_services_at,
+					       .client = world_client,
+					       .admit = world_admit,
+					       .userdata = w};
+	const uint8_t garbage[] = "GET / HTTP/1.0\r\n\r\n";
+	struct knock_datagram d = {
+	    .source = addr("192.0.2.1"), .port = 4000, .payload = garbage, .len = sizeof(garbage)};
+	struct knock_outcome out;
+
+	knock_receiver_handle(&ops, &d, T0, MONO0, &out);
+	assert_int_equal(out.reason, KNOCK_GUARD_MALFORMED);
+	assert_string_equal(out.client, "");
+	assert_int_equal(w->client_calls, 0);
+}
+
+static void test_a_flood_is_refused_before_any_mac_work(void **state)
+{
+	struct world *w = *state;
+	struct knock_outcome out;
+	unsigned calls;
+
+	for (uint8_t i = 0; i < 20; i++) {
+		out =
+		    receive(w, "ssh", "alice", bob_key, sizeof(bob_key), i, "192.0.2.66", 4000, T0);
+		assert_int_equal(out.reason, KNOCK_GUARD_BAD_MAC);
+	}
+	calls = w->client_calls;
+	out = receive(w, "ssh", "alice", bob_key, sizeof(bob_key), 99, "192.0.2.66", 4000, T0);
+	assert_int_equal(out.reason, KNOCK_GUARD_RATE);
+	assert_int_equal(w->client_calls, calls);
+	/* alice from elsewhere is admitted meanwhile */
+	out = receive(w, "ssh", "alice", alice_key, sizeof(alice_key), 1, "192.0.2.1", 4000, T0);
+	assert_int_equal(out.reason, KNOCK_GUARD_ADMIT);
+}
+
+static void test_a_failed_admission_is_reported(void **state)
+{
+	struct world *w = *state;
+	struct knock_outcome out;
+	char buf[STEP_ERROR_FORMAT_MAX];
+
+	w->admit_result = -ENOBUFS;
+	out = receive(w, "ssh", "alice", alice_key, sizeof(alice_key), 1, "192.0.2.1", 4000, T0);
+	assert_int_equal(out.reason, KNOCK_GUARD_FAILED);
+	assert_non_null(strstr(step_error_format(&out.error, buf, sizeof(buf)), "admit"));
+	assert_int_equal(knock_guard_counted(w->ssh.guard, KNOCK_GUARD_FAILED), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -412,6 +670,17 @@ int main(void)
 	    cmocka_unit_test(test_the_admit_field_must_be_the_source),
 	    cmocka_unit_test(test_refusals_are_summarised_once_a_second_per_reason),
 	    cmocka_unit_test(test_status_and_names),
+	    cmocka_unit_test_setup_teardown(test_a_valid_knock_admits_its_source_to_its_door,
+					    world_setup, world_teardown),
+	    cmocka_unit_test_setup_teardown(test_the_mac_binds_the_service, world_setup,
+					    world_teardown),
+	    cmocka_unit_test_setup_teardown(test_a_wrong_key_or_name_admits_nothing, world_setup,
+					    world_teardown),
+	    cmocka_unit_test_setup_teardown(test_garbage_is_malformed, world_setup, world_teardown),
+	    cmocka_unit_test_setup_teardown(test_a_flood_is_refused_before_any_mac_work,
+					    world_setup, world_teardown),
+	    cmocka_unit_test_setup_teardown(test_a_failed_admission_is_reported, world_setup,
+					    world_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
