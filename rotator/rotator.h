@@ -330,3 +330,31 @@ struct rotator_egress_drop {
 /* Like rotator_nflog_read(), for a listener on the egress group. */
 int rotator_nflog_read_egress(struct rotator_nflog *l, struct rotator_egress_drop *drops, size_t n,
 			      size_t *ret_n);
+
+/*
+ * Knocks and first connections (rotator_config.knock_nflog_group): a UDP
+ * datagram to a knock port (prefix "mtd-knock ", with its payload) or the
+ * first new flow of a source to an admitted door in the epoch (prefix
+ * "mtd-connect "). Open the listener with rotator_nflog_open_payload() so
+ * whole knocks are copied.
+ */
+#define ROTATOR_KNOCK_PAYLOAD_MAX 256
+enum rotator_knock_kind {
+	ROTATOR_KNOCK_DATAGRAM,
+	ROTATOR_KNOCK_CONNECTION,
+};
+struct rotator_knock {
+	enum rotator_knock_kind kind;
+	struct rotator_addr source;
+	uint8_t proto;	/* IPPROTO_UDP for a knock, the door's for a connection */
+	uint16_t port;	/* the destination: knock port, or door */
+	uint16_t len;	/* payload bytes (a knock), at most ROTATOR_KNOCK_PAYLOAD_MAX */
+	bool truncated; /* the datagram carried more than was copied */
+	uint8_t payload[ROTATOR_KNOCK_PAYLOAD_MAX];
+};
+/* rotator_nflog_open() copying up to the IP header plus a UDP header plus
+ * ROTATOR_KNOCK_PAYLOAD_MAX bytes of every packet. */
+int rotator_nflog_open_payload(uint16_t group, struct rotator_nflog **ret);
+/* Like rotator_nflog_read(), for a listener on the knock group. */
+int rotator_nflog_read_knocks(struct rotator_nflog *l, struct rotator_knock *knocks, size_t n,
+			      size_t *ret_n);

@@ -281,6 +281,8 @@ struct nft_txn;
 #define RS_LOG_PREFIX "mtd-decoy "
 #define RS_EGRESS_LOG_PREFIX "mtd-egress "
 #define RS_SPOOF_LOG_PREFIX "mtd-spoof "
+#define RS_KNOCK_LOG_PREFIX "mtd-knock "
+#define RS_CONNECT_LOG_PREFIX "mtd-connect "
 #define RS_TABLE_DESC "table inet " ROTATOR_TABLE
 
 /* Table (with NFT_TABLE_F_* flags), sets, maps, chains and rules. */
@@ -581,11 +583,12 @@ int rotator_conntrack_parse(const void *buf, size_t len, uint32_t seq, uint32_t 
  * messages (built from a remote sender's packet) turn into. Not for use
  * outside nflog.c, its unit test and the fuzzer (tests/fuzz/fuzz_nflog.c). */
 
-/* Where parsed packets go: decoy hits (hits set) or egress drops (drops set),
- * exactly one of the two; n of max filled. */
+/* Where parsed packets go: decoy hits (hits set), egress drops (drops set) or
+ * knocks (knocks set), exactly one of them; n of max filled. */
 struct rotator_nflog_batch {
 	struct rotator_hit *hits;
 	struct rotator_egress_drop *drops;
+	struct rotator_knock *knocks;
 	size_t n, max;
 };
 
