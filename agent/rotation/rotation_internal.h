@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+#include <systemd/sd-event.h>
 
 #include "knock.h"
 #include "policy.h"
@@ -283,3 +284,59 @@ struct knock_outcome {
  * the outcome in the service's guard. Never answers the sender. */
 void knock_receiver_handle(const struct knock_receiver_ops *ops, const struct knock_datagram *d,
 			   uint64_t real_usec, uint64_t mono_usec, struct knock_outcome *ret);
+
+/* The knock group's listener (knock_listener.c): reads knocks and first
+ * connections from NFLOG, keeps a guard per gated service, hands knocks to
+ * knock_receiver_handle(), summarises refusals at most once a second per
+ * service and reason, tells which client a first connection to a door belongs
+ * to, and remembers the clients seen for the status. */
+
+struct knock_event {
+	const char *service;
+	const char *client; /* NULL: a connection whose admission is no longer known */
+	const char *source;
+	uint16_t door;
+	uint64_t epoch;
+	uint64_t until_usec; /* client-admitted */
+	const char *error;   /* client-admitted: the admission failed, this is why */
+};
+
+struct knock_listener_hooks {
+	void (*on_admitted)(const struct knock_event *event, void *userdata);
+	/* count refusals of reason ("bad-mac", ...) since the last summary */
+	void (*on_refused)(const char *service, const char *reason, uint64_t count, void *userdata);
+	void (*on_connected)(const struct knock_event *event, void *userdata);
+	void *userdata;
+};
+
+/* Admissions remembered to name the client of a first connection:
+ * KNOCK_LISTENER_ADMISSIONS, the expired and then the soonest to expire
+ * replaced first (a connection whose admission was replaced is reported
+ * without its client). */
+#define KNOCK_LISTENER_ADMISSIONS 65536
+
+struct knock_listener;
+
+/* group 0: no socket (knock_listener_handle() only, for tests and benches). */
+int knock_listener_new(sd_event *event, uint16_t group, const struct knock_receiver_ops *ops,
+		       const struct knock_listener_hooks *hooks, struct knock_listener **ret);
+void knock_listener_free(struct knock_listener *listener);
+/* The guard of a gated service, made or given the new limits (a reload
+ * keeps its sources, nonces and counts). NULL without memory. */
+struct knock_guard *knock_listener_service(struct knock_listener *listener, const char *service,
+					   const struct knock_guard_limits *limits);
+/* The service is gone, or no longer gated: its guard, admissions and clients
+ * are forgotten. */
+void knock_listener_drop_service(struct knock_listener *listener, const char *service);
+/* A client was revoked: its admissions and its line in the status go. */
+void knock_listener_drop_client(struct knock_listener *listener, const char *service,
+				const char *client);
+/* One record as read from the group. */
+void knock_listener_handle(struct knock_listener *listener, const struct rotator_knock *knock,
+			   uint64_t real_usec, uint64_t mono_usec);
+/* Summaries due now (also run by the listener's timer). */
+void knock_listener_flush(struct knock_listener *listener, uint64_t mono_usec);
+/* {"services": [{"service", "admitted", "refused": {...}, ...}], "clients":
+ * [{"service", "client", "admitted", "last_admitted_usec", "last_admitted_source",
+ * "last_connected_usec", "last_connected_source", "last_door"}]} */
+json_t *knock_listener_status(const struct knock_listener *listener);

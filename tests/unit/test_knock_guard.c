@@ -652,6 +652,188 @@ static void test_a_failed_admission_is_reported(void **state)
 	assert_int_equal(knock_guard_counted(w->ssh.guard, KNOCK_GUARD_FAILED), 1);
 }
 
+/* --- the listener ------------------------------------------------------------ */
+
+struct heard {
+	unsigned admitted, refused, connected;
+	char client[80], service[80], source[64], reason[32];
+	uint64_t count, epoch;
+	uint16_t door;
+	bool named;
+};
+
+static void heard_admitted(const struct knock_event *e, void *userdata)
+{
+	struct heard *h = userdata;
+
+	h->admitted++;
+	snprintf(h->client, sizeof(h->client), "%s", e->client);
+	snprintf(h->service, sizeof(h->service), "%s", e->service);
+	snprintf(h->source, sizeof(h->source), "%s", e->source);
+	h->door = e->door;
+	h->epoch = e->epoch;
+}
+
+static void heard_refused(const char *service, const char *reason, uint64_t count, void *userdata)
+{
+	struct heard *h = userdata;
+
+	h->refused++;
+	snprintf(h->service, sizeof(h->service), "%s", service);
+	snprintf(h->reason, sizeof(h->reason), "%s", reason);
+	h->count = count;
+}
+
+static void heard_connected(const struct knock_event *e, void *userdata)
+{
+	struct heard *h = userdata;
+
+	h->connected++;
+	h->named = e->client != NULL;
+	snprintf(h->client, sizeof(h->client), "%s", e->client ? e->client : "");
+	snprintf(h->source, sizeof(h->source), "%s", e->source);
+	h->door = e->door;
+	h->epoch = e->epoch;
+}
+
+/* The world's services, with guards the listener owns. */
+static struct knock_listener *new_listener(struct world *w, struct heard *h)
+{
+	const struct knock_receiver_ops ops = {.services_at = world_services_at,
+					       .client = world_client,
+					       .admit = world_admit,
+					       .userdata = w};
+	const struct knock_listener_hooks hooks = {.on_admitted = heard_admitted,
+						   .on_refused = heard_refused,
+						   .on_connected = heard_connected,
+						   .userdata = h};
+	struct knock_listener *l = NULL;
+
+	assert_int_equal(knock_listener_new(NULL, 0, &ops, &hooks, &l), 0);
+	knock_guard_free(w->ssh.guard);
+	knock_guard_free(w->web.guard);
+	w->ssh.guard = knock_listener_service(l, "ssh", &limits);
+	w->web.guard = knock_listener_service(l, "web", &limits);
+	assert_non_null(w->ssh.guard);
+	assert_non_null(w->web.guard);
+	return l;
+}
+
+static struct rotator_knock knock_record(const char *client, const uint8_t *key, size_t key_len,
+					 const char *service, uint8_t nonce_byte,
+					 const char *source, uint16_t port, uint64_t time_usec)
+{
+	struct knock k = knock_of(client, time_usec, nonce_byte);
+	struct knock_key kk = {
+	    .key = key, .key_len = key_len, .service = service, .host_id = "192.0.2.100"};
+	struct rotator_knock r = {.kind = ROTATOR_KNOCK_DATAGRAM,
+				  .source = addr(source),
+				  .proto = IPPROTO_UDP,
+				  .port = port};
+	int len = knock_encode(&k, &kk, r.payload, sizeof(r.payload));
+
+	assert_true(len > 0);
+	r.len = (uint16_t)len;
+	return r;
+}
+
+static struct rotator_knock connection(const char *source, uint16_t door)
+{
+	return (struct rotator_knock){.kind = ROTATOR_KNOCK_CONNECTION,
+				      .source = addr(source),
+				      .proto = IPPROTO_TCP,
+				      .port = door};
+}
+
+static void test_the_listener_names_the_client_of_a_first_connection(void **state)
+{
+	struct world *w = *state;
+	struct heard h = {0};
+	struct knock_listener *l = new_listener(w, &h);
+	struct rotator_knock k =
+	    knock_record("alice", alice_key, sizeof(alice_key), "ssh", 1, "192.0.2.1", 4000, T0);
+	struct rotator_knock c = connection("192.0.2.1", 5000);
+	json_t *status, *client;
+
+	knock_listener_handle(l, &k, T0, MONO0);
+	assert_int_equal(h.admitted, 1);
+	assert_string_equal(h.client, "alice");
+	assert_string_equal(h.service, "ssh");
+	assert_string_equal(h.source, "192.0.2.1");
+	assert_int_equal(h.door, 5000);
+	knock_listener_handle(l, &c, T0 + USEC_PER_SEC, MONO0);
+	assert_int_equal(h.connected, 1);
+	assert_true(h.named);
+	assert_string_equal(h.client, "alice");
+	assert_int_equal(h.epoch, 7);
+	/* another source at the same door was never admitted by a knock */
+	c = connection("192.0.2.2", 5000);
+	knock_listener_handle(l, &c, T0 + USEC_PER_SEC, MONO0);
+	assert_int_equal(h.connected, 2);
+	assert_false(h.named);
+
+	status = knock_listener_status(l);
+	assert_non_null(status);
+	assert_int_equal(json_array_size(json_object_get(status, "clients")), 1);
+	client = json_array_get(json_object_get(status, "clients"), 0);
+	assert_string_equal(json_string_value(json_object_get(client, "client")), "alice");
+	assert_string_equal(json_string_value(json_object_get(client, "last_admitted_source")),
+			    "192.0.2.1");
+	assert_int_equal(json_integer_value(json_object_get(client, "last_connected_usec")),
+			 T0 + USEC_PER_SEC);
+	json_decref(status);
+
+	/* revoked: its line and its admission go */
+	knock_listener_drop_client(l, "ssh", "alice");
+	c = connection("192.0.2.1", 5000);
+	knock_listener_handle(l, &c, T0 + 2 * USEC_PER_SEC, MONO0);
+	assert_false(h.named);
+	status = knock_listener_status(l);
+	assert_int_equal(json_array_size(json_object_get(status, "clients")), 0);
+	json_decref(status);
+	knock_listener_free(l);
+	w->ssh.guard = w->web.guard = NULL;
+}
+
+static void test_the_listener_summarises_refusals_once_a_second(void **state)
+{
+	struct world *w = *state;
+	struct heard h = {0};
+	struct knock_listener *l = new_listener(w, &h);
+
+	for (uint8_t i = 0; i < 5; i++) {
+		struct rotator_knock k = knock_record("alice", bob_key, sizeof(bob_key), "ssh", i,
+						      "192.0.2.9", 4000, T0);
+
+		knock_listener_handle(l, &k, T0, MONO0 + i);
+	}
+	/* the first at once, the other four held */
+	assert_int_equal(h.refused, 1);
+	assert_string_equal(h.reason, "bad-mac");
+	assert_string_equal(h.service, "ssh");
+	assert_int_equal(h.count, 1);
+	knock_listener_flush(l, MONO0 + USEC_PER_SEC / 2);
+	assert_int_equal(h.refused, 1);
+	knock_listener_flush(l, MONO0 + USEC_PER_SEC);
+	assert_int_equal(h.refused, 2);
+	assert_int_equal(h.count, 4);
+	assert_int_equal(h.admitted, 0);
+	/* a truncated datagram is malformed, whatever it began with */
+	struct rotator_knock t =
+	    knock_record("alice", alice_key, sizeof(alice_key), "ssh", 9, "192.0.2.1", 4000, T0);
+	t.truncated = true;
+	knock_listener_handle(l, &t, T0, MONO0 + 2 * USEC_PER_SEC);
+	assert_string_equal(h.reason, "malformed");
+	assert_int_equal(h.admitted, 0);
+	/* a service dropped: its guard is gone, nothing of it in the status */
+	knock_listener_drop_service(l, "web");
+	json_t *status = knock_listener_status(l);
+	assert_int_equal(json_array_size(json_object_get(status, "services")), 1);
+	json_decref(status);
+	knock_listener_free(l);
+	w->ssh.guard = w->web.guard = NULL;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -681,6 +863,11 @@ int main(void)
 					    world_setup, world_teardown),
 	    cmocka_unit_test_setup_teardown(test_a_failed_admission_is_reported, world_setup,
 					    world_teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_the_listener_names_the_client_of_a_first_connection, world_setup,
+		world_teardown),
+	    cmocka_unit_test_setup_teardown(test_the_listener_summarises_refusals_once_a_second,
+					    world_setup, world_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
