@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "macro.h"
+#include "rotation.h"
 #include "rotation_internal.h"
 #include "rotator.h"
 
@@ -317,7 +318,7 @@ static void knocked(struct knock_listener *l, const struct rotator_knock *k, uin
 	    .source = k->source, .port = k->port, .payload = k->payload, .len = k->len};
 	struct knock_outcome out;
 	char source[INET6_ADDRSTRLEN], error[STEP_ERROR_FORMAT_MAX];
-	struct knock_event e;
+	struct rotation_client_event e;
 	struct seen_client *c;
 	uint64_t next = 0;
 
@@ -338,12 +339,12 @@ static void knocked(struct knock_listener *l, const struct rotator_knock *k, uin
 		return;
 	}
 	address_text(&k->source, source, sizeof(source));
-	e = (struct knock_event){.service = out.service->name,
-				 .client = out.client,
-				 .source = source,
-				 .door = out.admission.door,
-				 .epoch = out.admission.epoch,
-				 .until_usec = out.admission.until_usec};
+	e = (struct rotation_client_event){.service = out.service->name,
+					   .client = out.client,
+					   .source = source,
+					   .door = out.admission.door,
+					   .epoch = out.admission.epoch,
+					   .until_usec = out.admission.until_usec};
 	if (out.reason == KNOCK_GUARD_FAILED) {
 		e.error = step_error_format(&out.error, error, sizeof(error));
 	} else {
@@ -365,7 +366,7 @@ static void connected(struct knock_listener *l, const struct rotator_knock *k, u
 {
 	const struct admission_entry *a = admission_find(l, &k->source, k->proto, k->port);
 	char source[INET6_ADDRSTRLEN];
-	struct knock_event e = {.door = k->port};
+	struct rotation_client_event e = {.door = k->port};
 
 	address_text(&k->source, source, sizeof(source));
 	e.source = source;

@@ -289,23 +289,15 @@ void knock_receiver_handle(const struct knock_receiver_ops *ops, const struct kn
  * connections from NFLOG, keeps a guard per gated service, hands knocks to
  * knock_receiver_handle(), summarises refusals at most once a second per
  * service and reason, tells which client a first connection to a door belongs
- * to, and remembers the clients seen for the status. */
+ * to, and remembers the clients seen for the status. The rotation's hooks
+ * (rotation.h) are called with these events. */
 
-struct knock_event {
-	const char *service;
-	const char *client; /* NULL: a connection whose admission is no longer known */
-	const char *source;
-	uint16_t door;
-	uint64_t epoch;
-	uint64_t until_usec; /* client-admitted */
-	const char *error;   /* client-admitted: the admission failed, this is why */
-};
-
+struct rotation_client_event;
 struct knock_listener_hooks {
-	void (*on_admitted)(const struct knock_event *event, void *userdata);
+	void (*on_admitted)(const struct rotation_client_event *event, void *userdata);
 	/* count refusals of reason ("bad-mac", ...) since the last summary */
 	void (*on_refused)(const char *service, const char *reason, uint64_t count, void *userdata);
-	void (*on_connected)(const struct knock_event *event, void *userdata);
+	void (*on_connected)(const struct rotation_client_event *event, void *userdata);
 	void *userdata;
 };
 

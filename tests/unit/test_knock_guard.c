@@ -19,6 +19,7 @@
 
 #include "clock.h"
 #include "macro.h"
+#include "rotation.h"
 #include "rotation_internal.h"
 #include "rotator.h"
 
@@ -662,7 +663,7 @@ struct heard {
 	bool named;
 };
 
-static void heard_admitted(const struct knock_event *e, void *userdata)
+static void heard_admitted(const struct rotation_client_event *e, void *userdata)
 {
 	struct heard *h = userdata;
 
@@ -684,7 +685,7 @@ static void heard_refused(const char *service, const char *reason, uint64_t coun
 	h->count = count;
 }
 
-static void heard_connected(const struct knock_event *e, void *userdata)
+static void heard_connected(const struct rotation_client_event *e, void *userdata)
 {
 	struct heard *h = userdata;
 
