@@ -11,8 +11,16 @@
  *       sends N (default 1, at most 100000) knocks, each with a fresh random
  *       nonce, timed now + SEC (may be negative), to ADDR PORT (UDP); --save
  *       writes the last packet to FILE
- *   knock-send replay [--from ADDR] FILE ADDR PORT
- *       sends FILE's bytes as one datagram
+ *   knock-send replay [--from ADDR] [--probe] FILE ADDR PORT
+ *       sends FILE's bytes as one datagram; with --probe from a connected
+ *       socket, then prints what came back within 1 s: "unreachable" (ICMP
+ *       port unreachable), "silent" or "answered"
+ *   knock-send latency N KEYFILE SERVICE CLIENT HOSTID ADDR KNOCKPORT DOOR SOURCE
+ *       N times, from the IPv4 source SOURCE + i (addresses of this host):
+ *       a knock, then TCP connects from the same source to DOOR, again at
+ *       once on each refusal, until one is accepted (at most 1 s); prints the
+ *       median and p99 of knock sent to connection accepted, and of a connect
+ *       to the open door from an admitted source, in microseconds
  *
  * KEYFILE holds the client's raw key (16..4096 bytes). Exit 0 when every
  * datagram was handed to the kernel, 1 on failure, 2 on bad usage.
@@ -27,10 +35,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "knock.h"
 #include "schedule.h"
 
@@ -280,8 +290,22 @@ static int cmd_send(int argc, char **argv)
 	return 0;
 }
 
+/* After a datagram from a connected socket: what came back within 1 s. */
+static const char *probe_answer(int fd)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	uint8_t buf[64];
+
+	if (poll(&pfd, 1, 1000) <= 0)
+		return "silent";
+	if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) < 0 && errno == ECONNREFUSED)
+		return "unreachable";
+	return "answered";
+}
+
 static int cmd_replay(int argc, char **argv)
 {
+	bool probe = false;
 	const char *from = NULL;
 	uint8_t packet[65536];
 	size_t len;
@@ -289,9 +313,15 @@ static int cmd_replay(int argc, char **argv)
 	struct address to;
 	int i = 1, fd, r;
 
-	if (i + 1 < argc && strcmp(argv[i], "--from") == 0) {
-		from = argv[i + 1];
-		i += 2;
+	for (;;) {
+		if (i + 1 < argc && strcmp(argv[i], "--from") == 0) {
+			from = argv[i + 1];
+			i += 2;
+		} else if (i < argc && strcmp(argv[i], "--probe") == 0) {
+			probe = true;
+			i++;
+		} else
+			break;
 	}
 	if (argc - i != 3)
 		return usage("replay takes FILE ADDR PORT", NULL);
@@ -304,9 +334,127 @@ static int cmd_replay(int argc, char **argv)
 	fd = open_socket(&to, from);
 	if (fd < 0)
 		return 1;
+	if (probe && connect(fd, (struct sockaddr *)&to.ss, to.len) < 0) {
+		fprintf(stderr, "knock-send: connect: %s\n", strerror(errno));
+		close(fd);
+		return 1;
+	}
 	r = send_datagram(fd, &to, packet, len);
+	if (r == 0 && probe)
+		printf("%s\n", probe_answer(fd));
 	close(fd);
 	return r < 0 ? 1 : 0;
+}
+
+/* A TCP connect from source to door: 1 accepted, 0 refused, -1 error. */
+static int try_connect(const struct address *source, const struct address *door)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
+
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (const struct sockaddr *)&source->ss, source->len) < 0) {
+		fprintf(stderr, "knock-send: bind: %s\n", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	r = connect(fd, (const struct sockaddr *)&door->ss, door->len);
+	if (r < 0 && errno != ECONNREFUSED)
+		fprintf(stderr, "knock-send: connect: %s\n", strerror(errno));
+	r = r == 0 ? 1 : errno == ECONNREFUSED ? 0 : -1;
+	close(fd);
+	return r;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void print_figures(const char *what, uint64_t *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_u64);
+	printf("%s: n=%zu median=%llu us p99=%llu us max=%llu us\n", what, n,
+	       (unsigned long long)v[n / 2], (unsigned long long)v[(n * 99) / 100],
+	       (unsigned long long)v[n - 1]);
+}
+
+static int cmd_latency(int argc, char **argv)
+{
+	long long n, knock_port, door_port;
+	uint8_t key[MAX_KEY + 1], packet[KNOCK_MAX_SIZE];
+	size_t key_len;
+	struct knock k = {.admit = KNOCK_ADMIT_SOURCE};
+	struct knock_key kk;
+	struct address to, door, source;
+	struct in_addr base;
+	uint64_t *knocked, *open;
+	int rc = 1;
+
+	if (argc != 10)
+		return usage("latency takes 9 arguments", NULL);
+	if (!parse_int(argv[1], 1, MAX_COUNT, &n))
+		return usage("bad count", argv[1]);
+	if (!parse_int(argv[7], 1, 65535, &knock_port) || !parse_int(argv[8], 1, 65535, &door_port))
+		return usage("bad port", argv[7]);
+	if (!parse_address(argv[6], (uint16_t)knock_port, &to) || to.ss.ss_family != AF_INET ||
+	    !parse_address(argv[6], (uint16_t)door_port, &door))
+		return usage("not an IPv4 address", argv[6]);
+	if (inet_pton(AF_INET, argv[9], &base) != 1)
+		return usage("bad source", argv[9]);
+	if (read_key(argv[2], key, &key_len) < 0)
+		return 1;
+	snprintf(k.client, sizeof(k.client), "%s", argv[4]);
+	kk = (struct knock_key){
+	    .key = key, .key_len = key_len, .service = argv[3], .host_id = argv[5]};
+	knocked = calloc((size_t)n, sizeof(*knocked));
+	open = calloc((size_t)n, sizeof(*open));
+	if (!knocked || !open)
+		goto out;
+	for (long long i = 0; i < n; i++) {
+		struct in_addr a = {.s_addr = htonl(ntohl(base.s_addr) + (uint32_t)i)};
+		char text[INET_ADDRSTRLEN];
+		uint64_t start, deadline;
+		int len, fd, r = 0;
+
+		inet_ntop(AF_INET, &a, text, sizeof(text));
+		parse_address(text, 0, &source);
+		k.time_sec = (uint64_t)time(NULL);
+		if (getrandom(k.nonce, sizeof(k.nonce), 0) != (ssize_t)sizeof(k.nonce))
+			goto out;
+		len = knock_encode(&k, &kk, packet, sizeof(packet));
+		fd = open_socket(&to, text);
+		if (len < 0 || fd < 0)
+			goto out;
+		start = now(CLOCK_MONOTONIC);
+		deadline = start + USEC_PER_SEC;
+		r = send_datagram(fd, &to, packet, (size_t)len);
+		close(fd);
+		while (r == 0 && now(CLOCK_MONOTONIC) < deadline)
+			r = try_connect(&source, &door);
+		if (r != 1) {
+			fprintf(stderr, "knock-send: %s was not admitted to %lld within 1 s\n",
+				text, door_port);
+			goto out;
+		}
+		knocked[i] = now(CLOCK_MONOTONIC) - start;
+		/* the same source, admitted: a connect alone, for comparison */
+		start = now(CLOCK_MONOTONIC);
+		if (try_connect(&source, &door) != 1) {
+			fprintf(stderr, "knock-send: %s admitted, then refused\n", text);
+			goto out;
+		}
+		open[i] = now(CLOCK_MONOTONIC) - start;
+	}
+	print_figures("knock to admitted (knock sent to connection accepted)", knocked, (size_t)n);
+	print_figures("connect to the open door, same sources (comparison)", open, (size_t)n);
+	rc = 0;
+out:
+	free(knocked);
+	free(open);
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -319,5 +467,7 @@ int main(int argc, char **argv)
 		return cmd_send(argc - 1, argv + 1);
 	if (strcmp(argv[1], "replay") == 0)
 		return cmd_replay(argc - 1, argv + 1);
+	if (strcmp(argv[1], "latency") == 0)
+		return cmd_latency(argc - 1, argv + 1);
 	return usage("unknown command", argv[1]);
 }
