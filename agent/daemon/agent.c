@@ -690,6 +690,53 @@ static void on_rotation_failed(const char *reason, void *userdata)
 	    true);
 }
 
+/* Knocks (docs/schedule.md, "Knock packets"). An admission and a first
+ * connection are records of their own; refusals come as summaries, at most one
+ * a second per service and reason, and are not fdatasync'd: a sender decides
+ * how many there are. */
+static void on_client_admitted(const struct rotation_client_event *e, void *userdata)
+{
+	struct agent *agent = userdata;
+
+	if (e->error) {
+		log_error("knock: cannot admit %s of %s from %s: %s", e->client, e->service,
+			  e->source, e->error);
+		(void)agent_audit(agent, "client-admit-failed",
+				  json_pack("{s:s, s:s, s:s, s:i, s:I, s:s}", "service", e->service,
+					    "client", e->client, "source", e->source, "door",
+					    (int)e->door, "epoch", (json_int_t)e->epoch, "reason",
+					    e->error),
+				  true);
+		return;
+	}
+	log_info("knock: %s of %s admitted from %s to port %u", e->client, e->service, e->source,
+		 (unsigned)e->door);
+	(void)agent_audit(agent, "client-admitted",
+			  json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "service", e->service,
+				    "client", e->client, "source", e->source, "door", (int)e->door,
+				    "epoch", (json_int_t)e->epoch, "until_usec",
+				    (json_int_t)e->until_usec),
+			  true);
+}
+
+static void on_knocks_refused(const char *service, const char *reason, uint64_t count,
+			      void *userdata)
+{
+	(void)agent_audit(userdata, "knock-refused",
+			  json_pack("{s:s, s:s, s:I}", "service", service, "reason", reason,
+				    "count", (json_int_t)count),
+			  false);
+}
+
+static void on_client_connected(const struct rotation_client_event *e, void *userdata)
+{
+	(void)agent_audit(userdata, "client-connected",
+			  json_pack("{s:s?, s:s?, s:s, s:i, s:I}", "service", e->service, "client",
+				    e->client, "source", e->source, "door", (int)e->door, "epoch",
+				    (json_int_t)e->epoch),
+			  true);
+}
+
 /* The wall clock's state, read at start and after every boundary: a change
  * (trusted, unsynchronised, error above the bound, unreadable) is one record;
  * an unchanged state none. The ports keep following the clock either way:
@@ -731,6 +778,7 @@ static int start_rotation(struct agent *agent)
 	struct rotation_options options = {
 	    .nflog_group = agent->options.nflog_group,
 	    .egress_nflog_group = (uint16_t)(agent->options.nflog_group + 1),
+	    .knock_nflog_group = (uint16_t)(agent->options.nflog_group + 2),
 	    .honeypot_port = agent->options.honeypot_port,
 	    .remove_on_stop = agent->options.remove_table_on_stop,
 	    .monitor = agent->options.monitor,
@@ -744,6 +792,9 @@ static int start_rotation(struct agent *agent)
 	    .on_egress_drop = on_egress_drop,
 	    .on_clock_set = on_clock_set,
 	    .on_boundary = on_boundary,
+	    .on_client_admitted = on_client_admitted,
+	    .on_knocks_refused = on_knocks_refused,
+	    .on_client_connected = on_client_connected,
 	    .userdata = agent,
 	};
 	struct step_error error = {0};

@@ -87,6 +87,19 @@ struct rotation_decoy_event {
 	const char *error;   /* on_decoy_block: the block failed, this is why */
 };
 
+/* A client was admitted by its knock (on_client_admitted), or made its first
+ * connection of the epoch to its door (on_client_connected); docs/schedule.md,
+ * "Knock packets". */
+struct rotation_client_event {
+	const char *service; /* on_client_connected: NULL when its admission is no longer known */
+	const char *client;  /* likewise */
+	const char *source;
+	uint16_t door;
+	uint64_t epoch;
+	uint64_t until_usec; /* the admission ends (realtime) */
+	const char *error;   /* on_client_admitted: the admission failed, this is why */
+};
+
 struct rotation_hooks {
 	/* A packet reached a decoy port (its source may be forged).
 	 * reached_instances: instances it has flows to (conntrack). Called from
@@ -110,12 +123,20 @@ struct rotation_hooks {
 			       uint8_t proto, uint16_t port, bool spoofed, void *userdata);
 	/* The transaction of a boundary failed; the previous epoch's ports stay. */
 	void (*on_apply_failed)(const char *reason, void *userdata);
+	/* Knocks: an admission (or its failure), count refusals of a reason
+	 * since the last summary (at most one a second per service and reason),
+	 * a client's first connection of the epoch. */
+	void (*on_client_admitted)(const struct rotation_client_event *event, void *userdata);
+	void (*on_knocks_refused)(const char *service, const char *reason, uint64_t count,
+				  void *userdata);
+	void (*on_client_connected)(const struct rotation_client_event *event, void *userdata);
 	void *userdata;
 };
 
 struct rotation_options {
 	uint16_t nflog_group;
 	uint16_t egress_nflog_group; /* drops of the instance envelopes */
+	uint16_t knock_nflog_group;  /* knocks and first connections; 0: none */
 	uint16_t honeypot_port;	     /* TCP decoys redirect here so they look open; 0 = drop */
 	bool remove_on_stop;	     /* delete `inet mtd` on a clean stop */
 	bool monitor;		     /* decoys block nobody; what they would do is reported */
