@@ -98,9 +98,10 @@ struct host_arg {
 	char host_id[SCHEDULE_MAX_HOST_ID + 1];
 };
 
-/* --host ADDRESS[=HOSTID]: without HOSTID, this host's HostId= (the global
- * file) or, if it has none, the address itself (the agent's default when it
- * is the public address); a host name needs =HOSTID then. */
+/* --host ADDRESS[=HOSTID]: without HOSTID, local_host_id (this host's
+ * HostId=, when one host is given) or else the address itself (the agent's
+ * default when it is the host's public address); a host name needs =HOSTID
+ * then. */
 static int parse_host(const char *arg, const char *local_host_id, struct host_arg *ret)
 {
 	const char *eq = strchr(arg, '=');
@@ -265,8 +266,10 @@ int mtdctl_client_add(const struct mtdctl *ctl, int argc, char **argv)
 				   config ? config : POLICY_GLOBALS_PATH);
 	}
 	policy_errors_free(&errors);
+	/* This host's HostId= names this host: it applies when one host is
+	 * given, and several hosts are a fleet, each with its own. */
 	for (size_t i = 0; i < n_hosts && r == 0; i++)
-		r = parse_host(host_args[i], globals->host_id, &hosts[i]);
+		r = parse_host(host_args[i], n_hosts == 1 ? globals->host_id : NULL, &hosts[i]);
 	policy_globals_free(globals);
 	if (r != 0)
 		return r;
