@@ -91,8 +91,8 @@ struct rotation_decoy_event {
  * connection of the epoch to its door (on_client_connected); docs/schedule.md,
  * "Knock packets". */
 struct rotation_client_event {
-	const char *service; /* on_client_connected: NULL when its admission is no longer known */
-	const char *client;  /* likewise */
+	const char *service;
+	const char *client;
 	const char *source;
 	uint16_t door;
 	uint64_t epoch;
