@@ -262,6 +262,12 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
 			break;
 		}
 	}
+	/* libmnl bounds attributes by the message's aligned length: the last
+	 * message's may end up to 3 bytes past the datagram (fuzz_nflog) */
+	if (payload && (const char *)payload + payload_len > ctx->end)
+		payload_len = (const char *)payload < ctx->end
+				  ? (size_t)(ctx->end - (const char *)payload)
+				  : 0;
 	if (!prefix || !payload || parse_packet(payload, payload_len, &d, &l4) < 0)
 		return MNL_CB_OK;
 	if (ctx->knocks) {
@@ -288,6 +294,7 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
 
 int rotator_nflog_parse(const void *buf, size_t len, struct rotator_nflog_batch *batch)
 {
+	batch->end = (const char *)buf + len;
 	/* portid 0 and seq 0: unsolicited messages from the kernel */
 	if (mnl_cb_run(buf, rotator_nlmsg_whole(buf, len), 0, 0, packet_cb, batch) < 0)
 		return errno > 0 ? -errno : -EBADMSG;

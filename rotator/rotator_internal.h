@@ -616,6 +616,7 @@ struct rotator_nflog_batch {
 	struct rotator_egress_drop *drops;
 	struct rotator_knock *knocks;
 	size_t n, max;
+	const char *end; /* of the datagram (set by rotator_nflog_parse) */
 };
 
 /* One datagram as read from the NFLOG socket (netlink messages, unsolicited:

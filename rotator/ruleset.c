@@ -178,6 +178,13 @@ static int add_bank_rules(struct nft_txn *t, unsigned bank, const struct rotator
 	     "IPv4 gate in a bank's nat chain", false},
 	    {nft_rule_gate(nat, NFPROTO_IPV6, gated, RS_ADMITTED6, gate_comment),
 	     "IPv6 gate in a bank's nat chain", false},
+	    /* past the gates: the first packet of a flow an admitted source
+	     * opens to a gated door (the nat chain sees no other); the agent
+	     * audits the first of each admission (client-connected) */
+	    {knock ? nft_rule_decoy_report(nat, gated, knock, RS_CONNECT_LOG_PREFIX,
+					   "connection to a knock-gated door: report it")
+		   : NULL,
+	     "connection report in a bank's nat chain", !knock},
 	    {nft_rule_gate(local, NFPROTO_IPV4, gated, RS_ADMITTED4, gate_comment),
 	     "IPv4 gate in a bank's local chain", false},
 	    {nft_rule_gate(local, NFPROTO_IPV6, gated, RS_ADMITTED6, gate_comment),

@@ -56,7 +56,9 @@ static const struct mtdctl_command commands[] = {
      "create the audit key; FILE is the verification key", true, mtdctl_audit_init},
     {"audit verify", "--key FILE LOG...", "verify audit logs (oldest first)", true,
      mtdctl_audit_verify},
-    {"port", "SERVICE --policy FILE [--at TIME] [--candidates N | --skew DURATION]",
+    {"port",
+     "SERVICE --policy FILE [--at TIME] [--candidates N | --skew DURATION | --client NAME "
+     "--client-key FILE --host-id ID]",
      "the service's public port now (or at TIME); --skew: and the neighbouring epoch's", true,
      mtdctl_port},
     {"connect", "SERVICE --policy FILE [--skew DURATION] HOST",

@@ -307,6 +307,10 @@ struct policy_client_keys {
 /* Returns 0 and the keys, or -EINVAL/-EPERM/-errno with *ret_error (if not
  * NULL) a malloc'd one-line "PATH: reason" (NULL when out of memory). */
 int policy_client_keys_load(const char *dir, struct policy_client_keys *ret, char **ret_error);
+/* One client key file anywhere (mtdctl port --client-key): the rules of a
+ * NAME.key file but the name. */
+int policy_read_client_key_file(const char *path, uint8_t **ret_key, size_t *ret_len,
+				char **ret_error);
 /* Wipes the keys and frees them; leaves *keys empty. */
 void policy_client_keys_free(struct policy_client_keys *keys);
 

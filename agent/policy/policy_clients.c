@@ -75,45 +75,35 @@ static int refuse(char **ret_error, int r, const char *dir, const char *entry, c
 	return r;
 }
 
-/* One NAME.key of the directory; fills *k. */
-static int read_client_key(int dfd, const char *dir, const char *entry, struct policy_client_key *k,
-			   char **ret_error)
+/* The raw key of file entry (relative to dfd), errors naming where/entry. */
+static int read_raw_key(int dfd, const char *where, const char *entry, uint8_t **ret_key,
+			size_t *ret_len, char **ret_error)
 {
 	_cleanup_close_ int fd = -1;
-	_cleanup_free_ char *name = NULL;
 	uint8_t *key;
-	size_t n = strlen(entry), got = 0;
+	size_t got = 0;
 	const char *refusal;
 	char facts[64];
 	struct stat st;
 
-	if (n <= 4 || strcmp(entry + n - 4, ".key") != 0)
-		return refuse(ret_error, -EINVAL, dir, entry,
-			      "not a client key (only NAME.key files belong here)");
-	name = strndup(entry, n - 4);
-	if (!name)
-		return -ENOMEM;
-	if (!schedule_client_name_valid(name))
-		return refuse(ret_error, -EINVAL, dir, entry,
-			      "not a client name (1 to 64 of A-Z a-z 0-9 _ . -, not starting "
-			      "with . or -)");
-	fd = openat(dfd, entry, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+	fd = openat(dfd, entry ? entry : where,
+		    O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
 	if (fd < 0)
-		return refuse(ret_error, -errno, dir, entry, "%s", strerror(errno));
+		return refuse(ret_error, -errno, where, entry, "%s", strerror(errno));
 	if (fstat(fd, &st) < 0)
-		return refuse(ret_error, -errno, dir, entry, "%s", strerror(errno));
+		return refuse(ret_error, -errno, where, entry, "%s", strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		return refuse(ret_error, -EINVAL, dir, entry, "not a regular file");
+		return refuse(ret_error, -EINVAL, where, entry, "not a regular file");
 	refusal = secret_file_refusal(&st);
 	if (refusal) {
 		secret_file_describe(&st, facts, sizeof(facts));
-		return refuse(ret_error, -EPERM, dir, entry, "%s (%s)", refusal, facts);
+		return refuse(ret_error, -EPERM, where, entry, "%s (%s)", refusal, facts);
 	}
 	if (st.st_size < POLICY_CLIENT_KEY_MIN)
-		return refuse(ret_error, -EINVAL, dir, entry, "key shorter than %d bytes",
+		return refuse(ret_error, -EINVAL, where, entry, "key shorter than %d bytes",
 			      POLICY_CLIENT_KEY_MIN);
 	if (st.st_size > POLICY_CLIENT_KEY_MAX)
-		return refuse(ret_error, -EINVAL, dir, entry, "key longer than %d bytes",
+		return refuse(ret_error, -EINVAL, where, entry, "key longer than %d bytes",
 			      POLICY_CLIENT_KEY_MAX);
 	key = malloc(POLICY_CLIENT_KEY_MAX + 1);
 	if (!key)
@@ -126,7 +116,7 @@ static int read_client_key(int dfd, const char *dir, const char *entry, struct p
 			int e = errno;
 			explicit_bzero(key, got);
 			free(key);
-			return refuse(ret_error, -e, dir, entry, "%s", strerror(e));
+			return refuse(ret_error, -e, where, entry, "%s", strerror(e));
 		}
 		if (r == 0)
 			break;
@@ -137,12 +127,44 @@ static int read_client_key(int dfd, const char *dir, const char *entry, struct p
 	if (got < POLICY_CLIENT_KEY_MIN || got > POLICY_CLIENT_KEY_MAX) {
 		explicit_bzero(key, got);
 		free(key);
-		return refuse(ret_error, -EINVAL, dir, entry, "key of %zu bytes changed while read",
-			      got);
+		return refuse(ret_error, -EINVAL, where, entry,
+			      "key of %zu bytes changed while read", got);
 	}
+	*ret_key = key;
+	*ret_len = got;
+	return 0;
+}
+
+int policy_read_client_key_file(const char *path, uint8_t **ret_key, size_t *ret_len,
+				char **ret_error)
+{
+	if (ret_error)
+		*ret_error = NULL;
+	return read_raw_key(AT_FDCWD, path, NULL, ret_key, ret_len, ret_error);
+}
+
+/* One NAME.key of the directory; fills *k. */
+static int read_client_key(int dfd, const char *dir, const char *entry, struct policy_client_key *k,
+			   char **ret_error)
+{
+	_cleanup_free_ char *name = NULL;
+	size_t n = strlen(entry);
+	int r;
+
+	if (n <= 4 || strcmp(entry + n - 4, ".key") != 0)
+		return refuse(ret_error, -EINVAL, dir, entry,
+			      "not a client key (only NAME.key files belong here)");
+	name = strndup(entry, n - 4);
+	if (!name)
+		return -ENOMEM;
+	if (!schedule_client_name_valid(name))
+		return refuse(ret_error, -EINVAL, dir, entry,
+			      "not a client name (1 to 64 of A-Z a-z 0-9 _ . -, not starting "
+			      "with . or -)");
+	r = read_raw_key(dfd, dir, entry, &k->key, &k->key_len, ret_error);
+	if (r < 0)
+		return r;
 	k->name = TAKE_PTR(name);
-	k->key = key;
-	k->key_len = got;
 	return 0;
 }
 

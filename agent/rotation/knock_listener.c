@@ -38,6 +38,7 @@ struct admission_entry {
 	uint16_t door;
 	uint64_t epoch;
 	uint64_t until_usec;
+	bool reported; /* its first connection was reported */
 };
 
 struct knock_listener {
@@ -51,6 +52,7 @@ struct knock_listener {
 	size_t n_clients;
 	struct admission_entry *admissions; /* ADMISSION_SETS x WAYS, at the first admission */
 	uint64_t unclaimed;		    /* knocks at a port no gated service has */
+	uint64_t unattributed;		    /* connections whose admission is not remembered */
 };
 
 static void address_text(const struct rotator_addr *a, char *buf, size_t size)
@@ -220,6 +222,7 @@ static void admission_record(struct knock_listener *l, struct seen_client *clien
 			     uint64_t epoch, uint64_t until_usec, uint64_t real_usec)
 {
 	struct admission_entry *set, *victim = NULL;
+	bool reported = false;
 
 	if (!l->admissions) {
 		l->admissions = calloc(ADMISSION_SETS * ADMISSION_WAYS, sizeof(*l->admissions));
@@ -241,7 +244,12 @@ static void admission_record(struct knock_listener *l, struct seen_client *clien
 			if (set[w].until_usec < victim->until_usec)
 				victim = &set[w];
 	}
+	/* a knock again within the epoch: its connection was already told */
+	if (victim->client == client && victim->proto == proto && victim->door == door &&
+	    victim->epoch == epoch && same_address(&victim->source, source))
+		reported = victim->reported;
 	*victim = (struct admission_entry){.client = client,
+					   .reported = reported,
 					   .source = *source,
 					   .proto = proto,
 					   .door = door,
@@ -249,11 +257,11 @@ static void admission_record(struct knock_listener *l, struct seen_client *clien
 					   .until_usec = until_usec};
 }
 
-static const struct admission_entry *admission_find(const struct knock_listener *l,
-						    const struct rotator_addr *source,
-						    uint8_t proto, uint16_t door)
+static struct admission_entry *admission_find(const struct knock_listener *l,
+					      const struct rotator_addr *source, uint8_t proto,
+					      uint16_t door)
 {
-	const struct admission_entry *set;
+	struct admission_entry *set;
 
 	if (!l->admissions)
 		return NULL;
@@ -362,24 +370,34 @@ static void knocked(struct knock_listener *l, const struct rotator_knock *k, uin
 		l->hooks.on_admitted(&e, l->hooks.userdata);
 }
 
+/* The kernel reports every new flow of an admitted source to a gated door;
+ * the first of each admission (one per epoch) is told. A flow whose
+ * admission is not remembered (replaced in the table, or made before the
+ * agent restarted) is only counted. */
 static void connected(struct knock_listener *l, const struct rotator_knock *k, uint64_t real_usec)
 {
-	const struct admission_entry *a = admission_find(l, &k->source, k->proto, k->port);
+	struct admission_entry *a = admission_find(l, &k->source, k->proto, k->port);
 	char source[INET6_ADDRSTRLEN];
-	struct rotation_client_event e = {.door = k->port};
+	struct rotation_client_event e;
 
-	address_text(&k->source, source, sizeof(source));
-	e.source = source;
-	if (a) {
-		a->client->last_connected_usec = real_usec;
-		a->client->last_door = k->port;
-		snprintf(a->client->last_connected_source, sizeof(a->client->last_connected_source),
-			 "%s", source);
-		e.service = a->client->service;
-		e.client = a->client->client;
-		e.epoch = a->epoch;
-		e.until_usec = a->until_usec;
+	if (!a) {
+		l->unattributed++;
+		return;
 	}
+	address_text(&k->source, source, sizeof(source));
+	a->client->last_connected_usec = real_usec;
+	a->client->last_door = k->port;
+	snprintf(a->client->last_connected_source, sizeof(a->client->last_connected_source), "%s",
+		 source);
+	if (a->reported)
+		return;
+	a->reported = true;
+	e = (struct rotation_client_event){.service = a->client->service,
+					   .client = a->client->client,
+					   .source = source,
+					   .door = k->port,
+					   .epoch = a->epoch,
+					   .until_usec = a->until_usec};
 	if (l->hooks.on_connected)
 		l->hooks.on_connected(&e, l->hooks.userdata);
 }
@@ -494,8 +512,9 @@ json_t *knock_listener_status(const struct knock_listener *l)
 		if (!o || json_array_append_new(clients, o) < 0)
 			goto fail;
 	}
-	return json_pack("{s:o, s:o, s:I}", "services", services, "clients", clients,
-			 "unclaimed_knocks", (json_int_t)l->unclaimed);
+	return json_pack("{s:o, s:o, s:I, s:I}", "services", services, "clients", clients,
+			 "unclaimed_knocks", (json_int_t)l->unclaimed, "unattributed_connections",
+			 (json_int_t)l->unattributed);
 fail:
 	json_decref(services);
 	json_decref(clients);

@@ -39,6 +39,10 @@ struct rotated_service {
 	struct schedule_result next_schedule;
 	uint64_t next_for_usec; /* the change next_schedule was computed for */
 	uint64_t decoy_hits;
+	/* ClientKeys=: its clients, and their doors and knock ports with
+	 * schedule (ports) and with next_schedule (next_ports); NULL: KeyFile= */
+	struct service_clients *clients;
+	struct client_ports ports, next_ports;
 };
 
 /* A source the agent blocked for touching a decoy; the kernel set is the
@@ -124,6 +128,12 @@ struct rotation {
 	/* how long the transaction moving the ports at a timed change took, and
 	 * the one loading the change after into the idle bank (metrics) */
 	struct metric_histogram switch_durations, staging_durations;
+	/* per-client services: one HMAC for every client's stream; the host's
+	 * id in their schedules (HostId=, else its public address, read once) */
+	struct schedule_mac *mac;
+	char host_id_default[SCHEDULE_MAX_HOST_ID + 1];
+	bool host_id_read;
+	char host_id[SCHEDULE_MAX_HOST_ID + 1]; /* in force ("" none) */
 };
 
 /* From 100 us (a switch of banks is ~0.3 ms here) to 10 s. */
@@ -147,11 +157,15 @@ static const uint64_t duration_bounds_usec[] = {
 
 static void services_free(struct rotated_service *services, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		if (services[i].key) {
 			explicit_bzero(services[i].key, services[i].key_len);
 			free(services[i].key);
 		}
+		rotation_clients_free(services[i].clients);
+		rotation_client_ports_free(&services[i].ports);
+		rotation_client_ports_free(&services[i].next_ports);
+	}
 	free(services);
 }
 
@@ -184,9 +198,20 @@ static bool exclude_port(uint16_t port, void *userdata)
 	return host_ports_is_bound(e->bound, e->proto, port);
 }
 
-static int compute_schedule(const struct rotated_service *s, const struct host_ports *bound,
+static int compute_schedule(struct rotated_service *s, const struct host_ports *bound,
 			    uint64_t now_usec, struct schedule_result *result)
 {
+	if (s->clients) {
+		struct exclusion x = {
+		    .bound = bound,
+		    .proto =
+			s->policy->has_listen_port ? s->policy->listen_proto : POLICY_PROTO_TCP,
+		};
+
+		return rotation_clients_compute(
+		    s->clients, s->policy, now_usec, exclude_port, &x,
+		    result == &s->next_schedule ? &s->next_ports : &s->ports, result);
+	}
 	const struct policy *p = s->policy;
 	struct exclusion exclusion = {
 	    .bound = bound,
@@ -292,6 +317,16 @@ static void fill_service(struct rotator_service *rs, const struct rotated_servic
 	rs->decoys = schedule->decoys;
 	rs->n_decoys = schedule->n_decoys;
 	rs->local_access = p->local_access;
+	if (s->clients) {
+		const struct client_ports *cp =
+		    schedule == &s->next_schedule ? &s->next_ports : &s->ports;
+
+		rs->client_ports = cp->doors;
+		rs->n_client_ports = cp->n_doors;
+		rs->knock_ports = cp->knocks;
+		rs->n_knock_ports = cp->n_knocks;
+		rs->gated = p->client_auth == POLICY_CLIENT_AUTH_KNOCK;
+	}
 }
 
 static int program_cut(struct rotation *rotation, struct rotated_service *services, size_t n,
@@ -629,7 +664,7 @@ static uint64_t next_change_usec(const struct rotated_service *services, size_t 
 		const struct schedule_result *s = &services[i].schedule;
 		uint64_t t = s->next_boundary_usec;
 
-		if (s->grace_port)
+		if (s->grace_port || (services[i].clients && services[i].ports.grace))
 			t = s->boundary_usec + services[i].policy->grace_usec;
 		if (t < next)
 			next = t;
@@ -701,8 +736,14 @@ static void switch_to_loaded(struct rotation *rotation, uint64_t *ret_switched_u
 
 	uint64_t started = now(CLOCK_MONOTONIC);
 
-	for (size_t i = 0; i < rotation->n_services; i++)
-		rotation->services[i].schedule = rotation->services[i].next_schedule;
+	for (size_t i = 0; i < rotation->n_services; i++) {
+		struct rotated_service *s = &rotation->services[i];
+		struct client_ports swap = s->ports;
+
+		s->schedule = s->next_schedule;
+		s->ports = s->next_ports;
+		s->next_ports = swap; /* its memory, for the next computation */
+	}
 	r = switch_banks(rotation, &error);
 	now_usec = *ret_switched_usec = now(CLOCK_REALTIME);
 	if (r < 0) {
@@ -1088,8 +1129,9 @@ fail:
 	return r;
 }
 
-static int load_services(const struct policy_set *set, struct rotated_service **ret_services,
-			 size_t *ret_n, struct step_error *ret_error)
+static int load_services(struct rotation *rotation, const struct policy_set *set,
+			 const char *host_id, struct rotated_service **ret_services, size_t *ret_n,
+			 struct step_error *ret_error)
 {
 	struct rotated_service *services = calloc(set->count ? set->count : 1, sizeof(*services));
 	size_t n = 0;
@@ -1107,6 +1149,15 @@ static int load_services(const struct policy_set *set, struct rotated_service **
 		s->policy = p;
 		_cleanup_free_ char *error = NULL;
 
+		if (p->client_keys) {
+			r = rotation_clients_load(p, host_id, &s->clients, ret_error);
+			if (r < 0) {
+				services_free(services, n);
+				return r;
+			}
+			s->clients->mac = rotation->mac;
+			continue;
+		}
 		r = policy_read_key_file(p->key_file, &s->key, &s->key_len, &error);
 		if (r < 0) {
 			step_error_set(ret_error, p->name, 0, "KeyFile %s",
@@ -1117,6 +1168,39 @@ static int load_services(const struct policy_set *set, struct rotated_service **
 	}
 	*ret_services = services;
 	*ret_n = n;
+	return 0;
+}
+
+/* The host's id of the per-client schedules: HostId=, else its public
+ * address (read once, at the first set that has a per-client service). */
+static int host_id_for(struct rotation *rotation, const struct policy_set *set,
+		       const struct policy_globals *globals, struct step_error *ret_error)
+{
+	bool needed = false;
+
+	for (size_t i = 0; i < set->count; i++)
+		needed |= set->policies[i]->client_keys != NULL;
+	if (needed && !rotation->mac && schedule_mac_new(&rotation->mac) < 0) {
+		step_error_set(ret_error, "schedule", -ENOMEM, "%s", "");
+		return -ENOMEM;
+	}
+	if (globals && globals->host_id) {
+		snprintf(rotation->host_id, sizeof(rotation->host_id), "%s", globals->host_id);
+		return 0;
+	}
+	if (needed && !rotation->host_id_read) {
+		int r = rotation_default_host_id(rotation->host_id_default,
+						 sizeof(rotation->host_id_default));
+
+		rotation->host_id_read = true;
+		if (r < 0)
+			rotation->host_id_default[0] = 0;
+		else
+			log_info("rotation: host id %s (the default route's address; HostId= "
+				 "sets another)",
+				 rotation->host_id_default);
+	}
+	snprintf(rotation->host_id, sizeof(rotation->host_id), "%s", rotation->host_id_default);
 	return 0;
 }
 
@@ -1150,7 +1234,11 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 		}
 	}
 
-	r = load_services(set, &services, &n, ret_error);
+	r = host_id_for(rotation, set, globals, ret_error);
+	if (r < 0)
+		return r;
+	r = load_services(rotation, set, rotation->host_id[0] ? rotation->host_id : NULL, &services,
+			  &n, ret_error);
 	if (r < 0)
 		return r;
 
@@ -1175,6 +1263,7 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 		    .egress_nflog_group = rotation->options.egress_nflog_group,
 		    .forward_guard4 = rotation->options.forward_guard4,
 		    .forward_guard6 = rotation->options.forward_guard6,
+		    .knock_nflog_group = rotation->options.knock_nflog_group,
 		};
 
 		r = rotator_new(&config, &rotation->rotator);
@@ -1316,6 +1405,27 @@ static json_t *changes_json(const struct rotation *rotation)
 			 (json_int_t)rotation->max_late_usec, "recent", recent);
 }
 
+/* A per-client service's clients and where each one's door is now. */
+static json_t *clients_json(const struct rotated_service *s)
+{
+	json_t *clients = json_array();
+
+	for (size_t i = 0; clients && i < s->clients->n; i++) {
+		const struct rotation_client *c = &s->clients->clients[i];
+		int door = 0;
+
+		for (int j = 0; j < ROTATION_CLIENT_CACHE; j++)
+			if ((c->cache_valid & (1u << j)) && c->cache_epoch[j] == s->ports.epoch)
+				door = c->cache_door[j];
+		json_array_append_new(clients,
+				      json_pack("{s:s, s:i}", "name", c->name, "door", door));
+	}
+	return json_pack("{s:s, s:s, s:I, s:o}", "client_auth",
+			 s->policy->client_auth == POLICY_CLIENT_AUTH_KNOCK ? "knock" : "none",
+			 "host_id", s->clients->host_id, "doors", (json_int_t)s->ports.n_doors,
+			 "clients", clients);
+}
+
 json_t *rotation_status(const struct rotation *rotation)
 {
 	json_t *services = json_array(), *blocked = json_array();
@@ -1325,15 +1435,17 @@ json_t *rotation_status(const struct rotation *rotation)
 	for (size_t i = 0; services && i < rotation->n_services; i++) {
 		const struct rotated_service *s = &rotation->services[i];
 
-		json_array_append_new(
-		    services,
-		    json_pack("{s:s, s:I, s:i, s:i, s:I, s:I, s:o, s:I}", "name", s->policy->name,
-			      "epoch", (json_int_t)s->schedule.epoch, "port", s->schedule.port,
-			      "grace_port", s->schedule.grace_port, "boundary_usec",
-			      (json_int_t)s->schedule.boundary_usec, "next_boundary_usec",
-			      (json_int_t)s->schedule.next_boundary_usec, "decoys",
-			      ports_json(s->schedule.decoys, s->schedule.n_decoys), "decoy_hits",
-			      (json_int_t)s->decoy_hits));
+		json_t *o = json_pack(
+		    "{s:s, s:I, s:i, s:i, s:I, s:I, s:o, s:I}", "name", s->policy->name, "epoch",
+		    (json_int_t)s->schedule.epoch, "port", s->schedule.port, "grace_port",
+		    s->schedule.grace_port, "boundary_usec", (json_int_t)s->schedule.boundary_usec,
+		    "next_boundary_usec", (json_int_t)s->schedule.next_boundary_usec, "decoys",
+		    ports_json(s->schedule.decoys, s->schedule.n_decoys), "decoy_hits",
+		    (json_int_t)s->decoy_hits);
+
+		if (o && s->clients)
+			json_object_update_new(o, clients_json(s));
+		json_array_append_new(services, o);
 	}
 	for (size_t i = 0; blocked && i < rotation->n_blocked; i++) {
 		const struct blocked_source *b = &rotation->blocked[i];
@@ -1345,15 +1457,95 @@ json_t *rotation_status(const struct rotation *rotation)
 							 "until_usec", (json_int_t)b->until_usec,
 							 "strike", (int)b->strike));
 	}
-	return json_pack("{s:o, s:o, s:o, s:o, s:{s:b, s:b, s:I, s:I, s:I, s:I}}", "services",
-			 services, "blocked", blocked, "decoy_blocking",
-			 decoy_blocks_status(rotation->decoy_blocks, now_usec), "changes",
-			 changes_json(rotation), "table", "persist",
-			 (flags & ROTATOR_F_PERSIST) != 0, "adopted",
-			 (flags & ROTATOR_F_ADOPTED) != 0, "transactions",
-			 (json_int_t)rotation->transactions, "bank_switches",
-			 (json_int_t)rotation->switches, "failures", (json_int_t)rotation->failures,
-			 "last_apply_usec", (json_int_t)rotation->last_apply_usec);
+	return json_pack(
+	    "{s:o, s:o, s:s?, s:o, s:o, s:{s:b, s:b, s:I, s:I, s:I, s:I}}", "services", services,
+	    "blocked", blocked, "host_id", rotation->host_id[0] ? rotation->host_id : NULL,
+	    "decoy_blocking", decoy_blocks_status(rotation->decoy_blocks, now_usec), "changes",
+	    changes_json(rotation), "table", "persist", (flags & ROTATOR_F_PERSIST) != 0, "adopted",
+	    (flags & ROTATOR_F_ADOPTED) != 0, "transactions", (json_int_t)rotation->transactions,
+	    "bank_switches", (json_int_t)rotation->switches, "failures",
+	    (json_int_t)rotation->failures, "last_apply_usec",
+	    (json_int_t)rotation->last_apply_usec);
+}
+
+static struct rotated_service *client_service(const struct rotation *rotation, const char *service)
+{
+	for (size_t i = 0; service && i < rotation->n_services; i++)
+		if (rotation->services[i].clients &&
+		    streq(rotation->services[i].policy->name, service))
+			return &rotation->services[i];
+	return NULL;
+}
+
+int rotation_client_key(const struct rotation *rotation, const char *service, const char *client,
+			const uint8_t **ret_key, size_t *ret_len)
+{
+	struct rotated_service *s = client_service(rotation, service);
+	const struct rotation_client *c = s ? rotation_clients_find(s->clients, client) : NULL;
+
+	if (!c)
+		return -ENOENT;
+	*ret_key = c->key;
+	*ret_len = c->key_len;
+	return 0;
+}
+
+/* A client's door or knock port of an epoch the agent computed: the current
+ * one's neighbours (previous, next) included. */
+static int client_port(const struct rotation *rotation, const char *service, const char *client,
+		       uint64_t epoch, bool knock, uint16_t *ret_port)
+{
+	struct rotated_service *s = client_service(rotation, service);
+	const struct rotation_client *c = s ? rotation_clients_find(s->clients, client) : NULL;
+
+	if (!c)
+		return -ENOENT;
+	for (int j = 0; j < ROTATION_CLIENT_CACHE; j++)
+		if ((c->cache_valid & (1u << j)) && c->cache_epoch[j] == epoch) {
+			*ret_port = knock ? c->cache_knock[j] : c->cache_door[j];
+			return 0;
+		}
+	return -ERANGE;
+}
+
+int rotation_client_door(const struct rotation *rotation, const char *service, const char *client,
+			 uint64_t epoch, uint16_t *ret_door)
+{
+	return client_port(rotation, service, client, epoch, false, ret_door);
+}
+
+int rotation_client_knock_port(const struct rotation *rotation, const char *service,
+			       const char *client, uint64_t epoch, uint16_t *ret_port)
+{
+	return client_port(rotation, service, client, epoch, true, ret_port);
+}
+
+int rotation_client_service(const struct rotation *rotation, const char *service,
+			    struct rotation_client_service *ret)
+{
+	struct rotated_service *s = client_service(rotation, service);
+
+	if (!s)
+		return -ENOENT;
+	*ret = (struct rotation_client_service){
+	    .host_id = s->clients->host_id,
+	    .knock = s->policy->client_auth == POLICY_CLIENT_AUTH_KNOCK,
+	    .knock_window_usec = s->policy->knock_window_usec,
+	    .knock_rate_limit = s->policy->knock_rate_limit,
+	    .knock_rate_interval_usec = s->policy->knock_rate_interval_usec,
+	    .interval_usec = s->policy->interval_usec,
+	    .grace_usec = s->policy->grace_usec,
+	    .proto = proto_of(s->policy),
+	    .epoch = s->ports.epoch,
+	    .in_grace = s->ports.grace,
+	    .n_clients = s->clients->n,
+	};
+	return 0;
+}
+
+const char *rotation_host_id(const struct rotation *rotation)
+{
+	return rotation->host_id[0] ? rotation->host_id : NULL;
 }
 
 void rotation_get_metrics(const struct rotation *rotation, struct rotation_metrics *ret)
@@ -1422,6 +1614,7 @@ void rotation_free(struct rotation *rotation)
 	if (rotation->clock_fd >= 0)
 		close(rotation->clock_fd);
 	services_free(rotation->services, rotation->n_services);
+	schedule_mac_free(rotation->mac);
 	decoy_blocks_free(rotation->decoy_blocks);
 	free(rotation->blocked);
 	free(rotation->instance_backends);

@@ -91,8 +91,8 @@ struct rotation_decoy_event {
  * connection of the epoch to its door (on_client_connected); docs/schedule.md,
  * "Knock packets". */
 struct rotation_client_event {
-	const char *service; /* on_client_connected: NULL when its admission is no longer known */
-	const char *client;  /* likewise */
+	const char *service;
+	const char *client;
 	const char *source;
 	uint16_t door;
 	uint64_t epoch;
@@ -136,12 +136,14 @@ struct rotation_hooks {
 struct rotation_options {
 	uint16_t nflog_group;
 	uint16_t egress_nflog_group; /* drops of the instance envelopes */
-	uint16_t knock_nflog_group;  /* knocks and first connections; 0: none */
 	uint16_t honeypot_port;	     /* TCP decoys redirect here so they look open; 0 = drop */
 	bool remove_on_stop;	     /* delete `inet mtd` on a clean stop */
 	bool monitor;		     /* decoys block nobody; what they would do is reported */
 	/* forwarding of the family was off before the agent (rotation.h) */
 	bool forward_guard4, forward_guard6;
+	/* NFLOG group of packets to knock ports and of first connections to
+	 * gated doors (rotator_config); 0: none */
+	uint16_t knock_nflog_group;
 };
 
 int rotation_new(sd_event *event, const struct rotation_options *options,
@@ -206,6 +208,36 @@ void rotation_get_metrics(const struct rotation *rotation, struct rotation_metri
  * operator's word that it was no scanner). -EINVAL for an address that does
  * not parse (ret_error says so). */
 int rotation_unblock(struct rotation *rotation, const char *address, struct step_error *ret_error);
+
+/* Per-client services (ClientKeys=): what the knock receiver and the
+ * control socket ask. -ENOENT: no such per-client service or client. */
+
+/* The client's key (valid until the next rotation_apply_policies()). */
+int rotation_client_key(const struct rotation *rotation, const char *service, const char *client,
+			const uint8_t **ret_key, size_t *ret_len);
+/* Its door and its knock port of an epoch: the service's current epoch, the
+ * one before and the one after (-ERANGE for another). */
+int rotation_client_door(const struct rotation *rotation, const char *service, const char *client,
+			 uint64_t epoch, uint16_t *ret_door);
+int rotation_client_knock_port(const struct rotation *rotation, const char *service,
+			       const char *client, uint64_t epoch, uint16_t *ret_port);
+/* A per-client service's settings and moment. */
+struct rotation_client_service {
+	const char *host_id;
+	bool knock; /* ClientAuth=knock */
+	uint64_t knock_window_usec;
+	unsigned knock_rate_limit; /* KnockRate=N/SPAN per source */
+	uint64_t knock_rate_interval_usec;
+	uint64_t interval_usec, grace_usec;
+	uint8_t proto;	/* of its doors: IPPROTO_TCP or IPPROTO_UDP */
+	uint64_t epoch; /* the one in force */
+	bool in_grace;	/* the previous epoch's doors are still open */
+	size_t n_clients;
+};
+int rotation_client_service(const struct rotation *rotation, const char *service,
+			    struct rotation_client_service *ret);
+/* The host id in force (HostId=, else the host's public address), NULL if none. */
+const char *rotation_host_id(const struct rotation *rotation);
 
 /* Leaves the table in place (so ports stay closed) unless remove_on_stop. */
 void rotation_free(struct rotation *rotation);

@@ -332,3 +332,64 @@ void knock_listener_flush(struct knock_listener *listener, uint64_t mono_usec);
  * [{"service", "client", "admitted", "last_admitted_usec", "last_admitted_source",
  * "last_connected_usec", "last_connected_source", "last_door"}]} */
 json_t *knock_listener_status(const struct knock_listener *listener);
+/* Per-client services (clients.c; docs/mtd.policy.5, ClientKeys=). */
+#include "schedule.h"
+#include "step_error.h"
+
+#define ROTATION_CLIENT_CACHE 4 /* epochs of doors kept per client */
+
+struct rotation_client {
+	char *name;
+	uint8_t *key;
+	size_t key_len;
+	/* doors and knock ports of the last epochs computed */
+	uint64_t cache_epoch[ROTATION_CLIENT_CACHE];
+	uint16_t cache_door[ROTATION_CLIENT_CACHE], cache_knock[ROTATION_CLIENT_CACHE];
+	uint8_t cache_valid; /* bit per slot */
+};
+
+struct service_clients {
+	struct rotation_client *clients; /* sorted by name */
+	size_t n;
+	uint8_t decoy_key[32];	  /* random, this run only: the decoys' stream */
+	struct schedule_mac *mac; /* borrowed from the rotation */
+	char host_id[SCHEDULE_MAX_HOST_ID + 1];
+};
+
+/* What the rotator programs for a per-client service at one moment. */
+struct client_ports {
+	uint16_t *doors; /* every client's door, and its previous one in grace; unique */
+	size_t n_doors;
+	uint16_t *knocks; /* knock ports, the same way */
+	size_t n_knocks;
+	bool grace;
+	uint64_t epoch;
+};
+
+/* The clients of p's ClientKeys= with host_id (NULL: none known, an error
+ * saying to set HostId=). */
+int rotation_clients_load(const struct policy *p, const char *host_id, struct service_clients **ret,
+			  struct step_error *ret_error);
+void rotation_clients_free(struct service_clients *sc);
+const struct rotation_client *rotation_clients_find(const struct service_clients *sc,
+						    const char *name);
+/* Client c's doors and knock ports for up to ROTATION_CLIENT_CACHE epochs,
+ * from its cache or computed (doors skip what exclude excludes). */
+int rotation_client_ports_at(struct service_clients *sc, const struct policy *p,
+			     struct schedule_mac *mac, struct rotation_client *c,
+			     const uint64_t *epochs, size_t n, schedule_exclude_fn exclude,
+			     void *userdata, uint16_t *ret_doors, uint16_t *ret_knocks);
+/* The service at now_usec: the doors and knock ports into ret_ports (its
+ * memory reused), and a schedule result whose port is a door and whose
+ * decoys are none of any client's doors or knock ports (previous, current,
+ * next epoch) nor excluded. */
+int rotation_clients_compute(struct service_clients *sc, const struct policy *p, uint64_t now_usec,
+			     schedule_exclude_fn exclude, void *userdata,
+			     struct client_ports *ret_ports, struct schedule_result *ret_result);
+void rotation_client_ports_free(struct client_ports *ports);
+
+/* host_id.c: the textual form of the host's public address: the first global
+ * IPv4 address of the interface of the IPv4 default route, else the first
+ * global IPv6 address of the interface of the IPv6 default route (rtnetlink).
+ * -EADDRNOTAVAIL when there is none. */
+int rotation_default_host_id(char *buf, size_t size);
