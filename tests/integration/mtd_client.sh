@@ -83,7 +83,9 @@ fi
 ok "alice's door ($door) refuses a connection before her knock"
 
 # --- forward: a download across boundaries -------------------------------------
-in_client "$CLIENT" forward "$WORK/alice.profile" --listen 127.0.0.1:18080 \
+# ip netns exec execs the forwarder: $! is its pid (a function in the
+# background would be a subshell, and the signal would miss it).
+ip netns exec cli "$CLIENT" forward "$WORK/alice.profile" --listen 127.0.0.1:18080 \
 	2>"$WORK/forward.log" &
 fwd=$!
 pids+=($fwd)
