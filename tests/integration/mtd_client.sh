@@ -75,6 +75,23 @@ case "$status" in
 esac
 ok "the agent runs files with ClientKeys= and HostId=10.213.0.1"
 
+# The doors the agent programs are the ones mtd-client computes, at the same
+# epoch (the status says which).
+for client in alice bob; do
+	read -r boundary agent_door < <(mtdctl --json status | python3 -c '
+import json, sys
+for s in json.load(sys.stdin)["rotation"]["services"]:
+    if s["name"] == "files":
+        for c in s["clients"]:
+            if c["name"] == sys.argv[1]:
+                print(s["boundary_usec"] // 1000000, c["door"])
+' "$client")
+	[ -n "${agent_door:-}" ] || fail "no door of $client in the agent's status"
+	mine=$("$CLIENT" port "$WORK/$client.profile" --at "@$boundary" 2>/dev/null)
+	[ "$mine" = "$agent_door" ] || fail "$client: the agent's door is $agent_door, mtd-client says $mine"
+done
+ok "the agent's doors of alice and bob are mtd-client's"
+
 # Before any knock, alice's door looks closed.
 door=$("$CLIENT" port "$WORK/alice.profile" 2>/dev/null) || fail "mtd-client port"
 if in_client curl -s -o /dev/null --max-time 3 "http://10.213.0.1:$door/small.txt"; then
