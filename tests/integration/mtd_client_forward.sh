@@ -154,4 +154,45 @@ rc=$?
 [ $rc -eq 1 ] || fail "connect with nothing listening exited $rc: $out"
 assert_contains "$out" "no door answered" "connect with nothing listening says so, exit 1"
 
+# --- knock: the datagram, checked by an independent implementation -------------
+# A one-port range: the knock port is 47000 in every epoch. The receiver
+# checks the layout of docs/schedule.md ("Knock packets") and the MAC with
+# Python's hmac, and that two knocks carry different nonces.
+profile "$WORK/knock.profile" 47000
+sed -i 's/^Auth=none$/Auth=knock/' "$WORK/knock.profile"
+python3 -c '
+import hashlib, hmac, socket, struct, sys, time
+key = bytes(range(32))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 47000))
+s.settimeout(10)
+open(sys.argv[1], "w").close()
+nonces = set()
+for _ in range(2):
+    p, src = s.recvfrom(2048)
+    name = b"tester"
+    body_len = 4 + 1 + 1 + len(name) + 8 + 16 + 1
+    assert len(p) == body_len + 32, len(p)
+    assert p[:4] == b"MTDK" and p[4] == 1 and p[5] == len(name), p[:6]
+    assert p[6:6 + len(name)] == name
+    (t,) = struct.unpack(">Q", p[6 + len(name):14 + len(name)])
+    assert abs(t - time.time()) < 5, t
+    nonce = p[14 + len(name):30 + len(name)]
+    assert p[30 + len(name)] == 0
+    label = b"mtd-knock-packet-v1\x00files\x00127.0.0.1\x00"
+    assert hmac.compare_digest(p[body_len:], hmac.new(key, label + p[:body_len], hashlib.sha256).digest())
+    nonces.add(nonce)
+assert len(nonces) == 2
+print("ok")
+' "$WORK/knock.ready" >"$WORK/knock.out" 2>&1 &
+receiver=$!
+wait_for "[ -e '$WORK/knock.ready' ]" 50 || fail "the knock receiver did not start: $(cat "$WORK/knock.out")"
+"$CLIENT" knock "$WORK/knock.profile" 2>/dev/null || fail "mtd-client knock exited $?"
+"$CLIENT" knock "$WORK/knock.profile" --host 127.0.0.1 2>/dev/null || fail "mtd-client knock --host exited $?"
+wait "$receiver" || fail "the knocks are not what docs/schedule.md says: $(cat "$WORK/knock.out")"
+ok "mtd-client knock: layout, time, fresh nonces and MAC as an independent HMAC finds them"
+out=$("$CLIENT" knock "$WORK/one.profile" 2>&1)
+[ $? -eq 1 ] || fail "knock with Auth=none: $out"
+assert_contains "$out" "takes no knock" "knock refuses a profile with Auth=none"
+
 echo "$TEST_NAME: $CHECKS checks passed"
