@@ -7,7 +7,8 @@
 #   - a host that refuses moves the connection on to the profile's next host;
 #   - nothing answering: the local connection is closed, the forwarder runs on;
 #   - SIGTERM with connections open: every one closed, exit 0;
-#   - connect passes the end of stdin on (a half close) and prints the reply.
+#   - connect passes the end of stdin on (a half close) and prints the reply;
+#   - knock sends what docs/schedule.md says, as an independent HMAC checks.
 . "$(dirname "$0")/lib.bash"
 CLIENT=$BUILD_DIR/mtd-client
 [ -x "$CLIENT" ] || fail "build first: $CLIENT"
