@@ -195,6 +195,21 @@ void knock_listener_drop_service(struct knock_listener *l, const char *service)
 	*s = l->services[--l->n_services];
 }
 
+void knock_listener_retain(
+    struct knock_listener *l, bool (*keep_service)(const char *service, void *userdata),
+    bool (*keep_client)(const char *service, const char *client, void *userdata), void *userdata)
+{
+	for (size_t i = l->n_clients; i-- > 0;)
+		if (!keep_client(l->clients[i]->service, l->clients[i]->client, userdata))
+			client_remove(l, i);
+	for (size_t i = l->n_services; i-- > 0;)
+		if (!keep_service(l->services[i].name, userdata)) {
+			knock_guard_free(l->services[i].guard);
+			free(l->services[i].name);
+			l->services[i] = l->services[--l->n_services];
+		}
+}
+
 /* --- admissions, to name the client of a first connection --------------------- */
 
 static bool same_address(const struct rotator_addr *a, const struct rotator_addr *b)
