@@ -288,6 +288,29 @@ static struct admission_entry *admission_find(const struct knock_listener *l,
 	return NULL;
 }
 
+size_t knock_listener_admissions(const struct knock_listener *l, const char *service,
+				 const char *client, uint64_t real_usec,
+				 struct rotator_admission *ret, size_t max)
+{
+	size_t n = 0;
+
+	if (!l->admissions)
+		return 0;
+	for (size_t i = 0; i < ADMISSION_SETS * ADMISSION_WAYS && n < max; i++) {
+		const struct admission_entry *a = &l->admissions[i];
+
+		if (!a->client || a->until_usec <= real_usec ||
+		    !streq(a->client->service, service) || !streq(a->client->client, client))
+			continue;
+		ret[n++] = (struct rotator_admission){.source = a->source,
+						      .proto = a->proto,
+						      .port = a->door,
+						      .expires_in_ms =
+							  (a->until_usec - real_usec + 999) / 1000};
+	}
+	return n;
+}
+
 /* --- summaries ----------------------------------------------------------------- */
 
 static void arm_timer(struct knock_listener *l, uint64_t due_usec)
