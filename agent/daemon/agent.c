@@ -711,8 +711,6 @@ static void on_client_admitted(const struct rotation_client_event *e, void *user
 				  false);
 		return;
 	}
-	log_info("knock: %s of %s admitted from %s to port %u", e->client, e->service, e->source,
-		 (unsigned)e->door);
 	(void)agent_audit(agent, "client-admitted",
 			  json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "service", e->service,
 				    "client", e->client, "source", e->source, "door", (int)e->door,

@@ -8,7 +8,9 @@
 # nonces per KnockWindow= (docs/schedule.md, "Replay rules"). Beside it, measured in the same run from the same sources: a
 # connect to the door once admitted, the floor a knock cannot beat.
 # Everything runs in namespaces of its own: the agent's in this one, the
-# client in "cli", joined by a veth pair.
+# client in "cli", joined by a veth pair. The tail (p99) is the audit log's
+# fdatasync (a few ms, in the agent's loop: strace -T showed it) and the
+# shared cores, not the knock's own work.
 . "$(dirname "$0")/../integration/lib.bash"
 KNOCKS=${MTD_BENCH_KNOCKS:-500}
 enter_private_namespaces "$@"
