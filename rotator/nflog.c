@@ -75,7 +75,10 @@ static int request(struct rotator_nflog *l, struct nlmsghdr *nlh)
 	}
 }
 
-static int nflog_open(uint16_t group, uint32_t copy_range, struct rotator_nflog **ret)
+/* qthreshold: packets the kernel gathers before it sends them (0: its
+ * default, 100, or a second) */
+static int nflog_open(uint16_t group, uint32_t copy_range, uint32_t qthreshold,
+		      struct rotator_nflog **ret)
 {
 	struct rotator_nflog *l;
 	char buf[MNL_SOCKET_BUFFER_SIZE];
@@ -113,6 +116,11 @@ static int nflog_open(uint16_t group, uint32_t copy_range, struct rotator_nflog 
 		mnl_attr_put(nlh, NFULA_CFG_MODE, sizeof(mode), &mode);
 		r = request(l, nlh);
 	}
+	if (r >= 0 && qthreshold) {
+		nlh = config_msg(buf, group, ++l->seq);
+		mnl_attr_put_u32(nlh, NFULA_CFG_QTHRESH, htonl(qthreshold));
+		r = request(l, nlh);
+	}
 	if (r < 0) {
 		rotator_nflog_free(l);
 		return r;
@@ -123,12 +131,13 @@ static int nflog_open(uint16_t group, uint32_t copy_range, struct rotator_nflog 
 
 int rotator_nflog_open(uint16_t group, struct rotator_nflog **ret)
 {
-	return nflog_open(group, COPY_RANGE, ret);
+	return nflog_open(group, COPY_RANGE, 0, ret);
 }
 
 int rotator_nflog_open_payload(uint16_t group, struct rotator_nflog **ret)
 {
-	return nflog_open(group, COPY_RANGE_PAYLOAD, ret);
+	/* a knock waits for nothing: sent on at once, not gathered for a second */
+	return nflog_open(group, COPY_RANGE_PAYLOAD, 1, ret);
 }
 
 void rotator_nflog_free(struct rotator_nflog *l)

@@ -405,7 +405,8 @@ struct rotator_knock {
 	uint8_t payload[ROTATOR_KNOCK_PAYLOAD_MAX];
 };
 /* rotator_nflog_open() copying up to the IP header plus a UDP header plus
- * ROTATOR_KNOCK_PAYLOAD_MAX bytes of every packet. */
+ * ROTATOR_KNOCK_PAYLOAD_MAX bytes of every packet, each sent on at once (the
+ * kernel's default gathers up to 100 packets or a second). */
 int rotator_nflog_open_payload(uint16_t group, struct rotator_nflog **ret);
 /* Like rotator_nflog_read(), for a listener on the knock group. */
 int rotator_nflog_read_knocks(struct rotator_nflog *l, struct rotator_knock *knocks, size_t n,

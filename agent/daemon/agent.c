@@ -692,8 +692,10 @@ static void on_rotation_failed(const char *reason, void *userdata)
 
 /* Knocks (docs/schedule.md, "Knock packets"). An admission and a first
  * connection are records of their own; refusals come as summaries, at most one
- * a second per service and reason, and are not fdatasync'd: a sender decides
- * how many there are. */
+ * a second per service and reason. None is fdatasync'd on its own (the next
+ * synced record or seal does it): the admission is in force before its record
+ * either way, and a sync per knock would let knocks stall the loop that
+ * serves the next ones (and the boundaries) for milliseconds each. */
 static void on_client_admitted(const struct rotation_client_event *e, void *userdata)
 {
 	struct agent *agent = userdata;
@@ -706,17 +708,15 @@ static void on_client_admitted(const struct rotation_client_event *e, void *user
 					    "client", e->client, "source", e->source, "door",
 					    (int)e->door, "epoch", (json_int_t)e->epoch, "reason",
 					    e->error),
-				  true);
+				  false);
 		return;
 	}
-	log_info("knock: %s of %s admitted from %s to port %u", e->client, e->service, e->source,
-		 (unsigned)e->door);
 	(void)agent_audit(agent, "client-admitted",
 			  json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "service", e->service,
 				    "client", e->client, "source", e->source, "door", (int)e->door,
 				    "epoch", (json_int_t)e->epoch, "until_usec",
 				    (json_int_t)e->until_usec),
-			  true);
+			  false);
 }
 
 static void on_knocks_refused(const char *service, const char *reason, uint64_t count,
@@ -734,7 +734,7 @@ static void on_client_connected(const struct rotation_client_event *e, void *use
 			  json_pack("{s:s?, s:s?, s:s, s:i, s:I}", "service", e->service, "client",
 				    e->client, "source", e->source, "door", (int)e->door, "epoch",
 				    (json_int_t)e->epoch),
-			  true);
+			  false);
 }
 
 /* The wall clock's state, read at start and after every boundary: a change

@@ -195,6 +195,21 @@ void knock_listener_drop_service(struct knock_listener *l, const char *service)
 	*s = l->services[--l->n_services];
 }
 
+void knock_listener_retain(
+    struct knock_listener *l, bool (*keep_service)(const char *service, void *userdata),
+    bool (*keep_client)(const char *service, const char *client, void *userdata), void *userdata)
+{
+	for (size_t i = l->n_clients; i-- > 0;)
+		if (!keep_client(l->clients[i]->service, l->clients[i]->client, userdata))
+			client_remove(l, i);
+	for (size_t i = l->n_services; i-- > 0;)
+		if (!keep_service(l->services[i].name, userdata)) {
+			knock_guard_free(l->services[i].guard);
+			free(l->services[i].name);
+			l->services[i] = l->services[--l->n_services];
+		}
+}
+
 /* --- admissions, to name the client of a first connection --------------------- */
 
 static bool same_address(const struct rotator_addr *a, const struct rotator_addr *b)
@@ -271,6 +286,29 @@ static struct admission_entry *admission_find(const struct knock_listener *l,
 		    same_address(&set[w].source, source))
 			return &set[w];
 	return NULL;
+}
+
+size_t knock_listener_admissions(const struct knock_listener *l, const char *service,
+				 const char *client, uint64_t real_usec,
+				 struct rotator_admission *ret, size_t max)
+{
+	size_t n = 0;
+
+	if (!l->admissions)
+		return 0;
+	for (size_t i = 0; i < ADMISSION_SETS * ADMISSION_WAYS && n < max; i++) {
+		const struct admission_entry *a = &l->admissions[i];
+
+		if (!a->client || a->until_usec <= real_usec ||
+		    !streq(a->client->service, service) || !streq(a->client->client, client))
+			continue;
+		ret[n++] = (struct rotator_admission){.source = a->source,
+						      .proto = a->proto,
+						      .port = a->door,
+						      .expires_in_ms =
+							  (a->until_usec - real_usec + 999) / 1000};
+	}
+	return n;
 }
 
 /* --- summaries ----------------------------------------------------------------- */

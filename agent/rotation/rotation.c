@@ -134,6 +134,11 @@ struct rotation {
 	char host_id_default[SCHEDULE_MAX_HOST_ID + 1];
 	bool host_id_read;
 	char host_id[SCHEDULE_MAX_HOST_ID + 1]; /* in force ("" none) */
+	/* knocks (knock_listener.c): the listener, and the gated services of
+	 * the set in force as the receiver sees them */
+	struct knock_listener *knocks;
+	struct gated_service *gated;
+	size_t n_gated;
 };
 
 /* From 100 us (a switch of banks is ~0.3 ms here) to 10 s. */
@@ -1050,6 +1055,182 @@ static int on_honeypot(sd_event_source *source, int fd, uint32_t revents, void *
 	return 0;
 }
 
+/* --- knocks (docs/schedule.md, "Knock packets") ------------------------------- */
+
+/* A ClientAuth=knock service as the knock receiver sees it; index: its place
+ * in rotation->services. */
+struct gated_service {
+	struct knock_service k; /* first: the receiver hands this back */
+	size_t index;
+};
+
+static int cmp_port(const void *a, const void *b)
+{
+	return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+static size_t knock_services_at(void *userdata, uint16_t port, const struct knock_service **ret,
+				size_t max)
+{
+	struct rotation *rotation = userdata;
+	size_t n = 0;
+
+	for (size_t i = 0; i < rotation->n_gated && n < max; i++) {
+		const struct client_ports *cp = &rotation->services[rotation->gated[i].index].ports;
+
+		if (bsearch(&port, cp->knocks, cp->n_knocks, sizeof(*cp->knocks), cmp_port))
+			ret[n++] = &rotation->gated[i].k;
+	}
+	return n;
+}
+
+/* The door and knock port of an epoch the agent computed (the schedule in
+ * force: the current epoch, and the previous one in grace). */
+static bool client_ports_of(const struct rotation_client *c, uint64_t epoch, uint16_t *ret_door,
+			    uint16_t *ret_knock)
+{
+	for (int j = 0; j < ROTATION_CLIENT_CACHE; j++)
+		if ((c->cache_valid & (1u << j)) && c->cache_epoch[j] == epoch) {
+			*ret_door = c->cache_door[j];
+			*ret_knock = c->cache_knock[j];
+			return true;
+		}
+	return false;
+}
+
+static int knock_client(void *userdata, const struct knock_service *service, const char *name,
+			struct knock_client *ret)
+{
+	struct rotation *rotation = userdata;
+	const struct rotated_service *s =
+	    &rotation->services[((const struct gated_service *)service)->index];
+	const struct rotation_client *c = rotation_clients_find(s->clients, name);
+	uint64_t epoch = s->ports.epoch, interval = s->policy->interval_usec;
+	struct knock_client k = {0};
+
+	if (!c)
+		return -ENOENT;
+	k.key = c->key;
+	k.key_len = c->key_len;
+	for (uint64_t back = 0; back <= (s->ports.grace && epoch > 0 ? 1u : 0u); back++) {
+		struct knock_guard_epoch *e = &k.epochs[k.n_epochs];
+
+		if (!client_ports_of(c, epoch - back, &e->door, &e->knock_port))
+			continue;
+		e->epoch = epoch - back;
+		/* the end of its epoch plus Grace= */
+		e->until_usec = (epoch - back + 1) * interval + s->policy->grace_usec;
+		k.n_epochs++;
+	}
+	*ret = k;
+	return 0;
+}
+
+static int knock_admit(void *userdata, const struct knock_service *service, const char *client,
+		       const struct rotator_addr *source, uint16_t door, uint64_t until_usec,
+		       struct step_error *ret_error)
+{
+	struct rotation *rotation = userdata;
+	uint64_t now_usec = now(CLOCK_REALTIME);
+	struct rotator_admission a = {
+	    .source = *source,
+	    .proto = service->proto,
+	    .port = door,
+	    .expires_in_ms = until_usec > now_usec ? (until_usec - now_usec + 999) / 1000 : 1,
+	};
+
+	if (!rotation->rotator)
+		return step_error_set(ret_error, "admit", ENOENT, "no table yet");
+	return rotator_admit(rotation->rotator, &a, 1, ret_error);
+}
+
+static bool knock_keep_service(const char *service, void *userdata)
+{
+	struct rotation *rotation = userdata;
+
+	for (size_t i = 0; i < rotation->n_gated; i++)
+		if (streq(rotation->gated[i].k.name, service))
+			return true;
+	return false;
+}
+
+static bool knock_keep_client(const char *service, const char *client, void *userdata)
+{
+	struct rotation *rotation = userdata;
+
+	for (size_t i = 0; i < rotation->n_gated; i++)
+		if (streq(rotation->gated[i].k.name, service))
+			return rotation_clients_find(
+				   rotation->services[rotation->gated[i].index].clients, client) !=
+			       NULL;
+	return false;
+}
+
+/* After the services changed: the gated ones of the set in force, each with
+ * its guard (a reload keeps the guard's sources, nonces and counts), and the
+ * listener forgets services and clients that are gone. A service whose guard
+ * cannot be made (no memory) takes no knock: its doors stay closed. */
+static void knock_services_refresh(struct rotation *rotation)
+{
+	struct gated_service *gated;
+	size_t n = 0;
+
+	if (!rotation->knocks)
+		return;
+	gated = calloc(rotation->n_services ? rotation->n_services : 1, sizeof(*gated));
+	if (!gated) {
+		log_warning("rotation: no memory for the knock-gated services: knocks are refused");
+		rotation->n_gated = 0;
+		return;
+	}
+	for (size_t i = 0; i < rotation->n_services; i++) {
+		const struct rotated_service *s = &rotation->services[i];
+		const struct policy *p = s->policy;
+		struct knock_guard_limits limits = {.rate = p->knock_rate_limit,
+						    .rate_span_usec = p->knock_rate_interval_usec,
+						    .window_usec = p->knock_window_usec};
+		struct knock_guard *guard;
+
+		if (!s->clients || p->client_auth != POLICY_CLIENT_AUTH_KNOCK)
+			continue;
+		guard = knock_listener_service(rotation->knocks, p->name, &limits);
+		if (!guard) {
+			log_warning("rotation: %s: no memory for its knock guard: knocks are "
+				    "refused",
+				    p->name);
+			continue;
+		}
+		gated[n++] = (struct gated_service){.k = {.name = p->name,
+							  .host_id = s->clients->host_id,
+							  .proto = proto_of(p),
+							  .guard = guard},
+						    .index = i};
+	}
+	free(rotation->gated);
+	rotation->gated = gated;
+	rotation->n_gated = n;
+	knock_listener_retain(rotation->knocks, knock_keep_service, knock_keep_client, rotation);
+}
+
+static int knocks_open(struct rotation *rotation)
+{
+	const struct knock_receiver_ops ops = {.services_at = knock_services_at,
+					       .client = knock_client,
+					       .admit = knock_admit,
+					       .userdata = rotation};
+	const struct knock_listener_hooks hooks = {
+	    .on_admitted = rotation->hooks.on_client_admitted,
+	    .on_refused = rotation->hooks.on_knocks_refused,
+	    .on_connected = rotation->hooks.on_client_connected,
+	    .userdata = rotation->hooks.userdata,
+	};
+
+	if (!rotation->options.knock_nflog_group)
+		return 0;
+	return knock_listener_new(rotation->event, rotation->options.knock_nflog_group, &ops,
+				  &hooks, &rotation->knocks);
+}
+
 int rotation_new(sd_event *event, const struct rotation_options *options,
 		 const struct rotation_hooks *hooks, struct rotation **ret_rotation)
 {
@@ -1121,6 +1302,10 @@ int rotation_new(sd_event *event, const struct rotation_options *options,
 		if (r < 0)
 			goto fail;
 	}
+
+	r = knocks_open(rotation);
+	if (r < 0)
+		goto fail;
 
 	*ret_rotation = rotation;
 	return 0;
@@ -1282,6 +1467,7 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 	services_free(rotation->services, rotation->n_services);
 	rotation->services = services;
 	rotation->n_services = n;
+	knock_services_refresh(rotation);
 	/* only an allocation can fail: the previous bound stays, still a bound */
 	r = decoy_blocks_set_limits(rotation->decoy_blocks, &limits);
 	if (r < 0)
@@ -1457,7 +1643,7 @@ json_t *rotation_status(const struct rotation *rotation)
 							 "until_usec", (json_int_t)b->until_usec,
 							 "strike", (int)b->strike));
 	}
-	return json_pack(
+	json_t *o = json_pack(
 	    "{s:o, s:o, s:s?, s:o, s:o, s:{s:b, s:b, s:I, s:I, s:I, s:I}}", "services", services,
 	    "blocked", blocked, "host_id", rotation->host_id[0] ? rotation->host_id : NULL,
 	    "decoy_blocking", decoy_blocks_status(rotation->decoy_blocks, now_usec), "changes",
@@ -1466,6 +1652,10 @@ json_t *rotation_status(const struct rotation *rotation)
 	    "bank_switches", (json_int_t)rotation->switches, "failures",
 	    (json_int_t)rotation->failures, "last_apply_usec",
 	    (json_int_t)rotation->last_apply_usec);
+
+	if (o && rotation->knocks)
+		json_object_set_new(o, "knock", knock_listener_status(rotation->knocks));
+	return o;
 }
 
 static struct rotated_service *client_service(const struct rotation *rotation, const char *service)
@@ -1613,6 +1803,8 @@ void rotation_free(struct rotation *rotation)
 	sd_event_source_disable_unref(rotation->clock_watch);
 	if (rotation->clock_fd >= 0)
 		close(rotation->clock_fd);
+	knock_listener_free(rotation->knocks);
+	free(rotation->gated);
 	services_free(rotation->services, rotation->n_services);
 	schedule_mac_free(rotation->mac);
 	decoy_blocks_free(rotation->decoy_blocks);

@@ -323,6 +323,18 @@ void knock_listener_drop_service(struct knock_listener *listener, const char *se
 /* A client was revoked: its admissions and its line in the status go. */
 void knock_listener_drop_client(struct knock_listener *listener, const char *service,
 				const char *client);
+/* After a reload: the services keep_service refuses and the clients
+ * keep_client refuses are forgotten (their guards, admissions, lines). */
+void knock_listener_retain(
+    struct knock_listener *listener, bool (*keep_service)(const char *service, void *userdata),
+    bool (*keep_client)(const char *service, const char *client, void *userdata), void *userdata);
+/* The live admissions the listener made for a client (for a revocation:
+ * rotator_unadmit() them, cut their flows), up to max into ret; how many. An
+ * admission whose place in the table was taken is not among them (it
+ * expires with its epoch's grace). */
+size_t knock_listener_admissions(const struct knock_listener *listener, const char *service,
+				 const char *client, uint64_t real_usec,
+				 struct rotator_admission *ret, size_t max);
 /* One record as read from the group. */
 void knock_listener_handle(struct knock_listener *listener, const struct rotator_knock *knock,
 			   uint64_t real_usec, uint64_t mono_usec);

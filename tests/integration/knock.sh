@@ -29,10 +29,13 @@ ip link set veth-srv2 up
 ip -n cli2 addr add 10.213.1.2/24 dev veth-cli2
 ip -n cli2 link set veth-cli2 up
 ip -n cli2 link set lo up
+ip -n cli2 route add default via 10.213.1.1
 in_client2() { ip netns exec cli2 "$@"; }
 # every closed port answers at once (this namespace only: the host's is untouched)
 sysctl -qw net.ipv4.icmp_ratelimit=0
 in_client "$NETPROBE" ping 10.213.0.1 9 300 2>/dev/null
+in_client2 timeout 2 bash -c 'exec 3<>/dev/tcp/10.213.0.1/9' 2>&1 | grep -q refused ||
+	fail "cli2 does not reach the server"
 ok "topology: server, cli (10.213.0.2) and cli2 (10.213.1.2)"
 
 # --- the service ---------------------------------------------------------------------
@@ -64,6 +67,19 @@ ClientAuth=knock
 KnockWindow=30s
 KnockRate=5/1s
 POLICY
+# a short epoch, for the grace: the same clients, other ports
+cat >"$WORK/policies/brief.policy" <<POLICY
+[Service]
+Name=brief
+Backend=10.213.0.1:8022
+
+[Rotation]
+PublicPorts=22000-22999
+Interval=6s
+Grace=3s
+ClientKeys=$CLIENTS
+ClientAuth=knock
+POLICY
 start_agent --config "$WORK/mtd.conf"
 
 ports() { # CLIENT -> "epoch=E knock=K door=D ..."
@@ -84,9 +100,9 @@ UNUSED=20000
 while [ "$UNUSED" = "$A_KNOCK" ] || [ "$UNUSED" = "$A_DOOR" ] || [ "$UNUSED" = "$B_KNOCK" ] ||
 	[ "$UNUSED" = "$B_DOOR" ]; do UNUSED=$((UNUSED + 1)); done
 
-tcp_answer() { # NS-RUNNER PORT -> "open", "refused" or "silent"
+tcp_answer() { # NS-RUNNER PORT [HOST] -> "open", "refused" or "silent"
 	local out
-	out=$("$1" timeout 2 bash -c "exec 3<>/dev/tcp/10.213.0.1/$2 && echo open" 2>&1)
+	out=$("$1" timeout 2 bash -c "exec 3<>/dev/tcp/${3:-10.213.0.1}/$2 && echo open" 2>&1)
 	case $out in
 	open) echo open ;;
 	*"Connection refused"*) echo refused ;;
@@ -133,8 +149,8 @@ wait_for '[ "$(tcp_answer in_client "$A_DOOR")" = open ]' 50 ||
 got=$(echo mtd-ping | in_client timeout 5 "$NETPROBE" ping 10.213.0.1 "$A_DOOR" 2000 2>&1) ||
 	fail "alice's door does not reach the echo backend: $got"
 ok "after a valid knock alice's door serves cli (the backend answers)"
-[ "$(tcp_answer in_client2 "$A_DOOR")" = refused ] ||
-	fail "alice's door is open to cli2, which never knocked"
+a=$(tcp_answer in_client2 "$A_DOOR")
+[ "$a" = refused ] || fail "alice's door answers cli2, which never knocked: $a"
 [ "$(tcp_answer in_client "$B_DOOR")" = refused ] || fail "bob's door opened with alice's knock"
 ok "the door serves that source only: cli2 gets RST, bob's door stays closed"
 
@@ -191,10 +207,44 @@ audit_has knock-refused 'f["reason"] == "rate-limited" and f["count"] >= 1' ||
 	fail "no knock-refused summary of the flood"
 ok "audit: client-admitted and client-connected name alice and her source; refusals come as knock-refused summaries"
 
+# --- IPv6 -------------------------------------------------------------------------------
+# (echo's backend is IPv4: an IPv6 connection is never DNATed to it; the
+# admission itself is what is checked, in the kernel's admitted6)
+nft list set inet mtd admitted6 | grep -q "fd00:213::2" && fail "fd00:213::2 admitted before any knock"
+in_client "$KNOCK" send "$WORK/alice.key" echo alice "$HOST_ID" fd00:213::1 "$A_KNOCK" ||
+	fail "knock-send (IPv6) failed"
+wait_for 'nft list set inet mtd admitted6 | grep -q "fd00:213::2 . tcp . $A_DOOR"' 50 ||
+	fail "after alice's IPv6 knock, admitted6 has no fd00:213::2 . tcp . $A_DOOR: $(nft list set inet mtd admitted6)"
+audit_has client-admitted 'f["client"] == "alice" and f["source"] == "fd00:213::2"' ||
+	fail "no client-admitted for alice from fd00:213::2"
+ok "IPv6: a knock from fd00:213::2 admits fd00:213::2 . tcp . $A_DOOR (admitted6), audited"
+
+# --- the grace: the previous epoch's knock port admits to the previous door ---------------
+# (brief: Interval=6s, Grace=3s) wait for the first 2 s of an epoch, then knock
+# at the previous epoch's knock port
+# (and whose knock port is not also the current one's, which would admit to
+# the current door instead)
+for _ in $(seq 1 300); do
+	t0=$(date +%s)
+	G=$("$KNOCK" ports "$WORK/alice.key" brief alice "$HOST_ID" 22000 22999 6)
+	t1=$(date +%s)
+	[ $((t0 / 6)) = $((t1 / 6)) ] && [ $((t1 % 6)) -lt 2 ] &&
+		[ "$(field "$G" knock)" != "$(field "$G" prev_knock)" ] && break
+	sleep 0.1
+done
+G_EPOCH=$(field "$G" epoch)
+G_PREV_KNOCK=$(field "$G" prev_knock)
+G_PREV_DOOR=$(field "$G" prev_door)
+in_client "$KNOCK" send "$WORK/alice.key" brief alice "$HOST_ID" 10.213.0.1 "$G_PREV_KNOCK" ||
+	fail "knock-send (grace) failed"
+wait_for 'audit_has client-admitted "f[\"service\"] == \"brief\" and f[\"epoch\"] == $((G_EPOCH - 1)) and f[\"door\"] == $G_PREV_DOOR"' 30 ||
+	fail "a knock at the previous epoch's knock port in grace was not admitted to the previous door (epoch $((G_EPOCH - 1)), door $G_PREV_DOOR)"
+ok "in grace, the previous epoch's knock port admits to the previous epoch's door (until the grace ends)"
+
 status=$(mtdctl status)
 assert_contains "$status" "alice" "mtdctl status lists the clients seen"
 assert_contains "$status" "10.213.0.2" "mtdctl status shows where alice knocked from"
-ok "mtdctl status lists the clients seen"
+echo "$status" | sed -n '/^knocks:/,$p' | sed 's/^/    /'
 
 [ "$(field "$(ports alice)" epoch)" = "$EPOCH" ] || skip "an epoch boundary passed during the test; run it again"
 echo "PASS: $TEST_NAME ($CHECKS checks)"

@@ -792,6 +792,15 @@ static void test_the_listener_names_the_client_of_a_first_connection(void **stat
 			 1);
 	json_decref(status);
 
+	/* what a revocation takes back */
+	struct rotator_admission taken[4];
+	assert_int_equal(knock_listener_admissions(l, "ssh", "alice", T0, taken, 4), 1);
+	assert_int_equal(taken[0].port, 5000);
+	assert_int_equal(taken[0].proto, IPPROTO_TCP);
+	assert_int_equal(taken[0].expires_in_ms, USEC_PER_HOUR / USEC_PER_MSEC);
+	assert_int_equal(knock_listener_admissions(l, "ssh", "bob", T0, taken, 4), 0);
+	assert_int_equal(knock_listener_admissions(l, "ssh", "alice", T0 + USEC_PER_HOUR, taken, 4),
+			 0);
 	/* revoked: its line and its admission go */
 	knock_listener_drop_client(l, "ssh", "alice");
 	c = connection("192.0.2.1", 5000);
