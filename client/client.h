@@ -105,6 +105,16 @@ struct client_epoch {
 
 #define CLIENT_MAX_ORDER 3
 
+/* After a knock, the agent admits the source in about a millisecond
+ * (tests/bench); a connection waits the first settle time, and on a refusal
+ * knocks again (a lost datagram, a busy agent, a boundary crossed) and waits
+ * the next one. Without a knock, passes are tried at once. */
+#define CLIENT_PASSES 3
+#define CLIENT_SETTLE_MSEC                                                                         \
+	{                                                                                          \
+		20, 250, 1000                                                                      \
+	}
+
 /* The ports to try, in order, to reach the door of e: the door, then the
  * neighbouring epochs' doors (a clock a little off the agent's). Distinct;
  * returns how many (<= CLIENT_MAX_ORDER). Not the rest of the window: the

@@ -29,8 +29,6 @@
 
 #define BUFFER_SIZE 65536
 #define CONNECT_TIMEOUT_USEC (3 * USEC_PER_SEC)
-#define KNOCK_SETTLE_USEC (20 * USEC_PER_MSEC)
-#define KNOCK_RETRY_SETTLE_USEC (250 * USEC_PER_MSEC)
 /* The knock for a new epoch goes this long after its boundary, so that an
  * agent whose clock is a little behind has crossed it too. */
 #define KNOCK_AFTER_BOUNDARY_USEC (100 * USEC_PER_MSEC)
@@ -134,10 +132,12 @@ static void conn_close(struct forwarder *f, struct conn *c, const char *why)
 	f->n_open--;
 }
 
-/* When a knock for host in this epoch lets a connection start (monotonic
- * usec), knocking now if none went out in this epoch (or force). */
-static int knock_ready_at(struct forwarder *f, size_t host, bool force, uint64_t *ret)
+/* When a knock for host in this epoch lets a connection of pass pass start
+ * (monotonic usec), knocking now if none went out in this epoch, or for
+ * every pass after the first. */
+static int knock_ready_at(struct forwarder *f, size_t host, int pass, uint64_t *ret)
 {
+	static const unsigned settle_ms[CLIENT_PASSES] = CLIENT_SETTLE_MSEC;
 	const struct profile_host *h = &f->p->hosts[host];
 	struct knock_state *k = &f->knocks[host];
 	uint64_t at = now(CLOCK_REALTIME), mono = now(CLOCK_MONOTONIC);
@@ -147,8 +147,8 @@ static int knock_ready_at(struct forwarder *f, size_t host, bool force, uint64_t
 	r = client_epoch_at(f->p, h, at, &e);
 	if (r < 0)
 		return r;
-	if (!force && k->sent && k->epoch == e.epoch) {
-		*ret = k->at + KNOCK_SETTLE_USEC;
+	if (pass == 0 && k->sent && k->epoch == e.epoch) {
+		*ret = k->at + settle_ms[0] * USEC_PER_MSEC;
 		return 0;
 	}
 	r = client_knock(f->p, h, &e, at);
@@ -159,7 +159,7 @@ static int knock_ready_at(struct forwarder *f, size_t host, bool force, uint64_t
 	*k = (struct knock_state){.sent = true, .epoch = e.epoch, .at = mono};
 	client_log("forward: knocked on %s udp port %u (epoch %llu)", h->address, e.knock_port,
 		   (unsigned long long)e.epoch);
-	*ret = mono + (force ? KNOCK_RETRY_SETTLE_USEC : KNOCK_SETTLE_USEC);
+	*ret = mono + settle_ms[pass] * USEC_PER_MSEC;
 	return 0;
 }
 
@@ -172,7 +172,7 @@ static void conn_begin_pass(struct forwarder *f, struct conn *c)
 	int r;
 
 	if (f->p->auth == PROFILE_AUTH_KNOCK) {
-		r = knock_ready_at(f, c->host, c->pass > 0, &ready);
+		r = knock_ready_at(f, c->host, c->pass, &ready);
 		if (r < 0) {
 			conn_close(f, c, "no knock, no door");
 			return;
@@ -189,14 +189,14 @@ static void conn_begin_pass(struct forwarder *f, struct conn *c)
 	conn_try_next(f, c);
 }
 
-/* The order of c's pass is done without a door: a second pass, then the
+/* The order of c's pass is done without a door: the next pass, then the
  * next host, then give up. */
 static void conn_pass_failed(struct forwarder *f, struct conn *c)
 {
 	char why[400];
 
-	if (c->pass == 0) {
-		c->pass = 1;
+	if (c->pass + 1 < CLIENT_PASSES) {
+		c->pass++;
 		conn_begin_pass(f, c);
 		return;
 	}
@@ -464,7 +464,7 @@ static void run_boundary(struct forwarder *f)
 	if (f->boundary_usec && at < f->boundary_usec + KNOCK_AFTER_BOUNDARY_USEC)
 		return;
 	if (f->boundary_usec && f->p->auth == PROFILE_AUTH_KNOCK && (f->busy_epoch || f->n_open))
-		knock_ready_at(f, f->preferred, false, &ready);
+		knock_ready_at(f, f->preferred, 0, &ready);
 	f->busy_epoch = f->n_open > 0;
 	if (client_epoch_at(f->p, &f->p->hosts[f->preferred], at, &e) == 0)
 		f->boundary_usec = e.end_usec;

@@ -15,10 +15,6 @@
 #include "macro.h"
 
 #define CONNECT_TIMEOUT_MS 3000
-/* After a knock, the agent admits the source in about a millisecond
- * (tests/bench); the first connect waits this long, a second try longer. */
-#define KNOCK_SETTLE_MS 20
-#define KNOCK_RETRY_SETTLE_MS 250
 
 static void sleep_ms(unsigned ms)
 {
@@ -63,6 +59,7 @@ static int connect_port(const struct sockaddr_storage *host, uint16_t port)
 
 int client_connect_door(const struct profile *p, const struct profile_host *host)
 {
+	static const unsigned settle_ms[CLIENT_PASSES] = CLIENT_SETTLE_MSEC;
 	struct sockaddr_storage addr;
 	const char *reason = NULL;
 	int r, fd = -ECONNREFUSED;
@@ -72,9 +69,8 @@ int client_connect_door(const struct profile *p, const struct profile_host *host
 		client_log("%s: %s", host->address, reason);
 		return r;
 	}
-	/* A second pass knocks again (a lost datagram, a boundary crossed)
-	 * and takes new source ports. */
-	for (int pass = 0; pass < 2 && fd < 0; pass++) {
+	/* Each pass knocks again and takes new source ports. */
+	for (int pass = 0; pass < CLIENT_PASSES && fd < 0; pass++) {
 		uint64_t at = now(CLOCK_REALTIME);
 		uint16_t order[CLIENT_MAX_ORDER];
 		struct client_epoch e;
@@ -90,7 +86,7 @@ int client_connect_door(const struct profile *p, const struct profile_host *host
 					   strerror(-r));
 				return r;
 			}
-			sleep_ms(pass == 0 ? KNOCK_SETTLE_MS : KNOCK_RETRY_SETTLE_MS);
+			sleep_ms(settle_ms[pass]);
 		}
 		n = client_door_order(&e, order);
 		for (size_t i = 0; i < n && fd < 0; i++)
