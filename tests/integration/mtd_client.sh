@@ -65,7 +65,13 @@ add_client bob
 [ "$(stat -c %a "$WORK/alice.profile")" = 600 ] || fail "alice.profile is not 0600"
 grep -qx "Auth=knock" "$WORK/alice.profile" || fail "the profile lacks Auth=knock: $(cat "$WORK/alice.profile")"
 list=$("$MTDCTL" client list files --policy "$WORK/policies") || fail "client list: $list"
-assert_contains "$list" "alice" "client list shows alice"
+fp=$(sha256sum <"$WORK/clients/alice.key" | cut -c1-16)
+grep -q "^alice  *$fp " <<<"$list" || fail "client list lacks alice with fingerprint $fp: $list"
+ok "client list shows alice with her key's fingerprint ($fp)"
+out=$("$MTDCTL" client add files alice --host 10.213.0.1 --policy "$WORK/policies" \
+	--config "$WORK/mtd.conf" 2>&1)
+[ $? -eq 1 ] || fail "a second alice was added: $out"
+assert_contains "$out" "alice is a client of files already" "client add refuses a name that has a key"
 
 start_agent --config "$WORK/mtd.conf"
 status=$(mtdctl --json status | tr -d ' \n')
