@@ -73,9 +73,12 @@ LAYER_agent/fleet := common rotator agent/policy agent/snapshot agent/quarantine
 LAYER_agent/cli := common rotator agent/policy agent/audit agent/snapshot agent/control agent/cli
 LAYER_agent/daemon := common rotator agent/policy agent/audit agent/snapshot agent/quarantine \
 	agent/control agent/sandbox agent/rotation agent/fleet agent/daemon
+# client/ is mtd-client, a program of its own on common/ alone (libcrypto and
+# libc: docs/clients.md).
+LAYER_client := common client
 LIB_LAYERS := common rotator agent/policy agent/audit agent/snapshot agent/quarantine \
 	agent/control agent/sandbox agent/rotation agent/fleet
-LAYERS := $(LIB_LAYERS) agent/cli agent/daemon
+LAYERS := $(LIB_LAYERS) agent/cli agent/daemon client
 # The names each folder may export (nm -g): its modules' names, so a name
 # says where it lives (make check-tree). "x_" allows any name starting x_;
 # "x" allows x itself and x_* (scripts/check-prefixes).
@@ -87,11 +90,12 @@ PREFIX_agent/snapshot := snapshot_
 PREFIX_agent/quarantine := quarantine_
 PREFIX_agent/control := control_ audit_show_
 PREFIX_agent/sandbox := envelope_ cgroup_ seccomp_ netdev_ uid_range_ uid_ranges_ fd_graveyard_
-PREFIX_agent/rotation := rotation_ forwarding_ host_ports_ clock_trust_ decoy_blocks_
+PREFIX_agent/rotation := rotation_ forwarding_ host_ports_ clock_trust_ decoy_blocks_ knock_guard_ knock_receiver_ knock_listener_
 PREFIX_agent/fleet := fleet_ service_ instance_ response_ standby_ health_ drift_ address_pool_ \
 	signal_tally_ drain_
 PREFIX_agent/cli := mtdctl_ main
 PREFIX_agent/daemon := agent_ metrics_ hooks_ main
+PREFIX_client := client_ profile_ main
 # Tests, tools, benchmarks and fuzz targets see every layer (white-box).
 ALL_INCLUDES := $(addprefix -I,$(LAYER_agent/daemon) agent/cli)
 layer_includes = $(addprefix -I,$(or $(LAYER_$(patsubst %/,%,$(dir $(1)))),$(error $(1): no layer)))
@@ -101,7 +105,8 @@ DAEMON_SRCS := $(sort $(wildcard agent/daemon/*.c))
 MTDCTL_SRCS := $(sort $(wildcard agent/cli/*.c))
 CORE_SRCS := $(sort $(foreach l,$(filter-out rotator,$(LIB_LAYERS)),$(wildcard $(l)/*.c)))
 ROTATOR_SRCS := $(sort $(wildcard rotator/*.c))
-ALL_SRCS := $(CORE_SRCS) $(ROTATOR_SRCS) $(DAEMON_SRCS) $(MTDCTL_SRCS)
+CLIENT_SRCS := $(sort $(wildcard client/*.c))
+ALL_SRCS := $(CORE_SRCS) $(ROTATOR_SRCS) $(DAEMON_SRCS) $(MTDCTL_SRCS) $(CLIENT_SRCS)
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(sort $(wildcard tests/unit/test_*.c)))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 BENCH_SRCS := $(sort $(wildcard tests/bench/bench_*.c))
@@ -110,7 +115,7 @@ TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(sort $(wildcard test
 .PHONY: all deps check check-tree unit san-unit integration san-integration test-tools e2e fuzz fuzz-smoke fuzz-seeds \
 	bench demo install uninstall format clean fresh-check fixture-keys
 
-all: $(BUILD)/mtd-agent $(BUILD)/mtdctl
+all: $(BUILD)/mtd-agent $(BUILD)/mtdctl $(BUILD)/mtd-client
 
 # With deps among the goals (`make deps demo`), nothing compiles before it has
 # installed the libraries, also under -j.
@@ -156,6 +161,14 @@ $(BUILD)/mtd-agent: $(patsubst %.c,$(BUILD)/obj/%.o,$(DAEMON_SRCS)) $(LIBS)
 $(BUILD)/mtdctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(MTDCTL_SRCS)) $(LIBS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# mtd-client links the few common objects it uses and libcrypto, nothing else
+# (tests/integration/mtd_client_vectors.sh checks its ldd).
+CLIENT_COMMON_SRCS := common/schedule.c common/knock.c common/secret_file.c
+CLIENT_LIBS = $(eval CLIENT_LIBS := $(shell pkg-config --libs libcrypto 2>/dev/null))$(CLIENT_LIBS)
+
+$(BUILD)/mtd-client: $(patsubst %.c,$(BUILD)/obj/%.o,$(CLIENT_SRCS) $(CLIENT_COMMON_SRCS))
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CLIENT_LIBS)
+
 # git keeps no mode bit but x, so a clone's example and test keys are 0644 and
 # the agent refuses them (a secret is owner-only, common/secret_file.h): every
 # suite and the demo make them 0600 before anything reads them.
@@ -173,6 +186,20 @@ $(BUILD)/san/tests/%: tests/unit/%.c $(SAN_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(CFLAGS) $(DEP_FLAGS) $(ALL_INCLUDES) -Itests/unit \
 		-o $@ $< $(SAN_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
+
+# test_client_profile: the profile parser of client/ (not in libmtd.a)
+$(BUILD)/tests/test_client_profile: tests/unit/test_client_profile.c $(BUILD)/obj/client/profile.o \
+		$(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(DEP_FLAGS) $(ALL_INCLUDES) -Iclient -Itests/unit -o $@ $< \
+		$(BUILD)/obj/client/profile.o $(LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
+
+$(BUILD)/san/tests/test_client_profile: tests/unit/test_client_profile.c \
+		$(BUILD)/san/client/profile.o $(SAN_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(CFLAGS) $(DEP_FLAGS) $(ALL_INCLUDES) -Iclient \
+		-Itests/unit -o $@ $< $(BUILD)/san/client/profile.o $(SAN_LIBS) $(PKG_LIBS) \
+		$(CMOCKA_LIBS)
 
 unit: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS)) fixture-keys
 	@tests/run-unit $(BUILD)/tests $(UNIT_TESTS)
@@ -311,12 +338,15 @@ fresh-check:
 
 # --- install -------------------------------------------------------------------
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man5 \
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(TMPFILESDIR) \
 		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(EXAMPLESDIR) $(DESTDIR)$(BASHCOMPDIR) \
 		$(DESTDIR)$(DATADIR)/hooks
 	install -m 0755 $(BUILD)/mtd-agent $(DESTDIR)$(SBINDIR)/mtd-agent
 	install -m 0755 $(BUILD)/mtdctl $(DESTDIR)$(BINDIR)/mtdctl
+	install -m 0755 $(BUILD)/mtd-client $(DESTDIR)$(BINDIR)/mtd-client
+	install -m 0644 docs/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 docs/*.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 docs/*.8 $(DESTDIR)$(MANDIR)/man8/
 	sed 's|@SBINDIR@|$(SBINDIR)|g; s|@BINDIR@|$(BINDIR)|g' systemd/mtd-agent.service.in \
@@ -328,11 +358,12 @@ install: all
 	install -m 0755 examples/hooks/webhook $(DESTDIR)$(DATADIR)/hooks/
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/mtd-agent $(DESTDIR)$(BINDIR)/mtdctl \
+	rm -f $(DESTDIR)$(SBINDIR)/mtd-agent $(DESTDIR)$(BINDIR)/mtdctl $(DESTDIR)$(BINDIR)/mtd-client \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/mtd-agent.service \
 		$(DESTDIR)$(TMPFILESDIR)/mtd-agent.conf $(DESTDIR)$(SYSUSERSDIR)/mtd-agent.conf \
 		$(DESTDIR)$(BASHCOMPDIR)/mtdctl
-	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(wildcard docs/*.5))) \
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(wildcard docs/*.1))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(wildcard docs/*.5))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(wildcard docs/*.8)))
 	rm -rf $(DESTDIR)$(EXAMPLESDIR) $(DESTDIR)$(DATADIR)
 

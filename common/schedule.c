@@ -10,6 +10,7 @@
  *   a port already yielded is skipped, so candidates are distinct.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -519,4 +520,124 @@ int schedule_client_knock_port(const struct schedule_client *c, uint64_t epoch, 
 	r = stream_next(s, ret_port);
 	stream_done(s);
 	return r;
+}
+
+/* --- many clients, one keyed MAC ------------------------------------------------ */
+
+struct schedule_mac {
+	EVP_MAC *mac;
+	EVP_MAC_CTX *ctx;
+};
+
+int schedule_mac_new(struct schedule_mac **ret)
+{
+	struct schedule_mac *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	m->mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+	if (m->mac)
+		m->ctx = EVP_MAC_CTX_new(m->mac);
+	if (!m->ctx) {
+		schedule_mac_free(m);
+		return -ENOMEM;
+	}
+	*ret = m;
+	return 0;
+}
+
+void schedule_mac_free(struct schedule_mac *m)
+{
+	if (!m)
+		return;
+	EVP_MAC_CTX_free(m->ctx);
+	EVP_MAC_free(m->mac);
+	free(m);
+}
+
+/* The first candidate of the keyed stream over base that exclude lets
+ * through, looking at the first FAST_BLOCKS blocks only: a repeated candidate
+ * is never the answer (it was excluded the first time), so no record of the
+ * ones seen is needed. -EAGAIN: not found there (the exact path decides). */
+#define FAST_BLOCKS 8
+static int fast_first(EVP_MAC_CTX *ctx, const uint8_t *base, size_t base_len, uint16_t first,
+		      uint16_t last, schedule_exclude_fn exclude, void *userdata,
+		      uint16_t *ret_port)
+{
+	uint8_t msg[STREAM_MAX_BASE + 4], block[BLOCK_SIZE];
+	uint32_t range = (uint32_t)last - first + 1;
+	uint64_t limit = (1ULL << 32) - ((1ULL << 32) % range);
+
+	memcpy(msg, base, base_len);
+	for (uint32_t counter = 0; counter < FAST_BLOCKS; counter++) {
+		size_t out_len = 0;
+
+		msg[base_len] = (uint8_t)(counter >> 24);
+		msg[base_len + 1] = (uint8_t)(counter >> 16);
+		msg[base_len + 2] = (uint8_t)(counter >> 8);
+		msg[base_len + 3] = (uint8_t)counter;
+		if (EVP_MAC_init(ctx, NULL, 0, NULL) != 1 ||
+		    EVP_MAC_update(ctx, msg, base_len + 4) != 1 ||
+		    EVP_MAC_final(ctx, block, &out_len, sizeof(block)) != 1 ||
+		    out_len != BLOCK_SIZE)
+			return -EIO;
+		for (unsigned i = 0; i < BLOCK_SIZE / 4; i++) {
+			const uint8_t *b = block + 4 * i;
+			uint32_t w = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+				     (uint32_t)b[2] << 8 | b[3];
+			uint16_t port;
+
+			if (w >= limit)
+				continue;
+			port = (uint16_t)(first + w % range);
+			if (!exclude || !exclude(port, userdata)) {
+				*ret_port = port;
+				return 0;
+			}
+		}
+	}
+	return -EAGAIN;
+}
+
+int schedule_client_ports_fast(struct schedule_mac *m, const struct schedule_client *c,
+			       const uint64_t *epochs, size_t n, schedule_exclude_fn exclude,
+			       void *userdata, uint16_t *ret_doors, uint16_t *ret_knocks)
+{
+	static const char *const labels[2] = {SCHEDULE_CLIENT_PORT_LABEL,
+					      SCHEDULE_CLIENT_KNOCK_LABEL};
+	OSSL_PARAM params[2];
+	uint8_t base[STREAM_MAX_BASE];
+	size_t off;
+	int r;
+
+	if (!m || !c || !c->key || c->key_len == 0 || !service_valid(c->service) ||
+	    !schedule_client_name_valid(c->client) || !schedule_host_id_valid(c->host_id) ||
+	    c->first == 0 || c->first > c->last || (n && !epochs))
+		return -EINVAL;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_init(m->ctx, c->key, c->key_len, params) != 1)
+		return -EIO;
+	for (unsigned l = 0; l < 2; l++) {
+		uint16_t *out = l == 0 ? ret_doors : ret_knocks;
+
+		if (!out)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			off = base_put_string(base, 0, labels[l]);
+			off = base_put_string(base, off, c->service);
+			off = base_put_string(base, off, c->client);
+			off = base_put_string(base, off, c->host_id);
+			off = base_put_epoch(base, off, epochs[i]);
+			r = fast_first(m->ctx, base, off, c->first, c->last,
+				       l == 0 ? exclude : NULL, userdata, &out[i]);
+			if (r == -EAGAIN)
+				r = l == 0 ? schedule_client_port(c, epochs[i], exclude, userdata,
+								  &out[i])
+					   : schedule_client_knock_port(c, epochs[i], &out[i]);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
 }

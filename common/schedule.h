@@ -127,3 +127,20 @@ int schedule_client_port(const struct schedule_client *c, uint64_t epoch,
 /* The client's knock port (UDP) for epoch: the first candidate of its knock
  * stream. Never excluded: nothing answers on it either way. */
 int schedule_client_knock_port(const struct schedule_client *c, uint64_t epoch, uint16_t *ret_port);
+
+/*
+ * Many clients at once (an agent with thousands of them): one HMAC fetched
+ * and its context reused, keyed once per client per call, and the candidate
+ * streams read without the record of candidates seen (the first one not
+ * excluded is the same either way). Outputs are byte for byte those of
+ * schedule_client_port() and schedule_client_knock_port().
+ */
+struct schedule_mac;
+int schedule_mac_new(struct schedule_mac **ret);
+void schedule_mac_free(struct schedule_mac *m);
+/* For each of the n epochs: the client's door (ret_doors[i], exclude as in
+ * schedule_client_port) and its knock port (ret_knocks[i]); either output may
+ * be NULL. */
+int schedule_client_ports_fast(struct schedule_mac *m, const struct schedule_client *c,
+			       const uint64_t *epochs, size_t n, schedule_exclude_fn exclude,
+			       void *userdata, uint16_t *ret_doors, uint16_t *ret_knocks);

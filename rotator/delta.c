@@ -20,11 +20,15 @@ static const struct {
     [RS_SET_LOCAL4] = {.name = RS_BANK_NAME(RS_LOCAL4, 0), .map = true},
     [RS_SET_LOCAL6] = {.name = RS_BANK_NAME(RS_LOCAL6, 0), .map = true},
     [RS_SET_DECOYS] = {.name = RS_BANK_NAME(RS_DECOYS, 0), .map = false},
+    [RS_SET_GATED] = {.name = RS_BANK_NAME(RS_GATED, 0), .map = false},
+    [RS_SET_KNOCK] = {.name = RS_BANK_NAME(RS_KNOCK, 0), .map = false},
     [RS_SET_SVC4_1] = {.name = RS_BANK_NAME(RS_SVC4, 1), .map = true},
     [RS_SET_SVC6_1] = {.name = RS_BANK_NAME(RS_SVC6, 1), .map = true},
     [RS_SET_LOCAL4_1] = {.name = RS_BANK_NAME(RS_LOCAL4, 1), .map = true},
     [RS_SET_LOCAL6_1] = {.name = RS_BANK_NAME(RS_LOCAL6, 1), .map = true},
     [RS_SET_DECOYS_1] = {.name = RS_BANK_NAME(RS_DECOYS, 1), .map = false},
+    [RS_SET_GATED_1] = {.name = RS_BANK_NAME(RS_GATED, 1), .map = false},
+    [RS_SET_KNOCK_1] = {.name = RS_BANK_NAME(RS_KNOCK, 1), .map = false},
     [RS_SET_ACTIVE0] = {.name = RS_ACTIVE0, .map = false},
     [RS_SET_ACTIVE1] = {.name = RS_ACTIVE1, .map = false},
     [RS_SET_BACKENDS4] = {.name = RS_BACKENDS4, .map = false},
@@ -338,9 +342,13 @@ static void want_services(size_t *want, const struct rotator_service *svcs, size
 		const struct rotator_service *s = &svcs[i];
 		bool v4 = s->backend.family == AF_INET;
 
-		want[rs_bank_set(v4 ? RS_SET_SVC4 : RS_SET_SVC6, bank)] += 2;
+		want[rs_bank_set(v4 ? RS_SET_SVC4 : RS_SET_SVC6, bank)] += 2 + s->n_client_ports;
 		if (s->local_access)
-			want[rs_bank_set(v4 ? RS_SET_LOCAL4 : RS_SET_LOCAL6, bank)] += 2;
+			want[rs_bank_set(v4 ? RS_SET_LOCAL4 : RS_SET_LOCAL6, bank)] +=
+			    2 + s->n_client_ports;
+		if (s->gated)
+			want[rs_bank_set(RS_SET_GATED, bank)] += 2 + s->n_client_ports;
+		want[rs_bank_set(RS_SET_KNOCK, bank)] += s->n_knock_ports;
 		want[v4 ? RS_SET_BACKENDS4 : RS_SET_BACKENDS6]++;
 		want[rs_bank_set(RS_SET_DECOYS, bank)] += s->n_decoys;
 	}
@@ -394,7 +402,8 @@ static int map_add(struct rs_state *state, enum rs_set set, const struct rotator
 	e.data_len = (uint8_t)put_addr(e.data, &s->backend);
 	e.data_len += (uint8_t)put_port(e.data + e.data_len, s->backend_port);
 	there = table_insert(&state->sets[set], &e, &dup);
-	if (!dup)
+	/* a door that is also another client's door, or the service's port */
+	if (!dup || (there->owner == owner && memcmp(there->data, e.data, RS_DATA_MAX) == 0))
 		return 0;
 	if (err) {
 		char object[2 * ROTATOR_MAX_NAME + 32];
@@ -513,6 +522,17 @@ static void dead_add(struct rs_state *state, uint32_t owner, const struct rotato
 	}
 }
 
+/* A knock-gated door into the bank's gated set (once). */
+static void gate_add(struct rs_state *state, unsigned bank, uint32_t owner, uint8_t proto,
+		     uint16_t port)
+{
+	struct rs_elem g = {.owner = owner};
+	bool dup;
+
+	g.key_len = (uint8_t)delta_key_proto_port(g.key, proto, port);
+	table_insert(&state->sets[rs_bank_set(RS_SET_GATED, bank)], &g, &dup);
+}
+
 /* The services of one bank; their owners (names) from first_owner on. */
 static int services_add(struct rs_state *state, const struct rotator_service *svcs, size_t n,
 			uint32_t first_owner, unsigned bank, struct step_error *err)
@@ -536,8 +556,27 @@ static int services_add(struct rs_state *state, const struct rotator_service *sv
 			r = map_add(state, local, s, owner, s->port, err);
 		if (r >= 0 && s->local_access && grace)
 			r = map_add(state, local, s, owner, s->grace_port, err);
+		for (size_t j = 0; r >= 0 && j < s->n_client_ports; j++) {
+			r = map_add(state, map, s, owner, s->client_ports[j], err);
+			if (r >= 0 && s->local_access)
+				r = map_add(state, local, s, owner, s->client_ports[j], err);
+		}
 		if (r < 0)
 			return r;
+		if (s->gated) {
+			gate_add(state, bank, owner, s->proto, s->port);
+			if (grace)
+				gate_add(state, bank, owner, s->proto, s->grace_port);
+			for (size_t j = 0; j < s->n_client_ports; j++)
+				gate_add(state, bank, owner, s->proto, s->client_ports[j]);
+		}
+		for (size_t j = 0; j < s->n_knock_ports; j++) {
+			struct rs_elem k = {.owner = owner};
+
+			k.key_len =
+			    (uint8_t)delta_key_proto_port(k.key, IPPROTO_UDP, s->knock_ports[j]);
+			table_insert(&state->sets[rs_bank_set(RS_SET_KNOCK, bank)], &k, &dup);
+		}
 		e.key[0] = s->proto;
 		len = 4 + put_addr(e.key + 4, &s->backend);
 		len += put_port(e.key + len, s->backend_port);

@@ -31,6 +31,9 @@ enum {
 	REF_CARRY,     /* blocked sources of an adopted table */
 	REF_BLOCK_DEL, /* rotator_block(): a source's old element (if any) */
 	REF_BLOCK_ADD, /* rotator_block(): the source with its new timeout */
+	REF_ADMIT_DEL, /* rotator_admit(): an admission's old element (if any) */
+	REF_ADMIT_ADD, /* rotator_admit(): the admission with its new timeout */
+	REF_UNADMIT,   /* rotator_unadmit() */
 };
 
 static struct nlmsghdr *elems_msg_start(struct nft_txn *t, uint16_t cmd, uint16_t flags,
@@ -261,6 +264,128 @@ int elements_add_block(struct nft_txn *t, const struct elements_ctx *ctx)
 	return r;
 }
 
+/* source . proto . port as admitted4/6 store it; returns the key length */
+static size_t admission_key(uint8_t *b, const struct rotator_admission *a)
+{
+	size_t al = a->source.family == AF_INET ? 4 : 16;
+
+	memset(b, 0, al + 8);
+	memcpy(b, a->source.family == AF_INET ? (const void *)&a->source.in : &a->source.in6, al);
+	b[al] = a->proto;
+	b[al + 4] = (uint8_t)(a->port >> 8);
+	b[al + 5] = (uint8_t)a->port;
+	return al + 8;
+}
+
+struct admit_entry {
+	struct rotator_admission a;
+	uint8_t key[24];
+	size_t pos;
+};
+
+static int admit_entry_cmp(const void *x, const void *y)
+{
+	const struct admit_entry *a = x, *b = y;
+	int c;
+
+	if (a->a.source.family != b->a.source.family)
+		return a->a.source.family < b->a.source.family ? -1 : 1;
+	c = memcmp(a->key, b->key, sizeof(a->key));
+	if (c)
+		return c;
+	return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+int elements_admit_list(const struct rotator_admission *a, size_t n, struct rotator_admission **ret,
+			size_t *ret_n)
+{
+	_cleanup_free_ struct admit_entry *entries = calloc(n, sizeof(*entries));
+	struct rotator_admission *list;
+	size_t m = 0;
+
+	if (!entries)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		entries[i].a = a[i];
+		admission_key(entries[i].key, &a[i]);
+		entries[i].pos = i;
+	}
+	qsort(entries, n, sizeof(*entries), admit_entry_cmp);
+	list = calloc(n, sizeof(*list));
+	if (!list)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (i + 1 == n || entries[i + 1].a.source.family != entries[i].a.source.family ||
+		    memcmp(entries[i + 1].key, entries[i].key, sizeof(entries[i].key)) != 0)
+			list[m++] = entries[i].a;
+	*ret = list;
+	*ret_n = m;
+	return 0;
+}
+
+/* Admissions of one family into admitted4/6, as many messages as it takes. */
+static int send_admissions(struct nft_txn *t, uint16_t kind, uint16_t cmd, uint16_t flags,
+			   const struct rotator_admission *list, size_t n, int family)
+{
+	bool v4 = family == AF_INET;
+	struct nlmsghdr *nlh = NULL;
+	struct nlattr *list_attr = NULL;
+	uint8_t key[24];
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct rotator_admission *a = &list[i];
+		struct nlattr *el;
+		size_t len;
+
+		if (a->source.family != family)
+			continue;
+		if (!nlh) {
+			struct nft_ref ref = {.kind = kind, .index = (uint32_t)i};
+
+			nlh = elems_msg_start(t, cmd, flags, v4 ? RS_ADMITTED4 : RS_ADMITTED6,
+					      &list_attr, &ref);
+			if (!nlh)
+				return -ENOMEM;
+		}
+		len = admission_key(key, a);
+		el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+		put_value(nlh, NFTA_SET_ELEM_KEY, key, len);
+		if (cmd == NFT_MSG_NEWSETELEM)
+			mnl_attr_put_u64(nlh, NFTA_SET_ELEM_TIMEOUT, htobe64(a->expires_in_ms));
+		mnl_attr_nest_end(nlh, el);
+		if (nlh->nlmsg_len >= MSG_FULL) {
+			mnl_attr_nest_end(nlh, list_attr);
+			r = nft_txn_msg_end(t, nlh);
+			if (r < 0)
+				return r;
+			nlh = NULL;
+		}
+	}
+	if (!nlh)
+		return 0;
+	mnl_attr_nest_end(nlh, list_attr);
+	return nft_txn_msg_end(t, nlh);
+}
+
+int elements_add_admit(struct nft_txn *t, const struct elements_ctx *ctx, bool remove)
+{
+	static const int families[] = {AF_INET, AF_INET6};
+	int r = 0;
+
+	/* DESTROY (no error when absent), then (admit) add with EXCL: one
+	 * already there takes the new timeout without a gap. */
+	for (size_t f = 0; r >= 0 && f < ELEMENTSOF(families); f++) {
+		r = send_admissions(t, remove ? REF_UNADMIT : REF_ADMIT_DEL, NFT_MSG_DESTROYSETELEM,
+				    0, ctx->admit, ctx->n_admit, families[f]);
+		if (r >= 0 && !remove)
+			r = send_admissions(t, REF_ADMIT_ADD, NFT_MSG_NEWSETELEM,
+					    NLM_F_CREATE | NLM_F_EXCL, ctx->admit, ctx->n_admit,
+					    families[f]);
+	}
+	return r;
+}
+
 int elements_add_unblock(struct nft_txn *t, const struct elements_ctx *ctx)
 {
 	for (size_t i = 0; i < ctx->plan->n_unblock; i++) {
@@ -362,6 +487,26 @@ void elements_describe(void *userdata, const struct nft_ref *ref, const struct n
 						      : "blocking source",
 			 addr, ref->kind == REF_CARRY ? "over into" : "in",
 			 b->source.family == AF_INET ? RS_BLOCKED4 : RS_BLOCKED6);
+		return;
+	}
+	case REF_ADMIT_DEL:
+	case REF_ADMIT_ADD:
+	case REF_UNADMIT: {
+		const struct rotator_admission *a = &ctx->admit[ref->index];
+		char addr[INET6_ADDRSTRLEN] = "?";
+
+		at = elem_at(msg, bad_offset);
+		for (size_t i = ref->index + 1; at > 0 && i < ctx->n_admit; i++)
+			if (ctx->admit[i].source.family == a->source.family && --at == 0)
+				a = &ctx->admit[i];
+		inet_ntop(a->source.family, &a->source.in6, addr,
+			  sizeof(addr)); /* in: same start */
+		snprintf(buf, len, "%s %s to %s/%u in set %s",
+			 ref->kind == REF_ADMIT_ADD   ? "admitting"
+			 : ref->kind == REF_ADMIT_DEL ? "replacing admission of"
+						      : "revoking admission of",
+			 addr, a->proto == IPPROTO_UDP ? "udp" : "tcp", a->port,
+			 a->source.family == AF_INET ? RS_ADMITTED4 : RS_ADMITTED6);
 		return;
 	}
 	case REF_ADD:

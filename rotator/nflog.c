@@ -17,6 +17,8 @@
 #include "rotator_internal.h"
 
 #define COPY_RANGE 128 /* enough for the IP and transport headers */
+/* knocks: an IPv6 header, a UDP header and the payload kept */
+#define COPY_RANGE_PAYLOAD (40 + 8 + ROTATOR_KNOCK_PAYLOAD_MAX)
 
 struct rotator_nflog {
 	struct mnl_socket *nl;
@@ -73,12 +75,15 @@ static int request(struct rotator_nflog *l, struct nlmsghdr *nlh)
 	}
 }
 
-int rotator_nflog_open(uint16_t group, struct rotator_nflog **ret)
+/* qthreshold: packets the kernel gathers before it sends them (0: its
+ * default, 100, or a second) */
+static int nflog_open(uint16_t group, uint32_t copy_range, uint32_t qthreshold,
+		      struct rotator_nflog **ret)
 {
 	struct rotator_nflog *l;
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nfulnl_msg_config_cmd cmd = {.command = NFULNL_CFG_CMD_BIND};
-	struct nfulnl_msg_config_mode mode = {.copy_range = htonl(COPY_RANGE),
+	struct nfulnl_msg_config_mode mode = {.copy_range = htonl(copy_range),
 					      .copy_mode = NFULNL_COPY_PACKET};
 	struct nlmsghdr *nlh;
 	int r;
@@ -111,12 +116,28 @@ int rotator_nflog_open(uint16_t group, struct rotator_nflog **ret)
 		mnl_attr_put(nlh, NFULA_CFG_MODE, sizeof(mode), &mode);
 		r = request(l, nlh);
 	}
+	if (r >= 0 && qthreshold) {
+		nlh = config_msg(buf, group, ++l->seq);
+		mnl_attr_put_u32(nlh, NFULA_CFG_QTHRESH, htonl(qthreshold));
+		r = request(l, nlh);
+	}
 	if (r < 0) {
 		rotator_nflog_free(l);
 		return r;
 	}
 	*ret = l;
 	return 0;
+}
+
+int rotator_nflog_open(uint16_t group, struct rotator_nflog **ret)
+{
+	return nflog_open(group, COPY_RANGE, 0, ret);
+}
+
+int rotator_nflog_open_payload(uint16_t group, struct rotator_nflog **ret)
+{
+	/* a knock waits for nothing: sent on at once, not gathered for a second */
+	return nflog_open(group, COPY_RANGE_PAYLOAD, 1, ret);
 }
 
 void rotator_nflog_free(struct rotator_nflog *l)
@@ -148,7 +169,7 @@ int rotator_nflog_wait(struct rotator_nflog *l, int timeout_ms)
 
 /* IPv4 or IPv6 header (no IPv6 extension headers) and the transport
  * header's ports when it has them. */
-static int parse_packet(const uint8_t *p, size_t len, struct rotator_egress_drop *d)
+static int parse_packet(const uint8_t *p, size_t len, struct rotator_egress_drop *d, size_t *ret_l4)
 {
 	size_t l4;
 
@@ -179,7 +200,45 @@ static int parse_packet(const uint8_t *p, size_t len, struct rotator_egress_drop
 	     d->proto == IPPROTO_UDPLITE) &&
 	    len >= l4 + 4)
 		d->port = (uint16_t)(p[l4 + 2] << 8 | p[l4 + 3]);
+	*ret_l4 = l4;
 	return 0;
+}
+
+/* A knock's UDP payload (as much as was copied), or a connection's source
+ * and door. */
+static void put_knock(struct rotator_nflog_batch *ctx, const char *prefix, const uint8_t *p,
+		      size_t len, size_t l4, const struct rotator_egress_drop *d)
+{
+	struct rotator_knock *k = &ctx->knocks[ctx->n];
+	size_t udp_len, copied;
+
+	if (strcmp(prefix, RS_CONNECT_LOG_PREFIX) == 0) {
+		if (d->proto != IPPROTO_TCP && d->proto != IPPROTO_UDP)
+			return;
+		*k = (struct rotator_knock){.kind = ROTATOR_KNOCK_CONNECTION,
+					    .source = d->source,
+					    .proto = d->proto,
+					    .port = d->port};
+		ctx->n++;
+		return;
+	}
+	if (strcmp(prefix, RS_KNOCK_LOG_PREFIX) != 0 || d->proto != IPPROTO_UDP || len < l4 + 8)
+		return;
+	udp_len = (size_t)(p[l4 + 4] << 8 | p[l4 + 5]);
+	if (udp_len < 8)
+		return;
+	copied = len - l4 - 8;
+	if (copied > udp_len - 8)
+		copied = udp_len - 8; /* link-layer padding is no payload */
+	k->kind = ROTATOR_KNOCK_DATAGRAM;
+	k->source = d->source;
+	k->proto = IPPROTO_UDP;
+	k->port = d->port;
+	k->truncated = udp_len - 8 > copied || copied > ROTATOR_KNOCK_PAYLOAD_MAX;
+	k->len =
+	    (uint16_t)(copied > ROTATOR_KNOCK_PAYLOAD_MAX ? ROTATOR_KNOCK_PAYLOAD_MAX : copied);
+	memcpy(k->payload, p + l4 + 8, k->len);
+	ctx->n++;
 }
 
 static int packet_cb(const struct nlmsghdr *nlh, void *data)
@@ -191,6 +250,7 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
 	size_t payload_len = 0;
 	uint32_t indev = 0;
 	struct rotator_egress_drop d;
+	size_t l4 = 0;
 
 	if ((nlh->nlmsg_type & 0xff) != NFULNL_MSG_PACKET || ctx->n >= ctx->max)
 		return MNL_CB_OK;
@@ -211,8 +271,18 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
 			break;
 		}
 	}
-	if (!prefix || !payload || parse_packet(payload, payload_len, &d) < 0)
+	/* libmnl bounds attributes by the message's aligned length: the last
+	 * message's may end up to 3 bytes past the datagram (fuzz_nflog) */
+	if (payload && (const char *)payload + payload_len > ctx->end)
+		payload_len = (const char *)payload < ctx->end
+				  ? (size_t)(ctx->end - (const char *)payload)
+				  : 0;
+	if (!prefix || !payload || parse_packet(payload, payload_len, &d, &l4) < 0)
 		return MNL_CB_OK;
+	if (ctx->knocks) {
+		put_knock(ctx, prefix, payload, payload_len, l4, &d);
+		return MNL_CB_OK;
+	}
 	if (ctx->hits) {
 		struct rotator_hit *h = &ctx->hits[ctx->n];
 
@@ -233,6 +303,7 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
 
 int rotator_nflog_parse(const void *buf, size_t len, struct rotator_nflog_batch *batch)
 {
+	batch->end = (const char *)buf + len;
 	/* portid 0 and seq 0: unsolicited messages from the kernel */
 	if (mnl_cb_run(buf, rotator_nlmsg_whole(buf, len), 0, 0, packet_cb, batch) < 0)
 		return errno > 0 ? -errno : -EBADMSG;
@@ -276,6 +347,18 @@ int rotator_nflog_read_egress(struct rotator_nflog *l, struct rotator_egress_dro
 int rotator_nflog_read(struct rotator_nflog *l, struct rotator_hit *hits, size_t n, size_t *ret_n)
 {
 	struct rotator_nflog_batch ctx = {.hits = hits, .max = n};
+	int r = read_queued(l, &ctx);
+
+	if (r < 0)
+		return r;
+	*ret_n = ctx.n;
+	return 0;
+}
+
+int rotator_nflog_read_knocks(struct rotator_nflog *l, struct rotator_knock *knocks, size_t n,
+			      size_t *ret_n)
+{
+	struct rotator_nflog_batch ctx = {.knocks = knocks, .max = n};
 	int r = read_queued(l, &ctx);
 
 	if (r < 0)

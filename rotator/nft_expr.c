@@ -713,6 +713,41 @@ struct nftnl_rule *nft_rule_ingress_return(const char *chain, uint8_t nfproto, c
 	return rule_done(&r, k, comment);
 }
 
+struct nftnl_rule *nft_rule_gate(const char *chain, uint8_t nfproto, const char *gated_set,
+				 const char *admitted_set, const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = NULL;
+	uint32_t words = nfproto == NFPROTO_IPV4 ? 1 : 4;
+	struct nftnl_expr *e;
+	int k;
+
+	if (!nfproto_valid(nfproto) || !(r = rule_new(chain)))
+		return NULL;
+	k = nfproto_is(r, nfproto);
+	if (k >= 0)
+		k = proto_dport_key(r);
+	if (k >= 0)
+		k = lookup(r, NFT_REG_1, gated_set, 0);
+	if (k >= 0)
+		k = addr_load(r, nfproto, true, NFT_REG_1);
+	if (k >= 0)
+		k = meta_load(r, NFT_META_L4PROTO, REG32(words));
+	if (k >= 0)
+		k = payload_load(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, REG32(words + 1));
+	if (k >= 0) {
+		e = nftnl_expr_alloc("lookup");
+		if (e) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+			nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, admitted_set);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
+		}
+		k = add(r, e);
+	}
+	if (k >= 0)
+		k = verdict(r, NFT_RETURN);
+	return rule_done(&r, k, comment);
+}
+
 struct nftnl_rule *nft_rule_egress_return(const char *chain, uint8_t nfproto, const char *live_set,
 					  const char *set, const char *comment)
 {

@@ -58,7 +58,11 @@ int rotator_new(const struct rotator_config *config, struct rotator **ret)
 	int k;
 
 	if (!config || !ret ||
-	    (config->instance_envelope && config->egress_nflog_group == config->nflog_group))
+	    (config->instance_envelope && config->egress_nflog_group == config->nflog_group) ||
+	    (config->knock_nflog_group &&
+	     (config->knock_nflog_group == config->nflog_group ||
+	      (config->instance_envelope &&
+	       config->knock_nflog_group == config->egress_nflog_group))))
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -208,9 +212,22 @@ static int services_check(const struct rotator_service *svcs, size_t n, uint16_t
 					     "backend port %u is the honeypot port", hp);
 		if (s->n_decoys > ROTATOR_MAX_DECOYS || (s->n_decoys && !s->decoys))
 			return service_error(err, -EINVAL, s, "too many decoys");
+		if (s->n_client_ports > ROTATOR_MAX_CLIENT_PORTS ||
+		    (s->n_client_ports && !s->client_ports) ||
+		    s->n_knock_ports > ROTATOR_MAX_CLIENT_PORTS ||
+		    (s->n_knock_ports && !s->knock_ports))
+			return service_error(err, -EINVAL, s, "too many client or knock ports");
 		SETBIT(public, s->proto, s->port);
 		if (s->grace_port)
 			SETBIT(public, s->proto, s->grace_port);
+		for (size_t j = 0; j < s->n_client_ports; j++) {
+			if (!s->client_ports[j])
+				return service_error(err, -EINVAL, s, "client port 0");
+			SETBIT(public, s->proto, s->client_ports[j]);
+		}
+		for (size_t j = 0; j < s->n_knock_ports; j++)
+			if (!s->knock_ports[j])
+				return service_error(err, -EINVAL, s, "knock port 0");
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct rotator_service *s = &svcs[i];
@@ -281,7 +298,8 @@ static int code_services(struct plan_code *c, const struct rotator_service *svcs
 	for (size_t i = 0; k >= 0 && i < n; i++) {
 		const struct rotator_service *s = &svcs[i];
 		uint16_t fixed[4] = {s->proto, s->port, s->grace_port, s->backend_port};
-		uint8_t flags[2] = {s->local_access, (uint8_t)s->n_decoys};
+		uint8_t flags[3] = {s->local_access, (uint8_t)s->n_decoys, s->gated};
+		uint32_t counts[2] = {(uint32_t)s->n_client_ports, (uint32_t)s->n_knock_ports};
 
 		k = code_put(c, s->name, strlen(s->name) + 1);
 		if (k >= 0)
@@ -290,6 +308,12 @@ static int code_services(struct plan_code *c, const struct rotator_service *svcs
 			k = code_put(c, flags, sizeof(flags));
 		if (k >= 0)
 			k = code_put(c, s->decoys, s->n_decoys * sizeof(*s->decoys));
+		if (k >= 0)
+			k = code_put(c, counts, sizeof(counts));
+		if (k >= 0 && s->n_client_ports)
+			k = code_put(c, s->client_ports, s->n_client_ports * sizeof(uint16_t));
+		if (k >= 0 && s->n_knock_ports)
+			k = code_put(c, s->knock_ports, s->n_knock_ports * sizeof(uint16_t));
 		if (k >= 0)
 			k = code_addr(c, &s->backend);
 	}
@@ -486,6 +510,142 @@ int rotator_block(struct rotator *r, const struct rotator_blocked *sources, size
 		return step_error_set(err, "transaction", k, "building the batch");
 	nft_txn_set_describe(t, elements_describe, &ctx);
 	return nft_txn_commit(r->sock, t, MAX_RESTARTS, err);
+}
+
+static int admissions(struct rotator *r, const struct rotator_admission *a, size_t n, bool remove,
+		      struct step_error *err)
+{
+	_cleanup_(nft_txn_freep) struct nft_txn *t = NULL;
+	_cleanup_free_ struct rotator_admission *list = NULL;
+	const char *what = remove ? "unadmit" : "admit";
+	struct elements_ctx ctx = {0};
+	size_t n_list = 0;
+	int k;
+
+	if (err)
+		step_error_clear(err);
+	if (!r || (n && !a))
+		return step_error_set(err, what, -EINVAL, "%s", "");
+	if (n == 0)
+		return 0;
+	if (n > ROTATOR_MAX_ADMIT)
+		return step_error_set(err, what, -E2BIG, "%zu admissions, at most %d a call", n,
+				      ROTATOR_MAX_ADMIT);
+	for (size_t i = 0; i < n; i++) {
+		if (!addr_valid(&a[i].source))
+			return step_error_set(err, what, -EINVAL,
+					      "admission #%zu: address family %d is not IPv4 or "
+					      "IPv6",
+					      i, a[i].source.family);
+		if ((a[i].proto != IPPROTO_TCP && a[i].proto != IPPROTO_UDP) || !a[i].port)
+			return step_error_set(err, what, -EINVAL,
+					      "admission #%zu: needs tcp or udp and a port", i);
+		if (!remove && !a[i].expires_in_ms)
+			return step_error_set(err, what, -EINVAL,
+					      "admission #%zu: no timeout (expires_in_ms 0)", i);
+	}
+	k = elements_admit_list(a, n, &list, &n_list);
+	if (k >= 0)
+		k = nft_txn_new(r->sock, &t);
+	ctx.admit = list;
+	ctx.n_admit = n_list;
+	if (k >= 0)
+		k = elements_add_admit(t, &ctx, remove);
+	if (k < 0)
+		return step_error_set(err, "transaction", k, "building the batch");
+	nft_txn_set_describe(t, elements_describe, &ctx);
+	return nft_txn_commit(r->sock, t, MAX_RESTARTS, err);
+}
+
+struct admitted_reader {
+	int family;
+	uint8_t proto;
+	const uint64_t *ports; /* bitmap */
+	struct rotator_admission *list;
+	size_t n, cap;
+};
+
+static int read_one_admitted(const struct nft_elem_info *elem, void *userdata)
+{
+	struct admitted_reader *reader = userdata;
+	size_t al = reader->family == AF_INET ? 4 : 16;
+	const uint8_t *k = elem->key;
+	struct rotator_admission *a;
+	uint16_t port;
+
+	if (elem->key_len != al + 8 || k[al] != reader->proto)
+		return 0;
+	port = (uint16_t)(k[al + 4] << 8 | k[al + 5]);
+	if (!(reader->ports[port / 64] & (1ull << (port % 64))))
+		return 0;
+	if (reader->n == reader->cap) {
+		size_t cap = reader->cap ? 2 * reader->cap : 16;
+		struct rotator_admission *grown = realloc(reader->list, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		reader->list = grown;
+		reader->cap = cap;
+	}
+	a = &reader->list[reader->n++];
+	*a = (struct rotator_admission){
+	    .source.family = reader->family, .proto = reader->proto, .port = port};
+	memcpy(&a->source.in6, k, al); /* in: same start */
+	return 0;
+}
+
+int rotator_unadmit_ports(struct rotator *r, uint8_t proto, const uint16_t *ports, size_t n_ports,
+			  size_t *ret_n, struct step_error *err)
+{
+	static const struct {
+		int family;
+		const char *set;
+	} sets[] = {{AF_INET, RS_ADMITTED4}, {AF_INET6, RS_ADMITTED6}};
+	_cleanup_free_ uint64_t *bitmap = calloc(65536 / 64, sizeof(uint64_t));
+	struct admitted_reader reader = {.proto = proto};
+	int k = 0;
+
+	if (err)
+		step_error_clear(err);
+	if (!r || !bitmap)
+		return step_error_set(err, "unadmit", r ? -ENOMEM : -EINVAL, "%s", "");
+	for (size_t i = 0; i < n_ports; i++)
+		bitmap[ports[i] / 64] |= 1ull << (ports[i] % 64);
+	reader.ports = bitmap;
+	for (size_t i = 0; i < ELEMENTSOF(sets); i++) {
+		reader.family = sets[i].family;
+		k = nft_dump_set_elems(r->sock, NFPROTO_INET, ROTATOR_TABLE, sets[i].set,
+				       read_one_admitted, &reader);
+		if (k == -ENOENT)
+			k = 0;
+		if (k < 0) {
+			free(reader.list);
+			return step_error_set(err, sets[i].set, k, "reading the admissions");
+		}
+	}
+	/* in chunks of what one call takes */
+	for (size_t off = 0; k >= 0 && off < reader.n; off += ROTATOR_MAX_ADMIT)
+		k = admissions(r, reader.list + off,
+			       reader.n - off < ROTATOR_MAX_ADMIT ? reader.n - off
+								  : ROTATOR_MAX_ADMIT,
+			       true, err);
+	free(reader.list);
+	if (k < 0)
+		return k;
+	*ret_n = reader.n;
+	return 0;
+}
+
+int rotator_admit(struct rotator *r, const struct rotator_admission *a, size_t n,
+		  struct step_error *err)
+{
+	return admissions(r, a, n, false, err);
+}
+
+int rotator_unadmit(struct rotator *r, const struct rotator_admission *a, size_t n,
+		    struct step_error *err)
+{
+	return admissions(r, a, n, true, err);
 }
 
 /* Build and commit one transaction from r->next (built from plan).

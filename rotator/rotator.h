@@ -27,6 +27,10 @@
  * interface whose name starts with this (the agent names them mtdi<N>). */
 #define ROTATOR_INSTANCE_IFPREFIX "mtdi"
 #define ROTATOR_MAX_EGRESS 64 /* Egress= rules per instance */
+/* client_ports, knock_ports of one service at most */
+#define ROTATOR_MAX_CLIENT_PORTS 65535
+/* knock ports are logged with this prefix */
+#define ROTATOR_KNOCK_LOG_PREFIX "mtd-knock "
 
 struct rotator;
 
@@ -48,6 +52,21 @@ struct rotator_service {
 	struct rotator_addr backend; /* its family decides IPv4 or IPv6 DNAT */
 	uint16_t backend_port;
 	bool local_access; /* also DNAT connections made from the host itself */
+	/* Per-client doors (docs/nftables.md, "Clients"): every door of every
+	 * client at this moment (grace doors included), each a public port of
+	 * this service like port (same backend; duplicates, also of port and
+	 * grace_port, are merged). */
+	const uint16_t *client_ports;
+	size_t n_client_ports; /* <= ROTATOR_MAX_CLIENT_PORTS */
+	/* Knock-gated: a new connection to port, grace_port or a client port
+	 * is DNATed only when its source . proto . port is admitted
+	 * (rotator_admit()); otherwise it reaches the host as a closed port. */
+	bool gated;
+	/* UDP knock ports of this moment: a packet to one is logged to
+	 * rotator_config.knock_nflog_group (prefix "mtd-knock ") and goes on
+	 * (the host answers as a closed port). */
+	const uint16_t *knock_ports;
+	size_t n_knock_ports; /* <= ROTATOR_MAX_CLIENT_PORTS */
 };
 
 /* One Egress= rule of an instance: it may open flows of proto to ports
@@ -140,6 +159,11 @@ struct rotator_config {
 	 * table, are dropped, so the host does not start routing between its
 	 * other interfaces. Fixed for the table's life. */
 	bool forward_guard4, forward_guard6;
+	/* NFLOG group packets to a knock port are logged to (prefix
+	 * ROTATOR_KNOCK_LOG_PREFIX), != nflog_group. 0: no knock rule (plans may
+	 * still carry knock ports: they are then only held). Fixed for the
+	 * table's life. */
+	uint16_t knock_nflog_group;
 };
 
 enum {
@@ -224,6 +248,34 @@ int rotator_blocked_list(struct rotator *r, struct rotator_blocked **ret, size_t
 int rotator_block(struct rotator *r, const struct rotator_blocked *sources, size_t n,
 		  struct step_error *err);
 
+/*
+ * Knock admissions (docs/nftables.md, "Clients"): a source allowed to open
+ * new connections to one gated door (rotator_service.gated) for a while. The
+ * sets admitted4/admitted6 hold source . proto . port with a timeout; only
+ * these calls change them (a plan never does), so an apply keeps them.
+ */
+struct rotator_admission {
+	struct rotator_addr source;
+	uint8_t proto;		/* the door's protocol */
+	uint16_t port;		/* the door */
+	uint64_t expires_in_ms; /* > 0 */
+};
+
+/* At most this many admissions per call (-E2BIG beyond). */
+#define ROTATOR_MAX_ADMIT 4096
+
+/* Adds (or refreshes) admissions in one transaction: one already there takes
+ * the new timeout (destroyed and added again in the same transaction, never
+ * out in between); one given twice takes its last entry. n == 0 does
+ * nothing. -EINVAL for a bad family, protocol, port 0 or timeout 0 (nothing
+ * sent); -ENOENT from the kernel without a table. On error nothing changed. */
+int rotator_admit(struct rotator *r, const struct rotator_admission *a, size_t n,
+		  struct step_error *err);
+/* Removes admissions in one transaction (revocation); ones not there (or
+ * expired) are no error; expires_in_ms is ignored. */
+int rotator_unadmit(struct rotator *r, const struct rotator_admission *a, size_t n,
+		    struct step_error *err);
+
 /* Name of the service that owned a decoy port in the last applied plan, or
  * NULL. For attributing decoy hits. */
 const char *rotator_decoy_owner(const struct rotator *r, uint8_t proto, uint16_t port);
@@ -249,6 +301,15 @@ int rotator_conntrack_count_to(const struct rotator_addr *addr, size_t *ret_coun
  * never came back to be reset): how many were deleted. A flow that ended
  * meanwhile (ENOENT) is not an error. */
 int rotator_conntrack_end_to(const struct rotator_addr *addr, size_t *ret_ended);
+/* Cut the flows that came in through a DNAT to one of these public ports
+ * of protocol proto (both families): revoked client doors. *ret_cut: how
+ * many were deleted (a flow that ended meanwhile counts as cut). */
+int rotator_conntrack_cut(uint8_t proto, const uint16_t *ports, size_t n_ports, size_t *ret_cut);
+
+/* Remove every admission (rotator_admit) to one of these doors, both
+ * families, in one transaction; *ret_n: how many. */
+int rotator_unadmit_ports(struct rotator *r, uint8_t proto, const uint16_t *ports, size_t n_ports,
+			  size_t *ret_n, struct step_error *err);
 
 /*
  * The honeypot listener that makes TCP decoys look open. With
@@ -341,4 +402,33 @@ struct rotator_egress_drop {
 
 /* Like rotator_nflog_read(), for a listener on the egress group. */
 int rotator_nflog_read_egress(struct rotator_nflog *l, struct rotator_egress_drop *drops, size_t n,
+			      size_t *ret_n);
+
+/*
+ * Knocks and first connections (rotator_config.knock_nflog_group): a UDP
+ * datagram to a knock port (prefix "mtd-knock ", with its payload) or the
+ * first new flow of a source to an admitted door in the epoch (prefix
+ * "mtd-connect "). Open the listener with rotator_nflog_open_payload() so
+ * whole knocks are copied.
+ */
+#define ROTATOR_KNOCK_PAYLOAD_MAX 256
+enum rotator_knock_kind {
+	ROTATOR_KNOCK_DATAGRAM,
+	ROTATOR_KNOCK_CONNECTION,
+};
+struct rotator_knock {
+	enum rotator_knock_kind kind;
+	struct rotator_addr source;
+	uint8_t proto;	/* IPPROTO_UDP for a knock, the door's for a connection */
+	uint16_t port;	/* the destination: knock port, or door */
+	uint16_t len;	/* payload bytes (a knock), at most ROTATOR_KNOCK_PAYLOAD_MAX */
+	bool truncated; /* the datagram carried more than was copied */
+	uint8_t payload[ROTATOR_KNOCK_PAYLOAD_MAX];
+};
+/* rotator_nflog_open() copying up to the IP header plus a UDP header plus
+ * ROTATOR_KNOCK_PAYLOAD_MAX bytes of every packet, each sent on at once (the
+ * kernel's default gathers up to 100 packets or a second). */
+int rotator_nflog_open_payload(uint16_t group, struct rotator_nflog **ret);
+/* Like rotator_nflog_read(), for a listener on the knock group. */
+int rotator_nflog_read_knocks(struct rotator_nflog *l, struct rotator_knock *knocks, size_t n,
 			      size_t *ret_n);

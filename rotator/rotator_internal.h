@@ -191,6 +191,13 @@ struct nftnl_rule *nft_rule_honeypot_guard(const char *chain, uint16_t port, con
 struct nftnl_rule *nft_rule_dnat(const char *chain, uint8_t nfproto, const char *map,
 				 const char *comment);
 
+/* meta nfproto ipvX meta l4proto . th dport @gated
+ * ip[6] saddr . meta l4proto . th dport != @admitted return: a new connection
+ * to a knock-gated door from a source not admitted to it leaves the bank's
+ * nat chain before its DNAT (the host answers as a closed port) */
+struct nftnl_rule *nft_rule_gate(const char *chain, uint8_t nfproto, const char *gated_set,
+				 const char *admitted_set, const char *comment);
+
 /* iif != "lo" ct status & dnat != dnat meta nfproto ipvX
  * meta l4proto . ip[6] daddr . th dport @set counter drop */
 struct nftnl_rule *nft_rule_backend_guard(const char *chain, uint8_t nfproto, const char *set,
@@ -277,6 +284,10 @@ struct nft_txn;
 #define RS_LOCAL4 "local4"
 #define RS_LOCAL6 "local6"
 #define RS_DECOYS "decoys"
+#define RS_GATED "gated"
+#define RS_KNOCK "knock"
+#define RS_ADMITTED4 "admitted4"
+#define RS_ADMITTED6 "admitted6"
 #define RS_BANK_NAME(name, bank) name "_" #bank
 /* ipv4 and ipv6 while its bank is live: what a switch of banks changes */
 #define RS_ACTIVE0 "active0"
@@ -297,6 +308,8 @@ struct nft_txn;
 #define RS_LOG_PREFIX "mtd-decoy "
 #define RS_EGRESS_LOG_PREFIX "mtd-egress "
 #define RS_SPOOF_LOG_PREFIX "mtd-spoof "
+#define RS_KNOCK_LOG_PREFIX "mtd-knock "
+#define RS_CONNECT_LOG_PREFIX "mtd-connect "
 #define RS_TABLE_DESC "table inet " ROTATOR_TABLE
 
 /* Table (with NFT_TABLE_F_* flags), sets, maps, chains and rules. */
@@ -417,12 +430,16 @@ enum rs_set {
 	RS_SET_LOCAL4,
 	RS_SET_LOCAL6,
 	RS_SET_DECOYS,
+	RS_SET_GATED, /* proto . port of knock-gated doors */
+	RS_SET_KNOCK, /* proto . port of knock ports */
 	/* bank 1: the same, RS_BANK_SETS on (rs_bank_set()) */
 	RS_SET_SVC4_1,
 	RS_SET_SVC6_1,
 	RS_SET_LOCAL4_1,
 	RS_SET_LOCAL6_1,
 	RS_SET_DECOYS_1,
+	RS_SET_GATED_1,
+	RS_SET_KNOCK_1,
 	RS_SET_ACTIVE0, /* key: the nfproto (ipv4, ipv6) while bank 0 is live */
 	RS_SET_ACTIVE1,
 	RS_SET_BACKENDS4,
@@ -439,7 +456,7 @@ enum rs_set {
 	RS_N_SETS,
 };
 #define RS_FIRST_INSTANCE_SET RS_SET_INSTANCES4
-#define RS_BANK_SETS 5
+#define RS_BANK_SETS 7
 
 /* A bank-0 set's counterpart in bank (0 or 1). */
 static inline enum rs_set rs_bank_set(enum rs_set bank0_set, unsigned bank)
@@ -545,6 +562,9 @@ struct elements_ctx {
 	size_t n_carried;
 	const struct rotator_blocked *block; /* rotator_block(): valid, one entry per source */
 	size_t n_block;
+	/* rotator_admit()/rotator_unadmit(): valid, one entry per key */
+	const struct rotator_admission *admit;
+	size_t n_admit;
 };
 
 /* With flush, every per-epoch set is flushed first (the kernel's contents
@@ -565,6 +585,14 @@ int elements_block_list(const struct rotator_blocked *sources, size_t n,
 /* Block ctx->block's sources, each with its timeout; one already blocked
  * takes the new one (destroyed and added again in the transaction). */
 int elements_add_block(struct nft_txn *t, const struct elements_ctx *ctx);
+
+/* rotator_admit()'s list (valid) with one entry per source . proto . port,
+ * the last one given for it. 0 or -ENOMEM. */
+int elements_admit_list(const struct rotator_admission *a, size_t n, struct rotator_admission **ret,
+			size_t *ret_n);
+/* Admit ctx->admit (each with its timeout; one there takes the new one), or
+ * with remove, take them out (no error if absent). */
+int elements_add_admit(struct nft_txn *t, const struct elements_ctx *ctx, bool remove);
 
 /* Remove the plan's unblocked sources (no error if one already expired). */
 int elements_add_unblock(struct nft_txn *t, const struct elements_ctx *ctx);
@@ -612,12 +640,14 @@ int rotator_conntrack_parse(const void *buf, size_t len, uint32_t seq, uint32_t 
  * messages (built from a remote sender's packet) turn into. Not for use
  * outside nflog.c, its unit test and the fuzzer (tests/fuzz/fuzz_nflog.c). */
 
-/* Where parsed packets go: decoy hits (hits set) or egress drops (drops set),
- * exactly one of the two; n of max filled. */
+/* Where parsed packets go: decoy hits (hits set), egress drops (drops set) or
+ * knocks (knocks set), exactly one of them; n of max filled. */
 struct rotator_nflog_batch {
 	struct rotator_hit *hits;
 	struct rotator_egress_drop *drops;
+	struct rotator_knock *knocks;
 	size_t n, max;
+	const char *end; /* of the datagram (set by rotator_nflog_parse) */
 };
 
 /* One datagram as read from the NFLOG socket (netlink messages, unsolicited:

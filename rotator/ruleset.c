@@ -63,9 +63,27 @@
 	     0,                                                                                    \
 	     "bank " #b ": like svc6, for clients on this host (services with local access)",      \
 	     NULL},                                                                                \
+	    {RS_BANK_NAME(RS_DECOYS, b),                                                           \
+	     CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE),                                       \
+	     8,                                                                                    \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     "bank " #b ": decoy ports: a packet to one is reported",                              \
+	     NULL},                                                                                \
+	    {RS_BANK_NAME(RS_GATED, b),                                                            \
+	     CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE),                                       \
+	     8,                                                                                    \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     "bank " #b ": knock-gated doors: DNAT only for admitted sources",                     \
+	     NULL},                                                                                \
 	{                                                                                          \
-		RS_BANK_NAME(RS_DECOYS, b), CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8, 0,  \
-		    0, 0, 0, "bank " #b ": decoy ports: a packet to one is reported", NULL         \
+		RS_BANK_NAME(RS_KNOCK, b), CONCAT2(TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 8, 0,   \
+		    0, 0, 0, "bank " #b ": knock ports: a packet to one is reported", NULL         \
 	}
 
 /* Every per-epoch map and set twice (docs/nftables.md, "Two banks"): the
@@ -87,6 +105,11 @@ static const struct set_def sets[] = {
      NULL},
     {RS_BLOCKED6, TYPE_IP6ADDR, 16, 0, 0, NFT_SET_TIMEOUT, 65535, "IPv6 sources the agent blocked",
      NULL},
+    /* filled by the caller alone (rotator_admit()), never from the packet path */
+    {RS_ADMITTED4, CONCAT3(TYPE_IPADDR, TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 12, 0, 0,
+     NFT_SET_TIMEOUT, 262144, "IPv4 sources admitted to a knock-gated door by a knock", NULL},
+    {RS_ADMITTED6, CONCAT3(TYPE_IP6ADDR, TYPE_INET_PROTOCOL, TYPE_INET_SERVICE), 24, 0, 0,
+     NFT_SET_TIMEOUT, 262144, "IPv6 sources admitted to a knock-gated door by a knock", NULL},
 };
 
 #define CH_PRE_FILTER "prerouting_filter"
@@ -127,6 +150,10 @@ static int add_bank_rules(struct nft_txn *t, unsigned bank, const struct rotator
 	const char *nat = bank ? CH_BANK_NAT(1) : CH_BANK_NAT(0);
 	const char *local = bank ? CH_BANK_LOCAL(1) : CH_BANK_LOCAL(0);
 	const char *decoys = bank ? RS_BANK_NAME(RS_DECOYS, 1) : RS_BANK_NAME(RS_DECOYS, 0);
+	const char *gated = bank ? RS_BANK_NAME(RS_GATED, 1) : RS_BANK_NAME(RS_GATED, 0);
+	const char *knock_set = bank ? RS_BANK_NAME(RS_KNOCK, 1) : RS_BANK_NAME(RS_KNOCK, 0);
+	const char *gate_comment = "knock-gated door: only admitted sources reach the backend";
+	uint16_t knock = config->knock_nflog_group;
 	struct ruleset_rule rules[] = {
 	    {hp ? nft_rule_decoy_report(
 		      filter, decoys, group, RS_LOG_PREFIX,
@@ -142,6 +169,26 @@ static int add_bank_rules(struct nft_txn *t, unsigned bank, const struct rotator
 					  "TCP decoys look open: the honeypot answers")
 		: NULL,
 	     "decoy redirect in a bank's nat chain", !hp},
+	    {knock ? nft_rule_decoy_report(filter, knock_set, knock, ROTATOR_KNOCK_LOG_PREFIX,
+					   "knock: report to the agent (the host answers as a "
+					   "closed port)")
+		   : NULL,
+	     "knock report in a bank's filter chain", !knock},
+	    {nft_rule_gate(nat, NFPROTO_IPV4, gated, RS_ADMITTED4, gate_comment),
+	     "IPv4 gate in a bank's nat chain", false},
+	    {nft_rule_gate(nat, NFPROTO_IPV6, gated, RS_ADMITTED6, gate_comment),
+	     "IPv6 gate in a bank's nat chain", false},
+	    /* past the gates: the first packet of a flow an admitted source
+	     * opens to a gated door (the nat chain sees no other); the agent
+	     * audits the first of each admission (client-connected) */
+	    {knock ? nft_rule_decoy_report(nat, gated, knock, RS_CONNECT_LOG_PREFIX,
+					   "connection to a knock-gated door: report it")
+		   : NULL,
+	     "connection report in a bank's nat chain", !knock},
+	    {nft_rule_gate(local, NFPROTO_IPV4, gated, RS_ADMITTED4, gate_comment),
+	     "IPv4 gate in a bank's local chain", false},
+	    {nft_rule_gate(local, NFPROTO_IPV6, gated, RS_ADMITTED6, gate_comment),
+	     "IPv6 gate in a bank's local chain", false},
 	    {nft_rule_dnat(nat, NFPROTO_IPV4,
 			   bank ? RS_BANK_NAME(RS_SVC4, 1) : RS_BANK_NAME(RS_SVC4, 0), NULL),
 	     "IPv4 dnat in a bank's nat chain", false},

@@ -3,7 +3,8 @@
  * `mtdctl --help` and `mtdctl COMMAND --help`. The commands live below it:
  * those that ask the agent in mtdctl_agent.c, the offline ones in
  * mtdctl_offline.c (policy check, audit init/verify; --plan in mtdctl_plan.c),
- * mtdctl_schedule.c (port, connect) and mtdctl_snapshot.c (keygen, snapshot);
+ * mtdctl_schedule.c (port, connect), mtdctl_client.c (client add/list/revoke)
+ * and mtdctl_snapshot.c (keygen, snapshot);
  * none calls back here.
  * Human tables by default, the agent's JSON with --json. */
 #include "mtdctl.h"
@@ -29,7 +30,10 @@ static const struct mtdctl_command commands[] = {
     {"policy list", "", "services in force", false, mtdctl_policy_list},
     {"policy show", "NAME", "one service's policy as the agent holds it", false,
      mtdctl_policy_show},
-    {"reload", "", "validate the policy directory and apply it (root)", false, mtdctl_reload},
+    {"reload", "[--keep-connections]",
+     "validate the policy directory and apply it (root); clients whose keys are gone lose their "
+     "doors and (unless --keep-connections) their connections",
+     false, mtdctl_reload},
     {"unblock", "ADDRESS", "let a source blocked by a decoy hit in again (root)", false,
      mtdctl_unblock},
     {"instances", "", "running instances: id, service, pid, address, state", false,
@@ -55,11 +59,22 @@ static const struct mtdctl_command commands[] = {
      "create the audit key; FILE is the verification key", true, mtdctl_audit_init},
     {"audit verify", "--key FILE LOG...", "verify audit logs (oldest first)", true,
      mtdctl_audit_verify},
-    {"port", "SERVICE --policy FILE [--at TIME] [--candidates N | --skew DURATION]",
+    {"port",
+     "SERVICE --policy FILE [--at TIME] [--candidates N | --skew DURATION | --client NAME "
+     "--client-key FILE --host-id ID]",
      "the service's public port now (or at TIME); --skew: and the neighbouring epoch's", true,
      mtdctl_port},
     {"connect", "SERVICE --policy FILE [--skew DURATION] HOST",
      "stdio proxy to the current port (ssh ProxyCommand)", true, mtdctl_connect},
+    {"client add",
+     "SERVICE NAME --host ADDRESS[=HOSTID]... [--policy DIR] [--config FILE] [--out FILE]",
+     "a client of a ClientKeys= service: its key (0600) and its mtd-client profile", true,
+     mtdctl_client_add},
+    {"client list", "SERVICE [--policy DIR]",
+     "a ClientKeys= service's clients: name, key fingerprint, key changed", true,
+     mtdctl_client_list},
+    {"client revoke", "SERVICE NAME [--policy DIR]",
+     "remove a client's key (then mtdctl reload closes its doors)", true, mtdctl_client_revoke},
     {"keygen", "--out PREFIX", "Ed25519 pair PREFIX.key (0600) and PREFIX.pub", true,
      mtdctl_keygen},
     {"snapshot create",

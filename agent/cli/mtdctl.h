@@ -14,6 +14,7 @@
  *   mtdctl_plan.c      policy check --plan: what a policy set would do
  *   mtdctl_schedule.c  port, connect
  *   mtdctl_snapshot.c  keygen, snapshot create/verify
+ *   mtdctl_client.c    client add/list/revoke (ClientKeys= and profiles)
  *   mtdctl_common.c    messages, exit codes, time parsing and formats */
 
 /* Exit codes: 0 ok, 1 the operation failed, 2 usage. */
@@ -74,6 +75,11 @@ int mtdctl_policy_plan(const struct mtdctl *ctl, const struct policy_set *set,
 /* mtdctl_schedule.c */
 int mtdctl_port(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_connect(const struct mtdctl *ctl, int argc, char **argv);
+
+/* mtdctl_client.c */
+int mtdctl_client_add(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_client_list(const struct mtdctl *ctl, int argc, char **argv);
+int mtdctl_client_revoke(const struct mtdctl *ctl, int argc, char **argv);
 
 /* mtdctl_snapshot.c */
 int mtdctl_keygen(const struct mtdctl *ctl, int argc, char **argv);

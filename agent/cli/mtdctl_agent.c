@@ -204,6 +204,59 @@ static void print_decoy_blocking(json_t *d)
 	       (long long)json_integer_value(json_object_get(d, "never_block")));
 }
 
+/* Knock-gated services (docs/schedule.md, "Knock packets"): knocks admitted
+ * and refused by reason, and the clients seen. */
+static void print_knocks(json_t *knock)
+{
+	json_t *services = json_object_get(knock, "services");
+	json_t *clients = json_object_get(knock, "clients");
+	json_t *s, *n;
+	const char *reason;
+	size_t i;
+
+	if (json_array_size(services) == 0 && json_array_size(clients) == 0)
+		return;
+	printf("\nknocks:\n");
+	json_array_foreach(services, i, s)
+	{
+		printf("  %-20s %lld admitted; refused:", string_or(s, "service", "?"),
+		       (long long)json_integer_value(json_object_get(s, "admitted")));
+		bool any = false;
+
+		json_object_foreach(json_object_get(s, "refused"), reason,
+				    n) if (json_integer_value(n) > 0)
+		{
+			printf(" %s %lld", reason, (long long)json_integer_value(n));
+			any = true;
+		}
+		printf("%s\n", any ? "" : " none");
+	}
+	if (json_array_size(clients) == 0)
+		return;
+	printf("\n%-20s %-20s %-8s %-21s %-40s %s\n", "SERVICE", "CLIENT", "ADMITTED",
+	       "LAST-ADMITTED (UTC)", "FROM", "LAST-CONNECTION");
+	json_array_foreach(clients, i, s)
+	{
+		char admitted[32], connected[96] = "-", at[32];
+		uint64_t c =
+		    (uint64_t)json_integer_value(json_object_get(s, "last_connected_usec"));
+
+		format_utc_time(
+		    (uint64_t)json_integer_value(json_object_get(s, "last_admitted_usec")),
+		    admitted, sizeof(admitted));
+		if (c) {
+			format_utc_time(c, at, sizeof(at));
+			snprintf(connected, sizeof(connected), "%s from %s to %lld", at,
+				 string_or(s, "last_connected_source", "?"),
+				 (long long)json_integer_value(json_object_get(s, "last_door")));
+		}
+		printf("%-20s %-20s %-8lld %-21s %-40s %s\n", string_or(s, "service", "?"),
+		       string_or(s, "client", "?"),
+		       (long long)json_integer_value(json_object_get(s, "admitted")), admitted,
+		       string_or(s, "last_admitted_source", "?"), connected);
+	}
+}
+
 static void print_rotation(json_t *rotation)
 {
 	json_t *services = json_object_get(rotation, "services");
@@ -239,6 +292,7 @@ static void print_rotation(json_t *rotation)
 		       (long long)json_integer_value(json_object_get(s, "decoy_hits")));
 	}
 	print_decoy_blocking(json_object_get(rotation, "decoy_blocking"));
+	print_knocks(json_object_get(rotation, "knock"));
 	if (json_array_size(blocked) > 0) {
 		printf("\nblocked sources:\n");
 		json_array_foreach(blocked, i, s)
@@ -665,9 +719,10 @@ static int command_policy_show(const struct mtdctl *ctl, const char *name)
 	return 0;
 }
 
-static int command_reload(const struct mtdctl *ctl)
+static int command_reload(const struct mtdctl *ctl, bool keep_connections)
 {
-	struct control_request request = {.command = CONTROL_RELOAD};
+	struct control_request request = {.command = CONTROL_RELOAD,
+					  .keep_connections = keep_connections};
 	_cleanup_(json_decrefp) json_t *result = NULL;
 	int exit_code;
 
@@ -687,6 +742,10 @@ static int command_reload(const struct mtdctl *ctl)
 	if (json_array_size(json_object_get(result, "removed"))) {
 		fputs("; removed: ", stdout);
 		print_value(json_object_get(result, "removed"));
+	}
+	if (json_array_size(json_object_get(result, "revoked"))) {
+		fputs("; clients revoked: ", stdout);
+		print_value(json_object_get(result, "revoked"));
 	}
 	putchar('\n');
 	return 0;
@@ -808,7 +867,11 @@ int mtdctl_metrics(const struct mtdctl *ctl, int argc, char **argv)
 
 int mtdctl_reload(const struct mtdctl *ctl, int argc, char **argv)
 {
-	return run_no_arguments(ctl, argc, "reload", command_reload);
+	if (argc == 2 && streq(argv[1], "--keep-connections"))
+		return command_reload(ctl, true);
+	if (argc != 1)
+		return mtdctl_usage_error("reload: the only option is --keep-connections");
+	return command_reload(ctl, false);
 }
 
 int mtdctl_instances(const struct mtdctl *ctl, int argc, char **argv)

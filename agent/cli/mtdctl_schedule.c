@@ -230,8 +230,92 @@ static int print_port_with_skew(const struct mtdctl *ctl, const char *service,
 	return 0;
 }
 
+/* mtdctl port SERVICE --policy FILE --client NAME --client-key FILE
+ * --host-id ID [--at TIME]: a per-client service's door (and knock port) of
+ * one client, computed as the client does (no port excluded). */
+static int port_client(const struct mtdctl *ctl, const char *service, const char *policy_path,
+		       const char *client, const char *key_path, const char *host_id,
+		       uint64_t at_usec)
+{
+	struct policy_errors errors = {0};
+	struct policy_set *set = NULL;
+	const struct policy *p;
+	_cleanup_free_ char *error = NULL;
+	uint8_t *key = NULL;
+	size_t key_len = 0;
+	struct schedule_client c;
+	uint64_t epoch, interval_sec, next_usec;
+	uint16_t door = 0, knock = 0;
+	int r;
+
+	if (!schedule_client_name_valid(client))
+		return mtdctl_usage_error("port: --client: '%s' is not a client name", client);
+	if (!schedule_host_id_valid(host_id))
+		return mtdctl_usage_error("port: --host-id: '%s' is not a host id (1 to 255 of "
+					  "A-Z a-z 0-9 _ . : -)",
+					  host_id);
+	r = policy_set_load(&policy_path, 1, &set, &errors);
+	if (r < 0) {
+		for (size_t i = 0; i < errors.count; i++) {
+			_cleanup_free_ char *line = policy_error_format(&errors.items[i]);
+			if (line)
+				fprintf(stderr, "%s\n", line);
+		}
+		policy_errors_free(&errors);
+		return mtdctl_fail("%s: the policy is not valid", policy_path);
+	}
+	policy_errors_free(&errors);
+	p = policy_set_find(set, service);
+	if (!p || !p->client_keys || !p->has_public_ports) {
+		policy_set_free(set);
+		return mtdctl_fail("%s: no per-client service (ClientKeys=) named %s", policy_path,
+				   service);
+	}
+	r = policy_read_client_key_file(key_path, &key, &key_len, &error);
+	if (r < 0) {
+		policy_set_free(set);
+		return mtdctl_fail("cannot read the client key: %s", error ? error : strerror(-r));
+	}
+	c = (struct schedule_client){.key = key,
+				     .key_len = key_len,
+				     .service = p->name,
+				     .client = client,
+				     .host_id = host_id,
+				     .first = p->public_ports.first,
+				     .last = p->public_ports.last};
+	interval_sec = p->interval_usec / USEC_PER_SEC;
+	epoch = at_usec / USEC_PER_SEC / interval_sec;
+	next_usec = (epoch + 1) * interval_sec * USEC_PER_SEC;
+	r = schedule_client_port(&c, epoch, NULL, NULL, &door);
+	if (r >= 0)
+		r = schedule_client_knock_port(&c, epoch, &knock);
+	explicit_bzero(key, key_len);
+	free(key);
+	policy_set_free(set);
+	if (r < 0)
+		return mtdctl_fail("port: cannot compute the client's schedule: %s", strerror(-r));
+	if (ctl->json) {
+		json_t *o =
+		    json_pack("{s:s, s:s, s:s, s:I, s:i, s:i, s:I}", "service", service, "client",
+			      client, "host_id", host_id, "epoch", (json_int_t)epoch, "door", door,
+			      "knock_port", knock, "next_boundary_usec", (json_int_t)next_usec);
+		char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+
+		if (text)
+			puts(text);
+		free(text);
+		json_decref(o);
+		return 0;
+	}
+	printf("%u\n", door);
+	fprintf(stderr, "%s: client %s on %s, epoch %llu, knock port %u\n", service, client,
+		host_id, (unsigned long long)epoch, knock);
+	return 0;
+}
+
 int mtdctl_port(const struct mtdctl *ctl, int argc, char **argv)
 {
+	const char *client = NULL, *client_key = NULL, *host_id = NULL;
 	const char *service = NULL, *policy_path = NULL;
 	uint64_t at_usec = now(CLOCK_REALTIME), skew_usec = 0;
 	unsigned n_candidates = 1;
@@ -263,13 +347,28 @@ int mtdctl_port(const struct mtdctl *ctl, int argc, char **argv)
 				    "port: --candidates: '%s' is not a number "
 				    "in 1..%d",
 				    argv[i], CANDIDATES_MAX);
-		} else if (argv[i][0] != '-' && !service)
+		} else if (streq(argv[i], "--client") && i + 1 < argc)
+			client = argv[++i];
+		else if (streq(argv[i], "--client-key") && i + 1 < argc)
+			client_key = argv[++i];
+		else if (streq(argv[i], "--host-id") && i + 1 < argc)
+			host_id = argv[++i];
+		else if (argv[i][0] != '-' && !service)
 			service = argv[i];
 		else
 			return mtdctl_usage_error("port: unexpected argument '%s'", argv[i]);
 	}
 	if (!service || !policy_path)
 		return mtdctl_usage_error("port: expected SERVICE --policy FILE");
+	if (client || client_key || host_id) {
+		if (!client || !client_key || !host_id)
+			return mtdctl_usage_error(
+			    "port: --client, --client-key and --host-id go together");
+		if (skew_usec || n_candidates > 1)
+			return mtdctl_usage_error(
+			    "port: --client does not combine with --skew or --candidates");
+		return port_client(ctl, service, policy_path, client, client_key, host_id, at_usec);
+	}
 	if (skew_usec && n_candidates > 1)
 		return mtdctl_usage_error("port: --skew and --candidates do not combine");
 

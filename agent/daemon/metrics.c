@@ -17,12 +17,15 @@
 struct metrics {
 	uint64_t start_realtime_usec;
 	uint64_t records;
-	struct metric_counts decoy_hits;      /* service */
-	struct metric_counts sources_blocked; /* evidence */
-	struct metric_counts detections;      /* service, signal */
-	struct metric_counts replacements;    /* service, reason */
-	struct metric_counts launches;	      /* service */
-	struct metric_counts launch_failures; /* service, step */
+	struct metric_counts decoy_hits;	 /* service */
+	struct metric_counts sources_blocked;	 /* evidence */
+	struct metric_counts detections;	 /* service, signal */
+	struct metric_counts replacements;	 /* service, reason */
+	struct metric_counts launches;		 /* service */
+	struct metric_counts launch_failures;	 /* service, step */
+	struct metric_counts clients_admitted;	 /* service */
+	struct metric_counts knocks_refused;	 /* service, reason */
+	struct metric_counts client_connections; /* service */
 	struct metric_histogram detection_to_replacement;
 };
 
@@ -58,6 +61,9 @@ void metrics_free(struct metrics *m)
 	metric_counts_done(&m->replacements);
 	metric_counts_done(&m->launches);
 	metric_counts_done(&m->launch_failures);
+	metric_counts_done(&m->clients_admitted);
+	metric_counts_done(&m->knocks_refused);
+	metric_counts_done(&m->client_connections);
 	free(m);
 }
 
@@ -114,6 +120,16 @@ void metrics_observe(struct metrics *m, const char *type, const json_t *fields)
 		metric_counts_add(&m->launches, service, NULL, 1);
 	else if (streq(type, "instance-start-failed"))
 		metric_counts_add(&m->launch_failures, service, field(fields, "step"), 1);
+	else if (streq(type, "client-admitted"))
+		metric_counts_add(&m->clients_admitted, service, NULL, 1);
+	else if (streq(type, "knock-refused")) {
+		json_int_t n = json_integer_value(json_object_get(fields, "count"));
+
+		if (n > 0)
+			metric_counts_add(&m->knocks_refused, service, field(fields, "reason"),
+					  (uint64_t)n);
+	} else if (streq(type, "client-connected"))
+		metric_counts_add(&m->client_connections, service, NULL, 1);
 }
 
 static void one(struct metric_text *t, const char *name, const char *type, const char *help,
@@ -249,6 +265,15 @@ char *metrics_render(const struct metrics *m, const struct metrics_sources *s, s
 	metric_text_counts(&t, "mtd_instance_launch_failures_total", "counter",
 			   "instance starts that failed, by the step that failed", service_step, 2,
 			   &m->launch_failures);
+	metric_text_counts(&t, "mtd_clients_admitted_total", "counter",
+			   "sources admitted to a client's door by a knock", service, 1,
+			   &m->clients_admitted);
+	metric_text_counts(&t, "mtd_knocks_refused_total", "counter",
+			   "knocks refused, by reason (docs/schedule.md, \"Knock packets\")",
+			   service_reason, 2, &m->knocks_refused);
+	metric_text_counts(&t, "mtd_client_connections_total", "counter",
+			   "first connections of an admitted client to its door in an epoch",
+			   service, 1, &m->client_connections);
 	if (s->fleet)
 		render_instances(&t, s->fleet);
 	render_audit(&t, m, s);
@@ -257,6 +282,8 @@ char *metrics_render(const struct metrics *m, const struct metrics_sources *s, s
 	one(&t, "mtd_metrics_series_dropped_total", "counter",
 	    "events not counted because their family had no room for another series",
 	    m->decoy_hits.dropped + m->sources_blocked.dropped + m->detections.dropped +
-		m->replacements.dropped + m->launches.dropped + m->launch_failures.dropped);
+		m->replacements.dropped + m->launches.dropped + m->launch_failures.dropped +
+		m->clients_admitted.dropped + m->knocks_refused.dropped +
+		m->client_connections.dropped);
 	return metric_text_finish(&t, ret_len);
 }

@@ -39,7 +39,7 @@ static void usage(FILE *out)
 	    "                        written (disk full); beyond, they are counted as lost [1024]\n"
 	    "  --read-group NAME     group allowed read-only control commands [mtd]\n"
 	    "  --nflog-group N       NFLOG group the decoy rule logs hits to [7321]; N+1 gets\n"
-	    "                        the drops of the instances' envelopes\n"
+	    "                        the drops of the instances' envelopes, N+2 the knocks\n"
 	    "  --honeypot-port PORT  TCP decoys redirect here so they look open; 0 drops [7321]\n"
 	    "  --remove-table-on-stop  delete the nftables table inet mtd on a clean stop\n"
 	    "  --instances-cgroup NAME  parent cgroup of instances, under the agent's own\n"
@@ -173,7 +173,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 			options->read_group = optarg;
 			break;
 		case OPT_NFLOG_GROUP:
-			if (parse_u64_option("nflog-group", optarg, 1, 65534, &value) < 0)
+			if (parse_u64_option("nflog-group", optarg, 1, 65533, &value) < 0)
 				return 2;
 			options->nflog_group = (uint16_t)value;
 			break;

@@ -97,6 +97,11 @@ enum syscall_default_action {
 	SYSCALL_DEFAULT_KILL,  /* kill the process (SIGSYS) */
 };
 
+enum policy_client_auth {
+	POLICY_CLIENT_AUTH_NONE,  /* a client's door is open to anyone who knows it */
+	POLICY_CLIENT_AUTH_KNOCK, /* open only to sources admitted by a knock */
+};
+
 struct string_list {
 	char **items;
 	size_t count;
@@ -155,9 +160,16 @@ struct policy {
 	uint64_t interval_usec;		/* Interval= */
 	uint64_t grace_usec;		/* Grace= */
 	char *key_file;			/* KeyFile= */
-	unsigned decoys;		/* Decoys= */
-	uint64_t decoy_block_usec;	/* DecoyBlock= */
-	struct cidr *address_pools;	/* AddressPool= (repeat appends) */
+	/* Per-client mode (docs/mtd.policy.5): ClientKeys=DIR of NAME.key files,
+	 * exclusive with KeyFile=; the keys are read by policy_client_keys_load(). */
+	char *client_keys;		     /* ClientKeys= */
+	enum policy_client_auth client_auth; /* ClientAuth= */
+	uint64_t knock_window_usec;	     /* KnockWindow= */
+	unsigned knock_rate_limit;	     /* KnockRate=N/SPAN: per source, N knocks */
+	uint64_t knock_rate_interval_usec;   /* per SPAN */
+	unsigned decoys;		     /* Decoys= */
+	uint64_t decoy_block_usec;	     /* DecoyBlock= */
+	struct cidr *address_pools;	     /* AddressPool= (repeat appends) */
 	size_t address_pool_count;
 	bool local_access; /* LocalAccess= DNAT for connections from the host itself */
 	/* Who decoys may block, and for how long (docs/mtd.policy.5). */
@@ -216,10 +228,17 @@ void policy_errors_free(struct policy_errors *errors);
  * service. */
 #define POLICY_GLOBALS_PATH "/etc/mtd/mtd.conf"
 #define POLICY_UDP_BLOCK_LIMIT_MAX 100000
-#define POLICY_HOOKS_MAX 32	    /* OnEvent= lines */
-#define POLICY_HOOK_TYPES_MAX 32    /* record types (or globs) of one OnEvent= */
-#define POLICY_HOOK_TYPE_LEN_MAX 64 /* bytes of one type or glob */
-#define POLICY_HOOK_RATE_MAX 100000 /* HookRate=N/SPAN: N */
+#define POLICY_HOOKS_MAX 32			  /* OnEvent= lines */
+#define POLICY_HOOK_TYPES_MAX 32		  /* record types (or globs) of one OnEvent= */
+#define POLICY_HOOK_TYPE_LEN_MAX 64		  /* bytes of one type or glob */
+#define POLICY_HOOK_RATE_MAX 100000		  /* HookRate=N/SPAN: N */
+#define POLICY_KNOCK_RATE_MAX 100000		  /* KnockRate=N/SPAN: N */
+#define POLICY_KNOCK_WINDOW_MIN_USEC 1000000ull	  /* 1s */
+#define POLICY_KNOCK_WINDOW_MAX_USEC 300000000ull /* 300s */
+/* A client key file (ClientKeys=DIR/NAME.key): raw bytes. */
+#define POLICY_CLIENT_KEY_MIN 16
+#define POLICY_CLIENT_KEY_MAX 1024
+#define POLICY_CLIENTS_MAX 100000 /* key files in one ClientKeys= directory */
 
 /* Whether a record of this type runs the hook. Records of the hooks' own
  * (types starting "hook-") never do: a failing hook cannot feed itself. */
@@ -251,6 +270,7 @@ struct policy_globals {
 	unsigned hook_rate_limit;	  /* HookRate=N/SPAN: per hook, at most N runs */
 	uint64_t hook_rate_interval_usec; /* per SPAN */
 	char *hook_user;		  /* HookUser=: hooks run as this user */
+	char *host_id; /* [Agent] HostId=, NULL = the host's public address (rtnetlink) */
 };
 
 /* Read the global file. With !must_exist a missing file (ENOENT) gives the
@@ -269,6 +289,30 @@ void policy_globals_free(struct policy_globals *g);
  * as the IPv4 address, on either side: a source seen on a dual-stack socket
  * matches NeverBlock=a.b.c.0/24. */
 bool policy_cidr_contains(const struct cidr *c, int family, const void *addr);
+
+/* The clients of a ClientKeys= directory (docs/mtd.policy.5): every entry is
+ * a NAME.key file (NAME: schedule_client_name_valid), a secret file
+ * (secret_file.h) of POLICY_CLIENT_KEY_MIN..POLICY_CLIENT_KEY_MAX raw bytes;
+ * the directory is owned by root and not writable by group or others; at
+ * least one client. Sorted by name. */
+struct policy_client_key {
+	char *name;
+	uint8_t *key;
+	size_t key_len;
+};
+struct policy_client_keys {
+	struct policy_client_key *items;
+	size_t count;
+};
+/* Returns 0 and the keys, or -EINVAL/-EPERM/-errno with *ret_error (if not
+ * NULL) a malloc'd one-line "PATH: reason" (NULL when out of memory). */
+int policy_client_keys_load(const char *dir, struct policy_client_keys *ret, char **ret_error);
+/* One client key file anywhere (mtdctl port --client-key): the rules of a
+ * NAME.key file but the name. */
+int policy_read_client_key_file(const char *path, uint8_t **ret_key, size_t *ret_len,
+				char **ret_error);
+/* Wipes the keys and frees them; leaves *keys empty. */
+void policy_client_keys_free(struct policy_client_keys *keys);
 
 /* Time spans as policies write them (also the daemon's and the CLI's duration
  * options): "90s", "15min", "2h 30min", "500ms", "1d"; a bare number is
@@ -307,7 +351,7 @@ json_t *policy_to_json(const struct policy *policy);
 /* The global file: {"path", "never_block": [CIDR...], "udp_block_limit",
  * "udp_block_interval", "udp_block_interval_usec", "hooks": [{"types": [...],
  * "exec": [...]}], "hook_timeout", "hook_timeout_usec", "hook_rate_limit",
- * "hook_rate_interval", "hook_rate_interval_usec", "hook_user"}; "path" is
+ * "hook_rate_interval", "hook_rate_interval_usec", "hook_user", "host_id"}; "path" is
  * null for the defaults (no file). NULL on allocation failure. */
 json_t *policy_globals_to_json(const struct policy_globals *g);
 

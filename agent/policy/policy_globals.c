@@ -3,7 +3,8 @@
  * than of one service, in the policy files' syntax and read by their reader
  * (policy_reader.c) through the [Decoys] and [Hooks] rows of the schema
  * (policy_keys.c): who no decoy may block, how many sources UDP decoy hits may
- * block, and which programs audit records run (policy_hooks.c). */
+ * block, which programs audit records run (policy_hooks.c), and the host's
+ * identity in per-client schedules ([Agent] HostId=). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@ void policy_globals_free(struct policy_globals *g)
 	free(g->never_block);
 	policy_hooks_free(g->hooks, g->hook_count);
 	free(g->hook_user);
+	free(g->host_id);
 	free(g);
 }
 
@@ -57,7 +59,7 @@ int policy_globals_parse_buffer(const char *file_name, const char *text, size_t 
 	    .text = text,
 	    .len = len,
 	    .sections = SECTIONS_GLOBALS,
-	    .sections_hint = "[Decoys] or [Hooks]",
+	    .sections_hint = "[Agent], [Decoys] or [Hooks]",
 	};
 	size_t before = errors->count;
 	int r;

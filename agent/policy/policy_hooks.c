@@ -146,35 +146,11 @@ int policy_parse_hook_rate(struct parse_state *st, const struct schema_entry *e,
 			   const char **reason)
 {
 	struct policy_globals *g = st->target;
-	const char *slash = strchr(value, '/');
-	char num[24];
-	unsigned n;
-	uint64_t span;
 
 	(void)e;
-	if (!slash || slash == value || !slash[1] || (size_t)(slash - value) >= sizeof(num)) {
-		*reason = "expected RUNS/SPAN (e.g. 30/1min)";
-		return -EINVAL;
-	}
-	memcpy(num, value, (size_t)(slash - value));
-	num[slash - value] = 0;
-	if (policy_parse_unsigned(num, 1, POLICY_HOOK_RATE_MAX, &n, reason) < 0) {
-		*reason = "RUNS not in 1-100000";
-		return -EINVAL;
-	}
-	if (policy_parse_timespan(slash + 1, &span, reason) < 0)
-		return -EINVAL;
-	if (span < USEC_PER_SEC) {
-		*reason = "SPAN shorter than 1s";
-		return -EINVAL;
-	}
-	if (span > USEC_PER_DAY) {
-		*reason = "SPAN longer than 1d";
-		return -EINVAL;
-	}
-	g->hook_rate_limit = n;
-	g->hook_rate_interval_usec = span;
-	return 0;
+	return policy_parse_rate(value, 1, POLICY_HOOK_RATE_MAX,
+				 "expected RUNS/SPAN (e.g. 30/1min)", "RUNS not in 1-100000",
+				 &g->hook_rate_limit, &g->hook_rate_interval_usec, reason);
 }
 
 bool policy_hook_matches(const struct policy_hook *hook, const char *type)

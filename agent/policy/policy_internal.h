@@ -16,6 +16,7 @@
  *   policy_globals.c   the global file (mtd.conf), through the same reader
  *   policy_reader.c    one file: line reader, inih handler, defaults
  *   policy_validate.c  cross-key checks, KeyFile= reading
+ *   policy_clients.c   ClientKeys= directories (NAME.key files)
  *   policy_keys.c      the schema: every key and its value handler
  *   policy_value.c     pure value parsers (syscall_groups.c below them)
  *   policy_errors.c    the error collection (struct policy_errors)
@@ -110,6 +111,14 @@ int policy_check_absolute_path(const char *s, const char **ret_reason);
 int policy_parse_key_text(const char *text, size_t len, uint8_t **ret_key, size_t *ret_len,
 			  const char **ret_reason);
 
+/* "N/SPAN" (UDPBlockLimit=, HookRate=, KnockRate=): N in min..max, SPAN a time
+ * span of 1s..1d. The caller's reasons name its N: format_reason when the
+ * shape is wrong ("expected RUNS/SPAN (e.g. 30/1min)"), range_reason when N
+ * is out of bounds ("RUNS not in 1-100000"). */
+int policy_parse_rate(const char *s, unsigned min, unsigned max, const char *format_reason,
+		      const char *range_reason, unsigned *ret_n, uint64_t *ret_span_usec,
+		      const char **ret_reason);
+
 void policy_strv_free(char **v);
 
 #define POLICY_LINE_MAX 4096	       /* longest accepted line, in bytes */
@@ -155,7 +164,7 @@ int policy_validate(struct policy *policy, struct policy_errors *errors);
 
 /* --- the schema and the parse state: policy_reader.c and policy_keys.c ------- */
 
-/* SEC_DECOYS and SEC_HOOKS are the global file's; a file of each kind accepts its own
+/* SEC_DECOYS, SEC_HOOKS and SEC_AGENT are the global file's; a file of each kind accepts its own
  * sections only (parse_state.sections). */
 enum section_id {
 	SEC_SERVICE,
@@ -163,11 +172,12 @@ enum section_id {
 	SEC_ENVELOPE,
 	SEC_DECOYS,
 	SEC_HOOKS,
+	SEC_AGENT,
 	_SEC_MAX,
 	SEC_INVALID = -1
 };
 #define SECTIONS_POLICY ((1u << SEC_SERVICE) | (1u << SEC_ROTATION) | (1u << SEC_ENVELOPE))
-#define SECTIONS_GLOBALS ((1u << SEC_DECOYS) | (1u << SEC_HOOKS))
+#define SECTIONS_GLOBALS ((1u << SEC_AGENT) | (1u << SEC_DECOYS) | (1u << SEC_HOOKS))
 extern const char *const policy_section_names[_SEC_MAX];
 
 #define F_REPEAT 1u  /* repeated assignments append */
@@ -189,7 +199,7 @@ struct schema_entry {
 	unsigned flags;
 };
 
-#define SCHEMA_MAX 64
+#define SCHEMA_MAX 80
 
 struct policy_source {
 	unsigned section_line[_SEC_MAX];

@@ -138,6 +138,12 @@ static json_t *rotation_json(const struct policy *p)
 	set_timespan(&o, "interval", p->interval_usec);
 	set_timespan(&o, "grace", p->grace_usec);
 	set_str(&o, "key_file", p->key_file);
+	set_str(&o, "client_keys", p->client_keys);
+	set(&o, "client_auth",
+	    json_string(p->client_auth == POLICY_CLIENT_AUTH_KNOCK ? "knock" : "none"));
+	set_timespan(&o, "knock_window", p->knock_window_usec);
+	set(&o, "knock_rate_limit", json_integer(p->knock_rate_limit));
+	set_timespan(&o, "knock_rate_interval", p->knock_rate_interval_usec);
 	set(&o, "decoys", json_integer(p->decoys));
 	set_timespan(&o, "decoy_block", p->decoy_block_usec);
 	for (size_t i = 0; pools && i < p->address_pool_count; i++) {
@@ -294,6 +300,7 @@ json_t *policy_globals_to_json(const struct policy_globals *g)
 	set(&o, "hook_rate_limit", json_integer(g->hook_rate_limit));
 	set_timespan(&o, "hook_rate_interval", g->hook_rate_interval_usec);
 	set_str(&o, "hook_user", g->hook_user);
+	set_str(&o, "host_id", g->host_id);
 	if (!o.ok) {
 		json_decref(o.obj);
 		return NULL;

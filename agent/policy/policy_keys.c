@@ -13,9 +13,10 @@
 #include <sys/socket.h>
 
 #include "policy_internal.h"
+#include "schedule.h"
 
-const char *const policy_section_names[_SEC_MAX] = {"Service", "Rotation", "Envelope", "Decoys",
-						    "Hooks"};
+const char *const policy_section_names[_SEC_MAX] = {"Service", "Rotation", "Envelope",
+						    "Decoys",  "Hooks",	   "Agent"};
 
 static void bad_word(struct parse_state *st, const struct schema_entry *e, const char *word,
 		     const char *reason)
@@ -383,34 +384,33 @@ static int parse_udp_block_limit(struct parse_state *st, const struct schema_ent
 				 const char *value, const char **reason)
 {
 	struct policy_globals *g = st->target;
-	const char *slash = strchr(value, '/');
-	char num[24];
-	unsigned n;
-	uint64_t span;
 
-	if (!slash || slash == value || !slash[1] || (size_t)(slash - value) >= sizeof(num)) {
-		*reason = "expected SOURCES/SPAN (e.g. 32/1min)";
+	(void)e;
+	return policy_parse_rate(value, 0, POLICY_UDP_BLOCK_LIMIT_MAX,
+				 "expected SOURCES/SPAN (e.g. 32/1min)", "SOURCES not in 0-100000",
+				 &g->udp_block_limit, &g->udp_block_interval_usec, reason);
+}
+
+/* KnockRate=N/SPAN: per source address, N 1..POLICY_KNOCK_RATE_MAX, SPAN 1s..1d. */
+static int parse_knock_rate(struct parse_state *st, const struct schema_entry *e, const char *value,
+			    const char **reason)
+{
+	(void)e;
+	return policy_parse_rate(value, 1, POLICY_KNOCK_RATE_MAX,
+				 "expected KNOCKS/SPAN (e.g. 20/1s)", "KNOCKS not in 1-100000",
+				 &st->p->knock_rate_limit, &st->p->knock_rate_interval_usec,
+				 reason);
+}
+
+/* HostId=: what the per-client schedules of this host take as its identity. */
+static int parse_host_id(struct parse_state *st, const struct schema_entry *e, const char *value,
+			 const char **reason)
+{
+	if (!schedule_host_id_valid(value)) {
+		*reason = "not a host id (1 to 255 of A-Z a-z 0-9 _ . : -)";
 		return -EINVAL;
 	}
-	memcpy(num, value, (size_t)(slash - value));
-	num[slash - value] = 0;
-	if (policy_parse_unsigned(num, 0, POLICY_UDP_BLOCK_LIMIT_MAX, &n, reason) < 0) {
-		*reason = "SOURCES not in 0-100000";
-		return -EINVAL;
-	}
-	if (policy_parse_timespan(slash + 1, &span, reason) < 0)
-		return -EINVAL;
-	if (span < USEC_PER_SEC) {
-		*reason = "SPAN shorter than 1s";
-		return -EINVAL;
-	}
-	if (span > USEC_PER_DAY) {
-		*reason = "SPAN longer than 1d";
-		return -EINVAL;
-	}
-	g->udp_block_limit = n;
-	g->udp_block_interval_usec = span;
-	return 0;
+	return set_string(FIELD(st, e, char *), value);
 }
 
 static int one_syscall(struct parse_state *st, const struct schema_entry *e, const char *word,
@@ -501,6 +501,7 @@ static const char *const unhealthy_names[] = {"quarantine", "kill", NULL};
 static const char *const violation_names[] = {"quarantine", "kill", "errno", NULL};
 static const char *const syscall_default_names[] = {"errno", "kill", NULL};
 static const char *const infinity_ok[] = {"infinity", NULL};
+static const char *const client_auth_names[] = {"none", "knock", NULL};
 
 #define OFF(f) offsetof(struct policy, f)
 #define S SEC_SERVICE
@@ -542,6 +543,11 @@ static const struct schema_entry schema[] = {
     {R, "Interval", parse_timespan, OFF(interval_usec), USEC_PER_SEC, USEC_PER_WEEK, NULL, 0},
     {R, "Grace", parse_timespan, OFF(grace_usec), 0, 0, NULL, 0},
     {R, "KeyFile", parse_file_path, OFF(key_file), 0, 0, NULL, 0},
+    {R, "ClientKeys", parse_file_path, OFF(client_keys), 0, 0, NULL, 0},
+    {R, "ClientAuth", parse_enum, OFF(client_auth), 0, 1, client_auth_names, 0},
+    {R, "KnockWindow", parse_timespan, OFF(knock_window_usec), POLICY_KNOCK_WINDOW_MIN_USEC,
+     POLICY_KNOCK_WINDOW_MAX_USEC, NULL, 0},
+    {R, "KnockRate", parse_knock_rate, 0, 0, 0, NULL, 0},
     {R, "Decoys", parse_uint, OFF(decoys), 0, POLICY_DECOYS_MAX, NULL, 0},
     {R, "DecoyBlock", parse_timespan, OFF(decoy_block_usec), 0, USEC_PER_WEEK, NULL, 0},
     {R, "AddressPool", parse_address_pool, 0, 0, 0, NULL, F_REPEAT | M},
@@ -577,6 +583,7 @@ static const struct schema_entry schema[] = {
      100 * USEC_PER_MSEC, USEC_PER_HOUR, NULL, 0},
     {SEC_HOOKS, "HookRate", policy_parse_hook_rate, 0, 0, 0, NULL, 0},
     {SEC_HOOKS, "HookUser", parse_user, offsetof(struct policy_globals, hook_user), 0, 0, NULL, 0},
+    {SEC_AGENT, "HostId", parse_host_id, offsetof(struct policy_globals, host_id), 0, 0, NULL, 0},
 };
 
 _Static_assert(ELEMENTSOF(schema) <= SCHEMA_MAX, "schema too large");

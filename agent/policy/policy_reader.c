@@ -287,6 +287,7 @@ void policy_free(struct policy *p)
 	free(p->user);
 	free(p->group);
 	free(p->key_file);
+	free(p->client_keys);
 	free(p->address_pools);
 	free(p->never_block);
 	strv_clear(&p->system_calls);

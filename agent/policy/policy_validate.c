@@ -259,6 +259,48 @@ static void validate_alert(struct vstate *v)
 		    alert);
 }
 
+/* ClientKeys= (a key per client) or KeyFile= (one key shared), and what
+ * only the per-client mode has. */
+static void validate_clients(struct vstate *v)
+{
+	struct policy *p = v->p;
+	unsigned ck = kl(v, "Rotation", "ClientKeys"), kf = kl(v, "Rotation", "KeyFile");
+	unsigned auth = kl(v, "Rotation", "ClientAuth");
+
+	if (ck && kf)
+		err(v, ck, "Rotation", "ClientKeys",
+		    "excludes KeyFile= (line %u): a service has one shared key (KeyFile=) or a "
+		    "key per client (ClientKeys=), not both",
+		    kf);
+	if (!kl(v, "Rotation", "KnockWindow"))
+		p->knock_window_usec = 30 * USEC_PER_SEC;
+	if (!kl(v, "Rotation", "KnockRate")) {
+		p->knock_rate_limit = 20;
+		p->knock_rate_interval_usec = USEC_PER_SEC;
+	}
+	if (!ck && auth && p->client_auth == POLICY_CLIENT_AUTH_KNOCK)
+		err(v, auth, "Rotation", "ClientAuth",
+		    "knock needs ClientKeys= (a knock is made with a client's own key)");
+	if (p->client_auth != POLICY_CLIENT_AUTH_KNOCK) {
+		if (kl(v, "Rotation", "KnockWindow"))
+			err(v, kl(v, "Rotation", "KnockWindow"), "Rotation", "KnockWindow",
+			    "only valid with ClientAuth=knock");
+		if (kl(v, "Rotation", "KnockRate"))
+			err(v, kl(v, "Rotation", "KnockRate"), "Rotation", "KnockRate",
+			    "only valid with ClientAuth=knock");
+	}
+	if (p->client_keys && !kf) {
+		struct policy_client_keys keys = {0};
+		_cleanup_free_ char *error = NULL;
+		int r = policy_client_keys_load(p->client_keys, &keys, &error);
+		if (r == -ENOMEM || (r < 0 && !error))
+			v->r = -ENOMEM;
+		else if (r < 0)
+			err(v, ck, "Rotation", "ClientKeys", "%s", error);
+		policy_client_keys_free(&keys);
+	}
+}
+
 static void validate_rotation(struct vstate *v)
 {
 	struct policy *p = v->p;
@@ -271,8 +313,9 @@ static void validate_rotation(struct vstate *v)
 	}
 	if (!kl(v, "Rotation", "PublicPorts"))
 		err(v, rot, "Rotation", "PublicPorts", "required key missing");
-	if (!kl(v, "Rotation", "KeyFile"))
+	if (!kl(v, "Rotation", "KeyFile") && !kl(v, "Rotation", "ClientKeys"))
 		err(v, rot, "Rotation", "KeyFile", "required key missing");
+	validate_clients(v);
 	if (p->snapshot && !kl(v, "Rotation", "AddressPool"))
 		err(v, rot, "Rotation", "AddressPool",
 		    "required key missing (a managed service's instances take their addresses "

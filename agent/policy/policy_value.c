@@ -859,3 +859,30 @@ int policy_parse_key_text(const char *text, size_t len, uint8_t **ret_key, size_
 	*ret_len = n;
 	return 0;
 }
+
+int policy_parse_rate(const char *s, unsigned min, unsigned max, const char *format_reason,
+		      const char *range_reason, unsigned *ret_n, uint64_t *ret_span_usec,
+		      const char **ret_reason)
+{
+	const char *slash = strchr(s, '/');
+	const char *reason;
+	char num[24];
+	unsigned n;
+	uint64_t span;
+
+	if (!slash || slash == s || !slash[1] || (size_t)(slash - s) >= sizeof(num))
+		return fail(ret_reason, format_reason);
+	memcpy(num, s, (size_t)(slash - s));
+	num[slash - s] = 0;
+	if (policy_parse_unsigned(num, min, max, &n, &reason) < 0)
+		return fail(ret_reason, range_reason);
+	if (policy_parse_timespan(slash + 1, &span, &reason) < 0)
+		return fail(ret_reason, reason);
+	if (span < USEC_PER_SEC)
+		return fail(ret_reason, "SPAN shorter than 1s");
+	if (span > USEC_PER_DAY)
+		return fail(ret_reason, "SPAN longer than 1d");
+	*ret_n = n;
+	*ret_span_usec = span;
+	return 0;
+}

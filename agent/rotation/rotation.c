@@ -39,6 +39,10 @@ struct rotated_service {
 	struct schedule_result next_schedule;
 	uint64_t next_for_usec; /* the change next_schedule was computed for */
 	uint64_t decoy_hits;
+	/* ClientKeys=: its clients, and their doors and knock ports with
+	 * schedule (ports) and with next_schedule (next_ports); NULL: KeyFile= */
+	struct service_clients *clients;
+	struct client_ports ports, next_ports;
 };
 
 /* A source the agent blocked for touching a decoy; the kernel set is the
@@ -129,6 +133,17 @@ struct rotation {
 	 * the one loading the change after into the idle bank (metrics) */
 	struct metric_histogram switch_durations, staging_durations;
 	sd_event_source *dead_timer; /* sweeps dead instances (rotation_dead_*) */
+	/* per-client services: one HMAC for every client's stream; the host's
+	 * id in their schedules (HostId=, else its public address, read once) */
+	struct schedule_mac *mac;
+	char host_id_default[SCHEDULE_MAX_HOST_ID + 1];
+	bool host_id_read;
+	char host_id[SCHEDULE_MAX_HOST_ID + 1]; /* in force ("" none) */
+	/* knocks (knock_listener.c): the listener, and the gated services of
+	 * the set in force as the receiver sees them */
+	struct knock_listener *knocks;
+	struct gated_service *gated;
+	size_t n_gated;
 };
 
 /* From 100 us (a switch of banks is ~0.3 ms here) to 10 s. */
@@ -152,11 +167,15 @@ static const uint64_t duration_bounds_usec[] = {
 
 static void services_free(struct rotated_service *services, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		if (services[i].key) {
 			explicit_bzero(services[i].key, services[i].key_len);
 			free(services[i].key);
 		}
+		rotation_clients_free(services[i].clients);
+		rotation_client_ports_free(&services[i].ports);
+		rotation_client_ports_free(&services[i].next_ports);
+	}
 	free(services);
 }
 
@@ -189,9 +208,20 @@ static bool exclude_port(uint16_t port, void *userdata)
 	return host_ports_is_bound(e->bound, e->proto, port);
 }
 
-static int compute_schedule(const struct rotated_service *s, const struct host_ports *bound,
+static int compute_schedule(struct rotated_service *s, const struct host_ports *bound,
 			    uint64_t now_usec, struct schedule_result *result)
 {
+	if (s->clients) {
+		struct exclusion x = {
+		    .bound = bound,
+		    .proto =
+			s->policy->has_listen_port ? s->policy->listen_proto : POLICY_PROTO_TCP,
+		};
+
+		return rotation_clients_compute(
+		    s->clients, s->policy, now_usec, exclude_port, &x,
+		    result == &s->next_schedule ? &s->next_ports : &s->ports, result);
+	}
 	const struct policy *p = s->policy;
 	struct exclusion exclusion = {
 	    .bound = bound,
@@ -297,6 +327,16 @@ static void fill_service(struct rotator_service *rs, const struct rotated_servic
 	rs->decoys = schedule->decoys;
 	rs->n_decoys = schedule->n_decoys;
 	rs->local_access = p->local_access;
+	if (s->clients) {
+		const struct client_ports *cp =
+		    schedule == &s->next_schedule ? &s->next_ports : &s->ports;
+
+		rs->client_ports = cp->doors;
+		rs->n_client_ports = cp->n_doors;
+		rs->knock_ports = cp->knocks;
+		rs->n_knock_ports = cp->n_knocks;
+		rs->gated = p->client_auth == POLICY_CLIENT_AUTH_KNOCK;
+	}
 }
 
 static int program_cut(struct rotation *rotation, struct rotated_service *services, size_t n,
@@ -742,7 +782,7 @@ static uint64_t next_change_usec(const struct rotated_service *services, size_t 
 		const struct schedule_result *s = &services[i].schedule;
 		uint64_t t = s->next_boundary_usec;
 
-		if (s->grace_port)
+		if (s->grace_port || (services[i].clients && services[i].ports.grace))
 			t = s->boundary_usec + services[i].policy->grace_usec;
 		if (t < next)
 			next = t;
@@ -814,8 +854,14 @@ static void switch_to_loaded(struct rotation *rotation, uint64_t *ret_switched_u
 
 	uint64_t started = now(CLOCK_MONOTONIC);
 
-	for (size_t i = 0; i < rotation->n_services; i++)
-		rotation->services[i].schedule = rotation->services[i].next_schedule;
+	for (size_t i = 0; i < rotation->n_services; i++) {
+		struct rotated_service *s = &rotation->services[i];
+		struct client_ports swap = s->ports;
+
+		s->schedule = s->next_schedule;
+		s->ports = s->next_ports;
+		s->next_ports = swap; /* its memory, for the next computation */
+	}
 	r = switch_banks(rotation, &error);
 	now_usec = *ret_switched_usec = now(CLOCK_REALTIME);
 	if (r < 0) {
@@ -1122,6 +1168,182 @@ static int on_honeypot(sd_event_source *source, int fd, uint32_t revents, void *
 	return 0;
 }
 
+/* --- knocks (docs/schedule.md, "Knock packets") ------------------------------- */
+
+/* A ClientAuth=knock service as the knock receiver sees it; index: its place
+ * in rotation->services. */
+struct gated_service {
+	struct knock_service k; /* first: the receiver hands this back */
+	size_t index;
+};
+
+static int cmp_port(const void *a, const void *b)
+{
+	return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+static size_t knock_services_at(void *userdata, uint16_t port, const struct knock_service **ret,
+				size_t max)
+{
+	struct rotation *rotation = userdata;
+	size_t n = 0;
+
+	for (size_t i = 0; i < rotation->n_gated && n < max; i++) {
+		const struct client_ports *cp = &rotation->services[rotation->gated[i].index].ports;
+
+		if (bsearch(&port, cp->knocks, cp->n_knocks, sizeof(*cp->knocks), cmp_port))
+			ret[n++] = &rotation->gated[i].k;
+	}
+	return n;
+}
+
+/* The door and knock port of an epoch the agent computed (the schedule in
+ * force: the current epoch, and the previous one in grace). */
+static bool client_ports_of(const struct rotation_client *c, uint64_t epoch, uint16_t *ret_door,
+			    uint16_t *ret_knock)
+{
+	for (int j = 0; j < ROTATION_CLIENT_CACHE; j++)
+		if ((c->cache_valid & (1u << j)) && c->cache_epoch[j] == epoch) {
+			*ret_door = c->cache_door[j];
+			*ret_knock = c->cache_knock[j];
+			return true;
+		}
+	return false;
+}
+
+static int knock_client(void *userdata, const struct knock_service *service, const char *name,
+			struct knock_client *ret)
+{
+	struct rotation *rotation = userdata;
+	const struct rotated_service *s =
+	    &rotation->services[((const struct gated_service *)service)->index];
+	const struct rotation_client *c = rotation_clients_find(s->clients, name);
+	uint64_t epoch = s->ports.epoch, interval = s->policy->interval_usec;
+	struct knock_client k = {0};
+
+	if (!c)
+		return -ENOENT;
+	k.key = c->key;
+	k.key_len = c->key_len;
+	for (uint64_t back = 0; back <= (s->ports.grace && epoch > 0 ? 1u : 0u); back++) {
+		struct knock_guard_epoch *e = &k.epochs[k.n_epochs];
+
+		if (!client_ports_of(c, epoch - back, &e->door, &e->knock_port))
+			continue;
+		e->epoch = epoch - back;
+		/* the end of its epoch plus Grace= */
+		e->until_usec = (epoch - back + 1) * interval + s->policy->grace_usec;
+		k.n_epochs++;
+	}
+	*ret = k;
+	return 0;
+}
+
+static int knock_admit(void *userdata, const struct knock_service *service, const char *client,
+		       const struct rotator_addr *source, uint16_t door, uint64_t until_usec,
+		       struct step_error *ret_error)
+{
+	struct rotation *rotation = userdata;
+	uint64_t now_usec = now(CLOCK_REALTIME);
+	struct rotator_admission a = {
+	    .source = *source,
+	    .proto = service->proto,
+	    .port = door,
+	    .expires_in_ms = until_usec > now_usec ? (until_usec - now_usec + 999) / 1000 : 1,
+	};
+
+	if (!rotation->rotator)
+		return step_error_set(ret_error, "admit", ENOENT, "no table yet");
+	return rotator_admit(rotation->rotator, &a, 1, ret_error);
+}
+
+static bool knock_keep_service(const char *service, void *userdata)
+{
+	struct rotation *rotation = userdata;
+
+	for (size_t i = 0; i < rotation->n_gated; i++)
+		if (streq(rotation->gated[i].k.name, service))
+			return true;
+	return false;
+}
+
+static bool knock_keep_client(const char *service, const char *client, void *userdata)
+{
+	struct rotation *rotation = userdata;
+
+	for (size_t i = 0; i < rotation->n_gated; i++)
+		if (streq(rotation->gated[i].k.name, service))
+			return rotation_clients_find(
+				   rotation->services[rotation->gated[i].index].clients, client) !=
+			       NULL;
+	return false;
+}
+
+/* After the services changed: the gated ones of the set in force, each with
+ * its guard (a reload keeps the guard's sources, nonces and counts), and the
+ * listener forgets services and clients that are gone. A service whose guard
+ * cannot be made (no memory) takes no knock: its doors stay closed. */
+static void knock_services_refresh(struct rotation *rotation)
+{
+	struct gated_service *gated;
+	size_t n = 0;
+
+	if (!rotation->knocks)
+		return;
+	gated = calloc(rotation->n_services ? rotation->n_services : 1, sizeof(*gated));
+	if (!gated) {
+		log_warning("rotation: no memory for the knock-gated services: knocks are refused");
+		rotation->n_gated = 0;
+		return;
+	}
+	for (size_t i = 0; i < rotation->n_services; i++) {
+		const struct rotated_service *s = &rotation->services[i];
+		const struct policy *p = s->policy;
+		struct knock_guard_limits limits = {.rate = p->knock_rate_limit,
+						    .rate_span_usec = p->knock_rate_interval_usec,
+						    .window_usec = p->knock_window_usec};
+		struct knock_guard *guard;
+
+		if (!s->clients || p->client_auth != POLICY_CLIENT_AUTH_KNOCK)
+			continue;
+		guard = knock_listener_service(rotation->knocks, p->name, &limits);
+		if (!guard) {
+			log_warning("rotation: %s: no memory for its knock guard: knocks are "
+				    "refused",
+				    p->name);
+			continue;
+		}
+		gated[n++] = (struct gated_service){.k = {.name = p->name,
+							  .host_id = s->clients->host_id,
+							  .proto = proto_of(p),
+							  .guard = guard},
+						    .index = i};
+	}
+	free(rotation->gated);
+	rotation->gated = gated;
+	rotation->n_gated = n;
+	knock_listener_retain(rotation->knocks, knock_keep_service, knock_keep_client, rotation);
+}
+
+static int knocks_open(struct rotation *rotation)
+{
+	const struct knock_receiver_ops ops = {.services_at = knock_services_at,
+					       .client = knock_client,
+					       .admit = knock_admit,
+					       .userdata = rotation};
+	const struct knock_listener_hooks hooks = {
+	    .on_admitted = rotation->hooks.on_client_admitted,
+	    .on_refused = rotation->hooks.on_knocks_refused,
+	    .on_connected = rotation->hooks.on_client_connected,
+	    .userdata = rotation->hooks.userdata,
+	};
+
+	if (!rotation->options.knock_nflog_group)
+		return 0;
+	return knock_listener_new(rotation->event, rotation->options.knock_nflog_group, &ops,
+				  &hooks, &rotation->knocks);
+}
+
 int rotation_new(sd_event *event, const struct rotation_options *options,
 		 const struct rotation_hooks *hooks, struct rotation **ret_rotation)
 {
@@ -1194,6 +1416,10 @@ int rotation_new(sd_event *event, const struct rotation_options *options,
 			goto fail;
 	}
 
+	r = knocks_open(rotation);
+	if (r < 0)
+		goto fail;
+
 	*ret_rotation = rotation;
 	return 0;
 fail:
@@ -1201,8 +1427,9 @@ fail:
 	return r;
 }
 
-static int load_services(const struct policy_set *set, struct rotated_service **ret_services,
-			 size_t *ret_n, struct step_error *ret_error)
+static int load_services(struct rotation *rotation, const struct policy_set *set,
+			 const char *host_id, struct rotated_service **ret_services, size_t *ret_n,
+			 struct step_error *ret_error)
 {
 	struct rotated_service *services = calloc(set->count ? set->count : 1, sizeof(*services));
 	size_t n = 0;
@@ -1220,6 +1447,15 @@ static int load_services(const struct policy_set *set, struct rotated_service **
 		s->policy = p;
 		_cleanup_free_ char *error = NULL;
 
+		if (p->client_keys) {
+			r = rotation_clients_load(p, host_id, &s->clients, ret_error);
+			if (r < 0) {
+				services_free(services, n);
+				return r;
+			}
+			s->clients->mac = rotation->mac;
+			continue;
+		}
 		r = policy_read_key_file(p->key_file, &s->key, &s->key_len, &error);
 		if (r < 0) {
 			step_error_set(ret_error, p->name, 0, "KeyFile %s",
@@ -1233,8 +1469,115 @@ static int load_services(const struct policy_set *set, struct rotated_service **
 	return 0;
 }
 
+/* The host's id of the per-client schedules: HostId=, else its public
+ * address (read once, at the first set that has a per-client service). */
+static int host_id_for(struct rotation *rotation, const struct policy_set *set,
+		       const struct policy_globals *globals, struct step_error *ret_error)
+{
+	bool needed = false;
+
+	for (size_t i = 0; i < set->count; i++)
+		needed |= set->policies[i]->client_keys != NULL;
+	if (needed && !rotation->mac && schedule_mac_new(&rotation->mac) < 0) {
+		step_error_set(ret_error, "schedule", -ENOMEM, "%s", "");
+		return -ENOMEM;
+	}
+	if (globals && globals->host_id) {
+		snprintf(rotation->host_id, sizeof(rotation->host_id), "%s", globals->host_id);
+		return 0;
+	}
+	if (needed && !rotation->host_id_read) {
+		int r = rotation_default_host_id(rotation->host_id_default,
+						 sizeof(rotation->host_id_default));
+
+		rotation->host_id_read = true;
+		if (r < 0)
+			rotation->host_id_default[0] = 0;
+		else
+			log_info("rotation: host id %s (the default route's address; HostId= "
+				 "sets another)",
+				 rotation->host_id_default);
+	}
+	snprintf(rotation->host_id, sizeof(rotation->host_id), "%s", rotation->host_id_default);
+	return 0;
+}
+
+/* Clients of the services in force that the new ones (just programmed)
+ * no longer have: their admissions and (unless keep) their flows go. */
+static void revoke_clients(struct rotation *rotation, struct rotated_service *next, size_t n_next,
+			   bool keep)
+{
+	for (size_t i = 0; i < rotation->n_services; i++) {
+		struct rotated_service *old = &rotation->services[i];
+		struct rotated_service *now_s = NULL;
+		_cleanup_free_ uint64_t *live = NULL;
+		uint8_t proto = proto_of(old->policy);
+
+		if (!old->clients)
+			continue;
+		for (size_t j = 0; j < n_next; j++)
+			if (next[j].clients && streq(next[j].policy->name, old->policy->name))
+				now_s = &next[j];
+		live = calloc(65536 / 64, sizeof(uint64_t));
+		if (!live)
+			return;
+		/* every door of the new set, now and next (other services' too:
+		 * a port is the service's it leads to) */
+		for (size_t j = 0; j < n_next; j++) {
+			for (size_t k = 0; k < next[j].ports.n_doors; k++)
+				live[next[j].ports.doors[k] / 64] |=
+				    1ull << (next[j].ports.doors[k] % 64);
+			for (size_t k = 0; k < next[j].next_ports.n_doors; k++)
+				live[next[j].next_ports.doors[k] / 64] |=
+				    1ull << (next[j].next_ports.doors[k] % 64);
+		}
+		for (size_t c = 0; c < old->clients->n; c++) {
+			const struct rotation_client *cl = &old->clients->clients[c];
+			struct step_error error = {0};
+			uint16_t doors[ROTATION_CLIENT_CACHE];
+			size_t n_doors = 0, cut = 0, unadmitted = 0;
+
+			if (now_s && rotation_clients_find(now_s->clients, cl->name))
+				continue;
+			for (int j = 0; j < ROTATION_CLIENT_CACHE; j++) {
+				uint16_t d = cl->cache_door[j];
+
+				if (!(cl->cache_valid & (1u << j)) ||
+				    (cl->cache_epoch[j] != old->ports.epoch &&
+				     cl->cache_epoch[j] + 1 != old->ports.epoch) ||
+				    (live[d / 64] & (1ull << (d % 64))))
+					continue;
+				doors[n_doors++] = d;
+			}
+			if (n_doors && rotator_unadmit_ports(rotation->rotator, proto, doors,
+							     n_doors, &unadmitted, &error) < 0)
+				log_warning(
+				    "rotation: revoking %s of %s: its admissions stay until "
+				    "they expire: %s%s%s",
+				    cl->name, old->policy->name, error.step,
+				    error.step[0] ? ": " : "", error.detail);
+			if (n_doors && !keep &&
+			    rotator_conntrack_cut(proto, doors, n_doors, &cut) < 0)
+				log_warning(
+				    "rotation: revoking %s of %s: its connections could not "
+				    "be cut (conntrack)",
+				    cl->name, old->policy->name);
+			if (rotation->hooks.on_client_revoked)
+				rotation->hooks.on_client_revoked(old->policy->name, cl->name, cut,
+								  keep, rotation->hooks.userdata);
+		}
+	}
+}
+
 int rotation_apply_policies(struct rotation *rotation, const struct policy_set *set,
 			    const struct policy_globals *globals, struct step_error *ret_error)
+{
+	return rotation_reload_policies(rotation, set, globals, true, ret_error);
+}
+
+int rotation_reload_policies(struct rotation *rotation, const struct policy_set *set,
+			     const struct policy_globals *globals, bool keep_connections,
+			     struct step_error *ret_error)
 {
 	struct decoy_limits limits = {
 	    .never_block = globals->never_block,
@@ -1263,7 +1606,11 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 		}
 	}
 
-	r = load_services(set, &services, &n, ret_error);
+	r = host_id_for(rotation, set, globals, ret_error);
+	if (r < 0)
+		return r;
+	r = load_services(rotation, set, rotation->host_id[0] ? rotation->host_id : NULL, &services,
+			  &n, ret_error);
 	if (r < 0)
 		return r;
 
@@ -1288,6 +1635,7 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 		    .egress_nflog_group = rotation->options.egress_nflog_group,
 		    .forward_guard4 = rotation->options.forward_guard4,
 		    .forward_guard6 = rotation->options.forward_guard6,
+		    .knock_nflog_group = rotation->options.knock_nflog_group,
 		};
 
 		r = rotator_new(&config, &rotation->rotator);
@@ -1303,9 +1651,11 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 		services_free(services, n);
 		return r;
 	}
+	revoke_clients(rotation, services, n, keep_connections);
 	services_free(rotation->services, rotation->n_services);
 	rotation->services = services;
 	rotation->n_services = n;
+	knock_services_refresh(rotation);
 	/* only an allocation can fail: the previous bound stays, still a bound */
 	r = decoy_blocks_set_limits(rotation->decoy_blocks, &limits);
 	if (r < 0)
@@ -1444,6 +1794,27 @@ static json_t *changes_json(const struct rotation *rotation)
 			 (json_int_t)rotation->max_late_usec, "recent", recent);
 }
 
+/* A per-client service's clients and where each one's door is now. */
+static json_t *clients_json(const struct rotated_service *s)
+{
+	json_t *clients = json_array();
+
+	for (size_t i = 0; clients && i < s->clients->n; i++) {
+		const struct rotation_client *c = &s->clients->clients[i];
+		int door = 0;
+
+		for (int j = 0; j < ROTATION_CLIENT_CACHE; j++)
+			if ((c->cache_valid & (1u << j)) && c->cache_epoch[j] == s->ports.epoch)
+				door = c->cache_door[j];
+		json_array_append_new(clients,
+				      json_pack("{s:s, s:i}", "name", c->name, "door", door));
+	}
+	return json_pack("{s:s, s:s, s:I, s:o}", "client_auth",
+			 s->policy->client_auth == POLICY_CLIENT_AUTH_KNOCK ? "knock" : "none",
+			 "host_id", s->clients->host_id, "doors", (json_int_t)s->ports.n_doors,
+			 "clients", clients);
+}
+
 json_t *rotation_status(const struct rotation *rotation)
 {
 	json_t *services = json_array(), *blocked = json_array();
@@ -1453,15 +1824,17 @@ json_t *rotation_status(const struct rotation *rotation)
 	for (size_t i = 0; services && i < rotation->n_services; i++) {
 		const struct rotated_service *s = &rotation->services[i];
 
-		json_array_append_new(
-		    services,
-		    json_pack("{s:s, s:I, s:i, s:i, s:I, s:I, s:o, s:I}", "name", s->policy->name,
-			      "epoch", (json_int_t)s->schedule.epoch, "port", s->schedule.port,
-			      "grace_port", s->schedule.grace_port, "boundary_usec",
-			      (json_int_t)s->schedule.boundary_usec, "next_boundary_usec",
-			      (json_int_t)s->schedule.next_boundary_usec, "decoys",
-			      ports_json(s->schedule.decoys, s->schedule.n_decoys), "decoy_hits",
-			      (json_int_t)s->decoy_hits));
+		json_t *o = json_pack(
+		    "{s:s, s:I, s:i, s:i, s:I, s:I, s:o, s:I}", "name", s->policy->name, "epoch",
+		    (json_int_t)s->schedule.epoch, "port", s->schedule.port, "grace_port",
+		    s->schedule.grace_port, "boundary_usec", (json_int_t)s->schedule.boundary_usec,
+		    "next_boundary_usec", (json_int_t)s->schedule.next_boundary_usec, "decoys",
+		    ports_json(s->schedule.decoys, s->schedule.n_decoys), "decoy_hits",
+		    (json_int_t)s->decoy_hits);
+
+		if (o && s->clients)
+			json_object_update_new(o, clients_json(s));
+		json_array_append_new(services, o);
 	}
 	for (size_t i = 0; blocked && i < rotation->n_blocked; i++) {
 		const struct blocked_source *b = &rotation->blocked[i];
@@ -1473,15 +1846,99 @@ json_t *rotation_status(const struct rotation *rotation)
 							 "until_usec", (json_int_t)b->until_usec,
 							 "strike", (int)b->strike));
 	}
-	return json_pack("{s:o, s:o, s:o, s:o, s:{s:b, s:b, s:I, s:I, s:I, s:I}}", "services",
-			 services, "blocked", blocked, "decoy_blocking",
-			 decoy_blocks_status(rotation->decoy_blocks, now_usec), "changes",
-			 changes_json(rotation), "table", "persist",
-			 (flags & ROTATOR_F_PERSIST) != 0, "adopted",
-			 (flags & ROTATOR_F_ADOPTED) != 0, "transactions",
-			 (json_int_t)rotation->transactions, "bank_switches",
-			 (json_int_t)rotation->switches, "failures", (json_int_t)rotation->failures,
-			 "last_apply_usec", (json_int_t)rotation->last_apply_usec);
+	json_t *o = json_pack(
+	    "{s:o, s:o, s:s?, s:o, s:o, s:{s:b, s:b, s:I, s:I, s:I, s:I}}", "services", services,
+	    "blocked", blocked, "host_id", rotation->host_id[0] ? rotation->host_id : NULL,
+	    "decoy_blocking", decoy_blocks_status(rotation->decoy_blocks, now_usec), "changes",
+	    changes_json(rotation), "table", "persist", (flags & ROTATOR_F_PERSIST) != 0, "adopted",
+	    (flags & ROTATOR_F_ADOPTED) != 0, "transactions", (json_int_t)rotation->transactions,
+	    "bank_switches", (json_int_t)rotation->switches, "failures",
+	    (json_int_t)rotation->failures, "last_apply_usec",
+	    (json_int_t)rotation->last_apply_usec);
+
+	if (o && rotation->knocks)
+		json_object_set_new(o, "knock", knock_listener_status(rotation->knocks));
+	return o;
+}
+
+static struct rotated_service *client_service(const struct rotation *rotation, const char *service)
+{
+	for (size_t i = 0; service && i < rotation->n_services; i++)
+		if (rotation->services[i].clients &&
+		    streq(rotation->services[i].policy->name, service))
+			return &rotation->services[i];
+	return NULL;
+}
+
+int rotation_client_key(const struct rotation *rotation, const char *service, const char *client,
+			const uint8_t **ret_key, size_t *ret_len)
+{
+	struct rotated_service *s = client_service(rotation, service);
+	const struct rotation_client *c = s ? rotation_clients_find(s->clients, client) : NULL;
+
+	if (!c)
+		return -ENOENT;
+	*ret_key = c->key;
+	*ret_len = c->key_len;
+	return 0;
+}
+
+/* A client's door or knock port of an epoch the agent computed: the current
+ * one's neighbours (previous, next) included. */
+static int client_port(const struct rotation *rotation, const char *service, const char *client,
+		       uint64_t epoch, bool knock, uint16_t *ret_port)
+{
+	struct rotated_service *s = client_service(rotation, service);
+	const struct rotation_client *c = s ? rotation_clients_find(s->clients, client) : NULL;
+
+	if (!c)
+		return -ENOENT;
+	for (int j = 0; j < ROTATION_CLIENT_CACHE; j++)
+		if ((c->cache_valid & (1u << j)) && c->cache_epoch[j] == epoch) {
+			*ret_port = knock ? c->cache_knock[j] : c->cache_door[j];
+			return 0;
+		}
+	return -ERANGE;
+}
+
+int rotation_client_door(const struct rotation *rotation, const char *service, const char *client,
+			 uint64_t epoch, uint16_t *ret_door)
+{
+	return client_port(rotation, service, client, epoch, false, ret_door);
+}
+
+int rotation_client_knock_port(const struct rotation *rotation, const char *service,
+			       const char *client, uint64_t epoch, uint16_t *ret_port)
+{
+	return client_port(rotation, service, client, epoch, true, ret_port);
+}
+
+int rotation_client_service(const struct rotation *rotation, const char *service,
+			    struct rotation_client_service *ret)
+{
+	struct rotated_service *s = client_service(rotation, service);
+
+	if (!s)
+		return -ENOENT;
+	*ret = (struct rotation_client_service){
+	    .host_id = s->clients->host_id,
+	    .knock = s->policy->client_auth == POLICY_CLIENT_AUTH_KNOCK,
+	    .knock_window_usec = s->policy->knock_window_usec,
+	    .knock_rate_limit = s->policy->knock_rate_limit,
+	    .knock_rate_interval_usec = s->policy->knock_rate_interval_usec,
+	    .interval_usec = s->policy->interval_usec,
+	    .grace_usec = s->policy->grace_usec,
+	    .proto = proto_of(s->policy),
+	    .epoch = s->ports.epoch,
+	    .in_grace = s->ports.grace,
+	    .n_clients = s->clients->n,
+	};
+	return 0;
+}
+
+const char *rotation_host_id(const struct rotation *rotation)
+{
+	return rotation->host_id[0] ? rotation->host_id : NULL;
 }
 
 void rotation_get_metrics(const struct rotation *rotation, struct rotation_metrics *ret)
@@ -1550,7 +2007,10 @@ void rotation_free(struct rotation *rotation)
 	sd_event_source_disable_unref(rotation->clock_watch);
 	if (rotation->clock_fd >= 0)
 		close(rotation->clock_fd);
+	knock_listener_free(rotation->knocks);
+	free(rotation->gated);
 	services_free(rotation->services, rotation->n_services);
+	schedule_mac_free(rotation->mac);
 	decoy_blocks_free(rotation->decoy_blocks);
 	free(rotation->blocked);
 	free(rotation->instance_backends);

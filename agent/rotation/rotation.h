@@ -87,6 +87,19 @@ struct rotation_decoy_event {
 	const char *error;   /* on_decoy_block: the block failed, this is why */
 };
 
+/* A client was admitted by its knock (on_client_admitted), or made its first
+ * connection of the epoch to its door (on_client_connected); docs/schedule.md,
+ * "Knock packets". */
+struct rotation_client_event {
+	const char *service;
+	const char *client;
+	const char *source;
+	uint16_t door;
+	uint64_t epoch;
+	uint64_t until_usec; /* the admission ends (realtime) */
+	const char *error;   /* on_client_admitted: the admission failed, this is why */
+};
+
 struct rotation_hooks {
 	/* A packet reached a decoy port (its source may be forged).
 	 * reached_instances: instances it has flows to (conntrack). Called from
@@ -108,8 +121,20 @@ struct rotation_hooks {
 	 * was not the sender's own address, perhaps a neighbour's). */
 	void (*on_egress_drop)(const char *link, const char *source, const char *destination,
 			       uint8_t proto, uint16_t port, bool spoofed, void *userdata);
+	/* A reload revoked a client (its key gone, or its service): its doors
+	 * and admissions are gone, cut_flows of its established flows cut (0
+	 * with keep_connections). */
+	void (*on_client_revoked)(const char *service, const char *client, size_t cut_flows,
+				  bool kept_connections, void *userdata);
 	/* The transaction of a boundary failed; the previous epoch's ports stay. */
 	void (*on_apply_failed)(const char *reason, void *userdata);
+	/* Knocks: an admission (or its failure), count refusals of a reason
+	 * since the last summary (at most one a second per service and reason),
+	 * a client's first connection of the epoch. */
+	void (*on_client_admitted)(const struct rotation_client_event *event, void *userdata);
+	void (*on_knocks_refused)(const char *service, const char *reason, uint64_t count,
+				  void *userdata);
+	void (*on_client_connected)(const struct rotation_client_event *event, void *userdata);
 	void *userdata;
 };
 
@@ -121,6 +146,9 @@ struct rotation_options {
 	bool monitor;		     /* decoys block nobody; what they would do is reported */
 	/* forwarding of the family was off before the agent (rotation.h) */
 	bool forward_guard4, forward_guard6;
+	/* NFLOG group of packets to knock ports and of first connections to
+	 * gated doors (rotator_config); 0: none */
+	uint16_t knock_nflog_group;
 };
 
 int rotation_new(sd_event *event, const struct rotation_options *options,
@@ -133,6 +161,16 @@ int rotation_new(sd_event *event, const struct rotation_options *options,
  * (the caller swaps them only after this succeeds). */
 int rotation_apply_policies(struct rotation *rotation, const struct policy_set *set,
 			    const struct policy_globals *globals, struct step_error *ret_error);
+
+/* The same for a reload: clients of the set in force whose keys are gone
+ * (or whose service is) lose their doors in the reload's transaction, then
+ * their admissions (a second transaction) and, unless keep_connections,
+ * their established flows (conntrack): flows to their recent doors (this
+ * epoch's and the previous one's) that are no live client's door.
+ * on_client_revoked reports each. */
+int rotation_reload_policies(struct rotation *rotation, const struct policy_set *set,
+			     const struct policy_globals *globals, bool keep_connections,
+			     struct step_error *ret_error);
 
 /* A managed service's traffic goes to its healthy instance: one transaction
  * moves the public (and grace) port to these addresses (one per family).
@@ -190,6 +228,36 @@ void rotation_get_metrics(const struct rotation *rotation, struct rotation_metri
  * operator's word that it was no scanner). -EINVAL for an address that does
  * not parse (ret_error says so). */
 int rotation_unblock(struct rotation *rotation, const char *address, struct step_error *ret_error);
+
+/* Per-client services (ClientKeys=): what the knock receiver and the
+ * control socket ask. -ENOENT: no such per-client service or client. */
+
+/* The client's key (valid until the next rotation_apply_policies()). */
+int rotation_client_key(const struct rotation *rotation, const char *service, const char *client,
+			const uint8_t **ret_key, size_t *ret_len);
+/* Its door and its knock port of an epoch: the service's current epoch, the
+ * one before and the one after (-ERANGE for another). */
+int rotation_client_door(const struct rotation *rotation, const char *service, const char *client,
+			 uint64_t epoch, uint16_t *ret_door);
+int rotation_client_knock_port(const struct rotation *rotation, const char *service,
+			       const char *client, uint64_t epoch, uint16_t *ret_port);
+/* A per-client service's settings and moment. */
+struct rotation_client_service {
+	const char *host_id;
+	bool knock; /* ClientAuth=knock */
+	uint64_t knock_window_usec;
+	unsigned knock_rate_limit; /* KnockRate=N/SPAN per source */
+	uint64_t knock_rate_interval_usec;
+	uint64_t interval_usec, grace_usec;
+	uint8_t proto;	/* of its doors: IPPROTO_TCP or IPPROTO_UDP */
+	uint64_t epoch; /* the one in force */
+	bool in_grace;	/* the previous epoch's doors are still open */
+	size_t n_clients;
+};
+int rotation_client_service(const struct rotation *rotation, const char *service,
+			    struct rotation_client_service *ret);
+/* The host id in force (HostId=, else the host's public address), NULL if none. */
+const char *rotation_host_id(const struct rotation *rotation);
 
 /* Leaves the table in place (so ports stay closed) unless remove_on_stop. */
 void rotation_free(struct rotation *rotation);

@@ -7,7 +7,9 @@
  *
  * Input: one mode byte, then the datagram. Mode bit 0: egress listener
  * (drops) instead of decoy listener (hits); bits 1-3: capacity - 1 (1..8), so
- * the "batch full" path is reached. Seeds: tests/fuzz/gen_seeds.c. */
+ * the "batch full" path is reached; bit 4: the knock listener (knocks, each
+ * payload then read by knock_parse()) instead of either. Seeds:
+ * tests/fuzz/gen_seeds.c. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 #include <netinet/in.h>
 
+#include "knock.h"
 #include "rotator_internal.h"
 
 #define MAX_BATCH 8
@@ -32,16 +35,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct rotator_hit hits[MAX_BATCH];
 	struct rotator_egress_drop drops[MAX_BATCH];
+	struct rotator_knock knocks[MAX_BATCH];
 	struct rotator_nflog_batch batch = {0};
-	bool egress;
+	bool egress, knock;
 	void *buf;
 	int r;
 
 	if (size < 1)
 		return 0;
 	egress = data[0] & 1;
+	knock = data[0] & 0x10;
 	batch.max = (size_t)((data[0] >> 1) & 7) + 1;
-	if (egress)
+	if (knock)
+		batch.knocks = knocks;
+	else if (egress)
 		batch.drops = drops;
 	else
 		batch.hits = hits;
@@ -57,7 +64,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r > 0 || batch.n > batch.max)
 		abort();
 	for (size_t i = 0; i < batch.n; i++) {
-		if (egress) {
+		if (knock) {
+			const struct rotator_knock *k = &knocks[i];
+			struct knock parsed;
+			const char *why;
+
+			check_addr(&k->source);
+			if (k->len > ROTATOR_KNOCK_PAYLOAD_MAX ||
+			    (k->kind == ROTATOR_KNOCK_DATAGRAM && k->proto != IPPROTO_UDP))
+				abort();
+			if (k->kind == ROTATOR_KNOCK_DATAGRAM &&
+			    knock_parse(k->payload, k->len, &parsed, &why) == 0 &&
+			    parsed.client[0] == '\0')
+				abort();
+		} else if (egress) {
 			const struct rotator_egress_drop *d = &drops[i];
 			bool ported = d->proto == IPPROTO_TCP || d->proto == IPPROTO_UDP ||
 				      d->proto == IPPROTO_SCTP || d->proto == IPPROTO_UDPLITE;

@@ -198,6 +198,14 @@ with open(KEY, "w") as f:
     f.write(os.urandom(32).hex() + "\n")
 os.chmod(KEY, 0o600)
 
+# ClientKeys=: a directory of one client's raw key (the knock keys need it).
+CLIENTS = os.path.join(WORK, "clients")
+os.makedirs(CLIENTS, mode=0o700, exist_ok=True)
+with open(os.path.join(CLIENTS, "c.key"), "wb") as f:
+    f.write(os.urandom(32))
+os.chmod(os.path.join(CLIENTS, "c.key"), 0o600)
+KNOCK = {"Rotation": ["-KeyFile", "ClientKeys=" + CLIENTS, "ClientAuth=knock"]}
+
 BASE = {
     "Service": ["Name=m", "Snapshot=/", "SnapshotKey=/k.pub", "Exec=/bin/true", "ListenPort=80/tcp"],
     "Rotation": ["PublicPorts=20000-29999", "KeyFile=" + KEY, "AddressPool=10.9.0.0/16"],
@@ -218,6 +226,8 @@ COMPANIONS = {
     "DecoyBlockFactor": {"Rotation": ["Decoys=1"]},
     "StandbyInstances": {"Service": ["ReplaceBurst=1000"]},
     "ReplaceBurst": {},
+    "KnockWindow": KNOCK,
+    "KnockRate": KNOCK,
 }
 
 
@@ -260,8 +270,10 @@ COUNTED = {
 def policy_text(section, key, value):
     parts = {s: list(v) for s, v in BASE.items()}
     for s, lines in COMPANIONS.get(key, {}).items():
+        # "-Key" removes Key= from the base policy
         parts[s] = [l for l in parts[s] if l.split("=")[0] not in
-                    [x.split("=")[0] for x in lines]] + lines
+                    [x.split("=")[0].lstrip("-") for x in lines]] + \
+            [l for l in lines if not l.startswith("-")]
     if key is not None:
         parts[section] = [l for l in parts[section] if not l.startswith(key + "=")]
         parts[section].append("%s=%s" % (key, value))
@@ -312,10 +324,16 @@ def snake(key):
 HOOK_KEYS = ("OnEvent", "HookTimeout", "HookRate", "HookUser")
 # Keys whose numbers count other things (lines, record types, hooks running
 # at once), not a bound of the value: listed as unread.
-PROSE_KEYS = {"OnEvent": "its numbers count lines, record types and hooks running at once"}
+PROSE_KEYS = {"OnEvent": "its numbers count lines, record types and hooks running at once",
+              "ClientKeys": "its numbers bound the names and sizes of the directory's files",
+              "HostId": "its numbers bound its length"}
+# The global file's keys under [Agent].
+AGENT_KEYS = ("HostId",)
 
 
 def file_section(section, key):
+    if section == "Decoys" and key in AGENT_KEYS:
+        return "Agent"
     return "Hooks" if section == "Decoys" and key in HOOK_KEYS else section
 
 
@@ -365,7 +383,7 @@ for sect, tag, body in entries(os.path.join(REPO, "docs/mtd.policy.5")):
             # how a bound is written into the key's value
             if counted:
                 tmpl = counted
-            elif key in ("UDPBlockLimit", "HookRate"):
+            elif key in ("UDPBlockLimit", "HookRate", "KnockRate"):
                 tmpl = "{}/1min" if idx == 0 else "32/{}"
             elif kind == "prefix":
                 tmpl = "10.0.0.0{}" if idx == 0 else "fd00::{}"
@@ -449,7 +467,7 @@ for sect, tag, body in entries(os.path.join(REPO, "docs/mtd.policy.5")):
         got = obj[name]
         pv = parse_value(d)
         if d == "none":
-            good = got in ([], None)
+            good = got in ([], None, "none")
         elif d in ("no", "yes"):
             good = got is (d == "yes")
         elif pv and pv[0] == "time":

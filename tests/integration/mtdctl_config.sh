@@ -66,7 +66,7 @@ rc=$?
 want="$WORK/bad.conf:2: Decoys.NeverBlock: \"10.1.2.3/8\": host bits set after the /8 prefix (the network is 10.0.0.0/8)
 $WORK/bad.conf:3: Decoys.UDPBlockLimit: \"32\": expected SOURCES/SPAN (e.g. 32/1min)
 $WORK/bad.conf:4: Decoys.Whitelist: unknown key
-$WORK/bad.conf:5: unknown section \"Service\" (expected [Decoys] or [Hooks])"
+$WORK/bad.conf:5: unknown section \"Service\" (expected [Agent], [Decoys] or [Hooks])"
 got=$(grep "^$WORK/bad.conf" <<<"$out")
 [ "$got" = "$want" ] || fail "errors of bad.conf:
 --- expected

@@ -5,6 +5,9 @@
  *   rotator-driver [-g GROUP] [-H HONEYPOT_PORT] [-E EGRESS_GROUP]
  *                  apply [SERVICE...] [-n SERVICE...] [-u ADDR...] [-i INSTANCE...]
  *       SERVICE = name,proto,port,grace,backend_addr,backend_port,local,decoy:decoy:...
+ *                 [,door:door:...[,gated[,knock:knock:...]]]
+ *                 (client doors, "1" for a knock-gated service, its knock ports;
+ *                 "-" for an empty list)
  *       INSTANCE = name,addr[+addr],proto,port[,EGRESS...] (-E enables the envelope)
  *       EGRESS = proto/port[-port][@cidr]
  *       -n SERVICE: a service of the plan's next (the idle bank)
@@ -17,6 +20,11 @@
  *   rotator-driver block ADDR MS [ADDR MS...]
  *                                   rotator_block(): one transaction, each source for
  *                                   MS milliseconds (0: until unblocked)
+ *   rotator-driver admit ADDR PROTO PORT MS [ADDR PROTO PORT MS...]
+ *                                   rotator_admit(): one transaction
+ *   rotator-driver unadmit ADDR PROTO PORT [ADDR PROTO PORT...]
+ *                                   rotator_unadmit(): one transaction
+ *   -K GROUP                        rotator_config.knock_nflog_group
  *   rotator-driver [-g GROUP] hits N TIMEOUT_MS     print N decoy hits from NFLOG
  *   rotator-driver -E GROUP egress N TIMEOUT_MS   print N egress drops from NFLOG
  *   rotator-driver echo PORT [GREETING]  TCP echo on [::]:PORT (greets first), held connections
@@ -61,12 +69,30 @@ static int parse_addr(const char *s, struct rotator_addr *a)
 	return -EINVAL;
 }
 
+/* "a:b:c" (or "-") into a malloc'ed list (a test driver: never freed) */
+static const uint16_t *parse_ports(char *spec, size_t *ret_n)
+{
+	uint16_t *ports = calloc(65536, sizeof(*ports));
+	char *save = NULL;
+	size_t n = 0;
+
+	if (!ports)
+		abort();
+	if (strcmp(spec, "-") != 0)
+		for (char *p = strtok_r(spec, ":", &save); p && n < 65535;
+		     p = strtok_r(NULL, ":", &save))
+			ports[n++] = (uint16_t)strtoul(p, NULL, 10);
+	*ret_n = n;
+	return ports;
+}
+
 static int parse_service(char *spec, struct rotator_service *s, uint16_t *decoys)
 {
-	char *f[8] = {};
+	char *f[11] = {};
+	char *save = NULL;
 	int n = 0;
 
-	for (char *p = strtok(spec, ","); p && n < 8; p = strtok(NULL, ","))
+	for (char *p = strtok_r(spec, ",", &save); p && n < 11; p = strtok_r(NULL, ",", &save))
 		f[n++] = p;
 	if (n < 7)
 		return -EINVAL;
@@ -79,11 +105,17 @@ static int parse_service(char *spec, struct rotator_service *s, uint16_t *decoys
 		return -EINVAL;
 	s->backend_port = (uint16_t)strtoul(f[5], NULL, 10);
 	s->local_access = strcmp(f[6], "1") == 0;
-	if (n == 8)
-		for (char *p = strtok(f[7], ":"); p && s->n_decoys < ROTATOR_MAX_DECOYS;
-		     p = strtok(NULL, ":"))
+	if (n >= 8 && strcmp(f[7], "-") != 0)
+		for (char *p = strtok_r(f[7], ":", &save); p && s->n_decoys < ROTATOR_MAX_DECOYS;
+		     p = strtok_r(NULL, ":", &save))
 			decoys[s->n_decoys++] = (uint16_t)strtoul(p, NULL, 10);
 	s->decoys = decoys;
+	if (n >= 9)
+		s->client_ports = parse_ports(f[8], &s->n_client_ports);
+	if (n >= 10)
+		s->gated = strcmp(f[9], "1") == 0;
+	if (n >= 11)
+		s->knock_ports = parse_ports(f[10], &s->n_knock_ports);
 	return 0;
 }
 
@@ -252,8 +284,10 @@ int main(int argc, char **argv)
 	struct rotator *rot = NULL;
 	int opt, r;
 
-	while ((opt = getopt(argc, argv, "+g:H:E:")) != -1) {
-		if (opt == 'E') {
+	while ((opt = getopt(argc, argv, "+g:H:E:K:")) != -1) {
+		if (opt == 'K')
+			cfg.knock_nflog_group = (uint16_t)atoi(optarg);
+		else if (opt == 'E') {
 			cfg.instance_envelope = true;
 			cfg.egress_nflog_group = (uint16_t)atoi(optarg);
 		} else if (opt == 'g')
@@ -461,6 +495,37 @@ int main(int argc, char **argv)
 		if (r < 0)
 			return print_err("block", r, &err);
 		printf("block sent %d\n", n);
+		return 0;
+	}
+	if (strcmp(argv[optind], "admit") == 0 || strcmp(argv[optind], "unadmit") == 0) {
+		bool admit = strcmp(argv[optind], "admit") == 0;
+		int per = admit ? 4 : 3, n = (argc - optind - 1) / per;
+		struct rotator_admission *list = calloc((size_t)n + 1, sizeof(*list));
+
+		if (!list || n == 0 || (argc - optind - 1) % per) {
+			fprintf(stderr, "%s: give ADDR PROTO PORT%s groups\n", argv[optind],
+				admit ? " MS" : "");
+			return 2;
+		}
+		for (int i = 0; i < n; i++) {
+			char **a = &argv[optind + 1 + per * i];
+
+			if (parse_addr(a[0], &list[i].source) < 0) {
+				fprintf(stderr, "bad address %s\n", a[0]);
+				return 2;
+			}
+			list[i].proto = strcmp(a[1], "udp") == 0 ? IPPROTO_UDP : IPPROTO_TCP;
+			list[i].port = (uint16_t)strtoul(a[2], NULL, 10);
+			if (admit)
+				list[i].expires_in_ms = strtoull(a[3], NULL, 10);
+		}
+		r = admit ? rotator_admit(rot, list, (size_t)n, &err)
+			  : rotator_unadmit(rot, list, (size_t)n, &err);
+		rotator_free(rot);
+		free(list);
+		if (r < 0)
+			return print_err(admit ? "admit" : "unadmit", r, &err);
+		printf("%s sent %d\n", admit ? "admit" : "unadmit", n);
 		return 0;
 	}
 	if (strcmp(argv[optind], "apply") == 0) {

@@ -411,7 +411,7 @@ static void test_globals_report_every_error(void **state)
 	    "Whitelist=10.0.0.0/8\n"
 	    "NeverBlock=10.0.0.1/8 ::/0\n",
 	    "mtd.conf:1: Key=Value before any [Section]\n"
-	    "mtd.conf:2: unknown section \"Service\" (expected [Decoys] or [Hooks])\n"
+	    "mtd.conf:2: unknown section \"Service\" (expected [Agent], [Decoys] or [Hooks])\n"
 	    "mtd.conf:6: Decoys.UDPBlockLimit: given twice (first at line 5); this "
 	    "key does not repeat\n"
 	    "mtd.conf:7: Decoys.neverblock: unknown key (did you mean "

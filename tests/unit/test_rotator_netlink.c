@@ -75,6 +75,63 @@ static void test_nflog_decoy_hit_gives_source_and_port(void **state)
 	assert_int_equal(hits[0].port, 31337);
 }
 
+/* NFULNL_MSG_PACKET with prefix: an IPv4 UDP datagram src -> dport whose UDP
+ * header says udp_payload bytes, of which len are copied. */
+static size_t put_nflog_udp4(size_t off, const char *prefix, const char *src, uint16_t dport,
+			     const void *payload, size_t len, size_t udp_payload)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf + off);
+	struct nfgenmsg *nfg;
+	uint8_t pkt[28 + 512] = {0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, IPPROTO_UDP};
+
+	inet_pton(AF_INET, src, pkt + 12);
+	inet_pton(AF_INET, "192.0.2.10", pkt + 16);
+	pkt[22] = (uint8_t)(dport >> 8);
+	pkt[23] = (uint8_t)dport;
+	pkt[24] = (uint8_t)((udp_payload + 8) >> 8);
+	pkt[25] = (uint8_t)(udp_payload + 8);
+	memcpy(pkt + 28, payload, len);
+	nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
+	nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = AF_INET;
+	mnl_attr_put_strz(nlh, NFULA_PREFIX, prefix);
+	mnl_attr_put(nlh, NFULA_PAYLOAD, 28 + len, pkt);
+	return off + nlh->nlmsg_len;
+}
+
+static void test_nflog_knock_gives_its_payload_and_connections_their_door(void **state)
+{
+	struct rotator_knock knocks[8];
+	struct rotator_nflog_batch b = {.knocks = knocks, .max = 8};
+	uint8_t big[300];
+	size_t off;
+
+	memset(buf, 0, sizeof(buf));
+	memset(big, 0x5a, sizeof(big));
+	off = put_nflog_udp4(0, "mtd-knock ", "198.51.100.7", 4000, "MTDK\x01", 5, 5);
+	off = put_nflog_tcp4(off, "mtd-connect ", "198.51.100.7", 5000);
+	off = put_nflog_tcp4(off, "mtd-decoy ", "198.51.100.8", 31337); /* not a knock */
+	off = put_nflog_tcp4(off, "mtd-knock ", "198.51.100.8", 4000);	/* TCP: no knock */
+	/* more than the copy range: marked truncated, never beyond the buffer */
+	off = put_nflog_udp4(off, "mtd-knock ", "198.51.100.9", 4000, big, sizeof(big), 1000);
+	/* a UDP length shorter than what was copied (padding): the UDP length wins */
+	off = put_nflog_udp4(off, "mtd-knock ", "198.51.100.9", 4001, big, 20, 3);
+	assert_int_equal(rotator_nflog_parse(buf, off, &b), 0);
+	assert_int_equal(b.n, 4);
+	assert_int_equal(knocks[0].kind, ROTATOR_KNOCK_DATAGRAM);
+	assert_int_equal(knocks[0].port, 4000);
+	assert_int_equal(knocks[0].len, 5);
+	assert_memory_equal(knocks[0].payload, "MTDK\x01", 5);
+	assert_false(knocks[0].truncated);
+	assert_int_equal(knocks[1].kind, ROTATOR_KNOCK_CONNECTION);
+	assert_int_equal(knocks[1].proto, IPPROTO_TCP);
+	assert_int_equal(knocks[1].port, 5000);
+	assert_int_equal(knocks[2].len, ROTATOR_KNOCK_PAYLOAD_MAX);
+	assert_true(knocks[2].truncated);
+	assert_int_equal(knocks[3].len, 3);
+	assert_false(knocks[3].truncated);
+}
+
 static void test_nflog_message_with_huge_length_is_not_followed(void **state)
 {
 	struct rotator_egress_drop drops[4];
@@ -261,6 +318,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_nflog_decoy_hit_gives_source_and_port),
+	    cmocka_unit_test(test_nflog_knock_gives_its_payload_and_connections_their_door),
 	    cmocka_unit_test(test_nflog_message_with_huge_length_is_not_followed),
 	    cmocka_unit_test(test_conntrack_dump_gives_distinct_reply_sources),
 	    cmocka_unit_test(test_conntrack_count_to_counts_open_dnated_flows_only),
