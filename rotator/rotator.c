@@ -556,6 +556,85 @@ static int admissions(struct rotator *r, const struct rotator_admission *a, size
 	return nft_txn_commit(r->sock, t, MAX_RESTARTS, err);
 }
 
+struct admitted_reader {
+	int family;
+	uint8_t proto;
+	const uint64_t *ports; /* bitmap */
+	struct rotator_admission *list;
+	size_t n, cap;
+};
+
+static int read_one_admitted(const struct nft_elem_info *elem, void *userdata)
+{
+	struct admitted_reader *reader = userdata;
+	size_t al = reader->family == AF_INET ? 4 : 16;
+	const uint8_t *k = elem->key;
+	struct rotator_admission *a;
+	uint16_t port;
+
+	if (elem->key_len != al + 8 || k[al] != reader->proto)
+		return 0;
+	port = (uint16_t)(k[al + 4] << 8 | k[al + 5]);
+	if (!(reader->ports[port / 64] & (1ull << (port % 64))))
+		return 0;
+	if (reader->n == reader->cap) {
+		size_t cap = reader->cap ? 2 * reader->cap : 16;
+		struct rotator_admission *grown = realloc(reader->list, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		reader->list = grown;
+		reader->cap = cap;
+	}
+	a = &reader->list[reader->n++];
+	*a = (struct rotator_admission){
+	    .source.family = reader->family, .proto = reader->proto, .port = port};
+	memcpy(&a->source.in6, k, al); /* in: same start */
+	return 0;
+}
+
+int rotator_unadmit_ports(struct rotator *r, uint8_t proto, const uint16_t *ports, size_t n_ports,
+			  size_t *ret_n, struct step_error *err)
+{
+	static const struct {
+		int family;
+		const char *set;
+	} sets[] = {{AF_INET, RS_ADMITTED4}, {AF_INET6, RS_ADMITTED6}};
+	_cleanup_free_ uint64_t *bitmap = calloc(65536 / 64, sizeof(uint64_t));
+	struct admitted_reader reader = {.proto = proto};
+	int k = 0;
+
+	if (err)
+		step_error_clear(err);
+	if (!r || !bitmap)
+		return step_error_set(err, "unadmit", r ? -ENOMEM : -EINVAL, "%s", "");
+	for (size_t i = 0; i < n_ports; i++)
+		bitmap[ports[i] / 64] |= 1ull << (ports[i] % 64);
+	reader.ports = bitmap;
+	for (size_t i = 0; i < ELEMENTSOF(sets); i++) {
+		reader.family = sets[i].family;
+		k = nft_dump_set_elems(r->sock, NFPROTO_INET, ROTATOR_TABLE, sets[i].set,
+				       read_one_admitted, &reader);
+		if (k == -ENOENT)
+			k = 0;
+		if (k < 0) {
+			free(reader.list);
+			return step_error_set(err, sets[i].set, k, "reading the admissions");
+		}
+	}
+	/* in chunks of what one call takes */
+	for (size_t off = 0; k >= 0 && off < reader.n; off += ROTATOR_MAX_ADMIT)
+		k = admissions(r, reader.list + off,
+			       reader.n - off < ROTATOR_MAX_ADMIT ? reader.n - off
+								  : ROTATOR_MAX_ADMIT,
+			       true, err);
+	free(reader.list);
+	if (k < 0)
+		return k;
+	*ret_n = reader.n;
+	return 0;
+}
+
 int rotator_admit(struct rotator *r, const struct rotator_admission *a, size_t n,
 		  struct step_error *err)
 {

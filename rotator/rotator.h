@@ -290,6 +290,16 @@ int rotator_conntrack_reached(const struct rotator_addr *source, struct rotator_
  * namespace, filtered here. */
 int rotator_conntrack_count_to(const struct rotator_addr *addr, size_t *ret_count);
 
+/* Cut the flows that came in through a DNAT to one of these public ports
+ * of protocol proto (both families): revoked client doors. *ret_cut: how
+ * many were deleted (a flow that ended meanwhile counts as cut). */
+int rotator_conntrack_cut(uint8_t proto, const uint16_t *ports, size_t n_ports, size_t *ret_cut);
+
+/* Remove every admission (rotator_admit) to one of these doors, both
+ * families, in one transaction; *ret_n: how many. */
+int rotator_unadmit_ports(struct rotator *r, uint8_t proto, const uint16_t *ports, size_t n_ports,
+			  size_t *ret_n, struct step_error *err);
+
 /*
  * The honeypot listener that makes TCP decoys look open. With
  * rotator_config.honeypot_port set, the table logs a SYN to a TCP decoy and

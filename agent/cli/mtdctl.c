@@ -29,7 +29,10 @@ static const struct mtdctl_command commands[] = {
     {"policy list", "", "services in force", false, mtdctl_policy_list},
     {"policy show", "NAME", "one service's policy as the agent holds it", false,
      mtdctl_policy_show},
-    {"reload", "", "validate the policy directory and apply it (root)", false, mtdctl_reload},
+    {"reload", "[--keep-connections]",
+     "validate the policy directory and apply it (root); clients whose keys are gone lose their "
+     "doors and (unless --keep-connections) their connections",
+     false, mtdctl_reload},
     {"unblock", "ADDRESS", "let a source blocked by a decoy hit in again (root)", false,
      mtdctl_unblock},
     {"instances", "", "running instances: id, service, pid, address, state", false,

@@ -719,9 +719,10 @@ static int command_policy_show(const struct mtdctl *ctl, const char *name)
 	return 0;
 }
 
-static int command_reload(const struct mtdctl *ctl)
+static int command_reload(const struct mtdctl *ctl, bool keep_connections)
 {
-	struct control_request request = {.command = CONTROL_RELOAD};
+	struct control_request request = {.command = CONTROL_RELOAD,
+					  .keep_connections = keep_connections};
 	_cleanup_(json_decrefp) json_t *result = NULL;
 	int exit_code;
 
@@ -741,6 +742,10 @@ static int command_reload(const struct mtdctl *ctl)
 	if (json_array_size(json_object_get(result, "removed"))) {
 		fputs("; removed: ", stdout);
 		print_value(json_object_get(result, "removed"));
+	}
+	if (json_array_size(json_object_get(result, "revoked"))) {
+		fputs("; clients revoked: ", stdout);
+		print_value(json_object_get(result, "revoked"));
 	}
 	putchar('\n');
 	return 0;
@@ -862,7 +867,11 @@ int mtdctl_metrics(const struct mtdctl *ctl, int argc, char **argv)
 
 int mtdctl_reload(const struct mtdctl *ctl, int argc, char **argv)
 {
-	return run_no_arguments(ctl, argc, "reload", command_reload);
+	if (argc == 2 && streq(argv[1], "--keep-connections"))
+		return command_reload(ctl, true);
+	if (argc != 1)
+		return mtdctl_usage_error("reload: the only option is --keep-connections");
+	return command_reload(ctl, false);
 }
 
 int mtdctl_instances(const struct mtdctl *ctl, int argc, char **argv)

@@ -39,11 +39,12 @@ enum control_command {
 
 struct control_request {
 	enum control_command command;
-	char name[64];	  /* policy-show: service name */
-	uint64_t since;	  /* audit-show: records with seq > since */
-	bool follow;	  /* audit-show: keep streaming new records */
-	bool verify;	  /* inspect: check every kept file now (root only) */
-	char address[48]; /* unblock: an IPv4 or IPv6 address */
+	char name[64];	       /* policy-show: service name */
+	uint64_t since;	       /* audit-show: records with seq > since */
+	bool follow;	       /* audit-show: keep streaming new records */
+	bool verify;	       /* inspect: check every kept file now (root only) */
+	bool keep_connections; /* reload: revoked clients' established flows stay */
+	char address[48];      /* unblock: an IPv4 or IPv6 address */
 	char target[64];  /* quarantine: instance id or service; release, inspect: instance id */
 	char reason[200]; /* quarantine: free text, printable ASCII */
 };

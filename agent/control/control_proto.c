@@ -19,7 +19,7 @@ static const struct command_info commands[_CONTROL_COMMAND_MAX] = {
     [CONTROL_STATUS] = {"status", false, {NULL}},
     [CONTROL_POLICY_LIST] = {"policy-list", false, {NULL}},
     [CONTROL_POLICY_SHOW] = {"policy-show", false, {"name", NULL}},
-    [CONTROL_RELOAD] = {"reload", true, {NULL}},
+    [CONTROL_RELOAD] = {"reload", true, {"keep_connections", NULL}},
     [CONTROL_AUDIT_SHOW] = {"audit-show", false, {"since", "follow", NULL}},
     [CONTROL_UNBLOCK] = {"unblock", true, {"address", NULL}},
     [CONTROL_INSTANCES] = {"instances", false, {NULL}},
@@ -244,6 +244,17 @@ int control_request_decode(const char *message, size_t len, struct control_reque
 		}
 	}
 
+	if (request.command == CONTROL_RELOAD) {
+		value = json_object_get(root, "keep_connections");
+		if (value) {
+			if (!json_is_boolean(value))
+				return refuse(
+				    ret_reason,
+				    "reload: field \"keep_connections\" must be true or false");
+			request.keep_connections = json_is_true(value);
+		}
+	}
+
 	if (request.command == CONTROL_INSPECT) {
 		value = json_object_get(root, "verify");
 		if (value) {
@@ -283,6 +294,9 @@ char *control_request_encode(const struct control_request *request)
 	if ((request->command == CONTROL_QUARANTINE || request->command == CONTROL_RELEASE ||
 	     request->command == CONTROL_INSPECT || request->command == CONTROL_REPLACE) &&
 	    json_object_set_new(root, "target", json_string(request->target)) < 0)
+		return NULL;
+	if (request->command == CONTROL_RELOAD && request->keep_connections &&
+	    json_object_set_new(root, "keep_connections", json_true()) < 0)
 		return NULL;
 	if (request->command == CONTROL_INSPECT && request->verify &&
 	    json_object_set_new(root, "verify", json_true()) < 0)

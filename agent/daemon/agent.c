@@ -20,6 +20,7 @@
 #include "fleet.h"
 #include "rotation.h"
 #include "clock.h"
+#include "schedule.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy_set *, policy_set_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy_globals *, policy_globals_free)
@@ -35,6 +36,10 @@ struct agent {
 	uint64_t started_usec;		/* CLOCK_MONOTONIC */
 	uint64_t reloads;
 	uint64_t reload_failures;
+	/* the reload under way: revoked clients' flows stay (mtdctl reload
+	 * --keep-connections), and the names of those it revoked */
+	bool reload_keep_connections;
+	json_t *reload_revoked;
 	struct audit_log *audit;
 	struct control_server *control;
 	struct control_audit *control_audit; /* refusals: one record per uid per window */
@@ -268,16 +273,21 @@ int agent_reload(struct agent *agent, const char *source, json_t **ret_result, c
 
 	/* One nftables transaction for the new set; on failure the kernel and the
 	 * agent keep the old one. */
-	r = rotation_apply_policies(agent->rotation, next, next_globals, &rotation_error);
+	json_decref(agent->reload_revoked);
+	agent->reload_revoked = json_array();
+	r = rotation_reload_policies(agent->rotation, next, next_globals,
+				     agent->reload_keep_connections, &rotation_error);
 	if (r < 0) {
 		errors =
 		    json_pack("[s]", step_error_reason(&rotation_error, r, reason, sizeof(reason)));
 		return reload_refused(agent, source, errors, ret_error, ret_error_details);
 	}
 
-	fields = json_pack("{s:s, s:o, s:o, s:o}", "source", source, "services", policy_names(next),
-			   "added", policy_names_missing(agent->policies, next), "removed",
-			   policy_names_missing(next, agent->policies));
+	fields =
+	    json_pack("{s:s, s:o, s:o, s:o, s:o}", "source", source, "services", policy_names(next),
+		      "added", policy_names_missing(agent->policies, next), "removed",
+		      policy_names_missing(next, agent->policies), "revoked",
+		      agent->reload_revoked ? json_incref(agent->reload_revoked) : json_array());
 	r = agent_audit_durable(agent, "policy-reload", json_incref(fields));
 	if (r < 0) {
 		/* A change that cannot be audited is undone. */
@@ -435,13 +445,17 @@ static void handle_policy_show(struct agent *agent, struct control_client *clien
 	reply_result(client, policy_to_json(p));
 }
 
-static void handle_reload(struct agent *agent, struct control_client *client)
+static void handle_reload(struct agent *agent, struct control_client *client, bool keep_connections)
 {
 	json_t *result = NULL, *details = NULL;
+	int r;
 	_cleanup_free_ char *error = NULL;
 
 	(void)sd_notify(0, "RELOADING=1");
-	if (agent_reload(agent, "control", &result, &error, &details) < 0) {
+	agent->reload_keep_connections = keep_connections;
+	r = agent_reload(agent, "control", &result, &error, &details);
+	agent->reload_keep_connections = false;
+	if (r < 0) {
 		_cleanup_free_ char *text = control_reply_error_details(
 		    error ? error : "reload refused", "errors", details);
 		(void)control_client_send(client, text);
@@ -572,7 +586,7 @@ static void on_control_request(struct control_client *client, const struct contr
 		handle_policy_show(agent, client, request->name);
 		break;
 	case CONTROL_RELOAD:
-		handle_reload(agent, client);
+		handle_reload(agent, client, request->keep_connections);
 		break;
 	case CONTROL_AUDIT_SHOW:
 		handle_audit_show(agent, client, request);
@@ -678,6 +692,25 @@ static void on_egress_drop(const char *link, const char *source, const char *des
 			  json_pack("{s:s?, s:s, s:s, s:i, s:i, s:b}", "link", link, "source",
 				    source, "destination", destination, "proto", (int)proto, "port",
 				    (int)port, "spoofed", spoofed));
+}
+
+static void on_client_revoked(const char *service, const char *client, size_t cut_flows,
+			      bool kept_connections, void *userdata)
+{
+	struct agent *agent = userdata;
+	char name[POLICY_NAME_MAX + SCHEDULE_MAX_CLIENT_NAME + 2];
+
+	log_notice("reload: client %s of %s revoked (%zu connection%s cut%s)", client, service,
+		   cut_flows, cut_flows == 1 ? "" : "s",
+		   kept_connections ? ", --keep-connections" : "");
+	snprintf(name, sizeof(name), "%s/%s", service, client);
+	if (agent->reload_revoked)
+		json_array_append_new(agent->reload_revoked, json_string(name));
+	(void)agent_audit(agent, "client-revoked",
+			  json_pack("{s:s, s:s, s:I, s:b}", "service", service, "client", client,
+				    "cut_flows", (json_int_t)cut_flows, "kept_connections",
+				    kept_connections),
+			  true);
 }
 
 static void on_rotation_failed(const char *reason, void *userdata)
@@ -789,6 +822,7 @@ static int start_rotation(struct agent *agent)
 	    .on_decoy_hit = on_decoy_hit,
 	    .on_decoy_block = on_decoy_block,
 	    .on_apply_failed = on_rotation_failed,
+	    .on_client_revoked = on_client_revoked,
 	    .on_egress_drop = on_egress_drop,
 	    .on_clock_set = on_clock_set,
 	    .on_boundary = on_boundary,
@@ -1060,6 +1094,7 @@ void agent_free(struct agent *agent)
 	metrics_listener_free(agent->metrics_listener);
 	fleet_free(agent->fleet);
 	rotation_free(agent->rotation);
+	json_decref(agent->reload_revoked);
 	control_audit_free(agent->control_audit);
 	forwarding_free(agent->forwarding);
 	audit_timer_free(agent->audit_timer);

@@ -1389,8 +1389,82 @@ static int host_id_for(struct rotation *rotation, const struct policy_set *set,
 	return 0;
 }
 
+/* Clients of the services in force that the new ones (just programmed)
+ * no longer have: their admissions and (unless keep) their flows go. */
+static void revoke_clients(struct rotation *rotation, struct rotated_service *next, size_t n_next,
+			   bool keep)
+{
+	for (size_t i = 0; i < rotation->n_services; i++) {
+		struct rotated_service *old = &rotation->services[i];
+		struct rotated_service *now_s = NULL;
+		_cleanup_free_ uint64_t *live = NULL;
+		uint8_t proto = proto_of(old->policy);
+
+		if (!old->clients)
+			continue;
+		for (size_t j = 0; j < n_next; j++)
+			if (next[j].clients && streq(next[j].policy->name, old->policy->name))
+				now_s = &next[j];
+		live = calloc(65536 / 64, sizeof(uint64_t));
+		if (!live)
+			return;
+		/* every door of the new set, now and next (other services' too:
+		 * a port is the service's it leads to) */
+		for (size_t j = 0; j < n_next; j++) {
+			for (size_t k = 0; k < next[j].ports.n_doors; k++)
+				live[next[j].ports.doors[k] / 64] |=
+				    1ull << (next[j].ports.doors[k] % 64);
+			for (size_t k = 0; k < next[j].next_ports.n_doors; k++)
+				live[next[j].next_ports.doors[k] / 64] |=
+				    1ull << (next[j].next_ports.doors[k] % 64);
+		}
+		for (size_t c = 0; c < old->clients->n; c++) {
+			const struct rotation_client *cl = &old->clients->clients[c];
+			struct step_error error = {0};
+			uint16_t doors[ROTATION_CLIENT_CACHE];
+			size_t n_doors = 0, cut = 0, unadmitted = 0;
+
+			if (now_s && rotation_clients_find(now_s->clients, cl->name))
+				continue;
+			for (int j = 0; j < ROTATION_CLIENT_CACHE; j++) {
+				uint16_t d = cl->cache_door[j];
+
+				if (!(cl->cache_valid & (1u << j)) ||
+				    (cl->cache_epoch[j] != old->ports.epoch &&
+				     cl->cache_epoch[j] + 1 != old->ports.epoch) ||
+				    (live[d / 64] & (1ull << (d % 64))))
+					continue;
+				doors[n_doors++] = d;
+			}
+			if (n_doors && rotator_unadmit_ports(rotation->rotator, proto, doors,
+							     n_doors, &unadmitted, &error) < 0)
+				log_warning(
+				    "rotation: revoking %s of %s: its admissions stay until "
+				    "they expire: %s%s%s",
+				    cl->name, old->policy->name, error.step,
+				    error.step[0] ? ": " : "", error.detail);
+			if (n_doors && !keep &&
+			    rotator_conntrack_cut(proto, doors, n_doors, &cut) < 0)
+				log_warning(
+				    "rotation: revoking %s of %s: its connections could not "
+				    "be cut (conntrack)",
+				    cl->name, old->policy->name);
+			if (rotation->hooks.on_client_revoked)
+				rotation->hooks.on_client_revoked(old->policy->name, cl->name, cut,
+								  keep, rotation->hooks.userdata);
+		}
+	}
+}
+
 int rotation_apply_policies(struct rotation *rotation, const struct policy_set *set,
 			    const struct policy_globals *globals, struct step_error *ret_error)
+{
+	return rotation_reload_policies(rotation, set, globals, true, ret_error);
+}
+
+int rotation_reload_policies(struct rotation *rotation, const struct policy_set *set,
+			     const struct policy_globals *globals, bool keep_connections,
+			     struct step_error *ret_error)
 {
 	struct decoy_limits limits = {
 	    .never_block = globals->never_block,
@@ -1464,6 +1538,7 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 		services_free(services, n);
 		return r;
 	}
+	revoke_clients(rotation, services, n, keep_connections);
 	services_free(rotation->services, rotation->n_services);
 	rotation->services = services;
 	rotation->n_services = n;

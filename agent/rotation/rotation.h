@@ -121,6 +121,11 @@ struct rotation_hooks {
 	 * was not the sender's own address, perhaps a neighbour's). */
 	void (*on_egress_drop)(const char *link, const char *source, const char *destination,
 			       uint8_t proto, uint16_t port, bool spoofed, void *userdata);
+	/* A reload revoked a client (its key gone, or its service): its doors
+	 * and admissions are gone, cut_flows of its established flows cut (0
+	 * with keep_connections). */
+	void (*on_client_revoked)(const char *service, const char *client, size_t cut_flows,
+				  bool kept_connections, void *userdata);
 	/* The transaction of a boundary failed; the previous epoch's ports stay. */
 	void (*on_apply_failed)(const char *reason, void *userdata);
 	/* Knocks: an admission (or its failure), count refusals of a reason
@@ -156,6 +161,16 @@ int rotation_new(sd_event *event, const struct rotation_options *options,
  * (the caller swaps them only after this succeeds). */
 int rotation_apply_policies(struct rotation *rotation, const struct policy_set *set,
 			    const struct policy_globals *globals, struct step_error *ret_error);
+
+/* The same for a reload: clients of the set in force whose keys are gone
+ * (or whose service is) lose their doors in the reload's transaction, then
+ * their admissions (a second transaction) and, unless keep_connections,
+ * their established flows (conntrack): flows to their recent doors (this
+ * epoch's and the previous one's) that are no live client's door.
+ * on_client_revoked reports each. */
+int rotation_reload_policies(struct rotation *rotation, const struct policy_set *set,
+			     const struct policy_globals *globals, bool keep_connections,
+			     struct step_error *ret_error);
 
 /* A managed service's traffic goes to its healthy instance: one transaction
  * moves the public (and grace) port to these addresses (one per family).

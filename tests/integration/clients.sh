@@ -108,4 +108,55 @@ for p in $(seq 20000 20999); do
 done
 talk "$CLOSED" && fail "port $CLOSED, no client's door, reaches the service"
 ok "a port that is nobody's door is closed ($CLOSED)"
+# --- revocation ---------------------------------------------------------------------------
+wait_epoch_margin
+A=$(door alice)
+B=$(door bob)
+C=$(door carol)
+in_client "$NETPROBE" stream 10.213.0.1 "$A" 8 >"$WORK/alice.stream" 2>&1 &
+ALICE=$!
+in_client "$NETPROBE" stream 10.213.0.1 "$B" 8 >"$WORK/bob.stream" 2>&1 &
+BOB=$!
+sleep 1.5
+kill -0 "$ALICE" 2>/dev/null && kill -0 "$BOB" 2>/dev/null || fail "the streams did not start"
+rm "$CLIENTS/alice.key"
+out=$(mtdctl reload) || fail "reload without alice: $out"
+assert_contains "$out" "clients revoked: web/alice" "the reload names the revoked client"
+wait "$ALICE" && fail "alice's established connection survived her revocation"
+ok "alice's established connection is cut by the reload"
+wait "$BOB" || fail "bob's connection was hurt by alice's revocation: $(cat "$WORK/bob.stream")"
+ok "bob's connection carries on, no byte lost"
+case " $B $C " in *" $A "*) echo "  (alice's door $A is also another client's: not checked closed)" ;;
+*)
+	talk "$A" && fail "alice's door $A still open after her revocation"
+	ok "alice's door $A is closed"
+	;;
+esac
+talk "$B" || fail "bob's door $B closed by alice's revocation"
+ok "bob still connects through his door"
+grep -q '"type":"client-revoked".*"client":"alice"' "$WORK/log/audit.log" ||
+	grep '"client-revoked"' "$WORK/log/audit.log" | grep -q '"alice"' ||
+	fail "no client-revoked record for alice: $(grep client-revoked "$WORK/log/audit.log")"
+cut=$(grep client-revoked "$WORK/log/audit.log" | grep alice | sed -n 's/.*"cut_flows": *\([0-9]*\).*/\1/p' | tail -1)
+[ "${cut:-0}" -ge 1 ] || fail "client-revoked for alice says cut_flows=${cut:-none}"
+ok "audited: client-revoked web/alice, $cut flow(s) cut"
+
+# --keep-connections: carol's door closes, her connection stays
+wait_epoch_margin
+C=$(door carol)
+B=$(door bob)
+in_client "$NETPROBE" stream 10.213.0.1 "$C" 6 >"$WORK/carol.stream" 2>&1 &
+CAROL=$!
+sleep 1.5
+rm "$CLIENTS/carol.key"
+out=$(mtdctl reload --keep-connections) || fail "reload --keep-connections: $out"
+wait "$CAROL" || fail "carol's connection was cut despite --keep-connections: $(cat "$WORK/carol.stream")"
+ok "with --keep-connections carol's established connection carries on"
+if [ "$C" != "$B" ]; then
+	talk "$C" && fail "carol's door $C still open after her revocation"
+	ok "carol's door $C is closed for new connections"
+fi
+grep client-revoked "$WORK/log/audit.log" | grep carol | grep -q '"kept_connections": *true' ||
+	fail "client-revoked for carol does not say kept_connections"
+ok "audited: client-revoked web/carol, connections kept"
 echo "PASS: clients"
