@@ -648,6 +648,8 @@ int rotator_unadmit(struct rotator *r, const struct rotator_admission *a, size_t
 	return admissions(r, a, n, true, err);
 }
 
+#define KEEP_STATE_MAX 16384 /* elements */
+
 /* Build and commit one transaction from r->next (built from plan).
  * *adopted is set when an old table is replaced by it. */
 static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *adopted,
@@ -735,6 +737,13 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 		r->next = tmp;
 		r->cur_valid = true;
 		r->stats = stats;
+	}
+	/* A large state's memory is not kept for the next apply (with 64,000
+	 * client doors a state is tens of MB; building it again costs less
+	 * than holding it) */
+	if (delta_state_count(&r->next) > KEEP_STATE_MAX) {
+		delta_state_free(&r->next);
+		delta_free(&r->delta);
 	}
 	return k;
 }

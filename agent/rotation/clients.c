@@ -262,7 +262,22 @@ int rotation_clients_compute(struct service_clients *sc, const struct policy *p,
 	}
 	x.taken = taken;
 	r = schedule_compute(&params, now_usec, &res);
-	if (r < 0)
+	if (r == -EADDRINUSE) {
+		/* every port is some client's door or knock port (1,000 clients
+		 * in 1,000 ports): no room for a decoy */
+		uint64_t next;
+
+		params.n_decoys = 0;
+		params.exclude = NULL;
+		r = schedule_next_boundary_usec(now_usec, interval_sec, &next);
+		if (r < 0)
+			return r;
+		res = (struct schedule_result){
+		    .epoch = epoch,
+		    .boundary_usec = next - interval_sec * USEC_PER_SEC,
+		    .next_boundary_usec = next,
+		};
+	} else if (r < 0)
 		return r;
 	/* the stream's own port is no door: the rotator's port is a door */
 	res.port = sc->n ? doors[0] : res.port;

@@ -264,8 +264,11 @@ struct knock_datagram {
 	size_t len;
 };
 
-/* At most this many services share a knock port at a moment. */
-#define KNOCK_RECEIVER_MAX_SERVICES 16
+/* The services a knock is checked against when several have the port as a
+ * knock port at the moment (their ranges overlap): the first this many in
+ * the set's order; a client of a further one cannot knock on that port
+ * this epoch (refused, unknown-client). */
+#define KNOCK_RECEIVER_MAX_SERVICES 64
 
 struct knock_outcome {
 	enum knock_guard_reason reason;

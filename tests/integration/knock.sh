@@ -241,6 +241,22 @@ wait_for 'audit_has client-admitted "f[\"service\"] == \"brief\" and f[\"epoch\"
 	fail "a knock at the previous epoch's knock port in grace was not admitted to the previous door (epoch $((G_EPOCH - 1)), door $G_PREV_DOOR)"
 ok "in grace, the previous epoch's knock port admits to the previous epoch's door (until the grace ends)"
 
+# --- a revoked client can no longer knock -------------------------------------------------
+# bob was admitted from cli above: his key goes, the reload revokes him
+[ "$(tcp_answer in_client "$B_DOOR")" = open ] || fail "bob's door is not open before his revocation"
+rm "$CLIENTS/bob.key"
+out=$(mtdctl reload) || fail "reload without bob: $out"
+[ "$(tcp_answer in_client "$B_DOOR")" = refused ] || fail "bob's door is still open after his revocation"
+unknown0=$(refused unknown-client)
+in_client "$KNOCK" send "$WORK/bob.key" echo bob "$HOST_ID" 10.213.0.1 "$B_KNOCK"
+in_client "$KNOCK" send "$WORK/bob.key" echo bob "$HOST_ID" 10.213.0.1 "$A_KNOCK"
+# (the first is at a port that is nobody's knock port any more: not even
+# logged; the second, at alice's, is checked and refused)
+wait_refused unknown-client $((unknown0 + 1))
+[ "$(tcp_answer in_client "$B_DOOR")" = refused ] || fail "a revoked client's knock opened his door"
+mtdctl status | grep -q "^echo  *bob " && fail "mtdctl status still lists the revoked bob"
+ok "revoked: bob's door closes at the reload, his knocks are refused (unknown-client), status forgets him"
+
 status=$(mtdctl status)
 assert_contains "$status" "alice" "mtdctl status lists the clients seen"
 assert_contains "$status" "10.213.0.2" "mtdctl status shows where alice knocked from"
