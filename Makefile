@@ -39,6 +39,7 @@ PKGS := libnftnl libmnl libseccomp libcrypto libsystemd inih jansson libcap
 # kept, so pkg-config runs once per variable.)
 PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
 PKG_LIBS = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null))$(PKG_LIBS)
+CURL_LIBS = $(eval CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null))$(CURL_LIBS)
 CMOCKA_LIBS = $(eval CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null))$(CMOCKA_LIBS)
 
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
@@ -75,7 +76,10 @@ LAYER_agent/daemon := common rotator agent/policy agent/audit agent/snapshot age
 	agent/control agent/sandbox agent/rotation agent/fleet agent/daemon
 LIB_LAYERS := common rotator agent/policy agent/audit agent/snapshot agent/quarantine \
 	agent/control agent/sandbox agent/rotation agent/fleet
-LAYERS := $(LIB_LAYERS) agent/cli agent/daemon
+# crowdsec/: mtd-crowdsec, the bridge to a CrowdSec LAPI (docs/fleet.md), a
+# program of its own on the control protocol (agent/control), with libcurl.
+LAYER_crowdsec := common agent/audit agent/control crowdsec
+LAYERS := $(LIB_LAYERS) agent/cli agent/daemon crowdsec
 # The names each folder may export (nm -g): its modules' names, so a name
 # says where it lives (make check-tree). "x_" allows any name starting x_;
 # "x" allows x itself and x_* (scripts/check-prefixes).
@@ -92,8 +96,9 @@ PREFIX_agent/fleet := fleet_ service_ instance_ response_ standby_ health_ drift
 	signal_tally_ drain_
 PREFIX_agent/cli := mtdctl_ main
 PREFIX_agent/daemon := agent_ metrics_ hooks_ main
+PREFIX_crowdsec := crowdsec_ lapi_ main
 # Tests, tools, benchmarks and fuzz targets see every layer (white-box).
-ALL_INCLUDES := $(addprefix -I,$(LAYER_agent/daemon) agent/cli)
+ALL_INCLUDES := $(addprefix -I,$(LAYER_agent/daemon) agent/cli crowdsec)
 layer_includes = $(addprefix -I,$(or $(LAYER_$(patsubst %/,%,$(dir $(1)))),$(error $(1): no layer)))
 
 # Programs: agent/daemon/ is the daemon, agent/cli/ the CLI.
@@ -101,7 +106,10 @@ DAEMON_SRCS := $(sort $(wildcard agent/daemon/*.c))
 MTDCTL_SRCS := $(sort $(wildcard agent/cli/*.c))
 CORE_SRCS := $(sort $(foreach l,$(filter-out rotator,$(LIB_LAYERS)),$(wildcard $(l)/*.c)))
 ROTATOR_SRCS := $(sort $(wildcard rotator/*.c))
-ALL_SRCS := $(CORE_SRCS) $(ROTATOR_SRCS) $(DAEMON_SRCS) $(MTDCTL_SRCS)
+CROWDSEC_MAIN := crowdsec/mtd-crowdsec.c
+CROWDSEC_SRCS := $(filter-out $(CROWDSEC_MAIN),$(sort $(wildcard crowdsec/*.c)))
+ALL_SRCS := $(CORE_SRCS) $(ROTATOR_SRCS) $(DAEMON_SRCS) $(MTDCTL_SRCS) $(CROWDSEC_SRCS) \
+	$(CROWDSEC_MAIN)
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(sort $(wildcard tests/unit/test_*.c)))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 BENCH_SRCS := $(sort $(wildcard tests/bench/bench_*.c))
@@ -110,7 +118,7 @@ TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(sort $(wildcard test
 .PHONY: all deps check check-tree unit san-unit integration san-integration test-tools e2e fuzz fuzz-smoke fuzz-seeds \
 	bench demo install uninstall format clean fresh-check fixture-keys
 
-all: $(BUILD)/mtd-agent $(BUILD)/mtdctl
+all: $(BUILD)/mtd-agent $(BUILD)/mtdctl $(BUILD)/mtd-crowdsec
 
 # With deps among the goals (`make deps demo`), nothing compiles before it has
 # installed the libraries, also under -j.
@@ -156,6 +164,18 @@ $(BUILD)/mtd-agent: $(patsubst %.c,$(BUILD)/obj/%.o,$(DAEMON_SRCS)) $(LIBS)
 $(BUILD)/mtdctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(MTDCTL_SRCS)) $(LIBS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# The bridge's own objects (all but its main) in an archive the unit tests link too.
+$(BUILD)/libcrowdsec.a: $(patsubst %.c,$(BUILD)/obj/%.o,$(CROWDSEC_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/san/libcrowdsec.a: $(patsubst %.c,$(BUILD)/san/%.o,$(CROWDSEC_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/mtd-crowdsec: $(BUILD)/obj/$(CROWDSEC_MAIN:.c=.o) $(BUILD)/libcrowdsec.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CURL_LIBS)
+
 # git keeps no mode bit but x, so a clone's example and test keys are 0644 and
 # the agent refuses them (a secret is owner-only, common/secret_file.h): every
 # suite and the demo make them 0600 before anything reads them.
@@ -164,15 +184,15 @@ fixture-keys:
 	@chmod 0600 $(KEY_FIXTURES)
 
 # --- unit tests (cmocka), plain and sanitized --------------------------------
-$(BUILD)/tests/%: tests/unit/%.c $(LIBS)
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcrowdsec.a $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(DEP_FLAGS) $(ALL_INCLUDES) -Itests/unit -o $@ $< $(LIBS) $(PKG_LIBS) \
-		$(CMOCKA_LIBS)
+	$(CC) $(ALL_CFLAGS) $(DEP_FLAGS) $(ALL_INCLUDES) -Itests/unit -o $@ $< \
+		$(BUILD)/libcrowdsec.a $(LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
 
-$(BUILD)/san/tests/%: tests/unit/%.c $(SAN_LIBS)
+$(BUILD)/san/tests/%: tests/unit/%.c $(BUILD)/san/libcrowdsec.a $(SAN_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(CFLAGS) $(DEP_FLAGS) $(ALL_INCLUDES) -Itests/unit \
-		-o $@ $< $(SAN_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
+		-o $@ $< $(BUILD)/san/libcrowdsec.a $(SAN_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
 
 unit: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS)) fixture-keys
 	@tests/run-unit $(BUILD)/tests $(UNIT_TESTS)
