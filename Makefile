@@ -337,10 +337,13 @@ install: all
 		$(DESTDIR)$(DATADIR)/hooks
 	install -m 0755 $(BUILD)/mtd-agent $(DESTDIR)$(SBINDIR)/mtd-agent
 	install -m 0755 $(BUILD)/mtdctl $(DESTDIR)$(BINDIR)/mtdctl
+	install -m 0755 $(BUILD)/mtd-crowdsec $(DESTDIR)$(SBINDIR)/mtd-crowdsec
 	install -m 0644 docs/*.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 docs/*.8 $(DESTDIR)$(MANDIR)/man8/
 	sed 's|@SBINDIR@|$(SBINDIR)|g; s|@BINDIR@|$(BINDIR)|g' systemd/mtd-agent.service.in \
 		> $(DESTDIR)$(SYSTEMDUNITDIR)/mtd-agent.service
+	sed 's|@SBINDIR@|$(SBINDIR)|g; s|@DATADIR@|$(DATADIR)|g' systemd/mtd-crowdsec.service.in \
+		> $(DESTDIR)$(SYSTEMDUNITDIR)/mtd-crowdsec.service
 	install -m 0644 systemd/mtd-agent.tmpfiles $(DESTDIR)$(TMPFILESDIR)/mtd-agent.conf
 	install -m 0644 systemd/mtd-agent.sysusers $(DESTDIR)$(SYSUSERSDIR)/mtd-agent.conf
 	install -m 0644 policies/examples/*.policy $(DESTDIR)$(EXAMPLESDIR)/
@@ -349,6 +352,7 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/mtd-agent $(DESTDIR)$(BINDIR)/mtdctl \
+		$(DESTDIR)$(SBINDIR)/mtd-crowdsec $(DESTDIR)$(SYSTEMDUNITDIR)/mtd-crowdsec.service \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/mtd-agent.service \
 		$(DESTDIR)$(TMPFILESDIR)/mtd-agent.conf $(DESTDIR)$(SYSUSERSDIR)/mtd-agent.conf \
 		$(DESTDIR)$(BASHCOMPDIR)/mtdctl
