@@ -218,6 +218,9 @@ sent=$(status_of hA | sed -n 's/.*"alerts_sent":\([0-9]*\).*/\1/p')
 got=$(status_of hB | sed -n 's/.*"decisions_new":\([0-9]*\).*/\1/p')
 [ "${got:-0}" -ge "$HITS" ] || fail "B's status counts $got decisions received, want >= $HITS"
 assert_contains "$(cscli alerts list -o raw 2>/dev/null)" "mtd/decoy-hit" "the LAPI holds mtd/decoy-hit alerts"
+assert_contains "$("$MTDCTL" --socket "$(sock hA)" status)" "crowdsec LAPI up since" "mtdctl status shows the LAPI up"
+assert_contains "$("$MTDCTL" --socket "$(sock hA)" status)" "sent $sent alert(s)" "mtdctl status counts A's alerts"
+assert_contains "$("$MTDCTL" --socket "$(sock hB)" status)" "received $got ban(s)" "mtdctl status counts B's bans"
 ok "status counts both ways (A: $sent alerts sent; B: $got decisions received); the LAPI lists scenario mtd/decoy-hit"
 
 # --- cscli decisions add / delete; NeverBlock= wins -------------------------------------
@@ -261,6 +264,7 @@ for ns in hA hB hC; do
 	status_of "$ns" | grep -q '"mode"' || fail "agent $ns does not answer with the LAPI down"
 done
 is_blocked hB "$late" && fail "B blocked $late while the LAPI was down (from where?)"
+assert_contains "$("$MTDCTL" --socket "$(sock hB)" status)" "crowdsec LAPI down since" "mtdctl status says the LAPI is down"
 ok "the LAPI down: the hosts keep their blocks and answer, status says down, A blocks $late alone and queues its alert"
 start_lapi
 for ns in hA hB hC; do
