@@ -201,9 +201,9 @@ static bool single_address(const char *scope, const char *value, char out[48])
 	unsigned char bin[16];
 	int family;
 
-	if (strlen(value) >= sizeof(copy))
+	if (!value || strlen(value) >= sizeof(copy))
 		return false;
-	snprintf(copy, sizeof(copy), "%s", value);
+	memcpy(copy, value, strlen(value) + 1);
 	slash = strchr(value, '/');
 	if (strcasecmp(scope, "ip") == 0 && slash)
 		return false;

@@ -125,7 +125,7 @@ static int call(struct lapi *lapi, const char *path, const char *header, const c
 	code = curl_easy_perform(lapi->curl);
 	curl_slist_free_all(headers);
 	if (code != CURLE_OK) {
-		snprintf(reason, CROWDSEC_REASON_MAX, "%s %s: %s", post ? "POST" : "GET", path,
+		snprintf(reason, CROWDSEC_REASON_MAX, "%s %s: %.200s", post ? "POST" : "GET", path,
 			 body.too_large ? "answer too large"
 			 : error[0]	? error
 					: curl_easy_strerror(code));
