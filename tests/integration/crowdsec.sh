@@ -15,6 +15,8 @@
 #   - the LAPI stopped: the hosts keep every block, status says "down", A
 #     blocks a new scanner on its own and queues the alert; the LAPI back:
 #     the queued alert goes out and B and C block that scanner too
+#   - an agent restarted under its bridge: blocks kept, the bridge
+#     reconnects, the next decision reaches it
 . "$(dirname "$0")/lib.bash"
 enter_private_namespaces "$@"
 CROWDSEC_DIR=${MTD_CROWDSEC_DIR:-/var/cache/mtd-agent/crowdsec}
@@ -275,6 +277,17 @@ for ns in hB hC; do
 done
 status_of hA | grep -q '"alerts_queued":0' || fail "A's queue is not empty: $(status_of hA)"
 ok "the LAPI back: the bridges resume, A's queued alert goes out, B and C block $late"
+
+# --- the agent restarts under its bridge ----------------------------------------------
+kill -TERM "${AGENT_PIDS[hB]}"
+wait "${AGENT_PIDS[hB]}" || fail "B's agent did not stop cleanly"
+start_host hB
+wait_for "[ \"\$(lapi_state hB)\" = up ]" 100 ||
+	fail "B's bridge did not report to the restarted agent: $(status_of hB) $(tail -3 "$WORK/hB/bridge.stderr")"
+is_blocked hB 10.220.0.101 || fail "B's restart lost the fleet's block of 10.220.0.101"
+cscli decisions add -i 10.220.0.78 -d 30m >/dev/null || fail "cscli decisions add .78"
+wait_for "is_blocked hB 10.220.0.78" 100 || fail "a decision after B's restart did not reach B"
+ok "B's agent restarts: its blocks stay, its bridge reconnects and the next decision reaches it"
 
 for ns in hA hB hC; do
 	kill -TERM "${BRIDGE_PIDS[$ns]}"
