@@ -28,6 +28,11 @@
 #define BACKOFF_MIN_USEC (1 * USEC_PER_SEC)
 #define BACKOFF_MAX_USEC (60 * USEC_PER_SEC)
 #define AGENT_TIMEOUT_MS 5000
+/* Requests to the agent are paced under its limit for a non-root uid
+ * (agent/control: 20 a second after a burst of 40), so that a resync of
+ * thousands of decisions is slowed, never refused. */
+#define AGENT_RATE 15
+#define AGENT_BURST 30
 
 struct options {
 	const char *socket_path;
@@ -36,6 +41,7 @@ struct options {
 	const char *bouncer_key_file;
 	const char *state_file;
 	uint64_t interval_usec;
+	uint64_t resync_usec; /* 0: never */
 	long timeout_ms;
 };
 
@@ -49,8 +55,10 @@ struct bridge {
 	json_t *queue; /* alerts waiting for the LAPI */
 	bool startup;  /* the next pull asks for every decision in force */
 	uint64_t next_pull_usec, retry_usec, backoff_usec;
+	uint64_t next_resync_usec;
 	struct control_bridge_report report;
 	bool report_dirty, report_urgent; /* urgent: the LAPI's state changed */
+	uint64_t pace_tokens, pace_usec;  /* requests to the agent, in 1/USEC_PER_SEC */
 	uint64_t report_sent_usec;
 };
 
@@ -281,6 +289,28 @@ static void post_alerts(struct bridge *b)
 	}
 }
 
+static void pace(struct bridge *b)
+{
+	const uint64_t full = (uint64_t)AGENT_BURST * USEC_PER_SEC;
+	uint64_t t = now(CLOCK_MONOTONIC);
+
+	if (b->pace_usec == 0)
+		b->pace_tokens = full;
+	else
+		b->pace_tokens = MIN(full, b->pace_tokens + (t - b->pace_usec) * AGENT_RATE);
+	b->pace_usec = t;
+	if (b->pace_tokens < USEC_PER_SEC) {
+		uint64_t wait_usec = (USEC_PER_SEC - b->pace_tokens + AGENT_RATE - 1) / AGENT_RATE;
+		struct timespec ts = {.tv_sec = (time_t)(wait_usec / USEC_PER_SEC),
+				      .tv_nsec = (long)(wait_usec % USEC_PER_SEC) * 1000};
+
+		(void)nanosleep(&ts, NULL);
+		b->pace_tokens = USEC_PER_SEC;
+		b->pace_usec = now(CLOCK_MONOTONIC);
+	}
+	b->pace_tokens -= USEC_PER_SEC;
+}
+
 static int send_to_agent(struct bridge *b, struct control_request *request)
 {
 	char reason[CROWDSEC_REASON_MAX] = "";
@@ -289,6 +319,7 @@ static int send_to_agent(struct bridge *b, struct control_request *request)
 	request->command = CONTROL_SHARED_BLOCKS;
 	request->bridge = b->report;
 	request->bridge.present = true;
+	pace(b);
 	r = crowdsec_agent_request(b->agent, request, AGENT_TIMEOUT_MS, NULL, reason);
 	if (r == -EIO) {
 		/* the agent refused (no table yet, NeverBlock= is no refusal):
@@ -307,6 +338,17 @@ static int send_to_agent(struct bridge *b, struct control_request *request)
 	return 0;
 }
 
+/* An address an expired or deleted decision and a decision in force both
+ * name (a full set lists both): it stays blocked, not unblocked between
+ * the two transactions. */
+static bool banned_too(const struct crowdsec_stream *s, const char *address)
+{
+	for (size_t i = 0; i < s->n_bans; i++)
+		if (streq(s->bans[i].address, address))
+			return true;
+	return false;
+}
+
 /* Unbans first, then bans: a source deleted and banned again in one pull
  * ends blocked. Batches of CONTROL_SHARED_MAX. */
 static int hand_over(struct bridge *b, const struct crowdsec_stream *s)
@@ -315,9 +357,11 @@ static int hand_over(struct bridge *b, const struct crowdsec_stream *s)
 	int r;
 
 	for (size_t i = 0; i < s->n_unbans; i++) {
-		snprintf(request.unbans[request.n_unbans++], sizeof(request.unbans[0]), "%s",
-			 s->unbans[i].address);
-		if (request.n_unbans == CONTROL_SHARED_MAX || i + 1 == s->n_unbans) {
+		if (!banned_too(s, s->unbans[i].address))
+			snprintf(request.unbans[request.n_unbans++], sizeof(request.unbans[0]),
+				 "%s", s->unbans[i].address);
+		if (request.n_unbans > 0 &&
+		    (request.n_unbans == CONTROL_SHARED_MAX || i + 1 == s->n_unbans)) {
 			r = send_to_agent(b, &request);
 			if (r < 0)
 				return r;
@@ -345,10 +389,18 @@ static void pull(struct bridge *b)
 	char reason[CROWDSEC_REASON_MAX] = "";
 	_cleanup_(json_decrefp) json_t *body = NULL;
 	struct crowdsec_stream stream = {0};
-	bool startup = b->startup;
+	uint64_t t = now(CLOCK_MONOTONIC);
+	bool startup;
 	int r;
 
-	b->next_pull_usec = now(CLOCK_MONOTONIC) + b->options.interval_usec;
+	/* The stream hands out what changed since the bouncer's last pull, and
+	 * a decision written while a pull runs can fall between two pulls
+	 * (seen with 1.4.6 and cscli decisions import: 50 of 1500): now and
+	 * then the whole set again. */
+	if (b->options.resync_usec && t >= b->next_resync_usec)
+		b->startup = true;
+	startup = b->startup;
+	b->next_pull_usec = t + b->options.interval_usec;
 	r = lapi_pull(b->lapi, startup, &body, reason);
 	if (r < 0) {
 		lapi_failed(b, reason);
@@ -361,6 +413,8 @@ static void pull(struct bridge *b)
 		return;
 	}
 	b->startup = false;
+	if (startup)
+		b->next_resync_usec = t + b->options.resync_usec;
 	b->report.decisions_new += stream.n_bans;
 	b->report.decisions_deleted += stream.n_unbans;
 	b->report.decisions_skipped += stream.skipped;
@@ -427,17 +481,19 @@ static int run(struct bridge *b)
 
 static void usage(FILE *f)
 {
-	fputs("usage: mtd-crowdsec [OPTIONS]\n"
-	      "Bridge between mtd-agent and a CrowdSec local API (docs/fleet.md).\n"
-	      "  --socket PATH           the agent's control socket [/run/mtd/control.sock]\n"
-	      "  --lapi-url URL          the LAPI [the url of --machine-file]\n"
-	      "  --machine-file FILE     machine credentials (cscli machines add -f): sensor\n"
-	      "  --bouncer-key-file FILE bouncer API key (cscli bouncers add -o raw): bouncer\n"
-	      "  --state-file FILE       the last audit record handled, kept across restarts\n"
-	      "  --interval SECONDS      pull the decision stream this often [10]\n"
-	      "  --timeout MS            bound of one HTTP call [5000]\n"
-	      "  --help\n",
-	      f);
+	fputs(
+	    "usage: mtd-crowdsec [OPTIONS]\n"
+	    "Bridge between mtd-agent and a CrowdSec local API (docs/fleet.md).\n"
+	    "  --socket PATH           the agent's control socket [/run/mtd/control.sock]\n"
+	    "  --lapi-url URL          the LAPI [the url of --machine-file]\n"
+	    "  --machine-file FILE     machine credentials (cscli machines add -f): sensor\n"
+	    "  --bouncer-key-file FILE bouncer API key (cscli bouncers add -o raw): bouncer\n"
+	    "  --state-file FILE       the last audit record handled, kept across restarts\n"
+	    "  --interval SECONDS      pull the decision stream this often [10]\n"
+	    "  --resync SECONDS        ask for every decision in force this often, 0 never [300]\n"
+	    "  --timeout MS            bound of one HTTP call [5000]\n"
+	    "  --help\n",
+	    f);
 }
 
 static int parse_u64(const char *option, const char *text, uint64_t min, uint64_t max,
@@ -466,6 +522,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	    {"bouncer-key-file", required_argument, NULL, 'k'},
 	    {"state-file", required_argument, NULL, 'f'},
 	    {"interval", required_argument, NULL, 'i'},
+	    {"resync", required_argument, NULL, 'r'},
 	    {"timeout", required_argument, NULL, 't'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -494,6 +551,11 @@ static int parse_options(int argc, char **argv, struct options *o)
 			if (parse_u64("interval", optarg, 1, 3600, &value) < 0)
 				return 2;
 			o->interval_usec = value * USEC_PER_SEC;
+			break;
+		case 'r':
+			if (parse_u64("resync", optarg, 0, 86400, &value) < 0)
+				return 2;
+			o->resync_usec = value * USEC_PER_SEC;
 			break;
 		case 't':
 			if (parse_u64("timeout", optarg, 100, 600000, &value) < 0)
@@ -527,6 +589,7 @@ int main(int argc, char **argv)
 		{
 		    .socket_path = "/run/mtd/control.sock",
 		    .interval_usec = 10 * USEC_PER_SEC,
+		    .resync_usec = 300 * USEC_PER_SEC,
 		    .timeout_ms = 5000,
 		},
 	    .startup = true,
