@@ -39,6 +39,7 @@ PKGS := libnftnl libmnl libseccomp libcrypto libsystemd inih jansson libcap
 # kept, so pkg-config runs once per variable.)
 PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
 PKG_LIBS = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null))$(PKG_LIBS)
+CURL_LIBS = $(eval CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null))$(CURL_LIBS)
 CMOCKA_LIBS = $(eval CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null))$(CMOCKA_LIBS)
 
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
@@ -78,7 +79,10 @@ LAYER_agent/daemon := common rotator agent/policy agent/audit agent/snapshot age
 LAYER_client := common client
 LIB_LAYERS := common rotator agent/policy agent/audit agent/snapshot agent/quarantine \
 	agent/control agent/sandbox agent/rotation agent/fleet
-LAYERS := $(LIB_LAYERS) agent/cli agent/daemon client
+LAYERS := $(LIB_LAYERS) agent/cli agent/daemon client crowdsec
+# crowdsec/: mtd-crowdsec, the bridge to a CrowdSec LAPI (docs/fleet.md), a
+# program of its own on the control protocol (agent/control), with libcurl.
+LAYER_crowdsec := common agent/audit agent/control crowdsec
 # The names each folder may export (nm -g): its modules' names, so a name
 # says where it lives (make check-tree). "x_" allows any name starting x_;
 # "x" allows x itself and x_* (scripts/check-prefixes).
@@ -96,8 +100,9 @@ PREFIX_agent/fleet := fleet_ service_ instance_ response_ standby_ health_ drift
 PREFIX_agent/cli := mtdctl_ main
 PREFIX_agent/daemon := agent_ metrics_ hooks_ main
 PREFIX_client := client_ profile_ main
+PREFIX_crowdsec := crowdsec_ lapi_ main
 # Tests, tools, benchmarks and fuzz targets see every layer (white-box).
-ALL_INCLUDES := $(addprefix -I,$(LAYER_agent/daemon) agent/cli)
+ALL_INCLUDES := $(addprefix -I,$(LAYER_agent/daemon) agent/cli crowdsec)
 layer_includes = $(addprefix -I,$(or $(LAYER_$(patsubst %/,%,$(dir $(1)))),$(error $(1): no layer)))
 
 # Programs: agent/daemon/ is the daemon, agent/cli/ the CLI.
@@ -106,7 +111,10 @@ MTDCTL_SRCS := $(sort $(wildcard agent/cli/*.c))
 CORE_SRCS := $(sort $(foreach l,$(filter-out rotator,$(LIB_LAYERS)),$(wildcard $(l)/*.c)))
 ROTATOR_SRCS := $(sort $(wildcard rotator/*.c))
 CLIENT_SRCS := $(sort $(wildcard client/*.c))
-ALL_SRCS := $(CORE_SRCS) $(ROTATOR_SRCS) $(DAEMON_SRCS) $(MTDCTL_SRCS) $(CLIENT_SRCS)
+CROWDSEC_MAIN := crowdsec/mtd-crowdsec.c
+CROWDSEC_SRCS := $(filter-out $(CROWDSEC_MAIN),$(sort $(wildcard crowdsec/*.c)))
+ALL_SRCS := $(CORE_SRCS) $(ROTATOR_SRCS) $(DAEMON_SRCS) $(MTDCTL_SRCS) $(CLIENT_SRCS) \
+	$(CROWDSEC_SRCS) $(CROWDSEC_MAIN)
 UNIT_TESTS := $(patsubst tests/unit/%.c,%,$(sort $(wildcard tests/unit/test_*.c)))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 BENCH_SRCS := $(sort $(wildcard tests/bench/bench_*.c))
@@ -115,7 +123,7 @@ TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(sort $(wildcard test
 .PHONY: all deps check check-tree unit san-unit integration san-integration test-tools e2e fuzz fuzz-smoke fuzz-seeds \
 	bench demo install uninstall format clean fresh-check fixture-keys
 
-all: $(BUILD)/mtd-agent $(BUILD)/mtdctl $(BUILD)/mtd-client
+all: $(BUILD)/mtd-agent $(BUILD)/mtdctl $(BUILD)/mtd-client $(BUILD)/mtd-crowdsec
 
 # With deps among the goals (`make deps demo`), nothing compiles before it has
 # installed the libraries, also under -j.
@@ -169,6 +177,18 @@ CLIENT_LIBS = $(eval CLIENT_LIBS := $(shell pkg-config --libs libcrypto 2>/dev/n
 $(BUILD)/mtd-client: $(patsubst %.c,$(BUILD)/obj/%.o,$(CLIENT_SRCS) $(CLIENT_COMMON_SRCS))
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(CLIENT_LIBS)
 
+# The bridge's own objects (all but its main) in an archive the unit tests link too.
+$(BUILD)/libcrowdsec.a: $(patsubst %.c,$(BUILD)/obj/%.o,$(CROWDSEC_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/san/libcrowdsec.a: $(patsubst %.c,$(BUILD)/san/%.o,$(CROWDSEC_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/mtd-crowdsec: $(BUILD)/obj/$(CROWDSEC_MAIN:.c=.o) $(BUILD)/libcrowdsec.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CURL_LIBS)
+
 # git keeps no mode bit but x, so a clone's example and test keys are 0644 and
 # the agent refuses them (a secret is owner-only, common/secret_file.h): every
 # suite and the demo make them 0600 before anything reads them.
@@ -177,15 +197,15 @@ fixture-keys:
 	@chmod 0600 $(KEY_FIXTURES)
 
 # --- unit tests (cmocka), plain and sanitized --------------------------------
-$(BUILD)/tests/%: tests/unit/%.c $(LIBS)
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcrowdsec.a $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(DEP_FLAGS) $(ALL_INCLUDES) -Itests/unit -o $@ $< $(LIBS) $(PKG_LIBS) \
-		$(CMOCKA_LIBS)
+	$(CC) $(ALL_CFLAGS) $(DEP_FLAGS) $(ALL_INCLUDES) -Itests/unit -o $@ $< \
+		$(BUILD)/libcrowdsec.a $(LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
 
-$(BUILD)/san/tests/%: tests/unit/%.c $(SAN_LIBS)
+$(BUILD)/san/tests/%: tests/unit/%.c $(BUILD)/san/libcrowdsec.a $(SAN_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(CFLAGS) $(DEP_FLAGS) $(ALL_INCLUDES) -Itests/unit \
-		-o $@ $< $(SAN_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
+		-o $@ $< $(BUILD)/san/libcrowdsec.a $(SAN_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
 
 # test_client_profile: the profile parser of client/ (not in libmtd.a)
 $(BUILD)/tests/test_client_profile: tests/unit/test_client_profile.c $(BUILD)/obj/client/profile.o \
@@ -347,10 +367,13 @@ install: all
 	install -m 0755 $(BUILD)/mtdctl $(DESTDIR)$(BINDIR)/mtdctl
 	install -m 0755 $(BUILD)/mtd-client $(DESTDIR)$(BINDIR)/mtd-client
 	install -m 0644 docs/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0755 $(BUILD)/mtd-crowdsec $(DESTDIR)$(SBINDIR)/mtd-crowdsec
 	install -m 0644 docs/*.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 docs/*.8 $(DESTDIR)$(MANDIR)/man8/
 	sed 's|@SBINDIR@|$(SBINDIR)|g; s|@BINDIR@|$(BINDIR)|g' systemd/mtd-agent.service.in \
 		> $(DESTDIR)$(SYSTEMDUNITDIR)/mtd-agent.service
+	sed 's|@SBINDIR@|$(SBINDIR)|g; s|@DATADIR@|$(DATADIR)|g' systemd/mtd-crowdsec.service.in \
+		> $(DESTDIR)$(SYSTEMDUNITDIR)/mtd-crowdsec.service
 	install -m 0644 systemd/mtd-agent.tmpfiles $(DESTDIR)$(TMPFILESDIR)/mtd-agent.conf
 	install -m 0644 systemd/mtd-agent.sysusers $(DESTDIR)$(SYSUSERSDIR)/mtd-agent.conf
 	install -m 0644 policies/examples/*.policy $(DESTDIR)$(EXAMPLESDIR)/
@@ -359,6 +382,7 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/mtd-agent $(DESTDIR)$(BINDIR)/mtdctl $(DESTDIR)$(BINDIR)/mtd-client \
+		$(DESTDIR)$(SBINDIR)/mtd-crowdsec $(DESTDIR)$(SYSTEMDUNITDIR)/mtd-crowdsec.service \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/mtd-agent.service \
 		$(DESTDIR)$(TMPFILESDIR)/mtd-agent.conf $(DESTDIR)$(SYSUSERSDIR)/mtd-agent.conf \
 		$(DESTDIR)$(BASHCOMPDIR)/mtdctl

@@ -318,6 +318,38 @@ static void print_rotation(json_t *rotation)
 
 /* Managed services: who serves, the standbys that wait (StandbyInstances=),
  * the replaced instances that drain (DrainTimeout=). */
+static long long int_of(json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
+/* A fleet engine's bridge (docs/fleet.md), once one has reported. */
+static void print_shared(json_t *shared)
+{
+	json_t *bridge = json_object_get(shared, "bridge");
+	json_t *applied = json_object_get(shared, "applied");
+	char since[64] = "?", last[64] = "?";
+
+	if (!bridge)
+		return;
+	format_utc_time((uint64_t)int_of(bridge, "since_usec"), since, sizeof(since));
+	format_utc_time((uint64_t)int_of(shared, "report_usec"), last, sizeof(last));
+	printf("shared:   %s LAPI %s since %s%s%s (last report %s)\n",
+	       string_or(bridge, "engine", "?"), string_or(bridge, "lapi", "?"), since,
+	       string_or(bridge, "error", "")[0] ? ": " : "", string_or(bridge, "error", ""), last);
+	printf("          sent %lld alert(s) (%lld queued, %lld failed); received %lld ban(s), "
+	       "%lld unban(s), %lld skipped\n",
+	       int_of(bridge, "alerts_sent"), int_of(bridge, "alerts_queued"),
+	       int_of(bridge, "alerts_failed"), int_of(bridge, "decisions_new"),
+	       int_of(bridge, "decisions_deleted"), int_of(bridge, "decisions_skipped"));
+	printf(
+	    "          applied: %lld blocked, %lld unblocked, %lld left to NeverBlock=, %lld kept "
+	    "(own longer block), %lld simulated, %lld failed request(s)\n",
+	    int_of(applied, "blocked"), int_of(applied, "unblocked"),
+	    int_of(applied, "never_block"), int_of(applied, "kept_own"),
+	    int_of(applied, "simulated"), int_of(shared, "failures"));
+}
+
 static void print_instances(json_t *services)
 {
 	json_t *s;
@@ -634,6 +666,7 @@ static int command_status(const struct mtdctl *ctl)
 	print_instances(json_object_get(result, "instances"));
 	print_detections(json_object_get(result, "instances"));
 	print_rotation(json_object_get(result, "rotation"));
+	print_shared(json_object_get(result, "shared"));
 	return 0;
 }
 

@@ -68,6 +68,7 @@ struct control_server {
 	sd_event_source *reaper;
 	char *path;
 	gid_t read_group;
+	gid_t block_group;
 	control_request_handler_t on_request;
 	control_refusal_handler_t on_refusal;
 	void *userdata;
@@ -280,6 +281,13 @@ bool control_peer_may(const struct control_peer *peer, const struct control_requ
 
 	if (peer->uid == 0)
 		return true;
+	if (command == CONTROL_SHARED_BLOCKS) {
+		if (peer->in_block_group)
+			return true;
+		snprintf(reason, CONTROL_REASON_MAX,
+			 "permission denied: shared-blocks requires root or the block group");
+		return false;
+	}
 	if (control_request_needs_root(request)) {
 		snprintf(reason, CONTROL_REASON_MAX, "permission denied: %s%s requires root",
 			 control_command_name(command),
@@ -463,6 +471,8 @@ static bool accept_some(struct control_server *server, int fd)
 		client->server = server;
 		client->peer = peer;
 		client->peer.in_read_group = peer_in_group(client_fd, cred.gid, server->read_group);
+		client->peer.in_block_group =
+		    peer_in_group(client_fd, cred.gid, server->block_group);
 		client->fd = TAKE_FD(client_fd);
 		if (sd_event_add_io(server->event, &client->io, client->fd, EPOLLIN, on_client_io,
 				    client) < 0 ||
@@ -532,6 +542,11 @@ static int bind_socket(const char *path, gid_t read_group, int *ret_fd)
 	return 0;
 }
 
+void control_server_set_block_group(struct control_server *server, gid_t block_group)
+{
+	server->block_group = block_group;
+}
+
 int control_server_new(sd_event *event, const char *socket_path, gid_t read_group,
 		       control_request_handler_t on_request, control_refusal_handler_t on_refusal,
 		       void *userdata, struct control_server **ret_server)
@@ -545,6 +560,7 @@ int control_server_new(sd_event *event, const char *socket_path, gid_t read_grou
 	server->fd = -1;
 	server->event = sd_event_ref(event);
 	server->read_group = read_group;
+	server->block_group = (gid_t)-1;
 	server->on_request = on_request;
 	server->on_refusal = on_refusal;
 	server->userdata = userdata;

@@ -34,7 +34,30 @@ enum control_command {
 	CONTROL_INSPECT,
 	CONTROL_METRICS,
 	CONTROL_REPLACE,
+	CONTROL_SHARED_BLOCKS,
 	_CONTROL_COMMAND_MAX,
+};
+
+/* shared-blocks: what a bridge to a fleet's decision engine (mtd-crowdsec,
+ * docs/fleet.md) hands the agent in one request: sources to block for a
+ * time, sources to unblock, and its own state for `mtdctl status`. At most
+ * CONTROL_SHARED_MAX of each per request (the bridge sends more requests). */
+#define CONTROL_SHARED_MAX 32
+#define CONTROL_SHARED_SECONDS_MAX (366u * 86400)
+
+struct control_shared_ban {
+	char address[48];
+	uint32_t seconds; /* remaining time of the decision, 1 .. CONTROL_SHARED_SECONDS_MAX */
+};
+
+struct control_bridge_report {
+	bool present;
+	char engine[16];     /* "crowdsec" */
+	char lapi[16];	     /* "up", "down", "connecting" */
+	char error[128];     /* the last failure, printable ASCII ("" none) */
+	uint64_t since_usec; /* realtime of the last change of lapi */
+	uint64_t alerts_sent, alerts_failed, alerts_queued;
+	uint64_t decisions_new, decisions_deleted, decisions_skipped;
 };
 
 struct control_request {
@@ -47,6 +70,12 @@ struct control_request {
 	char address[48];      /* unblock: an IPv4 or IPv6 address */
 	char target[64];  /* quarantine: instance id or service; release, inspect: instance id */
 	char reason[200]; /* quarantine: free text, printable ASCII */
+	/* shared-blocks */
+	struct control_shared_ban bans[CONTROL_SHARED_MAX];
+	size_t n_bans;
+	char unbans[CONTROL_SHARED_MAX][48];
+	size_t n_unbans;
+	struct control_bridge_report bridge;
 };
 
 /* Parse and validate one request message. On failure returns -EINVAL (or
@@ -86,7 +115,8 @@ struct control_peer {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
-	bool in_read_group; /* primary or supplementary member of the read group */
+	bool in_read_group;  /* primary or supplementary member of the read group */
+	bool in_block_group; /* ... of the block group (shared-blocks) */
 };
 
 /* Called for each valid request. The handler answers with control_client_send
@@ -120,6 +150,11 @@ int control_server_new(sd_event *event, const char *socket_path, gid_t read_grou
 		       control_request_handler_t on_request, control_refusal_handler_t on_refusal,
 		       void *userdata, struct control_server **ret_server);
 
+/* The group whose members may send shared-blocks besides root (a bridge
+ * that runs unprivileged, docs/fleet.md); (gid_t)-1 (the default): root only.
+ * Applies to connections accepted from now on. */
+void control_server_set_block_group(struct control_server *server, gid_t block_group);
+
 /* Closes every connection and removes the socket file. */
 void control_server_free(struct control_server *server);
 
@@ -144,7 +179,7 @@ json_t *control_server_stats(const struct control_server *server);
 
 /* Whether a peer may make a request: reads for root and the read group,
  * mutating commands and unbounded reads (control_request_needs_root) for
- * root only. On refusal fills a one-line reason. */
+ * root only, but shared-blocks also for the block group. On refusal fills a one-line reason. */
 bool control_peer_may(const struct control_peer *peer, const struct control_request *request,
 		      char reason[CONTROL_REASON_MAX]);
 

@@ -28,6 +28,7 @@ static const struct command_info commands[_CONTROL_COMMAND_MAX] = {
     [CONTROL_INSPECT] = {"inspect", false, {"target", "verify", NULL}},
     [CONTROL_METRICS] = {"metrics", false, {NULL}},
     [CONTROL_REPLACE] = {"replace", true, {"target", NULL}},
+    [CONTROL_SHARED_BLOCKS] = {"shared-blocks", true, {"ban", "unban", "bridge"}},
 };
 
 const char *control_command_name(enum control_command command)
@@ -143,6 +144,155 @@ static bool is_printable_word(const char *s)
 	return true;
 }
 
+static int decode_bans(json_t *array, struct control_request *request,
+		       char reason[CONTROL_REASON_MAX])
+{
+	size_t i;
+	json_t *item;
+
+	if (!json_is_array(array) || json_array_size(array) > CONTROL_SHARED_MAX)
+		return refuse(reason, "shared-blocks: \"ban\" must be an array of at most %d",
+			      CONTROL_SHARED_MAX);
+	json_array_foreach(array, i, item)
+	{
+		json_t *address = json_object_get(item, "address");
+		json_t *seconds = json_object_get(item, "seconds");
+		struct control_shared_ban *ban = &request->bans[i];
+
+		if (!json_is_object(item) || json_object_size(item) != 2 || !address || !seconds)
+			return refuse(
+			    reason, "shared-blocks: ban %zu must be {\"address\", \"seconds\"}", i);
+		if (!json_is_string(address) || !is_address_text(json_string_value(address)))
+			return refuse(reason,
+				      "shared-blocks: ban %zu: \"address\" must be an IPv4 or "
+				      "IPv6 address",
+				      i);
+		if (!json_is_integer(seconds) || json_integer_value(seconds) < 1 ||
+		    json_integer_value(seconds) > CONTROL_SHARED_SECONDS_MAX)
+			return refuse(reason,
+				      "shared-blocks: ban %zu: \"seconds\" must be an integer "
+				      "from 1 to %u",
+				      i, CONTROL_SHARED_SECONDS_MAX);
+		snprintf(ban->address, sizeof(ban->address), "%s", json_string_value(address));
+		ban->seconds = (uint32_t)json_integer_value(seconds);
+	}
+	request->n_bans = json_array_size(array);
+	return 0;
+}
+
+static int decode_unbans(json_t *array, struct control_request *request,
+			 char reason[CONTROL_REASON_MAX])
+{
+	size_t i;
+	json_t *item;
+
+	if (!json_is_array(array) || json_array_size(array) > CONTROL_SHARED_MAX)
+		return refuse(reason, "shared-blocks: \"unban\" must be an array of at most %d",
+			      CONTROL_SHARED_MAX);
+	json_array_foreach(array, i, item)
+	{
+		if (!json_is_string(item) || !is_address_text(json_string_value(item)))
+			return refuse(
+			    reason, "shared-blocks: unban %zu must be an IPv4 or IPv6 address", i);
+		snprintf(request->unbans[i], sizeof(request->unbans[i]), "%s",
+			 json_string_value(item));
+	}
+	request->n_unbans = json_array_size(array);
+	return 0;
+}
+
+static int decode_bridge_text(json_t *value, const char *key, char *out, size_t size,
+			      char reason[CONTROL_REASON_MAX])
+{
+	if (!json_is_string(value) || !is_printable_text(json_string_value(value), size))
+		return refuse(reason,
+			      "shared-blocks: bridge \"%s\" must be printable text of at most "
+			      "%zu characters",
+			      key, size - 1);
+	snprintf(out, size, "%s", json_string_value(value));
+	return 0;
+}
+
+/* The bridge's own state: a closed list of keys, each typed. */
+static int decode_bridge(json_t *object, struct control_bridge_report *ret,
+			 char reason[CONTROL_REASON_MAX])
+{
+	struct control_bridge_report report = {.present = true};
+	struct {
+		const char *key;
+		uint64_t *value;
+	} counts[] = {
+	    {"since_usec", &report.since_usec},
+	    {"alerts_sent", &report.alerts_sent},
+	    {"alerts_failed", &report.alerts_failed},
+	    {"alerts_queued", &report.alerts_queued},
+	    {"decisions_new", &report.decisions_new},
+	    {"decisions_deleted", &report.decisions_deleted},
+	    {"decisions_skipped", &report.decisions_skipped},
+	};
+	const char *key;
+	json_t *value;
+	int r;
+
+	if (!json_is_object(object))
+		return refuse(reason, "shared-blocks: \"bridge\" must be an object");
+	json_object_foreach(object, key, value)
+	{
+		bool known = false;
+
+		if (streq(key, "engine") || streq(key, "lapi") || streq(key, "error")) {
+			r = streq(key, "engine") ? decode_bridge_text(value, key, report.engine,
+								      sizeof(report.engine), reason)
+			    : streq(key, "lapi") ? decode_bridge_text(value, key, report.lapi,
+								      sizeof(report.lapi), reason)
+						 : decode_bridge_text(value, key, report.error,
+								      sizeof(report.error), reason);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		for (size_t i = 0; i < ELEMENTSOF(counts); i++) {
+			if (!streq(key, counts[i].key))
+				continue;
+			if (!json_is_integer(value) || json_integer_value(value) < 0)
+				return refuse(reason,
+					      "shared-blocks: bridge \"%s\" must be a "
+					      "non-negative integer",
+					      key);
+			*counts[i].value = (uint64_t)json_integer_value(value);
+			known = true;
+		}
+		if (!known)
+			return is_printable_word(key)
+				   ? refuse(reason, "shared-blocks: bridge: unknown field \"%s\"",
+					    key)
+				   : refuse(reason, "shared-blocks: bridge: unknown field");
+	}
+	*ret = report;
+	return 0;
+}
+
+static int decode_shared_blocks(json_t *root, struct control_request *request,
+				char reason[CONTROL_REASON_MAX])
+{
+	json_t *value;
+	int r;
+
+	if (!json_object_get(root, "ban") && !json_object_get(root, "unban") &&
+	    !json_object_get(root, "bridge"))
+		return refuse(reason, "shared-blocks: needs \"ban\", \"unban\" or \"bridge\"");
+	value = json_object_get(root, "ban");
+	if (value && (r = decode_bans(value, request, reason)) < 0)
+		return r;
+	value = json_object_get(root, "unban");
+	if (value && (r = decode_unbans(value, request, reason)) < 0)
+		return r;
+	value = json_object_get(root, "bridge");
+	if (value && (r = decode_bridge(value, &request->bridge, reason)) < 0)
+		return r;
+	return 0;
+}
+
 int control_request_decode(const char *message, size_t len, struct control_request *ret_request,
 			   char ret_reason[CONTROL_REASON_MAX])
 {
@@ -180,7 +330,7 @@ int control_request_decode(const char *message, size_t len, struct control_reque
 		    ret_reason,
 		    "unknown command (known: status, policy-list, "
 		    "policy-show, reload, audit-show, unblock, instances, quarantine, release, "
-		    "inspect, metrics, replace)");
+		    "inspect, metrics, replace, shared-blocks)");
 	info = &commands[request.command];
 
 	json_object_foreach(root, key, value)
@@ -275,15 +425,59 @@ int control_request_decode(const char *message, size_t len, struct control_reque
 		snprintf(request.address, sizeof(request.address), "%s", json_string_value(value));
 	}
 
+	if (request.command == CONTROL_SHARED_BLOCKS) {
+		int r = decode_shared_blocks(root, &request, ret_reason);
+
+		if (r < 0)
+			return r;
+	}
+
 	*ret_request = request;
 	return 0;
 }
 
+static json_t *shared_blocks_json(const struct control_request *request)
+{
+	const struct control_bridge_report *b = &request->bridge;
+	_cleanup_(json_decrefp) json_t *root = json_object();
+	json_t *bans = json_array(), *unbans = json_array();
+
+	if (!root || !bans || !unbans ||
+	    json_object_set_new(root, "command", json_string("shared-blocks")) < 0 ||
+	    json_object_set_new(root, "ban", bans) < 0 ||
+	    json_object_set_new(root, "unban", unbans) < 0)
+		return NULL;
+	for (size_t i = 0; i < request->n_bans; i++)
+		if (json_array_append_new(
+			bans, json_pack("{s:s, s:I}", "address", request->bans[i].address,
+					"seconds", (json_int_t)request->bans[i].seconds)) < 0)
+			return NULL;
+	for (size_t i = 0; i < request->n_unbans; i++)
+		if (json_array_append_new(unbans, json_string(request->unbans[i])) < 0)
+			return NULL;
+	if (b->present &&
+	    json_object_set_new(root, "bridge",
+				json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+					  "engine", b->engine, "lapi", b->lapi, "error", b->error,
+					  "since_usec", (json_int_t)b->since_usec, "alerts_sent",
+					  (json_int_t)b->alerts_sent, "alerts_failed",
+					  (json_int_t)b->alerts_failed, "alerts_queued",
+					  (json_int_t)b->alerts_queued, "decisions_new",
+					  (json_int_t)b->decisions_new, "decisions_deleted",
+					  (json_int_t)b->decisions_deleted, "decisions_skipped",
+					  (json_int_t)b->decisions_skipped)) < 0)
+		return NULL;
+	return TAKE_PTR(root);
+}
+
 char *control_request_encode(const struct control_request *request)
 {
-	_cleanup_(json_decrefp) json_t *root = json_object();
+	_cleanup_(json_decrefp) json_t *root =
+	    request->command == CONTROL_SHARED_BLOCKS ? shared_blocks_json(request) : json_object();
 	const char *name = control_command_name(request->command);
 
+	if (request->command == CONTROL_SHARED_BLOCKS)
+		return root ? json_dumps(root, JSON_COMPACT) : NULL;
 	if (!root || !name)
 		return NULL;
 	if (json_object_set_new(root, "command", json_string(name)) < 0)

@@ -52,6 +52,11 @@ struct agent {
 	struct metrics *metrics;  /* docs/metrics.md */
 	struct metrics_listener *metrics_listener; /* --metrics-listen */
 	struct hooks *hooks;			   /* OnEvent= of the global file */
+	/* shared-blocks: the bridge's last report and what its decisions did */
+	struct control_bridge_report bridge;
+	uint64_t bridge_report_usec; /* CLOCK_REALTIME of its last request, 0: none */
+	uint64_t bridge_requests, shared_failures;
+	struct rotation_shared_result shared_total;
 };
 
 /* A written record to the journal and to `audit show --follow` clients. */
@@ -372,6 +377,8 @@ static json_t *audit_status_json(struct agent *agent)
 	return o;
 }
 
+static json_t *shared_status_json(const struct agent *agent);
+
 static json_t *status_json(struct agent *agent)
 {
 	json_t *services = json_array();
@@ -380,8 +387,8 @@ static json_t *status_json(struct agent *agent)
 		json_array_append_new(services, service_summary(agent->policies->policies[i]));
 
 	return json_pack(
-	    "{s:s, s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "mode",
-	    agent->options.monitor ? "monitor" : "enforce", "pid", (int)getpid(), "version",
+	    "{s:s, s:i, s:s, s:I, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+	    "mode", agent->options.monitor ? "monitor" : "enforce", "pid", (int)getpid(), "version",
 	    MTD_VERSION, "uptime_usec", (json_int_t)(now(CLOCK_MONOTONIC) - agent->started_usec),
 	    "policy_dir", agent->options.policy_dir, "policies_loaded_usec",
 	    (json_int_t)agent->policies_loaded_usec, "reloads", (json_int_t)agent->reloads,
@@ -389,7 +396,8 @@ static json_t *status_json(struct agent *agent)
 	    audit_status_json(agent), "clock", clock_trust_status(&agent->clock), "rotation",
 	    rotation_status(agent->rotation), "control", control_status(agent), "instances",
 	    agent->fleet ? fleet_services_json(agent->fleet) : json_array(), "hooks",
-	    agent->hooks ? hooks_status_json(agent->hooks) : json_object());
+	    agent->hooks ? hooks_status_json(agent->hooks) : json_object(), "shared",
+	    shared_status_json(agent));
 }
 
 static char *render_metrics(void *userdata, size_t *ret_len)
@@ -481,6 +489,97 @@ static void handle_unblock(struct agent *agent, struct control_client *client, c
 	reply_result(client, json_pack("{s:s}", "unblocked", address));
 }
 
+static void add_shared(struct rotation_shared_result *total, const struct rotation_shared_result *r)
+{
+	total->blocked += r->blocked;
+	total->unblocked += r->unblocked;
+	total->never_block += r->never_block;
+	total->kept_own += r->kept_own;
+	total->simulated += r->simulated;
+	total->invalid += r->invalid;
+}
+
+static json_t *shared_result_json(const struct rotation_shared_result *r)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "blocked", (json_int_t)r->blocked,
+			 "unblocked", (json_int_t)r->unblocked, "never_block",
+			 (json_int_t)r->never_block, "kept_own", (json_int_t)r->kept_own,
+			 "simulated", (json_int_t)r->simulated, "invalid", (json_int_t)r->invalid);
+}
+
+/* `mtdctl status`'s "shared": the bridge's state as it last reported it
+ * (connection to the engine, alerts sent, decisions received) and what the
+ * agent did with the decisions. */
+static json_t *shared_status_json(const struct agent *agent)
+{
+	const struct control_bridge_report *b = &agent->bridge;
+	json_t *o = json_pack(
+	    "{s:I, s:I, s:I, s:o}", "requests", (json_int_t)agent->bridge_requests, "report_usec",
+	    (json_int_t)agent->bridge_report_usec, "failures", (json_int_t)agent->shared_failures,
+	    "applied", shared_result_json(&agent->shared_total));
+
+	if (o && b->present)
+		json_object_set_new(
+		    o, "bridge",
+		    json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "engine",
+			      b->engine, "lapi", b->lapi, "error", b->error, "since_usec",
+			      (json_int_t)b->since_usec, "alerts_sent", (json_int_t)b->alerts_sent,
+			      "alerts_failed", (json_int_t)b->alerts_failed, "alerts_queued",
+			      (json_int_t)b->alerts_queued, "decisions_new",
+			      (json_int_t)b->decisions_new, "decisions_deleted",
+			      (json_int_t)b->decisions_deleted, "decisions_skipped",
+			      (json_int_t)b->decisions_skipped));
+	return o;
+}
+
+/* Decisions of the fleet's engine through its bridge (docs/fleet.md): the
+ * bans in one transaction, the unbans in another; NeverBlock= wins. The
+ * record names counts, not every address: a bridge resyncing thousands of
+ * decisions should not flood the log. */
+static void handle_shared_blocks(struct agent *agent, struct control_client *client,
+				 const struct control_request *request)
+{
+	struct rotation_shared_ban bans[CONTROL_SHARED_MAX];
+	const char *unbans[CONTROL_SHARED_MAX];
+	struct rotation_shared_result result = {0};
+	struct step_error error = {0};
+	char reason[STEP_ERROR_FORMAT_MAX];
+	int r = 0;
+
+	agent->bridge_requests++;
+	agent->bridge_report_usec = now(CLOCK_REALTIME);
+	if (request->bridge.present)
+		agent->bridge = request->bridge;
+	if (request->n_bans == 0 && request->n_unbans == 0) {
+		reply_result(client, shared_result_json(&result));
+		return;
+	}
+	for (size_t i = 0; i < request->n_bans; i++)
+		bans[i] = (struct rotation_shared_ban){.address = request->bans[i].address,
+						       .block_usec =
+							   request->bans[i].seconds * USEC_PER_SEC};
+	for (size_t i = 0; i < request->n_unbans; i++)
+		unbans[i] = request->unbans[i];
+	r = rotation_shared_blocks(agent->rotation, bans, request->n_bans, unbans,
+				   request->n_unbans, &result, &error);
+	add_shared(&agent->shared_total, &result);
+	if (r < 0) {
+		agent->shared_failures++;
+		step_error_reason(&error, r, reason, sizeof(reason));
+		log_error("shared blocks: %s", reason);
+		reply_error(client, reason);
+		return;
+	}
+	(void)agent_audit(agent, "shared-blocks",
+			  json_pack("{s:s, s:I, s:I, s:o}", "engine",
+				    agent->bridge.present ? agent->bridge.engine : "", "bans",
+				    (json_int_t)request->n_bans, "unbans",
+				    (json_int_t)request->n_unbans, "applied",
+				    shared_result_json(&result)),
+			  false);
+	reply_result(client, shared_result_json(&result));
+}
+
 static void handle_quarantine_command(struct agent *agent, struct control_client *client,
 				      const struct control_peer *peer,
 				      const struct control_request *request)
@@ -557,8 +656,11 @@ static void on_control_request(struct control_client *client, const struct contr
 	struct agent *agent = userdata;
 	const char *command = control_command_name(request->command);
 
-	/* The server has checked the peer's credentials (control_peer_may). */
-	if (control_command_is_mutating(request->command)) {
+	/* The server has checked the peer's credentials (control_peer_may).
+	 * A bridge's report alone changes nothing: not worth a synced record. */
+	if (control_command_is_mutating(request->command) &&
+	    !(request->command == CONTROL_SHARED_BLOCKS && request->n_bans == 0 &&
+	      request->n_unbans == 0)) {
 		int r = agent_audit_durable(agent, "control-request",
 					    json_pack("{s:s, s:i, s:i}", "command", command, "uid",
 						      (int)peer->uid, "pid", (int)peer->pid));
@@ -612,6 +714,9 @@ static void on_control_request(struct control_client *client, const struct contr
 	case CONTROL_RELEASE:
 	case CONTROL_INSPECT:
 		handle_quarantine_command(agent, client, peer, request);
+		break;
+	case CONTROL_SHARED_BLOCKS:
+		handle_shared_blocks(agent, client, request);
 		break;
 	case _CONTROL_COMMAND_MAX:
 		reply_error(client, "unknown command");
@@ -1006,6 +1111,7 @@ int agent_new(sd_event *event, const struct agent_options *options, struct agent
 		log_error("control: cannot listen on %s: %s", agent->socket_path, strerror(-r));
 		return r;
 	}
+	control_server_set_block_group(agent->control, lookup_read_group(options->block_group));
 
 	r = audit_timer_new(event, agent->audit, options->audit_epoch_usec, &agent->audit_timer);
 	if (r < 0)

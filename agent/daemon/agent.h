@@ -18,6 +18,7 @@ struct agent_options {
 	const char *runtime_dir;
 	const char *audit_log;
 	const char *read_group;	    /* group allowed read-only control commands */
+	const char *block_group;    /* group allowed shared-blocks (a bridge), NULL: root only */
 	uint64_t audit_epoch_usec;  /* how often the audit key evolves (seal) */
 	uint64_t audit_max_bytes;   /* audit log rotation size */
 	unsigned audit_keep;	    /* rotated audit files kept */

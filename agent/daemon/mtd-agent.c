@@ -38,6 +38,7 @@ static void usage(FILE *out)
 	    "  --audit-queue N       audit records held in memory while the log cannot be\n"
 	    "                        written (disk full); beyond, they are counted as lost [1024]\n"
 	    "  --read-group NAME     group allowed read-only control commands [mtd]\n"
+	    "  --block-group NAME    group allowed shared-blocks (docs/fleet.md) [mtd-block]\n"
 	    "  --nflog-group N       NFLOG group the decoy rule logs hits to [7321]; N+1 gets\n"
 	    "                        the drops of the instances' envelopes, N+2 the knocks\n"
 	    "  --honeypot-port PORT  TCP decoys redirect here so they look open; 0 drops [7321]\n"
@@ -89,6 +90,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 		OPT_AUDIT_KEEP,
 		OPT_AUDIT_QUEUE,
 		OPT_READ_GROUP,
+		OPT_BLOCK_GROUP,
 		OPT_NFLOG_GROUP,
 		OPT_REMOVE_TABLE,
 		OPT_HONEYPOT_PORT,
@@ -111,6 +113,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 	    {"audit-keep", required_argument, NULL, OPT_AUDIT_KEEP},
 	    {"audit-queue", required_argument, NULL, OPT_AUDIT_QUEUE},
 	    {"read-group", required_argument, NULL, OPT_READ_GROUP},
+	    {"block-group", required_argument, NULL, OPT_BLOCK_GROUP},
 	    {"nflog-group", required_argument, NULL, OPT_NFLOG_GROUP},
 	    {"remove-table-on-stop", no_argument, NULL, OPT_REMOVE_TABLE},
 	    {"honeypot-port", required_argument, NULL, OPT_HONEYPOT_PORT},
@@ -171,6 +174,9 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 			break;
 		case OPT_READ_GROUP:
 			options->read_group = optarg;
+			break;
+		case OPT_BLOCK_GROUP:
+			options->block_group = optarg;
 			break;
 		case OPT_NFLOG_GROUP:
 			if (parse_u64_option("nflog-group", optarg, 1, 65533, &value) < 0)
@@ -282,6 +288,7 @@ int main(int argc, char **argv)
 	    .runtime_dir = "/run/mtd",
 	    .audit_log = "/var/log/mtd/audit.log",
 	    .read_group = "mtd",
+	    .block_group = "mtd-block",
 	    .audit_epoch_usec = 3600 * USEC_PER_SEC,
 	    .audit_max_bytes = 64ull * 1024 * 1024,
 	    .audit_keep = 8,

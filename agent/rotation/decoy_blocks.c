@@ -85,6 +85,11 @@ static bool in_any(const struct cidr *list, size_t n, const struct rotator_addr 
 	return false;
 }
 
+bool decoy_blocks_never_blocks(const struct decoy_blocks *blocks, const struct rotator_addr *source)
+{
+	return in_any(blocks->limits.never_block, blocks->limits.n_never_block, source);
+}
+
 static bool same_source(const struct rotator_addr *a, const struct rotator_addr *b)
 {
 	if (a->family != b->family)

@@ -1995,6 +1995,115 @@ int rotation_unblock(struct rotation *rotation, const char *address, struct step
 	return 0;
 }
 
+static bool parse_source(const char *address, struct rotator_addr *ret)
+{
+	struct rotator_addr addr = {0};
+
+	if (inet_pton(AF_INET, address, &addr.in) == 1)
+		addr.family = AF_INET;
+	else if (inet_pton(AF_INET6, address, &addr.in6) == 1)
+		addr.family = AF_INET6;
+	else
+		return false;
+	*ret = addr;
+	return true;
+}
+
+/* Whether a decoy of this host blocked the source and the block runs on. */
+static bool own_block_runs(const struct rotation *rotation, const char *canonical,
+			   uint64_t now_usec)
+{
+	for (size_t i = 0; i < rotation->n_blocked; i++)
+		if (streq(rotation->blocked[i].address, canonical) &&
+		    rotation->blocked[i].service[0] && rotation->blocked[i].until_usec > now_usec)
+			return true;
+	return false;
+}
+
+int rotation_shared_blocks(struct rotation *rotation, const struct rotation_shared_ban *bans,
+			   size_t n_bans, const char *const *unbans, size_t n_unbans,
+			   struct rotation_shared_result *ret_result, struct step_error *ret_error)
+{
+	_cleanup_free_ struct rotator_blocked *block = calloc(n_bans + 1, sizeof(*block));
+	_cleanup_free_ struct rotator_addr *unblock = calloc(n_unbans + 1, sizeof(*unblock));
+	struct rotation_shared_result result = {0};
+	uint64_t now_usec = now(CLOCK_REALTIME);
+	size_t n_block = 0, n_unblock = 0;
+	int r;
+
+	if (!block || !unblock)
+		return -ENOMEM;
+	if (!rotation->rotator) {
+		step_error_set(ret_error, "shared blocks", 0, "no table is programmed");
+		return -ENOENT;
+	}
+	for (size_t i = 0; i < n_bans; i++) {
+		char canonical[INET6_ADDRSTRLEN];
+		struct rotator_addr addr;
+
+		if (!parse_source(bans[i].address, &addr)) {
+			result.invalid++;
+			continue;
+		}
+		inet_ntop(addr.family, &addr.in6, canonical, sizeof(canonical));
+		if (decoy_blocks_never_blocks(rotation->decoy_blocks, &addr))
+			result.never_block++;
+		else if (own_block_runs(rotation, canonical, now_usec + bans[i].block_usec))
+			result.kept_own++; /* a new timeout would shorten it */
+		else if (rotation->options.monitor)
+			result.simulated++;
+		else
+			block[n_block++] = (struct rotator_blocked){
+			    .source = addr,
+			    .expires_in_ms = MAX(bans[i].block_usec / USEC_PER_MSEC, 1)};
+	}
+	for (size_t i = 0; i < n_unbans; i++) {
+		char canonical[INET6_ADDRSTRLEN];
+		struct rotator_addr addr;
+
+		if (!parse_source(unbans[i], &addr)) {
+			result.invalid++;
+			continue;
+		}
+		inet_ntop(addr.family, &addr.in6, canonical, sizeof(canonical));
+		if (own_block_runs(rotation, canonical, now_usec))
+			result.kept_own++;
+		else if (!rotation->options.monitor)
+			unblock[n_unblock++] = addr;
+	}
+	if (n_block > 0) {
+		r = rotator_block(rotation->rotator, block, n_block, ret_error);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < n_block; i++) {
+			char canonical[INET6_ADDRSTRLEN];
+			uint64_t until = now_usec + block[i].expires_in_ms * USEC_PER_MSEC;
+
+			inet_ntop(block[i].source.family, &block[i].source.in6, canonical,
+				  sizeof(canonical));
+			remember_blocked(rotation, canonical, NULL, until, 0);
+		}
+		result.blocked = (unsigned)n_block;
+	}
+	if (n_unblock > 0) {
+		r = program(rotation, rotation->services, rotation->n_services, unblock, n_unblock,
+			    ret_error);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < n_unblock; i++) {
+			char canonical[INET6_ADDRSTRLEN];
+
+			inet_ntop(unblock[i].family, &unblock[i].in6, canonical, sizeof(canonical));
+			for (size_t j = 0; j < rotation->n_blocked; j++)
+				if (streq(rotation->blocked[j].address, canonical))
+					rotation->blocked[j].until_usec = 0;
+		}
+		result.unblocked = (unsigned)n_unblock;
+	}
+	*ret_result = result;
+	return 0;
+}
+
 void rotation_free(struct rotation *rotation)
 {
 	if (!rotation)

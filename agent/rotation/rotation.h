@@ -258,6 +258,24 @@ int rotation_client_service(const struct rotation *rotation, const char *service
 			    struct rotation_client_service *ret);
 /* The host id in force (HostId=, else the host's public address), NULL if none. */
 const char *rotation_host_id(const struct rotation *rotation);
+/* Decisions of a fleet's engine (CrowdSec, docs/fleet.md): sources to block
+ * for their remaining time, in one transaction, and sources to unblock, in
+ * another. The global file's NeverBlock= wins (the source is left alone and
+ * counted); in monitor mode nothing is blocked (counted as simulated). An
+ * unban leaves a source the agent's own decoys blocked and whose block runs
+ * on: the agent keeps its own blocks. An address that does not parse is
+ * counted as invalid, never blocked. On failure nothing of that transaction
+ * changed and ret_error says why. */
+struct rotation_shared_ban {
+	const char *address;
+	uint64_t block_usec;
+};
+struct rotation_shared_result {
+	unsigned blocked, unblocked, never_block, kept_own, simulated, invalid;
+};
+int rotation_shared_blocks(struct rotation *rotation, const struct rotation_shared_ban *bans,
+			   size_t n_bans, const char *const *unbans, size_t n_unbans,
+			   struct rotation_shared_result *ret_result, struct step_error *ret_error);
 
 /* Leaves the table in place (so ports stay closed) unless remove_on_stop. */
 void rotation_free(struct rotation *rotation);

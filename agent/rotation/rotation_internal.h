@@ -113,6 +113,10 @@ struct decoy_decision decoy_blocks_decide(const struct decoy_blocks *blocks,
 void decoy_blocks_record(struct decoy_blocks *blocks, const struct rotator_addr *source,
 			 const struct decoy_rules *rules, const struct decoy_decision *decision,
 			 enum decoy_evidence evidence, uint64_t now_usec);
+/* The global file's NeverBlock= covers this source (shared decisions, which
+ * no service owns, answer to it alone). */
+bool decoy_blocks_never_blocks(const struct decoy_blocks *blocks,
+			       const struct rotator_addr *source);
 /* An operator unblocked it: its next block is a first one again. */
 void decoy_blocks_forget(struct decoy_blocks *blocks, const struct rotator_addr *source);
 /* The action as audit records and status name it. */

@@ -48,7 +48,7 @@ static void test_reload_and_unblock_are_the_mutating_commands(void **state)
 		assert_int_equal(control_command_is_mutating(c),
 				 c == CONTROL_RELOAD || c == CONTROL_UNBLOCK ||
 				     c == CONTROL_QUARANTINE || c == CONTROL_RELEASE ||
-				     c == CONTROL_REPLACE);
+				     c == CONTROL_REPLACE || c == CONTROL_SHARED_BLOCKS);
 }
 
 static void test_metrics_is_read_only_and_takes_no_fields(void **state)
@@ -102,6 +102,82 @@ static void test_replace_takes_a_target_only(void **state)
 		       "replace: unknown field \"reason\"");
 	assert_refused("{\"command\":\"replace\",\"target\":\"../x\"}",
 		       "replace: \"target\" is not an instance id or service name");
+}
+
+/* shared-blocks: a bridge's bans (address, seconds), unbans and state;
+ * root or the block group, never the read group. */
+static void test_shared_blocks_typed_and_for_the_block_group(void **state)
+{
+	struct control_request request, again;
+	struct control_peer reader = {.uid = 1000, .in_read_group = true},
+			    bridge = {.uid = 998, .in_block_group = true};
+	char reason[CONTROL_REASON_MAX];
+	_cleanup_free_ char *text = NULL;
+
+	assert_int_equal(
+	    decode("{\"command\":\"shared-blocks\",\"ban\":[{\"address\":\"10.0.0.1\","
+		   "\"seconds\":600},{\"address\":\"fd00::1\",\"seconds\":1}],\"unban\":["
+		   "\"10.0.0.2\"],\"bridge\":{\"engine\":\"crowdsec\",\"lapi\":\"up\","
+		   "\"alerts_sent\":3,\"decisions_new\":2}}",
+		   &request, reason),
+	    0);
+	assert_int_equal(request.command, CONTROL_SHARED_BLOCKS);
+	assert_int_equal(request.n_bans, 2);
+	assert_string_equal(request.bans[1].address, "fd00::1");
+	assert_int_equal(request.bans[0].seconds, 600);
+	assert_int_equal(request.n_unbans, 1);
+	assert_string_equal(request.unbans[0], "10.0.0.2");
+	assert_true(request.bridge.present);
+	assert_string_equal(request.bridge.lapi, "up");
+	assert_int_equal(request.bridge.alerts_sent, 3);
+	assert_false(control_peer_may(&reader, &request, reason));
+	assert_string_equal(reason,
+			    "permission denied: shared-blocks requires root or the block group");
+	assert_true(control_peer_may(&bridge, &request, reason));
+	/* the block group is for shared-blocks alone */
+	assert_int_equal(decode("{\"command\":\"reload\"}", &again, reason), 0);
+	assert_false(control_peer_may(&bridge, &again, reason));
+
+	text = control_request_encode(&request);
+	assert_non_null(text);
+	assert_int_equal(decode(text, &again, reason), 0);
+	assert_int_equal(again.n_bans, 2);
+	assert_int_equal(again.bans[1].seconds, 1);
+	assert_string_equal(again.unbans[0], "10.0.0.2");
+	assert_int_equal(again.bridge.decisions_new, 2);
+
+	assert_refused("{\"command\":\"shared-blocks\"}",
+		       "shared-blocks: needs \"ban\", \"unban\" or \"bridge\"");
+	assert_refused("{\"command\":\"shared-blocks\",\"ban\":[{\"address\":\"10.0.0.1\"}]}",
+		       "shared-blocks: ban 0 must be {\"address\", \"seconds\"}");
+	assert_refused("{\"command\":\"shared-blocks\",\"ban\":[{\"address\":\"10.0.0.0/8\","
+		       "\"seconds\":5}]}",
+		       "shared-blocks: ban 0: \"address\" must be an IPv4 or IPv6 address");
+	assert_refused("{\"command\":\"shared-blocks\",\"ban\":[{\"address\":\"10.0.0.1\","
+		       "\"seconds\":0}]}",
+		       "shared-blocks: ban 0: \"seconds\" must be an integer from 1 to 31622400");
+	assert_refused("{\"command\":\"shared-blocks\",\"unban\":[\"x y\"]}",
+		       "shared-blocks: unban 0 must be an IPv4 or IPv6 address");
+	assert_refused("{\"command\":\"shared-blocks\",\"bridge\":{\"lapi\":\"up\\n\"}}",
+		       "shared-blocks: bridge \"lapi\" must be printable text of at most 15 "
+		       "characters");
+	assert_refused("{\"command\":\"shared-blocks\",\"bridge\":{\"admin\":true}}",
+		       "shared-blocks: bridge: unknown field \"admin\"");
+}
+
+static void test_shared_blocks_at_most_32_of_each(void **state)
+{
+	char text[CONTROL_REQUEST_MAX], reason[CONTROL_REASON_MAX];
+	struct control_request request;
+	size_t len =
+	    (size_t)snprintf(text, sizeof(text), "{\"command\":\"shared-blocks\",\"unban\":[");
+
+	for (int i = 0; i < 33; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "%s\"10.0.0.%d\"",
+					i ? "," : "", i);
+	snprintf(text + len, sizeof(text) - len, "]}");
+	assert_int_equal(decode(text, &request, reason), -EINVAL);
+	assert_string_equal(reason, "shared-blocks: \"unban\" must be an array of at most 32");
 }
 
 /* inspect --verify reads every kept file: root only; plain inspect is a read. */
@@ -192,7 +268,8 @@ static void test_unknown_commands_and_fields_are_refused(void **state)
 	assert_refused(
 	    "{\"command\":\"shutdown\"}",
 	    "unknown command (known: status, policy-list, policy-show, reload, "
-	    "audit-show, unblock, instances, quarantine, release, inspect, metrics, replace)");
+	    "audit-show, unblock, instances, quarantine, release, inspect, metrics, replace, "
+	    "shared-blocks)");
 	assert_refused("{\"command\":\"status\",\"force\":true}",
 		       "status: unknown field \"force\"");
 	assert_refused("{\"command\":\"reload\",\"name\":\"web\"}",
@@ -272,6 +349,8 @@ int main(void)
 	    cmocka_unit_test(test_malformed_messages_are_refused),
 	    cmocka_unit_test(test_oversized_request_is_refused),
 	    cmocka_unit_test(test_inspect_verify_is_for_root),
+	    cmocka_unit_test(test_shared_blocks_typed_and_for_the_block_group),
+	    cmocka_unit_test(test_shared_blocks_at_most_32_of_each),
 	    cmocka_unit_test(test_encode_round_trips),
 	    cmocka_unit_test(test_replies_are_json_objects),
 	};
