@@ -267,8 +267,10 @@ fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS)) fixture-keys
 	@FUZZ_RUNS="$(FUZZ_RUNS)" FUZZ_LOG_DIR="$(FUZZ_LOG_DIR)" \
 		tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
+# The smoke runs a target per core at once (they share nothing but the CPU).
 fuzz-smoke: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS)) fixture-keys
-	@FUZZ_RUNS= FUZZ_LOG_DIR= tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+	@FUZZ_RUNS= FUZZ_LOG_DIR= FUZZ_JOBS=$$(nproc) tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SMOKE_SECONDS) \
+		$(FUZZ_TARGETS)
 
 # Regenerate the netlink and seccomp seed corpora (committed; see gen_seeds.c).
 fuzz-seeds: tests/fuzz/gen_seeds.c
