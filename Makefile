@@ -203,7 +203,7 @@ SAN_BIN := $(BUILD)/san-bin
 # Not run again under the sanitizers, so that `make check` stays near 20
 # minutes: the two that drive only the rotator library through its test
 # driver (the agent's runs drive the same code under ASan: response,
-# envelope, decoy_blocking); rotation (its 62 boundaries and 15 SIGKILLs are
+# envelope, decoy_blocking); rotation (its 30 boundaries and 15 SIGKILLs are
 # the plain run's; decoy_blocking and metrics cross boundaries under ASan);
 # quarantine_large (size, not paths: quarantine_drift runs); examples (real
 # daemons; the agent's paths are response's); manpage_numbers (the CLI's
