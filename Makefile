@@ -210,12 +210,9 @@ SAN_BIN := $(BUILD)/san-bin
 # parser, which fuzz_policy and san-unit cover).
 SAN_INTEGRATION_SKIP := rotator_nft rotator_instance_fw rotation quarantine_large examples \
 	manpage_numbers
-# The daemon, the CLI and the tools link the sanitized libraries san-unit uses
-# (SAN_LIBS: the same sources compiled with the same flags, BASE_CFLAGS -O1 -g
-# SAN_FLAGS CFLAGS), so those are compiled once for both suites.
-san-integration: fixture-keys $(SAN_LIBS)
+san-integration: fixture-keys
 	@$(MAKE) --no-print-directory BUILD=$(SAN_BIN) OPT_CFLAGS="-O1 -g $(SAN_FLAGS)" \
-		LDFLAGS="$(SAN_FLAGS)" LIBS="$(SAN_LIBS)" all test-tools >/dev/null
+		LDFLAGS="$(SAN_FLAGS)" all test-tools >/dev/null
 	@BUILD=$(SAN_BIN) MTD_TEST_SANITIZED="$(SAN_FLAGS)" \
 		ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		MTD_TEST_BOUNDARIES=3 MTD_TEST_KILLS=3 MTD_TEST_REPLACEMENTS=10 MTD_TEST_QUARANTINE_DIRS=8000 \
