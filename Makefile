@@ -250,7 +250,7 @@ SAN_BIN := $(BUILD)/san-bin
 # Not run again under the sanitizers, so that `make check` stays near 20
 # minutes: the two that drive only the rotator library through its test
 # driver (the agent's runs drive the same code under ASan: response,
-# envelope, decoy_blocking); rotation (its 62 boundaries and 15 SIGKILLs are
+# envelope, decoy_blocking); rotation (its 30 boundaries and 15 SIGKILLs are
 # the plain run's; decoy_blocking and metrics cross boundaries under ASan);
 # quarantine_large (size, not paths: quarantine_drift runs); examples (real
 # daemons; the agent's paths are response's); manpage_numbers (the CLI's
@@ -314,8 +314,10 @@ fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS)) fixture-keys
 	@FUZZ_RUNS="$(FUZZ_RUNS)" FUZZ_LOG_DIR="$(FUZZ_LOG_DIR)" \
 		tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
+# The smoke runs a target per core at once (they share nothing but the CPU).
 fuzz-smoke: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS)) fixture-keys
-	@FUZZ_RUNS= FUZZ_LOG_DIR= tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
+	@FUZZ_RUNS= FUZZ_LOG_DIR= FUZZ_JOBS=$$(nproc) tests/run-fuzz $(BUILD)/fuzz $(FUZZ_SMOKE_SECONDS) \
+		$(FUZZ_TARGETS)
 
 # Regenerate the netlink and seccomp seed corpora (committed; see gen_seeds.c).
 fuzz-seeds: tests/fuzz/gen_seeds.c

@@ -1,5 +1,5 @@
 #!/bin/bash
-# A hostile instance makes its evidence expensive: 30,000 directories under
+# A hostile instance makes its evidence expensive: 10,000 directories under
 # /tmp (Writable=), then a write to /etc, which is drift: it is quarantined
 # (tests/fixtures/probe dirs, static, in a real instance). The save copies
 # the whole layer; it used to run in one callback of the agent's loop. Checks,
@@ -11,7 +11,7 @@
 command -v cc >/dev/null || skip "cc is missing"
 enter_private_namespaces "$@"
 make_work_dir
-DIRS=${MTD_TEST_QUARANTINE_DIRS:-30000}
+DIRS=${MTD_TEST_QUARANTINE_DIRS:-10000}
 
 make_probe_snapshot
 write_probe_service large 22000-22999 "/bin/probe dirs $DIRS 0" "[Service] OnCompromise=quarantine" \

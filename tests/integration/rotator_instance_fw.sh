@@ -101,11 +101,14 @@ for f in echo1 echo2 serve1 serve2; do
 	for _ in $(seq 50); do grep -q serving "$tmp/$f.log" && break; sleep 0.1; done
 done
 
-# greet NS HOST PORT: the first line a TCP server sends (empty when unreachable)
-greet() { ip netns exec "$1" timeout 3 bash -c "exec 3<>/dev/tcp/$2/$3 && head -n 1 <&3" 2>/dev/null; }
+# greet NS HOST PORT [SECONDS]: the first line a TCP server sends (empty when
+# unreachable), waiting at most SECONDS (3)
+greet() { ip netns exec "$1" timeout "${4:-3}" bash -c "exec 3<>/dev/tcp/$2/$3 && head -n 1 <&3" 2>/dev/null; }
+# An answer over these veths comes in milliseconds: a drop is seen in 1 s (the
+# SYN is sent, and counted or logged, at once), an answer is waited for 3 s.
 expect() { # WHAT WANT NS HOST PORT
 	local got
-	got=$(greet "$3" "$4" "$5")
+	got=$(greet "$3" "$4" "$5" "$([ -n "$2" ] && echo 3 || echo 1)")
 	[ "$got" = "$2" ] || fail "$1: $4 port $5 from $3 answered '$got', want '$2'"
 	ok "$1"
 }
@@ -126,7 +129,7 @@ nft list table ip foreign >"$tmp/foreign.before"
 # --- default deny before any element ----------------------------------------------------
 out=$("$drv" -E 9 apply) || fail "empty plan: $out"
 expect "default deny: no element, instance 1 unreachable" "" cli 10.214.0.5 7000
-[ -z "$(greet inst1 10.88.0.2 5353)" ] || fail "default deny: instance 1 reached the client"
+[ -z "$(greet inst1 10.88.0.2 5353 1)" ] || fail "default deny: instance 1 reached the client"
 ok "default deny: instance 1 reaches nothing"
 
 # --- instance 1 behind the public port ------------------------------------------------------
@@ -151,7 +154,7 @@ nft list chain inet mtd instance_ingress | grep -q 'counter packets [1-9].* drop
 	fail "ingress drop not counted"
 ok "(2) the attempt is counted by instance_ingress"
 
-"$drv" -E 9 egress 1000 4000 >"$tmp/egress.log" 2>&1 & # until 4 s without a drop
+"$drv" -E 9 egress 1000 2500 >"$tmp/egress.log" 2>&1 & # until 2.5 s without a drop
 eg_pid=$!
 pids="$pids $eg_pid"
 for _ in $(seq 50); do grep -q listening "$tmp/egress.log" && break; sleep 0.1; done
@@ -177,7 +180,7 @@ $C timeout 20 bash -c '
 	read -t 3 -r greeting <&3; echo "greeting $greeting"
 	echo one >&3; read -t 3 -r reply <&3; echo "before $reply"
 	read -r _ <'"$tmp/go-cut"'
-	echo two >&3; reply=; read -t 3 -r reply <&3; echo "after ${reply:-none}"
+	echo two >&3; reply=; read -t 1 -r reply <&3; echo "after ${reply:-none}" # cut: reset at once
 ' >"$tmp/held-cut.log" 2>&1 &
 held=$!
 pids="$pids $held"
@@ -208,7 +211,7 @@ $C timeout 20 bash -c '
 	read -t 3 -r greeting <&3; echo "greeting $greeting"
 	echo one >&3; read -t 3 -r reply <&3; echo "before $reply"
 	read -r _ <'"$tmp/go"'
-	echo two >&3; read -t 3 -r reply <&3; echo "after ${reply:-none}"
+	echo two >&3; read -t 1 -r reply <&3; echo "after ${reply:-none}" # cut: 1 s is plenty
 ' >"$tmp/held.log" 2>&1 &
 held=$!
 pids="$pids $held"
@@ -231,7 +234,7 @@ nft list table inet mtd | grep -q '10.214.0.5' && fail "(5) an element of instan
 ok "(5) no element of instance 1 is left"
 
 # --- spoofing: instance 1 sends as instance 2 (whose egress allows 5353) ----------------------
-"$drv" -E 9 egress 1000 4000 >"$tmp/spoof.log" 2>&1 &
+"$drv" -E 9 egress 1000 2500 >"$tmp/spoof.log" 2>&1 &
 eg_pid=$!
 pids="$pids $eg_pid"
 for _ in $(seq 50); do grep -q listening "$tmp/spoof.log" && break; sleep 0.1; done

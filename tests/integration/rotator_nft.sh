@@ -76,10 +76,12 @@ $V ip route add 10.77.0.0/24 via 10.77.1.1 && $V ip -6 route add fd77::/64 via f
 # no reverse-path filter: a forged packet is answered, the worst case for a decoy
 $S sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.veth-s.rp_filter=0 || fail "rp_filter"
 
-# connect HOST PORT: prints the backend's greeting, fails on refusal/drop
-connect() { $C timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2 && head -c 6 <&3" 2>/dev/null; }
+# connect HOST PORT [SECONDS]: prints the backend's greeting, fails on
+# refusal/drop or after SECONDS (3)
+connect() { $C timeout "${3:-3}" bash -c "exec 3<>/dev/tcp/$1/$2 && head -c 6 <&3" 2>/dev/null; }
 expect_ok() { [ "$(connect "$1" "$2")" = "mtd-ok" ] || fail "$3: $1 port $2 not reachable"; ok "$3"; }
-expect_no() { [ "$(connect "$1" "$2")" != "mtd-ok" ] || fail "$3: $1 port $2 reachable"; ok "$3"; }
+# over this veth the backend answers in milliseconds: a drop is seen in 1 s
+expect_no() { [ "$(connect "$1" "$2" 1)" != "mtd-ok" ] || fail "$3: $1 port $2 reachable"; ok "$3"; }
 # the live bank: the one whose active set holds ipv4 (docs/nftables.md, "Two banks")
 live() { $S nft list set inet mtd active1 | grep -q 'elements = { ipv4' && echo 1 || echo 0; }
 

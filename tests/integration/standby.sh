@@ -103,7 +103,10 @@ ok "the standby is unreachable from outside"
 victim=$current
 promoted=$standby
 victim_addr=$(addr_of "$victim")
-http_get web "$P" 10.213.0.1 /cgi-bin/mount >/dev/null
+# the CGI is frozen with its instance mid-request: the request hangs until
+# http_get's timeout, in the background (waited for before the stop)
+http_get web "$P" 10.213.0.1 /cgi-bin/mount >/dev/null &
+hung=$!
 wait_for '[ "$(serving)" = "'"$promoted"'" ]' 100 || fail "the standby $promoted was not promoted: $(mtdctl instances)"
 ok "a seccomp violation promotes the standby $promoted"
 wait_for '[ "$(field "$victim" state)" = quarantined ]' 50 || fail "$victim is not quarantined"
@@ -182,7 +185,8 @@ wait_for '[ -n "$(serving)" ] && [ -z "$(with_role standby)" ] && [ -z "$(with_r
 	fail "the standbys did not go: $(mtdctl instances)"
 ok "StandbyInstances=0: the standbys go"
 victim=$(serving)
-http_get web "$P" 10.213.0.1 /cgi-bin/mount >/dev/null
+http_get web "$P" 10.213.0.1 /cgi-bin/mount >/dev/null & # frozen mid-request too
+hung="$hung $!"
 wait_for '[ -n "$(serving)" ] && [ "$(serving)" != "'"$victim"'" ]' 150 || fail "no replacement without a standby"
 new=$(serving)
 c=$(seq_of instance-contained "\"instance\":\"$victim\"")
@@ -233,6 +237,7 @@ mtdctl release "$(with_role quarantined | head -n 1)" >/dev/null
 [ -n "$(whoami)" ] || fail "nothing serves the public port after the renewals"
 ok "the service still serves its public port $port"
 
+for p in $hung; do wait "$p"; done
 stop_agent || fail "clean stop"
 ip -o link | grep -q mtdi && fail "an instance link remains"
 ok "a clean stop leaves no instance link (standbys included)"
