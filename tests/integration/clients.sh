@@ -46,6 +46,12 @@ ClientKeys=$CLIENTS
 Decoys=8
 DecoyBlock=0
 POLICY
+# No HostId= and no default route: the service does not start, and says why.
+out=$(timeout 20 "$AGENT" --policy-dir "$WORK/policies" --state-dir "$WORK/state" \
+	--runtime-dir "$WORK/run" --audit-log "$WORK/log/nohost.log" \
+	--instances-cgroup "$INSTANCES_CGROUP" 2>&1) && fail "the agent started without a host id"
+assert_contains "$out" "set HostId= in [Agent]" "without a host id a ClientKeys= service refuses to start"
+rm -rf "$WORK/state"/* "$WORK/run"/*
 # No HostId=: the host id is the address of the default route's interface.
 ip route add default via 10.213.0.2 dev veth-srv
 start_agent
