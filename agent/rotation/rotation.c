@@ -3,7 +3,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <malloc.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -895,10 +894,6 @@ static void load_next_change(struct rotation *rotation)
 		report_apply_failure(rotation, r, NULL);
 	else
 		stage_next(rotation, rotation->services, rotation->n_services, NULL);
-	/* The staging's element states and batches (tens of MB with tens of
-	 * thousands of client doors) are freed: give their pages back. */
-	if (rotation->mac)
-		(void)malloc_trim(0);
 	now_usec = now(CLOCK_REALTIME);
 	if (c && now_usec > c->due_usec) {
 		c->late_usec = now_usec - c->due_usec;
@@ -1658,8 +1653,6 @@ int rotation_reload_policies(struct rotation *rotation, const struct policy_set 
 	}
 	revoke_clients(rotation, services, n, keep_connections);
 	services_free(rotation->services, rotation->n_services);
-	if (rotation->mac)
-		(void)malloc_trim(0); /* the key files read twice (check, load) */
 	rotation->services = services;
 	rotation->n_services = n;
 	knock_services_refresh(rotation);

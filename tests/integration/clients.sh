@@ -7,7 +7,8 @@
 #     own key by `mtdctl port --client` (the schedule API, as mtd-client does)
 #   - the other client's key does not give the same door; no decoy is ever a
 #     client's door; status lists the clients with their doors and the host id
-#   - HostId= of the global file changes every door
+#   - the host id defaults to the address of the default route's interface
+#     (no HostId=); another host id gives other doors
 #   - revocation: the client's key removed and `mtdctl reload`: its door
 #     closes, its established connection is cut (conntrack) and audited
 #     (client-revoked), the other client keeps working, its connection too
@@ -45,17 +46,21 @@ ClientKeys=$CLIENTS
 Decoys=8
 DecoyBlock=0
 POLICY
-cat >"$WORK/mtd.conf" <<CONF
-[Agent]
-HostId=test-host-1
-CONF
-start_agent --config "$WORK/mtd.conf"
+# No HostId= and no default route: the service does not start, and says why.
+out=$(timeout 20 "$AGENT" --policy-dir "$WORK/policies" --state-dir "$WORK/state" \
+	--runtime-dir "$WORK/run" --audit-log "$WORK/log/nohost.log" \
+	--instances-cgroup "$INSTANCES_CGROUP" 2>&1) && fail "the agent started without a host id"
+assert_contains "$out" "set HostId= in [Agent]" "without a host id a ClientKeys= service refuses to start"
+rm -rf "$WORK/state"/* "$WORK/run"/*
+# No HostId=: the host id is the address of the default route's interface.
+ip route add default via 10.213.0.2 dev veth-srv
+start_agent
 ok "the agent starts with a ClientKeys= service"
 
 # door NAME [HOSTID]: the client's door now, computed from its own key
 door() {
 	"$MTDCTL" port web --policy "$WORK/policies/web.policy" --client "$1" \
-		--client-key "$WORK/keys/$1.key" --host-id "${2:-test-host-1}" 2>/dev/null
+		--client-key "$WORK/keys/$1.key" --host-id "${2:-10.213.0.1}" 2>/dev/null
 }
 # If a boundary falls within the next seconds, wait it out (doors move).
 wait_epoch_margin() {
@@ -66,7 +71,8 @@ wait_epoch_margin() {
 wait_epoch_margin
 
 status=$(mtdctl --json status)
-assert_contains "$status" '"host_id": "test-host-1"' "status shows the host id"
+assert_contains "$status" '"host_id": "10.213.0.1"' \
+	"the host id is the default route's interface address, shown in status"
 A=$(door alice)
 B=$(door bob)
 C=$(door carol)
@@ -86,7 +92,7 @@ ok "bob reaches the service through his door $B"
 # another host id gives another door (with 1000 ports, a collision is 1/1000;
 # the check is on the computation, so it names the case if it happens).
 A_AS_BOB=$("$MTDCTL" port web --policy "$WORK/policies/web.policy" --client alice \
-	--client-key "$WORK/keys/bob.key" --host-id test-host-1 2>/dev/null)
+	--client-key "$WORK/keys/bob.key" --host-id 10.213.0.1 2>/dev/null)
 [ "$A_AS_BOB" != "$A" ] || fail "bob's key gives alice's door $A"
 ok "bob's key does not give alice's door ($A_AS_BOB != $A)"
 A_ELSEWHERE=$(door alice other-host)

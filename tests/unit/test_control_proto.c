@@ -51,6 +51,28 @@ static void test_reload_and_unblock_are_the_mutating_commands(void **state)
 				     c == CONTROL_REPLACE || c == CONTROL_SHARED_BLOCKS);
 }
 
+/* reload's one field: revoked clients' connections stay */
+static void test_reload_keep_connections_round_trips(void **state)
+{
+	struct control_request request, back;
+	char reason[CONTROL_REASON_MAX];
+	char *text;
+
+	assert_int_equal(decode("{\"command\":\"reload\"}", &request, reason), 0);
+	assert_false(request.keep_connections);
+	assert_int_equal(
+	    decode("{\"command\":\"reload\",\"keep_connections\":true}", &request, reason), 0);
+	assert_true(request.keep_connections);
+	text = control_request_encode(&request);
+	assert_non_null(text);
+	assert_int_equal(decode(text, &back, reason), 0);
+	assert_true(back.keep_connections);
+	free(text);
+	assert_int_equal(
+	    decode("{\"command\":\"reload\",\"keep_connections\":1}", &request, reason), -EINVAL);
+	assert_string_equal(reason, "reload: field \"keep_connections\" must be true or false");
+}
+
 static void test_metrics_is_read_only_and_takes_no_fields(void **state)
 {
 	struct control_request request;
@@ -339,6 +361,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_status_request_decodes),
 	    cmocka_unit_test(test_reload_and_unblock_are_the_mutating_commands),
+	    cmocka_unit_test(test_reload_keep_connections_round_trips),
 	    cmocka_unit_test(test_unblock_takes_an_address),
 	    cmocka_unit_test(test_metrics_is_read_only_and_takes_no_fields),
 	    cmocka_unit_test(test_quarantine_takes_a_target_and_a_reason),
