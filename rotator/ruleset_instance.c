@@ -143,14 +143,11 @@ int ruleset_add_instance_rules(struct nft_txn *t, const struct rotator_config *c
 	    {nft_rule_ingress_return(CH_INGRESS, NFPROTO_IPV6, RS_INGRESS6,
 				     "new flow to its port, through the DNAT"),
 	     "ingress6 in " CH_INGRESS, false},
-	    /* the first packet of a flow the DNAT still sent to a cut instance
-	     * (its route not moved yet): refused at once, not left to retry */
-	    {nft_rule_dead_jump(CH_INGRESS, NFPROTO_IPV4, RS_DEAD4, CH_DEAD,
-				"new flow to a cut instance"),
-	     "dead4 jump in " CH_INGRESS, false},
-	    {nft_rule_dead_jump(CH_INGRESS, NFPROTO_IPV6, RS_DEAD6, CH_DEAD,
-				"new flow to a cut instance"),
-	     "dead6 jump in " CH_INGRESS, false},
+	    /* The first packet of a flow the DNAT still sent to a cut instance
+	     * (in the moment between the cut and the route's move) is dropped by
+	     * the chain's end, not reset: the client's retransmitted SYN is a new
+	     * flow, which the DNAT sends to the instance serving by then. A reset
+	     * would fail that request (response.sh's client loop saw it). */
 	    {nft_rule_drop(CH_INGRESS, 0, NULL, "anything else to an instance"),
 	     "drop in " CH_INGRESS, false},
 	    /* from an instance */
