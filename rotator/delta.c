@@ -14,33 +14,60 @@
 static const struct {
 	const char *name;
 	bool map, interval;
+	uint8_t key_cap, data_cap; /* the longest key and data its elements have */
 } set_info[RS_N_SETS] = {
-    [RS_SET_SVC4] = {.name = RS_BANK_NAME(RS_SVC4, 0), .map = true},
-    [RS_SET_SVC6] = {.name = RS_BANK_NAME(RS_SVC6, 0), .map = true},
-    [RS_SET_LOCAL4] = {.name = RS_BANK_NAME(RS_LOCAL4, 0), .map = true},
-    [RS_SET_LOCAL6] = {.name = RS_BANK_NAME(RS_LOCAL6, 0), .map = true},
-    [RS_SET_DECOYS] = {.name = RS_BANK_NAME(RS_DECOYS, 0), .map = false},
-    [RS_SET_GATED] = {.name = RS_BANK_NAME(RS_GATED, 0), .map = false},
-    [RS_SET_KNOCK] = {.name = RS_BANK_NAME(RS_KNOCK, 0), .map = false},
-    [RS_SET_SVC4_1] = {.name = RS_BANK_NAME(RS_SVC4, 1), .map = true},
-    [RS_SET_SVC6_1] = {.name = RS_BANK_NAME(RS_SVC6, 1), .map = true},
-    [RS_SET_LOCAL4_1] = {.name = RS_BANK_NAME(RS_LOCAL4, 1), .map = true},
-    [RS_SET_LOCAL6_1] = {.name = RS_BANK_NAME(RS_LOCAL6, 1), .map = true},
-    [RS_SET_DECOYS_1] = {.name = RS_BANK_NAME(RS_DECOYS, 1), .map = false},
-    [RS_SET_GATED_1] = {.name = RS_BANK_NAME(RS_GATED, 1), .map = false},
-    [RS_SET_KNOCK_1] = {.name = RS_BANK_NAME(RS_KNOCK, 1), .map = false},
-    [RS_SET_ACTIVE0] = {.name = RS_ACTIVE0, .map = false},
-    [RS_SET_ACTIVE1] = {.name = RS_ACTIVE1, .map = false},
-    [RS_SET_BACKENDS4] = {.name = RS_BACKENDS4, .map = false},
-    [RS_SET_BACKENDS6] = {.name = RS_BACKENDS6, .map = false},
-    [RS_SET_INSTANCES4] = {.name = RS_INSTANCES4, .map = false},
-    [RS_SET_INSTANCES6] = {.name = RS_INSTANCES6, .map = false},
-    [RS_SET_INGRESS4] = {.name = RS_INGRESS4, .map = false},
-    [RS_SET_INGRESS6] = {.name = RS_INGRESS6, .map = false},
-    [RS_SET_EGRESS4] = {.name = RS_EGRESS4, .map = false, .interval = true},
-    [RS_SET_EGRESS6] = {.name = RS_EGRESS6, .map = false, .interval = true},
-    [RS_SET_DEAD4] = {.name = RS_DEAD4, .map = false},
-    [RS_SET_DEAD6] = {.name = RS_DEAD6, .map = false},
+    [RS_SET_SVC4] = {.name = RS_BANK_NAME(RS_SVC4, 0), .map = true, .key_cap = 8, .data_cap = 8},
+    [RS_SET_SVC6] = {.name = RS_BANK_NAME(RS_SVC6, 0), .map = true, .key_cap = 8, .data_cap = 20},
+    [RS_SET_LOCAL4] = {.name = RS_BANK_NAME(RS_LOCAL4, 0),
+		       .map = true,
+		       .key_cap = 8,
+		       .data_cap = 8},
+    [RS_SET_LOCAL6] = {.name = RS_BANK_NAME(RS_LOCAL6, 0),
+		       .map = true,
+		       .key_cap = 8,
+		       .data_cap = 20},
+    [RS_SET_DECOYS] = {.name = RS_BANK_NAME(RS_DECOYS, 0),
+		       .map = false,
+		       .key_cap = 8,
+		       .data_cap = 0},
+    [RS_SET_GATED] = {.name = RS_BANK_NAME(RS_GATED, 0), .map = false, .key_cap = 8, .data_cap = 0},
+    [RS_SET_KNOCK] = {.name = RS_BANK_NAME(RS_KNOCK, 0), .map = false, .key_cap = 8, .data_cap = 0},
+    [RS_SET_SVC4_1] = {.name = RS_BANK_NAME(RS_SVC4, 1), .map = true, .key_cap = 8, .data_cap = 8},
+    [RS_SET_SVC6_1] = {.name = RS_BANK_NAME(RS_SVC6, 1), .map = true, .key_cap = 8, .data_cap = 20},
+    [RS_SET_LOCAL4_1] = {.name = RS_BANK_NAME(RS_LOCAL4, 1),
+			 .map = true,
+			 .key_cap = 8,
+			 .data_cap = 8},
+    [RS_SET_LOCAL6_1] = {.name = RS_BANK_NAME(RS_LOCAL6, 1),
+			 .map = true,
+			 .key_cap = 8,
+			 .data_cap = 20},
+    [RS_SET_DECOYS_1] = {.name = RS_BANK_NAME(RS_DECOYS, 1),
+			 .map = false,
+			 .key_cap = 8,
+			 .data_cap = 0},
+    [RS_SET_GATED_1] = {.name = RS_BANK_NAME(RS_GATED, 1),
+			.map = false,
+			.key_cap = 8,
+			.data_cap = 0},
+    [RS_SET_KNOCK_1] = {.name = RS_BANK_NAME(RS_KNOCK, 1),
+			.map = false,
+			.key_cap = 8,
+			.data_cap = 0},
+    [RS_SET_ACTIVE0] = {.name = RS_ACTIVE0, .map = false, .key_cap = 4, .data_cap = 0},
+    [RS_SET_ACTIVE1] = {.name = RS_ACTIVE1, .map = false, .key_cap = 4, .data_cap = 0},
+    [RS_SET_BACKENDS4] = {.name = RS_BACKENDS4, .map = false, .key_cap = 12, .data_cap = 0},
+    [RS_SET_BACKENDS6] = {.name = RS_BACKENDS6, .map = false, .key_cap = 24, .data_cap = 0},
+    [RS_SET_INSTANCES4] = {.name = RS_INSTANCES4, .map = false, .key_cap = 4, .data_cap = 0},
+    [RS_SET_INSTANCES6] = {.name = RS_INSTANCES6, .map = false, .key_cap = 16, .data_cap = 0},
+    [RS_SET_INGRESS4] = {.name = RS_INGRESS4, .map = false, .key_cap = 12, .data_cap = 0},
+    [RS_SET_INGRESS6] = {.name = RS_INGRESS6, .map = false, .key_cap = 24, .data_cap = 0},
+    [RS_SET_EGRESS4] =
+	{.name = RS_EGRESS4, .map = false, .interval = true, .key_cap = 16, .data_cap = 16},
+    [RS_SET_EGRESS6] =
+	{.name = RS_EGRESS6, .map = false, .interval = true, .key_cap = 40, .data_cap = 40},
+    [RS_SET_DEAD4] = {.name = RS_DEAD4, .map = false, .key_cap = 4, .data_cap = 0},
+    [RS_SET_DEAD6] = {.name = RS_DEAD6, .map = false, .key_cap = 16, .data_cap = 0},
 };
 
 const char *delta_set_name(enum rs_set set)
@@ -121,7 +148,7 @@ static void addr_text(const uint8_t *b, size_t len, char *buf, size_t n)
 static void egress_text(const struct rs_elem *e, char *buf, size_t len)
 {
 	size_t al = e->key_len == 16 ? 4 : 16;
-	const uint8_t *k = e->key, *end = e->data;
+	const uint8_t *k = rs_elem_key(e), *end = rs_elem_data(e);
 	char src[INET6_ADDRSTRLEN], a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
 	unsigned p0 = (unsigned)(k[2 * al + 4] << 8 | k[2 * al + 5]);
 	unsigned p1 = (unsigned)(end[2 * al + 4] << 8 | end[2 * al + 5]);
@@ -141,15 +168,15 @@ void delta_elem_text(enum rs_set set, const struct rs_elem *e, char *buf, size_t
 	case RS_SET_INSTANCES6:
 	case RS_SET_DEAD4:
 	case RS_SET_DEAD6:
-		addr_text(e->key, e->key_len, buf, len);
+		addr_text(rs_elem_key(e), e->key_len, buf, len);
 		return;
 	case RS_SET_INGRESS4:
 	case RS_SET_INGRESS6: {
 		size_t al = e->key_len - 8u;
 
-		addr_text(e->key, al, ap, sizeof(ap));
-		snprintf(buf, len, "%s . %s . %u", ap, proto_text(e->key[al]),
-			 (unsigned)(e->key[al + 4] << 8 | e->key[al + 5]));
+		addr_text(rs_elem_key(e), al, ap, sizeof(ap));
+		snprintf(buf, len, "%s . %s . %u", ap, proto_text(rs_elem_key(e)[al]),
+			 (unsigned)(rs_elem_key(e)[al + 4] << 8 | rs_elem_key(e)[al + 5]));
 		return;
 	}
 	case RS_SET_EGRESS4:
@@ -158,36 +185,44 @@ void delta_elem_text(enum rs_set set, const struct rs_elem *e, char *buf, size_t
 		return;
 	case RS_SET_ACTIVE0:
 	case RS_SET_ACTIVE1:
-		snprintf(buf, len, "%s", e->key[0] == NFPROTO_IPV4 ? "ipv4" : "ipv6");
+		snprintf(buf, len, "%s", rs_elem_key(e)[0] == NFPROTO_IPV4 ? "ipv4" : "ipv6");
 		return;
 	default:
 		break;
 	}
 
 	if (set == RS_SET_BACKENDS4 || set == RS_SET_BACKENDS6) {
-		addr_port_text(e->key + 4, e->key_len - 4u, ap, sizeof(ap));
-		snprintf(buf, len, "%s . %s", proto_text(e->key[0]), ap);
+		addr_port_text(rs_elem_key(e) + 4, e->key_len - 4u, ap, sizeof(ap));
+		snprintf(buf, len, "%s . %s", proto_text(rs_elem_key(e)[0]), ap);
 		return;
 	}
 	if (!e->data_len) {
-		snprintf(buf, len, "%s . %u", proto_text(e->key[0]),
-			 (unsigned)(e->key[4] << 8 | e->key[5]));
+		snprintf(buf, len, "%s . %u", proto_text(rs_elem_key(e)[0]),
+			 (unsigned)(rs_elem_key(e)[4] << 8 | rs_elem_key(e)[5]));
 		return;
 	}
-	addr_port_text(e->data, e->data_len, ap, sizeof(ap));
-	snprintf(buf, len, "%s . %u : %s", proto_text(e->key[0]),
-		 (unsigned)(e->key[4] << 8 | e->key[5]), ap);
+	addr_port_text(rs_elem_data(e), e->data_len, ap, sizeof(ap));
+	snprintf(buf, len, "%s . %u : %s", proto_text(rs_elem_key(e)[0]),
+		 (unsigned)(rs_elem_key(e)[4] << 8 | rs_elem_key(e)[5]), ap);
 }
 
 /* --- hash tables -------------------------------------------------------------- */
 
-/* murmur3's 64-bit finaliser over the three key words: every input bit
- * reaches the low bits the table index uses */
-static uint64_t hash_key(const uint8_t *key)
-{
-	uint64_t w[RS_KEY_MAX / 8], h;
+/* An element being built: the whole room, zero beyond the lengths. */
+struct elem_buf {
+	uint8_t key[RS_KEY_MAX];
+	uint8_t data[RS_DATA_MAX];
+	uint8_t key_len, data_len;
+	uint32_t owner;
+};
 
-	memcpy(w, key, sizeof(w));
+/* murmur3's 64-bit finaliser over the key words (key: key_cap bytes): every
+ * input bit reaches the low bits the table index uses */
+static uint64_t hash_key(const uint8_t *key, size_t key_cap)
+{
+	uint64_t w[RS_KEY_MAX / 8] = {0}, h;
+
+	memcpy(w, key, key_cap);
 	h = w[0] ^ (w[1] * 0x9e3779b97f4a7c15ULL) ^ (w[2] * 0xc2b2ae3d27d4eb4fULL) ^
 	    (w[3] * 0x165667b19e3779f9ULL) ^ (w[4] * 0x27d4eb2f165667c5ULL);
 	h ^= h >> 33;
@@ -197,17 +232,33 @@ static uint64_t hash_key(const uint8_t *key)
 	return h ^ (h >> 33);
 }
 
-/* Slot of key: its element's slot, or the free slot where it would go. */
+static struct rs_elem *table_elem(struct rs_table *t, size_t i)
+{
+	return (struct rs_elem *)(void *)(t->elems + i * t->stride);
+}
+
+/* Slot of key (key_cap bytes, zero beyond its length): its element's slot,
+ * or the free slot where it would go. */
 static size_t table_probe(const struct rs_table *t, const uint8_t *key)
 {
-	size_t mask = t->n_slots - 1, i = (size_t)hash_key(key) & mask;
+	size_t mask = t->n_slots - 1, i = (size_t)hash_key(key, t->key_cap) & mask;
 
 	for (;; i = (i + 1) & mask) {
 		uint32_t s = t->slots[i];
 
-		if (!s || memcmp(t->elems[s - 1].key, key, RS_KEY_MAX) == 0)
+		if (!s || memcmp(rs_table_elem(t, s - 1)->bytes, key, t->key_cap) == 0)
 			return i;
 	}
+}
+
+/* The record size of set's elements, the first time its table is used. */
+static void table_setup(struct rs_table *t, enum rs_set set)
+{
+	if (t->stride)
+		return;
+	t->key_cap = set_info[set].key_cap;
+	t->data_cap = set_info[set].data_cap;
+	t->stride = (sizeof(struct rs_elem) + t->key_cap + t->data_cap + 3) & ~(size_t)3;
 }
 
 static int table_reserve(struct rs_table *t, size_t n)
@@ -215,7 +266,7 @@ static int table_reserve(struct rs_table *t, size_t n)
 	size_t slots = 64;
 
 	if (n > t->cap) {
-		struct rs_elem *e = realloc(t->elems, n * sizeof(*e));
+		uint8_t *e = realloc(t->elems, n * t->stride);
 
 		if (!e)
 			return -ENOMEM;
@@ -238,21 +289,30 @@ static int table_reserve(struct rs_table *t, size_t n)
 	return 0;
 }
 
-/* Insert e (fully built) unless its key is there: returns the element with
- * that key (the new one, or the one already there). Capacity is reserved. */
-static const struct rs_elem *table_insert(struct rs_table *t, const struct rs_elem *e,
+/* Insert e (fully built, its lengths within the set's) unless its key is
+ * there: returns the element with that key (the new one, or the one already
+ * there). Capacity is reserved. */
+static const struct rs_elem *table_insert(struct rs_table *t, const struct elem_buf *e,
 					  bool *ret_dup)
 {
 	size_t i = table_probe(t, e->key);
+	struct rs_elem *r;
 
 	if (t->slots[i]) {
 		*ret_dup = true;
-		return &t->elems[t->slots[i] - 1];
+		return rs_table_elem(t, t->slots[i] - 1);
 	}
-	t->elems[t->n] = *e;
+	r = table_elem(t, t->n);
+	r->owner = e->owner;
+	r->key_len = e->key_len;
+	r->data_len = e->data_len;
+	r->key_cap = t->key_cap;
+	r->data_cap = t->data_cap;
+	memcpy(r->bytes, e->key, t->key_cap);
+	memcpy(r->bytes + t->key_cap, e->data, t->data_cap);
 	t->slots[i] = (uint32_t)++t->n;
 	*ret_dup = false;
-	return &t->elems[t->n - 1];
+	return r;
 }
 
 /* Room for n elements, keeping those there (rehashed if the slots grow). */
@@ -261,7 +321,7 @@ static int table_grow(struct rs_table *t, size_t n)
 	size_t slots = t->n_slots ? t->n_slots : 64;
 
 	if (n > t->cap) {
-		struct rs_elem *e = realloc(t->elems, n * sizeof(*e));
+		uint8_t *e = realloc(t->elems, n * t->stride);
 
 		if (!e)
 			return -ENOMEM;
@@ -279,7 +339,7 @@ static int table_grow(struct rs_table *t, size_t n)
 		t->slots = s;
 		t->n_slots = slots;
 		for (size_t i = 0; i < t->n; i++)
-			t->slots[table_probe(t, t->elems[i].key)] = (uint32_t)i + 1;
+			t->slots[table_probe(t, rs_table_elem(t, i)->bytes)] = (uint32_t)i + 1;
 	}
 	return 0;
 }
@@ -287,15 +347,18 @@ static int table_grow(struct rs_table *t, size_t n)
 const struct rs_elem *delta_state_find(const struct rs_state *state, enum rs_set set,
 				       const uint8_t *key, size_t key_len)
 {
-	const struct rs_table *t = &state->sets[set];
+	const struct rs_table *t;
 	uint8_t k[RS_KEY_MAX] = {};
 	size_t i;
 
-	if (set >= RS_N_SETS || key_len > RS_KEY_MAX || !t->n)
+	if (set >= RS_N_SETS)
+		return NULL;
+	t = &state->sets[set];
+	if (!t->n || key_len > t->key_cap)
 		return NULL;
 	memcpy(k, key, key_len);
 	i = table_probe(t, k);
-	return t->slots[i] ? &t->elems[t->slots[i] - 1] : NULL;
+	return t->slots[i] ? rs_table_elem(t, t->slots[i] - 1) : NULL;
 }
 
 const char *delta_state_owner(const struct rs_state *state, const struct rs_elem *e)
@@ -376,8 +439,10 @@ static int state_reserve(struct rs_state *state, const struct rotator_plan *plan
 			want[v4 ? RS_SET_EGRESS4 : RS_SET_EGRESS6] += in->n_egress;
 		}
 	}
-	for (size_t s = 0; r >= 0 && s < RS_N_SETS; s++)
+	for (size_t s = 0; r >= 0 && s < RS_N_SETS; s++) {
+		table_setup(&state->sets[s], (enum rs_set)s);
 		r = table_reserve(&state->sets[s], want[s]);
+	}
 	if (r >= 0 && n_names > state->cap_names) {
 		char(*names)[ROTATOR_MAX_NAME] = realloc(state->names, n_names * sizeof(*names));
 
@@ -395,7 +460,7 @@ static int map_add(struct rs_state *state, enum rs_set set, const struct rotator
 		   uint32_t owner, uint16_t port, struct step_error *err)
 {
 	const struct rs_elem *there;
-	struct rs_elem e = {.owner = owner};
+	struct elem_buf e = {.owner = owner};
 	bool dup;
 
 	e.key_len = (uint8_t)delta_key_proto_port(e.key, s->proto, port);
@@ -403,7 +468,8 @@ static int map_add(struct rs_state *state, enum rs_set set, const struct rotator
 	e.data_len += (uint8_t)put_port(e.data + e.data_len, s->backend_port);
 	there = table_insert(&state->sets[set], &e, &dup);
 	/* a door that is also another client's door, or the service's port */
-	if (!dup || (there->owner == owner && memcmp(there->data, e.data, RS_DATA_MAX) == 0))
+	if (!dup || (there->owner == owner &&
+		     memcmp(rs_elem_data(there), e.data, state->sets[set].data_cap) == 0))
 		return 0;
 	if (err) {
 		char object[2 * ROTATOR_MAX_NAME + 32];
@@ -448,7 +514,7 @@ static int egress_add(struct rs_state *state, uint32_t owner, const struct rotat
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		struct rs_elem e = {.owner = owner};
+		struct elem_buf e = {.owner = owner};
 		bool dup;
 
 		put_addr(e.key, src);
@@ -473,7 +539,7 @@ static int instance_add(struct rs_state *state, uint32_t owner, const struct rot
 		const struct rotator_addr *addr = &in->addresses[a];
 		bool v4 = addr->family == AF_INET, dup = false;
 		size_t al = v4 ? 4 : 16;
-		struct rs_elem e = {.owner = owner};
+		struct elem_buf e = {.owner = owner};
 		const struct rs_elem *there;
 		int r;
 
@@ -512,7 +578,7 @@ static void dead_add(struct rs_state *state, uint32_t owner, const struct rotato
 		return;
 	for (size_t a = 0; a < in->n_addresses; a++) {
 		bool v4 = in->addresses[a].family == AF_INET, dup;
-		struct rs_elem e = {.owner = owner};
+		struct elem_buf e = {.owner = owner};
 
 		e.key_len = (uint8_t)put_addr(e.key, &in->addresses[a]);
 		if (delta_state_find(state, v4 ? RS_SET_INSTANCES4 : RS_SET_INSTANCES6, e.key,
@@ -526,7 +592,7 @@ static void dead_add(struct rs_state *state, uint32_t owner, const struct rotato
 static void gate_add(struct rs_state *state, unsigned bank, uint32_t owner, uint8_t proto,
 		     uint16_t port)
 {
-	struct rs_elem g = {.owner = owner};
+	struct elem_buf g = {.owner = owner};
 	bool dup;
 
 	g.key_len = (uint8_t)delta_key_proto_port(g.key, proto, port);
@@ -544,7 +610,7 @@ static int services_add(struct rs_state *state, const struct rotator_service *sv
 		enum rs_set local = rs_bank_set(v4 ? RS_SET_LOCAL4 : RS_SET_LOCAL6, bank);
 		bool grace = s->grace_port && s->grace_port != s->port;
 		uint32_t owner = first_owner + (uint32_t)i;
-		struct rs_elem e = {.owner = owner};
+		struct elem_buf e = {.owner = owner};
 		size_t len = strlen(s->name);
 		int r;
 
@@ -571,7 +637,7 @@ static int services_add(struct rs_state *state, const struct rotator_service *sv
 				gate_add(state, bank, owner, s->proto, s->client_ports[j]);
 		}
 		for (size_t j = 0; j < s->n_knock_ports; j++) {
-			struct rs_elem k = {.owner = owner};
+			struct elem_buf k = {.owner = owner};
 
 			k.key_len =
 			    (uint8_t)delta_key_proto_port(k.key, IPPROTO_UDP, s->knock_ports[j]);
@@ -583,7 +649,7 @@ static int services_add(struct rs_state *state, const struct rotator_service *sv
 		e.key_len = (uint8_t)len;
 		table_insert(&state->sets[v4 ? RS_SET_BACKENDS4 : RS_SET_BACKENDS6], &e, &dup);
 		for (size_t j = 0; j < s->n_decoys; j++) {
-			struct rs_elem d = {.owner = owner};
+			struct elem_buf d = {.owner = owner};
 
 			d.key_len = (uint8_t)delta_key_proto_port(d.key, s->proto, s->decoys[j]);
 			table_insert(&state->sets[rs_bank_set(RS_SET_DECOYS, bank)], &d, &dup);
@@ -597,13 +663,15 @@ int delta_state_switch(struct rs_state *state, unsigned live_bank)
 	static const uint8_t nfprotos[] = {NFPROTO_IPV4, NFPROTO_IPV6};
 	int r;
 
+	table_setup(&state->sets[RS_SET_ACTIVE0], RS_SET_ACTIVE0);
+	table_setup(&state->sets[RS_SET_ACTIVE1], RS_SET_ACTIVE1);
 	r = table_reserve(&state->sets[RS_SET_ACTIVE0], 2);
 	if (r >= 0)
 		r = table_reserve(&state->sets[RS_SET_ACTIVE1], 2);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < ELEMENTSOF(nfprotos); i++) {
-		struct rs_elem e = {.owner = UINT32_MAX};
+		struct elem_buf e = {.owner = UINT32_MAX};
 		bool dup;
 
 		e.key_len = (uint8_t)delta_key_nfproto(e.key, nfprotos[i]);
@@ -680,17 +748,18 @@ static int delta_diff(const struct rs_state *old, const struct rs_state *new_sta
 		if (only_active_sets && !is_active_set(s))
 			continue;
 		for (size_t i = 0; i < n->n; i++) {
-			const struct rs_elem *e = &n->elems[i];
-			uint32_t slot = o->n ? o->slots[table_probe(o, e->key)] : 0;
+			const struct rs_elem *e = rs_table_elem(n, i);
+			uint32_t slot = o->n ? o->slots[table_probe(o, e->bytes)] : 0;
 
-			if (slot && memcmp(o->elems[slot - 1].data, e->data, RS_DATA_MAX) == 0)
+			if (slot && memcmp(rs_elem_data(rs_table_elem(o, slot - 1)),
+					   rs_elem_data(e), n->data_cap) == 0)
 				continue; /* there, the same: not touched */
 			if (slot)	  /* other data: replaced */
 				delta->del[s][delta->n_del[s]++] = slot - 1;
 			delta->add[s][delta->n_add[s]++] = (uint32_t)i;
 		}
 		for (size_t i = 0; i < o->n; i++)
-			if (!n->n || !n->slots[table_probe(n, o->elems[i].key)])
+			if (!n->n || !n->slots[table_probe(n, rs_table_elem(o, i)->bytes)])
 				delta->del[s][delta->n_del[s]++] = (uint32_t)i;
 	}
 	return 0;

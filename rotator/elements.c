@@ -73,7 +73,7 @@ static int send_elems(struct nft_txn *t, enum rs_set set, uint16_t kind, const s
 	int r;
 
 	for (size_t i = 0; i < n; i++) {
-		const struct rs_elem *e = &tab->elems[idx[i]];
+		const struct rs_elem *e = rs_table_elem(tab, idx[i]);
 		struct nlattr *el;
 
 		if (!nlh) {
@@ -85,11 +85,11 @@ static int send_elems(struct nft_txn *t, enum rs_set set, uint16_t kind, const s
 				return -ENOMEM;
 		}
 		el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
-		put_value(nlh, NFTA_SET_ELEM_KEY, e->key, e->key_len);
+		put_value(nlh, NFTA_SET_ELEM_KEY, rs_elem_key(e), e->key_len);
 		if (delta_set_is_interval(set))
-			put_value(nlh, NFTA_SET_ELEM_KEY_END, e->data, e->data_len);
+			put_value(nlh, NFTA_SET_ELEM_KEY_END, rs_elem_data(e), e->data_len);
 		else if (add && e->data_len)
-			put_value(nlh, NFTA_SET_ELEM_DATA, e->data, e->data_len);
+			put_value(nlh, NFTA_SET_ELEM_DATA, rs_elem_data(e), e->data_len);
 		mnl_attr_nest_end(nlh, el);
 		if (nlh->nlmsg_len >= MSG_FULL || i + 1 == n) {
 			mnl_attr_nest_end(nlh, list);
@@ -524,7 +524,7 @@ void elements_describe(void *userdata, const struct nft_ref *ref, const struct n
 			 add ? "adding" : "deleting", ref->index);
 		return;
 	}
-	e = &st->sets[set].elems[idx[ref->index + (size_t)at]];
+	e = rs_table_elem(&st->sets[set], idx[ref->index + (size_t)at]);
 	delta_elem_text(set, e, text, sizeof(text));
 	if (set == RS_SET_ACTIVE0 || set == RS_SET_ACTIVE1) {
 		snprintf(buf, len, "switching banks: %s %s %s set %s", add ? "adding" : "deleting",

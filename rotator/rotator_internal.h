@@ -467,19 +467,43 @@ static inline enum rs_set rs_bank_set(enum rs_set bank0_set, unsigned bank)
 #define RS_KEY_MAX 40  /* inst_egress6: saddr . proto . daddr . port */
 #define RS_DATA_MAX 40 /* map data, or an interval's end key */
 
+/* One element as a table stores it: its key and data take only the room
+ * their set needs (key_cap, data_cap bytes: 8 + 8 for a door of an IPv4
+ * service), not RS_KEY_MAX + RS_DATA_MAX (64,000 client doors and knock
+ * ports in two banks are hundreds of thousands of elements). */
 struct rs_elem {
-	uint8_t key[RS_KEY_MAX];   /* zero beyond key_len */
-	uint8_t data[RS_DATA_MAX]; /* maps; interval sets: the end key; zero beyond data_len */
-	uint8_t key_len, data_len;
 	uint32_t owner; /* index of the owning service or instance (rs_state.names) */
+	uint8_t key_len, data_len;
+	uint8_t key_cap; /* bytes[0, key_cap): the key, zero beyond key_len */
+	uint8_t
+	    data_cap; /* then the data (maps; interval sets: the end key), zero beyond data_len */
+	uint8_t bytes[];
 };
 
+static inline const uint8_t *rs_elem_key(const struct rs_elem *e)
+{
+	return e->bytes;
+}
+
+static inline const uint8_t *rs_elem_data(const struct rs_elem *e)
+{
+	return e->bytes + e->key_cap;
+}
+
 struct rs_table {
-	struct rs_elem *elems;
+	uint8_t *elems; /* n records of stride bytes (struct rs_elem) */
 	size_t n, cap;
-	uint32_t *slots; /* open addressing: element index + 1, 0 = free */
-	size_t n_slots;	 /* power of two, at least twice n */
+	size_t stride;		   /* 0 until the table is first reserved */
+	uint8_t key_cap, data_cap; /* of its set (delta.c) */
+	uint32_t *slots;	   /* open addressing: element index + 1, 0 = free */
+	size_t n_slots;		   /* power of two, at least twice n */
 };
+
+/* Element i of table t. */
+static inline const struct rs_elem *rs_table_elem(const struct rs_table *t, size_t i)
+{
+	return (const struct rs_elem *)(const void *)(t->elems + i * t->stride);
+}
 
 struct rs_state {
 	struct rs_table sets[RS_N_SETS];

@@ -3,6 +3,7 @@
 #include "agent_internal.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -680,6 +681,9 @@ static void on_control_request(struct control_client *client, const struct contr
 	switch (request->command) {
 	case CONTROL_STATUS:
 		reply_result(client, status_json(agent));
+		/* With tens of thousands of clients the status is tens of MB of
+		 * small JSON objects, all freed now: give their pages back */
+		(void)malloc_trim(0);
 		break;
 	case CONTROL_POLICY_LIST:
 		handle_policy_list(agent, client);

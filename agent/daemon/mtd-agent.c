@@ -3,6 +3,7 @@
  * the service manager protocol. What the agent does is in agent.c. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,6 +299,13 @@ int main(int argc, char **argv)
 	    .instances_cgroup = "mtd-instances",
 	    .max_clock_error_usec = USEC_PER_SEC,
 	};
+
+	/* Large blocks (element states, batches, key lists: MBs with tens of
+	 * thousands of clients) always in their own mappings, returned to the
+	 * kernel when freed: a fixed threshold stops glibc from raising it
+	 * after the first free and carving them from the heap, where a freed
+	 * state stays resident behind what was allocated after it. */
+	(void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	sd_event *event = NULL;
 	struct agent *agent = NULL;
 	sigset_t mask;

@@ -57,11 +57,13 @@ static void delta_text(const struct rs_state *old, const struct rs_state *new_st
 
 	for (size_t i = 0; i < d->n_del[set]; i++, n++) {
 		items[n][0] = '-';
-		delta_elem_text(set, &old->sets[set].elems[d->del[set][i]], items[n] + 1, 95);
+		delta_elem_text(set, rs_table_elem(&old->sets[set], d->del[set][i]), items[n] + 1,
+				95);
 	}
 	for (size_t i = 0; i < d->n_add[set]; i++, n++) {
 		items[n][0] = '+';
-		delta_elem_text(set, &new_state->sets[set].elems[d->add[set][i]], items[n] + 1, 95);
+		delta_elem_text(set, rs_table_elem(&new_state->sets[set], d->add[set][i]),
+				items[n] + 1, 95);
 	}
 	qsort(items, n, sizeof(items[0]), (int (*)(const void *, const void *))strcmp);
 	buf[0] = 0;
@@ -442,7 +444,8 @@ static void test_delta_instance_swap_moves_route_and_removes_old_elements(void *
 	assert_string_equal(text, "+10.214.0.6 . udp . 192.0.2.53-192.0.2.53 . 53-53, "
 				  "-10.214.0.5 . tcp . 0.0.0.0-255.255.255.255 . 443-443, "
 				  "-10.214.0.5 . udp . 192.0.2.53-192.0.2.53 . 53-53");
-	assert_string_equal(delta_state_owner(&st, &st.sets[RS_SET_INSTANCES4].elems[0]), "web-2");
+	assert_string_equal(delta_state_owner(&st, rs_table_elem(&st.sets[RS_SET_INSTANCES4], 0)),
+			    "web-2");
 
 	/* the same plan again: nothing to send */
 	assert_int_equal(build_plan(&old, s2, 1, after, 1, &err), 0);
