@@ -512,6 +512,27 @@ int rotator_block(struct rotator *r, const struct rotator_blocked *sources, size
 	return nft_txn_commit(r->sock, t, MAX_RESTARTS, err);
 }
 
+/* Each admission names an IPv4 or IPv6 source, tcp or udp and a door; an
+ * added one has a timeout. */
+static int admissions_check(const struct rotator_admission *a, size_t n, bool remove,
+			    const char *what, struct step_error *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!addr_valid(&a[i].source))
+			return step_error_set(err, what, -EINVAL,
+					      "admission #%zu: address family %d is not IPv4 or "
+					      "IPv6",
+					      i, a[i].source.family);
+		if ((a[i].proto != IPPROTO_TCP && a[i].proto != IPPROTO_UDP) || !a[i].port)
+			return step_error_set(err, what, -EINVAL,
+					      "admission #%zu: needs tcp or udp and a port", i);
+		if (!remove && !a[i].expires_in_ms)
+			return step_error_set(err, what, -EINVAL,
+					      "admission #%zu: no timeout (expires_in_ms 0)", i);
+	}
+	return 0;
+}
+
 static int admissions(struct rotator *r, const struct rotator_admission *a, size_t n, bool remove,
 		      struct step_error *err)
 {
@@ -531,19 +552,9 @@ static int admissions(struct rotator *r, const struct rotator_admission *a, size
 	if (n > ROTATOR_MAX_ADMIT)
 		return step_error_set(err, what, -E2BIG, "%zu admissions, at most %d a call", n,
 				      ROTATOR_MAX_ADMIT);
-	for (size_t i = 0; i < n; i++) {
-		if (!addr_valid(&a[i].source))
-			return step_error_set(err, what, -EINVAL,
-					      "admission #%zu: address family %d is not IPv4 or "
-					      "IPv6",
-					      i, a[i].source.family);
-		if ((a[i].proto != IPPROTO_TCP && a[i].proto != IPPROTO_UDP) || !a[i].port)
-			return step_error_set(err, what, -EINVAL,
-					      "admission #%zu: needs tcp or udp and a port", i);
-		if (!remove && !a[i].expires_in_ms)
-			return step_error_set(err, what, -EINVAL,
-					      "admission #%zu: no timeout (expires_in_ms 0)", i);
-	}
+	k = admissions_check(a, n, remove, what, err);
+	if (k < 0)
+		return k;
 	k = elements_admit_list(a, n, &list, &n_list);
 	if (k >= 0)
 		k = nft_txn_new(r->sock, &t);
@@ -656,6 +667,7 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 		      struct step_error *err)
 {
 	_cleanup_(nft_txn_freep) struct nft_txn *t = NULL;
+	_cleanup_free_ struct rotator_admission *unadmit = NULL;
 	const struct rs_state *old;
 	struct elements_ctx ctx;
 	struct rotator_stats stats;
@@ -721,6 +733,17 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 		k = elements_add_unblock(t, &ctx);
 	if (k < 0)
 		return step_error_set(err, "transaction", k, "building the batch");
+	if (plan->n_unadmit) {
+		k = admissions_check(plan->unadmit, plan->n_unadmit, true, "unadmit", err);
+		if (k < 0)
+			return k;
+		k = elements_admit_list(plan->unadmit, plan->n_unadmit, &unadmit, &ctx.n_admit);
+		ctx.admit = unadmit;
+		if (k >= 0)
+			k = elements_add_admit(t, &ctx, true);
+		if (k < 0)
+			return step_error_set(err, "transaction", k, "building the batch");
+	}
 	stats = (struct rotator_stats){
 	    .elements_deleted = delta_count_del(&r->delta),
 	    .elements_added = delta_count_add(&r->delta),
@@ -805,7 +828,8 @@ static int classify(struct rotator *r, const struct rotator_plan *plan)
 {
 	bool instances_same;
 
-	if (!(r->flags & ROTATOR_F_PROGRAMMED) || !r->cur_valid || !r->codes_valid)
+	if (!(r->flags & ROTATOR_F_PROGRAMMED) || !r->cur_valid || !r->codes_valid ||
+	    plan->n_unadmit)
 		return 0;
 	if (code_instances(&r->code_scratch, plan) < 0)
 		return 0;
@@ -814,7 +838,7 @@ static int classify(struct rotator *r, const struct rotator_plan *plan)
 	    code_services(&r->code_scratch, plan->services, plan->n_services) < 0)
 		return 0;
 	if (code_equal(&r->code_scratch, &r->code_live)) {
-		if (plan->n_unblock ||
+		if (plan->n_unblock || plan->n_unadmit ||
 		    code_services(&r->code_scratch, plan->next, plan->n_next) < 0)
 			return 0;
 		return code_equal(&r->code_scratch, &r->code_idle) ? 2 : 0;

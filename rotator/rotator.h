@@ -134,6 +134,11 @@ struct rotator_plan {
 	 * ports, in the same transaction as the service routes) */
 	const struct rotator_instance *instances;
 	size_t n_instances;
+	/* admissions (rotator_admit()) to remove in the same transaction: a
+	 * revoked client's, at the reload that revokes it. A plan with some
+	 * is never a mere switch of banks. */
+	const struct rotator_admission *unadmit;
+	size_t n_unadmit;
 };
 
 struct rotator_config {

@@ -21,6 +21,9 @@
 /* Boundaries are exact to the millisecond; sd-event's default slack is 250 ms. */
 #define TIMER_ACCURACY_USEC 1ull /* the boundary itself: a client computes it */
 #define BLOCKED_TRACKED_MAX 4096
+/* admissions of one revoked client removed with the reload (its live ones:
+ * one per source and epoch it knocked from) */
+#define REVOKED_ADMISSIONS_MAX 256
 _Static_assert(POLICY_DECOYS_MAX <= SCHEDULE_MAX_DECOYS,
 	       "policy check must refuse a Decoys= the schedule cannot hold");
 /* After a boundary's switch the next change is loaded this much later (at
@@ -142,6 +145,10 @@ struct rotation {
 	/* knocks (knock_listener.c): the listener, and the gated services of
 	 * the set in force as the receiver sees them */
 	struct knock_listener *knocks;
+	/* a reload's revoked clients' admissions, removed in the transaction
+	 * that programs the reload (apply_once), then forgotten */
+	struct rotator_admission *revoked_admissions;
+	size_t n_revoked_admissions;
 	struct gated_service *gated;
 	size_t n_gated;
 };
@@ -459,7 +466,10 @@ static int apply_once(struct rotation *rotation, struct rotated_service *service
 	_cleanup_free_ struct rotator_service *plan_services =
 	    calloc(2 * n + 1, sizeof(*plan_services));
 	_cleanup_free_ struct rotator_service *plan_next = calloc(2 * n + 1, sizeof(*plan_next));
-	struct rotator_plan plan = {.unblock = unblock, .n_unblock = n_unblock};
+	struct rotator_plan plan = {.unblock = unblock,
+				    .n_unblock = n_unblock,
+				    .unadmit = rotation->revoked_admissions,
+				    .n_unadmit = rotation->n_revoked_admissions};
 	struct rotator_stats stats;
 	bool first;
 	int r;
@@ -1502,6 +1512,50 @@ static int host_id_for(struct rotation *rotation, const struct policy_set *set,
 	return 0;
 }
 
+/* Whether a client of a service in force is gone from the new set. */
+static bool client_revoked(const struct rotated_service *old, const struct rotation_client *cl,
+			   struct rotated_service *next, size_t n_next)
+{
+	for (size_t j = 0; j < n_next; j++)
+		if (next[j].clients && streq(next[j].policy->name, old->policy->name))
+			return !rotation_clients_find(next[j].clients, cl->name);
+	return true;
+}
+
+/* The admissions of the clients the new set revokes (knock_listener's
+ * record of them), for the transaction that programs the new set: their
+ * sources lose their doors in the reload's transaction, shared doors too. */
+static int collect_revoked_admissions(struct rotation *rotation, struct rotated_service *next,
+				      size_t n_next)
+{
+	uint64_t now_usec = now(CLOCK_REALTIME);
+
+	for (size_t i = 0; rotation->knocks && i < rotation->n_services; i++) {
+		const struct rotated_service *old = &rotation->services[i];
+
+		for (size_t c = 0; old->clients && c < old->clients->n; c++) {
+			const struct rotation_client *cl = &old->clients->clients[c];
+			struct rotator_admission found[REVOKED_ADMISSIONS_MAX], *grown;
+			size_t k;
+
+			if (!client_revoked(old, cl, next, n_next))
+				continue;
+			k = knock_listener_admissions(rotation->knocks, old->policy->name, cl->name,
+						      now_usec, found, REVOKED_ADMISSIONS_MAX);
+			if (k == 0)
+				continue;
+			grown = reallocarray(rotation->revoked_admissions,
+					     rotation->n_revoked_admissions + k, sizeof(*grown));
+			if (!grown)
+				return -ENOMEM;
+			memcpy(grown + rotation->n_revoked_admissions, found, k * sizeof(*found));
+			rotation->revoked_admissions = grown;
+			rotation->n_revoked_admissions += k;
+		}
+	}
+	return 0;
+}
+
 /* Clients of the services in force that the new ones (just programmed)
  * no longer have: their admissions and (unless keep) their flows go. */
 static void revoke_clients(struct rotation *rotation, struct rotated_service *next, size_t n_next,
@@ -1646,7 +1700,14 @@ int rotation_reload_policies(struct rotation *rotation, const struct policy_set 
 		}
 	}
 
-	r = program(rotation, services, n, NULL, 0, ret_error);
+	r = collect_revoked_admissions(rotation, services, n);
+	if (r >= 0)
+		r = program(rotation, services, n, NULL, 0, ret_error);
+	else
+		step_error_set(ret_error, "revocation", r, "listing the admissions to remove");
+	free(rotation->revoked_admissions);
+	rotation->revoked_admissions = NULL;
+	rotation->n_revoked_admissions = 0;
 	if (r < 0) {
 		services_free(services, n);
 		return r;

@@ -244,8 +244,14 @@ ok "in grace, the previous epoch's knock port admits to the previous epoch's doo
 # --- a revoked client can no longer knock -------------------------------------------------
 # bob was admitted from cli above: his key goes, the reload revokes him
 [ "$(tcp_answer in_client "$B_DOOR")" = open ] || fail "bob's door is not open before his revocation"
+nft list set inet mtd admitted4 | grep -q "10.213.0.2 . tcp . $B_DOOR" ||
+	fail "bob's admission (10.213.0.2 . tcp . $B_DOOR) is not in admitted4 before his revocation"
 rm "$CLIENTS/bob.key"
 out=$(mtdctl reload) || fail "reload without bob: $out"
+# his admission goes with the reload's transaction (also from a door another
+# client still has: it is removed by source and door, not by door)
+nft list set inet mtd admitted4 | grep -q "10.213.0.2 . tcp . $B_DOOR" &&
+	fail "bob's admission is still in admitted4 after his revocation"
 [ "$(tcp_answer in_client "$B_DOOR")" = refused ] || fail "bob's door is still open after his revocation"
 unknown0=$(refused unknown-client)
 in_client "$KNOCK" send "$WORK/bob.key" echo bob "$HOST_ID" 10.213.0.1 "$B_KNOCK"
