@@ -19,7 +19,10 @@
 
 struct cut {
 	uint8_t proto;
-	const uint64_t *ports; /* bitmap */
+	const uint64_t *ports; /* bitmap; NULL: by pairs */
+	/* or: flows from these sources to these doors (a client's admissions) */
+	const struct rotator_admission *pairs;
+	size_t n_pairs;
 	/* the original tuples of the flows to delete, each an attribute as the
 	 * dump gave it (CTA_TUPLE_ORIG) */
 	uint8_t **tuples;
@@ -51,6 +54,55 @@ static bool tuple_proto_port(const struct nlattr *tuple, uint8_t *ret_proto, uin
 	return has_proto && has_port;
 }
 
+/* The source address of a tuple (family AF_INET or AF_INET6), 0 if none. */
+static int tuple_source(const struct nlattr *tuple, struct rotator_addr *ret)
+{
+	const struct nlattr *a, *ip = NULL;
+
+	mnl_attr_for_each_nested(a, tuple) if (mnl_attr_get_type(a) == CTA_TUPLE_IP) ip = a;
+	if (!ip)
+		return 0;
+	mnl_attr_for_each_nested(a, ip)
+	{
+		if (mnl_attr_get_type(a) == CTA_IP_V4_SRC && mnl_attr_get_payload_len(a) == 4) {
+			ret->family = AF_INET;
+			memcpy(&ret->in, mnl_attr_get_payload(a), 4);
+			return AF_INET;
+		}
+		if (mnl_attr_get_type(a) == CTA_IP_V6_SRC && mnl_attr_get_payload_len(a) == 16) {
+			ret->family = AF_INET6;
+			memcpy(&ret->in6, mnl_attr_get_payload(a), 16);
+			return AF_INET6;
+		}
+	}
+	return 0;
+}
+
+/* Whether a flow (its original tuple, of protocol proto to port) is one
+ * the cut asks for. */
+static bool flow_wanted(const struct cut *c, const struct nlattr *orig, uint8_t proto,
+			uint16_t port)
+{
+	struct rotator_addr source = {0};
+
+	if (c->ports)
+		return proto == c->proto && (c->ports[port / 64] & (1ull << (port % 64)));
+	if (!tuple_source(orig, &source))
+		return false;
+	for (size_t i = 0; i < c->n_pairs; i++) {
+		const struct rotator_admission *p = &c->pairs[i];
+
+		if (p->proto == proto && p->port == port && p->source.family == source.family &&
+		    memcmp(source.family == AF_INET ? (const void *)&p->source.in
+						    : (const void *)&p->source.in6,
+			   source.family == AF_INET ? (const void *)&source.in
+						    : (const void *)&source.in6,
+			   source.family == AF_INET ? 4 : 16) == 0)
+			return true;
+	}
+	return false;
+}
+
 static int on_flow(const struct nlmsghdr *nlh, void *userdata)
 {
 	struct cut *c = userdata;
@@ -68,8 +120,7 @@ static int on_flow(const struct nlmsghdr *nlh, void *userdata)
 	}
 	if (!orig || !status || mnl_attr_get_payload_len(status) < 4 ||
 	    !(ntohl(mnl_attr_get_u32(status)) & IPS_DST_NAT) ||
-	    !tuple_proto_port(orig, &proto, &port) || proto != c->proto ||
-	    !(c->ports[port / 64] & (1ull << (port % 64))))
+	    !tuple_proto_port(orig, &proto, &port) || !flow_wanted(c, orig, proto, port))
 		return MNL_CB_OK;
 	if (c->n == c->cap) {
 		size_t cap = c->cap ? 2 * c->cap : 64;
@@ -145,44 +196,62 @@ static int request(struct mnl_socket *nl, int family, uint8_t type, uint16_t fla
 	}
 }
 
-int rotator_conntrack_cut(uint8_t proto, const uint16_t *ports, size_t n_ports, size_t *ret_cut)
+/* Dump each family's table and delete every flow c asks for. */
+static int cut_flows(struct cut *c, size_t *ret_cut)
 {
 	static const int families[] = {AF_INET, AF_INET6};
-	_cleanup_free_ uint64_t *bitmap = calloc(65536 / 64, sizeof(uint64_t));
 	_cleanup_(socket_closep) struct mnl_socket *nl = NULL;
-	struct cut c = {.proto = proto};
 	size_t cut = 0;
 	int r = 0;
 
-	if (!bitmap)
-		return -ENOMEM;
-	for (size_t i = 0; i < n_ports; i++)
-		bitmap[ports[i] / 64] |= 1ull << (ports[i] % 64);
-	c.ports = bitmap;
 	nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 	if (!nl)
 		return -errno;
 	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
 		return -errno;
 	for (size_t f = 0; r >= 0 && f < ELEMENTSOF(families); f++) {
-		c.n = 0;
-		r = request(nl, families[f], IPCTNL_MSG_CT_GET, NLM_F_DUMP, NULL, 0, &c);
-		for (size_t i = 0; i < c.n; i++) {
+		c->n = 0;
+		r = request(nl, families[f], IPCTNL_MSG_CT_GET, NLM_F_DUMP, NULL, 0, c);
+		for (size_t i = 0; i < c->n; i++) {
 			/* gone meanwhile (ENOENT) is as good as cut */
 			int k = r < 0 ? 0
 				      : request(nl, families[f], IPCTNL_MSG_CT_DELETE, NLM_F_ACK,
-						c.tuples[i], c.tuple_len[i], &c);
+						c->tuples[i], c->tuple_len[i], c);
 			if (k == 0)
 				cut++;
 			else if (k != -ENOENT && r >= 0)
 				r = k;
-			free(c.tuples[i]);
+			free(c->tuples[i]);
 		}
 	}
-	free(c.tuples);
-	free(c.tuple_len);
+	free(c->tuples);
+	free(c->tuple_len);
 	if (r < 0)
 		return r;
 	*ret_cut = cut;
 	return 0;
+}
+
+int rotator_conntrack_cut(uint8_t proto, const uint16_t *ports, size_t n_ports, size_t *ret_cut)
+{
+	_cleanup_free_ uint64_t *bitmap = calloc(65536 / 64, sizeof(uint64_t));
+	struct cut c = {.proto = proto};
+
+	if (!bitmap)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_ports; i++)
+		bitmap[ports[i] / 64] |= 1ull << (ports[i] % 64);
+	c.ports = bitmap;
+	return cut_flows(&c, ret_cut);
+}
+
+int rotator_conntrack_cut_admitted(const struct rotator_admission *a, size_t n, size_t *ret_cut)
+{
+	struct cut c = {.pairs = a, .n_pairs = n};
+
+	if (n == 0) {
+		*ret_cut = 0;
+		return 0;
+	}
+	return cut_flows(&c, ret_cut);
 }

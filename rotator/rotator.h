@@ -310,6 +310,9 @@ int rotator_conntrack_end_to(const struct rotator_addr *addr, size_t *ret_ended)
  * of protocol proto (both families): revoked client doors. *ret_cut: how
  * many were deleted (a flow that ended meanwhile counts as cut). */
 int rotator_conntrack_cut(uint8_t proto, const uint16_t *ports, size_t n_ports, size_t *ret_cut);
+/* Cut the DNATed flows from each admission's source to its door (a revoked
+ * client's, by whom it admitted: a door it shared with others too). */
+int rotator_conntrack_cut_admitted(const struct rotator_admission *a, size_t n, size_t *ret_cut);
 
 /* Remove every admission (rotator_admit) to one of these doors, both
  * families, in one transaction; *ret_n: how many. */

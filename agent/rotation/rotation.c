@@ -1589,7 +1589,8 @@ static void revoke_clients(struct rotation *rotation, struct rotated_service *ne
 			const struct rotation_client *cl = &old->clients->clients[c];
 			struct step_error error = {0};
 			uint16_t doors[ROTATION_CLIENT_CACHE];
-			size_t n_doors = 0, cut = 0, unadmitted = 0;
+			struct rotator_admission admitted[REVOKED_ADMISSIONS_MAX];
+			size_t n_doors = 0, cut = 0, unadmitted = 0, n_admitted, cut_admitted = 0;
 
 			if (now_s && rotation_clients_find(now_s->clients, cl->name))
 				continue;
@@ -1616,6 +1617,20 @@ static void revoke_clients(struct rotation *rotation, struct rotated_service *ne
 				    "rotation: revoking %s of %s: its connections could not "
 				    "be cut (conntrack)",
 				    cl->name, old->policy->name);
+			/* knock mode: also its flows through doors it shared with
+			 * clients that stay, known by the sources it knocked from */
+			n_admitted =
+			    rotation->knocks
+				? knock_listener_admissions(rotation->knocks, old->policy->name,
+							    cl->name, now(CLOCK_REALTIME), admitted,
+							    REVOKED_ADMISSIONS_MAX)
+				: 0;
+			if (n_admitted && !keep &&
+			    rotator_conntrack_cut_admitted(admitted, n_admitted, &cut_admitted) < 0)
+				log_warning("rotation: revoking %s of %s: its connections from the "
+					    "sources it knocked from could not be cut (conntrack)",
+					    cl->name, old->policy->name);
+			cut += cut_admitted;
 			if (rotation->hooks.on_client_revoked)
 				rotation->hooks.on_client_revoked(old->policy->name, cl->name, cut,
 								  keep, rotation->hooks.userdata);

@@ -246,8 +246,15 @@ ok "in grace, the previous epoch's knock port admits to the previous epoch's doo
 [ "$(tcp_answer in_client "$B_DOOR")" = open ] || fail "bob's door is not open before his revocation"
 nft list set inet mtd admitted4 | grep -q "10.213.0.2 . tcp . $B_DOOR" ||
 	fail "bob's admission (10.213.0.2 . tcp . $B_DOOR) is not in admitted4 before his revocation"
+in_client "$NETPROBE" stream 10.213.0.1 "$B_DOOR" 8 >"$WORK/bob.stream" 2>&1 &
+BOB_STREAM=$!
+sleep 1
+kill -0 "$BOB_STREAM" 2>/dev/null || fail "bob's stream did not start: $(cat "$WORK/bob.stream")"
 rm "$CLIENTS/bob.key"
 out=$(mtdctl reload) || fail "reload without bob: $out"
+wait "$BOB_STREAM" && fail "bob's established connection survived his revocation"
+grep client-revoked "$WORK/log/audit.log" | grep -q '"cut_flows": *[1-9]' ||
+	fail "client-revoked for bob cut no flow: $(grep client-revoked "$WORK/log/audit.log")"
 # his admission goes with the reload's transaction (also from a door another
 # client still has: it is removed by source and door, not by door)
 nft list set inet mtd admitted4 | grep -q "10.213.0.2 . tcp . $B_DOOR" &&
@@ -261,7 +268,7 @@ in_client "$KNOCK" send "$WORK/bob.key" echo bob "$HOST_ID" 10.213.0.1 "$A_KNOCK
 wait_refused unknown-client $((unknown0 + 1))
 [ "$(tcp_answer in_client "$B_DOOR")" = refused ] || fail "a revoked client's knock opened his door"
 mtdctl status | grep -q "^echo  *bob " && fail "mtdctl status still lists the revoked bob"
-ok "revoked: bob's door closes at the reload, his knocks are refused (unknown-client), status forgets him"
+ok "revoked: bob's door and admission go with the reload, his established connection is cut, his knocks are refused (unknown-client), status forgets him"
 
 status=$(mtdctl status)
 assert_contains "$status" "alice" "mtdctl status lists the clients seen"
