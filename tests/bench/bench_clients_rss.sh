@@ -26,7 +26,10 @@ SERVICES=${SERVICES:-64}
 CLIENTS=${CLIENTS:-1000}
 W=$(mktemp -d /tmp/bench-clients-rss.XXXXXX)
 AGENT_PID=""
-trap '[ -n "$AGENT_PID" ] && kill -KILL $AGENT_PID 2>/dev/null; rm -rf "$W"' EXIT
+# the agent's instances cgroup (empty: the services are host services) goes too
+trap '[ -n "$AGENT_PID" ] && kill -KILL $AGENT_PID 2>/dev/null; wait $AGENT_PID 2>/dev/null
+find /sys/fs/cgroup -maxdepth 6 -depth -type d -path "*/mtd-bench-rss-$$*" -exec rmdir {} \; 2>/dev/null
+rm -rf "$W"' EXIT
 
 # run MODE: start an agent on $W/MODE, print "RSS_KB HWM_KB START_MS"
 run() {

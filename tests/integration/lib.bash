@@ -110,11 +110,13 @@ setup_client_namespace() {
 in_client() { ip netns exec cli "$@"; }
 
 # Instances' cgroups get a test-unique parent, removed on exit even when the
-# agent could not (killed, failed).
+# agent could not (killed, failed); a test running several agents gives each
+# "$INSTANCES_CGROUP-NAME" (crowdsec.sh), removed the same way.
 INSTANCES_CGROUP="mtd-test-instances-$$"
 remove_test_cgroups() {
 	local d sub
-	for d in $(find /sys/fs/cgroup -maxdepth 6 -type d -name "$INSTANCES_CGROUP" 2>/dev/null); do
+	for d in $(find /sys/fs/cgroup -maxdepth 6 -type d \( -name "$INSTANCES_CGROUP" -o \
+		-name "$INSTANCES_CGROUP-*" \) 2>/dev/null); do
 		find "$d" -depth -type d | while read -r sub; do
 			[ -e "$sub/cgroup.kill" ] && echo 1 >"$sub/cgroup.kill" 2>/dev/null
 			for p in $(cat "$sub/cgroup.procs" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
