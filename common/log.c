@@ -58,45 +58,17 @@ void log_message(int priority, const char *fmt, ...)
 		fprintf(stderr, "mtd-agent: %s\n", text);
 }
 
-void log_audit_event(const char *type, uint64_t seq, json_t *fields, const char *record_line)
+/* The journal gets its copy of the record from the audit log itself
+ * (agent/audit/audit_journal.c, with every field a collector verifies);
+ * here only the line for a terminal. */
+void log_audit_event(const char *type, uint64_t seq, json_t *fields)
 {
-	const char *service = NULL, *instance = NULL;
-	_cleanup_free_ char *message = NULL, *id = NULL, *event = NULL, *seq_field = NULL,
-			    *service_field = NULL, *instance_field = NULL, *record = NULL;
-	struct iovec iov[9];
-	size_t n = 0;
+	const char *service = NULL;
 
-	if (json_is_object(fields)) {
+	if (log_stderr_is_journal())
+		return;
+	if (json_is_object(fields))
 		service = json_string_value(json_object_get(fields, "service"));
-		instance = json_string_value(json_object_get(fields, "instance"));
-	}
-	if (asprintf(&message, "MESSAGE=audit #%llu: %s%s%s%s", (unsigned long long)seq, type,
-		     service ? " (service " : "", service ? service : "", service ? ")" : "") < 0)
-		return;
-	if (asprintf(&id, "MESSAGE_ID=%s", log_message_id(type)) < 0 ||
-	    asprintf(&event, "MTD_EVENT=%s", type) < 0 ||
-	    asprintf(&seq_field, "MTD_SEQ=%llu", (unsigned long long)seq) < 0 ||
-	    asprintf(&record, "MTD_RECORD=%s", record_line ? record_line : "") < 0)
-		return;
-	if (service && asprintf(&service_field, "MTD_SERVICE=%s", service) < 0)
-		return;
-	if (instance && asprintf(&instance_field, "MTD_INSTANCE=%s", instance) < 0)
-		return;
-
-#define IOV_STRING(s) ((struct iovec){.iov_base = (s), .iov_len = strlen(s)})
-	iov[n++] = IOV_STRING(message);
-	iov[n++] = IOV_STRING(id);
-	iov[n++] = IOV_STRING((char *)"PRIORITY=5");
-	iov[n++] = IOV_STRING((char *)"SYSLOG_IDENTIFIER=mtd-agent");
-	iov[n++] = IOV_STRING(event);
-	iov[n++] = IOV_STRING(seq_field);
-	iov[n++] = IOV_STRING(record);
-	if (service_field)
-		iov[n++] = IOV_STRING(service_field);
-	if (instance_field)
-		iov[n++] = IOV_STRING(instance_field);
-#undef IOV_STRING
-	sd_journal_sendv(iov, (int)n);
-	if (!log_stderr_is_journal())
-		fprintf(stderr, "mtd-agent: %s\n", message + strlen("MESSAGE="));
+	fprintf(stderr, "mtd-agent: audit #%llu: %s%s%s%s\n", (unsigned long long)seq, type,
+		service ? " (service " : "", service ? service : "", service ? ")" : "");
 }

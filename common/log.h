@@ -22,10 +22,10 @@ bool log_stderr_is_journal(void);
 #define log_notice(...) log_message(LOG_NOTICE, __VA_ARGS__)
 #define log_info(...) log_message(LOG_INFO, __VA_ARGS__)
 
-/* Send one audit event to the journal: MESSAGE_ID of the event type,
- * MTD_EVENT=type, MTD_SEQ=seq, MTD_SERVICE=/MTD_INSTANCE= when fields name
- * them, and the record line as MTD_RECORD=. */
-void log_audit_event(const char *type, uint64_t seq, json_t *fields, const char *record_line);
+/* "audit #SEQ: TYPE (service S)" on stderr when it is not the journal. The
+ * journal's copy of each record comes from the audit log
+ * (agent/audit/audit_journal.c). */
+void log_audit_event(const char *type, uint64_t seq, json_t *fields);
 
 /* The MESSAGE_ID (32 hex digits) of an audit event type. */
 const char *log_message_id(const char *type);

@@ -314,6 +314,10 @@ void audit_log_get_status(const struct audit_log *log, struct audit_log_status *
 	    .queued_total = log->queue.queued_total,
 	    .lost_total = log->queue.lost_total,
 	    .lost_pending = audit_queue_lost_pending(&log->queue),
+	    .journal = log->journal.fd >= 0,
+	    .journal_sent = log->journal.sent,
+	    .journal_dropped = log->journal.dropped,
+	    .journal_error = log->journal.last_error,
 	};
 }
 
@@ -370,9 +374,15 @@ int audit_log_open(const char *log_path, const char *state_dir, const struct aud
 	log = calloc(1, sizeof(*log));
 	if (!log)
 		return -ENOMEM;
-	log->fd = log->state_dir_fd = log->log_dir_fd = -1;
+	log->fd = log->state_dir_fd = log->log_dir_fd = log->journal.fd = -1;
 	if (options)
 		log->options = *options;
+	if (log->options.journal_socket) {
+		r = audit_journal_open(&log->journal, log->options.journal_socket);
+		if (r < 0)
+			return r;
+	}
+	log->options.journal_socket = NULL; /* borrowed for the open only */
 	if (!log->options.queue_records)
 		log->options.queue_records = AUDIT_QUEUE_RECORDS_DEFAULT;
 	if (!log->options.queue_bytes)
@@ -447,6 +457,7 @@ void audit_log_close(struct audit_log *log)
 		close(log->log_dir_fd);
 	if (log->state_dir_fd >= 0)
 		close(log->state_dir_fd); /* releases the lock */
+	audit_journal_close(&log->journal);
 	audit_unsynced_clear(log);
 	audit_queue_done(&log->queue);
 	free(log->pending_rotated);

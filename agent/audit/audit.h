@@ -28,7 +28,11 @@ struct audit_options {
 	size_t queue_records; /* records held in memory while the log cannot be written
 				 (0: AUDIT_QUEUE_RECORDS_DEFAULT) */
 	size_t queue_bytes;   /* and their size bound (0: queue_records * 4 KiB) */
+	const char *journal_socket; /* journald's native socket: a copy of every record
+				       goes there (NULL: none); see audit_journal.c */
 };
+
+#define AUDIT_JOURNAL_SOCKET "/run/systemd/journal/socket"
 
 /* Called for each record that reaches the log later than it was submitted:
  * records from the queue, audit-records-lost, audit-log-reopened. fields and
@@ -87,6 +91,10 @@ struct audit_log_status {
 	uint64_t queued_total; /* records ever queued */
 	uint64_t lost_total;   /* records ever lost (queue full) */
 	uint64_t lost_pending; /* of those, not yet recorded in the log */
+	bool journal;	       /* copies go to the journal */
+	uint64_t journal_sent; /* copies the journal took */
+	uint64_t journal_dropped; /* copies it could not take (full, not running) */
+	int journal_error;	  /* why the last copy was dropped; 0 if it was taken */
 };
 void audit_log_get_status(const struct audit_log *log, struct audit_log_status *ret_status);
 
@@ -117,6 +125,10 @@ int audit_key_read(const char *path, uint8_t ret_key[AUDIT_KEY_SIZE]);
 /* The one-way key evolution: next = HMAC-SHA256(key, "mtd-audit-key-evolve"). */
 void audit_key_evolve(const uint8_t key[AUDIT_KEY_SIZE], uint8_t ret_next[AUDIT_KEY_SIZE]);
 
+struct audit_gap {
+	uint64_t first, last; /* seqs missing, inclusive */
+};
+
 struct audit_verify_result {
 	bool ok;
 	uint64_t records;   /* records verified */
@@ -128,6 +140,8 @@ struct audit_verify_result {
 	char *reason;	    /* when !ok: why */
 	bool torn_tail;	    /* the last line is an incomplete record */
 	bool unsealed_tail; /* records after the last seal (a running agent, or a cut) */
+	struct audit_gap *gaps; /* AUDIT_VERIFY_GAPS: the seqs missing, in order */
+	size_t n_gaps;
 };
 
 /* Verify files in order (oldest first) with the initial key. Detects a
@@ -137,6 +151,57 @@ struct audit_verify_result {
 int audit_verify_files(const uint8_t key0[AUDIT_KEY_SIZE], const char *const *paths, size_t n_paths,
 		       struct audit_verify_result *ret_result);
 void audit_verify_result_done(struct audit_verify_result *result);
+
+/* Verify a buffer of record lines (one file's image). flags:
+ * AUDIT_VERIFY_GAPS for a copy shipped off the host, which may miss records
+ * (dropped on the way): a jump in seq is listed in result->gaps and
+ * verification goes on from the record after it (its MAC checked under its
+ * epoch's key; the chain link over the gap cannot be). Without it a jump
+ * fails verification. */
+#define AUDIT_VERIFY_GAPS (1u << 1)
+int audit_verify_buffer(const uint8_t key0[AUDIT_KEY_SIZE], const char *name, const void *data,
+			size_t len, unsigned flags, struct audit_verify_result *ret_result);
+
+/* Records as lines by seq: the copy shipped through the journal, or the
+ * host's own files, for audit_compare (audit_shipped.c). */
+struct audit_line {
+	uint64_t seq;
+	char *line; /* without the newline */
+	size_t len;
+};
+struct audit_lines {
+	struct audit_line *lines; /* sorted by seq, one per seq */
+	size_t n, allocated;
+	size_t duplicates; /* identical copies seen more than once (kept once) */
+	char machine[33];  /* journal: the _MACHINE_ID they came from ("" if none) */
+};
+/* The records sent by audit_journal.c (SYSLOG_IDENTIFIER=mtd-agent entries
+ * from root, _UID=0, with MTD_RECORD=) in the journal file or directory at
+ * path; machine (32 hex digits) picks one
+ * host's when the journal holds several (refused otherwise). On failure err
+ * says where and why. */
+int audit_lines_read_journal(const char *path, const char *machine, struct audit_lines *ret,
+			     char *err, size_t err_size);
+/* The complete records of local log files (a torn last line is skipped). */
+int audit_lines_read_files(const char *const *paths, size_t n_paths, struct audit_lines *ret,
+			   char *err, size_t err_size);
+/* The lines joined with newlines, for audit_verify_buffer. */
+int audit_lines_join(const struct audit_lines *lines, char **ret_buf, size_t *ret_len);
+void audit_lines_done(struct audit_lines *lines);
+
+/* The host's log against the shipped copy, seq by seq. */
+struct audit_comparison {
+	uint64_t local_first, local_last; /* seqs of the local records (0 if none) */
+	uint64_t same;			  /* records in both, byte for byte equal */
+	uint64_t differ;		  /* records in both that are not the same */
+	uint64_t first_differing;
+	uint64_t missing_locally; /* shipped records after the local log's last one */
+	uint64_t first_missing_locally, last_missing_locally;
+	uint64_t shipped_before_local; /* shipped records older than the local files */
+	uint64_t not_shipped;	       /* local records after the shipped copy's last one */
+};
+void audit_compare(const struct audit_lines *local, const struct audit_lines *shipped,
+		   struct audit_comparison *ret);
 
 /* Parsed view of one record line, for readers (mtdctl audit show, the
  * control socket, the fuzzer). Does not check the MAC. */

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+#include <sys/un.h>
 
 #include "audit.h"
 
@@ -115,11 +116,8 @@ int audit_open_parent_dir(const char *path);
 
 /* --- verifier (audit_verify.c) --------------------------------------------- */
 
+/* Flags of audit_verify_buffer (audit.h) besides AUDIT_VERIFY_GAPS. */
 #define AUDIT_VERIFY_NO_MAC (1u << 0) /* fuzzing only: skip the MAC comparison */
-
-/* Verify one in-memory file image (for the fuzzer and tests). */
-int audit_verify_buffer(const uint8_t key0[AUDIT_KEY_SIZE], const char *name, const void *buf,
-			size_t len, unsigned flags, struct audit_verify_result *ret_result);
 
 /* --- the queue of records waiting for a writable log (audit_queue.c) ------- */
 
@@ -198,6 +196,19 @@ struct audit_unsynced {
 
 #define AUDIT_UNSYNCED_MAX 64 /* more unsynced records than this forces an fdatasync */
 
+/* The journal copy of every record (audit_journal.c). */
+struct audit_journal {
+	int fd; /* -1: no copies */
+	struct sockaddr_un addr;
+	socklen_t addr_len;
+	uint64_t sent, dropped;
+	int last_error; /* of the last copy: 0 when it was taken */
+};
+int audit_journal_open(struct audit_journal *j, const char *socket_path);
+void audit_journal_close(struct audit_journal *j);
+void audit_journal_send(struct audit_journal *j, uint64_t seq, uint64_t epoch, const char *type,
+			json_t *fields, const char *mac, const char *line, size_t len);
+
 struct audit_log {
 	int fd;		  /* the log, O_RDWR|O_APPEND; -1 between a rotation and the new file */
 	int state_dir_fd; /* STATE_DIR, flock()ed while the log is open */
@@ -240,6 +251,7 @@ struct audit_log {
 	uint64_t written_from_queue;
 
 	struct audit_queue queue;
+	struct audit_journal journal;
 	audit_written_fn written_cb;
 	void *written_userdata;
 };
@@ -277,7 +289,7 @@ int audit_emit(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_
 int audit_build_line(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_seq,
 		     uint64_t ret_times[2], char **ret_line, size_t *ret_len,
 		     char ret_mac[AUDIT_MAC_HEX_LEN + 1]);
-int audit_put_line(struct audit_log *log, uint64_t seq, uint64_t realtime_usec,
+int audit_put_line(struct audit_log *log, const struct audit_emit *e, uint64_t seq, uint64_t realtime_usec,
 		   uint64_t monotonic_usec, const char *line, size_t len, const char *mac,
 		   bool sync, bool *ret_chained);
 /* Writes lines again after a reopen, without rotation or MAC. */

@@ -85,7 +85,7 @@ static int put_seal(struct audit_log *log, json_t *fields, bool *ret_chained)
 	if (r < 0)
 		return r;
 
-	r = audit_put_line(log, seq, times[0], times[1], line, len, mac, true, ret_chained);
+	r = audit_put_line(log, &e, seq, times[0], times[1], line, len, mac, true, ret_chained);
 	if (!*ret_chained)
 		unlinkat(log->state_dir_fd, log->next_key_temp, 0);
 	return r;

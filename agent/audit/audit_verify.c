@@ -22,6 +22,7 @@ struct verifier {
 	unsigned flags;
 
 	bool started;	 /* a record has been verified */
+	bool resync;	 /* AUDIT_VERIFY_GAPS: this record follows a gap */
 	bool after_seal; /* the last verified record is a seal */
 	uint64_t last_seq;
 	char last_mac[AUDIT_MAC_HEX_LEN + 1];
@@ -97,6 +98,23 @@ static int check_epoch(struct verifier *v, const struct audit_record *rec)
 		}
 		return 1;
 	}
+	if (v->resync) {
+		/* Across a gap: seals may be missing too, but epochs never go back. */
+		uint64_t lowest = v->after_seal ? v->key_epoch + 1 : v->key_epoch;
+
+		if (rec->epoch < lowest || rec->epoch > AUDIT_EPOCH_MAX)
+			return fail(v, rec->seq,
+				    "seq %" PRIu64 " is in epoch %" PRIu64
+				    " after the gap, before it epoch %" PRIu64 "%s",
+				    rec->seq, rec->epoch, v->key_epoch,
+				    v->after_seal ? " was sealed" : "");
+		while (v->key_epoch < rec->epoch) {
+			r = evolve(v);
+			if (r < 0)
+				return r;
+		}
+		return 1;
+	}
 	if (v->after_seal) {
 		if (rec->epoch != v->key_epoch + 1)
 			return fail(v, rec->seq,
@@ -154,6 +172,8 @@ static int check_chain(struct verifier *v, const struct audit_record *rec)
 				    "seq %" PRIu64 " has the chain-start prev of zeros", rec->seq);
 		return 1;
 	}
+	if (v->resync)
+		return 1; /* the link over the gap is lost with the gap */
 	if (rec->seq != v->last_seq + 1) {
 		if (rec->seq > v->last_seq + 1)
 			return fail(v, v->last_seq + 1,
@@ -224,12 +244,24 @@ static int check_type(struct verifier *v, const struct audit_record *rec)
 	return 1;
 }
 
+static int add_gap(struct verifier *v, uint64_t first, uint64_t last)
+{
+	struct audit_gap *gaps = reallocarray(v->res.gaps, v->res.n_gaps + 1, sizeof(*gaps));
+
+	if (!gaps)
+		return -ENOMEM;
+	gaps[v->res.n_gaps++] = (struct audit_gap){.first = first, .last = last};
+	v->res.gaps = gaps;
+	return 0;
+}
+
 /* Returns 1 when the record is good, 0 when verification failed (the
  * result says why), negative errno on an internal error. */
 static int check_line(struct verifier *v, const char *line, size_t len)
 {
 	_cleanup_(audit_record_done) struct audit_record rec = {};
 	char reason[160], mac[AUDIT_MAC_HEX_LEN + 1];
+	uint64_t epoch_expected;
 	size_t body_len;
 	int r;
 
@@ -241,6 +273,14 @@ static int check_line(struct verifier *v, const char *line, size_t len)
 	if (audit_line_split(line, len, &body_len, mac) < 0 || !streq(mac, rec.mac))
 		return fail(v, rec.seq, "malformed record: the mac member is not last");
 
+	epoch_expected = v->after_seal ? v->key_epoch + 1 : v->key_epoch;
+	v->resync = false;
+	if ((v->flags & AUDIT_VERIFY_GAPS) && v->started && rec.seq > v->last_seq + 1) {
+		r = add_gap(v, v->last_seq + 1, rec.seq - 1);
+		if (r < 0)
+			return r;
+		v->resync = true;
+	}
 	r = check_epoch(v, &rec);
 	if (r <= 0)
 		return r;
@@ -250,7 +290,9 @@ static int check_line(struct verifier *v, const char *line, size_t len)
 	r = check_chain(v, &rec);
 	if (r <= 0)
 		return r;
-	if (!v->started || v->after_seal)
+	if (v->resync && rec.epoch != epoch_expected)
+		v->epoch_start_known = false; /* its seal and first records are in the gap */
+	if (!v->started || v->after_seal || (v->resync && !v->epoch_start_known))
 		v->epoch_first_seen = rec.seq;
 	if (!v->started && rec.seq == 1) {
 		v->epoch_start_known = true;
@@ -396,5 +438,6 @@ void audit_verify_result_done(struct audit_verify_result *result)
 		return;
 	free(result->bad_file);
 	free(result->reason);
+	free(result->gaps);
 	*result = (struct audit_verify_result){};
 }

@@ -149,7 +149,7 @@ int audit_build_line(struct audit_log *log, const struct audit_emit *e, uint64_t
 }
 
 /* Writes a built line and makes it the end of the chain. */
-int audit_put_line(struct audit_log *log, uint64_t seq, uint64_t realtime_usec,
+int audit_put_line(struct audit_log *log, const struct audit_emit *e, uint64_t seq, uint64_t realtime_usec,
 		   uint64_t monotonic_usec, const char *line, size_t len, const char *mac,
 		   bool sync, bool *ret_chained)
 {
@@ -171,6 +171,9 @@ int audit_put_line(struct audit_log *log, uint64_t seq, uint64_t realtime_usec,
 	if (log->file_first_seq == 0)
 		log->file_first_seq = seq;
 	*ret_chained = true;
+	/* The copy leaves when the record is in the file: a record rewritten
+	 * after a failed fdatasync is the same line, already sent. */
+	audit_journal_send(&log->journal, seq, log->key.epoch, e->type, e->fields, mac, line, len);
 	if (r < 0) {
 		/* Nothing to put it back with after a failed fdatasync. */
 		if (fdatasync(log->fd) < 0)
@@ -201,7 +204,7 @@ int audit_emit(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_
 		return log->broken;
 	r = audit_build_line(log, e, &seq, times, &line, &len, mac);
 	if (r >= 0)
-		r = audit_put_line(log, seq, times[0], times[1], line, len, mac, e->sync, &chained);
+		r = audit_put_line(log, e, seq, times[0], times[1], line, len, mac, e->sync, &chained);
 	if (ret_chained)
 		*ret_chained = chained;
 	if (chained) {

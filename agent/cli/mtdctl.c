@@ -57,7 +57,10 @@ static const struct mtdctl_command commands[] = {
      true, mtdctl_policy_check},
     {"audit init", "--key-out FILE [--state-dir DIR]",
      "create the audit key; FILE is the verification key", true, mtdctl_audit_init},
-    {"audit verify", "--key FILE LOG...", "verify audit logs (oldest first)", true,
+    {"audit verify", "--key FILE LOG...\n--key FILE --journal PATH [--machine ID] [LOG...]",
+     "verify audit logs (oldest first); --journal: the copy shipped through the journal, "
+     "with its gaps, compared with the LOGs",
+     true,
      mtdctl_audit_verify},
     {"port",
      "SERVICE --policy FILE [--at TIME] [--candidates N | --skew DURATION | --client NAME "

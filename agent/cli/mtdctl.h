@@ -62,6 +62,10 @@ int mtdctl_audit_show(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_policy_check(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_audit_init(const struct mtdctl *ctl, int argc, char **argv);
 int mtdctl_audit_verify(const struct mtdctl *ctl, int argc, char **argv);
+/* audit verify --journal (mtdctl_audit_shipped.c) */
+int mtdctl_audit_verify_journal(const struct mtdctl *ctl, const uint8_t key[32],
+				const char *journal, const char *machine, const char *const *logs,
+				size_t n_logs);
 
 /* mtdctl_plan.c: called by mtdctl_policy_check() with a set and a global file
  * that loaded; prints each service's ports now and at its next boundary at

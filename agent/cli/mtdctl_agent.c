@@ -598,6 +598,18 @@ static void print_detections(json_t *services)
 }
 
 /* The wall clock's trust: one line, and the reason when it is not trusted. */
+/* The journal copies (present when the agent sends them). */
+static void print_audit_journal(json_t *journal)
+{
+	if (!json_is_object(journal))
+		return;
+	printf("          journal copies: %lld sent, %lld dropped%s%s%s\n",
+	       (long long)json_integer_value(json_object_get(journal, "sent")),
+	       (long long)json_integer_value(json_object_get(journal, "dropped")),
+	       json_object_get(journal, "error") ? " (last: " : "",
+	       string_or(journal, "error", ""), json_object_get(journal, "error") ? ")" : "");
+}
+
 static void print_clock(json_t *clock)
 {
 	char since[64] = "start";
@@ -659,6 +671,7 @@ static int command_status(const struct mtdctl *ctl)
 		printf("          %lld record(s) lost while the log could not be written "
 		       "(audit-records-lost)\n",
 		       (long long)json_integer_value(json_object_get(audit, "lost_total")));
+	print_audit_journal(json_object_get(audit, "journal"));
 	print_clock(json_object_get(result, "clock"));
 	print_mode(result);
 	putchar('\n');

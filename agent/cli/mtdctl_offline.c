@@ -175,7 +175,7 @@ int mtdctl_audit_init(const struct mtdctl *ctl, int argc, char **argv)
 
 int mtdctl_audit_verify(const struct mtdctl *ctl, int argc, char **argv)
 {
-	const char *key_path = NULL;
+	const char *key_path = NULL, *journal = NULL, *machine = NULL;
 	const char **logs;
 	size_t n_logs = 0;
 	uint8_t key[AUDIT_KEY_SIZE];
@@ -188,15 +188,24 @@ int mtdctl_audit_verify(const struct mtdctl *ctl, int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (streq(argv[i], "--key") && i + 1 < argc)
 			key_path = argv[++i];
+		else if (streq(argv[i], "--journal") && i + 1 < argc)
+			journal = argv[++i];
+		else if (streq(argv[i], "--machine") && i + 1 < argc)
+			machine = argv[++i];
 		else if (argv[i][0] == '-' && argv[i][1]) {
 			free(logs);
 			return mtdctl_usage_error("audit verify: unknown option '%s'", argv[i]);
 		} else
 			logs[n_logs++] = argv[i];
 	}
-	if (!key_path || n_logs == 0) {
+	if (!key_path || (n_logs == 0 && !journal)) {
 		free(logs);
-		return mtdctl_usage_error("audit verify: expected --key FILE and one or more logs");
+		return mtdctl_usage_error(
+		    "audit verify: expected --key FILE and one or more logs, or --journal PATH");
+	}
+	if (machine && !journal) {
+		free(logs);
+		return mtdctl_usage_error("audit verify: --machine goes with --journal");
 	}
 
 	r = audit_key_read(key_path, key);
@@ -208,6 +217,11 @@ int mtdctl_audit_verify(const struct mtdctl *ctl, int argc, char **argv)
 				       ? "a key must be a regular file owned by root or "
 					 "you, not accessible to group or others (chmod 0600)"
 				       : strerror(-r));
+	}
+	if (journal) {
+		exit_code = mtdctl_audit_verify_journal(ctl, key, journal, machine, logs, n_logs);
+		free(logs);
+		return exit_code;
 	}
 	r = audit_verify_files(key, logs, n_logs, &result);
 	free(logs);

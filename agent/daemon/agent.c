@@ -60,11 +60,12 @@ struct agent {
 	struct rotation_shared_result shared_total;
 };
 
-/* A written record to the journal and to `audit show --follow` clients. */
+/* A written record to the terminal, the hooks and `audit show --follow`
+ * clients (the journal has its copy from the log itself). */
 static void audit_publish(struct agent *agent, const char *type, uint64_t seq, json_t *fields,
 			  const char *line)
 {
-	log_audit_event(type, seq, fields, line);
+	log_audit_event(type, seq, fields);
 	if (agent->hooks)
 		hooks_dispatch(agent->hooks, type,
 			       json_string_value(json_object_get(fields, "service")), seq, line);
@@ -375,6 +376,14 @@ static json_t *audit_status_json(struct agent *agent)
 		      "seal_failures", (json_int_t)ts.seal_failures);
 	if (o && st.error)
 		json_object_set_new(o, "error", json_string(strerror(-st.error)));
+	if (o && st.journal) {
+		json_t *j = json_pack("{s:I, s:I}", "sent", (json_int_t)st.journal_sent, "dropped",
+				      (json_int_t)st.journal_dropped);
+
+		if (j && st.journal_error)
+			json_object_set_new(j, "error", json_string(strerror(-st.journal_error)));
+		json_object_set_new(o, "journal", j ? j : json_null());
+	}
 	return o;
 }
 
@@ -1019,12 +1028,28 @@ static gid_t lookup_read_group(const char *name)
 	return g ? g->gr_gid : (gid_t)-1;
 }
 
+/* Where the journal copies of the audit records go: "auto" is journald
+ * when systemd started the agent (it sets INVOCATION_ID for every unit). */
+static const char *audit_journal_socket(const char *mode)
+{
+	if (!mode || streq(mode, "no"))
+		return NULL;
+	if (streq(mode, "yes"))
+		return AUDIT_JOURNAL_SOCKET;
+	if (streq(mode, "auto"))
+		return getenv("INVOCATION_ID") && access(AUDIT_JOURNAL_SOCKET, F_OK) == 0
+			   ? AUDIT_JOURNAL_SOCKET
+			   : NULL;
+	return mode;
+}
+
 static int open_audit(struct agent *agent)
 {
 	struct audit_options options = {
 	    .max_bytes = agent->options.audit_max_bytes,
 	    .keep = agent->options.audit_keep,
 	    .queue_records = agent->options.audit_queue_records,
+	    .journal_socket = audit_journal_socket(agent->options.audit_journal),
 	};
 	struct audit_open_report report = {0};
 	int r;

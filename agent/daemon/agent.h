@@ -23,6 +23,7 @@ struct agent_options {
 	uint64_t audit_max_bytes;   /* audit log rotation size */
 	unsigned audit_keep;	    /* rotated audit files kept */
 	size_t audit_queue_records; /* records held while the log cannot be written (0: default) */
+	const char *audit_journal;  /* "auto", "yes", "no" or a socket path (NULL: "no") */
 	uint16_t nflog_group;	    /* NFLOG group of decoy hits */
 	uint16_t honeypot_port;	    /* listener that makes TCP decoys look open; 0 = drop */
 	bool remove_table_on_stop;  /* delete `inet mtd` on a clean stop */

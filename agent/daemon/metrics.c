@@ -187,6 +187,14 @@ static void render_audit(struct metric_text *t, const struct metrics *m,
 		    st.queued);
 		one(t, "mtd_audit_writable", "gauge", "1 when the audit log is written normally",
 		    !st.pending);
+		if (st.journal) {
+			one(t, "mtd_audit_journal_sent_total", "counter",
+			    "audit records copied to the journal", st.journal_sent);
+			one(t, "mtd_audit_journal_dropped_total", "counter",
+			    "audit records the journal could not take (a gap in the shipped "
+			    "copy)",
+			    st.journal_dropped);
+		}
 	}
 }
 

@@ -38,6 +38,9 @@ static void usage(FILE *out)
 	    "  --audit-keep N        rotated audit logs kept [8]\n"
 	    "  --audit-queue N       audit records held in memory while the log cannot be\n"
 	    "                        written (disk full); beyond, they are counted as lost [1024]\n"
+	    "  --audit-journal auto|yes|no|SOCKET  a copy of every audit record to the\n"
+	    "                        journal (docs/audit-log.md, \"Off the host\"); auto: when\n"
+	    "                        started by systemd [auto]\n"
 	    "  --read-group NAME     group allowed read-only control commands [mtd]\n"
 	    "  --block-group NAME    group allowed shared-blocks (docs/fleet.md) [mtd-block]\n"
 	    "  --nflog-group N       NFLOG group the decoy rule logs hits to [7321]; N+1 gets\n"
@@ -100,6 +103,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 		OPT_CLOCK_STATE_FILE,
 		OPT_MONITOR,
 		OPT_METRICS_LISTEN,
+		OPT_AUDIT_JOURNAL,
 		OPT_HELP,
 		OPT_VERSION,
 	};
@@ -113,6 +117,7 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 	    {"audit-max-size", required_argument, NULL, OPT_AUDIT_MAX_SIZE},
 	    {"audit-keep", required_argument, NULL, OPT_AUDIT_KEEP},
 	    {"audit-queue", required_argument, NULL, OPT_AUDIT_QUEUE},
+	    {"audit-journal", required_argument, NULL, OPT_AUDIT_JOURNAL},
 	    {"read-group", required_argument, NULL, OPT_READ_GROUP},
 	    {"block-group", required_argument, NULL, OPT_BLOCK_GROUP},
 	    {"nflog-group", required_argument, NULL, OPT_NFLOG_GROUP},
@@ -172,6 +177,17 @@ static int parse_arguments(int argc, char **argv, struct agent_options *options)
 			if (parse_u64_option("audit-queue", optarg, 2, 1000000, &value) < 0)
 				return 2;
 			options->audit_queue_records = (size_t)value;
+			break;
+		case OPT_AUDIT_JOURNAL:
+			if (!streq(optarg, "auto") && !streq(optarg, "yes") &&
+			    !streq(optarg, "no") && optarg[0] != '/') {
+				fprintf(stderr,
+					"mtd-agent: --audit-journal: '%s' is not auto, yes, no or "
+					"the absolute path of a socket\n",
+					optarg);
+				return 2;
+			}
+			options->audit_journal = optarg;
 			break;
 		case OPT_READ_GROUP:
 			options->read_group = optarg;
@@ -294,6 +310,7 @@ int main(int argc, char **argv)
 	    .audit_max_bytes = 64ull * 1024 * 1024,
 	    .audit_keep = 8,
 	    .audit_queue_records = AUDIT_QUEUE_RECORDS_DEFAULT,
+	    .audit_journal = "auto",
 	    .nflog_group = 7321,
 	    .honeypot_port = 7321,
 	    .instances_cgroup = "mtd-instances",
