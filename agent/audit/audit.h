@@ -23,11 +23,11 @@ struct audit_log;
 #define AUDIT_QUEUE_BYTES_PER_RECORD 4096 /* default byte bound: 4 KiB per record */
 
 struct audit_options {
-	uint64_t max_bytes;   /* rotate when the file would exceed this; 0 = never */
-	unsigned keep;	      /* rotated files kept: audit.log.1 .. audit.log.N */
-	size_t queue_records; /* records held in memory while the log cannot be written
-				 (0: AUDIT_QUEUE_RECORDS_DEFAULT) */
-	size_t queue_bytes;   /* and their size bound (0: queue_records * 4 KiB) */
+	uint64_t max_bytes;	    /* rotate when the file would exceed this; 0 = never */
+	unsigned keep;		    /* rotated files kept: audit.log.1 .. audit.log.N */
+	size_t queue_records;	    /* records held in memory while the log cannot be written
+				       (0: AUDIT_QUEUE_RECORDS_DEFAULT) */
+	size_t queue_bytes;	    /* and their size bound (0: queue_records * 4 KiB) */
 	const char *journal_socket; /* journald's native socket: a copy of every record
 				       goes there (NULL: none); see audit_journal.c */
 };
@@ -83,16 +83,16 @@ int audit_log_flush(struct audit_log *log);
 void audit_log_set_written_callback(struct audit_log *log, audit_written_fn fn, void *userdata);
 
 struct audit_log_status {
-	int error;	       /* the last write error; 0 when the log is written normally */
-	bool broken;	       /* the log cannot be continued by this process (see docs) */
-	bool pending;	       /* records or work wait for audit_log_flush(), or the last
-				  write failed */
-	size_t queued;	       /* records in the queue now */
-	uint64_t queued_total; /* records ever queued */
-	uint64_t lost_total;   /* records ever lost (queue full) */
-	uint64_t lost_pending; /* of those, not yet recorded in the log */
-	bool journal;	       /* copies go to the journal */
-	uint64_t journal_sent; /* copies the journal took */
+	int error;		  /* the last write error; 0 when the log is written normally */
+	bool broken;		  /* the log cannot be continued by this process (see docs) */
+	bool pending;		  /* records or work wait for audit_log_flush(), or the last
+				     write failed */
+	size_t queued;		  /* records in the queue now */
+	uint64_t queued_total;	  /* records ever queued */
+	uint64_t lost_total;	  /* records ever lost (queue full) */
+	uint64_t lost_pending;	  /* of those, not yet recorded in the log */
+	bool journal;		  /* copies go to the journal */
+	uint64_t journal_sent;	  /* copies the journal took */
 	uint64_t journal_dropped; /* copies it could not take (full, not running) */
 	int journal_error;	  /* why the last copy was dropped; 0 if it was taken */
 };
@@ -137,9 +137,9 @@ struct audit_verify_result {
 	uint64_t bad_seq;   /* when !ok: the first bad seq (or the seq expected there) */
 	char *bad_file;	    /* when !ok: the file and line of the problem */
 	unsigned bad_line;
-	char *reason;	    /* when !ok: why */
-	bool torn_tail;	    /* the last line is an incomplete record */
-	bool unsealed_tail; /* records after the last seal (a running agent, or a cut) */
+	char *reason;		/* when !ok: why */
+	bool torn_tail;		/* the last line is an incomplete record */
+	bool unsealed_tail;	/* records after the last seal (a running agent, or a cut) */
 	struct audit_gap *gaps; /* AUDIT_VERIFY_GAPS: the seqs missing, in order */
 	size_t n_gaps;
 };

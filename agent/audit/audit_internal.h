@@ -289,9 +289,9 @@ int audit_emit(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_
 int audit_build_line(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_seq,
 		     uint64_t ret_times[2], char **ret_line, size_t *ret_len,
 		     char ret_mac[AUDIT_MAC_HEX_LEN + 1]);
-int audit_put_line(struct audit_log *log, const struct audit_emit *e, uint64_t seq, uint64_t realtime_usec,
-		   uint64_t monotonic_usec, const char *line, size_t len, const char *mac,
-		   bool sync, bool *ret_chained);
+int audit_put_line(struct audit_log *log, const struct audit_emit *e, uint64_t seq,
+		   uint64_t realtime_usec, uint64_t monotonic_usec, const char *line, size_t len,
+		   const char *mac, bool sync, bool *ret_chained);
 /* Writes lines again after a reopen, without rotation or MAC. */
 int audit_write_raw(struct audit_log *log, const char *line, size_t len);
 int audit_sync(struct audit_log *log);

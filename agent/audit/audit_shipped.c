@@ -108,8 +108,8 @@ static int open_journal(sd_journal **ret, const char *path)
 	return sd_journal_open_files(ret, (const char *[]){path, NULL}, 0);
 }
 
-int audit_lines_read_journal(const char *path, const char *machine, struct audit_lines *ret,
-			     char *err, size_t err_size)
+static int read_journal(const char *path, const char *machine, struct audit_lines *ret, char *err,
+			size_t err_size)
 {
 	_cleanup_(sd_journal_closep) sd_journal *j = NULL;
 	char first_machine[33] = "", match[64];
@@ -130,18 +130,18 @@ int audit_lines_read_journal(const char *path, const char *machine, struct audit
 		r = sd_journal_add_match(j, "_UID=0", 0);
 	if (r >= 0 && machine) {
 		if (strlen(machine) != 32 || strspn(machine, "0123456789abcdef") != 32) {
-			r = say(err, err_size, "--machine: '%s' is not a machine id (32 hex digits)",
-				machine);
-			goto fail;
+			return say(err, err_size,
+				   "--machine: '%s' is not a machine id (32 hex digits)", machine);
 		}
 		snprintf(match, sizeof(match), FIELD_MACHINE "%s", machine);
 		r = sd_journal_add_match(j, match, 0);
 	}
 	if (r < 0) {
 		say(err, err_size, "%s: %s", path, strerror(-r));
-		goto fail;
+		return r;
 	}
-	SD_JOURNAL_FOREACH(j) {
+	SD_JOURNAL_FOREACH(j)
+	{
 		const void *data;
 		size_t len;
 		uint64_t seq;
@@ -152,18 +152,18 @@ int audit_lines_read_journal(const char *path, const char *machine, struct audit
 			continue; /* the agent's log lines */
 		if (r < 0) {
 			say(err, err_size, "%s: entry %" PRIu64 ": %s", path, entry, strerror(-r));
-			goto fail;
+			return r;
 		}
 		data = (const char *)data + strlen(FIELD_RECORD);
 		len -= strlen(FIELD_RECORD);
 		if (record_seq(data, len, &seq) < 0) {
-			r = say(err, err_size, "%s: entry %" PRIu64 " holds a malformed audit record",
-				path, entry);
-			goto fail;
+			return say(err, err_size,
+				   "%s: entry %" PRIu64 " holds a malformed audit record", path,
+				   entry);
 		}
 		r = append(ret, seq, data, len);
 		if (r < 0)
-			goto fail;
+			return r;
 		/* (the record is copied: the next get_data reuses the buffer) */
 		r = sd_journal_get_data(j, "_MACHINE_ID", &data, &len);
 		if (r >= 0 && len == strlen(FIELD_MACHINE) + 32) {
@@ -176,24 +176,17 @@ int audit_lines_read_journal(const char *path, const char *machine, struct audit
 		}
 	}
 	if (several) {
-		r = say(err, err_size,
-			"%s: audit records of more than one machine (%s and others): choose one "
-			"with --machine",
-			path, first_machine);
-		goto fail;
+		return say(err, err_size,
+			   "%s: audit records of more than one machine (%s and others): choose one "
+			   "with --machine",
+			   path, first_machine);
 	}
 	memcpy(ret->machine, first_machine, sizeof(ret->machine));
-	r = sort_unique(ret, err, err_size);
-	if (r < 0)
-		goto fail;
-	return 0;
-fail:
-	audit_lines_done(ret);
-	return r < 0 ? r : -EINVAL;
+	return sort_unique(ret, err, err_size);
 }
 
-int audit_lines_read_files(const char *const *paths, size_t n_paths, struct audit_lines *ret,
-			   char *err, size_t err_size)
+static int read_files(const char *const *paths, size_t n_paths, struct audit_lines *ret, char *err,
+		      size_t err_size)
 {
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
@@ -208,8 +201,7 @@ int audit_lines_read_files(const char *const *paths, size_t n_paths, struct audi
 		unsigned line_no = 1;
 
 		if (!f) {
-			r = say(err, err_size, "%s: %s", paths[i], strerror(errno));
-			goto fail;
+			return say(err, err_size, "%s: %s", paths[i], strerror(errno));
 		}
 		len = 0;
 		while ((c = getc_unlocked(f)) != EOF) {
@@ -217,33 +209,26 @@ int audit_lines_read_files(const char *const *paths, size_t n_paths, struct audi
 
 			if (c != '\n') {
 				if (len == AUDIT_LINE_MAX) {
-					r = say(err, err_size, "%s:%u: record longer than %d bytes",
-						paths[i], line_no, AUDIT_LINE_MAX);
-					goto fail;
+					return say(err, err_size,
+						   "%s:%u: record longer than %d bytes", paths[i],
+						   line_no, AUDIT_LINE_MAX);
 				}
 				buf[len++] = (char)c;
 				continue;
 			}
 			if (record_seq(buf, len, &seq) < 0) {
-				r = say(err, err_size, "%s:%u: malformed record", paths[i],
-					line_no);
-				goto fail;
+				return say(err, err_size, "%s:%u: malformed record", paths[i],
+					   line_no);
 			}
 			r = append(ret, seq, buf, len);
 			if (r < 0)
-				goto fail;
+				return r;
 			len = 0;
 			line_no++;
 		}
 		/* A torn last record is the verifier's to report, not a record. */
 	}
-	r = sort_unique(ret, err, err_size);
-	if (r < 0)
-		goto fail;
-	return 0;
-fail:
-	audit_lines_done(ret);
-	return r < 0 ? r : -EINVAL;
+	return sort_unique(ret, err, err_size);
 }
 
 int audit_lines_join(const struct audit_lines *lines, char **ret_buf, size_t *ret_len)
@@ -311,6 +296,26 @@ void audit_compare(const struct audit_lines *local, const struct audit_lines *sh
 	}
 	if (shipped->n > 0 && local->n > 0 && ret->local_last > shipped->lines[shipped->n - 1].seq)
 		ret->not_shipped = ret->local_last - shipped->lines[shipped->n - 1].seq;
+}
+
+int audit_lines_read_journal(const char *path, const char *machine, struct audit_lines *ret,
+			     char *err, size_t err_size)
+{
+	int r = read_journal(path, machine, ret, err, err_size);
+
+	if (r < 0)
+		audit_lines_done(ret);
+	return r;
+}
+
+int audit_lines_read_files(const char *const *paths, size_t n_paths, struct audit_lines *ret,
+			   char *err, size_t err_size)
+{
+	int r = read_files(paths, n_paths, ret, err, err_size);
+
+	if (r < 0)
+		audit_lines_done(ret);
+	return r;
 }
 
 void audit_lines_done(struct audit_lines *lines)

@@ -149,9 +149,9 @@ int audit_build_line(struct audit_log *log, const struct audit_emit *e, uint64_t
 }
 
 /* Writes a built line and makes it the end of the chain. */
-int audit_put_line(struct audit_log *log, const struct audit_emit *e, uint64_t seq, uint64_t realtime_usec,
-		   uint64_t monotonic_usec, const char *line, size_t len, const char *mac,
-		   bool sync, bool *ret_chained)
+int audit_put_line(struct audit_log *log, const struct audit_emit *e, uint64_t seq,
+		   uint64_t realtime_usec, uint64_t monotonic_usec, const char *line, size_t len,
+		   const char *mac, bool sync, bool *ret_chained)
 {
 	int r;
 
@@ -204,7 +204,8 @@ int audit_emit(struct audit_log *log, const struct audit_emit *e, uint64_t *ret_
 		return log->broken;
 	r = audit_build_line(log, e, &seq, times, &line, &len, mac);
 	if (r >= 0)
-		r = audit_put_line(log, e, seq, times[0], times[1], line, len, mac, e->sync, &chained);
+		r = audit_put_line(log, e, seq, times[0], times[1], line, len, mac, e->sync,
+				   &chained);
 	if (ret_chained)
 		*ret_chained = chained;
 	if (chained) {

@@ -60,8 +60,7 @@ static const struct mtdctl_command commands[] = {
     {"audit verify", "--key FILE LOG...\n--key FILE --journal PATH [--machine ID] [LOG...]",
      "verify audit logs (oldest first); --journal: the copy shipped through the journal, "
      "with its gaps, compared with the LOGs",
-     true,
-     mtdctl_audit_verify},
+     true, mtdctl_audit_verify},
     {"port",
      "SERVICE --policy FILE [--at TIME] [--candidates N | --skew DURATION | --client NAME "
      "--client-key FILE --host-id ID]",

@@ -606,8 +606,8 @@ static void print_audit_journal(json_t *journal)
 	printf("          journal copies: %lld sent, %lld dropped%s%s%s\n",
 	       (long long)json_integer_value(json_object_get(journal, "sent")),
 	       (long long)json_integer_value(json_object_get(journal, "dropped")),
-	       json_object_get(journal, "error") ? " (last: " : "",
-	       string_or(journal, "error", ""), json_object_get(journal, "error") ? ")" : "");
+	       json_object_get(journal, "error") ? " (last: " : "", string_or(journal, "error", ""),
+	       json_object_get(journal, "error") ? ")" : "");
 }
 
 static void print_clock(json_t *clock)

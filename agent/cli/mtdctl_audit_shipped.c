@@ -81,11 +81,12 @@ static void print_text(const struct shipped_report *rep, const char *journal, co
 		       "seq %llu: the local log was rewritten after shipping\n",
 		       (unsigned long long)c->differ, (unsigned long long)c->first_differing);
 	if (c->missing_locally)
-		printf("compare: MISSING: the local log ends at seq %llu but %llu shipped record(s) "
-		       "come after it (seq %llu..%llu): the local log's tail was deleted\n",
-		       (unsigned long long)c->local_last, (unsigned long long)c->missing_locally,
-		       (unsigned long long)c->first_missing_locally,
-		       (unsigned long long)c->last_missing_locally);
+		printf(
+		    "compare: MISSING: the local log ends at seq %llu but %llu shipped record(s) "
+		    "come after it (seq %llu..%llu): the local log's tail was deleted\n",
+		    (unsigned long long)c->local_last, (unsigned long long)c->missing_locally,
+		    (unsigned long long)c->first_missing_locally,
+		    (unsigned long long)c->last_missing_locally);
 	if (c->not_shipped)
 		printf("compare: %llu local record(s) after the shipped copy's last (not shipped "
 		       "yet)\n",
@@ -117,12 +118,12 @@ static void print_json(const struct shipped_report *rep, const char *machine)
 	if (!o || !shipped || !gaps)
 		return;
 	for (size_t i = 0; i < rep->shipped.n_gaps; i++)
-		json_array_append_new(gaps, json_pack("{s:I, s:I}", "first",
-						      (json_int_t)rep->shipped.gaps[i].first,
-						      "last",
-						      (json_int_t)rep->shipped.gaps[i].last));
+		json_array_append_new(
+		    gaps, json_pack("{s:I, s:I}", "first", (json_int_t)rep->shipped.gaps[i].first,
+				    "last", (json_int_t)rep->shipped.gaps[i].last));
 	json_object_set_new(shipped, "gaps", gaps);
-	json_object_set_new(shipped, "missing", json_integer((json_int_t)gap_records(&rep->shipped)));
+	json_object_set_new(shipped, "missing",
+			    json_integer((json_int_t)gap_records(&rep->shipped)));
 	json_object_set_new(shipped, "machine", json_string(machine));
 	json_object_set_new(o, "ok", json_boolean(report_ok(rep)));
 	json_object_set_new(o, "shipped", shipped);
@@ -130,14 +131,14 @@ static void print_json(const struct shipped_report *rep, const char *machine)
 		const struct audit_comparison *c = &rep->cmp;
 
 		json_object_set_new(o, "local", result_json(&rep->local));
-		json_object_set_new(
-		    o, "compare",
-		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "same", (json_int_t)c->same,
-			      "differ", (json_int_t)c->differ, "first_differing",
-			      (json_int_t)c->first_differing, "missing_locally",
-			      (json_int_t)c->missing_locally, "not_shipped",
-			      (json_int_t)c->not_shipped, "shipped_before_local",
-			      (json_int_t)c->shipped_before_local));
+		json_object_set_new(o, "compare",
+				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "same",
+					      (json_int_t)c->same, "differ", (json_int_t)c->differ,
+					      "first_differing", (json_int_t)c->first_differing,
+					      "missing_locally", (json_int_t)c->missing_locally,
+					      "not_shipped", (json_int_t)c->not_shipped,
+					      "shipped_before_local",
+					      (json_int_t)c->shipped_before_local));
 	}
 	_cleanup_free_ char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	if (text)
@@ -160,14 +161,15 @@ int mtdctl_audit_verify_journal(const struct mtdctl *ctl, const uint8_t key[AUDI
 		return mtdctl_fail("audit verify: %s", err);
 	if (shipped.n == 0) {
 		audit_lines_done(&shipped);
-		return mtdctl_fail("audit verify: %s: no audit records (SYSLOG_IDENTIFIER=mtd-agent "
-				   "_UID=0 MTD_RECORD=)%s%s",
-				   journal, machine ? " of machine " : "", machine ? machine : "");
+		return mtdctl_fail(
+		    "audit verify: %s: no audit records (SYSLOG_IDENTIFIER=mtd-agent "
+		    "_UID=0 MTD_RECORD=)%s%s",
+		    journal, machine ? " of machine " : "", machine ? machine : "");
 	}
 	r = verify_lines(key, journal, &shipped, AUDIT_VERIFY_GAPS, &rep.shipped);
 	if (r >= 0 && n_logs > 0) {
 		r = audit_lines_read_files(logs, n_logs, &local, err, sizeof(err));
-		if (r == -EINVAL) {
+		if (r < 0 && r != -ENOMEM && err[0]) {
 			audit_lines_done(&shipped);
 			audit_verify_result_done(&rep.shipped);
 			return mtdctl_fail("audit verify: %s", err);
