@@ -125,7 +125,12 @@ wait_for '[ "$(value mtd_rotation_timed_changes_total)" -ge $((c0 + 3)) ]' 100 |
 t1=$(value mtd_rotation_transactions_total)
 s1=$(value mtd_rotation_switch_duration_seconds_count)
 [ "$t1" -gt "$t0" ] || fail "transactions did not grow across boundaries: $t0 -> $t1"
-[ "$s1" -ge $((s0 + 3)) ] || fail "three switches and the switch histogram counted $s0 -> $s1"
+# Most boundaries are a switch of the staged bank; one whose staging was not
+# ready in time (a loaded sanitizer run) is a full transaction instead and is
+# timed as such, not in the switch histogram.
+c1=$(value mtd_rotation_timed_changes_total)
+[ "$s1" -gt "$s0" ] && [ $((s1 - s0)) -le $((c1 - c0)) ] ||
+	fail "$((c1 - c0)) timed changes and the switch histogram counted $s0 -> $s1"
 [ "$(value 'mtd_rotation_switch_duration_seconds_bucket{le="+Inf"}')" = "$s1" ] ||
 	fail "the +Inf bucket is not the count: $(metrics | grep switch_duration)"
 [ "$(value mtd_rotation_staging_duration_seconds_count)" -gt 0 ] ||
