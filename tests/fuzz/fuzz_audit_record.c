@@ -50,6 +50,13 @@ static void verify(const char *text, size_t len, unsigned flags)
 			__builtin_trap();
 		if (res.ok && (res.reason || res.torn_tail))
 			__builtin_trap();
+		/* gaps only when asked for, each a real, ordered jump */
+		if (res.n_gaps && !(flags & AUDIT_VERIFY_GAPS))
+			__builtin_trap();
+		for (size_t i = 0; i < res.n_gaps; i++)
+			if (res.gaps[i].first > res.gaps[i].last ||
+			    (i > 0 && res.gaps[i].first <= res.gaps[i - 1].last))
+				__builtin_trap();
 		audit_verify_result_done(&res);
 	}
 }
@@ -64,6 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (data[0] & 2)
 		parse_lines(text, text + size - 1);
 	else
-		verify(text, size - 1, (data[0] & 1) ? AUDIT_VERIFY_NO_MAC : 0);
+		verify(text, size - 1,
+		       ((data[0] & 1) ? AUDIT_VERIFY_NO_MAC : 0) |
+			   ((data[0] & 4) ? AUDIT_VERIFY_GAPS : 0));
 	return 0;
 }

@@ -1311,6 +1311,168 @@ static void test_record_parse_limits(void **state)
 	audit_record_done(&rec);
 }
 
+/* The chain's lines except those whose 1-based index is in skip. */
+static size_t chain_without(const struct chain *c, const int *skip, size_t n_skip, char *out)
+{
+	size_t at = 0, line = 1;
+
+	for (size_t i = 0; i < c->len; line++) {
+		const char *nl = memchr(c->buf + i, '\n', c->len - i);
+		size_t len = (size_t)(nl - (c->buf + i)) + 1;
+		bool keep = true;
+
+		for (size_t k = 0; k < n_skip; k++)
+			keep = keep && (int)line != skip[k];
+		if (keep) {
+			memcpy(out + at, c->buf + i, len);
+			at += len;
+		}
+		i += len;
+	}
+	return at;
+}
+
+static void gapped_chain(struct chain *c)
+{
+	chain_init(c);
+	chain_add(c, 1, 0, "event", NULL);
+	chain_add(c, 2, 0, "event", NULL);
+	chain_add(c, 3, 0, "event", NULL);
+	chain_add(c, 4, 0, "seal", seal_fields(0, 3));
+	chain_add(c, 5, 1, "event", NULL);
+	chain_add(c, 6, 1, "event", NULL);
+	chain_add(c, 7, 1, "seal", seal_fields(1, 2));
+	chain_add(c, 8, 2, "event", NULL);
+}
+
+static void test_shipped_copy_gaps_are_listed(void **state)
+{
+	static char out[16384];
+	struct audit_verify_result res = {};
+	struct chain c;
+	const int skip[] = {3, 4, 5, 8};
+	size_t len;
+
+	gapped_chain(&c);
+	/* seq 3..5 (a seal among them) and the last record never arrived */
+	len = chain_without(&c, skip, 3, out);
+	assert_int_equal(audit_verify_buffer(c.key0, "j", out, len, AUDIT_VERIFY_GAPS, &res), 0);
+	assert_true(res.ok);
+	assert_int_equal(res.records, 5);
+	assert_int_equal(res.n_gaps, 1);
+	assert_int_equal(res.gaps[0].first, 3);
+	assert_int_equal(res.gaps[0].last, 5);
+	audit_verify_result_done(&res);
+
+	/* without the flag the same copy fails */
+	assert_int_equal(audit_verify_buffer(c.key0, "j", out, len, 0, &res), 0);
+	assert_false(res.ok); /* seq 6 is in epoch 1 without the seal before it */
+	assert_int_equal(res.bad_seq, 6);
+	audit_verify_result_done(&res);
+
+	/* two gaps */
+	const int skip2[] = {2, 6};
+	len = chain_without(&c, skip2, 2, out);
+	assert_int_equal(audit_verify_buffer(c.key0, "j", out, len, AUDIT_VERIFY_GAPS, &res), 0);
+	assert_true(res.ok);
+	assert_int_equal(res.n_gaps, 2);
+	assert_int_equal(res.gaps[0].first, 2);
+	assert_int_equal(res.gaps[1].first, 6);
+	assert_int_equal(res.gaps[1].last, 6);
+	audit_verify_result_done(&res);
+	(void)skip[3];
+}
+
+static void test_shipped_copy_gap_hides_no_forgery(void **state)
+{
+	static char out[16384];
+	struct audit_verify_result res = {};
+	struct chain c;
+	const int skip[] = {3};
+	char *p;
+	size_t len;
+
+	gapped_chain(&c);
+	len = chain_without(&c, skip, 1, out);
+	/* the record after the gap (seq 4, the seal) edited: its MAC fails */
+	p = strstr(out, "\"records\":3");
+	assert_non_null(p);
+	p[strlen("\"records\":")] = '4';
+	assert_int_equal(audit_verify_buffer(c.key0, "j", out, len, AUDIT_VERIFY_GAPS, &res), 0);
+	assert_false(res.ok);
+	assert_int_equal(res.bad_seq, 4);
+	assert_non_null(strstr(res.reason, "MAC mismatch"));
+	audit_verify_result_done(&res);
+}
+
+static void write_text(const char *path, const char *text, size_t len)
+{
+	FILE *f = fopen(path, "we");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void test_local_log_compared_with_shipped_copy(void **state)
+{
+	struct fx *t = *state;
+	static char out[16384];
+	struct audit_lines local = {}, shipped = {};
+	struct audit_comparison cmp;
+	struct chain c;
+	const int cut[] = {7, 8};
+	char local_path[PATH_MAX], shipped_path[PATH_MAX], err[256];
+	const char *paths[1] = {local_path};
+	const char *spaths[1] = {shipped_path};
+	size_t len;
+
+	gapped_chain(&c);
+	snprintf(local_path, sizeof(local_path), "%s/local.log", t->dir);
+	snprintf(shipped_path, sizeof(shipped_path), "%s/shipped.log", t->dir);
+	write_text(shipped_path, c.buf, c.len);
+	assert_int_equal(audit_lines_read_files(spaths, 1, &shipped, err, sizeof(err)), 0);
+	assert_int_equal(shipped.n, 8);
+
+	/* the same */
+	write_text(local_path, c.buf, c.len);
+	assert_int_equal(audit_lines_read_files(paths, 1, &local, err, sizeof(err)), 0);
+	audit_compare(&local, &shipped, &cmp);
+	assert_int_equal(cmp.same, 8);
+	assert_int_equal(cmp.differ + cmp.missing_locally + cmp.not_shipped, 0);
+	audit_lines_done(&local);
+
+	/* the tail cut */
+	len = chain_without(&c, cut, 2, out);
+	write_text(local_path, out, len);
+	assert_int_equal(audit_lines_read_files(paths, 1, &local, err, sizeof(err)), 0);
+	audit_compare(&local, &shipped, &cmp);
+	assert_int_equal(cmp.same, 6);
+	assert_int_equal(cmp.missing_locally, 2);
+	assert_int_equal(cmp.first_missing_locally, 7);
+	assert_int_equal(cmp.last_missing_locally, 8);
+	audit_lines_done(&local);
+
+	/* a record rewritten */
+	memcpy(out, c.buf, c.len);
+	char *p = strstr(out, "\"records\":2");
+	assert_non_null(p);
+	p[strlen("\"records\":")] = '5';
+	write_text(local_path, out, c.len);
+	assert_int_equal(audit_lines_read_files(paths, 1, &local, err, sizeof(err)), 0);
+	audit_compare(&local, &shipped, &cmp);
+	assert_int_equal(cmp.differ, 1);
+	assert_int_equal(cmp.first_differing, 7);
+	assert_int_equal(cmp.same, 7);
+	audit_lines_done(&local);
+
+	/* a malformed local line: named, with its file and line */
+	write_text(local_path, "{\"seq\":1}\n", 10);
+	assert_int_equal(audit_lines_read_files(paths, 1, &local, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "local.log:1: malformed record"));
+	audit_lines_done(&shipped);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1353,6 +1515,9 @@ int main(void)
 	    T(test_chain_start_rules),
 	    T(test_malformed_lines_have_clear_reasons),
 	    T(test_record_parse_limits),
+	    T(test_shipped_copy_gaps_are_listed),
+	    T(test_shipped_copy_gap_hides_no_forgery),
+	    T(test_local_log_compared_with_shipped_copy),
 #undef T
 	};
 
