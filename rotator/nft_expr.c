@@ -316,15 +316,17 @@ static struct nftnl_rule *decoy_hit(const char *chain, const char *decoy_set, ui
 
 	if (!r)
 		return NULL;
-	k = fib_daddr_local(r);
+	/* A flow that began on a service's port before that port turned decoy
+	 * (a long-lived connection) is not a scanner. First: every packet of
+	 * every established flow passes this chain, and the conntrack state
+	 * is a field of the packet where the FIB is a route lookup. */
+	k = ct_state_not_established_related(r);
+	if (k >= 0)
+		k = fib_daddr_local(r);
 	if (k >= 0)
 		k = proto_dport_key(r);
 	if (k >= 0)
 		k = lookup(r, NFT_REG_1, decoy_set, 0);
-	/* A flow that began on a service's port before that port turned decoy
-	 * (a long-lived connection) is not a scanner. */
-	if (k >= 0)
-		k = ct_state_not_established_related(r);
 	if (k >= 0)
 		k = log_group(r, log_group_id, log_prefix);
 	if (k >= 0)
@@ -396,15 +398,15 @@ struct nftnl_rule *nft_rule_decoy_drop_non_tcp(const char *chain, const char *de
 
 	if (!r)
 		return NULL;
-	k = fib_daddr_local(r);
+	k = ct_state_not_established_related(r); /* first, as in decoy_hit() */
+	if (k >= 0)
+		k = fib_daddr_local(r);
 	if (k >= 0)
 		k = proto_dport_key(r);
 	if (k >= 0)
 		k = lookup(r, NFT_REG_1, decoy_set, 0);
 	if (k >= 0)
 		k = cmp_u8(r, NFT_CMP_NEQ, IPPROTO_TCP);
-	if (k >= 0)
-		k = ct_state_not_established_related(r);
 	if (k >= 0)
 		k = verdict(r, NF_DROP);
 	return rule_done(&r, k, comment);
