@@ -281,6 +281,7 @@ FUZZ_LAYERS_fuzz_manifest := common agent/snapshot
 FUZZ_LAYERS_fuzz_nflog := common rotator
 FUZZ_LAYERS_fuzz_policy := common agent/policy
 FUZZ_LAYERS_fuzz_seccomp_notify := common agent/audit agent/sandbox
+FUZZ_LAYERS_fuzz_sock_reset := common agent/sandbox
 reverse = $(if $(1),$(call reverse,$(wordlist 2,$(words $(1)),$(1))) $(firstword $(1)))
 fuzz_lib = $(BUILD)/fuzzobj/lib$(subst /,-,$(1)).a
 fuzz_libs = $(foreach l,$(call reverse,$(FUZZ_LAYERS_$(1))),$(call fuzz_lib,$(l)))
