@@ -406,7 +406,8 @@ int netdev_ifindex(const char *ifname);
 
 /* An instance's TCP connections ended with a reset from the kernel's side
  * (sock_reset.c): NETLINK_SOCK_DIAG lists the connection sockets
- * (established, SYN_RECV, FIN_WAIT1/2, CLOSE_WAIT; not listeners) of the
+ * (established, SYN_RECV, FIN_WAIT1/2, CLOSE_WAIT; not listeners; not those
+ * whose peer is on the loopback, inside the instance too) of the
  * network namespace netns_fd refers to (a namespace file or a pidfd), and
  * SOCK_DESTROY aborts each (tcp_abort: a RST to the peer), as `ss -K`
  * does. The netlink socket is made inside that namespace, so the host's
@@ -435,8 +436,9 @@ struct sock_reset_entry {
 
 /* One datagram of a sock_diag dump answering request seq for family: its
  * sockets appended to entries (at most max, *ret_truncated set for the
- * rest). 1 at NLMSG_DONE, 0 when more datagrams follow, -errno for the
- * kernel's error, -EBADMSG for a malformed or foreign message. Pure. */
+ * rest; sockets whose peer is a loopback address are left out). 1 at NLMSG_DONE, 0 when more
+ * datagrams follow, -errno for the kernel's error, -EBADMSG for a malformed or foreign message.
+ * Pure. */
 int sock_reset_parse_dump(const void *buffer, size_t size, uint32_t seq, uint8_t family,
 			  struct sock_reset_entry *entries, size_t max, size_t *n_entries,
 			  bool *ret_truncated);

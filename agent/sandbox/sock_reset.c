@@ -44,6 +44,19 @@
 /* a netlink reply, at most this long a wait */
 #define SOCK_RESET_TIMEOUT_USEC 200000
 
+/* A peer on the loopback (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104) is inside
+ * the instance itself: nobody outside waits on that connection. */
+static bool peer_is_loopback(uint8_t family, const struct inet_diag_sockid *id)
+{
+	const uint8_t *d = (const uint8_t *)id->idiag_dst;
+	static const uint8_t v6_loopback[16] = {[15] = 1};
+	static const uint8_t v4_mapped[12] = {[10] = 0xff, [11] = 0xff};
+
+	if (family == AF_INET)
+		return d[0] == 127;
+	return memcmp(d, v6_loopback, 16) == 0 || (memcmp(d, v4_mapped, 12) == 0 && d[12] == 127);
+}
+
 int sock_reset_parse_dump(const void *buffer, size_t size, uint32_t seq, uint8_t family,
 			  struct sock_reset_entry *entries, size_t max, size_t *n_entries,
 			  bool *ret_truncated)
@@ -74,7 +87,9 @@ int sock_reset_parse_dump(const void *buffer, size_t size, uint32_t seq, uint8_t
 		m = NLMSG_DATA(h);
 		if (m->idiag_family != family)
 			return -EBADMSG;
-		if (*n_entries < max) {
+		if (peer_is_loopback(family, &m->id))
+			; /* both ends are the instance's */
+		else if (*n_entries < max) {
 			entries[*n_entries].family = family;
 			entries[*n_entries].id = m->id;
 			(*n_entries)++;

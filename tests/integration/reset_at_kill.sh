@@ -159,9 +159,10 @@ outcome() {
 	wait "$client"
 	got=$(sed -n '3p' "$WORK/$1.out")
 }
-reset_count() { # RECORD-TYPE INSTANCE: its connections_reset.reset
-	record "$1" "\"instance\":\"$2\"" | grep -o '"connections_reset":{[^}]*' | grep -o '"reset":[0-9]*' | cut -d: -f2
+reset_field() { # RECORD-TYPE INSTANCE FIELD: its connections_reset.FIELD
+	record "$1" "\"instance\":\"$2\"" | grep -o '"connections_reset":{[^}]*' | grep -o "\"$3\":[0-9]*" | cut -d: -f2
 }
+reset_count() { reset_field "$1" "$2" reset; }
 now_ms() { date +%s%3N; }
 
 # --- a compromise with a request inside: the frozen instance's client is reset at once -------
@@ -185,7 +186,7 @@ ok "the reset came from the frozen instance's own kernel (its socket destroyed)"
 wait_for '[ -n "$(record instance-contained "\"instance\":\"$old\"")" ]' 50 || fail "no instance-contained record for $old"
 n=$(reset_count instance-contained "$old")
 [ "${n:-0}" -ge 1 ] || fail "instance-contained of $old does not count the reset: $(record instance-contained "\"instance\":\"$old\"")"
-ok "instance-contained counts $n connection(s) reset"
+ok "instance-contained counts $n connection(s) reset (in $(reset_field instance-contained "$old" usec) us)"
 wait_for '[ "$(field "$old" state)" = quarantined ]' 150 || fail "$old is not quarantined: $(mtdctl instances)"
 wait_for '[ -n "$(serving)" ] && [ "$(serving)" != "'"$old"'" ]' 150 || fail "no replacement for the quarantined $old"
 ok "the frozen instance's memory is kept: $old is quarantined, not killed"
@@ -208,7 +209,7 @@ reset*)
 esac
 n=$(reset_count instance-killed "$old")
 [ "${n:-0}" -ge 1 ] || fail "instance-killed of $old does not count the reset: $(record instance-killed "\"instance\":\"$old\"")"
-ok "instance-killed counts $n connection(s) reset"
+ok "instance-killed counts $n connection(s) reset (in $(reset_field instance-killed "$old" usec) us)"
 [ "$(whoami)" = "$(serving)" ] || fail "a new request is not answered by the serving instance"
 ok "a new connection goes to the serving instance"
 

@@ -14,6 +14,7 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <cmocka.h>
 
@@ -41,14 +42,21 @@ static struct nlmsghdr *put(uint16_t type, uint32_t seq, size_t payload)
 	return h;
 }
 
-static void put_socket(uint32_t seq, uint8_t family, uint16_t sport, uint32_t cookie)
+static struct inet_diag_msg *put_socket(uint32_t seq, uint8_t family, uint16_t sport,
+					uint32_t cookie)
 {
 	struct inet_diag_msg *m = NLMSG_DATA(put(SOCK_DIAG_BY_FAMILY, seq, sizeof(*m)));
 
 	m->idiag_family = family;
+	/* a peer outside: 198.51.100.7 or 2001:db8::7 */
+	if (family == AF_INET)
+		inet_pton(AF_INET, "198.51.100.7", m->id.idiag_dst);
+	else
+		inet_pton(AF_INET6, "2001:db8::7", m->id.idiag_dst);
 	m->idiag_state = 1; /* established */
 	m->id.idiag_sport = htons(sport);
 	m->id.idiag_cookie[0] = cookie;
+	return m;
 }
 
 static void put_error(uint32_t seq, int error)
@@ -99,6 +107,35 @@ static void test_dump_keeps_its_bound(void **state)
 	assert_int_equal(n, 2);
 	assert_true(truncated);
 	assert_int_equal(entries[1].id.idiag_cookie[0], 1);
+}
+
+/* Both ends of a loopback connection are the instance's: nobody waits. */
+static void test_dump_leaves_out_loopback_peers(void **state)
+{
+	struct sock_reset_entry entries[4];
+	size_t n = 0;
+	bool truncated = false;
+
+	reset_buffer();
+	inet_pton(AF_INET, "127.0.0.1", put_socket(2, AF_INET, 80, 1)->id.idiag_dst);
+	inet_pton(AF_INET, "127.3.2.1", put_socket(2, AF_INET, 80, 2)->id.idiag_dst);
+	put_socket(2, AF_INET, 80, 3);
+	assert_int_equal(
+	    sock_reset_parse_dump(buffer, used, 2, AF_INET, entries, 4, &n, &truncated), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(entries[0].id.idiag_cookie[0], 3);
+	reset_buffer();
+	n = 0;
+	inet_pton(AF_INET6, "::1", put_socket(2, AF_INET6, 80, 4)->id.idiag_dst);
+	inet_pton(AF_INET6, "::ffff:127.0.0.1", put_socket(2, AF_INET6, 80, 5)->id.idiag_dst);
+	inet_pton(AF_INET6, "::ffff:10.213.0.2", put_socket(2, AF_INET6, 80, 6)->id.idiag_dst);
+	put_socket(2, AF_INET6, 80, 7);
+	assert_int_equal(
+	    sock_reset_parse_dump(buffer, used, 2, AF_INET6, entries, 4, &n, &truncated), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(entries[0].id.idiag_cookie[0], 6);
+	assert_int_equal(entries[1].id.idiag_cookie[0], 7);
+	assert_false(truncated);
 }
 
 static void test_dump_reports_the_kernels_error(void **state)
@@ -191,6 +228,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_dump_takes_every_socket_with_its_cookie),
 	    cmocka_unit_test(test_dump_keeps_its_bound),
+	    cmocka_unit_test(test_dump_leaves_out_loopback_peers),
 	    cmocka_unit_test(test_dump_reports_the_kernels_error),
 	    cmocka_unit_test(test_dump_refuses_malformed_and_foreign_messages),
 	    cmocka_unit_test(test_ack_says_what_became_of_the_socket),
