@@ -658,6 +658,10 @@ int instance_reset_connections(struct instance *instance)
 	if (instance->reset_done)
 		return instance->reset_error < 0 ? instance->reset_error
 						 : (int)instance->reset.reset;
+	/* Never healthy, so never routed: no client to reset (and pid 1 of an
+	 * exited one is gone). Not marked done: nothing is recorded. */
+	if (instance->state == INSTANCE_STARTING || instance->state == INSTANCE_EXITED)
+		return 0;
 	instance->reset_done = true;
 	if (!instance->envelope) {
 		instance->reset_error = -ESRCH;
