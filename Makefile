@@ -93,7 +93,7 @@ PREFIX_agent/audit := audit_
 PREFIX_agent/snapshot := snapshot_
 PREFIX_agent/quarantine := quarantine_
 PREFIX_agent/control := control_ audit_show_
-PREFIX_agent/sandbox := envelope_ cgroup_ seccomp_ netdev_ uid_range_ uid_ranges_ fd_graveyard_
+PREFIX_agent/sandbox := envelope_ cgroup_ seccomp_ netdev_ uid_range_ uid_ranges_ fd_graveyard_ sock_reset_
 PREFIX_agent/rotation := rotation_ forwarding_ host_ports_ clock_trust_ decoy_blocks_ knock_guard_ knock_receiver_ knock_listener_
 PREFIX_agent/fleet := fleet_ service_ instance_ response_ standby_ health_ drift_ address_pool_ \
 	signal_tally_ drain_
@@ -281,6 +281,7 @@ FUZZ_LAYERS_fuzz_manifest := common agent/snapshot
 FUZZ_LAYERS_fuzz_nflog := common rotator
 FUZZ_LAYERS_fuzz_policy := common agent/policy
 FUZZ_LAYERS_fuzz_seccomp_notify := common agent/audit agent/sandbox
+FUZZ_LAYERS_fuzz_sock_reset := common agent/sandbox
 reverse = $(if $(1),$(call reverse,$(wordlist 2,$(words $(1)),$(1))) $(firstword $(1)))
 fuzz_lib = $(BUILD)/fuzzobj/lib$(subst /,-,$(1)).a
 fuzz_libs = $(foreach l,$(call reverse,$(FUZZ_LAYERS_$(1))),$(call fuzz_lib,$(l)))

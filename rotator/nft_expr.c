@@ -843,6 +843,58 @@ struct nftnl_rule *nft_rule_dead_jump(const char *chain, uint8_t nfproto, const 
 	return rule_done(&r, k, comment);
 }
 
+/* reg 1 &= mask (one byte), the first half of "tcp flags & rst == rst" */
+static int mask_u8(struct nftnl_rule *r, uint8_t mask)
+{
+	uint8_t zero = 0;
+	struct nftnl_expr *e = nftnl_expr_alloc("bitwise");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+	}
+	return add(r, e);
+}
+
+#define TCP_FLAG_RST 0x04
+
+struct nftnl_rule *nft_rule_dead_reset_return(const char *chain, uint8_t nfproto, const char *set,
+					      const char *comment)
+{
+	_cleanup_rule_ struct nftnl_rule *r = NULL;
+	int k;
+
+	if (!nfproto_valid(nfproto) || !(r = rule_new(chain)))
+		return NULL;
+	k = ct_masked_load(r, NFT_CT_STATE, NF_CT_STATE_BIT(IP_CT_ESTABLISHED));
+	if (k >= 0)
+		k = cmp_u32(r, NFT_CMP_NEQ, 0);
+	if (k >= 0)
+		k = nfproto_is(r, nfproto);
+	if (k >= 0)
+		k = addr_load(r, nfproto, true, NFT_REG_1);
+	if (k >= 0)
+		k = lookup(r, NFT_REG_1, set, 0);
+	if (k >= 0)
+		k = meta_load(r, NFT_META_L4PROTO, NFT_REG_1);
+	if (k >= 0)
+		k = cmp_u8(r, NFT_CMP_EQ, IPPROTO_TCP);
+	if (k >= 0)
+		k = payload_load(r, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1, NFT_REG_1);
+	if (k >= 0)
+		k = mask_u8(r, TCP_FLAG_RST);
+	if (k >= 0)
+		k = cmp_u8(r, NFT_CMP_NEQ, 0);
+	if (k >= 0)
+		k = counter(r);
+	if (k >= 0)
+		k = verdict(r, NFT_RETURN);
+	return rule_done(&r, k, comment);
+}
+
 struct nftnl_rule *nft_rule_reject(const char *chain, bool tcp, const char *comment)
 {
 	_cleanup_rule_ struct nftnl_rule *r = rule_new(chain);

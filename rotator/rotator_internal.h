@@ -262,6 +262,12 @@ struct nftnl_rule *nft_rule_drop(const char *chain, uint16_t log_group_id, const
  * jump TARGET". */
 struct nftnl_rule *nft_rule_dead_jump(const char *chain, uint8_t nfproto, const char *set,
 				      const char *target, const char *comment);
+/* "ct state established meta nfproto ipvX ip[6] saddr @set meta l4proto
+ * tcp tcp flags & rst != 0 counter return": a killed or cut instance's
+ * kernel ending a tracked flow with a reset (the agent's SOCK_DESTROY of its
+ * sockets) gets out to the peer; nothing else of it does. */
+struct nftnl_rule *nft_rule_dead_reset_return(const char *chain, uint8_t nfproto, const char *set,
+					      const char *comment);
 /* tcp: "meta l4proto tcp counter reject with tcp reset"; else "counter
  * reject with icmpx admin-prohibited". */
 struct nftnl_rule *nft_rule_reject(const char *chain, bool tcp, const char *comment);

@@ -166,6 +166,16 @@ int ruleset_add_instance_rules(struct nft_txn *t, const struct rotator_config *c
 	    {nft_rule_egress_return(CH_EGRESS, NFPROTO_IPV6, RS_INSTANCES6, RS_EGRESS6,
 				    "new flow its Egress= rules allow (a live instance)"),
 	     "egress6 in " CH_EGRESS, false},
+	    /* A killed or cut instance's kernel resetting a tracked flow (the
+	     * agent destroys its sockets: SOCK_DESTROY, agent/sandbox/
+	     * sock_reset.c): the reset reaches the peer, which then fails at
+	     * once instead of waiting for an answer that never comes. */
+	    {nft_rule_dead_reset_return(CH_EGRESS, NFPROTO_IPV4, RS_DEAD4,
+					"reset by a killed or cut instance's kernel"),
+	     "dead reset4 in " CH_EGRESS, false},
+	    {nft_rule_dead_reset_return(CH_EGRESS, NFPROTO_IPV6, RS_DEAD6,
+					"reset by a killed or cut instance's kernel"),
+	     "dead reset6 in " CH_EGRESS, false},
 	    {nft_rule_drop(CH_EGRESS, group, RS_EGRESS_LOG_PREFIX,
 			   "unexpected egress: charged to the link it came in on"),
 	     "drop in " CH_EGRESS, false},

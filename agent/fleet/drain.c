@@ -78,10 +78,14 @@ static void finish(struct drain *d, const char *why, bool timed_out)
 		(void)rotation_remove_instance(fleet->rotation, instance_id(d->instance), NULL);
 		response_quarantine_instance(fleet, svc, d->instance, d->reason, d->evidence);
 	} else {
+		/* What DrainTimeout= left open ends with a reset now (its
+		 * clients waiting for an answer included), not a hang. */
+		(void)instance_reset_connections(d->instance);
 		service_audit(fleet, "instance-killed",
-			      json_pack("{s:s, s:s, s:s}", "service", d->service, "instance",
+			      json_pack("{s:s, s:s, s:s, s:o?}", "service", d->service, "instance",
 					instance_id(d->instance), "reason",
-					d->compromised ? d->reason : "drained"),
+					d->compromised ? d->reason : "drained", "connections_reset",
+					instance_reset_json(d->instance)),
 			      true);
 		/* Its envelope goes (every flow still open to it is cut), then
 		 * the instance. */
@@ -228,6 +232,8 @@ void drain_compromised(struct drain *d, const char *kind, json_t *evidence,
 		(void)instance_kill(d->instance);
 	if (rotation_cut_instance(d->fleet->rotation, instance_id(d->instance), &error) < 0)
 		(void)rotation_remove_instance(d->fleet->rotation, instance_id(d->instance), NULL);
+	/* Its clients waiting for an answer are reset now (SOCK_DESTROY). */
+	(void)instance_reset_connections(d->instance);
 	d->compromised = true;
 	d->disposal = disposal;
 	snprintf(d->reason, sizeof(d->reason), "%s", kind);

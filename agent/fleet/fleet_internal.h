@@ -364,6 +364,20 @@ struct instance_containment *instance_containment(struct instance *instance);
 /* SIGKILL to every process (cgroup.kill); the exit is reported as usual. */
 int instance_kill(struct instance *instance);
 
+/* Every TCP connection of the instance's network namespace ended with a
+ * reset to its peer (sock_reset_netns(): sock_diag SOCK_DESTROY, entered
+ * through the instance's pidfd), so a client waiting for an answer from a
+ * frozen or killed instance fails at once instead of hanging. Done once per
+ * instance: later calls return the first call's result. Call it once the
+ * instance is cut off or killed from the table's point of view (its
+ * addresses in dead4/dead6, whose resets instance_egress lets out), or
+ * while it still serves but no longer gets new flows. Never fatal: the
+ * table's reset of later packets stays. Returns sockets reset or -errno. */
+int instance_reset_connections(struct instance *instance);
+/* What that call did, for a record's "connections_reset": {reset, found,
+ * failed, truncated, usec, error?}; NULL when it did not run. */
+json_t *instance_reset_json(const struct instance *instance);
+
 /* Quarantine: freeze every process (unless contained already), stop
  * supervising health, cut the network (the link goes, so every connection of
  * the instance ends). */

@@ -15,6 +15,7 @@
 #include "sandbox.h"
 #include "macro.h"
 #include "clock.h"
+#include "log.h"
 
 struct instance {
 	char id[INSTANCE_ID_MAX];
@@ -51,7 +52,11 @@ struct instance {
 	uint64_t started_usec;
 	struct instance_containment containment; /* the owner's notes */
 	bool link_created;
-	struct uid_ranges *uid_ranges; /* where host_id_base came from (NULL: none taken) */
+	bool reset_done;		/* instance_reset_connections() ran */
+	struct sock_reset_result reset; /* what it did */
+	int reset_error;		/* -errno, 0 */
+	uint64_t reset_usec;		/* how long it took */
+	struct uid_ranges *uid_ranges;	/* where host_id_base came from (NULL: none taken) */
 	uid_t host_id_base;
 };
 
@@ -646,6 +651,52 @@ int instance_kill(struct instance *instance)
 	return instance->envelope ? envelope_kill(instance->envelope) : -ESRCH;
 }
 
+int instance_reset_connections(struct instance *instance)
+{
+	uint64_t start;
+
+	if (instance->reset_done)
+		return instance->reset_error < 0 ? instance->reset_error
+						 : (int)instance->reset.reset;
+	/* Never healthy, so never routed: no client to reset (and pid 1 of an
+	 * exited one is gone). Not marked done: nothing is recorded. */
+	if (instance->state == INSTANCE_STARTING || instance->state == INSTANCE_EXITED)
+		return 0;
+	instance->reset_done = true;
+	if (!instance->envelope) {
+		instance->reset_error = -ESRCH;
+		return -ESRCH;
+	}
+	start = now(CLOCK_MONOTONIC);
+	/* setns() takes a pidfd: the namespace of the instance's pid 1, which
+	 * cannot be another process's, even once it has exited (ESRCH). */
+	instance->reset_error =
+	    sock_reset_netns(envelope_pidfd(instance->envelope), &instance->reset);
+	instance->reset_usec = now(CLOCK_MONOTONIC) - start;
+	if ((instance->reset_error < 0 && instance->reset_error != -ESRCH) ||
+	    instance->reset.failed || instance->reset.truncated)
+		log_warning("%s: %u of %u connections reset (%u failed, %s%s)", instance->id,
+			    instance->reset.reset, instance->reset.found, instance->reset.failed,
+			    strerror(-(instance->reset_error < 0 ? instance->reset_error
+								 : instance->reset.first_error)),
+			    instance->reset.truncated ? ", more than the bound" : "");
+	return instance->reset_error < 0 ? instance->reset_error : (int)instance->reset.reset;
+}
+
+json_t *instance_reset_json(const struct instance *instance)
+{
+	int e;
+
+	if (!instance->reset_done)
+		return NULL;
+	e = instance->reset_error < 0 ? instance->reset_error : instance->reset.first_error;
+	return json_pack(
+	    "{s:I, s:I, s:I, s:b, s:I, s:s?}", "reset", (json_int_t)instance->reset.reset, "found",
+	    (json_int_t)instance->reset.found, "failed", (json_int_t)instance->reset.failed,
+	    "truncated", instance->reset.truncated, "usec", (json_int_t)instance->reset_usec,
+	    "error", e < 0 ? strerror(-e) : NULL);
+}
+
 int instance_isolate_and_freeze(struct instance *instance)
 {
 	int r;
@@ -658,6 +709,9 @@ int instance_isolate_and_freeze(struct instance *instance)
 	instance->drift_source = sd_event_source_disable_unref(instance->drift_source);
 	instance->drift_more = sd_event_source_disable_unref(instance->drift_more);
 	drift_watch_free(TAKE_PTR(instance->drift));
+	/* Its memory stays for the evidence, its connections do not: reset
+	 * (once: a contained instance's were at its containment). */
+	(void)instance_reset_connections(instance);
 	if (instance->link_created) {
 		r = netdev_delete_link(instance->host_ifname);
 		if (r < 0 && r != -ENODEV)

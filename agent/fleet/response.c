@@ -114,6 +114,11 @@ static void clear_pending(struct service *svc)
 static void dispose_now(struct fleet *fleet, struct service *svc, struct instance *instance,
 			enum response_disposal disposal, const char *reason, json_t *evidence)
 {
+	/* Every connection still open to it ends with a reset (once: a
+	 * contained instance's were at its containment), while its link is
+	 * there and its addresses are dead in the table (or it still serves,
+	 * its port already moved). */
+	(void)instance_reset_connections(instance);
 	if (disposal == RESPONSE_DISPOSE_QUARANTINE) {
 		/* What is left of its envelope (a contained instance keeps its
 		 * Egress= elements until now) leaves the table: it may be kept
@@ -123,8 +128,9 @@ static void dispose_now(struct fleet *fleet, struct service *svc, struct instanc
 		return;
 	}
 	service_audit(fleet, "instance-killed",
-		      json_pack("{s:s, s:s, s:s}", "service", svc->name, "instance",
-				instance_id(instance), "reason", reason),
+		      json_pack("{s:s, s:s, s:s, s:o?}", "service", svc->name, "instance",
+				instance_id(instance), "reason", reason, "connections_reset",
+				instance_reset_json(instance)),
 		      true);
 	service_destroy_instance(fleet, instance);
 }
@@ -167,9 +173,12 @@ static int on_disposal(sd_event_source *source, void *userdata)
 		dispose_now(fleet, svc, job->instance, job->disposal, job->reason, job->evidence);
 	else {
 		/* The service is gone (a reload removed it): nothing to keep it for. */
+		(void)instance_reset_connections(job->instance);
 		service_audit(fleet, "instance-killed",
-			      json_pack("{s:s, s:s, s:s}", "service", job->service, "instance",
-					instance_id(job->instance), "reason", "service removed"),
+			      json_pack("{s:s, s:s, s:s, s:o?}", "service", job->service,
+					"instance", instance_id(job->instance), "reason",
+					"service removed", "connections_reset",
+					instance_reset_json(job->instance)),
 			      true);
 		service_destroy_instance(fleet, job->instance);
 	}
@@ -278,10 +287,15 @@ static void record_containment(struct service *svc, struct instance *instance)
 			(void)instance_kill(instance);
 	}
 	frozen_usec = now(CLOCK_MONOTONIC);
+	/* 4. Its connections reset from its own kernel (SOCK_DESTROY): a
+	 * client waiting for an answer the frozen instance will never send
+	 * fails now. Here, not at the cut: with a standby, the port has moved
+	 * by now (the records wait for it), so the client's retry goes there. */
+	(void)instance_reset_connections(instance);
 	/* Written now, made durable with the replacement's record. */
 	service_audit(
 	    svc->fleet, "instance-contained",
-	    json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:I, s:I, s:I, s:s?, s:s?}", "service",
+	    json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:I, s:I, s:I, s:s?, s:s?, s:o?}", "service",
 		      svc->name, "instance", instance_id(instance), "reason", c->reason, "frozen",
 		      frozen == 0, "killed", frozen < 0, "cut", c->cut_error == 0,
 		      "detection_to_freeze_requested_usec",
@@ -289,7 +303,8 @@ static void record_containment(struct service *svc, struct instance *instance)
 		      "detection_to_cut_usec", (json_int_t)(c->cut_usec - c->detected_usec),
 		      "detection_to_frozen_usec", (json_int_t)(frozen_usec - c->detected_usec),
 		      "freeze_error", frozen < 0 ? strerror(-frozen) : NULL, "cut_error",
-		      c->cut_error < 0 ? c->cut_detail : NULL),
+		      c->cut_error < 0 ? c->cut_detail : NULL, "connections_reset",
+		      instance_reset_json(instance)),
 	    false);
 }
 

@@ -77,11 +77,12 @@ static void audit_saved(struct fleet *fleet, struct response_quarantined *q, int
 	    asprintf(&kept, "%s/quarantine/%s", fleet->state_dir, instance_id(q->instance)) < 0)
 		kept = NULL;
 	service_audit(fleet, "instance-quarantined",
-		      json_pack("{s:s, s:s, s:s, s:O?, s:s?, s:s, s:b, s:s?}", "service",
+		      json_pack("{s:s, s:s, s:s, s:O?, s:s?, s:s, s:b, s:s?, s:o?}", "service",
 				q->service, "instance", instance_id(q->instance), "reason",
 				q->reason, "evidence", q->evidence, "kept", kept, "manifest_sha256",
 				res ? res->manifest_sha256 : "", "truncated", res && res->truncated,
-				"save_error", r < 0 ? (error ? error : strerror(-r)) : NULL),
+				"save_error", r < 0 ? (error ? error : strerror(-r)) : NULL,
+				"connections_reset", instance_reset_json(q->instance)),
 		      true);
 	json_decref(TAKE_PTR(q->evidence));
 	q->saved = true;

@@ -57,6 +57,9 @@ void service_destroy_instance(struct fleet *fleet, struct instance *instance)
 
 	if (!instance)
 		return;
+	/* A stop, too, resets its clients rather than leaving them hanging
+	 * (nothing when it ran already). */
+	(void)instance_reset_connections(instance);
 	if (rotation_remove_instance(fleet->rotation, instance_id(instance), &error) < 0)
 		service_audit(fleet, "instance-route-failed",
 			      json_pack("{s:s, s:s}", "instance", instance_id(instance), "reason",

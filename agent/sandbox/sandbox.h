@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <linux/filter.h>
+#include <linux/inet_diag.h>
 #include <stddef.h>
 #include <jansson.h>
 #include <net/if.h>
@@ -402,6 +403,47 @@ int netdev_delete_link(const char *ifname);
 
 /* ifindex of a host link, or negative errno. */
 int netdev_ifindex(const char *ifname);
+
+/* An instance's TCP connections ended with a reset from the kernel's side
+ * (sock_reset.c): NETLINK_SOCK_DIAG lists the connection sockets
+ * (established, SYN_RECV, FIN_WAIT1/2, CLOSE_WAIT; not listeners; not those
+ * whose peer is on the loopback, inside the instance too) of the
+ * network namespace netns_fd refers to (a namespace file or a pidfd), and
+ * SOCK_DESTROY aborts each (tcp_abort: a RST to the peer), as `ss -K`
+ * does. The netlink socket is made inside that namespace, so the host's
+ * sockets are never listed. At most SOCK_RESET_MAX sockets a call (the rest:
+ * `truncated`), a reply waited for at most 200 ms. Returns 0 when at least
+ * one socket was reset or none failed, else the first error (-EOPNOTSUPP:
+ * a kernel without CONFIG_INET_DIAG_DESTROY). */
+#define SOCK_RESET_MAX 4096
+
+struct sock_reset_result {
+	unsigned found;	 /* connection sockets listed */
+	unsigned reset;	 /* destroyed: their peers got a reset */
+	unsigned gone;	 /* closed meanwhile (ENOENT) */
+	unsigned failed; /* not destroyed (first_error says why) */
+	int first_error;
+	bool truncated; /* more than SOCK_RESET_MAX */
+};
+
+int sock_reset_netns(int netns_fd, struct sock_reset_result *ret);
+
+/* A socket as the dump names it (its cookie included). */
+struct sock_reset_entry {
+	uint8_t family;
+	struct inet_diag_sockid id;
+};
+
+/* One datagram of a sock_diag dump answering request seq for family: its
+ * sockets appended to entries (at most max, *ret_truncated set for the
+ * rest; sockets whose peer is a loopback address are left out). 1 at NLMSG_DONE, 0 when more
+ * datagrams follow, -errno for the kernel's error, -EBADMSG for a malformed or foreign message.
+ * Pure. */
+int sock_reset_parse_dump(const void *buffer, size_t size, uint32_t seq, uint8_t family,
+			  struct sock_reset_entry *entries, size_t max, size_t *n_entries,
+			  bool *ret_truncated);
+/* The acknowledgement of request seq: its error (0 or -errno), or -EBADMSG. */
+int sock_reset_parse_ack(const void *buffer, size_t size, uint32_t seq);
 
 /* Some last closes are expensive, and an attacker decides how expensive: the
  * last close of an instance's detached tmpfs unmounts it and frees every

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Writes the seed corpora of the netlink and seccomp fuzz targets
- * (fuzz_nflog, fuzz_conntrack, fuzz_seccomp_notify) into DIR/<target>/:
+ * (fuzz_nflog, fuzz_conntrack, fuzz_seccomp_notify, fuzz_sock_reset) into
+ * DIR/<target>/:
  * messages laid out as the kernel sends them (nfnetlink_log's
  * __build_packet_message() attribute order, ctnetlink's
  * ctnetlink_fill_info() for a dump), built with libmnl, each behind the mode
@@ -10,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/audit.h>
+#include <linux/inet_diag.h>
 #include <linux/seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netfilter/nfnetlink_log.h>
+#include <linux/sock_diag.h>
 
 #define CT_SEQ 0x5eed /* fuzz_conntrack.c's FUZZ_SEQ and FUZZ_PORTID */
 #define CT_PORTID 4242
@@ -323,6 +326,82 @@ static void conntrack_seeds(void)
 	}
 }
 
+/* --- sock_diag (fuzz_sock_reset) ------------------------------------------------- */
+
+#define SD_SEQ 0x5eed /* fuzz_sock_reset.c's FUZZ_SEQ */
+
+/* one inet_diag_msg of a dump, as inet_sk_diag_fill() lays it out (no
+ * extensions asked for) */
+static size_t sd_socket(char *buf, size_t off, uint8_t family, const char *src, uint16_t sport,
+			const char *dst, uint16_t dport, uint32_t cookie)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf + off);
+	struct inet_diag_msg *m;
+
+	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	nlh->nlmsg_flags = NLM_F_MULTI;
+	nlh->nlmsg_seq = SD_SEQ;
+	m = mnl_nlmsg_put_extra_header(nlh, sizeof(*m));
+	m->idiag_family = family;
+	m->idiag_state = 1; /* TCP_ESTABLISHED */
+	m->id.idiag_sport = htons(sport);
+	m->id.idiag_dport = htons(dport);
+	inet_pton(family, src, m->id.idiag_src);
+	inet_pton(family, dst, m->id.idiag_dst);
+	m->id.idiag_cookie[0] = cookie;
+	m->idiag_uid = 1000;
+	m->idiag_inode = 4242 + cookie;
+	return off + nlh->nlmsg_len;
+}
+
+static size_t sd_error(char *buf, size_t off, int error)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf + off);
+	struct nlmsgerr *err;
+
+	nlh->nlmsg_type = NLMSG_ERROR;
+	nlh->nlmsg_seq = SD_SEQ;
+	err = mnl_nlmsg_put_extra_header(nlh, sizeof(*err));
+	err->error = error;
+	return off + nlh->nlmsg_len;
+}
+
+static void sock_reset_seeds(void)
+{
+	static char buf[8192] __attribute__((aligned(4)));
+	uint8_t mode4 = 7 << 1, mode6 = 1 | 7 << 1, full4 = 0, ack = 0x10;
+	struct nlmsghdr *nlh;
+	size_t off;
+
+	memset(buf, 0, sizeof(buf));
+	off = sd_socket(buf, 0, AF_INET, "10.214.0.5", 8080, "10.213.0.2", 50000, 1);
+	off = sd_socket(buf, off, AF_INET, "10.214.0.5", 8080, "10.213.0.2", 50001, 2);
+	write_seed("fuzz_sock_reset", "dump4-partial", &mode4, 1, buf, off);
+	nlh = mnl_nlmsg_put_header(buf + off);
+	nlh->nlmsg_type = NLMSG_DONE;
+	nlh->nlmsg_flags = NLM_F_MULTI;
+	nlh->nlmsg_seq = SD_SEQ;
+	*(int *)mnl_nlmsg_put_extra_header(nlh, sizeof(int)) = 0;
+	off += nlh->nlmsg_len;
+	write_seed("fuzz_sock_reset", "dump4-done", &mode4, 1, buf, off);
+	write_seed("fuzz_sock_reset", "dump4-full", &full4, 1, buf, off);
+
+	memset(buf, 0, sizeof(buf));
+	off = sd_socket(buf, 0, AF_INET6, "::ffff:10.214.0.5", 8080, "::ffff:10.213.0.2", 50002, 3);
+	off = sd_socket(buf, off, AF_INET6, "fd00:214::5", 8080, "2001:db8::7", 443, 4);
+	write_seed("fuzz_sock_reset", "dump6-partial", &mode6, 1, buf, off);
+
+	memset(buf, 0, sizeof(buf));
+	off = sd_error(buf, 0, -EOPNOTSUPP);
+	write_seed("fuzz_sock_reset", "dump-eopnotsupp", &mode4, 1, buf, off);
+	memset(buf, 0, sizeof(buf));
+	off = sd_error(buf, 0, 0);
+	write_seed("fuzz_sock_reset", "ack-ok", &ack, 1, buf, off);
+	memset(buf, 0, sizeof(buf));
+	off = sd_error(buf, 0, -ENOENT);
+	write_seed("fuzz_sock_reset", "ack-enoent", &ack, 1, buf, off);
+}
+
 /* --- seccomp notifications ------------------------------------------------------ */
 
 static void notif_seed(const char *name, uint32_t arch, int nr, const uint64_t args[6],
@@ -372,5 +451,6 @@ int main(int argc, char **argv)
 	nflog_seeds();
 	conntrack_seeds();
 	seccomp_seeds();
+	sock_reset_seeds();
 	return 0;
 }

@@ -14,6 +14,18 @@
 #   the new instance, never sent to the killed one.
 # Before the fix the client's request hung: the envelope dropped every
 # packet to the killed instance's address.
+# Then clients whose request is already inside the instance, which never
+# answers it (tests/tools/idle-request --waiting: the start of a request,
+# the server waits for its end), and who send nothing more while they wait:
+# - a compromise (`mtdctl quarantine`, the instance frozen for forensics):
+#   the client gets a reset within a second of the quarantine, from the
+#   frozen instance's own kernel (the agent destroys its sockets with
+#   sock_diag SOCK_DESTROY; the reset passes instance_egress's rule for
+#   resets of killed or cut instances), and `instance-contained` counts it;
+# - a planned replacement (DrainTimeout=0): the client is reset when the old
+#   instance is killed, and `instance-killed` counts it.
+# Without the SOCK_DESTROY these clients hang (the table has no packet of
+# theirs to answer): idle-request reports "hang" after 10 s.
 . "$(dirname "$0")/lib.bash"
 [ -x /bin/busybox ] || skip "busybox-static is not installed"
 enter_private_namespaces "$@"
@@ -58,6 +70,8 @@ whoami() { http_get web "$P" 10.213.0.1 /cgi-bin/whoami | sed -n 's/^instance=//
 public_port() { mtdctl --json status | tr -d ' \n' | grep -o '"name":"web","epoch":[0-9]*,"port":[0-9]*' | sed 's/.*"port"://'; }
 record() { mtdctl --json audit show | grep "\"type\":\"$1\"" | grep -- "$2" | head -n 1; }
 in_dead4() { nft list set inet mtd dead4 | grep -qw "$1"; }
+# resets by the kernel of a killed or cut instance let out so far (its sockets destroyed)
+kernel_resets() { nft list chain inet mtd instance_egress | grep 'reset by a killed' | grep -o 'packets [0-9]*' | awk '{s += $2} END {print s + 0}'; }
 # packets the reset rule answered so far
 resets() { nft list chain inet mtd instance_dead | grep 'meta l4proto tcp.*reject with tcp reset' | grep -o 'packets [0-9]*' | awk '{s += $2} END {print s + 0}'; }
 
@@ -96,11 +110,14 @@ new=$(serving)
 before=$(resets)
 answer replace
 case "$got" in
-reset*) ok "the idle client of the replaced $old gets a reset (${got#reset } ms after its request)" ;;
+reset*) ok "the idle client of the replaced $old gets a reset ($(echo "$got" | awk '{print $2}') ms after its request)" ;;
 *) fail "the idle client of the replaced $old got '$got', not a reset: $(cat "$WORK/replace.out")" ;;
 esac
-[ "$(resets)" -gt "$before" ] || fail "the reset did not come from the table's rule for killed instances"
-ok "the reset came from the rule for flows to killed instances (dead4)"
+# The killed instance's kernel reset it at the kill (its sockets destroyed),
+# or else the table's rule when the client sent.
+[ "$(kernel_resets)" -gt 0 ] || [ "$(resets)" -gt "$before" ] ||
+	fail "the reset came neither from the killed instance's kernel nor from the table's rule"
+ok "the reset came from the killed instance's kernel or the rule for flows to killed instances (dead4)"
 wait_for '! in_dead4 "$old_addr"' 50 || fail "$old_addr stays in dead4 after its last flow was reset: $(nft list set inet mtd dead4)"
 ok "the killed instance's address leaves dead4 once its flow is over"
 [ "$(whoami)" = "$new" ] || fail "a new request is not answered by the new instance $new"
@@ -110,19 +127,89 @@ ok "a new connection goes to the new instance $new"
 old=$new
 old_addr=$(addr_of "$old")
 idle_client quarantine
+before=$(resets)
+kbefore=$(kernel_resets)
 out=$(mtdctl quarantine "$old") || fail "mtdctl quarantine: $out"
 wait_for '[ "$(field "$old" state)" = quarantined ]' 150 || fail "$old is not quarantined: $(mtdctl instances)"
 wait_for '[ -n "$(serving)" ] && [ "$(serving)" != "'"$old"'" ]' 150 || fail "no replacement for the quarantined $old"
-before=$(resets)
 answer quarantine
 case "$got" in
-reset*) ok "the idle client of the quarantined $old gets a reset (${got#reset } ms after its request)" ;;
+reset*) ok "the idle client of the quarantined $old gets a reset ($(echo "$got" | awk '{print $2}') ms after its request)" ;;
 *) fail "the idle client of the quarantined $old got '$got', not a reset: $(cat "$WORK/quarantine.out")" ;;
 esac
-[ "$(resets)" -gt "$before" ] || fail "the reset did not come from the table's rule for cut instances"
+[ "$(kernel_resets)" -gt "$kbefore" ] || [ "$(resets)" -gt "$before" ] ||
+	fail "the reset came neither from the frozen instance's kernel nor from the table's rule"
 nft list set inet mtd instances4 | grep -qw "$old_addr" && fail "the quarantined $old is still live"
 wait_for '! in_dead4 "$old_addr"' 50 || fail "$old_addr stays in dead4 after its flow was reset"
 ok "the quarantined instance's address leaves dead4 once its flow is over"
+[ "$(whoami)" = "$(serving)" ] || fail "a new request is not answered by the serving instance"
+ok "a new connection goes to the serving instance"
+
+# waiting_client NAME: a client whose request is inside the serving
+# instance, waiting for an answer that does not come; its lines go to
+# $WORK/NAME.out
+waiting_client() {
+	in_client "$BUILD_DIR/tools/idle-request" --waiting 10.213.0.1 "$port" >"$WORK/$1.out" 2>&1 &
+	client=$!
+	wait_for 'grep -q sent "$WORK/'"$1"'.out"' 50 || fail "the waiting client did not send: $(cat "$WORK/$1.out")"
+	sleep 0.3 # the request is read by the server, which waits for the rest
+}
+# outcome NAME: the client's last line once it is done ("reset MS AT", "hang")
+outcome() {
+	wait "$client"
+	got=$(sed -n '3p' "$WORK/$1.out")
+}
+reset_field() { # RECORD-TYPE INSTANCE FIELD: its connections_reset.FIELD
+	record "$1" "\"instance\":\"$2\"" | grep -o '"connections_reset":{[^}]*' | grep -o "\"$3\":[0-9]*" | cut -d: -f2
+}
+reset_count() { reset_field "$1" "$2" reset; }
+now_ms() { date +%s%3N; }
+
+# --- a compromise with a request inside: the frozen instance's client is reset at once -------
+old=$(serving)
+port=$(public_port)
+waiting_client frozen
+kbefore=$(kernel_resets)
+t0=$(now_ms)
+out=$(mtdctl quarantine "$old") || fail "mtdctl quarantine: $out"
+outcome frozen
+case "$got" in
+reset*)
+	at=$(echo "$got" | awk '{print $3}')
+	[ $((at - t0)) -lt 1000 ] || fail "the waiting client of the quarantined $old was reset $((at - t0)) ms after the quarantine, not within 1 s"
+	ok "the waiting client of the frozen $old gets a reset $((at - t0)) ms after the quarantine (not a hang)"
+	;;
+*) fail "the waiting client of the quarantined $old got '$got', not a reset: $(cat "$WORK/frozen.out")" ;;
+esac
+[ "$(kernel_resets)" -gt "$kbefore" ] || fail "the reset did not come from the frozen instance's kernel (instance_egress's rule for dead resets)"
+ok "the reset came from the frozen instance's own kernel (its socket destroyed)"
+wait_for '[ -n "$(record instance-contained "\"instance\":\"$old\"")" ]' 50 || fail "no instance-contained record for $old"
+n=$(reset_count instance-contained "$old")
+[ "${n:-0}" -ge 1 ] || fail "instance-contained of $old does not count the reset: $(record instance-contained "\"instance\":\"$old\"")"
+ok "instance-contained counts $n connection(s) reset (in $(reset_field instance-contained "$old" usec) us)"
+wait_for '[ "$(field "$old" state)" = quarantined ]' 150 || fail "$old is not quarantined: $(mtdctl instances)"
+wait_for '[ -n "$(serving)" ] && [ "$(serving)" != "'"$old"'" ]' 150 || fail "no replacement for the quarantined $old"
+ok "the frozen instance's memory is kept: $old is quarantined, not killed"
+
+# --- a planned replacement with a request inside: the client is reset at the kill -------------
+old=$(serving)
+port=$(public_port)
+waiting_client killed
+out=$(mtdctl replace web) || fail "mtdctl replace: $out"
+outcome killed
+case "$got" in
+reset*)
+	at=$(echo "$got" | awk '{print $3}')
+	killed_ms=$(($(record instance-killed "\"instance\":\"$old\"" | grep -o '"realtime_usec":[0-9]*' | cut -d: -f2) / 1000))
+	d=$((at - killed_ms))
+	[ "${d#-}" -lt 1000 ] || fail "the waiting client of $old was reset $d ms from its kill, not within 1 s"
+	ok "the waiting client of the replaced $old gets a reset at its kill ($d ms from the instance-killed record)"
+	;;
+*) fail "the waiting client of the replaced $old got '$got', not a reset: $(cat "$WORK/killed.out")" ;;
+esac
+n=$(reset_count instance-killed "$old")
+[ "${n:-0}" -ge 1 ] || fail "instance-killed of $old does not count the reset: $(record instance-killed "\"instance\":\"$old\"")"
+ok "instance-killed counts $n connection(s) reset (in $(reset_field instance-killed "$old" usec) us)"
 [ "$(whoami)" = "$(serving)" ] || fail "a new request is not answered by the serving instance"
 ok "a new connection goes to the serving instance"
 

@@ -291,6 +291,43 @@ static const char golden_dead_jump_ipv6[] = "inet mtd c\n"
 					    "  [ lookup reg 1 set dead6 ]\n"
 					    "  [ immediate reg 0 jump -> d ]\n";
 
+/* as `nft --debug=netlink` prints "ct state established meta nfproto ipv6
+ * ip6 saddr @dead6 meta l4proto tcp tcp flags & rst != 0 counter return" */
+static const char golden_dead_reset_ipv6[] =
+    "inet mtd c\n"
+    "  [ ct load state => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000002 ) ^ 0x00000000 ]\n"
+    "  [ cmp neq reg 1 0x00000000 ]\n"
+    "  [ meta load nfproto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x0000000a ]\n"
+    "  [ payload load 16b @ network header + 8 => reg 1 ]\n"
+    "  [ lookup reg 1 set dead6 ]\n"
+    "  [ meta load l4proto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000006 ]\n"
+    "  [ payload load 1b @ transport header + 13 => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000004 ) ^ 0x00000000 ]\n"
+    "  [ cmp neq reg 1 0x00000000 ]\n"
+    "  [ counter pkts 0 bytes 0 ]\n"
+    "  [ immediate reg 0 return ]\n";
+
+/* the same for "meta nfproto ipv4 ip saddr @dead4" */
+static const char golden_dead_reset_ipv4[] =
+    "inet mtd c\n"
+    "  [ ct load state => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000002 ) ^ 0x00000000 ]\n"
+    "  [ cmp neq reg 1 0x00000000 ]\n"
+    "  [ meta load nfproto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000002 ]\n"
+    "  [ payload load 4b @ network header + 12 => reg 1 ]\n"
+    "  [ lookup reg 1 set dead4 ]\n"
+    "  [ meta load l4proto => reg 1 ]\n"
+    "  [ cmp eq reg 1 0x00000006 ]\n"
+    "  [ payload load 1b @ transport header + 13 => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000004 ) ^ 0x00000000 ]\n"
+    "  [ cmp neq reg 1 0x00000000 ]\n"
+    "  [ counter pkts 0 bytes 0 ]\n"
+    "  [ immediate reg 0 return ]\n";
+
 static const char golden_reset_tcp[] = "inet mtd c\n"
 				       "  [ meta load l4proto => reg 1 ]\n"
 				       "  [ cmp eq reg 1 0x00000006 ]\n"
@@ -465,6 +502,15 @@ static void test_flows_to_killed_instances_are_reset(void **state)
 	assert_null(nft_rule_dead_jump("c", NFPROTO_ARP, "dead4", "d", NULL));
 }
 
+/* A killed or cut instance's own kernel resetting its flows (the agent's
+ * SOCK_DESTROY) gets out; nothing else of it does. */
+static void test_resets_of_killed_instances_get_out(void **state)
+{
+	check(nft_rule_dead_reset_return("c", NFPROTO_IPV4, "dead4", NULL), golden_dead_reset_ipv4);
+	check(nft_rule_dead_reset_return("c", NFPROTO_IPV6, "dead6", NULL), golden_dead_reset_ipv6);
+	assert_null(nft_rule_dead_reset_return("c", NFPROTO_ARP, "dead4", NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -482,6 +528,7 @@ int main(void)
 	    cmocka_unit_test(test_forward_guard_drops_what_the_instances_do_not_need),
 	    cmocka_unit_test(test_instance_egress_spoof_check_rules_and_logged_drop),
 	    cmocka_unit_test(test_flows_to_killed_instances_are_reset),
+	    cmocka_unit_test(test_resets_of_killed_instances_get_out),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
