@@ -39,8 +39,9 @@ enum control_command {
 };
 
 /* shared-blocks: what a bridge to a fleet's decision engine (mtd-crowdsec,
- * docs/fleet.md) hands the agent in one request: sources to block for a
- * time, sources to unblock, and its own state for `mtdctl status`. At most
+ * docs/fleet.md) hands the agent in one request: sources (addresses or
+ * ranges ADDRESS/LENGTH) to block for a time, sources to unblock, and its
+ * own state for `mtdctl status`. At most
  * CONTROL_SHARED_MAX of each per request (the bridge sends more requests). */
 #define CONTROL_SHARED_MAX 32
 #define CONTROL_SHARED_SECONDS_MAX (366u * 86400)

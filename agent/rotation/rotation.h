@@ -275,7 +275,7 @@ const char *rotation_host_id(const struct rotation *rotation);
  * range counts as never_block and as ranges_blocked); a range wholly inside
  * NeverBlock= is not blocked at all (never_block). */
 struct rotation_shared_ban {
-	const char *address;
+	const char *address; /* "ADDRESS" or "ADDRESS/LENGTH" */
 	uint64_t block_usec;
 };
 struct rotation_shared_result {
