@@ -456,6 +456,8 @@ static int elem_cmp(const void *x, const void *y)
 int rotator_range_from_elems(int family, struct rotator_range_elem *elems, size_t n,
 			     uint64_t now_ms, struct rotator_range_map *m)
 {
+	if (n == 0)
+		return 0; /* an empty set (elems may be NULL) */
 	qsort(elems, n, sizeof(*elems), elem_cmp);
 	for (size_t i = 0; i < n; i++) {
 		const struct rotator_range_elem *s = &elems[i];

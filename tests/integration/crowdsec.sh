@@ -371,7 +371,8 @@ kill -TERM "${AGENT_PIDS[hB]}"
 wait "${AGENT_PIDS[hB]}" || fail "B's agent did not stop cleanly"
 start_host hB
 wait_for "[ \"\$(lapi_state hB)\" = up ]" 100 ||
-	fail "B's bridge did not report to the restarted agent: $(status_of hB) $(tail -3 "$WORK/hB/bridge.stderr")"
+	fail "B's bridge did not report to the restarted agent: $(status_of hB) $(tail -3 "$WORK/hB/bridge.stderr")
+B's agent: $(tail -20 "$WORK/hB/agent.stderr")"
 is_blocked hB 10.220.0.101 || fail "B's restart lost the fleet's block of 10.220.0.101"
 in_range hB 10.220.0.97 || fail "B's restart lost the fleet's range 10.220.0.96/30: $(ranges_in hB)"
 in_range hB 10.220.0.99 && fail "B's restart blocked its NeverBlock= address 10.220.0.99: $(ranges_in hB)"

@@ -261,6 +261,9 @@ static void test_a_dumped_set_comes_back_and_an_unban_takes_its_part(void **stat
 	    {.value = rotator_range_value(&a1), .expires_in_ms = 100},
 	};
 
+	/* an empty set, as an empty dump gives it */
+	assert_int_equal(rotator_range_from_elems(AF_INET6, NULL, 0, 1000, &m), 0);
+	assert_int_equal(m.n, 0);
 	assert_int_equal(rotator_range_from_elems(AF_INET, e, 3, 1000, &m), 0);
 	assert_int_equal(m.n, 2);
 	assert_true(m.d[0].adopted);
