@@ -50,6 +50,21 @@ mtdctl reload >/dev/null 2>&1 && fail "a broken reload succeeded"
 kill -HUP "$AGENT_PID"
 sleep 1
 rm "$WORK/policies/x.policy"
+# a fleet's ranges (shared-blocks, root may send it): one cut around NeverBlock=
+# 192.0.2.0/24, an overlapping pair, an unban; the reload below cuts them again
+shared() { python3 - "$SOCKET" "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1]); s.send(sys.argv[2].encode()); print(s.recv(65536).decode())
+PY
+}
+out=$(shared '{"command":"shared-blocks","ban":[{"address":"192.0.2.0/23","seconds":600},{"address":"198.51.100.0/24","seconds":600},{"address":"198.51.100.0/25","seconds":900},{"address":"2001:db8:5::/48","seconds":600}],"unban":["203.0.113.0/24"]}')
+assert_contains "$out" '"ranges_blocked":4' "shared-blocks with ranges under valgrind: $out"
+out=$(shared '{"command":"shared-blocks","unban":["198.51.100.0/24"]}')
+assert_contains "$out" '"ranges_unblocked":1' "a range's unban under valgrind: $out"
+ranges=$(nft list set inet mtd ranges4)
+assert_contains "$ranges" "192.0.3.0/24 timeout" "the range cut around NeverBlock=192.0.2.0/24"
+assert_contains "$ranges" "198.51.100.0/25 timeout" "the overlapping range left after the unban"
 write_host_policy web 22000-22999 127.0.0.1:8080
 mtdctl reload >/dev/null || fail "reload"
 mtdctl audit show >/dev/null || fail "audit show"
