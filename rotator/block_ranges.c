@@ -260,8 +260,10 @@ int rotator_ranges_commit(struct nft_sock *sock, struct rotator_range_state *st,
 	nft_txn_set_describe(t, describe, &ctx);
 	k = nft_txn_commit(sock, t, MAX_RESTARTS, err);
 	if (k < 0) {
-		if (nft_txn_outcome(t) != NFT_TXN_REFUSED || k == -ENOENT || k == -EEXIST)
-			st->valid = false; /* the next call flushes and adds everything */
+		/* Unclear, or refused: the kernel's sets are not what st says
+		 * (an element overlaps one someone else added, one we knew is
+		 * gone): the next call flushes both and adds every segment. */
+		st->valid = false;
 		return k;
 	}
 	rotator_range_map_free(&st->map);

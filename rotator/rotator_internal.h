@@ -787,7 +787,7 @@ int rotator_ranges_add_elems(struct nft_txn *t, const struct rotator_range_segme
 			     bool flush, uint64_t now_ms);
 /* One transaction that makes the kernel's segments those of *map (minus the
  * holes); on success *map becomes st's (and *map is emptied), on failure
- * both stay as they were (st marked unknown when the kernel's contents are). */
+ * both stay as they were, st marked unknown (the next commit flushes). */
 int rotator_ranges_commit(struct nft_sock *sock, struct rotator_range_state *st,
 			  struct rotator_range_map *map, const struct rotator_range_hole *holes,
 			  size_t n_holes, struct step_error *err);

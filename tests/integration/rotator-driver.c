@@ -24,7 +24,9 @@
  *                                   rotator_block_ranges(), one call (transaction)
  *                                   per step (steps separated by --), in one
  *                                   process; OP: +ADDR/LEN:MS a ban, -ADDR/LEN an
- *                                   unban, !ADDR/LEN never blocked (this step);
+ *                                   unban, !ADDR/LEN never blocked (this step),
+ *                                   =COMMAND run by the shell now; a step ended by
+ *                                   --! must be refused (prints "refused: ERROR");
  *                                   prints "ranges N segments M" at the end
  *   rotator-driver admit ADDR PROTO PORT MS [ADDR PROTO PORT MS...]
  *                                   rotator_admit(): one transaction
@@ -516,11 +518,26 @@ int main(int argc, char **argv)
 			char buf[128], *slash, *colon;
 			struct rotator_range x = {0};
 
-			if (i == argc || strcmp(argv[i], "--") == 0) {
+			if (i == argc || strcmp(argv[i], "--") == 0 || strcmp(argv[i], "--!") == 0) {
+				bool refuse = i < argc && strcmp(argv[i], "--!") == 0;
+
 				r = rotator_block_ranges(rot, ban, nb, unban, nu, never, nn, &err);
-				if (r < 0)
+				if (refuse && r >= 0) {
+					fprintf(stderr, "ranges: a step was not refused\n");
+					return 1;
+				}
+				if (refuse)
+					printf("refused: %s: %s\n", err.step, err.detail);
+				else if (r < 0)
 					return print_err("ranges", r, &err);
 				nb = nu = nn = 0;
+				continue;
+			}
+			if (argv[i][0] == '=') {
+				if (system(argv[i] + 1) != 0) {
+					fprintf(stderr, "ranges: %s failed\n", argv[i] + 1);
+					return 2;
+				}
 				continue;
 			}
 			snprintf(buf, sizeof(buf), "%s", argv[i] + 1);

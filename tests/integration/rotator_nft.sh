@@ -240,6 +240,18 @@ $S nft list set inet mtd ranges6 | grep -q 'fd77::/64 timeout' || fail "fd77::/6
 expect_no 10.77.0.1 25000 "still blocked by a range after the table was adopted"
 expect_no fd77::1 25000 "still blocked by an IPv6 range after the table was adopted"
 ok "adoption carries the blocked ranges over"
+# an element someone else added overlaps the next range: the kernel refuses
+# the transaction (named range and set), and the next call resynchronises
+# (flushes both sets and adds every range in force)
+out=$(ranges +10.66.5.0/24:60000 -- "=nft add element inet mtd ranges4 { 10.66.0.0/24 timeout 1h }" \
+	+10.66.0.0/23:60000 --! +10.66.0.0/23:60000) || fail "an overlap refused: $out"
+assert_refused=$(echo "$out" | grep '^refused: ')
+case "$assert_refused" in *"blocking range 10.66.0.0-10.66.1.255 in set ranges4"*) ;;
+*) fail "the refusal does not name the range and set: $out" ;; esac
+set4=$($S nft list set inet mtd ranges4)
+echo "$set4" | grep -q '10.66.0.0/23 timeout' && echo "$set4" | grep -q '10.66.5.0/24 timeout' ||
+	fail "not resynchronised after the refusal: $set4"
+ok "a refused range transaction names the range ($assert_refused); the next call resynchronises"
 out=$(ranges) || fail "clearing ranges: $out"
 [ -z "$($S nft list set inet mtd ranges4 | grep elements)" ] || fail "ranges left: $($S nft list set inet mtd ranges4)"
 expect_ok 10.77.0.1 25000 "no range left: the source reaches the service"
