@@ -518,7 +518,8 @@ int main(int argc, char **argv)
 			char buf[128], *slash, *colon;
 			struct rotator_range x = {0};
 
-			if (i == argc || strcmp(argv[i], "--") == 0 || strcmp(argv[i], "--!") == 0) {
+			if (i == argc || strcmp(argv[i], "--") == 0 ||
+			    strcmp(argv[i], "--!") == 0) {
 				bool refuse = i < argc && strcmp(argv[i], "--!") == 0;
 
 				r = rotator_block_ranges(rot, ban, nb, unban, nu, never, nn, &err);
