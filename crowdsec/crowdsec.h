@@ -40,17 +40,18 @@ int crowdsec_read_key_file(const char *path, char *ret_key, size_t size,
 int crowdsec_parse_duration(const char *text, int64_t *ret_usec);
 
 /* One decision of the stream as the agent takes it: a single address
- * (scope Ip, or a Range of one address: /32, /128). */
+ * (scope Ip, or a Range of one address: /32, /128), or a range
+ * "ADDRESS/LENGTH" (scope Range, host bits cleared). */
 struct crowdsec_decision {
-	char address[48];
+	char address[CONTROL_SHARED_ADDRESS_MAX];
 	int64_t remaining_usec;
 };
 
 struct crowdsec_stream {
 	struct crowdsec_decision *bans, *unbans;
 	size_t n_bans, n_unbans;
-	/* decisions the agent cannot take: not a ban (captcha, ...), a range
-	 * wider than one address, another scope, an expired ban, a bad value */
+	/* decisions the agent cannot take: not a ban (captcha, ...), another
+	 * scope, an expired ban, a bad value */
 	size_t skipped;
 };
 

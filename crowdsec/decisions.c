@@ -193,12 +193,16 @@ int crowdsec_parse_duration(const char *text, int64_t *ret_usec)
 	return 0;
 }
 
-/* A decision's value as one address: "Ip" scope, or "Range" of /32 or /128. */
-static bool single_address(const char *scope, const char *value, char out[48])
+/* A decision's value as the agent takes it: one address ("Ip" scope, or a
+ * "Range" of /32 or /128), or a range ADDRESS/LENGTH with the host bits
+ * cleared ("Range" scope). */
+static bool decision_target(const char *scope, const char *value,
+			    char out[CONTROL_SHARED_ADDRESS_MAX])
 {
 	char copy[64];
 	const char *slash;
 	unsigned char bin[16];
+	unsigned len = 0, bits;
 	int family;
 
 	if (!value || strlen(value) >= sizeof(copy))
@@ -216,10 +220,32 @@ static bool single_address(const char *scope, const char *value, char out[48])
 	family = strchr(copy, ':') ? AF_INET6 : AF_INET;
 	if (inet_pton(family, copy, bin) != 1)
 		return false;
-	if (slash && !streq(slash + 1, family == AF_INET ? "32" : "128"))
-		return false;
-	inet_ntop(family, bin, out, 48);
+	bits = family == AF_INET ? 32 : 128;
+	if (slash) {
+		size_t digits = strlen(slash + 1);
+
+		if (digits == 0 || digits > 3 || strspn(slash + 1, "0123456789") != digits)
+			return false;
+		for (const char *p = slash + 1; *p; p++)
+			len = len * 10 + (unsigned)(*p - '0');
+		if (len > bits)
+			return false;
+	} else
+		len = bits;
+	/* the range's first address: host bits cleared */
+	for (unsigned b = len; b < bits; b++)
+		bin[b / 8] &= (unsigned char)~(0x80u >> (b % 8));
+	inet_ntop(family, bin, out, INET6_ADDRSTRLEN);
+	if (len < bits)
+		snprintf(out + strlen(out), CONTROL_SHARED_ADDRESS_MAX - strlen(out), "/%u", len);
 	return true;
+}
+
+/* A single address (a record's source). */
+static bool single_address(const char *scope, const char *value,
+			   char out[CONTROL_SHARED_ADDRESS_MAX])
+{
+	return decision_target(scope, value, out) && !strchr(out, '/');
 }
 
 static int parse_list(json_t *list, const char *name, bool bans, struct crowdsec_decision **ret,
@@ -247,7 +273,7 @@ static int parse_list(json_t *list, const char *name, bool bans, struct crowdsec
 		int64_t usec = 0;
 
 		if (!type || !scope || !value || strcasecmp(type, "ban") != 0 ||
-		    !single_address(scope, value, out[n].address)) {
+		    !decision_target(scope, value, out[n].address)) {
 			(*skipped)++;
 			continue;
 		}
@@ -300,7 +326,7 @@ json_t *crowdsec_alert_from_record(json_t *record, const char *now_text)
 	const char *proto = json_string_value(json_object_get(fields, "proto"));
 	const char *evidence = json_string_value(json_object_get(fields, "evidence"));
 	json_t *block_sec = json_object_get(fields, "block_sec");
-	char address[48], message[256], duration[32];
+	char address[CONTROL_SHARED_ADDRESS_MAX], message[256], duration[32];
 
 	if (!type || !streq(type, "source-blocked") || !source || !json_is_integer(block_sec) ||
 	    json_integer_value(block_sec) < 1 || json_is_true(json_object_get(fields, "simulated")))

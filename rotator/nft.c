@@ -272,6 +272,8 @@ static int elem_dump_cb(const struct nlmsghdr *nlh, void *data)
 			info.timeout_ms = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT);
 		if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPIRATION))
 			info.expires_in_ms = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_EXPIRATION);
+		if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_FLAGS))
+			info.flags = nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_FLAGS);
 		dump->error = dump->fn(&info, dump->userdata);
 	}
 	nftnl_set_elems_iter_destroy(it);

@@ -50,6 +50,8 @@ struct rotator {
 	 * transaction re-creates the table and adds them back. */
 	struct rotator_blocked *carried;
 	size_t n_carried;
+	/* rotator_block_ranges(): the ranges in force and their segments */
+	struct rotator_range_state ranges;
 };
 
 int rotator_new(const struct rotator_config *config, struct rotator **ret)
@@ -93,6 +95,7 @@ void rotator_free(struct rotator *r)
 	free(r->code_instances.bytes);
 	free(r->code_scratch.bytes);
 	free(r->carried);
+	rotator_ranges_state_free(&r->ranges);
 	free(r);
 }
 
@@ -702,6 +705,9 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 			k = read_blocked(r, &r->carried, &r->n_carried, err);
 			if (k < 0)
 				return k;
+			k = rotator_ranges_read(r->sock, &r->ranges, err);
+			if (k < 0)
+				return k;
 			k = ruleset_delete_table(t);
 			*adopted = true;
 		}
@@ -709,6 +715,12 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 			table_flags |= NFT_TABLE_F_PERSIST;
 		if (k >= 0)
 			k = ruleset_add_layout(t, table_flags, &r->config);
+		if (!exists)
+			rotator_ranges_state_free(&r->ranges);
+		else if (k >= 0) /* the blocked ranges stay, with their time left */
+			k = rotator_ranges_add_elems(t, NULL, 0, r->ranges.programmed,
+						     r->ranges.n_programmed, false,
+						     rotator_ranges_now_ms());
 	}
 	/* the delta against what the kernel has: everything when the table is
 	 * new (or adopted: rebuilt from scratch) or its contents are unknown */
@@ -756,7 +768,9 @@ static int apply_once(struct rotator *r, const struct rotator_plan *plan, bool *
 	if (k >= 0) {
 		struct rs_state tmp = r->cur;
 
-		r->cur = r->next; /* the kernel has the new plan now */
+		if (!(r->flags & ROTATOR_F_PROGRAMMED))
+			r->ranges.valid = true; /* a new table: its ranges as read */
+		r->cur = r->next;		/* the kernel has the new plan now */
 		r->next = tmp;
 		r->cur_valid = true;
 		r->stats = stats;
@@ -922,6 +936,7 @@ int rotator_remove(struct rotator *r, struct step_error *err)
 	if (!exists) {
 		r->flags &= ~ROTATOR_F_PROGRAMMED;
 		delta_state_clear(&r->cur);
+		rotator_ranges_state_free(&r->ranges);
 		return 0;
 	}
 	k = nft_txn_new(r->sock, &t);
@@ -933,7 +948,26 @@ int rotator_remove(struct rotator *r, struct step_error *err)
 	if (k >= 0) {
 		r->flags &= ~ROTATOR_F_PROGRAMMED;
 		delta_state_clear(&r->cur);
+		rotator_ranges_state_free(&r->ranges);
 		r->cur_valid = true;
 	}
 	return k;
+}
+
+int rotator_block_ranges(struct rotator *r, const struct rotator_range *bans, size_t n_bans,
+			 const struct rotator_range *unbans, size_t n_unbans,
+			 const struct rotator_range *never, size_t n_never, struct step_error *err)
+{
+	if (err)
+		step_error_clear(err);
+	if (!r || (n_bans && !bans) || (n_unbans && !unbans) || (n_never && !never))
+		return step_error_set(err, "ranges", -EINVAL, "%s", "");
+	return rotator_ranges_block(r->sock, &r->ranges, bans, n_bans, unbans, n_unbans, never,
+				    n_never, err);
+}
+
+void rotator_ranges_count(const struct rotator *r, size_t *ret_ranges, size_t *ret_segments)
+{
+	*ret_ranges = r->ranges.map.n;
+	*ret_segments = r->ranges.n_programmed;
 }

@@ -254,6 +254,39 @@ int rotator_block(struct rotator *r, const struct rotator_blocked *sources, size
 		  struct step_error *err);
 
 /*
+ * Blocked ranges (docs/nftables.md, "Blocked ranges"): ranges the caller
+ * blocks for a time (a fleet's decisions, e.g. 192.0.2.0/24), in the
+ * interval sets ranges4/ranges6, dropped in prerouting next to blocked4/6.
+ * The rotator keeps every range in force with its end; overlapping ranges
+ * are programmed as disjoint segments, each until the latest end of the
+ * ranges covering it, so removing one range never unblocks an address
+ * another still covers. `never` (NeverBlock=) is cut out of every segment:
+ * an address in it is never blocked, whatever range covers it.
+ *
+ * One transaction per call: the unbans (exactly these ranges' decisions go;
+ * one not there is no error), then the bans (a range given again takes its
+ * new time, unless it is within 2 s of the old one: the same decision
+ * resent). With no bans and unbans the segments are computed again (after
+ * `never` changed). -EINVAL for a bad family, a prefix longer than the
+ * family's, a ban without time (nothing sent); -E2BIG past
+ * ROTATOR_MAX_RANGES ranges in force; -ENOENT from the kernel without a
+ * table. On error nothing changed. A table adopted by the first apply keeps
+ * its segments with the time they had left (an unban of a range then takes
+ * the part of those it covers).
+ */
+struct rotator_range {
+	struct rotator_addr addr; /* host bits are ignored */
+	unsigned prefix_len;	  /* 0..32 or 0..128 */
+	uint64_t expires_in_ms;	  /* bans: > 0 */
+};
+#define ROTATOR_MAX_RANGES 65536
+int rotator_block_ranges(struct rotator *r, const struct rotator_range *bans, size_t n_bans,
+			 const struct rotator_range *unbans, size_t n_unbans,
+			 const struct rotator_range *never, size_t n_never, struct step_error *err);
+/* ranges in force, and the disjoint segments programmed for them */
+void rotator_ranges_count(const struct rotator *r, size_t *ret_ranges, size_t *ret_segments);
+
+/*
  * Knock admissions (docs/nftables.md, "Clients"): a source allowed to open
  * new connections to one gated door (rotator_service.gated) for a while. The
  * sets admitted4/admitted6 hold source . proto . port with a timeout; only

@@ -69,6 +69,7 @@ struct nft_elem_info {
 	uint32_t key_len;
 	uint64_t timeout_ms;
 	uint64_t expires_in_ms;
+	uint32_t flags; /* NFT_SET_ELEM_INTERVAL_END, ... */
 };
 typedef int (*nft_elem_fn)(const struct nft_elem_info *elem, void *userdata);
 
@@ -302,6 +303,8 @@ struct nft_txn;
 #define RS_BACKENDS6 "backends6"
 #define RS_BLOCKED4 "blocked4"
 #define RS_BLOCKED6 "blocked6"
+#define RS_RANGES4 "ranges4"
+#define RS_RANGES6 "ranges6"
 #define RS_INSTANCES4 "instances4"
 #define RS_INSTANCES6 "instances6"
 #define RS_INGRESS4 "inst_ingress4"
@@ -686,3 +689,122 @@ struct rotator_nflog_batch {
  * NLMSG_ERROR's error (-ENOBUFS: the kernel dropped log messages), -EBADMSG
  * for a malformed one. */
 int rotator_nflog_parse(const void *buf, size_t len, struct rotator_nflog_batch *batch);
+
+/* --- ranges.c: blocked ranges as disjoint intervals ----------------------
+ *
+ * rotator_block_ranges() keeps the ranges the caller blocked (its decisions,
+ * each with its own end) and programs ranges4/ranges6, interval sets with
+ * timeouts, which the kernel refuses to hold overlapping: so what is
+ * programmed is the decisions' union cut into disjoint segments, each with
+ * the latest end of the decisions covering it (the kernel expires each on
+ * its own), minus the addresses that are never blocked. An address is a
+ * number (IPv4 in the low 32 bits); ranges are inclusive. Pure: the unit test
+ * (tests/unit/test_rotator_ranges.c) drives it alone. */
+
+__extension__ typedef unsigned __int128 range_u128;
+
+/* a range decided again with an end this close to its old one keeps the old
+ * one (a resync resends the same decisions with their remaining time) */
+#define ROTATOR_RANGE_SAME_MS 2000
+
+struct rotator_range_decision {
+	int family;
+	range_u128 start, end;
+	uint64_t until_ms; /* CLOCK_MONOTONIC, ms */
+	/* a segment carried over from an adopted table: its decisions are
+	 * unknown, an unban of any range takes the part it covers */
+	bool adopted;
+};
+
+struct rotator_range_map {
+	struct rotator_range_decision *d;
+	size_t n, cap;
+};
+
+struct rotator_range_segment {
+	int family;
+	range_u128 start, end;
+	uint64_t until_ms;
+};
+
+/* addresses never blocked (NeverBlock=) */
+struct rotator_range_hole {
+	int family;
+	range_u128 start, end;
+};
+
+/* one element of an interval set as the kernel dumps it */
+struct rotator_range_elem {
+	range_u128 value;
+	bool end; /* NFT_SET_ELEM_INTERVAL_END: the address after an interval */
+	uint64_t expires_in_ms;
+};
+
+range_u128 rotator_range_value(const struct rotator_addr *addr);
+/* the value as the set's key: 4 or 16 bytes, network order */
+void rotator_range_key(int family, range_u128 value, uint8_t out[16]);
+/* -EINVAL for a bad family or prefix length; host bits are ignored */
+int rotator_range_from_prefix(const struct rotator_addr *addr, unsigned prefix_len,
+			      range_u128 *ret_start, range_u128 *ret_end);
+void rotator_range_map_free(struct rotator_range_map *m);
+int rotator_range_map_copy(const struct rotator_range_map *m, struct rotator_range_map *ret);
+/* a decision; the same range again takes the new end (see ROTATOR_RANGE_SAME_MS);
+ * -E2BIG beyond ROTATOR_MAX_RANGES decisions */
+int rotator_range_ban(struct rotator_range_map *m, int family, range_u128 start, range_u128 end,
+		      uint64_t until_ms);
+/* the decision of exactly this range is removed (and the part of adopted
+ * segments inside it); other decisions keep what they cover */
+int rotator_range_unban(struct rotator_range_map *m, int family, range_u128 start, range_u128 end);
+/* decisions whose end has passed are dropped */
+void rotator_range_expire(struct rotator_range_map *m, uint64_t now_ms);
+/* the disjoint segments to program, IPv4 ones first, each family sorted
+ * (malloc'ed) */
+int rotator_range_segments(const struct rotator_range_map *m,
+			   const struct rotator_range_hole *holes, size_t n_holes, uint64_t now_ms,
+			   struct rotator_range_segment **ret, size_t *ret_n);
+/* what to delete (in old, not in new) and to add (in new, not in old) */
+int rotator_range_diff(const struct rotator_range_segment *old, size_t n_old,
+		       const struct rotator_range_segment *new_list, size_t n_new,
+		       struct rotator_range_segment **ret_del, size_t *ret_n_del,
+		       struct rotator_range_segment **ret_add, size_t *ret_n_add);
+/* a dumped set's elements (reordered) as adopted decisions added to m */
+int rotator_range_from_elems(int family, struct rotator_range_elem *elems, size_t n,
+			     uint64_t now_ms, struct rotator_range_map *m);
+
+/* --- block_ranges.c: ranges4/ranges6 in the kernel ------------------------ */
+
+/* The decisions in force and the segments the kernel holds for them. */
+struct rotator_range_state {
+	struct rotator_range_map map;
+	struct rotator_range_segment *programmed;
+	size_t n_programmed;
+	/* programmed is what the kernel has (else the next commit flushes the
+	 * sets and adds every segment) */
+	bool valid;
+};
+
+uint64_t rotator_ranges_now_ms(void);
+/* "first-last" of a range, for errors */
+void rotator_range_text(int family, range_u128 start, range_u128 end, char *buf, size_t len);
+/* Element messages: del's segments destroyed (or, with flush, both sets
+ * flushed), then add's added with their timeouts, per family. */
+int rotator_ranges_add_elems(struct nft_txn *t, const struct rotator_range_segment *del,
+			     size_t n_del, const struct rotator_range_segment *add, size_t n_add,
+			     bool flush, uint64_t now_ms);
+/* One transaction that makes the kernel's segments those of *map (minus the
+ * holes); on success *map becomes st's (and *map is emptied), on failure
+ * both stay as they were, st marked unknown (the next commit flushes). */
+int rotator_ranges_commit(struct nft_sock *sock, struct rotator_range_state *st,
+			  struct rotator_range_map *map, const struct rotator_range_hole *holes,
+			  size_t n_holes, struct step_error *err);
+/* The segments of the table being adopted, as adopted decisions (their time
+ * left), into st (its old contents freed), st->programmed what the adopting
+ * transaction adds back; st->valid false until it commits. */
+int rotator_ranges_read(struct nft_sock *sock, struct rotator_range_state *st,
+			struct step_error *err);
+void rotator_ranges_state_free(struct rotator_range_state *st);
+/* rotator_block_ranges() on st (arguments as there) */
+int rotator_ranges_block(struct nft_sock *sock, struct rotator_range_state *st,
+			 const struct rotator_range *bans, size_t n_bans,
+			 const struct rotator_range *unbans, size_t n_unbans,
+			 const struct rotator_range *never, size_t n_never, struct step_error *err);

@@ -348,6 +348,10 @@ static void print_shared(json_t *shared)
 	    int_of(applied, "blocked"), int_of(applied, "unblocked"),
 	    int_of(applied, "never_block"), int_of(applied, "kept_own"),
 	    int_of(applied, "simulated"), int_of(shared, "failures"));
+	printf("          ranges: %lld blocked, %lld unblocked; %lld in force (%lld interval(s))\n",
+	       int_of(applied, "ranges_blocked"), int_of(applied, "ranges_unblocked"),
+	       int_of(json_object_get(shared, "ranges"), "in_force"),
+	       int_of(json_object_get(shared, "ranges"), "intervals"));
 }
 
 static void print_instances(json_t *services)

@@ -39,14 +39,17 @@ enum control_command {
 };
 
 /* shared-blocks: what a bridge to a fleet's decision engine (mtd-crowdsec,
- * docs/fleet.md) hands the agent in one request: sources to block for a
- * time, sources to unblock, and its own state for `mtdctl status`. At most
+ * docs/fleet.md) hands the agent in one request: sources (addresses or
+ * ranges ADDRESS/LENGTH) to block for a time, sources to unblock, and its
+ * own state for `mtdctl status`. At most
  * CONTROL_SHARED_MAX of each per request (the bridge sends more requests). */
 #define CONTROL_SHARED_MAX 32
 #define CONTROL_SHARED_SECONDS_MAX (366u * 86400)
+/* an address, or a range "ADDRESS/LENGTH" (the agent parses both) */
+#define CONTROL_SHARED_ADDRESS_MAX 56
 
 struct control_shared_ban {
-	char address[48];
+	char address[CONTROL_SHARED_ADDRESS_MAX];
 	uint32_t seconds; /* remaining time of the decision, 1 .. CONTROL_SHARED_SECONDS_MAX */
 };
 
@@ -73,7 +76,7 @@ struct control_request {
 	/* shared-blocks */
 	struct control_shared_ban bans[CONTROL_SHARED_MAX];
 	size_t n_bans;
-	char unbans[CONTROL_SHARED_MAX][48];
+	char unbans[CONTROL_SHARED_MAX][CONTROL_SHARED_ADDRESS_MAX];
 	size_t n_unbans;
 	struct control_bridge_report bridge;
 };

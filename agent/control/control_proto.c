@@ -131,6 +131,28 @@ static bool is_address_text(const char *s)
 	return strspn(s, "0123456789abcdefABCDEF.:") == n;
 }
 
+/* shared-blocks: an address, or a range ADDRESS/LENGTH (a length of 1 to 3
+ * digits, at most 32 for IPv4, 128 for IPv6); the agent parses both. */
+static bool is_address_or_range_text(const char *s)
+{
+	const char *slash = strchr(s, '/');
+	char address[CONTROL_SHARED_ADDRESS_MAX];
+	size_t n = strlen(s), digits;
+
+	if (n == 0 || n >= CONTROL_SHARED_ADDRESS_MAX)
+		return false;
+	if (!slash)
+		return is_address_text(s);
+	digits = strlen(slash + 1);
+	if (digits == 0 || digits > 3 || strspn(slash + 1, "0123456789") != digits ||
+	    (size_t)(slash - s) >= sizeof(((struct control_request *)0)->address))
+		return false;
+	memcpy(address, s, (size_t)(slash - s));
+	address[slash - s] = '\0';
+	return is_address_text(address) &&
+	       strtoul(slash + 1, NULL, 10) <= (strchr(address, ':') ? 128u : 32u);
+}
+
 /* Only short printable words are echoed back in a reason. */
 static bool is_printable_word(const char *s)
 {
@@ -162,10 +184,11 @@ static int decode_bans(json_t *array, struct control_request *request,
 		if (!json_is_object(item) || json_object_size(item) != 2 || !address || !seconds)
 			return refuse(
 			    reason, "shared-blocks: ban %zu must be {\"address\", \"seconds\"}", i);
-		if (!json_is_string(address) || !is_address_text(json_string_value(address)))
+		if (!json_is_string(address) ||
+		    !is_address_or_range_text(json_string_value(address)))
 			return refuse(reason,
 				      "shared-blocks: ban %zu: \"address\" must be an IPv4 or "
-				      "IPv6 address",
+				      "IPv6 address or range (ADDRESS/LENGTH)",
 				      i);
 		if (!json_is_integer(seconds) || json_integer_value(seconds) < 1 ||
 		    json_integer_value(seconds) > CONTROL_SHARED_SECONDS_MAX)
@@ -191,9 +214,11 @@ static int decode_unbans(json_t *array, struct control_request *request,
 			      CONTROL_SHARED_MAX);
 	json_array_foreach(array, i, item)
 	{
-		if (!json_is_string(item) || !is_address_text(json_string_value(item)))
-			return refuse(
-			    reason, "shared-blocks: unban %zu must be an IPv4 or IPv6 address", i);
+		if (!json_is_string(item) || !is_address_or_range_text(json_string_value(item)))
+			return refuse(reason,
+				      "shared-blocks: unban %zu must be an IPv4 or IPv6 address or "
+				      "range (ADDRESS/LENGTH)",
+				      i);
 		snprintf(request->unbans[i], sizeof(request->unbans[i]), "%s",
 			 json_string_value(item));
 	}

@@ -507,14 +507,18 @@ static void add_shared(struct rotation_shared_result *total, const struct rotati
 	total->kept_own += r->kept_own;
 	total->simulated += r->simulated;
 	total->invalid += r->invalid;
+	total->ranges_blocked += r->ranges_blocked;
+	total->ranges_unblocked += r->ranges_unblocked;
 }
 
 static json_t *shared_result_json(const struct rotation_shared_result *r)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "blocked", (json_int_t)r->blocked,
-			 "unblocked", (json_int_t)r->unblocked, "never_block",
-			 (json_int_t)r->never_block, "kept_own", (json_int_t)r->kept_own,
-			 "simulated", (json_int_t)r->simulated, "invalid", (json_int_t)r->invalid);
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "blocked",
+			 (json_int_t)r->blocked, "unblocked", (json_int_t)r->unblocked,
+			 "never_block", (json_int_t)r->never_block, "kept_own",
+			 (json_int_t)r->kept_own, "simulated", (json_int_t)r->simulated, "invalid",
+			 (json_int_t)r->invalid, "ranges_blocked", (json_int_t)r->ranges_blocked,
+			 "ranges_unblocked", (json_int_t)r->ranges_unblocked);
 }
 
 /* `mtdctl status`'s "shared": the bridge's state as it last reported it
@@ -523,10 +527,16 @@ static json_t *shared_result_json(const struct rotation_shared_result *r)
 static json_t *shared_status_json(const struct agent *agent)
 {
 	const struct control_bridge_report *b = &agent->bridge;
-	json_t *o = json_pack(
-	    "{s:I, s:I, s:I, s:o}", "requests", (json_int_t)agent->bridge_requests, "report_usec",
-	    (json_int_t)agent->bridge_report_usec, "failures", (json_int_t)agent->shared_failures,
-	    "applied", shared_result_json(&agent->shared_total));
+	size_t ranges = 0, intervals = 0;
+	json_t *o;
+
+	if (agent->rotation)
+		rotation_shared_ranges(agent->rotation, &ranges, &intervals);
+	o = json_pack(
+	    "{s:I, s:I, s:I, s:o, s:{s:I, s:I}}", "requests", (json_int_t)agent->bridge_requests,
+	    "report_usec", (json_int_t)agent->bridge_report_usec, "failures",
+	    (json_int_t)agent->shared_failures, "applied", shared_result_json(&agent->shared_total),
+	    "ranges", "in_force", (json_int_t)ranges, "intervals", (json_int_t)intervals);
 
 	if (o && b->present)
 		json_object_set_new(

@@ -159,6 +159,16 @@ static void render_rotation(struct metric_text *t, const struct rotation *rotati
 			      "time of the transaction that loads the next change ahead",
 			      r.staging_durations);
 	one(t, "mtd_blocked_sources", "gauge", "sources blocked by decoys now", r.blocked_now);
+	{
+		size_t ranges = 0, segments = 0;
+
+		rotation_shared_ranges(rotation, &ranges, &segments);
+		one(t, "mtd_shared_blocked_ranges", "gauge",
+		    "ranges a fleet's decisions block now (IPv4 shorter than /32, IPv6 than /128)",
+		    ranges);
+		one(t, "mtd_shared_blocked_intervals", "gauge",
+		    "disjoint intervals programmed for those ranges", segments);
+	}
 }
 
 static void render_audit(struct metric_text *t, const struct metrics *m,

@@ -85,6 +85,12 @@ static bool in_any(const struct cidr *list, size_t n, const struct rotator_addr 
 	return false;
 }
 
+const struct cidr *decoy_blocks_never_block_list(const struct decoy_blocks *blocks, size_t *ret_n)
+{
+	*ret_n = blocks->limits.n_never_block;
+	return blocks->limits.never_block;
+}
+
 bool decoy_blocks_never_blocks(const struct decoy_blocks *blocks, const struct rotator_addr *source)
 {
 	return in_any(blocks->limits.never_block, blocks->limits.n_never_block, source);

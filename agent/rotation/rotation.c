@@ -1644,6 +1644,8 @@ int rotation_apply_policies(struct rotation *rotation, const struct policy_set *
 	return rotation_reload_policies(rotation, set, globals, true, ret_error);
 }
 
+static void shared_ranges_recut(struct rotation *rotation);
+
 int rotation_reload_policies(struct rotation *rotation, const struct policy_set *set,
 			     const struct policy_globals *globals, bool keep_connections,
 			     struct step_error *ret_error)
@@ -1736,6 +1738,8 @@ int rotation_reload_policies(struct rotation *rotation, const struct policy_set 
 	r = decoy_blocks_set_limits(rotation->decoy_blocks, &limits);
 	if (r < 0)
 		log_warning("rotation: the new [Decoys] limits are not in force: %s", strerror(-r));
+	else
+		shared_ranges_recut(rotation);
 	(void)arm_timer(rotation);
 	return 0;
 }
@@ -2089,29 +2093,159 @@ static bool own_block_runs(const struct rotation *rotation, const char *canonica
 	return false;
 }
 
+/* "ADDRESS" or "ADDRESS/LENGTH": the address, and the prefix length (the
+ * family's full length for a single address). */
+static bool parse_source_or_range(const char *text, struct rotator_addr *ret,
+				  unsigned *ret_prefix_len)
+{
+	char copy[64];
+	const char *slash = strchr(text, '/');
+	unsigned bits, len = 0;
+
+	if (strlen(text) >= sizeof(copy))
+		return false;
+	memcpy(copy, text, strlen(text) + 1);
+	if (slash)
+		copy[slash - text] = '\0';
+	if (!parse_source(copy, ret))
+		return false;
+	bits = ret->family == AF_INET ? 32 : 128;
+	if (!slash) {
+		*ret_prefix_len = bits;
+		return true;
+	}
+	if (!slash[1] || strlen(slash + 1) > 3 ||
+	    strspn(slash + 1, "0123456789") != strlen(slash + 1))
+		return false;
+	for (const char *p = slash + 1; *p; p++)
+		len = len * 10 + (unsigned)(*p - '0');
+	if (len > bits)
+		return false;
+	*ret_prefix_len = len;
+	return true;
+}
+
+/* Whether one NeverBlock= entry holds the whole range, or some of it. */
+static bool cidr_holds_range(const struct cidr *c, const struct rotator_addr *a, unsigned len)
+{
+	return c->family == a->family && c->prefix_len <= len &&
+	       policy_cidr_contains(c, a->family, &a->in6);
+}
+
+static bool cidr_meets_range(const struct cidr *c, const struct rotator_addr *a, unsigned len)
+{
+	struct rotator_addr first = {.family = c->family};
+
+	if (c->family != a->family)
+		return false;
+	if (c->prefix_len <= len)
+		return policy_cidr_contains(c, a->family, &a->in6);
+	/* the NeverBlock= prefix is the narrower: is its address in the range? */
+	memcpy(&first.in6, &c->addr, a->family == AF_INET ? 4 : 16);
+	return policy_cidr_contains(
+	    &(struct cidr){.family = a->family, .addr.v6 = a->in6, .prefix_len = len}, a->family,
+	    &first.in6);
+}
+
+/* The global file's NeverBlock= as ranges the rotator cuts out (malloc'ed). */
+static struct rotator_range *never_ranges(const struct rotation *rotation, size_t *ret_n)
+{
+	size_t n = 0;
+	const struct cidr *never = decoy_blocks_never_block_list(rotation->decoy_blocks, &n);
+	struct rotator_range *out = calloc(n + 1, sizeof(*out));
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		out[i] = (struct rotator_range){.addr.family = never[i].family,
+						.prefix_len = never[i].prefix_len};
+		memcpy(&out[i].addr.in6, &never[i].addr, never[i].family == AF_INET ? 4 : 16);
+	}
+	*ret_n = n;
+	return out;
+}
+
+void rotation_shared_ranges(const struct rotation *rotation, size_t *ret_ranges,
+			    size_t *ret_segments)
+{
+	*ret_ranges = *ret_segments = 0;
+	if (rotation->rotator)
+		rotator_ranges_count(rotation->rotator, ret_ranges, ret_segments);
+}
+
+/* NeverBlock= changed: the ranges in force are cut around the new list. */
+static void shared_ranges_recut(struct rotation *rotation)
+{
+	size_t n_ranges = 0, n_segments = 0, n_never = 0;
+	_cleanup_free_ struct rotator_range *never = NULL;
+	struct step_error error = {0};
+	char reason[STEP_ERROR_FORMAT_MAX];
+	int r;
+
+	rotation_shared_ranges(rotation, &n_ranges, &n_segments);
+	if (n_ranges == 0)
+		return;
+	never = never_ranges(rotation, &n_never);
+	r = never
+		? rotator_block_ranges(rotation->rotator, NULL, 0, NULL, 0, never, n_never, &error)
+		: -ENOMEM;
+	if (r < 0)
+		log_warning("rotation: blocked ranges not cut around the new NeverBlock=: %s",
+			    step_error_reason(&error, r, reason, sizeof(reason)));
+}
+
 int rotation_shared_blocks(struct rotation *rotation, const struct rotation_shared_ban *bans,
 			   size_t n_bans, const char *const *unbans, size_t n_unbans,
 			   struct rotation_shared_result *ret_result, struct step_error *ret_error)
 {
 	_cleanup_free_ struct rotator_blocked *block = calloc(n_bans + 1, sizeof(*block));
 	_cleanup_free_ struct rotator_addr *unblock = calloc(n_unbans + 1, sizeof(*unblock));
+	_cleanup_free_ struct rotator_range *range_ban = calloc(n_bans + 1, sizeof(*range_ban));
+	_cleanup_free_ struct rotator_range *range_unban =
+	    calloc(n_unbans + 1, sizeof(*range_unban));
+	_cleanup_free_ struct rotator_range *never = NULL;
 	struct rotation_shared_result result = {0};
 	uint64_t now_usec = now(CLOCK_REALTIME);
-	size_t n_block = 0, n_unblock = 0;
+	size_t n_block = 0, n_unblock = 0, n_range_ban = 0, n_range_unban = 0, n_never = 0;
+	const struct cidr *never_list;
+	size_t n_never_list = 0;
 	int r;
 
-	if (!block || !unblock)
+	if (!block || !unblock || !range_ban || !range_unban)
 		return -ENOMEM;
 	if (!rotation->rotator) {
 		step_error_set(ret_error, "shared blocks", 0, "no table is programmed");
 		return -ENOENT;
 	}
+	never_list = decoy_blocks_never_block_list(rotation->decoy_blocks, &n_never_list);
 	for (size_t i = 0; i < n_bans; i++) {
 		char canonical[INET6_ADDRSTRLEN];
 		struct rotator_addr addr;
+		unsigned len;
 
-		if (!parse_source(bans[i].address, &addr)) {
+		if (!parse_source_or_range(bans[i].address, &addr, &len)) {
 			result.invalid++;
+			continue;
+		}
+		if (len < (addr.family == AF_INET ? 32u : 128u)) {
+			bool whole = false, part = false;
+
+			for (size_t k = 0; k < n_never_list; k++) {
+				whole |= cidr_holds_range(&never_list[k], &addr, len);
+				part |= cidr_meets_range(&never_list[k], &addr, len);
+			}
+			if (whole)
+				result.never_block++;
+			else if (rotation->options.monitor)
+				result.simulated++;
+			else {
+				/* NeverBlock= addresses inside are cut out of it */
+				result.never_block += part;
+				range_ban[n_range_ban++] = (struct rotator_range){
+				    .addr = addr,
+				    .prefix_len = len,
+				    .expires_in_ms = MAX(bans[i].block_usec / USEC_PER_MSEC, 1)};
+			}
 			continue;
 		}
 		inet_ntop(addr.family, &addr.in6, canonical, sizeof(canonical));
@@ -2129,9 +2263,16 @@ int rotation_shared_blocks(struct rotation *rotation, const struct rotation_shar
 	for (size_t i = 0; i < n_unbans; i++) {
 		char canonical[INET6_ADDRSTRLEN];
 		struct rotator_addr addr;
+		unsigned len;
 
-		if (!parse_source(unbans[i], &addr)) {
+		if (!parse_source_or_range(unbans[i], &addr, &len)) {
 			result.invalid++;
+			continue;
+		}
+		if (len < (addr.family == AF_INET ? 32u : 128u)) {
+			if (!rotation->options.monitor)
+				range_unban[n_range_unban++] =
+				    (struct rotator_range){.addr = addr, .prefix_len = len};
 			continue;
 		}
 		inet_ntop(addr.family, &addr.in6, canonical, sizeof(canonical));
@@ -2168,6 +2309,18 @@ int rotation_shared_blocks(struct rotation *rotation, const struct rotation_shar
 					rotation->blocked[j].until_usec = 0;
 		}
 		result.unblocked = (unsigned)n_unblock;
+	}
+	if (n_range_ban > 0 || n_range_unban > 0) {
+		/* the ranges' bans and unbans in one transaction (unbans first) */
+		never = never_ranges(rotation, &n_never);
+		if (!never)
+			return -ENOMEM;
+		r = rotator_block_ranges(rotation->rotator, range_ban, n_range_ban, range_unban,
+					 n_range_unban, never, n_never, ret_error);
+		if (r < 0)
+			return r;
+		result.ranges_blocked = (unsigned)n_range_ban;
+		result.ranges_unblocked = (unsigned)n_range_unban;
 	}
 	*ret_result = result;
 	return 0;

@@ -265,17 +265,31 @@ const char *rotation_host_id(const struct rotation *rotation);
  * unban leaves a source the agent's own decoys blocked and whose block runs
  * on: the agent keeps its own blocks. An address that does not parse is
  * counted as invalid, never blocked. On failure nothing of that transaction
- * changed and ret_error says why. */
+ * changed and ret_error says why.
+ *
+ * An address may be a range, ADDRESS/LENGTH shorter than the family's (a
+ * /32 or /128 is the single address): ranges go to the rotator's interval
+ * sets (rotator_block_ranges(): overlapping ranges are kept apart, an unban
+ * removes that range's decision only), bans and unbans of ranges in one more
+ * transaction. NeverBlock= addresses inside a range are cut out of it (the
+ * range counts as never_block and as ranges_blocked); a range wholly inside
+ * NeverBlock= is not blocked at all (never_block). */
 struct rotation_shared_ban {
-	const char *address;
+	const char *address; /* "ADDRESS" or "ADDRESS/LENGTH" */
 	uint64_t block_usec;
 };
 struct rotation_shared_result {
 	unsigned blocked, unblocked, never_block, kept_own, simulated, invalid;
+	unsigned ranges_blocked, ranges_unblocked; /* decisions of ranges (ADDRESS/LENGTH) */
 };
 int rotation_shared_blocks(struct rotation *rotation, const struct rotation_shared_ban *bans,
 			   size_t n_bans, const char *const *unbans, size_t n_unbans,
 			   struct rotation_shared_result *ret_result, struct step_error *ret_error);
+
+/* Ranges of shared decisions in force, and the disjoint intervals programmed
+ * for them. */
+void rotation_shared_ranges(const struct rotation *rotation, size_t *ret_ranges,
+			    size_t *ret_segments);
 
 /* Leaves the table in place (so ports stay closed) unless remove_on_stop. */
 void rotation_free(struct rotation *rotation);

@@ -117,6 +117,8 @@ void decoy_blocks_record(struct decoy_blocks *blocks, const struct rotator_addr 
  * no service owns, answer to it alone). */
 bool decoy_blocks_never_blocks(const struct decoy_blocks *blocks,
 			       const struct rotator_addr *source);
+/* The global file's NeverBlock= list (borrowed), for ranges cut around it. */
+const struct cidr *decoy_blocks_never_block_list(const struct decoy_blocks *blocks, size_t *ret_n);
 /* An operator unblocked it: its next block is a first one again. */
 void decoy_blocks_forget(struct decoy_blocks *blocks, const struct rotator_addr *source);
 /* The action as audit records and status name it. */

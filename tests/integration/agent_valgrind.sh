@@ -2,7 +2,8 @@
 # The daemon's paths under valgrind: start, every control command, a refused
 # and an accepted reload, a SIGHUP reload, hostile requests, clean stop — no
 # memory errors and no leaks. It starts by adopting a table a previous run
-# left, whose blocked sources it carries over.
+# left, whose blocked sources it carries over. A fleet's ranges go through
+# shared-blocks (cut around NeverBlock=, again at a reload that changes it).
 . "$(dirname "$0")/lib.bash"
 command -v valgrind >/dev/null || skip "valgrind is not installed"
 [ -z "${MTD_TEST_SANITIZED:-}" ] || skip "the agent is built with sanitizers, which valgrind cannot run"
@@ -50,8 +51,33 @@ mtdctl reload >/dev/null 2>&1 && fail "a broken reload succeeded"
 kill -HUP "$AGENT_PID"
 sleep 1
 rm "$WORK/policies/x.policy"
+# a fleet's ranges (shared-blocks, root may send it): one cut around NeverBlock=
+# 192.0.2.0/24, an overlapping pair, an unban; the reload below cuts them again
+shared() { python3 - "$SOCKET" "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1]); s.send(sys.argv[2].encode()); print(s.recv(65536).decode())
+PY
+}
+out=$(shared '{"command":"shared-blocks","ban":[{"address":"192.0.2.0/23","seconds":600},{"address":"198.51.100.0/24","seconds":600},{"address":"198.51.100.0/25","seconds":900},{"address":"2001:db8:5::/48","seconds":600},{"address":"192.0.2.128/25","seconds":600}],"unban":["203.0.113.0/24"]}')
+# 192.0.2.0/23 is cut (never_block and blocked), 192.0.2.128/25 is all NeverBlock= (never_block only)
+assert_contains "$out" '"never_block":2,' "a range inside NeverBlock= is not blocked: $out"
+assert_contains "$out" '"ranges_blocked":4' "shared-blocks with ranges under valgrind: $out"
+out=$(shared '{"command":"shared-blocks","unban":["198.51.100.0/24"]}')
+assert_contains "$out" '"ranges_unblocked":1' "a range's unban under valgrind: $out"
+ranges=$(nft list set inet mtd ranges4)
+assert_contains "$ranges" "192.0.3.0/24 timeout" "the range cut around NeverBlock=192.0.2.0/24"
+assert_contains "$ranges" "198.51.100.0/25 timeout" "the overlapping range left after the unban"
+nft get element inet mtd ranges4 '{ 192.0.2.200 }' >/dev/null 2>&1 && fail "a NeverBlock= address is in ranges4: $ranges"
 write_host_policy web 22000-22999 127.0.0.1:8080
+# a reload that adds a NeverBlock= address inside a range in force cuts it out
+printf '[Decoys]\nNeverBlock=192.0.2.0/24 198.51.100.7\nUDPBlockLimit=4/1min\n' >"$WORK/mtd.conf"
 mtdctl reload >/dev/null || fail "reload"
+nft get element inet mtd ranges4 '{ 198.51.100.7 }' >/dev/null 2>&1 &&
+	fail "the reload's new NeverBlock=198.51.100.7 is still in ranges4: $(nft list set inet mtd ranges4)"
+nft get element inet mtd ranges4 '{ 198.51.100.8 }' >/dev/null 2>&1 ||
+	fail "the reload unblocked the rest of 198.51.100.0/25: $(nft list set inet mtd ranges4)"
+ok "a reload that changes NeverBlock= cuts the ranges in force around it"
 mtdctl audit show >/dev/null || fail "audit show"
 decoy=$(mtdctl --json status | tr -d ' \n' | sed -n 's/.*"name":"trap",[^]]*"decoys":\[\([0-9]*\).*/\1/p')
 [ -n "$decoy" ] || fail "no decoy of trap in status"

@@ -12,6 +12,10 @@
 #   - `cscli decisions add` reaches all three; `cscli decisions delete`
 #     unblocks on all three
 #   - NeverBlock= of B wins over a decision (A and C block, B does not)
+#   - `cscli decisions add --range` reaches the three interval sets (a source
+#     in the range is dropped, others pass); of two overlapping ranges,
+#     deleting one keeps what the other covers; deleting both unblocks; B
+#     blocks a range around its NeverBlock= address
 #   - a peer outside the block group is refused shared-blocks
 #   - 1500 imported decisions reach A and C (C's bridge paced under the
 #     agent's rate limit for a non-root uid)
@@ -248,6 +252,64 @@ wait_for "status_of hB | grep -q '\"never_block\":[1-9]'" 50 ||
 is_blocked hB 10.220.0.99 && fail "B blocked 10.220.0.99, which its NeverBlock= holds"
 ok "NeverBlock=10.220.0.99 of B wins over a decision: A and C block it, B does not"
 
+# --- ranges: cscli decisions add --range reaches the three interval sets -----------------
+# a listener on each host; sources of the scanner inside and outside the ranges
+for ns in hA hB hC; do
+	in_ns "$ns" "$NETPROBE" echo-server "${ADDR[$ns]}" 7070 &
+	PIDS+=($!)
+done
+for a in 200 240; do ip -n scan addr add "10.220.0.$a/24" dev eth0; done
+reaches() { in_ns scan env NETPROBE_SOURCE="$2" "$NETPROBE" connect "${ADDR[$1]}" 7070 500; }
+ranges_in() { in_ns "$1" nft list set inet mtd ranges4 2>/dev/null; }
+in_range() { in_ns "$1" nft get element inet mtd ranges4 "{ $2 }" >/dev/null 2>&1; }
+for ns in hA hB hC; do
+	wait_for "reaches $ns 10.220.0.200" 50 || fail "10.220.0.200 does not reach $ns:7070 before any range (control)"
+done
+cscli decisions add --range 10.220.0.192/26 -d 30m -R "test: a range" >/dev/null ||
+	fail "cscli decisions add --range: $(tail -3 "$CS/cscli.log")"
+for ns in hA hB hC; do
+	wait_for "ranges_in $ns | grep -q '10.220.0.192/26 timeout'" 100 ||
+		fail "the range 10.220.0.192/26 did not reach $ns: $(ranges_in "$ns")"
+	reaches "$ns" 10.220.0.200 && fail "10.220.0.200, inside 10.220.0.192/26, still reaches $ns"
+	reaches "$ns" 10.220.0.50 || fail "10.220.0.50, outside the range, no longer reaches $ns"
+done
+sec=$(ranges_in hB | grep -o "10.220.0.192/26 timeout [0-9hms]*")
+echo "$sec" | grep -Eq "timeout (30m|29m[0-9]+s)$" || fail "B blocks the range for the decision's remaining 30 min: $sec"
+ok "cscli decisions add --range 10.220.0.192/26 reaches A, B and C: a source in it is dropped ($sec), others pass"
+# an overlapping decision: deleting the wider one keeps what the narrower covers
+cscli decisions add --range 10.220.0.192/27 -d 1h >/dev/null || fail "cscli decisions add --range /27"
+for ns in hA hB hC; do
+	wait_for "ranges_in $ns | grep -Eq '10.220.0.192/27 timeout (1h|59m)'" 100 ||
+		fail "the overlapping range 10.220.0.192/27 (1 h) did not reach $ns: $(ranges_in "$ns")"
+done
+cscli decisions delete --range 10.220.0.192/26 >/dev/null || fail "cscli decisions delete --range /26"
+for ns in hA hB hC; do
+	wait_for "! in_range $ns 10.220.0.240" 100 || fail "deleting 10.220.0.192/26 did not unblock 10.220.0.240 on $ns: $(ranges_in "$ns")"
+	in_range "$ns" 10.220.0.200 || fail "deleting 10.220.0.192/26 unblocked 10.220.0.200, which 10.220.0.192/27 covers, on $ns"
+	reaches "$ns" 10.220.0.240 || fail "10.220.0.240 does not reach $ns after its range was deleted"
+	reaches "$ns" 10.220.0.200 && fail "10.220.0.200 reaches $ns while 10.220.0.192/27 is in force"
+done
+ok "two overlapping ranges: deleting 10.220.0.192/26 unblocks .240 and keeps .200 blocked by 10.220.0.192/27 on all three"
+cscli decisions delete --range 10.220.0.192/27 >/dev/null || fail "cscli decisions delete --range /27"
+for ns in hA hB hC; do
+	wait_for "reaches $ns 10.220.0.200" 100 || fail "deleting 10.220.0.192/27 did not unblock 10.220.0.200 on $ns: $(ranges_in "$ns")"
+done
+ok "cscli decisions delete --range unblocks the range on all three"
+# NeverBlock= of B inside a range: B blocks the range around it
+cscli decisions add --range 10.220.0.96/30 -d 30m >/dev/null || fail "cscli decisions add --range 10.220.0.96/30"
+for ns in hA hB hC; do
+	wait_for "in_range $ns 10.220.0.97" 100 || fail "10.220.0.96/30 did not reach $ns: $(ranges_in "$ns")"
+done
+in_range hA 10.220.0.99 && in_range hC 10.220.0.99 || fail "A and C do not block 10.220.0.99 in 10.220.0.96/30"
+in_range hB 10.220.0.99 && fail "B's range holds 10.220.0.99, which its NeverBlock= holds: $(ranges_in hB)"
+in_range hB 10.220.0.98 || fail "B did not block the rest of 10.220.0.96/30: $(ranges_in hB)"
+shared=$("$MTDCTL" --socket "$(sock hB)" status)
+# (the bridges' resyncs send the ranges again: the counts of blocked ones grow)
+assert_contains "$shared" "unblocked; 1 in force (1 interval(s))" "mtdctl status counts B's ranges in force"
+echo "$shared" | grep -Eq "ranges: [3-9][0-9]* blocked, [2-9][0-9]* unblocked" || fail "B's status counts the ranges: $shared"
+status_of hB | grep -q '"ranges":{"in_force":1,"intervals":1}' || fail "B's status JSON: $(status_of hB)"
+ok "NeverBlock=10.220.0.99 of B inside 10.220.0.96/30: A and C block the /30, B all of it but .99"
+
 # --- a bulk of decisions reaches the unprivileged bridge's agent in full ------------------
 # 1500 decisions: 47 requests of 32, more than the agent admits at once from
 # a non-root uid (a burst of 40, then 20 a second); the bridge paces itself
@@ -309,11 +371,14 @@ kill -TERM "${AGENT_PIDS[hB]}"
 wait "${AGENT_PIDS[hB]}" || fail "B's agent did not stop cleanly"
 start_host hB
 wait_for "[ \"\$(lapi_state hB)\" = up ]" 100 ||
-	fail "B's bridge did not report to the restarted agent: $(status_of hB) $(tail -3 "$WORK/hB/bridge.stderr")"
+	fail "B's bridge did not report to the restarted agent: $(status_of hB) $(tail -3 "$WORK/hB/bridge.stderr")
+B's agent: $(tail -20 "$WORK/hB/agent.stderr")"
 is_blocked hB 10.220.0.101 || fail "B's restart lost the fleet's block of 10.220.0.101"
+in_range hB 10.220.0.97 || fail "B's restart lost the fleet's range 10.220.0.96/30: $(ranges_in hB)"
+in_range hB 10.220.0.99 && fail "B's restart blocked its NeverBlock= address 10.220.0.99: $(ranges_in hB)"
 cscli decisions add -i 10.220.0.78 -d 30m >/dev/null || fail "cscli decisions add .78: $(tail -3 "$CS/cscli.log")"
 wait_for "is_blocked hB 10.220.0.78" 100 || fail "a decision after B's restart did not reach B"
-ok "B's agent restarts: its blocks stay, its bridge reconnects and the next decision reaches it"
+ok "B's agent restarts: its blocks and ranges stay, its bridge reconnects and the next decision reaches it"
 
 for ns in hA hB hC; do
 	kill -TERM "${BRIDGE_PIDS[$ns]}"

@@ -111,7 +111,8 @@ for family in mtd_build_info mtd_agent_start_time_seconds mtd_rotation_transacti
 	mtd_sources_blocked_total mtd_detections_total mtd_replacements_total \
 	mtd_detection_to_replacement_seconds mtd_instance_launches_total \
 	mtd_instance_launch_failures_total mtd_instances mtd_audit_records_total \
-	mtd_audit_seals_total mtd_audit_records_lost_total mtd_audit_queued mtd_clock_trusted; do
+	mtd_audit_seals_total mtd_audit_records_lost_total mtd_audit_queued mtd_clock_trusted \
+	mtd_shared_blocked_ranges mtd_shared_blocked_intervals; do
 	grep -q "^# TYPE $family " "$WORK/m0" || fail "no family $family in: $(cat "$WORK/m0")"
 done
 ok "mtdctl metrics passes promtool check metrics and has every family of docs/metrics.md"

@@ -20,6 +20,14 @@
  *   rotator-driver block ADDR MS [ADDR MS...]
  *                                   rotator_block(): one transaction, each source for
  *                                   MS milliseconds (0: until unblocked)
+ *   rotator-driver ranges OP... [-- OP...]...
+ *                                   rotator_block_ranges(), one call (transaction)
+ *                                   per step (steps separated by --), in one
+ *                                   process; OP: +ADDR/LEN:MS a ban, -ADDR/LEN an
+ *                                   unban, !ADDR/LEN never blocked (this step),
+ *                                   =COMMAND run by the shell now; a step ended by
+ *                                   --! must be refused (prints "refused: ERROR");
+ *                                   prints "ranges N segments M" at the end
  *   rotator-driver admit ADDR PROTO PORT MS [ADDR PROTO PORT MS...]
  *                                   rotator_admit(): one transaction
  *   rotator-driver unadmit ADDR PROTO PORT [ADDR PROTO PORT...]
@@ -495,6 +503,74 @@ int main(int argc, char **argv)
 		if (r < 0)
 			return print_err("block", r, &err);
 		printf("block sent %d\n", n);
+		return 0;
+	}
+	if (strcmp(argv[optind], "ranges") == 0) {
+		int n_args = argc - optind - 1;
+		struct rotator_range *ban = calloc((size_t)n_args + 1, sizeof(*ban));
+		struct rotator_range *unban = calloc((size_t)n_args + 1, sizeof(*unban));
+		struct rotator_range *never = calloc((size_t)n_args + 1, sizeof(*never));
+		size_t nb = 0, nu = 0, nn = 0, n_ranges = 0, n_segments = 0;
+
+		if (!ban || !unban || !never)
+			return 2;
+		for (int i = optind + 1; i <= argc; i++) {
+			char buf[128], *slash, *colon;
+			struct rotator_range x = {0};
+
+			if (i == argc || strcmp(argv[i], "--") == 0 ||
+			    strcmp(argv[i], "--!") == 0) {
+				bool refuse = i < argc && strcmp(argv[i], "--!") == 0;
+
+				r = rotator_block_ranges(rot, ban, nb, unban, nu, never, nn, &err);
+				if (refuse && r >= 0) {
+					fprintf(stderr, "ranges: a step was not refused\n");
+					return 1;
+				}
+				if (refuse)
+					printf("refused: %s: %s\n", err.step, err.detail);
+				else if (r < 0)
+					return print_err("ranges", r, &err);
+				nb = nu = nn = 0;
+				continue;
+			}
+			if (argv[i][0] == '=') {
+				if (system(argv[i] + 1) != 0) {
+					fprintf(stderr, "ranges: %s failed\n", argv[i] + 1);
+					return 2;
+				}
+				continue;
+			}
+			snprintf(buf, sizeof(buf), "%s", argv[i] + 1);
+			colon = strchr(buf, ':');
+			if (argv[i][0] == '+' && (colon = strrchr(buf, ':')))
+				*colon = '\0';
+			slash = strchr(buf, '/');
+			if (!slash || (argv[i][0] == '+' && !colon)) {
+				fprintf(stderr, "ranges: bad operation %s\n", argv[i]);
+				return 2;
+			}
+			*slash = '\0';
+			if (parse_addr(buf, &x.addr) < 0) {
+				fprintf(stderr, "ranges: bad address in %s\n", argv[i]);
+				return 2;
+			}
+			x.prefix_len = (unsigned)atoi(slash + 1);
+			if (argv[i][0] == '+') {
+				x.expires_in_ms = strtoull(colon + 1, NULL, 10);
+				ban[nb++] = x;
+			} else if (argv[i][0] == '-')
+				unban[nu++] = x;
+			else if (argv[i][0] == '!')
+				never[nn++] = x;
+			else {
+				fprintf(stderr, "ranges: bad operation %s\n", argv[i]);
+				return 2;
+			}
+		}
+		rotator_ranges_count(rot, &n_ranges, &n_segments);
+		rotator_free(rot);
+		printf("ranges %zu segments %zu\n", n_ranges, n_segments);
 		return 0;
 	}
 	if (strcmp(argv[optind], "admit") == 0 || strcmp(argv[optind], "unadmit") == 0) {

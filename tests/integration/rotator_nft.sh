@@ -190,6 +190,73 @@ $S nft list set inet mtd blocked4 | grep -q 10.77.0.2 && fail "source still bloc
 [ -z "$($S "$drv" blocked)" ] || fail "sources left blocked: $($S "$drv" blocked)"
 expect_ok 10.77.0.1 25000 "unblocked source reaches the service again"
 
+# --- blocked ranges: interval sets, overlaps, never-blocked addresses, expiry ----------------
+# ranges OP...: rotator_block_ranges() in one driver process (steps split by --)
+ranges() { $S "$drv" ranges "$@"; }
+plan6="web,tcp,25000,0,10.77.0.1,8080,0,27450 web,tcp,25000,0,fd77::1,8080,0,27451"
+out=$($S "$drv" apply $plan6) || fail "IPv4 and IPv6 plan: $out"
+expect_ok fd77::1 25000 "IPv6 reaches the service before any range (control)"
+out=$(ranges +10.77.0.0/24:60000 +fd77::/64:60000) || fail "blocking ranges: $out"
+$S nft list set inet mtd ranges4 | grep -q '10.77.0.0/24 timeout 1m' ||
+	fail "10.77.0.0/24 not in ranges4 with its timeout: $($S nft list set inet mtd ranges4)"
+$S nft list set inet mtd ranges6 | grep -q 'fd77::/64 timeout 1m' ||
+	fail "fd77::/64 not in ranges6: $($S nft list set inet mtd ranges6)"
+expect_no 10.77.0.1 25000 "a blocked IPv4 range drops a source in it"
+expect_no fd77::1 25000 "a blocked IPv6 range drops a source in it"
+# overlapping decisions (the kernel refuses overlapping intervals): one is
+# deleted, the other still covers the source
+out=$(ranges +10.77.0.0/24:60000 +10.77.0.0/25:120000 +10.77.0.0/16:30000 -- -10.77.0.0/24 \
+	-- -10.77.0.0/16) || fail "overlapping ranges: $out"
+[ "$out" = "ranges 1 segments 1" ] || fail "overlapping ranges: $out"
+set4=$($S nft list set inet mtd ranges4)
+echo "$set4" | grep -q '10.77.0.0/25 timeout 2m' || fail "10.77.0.0/25 not left alone: $set4"
+echo "$set4" | grep -q '10.77.0.0/24\|10.77.0.0/16' && fail "a deleted decision still programmed: $set4"
+expect_no 10.77.0.1 25000 "a deleted range leaves blocked what another range covers"
+ok "overlapping ranges are programmed as disjoint intervals; deleting two keeps the third ($out)"
+# a never-blocked address inside a range is cut out of it
+out=$(ranges +10.77.0.0/16:60000 +fd77::/64:60000 '!10.77.0.2/32' '!fd77::2/128') ||
+	fail "ranges with never-blocked addresses: $out"
+set4=$($S nft list set inet mtd ranges4)
+echo "$set4" | grep -q '10.77.0.0/31 timeout 1m' && echo "$set4" | grep -q '10.77.0.3-10.77.255.255 timeout 1m' ||
+	fail "10.77.0.0/16 not split around 10.77.0.2: $set4"
+expect_ok 10.77.0.1 25000 "a never-blocked address inside a blocked range still reaches the service"
+expect_ok fd77::1 25000 "a never-blocked IPv6 address inside a blocked range still reaches the service"
+# the kernel expires a range at its time
+out=$(ranges +10.77.0.0/24:1500) || fail "a short range: $out"
+expect_no 10.77.0.1 25000 "a range blocks until its time"
+sleep 2
+expect_ok 10.77.0.1 25000 "the kernel expired the range at its time"
+# an adopting apply carries the segments over with their time left
+out=$(ranges +10.77.0.0/24:60000 +10.88.0.0/16:30000 +10.88.1.0/24:90000 +fd77::/64:60000) ||
+	fail "ranges before adoption: $out"
+[ "$out" = "ranges 4 segments 5" ] || fail "ranges before adoption: $out"
+out=$($S "$drv" apply $plan6) || fail "adopting with ranges: $out"
+case "$out" in *"adopted=1"*) ;; *) fail "not adopted: $out" ;; esac
+set4=$($S nft list set inet mtd ranges4)
+for r in 10.77.0.0/24 10.88.0.0/24 10.88.1.0/24 10.88.2.0-10.88.255.255; do
+	echo "$set4" | grep -q "$r timeout" || fail "$r not carried over: $set4"
+done
+$S nft list set inet mtd ranges6 | grep -q 'fd77::/64 timeout' || fail "fd77::/64 not carried over"
+expect_no 10.77.0.1 25000 "still blocked by a range after the table was adopted"
+expect_no fd77::1 25000 "still blocked by an IPv6 range after the table was adopted"
+ok "adoption carries the blocked ranges over"
+# an element someone else added overlaps the next range: the kernel refuses
+# the transaction (named range and set), and the next call resynchronises
+# (flushes both sets and adds every range in force)
+out=$(ranges +10.66.5.0/24:60000 -- "=nft add element inet mtd ranges4 { 10.66.0.0/24 timeout 1h }" \
+	+10.66.0.0/23:60000 --! +10.66.0.0/23:60000) || fail "an overlap refused: $out"
+assert_refused=$(echo "$out" | grep '^refused: ')
+case "$assert_refused" in *"blocking range 10.66.0.0-10.66.1.255 in set ranges4"*) ;;
+*) fail "the refusal does not name the range and set: $out" ;; esac
+set4=$($S nft list set inet mtd ranges4)
+echo "$set4" | grep -q '10.66.0.0/23 timeout' && echo "$set4" | grep -q '10.66.5.0/24 timeout' ||
+	fail "not resynchronised after the refusal: $set4"
+ok "a refused range transaction names the range ($assert_refused); the next call resynchronises"
+out=$(ranges) || fail "clearing ranges: $out"
+[ -z "$($S nft list set inet mtd ranges4 | grep elements)" ] || fail "ranges left: $($S nft list set inet mtd ranges4)"
+expect_ok 10.77.0.1 25000 "no range left: the source reaches the service"
+expect_ok fd77::1 25000 "no range left: the IPv6 source reaches the service"
+
 # --- local access: clients on the host itself, where the plan says so -----------------------
 # from_host HOST PORT: like connect, from the server namespace (the host) itself
 from_host() { $S timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2 && head -c 6 <&3" 2>/dev/null; }

@@ -138,17 +138,23 @@ static void test_shared_blocks_typed_and_for_the_block_group(void **state)
 
 	assert_int_equal(
 	    decode("{\"command\":\"shared-blocks\",\"ban\":[{\"address\":\"10.0.0.1\","
-		   "\"seconds\":600},{\"address\":\"fd00::1\",\"seconds\":1}],\"unban\":["
-		   "\"10.0.0.2\"],\"bridge\":{\"engine\":\"crowdsec\",\"lapi\":\"up\","
+		   "\"seconds\":600},{\"address\":\"fd00::1\",\"seconds\":1},{\"address\":"
+		   "\"10.8.0.0/16\",\"seconds\":60},{\"address\":\"ffff:ffff:ffff:ffff:ffff:ffff:"
+		   "255.255.255.255/128\",\"seconds\":60}],\"unban\":[\"10.0.0.2\",\"2001:db8::/"
+		   "32\"],\"bridge\":{\"engine\":\"crowdsec\",\"lapi\":\"up\","
 		   "\"alerts_sent\":3,\"decisions_new\":2}}",
 		   &request, reason),
 	    0);
 	assert_int_equal(request.command, CONTROL_SHARED_BLOCKS);
-	assert_int_equal(request.n_bans, 2);
+	assert_int_equal(request.n_bans, 4);
 	assert_string_equal(request.bans[1].address, "fd00::1");
 	assert_int_equal(request.bans[0].seconds, 600);
-	assert_int_equal(request.n_unbans, 1);
+	assert_string_equal(request.bans[2].address, "10.8.0.0/16");
+	assert_string_equal(request.bans[3].address,
+			    "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255/128");
+	assert_int_equal(request.n_unbans, 2);
 	assert_string_equal(request.unbans[0], "10.0.0.2");
+	assert_string_equal(request.unbans[1], "2001:db8::/32");
 	assert_true(request.bridge.present);
 	assert_string_equal(request.bridge.lapi, "up");
 	assert_int_equal(request.bridge.alerts_sent, 3);
@@ -163,23 +169,40 @@ static void test_shared_blocks_typed_and_for_the_block_group(void **state)
 	text = control_request_encode(&request);
 	assert_non_null(text);
 	assert_int_equal(decode(text, &again, reason), 0);
-	assert_int_equal(again.n_bans, 2);
+	assert_int_equal(again.n_bans, 4);
 	assert_int_equal(again.bans[1].seconds, 1);
+	assert_string_equal(again.bans[2].address, "10.8.0.0/16");
 	assert_string_equal(again.unbans[0], "10.0.0.2");
+	assert_string_equal(again.unbans[1], "2001:db8::/32");
 	assert_int_equal(again.bridge.decisions_new, 2);
 
 	assert_refused("{\"command\":\"shared-blocks\"}",
 		       "shared-blocks: needs \"ban\", \"unban\" or \"bridge\"");
 	assert_refused("{\"command\":\"shared-blocks\",\"ban\":[{\"address\":\"10.0.0.1\"}]}",
 		       "shared-blocks: ban 0 must be {\"address\", \"seconds\"}");
-	assert_refused("{\"command\":\"shared-blocks\",\"ban\":[{\"address\":\"10.0.0.0/8\","
-		       "\"seconds\":5}]}",
-		       "shared-blocks: ban 0: \"address\" must be an IPv4 or IPv6 address");
+	static const char *const bad_ranges[] = {"10.0.0.0/8x", "10.0.0.0/",   "10.0.0.0/1280",
+						 "x/8",		"/8",	       "10.0.0.0/8/8",
+						 "10.0.0.0/-8", "10.0.0.0/33", "fd00::/129"};
+	for (size_t i = 0; i < ELEMENTSOF(bad_ranges); i++) {
+		char message[256];
+
+		snprintf(message, sizeof(message),
+			 "{\"command\":\"shared-blocks\",\"ban\":[{\"address\":\"%s\","
+			 "\"seconds\":5}]}",
+			 bad_ranges[i]);
+		assert_refused(message, "shared-blocks: ban 0: \"address\" must be an IPv4 or IPv6 "
+					"address or range (ADDRESS/LENGTH)");
+		snprintf(message, sizeof(message),
+			 "{\"command\":\"shared-blocks\",\"unban\":[\"%s\"]}", bad_ranges[i]);
+		assert_refused(message, "shared-blocks: unban 0 must be an IPv4 or IPv6 address or "
+					"range (ADDRESS/LENGTH)");
+	}
 	assert_refused("{\"command\":\"shared-blocks\",\"ban\":[{\"address\":\"10.0.0.1\","
 		       "\"seconds\":0}]}",
 		       "shared-blocks: ban 0: \"seconds\" must be an integer from 1 to 31622400");
 	assert_refused("{\"command\":\"shared-blocks\",\"unban\":[\"x y\"]}",
-		       "shared-blocks: unban 0 must be an IPv4 or IPv6 address");
+		       "shared-blocks: unban 0 must be an IPv4 or IPv6 address or range "
+		       "(ADDRESS/LENGTH)");
 	assert_refused("{\"command\":\"shared-blocks\",\"bridge\":{\"lapi\":\"up\\n\"}}",
 		       "shared-blocks: bridge \"lapi\" must be printable text of at most 15 "
 		       "characters");

@@ -38,7 +38,7 @@ static void test_go_durations_parse(void **state)
 	assert_int_equal(crowdsec_parse_duration("99999999999999h", &usec), -ERANGE);
 }
 
-static void test_stream_keeps_single_address_bans(void **state)
+static void test_stream_keeps_single_addresses_and_ranges(void **state)
 {
 	json_t *body = json_loads(
 	    "{\"new\":["
@@ -50,23 +50,36 @@ static void test_stream_keeps_single_address_bans(void **state)
 	    "{\"type\":\"ban\",\"scope\":\"Country\",\"value\":\"FR\",\"duration\":\"1h\"},"
 	    "{\"type\":\"ban\",\"scope\":\"Ip\",\"value\":\"10.1.1.2\",\"duration\":\"-3s\"},"
 	    "{\"type\":\"ban\",\"scope\":\"Ip\",\"value\":\"10.1.1.300\",\"duration\":\"1h\"},"
-	    "{\"type\":\"ban\",\"scope\":\"Ip\",\"value\":\"10.1.1.4/32\",\"duration\":\"1h\"}],"
+	    "{\"type\":\"ban\",\"scope\":\"Ip\",\"value\":\"10.1.1.4/32\",\"duration\":\"1h\"},"
+	    "{\"type\":\"ban\",\"scope\":\"Range\",\"value\":\"10.7.3.9/24\",\"duration\":\"2h\"},"
+	    "{\"type\":\"ban\",\"scope\":\"Range\",\"value\":\"2001:db8:1:2::5/48\","
+	    "\"duration\":\"1h\"},"
+	    "{\"type\":\"ban\",\"scope\":\"Range\",\"value\":\"10.6.0.0/33\",\"duration\":\"1h\"},"
+	    "{\"type\":\"ban\",\"scope\":\"Range\",\"value\":\"10.6.0.0/1x\",\"duration\":\"1h\"}],"
 	    "\"deleted\":[{\"type\":\"ban\",\"scope\":\"Ip\",\"value\":\"10.5.5.5\","
-	    "\"duration\":\"-1s\"}]}",
+	    "\"duration\":\"-1s\"},{\"type\":\"ban\",\"scope\":\"Range\",\"value\":"
+	    "\"10.8.0.0/16\",\"duration\":\"-1s\"}]}",
 	    0, NULL);
 	struct crowdsec_stream s;
 	char reason[CROWDSEC_REASON_MAX];
 
 	assert_non_null(body);
 	assert_int_equal(crowdsec_parse_stream(body, &s, reason), 0);
-	assert_int_equal(s.n_bans, 3);
+	assert_int_equal(s.n_bans, 6);
 	assert_string_equal(s.bans[0].address, "10.1.2.3");
 	assert_int_equal(s.bans[0].remaining_usec, 599 * 1000000LL);
 	assert_string_equal(s.bans[1].address, "fd00::1");
 	assert_string_equal(s.bans[2].address, "10.9.0.7");
-	assert_int_equal(s.n_unbans, 1);
+	/* ranges, with their host bits cleared */
+	assert_string_equal(s.bans[3].address, "10.8.0.0/16");
+	assert_string_equal(s.bans[4].address, "10.7.3.0/24");
+	assert_int_equal(s.bans[4].remaining_usec, 7200 * 1000000LL);
+	assert_string_equal(s.bans[5].address, "2001:db8:1::/48");
+	assert_int_equal(s.n_unbans, 2);
 	assert_string_equal(s.unbans[0].address, "10.5.5.5");
-	assert_int_equal(s.skipped, 6); /* /16, captcha, Country, expired, .300, Ip with /32 */
+	assert_string_equal(s.unbans[1].address, "10.8.0.0/16");
+	/* captcha, Country, expired, .300, Ip with /32, /33, /1x */
+	assert_int_equal(s.skipped, 7);
 	crowdsec_stream_done(&s);
 	json_decref(body);
 
@@ -162,7 +175,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_go_durations_parse),
-	    cmocka_unit_test(test_stream_keeps_single_address_bans),
+	    cmocka_unit_test(test_stream_keeps_single_addresses_and_ranges),
 	    cmocka_unit_test(test_alert_only_for_blocks_carried_out),
 	    cmocka_unit_test(test_credential_files),
 	};
