@@ -47,14 +47,14 @@ static const char golden_blocked_drop_ipv6[] =
  * reports the hit and never blocks (rotator_block() is the caller's). */
 static const char golden_decoy_hit[] =
     "inet mtd c\n"
+    "  [ ct load state => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
+    "  [ cmp eq reg 1 0x00000000 ]\n"
     "  [ fib daddr type => reg 1 ]\n"
     "  [ cmp eq reg 1 0x00000002 ]\n"
     "  [ meta load l4proto => reg 1 ]\n"
     "  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
     "  [ lookup reg 1 set decoys ]\n"
-    "  [ ct load state => reg 1 ]\n"
-    "  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
-    "  [ cmp eq reg 1 0x00000000 ]\n"
     "  [ log prefix mtd-decoy  group 7 snaplen 0 qthreshold 0 ]\n"
     "  [ counter pkts 0 bytes 0 ]\n"
     "  [ immediate reg 0 drop ]\n";
@@ -110,14 +110,14 @@ static const char golden_backend_guard_ipv6[] =
 /* honeypot (rotator_config.honeypot_port = 9999 = 0x270f) */
 static const char golden_decoy_report[] =
     "inet mtd c\n"
+    "  [ ct load state => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
+    "  [ cmp eq reg 1 0x00000000 ]\n"
     "  [ fib daddr type => reg 1 ]\n"
     "  [ cmp eq reg 1 0x00000002 ]\n"
     "  [ meta load l4proto => reg 1 ]\n"
     "  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
     "  [ lookup reg 1 set decoys ]\n"
-    "  [ ct load state => reg 1 ]\n"
-    "  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
-    "  [ cmp eq reg 1 0x00000000 ]\n"
     "  [ log prefix mtd-decoy  group 7 snaplen 0 qthreshold 0 ]\n"
     "  [ counter pkts 0 bytes 0 ]\n";
 
@@ -134,15 +134,15 @@ static const char golden_decoy_redirect[] =
 
 static const char golden_decoy_drop_non_tcp[] =
     "inet mtd c\n"
+    "  [ ct load state => reg 1 ]\n"
+    "  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
+    "  [ cmp eq reg 1 0x00000000 ]\n"
     "  [ fib daddr type => reg 1 ]\n"
     "  [ cmp eq reg 1 0x00000002 ]\n"
     "  [ meta load l4proto => reg 1 ]\n"
     "  [ payload load 2b @ transport header + 2 => reg 9 ]\n"
     "  [ lookup reg 1 set decoys ]\n"
     "  [ cmp neq reg 1 0x00000006 ]\n"
-    "  [ ct load state => reg 1 ]\n"
-    "  [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]\n"
-    "  [ cmp eq reg 1 0x00000000 ]\n"
     "  [ immediate reg 0 drop ]\n";
 
 static const char golden_honeypot_guard[] =
