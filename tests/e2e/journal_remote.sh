@@ -9,7 +9,9 @@
 #   - `mtdctl audit verify --journal` verifies the shipped records with the
 #     verification key, and agrees with the host's log;
 #   - an intruder's deletion of the local log's tail after shipping is found
-#     by comparing the two; so is a tail rewritten with the current key;
+#     by comparing the two (it verifies alone); so is an edited record
+#     (tests/integration/audit_journal.sh: also one rewritten with the
+#     stolen current key, which verifies alone);
 #   - a record lost on the way is reported as a gap, by its seq.
 #
 # env: BUILD (build dir, default build), MTD_JOURNAL_REMOTE_DIR (where make
@@ -151,6 +153,7 @@ step "an intruder cuts the host's log after shipping"
 sd_in systemctl stop "$UNIT" || fail "stop"
 last=$(local_last)
 wait_shipped "$last" || fail "the stop's records did not reach the collector"
+sd_in cat /var/log/mtd/audit.log >"$SD_DIR/stopped.log"
 sd_in sed -i '$d' /var/log/mtd/audit.log
 sd_in sed -i '$d' /var/log/mtd/audit.log
 sd_in sed -i '$d' /var/log/mtd/audit.log
@@ -162,6 +165,18 @@ out=$("$B/mtdctl" audit verify --key "$SD_DIR/verify.key" --journal "$SD_DIR/rem
 sd_log "$out"
 echo "$out" | grep -q "MISSING: the local log ends at seq $((last - 3)) but 3 shipped record(s) come after it (seq $((last - 2))..$last)" ||
 	fail "the comparison does not name the deleted records: $out"
+
+step "an intruder edits the host's log after shipping"
+cp "$SD_DIR/stopped.log" "$SD_DIR/edited.log"
+edit_seq=$((last - 5))
+# a well-formed change (a MAC no longer matches it; the comparison names it)
+sed -i "/^{\"seq\":$edit_seq,/s/\"monotonic_usec\":\([0-9]*\)/\"monotonic_usec\":\10/" "$SD_DIR/edited.log"
+cmp -s "$SD_DIR/edited.log" "$SD_DIR/stopped.log" && fail "the edit changed nothing"
+out=$("$B/mtdctl" audit verify --key "$SD_DIR/verify.key" --journal "$SD_DIR/remote" "$SD_DIR/edited.log" 2>&1) &&
+	fail "the edited record went unnoticed: $out"
+sd_log "$out"
+echo "$out" | grep -q "DIFFERENT: 1 record(s) differ from the shipped copy, the first seq $edit_seq" ||
+	fail "the comparison does not name the edited record: $out"
 
 step "a record lost on the way is a gap"
 gap=$((last / 2))
