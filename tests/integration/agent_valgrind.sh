@@ -1,7 +1,8 @@
 #!/bin/bash
 # The daemon's paths under valgrind: start, every control command, a refused
 # and an accepted reload, a SIGHUP reload, hostile requests, clean stop — no
-# memory errors and no leaks. It starts by adopting a table a previous run
+# memory errors and no leaks (every audit record also sent as a journal
+# copy to a stand-in socket). It starts by adopting a table a previous run
 # left, whose blocked sources it carries over. A fleet's ranges go through
 # shared-blocks (cut around NeverBlock=, again at a reload that changes it).
 . "$(dirname "$0")/lib.bash"
@@ -35,8 +36,17 @@ table inet mtd {
 	set blocked6 { type ipv6_addr; flags dynamic,timeout; elements = { 2001:db8::9 timeout 5m } }
 }
 NFT
-start_agent --config "$WORK/mtd.conf"
+# the journal copies of the audit records: a stand-in journald socket
+python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+while True: s.recv(1 << 20)' "$WORK/journal.sock" &
+JOURNAL_READER=$!
+trap 'kill $JOURNAL_READER 2>/dev/null; cleanup_work' EXIT
+wait_for "[ -S '$WORK/journal.sock' ]" 5 || fail "the stand-in journal socket did not appear"
+start_agent --config "$WORK/mtd.conf" --audit-journal "$WORK/journal.sock"
 status=$(mtdctl status) || fail "status"
+assert_contains "$status" "journal copies: " "the audit records' journal copies are sent"
 assert_contains "$status" "192.0.2.9" "the adopted table's blocked IPv4 source is shown"
 assert_contains "$status" "2001:db8::9" "the adopted table's blocked IPv6 source is shown"
 nft list set inet mtd blocked6 | grep -q '2001:db8::9 timeout' || fail "the blocked IPv6 source was not carried over"
