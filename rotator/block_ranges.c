@@ -27,7 +27,6 @@
 #define NFT_MSG_DESTROYSETELEM 30 /* Linux 6.3: delete, no error if absent */
 #endif
 
-#define MSG_FULL (NFT_TXN_MSG_MAX - 512)
 #define MAX_RESTARTS 5
 
 enum {
@@ -54,12 +53,9 @@ static const char *set_of(int family)
 static void put_key(struct nlmsghdr *nlh, int family, range_u128 value)
 {
 	uint8_t key[16];
-	struct nlattr *nest;
 
 	rotator_range_key(family, value, key);
-	nest = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_KEY);
-	mnl_attr_put(nlh, NFTA_DATA_VALUE, family == AF_INET ? 4 : 16, key);
-	mnl_attr_nest_end(nlh, nest);
+	elements_put_value(nlh, NFTA_SET_ELEM_KEY, key, family == AF_INET ? 4 : 16);
 }
 
 /* The segments of one family, as many messages as it takes; each message's
@@ -68,27 +64,22 @@ static int send_segments(struct nft_txn *t, uint16_t kind, const struct rotator_
 			 size_t n, int family, uint64_t now_ms)
 {
 	bool add = kind == REF_RANGE_ADD;
-	uint16_t cmd = add ? NFT_MSG_NEWSETELEM : NFT_MSG_DESTROYSETELEM;
-	uint16_t flags = add ? NLM_F_CREATE | NLM_F_EXCL : 0;
-	struct nlmsghdr *nlh = NULL;
-	struct nlattr *list = NULL;
+	struct elements_batch batch = {.t = t,
+				       .cmd = add ? NFT_MSG_NEWSETELEM : NFT_MSG_DESTROYSETELEM,
+				       .flags = add ? NLM_F_CREATE | NLM_F_EXCL : 0,
+				       .set = set_of(family)};
 	int r;
 
 	for (size_t i = 0; i < n; i++) {
+		struct nft_ref ref = {.kind = kind, .index = (uint32_t)i};
+		struct nlmsghdr *nlh;
 		struct nlattr *el;
 
 		if (s[i].family != family)
 			continue;
-		if (!nlh) {
-			struct nft_ref ref = {.kind = kind, .index = (uint32_t)i};
-
-			nlh = nft_txn_msg(t, cmd, NFPROTO_INET, flags, &ref);
-			if (!nlh)
-				return -ENOMEM;
-			mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, ROTATOR_TABLE);
-			mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set_of(family));
-			list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
-		}
+		nlh = elements_batch_msg(&batch, &ref);
+		if (!nlh)
+			return -ENOMEM;
 		el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
 		put_key(nlh, family, s[i].start);
 		if (add)
@@ -103,18 +94,11 @@ static int send_segments(struct nft_txn *t, uint16_t kind, const struct rotator_
 					 htonl(NFT_SET_ELEM_INTERVAL_END));
 			mnl_attr_nest_end(nlh, el);
 		}
-		if (nlh->nlmsg_len >= MSG_FULL) {
-			mnl_attr_nest_end(nlh, list);
-			r = nft_txn_msg_end(t, nlh);
-			if (r < 0)
-				return r;
-			nlh = NULL;
-		}
+		r = elements_batch_next(&batch);
+		if (r < 0)
+			return r;
 	}
-	if (!nlh)
-		return 0;
-	mnl_attr_nest_end(nlh, list);
-	return nft_txn_msg_end(t, nlh);
+	return elements_batch_end(&batch);
 }
 
 static int flush_ranges(struct nft_txn *t, int family)

@@ -20,9 +20,6 @@
 #define NFT_MSG_DESTROYSETELEM 30 /* Linux 6.3: delete, no error if absent */
 #endif
 
-/* close a message a little before the page slack could be overrun */
-#define MSG_FULL (NFT_TXN_MSG_MAX - 512)
-
 enum {
 	REF_FLUSH = 1,
 	REF_DEL, /* NFT_MSG_DELSETELEM: the element must be there */
@@ -50,12 +47,36 @@ static struct nlmsghdr *elems_msg_start(struct nft_txn *t, uint16_t cmd, uint16_
 	return nlh;
 }
 
-static void put_value(struct nlmsghdr *nlh, uint16_t type, const uint8_t *v, size_t len)
+void elements_put_value(struct nlmsghdr *nlh, uint16_t type, const void *v, size_t len)
 {
 	struct nlattr *nest = mnl_attr_nest_start(nlh, type);
 
 	mnl_attr_put(nlh, NFTA_DATA_VALUE, len, v);
 	mnl_attr_nest_end(nlh, nest);
+}
+
+struct nlmsghdr *elements_batch_msg(struct elements_batch *b, const struct nft_ref *ref)
+{
+	if (!b->nlh)
+		b->nlh = elems_msg_start(b->t, b->cmd, b->flags, b->set, &b->list, ref);
+	return b->nlh;
+}
+
+int elements_batch_end(struct elements_batch *b)
+{
+	struct nlmsghdr *nlh = b->nlh;
+
+	if (!nlh)
+		return 0;
+	mnl_attr_nest_end(nlh, b->list);
+	b->nlh = NULL;
+	return nft_txn_msg_end(b->t, nlh);
+}
+
+int elements_batch_next(struct elements_batch *b)
+{
+	/* close a message a little before the page slack could be overrun */
+	return b->nlh && b->nlh->nlmsg_len >= NFT_TXN_MSG_MAX - 512 ? elements_batch_end(b) : 0;
 }
 
 /* One operation on a list of elements of one set, in as many messages as it
@@ -68,38 +89,30 @@ static int send_elems(struct nft_txn *t, enum rs_set set, uint16_t kind, const s
 	/* EXCL: the delta only adds what the kernel does not have; anything
 	 * else means our state is wrong, which must not pass silently. */
 	uint16_t flags = add ? NLM_F_CREATE | NLM_F_EXCL : 0;
-	struct nlmsghdr *nlh = NULL;
-	struct nlattr *list = NULL;
+	struct elements_batch b = {.t = t, .cmd = cmd, .flags = flags, .set = delta_set_name(set)};
 	int r;
 
 	for (size_t i = 0; i < n; i++) {
 		const struct rs_elem *e = rs_table_elem(tab, idx[i]);
+		struct nft_ref ref = {.kind = kind, .sub = (uint16_t)set, .index = (uint32_t)i};
+		struct nlmsghdr *nlh = elements_batch_msg(&b, &ref);
 		struct nlattr *el;
 
-		if (!nlh) {
-			struct nft_ref ref = {
-			    .kind = kind, .sub = (uint16_t)set, .index = (uint32_t)i};
-
-			nlh = elems_msg_start(t, cmd, flags, delta_set_name(set), &list, &ref);
-			if (!nlh)
-				return -ENOMEM;
-		}
+		if (!nlh)
+			return -ENOMEM;
 		el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
-		put_value(nlh, NFTA_SET_ELEM_KEY, rs_elem_key(e), e->key_len);
+		elements_put_value(nlh, NFTA_SET_ELEM_KEY, rs_elem_key(e), e->key_len);
 		if (delta_set_is_interval(set))
-			put_value(nlh, NFTA_SET_ELEM_KEY_END, rs_elem_data(e), e->data_len);
+			elements_put_value(nlh, NFTA_SET_ELEM_KEY_END, rs_elem_data(e),
+					   e->data_len);
 		else if (add && e->data_len)
-			put_value(nlh, NFTA_SET_ELEM_DATA, rs_elem_data(e), e->data_len);
+			elements_put_value(nlh, NFTA_SET_ELEM_DATA, rs_elem_data(e), e->data_len);
 		mnl_attr_nest_end(nlh, el);
-		if (nlh->nlmsg_len >= MSG_FULL || i + 1 == n) {
-			mnl_attr_nest_end(nlh, list);
-			r = nft_txn_msg_end(t, nlh);
-			if (r < 0)
-				return r;
-			nlh = NULL;
-		}
+		r = elements_batch_next(&b);
+		if (r < 0)
+			return r;
 	}
-	return 0;
+	return elements_batch_end(&b);
 }
 
 static int flush_set(struct nft_txn *t, enum rs_set set)
@@ -139,42 +152,33 @@ static int send_blocked(struct nft_txn *t, uint16_t kind, uint16_t cmd, uint16_t
 			const struct rotator_blocked *list, size_t n, int family)
 {
 	bool v4 = family == AF_INET;
-	struct nlmsghdr *nlh = NULL;
-	struct nlattr *list_attr = NULL;
+	struct elements_batch batch = {
+	    .t = t, .cmd = cmd, .flags = flags, .set = v4 ? RS_BLOCKED4 : RS_BLOCKED6};
 	int r;
 
 	for (size_t i = 0; i < n; i++) {
 		const struct rotator_blocked *b = &list[i];
+		struct nft_ref ref = {.kind = kind, .index = (uint32_t)i};
+		struct nlmsghdr *nlh;
 		struct nlattr *el;
 
 		if (b->source.family != family)
 			continue;
-		if (!nlh) {
-			struct nft_ref ref = {.kind = kind, .index = (uint32_t)i};
-
-			nlh = elems_msg_start(t, cmd, flags, v4 ? RS_BLOCKED4 : RS_BLOCKED6,
-					      &list_attr, &ref);
-			if (!nlh)
-				return -ENOMEM;
-		}
+		nlh = elements_batch_msg(&batch, &ref);
+		if (!nlh)
+			return -ENOMEM;
 		el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
-		put_value(nlh, NFTA_SET_ELEM_KEY,
-			  v4 ? (const uint8_t *)&b->source.in : b->source.in6.s6_addr, v4 ? 4 : 16);
+		elements_put_value(nlh, NFTA_SET_ELEM_KEY,
+				   v4 ? (const void *)&b->source.in : b->source.in6.s6_addr,
+				   v4 ? 4 : 16);
 		if (cmd == NFT_MSG_NEWSETELEM && b->expires_in_ms)
 			mnl_attr_put_u64(nlh, NFTA_SET_ELEM_TIMEOUT, htobe64(b->expires_in_ms));
 		mnl_attr_nest_end(nlh, el);
-		if (nlh->nlmsg_len >= MSG_FULL) {
-			mnl_attr_nest_end(nlh, list_attr);
-			r = nft_txn_msg_end(t, nlh);
-			if (r < 0)
-				return r;
-			nlh = NULL;
-		}
+		r = elements_batch_next(&batch);
+		if (r < 0)
+			return r;
 	}
-	if (!nlh)
-		return 0;
-	mnl_attr_nest_end(nlh, list_attr);
-	return nft_txn_msg_end(t, nlh);
+	return elements_batch_end(&batch);
 }
 
 int elements_add_carried(struct nft_txn *t, const struct elements_ctx *ctx)
@@ -328,44 +332,34 @@ static int send_admissions(struct nft_txn *t, uint16_t kind, uint16_t cmd, uint1
 			   const struct rotator_admission *list, size_t n, int family)
 {
 	bool v4 = family == AF_INET;
-	struct nlmsghdr *nlh = NULL;
-	struct nlattr *list_attr = NULL;
+	struct elements_batch batch = {
+	    .t = t, .cmd = cmd, .flags = flags, .set = v4 ? RS_ADMITTED4 : RS_ADMITTED6};
 	uint8_t key[24];
 	int r;
 
 	for (size_t i = 0; i < n; i++) {
 		const struct rotator_admission *a = &list[i];
+		struct nft_ref ref = {.kind = kind, .index = (uint32_t)i};
+		struct nlmsghdr *nlh;
 		struct nlattr *el;
 		size_t len;
 
 		if (a->source.family != family)
 			continue;
-		if (!nlh) {
-			struct nft_ref ref = {.kind = kind, .index = (uint32_t)i};
-
-			nlh = elems_msg_start(t, cmd, flags, v4 ? RS_ADMITTED4 : RS_ADMITTED6,
-					      &list_attr, &ref);
-			if (!nlh)
-				return -ENOMEM;
-		}
+		nlh = elements_batch_msg(&batch, &ref);
+		if (!nlh)
+			return -ENOMEM;
 		len = admission_key(key, a);
 		el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
-		put_value(nlh, NFTA_SET_ELEM_KEY, key, len);
+		elements_put_value(nlh, NFTA_SET_ELEM_KEY, key, len);
 		if (cmd == NFT_MSG_NEWSETELEM)
 			mnl_attr_put_u64(nlh, NFTA_SET_ELEM_TIMEOUT, htobe64(a->expires_in_ms));
 		mnl_attr_nest_end(nlh, el);
-		if (nlh->nlmsg_len >= MSG_FULL) {
-			mnl_attr_nest_end(nlh, list_attr);
-			r = nft_txn_msg_end(t, nlh);
-			if (r < 0)
-				return r;
-			nlh = NULL;
-		}
+		r = elements_batch_next(&batch);
+		if (r < 0)
+			return r;
 	}
-	if (!nlh)
-		return 0;
-	mnl_attr_nest_end(nlh, list_attr);
-	return nft_txn_msg_end(t, nlh);
+	return elements_batch_end(&batch);
 }
 
 int elements_add_admit(struct nft_txn *t, const struct elements_ctx *ctx, bool remove)
@@ -402,8 +396,8 @@ int elements_add_unblock(struct nft_txn *t, const struct elements_ctx *ctx)
 		if (!nlh)
 			return -ENOMEM;
 		el = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
-		put_value(nlh, NFTA_SET_ELEM_KEY, v4 ? (const uint8_t *)&a->in : a->in6.s6_addr,
-			  v4 ? 4 : 16);
+		elements_put_value(nlh, NFTA_SET_ELEM_KEY,
+				   v4 ? (const uint8_t *)&a->in : a->in6.s6_addr, v4 ? 4 : 16);
 		mnl_attr_nest_end(nlh, el);
 		mnl_attr_nest_end(nlh, list);
 		r = nft_txn_msg_end(t, nlh);

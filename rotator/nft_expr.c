@@ -246,11 +246,26 @@ static int log_group(struct nftnl_rule *r, uint16_t group, const char *prefix)
 	return add(r, e);
 }
 
+/* reg 1 &= mask (len bytes, at most 4) */
+static int mask_reg1(struct nftnl_rule *r, const void *mask, uint32_t len)
+{
+	static const uint8_t zero[4];
+	struct nftnl_expr *e = nftnl_expr_alloc("bitwise");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, len);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, len);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, len);
+	}
+	return add(r, e);
+}
+
 /* ct KEY & mask into register 1: the first half of "ct status dnat",
  * "ct state established,related" and their negations */
 static int ct_masked_load(struct nftnl_rule *r, uint32_t key, uint32_t mask)
 {
-	uint32_t zero = 0;
 	struct nftnl_expr *e = nftnl_expr_alloc("ct");
 	int k;
 
@@ -261,15 +276,7 @@ static int ct_masked_load(struct nftnl_rule *r, uint32_t key, uint32_t mask)
 	k = add(r, e);
 	if (k < 0)
 		return k;
-	e = nftnl_expr_alloc("bitwise");
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
-	}
-	return add(r, e);
+	return mask_reg1(r, &mask, sizeof(mask));
 }
 
 static int ct_status_not_dnat(struct nftnl_rule *r)
@@ -843,22 +850,6 @@ struct nftnl_rule *nft_rule_dead_jump(const char *chain, uint8_t nfproto, const 
 	return rule_done(&r, k, comment);
 }
 
-/* reg 1 &= mask (one byte), the first half of "tcp flags & rst == rst" */
-static int mask_u8(struct nftnl_rule *r, uint8_t mask)
-{
-	uint8_t zero = 0;
-	struct nftnl_expr *e = nftnl_expr_alloc("bitwise");
-
-	if (e) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
-		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
-	}
-	return add(r, e);
-}
-
 #define TCP_FLAG_RST 0x04
 
 struct nftnl_rule *nft_rule_dead_reset_return(const char *chain, uint8_t nfproto, const char *set,
@@ -885,7 +876,7 @@ struct nftnl_rule *nft_rule_dead_reset_return(const char *chain, uint8_t nfproto
 	if (k >= 0)
 		k = payload_load(r, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1, NFT_REG_1);
 	if (k >= 0)
-		k = mask_u8(r, TCP_FLAG_RST);
+		k = mask_reg1(r, &(uint8_t){TCP_FLAG_RST}, 1); /* tcp flags & rst */
 	if (k >= 0)
 		k = cmp_u8(r, NFT_CMP_NEQ, 0);
 	if (k >= 0)

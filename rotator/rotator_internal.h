@@ -120,6 +120,26 @@ struct nlmsghdr *nft_txn_msg(struct nft_txn *t, uint16_t cmd, uint16_t family, u
 			     const struct nft_ref *ref);
 int nft_txn_msg_end(struct nft_txn *t, struct nlmsghdr *nlh);
 
+/*
+ * A run of set-element messages to one set (elements.c): elements_batch_msg()
+ * gives the message to put the next element in, starting one (its ref: the
+ * position of its first element) when none is open; elements_batch_next()
+ * after each element closes a message that is nearly full;
+ * elements_batch_end() closes the last one.
+ */
+struct elements_batch {
+	struct nft_txn *t;
+	uint16_t cmd, flags; /* NFT_MSG_NEWSETELEM etc., NLM_F_* */
+	const char *set;
+	struct nlmsghdr *nlh; /* the open message, NULL between messages */
+	struct nlattr *list;
+};
+struct nlmsghdr *elements_batch_msg(struct elements_batch *b, const struct nft_ref *ref);
+int elements_batch_next(struct elements_batch *b);
+int elements_batch_end(struct elements_batch *b);
+/* A value nest (NFTA_DATA_VALUE) of type: a set element's key or data. */
+void elements_put_value(struct nlmsghdr *nlh, uint16_t type, const void *v, size_t len);
+
 size_t nft_txn_n_msgs(const struct nft_txn *t);
 size_t nft_txn_size(const struct nft_txn *t);
 
